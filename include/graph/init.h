@@ -1,0 +1,43 @@
+/*
+ * init.h — reproducible parameter initialisation.
+ *
+ * Random numbers come from Philox-4x32-10, a counter-based generator: the
+ * value at position i of stream (seed, key) is a pure function of its inputs,
+ * so a run is reproducible from its seed whatever order parameters are
+ * initialised in. Each initializer takes the seed and a key (use a different
+ * key per parameter, e.g. its index).
+ *
+ *     lg_init_glorot_uniform(lg_param_tensor(w), 42, 0);
+ *
+ * Errors: LG_ERR_INVALID_ARGUMENT (NULL), LG_ERR_DTYPE (not float),
+ * LG_ERR_SHAPE (glorot needs rank >= 1).
+ */
+#ifndef LG_INIT_H
+#define LG_INIT_H
+
+#include <stdint.h>
+
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Uniform in [lo, hi). */
+lg_status lg_init_uniform(lg_tensor *t, double lo, double hi, uint64_t seed, uint64_t key);
+/* Normal(mean, stddev), Box-Muller over the same stream. */
+lg_status lg_init_normal(lg_tensor *t, double mean, double stddev, uint64_t seed, uint64_t key);
+/* Keras glorot_uniform: U(-l, l), l = sqrt(6 / (fan_in + fan_out)), with
+ * Keras's fans: a kernel [.., fan_in, fan_out] times the product of the
+ * leading dims (rank 1: fan_in = fan_out = dims[0]). */
+lg_status lg_init_glorot_uniform(lg_tensor *t, uint64_t seed, uint64_t key);
+
+/* The raw stream: 32 random bits for counter position i. */
+uint32_t lg_philox_u32(uint64_t seed, uint64_t key, uint64_t i);
+/* A double uniform in [0, 1) with 53 random bits for position i. */
+double lg_philox_uniform(uint64_t seed, uint64_t key, uint64_t i);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,18 @@
+/*
+ * loopgrad.h — everything public, in one include.
+ *
+ *     #include <graph/loopgrad.h>    // with pkg-config --cflags loopgrad
+ */
+#ifndef LG_LOOPGRAD_H
+#define LG_LOOPGRAD_H
+
+#include "status.h"
+#include "tensor.h"
+#include "graph.h"
+#include "ops.h"
+#include "program.h"
+#include "autodiff.h"
+#include "gradcheck.h"
+#include "init.h"
+
+#endif

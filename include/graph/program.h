@@ -1,0 +1,72 @@
+/*
+ * program.h — compiling and running graphs.
+ *
+ * A program is a graph compiled for a set of fetches and concrete feed
+ * shapes: the nodes the fetches need in a topological schedule, every shape
+ * made concrete, and intermediate buffers planned by liveness so that values
+ * whose last reader has run give their memory to later ones.
+ *
+ * The simple way is lg_graph_run(), which compiles on first use and caches
+ * one program per (fetches, feed shapes) on the graph, so a smaller last batch
+ * compiles once more and then hits the cache:
+ *
+ *     lg_feed feeds[] = {{x, x_tensor}, {y, y_tensor}};
+ *     lg_tensor *out[1] = {NULL};                 // NULL: allocated for you
+ *     lg_status s = lg_graph_run(g, feeds, 2, &loss, 1, out);
+ *     double l = lg_tensor_get(out[0], 0);
+ *     lg_tensor_free(out[0]);
+ *
+ * Errors (status + lg_last_error()): LG_ERR_GRAPH for a graph with a builder
+ * error, LG_ERR_FEED for a missing feed, a feed that is not an input of this
+ * graph, or a feed whose dtype or shape does not match its input,
+ * LG_ERR_INVALID_ARGUMENT for a fetch from another graph or an invalid value,
+ * LG_ERR_SHAPE when the concrete shapes do not fit an op, LG_ERR_RUNTIME when
+ * a kernel finds bad data (an index out of range).
+ */
+#ifndef LG_PROGRAM_H
+#define LG_PROGRAM_H
+
+#include <stddef.h>
+
+#include "graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A value to feed: an input of the graph and the tensor that feeds it. The
+ * tensor is read, not copied or kept. */
+typedef struct lg_feed {
+    lg_value input;
+    const lg_tensor *tensor;
+} lg_feed;
+
+typedef struct lg_program lg_program;
+
+/* Compile g for the fetches given feeds of these tensors' shapes (only the
+ * shapes and dtypes of feeds[].tensor are used here). The program is the
+ * caller's to free, and must be freed before its graph. */
+lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches,
+                             int n_fetches, lg_program **out);
+void lg_program_free(lg_program *p); /* NULL is fine */
+
+/* Run with feeds of exactly the compiled shapes. out[i] NULL gets a new
+ * tensor the caller frees; a non-NULL out[i] must already have the fetch's
+ * dtype and shape and is overwritten. */
+lg_status lg_program_run(lg_program *p, const lg_feed *feeds, int n_feeds, lg_tensor **out);
+
+/* Kernels in the schedule, and the bytes of planned intermediate memory
+ * (after reuse by liveness; feeds, parameters and constants not counted). */
+int lg_program_kernel_count(const lg_program *p);
+size_t lg_program_peak_bytes(const lg_program *p);
+
+/* Compile (or take from g's cache) and run; see the overview. */
+lg_status lg_graph_run(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches, int n_fetches,
+                       lg_tensor **out);
+/* Programs in g's cache (for tests of caching). */
+int lg_graph_program_count(const lg_graph *g);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,32 @@
+/*
+ * cpu.h — CPU kernels, one per compute op, defined in the file of their op
+ * family (cpu_<family>.c). Private to the library.
+ */
+#ifndef LG_CPU_H
+#define LG_CPU_H
+
+#include "backends/backend.h"
+
+#define LG_X_DECL(ID, name) lg_status lg_cpu_##name(const lg_node *n, const lg_buf *in, lg_buf *out);
+LG_COMPUTE_OPS(LG_X_DECL)
+#undef LG_X_DECL
+
+static inline int64_t lg_buf_numel(const lg_buf *b) { return lg_shape_numel(b->shape); }
+
+/* Row-major strides of a shape, in elements. */
+void lg_strides(lg_shape s, int64_t *strides);
+
+/* Broadcasting: the element offsets in each input for an output index.
+ * same: every input has the output's shape (offset = index). */
+typedef struct lg_bcast {
+    int rank, n_in;
+    bool same;
+    int64_t numel;
+    int64_t dims[LG_MAX_RANK];
+    int64_t strides[3][LG_MAX_RANK]; /* 0 along broadcast dims */
+} lg_bcast;
+
+void lg_bcast_init(lg_bcast *b, lg_shape out, const lg_buf *in, int n_in);
+void lg_bcast_offsets(const lg_bcast *b, int64_t i, int64_t *offsets);
+
+#endif

@@ -1,0 +1,186 @@
+/*
+ * cpu_elementwise.c — CPU kernels for the elementwise ops.
+ *
+ * Binary ops walk the output row by row (rows of the last dim): the input
+ * offsets are found once per row, then the inner loop steps each input by 1,
+ * or by 0 where it broadcasts. <tgmath.h> makes the float kernels call the
+ * float functions (expf, ...), the double ones the double functions.
+ */
+#include <tgmath.h>
+
+#include "backends/cpu/cpu.h"
+#include "graph/ops.h"
+
+/* out[i] = EXPR(a, b[, c]) with broadcasting, for element type T. */
+#define BCAST_LOOP(T, TA, N_IN, EXPR)                                                               \
+    do {                                                                                            \
+        lg_bcast bc;                                                                                \
+        lg_bcast_init(&bc, out[0].shape, in, N_IN);                                                  \
+        T *y = out[0].data;                                                                         \
+        const TA *pa = in[0].data;                                                                  \
+        const T *pb = in[1].data;                                                                   \
+        const T *pc = N_IN > 2 ? (const T *)in[2].data : NULL;                                      \
+        (void)pc;                                                                                   \
+        int64_t last = bc.rank ? bc.dims[bc.rank - 1] : 1, rows = last ? bc.numel / last : 0;       \
+        int64_t sa = bc.rank ? bc.strides[0][bc.rank - 1] : 0, sb = bc.rank ? bc.strides[1][bc.rank - 1] : 0; \
+        int64_t sc = bc.rank && N_IN > 2 ? bc.strides[2][bc.rank - 1] : 0;                          \
+        (void)sc;                                                                                   \
+        if (bc.same) {                                                                              \
+            for (int64_t i = 0; i < bc.numel; i++) {                                                \
+                TA a = pa[i];                                                                       \
+                T b = pb[i];                                                                        \
+                T c = N_IN > 2 ? pc[i] : 0;                                                         \
+                (void)c;                                                                            \
+                y[i] = (EXPR);                                                                      \
+            }                                                                                       \
+            break;                                                                                  \
+        }                                                                                           \
+        for (int64_t r = 0; r < rows; r++) {                                                        \
+            int64_t off[3];                                                                         \
+            lg_bcast_offsets(&bc, r * last, off);                                                   \
+            for (int64_t j = 0; j < last; j++) {                                                    \
+                TA a = pa[off[0] + j * sa];                                                         \
+                T b = pb[off[1] + j * sb];                                                          \
+                T c = N_IN > 2 ? pc[off[2] + j * sc] : 0;                                           \
+                (void)c;                                                                            \
+                y[r * last + j] = (EXPR);                                                           \
+            }                                                                                       \
+        }                                                                                           \
+    } while (0)
+
+/* A binary kernel for f32, f64 and i32. */
+#define BINARY_KERNEL(name, EXPR)                                                  \
+    lg_status lg_cpu_##name(const lg_node *n, const lg_buf *in, lg_buf *out)       \
+    {                                                                              \
+        (void)n;                                                                   \
+        switch (out[0].dtype) {                                                    \
+        case LG_F32: BCAST_LOOP(float, float, 2, EXPR); break;                     \
+        case LG_F64: BCAST_LOOP(double, double, 2, EXPR); break;                   \
+        case LG_I32: BCAST_LOOP(int32_t, int32_t, 2, EXPR); break;                 \
+        default: break;                                                            \
+        }                                                                          \
+        return LG_OK;                                                              \
+    }
+
+/* i32 div is never built: inference refuses it. */
+BINARY_KERNEL(add, a + b)
+BINARY_KERNEL(sub, a - b)
+BINARY_KERNEL(mul, a * b)
+BINARY_KERNEL(div, a / b)
+
+static inline bool compare(double a, double b, int op)
+{
+    switch (op) {
+    case LG_CMP_GT: return a > b;
+    case LG_CMP_GE: return a >= b;
+    case LG_CMP_LT: return a < b;
+    case LG_CMP_LE: return a <= b;
+    case LG_CMP_EQ: return a == b;
+    default: return a != b;
+    }
+}
+
+BINARY_KERNEL(compare, compare(a, b, n->attrs.cmp))
+
+lg_status lg_cpu_where(const lg_node *n, const lg_buf *in, lg_buf *out)
+{
+    (void)n;
+    /* a is the mask, with its own dtype; b and c are the two branches */
+#define WHERE(T)                                                                             \
+    do {                                                                                     \
+        if (in[0].dtype == LG_I32) BCAST_LOOP(T, int32_t, 3, a != 0 ? b : c);                \
+        else if (in[0].dtype == LG_F32) BCAST_LOOP(T, float, 3, a != 0 ? b : c);             \
+        else BCAST_LOOP(T, double, 3, a != 0 ? b : c);                                       \
+    } while (0)
+    switch (out[0].dtype) {
+    case LG_F32: WHERE(float); break;
+    case LG_F64: WHERE(double); break;
+    case LG_I32: WHERE(int32_t); break;
+    default: break;
+    }
+#undef WHERE
+    return LG_OK;
+}
+
+/* ---- unary ----------------------------------------------------------------- */
+
+/* y[i] = EXPR(x) for f32 and f64, IEXPR(x) for i32 (which inference lets
+ * only neg, abs and stop_gradient take); r0, r1 are the node's real
+ * attributes. */
+#define UNARY_KERNEL(name, EXPR, IEXPR)                                                           \
+    lg_status lg_cpu_##name(const lg_node *n, const lg_buf *in, lg_buf *out)                 \
+    {                                                                                        \
+        int64_t len = lg_buf_numel(&out[0]);                                                 \
+        double r0 = n->attrs.real[0], r1 = n->attrs.real[1];                                 \
+        (void)r0, (void)r1;                                                                  \
+        if (out[0].dtype == LG_F32) {                                                        \
+            typedef float T;                                                                 \
+            const T *xs = in[0].data;                                                        \
+            T *ys = out[0].data;                                                             \
+            for (int64_t i = 0; i < len; i++) {                                              \
+                T x = xs[i];                                                                 \
+                ys[i] = (T)(EXPR);                                                           \
+            }                                                                                \
+        } else if (out[0].dtype == LG_F64) {                                                 \
+            typedef double T;                                                                \
+            const T *xs = in[0].data;                                                        \
+            T *ys = out[0].data;                                                             \
+            for (int64_t i = 0; i < len; i++) {                                              \
+                T x = xs[i];                                                                 \
+                ys[i] = (T)(EXPR);                                                           \
+            }                                                                                \
+        } else {                                                                             \
+            typedef int32_t T;                                                               \
+            const T *xs = in[0].data;                                                        \
+            T *ys = out[0].data;                                                             \
+            for (int64_t i = 0; i < len; i++) {                                              \
+                T x = xs[i];                                                                 \
+                (void)x;                                                                     \
+                ys[i] = (T)(IEXPR);                                                          \
+            }                                                                                \
+        }                                                                                    \
+        return LG_OK;                                                                        \
+    }
+
+UNARY_KERNEL(neg, -x, -x)
+UNARY_KERNEL(exp, exp(x), 0)
+UNARY_KERNEL(log, log(x), 0)
+UNARY_KERNEL(sqrt, sqrt(x), 0)
+UNARY_KERNEL(square, x *x, 0)
+UNARY_KERNEL(pow, pow(x, (T)r0), 0)
+UNARY_KERNEL(abs, fabs(x), x < 0 ? -x : x)
+UNARY_KERNEL(sigmoid, x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)), 0)
+UNARY_KERNEL(hard_sigmoid, x <= -3 ? 0 : x >= 3 ? 1 : x / 6 + (T)0.5, 0)
+UNARY_KERNEL(tanh, tanh(x), 0)
+UNARY_KERNEL(relu, x > 0 ? x : 0, 0)
+UNARY_KERNEL(elu, x > 0 ? x : (T)r0 * expm1(x), 0)
+UNARY_KERNEL(softplus, (x > 0 ? x : 0) + log1p(exp(-fabs(x))), 0)
+UNARY_KERNEL(softsign, x / (1 + fabs(x)), 0)
+UNARY_KERNEL(clip, x < (T)r0 ? (T)r0 : x > (T)r1 ? (T)r1 : x, 0)
+UNARY_KERNEL(stop_gradient, x, x)
+
+lg_status lg_cpu_cast(const lg_node *n, const lg_buf *in, lg_buf *out)
+{
+    (void)n;
+    int64_t len = lg_buf_numel(&out[0]);
+#define CAST(TI, TO)                                               \
+    do {                                                           \
+        const TI *x = in[0].data;                                  \
+        TO *y = out[0].data;                                       \
+        for (int64_t i = 0; i < len; i++) y[i] = (TO)x[i];         \
+    } while (0)
+#define CAST_FROM(TI)                                              \
+    switch (out[0].dtype) {                                        \
+    case LG_F32: CAST(TI, float); break;                           \
+    case LG_F64: CAST(TI, double); break;                          \
+    default: CAST(TI, int32_t); break;                             \
+    }
+    switch (in[0].dtype) {
+    case LG_F32: CAST_FROM(float); break;
+    case LG_F64: CAST_FROM(double); break;
+    default: CAST_FROM(int32_t); break;
+    }
+#undef CAST
+#undef CAST_FROM
+    return LG_OK;
+}

@@ -1,0 +1,37 @@
+/*
+ * cpu_linalg.c — matmul through OpenBLAS sgemm/dgemm.
+ *
+ * A batched a [..., M, K] times a 2-D b folds the batch into M (one GEMM)
+ * when a is not transposed; otherwise one GEMM per batch element.
+ */
+#include <cblas.h>
+
+#include "backends/cpu/cpu.h"
+
+lg_status lg_cpu_matmul(const lg_node *n, const lg_buf *in, lg_buf *out)
+{
+    lg_shape a = in[0].shape, b = in[1].shape, c = out[0].shape;
+    bool ta = n->attrs.trans_a, tb = n->attrs.trans_b;
+    int64_t m = c.dims[c.rank - 2], nn = c.dims[c.rank - 1];
+    int64_t k = a.dims[a.rank - (ta ? 2 : 1)];
+    int64_t batch = lg_shape_numel(c) / (m * nn);
+    int64_t lda = ta ? m : k, ldb = tb ? k : nn;
+    int64_t a_step = m * k, b_step = b.rank > 2 ? k * nn : 0, c_step = m * nn;
+    if (b.rank == 2 && !ta) { /* fold the batch into M */
+        m *= batch;
+        batch = 1;
+    }
+    enum CBLAS_TRANSPOSE opa = ta ? CblasTrans : CblasNoTrans, opb = tb ? CblasTrans : CblasNoTrans;
+    for (int64_t i = 0; i < batch; i++) {
+        if (out[0].dtype == LG_F32)
+            cblas_sgemm(CblasRowMajor, opa, opb, (int)m, (int)nn, (int)k, 1.0f, (const float *)in[0].data + i * a_step,
+                        (int)lda, (const float *)in[1].data + i * b_step, (int)ldb, 0.0f,
+                        (float *)out[0].data + i * c_step, (int)nn);
+        else
+            cblas_dgemm(CblasRowMajor, opa, opb, (int)m, (int)nn, (int)k, 1.0, (const double *)in[0].data + i * a_step,
+                        (int)lda, (const double *)in[1].data + i * b_step, (int)ldb, 0.0,
+                        (double *)out[0].data + i * c_step, (int)nn);
+    }
+    (void)b;
+    return LG_OK;
+}

@@ -1,0 +1,382 @@
+/* graph.c — the node arena, names and scopes, sources, builder errors. */
+#include <string.h>
+
+#include "ops/op.h"
+
+lg_graph *lg_graph_new(void)
+{
+    lg_graph *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    g->scope = calloc(1, 1);
+    if (!g->scope) {
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+static void attrs_free(lg_attrs *a)
+{
+    free(a->ints);
+    lg_tensor_free(a->tensor);
+}
+
+void lg_graph_free(lg_graph *g)
+{
+    if (!g) return;
+    lg_program_cache_free(g->cache);
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        lg_node *n = &g->nodes[i];
+        free(n->in);
+        free(n->out);
+        free(n->name);
+        attrs_free(&n->attrs);
+    }
+    free(g->nodes);
+    free(g->params);
+    free(g->scope);
+    free(g->error);
+    free(g);
+}
+
+const char *lg_graph_error(const lg_graph *g) { return g ? g->error : "graph is NULL"; }
+
+lg_value lg_value_invalid(void) { return (lg_value){NULL, -1, 0}; }
+
+lg_value lg_graph_fail(lg_graph *g, const char *fmt, ...)
+{
+    if (g && !g->error) {
+        char buf[1024];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof buf, fmt, ap);
+        va_end(ap);
+        size_t len = strlen(buf) + 1;
+        g->error = malloc(len);
+        if (g->error) memcpy(g->error, buf, len);
+    }
+    return lg_value_invalid();
+}
+
+/* ---- scopes and names --------------------------------------------------- */
+
+void lg_scope_push(lg_graph *g, const char *name)
+{
+    if (!g) return;
+    if (!name || !name[0] || strchr(name, '/')) {
+        lg_graph_fail(g, "lg_scope_push: scope name '%s' must be non-empty and contain no '/'", name ? name : "(null)");
+        return;
+    }
+    size_t a = strlen(g->scope), b = strlen(name);
+    char *s = realloc(g->scope, a + b + 2);
+    if (!s) {
+        lg_graph_fail(g, "lg_scope_push: out of memory");
+        return;
+    }
+    memcpy(s + a, name, b);
+    s[a + b] = '/';
+    s[a + b + 1] = '\0';
+    g->scope = s;
+}
+
+void lg_scope_pop(lg_graph *g)
+{
+    if (!g) return;
+    size_t len = strlen(g->scope);
+    if (len == 0) return;
+    len--; /* drop the trailing '/' */
+    while (len > 0 && g->scope[len - 1] != '/') len--;
+    g->scope[len] = '\0';
+}
+
+static char *full_name(const lg_graph *g, const char *name)
+{
+    const char *prefix = g->in_grad ? "grad/" : "";
+    size_t n = strlen(prefix) + strlen(g->scope) + strlen(name) + 1;
+    char *s = malloc(n);
+    if (s) snprintf(s, n, "%s%s%s", prefix, g->scope, name);
+    return s;
+}
+
+/* ---- nodes --------------------------------------------------------------- */
+
+static bool grow_nodes(lg_graph *g)
+{
+    if (g->n_nodes < g->cap_nodes) return true;
+    int32_t cap = g->cap_nodes ? g->cap_nodes * 2 : 64;
+    lg_node *nodes = realloc(g->nodes, (size_t)cap * sizeof *nodes);
+    if (!nodes) return false;
+    g->nodes = nodes;
+    g->cap_nodes = cap;
+    return true;
+}
+
+lg_graph *lg_values_graph(const lg_value *v, int n, const char *op)
+{
+    lg_graph *g = NULL;
+    for (int i = 0; i < n; i++)
+        if (v[i].graph) {
+            g = v[i].graph;
+            break;
+        }
+    if (!g) return NULL;
+    for (int i = 0; i < n; i++) {
+        if (v[i].graph && v[i].graph != g) {
+            lg_graph_fail(g, "%s: input %d belongs to another graph", op, i);
+            return NULL;
+        }
+        if (!v[i].graph) {
+            lg_graph_fail(g, "%s: input %d is not a value (NULL graph)", op, i);
+            return NULL;
+        }
+        if (v[i].node < 0) return NULL; /* an earlier error, already recorded */
+        if (v[i].node >= g->n_nodes || v[i].output < 0 || v[i].output >= g->nodes[v[i].node].n_out) {
+            lg_graph_fail(g, "%s: input %d refers to no node output (node %d, output %d)", op, i, v[i].node,
+                          v[i].output);
+            return NULL;
+        }
+    }
+    return g;
+}
+
+int32_t lg_node_build(lg_graph *g, lg_op op, const lg_value *in, int n_in, const lg_attrs *attrs, const char *name)
+{
+    const lg_op_def *def = lg_op_defs[op];
+    if (n_in > 0) {
+        lg_graph *vg = lg_values_graph(in, n_in, def->name);
+        if (!vg) return -1;
+        g = vg;
+    }
+    if (!g || g->error) return -1;
+    if (def->n_in >= 0 && n_in != def->n_in) {
+        lg_graph_fail(g, "%s: takes %d inputs, got %d", def->name, def->n_in, n_in);
+        return -1;
+    }
+    lg_node node = {.op = op, .n_in = n_in};
+    if (attrs) node.attrs = *attrs; /* before growing: attrs may point into the arena */
+    const int64_t *ints = node.attrs.ints;
+    node.attrs.ints = NULL;
+    node.attrs.tensor = NULL;
+    if (!grow_nodes(g)) {
+        lg_graph_fail(g, "%s: out of memory", def->name);
+        return -1;
+    }
+    node.name = full_name(g, name ? name : def->name);
+    node.in = n_in ? calloc((size_t)n_in, sizeof *node.in) : NULL;
+    lg_port ports[n_in > 0 ? n_in : 1];
+    for (int i = 0; node.in && i < n_in; i++) {
+        node.in[i] = (lg_ref){in[i].node, in[i].output};
+        ports[i] = *lg_value_port(in[i]);
+    }
+    if (node.attrs.n_ints) { /* ints themselves live outside the arena */
+        node.attrs.ints = malloc((size_t)node.attrs.n_ints * sizeof(int64_t));
+        if (node.attrs.ints) memcpy(node.attrs.ints, ints, (size_t)node.attrs.n_ints * sizeof(int64_t));
+    }
+    /* split has one output per piece; every other op has one */
+    node.n_out = op == LG_OP_SPLIT ? node.attrs.n_ints : 1;
+    node.out = calloc((size_t)(node.n_out > 0 ? node.n_out : 1), sizeof *node.out);
+    if (!node.name || (n_in && !node.in) || !node.out || (node.attrs.n_ints && !node.attrs.ints)) {
+        free(node.name), free(node.in), free(node.out), free(node.attrs.ints);
+        lg_graph_fail(g, "%s: out of memory", def->name);
+        return -1;
+    }
+    char err[512] = "";
+    if (!def->infer(&node, ports, node.out, err, sizeof err)) {
+        lg_graph_fail(g, "%s '%s': %s", def->name, node.name, err);
+        free(node.name), free(node.in), free(node.out), free(node.attrs.ints);
+        return -1;
+    }
+    node.is_grad = g->in_grad;
+    g->nodes[g->n_nodes] = node;
+    return g->n_nodes++;
+}
+
+lg_value lg_build(lg_op op, const lg_value *in, int n_in, const lg_attrs *attrs)
+{
+    int32_t id = lg_node_build(NULL, op, in, n_in, attrs, NULL);
+    return id < 0 ? lg_value_invalid() : lg_value_of(in[0].graph, id, 0);
+}
+
+/* ---- sources ------------------------------------------------------------- */
+
+/* Graph dims are >= 1, or -1 for an input's open dims: a zero-size dim is a
+ * user error here (an empty batch says nothing a graph can compute). */
+static bool shape_ok(lg_shape s, bool allow_unknown)
+{
+    if (s.rank < 0 || s.rank > LG_MAX_RANK) return false;
+    for (int i = 0; i < s.rank; i++)
+        if (s.dims[i] < 1 && !(allow_unknown && s.dims[i] == -1)) return false;
+    return true;
+}
+
+static bool dtype_ok(lg_dtype t) { return (int)t >= 0 && t < LG_DTYPE_COUNT; }
+
+/* A source node owning its output port (and for params/constants a tensor). */
+static lg_value add_source(lg_graph *g, lg_op op, const char *name, lg_dtype dtype, lg_shape shape, lg_tensor *t)
+{
+    int32_t id = -1;
+    if (grow_nodes(g)) {
+        lg_node node = {.op = op, .n_out = 1};
+        node.out = malloc(sizeof *node.out);
+        node.name = full_name(g, name);
+        if (node.out && node.name) {
+            node.out[0] = (lg_port){dtype, shape};
+            node.attrs.tensor = t;
+            node.is_grad = g->in_grad;
+            g->nodes[g->n_nodes] = node;
+            id = g->n_nodes++;
+        } else {
+            free(node.out), free(node.name);
+        }
+    }
+    if (id < 0) {
+        lg_tensor_free(t);
+        return lg_graph_fail(g, "%s '%s': out of memory", lg_op_defs[op]->name, name);
+    }
+    return lg_value_of(g, id, 0);
+}
+
+lg_value lg_input(lg_graph *g, const char *name, lg_dtype dtype, lg_shape shape)
+{
+    if (!g || g->error) return lg_value_invalid();
+    if (!name || !name[0]) return lg_graph_fail(g, "input: a name is required");
+    if (!dtype_ok(dtype)) return lg_graph_fail(g, "input '%s': invalid dtype %d", name, (int)dtype);
+    if (!shape_ok(shape, true))
+        return lg_graph_fail(g, "input '%s': bad shape %s (rank 0..%d, dims >= 1 or -1)", name,
+                             lg_shape_cstr(shape), LG_MAX_RANK);
+    return add_source(g, LG_OP_INPUT, name, dtype, shape, NULL);
+}
+
+lg_value lg_param(lg_graph *g, const char *name, lg_dtype dtype, lg_shape shape)
+{
+    if (!g || g->error) return lg_value_invalid();
+    if (!name || !name[0]) return lg_graph_fail(g, "param: a name is required");
+    if (!dtype_ok(dtype)) return lg_graph_fail(g, "param '%s': invalid dtype %d", name, (int)dtype);
+    if (!shape_ok(shape, false))
+        return lg_graph_fail(g, "param '%s': shape %s must be concrete (rank 0..%d, dims >= 1)", name,
+                             lg_shape_cstr(shape), LG_MAX_RANK);
+    char *full = full_name(g, name);
+    if (!full) return lg_graph_fail(g, "param '%s': out of memory", name);
+    bool dup = lg_value_ok(lg_graph_find_param(g, full));
+    free(full);
+    if (dup) return lg_graph_fail(g, "param '%s%s': a parameter with this name exists", g->scope, name);
+    if (g->n_params == g->cap_params) {
+        int cap = g->cap_params ? 2 * g->cap_params : 16;
+        int32_t *p = realloc(g->params, (size_t)cap * sizeof *p);
+        if (!p) return lg_graph_fail(g, "param '%s': out of memory", name);
+        g->params = p;
+        g->cap_params = cap;
+    }
+    lg_tensor *t = NULL;
+    if (lg_tensor_new(dtype, shape, &t) != LG_OK) return lg_graph_fail(g, "param '%s': %s", name, lg_last_error());
+    lg_value v = add_source(g, LG_OP_PARAM, name, dtype, shape, t);
+    if (lg_value_ok(v)) g->params[g->n_params++] = v.node;
+    return v;
+}
+
+lg_value lg_constant(lg_graph *g, const char *name, const lg_tensor *t)
+{
+    if (!g || g->error) return lg_value_invalid();
+    if (!t) return lg_graph_fail(g, "constant '%s': tensor is NULL", name ? name : "const");
+    lg_tensor *copy = NULL;
+    if (lg_tensor_clone(t, &copy) != LG_OK)
+        return lg_graph_fail(g, "constant '%s': %s", name ? name : "const", lg_last_error());
+    return add_source(g, LG_OP_CONST, name && name[0] ? name : "const", lg_tensor_dtype(t), lg_tensor_shape(t), copy);
+}
+
+lg_value lg_scalar(lg_graph *g, lg_dtype dtype, double v)
+{
+    if (!g || g->error) return lg_value_invalid();
+    if (!dtype_ok(dtype)) return lg_graph_fail(g, "scalar: invalid dtype %d", (int)dtype);
+    lg_tensor *t = NULL;
+    if (lg_tensor_new(dtype, lg_shape_of(0), &t) != LG_OK) return lg_graph_fail(g, "scalar: %s", lg_last_error());
+    lg_tensor_set(t, 0, v);
+    return add_source(g, LG_OP_CONST, "scalar", dtype, lg_shape_of(0), t);
+}
+
+/* ---- values -------------------------------------------------------------- */
+
+static bool value_valid(lg_value v)
+{
+    return v.graph && v.node >= 0 && v.node < v.graph->n_nodes && v.output >= 0 &&
+           v.output < v.graph->nodes[v.node].n_out;
+}
+
+lg_dtype lg_value_dtype(lg_value v) { return value_valid(v) ? lg_value_port(v)->dtype : LG_DTYPE_COUNT; }
+lg_shape lg_value_shape(lg_value v) { return value_valid(v) ? lg_value_port(v)->shape : (lg_shape){.rank = -1}; }
+int lg_value_rank(lg_value v) { return lg_value_shape(v).rank; }
+const char *lg_value_name(lg_value v) { return value_valid(v) ? v.graph->nodes[v.node].name : ""; }
+bool lg_value_same(lg_value a, lg_value b) { return a.graph == b.graph && a.node == b.node && a.output == b.output; }
+
+/* ---- parameters ---------------------------------------------------------- */
+
+int lg_graph_param_count(const lg_graph *g) { return g ? g->n_params : 0; }
+
+lg_value lg_graph_param(const lg_graph *g, int i)
+{
+    if (!g || i < 0 || i >= g->n_params) return lg_value_invalid();
+    return lg_value_of((lg_graph *)g, g->params[i], 0);
+}
+
+lg_tensor *lg_param_tensor(lg_value p)
+{
+    if (!value_valid(p) || p.graph->nodes[p.node].op != LG_OP_PARAM) return NULL;
+    return p.graph->nodes[p.node].attrs.tensor;
+}
+
+lg_value lg_graph_find_param(const lg_graph *g, const char *full_name_)
+{
+    if (!g || !full_name_) return lg_value_invalid();
+    for (int i = 0; i < g->n_params; i++)
+        if (strcmp(g->nodes[g->params[i]].name, full_name_) == 0) return lg_value_of((lg_graph *)g, g->params[i], 0);
+    return lg_value_invalid();
+}
+
+/* ---- introspection ------------------------------------------------------- */
+
+static const lg_node *node_or_null(const lg_graph *g, int i)
+{
+    return g && i >= 0 && i < g->n_nodes ? &g->nodes[i] : NULL;
+}
+
+int lg_graph_node_count(const lg_graph *g) { return g ? g->n_nodes : 0; }
+const char *lg_graph_node_op(const lg_graph *g, int i)
+{
+    const lg_node *n = node_or_null(g, i);
+    return n ? lg_op_defs[n->op]->name : "";
+}
+const char *lg_graph_node_name(const lg_graph *g, int i)
+{
+    const lg_node *n = node_or_null(g, i);
+    return n ? n->name : "";
+}
+int lg_graph_node_output_count(const lg_graph *g, int i)
+{
+    const lg_node *n = node_or_null(g, i);
+    return n ? n->n_out : 0;
+}
+int lg_graph_node_input_count(const lg_graph *g, int i)
+{
+    const lg_node *n = node_or_null(g, i);
+    return n ? n->n_in : 0;
+}
+lg_value lg_graph_node_input(const lg_graph *g, int i, int k)
+{
+    const lg_node *n = node_or_null(g, i);
+    if (!n || k < 0 || k >= n->n_in) return lg_value_invalid();
+    return lg_value_of((lg_graph *)g, n->in[k].node, n->in[k].out);
+}
+bool lg_graph_node_is_grad(const lg_graph *g, int i)
+{
+    const lg_node *n = node_or_null(g, i);
+    return n && n->is_grad;
+}
+
+int lg_op_count(void) { return LG_OP_COUNT; }
+const char *lg_op_name(int op) { return op >= 0 && op < LG_OP_COUNT ? lg_op_defs[op]->name : ""; }
+
+/* Sources are made by lg_input/lg_param/lg_constant, which set their port;
+ * the executor binds them to feeds and tensors. */
+const lg_op_def lg_op_def_input = {"input", 0, NULL, NULL};
+const lg_op_def lg_op_def_param = {"param", 0, NULL, NULL};
+const lg_op_def lg_op_def_const = {"const", 0, NULL, NULL};
