@@ -38,7 +38,7 @@ static int fail(const char *what, lg_status s)
 
 int main(int argc, char **argv)
 {
-    int steps = argc > 1 ? atoi(argv[1]) : 3000;
+    int steps = argc > 1 ? atoi(argv[1]) : 6000;
     double lr = 0.5;
     lg_graph *g = lg_graph_new();
 

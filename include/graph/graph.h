@@ -29,8 +29,9 @@
  * Errors: a builder given bad input (NULL or invalid value, a value from
  * another graph, shapes or dtypes that do not fit) records the first such
  * error on the graph, naming the node, op and shapes, and returns an invalid
- * value. Builders given an invalid value return an invalid value without a new
- * message. A graph with an error can still be inspected and freed, but not
+ * value. From then on every builder on that graph returns an invalid value
+ * without a new message, so the first error is the one reported. A graph
+ * with an error can still be inspected and freed, but not differentiated,
  * compiled or run (LG_ERR_GRAPH).
  *
  * Threading: a graph is not thread-safe; use one per thread.
@@ -61,7 +62,8 @@ typedef struct lg_value {
 lg_graph *lg_graph_new(void);
 void lg_graph_free(lg_graph *g); /* NULL is fine */
 
-/* The first builder error recorded on g, or NULL if there is none. */
+/* The first builder error recorded on g, or NULL if there is none. A NULL
+ * graph (lg_graph_new() out of memory) reads as "graph is NULL". */
 const char *lg_graph_error(const lg_graph *g);
 
 /* Name scopes. lg_scope_pop() without a push is ignored. A scope name must be

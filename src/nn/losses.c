@@ -35,8 +35,12 @@ lg_value lg_categorical_crossentropy(lg_value y_true, lg_value y_pred, bool from
 lg_value lg_sparse_categorical_crossentropy(lg_value labels, lg_value y_pred, bool from_logits)
 {
     if (from_logits) return mean_all(lg_sparse_softmax_xent(y_pred, labels));
-    /* Keras: log of the clipped probabilities taken as logits, so the
-     * softmax renormalises them */
-    lg_value logp = lg_log(lg_clip(y_pred, LG_PROB_EPS, 1 - LG_PROB_EPS));
-    return mean_all(lg_sparse_softmax_xent(logp, labels));
+    /* Keras normalises, clips and takes -log p[label]. The fused op does the
+     * picking and checks the labels' range; the log-sum-exp it adds is
+     * log(sum of clipped p) = 0, off by at most classes * 1e-7 when the
+     * clip is active. */
+    int last = -1;
+    lg_value p = lg_div(y_pred, lg_sum(y_pred, &last, 1, true));
+    p = lg_clip(p, LG_PROB_EPS, 1 - LG_PROB_EPS);
+    return mean_all(lg_sparse_softmax_xent(lg_log(p), labels));
 }
