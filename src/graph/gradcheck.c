@@ -84,7 +84,7 @@ lg_status lg_gradcheck(lg_graph *g, lg_value loss, const lg_value *wrt, int n_wr
             st = lg_fail(LG_ERR_DTYPE, "lg_gradcheck: '%s' and the loss must be f64 (finite differences in f32 are noise)",
                          lg_value_name(wrt[k]));
     if (!st) st = lg_graph_run(g, feeds, n_feeds, grads, n_wrt, analytic);
-    if (!st) memcpy(fd, feeds, (size_t)n_feeds * sizeof *fd);
+    if (!st && n_feeds) memcpy(fd, feeds, (size_t)n_feeds * sizeof *fd);
     double worst = -INFINITY;
     for (int k = 0; !st && k < n_wrt; k++) {
         lg_tensor *t = NULL, *copy = NULL;

@@ -5,12 +5,6 @@
 #include "graph/ops.h"
 #include "ops/op.h"
 
-#define FAIL(why)                                                \
-    do {                                                         \
-        lg_infer_error(err, size, in, n->n_in, why);             \
-        return false;                                            \
-    } while (0)
-
 /* [N, rest...] gathered by idx [I...] -> [I..., rest...] */
 static bool gathered_shape(lg_shape table, lg_shape idx, lg_shape *out)
 {
@@ -22,10 +16,10 @@ static bool gathered_shape(lg_shape table, lg_shape idx, lg_shape *out)
 
 static bool infer_gather(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
 {
-    if (in[1].dtype != LG_I32) FAIL("indices must be i32");
-    if (in[0].shape.rank < 1) FAIL("the table needs rank >= 1");
+    if (in[1].dtype != LG_I32) LG_INFER_FAIL("indices must be i32");
+    if (in[0].shape.rank < 1) LG_INFER_FAIL("the table needs rank >= 1");
     lg_shape s;
-    if (!gathered_shape(in[0].shape, in[1].shape, &s)) FAIL("the result would exceed the maximum rank");
+    if (!gathered_shape(in[0].shape, in[1].shape, &s)) LG_INFER_FAIL("the result would exceed the maximum rank");
     out[0] = (lg_port){in[0].dtype, s};
     return true;
 }
@@ -33,22 +27,22 @@ static bool infer_gather(const lg_node *n, const lg_port *in, lg_port *out, char
 static bool infer_scatter_add(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
 {
     /* in = {updates, idx, like} */
-    if (in[1].dtype != LG_I32) FAIL("indices must be i32");
-    if (!lg_is_float(in[0].dtype) || in[2].dtype != in[0].dtype) FAIL("updates and target must share a float dtype");
+    if (in[1].dtype != LG_I32) LG_INFER_FAIL("indices must be i32");
+    if (!lg_is_float(in[0].dtype) || in[2].dtype != in[0].dtype) LG_INFER_FAIL("updates and target must share a float dtype");
     lg_shape s;
-    if (in[2].shape.rank < 1 || !gathered_shape(in[2].shape, in[1].shape, &s)) FAIL("shapes do not fit a gather");
+    if (in[2].shape.rank < 1 || !gathered_shape(in[2].shape, in[1].shape, &s)) LG_INFER_FAIL("shapes do not fit a gather");
     bool ok = s.rank == in[0].shape.rank;
     for (int i = 0; ok && i < s.rank; i++)
         ok = s.dims[i] == in[0].shape.dims[i] || s.dims[i] == -1 || in[0].shape.dims[i] == -1;
-    if (!ok) FAIL("updates are not shaped like the gather of the target");
+    if (!ok) LG_INFER_FAIL("updates are not shaped like the gather of the target");
     out[0] = in[2];
     return true;
 }
 
 static bool infer_one_hot(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
 {
-    if (in[0].dtype != LG_I32) FAIL("indices must be i32");
-    if (in[0].shape.rank >= LG_MAX_RANK) FAIL("the result would exceed the maximum rank");
+    if (in[0].dtype != LG_I32) LG_INFER_FAIL("indices must be i32");
+    if (in[0].shape.rank >= LG_MAX_RANK) LG_INFER_FAIL("the result would exceed the maximum rank");
     lg_shape s = in[0].shape;
     s.dims[s.rank++] = n->attrs.ints[0];
     out[0] = (lg_port){n->attrs.dtype, s};

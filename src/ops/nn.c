@@ -5,16 +5,10 @@
 #include "graph/ops.h"
 #include "ops/op.h"
 
-#define FAIL(why)                                                \
-    do {                                                         \
-        lg_infer_error(err, size, in, n->n_in, why);             \
-        return false;                                            \
-    } while (0)
-
 static bool infer_softmax(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
 {
-    if (!lg_is_float(in[0].dtype)) FAIL("needs f32 or f64");
-    if (n->attrs.axis >= in[0].shape.rank) FAIL("axis out of range");
+    if (!lg_is_float(in[0].dtype)) LG_INFER_FAIL("needs f32 or f64");
+    if (n->attrs.axis >= in[0].shape.rank) LG_INFER_FAIL("axis out of range");
     out[0] = in[0];
     return true;
 }
@@ -66,15 +60,15 @@ static bool same_dims(lg_shape a, lg_shape b, int rank)
 static bool infer_xent(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
 {
     lg_shape x = in[0].shape, z = in[1].shape;
-    if (!lg_is_float(in[0].dtype)) FAIL("logits need f32 or f64");
+    if (!lg_is_float(in[0].dtype)) LG_INFER_FAIL("logits need f32 or f64");
     if (n->op == LG_OP_SPARSE_SOFTMAX_XENT) {
-        if (in[1].dtype != LG_I32) FAIL("labels must be i32");
+        if (in[1].dtype != LG_I32) LG_INFER_FAIL("labels must be i32");
         if (x.rank < 1 || z.rank != x.rank - 1 || !same_dims(x, z, z.rank))
-            FAIL("labels must be shaped like the logits without their last axis");
+            LG_INFER_FAIL("labels must be shaped like the logits without their last axis");
     } else {
-        if (in[1].dtype != in[0].dtype) FAIL("targets must have the logits' dtype");
-        if (x.rank != z.rank || !same_dims(x, z, x.rank)) FAIL("targets must be shaped like the logits");
-        if (n->op == LG_OP_SOFTMAX_XENT && x.rank < 1) FAIL("logits need a class axis");
+        if (in[1].dtype != in[0].dtype) LG_INFER_FAIL("targets must have the logits' dtype");
+        if (x.rank != z.rank || !same_dims(x, z, x.rank)) LG_INFER_FAIL("targets must be shaped like the logits");
+        if (n->op == LG_OP_SOFTMAX_XENT && x.rank < 1) LG_INFER_FAIL("logits need a class axis");
     }
     out[0] = in[0];
     if (n->op != LG_OP_SIGMOID_XENT) out[0].shape.rank--;

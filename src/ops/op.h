@@ -44,6 +44,13 @@ void lg_infer_error(char *err, size_t size, const lg_port *in, int n_in, const c
 bool lg_is_float(lg_dtype t);
 /* A rank-0 constant of x's dtype, in x's graph. */
 lg_value lg_scalar_like(lg_value x, double v);
+/* In an infer function (parameters n, in, err, size): report why and fail. */
+#define LG_INFER_FAIL(why)                                  \
+    do {                                                    \
+        lg_infer_error(err, size, in, n->n_in, why);        \
+        return false;                                       \
+    } while (0)
+
 /* Common infer functions. */
 bool lg_infer_same(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size);
 bool lg_infer_same_float(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size);

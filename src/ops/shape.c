@@ -9,12 +9,6 @@
 #include "graph/ops.h"
 #include "ops/op.h"
 
-#define FAIL(why)                                                \
-    do {                                                         \
-        lg_infer_error(err, size, in, n->n_in, why);             \
-        return false;                                            \
-    } while (0)
-
 /* ---- reshape family -------------------------------------------------------- */
 
 static bool infer_reshape(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
@@ -29,10 +23,10 @@ static bool infer_reshape(const lg_node *n, const lg_port *in, lg_port *out, cha
     }
     int64_t total = lg_shape_numel(in[0].shape);
     if (infer_at >= 0 && total >= 0) {
-        if (total % known) FAIL("the element count is not divisible by the known target dims");
+        if (total % known) LG_INFER_FAIL("the element count is not divisible by the known target dims");
         t.dims[infer_at] = total / known;
     } else if (infer_at < 0 && total >= 0 && total != known) {
-        FAIL("the element count differs from the target's");
+        LG_INFER_FAIL("the element count differs from the target's");
     }
     out[0] = (lg_port){in[0].dtype, t};
     return true;
@@ -56,7 +50,7 @@ lg_value lg_reshape(lg_value x, lg_shape shape)
 static bool infer_reshape_like(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
 {
     int64_t a = lg_shape_numel(in[0].shape), b = lg_shape_numel(in[1].shape);
-    if (a >= 0 && b >= 0 && a != b) FAIL("element counts differ");
+    if (a >= 0 && b >= 0 && a != b) LG_INFER_FAIL("element counts differ");
     out[0] = (lg_port){in[0].dtype, in[1].shape};
     return true;
 }
@@ -71,8 +65,8 @@ static bool infer_expand_dims(const lg_node *n, const lg_port *in, lg_port *out,
 {
     lg_shape s = in[0].shape;
     int axis = n->attrs.axis;
-    if (s.rank >= LG_MAX_RANK) FAIL("the result would exceed the maximum rank");
-    if (axis < 0 || axis > s.rank) FAIL("axis out of range");
+    if (s.rank >= LG_MAX_RANK) LG_INFER_FAIL("the result would exceed the maximum rank");
+    if (axis < 0 || axis > s.rank) LG_INFER_FAIL("axis out of range");
     for (int i = s.rank; i > axis; i--) s.dims[i] = s.dims[i - 1];
     s.dims[axis] = 1;
     s.rank++;
@@ -84,8 +78,8 @@ static bool infer_squeeze(const lg_node *n, const lg_port *in, lg_port *out, cha
 {
     lg_shape s = in[0].shape;
     int axis = n->attrs.axis;
-    if (axis < 0 || axis >= s.rank) FAIL("axis out of range");
-    if (s.dims[axis] != 1 && s.dims[axis] != -1) FAIL("the squeezed dim is not 1");
+    if (axis < 0 || axis >= s.rank) LG_INFER_FAIL("axis out of range");
+    if (s.dims[axis] != 1 && s.dims[axis] != -1) LG_INFER_FAIL("the squeezed dim is not 1");
     for (int i = axis; i < s.rank - 1; i++) s.dims[i] = s.dims[i + 1];
     s.rank--;
     out[0] = (lg_port){in[0].dtype, s};
@@ -134,11 +128,11 @@ static void grad_squeeze(lg_graph *g, int32_t node, const lg_value *dy, lg_value
 static bool infer_transpose(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
 {
     lg_shape s = in[0].shape, o = {.rank = s.rank};
-    if (n->attrs.n_ints != s.rank) FAIL("the permutation's length differs from the rank");
+    if (n->attrs.n_ints != s.rank) LG_INFER_FAIL("the permutation's length differs from the rank");
     uint32_t seen = 0;
     for (int i = 0; i < s.rank; i++) {
         int64_t p = n->attrs.ints[i];
-        if (p < 0 || p >= s.rank || (seen & (1u << p))) FAIL("not a permutation of the axes");
+        if (p < 0 || p >= s.rank || (seen & (1u << p))) LG_INFER_FAIL("not a permutation of the axes");
         seen |= 1u << p;
         o.dims[i] = s.dims[p];
     }
@@ -171,9 +165,9 @@ static bool infer_slice(const lg_node *n, const lg_port *in, lg_port *out, char 
     bool un = n->op == LG_OP_UNSLICE;
     lg_shape full = in[un ? 1 : 0].shape;
     int axis = n->attrs.axis;
-    if (axis >= full.rank) FAIL("axis out of range");
+    if (axis >= full.rank) LG_INFER_FAIL("axis out of range");
     int64_t start = n->attrs.ints[0], len = n->attrs.ints[1], dim = full.dims[axis];
-    if (dim >= 0 && (start >= dim || (len >= 0 && start + len > dim))) FAIL("the slice runs past the end of the axis");
+    if (dim >= 0 && (start >= dim || (len >= 0 && start + len > dim))) LG_INFER_FAIL("the slice runs past the end of the axis");
     lg_shape piece = full;
     piece.dims[axis] = len >= 0 ? len : dim >= 0 ? dim - start : -1;
     if (un) {
@@ -181,7 +175,7 @@ static bool infer_slice(const lg_node *n, const lg_port *in, lg_port *out, char 
         bool ok = d.rank == full.rank;
         for (int i = 0; ok && i < d.rank; i++)
             ok = d.dims[i] == piece.dims[i] || d.dims[i] == -1 || piece.dims[i] == -1;
-        if (!ok) FAIL("the gradient does not have the slice's shape");
+        if (!ok) LG_INFER_FAIL("the gradient does not have the slice's shape");
         out[0] = (lg_port){in[0].dtype, full};
     } else {
         out[0] = (lg_port){in[0].dtype, piece};
@@ -220,16 +214,16 @@ static bool infer_concat(const lg_node *n, const lg_port *in, lg_port *out, char
 {
     lg_shape s = in[0].shape;
     int axis = n->attrs.axis;
-    if (axis >= s.rank) FAIL("axis out of range");
+    if (axis >= s.rank) LG_INFER_FAIL("axis out of range");
     for (int k = 1; k < n->n_in; k++) {
         lg_shape t = in[k].shape;
-        if (in[k].dtype != in[0].dtype) FAIL("dtypes differ");
-        if (t.rank != s.rank) FAIL("ranks differ");
+        if (in[k].dtype != in[0].dtype) LG_INFER_FAIL("dtypes differ");
+        if (t.rank != s.rank) LG_INFER_FAIL("ranks differ");
         for (int i = 0; i < s.rank; i++) {
             if (i == axis) {
                 s.dims[i] = s.dims[i] < 0 || t.dims[i] < 0 ? -1 : s.dims[i] + t.dims[i];
             } else if (s.dims[i] != t.dims[i]) {
-                if (s.dims[i] != -1 && t.dims[i] != -1) FAIL("dims other than the axis differ");
+                if (s.dims[i] != -1 && t.dims[i] != -1) LG_INFER_FAIL("dims other than the axis differ");
                 if (s.dims[i] == -1) s.dims[i] = t.dims[i];
             }
         }
@@ -268,14 +262,14 @@ static bool infer_split(const lg_node *n, const lg_port *in, lg_port *out, char 
 {
     lg_shape s = in[0].shape;
     int axis = n->attrs.axis;
-    if (axis >= s.rank) FAIL("axis out of range");
+    if (axis >= s.rank) LG_INFER_FAIL("axis out of range");
     int64_t total = 0;
     for (int k = 0; k < n->attrs.n_ints; k++) {
         out[k] = in[0];
         out[k].shape.dims[axis] = n->attrs.ints[k];
         total += n->attrs.ints[k];
     }
-    if (s.dims[axis] >= 0 && total != s.dims[axis]) FAIL("the piece sizes do not add up to the axis");
+    if (s.dims[axis] >= 0 && total != s.dims[axis]) LG_INFER_FAIL("the piece sizes do not add up to the axis");
     return true;
 }
 
@@ -351,14 +345,14 @@ static bool infer_broadcast_to(const lg_node *n, const lg_port *in, lg_port *out
     } else {
         t = in[1].shape;
     }
-    if (!broadcasts_to(in[0].shape, t)) FAIL("the first shape does not broadcast to the target");
+    if (!broadcasts_to(in[0].shape, t)) LG_INFER_FAIL("the first shape does not broadcast to the target");
     out[0] = (lg_port){in[0].dtype, t};
     return true;
 }
 
 static bool infer_sum_to(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
 {
-    if (!broadcasts_to(in[1].shape, in[0].shape)) FAIL("the target does not broadcast to the first shape");
+    if (!broadcasts_to(in[1].shape, in[0].shape)) LG_INFER_FAIL("the target does not broadcast to the first shape");
     out[0] = (lg_port){in[0].dtype, in[1].shape};
     return true;
 }

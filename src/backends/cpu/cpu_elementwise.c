@@ -107,37 +107,28 @@ lg_status lg_cpu_where(const lg_node *n, const lg_buf *in, lg_buf *out)
 /* y[i] = EXPR(x) for f32 and f64, IEXPR(x) for i32 (which inference lets
  * only neg, abs and stop_gradient take); r0, r1 are the node's real
  * attributes. */
-#define UNARY_KERNEL(name, EXPR, IEXPR)                                                           \
+#define UNARY_LOOP(TYPE, E)                                                                  \
+    do {                                                                                     \
+        typedef TYPE T;                                                                      \
+        const T *xs = in[0].data;                                                            \
+        T *ys = out[0].data;                                                                 \
+        for (int64_t i = 0; i < len; i++) {                                                  \
+            T x = xs[i];                                                                     \
+            (void)x;                                                                         \
+            ys[i] = (T)(E);                                                                  \
+        }                                                                                    \
+    } while (0)
+
+#define UNARY_KERNEL(name, EXPR, IEXPR)                                                      \
     lg_status lg_cpu_##name(const lg_node *n, const lg_buf *in, lg_buf *out)                 \
     {                                                                                        \
         int64_t len = lg_buf_numel(&out[0]);                                                 \
         double r0 = n->attrs.real[0], r1 = n->attrs.real[1];                                 \
         (void)r0, (void)r1;                                                                  \
-        if (out[0].dtype == LG_F32) {                                                        \
-            typedef float T;                                                                 \
-            const T *xs = in[0].data;                                                        \
-            T *ys = out[0].data;                                                             \
-            for (int64_t i = 0; i < len; i++) {                                              \
-                T x = xs[i];                                                                 \
-                ys[i] = (T)(EXPR);                                                           \
-            }                                                                                \
-        } else if (out[0].dtype == LG_F64) {                                                 \
-            typedef double T;                                                                \
-            const T *xs = in[0].data;                                                        \
-            T *ys = out[0].data;                                                             \
-            for (int64_t i = 0; i < len; i++) {                                              \
-                T x = xs[i];                                                                 \
-                ys[i] = (T)(EXPR);                                                           \
-            }                                                                                \
-        } else {                                                                             \
-            typedef int32_t T;                                                               \
-            const T *xs = in[0].data;                                                        \
-            T *ys = out[0].data;                                                             \
-            for (int64_t i = 0; i < len; i++) {                                              \
-                T x = xs[i];                                                                 \
-                (void)x;                                                                     \
-                ys[i] = (T)(IEXPR);                                                          \
-            }                                                                                \
+        switch (out[0].dtype) {                                                              \
+        case LG_F32: UNARY_LOOP(float, EXPR); break;                                         \
+        case LG_F64: UNARY_LOOP(double, EXPR); break;                                        \
+        default: UNARY_LOOP(int32_t, IEXPR); break;                                          \
         }                                                                                    \
         return LG_OK;                                                                        \
     }
