@@ -42,7 +42,8 @@ typedef struct lg_shape {
  * (rank <= LG_MAX_RANK; a larger rank gives rank -1, which every consumer
  * rejects). Build a lg_shape directly for dims beyond INT_MAX. */
 lg_shape lg_shape_of(int rank, ...);
-/* Elements in a shape with all dims known (-1 if any dim is unknown). */
+/* Elements in a shape with all dims known (-1 if any dim is unknown or the
+ * count overflows int64). */
 int64_t lg_shape_numel(lg_shape s);
 bool lg_shape_equal(lg_shape a, lg_shape b);
 /* Writes "[3, 4]" (unknown dims as "?") into buf, returns buf. */

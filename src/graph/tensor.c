@@ -32,6 +32,7 @@ int64_t lg_shape_numel(lg_shape s)
     int64_t n = 1;
     for (int i = 0; i < s.rank; i++) {
         if (s.dims[i] < 0) return -1;
+        if (s.dims[i] > 0 && n > INT64_MAX / s.dims[i]) return -1; /* overflows */
         n *= s.dims[i];
     }
     return n;
@@ -100,7 +101,9 @@ lg_status lg_tensor_new(lg_dtype dtype, lg_shape shape, lg_tensor **out)
     if (shape.rank < 0 || shape.rank > LG_MAX_RANK)
         return lg_fail(LG_ERR_SHAPE, "lg_tensor_new: rank %d outside 0..%d", shape.rank, LG_MAX_RANK);
     int64_t numel = lg_shape_numel(shape);
-    if (numel < 0) return lg_fail(LG_ERR_SHAPE, "lg_tensor_new: negative dim in shape %s", lg_shape_cstr(shape));
+    if (numel < 0 || (uint64_t)numel > SIZE_MAX / lg_dtype_size(dtype))
+        return lg_fail(LG_ERR_SHAPE, "lg_tensor_new: shape %s has a negative dim or too many elements",
+                       lg_shape_cstr(shape));
     lg_tensor *t = calloc(1, sizeof *t);
     if (!t) return lg_fail(LG_ERR_OUT_OF_MEMORY, "lg_tensor_new: out of memory");
     t->dtype = dtype;

@@ -108,7 +108,9 @@ lg_value lg_stop_gradient(lg_value x) { return unary(LG_OP_STOP_GRADIENT, x, 0, 
 
 lg_value lg_clip(lg_value x, double lo, double hi)
 {
-    if (lg_value_ok(x) && !(lo <= hi)) return lg_graph_fail(x.graph, "clip: lo %g > hi %g", lo, hi);
+    if (lg_value_ok(x) && !(lo <= hi))
+        return lg_graph_fail(x.graph, "clip of '%s' %s: lo %g > hi %g", lg_value_name(x), lg_shape_cstr(lg_value_shape(x)),
+                             lo, hi);
     return unary(LG_OP_CLIP, x, lo, hi);
 }
 
