@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "graph/loopgrad.h"
 
 #ifndef LG_TEST_DATA_DIR
@@ -632,10 +633,7 @@ int main(void)
     tcase_add_loop_test(tc, test_case, 0, fx.n);
     suite_add_tcase(s, tc);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int status = lg_check_run(s);
     fx_file_free(&fx);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return status;
 }

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "graph/loopgrad.h"
 
 enum { GC_MAX_IN = 4, GC_MAX_ELEMS = 128 };
@@ -827,9 +828,5 @@ int main(void)
     tcase_add_test(checker, test_detects_nonfinite);
     suite_add_tcase(s, checker);
 
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return lg_check_run(s);
 }

@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "check_main.h"
 #include "graph/loopgrad.h"
 
 #define N 256
@@ -96,9 +97,5 @@ int main(void)
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, mlp_learns_ring);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return lg_check_run(s);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "graph/loopgrad.h"
 
 static lg_graph *g;
@@ -818,9 +819,5 @@ static Suite *program_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(program_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return lg_check_run(program_suite());
 }

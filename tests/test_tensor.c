@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "graph/loopgrad.h"
 
 /* ---- creation and lifetime ----------------------------------------------- */
@@ -508,9 +509,5 @@ static Suite *tensor_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(tensor_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return lg_check_run(tensor_suite());
 }
