@@ -268,6 +268,36 @@ static lg_value build_nn(const gc_row *r, const lg_value *in)
     return lg_value_invalid();
 }
 
+/* Loop rows: in = {x [B, T, F], h0 [B, U], W [F, U], R [U, U]}; the body is
+ * h_t = tanh(x_t W + h_{t-1} R), emitting h_t. L_TWO_STATES also carries a
+ * rank-3 state c [B, U, 2], c_t = 0.5 c_{t-1} + h_t (broadcast on the last
+ * axis), so states of different shapes step together. */
+enum { L_RNN, L_RNN_REVERSE, L_TWO_STATES };
+
+static lg_value build_loop(const gc_row *r, const lg_value *in)
+{
+    lg_graph *g = in[0].graph;
+    lg_loop_opts o = lg_loop_opts_default();
+    o.reverse = r->op == L_RNN_REVERSE;
+    lg_loop *l = lg_loop_new(g, o);
+    lg_value x = lg_loop_seq(l, in[0]), h = lg_loop_state(l, in[1]);
+    lg_value w = lg_loop_invariant(l, in[2]), u = lg_loop_invariant(l, in[3]);
+    lg_value hn = lg_tanh(lg_add(lg_matmul(x, w, false, false), lg_matmul(h, u, false, false)));
+    lg_loop_next(l, h, hn);
+    lg_loop_emit(l, hn);
+    lg_value c = lg_value_invalid();
+    if (r->op == L_TWO_STATES) {
+        lg_value c0 = lg_broadcast_to(lg_expand_dims(in[1], -1), lg_shape_of(3, (int)lg_value_shape(in[1]).dims[0],
+                                                                            (int)lg_value_shape(in[1]).dims[1], 2));
+        c = lg_loop_state(l, c0);
+        lg_loop_next(l, c, lg_add(lg_scale(c, 0.5), lg_expand_dims(hn, -1)));
+    }
+    lg_value finals[2], ys;
+    if (lg_loop_end(l, finals, &ys) != LG_OK) return lg_value_invalid();
+    lg_value y = lg_add(weigh(ys), weigh(finals[0]));
+    return r->op == L_TWO_STATES ? lg_add(y, weigh(finals[1])) : y;
+}
+
 /* ---- the table ------------------------------------------------------------ */
 
 #define UN(n, o, ...) {.name = (n), .build = build_unary, .op = (o), __VA_ARGS__}
@@ -275,6 +305,7 @@ static lg_value build_nn(const gc_row *r, const lg_value *in)
 #define RED(n, o, ...) {.name = (n), .build = build_reduce, .op = (o), __VA_ARGS__}
 #define SHP(n, o, ...) {.name = (n), .build = build_shape, .op = (o), __VA_ARGS__}
 #define NN(n, o, ...) {.name = (n), .build = build_nn, .op = (o), __VA_ARGS__}
+#define LOOP(n, o, ...) {.name = (n), .build = build_loop, .op = (o), __VA_ARGS__}
 
 /* A distribution per row of a [3, 4] target. */
 #define DIST_3x4 0.1, 0.2, 0.3, 0.4, 0.25, 0.25, 0.25, 0.25, 0.7, 0.0, 0.1, 0.2
@@ -484,6 +515,13 @@ static const gc_row ROWS[] = {
         .in = {IDX_FED(SH(2, 3), 1, 3, 0, 0, 2, 1), P(SH(2, 3, 4), -2, 2)}),
     NN("sparse_categorical_crossentropy probs [3,4]", N_SCCE,
         .in = {IDX(SH(3), 1, 1, 3), X(SH(3, 4), 0.1, 0.9)}),
+    /* ---- loops (BPTT) */
+    LOOP("loop rnn T=1", L_RNN, .in = {X(SH(2, 1, 3), -1, 1), X(SH(2, 4), -1, 1), P(SH(3, 4), -0.6, 0.6), P(SH(4, 4), -0.6, 0.6)}),
+    LOOP("loop rnn T=7", L_RNN, .in = {X(SH(2, 7, 3), -1, 1), X(SH(2, 4), -1, 1), P(SH(3, 4), -0.6, 0.6), P(SH(4, 4), -0.6, 0.6)}),
+    LOOP("loop rnn reverse T=5", L_RNN_REVERSE,
+         .in = {X(SH(3, 5, 2), -1, 1), P(SH(3, 4), -1, 1), P(SH(2, 4), -0.6, 0.6), P(SH(4, 4), -0.6, 0.6)}),
+    LOOP("loop two states T=4", L_TWO_STATES,
+         .in = {X(SH(2, 4, 3), -1, 1), X(SH(2, 3), -1, 1), P(SH(3, 3), -0.6, 0.6), P(SH(3, 3), -0.6, 0.6)}),
 };
 
 enum { N_ROWS = (int)(sizeof ROWS / sizeof ROWS[0]) };

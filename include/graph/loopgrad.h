@@ -14,5 +14,6 @@
 #include "autodiff.h"
 #include "gradcheck.h"
 #include "init.h"
+#include "loop.h"
 
 #endif

@@ -15,35 +15,32 @@
 #include "graph/ops.h"
 #include "ops/op.h"
 
-static lg_status check_args(lg_graph *g, lg_value loss, const lg_value *wrt, int n)
+static lg_status check_value(lg_graph *g, lg_value v, const char *what, int i)
+{
+    if (v.graph != g || v.node < 0 || v.node >= g->n_nodes || v.output < 0 || v.output >= g->nodes[v.node].n_out)
+        return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_grad: %s[%d] is not a value of this graph", what, i);
+    if (!lg_is_float(lg_value_dtype(v)))
+        return lg_fail(LG_ERR_DTYPE, "lg_grad: %s[%d] '%s' is %s; gradients need f32 or f64", what, i, lg_value_name(v),
+                       lg_dtype_name(lg_value_dtype(v)));
+    return LG_OK;
+}
+
+static lg_status check_args(lg_graph *g, const lg_value *ys, int n_y, const lg_value *wrt, int n)
 {
     if (!g) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_grad: graph is NULL");
     if (g->error) return lg_fail(LG_ERR_GRAPH, "lg_grad: the graph has a builder error: %s", g->error);
     if (n < 0 || (n > 0 && !wrt)) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_grad: wrt is NULL or n < 0");
-    if (loss.graph != g || loss.node < 0 || loss.node >= g->n_nodes)
-        return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_grad: the loss is not a value of this graph");
-    lg_shape s = lg_value_shape(loss);
-    if (lg_shape_numel(s) != 1)
-        return lg_fail(LG_ERR_SHAPE, "lg_grad: the loss '%s' has shape %s; it must be a scalar", lg_value_name(loss),
-                       lg_shape_cstr(s));
-    if (!lg_is_float(lg_value_dtype(loss)))
-        return lg_fail(LG_ERR_DTYPE, "lg_grad: the loss '%s' is %s; it must be f32 or f64", lg_value_name(loss),
-                       lg_dtype_name(lg_value_dtype(loss)));
-    for (int i = 0; i < n; i++) {
-        if (wrt[i].graph != g || wrt[i].node < 0 || wrt[i].node >= g->n_nodes || wrt[i].output < 0 ||
-            wrt[i].output >= g->nodes[wrt[i].node].n_out)
-            return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_grad: wrt[%d] is not a value of this graph", i);
-        if (!lg_is_float(lg_value_dtype(wrt[i])))
-            return lg_fail(LG_ERR_DTYPE, "lg_grad: wrt[%d] '%s' is %s; gradients need f32 or f64", i,
-                           lg_value_name(wrt[i]), lg_dtype_name(lg_value_dtype(wrt[i])));
-    }
-    return LG_OK;
+    lg_status st = LG_OK;
+    for (int i = 0; !st && i < n_y; i++) st = check_value(g, ys[i], "output", i);
+    for (int i = 0; !st && i < n; i++) st = check_value(g, wrt[i], "wrt", i);
+    return st;
 }
 
-/* Mark the nodes on a path from some wrt node to the loss node. */
-static void mark_relevant(const lg_graph *g, lg_value loss, const lg_value *wrt, int n, bool *relevant)
+/* Mark the nodes on a path from some wrt node to some output node (all
+ * below end). */
+static void mark_relevant(const lg_graph *g, int32_t end, const lg_value *ys, int n_y, const lg_value *wrt, int n,
+                          bool *relevant)
 {
-    int32_t end = loss.node + 1;
     bool *from_wrt = calloc((size_t)end, sizeof *from_wrt);
     bool *to_loss = calloc((size_t)end, sizeof *to_loss);
     if (!from_wrt || !to_loss) {
@@ -54,7 +51,7 @@ static void mark_relevant(const lg_graph *g, lg_value loss, const lg_value *wrt,
         if (wrt[i].node < end) from_wrt[wrt[i].node] = true;
     for (int32_t i = 0; i < end; i++)
         for (int j = 0; j < g->nodes[i].n_in && !from_wrt[i]; j++) from_wrt[i] = from_wrt[g->nodes[i].in[j].node];
-    to_loss[loss.node] = true;
+    for (int k = 0; k < n_y; k++) to_loss[ys[k].node] = true;
     for (int32_t i = end - 1; i >= 0; i--)
         if (to_loss[i])
             for (int j = 0; j < g->nodes[i].n_in; j++) to_loss[g->nodes[i].in[j].node] = true;
@@ -64,33 +61,37 @@ static void mark_relevant(const lg_graph *g, lg_value loss, const lg_value *wrt,
 
 static lg_value accumulate(lg_value acc, lg_value d) { return lg_value_ok(acc) ? lg_add(acc, d) : d; }
 
-lg_status lg_grad(lg_graph *g, lg_value loss, const lg_value *wrt, int n, lg_value *grads_out)
+lg_status lg_vjp(lg_graph *g, const lg_value *ys, const lg_value *dys, int n_y, const lg_value *wrt, int n,
+                 lg_value *grads_out)
 {
     for (int i = 0; grads_out && i < n; i++) grads_out[i] = lg_value_invalid();
     if (!grads_out && n > 0) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_grad: grads_out is NULL");
-    lg_status st = check_args(g, loss, wrt, n);
+    lg_status st = check_args(g, ys, n_y, wrt, n);
     if (st) return st;
 
-    int32_t end = loss.node + 1;
+    int32_t end = 0;
+    for (int k = 0; k < n_y; k++)
+        if (ys[k].node + 1 > end) end = ys[k].node + 1;
     int *base = malloc((size_t)(end + 1) * sizeof *base); /* first accumulator of each node */
-    bool *relevant = calloc((size_t)end, sizeof *relevant);
+    bool *relevant = calloc((size_t)(end ? end : 1), sizeof *relevant);
     if (!base || !relevant) {
         free(base), free(relevant);
         return lg_fail(LG_ERR_OUT_OF_MEMORY, "lg_grad: out of memory");
     }
     base[0] = 0;
     for (int32_t i = 0; i < end; i++) base[i + 1] = base[i] + g->nodes[i].n_out;
-    lg_value *acc = malloc((size_t)base[end] * sizeof *acc);
+    lg_value *acc = malloc((size_t)(base[end] ? base[end] : 1) * sizeof *acc);
     if (!acc) {
         free(base), free(relevant);
         return lg_fail(LG_ERR_OUT_OF_MEMORY, "lg_grad: out of memory");
     }
     for (int i = 0; i < base[end]; i++) acc[i] = lg_value_invalid();
-    mark_relevant(g, loss, wrt, n, relevant);
+    mark_relevant(g, end, ys, n_y, wrt, n, relevant);
 
+    bool was_in_grad = g->in_grad;
     g->in_grad = true;
-    lg_value one = lg_scalar_like(loss, 1);
-    acc[base[loss.node] + loss.output] = lg_value_rank(loss) ? lg_broadcast_like(one, loss) : one;
+    for (int k = 0; k < n_y; k++)
+        if (lg_value_ok(dys[k])) acc[base[ys[k].node] + ys[k].output] = accumulate(acc[base[ys[k].node] + ys[k].output], dys[k]);
     for (int32_t i = end - 1; i >= 0 && !g->error; i--) {
         const lg_op_def *def = lg_op_defs[g->nodes[i].op];
         if (!relevant[i] || !def->grad) continue;
@@ -119,11 +120,33 @@ lg_status lg_grad(lg_graph *g, lg_value loss, const lg_value *wrt, int n, lg_val
         }
         grads_out[k] = d;
     }
-    g->in_grad = false;
+    g->in_grad = was_in_grad;
     free(base), free(relevant), free(acc);
     if (g->error) {
         for (int k = 0; k < n; k++) grads_out[k] = lg_value_invalid();
         return lg_fail(LG_ERR_GRAPH, "lg_grad: %s", g->error);
     }
     return LG_OK;
+}
+
+lg_status lg_grad(lg_graph *g, lg_value loss, const lg_value *wrt, int n, lg_value *grads_out)
+{
+    for (int i = 0; grads_out && i < n; i++) grads_out[i] = lg_value_invalid();
+    if (!g) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_grad: graph is NULL");
+    if (g->error) return lg_fail(LG_ERR_GRAPH, "lg_grad: the graph has a builder error: %s", g->error);
+    if (loss.graph != g || loss.node < 0 || loss.node >= g->n_nodes)
+        return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_grad: the loss is not a value of this graph");
+    lg_shape s = lg_value_shape(loss);
+    if (lg_shape_numel(s) != 1)
+        return lg_fail(LG_ERR_SHAPE, "lg_grad: the loss '%s' has shape %s; it must be a scalar", lg_value_name(loss),
+                       lg_shape_cstr(s));
+    if (!lg_is_float(lg_value_dtype(loss)))
+        return lg_fail(LG_ERR_DTYPE, "lg_grad: the loss '%s' is %s; it must be f32 or f64", lg_value_name(loss),
+                       lg_dtype_name(lg_value_dtype(loss)));
+    bool was_in_grad = g->in_grad;
+    g->in_grad = true;
+    lg_value one = lg_scalar_like(loss, 1);
+    lg_value seed = lg_value_rank(loss) ? lg_broadcast_like(one, loss) : one;
+    g->in_grad = was_in_grad;
+    return lg_vjp(g, &loss, &seed, 1, wrt, n, grads_out);
 }

@@ -7,6 +7,7 @@ lg_graph *lg_graph_new(void)
 {
     lg_graph *g = calloc(1, sizeof *g);
     if (!g) return NULL;
+    g->refs = 1;
     g->scope = calloc(1, 1);
     if (!g->scope) {
         free(g);
@@ -19,11 +20,27 @@ static void attrs_free(lg_attrs *a)
 {
     free(a->ints);
     lg_tensor_free(a->tensor);
+    lg_loop_spec_free(a->loop);
+}
+
+void lg_loop_spec_free(lg_loop_spec *s)
+{
+    if (!s) return;
+    lg_graph_free(s->body);
+    free(s->inputs);
+    free(s->outputs);
+    free(s);
+}
+
+lg_graph *lg_graph_ref(lg_graph *g)
+{
+    g->refs++;
+    return g;
 }
 
 void lg_graph_free(lg_graph *g)
 {
-    if (!g) return;
+    if (!g || --g->refs > 0) return;
     lg_program_cache_free(g->cache);
     for (int32_t i = 0; i < g->n_nodes; i++) {
         lg_node *n = &g->nodes[i];
@@ -139,6 +156,15 @@ lg_graph *lg_values_graph(const lg_value *v, int n, const char *op)
     return g;
 }
 
+/* split has one output per piece, a loop its states, outputs and saved
+ * states; every other op has one. */
+static int output_count(lg_op op, const lg_attrs *a)
+{
+    if (op == LG_OP_SPLIT) return a->n_ints;
+    if (op == LG_OP_LOOP) return 2 * a->loop->n_state + a->loop->n_y;
+    return 1;
+}
+
 int32_t lg_node_build(lg_graph *g, lg_op op, const lg_value *in, int n_in, const lg_attrs *attrs, const char *name)
 {
     const lg_op_def *def = lg_op_defs[op];
@@ -156,7 +182,7 @@ int32_t lg_node_build(lg_graph *g, lg_op op, const lg_value *in, int n_in, const
     if (attrs) node.attrs = *attrs; /* before growing: attrs may point into the arena */
     const int64_t *ints = node.attrs.ints;
     node.attrs.ints = NULL;
-    node.attrs.tensor = NULL;
+    node.attrs.tensor = NULL; /* only sources own a tensor; attrs.loop moves in on success */
     if (!grow_nodes(g)) {
         lg_graph_fail(g, "%s: out of memory", def->name);
         return -1;
@@ -172,8 +198,7 @@ int32_t lg_node_build(lg_graph *g, lg_op op, const lg_value *in, int n_in, const
         node.attrs.ints = malloc((size_t)node.attrs.n_ints * sizeof(int64_t));
         if (node.attrs.ints) memcpy(node.attrs.ints, ints, (size_t)node.attrs.n_ints * sizeof(int64_t));
     }
-    /* split has one output per piece; every other op has one */
-    node.n_out = op == LG_OP_SPLIT ? node.attrs.n_ints : 1;
+    node.n_out = output_count(op, &node.attrs);
     node.out = calloc((size_t)(node.n_out > 0 ? node.n_out : 1), sizeof *node.out);
     if (!node.name || (n_in && !node.in) || !node.out || (node.attrs.n_ints && !node.attrs.ints)) {
         free(node.name), free(node.in), free(node.out), free(node.attrs.ints);

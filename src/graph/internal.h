@@ -41,6 +41,21 @@ typedef struct lg_ref {
     int32_t out;
 } lg_ref;
 
+/* A loop's body and how the loop node's inputs and outputs map onto it.
+ * Node inputs: n_seq sequences [T, ...] (time-major), n_state initial
+ * states, n_inv invariants. Node outputs: n_state final states, n_y stacked
+ * per-step outputs [T, ...], n_state stacked states before each step
+ * [T, ...] (what the gradient loop reads). */
+typedef struct lg_loop_spec {
+    lg_graph *body; /* counted reference: a loop and its gradient loop share it */
+    int n_seq, n_state, n_inv, n_y;
+    int32_t *inputs; /* body input nodes: sequences' steps, states, invariants */
+    lg_ref *outputs; /* body values: n_state next states, then n_y outputs */
+    bool reverse;    /* steps run from T-1 down to 0 */
+} lg_loop_spec;
+
+void lg_loop_spec_free(lg_loop_spec *s);
+
 /* Attributes; which fields an op reads is documented at its builder. */
 typedef struct lg_attrs {
     int64_t *ints; /* owned: shape dims, perm, split sizes */
@@ -53,6 +68,7 @@ typedef struct lg_attrs {
     lg_dtype dtype; /* cast and one_hot target */
     double real[2]; /* pow exponent, clip bounds, elu alpha */
     lg_tensor *tensor; /* owned: a constant's value, a parameter's value */
+    lg_loop_spec *loop; /* owned: a loop's body and its mapping */
 } lg_attrs;
 
 typedef struct lg_node {
@@ -69,6 +85,7 @@ typedef struct lg_node {
 struct lg_program_cache;
 
 struct lg_graph {
+    int refs; /* lg_graph_free drops one; loop bodies are shared */
     lg_node *nodes;
     int32_t n_nodes, cap_nodes;
     char *error;     /* first builder error */
@@ -89,6 +106,9 @@ static inline lg_value lg_node_input(lg_graph *g, int32_t node, int i)
     return lg_value_of(g, r.node, r.out);
 }
 
+/* Take one more reference to g (freed when every holder has freed it). */
+lg_graph *lg_graph_ref(lg_graph *g);
+
 /* Record a builder error on g (the first one wins); returns the invalid value. */
 lg_value lg_graph_fail(lg_graph *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -106,6 +126,23 @@ lg_graph *lg_values_graph(const lg_value *v, int n, const char *op);
 
 /* Shapes: "[3, ?]" into a static per-call buffer ring, for messages. */
 const char *lg_shape_cstr(lg_shape s);
+
+/* A tensor handle over memory it does not own (freed with lg_tensor_free,
+ * which leaves the data alone); NULL when out of memory. _point moves it. */
+lg_tensor *lg_tensor_view(lg_dtype dtype, lg_shape shape, void *data);
+void lg_tensor_view_point(lg_tensor *view, void *data);
+
+/* The concrete ports of a body's values `want` (n of them) when its input
+ * nodes `inputs` get ports `in` (n_in of them): shape inference over the
+ * nodes the wanted values need. Errors name the node and shapes. */
+lg_status lg_body_ports(lg_graph *body, const int32_t *inputs, const lg_port *in, int n_in, const lg_ref *want, int n,
+                        lg_port *out);
+
+/* Reverse mode with given cotangents: grads[i] = sum_k dys[k] . d ys[k] / d
+ * wrt[i]. An invalid dys[k] counts as zero. lg_grad is this with ys the loss
+ * and dys 1. */
+lg_status lg_vjp(lg_graph *g, const lg_value *ys, const lg_value *dys, int n_y, const lg_value *wrt, int n,
+                 lg_value *grads);
 
 /* Programs cached on the graph; freed with it (program.c). */
 void lg_program_cache_free(struct lg_program_cache *c);

@@ -10,6 +10,7 @@ struct lg_tensor {
     lg_shape shape;
     int64_t numel;
     void *data;
+    bool borrowed; /* a view: data belongs to someone else */
 };
 
 lg_shape lg_shape_of(int rank, ...)
@@ -134,9 +135,19 @@ lg_status lg_tensor_clone(const lg_tensor *src, lg_tensor **out)
 void lg_tensor_free(lg_tensor *t)
 {
     if (!t) return;
-    free(t->data);
+    if (!t->borrowed) free(t->data);
     free(t);
 }
+
+lg_tensor *lg_tensor_view(lg_dtype dtype, lg_shape shape, void *data)
+{
+    lg_tensor *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    *t = (lg_tensor){dtype, shape, lg_shape_numel(shape), data, true};
+    return t;
+}
+
+void lg_tensor_view_point(lg_tensor *view, void *data) { view->data = data; }
 
 lg_dtype lg_tensor_dtype(const lg_tensor *t) { return t ? t->dtype : LG_DTYPE_COUNT; }
 lg_shape lg_tensor_shape(const lg_tensor *t) { return t ? t->shape : (lg_shape){.rank = -1}; }

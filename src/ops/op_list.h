@@ -67,7 +67,9 @@
     X(LOG_SOFTMAX, log_softmax)                            \
     X(SIGMOID_XENT, sigmoid_xent)                          \
     X(SOFTMAX_XENT, softmax_xent)                          \
-    X(SPARSE_SOFTMAX_XENT, sparse_softmax_xent)
+    X(SPARSE_SOFTMAX_XENT, sparse_softmax_xent)             \
+    /* loop.c */                                           \
+    X(LOOP, loop)
 
 #define LG_OPS(X) LG_SOURCE_OPS(X) LG_COMPUTE_OPS(X)
 

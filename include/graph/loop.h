@@ -1,0 +1,90 @@
+/*
+ * loop.h — the loop node: a subgraph (the body) run once per timestep.
+ *
+ * A body is a graph of its own. Its inputs are declared through the loop:
+ * the step of each sequence (x_t), each carried state (h_{t-1}, of any
+ * shape and any number), and invariants captured from the outer graph
+ * (weights, a whole encoder sequence, dropout masks). Its outputs are the
+ * next value of every state and any number of per-step outputs, which the
+ * loop stacks along time.
+ *
+ *     lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+ *     lg_graph *body = lg_loop_body(l);
+ *     lg_value x_t = lg_loop_seq(l, x);          // x [B, T, F] -> x_t [B, F]
+ *     lg_value h = lg_loop_state(l, h0);         // h0 [B, U]   -> h_{t-1} [B, U]
+ *     lg_value w = lg_loop_invariant(l, kernel); // [F, U]
+ *     lg_value u = lg_loop_invariant(l, recurrent_kernel);
+ *     lg_value h_next = lg_tanh(lg_add(lg_matmul(x_t, w, false, false),
+ *                                      lg_matmul(h, u, false, false)));
+ *     lg_loop_next(l, h, h_next);
+ *     lg_loop_emit(l, h_next);
+ *     lg_value h_last, hs;                       // [B, U] and [B, T, U]
+ *     lg_loop_end(l, &h_last, &hs);
+ *
+ * Values made in the body belong to the body graph (lg_loop_body); values
+ * of the outer graph enter only through lg_loop_seq/state/invariant. A body
+ * may itself contain loops (nested RNNs).
+ *
+ * Layout: at the API sequences are batch-major [B, T, ...] like Keras, or
+ * time-major [T, B, ...] with opts.time_major. Inside, the loop node works
+ * time-major, so each step of a sequence is one contiguous block; batch-major
+ * sequences are transposed on the way in and the stacked outputs on the way
+ * out.
+ *
+ * Gradients: lg_grad differentiates through loops (backpropagation through
+ * time). The gradient of a loop is a reversed loop over the same body,
+ * extended with the step's vector-Jacobian product. The forward loop saves
+ * each step's incoming states ([T, ...] per state) and the backward loop
+ * recomputes the step from them; invariants are never stacked, and their
+ * gradients accumulate across steps as carried state.
+ *
+ * Errors (recorded on the outer graph, lg_loop_end returns LG_ERR_GRAPH): a
+ * value of the wrong graph, a state without a next value or with a next
+ * value of another shape or dtype, no sequence, sequences of different
+ * lengths, an error inside the body.
+ */
+#ifndef LG_LOOP_H
+#define LG_LOOP_H
+
+#include "graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lg_loop_opts {
+    bool reverse;    /* run from the last step to the first (outputs stay at their step) */
+    bool time_major; /* sequences and stacked outputs are [T, B, ...] */
+    const char *name; /* the node's name; default "loop" */
+} lg_loop_opts;
+
+lg_loop_opts lg_loop_opts_default(void);
+
+typedef struct lg_loop lg_loop;
+
+/* Start a loop in g. NULL if g is NULL, has an error, or memory runs out
+ * (then recorded on g). Every other lg_loop_* function accepts NULL. */
+lg_loop *lg_loop_new(lg_graph *g, lg_loop_opts opts);
+/* The body graph to build the step in. */
+lg_graph *lg_loop_body(lg_loop *l);
+
+/* Body-side values for an outer sequence [B, T, ...] (its step [B, ...]),
+ * an initial state, and an invariant. */
+lg_value lg_loop_seq(lg_loop *l, lg_value seq);
+lg_value lg_loop_state(lg_loop *l, lg_value init);
+lg_value lg_loop_invariant(lg_loop *l, lg_value v);
+
+/* The state's value after the step; every state needs exactly one. */
+void lg_loop_next(lg_loop *l, lg_value state, lg_value next);
+/* A per-step output, stacked into [B, T, ...] (in emit order). */
+void lg_loop_emit(lg_loop *l, lg_value y);
+
+/* Build the loop node and free l. states_out gets the final states (in
+ * lg_loop_state order), outputs_out the stacked outputs; either may be NULL.
+ * Returns LG_OK or LG_ERR_GRAPH (message in lg_last_error and on g). */
+lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

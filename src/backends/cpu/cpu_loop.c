@@ -1,0 +1,113 @@
+/*
+ * cpu_loop.c — run a loop: the body graph once per step, through its own
+ * cached program, on views of the loop's buffers.
+ *
+ * Sequences and stacked outputs are time-major [T, ...], so step t of each
+ * is one contiguous block. Carried states ping-pong between two scratch
+ * buffers; each step first saves the state it starts from into the stacked
+ * saved-state output (what the gradient loop reads).
+ */
+#include <string.h>
+
+#include "backends/cpu/cpu.h"
+
+static size_t buf_bytes(const lg_buf *b) { return (size_t)lg_buf_numel(b) * lg_dtype_size(b->dtype); }
+
+static lg_shape drop_time(lg_shape s)
+{
+    for (int i = 0; i + 1 < s.rank; i++) s.dims[i] = s.dims[i + 1];
+    s.rank--;
+    return s;
+}
+
+typedef struct loop_run {
+    int n_in, n_fetch;
+    lg_feed *feeds;
+    lg_value *fetches;
+    lg_tensor **in_views, **out_views;
+    void **cur, **next; /* per state */
+} loop_run;
+
+static void loop_run_free(loop_run *r, int n_state)
+{
+    for (int i = 0; r->in_views && i < r->n_in; i++) lg_tensor_free(r->in_views[i]);
+    for (int i = 0; r->out_views && i < r->n_fetch; i++) lg_tensor_free(r->out_views[i]);
+    for (int k = 0; k < n_state; k++) {
+        if (r->cur) free(r->cur[k]);
+        if (r->next) free(r->next[k]);
+    }
+    free(r->feeds), free(r->fetches), free(r->in_views), free(r->out_views), free(r->cur), free(r->next);
+}
+
+lg_status lg_cpu_loop(const lg_node *n, const lg_buf *in, lg_buf *out)
+{
+    const lg_loop_spec *s = n->attrs.loop;
+    int n_in = s->n_seq + s->n_state + s->n_inv, n_fetch = s->n_state + s->n_y;
+    int64_t steps = in[0].shape.dims[0];
+    loop_run r = {.n_in = n_in, .n_fetch = n_fetch};
+    r.feeds = calloc((size_t)n_in, sizeof *r.feeds);
+    r.fetches = calloc((size_t)n_fetch, sizeof *r.fetches);
+    r.in_views = calloc((size_t)n_in, sizeof *r.in_views);
+    r.out_views = calloc((size_t)n_fetch, sizeof *r.out_views);
+    r.cur = calloc((size_t)(s->n_state ? s->n_state : 1), sizeof *r.cur);
+    r.next = calloc((size_t)(s->n_state ? s->n_state : 1), sizeof *r.next);
+    lg_status st = LG_OK;
+    if (!r.feeds || !r.fetches || !r.in_views || !r.out_views || !r.cur || !r.next) st = LG_ERR_OUT_OF_MEMORY;
+    for (int k = 0; !st && k < s->n_state; k++) {
+        const lg_buf *init = &in[s->n_seq + k];
+        r.cur[k] = malloc(buf_bytes(init));
+        r.next[k] = malloc(buf_bytes(init));
+        if (!r.cur[k] || !r.next[k]) st = LG_ERR_OUT_OF_MEMORY;
+        else memcpy(r.cur[k], init->data, buf_bytes(init));
+    }
+    for (int i = 0; !st && i < n_in; i++) {
+        lg_shape shape = i < s->n_seq ? drop_time(in[i].shape) : in[i].shape;
+        r.in_views[i] = lg_tensor_view(in[i].dtype, shape, in[i].data);
+        r.feeds[i] = (lg_feed){lg_value_of(s->body, s->inputs[i], 0), r.in_views[i]};
+        if (!r.in_views[i]) st = LG_ERR_OUT_OF_MEMORY;
+    }
+    for (int k = 0; !st && k < n_fetch; k++) {
+        const lg_buf *o = &out[k]; /* a state's shape, or a stacked output's */
+        lg_shape shape = k < s->n_state ? o->shape : drop_time(o->shape);
+        r.out_views[k] = lg_tensor_view(o->dtype, shape, NULL);
+        r.fetches[k] = lg_value_of(s->body, s->outputs[k].node, s->outputs[k].out);
+        if (!r.out_views[k]) st = LG_ERR_OUT_OF_MEMORY;
+    }
+    if (st) {
+        loop_run_free(&r, s->n_state);
+        return lg_fail(st, "loop '%s': out of memory", n->name);
+    }
+    for (int64_t step = 0; !st && step < steps; step++) {
+        int64_t t = s->reverse ? steps - 1 - step : step;
+        for (int i = 0; i < s->n_seq; i++) {
+            size_t block = buf_bytes(&in[i]) / (size_t)steps;
+            lg_tensor_view_point(r.in_views[i], (char *)in[i].data + (size_t)t * block);
+        }
+        for (int k = 0; k < s->n_state; k++) {
+            const lg_buf *saved = &out[s->n_state + s->n_y + k];
+            size_t block = buf_bytes(saved) / (size_t)steps;
+            memcpy((char *)saved->data + (size_t)t * block, r.cur[k], block);
+            lg_tensor_view_point(r.in_views[s->n_seq + k], r.cur[k]);
+            lg_tensor_view_point(r.out_views[k], r.next[k]);
+        }
+        for (int j = 0; j < s->n_y; j++) {
+            const lg_buf *ys = &out[s->n_state + j];
+            size_t block = buf_bytes(ys) / (size_t)steps;
+            lg_tensor_view_point(r.out_views[s->n_state + j], (char *)ys->data + (size_t)t * block);
+        }
+        st = lg_graph_run(s->body, r.feeds, n_in, r.fetches, n_fetch, r.out_views);
+        for (int k = 0; k < s->n_state; k++) {
+            void *tmp = r.cur[k];
+            r.cur[k] = r.next[k];
+            r.next[k] = tmp;
+        }
+    }
+    for (int k = 0; !st && k < s->n_state; k++) memcpy(out[k].data, r.cur[k], buf_bytes(&out[k]));
+    if (st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", lg_last_error());
+        st = lg_fail(st, "loop '%s': %s", n->name, msg);
+    }
+    loop_run_free(&r, s->n_state);
+    return st;
+}

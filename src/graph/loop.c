@@ -1,0 +1,239 @@
+/* loop.c — building a loop node (include/graph/loop.h). */
+#include <stdarg.h>
+#include <string.h>
+
+#include "graph/loop.h"
+#include "graph/ops.h"
+#include "ops/op.h"
+
+typedef enum part { SEQ, STATE, INV, PART_COUNT } part;
+
+/* outer values and the body inputs they feed, per part */
+typedef struct binding {
+    lg_value *outer;
+    int32_t *body_in;
+    int n, cap;
+} binding;
+
+struct lg_loop {
+    lg_graph *g, *body;
+    lg_loop_opts opts;
+    binding parts[PART_COUNT];
+    lg_value *next; /* per state */
+    lg_value *ys;
+    int n_y, cap_y;
+    bool failed;
+};
+
+lg_loop_opts lg_loop_opts_default(void) { return (lg_loop_opts){.name = "loop"}; }
+
+static void loop_free(lg_loop *l)
+{
+    if (!l) return;
+    for (int p = 0; p < PART_COUNT; p++) free(l->parts[p].outer), free(l->parts[p].body_in);
+    free(l->next), free(l->ys);
+    lg_graph_free(l->body);
+    free(l);
+}
+
+lg_loop *lg_loop_new(lg_graph *g, lg_loop_opts opts)
+{
+    if (!g || g->error) return NULL;
+    lg_loop *l = calloc(1, sizeof *l);
+    if (l) l->body = lg_graph_new();
+    if (!l || !l->body) {
+        free(l);
+        lg_graph_fail(g, "loop: out of memory");
+        return NULL;
+    }
+    l->g = g;
+    l->opts = opts;
+    if (!l->opts.name || !l->opts.name[0]) l->opts.name = "loop";
+    return l;
+}
+
+lg_graph *lg_loop_body(lg_loop *l) { return l ? l->body : NULL; }
+
+static void fail(lg_loop *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fail(lg_loop *l, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    lg_graph_fail(l->g, "loop '%s': %s", l->opts.name, msg);
+    l->failed = true;
+}
+
+static bool binding_grow(binding *b)
+{
+    if (b->n < b->cap) return true;
+    int cap = b->cap ? 2 * b->cap : 8;
+    lg_value *outer = realloc(b->outer, (size_t)cap * sizeof *outer);
+    if (outer) b->outer = outer;
+    int32_t *body_in = realloc(b->body_in, (size_t)cap * sizeof *body_in);
+    if (body_in) b->body_in = body_in;
+    if (!outer || !body_in) return false;
+    b->cap = cap;
+    return true;
+}
+
+/* Bind an outer value to a new body input of the given port. */
+static lg_value bind(lg_loop *l, part p, lg_value v, const char *name)
+{
+    if (!l || l->failed) return lg_value_invalid();
+    if (!lg_value_ok(v) || v.graph != l->g) {
+        fail(l, "%s: %s", name, lg_value_ok(v) ? "the value belongs to another graph" : "an invalid value");
+        return lg_value_invalid();
+    }
+    lg_port port = *lg_value_port(v);
+    if (p == SEQ) {
+        int t_axis = l->opts.time_major ? 0 : 1;
+        if (port.shape.rank < 2) {
+            fail(l, "sequence '%s' needs [B, T, ...], got %s", lg_value_name(v), lg_shape_cstr(port.shape));
+            return lg_value_invalid();
+        }
+        for (int i = t_axis; i + 1 < port.shape.rank; i++) port.shape.dims[i] = port.shape.dims[i + 1];
+        port.shape.rank--;
+    }
+    binding *b = &l->parts[p];
+    if (!binding_grow(b)) {
+        fail(l, "%s: out of memory", name);
+        return lg_value_invalid();
+    }
+    lg_value in = lg_input(l->body, name, port.dtype, port.shape);
+    if (!lg_value_ok(in)) {
+        fail(l, "%s: %s", name, lg_graph_error(l->body));
+        return lg_value_invalid();
+    }
+    b->outer[b->n] = v;
+    b->body_in[b->n] = in.node;
+    b->n++;
+    return in;
+}
+
+lg_value lg_loop_seq(lg_loop *l, lg_value seq) { return bind(l, SEQ, seq, "x_t"); }
+lg_value lg_loop_invariant(lg_loop *l, lg_value v) { return bind(l, INV, v, "invariant"); }
+
+lg_value lg_loop_state(lg_loop *l, lg_value init)
+{
+    lg_value in = bind(l, STATE, init, "state");
+    if (!lg_value_ok(in)) return in;
+    lg_value *next = realloc(l->next, (size_t)l->parts[STATE].n * sizeof *next);
+    if (!next) {
+        fail(l, "state: out of memory");
+        return lg_value_invalid();
+    }
+    l->next = next;
+    l->next[l->parts[STATE].n - 1] = lg_value_invalid();
+    return in;
+}
+
+void lg_loop_next(lg_loop *l, lg_value state, lg_value next)
+{
+    if (!l || l->failed) return;
+    if (next.graph != l->body || !lg_value_ok(next)) {
+        fail(l, "next state: %s", lg_value_ok(next) ? "not a value of the body" : "an invalid value (see the body's error)");
+        return;
+    }
+    const binding *b = &l->parts[STATE];
+    for (int k = 0; k < b->n; k++)
+        if (state.graph == l->body && state.node == b->body_in[k]) {
+            if (lg_value_ok(l->next[k])) fail(l, "state %s has a next value already", lg_value_name(state));
+            l->next[k] = next;
+            return;
+        }
+    fail(l, "lg_loop_next: '%s' is not a state of this loop", lg_value_name(state));
+}
+
+void lg_loop_emit(lg_loop *l, lg_value y)
+{
+    if (!l || l->failed) return;
+    if (y.graph != l->body || !lg_value_ok(y)) {
+        fail(l, "output: %s", lg_value_ok(y) ? "not a value of the body" : "an invalid value (see the body's error)");
+        return;
+    }
+    if (l->n_y == l->cap_y) {
+        int cap = l->cap_y ? 2 * l->cap_y : 4;
+        lg_value *ys = realloc(l->ys, (size_t)cap * sizeof *ys);
+        if (!ys) {
+            fail(l, "output: out of memory");
+            return;
+        }
+        l->ys = ys;
+        l->cap_y = cap;
+    }
+    l->ys[l->n_y++] = y;
+}
+
+/* [B, T, ...] <-> [T, B, ...] */
+static lg_value swap_batch_time(lg_value v)
+{
+    int perm[LG_MAX_RANK];
+    for (int i = 0; i < lg_value_rank(v); i++) perm[i] = i;
+    perm[0] = 1;
+    perm[1] = 0;
+    return lg_transpose(v, perm);
+}
+
+static lg_loop_spec *make_spec(lg_loop *l)
+{
+    const binding *P = l->parts;
+    int n_in = P[SEQ].n + P[STATE].n + P[INV].n, n_out = P[STATE].n + l->n_y;
+    lg_loop_spec *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->inputs = malloc((size_t)(n_in ? n_in : 1) * sizeof *s->inputs);
+    s->outputs = malloc((size_t)(n_out ? n_out : 1) * sizeof *s->outputs);
+    if (!s->inputs || !s->outputs) {
+        lg_loop_spec_free(s);
+        return NULL;
+    }
+    int k = 0;
+    for (int p = 0; p < PART_COUNT; p++)
+        for (int i = 0; i < P[p].n; i++) s->inputs[k++] = P[p].body_in[i];
+    for (int i = 0; i < P[STATE].n; i++) s->outputs[i] = (lg_ref){l->next[i].node, l->next[i].output};
+    for (int j = 0; j < l->n_y; j++) s->outputs[P[STATE].n + j] = (lg_ref){l->ys[j].node, l->ys[j].output};
+    s->n_seq = P[SEQ].n, s->n_state = P[STATE].n, s->n_inv = P[INV].n, s->n_y = l->n_y;
+    s->reverse = l->opts.reverse;
+    s->body = l->body;
+    return s;
+}
+
+lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out)
+{
+    if (!l) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_loop_end: loop is NULL");
+    lg_graph *g = l->g;
+    const binding *P = l->parts;
+    for (int k = 0; states_out && k < P[STATE].n; k++) states_out[k] = lg_value_invalid();
+    for (int j = 0; outputs_out && j < l->n_y; j++) outputs_out[j] = lg_value_invalid();
+    if (!l->failed && l->body->error) fail(l, "body: %s", l->body->error);
+    if (!l->failed && P[SEQ].n == 0) fail(l, "needs at least one sequence");
+    for (int k = 0; !l->failed && k < P[STATE].n; k++)
+        if (!lg_value_ok(l->next[k])) fail(l, "state %d has no next value (lg_loop_next)", k);
+    int n_in = P[SEQ].n + P[STATE].n + P[INV].n;
+    lg_value *in = l->failed ? NULL : malloc((size_t)n_in * sizeof *in);
+    lg_loop_spec *spec = in ? make_spec(l) : NULL;
+    if (!l->failed && !spec) fail(l, "out of memory");
+    int32_t id = -1;
+    if (spec) {
+        int k = 0;
+        for (int i = 0; i < P[SEQ].n; i++)
+            in[k++] = l->opts.time_major ? P[SEQ].outer[i] : swap_batch_time(P[SEQ].outer[i]);
+        for (int p = STATE; p < PART_COUNT; p++)
+            for (int i = 0; i < P[p].n; i++) in[k++] = P[p].outer[i];
+        l->body = NULL; /* the spec owns it now */
+        id = lg_node_build(g, LG_OP_LOOP, in, n_in, &(lg_attrs){.loop = spec}, l->opts.name);
+        if (id < 0) lg_loop_spec_free(spec);
+    }
+    for (int k = 0; id >= 0 && states_out && k < P[STATE].n; k++) states_out[k] = lg_value_of(g, id, k);
+    for (int j = 0; id >= 0 && outputs_out && j < l->n_y; j++) {
+        lg_value ys = lg_value_of(g, id, P[STATE].n + j);
+        outputs_out[j] = l->opts.time_major ? ys : swap_batch_time(ys);
+    }
+    free(in);
+    loop_free(l);
+    if (id < 0 || g->error) return lg_fail(LG_ERR_GRAPH, "%s", g->error ? g->error : "loop: failed");
+    return LG_OK;
+}

@@ -1,0 +1,237 @@
+/*
+ * loop.c — the loop op: shape inference through its body, and its gradient,
+ * a reversed loop over the same body graph.
+ *
+ * The gradient body is built in the forward body itself: cotangent inputs
+ * for the next states and per-step outputs, accumulator inputs for the
+ * invariants, and lg_vjp of the forward step. Run forward, the body's
+ * programs need only forward nodes; run backward, they recompute the step
+ * from the saved state before it and then take its vector-Jacobian product.
+ * So the forward loop saves only carried states (checkpointing at every
+ * step), and the invariants' gradients are carried states that accumulate.
+ */
+#include <string.h>
+
+#include "graph/ops.h"
+#include "ops/op.h"
+
+static lg_port step_port(lg_port seq)
+{
+    for (int i = 0; i + 1 < seq.shape.rank; i++) seq.shape.dims[i] = seq.shape.dims[i + 1];
+    seq.shape.rank--;
+    return seq;
+}
+
+static bool stacked(lg_port p, int64_t steps, lg_port *out)
+{
+    if (p.shape.rank >= LG_MAX_RANK) return false;
+    for (int i = p.shape.rank; i > 0; i--) p.shape.dims[i] = p.shape.dims[i - 1];
+    p.shape.dims[0] = steps;
+    p.shape.rank++;
+    *out = p;
+    return true;
+}
+
+static bool compatible(lg_shape a, lg_shape b)
+{
+    if (a.rank != b.rank) return false;
+    for (int i = 0; i < a.rank; i++)
+        if (a.dims[i] != b.dims[i] && a.dims[i] != -1 && b.dims[i] != -1) return false;
+    return true;
+}
+
+static bool infer_loop(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
+{
+    const lg_loop_spec *s = n->attrs.loop;
+    int n_in = s->n_seq + s->n_state + s->n_inv, n_body_out = s->n_state + s->n_y;
+    int64_t steps = -1;
+    for (int k = 0; k < s->n_seq; k++) {
+        if (in[k].shape.rank < 1) LG_INFER_FAIL("a sequence needs a time axis");
+        int64_t t = in[k].shape.dims[0];
+        if (steps >= 0 && t >= 0 && t != steps) LG_INFER_FAIL("sequences differ in length");
+        if (t >= 0) steps = t;
+    }
+    lg_port ports[n_in > 0 ? n_in : 1], body_out[n_body_out > 0 ? n_body_out : 1];
+    for (int k = 0; k < n_in; k++) ports[k] = k < s->n_seq ? step_port(in[k]) : in[k];
+    if (lg_body_ports(s->body, s->inputs, ports, n_in, s->outputs, n_body_out, body_out)) {
+        snprintf(err, size, "%s", lg_last_error());
+        return false;
+    }
+    for (int k = 0; k < s->n_state; k++) {
+        const lg_port *st = &in[s->n_seq + k], *next = &body_out[k];
+        if (st->dtype != next->dtype || !compatible(st->shape, next->shape)) {
+            snprintf(err, size, "state %d is %s %s but the body's next state is %s %s", k, lg_dtype_name(st->dtype),
+                     lg_shape_cstr(st->shape), lg_dtype_name(next->dtype), lg_shape_cstr(next->shape));
+            return false;
+        }
+        out[k] = *st;
+        if (!stacked(*st, steps, &out[s->n_state + s->n_y + k])) LG_INFER_FAIL("a saved state would exceed the maximum rank");
+    }
+    for (int j = 0; j < s->n_y; j++)
+        if (!stacked(body_out[s->n_state + j], steps, &out[s->n_state + j]))
+            LG_INFER_FAIL("a stacked output would exceed the maximum rank");
+    return true;
+}
+
+/* ---- gradient -------------------------------------------------------------- */
+
+static lg_value zeros_like(lg_value v)
+{
+    lg_value z = lg_scalar_like(v, 0);
+    return lg_value_rank(v) ? lg_broadcast_like(z, v) : z;
+}
+
+static lg_value body_input_like(lg_graph *body, const char *name, lg_value like)
+{
+    return lg_input(body, name, lg_value_dtype(like), lg_value_shape(like));
+}
+
+/* The backward step in the body: which body values the gradient loop feeds
+ * and fetches. */
+typedef struct grad_step {
+    int n_seq, n_state, n_y;
+    int32_t *inputs;
+    lg_ref *outputs;
+    int *dx_of_seq;  /* per forward sequence: its stacked-output index, or -1 (not float) */
+    int *acc_of_inv; /* per invariant: its accumulator index, or -1 */
+} grad_step;
+
+static void grad_step_free(grad_step *b)
+{
+    free(b->inputs), free(b->outputs), free(b->dx_of_seq), free(b->acc_of_inv);
+}
+
+static lg_ref ref_of(lg_value v) { return (lg_ref){v.node, v.output}; }
+
+/* Build the backward step in s's body. False on error (recorded on body). */
+static bool build_grad_step(const lg_loop_spec *s, grad_step *b)
+{
+    lg_graph *body = s->body;
+    int n_fwd_in = s->n_seq + s->n_state + s->n_inv, n_fwd_out = s->n_state + s->n_y;
+    int cap = 2 * (n_fwd_in + n_fwd_out) + 1;
+    lg_value *fin = malloc((size_t)cap * sizeof *fin), *cot = malloc((size_t)cap * sizeof *cot);
+    lg_value *wrt = malloc((size_t)cap * sizeof *wrt), *grads = malloc((size_t)cap * sizeof *grads);
+    lg_value *outs = malloc((size_t)cap * sizeof *outs);
+    b->inputs = malloc((size_t)cap * sizeof *b->inputs);
+    b->outputs = malloc((size_t)cap * sizeof *b->outputs);
+    b->dx_of_seq = malloc((size_t)(s->n_seq + 1) * sizeof *b->dx_of_seq);
+    b->acc_of_inv = malloc((size_t)(s->n_inv + 1) * sizeof *b->acc_of_inv);
+    bool ok = fin && cot && wrt && grads && outs && b->inputs && b->outputs && b->dx_of_seq && b->acc_of_inv;
+    if (!ok) lg_graph_fail(body, "loop gradient: out of memory");
+    bool was = body->in_grad;
+    body->in_grad = true;
+
+    int n_wrt = 0;
+    for (int i = 0; ok && i < n_fwd_in; i++) {
+        fin[i] = lg_value_of(body, s->inputs[i], 0);
+        bool is_inv = i >= s->n_seq + s->n_state;
+        if (lg_is_float(lg_value_dtype(fin[i]))) wrt[n_wrt++] = fin[i];
+        if (i < s->n_seq) b->dx_of_seq[i] = -1;
+        if (is_inv) b->acc_of_inv[i - s->n_seq - s->n_state] = -1;
+    }
+    /* cotangents for every output; only float ones take part in the vjp
+     * (a non-float state cannot carry a gradient) */
+    lg_value *vouts = malloc((size_t)cap * sizeof *vouts), *vcot = malloc((size_t)cap * sizeof *vcot);
+    int n_v = 0;
+    ok = ok && vouts && vcot;
+    for (int k = 0; ok && k < n_fwd_out; k++) {
+        lg_value y = lg_value_of(body, s->outputs[k].node, s->outputs[k].out);
+        outs[k] = y;
+        cot[k] = body_input_like(body, k < s->n_state ? "d_next_state" : "d_output", y);
+        if (k < s->n_state && !lg_is_float(lg_value_dtype(y))) {
+            lg_graph_fail(body, "state %d is %s; a differentiated loop carries float states only", k,
+                          lg_dtype_name(lg_value_dtype(y)));
+            ok = false;
+        } else if (lg_is_float(lg_value_dtype(y))) {
+            vouts[n_v] = y;
+            vcot[n_v++] = cot[k];
+        }
+    }
+    ok = ok && lg_vjp(body, vouts, vcot, n_v, wrt, n_wrt, grads) == LG_OK;
+    free(vouts), free(vcot);
+
+    /* gradient loop: sequences = forward sequences' steps, states before the
+     * step, output cotangents; states = next-state cotangents, invariant
+     * accumulators; invariants = forward invariants */
+    int ni = 0, no = 0, w = 0, n_acc = 0;
+    for (int i = 0; ok && i < s->n_seq; i++) b->inputs[ni++] = s->inputs[i];
+    for (int k = 0; ok && k < s->n_state; k++) b->inputs[ni++] = s->inputs[s->n_seq + k];
+    for (int j = 0; ok && j < s->n_y; j++) b->inputs[ni++] = cot[s->n_state + j].node;
+    b->n_seq = ni;
+    for (int k = 0; ok && k < s->n_state; k++) b->inputs[ni++] = cot[k].node;
+    lg_value *dseq = grads; /* grads follow wrt: float seqs, states, float invs */
+    int n_float_seq = 0;
+    for (int i = 0; ok && i < s->n_seq; i++) n_float_seq += lg_is_float(lg_value_dtype(fin[i]));
+    w = n_float_seq;
+    for (int k = 0; ok && k < s->n_state; k++) b->outputs[no++] = ref_of(grads[w++]);
+    for (int i = 0; ok && i < s->n_inv; i++) {
+        lg_value inv = fin[s->n_seq + s->n_state + i];
+        if (!lg_is_float(lg_value_dtype(inv))) continue;
+        lg_value acc = body_input_like(body, "acc", inv);
+        b->inputs[ni++] = acc.node;
+        b->outputs[no++] = ref_of(lg_add(acc, grads[w++]));
+        b->acc_of_inv[i] = n_acc++;
+    }
+    b->n_state = s->n_state + n_acc;
+    for (int i = 0; ok && i < s->n_inv; i++) b->inputs[ni++] = s->inputs[s->n_seq + s->n_state + i];
+    int d = 0;
+    for (int i = 0; ok && i < s->n_seq; i++)
+        if (lg_is_float(lg_value_dtype(fin[i]))) {
+            b->outputs[no++] = ref_of(dseq[d]);
+            b->dx_of_seq[i] = d++;
+        }
+    b->n_y = d;
+    body->in_grad = was;
+    free(fin), free(cot), free(wrt), free(grads), free(outs);
+    return ok && !body->error;
+}
+
+static void grad_loop(lg_graph *g, int32_t node, const lg_value *dy, lg_value *dx)
+{
+    const lg_loop_spec *s = g->nodes[node].attrs.loop;
+    grad_step b = {0};
+    if (!build_grad_step(s, &b)) {
+        lg_graph_fail(g, "loop '%s': its gradient: %s", g->nodes[node].name,
+                      s->body->error ? s->body->error : "out of memory");
+        grad_step_free(&b);
+        return;
+    }
+    int n_in = b.n_seq + b.n_state + s->n_inv;
+    lg_value *in = malloc((size_t)n_in * sizeof *in);
+    lg_loop_spec *gs = calloc(1, sizeof *gs);
+    if (!in || !gs) {
+        free(in), free(gs), grad_step_free(&b);
+        lg_graph_fail(g, "loop gradient: out of memory");
+        return;
+    }
+    int k = 0;
+    for (int i = 0; i < s->n_seq; i++) in[k++] = lg_node_input(g, node, i);
+    for (int i = 0; i < s->n_state; i++) in[k++] = lg_value_of(g, node, s->n_state + s->n_y + i);
+    for (int j = 0; j < s->n_y; j++) {
+        lg_value ys = lg_value_of(g, node, s->n_state + j);
+        in[k++] = lg_value_ok(dy[s->n_state + j]) ? dy[s->n_state + j] : zeros_like(ys);
+    }
+    for (int i = 0; i < s->n_state; i++) in[k++] = lg_value_ok(dy[i]) ? dy[i] : zeros_like(lg_node_input(g, node, s->n_seq + i));
+    for (int i = 0; i < s->n_inv; i++)
+        if (b.acc_of_inv[i] >= 0) in[k++] = zeros_like(lg_node_input(g, node, s->n_seq + s->n_state + i));
+    for (int i = 0; i < s->n_inv; i++) in[k++] = lg_node_input(g, node, s->n_seq + s->n_state + i);
+
+    *gs = (lg_loop_spec){.body = lg_graph_ref(s->body), .n_seq = b.n_seq, .n_state = b.n_state, .n_inv = s->n_inv,
+                         .n_y = b.n_y, .inputs = b.inputs, .outputs = b.outputs, .reverse = !s->reverse};
+    b.inputs = NULL, b.outputs = NULL;
+    int32_t id = lg_node_build(g, LG_OP_LOOP, in, n_in, &(lg_attrs){.loop = gs}, "loop");
+    if (id < 0) {
+        lg_loop_spec_free(gs);
+    } else {
+        int n_state_fwd = s->n_state;
+        for (int i = 0; i < s->n_seq; i++)
+            if (b.dx_of_seq[i] >= 0) dx[i] = lg_value_of(g, id, b.n_state + b.dx_of_seq[i]);
+        for (int i = 0; i < n_state_fwd; i++) dx[s->n_seq + i] = lg_value_of(g, id, i);
+        for (int i = 0; i < s->n_inv; i++)
+            if (b.acc_of_inv[i] >= 0) dx[s->n_seq + n_state_fwd + i] = lg_value_of(g, id, n_state_fwd + b.acc_of_inv[i]);
+    }
+    free(in);
+    grad_step_free(&b);
+}
+
+const lg_op_def lg_op_def_loop = {"loop", -1, infer_loop, grad_loop};
