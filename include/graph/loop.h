@@ -55,6 +55,8 @@ extern "C" {
 typedef struct lg_loop_opts {
     bool reverse;    /* run from the last step to the first (outputs stay at their step) */
     bool time_major; /* sequences and stacked outputs are [T, B, ...] */
+    bool unroll;     /* Keras unroll: inline the body once per step (static T
+                        only); same values and gradients as the loop node */
     const char *name; /* the node's name; default "loop" */
 } lg_loop_opts;
 

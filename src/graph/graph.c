@@ -32,6 +32,24 @@ void lg_loop_spec_free(lg_loop_spec *s)
     free(s);
 }
 
+lg_loop_spec *lg_loop_spec_dup(const lg_loop_spec *s)
+{
+    int n_in = s->n_seq + s->n_state + s->n_inv, n_out = s->n_state + s->n_y;
+    lg_loop_spec *d = malloc(sizeof *d);
+    if (!d) return NULL;
+    *d = *s;
+    d->inputs = malloc((size_t)(n_in ? n_in : 1) * sizeof *d->inputs);
+    d->outputs = malloc((size_t)(n_out ? n_out : 1) * sizeof *d->outputs);
+    if (!d->inputs || !d->outputs) {
+        free(d->inputs), free(d->outputs), free(d);
+        return NULL;
+    }
+    memcpy(d->inputs, s->inputs, (size_t)n_in * sizeof *d->inputs);
+    memcpy(d->outputs, s->outputs, (size_t)n_out * sizeof *d->outputs);
+    d->body = lg_graph_ref(s->body);
+    return d;
+}
+
 lg_graph *lg_graph_ref(lg_graph *g)
 {
     g->refs++;
@@ -276,6 +294,9 @@ lg_value lg_param(lg_graph *g, const char *name, lg_dtype dtype, lg_shape shape)
 {
     if (!g || g->error) return lg_value_invalid();
     if (!name || !name[0]) return lg_graph_fail(g, "param: a name is required");
+    if (g->is_body)
+        return lg_graph_fail(g, "param '%s': a loop body has no parameters; create it in the outer graph and "
+                                "capture it with lg_loop_invariant", name);
     if (!dtype_ok(dtype)) return lg_graph_fail(g, "param '%s': invalid dtype %d", name, (int)dtype);
     if (!shape_ok(shape, false))
         return lg_graph_fail(g, "param '%s': shape %s must be concrete (rank 0..%d, dims >= 1)", name,

@@ -55,6 +55,14 @@ typedef struct lg_loop_spec {
 } lg_loop_spec;
 
 void lg_loop_spec_free(lg_loop_spec *s);
+/* A copy sharing the body (NULL when out of memory). */
+lg_loop_spec *lg_loop_spec_dup(const lg_loop_spec *s);
+
+/* Copy into g the nodes of body that the values `want` need, with body
+ * input node inputs[k] standing for in[k]; out[i] gets the copy of want[i].
+ * Returns false on error (recorded on g). Used to unroll loops. */
+bool lg_graph_inline(lg_graph *g, lg_graph *body, const int32_t *inputs, const lg_value *in, int n_in,
+                     const lg_ref *want, int n, lg_value *out);
 
 /* Attributes; which fields an op reads is documented at its builder. */
 typedef struct lg_attrs {
@@ -93,6 +101,7 @@ struct lg_graph {
     int32_t *params; /* node ids of parameters, creation order */
     int n_params, cap_params;
     bool in_grad; /* nodes made now belong to a gradient */
+    bool is_body; /* a loop's body: no parameters of its own */
     struct lg_program_cache *cache;
 };
 

@@ -47,6 +47,7 @@ lg_loop *lg_loop_new(lg_graph *g, lg_loop_opts opts)
         return NULL;
     }
     l->g = g;
+    l->body->is_body = true;
     l->opts = opts;
     if (!l->opts.name || !l->opts.name[0]) l->opts.name = "loop";
     return l;
@@ -65,6 +66,12 @@ static void fail(lg_loop *l, const char *fmt, ...)
     va_end(ap);
     lg_graph_fail(l->g, "loop '%s': %s", l->opts.name, msg);
     l->failed = true;
+}
+
+/* Why a body value is invalid: the body's own error, if it has one. */
+static const char *body_error(const lg_loop *l)
+{
+    return l->body->error ? l->body->error : "an invalid value";
 }
 
 static bool binding_grow(binding *b)
@@ -135,7 +142,7 @@ void lg_loop_next(lg_loop *l, lg_value state, lg_value next)
 {
     if (!l || l->failed) return;
     if (next.graph != l->body || !lg_value_ok(next)) {
-        fail(l, "next state: %s", lg_value_ok(next) ? "not a value of the body" : "an invalid value (see the body's error)");
+        fail(l, "next state: %s", lg_value_ok(next) ? "not a value of the body" : body_error(l));
         return;
     }
     const binding *b = &l->parts[STATE];
@@ -152,7 +159,7 @@ void lg_loop_emit(lg_loop *l, lg_value y)
 {
     if (!l || l->failed) return;
     if (y.graph != l->body || !lg_value_ok(y)) {
-        fail(l, "output: %s", lg_value_ok(y) ? "not a value of the body" : "an invalid value (see the body's error)");
+        fail(l, "output: %s", lg_value_ok(y) ? "not a value of the body" : body_error(l));
         return;
     }
     if (l->n_y == l->cap_y) {
@@ -201,6 +208,45 @@ static lg_loop_spec *make_spec(lg_loop *l)
     return s;
 }
 
+/* Keras unroll: the body inlined once per step into the outer graph, the
+ * per-step outputs stacked along time. */
+static void unroll(lg_loop *l, lg_value *states, lg_value *outputs)
+{
+    const binding *P = l->parts;
+    int t_axis = l->opts.time_major ? 0 : 1, n_in = P[SEQ].n + P[STATE].n + P[INV].n;
+    int n_out = P[STATE].n + l->n_y;
+    int64_t steps = lg_value_shape(P[SEQ].outer[0]).dims[t_axis];
+    if (steps < 1) {
+        fail(l, "unroll needs a static number of steps; the sequence is %s",
+             lg_shape_cstr(lg_value_shape(P[SEQ].outer[0])));
+        return;
+    }
+    lg_loop_spec *s = make_spec(l);
+    lg_value *in = malloc((size_t)n_in * sizeof *in), *out = malloc((size_t)(n_out ? n_out : 1) * sizeof *out);
+    lg_value *ys = malloc((size_t)(l->n_y * steps + 1) * sizeof *ys); /* [j * steps + t] */
+    if (!s || !in || !out || !ys) fail(l, "out of memory");
+    for (int p = 0, k = 0; s && in && p < PART_COUNT; p++) /* states and invariants; steps set per step */
+        for (int i = 0; i < P[p].n; i++) in[k++] = P[p].outer[i];
+    lg_scope_push(l->g, l->opts.name);
+    for (int64_t step = 0; !l->failed && step < steps; step++) {
+        int64_t t = l->opts.reverse ? steps - 1 - step : step;
+        char scope[32];
+        snprintf(scope, sizeof scope, "step%lld", (long long)t);
+        lg_scope_push(l->g, scope);
+        for (int i = 0; i < P[SEQ].n; i++) in[i] = lg_squeeze(lg_slice(P[SEQ].outer[i], t_axis, t, 1), t_axis);
+        if (!lg_graph_inline(l->g, l->body, s->inputs, in, n_in, s->outputs, n_out, out)) l->failed = true;
+        for (int k = 0; !l->failed && k < P[STATE].n; k++) in[P[SEQ].n + k] = out[k];
+        for (int j = 0; !l->failed && j < l->n_y; j++) ys[j * steps + t] = lg_expand_dims(out[P[STATE].n + j], t_axis);
+        lg_scope_pop(l->g);
+    }
+    lg_scope_pop(l->g);
+    for (int k = 0; !l->failed && states && k < P[STATE].n; k++) states[k] = in[P[SEQ].n + k];
+    for (int j = 0; !l->failed && outputs && j < l->n_y; j++) outputs[j] = lg_concat(&ys[j * steps], (int)steps, t_axis);
+    if (s) s->body = NULL; /* the loop still owns it */
+    lg_loop_spec_free(s);
+    free(in), free(out), free(ys);
+}
+
 lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out)
 {
     if (!l) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_loop_end: loop is NULL");
@@ -212,6 +258,12 @@ lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out)
     if (!l->failed && P[SEQ].n == 0) fail(l, "needs at least one sequence");
     for (int k = 0; !l->failed && k < P[STATE].n; k++)
         if (!lg_value_ok(l->next[k])) fail(l, "state %d has no next value (lg_loop_next)", k);
+    if (!l->failed && l->opts.unroll) {
+        unroll(l, states_out, outputs_out);
+        loop_free(l);
+        if (g->error) return lg_fail(LG_ERR_GRAPH, "%s", g->error);
+        return LG_OK;
+    }
     int n_in = P[SEQ].n + P[STATE].n + P[INV].n;
     lg_value *in = l->failed ? NULL : malloc((size_t)n_in * sizeof *in);
     lg_loop_spec *spec = in ? make_spec(l) : NULL;

@@ -1,0 +1,317 @@
+/*
+ * test_loop.c — the loop node through its builder API: values against a
+ * hand-written recurrence, rolled against unrolled, nested loops, invariants
+ * and integer sequences, BPTT memory linear in the steps, and every builder
+ * error.
+ */
+#include <check.h>
+#include <math.h>
+
+#include "check_main.h"
+#include "graph/loopgrad.h"
+
+static lg_graph *g;
+
+static void setup(void) { g = lg_graph_new(); }
+static void teardown(void) { lg_graph_free(g); }
+
+static lg_tensor *filled(lg_dtype t, lg_shape s, uint64_t key, double lo, double hi)
+{
+    lg_tensor *x = NULL;
+    ck_assert_int_eq(lg_tensor_new(t, s, &x), LG_OK);
+    ck_assert_int_eq(lg_init_uniform(x, lo, hi, 5, key), LG_OK);
+    return x;
+}
+
+/* h_t = tanh(x_t W + h_{t-1} U); emits h_t. */
+typedef struct rnn {
+    lg_value x, h0, w, u, last, seq;
+} rnn;
+
+static rnn build_rnn(lg_loop_opts o, int b, int t, int f, int units)
+{
+    rnn r;
+    r.x = lg_input(g, "x", LG_F64, lg_shape_of(3, b, t, f));
+    r.h0 = lg_input(g, "h0", LG_F64, lg_shape_of(2, b, units));
+    r.w = lg_param(g, o.unroll ? "w_unrolled" : "w", LG_F64, lg_shape_of(2, f, units));
+    r.u = lg_param(g, o.unroll ? "u_unrolled" : "u", LG_F64, lg_shape_of(2, units, units));
+    lg_init_uniform(lg_param_tensor(r.w), -0.7, 0.7, 1, 0);
+    lg_init_uniform(lg_param_tensor(r.u), -0.7, 0.7, 1, 1);
+    lg_loop *l = lg_loop_new(g, o);
+    lg_value xt = lg_loop_seq(l, r.x), h = lg_loop_state(l, r.h0);
+    lg_value w = lg_loop_invariant(l, r.w), u = lg_loop_invariant(l, r.u);
+    lg_value hn = lg_tanh(lg_add(lg_matmul(xt, w, false, false), lg_matmul(h, u, false, false)));
+    lg_loop_next(l, h, hn);
+    lg_loop_emit(l, hn);
+    ck_assert_int_eq(lg_loop_end(l, &r.last, &r.seq), LG_OK);
+    return r;
+}
+
+START_TEST(test_values_match_hand_recurrence)
+{
+    enum { B = 2, T = 4, F = 3, U = 2 };
+    rnn r = build_rnn(lg_loop_opts_default(), B, T, F, U);
+    lg_tensor *x = filled(LG_F64, lg_shape_of(3, B, T, F), 1, -1, 1), *h0 = filled(LG_F64, lg_shape_of(2, B, U), 2, -1, 1);
+    lg_feed f[2] = {{r.x, x}, {r.h0, h0}};
+    lg_value fetch[2] = {r.last, r.seq};
+    lg_tensor *out[2] = {NULL, NULL};
+    ck_assert_int_eq(lg_graph_run(g, f, 2, fetch, 2, out), LG_OK);
+    ck_assert(lg_shape_equal(lg_tensor_shape(out[1]), lg_shape_of(3, B, T, U)));
+    const double *w = lg_tensor_cdata(lg_param_tensor(r.w)), *u = lg_tensor_cdata(lg_param_tensor(r.u));
+    for (int b = 0; b < B; b++) {
+        double h[U];
+        for (int j = 0; j < U; j++) h[j] = lg_tensor_get(h0, b * U + j);
+        for (int t = 0; t < T; t++) {
+            double hn[U];
+            for (int j = 0; j < U; j++) {
+                double z = 0;
+                for (int k = 0; k < F; k++) z += lg_tensor_get(x, (b * T + t) * F + k) * w[k * U + j];
+                for (int k = 0; k < U; k++) z += h[k] * u[k * U + j];
+                hn[j] = tanh(z);
+            }
+            for (int j = 0; j < U; j++) {
+                h[j] = hn[j];
+                ck_assert_double_eq_tol(lg_tensor_get(out[1], (b * T + t) * U + j), h[j], 1e-12);
+            }
+        }
+        for (int j = 0; j < U; j++) ck_assert_double_eq_tol(lg_tensor_get(out[0], b * U + j), h[j], 1e-12);
+    }
+    lg_tensor_free(out[0]), lg_tensor_free(out[1]), lg_tensor_free(x), lg_tensor_free(h0);
+}
+END_TEST
+
+/* Rolled and unrolled loops (reverse too) give the same values and gradients. */
+START_TEST(test_rolled_equals_unrolled)
+{
+    enum { B = 3, T = 5, F = 2, U = 4 };
+    lg_loop_opts o = lg_loop_opts_default();
+    o.reverse = _i == 1;
+    rnn a = build_rnn(o, B, T, F, U);
+    o.unroll = true;
+    rnn b = build_rnn(o, B, T, F, U);
+    lg_tensor *x = filled(LG_F64, lg_shape_of(3, B, T, F), 3, -1, 1), *h0 = filled(LG_F64, lg_shape_of(2, B, U), 4, -1, 1);
+    lg_tensor *rt = filled(LG_F64, lg_shape_of(3, B, T, U), 6, -1, 1);
+    lg_value rw = lg_constant(g, "weights", rt);
+    lg_value la = lg_add(lg_sum(lg_mul(a.seq, rw), NULL, 0, false), lg_sum(a.last, NULL, 0, false));
+    lg_value lb = lg_add(lg_sum(lg_mul(b.seq, rw), NULL, 0, false), lg_sum(b.last, NULL, 0, false));
+    lg_value wa[4] = {a.w, a.u, a.x, a.h0}, wb[4] = {b.w, b.u, b.x, b.h0}, ga[4], gb[4];
+    ck_assert_int_eq(lg_grad(g, la, wa, 4, ga), LG_OK);
+    ck_assert_int_eq(lg_grad(g, lb, wb, 4, gb), LG_OK);
+    int loops = 0;
+    for (int i = 0; i < lg_graph_node_count(g); i++) loops += strcmp(lg_graph_node_op(g, i), "loop") == 0;
+    ck_assert_int_eq(loops, 2); /* the rolled loop and its gradient; the unrolled one has none */
+    lg_feed f[4] = {{a.x, x}, {a.h0, h0}, {b.x, x}, {b.h0, h0}};
+    lg_value fetch[10] = {la, lb, ga[0], gb[0], ga[1], gb[1], ga[2], gb[2], ga[3], gb[3]};
+    lg_tensor *out[10] = {NULL};
+    ck_assert_int_eq(lg_graph_run(g, f, 4, fetch, 10, out), LG_OK);
+    for (int k = 0; k < 10; k += 2) {
+        ck_assert(lg_shape_equal(lg_tensor_shape(out[k]), lg_tensor_shape(out[k + 1])));
+        for (int64_t i = 0; i < lg_tensor_numel(out[k]); i++)
+            ck_assert_double_eq_tol(lg_tensor_get(out[k], i), lg_tensor_get(out[k + 1], i), 1e-12);
+    }
+    for (int k = 0; k < 10; k++) lg_tensor_free(out[k]);
+    lg_tensor_free(x), lg_tensor_free(h0), lg_tensor_free(rt);
+}
+END_TEST
+
+/* An outer loop over sentences whose body runs an inner loop over words,
+ * gathering embeddings of i32 token ids inside the body: gradients reach the
+ * table (an invariant of both loops) through both levels. */
+START_TEST(test_nested_loops_and_integer_sequences)
+{
+    enum { B = 2, S = 3, W = 4, V = 5, E = 3 };
+    lg_value tok = lg_input(g, "tokens", LG_I32, lg_shape_of(3, B, S, W));
+    lg_value table = lg_param(g, "table", LG_F64, lg_shape_of(2, V, E));
+    lg_value h0 = lg_input(g, "h0", LG_F64, lg_shape_of(2, B, E));
+    lg_init_uniform(lg_param_tensor(table), -1, 1, 2, 0);
+
+    lg_loop *outer = lg_loop_new(g, lg_loop_opts_default());
+    lg_value sent = lg_loop_seq(outer, tok); /* [B, W] */
+    lg_value h = lg_loop_state(outer, h0);
+    lg_value tab = lg_loop_invariant(outer, table);
+    lg_loop *inner = lg_loop_new(lg_loop_body(outer), lg_loop_opts_default());
+    lg_value word = lg_loop_seq(inner, sent); /* [B] i32 */
+    lg_value hi = lg_loop_state(inner, h);
+    lg_value tab2 = lg_loop_invariant(inner, tab);
+    lg_value hn = lg_tanh(lg_add(lg_gather(tab2, word), lg_scale(hi, 0.5)));
+    lg_loop_next(inner, hi, hn);
+    lg_value inner_last;
+    ck_assert_int_eq(lg_loop_end(inner, &inner_last, NULL), LG_OK);
+    lg_loop_next(outer, h, inner_last);
+    lg_loop_emit(outer, inner_last);
+    lg_value last, seq;
+    ck_assert_int_eq(lg_loop_end(outer, &last, &seq), LG_OK);
+    ck_assert(lg_shape_equal(lg_value_shape(seq), lg_shape_of(3, B, S, E)));
+    lg_tensor *rt = filled(LG_F64, lg_shape_of(3, B, S, E), 9, -1, 1);
+    lg_value loss = lg_add(lg_sum(lg_mul(seq, lg_constant(g, "r", rt)), NULL, 0, false), lg_sum(last, NULL, 0, false));
+
+    lg_tensor *tt = NULL, *h0t = filled(LG_F64, lg_shape_of(2, B, E), 8, -1, 1);
+    lg_tensor_new(LG_I32, lg_shape_of(3, B, S, W), &tt);
+    for (int i = 0; i < B * S * W; i++) lg_tensor_set(tt, i, (i * 7 + 3) % V);
+    lg_feed f[2] = {{tok, tt}, {h0, h0t}};
+    lg_value wrt[2] = {table, h0};
+    lg_gradcheck_report rep;
+    ck_assert_int_eq(lg_gradcheck(g, loss, wrt, 2, f, 2, lg_gradcheck_opts_default(), &rep), LG_OK);
+    ck_assert_msg(rep.passed, "nested loop gradient: worst %s[%lld] %g vs %g", rep.worst_name, rep.worst_index,
+                  rep.analytic, rep.numeric);
+    lg_tensor_free(tt), lg_tensor_free(h0t), lg_tensor_free(rt);
+}
+END_TEST
+
+/* Peak planned memory of the weight gradient for T steps. */
+static size_t grad_peak(int steps)
+{
+    enum { B = 2, F = 3, U = 4 };
+    lg_graph *saved = g;
+    g = lg_graph_new();
+    rnn r = build_rnn(lg_loop_opts_default(), B, steps, F, U);
+    lg_value loss = lg_sum(r.seq, NULL, 0, false), gw;
+    ck_assert_int_eq(lg_grad(g, loss, &r.w, 1, &gw), LG_OK);
+    lg_tensor *x = filled(LG_F64, lg_shape_of(3, B, steps, F), 1, -1, 1), *h0 = filled(LG_F64, lg_shape_of(2, B, U), 2, -1, 1);
+    lg_feed f[2] = {{r.x, x}, {r.h0, h0}};
+    lg_program *p = NULL;
+    ck_assert_int_eq(lg_program_compile(g, f, 2, &gw, 1, &p), LG_OK);
+    size_t peak = lg_program_peak_bytes(p);
+    lg_program_free(p), lg_tensor_free(x), lg_tensor_free(h0), lg_graph_free(g);
+    g = saved;
+    return peak;
+}
+
+/* BPTT memory is linear in T: the forward loop keeps [T, ...] buffers (its
+ * saved states and outputs), the body's own buffers are reused every step. */
+START_TEST(test_bptt_memory_linear_in_steps)
+{
+    size_t p8 = grad_peak(8), p16 = grad_peak(16), p32 = grad_peak(32);
+    ck_assert_uint_gt(p16, p8);
+    /* doubling T adds the same amount each time */
+    ck_assert_uint_le(p32 - p16, 2 * (p16 - p8) + 256);
+    ck_assert_uint_ge(p32 - p16, 2 * (p16 - p8) - 256);
+}
+END_TEST
+
+/* ---- builder errors ---------------------------------------------------------- */
+
+static void expect_error(lg_status s, const char *fragment)
+{
+    ck_assert_int_eq(s, LG_ERR_GRAPH);
+    ck_assert_ptr_nonnull(lg_graph_error(g));
+    ck_assert_msg(strstr(lg_graph_error(g), fragment), "error '%s' lacks '%s'", lg_graph_error(g), fragment);
+}
+
+START_TEST(test_state_without_next)
+{
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, 2, 3, 4)), h0 = lg_input(g, "h0", LG_F32, lg_shape_of(2, 2, 4));
+    lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+    lg_loop_seq(l, x);
+    lg_loop_state(l, h0);
+    expect_error(lg_loop_end(l, NULL, NULL), "no next value");
+}
+END_TEST
+
+START_TEST(test_next_of_other_shape)
+{
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, 2, 3, 4)), h0 = lg_input(g, "h0", LG_F32, lg_shape_of(2, 2, 5));
+    lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+    lg_value xt = lg_loop_seq(l, x), h = lg_loop_state(l, h0);
+    lg_loop_next(l, h, lg_tanh(xt)); /* [2, 4] for a [2, 5] state */
+    expect_error(lg_loop_end(l, NULL, NULL), "next state is f32 [2, 4]");
+}
+END_TEST
+
+START_TEST(test_no_sequence)
+{
+    lg_value h0 = lg_input(g, "h0", LG_F32, lg_shape_of(2, 2, 5));
+    lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+    lg_value h = lg_loop_state(l, h0);
+    lg_loop_next(l, h, h);
+    expect_error(lg_loop_end(l, NULL, NULL), "at least one sequence");
+}
+END_TEST
+
+START_TEST(test_sequences_of_different_lengths)
+{
+    lg_value a = lg_input(g, "a", LG_F32, lg_shape_of(3, 2, 3, 4)), b = lg_input(g, "b", LG_F32, lg_shape_of(3, 2, 5, 4));
+    lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+    lg_loop_emit(l, lg_add(lg_loop_seq(l, a), lg_loop_seq(l, b)));
+    expect_error(lg_loop_end(l, NULL, NULL), "differ in length");
+}
+END_TEST
+
+START_TEST(test_value_of_other_graph)
+{
+    lg_graph *h = lg_graph_new();
+    lg_value x = lg_input(h, "x", LG_F32, lg_shape_of(3, 2, 3, 4));
+    lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+    lg_loop_seq(l, x);
+    expect_error(lg_loop_end(l, NULL, NULL), "another graph");
+    lg_graph_free(h);
+}
+END_TEST
+
+START_TEST(test_body_error_and_body_params)
+{
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, 2, 3, 4));
+    lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+    lg_value xt = lg_loop_seq(l, x);
+    lg_value w = lg_param(lg_loop_body(l), "w", LG_F32, lg_shape_of(2, 4, 4));
+    lg_loop_emit(l, lg_matmul(xt, w, false, false));
+    expect_error(lg_loop_end(l, NULL, NULL), "capture it with lg_loop_invariant");
+}
+END_TEST
+
+START_TEST(test_sequence_without_time_axis)
+{
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(1, 4));
+    lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+    lg_loop_seq(l, x);
+    expect_error(lg_loop_end(l, NULL, NULL), "needs [B, T, ...]");
+}
+END_TEST
+
+START_TEST(test_unroll_needs_static_length)
+{
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, 2, -1, 4));
+    lg_loop_opts o = lg_loop_opts_default();
+    o.unroll = true;
+    lg_loop *l = lg_loop_new(g, o);
+    lg_loop_emit(l, lg_tanh(lg_loop_seq(l, x)));
+    expect_error(lg_loop_end(l, NULL, NULL), "static number of steps");
+}
+END_TEST
+
+START_TEST(test_null_loop_is_harmless)
+{
+    ck_assert_ptr_null(lg_loop_new(NULL, lg_loop_opts_default()));
+    ck_assert_ptr_null(lg_loop_body(NULL));
+    ck_assert(!lg_value_ok(lg_loop_seq(NULL, lg_value_invalid())));
+    lg_loop_emit(NULL, lg_value_invalid());
+    ck_assert_int_eq(lg_loop_end(NULL, NULL, NULL), LG_ERR_INVALID_ARGUMENT);
+}
+END_TEST
+
+static Suite *loop_suite(void)
+{
+    Suite *s = suite_create("loop");
+    TCase *tc = tcase_create("values");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_values_match_hand_recurrence);
+    tcase_add_loop_test(tc, test_rolled_equals_unrolled, 0, 2);
+    tcase_add_test(tc, test_nested_loops_and_integer_sequences);
+    tcase_add_test(tc, test_bptt_memory_linear_in_steps);
+    suite_add_tcase(s, tc);
+    TCase *te = tcase_create("errors");
+    tcase_add_checked_fixture(te, setup, teardown);
+    tcase_add_test(te, test_state_without_next);
+    tcase_add_test(te, test_next_of_other_shape);
+    tcase_add_test(te, test_no_sequence);
+    tcase_add_test(te, test_sequences_of_different_lengths);
+    tcase_add_test(te, test_value_of_other_graph);
+    tcase_add_test(te, test_body_error_and_body_params);
+    tcase_add_test(te, test_sequence_without_time_axis);
+    tcase_add_test(te, test_unroll_needs_static_length);
+    tcase_add_test(te, test_null_loop_is_harmless);
+    suite_add_tcase(s, te);
+    return s;
+}
+
+int main(void) { return lg_check_run(loop_suite()); }
