@@ -6,6 +6,8 @@
  */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "check_main.h"
 #include "graph/loopgrad.h"
@@ -33,8 +35,12 @@ static rnn build_rnn(lg_loop_opts o, int b, int t, int f, int units)
     rnn r;
     r.x = lg_input(g, "x", LG_F64, lg_shape_of(3, b, t, f));
     r.h0 = lg_input(g, "h0", LG_F64, lg_shape_of(2, b, units));
-    r.w = lg_param(g, o.unroll ? "w_unrolled" : "w", LG_F64, lg_shape_of(2, f, units));
-    r.u = lg_param(g, o.unroll ? "u_unrolled" : "u", LG_F64, lg_shape_of(2, units, units));
+    char scope[16];
+    snprintf(scope, sizeof scope, "rnn%d", lg_graph_param_count(g) / 2); /* one per rnn in g */
+    lg_scope_push(g, scope);
+    r.w = lg_param(g, "w", LG_F64, lg_shape_of(2, f, units));
+    r.u = lg_param(g, "u", LG_F64, lg_shape_of(2, units, units));
+    lg_scope_pop(g);
     lg_init_uniform(lg_param_tensor(r.w), -0.7, 0.7, 1, 0);
     lg_init_uniform(lg_param_tensor(r.u), -0.7, 0.7, 1, 1);
     lg_loop *l = lg_loop_new(g, o);
@@ -189,6 +195,45 @@ START_TEST(test_bptt_memory_linear_in_steps)
 }
 END_TEST
 
+/* Truncated BPTT in chunks of 3 over 6 steps: the loss on the last state
+ * reaches the inputs of the last chunk exactly as full BPTT does, and the
+ * first chunk not at all; values are unchanged. Rolled and unrolled agree. */
+START_TEST(test_truncated_bptt)
+{
+    enum { B = 2, T = 6, F = 3, U = 4, K = 3 };
+    lg_loop_opts o = lg_loop_opts_default();
+    o.unroll = _i == 1;
+    rnn full = build_rnn(o, B, T, F, U);
+    o.truncate = K;
+    rnn cut = build_rnn(o, B, T, F, U);
+    lg_value lf = lg_sum(full.last, NULL, 0, false), lc = lg_sum(cut.last, NULL, 0, false), gf, gc;
+    ck_assert_int_eq(lg_grad(g, lf, &full.x, 1, &gf), LG_OK);
+    ck_assert_int_eq(lg_grad(g, lc, &cut.x, 1, &gc), LG_OK);
+    lg_tensor *x = filled(LG_F64, lg_shape_of(3, B, T, F), 3, -1, 1), *h0 = filled(LG_F64, lg_shape_of(2, B, U), 4, -1, 1);
+    lg_feed f[4] = {{full.x, x}, {full.h0, h0}, {cut.x, x}, {cut.h0, h0}};
+    lg_value fetch[4] = {lf, lc, gf, gc};
+    lg_tensor *out[4] = {NULL};
+    ck_assert_int_eq(lg_graph_run(g, f, 4, fetch, 4, out), LG_OK);
+    ck_assert_double_eq_tol(lg_tensor_get(out[0], 0), lg_tensor_get(out[1], 0), 1e-12);
+    double first_chunk = 0, last_chunk = 0;
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < F; k++) {
+                int64_t i = (b * T + t) * F + k;
+                if (t < T - K) {
+                    ck_assert_double_eq(lg_tensor_get(out[3], i), 0);
+                    first_chunk += fabs(lg_tensor_get(out[2], i));
+                } else {
+                    ck_assert_double_eq_tol(lg_tensor_get(out[3], i), lg_tensor_get(out[2], i), 1e-12);
+                    last_chunk += fabs(lg_tensor_get(out[3], i));
+                }
+            }
+    ck_assert(first_chunk > 1e-6 && last_chunk > 1e-6); /* full BPTT does reach the first chunk */
+    for (int k = 0; k < 4; k++) lg_tensor_free(out[k]);
+    lg_tensor_free(x), lg_tensor_free(h0);
+}
+END_TEST
+
 /* ---- builder errors ---------------------------------------------------------- */
 
 static void expect_error(lg_status s, const char *fragment)
@@ -298,6 +343,7 @@ static Suite *loop_suite(void)
     tcase_add_loop_test(tc, test_rolled_equals_unrolled, 0, 2);
     tcase_add_test(tc, test_nested_loops_and_integer_sequences);
     tcase_add_test(tc, test_bptt_memory_linear_in_steps);
+    tcase_add_loop_test(tc, test_truncated_bptt, 0, 2);
     suite_add_tcase(s, tc);
     TCase *te = tcase_create("errors");
     tcase_add_checked_fixture(te, setup, teardown);

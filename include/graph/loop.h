@@ -57,6 +57,9 @@ typedef struct lg_loop_opts {
     bool time_major; /* sequences and stacked outputs are [T, B, ...] */
     bool unroll;     /* Keras unroll: inline the body once per step (static T
                         only); same values and gradients as the loop node */
+    int truncate;    /* truncated BPTT: gradients cross no chunk boundary,
+                        chunks of this many steps in run order (static T
+                        only); 0 for full BPTT */
     const char *name; /* the node's name; default "loop" */
 } lg_loop_opts;
 

@@ -247,6 +247,35 @@ static void unroll(lg_loop *l, lg_value *states, lg_value *outputs)
     free(in), free(out), free(ys);
 }
 
+/* Truncated BPTT in chunks of k steps: after every k-th step (in run order)
+ * but the last, the next states pass their values on but not their gradients,
+ * next' = where(boundary_t, stop_gradient(next), next), with boundary_t
+ * from a constant [1, T] (or [T, 1]) sequence added to the loop. */
+static void truncate(lg_loop *l)
+{
+    int t_axis = l->opts.time_major ? 0 : 1;
+    int64_t steps = lg_value_shape(l->parts[SEQ].outer[0]).dims[t_axis];
+    if (steps < 1) {
+        fail(l, "truncated BPTT needs a static number of steps; the sequence is %s",
+             lg_shape_cstr(lg_value_shape(l->parts[SEQ].outer[0])));
+        return;
+    }
+    lg_tensor *mask = NULL;
+    lg_shape shape = l->opts.time_major ? lg_shape_of(2, (int)steps, 1) : lg_shape_of(2, 1, (int)steps);
+    if (lg_tensor_new(lg_value_dtype(l->next[0]), shape, &mask) != LG_OK) {
+        fail(l, "truncate: %s", lg_last_error());
+        return;
+    }
+    for (int64_t t = 0; t < steps; t++) {
+        int64_t run = l->opts.reverse ? steps - 1 - t : t; /* position in run order */
+        lg_tensor_set(mask, t, (run + 1) % l->opts.truncate == 0 && run + 1 < steps);
+    }
+    lg_value boundary = lg_loop_seq(l, lg_constant(l->g, "truncate_boundary", mask));
+    lg_tensor_free(mask);
+    for (int k = 0; k < l->parts[STATE].n; k++)
+        l->next[k] = lg_where(boundary, lg_stop_gradient(l->next[k]), l->next[k]);
+}
+
 lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out)
 {
     if (!l) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_loop_end: loop is NULL");
@@ -258,6 +287,7 @@ lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out)
     if (!l->failed && P[SEQ].n == 0) fail(l, "needs at least one sequence");
     for (int k = 0; !l->failed && k < P[STATE].n; k++)
         if (!lg_value_ok(l->next[k])) fail(l, "state %d has no next value (lg_loop_next)", k);
+    if (!l->failed && l->opts.truncate > 0) truncate(l);
     if (!l->failed && l->opts.unroll) {
         unroll(l, states_out, outputs_out);
         loop_free(l);
