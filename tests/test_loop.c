@@ -234,14 +234,62 @@ START_TEST(test_truncated_bptt)
 }
 END_TEST
 
-/* ---- builder errors ---------------------------------------------------------- */
-
 static void expect_error(lg_status s, const char *fragment)
 {
     ck_assert_int_eq(s, LG_ERR_GRAPH);
     ck_assert_ptr_nonnull(lg_graph_error(g));
     ck_assert_msg(strstr(lg_graph_error(g), fragment), "error '%s' lacks '%s'", lg_graph_error(g), fragment);
 }
+
+/* Greedy decoding shape: no sequences, a counter state, stop once it
+ * reaches 3 (of at most 6 steps): three steps run, the rest of the stacked
+ * output is zero, the final state is the one after step 3. */
+START_TEST(test_stop_condition)
+{
+    lg_value c0 = lg_input(g, "c0", LG_F64, lg_shape_of(2, 2, 1));
+    lg_loop_opts o = lg_loop_opts_default();
+    o.max_steps = 6;
+    lg_loop *l = lg_loop_new(g, o);
+    lg_value c = lg_loop_state(l, c0);
+    lg_value next = lg_add_scalar(c, 1);
+    lg_loop_next(l, c, next);
+    lg_loop_emit(l, lg_scale(next, 10));
+    lg_loop_until(l, lg_compare(lg_sum(next, NULL, 0, false), lg_scalar(lg_loop_body(l), LG_F64, 6), LG_CMP_GE));
+    lg_value last, seq;
+    ck_assert_int_eq(lg_loop_end(l, &last, &seq), LG_OK);
+    ck_assert(lg_shape_equal(lg_value_shape(seq), lg_shape_of(3, 2, 6, 1)));
+    lg_tensor *c0t = NULL;
+    lg_tensor_new(LG_F64, lg_shape_of(2, 2, 1), &c0t); /* zeros: sum(next) = 2 * step */
+    lg_feed f = {c0, c0t};
+    lg_value fetch[2] = {last, seq};
+    lg_tensor *out[2] = {NULL, NULL};
+    ck_assert_int_eq(lg_graph_run(g, &f, 1, fetch, 2, out), LG_OK);
+    ck_assert_double_eq(lg_tensor_get(out[0], 0), 3);
+    const double want[6] = {10, 20, 30, 0, 0, 0};
+    for (int b = 0; b < 2; b++)
+        for (int t = 0; t < 6; t++) ck_assert_double_eq(lg_tensor_get(out[1], b * 6 + t), want[t]);
+    /* inference only */
+    lg_value gr;
+    ck_assert_int_eq(lg_grad(g, lg_sum(seq, NULL, 0, false), &c0, 1, &gr), LG_ERR_GRAPH);
+    ck_assert_ptr_nonnull(strstr(lg_last_error(), "not differentiable"));
+    lg_tensor_free(out[0]), lg_tensor_free(out[1]), lg_tensor_free(c0t);
+}
+END_TEST
+
+START_TEST(test_stop_condition_not_scalar)
+{
+    lg_value c0 = lg_input(g, "c0", LG_F64, lg_shape_of(2, 2, 1));
+    lg_loop_opts o = lg_loop_opts_default();
+    o.max_steps = 4;
+    lg_loop *l = lg_loop_new(g, o);
+    lg_value c = lg_loop_state(l, c0);
+    lg_loop_next(l, c, c);
+    lg_loop_until(l, c);
+    expect_error(lg_loop_end(l, NULL, NULL), "must be a scalar");
+}
+END_TEST
+
+/* ---- builder errors ---------------------------------------------------------- */
 
 START_TEST(test_state_without_next)
 {
@@ -269,7 +317,7 @@ START_TEST(test_no_sequence)
     lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
     lg_value h = lg_loop_state(l, h0);
     lg_loop_next(l, h, h);
-    expect_error(lg_loop_end(l, NULL, NULL), "at least one sequence");
+    expect_error(lg_loop_end(l, NULL, NULL), "needs a sequence or max_steps");
 }
 END_TEST
 
@@ -344,6 +392,7 @@ static Suite *loop_suite(void)
     tcase_add_test(tc, test_nested_loops_and_integer_sequences);
     tcase_add_test(tc, test_bptt_memory_linear_in_steps);
     tcase_add_loop_test(tc, test_truncated_bptt, 0, 2);
+    tcase_add_test(tc, test_stop_condition);
     suite_add_tcase(s, tc);
     TCase *te = tcase_create("errors");
     tcase_add_checked_fixture(te, setup, teardown);
@@ -356,6 +405,7 @@ static Suite *loop_suite(void)
     tcase_add_test(te, test_sequence_without_time_axis);
     tcase_add_test(te, test_unroll_needs_static_length);
     tcase_add_test(te, test_null_loop_is_harmless);
+    tcase_add_test(te, test_stop_condition_not_scalar);
     suite_add_tcase(s, te);
     return s;
 }

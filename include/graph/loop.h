@@ -38,10 +38,14 @@
  * recomputes the step from them; invariants are never stacked, and their
  * gradients accumulate across steps as carried state.
  *
+ * Trip count: the sequences' time dim; with no sequences, opts.max_steps;
+ * with lg_loop_until, until a stop condition or that many steps.
+ *
  * Errors (recorded on the outer graph, lg_loop_end returns LG_ERR_GRAPH): a
  * value of the wrong graph, a state without a next value or with a next
- * value of another shape or dtype, no sequence, sequences of different
- * lengths, an error inside the body.
+ * value of another shape or dtype, neither a sequence nor max_steps,
+ * sequences of different lengths, a stop value that is not a scalar, an
+ * error inside the body.
  */
 #ifndef LG_LOOP_H
 #define LG_LOOP_H
@@ -61,6 +65,8 @@ typedef struct lg_loop_opts {
                         chunks of this many steps in run order (static T
                         only); 0 for full BPTT */
     const char *name; /* the node's name; default "loop" */
+    int64_t max_steps; /* the trip count of a loop with no sequences, or the
+                          most steps with a stop condition (lg_loop_until) */
 } lg_loop_opts;
 
 lg_loop_opts lg_loop_opts_default(void);
@@ -83,6 +89,14 @@ lg_value lg_loop_invariant(lg_loop *l, lg_value v);
 void lg_loop_next(lg_loop *l, lg_value state, lg_value next);
 /* A per-step output, stacked into [B, T, ...] (in emit order). */
 void lg_loop_emit(lg_loop *l, lg_value y);
+
+/* Stop after the first step whose stop value (a body scalar: rank 0 or all
+ * dims 1, any dtype) is nonzero, e.g. "every example emitted the end
+ * token". Steps not run leave zeros in the stacked outputs; the final states
+ * are those after the last step run. At most opts.max_steps steps (or the
+ * sequences' length). A loop with a stop condition, or without sequences,
+ * is for inference: lg_grad through it is an error. */
+void lg_loop_until(lg_loop *l, lg_value stop);
 
 /* Build the loop node and free l. states_out gets the final states (in
  * lg_loop_state order), outputs_out the stacked outputs; either may be NULL.

@@ -34,7 +34,7 @@ void lg_loop_spec_free(lg_loop_spec *s)
 
 lg_loop_spec *lg_loop_spec_dup(const lg_loop_spec *s)
 {
-    int n_in = s->n_seq + s->n_state + s->n_inv, n_out = s->n_state + s->n_y;
+    int n_in = s->n_seq + s->n_state + s->n_inv, n_out = s->n_state + s->n_y + s->has_stop;
     lg_loop_spec *d = malloc(sizeof *d);
     if (!d) return NULL;
     *d = *s;

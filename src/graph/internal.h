@@ -45,13 +45,18 @@ typedef struct lg_ref {
  * Node inputs: n_seq sequences [T, ...] (time-major), n_state initial
  * states, n_inv invariants. Node outputs: n_state final states, n_y stacked
  * per-step outputs [T, ...], n_state stacked states before each step
- * [T, ...] (what the gradient loop reads). */
+ * [T, ...] (what the gradient loop reads). Steps after a stop condition
+ * fired leave zeros in every stacked output. */
 typedef struct lg_loop_spec {
     lg_graph *body; /* counted reference: a loop and its gradient loop share it */
     int n_seq, n_state, n_inv, n_y;
     int32_t *inputs; /* body input nodes: sequences' steps, states, invariants */
-    lg_ref *outputs; /* body values: n_state next states, then n_y outputs */
+    lg_ref *outputs; /* body values: n_state next states, n_y outputs, then the
+                        stop condition when has_stop */
     bool reverse;    /* steps run from T-1 down to 0 */
+    bool has_stop;   /* stop after a step whose condition is nonzero */
+    int64_t steps;   /* the trip count (the maximum, with a condition) when
+                        there are no sequences */
 } lg_loop_spec;
 
 void lg_loop_spec_free(lg_loop_spec *s);

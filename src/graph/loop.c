@@ -22,6 +22,7 @@ struct lg_loop {
     lg_value *next; /* per state */
     lg_value *ys;
     int n_y, cap_y;
+    lg_value stop; /* invalid: none */
     bool failed;
 };
 
@@ -47,6 +48,7 @@ lg_loop *lg_loop_new(lg_graph *g, lg_loop_opts opts)
         return NULL;
     }
     l->g = g;
+    l->stop = lg_value_invalid();
     l->body->is_body = true;
     l->opts = opts;
     if (!l->opts.name || !l->opts.name[0]) l->opts.name = "loop";
@@ -175,6 +177,22 @@ void lg_loop_emit(lg_loop *l, lg_value y)
     l->ys[l->n_y++] = y;
 }
 
+void lg_loop_until(lg_loop *l, lg_value stop)
+{
+    if (!l || l->failed) return;
+    if (stop.graph != l->body || !lg_value_ok(stop)) {
+        fail(l, "stop condition: %s", lg_value_ok(stop) ? "not a value of the body" : body_error(l));
+        return;
+    }
+    if (lg_shape_numel(lg_value_shape(stop)) != 1) {
+        fail(l, "the stop condition '%s' must be a scalar, got %s", lg_value_name(stop),
+             lg_shape_cstr(lg_value_shape(stop)));
+        return;
+    }
+    if (lg_value_ok(l->stop)) fail(l, "a second stop condition");
+    l->stop = stop;
+}
+
 /* [B, T, ...] <-> [T, B, ...] */
 static lg_value swap_batch_time(lg_value v)
 {
@@ -188,7 +206,8 @@ static lg_value swap_batch_time(lg_value v)
 static lg_loop_spec *make_spec(lg_loop *l)
 {
     const binding *P = l->parts;
-    int n_in = P[SEQ].n + P[STATE].n + P[INV].n, n_out = P[STATE].n + l->n_y;
+    bool has_stop = lg_value_ok(l->stop);
+    int n_in = P[SEQ].n + P[STATE].n + P[INV].n, n_out = P[STATE].n + l->n_y + has_stop;
     lg_loop_spec *s = calloc(1, sizeof *s);
     if (!s) return NULL;
     s->inputs = malloc((size_t)(n_in ? n_in : 1) * sizeof *s->inputs);
@@ -202,6 +221,9 @@ static lg_loop_spec *make_spec(lg_loop *l)
         for (int i = 0; i < P[p].n; i++) s->inputs[k++] = P[p].body_in[i];
     for (int i = 0; i < P[STATE].n; i++) s->outputs[i] = (lg_ref){l->next[i].node, l->next[i].output};
     for (int j = 0; j < l->n_y; j++) s->outputs[P[STATE].n + j] = (lg_ref){l->ys[j].node, l->ys[j].output};
+    if (has_stop) s->outputs[n_out - 1] = (lg_ref){l->stop.node, l->stop.output};
+    s->has_stop = has_stop;
+    s->steps = l->opts.max_steps;
     s->n_seq = P[SEQ].n, s->n_state = P[STATE].n, s->n_inv = P[INV].n, s->n_y = l->n_y;
     s->reverse = l->opts.reverse;
     s->body = l->body;
@@ -284,9 +306,13 @@ lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out)
     for (int k = 0; states_out && k < P[STATE].n; k++) states_out[k] = lg_value_invalid();
     for (int j = 0; outputs_out && j < l->n_y; j++) outputs_out[j] = lg_value_invalid();
     if (!l->failed && l->body->error) fail(l, "body: %s", l->body->error);
-    if (!l->failed && P[SEQ].n == 0) fail(l, "needs at least one sequence");
+    if (!l->failed && P[SEQ].n == 0 && l->opts.max_steps < 1)
+        fail(l, "needs a sequence or max_steps >= 1 (got %lld)", (long long)l->opts.max_steps);
+    if (!l->failed && l->opts.unroll && (lg_value_ok(l->stop) || P[SEQ].n == 0))
+        fail(l, "unroll needs sequences and no stop condition");
     for (int k = 0; !l->failed && k < P[STATE].n; k++)
         if (!lg_value_ok(l->next[k])) fail(l, "state %d has no next value (lg_loop_next)", k);
+    if (!l->failed && l->opts.truncate > 0 && P[SEQ].n == 0) fail(l, "truncated BPTT needs sequences");
     if (!l->failed && l->opts.truncate > 0) truncate(l);
     if (!l->failed && l->opts.unroll) {
         unroll(l, states_out, outputs_out);

@@ -44,7 +44,7 @@ static bool infer_loop(const lg_node *n, const lg_port *in, lg_port *out, char *
 {
     const lg_loop_spec *s = n->attrs.loop;
     int n_in = s->n_seq + s->n_state + s->n_inv, n_body_out = s->n_state + s->n_y;
-    int64_t steps = -1;
+    int64_t steps = s->n_seq ? -1 : s->steps;
     for (int k = 0; k < s->n_seq; k++) {
         if (in[k].shape.rank < 1) LG_INFER_FAIL("a sequence needs a time axis");
         int64_t t = in[k].shape.dims[0];
@@ -190,6 +190,11 @@ static void grad_loop(lg_graph *g, int32_t node, const lg_value *dy, lg_value *d
 {
     const lg_loop_spec *s = g->nodes[node].attrs.loop;
     grad_step b = {0};
+    if (s->has_stop || s->n_seq == 0) {
+        lg_graph_fail(g, "loop '%s': a loop with a stop condition or no sequences is not differentiable (use it "
+                         "for inference, e.g. greedy decoding)", g->nodes[node].name);
+        return;
+    }
     if (!build_grad_step(s, &b)) {
         lg_graph_fail(g, "loop '%s': its gradient: %s", g->nodes[node].name,
                       s->body->error ? s->body->error : "out of memory");

@@ -42,8 +42,8 @@ static void loop_run_free(loop_run *r, int n_state)
 lg_status lg_cpu_loop(const lg_node *n, const lg_buf *in, lg_buf *out)
 {
     const lg_loop_spec *s = n->attrs.loop;
-    int n_in = s->n_seq + s->n_state + s->n_inv, n_fetch = s->n_state + s->n_y;
-    int64_t steps = in[0].shape.dims[0];
+    int n_in = s->n_seq + s->n_state + s->n_inv, n_fetch = s->n_state + s->n_y + s->has_stop;
+    int64_t steps = s->n_seq ? in[0].shape.dims[0] : s->steps;
     loop_run r = {.n_in = n_in, .n_fetch = n_fetch};
     r.feeds = calloc((size_t)n_in, sizeof *r.feeds);
     r.fetches = calloc((size_t)n_fetch, sizeof *r.fetches);
@@ -67,12 +67,20 @@ lg_status lg_cpu_loop(const lg_node *n, const lg_buf *in, lg_buf *out)
         if (!r.in_views[i]) st = LG_ERR_OUT_OF_MEMORY;
     }
     for (int k = 0; !st && k < n_fetch; k++) {
+        r.fetches[k] = lg_value_of(s->body, s->outputs[k].node, s->outputs[k].out);
+        if (k == s->n_state + s->n_y) { /* the stop condition: a scalar */
+            lg_tensor *cond = NULL;
+            st = lg_tensor_new(lg_value_dtype(r.fetches[k]), lg_value_shape(r.fetches[k]), &cond);
+            r.out_views[k] = cond;
+            continue;
+        }
         const lg_buf *o = &out[k]; /* a state's shape, or a stacked output's */
         lg_shape shape = k < s->n_state ? o->shape : drop_time(o->shape);
         r.out_views[k] = lg_tensor_view(o->dtype, shape, NULL);
-        r.fetches[k] = lg_value_of(s->body, s->outputs[k].node, s->outputs[k].out);
         if (!r.out_views[k]) st = LG_ERR_OUT_OF_MEMORY;
     }
+    if (!st && s->has_stop) /* steps never run stay zero */
+        for (int k = s->n_state; k < n->n_out; k++) memset(out[k].data, 0, buf_bytes(&out[k]));
     if (st) {
         loop_run_free(&r, s->n_state);
         return lg_fail(st, "loop '%s': out of memory", n->name);
@@ -101,6 +109,7 @@ lg_status lg_cpu_loop(const lg_node *n, const lg_buf *in, lg_buf *out)
             r.cur[k] = r.next[k];
             r.next[k] = tmp;
         }
+        if (!st && s->has_stop && lg_tensor_get(r.out_views[n_fetch - 1], 0) != 0) break;
     }
     for (int k = 0; !st && k < s->n_state; k++) memcpy(out[k].data, r.cur[k], buf_bytes(&out[k]));
     if (st) {
