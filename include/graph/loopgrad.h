@@ -15,5 +15,7 @@
 #include "gradcheck.h"
 #include "init.h"
 #include "loop.h"
+#include "layers.h"
+#include "cells.h"
 
 #endif

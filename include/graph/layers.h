@@ -1,0 +1,187 @@
+/*
+ * layers.h — Keras-style layers: a recurrent layer over a cell (SimpleRNN,
+ * LSTM, GRU), its bidirectional wrapper, Dense and Embedding.
+ *
+ * lg_rnn runs a cell (cells.h) over a sequence with a loop node (loop.h) and
+ * gives Keras's options: return_sequences, return_state, initial_state,
+ * go_backwards, masking by per-example lengths, and variational dropout.
+ * Stacking is chaining: a layer with return_sequences feeds the next one.
+ *
+ *     lg_value ids = lg_input(g, "ids", LG_I32, lg_shape_of(2, -1, -1));     // [B, T]
+ *     lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, -1));         // [B]
+ *     lg_value x = lg_embedding(g, "emb", ids, 1000, 32, lg_embedding_opts_default()); // [B, T, 32]
+ *     lg_cell *c1 = lg_cell_new(g, "lstm1", 32, lg_cell_opts_default(LG_CELL_LSTM, 64));
+ *     lg_cell *c2 = lg_cell_new(g, "lstm2", 64, lg_cell_opts_default(LG_CELL_LSTM, 64));
+ *     lg_rnn_opts o = lg_rnn_opts_default();
+ *     o.return_sequences = true;
+ *     o.lengths = len;
+ *     lg_rnn_result r1, r2;
+ *     lg_rnn(g, c1, x, o, &r1);                 // r1.output [B, T, 64]
+ *     o.return_sequences = false;
+ *     o.name = "rnn2";
+ *     lg_rnn(g, c2, r1.output, o, &r2);         // r2.output [B, 64]
+ *     lg_dense_opts d = lg_dense_opts_default();
+ *     d.activation = LG_ACT_SIGMOID;
+ *     lg_value p = lg_dense(g, "out", r2.output, 1, d); // [B, 1]
+ *     lg_cell_free(c1), lg_cell_free(c2);
+ *
+ * Masking (opts.lengths, i32 [B]): example b is valid for its first
+ * lengths[b] steps and padded after them (right padding, as Keras and
+ * cuDNN expect). Past its length an example's states stay unchanged and its
+ * per-step outputs are zero (Keras with zero_output_for_mask, which is what
+ * Bidirectional and cuDNN do), so its last output is the output at its last
+ * valid step and its final states are the states after it. Lengths must lie
+ * in [1, T]: the layer checks them when the program runs, through a gather
+ * of a [T] table at lengths - 1 in a scope named "lengths_in_1_to_T", so a
+ * bad length fails the run with LG_ERR_RUNTIME and a message such as
+ * "gather 'rnn/lengths_in_1_to_T/gather': index 7 outside [0, 5)" (the index
+ * is the length minus one). lg_lengths_check checks a tensor before feeding
+ * it, with a plainer message.
+ *
+ * go_backwards (Keras): the layer reads the sequence from its last step to
+ * its first, and a returned sequence is in that processing order (its step
+ * 0 is the output for x's last step). With lengths, the padded steps come
+ * first when running backwards; they keep the initial state and emit zeros,
+ * so each example effectively starts at its last valid step.
+ *
+ * Dropout (Gal and Ghahramani's variational dropout, Keras's
+ * DropoutRNNCell): with opts.training and a rate > 0, the layer creates an
+ * input placeholder per mask, "<name>/dropout_mask" [B, F] and
+ * "<name>/recurrent_dropout_mask" [B, u] (returned in the result), which the
+ * caller feeds with 0/1 keep masks, one per example and sequence, e.g. from
+ * lg_dropout_mask_fill. The layer scales them by 1 / (1 - rate) and applies
+ * the same mask at every step to x_t and h_{t-1}. Without opts.training no
+ * mask exists and nothing is dropped (build an inference graph with
+ * training false, or feed masks of ones).
+ *
+ * Errors: the builders record the first error on the graph (graph.h) and
+ * return a status (lg_rnn, lg_bidirectional) or an invalid value (lg_dense,
+ * lg_embedding). The message names the layer and the shapes: x not
+ * [B, T, F] of the cell's dtype and input dim, initial states of the wrong
+ * count, dtype or shape, lengths not i32 [B] or of another batch, a dropout
+ * rate outside [0, 1), an unknown merge mode. The result's values are
+ * invalid on error.
+ */
+#ifndef LG_LAYERS_H
+#define LG_LAYERS_H
+
+#include "cells.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The most states a cell carries (LSTM: h and c). */
+#define LG_RNN_MAX_STATES 2
+
+typedef struct lg_rnn_opts {
+    bool return_sequences; /* output [B, T, u] instead of the last output [B, u] */
+    bool return_state;     /* fill lg_rnn_result.states (always filled; kept for Keras parity) */
+    bool go_backwards;     /* see the overview */
+    bool time_major;       /* x and returned sequences are [T, B, ...] */
+    /* Initial states, lg_cell_state_count() of them, each [B, u] of x's
+     * dtype, in the cell's state order (LSTM: h, c); NULL for zeros. For
+     * lg_bidirectional: the forward states, then the backward ones. The
+     * array is read during the call only. */
+    const lg_value *initial_state;
+    int n_initial_state;
+    /* i32 [B], valid steps per example; leave zeroed (or lg_value_invalid())
+     * for no masking. */
+    lg_value lengths;
+    double dropout;           /* rate on x_t, in [0, 1); default 0 */
+    double recurrent_dropout; /* rate on h_{t-1}, in [0, 1); default 0 */
+    bool training;            /* dropout only when true; default false */
+    const char *name;         /* scope of the layer's nodes; default "rnn" */
+} lg_rnn_opts;
+
+lg_rnn_opts lg_rnn_opts_default(void);
+
+typedef struct lg_rnn_result {
+    lg_value output; /* [B, u] last output, or [B, T, u] with return_sequences */
+    lg_value states[LG_RNN_MAX_STATES]; /* final states [B, u] (LSTM: h, c) */
+    int n_states;
+    /* The mask inputs to feed (see the overview); invalid when not made. */
+    lg_value dropout_mask;           /* [B, F] */
+    lg_value recurrent_dropout_mask; /* [B, u] */
+} lg_rnn_result;
+
+/* Run cell over x [B, T, F] (F = the cell's input dim, dtype the cell's).
+ * The cell's parameters are shared, not copied: running one cell in two
+ * layers ties their weights. Returns LG_OK, or the error's status
+ * (LG_ERR_INVALID_ARGUMENT for NULL arguments and bad options, LG_ERR_SHAPE,
+ * LG_ERR_DTYPE, LG_ERR_GRAPH when g already had an error) with the message
+ * on g and in lg_last_error(). */
+lg_status lg_rnn(lg_graph *g, lg_cell *cell, lg_value x, lg_rnn_opts opts, lg_rnn_result *r);
+
+typedef enum lg_merge_mode {
+    LG_MERGE_CONCAT, /* [.., u_fwd + u_bwd], Keras's default */
+    LG_MERGE_SUM,
+    LG_MERGE_MUL,
+    LG_MERGE_AVE,
+    LG_MERGE_NONE, /* no merged output; use forward.output and backward.output */
+    LG_MERGE_COUNT
+} lg_merge_mode;
+
+typedef struct lg_bidirectional_result {
+    lg_value output; /* merged; invalid with LG_MERGE_NONE */
+    /* Each direction's own result. backward.output is aligned with forward
+     * time, as Keras's Bidirectional returns it: with return_sequences its
+     * step t is the backward state after reading steps T-1 (or the
+     * example's last valid step) down to t; without, it is the state after
+     * reading the whole sequence backwards. */
+    lg_rnn_result forward, backward;
+} lg_bidirectional_result;
+
+/* Keras Bidirectional: fwd runs forward and bwd (a second cell with its own
+ * weights, of the same kind and input dim) backwards over x, and their
+ * outputs are merged. opts applies to both directions; go_backwards must be
+ * false (an error otherwise). With lengths, the backward direction starts
+ * at each example's last valid step. Errors as lg_rnn, plus an unknown merge
+ * mode and directions whose outputs do not merge (sum/mul/ave need equal
+ * units). */
+lg_status lg_bidirectional(lg_graph *g, lg_cell *fwd, lg_cell *bwd, lg_value x, lg_rnn_opts opts,
+                           lg_merge_mode merge, lg_bidirectional_result *r);
+
+/* Fill t (float) with 0/1 keep decisions, 1 with probability 1 - rate, from
+ * the Philox stream (seed, key) (init.h); a new key or seed per batch.
+ * Errors: LG_ERR_INVALID_ARGUMENT (NULL, rate outside [0, 1)), LG_ERR_DTYPE. */
+lg_status lg_dropout_mask_fill(lg_tensor *t, double rate, uint64_t seed, uint64_t key);
+
+/* Check lengths (i32 [B]) lie in [1, steps] before feeding them; the
+ * message names the first bad element. Errors: LG_ERR_INVALID_ARGUMENT
+ * (NULL), LG_ERR_DTYPE, LG_ERR_SHAPE (not rank 1), LG_ERR_FEED (a length
+ * out of range). */
+lg_status lg_lengths_check(const lg_tensor *lengths, int64_t steps);
+
+/* ---- Dense and Embedding --------------------------------------------------- */
+
+typedef struct lg_dense_opts {
+    lg_activation activation; /* default linear */
+    bool use_bias;            /* default true */
+    uint64_t seed;            /* kernel initializer stream (glorot_uniform); default 0 */
+} lg_dense_opts;
+
+lg_dense_opts lg_dense_opts_default(void);
+
+/* activation(x W + b) on the last axis: x [..., in] -> [..., units]. Creates
+ * the parameters "<name>/kernel" [in, units] (glorot_uniform) and
+ * "<name>/bias" [units] (zeros) in x's float dtype. x needs rank >= 2 and a
+ * known last dim. Invalid value on error (recorded on g). */
+lg_value lg_dense(lg_graph *g, const char *name, lg_value x, int units, lg_dense_opts opts);
+
+typedef struct lg_embedding_opts {
+    lg_dtype dtype; /* default f32 */
+    uint64_t seed;  /* default 0 */
+} lg_embedding_opts;
+
+lg_embedding_opts lg_embedding_opts_default(void);
+
+/* Rows of "<name>/embeddings" [vocab, dim] (Keras's uniform(-0.05, 0.05))
+ * picked by ids (i32 [...]) -> [..., dim]. An id outside [0, vocab) fails
+ * the run (LG_ERR_RUNTIME). Invalid value on error (recorded on g). */
+lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, int dim, lg_embedding_opts opts);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

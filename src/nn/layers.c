@@ -1,0 +1,460 @@
+/*
+ * layers.c — Keras-style layers (include/graph/layers.h): a recurrent layer
+ * as one loop node over a cell, its bidirectional wrapper, Dense, Embedding.
+ *
+ * The recurrent layer works time-major inside: x [B, T, F] is transposed to
+ * [T, B, F] once, the length mask is built as a [T, B, 1] sequence next to
+ * it, and returned sequences are transposed back.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "graph/layers.h"
+#include "graph/ops.h"
+#include "graph/init.h"
+#include "graph/internal.h"
+
+lg_rnn_opts lg_rnn_opts_default(void) { return (lg_rnn_opts){.name = "rnn"}; }
+
+lg_dense_opts lg_dense_opts_default(void) { return (lg_dense_opts){.activation = LG_ACT_LINEAR, .use_bias = true}; }
+
+lg_embedding_opts lg_embedding_opts_default(void) { return (lg_embedding_opts){.dtype = LG_F32}; }
+
+/* Record the message on g (first error wins) and for lg_last_error. */
+static lg_status layer_fail(lg_graph *g, lg_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static lg_status layer_fail(lg_graph *g, lg_status s, const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    lg_graph_fail(g, "%s", msg);
+    return lg_fail(s, "%s", msg);
+}
+
+/* The graph's error (or a generic one) as this call's status. */
+static lg_status graph_status(lg_graph *g, const char *layer)
+{
+    if (!g->error) return LG_OK;
+    return lg_fail(LG_ERR_GRAPH, "%s: %s", layer, g->error);
+}
+
+static bool rate_ok(double r) { return r >= 0 && r < 1; } /* false for NaN */
+
+static int64_t cell_input_dim(const lg_cell *c) { return lg_value_shape(lg_cell_kernel(c)).dims[0]; }
+
+/* ---- preparation shared by both directions ------------------------------- */
+
+typedef struct prep {
+    lg_value x_tm;  /* [T, B, F] */
+    lg_value iota;  /* [T] in x's dtype: 0, 1, ..., T-1 */
+    lg_value mask;  /* [T, B, 1], 1 on valid steps; invalid without lengths */
+    int64_t batch;  /* -1 if unknown */
+} prep;
+
+/* 0, 1, ..., T-1 in x's dtype ([T]). A constant when T is known; otherwise
+ * a loop that counts its steps, since T is only known at run time. */
+static lg_value time_iota(lg_graph *g, lg_value x_tm)
+{
+    lg_dtype dt = lg_value_dtype(x_tm);
+    int64_t steps = lg_value_shape(x_tm).dims[0];
+    if (steps > 0) {
+        lg_tensor *t = NULL;
+        if (lg_tensor_new(dt, (lg_shape){.rank = 1, .dims = {steps}}, &t) != LG_OK)
+            return lg_graph_fail(g, "iota: %s", lg_last_error());
+        for (int64_t i = 0; i < steps; i++) lg_tensor_set(t, i, (double)i);
+        lg_value v = lg_constant(g, "iota", t);
+        lg_tensor_free(t);
+        return v;
+    }
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true;
+    lo.name = "iota";
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop_seq(l, x_tm); /* only sets the number of steps */
+    lg_value c = lg_loop_state(l, lg_scalar(g, dt, 0));
+    lg_value next = lg_add_scalar(c, 1);
+    lg_loop_next(l, c, next);
+    lg_loop_emit(l, c);
+    lg_value out = lg_value_invalid();
+    if (lg_loop_end(l, NULL, &out) != LG_OK) return lg_value_invalid();
+    return lg_stop_gradient(out);
+}
+
+/* The mask [T, B, 1]: step t of example b is valid when t < lengths[b].
+ * lengths go through a gather of iota at lengths - 1 first: that is lengths
+ * again, as floats, and the gather's range check makes a length outside
+ * [1, T] a run-time error naming this scope. */
+static lg_value length_mask(lg_graph *g, lg_value iota, lg_value lengths)
+{
+    lg_scope_push(g, "lengths_in_1_to_T");
+    lg_value len = lg_add_scalar(lg_gather(iota, lg_add_scalar(lengths, -1)), 1); /* [B] */
+    lg_scope_pop(g);
+    lg_value valid = lg_compare(lg_expand_dims(iota, 1), len, LG_CMP_LT); /* [T, B] */
+    return lg_expand_dims(valid, -1);
+}
+
+/* Checks of x and the options that do not depend on the cell. */
+static lg_status prepare(lg_graph *g, const char *layer, lg_value x, const lg_rnn_opts *o, prep *p)
+{
+    if (!lg_value_ok(x) || x.graph != g)
+        return layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: x is %s", layer,
+                          lg_value_ok(x) ? "a value of another graph" : "an invalid value");
+    lg_shape xs = lg_value_shape(x);
+    if (xs.rank != 3)
+        return layer_fail(g, LG_ERR_SHAPE, "%s: x '%s' must be %s, got %s", layer, lg_value_name(x),
+                          o->time_major ? "[T, B, F]" : "[B, T, F]", lg_shape_cstr(xs));
+    if (!rate_ok(o->dropout) || !rate_ok(o->recurrent_dropout))
+        return layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: dropout %g and recurrent_dropout %g must lie in [0, 1)",
+                          layer, o->dropout, o->recurrent_dropout);
+    if (o->n_initial_state < 0 || (o->n_initial_state > 0 && !o->initial_state))
+        return layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: %d initial states given with a %s array", layer,
+                          o->n_initial_state, o->initial_state ? "non-NULL" : "NULL");
+    p->batch = xs.dims[o->time_major ? 1 : 0];
+    bool masked = o->lengths.graph != NULL;
+    if (masked) {
+        lg_value len = o->lengths;
+        if (!lg_value_ok(len) || len.graph != g)
+            return layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: lengths is %s", layer,
+                              lg_value_ok(len) ? "a value of another graph" : "an invalid value");
+        lg_shape ls = lg_value_shape(len);
+        if (lg_value_dtype(len) != LG_I32 || ls.rank != 1)
+            return layer_fail(g, lg_value_dtype(len) != LG_I32 ? LG_ERR_DTYPE : LG_ERR_SHAPE,
+                              "%s: lengths '%s' must be i32 [B], got %s %s", layer, lg_value_name(len),
+                              lg_dtype_name(lg_value_dtype(len)), lg_shape_cstr(ls));
+        if (ls.dims[0] >= 0 && p->batch >= 0 && ls.dims[0] != p->batch)
+            return layer_fail(g, LG_ERR_SHAPE, "%s: lengths %s do not match the batch of x %s", layer,
+                              lg_shape_cstr(ls), lg_shape_cstr(xs));
+    }
+    int tm[3] = {1, 0, 2};
+    p->x_tm = o->time_major ? x : lg_transpose(x, tm);
+    p->iota = time_iota(g, p->x_tm);
+    p->mask = masked ? length_mask(g, p->iota, o->lengths) : lg_value_invalid();
+    return graph_status(g, layer);
+}
+
+/* Checks that depend on the cell. */
+static lg_status check_cell(lg_graph *g, const char *layer, const lg_cell *c, lg_value x)
+{
+    if (!c) return layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: cell is NULL", layer);
+    lg_dtype dt = lg_cell_get_opts(c).dtype;
+    if (lg_value_dtype(x) != dt)
+        return layer_fail(g, LG_ERR_DTYPE, "%s: x '%s' is %s but the cell is %s", layer, lg_value_name(x),
+                          lg_dtype_name(lg_value_dtype(x)), lg_dtype_name(dt));
+    lg_shape xs = lg_value_shape(x);
+    if (xs.dims[2] != cell_input_dim(c))
+        return layer_fail(g, LG_ERR_SHAPE, "%s: x '%s' %s has %lld features but the cell takes %lld", layer,
+                          lg_value_name(x), lg_shape_cstr(xs), (long long)xs.dims[2], (long long)cell_input_dim(c));
+    return LG_OK;
+}
+
+static lg_status check_initial(lg_graph *g, const char *layer, const lg_cell *c, const lg_value *init, int64_t batch)
+{
+    int u = lg_cell_units(c);
+    lg_dtype dt = lg_cell_get_opts(c).dtype;
+    for (int k = 0; k < lg_cell_state_count(c); k++) {
+        lg_value v = init[k];
+        if (!lg_value_ok(v) || v.graph != g)
+            return layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: initial state %d is %s", layer, k,
+                              lg_value_ok(v) ? "a value of another graph" : "an invalid value");
+        lg_shape s = lg_value_shape(v);
+        if (lg_value_dtype(v) != dt)
+            return layer_fail(g, LG_ERR_DTYPE, "%s: initial state %d '%s' is %s, the cell is %s", layer, k,
+                              lg_value_name(v), lg_dtype_name(lg_value_dtype(v)), lg_dtype_name(dt));
+        bool batch_ok = s.rank == 2 && (s.dims[0] < 0 || batch < 0 || s.dims[0] == batch);
+        if (s.rank != 2 || s.dims[1] != u || !batch_ok)
+            return layer_fail(g, LG_ERR_SHAPE, "%s: initial state %d '%s' must be [B, %d] with B = %lld, got %s", layer,
+                              k, lg_value_name(v), u, (long long)batch, lg_shape_cstr(s));
+    }
+    return LG_OK;
+}
+
+/* Zeros [B, u] with x's batch, which may be known only at run time: a where
+ * over a [B, 1] slice of x broadcasts the [u] zeros to it without reading
+ * x's values (so NaNs in x do not leak in) or passing it a gradient. */
+static lg_value zero_state(lg_graph *g, lg_value x_tm, int units)
+{
+    lg_value x0 = lg_slice(lg_squeeze(lg_slice(x_tm, 0, 0, 1), 0), 1, 0, 1); /* [B, 1] */
+    lg_value z = lg_broadcast_to(lg_scalar(g, lg_value_dtype(x_tm), 0), lg_shape_of(1, units));
+    return lg_where(x0, z, z);
+}
+
+/* A 0/1 mask input [B, n] the caller feeds, scaled by 1 / (1 - rate). */
+static lg_value mask_input(lg_graph *g, const char *name, lg_dtype dt, int64_t batch, int64_t n, double rate,
+                           lg_value *placeholder)
+{
+    *placeholder = lg_input(g, name, dt, (lg_shape){.rank = 2, .dims = {batch, n}});
+    return lg_scale(*placeholder, 1.0 / (1.0 - rate));
+}
+
+/* Reverse the time axis of a time-major sequence [T, ...]. */
+static lg_value reverse_time(lg_value seq_tm, lg_value iota)
+{
+    lg_value last = lg_add_scalar(lg_numel(iota, NULL, 0), -1);
+    return lg_gather(seq_tm, lg_cast(lg_sub(last, iota), LG_I32));
+}
+
+/* One direction: the loop over p->x_tm, run backwards when reverse. With
+ * flip, a returned sequence is put in processing order (go_backwards);
+ * without, it stays aligned with x's time. */
+static lg_status run_direction(lg_graph *g, const char *layer, lg_cell *cell, const prep *p, const lg_rnn_opts *o,
+                               const lg_value *init, bool reverse, bool flip, lg_rnn_result *r)
+{
+    lg_dtype dt = lg_cell_get_opts(cell).dtype;
+    int n_states = lg_cell_state_count(cell), u = lg_cell_units(cell);
+    lg_value init_v[LG_RNN_MAX_STATES];
+    LG_ASSERT(n_states <= LG_RNN_MAX_STATES);
+    for (int k = 0; k < n_states; k++) init_v[k] = init ? init[k] : zero_state(g, p->x_tm, u);
+
+    lg_value xm = lg_value_invalid(), hm = lg_value_invalid();
+    if (o->training && o->dropout > 0)
+        xm = mask_input(g, "dropout_mask", dt, p->batch, cell_input_dim(cell), o->dropout, &r->dropout_mask);
+    if (o->training && o->recurrent_dropout > 0)
+        hm = mask_input(g, "recurrent_dropout_mask", dt, p->batch, u, o->recurrent_dropout,
+                        &r->recurrent_dropout_mask);
+    lg_status s = graph_status(g, layer);
+    if (s != LG_OK) return s;
+
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.reverse = reverse;
+    lo.time_major = true;
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_graph *body = lg_loop_body(l);
+    lg_value x_t = lg_loop_seq(l, p->x_tm);
+    lg_value m_t = lg_value_ok(p->mask) ? lg_loop_seq(l, p->mask) : lg_value_invalid(); /* [B, 1] */
+    lg_value st[LG_RNN_MAX_STATES], next[LG_RNN_MAX_STATES], y = lg_value_invalid();
+    for (int k = 0; k < n_states; k++) st[k] = lg_loop_state(l, init_v[k]);
+    lg_value xm_b = lg_value_ok(xm) ? lg_loop_invariant(l, xm) : lg_value_invalid();
+    lg_value hm_b = lg_value_ok(hm) ? lg_loop_invariant(l, hm) : lg_value_invalid();
+    for (int k = 0; k < n_states; k++) next[k] = lg_value_invalid();
+    lg_cell_step(cell, l, x_t, st, next, &y, xm_b, hm_b);
+    if (lg_value_ok(m_t)) {
+        /* Keras masking: a padded step keeps the states and emits zeros */
+        for (int k = 0; k < n_states; k++) next[k] = lg_where(m_t, next[k], st[k]);
+        y = lg_where(m_t, y, lg_scalar(body, dt, 0));
+    }
+    for (int k = 0; k < n_states; k++) lg_loop_next(l, st[k], next[k]);
+    if (o->return_sequences) lg_loop_emit(l, y);
+    lg_value ys = lg_value_invalid();
+    s = lg_loop_end(l, r->states, o->return_sequences ? &ys : NULL);
+    if (s != LG_OK) return graph_status(g, layer);
+    r->n_states = n_states;
+
+    if (o->return_sequences) {
+        if (flip) ys = reverse_time(ys, p->iota);
+        int tm[3] = {1, 0, 2};
+        r->output = o->time_major ? ys : lg_transpose(ys, tm);
+    } else {
+        /* the cells' output is their new h, and a masked example's h stays
+         * at its last valid step: the last output is the final h */
+        r->output = r->states[0];
+    }
+    return graph_status(g, layer);
+}
+
+static void result_clear(lg_rnn_result *r)
+{
+    r->output = r->dropout_mask = r->recurrent_dropout_mask = lg_value_invalid();
+    for (int k = 0; k < LG_RNN_MAX_STATES; k++) r->states[k] = lg_value_invalid();
+    r->n_states = 0;
+}
+
+static lg_status start(lg_graph *g, const char *what, const void *r)
+{
+    if (!g) return lg_fail(LG_ERR_INVALID_ARGUMENT, "%s: graph is NULL", what);
+    if (g->error) return lg_fail(LG_ERR_GRAPH, "%s: the graph has an error: %s", what, g->error);
+    if (!r) return layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: result is NULL", what);
+    return LG_OK;
+}
+
+lg_status lg_rnn(lg_graph *g, lg_cell *cell, lg_value x, lg_rnn_opts o, lg_rnn_result *r)
+{
+    if (r) result_clear(r);
+    char layer[160];
+    const char *name = o.name && o.name[0] ? o.name : "rnn";
+    snprintf(layer, sizeof layer, "rnn '%s'", name);
+    lg_status s = start(g, layer, r);
+    if (s != LG_OK) return s;
+    lg_scope_push(g, name);
+    prep p;
+    s = prepare(g, layer, x, &o, &p);
+    if (s == LG_OK) s = check_cell(g, layer, cell, x);
+    if (s == LG_OK && o.initial_state && o.n_initial_state != lg_cell_state_count(cell))
+        s = layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: %d initial states given, the cell carries %d", layer,
+                       o.n_initial_state, lg_cell_state_count(cell));
+    if (s == LG_OK && o.initial_state) s = check_initial(g, layer, cell, o.initial_state, p.batch);
+    if (s == LG_OK) s = run_direction(g, layer, cell, &p, &o, o.initial_state, o.go_backwards, o.go_backwards, r);
+    lg_scope_pop(g);
+    if (s != LG_OK) result_clear(r);
+    return s;
+}
+
+static lg_value merge(lg_value a, lg_value b, lg_merge_mode m)
+{
+    switch (m) {
+    case LG_MERGE_CONCAT: return lg_concat((lg_value[2]){a, b}, 2, -1);
+    case LG_MERGE_SUM: return lg_add(a, b);
+    case LG_MERGE_MUL: return lg_mul(a, b);
+    case LG_MERGE_AVE: return lg_scale(lg_add(a, b), 0.5);
+    case LG_MERGE_NONE:
+    case LG_MERGE_COUNT: break;
+    }
+    return lg_value_invalid();
+}
+
+lg_status lg_bidirectional(lg_graph *g, lg_cell *fwd, lg_cell *bwd, lg_value x, lg_rnn_opts o, lg_merge_mode m,
+                           lg_bidirectional_result *r)
+{
+    if (r) {
+        result_clear(&r->forward), result_clear(&r->backward);
+        r->output = lg_value_invalid();
+    }
+    char layer[160];
+    const char *name = o.name && o.name[0] ? o.name : "rnn";
+    snprintf(layer, sizeof layer, "bidirectional '%s'", name);
+    lg_status s = start(g, layer, r);
+    if (s != LG_OK) return s;
+    if ((int)m < 0 || m >= LG_MERGE_COUNT)
+        return layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: unknown merge mode %d", layer, (int)m);
+    if (o.go_backwards)
+        return layer_fail(g, LG_ERR_INVALID_ARGUMENT,
+                          "%s: go_backwards is not an option of a bidirectional layer (its backward direction is)",
+                          layer);
+    lg_scope_push(g, name);
+    prep p;
+    s = prepare(g, layer, x, &o, &p);
+    if (s == LG_OK) s = check_cell(g, layer, fwd, x);
+    if (s == LG_OK) s = check_cell(g, layer, bwd, x);
+    int nf = s == LG_OK ? lg_cell_state_count(fwd) : 0, nb = s == LG_OK ? lg_cell_state_count(bwd) : 0;
+    if (s == LG_OK && o.initial_state && o.n_initial_state != nf + nb)
+        s = layer_fail(g, LG_ERR_INVALID_ARGUMENT,
+                       "%s: %d initial states given, the directions carry %d + %d (forward first)", layer,
+                       o.n_initial_state, nf, nb);
+    if (s == LG_OK && m != LG_MERGE_CONCAT && m != LG_MERGE_NONE && lg_cell_units(fwd) != lg_cell_units(bwd))
+        s = layer_fail(g, LG_ERR_SHAPE, "%s: merge mode %d needs equal units, got %d and %d", layer, (int)m,
+                       lg_cell_units(fwd), lg_cell_units(bwd));
+    if (s == LG_OK && o.initial_state) s = check_initial(g, layer, fwd, o.initial_state, p.batch);
+    if (s == LG_OK && o.initial_state) s = check_initial(g, layer, bwd, o.initial_state + nf, p.batch);
+    if (s == LG_OK) {
+        lg_scope_push(g, "forward");
+        s = run_direction(g, layer, fwd, &p, &o, o.initial_state, false, false, &r->forward);
+        lg_scope_pop(g);
+    }
+    if (s == LG_OK) {
+        /* reversed, not flipped: outputs stay aligned with forward time and
+         * a masked example's padded steps (met first) keep the initial state */
+        lg_scope_push(g, "backward");
+        s = run_direction(g, layer, bwd, &p, &o, o.initial_state ? o.initial_state + nf : NULL, true, false,
+                          &r->backward);
+        lg_scope_pop(g);
+    }
+    if (s == LG_OK && m != LG_MERGE_NONE) {
+        r->output = merge(r->forward.output, r->backward.output, m);
+        s = graph_status(g, layer);
+    }
+    lg_scope_pop(g);
+    if (s != LG_OK) {
+        result_clear(&r->forward), result_clear(&r->backward);
+        r->output = lg_value_invalid();
+    }
+    return s;
+}
+
+/* ---- helpers for feeding ---------------------------------------------------- */
+
+lg_status lg_dropout_mask_fill(lg_tensor *t, double rate, uint64_t seed, uint64_t key)
+{
+    if (!t) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_dropout_mask_fill: tensor is NULL");
+    if (!rate_ok(rate)) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_dropout_mask_fill: rate %g outside [0, 1)", rate);
+    if (lg_tensor_dtype(t) == LG_I32) return lg_fail(LG_ERR_DTYPE, "lg_dropout_mask_fill: the mask must be float");
+    for (int64_t i = 0; i < lg_tensor_numel(t); i++)
+        lg_tensor_set(t, i, lg_philox_uniform(seed, key, (uint64_t)i) >= rate ? 1.0 : 0.0);
+    return LG_OK;
+}
+
+lg_status lg_lengths_check(const lg_tensor *lengths, int64_t steps)
+{
+    if (!lengths) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_lengths_check: lengths is NULL");
+    if (lg_tensor_dtype(lengths) != LG_I32)
+        return lg_fail(LG_ERR_DTYPE, "lg_lengths_check: lengths must be i32, got %s",
+                       lg_dtype_name(lg_tensor_dtype(lengths)));
+    if (lg_tensor_shape(lengths).rank != 1)
+        return lg_fail(LG_ERR_SHAPE, "lg_lengths_check: lengths must be [B], got %s",
+                       lg_shape_cstr(lg_tensor_shape(lengths)));
+    const int32_t *v = lg_tensor_cdata(lengths);
+    for (int64_t i = 0; i < lg_tensor_numel(lengths); i++)
+        if (v[i] < 1 || v[i] > steps)
+            return lg_fail(LG_ERR_FEED, "lengths[%lld] = %d is outside [1, %lld] (T = %lld)", (long long)i, (int)v[i],
+                           (long long)steps, (long long)steps);
+    return LG_OK;
+}
+
+/* ---- Dense and Embedding ----------------------------------------------------- */
+
+static lg_value activate(lg_value x, lg_activation a)
+{
+    switch (a) {
+    case LG_ACT_TANH: return lg_tanh(x);
+    case LG_ACT_SIGMOID: return lg_sigmoid(x);
+    case LG_ACT_HARD_SIGMOID: return lg_hard_sigmoid(x);
+    case LG_ACT_RELU: return lg_relu(x);
+    case LG_ACT_LINEAR: return x;
+    case LG_ACT_COUNT: break;
+    }
+    return lg_value_invalid();
+}
+
+static bool name_ok(const char *name) { return name && name[0] && !strchr(name, '/'); }
+
+lg_value lg_dense(lg_graph *g, const char *name, lg_value x, int units, lg_dense_opts o)
+{
+    if (!g || g->error) return lg_value_invalid();
+    if (!name_ok(name)) return lg_graph_fail(g, "dense: a name without '/' is required");
+    if (!lg_value_ok(x) || x.graph != g)
+        return lg_graph_fail(g, "dense '%s': x is %s", name, lg_value_ok(x) ? "a value of another graph" : "invalid");
+    lg_shape xs = lg_value_shape(x);
+    lg_dtype dt = lg_value_dtype(x);
+    if (dt == LG_I32) return lg_graph_fail(g, "dense '%s': x '%s' must be float, got i32", name, lg_value_name(x));
+    if (xs.rank < 2 || xs.dims[xs.rank - 1] < 1)
+        return lg_graph_fail(g, "dense '%s': x '%s' must be [..., in] with rank >= 2 and a known in, got %s", name,
+                             lg_value_name(x), lg_shape_cstr(xs));
+    if (units < 1) return lg_graph_fail(g, "dense '%s': units %d must be >= 1", name, units);
+    if ((int)o.activation < 0 || o.activation >= LG_ACT_COUNT)
+        return lg_graph_fail(g, "dense '%s': unknown activation %d", name, (int)o.activation);
+    lg_scope_push(g, name);
+    lg_value kernel = lg_param(g, "kernel", dt, (lg_shape){.rank = 2, .dims = {xs.dims[xs.rank - 1], units}});
+    lg_value bias = o.use_bias ? lg_param(g, "bias", dt, lg_shape_of(1, units)) : lg_value_invalid();
+    lg_scope_pop(g);
+    if (g->error) return lg_value_invalid();
+    if (lg_init_glorot_uniform(lg_param_tensor(kernel), o.seed, 0) != LG_OK)
+        return lg_graph_fail(g, "dense '%s': %s", name, lg_last_error());
+    lg_value y = lg_matmul(x, kernel, false, false);
+    if (o.use_bias) y = lg_add(y, bias); /* bias stays zero-filled: Keras's zeros */
+    return activate(y, o.activation);
+}
+
+lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, int dim, lg_embedding_opts o)
+{
+    if (!g || g->error) return lg_value_invalid();
+    if (!name_ok(name)) return lg_graph_fail(g, "embedding: a name without '/' is required");
+    if (!lg_value_ok(ids) || ids.graph != g)
+        return lg_graph_fail(g, "embedding '%s': ids are %s", name,
+                             lg_value_ok(ids) ? "a value of another graph" : "invalid");
+    if (lg_value_dtype(ids) != LG_I32)
+        return lg_graph_fail(g, "embedding '%s': ids '%s' must be i32, got %s", name, lg_value_name(ids),
+                             lg_dtype_name(lg_value_dtype(ids)));
+    if (vocab < 1 || dim < 1)
+        return lg_graph_fail(g, "embedding '%s': vocab %d and dim %d must be >= 1", name, vocab, dim);
+    if (o.dtype != LG_F32 && o.dtype != LG_F64)
+        return lg_graph_fail(g, "embedding '%s': dtype must be f32 or f64", name);
+    lg_scope_push(g, name);
+    lg_value table = lg_param(g, "embeddings", o.dtype, lg_shape_of(2, vocab, dim));
+    lg_scope_pop(g);
+    if (g->error) return lg_value_invalid();
+    if (lg_init_uniform(lg_param_tensor(table), -0.05, 0.05, o.seed, 0) != LG_OK)
+        return lg_graph_fail(g, "embedding '%s': %s", name, lg_last_error());
+    return lg_gather(table, ids);
+}
