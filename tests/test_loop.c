@@ -1,8 +1,8 @@
 /*
  * test_loop.c — the loop node through its builder API: values against a
  * hand-written recurrence, rolled against unrolled, nested loops, invariants
- * and integer sequences, BPTT memory linear in the steps, and every builder
- * error.
+ * and integer sequences, several cells stepped in one loop, BPTT memory
+ * linear in the steps, and every builder error.
  */
 #include <check.h>
 #include <math.h>
@@ -161,6 +161,72 @@ START_TEST(test_nested_loops_and_integer_sequences)
     ck_assert_msg(rep.passed, "nested loop gradient: worst %s[%lld] %g vs %g", rep.worst_name, rep.worst_index,
                   rep.analytic, rep.numeric);
     lg_tensor_free(tt), lg_tensor_free(h0t), lg_tensor_free(rt);
+}
+END_TEST
+
+/* RecurrentShop's stacked cells: an LSTM and a GRU stepped together inside
+ * one loop equal the two layers chained with return_sequences, in values
+ * and in every gradient. */
+START_TEST(test_stacked_cells_in_one_loop)
+{
+    enum { B = 2, T = 5, F = 3, U1 = 4, U2 = 3 };
+    lg_cell_opts o1 = lg_cell_opts_default(LG_CELL_LSTM, U1), o2 = lg_cell_opts_default(LG_CELL_GRU, U2);
+    o1.dtype = o2.dtype = LG_F64;
+    lg_cell *lstm = lg_cell_new(g, "lstm", F, o1), *gru = lg_cell_new(g, "gru", U1, o2);
+    ck_assert_ptr_nonnull(lstm);
+    ck_assert_ptr_nonnull(gru);
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
+    lg_tensor *zt = NULL;
+    lg_tensor_new(LG_F64, lg_shape_of(2, B, U1), &zt);
+    lg_value z1 = lg_constant(g, "z1", zt);
+    lg_tensor_free(zt);
+    lg_tensor_new(LG_F64, lg_shape_of(2, B, U2), &zt);
+    lg_value z2 = lg_constant(g, "z2", zt);
+    lg_tensor_free(zt);
+
+    /* one loop, both cells */
+    lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+    lg_value xt = lg_loop_seq(l, x);
+    lg_value s1[2] = {lg_loop_state(l, z1), lg_loop_state(l, z1)}, s2 = lg_loop_state(l, z2);
+    lg_value n1[2], y1, n2, y2;
+    lg_cell_step(lstm, l, xt, s1, n1, &y1, lg_value_invalid(), lg_value_invalid());
+    lg_cell_step(gru, l, y1, &s2, &n2, &y2, lg_value_invalid(), lg_value_invalid());
+    lg_loop_next(l, s1[0], n1[0]);
+    lg_loop_next(l, s1[1], n1[1]);
+    lg_loop_next(l, s2, n2);
+    lg_loop_emit(l, y2);
+    lg_value joint;
+    ck_assert_int_eq(lg_loop_end(l, NULL, &joint), LG_OK);
+
+    /* two chained layers */
+    lg_rnn_opts ro = lg_rnn_opts_default();
+    ro.return_sequences = true;
+    lg_rnn_result r1, r2;
+    ro.name = "layer1";
+    ck_assert_int_eq(lg_rnn(g, lstm, x, ro, &r1), LG_OK);
+    ro.name = "layer2";
+    ck_assert_int_eq(lg_rnn(g, gru, r1.output, ro, &r2), LG_OK);
+
+    lg_tensor *rt = filled(LG_F64, lg_shape_of(3, B, T, U2), 7, -1, 1);
+    lg_value rw = lg_constant(g, "r", rt);
+    lg_value la = lg_sum(lg_mul(joint, rw), NULL, 0, false), lb = lg_sum(lg_mul(r2.output, rw), NULL, 0, false);
+    lg_value wrt[4] = {lg_cell_kernel(lstm), lg_cell_recurrent_kernel(gru), lg_cell_bias(gru), x}, ga[4], gb[4];
+    ck_assert_int_eq(lg_grad(g, la, wrt, 4, ga), LG_OK);
+    ck_assert_int_eq(lg_grad(g, lb, wrt, 4, gb), LG_OK);
+    lg_tensor *xv = filled(LG_F64, lg_shape_of(3, B, T, F), 8, -1, 1);
+    lg_feed f = {x, xv};
+    lg_value fetch[10] = {joint, r2.output, ga[0], gb[0], ga[1], gb[1], ga[2], gb[2], ga[3], gb[3]};
+    lg_tensor *out[10] = {NULL};
+    ck_assert_int_eq(lg_graph_run(g, &f, 1, fetch, 10, out), LG_OK);
+    for (int k = 0; k < 10; k += 2)
+        for (int64_t i = 0; i < lg_tensor_numel(out[k]); i++)
+            ck_assert_double_eq_tol(lg_tensor_get(out[k], i), lg_tensor_get(out[k + 1], i), 1e-12);
+    lg_gradcheck_report rep;
+    ck_assert_int_eq(lg_gradcheck(g, la, wrt, 4, &f, 1, lg_gradcheck_opts_default(), &rep), LG_OK);
+    ck_assert_msg(rep.passed, "stacked cells: worst %s[%lld] %g vs %g", rep.worst_name, rep.worst_index, rep.analytic,
+                  rep.numeric);
+    for (int k = 0; k < 10; k++) lg_tensor_free(out[k]);
+    lg_tensor_free(rt), lg_tensor_free(xv), lg_cell_free(lstm), lg_cell_free(gru);
 }
 END_TEST
 
@@ -393,6 +459,7 @@ static Suite *loop_suite(void)
     tcase_add_test(tc, test_bptt_memory_linear_in_steps);
     tcase_add_loop_test(tc, test_truncated_bptt, 0, 2);
     tcase_add_test(tc, test_stop_condition);
+    tcase_add_test(tc, test_stacked_cells_in_one_loop);
     suite_add_tcase(s, tc);
     TCase *te = tcase_create("errors");
     tcase_add_checked_fixture(te, setup, teardown);
