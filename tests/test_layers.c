@@ -10,6 +10,7 @@
  */
 #include <check.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -551,6 +552,318 @@ START_TEST(dropout_masks)
 }
 END_TEST
 
+/* ---- unroll ------------------------------------------------------------------------ */
+
+static int count_ops(const lg_graph *g, int from, const char *op)
+{
+    int n = 0;
+    for (int i = from; i < lg_graph_node_count(g); i++) n += strcmp(lg_graph_node_op(g, i), op) == 0;
+    return n;
+}
+
+/* unroll: an LSTM layer inlined per step (no loop node) gives the rolled
+ * layer's outputs, final states and gradients (weights and x), plain,
+ * masked, backwards and both, returning sequences or the last output. */
+START_TEST(unroll_matches_loop)
+{
+    bool masked = _i & 1, back = _i & 2, seqs = _i & 4;
+    lg_graph *g = lg_graph_new();
+    lg_cell *cell = make_cell(g, "cell", LG_CELL_LSTM, F, U, 71);
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, -1, T, F));
+    lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, -1));
+    lg_rnn_opts o = lg_rnn_opts_default();
+    o.return_sequences = seqs, o.go_backwards = back;
+    if (masked) o.lengths = len;
+    lg_rnn_result rolled, unrolled;
+    ck_assert_int_eq(lg_rnn(g, cell, x, o, &rolled), LG_OK);
+    int before = lg_graph_node_count(g);
+    o.unroll = true, o.name = "unrolled";
+    ck_assert_msg(lg_rnn(g, cell, x, o, &unrolled) == LG_OK, "%s", lg_last_error());
+    ck_assert_int_eq(count_ops(g, 0, "loop"), 1);
+    ck_assert_int_eq(count_ops(g, before, "loop"), 0);
+    ck_assert_int_eq(unrolled.n_states, 2);
+
+    lg_value wrt[4] = {lg_cell_kernel(cell), lg_cell_recurrent_kernel(cell), lg_cell_bias(cell), x}, gr[4], gu[4];
+    ck_assert_int_eq(lg_grad(g, test_loss(g, rolled.output), wrt, 4, gr), LG_OK);
+    ck_assert_int_eq(lg_grad(g, test_loss(g, unrolled.output), wrt, 4, gu), LG_OK);
+    lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, F), 72), *lt = i32_tensor(B, LENGTHS);
+    lg_feed feeds[2] = {{x, xt}, {len, lt}};
+    lg_value fetch[14] = {rolled.output, unrolled.output, rolled.states[0], unrolled.states[0],
+                          rolled.states[1], unrolled.states[1]};
+    for (int k = 0; k < 4; k++) fetch[6 + 2 * k] = gr[k], fetch[7 + 2 * k] = gu[k];
+    lg_tensor *out[14] = {NULL};
+    ck_assert_msg(lg_graph_run(g, feeds, masked ? 2 : 1, fetch, 14, out) == LG_OK, "%s", lg_last_error());
+    static const char *what[7] = {"output", "h", "c", "d kernel", "d recurrent_kernel", "d bias", "d x"};
+    for (int k = 0; k < 14; k += 2) {
+        ck_assert(lg_shape_equal(lg_tensor_shape(out[k]), lg_tensor_shape(out[k + 1])));
+        expect_close(out[k + 1], out[k], 1e-12, what[k / 2]);
+    }
+    for (int k = 0; k < 14; k++) lg_tensor_free(out[k]);
+    lg_tensor_free(xt), lg_tensor_free(lt);
+    lg_cell_free(cell);
+    lg_graph_free(g);
+}
+END_TEST
+
+/* ---- stateful ---------------------------------------------------------------------- */
+
+/* x [B, T, F] steps [t0, t0 + n) as a new [B, n, F] tensor. */
+static lg_tensor *steps_of(const lg_tensor *x, int t0, int n)
+{
+    lg_tensor *p = NULL;
+    ck_assert_int_eq(lg_tensor_new(LG_F64, lg_shape_of(3, B, n, F), &p), LG_OK);
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < n * F; j++) lg_tensor_set(p, ((int64_t)b * n) * F + j, lg_tensor_get(x, ((int64_t)b * T + t0) * F + j));
+    return p;
+}
+
+/* out [B, n, u] equals steps [t0, t0 + n) of full [B, T, u]. */
+static void expect_steps(const lg_tensor *out, const lg_tensor *full, int t0, int n, int u, const char *what)
+{
+    for (int b = 0; b < B; b++)
+        for (int j = 0; j < n * u; j++) {
+            double got = lg_tensor_get(out, (int64_t)b * n * u + j);
+            double want = lg_tensor_get(full, ((int64_t)b * T + t0) * u + j);
+            ck_assert_msg(fabs(got - want) <= 1e-12 * (1 + fabs(want)), "%s b %d j %d: %.12g vs %.12g", what, b, j, got,
+                          want);
+        }
+}
+
+/* Two stacked stateful layers (the kind, then an LSTM) run over steps
+ * [0, 2) and then [2, T) give the stateless stack's outputs over all T steps
+ * and its final states, which the states then hold; reset brings back the
+ * first run. With batch_known x is [B, ?, F], else [?, ?, F] (the batch is
+ * checked at compile). */
+START_TEST(stateful_matches_one_run)
+{
+    for (int batch_known = 0; batch_known < 2; batch_known++) {
+        lg_graph *g = lg_graph_new();
+        lg_cell *c1 = make_cell(g, "c1", KINDS[_i], F, U, 81), *c2 = make_cell(g, "c2", LG_CELL_LSTM, U, 2, 82);
+        lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, batch_known ? B : -1, -1, F));
+        lg_rnn_opts o = lg_rnn_opts_default();
+        o.return_sequences = true, o.name = "full1";
+        lg_rnn_result f1, f2, s1, s2;
+        ck_assert_int_eq(lg_rnn(g, c1, x, o, &f1), LG_OK);
+        o.name = "full2";
+        ck_assert_int_eq(lg_rnn(g, c2, f1.output, o, &f2), LG_OK);
+        ck_assert(f1.state == NULL);
+        o.stateful = true, o.batch_size = B, o.name = "s1";
+        ck_assert_msg(lg_rnn(g, c1, x, o, &s1) == LG_OK, "%s", lg_last_error());
+        o.name = "s2";
+        ck_assert_int_eq(lg_rnn(g, c2, s1.output, o, &s2), LG_OK);
+        ck_assert(s1.state && s2.state);
+        ck_assert_int_eq(lg_rnn_state_count(s1.state), lg_cell_state_count(c1));
+        ck_assert_int_eq(lg_rnn_state_count(s2.state), 2);
+        ck_assert_str_eq(lg_value_name(lg_graph_find_param(g, "c1/kernel")), "c1/kernel");
+
+        lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, F), 83), *xa = steps_of(xt, 0, 2), *xb = steps_of(xt, 2, T - 2);
+        lg_feed feed = {x, xt};
+        lg_value ff[5] = {f1.output, f2.output, f2.states[0], f2.states[1], f1.states[0]};
+        lg_tensor *full[5] = {NULL};
+        ck_assert_int_eq(lg_graph_run(g, &feed, 1, ff, 5, full), LG_OK);
+
+        lg_rnn_state *sts[2] = {s1.state, s2.state};
+        lg_value sf[4] = {s1.output, s2.output, s2.states[0], s2.states[1]};
+        lg_tensor *a[4] = {NULL}, *b[4] = {NULL};
+        feed.tensor = xa;
+        ck_assert_msg(lg_rnn_state_run(g, sts, 2, &feed, 1, sf, 2, a) == LG_OK, "%s", lg_last_error());
+        /* the states now hold the first piece's final states, nonzero */
+        double mag = 0;
+        for (int i = 0; i < B * U; i++) mag += fabs(lg_tensor_get(lg_rnn_state_tensor(s1.state, 0), i));
+        ck_assert(mag > 0.1);
+        feed.tensor = xb;
+        ck_assert_int_eq(lg_rnn_state_run(g, sts, 2, &feed, 1, sf, 4, b), LG_OK);
+        expect_steps(a[0], full[0], 0, 2, U, "layer 1, run 1");
+        expect_steps(a[1], full[1], 0, 2, 2, "layer 2, run 1");
+        expect_steps(b[0], full[0], 2, T - 2, U, "layer 1, run 2");
+        expect_steps(b[1], full[1], 2, T - 2, 2, "layer 2, run 2");
+        expect_close(b[2], full[2], 1e-12, "final h");
+        expect_close(b[3], full[3], 1e-12, "final c");
+        expect_close(lg_rnn_state_tensor(s2.state, 0), full[2], 1e-12, "held h");
+        expect_close(lg_rnn_state_tensor(s2.state, 1), full[3], 1e-12, "held c");
+        expect_close(lg_rnn_state_tensor(s1.state, 0), full[4], 1e-12, "held h of layer 1");
+
+        /* reset: zeros, and the first piece again gives the first run */
+        lg_rnn_state_reset(s1.state), lg_rnn_state_reset(s2.state);
+        for (int k = 0; k < 2; k++)
+            for (int i = 0; i < B * 2; i++) ck_assert(lg_tensor_get(lg_rnn_state_tensor(s2.state, k), i) == 0);
+        feed.tensor = xa;
+        lg_tensor *c[2] = {NULL};
+        ck_assert_int_eq(lg_rnn_state_run(g, sts, 2, &feed, 1, sf, 2, c), LG_OK);
+        expect_close(c[0], a[0], 0, "after reset, layer 1");
+        expect_close(c[1], a[1], 0, "after reset, layer 2");
+
+        for (int k = 0; k < 5; k++) lg_tensor_free(full[k]);
+        for (int k = 0; k < 4; k++) lg_tensor_free(a[k]), lg_tensor_free(b[k]);
+        lg_tensor_free(c[0]), lg_tensor_free(c[1]);
+        lg_tensor_free(xt), lg_tensor_free(xa), lg_tensor_free(xb);
+        lg_rnn_state_free(s1.state), lg_rnn_state_free(s2.state);
+        lg_cell_free(c1), lg_cell_free(c2);
+        lg_graph_free(g);
+    }
+}
+END_TEST
+
+/* Without lg_rnn_state_run: lg_rnn_state_feeds and _fetches around a
+ * compiled program and lg_rnn_state_update carry the states the same way,
+ * here with lengths and go_backwards; update refuses a tensor of another
+ * shape and leaves the states alone. */
+START_TEST(stateful_by_hand)
+{
+    lg_graph *g = lg_graph_new();
+    lg_cell *cell = make_cell(g, "cell", LG_CELL_GRU, F, U, 84);
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, 2, F));
+    lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
+    lg_rnn_opts o = lg_rnn_opts_default();
+    o.stateful = true, o.batch_size = B, o.lengths = len, o.go_backwards = true;
+    lg_rnn_result r, h;
+    ck_assert_int_eq(lg_rnn(g, cell, x, o, &r), LG_OK);
+    o.name = "helper";
+    ck_assert_int_eq(lg_rnn(g, cell, x, o, &h), LG_OK);
+    lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, F), 85), *xa = steps_of(xt, 0, 2), *xb = steps_of(xt, 2, 2);
+    const int lv[B] = {2, 1, 2};
+    lg_tensor *lt = i32_tensor(B, lv);
+    lg_feed feeds[3] = {{x, xa}, {len, lt}};
+    int nf = 2, nv = 1;
+    ck_assert_int_eq(lg_rnn_state_feeds(r.state, feeds, &nf), LG_OK);
+    lg_value fetch[2] = {r.output};
+    ck_assert_int_eq(lg_rnn_state_fetches(r.state, fetch, &nv), LG_OK);
+    ck_assert_int_eq(nf, 3);
+    ck_assert_int_eq(nv, 2);
+    lg_program *p = NULL;
+    ck_assert_int_eq(lg_program_compile(g, feeds, nf, fetch, nv, &p), LG_OK);
+    lg_tensor *mine[2] = {NULL}, *theirs[2] = {NULL};
+    for (int run = 0; run < 2; run++) {
+        feeds[0].tensor = run ? xb : xa;
+        nf = 2;
+        lg_rnn_state_feeds(r.state, feeds, &nf);
+        lg_tensor *out[2] = {NULL};
+        ck_assert_int_eq(lg_program_run(p, feeds, nf, out), LG_OK);
+        ck_assert_int_eq(lg_rnn_state_update(r.state, out + 1), LG_OK);
+        mine[run] = out[0];
+        lg_tensor_free(out[1]);
+        ck_assert_int_eq(lg_rnn_state_run(g, &h.state, 1, feeds, 2, &h.output, 1, &theirs[run]), LG_OK);
+        expect_close(mine[run], theirs[run], 0, "by hand vs lg_rnn_state_run");
+        expect_close(lg_rnn_state_tensor(r.state, 0), lg_rnn_state_tensor(h.state, 0), 0, "held state");
+    }
+    /* the second run started from the first's states */
+    ck_assert(fabs(lg_tensor_get(mine[1], 0) - lg_tensor_get(theirs[0], 0)) > 1e-6);
+    lg_tensor *bad = NULL;
+    lg_tensor_new(LG_F64, lg_shape_of(2, B + 1, U), &bad);
+    lg_tensor *held = NULL;
+    lg_tensor_clone(lg_rnn_state_tensor(r.state, 0), &held);
+    ck_assert_int_eq(lg_rnn_state_update(r.state, &bad), LG_ERR_SHAPE);
+    ck_assert_msg(strstr(lg_last_error(), "final state 0 is [4, 3], the state 'rnn/state_h' is [3, 3]"), "%s",
+                  lg_last_error());
+    expect_close(lg_rnn_state_tensor(r.state, 0), held, 0, "after a refused update");
+    ck_assert(lg_rnn_state_tensor(r.state, 1) == NULL && lg_rnn_state_tensor(NULL, 0) == NULL);
+    ck_assert_int_eq(lg_rnn_state_count(NULL), 0);
+    lg_rnn_state_reset(NULL), lg_rnn_state_free(NULL);
+    lg_tensor_free(bad), lg_tensor_free(held);
+    for (int k = 0; k < 2; k++) lg_tensor_free(mine[k]), lg_tensor_free(theirs[k]);
+    lg_program_free(p);
+    lg_tensor_free(xt), lg_tensor_free(xa), lg_tensor_free(xb), lg_tensor_free(lt);
+    lg_rnn_state_free(r.state), lg_rnn_state_free(h.state);
+    lg_cell_free(cell);
+    lg_graph_free(g);
+}
+END_TEST
+
+/* A batch other than batch_size fails the run and leaves the states as
+ * they were: with x [?, ?, F] at compile, naming the layer's check and both
+ * shapes (a batch of 1, which would broadcast, too); with x [B, ?, F] at the
+ * feed, naming x. A run without the state feeds names the state input. */
+START_TEST(stateful_batch_change)
+{
+    lg_graph *g = lg_graph_new();
+    lg_cell *cell = make_cell(g, "cell", LG_CELL_LSTM, F, U, 86);
+    lg_value xd = lg_input(g, "xd", LG_F64, lg_shape_of(3, -1, -1, F));
+    lg_value xs = lg_input(g, "xs", LG_F64, lg_shape_of(3, B, -1, F));
+    lg_rnn_opts o = lg_rnn_opts_default();
+    o.stateful = true, o.batch_size = B, o.name = "dyn";
+    lg_rnn_result rd, rs;
+    ck_assert_int_eq(lg_rnn(g, cell, xd, o, &rd), LG_OK);
+    o.name = "stat";
+    ck_assert_int_eq(lg_rnn(g, cell, xs, o, &rs), LG_OK);
+    lg_tensor *ok = rand_tensor(lg_shape_of(3, B, T, F), 87);
+    lg_feed f = {xd, ok};
+    lg_tensor *out = NULL;
+    ck_assert_int_eq(lg_rnn_state_run(g, &rd.state, 1, &f, 1, &rd.output, 1, &out), LG_OK);
+    lg_tensor *held = NULL;
+    lg_tensor_clone(lg_rnn_state_tensor(rd.state, 1), &held);
+    const int bad_batch[2] = {B + 1, 1};
+    for (int k = 0; k < 2; k++) {
+        lg_tensor *xt = rand_tensor(lg_shape_of(3, bad_batch[k], T, F), 88), *o2 = NULL;
+        f = (lg_feed){xd, xt};
+        ck_assert_int_eq(lg_rnn_state_run(g, &rd.state, 1, &f, 1, &rd.output, 1, &o2), LG_ERR_SHAPE);
+        ck_assert(o2 == NULL);
+        char want[64];
+        snprintf(want, sizeof want, "f64 [3, 3], f64 [%d, 3]", bad_batch[k]);
+        ck_assert_msg(strstr(lg_last_error(), "'dyn/x_batch_is_stateful_batch_size/") && strstr(lg_last_error(), want),
+                      "%s", lg_last_error());
+        expect_close(lg_rnn_state_tensor(rd.state, 1), held, 0, "state after a failed run");
+        f = (lg_feed){xs, xt};
+        ck_assert_int_eq(lg_rnn_state_run(g, &rs.state, 1, &f, 1, &rs.output, 1, &o2), LG_ERR_FEED);
+        ck_assert_msg(strstr(lg_last_error(), "feed for input 'xs'"), "%s", lg_last_error());
+        lg_tensor_free(xt);
+    }
+    f = (lg_feed){xd, ok};
+    lg_tensor *o3 = NULL;
+    ck_assert_int_eq(lg_graph_run(g, &f, 1, &rd.output, 1, &o3), LG_ERR_FEED);
+    ck_assert_msg(strstr(lg_last_error(), "missing feed for input 'dyn/state_h'"), "%s", lg_last_error());
+    /* states of another graph, given twice, NULL */
+    lg_graph *g2 = lg_graph_new();
+    lg_rnn_state *two[2] = {rd.state, rd.state};
+    ck_assert_int_eq(lg_rnn_state_run(g2, &rd.state, 1, &f, 1, &rd.output, 1, &o3), LG_ERR_INVALID_ARGUMENT);
+    ck_assert(strstr(lg_last_error(), "of another graph"));
+    ck_assert_int_eq(lg_rnn_state_run(g, two, 2, &f, 1, &rd.output, 1, &o3), LG_ERR_INVALID_ARGUMENT);
+    ck_assert(strstr(lg_last_error(), "state 1 ('dyn/state_h') is given twice"));
+    two[1] = NULL;
+    ck_assert_int_eq(lg_rnn_state_run(g, two, 2, &f, 1, &rd.output, 1, &o3), LG_ERR_INVALID_ARGUMENT);
+    ck_assert(o3 == NULL);
+    lg_graph_free(g2);
+    lg_tensor_free(ok), lg_tensor_free(out), lg_tensor_free(held);
+    lg_rnn_state_free(rd.state), lg_rnn_state_free(rs.state);
+    lg_cell_free(cell);
+    lg_graph_free(g);
+}
+END_TEST
+
+/* Gradients of a stateful run with respect to the weights and x, the
+ * carried state (nonzero, after a first run) fed as a constant input. */
+START_TEST(stateful_gradcheck)
+{
+    lg_graph *g = lg_graph_new();
+    lg_cell *cell = make_cell(g, "cell", KINDS[_i], F, U, 89);
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, -1, -1, F));
+    lg_rnn_opts o = lg_rnn_opts_default();
+    o.stateful = true, o.batch_size = B, o.return_sequences = true;
+    lg_rnn_result r;
+    ck_assert_int_eq(lg_rnn(g, cell, x, o, &r), LG_OK);
+    lg_value loss = test_loss(g, r.output);
+    lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, F), 90), *l1 = NULL;
+    lg_feed feeds[1 + LG_RNN_MAX_STATES] = {{x, xt}};
+    ck_assert_int_eq(lg_rnn_state_run(g, &r.state, 1, feeds, 1, &loss, 1, &l1), LG_OK);
+    int nf = 1;
+    ck_assert_int_eq(lg_rnn_state_feeds(r.state, feeds, &nf), LG_OK);
+    ck_assert_int_eq(nf, 1 + lg_cell_state_count(cell));
+    lg_value wrt[4] = {lg_cell_kernel(cell), lg_cell_recurrent_kernel(cell), lg_cell_bias(cell), x};
+    lg_gradcheck_report rep;
+    ck_assert_msg(lg_gradcheck(g, loss, wrt, 4, feeds, nf, lg_gradcheck_opts_default(), &rep) == LG_OK, "%s",
+                  lg_last_error());
+    ck_assert_msg(rep.passed, "worst %s[%lld] %.10g vs %.10g", rep.worst_name, rep.worst_index, rep.analytic,
+                  rep.numeric);
+    ck_assert(rep.checked > 30);
+    /* the gradient saw the carried state: the loss differs from the first run's */
+    lg_tensor *l2 = run1(g, feeds, nf, loss);
+    ck_assert(fabs(lg_tensor_get(l2, 0) - lg_tensor_get(l1, 0)) > 1e-6);
+    lg_tensor_free(l1), lg_tensor_free(l2), lg_tensor_free(xt);
+    lg_rnn_state_free(r.state);
+    lg_cell_free(cell);
+    lg_graph_free(g);
+}
+END_TEST
+
 /* ---- Dense and Embedding ------------------------------------------------------------ */
 
 START_TEST(dense_values_and_gradients)
@@ -654,6 +967,11 @@ typedef enum bad_case {
     BAD_BIDI_INIT_COUNT,
     BAD_BIDI_UNITS,
     BAD_NULL_CELL,
+    BAD_UNROLL_UNKNOWN_T,
+    BAD_STATEFUL_NO_BATCH,
+    BAD_STATEFUL_BATCH,
+    BAD_STATEFUL_INIT,
+    BAD_BIDI_STATEFUL,
     BAD_COUNT
 } bad_case;
 
@@ -677,6 +995,11 @@ static const struct {
     [BAD_BIDI_INIT_COUNT] = {LG_ERR_INVALID_ARGUMENT, "2 initial states given, the directions carry 2 + 2"},
     [BAD_BIDI_UNITS] = {LG_ERR_SHAPE, "needs equal units, got 3 and 2"},
     [BAD_NULL_CELL] = {LG_ERR_INVALID_ARGUMENT, "cell is NULL"},
+    [BAD_UNROLL_UNKNOWN_T] = {LG_ERR_GRAPH, "unroll needs a static number of steps; the sequence is [?, 3, 2]"},
+    [BAD_STATEFUL_NO_BATCH] = {LG_ERR_INVALID_ARGUMENT, "stateful needs batch_size >= 1, got 0"},
+    [BAD_STATEFUL_BATCH] = {LG_ERR_SHAPE, "x 'x' [3, 4, 2] has batch 3 but the stateful batch_size is 2"},
+    [BAD_STATEFUL_INIT] = {LG_ERR_INVALID_ARGUMENT, "stateful takes its initial states from the previous run"},
+    [BAD_BIDI_STATEFUL] = {LG_ERR_INVALID_ARGUMENT, "stateful is not an option of a bidirectional layer"},
 };
 
 START_TEST(rnn_bad_input)
@@ -714,6 +1037,11 @@ START_TEST(rnn_bad_input)
     case BAD_BIDI_INIT_COUNT: bidi = true, o.initial_state = init, o.n_initial_state = 2; break;
     case BAD_BIDI_UNITS: bidi = true, m = LG_MERGE_SUM; break;
     case BAD_NULL_CELL: use = NULL; break;
+    case BAD_UNROLL_UNKNOWN_T: x = lg_input(g, "xt", LG_F64, lg_shape_of(3, B, -1, F)), o.unroll = true; break;
+    case BAD_STATEFUL_NO_BATCH: o.stateful = true; break;
+    case BAD_STATEFUL_BATCH: o.stateful = true, o.batch_size = 2; break;
+    case BAD_STATEFUL_INIT: o.stateful = true, o.batch_size = B, o.initial_state = init, o.n_initial_state = 2; break;
+    case BAD_BIDI_STATEFUL: bidi = true, o.stateful = true, o.batch_size = B; break;
     case BAD_COUNT: break;
     }
     lg_status s;
@@ -724,7 +1052,7 @@ START_TEST(rnn_bad_input)
     } else {
         lg_rnn_result r;
         s = lg_rnn(g, use, x, o, &r);
-        ck_assert(!lg_value_ok(r.output) && !lg_value_ok(r.states[0]));
+        ck_assert(!lg_value_ok(r.output) && !lg_value_ok(r.states[0]) && r.state == NULL);
     }
     ck_assert_msg(s == BAD[c].status, "case %d: %s (%s)", c, lg_status_name(s), lg_last_error());
     const char *err = lg_graph_error(g);
@@ -801,6 +1129,11 @@ static Suite *layers_suite(void)
     tcase_add_loop_test(tc, initial_state_continues_a_run, 0, 3);
     tcase_add_test(tc, stacked_layers);
     tcase_add_test(tc, dropout_masks);
+    tcase_add_loop_test(tc, unroll_matches_loop, 0, 8);
+    tcase_add_loop_test(tc, stateful_matches_one_run, 0, 3);
+    tcase_add_test(tc, stateful_by_hand);
+    tcase_add_test(tc, stateful_batch_change);
+    tcase_add_loop_test(tc, stateful_gradcheck, 0, 3);
     suite_add_tcase(s, tc);
     TCase *dense = tcase_create("dense_embedding");
     tcase_add_test(dense, dense_values_and_gradients);

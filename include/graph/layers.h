@@ -54,18 +54,54 @@
  * mask exists and nothing is dropped (build an inference graph with
  * training false, or feed masks of ones).
  *
+ * unroll (Keras): the loop is inlined once per step (loop.h), which gives
+ * the same values and gradients; it needs a static T, and a layer over x
+ * with an unknown T fails with the loop's "unroll needs a static number of
+ * steps" error.
+ *
+ * Stateful (Keras stateful=True): the final states of one run are the
+ * initial states of the next, as for a long sequence fed in consecutive
+ * pieces with example b of every batch continuing example b of the one
+ * before. A stateful layer has a fixed batch, opts.batch_size (Keras's
+ * batch_input_shape). The states live outside the graph, in an
+ * lg_rnn_state the layer returns in r.state (the caller's to free): a
+ * tensor [batch_size, u] per state, zeros at first, and an input
+ * "<name>/state_h" (LSTM also "<name>/state_c") [batch_size, u] that the
+ * layer reads as its initial state. They are not parameters: not trained,
+ * not checkpointed, and gradients treat them as constants. The simple way
+ * to run is lg_rnn_state_run, which is lg_graph_run plus the states' feeds
+ * and fetches and their update:
+ *
+ *     o.stateful = true, o.batch_size = 32;
+ *     lg_rnn(g, cell, x, o, &r);                     // x [32, T, F] or [?, T, F]
+ *     for (each piece of the sequences)
+ *         lg_rnn_state_run(g, &r.state, 1, feeds, n_feeds, &loss, 1, out);
+ *     lg_rnn_state_reset(r.state);                   // new sequences: zeros
+ *     lg_rnn_state_free(r.state);
+ *
+ * With lg_program_run or lg_gradcheck, add the feeds with
+ * lg_rnn_state_feeds and, after the run, copy the fetched final states in
+ * with lg_rnn_state_update. A batch other than batch_size is an error: at
+ * build time when x's batch is static (and then LG_ERR_FEED naming the input
+ * that feeds x at run time), otherwise when the run compiles, LG_ERR_SHAPE
+ * from a concat in the scope "<name>/x_batch_is_stateful_batch_size" whose
+ * message gives both shapes. A run without the state feeds fails with
+ * LG_ERR_FEED "missing feed for input '<name>/state_h'".
+ *
  * Errors: the builders record the first error on the graph (graph.h) and
  * return a status (lg_rnn, lg_bidirectional) or an invalid value (lg_dense,
  * lg_embedding). The message names the layer and the shapes: x not
  * [B, T, F] of the cell's dtype and input dim, initial states of the wrong
  * count, dtype or shape, lengths not i32 [B] or of another batch, a dropout
- * rate outside [0, 1), an unknown merge mode. The result's values are
- * invalid on error.
+ * rate outside [0, 1), an unknown merge mode, stateful without a
+ * batch_size >= 1, with initial_state, with an x of another static batch,
+ * or in lg_bidirectional. The result's values are invalid on error.
  */
 #ifndef LG_LAYERS_H
 #define LG_LAYERS_H
 
 #include "cells.h"
+#include "program.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -92,9 +128,15 @@ typedef struct lg_rnn_opts {
     double recurrent_dropout; /* rate on h_{t-1}, in [0, 1); default 0 */
     bool training;            /* dropout only when true; default false */
     const char *name;         /* scope of the layer's nodes; default "rnn" */
+    bool unroll;              /* inline the loop per step (static T only); default false */
+    bool stateful;            /* carry the final states to the next run (see the overview) */
+    int64_t batch_size;       /* the fixed batch of a stateful layer; required with stateful */
 } lg_rnn_opts;
 
 lg_rnn_opts lg_rnn_opts_default(void);
+
+/* The carried states of a stateful layer (see the overview). */
+typedef struct lg_rnn_state lg_rnn_state;
 
 typedef struct lg_rnn_result {
     lg_value output; /* [B, u] last output, or [B, T, u] with return_sequences */
@@ -103,6 +145,9 @@ typedef struct lg_rnn_result {
     /* The mask inputs to feed (see the overview); invalid when not made. */
     lg_value dropout_mask;           /* [B, F] */
     lg_value recurrent_dropout_mask; /* [B, u] */
+    /* With stateful: the layer's states, the caller's to free with
+     * lg_rnn_state_free (before or after g); NULL otherwise or on error. */
+    lg_rnn_state *state;
 } lg_rnn_result;
 
 /* Run cell over x [B, T, F] (F = the cell's input dim, dtype the cell's).
@@ -112,6 +157,39 @@ typedef struct lg_rnn_result {
  * LG_ERR_DTYPE, LG_ERR_GRAPH when g already had an error) with the message
  * on g and in lg_last_error(). */
 lg_status lg_rnn(lg_graph *g, lg_cell *cell, lg_value x, lg_rnn_opts opts, lg_rnn_result *r);
+
+/* ---- stateful layers -------------------------------------------------------- */
+
+/* lg_graph_run(g, ...) with the feeds of each of the n states appended to
+ * feeds and their final states to fetches (out gets only the caller's
+ * fetches); after a successful run each state holds its layer's final
+ * states, after a failed one it is unchanged. Multiple states serve stacked
+ * stateful layers; a state may appear once. Errors: those of lg_graph_run,
+ * LG_ERR_INVALID_ARGUMENT for a NULL state, a repeated one or one of
+ * another graph. */
+lg_status lg_rnn_state_run(lg_graph *g, lg_rnn_state *const *states, int n, const lg_feed *feeds, int n_feeds,
+                           const lg_value *fetches, int n_fetches, lg_tensor **out);
+
+/* The number of states (the cell's lg_cell_state_count); 0 for NULL. */
+int lg_rnn_state_count(const lg_rnn_state *st);
+/* State k's current value [batch_size, u], owned by st; write into it to
+ * start the next run from other states (Keras reset_states(values)). NULL
+ * for NULL or k out of range. */
+lg_tensor *lg_rnn_state_tensor(lg_rnn_state *st, int k);
+/* Append the n_states feeds {input k, current tensor k} at feeds[*n] and
+ * add their count to *n (room for LG_RNN_MAX_STATES needed). The tensors
+ * are st's; they stay valid until lg_rnn_state_update or _free. */
+lg_status lg_rnn_state_feeds(const lg_rnn_state *st, lg_feed *feeds, int *n);
+/* Append the layer's final states (its r.states) at fetches[*n], as above. */
+lg_status lg_rnn_state_fetches(const lg_rnn_state *st, lg_value *fetches, int *n);
+/* Copy the fetched final states (in lg_rnn_state_fetches order) into the
+ * current states. Errors: LG_ERR_INVALID_ARGUMENT (NULL), LG_ERR_DTYPE and
+ * LG_ERR_SHAPE (a tensor that is not [batch_size, u] of the layer's dtype;
+ * the states are then unchanged). */
+lg_status lg_rnn_state_update(lg_rnn_state *st, lg_tensor *const *final_states);
+/* Set every state to zeros (Keras reset_states()). NULL is fine. */
+void lg_rnn_state_reset(lg_rnn_state *st);
+void lg_rnn_state_free(lg_rnn_state *st); /* NULL is fine */
 
 typedef enum lg_merge_mode {
     LG_MERGE_CONCAT, /* [.., u_fwd + u_bwd], Keras's default */

@@ -5,9 +5,16 @@
  * The recurrent layer works time-major inside: x [B, T, F] is transposed to
  * [T, B, F] once, the length mask is built as a [T, B, 1] sequence next to
  * it, and returned sequences are transposed back.
+ *
+ * A stateful layer reads its initial states from inputs it creates and
+ * keeps their values in an lg_rnn_state outside the graph; each state
+ * holds two tensors per state, the current one fed to the run and the next
+ * one the run's final state is fetched into, swapped after a successful
+ * run, so a run never reads and writes the same tensor.
  */
 #include <math.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "graph/layers.h"
@@ -221,6 +228,7 @@ static lg_status run_direction(lg_graph *g, const char *layer, lg_cell *cell, co
     lg_loop_opts lo = lg_loop_opts_default();
     lo.reverse = reverse;
     lo.time_major = true;
+    lo.unroll = o->unroll;
     lg_loop *l = lg_loop_new(g, lo);
     lg_graph *body = lg_loop_body(l);
     lg_value x_t = lg_loop_seq(l, p->x_tm);
@@ -260,6 +268,166 @@ static void result_clear(lg_rnn_result *r)
     r->output = r->dropout_mask = r->recurrent_dropout_mask = lg_value_invalid();
     for (int k = 0; k < LG_RNN_MAX_STATES; k++) r->states[k] = lg_value_invalid();
     r->n_states = 0;
+    r->state = NULL;
+}
+
+/* ---- stateful layers ---------------------------------------------------------- */
+
+struct lg_rnn_state {
+    lg_graph *g;
+    int n;
+    lg_value input[LG_RNN_MAX_STATES]; /* [batch_size, u], the layer's initial states */
+    lg_value final[LG_RNN_MAX_STATES]; /* the layer's final states */
+    lg_tensor *cur[LG_RNN_MAX_STATES], *next[LG_RNN_MAX_STATES];
+};
+
+void lg_rnn_state_free(lg_rnn_state *st)
+{
+    if (!st) return;
+    for (int k = 0; k < LG_RNN_MAX_STATES; k++) lg_tensor_free(st->cur[k]), lg_tensor_free(st->next[k]);
+    free(st);
+}
+
+static const char *const STATE_NAMES[LG_RNN_MAX_STATES] = {"state_h", "state_c"};
+
+/* The state inputs of a stateful layer, and in init the initial states it
+ * runs from. When x's batch is known only at run time, each input goes
+ * through a concat with zeros of x's batch along the units, which the
+ * compiler rejects, naming the scope, when the batches differ (a where or
+ * add would broadcast a batch of 1 instead). */
+static lg_status stateful_begin(lg_graph *g, const char *layer, const lg_cell *cell, lg_value x, const prep *p,
+                                const lg_rnn_opts *o, lg_rnn_state **out, lg_value *init)
+{
+    *out = NULL;
+    if (o->batch_size < 1)
+        return layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: stateful needs batch_size >= 1, got %lld", layer,
+                          (long long)o->batch_size);
+    if (o->initial_state)
+        return layer_fail(g, LG_ERR_INVALID_ARGUMENT,
+                          "%s: stateful takes its initial states from the previous run, not initial_state", layer);
+    if (p->batch >= 0 && p->batch != o->batch_size)
+        return layer_fail(g, LG_ERR_SHAPE, "%s: x '%s' %s has batch %lld but the stateful batch_size is %lld", layer,
+                          lg_value_name(x), lg_shape_cstr(lg_value_shape(x)), (long long)p->batch,
+                          (long long)o->batch_size);
+    lg_dtype dt = lg_cell_get_opts(cell).dtype;
+    int u = lg_cell_units(cell);
+    lg_shape shape = {.rank = 2, .dims = {o->batch_size, u}};
+    lg_rnn_state *st = calloc(1, sizeof *st);
+    if (!st) return layer_fail(g, LG_ERR_OUT_OF_MEMORY, "%s: out of memory", layer);
+    st->g = g;
+    st->n = lg_cell_state_count(cell);
+    for (int k = 0; k < st->n; k++) {
+        lg_status s = lg_tensor_new(dt, shape, &st->cur[k]);
+        if (s == LG_OK) s = lg_tensor_new(dt, shape, &st->next[k]);
+        if (s != LG_OK) {
+            lg_rnn_state_free(st);
+            return layer_fail(g, s, "%s: state %d: %s", layer, k, lg_last_error());
+        }
+        st->input[k] = init[k] = lg_input(g, STATE_NAMES[k], dt, shape);
+    }
+    if (p->batch < 0) {
+        lg_scope_push(g, "x_batch_is_stateful_batch_size");
+        lg_value zx = zero_state(g, p->x_tm, u); /* [B, u] */
+        for (int k = 0; k < st->n; k++) init[k] = lg_slice(lg_concat((lg_value[2]){init[k], zx}, 2, 1), 1, 0, u);
+        lg_scope_pop(g);
+    }
+    lg_status s = graph_status(g, layer);
+    if (s != LG_OK) {
+        lg_rnn_state_free(st);
+        return s;
+    }
+    *out = st;
+    return LG_OK;
+}
+
+int lg_rnn_state_count(const lg_rnn_state *st) { return st ? st->n : 0; }
+
+lg_tensor *lg_rnn_state_tensor(lg_rnn_state *st, int k) { return st && k >= 0 && k < st->n ? st->cur[k] : NULL; }
+
+lg_status lg_rnn_state_feeds(const lg_rnn_state *st, lg_feed *feeds, int *n)
+{
+    if (!st || !feeds || !n) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_rnn_state_feeds: NULL argument");
+    for (int k = 0; k < st->n; k++) feeds[(*n)++] = (lg_feed){st->input[k], st->cur[k]};
+    return LG_OK;
+}
+
+lg_status lg_rnn_state_fetches(const lg_rnn_state *st, lg_value *fetches, int *n)
+{
+    if (!st || !fetches || !n) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_rnn_state_fetches: NULL argument");
+    for (int k = 0; k < st->n; k++) fetches[(*n)++] = st->final[k];
+    return LG_OK;
+}
+
+lg_status lg_rnn_state_update(lg_rnn_state *st, lg_tensor *const *final_states)
+{
+    if (!st || !final_states) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_rnn_state_update: NULL argument");
+    for (int k = 0; k < st->n; k++) {
+        const lg_tensor *t = final_states[k];
+        if (!t) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_rnn_state_update: final state %d is NULL", k);
+        if (lg_tensor_dtype(t) != lg_tensor_dtype(st->cur[k]))
+            return lg_fail(LG_ERR_DTYPE, "lg_rnn_state_update: final state %d is %s, the state '%s' is %s", k,
+                           lg_dtype_name(lg_tensor_dtype(t)), lg_value_name(st->input[k]),
+                           lg_dtype_name(lg_tensor_dtype(st->cur[k])));
+        if (!lg_shape_equal(lg_tensor_shape(t), lg_tensor_shape(st->cur[k])))
+            return lg_fail(LG_ERR_SHAPE, "lg_rnn_state_update: final state %d is %s, the state '%s' is %s", k,
+                           lg_shape_cstr(lg_tensor_shape(t)), lg_value_name(st->input[k]),
+                           lg_shape_cstr(lg_tensor_shape(st->cur[k])));
+    }
+    for (int k = 0; k < st->n; k++) {
+        lg_status s = lg_tensor_copy(st->cur[k], final_states[k]);
+        LG_ASSERT(s == LG_OK); /* dtype and shape checked above */
+    }
+    return LG_OK;
+}
+
+void lg_rnn_state_reset(lg_rnn_state *st)
+{
+    for (int k = 0; st && k < st->n; k++) lg_tensor_fill(st->cur[k], 0);
+}
+
+lg_status lg_rnn_state_run(lg_graph *g, lg_rnn_state *const *states, int n, const lg_feed *feeds, int n_feeds,
+                           const lg_value *fetches, int n_fetches, lg_tensor **out)
+{
+    if (!g) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_rnn_state_run: graph is NULL");
+    if (n < 0 || (n > 0 && !states) || n_feeds < 0 || (n_feeds > 0 && !feeds) || n_fetches < 1 || !fetches || !out)
+        return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_rnn_state_run: NULL array or bad count");
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (!states[i]) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_rnn_state_run: state %d is NULL", i);
+        if (states[i]->g != g)
+            return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_rnn_state_run: state %d ('%s') is of another graph", i,
+                           lg_value_name(states[i]->input[0]));
+        for (int j = 0; j < i; j++)
+            if (states[j] == states[i])
+                return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_rnn_state_run: state %d ('%s') is given twice", i,
+                               lg_value_name(states[i]->input[0]));
+        m += states[i]->n;
+    }
+    lg_feed *f = malloc((size_t)(n_feeds + m) * sizeof *f);
+    lg_value *v = malloc((size_t)(n_fetches + m) * sizeof *v);
+    lg_tensor **o = malloc((size_t)(n_fetches + m) * sizeof *o);
+    lg_status s = f && v && o ? LG_OK : lg_fail(LG_ERR_OUT_OF_MEMORY, "lg_rnn_state_run: out of memory");
+    if (s == LG_OK) {
+        int nf = n_feeds, nv = n_fetches;
+        for (int i = 0; i < n_feeds; i++) f[i] = feeds[i];
+        for (int i = 0; i < n_fetches; i++) v[i] = fetches[i], o[i] = out[i];
+        for (int i = 0; i < n; i++) {
+            for (int k = 0; k < states[i]->n; k++) o[nv + k] = states[i]->next[k];
+            lg_rnn_state_feeds(states[i], f, &nf);
+            lg_rnn_state_fetches(states[i], v, &nv);
+        }
+        s = lg_graph_run(g, f, nf, v, nv, o);
+    }
+    if (s == LG_OK) {
+        for (int i = 0; i < n_fetches; i++) out[i] = o[i];
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < states[i]->n; k++) {
+                lg_tensor *t = states[i]->cur[k];
+                states[i]->cur[k] = states[i]->next[k], states[i]->next[k] = t;
+            }
+    }
+    free(f), free(v), free(o);
+    return s;
 }
 
 static lg_status start(lg_graph *g, const char *what, const void *r)
@@ -286,9 +454,23 @@ lg_status lg_rnn(lg_graph *g, lg_cell *cell, lg_value x, lg_rnn_opts o, lg_rnn_r
         s = layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: %d initial states given, the cell carries %d", layer,
                        o.n_initial_state, lg_cell_state_count(cell));
     if (s == LG_OK && o.initial_state) s = check_initial(g, layer, cell, o.initial_state, p.batch);
-    if (s == LG_OK) s = run_direction(g, layer, cell, &p, &o, o.initial_state, o.go_backwards, o.go_backwards, r);
+    lg_rnn_state *st = NULL;
+    lg_value st_init[LG_RNN_MAX_STATES];
+    if (s == LG_OK && o.stateful) {
+        s = stateful_begin(g, layer, cell, x, &p, &o, &st, st_init);
+        if (p.batch < 0) p.batch = o.batch_size;
+    }
+    const lg_value *init = st ? st_init : o.initial_state;
+    if (s == LG_OK) s = run_direction(g, layer, cell, &p, &o, init, o.go_backwards, o.go_backwards, r);
     lg_scope_pop(g);
-    if (s != LG_OK) result_clear(r);
+    if (s != LG_OK) {
+        lg_rnn_state_free(st);
+        result_clear(r);
+        return s;
+    }
+    if (st)
+        for (int k = 0; k < st->n; k++) st->final[k] = r->states[k];
+    r->state = st;
     return s;
 }
 
@@ -323,6 +505,9 @@ lg_status lg_bidirectional(lg_graph *g, lg_cell *fwd, lg_cell *bwd, lg_value x, 
         return layer_fail(g, LG_ERR_INVALID_ARGUMENT,
                           "%s: go_backwards is not an option of a bidirectional layer (its backward direction is)",
                           layer);
+    if (o.stateful)
+        return layer_fail(g, LG_ERR_INVALID_ARGUMENT,
+                          "%s: stateful is not an option of a bidirectional layer (use initial_state)", layer);
     lg_scope_push(g, name);
     prep p;
     s = prepare(g, layer, x, &o, &p);
