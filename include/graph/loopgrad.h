@@ -17,5 +17,7 @@
 #include "loop.h"
 #include "layers.h"
 #include "cells.h"
+#include "norm.h"
+#include "decode.h"
 
 #endif

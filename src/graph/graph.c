@@ -93,6 +93,17 @@ lg_value lg_graph_fail(lg_graph *g, const char *fmt, ...)
     return lg_value_invalid();
 }
 
+lg_status lg_graph_fail_status(lg_graph *g, lg_status s, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    lg_graph_fail(g, "%s", msg);
+    return lg_fail(s, "%s", msg);
+}
+
 /* ---- scopes and names --------------------------------------------------- */
 
 void lg_scope_push(lg_graph *g, const char *name)

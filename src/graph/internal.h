@@ -126,6 +126,11 @@ lg_graph *lg_graph_ref(lg_graph *g);
 /* Record a builder error on g (the first one wins); returns the invalid value. */
 lg_value lg_graph_fail(lg_graph *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Record a builder error on g (first wins) and, for the caller's status,
+ * the same message for lg_last_error(); returns s. For builders that
+ * return a status (layers). */
+lg_status lg_graph_fail_status(lg_graph *g, lg_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Add a node for op with inputs and attributes (attrs->ints is copied),
  * running the op's shape inference. The graph is the inputs' graph, or g if
  * there are none. Returns the node id, or -1 on error (recorded). */

@@ -28,20 +28,6 @@ lg_dense_opts lg_dense_opts_default(void) { return (lg_dense_opts){.activation =
 
 lg_embedding_opts lg_embedding_opts_default(void) { return (lg_embedding_opts){.dtype = LG_F32}; }
 
-/* Record the message on g (first error wins) and for lg_last_error. */
-static lg_status layer_fail(lg_graph *g, lg_status s, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static lg_status layer_fail(lg_graph *g, lg_status s, const char *fmt, ...)
-{
-    char msg[768];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    lg_graph_fail(g, "%s", msg);
-    return lg_fail(s, "%s", msg);
-}
-
 /* The graph's error (or a generic one) as this call's status. */
 static lg_status graph_status(lg_graph *g, const char *layer)
 {
@@ -108,32 +94,32 @@ static lg_value length_mask(lg_graph *g, lg_value iota, lg_value lengths)
 static lg_status prepare(lg_graph *g, const char *layer, lg_value x, const lg_rnn_opts *o, prep *p)
 {
     if (!lg_value_ok(x) || x.graph != g)
-        return layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: x is %s", layer,
+        return lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT, "%s: x is %s", layer,
                           lg_value_ok(x) ? "a value of another graph" : "an invalid value");
     lg_shape xs = lg_value_shape(x);
     if (xs.rank != 3)
-        return layer_fail(g, LG_ERR_SHAPE, "%s: x '%s' must be %s, got %s", layer, lg_value_name(x),
+        return lg_graph_fail_status(g, LG_ERR_SHAPE, "%s: x '%s' must be %s, got %s", layer, lg_value_name(x),
                           o->time_major ? "[T, B, F]" : "[B, T, F]", lg_shape_cstr(xs));
     if (!rate_ok(o->dropout) || !rate_ok(o->recurrent_dropout))
-        return layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: dropout %g and recurrent_dropout %g must lie in [0, 1)",
+        return lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT, "%s: dropout %g and recurrent_dropout %g must lie in [0, 1)",
                           layer, o->dropout, o->recurrent_dropout);
     if (o->n_initial_state < 0 || (o->n_initial_state > 0 && !o->initial_state))
-        return layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: %d initial states given with a %s array", layer,
+        return lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT, "%s: %d initial states given with a %s array", layer,
                           o->n_initial_state, o->initial_state ? "non-NULL" : "NULL");
     p->batch = xs.dims[o->time_major ? 1 : 0];
     bool masked = o->lengths.graph != NULL;
     if (masked) {
         lg_value len = o->lengths;
         if (!lg_value_ok(len) || len.graph != g)
-            return layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: lengths is %s", layer,
+            return lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT, "%s: lengths is %s", layer,
                               lg_value_ok(len) ? "a value of another graph" : "an invalid value");
         lg_shape ls = lg_value_shape(len);
         if (lg_value_dtype(len) != LG_I32 || ls.rank != 1)
-            return layer_fail(g, lg_value_dtype(len) != LG_I32 ? LG_ERR_DTYPE : LG_ERR_SHAPE,
+            return lg_graph_fail_status(g, lg_value_dtype(len) != LG_I32 ? LG_ERR_DTYPE : LG_ERR_SHAPE,
                               "%s: lengths '%s' must be i32 [B], got %s %s", layer, lg_value_name(len),
                               lg_dtype_name(lg_value_dtype(len)), lg_shape_cstr(ls));
         if (ls.dims[0] >= 0 && p->batch >= 0 && ls.dims[0] != p->batch)
-            return layer_fail(g, LG_ERR_SHAPE, "%s: lengths %s do not match the batch of x %s", layer,
+            return lg_graph_fail_status(g, LG_ERR_SHAPE, "%s: lengths %s do not match the batch of x %s", layer,
                               lg_shape_cstr(ls), lg_shape_cstr(xs));
     }
     int tm[3] = {1, 0, 2};
@@ -146,14 +132,14 @@ static lg_status prepare(lg_graph *g, const char *layer, lg_value x, const lg_rn
 /* Checks that depend on the cell. */
 static lg_status check_cell(lg_graph *g, const char *layer, const lg_cell *c, lg_value x)
 {
-    if (!c) return layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: cell is NULL", layer);
+    if (!c) return lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT, "%s: cell is NULL", layer);
     lg_dtype dt = lg_cell_get_opts(c).dtype;
     if (lg_value_dtype(x) != dt)
-        return layer_fail(g, LG_ERR_DTYPE, "%s: x '%s' is %s but the cell is %s", layer, lg_value_name(x),
+        return lg_graph_fail_status(g, LG_ERR_DTYPE, "%s: x '%s' is %s but the cell is %s", layer, lg_value_name(x),
                           lg_dtype_name(lg_value_dtype(x)), lg_dtype_name(dt));
     lg_shape xs = lg_value_shape(x);
     if (xs.dims[2] != cell_input_dim(c))
-        return layer_fail(g, LG_ERR_SHAPE, "%s: x '%s' %s has %lld features but the cell takes %lld", layer,
+        return lg_graph_fail_status(g, LG_ERR_SHAPE, "%s: x '%s' %s has %lld features but the cell takes %lld", layer,
                           lg_value_name(x), lg_shape_cstr(xs), (long long)xs.dims[2], (long long)cell_input_dim(c));
     return LG_OK;
 }
@@ -165,15 +151,15 @@ static lg_status check_initial(lg_graph *g, const char *layer, const lg_cell *c,
     for (int k = 0; k < lg_cell_state_count(c); k++) {
         lg_value v = init[k];
         if (!lg_value_ok(v) || v.graph != g)
-            return layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: initial state %d is %s", layer, k,
+            return lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT, "%s: initial state %d is %s", layer, k,
                               lg_value_ok(v) ? "a value of another graph" : "an invalid value");
         lg_shape s = lg_value_shape(v);
         if (lg_value_dtype(v) != dt)
-            return layer_fail(g, LG_ERR_DTYPE, "%s: initial state %d '%s' is %s, the cell is %s", layer, k,
+            return lg_graph_fail_status(g, LG_ERR_DTYPE, "%s: initial state %d '%s' is %s, the cell is %s", layer, k,
                               lg_value_name(v), lg_dtype_name(lg_value_dtype(v)), lg_dtype_name(dt));
         bool batch_ok = s.rank == 2 && (s.dims[0] < 0 || batch < 0 || s.dims[0] == batch);
         if (s.rank != 2 || s.dims[1] != u || !batch_ok)
-            return layer_fail(g, LG_ERR_SHAPE, "%s: initial state %d '%s' must be [B, %d] with B = %lld, got %s", layer,
+            return lg_graph_fail_status(g, LG_ERR_SHAPE, "%s: initial state %d '%s' must be [B, %d] with B = %lld, got %s", layer,
                               k, lg_value_name(v), u, (long long)batch, lg_shape_cstr(s));
     }
     return LG_OK;
@@ -300,20 +286,20 @@ static lg_status stateful_begin(lg_graph *g, const char *layer, const lg_cell *c
 {
     *out = NULL;
     if (o->batch_size < 1)
-        return layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: stateful needs batch_size >= 1, got %lld", layer,
+        return lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT, "%s: stateful needs batch_size >= 1, got %lld", layer,
                           (long long)o->batch_size);
     if (o->initial_state)
-        return layer_fail(g, LG_ERR_INVALID_ARGUMENT,
+        return lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT,
                           "%s: stateful takes its initial states from the previous run, not initial_state", layer);
     if (p->batch >= 0 && p->batch != o->batch_size)
-        return layer_fail(g, LG_ERR_SHAPE, "%s: x '%s' %s has batch %lld but the stateful batch_size is %lld", layer,
+        return lg_graph_fail_status(g, LG_ERR_SHAPE, "%s: x '%s' %s has batch %lld but the stateful batch_size is %lld", layer,
                           lg_value_name(x), lg_shape_cstr(lg_value_shape(x)), (long long)p->batch,
                           (long long)o->batch_size);
     lg_dtype dt = lg_cell_get_opts(cell).dtype;
     int u = lg_cell_units(cell);
     lg_shape shape = {.rank = 2, .dims = {o->batch_size, u}};
     lg_rnn_state *st = calloc(1, sizeof *st);
-    if (!st) return layer_fail(g, LG_ERR_OUT_OF_MEMORY, "%s: out of memory", layer);
+    if (!st) return lg_graph_fail_status(g, LG_ERR_OUT_OF_MEMORY, "%s: out of memory", layer);
     st->g = g;
     st->n = lg_cell_state_count(cell);
     for (int k = 0; k < st->n; k++) {
@@ -321,7 +307,7 @@ static lg_status stateful_begin(lg_graph *g, const char *layer, const lg_cell *c
         if (s == LG_OK) s = lg_tensor_new(dt, shape, &st->next[k]);
         if (s != LG_OK) {
             lg_rnn_state_free(st);
-            return layer_fail(g, s, "%s: state %d: %s", layer, k, lg_last_error());
+            return lg_graph_fail_status(g, s, "%s: state %d: %s", layer, k, lg_last_error());
         }
         st->input[k] = init[k] = lg_input(g, STATE_NAMES[k], dt, shape);
     }
@@ -434,7 +420,7 @@ static lg_status start(lg_graph *g, const char *what, const void *r)
 {
     if (!g) return lg_fail(LG_ERR_INVALID_ARGUMENT, "%s: graph is NULL", what);
     if (g->error) return lg_fail(LG_ERR_GRAPH, "%s: the graph has an error: %s", what, g->error);
-    if (!r) return layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: result is NULL", what);
+    if (!r) return lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT, "%s: result is NULL", what);
     return LG_OK;
 }
 
@@ -451,7 +437,7 @@ lg_status lg_rnn(lg_graph *g, lg_cell *cell, lg_value x, lg_rnn_opts o, lg_rnn_r
     s = prepare(g, layer, x, &o, &p);
     if (s == LG_OK) s = check_cell(g, layer, cell, x);
     if (s == LG_OK && o.initial_state && o.n_initial_state != lg_cell_state_count(cell))
-        s = layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: %d initial states given, the cell carries %d", layer,
+        s = lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT, "%s: %d initial states given, the cell carries %d", layer,
                        o.n_initial_state, lg_cell_state_count(cell));
     if (s == LG_OK && o.initial_state) s = check_initial(g, layer, cell, o.initial_state, p.batch);
     lg_rnn_state *st = NULL;
@@ -500,13 +486,13 @@ lg_status lg_bidirectional(lg_graph *g, lg_cell *fwd, lg_cell *bwd, lg_value x, 
     lg_status s = start(g, layer, r);
     if (s != LG_OK) return s;
     if ((int)m < 0 || m >= LG_MERGE_COUNT)
-        return layer_fail(g, LG_ERR_INVALID_ARGUMENT, "%s: unknown merge mode %d", layer, (int)m);
+        return lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT, "%s: unknown merge mode %d", layer, (int)m);
     if (o.go_backwards)
-        return layer_fail(g, LG_ERR_INVALID_ARGUMENT,
+        return lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT,
                           "%s: go_backwards is not an option of a bidirectional layer (its backward direction is)",
                           layer);
     if (o.stateful)
-        return layer_fail(g, LG_ERR_INVALID_ARGUMENT,
+        return lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT,
                           "%s: stateful is not an option of a bidirectional layer (use initial_state)", layer);
     lg_scope_push(g, name);
     prep p;
@@ -515,11 +501,11 @@ lg_status lg_bidirectional(lg_graph *g, lg_cell *fwd, lg_cell *bwd, lg_value x, 
     if (s == LG_OK) s = check_cell(g, layer, bwd, x);
     int nf = s == LG_OK ? lg_cell_state_count(fwd) : 0, nb = s == LG_OK ? lg_cell_state_count(bwd) : 0;
     if (s == LG_OK && o.initial_state && o.n_initial_state != nf + nb)
-        s = layer_fail(g, LG_ERR_INVALID_ARGUMENT,
+        s = lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT,
                        "%s: %d initial states given, the directions carry %d + %d (forward first)", layer,
                        o.n_initial_state, nf, nb);
     if (s == LG_OK && m != LG_MERGE_CONCAT && m != LG_MERGE_NONE && lg_cell_units(fwd) != lg_cell_units(bwd))
-        s = layer_fail(g, LG_ERR_SHAPE, "%s: merge mode %d needs equal units, got %d and %d", layer, (int)m,
+        s = lg_graph_fail_status(g, LG_ERR_SHAPE, "%s: merge mode %d needs equal units, got %d and %d", layer, (int)m,
                        lg_cell_units(fwd), lg_cell_units(bwd));
     if (s == LG_OK && o.initial_state) s = check_initial(g, layer, fwd, o.initial_state, p.batch);
     if (s == LG_OK && o.initial_state) s = check_initial(g, layer, bwd, o.initial_state + nf, p.batch);
