@@ -77,6 +77,9 @@ typedef enum lg_activation {
     LG_ACT_COUNT
 } lg_activation;
 
+/* act(x) for an activation (an invalid enum is a graph error). */
+lg_value lg_activate(lg_value x, lg_activation a);
+
 typedef enum lg_initializer {
     LG_INIT_GLOROT_UNIFORM,
     LG_INIT_ORTHOGONAL,

@@ -47,6 +47,15 @@ static lg_value (*const act_fns[])(lg_value) = {
 };
 static_assert(LG_ARRAY_LEN(act_fns) == LG_ACT_COUNT, "an act_fns entry per lg_activation");
 
+lg_value lg_activate(lg_value x, lg_activation a)
+{
+    if ((unsigned)a >= LG_ACT_COUNT) {
+        if (lg_value_ok(x)) lg_graph_fail(x.graph, "activation %d is not an lg_activation", (int)a);
+        return lg_value_invalid();
+    }
+    return act_fns[a](x);
+}
+
 static const char *const init_names[] = {
     [LG_INIT_GLOROT_UNIFORM] = "glorot_uniform",
     [LG_INIT_ORTHOGONAL] = "orthogonal",

@@ -224,19 +224,6 @@ static lg_value zeros_like_batch(lg_graph *g, lg_value ref, int64_t n)
     return lg_where(col, z, z);
 }
 
-static lg_value activate(lg_value x, lg_activation a)
-{
-    switch (a) {
-    case LG_ACT_TANH: return lg_tanh(x);
-    case LG_ACT_SIGMOID: return lg_sigmoid(x);
-    case LG_ACT_HARD_SIGMOID: return lg_hard_sigmoid(x);
-    case LG_ACT_RELU: return lg_relu(x);
-    case LG_ACT_LINEAR: return x;
-    case LG_ACT_COUNT: break;
-    }
-    return lg_value_invalid();
-}
-
 /* The context c_t [B, H] from memory [B, T_enc, H]; *weights gets the dot
  * attention's a_t [B, T_enc]. */
 static lg_value context(lg_attention a, lg_value mem, lg_value h_prev, lg_value *weights)
@@ -280,7 +267,7 @@ static lg_status build(lg_decoder *d, const char *dec, lg_value x, const lg_deco
     for (int k = 0; k < n_states; k++) next[k] = lg_value_invalid();
     lg_cell_step(c, l, in, st, next, &h, lg_value_invalid(), lg_value_invalid());
     lg_value k_b = lg_loop_invariant(l, d->kernel), b_b = lg_loop_invariant(l, d->bias);
-    lg_value y = activate(lg_add(lg_matmul(h, k_b, false, false), b_b), d->opts.readout_activation);
+    lg_value y = lg_activate(lg_add(lg_matmul(h, k_b, false, false), b_b), d->opts.readout_activation);
     for (int k = 0; k < n_states; k++) lg_loop_next(l, st[k], next[k]);
     lg_loop_next(l, y_prev, o->training ? target_t : y); /* teacher forcing, or the model's own output */
     lg_loop_emit(l, y);

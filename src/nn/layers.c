@@ -565,19 +565,6 @@ lg_status lg_lengths_check(const lg_tensor *lengths, int64_t steps)
 
 /* ---- Dense and Embedding ----------------------------------------------------- */
 
-static lg_value activate(lg_value x, lg_activation a)
-{
-    switch (a) {
-    case LG_ACT_TANH: return lg_tanh(x);
-    case LG_ACT_SIGMOID: return lg_sigmoid(x);
-    case LG_ACT_HARD_SIGMOID: return lg_hard_sigmoid(x);
-    case LG_ACT_RELU: return lg_relu(x);
-    case LG_ACT_LINEAR: return x;
-    case LG_ACT_COUNT: break;
-    }
-    return lg_value_invalid();
-}
-
 static bool name_ok(const char *name) { return name && name[0] && !strchr(name, '/'); }
 
 lg_value lg_dense(lg_graph *g, const char *name, lg_value x, int units, lg_dense_opts o)
@@ -604,7 +591,7 @@ lg_value lg_dense(lg_graph *g, const char *name, lg_value x, int units, lg_dense
         return lg_graph_fail(g, "dense '%s': %s", name, lg_last_error());
     lg_value y = lg_matmul(x, kernel, false, false);
     if (o.use_bias) y = lg_add(y, bias); /* bias stays zero-filled: Keras's zeros */
-    return activate(y, o.activation);
+    return lg_activate(y, o.activation);
 }
 
 lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, int dim, lg_embedding_opts o)
