@@ -231,12 +231,14 @@ START_TEST(test_stacked_cells_in_one_loop)
 END_TEST
 
 /* Peak planned memory of the weight gradient for T steps. */
-static size_t grad_peak(int steps)
+static size_t grad_peak_with(int steps, lg_loop_memory memory)
 {
     enum { B = 2, F = 3, U = 4 };
     lg_graph *saved = g;
     g = lg_graph_new();
-    rnn r = build_rnn(lg_loop_opts_default(), B, steps, F, U);
+    lg_loop_opts o = lg_loop_opts_default();
+    o.memory = memory;
+    rnn r = build_rnn(o, B, steps, F, U);
     lg_value loss = lg_sum(r.seq, NULL, 0, false), gw;
     ck_assert_int_eq(lg_grad(g, loss, &r.w, 1, &gw), LG_OK);
     lg_tensor *x = filled(LG_F64, lg_shape_of(3, B, steps, F), 1, -1, 1), *h0 = filled(LG_F64, lg_shape_of(2, B, U), 2, -1, 1);
@@ -248,6 +250,42 @@ static size_t grad_peak(int steps)
     g = saved;
     return peak;
 }
+
+static size_t grad_peak(int steps) { return grad_peak_with(steps, LG_LOOP_SAVE_RESIDUALS); }
+
+/* Both memory policies give the same gradients; saving residuals costs
+ * memory (the stacked body values), recomputing does not. */
+START_TEST(test_memory_policies_agree)
+{
+    enum { B = 2, T = 6, F = 3, U = 4 };
+    lg_loop_opts o = lg_loop_opts_default();
+    rnn a = build_rnn(o, B, T, F, U);
+    o.memory = LG_LOOP_RECOMPUTE;
+    rnn b = build_rnn(o, B, T, F, U);
+    lg_tensor *rt = filled(LG_F64, lg_shape_of(3, B, T, U), 6, -1, 1);
+    lg_value rw = lg_constant(g, "weights", rt);
+    lg_value la = lg_add(lg_sum(lg_mul(a.seq, rw), NULL, 0, false), lg_sum(a.last, NULL, 0, false));
+    lg_value lb = lg_add(lg_sum(lg_mul(b.seq, rw), NULL, 0, false), lg_sum(b.last, NULL, 0, false));
+    lg_value wa[4] = {a.w, a.u, a.x, a.h0}, wb[4] = {b.w, b.u, b.x, b.h0}, ga[4], gb[4];
+    ck_assert_int_eq(lg_grad(g, la, wa, 4, ga), LG_OK);
+    ck_assert_int_eq(lg_grad(g, lb, wb, 4, gb), LG_OK);
+    lg_tensor *x = filled(LG_F64, lg_shape_of(3, B, T, F), 3, -1, 1), *h0 = filled(LG_F64, lg_shape_of(2, B, U), 4, -1, 1);
+    lg_feed f[4] = {{a.x, x}, {a.h0, h0}, {b.x, x}, {b.h0, h0}};
+    lg_value fetch[8] = {ga[0], gb[0], ga[1], gb[1], ga[2], gb[2], ga[3], gb[3]};
+    lg_tensor *out[8] = {NULL};
+    ck_assert_int_eq(lg_graph_run(g, f, 4, fetch, 8, out), LG_OK);
+    for (int k = 0; k < 8; k += 2)
+        for (int64_t i = 0; i < lg_tensor_numel(out[k]); i++)
+            ck_assert_double_eq_tol(lg_tensor_get(out[k], i), lg_tensor_get(out[k + 1], i), 1e-12);
+    lg_gradcheck_report rep;
+    ck_assert_int_eq(lg_gradcheck(g, lb, wb, 4, f, 4, lg_gradcheck_opts_default(), &rep), LG_OK);
+    ck_assert_msg(rep.passed, "recompute policy: worst %s[%lld] %g vs %g", rep.worst_name, rep.worst_index, rep.analytic,
+                  rep.numeric);
+    for (int k = 0; k < 8; k++) lg_tensor_free(out[k]);
+    lg_tensor_free(x), lg_tensor_free(h0), lg_tensor_free(rt);
+    ck_assert_uint_gt(grad_peak_with(16, LG_LOOP_SAVE_RESIDUALS), grad_peak_with(16, LG_LOOP_RECOMPUTE));
+}
+END_TEST
 
 /* BPTT memory is linear in T: the forward loop keeps [T, ...] buffers (its
  * saved states and outputs), the body's own buffers are reused every step. */
@@ -438,6 +476,17 @@ START_TEST(test_unroll_needs_static_length)
 }
 END_TEST
 
+START_TEST(test_bad_memory_policy)
+{
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, 2, 3, 4));
+    lg_loop_opts o = lg_loop_opts_default();
+    o.memory = LG_LOOP_MEMORY_COUNT;
+    lg_loop *l = lg_loop_new(g, o);
+    lg_loop_emit(l, lg_tanh(lg_loop_seq(l, x)));
+    expect_error(lg_loop_end(l, NULL, NULL), "not an lg_loop_memory");
+}
+END_TEST
+
 START_TEST(test_null_loop_is_harmless)
 {
     ck_assert_ptr_null(lg_loop_new(NULL, lg_loop_opts_default()));
@@ -457,6 +506,7 @@ static Suite *loop_suite(void)
     tcase_add_loop_test(tc, test_rolled_equals_unrolled, 0, 2);
     tcase_add_test(tc, test_nested_loops_and_integer_sequences);
     tcase_add_test(tc, test_bptt_memory_linear_in_steps);
+    tcase_add_test(tc, test_memory_policies_agree);
     tcase_add_loop_test(tc, test_truncated_bptt, 0, 2);
     tcase_add_test(tc, test_stop_condition);
     tcase_add_test(tc, test_stacked_cells_in_one_loop);
@@ -472,6 +522,7 @@ static Suite *loop_suite(void)
     tcase_add_test(te, test_sequence_without_time_axis);
     tcase_add_test(te, test_unroll_needs_static_length);
     tcase_add_test(te, test_null_loop_is_harmless);
+    tcase_add_test(te, test_bad_memory_policy);
     tcase_add_test(te, test_stop_condition_not_scalar);
     suite_add_tcase(s, te);
     return s;

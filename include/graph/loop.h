@@ -34,8 +34,10 @@
  * Gradients: lg_grad differentiates through loops (backpropagation through
  * time). The gradient of a loop is a reversed loop over the same body,
  * extended with the step's vector-Jacobian product. The forward loop saves
- * each step's incoming states ([T, ...] per state) and the backward loop
- * recomputes the step from them; invariants are never stacked, and their
+ * each step's incoming states ([T, ...] per state) and, by default
+ * (opts.memory), the body values the gradient step reads, found when the
+ * loop is built; with LG_LOOP_RECOMPUTE the backward loop recomputes them
+ * from the saved states instead. Invariants are never stacked, and their
  * gradients accumulate across steps as carried state.
  *
  * Trip count: the sequences' time dim; with no sequences, opts.max_steps;
@@ -56,6 +58,18 @@
 extern "C" {
 #endif
 
+/* What the forward loop keeps for the backward loop. */
+typedef enum lg_loop_memory {
+    /* Default: every body value the gradient step reads, stacked over the
+     * steps; the backward loop recomputes nothing. */
+    LG_LOOP_SAVE_RESIDUALS,
+    /* Only the states before each step; the backward loop recomputes the
+     * step (checkpointing at every step): less memory, one more forward
+     * pass of the body. */
+    LG_LOOP_RECOMPUTE,
+    LG_LOOP_MEMORY_COUNT
+} lg_loop_memory;
+
 typedef struct lg_loop_opts {
     bool reverse;    /* run from the last step to the first (outputs stay at their step) */
     bool time_major; /* sequences and stacked outputs are [T, B, ...] */
@@ -67,6 +81,7 @@ typedef struct lg_loop_opts {
     const char *name; /* the node's name; default "loop" */
     int64_t max_steps; /* the trip count of a loop with no sequences, or the
                           most steps with a stop condition (lg_loop_until) */
+    lg_loop_memory memory; /* default LG_LOOP_SAVE_RESIDUALS */
 } lg_loop_opts;
 
 lg_loop_opts lg_loop_opts_default(void);

@@ -27,9 +27,52 @@ void lg_loop_spec_free(lg_loop_spec *s)
 {
     if (!s) return;
     lg_graph_free(s->body);
-    free(s->inputs);
-    free(s->outputs);
+    free(s->inputs), free(s->outputs), free(s->res), free(s->res_inputs);
+    lg_grad_step_free(s->grad);
     free(s);
+}
+
+void lg_grad_step_free(lg_grad_step *b)
+{
+    if (!b) return;
+    free(b->inputs), free(b->outputs), free(b->dx_of_seq), free(b->acc_of_inv);
+    free(b);
+}
+
+/* malloc + memcpy of n elements of size bytes (at least one element). */
+static void *dup_array(const void *src, size_t n, size_t size, bool *ok)
+{
+    void *d = malloc((n ? n : 1) * size);
+    if (!d) *ok = false;
+    else if (n) memcpy(d, src, n * size);
+    return d;
+}
+
+static lg_grad_step *grad_step_dup(const lg_grad_step *b, bool *ok)
+{
+    if (!b) return NULL;
+    lg_grad_step *d = malloc(sizeof *d);
+    if (!d) {
+        *ok = false;
+        return NULL;
+    }
+    *d = *b;
+    d->inputs = dup_array(b->inputs, (size_t)b->n_in, sizeof *b->inputs, ok);
+    d->outputs = dup_array(b->outputs, (size_t)b->n_out, sizeof *b->outputs, ok);
+    d->dx_of_seq = dup_array(b->dx_of_seq, (size_t)b->n_fwd_seq, sizeof *b->dx_of_seq, ok);
+    d->acc_of_inv = dup_array(b->acc_of_inv, (size_t)b->n_fwd_inv, sizeof *b->acc_of_inv, ok);
+    return d;
+}
+
+void lg_graph_truncate(lg_graph *g, int32_t n)
+{
+    while (g->n_nodes > n) {
+        lg_node *nd = &g->nodes[--g->n_nodes];
+        free(nd->in), free(nd->out), free(nd->name);
+        attrs_free(&nd->attrs);
+    }
+    free(g->error);
+    g->error = NULL;
 }
 
 lg_loop_spec *lg_loop_spec_dup(const lg_loop_spec *s)
@@ -37,16 +80,18 @@ lg_loop_spec *lg_loop_spec_dup(const lg_loop_spec *s)
     int n_in = s->n_seq + s->n_state + s->n_inv, n_out = s->n_state + s->n_y + s->has_stop;
     lg_loop_spec *d = malloc(sizeof *d);
     if (!d) return NULL;
+    bool ok = true;
     *d = *s;
-    d->inputs = malloc((size_t)(n_in ? n_in : 1) * sizeof *d->inputs);
-    d->outputs = malloc((size_t)(n_out ? n_out : 1) * sizeof *d->outputs);
-    if (!d->inputs || !d->outputs) {
-        free(d->inputs), free(d->outputs), free(d);
+    d->inputs = dup_array(s->inputs, (size_t)n_in, sizeof *s->inputs, &ok);
+    d->outputs = dup_array(s->outputs, (size_t)n_out, sizeof *s->outputs, &ok);
+    d->res = dup_array(s->res, (size_t)s->n_res, sizeof *s->res, &ok);
+    d->res_inputs = dup_array(s->res_inputs, (size_t)s->n_res, sizeof *s->res_inputs, &ok);
+    d->grad = grad_step_dup(s->grad, &ok);
+    d->body = lg_graph_ref(s->body);
+    if (!ok) {
+        lg_loop_spec_free(d);
         return NULL;
     }
-    memcpy(d->inputs, s->inputs, (size_t)n_in * sizeof *d->inputs);
-    memcpy(d->outputs, s->outputs, (size_t)n_out * sizeof *d->outputs);
-    d->body = lg_graph_ref(s->body);
     return d;
 }
 
@@ -190,7 +235,7 @@ lg_graph *lg_values_graph(const lg_value *v, int n, const char *op)
 static int output_count(lg_op op, const lg_attrs *a)
 {
     if (op == LG_OP_SPLIT) return a->n_ints;
-    if (op == LG_OP_LOOP) return 2 * a->loop->n_state + a->loop->n_y;
+    if (op == LG_OP_LOOP) return 2 * a->loop->n_state + a->loop->n_y + a->loop->n_res;
     return 1;
 }
 

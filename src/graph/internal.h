@@ -57,7 +57,36 @@ typedef struct lg_loop_spec {
     bool has_stop;   /* stop after a step whose condition is nonzero */
     int64_t steps;   /* the trip count (the maximum, with a condition) when
                         there are no sequences */
+    /* Saved residuals (the default memory policy): the body values the
+     * gradient step reads, stacked [T, ...] as n_res more node outputs after
+     * the saved states. The gradient step reads body inputs res_inputs in
+     * their place, so the backward loop recomputes nothing. */
+    int n_res;
+    lg_ref *res;
+    int32_t *res_inputs;
+    struct lg_grad_step *grad; /* built with the residuals; NULL: lg_grad builds it */
 } lg_loop_spec;
+
+/* A loop's gradient step, built in its body: the body inputs the gradient
+ * loop feeds (n_seq sequences, n_state states, then the forward
+ * invariants: n_in in all) and the values it fetches (n_state next states,
+ * then n_y per-step outputs: n_out in all). */
+typedef struct lg_grad_step {
+    int n_seq, n_state, n_y, n_in, n_out;
+    int n_fwd_seq, n_fwd_inv;
+    int32_t *inputs;
+    lg_ref *outputs;
+    int *dx_of_seq;  /* per forward sequence: its output index, or -1 (not float) */
+    int *acc_of_inv; /* per invariant: its accumulator index, or -1 */
+} lg_grad_step;
+
+/* Build s's gradient step now and save the values it reads as residuals
+ * (see lg_loop_spec). False, with the body as it was, when the loop cannot
+ * be differentiated; lg_grad reports why later. */
+bool lg_loop_save_residuals(lg_loop_spec *s);
+void lg_grad_step_free(lg_grad_step *b);
+/* Drop nodes n.. (added by a failed attempt) and the error they caused. */
+void lg_graph_truncate(lg_graph *g, int32_t n);
 
 void lg_loop_spec_free(lg_loop_spec *s);
 /* A copy sharing the body (NULL when out of memory). */

@@ -308,6 +308,8 @@ lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out)
     if (!l->failed && l->body->error) fail(l, "body: %s", l->body->error);
     if (!l->failed && P[SEQ].n == 0 && l->opts.max_steps < 1)
         fail(l, "needs a sequence or max_steps >= 1 (got %lld)", (long long)l->opts.max_steps);
+    if (!l->failed && ((unsigned)l->opts.memory >= LG_LOOP_MEMORY_COUNT))
+        fail(l, "memory policy %d is not an lg_loop_memory", (int)l->opts.memory);
     if (!l->failed && l->opts.unroll && (lg_value_ok(l->stop) || P[SEQ].n == 0))
         fail(l, "unroll needs sequences and no stop condition");
     for (int k = 0; !l->failed && k < P[STATE].n; k++)
@@ -332,6 +334,7 @@ lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out)
         for (int p = STATE; p < PART_COUNT; p++)
             for (int i = 0; i < P[p].n; i++) in[k++] = P[p].outer[i];
         l->body = NULL; /* the spec owns it now */
+        if (l->opts.memory == LG_LOOP_SAVE_RESIDUALS) lg_loop_save_residuals(spec); /* else lg_grad recomputes */
         id = lg_node_build(g, LG_OP_LOOP, in, n_in, &(lg_attrs){.loop = spec}, l->opts.name);
         if (id < 0) lg_loop_spec_free(spec);
     }

@@ -70,6 +70,16 @@ static bool infer_loop(const lg_node *n, const lg_port *in, lg_port *out, char *
     for (int j = 0; j < s->n_y; j++)
         if (!stacked(body_out[s->n_state + j], steps, &out[s->n_state + j]))
             LG_INFER_FAIL("a stacked output would exceed the maximum rank");
+    if (s->n_res) {
+        lg_port res[s->n_res];
+        if (lg_body_ports(s->body, s->inputs, ports, n_in, s->res, s->n_res, res)) {
+            snprintf(err, size, "%s", lg_last_error());
+            return false;
+        }
+        for (int r = 0; r < s->n_res; r++)
+            if (!stacked(res[r], steps, &out[2 * s->n_state + s->n_y + r]))
+                LG_INFER_FAIL("a saved residual would exceed the maximum rank");
+    }
     return true;
 }
 
@@ -86,25 +96,10 @@ static lg_value body_input_like(lg_graph *body, const char *name, lg_value like)
     return lg_input(body, name, lg_value_dtype(like), lg_value_shape(like));
 }
 
-/* The backward step in the body: which body values the gradient loop feeds
- * and fetches. */
-typedef struct grad_step {
-    int n_seq, n_state, n_y;
-    int32_t *inputs;
-    lg_ref *outputs;
-    int *dx_of_seq;  /* per forward sequence: its stacked-output index, or -1 (not float) */
-    int *acc_of_inv; /* per invariant: its accumulator index, or -1 */
-} grad_step;
-
-static void grad_step_free(grad_step *b)
-{
-    free(b->inputs), free(b->outputs), free(b->dx_of_seq), free(b->acc_of_inv);
-}
-
 static lg_ref ref_of(lg_value v) { return (lg_ref){v.node, v.output}; }
 
 /* Build the backward step in s's body. False on error (recorded on body). */
-static bool build_grad_step(const lg_loop_spec *s, grad_step *b)
+static bool build_grad_step(const lg_loop_spec *s, lg_grad_step *b)
 {
     lg_graph *body = s->body;
     int n_fwd_in = s->n_seq + s->n_state + s->n_inv, n_fwd_out = s->n_state + s->n_y;
@@ -181,31 +176,133 @@ static bool build_grad_step(const lg_loop_spec *s, grad_step *b)
             b->dx_of_seq[i] = d++;
         }
     b->n_y = d;
+    b->n_in = ni, b->n_out = no;
+    b->n_fwd_seq = s->n_seq, b->n_fwd_inv = s->n_inv;
     body->in_grad = was;
     free(fin), free(cot), free(wrt), free(grads), free(outs);
     return ok && !body->error;
 }
 
+/* The index of ref in refs[0..n), or -1. */
+static int find_ref(const lg_ref *refs, int n, lg_ref r)
+{
+    for (int k = 0; k < n; k++)
+        if (refs[k].node == r.node && refs[k].out == r.out) return k;
+    return -1;
+}
+
+/* A value of the step computed in the forward part of the body (not an
+ * input or a constant), which the gradient step would otherwise recompute. */
+static bool is_residual(const lg_graph *body, int32_t first_grad, lg_ref r)
+{
+    return r.node < first_grad && body->nodes[r.node].op >= LG_OP_MATMUL;
+}
+
+/* The forward values the gradient step b (nodes first..end-1 of the body,
+ * and its outputs) reads; false when out of memory. */
+static bool collect_residuals(const lg_graph *body, int32_t first, int32_t end, const lg_grad_step *b, lg_ref **res,
+                              int *n)
+{
+    int cap = 16;
+    *n = 0;
+    *res = malloc((size_t)cap * sizeof **res);
+    for (int32_t i = first; *res && i <= end; i++) {
+        const lg_ref *refs = i < end ? body->nodes[i].in : b->outputs;
+        int n_refs = i < end ? body->nodes[i].n_in : b->n_out;
+        for (int j = 0; *res && j < n_refs; j++) {
+            if (!is_residual(body, first, refs[j]) || find_ref(*res, *n, refs[j]) >= 0) continue;
+            if (*n == cap) {
+                lg_ref *r2 = realloc(*res, (size_t)(cap *= 2) * sizeof **res);
+                if (!r2) free(*res);
+                *res = r2;
+            }
+            if (*res) (*res)[(*n)++] = refs[j];
+        }
+    }
+    return *res != NULL;
+}
+
+bool lg_loop_save_residuals(lg_loop_spec *s)
+{
+    lg_graph *body = s->body;
+    if (s->has_stop || s->n_seq == 0 || body->error) return false;
+    for (int k = 0; k < s->n_state; k++)
+        if (!lg_is_float(body->nodes[s->inputs[s->n_seq + k]].out[0].dtype)) return false;
+    int32_t first = body->n_nodes;
+    /* a first build finds the values the step reads; then, so that the body
+     * stays in topological order, their inputs come first and the step is
+     * built again after them */
+    lg_grad_step *b = calloc(1, sizeof *b);
+    lg_ref *res = NULL;
+    int32_t *res_in = NULL;
+    int n = 0;
+    bool ok = b && build_grad_step(s, b) && collect_residuals(body, first, body->n_nodes, b, &res, &n);
+    lg_graph_truncate(body, first);
+    lg_grad_step_free(b);
+    b = ok ? calloc(1, sizeof *b) : NULL;
+    res_in = ok ? malloc((size_t)(n ? n : 1) * sizeof *res_in) : NULL;
+    ok = ok && b && res_in;
+    for (int k = 0; ok && k < n; k++) {
+        const lg_port *p = &body->nodes[res[k].node].out[res[k].out];
+        lg_value in = lg_input(body, "residual", p->dtype, p->shape);
+        ok = lg_value_ok(in);
+        if (ok) res_in[k] = in.node;
+    }
+    int32_t step_first = body->n_nodes;
+    ok = ok && build_grad_step(s, b);
+    int32_t end = body->n_nodes;
+    for (int32_t i = step_first; ok && i <= end; i++) { /* read the saved values instead */
+        lg_ref *refs = i < end ? body->nodes[i].in : b->outputs;
+        int n_refs = i < end ? body->nodes[i].n_in : b->n_out;
+        for (int j = 0; j < n_refs; j++) {
+            int k = is_residual(body, first, refs[j]) ? find_ref(res, n, refs[j]) : -1;
+            if (k >= 0) refs[j] = (lg_ref){res_in[k], 0};
+        }
+    }
+    if (!ok || body->error) {
+        lg_graph_truncate(body, first);
+        lg_grad_step_free(b);
+        free(res), free(res_in);
+        return false;
+    }
+    s->grad = b, s->res = res, s->res_inputs = res_in, s->n_res = n;
+    return true;
+}
+
 static void grad_loop(lg_graph *g, int32_t node, const lg_value *dy, lg_value *dx)
 {
     const lg_loop_spec *s = g->nodes[node].attrs.loop;
-    grad_step b = {0};
     if (s->has_stop || s->n_seq == 0) {
         lg_graph_fail(g, "loop '%s': a loop with a stop condition or no sequences is not differentiable (use it "
                          "for inference, e.g. greedy decoding)", g->nodes[node].name);
         return;
     }
-    if (!build_grad_step(s, &b)) {
-        lg_graph_fail(g, "loop '%s': its gradient: %s", g->nodes[node].name,
-                      s->body->error ? s->body->error : "out of memory");
-        grad_step_free(&b);
-        return;
+    lg_grad_step *built = NULL; /* the recompute policy builds the step now */
+    const lg_grad_step *b = s->grad;
+    if (!b) {
+        built = calloc(1, sizeof *built);
+        if (!built || !build_grad_step(s, built)) {
+            lg_graph_fail(g, "loop '%s': its gradient: %s", g->nodes[node].name,
+                          s->body->error ? s->body->error : "out of memory");
+            lg_grad_step_free(built);
+            return;
+        }
+        b = built;
     }
-    int n_in = b.n_seq + b.n_state + s->n_inv;
+    /* gradient loop: sequences = the step's sequences, states before each
+     * step, output cotangents (b->n_seq of them), then the saved residuals;
+     * states = next-state cotangents and invariant accumulators; invariants
+     * = the forward invariants */
+    int n_seq = b->n_seq + s->n_res, n_in = b->n_in + s->n_res;
+    int res_out = 2 * s->n_state + s->n_y; /* the forward node's first residual */
     lg_value *in = malloc((size_t)n_in * sizeof *in);
     lg_loop_spec *gs = calloc(1, sizeof *gs);
-    if (!in || !gs) {
-        free(in), free(gs), grad_step_free(&b);
+    if (gs) {
+        gs->inputs = malloc((size_t)n_in * sizeof *gs->inputs);
+        gs->outputs = malloc((size_t)(b->n_out ? b->n_out : 1) * sizeof *gs->outputs);
+    }
+    if (!in || !gs || !gs->inputs || !gs->outputs) {
+        free(in), lg_loop_spec_free(gs), lg_grad_step_free(built);
         lg_graph_fail(g, "loop gradient: out of memory");
         return;
     }
@@ -216,27 +313,32 @@ static void grad_loop(lg_graph *g, int32_t node, const lg_value *dy, lg_value *d
         lg_value ys = lg_value_of(g, node, s->n_state + j);
         in[k++] = lg_value_ok(dy[s->n_state + j]) ? dy[s->n_state + j] : zeros_like(ys);
     }
+    for (int r = 0; r < s->n_res; r++) in[k++] = lg_value_of(g, node, res_out + r);
     for (int i = 0; i < s->n_state; i++) in[k++] = lg_value_ok(dy[i]) ? dy[i] : zeros_like(lg_node_input(g, node, s->n_seq + i));
     for (int i = 0; i < s->n_inv; i++)
-        if (b.acc_of_inv[i] >= 0) in[k++] = zeros_like(lg_node_input(g, node, s->n_seq + s->n_state + i));
+        if (b->acc_of_inv[i] >= 0) in[k++] = zeros_like(lg_node_input(g, node, s->n_seq + s->n_state + i));
     for (int i = 0; i < s->n_inv; i++) in[k++] = lg_node_input(g, node, s->n_seq + s->n_state + i);
 
-    *gs = (lg_loop_spec){.body = lg_graph_ref(s->body), .n_seq = b.n_seq, .n_state = b.n_state, .n_inv = s->n_inv,
-                         .n_y = b.n_y, .inputs = b.inputs, .outputs = b.outputs, .reverse = !s->reverse};
-    b.inputs = NULL, b.outputs = NULL;
+    memcpy(gs->inputs, b->inputs, (size_t)b->n_seq * sizeof *gs->inputs);
+    if (s->n_res) memcpy(gs->inputs + b->n_seq, s->res_inputs, (size_t)s->n_res * sizeof *gs->inputs);
+    memcpy(gs->inputs + n_seq, b->inputs + b->n_seq, (size_t)(b->n_in - b->n_seq) * sizeof *gs->inputs);
+    memcpy(gs->outputs, b->outputs, (size_t)b->n_out * sizeof *gs->outputs);
+    gs->body = lg_graph_ref(s->body);
+    gs->n_seq = n_seq, gs->n_state = b->n_state, gs->n_inv = s->n_inv, gs->n_y = b->n_y;
+    gs->reverse = !s->reverse;
+    int n_state_fwd = s->n_state, n_seq_fwd = s->n_seq, n_inv = s->n_inv;
     int32_t id = lg_node_build(g, LG_OP_LOOP, in, n_in, &(lg_attrs){.loop = gs}, "loop");
     if (id < 0) {
         lg_loop_spec_free(gs);
     } else {
-        int n_state_fwd = s->n_state;
-        for (int i = 0; i < s->n_seq; i++)
-            if (b.dx_of_seq[i] >= 0) dx[i] = lg_value_of(g, id, b.n_state + b.dx_of_seq[i]);
-        for (int i = 0; i < n_state_fwd; i++) dx[s->n_seq + i] = lg_value_of(g, id, i);
-        for (int i = 0; i < s->n_inv; i++)
-            if (b.acc_of_inv[i] >= 0) dx[s->n_seq + n_state_fwd + i] = lg_value_of(g, id, n_state_fwd + b.acc_of_inv[i]);
+        for (int i = 0; i < n_seq_fwd; i++)
+            if (b->dx_of_seq[i] >= 0) dx[i] = lg_value_of(g, id, b->n_state + b->dx_of_seq[i]);
+        for (int i = 0; i < n_state_fwd; i++) dx[n_seq_fwd + i] = lg_value_of(g, id, i);
+        for (int i = 0; i < n_inv; i++)
+            if (b->acc_of_inv[i] >= 0) dx[n_seq_fwd + n_state_fwd + i] = lg_value_of(g, id, n_state_fwd + b->acc_of_inv[i]);
     }
     free(in);
-    grad_step_free(&b);
+    lg_grad_step_free(built);
 }
 
 const lg_op_def lg_op_def_loop = {"loop", -1, infer_loop, grad_loop};

@@ -20,6 +20,9 @@ static lg_shape drop_time(lg_shape s)
     return s;
 }
 
+/* The node output holding stacked residual r. */
+static int res_out(const lg_loop_spec *s, int r) { return 2 * s->n_state + s->n_y + r; }
+
 typedef struct loop_run {
     int n_in, n_fetch;
     lg_feed *feeds;
@@ -42,7 +45,8 @@ static void loop_run_free(loop_run *r, int n_state)
 lg_status lg_cpu_loop(const lg_node *n, const lg_buf *in, lg_buf *out)
 {
     const lg_loop_spec *s = n->attrs.loop;
-    int n_in = s->n_seq + s->n_state + s->n_inv, n_fetch = s->n_state + s->n_y + s->has_stop;
+    int n_in = s->n_seq + s->n_state + s->n_inv, n_fetch = s->n_state + s->n_y + s->has_stop + s->n_res;
+    int first_res = s->n_state + s->n_y + s->has_stop; /* fetches: states, outputs, stop, residuals */
     int64_t steps = s->n_seq ? in[0].shape.dims[0] : s->steps;
     loop_run r = {.n_in = n_in, .n_fetch = n_fetch};
     r.feeds = calloc((size_t)n_in, sizeof *r.feeds);
@@ -67,14 +71,15 @@ lg_status lg_cpu_loop(const lg_node *n, const lg_buf *in, lg_buf *out)
         if (!r.in_views[i]) st = LG_ERR_OUT_OF_MEMORY;
     }
     for (int k = 0; !st && k < n_fetch; k++) {
-        r.fetches[k] = lg_value_of(s->body, s->outputs[k].node, s->outputs[k].out);
-        if (k == s->n_state + s->n_y) { /* the stop condition: a scalar */
+        lg_ref ref = k < first_res ? s->outputs[k] : s->res[k - first_res];
+        r.fetches[k] = lg_value_of(s->body, ref.node, ref.out);
+        if (s->has_stop && k == first_res - 1) { /* the stop condition: a scalar */
             lg_tensor *cond = NULL;
             st = lg_tensor_new(lg_value_dtype(r.fetches[k]), lg_value_shape(r.fetches[k]), &cond);
             r.out_views[k] = cond;
             continue;
         }
-        const lg_buf *o = &out[k]; /* a state's shape, or a stacked output's */
+        const lg_buf *o = &out[k < first_res ? k : res_out(s, k - first_res)]; /* a state, or a stack */
         lg_shape shape = k < s->n_state ? o->shape : drop_time(o->shape);
         r.out_views[k] = lg_tensor_view(o->dtype, shape, NULL);
         if (!r.out_views[k]) st = LG_ERR_OUT_OF_MEMORY;
@@ -98,10 +103,11 @@ lg_status lg_cpu_loop(const lg_node *n, const lg_buf *in, lg_buf *out)
             lg_tensor_view_point(r.in_views[s->n_seq + k], r.cur[k]);
             lg_tensor_view_point(r.out_views[k], r.next[k]);
         }
-        for (int j = 0; j < s->n_y; j++) {
-            const lg_buf *ys = &out[s->n_state + j];
-            size_t block = buf_bytes(ys) / (size_t)steps;
-            lg_tensor_view_point(r.out_views[s->n_state + j], (char *)ys->data + (size_t)t * block);
+        for (int k = s->n_state; k < n_fetch; k++) { /* per-step outputs and residuals */
+            if (s->has_stop && k == first_res - 1) continue;
+            const lg_buf *stack = &out[k < first_res ? k : res_out(s, k - first_res)];
+            size_t block = buf_bytes(stack) / (size_t)steps;
+            lg_tensor_view_point(r.out_views[k], (char *)stack->data + (size_t)t * block);
         }
         st = lg_graph_run(s->body, r.feeds, n_in, r.fetches, n_fetch, r.out_views);
         for (int k = 0; k < s->n_state; k++) {
@@ -109,7 +115,7 @@ lg_status lg_cpu_loop(const lg_node *n, const lg_buf *in, lg_buf *out)
             r.cur[k] = r.next[k];
             r.next[k] = tmp;
         }
-        if (!st && s->has_stop && lg_tensor_get(r.out_views[n_fetch - 1], 0) != 0) break;
+        if (!st && s->has_stop && lg_tensor_get(r.out_views[first_res - 1], 0) != 0) break;
     }
     for (int k = 0; !st && k < s->n_state; k++) memcpy(out[k].data, r.cur[k], buf_bytes(&out[k]));
     if (st) {
