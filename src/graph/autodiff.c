@@ -36,27 +36,19 @@ static lg_status check_args(lg_graph *g, const lg_value *ys, int n_y, const lg_v
     return st;
 }
 
-/* Mark the nodes on a path from some wrt node to some output node (all
- * below end). */
-static void mark_relevant(const lg_graph *g, int32_t end, const lg_value *ys, int n_y, const lg_value *wrt, int n,
-                          bool *relevant)
+/* Mark the nodes on a path from some wrt node to some output node: those
+ * that depend on a wrt value among those the outputs need (w.needed). */
+static bool mark_relevant(const lg_graph *g, const lg_walk *w, const lg_value *wrt, int n, bool *relevant)
 {
-    bool *from_wrt = calloc((size_t)end, sizeof *from_wrt);
-    bool *to_loss = calloc((size_t)end, sizeof *to_loss);
-    if (!from_wrt || !to_loss) {
-        free(from_wrt), free(to_loss);
-        return; /* nothing marked: the caller reports out of memory */
-    }
+    bool *from_wrt = calloc((size_t)(w->end ? w->end : 1), sizeof *from_wrt);
+    if (!from_wrt) return false;
     for (int i = 0; i < n; i++)
-        if (wrt[i].node < end) from_wrt[wrt[i].node] = true;
-    for (int32_t i = 0; i < end; i++)
+        if (wrt[i].node < w->end) from_wrt[wrt[i].node] = true;
+    for (int32_t i = 0; i < w->end; i++)
         for (int j = 0; j < g->nodes[i].n_in && !from_wrt[i]; j++) from_wrt[i] = from_wrt[g->nodes[i].in[j].node];
-    for (int k = 0; k < n_y; k++) to_loss[ys[k].node] = true;
-    for (int32_t i = end - 1; i >= 0; i--)
-        if (to_loss[i])
-            for (int j = 0; j < g->nodes[i].n_in; j++) to_loss[g->nodes[i].in[j].node] = true;
-    for (int32_t i = 0; i < end; i++) relevant[i] = from_wrt[i] && to_loss[i];
-    free(from_wrt), free(to_loss);
+    for (int32_t i = 0; i < w->end; i++) relevant[i] = from_wrt[i] && w->needed[i];
+    free(from_wrt);
+    return true;
 }
 
 static lg_value accumulate(lg_value acc, lg_value d) { return lg_value_ok(acc) ? lg_add(acc, d) : d; }
@@ -69,24 +61,20 @@ lg_status lg_vjp(lg_graph *g, const lg_value *ys, const lg_value *dys, int n_y, 
     lg_status st = check_args(g, ys, n_y, wrt, n);
     if (st) return st;
 
-    int32_t end = 0;
-    for (int k = 0; k < n_y; k++)
-        if (ys[k].node + 1 > end) end = ys[k].node + 1;
-    int *base = malloc((size_t)(end + 1) * sizeof *base); /* first accumulator of each node */
-    bool *relevant = calloc((size_t)(end ? end : 1), sizeof *relevant);
-    if (!base || !relevant) {
-        free(base), free(relevant);
-        return lg_fail(LG_ERR_OUT_OF_MEMORY, "lg_grad: out of memory");
-    }
-    base[0] = 0;
-    for (int32_t i = 0; i < end; i++) base[i + 1] = base[i] + g->nodes[i].n_out;
-    lg_value *acc = malloc((size_t)(base[end] ? base[end] : 1) * sizeof *acc);
-    if (!acc) {
-        free(base), free(relevant);
+    lg_ref *roots = malloc((size_t)(n_y > 0 ? n_y : 1) * sizeof *roots);
+    for (int k = 0; roots && k < n_y; k++) roots[k] = (lg_ref){ys[k].node, ys[k].output};
+    lg_walk w = {0};
+    bool walked = roots && lg_walk_init(&w, g, roots, n_y);
+    free(roots);
+    int32_t end = w.end;
+    const int *base = w.base; /* the accumulator of each node output */
+    bool *relevant = walked ? calloc((size_t)(end ? end : 1), sizeof *relevant) : NULL;
+    lg_value *acc = relevant ? malloc((size_t)(base[end] ? base[end] : 1) * sizeof *acc) : NULL;
+    if (!acc || !mark_relevant(g, &w, wrt, n, relevant)) {
+        free(relevant), free(acc), lg_walk_free(&w);
         return lg_fail(LG_ERR_OUT_OF_MEMORY, "lg_grad: out of memory");
     }
     for (int i = 0; i < base[end]; i++) acc[i] = lg_value_invalid();
-    mark_relevant(g, end, ys, n_y, wrt, n, relevant);
 
     bool was_in_grad = g->in_grad;
     g->in_grad = true;
@@ -121,7 +109,8 @@ lg_status lg_vjp(lg_graph *g, const lg_value *ys, const lg_value *dys, int n_y, 
         grads_out[k] = d;
     }
     g->in_grad = was_in_grad;
-    free(base), free(relevant), free(acc);
+    free(relevant), free(acc);
+    lg_walk_free(&w);
     if (g->error) {
         for (int k = 0; k < n; k++) grads_out[k] = lg_value_invalid();
         return lg_fail(LG_ERR_GRAPH, "lg_grad: %s", g->error);

@@ -396,6 +396,33 @@ lg_value lg_scalar(lg_graph *g, lg_dtype dtype, double v)
     return add_source(g, LG_OP_CONST, "scalar", dtype, lg_shape_of(0), t);
 }
 
+/* ---- walks ---------------------------------------------------------------- */
+
+bool lg_walk_init(lg_walk *w, const lg_graph *g, const lg_ref *want, int n)
+{
+    w->end = 0;
+    for (int k = 0; k < n; k++)
+        if (want[k].node + 1 > w->end) w->end = want[k].node + 1;
+    w->needed = calloc((size_t)(w->end ? w->end : 1), sizeof *w->needed);
+    w->base = malloc((size_t)(w->end + 1) * sizeof *w->base);
+    if (!w->needed || !w->base) {
+        lg_walk_free(w);
+        return false;
+    }
+    w->base[0] = 0;
+    for (int32_t i = 0; i < w->end; i++) w->base[i + 1] = w->base[i] + g->nodes[i].n_out;
+    for (int k = 0; k < n; k++) w->needed[want[k].node] = true;
+    for (int32_t i = w->end - 1; i >= 0; i--)
+        for (int j = 0; w->needed[i] && j < g->nodes[i].n_in; j++) w->needed[g->nodes[i].in[j].node] = true;
+    return true;
+}
+
+void lg_walk_free(lg_walk *w)
+{
+    free(w->needed), free(w->base);
+    w->needed = NULL, w->base = NULL;
+}
+
 /* ---- values -------------------------------------------------------------- */
 
 static bool value_valid(lg_value v)

@@ -27,33 +27,24 @@ static lg_value copy_node(lg_graph *g, const lg_node *n, const lg_value *in, int
 bool lg_graph_inline(lg_graph *g, lg_graph *body, const int32_t *inputs, const lg_value *in, int n_in,
                      const lg_ref *want, int n, lg_value *out)
 {
-    int32_t end = 0;
-    for (int k = 0; k < n; k++)
-        if (want[k].node + 1 > end) end = want[k].node + 1;
-    bool *needed = calloc((size_t)(end ? end : 1), sizeof *needed);
-    int *base = malloc((size_t)(end + 1) * sizeof *base);
+    lg_walk w;
     lg_value *map = NULL;
-    if (needed && base) {
-        base[0] = 0;
-        for (int32_t i = 0; i < end; i++) base[i + 1] = base[i] + body->nodes[i].n_out;
-        map = malloc((size_t)(base[end] ? base[end] : 1) * sizeof *map);
+    if (lg_walk_init(&w, body, want, n)) {
+        map = malloc((size_t)(w.base[w.end] ? w.base[w.end] : 1) * sizeof *map);
+        if (!map) lg_walk_free(&w);
     }
     if (!map) {
-        free(needed), free(base);
         lg_graph_fail(g, "inline: out of memory");
         return false;
     }
-    for (int k = 0; k < n; k++) needed[want[k].node] = true;
-    for (int32_t i = end - 1; i >= 0; i--)
-        for (int j = 0; needed[i] && j < body->nodes[i].n_in; j++) needed[body->nodes[i].in[j].node] = true;
     bool ok = true;
-    for (int32_t i = 0; ok && i < end; i++) {
-        if (!needed[i]) continue;
+    for (int32_t i = 0; ok && i < w.end; i++) {
+        if (!w.needed[i]) continue;
         const lg_node *nd = &body->nodes[i];
         if (nd->op == LG_OP_INPUT) {
             int k = 0;
             while (k < n_in && inputs[k] != i) k++;
-            map[base[i]] = k < n_in ? in[k] : lg_graph_fail(g, "inline: input '%s' has no value", nd->name);
+            map[w.base[i]] = k < n_in ? in[k] : lg_graph_fail(g, "inline: input '%s' has no value", nd->name);
             ok = k < n_in;
             continue;
         }
@@ -63,14 +54,15 @@ bool lg_graph_inline(lg_graph *g, lg_graph *body, const int32_t *inputs, const l
             ok = false;
             break;
         }
-        for (int j = 0; j < nd->n_in; j++) args[j] = map[base[nd->in[j].node] + nd->in[j].out];
+        for (int j = 0; j < nd->n_in; j++) args[j] = map[w.base[nd->in[j].node] + nd->in[j].out];
         int32_t id;
         lg_value v = copy_node(g, nd, args, &id);
         free(args);
         ok = lg_value_ok(v);
-        for (int o = 0; ok && o < nd->n_out; o++) map[base[i] + o] = id >= 0 ? lg_value_of(g, id, o) : v;
+        for (int o = 0; ok && o < nd->n_out; o++) map[w.base[i] + o] = id >= 0 ? lg_value_of(g, id, o) : v;
     }
-    for (int k = 0; ok && k < n; k++) out[k] = map[base[want[k].node] + want[k].out];
-    free(needed), free(base), free(map);
+    for (int k = 0; ok && k < n; k++) out[k] = map[w.base[want[k].node] + want[k].out];
+    free(map);
+    lg_walk_free(&w);
     return ok && !g->error;
 }

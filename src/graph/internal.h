@@ -180,6 +180,20 @@ const char *lg_shape_cstr(lg_shape s);
 lg_tensor *lg_tensor_view(lg_dtype dtype, lg_shape shape, void *data);
 void lg_tensor_view_point(lg_tensor *view, void *data);
 
+/* The nodes some values need: end is one past the last wanted node,
+ * needed[i] says whether node i feeds them (the wanted nodes included),
+ * and base[i] is where node i's outputs start in a flat per-output array
+ * over nodes 0..end-1 (base[end] is its length). */
+typedef struct lg_walk {
+    int32_t end;
+    bool *needed;
+    int *base;
+} lg_walk;
+
+/* False when out of memory (w is then freed). */
+bool lg_walk_init(lg_walk *w, const lg_graph *g, const lg_ref *want, int n);
+void lg_walk_free(lg_walk *w);
+
 /* The concrete ports of a body's values `want` (n of them) when its input
  * nodes `inputs` get ports `in` (n_in of them): shape inference over the
  * nodes the wanted values need. Errors name the node and shapes. */

@@ -472,29 +472,17 @@ lg_status lg_program_run(lg_program *p, const lg_feed *feeds, int n_feeds, lg_te
 lg_status lg_body_ports(lg_graph *body, const int32_t *inputs, const lg_port *in, int n_in, const lg_ref *want, int n,
                         lg_port *out)
 {
-    int32_t end = 0;
-    for (int k = 0; k < n; k++)
-        if (want[k].node + 1 > end) end = want[k].node + 1;
-    bool *needed = calloc((size_t)(end ? end : 1), sizeof *needed);
-    int *base = malloc((size_t)(end + 1) * sizeof *base);
-    if (!needed || !base) {
-        free(needed), free(base);
-        return lg_fail(LG_ERR_OUT_OF_MEMORY, "loop body: out of memory");
-    }
-    base[0] = 0;
-    for (int32_t i = 0; i < end; i++) base[i + 1] = base[i] + body->nodes[i].n_out;
-    lg_port *ports = malloc((size_t)(base[end] ? base[end] : 1) * sizeof *ports);
+    lg_walk w;
+    if (!lg_walk_init(&w, body, want, n)) return lg_fail(LG_ERR_OUT_OF_MEMORY, "loop body: out of memory");
+    lg_port *ports = malloc((size_t)(w.base[w.end] ? w.base[w.end] : 1) * sizeof *ports);
     lg_status st = ports ? LG_OK : lg_fail(LG_ERR_OUT_OF_MEMORY, "loop body: out of memory");
-    for (int k = 0; k < n; k++) needed[want[k].node] = true;
-    for (int32_t i = end - 1; i >= 0; i--)
-        for (int j = 0; needed[i] && j < body->nodes[i].n_in; j++) needed[body->nodes[i].in[j].node] = true;
-    for (int32_t i = 0; !st && i < end; i++) {
+    for (int32_t i = 0; !st && i < w.end; i++) {
         const lg_node *nd = &body->nodes[i];
-        if (!needed[i]) continue;
+        if (!w.needed[i]) continue;
         if (nd->op < LG_OP_MATMUL) { /* a source: its own port unless given */
-            ports[base[i]] = nd->out[0];
+            ports[w.base[i]] = nd->out[0];
             for (int k = 0; k < n_in; k++)
-                if (inputs[k] == i) ports[base[i]] = in[k];
+                if (inputs[k] == i) ports[w.base[i]] = in[k];
             continue;
         }
         lg_port *ip = malloc((size_t)(nd->n_in ? nd->n_in : 1) * sizeof *ip);
@@ -502,13 +490,14 @@ lg_status lg_body_ports(lg_graph *body, const int32_t *inputs, const lg_port *in
             st = lg_fail(LG_ERR_OUT_OF_MEMORY, "loop body: out of memory");
             break;
         }
-        for (int j = 0; j < nd->n_in; j++) ip[j] = ports[base[nd->in[j].node] + nd->in[j].out];
+        for (int j = 0; j < nd->n_in; j++) ip[j] = ports[w.base[nd->in[j].node] + nd->in[j].out];
         char err[512] = "";
-        if (!lg_op_defs[nd->op]->infer(nd, ip, &ports[base[i]], err, sizeof err))
+        if (!lg_op_defs[nd->op]->infer(nd, ip, &ports[w.base[i]], err, sizeof err))
             st = lg_fail(LG_ERR_SHAPE, "%s '%s' (in a loop body): %s", lg_op_defs[nd->op]->name, nd->name, err);
         free(ip);
     }
-    for (int k = 0; !st && k < n; k++) out[k] = ports[base[want[k].node] + want[k].out];
-    free(needed), free(base), free(ports);
+    for (int k = 0; !st && k < n; k++) out[k] = ports[w.base[want[k].node] + want[k].out];
+    free(ports);
+    lg_walk_free(&w);
     return st;
 }
