@@ -206,6 +206,11 @@ lg_status lg_body_ports(lg_graph *body, const int32_t *inputs, const lg_port *in
 lg_status lg_vjp(lg_graph *g, const lg_value *ys, const lg_value *dys, int n_y, const lg_value *wrt, int n,
                  lg_value *grads);
 
+/* The program lg_graph_run would use for these feeds and fetches, compiled
+ * and cached on g if new. The graph owns it. */
+lg_status lg_graph_program(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches, int n_fetches,
+                           lg_program **out);
+
 /* Programs cached on the graph; freed with it (program.c). */
 void lg_program_cache_free(struct lg_program_cache *c);
 

@@ -68,10 +68,11 @@ static bool entry_matches(const cache_entry *e, const lg_value *fetches, int n_f
     return true;
 }
 
-lg_status lg_graph_run(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches, int n_fetches,
-                       lg_tensor **out)
+lg_status lg_graph_program(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches, int n_fetches,
+                           lg_program **out)
 {
-    if (!g) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_graph_run: graph is NULL");
+    *out = NULL;
+    if (!g) return lg_fail(LG_ERR_INVALID_ARGUMENT, "run: graph is NULL");
     if (g->error) return lg_fail(LG_ERR_GRAPH, "the graph has a builder error: %s", g->error);
     if (n_feeds < 0 || (n_feeds > 0 && !feeds)) return lg_fail(LG_ERR_INVALID_ARGUMENT, "feeds: NULL or negative count");
     if (n_fetches < 1 || !fetches) return lg_fail(LG_ERR_INVALID_ARGUMENT, "fetches: at least one value is needed");
@@ -87,8 +88,10 @@ lg_status lg_graph_run(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_
     feed_key(feeds, n_feeds, nodes, shapes);
     if (g->cache)
         for (cache_entry *e = g->cache->head; e; e = e->next)
-            if (entry_matches(e, fetches, n_fetches, nodes, shapes, n_feeds))
-                return lg_program_run(e->program, feeds, n_feeds, out);
+            if (entry_matches(e, fetches, n_fetches, nodes, shapes, n_feeds)) {
+                *out = e->program;
+                return LG_OK;
+            }
 
     lg_program *p = NULL;
     lg_status st = lg_program_compile(g, feeds, n_feeds, fetches, n_fetches, &p);
@@ -103,7 +106,7 @@ lg_status lg_graph_run(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_
     if (!g->cache || !e || !e->fetches || !e->feed_nodes || !e->feed_shapes) {
         entry_free(e);
         lg_program_free(p);
-        return lg_fail(LG_ERR_OUT_OF_MEMORY, "lg_graph_run: out of memory");
+        return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
     }
     for (int i = 0; i < n_fetches; i++) e->fetches[i] = (lg_ref){fetches[i].node, fetches[i].output};
     memcpy(e->feed_nodes, nodes, (size_t)n_feeds * sizeof *nodes);
@@ -114,5 +117,14 @@ lg_status lg_graph_run(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_
     e->next = g->cache->head;
     g->cache->head = e;
     g->cache->count++;
-    return lg_program_run(p, feeds, n_feeds, out);
+    *out = p;
+    return LG_OK;
+}
+
+lg_status lg_graph_run(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches, int n_fetches,
+                       lg_tensor **out)
+{
+    lg_program *p;
+    lg_status st = lg_graph_program(g, feeds, n_feeds, fetches, n_fetches, &p);
+    return st ? st : lg_program_run(p, feeds, n_feeds, out);
 }

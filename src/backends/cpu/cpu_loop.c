@@ -1,6 +1,6 @@
 /*
- * cpu_loop.c — run a loop: the body graph once per step, through its own
- * cached program, on views of the loop's buffers.
+ * cpu_loop.c — run a loop: the body's cached program once per step, on
+ * views of the loop's buffers.
  *
  * Sequences and stacked outputs are time-major [T, ...], so step t of each
  * is one contiguous block. Carried states ping-pong between two scratch
@@ -90,6 +90,9 @@ lg_status lg_cpu_loop(const lg_node *n, const lg_buf *in, lg_buf *out)
         loop_run_free(&r, s->n_state);
         return lg_fail(st, "loop '%s': out of memory", n->name);
     }
+    /* one program for every step: the steps differ only in where the views point */
+    lg_program *prog = NULL;
+    if (!st) st = lg_graph_program(s->body, r.feeds, n_in, r.fetches, n_fetch, &prog);
     for (int64_t step = 0; !st && step < steps; step++) {
         int64_t t = s->reverse ? steps - 1 - step : step;
         for (int i = 0; i < s->n_seq; i++) {
@@ -109,7 +112,7 @@ lg_status lg_cpu_loop(const lg_node *n, const lg_buf *in, lg_buf *out)
             size_t block = buf_bytes(stack) / (size_t)steps;
             lg_tensor_view_point(r.out_views[k], (char *)stack->data + (size_t)t * block);
         }
-        st = lg_graph_run(s->body, r.feeds, n_in, r.fetches, n_fetch, r.out_views);
+        st = lg_program_run(prog, r.feeds, n_in, r.out_views);
         for (int k = 0; k < s->n_state; k++) {
             void *tmp = r.cur[k];
             r.cur[k] = r.next[k];
