@@ -9,30 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check_main.h"
+#include "test_util.h"
 #include "graph/loopgrad.h"
 
-static lg_graph *g;
+LG_TEST_GRAPH_FIXTURE
 
-static void setup(void)
-{
-    g = lg_graph_new();
-    ck_assert_ptr_nonnull(g);
-}
-
-static void teardown(void)
-{
-    lg_graph_free(g);
-    g = NULL;
-}
-
-static lg_tensor *tensor_f64(lg_shape shape, const double *vals)
-{
-    lg_tensor *t = NULL;
-    ck_assert_int_eq(lg_tensor_new(LG_F64, shape, &t), LG_OK);
-    if (vals) ck_assert_int_eq(lg_tensor_copy_in(t, vals, lg_tensor_bytes(t)), LG_OK);
-    return t;
-}
+static lg_tensor *tensor_f64(lg_shape shape, const double *vals) { return lg_test_tensor(LG_F64, shape, vals); }
 
 static void grad_ok(lg_value loss, const lg_value *wrt, int n, lg_value *grads)
 {
@@ -47,14 +29,7 @@ static void grad_ok(lg_value loss, const lg_value *wrt, int n, lg_value *grads)
 }
 
 /* Runs g for one fetch, asserting success; the caller frees the result. */
-static lg_tensor *run1(const lg_feed *feeds, int n_feeds, lg_value fetch)
-{
-    lg_tensor *out = NULL;
-    lg_status s = lg_graph_run(g, feeds, n_feeds, &fetch, 1, &out);
-    ck_assert_msg(s == LG_OK, "run: %s: %s", lg_status_name(s), lg_last_error());
-    ck_assert_ptr_nonnull(out);
-    return out;
-}
+static lg_tensor *run1(const lg_feed *feeds, int n_feeds, lg_value fetch) { return lg_test_run1(g, feeds, n_feeds, fetch); }
 
 #define ck_assert_close(got, want, tol)                                                              \
     do {                                                                                             \

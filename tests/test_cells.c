@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check_main.h"
+#include "test_util.h"
 #include "fixture_reader.h"
 #include "graph/loopgrad.h"
 
@@ -36,12 +36,7 @@
 
 /* ---- helpers ------------------------------------------------------------- */
 
-static lg_tensor *new_tensor(lg_dtype dt, lg_shape s)
-{
-    lg_tensor *t = NULL;
-    ck_assert_int_eq(lg_tensor_new(dt, s, &t), LG_OK);
-    return t;
-}
+static lg_tensor *new_tensor(lg_dtype dt, lg_shape s) { return lg_test_tensor(dt, s, NULL); }
 
 /* Normal(0, scale) values, reproducible from key. */
 static lg_tensor *rand_tensor(lg_shape s, double scale, uint64_t key)

@@ -8,27 +8,18 @@
 #include <check.h>
 #include <math.h>
 
-#include "check_main.h"
+#include "test_util.h"
 #include "graph/loopgrad.h"
 #include "../examples/cells/nested.h"
 #include "../examples/cells/peephole.h"
 
 #define SEED 11
 
-static lg_graph *g;
-
-static void setup(void) { g = lg_graph_new(); }
-static void teardown(void) { lg_graph_free(g); }
+LG_TEST_GRAPH_FIXTURE
 
 static const int lengths[] = {1, 2, 7}; /* loop-test index -> T */
 
-static lg_tensor *filled(lg_shape s, uint64_t key)
-{
-    lg_tensor *x = NULL;
-    ck_assert_int_eq(lg_tensor_new(LG_F64, s, &x), LG_OK);
-    ck_assert_int_eq(lg_init_uniform(x, -1, 1, SEED, key), LG_OK);
-    return x;
-}
+static lg_tensor *filled(lg_shape s, uint64_t key) { return lg_test_uniform(LG_F64, s, SEED, key, -1, 1); }
 
 /* sum(y * R) with a fixed random R of y's shape: every element of y reaches
  * the loss with its own weight. */

@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "check_main.h"
+#include "test_util.h"
 #include "graph/loopgrad.h"
 #include "graph/decode.h"
 
@@ -19,13 +19,7 @@
 #define U 3
 #define TE 4
 
-static lg_tensor *rand_tensor(lg_shape s, uint64_t key)
-{
-    lg_tensor *t = NULL;
-    ck_assert_int_eq(lg_tensor_new(LG_F64, s, &t), LG_OK);
-    lg_init_uniform(t, -1, 1, 13, key);
-    return t;
-}
+static lg_tensor *rand_tensor(lg_shape s, uint64_t key) { return lg_test_uniform(LG_F64, s, 13, key, -1, 1); }
 
 static lg_cell *make_cell(lg_graph *g, lg_cell_kind kind, int in, uint64_t seed)
 {

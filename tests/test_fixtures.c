@@ -35,7 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check_main.h"
+#include "test_util.h"
 #include "fixture_reader.h"
 #include "graph/loopgrad.h"
 

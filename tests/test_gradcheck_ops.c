@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check_main.h"
+#include "test_util.h"
 #include "graph/loopgrad.h"
 
 enum { GC_MAX_IN = 4, GC_MAX_ELEMS = 128 };

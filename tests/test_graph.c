@@ -7,22 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check_main.h"
+#include "test_util.h"
 #include "graph/loopgrad.h"
 
-static lg_graph *g;
-
-static void setup(void)
-{
-    g = lg_graph_new();
-    ck_assert_ptr_nonnull(g);
-}
-
-static void teardown(void)
-{
-    lg_graph_free(g);
-    g = NULL;
-}
+LG_TEST_GRAPH_FIXTURE
 
 static bool starts_with(const char *s, const char *prefix)
 {

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check_main.h"
+#include "test_util.h"
 #include "graph/loopgrad.h"
 
 #define B 3
@@ -26,13 +26,7 @@ static const int LENGTHS[B] = {4, 2, 1};
 
 /* ---- helpers ------------------------------------------------------------------ */
 
-static lg_tensor *rand_tensor(lg_shape s, uint64_t key)
-{
-    lg_tensor *t = NULL;
-    ck_assert_int_eq(lg_tensor_new(LG_F64, s, &t), LG_OK);
-    lg_init_uniform(t, -1, 1, 77, key);
-    return t;
-}
+static lg_tensor *rand_tensor(lg_shape s, uint64_t key) { return lg_test_uniform(LG_F64, s, 77, key, -1, 1); }
 
 static lg_tensor *i32_tensor(int n, const int *v)
 {
@@ -42,13 +36,7 @@ static lg_tensor *i32_tensor(int n, const int *v)
     return t;
 }
 
-static lg_tensor *run1(lg_graph *g, const lg_feed *feeds, int n, lg_value v)
-{
-    lg_tensor *out = NULL;
-    lg_status s = lg_graph_run(g, feeds, n, &v, 1, &out);
-    ck_assert_msg(s == LG_OK, "run: %s: %s", lg_status_name(s), lg_last_error());
-    return out;
-}
+static lg_tensor *run1(lg_graph *gr, const lg_feed *feeds, int n, lg_value v) { return lg_test_run1(gr, feeds, n, v); }
 
 /* x [b, t, f] (row-major) sliced to example b, steps [t0, t0 + n), optionally
  * reversed in time, as a new [1, n, F] tensor. */

@@ -9,20 +9,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "check_main.h"
+#include "test_util.h"
 #include "graph/loopgrad.h"
 
-static lg_graph *g;
-
-static void setup(void) { g = lg_graph_new(); }
-static void teardown(void) { lg_graph_free(g); }
+LG_TEST_GRAPH_FIXTURE
 
 static lg_tensor *filled(lg_dtype t, lg_shape s, uint64_t key, double lo, double hi)
 {
-    lg_tensor *x = NULL;
-    ck_assert_int_eq(lg_tensor_new(t, s, &x), LG_OK);
-    ck_assert_int_eq(lg_init_uniform(x, lo, hi, 5, key), LG_OK);
-    return x;
+    return lg_test_uniform(t, s, 5, key, lo, hi);
 }
 
 /* h_t = tanh(x_t W + h_{t-1} U); emits h_t. */

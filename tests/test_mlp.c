@@ -12,7 +12,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "check_main.h"
+#include "test_util.h"
 #include "graph/loopgrad.h"
 
 #define N 256

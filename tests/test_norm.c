@@ -8,7 +8,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "check_main.h"
+#include "test_util.h"
 #include "graph/loopgrad.h"
 #include "graph/norm.h"
 
@@ -18,10 +18,7 @@
 
 static lg_tensor *rand_tensor(lg_shape s, uint64_t key, double lo, double hi)
 {
-    lg_tensor *t = NULL;
-    ck_assert_int_eq(lg_tensor_new(LG_F64, s, &t), LG_OK);
-    ck_assert_int_eq(lg_init_uniform(t, lo, hi, 31, key), LG_OK);
-    return t;
+    return lg_test_uniform(LG_F64, s, 31, key, lo, hi);
 }
 
 static lg_batch_norm_result build(lg_graph *g, const char *name, lg_value x, bool training, double momentum)

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check_main.h"
+#include "test_util.h"
 #include "graph/loopgrad.h"
 
 /* ---- creation and lifetime ----------------------------------------------- */
