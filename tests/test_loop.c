@@ -470,6 +470,39 @@ START_TEST(test_unroll_needs_static_length)
 }
 END_TEST
 
+/* The remaining loop-builder errors, one row each: what is built, and the
+ * fragment the error must contain. */
+enum { E_TRUNCATE_DYNAMIC, E_TRUNCATE_NO_SEQ, E_TWO_STOPS, E_NEXT_NOT_STATE, E_NEXT_TWICE, E_UNROLL_STOP, E_COUNT };
+
+static const char *const bad_loop_fragment[E_COUNT] = {
+    [E_TRUNCATE_DYNAMIC] = "truncated BPTT needs a static number of steps",
+    [E_TRUNCATE_NO_SEQ] = "truncated BPTT needs sequences",
+    [E_TWO_STOPS] = "a second stop condition",
+    [E_NEXT_NOT_STATE] = "is not a state of this loop",
+    [E_NEXT_TWICE] = "has a next value already",
+    [E_UNROLL_STOP] = "unroll needs sequences and no stop condition",
+};
+
+START_TEST(test_bad_loops)
+{
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, 2, _i == E_TRUNCATE_DYNAMIC ? -1 : 3, 4));
+    lg_value h0 = lg_input(g, "h0", LG_F32, lg_shape_of(2, 2, 4));
+    lg_loop_opts o = lg_loop_opts_default();
+    o.truncate = _i == E_TRUNCATE_DYNAMIC || _i == E_TRUNCATE_NO_SEQ ? 2 : 0;
+    o.unroll = _i == E_UNROLL_STOP;
+    o.max_steps = 3;
+    lg_loop *l = lg_loop_new(g, o);
+    lg_value h = lg_loop_state(l, h0);
+    lg_value next = _i == E_TRUNCATE_NO_SEQ ? lg_tanh(h) : lg_add(lg_tanh(h), lg_loop_seq(l, x));
+    lg_value stop = lg_sum(next, NULL, 0, false);
+    lg_loop_next(l, _i == E_NEXT_NOT_STATE ? next : h, next);
+    if (_i == E_NEXT_TWICE) lg_loop_next(l, h, next);
+    if (_i == E_TWO_STOPS || _i == E_UNROLL_STOP) lg_loop_until(l, stop);
+    if (_i == E_TWO_STOPS) lg_loop_until(l, stop);
+    expect_error(lg_loop_end(l, NULL, NULL), bad_loop_fragment[_i]);
+}
+END_TEST
+
 START_TEST(test_bad_memory_policy)
 {
     lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, 2, 3, 4));
@@ -517,6 +550,7 @@ static Suite *loop_suite(void)
     tcase_add_test(te, test_unroll_needs_static_length);
     tcase_add_test(te, test_null_loop_is_harmless);
     tcase_add_test(te, test_bad_memory_policy);
+    tcase_add_loop_test(te, test_bad_loops, 0, E_COUNT);
     tcase_add_test(te, test_stop_condition_not_scalar);
     suite_add_tcase(s, te);
     return s;

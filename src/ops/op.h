@@ -51,8 +51,5 @@ lg_value lg_scalar_like(lg_value x, double v);
         return false;                                       \
     } while (0)
 
-/* Common infer functions. */
-bool lg_infer_same(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size);
-bool lg_infer_same_float(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size);
 
 #endif

@@ -51,19 +51,3 @@ lg_value lg_scalar_like(lg_value x, double v)
     if (!lg_value_ok(x)) return lg_value_invalid();
     return lg_scalar(x.graph, lg_value_dtype(x), v);
 }
-
-bool lg_infer_same(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
-{
-    (void)n, (void)err, (void)size;
-    out[0] = in[0];
-    return true;
-}
-
-bool lg_infer_same_float(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
-{
-    if (!lg_is_float(in[0].dtype)) {
-        lg_infer_error(err, size, in, 1, "needs f32 or f64");
-        return false;
-    }
-    return lg_infer_same(n, in, out, err, size);
-}
