@@ -1104,6 +1104,57 @@ START_TEST(other_bad_input)
 }
 END_TEST
 
+/* Every layer builder records itself for summaries: its scope name, its
+ * Keras type, its output and the parameters it owns (a recurrent layer
+ * lists its cell's, made under the cell's scope). */
+START_TEST(layer_records)
+{
+    lg_graph *g = lg_graph_new();
+    lg_value ids = lg_input(g, "ids", LG_I32, lg_shape_of(2, -1, T));
+    lg_embedding_opts eo = lg_embedding_opts_default();
+    eo.dtype = LG_F64;
+    lg_value e = lg_embedding(g, "embed", ids, 10, F, eo);
+    lg_cell *c1 = make_cell(g, "cell1", LG_CELL_LSTM, F, U, 1), *c2 = make_cell(g, "cell2", LG_CELL_GRU, U, U, 2),
+            *c3 = make_cell(g, "cell3", LG_CELL_SIMPLE_RNN, U, U, 3);
+    lg_rnn_opts o = lg_rnn_opts_default();
+    o.return_sequences = true, o.name = "encoder";
+    lg_rnn_result r;
+    ck_assert_int_eq(lg_rnn(g, c1, e, o, &r), LG_OK);
+    lg_bidirectional_result br;
+    o.name = "bi", o.return_sequences = false;
+    ck_assert_int_eq(lg_bidirectional(g, c2, c3, r.output, o, LG_MERGE_SUM, &br), LG_OK);
+    lg_dense_opts d = lg_dense_opts_default();
+    d.use_bias = false;
+    lg_scope_push(g, "head");
+    lg_value y = lg_dense(g, "out", br.output, 4, d);
+    lg_scope_pop(g);
+    ck_assert_ptr_null(lg_graph_error(g));
+    static const struct { const char *name, *type; int params; } want[] = {
+        {"embed", "Embedding", 1}, {"encoder", "LSTM", 3}, {"bi", "Bidirectional", 6}, {"head/out", "Dense", 1}};
+    ck_assert_int_eq(lg_graph_layer_count(g), 4);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_str_eq(lg_graph_layer_name(g, i), want[i].name);
+        ck_assert_str_eq(lg_graph_layer_type(g, i), want[i].type);
+        ck_assert_int_eq(lg_graph_layer_param_count(g, i), want[i].params);
+    }
+    ck_assert(lg_value_same(lg_graph_layer_output(g, 0), e) && lg_value_same(lg_graph_layer_output(g, 1), r.output));
+    ck_assert(lg_value_same(lg_graph_layer_output(g, 2), br.output) && lg_value_same(lg_graph_layer_output(g, 3), y));
+    ck_assert(lg_value_same(lg_graph_layer_param(g, 1, 1), lg_cell_recurrent_kernel(c1)));
+    ck_assert(lg_value_same(lg_graph_layer_param(g, 2, 3), lg_cell_kernel(c3)));
+    /* out of range reads are empty, not crashes */
+    ck_assert_ptr_null(lg_graph_layer_name(g, 4));
+    ck_assert_ptr_null(lg_graph_layer_type(g, -1));
+    ck_assert(!lg_value_ok(lg_graph_layer_output(g, 9)) && !lg_value_ok(lg_graph_layer_param(g, 0, 1)));
+    ck_assert_int_eq(lg_graph_layer_param_count(g, 7), 0);
+    /* a custom layer may list only parameters of its own graph */
+    lg_graph_add_layer(g, "Custom", y, &ids, 1);
+    ck_assert_ptr_nonnull(strstr(lg_graph_error(g), "not a parameter"));
+    ck_assert_int_eq(lg_graph_layer_count(g), 4);
+    lg_cell_free(c1), lg_cell_free(c2), lg_cell_free(c3);
+    lg_graph_free(g);
+}
+END_TEST
+
 static Suite *layers_suite(void)
 {
     Suite *s = suite_create("layers");
@@ -1126,6 +1177,7 @@ static Suite *layers_suite(void)
     TCase *dense = tcase_create("dense_embedding");
     tcase_add_test(dense, dense_values_and_gradients);
     tcase_add_test(dense, embedding_values_and_gradients);
+    tcase_add_test(dense, layer_records);
     suite_add_tcase(s, dense);
     TCase *errors = tcase_create("errors");
     tcase_add_loop_test(errors, rnn_bad_input, 0, BAD_COUNT);

@@ -215,14 +215,19 @@ START_TEST(test_sharing_and_trainable)
     ck_assert_int_eq(lg_graph_param_count(g), 4);
     ck_assert(lg_value_same(tr.gamma, ev.gamma) && lg_value_same(tr.moving_variance, ev.moving_variance));
     int trainable = 0;
-    for (int i = 0; i < lg_graph_param_count(g); i++) trainable += lg_batch_norm_is_trainable(lg_graph_param(g, i));
+    for (int i = 0; i < lg_graph_param_count(g); i++) trainable += lg_param_trainable(lg_graph_param(g, i));
     ck_assert_int_eq(trainable, 2);
-    ck_assert(lg_batch_norm_is_trainable(tr.gamma) && lg_batch_norm_is_trainable(tr.beta));
-    ck_assert(!lg_batch_norm_is_trainable(tr.moving_mean) && !lg_batch_norm_is_trainable(tr.moving_variance));
-    ck_assert(!lg_batch_norm_is_trainable(xa));               /* not a parameter */
-    ck_assert(!lg_batch_norm_is_trainable(lg_value_invalid()));
-    lg_value other = lg_param(g, "not_moving_mean", LG_F64, lg_shape_of(1, 1)); /* only whole components count */
-    ck_assert(lg_batch_norm_is_trainable(other));
+    ck_assert(lg_param_trainable(tr.gamma) && lg_param_trainable(tr.beta));
+    ck_assert(!lg_param_trainable(tr.moving_mean) && !lg_param_trainable(tr.moving_variance));
+    ck_assert(!lg_param_trainable(xa)); /* not a parameter */
+    ck_assert(!lg_param_trainable(lg_value_invalid()));
+    ck_assert_int_eq(lg_param_set_trainable(xa, false), LG_ERR_INVALID_ARGUMENT);
+    /* one layer record per call, listing its four parameters */
+    ck_assert_int_eq(lg_graph_layer_count(g), 2);
+    ck_assert_str_eq(lg_graph_layer_name(g, 0), "bn");
+    ck_assert_str_eq(lg_graph_layer_type(g, 0), "BatchNormalization");
+    ck_assert_int_eq(lg_graph_layer_param_count(g, 0), 4);
+    ck_assert(lg_value_same(lg_graph_layer_output(g, 1), ev.output));
     /* a shared parameter must fit */
     lg_value xc = lg_input(g, "xc", LG_F64, lg_shape_of(2, -1, F + 1));
     lg_batch_norm_result bad;

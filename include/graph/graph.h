@@ -110,6 +110,30 @@ lg_value lg_graph_param(const lg_graph *g, int i);
 lg_tensor *lg_param_tensor(lg_value p);
 /* Find a parameter by full name (invalid if none). */
 lg_value lg_graph_find_param(const lg_graph *g, const char *full_name);
+/* Whether optimizers train p (default true; false if p is not a parameter).
+ * Non-trainable parameters (a batch norm's moving statistics) are updated
+ * by their owner, not by gradient steps. LG_ERR_INVALID_ARGUMENT if p is not
+ * a parameter. */
+bool lg_param_trainable(lg_value p);
+lg_status lg_param_set_trainable(lg_value p, bool trainable);
+
+/* ---- layers -------------------------------------------------------------- */
+
+/* Layers record themselves so that summaries can list them: a layer is named
+ * by the current scope path (the layer builder has pushed its scope, so
+ * "encoder/lstm"), has a type ("LSTM"), an output value and the parameters
+ * it owns (a recurrent layer lists its cell's, which live in the cell's
+ * scope). Custom layers may call this too; params is read during the call.
+ * Records nothing on a graph with an error or an invalid output. */
+void lg_graph_add_layer(lg_graph *g, const char *type, lg_value output, const lg_value *params, int n_params);
+int lg_graph_layer_count(const lg_graph *g);
+/* Layer i's name, type, output and parameters (NULL / invalid / 0 if i or k
+ * is out of range). */
+const char *lg_graph_layer_name(const lg_graph *g, int i);
+const char *lg_graph_layer_type(const lg_graph *g, int i);
+lg_value lg_graph_layer_output(const lg_graph *g, int i);
+int lg_graph_layer_param_count(const lg_graph *g, int i);
+lg_value lg_graph_layer_param(const lg_graph *g, int i, int k);
 
 /* ---- introspection ------------------------------------------------------- */
 

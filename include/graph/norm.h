@@ -24,9 +24,8 @@
  *   moving_variance  ones   NOT trainable
  * The moving statistics live in the graph's parameter store so that
  * checkpoints carry them, but they are state, not weights: an optimizer must
- * skip them. They are returned apart from gamma and beta in the result, and
- * lg_batch_norm_is_trainable() tells them apart when walking
- * lg_graph_param(). Nothing in the graph updates them: a training-mode
+ * skip them. They are returned apart from gamma and beta in the result and
+ * are marked non-trainable (lg_param_trainable() is false). Nothing in the graph updates them: a training-mode
  * layer returns their next values, moving * momentum + batch * (1 -
  * momentum), as values to fetch, and lg_batch_norm_update() writes fetched
  * values into the parameter tensors. Their batch terms go through
@@ -92,11 +91,6 @@ lg_status lg_batch_norm(lg_graph *g, const char *name, lg_value x, lg_batch_norm
  * parameter changes. */
 lg_status lg_batch_norm_update(const lg_batch_norm_result *r, const lg_tensor *new_mean, const lg_tensor *new_var);
 
-/* Whether an optimizer should train parameter p: false for a batch norm
- * layer's moving statistics (parameters whose last name component is
- * "moving_mean" or "moving_variance", names this module reserves) and for
- * values that are not parameters, true for every other parameter. */
-bool lg_batch_norm_is_trainable(lg_value p);
 
 #ifdef __cplusplus
 }

@@ -114,6 +114,8 @@ void lg_graph_free(lg_graph *g)
     }
     free(g->nodes);
     free(g->params);
+    for (int i = 0; i < g->n_layers; i++) free(g->layers[i].name), free(g->layers[i].type), free(g->layers[i].params);
+    free(g->layers);
     free(g->scope);
     free(g->error);
     free(g);
@@ -451,6 +453,69 @@ lg_tensor *lg_param_tensor(lg_value p)
 {
     if (!value_valid(p) || p.graph->nodes[p.node].op != LG_OP_PARAM) return NULL;
     return p.graph->nodes[p.node].attrs.tensor;
+}
+
+bool lg_param_trainable(lg_value p) { return lg_param_tensor(p) && !p.graph->nodes[p.node].frozen; }
+
+lg_status lg_param_set_trainable(lg_value p, bool trainable)
+{
+    if (!lg_param_tensor(p)) return lg_fail(LG_ERR_INVALID_ARGUMENT, "param_set_trainable: the value is not a parameter");
+    p.graph->nodes[p.node].frozen = !trainable;
+    return LG_OK;
+}
+
+void lg_graph_add_layer(lg_graph *g, const char *type, lg_value output, const lg_value *params, int n_params)
+{
+    if (!g || g->error || !type || !value_valid(output) || output.graph != g || n_params < 0 || (n_params && !params))
+        return;
+    for (int k = 0; k < n_params; k++)
+        if (!lg_param_tensor(params[k]) || params[k].graph != g) {
+            lg_graph_fail(g, "layer '%s': listed value %d is not a parameter of this graph", g->scope, k);
+            return;
+        }
+    if (g->n_layers == g->cap_layers) {
+        int cap = g->cap_layers ? 2 * g->cap_layers : 8;
+        lg_layer_rec *l = realloc(g->layers, (size_t)cap * sizeof *l);
+        if (!l) {
+            lg_graph_fail(g, "layer '%s': out of memory", g->scope);
+            return;
+        }
+        g->layers = l;
+        g->cap_layers = cap;
+    }
+    size_t len = strlen(g->scope);
+    char *name = malloc(len + 1), *t = strdup(type);
+    int32_t *ids = malloc((size_t)(n_params ? n_params : 1) * sizeof *ids);
+    if (!name || !t || !ids) {
+        free(name), free(t), free(ids);
+        lg_graph_fail(g, "layer '%s': out of memory", g->scope);
+        return;
+    }
+    memcpy(name, g->scope, len + 1);
+    if (len && name[len - 1] == '/') name[len - 1] = '\0';
+    for (int k = 0; k < n_params; k++) ids[k] = params[k].node;
+    g->layers[g->n_layers++] = (lg_layer_rec){name, t, {output.node, output.output}, ids, n_params};
+}
+
+int lg_graph_layer_count(const lg_graph *g) { return g ? g->n_layers : 0; }
+const char *lg_graph_layer_name(const lg_graph *g, int i) { return g && i >= 0 && i < g->n_layers ? g->layers[i].name : NULL; }
+const char *lg_graph_layer_type(const lg_graph *g, int i) { return g && i >= 0 && i < g->n_layers ? g->layers[i].type : NULL; }
+
+lg_value lg_graph_layer_output(const lg_graph *g, int i)
+{
+    if (!g || i < 0 || i >= g->n_layers) return lg_value_invalid();
+    return lg_value_of((lg_graph *)g, g->layers[i].output.node, g->layers[i].output.out);
+}
+
+int lg_graph_layer_param_count(const lg_graph *g, int i)
+{
+    return g && i >= 0 && i < g->n_layers ? g->layers[i].n_params : 0;
+}
+
+lg_value lg_graph_layer_param(const lg_graph *g, int i, int k)
+{
+    if (!g || i < 0 || i >= g->n_layers || k < 0 || k >= g->layers[i].n_params) return lg_value_invalid();
+    return lg_value_of((lg_graph *)g, g->layers[i].params[k], 0);
 }
 
 lg_value lg_graph_find_param(const lg_graph *g, const char *full_name_)

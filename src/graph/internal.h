@@ -122,7 +122,17 @@ typedef struct lg_node {
     lg_attrs attrs;
     char *name;
     bool is_grad;
+    bool frozen; /* a parameter that optimizers leave alone */
 } lg_node;
+
+/* A layer as summaries see it: named by its scope, of a type, with an output. */
+typedef struct lg_layer_rec {
+    char *name; /* full scope path, no trailing '/' */
+    char *type;
+    lg_ref output;
+    int32_t *params; /* node ids */
+    int n_params;
+} lg_layer_rec;
 
 struct lg_program_cache;
 
@@ -134,6 +144,8 @@ struct lg_graph {
     char *scope;     /* "a/b/" or "" */
     int32_t *params; /* node ids of parameters, creation order */
     int n_params, cap_params;
+    lg_layer_rec *layers; /* creation order */
+    int n_layers, cap_layers;
     bool in_grad; /* nodes made now belong to a gradient */
     bool is_body; /* a loop's body: no parameters of its own */
     struct lg_program_cache *cache;

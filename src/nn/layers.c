@@ -12,6 +12,7 @@
  * one the run's final state is fetched into, swapped after a successful
  * run, so a run never reads and writes the same tensor.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -424,6 +425,23 @@ static lg_status start(lg_graph *g, const char *what, const void *r)
     return LG_OK;
 }
 
+/* The Keras class name of a layer over this cell, and the cell's parameters. */
+static const char *cell_layer_type(const lg_cell *c)
+{
+    static const char *const names[] = {[LG_CELL_SIMPLE_RNN] = "SimpleRNN", [LG_CELL_LSTM] = "LSTM", [LG_CELL_GRU] = "GRU"};
+    static_assert(LG_ARRAY_LEN(names) == LG_CELL_KIND_COUNT, "a layer type per cell kind");
+    return names[lg_cell_get_opts(c).kind];
+}
+
+static int cell_params(const lg_cell *c, lg_value *out)
+{
+    lg_value all[3] = {lg_cell_kernel(c), lg_cell_recurrent_kernel(c), lg_cell_bias(c)};
+    int n = 0;
+    for (int i = 0; i < 3; i++)
+        if (lg_value_ok(all[i])) out[n++] = all[i];
+    return n;
+}
+
 lg_status lg_rnn(lg_graph *g, lg_cell *cell, lg_value x, lg_rnn_opts o, lg_rnn_result *r)
 {
     if (r) result_clear(r);
@@ -448,6 +466,10 @@ lg_status lg_rnn(lg_graph *g, lg_cell *cell, lg_value x, lg_rnn_opts o, lg_rnn_r
     }
     const lg_value *init = st ? st_init : o.initial_state;
     if (s == LG_OK) s = run_direction(g, layer, cell, &p, &o, init, o.go_backwards, o.go_backwards, r);
+    if (s == LG_OK) {
+        lg_value params[3];
+        lg_graph_add_layer(g, cell_layer_type(cell), r->output, params, cell_params(cell, params));
+    }
     lg_scope_pop(g);
     if (s != LG_OK) {
         lg_rnn_state_free(st);
@@ -526,6 +548,12 @@ lg_status lg_bidirectional(lg_graph *g, lg_cell *fwd, lg_cell *bwd, lg_value x, 
         r->output = merge(r->forward.output, r->backward.output, m);
         s = graph_status(g, layer);
     }
+    if (s == LG_OK) {
+        lg_value params[6];
+        int n = cell_params(fwd, params);
+        n += cell_params(bwd, params + n);
+        lg_graph_add_layer(g, "Bidirectional", m == LG_MERGE_NONE ? r->forward.output : r->output, params, n);
+    }
     lg_scope_pop(g);
     if (s != LG_OK) {
         result_clear(&r->forward), result_clear(&r->backward);
@@ -585,13 +613,14 @@ lg_value lg_dense(lg_graph *g, const char *name, lg_value x, int units, lg_dense
     lg_scope_push(g, name);
     lg_value kernel = lg_param(g, "kernel", dt, (lg_shape){.rank = 2, .dims = {xs.dims[xs.rank - 1], units}});
     lg_value bias = o.use_bias ? lg_param(g, "bias", dt, lg_shape_of(1, units)) : lg_value_invalid();
-    lg_scope_pop(g);
-    if (g->error) return lg_value_invalid();
-    if (lg_init_glorot_uniform(lg_param_tensor(kernel), o.seed, 0) != LG_OK)
-        return lg_graph_fail(g, "dense '%s': %s", name, lg_last_error());
+    if (!g->error && lg_init_glorot_uniform(lg_param_tensor(kernel), o.seed, 0) != LG_OK)
+        lg_graph_fail(g, "dense '%s': %s", name, lg_last_error());
     lg_value y = lg_matmul(x, kernel, false, false);
     if (o.use_bias) y = lg_add(y, bias); /* bias stays zero-filled: Keras's zeros */
-    return lg_activate(y, o.activation);
+    y = lg_activate(y, o.activation);
+    lg_graph_add_layer(g, "Dense", y, (lg_value[2]){kernel, bias}, o.use_bias ? 2 : 1);
+    lg_scope_pop(g);
+    return y;
 }
 
 lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, int dim, lg_embedding_opts o)
@@ -610,9 +639,10 @@ lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, in
         return lg_graph_fail(g, "embedding '%s': dtype must be f32 or f64", name);
     lg_scope_push(g, name);
     lg_value table = lg_param(g, "embeddings", o.dtype, lg_shape_of(2, vocab, dim));
+    if (!g->error && lg_init_uniform(lg_param_tensor(table), -0.05, 0.05, o.seed, 0) != LG_OK)
+        lg_graph_fail(g, "embedding '%s': %s", name, lg_last_error());
+    lg_value y = lg_gather(table, ids);
+    lg_graph_add_layer(g, "Embedding", y, &table, 1);
     lg_scope_pop(g);
-    if (g->error) return lg_value_invalid();
-    if (lg_init_uniform(lg_param_tensor(table), -0.05, 0.05, o.seed, 0) != LG_OK)
-        return lg_graph_fail(g, "embedding '%s': %s", name, lg_last_error());
-    return lg_gather(table, ids);
+    return y;
 }

@@ -62,6 +62,8 @@ static lg_status build(lg_graph *g, const char *layer, lg_value x, const lg_batc
     if (s == LG_OK) s = state_param(g, layer, "moving_mean", dt, f, 0, &r->moving_mean);
     if (s == LG_OK) s = state_param(g, layer, "moving_variance", dt, f, 1, &r->moving_variance);
     if (s != LG_OK) return s;
+    lg_param_set_trainable(r->moving_mean, false); /* state, not weights */
+    lg_param_set_trainable(r->moving_variance, false);
 
     int axes[LG_MAX_RANK];
     for (int i = 0; i < xs.rank - 1; i++) axes[i] = i;
@@ -83,6 +85,13 @@ static lg_status build(lg_graph *g, const char *layer, lg_value x, const lg_batc
     if (o->scale) y = lg_mul(y, r->gamma);
     if (o->center) y = lg_add(y, r->beta);
     r->output = y;
+    lg_value params[4];
+    int n = 0;
+    if (o->scale) params[n++] = r->gamma;
+    if (o->center) params[n++] = r->beta;
+    params[n++] = r->moving_mean;
+    params[n++] = r->moving_variance;
+    lg_graph_add_layer(g, "BatchNormalization", y, params, n);
     if (g->error) return lg_fail(LG_ERR_GRAPH, "%s: %s", layer, g->error);
     return LG_OK;
 }
@@ -141,17 +150,4 @@ lg_status lg_batch_norm_update(const lg_batch_norm_result *r, const lg_tensor *n
     if (s == LG_OK && new_mean) s = lg_tensor_copy(lg_param_tensor(r->moving_mean), new_mean);
     if (s == LG_OK && new_var) s = lg_tensor_copy(lg_param_tensor(r->moving_variance), new_var);
     return s;
-}
-
-static bool ends_with_component(const char *full, const char *last)
-{
-    size_t n = strlen(full), k = strlen(last);
-    return n >= k && strcmp(full + n - k, last) == 0 && (n == k || full[n - k - 1] == '/');
-}
-
-bool lg_batch_norm_is_trainable(lg_value p)
-{
-    if (!lg_param_tensor(p)) return false;
-    const char *full = lg_value_name(p);
-    return !ends_with_component(full, "moving_mean") && !ends_with_component(full, "moving_variance");
 }
