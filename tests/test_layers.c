@@ -1069,7 +1069,7 @@ START_TEST(lengths_out_of_range)
         lg_tensor *lt = i32_tensor(B, bad[k]), *out = NULL;
         lg_feed feeds[2] = {{x, xt}, {len, lt}};
         ck_assert_int_eq(lg_graph_run(g, feeds, 2, &r.output, 1, &out), LG_ERR_RUNTIME);
-        ck_assert_msg(strstr(lg_last_error(), "rnn/lengths_in_1_to_T/"), "%s", lg_last_error());
+        ck_assert_msg(strstr(lg_last_error(), "rnn/loop/lengths_in_1_to_T/"), "%s", lg_last_error());
         ck_assert_int_eq(lg_lengths_check(lt, T), LG_ERR_FEED);
         ck_assert_msg(strstr(lg_last_error(), k == 0 ? "lengths[1] = 5 is outside [1, 4]" : "lengths[1] = 0"), "%s",
                       lg_last_error());

@@ -332,6 +332,113 @@ START_TEST(test_truncated_bptt)
 }
 END_TEST
 
+/* Per-example lengths (Keras masking) on a loop with a [B, U] and a
+ * [B, 2, U] state: each example equals the same loop run on its valid steps
+ * alone (reversed too: padded steps, met first, keep the initial state), its
+ * outputs past its length are zero, and gradients pass the f64 check. */
+typedef struct masked {
+    lg_value x, h0, c0, w, u, h, c, hs, cs;
+} masked;
+
+static masked build_masked(lg_value w, lg_value u, int batch, int steps, lg_value lengths, bool reverse)
+{
+    enum { F = 3, U = 2 };
+    masked m = {.w = w, .u = u};
+    m.x = lg_input(g, "x", LG_F64, lg_shape_of(3, batch, steps, F));
+    m.h0 = lg_input(g, "h0", LG_F64, lg_shape_of(2, batch, U));
+    m.c0 = lg_input(g, "c0", LG_F64, lg_shape_of(3, batch, 2, U));
+    lg_loop_opts o = lg_loop_opts_default();
+    o.lengths = lengths, o.reverse = reverse;
+    lg_loop *l = lg_loop_new(g, o);
+    lg_value xt = lg_loop_seq(l, m.x), h = lg_loop_state(l, m.h0), c = lg_loop_state(l, m.c0);
+    lg_value hn = lg_tanh(lg_add(lg_matmul(xt, lg_loop_invariant(l, w), false, false),
+                                 lg_matmul(h, lg_loop_invariant(l, u), false, false)));
+    lg_value cn = lg_add(lg_scale(c, 0.5), lg_expand_dims(hn, 1)); /* [B, 2, U] */
+    lg_loop_next(l, h, hn);
+    lg_loop_next(l, c, cn);
+    lg_loop_emit(l, hn);
+    lg_loop_emit(l, cn);
+    lg_value fin[2], ys[2];
+    ck_assert_msg(lg_loop_end(l, fin, ys) == LG_OK, "%s", lg_graph_error(g));
+    m.h = fin[0], m.c = fin[1], m.hs = ys[0], m.cs = ys[1];
+    return m;
+}
+
+START_TEST(test_lengths_mask_like_keras)
+{
+    enum { B = 3, T = 4, F = 3, U = 2 };
+    static const int len[B] = {4, 2, 1};
+    bool reverse = _i == 1;
+    lg_value w = lg_param(g, "w", LG_F64, lg_shape_of(2, F, U)), u = lg_param(g, "u", LG_F64, lg_shape_of(2, U, U));
+    lg_init_uniform(lg_param_tensor(w), -0.8, 0.8, 1, 0);
+    lg_init_uniform(lg_param_tensor(u), -0.8, 0.8, 1, 1);
+    lg_value lv = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
+    masked m = build_masked(w, u, B, T, lv, reverse);
+    masked one = build_masked(w, u, 1, -1, lg_value_invalid(), reverse); /* unmasked, any T */
+    lg_tensor *x = filled(LG_F64, lg_shape_of(3, B, T, F), 11, -1, 1), *h0 = filled(LG_F64, lg_shape_of(2, B, U), 12, -1, 1);
+    lg_tensor *c0 = filled(LG_F64, lg_shape_of(3, B, 2, U), 13, -1, 1), *lt = NULL;
+    ck_assert_int_eq(lg_tensor_new(LG_I32, lg_shape_of(1, B), &lt), LG_OK);
+    for (int b = 0; b < B; b++) lg_tensor_set(lt, b, len[b]);
+    lg_feed f[4] = {{m.x, x}, {m.h0, h0}, {m.c0, c0}, {lv, lt}};
+    lg_value fetch[4] = {m.h, m.c, m.hs, m.cs};
+    lg_tensor *out[4] = {NULL};
+    ck_assert_int_eq(lg_graph_run(g, f, 4, fetch, 4, out), LG_OK);
+    for (int b = 0; b < B; b++) {
+        lg_tensor *xb = NULL, *hb = NULL, *cb = NULL, *ob[4] = {NULL};
+        ck_assert_int_eq(lg_tensor_new(LG_F64, lg_shape_of(3, 1, len[b], F), &xb), LG_OK);
+        ck_assert_int_eq(lg_tensor_new(LG_F64, lg_shape_of(2, 1, U), &hb), LG_OK);
+        ck_assert_int_eq(lg_tensor_new(LG_F64, lg_shape_of(3, 1, 2, U), &cb), LG_OK);
+        for (int i = 0; i < len[b] * F; i++) lg_tensor_set(xb, i, lg_tensor_get(x, b * T * F + i));
+        for (int i = 0; i < U; i++) lg_tensor_set(hb, i, lg_tensor_get(h0, b * U + i));
+        for (int i = 0; i < 2 * U; i++) lg_tensor_set(cb, i, lg_tensor_get(c0, b * 2 * U + i));
+        lg_feed fb[3] = {{one.x, xb}, {one.h0, hb}, {one.c0, cb}};
+        lg_value fo[4] = {one.h, one.c, one.hs, one.cs};
+        ck_assert_int_eq(lg_graph_run(g, fb, 3, fo, 4, ob), LG_OK);
+        for (int i = 0; i < U; i++) ck_assert_double_eq_tol(lg_tensor_get(out[0], b * U + i), lg_tensor_get(ob[0], i), 1e-12);
+        for (int i = 0; i < 2 * U; i++)
+            ck_assert_double_eq_tol(lg_tensor_get(out[1], b * 2 * U + i), lg_tensor_get(ob[1], i), 1e-12);
+        for (int t = 0; t < T; t++) {
+            for (int i = 0; i < U; i++)
+                ck_assert_double_eq_tol(lg_tensor_get(out[2], (b * T + t) * U + i), t < len[b] ? lg_tensor_get(ob[2], t * U + i) : 0,
+                                        1e-12);
+            for (int i = 0; i < 2 * U; i++)
+                ck_assert_double_eq_tol(lg_tensor_get(out[3], (b * T + t) * 2 * U + i),
+                                        t < len[b] ? lg_tensor_get(ob[3], t * 2 * U + i) : 0, 1e-12);
+        }
+        for (int k = 0; k < 4; k++) lg_tensor_free(ob[k]);
+        lg_tensor_free(xb), lg_tensor_free(hb), lg_tensor_free(cb);
+    }
+    lg_value loss = lg_add(lg_sum(lg_square(m.hs), NULL, 0, false), lg_sum(lg_mul(m.c, m.c), NULL, 0, false));
+    lg_value wrt[5] = {w, u, m.x, m.h0, m.c0};
+    lg_gradcheck_report rep;
+    ck_assert_int_eq(lg_gradcheck(g, loss, wrt, 5, f, 4, lg_gradcheck_opts_default(), &rep), LG_OK);
+    ck_assert_msg(rep.passed, "worst %s[%lld] %.10g vs %.10g", rep.worst_name, rep.worst_index, rep.analytic, rep.numeric);
+    for (int k = 0; k < 4; k++) lg_tensor_free(out[k]);
+    lg_tensor_free(x), lg_tensor_free(h0), lg_tensor_free(c0), lg_tensor_free(lt);
+}
+END_TEST
+
+/* Lengths outside [1, T] stop the run with an error naming the check. */
+START_TEST(test_lengths_out_of_range)
+{
+    enum { B = 3, T = 4, F = 3, U = 2 };
+    lg_value w = lg_param(g, "w", LG_F64, lg_shape_of(2, F, U)), u = lg_param(g, "u", LG_F64, lg_shape_of(2, U, U));
+    lg_value lv = lg_input(g, "len", LG_I32, lg_shape_of(1, -1));
+    masked m = build_masked(w, u, -1, -1, lv, false);
+    lg_tensor *x = filled(LG_F64, lg_shape_of(3, B, T, F), 11, -1, 1), *h0 = filled(LG_F64, lg_shape_of(2, B, U), 12, -1, 1);
+    lg_tensor *c0 = filled(LG_F64, lg_shape_of(3, B, 2, U), 13, -1, 1), *lt = NULL, *out = NULL;
+    ck_assert_int_eq(lg_tensor_new(LG_I32, lg_shape_of(1, B), &lt), LG_OK);
+    static const int bad[2][B] = {{1, 5, 2}, {0, 1, 1}};
+    for (int k = 0; k < 2; k++) {
+        for (int b = 0; b < B; b++) lg_tensor_set(lt, b, bad[k][b]);
+        lg_feed f[4] = {{m.x, x}, {m.h0, h0}, {m.c0, c0}, {lv, lt}};
+        ck_assert_int_eq(lg_graph_run(g, f, 4, &m.h, 1, &out), LG_ERR_RUNTIME);
+        ck_assert_msg(strstr(lg_last_error(), "loop/lengths_in_1_to_T/"), "%s", lg_last_error());
+    }
+    lg_tensor_free(x), lg_tensor_free(h0), lg_tensor_free(c0), lg_tensor_free(lt);
+}
+END_TEST
+
 static void expect_error(lg_status s, const char *fragment)
 {
     ck_assert_int_eq(s, LG_ERR_GRAPH);
@@ -472,7 +579,10 @@ END_TEST
 
 /* The remaining loop-builder errors, one row each: what is built, and the
  * fragment the error must contain. */
-enum { E_TRUNCATE_DYNAMIC, E_TRUNCATE_NO_SEQ, E_TWO_STOPS, E_NEXT_NOT_STATE, E_NEXT_TWICE, E_UNROLL_STOP, E_COUNT };
+enum {
+    E_TRUNCATE_DYNAMIC, E_TRUNCATE_NO_SEQ, E_TWO_STOPS, E_NEXT_NOT_STATE, E_NEXT_TWICE, E_UNROLL_STOP,
+    E_LENGTHS_F32, E_LENGTHS_BATCH, E_LENGTHS_NO_SEQ, E_LENGTHS_SCALAR_STATE, E_COUNT
+};
 
 static const char *const bad_loop_fragment[E_COUNT] = {
     [E_TRUNCATE_DYNAMIC] = "truncated BPTT needs a static number of steps",
@@ -481,6 +591,10 @@ static const char *const bad_loop_fragment[E_COUNT] = {
     [E_NEXT_NOT_STATE] = "is not a state of this loop",
     [E_NEXT_TWICE] = "has a next value already",
     [E_UNROLL_STOP] = "unroll needs sequences and no stop condition",
+    [E_LENGTHS_F32] = "lengths 'len' must be i32 [B] with the batch of sequence 'x' [2, 3, 4], got f32 [2]",
+    [E_LENGTHS_BATCH] = "got i32 [5]",
+    [E_LENGTHS_NO_SEQ] = "lengths need sequences",
+    [E_LENGTHS_SCALAR_STATE] = "states and outputs must be [B, ...]",
 };
 
 START_TEST(test_bad_loops)
@@ -491,9 +605,14 @@ START_TEST(test_bad_loops)
     o.truncate = _i == E_TRUNCATE_DYNAMIC || _i == E_TRUNCATE_NO_SEQ ? 2 : 0;
     o.unroll = _i == E_UNROLL_STOP;
     o.max_steps = 3;
+    if (_i >= E_LENGTHS_F32)
+        o.lengths = lg_input(g, "len", _i == E_LENGTHS_F32 ? LG_F32 : LG_I32, lg_shape_of(1, _i == E_LENGTHS_BATCH ? 5 : 2));
+    if (_i == E_LENGTHS_SCALAR_STATE) h0 = lg_sum(h0, NULL, 0, false); /* a state without a batch dim */
     lg_loop *l = lg_loop_new(g, o);
     lg_value h = lg_loop_state(l, h0);
-    lg_value next = _i == E_TRUNCATE_NO_SEQ ? lg_tanh(h) : lg_add(lg_tanh(h), lg_loop_seq(l, x));
+    bool no_seq = _i == E_TRUNCATE_NO_SEQ || _i == E_LENGTHS_NO_SEQ || _i == E_LENGTHS_SCALAR_STATE;
+    lg_value next = no_seq ? lg_tanh(h) : lg_add(lg_tanh(h), lg_loop_seq(l, x));
+    if (_i == E_LENGTHS_SCALAR_STATE) lg_loop_seq(l, x);
     lg_value stop = lg_sum(next, NULL, 0, false);
     lg_loop_next(l, _i == E_NEXT_NOT_STATE ? next : h, next);
     if (_i == E_NEXT_TWICE) lg_loop_next(l, h, next);
@@ -537,6 +656,8 @@ static Suite *loop_suite(void)
     tcase_add_loop_test(tc, test_truncated_bptt, 0, 2);
     tcase_add_test(tc, test_stop_condition);
     tcase_add_test(tc, test_stacked_cells_in_one_loop);
+    tcase_add_loop_test(tc, test_lengths_mask_like_keras, 0, 2);
+    tcase_add_test(tc, test_lengths_out_of_range);
     suite_add_tcase(s, tc);
     TCase *te = tcase_create("errors");
     tcase_add_checked_fixture(te, setup, teardown);

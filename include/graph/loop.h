@@ -43,11 +43,19 @@
  * Trip count: the sequences' time dim; with no sequences, opts.max_steps;
  * with lg_loop_until, until a stop condition or that many steps.
  *
+ * Per-example lengths (opts.lengths, i32 [B]) give Keras masking: example b
+ * takes steps t < lengths[b] (valid steps first, right padding); past its
+ * length its states keep their values and its per-step outputs are zero, so
+ * its final states are those after its last valid step. Every state and
+ * output must then have the batch as its first dim. A length outside
+ * [1, T] is a run-time error (LG_ERR_RUNTIME naming "lengths_in_1_to_T").
+ *
  * Errors (recorded on the outer graph, lg_loop_end returns LG_ERR_GRAPH): a
  * value of the wrong graph, a state without a next value or with a next
  * value of another shape or dtype, neither a sequence nor max_steps,
  * sequences of different lengths, a stop value that is not a scalar, an
- * error inside the body.
+ * error inside the body, lengths that are not i32 [B] or come without
+ * sequences.
  */
 #ifndef LG_LOOP_H
 #define LG_LOOP_H
@@ -82,6 +90,8 @@ typedef struct lg_loop_opts {
     int64_t max_steps; /* the trip count of a loop with no sequences, or the
                           most steps with a stop condition (lg_loop_until) */
     lg_loop_memory memory; /* default LG_LOOP_SAVE_RESIDUALS */
+    lg_value lengths;      /* i32 [B] valid steps per example (see the
+                              overview); zeroed (no graph) for none */
 } lg_loop_opts;
 
 lg_loop_opts lg_loop_opts_default(void);

@@ -89,6 +89,9 @@ void lg_grad_step_free(lg_grad_step *b);
 void lg_graph_truncate(lg_graph *g, int32_t n);
 
 void lg_loop_spec_free(lg_loop_spec *s);
+/* 0, 1, ..., T-1 as f32 [T] for a sequence [T, B, ...] (time_major) or
+ * [B, T, ...]; T may be known only at run time. */
+lg_value lg_time_iota(lg_graph *g, lg_value seq, bool time_major);
 /* A copy sharing the body (NULL when out of memory). */
 lg_loop_spec *lg_loop_spec_dup(const lg_loop_spec *s);
 

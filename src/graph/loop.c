@@ -269,6 +269,85 @@ static void unroll(lg_loop *l, lg_value *states, lg_value *outputs)
     free(in), free(out), free(ys);
 }
 
+/* 0, 1, ..., T-1 as f32 [T] for a sequence: a constant when T is static,
+ * else a loop that counts its steps. */
+lg_value lg_time_iota(lg_graph *g, lg_value seq, bool time_major)
+{
+    int64_t steps = lg_value_shape(seq).dims[time_major ? 0 : 1];
+    if (steps > 0) {
+        lg_tensor *t = NULL;
+        if (lg_tensor_new(LG_F32, (lg_shape){.rank = 1, .dims = {steps}}, &t) != LG_OK)
+            return lg_graph_fail(g, "iota: %s", lg_last_error());
+        for (int64_t i = 0; i < steps; i++) lg_tensor_set(t, i, (double)i);
+        lg_value v = lg_constant(g, "iota", t);
+        lg_tensor_free(t);
+        return v;
+    }
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true; /* the counter's stacked output is [T] */
+    lo.name = "iota";
+    lg_loop *l = lg_loop_new(g, lo);
+    /* only sets the number of steps: of a batch-major sequence, example 0's */
+    lg_loop_seq(l, time_major ? seq : swap_batch_time(lg_slice(seq, 0, 0, 1)));
+    lg_value c = lg_loop_state(l, lg_scalar(g, LG_F32, 0));
+    lg_loop_next(l, c, lg_add_scalar(c, 1));
+    lg_loop_emit(l, c);
+    lg_value out = lg_value_invalid();
+    if (lg_loop_end(l, NULL, &out) != LG_OK) return lg_value_invalid();
+    return lg_stop_gradient(out);
+}
+
+/* v [B, ...] where the body's mask m [B] holds, else `other` (a scalar or
+ * v's shape): m gets trailing unit dims to broadcast against v. */
+static lg_value where_valid(lg_value m, lg_value v, lg_value other)
+{
+    for (int r = 1; r < lg_value_rank(v); r++) m = lg_expand_dims(m, -1);
+    return lg_where(m, v, other);
+}
+
+/* Keras masking from opts.lengths: a sequence valid [B, T] (or [T, B]),
+ * valid[b, t] = t < lengths[b], and per step next' = where(valid_t, next,
+ * state), y' = where(valid_t, y, 0). The lengths pass through a gather of
+ * iota at lengths - 1 (lengths again, as f32) whose range check makes a
+ * length outside [1, T] a run-time error. */
+static void mask_lengths(lg_loop *l)
+{
+    lg_value len = l->opts.lengths, seq0 = l->parts[SEQ].outer[0];
+    int t_axis = l->opts.time_major ? 0 : 1;
+    lg_shape ls = lg_value_shape(len), xs = lg_value_shape(seq0);
+    if (!lg_value_ok(len) || len.graph != l->g) {
+        fail(l, "lengths: %s", lg_value_ok(len) ? "the value belongs to another graph" : "an invalid value");
+        return;
+    }
+    int64_t batch = xs.dims[1 - t_axis];
+    if (lg_value_dtype(len) != LG_I32 || ls.rank != 1 || (ls.dims[0] >= 0 && batch >= 0 && ls.dims[0] != batch)) {
+        fail(l, "lengths '%s' must be i32 [B] with the batch of sequence '%s' %s, got %s %s", lg_value_name(len),
+             lg_value_name(seq0), lg_shape_cstr(xs), lg_dtype_name(lg_value_dtype(len)), lg_shape_cstr(ls));
+        return;
+    }
+    lg_graph *g = l->g;
+    lg_scope_push(g, l->opts.name);
+    lg_value iota = lg_time_iota(g, seq0, l->opts.time_major); /* [T] */
+    lg_scope_push(g, "lengths_in_1_to_T");
+    lg_value lenf = lg_add_scalar(lg_gather(iota, lg_add_scalar(len, -1)), 1); /* [B] */
+    lg_scope_pop(g);
+    lg_value valid = l->opts.time_major ? lg_compare(lg_expand_dims(iota, 1), lenf, LG_CMP_LT)  /* [T, B] */
+                                        : lg_compare(iota, lg_expand_dims(lenf, 1), LG_CMP_LT); /* [B, T] */
+    lg_scope_pop(g);
+    lg_value m = lg_loop_seq(l, valid); /* [B] */
+    for (int k = 0; !l->failed && k < l->parts[STATE].n; k++)
+        if (lg_value_rank(l->next[k]) < 1)
+            fail(l, "lengths: state %d is %s; states and outputs must be [B, ...]", k,
+                 lg_shape_cstr(lg_value_shape(l->next[k])));
+    for (int k = 0; !l->failed && k < l->parts[STATE].n; k++) {
+        lg_value st = lg_value_of(l->body, l->parts[STATE].body_in[k], 0);
+        l->next[k] = where_valid(m, l->next[k], st);
+    }
+    for (int j = 0; !l->failed && j < l->n_y; j++)
+        l->ys[j] = where_valid(m, l->ys[j], lg_scalar(l->body, lg_value_dtype(l->ys[j]), 0));
+    if (!l->failed && l->body->error) fail(l, "lengths: %s (states and outputs must be [B, ...])", l->body->error);
+}
+
 /* Truncated BPTT in chunks of k steps: after every k-th step (in run order)
  * but the last, the next states pass their values on but not their gradients,
  * next' = where(boundary_t, stop_gradient(next), next), with boundary_t
@@ -315,6 +394,8 @@ lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out)
     for (int k = 0; !l->failed && k < P[STATE].n; k++)
         if (!lg_value_ok(l->next[k])) fail(l, "state %d has no next value (lg_loop_next)", k);
     if (!l->failed && l->opts.truncate > 0 && P[SEQ].n == 0) fail(l, "truncated BPTT needs sequences");
+    if (!l->failed && l->opts.lengths.graph && P[SEQ].n == 0) fail(l, "lengths need sequences");
+    if (!l->failed && l->opts.lengths.graph) mask_lengths(l);
     if (!l->failed && l->opts.truncate > 0) truncate(l);
     if (!l->failed && l->opts.unroll) {
         unroll(l, states_out, outputs_out);

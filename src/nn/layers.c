@@ -3,8 +3,8 @@
  * as one loop node over a cell, its bidirectional wrapper, Dense, Embedding.
  *
  * The recurrent layer works time-major inside: x [B, T, F] is transposed to
- * [T, B, F] once, the length mask is built as a [T, B, 1] sequence next to
- * it, and returned sequences are transposed back.
+ * [T, B, F] once, lengths become the loop's own masking (loop.h), and
+ * returned sequences are transposed back.
  *
  * A stateful layer reads its initial states from inputs it creates and
  * keeps their values in an lg_rnn_state outside the graph; each state
@@ -44,52 +44,9 @@ static int64_t cell_input_dim(const lg_cell *c) { return lg_value_shape(lg_cell_
 
 typedef struct prep {
     lg_value x_tm;  /* [T, B, F] */
-    lg_value iota;  /* [T] in x's dtype: 0, 1, ..., T-1 */
-    lg_value mask;  /* [T, B, 1], 1 on valid steps; invalid without lengths */
+    lg_value iota;  /* [T] f32: 0, 1, ..., T-1, when flipping */
     int64_t batch;  /* -1 if unknown */
 } prep;
-
-/* 0, 1, ..., T-1 in x's dtype ([T]). A constant when T is known; otherwise
- * a loop that counts its steps, since T is only known at run time. */
-static lg_value time_iota(lg_graph *g, lg_value x_tm)
-{
-    lg_dtype dt = lg_value_dtype(x_tm);
-    int64_t steps = lg_value_shape(x_tm).dims[0];
-    if (steps > 0) {
-        lg_tensor *t = NULL;
-        if (lg_tensor_new(dt, (lg_shape){.rank = 1, .dims = {steps}}, &t) != LG_OK)
-            return lg_graph_fail(g, "iota: %s", lg_last_error());
-        for (int64_t i = 0; i < steps; i++) lg_tensor_set(t, i, (double)i);
-        lg_value v = lg_constant(g, "iota", t);
-        lg_tensor_free(t);
-        return v;
-    }
-    lg_loop_opts lo = lg_loop_opts_default();
-    lo.time_major = true;
-    lo.name = "iota";
-    lg_loop *l = lg_loop_new(g, lo);
-    lg_loop_seq(l, x_tm); /* only sets the number of steps */
-    lg_value c = lg_loop_state(l, lg_scalar(g, dt, 0));
-    lg_value next = lg_add_scalar(c, 1);
-    lg_loop_next(l, c, next);
-    lg_loop_emit(l, c);
-    lg_value out = lg_value_invalid();
-    if (lg_loop_end(l, NULL, &out) != LG_OK) return lg_value_invalid();
-    return lg_stop_gradient(out);
-}
-
-/* The mask [T, B, 1]: step t of example b is valid when t < lengths[b].
- * lengths go through a gather of iota at lengths - 1 first: that is lengths
- * again, as floats, and the gather's range check makes a length outside
- * [1, T] a run-time error naming this scope. */
-static lg_value length_mask(lg_graph *g, lg_value iota, lg_value lengths)
-{
-    lg_scope_push(g, "lengths_in_1_to_T");
-    lg_value len = lg_add_scalar(lg_gather(iota, lg_add_scalar(lengths, -1)), 1); /* [B] */
-    lg_scope_pop(g);
-    lg_value valid = lg_compare(lg_expand_dims(iota, 1), len, LG_CMP_LT); /* [T, B] */
-    return lg_expand_dims(valid, -1);
-}
 
 /* Checks of x and the options that do not depend on the cell. */
 static lg_status prepare(lg_graph *g, const char *layer, lg_value x, const lg_rnn_opts *o, prep *p)
@@ -125,8 +82,8 @@ static lg_status prepare(lg_graph *g, const char *layer, lg_value x, const lg_rn
     }
     int tm[3] = {1, 0, 2};
     p->x_tm = o->time_major ? x : lg_transpose(x, tm);
-    p->iota = time_iota(g, p->x_tm);
-    p->mask = masked ? length_mask(g, p->iota, o->lengths) : lg_value_invalid();
+    /* only a go_backwards layer returning sequences flips them back */
+    p->iota = o->go_backwards && o->return_sequences ? lg_time_iota(g, p->x_tm, true) : lg_value_invalid();
     return graph_status(g, layer);
 }
 
@@ -216,21 +173,15 @@ static lg_status run_direction(lg_graph *g, const char *layer, lg_cell *cell, co
     lo.reverse = reverse;
     lo.time_major = true;
     lo.unroll = o->unroll;
+    lo.lengths = o->lengths; /* Keras masking: padded steps keep the states and emit zeros */
     lg_loop *l = lg_loop_new(g, lo);
-    lg_graph *body = lg_loop_body(l);
     lg_value x_t = lg_loop_seq(l, p->x_tm);
-    lg_value m_t = lg_value_ok(p->mask) ? lg_loop_seq(l, p->mask) : lg_value_invalid(); /* [B, 1] */
     lg_value st[LG_RNN_MAX_STATES], next[LG_RNN_MAX_STATES], y = lg_value_invalid();
     for (int k = 0; k < n_states; k++) st[k] = lg_loop_state(l, init_v[k]);
     lg_value xm_b = lg_value_ok(xm) ? lg_loop_invariant(l, xm) : lg_value_invalid();
     lg_value hm_b = lg_value_ok(hm) ? lg_loop_invariant(l, hm) : lg_value_invalid();
     for (int k = 0; k < n_states; k++) next[k] = lg_value_invalid();
     lg_cell_step(cell, l, x_t, st, next, &y, xm_b, hm_b);
-    if (lg_value_ok(m_t)) {
-        /* Keras masking: a padded step keeps the states and emits zeros */
-        for (int k = 0; k < n_states; k++) next[k] = lg_where(m_t, next[k], st[k]);
-        y = lg_where(m_t, y, lg_scalar(body, dt, 0));
-    }
     for (int k = 0; k < n_states; k++) lg_loop_next(l, st[k], next[k]);
     if (o->return_sequences) lg_loop_emit(l, y);
     lg_value ys = lg_value_invalid();
