@@ -7,6 +7,7 @@
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "test_util.h"
@@ -278,6 +279,60 @@ START_TEST(test_memory_policies_agree)
     for (int k = 0; k < 8; k++) lg_tensor_free(out[k]);
     lg_tensor_free(x), lg_tensor_free(h0), lg_tensor_free(rt);
     ck_assert_uint_gt(grad_peak_with(16, LG_LOOP_SAVE_RESIDUALS), grad_peak_with(16, LG_LOOP_RECOMPUTE));
+}
+END_TEST
+
+/* The program report names each loop's trip count, policy and the bytes it
+ * saves for the backward loop: the states before each step ([T, B, U] f64)
+ * under both policies, plus the stacked body values only when saving
+ * residuals; the gradient loop is marked as such. */
+START_TEST(test_loop_report)
+{
+    enum { B = 2, T = 7, F = 3, U = 4 };
+    lg_loop_memory memory = _i ? LG_LOOP_RECOMPUTE : LG_LOOP_SAVE_RESIDUALS;
+    lg_loop_opts o = lg_loop_opts_default();
+    o.memory = memory;
+    o.name = "rnn";
+    rnn r = build_rnn(o, B, T, F, U);
+    lg_value loss = lg_sum(r.seq, NULL, 0, false), gw;
+    ck_assert_int_eq(lg_grad(g, loss, &r.w, 1, &gw), LG_OK);
+    lg_tensor *x = filled(LG_F64, lg_shape_of(3, B, T, F), 1, -1, 1), *h0 = filled(LG_F64, lg_shape_of(2, B, U), 2, -1, 1);
+    lg_feed f[2] = {{r.x, x}, {r.h0, h0}};
+    lg_program *p = NULL;
+    ck_assert_int_eq(lg_program_compile(g, f, 2, &gw, 1, &p), LG_OK);
+    ck_assert_int_eq(lg_program_loop_count(p), 2);
+    lg_loop_report fwd, bwd;
+    ck_assert_int_eq(lg_program_loop_report(p, 0, &fwd), LG_OK);
+    ck_assert_int_eq(lg_program_loop_report(p, 1, &bwd), LG_OK);
+    ck_assert_str_eq(fwd.name, "rnn");
+    ck_assert(!fwd.gradient && bwd.gradient && !fwd.has_stop);
+    ck_assert_int_eq(fwd.steps, T);
+    ck_assert_int_eq(bwd.steps, T);
+    ck_assert_int_eq(fwd.memory, memory);
+    ck_assert_uint_eq(fwd.state_bytes, (size_t)T * B * U * sizeof(double));
+    ck_assert_int_gt(fwd.body_kernels, 3); /* two matmuls, an add, a tanh */
+    if (memory == LG_LOOP_RECOMPUTE) {
+        ck_assert_int_eq(fwd.n_residuals, 0);
+        ck_assert_uint_eq(fwd.residual_bytes, fwd.state_bytes);
+    } else {
+        ck_assert_int_gt(fwd.n_residuals, 0);
+        ck_assert_uint_gt(fwd.residual_bytes, fwd.state_bytes);
+        ck_assert_uint_eq((fwd.residual_bytes - fwd.state_bytes) % (T * sizeof(double)), 0); /* stacked [T, ...] */
+    }
+    char *text = lg_program_report(p);
+    ck_assert_ptr_nonnull(text);
+    char want[64];
+    snprintf(want, sizeof want, "program: %d kernels", lg_program_kernel_count(p));
+    ck_assert_msg(strstr(text, want) && strstr(text, "loop 'rnn': 7 steps") && strstr(text, "gradient loop"), "%s", text);
+    ck_assert_msg(strstr(text, memory == LG_LOOP_RECOMPUTE ? "recompute" : "save residuals"), "%s", text);
+    free(text);
+    /* bad calls */
+    ck_assert_int_eq(lg_program_loop_report(p, 2, &fwd), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(lg_program_loop_report(p, 0, NULL), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(lg_program_loop_report(NULL, 0, &fwd), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(lg_program_report(NULL));
+    ck_assert_int_eq(lg_program_loop_count(NULL), 0);
+    lg_program_free(p), lg_tensor_free(x), lg_tensor_free(h0);
 }
 END_TEST
 
@@ -653,6 +708,7 @@ static Suite *loop_suite(void)
     tcase_add_test(tc, test_nested_loops_and_integer_sequences);
     tcase_add_test(tc, test_bptt_memory_linear_in_steps);
     tcase_add_test(tc, test_memory_policies_agree);
+    tcase_add_loop_test(tc, test_loop_report, 0, 2);
     tcase_add_loop_test(tc, test_truncated_bptt, 0, 2);
     tcase_add_test(tc, test_stop_condition);
     tcase_add_test(tc, test_stacked_cells_in_one_loop);

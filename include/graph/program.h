@@ -29,6 +29,7 @@
 #include <stddef.h>
 
 #include "graph.h"
+#include "loop.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -59,6 +60,40 @@ lg_status lg_program_run(lg_program *p, const lg_feed *feeds, int n_feeds, lg_te
  * (after reuse by liveness; feeds, parameters and constants not counted). */
 int lg_program_kernel_count(const lg_program *p);
 size_t lg_program_peak_bytes(const lg_program *p);
+
+/* What a program does with one of its loops (top-level loop nodes in
+ * schedule order; loops nested in a body run inside their outer loop's
+ * kernel and are not listed). */
+typedef struct lg_loop_report {
+    const char *name;      /* the loop node's full name; valid while the program lives */
+    bool gradient;         /* the backward (BPTT) loop of another loop */
+    int64_t steps;         /* trip count; the most steps with a stop condition */
+    bool has_stop;         /* lg_loop_until */
+    lg_loop_memory memory; /* the policy (a forward loop's) */
+    int n_residuals;       /* body values saved per step beyond the states */
+    /* Bytes the forward loop keeps for its backward loop: the states before
+     * each step, stacked ([T, ...] each), plus the saved body values. A
+     * gradient loop saves nothing for a further pass: its stacked states are
+     * counted here too, since they are planned memory. */
+    size_t state_bytes, residual_bytes;
+    int body_kernels;      /* kernels in one step of the body */
+} lg_loop_report;
+
+int lg_program_loop_count(const lg_program *p);
+/* Loop i's report. LG_ERR_INVALID_ARGUMENT for a NULL program or report, or
+ * i out of range; LG_ERR_SHAPE if the body cannot be compiled for its step
+ * shapes (then running would fail the same way). */
+lg_status lg_program_loop_report(const lg_program *p, int i, lg_loop_report *out);
+
+/* A human-readable report, one line per item, as new text the caller frees
+ * (NULL when out of memory or p is NULL):
+ *
+ *     program: 9 kernels, 1.50 MiB planned
+ *     loop 'rnn/loop': 28 steps, save residuals: 3 values, 0.42 MiB saved (states 0.11 MiB)
+ *     loop 'grad/rnn/loop': 28 steps, gradient loop
+ *
+ * Later passes add their lines (what they fused or hoisted). */
+char *lg_program_report(const lg_program *p);
 
 /* Compile (or take from g's cache) and run; see the overview. */
 lg_status lg_graph_run(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches, int n_fetches,

@@ -65,6 +65,8 @@ typedef struct lg_loop_spec {
     lg_ref *res;
     int32_t *res_inputs;
     struct lg_grad_step *grad; /* built with the residuals; NULL: lg_grad builds it */
+    int memory;    /* the lg_loop_memory asked for (reports) */
+    bool gradient; /* the gradient loop of another loop */
 } lg_loop_spec;
 
 /* A loop's gradient step, built in its body: the body inputs the gradient

@@ -226,6 +226,7 @@ static lg_loop_spec *make_spec(lg_loop *l)
     s->steps = l->opts.max_steps;
     s->n_seq = P[SEQ].n, s->n_state = P[STATE].n, s->n_inv = P[INV].n, s->n_y = l->n_y;
     s->reverse = l->opts.reverse;
+    s->memory = l->opts.memory;
     s->body = l->body;
     return s;
 }

@@ -368,6 +368,133 @@ done:
 int lg_program_kernel_count(const lg_program *p) { return p ? p->n_steps : 0; }
 size_t lg_program_peak_bytes(const lg_program *p) { return p ? p->arena_bytes : 0; }
 
+/* ---- report -------------------------------------------------------------- */
+
+static const lg_node *loop_step(const lg_program *p, int i, const step **st)
+{
+    for (int s = 0; s < p->n_steps; s++) {
+        const lg_node *n = &p->graph->nodes[p->steps[s].node];
+        if (n->op == LG_OP_LOOP && i-- == 0) {
+            *st = &p->steps[s];
+            return n;
+        }
+    }
+    return NULL;
+}
+
+int lg_program_loop_count(const lg_program *p)
+{
+    int n = 0;
+    for (int s = 0; p && s < p->n_steps; s++) n += p->graph->nodes[p->steps[s].node].op == LG_OP_LOOP;
+    return n;
+}
+
+/* Kernels in one step of a loop's body, compiled (and cached on the body,
+ * where the loop kernel finds it) for the step shapes of the node's inputs. */
+static lg_status body_kernels(const lg_program *p, const lg_node *n, const step *st, int *count)
+{
+    const lg_loop_spec *s = n->attrs.loop;
+    int n_in = s->n_seq + s->n_state + s->n_inv, n_fetch = s->n_state + s->n_y + s->has_stop + s->n_res;
+    lg_feed feeds[n_in > 0 ? n_in : 1];
+    lg_value fetches[n_fetch > 0 ? n_fetch : 1];
+    lg_status rc = LG_OK;
+    int made = 0;
+    for (; made < n_in && !rc; made++) {
+        lg_port pt = p->locs[p->args[st->first_in + made]].port;
+        if (made < s->n_seq) { /* the step of a [T, ...] sequence */
+            for (int d = 0; d + 1 < pt.shape.rank; d++) pt.shape.dims[d] = pt.shape.dims[d + 1];
+            pt.shape.rank--;
+        }
+        lg_tensor *t = lg_tensor_view(pt.dtype, pt.shape, NULL);
+        if (!t) rc = lg_fail(LG_ERR_OUT_OF_MEMORY, "report: out of memory");
+        feeds[made] = (lg_feed){lg_value_of(s->body, s->inputs[made], 0), t};
+    }
+    int first_res = s->n_state + s->n_y + s->has_stop;
+    for (int k = 0; k < n_fetch; k++) {
+        lg_ref ref = k < first_res ? s->outputs[k] : s->res[k - first_res];
+        fetches[k] = lg_value_of(s->body, ref.node, ref.out);
+    }
+    lg_program *bp = NULL;
+    if (!rc) rc = lg_graph_program(s->body, feeds, n_in, fetches, n_fetch, &bp);
+    if (!rc) *count = lg_program_kernel_count(bp);
+    for (int i = 0; i < made; i++) lg_tensor_free((lg_tensor *)feeds[i].tensor);
+    return rc;
+}
+
+lg_status lg_program_loop_report(const lg_program *p, int i, lg_loop_report *out)
+{
+    const step *st = NULL;
+    const lg_node *n = p && out ? loop_step(p, i, &st) : NULL;
+    if (!n) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_program_loop_report: %s", !p ? "program is NULL" : !out ? "out is NULL" : "no such loop");
+    const lg_loop_spec *s = n->attrs.loop;
+    *out = (lg_loop_report){.name = n->name, .gradient = s->gradient, .has_stop = s->has_stop,
+                            .memory = (lg_loop_memory)s->memory, .n_residuals = s->n_res, .steps = s->steps};
+    if (s->n_seq) out->steps = p->locs[p->args[st->first_in]].port.shape.dims[0];
+    for (int k = 0; k < s->n_state; k++) out->state_bytes += port_bytes(&p->locs[p->args[st->first_out + s->n_state + s->n_y + k]].port);
+    for (int r = 0; r < s->n_res; r++)
+        out->residual_bytes += port_bytes(&p->locs[p->args[st->first_out + 2 * s->n_state + s->n_y + r]].port);
+    out->residual_bytes += out->state_bytes;
+    return body_kernels(p, n, st, &out->body_kernels);
+}
+
+/* Appends to a growing string; ok turns false when memory runs out. */
+typedef struct text {
+    char *s;
+    size_t len, cap;
+    bool ok;
+} text;
+
+static void text_add(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void text_add(text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (!t->ok || n < 0) return;
+    if (t->len + (size_t)n + 1 > t->cap) {
+        size_t cap = (t->len + (size_t)n + 1) * 2;
+        char *s = realloc(t->s, cap);
+        if (!s) {
+            t->ok = false;
+            return;
+        }
+        t->s = s, t->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap);
+    va_end(ap);
+    t->len += (size_t)n;
+}
+
+static double mib(size_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
+
+char *lg_program_report(const lg_program *p)
+{
+    if (!p) return NULL;
+    text t = {.ok = true};
+    text_add(&t, "program: %d kernels, %.2f MiB planned\n", p->n_steps, mib(p->arena_bytes));
+    for (int i = 0; i < lg_program_loop_count(p); i++) {
+        lg_loop_report r;
+        if (lg_program_loop_report(p, i, &r) != LG_OK) {
+            text_add(&t, "loop %d: %s\n", i, lg_last_error());
+            continue;
+        }
+        text_add(&t, "loop '%s': %s%lld steps, %d kernels per step, ", r.name, r.has_stop ? "at most " : "",
+                 (long long)r.steps, r.body_kernels);
+        if (r.gradient)
+            text_add(&t, "gradient loop\n");
+        else if (r.memory == LG_LOOP_RECOMPUTE)
+            text_add(&t, "recompute: %.2f MiB saved (states only)\n", mib(r.residual_bytes));
+        else
+            text_add(&t, "save residuals: %d values, %.2f MiB saved (states %.2f MiB)\n", r.n_residuals,
+                     mib(r.residual_bytes), mib(r.state_bytes));
+    }
+    if (!t.ok) free(t.s);
+    return t.ok ? t.s : NULL;
+}
+
 /* ---- run ----------------------------------------------------------------- */
 
 static void *loc_data(const lg_program *p, const loc *l)
