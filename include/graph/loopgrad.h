@@ -19,5 +19,6 @@
 #include "cells.h"
 #include "norm.h"
 #include "decode.h"
+#include "optim.h"
 
 #endif

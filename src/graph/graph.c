@@ -105,6 +105,7 @@ void lg_graph_free(lg_graph *g)
 {
     if (!g || --g->refs > 0) return;
     lg_program_cache_free(g->cache);
+    lg_param_store_free(g->param_store);
     for (int32_t i = 0; i < g->n_nodes; i++) {
         lg_node *n = &g->nodes[i];
         free(n->in);

@@ -154,6 +154,7 @@ struct lg_graph {
     bool in_grad; /* nodes made now belong to a gradient */
     bool is_body; /* a loop's body: no parameters of its own */
     struct lg_program_cache *cache;
+    struct lg_param_store *param_store; /* owned: contiguous parameter blocks (param_block.c) */
 };
 
 static inline lg_node *lg_node_at(const lg_graph *g, int32_t id) { return &g->nodes[id]; }
@@ -230,5 +231,27 @@ lg_status lg_graph_program(lg_graph *g, const lg_feed *feeds, int n_feeds, const
 
 /* Programs cached on the graph; freed with it (program.c). */
 void lg_program_cache_free(struct lg_program_cache *c);
+
+/* ---- parameter blocks (param_block.c; packed for src/optim) ----------------
+ * The graph keeps its parameters of a dtype in one contiguous block it owns,
+ * once an optimizer asks for it: each parameter's tensor is re-pointed into
+ * the block (the lg_tensor itself stays), so an update is one flat loop.
+ * Programs read parameter data through the tensor when they run, so moving
+ * the data never invalidates them. */
+
+/* Make nodes[0..n) (distinct parameters of g, all of one dtype) one
+ * contiguous run, in this order, of their dtype's block, and move every other
+ * parameter of that dtype into the block as well. Values are kept. A run that
+ * is already in place stays; runs packed before stay contiguous unless they
+ * share a parameter with this one. LG_ERR_OUT_OF_MEMORY leaves all as it was. */
+lg_status lg_param_block_pack(lg_graph *g, const int32_t *nodes, int n);
+/* The data of nodes[0] if nodes[0..n) is a contiguous run, in this order, of
+ * their dtype's block; NULL otherwise. */
+void *lg_param_block_run(const lg_graph *g, const int32_t *nodes, int n);
+void lg_param_store_free(struct lg_param_store *s);
+
+/* Point t at memory it does not own, freeing the data it owned; the contents
+ * are not copied (tensor.c). */
+void lg_tensor_borrow(lg_tensor *t, void *data);
 
 #endif

@@ -149,6 +149,13 @@ lg_tensor *lg_tensor_view(lg_dtype dtype, lg_shape shape, void *data)
 
 void lg_tensor_view_point(lg_tensor *view, void *data) { view->data = data; }
 
+void lg_tensor_borrow(lg_tensor *t, void *data)
+{
+    if (!t->borrowed) free(t->data);
+    t->data = data;
+    t->borrowed = true;
+}
+
 lg_dtype lg_tensor_dtype(const lg_tensor *t) { return t ? t->dtype : LG_DTYPE_COUNT; }
 lg_shape lg_tensor_shape(const lg_tensor *t) { return t ? t->shape : (lg_shape){.rank = -1}; }
 int64_t lg_tensor_numel(const lg_tensor *t) { return t ? t->numel : 0; }
