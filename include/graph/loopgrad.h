@@ -20,5 +20,9 @@
 #include "norm.h"
 #include "decode.h"
 #include "optim.h"
+#include "datafiles.h"
+#include "dataset.h"
+#include "preprocess.h"
+#include "synthetic.h"
 
 #endif
