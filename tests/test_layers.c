@@ -1146,10 +1146,26 @@ START_TEST(layer_records)
     ck_assert_ptr_null(lg_graph_layer_type(g, -1));
     ck_assert(!lg_value_ok(lg_graph_layer_output(g, 9)) && !lg_value_ok(lg_graph_layer_param(g, 0, 1)));
     ck_assert_int_eq(lg_graph_layer_param_count(g, 7), 0);
+    /* a layer called again shares its parameters and stays one record */
+    lg_value y2 = lg_dense(g, "embed2", e, 4, d);
+    lg_scope_push(g, "head");
+    lg_value y3 = lg_dense(g, "out", br.output, 4, d);
+    lg_scope_pop(g);
+    ck_assert(lg_value_ok(y2) && lg_value_ok(y3) && !lg_value_same(y, y3));
+    ck_assert_int_eq(lg_graph_layer_count(g), 5);
+    ck_assert(lg_value_same(lg_graph_layer_output(g, 3), y));
+    ck_assert(lg_value_same(lg_graph_layer_param(g, 3, 0), lg_graph_find_param(g, "head/out/kernel")));
+    lg_scope_push(g, "head");
+    ck_assert(!lg_value_ok(lg_dense(g, "out", br.output, 5, d))); /* 5 units do not fit the shared [3, 4] */
+    lg_scope_pop(g);
+    ck_assert_msg(strstr(lg_graph_error(g), "shared parameter 'head/out/kernel'"), "%s", lg_graph_error(g));
     /* a custom layer may list only parameters of its own graph */
-    lg_graph_add_layer(g, "Custom", y, &ids, 1);
-    ck_assert_ptr_nonnull(strstr(lg_graph_error(g), "not a parameter"));
-    ck_assert_int_eq(lg_graph_layer_count(g), 4);
+    lg_graph *g2 = lg_graph_new();
+    lg_value y4 = lg_input(g2, "x", LG_F32, lg_shape_of(1, 2)), ids2 = lg_input(g2, "ids", LG_I32, lg_shape_of(1, 2));
+    lg_graph_add_layer(g2, "Custom", y4, &ids2, 1);
+    ck_assert_ptr_nonnull(strstr(lg_graph_error(g2), "not a parameter"));
+    ck_assert_int_eq(lg_graph_layer_count(g2), 0);
+    lg_graph_free(g2);
     lg_cell_free(c1), lg_cell_free(c2), lg_cell_free(c3);
     lg_graph_free(g);
 }

@@ -124,7 +124,9 @@ lg_status lg_param_set_trainable(lg_value p, bool trainable);
  * "encoder/lstm"), has a type ("LSTM"), an output value and the parameters
  * it owns (a recurrent layer lists its cell's, which live in the cell's
  * scope). Custom layers may call this too; params is read during the call.
- * Records nothing on a graph with an error or an invalid output. */
+ * Records nothing on a graph with an error or an invalid output, or when a
+ * layer of this name exists (a layer called again, sharing its weights, is
+ * listed once with its first output). */
 void lg_graph_add_layer(lg_graph *g, const char *type, lg_value output, const lg_value *params, int n_params);
 int lg_graph_layer_count(const lg_graph *g);
 /* Layer i's name, type, output and parameters (NULL / invalid / 0 if i or k

@@ -32,9 +32,9 @@
  * Bidirectional and cuDNN do), so its last output is the output at its last
  * valid step and its final states are the states after it. Lengths must lie
  * in [1, T]: the layer checks them when the program runs, through a gather
- * of a [T] table at lengths - 1 in a scope named "lengths_in_1_to_T", so a
+ * of a [T] table at lengths - 1 in the loop's scope "lengths_in_1_to_T", so a
  * bad length fails the run with LG_ERR_RUNTIME and a message such as
- * "gather 'rnn/lengths_in_1_to_T/gather': index 7 outside [0, 5)" (the index
+ * "gather 'rnn/loop/lengths_in_1_to_T/gather': index 7 outside [0, 5)" (the index
  * is the length minus one). lg_lengths_check checks a tensor before feeding
  * it, with a plainer message.
  *
@@ -244,7 +244,10 @@ lg_dense_opts lg_dense_opts_default(void);
 /* activation(x W + b) on the last axis: x [..., in] -> [..., units]. Creates
  * the parameters "<name>/kernel" [in, units] (glorot_uniform) and
  * "<name>/bias" [units] (zeros) in x's float dtype. x needs rank >= 2 and a
- * known last dim. Invalid value on error (recorded on g). */
+ * known last dim. A second call with the same name in the same scope shares
+ * the parameters (Keras: calling a layer again), e.g. for an inference
+ * branch next to a training one; their shapes must fit. Invalid value on
+ * error (recorded on g). */
 lg_value lg_dense(lg_graph *g, const char *name, lg_value x, int units, lg_dense_opts opts);
 
 typedef struct lg_embedding_opts {
@@ -256,7 +259,8 @@ lg_embedding_opts lg_embedding_opts_default(void);
 
 /* Rows of "<name>/embeddings" [vocab, dim] (Keras's uniform(-0.05, 0.05))
  * picked by ids (i32 [...]) -> [..., dim]. An id outside [0, vocab) fails
- * the run (LG_ERR_RUNTIME). Invalid value on error (recorded on g). */
+ * the run (LG_ERR_RUNTIME). Shared on a second call as lg_dense. Invalid
+ * value on error (recorded on g). */
 lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, int dim, lg_embedding_opts opts);
 
 #ifdef __cplusplus

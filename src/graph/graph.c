@@ -474,6 +474,9 @@ void lg_graph_add_layer(lg_graph *g, const char *type, lg_value output, const lg
             lg_graph_fail(g, "layer '%s': listed value %d is not a parameter of this graph", g->scope, k);
             return;
         }
+    size_t len = strlen(g->scope);
+    for (int i = 0; i < g->n_layers; i++) /* a layer called again (shared weights) is one layer */
+        if (strlen(g->layers[i].name) + 1 == len && strncmp(g->layers[i].name, g->scope, len - 1) == 0) return;
     if (g->n_layers == g->cap_layers) {
         int cap = g->cap_layers ? 2 * g->cap_layers : 8;
         lg_layer_rec *l = realloc(g->layers, (size_t)cap * sizeof *l);
@@ -484,7 +487,6 @@ void lg_graph_add_layer(lg_graph *g, const char *type, lg_value output, const lg
         g->layers = l;
         g->cap_layers = cap;
     }
-    size_t len = strlen(g->scope);
     char *name = malloc(len + 1), *t = strdup(type);
     int32_t *ids = malloc((size_t)(n_params ? n_params : 1) * sizeof *ids);
     if (!name || !t || !ids) {

@@ -546,6 +546,26 @@ lg_status lg_lengths_check(const lg_tensor *lengths, int64_t steps)
 
 static bool name_ok(const char *name) { return name && name[0] && !strchr(name, '/'); }
 
+/* The layer parameter pname in the current scope: the existing one when a
+ * layer of this name was built before (Keras: calling a layer again shares
+ * its weights; its shape must fit), else a new one; *fresh says which. */
+static lg_value layer_param(lg_graph *g, const char *pname, lg_dtype dt, lg_shape want, bool *fresh)
+{
+    size_t n = strlen(g->scope) + strlen(pname) + 1;
+    char *full = malloc(n);
+    if (!full) return lg_graph_fail(g, "%s%s: out of memory", g->scope, pname);
+    snprintf(full, n, "%s%s", g->scope, pname);
+    lg_value p = lg_graph_find_param(g, full);
+    free(full);
+    *fresh = !lg_value_ok(p);
+    if (*fresh) return lg_param(g, pname, dt, want);
+    if (lg_value_dtype(p) != dt || !lg_shape_equal(lg_value_shape(p), want))
+        return lg_graph_fail(g, "shared parameter '%s' is %s %s, this call needs %s %s", lg_value_name(p),
+                             lg_dtype_name(lg_value_dtype(p)), lg_shape_cstr(lg_value_shape(p)), lg_dtype_name(dt),
+                             lg_shape_cstr(want));
+    return p;
+}
+
 lg_value lg_dense(lg_graph *g, const char *name, lg_value x, int units, lg_dense_opts o)
 {
     if (!g || g->error) return lg_value_invalid();
@@ -562,9 +582,10 @@ lg_value lg_dense(lg_graph *g, const char *name, lg_value x, int units, lg_dense
     if ((int)o.activation < 0 || o.activation >= LG_ACT_COUNT)
         return lg_graph_fail(g, "dense '%s': unknown activation %d", name, (int)o.activation);
     lg_scope_push(g, name);
-    lg_value kernel = lg_param(g, "kernel", dt, (lg_shape){.rank = 2, .dims = {xs.dims[xs.rank - 1], units}});
-    lg_value bias = o.use_bias ? lg_param(g, "bias", dt, lg_shape_of(1, units)) : lg_value_invalid();
-    if (!g->error && lg_init_glorot_uniform(lg_param_tensor(kernel), o.seed, 0) != LG_OK)
+    bool fresh = false, fresh_bias = false;
+    lg_value kernel = layer_param(g, "kernel", dt, (lg_shape){.rank = 2, .dims = {xs.dims[xs.rank - 1], units}}, &fresh);
+    lg_value bias = o.use_bias ? layer_param(g, "bias", dt, lg_shape_of(1, units), &fresh_bias) : lg_value_invalid();
+    if (!g->error && fresh && lg_init_glorot_uniform(lg_param_tensor(kernel), o.seed, 0) != LG_OK)
         lg_graph_fail(g, "dense '%s': %s", name, lg_last_error());
     lg_value y = lg_matmul(x, kernel, false, false);
     if (o.use_bias) y = lg_add(y, bias); /* bias stays zero-filled: Keras's zeros */
@@ -589,8 +610,9 @@ lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, in
     if (o.dtype != LG_F32 && o.dtype != LG_F64)
         return lg_graph_fail(g, "embedding '%s': dtype must be f32 or f64", name);
     lg_scope_push(g, name);
-    lg_value table = lg_param(g, "embeddings", o.dtype, lg_shape_of(2, vocab, dim));
-    if (!g->error && lg_init_uniform(lg_param_tensor(table), -0.05, 0.05, o.seed, 0) != LG_OK)
+    bool fresh = false;
+    lg_value table = layer_param(g, "embeddings", o.dtype, lg_shape_of(2, vocab, dim), &fresh);
+    if (!g->error && fresh && lg_init_uniform(lg_param_tensor(table), -0.05, 0.05, o.seed, 0) != LG_OK)
         lg_graph_fail(g, "embedding '%s': %s", name, lg_last_error());
     lg_value y = lg_gather(table, ids);
     lg_graph_add_layer(g, "Embedding", y, &table, 1);
