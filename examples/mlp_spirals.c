@@ -2,13 +2,16 @@
  * mlp_spirals.c — train a two-layer MLP on two interleaved spirals with plain
  * gradient descent, through the graph API only, and print the loss falling.
  *
- *     build/examples/mlp_spirals [steps]
+ *     build/examples/mlp_spirals [steps] [--dot FILE] [--svg FILE]
+ *
+ * --dot and --svg write the graph, gradients included, before training.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "graph/loopgrad.h"
+#include "viz/viz.h"
 
 #define POINTS 200 /* per spiral */
 #define HIDDEN 32
@@ -38,6 +41,9 @@ static int fail(const char *what, lg_status s)
 
 int main(int argc, char **argv)
 {
+    lg_viz_args viz;
+    lg_status s = lg_viz_args_parse(&argc, argv, &viz);
+    if (s) return fail("arguments", s);
     int steps = argc > 1 ? atoi(argv[1]) : 6000;
     double lr = 0.5;
     lg_graph *g = lg_graph_new();
@@ -59,8 +65,10 @@ int main(int argc, char **argv)
 
     /* gradients are graph too; an SGD step is w -= lr * dw */
     lg_value params[4] = {w1, b1, w2, b2}, grads[4];
-    lg_status s = lg_grad(g, loss, params, 4, grads);
+    s = lg_grad(g, loss, params, 4, grads);
     if (s) return fail("lg_grad", s);
+    s = lg_viz_args_write(g, &viz, lg_dot_opts_default());
+    if (s) return fail("--dot/--svg", s);
     /* input scale: spread the spiral's radius over tanh's useful range */
     lg_init_glorot_uniform(lg_param_tensor(w1), SEED, 0);
     lg_init_glorot_uniform(lg_param_tensor(w2), SEED, 2);

@@ -10,7 +10,9 @@
  * step's outputs, the loss is their MSE; the final states' MSE is added so
  * that the gradient also runs back through every step.
  *
- *     build/examples/nested_cell [steps [seed]]
+ *     build/examples/nested_cell [steps [seed]] [--dot FILE] [--svg FILE]
+ *
+ * --dot and --svg write the graph, gradients included, before training.
  *
  * The guide's sizes (i1 32, i2 64, i3 32, u1 10, u2 20, u3 30, T 50) are cut
  * down to keep the example quick; change the defines to scale it up.
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 
 #include "cells/nested.h"
+#include "viz/viz.h"
 
 #define BATCH 16
 #define STEPS_T 10
@@ -40,6 +43,9 @@ static lg_value last_step(lg_value seq) { return lg_squeeze(lg_slice(seq, 1, STE
 
 int main(int argc, char **argv)
 {
+    lg_viz_args viz;
+    lg_status s = lg_viz_args_parse(&argc, argv, &viz);
+    if (s) return fail("arguments", s);
     int steps = argc > 1 ? atoi(argv[1]) : 1000;
     uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 10) : 1;
     double lr = 0.05;
@@ -54,7 +60,7 @@ int main(int argc, char **argv)
     nested_cell teacher = nested_cell_new(g, "teacher", I1, I2, I3, U1, U2, U3, LG_F32, seed + 1000);
     nested_cell cell = nested_cell_new(g, "nested", I1, I2, I3, U1, U2, U3, LG_F32, seed);
     lg_value t_outs[2], t_states[2], outs[2], states[2];
-    lg_status s = nested_cell_sequence(g, &teacher, x1, x2, s1_0, s2_0, t_outs, t_states);
+    s = nested_cell_sequence(g, &teacher, x1, x2, s1_0, s2_0, t_outs, t_states);
     if (s) return fail("teacher", s);
     s = nested_cell_sequence(g, &cell, x1, x2, s1_0, s2_0, outs, states);
     if (s) return fail("nested_cell_sequence", s);
@@ -73,6 +79,8 @@ int main(int argc, char **argv)
     lg_value fetches[3] = {loss};
     s = lg_grad(g, loss, params, 2, fetches + 1);
     if (s) return fail("lg_grad", s);
+    s = lg_viz_args_write(g, &viz, lg_dot_opts_default());
+    if (s) return fail("--dot/--svg", s);
 
     /* random inputs in [-1, 1) and initial states, fixed for the whole fit */
     lg_tensor *xt[4] = {NULL};

@@ -5,7 +5,9 @@
  * random frequency and phase, y_t = x_{t-DELAY} (0 for t < DELAY). Each
  * step draws a fresh batch; the loss printed is the mean since the last print.
  *
- *     build/examples/peephole_lstm [steps [seed]]
+ *     build/examples/peephole_lstm [steps [seed]] [--dot FILE] [--svg FILE]
+ *
+ * --dot and --svg write the graph, gradients included, before training.
  *
  * Every random number comes from the seeded Philox stream (init.h), so a run
  * with the same seed prints the same losses.
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 
 #include "cells/peephole.h"
+#include "viz/viz.h"
 
 #define BATCH 32
 #define STEPS_T 24 /* sequence length */
@@ -43,6 +46,9 @@ static void make_batch(uint64_t seed, int step, float *x, float *y)
 
 int main(int argc, char **argv)
 {
+    lg_viz_args viz;
+    lg_status s = lg_viz_args_parse(&argc, argv, &viz);
+    if (s) return fail("arguments", s);
     int steps = argc > 1 ? atoi(argv[1]) : 1500;
     uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 10) : 1;
     double lr = 0.2;
@@ -54,7 +60,7 @@ int main(int argc, char **argv)
     lg_value c0 = lg_input(g, "c0", LG_F32, lg_shape_of(2, BATCH, UNITS));
     peephole cell = peephole_new(g, "peephole", 1, UNITS, LG_F32, seed);
     lg_value hs; /* [B, T, u] */
-    lg_status s = peephole_sequence(g, &cell, x, h0, c0, &hs, NULL, NULL);
+    s = peephole_sequence(g, &cell, x, h0, c0, &hs, NULL, NULL);
     if (s) return fail("peephole_sequence", s);
     /* a linear readout per step: [B, T, u] x [u, 1] + [1] */
     lg_scope_push(g, "readout");
@@ -70,6 +76,8 @@ int main(int argc, char **argv)
     lg_value fetches[NP + 1] = {loss};
     s = lg_grad(g, loss, params, NP, fetches + 1);
     if (s) return fail("lg_grad", s);
+    s = lg_viz_args_write(g, &viz, lg_dot_opts_default());
+    if (s) return fail("--dot/--svg", s);
 
     lg_tensor *xt = NULL, *yt = NULL, *h0t = NULL, *c0t = NULL; /* zero initial states */
     lg_tensor_new(LG_F32, lg_shape_of(3, BATCH, STEPS_T, 1), &xt);

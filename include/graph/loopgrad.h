@@ -19,6 +19,7 @@
 #include "cells.h"
 #include "norm.h"
 #include "decode.h"
+#include "summary.h"
 #include "optim.h"
 #include "datafiles.h"
 #include "dataset.h"

@@ -1,0 +1,138 @@
+/*
+ * viz.h — seeing a graph: DOT with loops drawn as clusters, rendering to SVG
+ * and PNG through Graphviz, and the --dot / --svg flags of the examples.
+ *
+ * lg_graph_write_dot() writes a graph as Graphviz DOT. Every node shows its
+ * full name, its op and each output's dtype and shape (a dim of -1, not
+ * known until compile, shows as "?"); edges carry the shape of the value
+ * they pass. Parameters, inputs (placeholders), constants, forward ops,
+ * gradient ops (lg_graph_node_is_grad) and loops are drawn distinctly (the
+ * table in the legend node, which every dump has unless opts.legend is
+ * false):
+ *
+ *     kind        class (SVG)      shape     fillcolor
+ *     parameter   lg-param         box       #ffd966 (bold border)
+ *     input       lg-input         invhouse  #9fc5e8
+ *     constant    lg-const         box       #eeeeee (dashed border)
+ *     forward op  lg-op            ellipse   #ffffff
+ *     gradient op lg-grad          ellipse   #f4cccc
+ *     loop        lg-loop          box3d     #b6d7a8
+ *     grad. loop  lg-grad-loop     box3d     #ea9999
+ *     loop port   lg-port          cds       #d9d2e9
+ *
+ * Each loop is a cluster (a subgraph named "cluster_<node id>") holding the
+ * loop node (its results) and the body nodes the loop computes; a loop in a
+ * body is a cluster inside its parent's. The body's inputs are the ports at
+ * the boundary, labelled with what feeds them from outside: "slice x_t of
+ * <sequence>", "state <initial value>", "invariant <value>". Edges inside
+ * the cluster run from the body values to the loop node, labelled "next
+ * state k", "output j", "stop" or "saved for gradient" (the residuals the
+ * forward loop stacks for its gradient loop, dashed). A forward loop and
+ * its gradient loop share one body graph; each cluster shows the part its
+ * loop computes, so a body node can appear in both, under two ids.
+ *
+ * Node ids are "n<i>" for node i of the graph and "<loop id>_n<j>" for node j
+ * of that loop's body (e.g. "n4_n7_n2" in a nested loop), so they are plain
+ * DOT identifiers; names appear only in HTML-like labels, escaped, so any
+ * name is valid DOT: quotes, braces, angle brackets, backslashes and
+ * newlines (a line break) are kept, valid UTF-8 is kept, and control
+ * characters and bytes that are not UTF-8 show as "\xNN".
+ *
+ *     lg_dot_opts o = lg_dot_opts_default();
+ *     o.gradients = false;                       // forward graph only
+ *     o.scope = "encoder";                       // encoder and encoder/...
+ *     if (lg_graph_write_dot(g, "model.dot", o) != LG_OK ||
+ *         lg_viz_render_file("model.dot", "model.svg", NULL) != LG_OK)
+ *         fprintf(stderr, "%s\n", lg_last_error());
+ *
+ * Files: every function that writes a file writes a temporary file beside
+ * it (same directory, "<path>.<pid>.<n>.tmp") and renames it over the path
+ * when complete, so a failure never leaves a partial or empty file and an
+ * existing file is either replaced whole or untouched.
+ *
+ * Errors (lg_status, message in lg_last_error()): LG_ERR_INVALID_ARGUMENT
+ * (NULL graph, path or DOT text; an unknown output format; DOT that does
+ * not parse or that Graphviz finds an error in, such as a bad HTML-like
+ * label, with Graphviz's message), LG_ERR_GRAPH (the graph carries a
+ * builder error, lg_graph_error), LG_ERR_IO (a path that cannot be read or
+ * written, naming it), LG_ERR_UNSUPPORTED (Graphviz has no renderer for a
+ * format or fails to lay the graph out), LG_ERR_OUT_OF_MEMORY.
+ *
+ * Threading: Graphviz keeps global state; render from one thread at a
+ * time. The first render makes the process's one Graphviz context, which
+ * lives until exit (Graphviz 2.42 cannot free one and make another safely).
+ * Writing DOT has no global state.
+ */
+#ifndef LG_VIZ_H
+#define LG_VIZ_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "graph/graph.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct lg_dot_opts {
+    bool gradients;    /* draw gradient nodes and gradient loops; default true */
+    bool expand_loops; /* loops as clusters with their bodies; false: each
+                          loop is one node; default true */
+    /* Keep only the graph's nodes named `scope` or "scope/..." (a name-scope
+     * prefix: "enc" keeps "enc/lstm/kernel", not "encoder/..."); edges to
+     * nodes left out are dropped. A kept loop shows its whole body (body
+     * names are the body's own). NULL or "" keeps every node. Default NULL. */
+    const char *scope;
+    bool legend;      /* the legend node (id "legend"); default true */
+    bool edge_labels; /* shapes on edges; default true */
+} lg_dot_opts;
+
+lg_dot_opts lg_dot_opts_default(void);
+
+/* Write g as DOT to path (replaced whole, see Files). */
+lg_status lg_graph_write_dot(const lg_graph *g, const char *path, lg_dot_opts opts);
+/* Write g as DOT to an open stream (LG_ERR_IO when a write fails; what was
+ * written stays). */
+lg_status lg_graph_dot_file(const lg_graph *g, FILE *f, lg_dot_opts opts);
+/* g as DOT in a new NUL-terminated string, the caller's to free(); *out is
+ * NULL on error. */
+lg_status lg_graph_dot_string(const lg_graph *g, lg_dot_opts opts, char **out);
+
+/* ---- rendering (Graphviz's libgvc, dot layout) ------------------------------ */
+
+/* The formats lg_viz_render* write: "svg", "png" and "pdf" (png and pdf
+ * through Graphviz's cairo plugin). format NULL or "" takes the format from
+ * out_path's extension (".svg", ".png", ".pdf", any case). */
+
+/* Render DOT text (NUL-terminated) to out_path. */
+lg_status lg_viz_render(const char *dot, const char *out_path, const char *format);
+/* Render the DOT file dot_path to out_path. */
+lg_status lg_viz_render_file(const char *dot_path, const char *out_path, const char *format);
+/* lg_graph_dot_string then lg_viz_render. */
+lg_status lg_graph_render(const lg_graph *g, const char *out_path, const char *format, lg_dot_opts opts);
+
+/* ---- the examples' flags ---------------------------------------------------- */
+
+/* What the flags asked for: paths into argv, NULL when not given. */
+typedef struct lg_viz_args {
+    const char *dot_path; /* --dot FILE or --dot=FILE */
+    const char *svg_path; /* --svg FILE or --svg=FILE */
+} lg_viz_args;
+
+/* Take --dot and --svg (each "--flag FILE" or "--flag=FILE"; the last one
+ * given wins) out of argv: the other arguments move down in order, *argc
+ * shrinks and argv[*argc] is NULL, so a program's own positional arguments
+ * parse as before. LG_ERR_INVALID_ARGUMENT for NULL arguments or a flag
+ * without its file (the message names the flag); argv is then unchanged. */
+lg_status lg_viz_args_parse(int *argc, char **argv, lg_viz_args *out);
+
+/* Write what was asked: g's DOT to dot_path and its SVG to svg_path, with
+ * opts (nothing when neither is set). Errors as lg_graph_write_dot and
+ * lg_graph_render; a failure leaves no file for the path that failed. */
+lg_status lg_viz_args_write(const lg_graph *g, const lg_viz_args *a, lg_dot_opts opts);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
