@@ -21,6 +21,7 @@
 #include "decode.h"
 #include "summary.h"
 #include "optim.h"
+#include "fit.h"
 #include "checkpoint.h"
 #include "datafiles.h"
 #include "dataset.h"
