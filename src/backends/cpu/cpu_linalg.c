@@ -3,10 +3,24 @@
  *
  * A batched a [..., M, K] times a 2-D b folds the batch into M (one GEMM)
  * when a is not transposed; otherwise one GEMM per batch element.
+ *
+ * Small GEMMs (a recurrent step's [B, u] x [u, 4u]) run on one OpenBLAS
+ * thread: waking the pool costs more than it saves there, and its threads
+ * spin against ours. Larger ones use the pool's full size.
  */
 #include <cblas.h>
 
 #include "backends/cpu/cpu.h"
+
+enum { SMALL_GEMM_FLOPS = 1 << 24 }; /* 2 m n k below this: one thread */
+
+static void gemm_threads(int64_t m, int64_t n, int64_t k)
+{
+    static int pool = 0, current = 0; /* OpenBLAS's own setting is process-wide too */
+    if (!pool) pool = current = openblas_get_num_threads();
+    int want = 2 * m * n * k < SMALL_GEMM_FLOPS ? 1 : pool;
+    if (want != current) openblas_set_num_threads(current = want);
+}
 
 lg_status lg_cpu_matmul(const lg_node *n, const lg_buf *in, lg_buf *out)
 {
@@ -22,6 +36,7 @@ lg_status lg_cpu_matmul(const lg_node *n, const lg_buf *in, lg_buf *out)
         batch = 1;
     }
     enum CBLAS_TRANSPOSE opa = ta ? CblasTrans : CblasNoTrans, opb = tb ? CblasTrans : CblasNoTrans;
+    gemm_threads(m, nn, k);
     for (int64_t i = 0; i < batch; i++) {
         if (out[0].dtype == LG_F32)
             cblas_sgemm(CblasRowMajor, opa, opb, (int)m, (int)nn, (int)k, 1.0f, (const float *)in[0].data + i * a_step,
