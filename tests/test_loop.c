@@ -342,9 +342,10 @@ START_TEST(test_bptt_memory_linear_in_steps)
 {
     size_t p8 = grad_peak(8), p16 = grad_peak(16), p32 = grad_peak(32);
     ck_assert_uint_gt(p16, p8);
-    /* doubling T adds the same amount each time */
-    ck_assert_uint_le(p32 - p16, 2 * (p16 - p8) + 256);
-    ck_assert_uint_ge(p32 - p16, 2 * (p16 - p8) - 256);
+    /* doubling T adds the same amount each time, up to the planner's
+     * 64-byte alignment and placement (a few blocks) */
+    ck_assert_uint_le(p32 - p16, 2 * (p16 - p8) + 1024);
+    ck_assert_uint_ge(p32 - p16, 2 * (p16 - p8) - 1024);
 }
 END_TEST
 
@@ -688,6 +689,18 @@ START_TEST(test_bad_memory_policy)
 }
 END_TEST
 
+/* A gradient loop keeps no per-step states for a further pass, so
+ * differentiating it again is refused with a clear error. */
+START_TEST(test_second_order_refused)
+{
+    rnn r = build_rnn(lg_loop_opts_default(), 2, 3, 2, 2);
+    lg_value gw, ggw;
+    ck_assert_int_eq(lg_grad(g, lg_sum(r.last, NULL, 0, false), &r.w, 1, &gw), LG_OK);
+    ck_assert_int_eq(lg_grad(g, lg_sum(gw, NULL, 0, false), &r.u, 1, &ggw), LG_ERR_GRAPH);
+    ck_assert_msg(strstr(lg_last_error(), "second-order gradients through loops"), "%s", lg_last_error());
+}
+END_TEST
+
 START_TEST(test_null_loop_is_harmless)
 {
     ck_assert_ptr_null(lg_loop_new(NULL, lg_loop_opts_default()));
@@ -726,6 +739,7 @@ static Suite *loop_suite(void)
     tcase_add_test(te, test_sequence_without_time_axis);
     tcase_add_test(te, test_unroll_needs_static_length);
     tcase_add_test(te, test_null_loop_is_harmless);
+    tcase_add_test(te, test_second_order_refused);
     tcase_add_test(te, test_bad_memory_policy);
     tcase_add_loop_test(te, test_bad_loops, 0, E_COUNT);
     tcase_add_test(te, test_stop_condition_not_scalar);

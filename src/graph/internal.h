@@ -45,7 +45,8 @@ typedef struct lg_ref {
  * Node inputs: n_seq sequences [T, ...] (time-major), n_state initial
  * states, n_inv invariants. Node outputs: n_state final states, n_y stacked
  * per-step outputs [T, ...], n_state stacked states before each step
- * [T, ...] (what the gradient loop reads). Steps after a stop condition
+ * [T, ...] (what the gradient loop reads; [0, ...] in a gradient loop, which
+ * nothing differentiates again). Steps after a stop condition
  * fired leave zeros in every stacked output. */
 typedef struct lg_loop_spec {
     lg_graph *body; /* counted reference: a loop and its gradient loop share it */

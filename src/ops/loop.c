@@ -65,7 +65,9 @@ static bool infer_loop(const lg_node *n, const lg_port *in, lg_port *out, char *
             return false;
         }
         out[k] = *st;
-        if (!stacked(*st, steps, &out[s->n_state + s->n_y + k])) LG_INFER_FAIL("a saved state would exceed the maximum rank");
+        /* a gradient loop saves no states: nothing differentiates it again */
+        if (!stacked(*st, s->gradient ? 0 : steps, &out[s->n_state + s->n_y + k]))
+            LG_INFER_FAIL("a saved state would exceed the maximum rank");
     }
     for (int j = 0; j < s->n_y; j++)
         if (!stacked(body_out[s->n_state + j], steps, &out[s->n_state + j]))
@@ -272,6 +274,10 @@ bool lg_loop_save_residuals(lg_loop_spec *s)
 static void grad_loop(lg_graph *g, int32_t node, const lg_value *dy, lg_value *dx)
 {
     const lg_loop_spec *s = g->nodes[node].attrs.loop;
+    if (s->gradient) {
+        lg_graph_fail(g, "loop '%s': second-order gradients through loops are not supported", g->nodes[node].name);
+        return;
+    }
     if (s->has_stop || s->n_seq == 0) {
         lg_graph_fail(g, "loop '%s': a loop with a stop condition or no sequences is not differentiable (use it "
                          "for inference, e.g. greedy decoding)", g->nodes[node].name);

@@ -100,9 +100,9 @@ lg_status lg_cpu_loop(const lg_node *n, const lg_buf *in, lg_buf *out)
             lg_tensor_view_point(r.in_views[i], (char *)in[i].data + (size_t)t * block);
         }
         for (int k = 0; k < s->n_state; k++) {
-            const lg_buf *saved = &out[s->n_state + s->n_y + k];
+            const lg_buf *saved = &out[s->n_state + s->n_y + k]; /* [0, ...] in a gradient loop */
             size_t block = buf_bytes(saved) / (size_t)steps;
-            memcpy((char *)saved->data + (size_t)t * block, r.cur[k], block);
+            if (block) memcpy((char *)saved->data + (size_t)t * block, r.cur[k], block);
             lg_tensor_view_point(r.in_views[s->n_seq + k], r.cur[k]);
             lg_tensor_view_point(r.out_views[k], r.next[k]);
         }

@@ -14,7 +14,7 @@
     do {                                                                             \
         const T *xs = x->data;                                                       \
         T *ys = y->data;                                                             \
-        for (int64_t i = 0; i < lg_shape_numel(keep); i++) ys[i] = (INIT);           \
+        for (int64_t i = 0, ny = lg_shape_numel(keep); i < ny; i++) ys[i] = (INIT);  \
         int64_t last = bc.rank ? bc.dims[bc.rank - 1] : 1;                           \
         int64_t rows = bc.numel / last, s = bc.rank ? bc.strides[0][bc.rank - 1] : 0; \
         for (int64_t r = 0; r < rows; r++) {                                         \
