@@ -316,6 +316,19 @@ START_TEST(bad_input)
     ck_assert_int_eq(lg_fit(m.tr, ds, NULL, o), LG_ERR_IO);
     ck_assert_int_eq(lg_fit(NULL, ds, NULL, quiet(1)), LG_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(lg_fit(m.tr, ds, NULL, (lg_fit_opts){.epochs = 1, .verbose = 3}), LG_ERR_INVALID_ARGUMENT);
+    /* callback options that cannot work */
+    int ran = lg_trainer_history_count(m.tr);
+    o = quiet(1);
+    o.monitor = LG_MONITOR_COUNT;
+    ck_assert_int_eq(lg_fit(m.tr, ds, NULL, o), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(lg_last_error(), "unknown monitor"));
+    o.monitor = LG_MONITOR_VAL_METRIC, o.patience = 2;
+    ck_assert_int_eq(lg_fit(m.tr, ds, NULL, o), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(lg_last_error(), "needs validation data"));
+    o.monitor = LG_MONITOR_LOSS, o.patience = -1;
+    ck_assert_int_eq(lg_fit(m.tr, ds, NULL, o), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(lg_last_error(), "patience -1"));
+    ck_assert_int_eq(lg_trainer_history_count(m.tr), ran); /* no epoch ran */
     /* a label out of range stops the run, naming epoch and batch */
     lg_tensor_set(y, 40, 7);
     lg_dataset *bad = dataset(x, y, 32, false);
@@ -349,6 +362,10 @@ START_TEST(bad_input)
     ck_assert_int_eq(lg_trainer_add_dropout_mask(m.tr, m.logits, 0.5), LG_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(lg_trainer_add_dropout_mask(m.tr, m.x, 1.0), LG_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(lg_trainer_add_batch_norm(m.tr, NULL), LG_ERR_INVALID_ARGUMENT);
+    lg_batch_norm_result eval_bn;
+    ck_assert_int_eq(lg_batch_norm(m.g, "bn", m.logits, lg_batch_norm_opts_default(), &eval_bn), LG_OK);
+    ck_assert_int_eq(lg_trainer_add_batch_norm(m.tr, &eval_bn), LG_ERR_INVALID_ARGUMENT); /* inference mode */
+    ck_assert_ptr_nonnull(strstr(lg_last_error(), "not a training-mode batch norm"));
     ck_assert_int_eq(lg_trainer_add_rnn_state(m.tr, NULL), LG_ERR_INVALID_ARGUMENT);
     ck_assert_str_eq(lg_metric_name(LG_METRIC_MAE), "mae");
     lg_dataset_free(ds), lg_dataset_free(bad), lg_dataset_free(xonly);

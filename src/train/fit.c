@@ -15,10 +15,10 @@ static lg_status check_opts(const lg_trainer *tr, const lg_fit_opts *o, bool has
     if (o->epochs < 1) return lg_fail(LG_ERR_INVALID_ARGUMENT, "fit: epochs %d must be >= 1", o->epochs);
     if (o->verbose < 0 || o->verbose > 2) return lg_fail(LG_ERR_INVALID_ARGUMENT, "fit: verbose %d must be 0, 1 or 2", o->verbose);
     if ((unsigned)o->monitor >= LG_MONITOR_COUNT) return lg_fail(LG_ERR_INVALID_ARGUMENT, "fit: unknown monitor %d", (int)o->monitor);
-    bool val = o->monitor == LG_MONITOR_VAL_LOSS || o->monitor == LG_MONITOR_VAL_METRIC;
+    /* val_loss falls back to loss without validation data; val_metric cannot */
     bool metric = o->monitor == LG_MONITOR_METRIC || o->monitor == LG_MONITOR_VAL_METRIC;
     bool used = o->best_checkpoint || o->patience > 0;
-    if (used && val && !has_val && o->monitor != LG_MONITOR_VAL_LOSS)
+    if (used && o->monitor == LG_MONITOR_VAL_METRIC && !has_val)
         return lg_fail(LG_ERR_INVALID_ARGUMENT, "fit: the monitor needs validation data");
     if (used && metric && tr->m.metric == LG_METRIC_NONE)
         return lg_fail(LG_ERR_INVALID_ARGUMENT, "fit: the monitor is a metric, and the model has none");
