@@ -42,9 +42,23 @@ typedef struct lg_shape {
  * (rank <= LG_MAX_RANK; a larger rank gives rank -1, which every consumer
  * rejects). Build a lg_shape directly for dims beyond INT_MAX. */
 lg_shape lg_shape_of(int rank, ...);
-/* Elements in a shape with all dims known (-1 if any dim is unknown or the
- * count overflows int64). */
+/* The size rule, the same for every shape loopgrad takes (builders, feeds,
+ * tensors, files): the product of the dims that are not zero must fit
+ * int64_t, and the bytes (elements times the dtype's size) must not exceed
+ * LG_MAX_BYTES. Zero dims are left out of the product, so the answer does
+ * not depend on where a zero stands: [0, 2^62, 2^62] and [2^62, 2^62, 0]
+ * are both refused although they hold no elements, while [0, 2^62] is an
+ * empty tensor of 0 bytes. */
+#define LG_MAX_BYTES ((size_t)PTRDIFF_MAX)
+
+/* Elements in a shape with all dims known: -1 if a dim is unknown or
+ * negative, or the product of the nonzero dims overflows int64 (the size
+ * rule above); otherwise the product of all dims (0 with a zero dim). */
 int64_t lg_shape_numel(lg_shape s);
+/* Whether dtype t in shape s keeps the size rule above; if so and bytes is
+ * not NULL, *bytes = numel * lg_dtype_size(t). False for an unknown or
+ * negative dim or an invalid dtype. */
+bool lg_shape_bytes(lg_shape s, lg_dtype t, size_t *bytes);
 bool lg_shape_equal(lg_shape a, lg_shape b);
 /* Writes "[3, 4]" (unknown dims as "?") into buf, returns buf. */
 char *lg_shape_str(lg_shape s, char *buf, size_t size);
@@ -55,8 +69,8 @@ size_t lg_dtype_size(lg_dtype t);      /* bytes per element */
 typedef struct lg_tensor lg_tensor;
 
 /* A new zero-filled tensor. Errors: LG_ERR_DTYPE, LG_ERR_SHAPE (rank outside
- * 0..LG_MAX_RANK or a negative dim), LG_ERR_OUT_OF_MEMORY. *out is NULL on
- * failure. */
+ * 0..LG_MAX_RANK, a negative dim, or a shape lg_shape_bytes refuses),
+ * LG_ERR_OUT_OF_MEMORY. *out is NULL on failure. */
 lg_status lg_tensor_new(lg_dtype dtype, lg_shape shape, lg_tensor **out);
 /* A new tensor with the same dtype, shape and contents as src. */
 lg_status lg_tensor_clone(const lg_tensor *src, lg_tensor **out);

@@ -283,7 +283,7 @@ int32_t lg_node_build(lg_graph *g, lg_op op, const lg_value *in, int n_in, const
         return -1;
     }
     char err[512] = "";
-    if (!def->infer(&node, ports, node.out, err, sizeof err)) {
+    if (!lg_op_infer(&node, ports, node.out, err, sizeof err)) {
         lg_graph_fail(g, "%s '%s': %s", def->name, node.name, err);
         free(node.name), free(node.in), free(node.out), free(node.attrs.ints);
         return -1;
@@ -346,6 +346,9 @@ lg_value lg_input(lg_graph *g, const char *name, lg_dtype dtype, lg_shape shape)
     if (!shape_ok(shape, true))
         return lg_graph_fail(g, "input '%s': bad shape %s (rank 0..%d, dims >= 1 or -1)", name,
                              lg_shape_cstr(shape), LG_MAX_RANK);
+    if (!lg_port_fits(&(lg_port){dtype, shape}))
+        return lg_graph_fail(g, "input '%s': %s %s: its dims multiply past int64 or it needs more than "
+                             "LG_MAX_BYTES (%zu) bytes", name, lg_dtype_name(dtype), lg_shape_cstr(shape), LG_MAX_BYTES);
     return add_source(g, LG_OP_INPUT, name, dtype, shape, NULL);
 }
 

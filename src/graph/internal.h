@@ -191,6 +191,20 @@ lg_value lg_build(lg_op op, const lg_value *in, int n_in, const lg_attrs *attrs)
  * an invalid value silently. */
 lg_graph *lg_values_graph(const lg_value *v, int n, const char *op);
 
+/* Whether a graph port keeps the size rule of lg_shape_bytes, its unknown
+ * (-1) dims counted as 1; compile checks again with every dim known. */
+bool lg_port_fits(const lg_port *p);
+
+/* A float as i32, defined for every value (lg_cast, lg_tensor_set):
+ * truncated toward zero, saturated to INT32_MIN..INT32_MAX, NaN as 0. */
+static inline int32_t lg_i32_saturate(double x)
+{
+    if (x != x) return 0;
+    if (x >= 2147483647.0) return INT32_MAX;
+    if (x <= -2147483648.0) return INT32_MIN;
+    return (int32_t)x;
+}
+
 /* Shapes: "[3, ?]" into a static per-call buffer ring, for messages. */
 const char *lg_shape_cstr(lg_shape s);
 

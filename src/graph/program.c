@@ -63,8 +63,10 @@ typedef struct planner {
     size_t top; /* arena size so far */
 } planner;
 
+/* Sizes here are ports' bytes, at most LG_MAX_BYTES, so this cannot wrap. */
 static size_t align_up(size_t n) { return (n + LG_ALIGN - 1) / LG_ALIGN * LG_ALIGN; }
 
+/* False when the arena would pass LG_MAX_BYTES (checked, so it never wraps). */
 static bool plan_alloc(planner *p, size_t size, size_t *offset)
 {
     size = align_up(size ? size : 1);
@@ -82,13 +84,12 @@ static bool plan_alloc(planner *p, size_t size, size_t *offset)
         return true;
     }
     /* grow the arena, absorbing a free block that ends at the top */
-    if (p->n_free > 0 && p->free[p->n_free - 1].offset + p->free[p->n_free - 1].size == p->top) {
-        *offset = p->free[p->n_free - 1].offset;
-        p->n_free--;
-    } else {
-        *offset = p->top;
-    }
-    p->top = *offset + size;
+    bool absorb = p->n_free > 0 && p->free[p->n_free - 1].offset + p->free[p->n_free - 1].size == p->top;
+    size_t at = absorb ? p->free[p->n_free - 1].offset : p->top, top;
+    if (__builtin_add_overflow(at, size, &top) || top > LG_MAX_BYTES) return false;
+    p->n_free -= absorb;
+    *offset = at;
+    p->top = top;
     return true;
 }
 
@@ -130,7 +131,14 @@ void lg_program_free(lg_program *p)
     free(p);
 }
 
-static size_t port_bytes(const lg_port *pt) { return (size_t)lg_shape_numel(pt->shape) * lg_dtype_size(pt->dtype); }
+/* Every port of a program kept the size rule when it was inferred
+ * (lg_op_infer) or fed (check_feed). */
+static size_t port_bytes(const lg_port *pt)
+{
+    size_t bytes = 0;
+    LG_ASSERT(lg_shape_bytes(pt->shape, pt->dtype, &bytes));
+    return bytes;
+}
 
 /* Check that a feed tensor fits an input's declared dtype and shape. */
 static lg_status check_feed(const lg_graph *g, int32_t node, const lg_tensor *t)
@@ -148,6 +156,10 @@ static lg_status check_feed(const lg_graph *g, int32_t node, const lg_tensor *t)
         return lg_fail(LG_ERR_FEED, "feed for input '%s': shape %s does not fit the input's %s%s", n->name,
                        lg_shape_cstr(s), lg_shape_cstr(decl->shape),
                        lg_shape_numel(s) == 0 ? " (zero-size dim)" : "");
+    if (!lg_shape_bytes(s, decl->dtype, NULL)) /* a view's shape, not checked when made */
+        return lg_fail(LG_ERR_FEED, "feed for input '%s': %s %s: its dims multiply past int64 or it needs more "
+                       "than LG_MAX_BYTES (%zu) bytes", n->name, lg_dtype_name(decl->dtype), lg_shape_cstr(s),
+                       LG_MAX_BYTES);
     return LG_OK;
 }
 
@@ -182,6 +194,19 @@ static lg_status check_fetches(const lg_graph *g, const lg_value *fetches, int n
             return lg_fail(LG_ERR_INVALID_ARGUMENT, "fetch %d: no such node output", i);
     }
     return LG_OK;
+}
+
+/* " (feeds: 'x' [4, 1], ...)" into buf, for errors in shapes the feeds fixed. */
+static const char *feeds_str(const lg_feed *feeds, int n_feeds, char *buf, size_t size)
+{
+    size_t k = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n_feeds && k < size; i++)
+        k += (size_t)snprintf(buf + k, size - k, "%s'%s' %s", i ? ", " : " (feeds: ",
+                              feeds[i].input.graph->nodes[feeds[i].input.node].name,
+                              lg_shape_cstr(lg_tensor_shape(feeds[i].tensor)));
+    if (k > 0 && k < size) snprintf(buf + k, size - k, ")");
+    return buf;
 }
 
 typedef struct compile_state {
@@ -225,9 +250,12 @@ static lg_status compile_locs(compile_state *cs, const bool *needed, const lg_fe
             for (int j = 0; j < n->n_in; j++) ports[j] = p->locs[cs->loc_of_node[n->in[j].node] + n->in[j].out].port;
             lg_port out_ports[n->n_out];
             char err[512] = "";
-            bool ok = lg_op_defs[n->op]->infer(n, ports, out_ports, err, sizeof err);
+            bool ok = lg_op_infer(n, ports, out_ports, err, sizeof err);
             if (ports != in_ports) free(ports), ports = in_ports;
-            if (!ok) return lg_fail(LG_ERR_SHAPE, "%s '%s': %s", lg_op_defs[n->op]->name, n->name, err);
+            char fed[512];
+            if (!ok)
+                return lg_fail(LG_ERR_SHAPE, "%s '%s': %s%s", lg_op_defs[n->op]->name, n->name, err,
+                               feeds_str(feeds, n_feeds, fed, sizeof fed));
             for (int o = 0; o < n->n_out; o++) p->locs[k + o] = (loc){.kind = LOC_ARENA, .port = out_ports[o]};
             if (n->n_in > p->max_arity) p->max_arity = n->n_in;
             if (n->n_out > p->max_arity) p->max_arity = n->n_out;
@@ -286,10 +314,13 @@ static lg_status compile_memory(compile_state *cs)
     lg_status st = LG_OK;
     for (int s = 0; s < p->n_steps && st == LG_OK; s++) {
         const lg_node *n = &p->graph->nodes[p->steps[s].node];
-        for (int o = 0; o < n->n_out; o++) {
+        for (int o = 0; o < n->n_out && st == LG_OK; o++) {
             loc *l = &p->locs[p->args[p->steps[s].first_out + o]];
-            plan_alloc(&pl, port_bytes(&l->port), &l->offset);
+            if (!plan_alloc(&pl, port_bytes(&l->port), &l->offset))
+                st = lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: %s '%s': the buffers live at once would pass "
+                             "LG_MAX_BYTES (%zu bytes)", lg_op_defs[n->op]->name, n->name, LG_MAX_BYTES);
         }
+        if (st) break;
         /* release after the step's outputs are placed, so outputs never
          * alias inputs */
         for (int j = 0; j < n->n_in + n->n_out; j++) {
@@ -619,7 +650,7 @@ lg_status lg_body_ports(lg_graph *body, const int32_t *inputs, const lg_port *in
         }
         for (int j = 0; j < nd->n_in; j++) ip[j] = ports[w.base[nd->in[j].node] + nd->in[j].out];
         char err[512] = "";
-        if (!lg_op_defs[nd->op]->infer(nd, ip, &ports[w.base[i]], err, sizeof err))
+        if (!lg_op_infer(nd, ip, &ports[w.base[i]], err, sizeof err))
             st = lg_fail(LG_ERR_SHAPE, "%s '%s' (in a loop body): %s", lg_op_defs[nd->op]->name, nd->name, err);
         free(ip);
     }

@@ -27,17 +27,39 @@ lg_shape lg_shape_of(int rank, ...)
     return s;
 }
 
-int64_t lg_shape_numel(lg_shape s)
+/* The size rule (tensor.h): the product of the nonzero dims must fit int64,
+ * so where a zero dim stands does not matter. Returns the element count, or
+ * -1. Unknown (-1) dims count as 1 when unknown_as_one, else give -1. */
+static int64_t checked_numel(lg_shape s, bool unknown_as_one)
 {
     if (s.rank < 0 || s.rank > LG_MAX_RANK) return -1;
     int64_t n = 1;
+    bool empty = false;
     for (int i = 0; i < s.rank; i++) {
-        if (s.dims[i] < 0) return -1;
-        if (s.dims[i] > 0 && n > INT64_MAX / s.dims[i]) return -1; /* overflows */
-        n *= s.dims[i];
+        int64_t d = s.dims[i];
+        if (d == -1 && unknown_as_one) continue;
+        if (d < 0) return -1;
+        if (d == 0) empty = true;
+        else if (__builtin_mul_overflow(n, d, &n)) return -1;
     }
-    return n;
+    return empty ? 0 : n;
 }
+
+int64_t lg_shape_numel(lg_shape s) { return checked_numel(s, false); }
+
+static bool bytes_fit(lg_shape s, lg_dtype t, bool unknown_as_one, size_t *bytes)
+{
+    int64_t n = checked_numel(s, unknown_as_one), b;
+    size_t esize = lg_dtype_size(t);
+    if (n < 0 || esize == 0 || __builtin_mul_overflow(n, (int64_t)esize, &b) || (uint64_t)b > LG_MAX_BYTES)
+        return false;
+    if (bytes) *bytes = (size_t)b;
+    return true;
+}
+
+bool lg_shape_bytes(lg_shape s, lg_dtype t, size_t *bytes) { return bytes_fit(s, t, false, bytes); }
+
+bool lg_port_fits(const lg_port *p) { return bytes_fit(p->shape, p->dtype, true, NULL); }
 
 bool lg_shape_equal(lg_shape a, lg_shape b)
 {
@@ -67,7 +89,7 @@ char *lg_shape_str(lg_shape s, char *buf, size_t size)
 
 const char *lg_shape_cstr(lg_shape s)
 {
-    static _Thread_local char ring[8][96];
+    static _Thread_local char ring[8][128]; /* 6 dims of 19 digits fit */
     static _Thread_local int next;
     char *buf = ring[next++ % 8];
     return lg_shape_str(s, buf, sizeof ring[0]);
@@ -101,10 +123,10 @@ lg_status lg_tensor_new(lg_dtype dtype, lg_shape shape, lg_tensor **out)
         return lg_fail(LG_ERR_DTYPE, "lg_tensor_new: invalid dtype %d", (int)dtype);
     if (shape.rank < 0 || shape.rank > LG_MAX_RANK)
         return lg_fail(LG_ERR_SHAPE, "lg_tensor_new: rank %d outside 0..%d", shape.rank, LG_MAX_RANK);
+    if (!lg_shape_bytes(shape, dtype, NULL))
+        return lg_fail(LG_ERR_SHAPE, "lg_tensor_new: %s %s has a negative dim or too many elements (dims that "
+                       "multiply past int64, or more than LG_MAX_BYTES (%zu) bytes)", lg_dtype_name(dtype), lg_shape_cstr(shape), LG_MAX_BYTES);
     int64_t numel = lg_shape_numel(shape);
-    if (numel < 0 || (uint64_t)numel > SIZE_MAX / lg_dtype_size(dtype))
-        return lg_fail(LG_ERR_SHAPE, "lg_tensor_new: shape %s has a negative dim or too many elements",
-                       lg_shape_cstr(shape));
     lg_tensor *t = calloc(1, sizeof *t);
     if (!t) return lg_fail(LG_ERR_OUT_OF_MEMORY, "lg_tensor_new: out of memory");
     t->dtype = dtype;

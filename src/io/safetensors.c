@@ -123,23 +123,17 @@ static lg_status parse_entry(const char *src, const char *name, json_t *v, size_
         return lg_fail(LG_ERR_SHAPE, "%s: tensor '%s': rank %zu is above LG_MAX_RANK (%d)", src,
                        name, rank, LG_MAX_RANK);
     e->shape.rank = (int)rank;
-    bool zero = false;
     for (size_t i = 0; i < rank; i++) {
         uint64_t d;
         if (!json_size(json_array_get(shape, i), &d))
             return lg_fail(LG_ERR_IO, "%s: tensor '%s': shape entry %zu is not a non-negative integer",
                            src, name, i);
         e->shape.dims[i] = (int64_t)d;
-        zero |= d == 0;
     }
-    uint64_t bytes = zero ? 0 : lg_dtype_size(e->dtype); /* size * prod(dims), checked for overflow */
-    for (int i = 0; i < e->shape.rank && bytes; i++) {
-        uint64_t d = (uint64_t)e->shape.dims[i];
-        if (bytes > UINT64_MAX / d)
-            return lg_fail(LG_ERR_IO, "%s: tensor '%s': shape %s overflows a byte count", src, name,
-                           lg_shape_cstr(e->shape));
-        bytes *= d;
-    }
+    size_t bytes; /* the size rule of tensor.h, so every shape that parses can be got */
+    if (!lg_shape_bytes(e->shape, e->dtype, &bytes))
+        return lg_fail(LG_ERR_IO, "%s: tensor '%s': shape %s overflows a byte count (its nonzero dims must "
+                       "multiply within int64, its bytes within LG_MAX_BYTES)", src, name, lg_shape_cstr(e->shape));
 
     uint64_t begin, end;
     if (!json_is_array(offs) || json_array_size(offs) != 2 || !json_size(json_array_get(offs, 0), &begin) ||

@@ -32,6 +32,11 @@ LG_OPS(LG_X_DECL)
 
 extern const lg_op_def *const lg_op_defs[LG_OP_COUNT];
 
+/* n's op's shape inference, then the size rule (lg_shape_bytes, unknown
+ * dims counted as 1) on every output: the one place the builder, compile
+ * and loop bodies infer ports, so no port too large for memory gets past. */
+bool lg_op_infer(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t err_size);
+
 /* ---- helpers shared by op families -------------------------------------- */
 
 /* Normalise a possibly negative axis for rank; -1 if out of range. */

@@ -44,6 +44,19 @@ void lg_infer_error(char *err, size_t size, const lg_port *in, int n_in, const c
     if (k < size) snprintf(err + k, size - k, ": %s", why);
 }
 
+bool lg_op_infer(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
+{
+    if (!lg_op_defs[n->op]->infer(n, in, out, err, size)) return false;
+    for (int o = 0; o < n->n_out; o++)
+        if (!lg_port_fits(&out[o])) {
+            snprintf(err, size, "output %d would be %s %s: its dims multiply past int64 or it needs more than "
+                     "LG_MAX_BYTES (%zu) bytes", o, lg_dtype_name(out[o].dtype), lg_shape_cstr(out[o].shape),
+                     LG_MAX_BYTES);
+            return false;
+        }
+    return true;
+}
+
 bool lg_is_float(lg_dtype t) { return t == LG_F32 || t == LG_F64; }
 
 lg_value lg_scalar_like(lg_value x, double v)
