@@ -394,6 +394,14 @@ static const broken_case BROKEN[] = {
     {"int64_max_dims", ONE("{\"dtype\":\"I32\",\"shape\":[9223372036854775807,9223372036854775807],"
                            "\"data_offsets\":[0,8]}"),
      0, 8, 0, LG_ERR_IO, "overflows a byte count"},
+    /* the size rule of tensor.h: a zero dim does not excuse the others, wherever
+     * it stands (the first opened, then failed in lg_safetensors_get) */
+    {"zero_last_huge_dims", ONE("{\"dtype\":\"F32\",\"shape\":[4611686018427387904,4611686018427387904,0],"
+                                "\"data_offsets\":[0,0]}"),
+     0, 0, 0, LG_ERR_IO, "tensor 'a': shape [4611686018427387904, 4611686018427387904, 0] overflows a byte count"},
+    {"zero_first_huge_dims", ONE("{\"dtype\":\"F32\",\"shape\":[0,4611686018427387904,4611686018427387904],"
+                                 "\"data_offsets\":[0,0]}"),
+     0, 0, 0, LG_ERR_IO, "shape [0, 4611686018427387904, 4611686018427387904] overflows a byte count"},
     {"size_mismatch", ONE("{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}"), 0, 8, 0, LG_ERR_IO,
      "tensor 'a': F32 [3] is 12 bytes but data_offsets [0, 8] hold 8"},
     {"dtype_size_mismatch", ONE("{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,8]}"), 0, 8, 0, LG_ERR_IO,

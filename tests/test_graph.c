@@ -658,6 +658,87 @@ START_TEST(test_bad_builders_table)
 }
 END_TEST
 
+/* Shapes too large for memory, one row each: the builder must return an
+ * invalid value and record an error naming the op, the node and the
+ * offending shape or sum (issue 11: these wrapped, or overflowed int64,
+ * and later kernels wrote past the planned arena). x is f32 [1, 2], idx is
+ * i32 [2]. */
+typedef struct size_row {
+    const char *want[2]; /* substrings of the graph error */
+} size_row;
+
+#define P(k) (1LL << (k))
+static const size_row size_rows[] = {
+    {{"broadcast_to 'broadcast_to': output 0 would be f32 [2305843009213693952, 2]", "LG_MAX_BYTES"}},
+    {{"one_hot 'one_hot': output 0 would be f32 [2, 4611686018427387904]", "multiply past int64"}},
+    {{"one_hot 'one_hot': output 0 would be f32 [1, 2305843009213693952]", "LG_MAX_BYTES"}}, /* 2^63 bytes */
+    {{"reshape 'reshape'", "the target's dims multiply past int64"}},
+    {{"reshape 'reshape'", "the target's dims multiply past int64"}},
+    {{"input 'a': i32 [1, 4611686018427387904]", "LG_MAX_BYTES"}}, /* concat's sum is never reached */
+    {{"slice 'slice'", "start + size overflows int64"}},
+    {{"split 'split'", "the piece sizes add past int64"}},
+    {{"input 'big': i32 [?, 4611686018427387904]", "LG_MAX_BYTES"}},
+};
+
+static lg_value build_too_large(lg_graph *h, int row, lg_value x, lg_value idx)
+{
+    switch (row) {
+    case 0: return lg_broadcast_to(x, (lg_shape){.rank = 2, .dims = {P(61), 2}});
+    case 1: return lg_one_hot(idx, P(62), LG_F32);
+    case 2: return lg_one_hot(lg_slice(idx, 0, 0, 1), P(61), LG_F32);
+    case 3: return lg_reshape(x, (lg_shape){.rank = 3, .dims = {P(40), P(40), P(40)}});
+    /* (2^32+1)(2^32-1) = 2^64-1 wraps to -1, and twice to 1: the element
+     * count of x sliced to [1, 1], so the wrapped product was accepted */
+    case 4: return lg_reshape(lg_slice(x, 1, 0, 1), (lg_shape){.rank = 4, .dims = {P(32) + 1, P(32) - 1, P(32) + 1, P(32) - 1}});
+    case 5: {
+        lg_value a[2] = {lg_input(h, "a", LG_I32, (lg_shape){.rank = 2, .dims = {1, P(62)}}),
+                         lg_input(h, "b", LG_I32, (lg_shape){.rank = 2, .dims = {1, P(62)}})};
+        return lg_concat(a, 2, 1);
+    }
+    case 6: return lg_slice(x, 1, 1, INT64_MAX);
+    case 7: {
+        /* INT64_MAX + INT64_MAX + 5 wraps to 3 */
+        lg_value parts[3];
+        const int64_t sizes[3] = {INT64_MAX, INT64_MAX, 5};
+        lg_split(lg_input(h, "s", LG_F32, lg_shape_of(2, 1, 3)), 1, sizes, 3, parts);
+        return parts[0];
+    }
+    default: return lg_input(h, "big", LG_I32, (lg_shape){.rank = 2, .dims = {-1, P(62)}});
+    }
+}
+#undef P
+
+START_TEST(test_too_large_shapes_table)
+{
+    int rows = (int)(sizeof size_rows / sizeof size_rows[0]);
+    for (int r = 0; r < rows; r++) {
+        lg_graph *h = lg_graph_new();
+        lg_value x = lg_input(h, "x", LG_F32, lg_shape_of(2, 1, 2));
+        lg_value idx = lg_input(h, "idx", LG_I32, lg_shape_of(1, 2));
+        lg_value v = build_too_large(h, r, x, idx);
+        ck_assert_msg(!lg_value_ok(v), "row %d built a valid value", r);
+        const char *err = lg_graph_error(h);
+        ck_assert_msg(err != NULL, "row %d recorded no error", r);
+        for (int k = 0; k < 2; k++)
+            ck_assert_msg(strstr(err, size_rows[r].want[k]) != NULL, "row %d: '%s' lacks '%s'", r, err,
+                          size_rows[r].want[k]);
+        lg_graph_free(h);
+    }
+}
+END_TEST
+
+/* The largest shapes that keep the rule still build: 2^62 bytes of f32. */
+START_TEST(test_large_shapes_at_the_limit_build)
+{
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(2, 1, 2));
+    ck_assert_value(lg_broadcast_to(x, (lg_shape){.rank = 2, .dims = {1LL << 59, 2}}), LG_F32,
+                    ((lg_shape){.rank = 2, .dims = {1LL << 59, 2}}));
+    ck_assert_value(lg_input(g, "y", LG_F32, (lg_shape){.rank = 2, .dims = {-1, 1LL << 60}}), LG_F32,
+                    ((lg_shape){.rank = 2, .dims = {-1, 1LL << 60}}));
+    ck_assert_value(lg_slice(x, 1, 1, 1), LG_F32, lg_shape_of(2, 1, 1));
+}
+END_TEST
+
 static Suite *graph_suite(void)
 {
     Suite *s = suite_create("graph");
@@ -701,6 +782,8 @@ static Suite *graph_suite(void)
     tcase_add_test(tc, test_split_bad_sizes);
     tcase_add_test(tc, test_split_uneven_equal_pieces);
     tcase_add_test(tc, test_bad_builders_table);
+    tcase_add_test(tc, test_too_large_shapes_table);
+    tcase_add_test(tc, test_large_shapes_at_the_limit_build);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("introspection");

@@ -552,6 +552,22 @@ END_TEST
 
 /* ---- builder errors ---------------------------------------------------------- */
 
+/* 2^62 steps of an f32 [1] state: the saved states would be [2^62, 1], 2^64
+ * bytes, which wrapped to 0 in the planner and the loop kernel wrote past
+ * its 64 bytes. Now the loop is refused when built, named with the shape. */
+START_TEST(test_too_many_steps)
+{
+    lg_value h0 = lg_input(g, "h0", LG_F32, lg_shape_of(1, 1));
+    lg_loop_opts o = lg_loop_opts_default();
+    o.max_steps = 1LL << 62;
+    o.name = "counter";
+    lg_loop *l = lg_loop_new(g, o);
+    lg_value h = lg_loop_state(l, h0);
+    lg_loop_next(l, h, lg_add_scalar(h, 1));
+    expect_error(lg_loop_end(l, NULL, NULL), "loop 'counter': output 1 would be f32 [4611686018427387904, 1]");
+}
+END_TEST
+
 START_TEST(test_state_without_next)
 {
     lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, 2, 3, 4)), h0 = lg_input(g, "h0", LG_F32, lg_shape_of(2, 2, 4));
@@ -730,6 +746,7 @@ static Suite *loop_suite(void)
     suite_add_tcase(s, tc);
     TCase *te = tcase_create("errors");
     tcase_add_checked_fixture(te, setup, teardown);
+    tcase_add_test(te, test_too_many_steps);
     tcase_add_test(te, test_state_without_next);
     tcase_add_test(te, test_next_of_other_shape);
     tcase_add_test(te, test_no_sequence);

@@ -209,6 +209,31 @@ START_TEST(test_cast_truncates)
 }
 END_TEST
 
+/* Float to i32 is defined for every value (ops.h): saturated, NaN as 0. A
+ * plain C conversion is undefined here; x86 gives INT32_MIN for all of
+ * NaN, 1e10 and -inf. */
+START_TEST(test_cast_saturates)
+{
+    const double xv[8] = {NAN, 1e10, -INFINITY, INFINITY, -1e10, 2147483647.9, -2147483648.9, -2.5};
+    const double want[8] = {0, INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN, -2};
+    for (int d = 0; d < 2; d++) {
+        lg_dtype dt = d ? LG_F64 : LG_F32;
+        lg_graph *h = lg_graph_new();
+        lg_value x = lg_input(h, "x", dt, lg_shape_of(1, 8));
+        lg_tensor *xt = lg_test_tensor(dt, lg_shape_of(1, 8), NULL);
+        for (int i = 0; i < 8; i++) lg_tensor_set(xt, i, xv[i]);
+        lg_feed f = {x, xt};
+        lg_tensor *out = lg_test_run1(h, &f, 1, lg_cast(x, LG_I32));
+        const int32_t *y = lg_tensor_cdata(out);
+        /* f32 rounds 2147483647.9 up to 2^31 and -2147483648.9 to -2^31: still saturated */
+        for (int i = 0; i < 8; i++) ck_assert_msg(y[i] == (int32_t)want[i], "%s %g -> %d", lg_dtype_name(dt), xv[i], y[i]);
+        lg_tensor_free(out);
+        lg_tensor_free(xt);
+        lg_graph_free(h);
+    }
+}
+END_TEST
+
 START_TEST(test_gather_and_split_values)
 {
     lg_value table = lg_param(g, "emb", LG_F32, lg_shape_of(2, 3, 2));
@@ -313,6 +338,42 @@ START_TEST(test_feed_zero_size_is_error)
     lg_tensor *out = NULL;
     ck_assert_int_eq(lg_graph_run(g, &f, 1, &y, 1, &out), LG_ERR_FEED);
     lg_tensor_free(empty);
+}
+END_TEST
+
+/* A shape fixed by a feed keeps the size rule too: [-1, 2^60] f32 is fine
+ * at build (2^62 bytes a row), [4, 2^60] at compile is 2^64 bytes. Before,
+ * the byte count wrapped to 0 and the planner gave the add 64 bytes. */
+START_TEST(test_compile_refuses_too_large_fed_shape)
+{
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(2, -1, 1));
+    lg_value c = lg_broadcast_to(lg_scalar(g, LG_F32, 1), (lg_shape){.rank = 2, .dims = {1, 1LL << 60}});
+    lg_value y = lg_add(x, c);
+    ck_assert_ptr_null(lg_graph_error(g));
+    lg_tensor *xt = tensor_f32(lg_shape_of(2, 4, 1), NULL);
+    lg_feed f = {x, xt};
+    lg_program *p = NULL;
+    ck_assert_int_eq(lg_program_compile(g, &f, 1, &y, 1, &p), LG_ERR_SHAPE);
+    ck_assert_ptr_null(p);
+    const char *want[] = {"add '", "f32 [4, 1152921504606846976]", "LG_MAX_BYTES", "(feeds: 'x' [4, 1])"};
+    for (int i = 0; i < 4; i++) ck_assert_msg(strstr(lg_last_error(), want[i]), "'%s' lacks '%s'", lg_last_error(), want[i]);
+    lg_tensor_free(xt);
+}
+END_TEST
+
+/* Values live at once that together pass LG_MAX_BYTES are refused: four of
+ * 2^62 bytes made the planner's size_t sum wrap to 0 bytes, an empty arena. */
+START_TEST(test_planner_never_wraps)
+{
+    lg_value c[4];
+    for (int i = 0; i < 4; i++)
+        c[i] = lg_broadcast_to(lg_scalar(g, LG_F32, i), (lg_shape){.rank = 2, .dims = {1, 1LL << 60}});
+    ck_assert_ptr_null(lg_graph_error(g));
+    lg_program *p = NULL;
+    ck_assert_int_eq(lg_program_compile(g, NULL, 0, c, 4, &p), LG_ERR_OUT_OF_MEMORY);
+    ck_assert_ptr_null(p);
+    ck_assert_msg(strstr(lg_last_error(), "broadcast_to '") && strstr(lg_last_error(), "pass LG_MAX_BYTES"), "%s",
+                  lg_last_error());
 }
 END_TEST
 
@@ -745,6 +806,7 @@ static Suite *program_suite(void)
     tcase_add_test(tc, test_broadcast_and_reduce_f64);
     tcase_add_test(tc, test_i32);
     tcase_add_test(tc, test_cast_truncates);
+    tcase_add_test(tc, test_cast_saturates);
     tcase_add_test(tc, test_gather_and_split_values);
     tcase_add_test(tc, test_no_feeds_needed);
     tcase_add_test(tc, test_fetch_inputs_params_and_duplicates);
@@ -757,6 +819,8 @@ static Suite *program_suite(void)
     tcase_add_test(tc, test_unneeded_input_need_not_be_fed);
     tcase_add_test(tc, test_feed_wrong_shape);
     tcase_add_test(tc, test_feed_zero_size_is_error);
+    tcase_add_test(tc, test_compile_refuses_too_large_fed_shape);
+    tcase_add_test(tc, test_planner_never_wraps);
     tcase_add_test(tc, test_feed_wrong_dtype);
     tcase_add_test(tc, test_feed_not_an_input);
     tcase_add_test(tc, test_feed_null_tensor);

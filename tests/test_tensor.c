@@ -114,6 +114,26 @@ START_TEST(test_fill_converts)
 }
 END_TEST
 
+/* Filling or setting an i32 tensor from any double is defined (tensor.h):
+ * truncated, saturated, NaN as 0. A plain C conversion is undefined for
+ * these; x86 gives INT32_MIN for each of NaN, 1e10 and inf. */
+START_TEST(test_fill_i32_saturates)
+{
+    const double v[] = {NAN, 1e10, -1e10, INFINITY, -INFINITY, 2147483647.99, -2147483648.99, -7.9, 0.5};
+    const int32_t want[] = {0, INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN, INT32_MAX, INT32_MIN, -7, 0};
+    const int32_t want_neg[] = {0, INT32_MIN, INT32_MAX, INT32_MIN, INT32_MAX, -INT32_MAX, INT32_MAX, 7, 0};
+    lg_tensor *t = NULL;
+    ck_assert_int_eq(lg_tensor_new(LG_I32, lg_shape_of(1, 3), &t), LG_OK);
+    for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
+        ck_assert_int_eq(lg_tensor_fill(t, v[k]), LG_OK);
+        for (int i = 0; i < 3; i++) ck_assert_msg(lg_tensor_get(t, i) == want[k], "fill %g: %g", v[k], lg_tensor_get(t, i));
+        lg_tensor_set(t, 1, -v[k]);
+        ck_assert_int_eq(((const int32_t *)lg_tensor_cdata(t))[1], want_neg[k]);
+    }
+    lg_tensor_free(t);
+}
+END_TEST
+
 START_TEST(test_copy_in_out)
 {
     lg_tensor *t = NULL;
@@ -272,6 +292,47 @@ START_TEST(test_shape_numel)
     /* large dims built directly: no int overflow */
     lg_shape big = {.rank = 2, .dims = {1LL << 20, 1LL << 20}};
     ck_assert_int_eq(lg_shape_numel(big), 1LL << 40);
+}
+END_TEST
+
+/* The size rule (tensor.h): the product of the nonzero dims must fit int64
+ * wherever a zero stands. Before, [2^62, 2^62, 0] was -1 and
+ * [0, 2^62, 2^62] was 0. */
+START_TEST(test_shape_numel_zero_anywhere)
+{
+    const int64_t H = 1LL << 62;
+    const lg_shape refused[] = {{3, {H, H, 0}}, {3, {0, H, H}}, {3, {H, 0, H}}, {4, {0, INT64_MAX, 2, 0}}};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        ck_assert_int_eq(lg_shape_numel(refused[i]), -1);
+        ck_assert(!lg_shape_bytes(refused[i], LG_F32, NULL));
+    }
+    const lg_shape empty[] = {{2, {0, INT64_MAX}}, {2, {INT64_MAX, 0}}, {3, {H, 0, 1}}, {2, {0, 0}}};
+    for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++) {
+        ck_assert_int_eq(lg_shape_numel(empty[i]), 0);
+        size_t bytes = 1;
+        ck_assert(lg_shape_bytes(empty[i], LG_F64, &bytes));
+        ck_assert_uint_eq(bytes, 0);
+    }
+    ck_assert_int_eq(lg_shape_numel((lg_shape){2, {INT64_MAX, 1}}), INT64_MAX);
+}
+END_TEST
+
+/* lg_shape_bytes: elements times the dtype's size, at most LG_MAX_BYTES. */
+START_TEST(test_shape_bytes)
+{
+    size_t bytes = 0;
+    ck_assert(lg_shape_bytes(lg_shape_of(2, 3, 4), LG_F64, &bytes));
+    ck_assert_uint_eq(bytes, 96);
+    ck_assert(lg_shape_bytes(lg_shape_of(0), LG_I32, &bytes));
+    ck_assert_uint_eq(bytes, 4);
+    ck_assert(lg_shape_bytes((lg_shape){1, {1LL << 60}}, LG_F32, &bytes)); /* 2^62: fits */
+    ck_assert_uint_eq(bytes, (size_t)1 << 62);
+    ck_assert(lg_shape_bytes((lg_shape){1, {(1LL << 60) - 1}}, LG_F64, &bytes)); /* 2^63 - 8 */
+    ck_assert(!lg_shape_bytes((lg_shape){1, {1LL << 60}}, LG_F64, NULL));         /* 2^63 */
+    ck_assert(!lg_shape_bytes((lg_shape){2, {1LL << 61, 2}}, LG_F32, NULL));      /* 2^64: wrapped to 0 */
+    ck_assert(!lg_shape_bytes(lg_shape_of(2, -1, 3), LG_F32, NULL));
+    ck_assert(!lg_shape_bytes(lg_shape_of(1, 3), LG_DTYPE_COUNT, NULL));
+    ck_assert(!lg_shape_bytes(lg_shape_of(7, 1, 1, 1, 1, 1, 1, 1), LG_F32, NULL));
 }
 END_TEST
 
@@ -442,6 +503,25 @@ START_TEST(test_last_error_after_failure)
 }
 END_TEST
 
+/* A zero dim does not make any other dims fine (the size rule): before,
+ * [0, 2^62, 2^62] made an empty tensor and [2^62, 2^62, 0] failed. */
+START_TEST(test_new_zero_dim_with_huge_dims)
+{
+    const int64_t H = 1LL << 62;
+    const lg_shape refused[] = {{3, {0, H, H}}, {3, {H, H, 0}}};
+    for (int i = 0; i < 2; i++) {
+        lg_tensor *t = (lg_tensor *)1;
+        ck_assert_int_eq(lg_tensor_new(LG_F32, refused[i], &t), LG_ERR_SHAPE);
+        ck_assert_ptr_null(t);
+        ck_assert_ptr_nonnull(strstr(lg_last_error(), "too many elements"));
+    }
+    lg_tensor *t = NULL;
+    ck_assert_int_eq(lg_tensor_new(LG_F32, (lg_shape){2, {0, H}}, &t), LG_OK);
+    ck_assert_int_eq(lg_tensor_numel(t), 0);
+    lg_tensor_free(t);
+}
+END_TEST
+
 START_TEST(test_new_overflowing_shape)
 {
     /* element counts past int64 / size_t must be refused, not wrapped */
@@ -472,6 +552,7 @@ static Suite *tensor_suite(void)
 
     tc = tcase_create("copy");
     tcase_add_test(tc, test_fill_converts);
+    tcase_add_test(tc, test_fill_i32_saturates);
     tcase_add_test(tc, test_copy_in_out);
     tcase_add_test(tc, test_copy_wrong_bytes);
     tcase_add_test(tc, test_copy_in_out_null);
@@ -488,6 +569,8 @@ static Suite *tensor_suite(void)
     tc = tcase_create("shape");
     tcase_add_test(tc, test_shape_of);
     tcase_add_test(tc, test_shape_numel);
+    tcase_add_test(tc, test_shape_numel_zero_anywhere);
+    tcase_add_test(tc, test_shape_bytes);
     tcase_add_test(tc, test_shape_equal);
     tcase_add_test(tc, test_shape_str);
     tcase_add_test(tc, test_dtype_helpers);
@@ -501,6 +584,7 @@ static Suite *tensor_suite(void)
     tcase_add_test(tc, test_null_accessors);
     tcase_add_test(tc, test_zero_size_dims);
     tcase_add_test(tc, test_new_overflowing_shape);
+    tcase_add_test(tc, test_new_zero_dim_with_huge_dims);
     tcase_add_test(tc, test_status_names);
     tcase_add_test(tc, test_last_error_after_failure);
     suite_add_tcase(s, tc);

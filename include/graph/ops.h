@@ -71,8 +71,10 @@ lg_value lg_softplus(lg_value x);          /* log(1 + e^x), stable */
 lg_value lg_softsign(lg_value x);          /* x / (1 + |x|) */
 lg_value lg_clip(lg_value x, double lo, double hi);
 
-/* Convert between f32, f64 and i32 (float to i32 truncates toward zero; its
- * gradient is zero). Float to float casts pass gradients through. */
+/* Convert between f32, f64 and i32. Float to i32 truncates toward zero and
+ * is defined for every value: below INT32_MIN (-inf included) gives
+ * INT32_MIN, above INT32_MAX (+inf included) gives INT32_MAX, NaN gives 0;
+ * its gradient is zero. Float to float casts pass gradients through. */
 lg_value lg_cast(lg_value x, lg_dtype dtype);
 /* Identity whose gradient is zero. */
 lg_value lg_stop_gradient(lg_value x);

@@ -84,7 +84,9 @@ size_t lg_tensor_bytes(const lg_tensor *t);
 void *lg_tensor_data(lg_tensor *t);
 const void *lg_tensor_cdata(const lg_tensor *t);
 
-/* Every element set to value (converted to the tensor's dtype). */
+/* Every element set to value, converted to the tensor's dtype; to i32 as
+ * lg_cast does (truncated toward zero, saturated to INT32_MIN..INT32_MAX,
+ * NaN as 0). */
 lg_status lg_tensor_fill(lg_tensor *t, double value);
 /* Copy bytes in or out; bytes must equal lg_tensor_bytes(t). */
 lg_status lg_tensor_copy_in(lg_tensor *t, const void *src, size_t bytes);
@@ -92,9 +94,9 @@ lg_status lg_tensor_copy_out(const lg_tensor *t, void *dst, size_t bytes);
 /* Copy src into dst; dtypes and shapes must match. */
 lg_status lg_tensor_copy(lg_tensor *dst, const lg_tensor *src);
 
-/* Element access by flat (row-major) index, converted through double. Meant
- * for tests and small glue code; an index out of range returns NaN / is
- * ignored. */
+/* Element access by flat (row-major) index, converted through double (to
+ * i32 as in lg_tensor_fill). Meant for tests and small glue code; an index
+ * out of range returns NaN / is ignored. */
 double lg_tensor_get(const lg_tensor *t, int64_t flat_index);
 void lg_tensor_set(lg_tensor *t, int64_t flat_index, double value);
 

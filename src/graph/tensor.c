@@ -242,7 +242,7 @@ void lg_tensor_set(lg_tensor *t, int64_t i, double v)
     switch (t->dtype) {
     case LG_F32: ((float *)t->data)[i] = (float)v; break;
     case LG_F64: ((double *)t->data)[i] = v; break;
-    case LG_I32: ((int32_t *)t->data)[i] = (int32_t)v; break;
+    case LG_I32: ((int32_t *)t->data)[i] = lg_i32_saturate(v); break;
     default: break;
     }
 }

@@ -5,6 +5,9 @@
  * attrs: reshape and broadcast_to ints = target dims; transpose ints = perm;
  * slice and unslice axis, ints = {start, size}; concat and split axis, split
  * ints = piece sizes; expand_dims and squeeze axis.
+ *
+ * Dims and attributes come from users: sums and products of them are
+ * checked (__builtin_*_overflow) and fail inference rather than wrap.
  */
 #include "graph/ops.h"
 #include "ops/op.h"
@@ -19,7 +22,7 @@ static bool infer_reshape(const lg_node *n, const lg_port *in, lg_port *out, cha
     for (int i = 0; i < t.rank; i++) {
         t.dims[i] = n->attrs.ints[i];
         if (t.dims[i] == -1) infer_at = i;
-        else known *= t.dims[i];
+        else if (__builtin_mul_overflow(known, t.dims[i], &known)) LG_INFER_FAIL("the target's dims multiply past int64");
     }
     int64_t total = lg_shape_numel(in[0].shape);
     if (infer_at >= 0 && total >= 0) {
@@ -166,8 +169,9 @@ static bool infer_slice(const lg_node *n, const lg_port *in, lg_port *out, char 
     lg_shape full = in[un ? 1 : 0].shape;
     int axis = n->attrs.axis;
     if (axis >= full.rank) LG_INFER_FAIL("axis out of range");
-    int64_t start = n->attrs.ints[0], len = n->attrs.ints[1], dim = full.dims[axis];
-    if (dim >= 0 && (start >= dim || (len >= 0 && start + len > dim))) LG_INFER_FAIL("the slice runs past the end of the axis");
+    int64_t start = n->attrs.ints[0], len = n->attrs.ints[1], dim = full.dims[axis], end = 0;
+    if (len >= 0 && __builtin_add_overflow(start, len, &end)) LG_INFER_FAIL("start + size overflows int64");
+    if (dim >= 0 && (start >= dim || (len >= 0 && end > dim))) LG_INFER_FAIL("the slice runs past the end of the axis");
     lg_shape piece = full;
     piece.dims[axis] = len >= 0 ? len : dim >= 0 ? dim - start : -1;
     if (un) {
@@ -221,7 +225,9 @@ static bool infer_concat(const lg_node *n, const lg_port *in, lg_port *out, char
         if (t.rank != s.rank) LG_INFER_FAIL("ranks differ");
         for (int i = 0; i < s.rank; i++) {
             if (i == axis) {
-                s.dims[i] = s.dims[i] < 0 || t.dims[i] < 0 ? -1 : s.dims[i] + t.dims[i];
+                if (s.dims[i] < 0 || t.dims[i] < 0) s.dims[i] = -1;
+                else if (__builtin_add_overflow(s.dims[i], t.dims[i], &s.dims[i]))
+                    LG_INFER_FAIL("the sizes along the axis add past int64");
             } else if (s.dims[i] != t.dims[i]) {
                 if (s.dims[i] != -1 && t.dims[i] != -1) LG_INFER_FAIL("dims other than the axis differ");
                 if (s.dims[i] == -1) s.dims[i] = t.dims[i];
@@ -267,7 +273,7 @@ static bool infer_split(const lg_node *n, const lg_port *in, lg_port *out, char 
     for (int k = 0; k < n->attrs.n_ints; k++) {
         out[k] = in[0];
         out[k].shape.dims[axis] = n->attrs.ints[k];
-        total += n->attrs.ints[k];
+        if (__builtin_add_overflow(total, n->attrs.ints[k], &total)) LG_INFER_FAIL("the piece sizes add past int64");
     }
     if (s.dims[axis] >= 0 && total != s.dims[axis]) LG_INFER_FAIL("the piece sizes do not add up to the axis");
     return true;

@@ -154,22 +154,24 @@ lg_status lg_cpu_cast(const lg_node *n, const lg_buf *in, lg_buf *out)
 {
     (void)n;
     int64_t len = lg_buf_numel(&out[0]);
-#define CAST(TI, TO)                                               \
+/* To i32, floats saturate and NaN gives 0 (lg_i32_saturate), as ops.h says:
+ * a plain C conversion of an out-of-range float is undefined. */
+#define CAST(TI, TO, CONV)                                         \
     do {                                                           \
         const TI *x = in[0].data;                                  \
         TO *y = out[0].data;                                       \
-        for (int64_t i = 0; i < len; i++) y[i] = (TO)x[i];         \
+        for (int64_t i = 0; i < len; i++) y[i] = CONV(x[i]);       \
     } while (0)
-#define CAST_FROM(TI)                                              \
+#define CAST_FROM(TI, TO_I32)                                      \
     switch (out[0].dtype) {                                        \
-    case LG_F32: CAST(TI, float); break;                           \
-    case LG_F64: CAST(TI, double); break;                          \
-    default: CAST(TI, int32_t); break;                             \
+    case LG_F32: CAST(TI, float, (float)); break;                  \
+    case LG_F64: CAST(TI, double, (double)); break;                \
+    default: CAST(TI, int32_t, TO_I32); break;                     \
     }
     switch (in[0].dtype) {
-    case LG_F32: CAST_FROM(float); break;
-    case LG_F64: CAST_FROM(double); break;
-    default: CAST_FROM(int32_t); break;
+    case LG_F32: CAST_FROM(float, lg_i32_saturate); break;
+    case LG_F64: CAST_FROM(double, lg_i32_saturate); break;
+    default: CAST_FROM(int32_t, (int32_t)); break;
     }
 #undef CAST
 #undef CAST_FROM
