@@ -53,7 +53,7 @@ lg_status lg_pad_sequences(const int32_t *const *seqs, const int64_t *lens, int6
     }
     int32_t *px = lg_tensor_data(x), *pl = lengths ? lg_tensor_data(len) : NULL;
     for (int64_t i = 0; i < n; i++) {
-        int32_t *row = px + i * maxlen;
+        int32_t *row = px ? px + i * maxlen : NULL; /* NULL + 0 is undefined too: maxlen 0 has no data */
         int64_t keep = lens[i] < maxlen ? lens[i] : maxlen;
         for (int64_t j = 0; j < maxlen; j++) row[j] = o.value;
         if (keep) {
