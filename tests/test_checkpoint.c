@@ -1202,6 +1202,29 @@ START_TEST(test_torch_null_arguments)
 }
 END_TEST
 
+/* A named pipe without a writer: every reader of checkpoints refuses it
+ * at once (opening it to read would otherwise block forever). */
+START_TEST(test_loaders_refuse_fifo)
+{
+    alarm(20); /* a hang fails the test instead of the suite's timeout */
+    const char *fifo = path_in("pipe.safetensors");
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    lg_safetensors *f = NULL;
+    assert_status(lg_safetensors_open(fifo, &f), LG_ERR_IO, "is not a regular file (a named pipe)");
+    ck_assert_ptr_null(f);
+    lg_graph *g = lg_graph_new();
+    lg_param(g, "w", LG_F32, lg_shape_of(1, 2));
+    assert_status(lg_checkpoint_load(fifo, g, NULL, lg_checkpoint_opts_default()), LG_ERR_IO,
+                  "pipe.safetensors': is not a regular file (a named pipe)");
+    lg_cell *c = lg_cell_new(g, "c", TIN, lg_cell_opts_default(LG_CELL_LSTM, TU));
+    assert_status(lg_checkpoint_import_torch_rnn(fifo, c, lg_torch_rnn_opts_default()), LG_ERR_IO,
+                  "is not a regular file (a named pipe)");
+    lg_cell_free(c);
+    lg_graph_free(g);
+    alarm(0);
+}
+END_TEST
+
 static Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -1236,6 +1259,7 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tt, test_torch_no_bias);
     tcase_add_loop_test(tt, test_torch_errors, 0, (int)(sizeof TORCH_ERRORS / sizeof TORCH_ERRORS[0]));
     tcase_add_test(tt, test_torch_null_arguments);
+    tcase_add_test(tt, test_loaders_refuse_fifo);
     suite_add_tcase(s, tt);
     return s;
 }

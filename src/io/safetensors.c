@@ -11,6 +11,7 @@
 
 #include "graph/checkpoint.h"
 #include "graph/internal.h"
+#include "io/file.h"
 
 /* Tensor bytes go between memory and file unchanged. */
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors I/O assumes a little-endian host");
@@ -295,15 +296,11 @@ lg_status lg_safetensors_open(const char *path, lg_safetensors **out)
         return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_safetensors_open: %s is NULL", !path ? "path" : "out");
     char src[SRC_MAX];
     snprintf(src, sizeof src, "safetensors file '%s'", path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return lg_fail(LG_ERR_IO, "%s: cannot open: %s", src, strerror(errno));
+    int fd;
     struct stat st;
-    lg_status s = LG_OK;
-    if (fstat(fd, &st) != 0)
-        s = lg_fail(LG_ERR_IO, "%s: cannot stat: %s", src, strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        s = lg_fail(LG_ERR_IO, "%s: not a regular file", src);
-    else if ((uintmax_t)st.st_size > SIZE_MAX - 1)
+    lg_status s = lg_open_regular(path, src, &fd, &st);
+    if (s != LG_OK) return s;
+    if ((uintmax_t)st.st_size > SIZE_MAX - 1)
         s = lg_fail(LG_ERR_OUT_OF_MEMORY, "%s: %lld bytes do not fit in memory", src,
                     (long long)st.st_size);
     size_t len = s == LG_OK ? (size_t)st.st_size : 0;
