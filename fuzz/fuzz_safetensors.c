@@ -9,24 +9,23 @@
  * fuzz/run builds it with clang -fsanitize=fuzzer,address,undefined and
  * fuzzes; fuzz/replay.c runs it over fuzz/corpus/ in the test suite.
  */
-#include <stddef.h>
-#include <stdint.h>
-
+#define _GNU_SOURCE /* memfd_create, in fuzz.h */
+#include "fuzz.h"
 #include "graph/checkpoint.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                 \
-    do {                              \
-        if (!(cond)) __builtin_trap(); \
-    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    lg_fuzz_one(data, size);
+    return 0;
+}
+
+lg_status lg_fuzz_one(const uint8_t *data, size_t size)
+{
     lg_safetensors *f = NULL;
-    if (lg_safetensors_parse(data, size, &f) != LG_OK) {
+    lg_status s = lg_safetensors_parse(data, size, &f);
+    if (s != LG_OK) {
         REQUIRE(f == NULL && lg_last_error()[0] != '\0');
-        return 0;
+        return s;
     }
     size_t total = 0;
     for (int i = 0; i < lg_safetensors_count(f); i++) {
@@ -43,5 +42,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     REQUIRE(total + 8 <= size); /* the tensors' bytes all come from the input */
     (void)lg_safetensors_metadata(f, "format");
     lg_safetensors_free(f);
-    return 0;
+    return LG_OK;
 }

@@ -1,17 +1,19 @@
 /*
- * replay.c — runs the fuzz target (fuzz_safetensors.c) over files, without
- * libFuzzer, so the test suite replays the committed corpus under any
- * compiler and sanitizer:
+ * replay.c — runs a fuzz target (fuzz_<name>.c, linked in) over files,
+ * without libFuzzer, so the test suite replays the committed corpus under
+ * any compiler and sanitizer:
  *
  *     fuzz_safetensors_replay fuzz/corpus [more files or directories]
+ *     fuzz_idx_replay fuzz/corpus/idx
  *
  * Each file is one input. Names carry expectations checked here as well:
- * "valid-*" must parse, "broken-*" must be refused; other names (inputs the
- * fuzzer found, e.g. "crash-<sha1>" kept after a fix) only must not crash.
+ * "valid-*" must be read (the target's lg_fuzz_one returns LG_OK),
+ * "broken-*" must be refused; other names (inputs the fuzzer found, e.g.
+ * "crash-<sha1>" kept after a fix) only must not crash.
  * Exits nonzero when an expectation fails, a file cannot be read, or no
  * input was found.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* memfd_create, in fuzz.h */
 #include <dirent.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -20,9 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "graph/checkpoint.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 static int n_inputs, n_failed;
 
@@ -51,20 +51,15 @@ static void replay_file(const char *path)
         n_failed++;
         return;
     }
-    LLVMFuzzerTestOneInput(buf, len);
+    lg_status s = lg_fuzz_one(buf, len);
     n_inputs++;
 
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     bool want_ok = strncmp(base, "valid-", 6) == 0, want_fail = strncmp(base, "broken-", 7) == 0;
-    if (want_ok || want_fail) {
-        lg_safetensors *st = NULL;
-        lg_status s = lg_safetensors_parse(buf, len, &st);
-        if ((s == LG_OK) != want_ok) {
-            fprintf(stderr, "replay: %s: %s, expected %s (%s)\n", path, lg_status_name(s),
-                    want_ok ? "LG_OK" : "an error", s == LG_OK ? "parsed" : lg_last_error());
-            n_failed++;
-        }
-        lg_safetensors_free(st);
+    if ((want_ok || want_fail) && (s == LG_OK) != want_ok) {
+        fprintf(stderr, "replay: %s: %s, expected %s (%s)\n", path, lg_status_name(s), want_ok ? "LG_OK" : "an error",
+                s == LG_OK ? "read" : lg_last_error());
+        n_failed++;
     }
     free(buf);
 }

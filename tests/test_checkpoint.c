@@ -16,8 +16,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "test_util.h"
@@ -276,6 +279,138 @@ START_TEST(test_failed_save_keeps_old_file)
     ck_assert_int_eq(dir_entries(), 2); /* no temporary files */
     free(before), free(after);
     lg_tensor_free(old), lg_tensor_free(big);
+}
+END_TEST
+
+/* A save killed mid-write: a child process saves past its file size limit,
+ * and SIGXFSZ kills it, as kill -9 would, after it made its temporary file.
+ * Returns the entries of dir that the dead save left. */
+static int killed_save(const char *path)
+{
+    lg_tensor *big = lg_test_tensor(LG_F64, lg_shape_of(1, 8192), NULL);
+    int before = dir_entries();
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        struct rlimit fsize = {4096, 4096}, core = {0, 0};
+        setrlimit(RLIMIT_CORE, &core);
+        signal(SIGXFSZ, SIG_DFL);
+        setrlimit(RLIMIT_FSIZE, &fsize);
+        lg_safetensors_save(path, (const char *[]){"big"}, &big, 1);
+        _exit(0); /* not reached: the write past 4096 bytes kills */
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGXFSZ, "the saving child was not killed: %d", status);
+    lg_tensor_free(big);
+    return dir_entries() - before;
+}
+
+/* Temporary files of killed saves are removed by the next save of the same
+ * target, and only they: not another target's, not names outside the
+ * pattern, not one locked by a save still running. */
+START_TEST(test_save_removes_stale_temps)
+{
+    char p[512]; /* path_in's buffers are reused */
+    snprintf(p, sizeof p, "%s", path_in("model.safetensors"));
+    lg_tensor *a = lg_test_tensor(LG_F32, lg_shape_of(1, 2), (float[]){1, 2});
+    ck_assert_int_eq(lg_safetensors_save(p, (const char *[]){"a"}, &a, 1), LG_OK);
+    ck_assert_int_eq(killed_save(p), 1);
+    ck_assert_int_eq(killed_save(p), 0); /* it removed the first one's leftover, then left its own */
+    ck_assert_int_eq(dir_entries(), 2);
+    write_file(path_in(".model.safetensors.Ab12Cd"), "stale", 5);
+    static const char *const keep[] = {".model.safetensors.bak", ".model.safetensors.ab-12c",
+                                       ".other.safetensors.Ab12Cd", "model.safetensors.Ab12Cd",
+                                       ".model.safetensors.LIVE00"};
+    for (int i = 0; i < 5; i++) write_file(path_in(keep[i]), "keep", 4);
+    int live = open(path_in(".model.safetensors.LIVE00"), O_RDONLY);
+    ck_assert_int_ge(live, 0);
+    ck_assert_int_eq(flock(live, LOCK_EX), 0); /* as a running save holds it */
+    ck_assert_int_eq(lg_safetensors_save(p, (const char *[]){"a"}, &a, 1), LG_OK);
+    ck_assert_int_eq(dir_entries(), 1 + 5);
+    for (int i = 0; i < 5; i++) ck_assert_msg(access(path_in(keep[i]), F_OK) == 0, "%s was removed", keep[i]);
+    close(live); /* that save is gone now: its file is stale */
+    ck_assert_int_eq(lg_safetensors_save(p, (const char *[]){"a"}, &a, 1), LG_OK);
+    ck_assert_int_eq(dir_entries(), 1 + 4);
+    lg_safetensors *f = NULL;
+    ck_assert_int_eq(lg_safetensors_open(p, &f), LG_OK);
+    ck_assert_int_eq(lg_safetensors_count(f), 1);
+    lg_safetensors_free(f);
+    lg_tensor_free(a);
+}
+END_TEST
+
+/* Any legal name saves, up to NAME_MAX (255) bytes: the temporary name is
+ * shortened (hashed) when ".<name>.XXXXXX" would be too long, and a killed
+ * save's leftover is still found by the next save. */
+START_TEST(test_save_long_names)
+{
+    lg_tensor *a = lg_test_tensor(LG_F32, lg_shape_of(1, 2), (float[]){1, 2});
+    static const int lengths[] = {247, 248, 250, 255};
+    for (int k = 0; k < 4; k++) {
+        char name[256];
+        memset(name, 'n', (size_t)lengths[k]);
+        name[lengths[k]] = '\0';
+        char p[512];
+        snprintf(p, sizeof p, "%s", path_in(name));
+        ck_assert_msg(lg_safetensors_save(p, (const char *[]){"a"}, &a, 1) == LG_OK, "%d bytes: %s", lengths[k],
+                      lg_last_error());
+        ck_assert_int_eq(killed_save(p), 1);
+        ck_assert_int_eq(lg_safetensors_save(p, (const char *[]){"a"}, &a, 1), LG_OK);
+        ck_assert_int_eq(dir_entries(), 1);
+        lg_safetensors *f = NULL;
+        ck_assert_int_eq(lg_safetensors_open(p, &f), LG_OK);
+        lg_safetensors_free(f);
+        ck_assert_int_eq(unlink(p), 0);
+    }
+    lg_tensor_free(a);
+}
+END_TEST
+
+/* Saving through a symbolic link (relative, chained, or dangling) writes
+ * the file it points to and leaves the links as links; the temporary file
+ * goes beside the target. A loop of links is an error. */
+START_TEST(test_save_through_symlink)
+{
+    lg_tensor *a = lg_test_tensor(LG_F32, lg_shape_of(1, 2), (float[]){1, 2});
+    lg_tensor *b = lg_test_tensor(LG_F32, lg_shape_of(1, 3), (float[]){3, 4, 5});
+    ck_assert_int_eq(mkdir(path_in("sub"), 0755), 0);
+    char real[512];
+    snprintf(real, sizeof real, "%s", path_in("sub/real.safetensors"));
+    ck_assert_int_eq(lg_safetensors_save(real, (const char *[]){"a"}, &a, 1), LG_OK);
+    ck_assert_int_eq(symlink("sub/real.safetensors", path_in("link")), 0);
+    ck_assert_int_eq(symlink("link", path_in("link2")), 0);
+    ck_assert_int_eq(lg_safetensors_save(path_in("link2"), (const char *[]){"b"}, &b, 1), LG_OK);
+    struct stat st;
+    ck_assert(lstat(path_in("link"), &st) == 0 && S_ISLNK(st.st_mode));
+    ck_assert(lstat(path_in("link2"), &st) == 0 && S_ISLNK(st.st_mode));
+    lg_safetensors *f = NULL;
+    ck_assert_int_eq(lg_safetensors_open(real, &f), LG_OK);
+    ck_assert_int_ge(lg_safetensors_find(f, "b"), 0);
+    lg_safetensors_free(f);
+    ck_assert_int_eq(dir_entries(), 3); /* sub, link, link2 */
+    /* a dangling link: its target is created */
+    ck_assert_int_eq(symlink("sub/new.safetensors", path_in("dangling")), 0);
+    ck_assert_int_eq(lg_safetensors_save(path_in("dangling"), (const char *[]){"a"}, &a, 1), LG_OK);
+    ck_assert(lstat(path_in("dangling"), &st) == 0 && S_ISLNK(st.st_mode));
+    ck_assert(lstat(path_in("sub/new.safetensors"), &st) == 0 && S_ISREG(st.st_mode));
+    /* an absolute link */
+    ck_assert_int_eq(symlink(real, path_in("absolute")), 0);
+    ck_assert_int_eq(lg_safetensors_save(path_in("absolute"), (const char *[]){"a"}, &a, 1), LG_OK);
+    ck_assert(lstat(path_in("absolute"), &st) == 0 && S_ISLNK(st.st_mode));
+    ck_assert_int_eq(lg_safetensors_open(path_in("absolute"), &f), LG_OK);
+    ck_assert_int_ge(lg_safetensors_find(f, "a"), 0);
+    lg_safetensors_free(f);
+    ck_assert_int_eq(dir_entries(), 5);
+    /* a loop */
+    ck_assert_int_eq(symlink("loop2", path_in("loop1")), 0);
+    ck_assert_int_eq(symlink("loop1", path_in("loop2")), 0);
+    assert_status(lg_safetensors_save(path_in("loop1"), (const char *[]){"a"}, &a, 1), LG_ERR_IO,
+                  "too many levels of symbolic links");
+    ck_assert_int_eq(dir_entries(), 7);
+    ck_assert_int_eq(unlink(real), 0);
+    ck_assert_int_eq(unlink(path_in("sub/new.safetensors")), 0); /* sub must be empty for the teardown */
+    lg_tensor_free(a), lg_tensor_free(b);
 }
 END_TEST
 
@@ -1210,6 +1345,29 @@ START_TEST(test_torch_null_arguments)
 }
 END_TEST
 
+/* A named pipe without a writer: every reader of checkpoints refuses it
+ * at once (opening it to read would otherwise block forever). */
+START_TEST(test_loaders_refuse_fifo)
+{
+    alarm(20); /* a hang fails the test instead of the suite's timeout */
+    const char *fifo = path_in("pipe.safetensors");
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    lg_safetensors *f = NULL;
+    assert_status(lg_safetensors_open(fifo, &f), LG_ERR_IO, "is not a regular file (a named pipe)");
+    ck_assert_ptr_null(f);
+    lg_graph *g = lg_graph_new();
+    lg_param(g, "w", LG_F32, lg_shape_of(1, 2));
+    assert_status(lg_checkpoint_load(fifo, g, NULL, lg_checkpoint_opts_default()), LG_ERR_IO,
+                  "pipe.safetensors': is not a regular file (a named pipe)");
+    lg_cell *c = lg_cell_new(g, "c", TIN, lg_cell_opts_default(LG_CELL_LSTM, TU));
+    assert_status(lg_checkpoint_import_torch_rnn(fifo, c, lg_torch_rnn_opts_default()), LG_ERR_IO,
+                  "is not a regular file (a named pipe)");
+    lg_cell_free(c);
+    lg_graph_free(g);
+    alarm(0);
+}
+END_TEST
+
 static Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -1219,6 +1377,9 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tf, test_round_trip_tensors);
     tcase_add_test(tf, test_save_replaces_and_keeps_mode);
     tcase_add_test(tf, test_failed_save_keeps_old_file);
+    tcase_add_test(tf, test_save_removes_stale_temps);
+    tcase_add_test(tf, test_save_long_names);
+    tcase_add_test(tf, test_save_through_symlink);
     tcase_add_loop_test(tf, test_save_errors, 0, (int)(sizeof SAVE_ERRORS / sizeof SAVE_ERRORS[0]));
     tcase_add_test(tf, test_valid_edge_cases);
     tcase_add_test(tf, test_accessor_errors);
@@ -1244,6 +1405,7 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tt, test_torch_no_bias);
     tcase_add_loop_test(tt, test_torch_errors, 0, (int)(sizeof TORCH_ERRORS / sizeof TORCH_ERRORS[0]));
     tcase_add_test(tt, test_torch_null_arguments);
+    tcase_add_test(tt, test_loaders_refuse_fifo);
     suite_add_tcase(s, tt);
     return s;
 }

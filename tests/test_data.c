@@ -82,6 +82,35 @@ static const char *write_file(const char *name, const void *bytes, size_t n)
 
 static const char *write_text(const char *name, const char *text) { return write_file(name, text, strlen(text)); }
 
+/* A named pipe tmpdir/name with no writer (removed at teardown). Reading it
+ * would block forever, so the caller arms an alarm. */
+static const char *make_fifo(const char *name)
+{
+    ck_assert_int_lt(n_tmpfiles, (int)(sizeof tmpfiles / sizeof tmpfiles[0]));
+    char *path = malloc(strlen(tmpdir) + strlen(name) + 2);
+    ck_assert_ptr_nonnull(path);
+    sprintf(path, "%s/%s", tmpdir, name);
+    ck_assert_msg(mkfifo(path, 0600) == 0, "mkfifo %s: %s", path, strerror(errno));
+    tmpfiles[n_tmpfiles++] = path;
+    return path;
+}
+
+/* getline as the CSV reader sees it: the C library's, unless a test sets
+ * getline_fail_errno, when call number getline_fail_at (from 1) fails with
+ * that errno as glibc's does when the line does not fit in memory (ENOMEM)
+ * or the read fails (EIO). This definition takes the place of the C
+ * library's for the whole program, the loopgrad library included. */
+static int getline_fail_errno, getline_fail_at, getline_calls;
+
+ssize_t getline(char **restrict line, size_t *restrict cap, FILE *restrict f)
+{
+    if (getline_fail_errno && ++getline_calls == getline_fail_at) {
+        errno = getline_fail_errno;
+        return -1;
+    }
+    return getdelim(line, cap, '\n', f);
+}
+
 /* ---- IDX and gzip bytes ------------------------------------------------------------ */
 
 typedef struct bytes {
@@ -267,7 +296,7 @@ START_TEST(test_idx_errors_arguments)
     char missing[128];
     snprintf(missing, sizeof missing, "%s/absent-idx3-ubyte.gz", tmpdir);
     ASSERT_FAILS(lg_idx_read(missing, o, &t), LG_ERR_IO, "absent-idx3-ubyte.gz: cannot open: No such file");
-    ASSERT_FAILS(lg_idx_read(tmpdir, o, &t), LG_ERR_IO, "reading the magic: Is a directory");
+    ASSERT_FAILS(lg_idx_read(tmpdir, o, &t), LG_ERR_IO, "is not a regular file (a directory)");
     o.dtype = (lg_dtype)7;
     ASSERT_FAILS(lg_idx_read(path, o, &t), LG_ERR_DTYPE, "dtype 7");
     o = lg_idx_opts_default();
@@ -366,6 +395,60 @@ START_TEST(test_idx_errors_data_length)
     f = idx_file(0x0E, 2, over2, UBYTES, 6);
     ASSERT_FAILS(lg_idx_read(write_file("over2.idx", f.b, f.n), o, &t), LG_ERR_IO, "the data size overflows");
     ck_assert_ptr_null(t);
+}
+END_TEST
+
+/* One rule wherever a zero dim stands: the product of the nonzero dims
+ * (times the element size) must not overflow. Both orders of an
+ * overflowing shape with a zero are refused alike; both orders of a
+ * fitting one are empty tensors. */
+START_TEST(test_idx_zero_dim_rule)
+{
+    lg_tensor *t = NULL;
+    lg_idx_opts o = lg_idx_opts_default();
+    const uint32_t zero_first[4] = {0, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu};
+    const uint32_t zero_last[4] = {0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 0};
+    bytes f = idx_file(0x08, 4, zero_first, UBYTES, 0);
+    ASSERT_FAILS(lg_idx_read(write_file("zf.idx", f.b, f.n), o, &t), LG_ERR_IO,
+                 "dims [0, 4294967295, 4294967295, 4294967295]: the data size overflows");
+    f = idx_file(0x08, 4, zero_last, UBYTES, 0);
+    ASSERT_FAILS(lg_idx_read(write_file("zl.idx", f.b, f.n), o, &t), LG_ERR_IO,
+                 "dims [4294967295, 4294967295, 4294967295, 0]: the data size overflows");
+    /* 2^62 f64 elements: 2^65 bytes, wherever the zero is */
+    const uint32_t bytes_over[3] = {0, 0x80000000u, 0x80000000u};
+    f = idx_file(0x0E, 3, bytes_over, UBYTES, 0);
+    ASSERT_FAILS(lg_idx_read(write_file("bo.idx", f.b, f.n), o, &t), LG_ERR_IO, "the data size overflows");
+    ck_assert_ptr_null(t);
+    const uint32_t fits_first[3] = {0, 65536, 65536}, fits_last[3] = {65536, 65536, 0};
+    f = idx_file(0x08, 3, fits_first, UBYTES, 0);
+    t = idx_read_ok(write_file("ff.idx", f.b, f.n), LG_F32, false);
+    assert_shape(t, lg_shape_of(3, 0, 65536, 65536));
+    lg_tensor_free(t);
+    f = idx_file(0x08, 3, fits_last, UBYTES, 0);
+    t = idx_read_ok(write_file("fl.idx", f.b, f.n), LG_F32, false);
+    assert_shape(t, lg_shape_of(3, 65536, 65536, 0));
+    lg_tensor_free(t);
+    /* an empty tensor still has no data after its header */
+    f = idx_file(0x08, 3, fits_last, UBYTES, 1);
+    ASSERT_FAILS(lg_idx_read(write_file("fx.idx", f.b, f.n), o, &t), LG_ERR_IO, "need 0 bytes of data, the file has more");
+}
+END_TEST
+
+/* Named pipes, directories and devices are refused before a byte is read:
+ * no loader waits for a writer that never comes. */
+START_TEST(test_loaders_refuse_non_regular_files)
+{
+    alarm(20); /* a hang fails the test instead of the suite's timeout */
+    const char *fifo = make_fifo("pipe");
+    lg_tensor *t = NULL;
+    ASSERT_FAILS(lg_idx_read(fifo, lg_idx_opts_default(), &t), LG_ERR_IO, "pipe: is not a regular file (a named pipe)");
+    ASSERT_FAILS(lg_csv_read(fifo, lg_csv_opts_default(), &t), LG_ERR_IO, "pipe: is not a regular file (a named pipe)");
+    ASSERT_FAILS(lg_idx_read("/dev/null", lg_idx_opts_default(), &t), LG_ERR_IO,
+                 "/dev/null: is not a regular file (a character device)");
+    ASSERT_FAILS(lg_csv_read("/dev/zero", lg_csv_opts_default(), &t), LG_ERR_IO,
+                 "/dev/zero: is not a regular file (a character device)");
+    ck_assert_ptr_null(t);
+    alarm(0);
 }
 END_TEST
 
@@ -569,7 +652,7 @@ START_TEST(test_csv_errors_file)
     char missing[128];
     snprintf(missing, sizeof missing, "%s/absent.csv", tmpdir);
     ASSERT_FAILS(lg_csv_read(missing, o, &t), LG_ERR_IO, "absent.csv: cannot open: No such file");
-    ASSERT_FAILS(lg_csv_read(tmpdir, o, &t), LG_ERR_IO, "Is a directory");
+    ASSERT_FAILS(lg_csv_read(tmpdir, o, &t), LG_ERR_IO, "is not a regular file (a directory)");
     ASSERT_FAILS(lg_csv_read(write_text("empty.csv", ""), o, &t), LG_ERR_IO, "empty.csv: empty file");
     ASSERT_FAILS(lg_csv_read(write_text("blank.csv", "\n  \n\r\n"), o, &t), LG_ERR_IO, "blank.csv: empty file");
     ASSERT_FAILS(lg_csv_read(write_text("head.csv", "\na,b\n\n"), o, &t), LG_ERR_IO,
@@ -601,6 +684,96 @@ START_TEST(test_csv_errors_cells)
     ASSERT_FAILS(lg_csv_read(write_text("after.csv", "a,b\n\"1\"x,2\n"), o, &t), LG_ERR_IO,
                  "after.csv:2: column 0: text after a closing quote");
     ck_assert_ptr_null(t);
+}
+END_TEST
+
+/* nan, inf and values beyond the dtype's range are refused by default,
+ * naming line and column; allow_nonfinite reads them (beyond the range:
+ * inf). 1e39 fits f64 but not f32. */
+START_TEST(test_csv_nonfinite)
+{
+    static const struct {
+        const char *cell, *says;
+    } cases[] = {
+        {"nan", "is nan"},          {"NaN", "is nan"},           {"-nan", "is nan"},
+        {"inf", "is infinite"},     {"-Infinity", "is infinite"}, {"1e999", "is infinite or beyond f64's range"},
+        {"1e39", "is beyond f32's range"}, {"-1e39", "is beyond f32's range"},
+    };
+    lg_tensor *t = NULL;
+    for (int i = 0; i < (int)(sizeof cases / sizeof cases[0]); i++) {
+        char text[128], want[128];
+        snprintf(text, sizeof text, "a,b\n1,2\n3,%s\n", cases[i].cell);
+        const char *path = write_text("nonfinite.csv", text);
+        snprintf(want, sizeof want, "nonfinite.csv:3: column 1 (\"b\"): \"%s\" %s", cases[i].cell, cases[i].says);
+        ASSERT_FAILS(lg_csv_read(path, lg_csv_opts_default(), &t), LG_ERR_IO, want);
+        ck_assert_ptr_null(t);
+        lg_csv_opts o = lg_csv_opts_default();
+        o.allow_nonfinite = true;
+        t = csv_ok(path, o);
+        double v = lg_tensor_get(t, 3);
+        ck_assert_msg(!isfinite(v), "%s read as %g", cases[i].cell, v);
+        ck_assert_int_eq(isnan(v) != 0, cases[i].says[3] == 'n');
+        if (!isnan(v)) ck_assert_int_eq(v < 0, cases[i].cell[0] == '-');
+        lg_tensor_free(t);
+        free(tmpfiles[--n_tmpfiles]);
+        unlink(path);
+    }
+    /* 1e39 and 3.4e38 (just below FLT_MAX) are finite in f64; 3.4e38 also in f32 */
+    lg_csv_opts o = lg_csv_opts_default();
+    o.header = false;
+    o.dtype = LG_F64;
+    t = csv_ok(write_text("f64.csv", "1e39,3.4e38,-1e-999\n"), o);
+    assert_values(t, (const double[]){1e39, 3.4e38, -0.0}, 3);
+    lg_tensor_free(t);
+    o.dtype = LG_F32;
+    t = csv_ok(write_text("f32.csv", "3.4e38,-3.4e38\n"), o);
+    ck_assert(lg_tensor_get(t, 0) > 3.3e38 && lg_tensor_get(t, 1) < -3.3e38);
+    lg_tensor_free(t);
+    /* a refused cell in a column that is not selected does not matter */
+    const int cols[] = {0};
+    o.columns = cols, o.n_columns = 1;
+    t = csv_ok(write_text("skip.csv", "1,nan\n2,inf\n"), o);
+    assert_values(t, (const double[]){1, 2}, 2);
+    lg_tensor_free(t);
+}
+END_TEST
+
+/* A NUL byte in a line is refused, naming line and column (the field it
+ * falls in), instead of ending the line there. */
+START_TEST(test_csv_nul_byte)
+{
+    lg_tensor *t = NULL;
+    static const char cut[] = "a,b\n1,2\n3,4\0005\n";
+    ASSERT_FAILS(lg_csv_read(write_file("nul.csv", cut, sizeof cut - 1), lg_csv_opts_default(), &t), LG_ERR_IO,
+                 "nul.csv:3: column 1: a NUL byte (at byte 4 of the line)");
+    static const char head[] = "a,\"x,\0\",c\n1,2,3\n";
+    ASSERT_FAILS(lg_csv_read(write_file("nulhead.csv", head, sizeof head - 1), lg_csv_opts_default(), &t), LG_ERR_IO,
+                 "nulhead.csv:1: column 1: a NUL byte");
+    static const char tail[] = "a,b\n1,2\n\0";
+    ASSERT_FAILS(lg_csv_read(write_file("nultail.csv", tail, sizeof tail - 1), lg_csv_opts_default(), &t), LG_ERR_IO,
+                 "nultail.csv:3: column 0: a NUL byte (at byte 1 of the line)");
+    ck_assert_ptr_null(t);
+}
+END_TEST
+
+/* getline failing before the end of the file is an error, never a short
+ * file: ENOMEM (a line too long for memory) and EIO, on the header line and
+ * on a data line. */
+START_TEST(test_csv_read_errors)
+{
+    const char *path = write_text("rows.csv", "a,b\n1,2\n3,4\n5,6\n");
+    lg_tensor *t = NULL;
+    getline_fail_errno = ENOMEM, getline_fail_at = 3, getline_calls = 0;
+    ASSERT_FAILS(lg_csv_read(path, lg_csv_opts_default(), &t), LG_ERR_OUT_OF_MEMORY,
+                 "rows.csv:3: out of memory reading the line");
+    getline_fail_errno = EIO, getline_fail_at = 1, getline_calls = 0;
+    ASSERT_FAILS(lg_csv_read(path, lg_csv_opts_default(), &t), LG_ERR_IO,
+                 "rows.csv:1: reading the line failed: Input/output error");
+    ck_assert_ptr_null(t);
+    getline_fail_errno = 0;
+    t = csv_ok(path, lg_csv_opts_default());
+    assert_shape(t, lg_shape_of(2, 3, 2));
+    lg_tensor_free(t);
 }
 END_TEST
 
@@ -1800,6 +1973,8 @@ static Suite *data_suite(void)
     tcase_add_test(io, test_idx_errors_header);
     tcase_add_test(io, test_idx_errors_data_length);
     tcase_add_test(io, test_fashion_mnist_t10k);
+    tcase_add_test(io, test_idx_zero_dim_rule);
+    tcase_add_test(io, test_loaders_refuse_non_regular_files);
     tcase_add_test(io, test_csv_header_all_columns);
     tcase_add_test(io, test_csv_select_columns);
     tcase_add_test(io, test_csv_no_header_delimiter_quotes);
@@ -1809,6 +1984,9 @@ static Suite *data_suite(void)
     tcase_add_test(io, test_csv_errors_cells);
     tcase_add_test(io, test_csv_errors_selection);
     tcase_add_test(io, test_csv_elnino);
+    tcase_add_test(io, test_csv_nonfinite);
+    tcase_add_test(io, test_csv_nul_byte);
+    tcase_add_test(io, test_csv_read_errors);
     suite_add_tcase(s, io);
     TCase *ds = tcase_create("datasets");
     tcase_add_test(ds, test_dataset_in_order);

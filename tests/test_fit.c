@@ -374,6 +374,179 @@ START_TEST(bad_input)
 }
 END_TEST
 
+/* Every trained parameter's values, flattened. */
+static double *param_values(const model *m, int *n)
+{
+    int total = 0;
+    for (int i = 0; i < lg_graph_param_count(m->g); i++)
+        total += (int)lg_tensor_numel(lg_param_tensor(lg_graph_param(m->g, i)));
+    double *v = malloc((size_t)total * sizeof *v);
+    ck_assert_ptr_nonnull(v);
+    int k = 0;
+    for (int i = 0; i < lg_graph_param_count(m->g); i++) {
+        const lg_tensor *t = lg_param_tensor(lg_graph_param(m->g, i));
+        for (int64_t j = 0; j < lg_tensor_numel(t); j++) v[k++] = lg_tensor_get(t, j);
+    }
+    *n = total;
+    return v;
+}
+
+static void assert_params_equal(const model *m, const double *want, int n)
+{
+    int got_n;
+    double *got = param_values(m, &got_n);
+    ck_assert_int_eq(got_n, n);
+    for (int i = 0; i < n; i++) ck_assert_msg(got[i] == want[i], "parameter value %d: %g, expected %g", i, got[i], want[i]);
+    free(got);
+}
+
+/* One NaN in x (batch 2 of epoch 1) stops fit there with LG_ERR_RUNTIME
+ * naming epoch and batch, and leaves the parameters as one batch of
+ * training left them: equal to a model trained on batch 1 alone. No epoch
+ * reaches the history. */
+START_TEST(nan_in_x_stops_before_the_step)
+{
+    model m = dense_model(0.05), ref = dense_model(0.05);
+    lg_tensor *x, *y, *x1, *y1;
+    blobs(&x, &y, 1), blobs(&x1, &y1, 1);
+    lg_tensor_set(x, 40 * F + 2, NAN);
+    lg_dataset *ds = dataset(x, y, 32, false);
+    ck_assert_int_eq(lg_fit(m.tr, ds, NULL, quiet(3)), LG_ERR_RUNTIME);
+    ck_assert_msg(strstr(lg_last_error(), "fit, epoch 1, batch 2: the loss") && strstr(lg_last_error(), "is nan"),
+                  "%s", lg_last_error());
+    ck_assert_int_eq(lg_trainer_history_count(m.tr), 0);
+    lg_tensor *first = NULL, *first_y = NULL; /* batch 1 alone */
+    ck_assert_int_eq(lg_tensor_new(LG_F32, lg_shape_of(2, 32, F), &first), LG_OK);
+    ck_assert_int_eq(lg_tensor_new(LG_I32, lg_shape_of(1, 32), &first_y), LG_OK);
+    memcpy(lg_tensor_data(first), lg_tensor_cdata(x1), lg_tensor_bytes(first));
+    memcpy(lg_tensor_data(first_y), lg_tensor_cdata(y1), lg_tensor_bytes(first_y));
+    lg_dataset *one = dataset(first, first_y, 32, false);
+    ck_assert_int_eq(lg_fit(ref.tr, one, NULL, quiet(1)), LG_OK);
+    int n;
+    double *want = param_values(&ref, &n);
+    assert_params_equal(&m, want, n);
+    for (int i = 0; i < n; i++) ck_assert(isfinite(want[i]));
+    free(want);
+    lg_dataset_free(ds), lg_dataset_free(one);
+    lg_tensor_free(x), lg_tensor_free(y), lg_tensor_free(x1), lg_tensor_free(y1);
+    lg_tensor_free(first), lg_tensor_free(first_y);
+    model_free(&m), model_free(&ref);
+}
+END_TEST
+
+/* Inf in the first batch: nothing is trained at all. With continue_on_nan
+ * fit goes on as before and logs a nan loss. */
+START_TEST(inf_in_x_and_continue_on_nan)
+{
+    model m = dense_model(0.05);
+    lg_tensor *x, *y;
+    blobs(&x, &y, 1);
+    lg_tensor_set(x, 3, INFINITY);
+    lg_dataset *ds = dataset(x, y, 32, false);
+    int n;
+    double *before = param_values(&m, &n);
+    ck_assert_int_eq(lg_fit(m.tr, ds, NULL, quiet(1)), LG_ERR_RUNTIME);
+    ck_assert_msg(strstr(lg_last_error(), "fit, epoch 1, batch 1: the loss"), "%s", lg_last_error());
+    assert_params_equal(&m, before, n);
+    lg_fit_opts o = quiet(2);
+    o.continue_on_nan = true;
+    ck_assert_int_eq(lg_fit(m.tr, ds, NULL, o), LG_OK);
+    ck_assert_int_eq(lg_trainer_history_count(m.tr), 2);
+    ck_assert(isnan(lg_trainer_history(m.tr, 1)->loss));
+    free(before);
+    lg_dataset_free(ds);
+    lg_tensor_free(x), lg_tensor_free(y);
+    model_free(&m);
+}
+END_TEST
+
+/* SGD at learning rate 1e6 on a linear regression diverges: the loss grows
+ * a millionfold a step until f32 overflows. fit stops at the first inf or
+ * nan loss, and the parameters, from the last finite step, are finite. */
+START_TEST(divergent_learning_rate_stops)
+{
+    model m = {.g = lg_graph_new()};
+    m.x = lg_input(m.g, "x", LG_F32, lg_shape_of(2, -1, F));
+    m.y = lg_input(m.g, "y", LG_F32, lg_shape_of(2, -1, 1));
+    lg_dense_opts d = lg_dense_opts_default();
+    d.seed = 3;
+    m.logits = lg_dense(m.g, "out", m.x, 1, d);
+    m.loss = lg_mse(m.y, m.logits);
+    lg_sgd_opts so = lg_sgd_opts_default();
+    so.learning_rate = 1e6;
+    lg_value params[2] = {lg_graph_param(m.g, 0), lg_graph_param(m.g, 1)};
+    ck_assert_int_eq(lg_optimizer_sgd(m.g, params, 2, &so, &m.opt), LG_OK);
+    lg_model_spec s = lg_model_spec_default();
+    s.x = m.x, s.y = m.y, s.loss = m.loss;
+    ck_assert_int_eq(lg_trainer_new(m.g, s, m.opt, &m.tr), LG_OK);
+    lg_tensor *x = lg_test_uniform(LG_F32, lg_shape_of(2, N, F), 9, 1, -1, 1);
+    lg_tensor *y = lg_test_uniform(LG_F32, lg_shape_of(2, N, 1), 9, 2, -1, 1);
+    lg_dataset *ds = dataset(x, y, 8, false);
+    ck_assert_int_eq(lg_fit(m.tr, ds, NULL, quiet(5)), LG_ERR_RUNTIME);
+    ck_assert_msg(strstr(lg_last_error(), "fit, epoch 1, batch ") && strstr(lg_last_error(), "stopped before the optimizer step"),
+                  "%s", lg_last_error());
+    int n;
+    double *w = param_values(&m, &n);
+    double biggest = 0;
+    for (int i = 0; i < n; i++) {
+        ck_assert_msg(isfinite(w[i]), "parameter value %d is %g", i, w[i]);
+        biggest = fmax(biggest, fabs(w[i]));
+    }
+    ck_assert(biggest > 1e6); /* it did diverge before stopping */
+    free(w);
+    lg_dataset_free(ds);
+    lg_tensor_free(x), lg_tensor_free(y);
+    model_free(&m);
+}
+END_TEST
+
+/* A monitored nan never improves: validation data with a NaN makes every
+ * val_loss nan, so no best checkpoint is written and patience 2 stops after
+ * two epochs (the training loss, finite, is not what is monitored). */
+START_TEST(nan_is_never_an_improvement)
+{
+    model m = dense_model(0.05);
+    lg_tensor *x, *y, *vx, *vy;
+    blobs(&x, &y, 1), blobs(&vx, &vy, 2);
+    lg_tensor_set(vx, 5, NAN);
+    lg_dataset *train = dataset(x, y, 32, false), *val = dataset(vx, vy, 32, false);
+    char dir[] = "/tmp/lg_fit_nan_XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof path, "%s/best.safetensors", dir);
+    lg_fit_opts o = quiet(10);
+    o.patience = 2, o.best_checkpoint = path;
+    ck_assert_msg(lg_fit(m.tr, train, val, o) == LG_OK, "%s", lg_last_error());
+    ck_assert_int_eq(lg_trainer_history_count(m.tr), 2);
+    ck_assert(isnan(lg_trainer_history(m.tr, 0)->val_loss) && isfinite(lg_trainer_history(m.tr, 0)->loss));
+    ck_assert_int_ne(access(path, F_OK), 0); /* never written */
+    rmdir(dir);
+    lg_dataset_free(train), lg_dataset_free(val);
+    lg_tensor_free(x), lg_tensor_free(y), lg_tensor_free(vx), lg_tensor_free(vy);
+    model_free(&m);
+}
+END_TEST
+
+/* A batch whose x the input does not take is LG_ERR_FEED, as lg_graph_run
+ * reports it (fit.h says so). */
+START_TEST(wrong_batch_shape_is_a_feed_error)
+{
+    model m = dense_model(0.05);
+    lg_tensor *x = lg_test_uniform(LG_F32, lg_shape_of(2, N, F + 1), 9, 1, -1, 1), *x3, *y;
+    blobs(&x3, &y, 1);
+    lg_dataset *ds = dataset(x, y, 32, false);
+    ck_assert_int_eq(lg_fit(m.tr, ds, NULL, quiet(1)), LG_ERR_FEED);
+    ck_assert_msg(strstr(lg_last_error(), "fit, epoch 1, batch 1: feed for input 'x'"), "%s", lg_last_error());
+    lg_tensor *yf = lg_test_uniform(LG_F32, lg_shape_of(1, N), 9, 2, 0, 1);
+    lg_dataset *bad_y = dataset(x3, yf, 32, false);
+    ck_assert_int_eq(lg_fit(m.tr, bad_y, NULL, quiet(1)), LG_ERR_FEED);
+    ck_assert_msg(strstr(lg_last_error(), "feed for input 'y': dtype f32"), "%s", lg_last_error());
+    lg_dataset_free(ds), lg_dataset_free(bad_y);
+    lg_tensor_free(x), lg_tensor_free(x3), lg_tensor_free(y), lg_tensor_free(yf);
+    model_free(&m);
+}
+END_TEST
+
 static Suite *fit_suite(void)
 {
     Suite *s = suite_create("fit");
@@ -384,6 +557,11 @@ static Suite *fit_suite(void)
     tcase_add_test(tc, dropout_and_batch_norm);
     tcase_add_test(tc, stateful_states_carry_and_reset);
     tcase_add_test(tc, bad_input);
+    tcase_add_test(tc, nan_in_x_stops_before_the_step);
+    tcase_add_test(tc, inf_in_x_and_continue_on_nan);
+    tcase_add_test(tc, divergent_learning_rate_stops);
+    tcase_add_test(tc, nan_is_never_an_improvement);
+    tcase_add_test(tc, wrong_batch_shape_is_a_feed_error);
     suite_add_tcase(s, tc);
     return s;
 }

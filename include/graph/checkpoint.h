@@ -41,7 +41,16 @@
  * the target, so a crash leaves either the old file or the new one, never a
  * torn one. On any error the temporary file is removed and an existing
  * target is left untouched. A new file gets mode 0644; a replaced one keeps
- * its mode.
+ * its mode. A save killed before its rename (kill -9, a power cut) leaves
+ * its temporary file; the next save of the same target removes such
+ * leftovers (".<name>." and six letters or digits, not locked by a save
+ * still running). A name too long for that pattern (over 247 bytes) uses
+ * ".lg-<16 hex digits>.XXXXXX" instead, so every legal name can be saved.
+ * A target that is a symbolic link is followed (link by link, as editors
+ * do): the file it points to is replaced and the link stays a link.
+ *
+ * Reading refuses a path that is not a regular file (a named pipe, a
+ * device, a directory) before reading from it, so nothing waits on a pipe.
  *
  * Reading validates the whole file before anything uses it: a file that is
  * truncated, corrupted or hostile (a header length beyond the file, JSON

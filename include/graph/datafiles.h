@@ -59,7 +59,10 @@ lg_idx_opts lg_idx_opts_default(void);
  * from float data), LG_ERR_IO (a missing or unreadable file, a truncated or
  * corrupt gzip stream, a magic without its two zero bytes, an unknown type
  * byte, rank 0 or above 6, a header cut short, dims whose data size
- * overflows, data shorter or longer than the dims say). Data is read as it
+ * overflows, data shorter or longer than the dims say, a path that is not a
+ * regular file). The size rule ignores where a zero dim stands: the product
+ * of the nonzero dims times the element size must fit in memory's address
+ * range, and a zero dim then makes an empty tensor. Data is read as it
  * arrives, so a file claiming huge dims fails at its real end without
  * allocating what the dims claim. */
 lg_status lg_idx_read(const char *path, lg_idx_opts o, lg_tensor **out);
@@ -75,9 +78,12 @@ typedef struct lg_csv_opts {
     const char *const *names;
     int n_columns;  /* entries in columns or names */
     lg_dtype dtype; /* LG_F32 or LG_F64 */
+    /* Accept nan, inf and values beyond the dtype's range (read as inf);
+     * false (default): refuse them, naming line and column. */
+    bool allow_nonfinite;
 } lg_csv_opts;
 
-/* delimiter ',', header true, every column, f32. */
+/* delimiter ',', header true, every column, f32, finite values only. */
 lg_csv_opts lg_csv_opts_default(void);
 
 /* Read the selected columns of a numeric CSV file into *out [rows, cols].
@@ -85,15 +91,19 @@ lg_csv_opts lg_csv_opts_default(void);
  * a field are ignored; blank lines are skipped; CRLF line ends are fine.
  * Columns that are not selected are not parsed, so a text column (a date)
  * can sit beside the numbers. A selected cell must be a whole number in
- * strtod's syntax (which includes nan and inf). Line numbers in messages
+ * strtod's syntax; nan, inf and values that overflow the dtype
+ * (1e999, or 1e39 for f32) are refused unless allow_nonfinite. Line numbers in messages
  * count from 1, column numbers from 0 (as in columns), and the column's
  * header name is given when there is a header. Errors: LG_ERR_INVALID_ARGUMENT
  * (path or out NULL, both columns and names, a list with n_columns < 1, names
  * without header), LG_ERR_DTYPE (not f32/f64), LG_ERR_IO (a missing file, an
  * empty file, a header without data rows, a non-numeric cell, a row with
  * another number of fields than the first line, an unknown column name, a
- * column index outside the first line's fields, an unterminated quote),
- * LG_ERR_OUT_OF_MEMORY. */
+ * column index outside the first line's fields, an unterminated quote,
+ * a NUL byte in a line, a non-finite cell, a path that is not a regular
+ * file (a named pipe is refused, not waited on), a read error),
+ * LG_ERR_OUT_OF_MEMORY (including a line too long to hold in memory: the
+ * file is never cut short silently). */
 lg_status lg_csv_read(const char *path, lg_csv_opts o, lg_tensor **out);
 
 #ifdef __cplusplus

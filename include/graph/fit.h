@@ -49,6 +49,16 @@
  * Errors: every function returns a status; messages name the value or file
  * at fault. A failing run (a bad label for the loss, say) stops fit with the
  * run's status and message, epoch and batch prepended.
+ *
+ * Non-finite losses (Keras's TerminateOnNaN, on by default): a training
+ * batch whose loss is nan or inf (NaN or Inf in the data, a learning rate
+ * that diverges) stops fit with LG_ERR_RUNTIME naming epoch and batch. The
+ * loss is checked before the optimizer step, so the parameters, the
+ * optimizer's state and the moving statistics are those from before that
+ * batch. With continue_on_nan fit trains on instead, and the epoch's loss
+ * is nan. A monitored value that is nan never counts as an improvement: no
+ * best checkpoint is written for it, and early stopping counts it as an
+ * epoch without improvement.
  */
 #ifndef LG_FIT_H
 #define LG_FIT_H
@@ -140,6 +150,7 @@ typedef struct lg_fit_opts {
     const char *best_checkpoint; /* save (lg_checkpoint_save) when the monitor improves; NULL: none */
     int patience;            /* early stopping after this many epochs without improvement; 0: off */
     bool restore_best;       /* with early stopping: put the best epoch's parameters back */
+    bool continue_on_nan;    /* train on past a non-finite batch loss; default false: stop (TerminateOnNaN) */
     /* Called after every epoch's logs are complete; return false to stop. */
     bool (*on_epoch_end)(const lg_epoch_logs *logs, void *ctx);
     void *ctx;
@@ -149,10 +160,12 @@ lg_fit_opts lg_fit_opts_default(void);
 
 /* Train on `train` for opts.epochs epochs (epoch e uses lg_dataset_epoch(train,
  * e)), validating on `validation` (NULL for none) after each. The epochs run
- * are in the history. Errors: LG_ERR_INVALID_ARGUMENT (NULL trainer or
- * train, epochs < 1, bad options, a batch whose dtypes or shapes x or y do
- * not take), LG_ERR_IO (history or checkpoint not writable), and any run's
- * status. */
+ * are in the history (an epoch stopped by an error is not). Errors:
+ * LG_ERR_INVALID_ARGUMENT (NULL trainer or train, epochs < 1, bad options,
+ * a dataset without targets), LG_ERR_FEED (a batch whose dtypes or shapes x
+ * or y do not take, as lg_graph_run reports it), LG_ERR_RUNTIME (a
+ * non-finite training loss, see above, or a kernel's), LG_ERR_IO (history
+ * or checkpoint not writable), and any run's status. */
 lg_status lg_fit(lg_trainer *tr, lg_dataset *train, lg_dataset *validation, lg_fit_opts opts);
 
 /* The history of every lg_fit on tr: epochs in order (the epoch field

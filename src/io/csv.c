@@ -1,15 +1,21 @@
 /* csv.c — numeric CSV files into [rows, cols] tensors. */
 #include <errno.h>
+#include <float.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "graph/datafiles.h"
 #include "graph/internal.h"
+#include "io/file.h"
 
 lg_csv_opts lg_csv_opts_default(void)
 {
     return (lg_csv_opts){
-        .delimiter = ',', .header = true, .columns = NULL, .names = NULL, .n_columns = 0, .dtype = LG_F32};
+        .delimiter = ',', .header = true, .columns = NULL, .names = NULL, .n_columns = 0, .dtype = LG_F32,
+        .allow_nonfinite = false};
 }
 
 /* One reading: the file, the current line split into fields, the header's
@@ -17,6 +23,8 @@ lg_csv_opts lg_csv_opts_default(void)
 typedef struct csv {
     const char *path;
     char delim;
+    lg_dtype dtype;
+    bool allow_nonfinite;
     FILE *f;
     char *line;
     size_t line_cap;
@@ -98,7 +106,23 @@ static lg_status split(csv *c)
     }
 }
 
-/* The next line that is not blank, split; false at the end of the file. */
+/* A NUL byte at line[at]: refused, since C strings would end the line
+ * there and drop the rest. The column is the field it falls in. */
+static lg_status nul_byte(const csv *c, size_t at)
+{
+    int col = 0;
+    bool quoted = false;
+    for (size_t i = 0; i < at; i++) {
+        if (c->line[i] == '"') quoted = !quoted;
+        else if (c->line[i] == c->delim && !quoted) col++;
+    }
+    return lg_fail(LG_ERR_IO, "lg_csv_read: %s:%lld: column %d: a NUL byte (at byte %zu of the line)", c->path,
+                   c->line_no, col, at + 1);
+}
+
+/* The next line that is not blank, split; false at the end of the file.
+ * getline failing before the end of the file (a read error, or no memory
+ * for a long line) is an error, never a short read. */
 static lg_status next_line(csv *c, bool *got)
 {
     *got = false;
@@ -106,10 +130,17 @@ static lg_status next_line(csv *c, bool *got)
         errno = 0;
         ssize_t len = getline(&c->line, &c->line_cap, c->f);
         if (len < 0) {
-            if (ferror(c->f)) return lg_fail(LG_ERR_IO, "lg_csv_read: %s: %s", c->path, strerror(errno));
-            return LG_OK;
+            int err = errno;
+            if (!ferror(c->f) && feof(c->f)) return LG_OK;
+            if (err == ENOMEM)
+                return lg_fail(LG_ERR_OUT_OF_MEMORY, "lg_csv_read: %s:%lld: out of memory reading the line", c->path,
+                               c->line_no + 1);
+            return lg_fail(LG_ERR_IO, "lg_csv_read: %s:%lld: reading the line failed: %s", c->path, c->line_no + 1,
+                           err ? strerror(err) : "unknown error");
         }
         c->line_no++;
+        const char *nul = memchr(c->line, '\0', (size_t)len);
+        if (nul) return nul_byte(c, (size_t)(nul - c->line));
         while (len > 0 && (c->line[len - 1] == '\n' || c->line[len - 1] == '\r')) c->line[--len] = '\0';
         char *p = c->line;
         while (*p == ' ' || *p == '\t') p++;
@@ -169,6 +200,15 @@ static lg_status parse_row(csv *c, int n_expected, long long first_line)
             return lg_fail(LG_ERR_IO, "lg_csv_read: %s:%lld: column %d%s%s%s: \"%s\" is not a number", c->path,
                            c->line_no, c->sel[i], name ? " (\"" : "", name ? name : "", name ? "\")" : "", cell);
         }
+        /* an f32 cell beyond FLT_MAX would be inf */
+        bool nonfinite = !isfinite(v) || (c->dtype == LG_F32 && fabs(v) > FLT_MAX);
+        if (nonfinite && !c->allow_nonfinite) {
+            const char *name = c->names ? c->names[c->sel[i]] : NULL;
+            return lg_fail(LG_ERR_IO, "lg_csv_read: %s:%lld: column %d%s%s%s: \"%s\" is %s (allow_nonfinite accepts it)",
+                           c->path, c->line_no, c->sel[i], name ? " (\"" : "", name ? name : "", name ? "\")" : "",
+                           cell, isnan(v) ? "nan" : isinf(v) ? "infinite or beyond f64's range" : "beyond f32's range");
+        }
+        if (nonfinite && !isnan(v)) v = copysign(INFINITY, v);
         c->vals[c->n_vals++] = v;
     }
     return LG_OK;
@@ -221,9 +261,17 @@ lg_status lg_csv_read(const char *path, lg_csv_opts o, lg_tensor **out)
     if (!path) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_csv_read: path is NULL");
     lg_status st = check_opts(path, o);
     if (st) return st;
-    csv c = {.path = path, .delim = o.delimiter};
-    c.f = fopen(path, "r");
-    if (!c.f) return lg_fail(LG_ERR_IO, "lg_csv_read: %s: cannot open: %s", path, strerror(errno));
+    csv c = {.path = path, .delim = o.delimiter, .dtype = o.dtype, .allow_nonfinite = o.allow_nonfinite};
+    char what[PATH_MAX + 16];
+    snprintf(what, sizeof what, "lg_csv_read: %s", path);
+    int fd;
+    struct stat fst;
+    st = lg_open_regular(path, what, &fd, &fst);
+    if (st) return st;
+    if (!(c.f = fdopen(fd, "r"))) {
+        close(fd);
+        return lg_fail(LG_ERR_OUT_OF_MEMORY, "lg_csv_read: %s: out of memory", path);
+    }
     st = read_all(&c, o);
     if (!st) {
         int64_t rows = (int64_t)(c.n_vals / (size_t)c.n_sel);

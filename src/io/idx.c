@@ -3,11 +3,14 @@
  * gzipped and plain files take the same path.
  */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "graph/datafiles.h"
 #include "graph/internal.h"
+#include "io/file.h"
 
 /* Type byte, element size and name; one row per IDX type. */
 static const struct {
@@ -28,8 +31,9 @@ static lg_status gz_fail(gzFile f, const char *path, const char *what)
     int err = Z_OK;
     const char *msg = gzerror(f, &err);
     if (err == Z_ERRNO) return lg_fail(LG_ERR_IO, "lg_idx_read: %s: %s: %s", path, what, strerror(errno));
-    size_t n = strlen(path); /* zlib's message starts with the path, which ours already names */
-    if (strncmp(msg, path, n) == 0 && strncmp(msg + n, ": ", 2) == 0) msg += n + 2;
+    /* zlib's message starts with "<fd:N>: " (the file came through gzdopen), which ours names by path */
+    const char *after = strncmp(msg, "<fd:", 4) == 0 ? strstr(msg, ">: ") : NULL;
+    if (after) msg = after + 3;
     return lg_fail(LG_ERR_IO, "lg_idx_read: %s: %s: truncated or corrupt gzip stream (zlib: %s)", path, what, msg);
 }
 
@@ -120,12 +124,20 @@ static lg_status read_header(gzFile f, const char *path, int *type, lg_shape *sh
     return LG_OK;
 }
 
-/* Bytes of data the shape needs, or -1 when that overflows. */
+/* Bytes of data the shape needs, or -1 when the product of its nonzero
+ * dims and the element size overflows: the rule is the same wherever a zero
+ * dim stands, so [0, 2^32-1, 2^32-1] and [2^32-1, 2^32-1, 0] are both
+ * refused, and [0, 60000] is an empty tensor. */
 static int64_t data_bytes(lg_shape s, int size)
 {
-    int64_t n = lg_shape_numel(s);
-    if (n < 0 || n > INT64_MAX / size || (uint64_t)n * (uint64_t)size > SIZE_MAX) return -1;
-    return n * size;
+    int64_t n = size;
+    bool empty = false;
+    for (int i = 0; i < s.rank; i++) {
+        if (s.dims[i] == 0) empty = true;
+        else if (__builtin_mul_overflow(n, s.dims[i], &n)) return -1;
+    }
+    if ((uint64_t)n > SIZE_MAX) return -1;
+    return empty ? 0 : n;
 }
 
 /* All the data the header announces, read as it arrives (the buffer grows
@@ -186,10 +198,17 @@ lg_status lg_idx_read(const char *path, lg_idx_opts o, lg_tensor **out)
     if (!path) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_idx_read: path is NULL");
     lg_status st = check_opts(path, o);
     if (st) return st;
-    errno = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f)
-        return lg_fail(LG_ERR_IO, "lg_idx_read: %s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
+    char what[PATH_MAX + 16];
+    snprintf(what, sizeof what, "lg_idx_read: %s", path);
+    int fd;
+    struct stat fst;
+    st = lg_open_regular(path, what, &fd, &fst);
+    if (st) return st;
+    gzFile f = gzdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return lg_fail(LG_ERR_OUT_OF_MEMORY, "lg_idx_read: %s: out of memory", path);
+    }
     int type = -1;
     lg_shape shape = {.rank = 0};
     st = read_header(f, path, &type, &shape);

@@ -75,10 +75,10 @@ static lg_status csv_row(FILE *f, const char *path, const lg_trainer *tr, const 
     return LG_OK;
 }
 
-static double monitored(const lg_epoch_logs *l, lg_monitor m)
+static double monitored(const lg_epoch_logs *l, lg_monitor m, bool has_val)
 {
     switch (m) {
-    case LG_MONITOR_VAL_LOSS: return isnan(l->val_loss) ? l->loss : l->val_loss;
+    case LG_MONITOR_VAL_LOSS: return has_val ? l->val_loss : l->loss;
     case LG_MONITOR_LOSS: return l->loss;
     case LG_MONITOR_VAL_METRIC: return l->val_metric;
     case LG_MONITOR_METRIC: return l->metric;
@@ -128,6 +128,7 @@ lg_status lg_fit(lg_trainer *tr, lg_dataset *train, lg_dataset *validation, lg_f
     if (o.history_csv && !(csv = fopen(o.history_csv, "w")))
         return lg_fail(LG_ERR_IO, "fit: cannot open history '%s' for writing", o.history_csv);
     tr->seed = o.seed;
+    tr->stop_on_nan = !o.continue_on_nan;
     bool lower_better = o.monitor == LG_MONITOR_LOSS || o.monitor == LG_MONITOR_VAL_LOSS || tr->m.metric == LG_METRIC_MAE;
     double best = NAN;
     int waited = 0;
@@ -152,8 +153,9 @@ lg_status lg_fit(lg_trainer *tr, lg_dataset *train, lg_dataset *validation, lg_f
         lg_progress_end(&bar, &logs, tr->m.metric, validation != NULL);
         s = history_add(tr, &logs);
         if (!s && csv) s = csv_row(csv, o.history_csv, tr, &logs, e == 0);
-        double v = monitored(&logs, o.monitor);
-        bool improved = isnan(best) || (lower_better ? v < best - o.min_delta : v > best + o.min_delta);
+        /* NaN never improves, and a NaN epoch is no best to beat */
+        double v = monitored(&logs, o.monitor, validation != NULL);
+        bool improved = !isnan(v) && (isnan(best) || (lower_better ? v < best - o.min_delta : v > best + o.min_delta));
         if (!s && improved) {
             best = v, waited = 0;
             if (o.best_checkpoint) s = lg_checkpoint_save(o.best_checkpoint, tr->g, tr->opt);

@@ -26,6 +26,7 @@ struct lg_trainer {
     lg_rnn_state **states;
     int n_states;
     uint64_t seed;
+    bool stop_on_nan; /* a training step with a non-finite loss fails instead of updating (fit's default) */
     int64_t step; /* training steps taken: the dropout stream's counter */
     lg_epoch_logs *history;
     int n_history;

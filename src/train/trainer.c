@@ -234,6 +234,15 @@ lg_status lg_trainer_step(lg_trainer *tr, const lg_tensor *x, const lg_tensor *y
         if (!s) s = lg_rnn_state_fetches(tr->states[i], fetches, &nx);
     }
     if (!s) s = lg_graph_run(tr->g, feeds, nf, fetches, nx, out);
+    /* Keras's TerminateOnNaN, but before the update: the loss and the
+     * gradients come from one run, so a non-finite loss skips the optimizer
+     * step and everything after it, and the parameters stay as they were */
+    double loss = !s && kind != LG_STEP_PREDICT ? lg_tensor_get(out[0], 0) : 0;
+    if (!s && train && tr->stop_on_nan && !isfinite(loss))
+        s = lg_fail(LG_ERR_RUNTIME,
+                    "the loss '%s' is %s: stopped before the optimizer step, the parameters are as before this batch "
+                    "(lg_fit_opts.continue_on_nan trains on)",
+                    lg_value_name(tr->m.loss), isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf");
     if (!s && train) {
         s = lg_optimizer_step(tr->opt);
         tr->step++;
@@ -243,7 +252,7 @@ lg_status lg_trainer_step(lg_trainer *tr, const lg_tensor *x, const lg_tensor *y
     for (int i = 0, k = states_at; !s && i < tr->n_states; k += lg_rnn_state_count(tr->states[i]), i++)
         s = lg_rnn_state_update(tr->states[i], out + k);
     if (!s && sums && kind != LG_STEP_PREDICT) {
-        sums->loss += lg_tensor_get(out[0], 0) * (double)b;
+        sums->loss += loss * (double)b;
         sums->examples += b;
         if (tr->m.metric != LG_METRIC_NONE) s = metric_sum(tr->m.metric, out[out_at], y, &sums->metric, &sums->metric_count);
     }
