@@ -350,6 +350,7 @@ int main(int argc, char **argv)
     if (lg_dataset_new(x_train, y_train, dopt, &train)) return fail("training data", NULL);
     dopt.shuffle = false, dopt.batch_size = 256;
     if (lg_dataset_new(x_val, y_val, dopt, &val)) return fail("validation data", NULL);
+    printf("%s\n", lg_cpu_gemm_summary());
     printf("%s: %ld characters, %d distinct; %lld training windows of %d, %lld validation windows "
            "(batch %d, Adam lr %g)\n", a.text, c.n, c.vocab, (long long)lg_dataset_size(train), WINDOW,
            (long long)lg_dataset_size(val), a.batch, a.lr);

@@ -173,6 +173,7 @@ int main(int argc, char **argv)
     if (lg_dataset_new(x_train, y_train, dopt, &train)) return fail("training data");
     dopt.shuffle = false, dopt.batch_size = 500;
     if (lg_dataset_new(x_test, y_test, dopt, &test)) return fail("test data");
+    printf("%s\n", lg_cpu_gemm_summary());
     printf("Training on %lld images, testing on %lld (batch %d, SGD lr %g momentum %g)\n",
            (long long)lg_dataset_size(train), (long long)lg_dataset_size(test), a.batch, a.lr, a.momentum);
 

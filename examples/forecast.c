@@ -309,6 +309,7 @@ static int run(session *S, const args *a, const lg_viz_args *viz)
         windows(S->series, S->targets, a->ahead, TRAIN_END, VAL_END, false, &S->val) ||
         windows(S->series, S->targets, a->ahead, VAL_END, T, false, &S->test))
         return fail("windows", NULL);
+    printf("%s\n", lg_cpu_gemm_summary());
     printf("%lld months from %s (training mean %.2f degC, std %.2f); windows of %d months predicting %d month%s ahead:"
            " %lld training, %lld validation, %lld test\n",
            (long long)T, a->data, mean, std, WINDOW, a->ahead, a->ahead > 1 ? "s" : "",

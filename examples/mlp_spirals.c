@@ -46,6 +46,7 @@ int main(int argc, char **argv)
     if (s) return fail("arguments", s);
     int steps = argc > 1 ? atoi(argv[1]) : 6000;
     double lr = 0.5;
+    printf("%s\n", lg_cpu_gemm_summary());
     lg_graph *g = lg_graph_new();
 
     /* model: logits = tanh(x W1 + b1) W2 + b2 */

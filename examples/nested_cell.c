@@ -49,6 +49,7 @@ int main(int argc, char **argv)
     int steps = argc > 1 ? atoi(argv[1]) : 1000;
     uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 10) : 1;
     double lr = 0.05;
+    printf("%s\n", lg_cpu_gemm_summary());
     lg_graph *g = lg_graph_new();
 
     lg_value x1 = lg_input(g, "x1", LG_F32, lg_shape_of(3, BATCH, STEPS_T, I1));

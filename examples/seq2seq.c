@@ -350,6 +350,7 @@ int main(int argc, char **argv)
     if (lg_dataset_new(x_train, y_train, dopt, &train)) return fail("training data", NULL);
     dopt.shuffle = false, dopt.batch_size = 500;
     if (lg_dataset_new(x_test, y_test, dopt, &test)) return fail("test data", NULL);
+    printf("%s\n", lg_cpu_gemm_summary());
     printf("Adding numbers of up to %d digits: %ld training questions, %ld held-out test questions "
            "(batch %d, Adam lr %g)\n", a.digits, a.train, a.test, a.batch, a.lr);
     printf("accuracy is teacher-forced per token; val_accuracy is greedy decoding per position\n");

@@ -236,6 +236,7 @@ static int run(session *S, const args *a, const lg_viz_args *viz)
     dopt.batch_size = a->pieces, dopt.shuffle = false;
     if (lg_dataset_new(S->x_train, S->y_train, dopt, &S->train) || lg_dataset_new(S->x_test, S->y_test, dopt, &S->test))
         return fail("datasets", NULL);
+    printf("%s\n", lg_cpu_gemm_summary());
     printf("Training on %d pieces x %d windows of %d steps (batch %d, Adam lr %g), testing on %d x %d\n", a->pieces,
            a->windows, STEPS, a->pieces, a->lr, a->pieces, a->test_windows);
 

@@ -324,6 +324,7 @@ START_TEST(test_loop_report)
     char want[64];
     snprintf(want, sizeof want, "program: %d kernels", lg_program_kernel_count(p));
     ck_assert_msg(strstr(text, want) && strstr(text, "loop 'rnn': 7 steps") && strstr(text, "gradient loop"), "%s", text);
+    ck_assert_msg(strstr(text, lg_cpu_gemm_summary()) && !strncmp(lg_cpu_gemm_summary(), "GEMM: ", 6), "%s", text);
     ck_assert_msg(strstr(text, memory == LG_LOOP_RECOMPUTE ? "recompute" : "save residuals"), "%s", text);
     free(text);
     /* bad calls */

@@ -110,6 +110,7 @@ static int train_and_test(run *r, const args *a, const lg_viz_args *viz)
         return fail(r, "training data", lg_last_error());
     dopt.shuffle = false, dopt.batch_size = 128;
     if (lg_dataset_new(r->data.x_test, r->data.y_test, dopt, &r->test)) return fail(r, "test data", lg_last_error());
+    printf("%s\n", lg_cpu_gemm_summary());
     printf("Training on %lld passages, testing on %lld (vocabulary %d ids, batch %d, Adam lr %g)\n",
            (long long)lg_dataset_size(r->train), (long long)lg_dataset_size(r->test), r->data.vocab_size, a->batch,
            a->lr);

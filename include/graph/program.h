@@ -89,6 +89,7 @@ lg_status lg_program_loop_report(const lg_program *p, int i, lg_loop_report *out
  * (NULL when out of memory or p is NULL):
  *
  *     program: 9 kernels, 1.50 MiB planned
+ *     GEMM: openblas (SkylakeX), 2 threads; f64: openblas (SkylakeX), 2 threads; ...   (lg_cpu_gemm_summary)
  *     loop 'rnn/loop': 28 steps, save residuals: 3 values, 0.42 MiB saved (states 0.11 MiB)
  *     loop 'grad/rnn/loop': 28 steps, gradient loop
  *

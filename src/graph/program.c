@@ -12,6 +12,7 @@
 
 #include "backends/backend.h"
 #include "ops/op.h"
+#include "graph/cpu.h"
 
 #define LG_ALIGN 64
 
@@ -506,6 +507,7 @@ char *lg_program_report(const lg_program *p)
     if (!p) return NULL;
     text t = {.ok = true};
     text_add(&t, "program: %d kernels, %.2f MiB planned\n", p->n_steps, mib(p->arena_bytes));
+    text_add(&t, "%s\n", lg_cpu_gemm_summary());
     for (int i = 0; i < lg_program_loop_count(p); i++) {
         lg_loop_report r;
         if (lg_program_loop_report(p, i, &r) != LG_OK) {

@@ -1,26 +1,12 @@
 /*
- * cpu_linalg.c — matmul through OpenBLAS sgemm/dgemm.
+ * cpu_linalg.c — matmul through the backend's GEMM (gemm.h: OpenBLAS or
+ * oneDNN, threads decided there).
  *
  * A batched a [..., M, K] times a 2-D b folds the batch into M (one GEMM)
  * when a is not transposed; otherwise one GEMM per batch element.
- *
- * Small GEMMs (a recurrent step's [B, u] x [u, 4u]) run on one OpenBLAS
- * thread: waking the pool costs more than it saves there, and its threads
- * spin against ours. Larger ones use the pool's full size.
  */
-#include <cblas.h>
-
 #include "backends/cpu/cpu.h"
-
-enum { SMALL_GEMM_FLOPS = 1 << 24 }; /* 2 m n k below this: one thread */
-
-static void gemm_threads(int64_t m, int64_t n, int64_t k)
-{
-    static int pool = 0, current = 0; /* OpenBLAS's own setting is process-wide too */
-    if (!pool) pool = current = openblas_get_num_threads();
-    int want = 2 * m * n * k < SMALL_GEMM_FLOPS ? 1 : pool;
-    if (want != current) openblas_set_num_threads(current = want);
-}
+#include "backends/cpu/gemm.h"
 
 lg_status lg_cpu_matmul(const lg_node *n, const lg_buf *in, lg_buf *out)
 {
@@ -35,18 +21,19 @@ lg_status lg_cpu_matmul(const lg_node *n, const lg_buf *in, lg_buf *out)
         m *= batch;
         batch = 1;
     }
-    enum CBLAS_TRANSPOSE opa = ta ? CblasTrans : CblasNoTrans, opb = tb ? CblasTrans : CblasNoTrans;
-    gemm_threads(m, nn, k);
+    lg_gemm_args g = {.trans_a = ta, .trans_b = tb, .m = m, .n = nn, .k = k, .lda = lda, .ldb = ldb, .ldc = nn};
     for (int64_t i = 0; i < batch; i++) {
-        if (out[0].dtype == LG_F32)
-            cblas_sgemm(CblasRowMajor, opa, opb, (int)m, (int)nn, (int)k, 1.0f, (const float *)in[0].data + i * a_step,
-                        (int)lda, (const float *)in[1].data + i * b_step, (int)ldb, 0.0f,
-                        (float *)out[0].data + i * c_step, (int)nn);
-        else
-            cblas_dgemm(CblasRowMajor, opa, opb, (int)m, (int)nn, (int)k, 1.0, (const double *)in[0].data + i * a_step,
-                        (int)lda, (const double *)in[1].data + i * b_step, (int)ldb, 0.0,
-                        (double *)out[0].data + i * c_step, (int)nn);
+        lg_status st = out[0].dtype == LG_F32
+                           ? lg_gemm_f32(&g, 1.0f, (const float *)in[0].data + i * a_step,
+                                         (const float *)in[1].data + i * b_step, 0.0f, (float *)out[0].data + i * c_step)
+                           : lg_gemm_f64(&g, 1.0, (const double *)in[0].data + i * a_step,
+                                         (const double *)in[1].data + i * b_step, 0.0,
+                                         (double *)out[0].data + i * c_step);
+        if (st) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", lg_last_error());
+            return lg_fail(st, "%s: %s", n->name, why);
+        }
     }
-    (void)b;
     return LG_OK;
 }

@@ -1,0 +1,80 @@
+/*
+ * gemm.h — the CPU backend's one way to multiply matrices. Private to the
+ * library.
+ *
+ * C [m, n] = alpha op(A) [m, k] op(B) [k, n] + beta C, row-major, op(X) = X
+ * or X^T, leading dimensions in elements (as cblas with CblasRowMajor).
+ *
+ * Several providers sit behind it (gemm_openblas.c, gemm_onednn.c); gemm.c
+ * decides once per process, at first use, which one serves f32 and how many
+ * threads each call gets. The rule is documented in include/graph/cpu.h.
+ * f64 always runs on OpenBLAS (oneDNN has no dgemm).
+ *
+ * Every function here is safe to call from several threads at once.
+ */
+#ifndef LG_GEMM_H
+#define LG_GEMM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "graph/internal.h"
+
+typedef enum lg_gemm_provider {
+    LG_GEMM_OPENBLAS,
+    LG_GEMM_ONEDNN,
+    LG_GEMM_PROVIDER_COUNT
+} lg_gemm_provider;
+
+typedef struct lg_gemm_args {
+    bool trans_a, trans_b;
+    int64_t m, n, k;
+    int64_t lda, ldb, ldc;
+} lg_gemm_args;
+
+/* One provider's kernels (gemm_<name>.c). dgemm is NULL where the provider
+ * has none. threads: how many threads this call may use (>= 1); a provider
+ * that cannot set it per call ignores it (see gemm_openblas.c). */
+typedef struct lg_gemm_ops {
+    const char *name;
+    /* Sets up what the provider needs; false when it cannot run here (the
+     * message says why). Called once, from lg_gemm's decision. */
+    bool (*init)(char *why, int why_len);
+    /* What the provider runs on: OpenBLAS's core name, oneDNN's JIT ISA. */
+    const char *(*core)(void);
+    /* Threads the provider would use if left alone: its pool, or OpenMP's
+     * limit for the calling thread. */
+    int (*default_threads)(void);
+    lg_status (*sgemm)(const lg_gemm_args *g, float alpha, const float *a, const float *b, float beta, float *c,
+                       int threads);
+    lg_status (*dgemm)(const lg_gemm_args *g, double alpha, const double *a, const double *b, double beta,
+                       double *c, int threads);
+} lg_gemm_ops;
+
+extern const lg_gemm_ops lg_gemm_openblas;
+#ifdef LG_HAVE_ONEDNN
+extern const lg_gemm_ops lg_gemm_onednn;
+#endif
+
+/* The decided provider and threads. LG_ERR_INVALID_ARGUMENT when LG_GEMM or
+ * LG_NUM_THREADS holds something unusable, LG_ERR_UNSUPPORTED when LG_GEMM
+ * names a provider this build or machine lacks; the message says which. */
+lg_status lg_gemm_f32(const lg_gemm_args *g, float alpha, const float *a, const float *b, float beta, float *c);
+lg_status lg_gemm_f64(const lg_gemm_args *g, double alpha, const double *a, const double *b, double beta,
+                      double *c);
+
+/* A named provider with a given thread count, for tests and bench/gemm.c:
+ * LG_ERR_UNSUPPORTED when it is not built or cannot run here, or has no
+ * kernel for the dtype. */
+lg_status lg_gemm_f32_with(lg_gemm_provider p, int threads, const lg_gemm_args *g, float alpha, const float *a,
+                           const float *b, float beta, float *c);
+lg_status lg_gemm_f64_with(lg_gemm_provider p, int threads, const lg_gemm_args *g, double alpha, const double *a,
+                           const double *b, double beta, double *c);
+
+/* Threads for one GEMM of this shape, given the thread budget: one below
+ * LG_GEMM_SMALL_FLOPS (waking a pool costs more than it saves there), the
+ * budget above. */
+enum { LG_GEMM_SMALL_FLOPS = 1 << 24 }; /* 2 m n k */
+int lg_gemm_threads_for(int64_t m, int64_t n, int64_t k, int budget);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * gemm_openblas.c — the OpenBLAS provider (cblas_sgemm/cblas_dgemm).
+ *
+ * OpenBLAS 0.3.21 has one process-wide thread count, so a call that wants
+ * another count than the application's setting changes it for the call and
+ * puts it back, under switch_lock: no other lg GEMM runs in between, and the
+ * application finds its own setting whenever no lg GEMM is running. With a
+ * pool of one thread (OPENBLAS_NUM_THREADS=1, the setting for applications
+ * that run graphs on several threads) nothing is switched and nothing is
+ * locked.
+ */
+#include <cblas.h>
+#include <limits.h>
+#include <pthread.h>
+
+#include "backends/cpu/gemm.h"
+
+static pthread_mutex_t switch_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool openblas_init(char *why, int why_len)
+{
+    (void)why, (void)why_len;
+    return true;
+}
+
+static const char *openblas_core(void) { return openblas_get_corename(); }
+
+static int openblas_threads(void) { return openblas_get_num_threads(); }
+
+static enum CBLAS_TRANSPOSE op(bool t) { return t ? CblasTrans : CblasNoTrans; }
+
+/* cblas takes int dimensions. */
+static lg_status check_dims(const lg_gemm_args *g)
+{
+    const int64_t d[] = {g->m, g->n, g->k, g->lda, g->ldb, g->ldc};
+    for (int i = 0; i < 6; i++)
+        if (d[i] > INT_MAX)
+            return lg_fail(LG_ERR_SHAPE, "GEMM %lld x %lld x %lld (ld %lld, %lld, %lld): OpenBLAS takes at most %d",
+                           (long long)g->m, (long long)g->n, (long long)g->k, (long long)g->lda, (long long)g->ldb,
+                           (long long)g->ldc, INT_MAX);
+    return LG_OK;
+}
+
+/* Runs one call with `threads` OpenBLAS threads (see the overview). */
+#define WITH_THREADS(threads, call)                                                                            \
+    do {                                                                                                       \
+        if ((threads) == 1 && openblas_get_num_threads() == 1) {                                               \
+            call;                                                                                              \
+            break;                                                                                             \
+        }                                                                                                      \
+        pthread_mutex_lock(&switch_lock);                                                                      \
+        int app = openblas_get_num_threads();                                                                  \
+        if ((threads) != app) openblas_set_num_threads(threads);                                               \
+        call;                                                                                                  \
+        if ((threads) != app) openblas_set_num_threads(app);                                                   \
+        pthread_mutex_unlock(&switch_lock);                                                                    \
+    } while (0)
+
+static lg_status openblas_sgemm(const lg_gemm_args *g, float alpha, const float *a, const float *b, float beta,
+                                float *c, int threads)
+{
+    lg_status st = check_dims(g);
+    if (st) return st;
+    WITH_THREADS(threads, cblas_sgemm(CblasRowMajor, op(g->trans_a), op(g->trans_b), (int)g->m, (int)g->n,
+                                      (int)g->k, alpha, a, (int)g->lda, b, (int)g->ldb, beta, c, (int)g->ldc));
+    return LG_OK;
+}
+
+static lg_status openblas_dgemm(const lg_gemm_args *g, double alpha, const double *a, const double *b,
+                                double beta, double *c, int threads)
+{
+    lg_status st = check_dims(g);
+    if (st) return st;
+    WITH_THREADS(threads, cblas_dgemm(CblasRowMajor, op(g->trans_a), op(g->trans_b), (int)g->m, (int)g->n,
+                                      (int)g->k, alpha, a, (int)g->lda, b, (int)g->ldb, beta, c, (int)g->ldc));
+    return LG_OK;
+}
+
+const lg_gemm_ops lg_gemm_openblas = {
+    .name = "openblas",
+    .init = openblas_init,
+    .core = openblas_core,
+    .default_threads = openblas_threads,
+    .sgemm = openblas_sgemm,
+    .dgemm = openblas_dgemm,
+};
