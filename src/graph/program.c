@@ -253,10 +253,11 @@ static lg_status compile_locs(compile_state *cs, const bool *needed, const lg_fe
             char err[512] = "";
             bool ok = lg_op_infer(n, ports, out_ports, err, sizeof err);
             if (ports != in_ports) free(ports), ports = in_ports;
-            char fed[512];
-            if (!ok)
+            if (!ok) {
+                char fed[512];
                 return lg_fail(LG_ERR_SHAPE, "%s '%s': %s%s", lg_op_defs[n->op]->name, n->name, err,
                                feeds_str(feeds, n_feeds, fed, sizeof fed));
+            }
             for (int o = 0; o < n->n_out; o++) p->locs[k + o] = (loc){.kind = LOC_ARENA, .port = out_ports[o]};
             if (n->n_in > p->max_arity) p->max_arity = n->n_in;
             if (n->n_out > p->max_arity) p->max_arity = n->n_out;
