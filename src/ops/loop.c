@@ -65,8 +65,9 @@ static bool infer_loop(const lg_node *n, const lg_port *in, lg_port *out, char *
             return false;
         }
         out[k] = *st;
-        /* a gradient loop saves no states: nothing differentiates it again */
-        if (!stacked(*st, s->gradient ? 0 : steps, &out[s->n_state + s->n_y + k]))
+        /* a gradient loop saves no states: nothing differentiates it again;
+         * compile drops those nothing reads */
+        if (!stacked(*st, s->gradient || s->drop_states ? 0 : steps, &out[s->n_state + s->n_y + k]))
             LG_INFER_FAIL("a saved state would exceed the maximum rank");
     }
     for (int j = 0; j < s->n_y; j++)
