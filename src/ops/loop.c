@@ -334,6 +334,7 @@ static void grad_loop(lg_graph *g, int32_t node, const lg_value *dy, lg_value *d
     gs->n_seq = n_seq, gs->n_state = b->n_state, gs->n_inv = s->n_inv, gs->n_y = b->n_y;
     gs->reverse = !s->reverse;
     gs->gradient = true;
+    gs->memory = s->memory; /* the forward loop's policy governs its gradient loop too */
     int n_state_fwd = s->n_state, n_seq_fwd = s->n_seq, n_inv = s->n_inv;
     int32_t id = lg_node_build(g, LG_OP_LOOP, in, n_in, &(lg_attrs){.loop = gs}, "loop");
     if (id < 0) {

@@ -10,6 +10,7 @@
 
 const lg_pass lg_passes[] = {
     {"verify", lg_pass_verify},
+    {"hoist", lg_pass_hoist},
     {"dce", lg_pass_dce},
     {"memory_plan", NULL},
 };

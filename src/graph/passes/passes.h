@@ -70,6 +70,7 @@ extern const int lg_pass_count;
 
 /* The passes of one stage: verify, hoist, dce (memory_plan is the executor's). */
 lg_status lg_pass_verify(lg_cgraph *cg);
+lg_status lg_pass_hoist(lg_cgraph *cg);
 lg_status lg_pass_dce(lg_cgraph *cg);
 
 /* The switched-off set from a comma-separated list of pass names and the
