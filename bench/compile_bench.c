@@ -20,10 +20,10 @@
 
 #include "graph/loopgrad.h"
 
-static double now_ms(void)
+static double clock_ms(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
@@ -33,26 +33,34 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median ms of `repeats` runs of p after one warm-up run. */
-static double median_ms(lg_program *p, const lg_feed *f, lg_tensor **out, int repeats)
+static double median(double *v, int n)
 {
-    double *ms = malloc((size_t)repeats * sizeof *ms);
-    if (!ms || lg_program_run(p, f, 1, out) != LG_OK) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return v[n / 2];
+}
+
+/* Median wall and process-CPU ms of `repeats` runs of p after one warm-up
+ * run (CPU time is steadier on a loaded machine; with one OpenBLAS thread
+ * it is the work done). */
+static void median_ms(lg_program *p, const lg_feed *f, lg_tensor **out, int repeats, double *wall, double *cpu)
+{
+    double *w = malloc((size_t)repeats * sizeof *w), *c = malloc((size_t)repeats * sizeof *c);
+    if (!w || !c || lg_program_run(p, f, 1, out) != LG_OK) {
         fprintf(stderr, "run: %s\n", lg_last_error());
         exit(1);
     }
     for (int r = 0; r < repeats; r++) {
-        double t0 = now_ms();
+        double w0 = clock_ms(CLOCK_MONOTONIC), c0 = clock_ms(CLOCK_PROCESS_CPUTIME_ID);
         if (lg_program_run(p, f, 1, out) != LG_OK) {
             fprintf(stderr, "run: %s\n", lg_last_error());
             exit(1);
         }
-        ms[r] = now_ms() - t0;
+        w[r] = clock_ms(CLOCK_MONOTONIC) - w0;
+        c[r] = clock_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
     }
-    qsort(ms, (size_t)repeats, sizeof *ms, cmp_double);
-    double m = ms[repeats / 2];
-    free(ms);
-    return m;
+    *wall = median(w, repeats);
+    *cpu = median(c, repeats);
+    free(w), free(c);
 }
 
 static lg_program *compile(lg_graph *g, const lg_feed *f, const lg_value *fetch, int n)
@@ -98,12 +106,15 @@ int main(int argc, char **argv)
     lg_feed f[1] = {{x, xt}};
     lg_program *infer = compile(g, f, &r.output, 1), *train = compile(g, f, fetch, 4);
     lg_tensor *out[4] = {NULL};
-    double infer_ms = median_ms(infer, f, out, repeats);
+    double infer_ms, infer_cpu, train_ms, train_cpu;
+    median_ms(infer, f, out, repeats, &infer_ms, &infer_cpu);
     lg_tensor_free(out[0]), out[0] = NULL;
-    double train_ms = median_ms(train, f, out, repeats);
+    median_ms(train, f, out, repeats, &train_ms, &train_cpu);
     printf("LSTM(%d) B%d T%d I%d, %d repeats\n", units, batch, steps, input, repeats);
-    printf("train step: %.2f ms median, %.2f MiB planned\n", train_ms, lg_program_peak_bytes(train) / 1048576.0);
-    printf("inference step: %.2f ms median, %.2f MiB planned\n", infer_ms, lg_program_peak_bytes(infer) / 1048576.0);
+    printf("train step: %.2f ms median (cpu %.2f ms), %.2f MiB planned\n", train_ms, train_cpu,
+           lg_program_peak_bytes(train) / 1048576.0);
+    printf("inference step: %.2f ms median (cpu %.2f ms), %.2f MiB planned\n", infer_ms, infer_cpu,
+           lg_program_peak_bytes(infer) / 1048576.0);
     if (getenv("LG_BENCH_REPORT")) {
         char *rep = lg_program_report(train);
         printf("%s", rep ? rep : "");

@@ -167,6 +167,36 @@ START_TEST(test_bidirectional_agrees)
 }
 END_TEST
 
+/* Variational dropout: a mask on x_t (hoisted with the input projection)
+ * and on h_{t-1}; both masks are invariants whose gradients accumulate. */
+START_TEST(test_dropout_agrees)
+{
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
+    lg_cell_opts co = lg_cell_opts_default(_i ? LG_CELL_GRU : LG_CELL_LSTM, U);
+    co.dtype = LG_F64;
+    lg_cell *c = lg_cell_new(g, "cell", F, co);
+    lg_rnn_opts o = lg_rnn_opts_default();
+    o.return_sequences = true;
+    o.training = true;
+    o.dropout = 0.25;
+    o.recurrent_dropout = 0.5;
+    lg_rnn_result r;
+    ck_assert_int_eq(lg_rnn(g, c, x, o, &r), LG_OK);
+    lg_value fetch[64];
+    int n = loss_and_grads(weighted_sum(r.output, 13), x, fetch);
+    lg_value wrt[2] = {r.dropout_mask, r.recurrent_dropout_mask};
+    ck_assert_int_eq(lg_grad(g, fetch[0], wrt, 2, fetch + n), LG_OK);
+    n += 2;
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 14, -1, 1);
+    lg_tensor *m1 = lg_test_tensor(LG_F64, lg_shape_of(2, B, F), NULL), *m2 = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
+    ck_assert_int_eq(lg_dropout_mask_fill(m1, 0.25, 1, 1), LG_OK);
+    ck_assert_int_eq(lg_dropout_mask_fill(m2, 0.5, 1, 2), LG_OK);
+    lg_feed f[3] = {{x, xt}, {r.dropout_mask, m1}, {r.recurrent_dropout_mask, m2}};
+    check_passes_agree(f, 3, fetch, n);
+    lg_tensor_free(xt), lg_tensor_free(m1), lg_tensor_free(m2), lg_cell_free(c);
+}
+END_TEST
+
 /* A user-written cell (peephole LSTM) under both memory policies. */
 START_TEST(test_custom_cell_agrees)
 {
@@ -341,6 +371,7 @@ static Suite *passes_suite(void)
     tcase_add_test(tc, test_lstm_layer_agrees);
     tcase_add_test(tc, test_stacked_masked_agree);
     tcase_add_test(tc, test_bidirectional_agrees);
+    tcase_add_loop_test(tc, test_dropout_agrees, 0, 2);
     tcase_add_loop_test(tc, test_custom_cell_agrees, 0, 2);
     tcase_add_test(tc, test_nested_loops_agree);
     tcase_add_test(tc, test_nested_cell_agrees);

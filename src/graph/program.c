@@ -7,7 +7,10 @@
  * schedule its compute nodes in arena (topological) order and plan
  * intermediate buffers: each value takes a block of one arena when its node
  * runs and returns it after its last reader, so later values reuse it.
- * Feeds, parameters and constants are read in place, never copied. Each loop
+ * Feeds, parameters and constants are read in place, never copied. A
+ * reshape of a value nothing reads afterwards is free: it takes over the
+ * value's buffer; an elementwise op writes over a same-shaped input that
+ * dies there. Each loop
  * node's body is compiled the same way, for its step shapes, into a program
  * the loop step owns.
  *
@@ -41,6 +44,7 @@ typedef struct loc {
 typedef struct step {
     int32_t node;
     int first_in, first_out; /* into prog->args: n_in input locs, then n_out output locs */
+    bool alias;              /* a reshape whose output took over its dying input's buffer: nothing to run */
     lg_program *body;        /* a loop's body, compiled for its step shapes */
     unsigned char *states;   /* a loop's two buffers per state (ping-pong) and its stop flag */
 } step;
@@ -315,24 +319,51 @@ static lg_status compile_schedule(compile_state *cs)
     return LG_OK;
 }
 
+/* Ops whose output element i reads only element i of each input of the
+ * output's shape (others broadcast): op_list.h keeps them in one run. */
+static bool is_elementwise(lg_op op) { return op >= LG_OP_ADD && op <= LG_OP_STOP_GRADIENT; }
+
+/* Ops whose kernel only copies: same bytes, a new shape. */
+static bool is_reshape(lg_op op)
+{
+    return op == LG_OP_RESHAPE || op == LG_OP_RESHAPE_LIKE || op == LG_OP_EXPAND_DIMS || op == LG_OP_SQUEEZE;
+}
+
 static lg_status compile_memory(compile_state *cs, bool reuse)
 {
     lg_program *p = cs->p;
     planner pl = {0};
     lg_status st = LG_OK;
     for (int s = 0; s < p->n_steps && st == LG_OK; s++) {
-        const lg_node *n = &p->graph->nodes[p->steps[s].node];
+        step *sp = &p->steps[s];
+        const lg_node *n = &p->graph->nodes[sp->node];
+        /* a reshape of a value read by nothing after it takes over its
+         * buffer: the data is already in place */
+        int in0 = n->n_in ? p->args[sp->first_in] : -1, out0 = p->args[sp->first_out];
+        sp->alias = reuse && is_reshape(n->op) && p->locs[in0].kind == LOC_ARENA && cs->last_use[in0] == s &&
+                    p->locs[out0].kind == LOC_ARENA;
+        /* an elementwise op writes over an input of its own shape that
+         * dies here (each element is read before it is written) */
+        int over = sp->alias ? in0 : -1;
+        for (int j = 0; reuse && over < 0 && is_elementwise(n->op) && p->locs[out0].kind == LOC_ARENA && j < n->n_in; j++) {
+            int li = p->args[sp->first_in + j];
+            const loc *l = &p->locs[li];
+            if (l->kind == LOC_ARENA && cs->last_use[li] == s && l->port.dtype == p->locs[out0].port.dtype &&
+                lg_shape_equal(l->port.shape, p->locs[out0].port.shape))
+                over = li;
+        }
         for (int o = 0; o < n->n_out; o++) {
-            loc *l = &p->locs[p->args[p->steps[s].first_out + o]];
-            if (l->kind == LOC_ARENA) plan_alloc(&pl, port_bytes(&l->port), &l->offset);
+            loc *l = &p->locs[p->args[sp->first_out + o]];
+            if (over >= 0) l->offset = p->locs[over].offset;
+            else if (l->kind == LOC_ARENA) plan_alloc(&pl, port_bytes(&l->port), &l->offset);
         }
         /* release after the step's outputs are placed, so outputs never
          * alias inputs */
         for (int j = 0; reuse && j < n->n_in + n->n_out; j++) {
-            int li = p->args[p->steps[s].first_in + j];
+            int li = p->args[sp->first_in + j];
             loc *l = &p->locs[li];
-            bool dup = false;
-            for (int q = 0; q < j; q++) dup = dup || p->args[p->steps[s].first_in + q] == li;
+            bool dup = li == over; /* handed over, not freed */
+            for (int q = 0; q < j; q++) dup = dup || p->args[sp->first_in + q] == li;
             if (l->kind == LOC_ARENA && cs->last_use[li] == s && !dup && !plan_release(&pl, l->offset, port_bytes(&l->port)))
                 st = lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
         }
@@ -756,6 +787,7 @@ static lg_status exec(lg_program *p)
     for (int s = 0; s < p->n_steps; s++) {
         const step *sp = &p->steps[s];
         const lg_node *n = &p->graph->nodes[sp->node];
+        if (sp->alias) continue;
         lg_buf *in = p->scratch, *o = p->scratch + p->max_arity;
         for (int j = 0; j < n->n_in; j++) {
             const loc *l = &p->locs[p->args[sp->first_in + j]];

@@ -264,6 +264,9 @@ typedef struct rebuilt {
     int n_emit;
     int *y_of_old;   /* per old output j: its new index, or -1 (the loop no longer makes it) */
     int *res_of_old; /* per old residual: new index, or -1 */
+    lg_ref rows_of[8]; /* stacked body values already made rows [T*B, n] */
+    lg_value rows[8];
+    int n_rows;
 } rebuilt;
 
 static void rebuilt_free(rebuilt *rb)
@@ -437,27 +440,64 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
     return st;
 }
 
-/* After the loop: each sunk state's final value, init + X^T G or
- * init + sum_to(G, like), with X, G stacked over all steps. */
-static lg_value sink_value(loop_ctx *c, const rebuilt *rb, int32_t id, const sink *sk)
+/* Whether v (of the outer graph being copied) is zeros: a broadcast of a
+ * constant 0, as lg_grad starts its accumulators. */
+static bool is_zeros(const lg_graph *g, lg_ref v)
+{
+    const lg_node *n = &g->nodes[v.node];
+    if (n->op == LG_OP_BROADCAST_LIKE || n->op == LG_OP_BROADCAST_TO) n = &g->nodes[n->in[0].node];
+    if (n->op != LG_OP_CONST || !n->attrs.tensor) return false;
+    for (int64_t i = 0; i < lg_tensor_numel(n->attrs.tensor); i++)
+        if (lg_tensor_get(n->attrs.tensor, i) != 0) return false;
+    return true;
+}
+
+/* A body value stacked [T, ...] outside loop node id: emitted by it, or a
+ * sequence or batched value it reads. */
+static lg_value stacked(loop_ctx *c, const rebuilt *rb, int32_t id, lg_ref v)
 {
     const lg_loop_spec *d = c->r->dst->nodes[id].attrs.loop;
+    int e = find_ref(rb->emit, rb->n_emit, v);
+    return e >= 0 ? lg_value_of(c->r->dst, id, d->n_state + d->n_y - rb->n_emit + e) : lifted_value(c, v);
+}
+
+/* A stacked body value [T, B, n] as rows [T*B, n], made once per value (so
+ * the reshape takes over the stack's buffer). */
+static lg_value rows_of(loop_ctx *c, rebuilt *rb, int32_t id, lg_ref v)
+{
+    for (int i = 0; i < rb->n_rows; i++)
+        if (rb->rows_of[i].node == v.node && rb->rows_of[i].out == v.out) return rb->rows[i];
+    lg_value st = stacked(c, rb, id, v);
+    if (!lg_value_ok(st) || rb->n_rows == (int)LG_ARRAY_LEN(rb->rows)) return lg_value_invalid();
+    lg_shape sh = lg_value_shape(st);
+    int64_t cols = 1;
+    for (int i = 2; i < sh.rank; i++) cols *= sh.dims[i];
+    lg_value rows = lg_reshape(st, lg_shape_of(2, (int)(sh.dims[0] * sh.dims[1]), (int)cols));
+    rb->rows_of[rb->n_rows] = v;
+    rb->rows[rb->n_rows++] = rows;
+    return rows;
+}
+
+/* After the loop: each sunk state's final value, init + X^T G or
+ * init + sum_to(G, like), with X, G as rows [T*B, ...] over all steps (the
+ * add goes when init is zeros). */
+static lg_value sink_value(loop_ctx *c, rebuilt *rb, int32_t id, const sink *sk)
+{
     const lg_node *loop = &c->r->src->nodes[c->node];
-    lg_value init = lg_rewrite_value(c->r, loop->in[c->s->n_seq + sk->state]);
-    lg_value st[2];
-    for (int i = 0; i < 2; i++) {
-        lg_ref v = i ? sk->b : sk->a;
-        int e = find_ref(rb->emit, rb->n_emit, v);
-        if (i == 1 && sk->op == LG_OP_SUM_TO) st[i] = lifted_value(c, v); /* the invariant `like` */
-        else if (e >= 0) st[i] = lg_value_of(c->r->dst, id, d->n_state + d->n_y - rb->n_emit + e);
-        else st[i] = lifted_value(c, v);
+    lg_ref init_ref = loop->in[c->s->n_seq + sk->state];
+    lg_value init = lg_rewrite_value(c->r, init_ref);
+    lg_value sum;
+    if (sk->op == LG_OP_MATMUL) {
+        sum = lg_matmul(rows_of(c, rb, id, sk->a), rows_of(c, rb, id, sk->b), true, false);
+    } else { /* b: the invariant `like`; rows when it broadcasts along them, else [T, B, ...] */
+        lg_value like = lifted_value(c, sk->b);
+        lg_shape ls = lg_value_shape(like);
+        bool rows = ls.rank <= 1 || (ls.rank == 2 && ls.dims[0] == 1);
+        sum = lg_sum_to(rows ? rows_of(c, rb, id, sk->a) : stacked(c, rb, id, sk->a), like);
     }
-    if (sk->op == LG_OP_SUM_TO) return lg_add(init, lg_sum_to(st[0], st[1]));
-    for (int i = 0; i < 2; i++) { /* [T, B, n] -> [T*B, n] */
-        lg_shape sh = lg_value_shape(st[i]);
-        st[i] = lg_reshape(st[i], lg_shape_of(2, (int)(sh.dims[0] * sh.dims[1]), (int)sh.dims[2]));
-    }
-    return lg_add(init, lg_matmul(st[0], st[1], true, false));
+    return is_zeros(c->r->src, init_ref) && lg_value_ok(sum) && lg_shape_equal(lg_value_shape(sum), lg_value_shape(init))
+               ? sum
+               : lg_add(init, sum);
 }
 
 static lg_status rebuild_loop(loop_ctx *c)
