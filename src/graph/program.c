@@ -5,8 +5,9 @@
  * Compile: lower the nodes the fetches need into a compile-time graph with
  * concrete shapes and run the passes over it (src/graph/passes), then
  * schedule its compute nodes in arena (topological) order and plan
- * intermediate buffers: each value takes a block of one arena when its node
- * runs and returns it after its last reader, so later values reuse it.
+ * intermediate buffers in one arena: a value's buffer is live from the step
+ * that makes it to its last reader, and buffers whose lifetimes do not
+ * overlap share memory.
  * Feeds, parameters and constants are read in place, never copied. A
  * reshape of a value nothing reads afterwards is free: it takes over the
  * value's buffer; an elementwise op writes over a same-shaped input that
@@ -75,73 +76,57 @@ struct lg_program {
     char *notes; /* what the passes did */
 };
 
-/* ---- memory plan: first-fit over a sorted free list with coalescing ------ */
+/* ---- memory plan --------------------------------------------------------
+ * Greedy by size over lifetimes: each buffer lives from the step that makes
+ * it to its last reader; the largest are placed first, each at the lowest
+ * offset clear of every placed buffer whose lifetime overlaps its own. This
+ * keeps a large buffer from finding its hole taken by small ones made in
+ * between, which a free list placing buffers in schedule order cannot. */
 
-typedef struct block {
-    size_t offset, size;
-} block;
-
-typedef struct planner {
-    block *free;
-    int n_free, cap_free;
-    size_t top; /* arena size so far */
-} planner;
+typedef struct buffer {
+    size_t size, offset;
+    int first, last; /* steps */
+} buffer;
 
 static size_t align_up(size_t n) { return (n + LG_ALIGN - 1) / LG_ALIGN * LG_ALIGN; }
 
-static bool plan_alloc(planner *p, size_t size, size_t *offset)
+static int by_size_desc(const void *a, const void *b)
 {
-    size = align_up(size ? size : 1);
-    int best = -1;
-    for (int i = 0; i < p->n_free; i++)
-        if (p->free[i].size >= size && (best < 0 || p->free[i].size < p->free[best].size)) best = i;
-    if (best >= 0) {
-        *offset = p->free[best].offset;
-        p->free[best].offset += size;
-        p->free[best].size -= size;
-        if (p->free[best].size == 0) {
-            memmove(&p->free[best], &p->free[best + 1], (size_t)(p->n_free - best - 1) * sizeof(block));
-            p->n_free--;
-        }
-        return true;
-    }
-    /* grow the arena, absorbing a free block that ends at the top */
-    if (p->n_free > 0 && p->free[p->n_free - 1].offset + p->free[p->n_free - 1].size == p->top) {
-        *offset = p->free[p->n_free - 1].offset;
-        p->n_free--;
-    } else {
-        *offset = p->top;
-    }
-    p->top = *offset + size;
-    return true;
+    const buffer *x = *(const buffer *const *)a, *y = *(const buffer *const *)b;
+    return (x->size < y->size) - (x->size > y->size);
 }
 
-static bool plan_release(planner *p, size_t offset, size_t size)
+static int by_offset(const void *a, const void *b)
 {
-    size = align_up(size ? size : 1);
-    int i = 0;
-    while (i < p->n_free && p->free[i].offset < offset) i++;
-    if (p->n_free == p->cap_free) {
-        int cap = p->cap_free ? 2 * p->cap_free : 16;
-        block *b = realloc(p->free, (size_t)cap * sizeof *b);
-        if (!b) return false;
-        p->free = b;
-        p->cap_free = cap;
+    const buffer *x = *(const buffer *const *)a, *y = *(const buffer *const *)b;
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+/* Place bufs[0..n); returns the arena size, or SIZE_MAX when out of memory. */
+static size_t place_buffers(buffer *bufs, int n)
+{
+    buffer **order = malloc((size_t)(n ? n : 1) * sizeof *order), **live = malloc((size_t)(n ? n : 1) * sizeof *live);
+    if (!order || !live) {
+        free(order), free(live);
+        return SIZE_MAX;
     }
-    memmove(&p->free[i + 1], &p->free[i], (size_t)(p->n_free - i) * sizeof(block));
-    p->free[i] = (block){offset, size};
-    p->n_free++;
-    if (i + 1 < p->n_free && p->free[i].offset + p->free[i].size == p->free[i + 1].offset) {
-        p->free[i].size += p->free[i + 1].size;
-        memmove(&p->free[i + 1], &p->free[i + 2], (size_t)(p->n_free - i - 2) * sizeof(block));
-        p->n_free--;
+    for (int i = 0; i < n; i++) order[i] = &bufs[i];
+    qsort(order, (size_t)n, sizeof *order, by_size_desc);
+    size_t top = 0;
+    for (int i = 0; i < n; i++) {
+        buffer *b = order[i];
+        int n_live = 0;
+        for (int j = 0; j < i; j++)
+            if (order[j]->first <= b->last && b->first <= order[j]->last) live[n_live++] = order[j];
+        qsort(live, (size_t)n_live, sizeof *live, by_offset);
+        size_t off = 0;
+        for (int j = 0; j < n_live && off + b->size > live[j]->offset; j++)
+            if (live[j]->offset + live[j]->size > off) off = live[j]->offset + live[j]->size;
+        b->offset = off;
+        if (off + b->size > top) top = off + b->size;
     }
-    if (i > 0 && p->free[i - 1].offset + p->free[i - 1].size == p->free[i].offset) {
-        p->free[i - 1].size += p->free[i].size;
-        memmove(&p->free[i], &p->free[i + 1], (size_t)(p->n_free - i - 1) * sizeof(block));
-        p->n_free--;
-    }
-    return true;
+    free(order), free(live);
+    return top;
 }
 
 /* ---- compile ------------------------------------------------------------- */
@@ -332,9 +317,15 @@ static bool is_reshape(lg_op op)
 static lg_status compile_memory(compile_state *cs, bool reuse)
 {
     lg_program *p = cs->p;
-    planner pl = {0};
-    lg_status st = LG_OK;
-    for (int s = 0; s < p->n_steps && st == LG_OK; s++) {
+    /* per arena loc: the buffer it lives in (its own, or the input it took over) */
+    int *buf_of = malloc((size_t)(p->n_locs ? p->n_locs : 1) * sizeof *buf_of);
+    buffer *bufs = calloc((size_t)(p->n_locs ? p->n_locs : 1), sizeof *bufs);
+    if (!buf_of || !bufs) {
+        free(buf_of), free(bufs);
+        return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
+    }
+    int n_bufs = 0;
+    for (int s = 0; s < p->n_steps; s++) {
         step *sp = &p->steps[s];
         const lg_node *n = &p->graph->nodes[sp->node];
         /* a reshape of a value read by nothing after it takes over its
@@ -353,27 +344,28 @@ static lg_status compile_memory(compile_state *cs, bool reuse)
                 over = li;
         }
         for (int o = 0; o < n->n_out; o++) {
-            loc *l = &p->locs[p->args[sp->first_out + o]];
-            if (over >= 0) l->offset = p->locs[over].offset;
-            else if (l->kind == LOC_ARENA) plan_alloc(&pl, port_bytes(&l->port), &l->offset);
-        }
-        /* release after the step's outputs are placed, so outputs never
-         * alias inputs */
-        for (int j = 0; reuse && j < n->n_in + n->n_out; j++) {
-            int li = p->args[sp->first_in + j];
-            loc *l = &p->locs[li];
-            bool dup = li == over; /* handed over, not freed */
-            for (int q = 0; q < j; q++) dup = dup || p->args[sp->first_in + q] == li;
-            if (l->kind == LOC_ARENA && cs->last_use[li] == s && !dup && !plan_release(&pl, l->offset, port_bytes(&l->port)))
-                st = lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
+            int li = p->args[sp->first_out + o];
+            if (p->locs[li].kind != LOC_ARENA) continue;
+            if (o == 0 && over >= 0) {
+                buf_of[li] = buf_of[over];
+            } else {
+                buf_of[li] = n_bufs;
+                bufs[n_bufs++] = (buffer){.size = align_up(port_bytes(&p->locs[li].port)), .first = reuse ? s : 0};
+            }
+            buffer *b = &bufs[buf_of[li]];
+            int last = reuse ? cs->last_use[li] : p->n_steps;
+            if (last > b->last) b->last = last;
         }
     }
-    free(pl.free);
-    if (st) return st;
-    p->arena_bytes = pl.top;
-    if (pl.top) {
-        p->arena = aligned_alloc(LG_ALIGN, pl.top);
-        if (!p->arena) return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: cannot allocate %zu bytes of buffers", pl.top);
+    size_t top = place_buffers(bufs, n_bufs);
+    for (int l = 0; top != SIZE_MAX && l < p->n_locs; l++)
+        if (p->locs[l].kind == LOC_ARENA) p->locs[l].offset = bufs[buf_of[l]].offset;
+    free(buf_of), free(bufs);
+    if (top == SIZE_MAX) return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
+    p->arena_bytes = top;
+    if (top) {
+        p->arena = aligned_alloc(LG_ALIGN, top);
+        if (!p->arena) return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: cannot allocate %zu bytes of buffers", top);
     }
     p->scratch = calloc((size_t)(2 * (p->max_arity ? p->max_arity : 1)), sizeof *p->scratch);
     p->feed_data = calloc((size_t)(p->n_feeds ? p->n_feeds : 1), sizeof *p->feed_data);
