@@ -286,6 +286,103 @@ START_TEST(test_nested_cell_agrees)
 }
 END_TEST
 
+/* The report of loop i of a program compiled with the given passes off. */
+static lg_loop_report loop_report(const lg_feed *f, int n_f, const lg_value *fetch, int n, const char *off, int i)
+{
+    lg_compile_opts o = lg_compile_opts_default();
+    o.passes_off = off;
+    lg_program *p = NULL;
+    ck_assert_int_eq(lg_program_compile_opts(g, f, n_f, fetch, n, &o, &p), LG_OK);
+    lg_loop_report r;
+    ck_assert_int_eq(lg_program_loop_report(p, i, &r), LG_OK);
+    lg_program_free(p);
+    return r;
+}
+
+/* hoist on a hand-written body: an embedding lookup and the input
+ * projection of ids_t run before the loop as one gather and one GEMM; the
+ * embedding table's and W's gradients are checked too. */
+START_TEST(test_hoist_embedding)
+{
+    enum { V = 7, E = 4 };
+    lg_value ids = lg_input(g, "ids", LG_I32, lg_shape_of(2, T, B)); /* time-major */
+    lg_value table = lg_param(g, "table", LG_F64, lg_shape_of(2, V, E));
+    lg_value w = lg_param(g, "w", LG_F64, lg_shape_of(2, E, U)), u = lg_param(g, "u", LG_F64, lg_shape_of(2, U, U));
+    lg_init_uniform(lg_param_tensor(table), -1, 1, 3, 1);
+    lg_init_uniform(lg_param_tensor(w), -1, 1, 3, 2);
+    lg_init_uniform(lg_param_tensor(u), -0.5, 0.5, 3, 3);
+    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
+    lg_value h0 = lg_constant(g, "h0", z);
+    lg_tensor_free(z);
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true;
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value id_t = lg_loop_seq(l, ids), h = lg_loop_state(l, h0);
+    lg_value tb = lg_loop_invariant(l, table), wb = lg_loop_invariant(l, w), ub = lg_loop_invariant(l, u);
+    lg_value x_t = lg_gather(tb, id_t); /* [B, E] */
+    lg_value next = lg_tanh(lg_add(lg_matmul(x_t, wb, false, false), lg_matmul(h, ub, false, false)));
+    lg_loop_next(l, h, next);
+    lg_loop_emit(l, next);
+    lg_value hs;
+    ck_assert_int_eq(lg_loop_end(l, NULL, &hs), LG_OK);
+    lg_value loss = weighted_sum(hs, 15), wrt[3] = {table, w, u}, fetch[4] = {loss};
+    ck_assert_int_eq(lg_grad(g, loss, wrt, 3, fetch + 1), LG_OK);
+    int32_t idv[T * B];
+    for (int i = 0; i < T * B; i++) idv[i] = (i * 5 + 2) % V;
+    lg_tensor *it = lg_test_tensor(LG_I32, lg_shape_of(2, T, B), idv);
+    lg_feed f[1] = {{ids, it}};
+    check_passes_agree(f, 1, fetch, 4);
+    lg_loop_report on = loop_report(f, 1, fetch, 4, NULL, 0), off = loop_report(f, 1, fetch, 4, "hoist", 0);
+    /* table[ids_t] w, and table[ids_t] itself, which the gradient loop reads
+     * (a residual the loop no longer computes) */
+    ck_assert_int_eq(on.n_hoisted, 2);
+    ck_assert_uint_eq(on.hoisted_bytes, (size_t)T * B * (U + E) * sizeof(double));
+    ck_assert_int_eq(on.n_residuals + 1, off.n_residuals);
+    ck_assert_int_eq(off.body_kernels - on.body_kernels, 2); /* the gather and a matmul */
+    lg_loop_report grad = loop_report(f, 1, fetch, 4, NULL, 1);
+    ck_assert(grad.gradient);
+    ck_assert_int_eq(grad.n_sunk, 2); /* w's and u's gradients; the table's is a scatter */
+    lg_tensor_free(it);
+}
+END_TEST
+
+/* A cell nobody matches (the peephole LSTM) still gets its input
+ * projection hoisted and its weight gradients summed after the loop; under
+ * the recompute policy nothing is stacked. */
+START_TEST(test_hoist_custom_cell)
+{
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
+    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
+    lg_value h0 = lg_constant(g, "h0", z), c0 = lg_constant(g, "c0", z);
+    lg_tensor_free(z);
+    peephole cell = peephole_new(g, "peephole", F, U, LG_F64, 11);
+    lg_loop_opts lo = lg_loop_opts_default();
+    bool recompute = _i;
+    lo.memory = recompute ? LG_LOOP_RECOMPUTE : LG_LOOP_SAVE_RESIDUALS;
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0), hn, cn, hs;
+    peephole_step(l, &cell, x_t, h, c, &hn, &cn);
+    lg_loop_next(l, h, hn);
+    lg_loop_next(l, c, cn);
+    lg_loop_emit(l, hn);
+    ck_assert_int_eq(lg_loop_end(l, NULL, &hs), LG_OK);
+    lg_value fetch[64];
+    int n = loss_and_grads(weighted_sum(hs, 16), x, fetch);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 16, -1, 1);
+    lg_feed f[1] = {{x, xt}};
+    lg_loop_report fwd = loop_report(f, 1, fetch, n, NULL, 0), grad = loop_report(f, 1, fetch, n, NULL, 1);
+    if (recompute) {
+        ck_assert_uint_eq(fwd.hoisted_bytes + grad.hoisted_bytes, 0);
+        ck_assert_int_eq(grad.n_sunk, 0);
+    } else {
+        ck_assert_int_ge(fwd.n_hoisted, 1);
+        ck_assert_uint_eq(fwd.hoisted_bytes, (size_t)T * B * 4 * U * sizeof(double)); /* x_t W + b */
+        ck_assert_int_ge(grad.n_sunk, 3);                                             /* W, U and b */
+    }
+    lg_tensor_free(xt);
+}
+END_TEST
+
 /* LSTM(64) over 28 rows of 28, batch 64 (the Fashion-MNIST model): its
  * forward-only program saves no residuals and no states; the training
  * program keeps them. */
@@ -375,6 +472,8 @@ static Suite *passes_suite(void)
     tcase_add_loop_test(tc, test_custom_cell_agrees, 0, 2);
     tcase_add_test(tc, test_nested_loops_agree);
     tcase_add_test(tc, test_nested_cell_agrees);
+    tcase_add_test(tc, test_hoist_embedding);
+    tcase_add_loop_test(tc, test_hoist_custom_cell, 0, 2);
     tcase_add_test(tc, test_forward_only_saves_nothing);
     tcase_add_test(tc, test_switches);
     suite_add_tcase(s, tc);

@@ -18,7 +18,8 @@
  * steps, acc + X^T G with X, G stacked [T*B, ...]: the loop emits g_t as a
  * per-step output (x_t, a sequence, is stacked already), and its state goes.
  * acc' = acc + sum_to(g_t, b) (a bias's gradient) becomes one sum_to of the
- * stacked g. So no weight gradient costs an add per step.
+ * stacked g, when g is stacked for a GEMM anyway. So no weight gradient
+ * costs a GEMM and an add per step.
  */
 #include <string.h>
 
@@ -157,6 +158,8 @@ static bool find_fronts(loop_ctx *c)
     return true;
 }
 
+static bool stacked_outside(const loop_ctx *c, lg_ref r);
+
 /* How many needed nodes and fetches read ref r. */
 static int readers(const loop_ctx *c, lg_ref r)
 {
@@ -197,6 +200,18 @@ static bool find_sinks(loop_ctx *c)
             continue;
         c->sinks[c->n_sinks++] = sk;
     }
+    /* a sum_to pays only when its g is stacked anyway (a sequence, or the g
+     * of a matmul sink): stacking g for it alone costs T*B rows of memory to
+     * save one small add per step */
+    int kept = 0;
+    for (int i = 0; i < c->n_sinks; i++) {
+        const sink *sk = &c->sinks[i];
+        bool pays = sk->op == LG_OP_MATMUL || stacked_outside(c, sk->a);
+        for (int j = 0; !pays && j < c->n_sinks; j++)
+            pays = c->sinks[j].op == LG_OP_MATMUL && (find_ref(&c->sinks[j].a, 1, sk->a) >= 0 || find_ref(&c->sinks[j].b, 1, sk->a) >= 0);
+        if (pays) c->sinks[kept++] = *sk;
+    }
+    c->n_sinks = kept;
     return true;
 }
 
