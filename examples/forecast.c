@@ -7,7 +7,7 @@
  * recurrent models compared to the naive "same as the last value" forecast.
  *
  *     forecast [--epochs N] [--ahead N] [--units N] [--lr X] [--data FILE]
- *              [--dot FILE] [--svg FILE]
+ *              [--plot FILE] [--dot FILE] [--svg FILE]   (--help: all)
  *
  * Data: data/elnino.csv (NOAA's monthly El Nino 1+2 sea surface temperature,
  * 1950-2010, see data/README.md), found in the source tree by default. Each
@@ -30,15 +30,15 @@
  * It prints each model's summary and training progress, then the test MAE in
  * degrees Celsius of the naive forecast and of both models over the same
  * test windows, and the last months of the test period. --dot and --svg
- * write the LSTM model's graph. --epochs 1 is a quick run.
+ * write the LSTM model's graph, --plot its learning curves. --epochs 1 is a quick run.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cli.h"
 #include "graph/loopgrad.h"
-#include "viz/viz.h"
 
 #ifndef LG_DATA_DIR
 #define LG_DATA_DIR "data"
@@ -50,37 +50,23 @@ typedef struct args {
     int epochs, ahead, units;
     double lr;
     const char *data;
+    cli_outputs out;
 } args;
-
-static int usage(const char *arg)
-{
-    fprintf(stderr, "forecast: bad argument '%s'\n"
-                    "usage: forecast [--epochs N] [--ahead N] [--units N] [--lr X] [--data FILE] [--dot FILE] [--svg FILE]\n",
-            arg);
-    return 2;
-}
 
 static int parse(int argc, char **argv, args *a)
 {
     *a = (args){.epochs = 60, .ahead = 3, .units = 32, .lr = 0.001, .data = LG_DATA_DIR "/elnino.csv"};
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
-        if (!v) return usage(f);
-        if (!strcmp(f, "--epochs")) a->epochs = (int)strtol(v, &end, 10);
-        else if (!strcmp(f, "--ahead")) a->ahead = (int)strtol(v, &end, 10);
-        else if (!strcmp(f, "--units")) a->units = (int)strtol(v, &end, 10);
-        else if (!strcmp(f, "--lr")) a->lr = strtod(v, &end);
-        else if (!strcmp(f, "--data")) a->data = v;
-        else return usage(f);
-        if (end && *end) return usage(v);
-        i++;
-    }
-    if (a->epochs < 1 || a->ahead < 1 || a->ahead > 24 || a->units < 1) {
-        fprintf(stderr, "forecast: --epochs and --units must be at least 1, --ahead in 1..24\n");
-        return 2;
-    }
-    return 0;
+    const cli_flag flags[] = {
+        CLI_EPOCHS(&a->epochs),
+        {"ahead", CLI_INT, &a->ahead, 1, 24, NULL, "months between a window's last month and its target"},
+        {"units", CLI_INT, &a->units, 1, 4096, NULL, "units of each recurrent layer"},
+        CLI_LR(&a->lr),
+        {"data", CLI_TEXT, &a->data, 0, 0, "FILE", "the monthly series (CSV)"},
+        CLI_PLOT_FLAG(&a->out), CLI_GRAPH_FLAGS(&a->out),
+    };
+    const cli c = {"forecast", "Forecasts a monthly sea temperature with an LSTM and stacked GRUs, against the naive forecast.",
+                   flags, CLI_COUNT(flags)};
+    return cli_parse(&c, argc, argv);
 }
 
 /* ---- data ------------------------------------------------------------------------ */
@@ -216,7 +202,7 @@ static int fail(const char *what, const lg_graph *g)
 /* Build, train with validation keeping the best epoch's weights, reload
  * them, and predict the test windows into m->pred. */
 static int train_model(model *m, bool gru, const args *a, lg_dataset *train, lg_dataset *val, lg_dataset *test,
-                       const lg_viz_args *viz)
+                       const cli_outputs *out)
 {
     if (build(m, gru, a->units)) return fail("building the model", m->g);
     printf("\nModel (%s): %s\n", gru ? "b" : "a", m->name);
@@ -231,7 +217,7 @@ static int train_model(model *m, bool gru, const args *a, lg_dataset *train, lg_
         return fail("setting up training", m->g);
     for (int i = 0; i < m->n_masks; i++)
         if (lg_trainer_add_dropout_mask(m->tr, m->masks[i], m->rates[i])) return fail("dropout masks", NULL);
-    if (viz && lg_viz_args_write(m->g, viz, lg_dot_opts_default())) return fail("writing the graph", NULL);
+    if (out && cli_write_graph(out, m->g)) return fail("writing the graph", NULL);
 
     lg_fit_opts fo = lg_fit_opts_default();
     fo.epochs = a->epochs, fo.seed = 7, fo.best_checkpoint = m->checkpoint;
@@ -293,7 +279,7 @@ static lg_status read_columns(const char *path, const char *const *names, int n,
     return lg_csv_read(path, o, out);
 }
 
-static int run(session *S, const args *a, const lg_viz_args *viz)
+static int run(session *S, const args *a)
 {
     static const char *const sst[] = {"sst"}, *const date[] = {"year", "month"};
     if (read_columns(a->data, sst, 1, &S->series) || read_columns(a->data, date, 2, &S->dates))
@@ -316,7 +302,7 @@ static int run(session *S, const args *a, const lg_viz_args *viz)
 
     S->lstm = (model){.name = "LSTM with recurrent dropout", .checkpoint = "forecast_lstm.safetensors"};
     S->gru = (model){.name = "two stacked GRUs with dropout", .checkpoint = "forecast_gru.safetensors"};
-    int rc = train_model(&S->lstm, false, a, S->train, S->val, S->test, viz);
+    int rc = train_model(&S->lstm, false, a, S->train, S->val, S->test, &a->out);
     if (!rc) rc = train_model(&S->gru, true, a, S->train, S->val, S->test, NULL);
     if (rc) return rc;
     if (naive_forecasts(S->test, &S->target, &S->naive)) return fail("naive forecasts", NULL);
@@ -342,19 +328,17 @@ static int run(session *S, const args *a, const lg_viz_args *viz)
                lg_tensor_get(S->naive, i) * std + mean, lg_tensor_get(S->lstm.pred, i) * std + mean,
                lg_tensor_get(S->gru.pred, i) * std + mean);
     }
-    if (viz->dot_path) printf("graph written to %s\n", viz->dot_path);
+    if (cli_write_plot(&a->out, S->lstm.tr, LG_METRIC_MAE)) return fail("plotting the learning curves", NULL);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    lg_viz_args viz;
-    if (lg_viz_args_parse(&argc, argv, &viz) != LG_OK) return fail("arguments", NULL);
     args a;
     int rc = parse(argc, argv, &a);
-    if (rc) return rc;
+    if (rc != CLI_RUN) return rc;
     session S = {0};
-    rc = run(&S, &a, &viz);
+    rc = run(&S, &a);
     session_free(&S);
     return rc;
 }

@@ -5,7 +5,7 @@
  * report. Each example supplies only its recurrent layers.
  *
  *     text_EXAMPLE [--epochs N] [--batch N] [--lr X] [--limit N] [--data DIR]
- *                  [--dot FILE] [--svg FILE]
+ *                  [--plot FILE] [--dot FILE] [--svg FILE]   (--help: all)
  */
 #ifndef TEXT_CLASSIFY_H
 #define TEXT_CLASSIFY_H
