@@ -7,7 +7,8 @@
  *     fashion_mnist [--epochs N] [--batch N] [--lr X] [--momentum X]
  *                   [--seed N] [--limit N] [--checkpoint FILE]
  *                   [--history FILE] [--plot FILE] [--dot FILE]
- *                   [--svg FILE] [--data DIR]      (--help: all of them)
+ *                   [--svg FILE] [--data DIR] [--keras FILE]
+ *                   (--help: all of them)
  *
  * Data: Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist).
  * --limit trains on the first N training images only (quick runs). With
@@ -16,7 +17,9 @@
  * read once at the end and the epoch times are training only. It
  * prints the model summary, a progress bar per epoch, the test accuracy,
  * and saves the checkpoint (default fashion_mnist.safetensors) and, when
- * asked, the graph and the learning curves. Defaults: batch 64, SGD lr 0.05 momentum 0.9;
+ * asked, the graph and the learning curves. --keras FILE (when built with
+ * HDF5) loads weights trained by Keras (keras/train_fashion_mnist.py) into
+ * the same layers instead of training, and reports their test accuracy. Defaults: batch 64, SGD lr 0.05 momentum 0.9;
  * one epoch reaches about 0.82 test accuracy, --epochs 12 reaches 0.884.
  */
 #include <stdio.h>
@@ -25,6 +28,9 @@
 
 #include "common/cli.h"
 #include "graph/loopgrad.h"
+#if LG_KERAS
+#include "graph/keras.h"
+#endif
 
 enum { ROWS = 28, COLS = 28, UNITS = 64, CLASSES = 10 };
 
@@ -33,7 +39,7 @@ typedef struct args {
     double lr, momentum;
     uint64_t seed;
     long limit;
-    const char *checkpoint, *history, *data;
+    const char *checkpoint, *history, *data, *keras;
     cli_outputs out;
 } args;
 
@@ -49,6 +55,9 @@ static int parse(int argc, char **argv, args *a)
         {"history", CLI_TEXT, &a->history, 0, 0, "FILE", "write the per-epoch logs as CSV"},
         {"data", CLI_TEXT, &a->data, 0, 0, "DIR", "the Fashion-MNIST IDX files"},
         CLI_PLOT_FLAG(&a->out), CLI_GRAPH_FLAGS(&a->out),
+#if LG_KERAS
+        {"keras", CLI_TEXT, &a->keras, 0, 0, "FILE", "test Keras's weights (.weights.h5) instead of training"},
+#endif
     };
     const cli c = {"fashion_mnist", "Trains the Keras RNN guide's LSTM model on Fashion-MNIST and reports test accuracy.",
                    flags, CLI_COUNT(flags)};
@@ -142,6 +151,18 @@ static void session_free(session *S)
     lg_trainer_free(S->tr), lg_optimizer_free(S->opt), lg_cell_free(S->m.cell), lg_graph_free(S->m.g);
 }
 
+/* Test, save the checkpoint and write the graph. */
+static int report(session *S, const args *a)
+{
+    lg_eval_result ev;
+    if (lg_evaluate(S->tr, S->test, &ev)) return fail("evaluating");
+    printf("test loss %.4f, test accuracy %.4f\n", ev.loss, ev.metric);
+    if (lg_checkpoint_save(a->checkpoint, S->m.g, S->opt)) return fail("saving the checkpoint");
+    printf("checkpoint written to %s\n", a->checkpoint);
+    if (cli_write_graph(&a->out, S->m.g)) return fail("writing the graph");
+    return 0;
+}
+
 static int run(session *S, const args *a)
 {
     if (load(a->data, "train-images-idx3-ubyte.gz", true, &S->xs) ||
@@ -176,6 +197,13 @@ static int run(session *S, const args *a)
     printf("Training on %lld images, testing on %lld (batch %d, SGD lr %g momentum %g)\n",
            (long long)lg_dataset_size(S->train), (long long)lg_dataset_size(S->test), a->batch, a->lr, a->momentum);
 
+#if LG_KERAS
+    if (a->keras) {
+        if (lg_keras_load_weights(m->g, a->keras)) return fail("loading the Keras weights");
+        printf("weights from %s (Keras), not trained here\n", a->keras);
+        return report(S, a);
+    }
+#endif
     lg_fit_opts fo = lg_fit_opts_default();
     fo.epochs = a->epochs, fo.history_csv = a->history, fo.seed = a->seed + 3;
     bool curves = a->out.plot || a->history;
@@ -184,14 +212,8 @@ static int run(session *S, const args *a)
     for (int e = 0; e < epochs; e++) /* the line bench/fashion_mnist.sh reads */
         printf("epoch %d seconds %.3f loss %.4f accuracy %.4f\n", e + 1, lg_trainer_history(S->tr, e)->seconds,
                lg_trainer_history(S->tr, e)->loss, lg_trainer_history(S->tr, e)->metric);
-    lg_eval_result ev;
-    if (lg_evaluate(S->tr, S->test, &ev)) return fail("evaluating");
-    printf("test loss %.4f, test accuracy %.4f\n", ev.loss, ev.metric);
-    if (lg_checkpoint_save(a->checkpoint, m->g, S->opt)) return fail("saving the checkpoint");
-    printf("checkpoint written to %s\n", a->checkpoint);
     if (cli_write_plot(&a->out, S->tr, m->spec.metric)) return fail("plotting the learning curves");
-    if (cli_write_graph(&a->out, m->g)) return fail("writing the graph");
-    return 0;
+    return report(S, a);
 }
 
 int main(int argc, char **argv)
