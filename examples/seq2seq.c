@@ -26,7 +26,8 @@
  * The questions are generated here from a seeded Philox stream; a pair
  * (a, b) is a test pair or a training pair by a hash of the pair, so no
  * test question is ever seen in training (lg_fit reports on them after
- * each epoch; nothing is selected by them). --digits sets the longest
+ * each epoch; nothing is selected by them); --seed seeds the weights and
+ * the shuffling, not the questions. --digits sets the longest
  * number (1..6). Prints the summary, a line per epoch, the exact-answer
  * and per-token accuracy of greedy decoding on the test questions, and a
  * few decoded examples. Quick run: --epochs 1 --train 2000 --test 200.
@@ -48,17 +49,18 @@ typedef struct args {
     int epochs, batch, digits;
     long train, test;
     double lr;
+    uint64_t seed;
     cli_outputs out;
 } args;
 
 static int parse(int argc, char **argv, args *a)
 {
-    *a = (args){.epochs = 18, .batch = 64, .digits = 3, .train = 20000, .test = 2000, .lr = 0.003};
+    *a = (args){.epochs = 18, .batch = 64, .digits = 3, .train = 20000, .test = 2000, .lr = 0.003, .seed = 1};
     const cli_flag flags[] = {
         CLI_EPOCHS(&a->epochs),
         {"train", CLI_LONG, &a->train, 1, 10000000, NULL, "training questions"},
         {"test", CLI_LONG, &a->test, 1, 10000000, NULL, "held-out test questions"},
-        CLI_BATCH(&a->batch), CLI_LR(&a->lr),
+        CLI_BATCH(&a->batch), CLI_LR(&a->lr), CLI_SEED_FLAG(&a->seed),
         {"digits", CLI_INT, &a->digits, 1, MAX_DIGITS, NULL, "digits of the longest number"},
         CLI_PLOT_FLAG(&a->out), CLI_GRAPH_FLAGS(&a->out),
     };
@@ -131,6 +133,7 @@ typedef struct model {
     lg_graph *g;
     lg_cell *enc, *dec;
     lg_model_spec spec;
+    uint64_t rng; /* --seed: weights rng .. rng + 4, shuffling rng + 5 */
 } model;
 
 /* The encoder's final (h, c) [B, UNITS] over x [B, t_in]. The lengths
@@ -142,7 +145,7 @@ static void encode(model *m, lg_value x, lg_value states[2])
     int axis = 1;
     lg_value lengths = lg_sum(lg_compare(x, lg_scalar(g, LG_I32, PAD), LG_CMP_NE), &axis, 1, false); /* [B] */
     lg_embedding_opts eo = lg_embedding_opts_default();
-    eo.seed = 1;
+    eo.seed = m->rng;
     lg_value e = lg_embedding(g, "encoder_embedding", x, VOCAB, EMBED, eo);
     lg_rnn_opts o = lg_rnn_opts_default();
     o.name = "encoder", o.return_state = true, o.lengths = lengths;
@@ -158,14 +161,14 @@ static lg_value decode_teacher_forced(model *m, lg_value y, int t_out, const lg_
     lg_value first = lg_slice(y, 1, 0, 1); /* [B, 1] */
     lg_value parts[2] = {lg_broadcast_like(lg_scalar(g, LG_I32, START), first), lg_slice(y, 1, 0, t_out - 1)};
     lg_embedding_opts eo = lg_embedding_opts_default();
-    eo.seed = 2;
+    eo.seed = m->rng + 1;
     lg_value e = lg_embedding(g, "decoder_embedding", lg_concat(parts, 2, 1), VOCAB, EMBED, eo);
     lg_rnn_opts o = lg_rnn_opts_default();
     o.name = "decoder", o.return_sequences = true, o.initial_state = states, o.n_initial_state = 2;
     lg_rnn_result r;
     if (lg_rnn(g, m->dec, e, o, &r) != LG_OK) return lg_value_invalid();
     lg_dense_opts d = lg_dense_opts_default();
-    d.seed = 3;
+    d.seed = m->rng + 2;
     return lg_dense(g, "dense", r.output, VOCAB, d);
 }
 
@@ -215,9 +218,9 @@ static lg_status build(model *m, shapes sh)
     lg_value x = lg_input(g, "question", LG_I32, lg_shape_of(2, -1, sh.t_in));
     lg_value y = lg_input(g, "answer", LG_I32, lg_shape_of(2, -1, sh.t_out));
     lg_cell_opts co = lg_cell_opts_default(LG_CELL_LSTM, UNITS);
-    co.seed = 4;
+    co.seed = m->rng + 3;
     m->enc = lg_cell_new(g, "encoder_lstm", EMBED, co);
-    co.seed = 5;
+    co.seed = m->rng + 4;
     m->dec = lg_cell_new(g, "decoder_lstm", EMBED, co);
     if (!m->enc || !m->dec) return LG_ERR_GRAPH;
     lg_value states[2] = {lg_value_invalid(), lg_value_invalid()};
@@ -346,6 +349,7 @@ static int run(session *S, const args *a)
         return fail("making the data", NULL);
 
     model *m = &S->m;
+    m->rng = a->seed;
     if (build(m, sh) != LG_OK) return fail("building the model", m->g);
     if (lg_graph_summary(m->g, stdout)) return fail("summary", m->g);
 
@@ -358,7 +362,7 @@ static int run(session *S, const args *a)
     if (cli_write_graph(&a->out, m->g)) return fail("writing the graph", NULL);
 
     lg_dataset_opts dopt = lg_dataset_opts_default();
-    dopt.batch_size = a->batch, dopt.seed = 6;
+    dopt.batch_size = a->batch, dopt.seed = a->seed + 5;
     if (lg_dataset_new(S->x_train, S->y_train, dopt, &S->train)) return fail("training data", NULL);
     dopt.shuffle = false, dopt.batch_size = 500;
     if (lg_dataset_new(S->x_test, S->y_test, dopt, &S->test)) return fail("test data", NULL);

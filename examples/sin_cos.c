@@ -45,19 +45,20 @@ enum { STEPS = 20 };
 typedef struct args {
     int epochs, pieces, windows, test_windows, units;
     double lr;
+    uint64_t seed;
     cli_outputs out;
 } args;
 
 static int parse(int argc, char **argv, args *a)
 {
-    *a = (args){.epochs = 20, .pieces = 32, .windows = 100, .test_windows = 50, .units = 32, .lr = 0.005};
+    *a = (args){.epochs = 20, .pieces = 32, .windows = 100, .test_windows = 50, .units = 32, .lr = 0.005, .seed = 1};
     const cli_flag flags[] = {
         CLI_EPOCHS(&a->epochs),
         {"pieces", CLI_INT, &a->pieces, 1, 4096, NULL, "contiguous pieces of the sine (the batch size)"},
         {"windows", CLI_INT, &a->windows, 1, 100000, NULL, "training windows of 20 steps per piece"},
         {"test-windows", CLI_INT, &a->test_windows, 1, 100000, NULL, "test windows per piece"},
         {"units", CLI_INT, &a->units, 1, 4096, NULL, "LSTM units"},
-        CLI_LR(&a->lr), CLI_PLOT_FLAG(&a->out), CLI_GRAPH_FLAGS(&a->out),
+        CLI_LR(&a->lr), CLI_SEED_FLAG(&a->seed), CLI_PLOT_FLAG(&a->out), CLI_GRAPH_FLAGS(&a->out),
     };
     const cli c = {"sin_cos", "A stateful LSTM reads sin(t) and predicts cos(t), against the same LSTM stateless.",
                    flags, CLI_COUNT(flags)};
@@ -118,7 +119,7 @@ static lg_status build(model *m, const args *a, bool stateful)
     m->x = lg_input(g, "x", LG_F32, lg_shape_of(3, batch, (int64_t)STEPS, 1));
     m->y = lg_input(g, "y", LG_F32, lg_shape_of(3, batch, (int64_t)STEPS, 1));
     lg_cell_opts co = lg_cell_opts_default(LG_CELL_LSTM, a->units);
-    co.seed = 1;
+    co.seed = a->seed;
     m->cell = lg_cell_new(g, "lstm", 1, co);
     if (!m->cell) return LG_ERR_GRAPH;
     lg_rnn_opts ro = lg_rnn_opts_default();
@@ -129,7 +130,7 @@ static lg_status build(model *m, const args *a, bool stateful)
     if (s) return s;
     m->state = r.state;
     lg_dense_opts d = lg_dense_opts_default();
-    d.seed = 2;
+    d.seed = a->seed + 1;
     lg_value pred = lg_dense(g, "dense", r.output, 1, d);
     m->spec = lg_model_spec_default();
     m->spec.x = m->x, m->spec.y = m->y, m->spec.metric = LG_METRIC_MAE;

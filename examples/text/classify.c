@@ -12,6 +12,7 @@ enum { MAX_PARAMS = 16 };
 typedef struct args {
     int epochs, batch;
     double lr;
+    uint64_t seed;
     long limit;
     const char *data;
     cli_outputs out;
@@ -19,9 +20,9 @@ typedef struct args {
 
 static int parse(const text_example *ex, int argc, char **argv, args *a)
 {
-    *a = (args){.epochs = ex->epochs, .batch = 32, .lr = ex->lr, .data = "/usr/share/common-licenses"};
+    *a = (args){.epochs = ex->epochs, .batch = 32, .lr = ex->lr, .seed = 1, .data = "/usr/share/common-licenses"};
     const cli_flag flags[] = {
-        CLI_EPOCHS(&a->epochs), CLI_BATCH(&a->batch), CLI_LR(&a->lr), CLI_LIMIT(&a->limit),
+        CLI_EPOCHS(&a->epochs), CLI_BATCH(&a->batch), CLI_LR(&a->lr), CLI_SEED_FLAG(&a->seed), CLI_LIMIT(&a->limit),
         {"data", CLI_TEXT, &a->data, 0, 0, "DIR", "the licence texts"},
         CLI_PLOT_FLAG(&a->out), CLI_GRAPH_FLAGS(&a->out),
     };
@@ -45,19 +46,19 @@ typedef struct run {
 
 /* ids [B, T] -> Embedding -> the example's layers -> Dense logits [B, 4].
  * No dropout, so one branch serves training and inference. */
-static lg_status build(run *r)
+static lg_status build(run *r, uint64_t seed)
 {
     lg_graph *g = r->g = lg_graph_new();
     lg_value x = lg_input(g, "ids", LG_I32, lg_shape_of(2, -1, -1)); /* [B, T] */
     lg_value y = lg_input(g, "licence", LG_I32, lg_shape_of(1, -1)); /* [B] */
     lg_embedding_opts eo = lg_embedding_opts_default();
-    eo.seed = 1;
+    eo.seed = seed;
     lg_value emb = lg_embedding(g, "embedding", x, r->data.vocab_size, TEXT_EMBED, eo); /* [B, T, 32] */
     lg_value features;
-    lg_status s = r->ex->layers(g, emb, licences_mask_lengths(x), r->cells, &features);
+    lg_status s = r->ex->layers(g, emb, licences_mask_lengths(x), seed + 1, r->cells, &features);
     if (s != LG_OK) return s;
     lg_dense_opts d = lg_dense_opts_default();
-    d.seed = 4;
+    d.seed = seed + 3;
     lg_value logits = lg_dense(g, "dense", features, LICENCES_CLASSES, d); /* [B, 4] */
     r->spec = lg_model_spec_default();
     r->spec.x = x, r->spec.y = y, r->spec.metric = LG_METRIC_ACCURACY;
@@ -77,7 +78,7 @@ static int train_and_test(run *r, const args *a)
     licences_opts lo = licences_opts_default();
     lo.dir = a->data, lo.limit = a->limit;
     if (licences_load(lo, &r->data)) return fail(r, "loading the licence texts", r->data.error);
-    if (build(r))
+    if (build(r, a->seed))
         return fail(r, "building the model", r->g && lg_graph_error(r->g) ? lg_graph_error(r->g) : lg_last_error());
     if (lg_graph_summary(r->g, stdout)) return fail(r, "summary", lg_last_error());
 
@@ -92,7 +93,7 @@ static int train_and_test(run *r, const args *a)
     if (cli_write_graph(&a->out, r->g)) return fail(r, "writing the graph", lg_last_error());
 
     lg_dataset_opts dopt = lg_dataset_opts_default();
-    dopt.batch_size = a->batch, dopt.seed = 5;
+    dopt.batch_size = a->batch, dopt.seed = a->seed + 4;
     if (lg_dataset_new(r->data.x_train, r->data.y_train, dopt, &r->train))
         return fail(r, "training data", lg_last_error());
     dopt.shuffle = false, dopt.batch_size = 128;
