@@ -4,8 +4,9 @@
     check.py [--exit N] [--stdout TEXT] [--stderr TEXT] [--no-stdout TEXT]
              [--metric REGEX (--above | --below) [NUMBER]] -- EXAMPLE ARGS...
 
---exit: the exit status wanted (default 0; under ASan a leak makes it 23,
-so an error path that leaks fails its test). --stdout/--stderr: text the
+--exit: the exit status wanted (default 0). Any sanitizer report on stderr
+(a leak, a bad access, undefined behaviour) fails the check whatever the
+status: under ASan a leak exits 1, like the error paths being tested. --stdout/--stderr: text the
 output must contain; --no-stdout: text it must not. --metric: the last
 match of REGEX in stdout (DOTALL) names the result in its group "value"
 and, when there is no NUMBER, the baseline to beat in its group "baseline";
@@ -38,6 +39,8 @@ def main():
     problems += ["stdout lacks %r" % t for t in a.stdout if t not in out]
     problems += ["stderr lacks %r" % t for t in a.stderr if t not in err]
     problems += ["stdout has %r" % t for t in a.no_stdout if t in out]
+    problems += ["a sanitizer report: %r" % t for t in ("ERROR: LeakSanitizer", "ERROR: AddressSanitizer",
+                                                        "runtime error:") if t in err]
     if a.metric:
         matches = list(re.finditer(a.metric, out, re.S))
         if not matches:

@@ -194,9 +194,6 @@ static int run(session *S, const args *a)
     if (lg_dataset_new(S->x_train, S->y_train, dopt, &S->train)) return fail("training data");
     dopt.shuffle = false, dopt.batch_size = 500;
     if (lg_dataset_new(S->x_test, S->y_test, dopt, &S->test)) return fail("test data");
-    printf("Training on %lld images, testing on %lld (batch %d, SGD lr %g momentum %g)\n",
-           (long long)lg_dataset_size(S->train), (long long)lg_dataset_size(S->test), a->batch, a->lr, a->momentum);
-
 #if LG_KERAS
     if (a->keras) {
         if (lg_keras_load_weights(m->g, a->keras)) return fail("loading the Keras weights");
@@ -204,6 +201,9 @@ static int run(session *S, const args *a)
         return report(S, a);
     }
 #endif
+    printf("Training on %lld images, testing on %lld (batch %d, SGD lr %g momentum %g)\n",
+           (long long)lg_dataset_size(S->train), (long long)lg_dataset_size(S->test), a->batch, a->lr, a->momentum);
+
     lg_fit_opts fo = lg_fit_opts_default();
     fo.epochs = a->epochs, fo.history_csv = a->history, fo.seed = a->seed + 3;
     bool curves = a->out.plot || a->history;
