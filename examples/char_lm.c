@@ -59,8 +59,8 @@ static int parse(int argc, char **argv, args *a)
                 .start = "This License ", .text = "/usr/share/common-licenses/GPL-3"};
     const cli_flag flags[] = {
         CLI_EPOCHS(&a->epochs), CLI_BATCH(&a->batch), CLI_LR(&a->lr), CLI_SEED_FLAG(&a->seed), CLI_LIMIT(&a->limit),
-        {"start", CLI_TEXT, &a->start, 0, 0, "TEXT", "the text the samples continue (2 characters or more)"},
-        {"temperature", CLI_DOUBLE, &a->temperature, 0, 100, NULL, "sampling temperature (0: greedy)"},
+        {"start", CLI_TEXT, &a->start, 0, 0, "TEXT", "the text the samples continue, 2 characters or more"},
+        {"temperature", CLI_DOUBLE, &a->temperature, 0, 100, NULL, "sampling temperature, 0 for greedy"},
         {"length", CLI_INT, &a->length, 1, 1000000, NULL, "longest sample, in characters"},
         {"text", CLI_TEXT, &a->text, 0, 0, "FILE", "the text to learn"},
         CLI_PLOT_FLAG(&a->out), CLI_GRAPH_FLAGS(&a->out),

@@ -29,7 +29,8 @@ static void print_default(FILE *out, const cli_flag *f)
     case CLI_SEED: fprintf(out, "%" PRIu64, *(const uint64_t *)f->value); break;
     case CLI_TEXT: {
         const char *s = *(const char *const *)f->value;
-        fprintf(out, s ? "%s" : "none", s);
+        if (!s) fputs("none", out);
+        else fprintf(out, strpbrk(s, " \t") ? "'%s'" : "%s", s); /* quoted when spaces matter */
         break;
     }
     case CLI_TYPE_COUNT: break;

@@ -64,7 +64,7 @@ typedef struct cli_outputs {
 #define CLI_BATCH(p) {"batch", CLI_INT, (p), 1, 65536, NULL, "examples per training step"}
 #define CLI_LR(p) {"lr", CLI_DOUBLE, (p), 1e-9, 100, NULL, "learning rate"}
 #define CLI_SEED_FLAG(p) {"seed", CLI_SEED, (p), 0, 0, NULL, "seed of the random streams"}
-#define CLI_LIMIT(p) {"limit", CLI_LONG, (p), 0, 1e12, NULL, "train on the first N examples only (0: all)"}
+#define CLI_LIMIT(p) {"limit", CLI_LONG, (p), 0, 1e12, NULL, "train on the first N examples only, 0 for all"}
 #define CLI_GRAPH_FLAGS(o)                                                                          \
     {"dot", CLI_TEXT, &(o)->dot, 0, 0, "FILE", "write the graph as Graphviz DOT"},                  \
     {"svg", CLI_TEXT, &(o)->svg, 0, 0, "FILE", "draw the graph as SVG"}

@@ -68,12 +68,8 @@ def main(argv):
     model.fit(x_train, y_train, batch_size=64, epochs=a.epochs, verbose=2)
     loss, acc = model.evaluate(x_test, y_test, batch_size=500, verbose=0)
     print("Keras: test loss %.4f, test accuracy %.4f" % (loss, acc))
-    # the weights alone, without the optimizer's state (a fresh copy of the
-    # model that was never compiled): half the file
-    plain = keras.models.clone_model(model)
-    plain.set_weights(model.get_weights())
-    plain.save_weights(a.out)
-    print("weights written to", a.out, "(layers %s)" % ", ".join(l.name for l in plain.layers))
+    model.save_weights(a.out)  # with the optimizer's state, which loopgrad does not read
+    print("weights written to", a.out, "(layers %s)" % ", ".join(l.name for l in model.layers))
 
 
 if __name__ == "__main__":
