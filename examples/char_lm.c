@@ -3,15 +3,15 @@
  * level text generation example: an LSTM reads fixed-length windows of the
  * GNU GPL version 3 (/usr/share/common-licenses/GPL-3, on every Debian
  * system) and predicts the next character at every step, then writes new
- * text one character at a time from a seed string.
+ * text one character at a time from a start string (--start).
  *
  *   Embedding(V, 32) -> LSTM(128, return_sequences) -> Dense(V) logits,
  *   sparse categorical cross-entropy over every step, Adam, lg_fit.
  *
  * Sampling runs in the graph, in a loop that feeds each step's character
  * back in as the next input (lg_loop with lg_loop_until): the LSTM first
- * reads the seed (all but its last character, with lg_rnn and the same
- * weights), then the loop starts from the seed's last character and stops
+ * reads the start string (all but its last character, with lg_rnn and the
+ * same weights), then the loop starts from its last character and stops
  * at the end of a paragraph (a blank line) or after --length characters.
  * The graph has no random op, so the randomness comes in as data: the loop
  * also reads a sequence of noise, T * Gumbel(0, 1) per step and character,
@@ -28,9 +28,10 @@
  * of 64 characters), the rest trains (windows of 64 every 16 characters).
  * --limit uses only the first N training windows (quick runs); --start,
  * the text the samples continue, needs at least 2 characters, all of them
- * in the text; --seed seeds the weights, the shuffling and the sampling. Prints the
- * summary, a line per epoch, the validation loss and perplexity against a
- * unigram baseline, and a greedy and a sampled continuation of the seed.
+ * in the text; --seed seeds the weights, the shuffling and the sampling.
+ * Prints the summary, a line per epoch, the validation loss and perplexity
+ * against a unigram baseline, and a greedy and a sampled continuation of
+ * the start string.
  * Quick run: --epochs 1 --limit 64 --length 40.
  */
 #include <errno.h>

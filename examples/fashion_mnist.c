@@ -19,8 +19,10 @@
  * and saves the checkpoint (default fashion_mnist.safetensors) and, when
  * asked, the graph and the learning curves. --keras FILE (when built with
  * HDF5) loads weights trained by Keras (keras/train_fashion_mnist.py) into
- * the same layers instead of training, and reports their test accuracy. Defaults: batch 64, SGD lr 0.05 momentum 0.9;
- * one epoch reaches about 0.82 test accuracy, --epochs 12 reaches 0.884.
+ * the same layers instead of training, and reports their test accuracy.
+ * Defaults: batch 64, SGD lr 0.05 momentum 0.9; one epoch reaches about
+ * 0.82 test accuracy (see the README on OpenBLAS cores), --epochs 12
+ * reaches 0.884.
  */
 #include <stdio.h>
 #include <stdlib.h>
