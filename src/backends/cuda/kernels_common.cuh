@@ -32,10 +32,6 @@ __device__ inline void record_error(int32_t *err, int32_t site, int64_t value, i
     }
 }
 
-/* Launch K<T> for dt's element type with the given arguments. */
-#define LG_CUDA_DISPATCH_FLOAT(dt, F, ...)                    \
-    ((dt) == LG_F32 ? F<float>(__VA_ARGS__) : F<double>(__VA_ARGS__))
-
 } // namespace lg_cuda
 
 #endif
