@@ -6,7 +6,8 @@
  * own CPU loop over the same Keras weights.
  *
  * Without a GPU it prints why and exits 77, which meson reports as SKIP;
- * with --without-gpu it checks the refusal a machine without one gets.
+ * with --host it runs what needs no GPU: CUDA errors as statuses, and the
+ * refusal a machine without a GPU gets.
  * Tests run in one process (no fork): a CUDA context does not survive
  * fork().
  *
@@ -813,25 +814,61 @@ static Suite *suite(void)
     return s;
 }
 
-/* Without a GPU: the context refuses with a message that says so plainly
- * (meson test cuda_without_gpu; SKIP where a GPU is present). */
-static int without_gpu(void)
+/* ---- host side: runs on every machine with the toolkit ---------------------- */
+
+/* CUDA results as statuses: the call and purpose named, plain words for a
+ * missing GPU or driver, out of memory as LG_ERR_OUT_OF_MEMORY. */
+START_TEST(cuda_errors_as_status)
+{
+    ck_assert_int_eq(lg_cuda_status(cudaSuccess, "cudaMalloc", "x"), LG_OK);
+    ck_assert_int_eq(lg_cuda_status(cudaErrorNoDevice, "cudaGetDeviceCount", "looking for GPUs"), LG_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(lg_last_error(), "cudaGetDeviceCount (looking for GPUs): no CUDA-capable GPU is present"),
+                  "%s", lg_last_error());
+    ck_assert_int_eq(lg_cuda_status(cudaErrorInsufficientDriver, "cudaSetDevice", "cuda:0"), LG_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(lg_last_error(), "cudaSetDevice (cuda:0): the NVIDIA driver is missing or older"), "%s",
+                  lg_last_error());
+    ck_assert_int_eq(lg_cuda_status(cudaErrorMemoryAllocation, "cudaMallocAsync", "4096 bytes"), LG_ERR_OUT_OF_MEMORY);
+    ck_assert_msg(strstr(lg_last_error(), "4096 bytes") && strstr(lg_last_error(), "out of device memory"), "%s",
+                  lg_last_error());
+    ck_assert_int_eq(lg_cuda_status(cudaErrorIllegalAddress, "cudaStreamSynchronize", "cuda:0"), LG_ERR_RUNTIME);
+    ck_assert_msg(strstr(lg_last_error(), "cudaStreamSynchronize (cuda:0): cudaErrorIllegalAddress"), "%s",
+                  lg_last_error());
+    lg_graph *g = lg_graph_new();
+    lg_value v = lg_tanh(lg_input(g, "h", LG_F32, lg_shape_of(1, 3)));
+    ck_assert_int_eq(lg_cuda_launched(cudaErrorInvalidConfiguration, &g->nodes[v.node]), LG_ERR_RUNTIME);
+    ck_assert_msg(strstr(lg_last_error(), g->nodes[v.node].name) && strstr(lg_last_error(), "cudaErrorInvalidConfiguration"),
+                  "%s", lg_last_error());
+    lg_graph_free(g);
+}
+END_TEST
+
+/* Without a GPU (or driver) the context refuses, saying so plainly. */
+START_TEST(no_gpu_refusal)
 {
     int count = 0;
-    if (cudaGetDeviceCount(&count) == cudaSuccess && count > 0) {
-        printf("SKIP: this machine has a GPU; the suite 'cuda' tests it\n");
-        return 77;
-    }
+    if (cudaGetDeviceCount(&count) == cudaSuccess && count > 0) return; /* the 'cuda' suite covers this machine */
     lg_cuda_ctx *c = (lg_cuda_ctx *)1;
-    lg_status st = lg_cuda_ctx_new(0, &c);
-    printf("lg_cuda_ctx_new: %s: %s\n", lg_status_name(st), lg_last_error());
-    bool plain = strstr(lg_last_error(), "no CUDA-capable GPU") || strstr(lg_last_error(), "NVIDIA driver is missing");
-    return st == LG_ERR_UNSUPPORTED && c == NULL && plain && strstr(lg_last_error(), "cudaGetDeviceCount") ? 0 : 1;
+    ck_assert_int_eq(lg_cuda_ctx_new(0, &c), LG_ERR_UNSUPPORTED);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(lg_last_error(), "cudaGetDeviceCount") &&
+                      (strstr(lg_last_error(), "no CUDA-capable GPU") || strstr(lg_last_error(), "NVIDIA driver is missing")),
+                  "%s", lg_last_error());
+}
+END_TEST
+
+static Suite *host_suite(void)
+{
+    Suite *s = suite_create("cuda_host");
+    TCase *tc = tcase_create("host");
+    tcase_add_test(tc, cuda_errors_as_status);
+    tcase_add_test(tc, no_gpu_refusal);
+    suite_add_tcase(s, tc);
+    return s;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--without-gpu") == 0) return without_gpu();
+    if (argc > 1 && strcmp(argv[1], "--host") == 0) return lg_check_run(host_suite());
     /* Is there a GPU? Ask before Check runs anything, and say why not. */
     int count = 0;
     cudaError_t e = cudaGetDeviceCount(&count);
