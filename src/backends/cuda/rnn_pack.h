@@ -95,7 +95,10 @@ const char *lg_rnn_refusal_name(lg_rnn_refusal r);
 /* Whether one cuDNN RNN computes layers[0..n) (a stack: each layer reads the
  * previous one's output sequence). On LG_RNN_ELIGIBLE *spec is filled; a
  * refusal writes why (naming the layer) into why[why_len]. An input mask on
- * the first layer is eligible: the caller applies it to x before the call. */
+ * the first layer is eligible: the caller applies it to x before the call
+ * (the mask is constant over time). cuDNN returns a bidirectional layer's
+ * directions concatenated; the last layer's other merge modes are the
+ * caller's to apply to that. */
 lg_rnn_refusal lg_rnn_eligible(const lg_rnn_layer_desc *layers, int n, lg_rnn_spec *spec, char *why, size_t why_len);
 
 /* Gates: 4 (LSTM), 3 (GRU), 1 (SimpleRNN); linear layer ids are 2 * gates. */
