@@ -4,6 +4,12 @@
 #   bench/fashion_mnist.sh [REPEATS] [LIMIT]     (defaults 3, 0 = all 60000)
 # Prints each run, then medians and the ratio loopgrad / PyTorch (best
 # threading: OMP_WAIT_POLICY=PASSIVE) and PyTorch's default threading too.
+# LG_BENCH_PROVIDERS="auto openblas onednn Prescott:auto" times loopgrad once
+# per GEMM provider as well (auto: the library's own choice; the others:
+# LG_GEMM), each optionally under a forced OpenBLAS core (CORE:provider sets
+# OPENBLAS_CORETYPE=CORE for that run: Prescott is what Debian's OpenBLAS
+# falls back to on CPUs it does not know);
+# PyTorch is skipped with a note when python3-torch is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeats=${1:-3}
@@ -11,17 +17,48 @@ limit=${2:-0}
 build=${LG_BUILD_DIR:-build}
 python=${PYTHON:-/usr/bin/python3}
 [ -x "$build/examples/fashion_mnist" ] || { echo "build first: scripts/setup" >&2; exit 1; }
+read -r -a providers <<< "${LG_BENCH_PROVIDERS:-auto}"
+torch=1
+"$python" -c "import torch" 2>/dev/null || { torch=0; echo "PyTorch: not installed (python3-torch), skipped"; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 seconds() { awk '/^epoch 1 seconds/ {print $4}'; }
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, $(nproc) cores, limit ${limit} (0: all), ${repeats} repeats"
-for r in $(seq "$repeats"); do
-  "$build/examples/fashion_mnist" --limit "$limit" --checkpoint "$tmp/ck.safetensors" | seconds >> "$tmp/lg"
-  OMP_WAIT_POLICY=PASSIVE "$python" bench/fashion_mnist_torch.py --limit "$limit" | seconds >> "$tmp/pt_best"
-  "$python" bench/fashion_mnist_torch.py --limit "$limit" | seconds >> "$tmp/pt_default"
-  echo "run $r: loopgrad $(tail -1 "$tmp/lg") s, pytorch (passive) $(tail -1 "$tmp/pt_best") s, pytorch (default) $(tail -1 "$tmp/pt_default") s"
+echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, $(nproc) cores, limit ${limit} (0: all), ${repeats} repeats, $(uptime | sed 's/.*load average/load average/')"
+# Runs fashion_mnist under configuration $1 ([CORE:]provider) with the rest of the arguments.
+run_lg() {
+  local p=${1#*:} core=
+  [[ $1 == *:* ]] && core=${1%%:*}
+  shift
+  if [ "$p" = auto ]; then
+    env -u LG_GEMM ${core:+OPENBLAS_CORETYPE=$core} "$build/examples/fashion_mnist" "$@"
+  else
+    env LG_GEMM="$p" ${core:+OPENBLAS_CORETYPE=$core} "$build/examples/fashion_mnist" "$@"
+  fi
+}
+for p in "${providers[@]}"; do
+  echo "$p: $(run_lg "$p" --limit 64 --checkpoint "$tmp/ck.safetensors" | grep '^GEMM')"
 done
-lg=$(median < "$tmp/lg"); best=$(median < "$tmp/pt_best"); def=$(median < "$tmp/pt_default")
-echo "median epoch seconds: loopgrad $lg, pytorch passive $best, pytorch default $def"
+for r in $(seq "$repeats"); do
+  line="run $r:"
+  for p in "${providers[@]}"; do
+    run_lg "$p" --limit "$limit" --checkpoint "$tmp/ck.safetensors" > "$tmp/out"
+    seconds < "$tmp/out" >> "$tmp/lg_$p"
+    awk '/^test loss/ {print $NF}' "$tmp/out" >> "$tmp/acc_$p"
+    line+=" loopgrad $p $(tail -1 "$tmp/lg_$p") s (test accuracy $(tail -1 "$tmp/acc_$p")),"
+  done
+  if ((torch)); then
+    OMP_WAIT_POLICY=PASSIVE "$python" bench/fashion_mnist_torch.py --limit "$limit" | seconds >> "$tmp/pt_best"
+    "$python" bench/fashion_mnist_torch.py --limit "$limit" | seconds >> "$tmp/pt_default"
+    line+=" pytorch (passive) $(tail -1 "$tmp/pt_best") s, pytorch (default) $(tail -1 "$tmp/pt_default") s"
+  fi
+  echo "$line"
+done
+for p in "${providers[@]}"; do
+  echo "median epoch seconds, loopgrad $p: $(median < "$tmp/lg_$p")"
+done
+echo "load after: $(uptime | sed 's/.*load average/load average/')"
+((torch)) || exit 0
+lg=$(median < "$tmp/lg_${providers[0]}"); best=$(median < "$tmp/pt_best"); def=$(median < "$tmp/pt_default")
+echo "median epoch seconds: loopgrad (${providers[0]}) $lg, pytorch passive $best, pytorch default $def"
 awk -v a="$lg" -v b="$best" -v c="$def" 'BEGIN {printf "loopgrad / pytorch: %.2f (best threading), %.2f (default)\n", a / b, a / c}'

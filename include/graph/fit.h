@@ -162,10 +162,11 @@ lg_fit_opts lg_fit_opts_default(void);
  * e)), validating on `validation` (NULL for none) after each. The epochs run
  * are in the history (an epoch stopped by an error is not). Errors:
  * LG_ERR_INVALID_ARGUMENT (NULL trainer or train, epochs < 1, bad options,
- * a dataset without targets), LG_ERR_FEED (a batch whose dtypes or shapes x
- * or y do not take, as lg_graph_run reports it), LG_ERR_RUNTIME (a
- * non-finite training loss, see above, or a kernel's), LG_ERR_IO (history
- * or checkpoint not writable), and any run's status. */
+ * a dataset without targets, a y the metric cannot pair with the output),
+ * LG_ERR_FEED (a batch whose dtypes or shapes x or y do not take, as
+ * lg_graph_run reports it), LG_ERR_RUNTIME (a non-finite training loss,
+ * see above, or a kernel's), LG_ERR_IO (history or checkpoint not
+ * writable), and any run's status. */
 lg_status lg_fit(lg_trainer *tr, lg_dataset *train, lg_dataset *validation, lg_fit_opts opts);
 
 /* The history of every lg_fit on tr: epochs in order (the epoch field

@@ -49,6 +49,31 @@ typedef struct lg_program lg_program;
  * caller's to free, and must be freed before its graph. */
 lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches,
                              int n_fetches, lg_program **out);
+
+/* How to compile. Compiling lowers the part of the graph the fetches need
+ * into a private copy and runs passes over it, in this order:
+ *   verify       the copy is well formed (shapes, dtypes, references);
+ *   hoist        loop body work that depends only on sequences, invariants
+ *                and constants (x_t W + b, an embedding lookup) runs before
+ *                the loop as one batched op over all steps; a gradient
+ *                loop's weight gradients x_t^T dG sum after it as one GEMM;
+ *   dce          values nothing fetched reads are not computed, and a loop
+ *                saves for its gradient loop only what that loop reads (a
+ *                forward-only program saves nothing);
+ *   memory_plan  buffers are reused once their last reader has run.
+ * Results are the same with any pass off; switching one off is for tests and
+ * for bisecting a wrong result. */
+typedef struct lg_compile_opts {
+    /* Comma-separated pass names to switch off ("hoist,dce"); NULL: none.
+     * The environment variable LG_PASSES_OFF, same syntax, adds to these.
+     * An unknown name is LG_ERR_INVALID_ARGUMENT. */
+    const char *passes_off;
+} lg_compile_opts;
+
+lg_compile_opts lg_compile_opts_default(void);
+/* lg_program_compile with options (NULL: the defaults). */
+lg_status lg_program_compile_opts(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches,
+                                  int n_fetches, const lg_compile_opts *opts, lg_program **out);
 void lg_program_free(lg_program *p); /* NULL is fine */
 
 /* Run with feeds of exactly the compiled shapes. out[i] NULL gets a new
@@ -77,6 +102,9 @@ typedef struct lg_loop_report {
      * counted here too, since they are planned memory. */
     size_t state_bytes, residual_bytes;
     int body_kernels;      /* kernels in one step of the body */
+    int n_hoisted;         /* body values computed before the loop, batched over all steps */
+    size_t hoisted_bytes;  /* their stacked bytes */
+    int n_sunk;            /* accumulators (weight gradients) summed after the loop as one op */
 } lg_loop_report;
 
 int lg_program_loop_count(const lg_program *p);
@@ -86,14 +114,15 @@ int lg_program_loop_count(const lg_program *p);
 lg_status lg_program_loop_report(const lg_program *p, int i, lg_loop_report *out);
 
 /* A human-readable report, one line per item, as new text the caller frees
- * (NULL when out of memory or p is NULL):
+ * (NULL when out of memory or p is NULL): the program, each loop, then what
+ * each pass did (indented for the passes run on loop bodies):
  *
  *     program: 9 kernels, 1.50 MiB planned
  *     GEMM: openblas (SkylakeX), 2 threads; f64: openblas (SkylakeX), 2 threads; ...   (lg_cpu_gemm_summary)
- *     loop 'rnn/loop': 28 steps, save residuals: 3 values, 0.42 MiB saved (states 0.11 MiB)
- *     loop 'grad/rnn/loop': 28 steps, gradient loop
- *
- * Later passes add their lines (what they fused or hoisted). */
+ *     loop 'rnn/loop': 28 steps, 3 kernels per step, save residuals: 3 values, 0.42 MiB saved (states 0.11 MiB); hoisted 1 values, 0.21 MiB
+ *     loop 'grad/rnn/loop': 28 steps, 9 kernels per step, gradient loop; hoisted 0 values, 0.00 MiB; 2 accumulators summed after the loop
+ *     hoist: loop 'rnn/loop': 1 values before the loop (matmul 'rnn/matmul' ...)
+ */
 char *lg_program_report(const lg_program *p);
 
 /* Compile (or take from g's cache) and run; see the overview. */

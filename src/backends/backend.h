@@ -5,7 +5,9 @@
  * the executor then reports LG_ERR_UNSUPPORTED naming the op). A kernel gets
  * its node (for attributes and the name in messages) and buffers with
  * concrete shapes; out[] is preallocated by the executor's memory plan and
- * never aliases in[].
+ * never aliases in[], except that an elementwise op's output (add through
+ * stop_gradient in op_list.h) may be the buffer of an input of the output's
+ * shape and dtype: such kernels read element i before writing element i.
  */
 #ifndef LG_BACKEND_H
 #define LG_BACKEND_H

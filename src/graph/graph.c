@@ -16,11 +16,12 @@ lg_graph *lg_graph_new(void)
     return g;
 }
 
-static void attrs_free(lg_attrs *a)
+static void node_free(lg_node *n)
 {
-    free(a->ints);
-    lg_tensor_free(a->tensor);
-    lg_loop_spec_free(a->loop);
+    free(n->in), free(n->out), free(n->name);
+    free(n->attrs.ints);
+    if (!n->borrowed) lg_tensor_free(n->attrs.tensor);
+    lg_loop_spec_free(n->attrs.loop);
 }
 
 void lg_loop_spec_free(lg_loop_spec *s)
@@ -67,9 +68,7 @@ static lg_grad_step *grad_step_dup(const lg_grad_step *b, bool *ok)
 void lg_graph_truncate(lg_graph *g, int32_t n)
 {
     while (g->n_nodes > n) {
-        lg_node *nd = &g->nodes[--g->n_nodes];
-        free(nd->in), free(nd->out), free(nd->name);
-        attrs_free(&nd->attrs);
+        node_free(&g->nodes[--g->n_nodes]);
     }
     free(g->error);
     g->error = NULL;
@@ -106,13 +105,7 @@ void lg_graph_free(lg_graph *g)
     if (!g || --g->refs > 0) return;
     lg_program_cache_free(g->cache);
     lg_param_store_free(g->param_store);
-    for (int32_t i = 0; i < g->n_nodes; i++) {
-        lg_node *n = &g->nodes[i];
-        free(n->in);
-        free(n->out);
-        free(n->name);
-        attrs_free(&n->attrs);
-    }
+    for (int32_t i = 0; i < g->n_nodes; i++) node_free(&g->nodes[i]);
     free(g->nodes);
     free(g->params);
     for (int i = 0; i < g->n_layers; i++) free(g->layers[i].name), free(g->layers[i].type), free(g->layers[i].params);
@@ -336,6 +329,24 @@ static lg_value add_source(lg_graph *g, lg_op op, const char *name, lg_dtype dty
         return lg_graph_fail(g, "%s '%s': out of memory", lg_op_defs[op]->name, name);
     }
     return lg_value_of(g, id, 0);
+}
+
+int32_t lg_node_copy_source(lg_graph *g, const lg_node *src, lg_port port)
+{
+    if (!grow_nodes(g)) return -1;
+    lg_node node = {.op = src->op, .n_out = 1, .is_grad = src->is_grad, .frozen = src->frozen, .borrowed = true};
+    node.out = malloc(sizeof *node.out);
+    size_t len = strlen(src->name) + 1;
+    node.name = malloc(len);
+    if (!node.out || !node.name) {
+        free(node.out), free(node.name);
+        return -1;
+    }
+    memcpy(node.name, src->name, len);
+    node.out[0] = port;
+    node.attrs.tensor = src->attrs.tensor;
+    g->nodes[g->n_nodes] = node;
+    return g->n_nodes++;
 }
 
 lg_value lg_input(lg_graph *g, const char *name, lg_dtype dtype, lg_shape shape)

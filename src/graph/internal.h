@@ -68,6 +68,11 @@ typedef struct lg_loop_spec {
     struct lg_grad_step *grad; /* built with the residuals; NULL: lg_grad builds it */
     int memory;    /* the lg_loop_memory asked for (reports) */
     bool gradient; /* the gradient loop of another loop */
+    /* Set by compile passes on compile-time copies (src/graph/passes): */
+    bool drop_states;     /* nothing reads the saved states: stacked [0, ...] */
+    int n_hoisted;        /* body values computed before the loop as batched ops */
+    size_t hoisted_bytes; /* their stacked [T, ...] bytes */
+    int n_sunk;           /* accumulators summed after the loop as one op */
 } lg_loop_spec;
 
 /* A loop's gradient step, built in its body: the body inputs the gradient
@@ -128,8 +133,14 @@ typedef struct lg_node {
     lg_attrs attrs;
     char *name;
     bool is_grad;
-    bool frozen; /* a parameter that optimizers leave alone */
+    bool frozen;   /* a parameter that optimizers leave alone */
+    bool borrowed; /* attrs.tensor belongs to a node of another graph (compile-time copies) */
 } lg_node;
+
+/* Append to g a source node like src (an input, parameter or constant) with
+ * port `port`, named as src; a parameter's or constant's tensor is borrowed
+ * from src, not copied. Returns the node id, or -1 when out of memory. */
+int32_t lg_node_copy_source(lg_graph *g, const lg_node *src, lg_port port);
 
 /* A layer as summaries see it: named by its scope, of a type, with an output. */
 typedef struct lg_layer_rec {

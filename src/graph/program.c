@@ -1,125 +1,146 @@
 /*
- * program.c — compile a graph for fetches and feed shapes, and run it.
+ * program.c — compile a graph for fetches and feed shapes, and run it: the
+ * executor.
  *
- * Compile: mark the nodes the fetches need, fix every shape from the feeds by
- * re-running shape inference, schedule the needed compute nodes in arena
- * (topological) order, then plan intermediate buffers: each value takes a
- * block of one arena when its node runs and returns it after its last reader,
- * so later values reuse it. Feeds, parameters and constants are read in
- * place, never copied.
+ * Compile: lower the nodes the fetches need into a compile-time graph with
+ * concrete shapes and run the passes over it (src/graph/passes), then
+ * schedule its compute nodes in arena (topological) order and plan
+ * intermediate buffers in one arena: a value's buffer is live from the step
+ * that makes it to its last reader, and buffers whose lifetimes do not
+ * overlap share memory.
+ * Feeds, parameters and constants are read in place, never copied. A
+ * reshape of a value nothing reads afterwards is free: it takes over the
+ * value's buffer; an elementwise op writes over a same-shaped input that
+ * dies there. Each loop
+ * node's body is compiled the same way, for its step shapes, into a program
+ * the loop step owns.
+ *
+ * Run: kernels in schedule order. A loop is run here, not by a backend: per
+ * step the body's schedule runs on views of the loop's buffers (sequence
+ * step t, the current states, the invariants), with no validation and no
+ * copies. The body's fetched values are written by the kernels that make
+ * them straight into their places: the next state's buffer (states
+ * ping-pong, or go straight into the saved-state stack that the gradient
+ * loop reads), and step t of each stacked output and residual.
  */
 #include <string.h>
 
 #include "backends/backend.h"
-#include "ops/op.h"
 #include "graph/cpu.h"
+#include "graph/passes/passes.h"
+#include "ops/op.h"
 
 #define LG_ALIGN 64
 
-typedef enum loc_kind { LOC_ARENA, LOC_FEED, LOC_TENSOR } loc_kind;
+typedef enum loc_kind { LOC_ARENA, LOC_FEED, LOC_TENSOR, LOC_OUT } loc_kind;
 
 /* Where one value lives while the program runs. */
 typedef struct loc {
     loc_kind kind;
-    size_t offset;    /* LOC_ARENA */
-    int feed;         /* LOC_FEED: index into prog->feed_nodes */
+    size_t offset;     /* LOC_ARENA */
+    int feed;          /* LOC_FEED: index into prog->feed_data; LOC_OUT: into prog->out_data */
     lg_tensor *tensor; /* LOC_TENSOR: parameter or constant */
-    lg_port port;     /* concrete */
+    lg_port port;      /* concrete */
 } loc;
 
 typedef struct step {
     int32_t node;
     int first_in, first_out; /* into prog->args: n_in input locs, then n_out output locs */
+    bool alias;              /* a reshape whose output took over its dying input's buffer: nothing to run */
+    lg_program *body;        /* a loop's body, compiled for its step shapes */
+    unsigned char *states;   /* a loop's two buffers per state (ping-pong) and its stop flag */
 } step;
 
 struct lg_program {
-    lg_graph *graph;
+    lg_graph *user;  /* the graph compiled (NULL for a loop body) */
+    lg_graph *graph; /* owned: the compile-time graph the steps run */
     const lg_backend *backend;
     step *steps;
     int n_steps;
     int *args; /* loc indices */
     loc *locs;
     int n_locs;
-    int32_t *feed_nodes; /* input nodes this program reads, and their shapes */
+    int32_t *feed_user; /* per feed: the user's input node (top level) */
     lg_port *feed_ports;
     int n_feeds;
+    int *feed_of_input; /* per compiled input, in the caller's order: its feed, or -1 when unread */
+    int n_inputs;
     int *fetch_locs;
     int n_fetches;
+    void **out_data;  /* per fetch, where a run writes it */
+    bool *out_bound;  /* the fetch's loc is LOC_OUT: its kernel writes it there */
     unsigned char *arena;
     size_t arena_bytes;
     int max_arity;
     lg_buf *scratch; /* 2 * max_arity buffers for one step's kernel call */
     const void **feed_data;
+    char *notes; /* what the passes did */
 };
 
-/* ---- memory plan: first-fit over a sorted free list with coalescing ------ */
+/* ---- memory plan --------------------------------------------------------
+ * Greedy by size over lifetimes: each buffer lives from the step that makes
+ * it to its last reader; the largest are placed first, each at the lowest
+ * offset clear of every placed buffer whose lifetime overlaps its own. This
+ * keeps a large buffer from finding its hole taken by small ones made in
+ * between, which a free list placing buffers in schedule order cannot. */
 
-typedef struct block {
-    size_t offset, size;
-} block;
+typedef struct buffer {
+    size_t size, offset;
+    int first, last; /* steps */
+    int32_t node;    /* the node that makes it, for errors */
+} buffer;
 
-typedef struct planner {
-    block *free;
-    int n_free, cap_free;
-    size_t top; /* arena size so far */
-} planner;
-
-/* Sizes here are ports' bytes, at most LG_MAX_BYTES, so this cannot wrap. */
 static size_t align_up(size_t n) { return (n + LG_ALIGN - 1) / LG_ALIGN * LG_ALIGN; }
 
-/* False when the arena would pass LG_MAX_BYTES (checked, so it never wraps). */
-static bool plan_alloc(planner *p, size_t size, size_t *offset)
+static int by_size_desc(const void *a, const void *b)
 {
-    size = align_up(size ? size : 1);
-    int best = -1;
-    for (int i = 0; i < p->n_free; i++)
-        if (p->free[i].size >= size && (best < 0 || p->free[i].size < p->free[best].size)) best = i;
-    if (best >= 0) {
-        *offset = p->free[best].offset;
-        p->free[best].offset += size;
-        p->free[best].size -= size;
-        if (p->free[best].size == 0) {
-            memmove(&p->free[best], &p->free[best + 1], (size_t)(p->n_free - best - 1) * sizeof(block));
-            p->n_free--;
-        }
-        return true;
-    }
-    /* grow the arena, absorbing a free block that ends at the top */
-    bool absorb = p->n_free > 0 && p->free[p->n_free - 1].offset + p->free[p->n_free - 1].size == p->top;
-    size_t at = absorb ? p->free[p->n_free - 1].offset : p->top, top;
-    if (__builtin_add_overflow(at, size, &top) || top > LG_MAX_BYTES) return false;
-    p->n_free -= absorb;
-    *offset = at;
-    p->top = top;
-    return true;
+    const buffer *x = *(const buffer *const *)a, *y = *(const buffer *const *)b;
+    return (x->size < y->size) - (x->size > y->size);
 }
 
-static bool plan_release(planner *p, size_t offset, size_t size)
+static int by_offset(const void *a, const void *b)
 {
-    size = align_up(size ? size : 1);
-    int i = 0;
-    while (i < p->n_free && p->free[i].offset < offset) i++;
-    if (p->n_free == p->cap_free) {
-        int cap = p->cap_free ? 2 * p->cap_free : 16;
-        block *b = realloc(p->free, (size_t)cap * sizeof *b);
-        if (!b) return false;
-        p->free = b;
-        p->cap_free = cap;
+    const buffer *x = *(const buffer *const *)a, *y = *(const buffer *const *)b;
+    return (x->offset > y->offset) - (x->offset < y->offset);
+}
+
+/* Place bufs[0..n) and set *top to the arena size. Offsets are checked sums
+ * capped at LG_MAX_BYTES, so a plan never wraps. */
+static lg_status place_buffers(const lg_graph *g, buffer *bufs, int n, size_t *top_out)
+{
+    buffer **order = malloc((size_t)(n ? n : 1) * sizeof *order), **live = malloc((size_t)(n ? n : 1) * sizeof *live);
+    if (!order || !live) {
+        free(order), free(live);
+        return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
     }
-    memmove(&p->free[i + 1], &p->free[i], (size_t)(p->n_free - i) * sizeof(block));
-    p->free[i] = (block){offset, size};
-    p->n_free++;
-    if (i + 1 < p->n_free && p->free[i].offset + p->free[i].size == p->free[i + 1].offset) {
-        p->free[i].size += p->free[i + 1].size;
-        memmove(&p->free[i + 1], &p->free[i + 2], (size_t)(p->n_free - i - 2) * sizeof(block));
-        p->n_free--;
+    for (int i = 0; i < n; i++) order[i] = &bufs[i];
+    qsort(order, (size_t)n, sizeof *order, by_size_desc);
+    size_t top = 0;
+    for (int i = 0; i < n; i++) {
+        buffer *b = order[i];
+        int n_live = 0;
+        for (int j = 0; j < i; j++)
+            if (order[j]->first <= b->last && b->first <= order[j]->last) live[n_live++] = order[j];
+        qsort(live, (size_t)n_live, sizeof *live, by_offset);
+        size_t off = 0, end = 0;
+        bool fits = true;
+        for (int j = 0; fits && j < n_live; j++) {
+            fits = !__builtin_add_overflow(off, b->size, &end) && end <= LG_MAX_BYTES;
+            if (fits && end <= live[j]->offset) break;
+            if (live[j]->offset + live[j]->size > off) off = live[j]->offset + live[j]->size;
+        }
+        if (!fits || __builtin_add_overflow(off, b->size, &end) || end > LG_MAX_BYTES) {
+            free(order), free(live);
+            const lg_node *nd = &g->nodes[b->node];
+            return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: %s '%s': the buffers live at once would pass LG_MAX_BYTES "
+                           "(%zu bytes)", lg_op_defs[nd->op]->name, nd->name, (size_t)LG_MAX_BYTES);
+        }
+        b->offset = off;
+        if (end > top) top = end;
     }
-    if (i > 0 && p->free[i - 1].offset + p->free[i - 1].size == p->free[i].offset) {
-        p->free[i - 1].size += p->free[i].size;
-        memmove(&p->free[i], &p->free[i + 1], (size_t)(p->n_free - i - 1) * sizeof(block));
-        p->n_free--;
-    }
-    return true;
+    free(order), free(live);
+    *top_out = top;
+    return LG_OK;
 }
 
 /* ---- compile ------------------------------------------------------------- */
@@ -127,19 +148,19 @@ static bool plan_release(planner *p, size_t offset, size_t size)
 void lg_program_free(lg_program *p)
 {
     if (!p) return;
-    free(p->steps), free(p->args), free(p->locs), free(p->feed_nodes), free(p->feed_ports);
-    free(p->fetch_locs), free(p->arena), free(p->scratch), free((void *)p->feed_data);
+    for (int s = 0; p->steps && s < p->n_steps; s++) {
+        lg_program_free(p->steps[s].body);
+        free(p->steps[s].states);
+    }
+    lg_graph_free(p->graph);
+    free(p->steps), free(p->args), free(p->locs), free(p->feed_user), free(p->feed_ports), free(p->feed_of_input);
+    free(p->fetch_locs), free(p->out_data), free(p->out_bound), free(p->arena), free(p->scratch);
+    free((void *)p->feed_data), free(p->notes);
     free(p);
 }
 
-/* Every port of a program kept the size rule when it was inferred
- * (lg_op_infer) or fed (check_feed). */
-static size_t port_bytes(const lg_port *pt)
-{
-    size_t bytes = 0;
-    LG_ASSERT(lg_shape_bytes(pt->shape, pt->dtype, &bytes));
-    return bytes;
-}
+static size_t port_bytes(const lg_port *pt) { return lg_port_bytes(pt); }
+static size_t buf_bytes(const lg_buf *b) { return lg_port_bytes(&(lg_port){.dtype = b->dtype, .shape = b->shape}); }
 
 /* Check that a feed tensor fits an input's declared dtype and shape. */
 static lg_status check_feed(const lg_graph *g, int32_t node, const lg_tensor *t)
@@ -160,7 +181,7 @@ static lg_status check_feed(const lg_graph *g, int32_t node, const lg_tensor *t)
     if (!lg_shape_bytes(s, decl->dtype, NULL)) /* a view's shape, not checked when made */
         return lg_fail(LG_ERR_FEED, "feed for input '%s': %s %s: its dims multiply past int64 or it needs more "
                        "than LG_MAX_BYTES (%zu) bytes", n->name, lg_dtype_name(decl->dtype), lg_shape_cstr(s),
-                       LG_MAX_BYTES);
+                       (size_t)LG_MAX_BYTES);
     return LG_OK;
 }
 
@@ -184,19 +205,6 @@ static lg_status check_feeds(const lg_graph *g, const lg_feed *feeds, int n_feed
     return LG_OK;
 }
 
-static lg_status check_fetches(const lg_graph *g, const lg_value *fetches, int n_fetches)
-{
-    if (n_fetches < 1 || !fetches) return lg_fail(LG_ERR_INVALID_ARGUMENT, "fetches: at least one value is needed");
-    for (int i = 0; i < n_fetches; i++) {
-        lg_value v = fetches[i];
-        if (!v.graph || v.node < 0) return lg_fail(LG_ERR_INVALID_ARGUMENT, "fetch %d: an invalid value", i);
-        if (v.graph != g) return lg_fail(LG_ERR_INVALID_ARGUMENT, "fetch %d: a value of another graph", i);
-        if (v.node >= g->n_nodes || v.output < 0 || v.output >= g->nodes[v.node].n_out)
-            return lg_fail(LG_ERR_INVALID_ARGUMENT, "fetch %d: no such node output", i);
-    }
-    return LG_OK;
-}
-
 /* " (feeds: 'x' [4, 1], ...)" into buf, for errors in shapes the feeds fixed. */
 static const char *feeds_str(const lg_feed *feeds, int n_feeds, char *buf, size_t size)
 {
@@ -210,54 +218,54 @@ static const char *feeds_str(const lg_feed *feeds, int n_feeds, char *buf, size_
     return buf;
 }
 
+static lg_status check_fetches(const lg_graph *g, const lg_value *fetches, int n_fetches)
+{
+    if (n_fetches < 1 || !fetches) return lg_fail(LG_ERR_INVALID_ARGUMENT, "fetches: at least one value is needed");
+    for (int i = 0; i < n_fetches; i++) {
+        lg_value v = fetches[i];
+        if (!v.graph || v.node < 0) return lg_fail(LG_ERR_INVALID_ARGUMENT, "fetch %d: an invalid value", i);
+        if (v.graph != g) return lg_fail(LG_ERR_INVALID_ARGUMENT, "fetch %d: a value of another graph", i);
+        if (v.node >= g->n_nodes || v.output < 0 || v.output >= g->nodes[v.node].n_out)
+            return lg_fail(LG_ERR_INVALID_ARGUMENT, "fetch %d: no such node output", i);
+    }
+    return LG_OK;
+}
+
 typedef struct compile_state {
     lg_program *p;
-    int *loc_of_node; /* first loc index of each node's outputs, -1 if not needed */
+    const lg_cgraph *cg;
+    int *loc_of_node; /* first loc index of each node's outputs */
     int *last_use;    /* per loc: last step reading it (n_steps for fetched values) */
 } compile_state;
 
-static lg_status compile_locs(compile_state *cs, const bool *needed, const lg_feed *feeds, int n_feeds)
+static lg_status compile_locs(compile_state *cs)
 {
     lg_program *p = cs->p;
-    lg_graph *g = p->graph;
+    const lg_graph *g = p->graph;
     int n_locs = 0;
-    for (int32_t i = 0; i < g->n_nodes; i++)
-        if (needed[i]) n_locs += g->nodes[i].n_out;
+    for (int32_t i = 0; i < g->n_nodes; i++) n_locs += g->nodes[i].n_out;
     p->locs = calloc((size_t)(n_locs ? n_locs : 1), sizeof *p->locs);
-    if (!p->locs) return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
-    lg_port in_ports[16], *ports = in_ports;
+    p->feed_of_input = malloc((size_t)(cs->cg->n_inputs ? cs->cg->n_inputs : 1) * sizeof *p->feed_of_input);
+    p->feed_ports = malloc((size_t)(cs->cg->n_inputs ? cs->cg->n_inputs : 1) * sizeof *p->feed_ports);
+    if (!p->locs || !p->feed_of_input || !p->feed_ports) return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
+    p->n_inputs = cs->cg->n_inputs;
+    for (int k = 0; k < cs->cg->n_inputs; k++) p->feed_of_input[k] = -1;
     int k = 0;
     for (int32_t i = 0; i < g->n_nodes; i++) {
-        if (!needed[i]) continue;
         const lg_node *n = &g->nodes[i];
         cs->loc_of_node[i] = k;
         if (n->op == LG_OP_INPUT) {
             int f = 0;
-            while (f < n_feeds && feeds[f].input.node != i) f++;
-            if (f == n_feeds)
-                return lg_fail(LG_ERR_FEED, "missing feed for input '%s' (%s %s)", n->name, lg_dtype_name(n->out[0].dtype),
-                               lg_shape_cstr(n->out[0].shape));
-            p->feed_nodes[p->n_feeds] = i;
-            p->feed_ports[p->n_feeds] = (lg_port){n->out[0].dtype, lg_tensor_shape(feeds[f].tensor)};
-            p->locs[k] = (loc){.kind = LOC_FEED, .feed = p->n_feeds, .port = p->feed_ports[p->n_feeds]};
+            while (f < cs->cg->n_inputs && cs->cg->inputs[f] != i) f++;
+            LG_ASSERT(f < cs->cg->n_inputs); /* lowering made only fed inputs */
+            p->feed_of_input[f] = p->n_feeds;
+            p->feed_ports[p->n_feeds] = n->out[0];
+            p->locs[k] = (loc){.kind = LOC_FEED, .feed = p->n_feeds, .port = n->out[0]};
             p->n_feeds++;
         } else if (n->op == LG_OP_PARAM || n->op == LG_OP_CONST) {
             p->locs[k] = (loc){.kind = LOC_TENSOR, .tensor = n->attrs.tensor, .port = n->out[0]};
         } else {
-            if (n->n_in > (int)LG_ARRAY_LEN(in_ports)) {
-                ports = malloc((size_t)n->n_in * sizeof *ports);
-                if (!ports) return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
-            }
-            for (int j = 0; j < n->n_in; j++) ports[j] = p->locs[cs->loc_of_node[n->in[j].node] + n->in[j].out].port;
-            lg_port out_ports[n->n_out];
-            char err[512] = "";
-            bool ok = lg_op_infer(n, ports, out_ports, err, sizeof err);
-            if (ports != in_ports) free(ports), ports = in_ports;
-            char fed[512];
-            if (!ok)
-                return lg_fail(LG_ERR_SHAPE, "%s '%s': %s%s", lg_op_defs[n->op]->name, n->name, err,
-                               feeds_str(feeds, n_feeds, fed, sizeof fed));
-            for (int o = 0; o < n->n_out; o++) p->locs[k + o] = (loc){.kind = LOC_ARENA, .port = out_ports[o]};
+            for (int o = 0; o < n->n_out; o++) p->locs[k + o] = (loc){.kind = LOC_ARENA, .port = n->out[o]};
             if (n->n_in > p->max_arity) p->max_arity = n->n_in;
             if (n->n_out > p->max_arity) p->max_arity = n->n_out;
         }
@@ -267,13 +275,26 @@ static lg_status compile_locs(compile_state *cs, const bool *needed, const lg_fe
     return LG_OK;
 }
 
-static lg_status compile_schedule(compile_state *cs, const bool *needed, const lg_value *fetches, int n_fetches)
+/* A body's fetches are written in place (LOC_OUT) by the kernels that make
+ * them, when a step makes them; the rest (an input passed through, a
+ * constant, a value fetched twice) are copied after the step. */
+static void bind_fetches(compile_state *cs)
 {
     lg_program *p = cs->p;
-    lg_graph *g = p->graph;
-    int n_args = 0;
+    for (int i = 0; i < p->n_fetches; i++) {
+        loc *l = &p->locs[p->fetch_locs[i]];
+        p->out_bound[i] = l->kind == LOC_ARENA;
+        if (p->out_bound[i]) *l = (loc){.kind = LOC_OUT, .feed = i, .port = l->port};
+    }
+}
+
+static lg_status compile_schedule(compile_state *cs)
+{
+    lg_program *p = cs->p;
+    const lg_graph *g = p->graph;
+    int n_args = 0, n_fetches = cs->cg->n_outputs;
     for (int32_t i = 0; i < g->n_nodes; i++)
-        if (needed[i] && g->nodes[i].op >= LG_OP_MATMUL) {
+        if (g->nodes[i].op >= LG_OP_MATMUL) {
             p->n_steps++;
             n_args += g->nodes[i].n_in + g->nodes[i].n_out;
         }
@@ -281,11 +302,14 @@ static lg_status compile_schedule(compile_state *cs, const bool *needed, const l
     p->args = calloc((size_t)(n_args ? n_args : 1), sizeof *p->args);
     cs->last_use = calloc((size_t)(p->n_locs ? p->n_locs : 1), sizeof *cs->last_use);
     p->fetch_locs = calloc((size_t)n_fetches, sizeof *p->fetch_locs);
-    if (!p->steps || !p->args || !cs->last_use || !p->fetch_locs) return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
+    p->out_data = calloc((size_t)n_fetches, sizeof *p->out_data);
+    p->out_bound = calloc((size_t)n_fetches, sizeof *p->out_bound);
+    if (!p->steps || !p->args || !cs->last_use || !p->fetch_locs || !p->out_data || !p->out_bound)
+        return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
     int s = 0, a = 0;
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const lg_node *n = &g->nodes[i];
-        if (!needed[i] || n->op < LG_OP_MATMUL) continue;
+        if (n->op < LG_OP_MATMUL) continue;
         p->steps[s] = (step){.node = i, .first_in = a, .first_out = a + n->n_in};
         for (int j = 0; j < n->n_in; j++) {
             int l = cs->loc_of_node[n->in[j].node] + n->in[j].out;
@@ -301,44 +325,79 @@ static lg_status compile_schedule(compile_state *cs, const bool *needed, const l
     }
     p->n_fetches = n_fetches;
     for (int i = 0; i < n_fetches; i++) {
-        int l = cs->loc_of_node[fetches[i].node] + fetches[i].output;
-        p->fetch_locs[i] = l;
-        cs->last_use[l] = p->n_steps;
+        lg_ref r = cs->cg->outputs[i];
+        int l = cs->loc_of_node[r.node] + r.out;
+        for (int j = 0; j < i && l >= 0; j++)
+            if (p->fetch_locs[j] == l) l = -1 - j; /* fetched twice: copied from the first */
+        p->fetch_locs[i] = l >= 0 ? l : p->fetch_locs[-1 - l];
+        cs->last_use[p->fetch_locs[i]] = p->n_steps;
     }
     return LG_OK;
 }
 
-static lg_status compile_memory(compile_state *cs)
+/* Ops whose output element i reads only element i of each input of the
+ * output's shape (others broadcast): op_list.h keeps them in one run. */
+static bool is_elementwise(lg_op op) { return op >= LG_OP_ADD && op <= LG_OP_STOP_GRADIENT; }
+
+/* Ops whose kernel only copies: same bytes, a new shape. */
+static bool is_reshape(lg_op op)
+{
+    return op == LG_OP_RESHAPE || op == LG_OP_RESHAPE_LIKE || op == LG_OP_EXPAND_DIMS || op == LG_OP_SQUEEZE;
+}
+
+static lg_status compile_memory(compile_state *cs, bool reuse)
 {
     lg_program *p = cs->p;
-    planner pl = {0};
-    lg_status st = LG_OK;
-    for (int s = 0; s < p->n_steps && st == LG_OK; s++) {
-        const lg_node *n = &p->graph->nodes[p->steps[s].node];
-        for (int o = 0; o < n->n_out && st == LG_OK; o++) {
-            loc *l = &p->locs[p->args[p->steps[s].first_out + o]];
-            if (!plan_alloc(&pl, port_bytes(&l->port), &l->offset))
-                st = lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: %s '%s': the buffers live at once would pass "
-                             "LG_MAX_BYTES (%zu bytes)", lg_op_defs[n->op]->name, n->name, LG_MAX_BYTES);
+    /* per arena loc: the buffer it lives in (its own, or the input it took over) */
+    int *buf_of = malloc((size_t)(p->n_locs ? p->n_locs : 1) * sizeof *buf_of);
+    buffer *bufs = calloc((size_t)(p->n_locs ? p->n_locs : 1), sizeof *bufs);
+    if (!buf_of || !bufs) {
+        free(buf_of), free(bufs);
+        return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
+    }
+    int n_bufs = 0;
+    for (int s = 0; s < p->n_steps; s++) {
+        step *sp = &p->steps[s];
+        const lg_node *n = &p->graph->nodes[sp->node];
+        /* a reshape of a value read by nothing after it takes over its
+         * buffer: the data is already in place */
+        int in0 = n->n_in ? p->args[sp->first_in] : -1, out0 = p->args[sp->first_out];
+        sp->alias = reuse && is_reshape(n->op) && p->locs[in0].kind == LOC_ARENA && cs->last_use[in0] == s &&
+                    p->locs[out0].kind == LOC_ARENA;
+        /* an elementwise op writes over an input of its own shape that
+         * dies here (each element is read before it is written) */
+        int over = sp->alias ? in0 : -1;
+        for (int j = 0; reuse && over < 0 && is_elementwise(n->op) && p->locs[out0].kind == LOC_ARENA && j < n->n_in; j++) {
+            int li = p->args[sp->first_in + j];
+            const loc *l = &p->locs[li];
+            if (l->kind == LOC_ARENA && cs->last_use[li] == s && l->port.dtype == p->locs[out0].port.dtype &&
+                lg_shape_equal(l->port.shape, p->locs[out0].port.shape))
+                over = li;
         }
-        if (st) break;
-        /* release after the step's outputs are placed, so outputs never
-         * alias inputs */
-        for (int j = 0; j < n->n_in + n->n_out; j++) {
-            int li = p->args[p->steps[s].first_in + j];
-            loc *l = &p->locs[li];
-            bool dup = false;
-            for (int q = 0; q < j; q++) dup = dup || p->args[p->steps[s].first_in + q] == li;
-            if (l->kind == LOC_ARENA && cs->last_use[li] == s && !dup && !plan_release(&pl, l->offset, port_bytes(&l->port)))
-                st = lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
+        for (int o = 0; o < n->n_out; o++) {
+            int li = p->args[sp->first_out + o];
+            if (p->locs[li].kind != LOC_ARENA) continue;
+            if (o == 0 && over >= 0) {
+                buf_of[li] = buf_of[over];
+            } else {
+                buf_of[li] = n_bufs;
+                bufs[n_bufs++] = (buffer){.size = align_up(port_bytes(&p->locs[li].port)), .first = reuse ? s : 0, .node = sp->node};
+            }
+            buffer *b = &bufs[buf_of[li]];
+            int last = reuse ? cs->last_use[li] : p->n_steps;
+            if (last > b->last) b->last = last;
         }
     }
-    free(pl.free);
-    if (st) return st;
-    p->arena_bytes = pl.top;
-    if (pl.top) {
-        p->arena = aligned_alloc(LG_ALIGN, pl.top);
-        if (!p->arena) return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: cannot allocate %zu bytes of buffers", pl.top);
+    size_t top = 0;
+    lg_status placed = place_buffers(p->graph, bufs, n_bufs, &top);
+    for (int l = 0; !placed && l < p->n_locs; l++)
+        if (p->locs[l].kind == LOC_ARENA) p->locs[l].offset = bufs[buf_of[l]].offset;
+    free(buf_of), free(bufs);
+    if (placed) return placed;
+    p->arena_bytes = top;
+    if (top) {
+        p->arena = aligned_alloc(LG_ALIGN, top);
+        if (!p->arena) return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: cannot allocate %zu bytes of buffers", top);
     }
     p->scratch = calloc((size_t)(2 * (p->max_arity ? p->max_arity : 1)), sizeof *p->scratch);
     p->feed_data = calloc((size_t)(p->n_feeds ? p->n_feeds : 1), sizeof *p->feed_data);
@@ -346,8 +405,92 @@ static lg_status compile_memory(compile_state *cs)
     return LG_OK;
 }
 
-lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches, int n_fetches,
-                             lg_program **out)
+static lg_status compile_cgraph(lg_cgraph *cg, bool body, lg_program **out);
+
+/* Step shape: a sequence [T, ...] without its time axis. */
+static lg_port step_port(lg_port pt)
+{
+    for (int d = 0; d + 1 < pt.shape.rank; d++) pt.shape.dims[d] = pt.shape.dims[d + 1];
+    pt.shape.rank--;
+    return pt;
+}
+
+/* Compile loop step st's body for its step shapes; its fetches are the
+ * next states, the per-step outputs, the stop condition, then the
+ * residuals. Also the buffers its states ping-pong between. */
+static lg_status compile_loop(lg_program *p, step *st, uint32_t off)
+{
+    const lg_node *n = &p->graph->nodes[st->node];
+    const lg_loop_spec *s = n->attrs.loop;
+    int n_in = s->n_seq + s->n_state + s->n_inv, first_res = s->n_state + s->n_y + s->has_stop;
+    int n_fetch = first_res + s->n_res;
+    lg_port ports[n_in > 0 ? n_in : 1];
+    lg_ref fetches[n_fetch > 0 ? n_fetch : 1];
+    for (int k = 0; k < n_in; k++) {
+        lg_port pt = p->locs[p->args[st->first_in + k]].port;
+        ports[k] = k < s->n_seq ? step_port(pt) : pt;
+    }
+    for (int k = 0; k < n_fetch; k++) fetches[k] = k < first_res ? s->outputs[k] : s->res[k - first_res];
+    lg_cgraph cg = {.off = off, .backend = p->backend};
+    lg_status rc = lg_cgraph_lower(s->body, s->inputs, ports, n_in, fetches, n_fetch, &cg);
+    if (!rc) rc = lg_cgraph_run_passes(&cg);
+    if (!rc) rc = compile_cgraph(&cg, true, &st->body);
+    else lg_cgraph_free(&cg);
+    if (rc) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", lg_last_error());
+        return lg_fail(rc, "loop '%s': %s", n->name, msg);
+    }
+    size_t bytes = 8; /* the stop condition */
+    for (int k = 0; k < s->n_state; k++) bytes += 2 * (port_bytes(&ports[s->n_seq + k]) + LG_ALIGN);
+    st->states = aligned_alloc(LG_ALIGN, align_up(bytes));
+    if (!st->states) return lg_fail(LG_ERR_OUT_OF_MEMORY, "loop '%s': out of memory", n->name);
+    return LG_OK;
+}
+
+/* The program for a lowered graph after its passes; takes cg's graph. */
+static lg_status compile_cgraph(lg_cgraph *cg, bool body, lg_program **out)
+{
+    *out = NULL;
+    lg_program *p = calloc(1, sizeof *p);
+    compile_state cs = {.p = p, .cg = cg, .loc_of_node = malloc((size_t)(cg->g->n_nodes + 1) * sizeof(int))};
+    lg_status st = LG_OK;
+    if (!p || !cs.loc_of_node) {
+        st = lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
+        goto done;
+    }
+    p->graph = cg->g;
+    cg->g = NULL;
+    p->backend = cg->backend;
+    p->notes = cg->notes;
+    cg->notes = NULL;
+    st = compile_locs(&cs);
+    if (!st) st = compile_schedule(&cs);
+    if (!st && body) bind_fetches(&cs);
+    if (!st) st = compile_memory(&cs, lg_pass_on(cg, "memory_plan"));
+    for (int s = 0; !st && s < p->n_steps; s++) {
+        const lg_node *n = &p->graph->nodes[p->steps[s].node];
+        if (n->op == LG_OP_LOOP) st = compile_loop(p, &p->steps[s], cg->off);
+        else if (!p->backend->kernels[n->op])
+            st = lg_fail(LG_ERR_UNSUPPORTED, "%s '%s': no kernel on the %s backend", lg_op_defs[n->op]->name, n->name,
+                         p->backend->name);
+    }
+done:
+    free(cs.loc_of_node);
+    free(cs.last_use);
+    lg_cgraph_free(cg);
+    if (st) {
+        lg_program_free(p);
+        return st;
+    }
+    *out = p;
+    return LG_OK;
+}
+
+lg_compile_opts lg_compile_opts_default(void) { return (lg_compile_opts){.passes_off = NULL}; }
+
+lg_status lg_program_compile_opts(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches,
+                                  int n_fetches, const lg_compile_opts *opts, lg_program **out)
 {
     if (!out) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_program_compile: out is NULL");
     *out = NULL;
@@ -355,46 +498,48 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
     if (g->error) return lg_fail(LG_ERR_GRAPH, "the graph has a builder error: %s", g->error);
     lg_status st = check_fetches(g, fetches, n_fetches);
     if (!st) st = check_feeds(g, feeds, n_feeds);
+    lg_cgraph cg = {.backend = lg_backend_cpu()};
+    if (!st) st = lg_passes_off(opts ? opts->passes_off : NULL, &cg.off);
     if (st) return st;
-
-    lg_program *p = calloc(1, sizeof *p);
-    bool *needed = calloc((size_t)g->n_nodes, sizeof *needed);
-    compile_state cs = {.p = p, .loc_of_node = malloc((size_t)g->n_nodes * sizeof(int))};
-    if (p) {
-        p->feed_nodes = malloc((size_t)(n_feeds ? n_feeds : 1) * sizeof *p->feed_nodes);
-        p->feed_ports = malloc((size_t)(n_feeds ? n_feeds : 1) * sizeof *p->feed_ports);
+    int32_t inputs[n_feeds > 0 ? n_feeds : 1];
+    lg_port ports[n_feeds > 0 ? n_feeds : 1];
+    lg_ref want[n_fetches];
+    for (int i = 0; i < n_feeds; i++) {
+        inputs[i] = feeds[i].input.node;
+        ports[i] = (lg_port){lg_tensor_dtype(feeds[i].tensor), lg_tensor_shape(feeds[i].tensor)};
     }
-    if (!p || !needed || !cs.loc_of_node || !p->feed_nodes || !p->feed_ports) {
-        st = lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
-        goto done;
+    for (int i = 0; i < n_fetches; i++) want[i] = (lg_ref){fetches[i].node, fetches[i].output};
+    st = lg_cgraph_lower(g, inputs, ports, n_feeds, want, n_fetches, &cg);
+    if (st == LG_ERR_SHAPE && n_feeds > 0) { /* a shape the feeds fixed: say what they were */
+        char fed[512], msg[1024];
+        snprintf(msg, sizeof msg, "%s", lg_last_error()); /* lg_fail overwrites the message it formats from */
+        st = lg_fail(st, "%s%s", msg, feeds_str(feeds, n_feeds, fed, sizeof fed));
     }
-    p->graph = g;
-    p->backend = lg_backend_cpu();
-    for (int i = 0; i < n_fetches; i++) needed[fetches[i].node] = true;
-    for (int32_t i = g->n_nodes - 1; i >= 0; i--) {
-        cs.loc_of_node[i] = -1;
-        if (!needed[i]) continue;
-        for (int j = 0; j < g->nodes[i].n_in; j++) needed[g->nodes[i].in[j].node] = true;
-    }
-    st = compile_locs(&cs, needed, feeds, n_feeds);
-    if (!st) st = compile_schedule(&cs, needed, fetches, n_fetches);
-    if (!st) st = compile_memory(&cs);
-    for (int s = 0; !st && s < p->n_steps; s++) {
-        const lg_node *n = &g->nodes[p->steps[s].node];
-        if (!p->backend->kernels[n->op])
-            st = lg_fail(LG_ERR_UNSUPPORTED, "%s '%s': no kernel on the %s backend", lg_op_defs[n->op]->name, n->name,
-                         p->backend->name);
-    }
-done:
-    free(needed);
-    free(cs.loc_of_node);
-    free(cs.last_use);
+    if (!st) st = lg_cgraph_run_passes(&cg);
     if (st) {
-        lg_program_free(p);
+        lg_cgraph_free(&cg);
         return st;
     }
+    int32_t *user = malloc((size_t)(n_feeds > 0 ? n_feeds : 1) * sizeof *user);
+    lg_program *p = NULL;
+    st = user ? compile_cgraph(&cg, false, &p) : lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
+    if (!user) lg_cgraph_free(&cg);
+    if (st) {
+        free(user);
+        return st;
+    }
+    for (int i = 0; i < n_feeds; i++)
+        if (p->feed_of_input[i] >= 0) user[p->feed_of_input[i]] = inputs[i];
+    p->feed_user = user;
+    p->user = g;
     *out = p;
     return LG_OK;
+}
+
+lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches, int n_fetches,
+                             lg_program **out)
+{
+    return lg_program_compile_opts(g, feeds, n_feeds, fetches, n_fetches, NULL, out);
 }
 
 int lg_program_kernel_count(const lg_program *p) { return p ? p->n_steps : 0; }
@@ -421,38 +566,6 @@ int lg_program_loop_count(const lg_program *p)
     return n;
 }
 
-/* Kernels in one step of a loop's body, compiled (and cached on the body,
- * where the loop kernel finds it) for the step shapes of the node's inputs. */
-static lg_status body_kernels(const lg_program *p, const lg_node *n, const step *st, int *count)
-{
-    const lg_loop_spec *s = n->attrs.loop;
-    int n_in = s->n_seq + s->n_state + s->n_inv, n_fetch = s->n_state + s->n_y + s->has_stop + s->n_res;
-    lg_feed feeds[n_in > 0 ? n_in : 1];
-    lg_value fetches[n_fetch > 0 ? n_fetch : 1];
-    lg_status rc = LG_OK;
-    int made = 0;
-    for (; made < n_in && !rc; made++) {
-        lg_port pt = p->locs[p->args[st->first_in + made]].port;
-        if (made < s->n_seq) { /* the step of a [T, ...] sequence */
-            for (int d = 0; d + 1 < pt.shape.rank; d++) pt.shape.dims[d] = pt.shape.dims[d + 1];
-            pt.shape.rank--;
-        }
-        lg_tensor *t = lg_tensor_view(pt.dtype, pt.shape, NULL);
-        if (!t) rc = lg_fail(LG_ERR_OUT_OF_MEMORY, "report: out of memory");
-        feeds[made] = (lg_feed){lg_value_of(s->body, s->inputs[made], 0), t};
-    }
-    int first_res = s->n_state + s->n_y + s->has_stop;
-    for (int k = 0; k < n_fetch; k++) {
-        lg_ref ref = k < first_res ? s->outputs[k] : s->res[k - first_res];
-        fetches[k] = lg_value_of(s->body, ref.node, ref.out);
-    }
-    lg_program *bp = NULL;
-    if (!rc) rc = lg_graph_program(s->body, feeds, n_in, fetches, n_fetch, &bp);
-    if (!rc) *count = lg_program_kernel_count(bp);
-    for (int i = 0; i < made; i++) lg_tensor_free((lg_tensor *)feeds[i].tensor);
-    return rc;
-}
-
 lg_status lg_program_loop_report(const lg_program *p, int i, lg_loop_report *out)
 {
     const step *st = NULL;
@@ -460,13 +573,15 @@ lg_status lg_program_loop_report(const lg_program *p, int i, lg_loop_report *out
     if (!n) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_program_loop_report: %s", !p ? "program is NULL" : !out ? "out is NULL" : "no such loop");
     const lg_loop_spec *s = n->attrs.loop;
     *out = (lg_loop_report){.name = n->name, .gradient = s->gradient, .has_stop = s->has_stop,
-                            .memory = (lg_loop_memory)s->memory, .n_residuals = s->n_res, .steps = s->steps};
+                            .memory = (lg_loop_memory)s->memory, .n_residuals = s->n_res, .steps = s->steps,
+                            .n_hoisted = s->n_hoisted, .hoisted_bytes = s->hoisted_bytes, .n_sunk = s->n_sunk,
+                            .body_kernels = st->body->n_steps};
     if (s->n_seq) out->steps = p->locs[p->args[st->first_in]].port.shape.dims[0];
     for (int k = 0; k < s->n_state; k++) out->state_bytes += port_bytes(&p->locs[p->args[st->first_out + s->n_state + s->n_y + k]].port);
     for (int r = 0; r < s->n_res; r++)
         out->residual_bytes += port_bytes(&p->locs[p->args[st->first_out + 2 * s->n_state + s->n_y + r]].port);
     out->residual_bytes += out->state_bytes;
-    return body_kernels(p, n, st, &out->body_kernels);
+    return LG_OK;
 }
 
 /* Appends to a growing string; ok turns false when memory runs out. */
@@ -502,6 +617,18 @@ static void text_add(text *t, const char *fmt, ...)
 
 static double mib(size_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
 
+/* The notes of p's passes, and of its loops' bodies, indented by depth. */
+static void add_notes(text *t, const lg_program *p, int depth)
+{
+    for (const char *line = p->notes; line && *line;) {
+        size_t len = strcspn(line, "\n");
+        text_add(t, "%*s%.*s\n", 2 * depth, "", (int)len, line);
+        line += len + (line[len] == '\n');
+    }
+    for (int s = 0; s < p->n_steps; s++)
+        if (p->steps[s].body) add_notes(t, p->steps[s].body, depth + 1);
+}
+
 char *lg_program_report(const lg_program *p)
 {
     if (!p) return NULL;
@@ -517,13 +644,17 @@ char *lg_program_report(const lg_program *p)
         text_add(&t, "loop '%s': %s%lld steps, %d kernels per step, ", r.name, r.has_stop ? "at most " : "",
                  (long long)r.steps, r.body_kernels);
         if (r.gradient)
-            text_add(&t, "gradient loop\n");
+            text_add(&t, "gradient loop");
         else if (r.memory == LG_LOOP_RECOMPUTE)
-            text_add(&t, "recompute: %.2f MiB saved (states only)\n", mib(r.residual_bytes));
+            text_add(&t, "recompute: %.2f MiB saved (states only)", mib(r.residual_bytes));
         else
-            text_add(&t, "save residuals: %d values, %.2f MiB saved (states %.2f MiB)\n", r.n_residuals,
+            text_add(&t, "save residuals: %d values, %.2f MiB saved (states %.2f MiB)", r.n_residuals,
                      mib(r.residual_bytes), mib(r.state_bytes));
+        text_add(&t, "; hoisted %d values, %.2f MiB", r.n_hoisted, mib(r.hoisted_bytes));
+        if (r.n_sunk) text_add(&t, "; %d accumulators summed after the loop", r.n_sunk);
+        text_add(&t, "\n");
     }
+    add_notes(&t, p, 0);
     if (!t.ok) free(t.s);
     return t.ok ? t.s : NULL;
 }
@@ -536,18 +667,19 @@ static void *loc_data(const lg_program *p, const loc *l)
     case LOC_ARENA: return p->arena + l->offset;
     case LOC_FEED: return (void *)p->feed_data[l->feed];
     case LOC_TENSOR: return lg_tensor_data(l->tensor);
+    case LOC_OUT: return p->out_data[l->feed];
     }
     return NULL;
 }
 
 static lg_status bind_feeds(lg_program *p, const lg_feed *feeds, int n_feeds)
 {
-    lg_status st = check_feeds(p->graph, feeds, n_feeds);
+    lg_status st = check_feeds(p->user, feeds, n_feeds);
     if (st) return st;
     for (int f = 0; f < p->n_feeds; f++) {
         int i = 0;
-        while (i < n_feeds && feeds[i].input.node != p->feed_nodes[f]) i++;
-        const lg_node *n = &p->graph->nodes[p->feed_nodes[f]];
+        while (i < n_feeds && feeds[i].input.node != p->feed_user[f]) i++;
+        const lg_node *n = &p->user->nodes[p->feed_user[f]];
         if (i == n_feeds) return lg_fail(LG_ERR_FEED, "missing feed for input '%s'", n->name);
         if (!lg_shape_equal(lg_tensor_shape(feeds[i].tensor), p->feed_ports[f].shape))
             return lg_fail(LG_ERR_FEED, "feed for input '%s': shape %s, the program was compiled for %s", n->name,
@@ -590,21 +722,102 @@ static void free_outs(const lg_program *p, lg_tensor **out, const bool *mine)
         if (mine[i]) lg_tensor_free(out[i]), out[i] = NULL;
 }
 
-lg_status lg_program_run(lg_program *p, const lg_feed *feeds, int n_feeds, lg_tensor **out)
+static lg_status exec(lg_program *p);
+
+/* Where the body reads its input k (by the loop's input order). */
+static void body_feed(lg_program *b, int k, const void *data)
 {
-    if (!p) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_program_run: program is NULL");
-    lg_status st = bind_feeds(p, feeds, n_feeds);
-    if (!st) st = check_outs(p, out);
-    if (st) return st;
-    bool mine[p->n_fetches];
-    st = alloc_outs(p, out, mine);
-    if (st) {
-        free_outs(p, out, mine);
-        return st;
+    if (b->feed_of_input[k] >= 0) b->feed_data[b->feed_of_input[k]] = data;
+}
+
+static bool nonzero(const void *v, lg_dtype dt)
+{
+    switch (dt) {
+    case LG_F32: return *(const float *)v != 0;
+    case LG_F64: return *(const double *)v != 0;
+    default: return *(const int32_t *)v != 0;
     }
+}
+
+/* Run loop node n: per step, its body's schedule on views of in and out.
+ * States ping-pong between two buffers, or, when the loop saves them for
+ * its gradient loop, live in that stack: step t reads its state from slot
+ * t and writes the next into the next step's slot (the last step into the
+ * final state). Steps after a stop condition fired leave zeros in every
+ * stacked output. */
+static lg_status run_loop(const step *sp, const lg_node *n, const lg_buf *in, lg_buf *out)
+{
+    const lg_loop_spec *s = n->attrs.loop;
+    lg_program *b = sp->body;
+    int64_t steps = s->n_seq ? in[0].shape.dims[0] : s->steps;
+    int first_res = s->n_state + s->n_y + s->has_stop;
+    unsigned char *ping[s->n_state > 0 ? s->n_state : 1], *pong[s->n_state > 0 ? s->n_state : 1];
+    size_t seq_block[s->n_seq > 0 ? s->n_seq : 1], y_block[s->n_y + s->n_res + 1];
+    unsigned char *buf = sp->states;
+    bool in_stack = !s->has_stop && steps > 0;
+    for (int k = 0; k < s->n_state; k++) {
+        size_t bytes = buf_bytes(&in[s->n_seq + k]);
+        ping[k] = buf, buf += align_up(bytes);
+        pong[k] = buf, buf += align_up(bytes);
+        in_stack = in_stack && buf_bytes(&out[s->n_state + s->n_y + k]) > 0;
+        memcpy(ping[k], in[s->n_seq + k].data, bytes);
+    }
+    unsigned char *stop = buf;
+    for (int i = 0; i < s->n_seq; i++) seq_block[i] = buf_bytes(&in[i]) / (size_t)steps;
+    for (int i = 0; i < s->n_inv; i++) body_feed(b, s->n_seq + s->n_state + i, in[s->n_seq + s->n_state + i].data);
+    for (int j = 0; j < s->n_y + s->n_res; j++) {
+        const lg_buf *stack = &out[j < s->n_y ? s->n_state + j : 2 * s->n_state + s->n_y + j - s->n_y];
+        y_block[j] = buf_bytes(stack) / (size_t)(steps ? steps : 1);
+    }
+    if (s->has_stop) {
+        for (int k = s->n_state; k < n->n_out; k++) memset(out[k].data, 0, buf_bytes(&out[k]));
+        b->out_data[first_res - 1] = stop;
+    }
+    lg_status st = LG_OK;
+    for (int64_t step = 0; !st && step < steps; step++) {
+        int64_t t = s->reverse ? steps - 1 - step : step, t_next = s->reverse ? t - 1 : t + 1;
+        for (int i = 0; i < s->n_seq; i++) body_feed(b, i, (const char *)in[i].data + (size_t)t * seq_block[i]);
+        for (int k = 0; k < s->n_state; k++) {
+            const lg_buf *saved = &out[s->n_state + s->n_y + k]; /* [0, ...] when nothing reads it */
+            size_t block = buf_bytes(saved) / (size_t)steps;
+            char *slot = (char *)saved->data + (size_t)t * block;
+            if (in_stack) {
+                if (step == 0) memcpy(slot, ping[k], block);
+                body_feed(b, s->n_seq + k, slot);
+                b->out_data[k] = step + 1 < steps ? (char *)saved->data + (size_t)t_next * block : out[k].data;
+            } else {
+                if (block) memcpy(slot, ping[k], block);
+                body_feed(b, s->n_seq + k, ping[k]);
+                b->out_data[k] = pong[k];
+            }
+        }
+        for (int j = 0; j < s->n_y + s->n_res; j++) {
+            const lg_buf *stack = &out[j < s->n_y ? s->n_state + j : 2 * s->n_state + s->n_y + j - s->n_y];
+            b->out_data[j < s->n_y ? s->n_state + j : first_res + j - s->n_y] = (char *)stack->data + (size_t)t * y_block[j];
+        }
+        st = exec(b);
+        for (int k = 0; !in_stack && k < s->n_state; k++) {
+            unsigned char *tmp = ping[k];
+            ping[k] = pong[k], pong[k] = tmp;
+        }
+        if (!st && s->has_stop && nonzero(stop, b->locs[b->fetch_locs[first_res - 1]].port.dtype)) break;
+    }
+    for (int k = 0; !st && !in_stack && k < s->n_state; k++) memcpy(out[k].data, ping[k], buf_bytes(&out[k]));
+    if (st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", lg_last_error());
+        st = lg_fail(st, "loop '%s': %s", n->name, msg);
+    }
+    return st;
+}
+
+/* Run p's schedule with its feeds and out_data bound. */
+static lg_status exec(lg_program *p)
+{
     for (int s = 0; s < p->n_steps; s++) {
         const step *sp = &p->steps[s];
         const lg_node *n = &p->graph->nodes[sp->node];
+        if (sp->alias) continue;
         lg_buf *in = p->scratch, *o = p->scratch + p->max_arity;
         for (int j = 0; j < n->n_in; j++) {
             const loc *l = &p->locs[p->args[sp->first_in + j]];
@@ -614,17 +827,29 @@ lg_status lg_program_run(lg_program *p, const lg_feed *feeds, int n_feeds, lg_te
             const loc *l = &p->locs[p->args[sp->first_out + j]];
             o[j] = (lg_buf){loc_data(p, l), l->port.dtype, l->port.shape};
         }
-        st = p->backend->kernels[n->op](n, in, o);
-        if (st) {
-            free_outs(p, out, mine);
-            return st;
-        }
+        lg_status st = n->op == LG_OP_LOOP ? run_loop(sp, n, in, o) : p->backend->kernels[n->op](n, in, o);
+        if (st) return st;
     }
     for (int i = 0; i < p->n_fetches; i++) {
+        if (p->out_bound[i] && p->locs[p->fetch_locs[i]].feed == i) continue;
         const loc *l = &p->locs[p->fetch_locs[i]];
-        memcpy(lg_tensor_data(out[i]), loc_data(p, l), port_bytes(&l->port));
+        memcpy(p->out_data[i], loc_data(p, l), port_bytes(&l->port));
     }
     return LG_OK;
+}
+
+lg_status lg_program_run(lg_program *p, const lg_feed *feeds, int n_feeds, lg_tensor **out)
+{
+    if (!p) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_program_run: program is NULL");
+    lg_status st = bind_feeds(p, feeds, n_feeds);
+    if (!st) st = check_outs(p, out);
+    if (st) return st;
+    bool mine[p->n_fetches];
+    st = alloc_outs(p, out, mine);
+    for (int i = 0; !st && i < p->n_fetches; i++) p->out_data[i] = lg_tensor_data(out[i]);
+    if (!st) st = exec(p);
+    if (st) free_outs(p, out, mine);
+    return st;
 }
 
 /* ---- shape inference over a body ------------------------------------------ */

@@ -125,7 +125,8 @@ lg_status lg_tensor_new(lg_dtype dtype, lg_shape shape, lg_tensor **out)
         return lg_fail(LG_ERR_SHAPE, "lg_tensor_new: rank %d outside 0..%d", shape.rank, LG_MAX_RANK);
     if (!lg_shape_bytes(shape, dtype, NULL))
         return lg_fail(LG_ERR_SHAPE, "lg_tensor_new: %s %s has a negative dim or too many elements (dims that "
-                       "multiply past int64, or more than LG_MAX_BYTES (%zu) bytes)", lg_dtype_name(dtype), lg_shape_cstr(shape), LG_MAX_BYTES);
+                       "multiply past int64, or more than LG_MAX_BYTES (%zu) bytes)",
+                       lg_dtype_name(dtype), lg_shape_cstr(shape), LG_MAX_BYTES);
     int64_t numel = lg_shape_numel(shape);
     lg_tensor *t = calloc(1, sizeof *t);
     if (!t) return lg_fail(LG_ERR_OUT_OF_MEMORY, "lg_tensor_new: out of memory");

@@ -65,8 +65,9 @@ static bool infer_loop(const lg_node *n, const lg_port *in, lg_port *out, char *
             return false;
         }
         out[k] = *st;
-        /* a gradient loop saves no states: nothing differentiates it again */
-        if (!stacked(*st, s->gradient ? 0 : steps, &out[s->n_state + s->n_y + k]))
+        /* a gradient loop saves no states: nothing differentiates it again;
+         * compile drops those nothing reads */
+        if (!stacked(*st, s->gradient || s->drop_states ? 0 : steps, &out[s->n_state + s->n_y + k]))
             LG_INFER_FAIL("a saved state would exceed the maximum rank");
     }
     for (int j = 0; j < s->n_y; j++)
@@ -333,6 +334,7 @@ static void grad_loop(lg_graph *g, int32_t node, const lg_value *dy, lg_value *d
     gs->n_seq = n_seq, gs->n_state = b->n_state, gs->n_inv = s->n_inv, gs->n_y = b->n_y;
     gs->reverse = !s->reverse;
     gs->gradient = true;
+    gs->memory = s->memory; /* the forward loop's policy governs its gradient loop too */
     int n_state_fwd = s->n_state, n_seq_fwd = s->n_seq, n_inv = s->n_inv;
     int32_t id = lg_node_build(g, LG_OP_LOOP, in, n_in, &(lg_attrs){.loop = gs}, "loop");
     if (id < 0) {

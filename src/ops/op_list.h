@@ -67,11 +67,15 @@
     X(LOG_SOFTMAX, log_softmax)                            \
     X(SIGMOID_XENT, sigmoid_xent)                          \
     X(SOFTMAX_XENT, softmax_xent)                          \
-    X(SPARSE_SOFTMAX_XENT, sparse_softmax_xent)             \
-    /* loop.c */                                           \
+    X(SPARSE_SOFTMAX_XENT, sparse_softmax_xent)
+
+/* Control ops: the executor runs them (a loop steps its body's schedule);
+ * backends run only the kernels inside. */
+#define LG_CONTROL_OPS(X) \
+    /* loop.c */          \
     X(LOOP, loop)
 
-#define LG_OPS(X) LG_SOURCE_OPS(X) LG_COMPUTE_OPS(X)
+#define LG_OPS(X) LG_SOURCE_OPS(X) LG_COMPUTE_OPS(X) LG_CONTROL_OPS(X)
 
 typedef enum lg_op {
 #define LG_X_ENUM(ID, name) LG_OP_##ID,

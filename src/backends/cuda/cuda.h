@@ -93,29 +93,18 @@ lg_status lg_cuda_launched(cudaError_t e, const lg_node *n);
 int32_t lg_cuda_site(lg_cuda_ctx *c, const lg_node *n);
 
 /* ---- kernels --------------------------------------------------------------
- * One per compute op but loop (the executor drives loops, backend.h), with
+ * One per compute op (op_list.h; control ops are the executor's), with
  * the CPU kernels' contract (src/backends/cpu/cpu.h): in and out hold device
- * pointers with concrete shapes, out is preallocated and never aliases in. */
+ * pointers with concrete shapes, out is preallocated and never aliases in
+ * but where backend.h allows it (elementwise ops, which read element i
+ * before they write it). */
 typedef lg_status (*lg_cuda_kernel_fn)(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf *out);
 
-#define LG_CUDA_KERNEL_OPS(X)                                                                      \
-    X(MATMUL, matmul) X(ADD, add) X(SUB, sub) X(MUL, mul) X(DIV, div) X(COMPARE, compare)          \
-    X(WHERE, where) X(NEG, neg) X(EXP, exp) X(LOG, log) X(SQRT, sqrt) X(SQUARE, square) X(POW, pow) \
-    X(ABS, abs) X(SIGMOID, sigmoid) X(HARD_SIGMOID, hard_sigmoid) X(TANH, tanh) X(RELU, relu)       \
-    X(ELU, elu) X(SOFTPLUS, softplus) X(SOFTSIGN, softsign) X(CLIP, clip) X(CAST, cast)             \
-    X(STOP_GRADIENT, stop_gradient) X(SUM, sum) X(MAX, max) X(NUMEL, numel) X(RESHAPE, reshape)     \
-    X(RESHAPE_LIKE, reshape_like) X(EXPAND_DIMS, expand_dims) X(SQUEEZE, squeeze)                   \
-    X(TRANSPOSE, transpose) X(SLICE, slice) X(UNSLICE, unslice) X(CONCAT, concat) X(SPLIT, split)   \
-    X(BROADCAST_TO, broadcast_to) X(BROADCAST_LIKE, broadcast_like) X(SUM_TO, sum_to)               \
-    X(GATHER, gather) X(SCATTER_ADD, scatter_add) X(ONE_HOT, one_hot) X(SOFTMAX, softmax)           \
-    X(LOG_SOFTMAX, log_softmax) X(SIGMOID_XENT, sigmoid_xent) X(SOFTMAX_XENT, softmax_xent)         \
-    X(SPARSE_SOFTMAX_XENT, sparse_softmax_xent)
-
 #define LG_X_DECL(ID, name) lg_status lg_cuda_##name(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf *out);
-LG_CUDA_KERNEL_OPS(LG_X_DECL)
+LG_COMPUTE_OPS(LG_X_DECL)
 #undef LG_X_DECL
 
-/* The kernel for op, NULL for sources and loop (cuda_device.c). */
+/* The kernel for op, NULL for sources and control ops (cuda_device.c). */
 lg_cuda_kernel_fn lg_cuda_kernel(lg_op op);
 
 /* Broadcasting parameters for kernels.h from the CPU's lg_bcast. */

@@ -9,10 +9,11 @@
 #include "backends/cuda/kernels.h"
 
 static const lg_cuda_kernel_fn cuda_kernels[] = {
+#define LG_X_NONE(ID, name) [LG_OP_##ID] = NULL,
 #define LG_X_KERNEL(ID, name) [LG_OP_##ID] = lg_cuda_##name,
-    LG_CUDA_KERNEL_OPS(LG_X_KERNEL)
+    LG_SOURCE_OPS(LG_X_NONE) LG_COMPUTE_OPS(LG_X_KERNEL) LG_CONTROL_OPS(LG_X_NONE)
+#undef LG_X_NONE
 #undef LG_X_KERNEL
-    [LG_OP_LOOP] = NULL,
 };
 _Static_assert(LG_ARRAY_LEN(cuda_kernels) == LG_OP_COUNT, "the CUDA kernel table is out of step with op_list.h");
 

@@ -1,0 +1,630 @@
+/*
+ * hoist.c — move loop work that does not depend on the carried state out of
+ * the loop, for any loop (cells built by the library or written by hand).
+ *
+ * Before the loop: a body value that depends only on sequences, invariants
+ * and constants is computed once for all steps, as a batched op over the
+ * stacked sequences [T, B, ...]: x_t W + b becomes one [T*B, I] x [I, N]
+ * GEMM, an embedding lookup one gather, a dropout mask on x_t one multiply.
+ * The body reads the result as a new sequence. Only values whose cone holds
+ * a matmul or gather are stacked this way (stacking elementwise work alone
+ * would cost memory and save nothing); values of invariants alone (a slice
+ * or transpose of a weight) are computed once and read as new invariants.
+ * A per-step output or saved residual that is such a value is not computed
+ * in the loop at all: the loop's output becomes the batched value.
+ *
+ * After the loop (gradient loops): an accumulator acc' = acc + x_t^T g_t
+ * (a weight's gradient summed over the steps) becomes one GEMM over all
+ * steps, acc + X^T G with X, G stacked [T*B, ...]: the loop emits g_t as a
+ * per-step output (x_t, a sequence, is stacked already), and its state goes.
+ * acc' = acc + sum_to(g_t, b) (a bias's gradient) becomes one sum_to of the
+ * stacked g, when g is stacked for a GEMM anyway. So no weight gradient
+ * costs a GEMM and an add per step.
+ */
+#include <string.h>
+
+#include "graph/ops.h"
+#include "graph/passes/passes.h"
+#include "ops/op.h"
+
+typedef enum kind { K_VAR, K_SEQ, K_INV } kind;
+
+/* An accumulator summed after the loop: state's next = state + f with
+ * f = matmul(a, b, trans_a) or sum_to(a, b). */
+typedef struct sink {
+    int state;
+    lg_op op;
+    lg_ref a, b;
+} sink;
+
+typedef struct loop_ctx {
+    lg_cgraph *cg;
+    lg_rewrite *r; /* the outer rebuild */
+    int32_t node;  /* the loop, in r->src */
+    const lg_loop_spec *s;
+    const lg_graph *body;
+    int n_in, n_fetch;
+    lg_ref *fetch; /* body values the loop fetches: outputs, then residuals */
+    int *input_k;  /* per body node: its spec input index, or -1 */
+    kind *kind;
+    bool *needed, *heavy, *front, *cone;
+    lg_ref *lifted; /* per body node: its batched copy in r->dst (node -1: none yet) */
+    lg_ref *fronts; /* frontier values, each a new body input */
+    int n_fronts;
+    sink *sinks;
+    int n_sinks;
+} loop_ctx;
+
+static bool is_elementwise(lg_op op) { return op >= LG_OP_ADD && op <= LG_OP_STOP_GRADIENT; /* op_list.h order */ }
+
+static int rank_of(const lg_graph *g, lg_ref r) { return g->nodes[r.node].out[r.out].shape.rank; }
+
+/* Whether a node with some sequence-dependent inputs (and no state-dependent
+ * ones) has a batched form: the same op over [T, ...] stacked inputs. */
+static bool liftable(const loop_ctx *c, const lg_node *n)
+{
+    const kind *k = c->kind;
+    switch (n->op) {
+    case LG_OP_MATMUL: /* [T, B, I] x [I, N] folds T into the GEMM's rows */
+        return k[n->in[0].node] == K_SEQ && k[n->in[1].node] == K_INV && !n->attrs.trans_a &&
+               rank_of(c->body, n->in[1]) == 2 && rank_of(c->body, n->in[0]) >= 2;
+    case LG_OP_GATHER: return k[n->in[0].node] == K_INV && k[n->in[1].node] == K_SEQ;
+    case LG_OP_SLICE:
+    case LG_OP_SPLIT: return true; /* along axis + 1 */
+    default:
+        if (!is_elementwise(n->op)) return false;
+        /* stacked operands stay aligned only when they have the output's rank;
+         * invariants broadcast from the right as before */
+        for (int j = 0; j < n->n_in; j++)
+            if (k[n->in[j].node] == K_SEQ && rank_of(c->body, n->in[j]) != n->out[0].shape.rank) return false;
+        return true;
+    }
+}
+
+static void classify(loop_ctx *c)
+{
+    const lg_graph *b = c->body;
+    for (int32_t i = 0; i < b->n_nodes; i++) {
+        const lg_node *n = &b->nodes[i];
+        int k = c->input_k[i];
+        if (k >= 0) {
+            c->kind[i] = k < c->s->n_seq ? K_SEQ : k < c->s->n_seq + c->s->n_state ? K_VAR : K_INV;
+            continue;
+        }
+        if (n->op == LG_OP_CONST) {
+            c->kind[i] = K_INV;
+            continue;
+        }
+        if (n->op < LG_OP_MATMUL || n->op == LG_OP_LOOP) {
+            c->kind[i] = K_VAR;
+            continue;
+        }
+        bool var = false, seq = false, heavy = n->op == LG_OP_MATMUL || n->op == LG_OP_GATHER;
+        for (int j = 0; j < n->n_in; j++) {
+            kind kj = c->kind[n->in[j].node];
+            var = var || kj == K_VAR;
+            seq = seq || kj == K_SEQ;
+            heavy = heavy || (kj == K_SEQ && c->heavy[n->in[j].node]);
+        }
+        c->kind[i] = var ? K_VAR : !seq ? K_INV : liftable(c, n) ? K_SEQ : K_VAR;
+        c->heavy[i] = c->kind[i] == K_SEQ && heavy;
+    }
+}
+
+/* Whether a value is worth computing before the loop: a batched value with
+ * a GEMM or gather in it, or an invariant computed by an op. */
+/* Whether the loop may stack values over its steps: not under the recompute
+ * policy, which keeps memory independent of T (then only invariant work
+ * moves out). */
+static bool stacks_ok(const loop_ctx *c) { return c->s->memory != LG_LOOP_RECOMPUTE; }
+
+static bool hoistable(const loop_ctx *c, int32_t i)
+{
+    return c->body->nodes[i].op >= LG_OP_MATMUL &&
+           ((c->kind[i] == K_SEQ && c->heavy[i] && stacks_ok(c)) || c->kind[i] == K_INV);
+}
+
+static int find_ref(const lg_ref *refs, int n, lg_ref r)
+{
+    for (int k = 0; k < n; k++)
+        if (refs[k].node == r.node && refs[k].out == r.out) return k;
+    return -1;
+}
+
+static bool add_front(loop_ctx *c, lg_ref r)
+{
+    if (find_ref(c->fronts, c->n_fronts, r) >= 0) return true;
+    lg_ref *f = realloc(c->fronts, (size_t)(c->n_fronts + 1) * sizeof *f);
+    if (!f) return false;
+    c->fronts = f;
+    c->fronts[c->n_fronts++] = r;
+    c->front[r.node] = true;
+    return true;
+}
+
+/* The frontier: hoistable values that the state-dependent part of the body,
+ * or the loop's fetches, read. */
+static bool find_fronts(loop_ctx *c)
+{
+    const lg_graph *b = c->body;
+    for (int32_t i = 0; i < b->n_nodes; i++) {
+        const lg_node *n = &b->nodes[i];
+        if (!c->needed[i] || c->kind[i] != K_VAR || n->op < LG_OP_MATMUL) continue;
+        for (int j = 0; j < n->n_in; j++)
+            if (hoistable(c, n->in[j].node) && !add_front(c, n->in[j])) return false;
+    }
+    for (int k = 0; k < c->n_fetch; k++)
+        if (hoistable(c, c->fetch[k].node) && !add_front(c, c->fetch[k])) return false;
+    return true;
+}
+
+static bool stacked_outside(const loop_ctx *c, lg_ref r);
+
+/* How many needed nodes and fetches read ref r. */
+static int readers(const loop_ctx *c, lg_ref r)
+{
+    int n = 0;
+    for (int32_t i = 0; i < c->body->n_nodes; i++)
+        for (int j = 0; c->needed[i] && j < c->body->nodes[i].n_in; j++)
+            n += c->body->nodes[i].in[j].node == r.node && c->body->nodes[i].in[j].out == r.out;
+    for (int k = 0; k < c->n_fetch; k++) n += c->fetch[k].node == r.node && c->fetch[k].out == r.out;
+    return n;
+}
+
+/* Accumulators of a gradient loop: state k with next = add(state, f), the
+ * state read by nothing else, f = matmul(a [B, I], g [B, N], trans_a) or
+ * sum_to(g, like) with `like` invariant. */
+static bool find_sinks(loop_ctx *c)
+{
+    const lg_loop_spec *s = c->s;
+    const lg_graph *b = c->body;
+    c->sinks = calloc((size_t)(s->n_state ? s->n_state : 1), sizeof *c->sinks);
+    if (!c->sinks) return false;
+    for (int k = 0; s->gradient && stacks_ok(c) && k < s->n_state; k++) {
+        int32_t acc = s->inputs[s->n_seq + k];
+        lg_ref next = s->outputs[k];
+        const lg_node *add = &b->nodes[next.node];
+        if (add->op != LG_OP_ADD || readers(c, (lg_ref){acc, 0}) != 1 || readers(c, next) != 1) continue;
+        int other = add->in[0].node == acc ? 1 : add->in[1].node == acc ? 0 : -1;
+        if (other < 0) continue;
+        lg_ref f = add->in[other];
+        const lg_node *fn = &b->nodes[f.node];
+        if (!lg_shape_equal(fn->out[0].shape, add->out[0].shape)) continue; /* no broadcasting in the add */
+        sink sk = {.state = k, .op = fn->op};
+        if (fn->op == LG_OP_MATMUL && fn->attrs.trans_a && !fn->attrs.trans_b && rank_of(b, fn->in[0]) == 2 &&
+            rank_of(b, fn->in[1]) == 2 && c->kind[fn->in[0].node] != K_INV && c->kind[fn->in[1].node] != K_INV)
+            sk.a = fn->in[0], sk.b = fn->in[1];
+        else if (fn->op == LG_OP_SUM_TO && c->kind[fn->in[0].node] != K_INV && c->kind[fn->in[1].node] == K_INV)
+            sk.a = fn->in[0], sk.b = fn->in[1];
+        else
+            continue;
+        c->sinks[c->n_sinks++] = sk;
+    }
+    /* a sum_to pays only when its g is stacked anyway (a sequence, or the g
+     * of a matmul sink): stacking g for it alone costs T*B rows of memory to
+     * save one small add per step */
+    int kept = 0;
+    for (int i = 0; i < c->n_sinks; i++) {
+        const sink *sk = &c->sinks[i];
+        bool pays = sk->op == LG_OP_MATMUL || stacked_outside(c, sk->a);
+        for (int j = 0; !pays && j < c->n_sinks; j++)
+            pays = c->sinks[j].op == LG_OP_MATMUL && (find_ref(&c->sinks[j].a, 1, sk->a) >= 0 || find_ref(&c->sinks[j].b, 1, sk->a) >= 0);
+        if (pays) c->sinks[kept++] = *sk;
+    }
+    c->n_sinks = kept;
+    return true;
+}
+
+static bool is_sunk_state(const loop_ctx *c, int k)
+{
+    for (int i = 0; i < c->n_sinks; i++)
+        if (c->sinks[i].state == k) return true;
+    return false;
+}
+
+/* The batched copy of body node i in the outer graph (built on first use):
+ * a sequence input is the loop's stacked input, an invariant the loop's
+ * input, a constant a borrowed copy, an op the same op over batched inputs
+ * (slice and split one axis further right). Node -1 on error. */
+static lg_ref lift(loop_ctx *c, int32_t i)
+{
+    if (c->lifted[i].node >= 0) return c->lifted[i];
+    const lg_node *n = &c->body->nodes[i];
+    lg_graph *dst = c->r->dst;
+    const lg_node *loop = &c->r->src->nodes[c->node];
+    lg_ref out = {-1, 0};
+    if (c->input_k[i] >= 0) {
+        out = *lg_rewrite_at(c->r, loop->in[c->input_k[i]]);
+    } else if (n->op == LG_OP_CONST) {
+        out.node = lg_node_copy_source(dst, n, n->out[0]);
+    } else {
+        lg_value in[n->n_in > 0 ? n->n_in : 1];
+        for (int j = 0; j < n->n_in; j++) {
+            lg_ref l = lift(c, n->in[j].node);
+            if (l.node < 0) return l;
+            in[j] = lg_value_of(dst, l.node, l.out + n->in[j].out);
+        }
+        lg_attrs a = n->attrs;
+        a.loop = NULL;
+        if (c->kind[i] == K_SEQ && (n->op == LG_OP_SLICE || n->op == LG_OP_SPLIT)) a.axis++;
+        out.node = lg_node_build(dst, n->op, in, n->n_in, &a, n->name);
+        if (out.node >= 0) dst->nodes[out.node].is_grad = n->is_grad;
+    }
+    if (out.node < 0 && !dst->error) lg_graph_fail(dst, "hoist: out of memory");
+    c->lifted[i] = out;
+    return out;
+}
+
+static lg_value lifted_value(loop_ctx *c, lg_ref r)
+{
+    lg_ref l = lift(c, r.node);
+    return l.node < 0 ? lg_value_invalid() : lg_value_of(c->r->dst, l.node, l.out + r.out);
+}
+
+/* A body value as stacked [T, ...] outside the loop without the loop
+ * computing it: a sequence input or a batched frontier value. */
+static bool stacked_outside(const loop_ctx *c, lg_ref r)
+{
+    int k = c->input_k[r.node];
+    return (k >= 0 && k < c->s->n_seq) || (c->kind[r.node] == K_SEQ && find_ref(c->fronts, c->n_fronts, r) >= 0);
+}
+
+/* ---- rebuilding the loop --------------------------------------------------- */
+
+typedef struct rebuilt {
+    lg_loop_spec *spec;
+    lg_value *in; /* the new loop node's inputs */
+    int n_in;
+    lg_ref *emit; /* body values emitted as new per-step outputs for the sinks */
+    int n_emit;
+    int *y_of_old;   /* per old output j: its new index, or -1 (the loop no longer makes it) */
+    int *res_of_old; /* per old residual: new index, or -1 */
+    lg_ref rows_of[8]; /* stacked body values already made rows [T*B, n] */
+    lg_value rows[8];
+    int n_rows;
+} rebuilt;
+
+static void rebuilt_free(rebuilt *rb)
+{
+    lg_loop_spec_free(rb->spec);
+    free(rb->in), free(rb->emit), free(rb->y_of_old), free(rb->res_of_old);
+}
+
+static bool add_emit(rebuilt *rb, lg_ref r)
+{
+    if (find_ref(rb->emit, rb->n_emit, r) >= 0) return true;
+    lg_ref *e = realloc(rb->emit, (size_t)(rb->n_emit + 1) * sizeof *e);
+    if (!e) return false;
+    rb->emit = e;
+    rb->emit[rb->n_emit++] = r;
+    return true;
+}
+
+/* A value fetched from the loop, unless the loop no longer computes it. */
+static bool fetched_in_body(const loop_ctx *c, lg_ref r)
+{
+    return !(c->kind[r.node] == K_SEQ && find_ref(c->fronts, c->n_fronts, r) >= 0);
+}
+
+/* The new body: the old one's needed nodes with the frontier values read
+ * from new inputs, the sunk states gone. Fills rb->spec. */
+static lg_status build_body(loop_ctx *c, rebuilt *rb)
+{
+    const lg_loop_spec *s = c->s;
+    const lg_graph *b = c->body;
+    const lg_node *loop = &c->r->src->nodes[c->node];
+    lg_graph *nb = lg_graph_new();
+    lg_rewrite br;
+    if (!nb || !lg_rewrite_init(&br, b, nb)) {
+        lg_graph_free(nb);
+        return lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+    }
+    nb->is_body = true;
+    /* which body nodes the new body needs: the kept fetches, the emitted
+     * values, and every input of a kept state or sequence or invariant */
+    bool *need = calloc((size_t)b->n_nodes, sizeof *need);
+    lg_status st = need ? LG_OK : lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+    int first_y = s->n_state, stop = s->n_state + s->n_y;
+    for (int k = 0; !st && k < c->n_fetch; k++) {
+        bool kept;
+        if (k < first_y) kept = !is_sunk_state(c, k);
+        else if (k < stop) kept = s->has_stop || fetched_in_body(c, c->fetch[k]); /* past a stop: zeros */
+        else if (k == stop && s->has_stop) kept = true;
+        else kept = fetched_in_body(c, c->fetch[k]);
+        if (kept) need[c->fetch[k].node] = true;
+    }
+    for (int i = 0; !st && i < c->n_sinks; i++) {
+        if (!stacked_outside(c, c->sinks[i].a)) need[c->sinks[i].a.node] = true;
+        if (c->sinks[i].op == LG_OP_MATMUL && !stacked_outside(c, c->sinks[i].b)) need[c->sinks[i].b.node] = true;
+    }
+    for (int k = 0; !st && k < c->n_in; k++)
+        if (!(k >= s->n_seq && k < s->n_seq + s->n_state && is_sunk_state(c, k - s->n_seq))) need[s->inputs[k]] = true;
+    for (int32_t i = b->n_nodes - 1; !st && i >= 0; i--)
+        for (int j = 0; need[i] && !c->front[i] && j < b->nodes[i].n_in; j++) need[b->nodes[i].in[j].node] = true;
+    /* copy; a frontier node's values become new inputs (one per output) */
+    int32_t *front_in = malloc((size_t)(c->n_fronts ? c->n_fronts : 1) * sizeof *front_in);
+    if (!st && !front_in) st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+    for (int32_t i = 0; !st && i < b->n_nodes; i++) {
+        if (!need[i]) continue;
+        const lg_node *n = &b->nodes[i];
+        if (c->front[i]) {
+            for (int f = 0; !st && f < c->n_fronts; f++) {
+                if (c->fronts[f].node != i) continue;
+                lg_value outer = lifted_value(c, c->fronts[f]);
+                if (!lg_value_ok(outer)) {
+                    st = lg_cgraph_fail(c->r->dst, "hoist");
+                    break;
+                }
+                lg_port pt = *lg_value_port(outer);
+                if (c->kind[i] == K_SEQ) { /* the step of [T, ...] */
+                    for (int d = 0; d + 1 < pt.shape.rank; d++) pt.shape.dims[d] = pt.shape.dims[d + 1];
+                    pt.shape.rank--;
+                }
+                lg_value in = lg_input(nb, n->name, pt.dtype, pt.shape);
+                if (!lg_value_ok(in)) st = lg_cgraph_fail(nb, "hoist");
+                else front_in[f] = in.node, *lg_rewrite_at(&br, c->fronts[f]) = (lg_ref){in.node, 0};
+            }
+            continue;
+        }
+        int k = c->input_k[i];
+        lg_port port;
+        if (k >= 0) { /* the concrete step port */
+            port = c->r->src->nodes[loop->in[k].node].out[loop->in[k].out];
+            if (k < s->n_seq) {
+                for (int d = 0; d + 1 < port.shape.rank; d++) port.shape.dims[d] = port.shape.dims[d + 1];
+                port.shape.rank--;
+            }
+        }
+        if (lg_rewrite_copy(&br, i, NULL, k >= 0 ? &port : NULL) < 0) st = lg_cgraph_fail(nb, "hoist");
+    }
+    /* the spec: inputs [seqs, new seqs, states, invariants, new invariants],
+     * outputs [states, kept outputs, emitted values, stop], kept residuals */
+    lg_loop_spec *d = st ? NULL : lg_loop_spec_dup(s);
+    int n_new_seq = 0, n_new_inv = 0;
+    for (int f = 0; f < c->n_fronts; f++) c->kind[c->fronts[f].node] == K_SEQ ? n_new_seq++ : n_new_inv++;
+    int n_in = c->n_in + c->n_fronts, n_out = s->n_state + s->n_y + 2 * c->n_sinks + s->has_stop;
+    rb->in = malloc((size_t)n_in * sizeof *rb->in);
+    rb->y_of_old = malloc((size_t)(s->n_y + 1) * sizeof *rb->y_of_old);
+    rb->res_of_old = malloc((size_t)(s->n_res + 1) * sizeof *rb->res_of_old);
+    int32_t *inputs = malloc((size_t)n_in * sizeof *inputs);
+    lg_ref *outputs = malloc((size_t)n_out * sizeof *outputs);
+    if (!st && (!d || !rb->in || !rb->y_of_old || !rb->res_of_old || !inputs || !outputs))
+        st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+    int ni = 0, n_state = 0, n_y = 0, n_res = 0;
+    for (int part = 0; !st && part < 3; part++) {
+        int first = part == 0 ? 0 : part == 1 ? s->n_seq : s->n_seq + s->n_state;
+        int count = part == 0 ? s->n_seq : part == 1 ? s->n_state : s->n_inv;
+        for (int k = first; k < first + count; k++) {
+            if (part == 1 && is_sunk_state(c, k - first)) continue;
+            inputs[ni] = lg_rewrite_at(&br, (lg_ref){s->inputs[k], 0})->node;
+            rb->in[ni++] = lg_rewrite_value(c->r, loop->in[k]);
+        }
+        for (int f = 0; part != 1 && f < c->n_fronts; f++)
+            if ((c->kind[c->fronts[f].node] == K_SEQ) == (part == 0)) {
+                inputs[ni] = front_in[f];
+                rb->in[ni++] = lifted_value(c, c->fronts[f]);
+            }
+    }
+    int no = 0;
+    for (int k = 0; !st && k < s->n_state; k++)
+        if (!is_sunk_state(c, k)) outputs[no++] = *lg_rewrite_at(&br, s->outputs[k]), n_state++;
+    for (int j = 0; !st && j < s->n_y; j++) {
+        lg_ref y = s->outputs[s->n_state + j];
+        rb->y_of_old[j] = -1;
+        if (!s->has_stop && !fetched_in_body(c, y)) continue;
+        rb->y_of_old[j] = n_y++;
+        outputs[no++] = *lg_rewrite_at(&br, y);
+    }
+    for (int i = 0; !st && i < c->n_sinks; i++) {
+        bool ok = stacked_outside(c, c->sinks[i].a) || add_emit(rb, c->sinks[i].a);
+        if (ok && c->sinks[i].op == LG_OP_MATMUL && !stacked_outside(c, c->sinks[i].b)) ok = add_emit(rb, c->sinks[i].b);
+        if (!ok) st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+    }
+    for (int e = 0; !st && e < rb->n_emit; e++) outputs[no++] = *lg_rewrite_at(&br, rb->emit[e]);
+    if (!st && s->has_stop) outputs[no++] = *lg_rewrite_at(&br, s->outputs[s->n_state + s->n_y]);
+    for (int r = 0; !st && r < s->n_res; r++) {
+        rb->res_of_old[r] = -1;
+        if (!fetched_in_body(c, s->res[r])) continue;
+        d->res[n_res] = *lg_rewrite_at(&br, s->res[r]);
+        d->res_inputs[n_res] = s->res_inputs[r];
+        rb->res_of_old[r] = n_res++;
+    }
+    if (!st) {
+        free(d->inputs), free(d->outputs);
+        d->inputs = inputs, d->outputs = outputs;
+        inputs = NULL, outputs = NULL;
+        lg_graph_free(d->body);
+        d->body = nb;
+        nb = NULL;
+        lg_grad_step_free(d->grad); /* refers to the old body; nothing differentiates a compiled loop */
+        d->grad = NULL;
+        d->n_seq = s->n_seq + n_new_seq, d->n_state = n_state, d->n_inv = s->n_inv + n_new_inv;
+        d->n_y = n_y + rb->n_emit, d->n_res = n_res;
+        d->n_hoisted = s->n_hoisted + c->n_fronts;
+        d->n_sunk = s->n_sunk + c->n_sinks;
+        for (int f = 0; f < c->n_fronts; f++)
+            if (c->kind[c->fronts[f].node] == K_SEQ) d->hoisted_bytes += lg_port_bytes(lg_value_port(lifted_value(c, c->fronts[f])));
+        rb->spec = d;
+        rb->n_in = ni;
+        d = NULL;
+    }
+    lg_loop_spec_free(d);
+    free(inputs), free(outputs), free(front_in), free(need);
+    lg_graph_free(nb);
+    lg_rewrite_free(&br);
+    return st;
+}
+
+/* Whether v (of the outer graph being copied) is zeros: a broadcast of a
+ * constant 0, as lg_grad starts its accumulators. */
+static bool is_zeros(const lg_graph *g, lg_ref v)
+{
+    const lg_node *n = &g->nodes[v.node];
+    if (n->op == LG_OP_BROADCAST_LIKE || n->op == LG_OP_BROADCAST_TO) n = &g->nodes[n->in[0].node];
+    if (n->op != LG_OP_CONST || !n->attrs.tensor) return false;
+    for (int64_t i = 0; i < lg_tensor_numel(n->attrs.tensor); i++)
+        if (lg_tensor_get(n->attrs.tensor, i) != 0) return false;
+    return true;
+}
+
+/* A body value stacked [T, ...] outside loop node id: emitted by it, or a
+ * sequence or batched value it reads. */
+static lg_value stacked(loop_ctx *c, const rebuilt *rb, int32_t id, lg_ref v)
+{
+    const lg_loop_spec *d = c->r->dst->nodes[id].attrs.loop;
+    int e = find_ref(rb->emit, rb->n_emit, v);
+    return e >= 0 ? lg_value_of(c->r->dst, id, d->n_state + d->n_y - rb->n_emit + e) : lifted_value(c, v);
+}
+
+/* A stacked body value [T, B, n] as rows [T*B, n], made once per value (so
+ * the reshape takes over the stack's buffer). */
+static lg_value rows_of(loop_ctx *c, rebuilt *rb, int32_t id, lg_ref v)
+{
+    for (int i = 0; i < rb->n_rows; i++)
+        if (rb->rows_of[i].node == v.node && rb->rows_of[i].out == v.out) return rb->rows[i];
+    lg_value st = stacked(c, rb, id, v);
+    if (!lg_value_ok(st) || rb->n_rows == (int)LG_ARRAY_LEN(rb->rows)) return lg_value_invalid();
+    lg_shape sh = lg_value_shape(st);
+    int64_t cols = 1;
+    for (int i = 2; i < sh.rank; i++) cols *= sh.dims[i];
+    lg_value rows = lg_reshape(st, lg_shape_of(2, (int)(sh.dims[0] * sh.dims[1]), (int)cols));
+    rb->rows_of[rb->n_rows] = v;
+    rb->rows[rb->n_rows++] = rows;
+    return rows;
+}
+
+/* After the loop: each sunk state's final value, init + X^T G or
+ * init + sum_to(G, like), with X, G as rows [T*B, ...] over all steps (the
+ * add goes when init is zeros). */
+static lg_value sink_value(loop_ctx *c, rebuilt *rb, int32_t id, const sink *sk)
+{
+    const lg_node *loop = &c->r->src->nodes[c->node];
+    lg_ref init_ref = loop->in[c->s->n_seq + sk->state];
+    lg_value init = lg_rewrite_value(c->r, init_ref);
+    lg_value sum;
+    if (sk->op == LG_OP_MATMUL) {
+        sum = lg_matmul(rows_of(c, rb, id, sk->a), rows_of(c, rb, id, sk->b), true, false);
+    } else { /* b: the invariant `like`; rows when it broadcasts along them, else [T, B, ...] */
+        lg_value like = lifted_value(c, sk->b);
+        lg_shape ls = lg_value_shape(like);
+        bool rows = ls.rank <= 1 || (ls.rank == 2 && ls.dims[0] == 1);
+        sum = lg_sum_to(rows ? rows_of(c, rb, id, sk->a) : stacked(c, rb, id, sk->a), like);
+    }
+    return is_zeros(c->r->src, init_ref) && lg_value_ok(sum) && lg_shape_equal(lg_value_shape(sum), lg_value_shape(init))
+               ? sum
+               : lg_add(init, sum);
+}
+
+static lg_status rebuild_loop(loop_ctx *c)
+{
+    rebuilt rb = {0};
+    const lg_loop_spec *s = c->s;
+    const lg_node *loop = &c->r->src->nodes[c->node];
+    lg_graph *dst = c->r->dst;
+    lg_status st = build_body(c, &rb);
+    int32_t id = -1;
+    if (!st) {
+        id = lg_node_build(dst, LG_OP_LOOP, rb.in, rb.n_in, &(lg_attrs){.loop = rb.spec}, loop->name);
+        if (id >= 0) rb.spec = NULL; /* the node owns it */
+        if (id < 0) st = lg_cgraph_fail(dst, "hoist");
+    }
+    if (!st) {
+        dst->nodes[id].is_grad = loop->is_grad;
+        const lg_loop_spec *d = dst->nodes[id].attrs.loop;
+        int k_new = 0;
+        for (int k = 0; k < s->n_state; k++) {
+            if (is_sunk_state(c, k)) continue;
+            *lg_rewrite_at(c->r, (lg_ref){c->node, k}) = (lg_ref){id, k_new};
+            *lg_rewrite_at(c->r, (lg_ref){c->node, s->n_state + s->n_y + k}) = (lg_ref){id, d->n_state + d->n_y + k_new};
+            k_new++;
+        }
+        for (int j = 0; !st && j < s->n_y; j++) {
+            lg_value v = rb.y_of_old[j] >= 0 ? lg_value_of(dst, id, d->n_state + rb.y_of_old[j])
+                                             : lifted_value(c, s->outputs[s->n_state + j]);
+            *lg_rewrite_at(c->r, (lg_ref){c->node, s->n_state + j}) = (lg_ref){v.node, v.output};
+        }
+        for (int r = 0; !st && r < s->n_res; r++) {
+            lg_value v = rb.res_of_old[r] >= 0 ? lg_value_of(dst, id, 2 * d->n_state + d->n_y + rb.res_of_old[r])
+                                               : lifted_value(c, s->res[r]);
+            *lg_rewrite_at(c->r, (lg_ref){c->node, 2 * s->n_state + s->n_y + r}) = (lg_ref){v.node, v.output};
+        }
+        for (int i = 0; !st && i < c->n_sinks; i++) {
+            lg_value v = sink_value(c, &rb, id, &c->sinks[i]);
+            if (!lg_value_ok(v)) st = lg_cgraph_fail(dst, "hoist");
+            else *lg_rewrite_at(c->r, (lg_ref){c->node, c->sinks[i].state}) = (lg_ref){v.node, v.output};
+        }
+        if (!st && dst->error) st = lg_cgraph_fail(dst, "hoist");
+        if (!st)
+            lg_cgraph_note(c->cg, "hoist: loop '%s': %d values computed before the loop (%.2f MiB stacked), %d "
+                                  "accumulators summed after it",
+                           loop->name, c->n_fronts, (double)d->hoisted_bytes / 1048576.0, c->n_sinks);
+    }
+    rebuilt_free(&rb);
+    return st;
+}
+
+/* Hoist and sink around loop node `node` of r->src, appending to r->dst. */
+static lg_status hoist_loop(lg_cgraph *cg, lg_rewrite *r, int32_t node)
+{
+    const lg_loop_spec *s = r->src->nodes[node].attrs.loop;
+    const lg_graph *b = s->body;
+    loop_ctx c = {.cg = cg, .r = r, .node = node, .s = s, .body = b};
+    c.n_in = s->n_seq + s->n_state + s->n_inv;
+    c.n_fetch = s->n_state + s->n_y + s->has_stop + s->n_res;
+    size_t nn = (size_t)(b->n_nodes ? b->n_nodes : 1);
+    c.fetch = malloc((size_t)(c.n_fetch ? c.n_fetch : 1) * sizeof *c.fetch);
+    c.input_k = malloc(nn * sizeof *c.input_k);
+    c.kind = calloc(nn, sizeof *c.kind);
+    c.needed = calloc(nn, sizeof *c.needed);
+    c.heavy = calloc(nn, sizeof *c.heavy);
+    c.front = calloc(nn, sizeof *c.front);
+    c.lifted = malloc(nn * sizeof *c.lifted);
+    lg_status st = LG_OK;
+    if (!c.fetch || !c.input_k || !c.kind || !c.needed || !c.heavy || !c.front || !c.lifted)
+        st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+    for (int32_t i = 0; !st && i < b->n_nodes; i++) c.input_k[i] = -1, c.lifted[i] = (lg_ref){-1, 0};
+    for (int k = 0; !st && k < c.n_in; k++) c.input_k[s->inputs[k]] = k;
+    int first_res = s->n_state + s->n_y + s->has_stop;
+    for (int k = 0; !st && k < c.n_fetch; k++) {
+        c.fetch[k] = k < first_res ? s->outputs[k] : s->res[k - first_res];
+        c.needed[c.fetch[k].node] = true;
+    }
+    for (int32_t i = b->n_nodes - 1; !st && i >= 0; i--)
+        for (int j = 0; c.needed[i] && j < b->nodes[i].n_in; j++) c.needed[b->nodes[i].in[j].node] = true;
+    if (!st) classify(&c);
+    if (!st && (!find_fronts(&c) || !find_sinks(&c))) st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+    if (!st) {
+        if (c.n_fronts || c.n_sinks) st = rebuild_loop(&c);
+        else if (lg_rewrite_copy(r, node, NULL, NULL) < 0) st = lg_cgraph_fail(r->dst, "hoist");
+    }
+    free(c.fetch), free(c.input_k), free(c.kind), free(c.needed), free(c.heavy), free(c.front), free(c.lifted);
+    free(c.fronts), free(c.sinks);
+    return st;
+}
+
+lg_status lg_pass_hoist(lg_cgraph *cg)
+{
+    const lg_graph *g = cg->g;
+    bool any = false;
+    for (int32_t i = 0; i < g->n_nodes; i++) any = any || g->nodes[i].op == LG_OP_LOOP;
+    if (!any) return LG_OK;
+    lg_rewrite r;
+    lg_graph *dst = lg_graph_new();
+    if (!dst || !lg_rewrite_init(&r, g, dst)) {
+        lg_graph_free(dst);
+        return lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+    }
+    lg_status st = LG_OK;
+    for (int32_t i = 0; !st && i < g->n_nodes; i++) {
+        if (g->nodes[i].op == LG_OP_LOOP) st = hoist_loop(cg, &r, i);
+        else if (lg_rewrite_copy(&r, i, NULL, NULL) < 0) st = lg_cgraph_fail(dst, "hoist");
+    }
+    if (st) {
+        lg_rewrite_free(&r);
+        lg_graph_free(dst);
+        return st;
+    }
+    lg_cgraph_replace(cg, &r);
+    lg_rewrite_free(&r);
+    return LG_OK;
+}

@@ -1,0 +1,483 @@
+/*
+ * test_passes.c — the compile passes (src/graph/passes): every result with
+ * passes switched off equals the result with them on (f64, 1e-12 relative)
+ * on loops, stacked, bidirectional and masked layers, nested loops and a
+ * user-written cell; residuals are chosen for the fetches; the switches.
+ */
+#define _POSIX_C_SOURCE 200809L /* setenv */
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../examples/cells/nested.h"
+#include "../examples/cells/peephole.h"
+#include "test_util.h"
+
+LG_TEST_GRAPH_FIXTURE
+
+/* Every switchable pass, and each alone. */
+static const char *const off_sets[] = {"verify,hoist,dce,memory_plan", "hoist", "dce", "memory_plan", "verify"};
+#define N_OFF_SETS (sizeof off_sets / sizeof off_sets[0])
+
+static lg_tensor **run_with(const char *off, const lg_feed *f, int n_f, const lg_value *fetch, int n)
+{
+    lg_compile_opts o = lg_compile_opts_default();
+    o.passes_off = off;
+    lg_program *p = NULL;
+    lg_status s = lg_program_compile_opts(g, f, n_f, fetch, n, &o, &p);
+    ck_assert_msg(s == LG_OK, "compile (off: %s): %s", off ? off : "none", lg_last_error());
+    lg_tensor **out = calloc((size_t)n, sizeof *out);
+    s = lg_program_run(p, f, n_f, out);
+    ck_assert_msg(s == LG_OK, "run (off: %s): %s", off ? off : "none", lg_last_error());
+    lg_program_free(p);
+    return out;
+}
+
+static void free_outs(lg_tensor **out, int n)
+{
+    for (int i = 0; i < n; i++) lg_tensor_free(out[i]);
+    free(out);
+}
+
+/* The fetches with all passes on equal those with each off set. */
+static void check_passes_agree(const lg_feed *f, int n_f, const lg_value *fetch, int n)
+{
+    lg_tensor **on = run_with(NULL, f, n_f, fetch, n);
+    for (size_t k = 0; k < N_OFF_SETS; k++) {
+        lg_tensor **off = run_with(off_sets[k], f, n_f, fetch, n);
+        for (int i = 0; i < n; i++) {
+            ck_assert_int_eq(lg_tensor_numel(on[i]), lg_tensor_numel(off[i]));
+            for (int64_t e = 0; e < lg_tensor_numel(on[i]); e++) {
+                double a = lg_tensor_get(on[i], e), b = lg_tensor_get(off[i], e);
+                ck_assert_msg(fabs(a - b) <= 1e-12 * fmax(1.0, fmax(fabs(a), fabs(b))),
+                              "off %s: fetch %d [%lld]: %.17g with passes on, %.17g off", off_sets[k], i, (long long)e, a,
+                              b);
+            }
+        }
+        free_outs(off, n);
+    }
+    free_outs(on, n);
+}
+
+/* sum(y * r) for a fixed random r shaped like y: a loss with a gradient
+ * that differs per element. */
+static lg_value weighted_sum(lg_value y, uint64_t key)
+{
+    lg_tensor *r = lg_test_uniform(lg_value_dtype(y), lg_value_shape(y), 7, key, -1, 1);
+    lg_value w = lg_constant(g, "loss_weights", r);
+    lg_tensor_free(r);
+    return lg_sum(lg_mul(y, w), NULL, 0, false);
+}
+
+enum { B = 3, T = 5, F = 4, U = 3 };
+
+/* loss and gradients of loss wrt params and x: fetches[0] = loss. */
+static int loss_and_grads(lg_value loss, lg_value x, lg_value *fetch)
+{
+    int n_p = lg_graph_param_count(g);
+    lg_value wrt[64];
+    ck_assert_int_lt(n_p, 63);
+    for (int i = 0; i < n_p; i++) wrt[i] = lg_graph_param(g, i);
+    wrt[n_p] = x;
+    fetch[0] = loss;
+    ck_assert_int_eq(lg_grad(g, loss, wrt, n_p + 1, fetch + 1), LG_OK);
+    return n_p + 2;
+}
+
+static lg_tensor *lengths_tensor(void)
+{
+    int32_t len[B] = {T, 2, 4};
+    return lg_test_tensor(LG_I32, lg_shape_of(1, B), len);
+}
+
+START_TEST(test_lstm_layer_agrees)
+{
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
+    lg_cell_opts co = lg_cell_opts_default(LG_CELL_LSTM, U);
+    co.dtype = LG_F64;
+    co.seed = 3;
+    lg_cell *c = lg_cell_new(g, "lstm", F, co);
+    lg_rnn_opts o = lg_rnn_opts_default();
+    o.return_sequences = true;
+    lg_rnn_result r;
+    ck_assert_int_eq(lg_rnn(g, c, x, o, &r), LG_OK);
+    lg_value fetch[64];
+    int n = loss_and_grads(lg_add(weighted_sum(r.output, 1), weighted_sum(r.states[1], 2)), x, fetch);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 2, -1, 1);
+    lg_feed f[1] = {{x, xt}};
+    check_passes_agree(f, 1, fetch, n);
+    check_passes_agree(f, 1, fetch, 1); /* forward only */
+    lg_tensor_free(xt), lg_cell_free(c);
+}
+END_TEST
+
+/* Two GRUs (reset_after false, then true) stacked, masked by lengths, one
+ * run backwards; and the recompute policy's loop below them. */
+START_TEST(test_stacked_masked_agree)
+{
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
+    lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
+    lg_cell_opts co = lg_cell_opts_default(LG_CELL_GRU, U);
+    co.dtype = LG_F64;
+    co.reset_after = false;
+    lg_cell *c1 = lg_cell_new(g, "gru1", F, co);
+    co.reset_after = true;
+    co.seed = 9;
+    lg_cell *c2 = lg_cell_new(g, "gru2", U, co);
+    lg_rnn_opts o = lg_rnn_opts_default();
+    o.return_sequences = true;
+    o.lengths = len;
+    o.name = "rnn1";
+    lg_rnn_result r1, r2;
+    ck_assert_int_eq(lg_rnn(g, c1, x, o, &r1), LG_OK);
+    o.go_backwards = true;
+    o.return_sequences = false;
+    o.name = "rnn2";
+    ck_assert_int_eq(lg_rnn(g, c2, r1.output, o, &r2), LG_OK);
+    lg_value fetch[64];
+    int n = loss_and_grads(weighted_sum(r2.output, 3), x, fetch);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 4, -1, 1), *lt = lengths_tensor();
+    lg_feed f[2] = {{x, xt}, {len, lt}};
+    check_passes_agree(f, 2, fetch, n);
+    lg_tensor_free(xt), lg_tensor_free(lt), lg_cell_free(c1), lg_cell_free(c2);
+}
+END_TEST
+
+START_TEST(test_bidirectional_agrees)
+{
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
+    lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
+    lg_cell_opts co = lg_cell_opts_default(LG_CELL_LSTM, U);
+    co.dtype = LG_F64;
+    lg_cell *fw = lg_cell_new(g, "fw", F, co);
+    co.seed = 5;
+    lg_cell *bw = lg_cell_new(g, "bw", F, co);
+    lg_rnn_opts o = lg_rnn_opts_default();
+    o.return_sequences = true;
+    o.lengths = len;
+    lg_bidirectional_result r;
+    ck_assert_int_eq(lg_bidirectional(g, fw, bw, x, o, LG_MERGE_CONCAT, &r), LG_OK);
+    lg_value fetch[64];
+    int n = loss_and_grads(weighted_sum(r.output, 5), x, fetch);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 6, -1, 1), *lt = lengths_tensor();
+    lg_feed f[2] = {{x, xt}, {len, lt}};
+    check_passes_agree(f, 2, fetch, n);
+    lg_tensor_free(xt), lg_tensor_free(lt), lg_cell_free(fw), lg_cell_free(bw);
+}
+END_TEST
+
+/* Variational dropout: a mask on x_t (hoisted with the input projection)
+ * and on h_{t-1}; both masks are invariants whose gradients accumulate. */
+START_TEST(test_dropout_agrees)
+{
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
+    lg_cell_opts co = lg_cell_opts_default(_i ? LG_CELL_GRU : LG_CELL_LSTM, U);
+    co.dtype = LG_F64;
+    lg_cell *c = lg_cell_new(g, "cell", F, co);
+    lg_rnn_opts o = lg_rnn_opts_default();
+    o.return_sequences = true;
+    o.training = true;
+    o.dropout = 0.25;
+    o.recurrent_dropout = 0.5;
+    lg_rnn_result r;
+    ck_assert_int_eq(lg_rnn(g, c, x, o, &r), LG_OK);
+    lg_value fetch[64];
+    int n = loss_and_grads(weighted_sum(r.output, 13), x, fetch);
+    lg_value wrt[2] = {r.dropout_mask, r.recurrent_dropout_mask};
+    ck_assert_int_eq(lg_grad(g, fetch[0], wrt, 2, fetch + n), LG_OK);
+    n += 2;
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 14, -1, 1);
+    lg_tensor *m1 = lg_test_tensor(LG_F64, lg_shape_of(2, B, F), NULL), *m2 = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
+    ck_assert_int_eq(lg_dropout_mask_fill(m1, 0.25, 1, 1), LG_OK);
+    ck_assert_int_eq(lg_dropout_mask_fill(m2, 0.5, 1, 2), LG_OK);
+    lg_feed f[3] = {{x, xt}, {r.dropout_mask, m1}, {r.recurrent_dropout_mask, m2}};
+    check_passes_agree(f, 3, fetch, n);
+    lg_tensor_free(xt), lg_tensor_free(m1), lg_tensor_free(m2), lg_cell_free(c);
+}
+END_TEST
+
+/* A user-written cell (peephole LSTM) under both memory policies. */
+START_TEST(test_custom_cell_agrees)
+{
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
+    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
+    lg_value h0 = lg_constant(g, "h0", z), c0 = lg_constant(g, "c0", z);
+    lg_tensor_free(z);
+    peephole cell = peephole_new(g, "peephole", F, U, LG_F64, 11);
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.memory = _i ? LG_LOOP_RECOMPUTE : LG_LOOP_SAVE_RESIDUALS;
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0), hn, cn, st[2], hs;
+    peephole_step(l, &cell, x_t, h, c, &hn, &cn);
+    lg_loop_next(l, h, hn);
+    lg_loop_next(l, c, cn);
+    lg_loop_emit(l, hn);
+    ck_assert_int_eq(lg_loop_end(l, st, &hs), LG_OK);
+    lg_value fetch[64];
+    int n = loss_and_grads(lg_add(weighted_sum(hs, 7), weighted_sum(st[1], 8)), x, fetch);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 8, -1, 1);
+    lg_feed f[1] = {{x, xt}};
+    check_passes_agree(f, 1, fetch, n);
+    lg_tensor_free(xt);
+}
+END_TEST
+
+/* A loop whose body runs another loop over a second time axis: each outer
+ * step runs an LSTM over the inner sequence of its x_t. */
+START_TEST(test_nested_loops_agree)
+{
+    enum { T2 = 3 };
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(4, T, T2, B, F)); /* [T, T2, B, F] */
+    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
+    lg_value h0 = lg_constant(g, "h0", z);
+    lg_tensor_free(z);
+    lg_cell_opts co = lg_cell_opts_default(LG_CELL_SIMPLE_RNN, U);
+    co.dtype = LG_F64;
+    lg_cell *cell = lg_cell_new(g, "inner", F, co);
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true;
+    lo.name = "outer";
+    lg_loop *outer = lg_loop_new(g, lo);
+    lg_value x_t = lg_loop_seq(outer, x), h = lg_loop_state(outer, h0);
+    lg_graph *body = lg_loop_body(outer);
+    lo.name = "inner";
+    lg_loop *inner = lg_loop_new(body, lo);
+    lg_value xi = lg_loop_seq(inner, x_t), hi = lg_loop_state(inner, h), next;
+    /* the cell's parameters live in g; the inner loop captures the outer
+     * body's invariants */
+    lg_value k = lg_loop_invariant(outer, lg_cell_kernel(cell)), rk = lg_loop_invariant(outer, lg_cell_recurrent_kernel(cell));
+    lg_value ki = lg_loop_invariant(inner, k), rki = lg_loop_invariant(inner, rk);
+    next = lg_tanh(lg_add(lg_matmul(xi, ki, false, false), lg_matmul(hi, rki, false, false)));
+    lg_loop_next(inner, hi, next);
+    lg_loop_emit(inner, next);
+    lg_value hin, ys;
+    ck_assert_int_eq(lg_loop_end(inner, &hin, &ys), LG_OK);
+    lg_loop_next(outer, h, hin);
+    lg_loop_emit(outer, lg_sum(ys, (int[]){0}, 1, false));
+    lg_value hout, yout;
+    ck_assert_int_eq(lg_loop_end(outer, &hout, &yout), LG_OK);
+    lg_value fetch[64];
+    int n = loss_and_grads(lg_add(weighted_sum(yout, 9), weighted_sum(hout, 10)), x, fetch);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(4, T, T2, B, F), 1, 10, -1, 1);
+    lg_feed f[1] = {{x, xt}};
+    check_passes_agree(f, 1, fetch, n);
+    lg_tensor_free(xt), lg_cell_free(cell);
+}
+END_TEST
+
+/* The NestedCell of examples/cells: states and inputs of different ranks. */
+START_TEST(test_nested_cell_agrees)
+{
+    lg_value x1 = lg_input(g, "x1", LG_F64, lg_shape_of(3, B, T, 2)), x2 = lg_input(g, "x2", LG_F64, lg_shape_of(4, B, T, 2, 3));
+    lg_tensor *z1 = lg_test_tensor(LG_F64, lg_shape_of(2, B, 3), NULL), *z2 = lg_test_tensor(LG_F64, lg_shape_of(3, B, 2, 2), NULL);
+    lg_value s1 = lg_constant(g, "s1", z1), s2 = lg_constant(g, "s2", z2);
+    lg_tensor_free(z1), lg_tensor_free(z2);
+    nested_cell cell = nested_cell_new(g, "nested", 2, 2, 3, 3, 2, 2, LG_F64, 4);
+    lg_value outs[2], states[2];
+    ck_assert_int_eq(nested_cell_sequence(g, &cell, x1, x2, s1, s2, outs, states), LG_OK);
+    lg_value fetch[64];
+    int n = loss_and_grads(lg_add(weighted_sum(outs[1], 11), weighted_sum(states[0], 12)), x1, fetch);
+    lg_tensor *t1 = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, 2), 1, 11, -1, 1);
+    lg_tensor *t2 = lg_test_uniform(LG_F64, lg_shape_of(4, B, T, 2, 3), 1, 12, -1, 1);
+    lg_feed f[2] = {{x1, t1}, {x2, t2}};
+    check_passes_agree(f, 2, fetch, n);
+    lg_tensor_free(t1), lg_tensor_free(t2);
+}
+END_TEST
+
+/* The report of loop i of a program compiled with the given passes off. */
+static lg_loop_report loop_report(const lg_feed *f, int n_f, const lg_value *fetch, int n, const char *off, int i)
+{
+    lg_compile_opts o = lg_compile_opts_default();
+    o.passes_off = off;
+    lg_program *p = NULL;
+    ck_assert_int_eq(lg_program_compile_opts(g, f, n_f, fetch, n, &o, &p), LG_OK);
+    lg_loop_report r;
+    ck_assert_int_eq(lg_program_loop_report(p, i, &r), LG_OK);
+    lg_program_free(p);
+    return r;
+}
+
+/* hoist on a hand-written body: an embedding lookup and the input
+ * projection of ids_t run before the loop as one gather and one GEMM; the
+ * embedding table's and W's gradients are checked too. */
+START_TEST(test_hoist_embedding)
+{
+    enum { V = 7, E = 4 };
+    lg_value ids = lg_input(g, "ids", LG_I32, lg_shape_of(2, T, B)); /* time-major */
+    lg_value table = lg_param(g, "table", LG_F64, lg_shape_of(2, V, E));
+    lg_value w = lg_param(g, "w", LG_F64, lg_shape_of(2, E, U)), u = lg_param(g, "u", LG_F64, lg_shape_of(2, U, U));
+    lg_init_uniform(lg_param_tensor(table), -1, 1, 3, 1);
+    lg_init_uniform(lg_param_tensor(w), -1, 1, 3, 2);
+    lg_init_uniform(lg_param_tensor(u), -0.5, 0.5, 3, 3);
+    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
+    lg_value h0 = lg_constant(g, "h0", z);
+    lg_tensor_free(z);
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true;
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value id_t = lg_loop_seq(l, ids), h = lg_loop_state(l, h0);
+    lg_value tb = lg_loop_invariant(l, table), wb = lg_loop_invariant(l, w), ub = lg_loop_invariant(l, u);
+    lg_value x_t = lg_gather(tb, id_t); /* [B, E] */
+    lg_value next = lg_tanh(lg_add(lg_matmul(x_t, wb, false, false), lg_matmul(h, ub, false, false)));
+    lg_loop_next(l, h, next);
+    lg_loop_emit(l, next);
+    lg_value hs;
+    ck_assert_int_eq(lg_loop_end(l, NULL, &hs), LG_OK);
+    lg_value loss = weighted_sum(hs, 15), wrt[3] = {table, w, u}, fetch[4] = {loss};
+    ck_assert_int_eq(lg_grad(g, loss, wrt, 3, fetch + 1), LG_OK);
+    int32_t idv[T * B];
+    for (int i = 0; i < T * B; i++) idv[i] = (i * 5 + 2) % V;
+    lg_tensor *it = lg_test_tensor(LG_I32, lg_shape_of(2, T, B), idv);
+    lg_feed f[1] = {{ids, it}};
+    check_passes_agree(f, 1, fetch, 4);
+    lg_loop_report on = loop_report(f, 1, fetch, 4, NULL, 0), off = loop_report(f, 1, fetch, 4, "hoist", 0);
+    /* table[ids_t] w, and table[ids_t] itself, which the gradient loop reads
+     * (a residual the loop no longer computes) */
+    ck_assert_int_eq(on.n_hoisted, 2);
+    ck_assert_uint_eq(on.hoisted_bytes, (size_t)T * B * (U + E) * sizeof(double));
+    ck_assert_int_eq(on.n_residuals + 1, off.n_residuals);
+    ck_assert_int_eq(off.body_kernels - on.body_kernels, 2); /* the gather and a matmul */
+    lg_loop_report grad = loop_report(f, 1, fetch, 4, NULL, 1);
+    ck_assert(grad.gradient);
+    ck_assert_int_eq(grad.n_sunk, 2); /* w's and u's gradients; the table's is a scatter */
+    lg_tensor_free(it);
+}
+END_TEST
+
+/* A cell nobody matches (the peephole LSTM) still gets its input
+ * projection hoisted and its weight gradients summed after the loop; under
+ * the recompute policy nothing is stacked. */
+START_TEST(test_hoist_custom_cell)
+{
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
+    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
+    lg_value h0 = lg_constant(g, "h0", z), c0 = lg_constant(g, "c0", z);
+    lg_tensor_free(z);
+    peephole cell = peephole_new(g, "peephole", F, U, LG_F64, 11);
+    lg_loop_opts lo = lg_loop_opts_default();
+    bool recompute = _i;
+    lo.memory = recompute ? LG_LOOP_RECOMPUTE : LG_LOOP_SAVE_RESIDUALS;
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0), hn, cn, hs;
+    peephole_step(l, &cell, x_t, h, c, &hn, &cn);
+    lg_loop_next(l, h, hn);
+    lg_loop_next(l, c, cn);
+    lg_loop_emit(l, hn);
+    ck_assert_int_eq(lg_loop_end(l, NULL, &hs), LG_OK);
+    lg_value fetch[64];
+    int n = loss_and_grads(weighted_sum(hs, 16), x, fetch);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 16, -1, 1);
+    lg_feed f[1] = {{x, xt}};
+    lg_loop_report fwd = loop_report(f, 1, fetch, n, NULL, 0), grad = loop_report(f, 1, fetch, n, NULL, 1);
+    if (recompute) {
+        ck_assert_uint_eq(fwd.hoisted_bytes + grad.hoisted_bytes, 0);
+        ck_assert_int_eq(grad.n_sunk, 0);
+    } else {
+        ck_assert_int_ge(fwd.n_hoisted, 1);
+        ck_assert_uint_eq(fwd.hoisted_bytes, (size_t)T * B * 4 * U * sizeof(double)); /* x_t W + b */
+        ck_assert_int_ge(grad.n_sunk, 3);                                             /* W, U and b */
+    }
+    lg_tensor_free(xt);
+}
+END_TEST
+
+/* LSTM(64) over 28 rows of 28, batch 64 (the Fashion-MNIST model): its
+ * forward-only program saves no residuals and no states; the training
+ * program keeps them. */
+START_TEST(test_forward_only_saves_nothing)
+{
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, -1, 28, 28));
+    lg_cell *c = lg_cell_new(g, "lstm", 28, lg_cell_opts_default(LG_CELL_LSTM, 64));
+    lg_rnn_result r;
+    ck_assert_int_eq(lg_rnn(g, c, x, lg_rnn_opts_default(), &r), LG_OK);
+    lg_value loss = lg_sum(r.output, NULL, 0, false), dk;
+    lg_value kernel = lg_cell_kernel(c);
+    ck_assert_int_eq(lg_grad(g, loss, &kernel, 1, &dk), LG_OK);
+    lg_tensor *xt = lg_test_uniform(LG_F32, lg_shape_of(3, 64, 28, 28), 1, 13, 0, 1);
+    lg_feed f[1] = {{x, xt}};
+    lg_program *fwd = NULL, *fwd_all = NULL, *train = NULL;
+    lg_compile_opts o = lg_compile_opts_default();
+    o.passes_off = "dce";
+    ck_assert_int_eq(lg_program_compile(g, f, 1, &r.output, 1, &fwd), LG_OK);
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &r.output, 1, &o, &fwd_all), LG_OK);
+    ck_assert_int_eq(lg_program_compile(g, f, 1, &dk, 1, &train), LG_OK);
+    lg_loop_report rf, ra, rt;
+    ck_assert_int_eq(lg_program_loop_report(fwd, 0, &rf), LG_OK);
+    ck_assert_int_eq(lg_program_loop_report(fwd_all, 0, &ra), LG_OK);
+    ck_assert_int_eq(lg_program_loop_report(train, 0, &rt), LG_OK);
+    ck_assert_uint_eq(rf.residual_bytes, 0);
+    ck_assert_uint_eq(rf.state_bytes, 0);
+    ck_assert_int_eq(rf.n_residuals, 0);
+    ck_assert_uint_gt(ra.residual_bytes, (size_t)28 * 64 * 64 * 4); /* more than the saved h alone */
+    ck_assert_uint_eq(rt.residual_bytes, ra.residual_bytes);
+    ck_assert_uint_lt(lg_program_peak_bytes(fwd) + ra.residual_bytes, lg_program_peak_bytes(fwd_all) + 1);
+    char *rep = lg_program_report(fwd);
+    ck_assert_msg(rep && strstr(rep, "dce: loop 'rnn/loop'"), "%s", rep ? rep : "(null)");
+    free(rep);
+    /* the same output either way */
+    lg_tensor *a = NULL, *b = NULL;
+    ck_assert_int_eq(lg_program_run(fwd, f, 1, &a), LG_OK);
+    ck_assert_int_eq(lg_program_run(fwd_all, f, 1, &b), LG_OK);
+    ck_assert_mem_eq(lg_tensor_data(a), lg_tensor_data(b), lg_tensor_bytes(a));
+    lg_tensor_free(a), lg_tensor_free(b);
+    lg_program_free(fwd), lg_program_free(fwd_all), lg_program_free(train);
+    lg_tensor_free(xt), lg_cell_free(c);
+}
+END_TEST
+
+/* LG_PASSES_OFF counts like the option; unknown names are errors. */
+START_TEST(test_switches)
+{
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, 2, 3, 4));
+    lg_cell *c = lg_cell_new(g, "rnn", 4, lg_cell_opts_default(LG_CELL_SIMPLE_RNN, 5));
+    lg_rnn_result r;
+    ck_assert_int_eq(lg_rnn(g, c, x, lg_rnn_opts_default(), &r), LG_OK);
+    lg_tensor *xt = lg_test_uniform(LG_F32, lg_shape_of(3, 2, 3, 4), 1, 14, 0, 1);
+    lg_feed f[1] = {{x, xt}};
+    lg_program *p = NULL;
+    lg_compile_opts o = lg_compile_opts_default();
+    o.passes_off = "dce,fold";
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &r.output, 1, &o, &p), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(lg_last_error(), "no pass named 'fold'"), "%s", lg_last_error());
+    ck_assert_ptr_null(p);
+    setenv("LG_PASSES_OFF", "nonsense", 1);
+    ck_assert_int_eq(lg_program_compile(g, f, 1, &r.output, 1, &p), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(lg_last_error(), "LG_PASSES_OFF"), "%s", lg_last_error());
+    setenv("LG_PASSES_OFF", "dce", 1);
+    ck_assert_int_eq(lg_program_compile(g, f, 1, &r.output, 1, &p), LG_OK);
+    lg_loop_report rep;
+    ck_assert_int_eq(lg_program_loop_report(p, 0, &rep), LG_OK);
+    ck_assert_uint_gt(rep.state_bytes, 0); /* dce off: the states are saved */
+    lg_program_free(p);
+    unsetenv("LG_PASSES_OFF");
+    ck_assert_int_eq(lg_program_compile(g, f, 1, &r.output, 1, &p), LG_OK);
+    ck_assert_int_eq(lg_program_loop_report(p, 0, &rep), LG_OK);
+    ck_assert_uint_eq(rep.state_bytes, 0);
+    lg_program_free(p);
+    lg_tensor_free(xt), lg_cell_free(c);
+}
+END_TEST
+
+static Suite *passes_suite(void)
+{
+    Suite *s = suite_create("passes");
+    TCase *tc = tcase_create("passes");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_lstm_layer_agrees);
+    tcase_add_test(tc, test_stacked_masked_agree);
+    tcase_add_test(tc, test_bidirectional_agrees);
+    tcase_add_loop_test(tc, test_dropout_agrees, 0, 2);
+    tcase_add_loop_test(tc, test_custom_cell_agrees, 0, 2);
+    tcase_add_test(tc, test_nested_loops_agree);
+    tcase_add_test(tc, test_nested_cell_agrees);
+    tcase_add_test(tc, test_hoist_embedding);
+    tcase_add_loop_test(tc, test_hoist_custom_cell, 0, 2);
+    tcase_add_test(tc, test_forward_only_saves_nothing);
+    tcase_add_test(tc, test_switches);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return lg_check_run(passes_suite()); }
