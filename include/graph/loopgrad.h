@@ -27,5 +27,6 @@
 #include "dataset.h"
 #include "preprocess.h"
 #include "synthetic.h"
+#include "distributed.h"
 
 #endif
