@@ -172,6 +172,21 @@ START_TEST(failure_stops_every_rank)
 }
 END_TEST
 
+/* Early stopping decides on the global numbers: every rank stops after the
+ * same epoch (no improvement counts with a huge min_delta). */
+START_TEST(early_stopping_together)
+{
+    dm_model m = dm_new(models[2]);
+    ck_assert_int_eq(lg_trainer_distribute(m.tr, world), LG_OK);
+    lg_dataset *ds = dm_data(LG_F64, 24, 8);
+    lg_fit_opts o = lg_fit_opts_default();
+    o.epochs = 10, o.verbose = 0, o.patience = 2, o.min_delta = 1e9, o.monitor = LG_MONITOR_LOSS;
+    ck_assert_int_eq(lg_fit(m.tr, ds, NULL, o), LG_OK);
+    ck_assert_int_eq(lg_trainer_history_count(m.tr), 3);
+    lg_dataset_free(ds), dm_free(&m);
+}
+END_TEST
+
 /* A loop of one's own: lg_dist_average_gradients weighs each rank's block
  * by its examples: rank r holds r + 1 in every element and r + 1 examples,
  * so the average is (1 * 1 + 2 * 2) / 3. */
@@ -222,6 +237,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, broadcast_overrides_seeds);
     tcase_add_test(tc, only_rank_0_writes);
     tcase_add_test(tc, failure_stops_every_rank);
+    tcase_add_test(tc, early_stopping_together);
     tcase_add_test(tc, average_gradients_weighted);
     tcase_add_test(tc, mpi_errors_and_subgroups);
     suite_add_tcase(s, tc);
