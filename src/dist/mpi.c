@@ -29,7 +29,7 @@ static lg_status mpi_failed(const char *what, int rc)
 static lg_status mpi_sum(void *ctx, void *data, int64_t n, lg_dtype dt)
 {
     mpi_group *m = ctx;
-    MPI_Datatype t = dt == LG_F64 ? MPI_DOUBLE : dt == LG_F32 ? MPI_FLOAT : MPI_INT;
+    MPI_Datatype t = dt == LG_F64 ? MPI_DOUBLE : MPI_FLOAT;
     for (char *p = data; n > 0;) {
         int c = n > INT_MAX ? INT_MAX : (int)n;
         int rc = MPI_Allreduce(MPI_IN_PLACE, p, c, t, MPI_SUM, m->comm);

@@ -6,8 +6,8 @@
 #include "graph/distributed.h"
 
 typedef struct lg_dist_ops {
-    /* Sum n elements of dtype dt at data over the group's processes, in
-     * place; every process ends with the same bits. */
+    /* Sum n elements of dtype dt (f32 or f64) at data over the group's
+     * processes, in place; every process ends with the same bits. */
     lg_status (*sum)(void *ctx, void *data, int64_t n, lg_dtype dt);
     /* Copy `bytes` at data from rank 0 to every process. */
     lg_status (*broadcast)(void *ctx, void *data, size_t bytes);
