@@ -85,13 +85,17 @@ START_TEST(uneven_and_empty_shares)
 }
 END_TEST
 
-/* Each rank initialises with its own seed; distribute puts rank 0's values
- * (seed 1) everywhere. */
+/* Each rank initialises with its own seed (and rank 1 has moved its batch
+ * norm's moving mean); distribute puts rank 0's values (seed 1) everywhere. */
 START_TEST(broadcast_overrides_seeds)
 {
     dm_spec sp = models[1];
+    sp.batch_norm = true;
+    dm_spec ref_sp = sp;
     sp.seed = (uint64_t)rank + 1;
-    dm_model m = dm_new(sp), ref = dm_new(models[1]);
+    dm_model m = dm_new(sp), ref = dm_new(ref_sp);
+    lg_tensor *mm = lg_param_tensor(lg_graph_find_param(m.g, "bn/moving_mean"));
+    ck_assert_int_eq(lg_tensor_fill(mm, rank), LG_OK);
     double mine[CAP], want[CAP];
     int n = dm_params(&m, mine, CAP);
     dm_params(&ref, want, CAP);
@@ -99,6 +103,7 @@ START_TEST(broadcast_overrides_seeds)
     ck_assert_int_eq(lg_trainer_distribute(m.tr, world), LG_OK);
     dm_params(&m, mine, CAP);
     ck_assert(dm_bit_equal(mine, want, n));
+    ck_assert_double_eq(lg_tensor_get(mm, 0), 0);
     dm_free(&m), dm_free(&ref);
 }
 END_TEST

@@ -100,7 +100,9 @@ int lg_dist_rank(const lg_dist *d);
 int lg_dist_size(const lg_dist *d);
 
 /* Make fit and evaluate of tr data-parallel over d (see the overview), after
- * copying rank 0's values of the optimizer's parameters to every rank. d
+ * copying rank 0's values of every parameter of tr's graph, trained or not
+ * (batch norm's moving statistics too), to every rank. Optimizer slots are
+ * not copied: they start at zero, or load the same checkpoint everywhere. d
  * NULL makes tr a single-process trainer again. d must outlive tr's use of
  * it. Collective. Errors: LG_ERR_INVALID_ARGUMENT (tr NULL, or tr has
  * stateful layers), LG_ERR_OUT_OF_MEMORY. */

@@ -153,7 +153,11 @@ lg_status lg_trainer_distribute(lg_trainer *tr, lg_dist *d)
     lg_trainer_dist_free(tr->dist);
     tr->dist = NULL;
     if (!d) return LG_OK;
-    lg_status s = lg_dist_broadcast_parameters(d, tr->opt);
+    lg_status s = LG_OK; /* every parameter of the graph, trained or not (moving statistics) */
+    for (int i = 0; !s && d->ops && i < lg_graph_param_count(tr->g); i++) {
+        lg_tensor *p = lg_param_tensor(lg_graph_param(tr->g, i));
+        s = d->ops->broadcast(d->ctx, lg_tensor_data(p), lg_tensor_bytes(p));
+    }
     if (s) return s;
     struct lg_trainer_dist *td = calloc(1, sizeof *td);
     if (!td) return lg_fail(LG_ERR_OUT_OF_MEMORY, "trainer_distribute: out of memory");
