@@ -58,9 +58,12 @@
  * bits on every rank. Against one process without shares the difference is
  * the rounding of summing a batch's gradient in two halves (about 1e-16
  * relative per step in f64). With more ranks, the engine chooses the order
- * in which shares are added; every rank gets the same bits (Open MPI reduces
- * each element once and hands the result round), but the order may differ
- * from a local group's rank order.
+ * in which shares are added, which may differ from a local group's rank
+ * order. Every rank still gets the same bits, so replicas stay identical:
+ * Open MPI's allreduce algorithms either sum an element once and pass the
+ * result on (ring, reduce-scatter), or sum it on every rank in mirrored
+ * orders that commutativity makes equal (recursive doubling). The MPI
+ * standard recommends, but does not promise, this.
  *
  * Errors: every function returns a status; messages name the argument at
  * fault. Collective functions (lg_trainer_distribute,
