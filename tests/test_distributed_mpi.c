@@ -202,7 +202,8 @@ START_TEST(average_gradients_weighted)
     for (int i = 0; i < lg_optimizer_param_count(m.opt); i++) ck_assert_int_eq(lg_tensor_fill(g[i], rank + 1), LG_OK);
     ck_assert_int_eq(lg_dist_average_gradients(world, m.opt, rank + 1), LG_OK);
     for (int i = 0; i < lg_optimizer_param_count(m.opt); i++)
-        for (int64_t j = 0; j < lg_tensor_numel(g[i]); j++) ck_assert_double_eq_tol(lg_tensor_get(g[i], j), 5.0 / 3.0, 1e-15);
+        for (int64_t j = 0; j < lg_tensor_numel(g[i]); j++)
+            ck_assert_double_eq_tol(lg_tensor_get(g[i], j), 5.0 / 3.0, 1e-15);
     ck_assert_int_eq(lg_dist_rank(world), rank);
     ck_assert_int_eq(lg_dist_size(world), 2);
     dm_free(&m);

@@ -108,7 +108,8 @@ static void add(void *sum, const void *v, int64_t n, lg_dtype dt)
 
 lg_status lg_dist_broadcast_parameters(lg_dist *d, lg_optimizer *opt)
 {
-    if (!d || !opt) return lg_fail(LG_ERR_INVALID_ARGUMENT, "dist_broadcast_parameters: group and optimizer are required");
+    if (!d || !opt)
+        return lg_fail(LG_ERR_INVALID_ARGUMENT, "dist_broadcast_parameters: group and optimizer are required");
     lg_status s = LG_OK;
     for (int i = 0; !s && d->ops && i < lg_optimizer_param_count(opt); i++) {
         lg_tensor *p = lg_param_tensor(lg_optimizer_param(opt, i));
@@ -120,7 +121,8 @@ lg_status lg_dist_broadcast_parameters(lg_dist *d, lg_optimizer *opt)
 lg_status lg_dist_average_gradients(lg_dist *d, lg_optimizer *opt, int64_t examples)
 {
     if (!d || !opt || examples < 0)
-        return lg_fail(LG_ERR_INVALID_ARGUMENT, "dist_average_gradients: group and optimizer are required, examples %lld >= 0",
+        return lg_fail(LG_ERR_INVALID_ARGUMENT,
+                       "dist_average_gradients: group and optimizer are required, examples %lld >= 0",
                        (long long)examples);
     double total = (double)examples;
     lg_status s = group_sum(d, &total, 1, LG_F64);
@@ -253,13 +255,16 @@ static lg_status finish_train_step(lg_trainer *tr, struct lg_trainer_dist *td)
         for (int i = 0; i < td->n_stats; i++) lg_tensor_fill(td->stats[i], 0);
     }
     lg_status s = group_sum(td->d, lg_tensor_data(td->sum), n, dt);
-    for (int i = 0; !s && i < td->n_stats; i++)
-        s = group_sum(td->d, lg_tensor_data(td->stats[i]), lg_tensor_numel(td->stats[i]), lg_tensor_dtype(td->stats[i]));
+    for (int i = 0; !s && i < td->n_stats; i++) {
+        lg_tensor *t = td->stats[i];
+        s = group_sum(td->d, lg_tensor_data(t), lg_tensor_numel(t), lg_tensor_dtype(t));
+    }
     if (s) return s;
     memcpy(g, lg_tensor_cdata(td->sum), (size_t)n * lg_dtype_size(dt));
     s = lg_optimizer_step(tr->opt);
     tr->step++;
-    for (int i = 0; !s && i < tr->n_bns; i++) s = lg_batch_norm_update(&tr->bns[i], td->stats[2 * i], td->stats[2 * i + 1]);
+    for (int i = 0; !s && i < tr->n_bns; i++)
+        s = lg_batch_norm_update(&tr->bns[i], td->stats[2 * i], td->stats[2 * i + 1]);
     return s;
 }
 

@@ -169,7 +169,8 @@ static lg_status fill_mask(lg_trainer_mask *mk, int64_t b, uint64_t seed, uint64
     if (!s) s = lg_dropout_mask_fill(mk->full, mk->rate, seed, key);
     if (s) return s;
     size_t row = lg_tensor_bytes(mk->full) / (size_t)share->global;
-    memcpy(lg_tensor_data(mk->t), (const char *)lg_tensor_cdata(mk->full) + (size_t)share->offset * row, (size_t)b * row);
+    const char *rows = (const char *)lg_tensor_cdata(mk->full) + (size_t)share->offset * row;
+    memcpy(lg_tensor_data(mk->t), rows, (size_t)b * row);
     return LG_OK;
 }
 
