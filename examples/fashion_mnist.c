@@ -8,6 +8,7 @@
  *                   [--seed N] [--limit N] [--checkpoint FILE]
  *                   [--history FILE] [--plot FILE] [--dot FILE]
  *                   [--svg FILE] [--data DIR] [--keras FILE]
+ *                   [--distributed]
  *                   (--help: all of them)
  *
  * Data: Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist).
@@ -23,6 +24,11 @@
  * Defaults: batch 64, SGD lr 0.05 momentum 0.9; one epoch reaches about
  * 0.82 test accuracy (see the README on OpenBLAS cores), --epochs 12
  * reaches 0.884.
+ *
+ * --distributed trains data-parallel over MPI (distributed_mpi.h):
+ * `mpirun -np 2 fashion_mnist --distributed` cuts every batch of --batch
+ * images between the ranks and averages their gradients, so it trains the
+ * same model as one process; rank 0 prints and writes the files.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +39,9 @@
 #if LG_KERAS
 #include "graph/keras.h"
 #endif
+#ifdef LG_WITH_MPI
+#include "graph/distributed_mpi.h"
+#endif
 
 enum { ROWS = 28, COLS = 28, UNITS = 64, CLASSES = 10 };
 
@@ -42,6 +51,7 @@ typedef struct args {
     uint64_t seed;
     long limit;
     const char *checkpoint, *history, *data, *keras;
+    bool distributed;
     cli_outputs out;
 } args;
 
@@ -57,6 +67,7 @@ static int parse(int argc, char **argv, args *a)
         {"history", CLI_TEXT, &a->history, 0, 0, "FILE", "write the per-epoch logs as CSV"},
         {"data", CLI_TEXT, &a->data, 0, 0, "DIR", "the Fashion-MNIST IDX files"},
         CLI_PLOT_FLAG(&a->out), CLI_GRAPH_FLAGS(&a->out),
+        {"distributed", CLI_SWITCH, &a->distributed, 0, 0, NULL, "train data-parallel over MPI (under mpirun)"},
 #if LG_KERAS
         {"keras", CLI_TEXT, &a->keras, 0, 0, "FILE", "test Keras's weights (.weights.h5) instead of training"},
 #endif
@@ -130,6 +141,19 @@ static lg_status build(model *m, uint64_t seed)
     return lg_graph_error(g) ? LG_ERR_GRAPH : LG_OK;
 }
 
+/* The group of mpirun's processes (MPI_Init on the way). */
+static int join_mpi(lg_dist **d)
+{
+#ifdef LG_WITH_MPI
+    if (lg_dist_mpi_world(NULL, NULL, d) == LG_OK) return 0;
+    fprintf(stderr, "fashion_mnist: --distributed: %s\n", lg_last_error());
+#else
+    (void)d;
+    fprintf(stderr, "fashion_mnist: --distributed: built without MPI (install libopenmpi-dev, then scripts/setup)\n");
+#endif
+    return 1;
+}
+
 static int fail(const char *what)
 {
     fprintf(stderr, "fashion_mnist: %s: %s\n", what, lg_last_error());
@@ -143,6 +167,7 @@ typedef struct session {
     lg_optimizer *opt;
     lg_trainer *tr;
     lg_dataset *train, *test;
+    lg_dist *dist; /* NULL: one process */
 } session;
 
 static void session_free(session *S)
@@ -151,13 +176,15 @@ static void session_free(session *S)
     lg_tensor_free(S->xs), lg_tensor_free(S->ys), lg_tensor_free(S->x_train), lg_tensor_free(S->y_train);
     lg_tensor_free(S->x_test), lg_tensor_free(S->y_test);
     lg_trainer_free(S->tr), lg_optimizer_free(S->opt), lg_cell_free(S->m.cell), lg_graph_free(S->m.g);
+    lg_dist_free(S->dist);
 }
 
 /* Test, save the checkpoint and write the graph. */
 static int report(session *S, const args *a)
 {
     lg_eval_result ev;
-    if (lg_evaluate(S->tr, S->test, &ev)) return fail("evaluating");
+    if (lg_evaluate(S->tr, S->test, &ev)) return fail("evaluating"); /* every rank: a group step */
+    if (lg_dist_rank(S->dist) != 0) return 0;                          /* rank 0 prints and writes */
     printf("test loss %.4f, test accuracy %.4f\n", ev.loss, ev.metric);
     if (lg_checkpoint_save(a->checkpoint, S->m.g, S->opt)) return fail("saving the checkpoint");
     printf("checkpoint written to %s\n", a->checkpoint);
@@ -179,7 +206,8 @@ static int run(session *S, const args *a)
         fprintf(stderr, "fashion_mnist: building the model: %s\n", lg_graph_error(m->g) ? lg_graph_error(m->g) : lg_last_error());
         return 1;
     }
-    lg_graph_summary(m->g, stdout);
+    bool lead = lg_dist_rank(S->dist) == 0; /* rank 0 prints and writes */
+    if (lead) lg_graph_summary(m->g, stdout);
 
     lg_value params[8];
     int n = 0;
@@ -188,7 +216,8 @@ static int run(session *S, const args *a)
     lg_sgd_opts so = lg_sgd_opts_default();
     so.learning_rate = a->lr, so.momentum = a->momentum;
     if (lg_optimizer_sgd(m->g, params, n, &so, &S->opt) || lg_trainer_new(m->g, m->spec, S->opt, &S->tr) ||
-        lg_trainer_add_batch_norm(S->tr, &m->bn))
+        lg_trainer_add_batch_norm(S->tr, &m->bn) ||
+        lg_trainer_distribute(S->tr, S->dist))
         return fail("setting up training");
 
     lg_dataset_opts dopt = lg_dataset_opts_default();
@@ -203,18 +232,20 @@ static int run(session *S, const args *a)
         return report(S, a);
     }
 #endif
-    printf("Training on %lld images, testing on %lld (batch %d, SGD lr %g momentum %g)\n",
-           (long long)lg_dataset_size(S->train), (long long)lg_dataset_size(S->test), a->batch, a->lr, a->momentum);
+    if (lead)
+        printf("Training on %lld images, testing on %lld (batch %d, SGD lr %g momentum %g, %d process%s)\n",
+               (long long)lg_dataset_size(S->train), (long long)lg_dataset_size(S->test), a->batch, a->lr, a->momentum,
+               lg_dist_size(S->dist), lg_dist_size(S->dist) > 1 ? "es" : "");
 
     lg_fit_opts fo = lg_fit_opts_default();
     fo.epochs = a->epochs, fo.history_csv = a->history, fo.seed = a->seed + 3;
     bool curves = a->out.plot || a->history;
     if (lg_fit(S->tr, S->train, curves ? S->test : NULL, fo)) return fail("training");
     int epochs = lg_trainer_history_count(S->tr);
-    for (int e = 0; e < epochs; e++) /* the line bench/fashion_mnist.sh reads */
+    for (int e = 0; lead && e < epochs; e++) /* the line bench/fashion_mnist.sh reads */
         printf("epoch %d seconds %.3f loss %.4f accuracy %.4f\n", e + 1, lg_trainer_history(S->tr, e)->seconds,
                lg_trainer_history(S->tr, e)->loss, lg_trainer_history(S->tr, e)->metric);
-    if (cli_write_plot(&a->out, S->tr, m->spec.metric)) return fail("plotting the learning curves");
+    if (lead && cli_write_plot(&a->out, S->tr, m->spec.metric)) return fail("plotting the learning curves");
     return report(S, a);
 }
 
@@ -224,7 +255,8 @@ int main(int argc, char **argv)
     int rc = parse(argc, argv, &a);
     if (rc != CLI_RUN) return rc;
     session S = {0};
-    rc = run(&S, &a);
+    rc = a.distributed ? join_mpi(&S.dist) : 0;
+    if (!rc) rc = run(&S, &a);
     session_free(&S);
     return rc;
 }

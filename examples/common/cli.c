@@ -16,7 +16,7 @@ enum { MAX_FLAGS = 32, HELP = MAX_FLAGS };
 
 static const char *meta_of(const cli_flag *f)
 {
-    static const char *const by_type[CLI_TYPE_COUNT] = {"N", "N", "X", "N", "TEXT"};
+    static const char *const by_type[CLI_TYPE_COUNT] = {"N", "N", "X", "N", "TEXT", ""};
     return f->meta ? f->meta : by_type[f->type];
 }
 
@@ -34,6 +34,7 @@ static void print_default(FILE *out, const cli_flag *f)
         else fprintf(out, strpbrk(s, " \t") ? "'%s'" : "%s", s); /* quoted when spaces matter */
         break;
     }
+    case CLI_SWITCH: fputs(*(const bool *)f->value ? "on" : "off", out); break;
     case CLI_TYPE_COUNT: break;
     }
 }
@@ -44,7 +45,7 @@ static void usage(const cli *c, FILE *out, const char *const *defaults)
     for (int i = 0; i < c->n_flags; i++) {
         const cli_flag *f = &c->flags[i];
         char left[64];
-        snprintf(left, sizeof left, "--%s %s", f->name, meta_of(f));
+        snprintf(left, sizeof left, "--%s%s%s", f->name, f->type == CLI_SWITCH ? "" : " ", meta_of(f));
         fprintf(out, "  %-22s %s (", left, f->help);
         if (f->type == CLI_INT || f->type == CLI_LONG || f->type == CLI_DOUBLE)
             fprintf(out, "%.15g to %.15g; ", f->min, f->max);
@@ -82,6 +83,7 @@ static bool set_value(const cli *c, const cli_flag *f, const char *v)
         return true;
     }
     case CLI_TEXT: *(const char **)f->value = v; return true;
+    case CLI_SWITCH: *(bool *)f->value = true; return true;
     case CLI_TYPE_COUNT: break;
     }
     if (f->type == CLI_SEED)
@@ -108,7 +110,7 @@ int cli_parse(const cli *c, int argc, char **argv)
         defaults[i] = text[i];
     }
     struct option opts[MAX_FLAGS + 2];
-    for (int i = 0; i < c->n_flags; i++) opts[i] = (struct option){c->flags[i].name, required_argument, NULL, i};
+    for (int i = 0; i < c->n_flags; i++) opts[i] = (struct option){c->flags[i].name, c->flags[i].type == CLI_SWITCH ? no_argument : required_argument, NULL, i};
     opts[c->n_flags] = (struct option){"help", no_argument, NULL, HELP};
     opts[c->n_flags + 1] = (struct option){0};
 

@@ -34,6 +34,7 @@ typedef enum cli_type {
     CLI_DOUBLE, /* double *, finite, in [min, max] */
     CLI_SEED,   /* uint64_t *, any value 0 .. 2^64 - 1 */
     CLI_TEXT,   /* const char ** (points into argv) */
+    CLI_SWITCH, /* bool *, set by the flag alone (no value) */
     CLI_TYPE_COUNT
 } cli_type;
 

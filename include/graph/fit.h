@@ -46,6 +46,10 @@
  * place on a terminal (step count, ETA, running loss and metric) and written
  * once per epoch otherwise; verbose 2 one line per epoch; 0 nothing.
  *
+ * Data parallel: lg_trainer_distribute (distributed.h) makes fit and
+ * evaluate cut each batch between processes and average their gradients;
+ * then only rank 0 prints and writes files.
+ *
  * Errors: every function returns a status; messages name the value or file
  * at fault. A failing run (a bad label for the loss, say) stops fit with the
  * run's status and message, epoch and batch prepended.

@@ -28,5 +28,6 @@
 #include "preprocess.h"
 #include "synthetic.h"
 #include "cpu.h"
+#include "distributed.h"
 
 #endif

@@ -124,9 +124,12 @@ lg_status lg_fit(lg_trainer *tr, lg_dataset *train, lg_dataset *validation, lg_f
     if (!tr || !train) return lg_fail(LG_ERR_INVALID_ARGUMENT, "fit: trainer and training data are required");
     lg_status s = check_opts(tr, &o, validation != NULL);
     if (s) return s;
+    if (!lg_trainer_lead(tr)) /* data-parallel: rank 0 alone reports and writes */
+        o.verbose = 0, o.history_csv = NULL, o.best_checkpoint = NULL;
     FILE *out = o.out ? o.out : stdout, *csv = NULL;
     if (o.history_csv && !(csv = fopen(o.history_csv, "w")))
-        return lg_fail(LG_ERR_IO, "fit: cannot open history '%s' for writing", o.history_csv);
+        s = lg_fail(LG_ERR_IO, "fit: cannot open history '%s' for writing", o.history_csv);
+    if ((s = lg_trainer_agree(tr, s))) return s;
     tr->seed = o.seed;
     tr->stop_on_nan = !o.continue_on_nan;
     bool lower_better = o.monitor == LG_MONITOR_LOSS || o.monitor == LG_MONITOR_VAL_LOSS || tr->m.metric == LG_METRIC_MAE;
@@ -153,6 +156,7 @@ lg_status lg_fit(lg_trainer *tr, lg_dataset *train, lg_dataset *validation, lg_f
         lg_progress_end(&bar, &logs, tr->m.metric, validation != NULL);
         s = history_add(tr, &logs);
         if (!s && csv) s = csv_row(csv, o.history_csv, tr, &logs, e == 0);
+        s = lg_trainer_agree(tr, s); /* rank 0 writes: every rank stops when it fails */
         /* NaN never improves, and a NaN epoch is no best to beat */
         double v = monitored(&logs, o.monitor, validation != NULL);
         bool improved = !isnan(v) && (isnan(best) || (lower_better ? v < best - o.min_delta : v > best + o.min_delta));
@@ -160,6 +164,7 @@ lg_status lg_fit(lg_trainer *tr, lg_dataset *train, lg_dataset *validation, lg_f
             best = v, waited = 0;
             if (o.best_checkpoint) s = lg_checkpoint_save(o.best_checkpoint, tr->g, tr->opt);
             if (!s && o.restore_best && o.patience > 0) s = snapshot_take(&snap, tr);
+            s = lg_trainer_agree(tr, s);
         } else if (!s && o.patience > 0 && ++waited >= o.patience) {
             if (o.verbose) fprintf(out, "Epoch %d: early stopping\n", e + 1);
             if (o.restore_best && snap.t) snapshot_restore(&snap, tr);

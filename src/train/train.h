@@ -10,7 +10,8 @@
 typedef struct lg_trainer_mask {
     lg_value input;
     double rate;
-    lg_tensor *t; /* this batch's mask */
+    lg_tensor *t;    /* this batch's mask */
+    lg_tensor *full; /* a sharded step's mask of the global batch (t holds the share's rows) */
 } lg_trainer_mask;
 
 struct lg_trainer {
@@ -30,6 +31,7 @@ struct lg_trainer {
     int64_t step; /* training steps taken: the dropout stream's counter */
     lg_epoch_logs *history;
     int n_history;
+    struct lg_trainer_dist *dist; /* data-parallel state (dist.c); NULL: one process */
 };
 
 typedef enum lg_step_kind { LG_STEP_TRAIN, LG_STEP_EVAL, LG_STEP_PREDICT } lg_step_kind;
@@ -47,6 +49,33 @@ typedef struct lg_step_sums {
 lg_status lg_trainer_step(lg_trainer *tr, const lg_tensor *x, const lg_tensor *y, lg_step_kind kind, lg_step_sums *sums,
                           lg_tensor **prediction);
 void lg_trainer_reset_states(lg_trainer *tr);
+
+/* Data parallelism (dist.c). A share of a batch: rows [offset, offset + b)
+ * of a global batch of `global` rows. */
+typedef struct lg_share {
+    int64_t offset, global;
+} lg_share;
+/* A training, evaluation or prediction step of one process over the whole
+ * batch (share NULL), or, for a training share, the run alone: the share's
+ * gradients and batch norm statistics go to lg_trainer_dist_accumulate and
+ * the optimizer step waits for the other shares. */
+lg_status lg_trainer_run(lg_trainer *tr, const lg_tensor *x, const lg_tensor *y, lg_step_kind kind, lg_step_sums *sums,
+                         lg_tensor **prediction, const lg_share *share);
+/* The TerminateOnNaN refusal for a non-finite training loss: before the
+ * optimizer step, so the parameters stay as they were. */
+lg_status lg_trainer_nan_stop(const lg_trainer *tr, double loss);
+/* The sharded step of a distributed trainer (fit and evaluate). */
+lg_status lg_trainer_dist_step(lg_trainer *tr, const lg_tensor *x, const lg_tensor *y, lg_step_kind kind,
+                               lg_step_sums *sums);
+/* Add a training share's gradients (the optimizer's block) and batch norm
+ * statistics (stats: mean, variance per batch norm), scaled by b / global. */
+lg_status lg_trainer_dist_accumulate(lg_trainer *tr, int64_t b, int64_t global, lg_tensor *const *stats);
+void lg_trainer_dist_free(struct lg_trainer_dist *d);
+/* Whether this process reports and writes files: rank 0, or not distributed. */
+bool lg_trainer_lead(const lg_trainer *tr);
+/* s when every rank's s is LG_OK or this one's failed; otherwise a failure
+ * saying another replica failed. Collective for a distributed trainer. */
+lg_status lg_trainer_agree(lg_trainer *tr, lg_status s);
 
 /* Keras-style progress output (progress.c). */
 typedef struct lg_progress {

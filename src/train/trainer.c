@@ -91,9 +91,10 @@ lg_status lg_trainer_new(lg_graph *g, lg_model_spec m, lg_optimizer *opt, lg_tra
 void lg_trainer_free(lg_trainer *tr)
 {
     if (!tr) return;
-    for (int i = 0; i < tr->n_masks; i++) lg_tensor_free(tr->masks[i].t);
+    for (int i = 0; i < tr->n_masks; i++) lg_tensor_free(tr->masks[i].t), lg_tensor_free(tr->masks[i].full);
     free(tr->masks), free(tr->bns), free(tr->states), free(tr->history);
     free(tr->params), free(tr->grads);
+    lg_trainer_dist_free(tr->dist);
     free(tr);
 }
 
@@ -116,7 +117,7 @@ lg_status lg_trainer_add_dropout_mask(lg_trainer *tr, lg_value mask, double rate
         return lg_fail(LG_ERR_INVALID_ARGUMENT, "trainer_add_dropout_mask: rate %g outside [0, 1)", rate);
     if (!grow(&tr->masks, tr->n_masks, sizeof *tr->masks))
         return lg_fail(LG_ERR_OUT_OF_MEMORY, "trainer_add_dropout_mask: out of memory");
-    tr->masks[tr->n_masks++] = (lg_trainer_mask){mask, rate, NULL};
+    tr->masks[tr->n_masks++] = (lg_trainer_mask){mask, rate, NULL, NULL};
     return LG_OK;
 }
 
@@ -145,19 +146,32 @@ void lg_trainer_reset_states(lg_trainer *tr)
     for (int i = 0; i < tr->n_states; i++) lg_rnn_state_reset(tr->states[i]);
 }
 
-/* The mask tensor for a batch of b examples: [b, n] with fresh keep
- * decisions from the stream (seed, step). */
-static lg_status fill_mask(lg_trainer_mask *mk, int64_t b, uint64_t seed, uint64_t key)
+/* *t as a tensor of the input's dtype and shape with b rows. */
+static lg_status mask_tensor(const lg_trainer_mask *mk, int64_t b, lg_tensor **t)
 {
     lg_shape want = lg_value_shape(mk->input);
     want.dims[0] = b;
-    if (!mk->t || !lg_shape_equal(lg_tensor_shape(mk->t), want)) {
-        lg_tensor_free(mk->t);
-        mk->t = NULL;
-        lg_status s = lg_tensor_new(lg_value_dtype(mk->input), want, &mk->t);
-        if (s) return s;
-    }
-    return lg_dropout_mask_fill(mk->t, mk->rate, seed, key);
+    if (*t && lg_shape_equal(lg_tensor_shape(*t), want)) return LG_OK;
+    lg_tensor_free(*t);
+    *t = NULL;
+    return lg_tensor_new(lg_value_dtype(mk->input), want, t);
+}
+
+/* The mask tensor for a batch of b examples: [b, n] with fresh keep
+ * decisions from the stream (seed, step). A share of a global batch takes
+ * its rows of the global batch's mask, so shares drop what one process
+ * would. */
+static lg_status fill_mask(lg_trainer_mask *mk, int64_t b, uint64_t seed, uint64_t key, const lg_share *share)
+{
+    lg_status s = mask_tensor(mk, b, &mk->t);
+    if (!s && !share) return lg_dropout_mask_fill(mk->t, mk->rate, seed, key);
+    if (!s) s = mask_tensor(mk, share->global, &mk->full);
+    if (!s) s = lg_dropout_mask_fill(mk->full, mk->rate, seed, key);
+    if (s) return s;
+    size_t row = lg_tensor_bytes(mk->full) / (size_t)share->global;
+    const char *rows = (const char *)lg_tensor_cdata(mk->full) + (size_t)share->offset * row;
+    memcpy(lg_tensor_data(mk->t), rows, (size_t)b * row);
+    return LG_OK;
 }
 
 /* Metric sums over a batch: accuracy hits, or absolute errors, and the count
@@ -195,6 +209,21 @@ static lg_status metric_sum(lg_metric m, const lg_tensor *out, const lg_tensor *
 lg_status lg_trainer_step(lg_trainer *tr, const lg_tensor *x, const lg_tensor *y, lg_step_kind kind, lg_step_sums *sums,
                           lg_tensor **prediction)
 {
+    if (tr->dist && kind != LG_STEP_PREDICT) return lg_trainer_dist_step(tr, x, y, kind, sums);
+    return lg_trainer_run(tr, x, y, kind, sums, prediction, NULL);
+}
+
+lg_status lg_trainer_nan_stop(const lg_trainer *tr, double loss)
+{
+    return lg_fail(LG_ERR_RUNTIME,
+                   "the loss '%s' is %s: stopped before the optimizer step, the parameters are as before this batch "
+                   "(lg_fit_opts.continue_on_nan trains on)",
+                   lg_value_name(tr->m.loss), isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf");
+}
+
+lg_status lg_trainer_run(lg_trainer *tr, const lg_tensor *x, const lg_tensor *y, lg_step_kind kind, lg_step_sums *sums,
+                         lg_tensor **prediction, const lg_share *share)
+{
     bool train = kind == LG_STEP_TRAIN, want_out = kind == LG_STEP_PREDICT || tr->m.metric != LG_METRIC_NONE;
     int64_t b = lg_tensor_shape(x).dims[0];
     int n_feeds = 2 + (train ? tr->n_masks : 0), n_fetch = 2 + (train ? tr->n_params + 2 * tr->n_bns : 0);
@@ -216,7 +245,7 @@ lg_status lg_trainer_step(lg_trainer *tr, const lg_tensor *x, const lg_tensor *y
     if (want_out) fetches[nx++] = output;
     lg_status s = LG_OK;
     for (int i = 0; train && !s && i < tr->n_masks; i++) {
-        s = fill_mask(&tr->masks[i], b, tr->seed, ((uint64_t)tr->step << 8) + (uint64_t)i);
+        s = fill_mask(&tr->masks[i], b, tr->seed, ((uint64_t)tr->step << 8) + (uint64_t)i, share);
         feeds[nf++] = (lg_feed){tr->masks[i].input, tr->masks[i].t};
     }
     int grads_at = nx;
@@ -236,18 +265,17 @@ lg_status lg_trainer_step(lg_trainer *tr, const lg_tensor *x, const lg_tensor *y
     if (!s) s = lg_graph_run(tr->g, feeds, nf, fetches, nx, out);
     /* Keras's TerminateOnNaN, but before the update: the loss and the
      * gradients come from one run, so a non-finite loss skips the optimizer
-     * step and everything after it, and the parameters stay as they were */
+     * step and everything after it, and the parameters stay as they were. A
+     * data-parallel share leaves the decision to the group's loss (dist.c). */
     double loss = !s && kind != LG_STEP_PREDICT ? lg_tensor_get(out[0], 0) : 0;
-    if (!s && train && tr->stop_on_nan && !isfinite(loss))
-        s = lg_fail(LG_ERR_RUNTIME,
-                    "the loss '%s' is %s: stopped before the optimizer step, the parameters are as before this batch "
-                    "(lg_fit_opts.continue_on_nan trains on)",
-                    lg_value_name(tr->m.loss), isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf");
-    if (!s && train) {
+    if (!s && train && !share && tr->stop_on_nan && !isfinite(loss)) s = lg_trainer_nan_stop(tr, loss);
+    if (!s && train && share) /* the step waits for every share (dist.c) */
+        s = lg_trainer_dist_accumulate(tr, b, share->global, out + grads_at + tr->n_params);
+    else if (!s && train) {
         s = lg_optimizer_step(tr->opt);
         tr->step++;
     }
-    for (int i = 0, k = grads_at + tr->n_params; !s && train && i < tr->n_bns; i++, k += 2)
+    for (int i = 0, k = grads_at + tr->n_params; !s && train && !share && i < tr->n_bns; i++, k += 2)
         s = lg_batch_norm_update(&tr->bns[i], out[k], out[k + 1]);
     for (int i = 0, k = states_at; !s && i < tr->n_states; k += lg_rnn_state_count(tr->states[i]), i++)
         s = lg_rnn_state_update(tr->states[i], out + k);
