@@ -235,42 +235,56 @@ START_TEST(mask_gradcheck)
 }
 END_TEST
 
-/* A loop whose output is not a state (y = 2 h' + 1) carries the last valid
- * output as a state of its own: with repeat_output_for_mask a masked step
- * repeats it (zeros before the first valid step), and gradients pass. */
+/* y = 2 h' + 1 with h' = h + x_t, a running sum, over x masked by m. */
+static void running_sum(lg_graph *g, lg_value x, lg_value m, lg_value h0, bool reverse, bool unroll, lg_value *hT,
+                        lg_value *ys)
+{
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.mask = m, lo.repeat_output_for_mask = true, lo.reverse = reverse, lo.unroll = unroll;
+    lo.name = unroll ? "unrolled" : "loop";
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value xt_ = lg_loop_seq(l, x), h = lg_loop_state(l, h0);
+    lg_value next = lg_add(h, xt_);
+    lg_loop_next(l, h, next);
+    lg_loop_emit(l, lg_add_scalar(lg_scale(next, 2), 1));
+    ck_assert_msg(lg_loop_end(l, hT, ys) == LG_OK, "%s", lg_last_error());
+}
+
+/* A loop whose output is not a state carries the last valid output as a
+ * state of its own: with repeat_output_for_mask a masked step repeats it
+ * (zeros before the first valid step), unrolled or not, and gradients
+ * pass. */
 START_TEST(loop_output_not_a_state)
 {
     lg_graph *g = lg_graph_new();
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, 1));
     lg_value m = lg_input(g, "m", LG_I32, lg_shape_of(2, B, T));
     lg_value h0 = lg_input(g, "h0", LG_F64, lg_shape_of(2, B, 1));
-    lg_loop_opts lo = lg_loop_opts_default();
-    lo.mask = m, lo.repeat_output_for_mask = true, lo.reverse = _i;
-    lg_loop *l = lg_loop_new(g, lo);
-    lg_value xt_ = lg_loop_seq(l, x), h = lg_loop_state(l, h0);
-    lg_value next = lg_add(h, xt_); /* h' = h + x_t: a running sum */
-    lg_loop_next(l, h, next);
-    lg_loop_emit(l, lg_add_scalar(lg_scale(next, 2), 1));
-    lg_value hT, ys;
-    ck_assert_msg(lg_loop_end(l, &hT, &ys) == LG_OK, "%s", lg_last_error());
+    lg_value hT, ys, uhT, uys;
+    running_sum(g, x, m, h0, _i, false, &hT, &ys);
+    running_sum(g, x, m, h0, _i, true, &uhT, &uys);
     lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, 1), 7), *mt = mask_tensor();
     lg_tensor *h0t = rand_tensor(lg_shape_of(2, B, 1), 8), *out[2] = {NULL};
     lg_feed feeds[3] = {{x, xt}, {m, mt}, {h0, h0t}};
-    ck_assert_int_eq(lg_graph_run(g, feeds, 3, (lg_value[2]){hT, ys}, 2, out), LG_OK);
-    for (int b = 0; b < B; b++) {
-        double s = lg_tensor_get(h0t, b), y = 0;
-        for (int p = 0; p < T; p++) {
-            int t = _i ? T - 1 - p : p;
-            if (MASK[b][t]) s += lg_tensor_get(xt, b * T + t), y = 2 * s + 1;
-            assert_near(lg_tensor_get(out[1], b * T + t), y, "y", b, t, 0);
+    for (int unrolled = 0; unrolled < 2; unrolled++) {
+        lg_value fetch[2] = {unrolled ? uhT : hT, unrolled ? uys : ys};
+        ck_assert_msg(lg_graph_run(g, feeds, 3, fetch, 2, out) == LG_OK, "%s", lg_last_error());
+        for (int b = 0; b < B; b++) {
+            double s = lg_tensor_get(h0t, b), y = 0;
+            for (int p = 0; p < T; p++) {
+                int t = _i ? T - 1 - p : p;
+                if (MASK[b][t]) s += lg_tensor_get(xt, b * T + t), y = 2 * s + 1;
+                assert_near(lg_tensor_get(out[1], b * T + t), y, unrolled ? "unrolled y" : "y", b, t, 0);
+            }
+            assert_near(lg_tensor_get(out[0], b), s, "final h", b, -1, 0);
         }
-        assert_near(lg_tensor_get(out[0], b), s, "final h", b, -1, 0);
+        lg_tensor_free(out[0]), lg_tensor_free(out[1]);
+        out[0] = out[1] = NULL;
     }
     lg_value loss = lg_sum(lg_square(ys), NULL, 0, false);
     lg_gradcheck_report rep;
     ck_assert_int_eq(lg_gradcheck(g, loss, (lg_value[2]){x, h0}, 2, feeds, 3, lg_gradcheck_opts_default(), &rep), LG_OK);
     ck_assert_msg(rep.passed, "worst %s[%lld] %.10g vs %.10g", rep.worst_name, rep.worst_index, rep.analytic, rep.numeric);
-    lg_tensor_free(out[0]), lg_tensor_free(out[1]);
     lg_tensor_free(xt), lg_tensor_free(mt), lg_tensor_free(h0t);
     lg_graph_free(g);
 }
