@@ -23,6 +23,10 @@ struct lg_loop {
     lg_value *ys;
     int n_y, cap_y;
     lg_value stop; /* invalid: none */
+    /* Repeated outputs filled after the loop (see mask_steps): per output,
+     * the state whose final value fills its padded steps, or -1 */
+    int *fill_state;
+    lg_value valid; /* [B, T] or [T, B] */
     bool failed;
 };
 
@@ -32,7 +36,7 @@ static void loop_free(lg_loop *l)
 {
     if (!l) return;
     for (int p = 0; p < PART_COUNT; p++) free(l->parts[p].outer), free(l->parts[p].body_in);
-    free(l->next), free(l->ys);
+    free(l->next), free(l->ys), free(l->fill_state);
     lg_graph_free(l->body);
     free(l);
 }
@@ -389,10 +393,12 @@ static int state_of_output(const lg_loop *l, const lg_value *next, lg_value y)
 /* Keras masking from opts.lengths or opts.mask: the step's valid m [B] is a
  * sequence of the loop, and per step next' = where(m, next, state) and
  * y' = where(m, y, 0), or with repeat_output_for_mask y' = where(m, y,
- * prev), prev a state holding the last valid output (zeros at first). With
- * lengths the valid steps come first, so a forward loop's prev is the state
- * whose next value y is, and a reverse loop meets every padded step before
- * a valid one: zeros. */
+ * prev), prev a state holding the last valid output (zeros at first).
+ * Lengths keep the body as it is without repeating (what fused RNN kernels
+ * match): the valid steps come first, so in a forward loop an output that
+ * is a next state repeats that state's final value, filled in after the
+ * loop, and a reverse loop meets every padded step before a valid one, so
+ * its outputs stay zero. */
 static void mask_steps(lg_loop *l)
 {
     bool by_lengths = l->opts.lengths.graph != NULL;
@@ -421,7 +427,17 @@ static void mask_steps(lg_loop *l)
         if (!l->opts.repeat_output_for_mask || (by_lengths && l->opts.reverse)) {
             l->ys[j] = where_valid(m, y, lg_scalar(l->body, lg_value_dtype(y), 0));
         } else if (by_lengths && k >= 0) {
-            l->ys[j] = l->next[k];
+            l->ys[j] = where_valid(m, y, lg_scalar(l->body, lg_value_dtype(y), 0));
+            if (!l->fill_state) {
+                l->fill_state = malloc((size_t)l->n_y * sizeof *l->fill_state);
+                if (!l->fill_state) {
+                    fail(l, "masking: out of memory");
+                    return;
+                }
+                for (int i = 0; i < l->n_y; i++) l->fill_state[i] = -1;
+                l->valid = valid;
+            }
+            l->fill_state[j] = k;
         } else {
             lg_value prev = lg_loop_state(l, zeros_like_output(l, valid, y));
             if (l->failed) return;
@@ -430,6 +446,22 @@ static void mask_steps(lg_loop *l)
         }
     }
     if (!l->failed && l->body->error) fail(l, "masking: %s (states and outputs must be [B, ...])", l->body->error);
+}
+
+/* A forward loop's outputs repeated from a final state (mask_steps):
+ * ys' = where(valid, ys, final state k) with the state broadcast along
+ * time. */
+static void fill_outputs(lg_loop *l, const lg_value *states, lg_value *outputs)
+{
+    int t_axis = l->opts.time_major ? 0 : 1;
+    lg_scope_push(l->g, l->opts.name);
+    for (int j = 0; l->fill_state && outputs && j < l->n_y; j++) {
+        if (l->fill_state[j] < 0) continue;
+        lg_value v = l->valid;
+        for (int r = 2; r < lg_value_rank(outputs[j]); r++) v = lg_expand_dims(v, -1);
+        outputs[j] = lg_where(v, outputs[j], lg_expand_dims(states[l->fill_state[j]], t_axis));
+    }
+    lg_scope_pop(l->g);
 }
 
 /* Truncated BPTT in chunks of k steps: after every k-th step (in run order)
@@ -487,7 +519,10 @@ lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out)
     if (!l->failed && masked) mask_steps(l);
     if (!l->failed && l->opts.truncate > 0) truncate(l);
     if (!l->failed && l->opts.unroll) {
-        unroll(l, n_user_states, states_out, outputs_out);
+        lg_value fin[n_user_states > 0 ? n_user_states : 1];
+        unroll(l, n_user_states, fin, outputs_out);
+        if (!l->failed) fill_outputs(l, fin, outputs_out);
+        for (int k = 0; !l->failed && states_out && k < n_user_states; k++) states_out[k] = fin[k];
         loop_free(l);
         if (g->error) return lg_fail(LG_ERR_GRAPH, "%s", g->error);
         return LG_OK;
@@ -512,6 +547,11 @@ lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out)
     for (int j = 0; id >= 0 && outputs_out && j < l->n_y; j++) {
         lg_value ys = lg_value_of(g, id, P[STATE].n + j);
         outputs_out[j] = l->opts.time_major ? ys : swap_batch_time(ys);
+    }
+    if (id >= 0 && l->fill_state) {
+        lg_value fin[n_user_states > 0 ? n_user_states : 1];
+        for (int k = 0; k < n_user_states; k++) fin[k] = lg_value_of(g, id, k);
+        fill_outputs(l, fin, outputs_out);
     }
     free(in);
     loop_free(l);
