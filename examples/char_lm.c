@@ -3,15 +3,15 @@
  * level text generation example: an LSTM reads fixed-length windows of the
  * GNU GPL version 3 (/usr/share/common-licenses/GPL-3, on every Debian
  * system) and predicts the next character at every step, then writes new
- * text one character at a time from a seed string.
+ * text one character at a time from a start string (--start).
  *
  *   Embedding(V, 32) -> LSTM(128, return_sequences) -> Dense(V) logits,
  *   sparse categorical cross-entropy over every step, Adam, lg_fit.
  *
  * Sampling runs in the graph, in a loop that feeds each step's character
  * back in as the next input (lg_loop with lg_loop_until): the LSTM first
- * reads the seed (all but its last character, with lg_rnn and the same
- * weights), then the loop starts from the seed's last character and stops
+ * reads the start string (all but its last character, with lg_rnn and the
+ * same weights), then the loop starts from its last character and stops
  * at the end of a paragraph (a blank line) or after --length characters.
  * The graph has no random op, so the randomness comes in as data: the loop
  * also reads a sequence of noise, T * Gumbel(0, 1) per step and character,
@@ -20,16 +20,18 @@
  * (temperature T); T = 0 is greedy decoding. Feeding the noise keeps the
  * whole decoding in one graph run and makes the sample reproducible.
  *
- *     char_lm [--epochs N] [--batch N] [--lr X] [--limit N] [--seed TEXT]
- *             [--temperature X] [--length N] [--text FILE]
- *             [--dot FILE] [--svg FILE]
+ *     char_lm [--epochs N] [--batch N] [--lr X] [--seed N] [--limit N]
+ *             [--start TEXT] [--temperature X] [--length N] [--text FILE]
+ *             [--plot FILE] [--dot FILE] [--svg FILE]   (--help: all)
  *
  * Every tenth block of 1024 characters validates (non-overlapping windows
  * of 64 characters), the rest trains (windows of 64 every 16 characters).
- * --limit uses only the first N training windows (quick runs); the seed
- * needs at least 2 characters, all of them in the text. Prints the
- * summary, a line per epoch, the validation loss and perplexity against a
- * unigram baseline, and a greedy and a sampled continuation of the seed.
+ * --limit uses only the first N training windows (quick runs); --start,
+ * the text the samples continue, needs at least 2 characters, all of them
+ * in the text; --seed seeds the weights, the shuffling and the sampling.
+ * Prints the summary, a line per epoch, the validation loss and perplexity
+ * against a unigram baseline, and a greedy and a sampled continuation of
+ * the start string.
  * Quick run: --epochs 1 --limit 64 --length 40.
  */
 #include <errno.h>
@@ -38,49 +40,40 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cli.h"
 #include "graph/loopgrad.h"
-#include "viz/viz.h"
 
-enum { WINDOW = 64, STRIDE = 16, BLOCK = 1024, EMBED = 32, UNITS = 128, SEED = 7, KEY_NOISE = 1 };
+enum { WINDOW = 64, STRIDE = 16, BLOCK = 1024, EMBED = 32, UNITS = 128, KEY_NOISE = 1 };
 
 typedef struct args {
     int epochs, batch, length;
     long limit;
     double lr, temperature;
-    const char *seed, *text;
+    uint64_t seed;
+    const char *start, *text;
+    cli_outputs out;
 } args;
-
-static int usage(const char *arg)
-{
-    fprintf(stderr, "char_lm: bad argument '%s'\n"
-                    "usage: char_lm [--epochs N] [--batch N] [--lr X] [--limit N] [--seed TEXT]\n"
-                    "               [--temperature X] [--length N] [--text FILE] [--dot FILE] [--svg FILE]\n",
-            arg);
-    return 2;
-}
 
 static int parse(int argc, char **argv, args *a)
 {
-    *a = (args){.epochs = 20, .batch = 32, .length = 400, .lr = 0.003, .temperature = 0.5,
-                .seed = "This License ", .text = "/usr/share/common-licenses/GPL-3"};
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
-        if (!v) return usage(f);
-        if (!strcmp(f, "--epochs")) a->epochs = (int)strtol(v, &end, 10);
-        else if (!strcmp(f, "--batch")) a->batch = (int)strtol(v, &end, 10);
-        else if (!strcmp(f, "--lr")) a->lr = strtod(v, &end);
-        else if (!strcmp(f, "--limit")) a->limit = strtol(v, &end, 10);
-        else if (!strcmp(f, "--seed")) a->seed = v;
-        else if (!strcmp(f, "--temperature")) a->temperature = strtod(v, &end);
-        else if (!strcmp(f, "--length")) a->length = (int)strtol(v, &end, 10);
-        else if (!strcmp(f, "--text")) a->text = v;
-        else return usage(f);
-        if (end && *end) return usage(v);
-        i++;
+    *a = (args){.epochs = 20, .batch = 32, .length = 400, .lr = 0.003, .temperature = 0.5, .seed = 1,
+                .start = "This License ", .text = "/usr/share/common-licenses/GPL-3"};
+    const cli_flag flags[] = {
+        CLI_EPOCHS(&a->epochs), CLI_BATCH(&a->batch), CLI_LR(&a->lr), CLI_SEED_FLAG(&a->seed), CLI_LIMIT(&a->limit),
+        {"start", CLI_TEXT, &a->start, 0, 0, "TEXT", "the text the samples continue, 2 characters or more"},
+        {"temperature", CLI_DOUBLE, &a->temperature, 0, 100, NULL, "sampling temperature, 0 for greedy"},
+        {"length", CLI_INT, &a->length, 1, 1000000, NULL, "longest sample, in characters"},
+        {"text", CLI_TEXT, &a->text, 0, 0, "FILE", "the text to learn"},
+        CLI_PLOT_FLAG(&a->out), CLI_GRAPH_FLAGS(&a->out),
+    };
+    const cli c = {"char_lm", "Trains a character-level LSTM language model and samples text from it.", flags,
+                   CLI_COUNT(flags)};
+    int rc = cli_parse(&c, argc, argv);
+    if (rc == CLI_RUN && strlen(a->start) < 2) {
+        fprintf(stderr, "char_lm: --start '%s': needs at least 2 characters\n", a->start);
+        return 2;
     }
-    if (strlen(a->seed) < 2 || a->length < 1 || a->temperature < 0) return usage("(out of range)");
-    return 0;
+    return rc;
 }
 
 /* ---- the text ------------------------------------------------------------------ */
@@ -180,6 +173,7 @@ typedef struct model {
     lg_cell *cell;
     lg_model_spec spec;
     lg_value seed, noise, sample; /* the sampler: [1, S] ids, [1, L, V] noise -> [1, L, V] one-hot */
+    uint64_t rng;                 /* --seed: weights rng, rng + 1, rng + 2; shuffling + 3; noise + 6 */
 } model;
 
 /* Embedding -> LSTM -> Dense logits over x [B, T] ids; with states, the
@@ -187,7 +181,7 @@ typedef struct model {
 static lg_value logits_of(model *m, lg_value x, int vocab, const char *rnn_name, lg_value *states)
 {
     lg_embedding_opts eo = lg_embedding_opts_default();
-    eo.seed = 1;
+    eo.seed = m->rng;
     lg_rnn_opts o = lg_rnn_opts_default();
     o.name = rnn_name, o.return_sequences = true;
     lg_rnn_result r;
@@ -195,7 +189,7 @@ static lg_value logits_of(model *m, lg_value x, int vocab, const char *rnn_name,
         return lg_value_invalid();
     if (states) states[0] = r.states[0], states[1] = r.states[1];
     lg_dense_opts d = lg_dense_opts_default();
-    d.seed = 2;
+    d.seed = m->rng + 1;
     return lg_dense(m->g, "dense", r.output, vocab, d);
 }
 
@@ -245,7 +239,7 @@ static lg_status build(model *m, int vocab, int seed_len, int newline)
     m->seed = lg_input(g, "seed", LG_I32, lg_shape_of(2, 1, seed_len));
     m->noise = lg_input(g, "noise", LG_F32, lg_shape_of(3, 1, -1, vocab));
     lg_cell_opts co = lg_cell_opts_default(LG_CELL_LSTM, UNITS);
-    co.seed = 3;
+    co.seed = m->rng + 2;
     m->cell = lg_cell_new(g, "lstm", EMBED, co);
     if (!m->cell) return LG_ERR_GRAPH;
     lg_value logits = logits_of(m, x, vocab, "lstm", NULL); /* [B, T, V] */
@@ -261,7 +255,7 @@ static lg_status build(model *m, int vocab, int seed_len, int newline)
 
 /* Continue the seed for at most `length` characters at `temperature` (0:
  * greedy) and print it. The noise is temperature * Gumbel(0, 1) from the
- * Philox stream (SEED, KEY_NOISE). */
+ * Philox stream (--seed + 6, KEY_NOISE). */
 static lg_status generate(model *m, const corpus *c, const char *seed, int length, double temperature)
 {
     int seed_len = (int)strlen(seed), vocab = c->vocab;
@@ -273,7 +267,7 @@ static lg_status generate(model *m, const corpus *c, const char *seed, int lengt
         float *nz = lg_tensor_data(noise);
         for (int i = 0; i < seed_len; i++) id[i] = c->id[(unsigned char)seed[i]];
         for (int64_t i = 0; temperature > 0 && i < (int64_t)length * vocab; i++) {
-            double u = fmax(lg_philox_uniform(SEED, KEY_NOISE, (uint64_t)i), 1e-300);
+            double u = fmax(lg_philox_uniform(m->rng + 6, KEY_NOISE, (uint64_t)i), 1e-300);
             nz[i] = (float)(-temperature * log(-log(u)));
         }
         lg_feed feeds[2] = {{m->seed, ids}, {m->noise, noise}};
@@ -303,71 +297,84 @@ static int fail(const char *what, lg_graph *g)
     return 1;
 }
 
-int main(int argc, char **argv)
-{
-    lg_viz_args viz;
-    if (lg_viz_args_parse(&argc, argv, &viz) != LG_OK) return fail("arguments", NULL);
-    args a;
-    int rc = parse(argc, argv, &a);
-    if (rc) return rc;
+/* Everything main allocates, freed in one place whatever step failed. */
+typedef struct session {
+    corpus c;
+    lg_tensor *x_train, *y_train, *x_val, *y_val;
+    model m;
+    lg_optimizer *opt;
+    lg_trainer *tr;
+    lg_dataset *train, *val;
+} session;
 
-    corpus c = {0};
-    if (!corpus_read(a.text, &c)) {
-        fprintf(stderr, "char_lm: reading %s: %s\n", a.text, strerror(errno));
-        free(c.text);
+static void session_free(session *S)
+{
+    lg_dataset_free(S->train), lg_dataset_free(S->val);
+    lg_tensor_free(S->x_train), lg_tensor_free(S->y_train), lg_tensor_free(S->x_val), lg_tensor_free(S->y_val);
+    lg_trainer_free(S->tr), lg_optimizer_free(S->opt), lg_cell_free(S->m.cell), lg_graph_free(S->m.g);
+    free(S->c.text);
+}
+
+static int run(session *S, const args *a)
+{
+    corpus *c = &S->c;
+    if (!corpus_read(a->text, c)) {
+        fprintf(stderr, "char_lm: reading %s: %s\n", a->text, strerror(errno));
         return 1;
     }
-    for (const char *p = a.seed; *p; p++)
-        if (c.id[(unsigned char)*p] < 0) {
-            fprintf(stderr, "char_lm: the seed's character '%c' is not in %s\n", *p, a.text);
-            free(c.text);
+    for (const char *p = a->start; *p; p++)
+        if (c->id[(unsigned char)*p] < 0) {
+            fprintf(stderr, "char_lm: --start: the character '%c' is not in %s\n", *p, a->text);
             return 2;
         }
-    lg_tensor *x_train = NULL, *y_train = NULL, *x_val = NULL, *y_val = NULL;
-    if (make_windows(&c, false, STRIDE, a.limit, &x_train, &y_train) ||
-        make_windows(&c, true, WINDOW, 0, &x_val, &y_val))
+    if (make_windows(c, false, STRIDE, a->limit, &S->x_train, &S->y_train) ||
+        make_windows(c, true, WINDOW, 0, &S->x_val, &S->y_val))
         return fail("making windows", NULL);
 
-    model m = {0};
-    if (build(&m, c.vocab, (int)strlen(a.seed), c.id['\n']) != LG_OK) return fail("building the model", m.g);
-    if (lg_graph_summary(m.g, stdout)) return fail("summary", m.g);
+    model *m = &S->m;
+    m->rng = a->seed;
+    if (build(m, c->vocab, (int)strlen(a->start), c->id['\n']) != LG_OK) return fail("building the model", m->g);
+    if (lg_graph_summary(m->g, stdout)) return fail("summary", m->g);
 
     lg_value params[8];
     int n = 0;
-    for (int i = 0; i < lg_graph_param_count(m.g) && n < 8; i++)
-        if (lg_param_trainable(lg_graph_param(m.g, i))) params[n++] = lg_graph_param(m.g, i);
+    for (int i = 0; i < lg_graph_param_count(m->g) && n < 8; i++)
+        if (lg_param_trainable(lg_graph_param(m->g, i))) params[n++] = lg_graph_param(m->g, i);
     lg_adam_opts ao = lg_adam_opts_default();
-    ao.learning_rate = a.lr, ao.clip.global_clipnorm = 1.0;
-    lg_optimizer *opt = NULL;
-    lg_trainer *tr = NULL;
-    if (lg_optimizer_adam(m.g, params, n, &ao, &opt) || lg_trainer_new(m.g, m.spec, opt, &tr))
-        return fail("setting up training", m.g);
-    if (lg_viz_args_write(m.g, &viz, lg_dot_opts_default())) return fail("writing the graph", NULL);
+    ao.learning_rate = a->lr, ao.clip.global_clipnorm = 1.0;
+    if (lg_optimizer_adam(m->g, params, n, &ao, &S->opt) || lg_trainer_new(m->g, m->spec, S->opt, &S->tr))
+        return fail("setting up training", m->g);
+    if (cli_write_graph(&a->out, m->g)) return fail("writing the graph", NULL);
 
     lg_dataset_opts dopt = lg_dataset_opts_default();
-    dopt.batch_size = a.batch, dopt.seed = 4;
-    lg_dataset *train = NULL, *val = NULL;
-    if (lg_dataset_new(x_train, y_train, dopt, &train)) return fail("training data", NULL);
+    dopt.batch_size = a->batch, dopt.seed = a->seed + 3;
+    if (lg_dataset_new(S->x_train, S->y_train, dopt, &S->train)) return fail("training data", NULL);
     dopt.shuffle = false, dopt.batch_size = 256;
-    if (lg_dataset_new(x_val, y_val, dopt, &val)) return fail("validation data", NULL);
-    printf("%s\n", lg_cpu_gemm_summary());
+    if (lg_dataset_new(S->x_val, S->y_val, dopt, &S->val)) return fail("validation data", NULL);
     printf("%s: %ld characters, %d distinct; %lld training windows of %d, %lld validation windows "
-           "(batch %d, Adam lr %g)\n", a.text, c.n, c.vocab, (long long)lg_dataset_size(train), WINDOW,
-           (long long)lg_dataset_size(val), a.batch, a.lr);
+           "(batch %d, Adam lr %g)\n", a->text, c->n, c->vocab, (long long)lg_dataset_size(S->train), WINDOW,
+           (long long)lg_dataset_size(S->val), a->batch, a->lr);
 
     lg_fit_opts fo = lg_fit_opts_default();
-    fo.epochs = a.epochs, fo.verbose = 2;
+    fo.epochs = a->epochs, fo.verbose = 2;
     lg_eval_result ev;
-    if (lg_fit(tr, train, val, fo)) return fail("training", NULL);
-    if (lg_evaluate(tr, val, &ev)) return fail("evaluating", NULL);
+    if (lg_fit(S->tr, S->train, S->val, fo)) return fail("training", NULL);
+    if (lg_evaluate(S->tr, S->val, &ev)) return fail("evaluating", NULL);
     printf("validation loss %.4f, perplexity %.2f (unigram baseline %.2f), next-character accuracy %.4f\n", ev.loss,
-           exp(ev.loss), unigram_perplexity(y_train, y_val, c.vocab), ev.metric);
-    if (generate(&m, &c, a.seed, a.length, 0) || generate(&m, &c, a.seed, a.length, a.temperature))
+           exp(ev.loss), unigram_perplexity(S->y_train, S->y_val, c->vocab), ev.metric);
+    if (generate(m, c, a->start, a->length, 0) || generate(m, c, a->start, a->length, a->temperature))
         return fail("sampling", NULL);
-
-    lg_dataset_free(train), lg_dataset_free(val);
-    lg_tensor_free(x_train), lg_tensor_free(y_train), lg_tensor_free(x_val), lg_tensor_free(y_val);
-    lg_trainer_free(tr), lg_optimizer_free(opt), lg_cell_free(m.cell), lg_graph_free(m.g);
-    free(c.text);
+    if (cli_write_plot(&a->out, S->tr, m->spec.metric)) return fail("plotting the learning curves", NULL);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    args a;
+    int rc = parse(argc, argv, &a);
+    if (rc != CLI_RUN) return rc;
+    session S = {0};
+    rc = run(&S, &a);
+    session_free(&S);
+    return rc;
 }

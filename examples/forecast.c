@@ -7,7 +7,7 @@
  * recurrent models compared to the naive "same as the last value" forecast.
  *
  *     forecast [--epochs N] [--ahead N] [--units N] [--lr X] [--data FILE]
- *              [--dot FILE] [--svg FILE]
+ *              [--plot FILE] [--dot FILE] [--svg FILE]   (--help: all)
  *
  * Data: data/elnino.csv (NOAA's monthly El Nino 1+2 sea surface temperature,
  * 1950-2010, see data/README.md), found in the source tree by default. Each
@@ -30,15 +30,15 @@
  * It prints each model's summary and training progress, then the test MAE in
  * degrees Celsius of the naive forecast and of both models over the same
  * test windows, and the last months of the test period. --dot and --svg
- * write the LSTM model's graph. --epochs 1 is a quick run.
+ * write the LSTM model's graph, --plot its learning curves. --epochs 1 is a quick run.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cli.h"
 #include "graph/loopgrad.h"
-#include "viz/viz.h"
 
 #ifndef LG_DATA_DIR
 #define LG_DATA_DIR "data"
@@ -49,38 +49,25 @@ enum { WINDOW = 24, BATCH = 32, TRAIN_END = 480, VAL_END = 600, SHOWN = 6 }; /* 
 typedef struct args {
     int epochs, ahead, units;
     double lr;
+    uint64_t seed;
     const char *data;
+    cli_outputs out;
 } args;
-
-static int usage(const char *arg)
-{
-    fprintf(stderr, "forecast: bad argument '%s'\n"
-                    "usage: forecast [--epochs N] [--ahead N] [--units N] [--lr X] [--data FILE] [--dot FILE] [--svg FILE]\n",
-            arg);
-    return 2;
-}
 
 static int parse(int argc, char **argv, args *a)
 {
-    *a = (args){.epochs = 60, .ahead = 3, .units = 32, .lr = 0.001, .data = LG_DATA_DIR "/elnino.csv"};
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
-        if (!v) return usage(f);
-        if (!strcmp(f, "--epochs")) a->epochs = (int)strtol(v, &end, 10);
-        else if (!strcmp(f, "--ahead")) a->ahead = (int)strtol(v, &end, 10);
-        else if (!strcmp(f, "--units")) a->units = (int)strtol(v, &end, 10);
-        else if (!strcmp(f, "--lr")) a->lr = strtod(v, &end);
-        else if (!strcmp(f, "--data")) a->data = v;
-        else return usage(f);
-        if (end && *end) return usage(v);
-        i++;
-    }
-    if (a->epochs < 1 || a->ahead < 1 || a->ahead > 24 || a->units < 1) {
-        fprintf(stderr, "forecast: --epochs and --units must be at least 1, --ahead in 1..24\n");
-        return 2;
-    }
-    return 0;
+    *a = (args){.epochs = 60, .ahead = 3, .units = 32, .lr = 0.001, .seed = 1, .data = LG_DATA_DIR "/elnino.csv"};
+    const cli_flag flags[] = {
+        CLI_EPOCHS(&a->epochs),
+        {"ahead", CLI_INT, &a->ahead, 1, 24, NULL, "months between a window's last month and its target"},
+        {"units", CLI_INT, &a->units, 1, 4096, NULL, "units of each recurrent layer"},
+        CLI_LR(&a->lr), CLI_SEED_FLAG(&a->seed),
+        {"data", CLI_TEXT, &a->data, 0, 0, "FILE", "the monthly series (CSV)"},
+        CLI_PLOT_FLAG(&a->out), CLI_GRAPH_FLAGS(&a->out),
+    };
+    const cli c = {"forecast", "Forecasts a monthly sea temperature with an LSTM and stacked GRUs, against the naive forecast.",
+                   flags, CLI_COUNT(flags)};
+    return cli_parse(&c, argc, argv);
 }
 
 /* ---- data ------------------------------------------------------------------------ */
@@ -103,13 +90,13 @@ static lg_status tail_rows(const lg_tensor *t, int64_t from, lg_tensor **out)
  * cuts the inputs to data[:-delay], which keeps the series' last WINDOW - 1
  * months from ever being targets; shifting only the targets keeps them. */
 static lg_status windows(const lg_tensor *series, const lg_tensor *targets, int64_t ahead, int64_t from, int64_t to,
-                         bool shuffle, lg_dataset **out)
+                         bool shuffle, uint64_t seed, lg_dataset **out)
 {
     int64_t delay = WINDOW - 1 + ahead;
     lg_timeseries_opts o = lg_timeseries_opts_default(WINDOW);
     o.start_index = from > delay ? from - delay : 0;
     o.end_index = to - ahead; /* the last window ends `ahead` months before its target */
-    o.batch.batch_size = BATCH, o.batch.shuffle = shuffle, o.batch.seed = 5;
+    o.batch.batch_size = BATCH, o.batch.shuffle = shuffle, o.batch.seed = seed;
     return lg_timeseries_dataset_new(series, targets, o, out);
 }
 
@@ -130,6 +117,7 @@ typedef struct model {
     lg_optimizer *opt;
     lg_trainer *tr;
     lg_tensor *pred; /* test predictions [N, 1], standardized */
+    uint64_t rng;    /* --seed: cells rng, rng + 1, ...; Dense rng + 8; dropout rng + 6 */
 } model;
 
 static void model_free(model *m)
@@ -151,7 +139,7 @@ static lg_status recurrent(model *m, lg_cell_kind kind, const char *name, int un
                            lg_rnn_opts o)
 {
     lg_cell_opts co = lg_cell_opts_default(kind, units);
-    co.seed = (uint64_t)m->n_cells + 1;
+    co.seed = m->rng + (uint64_t)m->n_cells;
     lg_cell *cell = m->cells[m->n_cells++] = lg_cell_new(m->g, name, (int)lg_value_shape(*xt).dims[2], co);
     if (!cell) return LG_ERR_GRAPH;
     lg_rnn_result rt, re;
@@ -173,7 +161,7 @@ static lg_status head(model *m, lg_value ht, lg_value he)
     lg_value mask = lg_input(m->g, "dropout/mask", LG_F32, lg_shape_of(2, -1, lg_value_shape(ht).dims[1]));
     add_mask(m, mask, 0.5);
     lg_dense_opts d = lg_dense_opts_default();
-    d.seed = 9;
+    d.seed = m->rng + 8;
     lg_value pt = lg_dense(m->g, "dense", lg_dropout(ht, mask, 0.5), 1, d); /* [B, 1] */
     lg_value pe = lg_dense(m->g, "dense", he, 1, d);
     m->spec = lg_model_spec_default();
@@ -216,7 +204,7 @@ static int fail(const char *what, const lg_graph *g)
 /* Build, train with validation keeping the best epoch's weights, reload
  * them, and predict the test windows into m->pred. */
 static int train_model(model *m, bool gru, const args *a, lg_dataset *train, lg_dataset *val, lg_dataset *test,
-                       const lg_viz_args *viz)
+                       const cli_outputs *out)
 {
     if (build(m, gru, a->units)) return fail("building the model", m->g);
     printf("\nModel (%s): %s\n", gru ? "b" : "a", m->name);
@@ -231,10 +219,10 @@ static int train_model(model *m, bool gru, const args *a, lg_dataset *train, lg_
         return fail("setting up training", m->g);
     for (int i = 0; i < m->n_masks; i++)
         if (lg_trainer_add_dropout_mask(m->tr, m->masks[i], m->rates[i])) return fail("dropout masks", NULL);
-    if (viz && lg_viz_args_write(m->g, viz, lg_dot_opts_default())) return fail("writing the graph", NULL);
+    if (out && cli_write_graph(out, m->g)) return fail("writing the graph", NULL);
 
     lg_fit_opts fo = lg_fit_opts_default();
-    fo.epochs = a->epochs, fo.seed = 7, fo.best_checkpoint = m->checkpoint;
+    fo.epochs = a->epochs, fo.seed = m->rng + 6, fo.best_checkpoint = m->checkpoint;
     if (lg_fit(m->tr, train, val, fo)) return fail("training", NULL);
     if (lg_checkpoint_load(m->checkpoint, m->g, NULL, lg_checkpoint_opts_default()))
         return fail("loading the best epoch", NULL);
@@ -293,7 +281,7 @@ static lg_status read_columns(const char *path, const char *const *names, int n,
     return lg_csv_read(path, o, out);
 }
 
-static int run(session *S, const args *a, const lg_viz_args *viz)
+static int run(session *S, const args *a)
 {
     static const char *const sst[] = {"sst"}, *const date[] = {"year", "month"};
     if (read_columns(a->data, sst, 1, &S->series) || read_columns(a->data, date, 2, &S->dates))
@@ -305,19 +293,18 @@ static int run(session *S, const args *a, const lg_viz_args *viz)
         tail_rows(S->series, WINDOW - 1 + a->ahead, &S->targets))
         return fail("preparing the series", NULL);
     double mean = lg_tensor_get(S->mean, 0), std = lg_tensor_get(S->std, 0);
-    if (windows(S->series, S->targets, a->ahead, 0, TRAIN_END, true, &S->train) ||
-        windows(S->series, S->targets, a->ahead, TRAIN_END, VAL_END, false, &S->val) ||
-        windows(S->series, S->targets, a->ahead, VAL_END, T, false, &S->test))
+    if (windows(S->series, S->targets, a->ahead, 0, TRAIN_END, true, a->seed + 4, &S->train) ||
+        windows(S->series, S->targets, a->ahead, TRAIN_END, VAL_END, false, 0, &S->val) ||
+        windows(S->series, S->targets, a->ahead, VAL_END, T, false, 0, &S->test))
         return fail("windows", NULL);
-    printf("%s\n", lg_cpu_gemm_summary());
     printf("%lld months from %s (training mean %.2f degC, std %.2f); windows of %d months predicting %d month%s ahead:"
            " %lld training, %lld validation, %lld test\n",
            (long long)T, a->data, mean, std, WINDOW, a->ahead, a->ahead > 1 ? "s" : "",
            (long long)lg_dataset_size(S->train), (long long)lg_dataset_size(S->val), (long long)lg_dataset_size(S->test));
 
-    S->lstm = (model){.name = "LSTM with recurrent dropout", .checkpoint = "forecast_lstm.safetensors"};
-    S->gru = (model){.name = "two stacked GRUs with dropout", .checkpoint = "forecast_gru.safetensors"};
-    int rc = train_model(&S->lstm, false, a, S->train, S->val, S->test, viz);
+    S->lstm = (model){.name = "LSTM with recurrent dropout", .checkpoint = "forecast_lstm.safetensors", .rng = a->seed};
+    S->gru = (model){.name = "two stacked GRUs with dropout", .checkpoint = "forecast_gru.safetensors", .rng = a->seed};
+    int rc = train_model(&S->lstm, false, a, S->train, S->val, S->test, &a->out);
     if (!rc) rc = train_model(&S->gru, true, a, S->train, S->val, S->test, NULL);
     if (rc) return rc;
     if (naive_forecasts(S->test, &S->target, &S->naive)) return fail("naive forecasts", NULL);
@@ -343,19 +330,17 @@ static int run(session *S, const args *a, const lg_viz_args *viz)
                lg_tensor_get(S->naive, i) * std + mean, lg_tensor_get(S->lstm.pred, i) * std + mean,
                lg_tensor_get(S->gru.pred, i) * std + mean);
     }
-    if (viz->dot_path) printf("graph written to %s\n", viz->dot_path);
+    if (cli_write_plot(&a->out, S->lstm.tr, LG_METRIC_MAE)) return fail("plotting the learning curves", NULL);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    lg_viz_args viz;
-    if (lg_viz_args_parse(&argc, argv, &viz) != LG_OK) return fail("arguments", NULL);
     args a;
     int rc = parse(argc, argv, &a);
-    if (rc) return rc;
+    if (rc != CLI_RUN) return rc;
     session S = {0};
-    rc = run(&S, &a, &viz);
+    rc = run(&S, &a);
     session_free(&S);
     return rc;
 }

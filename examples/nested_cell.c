@@ -10,7 +10,7 @@
  * step's outputs, the loss is their MSE; the final states' MSE is added so
  * that the gradient also runs back through every step.
  *
- *     build/examples/nested_cell [steps [seed]] [--dot FILE] [--svg FILE]
+ *     build/examples/nested_cell [--steps N] [--lr X] [--seed N] [--dot FILE] [--svg FILE]
  *
  * --dot and --svg write the graph, gradients included, before training.
  *
@@ -21,7 +21,7 @@
 #include <stdlib.h>
 
 #include "cells/nested.h"
-#include "viz/viz.h"
+#include "common/cli.h"
 
 #define BATCH 16
 #define STEPS_T 10
@@ -41,16 +41,26 @@ static int fail(const char *what, lg_status s)
 /* The last step of a stacked output [B, T, ...] -> [B, ...]. */
 static lg_value last_step(lg_value seq) { return lg_squeeze(lg_slice(seq, 1, STEPS_T - 1, 1), 1); }
 
-int main(int argc, char **argv)
+typedef struct args {
+    int steps;
+    double lr;
+    uint64_t seed;
+    cli_outputs out;
+} args;
+
+/* Everything run allocates, freed in one place whatever step failed. */
+typedef struct session {
+    lg_graph *g;
+    lg_tensor *xt[4], *yt[4], *out[3];
+} session;
+
+static int run(session *S, const args *a)
 {
-    lg_viz_args viz;
-    lg_status s = lg_viz_args_parse(&argc, argv, &viz);
-    if (s) return fail("arguments", s);
-    int steps = argc > 1 ? atoi(argv[1]) : 1000;
-    uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 10) : 1;
-    double lr = 0.05;
-    printf("%s\n", lg_cpu_gemm_summary());
-    lg_graph *g = lg_graph_new();
+    lg_status s;
+    int steps = a->steps;
+    uint64_t seed = a->seed;
+    double lr = a->lr;
+    lg_graph *g = S->g = lg_graph_new();
 
     lg_value x1 = lg_input(g, "x1", LG_F32, lg_shape_of(3, BATCH, STEPS_T, I1));
     lg_value x2 = lg_input(g, "x2", LG_F32, lg_shape_of(4, BATCH, STEPS_T, I2, I3));
@@ -80,23 +90,20 @@ int main(int argc, char **argv)
     lg_value fetches[3] = {loss};
     s = lg_grad(g, loss, params, 2, fetches + 1);
     if (s) return fail("lg_grad", s);
-    s = lg_viz_args_write(g, &viz, lg_dot_opts_default());
+    s = cli_write_graph(&a->out, g);
     if (s) return fail("--dot/--svg", s);
 
     /* random inputs in [-1, 1) and initial states, fixed for the whole fit */
-    lg_tensor *xt[4] = {NULL};
+    lg_tensor **xt = S->xt, **yt = S->yt, **out = S->out;
     lg_value src[4] = {x1, x2, s1_0, s2_0};
-    for (int k = 0; k < 4; k++) {
-        lg_tensor_new(LG_F32, lg_value_shape(src[k]), &xt[k]);
-        lg_init_uniform(xt[k], -1, 1, seed, 100 + (uint64_t)k);
-    }
+    for (int k = 0; k < 4; k++)
+        if (lg_tensor_new(LG_F32, lg_value_shape(src[k]), &xt[k]) || lg_init_uniform(xt[k], -1, 1, seed, 100 + (uint64_t)k))
+            return fail("inputs", LG_ERR_OUT_OF_MEMORY);
     lg_feed feeds[8] = {{x1, xt[0]}, {x2, xt[1]}, {s1_0, xt[2]}, {s2_0, xt[3]}};
-    lg_tensor *yt[4] = {NULL};
     s = lg_graph_run(g, feeds, 4, targets, 4, yt);
     if (s) return fail("targets", s);
     for (int k = 0; k < 4; k++) feeds[4 + k] = (lg_feed){y[k], yt[k]};
 
-    lg_tensor *out[3] = {NULL};
     double last = 0;
     for (int step = 0; step <= steps; step++) {
         s = lg_graph_run(g, feeds, 8, fetches, 3, out);
@@ -110,9 +117,21 @@ int main(int argc, char **argv)
         }
     }
     printf("final loss %.6f\n", last);
-
-    for (int k = 0; k < 3; k++) lg_tensor_free(out[k]);
-    for (int k = 0; k < 4; k++) lg_tensor_free(xt[k]), lg_tensor_free(yt[k]);
-    lg_graph_free(g);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    args a = {.steps = 1000, .lr = 0.05, .seed = 1};
+    const cli_flag flags[] = {CLI_STEPS(&a.steps), CLI_LR(&a.lr), CLI_SEED_FLAG(&a.seed), CLI_GRAPH_FLAGS(&a.out)};
+    const cli c = {"nested_cell", "The Keras RNN guide's NestedCell learns a teacher cell's outputs and states.", flags,
+                   CLI_COUNT(flags)};
+    int rc = cli_parse(&c, argc, argv);
+    if (rc != CLI_RUN) return rc;
+    session S = {0};
+    rc = run(&S, &a);
+    for (int k = 0; k < 3; k++) lg_tensor_free(S.out[k]);
+    for (int k = 0; k < 4; k++) lg_tensor_free(S.xt[k]), lg_tensor_free(S.yt[k]);
+    lg_graph_free(S.g);
+    return rc;
 }

@@ -5,7 +5,7 @@
  * random frequency and phase, y_t = x_{t-DELAY} (0 for t < DELAY). Each
  * step draws a fresh batch; the loss printed is the mean since the last print.
  *
- *     build/examples/peephole_lstm [steps [seed]] [--dot FILE] [--svg FILE]
+ *     build/examples/peephole_lstm [--steps N] [--lr X] [--seed N] [--dot FILE] [--svg FILE]
  *
  * --dot and --svg write the graph, gradients included, before training.
  *
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 
 #include "cells/peephole.h"
-#include "viz/viz.h"
+#include "common/cli.h"
 
 #define BATCH 32
 #define STEPS_T 24 /* sequence length */
@@ -44,16 +44,25 @@ static void make_batch(uint64_t seed, int step, float *x, float *y)
     }
 }
 
-int main(int argc, char **argv)
+typedef struct args {
+    int steps;
+    double lr;
+    uint64_t seed;
+    cli_outputs out;
+} args;
+
+/* Everything run allocates, freed in one place whatever step failed. */
+enum { NP = 8 };
+typedef struct session {
+    lg_graph *g;
+    lg_tensor *xt, *yt, *h0t, *c0t, *out[NP + 1];
+} session;
+
+static int run(session *S, const args *a)
 {
-    lg_viz_args viz;
-    lg_status s = lg_viz_args_parse(&argc, argv, &viz);
-    if (s) return fail("arguments", s);
-    int steps = argc > 1 ? atoi(argv[1]) : 1500;
-    uint64_t seed = argc > 2 ? strtoull(argv[2], NULL, 10) : 1;
-    double lr = 0.2;
-    printf("%s\n", lg_cpu_gemm_summary());
-    lg_graph *g = lg_graph_new();
+    lg_status s;
+    uint64_t seed = a->seed;
+    lg_graph *g = S->g = lg_graph_new();
 
     lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, BATCH, STEPS_T, 1));
     lg_value y = lg_input(g, "y", LG_F32, lg_shape_of(3, BATCH, STEPS_T, 1));
@@ -72,31 +81,30 @@ int main(int argc, char **argv)
     lg_value pred = lg_add(lg_matmul(hs, wy, false, false), by);
     lg_value loss = lg_mse(y, pred);
 
-    enum { NP = 8 };
     lg_value params[NP] = {cell.kernel, cell.recurrent_kernel, cell.bias, cell.p_i, cell.p_f, cell.p_o, wy, by};
     lg_value fetches[NP + 1] = {loss};
     s = lg_grad(g, loss, params, NP, fetches + 1);
     if (s) return fail("lg_grad", s);
-    s = lg_viz_args_write(g, &viz, lg_dot_opts_default());
+    s = cli_write_graph(&a->out, g);
     if (s) return fail("--dot/--svg", s);
 
-    lg_tensor *xt = NULL, *yt = NULL, *h0t = NULL, *c0t = NULL; /* zero initial states */
-    lg_tensor_new(LG_F32, lg_shape_of(3, BATCH, STEPS_T, 1), &xt);
-    lg_tensor_new(LG_F32, lg_shape_of(3, BATCH, STEPS_T, 1), &yt);
-    lg_tensor_new(LG_F32, lg_shape_of(2, BATCH, UNITS), &h0t);
-    lg_tensor_new(LG_F32, lg_shape_of(2, BATCH, UNITS), &c0t);
-    lg_feed feeds[4] = {{x, xt}, {y, yt}, {h0, h0t}, {c0, c0t}};
+    /* zero initial states */
+    if (lg_tensor_new(LG_F32, lg_shape_of(3, BATCH, STEPS_T, 1), &S->xt) ||
+        lg_tensor_new(LG_F32, lg_shape_of(3, BATCH, STEPS_T, 1), &S->yt) ||
+        lg_tensor_new(LG_F32, lg_shape_of(2, BATCH, UNITS), &S->h0t) ||
+        lg_tensor_new(LG_F32, lg_shape_of(2, BATCH, UNITS), &S->c0t))
+        return fail("data", LG_ERR_OUT_OF_MEMORY);
+    lg_feed feeds[4] = {{x, S->xt}, {y, S->yt}, {h0, S->h0t}, {c0, S->c0t}};
 
-    lg_tensor *out[NP + 1] = {NULL};
     /* each batch is fresh, so the printed loss is the mean over the steps
      * since the last print (step 0: its own loss) */
-    int every = steps / 10 ? steps / 10 : 1, since = 0;
+    int steps = a->steps, every = steps / 10 ? steps / 10 : 1, since = 0;
     double sum = 0, mean = 0;
     for (int step = 0; step <= steps; step++) {
-        make_batch(seed, step, lg_tensor_data(xt), lg_tensor_data(yt));
-        s = lg_graph_run(g, feeds, 4, fetches, NP + 1, out);
+        make_batch(seed, step, lg_tensor_data(S->xt), lg_tensor_data(S->yt));
+        s = lg_graph_run(g, feeds, 4, fetches, NP + 1, S->out);
         if (s) return fail("run", s);
-        sum += lg_tensor_get(out[0], 0), since++;
+        sum += lg_tensor_get(S->out[0], 0), since++;
         if (step % every == 0) {
             mean = sum / since;
             printf("step %5d  loss %.6f\n", step, mean);
@@ -104,14 +112,26 @@ int main(int argc, char **argv)
         }
         for (int p = 0; p < NP; p++) {
             float *w = lg_tensor_data(lg_param_tensor(params[p]));
-            const float *dw = lg_tensor_cdata(out[p + 1]);
-            for (int64_t i = 0; i < lg_tensor_numel(out[p + 1]); i++) w[i] -= (float)lr * dw[i];
+            const float *dw = lg_tensor_cdata(S->out[p + 1]);
+            for (int64_t i = 0; i < lg_tensor_numel(S->out[p + 1]); i++) w[i] -= (float)a->lr * dw[i];
         }
     }
     printf("final loss %.6f\n", mean);
-
-    for (int i = 0; i < NP + 1; i++) lg_tensor_free(out[i]);
-    lg_tensor_free(xt), lg_tensor_free(yt), lg_tensor_free(h0t), lg_tensor_free(c0t);
-    lg_graph_free(g);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    args a = {.steps = 1500, .lr = 0.2, .seed = 1};
+    const cli_flag flags[] = {CLI_STEPS(&a.steps), CLI_LR(&a.lr), CLI_SEED_FLAG(&a.seed), CLI_GRAPH_FLAGS(&a.out)};
+    const cli c = {"peephole_lstm", "A user-defined peephole LSTM learns to output a delayed copy of a sine.", flags,
+                   CLI_COUNT(flags)};
+    int rc = cli_parse(&c, argc, argv);
+    if (rc != CLI_RUN) return rc;
+    session S = {0};
+    rc = run(&S, &a);
+    for (int i = 0; i < NP + 1; i++) lg_tensor_free(S.out[i]);
+    lg_tensor_free(S.xt), lg_tensor_free(S.yt), lg_tensor_free(S.h0t), lg_tensor_free(S.c0t);
+    lg_graph_free(S.g);
+    return rc;
 }

@@ -4,7 +4,8 @@
  * stretch of the sine, with the states carried from batch to batch.
  *
  *     sin_cos [--epochs N] [--pieces N] [--windows N] [--test-windows N]
- *             [--units N] [--lr X] [--dot FILE] [--svg FILE]
+ *             [--units N] [--lr X] [--plot FILE] [--dot FILE] [--svg FILE]
+ *             (--help: all of them)
  *
  * The Keras counterpart is the stateful LSTM example (keras-team's
  * lstm_stateful.py): LSTM(stateful=True, return_sequences=True) with a fixed
@@ -36,47 +37,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/cli.h"
 #include "graph/loopgrad.h"
-#include "viz/viz.h"
 
 enum { STEPS = 20 };
 
 typedef struct args {
     int epochs, pieces, windows, test_windows, units;
     double lr;
+    uint64_t seed;
+    cli_outputs out;
 } args;
-
-static int usage(const char *arg)
-{
-    fprintf(stderr, "sin_cos: bad argument '%s'\n"
-                    "usage: sin_cos [--epochs N] [--pieces N] [--windows N] [--test-windows N]\n"
-                    "               [--units N] [--lr X] [--dot FILE] [--svg FILE]\n",
-            arg);
-    return 2;
-}
 
 static int parse(int argc, char **argv, args *a)
 {
-    *a = (args){.epochs = 20, .pieces = 32, .windows = 100, .test_windows = 50, .units = 32, .lr = 0.005};
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
-        if (!v) return usage(f);
-        if (!strcmp(f, "--epochs")) a->epochs = (int)strtol(v, &end, 10);
-        else if (!strcmp(f, "--pieces")) a->pieces = (int)strtol(v, &end, 10);
-        else if (!strcmp(f, "--windows")) a->windows = (int)strtol(v, &end, 10);
-        else if (!strcmp(f, "--test-windows")) a->test_windows = (int)strtol(v, &end, 10);
-        else if (!strcmp(f, "--units")) a->units = (int)strtol(v, &end, 10);
-        else if (!strcmp(f, "--lr")) a->lr = strtod(v, &end);
-        else return usage(f);
-        if (end && *end) return usage(v);
-        i++;
-    }
-    if (a->epochs < 1 || a->pieces < 1 || a->windows < 1 || a->test_windows < 1 || a->units < 1) {
-        fprintf(stderr, "sin_cos: every count must be at least 1\n");
-        return 2;
-    }
-    return 0;
+    *a = (args){.epochs = 20, .pieces = 32, .windows = 100, .test_windows = 50, .units = 32, .lr = 0.005, .seed = 1};
+    const cli_flag flags[] = {
+        CLI_EPOCHS(&a->epochs),
+        {"pieces", CLI_INT, &a->pieces, 1, 4096, NULL, "contiguous pieces of the sine (the batch size)"},
+        {"windows", CLI_INT, &a->windows, 1, 100000, NULL, "training windows of 20 steps per piece"},
+        {"test-windows", CLI_INT, &a->test_windows, 1, 100000, NULL, "test windows per piece"},
+        {"units", CLI_INT, &a->units, 1, 4096, NULL, "LSTM units"},
+        CLI_LR(&a->lr), CLI_SEED_FLAG(&a->seed), CLI_PLOT_FLAG(&a->out), CLI_GRAPH_FLAGS(&a->out),
+    };
+    const cli c = {"sin_cos", "A stateful LSTM reads sin(t) and predicts cos(t), against the same LSTM stateless.",
+                   flags, CLI_COUNT(flags)};
+    return cli_parse(&c, argc, argv);
 }
 
 /* One stretch of sin (x) and cos (y) of pieces * windows * STEPS steps, as
@@ -133,7 +119,7 @@ static lg_status build(model *m, const args *a, bool stateful)
     m->x = lg_input(g, "x", LG_F32, lg_shape_of(3, batch, (int64_t)STEPS, 1));
     m->y = lg_input(g, "y", LG_F32, lg_shape_of(3, batch, (int64_t)STEPS, 1));
     lg_cell_opts co = lg_cell_opts_default(LG_CELL_LSTM, a->units);
-    co.seed = 1;
+    co.seed = a->seed;
     m->cell = lg_cell_new(g, "lstm", 1, co);
     if (!m->cell) return LG_ERR_GRAPH;
     lg_rnn_opts ro = lg_rnn_opts_default();
@@ -144,7 +130,7 @@ static lg_status build(model *m, const args *a, bool stateful)
     if (s) return s;
     m->state = r.state;
     lg_dense_opts d = lg_dense_opts_default();
-    d.seed = 2;
+    d.seed = a->seed + 1;
     lg_value pred = lg_dense(g, "dense", r.output, 1, d);
     m->spec = lg_model_spec_default();
     m->spec.x = m->x, m->spec.y = m->y, m->spec.metric = LG_METRIC_MAE;
@@ -162,8 +148,7 @@ static int fail(const char *what, const lg_graph *g)
 
 /* Build, train on `train` and predict `test` (into m->pred); the stateful
  * model also prints its summary and writes its graph. */
-static int train_model(model *m, const args *a, bool stateful, lg_dataset *train, lg_dataset *test,
-                       const lg_viz_args *viz)
+static int train_model(model *m, const args *a, bool stateful, lg_dataset *train, lg_dataset *test)
 {
     if (build(m, a, stateful)) return fail("building the model", m->g);
     if (stateful) lg_graph_summary(m->g, stdout);
@@ -176,7 +161,7 @@ static int train_model(model *m, const args *a, bool stateful, lg_dataset *train
     if (lg_optimizer_adam(m->g, params, n, &ao, &m->opt) || lg_trainer_new(m->g, m->spec, m->opt, &m->tr) ||
         (stateful && lg_trainer_add_rnn_state(m->tr, m->state)))
         return fail("setting up training", m->g);
-    if (stateful && lg_viz_args_write(m->g, viz, lg_dot_opts_default())) return fail("writing the graph", NULL);
+    if (stateful && cli_write_graph(&a->out, m->g)) return fail("writing the graph", NULL);
     printf("%s LSTM:\n", stateful ? "Stateful" : "Stateless");
     lg_fit_opts fo = lg_fit_opts_default();
     fo.epochs = a->epochs;
@@ -226,7 +211,7 @@ static void session_free(session *s)
     lg_tensor_free(s->zeros);
 }
 
-static int run(session *S, const args *a, const lg_viz_args *viz)
+static int run(session *S, const args *a)
 {
     if (stateful_windows(a->pieces, a->windows, 11, &S->x_train, &S->y_train) ||
         stateful_windows(a->pieces, a->test_windows, 12, &S->x_test, &S->y_test))
@@ -236,12 +221,11 @@ static int run(session *S, const args *a, const lg_viz_args *viz)
     dopt.batch_size = a->pieces, dopt.shuffle = false;
     if (lg_dataset_new(S->x_train, S->y_train, dopt, &S->train) || lg_dataset_new(S->x_test, S->y_test, dopt, &S->test))
         return fail("datasets", NULL);
-    printf("%s\n", lg_cpu_gemm_summary());
     printf("Training on %d pieces x %d windows of %d steps (batch %d, Adam lr %g), testing on %d x %d\n", a->pieces,
            a->windows, STEPS, a->pieces, a->lr, a->pieces, a->test_windows);
 
-    int rc = train_model(&S->stateful, a, true, S->train, S->test, viz);
-    if (!rc) rc = train_model(&S->stateless, a, false, S->train, S->test, viz);
+    int rc = train_model(&S->stateful, a, true, S->train, S->test);
+    if (!rc) rc = train_model(&S->stateless, a, false, S->train, S->test);
     if (rc) return rc;
     lg_eval_result ev;
     if (lg_evaluate(S->stateful.tr, S->test, &ev)) return fail("evaluating", NULL);
@@ -255,19 +239,17 @@ static int run(session *S, const args *a, const lg_viz_args *viz)
     print_errors("predicting 0", zero);
     printf("test MSE %.5f, MAE %.5f with the state carried (stateless: MSE %.5f; predicting 0: MSE %.5f)\n", ev.loss,
            ev.metric, reset.mse, zero.mse);
-    if (viz->dot_path) printf("graph written to %s\n", viz->dot_path);
+    if (cli_write_plot(&a->out, S->stateful.tr, LG_METRIC_MAE)) return fail("plotting the learning curves", NULL);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    lg_viz_args viz;
-    if (lg_viz_args_parse(&argc, argv, &viz) != LG_OK) return fail("arguments", NULL);
     args a;
     int rc = parse(argc, argv, &a);
-    if (rc) return rc;
+    if (rc != CLI_RUN) return rc;
     session S = {0};
-    rc = run(&S, &a, &viz);
+    rc = run(&S, &a);
     session_free(&S);
     return rc;
 }

@@ -31,12 +31,13 @@
 enum { UNITS = 32 };
 
 /* Bidirectional(LSTM(32)), outputs concatenated: [B, T, 32] -> [B, 64]. */
-static lg_status layers(lg_graph *g, lg_value emb, lg_value lengths, lg_cell **cells, lg_value *features)
+static lg_status layers(lg_graph *g, lg_value emb, lg_value lengths, uint64_t seed, lg_cell **cells,
+                        lg_value *features)
 {
     lg_cell_opts co = lg_cell_opts_default(LG_CELL_LSTM, UNITS);
-    co.seed = 2;
+    co.seed = seed;
     cells[0] = lg_cell_new(g, "forward_lstm", TEXT_EMBED, co);
-    co.seed = 3;
+    co.seed = seed + 1;
     cells[1] = lg_cell_new(g, "backward_lstm", TEXT_EMBED, co);
     if (!cells[0] || !cells[1]) return LG_ERR_GRAPH;
     lg_rnn_opts ro = lg_rnn_opts_default();

@@ -32,12 +32,13 @@ enum { UNITS = 32 };
 
 /* SimpleRNN (sequences) -> SimpleRNN: [B, T, 32] -> [B, 32], the second
  * layer's output taken at each row's last word. */
-static lg_status layers(lg_graph *g, lg_value emb, lg_value lengths, lg_cell **cells, lg_value *features)
+static lg_status layers(lg_graph *g, lg_value emb, lg_value lengths, uint64_t seed, lg_cell **cells,
+                        lg_value *features)
 {
     lg_cell_opts co = lg_cell_opts_default(LG_CELL_SIMPLE_RNN, UNITS);
-    co.seed = 2;
+    co.seed = seed;
     cells[0] = lg_cell_new(g, "simple_rnn", TEXT_EMBED, co);
-    co.seed = 3;
+    co.seed = seed + 1;
     cells[1] = lg_cell_new(g, "simple_rnn_1", UNITS, co);
     if (!cells[0] || !cells[1]) return LG_ERR_GRAPH;
     lg_rnn_opts ro = lg_rnn_opts_default();

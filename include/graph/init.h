@@ -32,7 +32,13 @@ lg_status lg_init_normal(lg_tensor *t, double mean, double stddev, uint64_t seed
  * leading dims (rank 1: fan_in = fan_out = dims[0]). */
 lg_status lg_init_glorot_uniform(lg_tensor *t, uint64_t seed, uint64_t key);
 
-/* The raw stream: 32 random bits for counter position i. */
+/* The block function: Philox-4x32-10 of the counter ctr under key, as
+ * Random123's philox4x32 (R = 10) computes it, so its published known-answer
+ * vectors check it (tests/test_init.c). The streams below are built on it:
+ * position i of (seed, key) is the block of ctr = {i lo, i hi, key lo,
+ * key hi} under key = {seed lo, seed hi}. */
+void lg_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+/* The raw stream: 32 random bits (the block's word 0) for counter position i. */
 uint32_t lg_philox_u32(uint64_t seed, uint64_t key, uint64_t i);
 /* A double uniform in [0, 1) with 53 random bits for position i. */
 double lg_philox_uniform(uint64_t seed, uint64_t key, uint64_t i);

@@ -13,10 +13,9 @@
 
 #define LG_TWO_PI 6.283185307179586476925
 
-static void philox(uint64_t seed, uint64_t key, uint64_t i, uint32_t out[4])
+void lg_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4])
 {
-    uint32_t c[4] = {(uint32_t)i, (uint32_t)(i >> 32), (uint32_t)key, (uint32_t)(key >> 32)};
-    uint32_t k[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    uint32_t c[4] = {ctr[0], ctr[1], ctr[2], ctr[3]}, k[2] = {key[0], key[1]};
     for (int r = 0; r < 10; r++) {
         uint64_t p0 = (uint64_t)0xD2511F53u * c[0], p1 = (uint64_t)0xCD9E8D57u * c[2];
         uint32_t n0 = (uint32_t)(p1 >> 32) ^ c[1] ^ k[0], n2 = (uint32_t)(p0 >> 32) ^ c[3] ^ k[1];
@@ -28,6 +27,13 @@ static void philox(uint64_t seed, uint64_t key, uint64_t i, uint32_t out[4])
         k[1] += 0xBB67AE85u;
     }
     for (int j = 0; j < 4; j++) out[j] = c[j];
+}
+
+static void philox(uint64_t seed, uint64_t key, uint64_t i, uint32_t out[4])
+{
+    const uint32_t c[4] = {(uint32_t)i, (uint32_t)(i >> 32), (uint32_t)key, (uint32_t)(key >> 32)};
+    const uint32_t k[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    lg_philox4x32_10(c, k, out);
 }
 
 uint32_t lg_philox_u32(uint64_t seed, uint64_t key, uint64_t i)

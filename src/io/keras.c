@@ -1,0 +1,338 @@
+/*
+ * keras.c — Keras 3 .weights.h5 files into a graph's parameters (keras.h),
+ * through libhdf5.
+ *
+ * Two passes: collect every layer of the file with weights and match each
+ * weight to a parameter (names, counts, shapes), then read them all into
+ * new buffers, and only when everything has been read copy into the
+ * parameters, so an error anywhere leaves the graph as it was.
+ */
+#include <errno.h>
+#include <hdf5.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph/keras.h"
+#include "graph/internal.h"
+
+enum { MAX_WEIGHTS = 8, NAME = 256 };
+
+/* Keras's weight order within a layer, over every layer kind keras.h lists:
+ * a layer's parameters are the ones of these that the graph has, in this
+ * order (Dense: kernel, bias; LSTM: kernel, recurrent_kernel, bias; ...). */
+static const char *const WEIGHT_ORDER[] = {"embeddings", "kernel",     "recurrent_kernel", "bias",
+                                           "gamma",      "beta",       "moving_mean",      "moving_variance"};
+
+typedef struct layer {
+    char name[NAME];       /* the Keras layer's name: the parameters' scope */
+    char path[NAME];       /* its group in the file, for messages */
+    char vars[2][NAME];    /* the groups holding its datasets ("" if none) */
+    int n;                 /* weights in the file */
+    hsize_t dims[MAX_WEIGHTS][LG_MAX_RANK];
+    int rank[MAX_WEIGHTS];
+    lg_value param[MAX_WEIGHTS];
+    void *data[MAX_WEIGHTS]; /* read in pass 2, in the parameter's dtype */
+} layer;
+
+typedef struct walk {
+    hid_t file;
+    layer *layers;
+    int n, cap;
+    lg_status s; /* the first error */
+} walk;
+
+/* ---- HDF5 helpers ------------------------------------------------------------- */
+
+/* printf into out[NAME]; false when it does not fit. */
+static bool fmt(char *out, const char *f, ...) __attribute__((format(printf, 2, 3)));
+static bool fmt(char *out, const char *f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    int n = vsnprintf(out, NAME, f, ap);
+    va_end(ap);
+    return n >= 0 && n < NAME;
+}
+
+static bool is_group(hid_t loc, const char *name)
+{
+    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) return false;
+    hid_t o = H5Oopen(loc, name, H5P_DEFAULT);
+    if (o < 0) return false;
+    bool group = H5Iget_type(o) == H5I_GROUP;
+    H5Oclose(o);
+    return group;
+}
+
+/* The string attribute attr of object obj (a group path) into out; false if
+ * it has none or it is not a string. */
+static bool string_attr(hid_t file, const char *obj, const char *attr, char *out, size_t size)
+{
+    if (H5Aexists_by_name(file, obj, attr, H5P_DEFAULT) <= 0) return false;
+    hid_t a = H5Aopen_by_name(file, obj, attr, H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0) return false;
+    hid_t t = H5Aget_type(a);
+    bool ok = false;
+    if (t >= 0 && H5Tget_class(t) == H5T_STRING) {
+        hid_t mem = H5Tcopy(H5T_C_S1);
+        H5Tset_cset(mem, H5Tget_cset(t)); /* Keras writes UTF-8; HDF5 does not convert between sets */
+        if (H5Tis_variable_str(t) > 0) {
+            char *s = NULL;
+            H5Tset_size(mem, H5T_VARIABLE);
+            if (H5Aread(a, mem, &s) >= 0 && s) {
+                snprintf(out, size, "%s", s);
+                ok = true;
+            }
+            if (s) H5free_memory(s);
+        } else {
+            size_t n = H5Tget_size(t);
+            char *s = calloc(n + 1, 1);
+            H5Tset_size(mem, n + 1);
+            if (s && H5Aread(a, mem, s) >= 0) {
+                snprintf(out, size, "%s", s);
+                ok = true;
+            }
+            free(s);
+        }
+        H5Tclose(mem);
+    }
+    if (t >= 0) H5Tclose(t);
+    H5Aclose(a);
+    return ok;
+}
+
+/* How many datasets "0", "1", ... the group holds (stops at the first gap). */
+static int count_vars(hid_t file, const char *group)
+{
+    int n = 0;
+    char name[NAME];
+    for (;; n++)
+        if (!fmt(name, "%s/%d", group, n) || H5Lexists(file, name, H5P_DEFAULT) <= 0) return n;
+}
+
+/* ---- pass 1: the layers of the file ------------------------------------------- */
+
+static herr_t visit_child(hid_t group, const char *name, const H5L_info_t *info, void *ctx);
+
+/* The layer at path: its weights (in vars, then cell/vars), then its
+ * sublayers (any other child group: forward_layer, layers/..., ...). */
+static void visit_layer(walk *w, const char *path)
+{
+    layer L = {0};
+    const char *base = strrchr(path, '/');
+    if (!fmt(L.path, "%s", path) || !fmt(L.name, "%s", base ? base + 1 : path) || !fmt(L.vars[0], "%s/vars", path) ||
+        !fmt(L.vars[1], "%s/cell/vars", path)) {
+        w->s = lg_fail(LG_ERR_INVALID_ARGUMENT, "keras: the group name '%s' is too long", path);
+        return;
+    }
+    if (is_group(w->file, L.vars[0])) string_attr(w->file, L.vars[0], "name", L.name, sizeof L.name);
+    for (int k = 0; k < 2; k++) /* keep only the groups that hold weights */
+        if (!is_group(w->file, L.vars[k]) || !count_vars(w->file, L.vars[k])) L.vars[k][0] = '\0';
+    for (int k = 0; k < 2; k++) L.n += L.vars[k][0] ? count_vars(w->file, L.vars[k]) : 0;
+    if (L.n > MAX_WEIGHTS) {
+        w->s = lg_fail(LG_ERR_INVALID_ARGUMENT, "keras: layer '%s' (%s): %d weights, more than any layer loopgrad has",
+                       L.name, path, L.n);
+        return;
+    }
+    if (L.n > 0) {
+        if (w->n == w->cap) {
+            int cap = w->cap ? 2 * w->cap : 16;
+            layer *more = realloc(w->layers, (size_t)cap * sizeof *more);
+            if (!more) {
+                w->s = lg_fail(LG_ERR_OUT_OF_MEMORY, "keras: out of memory");
+                return;
+            }
+            w->layers = more, w->cap = cap;
+        }
+        w->layers[w->n++] = L;
+    }
+    hid_t g = H5Gopen2(w->file, path, H5P_DEFAULT);
+    if (g < 0) {
+        w->s = lg_fail(LG_ERR_IO, "keras: cannot open the group '%s'", path);
+        return;
+    }
+    char *p = strdup(path);
+    if (!p) w->s = lg_fail(LG_ERR_OUT_OF_MEMORY, "keras: out of memory");
+    hsize_t idx = 0;
+    void *ctx[2] = {w, p};
+    if (p) H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, visit_child, ctx);
+    free(p);
+    H5Gclose(g);
+}
+
+static herr_t visit_child(hid_t group, const char *name, const H5L_info_t *info, void *ctx)
+{
+    (void)info;
+    walk *w = ((void **)ctx)[0];
+    const char *parent = ((void **)ctx)[1];
+    if (w->s != LG_OK) return 1;
+    if (!strcmp(name, "vars") || !strcmp(name, "cell") || !is_group(group, name)) return 0;
+    char path[NAME];
+    if (!fmt(path, "%s/%s", parent, name)) {
+        w->s = lg_fail(LG_ERR_INVALID_ARGUMENT, "keras: the path '%s/%s' is too long", parent, name);
+        return 1;
+    }
+    if (!strcmp(name, "layers")) { /* a nested model's layer list: each child is a layer */
+        hid_t g = H5Gopen2(group, name, H5P_DEFAULT);
+        hsize_t idx = 0;
+        void *sub[2] = {w, path};
+        if (g >= 0) H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, visit_child, sub), H5Gclose(g);
+        return w->s != LG_OK;
+    }
+    visit_layer(w, path);
+    return w->s != LG_OK;
+}
+
+/* ---- matching ----------------------------------------------------------------- */
+
+static void shape_text(char *out, size_t size, int rank, const int64_t *dims)
+{
+    size_t k = (size_t)snprintf(out, size, "[");
+    for (int i = 0; i < rank && k < size; i++) k += (size_t)snprintf(out + k, size - k, "%s%lld", i ? ", " : "", (long long)dims[i]);
+    if (k < size) snprintf(out + k, size - k, "]");
+}
+
+static lg_status match(hid_t file, lg_graph *g, layer *L)
+{
+    int n = 0;
+    char name[NAME];
+    for (size_t k = 0; k < LG_ARRAY_LEN(WEIGHT_ORDER); k++) {
+        lg_value p = fmt(name, "%s/%s", L->name, WEIGHT_ORDER[k]) ? lg_graph_find_param(g, name) : lg_value_invalid();
+        if (lg_value_ok(p) && n < MAX_WEIGHTS) L->param[n++] = p;
+    }
+    if (n == 0)
+        return lg_fail(LG_ERR_INVALID_ARGUMENT,
+                       "keras: layer '%s' (%s in the file, %d weights) is not in the graph: no parameter '%s/...'",
+                       L->name, L->path, L->n, L->name);
+    if (n != L->n) {
+        char have[256] = "";
+        for (int i = 0; i < n; i++) {
+            const char *full = lg_value_name(L->param[i]);
+            size_t len = strlen(have);
+            snprintf(have + len, sizeof have - len, "%s%s", i ? ", " : "", full + strlen(L->name) + 1);
+        }
+        return lg_fail(LG_ERR_INVALID_ARGUMENT, "keras: layer '%s' (%s): the file has %d weights, the graph %d (%s)",
+                       L->name, L->path, L->n, n, have);
+    }
+    int i = 0;
+    for (int k = 0; k < 2; k++) {
+        int m = L->vars[k][0] ? count_vars(file, L->vars[k]) : 0;
+        for (int j = 0; j < m; j++, i++) {
+            char ds[NAME];
+            hid_t d = fmt(ds, "%s/%d", L->vars[k], j) ? H5Dopen2(file, ds, H5P_DEFAULT) : -1;
+            hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
+            int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+            if (rank >= 0 && rank <= LG_MAX_RANK) H5Sget_simple_extent_dims(sp, L->dims[i], NULL);
+            if (sp >= 0) H5Sclose(sp);
+            if (d >= 0) H5Dclose(d);
+            if (rank < 0 || rank > LG_MAX_RANK)
+                return lg_fail(LG_ERR_INVALID_ARGUMENT, "keras: layer '%s': %s is not an array of rank 0 to %d",
+                               L->name, ds, LG_MAX_RANK);
+            L->rank[i] = rank;
+            lg_shape want = lg_value_shape(L->param[i]);
+            int64_t got[LG_MAX_RANK];
+            bool same = want.rank == rank;
+            for (int r = 0; r < rank; r++) {
+                got[r] = (int64_t)L->dims[i][r];
+                same = same && want.dims[r] == got[r];
+            }
+            if (!same) {
+                char a[96], b[96];
+                shape_text(a, sizeof a, rank, got);
+                shape_text(b, sizeof b, want.rank, want.dims);
+                return lg_fail(LG_ERR_SHAPE, "keras: layer '%s' weight %d (%s): the file has %s, the graph %s", L->name,
+                               i, lg_value_name(L->param[i]) + strlen(L->name) + 1, a, b);
+            }
+        }
+    }
+    return LG_OK;
+}
+
+/* Every parameter of g must be filled by some layer. */
+static lg_status all_filled(const lg_graph *g, const layer *layers, int n)
+{
+    for (int p = 0; p < lg_graph_param_count(g); p++) {
+        lg_value v = lg_graph_param(g, p);
+        bool found = false;
+        for (int l = 0; l < n && !found; l++)
+            for (int i = 0; i < layers[l].n && !found; i++) found = lg_value_same(layers[l].param[i], v);
+        if (!found)
+            return lg_fail(LG_ERR_INVALID_ARGUMENT, "keras: the graph's parameter '%s' has no weight in the file",
+                           lg_value_name(v));
+    }
+    return LG_OK;
+}
+
+/* ---- pass 2: read ------------------------------------------------------------- */
+
+static lg_status read_layer(hid_t file, layer *L)
+{
+    int i = 0;
+    for (int k = 0; k < 2; k++) {
+        int m = L->vars[k][0] ? count_vars(file, L->vars[k]) : 0;
+        for (int j = 0; j < m; j++, i++) {
+            lg_tensor *t = lg_param_tensor(L->param[i]);
+            bool f64 = lg_tensor_dtype(t) == LG_F64;
+            if (lg_tensor_dtype(t) != LG_F32 && !f64)
+                return lg_fail(LG_ERR_INVALID_ARGUMENT, "keras: layer '%s': parameter '%s' is not f32 or f64", L->name,
+                               lg_value_name(L->param[i]));
+            size_t bytes = lg_tensor_bytes(t);
+            L->data[i] = malloc(bytes ? bytes : 1);
+            if (!L->data[i]) return lg_fail(LG_ERR_OUT_OF_MEMORY, "keras: out of memory reading layer '%s'", L->name);
+            char ds[NAME];
+            hid_t d = fmt(ds, "%s/%d", L->vars[k], j) ? H5Dopen2(file, ds, H5P_DEFAULT) : -1;
+            herr_t r = d >= 0 ? H5Dread(d, f64 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                                        L->data[i])
+                              : -1;
+            if (d >= 0) H5Dclose(d);
+            if (r < 0)
+                return lg_fail(LG_ERR_IO, "keras: layer '%s': cannot read %s as numbers", L->name, ds);
+        }
+    }
+    return LG_OK;
+}
+
+lg_status lg_keras_load_weights(lg_graph *g, const char *path)
+{
+    if (!g || !path) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_keras_load_weights: a NULL argument");
+    if (lg_graph_error(g)) return lg_fail(LG_ERR_GRAPH, "lg_keras_load_weights: the graph has an error: %s", lg_graph_error(g));
+    /* HDF5 prints its error stack by default: quiet while we work */
+    H5E_auto2_t old_fn;
+    void *old_data;
+    H5Eget_auto2(H5E_DEFAULT, &old_fn, &old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+
+    lg_status s = LG_OK;
+    walk w = {.file = -1};
+    FILE *f = fopen(path, "rb");
+    if (!f) s = lg_fail(LG_ERR_IO, "keras: cannot open '%s': %s", path, strerror(errno));
+    else fclose(f);
+    if (s == LG_OK && (w.file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
+        s = lg_fail(LG_ERR_IO, "keras: '%s' is not an HDF5 file", path);
+    if (s == LG_OK && !is_group(w.file, "layers"))
+        s = lg_fail(LG_ERR_INVALID_ARGUMENT, "keras: '%s' has no group 'layers': not a Keras 3 .weights.h5 file", path);
+    if (s == LG_OK) {
+        hid_t top = H5Gopen2(w.file, "layers", H5P_DEFAULT);
+        hsize_t idx = 0;
+        void *ctx[2] = {&w, "layers"};
+        if (top >= 0) H5Literate(top, H5_INDEX_NAME, H5_ITER_INC, &idx, visit_child, ctx), H5Gclose(top);
+        s = w.s;
+    }
+    for (int l = 0; s == LG_OK && l < w.n; l++) s = match(w.file, g, &w.layers[l]);
+    if (s == LG_OK) s = all_filled(g, w.layers, w.n);
+    for (int l = 0; s == LG_OK && l < w.n; l++) s = read_layer(w.file, &w.layers[l]);
+    for (int l = 0; l < w.n; l++)
+        for (int i = 0; i < w.layers[l].n; i++) {
+            if (s == LG_OK) {
+                lg_tensor *t = lg_param_tensor(w.layers[l].param[i]);
+                lg_tensor_copy_in(t, w.layers[l].data[i], lg_tensor_bytes(t));
+            }
+            free(w.layers[l].data[i]);
+        }
+    free(w.layers);
+    if (w.file >= 0) H5Fclose(w.file);
+    H5Eset_auto2(H5E_DEFAULT, old_fn, old_data);
+    return s;
+}

@@ -1,0 +1,892 @@
+/*
+ * test_cuda.c — the GPU suite: every CUDA kernel against the CPU kernel of
+ * its op on random data, the optimizer updates and clipping against
+ * src/optim, device errors (out of memory, bad indices), and cuDNN LSTM,
+ * GRU and SimpleRNN stacks (values and every gradient) against loopgrad's
+ * own CPU loop over the same Keras weights.
+ *
+ * Without a GPU it prints why and exits 77, which meson reports as SKIP;
+ * with --host it runs what needs no GPU: CUDA errors as statuses, and the
+ * refusal a machine without a GPU gets.
+ * Tests run in one process (no fork): a CUDA context does not survive
+ * fork().
+ *
+ * Tolerances, |cuda - cpu| <= tol * max(1, |cpu|):
+ *   f64 kernels and optimizers   1e-10
+ *   f32 elementwise              1e-5  (CUDA's and glibc's float math differ by ulps)
+ *   f32 matmul, reductions,
+ *   softmax, cross-entropy       1e-4  (sums in another order, FMA contraction)
+ *   shape, index, compare, cast,
+ *   i32                          exact
+ *   cuDNN RNN f32 (FP32 math)    2e-4; f64 1e-9 (different summation order over T
+ *                                steps and B examples)
+ */
+#include <math.h>
+#include <string.h>
+
+#include "backends/cpu/cpu.h"
+#include "backends/cuda/cuda.h"
+#include "backends/cuda/cudnn_rnn.h"
+#include "graph/internal.h"
+#include "test_util.h"
+
+static lg_cuda_ctx *ctx;
+
+static void ctx_setup(void)
+{
+    lg_status st = lg_cuda_ctx_new(0, &ctx);
+    ck_assert_msg(st == LG_OK, "%s", lg_last_error());
+}
+
+static void ctx_teardown(void)
+{
+    lg_cuda_ctx_free(ctx);
+    ctx = NULL;
+}
+
+/* ---- buffers --------------------------------------------------------------- */
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static double uniform(double lo, double hi)
+{
+    rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+    return lo + (hi - lo) * (double)(rng_state >> 11) / 9007199254740992.0;
+}
+
+static void fill(lg_dtype dt, void *p, int64_t n, double lo, double hi, bool ints)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double v = uniform(lo, hi);
+        if (ints || dt == LG_I32) v = floor(v);
+        if (dt == LG_F32) ((float *)p)[i] = (float)v;
+        else if (dt == LG_F64) ((double *)p)[i] = v;
+        else ((int32_t *)p)[i] = (int32_t)v;
+    }
+}
+
+static double value_at(lg_dtype dt, const void *p, int64_t i)
+{
+    return dt == LG_F32 ? ((const float *)p)[i] : dt == LG_F64 ? ((const double *)p)[i] : ((const int32_t *)p)[i];
+}
+
+static void *dev_copy(const void *host, size_t bytes)
+{
+    void *d = NULL;
+    ck_assert_int_eq(lg_cuda_alloc(ctx, bytes ? bytes : 1, &d), LG_OK);
+    ck_assert_int_eq(lg_cuda_copy_h2d(ctx, d, host, bytes), LG_OK);
+    return d;
+}
+
+static void *host_from(const void *dev, size_t bytes)
+{
+    void *h = malloc(bytes ? bytes : 1);
+    ck_assert_ptr_nonnull(h);
+    lg_status st = lg_cuda_copy_d2h(ctx, h, dev, bytes);
+    ck_assert_msg(st == LG_OK, "%s", lg_last_error());
+    return h;
+}
+
+/* Compare n values with the tolerance rule above; tol 0 is exact. */
+static void expect_close(const char *what, lg_dtype dt, const void *cuda, const void *cpu, int64_t n, double tol)
+{
+    for (int64_t i = 0; i < n; i++) {
+        double a = value_at(dt, cuda, i), b = value_at(dt, cpu, i);
+        if (isnan(b)) {
+            ck_assert_msg(isnan(a), "%s [%lld]: cuda %.17g, cpu NaN", what, (long long)i, a);
+            continue;
+        }
+        if (isinf(b)) {
+            ck_assert_msg(a == b, "%s [%lld]: cuda %.17g, cpu %.17g", what, (long long)i, a, b);
+            continue;
+        }
+        double bound = tol * fmax(1, fabs(b));
+        ck_assert_msg(fabs(a - b) <= bound, "%s [%lld]: cuda %.17g, cpu %.17g (|diff| %.3g > %.3g)", what,
+                      (long long)i, a, b, fabs(a - b), bound);
+    }
+}
+
+/* ---- every op: CUDA kernel against the CPU kernel -------------------------- */
+
+#define F32 (1u << LG_F32)
+#define F64 (1u << LG_F64)
+#define I32 (1u << LG_I32)
+
+typedef struct in_range {
+    double lo, hi;
+    bool ints; /* whole numbers, so that comparisons meet equal values */
+} in_range;
+
+typedef struct op_row {
+    const char *name;
+    lg_op op;
+    unsigned dtypes;
+    /* Build the node in g from inputs of dtype dt; the row's node is the
+     * last one of op. */
+    void (*build)(lg_graph *g, lg_dtype dt);
+    in_range in[3]; /* ranges of the node's inputs; unset ({0, 0}) is [-2, 2) */
+    double tol32;   /* f32 tolerance; 0: exact in every dtype */
+} op_row;
+
+static lg_value in(lg_graph *g, lg_dtype dt, int rank, int64_t d0, int64_t d1, int64_t d2)
+{
+    lg_shape s = {.rank = rank, .dims = {d0, d1, d2}};
+    return lg_input(g, "x", dt, s);
+}
+
+static void b_matmul(lg_graph *g, lg_dtype dt) { lg_matmul(in(g, dt, 2, 7, 5, 0), in(g, dt, 2, 5, 9, 0), false, false); }
+static void b_matmul_fold(lg_graph *g, lg_dtype dt) { lg_matmul(in(g, dt, 3, 3, 7, 5), in(g, dt, 2, 5, 9, 0), false, false); }
+static void b_matmul_tt(lg_graph *g, lg_dtype dt) { lg_matmul(in(g, dt, 3, 3, 5, 7), in(g, dt, 3, 3, 9, 5), true, true); }
+static void b_matmul_tb(lg_graph *g, lg_dtype dt) { lg_matmul(in(g, dt, 3, 2, 4, 3), in(g, dt, 2, 6, 3, 0), false, true); }
+static void b_add(lg_graph *g, lg_dtype dt) { lg_add(in(g, dt, 3, 4, 1, 5), in(g, dt, 2, 3, 1, 0)); }
+static void b_sub(lg_graph *g, lg_dtype dt) { lg_sub(in(g, dt, 3, 2, 3, 4), in(g, dt, 1, 4, 0, 0)); }
+static void b_mul(lg_graph *g, lg_dtype dt) { lg_mul(in(g, dt, 2, 3, 4, 0), in(g, dt, 2, 3, 4, 0)); }
+static void b_div(lg_graph *g, lg_dtype dt) { lg_div(in(g, dt, 2, 3, 4, 0), in(g, dt, 2, 1, 4, 0)); }
+#define CMP(name, C) \
+    static void b_##name(lg_graph *g, lg_dtype dt) { lg_compare(in(g, dt, 2, 3, 4, 0), in(g, dt, 1, 4, 0, 0), C); }
+CMP(gt, LG_CMP_GT)
+CMP(ge, LG_CMP_GE)
+CMP(lt, LG_CMP_LT)
+CMP(le, LG_CMP_LE)
+CMP(eq, LG_CMP_EQ)
+CMP(ne, LG_CMP_NE)
+#undef CMP
+static void b_where(lg_graph *g, lg_dtype dt) { lg_where(in(g, LG_I32, 2, 3, 1, 0), in(g, dt, 2, 3, 4, 0), in(g, dt, 1, 4, 0, 0)); }
+static void b_where_fmask(lg_graph *g, lg_dtype dt) { lg_where(in(g, dt, 2, 3, 4, 0), in(g, dt, 2, 3, 4, 0), in(g, dt, 2, 3, 4, 0)); }
+#define UNARY(name, EXPR) \
+    static void b_##name(lg_graph *g, lg_dtype dt) { lg_value x = in(g, dt, 2, 5, 7, 0); (void)(EXPR); }
+UNARY(neg, lg_neg(x))
+UNARY(exp, lg_exp(x))
+UNARY(log, lg_log(x))
+UNARY(sqrt, lg_sqrt(x))
+UNARY(square, lg_square(x))
+UNARY(pow, lg_pow(x, 2.5))
+UNARY(abs, lg_abs(x))
+UNARY(sigmoid, lg_sigmoid(x))
+UNARY(hard_sigmoid, lg_hard_sigmoid(x))
+UNARY(tanh, lg_tanh(x))
+UNARY(relu, lg_relu(x))
+UNARY(elu, lg_elu(x, 0.7))
+UNARY(softplus, lg_softplus(x))
+UNARY(softsign, lg_softsign(x))
+UNARY(clip, lg_clip(x, -1, 0.5))
+UNARY(stop_gradient, lg_stop_gradient(x))
+UNARY(cast_i32, lg_cast(x, LG_I32))
+UNARY(cast_f32, lg_cast(x, LG_F32))
+UNARY(cast_f64, lg_cast(x, LG_F64))
+#undef UNARY
+static void b_sum(lg_graph *g, lg_dtype dt) { lg_sum(in(g, dt, 3, 3, 4, 5), (int[]){0, 2}, 2, true); }
+static void b_sum_all(lg_graph *g, lg_dtype dt) { lg_sum(in(g, dt, 2, 60, 70, 0), NULL, 0, false); }
+static void b_max(lg_graph *g, lg_dtype dt) { lg_max(in(g, dt, 3, 3, 4, 5), (int[]){1}, 1, true); }
+static void b_numel(lg_graph *g, lg_dtype dt) { lg_numel(in(g, dt, 3, 3, 4, 5), (int[]){0, 1}, 2); }
+static void b_reshape(lg_graph *g, lg_dtype dt) { lg_reshape(in(g, dt, 2, 3, 4, 0), lg_shape_of(2, 2, 6)); }
+static void b_reshape_like(lg_graph *g, lg_dtype dt) { lg_reshape_like(in(g, dt, 2, 3, 4, 0), in(g, dt, 3, 2, 2, 3)); }
+static void b_expand_dims(lg_graph *g, lg_dtype dt) { lg_expand_dims(in(g, dt, 2, 3, 4, 0), 1); }
+static void b_squeeze(lg_graph *g, lg_dtype dt) { lg_squeeze(in(g, dt, 3, 3, 1, 4), 1); }
+static void b_transpose(lg_graph *g, lg_dtype dt) { lg_transpose(in(g, dt, 3, 2, 3, 4), (int[]){2, 0, 1}); }
+static void b_slice(lg_graph *g, lg_dtype dt) { lg_slice(in(g, dt, 3, 3, 5, 4), 1, 1, 2); }
+static void b_unslice(lg_graph *g, lg_dtype dt)
+{
+    lg_attrs a = {.axis = 1, .ints = (int64_t[]){1, 2}, .n_ints = 2};
+    lg_build(LG_OP_UNSLICE, (lg_value[]){in(g, dt, 3, 3, 2, 4), in(g, dt, 3, 3, 5, 4)}, 2, &a);
+}
+static void b_concat(lg_graph *g, lg_dtype dt)
+{
+    lg_concat((lg_value[]){in(g, dt, 3, 2, 1, 3), in(g, dt, 3, 2, 4, 3), in(g, dt, 3, 2, 2, 3)}, 3, 1);
+}
+static void b_split(lg_graph *g, lg_dtype dt)
+{
+    lg_value outs[3];
+    lg_split(in(g, dt, 3, 3, 7, 2), 1, (int64_t[]){2, 4, 1}, 3, outs);
+}
+static void b_broadcast_to(lg_graph *g, lg_dtype dt) { lg_broadcast_to(in(g, dt, 2, 3, 1, 0), lg_shape_of(3, 2, 3, 4)); }
+static void b_broadcast_like(lg_graph *g, lg_dtype dt) { lg_broadcast_like(in(g, dt, 1, 4, 0, 0), in(g, dt, 3, 2, 3, 4)); }
+static void b_sum_to(lg_graph *g, lg_dtype dt) { lg_sum_to(in(g, dt, 3, 20, 30, 4), in(g, dt, 2, 30, 1, 0)); }
+static void b_gather(lg_graph *g, lg_dtype dt) { lg_gather(in(g, dt, 3, 10, 3, 2), in(g, LG_I32, 2, 4, 5, 0)); }
+static void b_scatter_add(lg_graph *g, lg_dtype dt)
+{
+    lg_scatter_add(in(g, dt, 2, 60, 3, 0), in(g, LG_I32, 1, 60, 0, 0), in(g, dt, 2, 4, 3, 0));
+}
+static void b_one_hot(lg_graph *g, lg_dtype dt) { lg_one_hot(in(g, LG_I32, 1, 40, 0, 0), 5, dt); }
+static void b_softmax(lg_graph *g, lg_dtype dt) { lg_softmax(in(g, dt, 3, 3, 6, 4), 1); }
+static void b_log_softmax(lg_graph *g, lg_dtype dt) { lg_log_softmax(in(g, dt, 3, 3, 4, 6), 2); }
+static void b_sigmoid_xent(lg_graph *g, lg_dtype dt) { lg_sigmoid_xent(in(g, dt, 2, 5, 6, 0), in(g, dt, 2, 5, 6, 0)); }
+static void b_softmax_xent(lg_graph *g, lg_dtype dt) { lg_softmax_xent(in(g, dt, 2, 8, 10, 0), in(g, dt, 2, 8, 10, 0)); }
+static void b_sparse_xent(lg_graph *g, lg_dtype dt) { lg_sparse_softmax_xent(in(g, dt, 2, 8, 10, 0), in(g, LG_I32, 1, 8, 0, 0)); }
+
+#define R(lo, hi) {lo, hi, false}
+#define RI(lo, hi) {lo, hi, true}
+static const op_row rows[] = {
+    {"matmul", LG_OP_MATMUL, F32 | F64, b_matmul, {R(-2, 2)}, 1e-4},
+    {"matmul batch folded", LG_OP_MATMUL, F32 | F64, b_matmul_fold, {R(-2, 2)}, 1e-4},
+    {"matmul trans_a trans_b batched", LG_OP_MATMUL, F32 | F64, b_matmul_tt, {R(-2, 2)}, 1e-4},
+    {"matmul trans_b 2-D b", LG_OP_MATMUL, F32 | F64, b_matmul_tb, {R(-2, 2)}, 1e-4},
+    {"add broadcast", LG_OP_ADD, F32 | F64 | I32, b_add, {R(-50, 50), R(-50, 50)}, 1e-5},
+    {"sub broadcast", LG_OP_SUB, F32 | F64 | I32, b_sub, {R(-50, 50), R(-50, 50)}, 1e-5},
+    {"mul", LG_OP_MUL, F32 | F64 | I32, b_mul, {R(-50, 50), R(-50, 50)}, 1e-5},
+    {"div broadcast", LG_OP_DIV, F32 | F64, b_div, {R(-2, 2), R(0.5, 2)}, 1e-5},
+    {"compare gt", LG_OP_COMPARE, F32 | F64 | I32, b_gt, {RI(-2, 2), RI(-2, 2)}, 0},
+    {"compare ge", LG_OP_COMPARE, F32 | F64 | I32, b_ge, {RI(-2, 2), RI(-2, 2)}, 0},
+    {"compare lt", LG_OP_COMPARE, F32 | F64 | I32, b_lt, {RI(-2, 2), RI(-2, 2)}, 0},
+    {"compare le", LG_OP_COMPARE, F32 | F64 | I32, b_le, {RI(-2, 2), RI(-2, 2)}, 0},
+    {"compare eq", LG_OP_COMPARE, F32 | F64 | I32, b_eq, {RI(-2, 2), RI(-2, 2)}, 0},
+    {"compare ne", LG_OP_COMPARE, F32 | F64 | I32, b_ne, {RI(-2, 2), RI(-2, 2)}, 0},
+    {"where i32 mask", LG_OP_WHERE, F32 | F64 | I32, b_where, {RI(0, 2), R(-9, 9), R(-9, 9)}, 0},
+    {"where float mask", LG_OP_WHERE, F32 | F64, b_where_fmask, {RI(0, 2), R(-9, 9), R(-9, 9)}, 0},
+    {"neg", LG_OP_NEG, F32 | F64 | I32, b_neg, {R(-50, 50)}, 0},
+    {"exp", LG_OP_EXP, F32 | F64, b_exp, {R(-10, 10)}, 1e-5},
+    {"log", LG_OP_LOG, F32 | F64, b_log, {R(0.01, 50)}, 1e-5},
+    {"sqrt", LG_OP_SQRT, F32 | F64, b_sqrt, {R(0, 50)}, 1e-5},
+    {"square", LG_OP_SQUARE, F32 | F64, b_square, {R(-9, 9)}, 1e-5},
+    {"pow", LG_OP_POW, F32 | F64, b_pow, {R(0.01, 5)}, 1e-5},
+    {"abs", LG_OP_ABS, F32 | F64 | I32, b_abs, {R(-50, 50)}, 0},
+    {"sigmoid", LG_OP_SIGMOID, F32 | F64, b_sigmoid, {R(-20, 20)}, 1e-5},
+    {"hard_sigmoid", LG_OP_HARD_SIGMOID, F32 | F64, b_hard_sigmoid, {R(-5, 5)}, 1e-5},
+    {"tanh", LG_OP_TANH, F32 | F64, b_tanh, {R(-5, 5)}, 1e-5},
+    {"relu", LG_OP_RELU, F32 | F64, b_relu, {R(-5, 5)}, 0},
+    {"elu", LG_OP_ELU, F32 | F64, b_elu, {R(-5, 5)}, 1e-5},
+    {"softplus", LG_OP_SOFTPLUS, F32 | F64, b_softplus, {R(-30, 30)}, 1e-5},
+    {"softsign", LG_OP_SOFTSIGN, F32 | F64, b_softsign, {R(-30, 30)}, 1e-5},
+    {"clip", LG_OP_CLIP, F32 | F64, b_clip, {R(-3, 3)}, 0},
+    {"stop_gradient", LG_OP_STOP_GRADIENT, F32 | F64 | I32, b_stop_gradient, {R(-9, 9)}, 0},
+    {"cast to i32 (saturating)", LG_OP_CAST, F32 | F64, b_cast_i32, {R(-5e9, 5e9)}, 0},
+    {"cast to f32", LG_OP_CAST, F64 | I32, b_cast_f32, {R(-1e6, 1e6)}, 0},
+    {"cast to f64", LG_OP_CAST, F32 | I32, b_cast_f64, {R(-1e6, 1e6)}, 0},
+    {"sum axes 0, 2", LG_OP_SUM, F32 | F64 | I32, b_sum, {R(-50, 50)}, 1e-4},
+    {"sum all (no cancellation: f32 sums 4200 terms)", LG_OP_SUM, F32 | F64 | I32, b_sum_all, {R(0, 50)}, 1e-4},
+    {"max axis 1", LG_OP_MAX, F32 | F64, b_max, {R(-50, 50)}, 0},
+    {"numel", LG_OP_NUMEL, F32 | F64, b_numel, {R(-2, 2)}, 0},
+    {"reshape", LG_OP_RESHAPE, F32 | F64 | I32, b_reshape, {R(-9, 9)}, 0},
+    {"reshape_like", LG_OP_RESHAPE_LIKE, F32 | F64 | I32, b_reshape_like, {R(-9, 9)}, 0},
+    {"expand_dims", LG_OP_EXPAND_DIMS, F32 | F64 | I32, b_expand_dims, {R(-9, 9)}, 0},
+    {"squeeze", LG_OP_SQUEEZE, F32 | F64 | I32, b_squeeze, {R(-9, 9)}, 0},
+    {"transpose", LG_OP_TRANSPOSE, F32 | F64 | I32, b_transpose, {R(-9, 9)}, 0},
+    {"slice", LG_OP_SLICE, F32 | F64 | I32, b_slice, {R(-9, 9)}, 0},
+    {"unslice", LG_OP_UNSLICE, F32 | F64, b_unslice, {R(-9, 9)}, 0},
+    {"concat", LG_OP_CONCAT, F32 | F64 | I32, b_concat, {R(-9, 9), R(-9, 9), R(-9, 9)}, 0},
+    {"split", LG_OP_SPLIT, F32 | F64 | I32, b_split, {R(-9, 9)}, 0},
+    {"broadcast_to", LG_OP_BROADCAST_TO, F32 | F64 | I32, b_broadcast_to, {R(-9, 9)}, 0},
+    {"broadcast_like", LG_OP_BROADCAST_LIKE, F32 | F64 | I32, b_broadcast_like, {R(-9, 9)}, 0},
+    {"sum_to", LG_OP_SUM_TO, F32 | F64, b_sum_to, {R(-9, 9)}, 1e-4},
+    {"gather", LG_OP_GATHER, F32 | F64 | I32, b_gather, {R(-9, 9), R(0, 10)}, 0},
+    {"scatter_add (repeated rows)", LG_OP_SCATTER_ADD, F32 | F64, b_scatter_add, {R(-9, 9), R(0, 4)}, 1e-5},
+    {"one_hot (out-of-range rows)", LG_OP_ONE_HOT, F32 | F64 | I32, b_one_hot, {R(-1, 6)}, 0},
+    {"softmax axis 1", LG_OP_SOFTMAX, F32 | F64, b_softmax, {R(-20, 20)}, 1e-4},
+    {"log_softmax axis 2", LG_OP_LOG_SOFTMAX, F32 | F64, b_log_softmax, {R(-20, 20)}, 1e-4},
+    {"sigmoid_xent", LG_OP_SIGMOID_XENT, F32 | F64, b_sigmoid_xent, {R(-30, 30), R(0, 1)}, 1e-4},
+    {"softmax_xent", LG_OP_SOFTMAX_XENT, F32 | F64, b_softmax_xent, {R(-20, 20), R(0, 1)}, 1e-4},
+    {"sparse_softmax_xent", LG_OP_SPARSE_SOFTMAX_XENT, F32 | F64, b_sparse_xent, {R(-20, 20), R(0, 10)}, 1e-4},
+};
+#undef R
+#undef RI
+#define N_ROWS (sizeof rows / sizeof rows[0])
+
+/* The last node of g with op (the row's node). */
+static const lg_node *node_of(const lg_graph *g, lg_op op)
+{
+    for (int32_t i = g->n_nodes - 1; i >= 0; i--)
+        if (g->nodes[i].op == op) return &g->nodes[i];
+    return NULL;
+}
+
+static void run_row(const op_row *r, lg_dtype dt)
+{
+    char what[160];
+    snprintf(what, sizeof what, "%s (%s)", r->name, dt == LG_F32 ? "f32" : dt == LG_F64 ? "f64" : "i32");
+    lg_graph *g = lg_graph_new();
+    r->build(g, dt);
+    ck_assert_msg(!lg_graph_error(g), "%s: %s", what, lg_graph_error(g));
+    const lg_node *n = node_of(g, r->op);
+    ck_assert_msg(n, "%s: the builder made no node of the op", what);
+    lg_buf cin[3], gin[3], cout[4], gout[4];
+    for (int k = 0; k < n->n_in; k++) {
+        const lg_port *p = &g->nodes[n->in[k].node].out[n->in[k].out];
+        size_t bytes = (size_t)lg_shape_numel(p->shape) * lg_dtype_size(p->dtype);
+        cin[k] = (lg_buf){malloc(bytes + 1), p->dtype, p->shape};
+        in_range ir = r->in[k].lo == r->in[k].hi ? (in_range){-2, 2, false} : r->in[k];
+        fill(p->dtype, cin[k].data, lg_shape_numel(p->shape), ir.lo, ir.hi, ir.ints);
+        gin[k] = (lg_buf){dev_copy(cin[k].data, bytes), p->dtype, p->shape};
+    }
+    for (int k = 0; k < n->n_out; k++) {
+        size_t bytes = (size_t)lg_shape_numel(n->out[k].shape) * lg_dtype_size(n->out[k].dtype);
+        cout[k] = (lg_buf){calloc(1, bytes + 1), n->out[k].dtype, n->out[k].shape};
+        gout[k] = (lg_buf){NULL, n->out[k].dtype, n->out[k].shape};
+        ck_assert_int_eq(lg_cuda_alloc(ctx, bytes + 1, &gout[k].data), LG_OK);
+    }
+    lg_status st = lg_backend_cpu()->kernels[r->op](n, cin, cout);
+    ck_assert_msg(st == LG_OK, "%s: CPU: %s", what, lg_last_error());
+    st = lg_cuda_kernel(r->op)(ctx, n, gin, gout);
+    if (!st) st = lg_cuda_sync(ctx);
+    ck_assert_msg(st == LG_OK, "%s: CUDA: %s", what, lg_last_error());
+    double tol = r->tol32 == 0 || dt == LG_I32 ? 0 : dt == LG_F64 ? 1e-10 : r->tol32;
+    for (int k = 0; k < n->n_out; k++) {
+        int64_t count = lg_shape_numel(n->out[k].shape);
+        void *h = host_from(gout[k].data, (size_t)count * lg_dtype_size(n->out[k].dtype));
+        char w2[200];
+        snprintf(w2, sizeof w2, "%s output %d", what, k);
+        expect_close(w2, n->out[k].dtype, h, cout[k].data, count, tol);
+        free(h);
+        free(cout[k].data);
+        lg_cuda_free(ctx, gout[k].data);
+    }
+    for (int k = 0; k < n->n_in; k++) {
+        free(cin[k].data);
+        lg_cuda_free(ctx, gin[k].data);
+    }
+    lg_graph_free(g);
+}
+
+START_TEST(every_op_against_cpu)
+{
+    const op_row *r = &rows[_i];
+    for (lg_dtype dt = 0; dt < LG_DTYPE_COUNT; dt++)
+        if (r->dtypes & (1u << dt)) run_row(r, dt);
+}
+END_TEST
+
+/* Every compute op has a CUDA kernel and a row above; sources and control
+ * ops have no kernel. */
+START_TEST(every_kernel_has_a_row)
+{
+    static const lg_op compute[] = {
+#define LG_X_OP(ID, name) LG_OP_##ID,
+        LG_COMPUTE_OPS(LG_X_OP)
+#undef LG_X_OP
+    };
+    for (size_t i = 0; i < sizeof compute / sizeof compute[0]; i++) {
+        lg_op op = compute[i];
+        ck_assert_msg(lg_cuda_kernel(op), "compute op %d has no CUDA kernel", (int)op);
+        bool found = false;
+        for (size_t r = 0; r < N_ROWS && !found; r++) found = rows[r].op == op;
+        ck_assert_msg(found, "op %d has a CUDA kernel but no test row", (int)op);
+    }
+    ck_assert_ptr_null(lg_cuda_kernel(LG_OP_INPUT));
+    ck_assert_ptr_null(lg_cuda_kernel(LG_OP_LOOP));
+}
+END_TEST
+
+/* TF32 is opt-in: off, f32 matmul agrees to FP32 rounding; on, to TF32's. */
+START_TEST(tf32_opt_in)
+{
+    lg_graph *g = lg_graph_new();
+    lg_value c = lg_matmul(in(g, LG_F32, 2, 64, 256, 0), in(g, LG_F32, 2, 256, 64, 0), false, false);
+    const lg_node *n = &g->nodes[c.node];
+    float *a = malloc(64 * 256 * 4), *b = malloc(256 * 64 * 4), *ref = malloc(64 * 64 * 4);
+    fill(LG_F32, a, 64 * 256, -1, 1, false);
+    fill(LG_F32, b, 256 * 64, -1, 1, false);
+    lg_buf cin[2] = {{a, LG_F32, lg_shape_of(2, 64, 256)}, {b, LG_F32, lg_shape_of(2, 256, 64)}};
+    lg_buf cout = {ref, LG_F32, lg_shape_of(2, 64, 64)};
+    ck_assert_int_eq(lg_cpu_matmul(n, cin, &cout), LG_OK);
+    lg_buf gin[2] = {{dev_copy(a, 64 * 256 * 4), LG_F32, cin[0].shape}, {dev_copy(b, 256 * 64 * 4), LG_F32, cin[1].shape}};
+    lg_buf gout = {NULL, LG_F32, cout.shape};
+    ck_assert_int_eq(lg_cuda_alloc(ctx, 64 * 64 * 4, &gout.data), LG_OK);
+    for (int tf32 = 0; tf32 < 2; tf32++) {
+        lg_cuda_set_tf32(ctx, tf32);
+        ck_assert_int_eq(lg_cuda_matmul(ctx, n, gin, &gout), LG_OK);
+        float *h = host_from(gout.data, 64 * 64 * 4);
+        expect_close(tf32 ? "matmul with TF32" : "matmul in FP32", LG_F32, h, ref, 64 * 64, tf32 ? 2e-2 : 1e-4);
+        free(h);
+    }
+    lg_cuda_set_tf32(ctx, false);
+    lg_cuda_free(ctx, gin[0].data), lg_cuda_free(ctx, gin[1].data), lg_cuda_free(ctx, gout.data);
+    free(a), free(b), free(ref);
+    lg_graph_free(g);
+}
+END_TEST
+
+/* ---- errors ---------------------------------------------------------------- */
+
+START_TEST(out_of_memory_names_the_bytes)
+{
+    void *p = (void *)1;
+    size_t huge = (size_t)1 << 50;
+    ck_assert_int_eq(lg_cuda_alloc(ctx, huge, &p), LG_ERR_OUT_OF_MEMORY);
+    ck_assert_ptr_null(p);
+    ck_assert_msg(strstr(lg_last_error(), "1125899906842624 bytes") && strstr(lg_last_error(), "cuda:0"), "%s",
+                  lg_last_error());
+    /* the context still works */
+    ck_assert_int_eq(lg_cuda_alloc(ctx, 1024, &p), LG_OK);
+    ck_assert_int_eq(lg_cuda_sync(ctx), LG_OK);
+    lg_cuda_free(ctx, p);
+}
+END_TEST
+
+START_TEST(no_such_device)
+{
+    lg_cuda_ctx *c = (lg_cuda_ctx *)1;
+    ck_assert_int_eq(lg_cuda_ctx_new(1000, &c), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(lg_last_error(), "cuda:1000: no such device"), "%s", lg_last_error());
+}
+END_TEST
+
+START_TEST(bad_gather_index_reported_at_sync)
+{
+    lg_graph *g = lg_graph_new();
+    lg_value v = lg_gather(in(g, LG_F32, 2, 5, 3, 0), in(g, LG_I32, 1, 4, 0, 0));
+    const lg_node *n = &g->nodes[v.node];
+    float table[15] = {0};
+    int32_t idx[4] = {0, 4, 7, 1};
+    lg_buf gin[2] = {{dev_copy(table, sizeof table), LG_F32, lg_shape_of(2, 5, 3)},
+                     {dev_copy(idx, sizeof idx), LG_I32, lg_shape_of(1, 4)}};
+    lg_buf gout = {NULL, LG_F32, lg_shape_of(2, 4, 3)};
+    ck_assert_int_eq(lg_cuda_alloc(ctx, 12 * 4, &gout.data), LG_OK);
+    ck_assert_int_eq(lg_cuda_gather(ctx, n, gin, &gout), LG_OK);
+    ck_assert_int_eq(lg_cuda_sync(ctx), LG_ERR_RUNTIME);
+    char want[160];
+    snprintf(want, sizeof want, "gather '%s': index 7 outside [0, 5)", n->name);
+    ck_assert_msg(strstr(lg_last_error(), want), "'%s' lacks '%s'", lg_last_error(), want);
+    ck_assert_int_eq(lg_cuda_sync(ctx), LG_OK); /* reported once */
+    lg_cuda_free(ctx, gin[0].data), lg_cuda_free(ctx, gin[1].data), lg_cuda_free(ctx, gout.data);
+    lg_graph_free(g);
+}
+END_TEST
+
+START_TEST(bad_label_reported_at_sync)
+{
+    lg_graph *g = lg_graph_new();
+    lg_value v = lg_sparse_softmax_xent(in(g, LG_F64, 2, 2, 3, 0), in(g, LG_I32, 1, 2, 0, 0));
+    const lg_node *n = node_of(g, LG_OP_SPARSE_SOFTMAX_XENT);
+    (void)v;
+    double x[6] = {0};
+    int32_t labels[2] = {2, -1};
+    lg_buf gin[2] = {{dev_copy(x, sizeof x), LG_F64, lg_shape_of(2, 2, 3)},
+                     {dev_copy(labels, sizeof labels), LG_I32, lg_shape_of(1, 2)}};
+    lg_buf gout = {NULL, LG_F64, lg_shape_of(1, 2)};
+    ck_assert_int_eq(lg_cuda_alloc(ctx, 16, &gout.data), LG_OK);
+    ck_assert_int_eq(lg_cuda_sparse_softmax_xent(ctx, n, gin, &gout), LG_OK);
+    ck_assert_int_eq(lg_cuda_sync(ctx), LG_ERR_RUNTIME);
+    ck_assert_msg(strstr(lg_last_error(), "label -1 outside [0, 3)"), "%s", lg_last_error());
+    lg_cuda_free(ctx, gin[0].data), lg_cuda_free(ctx, gin[1].data), lg_cuda_free(ctx, gout.data);
+    lg_graph_free(g);
+}
+END_TEST
+
+/* ---- optimizers: device updates against src/optim ------------------------- */
+
+typedef enum { OPT_SGD, OPT_MOMENTUM, OPT_NESTEROV, OPT_ADAM, OPT_AMSGRAD, OPT_RMSPROP, OPT_RMSPROP_MC, OPT_COUNT } opt_kind;
+
+static const char *const opt_names[] = {"sgd", "sgd momentum", "sgd nesterov", "adam", "adam amsgrad", "rmsprop",
+                                        "rmsprop momentum centered"};
+
+static void optimizer_case(opt_kind kind, lg_dtype dt, lg_clip_opts clip)
+{
+    enum { STEPS = 3, N0 = 37, N1 = 300 };
+    lg_graph *g = lg_graph_new();
+    lg_value p[2] = {lg_param(g, "a", dt, lg_shape_of(1, N0)), lg_param(g, "b", dt, lg_shape_of(2, 30, 10))};
+    lg_optimizer *o = NULL;
+    lg_sgd_opts so = lg_sgd_opts_default();
+    lg_adam_opts ao = lg_adam_opts_default();
+    lg_rmsprop_opts ro = lg_rmsprop_opts_default();
+    so.clip = ao.clip = ro.clip = clip;
+    so.momentum = kind == OPT_SGD ? 0 : 0.9;
+    so.nesterov = kind == OPT_NESTEROV;
+    ao.amsgrad = kind == OPT_AMSGRAD;
+    ro.momentum = kind == OPT_RMSPROP_MC ? 0.5 : 0;
+    ro.centered = kind == OPT_RMSPROP_MC;
+    lg_status st = kind <= OPT_NESTEROV ? lg_optimizer_sgd(g, p, 2, &so, &o)
+                   : kind <= OPT_AMSGRAD ? lg_optimizer_adam(g, p, 2, &ao, &o)
+                                         : lg_optimizer_rmsprop(g, p, 2, &ro, &o);
+    ck_assert_msg(st == LG_OK, "%s", lg_last_error());
+    int64_t n = N0 + N1, offsets[3] = {0, N0, N0 + N1};
+    size_t bytes = (size_t)n * lg_dtype_size(dt);
+    void *params = lg_tensor_data(lg_param_tensor(p[0]));
+    void *grads = lg_tensor_data(lg_optimizer_grads(o)[0]);
+    fill(dt, params, n, -1, 1, false);
+    void *g_host[STEPS];
+    for (int s = 0; s < STEPS; s++) {
+        g_host[s] = malloc(bytes);
+        fill(dt, g_host[s], n, -3, 3, false);
+    }
+    void *d_p = dev_copy(params, bytes), *d_g = NULL, *d_slots[3] = {NULL, NULL, NULL};
+    ck_assert_int_eq(lg_cuda_alloc(ctx, bytes, &d_g), LG_OK);
+    for (int k = 0; k < 3; k++) {
+        ck_assert_int_eq(lg_cuda_alloc(ctx, bytes, &d_slots[k]), LG_OK);
+        ck_assert_int_eq(lg_cuda_memset0(ctx, d_slots[k], bytes), LG_OK);
+    }
+    for (int s = 0; s < STEPS; s++) {
+        memcpy(grads, g_host[s], bytes);
+        ck_assert_int_eq(lg_optimizer_step(o), LG_OK);
+        ck_assert_int_eq(lg_cuda_copy_h2d(ctx, d_g, g_host[s], bytes), LG_OK);
+        st = lg_cuda_clip_grads(ctx, dt, d_g, offsets, 2, clip.clipvalue, clip.clipnorm, clip.global_clipnorm);
+        if (!st) {
+            switch (kind) {
+            case OPT_SGD:
+            case OPT_MOMENTUM:
+            case OPT_NESTEROV:
+                st = lg_cuda_sgd_update(ctx, dt, n, d_p, d_g, d_slots[0], so.learning_rate, so.momentum, so.nesterov);
+                break;
+            case OPT_ADAM:
+            case OPT_AMSGRAD:
+                st = lg_cuda_adam_update(ctx, dt, n, d_p, d_g, d_slots, ao.learning_rate, ao.beta_1, ao.beta_2,
+                                         ao.epsilon, ao.amsgrad, s + 1);
+                break;
+            default:
+                st = lg_cuda_rmsprop_update(ctx, dt, n, d_p, d_g, d_slots, ro.learning_rate, ro.rho, ro.momentum,
+                                            ro.epsilon, ro.centered);
+                break;
+            }
+        }
+        ck_assert_msg(st == LG_OK, "%s", lg_last_error());
+    }
+    char what[128];
+    snprintf(what, sizeof what, "%s %s clip (%g, %g, %g): parameters", opt_names[kind], dt == LG_F32 ? "f32" : "f64",
+             clip.clipvalue, clip.clipnorm, clip.global_clipnorm);
+    void *h = host_from(d_p, bytes);
+    expect_close(what, dt, h, params, n, dt == LG_F64 ? 1e-10 : 1e-5);
+    free(h);
+    h = host_from(d_g, bytes); /* clipping is in place on both */
+    snprintf(what + strlen(what) - strlen("parameters"), 16, "gradients");
+    expect_close(what, dt, h, grads, n, dt == LG_F64 ? 1e-10 : 1e-5);
+    free(h);
+    for (int s = 0; s < STEPS; s++) free(g_host[s]);
+    lg_cuda_free(ctx, d_p), lg_cuda_free(ctx, d_g);
+    for (int k = 0; k < 3; k++) lg_cuda_free(ctx, d_slots[k]);
+    lg_optimizer_free(o);
+    lg_graph_free(g);
+}
+
+START_TEST(optimizers_against_cpu)
+{
+    const lg_clip_opts clips[4] = {{0, 0, 0}, {0.5, 0, 0}, {0, 2, 0}, {0, 0, 3}};
+    for (int c = 0; c < 4; c++)
+        for (lg_dtype dt = LG_F32; dt <= LG_F64; dt++) optimizer_case((opt_kind)_i, dt, clips[c]);
+}
+END_TEST
+
+START_TEST(global_norm)
+{
+    double g[1000], want = 0, norm = 0;
+    fill(LG_F64, g, 1000, -1, 1, false);
+    for (int i = 0; i < 1000; i++) want += g[i] * g[i];
+    void *d = dev_copy(g, sizeof g);
+    ck_assert_int_eq(lg_cuda_global_norm(ctx, LG_F64, d, 1000, &norm), LG_OK);
+    ck_assert_double_eq_tol(norm, sqrt(want), 1e-12 * sqrt(want));
+    lg_cuda_free(ctx, d);
+}
+END_TEST
+
+/* ---- cuDNN RNN stacks against loopgrad's CPU loop --------------------------- */
+
+typedef struct rnn_case {
+    const char *name;
+    lg_cell_kind kind;
+    lg_dtype dt;
+    int layers;
+    bool bidi, lengths, use_bias;
+} rnn_case;
+
+static const rnn_case rnn_cases[] = {
+    {"LSTM f32 with lengths", LG_CELL_LSTM, LG_F32, 1, false, true, true},
+    {"LSTM f64", LG_CELL_LSTM, LG_F64, 1, false, false, true},
+    {"LSTM f32 bidirectional with lengths", LG_CELL_LSTM, LG_F32, 1, true, true, true},
+    {"LSTM f32 two layers", LG_CELL_LSTM, LG_F32, 2, false, false, true},
+    {"GRU f32 with lengths", LG_CELL_GRU, LG_F32, 1, false, true, true},
+    {"GRU f64 two layers bidirectional", LG_CELL_GRU, LG_F64, 2, true, false, true},
+    {"GRU f32 without bias", LG_CELL_GRU, LG_F32, 1, false, false, false},
+    {"SimpleRNN f64 with lengths", LG_CELL_SIMPLE_RNN, LG_F64, 1, false, true, true},
+};
+#define N_RNN_CASES (sizeof rnn_cases / sizeof rnn_cases[0])
+
+static lg_tensor *random_tensor(lg_dtype dt, lg_shape s, double lo, double hi)
+{
+    lg_tensor *t = lg_test_tensor(dt, s, NULL);
+    fill(dt, lg_tensor_data(t), lg_shape_numel(s), lo, hi, false);
+    return t;
+}
+
+START_TEST(cudnn_rnn_against_cpu)
+{
+    const rnn_case *rc = &rnn_cases[_i];
+    enum { B = 3, T = 5, F = 4, U = 6 };
+    lg_dtype dt = rc->dt;
+    int dirs = rc->bidi ? 2 : 1, n_pseudo = rc->layers * dirs, n_states = rc->kind == LG_CELL_LSTM ? 2 : 1;
+    lg_graph *g = lg_graph_new();
+    lg_value x = lg_input(g, "x", dt, lg_shape_of(3, B, T, F)), len = lg_value_invalid();
+    int32_t lengths[B] = {T, 2, 4};
+    if (rc->lengths) len = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
+    lg_cell *cells[4];
+    char names[4][16];
+    lg_rnn_layer_desc descs[2];
+    lg_value cur = x, finals[4][2]; /* per pseudo-layer: h (and c) */
+    for (int l = 0; l < rc->layers; l++) {
+        int64_t in_dim = l == 0 ? F : U * dirs;
+        for (int d = 0; d < dirs; d++) {
+            lg_cell_opts co = lg_cell_opts_default(rc->kind, U);
+            co.dtype = dt;
+            co.use_bias = rc->use_bias;
+            co.seed = (uint64_t)(7 + l * 2 + d);
+            char *name = names[l * dirs + d];
+            snprintf(name, sizeof names[0], "c%d%d", l, d);
+            cells[l * dirs + d] = lg_cell_new(g, name, (int)in_dim, co);
+            ck_assert_ptr_nonnull(cells[l * dirs + d]);
+            descs[l] = (lg_rnn_layer_desc){.name = name, .kind = rc->kind, .dtype = dt, .input_dim = in_dim,
+                                           .units = U, .activation = co.activation,
+                                           .recurrent_activation = co.recurrent_activation, .use_bias = co.use_bias,
+                                           .reset_after = co.reset_after, .bidirectional = rc->bidi,
+                                           .merge = LG_MERGE_CONCAT};
+        }
+        lg_rnn_opts ro = lg_rnn_opts_default();
+        ro.return_sequences = true;
+        if (rc->lengths) ro.lengths = len;
+        if (rc->bidi) {
+            lg_bidirectional_result br;
+            ck_assert_int_eq(lg_bidirectional(g, cells[l * 2], cells[l * 2 + 1], cur, ro, LG_MERGE_CONCAT, &br), LG_OK);
+            cur = br.output;
+            for (int k = 0; k < n_states; k++) {
+                finals[l * 2][k] = br.forward.states[k];
+                finals[l * 2 + 1][k] = br.backward.states[k];
+            }
+        } else {
+            lg_rnn_result rr;
+            ck_assert_int_eq(lg_rnn(g, cells[l], cur, ro, &rr), LG_OK);
+            cur = rr.output;
+            for (int k = 0; k < n_states; k++) finals[l][k] = rr.states[k];
+        }
+    }
+    /* Random biases, so that every bias path is exercised. */
+    for (int p = 0; p < n_pseudo && rc->use_bias; p++) {
+        lg_tensor *b = lg_param_tensor(lg_cell_bias(cells[p]));
+        fill(dt, lg_tensor_data(b), lg_shape_numel(lg_tensor_shape(b)), -0.5, 0.5, false);
+    }
+    /* loss = sum(y wy) + sum over pseudo-layers of sum(h wh) (+ sum(c wc)):
+     * the cotangents of y, hy and cy are wy, wh and wc. */
+    lg_tensor *wy = random_tensor(dt, lg_shape_of(3, B, T, U * dirs), -1, 1), *ws[4][2];
+    lg_value loss = lg_sum(lg_mul(cur, lg_constant(g, "wy", wy)), NULL, 0, false);
+    for (int p = 0; p < n_pseudo; p++)
+        for (int k = 0; k < n_states; k++) {
+            ws[p][k] = random_tensor(dt, lg_shape_of(2, B, U), -1, 1);
+            loss = lg_add(loss, lg_sum(lg_mul(finals[p][k], lg_constant(g, "ws", ws[p][k])), NULL, 0, false));
+        }
+    lg_value wrt[1 + 4 * 3], grads[1 + 4 * 3];
+    int n_wrt = 0;
+    wrt[n_wrt++] = x;
+    for (int p = 0; p < n_pseudo; p++) {
+        wrt[n_wrt++] = lg_cell_kernel(cells[p]);
+        wrt[n_wrt++] = lg_cell_recurrent_kernel(cells[p]);
+        if (rc->use_bias) wrt[n_wrt++] = lg_cell_bias(cells[p]);
+    }
+    ck_assert_msg(lg_grad(g, loss, wrt, n_wrt, grads) == LG_OK, "%s", lg_last_error());
+    lg_value fetch[1 + 8 + 13];
+    int n_fetch = 0;
+    fetch[n_fetch++] = cur;
+    for (int p = 0; p < n_pseudo; p++)
+        for (int k = 0; k < n_states; k++) fetch[n_fetch++] = finals[p][k];
+    for (int i = 0; i < n_wrt; i++) fetch[n_fetch++] = grads[i];
+    lg_tensor *xt = random_tensor(dt, lg_shape_of(3, B, T, F), -1, 1), *lt = NULL, *out[22] = {NULL};
+    lg_feed feeds[2] = {{x, xt}};
+    if (rc->lengths) {
+        lt = lg_test_tensor(LG_I32, lg_shape_of(1, B), lengths);
+        feeds[1] = (lg_feed){len, lt};
+    }
+    lg_status st = lg_graph_run(g, feeds, rc->lengths ? 2 : 1, fetch, n_fetch, out);
+    ck_assert_msg(st == LG_OK, "CPU: %s", lg_last_error());
+
+    /* The same on cuDNN. */
+    lg_rnn_spec spec;
+    char why[256];
+    ck_assert_msg(lg_rnn_eligible(descs, rc->layers, &spec, why, sizeof why) == LG_RNN_ELIGIBLE, "%s", why);
+    lg_cudnn_rnn *r = NULL;
+    st = lg_cudnn_rnn_new(ctx, &spec, B, T, false, &r);
+    ck_assert_msg(st == LG_OK, "%s", lg_last_error());
+    lg_rnn_src src[4];
+    int64_t n_src = lg_rnn_src_dense(&spec, src);
+    size_t es = lg_dtype_size(dt), src_bytes = (size_t)n_src * es;
+    char *params = calloc(1, src_bytes);
+    for (int p = 0; p < n_pseudo; p++) {
+        lg_tensor *k = lg_param_tensor(lg_cell_kernel(cells[p])), *rk = lg_param_tensor(lg_cell_recurrent_kernel(cells[p]));
+        memcpy(params + src[p].kernel * (int64_t)es, lg_tensor_data(k), lg_tensor_bytes(k));
+        memcpy(params + src[p].recurrent_kernel * (int64_t)es, lg_tensor_data(rk), lg_tensor_bytes(rk));
+        if (rc->use_bias) {
+            lg_tensor *b = lg_param_tensor(lg_cell_bias(cells[p]));
+            memcpy(params + src[p].bias * (int64_t)es, lg_tensor_data(b), lg_tensor_bytes(b));
+        }
+    }
+    size_t y_bytes = (size_t)(B * T * U * dirs) * es, s_bytes = (size_t)(n_pseudo * B * U) * es,
+           x_bytes = (size_t)(B * T * F) * es;
+    char *dhy_host = malloc(s_bytes), *dcy_host = malloc(s_bytes);
+    for (int p = 0; p < n_pseudo; p++) {
+        memcpy(dhy_host + (size_t)(p * B * U) * es, lg_tensor_data(ws[p][0]), (size_t)(B * U) * es);
+        if (n_states == 2) memcpy(dcy_host + (size_t)(p * B * U) * es, lg_tensor_data(ws[p][1]), (size_t)(B * U) * es);
+    }
+    void *d_params = dev_copy(params, src_bytes), *d_x = dev_copy(lg_tensor_data(xt), x_bytes);
+    void *d_dy = dev_copy(lg_tensor_data(wy), y_bytes), *d_dhy = dev_copy(dhy_host, s_bytes),
+         *d_dcy = dev_copy(dcy_host, s_bytes);
+    void *d_y, *d_hy, *d_cy, *d_dx, *d_dparams;
+    ck_assert_int_eq(lg_cuda_alloc(ctx, y_bytes, &d_y), LG_OK);
+    ck_assert_int_eq(lg_cuda_alloc(ctx, s_bytes, &d_hy), LG_OK);
+    ck_assert_int_eq(lg_cuda_alloc(ctx, s_bytes, &d_cy), LG_OK);
+    ck_assert_int_eq(lg_cuda_alloc(ctx, x_bytes, &d_dx), LG_OK);
+    ck_assert_int_eq(lg_cuda_memset0(ctx, d_dx, x_bytes), LG_OK);
+    ck_assert_int_eq(lg_cuda_alloc(ctx, src_bytes, &d_dparams), LG_OK);
+    bool lstm = rc->kind == LG_CELL_LSTM;
+    st = lg_cudnn_rnn_bind(r, src);
+    if (!st) st = lg_cudnn_rnn_pack(r, d_params);
+    if (!st) st = lg_cudnn_rnn_forward(r, rc->lengths ? lengths : NULL, true, d_x, NULL, NULL, d_y, d_hy, lstm ? d_cy : NULL);
+    if (!st)
+        st = lg_cudnn_rnn_backward(r, d_x, NULL, NULL, d_y, d_dy, d_dhy, lstm ? d_dcy : NULL, d_dx, NULL, NULL,
+                                   d_dparams);
+    if (!st) st = lg_cuda_sync(ctx);
+    ck_assert_msg(st == LG_OK, "%s: %s", rc->name, lg_last_error());
+
+    double tol = dt == LG_F64 ? 1e-9 : 2e-4;
+    char what[160];
+    void *h = host_from(d_y, y_bytes);
+    snprintf(what, sizeof what, "%s: y", rc->name);
+    expect_close(what, dt, h, lg_tensor_data(out[0]), B * T * U * dirs, tol);
+    free(h);
+    char *hy = host_from(d_hy, s_bytes), *cy = host_from(d_cy, s_bytes);
+    for (int p = 0; p < n_pseudo; p++)
+        for (int k = 0; k < n_states; k++) {
+            snprintf(what, sizeof what, "%s: pseudo-layer %d final %s", rc->name, p, k ? "c" : "h");
+            expect_close(what, dt, (k ? cy : hy) + (size_t)(p * B * U) * es, lg_tensor_data(out[1 + p * n_states + k]),
+                         B * U, tol);
+        }
+    free(hy), free(cy);
+    int at = 1 + n_pseudo * n_states;
+    /* dx over each example's valid steps (cuDNN leaves padded steps alone) */
+    char *dx = host_from(d_dx, x_bytes);
+    const char *dx_cpu = lg_tensor_data(out[at]);
+    for (int b = 0; b < B; b++) {
+        int valid = rc->lengths ? lengths[b] : T;
+        snprintf(what, sizeof what, "%s: dx example %d", rc->name, b);
+        expect_close(what, dt, dx + (size_t)(b * T * F) * es, dx_cpu + (size_t)(b * T * F) * es, valid * F, tol);
+    }
+    free(dx);
+    char *dp = host_from(d_dparams, src_bytes);
+    at++;
+    for (int p = 0; p < n_pseudo; p++) {
+        const char *names[3] = {"kernel", "recurrent_kernel", "bias"};
+        int64_t offs[3] = {src[p].kernel, src[p].recurrent_kernel, src[p].bias};
+        for (int q = 0; q < (rc->use_bias ? 3 : 2); q++, at++) {
+            snprintf(what, sizeof what, "%s: pseudo-layer %d d%s", rc->name, p, names[q]);
+            expect_close(what, dt, dp + offs[q] * (int64_t)es, lg_tensor_data(out[at]),
+                         lg_shape_numel(lg_tensor_shape(out[at])), tol);
+        }
+    }
+    free(dp);
+    lg_cuda_free(ctx, d_params), lg_cuda_free(ctx, d_x), lg_cuda_free(ctx, d_dy), lg_cuda_free(ctx, d_dhy);
+    lg_cuda_free(ctx, d_dcy), lg_cuda_free(ctx, d_y), lg_cuda_free(ctx, d_hy), lg_cuda_free(ctx, d_cy);
+    lg_cuda_free(ctx, d_dx), lg_cuda_free(ctx, d_dparams);
+    lg_cudnn_rnn_free(r);
+    free(params), free(dhy_host), free(dcy_host);
+    for (int i = 0; i < n_fetch; i++) lg_tensor_free(out[i]);
+    lg_tensor_free(xt), lg_tensor_free(lt), lg_tensor_free(wy);
+    for (int p = 0; p < n_pseudo; p++)
+        for (int k = 0; k < n_states; k++) lg_tensor_free(ws[p][k]);
+    for (int p = 0; p < n_pseudo; p++) lg_cell_free(cells[p]);
+    lg_graph_free(g);
+}
+END_TEST
+
+START_TEST(cudnn_backward_needs_a_training_forward)
+{
+    lg_rnn_spec s = {.kind = LG_CELL_LSTM, .dtype = LG_F32, .input_dim = 3, .units = 2, .layers = 1, .use_bias = true};
+    lg_cudnn_rnn *r = NULL;
+    ck_assert_int_eq(lg_cudnn_rnn_new(ctx, &s, 2, 4, true, &r), LG_OK);
+    ck_assert_int_eq(lg_cudnn_rnn_pack(r, NULL), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(lg_last_error(), "lg_cudnn_rnn_bind"), "%s", lg_last_error());
+    lg_rnn_src src[1];
+    lg_rnn_src_dense(&s, src);
+    ck_assert_int_eq(lg_cudnn_rnn_bind(r, src), LG_OK);
+    ck_assert_int_eq(lg_cudnn_rnn_backward(r, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+                     LG_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(lg_last_error(), "no training forward"), "%s", lg_last_error());
+    int32_t bad[2] = {4, 5};
+    ck_assert_int_eq(lg_cudnn_rnn_forward(r, bad, true, NULL, NULL, NULL, NULL, NULL, NULL), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(lg_last_error(), "length 5 of example 1 outside [1, 4]"), "%s", lg_last_error());
+    ck_assert_uint_gt(lg_cudnn_rnn_device_bytes(r), 0);
+    lg_cudnn_rnn_free(r);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("cuda");
+    TCase *tc = tcase_create("ops");
+    tcase_add_checked_fixture(tc, ctx_setup, ctx_teardown);
+    tcase_set_timeout(tc, 240);
+    tcase_add_loop_test(tc, every_op_against_cpu, 0, (int)N_ROWS);
+    tcase_add_test(tc, every_kernel_has_a_row);
+    tcase_add_test(tc, tf32_opt_in);
+    tcase_add_test(tc, out_of_memory_names_the_bytes);
+    tcase_add_test(tc, no_such_device);
+    tcase_add_test(tc, bad_gather_index_reported_at_sync);
+    tcase_add_test(tc, bad_label_reported_at_sync);
+    tcase_add_loop_test(tc, optimizers_against_cpu, 0, OPT_COUNT);
+    tcase_add_test(tc, global_norm);
+    tcase_add_loop_test(tc, cudnn_rnn_against_cpu, 0, (int)N_RNN_CASES);
+    tcase_add_test(tc, cudnn_backward_needs_a_training_forward);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+/* ---- host side: runs on every machine with the toolkit ---------------------- */
+
+/* CUDA results as statuses: the call and purpose named, plain words for a
+ * missing GPU or driver, out of memory as LG_ERR_OUT_OF_MEMORY. */
+START_TEST(cuda_errors_as_status)
+{
+    ck_assert_int_eq(lg_cuda_status(cudaSuccess, "cudaMalloc", "x"), LG_OK);
+    ck_assert_int_eq(lg_cuda_status(cudaErrorNoDevice, "cudaGetDeviceCount", "looking for GPUs"), LG_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(lg_last_error(), "cudaGetDeviceCount (looking for GPUs): no CUDA-capable GPU is present"),
+                  "%s", lg_last_error());
+    ck_assert_int_eq(lg_cuda_status(cudaErrorInsufficientDriver, "cudaSetDevice", "cuda:0"), LG_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(lg_last_error(), "cudaSetDevice (cuda:0): the NVIDIA driver is missing or older"), "%s",
+                  lg_last_error());
+    ck_assert_int_eq(lg_cuda_status(cudaErrorMemoryAllocation, "cudaMallocAsync", "4096 bytes"), LG_ERR_OUT_OF_MEMORY);
+    ck_assert_msg(strstr(lg_last_error(), "4096 bytes") && strstr(lg_last_error(), "out of device memory"), "%s",
+                  lg_last_error());
+    ck_assert_int_eq(lg_cuda_status(cudaErrorIllegalAddress, "cudaStreamSynchronize", "cuda:0"), LG_ERR_RUNTIME);
+    ck_assert_msg(strstr(lg_last_error(), "cudaStreamSynchronize (cuda:0): cudaErrorIllegalAddress"), "%s",
+                  lg_last_error());
+    lg_graph *g = lg_graph_new();
+    lg_value v = lg_tanh(lg_input(g, "h", LG_F32, lg_shape_of(1, 3)));
+    ck_assert_int_eq(lg_cuda_launched(cudaErrorInvalidConfiguration, &g->nodes[v.node]), LG_ERR_RUNTIME);
+    ck_assert_msg(strstr(lg_last_error(), g->nodes[v.node].name) && strstr(lg_last_error(), "cudaErrorInvalidConfiguration"),
+                  "%s", lg_last_error());
+    lg_graph_free(g);
+}
+END_TEST
+
+/* Without a GPU (or driver) the context refuses, saying so plainly. */
+START_TEST(no_gpu_refusal)
+{
+    int count = 0;
+    if (cudaGetDeviceCount(&count) == cudaSuccess && count > 0) return; /* the 'cuda' suite covers this machine */
+    lg_cuda_ctx *c = (lg_cuda_ctx *)1;
+    ck_assert_int_eq(lg_cuda_ctx_new(0, &c), LG_ERR_UNSUPPORTED);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(lg_last_error(), "cudaGetDeviceCount") &&
+                      (strstr(lg_last_error(), "no CUDA-capable GPU") || strstr(lg_last_error(), "NVIDIA driver is missing")),
+                  "%s", lg_last_error());
+}
+END_TEST
+
+static Suite *host_suite(void)
+{
+    Suite *s = suite_create("cuda_host");
+    TCase *tc = tcase_create("host");
+    tcase_add_test(tc, cuda_errors_as_status);
+    tcase_add_test(tc, no_gpu_refusal);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--host") == 0) return lg_check_run(host_suite());
+    /* Is there a GPU? Ask before Check runs anything, and say why not. */
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count == 0) {
+        printf("SKIP: the CUDA suite needs a GPU and its driver; cudaGetDeviceCount: %s\n",
+               e == cudaSuccess ? "no CUDA device found" : cudaGetErrorString(e));
+        return 77;
+    }
+    SRunner *sr = srunner_create(suite());
+    srunner_set_fork_status(sr, CK_NOFORK); /* CUDA contexts do not survive fork() */
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

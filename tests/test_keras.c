@@ -1,0 +1,196 @@
+/*
+ * test_keras.c — Keras 3 .weights.h5 import (keras.h): the model of
+ * fixtures/make_keras_fixture.py, built with loopgrad's layers under
+ * Keras's names, gets Keras's weights and must give Keras's outputs
+ * (keras_model.txt) to 1e-6 in f32; and every mismatch is refused, naming
+ * the layer, with the parameters left as they were.
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_util.h"
+#include "graph/keras.h"
+#include "graph/loopgrad.h"
+
+#define WEIGHTS LG_TEST_DATA_DIR "/keras_model.weights.h5"
+#define OUTPUTS LG_TEST_DATA_DIR "/keras_model.txt"
+
+enum { VOCAB = 7, EMBED = 4 };
+
+/* A record of keras_model.txt (loopgrad-keras v1, see the script). */
+typedef struct record {
+    char name[16];
+    lg_shape shape;
+    double *v;
+} record;
+
+static void read_outputs(record rec[2])
+{
+    FILE *f = fopen(OUTPUTS, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", OUTPUTS);
+    char line[256];
+    ck_assert(fgets(line, sizeof line, f) != NULL);
+    ck_assert_str_eq(line, "loopgrad-keras v1\n");
+    for (int r = 0; r < 2; r++) {
+        int c;
+        while ((c = fgetc(f)) == '#' || c == '\n')
+            if (c == '#') ck_assert(fgets(line, sizeof line, f) != NULL);
+        ungetc(c, f);
+        ck_assert_int_eq(fscanf(f, "%15s %d", rec[r].name, &rec[r].shape.rank), 2);
+        ck_assert(rec[r].shape.rank >= 1 && rec[r].shape.rank <= LG_MAX_RANK);
+        for (int i = 0; i < rec[r].shape.rank; i++) {
+            long long d;
+            ck_assert_int_eq(fscanf(f, "%lld", &d), 1);
+            rec[r].shape.dims[i] = d;
+        }
+        int64_t n = lg_shape_numel(rec[r].shape);
+        rec[r].v = malloc((size_t)n * sizeof *rec[r].v);
+        for (int64_t i = 0; i < n; i++) ck_assert_int_eq(fscanf(f, "%lf", &rec[r].v[i]), 1);
+    }
+    ck_assert_str_eq(rec[0].name, "ids");
+    ck_assert_str_eq(rec[1].name, "y");
+    fclose(f);
+}
+
+/* What to change in the model, to check the refusals. */
+typedef struct variant {
+    int lstm_units;      /* 3 in the file */
+    bool gru_reset_after; /* gru_1 has reset_after false in the file */
+    bool no_dense;        /* leave the Dense layer out */
+    bool extra_param;     /* a parameter Keras does not have */
+    const char *gru_name; /* "gru" in the file */
+} variant;
+
+static const variant SAME = {.lstm_units = 3, .gru_name = "gru"};
+
+typedef struct model {
+    lg_graph *g;
+    lg_value ids, y;
+    lg_cell *cells[5];
+} model;
+
+static void model_free(model *m)
+{
+    for (int i = 0; i < 5; i++) lg_cell_free(m->cells[i]);
+    lg_graph_free(m->g);
+}
+
+/* The fixture's model with Keras's layer names, in inference mode. */
+static void build(model *m, variant v)
+{
+    lg_graph *g = m->g = lg_graph_new();
+    m->ids = lg_input(g, "ids", LG_I32, lg_shape_of(2, -1, -1));
+    lg_value x = lg_embedding(g, "embedding", m->ids, VOCAB, EMBED, lg_embedding_opts_default());
+
+    m->cells[0] = lg_cell_new(g, "forward_lstm", EMBED, lg_cell_opts_default(LG_CELL_LSTM, v.lstm_units));
+    m->cells[1] = lg_cell_new(g, "backward_lstm", EMBED, lg_cell_opts_default(LG_CELL_LSTM, v.lstm_units));
+    lg_rnn_opts ro = lg_rnn_opts_default();
+    ro.return_sequences = true, ro.name = "bidirectional";
+    lg_bidirectional_result br;
+    ck_assert_int_eq(lg_bidirectional(g, m->cells[0], m->cells[1], x, ro, LG_MERGE_CONCAT, &br), LG_OK);
+
+    lg_rnn_result r;
+    m->cells[2] = lg_cell_new(g, v.gru_name, 2 * v.lstm_units, lg_cell_opts_default(LG_CELL_GRU, 4));
+    ro.name = "gru";
+    ck_assert_int_eq(lg_rnn(g, m->cells[2], br.output, ro, &r), LG_OK);
+    lg_cell_opts go = lg_cell_opts_default(LG_CELL_GRU, 3);
+    go.reset_after = v.gru_reset_after;
+    m->cells[3] = lg_cell_new(g, "gru_1", 4, go);
+    ro.name = "gru_1";
+    ck_assert_int_eq(lg_rnn(g, m->cells[3], r.output, ro, &r), LG_OK);
+    m->cells[4] = lg_cell_new(g, "simple_rnn", 3, lg_cell_opts_default(LG_CELL_SIMPLE_RNN, 5));
+    ro.name = "simple_rnn", ro.return_sequences = false;
+    ck_assert_int_eq(lg_rnn(g, m->cells[4], r.output, ro, &r), LG_OK);
+
+    lg_batch_norm_result bn;
+    ck_assert_int_eq(lg_batch_norm(g, "batch_normalization", r.output, lg_batch_norm_opts_default(), &bn), LG_OK);
+    m->y = v.no_dense ? bn.output : lg_dense(g, "dense", bn.output, 2, lg_dense_opts_default());
+    if (v.extra_param) lg_param(g, "extra", LG_F32, lg_shape_of(1, 2));
+    ck_assert_msg(lg_graph_error(g) == NULL, "%s", lg_graph_error(g));
+}
+
+START_TEST(keras_outputs_match)
+{
+    record rec[2];
+    read_outputs(rec);
+    model m = {0};
+    build(&m, SAME);
+    lg_status s = lg_keras_load_weights(m.g, WEIGHTS);
+    ck_assert_msg(s == LG_OK, "%s", lg_last_error());
+
+    lg_tensor *ids = NULL, *y = NULL;
+    ck_assert_int_eq(lg_tensor_new(LG_I32, rec[0].shape, &ids), LG_OK);
+    for (int64_t i = 0; i < lg_tensor_numel(ids); i++) lg_tensor_set(ids, i, rec[0].v[i]);
+    lg_feed feed = {m.ids, ids};
+    ck_assert_int_eq(lg_graph_run(m.g, &feed, 1, &m.y, 1, &y), LG_OK);
+    ck_assert_int_eq(lg_tensor_numel(y), lg_shape_numel(rec[1].shape));
+    double worst = 0;
+    for (int64_t i = 0; i < lg_tensor_numel(y); i++) worst = fmax(worst, fabs(lg_tensor_get(y, i) - rec[1].v[i]));
+    ck_assert_msg(worst <= 1e-6, "largest difference from Keras %g", worst);
+    /* and the outputs depend on the ids: the rows differ */
+    ck_assert(fabs(rec[1].v[0] - rec[1].v[2]) > 1e-3);
+
+    lg_tensor_free(ids), lg_tensor_free(y);
+    model_free(&m);
+    free(rec[0].v), free(rec[1].v);
+}
+END_TEST
+
+/* Each refusal: the status, words the message must contain, and the
+ * parameters unchanged (the embedding stands for them all). */
+typedef struct refusal {
+    variant v;
+    lg_status status;
+    const char *says[2];
+} refusal;
+
+static const refusal REFUSALS[] = {
+    {{.lstm_units = 4, .gru_name = "gru"}, LG_ERR_SHAPE, {"layer 'backward_lstm' weight 0 (kernel)", "[4, 12], the graph [4, 16]"}},
+    {{.lstm_units = 3, .gru_name = "gru", .gru_reset_after = true}, LG_ERR_SHAPE, {"layer 'gru_1' weight 2 (bias)", "[9]"}},
+    {{.lstm_units = 3, .gru_name = "gru", .no_dense = true}, LG_ERR_INVALID_ARGUMENT, {"layer 'dense'", "not in the graph"}},
+    {{.lstm_units = 3, .gru_name = "gru", .extra_param = true}, LG_ERR_INVALID_ARGUMENT, {"'extra'", "no weight in the file"}},
+    {{.lstm_units = 3, .gru_name = "encoder"}, LG_ERR_INVALID_ARGUMENT, {"layer 'gru'", "layers/gru"}},
+};
+
+START_TEST(keras_mismatch_refused)
+{
+    const refusal *r = &REFUSALS[_i];
+    model m = {0};
+    build(&m, r->v);
+    lg_tensor *emb = lg_param_tensor(lg_graph_find_param(m.g, "embedding/embeddings"));
+    float before = lg_tensor_get(emb, 0);
+    ck_assert_int_eq(lg_keras_load_weights(m.g, WEIGHTS), r->status);
+    for (int k = 0; k < 2; k++)
+        ck_assert_msg(strstr(lg_last_error(), r->says[k]), "case %d: '%s' lacks '%s'", _i, lg_last_error(), r->says[k]);
+    ck_assert(lg_tensor_get(emb, 0) == before);
+    model_free(&m);
+}
+END_TEST
+
+START_TEST(keras_bad_files)
+{
+    model m = {0};
+    build(&m, SAME);
+    ck_assert_int_eq(lg_keras_load_weights(m.g, LG_TEST_DATA_DIR "/no_such.weights.h5"), LG_ERR_IO);
+    ck_assert(strstr(lg_last_error(), "no_such.weights.h5"));
+    ck_assert_int_eq(lg_keras_load_weights(m.g, OUTPUTS), LG_ERR_IO); /* text, not HDF5 */
+    ck_assert(strstr(lg_last_error(), "not an HDF5 file"));
+    ck_assert_int_eq(lg_keras_load_weights(NULL, WEIGHTS), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(lg_keras_load_weights(m.g, NULL), LG_ERR_INVALID_ARGUMENT);
+    model_free(&m);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("keras");
+    TCase *tc = tcase_create("weights");
+    tcase_add_test(tc, keras_outputs_match);
+    tcase_add_loop_test(tc, keras_mismatch_refused, 0, (int)(sizeof REFUSALS / sizeof REFUSALS[0]));
+    tcase_add_test(tc, keras_bad_files);
+    suite_add_tcase(s, tc);
+    return lg_check_run(s);
+}

@@ -1,0 +1,370 @@
+/*
+ * test_rnn_pack.c — cuDNN RNN eligibility and Keras-to-cuDNN weight packing
+ * (src/backends/cuda/rnn_pack.h), on the CPU: every refusal reason, the
+ * gate mapping on matrices of known values, and packing round trips over
+ * the dense stand-in for cuDNN's layout. The GPU suite (test_cuda.c) checks
+ * the same map against cuDNN's own layout and numbers.
+ */
+#include <string.h>
+
+#include "backends/cuda/rnn_pack.h"
+#include "test_util.h"
+
+static lg_rnn_layer_desc lstm_desc(const char *name, int64_t in, int64_t units)
+{
+    return (lg_rnn_layer_desc){.name = name,
+                               .kind = LG_CELL_LSTM,
+                               .dtype = LG_F32,
+                               .input_dim = in,
+                               .units = units,
+                               .activation = LG_ACT_TANH,
+                               .recurrent_activation = LG_ACT_SIGMOID,
+                               .use_bias = true,
+                               .reset_after = true,
+                               .merge = LG_MERGE_CONCAT};
+}
+
+START_TEST(eligible_lstm_stack)
+{
+    lg_rnn_layer_desc d[2] = {lstm_desc("l0", 28, 64), lstm_desc("l1", 128, 64)};
+    d[0].bidirectional = d[1].bidirectional = true;
+    d[0].input_dropout = true; /* the caller masks x first */
+    lg_rnn_spec s;
+    char why[256] = "untouched";
+    ck_assert_int_eq(lg_rnn_eligible(d, 2, &s, why, sizeof why), LG_RNN_ELIGIBLE);
+    ck_assert_str_eq(why, "");
+    ck_assert_int_eq(s.kind, LG_CELL_LSTM);
+    ck_assert_int_eq(s.layers, 2);
+    ck_assert(s.bidirectional);
+    ck_assert_int_eq(s.input_dim, 28);
+    ck_assert_int_eq(s.units, 64);
+    ck_assert(s.use_bias && !s.relu);
+    ck_assert_int_eq(lg_rnn_pseudo_layers(&s), 4);
+    ck_assert_int_eq(lg_rnn_layer_input(&s, 1), 28);
+    ck_assert_int_eq(lg_rnn_layer_input(&s, 2), 128);
+}
+END_TEST
+
+START_TEST(eligible_simple_relu_and_gru)
+{
+    lg_rnn_layer_desc d = lstm_desc("r", 4, 8);
+    d.kind = LG_CELL_SIMPLE_RNN;
+    d.activation = LG_ACT_RELU;
+    d.recurrent_activation = LG_ACT_HARD_SIGMOID; /* SimpleRNN has no gates: ignored */
+    lg_rnn_spec s;
+    char why[256];
+    ck_assert_int_eq(lg_rnn_eligible(&d, 1, &s, why, sizeof why), LG_RNN_ELIGIBLE);
+    ck_assert(s.relu);
+    d = lstm_desc("g", 4, 8);
+    d.kind = LG_CELL_GRU;
+    d.dtype = LG_F64;
+    d.use_bias = false;
+    ck_assert_int_eq(lg_rnn_eligible(&d, 1, &s, why, sizeof why), LG_RNN_ELIGIBLE);
+    ck_assert(s.kind == LG_CELL_GRU && s.dtype == LG_F64 && !s.use_bias && !s.relu);
+}
+END_TEST
+
+/* One refusal per row: a change to an eligible two-layer LSTM stack, the
+ * reason expected and a word its message must contain. */
+typedef struct refusal_row {
+    const char *what;
+    void (*change)(lg_rnn_layer_desc *d);
+    int n;
+    lg_rnn_refusal want;
+    const char *word;
+} refusal_row;
+
+static void custom(lg_rnn_layer_desc *d) { d[0].kind = LG_CELL_KIND_COUNT; }
+static void dtype_i32(lg_rnn_layer_desc *d) { d[0].dtype = LG_I32; }
+static void relu_lstm(lg_rnn_layer_desc *d) { d[0].activation = LG_ACT_RELU; }
+static void sigmoid_simple(lg_rnn_layer_desc *d)
+{
+    d[0].kind = LG_CELL_SIMPLE_RNN;
+    d[0].activation = LG_ACT_SIGMOID;
+}
+static void hard_gates(lg_rnn_layer_desc *d) { d[1].recurrent_activation = LG_ACT_HARD_SIGMOID; }
+static void gru_before(lg_rnn_layer_desc *d)
+{
+    d[0].kind = d[1].kind = LG_CELL_GRU;
+    d[1].reset_after = false;
+}
+static void peephole(lg_rnn_layer_desc *d) { d[0].peephole = true; }
+static void rec_dropout(lg_rnn_layer_desc *d) { d[1].recurrent_dropout = true; }
+static void backwards(lg_rnn_layer_desc *d) { d[0].go_backwards = true; }
+static void stop(lg_rnn_layer_desc *d) { d[0].has_stop = true; }
+static void huge(lg_rnn_layer_desc *d) { d[0].input_dim = (int64_t)INT32_MAX + 1; }
+static void zero_units(lg_rnn_layer_desc *d) { d[0].units = 0; }
+static void other_units(lg_rnn_layer_desc *d) { d[1].units = 32; }
+static void wrong_input(lg_rnn_layer_desc *d) { d[1].input_dim = 65; }
+static void other_kind(lg_rnn_layer_desc *d) { d[1].kind = LG_CELL_GRU; }
+static void stack_dropout(lg_rnn_layer_desc *d) { d[1].input_dropout = true; }
+static void stack_merge(lg_rnn_layer_desc *d)
+{
+    d[0].bidirectional = d[1].bidirectional = true;
+    d[1].input_dim = 128;
+    d[0].merge = LG_MERGE_SUM;
+}
+static void none(lg_rnn_layer_desc *d) { (void)d; }
+
+
+static const refusal_row refusals[] = {
+    {"empty stack", none, 0, LG_RNN_NO_LAYERS, "no recurrent layers"},
+    {"custom cell", custom, 2, LG_RNN_CUSTOM_CELL, "pattern"},
+    {"i32", dtype_i32, 2, LG_RNN_DTYPE, "f32 and f64"},
+    {"relu LSTM", relu_lstm, 2, LG_RNN_ACTIVATION, "tanh"},
+    {"sigmoid SimpleRNN", sigmoid_simple, 1, LG_RNN_ACTIVATION, "tanh or relu"},
+    {"hard_sigmoid gates", hard_gates, 2, LG_RNN_RECURRENT_ACTIVATION, "sigmoid"},
+    {"GRU reset_after false", gru_before, 2, LG_RNN_GRU_RESET_BEFORE, "reset_after"},
+    {"peephole", peephole, 2, LG_RNN_PEEPHOLE, "peephole"},
+    {"recurrent dropout", rec_dropout, 2, LG_RNN_RECURRENT_DROPOUT, "recurrent dropout"},
+    {"go_backwards", backwards, 2, LG_RNN_GO_BACKWARDS, "go_backwards"},
+    {"stop condition", stop, 2, LG_RNN_STOP_CONDITION, "stop condition"},
+    {"input dim beyond int32", huge, 2, LG_RNN_SIZE, "2147483648"},
+    {"zero units", zero_units, 1, LG_RNN_SIZE, "units 0"},
+    {"stacked units differ", other_units, 2, LG_RNN_STACK_MISMATCH, "units 32"},
+    {"stacked input not the output", wrong_input, 2, LG_RNN_STACK_MISMATCH, "input dim 65"},
+    {"stacked kinds differ", other_kind, 2, LG_RNN_STACK_MISMATCH, "one kind"},
+    {"dropout between layers", stack_dropout, 2, LG_RNN_STACK_DROPOUT, "dropout mask"},
+    {"bidirectional merged by sum below another layer", stack_merge, 2, LG_RNN_STACK_MERGE, "concatenation"},
+};
+#define N_REFUSALS (sizeof refusals / sizeof refusals[0])
+
+START_TEST(every_refusal)
+{
+    const refusal_row *r = &refusals[_i];
+    lg_rnn_layer_desc d[2] = {lstm_desc("first", 16, 64), lstm_desc("second", 64, 64)};
+    r->change(d);
+    lg_rnn_spec s;
+    memset(&s, 0x5a, sizeof s);
+    lg_rnn_spec untouched = s;
+    char why[512] = "";
+    lg_rnn_refusal got = lg_rnn_eligible(d, r->n, &s, why, sizeof why);
+    ck_assert_msg(got == r->want, "%s: got %s, want %s (%s)", r->what, lg_rnn_refusal_name(got),
+                  lg_rnn_refusal_name(r->want), why);
+    ck_assert_msg(strstr(why, r->word), "%s: '%s' lacks '%s'", r->what, why, r->word);
+    if (r->n) ck_assert_msg(strstr(why, "first") || strstr(why, "second"), "%s: '%s' names no layer", r->what, why);
+    ck_assert_msg(memcmp(&s, &untouched, sizeof s) == 0, "%s: a refusal filled the spec", r->what);
+}
+END_TEST
+
+START_TEST(refusal_names)
+{
+    for (int r = 0; r < LG_RNN_REFUSAL_COUNT; r++) ck_assert_str_ne(lg_rnn_refusal_name((lg_rnn_refusal)r), "unknown");
+    ck_assert_str_eq(lg_rnn_refusal_name(LG_RNN_RECURRENT_DROPOUT), "recurrent_dropout");
+    ck_assert_str_eq(lg_rnn_refusal_name(LG_RNN_REFUSAL_COUNT), "unknown");
+    /* every reason has a row above */
+    bool seen[LG_RNN_REFUSAL_COUNT] = {false};
+    for (size_t i = 0; i < N_REFUSALS; i++) seen[refusals[i].want] = true;
+    for (int r = 1; r < LG_RNN_REFUSAL_COUNT; r++) ck_assert_msg(seen[r], "no test row refuses with %s", lg_rnn_refusal_name((lg_rnn_refusal)r));
+}
+END_TEST
+
+/* The map, the dense layout and the dense sources of a spec. */
+typedef struct packing {
+    lg_rnn_spec s;
+    lg_rnn_layout l;
+    lg_rnn_src src[8];
+    int64_t n_src;
+    int64_t *map;
+} packing;
+
+static void packing_init(packing *p, lg_rnn_spec s)
+{
+    p->s = s;
+    ck_assert(lg_rnn_layout_dense(&s, &p->l));
+    char why[256];
+    ck_assert_msg(lg_rnn_layout_check(&s, &p->l, why, sizeof why), "%s", why);
+    p->n_src = lg_rnn_src_dense(&s, p->src);
+    p->map = malloc((size_t)p->l.size * sizeof *p->map);
+    ck_assert_ptr_nonnull(p->map);
+    lg_rnn_pack_map(&s, &p->l, p->src, p->map);
+}
+
+static void packing_free(packing *p)
+{
+    lg_rnn_layout_free(&p->l);
+    free(p->map);
+}
+
+static lg_rnn_spec spec_of(lg_cell_kind kind, int64_t in, int64_t u, int layers, bool bidi, bool bias)
+{
+    return (lg_rnn_spec){.kind = kind, .dtype = LG_F64, .input_dim = in, .units = u, .layers = layers,
+                         .bidirectional = bidi, .use_bias = bias};
+}
+
+/* Keras's gate k of a [rows, G*u] parameter at base filled with value(k). */
+static void fill_gates(double *src, int64_t base, int64_t rows, int g, int64_t u, const double *value)
+{
+    for (int64_t r = 0; r < rows; r++)
+        for (int k = 0; k < g; k++)
+            for (int64_t j = 0; j < u; j++) src[base + r * g * u + k * u + j] = value[k];
+}
+
+/* Every element of cuDNN matrix (p, id) and its bias equals w and b. */
+static void expect_mat(const packing *p, const double *packed, int pl, int id, double w, double b)
+{
+    const lg_rnn_mat *m = &p->l.mats[pl * p->l.n_lin + id];
+    for (int64_t i = 0; i < m->rows * m->cols; i++)
+        ck_assert_msg(packed[m->w_off + i] == w, "pseudo-layer %d id %d: W[%lld] = %g, want %g", pl, id, (long long)i,
+                      packed[m->w_off + i], w);
+    for (int64_t i = 0; i < m->b_len; i++)
+        ck_assert_msg(packed[m->b_off + i] == b, "pseudo-layer %d id %d: b[%lld] = %g, want %g", pl, id, (long long)i,
+                      packed[m->b_off + i], b);
+}
+
+START_TEST(lstm_gate_order)
+{
+    packing p;
+    packing_init(&p, spec_of(LG_CELL_LSTM, 3, 2, 1, false, true));
+    double *src = calloc((size_t)p.n_src, sizeof *src), *packed = calloc((size_t)p.l.size, sizeof *packed);
+    /* Keras i, f, c, o = 1, 2, 3, 4 in the kernel, 11.. in the recurrent
+     * kernel, 21.. in the bias */
+    fill_gates(src, p.src[0].kernel, 3, 4, 2, (double[]){1, 2, 3, 4});
+    fill_gates(src, p.src[0].recurrent_kernel, 2, 4, 2, (double[]){11, 12, 13, 14});
+    fill_gates(src, p.src[0].bias, 1, 4, 2, (double[]){21, 22, 23, 24});
+    lg_rnn_pack(LG_F64, p.map, p.l.size, src, packed);
+    /* cuDNN i, f, g, o: the same order; the h-side bias is zero */
+    for (int k = 0; k < 4; k++) {
+        expect_mat(&p, packed, 0, k, 1 + k, 21 + k);
+        expect_mat(&p, packed, 0, 4 + k, 11 + k, 0);
+    }
+    free(src), free(packed);
+    packing_free(&p);
+}
+END_TEST
+
+START_TEST(gru_gate_order)
+{
+    packing p;
+    packing_init(&p, spec_of(LG_CELL_GRU, 3, 2, 1, false, true));
+    double *src = calloc((size_t)p.n_src, sizeof *src), *packed = calloc((size_t)p.l.size, sizeof *packed);
+    /* Keras z, r, h; bias row 0 (input side) and row 1 (recurrent side) */
+    fill_gates(src, p.src[0].kernel, 3, 3, 2, (double[]){1, 2, 3});
+    fill_gates(src, p.src[0].recurrent_kernel, 2, 3, 2, (double[]){11, 12, 13});
+    fill_gates(src, p.src[0].bias, 1, 3, 2, (double[]){21, 22, 23});
+    fill_gates(src, p.src[0].bias + 6, 1, 3, 2, (double[]){31, 32, 33});
+    lg_rnn_pack(LG_F64, p.map, p.l.size, src, packed);
+    /* cuDNN r, z, n */
+    expect_mat(&p, packed, 0, 0, 2, 22);
+    expect_mat(&p, packed, 0, 1, 1, 21);
+    expect_mat(&p, packed, 0, 2, 3, 23);
+    expect_mat(&p, packed, 0, 3, 12, 32);
+    expect_mat(&p, packed, 0, 4, 11, 31);
+    expect_mat(&p, packed, 0, 5, 13, 33);
+    free(src), free(packed);
+    packing_free(&p);
+}
+END_TEST
+
+/* W_k[j, c] = kernel[c, k u + j]: a transpose within each gate block. */
+START_TEST(matrices_transposed)
+{
+    packing p;
+    packing_init(&p, spec_of(LG_CELL_SIMPLE_RNN, 3, 2, 1, false, false));
+    /* kernel [3, 2] = [[1, 2], [3, 4], [5, 6]]; recurrent [2, 2] = [[7, 8], [9, 10]] */
+    double src[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, packed[10];
+    ck_assert_int_eq(p.n_src, 10);
+    ck_assert_int_eq(p.l.size, 10);
+    lg_rnn_pack(LG_F64, p.map, p.l.size, src, packed);
+    const double w[6] = {1, 3, 5, 2, 4, 6}, r[4] = {7, 9, 8, 10};
+    const lg_rnn_mat *mw = &p.l.mats[0], *mr = &p.l.mats[1];
+    ck_assert_int_eq(mw->b_len, 0);
+    for (int i = 0; i < 6; i++) ck_assert_double_eq(packed[mw->w_off + i], w[i]);
+    for (int i = 0; i < 4; i++) ck_assert_double_eq(packed[mr->w_off + i], r[i]);
+    packing_free(&p);
+}
+END_TEST
+
+/* Pack then unpack gives every Keras element back, and the map hits each
+ * Keras element exactly once. */
+static void round_trip(lg_rnn_spec s)
+{
+    packing p;
+    packing_init(&p, s);
+    ck_assert(p.n_src > 0 && p.n_src < (1 << 24) && p.l.size > 0 && p.l.size < (1 << 24));
+    size_t n_src = (size_t)p.n_src, n_packed = (size_t)p.l.size;
+    int *hits = calloc(n_src, sizeof *hits);
+    for (int64_t i = 0; i < p.l.size; i++)
+        if (p.map[i] >= 0) {
+            ck_assert_int_lt(p.map[i], p.n_src);
+            hits[p.map[i]]++;
+        }
+    for (int64_t i = 0; i < p.n_src; i++) ck_assert_msg(hits[i] == 1, "Keras element %lld packed %d times", (long long)i, hits[i]);
+    float *src = malloc(n_src * sizeof *src), *back = calloc(n_src, sizeof *back);
+    float *packed = malloc(n_packed * sizeof *packed);
+    for (int64_t i = 0; i < p.n_src; i++) src[i] = (float)(i % 997) * 0.5f + 1;
+    lg_rnn_pack(LG_F32, p.map, p.l.size, src, packed);
+    lg_rnn_unpack(LG_F32, p.map, p.l.size, packed, back);
+    ck_assert_mem_eq(src, back, n_src * sizeof *src);
+    free(hits), free(src), free(back), free(packed);
+    packing_free(&p);
+}
+
+START_TEST(round_trips)
+{
+    round_trip(spec_of(LG_CELL_LSTM, 5, 3, 1, false, true));
+    round_trip(spec_of(LG_CELL_LSTM, 5, 3, 2, true, true));
+    round_trip(spec_of(LG_CELL_GRU, 4, 6, 3, false, true));
+    round_trip(spec_of(LG_CELL_GRU, 4, 6, 2, true, false));
+    round_trip(spec_of(LG_CELL_SIMPLE_RNN, 7, 2, 2, true, true));
+}
+END_TEST
+
+/* The second layer of a bidirectional stack reads both directions. */
+START_TEST(stacked_bidirectional_shapes)
+{
+    packing p;
+    packing_init(&p, spec_of(LG_CELL_LSTM, 5, 3, 2, true, true));
+    ck_assert_int_eq(p.l.n_pseudo, 4);
+    ck_assert_int_eq(p.l.mats[1 * 8 + 0].cols, 5);  /* layer 0, backward, x side */
+    ck_assert_int_eq(p.l.mats[2 * 8 + 0].cols, 6);  /* layer 1, forward: 2u */
+    ck_assert_int_eq(p.l.mats[3 * 8 + 5].cols, 3);  /* h side: u */
+    ck_assert_int_eq(lg_rnn_kernel_size(&p.s, 2), 6 * 12);
+    ck_assert_int_eq(p.src[3].bias - p.src[3].recurrent_kernel, 3 * 12);
+    packing_free(&p);
+}
+END_TEST
+
+START_TEST(layout_mismatches)
+{
+    lg_rnn_spec s = spec_of(LG_CELL_LSTM, 5, 3, 1, false, true);
+    lg_rnn_layout l;
+    ck_assert(lg_rnn_layout_dense(&s, &l));
+    char why[256];
+    l.mats[2].cols = 4;
+    ck_assert(!lg_rnn_layout_check(&s, &l, why, sizeof why));
+    ck_assert_msg(strstr(why, "linear id 2") && strstr(why, "[3, 4]"), "%s", why);
+    l.mats[2].cols = 5;
+    l.mats[3].w_off = l.mats[2].w_off + 1;
+    ck_assert(!lg_rnn_layout_check(&s, &l, why, sizeof why));
+    ck_assert_msg(strstr(why, "overlaps"), "%s", why);
+    l.mats[3].w_off = l.size;
+    ck_assert(!lg_rnn_layout_check(&s, &l, why, sizeof why));
+    ck_assert_msg(strstr(why, "outside"), "%s", why);
+    lg_rnn_spec gru = spec_of(LG_CELL_GRU, 5, 3, 1, false, true);
+    ck_assert(!lg_rnn_layout_check(&gru, &l, why, sizeof why));
+    ck_assert_msg(strstr(why, "expected 1 of 6"), "%s", why);
+    lg_rnn_layout_free(&l);
+    lg_rnn_layout_free(NULL);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("rnn_pack");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, eligible_lstm_stack);
+    tcase_add_test(tc, eligible_simple_relu_and_gru);
+    tcase_add_loop_test(tc, every_refusal, 0, (int)N_REFUSALS);
+    tcase_add_test(tc, refusal_names);
+    tcase_add_test(tc, lstm_gate_order);
+    tcase_add_test(tc, gru_gate_order);
+    tcase_add_test(tc, matrices_transposed);
+    tcase_add_test(tc, round_trips);
+    tcase_add_test(tc, stacked_bidirectional_shapes);
+    tcase_add_test(tc, layout_mismatches);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return lg_check_run(suite()); }
