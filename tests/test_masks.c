@@ -235,7 +235,8 @@ START_TEST(mask_gradcheck)
 }
 END_TEST
 
-/* y = 2 h' + 1 with h' = h + x_t, a running sum, over x masked by m. */
+/* ys[0] = 2 h' + 1 and ys[1] = h' with h' = h + x_t, a running sum, over
+ * x masked by m. */
 static void running_sum(lg_graph *g, lg_value x, lg_value m, lg_value h0, bool reverse, bool unroll, lg_value *hT,
                         lg_value *ys)
 {
@@ -247,12 +248,14 @@ static void running_sum(lg_graph *g, lg_value x, lg_value m, lg_value h0, bool r
     lg_value next = lg_add(h, xt_);
     lg_loop_next(l, h, next);
     lg_loop_emit(l, lg_add_scalar(lg_scale(next, 2), 1));
+    lg_loop_emit(l, next);
     ck_assert_msg(lg_loop_end(l, hT, ys) == LG_OK, "%s", lg_last_error());
 }
 
-/* A loop whose output is not a state carries the last valid output as a
- * state of its own: with repeat_output_for_mask a masked step repeats it
- * (zeros before the first valid step), unrolled or not, and gradients
+/* Under a general mask a repeated output carries the last valid output as
+ * a state of its own, whether or not it is a next state: with
+ * repeat_output_for_mask a masked step repeats it (zeros before the first
+ * valid step, not the initial state), unrolled or not, and gradients
  * pass. */
 START_TEST(loop_output_not_a_state)
 {
@@ -260,28 +263,28 @@ START_TEST(loop_output_not_a_state)
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, 1));
     lg_value m = lg_input(g, "m", LG_I32, lg_shape_of(2, B, T));
     lg_value h0 = lg_input(g, "h0", LG_F64, lg_shape_of(2, B, 1));
-    lg_value hT, ys, uhT, uys;
-    running_sum(g, x, m, h0, _i, false, &hT, &ys);
-    running_sum(g, x, m, h0, _i, true, &uhT, &uys);
+    lg_value hT, ys[2], uhT, uys[2];
+    running_sum(g, x, m, h0, _i, false, &hT, ys);
+    running_sum(g, x, m, h0, _i, true, &uhT, uys);
     lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, 1), 7), *mt = mask_tensor();
-    lg_tensor *h0t = rand_tensor(lg_shape_of(2, B, 1), 8), *out[2] = {NULL};
+    lg_tensor *h0t = rand_tensor(lg_shape_of(2, B, 1), 8), *out[3] = {NULL};
     lg_feed feeds[3] = {{x, xt}, {m, mt}, {h0, h0t}};
     for (int unrolled = 0; unrolled < 2; unrolled++) {
-        lg_value fetch[2] = {unrolled ? uhT : hT, unrolled ? uys : ys};
-        ck_assert_msg(lg_graph_run(g, feeds, 3, fetch, 2, out) == LG_OK, "%s", lg_last_error());
+        lg_value fetch[3] = {unrolled ? uhT : hT, unrolled ? uys[0] : ys[0], unrolled ? uys[1] : ys[1]};
+        ck_assert_msg(lg_graph_run(g, feeds, 3, fetch, 3, out) == LG_OK, "%s", lg_last_error());
         for (int b = 0; b < B; b++) {
-            double s = lg_tensor_get(h0t, b), y = 0;
+            double s = lg_tensor_get(h0t, b), y = 0, h = 0;
             for (int p = 0; p < T; p++) {
                 int t = _i ? T - 1 - p : p;
-                if (MASK[b][t]) s += lg_tensor_get(xt, b * T + t), y = 2 * s + 1;
+                if (MASK[b][t]) s += lg_tensor_get(xt, b * T + t), y = 2 * s + 1, h = s;
                 assert_near(lg_tensor_get(out[1], b * T + t), y, unrolled ? "unrolled y" : "y", b, t, 0);
+                assert_near(lg_tensor_get(out[2], b * T + t), h, unrolled ? "unrolled h'" : "h'", b, t, 0);
             }
             assert_near(lg_tensor_get(out[0], b), s, "final h", b, -1, 0);
         }
-        lg_tensor_free(out[0]), lg_tensor_free(out[1]);
-        out[0] = out[1] = NULL;
+        for (int k = 0; k < 3; k++) lg_tensor_free(out[k]), out[k] = NULL;
     }
-    lg_value loss = lg_sum(lg_square(ys), NULL, 0, false);
+    lg_value loss = lg_add(lg_sum(lg_square(ys[0]), NULL, 0, false), lg_sum(lg_square(ys[1]), NULL, 0, false));
     lg_gradcheck_report rep;
     ck_assert_int_eq(lg_gradcheck(g, loss, (lg_value[2]){x, h0}, 2, feeds, 3, lg_gradcheck_opts_default(), &rep), LG_OK);
     ck_assert_msg(rep.passed, "worst %s[%lld] %.10g vs %.10g", rep.worst_name, rep.worst_index, rep.analytic, rep.numeric);

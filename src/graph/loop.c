@@ -382,10 +382,10 @@ static lg_value zeros_like_output(lg_loop *l, lg_value valid, lg_value y)
     return lg_where(v0, z, z);
 }
 
-/* The state whose next value (before masking) is y, or -1. */
-static int state_of_output(const lg_loop *l, const lg_value *next, lg_value y)
+/* The state whose next value (next[0..n), before masking) is y, or -1. */
+static int state_of_output(const lg_value *next, int n, lg_value y)
 {
-    for (int k = 0; k < l->parts[STATE].n; k++)
+    for (int k = 0; k < n; k++)
         if (next[k].node == y.node && next[k].output == y.output) return k;
     return -1;
 }
@@ -423,11 +423,10 @@ static void mask_steps(lg_loop *l)
     }
     for (int j = 0; !l->failed && j < l->n_y; j++) {
         lg_value y = l->ys[j];
-        int k = state_of_output(l, unmasked, y);
-        if (!l->opts.repeat_output_for_mask || (by_lengths && l->opts.reverse)) {
-            l->ys[j] = where_valid(m, y, lg_scalar(l->body, lg_value_dtype(y), 0));
-        } else if (by_lengths && k >= 0) {
-            l->ys[j] = where_valid(m, y, lg_scalar(l->body, lg_value_dtype(y), 0));
+        int k = state_of_output(unmasked, n_state, y);
+        bool zeros = !l->opts.repeat_output_for_mask || (by_lengths && l->opts.reverse);
+        if (zeros || (by_lengths && k >= 0)) l->ys[j] = where_valid(m, y, lg_scalar(l->body, lg_value_dtype(y), 0));
+        if (!zeros && by_lengths && k >= 0) {
             if (!l->fill_state) {
                 l->fill_state = malloc((size_t)l->n_y * sizeof *l->fill_state);
                 if (!l->fill_state) {
@@ -438,7 +437,7 @@ static void mask_steps(lg_loop *l)
                 l->valid = valid;
             }
             l->fill_state[j] = k;
-        } else {
+        } else if (!zeros) {
             lg_value prev = lg_loop_state(l, zeros_like_output(l, valid, y));
             if (l->failed) return;
             l->ys[j] = where_valid(m, y, prev);
