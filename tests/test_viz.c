@@ -905,6 +905,19 @@ START_TEST(test_layer_view_expand)
         forward_in_lstm += !seen;
     }
     ck_assert_int_eq(agnnodes(c), forward_in_lstm);
+    /* ops sharing a name are one node that says how many */
+    int shared = 0;
+    for (Agnode_t *v = agfstnode(c); v; v = agnxtnode(c, v)) {
+        int same = 0;
+        for (int i = 0; i < lg_graph_node_count(m.g); i++)
+            same += !lg_graph_node_is_grad(m.g, i) && strcmp(lg_graph_node_name(m.g, i), attr(v, "tooltip")) == 0;
+        char want[64], got[512];
+        snprintf(want, sizeof want, "(%d nodes of this name)", same);
+        label_text(attr(v, "label"), got, sizeof got);
+        ck_assert_msg((strstr(got, want) != NULL) == (same > 1), "%s: %s", attr(v, "tooltip"), got);
+        shared += same > 1;
+    }
+    ck_assert_int_gt(shared, 0);
     for (Agnode_t *v = agfstnode(c); v; v = agnxtnode(c, v))
         ck_assert_msg(strncmp(attr(v, "tooltip"), "lstm/", 5) == 0, "%s in lstm", attr(v, "tooltip"));
     char text[512];

@@ -37,7 +37,7 @@ typedef struct group {
     const char *key; /* the first len bytes: a prefix of a node's name, or "grad" */
     size_t len;
     bool scope, grad, updated; /* updated: holds a parameter the optimizer updates */
-    int n_ops, n_params, n_loops;
+    int n_nodes, n_ops, n_params, n_loops;
     int64_t param_values;
     int32_t first, loop; /* its first node; its first forward loop, -1 */
 } group;
@@ -100,6 +100,7 @@ static void make_groups(view *v)
         int k = v->of[i] = group_of(v, key, len);
         group *gr = &v->groups[k];
         if (gr->first < 0) gr->first = i;
+        gr->n_nodes++;
         gr->scope |= !leaf;
         gr->grad |= nd->is_grad && !(v->expand && viz_in_scope(nd->name, v->expand));
         if (nd->op == LG_OP_PARAM) gr->n_params++, gr->param_values += lg_shape_numel(nd->out[0].shape);
@@ -292,6 +293,7 @@ static void write_group(FILE *f, const view *v, int k, int depth)
     fputs(" label=<", f);
     if (gr->scope || gr->grad) put_scope_label(f, v, gr);
     else put_op_label(f, v->g, gr->first);
+    if (!gr->scope && !gr->grad && gr->n_nodes > 1) fprintf(f, "<BR/>(%d nodes of this name)", gr->n_nodes);
     fputs("> tooltip=\"", f);
     char *key = strndup(gr->key, gr->len);
     viz_put_text(f, key ? key : "", VIZ_QUOTED);
