@@ -12,9 +12,9 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "dot_util.h"
 #include "graph/internal.h"
 #include "outfile.h"
-#include "dot_util.h"
 #include "viz.h"
 
 typedef enum kind { K_PARAM, K_INPUT, K_CONST, K_OP, K_GRAD, K_LOOP, K_GRAD_LOOP, K_PORT, KIND_COUNT } kind;

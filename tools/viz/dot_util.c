@@ -24,9 +24,6 @@ static int utf8_len(const unsigned char *s)
     return (int)n;
 }
 
-/* s as the inside of an HTML-like label or of a quoted escString: a newline
- * is a line break, valid UTF-8 passes, control characters and stray bytes
- * show as \xNN, and what either syntax reserves is escaped. */
 void viz_put_text(FILE *f, const char *s, viz_text_mode mode)
 {
     const unsigned char *p = (const unsigned char *)s;
