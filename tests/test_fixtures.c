@@ -312,6 +312,67 @@ START_TEST(test_case)
 }
 END_TEST
 
+/* The matmul cases again in f32: inputs cast down, the product cast back up,
+ * so the product runs on the f32 GEMM provider (LG_GEMM; the f64 cases
+ * always run on OpenBLAS). Tolerance: f32 rounding of the inputs and of a
+ * short dot product. */
+enum { FX_MAX_MATMUL = 32 };
+static int matmul_cases[FX_MAX_MATMUL], n_matmul;
+
+static bool close_f32(const lg_tensor *got, const fx_array *want, const char *what, char *msg, size_t size)
+{
+    int64_t n = lg_shape_numel(want->shape);
+    if (!got || !lg_shape_equal(lg_tensor_shape(got), want->shape)) {
+        snprintf(msg, size, "%s: wrong shape", what);
+        return false;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        double g = lg_tensor_get(got, i), w = want->v[i];
+        if (!(fabs(g - w) <= 1e-5 * (1.0 + fabs(w)))) {
+            snprintf(msg, size, "%s[%lld]: got %.9g, want %.9g", what, (long long)i, g, w);
+            return false;
+        }
+    }
+    return true;
+}
+
+START_TEST(test_matmul_f32)
+{
+    const fx_case *c = &fx.cases[matmul_cases[_i]];
+    fx_builder build = fx_find_builder(c->name);
+    ck_assert_ptr_nonnull(build);
+    lg_graph *g = lg_graph_new();
+    lg_value in[FX_MAX_INPUTS], in32[FX_MAX_INPUTS], wrt[FX_MAX_INPUTS];
+    lg_tensor *feed_t[FX_MAX_INPUTS];
+    lg_feed feeds[FX_MAX_INPUTS];
+    const fx_array *want_grad[FX_MAX_INPUTS];
+    int n_wrt = 0;
+    for (int k = 0; k < c->n_inputs; k++) {
+        in[k] = lg_input(g, c->inputs[k].name, c->inputs[k].dtype, c->inputs[k].shape);
+        in32[k] = lg_cast(in[k], LG_F32);
+        feed_t[k] = fx_tensor(&c->inputs[k]);
+        feeds[k] = (lg_feed){in[k], feed_t[k]};
+        if (c->grads[k].v) wrt[n_wrt] = in[k], want_grad[n_wrt++] = &c->grads[k];
+    }
+    lg_value y = lg_cast(build(in32), LG_F64);
+    lg_tensor *ct_t = fx_tensor(&c->cotangent);
+    lg_value loss = lg_sum(lg_mul(y, lg_constant(g, "cotangent", ct_t)), NULL, 0, false);
+    lg_value fetches[1 + FX_MAX_INPUTS] = {y};
+    ck_assert_msg(lg_grad(g, loss, wrt, n_wrt, fetches + 1) == LG_OK, "%s: %s", c->name, lg_last_error());
+    lg_tensor *out[1 + FX_MAX_INPUTS] = {NULL};
+    ck_assert_msg(lg_graph_run(g, feeds, c->n_inputs, fetches, 1 + n_wrt, out) == LG_OK, "%s: %s", c->name,
+                  lg_last_error());
+    char msg[512] = "";
+    bool ok = close_f32(out[0], &c->output, "output", msg, sizeof msg);
+    for (int j = 0; j < n_wrt && ok; j++) ok = close_f32(out[1 + j], want_grad[j], want_grad[j]->name, msg, sizeof msg);
+    ck_assert_msg(ok, "case %s (ops.txt:%d) in f32 differs from PyTorch: %s", c->name, c->line, msg);
+    for (int j = 0; j < 1 + n_wrt; j++) lg_tensor_free(out[j]);
+    for (int k = 0; k < c->n_inputs; k++) lg_tensor_free(feed_t[k]);
+    lg_tensor_free(ct_t);
+    lg_graph_free(g);
+}
+END_TEST
+
 int main(void)
 {
     FILE *f = fopen(FX_PATH, "r");
@@ -332,6 +393,12 @@ int main(void)
 
     tc = tcase_create("torch");
     tcase_add_loop_test(tc, test_case, 0, fx.n);
+    suite_add_tcase(s, tc);
+
+    for (int i = 0; i < fx.n && n_matmul < FX_MAX_MATMUL; i++)
+        if (!strncmp(fx.cases[i].name, "matmul", 6)) matmul_cases[n_matmul++] = i;
+    tc = tcase_create("torch_matmul_f32");
+    tcase_add_loop_test(tc, test_matmul_f32, 0, n_matmul);
     suite_add_tcase(s, tc);
 
     int status = lg_check_run(s);

@@ -250,6 +250,7 @@ START_TEST(test_rule)
     ck_assert_str_eq(info.provider, blas < have ? "onednn" : "openblas");
 #else
     ck_assert_str_eq(info.provider, "openblas");
+    if (blas < have) ck_assert_ptr_nonnull(strstr(info.reason, "this build has no onednn"));
 #endif
     ck_assert_ptr_nonnull(strstr(info.reason, info.f64_core));
     ck_assert_int_ge(info.threads, 1);

@@ -61,7 +61,7 @@ typedef struct lg_cpu_gemm_info {
 /* Makes the decision if no product has yet, and describes it. The strings
  * are static. LG_ERR_INVALID_ARGUMENT for a NULL out or an LG_GEMM or
  * LG_NUM_THREADS value that is not one of those above, LG_ERR_UNSUPPORTED
- * when LG_GEMM names a provider this build or machine lacks; every product
+ * when LG_GEMM names a provider this build lacks; every product
  * then fails with the same status and message. */
 lg_status lg_cpu_gemm_info_get(lg_cpu_gemm_info *out);
 

@@ -33,8 +33,10 @@ typedef struct lg_gemm_args {
 } lg_gemm_args;
 
 /* One provider's kernels (gemm_<name>.c). dgemm is NULL where the provider
- * has none. threads: how many threads this call may use (>= 1); a provider
- * that cannot set it per call ignores it (see gemm_openblas.c). */
+ * has none. threads: how many threads this call uses (>= 1), set for the
+ * call only (each provider's file says how). Errors: LG_ERR_SHAPE for dims
+ * the provider cannot take, LG_ERR_OUT_OF_MEMORY and LG_ERR_RUNTIME for its
+ * own failures. */
 typedef struct lg_gemm_ops {
     const char *name;
     /* What the provider runs on: OpenBLAS's core name, oneDNN's JIT ISA. */
@@ -55,14 +57,15 @@ extern const lg_gemm_ops lg_gemm_onednn;
 
 /* The decided provider and threads. LG_ERR_INVALID_ARGUMENT when LG_GEMM or
  * LG_NUM_THREADS holds something unusable, LG_ERR_UNSUPPORTED when LG_GEMM
- * names a provider this build or machine lacks; the message says which. */
+ * names a provider this build lacks (the message says which), and the
+ * provider's errors. Every CPU kernel that multiplies matrices calls these
+ * (beta = 1 accumulates into C). */
 lg_status lg_gemm_f32(const lg_gemm_args *g, float alpha, const float *a, const float *b, float beta, float *c);
 lg_status lg_gemm_f64(const lg_gemm_args *g, double alpha, const double *a, const double *b, double beta,
                       double *c);
 
 /* A named provider with a given thread count, for tests and bench/gemm.c:
- * LG_ERR_UNSUPPORTED when it is not built or cannot run here, or has no
- * kernel for the dtype. */
+ * LG_ERR_UNSUPPORTED when it is not built or has no kernel for the dtype. */
 lg_status lg_gemm_f32_with(lg_gemm_provider p, int threads, const lg_gemm_args *g, float alpha, const float *a,
                            const float *b, float beta, float *c);
 lg_status lg_gemm_f64_with(lg_gemm_provider p, int threads, const lg_gemm_args *g, double alpha, const double *a,
