@@ -378,6 +378,13 @@ START_TEST(test_hoist_custom_cell)
         ck_assert_int_ge(fwd.n_hoisted, 1);
         ck_assert_uint_eq(fwd.hoisted_bytes, (size_t)T * B * 4 * U * sizeof(double)); /* x_t W + b */
         ck_assert_int_ge(grad.n_sunk, 3);                                             /* W, U and b */
+        /* dx_t = dz_t W^T, after the gradient loop as one GEMM */
+        lg_program *p = NULL;
+        ck_assert_int_eq(lg_program_compile(g, f, 1, fetch, n, &p), LG_OK);
+        char *rep = lg_program_report(p);
+        ck_assert_msg(rep && strstr(rep, "accumulators summed and 1 outputs computed after it"), "%s", rep ? rep : "");
+        free(rep);
+        lg_program_free(p);
     }
     lg_tensor_free(xt);
 }

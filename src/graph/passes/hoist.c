@@ -19,7 +19,8 @@
  * per-step output (x_t, a sequence, is stacked already), and its state goes.
  * acc' = acc + sum_to(g_t, b) (a bias's gradient) becomes one sum_to of the
  * stacked g, when g is stacked for a GEMM anyway. So no weight gradient
- * costs a GEMM and an add per step.
+ * costs a GEMM and an add per step. Likewise a per-step output y_t = v_t W
+ * (a gradient loop's dx_t = dG_t W^T) is one GEMM over the stacked v.
  */
 #include <string.h>
 
@@ -53,6 +54,8 @@ typedef struct loop_ctx {
     int n_fronts;
     sink *sinks;
     int n_sinks;
+    bool *y_after; /* per per-step output: computed after the loop */
+    int n_y_after;
 } loop_ctx;
 
 static bool is_elementwise(lg_op op) { return op >= LG_OP_ADD && op <= LG_OP_STOP_GRADIENT; /* op_list.h order */ }
@@ -215,6 +218,28 @@ static bool find_sinks(loop_ctx *c)
     return true;
 }
 
+/* Per-step outputs y_t = v_t W (W invariant), read by nothing else in the
+ * body: the loop emits v_t and y is one batched GEMM after it, V W over all
+ * T*B rows (a gradient loop's dx_t = dG_t W^T, whose dG_t is emitted for the
+ * weight gradients anyway). */
+static bool find_outputs_after(loop_ctx *c)
+{
+    const lg_loop_spec *s = c->s;
+    c->y_after = calloc((size_t)(s->n_y ? s->n_y : 1), sizeof *c->y_after);
+    if (!c->y_after) return false;
+    for (int j = 0; !s->has_stop && stacks_ok(c) && j < s->n_y; j++) {
+        lg_ref y = s->outputs[s->n_state + j];
+        const lg_node *n = &c->body->nodes[y.node];
+        if (n->op != LG_OP_MATMUL || n->attrs.trans_a || c->kind[y.node] != K_VAR || c->kind[n->in[0].node] != K_VAR ||
+            c->kind[n->in[1].node] != K_INV || rank_of(c->body, n->in[0]) != 2 || rank_of(c->body, n->in[1]) != 2 ||
+            readers(c, y) != 1)
+            continue;
+        c->y_after[j] = true;
+        c->n_y_after++;
+    }
+    return true;
+}
+
 static bool is_sunk_state(const loop_ctx *c, int k)
 {
     for (int i = 0; i < c->n_sinks; i++)
@@ -328,11 +353,13 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
     for (int k = 0; !st && k < c->n_fetch; k++) {
         bool kept;
         if (k < first_y) kept = !is_sunk_state(c, k);
-        else if (k < stop) kept = s->has_stop || fetched_in_body(c, c->fetch[k]); /* past a stop: zeros */
+        else if (k < stop) kept = s->has_stop || (fetched_in_body(c, c->fetch[k]) && !c->y_after[k - first_y]); /* past a stop: zeros */
         else if (k == stop && s->has_stop) kept = true;
         else kept = fetched_in_body(c, c->fetch[k]);
         if (kept) need[c->fetch[k].node] = true;
     }
+    for (int j = 0; !st && j < s->n_y; j++)
+        if (c->y_after[j]) need[b->nodes[s->outputs[s->n_state + j].node].in[0].node] = true;
     for (int i = 0; !st && i < c->n_sinks; i++) {
         if (!stacked_outside(c, c->sinks[i].a)) need[c->sinks[i].a.node] = true;
         if (c->sinks[i].op == LG_OP_MATMUL && !stacked_outside(c, c->sinks[i].b)) need[c->sinks[i].b.node] = true;
@@ -382,7 +409,7 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
     lg_loop_spec *d = st ? NULL : lg_loop_spec_dup(s);
     int n_new_seq = 0, n_new_inv = 0;
     for (int f = 0; f < c->n_fronts; f++) c->kind[c->fronts[f].node] == K_SEQ ? n_new_seq++ : n_new_inv++;
-    int n_in = c->n_in + c->n_fronts, n_out = s->n_state + s->n_y + 2 * c->n_sinks + s->has_stop;
+    int n_in = c->n_in + c->n_fronts, n_out = s->n_state + 2 * s->n_y + 2 * c->n_sinks + s->has_stop;
     rb->in = malloc((size_t)n_in * sizeof *rb->in);
     rb->y_of_old = malloc((size_t)(s->n_y + 1) * sizeof *rb->y_of_old);
     rb->res_of_old = malloc((size_t)(s->n_res + 1) * sizeof *rb->res_of_old);
@@ -411,10 +438,13 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
     for (int j = 0; !st && j < s->n_y; j++) {
         lg_ref y = s->outputs[s->n_state + j];
         rb->y_of_old[j] = -1;
-        if (!s->has_stop && !fetched_in_body(c, y)) continue;
+        if (!s->has_stop && (!fetched_in_body(c, y) || c->y_after[j])) continue;
         rb->y_of_old[j] = n_y++;
         outputs[no++] = *lg_rewrite_at(&br, y);
     }
+    for (int j = 0; !st && j < s->n_y; j++)
+        if (c->y_after[j] && !add_emit(rb, b->nodes[s->outputs[s->n_state + j].node].in[0]))
+            st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
     for (int i = 0; !st && i < c->n_sinks; i++) {
         bool ok = stacked_outside(c, c->sinks[i].a) || add_emit(rb, c->sinks[i].a);
         if (ok && c->sinks[i].op == LG_OP_MATMUL && !stacked_outside(c, c->sinks[i].b)) ok = add_emit(rb, c->sinks[i].b);
@@ -539,8 +569,16 @@ static lg_status rebuild_loop(loop_ctx *c)
             k_new++;
         }
         for (int j = 0; !st && j < s->n_y; j++) {
+            lg_ref y = s->outputs[s->n_state + j];
+            const lg_node *yn = &c->body->nodes[y.node];
             lg_value v = rb.y_of_old[j] >= 0 ? lg_value_of(dst, id, d->n_state + rb.y_of_old[j])
-                                             : lifted_value(c, s->outputs[s->n_state + j]);
+                         : c->y_after[j]     ? lg_matmul(stacked(c, &rb, id, yn->in[0]), lifted_value(c, yn->in[1]), false,
+                                                         yn->attrs.trans_b)
+                                             : lifted_value(c, y);
+            if (!lg_value_ok(v)) {
+                st = lg_cgraph_fail(dst, "hoist");
+                break;
+            }
             *lg_rewrite_at(c->r, (lg_ref){c->node, s->n_state + j}) = (lg_ref){v.node, v.output};
         }
         for (int r = 0; !st && r < s->n_res; r++) {
@@ -556,8 +594,8 @@ static lg_status rebuild_loop(loop_ctx *c)
         if (!st && dst->error) st = lg_cgraph_fail(dst, "hoist");
         if (!st)
             lg_cgraph_note(c->cg, "hoist: loop '%s': %d values computed before the loop (%.2f MiB stacked), %d "
-                                  "accumulators summed after it",
-                           loop->name, c->n_fronts, (double)d->hoisted_bytes / 1048576.0, c->n_sinks);
+                                  "accumulators summed and %d outputs computed after it",
+                           loop->name, c->n_fronts, (double)d->hoisted_bytes / 1048576.0, c->n_sinks, c->n_y_after);
     }
     rebuilt_free(&rb);
     return st;
@@ -592,13 +630,14 @@ static lg_status hoist_loop(lg_cgraph *cg, lg_rewrite *r, int32_t node)
     for (int32_t i = b->n_nodes - 1; !st && i >= 0; i--)
         for (int j = 0; c.needed[i] && j < b->nodes[i].n_in; j++) c.needed[b->nodes[i].in[j].node] = true;
     if (!st) classify(&c);
-    if (!st && (!find_fronts(&c) || !find_sinks(&c))) st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+    if (!st && (!find_fronts(&c) || !find_sinks(&c) || !find_outputs_after(&c)))
+        st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
     if (!st) {
-        if (c.n_fronts || c.n_sinks) st = rebuild_loop(&c);
+        if (c.n_fronts || c.n_sinks || c.n_y_after) st = rebuild_loop(&c);
         else if (lg_rewrite_copy(r, node, NULL, NULL) < 0) st = lg_cgraph_fail(r->dst, "hoist");
     }
     free(c.fetch), free(c.input_k), free(c.kind), free(c.needed), free(c.heavy), free(c.front), free(c.lifted);
-    free(c.fronts), free(c.sinks);
+    free(c.fronts), free(c.sinks), free(c.y_after);
     return st;
 }
 
