@@ -97,9 +97,10 @@ typedef struct lg_loop_report {
     lg_loop_memory memory; /* the policy (a forward loop's) */
     int n_residuals;       /* body values saved per step beyond the states */
     /* Bytes the forward loop keeps for its backward loop: the states before
-     * each step, stacked ([T, ...] each), plus the saved body values. A
-     * gradient loop saves nothing for a further pass: its stacked states are
-     * counted here too, since they are planned memory. */
+     * each step, stacked ([T, ...] each), plus the saved body values. They
+     * are chosen for the program's fetches: without the gradient loop in
+     * the program, nothing is saved (0). A gradient loop saves nothing for a
+     * further pass. */
     size_t state_bytes, residual_bytes;
     int body_kernels;      /* kernels in one step of the body */
     int n_hoisted;         /* body values computed before the loop, batched over all steps */
@@ -109,8 +110,8 @@ typedef struct lg_loop_report {
 
 int lg_program_loop_count(const lg_program *p);
 /* Loop i's report. LG_ERR_INVALID_ARGUMENT for a NULL program or report, or
- * i out of range; LG_ERR_SHAPE if the body cannot be compiled for its step
- * shapes (then running would fail the same way). */
+ * i out of range. (Bodies are compiled with the program: a body that does
+ * not fit its step shapes fails lg_program_compile.) */
 lg_status lg_program_loop_report(const lg_program *p, int i, lg_loop_report *out);
 
 /* A human-readable report, one line per item, as new text the caller frees
