@@ -434,6 +434,33 @@ START_TEST(test_forward_only_saves_nothing)
 }
 END_TEST
 
+/* memory_plan: an elementwise op writes over its dying input and a reshape
+ * takes its input's buffer, so a chain needs one buffer; off, each value
+ * has its own. */
+START_TEST(test_memory_plan_in_place)
+{
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(1, 1000));
+    lg_value y = lg_sigmoid(lg_reshape(lg_tanh(lg_exp(x)), lg_shape_of(2, 10, 100)));
+    lg_tensor *xt = lg_test_uniform(LG_F32, lg_shape_of(1, 1000), 1, 17, -1, 1);
+    lg_feed f[1] = {{x, xt}};
+    lg_program *on = NULL, *off = NULL;
+    lg_compile_opts o = lg_compile_opts_default();
+    o.passes_off = "memory_plan";
+    ck_assert_int_eq(lg_program_compile(g, f, 1, &y, 1, &on), LG_OK);
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &y, 1, &o, &off), LG_OK);
+    size_t one = (1000 * sizeof(float) + 63) / 64 * 64;
+    ck_assert_uint_eq(lg_program_peak_bytes(on), one);
+    ck_assert_uint_eq(lg_program_peak_bytes(off), 4 * one);
+    lg_tensor *a = NULL, *b = NULL;
+    ck_assert_int_eq(lg_program_run(on, f, 1, &a), LG_OK);
+    ck_assert_int_eq(lg_program_run(off, f, 1, &b), LG_OK);
+    ck_assert_mem_eq(lg_tensor_data(a), lg_tensor_data(b), lg_tensor_bytes(a));
+    ck_assert_float_eq_tol(lg_tensor_get(a, 7), 1 / (1 + exp(-tanh(exp(lg_tensor_get(xt, 7))))), 1e-6);
+    lg_tensor_free(a), lg_tensor_free(b), lg_tensor_free(xt);
+    lg_program_free(on), lg_program_free(off);
+}
+END_TEST
+
 /* LG_PASSES_OFF counts like the option; unknown names are errors. */
 START_TEST(test_switches)
 {
@@ -482,6 +509,7 @@ static Suite *passes_suite(void)
     tcase_add_test(tc, test_hoist_embedding);
     tcase_add_loop_test(tc, test_hoist_custom_cell, 0, 2);
     tcase_add_test(tc, test_forward_only_saves_nothing);
+    tcase_add_test(tc, test_memory_plan_in_place);
     tcase_add_test(tc, test_switches);
     suite_add_tcase(s, tc);
     return s;
