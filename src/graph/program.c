@@ -21,7 +21,10 @@
  * copies. The body's fetched values are written by the kernels that make
  * them straight into their places: the next state's buffer (states
  * ping-pong, or go straight into the saved-state stack that the gradient
- * loop reads), and step t of each stacked output and residual.
+ * loop reads), and step t of each stacked output and residual. The driver
+ * itself touches data only to copy the initial states in and the final ones
+ * out and to read a stop condition: with a backend that owns device memory,
+ * those few copies are the ones that go through the backend.
  */
 #include <string.h>
 
