@@ -82,7 +82,8 @@ void lg_program_free(lg_program *p); /* NULL is fine */
 lg_status lg_program_run(lg_program *p, const lg_feed *feeds, int n_feeds, lg_tensor **out);
 
 /* Kernels in the schedule, and the bytes of planned intermediate memory
- * (after reuse by liveness; feeds, parameters and constants not counted). */
+ * (after reuse by liveness; feeds, parameters and constants not counted;
+ * loops' own buffers and their bodies' memory counted). */
 int lg_program_kernel_count(const lg_program *p);
 size_t lg_program_peak_bytes(const lg_program *p);
 

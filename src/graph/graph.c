@@ -28,7 +28,8 @@ void lg_loop_spec_free(lg_loop_spec *s)
 {
     if (!s) return;
     lg_graph_free(s->body);
-    free(s->inputs), free(s->outputs), free(s->res), free(s->res_inputs);
+    lg_graph_free(s->pre);
+    free(s->inputs), free(s->outputs), free(s->res), free(s->res_inputs), free(s->pre_inputs), free(s->pre_outputs);
     lg_grad_step_free(s->grad);
     free(s);
 }
@@ -81,7 +82,10 @@ lg_loop_spec *lg_loop_spec_dup(const lg_loop_spec *s)
     if (!d) return NULL;
     bool ok = true;
     *d = *s;
-    d->inputs = dup_array(s->inputs, (size_t)n_in, sizeof *s->inputs, &ok);
+    d->inputs = dup_array(s->inputs, (size_t)(n_in + s->n_pre), sizeof *s->inputs, &ok);
+    d->pre_inputs = s->pre ? dup_array(s->pre_inputs, (size_t)n_in, sizeof *s->pre_inputs, &ok) : NULL;
+    d->pre_outputs = s->pre ? dup_array(s->pre_outputs, (size_t)s->n_pre, sizeof *s->pre_outputs, &ok) : NULL;
+    d->pre = s->pre ? lg_graph_ref(s->pre) : NULL;
     d->outputs = dup_array(s->outputs, (size_t)n_out, sizeof *s->outputs, &ok);
     d->res = dup_array(s->res, (size_t)s->n_res, sizeof *s->res, &ok);
     d->res_inputs = dup_array(s->res_inputs, (size_t)s->n_res, sizeof *s->res_inputs, &ok);

@@ -73,6 +73,16 @@ typedef struct lg_loop_spec {
     int n_hoisted;        /* body values computed before the loop as batched ops */
     size_t hoisted_bytes; /* their stacked [T, ...] bytes */
     int n_sunk;           /* accumulators summed after the loop as one op */
+    /* Hoisted work run per chunk of steps (hoist): before each run of
+     * `chunk` steps the executor runs `pre` over those steps of the loop's
+     * inputs (a sequence as its [chunk, ...] slice: time-major, so one
+     * block); its n_pre outputs, [chunk, ...] each, feed body inputs
+     * inputs[n_seq + n_state + n_inv + j] step by step. pre NULL: none. */
+    lg_graph *pre;
+    int n_pre;
+    int64_t chunk;
+    int32_t *pre_inputs; /* per loop input: pre's input node standing for it, or -1 */
+    lg_ref *pre_outputs; /* n_pre */
 } lg_loop_spec;
 
 /* A loop's gradient step, built in its body: the body inputs the gradient

@@ -50,7 +50,10 @@ typedef struct step {
     int first_in, first_out; /* into prog->args: n_in input locs, then n_out output locs */
     bool alias;              /* a reshape whose output took over its dying input's buffer: nothing to run */
     lg_program *body;        /* a loop's body, compiled for its step shapes */
-    unsigned char *states;   /* a loop's two buffers per state (ping-pong) and its stop flag */
+    lg_program *pre;         /* a loop's hoisted work per chunk of steps (lg_loop_spec.pre) */
+    unsigned char *states;   /* a loop's two buffers per state (ping-pong), its stop flag, and
+                                pre's [chunk, ...] outputs */
+    size_t state_bytes;
 } step;
 
 struct lg_program {
@@ -139,6 +142,7 @@ void lg_program_free(lg_program *p)
     if (!p) return;
     for (int s = 0; p->steps && s < p->n_steps; s++) {
         lg_program_free(p->steps[s].body);
+        lg_program_free(p->steps[s].pre);
         free(p->steps[s].states);
     }
     lg_graph_free(p->graph);
@@ -395,26 +399,43 @@ static lg_status compile_loop(lg_program *p, step *st, uint32_t off)
     const lg_loop_spec *s = n->attrs.loop;
     int n_in = s->n_seq + s->n_state + s->n_inv, first_res = s->n_state + s->n_y + s->has_stop;
     int n_fetch = first_res + s->n_res;
-    lg_port ports[n_in > 0 ? n_in : 1];
+    lg_port ports[n_in + s->n_pre > 0 ? n_in + s->n_pre : 1], pre_ports[n_in > 0 ? n_in : 1];
     lg_ref fetches[n_fetch > 0 ? n_fetch : 1];
+    int32_t pre_in[n_in > 0 ? n_in : 1];
+    int n_pre_in = 0;
     for (int k = 0; k < n_in; k++) {
         lg_port pt = p->locs[p->args[st->first_in + k]].port;
         ports[k] = k < s->n_seq ? step_port(pt) : pt;
+        if (s->pre && s->pre_inputs[k] >= 0) { /* pre reads a sequence's chunk */
+            if (k < s->n_seq) pt.shape.dims[0] = s->chunk;
+            pre_in[n_pre_in] = s->pre_inputs[k];
+            pre_ports[n_pre_in++] = pt;
+        }
     }
+    for (int j = 0; j < s->n_pre; j++) ports[n_in + j] = s->body->nodes[s->inputs[n_in + j]].out[0];
     for (int k = 0; k < n_fetch; k++) fetches[k] = k < first_res ? s->outputs[k] : s->res[k - first_res];
     lg_cgraph cg = {.off = off, .backend = p->backend};
-    lg_status rc = lg_cgraph_lower(s->body, s->inputs, ports, n_in, fetches, n_fetch, &cg);
+    lg_status rc = lg_cgraph_lower(s->body, s->inputs, ports, n_in + s->n_pre, fetches, n_fetch, &cg);
     if (!rc) rc = lg_cgraph_run_passes(&cg);
     if (!rc) rc = compile_cgraph(&cg, true, &st->body);
     else lg_cgraph_free(&cg);
+    if (!rc && s->pre) {
+        lg_cgraph pc = {.off = off, .backend = p->backend};
+        rc = lg_cgraph_lower(s->pre, pre_in, pre_ports, n_pre_in, s->pre_outputs, s->n_pre, &pc);
+        if (!rc) rc = lg_cgraph_run_passes(&pc);
+        if (!rc) rc = compile_cgraph(&pc, true, &st->pre);
+        else lg_cgraph_free(&pc);
+    }
     if (rc) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", lg_last_error());
         return lg_fail(rc, "loop '%s': %s", n->name, msg);
     }
-    size_t bytes = 8; /* the stop condition */
+    size_t bytes = LG_ALIGN; /* the stop condition */
     for (int k = 0; k < s->n_state; k++) bytes += 2 * (port_bytes(&ports[s->n_seq + k]) + LG_ALIGN);
-    st->states = aligned_alloc(LG_ALIGN, align_up(bytes));
+    for (int j = 0; j < s->n_pre; j++) bytes += (size_t)s->chunk * port_bytes(&ports[n_in + j]) + LG_ALIGN;
+    st->state_bytes = align_up(bytes);
+    st->states = aligned_alloc(LG_ALIGN, st->state_bytes);
     if (!st->states) return lg_fail(LG_ERR_OUT_OF_MEMORY, "loop '%s': out of memory", n->name);
     return LG_OK;
 }
@@ -509,7 +530,16 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
 }
 
 int lg_program_kernel_count(const lg_program *p) { return p ? p->n_steps : 0; }
-size_t lg_program_peak_bytes(const lg_program *p) { return p ? p->arena_bytes : 0; }
+/* The arena, and each loop's own buffers and its programs' memory. */
+static size_t program_bytes(const lg_program *p)
+{
+    size_t bytes = p ? p->arena_bytes : 0;
+    for (int s = 0; p && s < p->n_steps; s++)
+        bytes += p->steps[s].state_bytes + program_bytes(p->steps[s].body) + program_bytes(p->steps[s].pre);
+    return bytes;
+}
+
+size_t lg_program_peak_bytes(const lg_program *p) { return program_bytes(p); }
 
 /* ---- report -------------------------------------------------------------- */
 
@@ -599,7 +629,7 @@ char *lg_program_report(const lg_program *p)
 {
     if (!p) return NULL;
     text t = {.ok = true};
-    text_add(&t, "program: %d kernels, %.2f MiB planned\n", p->n_steps, mib(p->arena_bytes));
+    text_add(&t, "program: %d kernels, %.2f MiB planned\n", p->n_steps, mib(program_bytes(p)));
     for (int i = 0; i < lg_program_loop_count(p); i++) {
         lg_loop_report r;
         if (lg_program_loop_report(p, i, &r) != LG_OK) {
@@ -727,7 +757,15 @@ static lg_status run_loop(const step *sp, const lg_node *n, const lg_buf *in, lg
         in_stack = in_stack && buf_bytes(&out[s->n_state + s->n_y + k]) > 0;
         memcpy(ping[k], in[s->n_seq + k].data, bytes);
     }
-    unsigned char *stop = buf;
+    unsigned char *stop = buf, *chunk[s->n_pre > 0 ? s->n_pre : 1];
+    size_t pre_block[s->n_pre > 0 ? s->n_pre : 1]; /* bytes of one step of pre's output j */
+    int n_in = s->n_seq + s->n_state + s->n_inv;
+    buf += LG_ALIGN;
+    for (int j = 0; j < s->n_pre; j++) {
+        pre_block[j] = port_bytes(&s->body->nodes[s->inputs[n_in + j]].out[0]);
+        chunk[j] = buf, buf += align_up((size_t)s->chunk * pre_block[j]);
+        sp->pre->out_data[j] = chunk[j];
+    }
     for (int i = 0; i < s->n_seq; i++) seq_block[i] = buf_bytes(&in[i]) / (size_t)steps;
     for (int i = 0; i < s->n_inv; i++) body_feed(b, s->n_seq + s->n_state + i, in[s->n_seq + s->n_state + i].data);
     for (int j = 0; j < s->n_y + s->n_res; j++) {
@@ -739,8 +777,20 @@ static lg_status run_loop(const step *sp, const lg_node *n, const lg_buf *in, lg
         b->out_data[first_res - 1] = stop;
     }
     lg_status st = LG_OK;
+    int64_t t_lo = 0; /* the first time step of pre's current chunk */
     for (int64_t step = 0; !st && step < steps; step++) {
         int64_t t = s->reverse ? steps - 1 - step : step, t_next = s->reverse ? t - 1 : t + 1;
+        if (s->pre && step % s->chunk == 0) { /* the next chunk's hoisted values, in run order */
+            t_lo = s->reverse ? steps - step - s->chunk : step;
+            for (int k = 0, f = 0; k < n_in; k++) {
+                if (s->pre_inputs[k] < 0) continue;
+                const char *data = (const char *)in[k].data + (k < s->n_seq ? (size_t)t_lo * seq_block[k] : 0);
+                body_feed(sp->pre, f++, data);
+            }
+            st = exec(sp->pre);
+            if (st) break;
+        }
+        for (int j = 0; j < s->n_pre; j++) body_feed(b, n_in + j, chunk[j] + (size_t)(t - t_lo) * pre_block[j]);
         for (int i = 0; i < s->n_seq; i++) body_feed(b, i, (const char *)in[i].data + (size_t)t * seq_block[i]);
         for (int k = 0; k < s->n_state; k++) {
             const lg_buf *saved = &out[s->n_state + s->n_y + k]; /* [0, ...] when nothing reads it */

@@ -45,7 +45,8 @@ typedef struct loop_ctx {
     const lg_loop_spec *s;
     const lg_graph *body;
     int n_in, n_fetch;
-    lg_ref *fetch; /* body values the loop fetches: outputs, then residuals */
+    lg_ref *fetch;        /* body values the loop fetches: outputs, then the residuals read */
+    const bool *res_read; /* per residual: whether anything after the loop reads it */
     int *input_k;  /* per body node: its spec input index, or -1 */
     kind *kind;
     bool *needed, *heavy, *front, *cone;
@@ -56,7 +57,18 @@ typedef struct loop_ctx {
     int n_sinks;
     bool *y_after; /* per per-step output: computed after the loop */
     int n_y_after;
+    /* Frontier values computed per chunk of steps (see lg_loop_spec.pre):
+     * chunked[f] for fronts[f]; their batched copies live in `pre`. */
+    bool *chunked;
+    int n_chunked;
+    int64_t chunk;
+    lg_graph *pre;
+    lg_ref *pre_lifted;  /* per body node: its copy in pre (node -1: none yet) */
+    int32_t *pre_in;     /* per loop input: pre's input node standing for it, or -1 */
 } loop_ctx;
+
+/* The most bytes one loop's chunked frontier values take per chunk. */
+enum { CHUNK_BYTES = 4 << 20, MIN_CHUNK = 4 };
 
 static bool is_elementwise(lg_op op) { return op >= LG_OP_ADD && op <= LG_OP_STOP_GRADIENT; /* op_list.h order */ }
 
@@ -247,25 +259,34 @@ static bool is_sunk_state(const loop_ctx *c, int k)
     return false;
 }
 
-/* The batched copy of body node i in the outer graph (built on first use):
- * a sequence input is the loop's stacked input, an invariant the loop's
+/* The batched copy of body node i (built on first use) in the outer graph,
+ * or with `pre` in the per-chunk graph: a sequence input is the loop's
+ * stacked input (in pre: an input for its chunk), an invariant the loop's
  * input, a constant a borrowed copy, an op the same op over batched inputs
  * (slice and split one axis further right). Node -1 on error. */
-static lg_ref lift(loop_ctx *c, int32_t i)
+static lg_ref lift_into(loop_ctx *c, int32_t i, bool pre)
 {
-    if (c->lifted[i].node >= 0) return c->lifted[i];
+    lg_ref *memo = pre ? c->pre_lifted : c->lifted;
+    if (memo[i].node >= 0) return memo[i];
     const lg_node *n = &c->body->nodes[i];
-    lg_graph *dst = c->r->dst;
+    lg_graph *dst = pre ? c->pre : c->r->dst;
     const lg_node *loop = &c->r->src->nodes[c->node];
     lg_ref out = {-1, 0};
-    if (c->input_k[i] >= 0) {
-        out = *lg_rewrite_at(c->r, loop->in[c->input_k[i]]);
+    int k = c->input_k[i];
+    if (k >= 0 && pre) { /* an input of pre: a sequence's chunk [chunk, ...], or the invariant */
+        lg_port pt = c->r->src->nodes[loop->in[k].node].out[loop->in[k].out];
+        if (k < c->s->n_seq) pt.shape.dims[0] = c->chunk;
+        lg_value v = lg_input(dst, n->name, pt.dtype, pt.shape);
+        out.node = lg_value_ok(v) ? v.node : -1;
+        c->pre_in[k] = out.node;
+    } else if (k >= 0) {
+        out = *lg_rewrite_at(c->r, loop->in[k]);
     } else if (n->op == LG_OP_CONST) {
         out.node = lg_node_copy_source(dst, n, n->out[0]);
     } else {
         lg_value in[n->n_in > 0 ? n->n_in : 1];
         for (int j = 0; j < n->n_in; j++) {
-            lg_ref l = lift(c, n->in[j].node);
+            lg_ref l = lift_into(c, n->in[j].node, pre);
             if (l.node < 0) return l;
             in[j] = lg_value_of(dst, l.node, l.out + n->in[j].out);
         }
@@ -276,22 +297,76 @@ static lg_ref lift(loop_ctx *c, int32_t i)
         if (out.node >= 0) dst->nodes[out.node].is_grad = n->is_grad;
     }
     if (out.node < 0 && !dst->error) lg_graph_fail(dst, "hoist: out of memory");
-    c->lifted[i] = out;
+    memo[i] = out;
     return out;
 }
 
 static lg_value lifted_value(loop_ctx *c, lg_ref r)
 {
-    lg_ref l = lift(c, r.node);
+    lg_ref l = lift_into(c, r.node, false);
     return l.node < 0 ? lg_value_invalid() : lg_value_of(c->r->dst, l.node, l.out + r.out);
+}
+
+/* Frontier value r over one chunk of steps [chunk, ...], in pre. */
+static lg_value pre_value(loop_ctx *c, lg_ref r)
+{
+    lg_ref l = lift_into(c, r.node, true);
+    return l.node < 0 ? lg_value_invalid() : lg_value_of(c->pre, l.node, l.out + r.out);
 }
 
 /* A body value as stacked [T, ...] outside the loop without the loop
  * computing it: a sequence input or a batched frontier value. */
 static bool stacked_outside(const loop_ctx *c, lg_ref r)
 {
-    int k = c->input_k[r.node];
-    return (k >= 0 && k < c->s->n_seq) || (c->kind[r.node] == K_SEQ && find_ref(c->fronts, c->n_fronts, r) >= 0);
+    int k = c->input_k[r.node], f = find_ref(c->fronts, c->n_fronts, r);
+    return (k >= 0 && k < c->s->n_seq) || (c->kind[r.node] == K_SEQ && f >= 0 && !(c->chunked && c->chunked[f]));
+}
+
+static bool sink_reads(const loop_ctx *c, lg_ref r)
+{
+    for (int i = 0; i < c->n_sinks; i++)
+        if (find_ref(&c->sinks[i].a, 1, r) >= 0 || (c->sinks[i].op == LG_OP_MATMUL && find_ref(&c->sinks[i].b, 1, r) >= 0))
+            return true;
+    for (int j = 0; j < c->s->n_y; j++)
+        if (c->y_after[j] && find_ref(&c->body->nodes[c->s->outputs[c->s->n_state + j].node].in[0], 1, r) >= 0) return true;
+    return false;
+}
+
+/* Which batched frontier values are computed per chunk of steps rather
+ * than for all T at once: those only the body reads (not a fetch, not an
+ * operand of a sink), when T splits into chunks of at least MIN_CHUNK steps
+ * whose values fit CHUNK_BYTES. */
+static bool choose_chunks(loop_ctx *c)
+{
+    c->chunked = calloc((size_t)(c->n_fronts ? c->n_fronts : 1), sizeof *c->chunked);
+    if (!c->chunked) return false;
+    const lg_node *loop = &c->r->src->nodes[c->node];
+    if (!c->s->n_seq) return true;
+    int64_t steps = c->r->src->nodes[loop->in[0].node].out[loop->in[0].out].shape.dims[0];
+    /* the frontier's concrete step ports, from the loop's input ports */
+    lg_port in[c->n_in > 0 ? c->n_in : 1], front[c->n_fronts > 0 ? c->n_fronts : 1];
+    for (int k = 0; k < c->n_in; k++) {
+        in[k] = c->r->src->nodes[loop->in[k].node].out[loop->in[k].out];
+        if (k < c->s->n_seq) {
+            for (int d = 0; d + 1 < in[k].shape.rank; d++) in[k].shape.dims[d] = in[k].shape.dims[d + 1];
+            in[k].shape.rank--;
+        }
+    }
+    if (c->n_fronts && lg_body_ports((lg_graph *)c->body, c->s->inputs, in, c->n_in, c->fronts, c->n_fronts, front))
+        return true; /* the loop's own shape inference reports it */
+    size_t per_step = 0;
+    for (int f = 0; f < c->n_fronts; f++) {
+        lg_ref r = c->fronts[f];
+        c->chunked[f] = c->kind[r.node] == K_SEQ && find_ref(c->fetch, c->n_fetch, r) < 0 && !sink_reads(c, r);
+        if (c->chunked[f]) per_step += lg_port_bytes(&front[f]);
+    }
+    int64_t most = per_step ? (int64_t)(CHUNK_BYTES / per_step) : 0, k = most < steps ? most : 0;
+    while (k > 1 && steps % k) k--;
+    if (k < MIN_CHUNK) /* all at once */
+        for (int f = 0; f < c->n_fronts; f++) c->chunked[f] = false;
+    c->chunk = k;
+    for (int f = 0; f < c->n_fronts; f++) c->n_chunked += c->chunked[f];
+    return true;
 }
 
 /* ---- rebuilding the loop --------------------------------------------------- */
@@ -331,6 +406,9 @@ static bool fetched_in_body(const loop_ctx *c, lg_ref r)
     return !(c->kind[r.node] == K_SEQ && find_ref(c->fronts, c->n_fronts, r) >= 0);
 }
 
+/* Room for the new loop's inputs. */
+static int n_in_cap(const loop_ctx *c) { return c->n_in + c->n_fronts; }
+
 /* The new body: the old one's needed nodes with the frontier values read
  * from new inputs, the sunk states gone. Fills rb->spec. */
 static lg_status build_body(loop_ctx *c, rebuilt *rb)
@@ -350,14 +428,13 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
     bool *need = calloc((size_t)b->n_nodes, sizeof *need);
     lg_status st = need ? LG_OK : lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
     int first_y = s->n_state, stop = s->n_state + s->n_y;
-    for (int k = 0; !st && k < c->n_fetch; k++) {
-        bool kept;
-        if (k < first_y) kept = !is_sunk_state(c, k);
-        else if (k < stop) kept = s->has_stop || (fetched_in_body(c, c->fetch[k]) && !c->y_after[k - first_y]); /* past a stop: zeros */
-        else if (k == stop && s->has_stop) kept = true;
-        else kept = fetched_in_body(c, c->fetch[k]);
-        if (kept) need[c->fetch[k].node] = true;
-    }
+    for (int k = 0; !st && k < first_y; k++)
+        if (!is_sunk_state(c, k)) need[s->outputs[k].node] = true;
+    for (int k = first_y; !st && k < stop; k++) /* past a stop, outputs must be zeros: the loop makes them */
+        if (s->has_stop || (fetched_in_body(c, s->outputs[k]) && !c->y_after[k - first_y])) need[s->outputs[k].node] = true;
+    if (s->has_stop) need[s->outputs[stop].node] = true;
+    for (int r = 0; !st && r < s->n_res; r++)
+        if (c->res_read[r] && fetched_in_body(c, s->res[r])) need[s->res[r].node] = true;
     for (int j = 0; !st && j < s->n_y; j++)
         if (c->y_after[j]) need[b->nodes[s->outputs[s->n_state + j].node].in[0].node] = true;
     for (int i = 0; !st && i < c->n_sinks; i++) {
@@ -366,6 +443,7 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
     }
     for (int k = 0; !st && k < c->n_in; k++)
         if (!(k >= s->n_seq && k < s->n_seq + s->n_state && is_sunk_state(c, k - s->n_seq))) need[s->inputs[k]] = true;
+    for (int f = 0; !st && f < c->n_fronts; f++) need[c->fronts[f].node] = true; /* each becomes an input */
     for (int32_t i = b->n_nodes - 1; !st && i >= 0; i--)
         for (int j = 0; need[i] && !c->front[i] && j < b->nodes[i].n_in; j++) need[b->nodes[i].in[j].node] = true;
     /* copy; a frontier node's values become new inputs (one per output) */
@@ -377,9 +455,9 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
         if (c->front[i]) {
             for (int f = 0; !st && f < c->n_fronts; f++) {
                 if (c->fronts[f].node != i) continue;
-                lg_value outer = lifted_value(c, c->fronts[f]);
+                lg_value outer = c->chunked[f] ? pre_value(c, c->fronts[f]) : lifted_value(c, c->fronts[f]);
                 if (!lg_value_ok(outer)) {
-                    st = lg_cgraph_fail(c->r->dst, "hoist");
+                    st = lg_cgraph_fail(c->chunked[f] ? c->pre : c->r->dst, "hoist");
                     break;
                 }
                 lg_port pt = *lg_value_port(outer);
@@ -408,7 +486,11 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
      * outputs [states, kept outputs, emitted values, stop], kept residuals */
     lg_loop_spec *d = st ? NULL : lg_loop_spec_dup(s);
     int n_new_seq = 0, n_new_inv = 0;
-    for (int f = 0; f < c->n_fronts; f++) c->kind[c->fronts[f].node] == K_SEQ ? n_new_seq++ : n_new_inv++;
+    for (int f = 0; f < c->n_fronts; f++)
+        if (!c->chunked[f]) c->kind[c->fronts[f].node] == K_SEQ ? n_new_seq++ : n_new_inv++;
+    int32_t *pre_inputs = c->n_chunked ? malloc((size_t)n_in_cap(c) * sizeof *pre_inputs) : NULL;
+    lg_ref *pre_outputs = c->n_chunked ? malloc((size_t)c->n_chunked * sizeof *pre_outputs) : NULL;
+    if (!st && c->n_chunked && (!pre_inputs || !pre_outputs)) st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
     int n_in = c->n_in + c->n_fronts, n_out = s->n_state + 2 * s->n_y + 2 * c->n_sinks + s->has_stop;
     rb->in = malloc((size_t)n_in * sizeof *rb->in);
     rb->y_of_old = malloc((size_t)(s->n_y + 1) * sizeof *rb->y_of_old);
@@ -423,15 +505,24 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
         int count = part == 0 ? s->n_seq : part == 1 ? s->n_state : s->n_inv;
         for (int k = first; k < first + count; k++) {
             if (part == 1 && is_sunk_state(c, k - first)) continue;
+            if (pre_inputs) pre_inputs[ni] = c->pre_in[k];
             inputs[ni] = lg_rewrite_at(&br, (lg_ref){s->inputs[k], 0})->node;
             rb->in[ni++] = lg_rewrite_value(c->r, loop->in[k]);
         }
         for (int f = 0; part != 1 && f < c->n_fronts; f++)
-            if ((c->kind[c->fronts[f].node] == K_SEQ) == (part == 0)) {
+            if (!c->chunked[f] && (c->kind[c->fronts[f].node] == K_SEQ) == (part == 0)) {
+                if (pre_inputs) pre_inputs[ni] = -1;
                 inputs[ni] = front_in[f];
                 rb->in[ni++] = lifted_value(c, c->fronts[f]);
             }
     }
+    /* then the body inputs fed from pre's per-chunk outputs */
+    for (int f = 0, n_pre = 0; !st && f < c->n_fronts; f++)
+        if (c->chunked[f]) {
+            inputs[ni + n_pre] = front_in[f];
+            lg_value v = pre_value(c, c->fronts[f]);
+            pre_outputs[n_pre++] = (lg_ref){v.node, v.output};
+        }
     int no = 0;
     for (int k = 0; !st && k < s->n_state; k++)
         if (!is_sunk_state(c, k)) outputs[no++] = *lg_rewrite_at(&br, s->outputs[k]), n_state++;
@@ -454,7 +545,7 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
     if (!st && s->has_stop) outputs[no++] = *lg_rewrite_at(&br, s->outputs[s->n_state + s->n_y]);
     for (int r = 0; !st && r < s->n_res; r++) {
         rb->res_of_old[r] = -1;
-        if (!fetched_in_body(c, s->res[r])) continue;
+        if (!c->res_read[r] || !fetched_in_body(c, s->res[r])) continue;
         d->res[n_res] = *lg_rewrite_at(&br, s->res[r]);
         d->res_inputs[n_res] = s->res_inputs[r];
         rb->res_of_old[r] = n_res++;
@@ -473,13 +564,20 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
         d->n_hoisted = s->n_hoisted + c->n_fronts;
         d->n_sunk = s->n_sunk + c->n_sinks;
         for (int f = 0; f < c->n_fronts; f++)
-            if (c->kind[c->fronts[f].node] == K_SEQ) d->hoisted_bytes += lg_port_bytes(lg_value_port(lifted_value(c, c->fronts[f])));
+            if (c->kind[c->fronts[f].node] == K_SEQ)
+                d->hoisted_bytes += lg_port_bytes(lg_value_port(c->chunked[f] ? pre_value(c, c->fronts[f]) : lifted_value(c, c->fronts[f])));
+        if (c->n_chunked) {
+            d->pre = c->pre, c->pre = NULL;
+            d->n_pre = c->n_chunked, d->chunk = c->chunk;
+            d->pre_inputs = pre_inputs, d->pre_outputs = pre_outputs;
+            pre_inputs = NULL, pre_outputs = NULL;
+        }
         rb->spec = d;
         rb->n_in = ni;
         d = NULL;
     }
     lg_loop_spec_free(d);
-    free(inputs), free(outputs), free(front_in), free(need);
+    free(inputs), free(outputs), free(front_in), free(need), free(pre_inputs), free(pre_outputs);
     lg_graph_free(nb);
     lg_rewrite_free(&br);
     return st;
@@ -582,6 +680,7 @@ static lg_status rebuild_loop(loop_ctx *c)
             *lg_rewrite_at(c->r, (lg_ref){c->node, s->n_state + j}) = (lg_ref){v.node, v.output};
         }
         for (int r = 0; !st && r < s->n_res; r++) {
+            if (rb.res_of_old[r] < 0 && !c->res_read[r]) continue; /* dropped: nothing reads it */
             lg_value v = rb.res_of_old[r] >= 0 ? lg_value_of(dst, id, 2 * d->n_state + d->n_y + rb.res_of_old[r])
                                                : lifted_value(c, s->res[r]);
             *lg_rewrite_at(c->r, (lg_ref){c->node, 2 * s->n_state + s->n_y + r}) = (lg_ref){v.node, v.output};
@@ -593,20 +692,22 @@ static lg_status rebuild_loop(loop_ctx *c)
         }
         if (!st && dst->error) st = lg_cgraph_fail(dst, "hoist");
         if (!st)
-            lg_cgraph_note(c->cg, "hoist: loop '%s': %d values computed before the loop (%.2f MiB stacked), %d "
-                                  "accumulators summed and %d outputs computed after it",
-                           loop->name, c->n_fronts, (double)d->hoisted_bytes / 1048576.0, c->n_sinks, c->n_y_after);
+            lg_cgraph_note(c->cg, "hoist: loop '%s': %d values computed before the loop (%.2f MiB stacked; %d of them "
+                                  "per chunk of %lld steps), %d accumulators summed and %d outputs computed after it",
+                           loop->name, c->n_fronts, (double)d->hoisted_bytes / 1048576.0, c->n_chunked,
+                           (long long)(c->n_chunked ? c->chunk : 0), c->n_sinks, c->n_y_after);
     }
     rebuilt_free(&rb);
     return st;
 }
 
 /* Hoist and sink around loop node `node` of r->src, appending to r->dst. */
-static lg_status hoist_loop(lg_cgraph *cg, lg_rewrite *r, int32_t node)
+static lg_status hoist_loop(lg_cgraph *cg, lg_rewrite *r, int32_t node, const bool *read)
 {
     const lg_loop_spec *s = r->src->nodes[node].attrs.loop;
     const lg_graph *b = s->body;
     loop_ctx c = {.cg = cg, .r = r, .node = node, .s = s, .body = b};
+    c.res_read = read + 2 * s->n_state + s->n_y;
     c.n_in = s->n_seq + s->n_state + s->n_inv;
     c.n_fetch = s->n_state + s->n_y + s->has_stop + s->n_res;
     size_t nn = (size_t)(b->n_nodes ? b->n_nodes : 1);
@@ -623,21 +724,34 @@ static lg_status hoist_loop(lg_cgraph *cg, lg_rewrite *r, int32_t node)
     for (int32_t i = 0; !st && i < b->n_nodes; i++) c.input_k[i] = -1, c.lifted[i] = (lg_ref){-1, 0};
     for (int k = 0; !st && k < c.n_in; k++) c.input_k[s->inputs[k]] = k;
     int first_res = s->n_state + s->n_y + s->has_stop;
+    int n_live = 0;
     for (int k = 0; !st && k < c.n_fetch; k++) {
-        c.fetch[k] = k < first_res ? s->outputs[k] : s->res[k - first_res];
-        c.needed[c.fetch[k].node] = true;
+        if (k >= first_res && !c.res_read[k - first_res]) continue;
+        c.fetch[n_live] = k < first_res ? s->outputs[k] : s->res[k - first_res];
+        c.needed[c.fetch[n_live++].node] = true;
     }
+    c.n_fetch = n_live;
     for (int32_t i = b->n_nodes - 1; !st && i >= 0; i--)
         for (int j = 0; c.needed[i] && j < b->nodes[i].n_in; j++) c.needed[b->nodes[i].in[j].node] = true;
     if (!st) classify(&c);
-    if (!st && (!find_fronts(&c) || !find_sinks(&c) || !find_outputs_after(&c)))
+    if (!st && (!find_fronts(&c) || !find_sinks(&c) || !find_outputs_after(&c) || !choose_chunks(&c)))
         st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+    if (!st && c.n_chunked) {
+        c.pre = lg_graph_new();
+        c.pre_lifted = malloc(nn * sizeof *c.pre_lifted);
+        c.pre_in = malloc((size_t)(c.n_in ? c.n_in : 1) * sizeof *c.pre_in);
+        if (!c.pre || !c.pre_lifted || !c.pre_in) st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+        for (int32_t i = 0; !st && i < b->n_nodes; i++) c.pre_lifted[i] = (lg_ref){-1, 0};
+        for (int k = 0; !st && k < c.n_in; k++) c.pre_in[k] = -1;
+        if (!st) c.pre->is_body = true;
+    }
     if (!st) {
         if (c.n_fronts || c.n_sinks || c.n_y_after) st = rebuild_loop(&c);
         else if (lg_rewrite_copy(r, node, NULL, NULL) < 0) st = lg_cgraph_fail(r->dst, "hoist");
     }
     free(c.fetch), free(c.input_k), free(c.kind), free(c.needed), free(c.heavy), free(c.front), free(c.lifted);
-    free(c.fronts), free(c.sinks), free(c.y_after);
+    free(c.fronts), free(c.sinks), free(c.y_after), free(c.chunked), free(c.pre_lifted), free(c.pre_in);
+    lg_graph_free(c.pre);
     return st;
 }
 
@@ -653,11 +767,18 @@ lg_status lg_pass_hoist(lg_cgraph *cg)
         lg_graph_free(dst);
         return lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
     }
-    lg_status st = LG_OK;
+    /* which node outputs anything reads: a loop's unread residuals are
+     * left out (dce drops them), so they do not keep values stacked */
+    bool *read = calloc((size_t)(r.base[g->n_nodes] ? r.base[g->n_nodes] : 1), sizeof *read);
+    lg_status st = read ? LG_OK : lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+    for (int32_t i = 0; !st && i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++) read[r.base[g->nodes[i].in[j].node] + g->nodes[i].in[j].out] = true;
+    for (int k = 0; !st && k < cg->n_outputs; k++) read[r.base[cg->outputs[k].node] + cg->outputs[k].out] = true;
     for (int32_t i = 0; !st && i < g->n_nodes; i++) {
-        if (g->nodes[i].op == LG_OP_LOOP) st = hoist_loop(cg, &r, i);
+        if (g->nodes[i].op == LG_OP_LOOP) st = hoist_loop(cg, &r, i, &read[r.base[i]]);
         else if (lg_rewrite_copy(&r, i, NULL, NULL) < 0) st = lg_cgraph_fail(dst, "hoist");
     }
+    free(read);
     if (st) {
         lg_rewrite_free(&r);
         lg_graph_free(dst);
