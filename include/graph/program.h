@@ -82,8 +82,9 @@ void lg_program_free(lg_program *p); /* NULL is fine */
 lg_status lg_program_run(lg_program *p, const lg_feed *feeds, int n_feeds, lg_tensor **out);
 
 /* Kernels in the schedule, and the bytes of planned intermediate memory
- * (after reuse by liveness; feeds, parameters and constants not counted;
- * loops' own buffers and their bodies' memory counted). */
+ * (after reuse by liveness; feeds, parameters and constants not counted,
+ * nor what loops hold for one step or chunk of steps: lg_program_report
+ * lists that). */
 int lg_program_kernel_count(const lg_program *p);
 size_t lg_program_peak_bytes(const lg_program *p);
 
@@ -119,7 +120,7 @@ lg_status lg_program_loop_report(const lg_program *p, int i, lg_loop_report *out
  * (NULL when out of memory or p is NULL): the program, each loop, then what
  * each pass did (indented for the passes run on loop bodies):
  *
- *     program: 9 kernels, 1.50 MiB planned
+ *     program: 9 kernels, 1.50 MiB planned, loops' own buffers 0.02 MiB
  *     loop 'rnn/loop': 28 steps, 3 kernels per step, save residuals: 3 values, 0.42 MiB saved (states 0.11 MiB); hoisted 1 values, 0.21 MiB
  *     loop 'grad/rnn/loop': 28 steps, 9 kernels per step, gradient loop; hoisted 0 values, 0.00 MiB; 2 accumulators summed after the loop
  *     hoist: loop 'rnn/loop': 1 values before the loop (matmul 'rnn/matmul' ...)

@@ -530,16 +530,19 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
 }
 
 int lg_program_kernel_count(const lg_program *p) { return p ? p->n_steps : 0; }
-/* The arena, and each loop's own buffers and its programs' memory. */
-static size_t program_bytes(const lg_program *p)
+/* Each loop's own buffers and its programs' memory, nested loops included. */
+static size_t loop_bytes(const lg_program *p)
 {
-    size_t bytes = p ? p->arena_bytes : 0;
-    for (int s = 0; p && s < p->n_steps; s++)
-        bytes += p->steps[s].state_bytes + program_bytes(p->steps[s].body) + program_bytes(p->steps[s].pre);
+    size_t bytes = 0;
+    for (int s = 0; p && s < p->n_steps; s++) {
+        const lg_program *b = p->steps[s].body, *pre = p->steps[s].pre;
+        bytes += p->steps[s].state_bytes + (b ? b->arena_bytes : 0) + (pre ? pre->arena_bytes : 0);
+        bytes += loop_bytes(b) + loop_bytes(pre);
+    }
     return bytes;
 }
 
-size_t lg_program_peak_bytes(const lg_program *p) { return program_bytes(p); }
+size_t lg_program_peak_bytes(const lg_program *p) { return p ? p->arena_bytes : 0; }
 
 /* ---- report -------------------------------------------------------------- */
 
@@ -629,7 +632,8 @@ char *lg_program_report(const lg_program *p)
 {
     if (!p) return NULL;
     text t = {.ok = true};
-    text_add(&t, "program: %d kernels, %.2f MiB planned\n", p->n_steps, mib(program_bytes(p)));
+    text_add(&t, "program: %d kernels, %.2f MiB planned, loops' own buffers %.2f MiB\n", p->n_steps, mib(p->arena_bytes),
+             mib(loop_bytes(p)));
     for (int i = 0; i < lg_program_loop_count(p); i++) {
         lg_loop_report r;
         if (lg_program_loop_report(p, i, &r) != LG_OK) {
