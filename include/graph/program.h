@@ -54,9 +54,11 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
  * into a private copy and runs passes over it, in this order:
  *   verify       the copy is well formed (shapes, dtypes, references);
  *   hoist        loop body work that depends only on sequences, invariants
- *                and constants (x_t W + b, an embedding lookup) runs before
- *                the loop as one batched op over all steps; a gradient
- *                loop's weight gradients x_t^T dG sum after it as one GEMM;
+ *                and constants (x_t W + b, an embedding lookup) runs as one
+ *                batched op over all steps (or over chunks of steps, when
+ *                all steps would take more than 4 MiB); a gradient loop's
+ *                weight gradients x_t^T dG sum as GEMMs over all steps (or
+ *                per chunk) instead of per step;
  *   dce          values nothing fetched reads are not computed, and a loop
  *                saves for its gradient loop only what that loop reads (a
  *                forward-only program saves nothing);
@@ -122,8 +124,8 @@ lg_status lg_program_loop_report(const lg_program *p, int i, lg_loop_report *out
  *
  *     program: 9 kernels, 1.50 MiB planned, loops' own buffers 0.02 MiB
  *     loop 'rnn/loop': 28 steps, 3 kernels per step, save residuals: 3 values, 0.42 MiB saved (states 0.11 MiB); hoisted 1 values, 0.21 MiB
- *     loop 'grad/rnn/loop': 28 steps, 9 kernels per step, gradient loop; hoisted 0 values, 0.00 MiB; 2 accumulators summed after the loop
- *     hoist: loop 'rnn/loop': 1 values before the loop (matmul 'rnn/matmul' ...)
+ *     loop 'grad/rnn/loop': 28 steps, 9 kernels per step, gradient loop; hoisted 0 values, 0.00 MiB; 2 accumulators summed by batched GEMMs
+ *     hoist: loop 'rnn/loop': 1 values batched before the steps (0.21 MiB, 0 of them per chunk of 0 steps); ...
  */
 char *lg_program_report(const lg_program *p);
 

@@ -51,6 +51,7 @@ typedef struct step {
     bool alias;              /* a reshape whose output took over its dying input's buffer: nothing to run */
     lg_program *body;        /* a loop's body, compiled for its step shapes */
     lg_program *pre;         /* a loop's hoisted work per chunk of steps (lg_loop_spec.pre) */
+    lg_program *post;        /* its accumulators' sums per chunk (lg_loop_spec.post) */
     unsigned char *states;   /* a loop's two buffers per state (ping-pong), its stop flag, and
                                 pre's [chunk, ...] outputs */
     size_t state_bytes;
@@ -143,6 +144,7 @@ void lg_program_free(lg_program *p)
     for (int s = 0; p->steps && s < p->n_steps; s++) {
         lg_program_free(p->steps[s].body);
         lg_program_free(p->steps[s].pre);
+        lg_program_free(p->steps[s].post);
         free(p->steps[s].states);
     }
     lg_graph_free(p->graph);
@@ -400,7 +402,7 @@ static lg_status compile_loop(lg_program *p, step *st, uint32_t off)
     int n_in = s->n_seq + s->n_state + s->n_inv, first_res = s->n_state + s->n_y + s->has_stop;
     int n_fetch = first_res + s->n_res;
     lg_port ports[n_in + s->n_pre > 0 ? n_in + s->n_pre : 1], pre_ports[n_in > 0 ? n_in : 1];
-    lg_ref fetches[n_fetch > 0 ? n_fetch : 1];
+    lg_ref fetches[n_fetch + s->n_emit > 0 ? n_fetch + s->n_emit : 1];
     int32_t pre_in[n_in > 0 ? n_in : 1];
     int n_pre_in = 0;
     for (int k = 0; k < n_in; k++) {
@@ -414,8 +416,9 @@ static lg_status compile_loop(lg_program *p, step *st, uint32_t off)
     }
     for (int j = 0; j < s->n_pre; j++) ports[n_in + j] = s->body->nodes[s->inputs[n_in + j]].out[0];
     for (int k = 0; k < n_fetch; k++) fetches[k] = k < first_res ? s->outputs[k] : s->res[k - first_res];
+    for (int e = 0; e < s->n_emit; e++) fetches[n_fetch + e] = s->emit[e]; /* into chunk buffers */
     lg_cgraph cg = {.off = off, .backend = p->backend};
-    lg_status rc = lg_cgraph_lower(s->body, s->inputs, ports, n_in + s->n_pre, fetches, n_fetch, &cg);
+    lg_status rc = lg_cgraph_lower(s->body, s->inputs, ports, n_in + s->n_pre, fetches, n_fetch + s->n_emit, &cg);
     if (!rc) rc = lg_cgraph_run_passes(&cg);
     if (!rc) rc = compile_cgraph(&cg, true, &st->body);
     else lg_cgraph_free(&cg);
@@ -426,6 +429,15 @@ static lg_status compile_loop(lg_program *p, step *st, uint32_t off)
         if (!rc) rc = compile_cgraph(&pc, true, &st->pre);
         else lg_cgraph_free(&pc);
     }
+    lg_port post_ports[s->n_post_in > 0 ? s->n_post_in : 1];
+    for (int i = 0; !rc && i < s->n_post_in; i++) post_ports[i] = s->post->nodes[s->post_inputs[i]].out[0];
+    if (!rc && s->post) {
+        lg_cgraph pc = {.off = off, .backend = p->backend};
+        rc = lg_cgraph_lower(s->post, s->post_inputs, post_ports, s->n_post_in, s->post_outputs, s->n_post, &pc);
+        if (!rc) rc = lg_cgraph_run_passes(&pc);
+        if (!rc) rc = compile_cgraph(&pc, true, &st->post);
+        else lg_cgraph_free(&pc);
+    }
     if (rc) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", lg_last_error());
@@ -434,6 +446,8 @@ static lg_status compile_loop(lg_program *p, step *st, uint32_t off)
     size_t bytes = LG_ALIGN; /* the stop condition */
     for (int k = 0; k < s->n_state; k++) bytes += 2 * (port_bytes(&ports[s->n_seq + k]) + LG_ALIGN);
     for (int j = 0; j < s->n_pre; j++) bytes += (size_t)s->chunk * port_bytes(&ports[n_in + j]) + LG_ALIGN;
+    for (int e = 0; !rc && e < s->n_emit; e++)
+        bytes += (size_t)s->chunk * port_bytes(&st->body->locs[st->body->fetch_locs[n_fetch + e]].port) + LG_ALIGN;
     st->state_bytes = align_up(bytes);
     st->states = aligned_alloc(LG_ALIGN, st->state_bytes);
     if (!st->states) return lg_fail(LG_ERR_OUT_OF_MEMORY, "loop '%s': out of memory", n->name);
@@ -650,7 +664,7 @@ char *lg_program_report(const lg_program *p)
             text_add(&t, "save residuals: %d values, %.2f MiB saved (states %.2f MiB)", r.n_residuals,
                      mib(r.residual_bytes), mib(r.state_bytes));
         text_add(&t, "; hoisted %d values, %.2f MiB", r.n_hoisted, mib(r.hoisted_bytes));
-        if (r.n_sunk) text_add(&t, "; %d accumulators summed after the loop", r.n_sunk);
+        if (r.n_sunk) text_add(&t, "; %d accumulators summed by batched GEMMs", r.n_sunk);
         text_add(&t, "\n");
     }
     add_notes(&t, p, 0);
@@ -770,6 +784,19 @@ static lg_status run_loop(const step *sp, const lg_node *n, const lg_buf *in, lg
         chunk[j] = buf, buf += align_up((size_t)s->chunk * pre_block[j]);
         sp->pre->out_data[j] = chunk[j];
     }
+    /* the values emitted per step for the accumulators, by chunk; the
+     * accumulators live in their final outputs */
+    int n_fetch = first_res + s->n_res, first_post = 2 * s->n_state + s->n_y + s->n_res;
+    unsigned char *emit[s->n_emit > 0 ? s->n_emit : 1];
+    size_t emit_block[s->n_emit > 0 ? s->n_emit : 1];
+    for (int e = 0; e < s->n_emit; e++) {
+        emit_block[e] = port_bytes(&b->locs[b->fetch_locs[n_fetch + e]].port);
+        emit[e] = buf, buf += align_up((size_t)s->chunk * emit_block[e]);
+    }
+    for (int j = 0; j < s->n_post; j++) {
+        memcpy(out[first_post + j].data, in[n_in + j].data, buf_bytes(&out[first_post + j]));
+        sp->post->out_data[j] = out[first_post + j].data; /* acc + sum, in place */
+    }
     for (int i = 0; i < s->n_seq; i++) seq_block[i] = buf_bytes(&in[i]) / (size_t)steps;
     for (int i = 0; i < s->n_inv; i++) body_feed(b, s->n_seq + s->n_state + i, in[s->n_seq + s->n_state + i].data);
     for (int j = 0; j < s->n_y + s->n_res; j++) {
@@ -784,8 +811,8 @@ static lg_status run_loop(const step *sp, const lg_node *n, const lg_buf *in, lg
     int64_t t_lo = 0; /* the first time step of pre's current chunk */
     for (int64_t step = 0; !st && step < steps; step++) {
         int64_t t = s->reverse ? steps - 1 - step : step, t_next = s->reverse ? t - 1 : t + 1;
+        if (s->chunk && step % s->chunk == 0) t_lo = s->reverse ? steps - step - s->chunk : step;
         if (s->pre && step % s->chunk == 0) { /* the next chunk's hoisted values, in run order */
-            t_lo = s->reverse ? steps - step - s->chunk : step;
             for (int k = 0, f = 0; k < n_in; k++) {
                 if (s->pre_inputs[k] < 0) continue;
                 const char *data = (const char *)in[k].data + (k < s->n_seq ? (size_t)t_lo * seq_block[k] : 0);
@@ -814,7 +841,19 @@ static lg_status run_loop(const step *sp, const lg_node *n, const lg_buf *in, lg
             const lg_buf *stack = &out[j < s->n_y ? s->n_state + j : 2 * s->n_state + s->n_y + j - s->n_y];
             b->out_data[j < s->n_y ? s->n_state + j : first_res + j - s->n_y] = (char *)stack->data + (size_t)t * y_block[j];
         }
+        for (int e = 0; e < s->n_emit; e++) b->out_data[n_fetch + e] = emit[e] + (size_t)(t - t_lo) * emit_block[e];
         st = exec(b);
+        if (!st && s->post && (step + 1) % s->chunk == 0) { /* sum the chunk into the accumulators */
+            for (int i = 0; i < s->n_post_in; i++) {
+                lg_post_src src = s->post_src[i];
+                const void *data = src.kind == LG_POST_EMIT ? emit[src.index]
+                                   : src.kind == LG_POST_ACC ? out[first_post + src.index].data
+                                                             : (const char *)in[src.index].data +
+                                                                   (src.index < s->n_seq ? (size_t)t_lo * seq_block[src.index] : 0);
+                body_feed(sp->post, i, data);
+            }
+            st = exec(sp->post);
+        }
         for (int k = 0; !in_stack && k < s->n_state; k++) {
             unsigned char *tmp = ping[k];
             ping[k] = pong[k], pong[k] = tmp;

@@ -65,6 +65,12 @@ typedef struct loop_ctx {
     lg_graph *pre;
     lg_ref *pre_lifted;  /* per body node: its copy in pre (node -1: none yet) */
     int32_t *pre_in;     /* per loop input: pre's input node standing for it, or -1 */
+    /* The sinks summed per chunk (lg_loop_spec.post) rather than after the
+     * loop; their operands that are not sequences are emitted per step. */
+    bool sinks_chunked;
+    lg_ref *emit;
+    lg_port *emit_port; /* concrete step ports */
+    int n_emit;
 } loop_ctx;
 
 /* The most bytes one loop's chunked frontier values take per chunk. */
@@ -336,12 +342,37 @@ static bool sink_reads(const loop_ctx *c, lg_ref r)
  * than for all T at once: those only the body reads (not a fetch, not an
  * operand of a sink), when T splits into chunks of at least MIN_CHUNK steps
  * whose values fit CHUNK_BYTES. */
+static bool is_seq_input(const loop_ctx *c, lg_ref r)
+{
+    int k = c->input_k[r.node];
+    return k >= 0 && k < c->s->n_seq;
+}
+
+static bool add_ref(lg_ref **refs, int *n, lg_ref r)
+{
+    if (find_ref(*refs, *n, r) >= 0) return true;
+    lg_ref *e = realloc(*refs, (size_t)(*n + 1) * sizeof *e);
+    if (!e) return false;
+    *refs = e;
+    (*refs)[(*n)++] = r;
+    return true;
+}
+
 static bool choose_chunks(loop_ctx *c)
 {
     c->chunked = calloc((size_t)(c->n_fronts ? c->n_fronts : 1), sizeof *c->chunked);
     if (!c->chunked) return false;
+    /* the sinks' operands a chunk of steps would need emitted */
+    for (int i = 0; i < c->n_sinks; i++) {
+        const sink *sk = &c->sinks[i];
+        if (!is_seq_input(c, sk->a) && !add_ref(&c->emit, &c->n_emit, sk->a)) return false;
+        if (sk->op == LG_OP_MATMUL && !is_seq_input(c, sk->b) && !add_ref(&c->emit, &c->n_emit, sk->b)) return false;
+    }
     const lg_node *loop = &c->r->src->nodes[c->node];
-    if (!c->s->n_seq) return true;
+    if (!c->s->n_seq) {
+        c->n_emit = 0;
+        return true;
+    }
     int64_t steps = c->r->src->nodes[loop->in[0].node].out[loop->in[0].out].shape.dims[0];
     /* the frontier's concrete step ports, from the loop's input ports */
     lg_port in[c->n_in > 0 ? c->n_in : 1], front[c->n_fronts > 0 ? c->n_fronts : 1];
@@ -352,20 +383,37 @@ static bool choose_chunks(loop_ctx *c)
             in[k].shape.rank--;
         }
     }
-    if (c->n_fronts && lg_body_ports((lg_graph *)c->body, c->s->inputs, in, c->n_in, c->fronts, c->n_fronts, front))
+    lg_port emit[c->n_emit > 0 ? c->n_emit : 1];
+    if ((c->n_fronts && lg_body_ports((lg_graph *)c->body, c->s->inputs, in, c->n_in, c->fronts, c->n_fronts, front)) ||
+        (c->n_emit && lg_body_ports((lg_graph *)c->body, c->s->inputs, in, c->n_in, c->emit, c->n_emit, emit))) {
+        c->n_emit = 0;
         return true; /* the loop's own shape inference reports it */
+    }
     size_t per_step = 0;
     for (int f = 0; f < c->n_fronts; f++) {
         lg_ref r = c->fronts[f];
         c->chunked[f] = c->kind[r.node] == K_SEQ && find_ref(c->fetch, c->n_fetch, r) < 0 && !sink_reads(c, r);
         if (c->chunked[f]) per_step += lg_port_bytes(&front[f]);
     }
+    for (int e = 0; e < c->n_emit; e++) per_step += lg_port_bytes(&emit[e]);
+    c->emit_port = malloc((size_t)(c->n_emit ? c->n_emit : 1) * sizeof *c->emit_port);
+    if (!c->emit_port) return false;
+    for (int e = 0; e < c->n_emit; e++) c->emit_port[e] = emit[e];
     int64_t most = per_step ? (int64_t)(CHUNK_BYTES / per_step) : 0, k = most < steps ? most : 0;
     while (k > 1 && steps % k) k--;
-    if (k < MIN_CHUNK) /* all at once */
+    if (k < MIN_CHUNK) { /* all at once */
         for (int f = 0; f < c->n_fronts; f++) c->chunked[f] = false;
+        c->n_emit = 0;
+        k = 0;
+    }
     c->chunk = k;
     for (int f = 0; f < c->n_fronts; f++) c->n_chunked += c->chunked[f];
+    c->sinks_chunked = k && c->n_sinks;
+    if (!c->sinks_chunked) c->n_emit = 0;
+    /* outputs after the loop read whole stacks, which chunked sinks no
+     * longer make: those stay in the body */
+    for (int j = 0; c->sinks_chunked && j < c->s->n_y; j++) c->y_after[j] = false;
+    if (c->sinks_chunked) c->n_y_after = 0;
     return true;
 }
 
@@ -407,7 +455,79 @@ static bool fetched_in_body(const loop_ctx *c, lg_ref r)
 }
 
 /* Room for the new loop's inputs. */
-static int n_in_cap(const loop_ctx *c) { return c->n_in + c->n_fronts; }
+static int n_in_cap(const loop_ctx *c) { return c->n_in + c->n_fronts + c->n_sinks; }
+
+/* d's per-chunk accumulation (lg_loop_spec.post): per sink,
+ * acc + X^T G or acc + sum_to(G, acc) over one chunk's rows; br maps the
+ * emitted values into the new body. */
+static lg_status build_post(loop_ctx *c, lg_loop_spec *d, const lg_rewrite *br)
+{
+    const lg_node *loop = &c->r->src->nodes[c->node];
+    int cap = 3 * c->n_sinks;
+    lg_graph *post = lg_graph_new();
+    d->post_inputs = malloc((size_t)cap * sizeof *d->post_inputs);
+    d->post_src = malloc((size_t)cap * sizeof *d->post_src);
+    d->post_outputs = malloc((size_t)c->n_sinks * sizeof *d->post_outputs);
+    d->emit = malloc((size_t)(c->n_emit ? c->n_emit : 1) * sizeof *d->emit);
+    if (!post || !d->post_inputs || !d->post_src || !d->post_outputs || !d->emit) {
+        lg_graph_free(post);
+        return lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+    }
+    post->is_body = true;
+    d->post = post;
+    d->n_post = c->n_sinks, d->n_emit = c->n_emit, d->n_post_in = 0;
+    for (int e = 0; e < c->n_emit; e++) d->emit[e] = *lg_rewrite_at(br, c->emit[e]);
+    for (int i = 0; i < c->n_sinks; i++) {
+        const sink *sk = &c->sinks[i];
+        lg_value v[3]; /* acc, a, b */
+        for (int w = 0; w < 3; w++) {
+            if (w == 2 && sk->op != LG_OP_MATMUL) break;
+            lg_post_src src;
+            lg_port pt;
+            lg_ref r = w == 1 ? sk->a : sk->b;
+            if (w == 0) {
+                src = (lg_post_src){LG_POST_ACC, i};
+                lg_ref in = loop->in[c->s->n_seq + sk->state];
+                pt = c->r->src->nodes[in.node].out[in.out];
+            } else if (is_seq_input(c, r)) {
+                src = (lg_post_src){LG_POST_INPUT, c->input_k[r.node]};
+                lg_ref in = loop->in[src.index];
+                pt = c->r->src->nodes[in.node].out[in.out];
+                pt.shape.dims[0] = c->chunk;
+            } else {
+                src = (lg_post_src){LG_POST_EMIT, find_ref(c->emit, c->n_emit, r)};
+                pt = c->emit_port[src.index];
+                for (int dd = pt.shape.rank; dd > 0; dd--) pt.shape.dims[dd] = pt.shape.dims[dd - 1];
+                pt.shape.dims[0] = c->chunk;
+                pt.shape.rank++;
+            }
+            int k = 0;
+            while (k < d->n_post_in && !(d->post_src[k].kind == src.kind && d->post_src[k].index == src.index)) k++;
+            if (k == d->n_post_in) {
+                lg_value in = lg_input(post, src.kind == LG_POST_ACC ? "acc" : "chunk", pt.dtype, pt.shape);
+                if (!lg_value_ok(in)) return lg_cgraph_fail(post, "hoist");
+                d->post_inputs[k] = in.node, d->post_src[k] = src;
+                d->n_post_in++;
+            }
+            v[w] = lg_value_of(post, d->post_inputs[k], 0);
+        }
+        lg_value sum;
+        if (sk->op == LG_OP_MATMUL) {
+            lg_value rows[2];
+            for (int w = 0; w < 2; w++) { /* [chunk, B, n] -> [chunk*B, n] */
+                lg_shape sh = lg_value_shape(v[w + 1]);
+                rows[w] = lg_reshape(v[w + 1], lg_shape_of(2, (int)(sh.dims[0] * sh.dims[1]), (int)(lg_shape_numel(sh) / (sh.dims[0] * sh.dims[1]))));
+            }
+            sum = lg_matmul(rows[0], rows[1], true, false);
+        } else {
+            sum = lg_sum_to(v[1], v[0]);
+        }
+        lg_value next = lg_add(v[0], sum);
+        if (!lg_value_ok(next)) return lg_cgraph_fail(post, "hoist");
+        d->post_outputs[i] = (lg_ref){next.node, next.output};
+    }
+    return LG_OK;
+}
 
 /* The new body: the old one's needed nodes with the frontier values read
  * from new inputs, the sunk states gone. Fills rb->spec. */
@@ -437,10 +557,11 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
         if (c->res_read[r] && fetched_in_body(c, s->res[r])) need[s->res[r].node] = true;
     for (int j = 0; !st && j < s->n_y; j++)
         if (c->y_after[j]) need[b->nodes[s->outputs[s->n_state + j].node].in[0].node] = true;
-    for (int i = 0; !st && i < c->n_sinks; i++) {
+    for (int i = 0; !st && !c->sinks_chunked && i < c->n_sinks; i++) {
         if (!stacked_outside(c, c->sinks[i].a)) need[c->sinks[i].a.node] = true;
         if (c->sinks[i].op == LG_OP_MATMUL && !stacked_outside(c, c->sinks[i].b)) need[c->sinks[i].b.node] = true;
     }
+    for (int e = 0; !st && e < c->n_emit; e++) need[c->emit[e].node] = true;
     for (int k = 0; !st && k < c->n_in; k++)
         if (!(k >= s->n_seq && k < s->n_seq + s->n_state && is_sunk_state(c, k - s->n_seq))) need[s->inputs[k]] = true;
     for (int f = 0; !st && f < c->n_fronts; f++) need[c->fronts[f].node] = true; /* each becomes an input */
@@ -491,7 +612,7 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
     int32_t *pre_inputs = c->n_chunked ? malloc((size_t)n_in_cap(c) * sizeof *pre_inputs) : NULL;
     lg_ref *pre_outputs = c->n_chunked ? malloc((size_t)c->n_chunked * sizeof *pre_outputs) : NULL;
     if (!st && c->n_chunked && (!pre_inputs || !pre_outputs)) st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
-    int n_in = c->n_in + c->n_fronts, n_out = s->n_state + 2 * s->n_y + 2 * c->n_sinks + s->has_stop;
+    int n_in = c->n_in + c->n_fronts + c->n_sinks, n_out = s->n_state + 2 * s->n_y + 2 * c->n_sinks + s->has_stop;
     rb->in = malloc((size_t)n_in * sizeof *rb->in);
     rb->y_of_old = malloc((size_t)(s->n_y + 1) * sizeof *rb->y_of_old);
     rb->res_of_old = malloc((size_t)(s->n_res + 1) * sizeof *rb->res_of_old);
@@ -536,7 +657,7 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
     for (int j = 0; !st && j < s->n_y; j++)
         if (c->y_after[j] && !add_emit(rb, b->nodes[s->outputs[s->n_state + j].node].in[0]))
             st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
-    for (int i = 0; !st && i < c->n_sinks; i++) {
+    for (int i = 0; !st && !c->sinks_chunked && i < c->n_sinks; i++) {
         bool ok = stacked_outside(c, c->sinks[i].a) || add_emit(rb, c->sinks[i].a);
         if (ok && c->sinks[i].op == LG_OP_MATMUL && !stacked_outside(c, c->sinks[i].b)) ok = add_emit(rb, c->sinks[i].b);
         if (!ok) st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
@@ -566,6 +687,12 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
         for (int f = 0; f < c->n_fronts; f++)
             if (c->kind[c->fronts[f].node] == K_SEQ)
                 d->hoisted_bytes += lg_port_bytes(lg_value_port(c->chunked[f] ? pre_value(c, c->fronts[f]) : lifted_value(c, c->fronts[f])));
+        if (c->sinks_chunked) { /* the accumulators' initial values follow the invariants */
+            for (int i = 0; i < c->n_sinks; i++) rb->in[ni + i] = lg_rewrite_value(c->r, loop->in[s->n_seq + c->sinks[i].state]);
+            ni += c->n_sinks;
+            d->chunk = c->chunk;
+            st = build_post(c, d, &br);
+        }
         if (c->n_chunked) {
             d->pre = c->pre, c->pre = NULL;
             d->n_pre = c->n_chunked, d->chunk = c->chunk;
@@ -685,17 +812,21 @@ static lg_status rebuild_loop(loop_ctx *c)
                                                : lifted_value(c, s->res[r]);
             *lg_rewrite_at(c->r, (lg_ref){c->node, 2 * s->n_state + s->n_y + r}) = (lg_ref){v.node, v.output};
         }
-        for (int i = 0; !st && i < c->n_sinks; i++) {
+        for (int i = 0; !st && c->sinks_chunked && i < c->n_sinks; i++)
+            *lg_rewrite_at(c->r, (lg_ref){c->node, c->sinks[i].state}) =
+                (lg_ref){id, 2 * d->n_state + d->n_y + d->n_res + i};
+        for (int i = 0; !st && !c->sinks_chunked && i < c->n_sinks; i++) {
             lg_value v = sink_value(c, &rb, id, &c->sinks[i]);
             if (!lg_value_ok(v)) st = lg_cgraph_fail(dst, "hoist");
             else *lg_rewrite_at(c->r, (lg_ref){c->node, c->sinks[i].state}) = (lg_ref){v.node, v.output};
         }
         if (!st && dst->error) st = lg_cgraph_fail(dst, "hoist");
         if (!st)
-            lg_cgraph_note(c->cg, "hoist: loop '%s': %d values computed before the loop (%.2f MiB stacked; %d of them "
-                                  "per chunk of %lld steps), %d accumulators summed and %d outputs computed after it",
+            lg_cgraph_note(c->cg, "hoist: loop '%s': %d values batched before the steps (%.2f MiB, %d of them per chunk "
+                                  "of %lld steps); %d accumulators summed %s; %d outputs batched after the loop",
                            loop->name, c->n_fronts, (double)d->hoisted_bytes / 1048576.0, c->n_chunked,
-                           (long long)(c->n_chunked ? c->chunk : 0), c->n_sinks, c->n_y_after);
+                           (long long)(c->n_chunked ? c->chunk : 0), c->n_sinks,
+                           c->sinks_chunked ? "per chunk of steps" : "after the loop", c->n_y_after);
     }
     rebuilt_free(&rb);
     return st;
@@ -751,6 +882,7 @@ static lg_status hoist_loop(lg_cgraph *cg, lg_rewrite *r, int32_t node, const bo
     }
     free(c.fetch), free(c.input_k), free(c.kind), free(c.needed), free(c.heavy), free(c.front), free(c.lifted);
     free(c.fronts), free(c.sinks), free(c.y_after), free(c.chunked), free(c.pre_lifted), free(c.pre_in);
+    free(c.emit), free(c.emit_port);
     lg_graph_free(c.pre);
     return st;
 }
