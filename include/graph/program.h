@@ -54,11 +54,11 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
  * into a private copy and runs passes over it, in this order:
  *   verify       the copy is well formed (shapes, dtypes, references);
  *   hoist        loop body work that depends only on sequences, invariants
- *                and constants (x_t W + b, an embedding lookup) runs as one
- *                batched op over all steps (or over chunks of steps, when
- *                all steps would take more than 4 MiB); a gradient loop's
- *                weight gradients x_t^T dG sum as GEMMs over all steps (or
- *                per chunk) instead of per step;
+ *                and constants (x_t W + b, an embedding lookup) runs as
+ *                batched ops over chunks of steps (a quarter of T or less,
+ *                at most 4 MiB; all T at once when T does not split so);
+ *                a gradient loop's weight gradients x_t^T dG sum as GEMMs
+ *                over the same chunks instead of per step;
  *   dce          values nothing fetched reads are not computed, and a loop
  *                saves for its gradient loop only what that loop reads (a
  *                forward-only program saves nothing);

@@ -73,7 +73,8 @@ typedef struct loop_ctx {
     int n_emit;
 } loop_ctx;
 
-/* The most bytes one loop's chunked frontier values take per chunk. */
+/* The most bytes one loop's chunked values take per chunk, and the fewest
+ * steps in a chunk and chunks in a loop. */
 enum { CHUNK_BYTES = 4 << 20, MIN_CHUNK = 4 };
 
 static bool is_elementwise(lg_op op) { return op >= LG_OP_ADD && op <= LG_OP_STOP_GRADIENT; /* op_list.h order */ }
@@ -340,8 +341,11 @@ static bool sink_reads(const loop_ctx *c, lg_ref r)
 
 /* Which batched frontier values are computed per chunk of steps rather
  * than for all T at once: those only the body reads (not a fetch, not an
- * operand of a sink), when T splits into chunks of at least MIN_CHUNK steps
- * whose values fit CHUNK_BYTES. */
+ * operand of a sink), and the sinks' sums. A chunk is the largest divisor
+ * of T that keeps its values within CHUNK_BYTES and T in at least MIN_CHUNK
+ * chunks, and at least MIN_CHUNK steps; when T has none, all T at once.
+ * Chunks keep memory independent of T and the batched values in cache,
+ * while their GEMMs still have chunk*B rows. */
 static bool is_seq_input(const loop_ctx *c, lg_ref r)
 {
     int k = c->input_k[r.node];
@@ -399,7 +403,8 @@ static bool choose_chunks(loop_ctx *c)
     c->emit_port = malloc((size_t)(c->n_emit ? c->n_emit : 1) * sizeof *c->emit_port);
     if (!c->emit_port) return false;
     for (int e = 0; e < c->n_emit; e++) c->emit_port[e] = emit[e];
-    int64_t most = per_step ? (int64_t)(CHUNK_BYTES / per_step) : 0, k = most < steps ? most : 0;
+    int64_t most = per_step ? (int64_t)(CHUNK_BYTES / per_step) : 0;
+    int64_t k = most < steps / MIN_CHUNK ? most : steps / MIN_CHUNK; /* at least MIN_CHUNK chunks */
     while (k > 1 && steps % k) k--;
     if (k < MIN_CHUNK) { /* all at once */
         for (int f = 0; f < c->n_fronts; f++) c->chunked[f] = false;
