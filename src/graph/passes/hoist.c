@@ -339,13 +339,6 @@ static bool sink_reads(const loop_ctx *c, lg_ref r)
     return false;
 }
 
-/* Which batched frontier values are computed per chunk of steps rather
- * than for all T at once: those only the body reads (not a fetch, not an
- * operand of a sink), and the sinks' sums. A chunk is the largest divisor
- * of T that keeps its values within CHUNK_BYTES and T in at least MIN_CHUNK
- * chunks, and at least MIN_CHUNK steps; when T has none, all T at once.
- * Chunks keep memory independent of T and the batched values in cache,
- * while their GEMMs still have chunk*B rows. */
 static bool is_seq_input(const loop_ctx *c, lg_ref r)
 {
     int k = c->input_k[r.node];
@@ -362,6 +355,13 @@ static bool add_ref(lg_ref **refs, int *n, lg_ref r)
     return true;
 }
 
+/* Which batched frontier values are computed per chunk of steps rather
+ * than for all T at once: those only the body reads (not a fetch, not an
+ * operand of a sink), and the sinks' sums. A chunk is the largest divisor
+ * of T that keeps its values within CHUNK_BYTES and T in at least MIN_CHUNK
+ * chunks, and at least MIN_CHUNK steps; when T has none, all T at once.
+ * Chunks keep memory independent of T and the batched values in cache,
+ * while their GEMMs still have chunk*B rows. */
 static bool choose_chunks(loop_ctx *c)
 {
     c->chunked = calloc((size_t)(c->n_fronts ? c->n_fronts : 1), sizeof *c->chunked);
