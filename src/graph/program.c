@@ -8,9 +8,9 @@
  * intermediate buffers in one arena: a value's buffer is live from the step
  * that makes it to its last reader, and buffers whose lifetimes do not
  * overlap share memory.
- * Feeds, parameters and constants are read in place, never copied. A
- * reshape of a value nothing reads afterwards is free: it takes over the
- * value's buffer; an elementwise op writes over a same-shaped input that
+ * Feeds, parameters and constants are read in place, never copied, and a
+ * reshape of one is a view of it. A reshape of a value nothing reads
+ * afterwards is free too: it takes over the value's buffer; an elementwise op writes over a same-shaped input that
  * dies there. Each loop
  * node's body is compiled the same way, for its step shapes, into a program
  * the loop step owns.
@@ -342,6 +342,14 @@ static lg_status compile_memory(compile_state *cs, bool reuse)
         int in0 = n->n_in ? p->args[sp->first_in] : -1, out0 = p->args[sp->first_out];
         sp->alias = reuse && is_reshape(n->op) && p->locs[in0].kind == LOC_ARENA && cs->last_use[in0] == s &&
                     p->locs[out0].kind == LOC_ARENA;
+        if (is_reshape(n->op) && (p->locs[in0].kind == LOC_FEED || p->locs[in0].kind == LOC_TENSOR) &&
+            p->locs[out0].kind == LOC_ARENA) { /* a view of read-only data: nothing writes over either */
+            lg_port port = p->locs[out0].port;
+            p->locs[out0] = p->locs[in0];
+            p->locs[out0].port = port;
+            sp->alias = true;
+            continue;
+        }
         /* an elementwise op writes over an input of its own shape that
          * dies here (each element is read before it is written) */
         int over = sp->alias ? in0 : -1;
