@@ -54,9 +54,11 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
  * into a private copy and runs passes over it, in this order:
  *   verify       the copy is well formed (shapes, dtypes, references);
  *   hoist        loop body work that depends only on sequences, invariants
- *                and constants (x_t W + b, an embedding lookup) runs before
- *                the loop as one batched op over all steps; a gradient
- *                loop's weight gradients x_t^T dG sum after it as one GEMM;
+ *                and constants (x_t W + b, an embedding lookup) runs as
+ *                batched ops over chunks of steps (a quarter of T or less,
+ *                at most 4 MiB; all T at once when T does not split so);
+ *                a gradient loop's weight gradients x_t^T dG sum as GEMMs
+ *                over the same chunks instead of per step;
  *   dce          values nothing fetched reads are not computed, and a loop
  *                saves for its gradient loop only what that loop reads (a
  *                forward-only program saves nothing);
@@ -82,7 +84,9 @@ void lg_program_free(lg_program *p); /* NULL is fine */
 lg_status lg_program_run(lg_program *p, const lg_feed *feeds, int n_feeds, lg_tensor **out);
 
 /* Kernels in the schedule, and the bytes of planned intermediate memory
- * (after reuse by liveness; feeds, parameters and constants not counted). */
+ * (after reuse by liveness; feeds, parameters and constants not counted,
+ * nor what loops hold for one step or chunk of steps: lg_program_report
+ * lists that). */
 int lg_program_kernel_count(const lg_program *p);
 size_t lg_program_peak_bytes(const lg_program *p);
 
@@ -97,9 +101,10 @@ typedef struct lg_loop_report {
     lg_loop_memory memory; /* the policy (a forward loop's) */
     int n_residuals;       /* body values saved per step beyond the states */
     /* Bytes the forward loop keeps for its backward loop: the states before
-     * each step, stacked ([T, ...] each), plus the saved body values. A
-     * gradient loop saves nothing for a further pass: its stacked states are
-     * counted here too, since they are planned memory. */
+     * each step, stacked ([T, ...] each), plus the saved body values. They
+     * are chosen for the program's fetches: without the gradient loop in
+     * the program, nothing is saved (0). A gradient loop saves nothing for a
+     * further pass. */
     size_t state_bytes, residual_bytes;
     int body_kernels;      /* kernels in one step of the body */
     int n_hoisted;         /* body values computed before the loop, batched over all steps */
@@ -109,19 +114,19 @@ typedef struct lg_loop_report {
 
 int lg_program_loop_count(const lg_program *p);
 /* Loop i's report. LG_ERR_INVALID_ARGUMENT for a NULL program or report, or
- * i out of range; LG_ERR_SHAPE if the body cannot be compiled for its step
- * shapes (then running would fail the same way). */
+ * i out of range. (Bodies are compiled with the program: a body that does
+ * not fit its step shapes fails lg_program_compile.) */
 lg_status lg_program_loop_report(const lg_program *p, int i, lg_loop_report *out);
 
 /* A human-readable report, one line per item, as new text the caller frees
  * (NULL when out of memory or p is NULL): the program, each loop, then what
  * each pass did (indented for the passes run on loop bodies):
  *
- *     program: 9 kernels, 1.50 MiB planned
+ *     program: 9 kernels, 1.50 MiB planned, loops' own buffers 0.02 MiB
  *     GEMM: openblas (SkylakeX), 2 threads; f64: openblas (SkylakeX), 2 threads; ...   (lg_cpu_gemm_summary)
  *     loop 'rnn/loop': 28 steps, 3 kernels per step, save residuals: 3 values, 0.42 MiB saved (states 0.11 MiB); hoisted 1 values, 0.21 MiB
- *     loop 'grad/rnn/loop': 28 steps, 9 kernels per step, gradient loop; hoisted 0 values, 0.00 MiB; 2 accumulators summed after the loop
- *     hoist: loop 'rnn/loop': 1 values before the loop (matmul 'rnn/matmul' ...)
+ *     loop 'grad/rnn/loop': 28 steps, 9 kernels per step, gradient loop; hoisted 0 values, 0.00 MiB; 2 accumulators summed by batched GEMMs
+ *     hoist: loop 'rnn/loop': 1 values batched before the steps (0.21 MiB, 0 of them per chunk of 0 steps); ...
  */
 char *lg_program_report(const lg_program *p);
 

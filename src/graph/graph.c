@@ -28,7 +28,10 @@ void lg_loop_spec_free(lg_loop_spec *s)
 {
     if (!s) return;
     lg_graph_free(s->body);
-    free(s->inputs), free(s->outputs), free(s->res), free(s->res_inputs);
+    lg_graph_free(s->pre);
+    lg_graph_free(s->post);
+    free(s->inputs), free(s->outputs), free(s->res), free(s->res_inputs), free(s->pre_inputs), free(s->pre_outputs);
+    free(s->emit), free(s->post_inputs), free(s->post_src), free(s->post_outputs);
     lg_grad_step_free(s->grad);
     free(s);
 }
@@ -81,7 +84,15 @@ lg_loop_spec *lg_loop_spec_dup(const lg_loop_spec *s)
     if (!d) return NULL;
     bool ok = true;
     *d = *s;
-    d->inputs = dup_array(s->inputs, (size_t)n_in, sizeof *s->inputs, &ok);
+    d->inputs = dup_array(s->inputs, (size_t)(n_in + s->n_pre), sizeof *s->inputs, &ok);
+    d->pre_inputs = s->pre ? dup_array(s->pre_inputs, (size_t)n_in, sizeof *s->pre_inputs, &ok) : NULL;
+    d->pre_outputs = s->pre ? dup_array(s->pre_outputs, (size_t)s->n_pre, sizeof *s->pre_outputs, &ok) : NULL;
+    d->pre = s->pre ? lg_graph_ref(s->pre) : NULL;
+    d->emit = s->post ? dup_array(s->emit, (size_t)s->n_emit, sizeof *s->emit, &ok) : NULL;
+    d->post_inputs = s->post ? dup_array(s->post_inputs, (size_t)s->n_post_in, sizeof *s->post_inputs, &ok) : NULL;
+    d->post_src = s->post ? dup_array(s->post_src, (size_t)s->n_post_in, sizeof *s->post_src, &ok) : NULL;
+    d->post_outputs = s->post ? dup_array(s->post_outputs, (size_t)s->n_post, sizeof *s->post_outputs, &ok) : NULL;
+    d->post = s->post ? lg_graph_ref(s->post) : NULL;
     d->outputs = dup_array(s->outputs, (size_t)n_out, sizeof *s->outputs, &ok);
     d->res = dup_array(s->res, (size_t)s->n_res, sizeof *s->res, &ok);
     d->res_inputs = dup_array(s->res_inputs, (size_t)s->n_res, sizeof *s->res_inputs, &ok);
@@ -231,7 +242,7 @@ lg_graph *lg_values_graph(const lg_value *v, int n, const char *op)
 static int output_count(lg_op op, const lg_attrs *a)
 {
     if (op == LG_OP_SPLIT) return a->n_ints;
-    if (op == LG_OP_LOOP) return 2 * a->loop->n_state + a->loop->n_y + a->loop->n_res;
+    if (op == LG_OP_LOOP) return 2 * a->loop->n_state + a->loop->n_y + a->loop->n_res + a->loop->n_post;
     return 1;
 }
 

@@ -41,6 +41,15 @@ typedef struct lg_ref {
     int32_t out;
 } lg_ref;
 
+/* Where an input of a loop's per-chunk accumulation (lg_loop_spec.post)
+ * gets its data: loop input `index` (a sequence's chunk, or the value),
+ * emitted value `index`'s chunk, or accumulator `index`'s current value. */
+typedef enum lg_post_kind { LG_POST_INPUT, LG_POST_EMIT, LG_POST_ACC, LG_POST_KIND_COUNT } lg_post_kind;
+typedef struct lg_post_src {
+    lg_post_kind kind;
+    int index;
+} lg_post_src;
+
 /* A loop's body and how the loop node's inputs and outputs map onto it.
  * Node inputs: n_seq sequences [T, ...] (time-major), n_state initial
  * states, n_inv invariants. Node outputs: n_state final states, n_y stacked
@@ -74,6 +83,29 @@ typedef struct lg_loop_spec {
     int n_hoisted;        /* body values computed before the loop as batched ops */
     size_t hoisted_bytes; /* their stacked [T, ...] bytes */
     int n_sunk;           /* accumulators summed after the loop as one op */
+    /* Hoisted work run per chunk of steps (hoist): before each run of
+     * `chunk` steps the executor runs `pre` over those steps of the loop's
+     * inputs (a sequence as its [chunk, ...] slice: time-major, so one
+     * block); its n_pre outputs, [chunk, ...] each, feed body inputs
+     * inputs[n_seq + n_state + n_inv + j] step by step. pre NULL: none. */
+    lg_graph *pre;
+    int n_pre;
+    int64_t chunk;
+    int32_t *pre_inputs; /* per loop input: pre's input node standing for it, or -1 */
+    lg_ref *pre_outputs; /* n_pre */
+    /* Accumulators summed per chunk of steps (hoist, gradient loops): per
+     * step the body emits n_emit values (emit[], fetched after the
+     * residuals) into [chunk, ...] buffers; after each chunk the executor
+     * runs `post`, whose n_post outputs are the accumulators' next values.
+     * The loop node has n_post more inputs (their initial values) after
+     * the invariants and n_post more outputs (their final values) after the
+     * residuals. post NULL: none. */
+    lg_graph *post;
+    int n_post, n_emit, n_post_in;
+    lg_ref *emit;           /* n_emit body values */
+    int32_t *post_inputs;   /* n_post_in input nodes of post */
+    lg_post_src *post_src;  /* where each gets its data */
+    lg_ref *post_outputs;   /* n_post */
 } lg_loop_spec;
 
 /* A loop's gradient step, built in its body: the body inputs the gradient

@@ -8,9 +8,9 @@
  * intermediate buffers in one arena: a value's buffer is live from the step
  * that makes it to its last reader, and buffers whose lifetimes do not
  * overlap share memory.
- * Feeds, parameters and constants are read in place, never copied. A
- * reshape of a value nothing reads afterwards is free: it takes over the
- * value's buffer; an elementwise op writes over a same-shaped input that
+ * Feeds, parameters and constants are read in place, never copied, and a
+ * reshape of one is a view of it. A reshape of a value nothing reads
+ * afterwards is free too: it takes over the value's buffer; an elementwise op writes over a same-shaped input that
  * dies there. Each loop
  * node's body is compiled the same way, for its step shapes, into a program
  * the loop step owns.
@@ -21,7 +21,10 @@
  * copies. The body's fetched values are written by the kernels that make
  * them straight into their places: the next state's buffer (states
  * ping-pong, or go straight into the saved-state stack that the gradient
- * loop reads), and step t of each stacked output and residual.
+ * loop reads), and step t of each stacked output and residual. The driver
+ * itself touches data only to copy the initial states in and the final ones
+ * out and to read a stop condition: with a backend that owns device memory,
+ * those few copies are the ones that go through the backend.
  */
 #include <string.h>
 
@@ -48,7 +51,11 @@ typedef struct step {
     int first_in, first_out; /* into prog->args: n_in input locs, then n_out output locs */
     bool alias;              /* a reshape whose output took over its dying input's buffer: nothing to run */
     lg_program *body;        /* a loop's body, compiled for its step shapes */
-    unsigned char *states;   /* a loop's two buffers per state (ping-pong) and its stop flag */
+    lg_program *pre;         /* a loop's hoisted work per chunk of steps (lg_loop_spec.pre) */
+    lg_program *post;        /* its accumulators' sums per chunk (lg_loop_spec.post) */
+    unsigned char *states;   /* a loop's two buffers per state (ping-pong), its stop flag, and
+                                pre's [chunk, ...] outputs */
+    size_t state_bytes;
 } step;
 
 struct lg_program {
@@ -150,6 +157,8 @@ void lg_program_free(lg_program *p)
     if (!p) return;
     for (int s = 0; p->steps && s < p->n_steps; s++) {
         lg_program_free(p->steps[s].body);
+        lg_program_free(p->steps[s].pre);
+        lg_program_free(p->steps[s].post);
         free(p->steps[s].states);
     }
     lg_graph_free(p->graph);
@@ -364,6 +373,14 @@ static lg_status compile_memory(compile_state *cs, bool reuse)
         int in0 = n->n_in ? p->args[sp->first_in] : -1, out0 = p->args[sp->first_out];
         sp->alias = reuse && is_reshape(n->op) && p->locs[in0].kind == LOC_ARENA && cs->last_use[in0] == s &&
                     p->locs[out0].kind == LOC_ARENA;
+        if (is_reshape(n->op) && (p->locs[in0].kind == LOC_FEED || p->locs[in0].kind == LOC_TENSOR) &&
+            p->locs[out0].kind == LOC_ARENA) { /* a view of read-only data: nothing writes over either */
+            lg_port port = p->locs[out0].port;
+            p->locs[out0] = p->locs[in0];
+            p->locs[out0].port = port;
+            sp->alias = true;
+            continue;
+        }
         /* an elementwise op writes over an input of its own shape that
          * dies here (each element is read before it is written) */
         int over = sp->alias ? in0 : -1;
@@ -424,26 +441,55 @@ static lg_status compile_loop(lg_program *p, step *st, uint32_t off)
     const lg_loop_spec *s = n->attrs.loop;
     int n_in = s->n_seq + s->n_state + s->n_inv, first_res = s->n_state + s->n_y + s->has_stop;
     int n_fetch = first_res + s->n_res;
-    lg_port ports[n_in > 0 ? n_in : 1];
-    lg_ref fetches[n_fetch > 0 ? n_fetch : 1];
+    lg_port ports[n_in + s->n_pre > 0 ? n_in + s->n_pre : 1], pre_ports[n_in > 0 ? n_in : 1];
+    lg_ref fetches[n_fetch + s->n_emit > 0 ? n_fetch + s->n_emit : 1];
+    int32_t pre_in[n_in > 0 ? n_in : 1];
+    int n_pre_in = 0;
     for (int k = 0; k < n_in; k++) {
         lg_port pt = p->locs[p->args[st->first_in + k]].port;
         ports[k] = k < s->n_seq ? step_port(pt) : pt;
+        if (s->pre && s->pre_inputs[k] >= 0) { /* pre reads a sequence's chunk */
+            if (k < s->n_seq) pt.shape.dims[0] = s->chunk;
+            pre_in[n_pre_in] = s->pre_inputs[k];
+            pre_ports[n_pre_in++] = pt;
+        }
     }
+    for (int j = 0; j < s->n_pre; j++) ports[n_in + j] = s->body->nodes[s->inputs[n_in + j]].out[0];
     for (int k = 0; k < n_fetch; k++) fetches[k] = k < first_res ? s->outputs[k] : s->res[k - first_res];
+    for (int e = 0; e < s->n_emit; e++) fetches[n_fetch + e] = s->emit[e]; /* into chunk buffers */
     lg_cgraph cg = {.off = off, .backend = p->backend};
-    lg_status rc = lg_cgraph_lower(s->body, s->inputs, ports, n_in, fetches, n_fetch, &cg);
+    lg_status rc = lg_cgraph_lower(s->body, s->inputs, ports, n_in + s->n_pre, fetches, n_fetch + s->n_emit, &cg);
     if (!rc) rc = lg_cgraph_run_passes(&cg);
     if (!rc) rc = compile_cgraph(&cg, true, &st->body);
     else lg_cgraph_free(&cg);
+    if (!rc && s->pre) {
+        lg_cgraph pc = {.off = off, .backend = p->backend};
+        rc = lg_cgraph_lower(s->pre, pre_in, pre_ports, n_pre_in, s->pre_outputs, s->n_pre, &pc);
+        if (!rc) rc = lg_cgraph_run_passes(&pc);
+        if (!rc) rc = compile_cgraph(&pc, true, &st->pre);
+        else lg_cgraph_free(&pc);
+    }
+    lg_port post_ports[s->n_post_in > 0 ? s->n_post_in : 1];
+    for (int i = 0; !rc && i < s->n_post_in; i++) post_ports[i] = s->post->nodes[s->post_inputs[i]].out[0];
+    if (!rc && s->post) {
+        lg_cgraph pc = {.off = off, .backend = p->backend};
+        rc = lg_cgraph_lower(s->post, s->post_inputs, post_ports, s->n_post_in, s->post_outputs, s->n_post, &pc);
+        if (!rc) rc = lg_cgraph_run_passes(&pc);
+        if (!rc) rc = compile_cgraph(&pc, true, &st->post);
+        else lg_cgraph_free(&pc);
+    }
     if (rc) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", lg_last_error());
         return lg_fail(rc, "loop '%s': %s", n->name, msg);
     }
-    size_t bytes = 8; /* the stop condition */
+    size_t bytes = LG_ALIGN; /* the stop condition */
     for (int k = 0; k < s->n_state; k++) bytes += 2 * (port_bytes(&ports[s->n_seq + k]) + LG_ALIGN);
-    st->states = aligned_alloc(LG_ALIGN, align_up(bytes));
+    for (int j = 0; j < s->n_pre; j++) bytes += (size_t)s->chunk * port_bytes(&ports[n_in + j]) + LG_ALIGN;
+    for (int e = 0; !rc && e < s->n_emit; e++)
+        bytes += (size_t)s->chunk * port_bytes(&st->body->locs[st->body->fetch_locs[n_fetch + e]].port) + LG_ALIGN;
+    st->state_bytes = align_up(bytes);
+    st->states = aligned_alloc(LG_ALIGN, st->state_bytes);
     if (!st->states) return lg_fail(LG_ERR_OUT_OF_MEMORY, "loop '%s': out of memory", n->name);
     return LG_OK;
 }
@@ -543,6 +589,18 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
 }
 
 int lg_program_kernel_count(const lg_program *p) { return p ? p->n_steps : 0; }
+/* Each loop's own buffers and its programs' memory, nested loops included. */
+static size_t loop_bytes(const lg_program *p)
+{
+    size_t bytes = 0;
+    for (int s = 0; p && s < p->n_steps; s++) {
+        const lg_program *b = p->steps[s].body, *pre = p->steps[s].pre;
+        bytes += p->steps[s].state_bytes + (b ? b->arena_bytes : 0) + (pre ? pre->arena_bytes : 0);
+        bytes += loop_bytes(b) + loop_bytes(pre);
+    }
+    return bytes;
+}
+
 size_t lg_program_peak_bytes(const lg_program *p) { return p ? p->arena_bytes : 0; }
 
 /* ---- report -------------------------------------------------------------- */
@@ -633,7 +691,8 @@ char *lg_program_report(const lg_program *p)
 {
     if (!p) return NULL;
     text t = {.ok = true};
-    text_add(&t, "program: %d kernels, %.2f MiB planned\n", p->n_steps, mib(p->arena_bytes));
+    text_add(&t, "program: %d kernels, %.2f MiB planned, loops' own buffers %.2f MiB\n", p->n_steps, mib(p->arena_bytes),
+             mib(loop_bytes(p)));
     text_add(&t, "%s\n", lg_cpu_gemm_summary());
     for (int i = 0; i < lg_program_loop_count(p); i++) {
         lg_loop_report r;
@@ -651,7 +710,7 @@ char *lg_program_report(const lg_program *p)
             text_add(&t, "save residuals: %d values, %.2f MiB saved (states %.2f MiB)", r.n_residuals,
                      mib(r.residual_bytes), mib(r.state_bytes));
         text_add(&t, "; hoisted %d values, %.2f MiB", r.n_hoisted, mib(r.hoisted_bytes));
-        if (r.n_sunk) text_add(&t, "; %d accumulators summed after the loop", r.n_sunk);
+        if (r.n_sunk) text_add(&t, "; %d accumulators summed by batched GEMMs", r.n_sunk);
         text_add(&t, "\n");
     }
     add_notes(&t, p, 0);
@@ -762,7 +821,28 @@ static lg_status run_loop(const step *sp, const lg_node *n, const lg_buf *in, lg
         in_stack = in_stack && buf_bytes(&out[s->n_state + s->n_y + k]) > 0;
         memcpy(ping[k], in[s->n_seq + k].data, bytes);
     }
-    unsigned char *stop = buf;
+    unsigned char *stop = buf, *chunk[s->n_pre > 0 ? s->n_pre : 1];
+    size_t pre_block[s->n_pre > 0 ? s->n_pre : 1]; /* bytes of one step of pre's output j */
+    int n_in = s->n_seq + s->n_state + s->n_inv;
+    buf += LG_ALIGN;
+    for (int j = 0; j < s->n_pre; j++) {
+        pre_block[j] = port_bytes(&s->body->nodes[s->inputs[n_in + j]].out[0]);
+        chunk[j] = buf, buf += align_up((size_t)s->chunk * pre_block[j]);
+        sp->pre->out_data[j] = chunk[j];
+    }
+    /* the values emitted per step for the accumulators, by chunk; the
+     * accumulators live in their final outputs */
+    int n_fetch = first_res + s->n_res, first_post = 2 * s->n_state + s->n_y + s->n_res;
+    unsigned char *emit[s->n_emit > 0 ? s->n_emit : 1];
+    size_t emit_block[s->n_emit > 0 ? s->n_emit : 1];
+    for (int e = 0; e < s->n_emit; e++) {
+        emit_block[e] = port_bytes(&b->locs[b->fetch_locs[n_fetch + e]].port);
+        emit[e] = buf, buf += align_up((size_t)s->chunk * emit_block[e]);
+    }
+    for (int j = 0; j < s->n_post; j++) {
+        memcpy(out[first_post + j].data, in[n_in + j].data, buf_bytes(&out[first_post + j]));
+        sp->post->out_data[j] = out[first_post + j].data; /* acc + sum, in place */
+    }
     for (int i = 0; i < s->n_seq; i++) seq_block[i] = buf_bytes(&in[i]) / (size_t)steps;
     for (int i = 0; i < s->n_inv; i++) body_feed(b, s->n_seq + s->n_state + i, in[s->n_seq + s->n_state + i].data);
     for (int j = 0; j < s->n_y + s->n_res; j++) {
@@ -774,8 +854,20 @@ static lg_status run_loop(const step *sp, const lg_node *n, const lg_buf *in, lg
         b->out_data[first_res - 1] = stop;
     }
     lg_status st = LG_OK;
+    int64_t t_lo = 0; /* the first time step of pre's current chunk */
     for (int64_t step = 0; !st && step < steps; step++) {
         int64_t t = s->reverse ? steps - 1 - step : step, t_next = s->reverse ? t - 1 : t + 1;
+        if (s->chunk && step % s->chunk == 0) t_lo = s->reverse ? steps - step - s->chunk : step;
+        if (s->pre && step % s->chunk == 0) { /* the next chunk's hoisted values, in run order */
+            for (int k = 0, f = 0; k < n_in; k++) {
+                if (s->pre_inputs[k] < 0) continue;
+                const char *data = (const char *)in[k].data + (k < s->n_seq ? (size_t)t_lo * seq_block[k] : 0);
+                body_feed(sp->pre, f++, data);
+            }
+            st = exec(sp->pre);
+            if (st) break;
+        }
+        for (int j = 0; j < s->n_pre; j++) body_feed(b, n_in + j, chunk[j] + (size_t)(t - t_lo) * pre_block[j]);
         for (int i = 0; i < s->n_seq; i++) body_feed(b, i, (const char *)in[i].data + (size_t)t * seq_block[i]);
         for (int k = 0; k < s->n_state; k++) {
             const lg_buf *saved = &out[s->n_state + s->n_y + k]; /* [0, ...] when nothing reads it */
@@ -795,7 +887,19 @@ static lg_status run_loop(const step *sp, const lg_node *n, const lg_buf *in, lg
             const lg_buf *stack = &out[j < s->n_y ? s->n_state + j : 2 * s->n_state + s->n_y + j - s->n_y];
             b->out_data[j < s->n_y ? s->n_state + j : first_res + j - s->n_y] = (char *)stack->data + (size_t)t * y_block[j];
         }
+        for (int e = 0; e < s->n_emit; e++) b->out_data[n_fetch + e] = emit[e] + (size_t)(t - t_lo) * emit_block[e];
         st = exec(b);
+        if (!st && s->post && (step + 1) % s->chunk == 0) { /* sum the chunk into the accumulators */
+            for (int i = 0; i < s->n_post_in; i++) {
+                lg_post_src src = s->post_src[i];
+                const void *data = src.kind == LG_POST_EMIT ? emit[src.index]
+                                   : src.kind == LG_POST_ACC ? out[first_post + src.index].data
+                                                             : (const char *)in[src.index].data +
+                                                                   (src.index < s->n_seq ? (size_t)t_lo * seq_block[src.index] : 0);
+                body_feed(sp->post, i, data);
+            }
+            st = exec(sp->post);
+        }
         for (int k = 0; !in_stack && k < s->n_state; k++) {
             unsigned char *tmp = ping[k];
             ping[k] = pong[k], pong[k] = tmp;

@@ -91,6 +91,8 @@ static bool infer_loop(const lg_node *n, const lg_port *in, lg_port *out, char *
             if (!stacked(res[r], steps, &out[2 * s->n_state + s->n_y + r]))
                 LG_INFER_FAIL("a saved residual would exceed the maximum rank");
     }
+    for (int j = 0; j < s->n_post; j++) /* accumulators: final values like their initial ones */
+        out[2 * s->n_state + s->n_y + s->n_res + j] = in[n_in + j];
     return true;
 }
 

@@ -45,6 +45,7 @@ static lg_loop_spec *trim_loop(const lg_loop_spec *s, const bool *used, int *to,
     for (int j = 0; j < s->n_y; j++) to[s->n_state + j] = used[s->n_state + j] ? o++ : -1;
     for (int k = 0; k < s->n_state; k++) to[saved + k] = o++;
     for (int r = 0; r < s->n_res; r++) to[first_res + r] = used[first_res + r] ? o++ : -1;
+    for (int j = 0; j < s->n_post; j++) to[first_res + s->n_res + j] = o++;
     return d;
 }
 

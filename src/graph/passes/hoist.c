@@ -19,7 +19,8 @@
  * per-step output (x_t, a sequence, is stacked already), and its state goes.
  * acc' = acc + sum_to(g_t, b) (a bias's gradient) becomes one sum_to of the
  * stacked g, when g is stacked for a GEMM anyway. So no weight gradient
- * costs a GEMM and an add per step.
+ * costs a GEMM and an add per step. Likewise a per-step output y_t = v_t W
+ * (a gradient loop's dx_t = dG_t W^T) is one GEMM over the stacked v.
  */
 #include <string.h>
 
@@ -44,7 +45,8 @@ typedef struct loop_ctx {
     const lg_loop_spec *s;
     const lg_graph *body;
     int n_in, n_fetch;
-    lg_ref *fetch; /* body values the loop fetches: outputs, then residuals */
+    lg_ref *fetch;        /* body values the loop fetches: outputs, then the residuals read */
+    const bool *res_read; /* per residual: whether anything after the loop reads it */
     int *input_k;  /* per body node: its spec input index, or -1 */
     kind *kind;
     bool *needed, *heavy, *front, *cone;
@@ -53,7 +55,27 @@ typedef struct loop_ctx {
     int n_fronts;
     sink *sinks;
     int n_sinks;
+    bool *y_after; /* per per-step output: computed after the loop */
+    int n_y_after;
+    /* Frontier values computed per chunk of steps (see lg_loop_spec.pre):
+     * chunked[f] for fronts[f]; their batched copies live in `pre`. */
+    bool *chunked;
+    int n_chunked;
+    int64_t chunk;
+    lg_graph *pre;
+    lg_ref *pre_lifted;  /* per body node: its copy in pre (node -1: none yet) */
+    int32_t *pre_in;     /* per loop input: pre's input node standing for it, or -1 */
+    /* The sinks summed per chunk (lg_loop_spec.post) rather than after the
+     * loop; their operands that are not sequences are emitted per step. */
+    bool sinks_chunked;
+    lg_ref *emit;
+    lg_port *emit_port; /* concrete step ports */
+    int n_emit;
 } loop_ctx;
+
+/* The most bytes one loop's chunked values take per chunk, and the fewest
+ * steps in a chunk and chunks in a loop. */
+enum { CHUNK_BYTES = 4 << 20, MIN_CHUNK = 4 };
 
 static bool is_elementwise(lg_op op) { return op >= LG_OP_ADD && op <= LG_OP_STOP_GRADIENT; /* op_list.h order */ }
 
@@ -215,6 +237,28 @@ static bool find_sinks(loop_ctx *c)
     return true;
 }
 
+/* Per-step outputs y_t = v_t W (W invariant), read by nothing else in the
+ * body: the loop emits v_t and y is one batched GEMM after it, V W over all
+ * T*B rows (a gradient loop's dx_t = dG_t W^T, whose dG_t is emitted for the
+ * weight gradients anyway). */
+static bool find_outputs_after(loop_ctx *c)
+{
+    const lg_loop_spec *s = c->s;
+    c->y_after = calloc((size_t)(s->n_y ? s->n_y : 1), sizeof *c->y_after);
+    if (!c->y_after) return false;
+    for (int j = 0; !s->has_stop && stacks_ok(c) && j < s->n_y; j++) {
+        lg_ref y = s->outputs[s->n_state + j];
+        const lg_node *n = &c->body->nodes[y.node];
+        if (n->op != LG_OP_MATMUL || n->attrs.trans_a || c->kind[y.node] != K_VAR || c->kind[n->in[0].node] != K_VAR ||
+            c->kind[n->in[1].node] != K_INV || rank_of(c->body, n->in[0]) != 2 || rank_of(c->body, n->in[1]) != 2 ||
+            readers(c, y) != 1)
+            continue;
+        c->y_after[j] = true;
+        c->n_y_after++;
+    }
+    return true;
+}
+
 static bool is_sunk_state(const loop_ctx *c, int k)
 {
     for (int i = 0; i < c->n_sinks; i++)
@@ -222,25 +266,34 @@ static bool is_sunk_state(const loop_ctx *c, int k)
     return false;
 }
 
-/* The batched copy of body node i in the outer graph (built on first use):
- * a sequence input is the loop's stacked input, an invariant the loop's
+/* The batched copy of body node i (built on first use) in the outer graph,
+ * or with `pre` in the per-chunk graph: a sequence input is the loop's
+ * stacked input (in pre: an input for its chunk), an invariant the loop's
  * input, a constant a borrowed copy, an op the same op over batched inputs
  * (slice and split one axis further right). Node -1 on error. */
-static lg_ref lift(loop_ctx *c, int32_t i)
+static lg_ref lift_into(loop_ctx *c, int32_t i, bool pre)
 {
-    if (c->lifted[i].node >= 0) return c->lifted[i];
+    lg_ref *memo = pre ? c->pre_lifted : c->lifted;
+    if (memo[i].node >= 0) return memo[i];
     const lg_node *n = &c->body->nodes[i];
-    lg_graph *dst = c->r->dst;
+    lg_graph *dst = pre ? c->pre : c->r->dst;
     const lg_node *loop = &c->r->src->nodes[c->node];
     lg_ref out = {-1, 0};
-    if (c->input_k[i] >= 0) {
-        out = *lg_rewrite_at(c->r, loop->in[c->input_k[i]]);
+    int k = c->input_k[i];
+    if (k >= 0 && pre) { /* an input of pre: a sequence's chunk [chunk, ...], or the invariant */
+        lg_port pt = c->r->src->nodes[loop->in[k].node].out[loop->in[k].out];
+        if (k < c->s->n_seq) pt.shape.dims[0] = c->chunk;
+        lg_value v = lg_input(dst, n->name, pt.dtype, pt.shape);
+        out.node = lg_value_ok(v) ? v.node : -1;
+        c->pre_in[k] = out.node;
+    } else if (k >= 0) {
+        out = *lg_rewrite_at(c->r, loop->in[k]);
     } else if (n->op == LG_OP_CONST) {
         out.node = lg_node_copy_source(dst, n, n->out[0]);
     } else {
         lg_value in[n->n_in > 0 ? n->n_in : 1];
         for (int j = 0; j < n->n_in; j++) {
-            lg_ref l = lift(c, n->in[j].node);
+            lg_ref l = lift_into(c, n->in[j].node, pre);
             if (l.node < 0) return l;
             in[j] = lg_value_of(dst, l.node, l.out + n->in[j].out);
         }
@@ -251,22 +304,122 @@ static lg_ref lift(loop_ctx *c, int32_t i)
         if (out.node >= 0) dst->nodes[out.node].is_grad = n->is_grad;
     }
     if (out.node < 0 && !dst->error) lg_graph_fail(dst, "hoist: out of memory");
-    c->lifted[i] = out;
+    memo[i] = out;
     return out;
 }
 
 static lg_value lifted_value(loop_ctx *c, lg_ref r)
 {
-    lg_ref l = lift(c, r.node);
+    lg_ref l = lift_into(c, r.node, false);
     return l.node < 0 ? lg_value_invalid() : lg_value_of(c->r->dst, l.node, l.out + r.out);
+}
+
+/* Frontier value r over one chunk of steps [chunk, ...], in pre. */
+static lg_value pre_value(loop_ctx *c, lg_ref r)
+{
+    lg_ref l = lift_into(c, r.node, true);
+    return l.node < 0 ? lg_value_invalid() : lg_value_of(c->pre, l.node, l.out + r.out);
 }
 
 /* A body value as stacked [T, ...] outside the loop without the loop
  * computing it: a sequence input or a batched frontier value. */
 static bool stacked_outside(const loop_ctx *c, lg_ref r)
 {
+    int k = c->input_k[r.node], f = find_ref(c->fronts, c->n_fronts, r);
+    return (k >= 0 && k < c->s->n_seq) || (c->kind[r.node] == K_SEQ && f >= 0 && !(c->chunked && c->chunked[f]));
+}
+
+static bool sink_reads(const loop_ctx *c, lg_ref r)
+{
+    for (int i = 0; i < c->n_sinks; i++)
+        if (find_ref(&c->sinks[i].a, 1, r) >= 0 || (c->sinks[i].op == LG_OP_MATMUL && find_ref(&c->sinks[i].b, 1, r) >= 0))
+            return true;
+    for (int j = 0; j < c->s->n_y; j++)
+        if (c->y_after[j] && find_ref(&c->body->nodes[c->s->outputs[c->s->n_state + j].node].in[0], 1, r) >= 0) return true;
+    return false;
+}
+
+static bool is_seq_input(const loop_ctx *c, lg_ref r)
+{
     int k = c->input_k[r.node];
-    return (k >= 0 && k < c->s->n_seq) || (c->kind[r.node] == K_SEQ && find_ref(c->fronts, c->n_fronts, r) >= 0);
+    return k >= 0 && k < c->s->n_seq;
+}
+
+static bool add_ref(lg_ref **refs, int *n, lg_ref r)
+{
+    if (find_ref(*refs, *n, r) >= 0) return true;
+    lg_ref *e = realloc(*refs, (size_t)(*n + 1) * sizeof *e);
+    if (!e) return false;
+    *refs = e;
+    (*refs)[(*n)++] = r;
+    return true;
+}
+
+/* Which batched frontier values are computed per chunk of steps rather
+ * than for all T at once: those only the body reads (not a fetch, not an
+ * operand of a sink), and the sinks' sums. A chunk is the largest divisor
+ * of T that keeps its values within CHUNK_BYTES and T in at least MIN_CHUNK
+ * chunks, and at least MIN_CHUNK steps; when T has none, all T at once.
+ * Chunks keep memory independent of T and the batched values in cache,
+ * while their GEMMs still have chunk*B rows. */
+static bool choose_chunks(loop_ctx *c)
+{
+    c->chunked = calloc((size_t)(c->n_fronts ? c->n_fronts : 1), sizeof *c->chunked);
+    if (!c->chunked) return false;
+    /* the sinks' operands a chunk of steps would need emitted */
+    for (int i = 0; i < c->n_sinks; i++) {
+        const sink *sk = &c->sinks[i];
+        if (!is_seq_input(c, sk->a) && !add_ref(&c->emit, &c->n_emit, sk->a)) return false;
+        if (sk->op == LG_OP_MATMUL && !is_seq_input(c, sk->b) && !add_ref(&c->emit, &c->n_emit, sk->b)) return false;
+    }
+    const lg_node *loop = &c->r->src->nodes[c->node];
+    if (!c->s->n_seq) {
+        c->n_emit = 0;
+        return true;
+    }
+    int64_t steps = c->r->src->nodes[loop->in[0].node].out[loop->in[0].out].shape.dims[0];
+    /* the frontier's concrete step ports, from the loop's input ports */
+    lg_port in[c->n_in > 0 ? c->n_in : 1], front[c->n_fronts > 0 ? c->n_fronts : 1];
+    for (int k = 0; k < c->n_in; k++) {
+        in[k] = c->r->src->nodes[loop->in[k].node].out[loop->in[k].out];
+        if (k < c->s->n_seq) {
+            for (int d = 0; d + 1 < in[k].shape.rank; d++) in[k].shape.dims[d] = in[k].shape.dims[d + 1];
+            in[k].shape.rank--;
+        }
+    }
+    lg_port emit[c->n_emit > 0 ? c->n_emit : 1];
+    if ((c->n_fronts && lg_body_ports((lg_graph *)c->body, c->s->inputs, in, c->n_in, c->fronts, c->n_fronts, front)) ||
+        (c->n_emit && lg_body_ports((lg_graph *)c->body, c->s->inputs, in, c->n_in, c->emit, c->n_emit, emit))) {
+        c->n_emit = 0;
+        return true; /* the loop's own shape inference reports it */
+    }
+    size_t per_step = 0;
+    for (int f = 0; f < c->n_fronts; f++) {
+        lg_ref r = c->fronts[f];
+        c->chunked[f] = c->kind[r.node] == K_SEQ && find_ref(c->fetch, c->n_fetch, r) < 0 && !sink_reads(c, r);
+        if (c->chunked[f]) per_step += lg_port_bytes(&front[f]);
+    }
+    for (int e = 0; e < c->n_emit; e++) per_step += lg_port_bytes(&emit[e]);
+    c->emit_port = malloc((size_t)(c->n_emit ? c->n_emit : 1) * sizeof *c->emit_port);
+    if (!c->emit_port) return false;
+    for (int e = 0; e < c->n_emit; e++) c->emit_port[e] = emit[e];
+    int64_t most = per_step ? (int64_t)(CHUNK_BYTES / per_step) : 0;
+    int64_t k = most < steps / MIN_CHUNK ? most : steps / MIN_CHUNK; /* at least MIN_CHUNK chunks */
+    while (k > 1 && steps % k) k--;
+    if (k < MIN_CHUNK) { /* all at once */
+        for (int f = 0; f < c->n_fronts; f++) c->chunked[f] = false;
+        c->n_emit = 0;
+        k = 0;
+    }
+    c->chunk = k;
+    for (int f = 0; f < c->n_fronts; f++) c->n_chunked += c->chunked[f];
+    c->sinks_chunked = k && c->n_sinks;
+    if (!c->sinks_chunked) c->n_emit = 0;
+    /* outputs after the loop read whole stacks, which chunked sinks no
+     * longer make: those stay in the body */
+    for (int j = 0; c->sinks_chunked && j < c->s->n_y; j++) c->y_after[j] = false;
+    if (c->sinks_chunked) c->n_y_after = 0;
+    return true;
 }
 
 /* ---- rebuilding the loop --------------------------------------------------- */
@@ -306,6 +459,81 @@ static bool fetched_in_body(const loop_ctx *c, lg_ref r)
     return !(c->kind[r.node] == K_SEQ && find_ref(c->fronts, c->n_fronts, r) >= 0);
 }
 
+/* Room for the new loop's inputs. */
+static int n_in_cap(const loop_ctx *c) { return c->n_in + c->n_fronts + c->n_sinks; }
+
+/* d's per-chunk accumulation (lg_loop_spec.post): per sink,
+ * acc + X^T G or acc + sum_to(G, acc) over one chunk's rows; br maps the
+ * emitted values into the new body. */
+static lg_status build_post(loop_ctx *c, lg_loop_spec *d, const lg_rewrite *br)
+{
+    const lg_node *loop = &c->r->src->nodes[c->node];
+    int cap = 3 * c->n_sinks;
+    lg_graph *post = lg_graph_new();
+    d->post_inputs = malloc((size_t)cap * sizeof *d->post_inputs);
+    d->post_src = malloc((size_t)cap * sizeof *d->post_src);
+    d->post_outputs = malloc((size_t)c->n_sinks * sizeof *d->post_outputs);
+    d->emit = malloc((size_t)(c->n_emit ? c->n_emit : 1) * sizeof *d->emit);
+    if (!post || !d->post_inputs || !d->post_src || !d->post_outputs || !d->emit) {
+        lg_graph_free(post);
+        return lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+    }
+    post->is_body = true;
+    d->post = post;
+    d->n_post = c->n_sinks, d->n_emit = c->n_emit, d->n_post_in = 0;
+    for (int e = 0; e < c->n_emit; e++) d->emit[e] = *lg_rewrite_at(br, c->emit[e]);
+    for (int i = 0; i < c->n_sinks; i++) {
+        const sink *sk = &c->sinks[i];
+        lg_value v[3]; /* acc, a, b */
+        for (int w = 0; w < 3; w++) {
+            if (w == 2 && sk->op != LG_OP_MATMUL) break;
+            lg_post_src src;
+            lg_port pt;
+            lg_ref r = w == 1 ? sk->a : sk->b;
+            if (w == 0) {
+                src = (lg_post_src){LG_POST_ACC, i};
+                lg_ref in = loop->in[c->s->n_seq + sk->state];
+                pt = c->r->src->nodes[in.node].out[in.out];
+            } else if (is_seq_input(c, r)) {
+                src = (lg_post_src){LG_POST_INPUT, c->input_k[r.node]};
+                lg_ref in = loop->in[src.index];
+                pt = c->r->src->nodes[in.node].out[in.out];
+                pt.shape.dims[0] = c->chunk;
+            } else {
+                src = (lg_post_src){LG_POST_EMIT, find_ref(c->emit, c->n_emit, r)};
+                pt = c->emit_port[src.index];
+                for (int dd = pt.shape.rank; dd > 0; dd--) pt.shape.dims[dd] = pt.shape.dims[dd - 1];
+                pt.shape.dims[0] = c->chunk;
+                pt.shape.rank++;
+            }
+            int k = 0;
+            while (k < d->n_post_in && !(d->post_src[k].kind == src.kind && d->post_src[k].index == src.index)) k++;
+            if (k == d->n_post_in) {
+                lg_value in = lg_input(post, src.kind == LG_POST_ACC ? "acc" : "chunk", pt.dtype, pt.shape);
+                if (!lg_value_ok(in)) return lg_cgraph_fail(post, "hoist");
+                d->post_inputs[k] = in.node, d->post_src[k] = src;
+                d->n_post_in++;
+            }
+            v[w] = lg_value_of(post, d->post_inputs[k], 0);
+        }
+        lg_value sum;
+        if (sk->op == LG_OP_MATMUL) {
+            lg_value rows[2];
+            for (int w = 0; w < 2; w++) { /* [chunk, B, n] -> [chunk*B, n] */
+                lg_shape sh = lg_value_shape(v[w + 1]);
+                rows[w] = lg_reshape(v[w + 1], lg_shape_of(2, (int)(sh.dims[0] * sh.dims[1]), (int)(lg_shape_numel(sh) / (sh.dims[0] * sh.dims[1]))));
+            }
+            sum = lg_matmul(rows[0], rows[1], true, false);
+        } else {
+            sum = lg_sum_to(v[1], v[0]);
+        }
+        lg_value next = lg_add(v[0], sum);
+        if (!lg_value_ok(next)) return lg_cgraph_fail(post, "hoist");
+        d->post_outputs[i] = (lg_ref){next.node, next.output};
+    }
+    return LG_OK;
+}
+
 /* The new body: the old one's needed nodes with the frontier values read
  * from new inputs, the sunk states gone. Fills rb->spec. */
 static lg_status build_body(loop_ctx *c, rebuilt *rb)
@@ -325,20 +553,23 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
     bool *need = calloc((size_t)b->n_nodes, sizeof *need);
     lg_status st = need ? LG_OK : lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
     int first_y = s->n_state, stop = s->n_state + s->n_y;
-    for (int k = 0; !st && k < c->n_fetch; k++) {
-        bool kept;
-        if (k < first_y) kept = !is_sunk_state(c, k);
-        else if (k < stop) kept = s->has_stop || fetched_in_body(c, c->fetch[k]); /* past a stop: zeros */
-        else if (k == stop && s->has_stop) kept = true;
-        else kept = fetched_in_body(c, c->fetch[k]);
-        if (kept) need[c->fetch[k].node] = true;
-    }
-    for (int i = 0; !st && i < c->n_sinks; i++) {
+    for (int k = 0; !st && k < first_y; k++)
+        if (!is_sunk_state(c, k)) need[s->outputs[k].node] = true;
+    for (int k = first_y; !st && k < stop; k++) /* past a stop, outputs must be zeros: the loop makes them */
+        if (s->has_stop || (fetched_in_body(c, s->outputs[k]) && !c->y_after[k - first_y])) need[s->outputs[k].node] = true;
+    if (s->has_stop) need[s->outputs[stop].node] = true;
+    for (int r = 0; !st && r < s->n_res; r++)
+        if (c->res_read[r] && fetched_in_body(c, s->res[r])) need[s->res[r].node] = true;
+    for (int j = 0; !st && j < s->n_y; j++)
+        if (c->y_after[j]) need[b->nodes[s->outputs[s->n_state + j].node].in[0].node] = true;
+    for (int i = 0; !st && !c->sinks_chunked && i < c->n_sinks; i++) {
         if (!stacked_outside(c, c->sinks[i].a)) need[c->sinks[i].a.node] = true;
         if (c->sinks[i].op == LG_OP_MATMUL && !stacked_outside(c, c->sinks[i].b)) need[c->sinks[i].b.node] = true;
     }
+    for (int e = 0; !st && e < c->n_emit; e++) need[c->emit[e].node] = true;
     for (int k = 0; !st && k < c->n_in; k++)
         if (!(k >= s->n_seq && k < s->n_seq + s->n_state && is_sunk_state(c, k - s->n_seq))) need[s->inputs[k]] = true;
+    for (int f = 0; !st && f < c->n_fronts; f++) need[c->fronts[f].node] = true; /* each becomes an input */
     for (int32_t i = b->n_nodes - 1; !st && i >= 0; i--)
         for (int j = 0; need[i] && !c->front[i] && j < b->nodes[i].n_in; j++) need[b->nodes[i].in[j].node] = true;
     /* copy; a frontier node's values become new inputs (one per output) */
@@ -350,9 +581,9 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
         if (c->front[i]) {
             for (int f = 0; !st && f < c->n_fronts; f++) {
                 if (c->fronts[f].node != i) continue;
-                lg_value outer = lifted_value(c, c->fronts[f]);
+                lg_value outer = c->chunked[f] ? pre_value(c, c->fronts[f]) : lifted_value(c, c->fronts[f]);
                 if (!lg_value_ok(outer)) {
-                    st = lg_cgraph_fail(c->r->dst, "hoist");
+                    st = lg_cgraph_fail(c->chunked[f] ? c->pre : c->r->dst, "hoist");
                     break;
                 }
                 lg_port pt = *lg_value_port(outer);
@@ -381,8 +612,12 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
      * outputs [states, kept outputs, emitted values, stop], kept residuals */
     lg_loop_spec *d = st ? NULL : lg_loop_spec_dup(s);
     int n_new_seq = 0, n_new_inv = 0;
-    for (int f = 0; f < c->n_fronts; f++) c->kind[c->fronts[f].node] == K_SEQ ? n_new_seq++ : n_new_inv++;
-    int n_in = c->n_in + c->n_fronts, n_out = s->n_state + s->n_y + 2 * c->n_sinks + s->has_stop;
+    for (int f = 0; f < c->n_fronts; f++)
+        if (!c->chunked[f]) c->kind[c->fronts[f].node] == K_SEQ ? n_new_seq++ : n_new_inv++;
+    int32_t *pre_inputs = c->n_chunked ? malloc((size_t)n_in_cap(c) * sizeof *pre_inputs) : NULL;
+    lg_ref *pre_outputs = c->n_chunked ? malloc((size_t)c->n_chunked * sizeof *pre_outputs) : NULL;
+    if (!st && c->n_chunked && (!pre_inputs || !pre_outputs)) st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+    int n_in = c->n_in + c->n_fronts + c->n_sinks, n_out = s->n_state + 2 * s->n_y + 2 * c->n_sinks + s->has_stop;
     rb->in = malloc((size_t)n_in * sizeof *rb->in);
     rb->y_of_old = malloc((size_t)(s->n_y + 1) * sizeof *rb->y_of_old);
     rb->res_of_old = malloc((size_t)(s->n_res + 1) * sizeof *rb->res_of_old);
@@ -396,26 +631,38 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
         int count = part == 0 ? s->n_seq : part == 1 ? s->n_state : s->n_inv;
         for (int k = first; k < first + count; k++) {
             if (part == 1 && is_sunk_state(c, k - first)) continue;
+            if (pre_inputs) pre_inputs[ni] = c->pre_in[k];
             inputs[ni] = lg_rewrite_at(&br, (lg_ref){s->inputs[k], 0})->node;
             rb->in[ni++] = lg_rewrite_value(c->r, loop->in[k]);
         }
         for (int f = 0; part != 1 && f < c->n_fronts; f++)
-            if ((c->kind[c->fronts[f].node] == K_SEQ) == (part == 0)) {
+            if (!c->chunked[f] && (c->kind[c->fronts[f].node] == K_SEQ) == (part == 0)) {
+                if (pre_inputs) pre_inputs[ni] = -1;
                 inputs[ni] = front_in[f];
                 rb->in[ni++] = lifted_value(c, c->fronts[f]);
             }
     }
+    /* then the body inputs fed from pre's per-chunk outputs */
+    for (int f = 0, n_pre = 0; !st && f < c->n_fronts; f++)
+        if (c->chunked[f]) {
+            inputs[ni + n_pre] = front_in[f];
+            lg_value v = pre_value(c, c->fronts[f]);
+            pre_outputs[n_pre++] = (lg_ref){v.node, v.output};
+        }
     int no = 0;
     for (int k = 0; !st && k < s->n_state; k++)
         if (!is_sunk_state(c, k)) outputs[no++] = *lg_rewrite_at(&br, s->outputs[k]), n_state++;
     for (int j = 0; !st && j < s->n_y; j++) {
         lg_ref y = s->outputs[s->n_state + j];
         rb->y_of_old[j] = -1;
-        if (!s->has_stop && !fetched_in_body(c, y)) continue;
+        if (!s->has_stop && (!fetched_in_body(c, y) || c->y_after[j])) continue;
         rb->y_of_old[j] = n_y++;
         outputs[no++] = *lg_rewrite_at(&br, y);
     }
-    for (int i = 0; !st && i < c->n_sinks; i++) {
+    for (int j = 0; !st && j < s->n_y; j++)
+        if (c->y_after[j] && !add_emit(rb, b->nodes[s->outputs[s->n_state + j].node].in[0]))
+            st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+    for (int i = 0; !st && !c->sinks_chunked && i < c->n_sinks; i++) {
         bool ok = stacked_outside(c, c->sinks[i].a) || add_emit(rb, c->sinks[i].a);
         if (ok && c->sinks[i].op == LG_OP_MATMUL && !stacked_outside(c, c->sinks[i].b)) ok = add_emit(rb, c->sinks[i].b);
         if (!ok) st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
@@ -424,7 +671,7 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
     if (!st && s->has_stop) outputs[no++] = *lg_rewrite_at(&br, s->outputs[s->n_state + s->n_y]);
     for (int r = 0; !st && r < s->n_res; r++) {
         rb->res_of_old[r] = -1;
-        if (!fetched_in_body(c, s->res[r])) continue;
+        if (!c->res_read[r] || !fetched_in_body(c, s->res[r])) continue;
         d->res[n_res] = *lg_rewrite_at(&br, s->res[r]);
         d->res_inputs[n_res] = s->res_inputs[r];
         rb->res_of_old[r] = n_res++;
@@ -443,13 +690,26 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
         d->n_hoisted = s->n_hoisted + c->n_fronts;
         d->n_sunk = s->n_sunk + c->n_sinks;
         for (int f = 0; f < c->n_fronts; f++)
-            if (c->kind[c->fronts[f].node] == K_SEQ) d->hoisted_bytes += lg_port_bytes(lg_value_port(lifted_value(c, c->fronts[f])));
+            if (c->kind[c->fronts[f].node] == K_SEQ)
+                d->hoisted_bytes += lg_port_bytes(lg_value_port(c->chunked[f] ? pre_value(c, c->fronts[f]) : lifted_value(c, c->fronts[f])));
+        if (c->sinks_chunked) { /* the accumulators' initial values follow the invariants */
+            for (int i = 0; i < c->n_sinks; i++) rb->in[ni + i] = lg_rewrite_value(c->r, loop->in[s->n_seq + c->sinks[i].state]);
+            ni += c->n_sinks;
+            d->chunk = c->chunk;
+            st = build_post(c, d, &br);
+        }
+        if (c->n_chunked) {
+            d->pre = c->pre, c->pre = NULL;
+            d->n_pre = c->n_chunked, d->chunk = c->chunk;
+            d->pre_inputs = pre_inputs, d->pre_outputs = pre_outputs;
+            pre_inputs = NULL, pre_outputs = NULL;
+        }
         rb->spec = d;
         rb->n_in = ni;
         d = NULL;
     }
     lg_loop_spec_free(d);
-    free(inputs), free(outputs), free(front_in), free(need);
+    free(inputs), free(outputs), free(front_in), free(need), free(pre_inputs), free(pre_outputs);
     lg_graph_free(nb);
     lg_rewrite_free(&br);
     return st;
@@ -539,36 +799,51 @@ static lg_status rebuild_loop(loop_ctx *c)
             k_new++;
         }
         for (int j = 0; !st && j < s->n_y; j++) {
+            lg_ref y = s->outputs[s->n_state + j];
+            const lg_node *yn = &c->body->nodes[y.node];
             lg_value v = rb.y_of_old[j] >= 0 ? lg_value_of(dst, id, d->n_state + rb.y_of_old[j])
-                                             : lifted_value(c, s->outputs[s->n_state + j]);
+                         : c->y_after[j]     ? lg_matmul(stacked(c, &rb, id, yn->in[0]), lifted_value(c, yn->in[1]), false,
+                                                         yn->attrs.trans_b)
+                                             : lifted_value(c, y);
+            if (!lg_value_ok(v)) {
+                st = lg_cgraph_fail(dst, "hoist");
+                break;
+            }
             *lg_rewrite_at(c->r, (lg_ref){c->node, s->n_state + j}) = (lg_ref){v.node, v.output};
         }
         for (int r = 0; !st && r < s->n_res; r++) {
+            if (rb.res_of_old[r] < 0 && !c->res_read[r]) continue; /* dropped: nothing reads it */
             lg_value v = rb.res_of_old[r] >= 0 ? lg_value_of(dst, id, 2 * d->n_state + d->n_y + rb.res_of_old[r])
                                                : lifted_value(c, s->res[r]);
             *lg_rewrite_at(c->r, (lg_ref){c->node, 2 * s->n_state + s->n_y + r}) = (lg_ref){v.node, v.output};
         }
-        for (int i = 0; !st && i < c->n_sinks; i++) {
+        for (int i = 0; !st && c->sinks_chunked && i < c->n_sinks; i++)
+            *lg_rewrite_at(c->r, (lg_ref){c->node, c->sinks[i].state}) =
+                (lg_ref){id, 2 * d->n_state + d->n_y + d->n_res + i};
+        for (int i = 0; !st && !c->sinks_chunked && i < c->n_sinks; i++) {
             lg_value v = sink_value(c, &rb, id, &c->sinks[i]);
             if (!lg_value_ok(v)) st = lg_cgraph_fail(dst, "hoist");
             else *lg_rewrite_at(c->r, (lg_ref){c->node, c->sinks[i].state}) = (lg_ref){v.node, v.output};
         }
         if (!st && dst->error) st = lg_cgraph_fail(dst, "hoist");
         if (!st)
-            lg_cgraph_note(c->cg, "hoist: loop '%s': %d values computed before the loop (%.2f MiB stacked), %d "
-                                  "accumulators summed after it",
-                           loop->name, c->n_fronts, (double)d->hoisted_bytes / 1048576.0, c->n_sinks);
+            lg_cgraph_note(c->cg, "hoist: loop '%s': %d values batched before the steps (%.2f MiB, %d of them per chunk "
+                                  "of %lld steps); %d accumulators summed %s; %d outputs batched after the loop",
+                           loop->name, c->n_fronts, (double)d->hoisted_bytes / 1048576.0, c->n_chunked,
+                           (long long)(c->n_chunked ? c->chunk : 0), c->n_sinks,
+                           c->sinks_chunked ? "per chunk of steps" : "after the loop", c->n_y_after);
     }
     rebuilt_free(&rb);
     return st;
 }
 
 /* Hoist and sink around loop node `node` of r->src, appending to r->dst. */
-static lg_status hoist_loop(lg_cgraph *cg, lg_rewrite *r, int32_t node)
+static lg_status hoist_loop(lg_cgraph *cg, lg_rewrite *r, int32_t node, const bool *read)
 {
     const lg_loop_spec *s = r->src->nodes[node].attrs.loop;
     const lg_graph *b = s->body;
     loop_ctx c = {.cg = cg, .r = r, .node = node, .s = s, .body = b};
+    c.res_read = read + 2 * s->n_state + s->n_y;
     c.n_in = s->n_seq + s->n_state + s->n_inv;
     c.n_fetch = s->n_state + s->n_y + s->has_stop + s->n_res;
     size_t nn = (size_t)(b->n_nodes ? b->n_nodes : 1);
@@ -585,20 +860,35 @@ static lg_status hoist_loop(lg_cgraph *cg, lg_rewrite *r, int32_t node)
     for (int32_t i = 0; !st && i < b->n_nodes; i++) c.input_k[i] = -1, c.lifted[i] = (lg_ref){-1, 0};
     for (int k = 0; !st && k < c.n_in; k++) c.input_k[s->inputs[k]] = k;
     int first_res = s->n_state + s->n_y + s->has_stop;
+    int n_live = 0;
     for (int k = 0; !st && k < c.n_fetch; k++) {
-        c.fetch[k] = k < first_res ? s->outputs[k] : s->res[k - first_res];
-        c.needed[c.fetch[k].node] = true;
+        if (k >= first_res && !c.res_read[k - first_res]) continue;
+        c.fetch[n_live] = k < first_res ? s->outputs[k] : s->res[k - first_res];
+        c.needed[c.fetch[n_live++].node] = true;
     }
+    c.n_fetch = n_live;
     for (int32_t i = b->n_nodes - 1; !st && i >= 0; i--)
         for (int j = 0; c.needed[i] && j < b->nodes[i].n_in; j++) c.needed[b->nodes[i].in[j].node] = true;
     if (!st) classify(&c);
-    if (!st && (!find_fronts(&c) || !find_sinks(&c))) st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+    if (!st && (!find_fronts(&c) || !find_sinks(&c) || !find_outputs_after(&c) || !choose_chunks(&c)))
+        st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+    if (!st && c.n_chunked) {
+        c.pre = lg_graph_new();
+        c.pre_lifted = malloc(nn * sizeof *c.pre_lifted);
+        c.pre_in = malloc((size_t)(c.n_in ? c.n_in : 1) * sizeof *c.pre_in);
+        if (!c.pre || !c.pre_lifted || !c.pre_in) st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+        for (int32_t i = 0; !st && i < b->n_nodes; i++) c.pre_lifted[i] = (lg_ref){-1, 0};
+        for (int k = 0; !st && k < c.n_in; k++) c.pre_in[k] = -1;
+        if (!st) c.pre->is_body = true;
+    }
     if (!st) {
-        if (c.n_fronts || c.n_sinks) st = rebuild_loop(&c);
+        if (c.n_fronts || c.n_sinks || c.n_y_after) st = rebuild_loop(&c);
         else if (lg_rewrite_copy(r, node, NULL, NULL) < 0) st = lg_cgraph_fail(r->dst, "hoist");
     }
     free(c.fetch), free(c.input_k), free(c.kind), free(c.needed), free(c.heavy), free(c.front), free(c.lifted);
-    free(c.fronts), free(c.sinks);
+    free(c.fronts), free(c.sinks), free(c.y_after), free(c.chunked), free(c.pre_lifted), free(c.pre_in);
+    free(c.emit), free(c.emit_port);
+    lg_graph_free(c.pre);
     return st;
 }
 
@@ -614,11 +904,18 @@ lg_status lg_pass_hoist(lg_cgraph *cg)
         lg_graph_free(dst);
         return lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
     }
-    lg_status st = LG_OK;
+    /* which node outputs anything reads: a loop's unread residuals are
+     * left out (dce drops them), so they do not keep values stacked */
+    bool *read = calloc((size_t)(r.base[g->n_nodes] ? r.base[g->n_nodes] : 1), sizeof *read);
+    lg_status st = read ? LG_OK : lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
+    for (int32_t i = 0; !st && i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++) read[r.base[g->nodes[i].in[j].node] + g->nodes[i].in[j].out] = true;
+    for (int k = 0; !st && k < cg->n_outputs; k++) read[r.base[cg->outputs[k].node] + cg->outputs[k].out] = true;
     for (int32_t i = 0; !st && i < g->n_nodes; i++) {
-        if (g->nodes[i].op == LG_OP_LOOP) st = hoist_loop(cg, &r, i);
+        if (g->nodes[i].op == LG_OP_LOOP) st = hoist_loop(cg, &r, i, &read[r.base[i]]);
         else if (lg_rewrite_copy(&r, i, NULL, NULL) < 0) st = lg_cgraph_fail(dst, "hoist");
     }
+    free(read);
     if (st) {
         lg_rewrite_free(&r);
         lg_graph_free(dst);

@@ -14,7 +14,13 @@
  * passes.c (and its file in meson.build):
  *
  *     lg_status lg_pass_fuse_rnn(lg_cgraph *cg);   // fuse_rnn.c
- *     {"fuse_rnn", lg_pass_fuse_rnn},              // passes.c, after hoist
+ *     {"fuse_rnn", lg_pass_fuse_rnn},              // passes.c, before hoist
+ *
+ * (before hoist: a matcher then sees each loop as the user built it, with
+ * x_t W + b in its body; hoist rewrites what was not fused. After hoist a
+ * body reads such values as new sequence inputs, made before the loop in the
+ * outer graph or per chunk of steps by lg_loop_spec.pre, and a gradient
+ * loop's weight gradients are no longer its states.)
  *
  * A pass is a function over the compile-time graph. It may
  *   - read and change attributes of nodes in place (a loop's spec is the

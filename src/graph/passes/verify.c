@@ -33,9 +33,10 @@ static lg_status verify_node(const lg_graph *g, int32_t i)
     if (n->op < LG_OP_MATMUL) return LG_OK;
     if (n->op == LG_OP_LOOP) {
         const lg_loop_spec *s = n->attrs.loop;
-        if (n->n_in != s->n_seq + s->n_state + s->n_inv)
-            return lg_fail(LG_ERR_GRAPH, "verify: loop '%s': %d inputs for %d sequences, %d states and %d invariants",
-                           n->name, n->n_in, s->n_seq, s->n_state, s->n_inv);
+        if (n->n_in != s->n_seq + s->n_state + s->n_inv + s->n_post)
+            return lg_fail(LG_ERR_GRAPH,
+                           "verify: loop '%s': %d inputs for %d sequences, %d states, %d invariants and %d accumulators",
+                           n->name, n->n_in, s->n_seq, s->n_state, s->n_inv, s->n_post);
     }
     char err[512] = "";
     if (!lg_op_infer(n, in, out, err, sizeof err))
