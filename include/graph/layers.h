@@ -100,12 +100,14 @@
 #ifndef LG_LAYERS_H
 #define LG_LAYERS_H
 
+#include "api.h"
 #include "cells.h"
 #include "program.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 /* The most states a cell carries (LSTM: h and c). */
 #define LG_RNN_MAX_STATES 2
@@ -263,6 +265,7 @@ lg_embedding_opts lg_embedding_opts_default(void);
  * value on error (recorded on g). */
 lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, int dim, lg_embedding_opts opts);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

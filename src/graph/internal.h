@@ -28,9 +28,6 @@
 
 #define LG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Record the message for lg_last_error() on this thread and return s. */
-lg_status lg_fail(lg_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 typedef struct lg_port {
     lg_dtype dtype;
     lg_shape shape;

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "plot/plot.h"
-#include "graph/internal.h"
+#include "graph/status.h"
 #include "../viz/outfile.h"
 
 /* The history as columns: x (1, 2, ...), then loss, val_loss, metric,

@@ -1,12 +1,13 @@
 /* outfile.c — write beside the target, then rename (outfile.h). */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "outfile.h"
-#include "graph/internal.h"
+#include "graph/status.h"
 
 lg_status outfile_open(outfile *o, const char *path)
 {

@@ -7,13 +7,14 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <graphviz/cgraph.h>
 #include <graphviz/gvc.h>
 
-#include "graph/internal.h"
+#include "graph/status.h"
 #include "outfile.h"
 #include "viz.h"
 
@@ -52,7 +53,7 @@ static const char *resolve_format(const char *out_path, const char *format, cons
         }
         f = dot + 1;
     }
-    for (size_t k = 0; k < LG_ARRAY_LEN(FORMATS); k++)
+    for (size_t k = 0; k < sizeof FORMATS / sizeof FORMATS[0]; k++)
         if (strcasecmp(f, FORMATS[k]) == 0) return FORMATS[k];
     *s = lg_fail(LG_ERR_INVALID_ARGUMENT, "%s: unknown output format '%s' for '%s' (svg, png or pdf)", fn, f, out_path);
     return NULL;

@@ -69,11 +69,13 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "graph/api.h"
 #include "graph/graph.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 typedef struct lg_dot_opts {
     bool gradients;    /* draw gradient nodes and gradient loops; default true */
@@ -132,6 +134,7 @@ lg_status lg_viz_args_parse(int *argc, char **argv, lg_viz_args *out);
  * lg_graph_render; a failure leaves no file for the path that failed. */
 lg_status lg_viz_args_write(const lg_graph *g, const lg_viz_args *a, lg_dot_opts opts);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif
