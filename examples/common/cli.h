@@ -83,7 +83,9 @@ enum { CLI_RUN = -1 };
 int cli_parse(const cli *c, int argc, char **argv);
 
 /* Write what --dot and --svg ask for (nothing when neither is given), with
- * the default DOT options; prints where. LG_OK or the writer's status. */
+ * the default DOT options; prints where. LG_OK or the writer's status;
+ * LG_ERR_UNSUPPORTED, saying so, when loopgrad was built without Graphviz
+ * (meson option viz). */
 lg_status cli_write_graph(const cli_outputs *o, const lg_graph *g);
 
 /* Plot tr's history (its metric named by metric) to --plot's file
