@@ -9,12 +9,13 @@
  * cluster.
  */
 #include <assert.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "graph/loop.h"
-#include "outfile.h"
+#include "io/atomic_file.h"
 #include "viz.h"
 
 typedef enum kind { K_PARAM, K_INPUT, K_CONST, K_OP, K_GRAD, K_LOOP, K_GRAD_LOOP, K_PORT, KIND_COUNT } kind;
@@ -441,13 +442,15 @@ lg_status lg_graph_write_dot(const lg_graph *g, const char *path, lg_dot_opts op
     lg_status s = check_graph(g, "lg_graph_write_dot");
     if (s) return s;
     if (!path) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_graph_write_dot: path is NULL");
-    outfile o;
-    s = outfile_open(&o, path);
+    char what[PATH_MAX + 32];
+    snprintf(what, sizeof what, "cannot write '%s'", path);
+    lg_atomic_file o;
+    s = lg_atomic_file_open(&o, path, what);
     if (s) return s;
     s = write_graph(g, o.f, opts, "lg_graph_write_dot");
     if (s) {
-        outfile_abort(&o);
+        lg_atomic_file_abort(&o);
         return s;
     }
-    return outfile_commit(&o);
+    return lg_atomic_file_commit(&o);
 }

@@ -46,8 +46,9 @@
  *         fprintf(stderr, "%s\n", lg_last_error());
  *
  * Files: every function that writes a file writes a temporary file beside
- * it (same directory, "<path>.<pid>.<n>.tmp") and renames it over the path
- * when complete, so a failure never leaves a partial or empty file and an
+ * it (same directory, ".<name>.XXXXXX"), syncs it to disk and renames it
+ * over the path when complete, as checkpoints are saved (checkpoint.h), so
+ * a failure or a crash never leaves a partial or empty file and an
  * existing file is either replaced whole or untouched.
  *
  * Errors (lg_status, message in lg_last_error()): LG_ERR_INVALID_ARGUMENT
