@@ -23,6 +23,10 @@ torch=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 seconds() { awk '/^epoch 1 seconds/ {print $4}'; }
+# CPU seconds (user + system) of a whole run: on a shared, loaded machine this
+# moves far less than the wall-clock epoch time.
+TIMEFORMAT='%3U %3S'
+export TIMEFORMAT
 median() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 echo "OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, $(nproc) cores, limit ${limit} (0: all), ${repeats} repeats, $(uptime | sed 's/.*load average/load average/')"
 # Runs fashion_mnist under configuration $1 ([CORE:]provider) with the rest of the arguments.
@@ -42,10 +46,11 @@ done
 for r in $(seq "$repeats"); do
   line="run $r:"
   for p in "${providers[@]}"; do
-    run_lg "$p" --limit "$limit" --checkpoint "$tmp/ck.safetensors" > "$tmp/out"
+    { time run_lg "$p" --limit "$limit" --checkpoint "$tmp/ck.safetensors" > "$tmp/out"; } 2>> "$tmp/cpu_$p"
     seconds < "$tmp/out" >> "$tmp/lg_$p"
     awk '/^test loss/ {print $NF}' "$tmp/out" >> "$tmp/acc_$p"
-    line+=" loopgrad $p $(tail -1 "$tmp/lg_$p") s (test accuracy $(tail -1 "$tmp/acc_$p")),"
+    awk '{print $1 + $2}' <(tail -1 "$tmp/cpu_$p") >> "$tmp/cpus_$p"
+    line+=" loopgrad $p $(tail -1 "$tmp/lg_$p") s (process CPU $(tail -1 "$tmp/cpus_$p") s, test accuracy $(tail -1 "$tmp/acc_$p")),"
   done
   if ((torch)); then
     OMP_WAIT_POLICY=PASSIVE "$python" bench/fashion_mnist_torch.py --limit "$limit" | seconds >> "$tmp/pt_best"
@@ -55,7 +60,7 @@ for r in $(seq "$repeats"); do
   echo "$line"
 done
 for p in "${providers[@]}"; do
-  echo "median epoch seconds, loopgrad $p: $(median < "$tmp/lg_$p")"
+  echo "median epoch seconds, loopgrad $p: $(median < "$tmp/lg_$p") (process CPU seconds, whole run: $(median < "$tmp/cpus_$p"))"
 done
 echo "load after: $(uptime | sed 's/.*load average/load average/')"
 ((torch)) || exit 0

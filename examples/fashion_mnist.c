@@ -7,7 +7,8 @@
  *     fashion_mnist [--epochs N] [--batch N] [--lr X] [--momentum X]
  *                   [--seed N] [--limit N] [--checkpoint FILE]
  *                   [--history FILE] [--plot FILE] [--dot FILE]
- *                   [--svg FILE] [--data DIR] [--keras FILE]
+ *                   [--svg FILE] [--full-graph] [--expand SCOPE]
+ *                   [--data DIR] [--keras FILE]
  *                   [--distributed]
  *                   (--help: all of them)
  *
@@ -188,7 +189,9 @@ static int report(session *S, const args *a)
     printf("test loss %.4f, test accuracy %.4f\n", ev.loss, ev.metric);
     if (lg_checkpoint_save(a->checkpoint, S->m.g, S->opt)) return fail("saving the checkpoint");
     printf("checkpoint written to %s\n", a->checkpoint);
-    if (cli_write_graph(&a->out, S->m.g)) return fail("writing the graph");
+    cli_outputs out = a->out;
+    out.optimizer = S->opt; /* the layer view draws it */
+    if (cli_write_graph(&out, S->m.g)) return fail("writing the graph");
     return 0;
 }
 

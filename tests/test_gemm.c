@@ -115,7 +115,7 @@ START_TEST(test_against_reference)
     bool f64 = _i % 2;
     if (!provider_built(p)) {
 #ifdef LG_HAVE_ONEDNN
-        ck_abort_msg("provider %d is built but does not run: %s", (int)p, lg_last_error());
+        ck_abort_msg("provider %d is built but refused: %s", (int)p, lg_last_error());
 #endif
         return; /* not built: nothing to compare */
     }

@@ -207,20 +207,24 @@ static void free3(lg_tensor **t) { lg_tensor_free(t[0]), lg_tensor_free(t[1]), l
 
 static const lg_cell_kind KINDS[3] = {LG_CELL_SIMPLE_RNN, LG_CELL_LSTM, LG_CELL_GRU};
 
-/* Masked: outputs past an example's length are zero, the valid ones and the
- * final states equal an unmasked run on the truncated example, and the last
- * output is the state at the last valid step. With go_backwards the padded
- * steps come first: the sequence is zeros, then the run on the truncated
- * example reversed. */
+/* Masked: the valid outputs and the final states equal an unmasked run on
+ * the truncated example; past its length an output repeats the last valid
+ * one (Keras 3's default) or is zero (zero_output_for_mask), and the last
+ * output is the state at the last valid step (with zero_output_for_mask:
+ * the last step's output, zero when padded). With go_backwards the padded
+ * steps come first: they emit zeros (no valid output before them), then
+ * the run on the truncated example reversed. */
 START_TEST(masking_matches_truncation)
 {
-    for (int back = 0; back < 2; back++) {
+    for (int v = 0; v < 4; v++) {
+        bool back = v & 1, zero = v & 2;
         lg_graph *g = lg_graph_new();
         lg_cell *cell = make_cell(g, "cell", KINDS[_i], F, U, 11);
         lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, -1, -1, F));
         lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, -1));
         lg_rnn_opts o = lg_rnn_opts_default();
         o.return_sequences = true, o.return_state = true, o.lengths = len, o.go_backwards = back;
+        o.zero_output_for_mask = zero;
         lg_rnn_result seq, last;
         ck_assert_int_eq(lg_rnn(g, cell, x, o, &seq), LG_OK);
         o.return_sequences = false;
@@ -242,6 +246,7 @@ START_TEST(masking_matches_truncation)
                     double got = lg_tensor_get(out[0], ((int64_t)b * T + t) * U + u);
                     /* forward: valid steps first; go_backwards: padding first */
                     int j = back ? t - (T - n) : t;
+                    if (!zero && j >= n) j = n - 1;
                     double want = j >= 0 && j < n ? lg_tensor_get(ro[0], (int64_t)j * U + u) : 0.0;
                     ck_assert_msg(fabs(got - want) < 1e-12, "kind %d back %d b %d t %d u %d: %.12g vs %.12g", _i, back,
                                   b, t, u, got, want);
@@ -249,8 +254,10 @@ START_TEST(masking_matches_truncation)
             for (int k = 0; k < seq.n_states; k++)
                 for (int u = 0; u < U; u++)
                     ck_assert(fabs(lg_tensor_get(out[2 + k], b * U + u) - lg_tensor_get(ro[1 + k], u)) < 1e-12);
-            for (int u = 0; u < U; u++) /* the last output: h at the last valid step */
-                ck_assert(fabs(lg_tensor_get(out[1], b * U + u) - lg_tensor_get(ro[0], (int64_t)(n - 1) * U + u)) < 1e-12);
+            for (int u = 0; u < U; u++) { /* the last output: h at the last valid step */
+                double want = zero && !back && n < T ? 0 : lg_tensor_get(ro[0], (int64_t)(n - 1) * U + u);
+                ck_assert(fabs(lg_tensor_get(out[1], b * U + u) - want) < 1e-12);
+            }
             lg_tensor_free(p), free3(ro);
         }
         for (int k = 0; k < 4; k++) lg_tensor_free(out[k]);
@@ -959,7 +966,9 @@ typedef enum bad_case {
     BAD_STATEFUL_NO_BATCH,
     BAD_STATEFUL_BATCH,
     BAD_STATEFUL_INIT,
-    BAD_BIDI_STATEFUL,
+    BAD_BIDI_STATEFUL_NO_BATCH,
+    BAD_MASK_SHAPE,
+    BAD_MASK_AND_LENGTHS,
     BAD_COUNT
 } bad_case;
 
@@ -981,13 +990,15 @@ static const struct {
     [BAD_MERGE] = {LG_ERR_INVALID_ARGUMENT, "unknown merge mode 9"},
     [BAD_BIDI_BACKWARDS] = {LG_ERR_INVALID_ARGUMENT, "go_backwards is not an option"},
     [BAD_BIDI_INIT_COUNT] = {LG_ERR_INVALID_ARGUMENT, "2 initial states given, the directions carry 2 + 2"},
-    [BAD_BIDI_UNITS] = {LG_ERR_SHAPE, "needs equal units, got 3 and 2"},
+    [BAD_BIDI_UNITS] = {LG_ERR_SHAPE, "merge mode 'sum' needs equal units, got 3 and 2"},
     [BAD_NULL_CELL] = {LG_ERR_INVALID_ARGUMENT, "cell is NULL"},
     [BAD_UNROLL_UNKNOWN_T] = {LG_ERR_GRAPH, "unroll needs a static number of steps; the sequence is [?, 3, 2]"},
     [BAD_STATEFUL_NO_BATCH] = {LG_ERR_INVALID_ARGUMENT, "stateful needs batch_size >= 1, got 0"},
     [BAD_STATEFUL_BATCH] = {LG_ERR_SHAPE, "x 'x' [3, 4, 2] has batch 3 but the stateful batch_size is 2"},
     [BAD_STATEFUL_INIT] = {LG_ERR_INVALID_ARGUMENT, "stateful takes its initial states from the previous run"},
-    [BAD_BIDI_STATEFUL] = {LG_ERR_INVALID_ARGUMENT, "stateful is not an option of a bidirectional layer"},
+    [BAD_BIDI_STATEFUL_NO_BATCH] = {LG_ERR_INVALID_ARGUMENT, "bidirectional 'rnn': stateful needs batch_size >= 1"},
+    [BAD_MASK_SHAPE] = {LG_ERR_SHAPE, "mask 'm' [3, 5] must be [B, T] of x 'x' [3, 4, 2]"},
+    [BAD_MASK_AND_LENGTHS] = {LG_ERR_INVALID_ARGUMENT, "lengths and a mask together"},
 };
 
 START_TEST(rnn_bad_input)
@@ -1029,7 +1040,12 @@ START_TEST(rnn_bad_input)
     case BAD_STATEFUL_NO_BATCH: o.stateful = true; break;
     case BAD_STATEFUL_BATCH: o.stateful = true, o.batch_size = 2; break;
     case BAD_STATEFUL_INIT: o.stateful = true, o.batch_size = B, o.initial_state = init, o.n_initial_state = 2; break;
-    case BAD_BIDI_STATEFUL: bidi = true, o.stateful = true, o.batch_size = B; break;
+    case BAD_BIDI_STATEFUL_NO_BATCH: bidi = true, o.stateful = true; break;
+    case BAD_MASK_SHAPE: o.mask = lg_input(g, "m", LG_I32, lg_shape_of(2, B, T + 1)); break;
+    case BAD_MASK_AND_LENGTHS:
+        o.mask = lg_input(g, "m", LG_I32, lg_shape_of(2, B, T));
+        o.lengths = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
+        break;
     case BAD_COUNT: break;
     }
     lg_status s;
@@ -1070,6 +1086,8 @@ START_TEST(lengths_out_of_range)
         lg_feed feeds[2] = {{x, xt}, {len, lt}};
         ck_assert_int_eq(lg_graph_run(g, feeds, 2, &r.output, 1, &out), LG_ERR_RUNTIME);
         ck_assert_msg(strstr(lg_last_error(), "rnn/loop/lengths_in_1_to_T/"), "%s", lg_last_error());
+        ck_assert_msg(strstr(lg_last_error(), k == 0 ? "lengths[1] = 5 outside [1, 4]" : "lengths[1] = 0 outside [1, 4]"),
+                      "%s", lg_last_error());
         ck_assert_int_eq(lg_lengths_check(lt, T), LG_ERR_FEED);
         ck_assert_msg(strstr(lg_last_error(), k == 0 ? "lengths[1] = 5 is outside [1, 4]" : "lengths[1] = 0"), "%s",
                       lg_last_error());

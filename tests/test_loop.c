@@ -495,6 +495,8 @@ START_TEST(test_lengths_out_of_range)
         lg_feed f[4] = {{m.x, x}, {m.h0, h0}, {m.c0, c0}, {lv, lt}};
         ck_assert_int_eq(lg_graph_run(g, f, 4, &m.h, 1, &out), LG_ERR_RUNTIME);
         ck_assert_msg(strstr(lg_last_error(), "loop/lengths_in_1_to_T/"), "%s", lg_last_error());
+        ck_assert_msg(strstr(lg_last_error(), k == 0 ? "lengths[1] = 5 outside [1, 4]" : "lengths[0] = 0 outside [1, 4]"),
+                      "%s", lg_last_error());
     }
     lg_tensor_free(x), lg_tensor_free(h0), lg_tensor_free(c0), lg_tensor_free(lt);
 }

@@ -765,6 +765,247 @@ START_TEST(test_render_tool)
 }
 END_TEST
 
+/* ---- the layer view ------------------------------------------------------------------ */
+
+/* x [B, 5, 3] -> lstm (LSTM(4)) -> dense (Dense(2)) -> the loss with y; the
+ * gradients of the loss, and an SGD optimizer over the four parameters. */
+typedef struct small_model {
+    lg_graph *g;
+    lg_cell *cell;
+    lg_optimizer *opt;
+} small_model;
+
+static small_model small_model_new(void)
+{
+    small_model m = {.g = lg_graph_new()};
+    lg_graph *g = m.g;
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, -1, 5, 3));
+    lg_value y = lg_input(g, "y", LG_I32, lg_shape_of(1, -1));
+    m.cell = lg_cell_new(g, "lstm", 3, lg_cell_opts_default(LG_CELL_LSTM, 4));
+    ck_assert_ptr_nonnull(m.cell);
+    lg_rnn_opts ro = lg_rnn_opts_default();
+    ro.name = "lstm";
+    lg_rnn_result r;
+    ck_assert_int_eq(lg_rnn(g, m.cell, x, ro, &r), LG_OK);
+    lg_value logits = lg_dense(g, "dense", r.output, 2, lg_dense_opts_default());
+    lg_value loss = lg_sparse_categorical_crossentropy(y, logits, true);
+    lg_value params[5], grads[5];
+    ck_assert_int_eq(lg_graph_param_count(g), 5); /* kernel, recurrent_kernel, bias; dense's kernel, bias */
+    int n = 0;
+    for (int i = 0; i < lg_graph_param_count(g); i++) params[n++] = lg_graph_param(g, i);
+    ck_assert_int_eq(lg_grad(g, loss, params, n, grads), LG_OK);
+    lg_sgd_opts so = lg_sgd_opts_default();
+    ck_assert_int_eq(lg_optimizer_sgd(g, params, n, &so, &m.opt), LG_OK);
+    ck_assert_ptr_null(lg_graph_error(g));
+    return m;
+}
+
+static void small_model_free(small_model *m)
+{
+    lg_optimizer_free(m->opt);
+    lg_cell_free(m->cell);
+    lg_graph_free(m->g);
+}
+
+static Agnode_t *by_tooltip(Agraph_t *a, const char *name)
+{
+    for (Agnode_t *n = agfstnode(a); n; n = agnxtnode(a, n))
+        if (strcmp(attr(n, "tooltip"), name) == 0) return n;
+    ck_abort_msg("no node with tooltip '%s'", name);
+    return NULL;
+}
+
+/* The label of the one edge from the node with tooltip `from` to `to`. */
+static const char *edge_label(Agraph_t *a, const char *from, const char *to)
+{
+    Agedge_t *e = agedge(a, by_tooltip(a, from), by_tooltip(a, to), NULL, 0);
+    ck_assert_msg(e != NULL, "no edge %s -> %s", from, to);
+    return attr(e, "label");
+}
+
+START_TEST(test_layer_view_groups)
+{
+    small_model m = small_model_new();
+    lg_dot_opts o = lg_dot_opts_default();
+    o.layers = true, o.legend = false, o.optimizer = m.opt;
+    char *dot = dot_of(m.g, o);
+    Agraph_t *a = parse(dot);
+
+    /* exactly one node per scope, the inputs, the gradient and the optimizer */
+    static const char *const want[] = {"x", "y", "lstm", "dense", "sparse_categorical_crossentropy", "grad",
+                                       "optimizer"};
+    int n_want = (int)(sizeof want / sizeof want[0]);
+    ck_assert_int_eq(agnnodes(a), n_want);
+    ck_assert_int_eq(node_statements(dot), n_want);
+    for (int k = 0; k < n_want; k++) by_tooltip(a, want[k]);
+    ck_assert_int_eq(count_clusters(a), 0);
+
+    /* the loop's scope by its cell and T; the gradient, the optimizer */
+    char text[1024];
+    Agnode_t *lstm = by_tooltip(a, "lstm");
+    ck_assert_str_eq(attr(lstm, "class"), "lg-scope-loop");
+    ck_assert_str_eq(attr(lstm, "shape"), "box3d");
+    label_text(attr(lstm, "label"), text, sizeof text);
+    ck_assert_msg(strstr(text, "LSTM cell, loop over T = 5"), "%s", text);
+    ck_assert_msg(strstr(text, "3 parameters"), "%s", text);
+    ck_assert_str_eq(attr(by_tooltip(a, "dense"), "class"), "lg-scope");
+    label_text(attr(by_tooltip(a, "dense"), "label"), text, sizeof text);
+    ck_assert_msg(strstr(text, "Dense") && strstr(text, "2 parameters (10 values)"), "%s", text);
+    ck_assert_str_eq(attr(by_tooltip(a, "grad"), "class"), "lg-gradient");
+    label_text(attr(by_tooltip(a, "grad"), "label"), text, sizeof text);
+    ck_assert_msg(strstr(text, "1 gradient loop"), "%s", text);
+    ck_assert_str_eq(attr(by_tooltip(a, "x"), "class"), "lg-input");
+    label_text(attr(by_tooltip(a, "optimizer"), "label"), text, sizeof text);
+    ck_assert_msg(strstr(text, "updates 5 parameters"), "%s", text);
+
+    /* edges between groups carry the shapes crossing them */
+    ck_assert_str_eq(edge_label(a, "x", "lstm"), "[?, 5, 3]");
+    ck_assert_str_eq(edge_label(a, "lstm", "dense"), "[?, 4]");
+    ck_assert_str_eq(edge_label(a, "dense", "sparse_categorical_crossentropy"), "[?, 2]");
+    ck_assert_str_eq(edge_label(a, "y", "sparse_categorical_crossentropy"), "[?]");
+    ck_assert_str_eq(edge_label(a, "grad", "optimizer"), "5 gradients");
+    ck_assert_str_eq(edge_label(a, "optimizer", "lstm"), "updates");
+    ck_assert_str_eq(edge_label(a, "optimizer", "dense"), "updates");
+    ck_assert_ptr_null(agedge(a, by_tooltip(a, "optimizer"), by_tooltip(a, "x"), NULL, 0));
+    ck_assert_ptr_null(agedge(a, by_tooltip(a, "lstm"), by_tooltip(a, "x"), NULL, 0));
+    agclose(a);
+    free(dot);
+
+    /* forward only: no gradient; the optimizer then has no edge in */
+    o.gradients = false, o.optimizer = NULL;
+    dot = dot_of(m.g, o);
+    a = parse(dot);
+    ck_assert_int_eq(agnnodes(a), n_want - 2);
+    for (Agnode_t *v = agfstnode(a); v; v = agnxtnode(a, v)) ck_assert_str_ne(attr(v, "tooltip"), "grad");
+    agclose(a);
+    free(dot);
+    small_model_free(&m);
+}
+END_TEST
+
+START_TEST(test_layer_view_expand)
+{
+    small_model m = small_model_new();
+    lg_dot_opts o = lg_dot_opts_default();
+    o.layers = true, o.legend = false, o.expand = "lstm/";
+    char *dot = dot_of(m.g, o);
+    Agraph_t *a = parse(dot);
+    Agraph_t *c = agsubg(a, "cluster_expanded", 0);
+    ck_assert_ptr_nonnull(c);
+    /* the cluster holds lstm's ops, one node each (its forward nodes are all
+     * directly in lstm/), and nothing else */
+    int forward_in_lstm = 0;
+    for (int i = 0; i < lg_graph_node_count(m.g); i++) {
+        const char *name = lg_graph_node_name(m.g, i);
+        if (lg_graph_node_is_grad(m.g, i) || strncmp(name, "lstm/", 5) != 0) continue;
+        ck_assert_msg(strchr(name + 5, '/') == NULL, "%s", name);
+        ck_assert_ptr_nonnull(agsubnode(c, by_tooltip(a, name), 0));
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++) seen = strcmp(lg_graph_node_name(m.g, j), name) == 0 && !lg_graph_node_is_grad(m.g, j);
+        forward_in_lstm += !seen;
+    }
+    ck_assert_int_eq(agnnodes(c), forward_in_lstm);
+    /* ops sharing a name are one node that says how many */
+    int shared = 0;
+    for (Agnode_t *v = agfstnode(c); v; v = agnxtnode(c, v)) {
+        int same = 0;
+        for (int i = 0; i < lg_graph_node_count(m.g); i++)
+            same += !lg_graph_node_is_grad(m.g, i) && strcmp(lg_graph_node_name(m.g, i), attr(v, "tooltip")) == 0;
+        char want[64], got[512];
+        snprintf(want, sizeof want, "(%d nodes of this name)", same);
+        label_text(attr(v, "label"), got, sizeof got);
+        ck_assert_msg((strstr(got, want) != NULL) == (same > 1), "%s: %s", attr(v, "tooltip"), got);
+        shared += same > 1;
+    }
+    ck_assert_int_gt(shared, 0);
+    for (Agnode_t *v = agfstnode(c); v; v = agnxtnode(c, v))
+        ck_assert_msg(strncmp(attr(v, "tooltip"), "lstm/", 5) == 0, "%s in lstm", attr(v, "tooltip"));
+    char text[512];
+    Agnode_t *kernel = by_tooltip(a, "lstm/kernel"), *loop = NULL;
+    ck_assert_str_eq(attr(kernel, "class"), "lg-param");
+    for (Agnode_t *v = agfstnode(c); v; v = agnxtnode(c, v))
+        if (strcmp(attr(v, "class"), "lg-loop") == 0) loop = v;
+    ck_assert_ptr_nonnull(loop);
+    label_text(attr(loop, "label"), text, sizeof text);
+    ck_assert_msg(strstr(text, "LSTM cell, loop over T = 5"), "%s", text);
+    /* the rest stays grouped: dense, the loss, the gradient are one node each */
+    by_tooltip(a, "dense"), by_tooltip(a, "grad"), by_tooltip(a, "sparse_categorical_crossentropy");
+    agclose(a);
+    free(dot);
+
+    /* the gradient expands too, into its ops ("grad/matmul", ...) */
+    o.expand = "grad";
+    dot = dot_of(m.g, o);
+    a = parse(dot);
+    c = agsubg(a, "cluster_expanded", 0);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_ptr_nonnull(agsubnode(c, by_tooltip(a, "grad/matmul"), 0));
+    for (Agnode_t *v = agfstnode(c); v; v = agnxtnode(c, v))
+        ck_assert_msg(strncmp(attr(v, "tooltip"), "grad/", 5) == 0, "%s in grad", attr(v, "tooltip"));
+    for (Agnode_t *v = agfstnode(a); v; v = agnxtnode(a, v)) ck_assert_str_ne(attr(v, "tooltip"), "grad");
+    ck_assert_str_eq(attr(by_tooltip(a, "lstm"), "class"), "lg-scope-loop");
+    agclose(a);
+    free(dot);
+    small_model_free(&m);
+}
+END_TEST
+
+START_TEST(test_layer_view_unknown_scope)
+{
+    small_model m = small_model_new();
+    lg_dot_opts o = lg_dot_opts_default();
+    o.layers = true;
+    char *dot = (char *)"untouched";
+    o.expand = "lstmm";
+    ASSERT_STATUS(lg_graph_dot_string(m.g, o, &dot), LG_ERR_INVALID_ARGUMENT, "no scope 'lstmm' to expand");
+    ck_assert_ptr_null(dot);
+    ck_assert_ptr_nonnull(strstr(lg_last_error(), "'lstm'")); /* the scopes there are */
+    o.expand = "x"; /* an input, not a scope */
+    ASSERT_STATUS(lg_graph_dot_string(m.g, o, &dot), LG_ERR_INVALID_ARGUMENT, "no scope 'x' to expand");
+    o.expand = "grad", o.gradients = false; /* left out */
+    ASSERT_STATUS(lg_graph_dot_string(m.g, o, &dot), LG_ERR_INVALID_ARGUMENT, "no scope 'grad' to expand");
+    small_model_free(&m);
+}
+END_TEST
+
+START_TEST(test_layer_view_odd_names)
+{
+    static const char scope[] = "say \"hi\" <b>&{x}";
+    lg_graph *g = lg_graph_new();
+    lg_value x = lg_input(g, "in \"put\"", LG_F32, lg_shape_of(2, -1, 3));
+    lg_scope_push(g, scope);
+    lg_value h = lg_tanh(lg_matmul(x, lg_param(g, "w \"q\"", LG_F32, lg_shape_of(2, 3, 2)), false, false));
+    lg_scope_pop(g);
+    lg_relu(h);
+    ck_assert_ptr_null(lg_graph_error(g));
+    lg_dot_opts o = lg_dot_opts_default();
+    o.layers = true, o.legend = false;
+    char *dot = dot_of(g, o);
+    Agraph_t *a = parse(dot);
+    ck_assert_int_eq(agnnodes(a), 3); /* the input, the scope, relu */
+    char text[512];
+    label_text(attr(by_tooltip(a, scope), "label"), text, sizeof text);
+    ck_assert_msg(strncmp(text, scope, strlen(scope)) == 0, "%s", text);
+    label_text(attr(by_tooltip(a, "in \"put\""), "label"), text, sizeof text);
+    ck_assert_msg(strncmp(text, "in \"put\"", 8) == 0, "%s", text);
+    ck_assert_str_eq(edge_label(a, scope, "relu"), "[?, 2]");
+    agclose(a);
+    free(dot);
+    o.expand = scope;
+    dot = dot_of(g, o);
+    a = parse(dot);
+    by_tooltip(a, "say \"hi\" <b>&{x}/w \"q\"");
+    agclose(a);
+    free(dot);
+    lg_status s = lg_graph_render(g, in_dir("layers.svg"), NULL, o);
+    ck_assert_msg(s == LG_OK, "%s", lg_last_error());
+    char *svg = slurp(in_dir("layers.svg"), NULL);
+    ck_assert_ptr_nonnull(strstr(svg, "say &quot;hi&quot; &lt;b&gt;&amp;{x}"));
+    free(svg);
+    lg_graph_free(g);
+}
+END_TEST
+
 static Suite *viz_suite(void)
 {
     Suite *s = suite_create("viz");
@@ -773,6 +1014,9 @@ static Suite *viz_suite(void)
     tcase_add_test(dot, test_forward_only);
     tcase_add_test(dot, test_collapsed_loops);
     tcase_add_loop_test(dot, test_scope_filter, 0, (int)(sizeof SCOPES / sizeof SCOPES[0]));
+    tcase_add_test(dot, test_layer_view_groups);
+    tcase_add_test(dot, test_layer_view_expand);
+    tcase_add_test(dot, test_layer_view_unknown_scope);
     suite_add_tcase(s, dot);
     TCase *files = tcase_create("files");
     tcase_add_checked_fixture(files, dir_setup, dir_teardown);
@@ -786,6 +1030,7 @@ static Suite *viz_suite(void)
     tcase_add_test(files, test_null_arguments);
     tcase_add_test(files, test_args);
     tcase_add_test(files, test_render_tool);
+    tcase_add_test(files, test_layer_view_odd_names);
     suite_add_tcase(s, files);
     return s;
 }

@@ -141,7 +141,11 @@ lg_status cli_write_graph(const cli_outputs *o, const lg_graph *g)
 {
 #if LG_VIZ
     lg_viz_args a = {.dot_path = o->dot, .svg_path = o->svg};
-    lg_status s = lg_viz_args_write(g, &a, lg_dot_opts_default());
+    lg_dot_opts opts = lg_dot_opts_default();
+    opts.layers = !o->full_graph;
+    opts.expand = o->expand;
+    opts.optimizer = o->optimizer;
+    lg_status s = lg_viz_args_write(g, &a, opts);
     if (s == LG_OK && o->dot) printf("graph written to %s\n", o->dot);
     if (s == LG_OK && o->svg) printf("graph drawn in %s\n", o->svg);
     return s;

@@ -19,7 +19,8 @@
  * same thing in every example: --epochs, --batch (examples per step), --lr
  * (learning rate), --seed (an integer seeding the example's random
  * streams), --limit (use only the first N training examples), --dot and
- * --svg (write the graph), --plot (plot the learning curves).
+ * --svg (write the graph: its layers, or every op with --full-graph),
+ * --plot (plot the learning curves).
  */
 #ifndef EXAMPLES_CLI_H
 #define EXAMPLES_CLI_H
@@ -54,9 +55,14 @@ typedef struct cli {
     int n_flags;
 } cli;
 
-/* What --dot, --svg and --plot ask for: paths, NULL when not given. */
+/* What --dot, --svg, --full-graph, --expand and --plot ask for: paths,
+ * NULL when not given. */
 typedef struct cli_outputs {
     const char *dot, *svg, *plot;
+    bool full_graph;  /* every op, not the layer view */
+    const char *expand; /* the layer view's scope drawn as its ops */
+    /* Set by the program, not a flag: the layer view's optimizer node. */
+    const lg_optimizer *optimizer;
 } cli_outputs;
 
 #define CLI_COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -68,7 +74,9 @@ typedef struct cli_outputs {
 #define CLI_LIMIT(p) {"limit", CLI_LONG, (p), 0, 1e12, NULL, "train on the first N examples only, 0 for all"}
 #define CLI_GRAPH_FLAGS(o)                                                                          \
     {"dot", CLI_TEXT, &(o)->dot, 0, 0, "FILE", "write the graph as Graphviz DOT"},                  \
-    {"svg", CLI_TEXT, &(o)->svg, 0, 0, "FILE", "draw the graph as SVG"}
+    {"svg", CLI_TEXT, &(o)->svg, 0, 0, "FILE", "draw the graph as SVG"},                            \
+    {"full-graph", CLI_SWITCH, &(o)->full_graph, 0, 0, NULL, "--dot/--svg: every op, not the layers"}, \
+    {"expand", CLI_TEXT, &(o)->expand, 0, 0, "SCOPE", "--dot/--svg: draw this scope's ops"}
 #define CLI_PLOT_FLAG(o) {"plot", CLI_TEXT, &(o)->plot, 0, 0, "FILE", "plot the learning curves (.svg or .png)"}
 
 /* What cli_parse returns when the program should go on. */
@@ -82,10 +90,11 @@ enum { CLI_RUN = -1 };
  * outlives the call. */
 int cli_parse(const cli *c, int argc, char **argv);
 
-/* Write what --dot and --svg ask for (nothing when neither is given), with
- * the default DOT options; prints where. LG_OK or the writer's status;
- * LG_ERR_UNSUPPORTED, saying so, when loopgrad was built without Graphviz
- * (meson option viz). */
+/* Write what --dot and --svg ask for (nothing when neither is given): the
+ * layer view (lg_dot_opts.layers, with --expand's scope and o->optimizer),
+ * or every op with --full-graph; prints where. LG_OK or the writer's
+ * status; LG_ERR_UNSUPPORTED, saying so, when loopgrad was built without
+ * Graphviz (meson option viz). */
 lg_status cli_write_graph(const cli_outputs *o, const lg_graph *g);
 
 /* Plot tr's history (its metric named by metric) to --plot's file

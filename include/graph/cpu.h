@@ -25,6 +25,13 @@
  *     a call that needs another count sets it for that call only (see
  *     src/backends/cpu/gemm_openblas.c).
  *
+ * The two thread pools: with oneDNN serving f32, OpenBLAS runs only f64
+ * products, so in an f32 model its pool stays asleep while oneDNN's OpenMP
+ * threads work, and the reverse with OpenBLAS serving f32. OpenMP's threads
+ * spin a while at each barrier (libgomp reads OMP_WAIT_POLICY when the
+ * process starts; it cannot be set later): on a machine whose cores are
+ * all busy with other work, set OMP_WAIT_POLICY=PASSIVE or LG_NUM_THREADS=1.
+ *
  * An application that runs graphs on several threads of its own should set
  * OPENBLAS_NUM_THREADS=1 and OMP_NUM_THREADS=1 (or LG_NUM_THREADS=1): each of
  * its threads then has a core, and no pool spins against another.

@@ -27,16 +27,26 @@
  *
  * Masking (opts.lengths, i32 [B]): example b is valid for its first
  * lengths[b] steps and padded after them (right padding, as Keras and
- * cuDNN expect). Past its length an example's states stay unchanged and its
- * per-step outputs are zero (Keras with zero_output_for_mask, which is what
- * Bidirectional and cuDNN do), so its last output is the output at its last
- * valid step and its final states are the states after it. Lengths must lie
- * in [1, T]: the layer checks them when the program runs, through a gather
- * of a [T] table at lengths - 1 in the loop's scope "lengths_in_1_to_T", so a
- * bad length fails the run with LG_ERR_RUNTIME and a message such as
- * "gather 'rnn/loop/lengths_in_1_to_T/gather': index 7 outside [0, 5)" (the index
- * is the length minus one). lg_lengths_check checks a tensor before feeding
- * it, with a plainer message.
+ * cuDNN expect). Past its length an example's states stay unchanged, so
+ * its last output is the output at its last valid step and its final
+ * states are the states after it. A returned sequence repeats the last
+ * valid output at padded steps (Keras 3's default), or is zero there with
+ * opts.zero_output_for_mask (what Bidirectional does when it returns
+ * sequences); with zero_output_for_mask and no sequences returned, the
+ * output is the last step's, zero when it is padded (Keras). Lengths must
+ * lie in [1, T]: the layer checks them when the program runs, so a bad
+ * length fails the run with LG_ERR_RUNTIME and a message such as
+ * "'rnn/loop/lengths_in_1_to_T/gather': lengths[0] = 7 outside [1, 6]".
+ * lg_lengths_check checks a tensor before feeding it.
+ *
+ * A general mask (opts.mask [B, T], e.g. from lg_embedding's mask_zero or
+ * lg_masking) may mask any steps: at a masked step the states are carried
+ * and the output follows zero_output_for_mask as above. Lengths are the
+ * fast special case (what fused kernels expect). Keras's TensorFlow
+ * backend is the reference: before the first valid step a repeated output
+ * is zero. An initial state whose batch is not x's fails when the program
+ * compiles with LG_ERR_SHAPE "initial state 0 of 'enc/loop': batch 2, x
+ * has batch 3".
  *
  * go_backwards (Keras): the layer reads the sequence from its last step to
  * its first, and a returned sequence is in that processing order (its step
@@ -94,8 +104,8 @@
  * [B, T, F] of the cell's dtype and input dim, initial states of the wrong
  * count, dtype or shape, lengths not i32 [B] or of another batch, a dropout
  * rate outside [0, 1), an unknown merge mode, stateful without a
- * batch_size >= 1, with initial_state, with an x of another static batch,
- * or in lg_bidirectional. The result's values are invalid on error.
+ * batch_size >= 1, with initial_state, or with an x of another static
+ * batch; a mask not [B, T] of x's B and T, or with lengths. The result's values are invalid on error.
  */
 #ifndef LG_LAYERS_H
 #define LG_LAYERS_H
@@ -126,6 +136,15 @@ typedef struct lg_rnn_opts {
     /* i32 [B], valid steps per example; leave zeroed (or lg_value_invalid())
      * for no masking. */
     lg_value lengths;
+    /* [B, T] (time_major: [T, B]), i32 or float, nonzero where a step is
+     * valid: Keras's general mask (lg_embedding's mask_zero, lg_masking,
+     * holes anywhere); zeroed for none. Not with lengths. */
+    lg_value mask;
+    /* Keras's zero_output_for_mask, default false: a returned sequence
+     * repeats the last valid output at a masked step (zeros before the
+     * first valid one); true: zeros. Bidirectional sets it to
+     * return_sequences, as Keras does. */
+    bool zero_output_for_mask;
     double dropout;           /* rate on x_t, in [0, 1); default 0 */
     double recurrent_dropout; /* rate on h_{t-1}, in [0, 1); default 0 */
     bool training;            /* dropout only when true; default false */
@@ -202,6 +221,9 @@ typedef enum lg_merge_mode {
     LG_MERGE_COUNT
 } lg_merge_mode;
 
+/* "concat", "sum", "mul", "ave", "none"; "?" for another value. */
+const char *lg_merge_mode_name(lg_merge_mode m);
+
 typedef struct lg_bidirectional_result {
     lg_value output; /* merged; invalid with LG_MERGE_NONE */
     /* Each direction's own result. backward.output is aligned with forward
@@ -216,9 +238,15 @@ typedef struct lg_bidirectional_result {
  * weights, of the same kind and input dim) backwards over x, and their
  * outputs are merged. opts applies to both directions; go_backwards must be
  * false (an error otherwise). With lengths, the backward direction starts
- * at each example's last valid step. Errors as lg_rnn, plus an unknown merge
- * mode and directions whose outputs do not merge (sum/mul/ave need equal
- * units). */
+ * at each example's last valid step; a mask is read backwards with x (so
+ * a hole is a hole in both directions). zero_output_for_mask is
+ * return_sequences, whatever opts says (Keras forces it). With stateful,
+ * both directions carry their final states to the next run, each in its
+ * own lg_rnn_state (r.forward.state, r.backward.state, inputs
+ * "<name>/forward/state_h", "<name>/backward/state_h", ...): run with
+ * both, reset both. Errors as lg_rnn, plus an unknown merge mode and
+ * directions whose outputs do not merge (sum/mul/ave need equal units;
+ * the message names the mode, "merge mode 'sum'"). */
 lg_status lg_bidirectional(lg_graph *g, lg_cell *fwd, lg_cell *bwd, lg_value x, lg_rnn_opts opts,
                            lg_merge_mode merge, lg_bidirectional_result *r);
 
@@ -255,6 +283,10 @@ lg_value lg_dense(lg_graph *g, const char *name, lg_value x, int units, lg_dense
 typedef struct lg_embedding_opts {
     lg_dtype dtype; /* default f32 */
     uint64_t seed;  /* default 0 */
+    /* Keras mask_zero: id 0 is padding. *mask (required then) gets the
+     * mask ids != 0, i32 of ids' shape ([B, T] for lg_rnn_opts.mask). */
+    bool mask_zero;
+    lg_value *mask;
 } lg_embedding_opts;
 
 lg_embedding_opts lg_embedding_opts_default(void);
@@ -264,6 +296,13 @@ lg_embedding_opts lg_embedding_opts_default(void);
  * the run (LG_ERR_RUNTIME). Shared on a second call as lg_dense. Invalid
  * value on error (recorded on g). */
 lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, int dim, lg_embedding_opts opts);
+
+/* Keras Masking: a step of x [B, T, F] whose features all equal mask_value
+ * is masked. Returns x with masked steps zeroed (as Keras does) and puts
+ * the mask [B, T] (x's dtype, 1 where valid) in *mask, for
+ * lg_rnn_opts.mask. Invalid value on error (recorded on g): x not a float
+ * [B, T, F], mask NULL. */
+lg_value lg_masking(lg_graph *g, const char *name, lg_value x, double mask_value, lg_value *mask);
 
 LG_API_END
 #ifdef __cplusplus

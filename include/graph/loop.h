@@ -48,14 +48,37 @@
  * length its states keep their values and its per-step outputs are zero, so
  * its final states are those after its last valid step. Every state and
  * output must then have the batch as its first dim. A length outside
- * [1, T] is a run-time error (LG_ERR_RUNTIME naming "lengths_in_1_to_T").
+ * [1, T] is a run-time error (LG_ERR_RUNTIME "... lengths[b] = 7 outside
+ * [1, 6]", in the loop's scope "lengths_in_1_to_T").
+ *
+ * A mask (opts.mask, [B, T], or [T, B] with time_major; i32, f32 or f64,
+ * nonzero where the step is valid) gives Keras's general masking: any steps
+ * may be masked (Embedding mask_zero, a Masking layer, holes). At a masked
+ * step every state keeps its value. Lengths are the special case of a
+ * right-padded mask, and give one or the other, not both.
+ *
+ * The per-step outputs of a masked step are zeros by default. With
+ * opts.repeat_output_for_mask they are the output of the last valid step
+ * run before it, or zeros where no step before it was valid: Keras 3's
+ * default for an RNN layer (zero_output_for_mask=False, as its TensorFlow
+ * and torch backends compute it). Where an output is a next state, as
+ * with the cells, and the mask is lengths, that is the state itself (a
+ * forward loop) or zeros (a reverse loop, whose padded steps come first);
+ * otherwise the loop carries the last valid output as one more state.
+ *
+ * With opts.batched (implied by lengths and a mask), the states are [B, ...]
+ * with the sequences' batch B, and a state of another batch fails when the
+ * program is compiled with LG_ERR_SHAPE "initial state 0 of '<loop>':
+ * batch 2, x has batch 3" (x: the sequences).
  *
  * Errors (recorded on the outer graph, lg_loop_end returns LG_ERR_GRAPH): a
  * value of the wrong graph, a state without a next value or with a next
  * value of another shape or dtype, neither a sequence nor max_steps,
  * sequences of different lengths, a stop value that is not a scalar, an
  * error inside the body, lengths that are not i32 [B] or come without
- * sequences.
+ * sequences, a mask that is not [B, T] of the sequences' B and T, lengths
+ * and a mask together, a repeated output whose non-batch dims are not
+ * static.
  */
 #ifndef LG_LOOP_H
 #define LG_LOOP_H
@@ -94,6 +117,13 @@ typedef struct lg_loop_opts {
     lg_loop_memory memory; /* default LG_LOOP_SAVE_RESIDUALS */
     lg_value lengths;      /* i32 [B] valid steps per example (see the
                               overview); zeroed (no graph) for none */
+    lg_value mask;         /* [B, T] (time_major: [T, B]) nonzero where a
+                              step is valid (see the overview); zeroed for none */
+    bool repeat_output_for_mask; /* masked steps repeat the last valid
+                              output (Keras's zero_output_for_mask=False);
+                              default false: zeros */
+    bool batched;          /* states are [B, ...] with x's batch B, checked
+                              when compiled (see the overview) */
 } lg_loop_opts;
 
 lg_loop_opts lg_loop_opts_default(void);

@@ -143,7 +143,10 @@ lg_value lg_dropout(lg_value x, lg_value mask, double rate);
  * Keras semantics: (y_true, y_pred) order, the per-example loss averaged over
  * all examples (Keras "sum_over_batch_size"), a rank-0 result. Probabilities
  * are clipped to [1e-7, 1 - 1e-7] like Keras; the from_logits forms use
- * numerically stable fused ops. */
+ * numerically stable fused ops. A loss's ops are named under a scope of
+ * Keras's name for it (mean_squared_error, mean_absolute_error,
+ * binary_crossentropy, categorical_crossentropy,
+ * sparse_categorical_crossentropy) inside the current scope. */
 
 lg_value lg_mse(lg_value y_true, lg_value y_pred);
 lg_value lg_mae(lg_value y_true, lg_value y_pred);

@@ -65,6 +65,7 @@ typedef struct lg_loop_spec {
     struct lg_grad_step *grad; /* built with the residuals; NULL: lg_grad builds it */
     int memory;    /* the lg_loop_memory asked for (reports) */
     bool gradient; /* the gradient loop of another loop */
+    bool batched;  /* states are [B, ...] with the sequences' B (checked) */
     /* Set by compile passes on compile-time copies (src/graph/passes): */
     bool drop_states;     /* nothing reads the saved states: stacked [0, ...] */
     int n_hoisted;        /* body values computed before the loop as batched ops */

@@ -23,6 +23,10 @@ struct lg_loop {
     lg_value *ys;
     int n_y, cap_y;
     lg_value stop; /* invalid: none */
+    /* Repeated outputs filled after the loop (see mask_steps): per output,
+     * the state whose final value fills its padded steps, or -1 */
+    int *fill_state;
+    lg_value valid; /* [B, T] or [T, B] */
     bool failed;
 };
 
@@ -32,7 +36,7 @@ static void loop_free(lg_loop *l)
 {
     if (!l) return;
     for (int p = 0; p < PART_COUNT; p++) free(l->parts[p].outer), free(l->parts[p].body_in);
-    free(l->next), free(l->ys);
+    free(l->next), free(l->ys), free(l->fill_state);
     lg_graph_free(l->body);
     free(l);
 }
@@ -226,6 +230,7 @@ static lg_loop_spec *make_spec(lg_loop *l)
     s->steps = l->opts.max_steps;
     s->n_seq = P[SEQ].n, s->n_state = P[STATE].n, s->n_inv = P[INV].n, s->n_y = l->n_y;
     s->reverse = l->opts.reverse;
+    s->batched = l->opts.batched || l->opts.lengths.graph || l->opts.mask.graph;
     s->memory = l->opts.memory;
     s->body = l->body;
     return s;
@@ -233,7 +238,7 @@ static lg_loop_spec *make_spec(lg_loop *l)
 
 /* Keras unroll: the body inlined once per step into the outer graph, the
  * per-step outputs stacked along time. */
-static void unroll(lg_loop *l, lg_value *states, lg_value *outputs)
+static void unroll(lg_loop *l, int n_states_out, lg_value *states, lg_value *outputs)
 {
     const binding *P = l->parts;
     int t_axis = l->opts.time_major ? 0 : 1, n_in = P[SEQ].n + P[STATE].n + P[INV].n;
@@ -263,7 +268,7 @@ static void unroll(lg_loop *l, lg_value *states, lg_value *outputs)
         lg_scope_pop(l->g);
     }
     lg_scope_pop(l->g);
-    for (int k = 0; !l->failed && states && k < P[STATE].n; k++) states[k] = in[P[SEQ].n + k];
+    for (int k = 0; !l->failed && states && k < n_states_out; k++) states[k] = in[P[SEQ].n + k];
     for (int j = 0; !l->failed && outputs && j < l->n_y; j++) outputs[j] = lg_concat(&ys[j * steps], (int)steps, t_axis);
     if (s) s->body = NULL; /* the loop still owns it */
     lg_loop_spec_free(s);
@@ -306,47 +311,156 @@ static lg_value where_valid(lg_value m, lg_value v, lg_value other)
     return lg_where(m, v, other);
 }
 
-/* Keras masking from opts.lengths: a sequence valid [B, T] (or [T, B]),
- * valid[b, t] = t < lengths[b], and per step next' = where(valid_t, next,
- * state), y' = where(valid_t, y, 0). The lengths pass through a gather of
- * iota at lengths - 1 (lengths again, as f32) whose range check makes a
- * length outside [1, T] a run-time error. */
-static void mask_lengths(lg_loop *l)
+static bool outer_ok(lg_loop *l, lg_value v, const char *what)
+{
+    if (lg_value_ok(v) && v.graph == l->g) return true;
+    fail(l, "%s: %s", what, lg_value_ok(v) ? "the value belongs to another graph" : "an invalid value");
+    return false;
+}
+
+/* valid [B, T] (or [T, B]) from opts.lengths: valid[b, t] = t < lengths[b].
+ * The lengths pass through a gather of iota at lengths - 1 (lengths again,
+ * as f32) whose range check makes a length outside [1, T] a run-time error
+ * naming it (LG_GATHER_OF_LENGTHS). */
+static lg_value valid_of_lengths(lg_loop *l)
 {
     lg_value len = l->opts.lengths, seq0 = l->parts[SEQ].outer[0];
     int t_axis = l->opts.time_major ? 0 : 1;
     lg_shape ls = lg_value_shape(len), xs = lg_value_shape(seq0);
-    if (!lg_value_ok(len) || len.graph != l->g) {
-        fail(l, "lengths: %s", lg_value_ok(len) ? "the value belongs to another graph" : "an invalid value");
-        return;
-    }
     int64_t batch = xs.dims[1 - t_axis];
     if (lg_value_dtype(len) != LG_I32 || ls.rank != 1 || (ls.dims[0] >= 0 && batch >= 0 && ls.dims[0] != batch)) {
         fail(l, "lengths '%s' must be i32 [B] with the batch of sequence '%s' %s, got %s %s", lg_value_name(len),
              lg_value_name(seq0), lg_shape_cstr(xs), lg_dtype_name(lg_value_dtype(len)), lg_shape_cstr(ls));
-        return;
+        return lg_value_invalid();
     }
     lg_graph *g = l->g;
     lg_scope_push(g, l->opts.name);
     lg_value iota = lg_time_iota(g, seq0, l->opts.time_major); /* [T] */
     lg_scope_push(g, "lengths_in_1_to_T");
-    lg_value lenf = lg_add_scalar(lg_gather(iota, lg_add_scalar(len, -1)), 1); /* [B] */
+    lg_value at = lg_build(LG_OP_GATHER, (lg_value[2]){iota, lg_add_scalar(len, -1)}, 2,
+                           &(lg_attrs){.axis = LG_GATHER_OF_LENGTHS});
+    lg_value lenf = lg_add_scalar(at, 1); /* [B] */
     lg_scope_pop(g);
     lg_value valid = l->opts.time_major ? lg_compare(lg_expand_dims(iota, 1), lenf, LG_CMP_LT)  /* [T, B] */
                                         : lg_compare(iota, lg_expand_dims(lenf, 1), LG_CMP_LT); /* [B, T] */
     lg_scope_pop(g);
+    return valid;
+}
+
+/* opts.mask, checked against the first sequence: [B, T] (or [T, B]). */
+static lg_value valid_of_mask(lg_loop *l)
+{
+    lg_value m = l->opts.mask, seq0 = l->parts[SEQ].outer[0];
+    lg_shape ms = lg_value_shape(m), xs = lg_value_shape(seq0);
+    bool fits = ms.rank == 2;
+    for (int i = 0; fits && i < 2; i++) fits = ms.dims[i] < 0 || xs.dims[i] < 0 || ms.dims[i] == xs.dims[i];
+    if (!fits) {
+        fail(l, "mask '%s' %s must be %s of sequence '%s' %s", lg_value_name(m), lg_shape_cstr(ms),
+             l->opts.time_major ? "[T, B]" : "[B, T]", lg_value_name(seq0), lg_shape_cstr(xs));
+        return lg_value_invalid();
+    }
+    return m;
+}
+
+/* Zeros [B, ...] shaped like the body value y, B taken from valid's step
+ * 0 (so it may be known only at run time). */
+static lg_value zeros_like_output(lg_loop *l, lg_value valid, lg_value y)
+{
+    lg_shape ys = lg_value_shape(y), rest = {.rank = ys.rank - 1};
+    for (int i = 1; i < ys.rank; i++) {
+        rest.dims[i - 1] = ys.dims[i];
+        if (ys.dims[i] < 0) {
+            fail(l, "repeat_output_for_mask: output '%s' %s needs static dims after the batch",
+                 lg_value_name(y), lg_shape_cstr(ys));
+            return lg_value_invalid();
+        }
+    }
+    int t_axis = l->opts.time_major ? 0 : 1;
+    lg_value v0 = lg_squeeze(lg_slice(valid, t_axis, 0, 1), t_axis); /* [B] */
+    for (int i = 1; i < ys.rank; i++) v0 = lg_expand_dims(v0, -1);  /* [B, 1, ...] */
+    lg_value z = lg_broadcast_to(lg_scalar(l->g, lg_value_dtype(y), 0), rest);
+    return lg_where(v0, z, z);
+}
+
+/* The state whose next value (next[0..n), before masking) is y, or -1. */
+static int state_of_output(const lg_value *next, int n, lg_value y)
+{
+    for (int k = 0; k < n; k++)
+        if (next[k].node == y.node && next[k].output == y.output) return k;
+    return -1;
+}
+
+/* Keras masking from opts.lengths or opts.mask: the step's valid m [B] is a
+ * sequence of the loop, and per step next' = where(m, next, state) and
+ * y' = where(m, y, 0), or with repeat_output_for_mask y' = where(m, y,
+ * prev), prev a state holding the last valid output (zeros at first).
+ * Lengths keep the body as it is without repeating (what fused RNN kernels
+ * match): the valid steps come first, so in a forward loop an output that
+ * is a next state repeats that state's final value, filled in after the
+ * loop, and a reverse loop meets every padded step before a valid one, so
+ * its outputs stay zero. */
+static void mask_steps(lg_loop *l)
+{
+    bool by_lengths = l->opts.lengths.graph != NULL;
+    lg_value valid = by_lengths ? valid_of_lengths(l) : valid_of_mask(l);
+    if (l->failed) return;
     lg_value m = lg_loop_seq(l, valid); /* [B] */
-    for (int k = 0; !l->failed && k < l->parts[STATE].n; k++)
+    int n_state = l->parts[STATE].n;
+    for (int k = 0; !l->failed && k < n_state; k++)
         if (lg_value_rank(l->next[k]) < 1)
-            fail(l, "lengths: state %d is %s; states and outputs must be [B, ...]", k,
+            fail(l, "masking: state %d is %s; states and outputs must be [B, ...]", k,
                  lg_shape_cstr(lg_value_shape(l->next[k])));
-    for (int k = 0; !l->failed && k < l->parts[STATE].n; k++) {
+    for (int j = 0; !l->failed && j < l->n_y; j++)
+        if (lg_value_rank(l->ys[j]) < 1)
+            fail(l, "masking: output %d is %s; states and outputs must be [B, ...]", j,
+                 lg_shape_cstr(lg_value_shape(l->ys[j])));
+    if (l->failed) return;
+    lg_value unmasked[n_state > 0 ? n_state : 1];
+    for (int k = 0; k < n_state; k++) {
         lg_value st = lg_value_of(l->body, l->parts[STATE].body_in[k], 0);
+        unmasked[k] = l->next[k];
         l->next[k] = where_valid(m, l->next[k], st);
     }
-    for (int j = 0; !l->failed && j < l->n_y; j++)
-        l->ys[j] = where_valid(m, l->ys[j], lg_scalar(l->body, lg_value_dtype(l->ys[j]), 0));
-    if (!l->failed && l->body->error) fail(l, "lengths: %s (states and outputs must be [B, ...])", l->body->error);
+    for (int j = 0; !l->failed && j < l->n_y; j++) {
+        lg_value y = l->ys[j];
+        int k = state_of_output(unmasked, n_state, y);
+        bool zeros = !l->opts.repeat_output_for_mask || (by_lengths && l->opts.reverse);
+        if (zeros || (by_lengths && k >= 0)) l->ys[j] = where_valid(m, y, lg_scalar(l->body, lg_value_dtype(y), 0));
+        if (!zeros && by_lengths && k >= 0) {
+            if (!l->fill_state) {
+                l->fill_state = malloc((size_t)l->n_y * sizeof *l->fill_state);
+                if (!l->fill_state) {
+                    fail(l, "masking: out of memory");
+                    return;
+                }
+                for (int i = 0; i < l->n_y; i++) l->fill_state[i] = -1;
+                l->valid = valid;
+            }
+            l->fill_state[j] = k;
+        } else if (!zeros) {
+            lg_value prev = lg_loop_state(l, zeros_like_output(l, valid, y));
+            if (l->failed) return;
+            l->ys[j] = where_valid(m, y, prev);
+            lg_loop_next(l, prev, l->ys[j]);
+        }
+    }
+    if (!l->failed && l->body->error) fail(l, "masking: %s (states and outputs must be [B, ...])", l->body->error);
+}
+
+/* A forward loop's outputs repeated from a final state (mask_steps):
+ * ys' = where(valid, ys, final state k) with the state broadcast along
+ * time. */
+static void fill_outputs(lg_loop *l, const lg_value *states, lg_value *outputs)
+{
+    int t_axis = l->opts.time_major ? 0 : 1;
+    lg_scope_push(l->g, l->opts.name);
+    for (int j = 0; l->fill_state && outputs && j < l->n_y; j++) {
+        if (l->fill_state[j] < 0) continue;
+        lg_value v = l->valid;
+        for (int r = 2; r < lg_value_rank(outputs[j]); r++) v = lg_expand_dims(v, -1);
+        outputs[j] = lg_where(v, outputs[j], lg_expand_dims(states[l->fill_state[j]], t_axis));
+    }
+    lg_scope_pop(l->g);
 }
 
 /* Truncated BPTT in chunks of k steps: after every k-th step (in run order)
@@ -395,11 +509,19 @@ lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out)
     for (int k = 0; !l->failed && k < P[STATE].n; k++)
         if (!lg_value_ok(l->next[k])) fail(l, "state %d has no next value (lg_loop_next)", k);
     if (!l->failed && l->opts.truncate > 0 && P[SEQ].n == 0) fail(l, "truncated BPTT needs sequences");
-    if (!l->failed && l->opts.lengths.graph && P[SEQ].n == 0) fail(l, "lengths need sequences");
-    if (!l->failed && l->opts.lengths.graph) mask_lengths(l);
+    bool masked = l->opts.lengths.graph || l->opts.mask.graph;
+    if (!l->failed && masked && P[SEQ].n == 0) fail(l, "%s need sequences", l->opts.mask.graph ? "masks" : "lengths");
+    if (!l->failed && l->opts.lengths.graph && l->opts.mask.graph) fail(l, "lengths and a mask together; give one");
+    if (!l->failed && l->opts.lengths.graph) outer_ok(l, l->opts.lengths, "lengths");
+    if (!l->failed && l->opts.mask.graph) outer_ok(l, l->opts.mask, "mask");
+    int n_user_states = P[STATE].n; /* masking may add one */
+    if (!l->failed && masked) mask_steps(l);
     if (!l->failed && l->opts.truncate > 0) truncate(l);
     if (!l->failed && l->opts.unroll) {
-        unroll(l, states_out, outputs_out);
+        lg_value fin[n_user_states > 0 ? n_user_states : 1];
+        unroll(l, n_user_states, fin, outputs_out);
+        if (!l->failed) fill_outputs(l, fin, outputs_out);
+        for (int k = 0; !l->failed && states_out && k < n_user_states; k++) states_out[k] = fin[k];
         loop_free(l);
         if (g->error) return lg_fail(LG_ERR_GRAPH, "%s", g->error);
         return LG_OK;
@@ -420,10 +542,15 @@ lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out)
         id = lg_node_build(g, LG_OP_LOOP, in, n_in, &(lg_attrs){.loop = spec}, l->opts.name);
         if (id < 0) lg_loop_spec_free(spec);
     }
-    for (int k = 0; id >= 0 && states_out && k < P[STATE].n; k++) states_out[k] = lg_value_of(g, id, k);
+    for (int k = 0; id >= 0 && states_out && k < n_user_states; k++) states_out[k] = lg_value_of(g, id, k);
     for (int j = 0; id >= 0 && outputs_out && j < l->n_y; j++) {
         lg_value ys = lg_value_of(g, id, P[STATE].n + j);
         outputs_out[j] = l->opts.time_major ? ys : swap_batch_time(ys);
+    }
+    if (id >= 0 && l->fill_state) {
+        lg_value fin[n_user_states > 0 ? n_user_states : 1];
+        for (int k = 0; k < n_user_states; k++) fin[k] = lg_value_of(g, id, k);
+        fill_outputs(l, fin, outputs_out);
     }
     free(in);
     loop_free(l);

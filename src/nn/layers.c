@@ -45,6 +45,7 @@ static int64_t cell_input_dim(const lg_cell *c) { return lg_value_shape(lg_cell_
 typedef struct prep {
     lg_value x_tm;  /* [T, B, F] */
     lg_value iota;  /* [T] f32: 0, 1, ..., T-1, when flipping */
+    lg_value mask_tm; /* [T, B] opts.mask, or invalid */
     int64_t batch;  /* -1 if unknown */
 } prep;
 
@@ -79,6 +80,23 @@ static lg_status prepare(lg_graph *g, const char *layer, lg_value x, const lg_rn
         if (ls.dims[0] >= 0 && p->batch >= 0 && ls.dims[0] != p->batch)
             return lg_graph_fail_status(g, LG_ERR_SHAPE, "%s: lengths %s do not match the batch of x %s", layer,
                               lg_shape_cstr(ls), lg_shape_cstr(xs));
+    }
+    p->mask_tm = lg_value_invalid();
+    if (o->mask.graph) {
+        lg_value m = o->mask;
+        if (!lg_value_ok(m) || m.graph != g)
+            return lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT, "%s: mask is %s", layer,
+                                        lg_value_ok(m) ? "a value of another graph" : "an invalid value");
+        if (masked)
+            return lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT, "%s: lengths and a mask together; give one", layer);
+        lg_shape ms = lg_value_shape(m);
+        bool fits = ms.rank == 2;
+        for (int i = 0; fits && i < 2; i++) fits = ms.dims[i] < 0 || xs.dims[i] < 0 || ms.dims[i] == xs.dims[i];
+        if (!fits)
+            return lg_graph_fail_status(g, LG_ERR_SHAPE, "%s: mask '%s' %s must be %s of x '%s' %s", layer,
+                                        lg_value_name(m), lg_shape_cstr(ms), o->time_major ? "[T, B]" : "[B, T]",
+                                        lg_value_name(x), lg_shape_cstr(xs));
+        p->mask_tm = o->time_major ? m : lg_transpose(m, (int[2]){1, 0});
     }
     int tm[3] = {1, 0, 2};
     p->x_tm = o->time_major ? x : lg_transpose(x, tm);
@@ -148,11 +166,23 @@ static lg_value reverse_time(lg_value seq_tm, lg_value iota)
     return lg_gather(seq_tm, lg_cast(lg_sub(last, iota), LG_I32));
 }
 
+/* Keras's last output with zero_output_for_mask is the output of the last
+ * step run, zero when that step is masked: whether it is valid, [B]. */
+static lg_value last_step_valid(lg_graph *g, const prep *p, const lg_rnn_opts *o, bool reverse)
+{
+    lg_value iota = lg_time_iota(g, p->x_tm, true); /* [T] */
+    lg_value last = lg_cast(reverse ? lg_scale(lg_numel(iota, NULL, 0), 0) : lg_add_scalar(lg_numel(iota, NULL, 0), -1),
+                            LG_I32);
+    if (o->mask.graph) return lg_gather(p->mask_tm, last); /* [B] */
+    lg_value len = lg_cast(o->lengths, lg_value_dtype(iota));
+    return lg_compare(lg_gather(iota, last), len, LG_CMP_LT);
+}
+
 /* One direction: the loop over p->x_tm, run backwards when reverse. With
  * flip, a returned sequence is put in processing order (go_backwards);
  * without, it stays aligned with x's time. */
 static lg_status run_direction(lg_graph *g, const char *layer, lg_cell *cell, const prep *p, const lg_rnn_opts *o,
-                               const lg_value *init, bool reverse, bool flip, lg_rnn_result *r)
+                               const lg_value *init, bool reverse, bool flip, bool zero_output, lg_rnn_result *r)
 {
     lg_dtype dt = lg_cell_get_opts(cell).dtype;
     int n_states = lg_cell_state_count(cell), u = lg_cell_units(cell);
@@ -173,7 +203,10 @@ static lg_status run_direction(lg_graph *g, const char *layer, lg_cell *cell, co
     lo.reverse = reverse;
     lo.time_major = true;
     lo.unroll = o->unroll;
-    lo.lengths = o->lengths; /* Keras masking: padded steps keep the states and emit zeros */
+    lo.lengths = o->lengths; /* Keras masking: masked steps keep the states */
+    lo.mask = p->mask_tm;
+    lo.repeat_output_for_mask = !zero_output;
+    lo.batched = true;
     lg_loop *l = lg_loop_new(g, lo);
     lg_value x_t = lg_loop_seq(l, p->x_tm);
     lg_value st[LG_RNN_MAX_STATES], next[LG_RNN_MAX_STATES], y = lg_value_invalid();
@@ -197,6 +230,9 @@ static lg_status run_direction(lg_graph *g, const char *layer, lg_cell *cell, co
         /* the cells' output is their new h, and a masked example's h stays
          * at its last valid step: the last output is the final h */
         r->output = r->states[0];
+        if (zero_output && (o->lengths.graph || o->mask.graph) && !(reverse && o->lengths.graph))
+            r->output = lg_where(lg_expand_dims(last_step_valid(g, p, o, reverse), -1), r->states[0],
+                                 lg_scalar(g, dt, 0));
     }
     return graph_status(g, layer);
 }
@@ -416,7 +452,8 @@ lg_status lg_rnn(lg_graph *g, lg_cell *cell, lg_value x, lg_rnn_opts o, lg_rnn_r
         if (p.batch < 0) p.batch = o.batch_size;
     }
     const lg_value *init = st ? st_init : o.initial_state;
-    if (s == LG_OK) s = run_direction(g, layer, cell, &p, &o, init, o.go_backwards, o.go_backwards, r);
+    if (s == LG_OK)
+        s = run_direction(g, layer, cell, &p, &o, init, o.go_backwards, o.go_backwards, o.zero_output_for_mask, r);
     if (s == LG_OK) {
         lg_value params[3];
         lg_graph_add_layer(g, cell_layer_type(cell), r->output, params, cell_params(cell, params));
@@ -431,6 +468,14 @@ lg_status lg_rnn(lg_graph *g, lg_cell *cell, lg_value x, lg_rnn_opts o, lg_rnn_r
         for (int k = 0; k < st->n; k++) st->final[k] = r->states[k];
     r->state = st;
     return s;
+}
+
+const char *lg_merge_mode_name(lg_merge_mode m)
+{
+    static const char *const names[] = {[LG_MERGE_CONCAT] = "concat", [LG_MERGE_SUM] = "sum", [LG_MERGE_MUL] = "mul",
+                                        [LG_MERGE_AVE] = "ave", [LG_MERGE_NONE] = "none"};
+    static_assert(LG_ARRAY_LEN(names) == LG_MERGE_COUNT, "a name per merge mode");
+    return (int)m >= 0 && m < LG_MERGE_COUNT ? names[m] : "?";
 }
 
 static lg_value merge(lg_value a, lg_value b, lg_merge_mode m)
@@ -459,14 +504,12 @@ lg_status lg_bidirectional(lg_graph *g, lg_cell *fwd, lg_cell *bwd, lg_value x, 
     lg_status s = start(g, layer, r);
     if (s != LG_OK) return s;
     if ((int)m < 0 || m >= LG_MERGE_COUNT)
-        return lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT, "%s: unknown merge mode %d", layer, (int)m);
+        return lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT, "%s: unknown merge mode %d (not an lg_merge_mode)",
+                                    layer, (int)m);
     if (o.go_backwards)
         return lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT,
                           "%s: go_backwards is not an option of a bidirectional layer (its backward direction is)",
                           layer);
-    if (o.stateful)
-        return lg_graph_fail_status(g, LG_ERR_INVALID_ARGUMENT,
-                          "%s: stateful is not an option of a bidirectional layer (use initial_state)", layer);
     lg_scope_push(g, name);
     prep p;
     s = prepare(g, layer, x, &o, &p);
@@ -478,22 +521,37 @@ lg_status lg_bidirectional(lg_graph *g, lg_cell *fwd, lg_cell *bwd, lg_value x, 
                        "%s: %d initial states given, the directions carry %d + %d (forward first)", layer,
                        o.n_initial_state, nf, nb);
     if (s == LG_OK && m != LG_MERGE_CONCAT && m != LG_MERGE_NONE && lg_cell_units(fwd) != lg_cell_units(bwd))
-        s = lg_graph_fail_status(g, LG_ERR_SHAPE, "%s: merge mode %d needs equal units, got %d and %d", layer, (int)m,
-                       lg_cell_units(fwd), lg_cell_units(bwd));
+        s = lg_graph_fail_status(g, LG_ERR_SHAPE, "%s: merge mode '%s' needs equal units, got %d and %d", layer,
+                                 lg_merge_mode_name(m), lg_cell_units(fwd), lg_cell_units(bwd));
     if (s == LG_OK && o.initial_state) s = check_initial(g, layer, fwd, o.initial_state, p.batch);
     if (s == LG_OK && o.initial_state) s = check_initial(g, layer, bwd, o.initial_state + nf, p.batch);
+    /* Keras forces zero_output_for_mask to return_sequences: the backward
+     * outputs are reversed back to forward time, where repeating "the last
+     * valid output" would mean the wrong neighbour */
+    bool zero = o.return_sequences;
+    lg_value st_init[2][LG_RNN_MAX_STATES];
     if (s == LG_OK) {
         lg_scope_push(g, "forward");
-        s = run_direction(g, layer, fwd, &p, &o, o.initial_state, false, false, &r->forward);
+        if (o.stateful) s = stateful_begin(g, layer, fwd, x, &p, &o, &r->forward.state, st_init[0]);
+        if (s == LG_OK)
+            s = run_direction(g, layer, fwd, &p, &o, o.stateful ? st_init[0] : o.initial_state, false, false, zero,
+                              &r->forward);
         lg_scope_pop(g);
     }
     if (s == LG_OK) {
         /* reversed, not flipped: outputs stay aligned with forward time and
          * a masked example's padded steps (met first) keep the initial state */
         lg_scope_push(g, "backward");
-        s = run_direction(g, layer, bwd, &p, &o, o.initial_state ? o.initial_state + nf : NULL, true, false,
-                          &r->backward);
+        if (o.stateful) s = stateful_begin(g, layer, bwd, x, &p, &o, &r->backward.state, st_init[1]);
+        if (s == LG_OK)
+            s = run_direction(g, layer, bwd, &p, &o,
+                              o.stateful ? st_init[1] : o.initial_state ? o.initial_state + nf : NULL, true, false,
+                              zero, &r->backward);
         lg_scope_pop(g);
+    }
+    for (int d = 0; s == LG_OK && d < 2; d++) {
+        lg_rnn_result *dr = d ? &r->backward : &r->forward;
+        for (int k = 0; dr->state && k < dr->state->n; k++) dr->state->final[k] = dr->states[k];
     }
     if (s == LG_OK && m != LG_MERGE_NONE) {
         r->output = merge(r->forward.output, r->backward.output, m);
@@ -507,6 +565,7 @@ lg_status lg_bidirectional(lg_graph *g, lg_cell *fwd, lg_cell *bwd, lg_value x, 
     }
     lg_scope_pop(g);
     if (s != LG_OK) {
+        lg_rnn_state_free(r->forward.state), lg_rnn_state_free(r->backward.state);
         result_clear(&r->forward), result_clear(&r->backward);
         r->output = lg_value_invalid();
     }
@@ -609,13 +668,36 @@ lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, in
         return lg_graph_fail(g, "embedding '%s': vocab %d and dim %d must be >= 1", name, vocab, dim);
     if (o.dtype != LG_F32 && o.dtype != LG_F64)
         return lg_graph_fail(g, "embedding '%s': dtype must be f32 or f64", name);
+    if (o.mask_zero && !o.mask) return lg_graph_fail(g, "embedding '%s': mask_zero needs opts.mask to put it in", name);
     lg_scope_push(g, name);
     bool fresh = false;
     lg_value table = layer_param(g, "embeddings", o.dtype, lg_shape_of(2, vocab, dim), &fresh);
     if (!g->error && fresh && lg_init_uniform(lg_param_tensor(table), -0.05, 0.05, o.seed, 0) != LG_OK)
         lg_graph_fail(g, "embedding '%s': %s", name, lg_last_error());
     lg_value y = lg_gather(table, ids);
+    if (o.mask_zero) *o.mask = lg_compare(ids, lg_scalar(g, LG_I32, 0), LG_CMP_NE);
     lg_graph_add_layer(g, "Embedding", y, &table, 1);
+    lg_scope_pop(g);
+    return y;
+}
+
+lg_value lg_masking(lg_graph *g, const char *name, lg_value x, double mask_value, lg_value *mask)
+{
+    if (!g || g->error) return lg_value_invalid();
+    if (!name_ok(name)) return lg_graph_fail(g, "masking: a name without '/' is required");
+    if (!mask) return lg_graph_fail(g, "masking '%s': mask is NULL", name);
+    if (!lg_value_ok(x) || x.graph != g)
+        return lg_graph_fail(g, "masking '%s': x is %s", name, lg_value_ok(x) ? "a value of another graph" : "invalid");
+    if (lg_value_dtype(x) == LG_I32 || lg_value_rank(x) != 3)
+        return lg_graph_fail(g, "masking '%s': x '%s' must be a float [B, T, F], got %s %s", name, lg_value_name(x),
+                             lg_dtype_name(lg_value_dtype(x)), lg_shape_cstr(lg_value_shape(x)));
+    lg_scope_push(g, name);
+    /* a step is valid when any feature differs from mask_value */
+    lg_value differs = lg_compare(x, lg_scalar(g, lg_value_dtype(x), mask_value), LG_CMP_NE); /* [B, T, F] */
+    lg_value keep = lg_max(differs, (int[1]){2}, 1, true);                                   /* [B, T, 1] */
+    lg_value y = lg_mul(x, keep);
+    *mask = lg_squeeze(keep, 2);
+    lg_graph_add_layer(g, "Masking", y, NULL, 0);
     lg_scope_pop(g);
     return y;
 }

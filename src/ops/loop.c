@@ -54,6 +54,14 @@ static bool infer_loop(const lg_node *n, const lg_port *in, lg_port *out, char *
         if (steps >= 0 && t >= 0 && t != steps) LG_INFER_FAIL("sequences differ in length");
         if (t >= 0) steps = t;
     }
+    for (int k = 0; s->batched && s->n_seq && k < s->n_state; k++) {
+        int64_t b = in[s->n_seq + k].shape.rank ? in[s->n_seq + k].shape.dims[0] : -1, bx = in[0].shape.dims[1];
+        if (in[0].shape.rank >= 2 && b >= 0 && bx >= 0 && b != bx) {
+            snprintf(err, size, "initial state %d of '%s': batch %lld, x has batch %lld", k, n->name, (long long)b,
+                     (long long)bx);
+            return false;
+        }
+    }
     lg_port ports[n_in > 0 ? n_in : 1], body_out[n_body_out > 0 ? n_body_out : 1];
     for (int k = 0; k < n_in; k++) ports[k] = k < s->n_seq ? step_port(in[k]) : in[k];
     if (lg_body_ports(s->body, s->inputs, ports, n_in, s->outputs, n_body_out, body_out)) {

@@ -56,6 +56,10 @@ void lg_infer_error(char *err, size_t size, const lg_port *in, int n_in, const c
 bool lg_is_float(lg_dtype t);
 /* A rank-0 constant of x's dtype, in x's graph. */
 lg_value lg_scalar_like(lg_value x, double v);
+/* A gather's attrs.axis: its indices are per-example lengths minus one
+ * (lg_loop_opts.lengths), and a bad one is reported as the length it came
+ * from, "lengths[b] = 7 outside [1, 6]", not as an index. */
+enum { LG_GATHER_OF_LENGTHS = 1 };
 /* In an infer function (parameters n, in, err, size): report why and fail. */
 #define LG_INFER_FAIL(why)                                  \
     do {                                                    \

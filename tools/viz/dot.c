@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dot_util.h"
 #include "graph/loop.h"
 #include "io/atomic_file.h"
 #include "viz.h"
@@ -57,51 +58,7 @@ typedef struct level {
 
 /* ---- text ---------------------------------------------------------------------- */
 
-/* The length of the UTF-8 sequence at s if it is valid and encodes a code
- * point XML accepts, else 0. */
-static int utf8_len(const unsigned char *s)
-{
-    unsigned c = s[0], n;
-    uint32_t cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) n = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef) n = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4) n = 4, cp = c & 0x07;
-    else return 0;
-    for (unsigned i = 1; i < n; i++) { /* stops at a NUL: it is no continuation byte */
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = cp << 6 | (s[i] & 0x3fu);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff))) return 0; /* overlong, too big */
-    if ((cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe || cp == 0xffff) return 0;      /* surrogates, non-XML */
-    return (int)n;
-}
-
-typedef enum text_mode { HTML, QUOTED } text_mode;
-
-/* s as the inside of an HTML-like label or of a quoted escString: a newline
- * is a line break, valid UTF-8 passes, control characters and stray bytes
- * show as \xNN, and what either syntax reserves is escaped. */
-static void put_text(FILE *f, const char *s, text_mode mode)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        unsigned c = *p;
-        int n = utf8_len(p);
-        if (c == '\n') fputs(mode == HTML ? "<BR/>" : "\\n", f);
-        else if (n == 0 || c < 0x20 || c == 0x7f) fprintf(f, mode == HTML ? "\\x%02x" : "\\\\x%02x", c);
-        else if (mode == HTML && c == '&') fputs("&amp;", f);
-        else if (mode == HTML && c == '<') fputs("&lt;", f);
-        else if (mode == HTML && c == '>') fputs("&gt;", f);
-        else if (mode == HTML && c == '"') fputs("&quot;", f);
-        else if (mode == QUOTED && c == '"') fputs("\\\"", f);
-        else if (mode == QUOTED && c == '\\') fputs("\\\\", f);
-        else fwrite(p, 1, (size_t)n, f);
-        p += n ? n : 1;
-    }
-}
-
-static void put_html(writer *w, const char *s) { put_text(w->f, s, HTML); }
+static void put_html(writer *w, const char *s) { viz_put_text(w->f, s, VIZ_HTML); }
 
 /* "f32 [?, 4]" */
 static void put_value(writer *w, lg_value v)
@@ -159,14 +116,6 @@ static void put_role(writer *w, const lg_graph *g, int32_t i, int o)
     } else if (lg_graph_node_output_count(g, i) > 1) {
         fprintf(w->f, "#%d ", o);
     }
-}
-
-static bool in_scope(const char *name, const char *scope)
-{
-    if (!scope || !scope[0]) return true;
-    size_t n = strlen(scope);
-    while (n > 0 && scope[n - 1] == '/') n--;
-    return strncmp(name, scope, n) == 0 && (name[n] == '\0' || name[n] == '/');
 }
 
 /* ---- nodes ------------------------------------------------------------------------ */
@@ -228,7 +177,7 @@ static void write_node(writer *w, const level *L, int32_t i, int depth)
         }
     }
     fputs("> tooltip=\"", w->f);
-    put_text(w->f, name, QUOTED);
+    viz_put_text(w->f, name, VIZ_QUOTED);
     fputs("\"];\n", w->f);
 }
 
@@ -386,12 +335,13 @@ static lg_status check_graph(const lg_graph *g, const char *fn)
 /* g, already checked, to f. */
 static lg_status write_graph(const lg_graph *g, FILE *f, lg_dot_opts o, const char *fn)
 {
+    if (o.layers) return viz_write_layers(g, f, o, fn);
     writer w = {.f = f, .o = o};
     int32_t n = lg_graph_node_count(g);
     bool *draw = calloc((size_t)(n ? n : 1), sizeof *draw);
     if (!draw) return lg_fail(LG_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
     for (int32_t i = 0; i < n; i++)
-        draw[i] = in_scope(lg_graph_node_name(g, i), o.scope) && (o.gradients || !lg_graph_node_is_grad(g, i));
+        draw[i] = viz_in_scope(lg_graph_node_name(g, i), o.scope) && (o.gradients || !lg_graph_node_is_grad(g, i));
     fputs("digraph loopgrad {\n"
           "  graph [fontname=\"Helvetica\" fontsize=11 labeljust=l newrank=true];\n"
           "  node [fontname=\"Helvetica\" fontsize=10];\n"

@@ -31,6 +31,28 @@
  * its gradient loop share one body graph; each cluster shows the part its
  * loop computes, so a body node can appear in both, under two ids.
  *
+ * The layer view (opts.layers) draws what a person reads first, like
+ * TensorBoard's grouping: one node per top-level name scope ("lstm",
+ * "batch_normalization", "dense", a loss's "sparse_categorical_crossentropy"),
+ * labelled with its layer types, its ops and its parameters; a scope holding
+ * a loop is a box3d labelled with the loop's cell (the layer that made it)
+ * and its steps ("LSTM cell, loop over T = 28"); every gradient op is one
+ * node ("grad"); with opts.optimizer, one optimizer node. Nodes outside any
+ * scope (inputs such as "x") are drawn one by one. Edges join the scopes a
+ * value crosses, one per pair, labelled with the distinct shapes crossing
+ * (three, then "+N more"). opts.expand draws one scope as a cluster of its
+ * ops and inner scopes, grouped the same way.
+ *
+ *     kind              class (SVG)       shape     fillcolor
+ *     scope             lg-scope          box       #cfe2f3 (rounded)
+ *     scope with loop   lg-scope-loop     box3d     #b6d7a8
+ *     gradient          lg-gradient       box3d     #f4cccc
+ *     optimizer         lg-optimizer      component #ead1dc
+ *     op, input, ...    as in the full view (lg-op, lg-input, lg-loop, ...)
+ *
+ * Layer-view node ids are "s<k>" (the k-th scope or op drawn), tooltips the
+ * scope's or op's full name ("grad" for the gradient), and "optimizer".
+ *
  * Node ids are "n<i>" for node i of the graph and "<loop id>_n<j>" for node j
  * of that loop's body (e.g. "n4_n7_n2" in a nested loop), so they are plain
  * DOT identifiers; names appear only in HTML-like labels, escaped, so any
@@ -72,6 +94,7 @@
 
 #include "graph/api.h"
 #include "graph/graph.h"
+#include "graph/optim.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -89,6 +112,16 @@ typedef struct lg_dot_opts {
     const char *scope;
     bool legend;      /* the legend node (id "legend"); default true */
     bool edge_labels; /* shapes on edges; default true */
+    /* The layer view (below) instead of every op; default false. */
+    bool layers;
+    /* Layer view: draw the scope named here (e.g. "lstm", "grad",
+     * "enc/lstm") as a cluster of its ops and inner scopes; NULL or "" draws
+     * every scope as one node. A name that is no scope of the graph's kept
+     * nodes is LG_ERR_INVALID_ARGUMENT, naming it. Default NULL. */
+    const char *expand;
+    /* Layer view: an optimizer node fed by the gradient, updating the
+     * scopes that hold its parameters; NULL draws none. Default NULL. */
+    const lg_optimizer *optimizer;
 } lg_dot_opts;
 
 lg_dot_opts lg_dot_opts_default(void);

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "ops/op.h"
 
 /* Row size of a [N, ...] table in elements. */
 static int64_t row_size(lg_shape table)
@@ -11,9 +12,12 @@ static int64_t row_size(lg_shape table)
     return r;
 }
 
-static lg_status check_index(const lg_node *n, int32_t v, int64_t rows)
+static lg_status check_index(const lg_node *n, int64_t i, int32_t v, int64_t rows)
 {
     if (v >= 0 && v < rows) return LG_OK;
+    if (n->op == LG_OP_GATHER && n->attrs.axis == LG_GATHER_OF_LENGTHS)
+        return lg_fail(LG_ERR_RUNTIME, "'%s': lengths[%lld] = %lld outside [1, %lld]", n->name, (long long)i,
+                       (long long)v + 1, (long long)rows);
     return lg_fail(LG_ERR_RUNTIME, "%s '%s': index %d outside [0, %lld)", n->op == LG_OP_GATHER ? "gather" : "scatter_add",
                    n->name, (int)v, (long long)rows);
 }
@@ -24,7 +28,7 @@ lg_status lg_cpu_gather(const lg_node *n, const lg_buf *in, lg_buf *out)
     int64_t count = lg_buf_numel(&in[1]), rows = in[0].shape.dims[0], row = row_size(in[0].shape);
     size_t bytes = (size_t)row * lg_dtype_size(in[0].dtype);
     for (int64_t i = 0; i < count; i++) {
-        lg_status s = check_index(n, idx[i], rows);
+        lg_status s = check_index(n, i, idx[i], rows);
         if (s) return s;
         memcpy((char *)out[0].data + i * (int64_t)bytes, (const char *)in[0].data + idx[i] * (int64_t)bytes, bytes);
     }
@@ -36,7 +40,7 @@ lg_status lg_cpu_gather(const lg_node *n, const lg_buf *in, lg_buf *out)
         const T *u = in[0].data;                                                        \
         T *y = out[0].data;                                                             \
         for (int64_t i = 0; i < count; i++) {                                           \
-            lg_status s = check_index(n, idx[i], rows);                                 \
+            lg_status s = check_index(n, i, idx[i], rows);                                 \
             if (s) return s;                                                            \
             for (int64_t j = 0; j < row; j++) y[idx[i] * row + j] += u[i * row + j];    \
         }                                                                               \

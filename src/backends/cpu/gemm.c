@@ -39,8 +39,6 @@ static struct {
     lg_status status; /* LG_OK, or why every product fails */
     char why[256];    /* the reason for the choice, or the failure */
     char summary[512];
-    bool usable[LG_GEMM_PROVIDER_COUNT]; /* built, and its init passed */
-    char unusable[LG_GEMM_PROVIDER_COUNT][160];
     lg_gemm_provider f32;
     int f32_threads, f64_threads;
 } state = {.once = PTHREAD_ONCE_INIT};
@@ -93,8 +91,9 @@ static lg_status choose_provider(void)
     if (forced && *forced) {
         for (int p = 0; p < LG_GEMM_PROVIDER_COUNT; p++) {
             if (strcasecmp(forced, provider_names[p])) continue;
-            if (!state.usable[p])
-                return lg_fail(LG_ERR_UNSUPPORTED, "LG_GEMM=%s: %s", forced, state.unusable[p]);
+            if (!providers[p])
+                return lg_fail(LG_ERR_UNSUPPORTED, "LG_GEMM=%s: this build has no %s (meson option %s)", forced,
+                               provider_names[p], provider_names[p]);
             state.f32 = (lg_gemm_provider)p;
             snprintf(state.why, sizeof state.why, "LG_GEMM=%s", forced);
             return LG_OK;
@@ -107,27 +106,20 @@ static lg_status choose_provider(void)
     if (blas >= have) {
         snprintf(state.why, sizeof state.why, "OpenBLAS's %s kernels use the CPU's best instruction set (%s)", core,
                  tier_names[have]);
-    } else if (state.usable[LG_GEMM_ONEDNN]) {
+    } else if (providers[LG_GEMM_ONEDNN]) {
         state.f32 = LG_GEMM_ONEDNN;
         snprintf(state.why, sizeof state.why, "OpenBLAS fell back to its %s kernels (%s) on a CPU with %s", core,
                  tier_names[blas], tier_names[have]);
     } else {
-        snprintf(state.why, sizeof state.why, "OpenBLAS fell back to its %s kernels (%s) on a CPU with %s; %s", core,
-                 tier_names[blas], tier_names[have], state.unusable[LG_GEMM_ONEDNN]);
+        snprintf(state.why, sizeof state.why,
+                 "OpenBLAS fell back to its %s kernels (%s) on a CPU with %s; this build has no onednn", core,
+                 tier_names[blas], tier_names[have]);
     }
     return LG_OK;
 }
 
 static lg_status decide_status(void)
 {
-    for (int p = 0; p < LG_GEMM_PROVIDER_COUNT; p++) {
-        if (!providers[p]) {
-            snprintf(state.unusable[p], sizeof state.unusable[p], "this build has no %s (meson option %s)",
-                     provider_names[p], provider_names[p]);
-            continue;
-        }
-        state.usable[p] = providers[p]->init(state.unusable[p], (int)sizeof state.unusable[p]);
-    }
     lg_status st = choose_provider();
     if (st) return st;
     int lg_threads;
@@ -182,10 +174,9 @@ lg_status lg_gemm_f64(const lg_gemm_args *g, double alpha, const double *a, cons
 
 static lg_status provider_for(lg_gemm_provider p, bool f64, const lg_gemm_ops **out)
 {
-    decided(); /* initialises the providers; a failed LG_GEMM does not matter here */
-    if ((int)p < 0 || p >= LG_GEMM_PROVIDER_COUNT || !state.usable[p])
-        return lg_fail(LG_ERR_UNSUPPORTED, "GEMM provider %d: %s", (int)p,
-                       (int)p < 0 || p >= LG_GEMM_PROVIDER_COUNT ? "no such provider" : state.unusable[p]);
+    if ((int)p < 0 || p >= LG_GEMM_PROVIDER_COUNT)
+        return lg_fail(LG_ERR_UNSUPPORTED, "GEMM provider %d: no such provider", (int)p);
+    if (!providers[p]) return lg_fail(LG_ERR_UNSUPPORTED, "this build has no %s", provider_names[p]);
     if (f64 && !providers[p]->dgemm) return lg_fail(LG_ERR_UNSUPPORTED, "%s has no f64 GEMM", provider_names[p]);
     *out = providers[p];
     return LG_OK;
@@ -194,7 +185,7 @@ static lg_status provider_for(lg_gemm_provider p, bool f64, const lg_gemm_ops **
 lg_status lg_gemm_f32_with(lg_gemm_provider p, int threads, const lg_gemm_args *g, float alpha, const float *a,
                            const float *b, float beta, float *c)
 {
-    const lg_gemm_ops *ops;
+    const lg_gemm_ops *ops = NULL;
     lg_status st = provider_for(p, false, &ops);
     return st ? st : ops->sgemm(g, alpha, a, b, beta, c, threads < 1 ? 1 : threads);
 }
@@ -202,7 +193,7 @@ lg_status lg_gemm_f32_with(lg_gemm_provider p, int threads, const lg_gemm_args *
 lg_status lg_gemm_f64_with(lg_gemm_provider p, int threads, const lg_gemm_args *g, double alpha, const double *a,
                            const double *b, double beta, double *c)
 {
-    const lg_gemm_ops *ops;
+    const lg_gemm_ops *ops = NULL;
     lg_status st = provider_for(p, true, &ops);
     return st ? st : ops->dgemm(g, alpha, a, b, beta, c, threads < 1 ? 1 : threads);
 }

@@ -37,9 +37,6 @@ typedef struct lg_gemm_args {
  * that cannot set it per call ignores it (see gemm_openblas.c). */
 typedef struct lg_gemm_ops {
     const char *name;
-    /* Sets up what the provider needs; false when it cannot run here (the
-     * message says why). Called once, from lg_gemm's decision. */
-    bool (*init)(char *why, int why_len);
     /* What the provider runs on: OpenBLAS's core name, oneDNN's JIT ISA. */
     const char *(*core)(void);
     /* Threads the provider would use if left alone: its pool, or OpenMP's

@@ -11,19 +11,8 @@
  */
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
-#include <stdio.h>
 
 #include "backends/cpu/gemm.h"
-
-static bool onednn_init(char *why, int why_len)
-{
-    /* The first call JIT-compiles; a 1x1x1 product shows the library runs. */
-    float a = 1.0f, b = 2.0f, c = 0.0f;
-    dnnl_status_t s = dnnl_sgemm('N', 'N', 1, 1, 1, 1.0f, &a, 1, &b, 1, 0.0f, &c, 1);
-    if (s == dnnl_success && c == 2.0f) return true;
-    snprintf(why, (size_t)why_len, "oneDNN's dnnl_sgemm failed a 1x1x1 product (status %d)", (int)s);
-    return false;
-}
 
 static const char *onednn_core(void)
 {
@@ -60,7 +49,6 @@ static lg_status onednn_sgemm(const lg_gemm_args *g, float alpha, const float *a
 
 const lg_gemm_ops lg_gemm_onednn = {
     .name = "onednn",
-    .init = onednn_init,
     .core = onednn_core,
     .default_threads = onednn_threads,
     .sgemm = onednn_sgemm,

@@ -17,12 +17,6 @@
 
 static pthread_mutex_t switch_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static bool openblas_init(char *why, int why_len)
-{
-    (void)why, (void)why_len;
-    return true;
-}
-
 static const char *openblas_core(void) { return openblas_get_corename(); }
 
 static int openblas_threads(void) { return openblas_get_num_threads(); }
@@ -78,7 +72,6 @@ static lg_status openblas_dgemm(const lg_gemm_args *g, double alpha, const doubl
 
 const lg_gemm_ops lg_gemm_openblas = {
     .name = "openblas",
-    .init = openblas_init,
     .core = openblas_core,
     .default_threads = openblas_threads,
     .sgemm = openblas_sgemm,

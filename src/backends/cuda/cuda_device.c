@@ -7,6 +7,7 @@
 #include "backends/cpu/cpu.h"
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/kernels.h"
+#include "ops/op.h"
 
 static const lg_cuda_kernel_fn cuda_kernels[] = {
 #define LG_X_NONE(ID, name) [LG_OP_##ID] = NULL,
@@ -178,6 +179,8 @@ static lg_status recorded_error(lg_cuda_ctx *c, const int32_t *rec)
     if (n->op == LG_OP_SPARSE_SOFTMAX_XENT)
         return lg_fail(LG_ERR_RUNTIME, "sparse_softmax_xent '%s': label %d outside [0, %d)", n->name, (int)rec[2],
                        (int)rec[3]);
+    if (n->op == LG_OP_GATHER && n->attrs.axis == LG_GATHER_OF_LENGTHS) /* the record keeps no position */
+        return lg_fail(LG_ERR_RUNTIME, "'%s': a length = %d outside [1, %d]", n->name, (int)rec[2] + 1, (int)rec[3]);
     return lg_fail(LG_ERR_RUNTIME, "%s '%s': index %d outside [0, %d)",
                    n->op == LG_OP_GATHER ? "gather" : "scatter_add", n->name, (int)rec[2], (int)rec[3]);
 }
