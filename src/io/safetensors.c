@@ -478,7 +478,8 @@ static void write_file(FILE *f, const char *header, size_t header_len, lg_tensor
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
     fwrite(len8, 1, 8, f);
     fwrite(header, 1, header_len, f);
-    for (int i = 0; i < n; i++) fwrite(lg_tensor_cdata(tensors[i]), 1, lg_tensor_bytes(tensors[i]), f);
+    for (int i = 0; i < n; i++) /* an empty tensor's data may be NULL, which fwrite must not get */
+        if (lg_tensor_bytes(tensors[i]) > 0) fwrite(lg_tensor_cdata(tensors[i]), 1, lg_tensor_bytes(tensors[i]), f);
 }
 
 lg_status lg_safetensors_save(const char *path, const char *const *names, lg_tensor *const *tensors, int n)
