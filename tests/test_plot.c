@@ -150,9 +150,9 @@ START_TEST(plot_other_errors)
     lg_epoch_logs one = {0, 1, NAN, NAN, NAN, 0};
     ck_assert_int_eq(lg_plot_history(&one, 0, NULL, in_dir("z.svg")), LG_ERR_INVALID_ARGUMENT);
     ck_assert(access(in_dir("z.svg"), F_OK) != 0);
-    /* no temporary file is left behind by any of the above */
+    /* no temporary file (".<name>.XXXXXX") is left behind by any of the above */
     char cmd[320];
-    snprintf(cmd, sizeof cmd, "ls %s | grep -q tmp", dir);
+    snprintf(cmd, sizeof cmd, "ls -A %s | grep -q '^[.]'", dir);
     ck_assert_int_ne(system(cmd), 0);
 }
 END_TEST

@@ -10,7 +10,9 @@
 #include "common/cli.h"
 #include "graph/cpu.h"
 #include "plot/plot.h"
+#if LG_VIZ
 #include "viz/viz.h"
+#endif
 
 enum { MAX_FLAGS = 32, HELP = MAX_FLAGS };
 
@@ -137,6 +139,7 @@ int cli_parse(const cli *c, int argc, char **argv)
 
 lg_status cli_write_graph(const cli_outputs *o, const lg_graph *g)
 {
+#if LG_VIZ
     lg_viz_args a = {.dot_path = o->dot, .svg_path = o->svg};
     lg_dot_opts opts = lg_dot_opts_default();
     opts.layers = !o->full_graph;
@@ -146,6 +149,12 @@ lg_status cli_write_graph(const cli_outputs *o, const lg_graph *g)
     if (s == LG_OK && o->dot) printf("graph written to %s\n", o->dot);
     if (s == LG_OK && o->svg) printf("graph drawn in %s\n", o->svg);
     return s;
+#else
+    (void)g;
+    if (!o->dot && !o->svg) return LG_OK;
+    return lg_fail(LG_ERR_UNSUPPORTED, "--%s: this loopgrad was built without Graphviz (meson option viz; "
+                   "install libgraphviz-dev)", o->dot ? "dot" : "svg");
+#endif
 }
 
 lg_status cli_write_plot(const cli_outputs *o, const lg_trainer *tr, lg_metric metric)

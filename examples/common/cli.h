@@ -93,7 +93,8 @@ int cli_parse(const cli *c, int argc, char **argv);
 /* Write what --dot and --svg ask for (nothing when neither is given): the
  * layer view (lg_dot_opts.layers, with --expand's scope and o->optimizer),
  * or every op with --full-graph; prints where. LG_OK or the writer's
- * status. */
+ * status; LG_ERR_UNSUPPORTED, saying so, when loopgrad was built without
+ * Graphviz (meson option viz). */
 lg_status cli_write_graph(const cli_outputs *o, const lg_graph *g);
 
 /* Plot tr's history (its metric named by metric) to --plot's file

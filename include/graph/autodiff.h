@@ -25,14 +25,17 @@
 #ifndef LG_AUTODIFF_H
 #define LG_AUTODIFF_H
 
+#include "api.h"
 #include "graph.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 lg_status lg_grad(lg_graph *g, lg_value loss, const lg_value *wrt, int n, lg_value *grads_out);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

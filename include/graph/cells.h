@@ -60,11 +60,13 @@
 #ifndef LG_CELLS_H
 #define LG_CELLS_H
 
+#include "api.h"
 #include "loop.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 typedef enum lg_cell_kind { LG_CELL_SIMPLE_RNN, LG_CELL_LSTM, LG_CELL_GRU, LG_CELL_KIND_COUNT } lg_cell_kind;
 
@@ -144,6 +146,7 @@ void lg_cell_step(lg_cell *c, lg_loop *l, lg_value x_t, const lg_value *states, 
  * LG_ERR_DTYPE (i32), LG_ERR_SHAPE (orthogonal on rank < 2). */
 lg_status lg_init_apply(lg_tensor *t, lg_initializer init, uint64_t seed, uint64_t key);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -75,6 +75,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "api.h"
 #include "cells.h"
 #include "graph.h"
 #include "tensor.h"
@@ -82,6 +83,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 /* ---- safetensors files ------------------------------------------------------ */
 
@@ -211,6 +213,7 @@ lg_torch_rnn_opts lg_torch_rnn_opts_default(void);
  * or relu) to compute what it computed. */
 lg_status lg_checkpoint_import_torch_rnn(const char *path, lg_cell *cell, lg_torch_rnn_opts opts);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

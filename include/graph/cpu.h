@@ -42,11 +42,13 @@
 #ifndef LG_CPU_INFO_H
 #define LG_CPU_INFO_H
 
+#include "api.h"
 #include "status.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 typedef struct lg_cpu_gemm_info {
     const char *provider;     /* serving f32 products: "openblas" or "onednn" */
@@ -69,6 +71,7 @@ lg_status lg_cpu_gemm_info_get(lg_cpu_gemm_info *out);
  * decision, the reason it failed). */
 const char *lg_cpu_gemm_summary(void);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -31,11 +31,13 @@
 
 #include <stdbool.h>
 
+#include "api.h"
 #include "tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 /* ---- IDX --------------------------------------------------------------------- */
 
@@ -106,6 +108,7 @@ lg_csv_opts lg_csv_opts_default(void);
  * file is never cut short silently). */
 lg_status lg_csv_read(const char *path, lg_csv_opts o, lg_tensor **out);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -47,11 +47,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "api.h"
 #include "tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 typedef struct lg_dataset lg_dataset;
 
@@ -181,6 +183,7 @@ lg_timeseries_opts lg_timeseries_opts_default(int64_t sequence_length);
 lg_status lg_timeseries_dataset_new(const lg_tensor *data, const lg_tensor *targets, lg_timeseries_opts o,
                                     lg_dataset **out);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

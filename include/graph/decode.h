@@ -64,11 +64,13 @@
 #ifndef LG_DECODE_H
 #define LG_DECODE_H
 
+#include "api.h"
 #include "cells.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 /* The most states a cell carries (LSTM: h and c). */
 #define LG_DECODER_MAX_STATES 2
@@ -129,6 +131,7 @@ typedef struct lg_decode_result {
  * above). */
 lg_status lg_readout_decoder(lg_decoder *d, lg_value x, lg_decode_opts opts, lg_decode_result *r);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -77,12 +77,14 @@
 
 #include <stdint.h>
 
+#include "api.h"
 #include "fit.h"
 #include "optim.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 typedef struct lg_dist lg_dist;
 
@@ -123,6 +125,24 @@ lg_status lg_dist_broadcast_parameters(lg_dist *d, lg_optimizer *opt);
  * LG_ERR_INVALID_ARGUMENT (NULL, examples < 0, a total of 0). */
 lg_status lg_dist_average_gradients(lg_dist *d, lg_optimizer *opt, int64_t examples);
 
+/* ---- engines ----------------------------------------------------------------
+ * What an engine (libloopgrad_mpi's Open MPI one, or one's own over another
+ * transport) gives the core: two collectives over its processes. */
+typedef struct lg_dist_ops {
+    /* Sum n elements of dtype dt (f32 or f64) at data over the group's
+     * processes, in place; every process ends with the same bits. */
+    lg_status (*sum)(void *ctx, void *data, int64_t n, lg_dtype dt);
+    /* Copy `bytes` at data from rank 0 to every process. */
+    lg_status (*broadcast)(void *ctx, void *data, size_t bytes);
+    void (*free)(void *ctx);
+} lg_dist_ops;
+
+/* A group of processes of which this one is `rank`, computing one share of
+ * every batch; takes ctx (freed by ops->free, also on failure).
+ * Errors: LG_ERR_INVALID_ARGUMENT, LG_ERR_OUT_OF_MEMORY. */
+lg_status lg_dist_wrap(int rank, int size, const lg_dist_ops *ops, void *ctx, lg_dist **out);
+
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

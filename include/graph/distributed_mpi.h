@@ -22,11 +22,13 @@
 
 #include <mpi.h>
 
+#include "api.h"
 #include "distributed.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 /* A group of the processes of comm (MPI must be initialised), with rank and
  * size from comm. lg_dist_free frees the duplicate, not comm. Errors:
@@ -40,6 +42,7 @@ lg_status lg_dist_mpi_new(MPI_Comm comm, lg_dist **out);
  * MPI_Finalize. Errors: those of lg_dist_mpi_new. */
 lg_status lg_dist_mpi_world(int *argc, char ***argv, lg_dist **out);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -69,6 +69,7 @@
 
 #include <stdio.h>
 
+#include "api.h"
 #include "dataset.h"
 #include "layers.h"
 #include "norm.h"
@@ -77,6 +78,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 typedef enum lg_metric {
     LG_METRIC_NONE,
@@ -192,6 +194,7 @@ lg_status lg_evaluate(lg_trainer *tr, lg_dataset *ds, lg_eval_result *out);
  * shuffle to keep the examples' order. Errors as lg_fit. */
 lg_status lg_predict(lg_trainer *tr, lg_dataset *ds, lg_tensor **out);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -22,11 +22,13 @@
 #ifndef LG_GRADCHECK_H
 #define LG_GRADCHECK_H
 
+#include "api.h"
 #include "program.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 typedef struct lg_gradcheck_opts {
     double eps;  /* relative step; default 1e-6 */
@@ -52,6 +54,7 @@ typedef struct lg_gradcheck_report {
 lg_status lg_gradcheck(lg_graph *g, lg_value loss, const lg_value *wrt, int n_wrt, const lg_feed *feeds,
                        int n_feeds, lg_gradcheck_opts opts, lg_gradcheck_report *report);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

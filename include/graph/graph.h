@@ -42,11 +42,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "api.h"
 #include "tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 typedef struct lg_graph lg_graph;
 
@@ -148,12 +150,16 @@ int lg_graph_node_output_count(const lg_graph *g, int node);
 int lg_graph_node_input_count(const lg_graph *g, int node);
 lg_value lg_graph_node_input(const lg_graph *g, int node, int i);
 bool lg_graph_node_is_grad(const lg_graph *g, int node);
+/* Output o of node i as a value, for its dtype and shape (invalid if i or
+ * o is out of range). */
+lg_value lg_graph_node_output(const lg_graph *g, int node, int o);
 
 /* Every op the library knows: LG_OP_COUNT names, for coverage checks and
  * tools. lg_op_count() is that count; lg_op_name(i) is "" out of range. */
 int lg_op_count(void);
 const char *lg_op_name(int op);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -17,11 +17,13 @@
 
 #include <stdint.h>
 
+#include "api.h"
 #include "tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 /* Uniform in [lo, hi). */
 lg_status lg_init_uniform(lg_tensor *t, double lo, double hi, uint64_t seed, uint64_t key);
@@ -43,6 +45,7 @@ uint32_t lg_philox_u32(uint64_t seed, uint64_t key, uint64_t i);
 /* A double uniform in [0, 1) with 53 random bits for position i. */
 double lg_philox_uniform(uint64_t seed, uint64_t key, uint64_t i);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -58,15 +58,18 @@
 #ifndef LG_KERAS_H
 #define LG_KERAS_H
 
+#include "api.h"
 #include "graph.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 /* Load the Keras 3 weights file at path into g's parameters (see above). */
 lg_status lg_keras_load_weights(lg_graph *g, const char *path);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

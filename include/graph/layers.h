@@ -110,12 +110,14 @@
 #ifndef LG_LAYERS_H
 #define LG_LAYERS_H
 
+#include "api.h"
 #include "cells.h"
 #include "program.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 /* The most states a cell carries (LSTM: h and c). */
 #define LG_RNN_MAX_STATES 2
@@ -302,6 +304,7 @@ lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, in
  * [B, T, F], mask NULL. */
 lg_value lg_masking(lg_graph *g, const char *name, lg_value x, double mask_value, lg_value *mask);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -83,11 +83,13 @@
 #ifndef LG_LOOP_H
 #define LG_LOOP_H
 
+#include "api.h"
 #include "graph.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 /* What the forward loop keeps for the backward loop. */
 typedef enum lg_loop_memory {
@@ -158,6 +160,36 @@ void lg_loop_until(lg_loop *l, lg_value stop);
  * Returns LG_OK or LG_ERR_GRAPH (message in lg_last_error and on g). */
 lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out);
 
+/* ---- inspecting a loop node (tools: tools/viz draws loops from these) ----
+ * A loop node's inputs are n_seq sequences (time-major [T, ...]), n_state
+ * initial states and n_inv invariants; its outputs are n_state final
+ * states, n_y stacked outputs [T, ...], n_state stacked incoming states and
+ * n_res stacked residuals (what the gradient loop reads). A forward loop
+ * and its gradient loop share one body. */
+typedef struct lg_loop_info {
+    lg_graph *body; /* owned by the loop node; valid as long as g */
+    int n_seq, n_state, n_inv, n_y, n_res;
+    bool reverse;   /* steps run from T-1 down to 0 */
+    bool has_stop;  /* lg_loop_until: stops after a step whose condition is nonzero */
+    bool gradient;  /* the gradient loop of another loop */
+    int64_t steps;  /* the trip count (the most, with a stop) when n_seq is 0 */
+} lg_loop_info;
+
+/* Whether node i of g is a loop; if so and info is not NULL, *info
+ * describes it. */
+bool lg_graph_node_loop(const lg_graph *g, int node, lg_loop_info *info);
+/* The body's input node standing for the loop node's input k (sequences'
+ * steps, states, invariants: k < n_seq + n_state + n_inv); -1 if node is
+ * no loop or k is out of range. */
+int lg_loop_body_input(const lg_graph *g, int node, int k);
+/* The body value behind result k: the n_state next states, the n_y
+ * per-step outputs, then the stop condition when has_stop (invalid if out
+ * of range). */
+lg_value lg_loop_body_output(const lg_graph *g, int node, int k);
+/* The body value stacked as residual k (k < n_res; invalid otherwise). */
+lg_value lg_loop_body_residual(const lg_graph *g, int node, int k);
+
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -49,11 +49,13 @@
 #ifndef LG_NORM_H
 #define LG_NORM_H
 
+#include "api.h"
 #include "graph.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 typedef struct lg_batch_norm_opts {
     double momentum; /* in [0, 1]; default 0.99 (Keras) */
@@ -92,6 +94,7 @@ lg_status lg_batch_norm(lg_graph *g, const char *name, lg_value x, lg_batch_norm
 lg_status lg_batch_norm_update(const lg_batch_norm_result *r, const lg_tensor *new_mean, const lg_tensor *new_var);
 
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -21,11 +21,13 @@
 #ifndef LG_OPS_H
 #define LG_OPS_H
 
+#include "api.h"
 #include "graph.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 /* ---- linear algebra ------------------------------------------------------ */
 
@@ -164,6 +166,7 @@ lg_value lg_sigmoid_xent(lg_value logits, lg_value targets);
 lg_value lg_softmax_xent(lg_value logits, lg_value targets);
 lg_value lg_sparse_softmax_xent(lg_value logits, lg_value labels);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -115,11 +115,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "api.h"
 #include "graph.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 typedef struct lg_optimizer lg_optimizer;
 
@@ -215,6 +217,7 @@ int64_t lg_optimizer_iterations(const lg_optimizer *opt);
 int lg_optimizer_state_count(const lg_optimizer *opt);
 lg_status lg_optimizer_state(lg_optimizer *opt, int i, const char **name, lg_tensor **t);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -24,11 +24,13 @@
 
 #include <stdint.h>
 
+#include "api.h"
 #include "tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 /* Standardise each column of t [T, ...] (f32 or f64; a column is one
  * position of the dims after the first, so [T] is one column) in place:
@@ -85,6 +87,7 @@ lg_pad_opts lg_pad_opts_default(void);
 lg_status lg_pad_sequences(const int32_t *const *seqs, const int64_t *lens, int64_t n, lg_pad_opts o, lg_tensor **out,
                            lg_tensor **lengths);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -28,12 +28,14 @@
 
 #include <stddef.h>
 
+#include "api.h"
 #include "graph.h"
 #include "loop.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 /* A value to feed: an input of the graph and the tensor that feeds it. The
  * tensor is read, not copied or kept. */
@@ -136,6 +138,7 @@ lg_status lg_graph_run(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_
 /* Programs in g's cache (for tests of caching). */
 int lg_graph_program_count(const lg_graph *g);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -25,9 +25,12 @@
 #ifndef LG_STATUS_H
 #define LG_STATUS_H
 
+#include "api.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 typedef enum lg_status {
     LG_OK = 0,
@@ -50,6 +53,16 @@ const char *lg_status_name(lg_status s);
  * pointer stays valid until the next failing call on the same thread. */
 const char *lg_last_error(void);
 
+/* For code built on loopgrad (custom layers and cells, tools such as
+ * libloopgrad_viz) that reports errors the same way: record the message
+ * (printf format) for lg_last_error() on this thread and return s. */
+lg_status lg_fail(lg_status s, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

@@ -39,11 +39,13 @@
 
 #include <stdio.h>
 
+#include "api.h"
 #include "graph.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 /* Print the summary of g to f. */
 lg_status lg_graph_summary(const lg_graph *g, FILE *f);
@@ -52,6 +54,7 @@ lg_status lg_graph_summary(const lg_graph *g, FILE *f);
  * *out is NULL on error. */
 lg_status lg_graph_summary_string(const lg_graph *g, char **out);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

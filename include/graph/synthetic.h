@@ -23,11 +23,13 @@
 
 #include <stdint.h>
 
+#include "api.h"
 #include "tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 /* ---- sine to cosine ------------------------------------------------------------ */
 
@@ -96,6 +98,7 @@ lg_copy_opts lg_copy_opts_default(void);
  * cross-entropy over symbols + 2 classes at every step. */
 lg_status lg_synth_copy(lg_copy_opts o, lg_tensor **x, lg_tensor **y);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

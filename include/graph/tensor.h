@@ -21,11 +21,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "api.h"
 #include "status.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 #define LG_MAX_RANK 6
 
@@ -100,6 +102,7 @@ lg_status lg_tensor_copy(lg_tensor *dst, const lg_tensor *src);
 double lg_tensor_get(const lg_tensor *t, int64_t flat_index);
 void lg_tensor_set(lg_tensor *t, int64_t flat_index, double value);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

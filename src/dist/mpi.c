@@ -1,15 +1,15 @@
 /*
  * mpi.c — data-parallel groups over MPI (include/graph/distributed_mpi.h):
- * the two collectives of lg_dist_ops (src/train/dist.h) as MPI_Allreduce
+ * the two collectives of lg_dist_ops (include/graph/distributed.h) as MPI_Allreduce
  * and MPI_Bcast on a duplicate of the caller's communicator. Built into
  * libloopgrad_mpi only, so the core library never links MPI.
  */
 #include <limits.h>
 #include <stdbool.h>
+#include <stdlib.h>
 
 #include "graph/distributed_mpi.h"
-#include "graph/internal.h"
-#include "train/dist.h"
+#include "graph/distributed.h"
 
 typedef struct mpi_group {
     MPI_Comm comm;  /* our duplicate */

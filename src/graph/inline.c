@@ -11,7 +11,7 @@ static lg_value copy_node(lg_graph *g, const lg_node *n, const lg_value *in, int
 {
     *id = -1;
     if (n->op == LG_OP_CONST) return lg_constant(g, strrchr(n->name, '/') ? strrchr(n->name, '/') + 1 : n->name, n->attrs.tensor);
-    if (n->op < LG_OP_MATMUL) /* an input without a value, or a parameter (bodies have none) */
+    if (!lg_op_is_compute(n->op)) /* an input without a value, or a parameter (bodies have none) */
         return lg_graph_fail(g, "inline: '%s' is a %s with no value to stand for it", n->name, lg_op_defs[n->op]->name);
     lg_attrs a = n->attrs;
     if (n->op == LG_OP_LOOP) {

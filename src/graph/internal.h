@@ -3,8 +3,8 @@
  *
  * A node applies one op to input references and owns its outputs' dtypes and
  * shapes, a small attribute blob, and a name. Nodes live in the graph's arena
- * in creation order, which is a topological order. A node may own subgraphs
- * (a loop's body); none does yet.
+ * in creation order, which is a topological order. A loop node owns a
+ * subgraph, its body (lg_loop_spec, shared with its gradient loop).
  */
 #ifndef LG_GRAPH_INTERNAL_H
 #define LG_GRAPH_INTERNAL_H
@@ -27,9 +27,6 @@
     } while (0)
 
 #define LG_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-/* Record the message for lg_last_error() on this thread and return s. */
-lg_status lg_fail(lg_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 typedef struct lg_port {
     lg_dtype dtype;

@@ -1,19 +1,16 @@
 /* safetensors.c — the safetensors file format: validating reader and atomic
  * writer (checkpoint.h). JSON goes through jansson. */
-#define _DEFAULT_SOURCE /* flock */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "graph/checkpoint.h"
 #include "graph/internal.h"
+#include "io/atomic_file.h"
 #include "io/file.h"
 
 /* Tensor bytes go between memory and file unchanged. */
@@ -474,135 +471,15 @@ static lg_status check_save_args(const char *path, const char *const *names, lg_
     return LG_OK;
 }
 
-static bool write_all(int fd, const void *p, size_t n)
-{
-    const unsigned char *b = p;
-    while (n > 0) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return false;
-        b += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
-/* The file a save writes: path itself, or, when path is a symbolic link,
- * the file it leads to (followed link by link, as editors save), so the
- * link stays a link. A dangling link's target is created. malloc'd. */
-static lg_status save_target(const char *path, char **out)
-{
-    char *cur = strdup(path);
-    for (int hops = 0; cur; hops++) {
-        struct stat st;
-        if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode)) break; /* a new file, or not a link */
-        if (hops == 40) {
-            free(cur);
-            return lg_fail(LG_ERR_IO, "safetensors file '%s': too many levels of symbolic links", path);
-        }
-        char link[PATH_MAX];
-        ssize_t n = readlink(cur, link, sizeof link - 1);
-        if (n < 0) {
-            lg_status s = lg_fail(LG_ERR_IO, "safetensors file '%s': cannot read the link '%s': %s", path, cur,
-                                  strerror(errno));
-            free(cur);
-            return s;
-        }
-        link[n] = '\0';
-        const char *slash = strrchr(cur, '/');
-        int keep = link[0] == '/' || !slash ? 0 : (int)(slash - cur) + 1; /* a relative link is from its directory */
-        size_t size = (size_t)keep + (size_t)n + 1;
-        char *next = malloc(size);
-        if (next) snprintf(next, size, "%.*s%s", keep, cur, link);
-        free(cur);
-        cur = next;
-    }
-    if (!cur) return lg_fail(LG_ERR_OUT_OF_MEMORY, "lg_safetensors_save: out of memory");
-    *out = cur;
-    return LG_OK;
-}
-
-/* A temporary file's name in the target's directory: ".<base>." and six
- * mkstemp characters, or, when that would pass NAME_MAX, ".lg-<hash of
- * base>." and six, so any legal name can be saved. A name that fits the
- * pattern with the same prefix is a temporary file of this target. */
-#define TEMP_SUFFIX "XXXXXX"
-
-static void temp_prefix(const char *base, char *out, size_t size)
-{
-    if (strlen(base) + 2 + strlen(TEMP_SUFFIX) <= NAME_MAX) {
-        snprintf(out, size, ".%s.", base);
-        return;
-    }
-    uint64_t h = 0xcbf29ce484222325u; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)base; *p; p++) h = (h ^ *p) * 0x100000001b3u;
-    snprintf(out, size, ".lg-%016llx.", (unsigned long long)h);
-}
-
-/* "<dir>/<prefix>XXXXXX" for mkstemp, <dir> alone (for its fsync and the
- * clean-up) and the prefix. */
-static lg_status temp_names(const char *path, char **tmp, char **dir, char prefix[NAME_MAX + 1])
-{
-    const char *slash = strrchr(path, '/');
-    int dir_len = slash ? (int)(slash - path) : 0; /* "/x": the root, "x": "." */
-    *tmp = malloc(strlen(path) + NAME_MAX + 2);
-    *dir = malloc((size_t)dir_len + 2);
-    if (!*tmp || !*dir) {
-        free(*tmp), free(*dir);
-        return lg_fail(LG_ERR_OUT_OF_MEMORY, "lg_safetensors_save: out of memory");
-    }
-    snprintf(*dir, (size_t)dir_len + 2, "%.*s", dir_len, !slash ? "." : slash == path ? "/" : path);
-    int at = slash ? (int)(slash - path) + 1 : 0;
-    temp_prefix(path + at, prefix, NAME_MAX + 1);
-    sprintf(*tmp, "%.*s%s" TEMP_SUFFIX, at, path, prefix);
-    return LG_OK;
-}
-
-/* Remove temporary files that earlier saves of this target left behind
- * when they were killed. A live save holds an flock on its temporary file
- * until it is renamed, so only files whose lock can be taken are stale;
- * the lock dies with its process. Best effort: what cannot be removed
- * stays, and the save goes on. */
-static void remove_stale_temps(const char *dir, const char *prefix)
-{
-    DIR *d = opendir(dir);
-    if (!d) return;
-    size_t n = strlen(prefix), n_suffix = strlen(TEMP_SUFFIX);
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        const char *name = e->d_name;
-        if (strncmp(name, prefix, n) != 0 || strlen(name) != n + n_suffix) continue;
-        bool pattern = true;
-        for (size_t i = n; i < n + n_suffix; i++)
-            pattern = pattern && ((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
-                                  (name[i] >= '0' && name[i] <= '9'));
-        if (!pattern) continue;
-        int fd = openat(dirfd(d), name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0) continue;
-        struct stat held, named;
-        if (fstat(fd, &held) == 0 && S_ISREG(held.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
-            fstatat(dirfd(d), name, &named, AT_SYMLINK_NOFOLLOW) == 0 && named.st_ino == held.st_ino &&
-            named.st_dev == held.st_dev)
-            unlinkat(dirfd(d), name, 0);
-        close(fd);
-    }
-    closedir(d);
-}
-
-/* Write the file into fd; on failure *step says what failed (errno set). */
-static bool write_file(int fd, const char *header, size_t header_len, lg_tensor *const *tensors, int n, mode_t mode,
-                       const char **step)
+/* The file into f: the length of the header, the header, the tensors. */
+static void write_file(FILE *f, const char *header, size_t header_len, lg_tensor *const *tensors, int n)
 {
     unsigned char len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)header_len >> (8 * i));
-    *step = "chmod";
-    if (fchmod(fd, mode) != 0) return false;
-    *step = "write";
-    if (!write_all(fd, len8, 8) || !write_all(fd, header, header_len)) return false;
-    for (int i = 0; i < n; i++)
-        if (!write_all(fd, lg_tensor_cdata(tensors[i]), lg_tensor_bytes(tensors[i]))) return false;
-    *step = "fsync";
-    return fsync(fd) == 0;
+    fwrite(len8, 1, 8, f);
+    fwrite(header, 1, header_len, f);
+    for (int i = 0; i < n; i++) /* an empty tensor's data may be NULL, which fwrite must not get */
+        if (lg_tensor_bytes(tensors[i]) > 0) fwrite(lg_tensor_cdata(tensors[i]), 1, lg_tensor_bytes(tensors[i]), f);
 }
 
 lg_status lg_safetensors_save(const char *path, const char *const *names, lg_tensor *const *tensors, int n)
@@ -611,49 +488,23 @@ lg_status lg_safetensors_save(const char *path, const char *const *names, lg_ten
     if (s != LG_OK) return s;
     if (!path[0] || path[strlen(path) - 1] == '/')
         return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_safetensors_save: path '%s' names no file", path);
-    char *header = NULL, *target = NULL, *tmp = NULL, *dir = NULL, prefix[NAME_MAX + 1];
+    char *header = NULL;
     size_t header_len = 0;
     s = build_header(names, tensors, n, &header, &header_len);
-    if (s == LG_OK) s = save_target(path, &target);
-    if (s == LG_OK) s = temp_names(target, &tmp, &dir, prefix);
-    if (s != LG_OK) {
-        free(header), free(target);
-        return s;
+    if (s != LG_OK) return s;
+    size_t size = strlen(path) + 32;
+    char *what = malloc(size);
+    if (!what) {
+        free(header);
+        return lg_fail(LG_ERR_OUT_OF_MEMORY, "lg_safetensors_save: out of memory");
     }
-    remove_stale_temps(dir, prefix);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        s = lg_fail(LG_ERR_IO, "safetensors file '%s': cannot create a temporary file in '%s': %s", path, dir,
-                    strerror(errno));
-        free(header), free(target), free(tmp), free(dir);
-        return s;
+    snprintf(what, size, "safetensors file '%s'", path);
+    lg_atomic_file out;
+    s = lg_atomic_file_open(&out, path, what);
+    if (s == LG_OK) {
+        write_file(out.f, header, header_len, tensors, n);
+        s = lg_atomic_file_commit(&out);
     }
-    /* The lock marks the file live for remove_stale_temps until it is
-     * renamed: `live` shares it and keeps it past close(fd), which must
-     * come first to catch a failed write-back. */
-    flock(fd, LOCK_EX | LOCK_NB);
-    int live = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-    /* a replaced file keeps its mode; a new one gets 0644 (mkstemp made 0600) */
-    struct stat st;
-    mode_t mode = stat(target, &st) == 0 && S_ISREG(st.st_mode) ? st.st_mode & 07777 : 0644;
-    const char *step = NULL;
-    bool ok = write_file(fd, header, header_len, tensors, n, mode, &step);
-    int err = errno;
-    if (close(fd) != 0 && ok) ok = false, step = "close", err = errno;
-    if (ok && rename(tmp, target) != 0) ok = false, step = "rename onto the target", err = errno;
-    if (!ok) {
-        s = lg_fail(LG_ERR_IO, "safetensors file '%s': %s failed: %s", path, step, strerror(err));
-        unlink(tmp);
-    }
-    if (live >= 0) close(live);
-    if (ok) {
-        /* make the rename durable too; the file is in place whatever this says */
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-    }
-    free(header), free(target), free(tmp), free(dir);
+    free(header), free(what);
     return s;
 }

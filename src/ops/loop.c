@@ -5,10 +5,13 @@
  * The gradient body is built in the forward body itself: cotangent inputs
  * for the next states and per-step outputs, accumulator inputs for the
  * invariants, and lg_vjp of the forward step. Run forward, the body's
- * programs need only forward nodes; run backward, they recompute the step
- * from the saved state before it and then take its vector-Jacobian product.
- * So the forward loop saves only carried states (checkpointing at every
- * step), and the invariants' gradients are carried states that accumulate.
+ * programs need only forward nodes. By default (LG_LOOP_SAVE_RESIDUALS) the
+ * forward loop also stacks the body values the gradient step reads (the
+ * residuals, lg_loop_save_residuals), so run backward the step only takes
+ * its vector-Jacobian product; with LG_LOOP_RECOMPUTE it saves only the
+ * carried states and the backward step recomputes the step from the state
+ * before it (checkpointing at every step). The invariants' gradients are
+ * carried states that accumulate.
  */
 #include <string.h>
 
@@ -208,7 +211,7 @@ static int find_ref(const lg_ref *refs, int n, lg_ref r)
  * input or a constant), which the gradient step would otherwise recompute. */
 static bool is_residual(const lg_graph *body, int32_t first_grad, lg_ref r)
 {
-    return r.node < first_grad && body->nodes[r.node].op >= LG_OP_MATMUL;
+    return r.node < first_grad && lg_op_is_compute(body->nodes[r.node].op);
 }
 
 /* The forward values the gradient step b (nodes first..end-1 of the body,

@@ -32,6 +32,13 @@ LG_OPS(LG_X_DECL)
 
 extern const lg_op_def *const lg_op_defs[LG_OP_COUNT];
 
+/* Whether op computes (the executor runs a kernel for it): every op after
+ * the sources (input, parameter, constant, which are bound to buffers),
+ * control ops (the loop) included. */
+#define LG_X_ONE(ID, name) +1
+static inline bool lg_op_is_compute(lg_op op) { return (int)op >= 0 LG_SOURCE_OPS(LG_X_ONE); }
+#undef LG_X_ONE
+
 /* n's op's shape inference, then the size rule (lg_shape_bytes, unknown
  * dims counted as 1) on every output: the one place the builder, compile
  * and loop bodies infer ports, so no port too large for memory gets past. */

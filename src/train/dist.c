@@ -2,7 +2,7 @@
  * dist.c — data-parallel groups (include/graph/distributed.h): local
  * groups, the sharded step of a distributed trainer, and the agreement fit
  * needs between ranks. The engine that moves bytes between processes sits
- * behind lg_dist_ops (src/train/dist.h); Open MPI's is src/dist/mpi.c, in
+ * behind lg_dist_ops (distributed.h); Open MPI's is src/dist/mpi.c, in
  * its own library, so the core never needs MPI.
  *
  * One step of a distributed trainer, on every rank:
@@ -21,7 +21,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "train/dist.h"
+#include "graph/distributed.h"
 #include "train/train.h"
 
 struct lg_dist {

@@ -1,6 +1,7 @@
 /* plot.c — learning curves through PLplot (plot.h). */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <plplot.h>
 #include <stdlib.h>
@@ -10,8 +11,8 @@
 #include <unistd.h>
 
 #include "plot/plot.h"
-#include "graph/internal.h"
-#include "../viz/outfile.h"
+#include "graph/status.h"
+#include "io/atomic_file.h"
 
 /* The history as columns: x (1, 2, ...), then loss, val_loss, metric,
  * val_metric per epoch ([n] each; NULL when the history lacks the column). */
@@ -148,8 +149,10 @@ static lg_status draw(const history *h, const char *out_path)
     if (h->n < 1) return lg_fail(LG_ERR_INVALID_ARGUMENT, "plot: the history has no epochs");
     if (!have_device(dev))
         return lg_fail(LG_ERR_UNSUPPORTED, "plot: PLplot has no '%s' driver (install plplot-driver-cairo)", dev);
-    outfile o;
-    lg_status s = outfile_open(&o, out_path);
+    char what[PATH_MAX + 32];
+    snprintf(what, sizeof what, "plot: cannot write '%s'", out_path);
+    lg_atomic_file o;
+    lg_status s = lg_atomic_file_open(&o, out_path, what);
     if (s != LG_OK) return s;
     /* PLplot closes the stream it writes to when the plot ends: give it its
      * own on a duplicate descriptor, and keep ours to commit. */
@@ -157,7 +160,7 @@ static lg_status draw(const history *h, const char *out_path)
     FILE *pf = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (!pf) {
         if (fd >= 0) close(fd);
-        outfile_abort(&o);
+        lg_atomic_file_abort(&o);
         return lg_fail(LG_ERR_IO, "plot: cannot write '%s': %s", out_path, strerror(errno));
     }
     bool metric = !all_nan(h->col[METRIC], h->n) || !all_nan(h->col[VAL_METRIC], h->n);
@@ -184,10 +187,10 @@ static lg_status draw(const history *h, const char *out_path)
     /* PLplot reports no write errors: an empty file is the sign of one */
     struct stat st;
     if (fstat(fileno(o.f), &st) != 0 || st.st_size == 0) {
-        outfile_abort(&o);
+        lg_atomic_file_abort(&o);
         return lg_fail(LG_ERR_IO, "plot: cannot write '%s': nothing was written", out_path);
     }
-    return outfile_commit(&o);
+    return lg_atomic_file_commit(&o);
 }
 
 /* ---- from memory -------------------------------------------------------------- */

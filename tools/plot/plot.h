@@ -40,11 +40,13 @@
 #ifndef LG_PLOT_H
 #define LG_PLOT_H
 
+#include "graph/api.h"
 #include "graph/fit.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 /* Plot the history in csv_path to out_path. */
 lg_status lg_plot_history_csv(const char *csv_path, const char *out_path);
@@ -55,6 +57,7 @@ lg_status lg_plot_history_csv(const char *csv_path, const char *out_path);
  * panel (lg_metric_name; NULL or "": "metric"). */
 lg_status lg_plot_history(const lg_epoch_logs *logs, int n, const char *metric, const char *out_path);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif

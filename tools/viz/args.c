@@ -1,7 +1,7 @@
 /* args.c — the examples' --dot and --svg flags (viz.h). */
 #include <string.h>
 
-#include "graph/internal.h"
+#include "graph/status.h"
 #include "viz.h"
 
 static const char *const FLAGS[] = {"--dot", "--svg"};
@@ -11,7 +11,7 @@ static const char *const FLAGS[] = {"--dot", "--svg"};
  * *value is NULL when the value is missing. */
 static int flag_at(int argc, char **argv, int i, const char **value, int *taken)
 {
-    for (int k = 0; k < (int)LG_ARRAY_LEN(FLAGS); k++) {
+    for (int k = 0; k < (int)(sizeof FLAGS / sizeof FLAGS[0]); k++) {
         size_t n = strlen(FLAGS[k]);
         if (strncmp(argv[i], FLAGS[k], n) != 0) continue;
         if (argv[i][n] == '=') {
@@ -32,7 +32,7 @@ lg_status lg_viz_args_parse(int *argc, char **argv, lg_viz_args *out)
 {
     if (out) *out = (lg_viz_args){0};
     if (!argc || !argv || !out) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_viz_args_parse: a NULL argument");
-    const char *paths[LG_ARRAY_LEN(FLAGS)] = {NULL};
+    const char *paths[(sizeof FLAGS / sizeof FLAGS[0])] = {NULL};
     for (int i = 1; i < *argc;) {
         const char *value;
         int taken = 1, k = flag_at(*argc, argv, i, &value, &taken);

@@ -9,12 +9,14 @@
  * cluster.
  */
 #include <assert.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dot_util.h"
-#include "graph/internal.h"
-#include "outfile.h"
+#include "graph/loop.h"
+#include "io/atomic_file.h"
 #include "viz.h"
 
 typedef enum kind { K_PARAM, K_INPUT, K_CONST, K_OP, K_GRAD, K_LOOP, K_GRAD_LOOP, K_PORT, KIND_COUNT } kind;
@@ -31,7 +33,7 @@ static const struct style {
     [K_GRAD_LOOP] = {"lg-grad-loop", "gradient loop", "box3d", "filled", "#ea9999", "#660000"},
     [K_PORT] = {"lg-port", "loop port (body input)", "cds", "filled", "#d9d2e9", "#20124d"},
 };
-static_assert(LG_ARRAY_LEN(STYLES) == KIND_COUNT, "a style per node kind");
+static_assert(sizeof STYLES / sizeof STYLES[0] == KIND_COUNT, "a style per node kind");
 
 /* cluster fill and border: forward loops, gradient loops */
 static const char *const CLUSTER_FILL[2] = {"#f3f9f0", "#fcefef"}, *const CLUSTER_COLOR[2] = {"#6aa84f", "#cc0000"};
@@ -59,10 +61,10 @@ typedef struct level {
 static void put_html(writer *w, const char *s) { viz_put_text(w->f, s, VIZ_HTML); }
 
 /* "f32 [?, 4]" */
-static void put_port(writer *w, const lg_port *p)
+static void put_value(writer *w, lg_value v)
 {
     char buf[160];
-    fprintf(w->f, "%s %s", lg_dtype_name(p->dtype), lg_shape_str(p->shape, buf, sizeof buf));
+    fprintf(w->f, "%s %s", lg_dtype_name(lg_value_dtype(v)), lg_shape_str(lg_value_shape(v), buf, sizeof buf));
 }
 
 /* A string from a format, or NULL (w->oom) when out of memory. */
@@ -91,28 +93,27 @@ static void indent(writer *w, int depth) { fprintf(w->f, "%*s", 2 * depth, ""); 
 
 static kind node_kind(const level *L, int32_t i)
 {
-    const lg_node *nd = &L->g->nodes[i];
+    const char *op = lg_graph_node_op(L->g, i);
+    bool grad = lg_graph_node_is_grad(L->g, i);
     if (L->port_of && L->port_of[i] >= 0) return K_PORT;
-    switch (nd->op) {
-    case LG_OP_PARAM: return K_PARAM;
-    case LG_OP_INPUT: return K_INPUT;
-    case LG_OP_CONST: return K_CONST;
-    case LG_OP_LOOP: return nd->is_grad ? K_GRAD_LOOP : K_LOOP;
-    default: return nd->is_grad ? K_GRAD : K_OP;
-    }
+    if (strcmp(op, "param") == 0) return K_PARAM;
+    if (strcmp(op, "input") == 0) return K_INPUT;
+    if (strcmp(op, "const") == 0) return K_CONST;
+    if (lg_graph_node_loop(L->g, i, NULL)) return grad ? K_GRAD_LOOP : K_LOOP;
+    return grad ? K_GRAD : K_OP;
 }
 
-/* What output o of node i is, for edge labels: a loop's outputs by role, a
- * node with several outputs by index, else nothing. */
-static void put_role(writer *w, const lg_node *nd, int o)
+/* What output o of node i of g is, for edge labels: a loop's outputs by
+ * role, a node with several outputs by index, else nothing. */
+static void put_role(writer *w, const lg_graph *g, int32_t i, int o)
 {
-    if (nd->op == LG_OP_LOOP) {
-        const lg_loop_spec *s = nd->attrs.loop;
-        if (o < s->n_state) fprintf(w->f, "state %d ", o);
-        else if (o < s->n_state + s->n_y) fprintf(w->f, "output %d ", o - s->n_state);
-        else if (o < 2 * s->n_state + s->n_y) fprintf(w->f, "saved state %d ", o - s->n_state - s->n_y);
-        else fprintf(w->f, "residual %d ", o - 2 * s->n_state - s->n_y);
-    } else if (nd->n_out > 1) {
+    lg_loop_info s;
+    if (lg_graph_node_loop(g, i, &s)) {
+        if (o < s.n_state) fprintf(w->f, "state %d ", o);
+        else if (o < s.n_state + s.n_y) fprintf(w->f, "output %d ", o - s.n_state);
+        else if (o < 2 * s.n_state + s.n_y) fprintf(w->f, "saved state %d ", o - s.n_state - s.n_y);
+        else fprintf(w->f, "residual %d ", o - 2 * s.n_state - s.n_y);
+    } else if (lg_graph_node_output_count(g, i) > 1) {
         fprintf(w->f, "#%d ", o);
     }
 }
@@ -126,24 +127,25 @@ static void put_attrs(writer *w, kind k)
             st->fill, st->color);
 }
 
-/* The label lines a loop node adds: its kind and its results. */
-static void put_loop_label(writer *w, const lg_node *nd)
+/* The label lines loop node i of g adds: its kind and its results. */
+static void put_loop_label(writer *w, const lg_graph *g, int32_t i, const lg_loop_info *s)
 {
-    const lg_loop_spec *s = nd->attrs.loop;
-    fprintf(w->f, "<BR/>%s%s", nd->is_grad ? "gradient loop" : "loop", s->reverse ? ", reverse" : "");
+    fprintf(w->f, "<BR/>%s%s", lg_graph_node_is_grad(g, i) ? "gradient loop" : "loop", s->reverse ? ", reverse" : "");
     if (s->n_seq == 0) fprintf(w->f, ", %lld steps", (long long)s->steps);
     if (s->has_stop) fputs(", until stop", w->f);
     for (int o = 0; o < s->n_state + s->n_y; o++) {
         fputs("<BR/>", w->f);
-        put_role(w, nd, o);
-        put_port(w, &nd->out[o]);
+        put_role(w, g, i, o);
+        put_value(w, lg_graph_node_output(g, i, o));
     }
     fprintf(w->f, "<BR/>saves %d states, %d residuals", s->n_state, s->n_res);
 }
 
 static void write_node(writer *w, const level *L, int32_t i, int depth)
 {
-    const lg_node *nd = &L->g->nodes[i];
+    const char *name = lg_graph_node_name(L->g, i);
+    lg_loop_info loop;
+    bool is_loop = lg_graph_node_loop(L->g, i, &loop);
     kind k = node_kind(L, i);
     indent(w, depth);
     fprintf(w->f, "%sn%d [", L->prefix, (int)i);
@@ -151,47 +153,49 @@ static void write_node(writer *w, const level *L, int32_t i, int depth)
     fputs(" label=<<B>", w->f);
     if (k == K_PORT) {
         int p = L->port_of[i];
-        const lg_loop_spec *s = L->outer->nodes[L->loop].attrs.loop;
-        const char *role = p < s->n_seq ? "slice x_t of " : p < s->n_seq + s->n_state ? "state " : "invariant ";
+        lg_loop_info s;
+        lg_graph_node_loop(L->outer, L->loop, &s);
+        const char *role = p < s.n_seq ? "slice x_t of " : p < s.n_seq + s.n_state ? "state " : "invariant ";
         fputs(role, w->f);
-        put_html(w, L->outer->nodes[L->outer->nodes[L->loop].in[p].node].name);
+        put_html(w, lg_value_name(lg_graph_node_input(L->outer, L->loop, p)));
         fputs("</B><BR/><I>", w->f);
-        put_html(w, nd->name);
+        put_html(w, name);
         fputs("</I>", w->f);
     } else {
-        put_html(w, nd->name);
+        put_html(w, name);
         fputs("</B>", w->f);
-        if (nd->op != LG_OP_LOOP) fprintf(w->f, "<BR/>%s", lg_op_name(nd->op));
+        if (!is_loop) fprintf(w->f, "<BR/>%s", lg_graph_node_op(L->g, i));
     }
-    if (nd->op == LG_OP_LOOP) {
-        put_loop_label(w, nd);
+    if (is_loop) {
+        put_loop_label(w, L->g, i, &loop);
     } else {
-        for (int o = 0; o < nd->n_out; o++) {
+        int n_out = lg_graph_node_output_count(L->g, i);
+        for (int o = 0; o < n_out; o++) {
             fputs("<BR/>", w->f);
-            if (nd->n_out > 1) fprintf(w->f, "#%d ", o);
-            put_port(w, &nd->out[o]);
+            if (n_out > 1) fprintf(w->f, "#%d ", o);
+            put_value(w, lg_graph_node_output(L->g, i, o));
         }
     }
     fputs("> tooltip=\"", w->f);
-    viz_put_text(w->f, nd->name, VIZ_QUOTED);
+    viz_put_text(w->f, name, VIZ_QUOTED);
     fputs("\"];\n", w->f);
 }
 
 /* ---- edges ------------------------------------------------------------------------ */
 
-/* An edge carrying output `out` of src (node `from`), labelled with its
+/* An edge carrying output `out` of node `from` of src, labelled with its
  * shape after `role` (NULL: the output's role, see put_role). */
 static void write_edge(writer *w, const char *from_prefix, int32_t from, const char *to_prefix, int32_t to,
-                       const lg_node *src, int out, const char *role, bool dashed, int depth)
+                       const lg_graph *src, int out, const char *role, bool dashed, int depth)
 {
     indent(w, depth);
     fprintf(w->f, "%sn%d -> %sn%d [", from_prefix, (int)from, to_prefix, (int)to);
     if (w->o.edge_labels) {
         fputs("label=\"", w->f);
         if (role) fprintf(w->f, "%s ", role);
-        else put_role(w, src, out);
+        else put_role(w, src, from, out);
         char buf[160];
-        fputs(lg_shape_str(src->out[out].shape, buf, sizeof buf), w->f);
+        fputs(lg_shape_str(lg_value_shape(lg_graph_node_output(src, from, out)), buf, sizeof buf), w->f);
         fputs("\"", w->f);
     }
     if (dashed) fputs(" style=dashed", w->f);
@@ -202,19 +206,18 @@ static void write_edge(writer *w, const char *from_prefix, int32_t from, const c
  * its ports. */
 static void write_edges(writer *w, const level *L, int depth)
 {
-    for (int32_t i = 0; i < L->g->n_nodes && !w->oom; i++) {
-        const lg_node *nd = &L->g->nodes[i];
+    for (int32_t i = 0; i < lg_graph_node_count(L->g) && !w->oom; i++) {
         if (!L->draw[i]) continue;
-        const lg_loop_spec *loop = nd->op == LG_OP_LOOP && w->o.expand_loops ? nd->attrs.loop : NULL;
+        bool loop = w->o.expand_loops && lg_graph_node_loop(L->g, i, NULL);
         char *body_prefix = loop ? str_printf(w, "%sn%d_", L->prefix, (int)i) : NULL;
-        for (int k = 0; k < nd->n_in && (!loop || body_prefix); k++) {
-            lg_ref r = nd->in[k];
+        for (int k = 0; k < lg_graph_node_input_count(L->g, i) && (!loop || body_prefix); k++) {
+            lg_value r = lg_graph_node_input(L->g, i, k);
             if (!L->draw[r.node]) continue;
             if (loop)
-                write_edge(w, L->prefix, r.node, body_prefix, loop->inputs[k], &L->g->nodes[r.node], r.out, NULL,
+                write_edge(w, L->prefix, r.node, body_prefix, lg_loop_body_input(L->g, i, k), L->g, r.output, NULL,
                            false, depth);
             else
-                write_edge(w, L->prefix, r.node, L->prefix, i, &L->g->nodes[r.node], r.out, NULL, false, depth);
+                write_edge(w, L->prefix, r.node, L->prefix, i, L->g, r.output, NULL, false, depth);
         }
         free(body_prefix);
     }
@@ -224,76 +227,72 @@ static void write_edges(writer *w, const level *L, int depth)
 
 static void write_level(writer *w, const level *L, int depth);
 
-/* The body nodes a loop node computes: those its results (and the
+/* The body nodes loop node i of g computes: those its results (and the
  * residuals it saves) need, and its inputs, less gradient nodes when they
  * are not drawn; NULL when out of memory. */
-static bool *body_nodes(writer *w, const lg_node *loop)
+static bool *body_nodes(writer *w, const lg_graph *g, int32_t i, const lg_loop_info *s)
 {
-    const lg_loop_spec *s = loop->attrs.loop;
     const lg_graph *body = s->body;
-    int n_out = s->n_state + s->n_y + s->has_stop, n_want = n_out + s->n_res;
-    lg_ref *want = malloc((size_t)(n_want ? n_want : 1) * sizeof *want);
-    bool *draw = calloc((size_t)(body->n_nodes ? body->n_nodes : 1), sizeof *draw);
-    lg_walk walk = {0};
-    if (want && draw) {
-        memcpy(want, s->outputs, (size_t)n_out * sizeof *want);
-        if (s->n_res) memcpy(want + n_out, s->res, (size_t)s->n_res * sizeof *want);
-    }
-    if (!want || !draw || !lg_walk_init(&walk, body, want, n_want)) {
-        free(want), free(draw);
+    int32_t n = lg_graph_node_count(body);
+    bool *draw = calloc((size_t)(n ? n : 1), sizeof *draw);
+    if (!draw) {
         w->oom = true;
         return NULL;
     }
-    for (int32_t j = 0; j < walk.end; j++) draw[j] = walk.needed[j];
-    for (int k = 0; k < s->n_seq + s->n_state + s->n_inv; k++) draw[s->inputs[k]] = true;
-    for (int32_t j = 0; j < body->n_nodes; j++) draw[j] = draw[j] && (w->o.gradients || !body->nodes[j].is_grad);
-    lg_walk_free(&walk);
-    free(want);
+    /* what the results and residuals need: nodes come in a topological
+     * order, so one pass from the end marks every node a marked one reads */
+    for (int k = 0; k < s->n_state + s->n_y + s->has_stop; k++) draw[lg_loop_body_output(g, i, k).node] = true;
+    for (int k = 0; k < s->n_res; k++) draw[lg_loop_body_residual(g, i, k).node] = true;
+    for (int32_t j = n - 1; j >= 0; j--)
+        for (int k = 0; draw[j] && k < lg_graph_node_input_count(body, j); k++)
+            draw[lg_graph_node_input(body, j, k).node] = true;
+    for (int k = 0; k < s->n_seq + s->n_state + s->n_inv; k++) draw[lg_loop_body_input(g, i, k)] = true;
+    for (int32_t j = 0; j < n; j++) draw[j] = draw[j] && (w->o.gradients || !lg_graph_node_is_grad(body, j));
     return draw;
 }
 
 /* Loop node i of level L as a cluster holding the loop node and its body. */
 static void write_loop(writer *w, const level *L, int32_t i, int depth)
 {
-    const lg_node *nd = &L->g->nodes[i];
-    const lg_loop_spec *s = nd->attrs.loop;
-    const lg_graph *body = s->body;
+    lg_loop_info s;
+    lg_graph_node_loop(L->g, i, &s);
+    const lg_graph *body = s.body;
+    int32_t n = lg_graph_node_count(body);
     char *prefix = str_printf(w, "%sn%d_", L->prefix, (int)i);
-    bool *draw = prefix ? body_nodes(w, nd) : NULL;
-    int *port_of = draw ? malloc((size_t)(body->n_nodes ? body->n_nodes : 1) * sizeof *port_of) : NULL;
+    bool *draw = prefix ? body_nodes(w, L->g, i, &s) : NULL;
+    int *port_of = draw ? malloc((size_t)(n ? n : 1) * sizeof *port_of) : NULL;
     if (!port_of) {
         w->oom = true;
         free(prefix), free(draw);
         return;
     }
-    for (int32_t j = 0; j < body->n_nodes; j++) port_of[j] = -1;
-    for (int k = 0; k < s->n_seq + s->n_state + s->n_inv; k++) port_of[s->inputs[k]] = k;
+    for (int32_t j = 0; j < n; j++) port_of[j] = -1;
+    for (int k = 0; k < s.n_seq + s.n_state + s.n_inv; k++) port_of[lg_loop_body_input(L->g, i, k)] = k;
 
-    bool grad = nd->is_grad;
+    bool grad = lg_graph_node_is_grad(L->g, i);
     indent(w, depth);
     fprintf(w->f, "subgraph cluster_%sn%d {\n", L->prefix, (int)i);
     indent(w, depth + 1);
     fprintf(w->f, "class=\"%s\" style=\"rounded,filled\" fillcolor=\"%s\" color=\"%s\" label=<<B>",
             grad ? "lg-grad-loop" : "lg-loop", CLUSTER_FILL[grad], CLUSTER_COLOR[grad]);
-    put_html(w, nd->name);
-    fprintf(w->f, "</B> (%s: %d sequences, %d states, %d invariants)>;\n", grad ? "gradient loop" : "loop", s->n_seq,
-            s->n_state, s->n_inv);
+    put_html(w, lg_graph_node_name(L->g, i));
+    fprintf(w->f, "</B> (%s: %d sequences, %d states, %d invariants)>;\n", grad ? "gradient loop" : "loop", s.n_seq,
+            s.n_state, s.n_inv);
     write_node(w, L, i, depth + 1);
     level B = {.g = body, .prefix = prefix, .draw = draw, .outer = L->g, .loop = i, .port_of = port_of};
     write_level(w, &B, depth + 1);
-    for (int k = 0; k < s->n_state + s->n_y + s->has_stop; k++) {
-        lg_ref r = s->outputs[k];
+    for (int k = 0; k < s.n_state + s.n_y + s.has_stop; k++) {
+        lg_value r = lg_loop_body_output(L->g, i, k);
         char role[48];
-        if (k < s->n_state) snprintf(role, sizeof role, "next state %d", k);
-        else if (k < s->n_state + s->n_y) snprintf(role, sizeof role, "output %d", k - s->n_state);
+        if (k < s.n_state) snprintf(role, sizeof role, "next state %d", k);
+        else if (k < s.n_state + s.n_y) snprintf(role, sizeof role, "output %d", k - s.n_state);
         else snprintf(role, sizeof role, "stop");
-        if (draw[r.node]) write_edge(w, prefix, r.node, L->prefix, i, &body->nodes[r.node], r.out, role, false, depth + 1);
+        if (draw[r.node]) write_edge(w, prefix, r.node, L->prefix, i, body, r.output, role, false, depth + 1);
     }
-    for (int k = 0; k < s->n_res; k++) {
-        lg_ref r = s->res[k];
+    for (int k = 0; k < s.n_res; k++) {
+        lg_value r = lg_loop_body_residual(L->g, i, k);
         if (draw[r.node])
-            write_edge(w, prefix, r.node, L->prefix, i, &body->nodes[r.node], r.out, "saved for gradient", true,
-                       depth + 1);
+            write_edge(w, prefix, r.node, L->prefix, i, body, r.output, "saved for gradient", true, depth + 1);
     }
     indent(w, depth);
     fputs("}\n", w->f);
@@ -302,9 +301,9 @@ static void write_loop(writer *w, const level *L, int32_t i, int depth)
 
 static void write_level(writer *w, const level *L, int depth)
 {
-    for (int32_t i = 0; i < L->g->n_nodes && !w->oom; i++) {
+    for (int32_t i = 0; i < lg_graph_node_count(L->g) && !w->oom; i++) {
         if (!L->draw[i]) continue;
-        if (L->g->nodes[i].op == LG_OP_LOOP && w->o.expand_loops) write_loop(w, L, i, depth);
+        if (w->o.expand_loops && lg_graph_node_loop(L->g, i, NULL)) write_loop(w, L, i, depth);
         else write_node(w, L, i, depth);
     }
     if (!w->oom) write_edges(w, L, depth);
@@ -329,7 +328,7 @@ static void write_legend(writer *w)
 static lg_status check_graph(const lg_graph *g, const char *fn)
 {
     if (!g) return lg_fail(LG_ERR_INVALID_ARGUMENT, "%s: graph is NULL", fn);
-    if (g->error) return lg_fail(LG_ERR_GRAPH, "%s: the graph has an error: %s", fn, g->error);
+    if (lg_graph_error(g)) return lg_fail(LG_ERR_GRAPH, "%s: the graph has an error: %s", fn, lg_graph_error(g));
     return LG_OK;
 }
 
@@ -338,10 +337,11 @@ static lg_status write_graph(const lg_graph *g, FILE *f, lg_dot_opts o, const ch
 {
     if (o.layers) return viz_write_layers(g, f, o, fn);
     writer w = {.f = f, .o = o};
-    bool *draw = calloc((size_t)(g->n_nodes ? g->n_nodes : 1), sizeof *draw);
+    int32_t n = lg_graph_node_count(g);
+    bool *draw = calloc((size_t)(n ? n : 1), sizeof *draw);
     if (!draw) return lg_fail(LG_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
-    for (int32_t i = 0; i < g->n_nodes; i++)
-        draw[i] = viz_in_scope(g->nodes[i].name, o.scope) && (o.gradients || !g->nodes[i].is_grad);
+    for (int32_t i = 0; i < n; i++)
+        draw[i] = viz_in_scope(lg_graph_node_name(g, i), o.scope) && (o.gradients || !lg_graph_node_is_grad(g, i));
     fputs("digraph loopgrad {\n"
           "  graph [fontname=\"Helvetica\" fontsize=11 labeljust=l newrank=true];\n"
           "  node [fontname=\"Helvetica\" fontsize=10];\n"
@@ -392,13 +392,15 @@ lg_status lg_graph_write_dot(const lg_graph *g, const char *path, lg_dot_opts op
     lg_status s = check_graph(g, "lg_graph_write_dot");
     if (s) return s;
     if (!path) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_graph_write_dot: path is NULL");
-    outfile o;
-    s = outfile_open(&o, path);
+    char what[PATH_MAX + 32];
+    snprintf(what, sizeof what, "cannot write '%s'", path);
+    lg_atomic_file o;
+    s = lg_atomic_file_open(&o, path, what);
     if (s) return s;
     s = write_graph(g, o.f, opts, "lg_graph_write_dot");
     if (s) {
-        outfile_abort(&o);
+        lg_atomic_file_abort(&o);
         return s;
     }
-    return outfile_commit(&o);
+    return lg_atomic_file_commit(&o);
 }

@@ -9,10 +9,12 @@
  * on past the key, else the op itself. Edges join groups, one per pair.
  * Loop bodies are never drawn: the loop is its scope's label.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "dot_util.h"
-#include "graph/internal.h"
+#include "graph/loop.h"
+#include "graph/optim.h"
 
 typedef enum gkind { G_SCOPE, G_SCOPE_LOOP, G_GRAD, G_OPTIMIZER, G_INPUT, G_PARAM, G_CONST, G_OP, G_LOOP, GKIND_COUNT } gkind;
 
@@ -62,15 +64,25 @@ typedef struct view {
     int n_edges, cap_edges;
 } view;
 
+/* ---- the graph, through graph.h and loop.h ------------------------------------ */
+
+/* Whether node i's op is `op` ("param", "input", "const", "loop"). */
+static bool op_is(const lg_graph *g, int32_t i, const char *op) { return strcmp(lg_graph_node_op(g, i), op) == 0; }
+
+static lg_shape out_shape(const lg_graph *g, int32_t i, int o)
+{
+    return lg_value_shape(lg_graph_node_output(g, i, o));
+}
+
 /* ---- grouping ------------------------------------------------------------------ */
 
-/* The key of node nd; *leaf when the name ends at the key. */
-static const char *key_of(const view *v, const lg_node *nd, size_t *len, bool *leaf)
+/* The key of node i; *leaf when the name ends at the key. */
+static const char *key_of(const view *v, int32_t i, size_t *len, bool *leaf)
 {
-    const char *name = nd->name, *from = name, *slash;
+    const char *name = lg_graph_node_name(v->g, i), *from = name, *slash;
     if (v->expand && strncmp(name, v->expand, v->elen) == 0 && (name[v->elen] == '\0' || name[v->elen] == '/')) {
         from = name[v->elen] ? name + v->elen + 1 : name + v->elen;
-    } else if (nd->is_grad) {
+    } else if (lg_graph_node_is_grad(v->g, i)) {
         *len = 4, *leaf = false;
         return "grad";
     }
@@ -91,21 +103,21 @@ static int group_of(view *v, const char *key, size_t len)
 static void make_groups(view *v)
 {
     const lg_graph *g = v->g;
-    for (int32_t i = 0; i < g->n_nodes; i++) {
+    for (int32_t i = 0; i < lg_graph_node_count(g); i++) {
         if (!v->keep[i]) continue;
-        const lg_node *nd = &g->nodes[i];
+        bool is_grad = lg_graph_node_is_grad(g, i);
         size_t len;
         bool leaf;
-        const char *key = key_of(v, nd, &len, &leaf);
+        const char *key = key_of(v, i, &len, &leaf);
         int k = v->of[i] = group_of(v, key, len);
         group *gr = &v->groups[k];
         if (gr->first < 0) gr->first = i;
         gr->n_nodes++;
         gr->scope |= !leaf;
-        gr->grad |= nd->is_grad && !(v->expand && viz_in_scope(nd->name, v->expand));
-        if (nd->op == LG_OP_PARAM) gr->n_params++, gr->param_values += lg_shape_numel(nd->out[0].shape);
-        else if (nd->op != LG_OP_INPUT && nd->op != LG_OP_CONST) gr->n_ops++;
-        if (nd->op == LG_OP_LOOP && !nd->is_grad && gr->n_loops++ == 0) gr->loop = i;
+        gr->grad |= is_grad && !(v->expand && viz_in_scope(lg_graph_node_name(g, i), v->expand));
+        if (op_is(g, i, "param")) gr->n_params++, gr->param_values += lg_shape_numel(out_shape(g, i, 0));
+        else if (!op_is(g, i, "input") && !op_is(g, i, "const")) gr->n_ops++;
+        if (op_is(g, i, "loop") && !is_grad && gr->n_loops++ == 0) gr->loop = i;
     }
 }
 
@@ -113,13 +125,11 @@ static gkind kind_of(const view *v, const group *gr)
 {
     if (gr->grad) return G_GRAD;
     if (gr->scope) return gr->loop >= 0 ? G_SCOPE_LOOP : G_SCOPE;
-    switch (v->g->nodes[gr->first].op) {
-    case LG_OP_INPUT: return G_INPUT;
-    case LG_OP_PARAM: return G_PARAM;
-    case LG_OP_CONST: return G_CONST;
-    case LG_OP_LOOP: return G_LOOP;
-    default: return G_OP;
-    }
+    if (op_is(v->g, gr->first, "input")) return G_INPUT;
+    if (op_is(v->g, gr->first, "param")) return G_PARAM;
+    if (op_is(v->g, gr->first, "const")) return G_CONST;
+    if (op_is(v->g, gr->first, "loop")) return G_LOOP;
+    return G_OP;
 }
 
 /* ---- edges ------------------------------------------------------------------------ */
@@ -153,14 +163,14 @@ static void add_shape(edge *e, lg_shape s)
 static bool make_edges(view *v)
 {
     const lg_graph *g = v->g;
-    for (int32_t i = 0; i < g->n_nodes; i++) {
+    for (int32_t i = 0; i < lg_graph_node_count(g); i++) {
         if (!v->keep[i]) continue;
-        for (int k = 0; k < g->nodes[i].n_in; k++) {
-            lg_ref r = g->nodes[i].in[k];
+        for (int k = 0; k < lg_graph_node_input_count(g, i); k++) {
+            lg_value r = lg_graph_node_input(g, i, k);
             if (!v->keep[r.node] || v->of[r.node] == v->of[i]) continue;
             edge *e = edge_of(v, v->of[r.node], v->of[i]);
             if (!e) return false;
-            add_shape(e, g->nodes[r.node].out[r.out].shape);
+            add_shape(e, lg_value_shape(r));
         }
     }
     return true;
@@ -181,10 +191,10 @@ static const char *layer_type(const lg_graph *g, const char *name)
 {
     const char *best = NULL;
     size_t best_len = 0;
-    for (int k = 0; k < g->n_layers; k++) {
-        size_t n = strlen(g->layers[k].name);
-        if (n >= best_len && strncmp(name, g->layers[k].name, n) == 0 && name[n] == '/')
-            best = g->layers[k].type, best_len = n;
+    for (int k = 0; k < lg_graph_layer_count(g); k++) {
+        const char *layer = lg_graph_layer_name(g, k);
+        size_t n = strlen(layer);
+        if (n >= best_len && strncmp(name, layer, n) == 0 && name[n] == '/') best = lg_graph_layer_type(g, k), best_len = n;
     }
     return best;
 }
@@ -192,36 +202,35 @@ static const char *layer_type(const lg_graph *g, const char *name)
 /* "LSTM cell, loop over T = 28" */
 static void put_loop(FILE *f, const lg_graph *g, int32_t i)
 {
-    const lg_node *nd = &g->nodes[i];
-    const lg_loop_spec *s = nd->attrs.loop;
-    const char *cell = layer_type(g, nd->name);
+    lg_loop_info s;
+    lg_graph_node_loop(g, i, &s);
+    const char *cell = layer_type(g, lg_graph_node_name(g, i));
     if (cell) {
         viz_put_text(f, cell, VIZ_HTML);
         fputs(" cell, ", f);
     }
-    if (s->n_seq > 0) {
-        lg_ref x = nd->in[0];
-        int64_t t = g->nodes[x.node].out[x.out].shape.dims[0];
+    if (s.n_seq > 0) {
+        int64_t t = lg_value_shape(lg_graph_node_input(g, i, 0)).dims[0];
         if (t < 0) fputs("loop over T = ?", f);
         else fprintf(f, "loop over T = %lld", (long long)t);
     } else {
-        fprintf(f, "loop of %lld steps", (long long)s->steps);
+        fprintf(f, "loop of %lld steps", (long long)s.steps);
     }
-    if (s->reverse) fputs(", reverse", f);
-    if (s->has_stop) fputs(", until stop", f);
+    if (s.reverse) fputs(", reverse", f);
+    if (s.has_stop) fputs(", until stop", f);
 }
 
 /* The distinct types of the layers in scope gr, as "LSTM, Dense". */
 static void put_layer_types(FILE *f, const lg_graph *g, const group *gr)
 {
     bool any = false;
-    for (int k = 0; k < g->n_layers; k++) {
-        const char *name = g->layers[k].name, *type = g->layers[k].type;
+    for (int k = 0; k < lg_graph_layer_count(g); k++) {
+        const char *name = lg_graph_layer_name(g, k), *type = lg_graph_layer_type(g, k);
         if (strncmp(name, gr->key, gr->len) != 0 || (name[gr->len] != '\0' && name[gr->len] != '/')) continue;
         bool seen = false;
         for (int j = 0; j < k && !seen; j++) {
-            const char *nj = g->layers[j].name;
-            seen = strcmp(g->layers[j].type, type) == 0 && strncmp(nj, gr->key, gr->len) == 0 &&
+            const char *nj = lg_graph_layer_name(g, j);
+            seen = strcmp(lg_graph_layer_type(g, j), type) == 0 && strncmp(nj, gr->key, gr->len) == 0 &&
                    (nj[gr->len] == '\0' || nj[gr->len] == '/');
         }
         if (seen) continue;
@@ -237,7 +246,8 @@ static void put_scope_label(FILE *f, const view *v, const group *gr)
     if (gr->grad) {
         fputs("<B>gradient</B>", f);
         int loops = 0;
-        for (int32_t i = 0; i < g->n_nodes; i++) loops += v->keep[i] && v->of[i] == gr - v->groups && g->nodes[i].op == LG_OP_LOOP;
+        for (int32_t i = 0; i < lg_graph_node_count(g); i++)
+            loops += v->keep[i] && v->of[i] == gr - v->groups && op_is(g, i, "loop");
         fprintf(f, "<BR/>%d op%s", gr->n_ops, gr->n_ops == 1 ? "" : "s");
         if (loops) fprintf(f, ", %d gradient loop%s", loops, loops == 1 ? "" : "s");
         return;
@@ -245,10 +255,10 @@ static void put_scope_label(FILE *f, const view *v, const group *gr)
     fputs("<B>", f);
     put_key(f, gr);
     fputs("</B>", f);
-    if (gr->loop < 0 || !layer_type(g, g->nodes[gr->loop].name)) put_layer_types(f, g, gr); /* else the cell says it */
+    if (gr->loop < 0 || !layer_type(g, lg_graph_node_name(g, gr->loop))) put_layer_types(f, g, gr); /* else the cell says it */
     int shown = 0;
-    for (int32_t i = gr->loop; i >= 0 && i < g->n_nodes && shown < MAX_LOOPS_SHOWN; i++) {
-        if (!v->keep[i] || v->of[i] != gr - v->groups || g->nodes[i].op != LG_OP_LOOP || g->nodes[i].is_grad) continue;
+    for (int32_t i = gr->loop; i >= 0 && i < lg_graph_node_count(g) && shown < MAX_LOOPS_SHOWN; i++) {
+        if (!v->keep[i] || v->of[i] != gr - v->groups || !op_is(g, i, "loop") || lg_graph_node_is_grad(g, i)) continue;
         fputs("<BR/>", f);
         put_loop(f, g, i);
         shown++;
@@ -262,18 +272,19 @@ static void put_scope_label(FILE *f, const view *v, const group *gr)
 
 static void put_op_label(FILE *f, const lg_graph *g, int32_t i)
 {
-    const lg_node *nd = &g->nodes[i];
     fputs("<B>", f);
-    viz_put_text(f, nd->name, VIZ_HTML);
+    viz_put_text(f, lg_graph_node_name(g, i), VIZ_HTML);
     fputs("</B><BR/>", f);
-    if (nd->op == LG_OP_LOOP) {
+    if (op_is(g, i, "loop")) {
         put_loop(f, g, i);
         return;
     }
-    fputs(lg_op_name(nd->op), f);
+    fputs(lg_graph_node_op(g, i), f);
     char buf[160];
-    for (int o = 0; o < nd->n_out; o++)
-        fprintf(f, "<BR/>%s %s", lg_dtype_name(nd->out[o].dtype), lg_shape_str(nd->out[o].shape, buf, sizeof buf));
+    for (int o = 0; o < lg_graph_node_output_count(g, i); o++) {
+        lg_value out = lg_graph_node_output(g, i, o);
+        fprintf(f, "<BR/>%s %s", lg_dtype_name(lg_value_dtype(out)), lg_shape_str(lg_value_shape(out), buf, sizeof buf));
+    }
 }
 
 /* ---- the document ------------------------------------------------------------------- */
@@ -322,8 +333,8 @@ static void write_optimizer(FILE *f, view *v)
     int64_t values = 0;
     for (int i = 0; i < n; i++) {
         lg_value p = lg_optimizer_param(opt, i);
-        if (p.graph != v->g || p.node < 0 || p.node >= v->g->n_nodes) continue;
-        values += lg_shape_numel(v->g->nodes[p.node].out[0].shape);
+        if (p.graph != v->g || p.node < 0 || p.node >= lg_graph_node_count(v->g)) continue;
+        values += lg_shape_numel(lg_value_shape(p));
         if (v->keep[p.node]) v->groups[v->of[p.node]].updated = true;
     }
     fputs("  optimizer [", f);
@@ -362,11 +373,11 @@ static void write_view(FILE *f, view *v)
         viz_put_text(f, v->expand, VIZ_HTML);
         fputs("</B> (expanded)>;\n", f);
         for (int k = 0; k < v->n_groups; k++)
-            if (!v->groups[k].grad && viz_in_scope(v->g->nodes[v->groups[k].first].name, v->expand)) write_group(f, v, k, 2);
+            if (!v->groups[k].grad && viz_in_scope(lg_graph_node_name(v->g, v->groups[k].first), v->expand)) write_group(f, v, k, 2);
         fputs("  }\n", f);
     }
     for (int k = 0; k < v->n_groups; k++)
-        if (!v->expand || v->groups[k].grad || !viz_in_scope(v->g->nodes[v->groups[k].first].name, v->expand))
+        if (!v->expand || v->groups[k].grad || !viz_in_scope(lg_graph_node_name(v->g, v->groups[k].first), v->expand))
             write_group(f, v, k, 1);
     for (int k = 0; k < v->n_edges; k++) write_edge(f, v, &v->edges[k]);
     if (v->o.optimizer) write_optimizer(f, v);
@@ -390,7 +401,8 @@ static lg_status no_such_scope(const view *v, const char *fn)
 lg_status viz_write_layers(const lg_graph *g, FILE *f, lg_dot_opts o, const char *fn)
 {
     view v = {.g = g, .o = o};
-    size_t n = (size_t)(g->n_nodes ? g->n_nodes : 1);
+    int32_t n_nodes = lg_graph_node_count(g);
+    size_t n = (size_t)(n_nodes ? n_nodes : 1);
     v.keep = calloc(n, sizeof *v.keep);
     v.of = calloc(n, sizeof *v.of);
     v.groups = calloc(n, sizeof *v.groups);
@@ -406,10 +418,10 @@ lg_status viz_write_layers(const lg_graph *g, FILE *f, lg_dot_opts o, const char
         v.expand = expand, v.elen = len;
     }
     bool found = false;
-    for (int32_t i = 0; i < g->n_nodes; i++) {
-        const lg_node *nd = &g->nodes[i];
-        v.keep[i] = viz_in_scope(nd->name, o.scope) && (o.gradients || !nd->is_grad);
-        found |= v.keep[i] && v.expand && strncmp(nd->name, v.expand, v.elen) == 0 && nd->name[v.elen] == '/';
+    for (int32_t i = 0; i < n_nodes; i++) {
+        const char *name = lg_graph_node_name(g, i);
+        v.keep[i] = viz_in_scope(name, o.scope) && (o.gradients || !lg_graph_node_is_grad(g, i));
+        found |= v.keep[i] && v.expand && strncmp(name, v.expand, v.elen) == 0 && name[v.elen] == '/';
     }
     if (v.expand && !found) {
         v.expand = NULL, v.elen = 0; /* group as without it, to list the scopes there are */

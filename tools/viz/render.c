@@ -7,14 +7,16 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include <graphviz/cgraph.h>
 #include <graphviz/gvc.h>
 
-#include "graph/internal.h"
-#include "outfile.h"
+#include "graph/status.h"
+#include "io/atomic_file.h"
 #include "viz.h"
 
 static const char *const FORMATS[] = {"svg", "png", "pdf"};
@@ -52,7 +54,7 @@ static const char *resolve_format(const char *out_path, const char *format, cons
         }
         f = dot + 1;
     }
-    for (size_t k = 0; k < LG_ARRAY_LEN(FORMATS); k++)
+    for (size_t k = 0; k < sizeof FORMATS / sizeof FORMATS[0]; k++)
         if (strcasecmp(f, FORMATS[k]) == 0) return FORMATS[k];
     *s = lg_fail(LG_ERR_INVALID_ARGUMENT, "%s: unknown output format '%s' for '%s' (svg, png or pdf)", fn, f, out_path);
     return NULL;
@@ -80,13 +82,15 @@ static lg_status layout_and_write(Agraph_t *gr, const char *out_path, const char
         gvFreeLayout(gvc, gr);
         return lg_fail(LG_ERR_INVALID_ARGUMENT, "%s: Graphviz found an error in the DOT text: %s", fn, said());
     }
-    outfile o;
-    lg_status s = outfile_open(&o, out_path);
+    char what[PATH_MAX + 32];
+    snprintf(what, sizeof what, "cannot write '%s'", out_path);
+    lg_atomic_file o;
+    lg_status s = lg_atomic_file_open(&o, out_path, what);
     if (s == LG_OK && (gvRender(gvc, gr, format, o.f) != 0 || agerrors() > 0)) {
         s = lg_fail(LG_ERR_UNSUPPORTED, "%s: Graphviz cannot render %s to '%s': %s", fn, format, out_path, said());
-        outfile_abort(&o);
+        lg_atomic_file_abort(&o);
     } else if (s == LG_OK) {
-        s = outfile_commit(&o);
+        s = lg_atomic_file_commit(&o);
     }
     gvFreeLayout(gvc, gr);
     return s;

@@ -68,8 +68,9 @@
  *         fprintf(stderr, "%s\n", lg_last_error());
  *
  * Files: every function that writes a file writes a temporary file beside
- * it (same directory, "<path>.<pid>.<n>.tmp") and renames it over the path
- * when complete, so a failure never leaves a partial or empty file and an
+ * it (same directory, ".<name>.XXXXXX"), syncs it to disk and renames it
+ * over the path when complete, as checkpoints are saved (checkpoint.h), so
+ * a failure or a crash never leaves a partial or empty file and an
  * existing file is either replaced whole or untouched.
  *
  * Errors (lg_status, message in lg_last_error()): LG_ERR_INVALID_ARGUMENT
@@ -91,12 +92,14 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "graph/api.h"
 #include "graph/graph.h"
 #include "graph/optim.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+LG_API_BEGIN
 
 typedef struct lg_dot_opts {
     bool gradients;    /* draw gradient nodes and gradient loops; default true */
@@ -165,6 +168,7 @@ lg_status lg_viz_args_parse(int *argc, char **argv, lg_viz_args *out);
  * lg_graph_render; a failure leaves no file for the path that failed. */
 lg_status lg_viz_args_write(const lg_graph *g, const lg_viz_args *a, lg_dot_opts opts);
 
+LG_API_END
 #ifdef __cplusplus
 }
 #endif
