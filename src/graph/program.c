@@ -303,7 +303,7 @@ static lg_status compile_schedule(compile_state *cs)
     const lg_graph *g = p->graph;
     int n_args = 0, n_fetches = cs->cg->n_outputs;
     for (int32_t i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i].op >= LG_OP_MATMUL) {
+        if (lg_op_is_compute(g->nodes[i].op)) {
             p->n_steps++;
             n_args += g->nodes[i].n_in + g->nodes[i].n_out;
         }
@@ -318,7 +318,7 @@ static lg_status compile_schedule(compile_state *cs)
     int s = 0, a = 0;
     for (int32_t i = 0; i < g->n_nodes; i++) {
         const lg_node *n = &g->nodes[i];
-        if (n->op < LG_OP_MATMUL) continue;
+        if (!lg_op_is_compute(n->op)) continue;
         p->steps[s] = (step){.node = i, .first_in = a, .first_out = a + n->n_in};
         for (int j = 0; j < n->n_in; j++) {
             int l = cs->loc_of_node[n->in[j].node] + n->in[j].out;
@@ -968,7 +968,7 @@ lg_status lg_body_ports(lg_graph *body, const int32_t *inputs, const lg_port *in
     for (int32_t i = 0; !st && i < w.end; i++) {
         const lg_node *nd = &body->nodes[i];
         if (!w.needed[i]) continue;
-        if (nd->op < LG_OP_MATMUL) { /* a source: its own port unless given */
+        if (!lg_op_is_compute(nd->op)) { /* a source: its own port unless given */
             ports[w.base[i]] = nd->out[0];
             for (int k = 0; k < n_in; k++)
                 if (inputs[k] == i) ports[w.base[i]] = in[k];

@@ -117,7 +117,7 @@ static void classify(loop_ctx *c)
             c->kind[i] = K_INV;
             continue;
         }
-        if (n->op < LG_OP_MATMUL || n->op == LG_OP_LOOP) {
+        if (!lg_op_is_compute(n->op) || n->op == LG_OP_LOOP) {
             c->kind[i] = K_VAR;
             continue;
         }
@@ -142,7 +142,7 @@ static bool stacks_ok(const loop_ctx *c) { return c->s->memory != LG_LOOP_RECOMP
 
 static bool hoistable(const loop_ctx *c, int32_t i)
 {
-    return c->body->nodes[i].op >= LG_OP_MATMUL &&
+    return lg_op_is_compute(c->body->nodes[i].op) &&
            ((c->kind[i] == K_SEQ && c->heavy[i] && stacks_ok(c)) || c->kind[i] == K_INV);
 }
 
@@ -171,7 +171,7 @@ static bool find_fronts(loop_ctx *c)
     const lg_graph *b = c->body;
     for (int32_t i = 0; i < b->n_nodes; i++) {
         const lg_node *n = &b->nodes[i];
-        if (!c->needed[i] || c->kind[i] != K_VAR || n->op < LG_OP_MATMUL) continue;
+        if (!c->needed[i] || c->kind[i] != K_VAR || !lg_op_is_compute(n->op)) continue;
         for (int j = 0; j < n->n_in; j++)
             if (hoistable(c, n->in[j].node) && !add_front(c, n->in[j])) return false;
     }

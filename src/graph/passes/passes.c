@@ -117,7 +117,7 @@ int32_t lg_rewrite_copy(lg_rewrite *r, int32_t node, lg_loop_spec *spec, const l
 {
     const lg_node *n = &r->src->nodes[node];
     int32_t id;
-    if (n->op < LG_OP_MATMUL) {
+    if (!lg_op_is_compute(n->op)) {
         id = lg_node_copy_source(r->dst, n, port ? *port : n->out[0]);
         if (id < 0) lg_graph_fail(r->dst, "compile: out of memory");
     } else {

@@ -30,7 +30,7 @@ static lg_status verify_node(const lg_graph *g, int32_t i)
         if (!concrete(n->out[o].shape))
             return lg_fail(LG_ERR_GRAPH, "verify: %s '%s': output %d has shape %s, not concrete", op, n->name, o,
                            lg_shape_cstr(n->out[o].shape));
-    if (n->op < LG_OP_MATMUL) return LG_OK;
+    if (!lg_op_is_compute(n->op)) return LG_OK;
     if (n->op == LG_OP_LOOP) {
         const lg_loop_spec *s = n->attrs.loop;
         if (n->n_in != s->n_seq + s->n_state + s->n_inv + s->n_post)
