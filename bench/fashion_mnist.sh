@@ -39,7 +39,8 @@ seconds() { awk '/^epoch 1 seconds/ {print $4}'; }
 run_keras() {
   local args=() out
   [ "$1" = default ] || args=(--intra "${1%%:*}" --inter "${1#*:}")
-  out=$("$keras_python" bench/fashion_mnist_keras.py --epochs 2 --limit "$limit" "${args[@]}")
+  out=$("$keras_python" bench/fashion_mnist_keras.py --epochs 2 --limit "$limit" "${args[@]}" 2> "$tmp/keras_err") ||
+    { cat "$tmp/keras_err" >&2; return 1; }
   awk '/^epoch 1 seconds/ {print $4}' <<< "$out" >> "$tmp/ks1_$1"
   awk '/^epoch 2 seconds/ {print $4}' <<< "$out" >> "$tmp/ks2_$1"
   awk '/^test accuracy/ {print $NF}' <<< "$out" >> "$tmp/ksacc_$1"
@@ -65,7 +66,7 @@ for p in "${providers[@]}"; do
   echo "$p: $(run_lg "$p" --limit 64 --checkpoint "$tmp/ck.safetensors" | grep '^GEMM')"
 done
 if ((keras)); then
-  echo "Keras: $("$keras_python" bench/fashion_mnist_keras.py --info), thread settings: ${keras_threads[*]}"
+  echo "Keras: $("$keras_python" bench/fashion_mnist_keras.py --info 2>/dev/null), thread settings: ${keras_threads[*]}"
 fi
 for r in $(seq "$repeats"); do
   line="run $r:"
