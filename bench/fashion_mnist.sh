@@ -43,6 +43,7 @@ run_keras() {
     { cat "$tmp/keras_err" >&2; return 1; }
   awk '/^epoch 1 seconds/ {print $4}' <<< "$out" >> "$tmp/ks1_$1"
   awk '/^epoch 2 seconds/ {print $4}' <<< "$out" >> "$tmp/ks2_$1"
+  awk '/^epoch [12] seconds/ {printf "%s%s", sep, $NF; sep = "/"} END {print ""}' <<< "$out" >> "$tmp/kscpu_$1"
   awk '/^test accuracy/ {print $NF}' <<< "$out" >> "$tmp/ksacc_$1"
 }
 # CPU seconds (user + system) of a whole run: on a shared, loaded machine this
@@ -80,7 +81,7 @@ for r in $(seq "$repeats"); do
   if ((keras)); then
     for k in "${keras_threads[@]}"; do
       run_keras "$k"
-      line+=" keras ($k) epoch 1 $(tail -1 "$tmp/ks1_$k") s, epoch 2 $(tail -1 "$tmp/ks2_$k") s (test accuracy $(tail -1 "$tmp/ksacc_$k")),"
+      line+=" keras ($k) epoch 1 $(tail -1 "$tmp/ks1_$k") s, epoch 2 $(tail -1 "$tmp/ks2_$k") s (epoch CPU $(tail -1 "$tmp/kscpu_$k") s, test accuracy $(tail -1 "$tmp/ksacc_$k")),"
     done
   fi
   if ((torch)); then

@@ -11,11 +11,14 @@ Each epoch is timed by a callback from on_epoch_begin to on_epoch_end; the
 first epoch includes tf.function tracing and XLA-free graph building, so
 the second epoch is the steady state. Prints the TensorFlow and Keras
 versions and thread settings, one line per epoch: "epoch E seconds S loss L
-accuracy A", then the test accuracy. Used by bench/fashion_mnist.sh; not a
+accuracy A
+cpu C" (C: the epoch's process CPU seconds, user + system, all threads),
+then the test accuracy. Used by bench/fashion_mnist.sh; not a
 dependency of the library."""
 import argparse
 import gzip
 import os
+import resource
 import struct
 import time
 
@@ -31,6 +34,12 @@ def idx(path):
     _, _, _, rank = struct.unpack(">BBBB", data[:4])
     dims = struct.unpack(">" + "I" * rank, data[4:4 + 4 * rank])
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * rank).reshape(dims)
+
+
+def cpu_seconds():
+    """User + system CPU seconds of this process, all its threads."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def main():
@@ -83,11 +92,12 @@ def main():
     class Timer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             self.start = time.perf_counter()
+            self.cpu = cpu_seconds()
 
         def on_epoch_end(self, epoch, logs=None):
             secs = time.perf_counter() - self.start
             print(f"epoch {epoch + 1} seconds {secs:.3f} loss {logs['loss']:.4f} "
-                  f"accuracy {logs['accuracy']:.4f}", flush=True)
+                  f"accuracy {logs['accuracy']:.4f} cpu {cpu_seconds() - self.cpu:.3f}", flush=True)
 
     model.fit(x, y, batch_size=a.batch, epochs=a.epochs, shuffle=True, verbose=0, callbacks=[Timer()])
     _, acc = model.evaluate(xt, yt, batch_size=1000, verbose=0)
