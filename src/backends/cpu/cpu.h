@@ -27,6 +27,14 @@ typedef struct lg_bcast {
 } lg_bcast;
 
 void lg_bcast_init(lg_bcast *b, lg_shape out, const lg_buf *in, int n_in);
-void lg_bcast_offsets(const lg_bcast *b, int64_t i, int64_t *offsets);
+/* Walking the output row by row (rows of the last dim), starting from a
+ * zeroed lg_bcast_rows: off[k] is input k's element offset at the start of
+ * the current row. lg_bcast_rows_next steps the row
+ * index over the outer dims like an odometer, with no division. */
+typedef struct lg_bcast_rows {
+    int64_t idx[LG_MAX_RANK];
+    int64_t off[3];
+} lg_bcast_rows;
+void lg_bcast_rows_next(const lg_bcast *b, lg_bcast_rows *r);
 
 #endif
