@@ -69,7 +69,10 @@
     X(SOFTMAX_XENT, softmax_xent)                          \
     X(SPARSE_SOFTMAX_XENT, sparse_softmax_xent)             \
     /* loop.c */                                           \
-    X(LOOP, loop)
+    X(LOOP, loop)                                          \
+    /* rnn.c: fused recurrent loops */                     \
+    X(RNN, rnn)                                            \
+    X(RNN_GRAD, rnn_grad)
 
 #define LG_OPS(X) LG_SOURCE_OPS(X) LG_COMPUTE_OPS(X)
 

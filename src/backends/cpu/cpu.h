@@ -37,4 +37,9 @@ typedef struct lg_bcast_rows {
 } lg_bcast_rows;
 void lg_bcast_rows_next(const lg_bcast *b, lg_bcast_rows *r);
 
+/* C = alpha op(A) op(B) + beta C, row-major, f32 or f64, op = transpose
+ * when ta / tb (cblas; no copies), on the thread count matmul would use. */
+void lg_cpu_gemm(lg_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a,
+                 int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc);
+
 #endif
