@@ -14,6 +14,7 @@
 
 #include "graph/loopgrad.h"
 #include "graph/gradcheck.h"
+#include "graph/passes/fuse_rnn_match.h"
 #include "ops/rnn.h"
 #include "test_util.h"
 
@@ -65,7 +66,23 @@ static lg_value total(lg_graph *g, const lg_value *states, int n_states, lg_valu
     return l;
 }
 
-static void model_build(model *m, const variant *v, lg_dtype dt, bool bias, bool reverse, bool masked)
+/* Match the last loop of gr and build its fused replacement into repl. */
+static int32_t fuse_last_loop(lg_graph *gr, lg_value *repl)
+{
+    int32_t loop = -1;
+    for (int32_t i = 0; i < gr->n_nodes; i++)
+        if (gr->nodes[i].op == LG_OP_LOOP && !gr->nodes[i].attrs.loop->gradient) loop = i;
+    ck_assert_int_ge(loop, 0);
+    lg_rnn_match mt;
+    ck_assert_msg(lg_rnn_match_loop(gr->nodes[loop].attrs.loop, &mt), "refused: %s", mt.reason);
+    int32_t id = lg_rnn_fuse_loop(gr, loop, &mt, repl);
+    ck_assert_msg(id >= 0, "%s", lg_graph_error(gr));
+    return id;
+}
+
+/* The fused side: lg_rnn_build with the cell's weights, or (via_match) the
+ * matcher's reading of the loop and lg_rnn_fuse_loop. */
+static void model_build(model *m, const variant *v, lg_dtype dt, bool bias, bool reverse, bool masked, bool via_match)
 {
     memset(m, 0, sizeof *m);
     lg_graph *g = m->g = lg_graph_new();
@@ -102,14 +119,20 @@ static void model_build(model *m, const variant *v, lg_dtype dt, bool bias, bool
     ck_assert_msg(lg_loop_end(l, fin, &ys) == LG_OK, "%s", lg_last_error());
     m->loss_loop = total(g, fin, n_states, ys);
 
-    if (masked) m->mask = lg_input(g, "mask", dt, lg_shape_of(2, T, B));
-    unsigned flags = (bias ? LG_RNN_BIAS : 0) | (reverse ? LG_RNN_REVERSE : 0) | (masked ? LG_RNN_MASK : 0);
-    lg_value st[2] = {m->h0, m->c0};
-    int32_t id = lg_rnn_build(v->fused, flags, m->x, st, W, U, b, m->mask, "fused");
-    ck_assert_msg(id >= 0, "%s", lg_graph_error(g));
-    lg_rnn_layout L = lg_rnn_layout_of(v->fused, flags);
-    lg_value ffin[2] = {lg_value_of(g, id, L.h_t), L.c_t >= 0 ? lg_value_of(g, id, L.c_t) : lg_value_invalid()};
-    m->loss_fused = total(g, ffin, n_states, lg_value_of(g, id, L.ys));
+    if (via_match) {
+        lg_value repl[3];
+        fuse_last_loop(g, repl);
+        m->loss_fused = total(g, repl, n_states, repl[n_states]);
+    } else {
+        if (masked) m->mask = lg_input(g, "mask", dt, lg_shape_of(2, T, B));
+        unsigned flags = (bias ? LG_RNN_BIAS : 0) | (reverse ? LG_RNN_REVERSE : 0) | (masked ? LG_RNN_MASK : 0);
+        lg_value st[2] = {m->h0, m->c0};
+        int32_t id = lg_rnn_build(v->fused, flags, m->x, st, W, U, b, m->mask, "fused");
+        ck_assert_msg(id >= 0, "%s", lg_graph_error(g));
+        lg_rnn_layout L = lg_rnn_layout_of(v->fused, flags);
+        lg_value ffin[2] = {lg_value_of(g, id, L.h_t), L.c_t >= 0 ? lg_value_of(g, id, L.c_t) : lg_value_invalid()};
+        m->loss_fused = total(g, ffin, n_states, lg_value_of(g, id, L.ys));
+    }
 
     m->n_wrt = 0;
     m->wrt[m->n_wrt++] = m->x;
@@ -128,6 +151,8 @@ static void model_build(model *m, const variant *v, lg_dtype dt, bool bias, bool
     if (masked) {
         m->feed_t[3] = lg_test_tensor(LG_I32, lg_shape_of(1, B), lengths);
         m->feeds[m->n_feeds++] = (lg_feed){m->len, m->feed_t[3]};
+    }
+    if (masked && !via_match) {
         m->feed_t[4] = lg_test_tensor(dt, lg_shape_of(2, T, B), NULL);
         for (int t = 0; t < T; t++)
             for (int i = 0; i < B; i++) lg_tensor_set(m->feed_t[4], t * B + i, t < lengths[i]);
@@ -153,31 +178,39 @@ static void assert_close(const lg_tensor *a, const lg_tensor *b, double tol, con
     }
 }
 
-static void check_variant(const variant *v, lg_dtype dt, bool bias, bool reverse, bool masked)
+/* Values and gradients of two losses over the same wrt, equal within tol. */
+static void compare(lg_graph *gr, lg_value loss_loop, lg_value loss_fused, const lg_value *wrt, int n_wrt,
+                    const lg_feed *feeds, int n_feeds, double tol, const char *label)
 {
-    model m;
-    model_build(&m, v, dt, bias, reverse, masked);
-    lg_value gl[6], gf[6];
-    ck_assert_msg(lg_grad(m.g, m.loss_loop, m.wrt, m.n_wrt, gl) == LG_OK, "%s", lg_last_error());
-    ck_assert_msg(lg_grad(m.g, m.loss_fused, m.wrt, m.n_wrt, gf) == LG_OK, "%s", lg_last_error());
-    lg_value fetch[14];
+    lg_value gl[16], gf[16];
+    ck_assert_int_le(n_wrt, 16);
+    ck_assert_msg(lg_grad(gr, loss_loop, wrt, n_wrt, gl) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_grad(gr, loss_fused, wrt, n_wrt, gf) == LG_OK, "%s", lg_last_error());
+    lg_value fetch[34];
     int nf = 0;
-    fetch[nf++] = m.loss_loop;
-    fetch[nf++] = m.loss_fused;
-    for (int k = 0; k < m.n_wrt; k++) fetch[nf++] = gl[k], fetch[nf++] = gf[k];
-    lg_tensor *out[14] = {0};
-    ck_assert_msg(lg_graph_run(m.g, m.feeds, m.n_feeds, fetch, nf, out) == LG_OK, "%s", lg_last_error());
-    double tol = dt == LG_F64 ? 1e-11 : 1e-4;
-    char what[160];
-    snprintf(what, sizeof what, "%s%s%s%s loss", v->name, bias ? "" : " no-bias", reverse ? " reverse" : "",
-             masked ? " masked" : "");
+    fetch[nf++] = loss_loop;
+    fetch[nf++] = loss_fused;
+    for (int k = 0; k < n_wrt; k++) fetch[nf++] = gl[k], fetch[nf++] = gf[k];
+    lg_tensor *out[34] = {0};
+    ck_assert_msg(lg_graph_run(gr, feeds, n_feeds, fetch, nf, out) == LG_OK, "%s", lg_last_error());
+    char what[200];
+    snprintf(what, sizeof what, "%s loss", label);
     assert_close(out[1], out[0], tol, what);
-    for (int k = 0; k < m.n_wrt; k++) {
-        snprintf(what, sizeof what, "%s%s%s%s d/d %s", v->name, bias ? "" : " no-bias", reverse ? " reverse" : "",
-                 masked ? " masked" : "", lg_value_name(m.wrt[k]));
+    for (int k = 0; k < n_wrt; k++) {
+        snprintf(what, sizeof what, "%s d/d %s", label, lg_value_name(wrt[k]));
         assert_close(out[3 + 2 * k], out[2 + 2 * k], tol, what);
     }
     for (int k = 0; k < nf; k++) lg_tensor_free(out[k]);
+}
+
+static void check_variant(const variant *v, lg_dtype dt, bool bias, bool reverse, bool masked, bool via_match)
+{
+    model m;
+    model_build(&m, v, dt, bias, reverse, masked, via_match);
+    char label[160];
+    snprintf(label, sizeof label, "%s%s%s%s%s", v->name, bias ? "" : " no-bias", reverse ? " reverse" : "",
+             masked ? " masked" : "", via_match ? " (matched)" : "");
+    compare(m.g, m.loss_loop, m.loss_fused, m.wrt, m.n_wrt, m.feeds, m.n_feeds, dt == LG_F64 ? 1e-11 : 1e-4, label);
     model_free(&m);
 }
 
@@ -185,11 +218,20 @@ static void check_variant(const variant *v, lg_dtype dt, bool bias, bool reverse
 START_TEST(test_equal_to_loop_f64)
 {
     int opts = _i % 8;
-    check_variant(&variants[_i / 8], LG_F64, !(opts & 1), opts & 2, opts & 4);
+    check_variant(&variants[_i / 8], LG_F64, !(opts & 1), opts & 2, opts & 4, false);
 }
 END_TEST
 
-START_TEST(test_equal_to_loop_f32) { check_variant(&variants[_i], LG_F32, true, _i % 2, true); }
+/* The same through the matcher and lg_rnn_fuse_loop: the roles it found
+ * assemble into weights that give the loop's values and gradients. */
+START_TEST(test_matched_equal_to_loop)
+{
+    int opts = _i % 8;
+    check_variant(&variants[_i / 8], LG_F64, !(opts & 1), opts & 2, opts & 4, true);
+}
+END_TEST
+
+START_TEST(test_equal_to_loop_f32) { check_variant(&variants[_i], LG_F32, true, _i % 2, true, false); }
 END_TEST
 
 /* Central differences through the fused op alone (the gradcheck table's rule
@@ -197,7 +239,7 @@ END_TEST
 START_TEST(test_gradcheck)
 {
     model m;
-    model_build(&m, &variants[_i], LG_F64, true, _i % 2, true);
+    model_build(&m, &variants[_i], LG_F64, true, _i % 2, true, false);
     lg_gradcheck_report r;
     ck_assert_msg(lg_gradcheck(m.g, m.loss_fused, m.wrt, m.n_wrt, m.feeds, m.n_feeds, lg_gradcheck_opts_default(),
                                &r) == LG_OK,
@@ -205,6 +247,57 @@ START_TEST(test_gradcheck)
     ck_assert_msg(r.passed && r.checked > 0, "%s: %s[%lld] analytic %g numeric %g", variants[_i].name,
                   r.worst_name, r.worst_index, r.analytic, r.numeric);
     model_free(&m);
+}
+END_TEST
+
+/* A hand-written LSTM with one weight per gate and a PyTorch-style pair of
+ * biases, commuted: the matcher's pieces are concatenated and summed. */
+START_TEST(test_matched_hand_lstm)
+{
+    lg_graph *gr = lg_graph_new();
+    lg_value x = lg_input(gr, "x", LG_F64, lg_shape_of(3, T, B, I));
+    lg_value h0 = lg_input(gr, "h0", LG_F64, lg_shape_of(2, B, H)), c0 = lg_input(gr, "c0", LG_F64, lg_shape_of(2, B, H));
+    lg_value wrt[3 + 16];
+    int n_wrt = 0;
+    wrt[n_wrt++] = x, wrt[n_wrt++] = h0, wrt[n_wrt++] = c0;
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true;
+    lg_loop *l = lg_loop_new(gr, lo);
+    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0), gate[4];
+    for (int k = 0; k < 4; k++) {
+        lg_value p[4];
+        const int64_t dims[4][2] = {{I, H}, {H, H}, {H, 0}, {H, 0}};
+        for (int j = 0; j < 4; j++) {
+            char name[16];
+            snprintf(name, sizeof name, "p%d_%d", k, j);
+            p[j] = lg_param(gr, name, LG_F64, dims[j][1] ? lg_shape_of(2, dims[j][0], dims[j][1]) : lg_shape_of(1, H));
+            ck_assert_int_eq(lg_init_uniform(lg_param_tensor(p[j]), -0.6, 0.6, 21, (uint64_t)(4 * k + j)), LG_OK);
+            if (j != 2) wrt[n_wrt++] = p[j]; /* b_ih gets b_hh's gradient */
+        }
+        lg_value w = lg_loop_invariant(l, p[0]), u = lg_loop_invariant(l, p[1]);
+        lg_value b_ih = lg_loop_invariant(l, p[2]), b_hh = lg_loop_invariant(l, p[3]);
+        lg_value pre = lg_add(lg_add(b_hh, lg_matmul(h, u, false, false)), lg_add(lg_matmul(x_t, w, false, false), b_ih));
+        gate[k] = k == 2 ? lg_tanh(pre) : lg_sigmoid(pre);
+    }
+    lg_value c2 = lg_add(lg_mul(c, gate[1]), lg_mul(gate[2], gate[0]));
+    lg_value h2 = lg_mul(lg_tanh(c2), gate[3]);
+    lg_loop_next(l, h, h2);
+    lg_loop_next(l, c, c2);
+    lg_loop_emit(l, h2);
+    lg_value fin[2], ys, repl[3];
+    ck_assert_msg(lg_loop_end(l, fin, &ys) == LG_OK, "%s", lg_last_error());
+    fuse_last_loop(gr, repl);
+    lg_value loss_loop = total(gr, fin, 2, ys), loss_fused = total(gr, repl, 2, repl[2]);
+    lg_tensor *ft[3];
+    lg_feed feeds[3];
+    lg_value ins[3] = {x, h0, c0};
+    for (int k = 0; k < 3; k++) {
+        ft[k] = lg_test_uniform(LG_F64, lg_value_shape(ins[k]), 11, (uint64_t)k, -1, 1);
+        feeds[k] = (lg_feed){ins[k], ft[k]};
+    }
+    compare(gr, loss_loop, loss_fused, wrt, n_wrt, feeds, 3, 1e-11, "hand-written lstm (matched)");
+    for (int k = 0; k < 3; k++) lg_tensor_free(ft[k]);
+    lg_graph_free(gr);
 }
 END_TEST
 
@@ -229,7 +322,9 @@ static Suite *rnn_fused_suite(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_equal_to_loop_f64, 0, N_VARIANTS * 8);
+    tcase_add_loop_test(tc, test_matched_equal_to_loop, 0, N_VARIANTS * 8);
     tcase_add_loop_test(tc, test_equal_to_loop_f32, 0, N_VARIANTS);
+    tcase_add_test(tc, test_matched_hand_lstm);
     tcase_add_loop_test(tc, test_gradcheck, 0, N_VARIANTS);
     tcase_add_test(tc, test_bad_shapes);
     suite_add_tcase(s, tc);

@@ -65,4 +65,14 @@ typedef struct lg_rnn_match {
  * reasons). */
 bool lg_rnn_match_loop(const lg_loop_spec *s, lg_rnn_match *m);
 
+/* Append to g (the graph of loop node `loop`, matched as m) the fused rnn
+ * node that computes what the loop computes, with W, U and b assembled
+ * from the matched invariants (slices and concats in g, so gradients reach
+ * the original parameters). repl gets, per loop output k below n_state +
+ * n_y, the value that replaces it: the final states, then the stacked
+ * per-step output. Nothing of the loop is changed; the caller redirects its
+ * readers (fuse_rnn in the compile-time graph, tests and benchmarks in
+ * theirs). Returns the rnn node id, or -1 with the error recorded on g. */
+int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, lg_value *repl);
+
 #endif
