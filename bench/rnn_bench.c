@@ -3,7 +3,7 @@
  * of issue 10, timed per training step (forward, backward, optimizer) and per
  * inference step (forward only), median milliseconds.
  *
- *   rnn_bench [--quick] [--steps N] [--only NAME]
+ *   rnn_bench [--quick] [--steps N] [--only NAME] [--generic | --fused]
  *
  * Each model runs twice: "generic", the library as built (the loop node
  * runs the body step by step), and "fused", the same graph after each
@@ -313,12 +313,15 @@ int main(int argc, char **argv)
 {
     int steps = 7;
     const char *only = NULL;
+    int first_mode = 0, last_mode = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) steps = 3;
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--generic")) last_mode = 0;
+        else if (!strcmp(argv[i], "--fused")) first_mode = 1;
         else {
-            fprintf(stderr, "usage: rnn_bench [--quick] [--steps N] [--only CONFIG]\n");
+            fprintf(stderr, "usage: rnn_bench [--quick] [--steps N] [--only CONFIG] [--generic | --fused]\n");
             return 2;
         }
     }
@@ -328,7 +331,7 @@ int main(int argc, char **argv)
     for (int k = 0; k < N_CONFIGS; k++) {
         const config *c = &configs[k];
         if (only && strcmp(only, c->name)) continue;
-        for (int fuse = 0; fuse < 2; fuse++) {
+        for (int fuse = first_mode; fuse <= last_mode; fuse++) {
             model m;
             model_build(&m, c, fuse);
             double ms[4];

@@ -139,7 +139,7 @@ static bool infer_rnn_grad(const lg_node *n, const lg_port *in, lg_port *out, ch
     int64_t gh = (int64_t)lg_rnn_gates(c) * H;
     if (L.g_db >= 0) out[L.g_db] = c == LG_RNN_GRU ? (lg_port){dt, {2, {2, gh}}} : (lg_port){dt, {1, {gh}}};
     int64_t rows = dim_mul(T, B);
-    int64_t n_scratch = rows < 0 ? -1 : rows * cell_defs[c].scratch * H + B * H;
+    int64_t n_scratch = rows < 0 ? -1 : rows * cell_defs[c].scratch * H + B * H + rows;
     out[L.g_scratch] = (lg_port){dt, {1, {n_scratch}}};
     return true;
 }

@@ -5,6 +5,12 @@
  * elements) defined. See cpu_rnn.c for the workspace layout.
  */
 
+/* p[j] += b[j] when there is a bias. */
+static inline void FN(add_bias)(T *p, const T *b, int64_t n)
+{
+    for (int64_t j = 0; b && j < n; j++) p[j] += b[j];
+}
+
 static void FN(act_row)(T *p, int64_t n, bool relu)
 {
     if (!relu) {
@@ -12,14 +18,6 @@ static void FN(act_row)(T *p, int64_t n, bool relu)
         return;
     }
     for (int64_t j = 0; j < n; j++) p[j] = p[j] > 0 ? p[j] : 0;
-}
-
-/* Column sums of rows [rows, n] with leading dimension ld into out[n]. */
-static void FN(colsum)(const T *rows, int64_t n_rows, int64_t n, int64_t ld, T *out)
-{
-    for (int64_t j = 0; j < n; j++) out[j] = 0;
-    for (int64_t r = 0; r < n_rows; r++)
-        for (int64_t j = 0; j < n; j++) out[j] += rows[r * ld + j];
 }
 
 /* h'/y of row b after a step: state kept where the step is masked out. */
@@ -44,9 +42,8 @@ static void FN(forward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
     T *hgp = ws + c->planes.hg * TB * H, *rhp = ws + c->planes.rh * TB * H;
     T tmp[H > 0 ? H : 1];
 
-    /* the input projection of every step at once, bias first */
-    for (int64_t r = 0; bias && r < TB; r++) memcpy(gate + r * GH, bias, (size_t)GH * sizeof(T));
-    lg_cpu_gemm(DT, false, false, TB, GH, c->I, 1, x, c->I, W, GH, bias ? 1 : 0, gate, GH);
+    /* the input projection of every step at once; biases join in the gate pass */
+    lg_cpu_gemm(DT, false, false, TB, GH, c->I, 1, x, c->I, W, GH, 0, gate, GH);
     memcpy(h, in[L->h0].data, (size_t)(B * H) * sizeof(T));
     if (cs) memcpy(cs, in[L->c0].data, (size_t)(B * H) * sizeof(T));
 
@@ -58,8 +55,11 @@ static void FN(forward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
         case LG_RNN_SIMPLE_TANH:
         case LG_RNN_SIMPLE_RELU:
             lg_cpu_gemm(DT, false, false, B, H, H, 1, hp, H, U, H, 1, g, H);
-            FN(act_row)(g, B * H, c->cell == LG_RNN_SIMPLE_RELU);
-            for (int64_t b = 0; b < B; b++) FN(emit)(h + b * H, y + b * H, g + b * H, H, rnn_valid(c, t, b));
+            for (int64_t b = 0; b < B; b++) {
+                FN(add_bias)(g + b * H, bias, H);
+                FN(act_row)(g + b * H, H, c->cell == LG_RNN_SIMPLE_RELU);
+                FN(emit)(h + b * H, y + b * H, g + b * H, H, rnn_valid(c, t, b));
+            }
             break;
         case LG_RNN_LSTM: {
             T *cp = cprev + t * B * H, *tc = tanhc + t * B * H;
@@ -68,6 +68,7 @@ static void FN(forward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
             for (int64_t b = 0; b < B; b++) {
                 T *row = g + b * GH, *tcr = tc + b * H, *cb = cs + b * H;
                 const T *cpb = cp + b * H;
+                FN(add_bias)(row, bias, GH);
                 SIG_ROW(row, 2 * H);
                 TANH_ROW(row + 2 * H, H);
                 SIG_ROW(row + 3 * H, H);
@@ -83,11 +84,12 @@ static void FN(forward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
         case LG_RNN_GRU: {
             T *hg = hgp + t * B * GH;
             const T *brec = bias ? bias + GH : NULL;
-            for (int64_t b = 0; brec && b < B; b++) memcpy(hg + b * GH, brec, (size_t)GH * sizeof(T));
-            lg_cpu_gemm(DT, false, false, B, GH, H, 1, hp, H, U, GH, brec ? 1 : 0, hg, GH);
+            lg_cpu_gemm(DT, false, false, B, GH, H, 1, hp, H, U, GH, 0, hg, GH);
             for (int64_t b = 0; b < B; b++) {
-                T *row = g + b * GH;
-                const T *hgr = hg + b * GH, *hpb = hp + b * H;
+                T *row = g + b * GH, *hgr = hg + b * GH;
+                const T *hpb = hp + b * H;
+                FN(add_bias)(row, bias, GH);
+                FN(add_bias)(hgr, brec, GH); /* the backward reads h U_h + b_h */
                 for (int64_t j = 0; j < 2 * H; j++) row[j] += hgr[j];
                 SIG_ROW(row, 2 * H);
                 for (int64_t j = 0; j < H; j++) row[2 * H + j] += row[H + j] * hgr[2 * H + j];
@@ -102,6 +104,7 @@ static void FN(forward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
             lg_cpu_gemm(DT, false, false, B, 2 * H, H, 1, hp, H, U, GH, 1, g, GH);
             for (int64_t b = 0; b < B; b++) {
                 T *row = g + b * GH;
+                FN(add_bias)(row, bias, 2 * H);
                 SIG_ROW(row, 2 * H);
                 for (int64_t j = 0; j < H; j++) rh[b * H + j] = row[H + j] * hp[b * H + j];
             }
@@ -109,6 +112,7 @@ static void FN(forward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
             for (int64_t b = 0; b < B; b++) {
                 T *row = g + b * GH;
                 const T *hpb = hp + b * H;
+                FN(add_bias)(row + 2 * H, bias ? bias + 2 * H : NULL, H);
                 TANH_ROW(row + 2 * H, H);
                 for (int64_t j = 0; j < H; j++) tmp[j] = row[2 * H + j] + row[j] * (hpb[j] - row[2 * H + j]);
                 FN(emit)(h + b * H, y + b * H, tmp, H, rnn_valid(c, t, b));
@@ -133,6 +137,7 @@ static void FN(backward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
     T *dG = out[L->g_scratch].data; /* [TB, GH] pre-activation gate gradients */
     T *dHG = dG + TB * GH;          /* GRU: [TB, GH] of the recurrent projection */
     T *drh = dG + TB * c->scratch * H; /* [B, H] */
+    T *ones = drh + B * H;              /* [TB]: column sums as GEMMs */
     memcpy(dh, in[L->g_dh].data, (size_t)(B * H) * sizeof(T));
     if (dc) memcpy(dc, in[L->g_dc].data, (size_t)(B * H) * sizeof(T));
 
@@ -249,7 +254,8 @@ static void FN(backward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
     }
     if (L->g_db >= 0) {
         T *db = out[L->g_db].data;
-        FN(colsum)(dG, TB, GH, GH, db);
-        if (c->cell == LG_RNN_GRU) FN(colsum)(dHG, TB, GH, GH, db + GH);
+        for (int64_t r = 0; r < TB; r++) ones[r] = 1;
+        lg_cpu_gemm(DT, true, false, GH, 1, TB, 1, dG, GH, ones, 1, 0, db, 1);
+        if (c->cell == LG_RNN_GRU) lg_cpu_gemm(DT, true, false, GH, 1, TB, 1, dHG, GH, ones, 1, 0, db + GH, 1);
     }
 }
