@@ -145,12 +145,14 @@ START_TEST(test_layers)
     lg_cell *b = lg_cell_new(g, "b", I, lg_cell_opts_default(LG_CELL_GRU, H));
     lg_bidirectional_result br;
     int32_t before = g->n_nodes;
-    ck_assert_int_eq(lg_bidirectional(g, f, b, input(LG_F32, 3, B, T, I), lg_rnn_opts_default(), LG_MERGE_CONCAT, &br),
-                     LG_OK);
+    lg_rnn_opts bo = lg_rnn_opts_default();
+    bo.lengths = ro.lengths;
+    ck_assert_int_eq(lg_bidirectional(g, f, b, input(LG_F32, 3, B, T, I), bo, LG_MERGE_CONCAT, &br), LG_OK);
     int n_loops = 0;
     for (int32_t i = before; i < g->n_nodes; i++)
         if (g->nodes[i].op == LG_OP_LOOP) {
             assert_match(g->nodes[i].attrs.loop, LG_RNN_GRU, true, &m);
+            ck_assert_int_ge(m.mask_seq, 0);
             n_loops++;
         }
     ck_assert_int_eq(n_loops, 2);
@@ -334,6 +336,23 @@ START_TEST(test_refuse_no_recurrence)
 }
 END_TEST
 
+START_TEST(test_refuse_truncated)
+{
+    lg_cell *cell = lg_cell_new(g, "gru", I, opts_of(LG_CELL_GRU));
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true;
+    lo.truncate = 2;
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value x_t = lg_loop_seq(l, input(LG_F32, 3, T, B, I)), s = lg_loop_state(l, input(LG_F32, 2, B, H, 0)), n, y;
+    lg_cell_step(cell, l, x_t, &s, &n, &y, lg_value_invalid(), lg_value_invalid());
+    lg_loop_next(l, s, n);
+    lg_loop_emit(l, y);
+    ck_assert_int_eq(lg_loop_end(l, NULL, NULL), LG_OK);
+    assert_refused(last_loop(g), "state 0's next value is chosen by where");
+    lg_cell_free(cell);
+}
+END_TEST
+
 START_TEST(test_refuse_gradient_loop)
 {
     lg_cell *cell = lg_cell_new(g, "lstm", I, opts_of(LG_CELL_LSTM));
@@ -371,6 +390,7 @@ static Suite *match_suite(void)
     tcase_add_test(tc, test_refuse_input_dropout);
     tcase_add_test(tc, test_refuse_peephole);
     tcase_add_test(tc, test_refuse_no_recurrence);
+    tcase_add_test(tc, test_refuse_truncated);
     tcase_add_test(tc, test_refuse_gradient_loop);
     suite_add_tcase(s, tc);
     return s;

@@ -503,6 +503,9 @@ bool lg_rnn_match_loop(const lg_loop_spec *s, lg_rnn_match *m)
         if (c.m->mask_seq >= 0 && ref_eq(y, s->outputs[s->n_state]))
             return fail(&c, "the per-step output is not masked like the states");
     }
+    for (int k = 0; k < s->n_state; k++)
+        if (c.body->nodes[next[k].node].op == LG_OP_WHERE)
+            return fail(&c, "state %d's next value is chosen by where (truncated BPTT or a mask that is not lengths)", k);
     bool ok;
     if (s->n_state == 2) {
         ok = match_lstm(&c, next);
