@@ -1,29 +1,31 @@
 /*
  * cpu_vmath.c — vectorised exp, tanh and sigmoid for f32 (cpu_vmath.h).
  *
- * The vector code uses GCC's vector extensions (also in clang): eight float
- * lanes, split by the compiler into what the target has. On x86-64 each array
- * loop also gets an AVX2 clone picked at load time (target_clones), so one
- * build runs well on old and new machines. Contraction into FMA is off under
- * -std=c11, so every clone computes the same bits.
+ * The vector code uses GCC's vector extensions (also in clang): one vector
+ * (vf, vi) is sixteen lanes, split by the compiler into what the target has.
+ * On x86-64 each array loop also gets AVX-512 and AVX2 clones picked at load
+ * time (target_clones), so one build runs well on old and new machines.
+ * Contraction into FMA is off under -std=c11, so every clone computes the
+ * same bits.
  */
 #include <math.h>
 #include <string.h>
 
 #include "backends/cpu/cpu_vmath.h"
 
-/* The helpers below pass 32-byte vectors by value; they are always inlined,
+/* The helpers below pass 64-byte vectors by value; they are always inlined,
  * so the ABI GCC warns about (-Wpsabi, without -mavx) is never used. */
 #pragma GCC diagnostic ignored "-Wpsabi"
-typedef float v8f __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
+typedef float vf __attribute__((vector_size(64)));
+typedef int32_t vi __attribute__((vector_size(64)));
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define LG_VCLONES __attribute__((target_clones("avx2", "default")))
+#define LG_VCLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define LG_VCLONES
 #endif
 #define LG_VINLINE static inline __attribute__((always_inline))
+enum { VLEN = sizeof(vf) / sizeof(float) };
 
 /* Cephes expf: ln 2 in two parts (C1 has 9 bits, so n C1 is exact) and the
  * polynomial for e^r - 1 - r on |r| <= ln2 / 2. */
@@ -79,39 +81,39 @@ float lg_sigmoidf_ref(float x)
     return x >= 0 ? s : e * s;
 }
 
-/* ---- eight lanes ------------------------------------------------------------ */
+/* ---- sixteen lanes ------------------------------------------------------------ */
 
-LG_VINLINE v8f vsel(v8i m, v8f a, v8f b) { return (v8f)(((v8i)a & m) | ((v8i)b & ~m)); }
-LG_VINLINE v8f vabs(v8f x) { return (v8f)((v8i)x & 0x7fffffff); }
-LG_VINLINE v8f vpow2(v8i k) { return (v8f)((k + 127) << 23); }
+LG_VINLINE vf vsel(vi m, vf a, vf b) { return (vf)(((vi)a & m) | ((vi)b & ~m)); }
+LG_VINLINE vf vabs(vf x) { return (vf)((vi)x & 0x7fffffff); }
+LG_VINLINE vf vpow2(vi k) { return (vf)((k + 127) << 23); }
 
 /* e^x for lanes that are not NaN (NaN lanes give garbage; callers select). */
-LG_VINLINE v8f vexp_core(v8f x)
+LG_VINLINE vf vexp_core(vf x)
 {
-    x = vsel(x > EXP_HI, (v8f){0} + EXP_HI, x);
-    x = vsel(x < EXP_LO, (v8f){0} + EXP_LO, x);
-    v8f n = (x * LOG2E + ROUND) - ROUND;
-    v8f r = x - n * C1 - n * C2;
-    v8f p = (((((EP0 * r + EP1) * r + EP2) * r + EP3) * r + EP4) * r + EP5) * (r * r) + r + 1.0f;
-    v8i ni = __builtin_convertvector(n, v8i), n1 = ni >> 1, n2 = ni - n1;
+    x = vsel(x > EXP_HI, (vf){0} + EXP_HI, x);
+    x = vsel(x < EXP_LO, (vf){0} + EXP_LO, x);
+    vf n = (x * LOG2E + ROUND) - ROUND;
+    vf r = x - n * C1 - n * C2;
+    vf p = (((((EP0 * r + EP1) * r + EP2) * r + EP3) * r + EP4) * r + EP5) * (r * r) + r + 1.0f;
+    vi ni = __builtin_convertvector(n, vi), n1 = ni >> 1, n2 = ni - n1;
     return p * vpow2(n1) * vpow2(n2);
 }
 
-LG_VINLINE v8f vexp(v8f x) { return vsel(x != x, x + x, vexp_core(x)); }
+LG_VINLINE vf vexp(vf x) { return vsel(x != x, x + x, vexp_core(x)); }
 
-LG_VINLINE v8f vtanh(v8f x)
+LG_VINLINE vf vtanh(vf x)
 {
-    v8f a = vabs(x), z = x * x;
-    v8f small = ((((TP0 * z + TP1) * z + TP2) * z + TP3) * z + TP4) * z * x + x;
-    v8f big = 1.0f - 2.0f / (vexp_core(a + a) + 1.0f);
-    big = (v8f)((v8i)big | ((v8i)x & INT32_MIN)); /* the sign of x */
+    vf a = vabs(x), z = x * x;
+    vf small = ((((TP0 * z + TP1) * z + TP2) * z + TP3) * z + TP4) * z * x + x;
+    vf big = 1.0f - 2.0f / (vexp_core(a + a) + 1.0f);
+    big = (vf)((vi)big | ((vi)x & INT32_MIN)); /* the sign of x */
     return vsel(x != x, x + x, vsel(a < TANH_SMALL, small, big));
 }
 
-LG_VINLINE v8f vsigmoid(v8f x)
+LG_VINLINE vf vsigmoid(vf x)
 {
-    v8f e = vexp_core(-vabs(x));
-    v8f s = 1.0f / (1.0f + e);
+    vf e = vexp_core(-vabs(x));
+    vf s = 1.0f / (1.0f + e);
     return vsel(x != x, x + x, vsel(x >= 0, s, e * s));
 }
 
@@ -120,14 +122,14 @@ LG_VINLINE v8f vsigmoid(v8f x)
     LG_VCLONES void name(const float *x, float *y, int64_t n)           \
     {                                                                   \
         int64_t i = 0;                                                  \
-        for (; i + 8 <= n; i += 8) {                                    \
-            v8f v;                                                      \
+        for (; i + VLEN <= n; i += VLEN) {                                    \
+            vf v;                                                      \
             memcpy(&v, x + i, sizeof v);                                \
             v = F(v);                                                   \
             memcpy(y + i, &v, sizeof v);                                \
         }                                                               \
         if (i < n) {                                                    \
-            v8f v = {0};                                                \
+            vf v = {0};                                                \
             memcpy(&v, x + i, (size_t)(n - i) * sizeof *x);             \
             v = F(v);                                                   \
             memcpy(y + i, &v, (size_t)(n - i) * sizeof *y);             \

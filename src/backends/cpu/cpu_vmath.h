@@ -3,10 +3,11 @@
  * library.
  *
  * glibc's expf/tanhf are scalar calls; in an LSTM step they cost as much as
- * the GEMMs. These run eight lanes at a time (GCC vector extensions; an AVX2
- * clone chosen at load time on x86-64) and stay within a few ulp of the
- * correctly rounded result over the whole float range, denormal results,
- * infinities and NaN included (tests/test_vmath.c measures it against libm).
+ * the GEMMs. These run sixteen lanes at a time (GCC vector extensions;
+ * AVX-512 and AVX2 clones chosen at load time on x86-64) and stay within a
+ * few ulp of the correctly rounded result over the whole float range,
+ * denormal results, infinities and NaN included (tests/test_vmath.c
+ * measures it against libm).
  *
  * Each has a scalar reference beside it (lg_*f_ref): the same algorithm one
  * element at a time with plain branches, for tests and for reading.
