@@ -2,7 +2,7 @@
 # loopgrad against PyTorch on issue 10's eight recurrent models, both sides in
 # this run, under the same OPENBLAS_CORETYPE (the one OpenBLAS detects here,
 # unless set):
-#   bench/rnn.sh [--quick]          (--quick: 3 timed steps each, < 3 minutes)
+#   bench/rnn.sh [--quick]          (--quick: 2 timed steps each, < 3 minutes)
 # loopgrad runs as built ("generic") and with its loops replaced by the fused
 # rnn op through the matcher ("fused": what fuse_rnn gives once compile runs
 # it). PyTorch (Debian's python3-torch) runs at 1 thread with

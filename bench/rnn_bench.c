@@ -315,7 +315,7 @@ int main(int argc, char **argv)
     const char *only = NULL;
     int first_mode = 0, last_mode = 1;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick")) steps = 3;
+        if (!strcmp(argv[i], "--quick")) steps = 2;
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--generic")) last_mode = 0;

@@ -143,7 +143,7 @@ def main():
     ap.add_argument("--only", default="")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    steps = a.steps or (3 if a.quick else 7)
+    steps = a.steps or (2 if a.quick else 7)
     print(f"core {openblas_core()}", flush=True)
     for cfg in CONFIGS:
         if not a.only or a.only == cfg[0]:
