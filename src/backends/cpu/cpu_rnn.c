@@ -27,6 +27,10 @@
 #include "backends/cpu/cpu_vmath.h"
 #include "ops/rnn.h"
 
+/* The gate math passes 64-byte vectors between always-inlined helpers; the
+ * ABI GCC warns about (-Wpsabi, without -mavx512f) is never used. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 typedef struct rnn_planes {
     int64_t gate, hprev, cprev, tanhc, hg, rh;
 } rnn_planes;

@@ -3,12 +3,42 @@
  * cpu_rnn.c once per dtype with T (the type), FN(name) (suffixes names),
  * DT (its lg_dtype), SIG_ROW and TANH_ROW (in-place activations of n
  * elements) defined. See cpu_rnn.c for the workspace layout.
+ *
+ * The gate math runs on 64-byte vectors of T (GCC vector extensions) in
+ * FOR_V loops: j steps by a vector, m_ is how many lanes are real (fewer in
+ * the tail), LD and ST move those lanes. Each lane computes exactly the
+ * scalar expression, so results do not depend on the width.
  */
+
+typedef T FN(vt) __attribute__((vector_size(64)));
+#define VT FN(vt)
+#define VL ((int64_t)(sizeof(VT) / sizeof(T)))
+
+static inline __attribute__((always_inline)) VT FN(ld)(const T *p, int64_t m)
+{
+    VT v = {0};
+    if (m == VL) memcpy(&v, p, sizeof v);
+    else memcpy(&v, p, (size_t)m * sizeof(T));
+    return v;
+}
+
+static inline __attribute__((always_inline)) void FN(st)(T *p, VT v, int64_t m)
+{
+    if (m == VL) memcpy(p, &v, sizeof v);
+    else memcpy(p, &v, (size_t)m * sizeof(T));
+}
+
+#define LD(p) FN(ld)(p, m_)
+#define ST(p, v) FN(st)(p, v, m_)
+#define FOR_V(n, ...)                                                                      \
+    for (int64_t j = 0, m_; (m_ = (n) - j < VL ? (n) - j : VL) > 0; j += VL) {             \
+        __VA_ARGS__                                                                        \
+    }
 
 /* p[j] += b[j] when there is a bias. */
 static inline void FN(add_bias)(T *p, const T *b, int64_t n)
 {
-    for (int64_t j = 0; b && j < n; j++) p[j] += b[j];
+    if (b) FOR_V(n, ST(p + j, LD(p + j) + LD(b + j));)
 }
 
 static void FN(act_row)(T *p, int64_t n, bool relu)
@@ -23,9 +53,11 @@ static void FN(act_row)(T *p, int64_t n, bool relu)
 /* h'/y of row b after a step: state kept where the step is masked out. */
 static inline void FN(emit)(T *h, T *y, const T *hn, int64_t H, bool valid)
 {
-    for (int64_t j = 0; j < H; j++) {
-        if (valid) h[j] = hn[j];
-        y[j] = valid ? hn[j] : 0;
+    if (valid) {
+        memcpy(h, hn, (size_t)H * sizeof(T));
+        memcpy(y, hn, (size_t)H * sizeof(T));
+    } else {
+        memset(y, 0, (size_t)H * sizeof(T));
     }
 }
 
@@ -73,10 +105,10 @@ static void FN(forward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
                 TANH_ROW(row + 2 * H, H);
                 SIG_ROW(row + 3 * H, H);
                 bool valid = rnn_valid(c, t, b);
-                for (int64_t j = 0; j < H; j++) tcr[j] = row[H + j] * cpb[j] + row[j] * row[2 * H + j];
+                FOR_V(H, ST(tcr + j, LD(row + H + j) * LD(cpb + j) + LD(row + j) * LD(row + 2 * H + j));)
                 if (valid) memcpy(cb, tcr, (size_t)H * sizeof(T));
                 TANH_ROW(tcr, H);
-                for (int64_t j = 0; j < H; j++) tmp[j] = row[3 * H + j] * tcr[j];
+                FOR_V(H, ST(tmp + j, LD(row + 3 * H + j) * LD(tcr + j));)
                 FN(emit)(h + b * H, y + b * H, tmp, H, valid);
             }
             break;
@@ -90,11 +122,14 @@ static void FN(forward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
                 const T *hpb = hp + b * H;
                 FN(add_bias)(row, bias, GH);
                 FN(add_bias)(hgr, brec, GH); /* the backward reads h U_h + b_h */
-                for (int64_t j = 0; j < 2 * H; j++) row[j] += hgr[j];
+                FOR_V(2 * H, ST(row + j, LD(row + j) + LD(hgr + j));)
                 SIG_ROW(row, 2 * H);
-                for (int64_t j = 0; j < H; j++) row[2 * H + j] += row[H + j] * hgr[2 * H + j];
+                FOR_V(H, ST(row + 2 * H + j, LD(row + 2 * H + j) + LD(row + H + j) * LD(hgr + 2 * H + j));)
                 TANH_ROW(row + 2 * H, H);
-                for (int64_t j = 0; j < H; j++) tmp[j] = row[2 * H + j] + row[j] * (hpb[j] - row[2 * H + j]);
+                FOR_V(H, {
+                    VT hh = LD(row + 2 * H + j);
+                    ST(tmp + j, hh + LD(row + j) * (LD(hpb + j) - hh));
+                })
                 FN(emit)(h + b * H, y + b * H, tmp, H, rnn_valid(c, t, b));
             }
             break;
@@ -106,7 +141,7 @@ static void FN(forward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
                 T *row = g + b * GH;
                 FN(add_bias)(row, bias, 2 * H);
                 SIG_ROW(row, 2 * H);
-                for (int64_t j = 0; j < H; j++) rh[b * H + j] = row[H + j] * hp[b * H + j];
+                FOR_V(H, ST(rh + b * H + j, LD(row + H + j) * LD(hp + b * H + j));)
             }
             lg_cpu_gemm(DT, false, false, B, H, H, 1, rh, H, U + 2 * H, GH, 1, g + 2 * H, GH);
             for (int64_t b = 0; b < B; b++) {
@@ -114,7 +149,10 @@ static void FN(forward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
                 const T *hpb = hp + b * H;
                 FN(add_bias)(row + 2 * H, bias ? bias + 2 * H : NULL, H);
                 TANH_ROW(row + 2 * H, H);
-                for (int64_t j = 0; j < H; j++) tmp[j] = row[2 * H + j] + row[j] * (hpb[j] - row[2 * H + j]);
+                FOR_V(H, {
+                    VT hh = LD(row + 2 * H + j);
+                    ST(tmp + j, hh + LD(row + j) * (LD(hpb + j) - hh));
+                })
                 FN(emit)(h + b * H, y + b * H, tmp, H, rnn_valid(c, t, b));
             }
             break;
@@ -155,12 +193,15 @@ static void FN(backward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
         case LG_RNN_SIMPLE_RELU:
             for (int64_t b = 0; b < B; b++) {
                 if (!rnn_valid(c, t, b)) continue;
-                for (int64_t j = 0; j < H; j++) {
-                    int64_t i = b * H + j;
-                    T dhv = dh[i] + dy[i], hn = g[i];
-                    dg[i] = c->cell == LG_RNN_SIMPLE_RELU ? (hn > 0 ? dhv : 0) : dhv * (1 - hn * hn);
-                    dh[i] = 0;
-                }
+                int64_t i0 = b * H;
+                if (c->cell == LG_RNN_SIMPLE_RELU)
+                    for (int64_t i = i0; i < i0 + H; i++) dg[i] = g[i] > 0 ? dh[i] + dy[i] : 0;
+                else
+                    FOR_V(H, {
+                        VT hn = LD(g + i0 + j);
+                        ST(dg + i0 + j, (LD(dh + i0 + j) + LD(dy + i0 + j)) * (1 - hn * hn));
+                    })
+                memset(dh + i0, 0, (size_t)H * sizeof(T));
             }
             lg_cpu_gemm(DT, false, true, B, H, H, 1, dg, H, U, H, 1, dh, H);
             break;
@@ -170,18 +211,18 @@ static void FN(backward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
                 if (!rnn_valid(c, t, b)) continue;
                 const T *row = g + b * GH;
                 T *drow = dg + b * GH;
-                for (int64_t j = 0; j < H; j++) {
-                    int64_t i = b * H + j;
-                    T ig = row[j], fg = row[H + j], gg = row[2 * H + j], og = row[3 * H + j], tcj = tc[i];
-                    T dhv = dh[i] + dy[i];
-                    T dcv = dc[i] + dhv * og * (1 - tcj * tcj);
-                    drow[j] = dcv * gg * ig * (1 - ig);
-                    drow[H + j] = dcv * cp[i] * fg * (1 - fg);
-                    drow[2 * H + j] = dcv * ig * (1 - gg * gg);
-                    drow[3 * H + j] = dhv * tcj * og * (1 - og);
-                    dc[i] = dcv * fg;
-                    dh[i] = 0;
-                }
+                int64_t i0 = b * H;
+                FOR_V(H, {
+                    VT ig = LD(row + j), fg = LD(row + H + j), gg = LD(row + 2 * H + j), og = LD(row + 3 * H + j);
+                    VT tcj = LD(tc + i0 + j), dhv = LD(dh + i0 + j) + LD(dy + i0 + j);
+                    VT dcv = LD(dc + i0 + j) + dhv * og * (1 - tcj * tcj);
+                    ST(drow + j, dcv * gg * ig * (1 - ig));
+                    ST(drow + H + j, dcv * LD(cp + i0 + j) * fg * (1 - fg));
+                    ST(drow + 2 * H + j, dcv * ig * (1 - gg * gg));
+                    ST(drow + 3 * H + j, dhv * tcj * og * (1 - og));
+                    ST(dc + i0 + j, dcv * fg);
+                })
+                memset(dh + i0, 0, (size_t)H * sizeof(T));
             }
             lg_cpu_gemm(DT, false, true, B, H, GH, 1, dg, GH, U, GH, 1, dh, H);
             break;
@@ -193,19 +234,21 @@ static void FN(backward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
                 if (!rnn_valid(c, t, b)) continue;
                 const T *row = g + b * GH, *hgr = hg + b * GH;
                 T *drow = dg + b * GH, *dhrow = dhg + b * GH;
-                for (int64_t j = 0; j < H; j++) {
-                    int64_t i = b * H + j;
-                    T z = row[j], r = row[H + j], hh = row[2 * H + j];
-                    T dhv = dh[i] + dy[i];
-                    T dhh = dhv * (1 - z) * (1 - hh * hh);
-                    T dr = dhh * hgr[2 * H + j] * r * (1 - r);
-                    T dz = dhv * (hp[i] - hh) * z * (1 - z);
-                    drow[j] = dhrow[j] = dz;
-                    drow[H + j] = dhrow[H + j] = dr;
-                    drow[2 * H + j] = dhh;
-                    dhrow[2 * H + j] = dhh * r;
-                    dh[i] = dhv * z;
-                }
+                int64_t i0 = b * H;
+                FOR_V(H, {
+                    VT z = LD(row + j), r = LD(row + H + j), hh = LD(row + 2 * H + j);
+                    VT dhv = LD(dh + i0 + j) + LD(dy + i0 + j);
+                    VT dhh = dhv * (1 - z) * (1 - hh * hh);
+                    VT dr = dhh * LD(hgr + 2 * H + j) * r * (1 - r);
+                    VT dz = dhv * (LD(hp + i0 + j) - hh) * z * (1 - z);
+                    ST(drow + j, dz);
+                    ST(dhrow + j, dz);
+                    ST(drow + H + j, dr);
+                    ST(dhrow + H + j, dr);
+                    ST(drow + 2 * H + j, dhh);
+                    ST(dhrow + 2 * H + j, dhh * r);
+                    ST(dh + i0 + j, dhv * z);
+                })
             }
             lg_cpu_gemm(DT, false, true, B, H, GH, 1, dhg, GH, U, GH, 1, dh, H);
             break;
@@ -214,25 +257,25 @@ static void FN(backward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
             for (int64_t b = 0; b < B; b++) {
                 if (!rnn_valid(c, t, b)) continue;
                 const T *row = g + b * GH;
-                for (int64_t j = 0; j < H; j++) {
-                    int64_t i = b * H + j;
-                    T z = row[j], hh = row[2 * H + j];
-                    dg[b * GH + 2 * H + j] = (dh[i] + dy[i]) * (1 - z) * (1 - hh * hh);
-                }
+                int64_t i0 = b * H;
+                FOR_V(H, {
+                    VT z = LD(row + j), hh = LD(row + 2 * H + j);
+                    ST(dg + b * GH + 2 * H + j, (LD(dh + i0 + j) + LD(dy + i0 + j)) * (1 - z) * (1 - hh * hh));
+                })
             }
             /* d(r h) = dhh U_h^T */
             lg_cpu_gemm(DT, false, true, B, H, H, 1, dg + 2 * H, GH, U + 2 * H, GH, 0, drh, H);
             for (int64_t b = 0; b < B; b++) {
                 if (!rnn_valid(c, t, b)) continue;
                 const T *row = g + b * GH;
-                for (int64_t j = 0; j < H; j++) {
-                    int64_t i = b * H + j;
-                    T z = row[j], r = row[H + j], hh = row[2 * H + j];
-                    T dhv = dh[i] + dy[i];
-                    dg[b * GH + j] = dhv * (hp[i] - hh) * z * (1 - z);
-                    dg[b * GH + H + j] = drh[i] * hp[i] * r * (1 - r);
-                    dh[i] = dhv * z + drh[i] * r;
-                }
+                int64_t i0 = b * H;
+                FOR_V(H, {
+                    VT z = LD(row + j), r = LD(row + H + j), hh = LD(row + 2 * H + j);
+                    VT dhv = LD(dh + i0 + j) + LD(dy + i0 + j), hpv = LD(hp + i0 + j), d = LD(drh + i0 + j);
+                    ST(dg + b * GH + j, dhv * (hpv - hh) * z * (1 - z));
+                    ST(dg + b * GH + H + j, d * hpv * r * (1 - r));
+                    ST(dh + i0 + j, dhv * z + d * r);
+                })
             }
             lg_cpu_gemm(DT, false, true, B, H, 2 * H, 1, dg, GH, U, GH, 1, dh, H);
             break;
@@ -259,3 +302,9 @@ static void FN(backward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
         if (c->cell == LG_RNN_GRU) lg_cpu_gemm(DT, true, false, GH, 1, TB, 1, dHG, GH, ones, 1, 0, db + GH, 1);
     }
 }
+
+#undef FOR_V
+#undef ST
+#undef LD
+#undef VL
+#undef VT
