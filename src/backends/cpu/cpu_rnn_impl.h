@@ -18,14 +18,16 @@ static inline __attribute__((always_inline)) VT FN(ld)(const T *p, int64_t m)
 {
     VT v = {0};
     if (m == VL) memcpy(&v, p, sizeof v);
-    else memcpy(&v, p, (size_t)m * sizeof(T));
+    else
+        for (int64_t k = 0; k < m; k++) v[k] = p[k]; /* a tail: no call to memcpy */
     return v;
 }
 
 static inline __attribute__((always_inline)) void FN(st)(T *p, VT v, int64_t m)
 {
     if (m == VL) memcpy(p, &v, sizeof v);
-    else memcpy(p, &v, (size_t)m * sizeof(T));
+    else
+        for (int64_t k = 0; k < m; k++) p[k] = v[k];
 }
 
 #define LD(p) FN(ld)(p, m_)
@@ -61,7 +63,7 @@ static inline void FN(emit)(T *h, T *y, const T *hn, int64_t H, bool valid)
     }
 }
 
-static void FN(forward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
+LG_RNN_CLONES static void FN(forward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
 {
     const lg_rnn_layout *L = &c->L;
     int64_t B = c->B, H = c->H, GH = c->GH, TB = c->steps * c->B;
@@ -83,33 +85,40 @@ static void FN(forward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
         int64_t t = c->reverse ? c->steps - 1 - s : s;
         T *g = gate + t * B * GH, *hp = hprev + t * B * H, *y = ys + t * B * H;
         memcpy(hp, h, (size_t)(B * H) * sizeof(T));
+        /* Activations run over the whole step block in one call each (a
+         * call per row costs more than the math when H is small): the
+         * columns that need another activation than the block's are parked
+         * in y, this step's output block [B, H], which is written last. */
         switch (c->cell) {
         case LG_RNN_SIMPLE_TANH:
         case LG_RNN_SIMPLE_RELU:
             lg_cpu_gemm(DT, false, false, B, H, H, 1, hp, H, U, H, 1, g, H);
-            for (int64_t b = 0; b < B; b++) {
-                FN(add_bias)(g + b * H, bias, H);
-                FN(act_row)(g + b * H, H, c->cell == LG_RNN_SIMPLE_RELU);
-                FN(emit)(h + b * H, y + b * H, g + b * H, H, rnn_valid(c, t, b));
-            }
+            for (int64_t b = 0; b < B; b++) FN(add_bias)(g + b * H, bias, H);
+            FN(act_row)(g, B * H, c->cell == LG_RNN_SIMPLE_RELU);
+            for (int64_t b = 0; b < B; b++) FN(emit)(h + b * H, y + b * H, g + b * H, H, rnn_valid(c, t, b));
             break;
         case LG_RNN_LSTM: {
             T *cp = cprev + t * B * H, *tc = tanhc + t * B * H;
             memcpy(cp, cs, (size_t)(B * H) * sizeof(T));
             lg_cpu_gemm(DT, false, false, B, GH, H, 1, hp, H, U, GH, 1, g, GH);
             for (int64_t b = 0; b < B; b++) {
-                T *row = g + b * GH, *tcr = tc + b * H, *cb = cs + b * H;
+                FN(add_bias)(g + b * GH, bias, GH);
+                memcpy(y + b * H, g + b * GH + 2 * H, (size_t)H * sizeof(T)); /* c~ */
+            }
+            SIG_ROW(g, B * GH);
+            TANH_ROW(y, B * H);
+            for (int64_t b = 0; b < B; b++) {
+                T *row = g + b * GH, *tcr = tc + b * H;
                 const T *cpb = cp + b * H;
-                FN(add_bias)(row, bias, GH);
-                SIG_ROW(row, 2 * H);
-                TANH_ROW(row + 2 * H, H);
-                SIG_ROW(row + 3 * H, H);
-                bool valid = rnn_valid(c, t, b);
+                memcpy(row + 2 * H, y + b * H, (size_t)H * sizeof(T));
                 FOR_V(H, ST(tcr + j, LD(row + H + j) * LD(cpb + j) + LD(row + j) * LD(row + 2 * H + j));)
-                if (valid) memcpy(cb, tcr, (size_t)H * sizeof(T));
-                TANH_ROW(tcr, H);
+                if (rnn_valid(c, t, b)) memcpy(cs + b * H, tcr, (size_t)H * sizeof(T));
+            }
+            TANH_ROW(tc, B * H);
+            for (int64_t b = 0; b < B; b++) {
+                const T *row = g + b * GH, *tcr = tc + b * H;
                 FOR_V(H, ST(tmp + j, LD(row + 3 * H + j) * LD(tcr + j));)
-                FN(emit)(h + b * H, y + b * H, tmp, H, valid);
+                FN(emit)(h + b * H, y + b * H, tmp, H, rnn_valid(c, t, b));
             }
             break;
         }
@@ -119,13 +128,22 @@ static void FN(forward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
             lg_cpu_gemm(DT, false, false, B, GH, H, 1, hp, H, U, GH, 0, hg, GH);
             for (int64_t b = 0; b < B; b++) {
                 T *row = g + b * GH, *hgr = hg + b * GH;
-                const T *hpb = hp + b * H;
                 FN(add_bias)(row, bias, GH);
                 FN(add_bias)(hgr, brec, GH); /* the backward reads h U_h + b_h */
                 FOR_V(2 * H, ST(row + j, LD(row + j) + LD(hgr + j));)
-                SIG_ROW(row, 2 * H);
-                FOR_V(H, ST(row + 2 * H + j, LD(row + 2 * H + j) + LD(row + H + j) * LD(hgr + 2 * H + j));)
-                TANH_ROW(row + 2 * H, H);
+                memcpy(y + b * H, row + 2 * H, (size_t)H * sizeof(T)); /* x W_h + b_h */
+            }
+            SIG_ROW(g, B * GH);
+            for (int64_t b = 0; b < B; b++) {
+                const T *row = g + b * GH, *hgr = hg + b * GH;
+                T *yb = y + b * H;
+                FOR_V(H, ST(yb + j, LD(yb + j) + LD(row + H + j) * LD(hgr + 2 * H + j));)
+            }
+            TANH_ROW(y, B * H);
+            for (int64_t b = 0; b < B; b++) {
+                T *row = g + b * GH;
+                const T *hpb = hp + b * H;
+                memcpy(row + 2 * H, y + b * H, (size_t)H * sizeof(T));
                 FOR_V(H, {
                     VT hh = LD(row + 2 * H + j);
                     ST(tmp + j, hh + LD(row + j) * (LD(hpb + j) - hh));
@@ -138,17 +156,18 @@ static void FN(forward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
             T *rh = rhp + t * B * H;
             lg_cpu_gemm(DT, false, false, B, 2 * H, H, 1, hp, H, U, GH, 1, g, GH);
             for (int64_t b = 0; b < B; b++) {
-                T *row = g + b * GH;
-                FN(add_bias)(row, bias, 2 * H);
-                SIG_ROW(row, 2 * H);
-                FOR_V(H, ST(rh + b * H + j, LD(row + H + j) * LD(hp + b * H + j));)
+                FN(add_bias)(g + b * GH, bias, 2 * H);
+                memcpy(y + b * H, g + b * GH + 2 * H, (size_t)H * sizeof(T)); /* x W_h */
             }
-            lg_cpu_gemm(DT, false, false, B, H, H, 1, rh, H, U + 2 * H, GH, 1, g + 2 * H, GH);
+            SIG_ROW(g, B * GH);
+            for (int64_t b = 0; b < B; b++) FOR_V(H, ST(rh + b * H + j, LD(g + b * GH + H + j) * LD(hp + b * H + j));)
+            lg_cpu_gemm(DT, false, false, B, H, H, 1, rh, H, U + 2 * H, GH, 1, y, H);
+            for (int64_t b = 0; b < B; b++) FN(add_bias)(y + b * H, bias ? bias + 2 * H : NULL, H);
+            TANH_ROW(y, B * H);
             for (int64_t b = 0; b < B; b++) {
                 T *row = g + b * GH;
                 const T *hpb = hp + b * H;
-                FN(add_bias)(row + 2 * H, bias ? bias + 2 * H : NULL, H);
-                TANH_ROW(row + 2 * H, H);
+                memcpy(row + 2 * H, y + b * H, (size_t)H * sizeof(T));
                 FOR_V(H, {
                     VT hh = LD(row + 2 * H + j);
                     ST(tmp + j, hh + LD(row + j) * (LD(hpb + j) - hh));
@@ -162,7 +181,7 @@ static void FN(forward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
     }
 }
 
-static void FN(backward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
+LG_RNN_CLONES static void FN(backward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
 {
     const lg_rnn_layout *L = &c->L;
     int64_t B = c->B, H = c->H, GH = c->GH, TB = c->steps * c->B;

@@ -122,17 +122,17 @@ LG_VINLINE vf vsigmoid(vf x)
     LG_VCLONES void name(const float *x, float *y, int64_t n)           \
     {                                                                   \
         int64_t i = 0;                                                  \
-        for (; i + VLEN <= n; i += VLEN) {                                    \
-            vf v;                                                      \
+        for (; i + VLEN <= n; i += VLEN) {                              \
+            vf v;                                                       \
             memcpy(&v, x + i, sizeof v);                                \
             v = F(v);                                                   \
             memcpy(y + i, &v, sizeof v);                                \
         }                                                               \
-        if (i < n) {                                                    \
-            vf v = {0};                                                \
-            memcpy(&v, x + i, (size_t)(n - i) * sizeof *x);             \
+        if (i < n) { /* element copies: cheaper than a memcpy call */   \
+            vf v = {0};                                                 \
+            for (int64_t k = 0; k < n - i; k++) v[k] = x[i + k];        \
             v = F(v);                                                   \
-            memcpy(y + i, &v, (size_t)(n - i) * sizeof *y);             \
+            for (int64_t k = 0; k < n - i; k++) y[i + k] = v[k];        \
         }                                                               \
     }
 
