@@ -14,7 +14,7 @@
  * passes.c (and its file in meson.build):
  *
  *     lg_status lg_pass_fuse_rnn(lg_cgraph *cg);   // fuse_rnn.c
- *     {"fuse_rnn", lg_pass_fuse_rnn},              // passes.c, after hoist
+ *     {"fuse_rnn", lg_pass_fuse_rnn},              // passes.c, before hoist
  *
  * A pass is a function over the compile-time graph. It may
  *   - read and change attributes of nodes in place (a loop's spec is the
@@ -68,8 +68,10 @@ typedef struct lg_pass {
 extern const lg_pass lg_passes[];
 extern const int lg_pass_count;
 
-/* The passes of one stage: verify, hoist, dce (memory_plan is the executor's). */
+/* The passes of one stage: verify, fuse_rnn, hoist, dce (memory_plan is the
+ * executor's). */
 lg_status lg_pass_verify(lg_cgraph *cg);
+lg_status lg_pass_fuse_rnn(lg_cgraph *cg);
 lg_status lg_pass_hoist(lg_cgraph *cg);
 lg_status lg_pass_dce(lg_cgraph *cg);
 
