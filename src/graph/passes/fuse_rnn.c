@@ -34,8 +34,8 @@ typedef struct fused {
 
 static int n_inputs(const lg_loop_spec *s) { return s->n_seq + s->n_state + s->n_inv; }
 
-/* True when input a of loop node `loop` is computed from input b (a
- * gradient through a would then be counted again through b). */
+/* True when input a of loop node `loop` is computed from input b (as
+ * Keras's zero initial state is from x's batch size). */
 static bool depends_on(const lg_graph *g, int32_t loop, int a, int b, bool *seen)
 {
     int32_t from = g->nodes[loop].in[a].node, to = g->nodes[loop].in[b].node;
@@ -90,8 +90,7 @@ static bool read_elsewhere(const lg_cgraph *cg, int32_t loop)
 
 /* Why loop node `node` cannot be fused beyond what the matcher says, or
  * NULL. why holds the text. */
-static const char *refusal(const lg_cgraph *cg, int32_t node, const lg_rnn_match *m, bool *seen, char *why,
-                           size_t len)
+static const char *refusal(const lg_cgraph *cg, int32_t node, const lg_rnn_match *m, char *why, size_t len)
 {
     const lg_graph *g = cg->g;
     const lg_loop_spec *s = g->nodes[node].attrs.loop;
@@ -108,13 +107,6 @@ static const char *refusal(const lg_cgraph *cg, int32_t node, const lg_rnn_match
                            "body, whose gradient is built in another graph)");
         return why;
     }
-    int n = n_inputs(s);
-    for (int a = 0; a < n; a++)
-        for (int b = 0; b < n; b++)
-            if (a != b && depends_on(g, node, a, b, seen)) {
-                snprintf(why, len, "loop input %d is computed from loop input %d", a, b);
-                return why;
-            }
     return NULL;
 }
 
@@ -186,7 +178,30 @@ static lg_status replace_grad(lg_rewrite *r, int32_t node, int32_t fw, const fus
     return st;
 }
 
-static lg_status rebuild(lg_cgraph *cg, fused **f)
+/* Copy fused loop `node` into r->dst with an input that is computed from
+ * another input read through stop_gradient: the rnn node's vjp then gives
+ * each input only the gradient through the loop, as the gradient loop did
+ * (otherwise one would come back again through the other). */
+static int32_t copy_fused(lg_rewrite *r, int32_t node, bool *seen)
+{
+    const lg_node *n = &r->src->nodes[node];
+    lg_ref saved[n->n_in];
+    for (int a = 0; a < n->n_in; a++) saved[a] = *lg_rewrite_at(r, n->in[a]);
+    for (int a = 0; a < n->n_in; a++) {
+        bool from_other = false;
+        if (!lg_is_float(r->src->nodes[n->in[a].node].out[n->in[a].out].dtype)) continue;
+        for (int b = 0; b < n->n_in && !from_other; b++) from_other = depends_on(r->src, node, a, b, seen);
+        if (!from_other) continue;
+        lg_value v = lg_stop_gradient(lg_rewrite_value(r, n->in[a]));
+        if (!lg_value_ok(v)) return -1;
+        *lg_rewrite_at(r, n->in[a]) = (lg_ref){v.node, v.output};
+    }
+    int32_t id = lg_rewrite_copy(r, node, NULL, NULL);
+    for (int a = 0; a < n->n_in; a++) *lg_rewrite_at(r, n->in[a]) = saved[a];
+    return id;
+}
+
+static lg_status rebuild(lg_cgraph *cg, fused **f, bool *seen)
 {
     const lg_graph *g = cg->g;
     lg_rewrite r;
@@ -202,7 +217,7 @@ static lg_status rebuild(lg_cgraph *cg, fused **f)
             st = replace_grad(&r, i, fw, f[fw]);
             continue;
         }
-        int32_t id = lg_rewrite_copy(&r, i, NULL, NULL);
+        int32_t id = f[i] ? copy_fused(&r, i, seen) : lg_rewrite_copy(&r, i, NULL, NULL);
         if (id < 0) st = lg_cgraph_fail(dst, "fuse_rnn");
         if (st || !f[i]) continue;
         const lg_loop_spec *s = g->nodes[i].attrs.loop;
@@ -257,7 +272,7 @@ lg_status lg_pass_fuse_rnn(lg_cgraph *cg)
             break;
         }
         char why[256];
-        const char *no = lg_rnn_match_loop(nd->attrs.loop, &x->m) ? refusal(cg, i, &x->m, seen, why, sizeof why)
+        const char *no = lg_rnn_match_loop(nd->attrs.loop, &x->m) ? refusal(cg, i, &x->m, why, sizeof why)
                                                                   : x->m.reason;
         if (no) {
             lg_cgraph_note(cg, "fuse_rnn: loop '%s': not fused: %s", nd->name, no);
@@ -271,7 +286,7 @@ lg_status lg_pass_fuse_rnn(lg_cgraph *cg)
         n_fused++;
     }
     bool *drop = NULL;
-    if (!st && n_fused) st = rebuild(cg, f);
+    if (!st && n_fused) st = rebuild(cg, f, seen);
     if (!st && n_fused) {
         drop = calloc((size_t)cg->g->n_nodes, sizeof *drop);
         if (!drop) st = lg_fail(LG_ERR_OUT_OF_MEMORY, "fuse_rnn: out of memory");
