@@ -27,12 +27,9 @@
 #include "backends/cpu/cpu_vmath.h"
 #include "ops/rnn.h"
 
-/* The gate math passes 64-byte vectors between always-inlined helpers; the
- * ABI GCC warns about (-Wpsabi, without -mavx512f) is never used. */
-#pragma GCC diagnostic ignored "-Wpsabi"
-
 /* The kernels in AVX-512 and AVX2 clones too, picked at load time on x86-64,
- * so the vectors above are the machine's (as in cpu_vmath.c). */
+ * so the gate math's vectors (cpu_rnn_impl.h) use the machine's width (as in
+ * cpu_vmath.c). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define LG_RNN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else

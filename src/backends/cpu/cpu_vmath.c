@@ -13,9 +13,6 @@
 
 #include "backends/cpu/cpu_vmath.h"
 
-/* The helpers below pass 64-byte vectors by value; they are always inlined,
- * so the ABI GCC warns about (-Wpsabi, without -mavx) is never used. */
-#pragma GCC diagnostic ignored "-Wpsabi"
 typedef float vf __attribute__((vector_size(64)));
 typedef int32_t vi __attribute__((vector_size(64)));
 
