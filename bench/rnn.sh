@@ -3,15 +3,15 @@
 # this run, under the same OPENBLAS_CORETYPE (the one OpenBLAS detects here,
 # unless set):
 #   bench/rnn.sh [--quick]          (--quick: 2 timed steps each, < 3 minutes)
-# loopgrad runs as built ("generic") and with its loops replaced by the fused
-# rnn op through the matcher ("fused": what fuse_rnn gives once compile runs
-# it). PyTorch (Debian's python3-torch) runs at 1 thread with
+# loopgrad runs with the fuse_rnn pass off ("generic": loops stepped by the
+# executor) and as built ("fused": compile replaces matched loops by the fused
+# rnn op). PyTorch (Debian's python3-torch) runs at 1 thread with
 # OPENBLAS_NUM_THREADS=1 and at 2 threads with OMP_WAIT_POLICY=PASSIVE; its
 # best per model is the reference. Prints the table (median ms per step, wall
 # and CPU time of all threads; ratio loopgrad / PyTorch, above 1 = slower),
 # the OpenBLAS core of both sides, and last
 #   geomean loopgrad/pytorch train R infer R
-# for loopgrad as built (wall clock).
+# for loopgrad as built (the fused column; wall clock).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${LG_BUILD_DIR:-build}
@@ -66,7 +66,7 @@ for name, r in rows.items():
         fu["infer_ms"], best["infer_ms"], ratios["il"], ratios["if"], g["train_cpu_ms"], fu["train_cpu_ms"],
         best["train_cpu_ms"], bound))
 gm = lambda v: math.exp(sum(map(math.log, v)) / len(v)) if v else float("nan")
-print("geomean fused/pytorch train %.2f infer %.2f" % (gm(geo["tf"]), gm(geo["if"])))
+print("geomean generic (fuse_rnn off)/pytorch train %.2f infer %.2f" % (gm(geo["tl"]), gm(geo["il"])))
 print("geomean cpu time loopgrad/pytorch train %.2f, fused/pytorch train %.2f" % (gm(geo["cl"]), gm(geo["cf"])))
-print("geomean loopgrad/pytorch train %.2f infer %.2f" % (gm(geo["tl"]), gm(geo["il"])))
+print("geomean loopgrad/pytorch train %.2f infer %.2f" % (gm(geo["tf"]), gm(geo["if"])))
 PY
