@@ -580,9 +580,11 @@ START_TEST(test_fused_hand_lstm_agrees)
     lg_tensor_new(LG_F64, lg_shape_of(2, B, U), &zt);
     lg_value h = lg_loop_state(l, lg_constant(g, "h0", zt)), c = lg_loop_state(l, lg_constant(g, "c0", zt));
     lg_tensor_free(zt);
-    lg_value W = lg_param(g, "W", LG_F64, lg_shape_of(2, F, 4 * U)), Uw = lg_param(g, "U", LG_F64, lg_shape_of(2, U, 4 * U));
+    lg_value W = lg_param(g, "W", LG_F64, lg_shape_of(2, F, 4 * U));
+    lg_value Uw = lg_param(g, "U", LG_F64, lg_shape_of(2, U, 4 * U));
     lg_value b = lg_param(g, "b", LG_F64, lg_shape_of(1, 4 * U));
-    for (int k = 0; k < 3; k++) lg_init_uniform(lg_param_tensor(k == 0 ? W : k == 1 ? Uw : b), -0.5, 0.5, 21, (uint64_t)k);
+    lg_value ps[3] = {W, Uw, b};
+    for (int k = 0; k < 3; k++) lg_init_uniform(lg_param_tensor(ps[k]), -0.5, 0.5, 21, (uint64_t)k);
     W = lg_loop_invariant(l, W), Uw = lg_loop_invariant(l, Uw), b = lg_loop_invariant(l, b);
     lg_value z = lg_add(b, lg_add(lg_matmul(h, Uw, false, false), lg_matmul(xt_, W, false, false))), zs[4];
     lg_split(z, 1, NULL, 4, zs);

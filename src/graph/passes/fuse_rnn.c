@@ -82,7 +82,10 @@ static bool read_elsewhere(const lg_cgraph *cg, int32_t loop)
     for (int k = 0; k < cg->n_outputs && !elsewhere; k++) {
         lg_ref o = cg->outputs[k];
         if (o.node == loop) elsewhere = o.out >= kept;
-        else if (grad[o.node]) elsewhere = o.out >= g->nodes[o.node].attrs.loop->n_state + g->nodes[o.node].attrs.loop->n_y;
+        else if (grad[o.node]) {
+            const lg_loop_spec *gs = g->nodes[o.node].attrs.loop;
+            elsewhere = o.out >= gs->n_state + gs->n_y;
+        }
     }
     free(grad);
     return elsewhere;

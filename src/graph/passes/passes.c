@@ -34,8 +34,9 @@ static lg_status parse_off(const char *list, const char *where, uint32_t *off)
             int i = 0;
             while (i < lg_pass_count && !(strlen(lg_passes[i].name) == len && !strncmp(lg_passes[i].name, s, len))) i++;
             if (i == lg_pass_count)
-                return lg_fail(LG_ERR_INVALID_ARGUMENT, "%s: no pass named '%.*s' (passes: verify, fuse_rnn, hoist, dce, memory_plan)",
-                               where, (int)len, s);
+                return lg_fail(LG_ERR_INVALID_ARGUMENT,
+                               "%s: no pass named '%.*s' (passes: verify, fuse_rnn, hoist, dce, memory_plan)", where,
+                               (int)len, s);
             *off |= 1u << i;
         }
         s += len;
