@@ -637,6 +637,40 @@ START_TEST(test_peephole_refused_and_hoisted)
 }
 END_TEST
 
+/* A SimpleRNN body that also emits tanh(x_t W) per step: the fused op has
+ * one per-step output (h'), so the loop is kept, with the matcher's reason,
+ * and still equals itself with the passes off. */
+START_TEST(test_extra_output_refused)
+{
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, T, B, F));
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true;
+    lo.name = "two";
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value x_t = lg_loop_seq(l, x);
+    lg_tensor *zt = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
+    lg_value h = lg_loop_state(l, lg_constant(g, "h0", zt));
+    lg_tensor_free(zt);
+    lg_value W = lg_param(g, "W", LG_F64, lg_shape_of(2, F, U)), Uw = lg_param(g, "U", LG_F64, lg_shape_of(2, U, U));
+    lg_init_uniform(lg_param_tensor(W), -0.5, 0.5, 31, 0);
+    lg_init_uniform(lg_param_tensor(Uw), -0.5, 0.5, 31, 1);
+    lg_value xw = lg_matmul(x_t, lg_loop_invariant(l, W), false, false);
+    lg_value h2 = lg_tanh(lg_add(xw, lg_matmul(h, lg_loop_invariant(l, Uw), false, false)));
+    lg_loop_next(l, h, h2);
+    lg_loop_emit(l, h2);
+    lg_loop_emit(l, lg_tanh(xw));
+    lg_value ys[2];
+    ck_assert_msg(lg_loop_end(l, NULL, ys) == LG_OK, "%s", lg_last_error());
+    lg_value fetch[64];
+    int n = loss_and_grads(lg_add(weighted_sum(ys[0], 13), weighted_sum(ys[1], 14)), x, fetch);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, T, B, F), 1, 15, -1, 1);
+    lg_feed f[1] = {{x, xt}};
+    expect_note(f, 1, fetch, n, "fuse_rnn: loop 'two': not fused: the loop emits 2 values per step");
+    check_passes_agree(f, 1, fetch, n);
+    lg_tensor_free(xt);
+}
+END_TEST
+
 static Suite *passes_suite(void)
 {
     Suite *s = suite_create("passes");
@@ -656,6 +690,7 @@ static Suite *passes_suite(void)
     tcase_add_loop_test(tc, test_fused_layers_agree, 0, (int)(sizeof FUSE_CASES / sizeof FUSE_CASES[0]));
     tcase_add_test(tc, test_fused_hand_lstm_agrees);
     tcase_add_test(tc, test_peephole_refused_and_hoisted);
+    tcase_add_test(tc, test_extra_output_refused);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -101,10 +101,8 @@ static const char *refusal(const lg_cgraph *cg, int32_t node, const lg_rnn_match
         snprintf(why, len, "the %s backend has no fused rnn kernel", cg->backend ? cg->backend->name : "(no)");
         return why;
     }
-    if (s->n_state != lg_rnn_states(m->cell) || s->n_y != (m->y_out >= 0)) {
-        snprintf(why, len, "the loop emits %d per-step outputs besides h'", s->n_y - (m->y_out >= 0));
-        return why;
-    }
+    /* the matcher accepts only loops whose outputs are the cell's */
+    LG_ASSERT(s->n_state == lg_rnn_states(m->cell) && s->n_y == (m->y_out >= 0));
     if (read_elsewhere(cg, node)) {
         snprintf(why, len, "its saved states are read outside its gradient loop (a loop in a differentiated loop's "
                            "body, whose gradient is built in another graph)");
