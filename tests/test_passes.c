@@ -2,7 +2,8 @@
  * test_passes.c — the compile passes (src/graph/passes): every result with
  * passes switched off equals the result with them on (f64, 1e-12 relative)
  * on loops, stacked, bidirectional and masked layers, nested loops and a
- * user-written cell; residuals are chosen for the fetches; the switches.
+ * user-written cell; residuals are chosen for the fetches; the switches;
+ * fuse_rnn's fused loops equal the loops they replace, and its refusals.
  */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 
@@ -17,7 +18,8 @@
 LG_TEST_GRAPH_FIXTURE
 
 /* Every switchable pass, and each alone. */
-static const char *const off_sets[] = {"verify,hoist,dce,memory_plan", "hoist", "dce", "memory_plan", "verify"};
+static const char *const off_sets[] = {"verify,fuse_rnn,hoist,dce,memory_plan", "fuse_rnn", "hoist", "dce",
+                                       "memory_plan", "verify"};
 #define N_OFF_SETS (sizeof off_sets / sizeof off_sets[0])
 
 static lg_tensor **run_with(const char *off, const lg_feed *f, int n_f, const lg_value *fetch, int n)
@@ -58,6 +60,24 @@ static void check_passes_agree(const lg_feed *f, int n_f, const lg_value *fetch,
         free_outs(off, n);
     }
     free_outs(on, n);
+}
+
+/* The report line fuse_rnn wrote for each loop, in one string. */
+static char *fuse_notes(const lg_feed *f, int n_f, const lg_value *fetch, int n)
+{
+    lg_program *p = NULL;
+    ck_assert_int_eq(lg_program_compile(g, f, n_f, fetch, n, &p), LG_OK);
+    char *rep = lg_program_report(p);
+    lg_program_free(p);
+    ck_assert_ptr_nonnull(rep);
+    return rep;
+}
+
+static void expect_note(const lg_feed *f, int n_f, const lg_value *fetch, int n, const char *what)
+{
+    char *rep = fuse_notes(f, n_f, fetch, n);
+    ck_assert_msg(strstr(rep, what), "'%s' not in the report:\n%s", what, rep);
+    free(rep);
 }
 
 /* sum(y * r) for a fixed random r shaped like y: a loss with a gradient
@@ -261,6 +281,8 @@ START_TEST(test_nested_loops_agree)
     int n = loss_and_grads(lg_add(weighted_sum(yout, 9), weighted_sum(hout, 10)), x, fetch);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(4, T, T2, B, F), 1, 10, -1, 1);
     lg_feed f[1] = {{x, xt}};
+    /* the outer gradient step reads the inner loop's saved states */
+    expect_note(f, 1, fetch, n, "fuse_rnn: loop 'inner': not fused: its saved states are read outside its gradient loop");
     check_passes_agree(f, 1, fetch, n);
     lg_tensor_free(xt), lg_cell_free(cell);
 }
@@ -449,11 +471,13 @@ START_TEST(test_forward_only_saves_nothing)
     lg_tensor *xt = lg_test_uniform(LG_F32, lg_shape_of(3, 64, 28, 28), 1, 13, 0, 1);
     lg_feed f[1] = {{x, xt}};
     lg_program *fwd = NULL, *fwd_all = NULL, *train = NULL;
-    lg_compile_opts o = lg_compile_opts_default();
-    o.passes_off = "hoist,dce"; /* both leave out the residuals nothing reads */
-    ck_assert_int_eq(lg_program_compile(g, f, 1, &r.output, 1, &fwd), LG_OK);
+    /* the loop's own residuals: fuse_rnn off (the fused forward is below) */
+    lg_compile_opts o = lg_compile_opts_default(), unfused = lg_compile_opts_default();
+    o.passes_off = "hoist,dce,fuse_rnn"; /* hoist and dce both leave out the residuals nothing reads */
+    unfused.passes_off = "fuse_rnn";
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &r.output, 1, &unfused, &fwd), LG_OK);
     ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &r.output, 1, &o, &fwd_all), LG_OK);
-    ck_assert_int_eq(lg_program_compile(g, f, 1, &dk, 1, &train), LG_OK);
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &dk, 1, &unfused, &train), LG_OK);
     lg_loop_report rf, ra, rt;
     ck_assert_int_eq(lg_program_loop_report(fwd, 0, &rf), LG_OK);
     ck_assert_int_eq(lg_program_loop_report(fwd_all, 0, &ra), LG_OK);
@@ -474,7 +498,20 @@ START_TEST(test_forward_only_saves_nothing)
     ck_assert_int_eq(lg_program_run(fwd, f, 1, &a), LG_OK);
     ck_assert_int_eq(lg_program_run(fwd_all, f, 1, &b), LG_OK);
     ck_assert_mem_eq(lg_tensor_data(a), lg_tensor_data(b), lg_tensor_bytes(a));
+    lg_tensor_free(b);
+    b = NULL;
+    /* fused: the forward op alone, no loop left, the same values (f32) */
+    lg_program *fused = NULL;
+    ck_assert_int_eq(lg_program_compile(g, f, 1, &r.output, 1, &fused), LG_OK);
+    ck_assert_int_eq(lg_program_loop_count(fused), 0);
+    rep = lg_program_report(fused);
+    ck_assert_msg(rep && strstr(rep, "fuse_rnn: loop 'rnn/loop': fused as lstm"), "%s", rep ? rep : "(null)");
+    free(rep);
+    ck_assert_msg(lg_program_run(fused, f, 1, &b) == LG_OK, "%s", lg_last_error());
+    for (int64_t e = 0; e < lg_tensor_numel(a); e++)
+        ck_assert_double_eq_tol(lg_tensor_get(a, e), lg_tensor_get(b, e), 1e-5);
     lg_tensor_free(a), lg_tensor_free(b);
+    lg_program_free(fused);
     lg_program_free(fwd), lg_program_free(fwd_all), lg_program_free(train);
     lg_tensor_free(xt), lg_cell_free(c);
 }
@@ -525,18 +562,192 @@ START_TEST(test_switches)
     setenv("LG_PASSES_OFF", "nonsense", 1);
     ck_assert_int_eq(lg_program_compile(g, f, 1, &r.output, 1, &p), LG_ERR_INVALID_ARGUMENT);
     ck_assert_msg(strstr(lg_last_error(), "LG_PASSES_OFF"), "%s", lg_last_error());
-    setenv("LG_PASSES_OFF", "dce", 1);
+    setenv("LG_PASSES_OFF", "dce,fuse_rnn", 1);
     ck_assert_int_eq(lg_program_compile(g, f, 1, &r.output, 1, &p), LG_OK);
     lg_loop_report rep;
     ck_assert_int_eq(lg_program_loop_report(p, 0, &rep), LG_OK);
     ck_assert_uint_gt(rep.state_bytes, 0); /* dce off: the states are saved */
     lg_program_free(p);
     unsetenv("LG_PASSES_OFF");
-    ck_assert_int_eq(lg_program_compile(g, f, 1, &r.output, 1, &p), LG_OK);
+    o.passes_off = "fuse_rnn";
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &r.output, 1, &o, &p), LG_OK);
     ck_assert_int_eq(lg_program_loop_report(p, 0, &rep), LG_OK);
     ck_assert_uint_eq(rep.state_bytes, 0);
     lg_program_free(p);
+    ck_assert_int_eq(lg_program_compile(g, f, 1, &r.output, 1, &p), LG_OK);
+    ck_assert_int_eq(lg_program_loop_count(p), 0); /* fused */
+    lg_program_free(p);
     lg_tensor_free(xt), lg_cell_free(c);
+}
+END_TEST
+
+
+/* The layer API's cells, masked, backwards or not, alone, stacked and
+ * Bidirectional: fused, and equal to the loops with fuse_rnn off in values
+ * and every gradient (f64). */
+typedef struct fuse_case {
+    lg_cell_kind kind;
+    bool reset_after, relu, masked, backwards, stacked, bidir;
+    const char *cell;
+} fuse_case;
+
+static const fuse_case FUSE_CASES[] = {
+    {LG_CELL_LSTM, .cell = "lstm"},
+    {LG_CELL_LSTM, .masked = true, .backwards = true, .cell = "lstm"},
+    {LG_CELL_GRU, .reset_after = true, .masked = true, .cell = "gru_reset_after"},
+    {LG_CELL_GRU, .reset_after = false, .backwards = true, .cell = "gru_reset_before"},
+    {LG_CELL_SIMPLE_RNN, .cell = "simple_rnn_tanh"},
+    {LG_CELL_SIMPLE_RNN, .relu = true, .masked = true, .cell = "simple_rnn_relu"},
+    {LG_CELL_LSTM, .stacked = true, .masked = true, .cell = "lstm"},
+    {LG_CELL_GRU, .reset_after = true, .bidir = true, .masked = true, .cell = "gru_reset_after"},
+};
+
+START_TEST(test_fused_layers_agree)
+{
+    const fuse_case *fc = &FUSE_CASES[_i];
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
+    lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
+    lg_cell_opts co = lg_cell_opts_default(fc->kind, U);
+    co.dtype = LG_F64;
+    co.seed = 5 + (uint64_t)_i;
+    co.reset_after = fc->reset_after;
+    if (fc->relu) co.activation = LG_ACT_RELU;
+    lg_rnn_opts o = lg_rnn_opts_default();
+    o.return_sequences = true;
+    o.go_backwards = fc->backwards;
+    if (fc->masked) o.lengths = len;
+    lg_cell *c1 = lg_cell_new(g, "c1", F, co), *c2 = NULL;
+    lg_rnn_result r;
+    if (fc->bidir) {
+        c2 = lg_cell_new(g, "c2", F, co);
+        lg_bidirectional_result br;
+        ck_assert_int_eq(lg_bidirectional(g, c1, c2, x, o, LG_MERGE_CONCAT, &br), LG_OK);
+        r.output = br.output;
+    } else {
+        ck_assert_int_eq(lg_rnn(g, c1, x, o, &r), LG_OK);
+        if (fc->stacked) {
+            c2 = lg_cell_new(g, "c2", U, co);
+            o.name = "second";
+            ck_assert_int_eq(lg_rnn(g, c2, r.output, o, &r), LG_OK);
+        }
+    }
+    lg_value fetch[64];
+    int n = loss_and_grads(weighted_sum(r.output, 3), x, fetch);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 4, -1, 1), *lt = lengths_tensor();
+    lg_feed f[2] = {{x, xt}, {len, lt}};
+    int n_f = fc->masked ? 2 : 1;
+    char fused[64];
+    snprintf(fused, sizeof fused, "fused as %s", fc->cell);
+    expect_note(f, n_f, fetch, n, fused);
+    char *rep = fuse_notes(f, n_f, fetch, n);
+    ck_assert_msg(!strstr(rep, "not fused"), "%s", rep);
+    free(rep);
+    check_passes_agree(f, n_f, fetch, n);
+    check_passes_agree(f, n_f, fetch, 1); /* forward only: the fused forward alone */
+    lg_tensor_free(xt), lg_tensor_free(lt), lg_cell_free(c1), lg_cell_free(c2);
+}
+END_TEST
+
+/* An LSTM written from ops in a loop body (one matmul per weight, split
+ * into gates, bias first, products commuted): fused, and equal. */
+START_TEST(test_fused_hand_lstm_agrees)
+{
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, T, B, F));
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true;
+    lo.name = "hand";
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value xt_ = lg_loop_seq(l, x);
+    lg_tensor *zt = NULL;
+    lg_tensor_new(LG_F64, lg_shape_of(2, B, U), &zt);
+    lg_value h = lg_loop_state(l, lg_constant(g, "h0", zt)), c = lg_loop_state(l, lg_constant(g, "c0", zt));
+    lg_tensor_free(zt);
+    lg_value W = lg_param(g, "W", LG_F64, lg_shape_of(2, F, 4 * U));
+    lg_value Uw = lg_param(g, "U", LG_F64, lg_shape_of(2, U, 4 * U));
+    lg_value b = lg_param(g, "b", LG_F64, lg_shape_of(1, 4 * U));
+    lg_value ps[3] = {W, Uw, b};
+    for (int k = 0; k < 3; k++) lg_init_uniform(lg_param_tensor(ps[k]), -0.5, 0.5, 21, (uint64_t)k);
+    W = lg_loop_invariant(l, W), Uw = lg_loop_invariant(l, Uw), b = lg_loop_invariant(l, b);
+    lg_value z = lg_add(b, lg_add(lg_matmul(h, Uw, false, false), lg_matmul(xt_, W, false, false))), zs[4];
+    lg_split(z, 1, NULL, 4, zs);
+    lg_value i = lg_sigmoid(zs[0]), fg = lg_sigmoid(zs[1]), gg = lg_tanh(zs[2]), o = lg_sigmoid(zs[3]);
+    lg_value c2 = lg_add(lg_mul(gg, i), lg_mul(c, fg)), h2 = lg_mul(lg_tanh(c2), o);
+    lg_loop_next(l, h, h2);
+    lg_loop_next(l, c, c2);
+    lg_loop_emit(l, h2);
+    lg_value st[2], hs;
+    ck_assert_msg(lg_loop_end(l, st, &hs) == LG_OK, "%s", lg_last_error());
+    lg_value fetch[64];
+    int n = loss_and_grads(lg_add(weighted_sum(hs, 8), weighted_sum(st[1], 9)), x, fetch);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, T, B, F), 1, 10, -1, 1);
+    lg_feed f[1] = {{x, xt}};
+    expect_note(f, 1, fetch, n, "fuse_rnn: loop 'hand': fused as lstm");
+    check_passes_agree(f, 1, fetch, n);
+    lg_tensor_free(xt);
+}
+END_TEST
+
+/* The peephole cell of examples/cells: refused with the matcher's reason,
+ * and still hoisted. */
+START_TEST(test_peephole_refused_and_hoisted)
+{
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
+    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
+    lg_value h0 = lg_constant(g, "h0", z), c0 = lg_constant(g, "c0", z);
+    lg_tensor_free(z);
+    peephole cell = peephole_new(g, "peephole", F, U, LG_F64, 11);
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.name = "peep";
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0), hn, cn, hs;
+    peephole_step(l, &cell, x_t, h, c, &hn, &cn);
+    lg_loop_next(l, h, hn);
+    lg_loop_next(l, c, cn);
+    lg_loop_emit(l, hn);
+    ck_assert_int_eq(lg_loop_end(l, NULL, &hs), LG_OK);
+    lg_value fetch[64];
+    int n = loss_and_grads(weighted_sum(hs, 11), x, fetch);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 12, -1, 1);
+    lg_feed f[1] = {{x, xt}};
+    char *rep = fuse_notes(f, 1, fetch, n);
+    ck_assert_msg(strstr(rep, "fuse_rnn: loop 'peep': not fused: peephole term"), "%s", rep);
+    ck_assert_msg(strstr(rep, "hoist: loop 'peep'"), "%s", rep);
+    free(rep);
+    lg_tensor_free(xt);
+}
+END_TEST
+
+/* A SimpleRNN body that also emits tanh(x_t W) per step: the fused op has
+ * one per-step output (h'), so the loop is kept, with the matcher's reason,
+ * and still equals itself with the passes off. */
+START_TEST(test_extra_output_refused)
+{
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, T, B, F));
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true;
+    lo.name = "two";
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value x_t = lg_loop_seq(l, x);
+    lg_tensor *zt = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
+    lg_value h = lg_loop_state(l, lg_constant(g, "h0", zt));
+    lg_tensor_free(zt);
+    lg_value W = lg_param(g, "W", LG_F64, lg_shape_of(2, F, U)), Uw = lg_param(g, "U", LG_F64, lg_shape_of(2, U, U));
+    lg_init_uniform(lg_param_tensor(W), -0.5, 0.5, 31, 0);
+    lg_init_uniform(lg_param_tensor(Uw), -0.5, 0.5, 31, 1);
+    lg_value xw = lg_matmul(x_t, lg_loop_invariant(l, W), false, false);
+    lg_value h2 = lg_tanh(lg_add(xw, lg_matmul(h, lg_loop_invariant(l, Uw), false, false)));
+    lg_loop_next(l, h, h2);
+    lg_loop_emit(l, h2);
+    lg_loop_emit(l, lg_tanh(xw));
+    lg_value ys[2];
+    ck_assert_msg(lg_loop_end(l, NULL, ys) == LG_OK, "%s", lg_last_error());
+    lg_value fetch[64];
+    int n = loss_and_grads(lg_add(weighted_sum(ys[0], 13), weighted_sum(ys[1], 14)), x, fetch);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, T, B, F), 1, 15, -1, 1);
+    lg_feed f[1] = {{x, xt}};
+    expect_note(f, 1, fetch, n, "fuse_rnn: loop 'two': not fused: the loop emits 2 values per step");
+    check_passes_agree(f, 1, fetch, n);
+    lg_tensor_free(xt);
 }
 END_TEST
 
@@ -558,6 +769,10 @@ static Suite *passes_suite(void)
     tcase_add_test(tc, test_forward_only_saves_nothing);
     tcase_add_test(tc, test_memory_plan_in_place);
     tcase_add_test(tc, test_switches);
+    tcase_add_loop_test(tc, test_fused_layers_agree, 0, (int)(sizeof FUSE_CASES / sizeof FUSE_CASES[0]));
+    tcase_add_test(tc, test_fused_hand_lstm_agrees);
+    tcase_add_test(tc, test_peephole_refused_and_hoisted);
+    tcase_add_test(tc, test_extra_output_refused);
     suite_add_tcase(s, tc);
     return s;
 }

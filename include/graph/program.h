@@ -55,6 +55,13 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
 /* How to compile. Compiling lowers the part of the graph the fetches need
  * into a private copy and runs passes over it, in this order:
  *   verify       the copy is well formed (shapes, dtypes, references);
+ *   fuse_rnn     a loop whose body is an LSTM, GRU (either reset mode) or
+ *                SimpleRNN, however it was written (the cell API or ops by
+ *                hand; masked by lengths, reversed, bidirectional), and its
+ *                gradient loop become one fused op pair sharing a saved
+ *                workspace, where the backend has its kernels (the CPU);
+ *                lg_program_report says per loop "fused as lstm" or the
+ *                first difference that kept it a loop;
  *   hoist        loop body work that depends only on sequences, invariants
  *                and constants (x_t W + b, an embedding lookup) runs as
  *                batched ops over chunks of steps (a quarter of T or less,

@@ -69,13 +69,20 @@
     X(SOFTMAX_XENT, softmax_xent)                          \
     X(SPARSE_SOFTMAX_XENT, sparse_softmax_xent)
 
+/* Fused compute ops: only compile passes make them (rnn.c: the fuse_rnn
+ * pass's loops). The CPU backend has kernels for them; the CUDA table leaves
+ * them empty, so the pass fuses only where the backend has the kernel. */
+#define LG_FUSED_OPS(X) \
+    X(RNN, rnn)         \
+    X(RNN_GRAD, rnn_grad)
+
 /* Control ops: the executor runs them (a loop steps its body's schedule);
  * backends run only the kernels inside. */
 #define LG_CONTROL_OPS(X) \
     /* loop.c */          \
     X(LOOP, loop)
 
-#define LG_OPS(X) LG_SOURCE_OPS(X) LG_COMPUTE_OPS(X) LG_CONTROL_OPS(X)
+#define LG_OPS(X) LG_SOURCE_OPS(X) LG_COMPUTE_OPS(X) LG_FUSED_OPS(X) LG_CONTROL_OPS(X)
 
 typedef enum lg_op {
 #define LG_X_ENUM(ID, name) LG_OP_##ID,

@@ -104,7 +104,8 @@ typedef lg_status (*lg_cuda_kernel_fn)(lg_cuda_ctx *c, const lg_node *n, const l
 LG_COMPUTE_OPS(LG_X_DECL)
 #undef LG_X_DECL
 
-/* The kernel for op, NULL for sources and control ops (cuda_device.c). */
+/* The kernel for op, NULL for sources, fused ops and control ops
+ * (cuda_device.c). */
 lg_cuda_kernel_fn lg_cuda_kernel(lg_op op);
 
 /* Broadcasting parameters for kernels.h from the CPU's lg_bcast. */

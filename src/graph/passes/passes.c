@@ -10,6 +10,7 @@
 
 const lg_pass lg_passes[] = {
     {"verify", lg_pass_verify},
+    {"fuse_rnn", lg_pass_fuse_rnn}, /* before hoist, which moves x_t W out of the body it matches */
     {"hoist", lg_pass_hoist},
     {"dce", lg_pass_dce},
     {"memory_plan", NULL},
@@ -33,8 +34,9 @@ static lg_status parse_off(const char *list, const char *where, uint32_t *off)
             int i = 0;
             while (i < lg_pass_count && !(strlen(lg_passes[i].name) == len && !strncmp(lg_passes[i].name, s, len))) i++;
             if (i == lg_pass_count)
-                return lg_fail(LG_ERR_INVALID_ARGUMENT, "%s: no pass named '%.*s' (passes: verify, hoist, dce, memory_plan)",
-                               where, (int)len, s);
+                return lg_fail(LG_ERR_INVALID_ARGUMENT,
+                               "%s: no pass named '%.*s' (passes: verify, fuse_rnn, hoist, dce, memory_plan)", where,
+                               (int)len, s);
             *off |= 1u << i;
         }
         s += len;
@@ -156,6 +158,15 @@ void lg_cgraph_replace(lg_cgraph *cg, lg_rewrite *r)
     for (int k = 0; k < cg->n_outputs; k++) {
         cg->outputs[k] = *lg_rewrite_at(r, cg->outputs[k]);
         LG_ASSERT(cg->outputs[k].node >= 0);
+    }
+    /* a constant a pass made (a zero, say) belongs to the old graph; its
+     * copy borrows it: hand it over before the old graph goes */
+    for (int32_t i = 0; i < cg->g->n_nodes; i++) {
+        lg_node *n = &cg->g->nodes[i];
+        lg_ref to = *lg_rewrite_at(r, (lg_ref){i, 0});
+        if (n->op >= LG_OP_MATMUL || n->borrowed || !n->attrs.tensor || to.node < 0) continue;
+        lg_node *d = &r->dst->nodes[to.node];
+        if (d->op < LG_OP_MATMUL && d->attrs.tensor == n->attrs.tensor) d->borrowed = false, n->borrowed = true;
     }
     lg_graph_free(cg->g);
     cg->g = r->dst;

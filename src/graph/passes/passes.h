@@ -16,12 +16,6 @@
  *     lg_status lg_pass_fuse_rnn(lg_cgraph *cg);   // fuse_rnn.c
  *     {"fuse_rnn", lg_pass_fuse_rnn},              // passes.c, before hoist
  *
- * (before hoist: a matcher then sees each loop as the user built it, with
- * x_t W + b in its body; hoist rewrites what was not fused. After hoist a
- * body reads such values as new sequence inputs, made before the loop in the
- * outer graph or per chunk of steps by lg_loop_spec.pre, and a gradient
- * loop's weight gradients are no longer its states.)
- *
  * A pass is a function over the compile-time graph. It may
  *   - read and change attributes of nodes in place (a loop's spec is the
  *     pass's own copy: lowering duplicated it, the body graph is shared);
@@ -74,8 +68,10 @@ typedef struct lg_pass {
 extern const lg_pass lg_passes[];
 extern const int lg_pass_count;
 
-/* The passes of one stage: verify, hoist, dce (memory_plan is the executor's). */
+/* The passes of one stage: verify, fuse_rnn, hoist, dce (memory_plan is the
+ * executor's). */
 lg_status lg_pass_verify(lg_cgraph *cg);
+lg_status lg_pass_fuse_rnn(lg_cgraph *cg);
 lg_status lg_pass_hoist(lg_cgraph *cg);
 lg_status lg_pass_dce(lg_cgraph *cg);
 
