@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "ops/op.h"
+#include "ops/rnn.h"
 
 lg_graph *lg_graph_new(void)
 {
@@ -243,6 +244,7 @@ static int output_count(lg_op op, const lg_attrs *a)
 {
     if (op == LG_OP_SPLIT) return a->n_ints;
     if (op == LG_OP_LOOP) return 2 * a->loop->n_state + a->loop->n_y + a->loop->n_res + a->loop->n_post;
+    if (op == LG_OP_RNN || op == LG_OP_RNN_GRAD) return lg_rnn_output_count(a, op == LG_OP_RNN_GRAD);
     return 1;
 }
 

@@ -69,13 +69,19 @@
     X(SOFTMAX_XENT, softmax_xent)                          \
     X(SPARSE_SOFTMAX_XENT, sparse_softmax_xent)
 
+/* Fused recurrent loops (rnn.c), compute ops the CPU backend runs; the CUDA
+ * backend has no kernel for them (it runs cuDNN on the loops instead). */
+#define LG_FUSED_OPS(X) \
+    X(RNN, rnn)         \
+    X(RNN_GRAD, rnn_grad)
+
 /* Control ops: the executor runs them (a loop steps its body's schedule);
  * backends run only the kernels inside. */
 #define LG_CONTROL_OPS(X) \
     /* loop.c */          \
     X(LOOP, loop)
 
-#define LG_OPS(X) LG_SOURCE_OPS(X) LG_COMPUTE_OPS(X) LG_CONTROL_OPS(X)
+#define LG_OPS(X) LG_SOURCE_OPS(X) LG_COMPUTE_OPS(X) LG_FUSED_OPS(X) LG_CONTROL_OPS(X)
 
 typedef enum lg_op {
 #define LG_X_ENUM(ID, name) LG_OP_##ID,

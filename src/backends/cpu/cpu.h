@@ -9,6 +9,7 @@
 
 #define LG_X_DECL(ID, name) lg_status lg_cpu_##name(const lg_node *n, const lg_buf *in, lg_buf *out);
 LG_COMPUTE_OPS(LG_X_DECL)
+LG_FUSED_OPS(LG_X_DECL)
 #undef LG_X_DECL
 
 static inline int64_t lg_buf_numel(const lg_buf *b) { return lg_shape_numel(b->shape); }
@@ -27,6 +28,20 @@ typedef struct lg_bcast {
 } lg_bcast;
 
 void lg_bcast_init(lg_bcast *b, lg_shape out, const lg_buf *in, int n_in);
-void lg_bcast_offsets(const lg_bcast *b, int64_t i, int64_t *offsets);
+/* Walking the output row by row (rows of the last dim), starting from a
+ * zeroed lg_bcast_rows: off[k] is input k's element offset at the start of
+ * the current row. lg_bcast_rows_next steps the row
+ * index over the outer dims like an odometer, with no division. */
+typedef struct lg_bcast_rows {
+    int64_t idx[LG_MAX_RANK];
+    int64_t off[3];
+} lg_bcast_rows;
+void lg_bcast_rows_next(const lg_bcast *b, lg_bcast_rows *r);
+
+/* C = alpha op(A) op(B) + beta C, row-major, f32 or f64, op = transpose
+ * when ta / tb (no copies), through the backend's GEMM (gemm.h: the decided
+ * provider and thread count, as matmul). Returns its errors. */
+lg_status lg_cpu_gemm(lg_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a,
+                      int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc);
 
 #endif

@@ -4,7 +4,7 @@
 static const lg_kernel_fn cpu_kernels[] = {
 #define LG_X_NONE(ID, name) [LG_OP_##ID] = NULL,
 #define LG_X_KERNEL(ID, name) [LG_OP_##ID] = lg_cpu_##name,
-    LG_SOURCE_OPS(LG_X_NONE) LG_COMPUTE_OPS(LG_X_KERNEL) LG_CONTROL_OPS(LG_X_NONE)
+    LG_SOURCE_OPS(LG_X_NONE) LG_COMPUTE_OPS(LG_X_KERNEL) LG_FUSED_OPS(LG_X_KERNEL) LG_CONTROL_OPS(LG_X_NONE)
 #undef LG_X_NONE
 #undef LG_X_KERNEL
 };
@@ -42,12 +42,12 @@ void lg_bcast_init(lg_bcast *b, lg_shape out, const lg_buf *in, int n_in)
     for (int i = 0; i < out.rank; i++) b->dims[i] = out.dims[i];
 }
 
-void lg_bcast_offsets(const lg_bcast *b, int64_t i, int64_t *offsets)
+void lg_bcast_rows_next(const lg_bcast *b, lg_bcast_rows *r)
 {
-    for (int k = 0; k < b->n_in; k++) offsets[k] = 0;
-    for (int d = b->rank - 1; d >= 0; d--) {
-        int64_t c = i % b->dims[d];
-        i /= b->dims[d];
-        for (int k = 0; k < b->n_in; k++) offsets[k] += c * b->strides[k][d];
+    for (int d = b->rank - 2; d >= 0; d--) {
+        for (int k = 0; k < b->n_in; k++) r->off[k] += b->strides[k][d];
+        if (++r->idx[d] < b->dims[d]) return;
+        for (int k = 0; k < b->n_in; k++) r->off[k] -= b->dims[d] * b->strides[k][d];
+        r->idx[d] = 0;
     }
 }

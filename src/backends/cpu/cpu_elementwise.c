@@ -9,6 +9,7 @@
 #include <tgmath.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/cpu_vmath.h"
 #include "graph/ops.h"
 
 /* out[i] = EXPR(a, b[, c]) with broadcasting, for element type T. */
@@ -35,9 +36,9 @@
             }                                                                                       \
             break;                                                                                  \
         }                                                                                           \
-        for (int64_t r = 0; r < rows; r++) {                                                        \
-            int64_t off[3];                                                                         \
-            lg_bcast_offsets(&bc, r * last, off);                                                   \
+        lg_bcast_rows rw = {0};                                                                         \
+        for (int64_t r = 0; r < rows; r++, lg_bcast_rows_next(&bc, &rw)) {                          \
+            const int64_t *off = rw.off;                                                            \
             for (int64_t j = 0; j < last; j++) {                                                    \
                 TA a = pa[off[0] + j * sa];                                                         \
                 T b = pb[off[1] + j * sb];                                                          \
@@ -134,21 +135,34 @@ lg_status lg_cpu_where(const lg_node *n, const lg_buf *in, lg_buf *out)
     }
 
 UNARY_KERNEL(neg, -x, -x)
-UNARY_KERNEL(exp, exp(x), 0)
 UNARY_KERNEL(log, log(x), 0)
 UNARY_KERNEL(sqrt, sqrt(x), 0)
 UNARY_KERNEL(square, x *x, 0)
 UNARY_KERNEL(pow, pow(x, (T)r0), 0)
 UNARY_KERNEL(abs, fabs(x), x < 0 ? -x : x)
-UNARY_KERNEL(sigmoid, x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)), 0)
 UNARY_KERNEL(hard_sigmoid, x <= -3 ? 0 : x >= 3 ? 1 : x / 6 + (T)0.5, 0)
-UNARY_KERNEL(tanh, tanh(x), 0)
 UNARY_KERNEL(relu, x > 0 ? x : 0, 0)
 UNARY_KERNEL(elu, x > 0 ? x : (T)r0 * expm1(x), 0)
 UNARY_KERNEL(softplus, (x > 0 ? x : 0) + log1p(exp(-fabs(x))), 0)
 UNARY_KERNEL(softsign, x / (1 + fabs(x)), 0)
 UNARY_KERNEL(clip, x < (T)r0 ? (T)r0 : x > (T)r1 ? (T)r1 : x, 0)
 UNARY_KERNEL(stop_gradient, x, x)
+
+/* exp, sigmoid and tanh: f32 through the vector kernels (cpu_vmath.h), f64
+ * (gradient checks) through libm. */
+#define VMATH_KERNEL(name, VEC, EXPR)                                                         \
+    lg_status lg_cpu_##name(const lg_node *n, const lg_buf *in, lg_buf *out)                 \
+    {                                                                                        \
+        (void)n;                                                                             \
+        int64_t len = lg_buf_numel(&out[0]);                                                 \
+        if (out[0].dtype == LG_F32) VEC(in[0].data, out[0].data, len);                       \
+        else UNARY_LOOP(double, EXPR);                                                       \
+        return LG_OK;                                                                        \
+    }
+
+VMATH_KERNEL(exp, lg_vexpf, exp(x))
+VMATH_KERNEL(sigmoid, lg_vsigmoidf, x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)))
+VMATH_KERNEL(tanh, lg_vtanhf, tanh(x))
 
 lg_status lg_cpu_cast(const lg_node *n, const lg_buf *in, lg_buf *out)
 {

@@ -37,3 +37,12 @@ lg_status lg_cpu_matmul(const lg_node *n, const lg_buf *in, lg_buf *out)
     }
     return LG_OK;
 }
+
+lg_status lg_cpu_gemm(lg_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a,
+                      int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc)
+{
+    if (m == 0 || n == 0) return LG_OK;
+    lg_gemm_args g = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc};
+    if (dt == LG_F32) return lg_gemm_f32(&g, (float)alpha, a, b, (float)beta, c);
+    return lg_gemm_f64(&g, alpha, a, b, beta, c);
+}

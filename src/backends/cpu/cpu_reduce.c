@@ -17,9 +17,9 @@
         for (int64_t i = 0, ny = lg_shape_numel(keep); i < ny; i++) ys[i] = (INIT);  \
         int64_t last = bc.rank ? bc.dims[bc.rank - 1] : 1;                           \
         int64_t rows = bc.numel / last, s = bc.rank ? bc.strides[0][bc.rank - 1] : 0; \
-        for (int64_t r = 0; r < rows; r++) {                                         \
-            int64_t off;                                                             \
-            lg_bcast_offsets(&bc, r * last, &off);                                   \
+        lg_bcast_rows rw = {0};                                                          \
+        for (int64_t r = 0; r < rows; r++, lg_bcast_rows_next(&bc, &rw)) {          \
+            int64_t off = rw.off[0];                                                 \
             for (int64_t j = 0; j < last; j++) {                                     \
                 T *acc = &ys[off + j * s];                                           \
                 T v = xs[r * last + j];                                              \

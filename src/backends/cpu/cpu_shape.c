@@ -122,9 +122,9 @@ static lg_status broadcast_kernel(const lg_node *n, const lg_buf *in, lg_buf *ou
     char *y = out[0].data;
     int64_t last = bc.rank ? bc.dims[bc.rank - 1] : 1, rows = bc.numel / last;
     int64_t s = bc.rank ? bc.strides[0][bc.rank - 1] : 0;
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t off;
-        lg_bcast_offsets(&bc, r * last, &off);
+    lg_bcast_rows rw = {0};
+    for (int64_t r = 0; r < rows; r++, lg_bcast_rows_next(&bc, &rw)) {
+        int64_t off = rw.off[0];
         if (s == 1) {
             memcpy(y + r * last * (int64_t)es, x + off * (int64_t)es, (size_t)last * es);
         } else {

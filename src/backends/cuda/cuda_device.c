@@ -12,7 +12,7 @@
 static const lg_cuda_kernel_fn cuda_kernels[] = {
 #define LG_X_NONE(ID, name) [LG_OP_##ID] = NULL,
 #define LG_X_KERNEL(ID, name) [LG_OP_##ID] = lg_cuda_##name,
-    LG_SOURCE_OPS(LG_X_NONE) LG_COMPUTE_OPS(LG_X_KERNEL) LG_CONTROL_OPS(LG_X_NONE)
+    LG_SOURCE_OPS(LG_X_NONE) LG_COMPUTE_OPS(LG_X_KERNEL) LG_FUSED_OPS(LG_X_NONE) LG_CONTROL_OPS(LG_X_NONE)
 #undef LG_X_NONE
 #undef LG_X_KERNEL
 };

@@ -1,0 +1,350 @@
+/*
+ * rnn_bench.c — loopgrad's side of bench/rnn.sh: the eight recurrent models
+ * of issue 10, timed per training step (forward, backward, optimizer) and per
+ * inference step (forward only), median milliseconds.
+ *
+ *   rnn_bench [--quick] [--steps N] [--only NAME] [--generic | --fused]
+ *
+ * Each model runs twice: "generic", the library as built (the loop node
+ * runs the body step by step), and "fused", the same graph after each
+ * recurrent loop was matched (src/graph/passes/fuse_rnn_match.h) and
+ * replaced by the fused rnn op, which is what the fuse_rnn pass will do
+ * inside lg_program_compile once it is wired in. Output, one line each:
+ *
+ *   core <openblas_get_corename()>
+ *   <config> <generic|fused> train_ms M infer_ms M train_cpu_ms M infer_cpu_ms M
+ *       [refused: why]    (medians; _cpu_ms: CPU time of all threads)
+ *   <config> gemm_bound_ms <ms>   (LSTM(256), LSTM(512): sgemm time alone)
+ *
+ * Data are uniform noise: the time of a step does not depend on it. Models
+ * are time-major ([T, B, ...]) like the PyTorch peer (rnn_torch.py).
+ */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "graph/loopgrad.h"
+#include "graph/optim.h"
+#include "graph/passes/fuse_rnn_match.h"
+
+typedef enum opt_kind { OPT_SGD, OPT_ADAM, OPT_RMSPROP } opt_kind;
+typedef enum head_kind { HEAD_CLASSES, HEAD_REGRESS, HEAD_BINARY, HEAD_SEQ_REGRESS } head_kind;
+
+typedef struct config {
+    const char *name;
+    int steps, batch, in; /* in: input features, or the vocabulary with an embedding */
+    int embed;         /* embedding dim, 0 for none */
+    lg_cell_kind kind; /* every layer's cell */
+    int units, layers;
+    bool hand_written; /* the LSTM body written from ops, not the cell API */
+    head_kind head;
+    int classes;
+    opt_kind opt;
+} config;
+
+static const config configs[] = {
+    {"lstm64_rows", 28, 64, 28, 0, LG_CELL_LSTM, 64, 1, false, HEAD_CLASSES, 10, OPT_SGD},
+    {"lstm32_rmsprop", 120, 256, 14, 0, LG_CELL_LSTM, 32, 1, false, HEAD_REGRESS, 1, OPT_RMSPROP},
+    {"gru32x2", 120, 256, 14, 0, LG_CELL_GRU, 32, 2, false, HEAD_REGRESS, 1, OPT_RMSPROP},
+    {"emb_rnn64x2", 80, 128, 10000, 100, LG_CELL_SIMPLE_RNN, 64, 2, false, HEAD_BINARY, 1, OPT_ADAM},
+    {"lstm256", 100, 64, 32, 0, LG_CELL_LSTM, 256, 1, false, HEAD_REGRESS, 1, OPT_ADAM},
+    {"lstm512", 50, 32, 32, 0, LG_CELL_LSTM, 512, 1, false, HEAD_REGRESS, 1, OPT_ADAM},
+    {"lstm256_ops", 100, 64, 32, 0, LG_CELL_LSTM, 256, 1, true, HEAD_REGRESS, 1, OPT_ADAM},
+    {"lstm10_sincos", 20, 50, 1, 0, LG_CELL_LSTM, 10, 1, false, HEAD_SEQ_REGRESS, 1, OPT_ADAM},
+};
+enum { N_CONFIGS = sizeof configs / sizeof *configs };
+
+static double clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+static double now_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+/* CPU time of all the process's threads: on a shared, loaded machine the
+ * wall clock also counts waiting for a core. */
+static double cpu_ms(void) { return clock_ms(CLOCK_PROCESS_CPUTIME_ID); }
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void check(lg_status s, const char *what)
+{
+    if (s == LG_OK) return;
+    fprintf(stderr, "rnn_bench: %s: %s: %s\n", what, lg_status_name(s), lg_last_error());
+    exit(1);
+}
+
+/* The hand-written LSTM step of config lstm256_ops: one kernel, one
+ * recurrent kernel, one bias, split into gates i, f, c, o. */
+static void hand_lstm_step(lg_loop *l, lg_value W, lg_value U, lg_value b, lg_value x_t, lg_value h, lg_value c,
+                           lg_value *h2, lg_value *c2)
+{
+    lg_value z = lg_add(lg_add(lg_matmul(x_t, lg_loop_invariant(l, W), false, false),
+                               lg_matmul(h, lg_loop_invariant(l, U), false, false)),
+                        lg_loop_invariant(l, b));
+    lg_value zs[4];
+    lg_split(z, -1, NULL, 4, zs);
+    *c2 = lg_add(lg_mul(lg_sigmoid(zs[1]), c), lg_mul(lg_sigmoid(zs[0]), lg_tanh(zs[2])));
+    *h2 = lg_mul(lg_sigmoid(zs[3]), lg_tanh(*c2));
+}
+
+/* The last loop node of g. */
+static int32_t last_loop(lg_graph *g)
+{
+    for (int32_t i = g->n_nodes - 1; i >= 0; i--)
+        if (g->nodes[i].op == LG_OP_LOOP) return i;
+    return -1;
+}
+
+/* One recurrent layer over xs [T, B, F]: the stacked outputs [T, B, u] and
+ * the final h [B, u]; with fuse, the loop's fused replacement. */
+static void layer(lg_graph *g, const config *c, int index, lg_value xs, bool fuse, lg_value *ys, lg_value *h_last,
+                  char *refused, size_t refused_size)
+{
+    char name[32];
+    snprintf(name, sizeof name, "rnn%d", index);
+    int in_dim = (int)lg_value_shape(xs).dims[2], u = c->units;
+    lg_value zeros = lg_broadcast_to(lg_scalar(g, LG_F32, 0), lg_shape_of(2, c->batch, u));
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true;
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value x_t = lg_loop_seq(l, xs), h = lg_loop_state(l, zeros), st[2] = {h, lg_value_invalid()}, next[2], y;
+    int n_states = c->kind == LG_CELL_LSTM ? 2 : 1;
+    if (n_states == 2) st[1] = lg_loop_state(l, zeros);
+    if (c->hand_written) {
+        lg_scope_push(g, name);
+        lg_value W = lg_param(g, "kernel", LG_F32, lg_shape_of(2, in_dim, 4 * u));
+        lg_value U = lg_param(g, "recurrent_kernel", LG_F32, lg_shape_of(2, u, 4 * u));
+        lg_value b = lg_param(g, "bias", LG_F32, lg_shape_of(1, 4 * u));
+        lg_scope_pop(g);
+        check(lg_init_glorot_uniform(lg_param_tensor(W), 1, 1), "init");
+        check(lg_init_glorot_uniform(lg_param_tensor(U), 1, 2), "init");
+        hand_lstm_step(l, W, U, b, x_t, st[0], st[1], &next[0], &next[1]);
+        y = next[0];
+    } else {
+        lg_cell *cell = lg_cell_new(g, name, in_dim, lg_cell_opts_default(c->kind, u));
+        if (!cell) check(LG_ERR_GRAPH, "cell");
+        lg_cell_step(cell, l, x_t, st, next, &y, lg_value_invalid(), lg_value_invalid());
+        lg_cell_free(cell);
+    }
+    for (int k = 0; k < n_states; k++) lg_loop_next(l, st[k], next[k]);
+    lg_loop_emit(l, y);
+    lg_value fin[2];
+    check(lg_loop_end(l, fin, ys), "loop");
+    *h_last = fin[0];
+    if (!fuse) return;
+    int32_t loop = last_loop(g);
+    lg_rnn_match m;
+    if (!lg_rnn_match_loop(g->nodes[loop].attrs.loop, &m)) {
+        snprintf(refused, refused_size, "%s", m.reason);
+        return;
+    }
+    lg_value repl[3];
+    if (lg_rnn_fuse_loop(g, loop, &m, repl) < 0) check(LG_ERR_GRAPH, lg_graph_error(g));
+    *h_last = repl[m.h_state];
+    *ys = repl[n_states];
+}
+
+static lg_value dense(lg_graph *g, const char *name, lg_value x, int units)
+{
+    return lg_dense(g, name, x, units, lg_dense_opts_default());
+}
+
+typedef struct model {
+    lg_graph *g;
+    lg_value pred, loss;
+    lg_feed feeds[2];
+    lg_tensor *feed_t[2];
+    int n_feeds;
+    char refused[256];
+} model;
+
+static lg_tensor *noise(lg_dtype dt, lg_shape s, int64_t ints_below)
+{
+    lg_tensor *t = NULL;
+    check(lg_tensor_new(dt, s, &t), "tensor");
+    if (dt == LG_I32) {
+        int32_t *p = lg_tensor_data(t);
+        for (int64_t i = 0; i < lg_tensor_numel(t); i++) p[i] = (int32_t)((i * 7919) % ints_below);
+    } else {
+        check(lg_init_uniform(t, -1, 1, 42, 1), "noise");
+    }
+    return t;
+}
+
+static void model_build(model *m, const config *c, bool fuse)
+{
+    memset(m, 0, sizeof *m);
+    lg_graph *g = m->g = lg_graph_new();
+    lg_value xs;
+    lg_value x = c->embed ? lg_input(g, "ids", LG_I32, lg_shape_of(2, c->steps, c->batch))
+                          : lg_input(g, "x", LG_F32, lg_shape_of(3, c->steps, c->batch, c->in));
+    m->feed_t[0] = c->embed ? noise(LG_I32, lg_shape_of(2, c->steps, c->batch), c->in)
+                            : noise(LG_F32, lg_shape_of(3, c->steps, c->batch, c->in), 0);
+    m->feeds[m->n_feeds++] = (lg_feed){x, m->feed_t[0]};
+    xs = c->embed ? lg_embedding(g, "embedding", x, c->in, c->embed, lg_embedding_opts_default()) : x;
+    lg_value ys = xs, h = lg_value_invalid();
+    for (int k = 0; k < c->layers; k++) layer(g, c, k, ys, fuse, &ys, &h, m->refused, sizeof m->refused);
+    lg_value target;
+    switch (c->head) {
+    case HEAD_CLASSES:
+        m->pred = dense(g, "dense", h, c->classes);
+        target = lg_input(g, "labels", LG_I32, lg_shape_of(1, c->batch));
+        m->feed_t[1] = noise(LG_I32, lg_shape_of(1, c->batch), c->classes);
+        m->loss = lg_sparse_categorical_crossentropy(target, m->pred, true);
+        break;
+    case HEAD_SEQ_REGRESS:
+        m->pred = dense(g, "dense", ys, 1);
+        target = lg_input(g, "y", LG_F32, lg_shape_of(3, c->steps, c->batch, 1));
+        m->feed_t[1] = noise(LG_F32, lg_shape_of(3, c->steps, c->batch, 1), 0);
+        m->loss = lg_mse(target, m->pred);
+        break;
+    default:
+        m->pred = dense(g, "dense", h, 1);
+        target = lg_input(g, "y", LG_F32, lg_shape_of(2, c->batch, 1));
+        m->feed_t[1] = noise(LG_F32, lg_shape_of(2, c->batch, 1), 0);
+        m->loss = c->head == HEAD_BINARY ? lg_binary_crossentropy(target, m->pred, true) : lg_mse(target, m->pred);
+        break;
+    }
+    m->feeds[m->n_feeds++] = (lg_feed){target, m->feed_t[1]};
+    if (lg_graph_error(g)) check(LG_ERR_GRAPH, lg_graph_error(g));
+}
+
+static void model_free(model *m)
+{
+    lg_tensor_free(m->feed_t[0]);
+    lg_tensor_free(m->feed_t[1]);
+    lg_graph_free(m->g);
+}
+
+/* Median ms (wall, then CPU) of a training and of an inference step, after
+ * one warm-up each: ms[0..1] train, ms[2..3] inference. */
+static void time_model(model *m, const config *c, int steps, double *ms)
+{
+    lg_graph *g = m->g;
+    int n = g->n_params;
+    lg_value *params = malloc((size_t)n * sizeof *params), *fetch = malloc((size_t)(n + 1) * sizeof *fetch);
+    lg_tensor **out = calloc((size_t)n + 1, sizeof *out);
+    double *t = malloc((size_t)steps * sizeof *t), *tc = malloc((size_t)steps * sizeof *tc);
+    if (!params || !fetch || !out || !t || !tc) check(LG_ERR_OUT_OF_MEMORY, "bench");
+    for (int i = 0; i < n; i++) params[i] = lg_value_of(g, g->params[i], 0);
+    check(lg_grad(g, m->loss, params, n, fetch + 1), "grad");
+    fetch[0] = m->loss;
+    lg_optimizer *opt = NULL;
+    if (c->opt == OPT_SGD) {
+        lg_sgd_opts o = lg_sgd_opts_default();
+        o.momentum = 0.9;
+        check(lg_optimizer_sgd(g, params, n, &o, &opt), "sgd");
+    } else if (c->opt == OPT_ADAM) {
+        lg_adam_opts o = lg_adam_opts_default();
+        check(lg_optimizer_adam(g, params, n, &o, &opt), "adam");
+    } else {
+        lg_rmsprop_opts o = lg_rmsprop_opts_default();
+        check(lg_optimizer_rmsprop(g, params, n, &o, &opt), "rmsprop");
+    }
+    for (int i = 0; i < n; i++) out[i + 1] = lg_optimizer_grads(opt)[i];
+    for (int s = -1; s < steps; s++) {
+        double t0 = now_ms(), c0 = cpu_ms();
+        check(lg_graph_run(g, m->feeds, m->n_feeds, fetch, n + 1, out), "train step");
+        check(lg_optimizer_step(opt), "optimizer");
+        if (s >= 0) t[s] = now_ms() - t0, tc[s] = cpu_ms() - c0;
+    }
+    ms[0] = median(t, steps), ms[1] = median(tc, steps);
+    lg_tensor *pred = NULL;
+    for (int s = -1; s < steps; s++) {
+        double t0 = now_ms(), c0 = cpu_ms();
+        check(lg_graph_run(g, m->feeds, 1, &m->pred, 1, &pred), "inference step");
+        if (s >= 0) t[s] = now_ms() - t0, tc[s] = cpu_ms() - c0;
+        lg_tensor_free(pred);
+        pred = NULL;
+    }
+    ms[2] = median(t, steps), ms[3] = median(tc, steps);
+    lg_tensor_free(out[0]);
+    lg_optimizer_free(opt);
+    free(params), free(fetch), free(out), free(t), free(tc);
+}
+
+/* sgemm alone on the GEMMs of one fused LSTM training step (input projection
+ * hoisted): forward x W over T B rows and T steps of h U; backward T steps of
+ * dG U^T, then dW, dU and dx over T B rows. */
+static double gemm_bound_ms(const config *c, int steps)
+{
+    int64_t T = c->steps, B = c->batch, In = c->in, H = c->units, G = 4 * H, TB = T * B;
+    float *x = calloc((size_t)(TB * In), 4), *w = calloc((size_t)(In * G), 4), *u = calloc((size_t)(H * G), 4);
+    float *gt = calloc((size_t)(TB * G), 4), *h = calloc((size_t)(TB * H), 4), *dw = calloc((size_t)(In * G), 4);
+    float *du = calloc((size_t)(H * G), 4), *dx = calloc((size_t)(TB * In), 4);
+    double *t = malloc((size_t)steps * sizeof *t);
+    for (int s = -1; s < steps; s++) {
+        double t0 = now_ms();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)TB, (int)G, (int)In, 1, x, (int)In, w, (int)G, 1, gt,
+                    (int)G);
+        for (int64_t k = 0; k < T; k++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)G, (int)H, 1, h + k * B * H, (int)H, u,
+                        (int)G, 1, gt + k * B * G, (int)G);
+        for (int64_t k = 0; k < T; k++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)H, (int)G, 1, gt + k * B * G, (int)G, u,
+                        (int)G, 1, h + k * B * H, (int)H);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)In, (int)G, (int)TB, 1, x, (int)In, gt, (int)G, 0, dw,
+                    (int)G);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)H, (int)G, (int)TB, 1, h, (int)H, gt, (int)G, 0, du,
+                    (int)G);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)TB, (int)In, (int)G, 1, gt, (int)G, w, (int)G, 0, dx,
+                    (int)In);
+        if (s >= 0) t[s] = now_ms() - t0;
+    }
+    double ms = median(t, steps);
+    free(x), free(w), free(u), free(gt), free(h), free(dw), free(du), free(dx), free(t);
+    return ms;
+}
+
+int main(int argc, char **argv)
+{
+    int steps = 7;
+    const char *only = NULL;
+    int first_mode = 0, last_mode = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) steps = 2;
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--generic")) last_mode = 0;
+        else if (!strcmp(argv[i], "--fused")) first_mode = 1;
+        else {
+            fprintf(stderr, "usage: rnn_bench [--quick] [--steps N] [--only CONFIG] [--generic | --fused]\n");
+            return 2;
+        }
+    }
+    if (steps < 1) steps = 1;
+    printf("core %s\n", openblas_get_corename());
+    fflush(stdout);
+    for (int k = 0; k < N_CONFIGS; k++) {
+        const config *c = &configs[k];
+        if (only && strcmp(only, c->name)) continue;
+        for (int fuse = first_mode; fuse <= last_mode; fuse++) {
+            model m;
+            model_build(&m, c, fuse);
+            double ms[4];
+            time_model(&m, c, steps, ms);
+            printf("%s %s train_ms %.2f infer_ms %.2f train_cpu_ms %.2f infer_cpu_ms %.2f", c->name,
+                   fuse ? "fused" : "generic", ms[0], ms[2], ms[1], ms[3]);
+            if (m.refused[0]) printf(" refused: %s", m.refused);
+            printf("\n");
+            fflush(stdout);
+            model_free(&m);
+        }
+        if (c->units >= 256 && !c->hand_written) printf("%s gemm_bound_ms %.2f\n", c->name, gemm_bound_ms(c, steps));
+        fflush(stdout);
+    }
+    return 0;
+}

@@ -1,0 +1,146 @@
+/*
+ * cpu_rnn.c — CPU kernels of the fused recurrent op pair (src/ops/rnn.h).
+ *
+ * Forward: the input projection x W + b of every step is one GEMM into the
+ * workspace's gate plane; each step then adds h_{t-1} U with one GEMM
+ * (beta = 1, straight into that step's gate block) and one pass over the
+ * [B, G H] block applies the activations (vector sigmoid/tanh for f32) and
+ * the state update. Backward walks the steps in reverse, turning each
+ * step's cotangent into pre-activation gate gradients (kept for all steps in
+ * rnn_grad's scratch) and dh_{t-1} with one GEMM against U^T; then dW, dU,
+ * db and dx are one GEMM or one column sum each over all T B rows. Every
+ * GEMM reads its operands in place through the transpose flags of the
+ * backend's GEMM (gemm.h).
+ *
+ * Workspace planes, each [T, B, width H], at these offsets (in H units, times
+ * T B H elements):
+ *   SimpleRNN  gate 0 (h' after the activation), hprev 1
+ *   LSTM       gate 0 (i, f, c~, o after activation), cprev 4, hprev 5,
+ *              tanhc 6 (tanh of the new c)
+ *   GRU        gate 0 (z, r, h~ activated), hg 3 (h U + b_rec: r multiplies
+ *              its h block), hprev 6
+ *   GRU reset before   gate 0, rh 3 (r * h_{t-1}, U_h's input), hprev 4
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "backends/cpu/cpu.h"
+#include "backends/cpu/cpu_vmath.h"
+#include "ops/rnn.h"
+
+/* The kernels in AVX-512 and AVX2 clones too, picked at load time on x86-64,
+ * so the gate math's vectors (cpu_rnn_impl.h) use the machine's width (as in
+ * cpu_vmath.c). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define LG_RNN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define LG_RNN_CLONES
+#endif
+
+typedef struct rnn_planes {
+    int64_t gate, hprev, cprev, tanhc, hg, rh;
+} rnn_planes;
+
+typedef struct rnn_ctx {
+    lg_rnn_cell cell;
+    bool reverse;
+    int64_t steps, B, I, H, GH, scratch;
+    lg_rnn_layout L;
+    rnn_planes planes;
+    const lg_buf *mask; /* NULL: every step valid */
+} rnn_ctx;
+
+static const rnn_planes planes_of[] = {
+    [LG_RNN_SIMPLE_TANH] = {.gate = 0, .hprev = 1},
+    [LG_RNN_SIMPLE_RELU] = {.gate = 0, .hprev = 1},
+    [LG_RNN_LSTM] = {.gate = 0, .cprev = 4, .hprev = 5, .tanhc = 6},
+    [LG_RNN_GRU] = {.gate = 0, .hg = 3, .hprev = 6},
+    [LG_RNN_GRU_RESET_BEFORE] = {.gate = 0, .rh = 3, .hprev = 4},
+};
+_Static_assert(LG_ARRAY_LEN(planes_of) == LG_RNN_CELL_COUNT, "a planes_of row per lg_rnn_cell");
+
+static inline bool rnn_valid(const rnn_ctx *c, int64_t t, int64_t b)
+{
+    if (!c->mask) return true;
+    int64_t i = t * c->B + b;
+    switch (c->mask->dtype) {
+    case LG_F32: return ((const float *)c->mask->data)[i] != 0;
+    case LG_F64: return ((const double *)c->mask->data)[i] != 0;
+    default: return ((const int32_t *)c->mask->data)[i] != 0;
+    }
+}
+
+static rnn_ctx ctx_of(const lg_node *n, const lg_buf *in, int mask_at)
+{
+    rnn_ctx c = {.cell = lg_rnn_node_cell(n)};
+    unsigned flags = lg_rnn_node_flags(n);
+    c.L = lg_rnn_layout_of(c.cell, flags);
+    c.reverse = flags & LG_RNN_REVERSE;
+    c.steps = in[c.L.x].shape.dims[0];
+    c.B = in[c.L.x].shape.dims[1];
+    c.I = in[c.L.x].shape.dims[2];
+    c.H = in[c.L.u].shape.dims[0];
+    c.GH = in[c.L.u].shape.dims[1];
+    c.scratch = lg_rnn_scratch_width(c.cell);
+    c.planes = planes_of[c.cell];
+    c.mask = (flags & LG_RNN_MASK) ? &in[mask_at] : NULL;
+    return c;
+}
+
+static void sigmoid_row_f64(double *p, int64_t n)
+{
+    for (int64_t j = 0; j < n; j++) p[j] = p[j] >= 0 ? 1 / (1 + exp(-p[j])) : exp(p[j]) / (1 + exp(p[j]));
+}
+
+static void tanh_row_f64(double *p, int64_t n)
+{
+    for (int64_t j = 0; j < n; j++) p[j] = tanh(p[j]);
+}
+
+#define T float
+#define FN(name) name##_f32
+#define DT LG_F32
+#define SIG_ROW(p, n) lg_vsigmoidf(p, p, n)
+#define TANH_ROW(p, n) lg_vtanhf(p, p, n)
+#include "backends/cpu/cpu_rnn_impl.h"
+#undef T
+#undef FN
+#undef DT
+#undef SIG_ROW
+#undef TANH_ROW
+
+#define T double
+#define FN(name) name##_f64
+#define DT LG_F64
+#define SIG_ROW(p, n) sigmoid_row_f64(p, n)
+#define TANH_ROW(p, n) tanh_row_f64(p, n)
+#include "backends/cpu/cpu_rnn_impl.h"
+#undef T
+#undef FN
+#undef DT
+#undef SIG_ROW
+#undef TANH_ROW
+
+/* A GEMM's failure, named by the node (the message is copied first: lg_fail
+ * writes where lg_last_error reads). */
+static lg_status gemm_failed(const lg_node *n, lg_status st)
+{
+    char why[512];
+    snprintf(why, sizeof why, "%s", lg_last_error());
+    return lg_fail(st, "%s: %s", n->name, why);
+}
+
+lg_status lg_cpu_rnn(const lg_node *n, const lg_buf *in, lg_buf *out)
+{
+    rnn_ctx c = ctx_of(n, in, lg_rnn_layout_of(lg_rnn_node_cell(n), lg_rnn_node_flags(n)).mask);
+    lg_status st = out[c.L.ys].dtype == LG_F32 ? forward_f32(&c, in, out) : forward_f64(&c, in, out);
+    return st ? gemm_failed(n, st) : LG_OK;
+}
+
+lg_status lg_cpu_rnn_grad(const lg_node *n, const lg_buf *in, lg_buf *out)
+{
+    rnn_ctx c = ctx_of(n, in, lg_rnn_layout_of(lg_rnn_node_cell(n), lg_rnn_node_flags(n)).u + 1);
+    lg_status st = out[c.L.g_dx].dtype == LG_F32 ? backward_f32(&c, in, out) : backward_f64(&c, in, out);
+    return st ? gemm_failed(n, st) : LG_OK;
+}

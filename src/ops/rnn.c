@@ -1,0 +1,201 @@
+/*
+ * rnn.c — the fused recurrent op pair (rnn.h): shapes, the builder, and the
+ * gradient rule, which is the rnn_grad node reading the forward's workspace.
+ */
+#include <string.h>
+
+#include "graph/ops.h"
+#include "ops/rnn.h"
+
+static const struct cell_def {
+    const char *name;
+    int gates, states;
+    int ws_planes; /* workspace width in H, see cpu_rnn.c for the planes */
+    int scratch;   /* rnn_grad scratch per (t, b) row, in H */
+} cell_defs[] = {
+    [LG_RNN_SIMPLE_TANH] = {"simple_rnn_tanh", 1, 1, 2, 1},
+    [LG_RNN_SIMPLE_RELU] = {"simple_rnn_relu", 1, 1, 2, 1},
+    [LG_RNN_LSTM] = {"lstm", 4, 2, 7, 4},
+    [LG_RNN_GRU] = {"gru_reset_after", 3, 1, 7, 6},
+    [LG_RNN_GRU_RESET_BEFORE] = {"gru_reset_before", 3, 1, 5, 3},
+};
+_Static_assert(LG_ARRAY_LEN(cell_defs) == LG_RNN_CELL_COUNT, "a cell_defs row per lg_rnn_cell");
+
+const char *lg_rnn_cell_name(lg_rnn_cell c) { return (unsigned)c < LG_RNN_CELL_COUNT ? cell_defs[c].name : "?"; }
+int lg_rnn_cell_gates(lg_rnn_cell c) { return cell_defs[c].gates; }
+int lg_rnn_states(lg_rnn_cell c) { return cell_defs[c].states; }
+int lg_rnn_ws_planes(lg_rnn_cell c) { return cell_defs[c].ws_planes; }
+int lg_rnn_scratch_width(lg_rnn_cell c) { return cell_defs[c].scratch; }
+
+lg_rnn_layout lg_rnn_layout_of(lg_rnn_cell c, unsigned flags)
+{
+    bool lstm = c == LG_RNN_LSTM, bias = flags & LG_RNN_BIAS, mask = flags & LG_RNN_MASK;
+    lg_rnn_layout L;
+    int k = 0;
+    L.x = k++, L.h0 = k++, L.c0 = lstm ? k++ : -1, L.w = k++, L.u = k++;
+    int grad_mask_at = k;
+    L.b = bias ? k++ : -1, L.mask = mask ? k++ : -1, L.n_in = k;
+    k = 0;
+    L.h_t = k++, L.c_t = lstm ? k++ : -1, L.ys = k++, L.ws = k++, L.n_out = k;
+    k = grad_mask_at; /* rnn_grad: x, h0, c0, W, U as rnn, then mask, ws, cotangents */
+    if (mask) k++;
+    L.g_ws = k++, L.g_dh = k++, L.g_dc = lstm ? k++ : -1, L.g_dys = k++, L.g_n_in = k;
+    k = 0;
+    L.g_dx = k++, L.g_dh0 = k++, L.g_dc0 = lstm ? k++ : -1, L.g_dw = k++, L.g_du = k++;
+    L.g_db = bias ? k++ : -1, L.g_scratch = k++, L.g_n_out = k;
+    return L;
+}
+
+/* rnn_grad reads the mask at this input (just after U). */
+static int grad_mask_index(const lg_rnn_layout *L) { return L->u + 1; }
+
+int lg_rnn_output_count(const lg_attrs *a, bool grad)
+{
+    if (a->n_ints != 2 || !a->ints || (uint64_t)a->ints[0] >= LG_RNN_CELL_COUNT) return 1; /* infer reports it */
+    lg_rnn_layout L = lg_rnn_layout_of((lg_rnn_cell)a->ints[0], (unsigned)a->ints[1]);
+    return grad ? L.g_n_out : L.n_out;
+}
+
+static bool dim_eq(int64_t a, int64_t b) { return a == b || a < 0 || b < 0; }
+static int64_t dim_mul(int64_t a, int64_t b) { return a < 0 || b < 0 ? -1 : a * b; }
+
+static bool port_is(lg_port p, lg_dtype dt, int rank) { return p.dtype == dt && p.shape.rank == rank; }
+
+/* Check the inputs rnn and rnn_grad share (x, h0, c0, W, U, mask at mask_at)
+ * and find T, B, I, H. */
+static bool infer_common(const lg_node *n, const lg_port *in, int mask_at, int64_t *T, int64_t *B, int64_t *H,
+                         char *err, size_t size)
+{
+    if (n->attrs.n_ints != 2 || (uint64_t)n->attrs.ints[0] >= LG_RNN_CELL_COUNT || (uint64_t)n->attrs.ints[1] > 7)
+        LG_INFER_FAIL("bad rnn attributes");
+    lg_rnn_cell c = lg_rnn_node_cell(n);
+    lg_rnn_layout L = lg_rnn_layout_of(c, lg_rnn_node_flags(n));
+    lg_port x = in[L.x];
+    lg_dtype dt = x.dtype;
+    if (!lg_is_float(dt) || x.shape.rank != 3) LG_INFER_FAIL("x must be f32 or f64 [T, B, I]");
+    lg_port u = in[L.u], w = in[L.w], h0 = in[L.h0];
+    int64_t h = u.shape.dims[0], gh = (int64_t)lg_rnn_cell_gates(c) * h;
+    if (!port_is(u, dt, 2) || !dim_eq(u.shape.dims[1], gh)) LG_INFER_FAIL("U must be [H, G H] of x's dtype");
+    if (!port_is(w, dt, 2) || !dim_eq(w.shape.dims[0], x.shape.dims[2]) || !dim_eq(w.shape.dims[1], gh))
+        LG_INFER_FAIL("W must be [I, G H] of x's dtype");
+    for (int k = 0; k < lg_rnn_states(c); k++) {
+        lg_port s = in[k == 0 ? L.h0 : L.c0];
+        if (!port_is(s, dt, 2) || !dim_eq(s.shape.dims[0], x.shape.dims[1]) || !dim_eq(s.shape.dims[1], h))
+            LG_INFER_FAIL("states must be [B, H] of x's dtype");
+    }
+    if (mask_at >= 0) {
+        lg_port m = in[mask_at];
+        if (m.shape.rank != 2 || !dim_eq(m.shape.dims[0], x.shape.dims[0]) || !dim_eq(m.shape.dims[1], x.shape.dims[1]) ||
+            (!lg_is_float(m.dtype) && m.dtype != LG_I32))
+            LG_INFER_FAIL("mask must be [T, B]");
+    }
+    *T = x.shape.dims[0];
+    *B = x.shape.dims[1] >= 0 ? x.shape.dims[1] : h0.shape.dims[0];
+    *H = h;
+    return true;
+}
+
+static bool infer_rnn(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
+{
+    int64_t T, B, H;
+    lg_rnn_cell c = (lg_rnn_cell)(n->attrs.n_ints == 2 ? n->attrs.ints[0] : 0);
+    lg_rnn_layout L = lg_rnn_layout_of(c, n->attrs.n_ints == 2 ? (unsigned)n->attrs.ints[1] : 0);
+    if (!infer_common(n, in, L.mask, &T, &B, &H, err, size)) return false;
+    if (L.b >= 0) {
+        lg_port b = in[L.b];
+        bool two = c == LG_RNN_GRU;
+        int64_t gh = (int64_t)lg_rnn_cell_gates(c) * H;
+        if (b.dtype != in[L.x].dtype || b.shape.rank != (two ? 2 : 1) || (two && b.shape.dims[0] != 2) ||
+            b.shape.dims[b.shape.rank - 1] != gh)
+            LG_INFER_FAIL(two ? "b must be [2, 3H]" : "b must be [G H]");
+    }
+    lg_dtype dt = in[L.x].dtype;
+    out[L.h_t] = (lg_port){dt, {2, {B, H}}};
+    if (L.c_t >= 0) out[L.c_t] = out[L.h_t];
+    out[L.ys] = (lg_port){dt, {3, {T, B, H}}};
+    out[L.ws] = (lg_port){dt, {3, {T, B, (int64_t)lg_rnn_ws_planes(c) * H}}};
+    return true;
+}
+
+static bool infer_rnn_grad(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
+{
+    int64_t T, B, H;
+    lg_rnn_cell c = (lg_rnn_cell)(n->attrs.n_ints == 2 ? n->attrs.ints[0] : 0);
+    unsigned flags = n->attrs.n_ints == 2 ? (unsigned)n->attrs.ints[1] : 0;
+    lg_rnn_layout L = lg_rnn_layout_of(c, flags);
+    if (!infer_common(n, in, (flags & LG_RNN_MASK) ? grad_mask_index(&L) : -1, &T, &B, &H, err, size)) return false;
+    lg_dtype dt = in[L.x].dtype;
+    lg_port ws = in[L.g_ws], st = {dt, {2, {B, H}}};
+    if (!port_is(ws, dt, 3) || !dim_eq(ws.shape.dims[2], (int64_t)lg_rnn_ws_planes(c) * H))
+        LG_INFER_FAIL("ws must be the rnn's workspace");
+    if (!port_is(in[L.g_dys], dt, 3) || !dim_eq(in[L.g_dys].shape.dims[2], H) || !port_is(in[L.g_dh], dt, 2) ||
+        (L.g_dc >= 0 && !port_is(in[L.g_dc], dt, 2)))
+        LG_INFER_FAIL("cotangents must match the rnn's outputs");
+    out[L.g_dx] = in[L.x];
+    out[L.g_dh0] = st;
+    if (L.g_dc0 >= 0) out[L.g_dc0] = st;
+    out[L.g_dw] = in[L.w];
+    out[L.g_du] = in[L.u];
+    int64_t gh = (int64_t)lg_rnn_cell_gates(c) * H;
+    if (L.g_db >= 0) out[L.g_db] = c == LG_RNN_GRU ? (lg_port){dt, {2, {2, gh}}} : (lg_port){dt, {1, {gh}}};
+    int64_t rows = dim_mul(T, B);
+    int64_t n_scratch = rows < 0 ? -1 : rows * cell_defs[c].scratch * H + B * H + rows;
+    out[L.g_scratch] = (lg_port){dt, {1, {n_scratch}}};
+    return true;
+}
+
+int32_t lg_rnn_build(lg_rnn_cell cell, unsigned flags, lg_value x, const lg_value *states, lg_value w, lg_value u,
+                     lg_value b, lg_value mask, const char *name)
+{
+    if ((unsigned)cell >= LG_RNN_CELL_COUNT || flags > 7 || !states) {
+        if (lg_value_ok(x)) lg_graph_fail(x.graph, "rnn: bad cell %d or flags %u", (int)cell, flags);
+        return -1;
+    }
+    lg_rnn_layout L = lg_rnn_layout_of(cell, flags);
+    lg_value in[8];
+    in[L.x] = x, in[L.h0] = states[0], in[L.w] = w, in[L.u] = u;
+    if (L.c0 >= 0) in[L.c0] = states[1];
+    if (L.b >= 0) in[L.b] = b;
+    if (L.mask >= 0) in[L.mask] = mask;
+    int64_t ints[2] = {cell, flags};
+    return lg_node_build(NULL, LG_OP_RNN, in, L.n_in, &(lg_attrs){.ints = ints, .n_ints = 2}, name);
+}
+
+/* Zeros shaped like output k of node where no gradient reaches it. */
+static lg_value or_zeros(lg_graph *g, int32_t node, int k, lg_value dy)
+{
+    if (lg_value_ok(dy)) return dy;
+    lg_value y = lg_value_of(g, node, k);
+    return lg_broadcast_like(lg_scalar_like(y, 0), y);
+}
+
+static void grad_rnn(lg_graph *g, int32_t node, const lg_value *dy, lg_value *dx)
+{
+    const lg_node *n = lg_node_at(g, node);
+    lg_rnn_cell c = lg_rnn_node_cell(n);
+    unsigned flags = lg_rnn_node_flags(n);
+    lg_rnn_layout L = lg_rnn_layout_of(c, flags);
+    lg_value in[12];
+    in[L.x] = lg_node_input(g, node, L.x);
+    in[L.h0] = lg_node_input(g, node, L.h0);
+    if (L.c0 >= 0) in[L.c0] = lg_node_input(g, node, L.c0);
+    in[L.w] = lg_node_input(g, node, L.w);
+    in[L.u] = lg_node_input(g, node, L.u);
+    if (L.mask >= 0) in[grad_mask_index(&L)] = lg_node_input(g, node, L.mask);
+    in[L.g_ws] = lg_value_of(g, node, L.ws);
+    in[L.g_dh] = or_zeros(g, node, L.h_t, dy[L.h_t]);
+    if (L.g_dc >= 0) in[L.g_dc] = or_zeros(g, node, L.c_t, dy[L.c_t]);
+    in[L.g_dys] = or_zeros(g, node, L.ys, dy[L.ys]);
+    int64_t ints[2] = {c, flags};
+    int32_t id = lg_node_build(NULL, LG_OP_RNN_GRAD, in, L.g_n_in, &(lg_attrs){.ints = ints, .n_ints = 2}, NULL);
+    if (id < 0) return;
+    dx[L.x] = lg_value_of(g, id, L.g_dx);
+    dx[L.h0] = lg_value_of(g, id, L.g_dh0);
+    if (L.c0 >= 0) dx[L.c0] = lg_value_of(g, id, L.g_dc0);
+    dx[L.w] = lg_value_of(g, id, L.g_dw);
+    dx[L.u] = lg_value_of(g, id, L.g_du);
+    if (L.b >= 0) dx[L.b] = lg_value_of(g, id, L.g_db);
+}
+
+const lg_op_def lg_op_def_rnn = {"rnn", -1, infer_rnn, grad_rnn};
+const lg_op_def lg_op_def_rnn_grad = {"rnn_grad", -1, infer_rnn_grad, NULL};

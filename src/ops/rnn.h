@@ -1,0 +1,83 @@
+/*
+ * rnn.h — the fused recurrent op pair (rnn, rnn_grad). Private to the library.
+ *
+ * A whole LSTM, GRU or SimpleRNN loop as one node, so a backend can run it
+ * with one input-projection GEMM for all steps and, per step, one recurrent
+ * GEMM plus one pass of gate math (cuDNN's shape of the problem). The
+ * fuse_rnn pass puts it where a loop body matched a cell
+ * (src/graph/passes/fuse_rnn_match.h); its values equal the loop's.
+ *
+ * Keras's equations, gate orders and weight shapes (include/graph/cells.h),
+ * time-major, with G gates and H units:
+ *
+ *   rnn inputs   x [T, B, I], h0 [B, H], c0 [B, H] (LSTM only),
+ *                W [I, G H], U [H, G H], b (with LG_RNN_BIAS: [G H], or
+ *                [2, 3H] for the reset_after GRU: row 0 input, row 1
+ *                recurrent), mask [T, B] (with LG_RNN_MASK; f32, f64 or i32,
+ *                nonzero where the step is valid)
+ *   rnn outputs  h_T [B, H], c_T [B, H] (LSTM only), ys [T, B, H],
+ *                ws [T, B, K H]: what the backward kernel reads (planes
+ *                per cell, listed in lg_rnn_ws_planes)
+ *
+ * Steps run t = 0..T-1, or T-1..0 with LG_RNN_REVERSE (ys[t] stays at t).
+ * Masking is Keras's: where mask[t, b] is 0 the states keep their values and
+ * ys[t, b] is 0.
+ *
+ *   rnn_grad inputs   x, h0, c0 (LSTM), W, U, mask (LG_RNN_MASK), ws, then
+ *                     the cotangents dh_T, dc_T (LSTM), dys
+ *   rnn_grad outputs  dx, dh0, dc0 (LSTM), dW, dU, db (LG_RNN_BIAS),
+ *                     scratch [n]: per-step gate gradients, kept so the
+ *                     weight gradients are one GEMM over all T B rows
+ *
+ * Attributes: ints = {lg_rnn_cell, flags}.
+ */
+#ifndef LG_OPS_RNN_H
+#define LG_OPS_RNN_H
+
+#include "ops/op.h"
+
+typedef enum lg_rnn_cell {
+    LG_RNN_SIMPLE_TANH,
+    LG_RNN_SIMPLE_RELU,
+    LG_RNN_LSTM,             /* gates i, f, c, o; sigmoid and tanh */
+    LG_RNN_GRU,              /* reset_after (cuDNN's): gates z, r, h */
+    LG_RNN_GRU_RESET_BEFORE, /* reset_after false: r multiplies h before U_h */
+    LG_RNN_CELL_COUNT
+} lg_rnn_cell;
+
+enum { LG_RNN_BIAS = 1, LG_RNN_REVERSE = 2, LG_RNN_MASK = 4 };
+
+/* A cell's name ("lstm", "gru_reset_after", ...) for reports. */
+const char *lg_rnn_cell_name(lg_rnn_cell c);
+int lg_rnn_cell_gates(lg_rnn_cell c);  /* G: 1, 4 or 3 */
+int lg_rnn_states(lg_rnn_cell c); /* 1, or 2 for LSTM */
+/* K: the workspace's width in units of H (sum of its planes). */
+int lg_rnn_ws_planes(lg_rnn_cell c);
+/* rnn_grad's scratch per (t, b) row in units of H (plus a [B, H] block and
+ * T B ones). */
+int lg_rnn_scratch_width(lg_rnn_cell c);
+
+/* Where each value sits in a node's inputs or outputs; -1 when absent. */
+typedef struct lg_rnn_layout {
+    int x, h0, c0, w, u, b, mask, n_in;       /* rnn inputs */
+    int h_t, c_t, ys, ws, n_out;             /* rnn outputs */
+    int g_ws, g_dh, g_dc, g_dys, g_n_in;      /* rnn_grad inputs (x..mask as rnn) */
+    int g_dx, g_dh0, g_dc0, g_dw, g_du, g_db, g_scratch, g_n_out; /* rnn_grad outputs */
+} lg_rnn_layout;
+
+lg_rnn_layout lg_rnn_layout_of(lg_rnn_cell c, unsigned flags);
+
+/* The cell and flags of an rnn or rnn_grad node. */
+static inline lg_rnn_cell lg_rnn_node_cell(const lg_node *n) { return (lg_rnn_cell)n->attrs.ints[0]; }
+static inline unsigned lg_rnn_node_flags(const lg_node *n) { return (unsigned)n->attrs.ints[1]; }
+
+/* Outputs of an rnn or rnn_grad node (graph.c sizes nodes with it). */
+int lg_rnn_output_count(const lg_attrs *a, bool grad);
+
+/* Build an rnn node in x's graph: states h0 (and c0), b and mask invalid
+ * unless flags say LG_RNN_BIAS / LG_RNN_MASK. Returns the node id, or -1
+ * with the error recorded (shapes named). */
+int32_t lg_rnn_build(lg_rnn_cell cell, unsigned flags, lg_value x, const lg_value *states, lg_value w, lg_value u,
+                     lg_value b, lg_value mask, const char *name);
+
+#endif

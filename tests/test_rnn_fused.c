@@ -1,0 +1,334 @@
+/*
+ * test_rnn_fused.c — the fused recurrent op pair (src/ops/rnn.h, CPU kernels
+ * in src/backends/cpu/cpu_rnn.c) against its plain reference: the generic
+ * loop the cell API builds (src/nn/cells.c) with the same weights. Every
+ * cell variant, with and without bias, forward and reverse, with and without
+ * per-example lengths: equal values and equal gradients for x, the initial
+ * states and every weight (f64, 1e-11 relative), f32 close; and central
+ * finite differences on the fused op itself (gradcheck rows).
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "graph/loopgrad.h"
+#include "graph/gradcheck.h"
+#include "graph/passes/fuse_rnn_match.h"
+#include "ops/rnn.h"
+#include "test_util.h"
+
+typedef struct variant {
+    const char *name;
+    lg_rnn_cell fused;
+    lg_cell_kind kind;
+    lg_activation act;
+    bool reset_after;
+} variant;
+
+static const variant variants[] = {
+    {"simple_tanh", LG_RNN_SIMPLE_TANH, LG_CELL_SIMPLE_RNN, LG_ACT_TANH, false},
+    {"simple_relu", LG_RNN_SIMPLE_RELU, LG_CELL_SIMPLE_RNN, LG_ACT_RELU, false},
+    {"lstm", LG_RNN_LSTM, LG_CELL_LSTM, LG_ACT_TANH, false},
+    {"gru_reset_after", LG_RNN_GRU, LG_CELL_GRU, LG_ACT_TANH, true},
+    {"gru_reset_before", LG_RNN_GRU_RESET_BEFORE, LG_CELL_GRU, LG_ACT_TANH, false},
+};
+enum { N_VARIANTS = sizeof variants / sizeof *variants };
+enum { T = 5, B = 3, I = 4, H = 3 };
+static const int32_t lengths[B] = {5, 2, 4};
+
+/* The model twice in one graph: the cell API's loop and the fused op, on the
+ * same inputs and parameters, each reduced to a loss that weighs every output
+ * (states and per-step outputs) with fixed random weights. */
+typedef struct model {
+    lg_graph *g;
+    lg_value x, h0, c0, len, mask;
+    lg_value wrt[6];
+    int n_wrt;
+    lg_value loss_loop, loss_fused;
+    lg_feed feeds[5];
+    lg_tensor *feed_t[5];
+    int n_feeds;
+} model;
+
+static lg_value weigh(lg_graph *g, lg_value v, uint64_t key)
+{
+    lg_tensor *w = lg_test_uniform(lg_value_dtype(v), lg_value_shape(v), 7, key, -1, 1);
+    lg_value c = lg_constant(g, "weights", w);
+    lg_tensor_free(w);
+    return lg_sum(lg_mul(v, c), NULL, 0, false);
+}
+
+static lg_value total(lg_graph *g, const lg_value *states, int n_states, lg_value ys)
+{
+    lg_value l = weigh(g, ys, 100);
+    for (int k = 0; k < n_states; k++) l = lg_add(l, weigh(g, states[k], 101 + (uint64_t)k));
+    return l;
+}
+
+/* Match the last loop of gr and build its fused replacement into repl. */
+static int32_t fuse_last_loop(lg_graph *gr, lg_value *repl)
+{
+    int32_t loop = -1;
+    for (int32_t i = 0; i < gr->n_nodes; i++)
+        if (gr->nodes[i].op == LG_OP_LOOP && !gr->nodes[i].attrs.loop->gradient) loop = i;
+    ck_assert_int_ge(loop, 0);
+    lg_rnn_match mt;
+    ck_assert_msg(lg_rnn_match_loop(gr->nodes[loop].attrs.loop, &mt), "refused: %s", mt.reason);
+    int32_t id = lg_rnn_fuse_loop(gr, loop, &mt, repl);
+    ck_assert_msg(id >= 0, "%s", lg_graph_error(gr));
+    return id;
+}
+
+/* The fused side: lg_rnn_build with the cell's weights, or (via_match) the
+ * matcher's reading of the loop and lg_rnn_fuse_loop. */
+static void model_build(model *m, const variant *v, lg_dtype dt, bool bias, bool reverse, bool masked, bool via_match)
+{
+    memset(m, 0, sizeof *m);
+    lg_graph *g = m->g = lg_graph_new();
+    m->x = lg_input(g, "x", dt, lg_shape_of(3, T, B, I));
+    m->h0 = lg_input(g, "h0", dt, lg_shape_of(2, B, H));
+    m->c0 = lg_input(g, "c0", dt, lg_shape_of(2, B, H));
+    lg_cell_opts co = lg_cell_opts_default(v->kind, H);
+    co.dtype = dt;
+    co.activation = v->act;
+    co.reset_after = v->reset_after;
+    co.use_bias = bias;
+    co.seed = 3;
+    lg_cell *cell = lg_cell_new(g, "cell", I, co);
+    ck_assert_ptr_nonnull(cell);
+    lg_value W = lg_cell_kernel(cell), U = lg_cell_recurrent_kernel(cell), b = lg_cell_bias(cell);
+    if (bias) ck_assert_int_eq(lg_init_uniform(lg_param_tensor(b), -0.5, 0.5, 5, 9), LG_OK);
+    int n_states = lg_cell_state_count(cell);
+
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true;
+    lo.reverse = reverse;
+    if (masked) {
+        m->len = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
+        lo.lengths = m->len;
+    }
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value x_t = lg_loop_seq(l, m->x), s[2], next[2], y;
+    s[0] = lg_loop_state(l, m->h0);
+    if (n_states == 2) s[1] = lg_loop_state(l, m->c0);
+    lg_cell_step(cell, l, x_t, s, next, &y, lg_value_invalid(), lg_value_invalid());
+    for (int k = 0; k < n_states; k++) lg_loop_next(l, s[k], next[k]);
+    lg_loop_emit(l, y);
+    lg_value fin[2], ys;
+    ck_assert_msg(lg_loop_end(l, fin, &ys) == LG_OK, "%s", lg_last_error());
+    m->loss_loop = total(g, fin, n_states, ys);
+
+    if (via_match) {
+        lg_value repl[3];
+        fuse_last_loop(g, repl);
+        m->loss_fused = total(g, repl, n_states, repl[n_states]);
+    } else {
+        if (masked) m->mask = lg_input(g, "mask", dt, lg_shape_of(2, T, B));
+        unsigned flags = (bias ? LG_RNN_BIAS : 0) | (reverse ? LG_RNN_REVERSE : 0) | (masked ? LG_RNN_MASK : 0);
+        lg_value st[2] = {m->h0, m->c0};
+        int32_t id = lg_rnn_build(v->fused, flags, m->x, st, W, U, b, m->mask, "fused");
+        ck_assert_msg(id >= 0, "%s", lg_graph_error(g));
+        lg_rnn_layout L = lg_rnn_layout_of(v->fused, flags);
+        lg_value ffin[2] = {lg_value_of(g, id, L.h_t), L.c_t >= 0 ? lg_value_of(g, id, L.c_t) : lg_value_invalid()};
+        m->loss_fused = total(g, ffin, n_states, lg_value_of(g, id, L.ys));
+    }
+
+    m->n_wrt = 0;
+    m->wrt[m->n_wrt++] = m->x;
+    m->wrt[m->n_wrt++] = m->h0;
+    if (n_states == 2) m->wrt[m->n_wrt++] = m->c0;
+    m->wrt[m->n_wrt++] = W;
+    m->wrt[m->n_wrt++] = U;
+    if (bias) m->wrt[m->n_wrt++] = b;
+    lg_cell_free(cell);
+
+    lg_value ins[3] = {m->x, m->h0, m->c0};
+    for (int k = 0; k < 3; k++) {
+        m->feed_t[k] = lg_test_uniform(dt, lg_value_shape(ins[k]), 11, (uint64_t)k, -1, 1);
+        m->feeds[m->n_feeds++] = (lg_feed){ins[k], m->feed_t[k]};
+    }
+    if (masked) {
+        m->feed_t[3] = lg_test_tensor(LG_I32, lg_shape_of(1, B), lengths);
+        m->feeds[m->n_feeds++] = (lg_feed){m->len, m->feed_t[3]};
+    }
+    if (masked && !via_match) {
+        m->feed_t[4] = lg_test_tensor(dt, lg_shape_of(2, T, B), NULL);
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < B; i++) lg_tensor_set(m->feed_t[4], t * B + i, t < lengths[i]);
+        m->feeds[m->n_feeds++] = (lg_feed){m->mask, m->feed_t[4]};
+    }
+}
+
+static void model_free(model *m)
+{
+    for (int k = 0; k < 5; k++) lg_tensor_free(m->feed_t[k]);
+    lg_graph_free(m->g);
+}
+
+/* |a - b| <= tol (1 + max |b|) elementwise over two tensors. */
+static void assert_close(const lg_tensor *a, const lg_tensor *b, double tol, const char *what)
+{
+    int64_t n = lg_shape_numel(lg_tensor_shape(b));
+    double scale = 1;
+    for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(lg_tensor_get(b, i)));
+    for (int64_t i = 0; i < n; i++) {
+        double x = lg_tensor_get(a, i), y = lg_tensor_get(b, i);
+        ck_assert_msg(fabs(x - y) <= tol * scale, "%s [%lld]: fused %.17g, loop %.17g", what, (long long)i, x, y);
+    }
+}
+
+/* Values and gradients of two losses over the same wrt, equal within tol. */
+static void compare(lg_graph *gr, lg_value loss_loop, lg_value loss_fused, const lg_value *wrt, int n_wrt,
+                    const lg_feed *feeds, int n_feeds, double tol, const char *label)
+{
+    lg_value gl[16], gf[16];
+    ck_assert_int_le(n_wrt, 16);
+    ck_assert_msg(lg_grad(gr, loss_loop, wrt, n_wrt, gl) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_grad(gr, loss_fused, wrt, n_wrt, gf) == LG_OK, "%s", lg_last_error());
+    lg_value fetch[34];
+    int nf = 0;
+    fetch[nf++] = loss_loop;
+    fetch[nf++] = loss_fused;
+    for (int k = 0; k < n_wrt; k++) fetch[nf++] = gl[k], fetch[nf++] = gf[k];
+    lg_tensor *out[34] = {0};
+    ck_assert_msg(lg_graph_run(gr, feeds, n_feeds, fetch, nf, out) == LG_OK, "%s", lg_last_error());
+    char what[200];
+    snprintf(what, sizeof what, "%s loss", label);
+    assert_close(out[1], out[0], tol, what);
+    for (int k = 0; k < n_wrt; k++) {
+        snprintf(what, sizeof what, "%s d/d %s", label, lg_value_name(wrt[k]));
+        assert_close(out[3 + 2 * k], out[2 + 2 * k], tol, what);
+    }
+    for (int k = 0; k < nf; k++) lg_tensor_free(out[k]);
+}
+
+static void check_variant(const variant *v, lg_dtype dt, bool bias, bool reverse, bool masked, bool via_match)
+{
+    model m;
+    model_build(&m, v, dt, bias, reverse, masked, via_match);
+    char label[160];
+    snprintf(label, sizeof label, "%s%s%s%s%s", v->name, bias ? "" : " no-bias", reverse ? " reverse" : "",
+             masked ? " masked" : "", via_match ? " (matched)" : "");
+    compare(m.g, m.loss_loop, m.loss_fused, m.wrt, m.n_wrt, m.feeds, m.n_feeds, dt == LG_F64 ? 1e-11 : 1e-4, label);
+    model_free(&m);
+}
+
+/* _i enumerates variant x {bias, reverse, masked}. */
+START_TEST(test_equal_to_loop_f64)
+{
+    int opts = _i % 8;
+    check_variant(&variants[_i / 8], LG_F64, !(opts & 1), opts & 2, opts & 4, false);
+}
+END_TEST
+
+/* The same through the matcher and lg_rnn_fuse_loop: the roles it found
+ * assemble into weights that give the loop's values and gradients. */
+START_TEST(test_matched_equal_to_loop)
+{
+    int opts = _i % 8;
+    check_variant(&variants[_i / 8], LG_F64, !(opts & 1), opts & 2, opts & 4, true);
+}
+END_TEST
+
+START_TEST(test_equal_to_loop_f32) { check_variant(&variants[_i], LG_F32, true, _i % 2, true, false); }
+END_TEST
+
+/* Central differences through the fused op alone (the gradcheck table's rule
+ * for a new op, here as rows per cell). */
+START_TEST(test_gradcheck)
+{
+    model m;
+    model_build(&m, &variants[_i], LG_F64, true, _i % 2, true, false);
+    lg_gradcheck_report r;
+    ck_assert_msg(lg_gradcheck(m.g, m.loss_fused, m.wrt, m.n_wrt, m.feeds, m.n_feeds, lg_gradcheck_opts_default(),
+                               &r) == LG_OK,
+                  "%s", lg_last_error());
+    ck_assert_msg(r.passed && r.checked > 0, "%s: %s[%lld] analytic %g numeric %g", variants[_i].name,
+                  r.worst_name, r.worst_index, r.analytic, r.numeric);
+    model_free(&m);
+}
+END_TEST
+
+/* A hand-written LSTM with one weight per gate and a PyTorch-style pair of
+ * biases, commuted: the matcher's pieces are concatenated and summed. */
+START_TEST(test_matched_hand_lstm)
+{
+    lg_graph *gr = lg_graph_new();
+    lg_value x = lg_input(gr, "x", LG_F64, lg_shape_of(3, T, B, I));
+    lg_value h0 = lg_input(gr, "h0", LG_F64, lg_shape_of(2, B, H)), c0 = lg_input(gr, "c0", LG_F64, lg_shape_of(2, B, H));
+    lg_value wrt[3 + 16];
+    int n_wrt = 0;
+    wrt[n_wrt++] = x, wrt[n_wrt++] = h0, wrt[n_wrt++] = c0;
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true;
+    lg_loop *l = lg_loop_new(gr, lo);
+    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0), gate[4];
+    for (int k = 0; k < 4; k++) {
+        lg_value p[4];
+        const int64_t dims[4][2] = {{I, H}, {H, H}, {H, 0}, {H, 0}};
+        for (int j = 0; j < 4; j++) {
+            char name[16];
+            snprintf(name, sizeof name, "p%d_%d", k, j);
+            p[j] = lg_param(gr, name, LG_F64, dims[j][1] ? lg_shape_of(2, dims[j][0], dims[j][1]) : lg_shape_of(1, H));
+            ck_assert_int_eq(lg_init_uniform(lg_param_tensor(p[j]), -0.6, 0.6, 21, (uint64_t)(4 * k + j)), LG_OK);
+            if (j != 2) wrt[n_wrt++] = p[j]; /* b_ih gets b_hh's gradient */
+        }
+        lg_value w = lg_loop_invariant(l, p[0]), u = lg_loop_invariant(l, p[1]);
+        lg_value b_ih = lg_loop_invariant(l, p[2]), b_hh = lg_loop_invariant(l, p[3]);
+        lg_value pre = lg_add(lg_add(b_hh, lg_matmul(h, u, false, false)), lg_add(lg_matmul(x_t, w, false, false), b_ih));
+        gate[k] = k == 2 ? lg_tanh(pre) : lg_sigmoid(pre);
+    }
+    lg_value c2 = lg_add(lg_mul(c, gate[1]), lg_mul(gate[2], gate[0]));
+    lg_value h2 = lg_mul(lg_tanh(c2), gate[3]);
+    lg_loop_next(l, h, h2);
+    lg_loop_next(l, c, c2);
+    lg_loop_emit(l, h2);
+    lg_value fin[2], ys, repl[3];
+    ck_assert_msg(lg_loop_end(l, fin, &ys) == LG_OK, "%s", lg_last_error());
+    fuse_last_loop(gr, repl);
+    lg_value loss_loop = total(gr, fin, 2, ys), loss_fused = total(gr, repl, 2, repl[2]);
+    lg_tensor *ft[3];
+    lg_feed feeds[3];
+    lg_value ins[3] = {x, h0, c0};
+    for (int k = 0; k < 3; k++) {
+        ft[k] = lg_test_uniform(LG_F64, lg_value_shape(ins[k]), 11, (uint64_t)k, -1, 1);
+        feeds[k] = (lg_feed){ins[k], ft[k]};
+    }
+    compare(gr, loss_loop, loss_fused, wrt, n_wrt, feeds, 3, 1e-11, "hand-written lstm (matched)");
+    for (int k = 0; k < 3; k++) lg_tensor_free(ft[k]);
+    lg_graph_free(gr);
+}
+END_TEST
+
+/* Bad shapes are graph errors naming the op, not crashes. */
+START_TEST(test_bad_shapes)
+{
+    lg_graph *g = lg_graph_new();
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, T, B, I));
+    lg_value h = lg_input(g, "h", LG_F32, lg_shape_of(2, B, H));
+    lg_value W = lg_input(g, "W", LG_F32, lg_shape_of(2, I, 4 * H));
+    lg_value U = lg_input(g, "U", LG_F32, lg_shape_of(2, H, 3 * H)); /* LSTM needs [H, 4H] */
+    lg_value st[2] = {h, h};
+    ck_assert_int_lt(lg_rnn_build(LG_RNN_LSTM, 0, x, st, W, U, lg_value_invalid(), lg_value_invalid(), "r"), 0);
+    ck_assert_ptr_nonnull(strstr(lg_graph_error(g), "U must be [H, G H]"));
+    lg_graph_free(g);
+}
+END_TEST
+
+static Suite *rnn_fused_suite(void)
+{
+    Suite *s = suite_create("rnn_fused");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, test_equal_to_loop_f64, 0, N_VARIANTS * 8);
+    tcase_add_loop_test(tc, test_matched_equal_to_loop, 0, N_VARIANTS * 8);
+    tcase_add_loop_test(tc, test_equal_to_loop_f32, 0, N_VARIANTS);
+    tcase_add_test(tc, test_matched_hand_lstm);
+    tcase_add_loop_test(tc, test_gradcheck, 0, N_VARIANTS);
+    tcase_add_test(tc, test_bad_shapes);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return lg_check_run(rnn_fused_suite()); }
