@@ -102,7 +102,8 @@ int main(int argc, char **argv)
     printf("oneDNN %d.%d.%d, JIT ISA %s, OMP_NUM_THREADS=%s\n", v->major, v->minor, v->patch,
            lg_gemm_onednn.core(), getenv("OMP_NUM_THREADS") ? getenv("OMP_NUM_THREADS") : "unset");
     print_load("before");
-    printf("\n| layer | B | T | I | fused wall ms | oneDNN wall ms | fused CPU ms | oneDNN CPU ms | oneDNN / fused (CPU) |\n");
+    printf("\n| layer | B | T | I | fused wall ms | oneDNN wall ms | fused CPU ms | oneDNN CPU ms "
+           "| oneDNN / fused (CPU) |\n");
     printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     int rc = 0;
     for (size_t k = 0; k < sizeof configs / sizeof *configs && !rc; k++) {

@@ -184,6 +184,7 @@ static dnnl_status_t init_desc(const rnn_problem *p, dnnl_rnn_desc_t *d, bool ba
     dnnl_rnn_direction_t dir = dnnl_unidirectional_left2right;
     dnnl_prop_kind_t prop = backward ? dnnl_backward : dnnl_forward_training;
     const dnnl_memory_desc_t *ci = p->cell == LG_RNN_LSTM ? &m->iter : NULL;
+    dnnl_alg_kind_t act = p->cell == LG_RNN_SIMPLE_RELU ? dnnl_eltwise_relu : dnnl_eltwise_tanh;
     if (!backward) switch (p->cell) {
         case LG_RNN_LSTM:
             return dnnl_lstm_forward_desc_init(d, prop, dir, &m->src, &m->iter, ci, &m->w, &m->u, &m->bias, &m->dst,
@@ -195,7 +196,7 @@ static dnnl_status_t init_desc(const rnn_problem *p, dnnl_rnn_desc_t *d, bool ba
             return dnnl_gru_forward_desc_init(d, prop, dir, &m->src, &m->iter, &m->w, &m->u, &m->bias, &m->dst,
                                               &m->iter, 0);
         default:
-            return dnnl_vanilla_rnn_forward_desc_init(d, prop, dnnl_eltwise_tanh, dir, &m->src, &m->iter, &m->w, &m->u,
+            return dnnl_vanilla_rnn_forward_desc_init(d, prop, act, dir, &m->src, &m->iter, &m->w, &m->u,
                                                       &m->bias, &m->dst, &m->iter, 0, 0, 0);
         }
     /* diff descriptors: the plain layouts the fused kernel uses */
@@ -213,7 +214,7 @@ static dnnl_status_t init_desc(const rnn_problem *p, dnnl_rnn_desc_t *d, bool ba
                                            &m->iter, &m->src, &m->iter, &m->wd, &m->ud, &m->bias, &m->dst, &m->iter,
                                            0);
     default:
-        return dnnl_vanilla_rnn_backward_desc_init(d, prop, dnnl_eltwise_tanh, dir, &m->src, &m->iter, &m->w, &m->u,
+        return dnnl_vanilla_rnn_backward_desc_init(d, prop, act, dir, &m->src, &m->iter, &m->w, &m->u,
                                                    &m->bias, &m->dst, &m->iter, &m->src, &m->iter, &m->wd, &m->ud,
                                                    &m->bias, &m->dst, &m->iter, 0, 0, 0);
     }
@@ -221,8 +222,8 @@ static dnnl_status_t init_desc(const rnn_problem *p, dnnl_rnn_desc_t *d, bool ba
 
 rnn_runner *rnn_dnnl_new(const rnn_problem *p, char *err, size_t size)
 {
-    if (p->cell == LG_RNN_SIMPLE_RELU || (unsigned)p->cell >= LG_RNN_CELL_COUNT) {
-        fail(err, size, "no oneDNN primitive for this cell here", 0);
+    if ((unsigned)p->cell >= LG_RNN_CELL_COUNT) {
+        fail(err, size, "not a cell", (int)p->cell);
         return NULL;
     }
     rnn_runner *r = calloc(1, sizeof *r);

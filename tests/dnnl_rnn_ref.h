@@ -20,7 +20,7 @@
 #include "ops/rnn.h"
 
 typedef struct rnn_problem {
-    lg_rnn_cell cell; /* LG_RNN_SIMPLE_TANH, LG_RNN_LSTM, LG_RNN_GRU, LG_RNN_GRU_RESET_BEFORE */
+    lg_rnn_cell cell; /* any; SimpleRNN runs on oneDNN's vanilla RNN (tanh or relu, slope 0) */
     int64_t T, B, I, H;
 } rnn_problem;
 

@@ -2,8 +2,8 @@
  * test_dnnl_rnn.c — the fused CPU RNN kernels (src/backends/cpu/cpu_rnn.c)
  * against oneDNN's RNN primitives as the reference: LSTM, GRU reset_after
  * (oneDNN's linear-before-reset GRU), GRU reset_before (oneDNN's GRU) and
- * SimpleRNN tanh (vanilla RNN), one forward-training and backward step on the
- * same random f32 data: ys, h_T, c_T, dx, dh0, dc0, dW, dU and db agree to
+ * SimpleRNN tanh and relu (vanilla RNN), one forward-training and backward
+ * step on the same random f32 data: ys, h_T, c_T, dx, dh0, dc0, dW, dU and db agree to
  * 1e-4 relative (to the largest magnitude of each array). Built only with
  * oneDNN (tests/dnnl_rnn_ref.c runs both sides).
  */
@@ -24,6 +24,7 @@ static const variant variants[] = {
     {"gru_reset_after", LG_RNN_GRU},
     {"gru_reset_before", LG_RNN_GRU_RESET_BEFORE},
     {"simple_tanh", LG_RNN_SIMPLE_TANH},
+    {"simple_relu", LG_RNN_SIMPLE_RELU},
 };
 
 /* |a - b| <= tol * max(1, max |b|) elementwise. */
