@@ -1,0 +1,102 @@
+/*
+ * test_dnnl_rnn.c — the fused CPU RNN kernels (src/backends/cpu/cpu_rnn.c)
+ * against oneDNN's RNN primitives as the reference: LSTM, GRU reset_after
+ * (oneDNN's linear-before-reset GRU), GRU reset_before (oneDNN's GRU) and
+ * SimpleRNN tanh and relu (vanilla RNN), one forward-training and backward
+ * step on the same random f32 data: ys, h_T, c_T, dx, dh0, dc0, dW, dU and db agree to
+ * 1e-4 relative (to the largest magnitude of each array). Built only with
+ * oneDNN (tests/dnnl_rnn_ref.c runs both sides).
+ */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "dnnl_rnn_ref.h"
+#include "test_util.h"
+
+typedef struct variant {
+    const char *name;
+    lg_rnn_cell cell;
+} variant;
+
+static const variant variants[] = {
+    {"lstm", LG_RNN_LSTM},
+    {"gru_reset_after", LG_RNN_GRU},
+    {"gru_reset_before", LG_RNN_GRU_RESET_BEFORE},
+    {"simple_tanh", LG_RNN_SIMPLE_TANH},
+    {"simple_relu", LG_RNN_SIMPLE_RELU},
+};
+
+/* |a - b| <= tol * max(1, max |b|) elementwise. */
+static void assert_close(const char *variant, const char *what, const float *a, const float *b, int64_t n)
+{
+    double scale = 1;
+    for (int64_t i = 0; i < n; i++) scale = fmax(scale, fabs(b[i]));
+    double worst = 0;
+    int64_t at = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (fabs((double)a[i] - b[i]) > worst) worst = fabs((double)a[i] - b[i]), at = i;
+    ck_assert_msg(worst <= 1e-4 * scale, "%s %s[%lld]: fused %.8g, oneDNN %.8g (scale %.3g)", variant, what,
+                  (long long)at, a[at], b[at], scale);
+}
+
+static void check_variant(const variant *v, rnn_problem p)
+{
+    char err[512];
+    rnn_io fused, ref;
+    ck_assert_int_eq(rnn_io_alloc(&fused, &p, 11), 0);
+    ck_assert_int_eq(rnn_io_alloc(&ref, &p, 11), 0);
+    rnn_runner *rf = rnn_fused_new(&p, err, sizeof err);
+    ck_assert_msg(rf, "%s", err);
+    rnn_runner *rd = rnn_dnnl_new(&p, err, sizeof err);
+    ck_assert_msg(rd, "%s: %s", v->name, err);
+    ck_assert_msg(rnn_runner_step(rf, &fused, err, sizeof err) == 0, "%s fused: %s", v->name, err);
+    ck_assert_msg(rnn_runner_step(rd, &ref, err, sizeof err) == 0, "%s oneDNN: %s", v->name, err);
+    int64_t T = p.T, B = p.B, I = p.I, H = p.H, GH = lg_rnn_cell_gates(p.cell) * H;
+    assert_close(v->name, "ys", fused.ys, ref.ys, T * B * H);
+    assert_close(v->name, "h_T", fused.h_t, ref.h_t, B * H);
+    assert_close(v->name, "dx", fused.dx, ref.dx, T * B * I);
+    assert_close(v->name, "dh0", fused.dh0, ref.dh0, B * H);
+    assert_close(v->name, "dW", fused.dw, ref.dw, I * GH);
+    assert_close(v->name, "dU", fused.du, ref.du, H * GH);
+    assert_close(v->name, "db", fused.db, ref.db, rnn_bias_len(&p));
+    if (p.cell == LG_RNN_LSTM) {
+        assert_close(v->name, "c_T", fused.c_t, ref.c_t, B * H);
+        assert_close(v->name, "dc0", fused.dc0, ref.dc0, B * H);
+    }
+    rnn_runner_free(rf);
+    rnn_runner_free(rd);
+    rnn_io_free(&fused);
+    rnn_io_free(&ref);
+}
+
+/* Small shapes, and one whose H is not a multiple of the vector width. */
+START_TEST(matches_onednn)
+{
+    const variant *v = &variants[_i];
+    check_variant(v, (rnn_problem){v->cell, 7, 5, 6, 8});
+    check_variant(v, (rnn_problem){v->cell, 12, 3, 1, 19});
+}
+END_TEST
+
+/* A wider input (I = 40) drives the gates further from 0, over more of the
+ * activations' range. */
+START_TEST(matches_onednn_wide_input)
+{
+    const variant *v = &variants[_i];
+    check_variant(v, (rnn_problem){v->cell, 9, 4, 40, 33});
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("dnnl_rnn");
+    TCase *tc = tcase_create("core");
+    int n = (int)(sizeof variants / sizeof *variants);
+    tcase_add_loop_test(tc, matches_onednn, 0, n);
+    tcase_add_loop_test(tc, matches_onednn_wide_input, 0, n);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void) { return lg_check_run(suite()); }
