@@ -642,45 +642,14 @@ lg_status lg_program_loop_report(const lg_program *p, int i, lg_loop_report *out
     return LG_OK;
 }
 
-/* Appends to a growing string; ok turns false when memory runs out. */
-typedef struct text {
-    char *s;
-    size_t len, cap;
-    bool ok;
-} text;
-
-static void text_add(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void text_add(text *t, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (!t->ok || n < 0) return;
-    if (t->len + (size_t)n + 1 > t->cap) {
-        size_t cap = (t->len + (size_t)n + 1) * 2;
-        char *s = realloc(t->s, cap);
-        if (!s) {
-            t->ok = false;
-            return;
-        }
-        t->s = s, t->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap);
-    va_end(ap);
-    t->len += (size_t)n;
-}
-
 static double mib(size_t bytes) { return (double)bytes / (1024.0 * 1024.0); }
 
 /* The notes of p's passes, and of its loops' bodies, indented by depth. */
-static void add_notes(text *t, const lg_program *p, int depth)
+static void add_notes(FILE *t, const lg_program *p, int depth)
 {
     for (const char *line = p->notes; line && *line;) {
         size_t len = strcspn(line, "\n");
-        text_add(t, "%*s%.*s\n", 2 * depth, "", (int)len, line);
+        fprintf(t, "%*s%.*s\n", 2 * depth, "", (int)len, line);
         line += len + (line[len] == '\n');
     }
     for (int s = 0; s < p->n_steps; s++)
@@ -690,32 +659,37 @@ static void add_notes(text *t, const lg_program *p, int depth)
 char *lg_program_report(const lg_program *p)
 {
     if (!p) return NULL;
-    text t = {.ok = true};
-    text_add(&t, "program: %d kernels, %.2f MiB planned, loops' own buffers %.2f MiB\n", p->n_steps, mib(p->arena_bytes),
+    char *s = NULL;
+    size_t size = 0;
+    FILE *t = open_memstream(&s, &size);
+    if (!t) return NULL;
+    fprintf(t, "program: %d kernels, %.2f MiB planned, loops' own buffers %.2f MiB\n", p->n_steps, mib(p->arena_bytes),
              mib(loop_bytes(p)));
-    text_add(&t, "%s\n", lg_cpu_gemm_summary());
+    fprintf(t, "%s\n", lg_cpu_gemm_summary());
     for (int i = 0; i < lg_program_loop_count(p); i++) {
         lg_loop_report r;
         if (lg_program_loop_report(p, i, &r) != LG_OK) {
-            text_add(&t, "loop %d: %s\n", i, lg_last_error());
+            fprintf(t, "loop %d: %s\n", i, lg_last_error());
             continue;
         }
-        text_add(&t, "loop '%s': %s%lld steps, %d kernels per step, ", r.name, r.has_stop ? "at most " : "",
+        fprintf(t, "loop '%s': %s%lld steps, %d kernels per step, ", r.name, r.has_stop ? "at most " : "",
                  (long long)r.steps, r.body_kernels);
         if (r.gradient)
-            text_add(&t, "gradient loop");
+            fprintf(t, "gradient loop");
         else if (r.memory == LG_LOOP_RECOMPUTE)
-            text_add(&t, "recompute: %.2f MiB saved (states only)", mib(r.residual_bytes));
+            fprintf(t, "recompute: %.2f MiB saved (states only)", mib(r.residual_bytes));
         else
-            text_add(&t, "save residuals: %d values, %.2f MiB saved (states %.2f MiB)", r.n_residuals,
+            fprintf(t, "save residuals: %d values, %.2f MiB saved (states %.2f MiB)", r.n_residuals,
                      mib(r.residual_bytes), mib(r.state_bytes));
-        text_add(&t, "; hoisted %d values, %.2f MiB", r.n_hoisted, mib(r.hoisted_bytes));
-        if (r.n_sunk) text_add(&t, "; %d accumulators summed by batched GEMMs", r.n_sunk);
-        text_add(&t, "\n");
+        fprintf(t, "; hoisted %d values, %.2f MiB", r.n_hoisted, mib(r.hoisted_bytes));
+        if (r.n_sunk) fprintf(t, "; %d accumulators summed by batched GEMMs", r.n_sunk);
+        fprintf(t, "\n");
     }
-    add_notes(&t, p, 0);
-    if (!t.ok) free(t.s);
-    return t.ok ? t.s : NULL;
+    add_notes(t, p, 0);
+    bool ok = !ferror(t);
+    if (fclose(t) != 0) ok = false; /* out of memory while the text grew */
+    if (!ok) free(s);
+    return ok ? s : NULL;
 }
 
 /* ---- run ----------------------------------------------------------------- */
