@@ -30,7 +30,9 @@
 /* The kernels in AVX-512 and AVX2 clones too, picked at load time on x86-64,
  * so the gate math's vectors (cpu_rnn_impl.h) use the machine's width (as in
  * cpu_vmath.c). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+/* Not under ThreadSanitizer: an ifunc resolver runs before its runtime is
+ * up, and an instrumented one crashes the process at load. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define LG_RNN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define LG_RNN_CLONES

@@ -16,7 +16,9 @@
 typedef float vf __attribute__((vector_size(64)));
 typedef int32_t vi __attribute__((vector_size(64)));
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+/* Not under ThreadSanitizer: an ifunc resolver runs before its runtime is
+ * up, and an instrumented one crashes the process at load. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define LG_VCLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define LG_VCLONES
