@@ -39,12 +39,7 @@ static int fail(const char *what, lg_status s)
     return 1;
 }
 
-typedef struct args {
-    int steps;
-    double lr;
-    uint64_t seed;
-    cli_outputs out;
-} args;
+typedef cli_step_args args;
 
 /* Everything run allocates, freed in one place whatever step failed. */
 typedef struct session {

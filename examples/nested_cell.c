@@ -41,12 +41,7 @@ static int fail(const char *what, lg_status s)
 /* The last step of a stacked output [B, T, ...] -> [B, ...]. */
 static lg_value last_step(lg_value seq) { return lg_squeeze(lg_slice(seq, 1, STEPS_T - 1, 1), 1); }
 
-typedef struct args {
-    int steps;
-    double lr;
-    uint64_t seed;
-    cli_outputs out;
-} args;
+typedef cli_step_args args;
 
 /* Everything run allocates, freed in one place whatever step failed. */
 typedef struct session {

@@ -44,12 +44,7 @@ static void make_batch(uint64_t seed, int step, float *x, float *y)
     }
 }
 
-typedef struct args {
-    int steps;
-    double lr;
-    uint64_t seed;
-    cli_outputs out;
-} args;
+typedef cli_step_args args;
 
 /* Everything run allocates, freed in one place whatever step failed. */
 enum { NP = 8 };

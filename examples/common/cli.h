@@ -79,6 +79,15 @@ typedef struct cli_outputs {
     {"expand", CLI_TEXT, &(o)->expand, 0, 0, "SCOPE", "--dot/--svg: draw this scope's ops"}
 #define CLI_PLOT_FLAG(o) {"plot", CLI_TEXT, &(o)->plot, 0, 0, "FILE", "plot the learning curves (.svg or .png)"}
 
+/* The flags of the examples that train by steps without lg_fit
+ * (--steps, --lr, --seed, and the graph's --dot/--svg). */
+typedef struct cli_step_args {
+    int steps;
+    double lr;
+    uint64_t seed;
+    cli_outputs out;
+} cli_step_args;
+
 /* What cli_parse returns when the program should go on. */
 enum { CLI_RUN = -1 };
 
