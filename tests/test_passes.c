@@ -880,6 +880,17 @@ START_TEST(test_lower_loops_stays_on)
     o.lengths = len;
     lg_rnn_result r;
     ck_assert_int_eq(lg_rnn(g, c, x, o, &r), LG_OK);
+    int n_loops = 0;
+    for (int i = 0; i < lg_graph_node_count(g); i++) {
+        lg_loop_info info;
+        if (!lg_graph_node_loop(g, i, &info) || strstr(lg_graph_node_name(g, i), "iota")) continue;
+        n_loops++;
+        ck_assert(info.by_lengths && info.repeat_output && !info.gradient); /* Keras's default for a layer */
+        ck_assert_int_eq(count_op(info.body, "where"), 0);
+        ck_assert_int_eq(count_op(info.body, "gather"), 0);
+    }
+    ck_assert_int_eq(n_loops, 1);
+    ck_assert_int_eq(count_op(g, "gather"), 0); /* nor around it: the lengths' range check is built when lowered */
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 23, -1, 1), *lt = lengths_tensor();
     lg_feed f[2] = {{x, xt}, {len, lt}};
     lg_program *p = NULL;

@@ -316,6 +316,10 @@ lg_status lg_body_ports(lg_graph *body, const int32_t *inputs, const lg_port *in
  * and dys 1. */
 lg_status lg_vjp(lg_graph *g, const lg_value *ys, const lg_value *dys, int n_y, const lg_value *wrt, int n,
                  lg_value *grads);
+/* lg_vjp through nodes first.. only: wrt values of earlier nodes are
+ * leaves (lower_loops: through what follows a loop, not the loop). */
+lg_status lg_vjp_after(lg_graph *g, int32_t first, const lg_value *ys, const lg_value *dys, int n_y, const lg_value *wrt,
+                       int n, lg_value *grads);
 
 /* The program lg_graph_run would use for these feeds and fetches, compiled
  * and cached on g if new. The graph owns it. */

@@ -34,6 +34,24 @@ typedef struct fused {
 
 static int n_inputs(const lg_loop_spec *s) { return s->n_seq + s->n_state + s->n_inv; }
 
+/* True when input a of loop node `loop` is computed from input b (as
+ * Keras's zero initial state is from x's batch size). */
+static bool depends_on(const lg_graph *g, int32_t loop, int a, int b, bool *seen)
+{
+    int32_t from = g->nodes[loop].in[a].node, to = g->nodes[loop].in[b].node;
+    if (from <= to) return false; /* arena order: an ancestor comes first */
+    memset(seen, 0, (size_t)(from + 1) * sizeof *seen);
+    seen[from] = true;
+    for (int32_t i = from; i > to; i--) {
+        if (!seen[i]) continue;
+        for (int j = 0; j < g->nodes[i].n_in; j++) {
+            if (g->nodes[i].in[j].node == to) return true;
+            seen[g->nodes[i].in[j].node] = true;
+        }
+    }
+    return false;
+}
+
 /* Whether something other than a gradient loop of `loop` reads the values
  * only the loop computes: its saved states and residuals (a loop nested in
  * a differentiated loop's body, whose gradient is in another graph), or a
@@ -100,16 +118,77 @@ static int32_t forward_of(const lg_graph *g, int32_t node, fused *const *f)
     return fw >= 0 && f[fw] ? fw : -1;
 }
 
-/* Copy fused loop `node` into r->dst with its inputs cut from each other
- * (lg_loop_inputs_cut); the rnn node is built from the copy's inputs. */
+/* The gradient loop `node` of fused loop `fw` as the rnn node's
+ * vector-Jacobian product in r->dst; its outputs are mapped. */
+static lg_status replace_grad(lg_rewrite *r, int32_t node, int32_t fw, const fused *f)
+{
+    const lg_graph *g = r->src;
+    lg_graph *dst = r->dst;
+    const lg_loop_spec *s = g->nodes[fw].attrs.loop, *gs = g->nodes[node].attrs.loop;
+    int n_in = n_inputs(s), n_out = s->n_state + s->n_y;
+    lg_value ys[3], dys[3], *wrt = malloc((size_t)n_in * sizeof *wrt), *grads = malloc((size_t)n_in * sizeof *grads);
+    int *slot = malloc((size_t)n_in * sizeof *slot); /* input k's place in wrt, or -1 */
+    if (!wrt || !grads || !slot) {
+        free(wrt), free(grads), free(slot);
+        return lg_fail(LG_ERR_OUT_OF_MEMORY, "fuse_rnn: out of memory");
+    }
+    /* cotangents as the gradient loop got them: the next-state seeds after
+     * its sequences, the per-step output cotangents after the stacked states */
+    for (int k = 0; k < n_out; k++) {
+        ys[k] = f->repl[k];
+        int j = k < s->n_state ? gs->n_seq + k : s->n_seq + s->n_state + (k - s->n_state);
+        dys[k] = lg_rewrite_value(r, g->nodes[node].in[j]);
+    }
+    int nw = 0;
+    for (int k = 0; k < n_in; k++) {
+        lg_value v = lg_node_input(dst, f->copy, k);
+        slot[k] = -1;
+        if (!lg_is_float(lg_value_dtype(v))) continue;
+        for (int i = 0; i < nw && slot[k] < 0; i++)
+            if (wrt[i].node == v.node && wrt[i].output == v.output) slot[k] = -2 - i; /* a repeat */
+        if (slot[k] == -1) slot[k] = nw, wrt[nw++] = v;
+    }
+    lg_status st = lg_vjp(dst, ys, dys, n_out, wrt, nw, grads);
+    /* the gradient loop's outputs: initial states, float invariants' sums,
+     * then float sequences */
+    int acc = 0, seq = 0;
+    for (int k = 0; !st && k < n_in; k++) {
+        if (slot[k] == -1) continue;
+        lg_value v = lg_node_input(dst, f->copy, k), d;
+        if (slot[k] >= 0) d = grads[slot[k]];
+        else { /* one value feeding two loop inputs: its gradient went to the first */
+            lg_value zero = lg_scalar_like(v, 0);
+            d = lg_value_rank(v) ? lg_broadcast_like(zero, v) : zero;
+        }
+        int out;
+        if (k < s->n_seq) out = gs->n_state + seq++;
+        else if (k < s->n_seq + s->n_state) out = k - s->n_seq;
+        else out = s->n_state + acc++;
+        *lg_rewrite_at(r, (lg_ref){node, out}) = (lg_ref){d.node, d.output};
+    }
+    if (!st && dst->error) st = lg_cgraph_fail(dst, "fuse_rnn");
+    free(wrt), free(grads), free(slot);
+    return st;
+}
+
+/* Copy fused loop `node` into r->dst with an input that is computed from
+ * another input read through stop_gradient: the rnn node's vjp then gives
+ * each input only the gradient through the loop, as the gradient loop did
+ * (otherwise one would come back again through the other). */
 static int32_t copy_fused(lg_rewrite *r, int32_t node, bool *seen)
 {
     const lg_node *n = &r->src->nodes[node];
     lg_ref saved[n->n_in];
-    lg_value in[n->n_in];
     for (int a = 0; a < n->n_in; a++) saved[a] = *lg_rewrite_at(r, n->in[a]);
-    if (!lg_loop_inputs_cut(r, node, seen, in)) return -1;
-    for (int a = 0; a < n->n_in; a++) *lg_rewrite_at(r, n->in[a]) = (lg_ref){in[a].node, in[a].output};
+    for (int a = 0; a < n->n_in; a++) {
+        bool from_other = false;
+        if (!lg_is_float(r->src->nodes[n->in[a].node].out[n->in[a].out].dtype)) continue;
+        for (int b = 0; b < n->n_in && !from_other; b++) from_other = depends_on(r->src, node, a, b, seen);
+        if (!from_other) continue;
+        lg_value v = lg_stop_gradient(lg_rewrite_value(r, n->in[a]));
+        if (!lg_value_ok(v)) return -1;
+        *lg_rewrite_at(r, n->in[a]) = (lg_ref){v.node, v.output};
+    }
     int32_t id = lg_rewrite_copy(r, node, NULL, NULL);
     for (int a = 0; a < n->n_in; a++) *lg_rewrite_at(r, n->in[a]) = saved[a];
     return id;
@@ -128,10 +207,7 @@ static lg_status rebuild(lg_cgraph *cg, fused **f, bool *seen)
     for (int32_t i = 0; !st && i < g->n_nodes; i++) {
         int32_t fw = forward_of(g, i, f);
         if (fw >= 0) {
-            int n_in = n_inputs(g->nodes[fw].attrs.loop);
-            lg_value in[n_in > 0 ? n_in : 1];
-            for (int k = 0; k < n_in; k++) in[k] = lg_node_input(dst, f[fw]->copy, k);
-            st = lg_loop_grad_vjp(&r, i, fw, in, f[fw]->repl, "fuse_rnn");
+            st = replace_grad(&r, i, fw, f[fw]);
             continue;
         }
         int32_t id = f[i] ? copy_fused(&r, i, seen) : lg_rewrite_copy(&r, i, NULL, NULL);

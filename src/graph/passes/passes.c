@@ -183,6 +183,20 @@ void lg_cgraph_replace(lg_cgraph *cg, lg_rewrite *r)
     cg->g = r->dst;
 }
 
+int32_t lg_loop_forward_of(const lg_graph *g, int32_t node)
+{
+    const lg_node *n = &g->nodes[node];
+    if (n->op != LG_OP_LOOP || !n->attrs.loop->gradient) return -1;
+    const lg_loop_spec *gs = n->attrs.loop;
+    for (int j = 0; j < n->n_in; j++) {
+        int32_t fw = n->in[j].node;
+        if (g->nodes[fw].op != LG_OP_LOOP) continue;
+        const lg_loop_spec *s = g->nodes[fw].attrs.loop;
+        if (!s->gradient && gs->body == s->body && j == s->n_seq && n->in[j].out == s->n_state + s->n_y) return fw;
+    }
+    return -1;
+}
+
 /* ---- lowering ------------------------------------------------------------ */
 
 lg_status lg_cgraph_lower(const lg_graph *src, const int32_t *inputs, const lg_port *ports, int n_inputs,

@@ -127,28 +127,9 @@ lg_status lg_cgraph_fail(const lg_graph *g, const char *what);
 
 size_t lg_port_bytes(const lg_port *p);
 
-/* ---- a forward loop and its gradient loop (loop_pair.c) ------------------
- * Passes that replace a loop replace its gradient loop with it. */
-/* True when input a of loop node `loop` is computed from input b (as
- * Keras's zero initial state is from x's batch size); seen: scratch of
- * g->n_nodes. */
-bool lg_loop_input_depends(const lg_graph *g, int32_t loop, int a, int b, bool *seen);
-/* in[a]: loop node `node`'s input a mapped into r->dst, read through
- * stop_gradient when it is float and computed from another input, so that a
- * vector-Jacobian product of the replacement gives each input only the
- * gradient through the loop, as the gradient loop did. False on error
- * (recorded on r->dst). */
-bool lg_loop_inputs_cut(lg_rewrite *r, int32_t node, bool *seen, lg_value *in);
 /* The forward loop of gradient loop `node` as autodiff built it (it shares
  * the body and reads the forward node's stacked states right after the
  * forward sequences), or -1. */
 int32_t lg_loop_forward_of(const lg_graph *g, int32_t node);
-/* Gradient loop `node` of forward loop fw as the vector-Jacobian product,
- * in r->dst, of repl (fw's final states and stacked outputs as replaced)
- * with respect to fw_in (fw's sequences, states and invariants in r->dst,
- * from lg_loop_inputs_cut), with the cotangents the gradient loop was
- * given; its outputs are mapped. pass names the caller in errors. */
-lg_status lg_loop_grad_vjp(lg_rewrite *r, int32_t node, int32_t fw, const lg_value *fw_in, const lg_value *repl,
-                           const char *pass);
 
 #endif
