@@ -413,9 +413,10 @@ static int state_of_output(const lg_value *next, int n, lg_value y)
     return -1;
 }
 
-/* How mask_steps treats per-step output y, which is the next value of
- * state k (or k < 0): zeros at masked steps, or repeated through a state
- * of its own (else: repeated from its state's final value after the loop). */
+/* How mask_steps treats the per-step outputs: zeros at masked steps, or
+ * (output_repeats_by_state, for the output that is the next value of state
+ * k, or k < 0) repeated through a state of its own; else repeated from its
+ * state's final value, filled in after the loop. */
 static bool output_zeros(const lg_loop *l)
 {
     return !l->opts.repeat_output_for_mask || (l->opts.lengths.graph && l->opts.reverse);
