@@ -348,8 +348,43 @@ START_TEST(test_refuse_truncated)
     lg_loop_next(l, s, n);
     lg_loop_emit(l, y);
     ck_assert_int_eq(lg_loop_end(l, NULL, NULL), LG_OK);
-    assert_refused(last_loop(g), "state 0's next value is chosen by where");
+    assert_refused(last_loop(g), "truncated BPTT (gradients stop every 2 steps)");
     lg_cell_free(cell);
+}
+END_TEST
+
+/* A mask (opts.mask: any step may be masked) is matched as the mask, but
+ * not with outputs repeated past masked steps (the fused op gives zeros). */
+START_TEST(test_refuse_mask_repeating)
+{
+    lg_cell *cell = lg_cell_new(g, "lstm", I, opts_of(LG_CELL_LSTM));
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true;
+    lo.mask = input(LG_F32, 2, T, B, 0);
+    lo.repeat_output_for_mask = _i;
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value x_t = lg_loop_seq(l, input(LG_F32, 3, T, B, I)), s[2], n[2], y;
+    for (int k = 0; k < 2; k++) s[k] = lg_loop_state(l, input(LG_F32, 2, B, H, 0));
+    lg_cell_step(cell, l, x_t, s, n, &y, lg_value_invalid(), lg_value_invalid());
+    for (int k = 0; k < 2; k++) lg_loop_next(l, s[k], n[k]);
+    lg_loop_emit(l, y);
+    ck_assert_int_eq(lg_loop_end(l, NULL, NULL), LG_OK);
+    lg_rnn_match m;
+    if (_i) assert_refused(last_loop(g), "a mask (not lengths) with repeated outputs");
+    else assert_match(last_loop(g), LG_RNN_LSTM, true, &m);
+    if (!_i) ck_assert_int_eq(m.mask_seq, 1 + 2 + 3); /* after x, h, c and W, U, b */
+    lg_cell_free(cell);
+}
+END_TEST
+
+/* A next state chosen by where in the body (written by hand here; also
+ * masking built into a loop inside another loop's body). */
+START_TEST(test_refuse_where_in_body)
+{
+    hand hd = hand_begin(LG_F32, 1);
+    lg_value W = inv(&hd, LG_F32, I, H), U = inv(&hd, LG_F32, H, H), keep = inv(&hd, LG_F32, B, 1);
+    lg_value h2 = lg_tanh(lg_add(mm(hd.x, W), mm(hd.h, U)));
+    assert_refused(hand_end(&hd, lg_where(keep, h2, hd.h), lg_value_invalid()), "state 0's next value is chosen by where");
 }
 END_TEST
 
@@ -391,6 +426,8 @@ static Suite *match_suite(void)
     tcase_add_test(tc, test_refuse_peephole);
     tcase_add_test(tc, test_refuse_no_recurrence);
     tcase_add_test(tc, test_refuse_truncated);
+    tcase_add_loop_test(tc, test_refuse_mask_repeating, 0, 2);
+    tcase_add_test(tc, test_refuse_where_in_body);
     tcase_add_test(tc, test_refuse_gradient_loop);
     suite_add_tcase(s, tc);
     return s;

@@ -751,6 +751,166 @@ START_TEST(test_extra_output_refused)
 }
 END_TEST
 
+/* ---- loop attributes: masking and truncation until lower_loops ---------- */
+
+typedef struct attr_case {
+    bool lengths, mask, repeat, reverse;
+    int truncate;
+} attr_case;
+
+static const attr_case ATTR_CASES[] = {
+    {.lengths = true, .repeat = true},
+    {.lengths = true, .repeat = true, .reverse = true},
+    {.lengths = true},
+    {.mask = true, .repeat = true},
+    {.mask = true, .reverse = true},
+    {.truncate = 2},
+    {.lengths = true, .repeat = true, .truncate = 2, .reverse = true},
+};
+
+/* h' = tanh(x_t W + h U), emitting h' (a state's next value) and 2 h'
+ * (not one), with the case's options; unrolled, masking and truncation are
+ * built at once (nodes of the graph), rolled they are attributes that
+ * lower_loops builds. Returns the final h; ys gets both outputs. */
+static lg_value attr_loop(const attr_case *ac, bool unroll, const lg_value *in, lg_value *ys)
+{
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.name = unroll ? "unrolled" : "rolled";
+    lo.unroll = unroll;
+    lo.reverse = ac->reverse;
+    lo.truncate = ac->truncate;
+    lo.repeat_output_for_mask = ac->repeat;
+    if (ac->lengths) lo.lengths = in[2];
+    if (ac->mask) lo.mask = in[3];
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value xt = lg_loop_seq(l, in[0]), h = lg_loop_state(l, in[1]);
+    lg_value w = lg_loop_invariant(l, in[4]), u = lg_loop_invariant(l, in[5]);
+    lg_value n = lg_tanh(lg_add(lg_matmul(xt, w, false, false), lg_matmul(h, u, false, false)));
+    lg_loop_next(l, h, n);
+    lg_loop_emit(l, n);
+    lg_loop_emit(l, lg_scale(n, 2));
+    lg_value fin;
+    ck_assert_msg(lg_loop_end(l, &fin, ys) == LG_OK, "%s", lg_last_error());
+    return fin;
+}
+
+/* loss, final h, both outputs, and the gradients wrt x, h0, W and U. */
+static void attr_fetches(const attr_case *ac, bool unroll, const lg_value *in, lg_value *fetch)
+{
+    lg_value ys[2], fin = attr_loop(ac, unroll, in, ys);
+    lg_value loss = lg_add(lg_add(weighted_sum(ys[0], 1), weighted_sum(ys[1], 2)), weighted_sum(fin, 3));
+    lg_value wrt[4] = {in[0], in[1], in[4], in[5]};
+    fetch[0] = loss, fetch[1] = fin, fetch[2] = ys[0], fetch[3] = ys[1];
+    ck_assert_int_eq(lg_grad(g, loss, wrt, 4, fetch + 4), LG_OK);
+}
+
+/* The number of nodes of graph b whose op is `op`. */
+static int count_op(const lg_graph *b, const char *op)
+{
+    int n = 0;
+    for (int i = 0; i < lg_graph_node_count(b); i++) n += !strcmp(lg_graph_node_op(b, i), op);
+    return n;
+}
+
+/* The user's graph keeps masking and truncation as attributes of the loop
+ * and its gradient loop (no where node in the body, the lengths or mask an
+ * input of the forward loop), and once lowered gives exactly what the
+ * build-time form (unroll) gives, in values and gradients, with every pass
+ * switch. */
+START_TEST(test_loop_attrs_lowered)
+{
+    const attr_case *ac = &ATTR_CASES[_i];
+    lg_value in[6] = {lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F)), lg_input(g, "h0", LG_F64, lg_shape_of(2, B, U)),
+                      lg_input(g, "len", LG_I32, lg_shape_of(1, B)), lg_input(g, "mask", LG_F64, lg_shape_of(2, B, T)),
+                      lg_param(g, "w", LG_F64, lg_shape_of(2, F, U)), lg_param(g, "u", LG_F64, lg_shape_of(2, U, U))};
+    ck_assert_int_eq(lg_init_uniform(lg_param_tensor(in[4]), -0.8, 0.8, 1, 0), LG_OK);
+    ck_assert_int_eq(lg_init_uniform(lg_param_tensor(in[5]), -0.8, 0.8, 1, 1), LG_OK);
+    int first = lg_graph_node_count(g);
+    lg_value rolled[8], unrolled[8];
+    attr_fetches(ac, false, in, rolled);
+    int n_loops = 0;
+    for (int i = first; i < lg_graph_node_count(g); i++) {
+        lg_loop_info info;
+        if (!lg_graph_node_loop(g, i, &info) || strstr(lg_graph_node_name(g, i), "iota")) continue;
+        n_loops++;
+        ck_assert_int_eq(info.by_lengths, ac->lengths);
+        ck_assert_int_eq(info.by_mask, ac->mask);
+        ck_assert_int_eq(info.repeat_output, ac->repeat);
+        ck_assert_int_eq(info.truncate, ac->truncate);
+        ck_assert_int_eq(info.n_state, info.gradient ? 3 : 1); /* h (its cotangent and W's and U's sums) */
+        if (!info.gradient) ck_assert_int_eq(info.n_seq, 1); /* x: no validity or boundary sequence */
+        ck_assert_int_eq(count_op(info.body, "where"), 0);
+        ck_assert_int_eq(count_op(info.body, "stop_gradient"), 0);
+        if (!info.gradient)
+            ck_assert_int_eq(lg_graph_node_input_count(g, i), 1 + 1 + 2 + (ac->lengths || ac->mask));
+    }
+    ck_assert_int_eq(n_loops, 2);
+    attr_fetches(ac, true, in, unrolled);
+
+    int32_t len[B] = {T, 2, 4};
+    double mask[B * T] = {1, 1, 0, 1, 0, 0, 1, 1, 0, 1, 1, 0, 0, 1, 1};
+    lg_tensor *t[4] = {lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 21, -1, 1),
+                       lg_test_uniform(LG_F64, lg_shape_of(2, B, U), 1, 22, -1, 1),
+                       lg_test_tensor(LG_I32, lg_shape_of(1, B), len), lg_test_tensor(LG_F64, lg_shape_of(2, B, T), mask)};
+    lg_feed f[4] = {{in[0], t[0]}, {in[1], t[1]}, {in[2], t[2]}, {in[3], t[3]}};
+    check_passes_agree(f, 4, rolled, 8);
+    lg_tensor **a = run_with(NULL, f, 4, rolled, 8), **b = run_with(NULL, f, 4, unrolled, 8);
+    for (int i = 0; i < 8; i++)
+        for (int64_t e = 0; e < lg_tensor_numel(b[i]); e++) {
+            double x = lg_tensor_get(a[i], e), y = lg_tensor_get(b[i], e);
+            ck_assert_msg(fabs(x - y) <= 1e-12 * fmax(1.0, fmax(fabs(x), fabs(y))), "fetch %d [%lld]: rolled %.17g, unrolled %.17g",
+                          i, (long long)e, x, y);
+        }
+    free_outs(a, 8), free_outs(b, 8);
+    for (int k = 0; k < 4; k++) lg_tensor_free(t[k]);
+}
+END_TEST
+
+/* lower_loops cannot be switched off (the executor runs lowered loops
+ * only), and compiling leaves no line of its own in the report: a masked
+ * LSTM layer is reported fused and masked, as before. */
+START_TEST(test_lower_loops_stays_on)
+{
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F)), len = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
+    lg_cell_opts co = lg_cell_opts_default(LG_CELL_LSTM, U);
+    co.dtype = LG_F64;
+    lg_cell *c = lg_cell_new(g, "lstm", F, co);
+    lg_rnn_opts o = lg_rnn_opts_default();
+    o.return_sequences = true;
+    o.lengths = len;
+    lg_rnn_result r;
+    ck_assert_int_eq(lg_rnn(g, c, x, o, &r), LG_OK);
+    int n_loops = 0;
+    for (int i = 0; i < lg_graph_node_count(g); i++) {
+        lg_loop_info info;
+        if (!lg_graph_node_loop(g, i, &info) || strstr(lg_graph_node_name(g, i), "iota")) continue;
+        n_loops++;
+        ck_assert(info.by_lengths && info.repeat_output && !info.gradient); /* Keras's default for a layer */
+        ck_assert_int_eq(count_op(info.body, "where"), 0);
+        ck_assert_int_eq(count_op(info.body, "gather"), 0);
+    }
+    ck_assert_int_eq(n_loops, 1);
+    ck_assert_int_eq(count_op(g, "gather"), 0); /* nor around it: the lengths' range check is built when lowered */
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 23, -1, 1), *lt = lengths_tensor();
+    lg_feed f[2] = {{x, xt}, {len, lt}};
+    lg_program *p = NULL;
+    lg_compile_opts co2 = lg_compile_opts_default();
+    co2.passes_off = "hoist,lower_loops";
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 2, &r.output, 1, &co2, &p), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(lg_last_error(), "'lower_loops' cannot be switched off"), "%s", lg_last_error());
+    ck_assert_ptr_null(p);
+    setenv("LG_PASSES_OFF", "lower_loops", 1);
+    ck_assert_int_eq(lg_program_compile(g, f, 2, &r.output, 1, &p), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(lg_last_error(), "LG_PASSES_OFF: the pass 'lower_loops'"), "%s", lg_last_error());
+    unsetenv("LG_PASSES_OFF");
+    char *rep = fuse_notes(f, 2, &r.output, 1);
+    ck_assert_msg(strstr(rep, "fuse_rnn: loop 'rnn/loop': fused as lstm (3 units, bias, masked)") && !strstr(rep, "lower_loops"),
+                  "%s", rep);
+    free(rep);
+    lg_tensor_free(xt), lg_tensor_free(lt), lg_cell_free(c);
+}
+END_TEST
+
 static Suite *passes_suite(void)
 {
     Suite *s = suite_create("passes");
@@ -773,6 +933,8 @@ static Suite *passes_suite(void)
     tcase_add_test(tc, test_fused_hand_lstm_agrees);
     tcase_add_test(tc, test_peephole_refused_and_hoisted);
     tcase_add_test(tc, test_extra_output_refused);
+    tcase_add_loop_test(tc, test_loop_attrs_lowered, 0, (int)(sizeof ATTR_CASES / sizeof ATTR_CASES[0]));
+    tcase_add_test(tc, test_lower_loops_stays_on);
     suite_add_tcase(s, tc);
     return s;
 }

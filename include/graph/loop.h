@@ -165,7 +165,13 @@ lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out);
  * initial states and n_inv invariants; its outputs are n_state final
  * states, n_y stacked outputs [T, ...], n_state stacked incoming states and
  * n_res stacked residuals (what the gradient loop reads). A forward loop
- * and its gradient loop share one body. */
+ * and its gradient loop share one body.
+ * Masking (opts.lengths or opts.mask) and truncated BPTT are attributes of
+ * the node, not nodes of the body: the body is the step as the user built
+ * it, a masked forward loop has one more input after the invariants (the
+ * lengths, or the mask time-major), and compiling builds them (the
+ * lower_loops pass). A loop built in another loop's body, or unrolled, has
+ * them built into its body at once. */
 typedef struct lg_loop_info {
     lg_graph *body; /* owned by the loop node; valid as long as g */
     int n_seq, n_state, n_inv, n_y, n_res;
@@ -173,6 +179,9 @@ typedef struct lg_loop_info {
     bool has_stop;  /* lg_loop_until: stops after a step whose condition is nonzero */
     bool gradient;  /* the gradient loop of another loop */
     int64_t steps;  /* the trip count (the most, with a stop) when n_seq is 0 */
+    bool by_lengths, by_mask; /* masked by opts.lengths or opts.mask */
+    bool repeat_output;       /* opts.repeat_output_for_mask */
+    int truncate;             /* opts.truncate (0: full BPTT) */
 } lg_loop_info;
 
 /* Whether node i of g is a loop; if so and info is not NULL, *info

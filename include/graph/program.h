@@ -62,6 +62,11 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
  *                workspace, where the backend has its kernels (the CPU);
  *                lg_program_report says per loop "fused as lstm" or the
  *                first difference that kept it a loop;
+ *   lower_loops  a loop's masking (lengths or a mask) and truncated BPTT,
+ *                attributes of the loop node until here, become where
+ *                nodes in its body and around it, and its gradient loop the
+ *                gradient of that loop; it cannot be switched off (the
+ *                executor runs lowered loops only);
  *   hoist        loop body work that depends only on sequences, invariants
  *                and constants (x_t W + b, an embedding lookup) runs as
  *                batched ops over chunks of steps (a quarter of T or less,
@@ -77,7 +82,7 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
 typedef struct lg_compile_opts {
     /* Comma-separated pass names to switch off ("hoist,dce"); NULL: none.
      * The environment variable LG_PASSES_OFF, same syntax, adds to these.
-     * An unknown name is LG_ERR_INVALID_ARGUMENT. */
+     * An unknown name, or lower_loops, is LG_ERR_INVALID_ARGUMENT. */
     const char *passes_off;
 } lg_compile_opts;
 

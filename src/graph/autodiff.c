@@ -53,8 +53,9 @@ static bool mark_relevant(const lg_graph *g, const lg_walk *w, const lg_value *w
 
 static lg_value accumulate(lg_value acc, lg_value d) { return lg_value_ok(acc) ? lg_add(acc, d) : d; }
 
-lg_status lg_vjp(lg_graph *g, const lg_value *ys, const lg_value *dys, int n_y, const lg_value *wrt, int n,
-                 lg_value *grads_out)
+/* lg_vjp with the nodes before `first` as leaves: no rule of theirs runs. */
+static lg_status vjp(lg_graph *g, int32_t first, const lg_value *ys, const lg_value *dys, int n_y, const lg_value *wrt,
+                     int n, lg_value *grads_out)
 {
     for (int i = 0; grads_out && i < n; i++) grads_out[i] = lg_value_invalid();
     if (!grads_out && n > 0) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_grad: grads_out is NULL");
@@ -80,7 +81,7 @@ lg_status lg_vjp(lg_graph *g, const lg_value *ys, const lg_value *dys, int n_y, 
     g->in_grad = true;
     for (int k = 0; k < n_y; k++)
         if (lg_value_ok(dys[k])) acc[base[ys[k].node] + ys[k].output] = accumulate(acc[base[ys[k].node] + ys[k].output], dys[k]);
-    for (int32_t i = end - 1; i >= 0 && !g->error; i--) {
+    for (int32_t i = end - 1; i >= first && !g->error; i--) {
         const lg_op_def *def = lg_op_defs[g->nodes[i].op];
         if (!relevant[i] || !def->grad) continue;
         int n_in = g->nodes[i].n_in, n_out = g->nodes[i].n_out;
@@ -116,6 +117,18 @@ lg_status lg_vjp(lg_graph *g, const lg_value *ys, const lg_value *dys, int n_y, 
         return lg_fail(LG_ERR_GRAPH, "lg_grad: %s", g->error);
     }
     return LG_OK;
+}
+
+lg_status lg_vjp(lg_graph *g, const lg_value *ys, const lg_value *dys, int n_y, const lg_value *wrt, int n,
+                 lg_value *grads_out)
+{
+    return vjp(g, 0, ys, dys, n_y, wrt, n, grads_out);
+}
+
+lg_status lg_vjp_after(lg_graph *g, int32_t first, const lg_value *ys, const lg_value *dys, int n_y, const lg_value *wrt,
+                       int n, lg_value *grads_out)
+{
+    return vjp(g, first, ys, dys, n_y, wrt, n, grads_out);
 }
 
 lg_status lg_grad(lg_graph *g, lg_value loss, const lg_value *wrt, int n, lg_value *grads_out)

@@ -115,6 +115,7 @@ lg_graph *lg_graph_ref(lg_graph *g)
 void lg_graph_free(lg_graph *g)
 {
     if (!g || --g->refs > 0) return;
+    lg_graph_free(g->lender);
     lg_program_cache_free(g->cache);
     lg_param_store_free(g->param_store);
     for (int32_t i = 0; i < g->n_nodes; i++) node_free(&g->nodes[i]);

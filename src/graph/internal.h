@@ -47,6 +47,8 @@ typedef struct lg_post_src {
     int index;
 } lg_post_src;
 
+typedef enum lg_loop_masking { LG_LOOP_UNMASKED, LG_LOOP_BY_LENGTHS, LG_LOOP_BY_MASK, LG_LOOP_MASKING_COUNT } lg_loop_masking;
+
 /* A loop's body and how the loop node's inputs and outputs map onto it.
  * Node inputs: n_seq sequences [T, ...] (time-major), n_state initial
  * states, n_inv invariants. Node outputs: n_state final states, n_y stacked
@@ -75,6 +77,15 @@ typedef struct lg_loop_spec {
     int memory;    /* the lg_loop_memory asked for (reports) */
     bool gradient; /* the gradient loop of another loop */
     bool batched;  /* states are [B, ...] with the sequences' B (checked) */
+    /* Keras masking and truncated BPTT stay attributes of the loop the user
+     * built (lg_loop_opts) until the lower_loops pass builds them as today's
+     * where nodes (lg_loop_lower), so the body is the user's step. A forward
+     * loop with masking reads its lengths (i32 [B]) or mask (time-major
+     * [T, B]) as one more node input, after all others; its gradient loop
+     * carries the same attributes (it is lowered with it) and no such input. */
+    lg_loop_masking masking;
+    bool repeat_output; /* lg_loop_opts.repeat_output_for_mask */
+    int truncate;       /* lg_loop_opts.truncate; 0: full BPTT */
     /* Set by compile passes on compile-time copies (src/graph/passes): */
     bool drop_states;     /* nothing reads the saved states: stacked [0, ...] */
     int n_hoisted;        /* body values computed before the loop as batched ops */
@@ -132,6 +143,30 @@ void lg_loop_spec_free(lg_loop_spec *s);
 lg_value lg_time_iota(lg_graph *g, lg_value seq, bool time_major);
 /* A copy sharing the body (NULL when out of memory). */
 lg_loop_spec *lg_loop_spec_dup(const lg_loop_spec *s);
+/* Whether s has attributes that lower_loops still has to lower. */
+static inline bool lg_loop_has_attrs(const lg_loop_spec *s) { return s->masking || s->truncate > 0; }
+/* The node input holding a forward loop's lengths or mask, or -1. */
+static inline int lg_loop_mask_input(const lg_loop_spec *s)
+{
+    return s->masking && !s->gradient ? s->n_seq + s->n_state + s->n_inv + s->n_post : -1;
+}
+/* Build in g, as lg_loop_end did before attributes, the loop that node
+ * attributes s describe with its masking and truncation lowered: where
+ * nodes in a copy of the body, the validity sequence, repeated outputs
+ * filled after the loop. in: the node's inputs as values of g (sequences
+ * time-major, states, invariants, then the lengths or mask); name: the
+ * node's full name. out gets the final states, the stacked outputs
+ * ([T, ...], filled) and the saved states (those the gradient of node s
+ * would read: n_state + n_y + n_state values). Returns the new loop node,
+ * or -1 with the error recorded on g. */
+int32_t lg_loop_lower(lg_graph *g, const lg_loop_spec *s, const char *name, const lg_value *in, lg_value *out);
+/* valid [T, B] from lengths i32 [B] against sequence seq [T, B, ...]
+ * (time-major), built in the scope of the loop named `name` as
+ * lg_loop_end builds it (its gather range-checks the lengths). */
+lg_value lg_loop_valid_of_lengths(lg_graph *g, const char *name, lg_value lengths, lg_value seq);
+/* A forward loop's stacked output ys [T, B, ...] repeated from its final
+ * state fin [B, ...] past each example's length: where(valid, ys, fin). */
+lg_value lg_loop_fill_output(lg_value valid, lg_value ys, lg_value fin);
 
 /* Copy into g the nodes of body that the values `want` need, with body
  * input node inputs[k] standing for in[k]; out[i] gets the copy of want[i].
@@ -195,6 +230,8 @@ struct lg_graph {
     int n_layers, cap_layers;
     bool in_grad; /* nodes made now belong to a gradient */
     bool is_body; /* a loop's body: no parameters of its own */
+    lg_graph *lender; /* counted: the body whose constants this body, rebuilt
+                         by a pass, borrows (lg_rewrite_copy); freed with it */
     struct lg_program_cache *cache;
     struct lg_param_store *param_store; /* owned: contiguous parameter blocks (param_block.c) */
 };
@@ -279,6 +316,10 @@ lg_status lg_body_ports(lg_graph *body, const int32_t *inputs, const lg_port *in
  * and dys 1. */
 lg_status lg_vjp(lg_graph *g, const lg_value *ys, const lg_value *dys, int n_y, const lg_value *wrt, int n,
                  lg_value *grads);
+/* lg_vjp through nodes first.. only: wrt values of earlier nodes are
+ * leaves (lower_loops: through what follows a loop, not the loop). */
+lg_status lg_vjp_after(lg_graph *g, int32_t first, const lg_value *ys, const lg_value *dys, int n_y, const lg_value *wrt,
+                       int n, lg_value *grads);
 
 /* The program lg_graph_run would use for these feeds and fetches, compiled
  * and cached on g if new. The graph owns it. */

@@ -28,6 +28,7 @@ struct lg_loop {
     int *fill_state;
     lg_value valid; /* [B, T] or [T, B] */
     bool failed;
+    bool lower_now; /* lg_loop_lower: masking and truncation become where nodes now */
 };
 
 lg_loop_opts lg_loop_opts_default(void) { return (lg_loop_opts){.name = "loop"}; }
@@ -318,11 +319,50 @@ static bool outer_ok(lg_loop *l, lg_value v, const char *what)
     return false;
 }
 
-/* valid [B, T] (or [T, B]) from opts.lengths: valid[b, t] = t < lengths[b].
+/* Push the scopes of a full node name but its last part (returned in
+ * *last); returns how many to pop. */
+static int push_name(lg_graph *g, const char *full, char *buf, size_t size, const char **last)
+{
+    snprintf(buf, size, "%s", full);
+    int n = 0;
+    char *part = buf;
+    for (char *slash; (slash = strchr(part, '/')); part = slash + 1, n++) {
+        *slash = '\0';
+        lg_scope_push(g, part);
+    }
+    *last = part;
+    return n;
+}
+
+/* valid [B, T] (or [T, B]) from lengths [B]: valid[b, t] = t < lengths[b].
  * The lengths pass through a gather of iota at lengths - 1 (lengths again,
  * as f32) whose range check makes a length outside [1, T] a run-time error
- * naming it (LG_GATHER_OF_LENGTHS). */
-static lg_value valid_of_lengths(lg_loop *l)
+ * naming it (LG_GATHER_OF_LENGTHS), in the loop's scope. */
+static lg_value valid_lengths(lg_graph *g, const char *name, lg_value len, lg_value seq0, bool time_major)
+{
+    char buf[256];
+    const char *last;
+    int depth = push_name(g, name, buf, sizeof buf, &last);
+    lg_scope_push(g, last);
+    lg_value iota = lg_time_iota(g, seq0, time_major); /* [T] */
+    lg_scope_push(g, "lengths_in_1_to_T");
+    lg_value at = lg_build(LG_OP_GATHER, (lg_value[2]){iota, lg_add_scalar(len, -1)}, 2,
+                           &(lg_attrs){.axis = LG_GATHER_OF_LENGTHS});
+    lg_value lenf = lg_add_scalar(at, 1); /* [B] */
+    lg_scope_pop(g);
+    lg_value valid = time_major ? lg_compare(lg_expand_dims(iota, 1), lenf, LG_CMP_LT)  /* [T, B] */
+                                : lg_compare(iota, lg_expand_dims(lenf, 1), LG_CMP_LT); /* [B, T] */
+    for (int i = 0; i <= depth; i++) lg_scope_pop(g);
+    return valid;
+}
+
+lg_value lg_loop_valid_of_lengths(lg_graph *g, const char *name, lg_value lengths, lg_value seq)
+{
+    return valid_lengths(g, name, lengths, seq, true);
+}
+
+/* opts.lengths fit the first sequence: i32 [B]. */
+static bool lengths_ok(lg_loop *l)
 {
     lg_value len = l->opts.lengths, seq0 = l->parts[SEQ].outer[0];
     int t_axis = l->opts.time_major ? 0 : 1;
@@ -331,24 +371,13 @@ static lg_value valid_of_lengths(lg_loop *l)
     if (lg_value_dtype(len) != LG_I32 || ls.rank != 1 || (ls.dims[0] >= 0 && batch >= 0 && ls.dims[0] != batch)) {
         fail(l, "lengths '%s' must be i32 [B] with the batch of sequence '%s' %s, got %s %s", lg_value_name(len),
              lg_value_name(seq0), lg_shape_cstr(xs), lg_dtype_name(lg_value_dtype(len)), lg_shape_cstr(ls));
-        return lg_value_invalid();
+        return false;
     }
-    lg_graph *g = l->g;
-    lg_scope_push(g, l->opts.name);
-    lg_value iota = lg_time_iota(g, seq0, l->opts.time_major); /* [T] */
-    lg_scope_push(g, "lengths_in_1_to_T");
-    lg_value at = lg_build(LG_OP_GATHER, (lg_value[2]){iota, lg_add_scalar(len, -1)}, 2,
-                           &(lg_attrs){.axis = LG_GATHER_OF_LENGTHS});
-    lg_value lenf = lg_add_scalar(at, 1); /* [B] */
-    lg_scope_pop(g);
-    lg_value valid = l->opts.time_major ? lg_compare(lg_expand_dims(iota, 1), lenf, LG_CMP_LT)  /* [T, B] */
-                                        : lg_compare(iota, lg_expand_dims(lenf, 1), LG_CMP_LT); /* [B, T] */
-    lg_scope_pop(g);
-    return valid;
+    return true;
 }
 
-/* opts.mask, checked against the first sequence: [B, T] (or [T, B]). */
-static lg_value valid_of_mask(lg_loop *l)
+/* opts.mask fits the first sequence: [B, T] (or [T, B]). */
+static bool mask_ok(lg_loop *l)
 {
     lg_value m = l->opts.mask, seq0 = l->parts[SEQ].outer[0];
     lg_shape ms = lg_value_shape(m), xs = lg_value_shape(seq0);
@@ -357,24 +386,18 @@ static lg_value valid_of_mask(lg_loop *l)
     if (!fits) {
         fail(l, "mask '%s' %s must be %s of sequence '%s' %s", lg_value_name(m), lg_shape_cstr(ms),
              l->opts.time_major ? "[T, B]" : "[B, T]", lg_value_name(seq0), lg_shape_cstr(xs));
-        return lg_value_invalid();
+        return false;
     }
-    return m;
+    return true;
 }
 
-/* Zeros [B, ...] shaped like the body value y, B taken from valid's step
- * 0 (so it may be known only at run time). */
+/* Zeros [B, ...] shaped like the body value y (its dims after the batch
+ * static: masking_ok), B taken from valid's step 0 (so it may be known
+ * only at run time). */
 static lg_value zeros_like_output(lg_loop *l, lg_value valid, lg_value y)
 {
     lg_shape ys = lg_value_shape(y), rest = {.rank = ys.rank - 1};
-    for (int i = 1; i < ys.rank; i++) {
-        rest.dims[i - 1] = ys.dims[i];
-        if (ys.dims[i] < 0) {
-            fail(l, "repeat_output_for_mask: output '%s' %s needs static dims after the batch",
-                 lg_value_name(y), lg_shape_cstr(ys));
-            return lg_value_invalid();
-        }
-    }
+    for (int i = 1; i < ys.rank; i++) rest.dims[i - 1] = ys.dims[i];
     int t_axis = l->opts.time_major ? 0 : 1;
     lg_value v0 = lg_squeeze(lg_slice(valid, t_axis, 0, 1), t_axis); /* [B] */
     for (int i = 1; i < ys.rank; i++) v0 = lg_expand_dims(v0, -1);  /* [B, 1, ...] */
@@ -390,31 +413,64 @@ static int state_of_output(const lg_value *next, int n, lg_value y)
     return -1;
 }
 
-/* Keras masking from opts.lengths or opts.mask: the step's valid m [B] is a
- * sequence of the loop, and per step next' = where(m, next, state) and
- * y' = where(m, y, 0), or with repeat_output_for_mask y' = where(m, y,
- * prev), prev a state holding the last valid output (zeros at first).
- * Lengths keep the body as it is without repeating (what fused RNN kernels
- * match): the valid steps come first, so in a forward loop an output that
- * is a next state repeats that state's final value, filled in after the
- * loop, and a reverse loop meets every padded step before a valid one, so
- * its outputs stay zero. */
-static void mask_steps(lg_loop *l)
+/* How mask_steps treats the per-step outputs: zeros at masked steps, or
+ * (output_repeats_by_state, for the output that is the next value of state
+ * k, or k < 0) repeated through a state of its own; else repeated from its
+ * state's final value, filled in after the loop. */
+static bool output_zeros(const lg_loop *l)
 {
-    bool by_lengths = l->opts.lengths.graph != NULL;
-    lg_value valid = by_lengths ? valid_of_lengths(l) : valid_of_mask(l);
-    if (l->failed) return;
-    lg_value m = lg_loop_seq(l, valid); /* [B] */
+    return !l->opts.repeat_output_for_mask || (l->opts.lengths.graph && l->opts.reverse);
+}
+static bool output_repeats_by_state(const lg_loop *l, int k)
+{
+    return !output_zeros(l) && !(l->opts.lengths.graph && k >= 0);
+}
+
+/* Whether the masking the options ask for can be built (mask_steps): the
+ * lengths or mask fit the sequences, states and outputs are [B, ...], and
+ * outputs repeated through a state have static dims after the batch. */
+static bool masking_ok(lg_loop *l)
+{
+    if (!(l->opts.lengths.graph ? lengths_ok(l) : mask_ok(l))) return false;
     int n_state = l->parts[STATE].n;
     for (int k = 0; !l->failed && k < n_state; k++)
         if (lg_value_rank(l->next[k]) < 1)
             fail(l, "masking: state %d is %s; states and outputs must be [B, ...]", k,
                  lg_shape_cstr(lg_value_shape(l->next[k])));
-    for (int j = 0; !l->failed && j < l->n_y; j++)
-        if (lg_value_rank(l->ys[j]) < 1)
-            fail(l, "masking: output %d is %s; states and outputs must be [B, ...]", j,
-                 lg_shape_cstr(lg_value_shape(l->ys[j])));
+    for (int j = 0; !l->failed && j < l->n_y; j++) {
+        lg_value y = l->ys[j];
+        lg_shape ys = lg_value_shape(y);
+        if (ys.rank < 1) {
+            fail(l, "masking: output %d is %s; states and outputs must be [B, ...]", j, lg_shape_cstr(ys));
+            break;
+        }
+        if (!output_repeats_by_state(l, state_of_output(l->next, n_state, y))) continue;
+        for (int i = 1; i < ys.rank && !l->failed; i++)
+            if (ys.dims[i] < 0)
+                fail(l, "repeat_output_for_mask: output '%s' %s needs static dims after the batch", lg_value_name(y),
+                     lg_shape_cstr(ys));
+    }
+    return !l->failed;
+}
+
+/* Keras masking from opts.lengths or opts.mask (masking_ok holds): the
+ * step's valid m [B] is a sequence of the loop, and per step next' =
+ * where(m, next, state) and y' = where(m, y, 0), or with
+ * repeat_output_for_mask y' = where(m, y, prev), prev a state holding the
+ * last valid output (zeros at first). Lengths keep the body as it is
+ * without repeating (what fused RNN kernels match): the valid steps come
+ * first, so in a forward loop an output that is a next state repeats that
+ * state's final value, filled in after the loop, and a reverse loop meets
+ * every padded step before a valid one, so its outputs stay zero. */
+static void mask_steps(lg_loop *l)
+{
+    bool by_lengths = l->opts.lengths.graph != NULL;
+    lg_value valid = by_lengths ? valid_lengths(l->g, l->opts.name, l->opts.lengths, l->parts[SEQ].outer[0],
+                                                l->opts.time_major)
+                                : l->opts.mask;
+    lg_value m = lg_loop_seq(l, valid); /* [B] */
     if (l->failed) return;
+    int n_state = l->parts[STATE].n;
     lg_value unmasked[n_state > 0 ? n_state : 1];
     for (int k = 0; k < n_state; k++) {
         lg_value st = lg_value_of(l->body, l->parts[STATE].body_in[k], 0);
@@ -424,7 +480,7 @@ static void mask_steps(lg_loop *l)
     for (int j = 0; !l->failed && j < l->n_y; j++) {
         lg_value y = l->ys[j];
         int k = state_of_output(unmasked, n_state, y);
-        bool zeros = !l->opts.repeat_output_for_mask || (by_lengths && l->opts.reverse);
+        bool zeros = output_zeros(l);
         if (zeros || (by_lengths && k >= 0)) l->ys[j] = where_valid(m, y, lg_scalar(l->body, lg_value_dtype(y), 0));
         if (!zeros && by_lengths && k >= 0) {
             if (!l->fill_state) {
@@ -437,7 +493,7 @@ static void mask_steps(lg_loop *l)
                 l->valid = valid;
             }
             l->fill_state[j] = k;
-        } else if (!zeros) {
+        } else if (output_repeats_by_state(l, k)) {
             lg_value prev = lg_loop_state(l, zeros_like_output(l, valid, y));
             if (l->failed) return;
             l->ys[j] = where_valid(m, y, prev);
@@ -447,35 +503,45 @@ static void mask_steps(lg_loop *l)
     if (!l->failed && l->body->error) fail(l, "masking: %s (states and outputs must be [B, ...])", l->body->error);
 }
 
-/* A forward loop's outputs repeated from a final state (mask_steps):
- * ys' = where(valid, ys, final state k) with the state broadcast along
- * time. */
+/* ys' = where(valid, ys, fin) with fin [B, ...] broadcast along time
+ * (axis t_axis of ys and valid). */
+static lg_value fill(lg_value valid, lg_value ys, lg_value fin, int t_axis)
+{
+    for (int r = 2; r < lg_value_rank(ys); r++) valid = lg_expand_dims(valid, -1);
+    return lg_where(valid, ys, lg_expand_dims(fin, t_axis));
+}
+
+lg_value lg_loop_fill_output(lg_value valid, lg_value ys, lg_value fin) { return fill(valid, ys, fin, 0); }
+
+/* A forward loop's outputs repeated from a final state (mask_steps). */
 static void fill_outputs(lg_loop *l, const lg_value *states, lg_value *outputs)
 {
     int t_axis = l->opts.time_major ? 0 : 1;
     lg_scope_push(l->g, l->opts.name);
-    for (int j = 0; l->fill_state && outputs && j < l->n_y; j++) {
-        if (l->fill_state[j] < 0) continue;
-        lg_value v = l->valid;
-        for (int r = 2; r < lg_value_rank(outputs[j]); r++) v = lg_expand_dims(v, -1);
-        outputs[j] = lg_where(v, outputs[j], lg_expand_dims(states[l->fill_state[j]], t_axis));
-    }
+    for (int j = 0; l->fill_state && outputs && j < l->n_y; j++)
+        if (l->fill_state[j] >= 0) outputs[j] = fill(l->valid, outputs[j], states[l->fill_state[j]], t_axis);
     lg_scope_pop(l->g);
+}
+
+/* Truncated BPTT can be built: a static number of steps. */
+static bool truncate_ok(lg_loop *l)
+{
+    int t_axis = l->opts.time_major ? 0 : 1;
+    if (lg_value_shape(l->parts[SEQ].outer[0]).dims[t_axis] >= 1) return true;
+    fail(l, "truncated BPTT needs a static number of steps; the sequence is %s",
+         lg_shape_cstr(lg_value_shape(l->parts[SEQ].outer[0])));
+    return false;
 }
 
 /* Truncated BPTT in chunks of k steps: after every k-th step (in run order)
  * but the last, the next states pass their values on but not their gradients,
  * next' = where(boundary_t, stop_gradient(next), next), with boundary_t
- * from a constant [1, T] (or [T, 1]) sequence added to the loop. */
+ * from a constant [1, T] (or [T, 1]) sequence added to the loop
+ * (truncate_ok holds). */
 static void truncate(lg_loop *l)
 {
     int t_axis = l->opts.time_major ? 0 : 1;
-    int64_t steps = lg_value_shape(l->parts[SEQ].outer[0]).dims[t_axis];
-    if (steps < 1) {
-        fail(l, "truncated BPTT needs a static number of steps; the sequence is %s",
-             lg_shape_cstr(lg_value_shape(l->parts[SEQ].outer[0])));
-        return;
-    }
+    int64_t steps = lg_value_shape(l->parts[SEQ].outer[0]).dims[t_axis]; /* static: truncate_ok */
     lg_tensor *mask = NULL;
     lg_shape shape = l->opts.time_major ? lg_shape_of(2, (int)steps, 1) : lg_shape_of(2, 1, (int)steps);
     if (lg_tensor_new(lg_value_dtype(l->next[0]), shape, &mask) != LG_OK) {
@@ -492,8 +558,11 @@ static void truncate(lg_loop *l)
         l->next[k] = lg_where(boundary, lg_stop_gradient(l->next[k]), l->next[k]);
 }
 
-lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out)
+/* lg_loop_end, with the loop node's id in *id_out (-1 when there is
+ * none: an error, or an unrolled loop). */
+static lg_status end(lg_loop *l, lg_value *states_out, lg_value *outputs_out, int32_t *id_out)
 {
+    *id_out = -1;
     if (!l) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_loop_end: loop is NULL");
     lg_graph *g = l->g;
     const binding *P = l->parts;
@@ -514,9 +583,16 @@ lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out)
     if (!l->failed && l->opts.lengths.graph && l->opts.mask.graph) fail(l, "lengths and a mask together; give one");
     if (!l->failed && l->opts.lengths.graph) outer_ok(l, l->opts.lengths, "lengths");
     if (!l->failed && l->opts.mask.graph) outer_ok(l, l->opts.mask, "mask");
+    if (!l->failed && masked) masking_ok(l);
+    if (!l->failed && l->opts.truncate > 0) truncate_ok(l);
+    /* Masking and truncation stay attributes of the node (lower_loops builds
+     * them at compile time), except when unrolled, in a body (whose
+     * gradient may be built in another graph than the body's forward loop)
+     * and when lowering */
+    bool attrs = !l->lower_now && !l->opts.unroll && !g->is_body && (masked || l->opts.truncate > 0);
     int n_user_states = P[STATE].n; /* masking may add one */
-    if (!l->failed && masked) mask_steps(l);
-    if (!l->failed && l->opts.truncate > 0) truncate(l);
+    if (!l->failed && masked && !attrs) mask_steps(l);
+    if (!l->failed && l->opts.truncate > 0 && !attrs) truncate(l);
     if (!l->failed && l->opts.unroll) {
         lg_value fin[n_user_states > 0 ? n_user_states : 1];
         unroll(l, n_user_states, fin, outputs_out);
@@ -526,7 +602,7 @@ lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out)
         if (g->error) return lg_fail(LG_ERR_GRAPH, "%s", g->error);
         return LG_OK;
     }
-    int n_in = P[SEQ].n + P[STATE].n + P[INV].n;
+    int n_in = P[SEQ].n + P[STATE].n + P[INV].n + (attrs && masked);
     lg_value *in = l->failed ? NULL : malloc((size_t)n_in * sizeof *in);
     lg_loop_spec *spec = in ? make_spec(l) : NULL;
     if (!l->failed && !spec) fail(l, "out of memory");
@@ -537,6 +613,13 @@ lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out)
             in[k++] = l->opts.time_major ? P[SEQ].outer[i] : swap_batch_time(P[SEQ].outer[i]);
         for (int p = STATE; p < PART_COUNT; p++)
             for (int i = 0; i < P[p].n; i++) in[k++] = P[p].outer[i];
+        if (attrs) {
+            spec->masking = l->opts.lengths.graph ? LG_LOOP_BY_LENGTHS : masked ? LG_LOOP_BY_MASK : LG_LOOP_UNMASKED;
+            spec->repeat_output = l->opts.repeat_output_for_mask;
+            spec->truncate = l->opts.truncate;
+            if (l->opts.lengths.graph) in[k++] = l->opts.lengths;
+            else if (masked) in[k++] = l->opts.time_major ? l->opts.mask : swap_batch_time(l->opts.mask);
+        }
         l->body = NULL; /* the spec owns it now */
         if (l->opts.memory == LG_LOOP_SAVE_RESIDUALS) lg_loop_save_residuals(spec); /* else lg_grad recomputes */
         id = lg_node_build(g, LG_OP_LOOP, in, n_in, &(lg_attrs){.loop = spec}, l->opts.name);
@@ -555,5 +638,54 @@ lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out)
     free(in);
     loop_free(l);
     if (id < 0 || g->error) return lg_fail(LG_ERR_GRAPH, "%s", g->error ? g->error : "loop: failed");
+    *id_out = id;
     return LG_OK;
+}
+
+lg_status lg_loop_end(lg_loop *l, lg_value *states_out, lg_value *outputs_out)
+{
+    int32_t id;
+    return end(l, states_out, outputs_out, &id);
+}
+
+int32_t lg_loop_lower(lg_graph *g, const lg_loop_spec *s, const char *name, const lg_value *in, lg_value *out)
+{
+    char buf[256];
+    const char *last;
+    int depth = push_name(g, name, buf, sizeof buf, &last);
+    lg_loop_opts o = lg_loop_opts_default();
+    o.name = last;
+    o.time_major = true; /* as the node's inputs and outputs are */
+    o.reverse = s->reverse;
+    o.truncate = s->truncate;
+    o.max_steps = s->steps;
+    o.memory = (lg_loop_memory)s->memory;
+    o.batched = s->batched;
+    o.repeat_output_for_mask = s->repeat_output;
+    int mi = lg_loop_mask_input(s);
+    if (s->masking == LG_LOOP_BY_LENGTHS) o.lengths = in[mi];
+    if (s->masking == LG_LOOP_BY_MASK) o.mask = in[mi];
+    int n_in = s->n_seq + s->n_state + s->n_inv, n_out = s->n_state + s->n_y + s->has_stop;
+    lg_value *bin = malloc((size_t)(n_in + n_out + 1) * sizeof *bin), *bout = bin ? bin + n_in : NULL;
+    lg_loop *l = bin ? lg_loop_new(g, o) : NULL;
+    if (!bin) lg_graph_fail(g, "loop '%s': out of memory", name);
+    int32_t id = -1;
+    if (l) {
+        l->lower_now = true;
+        for (int k = 0; k < n_in; k++)
+            bin[k] = k < s->n_seq                ? lg_loop_seq(l, in[k])
+                     : k < s->n_seq + s->n_state ? lg_loop_state(l, in[k])
+                                                 : lg_loop_invariant(l, in[k]);
+        if (!l->failed && !lg_graph_inline(l->body, s->body, s->inputs, bin, n_in, s->outputs, n_out, bout))
+            fail(l, "body: %s", body_error(l));
+        for (int k = 0; !l->failed && k < s->n_state; k++) lg_loop_next(l, bin[s->n_seq + k], bout[k]);
+        for (int j = 0; !l->failed && j < s->n_y; j++) lg_loop_emit(l, bout[s->n_state + j]);
+        if (!l->failed && s->has_stop) lg_loop_until(l, bout[n_out - 1]);
+        end(l, out, out + s->n_state, &id);
+    }
+    for (int k = 0; id >= 0 && k < s->n_state; k++)
+        out[s->n_state + s->n_y + k] = lg_value_of(g, id, g->nodes[id].attrs.loop->n_state + s->n_y + k);
+    for (int i = 0; i < depth; i++) lg_scope_pop(g);
+    free(bin);
+    return id;
 }

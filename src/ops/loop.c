@@ -348,6 +348,9 @@ static void grad_loop(lg_graph *g, int32_t node, const lg_value *dy, lg_value *d
     gs->reverse = !s->reverse;
     gs->gradient = true;
     gs->memory = s->memory; /* the forward loop's policy governs its gradient loop too */
+    /* the gradient of a masked or truncated loop: lower_loops lowers the
+     * pair together (the gradient of the lowered forward loop) */
+    gs->masking = s->masking, gs->repeat_output = s->repeat_output, gs->truncate = s->truncate;
     int n_state_fwd = s->n_state, n_seq_fwd = s->n_seq, n_inv = s->n_inv;
     int32_t id = lg_node_build(g, LG_OP_LOOP, in, n_in, &(lg_attrs){.loop = gs}, "loop");
     if (id < 0) {

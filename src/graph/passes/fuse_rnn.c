@@ -114,16 +114,8 @@ static const char *refusal(const lg_cgraph *cg, int32_t node, const lg_rnn_match
 /* The gradient loop `node`'s forward loop among the fused ones, or -1. */
 static int32_t forward_of(const lg_graph *g, int32_t node, fused *const *f)
 {
-    const lg_node *n = &g->nodes[node];
-    const lg_loop_spec *gs = n->attrs.loop;
-    if (n->op != LG_OP_LOOP || !gs->gradient) return -1;
-    for (int j = 0; j < n->n_in; j++) {
-        int32_t fw = n->in[j].node;
-        if (!f[fw]) continue;
-        const lg_loop_spec *s = g->nodes[fw].attrs.loop;
-        if (gs->body == s->body && j == s->n_seq && n->in[j].out == s->n_state + s->n_y) return fw;
-    }
-    return -1;
+    int32_t fw = lg_loop_forward_of(g, node);
+    return fw >= 0 && f[fw] ? fw : -1;
 }
 
 /* The gradient loop `node` of fused loop `fw` as the rnn node's

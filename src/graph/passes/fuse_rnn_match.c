@@ -448,35 +448,6 @@ static bool match_gru(mctx *c, lg_ref nh)
     return check_gate(c, 1, r, LG_OP_SIGMOID, SRC_H, 0, second) && check_gate(c, 0, z, LG_OP_SIGMOID, SRC_H, 0, second);
 }
 
-/* A mask value: expand_dims of a sequence's step; its index or -1. */
-static int mask_seq_of(const mctx *c, lg_ref r)
-{
-    while (node_of(c, r)->op == LG_OP_EXPAND_DIMS) r = node_of(c, r)->in[0];
-    int k;
-    return role_of(c, r, &k) == ROLE_SEQ ? k : -1;
-}
-
-/* Strip Keras masking, where(valid, core, keep): keep is state k (k >= 0)
- * or the constant 0 (k < 0). */
-static bool unmask(mctx *c, lg_ref *r, int k, const char *what)
-{
-    const lg_node *n = node_of(c, *r);
-    bool keep_ok = n->op == LG_OP_WHERE &&
-                   (k >= 0 ? is_state(c, n->in[2], k)
-                           : node_of(c, n->in[2])->op == LG_OP_CONST &&
-                                 lg_tensor_numel(node_of(c, n->in[2])->attrs.tensor) == 1 &&
-                                 lg_tensor_get(node_of(c, n->in[2])->attrs.tensor, 0) == 0);
-    int seq = keep_ok ? mask_seq_of(c, n->in[0]) : -1;
-    if (seq < 0) {
-        if (c->m->mask_seq >= 0) return fail(c, "%s is not masked like the other states", what);
-        return true;
-    }
-    if (c->m->mask_seq >= 0 && c->m->mask_seq != seq) return fail(c, "%s is masked by another sequence", what);
-    c->m->mask_seq = seq;
-    *r = n->in[1];
-    return true;
-}
-
 bool lg_rnn_match_loop(const lg_loop_spec *s, lg_rnn_match *m)
 {
     memset(m, 0, sizeof *m);
@@ -495,17 +466,17 @@ bool lg_rnn_match_loop(const lg_loop_spec *s, lg_rnn_match *m)
         if (p.shape.rank != 2 || !lg_is_float(p.dtype)) return fail(&c, "state %d is not a float [B, H]", k);
     }
     m->units = c.body->nodes[s->inputs[s->n_seq]].out[0].shape.dims[1];
-    for (int k = 0; k < s->n_state; k++)
-        if (!unmask(&c, &next[k], k, k ? "state 1" : "state 0")) return false;
-    if (s->n_y == 1) {
-        y = s->outputs[s->n_state];
-        if (!unmask(&c, &y, -1, "the per-step output")) return false;
-        if (c.m->mask_seq >= 0 && ref_eq(y, s->outputs[s->n_state]))
-            return fail(&c, "the per-step output is not masked like the states");
-    }
+    /* masking is the loop's attribute (the body is the user's step) */
+    if (s->truncate > 0) return fail(&c, "truncated BPTT (gradients stop every %d steps)", s->truncate);
+    /* a mask repeats outputs through a state of its own (lg_loop_lower) */
+    if (s->masking == LG_LOOP_BY_MASK && s->repeat_output)
+        return fail(&c, "a mask (not lengths) with repeated outputs (zero_output_for_mask false)");
+    if (s->masking) m->mask_seq = lg_loop_mask_input(s);
+    if (s->n_y == 1) y = s->outputs[s->n_state];
     for (int k = 0; k < s->n_state; k++)
         if (c.body->nodes[next[k].node].op == LG_OP_WHERE)
-            return fail(&c, "state %d's next value is chosen by where (truncated BPTT or a mask that is not lengths)", k);
+            return fail(&c, "state %d's next value is chosen by where (masking or truncated BPTT built in a loop "
+                            "body, or by hand)", k);
     bool ok;
     if (s->n_state == 2) {
         ok = match_lstm(&c, next);
@@ -519,7 +490,6 @@ bool lg_rnn_match_loop(const lg_loop_spec *s, lg_rnn_match *m)
     }
     if (!ok) return false;
     if (m->x_seq < 0) return fail(&c, "no gate reads a sequence");
-    if (m->x_seq == m->mask_seq) return fail(&c, "x_t is also the mask");
     if (s->n_y == 1) {
         if (!ref_eq(y, next[m->h_state])) return fail(&c, "the per-step output is not h'");
         m->y_out = 0;

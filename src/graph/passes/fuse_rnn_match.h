@@ -18,9 +18,9 @@
  *              hh = tanh(x W_h + r (h U_h + b_h)) (reset_after) or
  *              tanh(x W_h + (r h) U_h) (reset before); gates z, r, h
  *
- * Keras masking as the loop builds it for per-example lengths (next =
- * where(valid_t, next, state), y = where(valid_t, y, 0) with valid a
- * sequence) is recognised as the mask; reverse comes from the loop.
+ * Masking (per-example lengths or a mask) and reverse are the loop's
+ * attributes (lg_loop_spec), read as they are: the body is the user's step.
+ * Truncated BPTT and a mask with repeated outputs are refused.
  *
  * Where the body differs, the match fails with the first difference found,
  * in words ("gate 2 uses relu where LSTM has tanh", "recurrent dropout mask
@@ -50,7 +50,8 @@ typedef struct lg_rnn_match {
     bool has_bias;
     bool reverse;
     int x_seq;          /* the sequence whose step is x_t */
-    int mask_seq;       /* the validity mask sequence [T, B] (lengths), or -1 */
+    int mask_seq;       /* the loop input holding the lengths (i32 [B]) or the
+                           mask ([T, B]), or -1 */
     int h_state;        /* which carried state is h */
     int c_state;        /* LSTM: which is c; else -1 */
     int y_out;          /* the per-step output that is h', or -1 (none emitted) */

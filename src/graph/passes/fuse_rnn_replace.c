@@ -84,6 +84,8 @@ int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, lg_va
         }
     }
     if (m->mask_seq >= 0) mask = lg_node_input(g, loop, m->mask_seq);
+    if (m->mask_seq >= 0 && s->masking == LG_LOOP_BY_LENGTHS)
+        mask = lg_loop_valid_of_lengths(g, lg_node_at(g, loop)->name, mask, x);
     unsigned flags = (m->has_bias ? LG_RNN_BIAS : 0) | (m->reverse ? LG_RNN_REVERSE : 0) |
                      (m->mask_seq >= 0 ? LG_RNN_MASK : 0);
     int32_t id = lg_rnn_build(m->cell, flags, x, states, w, u, b, mask, lg_node_at(g, loop)->name);
@@ -92,5 +94,9 @@ int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, lg_va
     repl[m->h_state] = lg_value_of(g, id, L.h_t);
     if (m->c_state >= 0) repl[m->c_state] = lg_value_of(g, id, L.c_t);
     if (m->y_out >= 0) repl[n_state + m->y_out] = lg_value_of(g, id, L.ys);
+    /* Keras's zero_output_for_mask=False: past its length a forward loop's
+     * output repeats h (lg_loop_lower fills the loop's the same way) */
+    if (m->y_out >= 0 && s->masking == LG_LOOP_BY_LENGTHS && s->repeat_output && !s->reverse)
+        repl[n_state + m->y_out] = lg_loop_fill_output(mask, repl[n_state + m->y_out], repl[m->h_state]);
     return id;
 }

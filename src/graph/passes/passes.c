@@ -11,6 +11,7 @@
 const lg_pass lg_passes[] = {
     {"verify", lg_pass_verify},
     {"fuse_rnn", lg_pass_fuse_rnn}, /* before hoist, which moves x_t W out of the body it matches */
+    {"lower_loops", lg_pass_lower_loops}, /* after fuse_rnn, which reads masking as attributes */
     {"hoist", lg_pass_hoist},
     {"dce", lg_pass_dce},
     {"memory_plan", NULL},
@@ -37,6 +38,10 @@ static lg_status parse_off(const char *list, const char *where, uint32_t *off)
                 return lg_fail(LG_ERR_INVALID_ARGUMENT,
                                "%s: no pass named '%.*s' (passes: verify, fuse_rnn, hoist, dce, memory_plan)", where,
                                (int)len, s);
+            if (lg_passes[i].run == lg_pass_lower_loops)
+                return lg_fail(LG_ERR_INVALID_ARGUMENT,
+                               "%s: the pass 'lower_loops' cannot be switched off: the executor runs masked and "
+                               "truncated loops only as it lowers them", where);
             *off |= 1u << i;
         }
         s += len;
@@ -122,6 +127,12 @@ int32_t lg_rewrite_copy(lg_rewrite *r, int32_t node, lg_loop_spec *spec, const l
     if (!lg_op_is_compute(n->op)) {
         id = lg_node_copy_source(r->dst, n, port ? *port : n->out[0]);
         if (id < 0) lg_graph_fail(r->dst, "compile: out of memory");
+        /* a body a pass made (lower_loops) may go before the body rebuilt
+         * from it, whose constants it lends */
+        if (id >= 0 && n->op == LG_OP_CONST && r->src->is_body && r->dst->lender != r->src) {
+            LG_ASSERT(!r->dst->lender);
+            r->dst->lender = lg_graph_ref((lg_graph *)r->src);
+        }
     } else {
         lg_value in[n->n_in > 0 ? n->n_in : 1];
         for (int j = 0; j < n->n_in; j++) {
@@ -170,6 +181,20 @@ void lg_cgraph_replace(lg_cgraph *cg, lg_rewrite *r)
     }
     lg_graph_free(cg->g);
     cg->g = r->dst;
+}
+
+int32_t lg_loop_forward_of(const lg_graph *g, int32_t node)
+{
+    const lg_node *n = &g->nodes[node];
+    if (n->op != LG_OP_LOOP || !n->attrs.loop->gradient) return -1;
+    const lg_loop_spec *gs = n->attrs.loop;
+    for (int j = 0; j < n->n_in; j++) {
+        int32_t fw = n->in[j].node;
+        if (g->nodes[fw].op != LG_OP_LOOP) continue;
+        const lg_loop_spec *s = g->nodes[fw].attrs.loop;
+        if (!s->gradient && gs->body == s->body && j == s->n_seq && n->in[j].out == s->n_state + s->n_y) return fw;
+    }
+    return -1;
 }
 
 /* ---- lowering ------------------------------------------------------------ */

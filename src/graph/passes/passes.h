@@ -36,8 +36,10 @@
  * sets from the program's backend before the passes run.
  *
  * Loop semantics are attributes of the loop node (lg_loop_spec in
- * internal.h: reverse, stop condition, memory policy, saved residuals), so
- * a matcher sees a loop as the user made it. Which residuals and saved
+ * internal.h: reverse, stop condition, memory policy, saved residuals,
+ * masking by lengths or a mask, truncated BPTT), so a matcher sees a loop
+ * as the user made it; lower_loops, after fuse_rnn, builds masking and
+ * truncation as where nodes for the passes after it and the executor. Which residuals and saved
  * states a forward loop keeps is decided here, by dce, from what the fetched
  * values read: a program that fetches no gradient saves none.
  */
@@ -68,10 +70,11 @@ typedef struct lg_pass {
 extern const lg_pass lg_passes[];
 extern const int lg_pass_count;
 
-/* The passes of one stage: verify, fuse_rnn, hoist, dce (memory_plan is the
- * executor's). */
+/* The passes of one stage: verify, fuse_rnn, lower_loops, hoist, dce
+ * (memory_plan is the executor's). */
 lg_status lg_pass_verify(lg_cgraph *cg);
 lg_status lg_pass_fuse_rnn(lg_cgraph *cg);
+lg_status lg_pass_lower_loops(lg_cgraph *cg);
 lg_status lg_pass_hoist(lg_cgraph *cg);
 lg_status lg_pass_dce(lg_cgraph *cg);
 
@@ -123,5 +126,10 @@ void lg_cgraph_replace(lg_cgraph *cg, lg_rewrite *r);
 lg_status lg_cgraph_fail(const lg_graph *g, const char *what);
 
 size_t lg_port_bytes(const lg_port *p);
+
+/* The forward loop of gradient loop `node` as autodiff built it (it shares
+ * the body and reads the forward node's stacked states right after the
+ * forward sequences), or -1. */
+int32_t lg_loop_forward_of(const lg_graph *g, int32_t node);
 
 #endif

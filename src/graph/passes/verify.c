@@ -33,10 +33,12 @@ static lg_status verify_node(const lg_graph *g, int32_t i)
     if (!lg_op_is_compute(n->op)) return LG_OK;
     if (n->op == LG_OP_LOOP) {
         const lg_loop_spec *s = n->attrs.loop;
-        if (n->n_in != s->n_seq + s->n_state + s->n_inv + s->n_post)
+        int n_mask = lg_loop_mask_input(s) >= 0;
+        if (n->n_in != s->n_seq + s->n_state + s->n_inv + s->n_post + n_mask)
             return lg_fail(LG_ERR_GRAPH,
-                           "verify: loop '%s': %d inputs for %d sequences, %d states, %d invariants and %d accumulators",
-                           n->name, n->n_in, s->n_seq, s->n_state, s->n_inv, s->n_post);
+                           "verify: loop '%s': %d inputs for %d sequences, %d states, %d invariants, %d accumulators "
+                           "and %d lengths or masks",
+                           n->name, n->n_in, s->n_seq, s->n_state, s->n_inv, s->n_post, n_mask);
     }
     char err[512] = "";
     if (!lg_op_infer(n, in, out, err, sizeof err))
