@@ -307,7 +307,20 @@ void *lg_param_block_run(const lg_graph *g, const int32_t *nodes, int n);
 void lg_param_store_free(struct lg_param_store *s);
 
 /* Point t at memory it does not own, freeing the data it owned; the contents
- * are not copied (tensor.c). */
+ * are not copied (tensor.c). It then lives in no mirror. */
 void lg_tensor_borrow(lg_tensor *t, void *data);
+
+/* The mirror (graph/mirror.h: a block with a device copy) t's data lives
+ * in, or NULL; set by the block's owner after pointing t into it. */
+struct lg_mirror *lg_tensor_mirror(const lg_tensor *t);
+void lg_tensor_set_mirror(lg_tensor *t, struct lg_mirror *m);
+
+/* Pack every parameter of g not yet in its dtype's block into it (in
+ * place: the blocks' runs stay), so a program on a device finds each one in
+ * a mirrored block. */
+lg_status lg_param_block_pack_all(lg_graph *g);
+/* Bring every parameter block home from its device copy (checkpoints,
+ * the end of a fit). */
+lg_status lg_param_blocks_to_host(lg_graph *g);
 
 #endif
