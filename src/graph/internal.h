@@ -285,6 +285,13 @@ lg_status lg_vjp(lg_graph *g, const lg_value *ys, const lg_value *dys, int n_y, 
 lg_status lg_graph_program(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches, int n_fetches,
                            lg_program **out);
 
+/* lg_graph_program and lg_graph_run for a device (lg_compile_opts.device;
+ * NULL: the CPU), cached apart per device. */
+lg_status lg_graph_program_on(lg_graph *g, const char *device, const lg_feed *feeds, int n_feeds,
+                              const lg_value *fetches, int n_fetches, lg_program **out);
+lg_status lg_graph_run_on(lg_graph *g, const char *device, const lg_feed *feeds, int n_feeds, const lg_value *fetches,
+                          int n_fetches, lg_tensor **out);
+
 /* Programs cached on the graph; freed with it (program.c). */
 void lg_program_cache_free(struct lg_program_cache *c);
 
