@@ -10,7 +10,10 @@
  * hands out the gradient block as one tensor per parameter: pass them as the
  * `out` tensors of the run that fetches the gradients, and they land in the
  * block. lg_optimizer_step() then clips and updates every parameter in one
- * flat pass over the blocks. The gradient tensors lie back to back, so
+ * flat pass over the blocks, where the gradients were written: after a run
+ * on a device (lg_compile_opts.device) the blocks stay there and the step
+ * runs there too; lg_optimizer_grads() and lg_optimizer_state() copy them
+ * back to the host when called. The gradient tensors lie back to back, so
  * lg_tensor_data(lg_optimizer_grads(opt)[0]) is the whole block (the sum of
  * the parameters' element counts): one buffer for an allreduce between the
  * run and the step.
