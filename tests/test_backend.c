@@ -185,10 +185,21 @@ static const lg_backend hostdev = {
     .grad_norm = hd_norm, .report = hd_report,
 };
 
+/* hostdev:1 lacks the fused RNN kernels (so loops stay loops, driven by
+ * the executor over device memory) and softsign. */
+static bool hd1_supports(const lg_backend *b, const lg_node *n)
+{
+    return n->op != LG_OP_RNN && n->op != LG_OP_RNN_GRAD && n->op != LG_OP_SOFTSIGN && hd_supports(b, n);
+}
+
+static lg_backend hostdev1;
+
 static lg_status hostdev_open(int index, const lg_backend **out)
 {
-    if (index != 0) return lg_fail(LG_ERR_INVALID_ARGUMENT, "hostdev:%d: only hostdev:0", index);
-    *out = &hostdev;
+    if (index < 0 || index > 1) return lg_fail(LG_ERR_INVALID_ARGUMENT, "hostdev:%d: only hostdev:0 and :1", index);
+    hostdev1 = hostdev;
+    hostdev1.name = "hostdev:1", hostdev1.supports_op = hd1_supports;
+    *out = index ? &hostdev1 : &hostdev;
     return LG_OK;
 }
 
@@ -213,8 +224,8 @@ START_TEST(device_strings)
     ck_assert_ptr_eq(b, &hostdev);
     ck_assert_int_eq(lg_backend_get("hostdev", &b), LG_OK); /* index 0 */
     ck_assert_ptr_eq(b, &hostdev);
-    ck_assert_int_eq(lg_backend_get("hostdev:1", &b), LG_ERR_INVALID_ARGUMENT);
-    ck_assert_ptr_nonnull(strstr(lg_last_error(), "hostdev:1"));
+    ck_assert_int_eq(lg_backend_get("hostdev:2", &b), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(lg_last_error(), "hostdev:2"));
     const char *bad[] = {"tpu:0", "cuda:x", "cuda:", ":0", "cpu:0:1", "cuda:-1"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         ck_assert_int_eq(lg_backend_get(bad[i], &b), LG_ERR_INVALID_ARGUMENT);
@@ -443,72 +454,152 @@ START_TEST(fit_and_checkpoint_on_a_device)
 END_TEST
 
 /* A training step by hand (a program compiled for the device, the
- * optimizer's gradient tensors as outs, lg_optimizer_step): once the
- * parameters are on the device, a step copies in only the feeds and out
- * only the loss; the parameters match the CPU's bit for bit; the report
- * names the device. */
+ * optimizer's gradient tensors as outs, lg_optimizer_step), four times: once
+ * the parameters are on the device, a step copies in only the feeds and
+ * out only the loss. Returns every parameter and optimizer state's bytes;
+ * *report gets the program's report. */
+static unsigned char *lstm_steps(const char *device, const char *passes_off, size_t *len, char **report)
+{
+    lg_graph *g = lg_graph_new();
+    lg_value xv = lg_input(g, "x", LG_F32, lg_shape_of(2, -1, F)), yv = lg_input(g, "y", LG_I32, lg_shape_of(1, -1));
+    lg_value steps[T];
+    for (int t = 0; t < T; t++) steps[t] = lg_scale(lg_expand_dims(xv, 1), 1.0 - 0.1 * t);
+    lg_cell_opts co = lg_cell_opts_default(LG_CELL_LSTM, U);
+    co.seed = 7;
+    model m = {.g = g, .cell = lg_cell_new(g, "lstm", F, co)};
+    lg_rnn_result r;
+    ck_assert_int_eq(lg_rnn(g, m.cell, lg_concat(steps, T, 1), lg_rnn_opts_default(), &r), LG_OK);
+    lg_dense_opts d = lg_dense_opts_default();
+    d.seed = 3;
+    lg_value loss = lg_sparse_categorical_crossentropy(yv, lg_dense(g, "out", r.output, C, d), true);
+    ck_assert_ptr_null(lg_graph_error(g));
+    int np = lg_graph_param_count(g);
+    ck_assert_int_le(np, 16);
+    lg_value wrt[16], fetch[17];
+    for (int i = 0; i < np; i++) wrt[i] = lg_graph_param(g, i);
+    lg_adam_opts ao = lg_adam_opts_default();
+    ao.clip.clipnorm = 0.1;
+    ck_assert_int_eq(lg_optimizer_adam(g, wrt, np, &ao, &m.opt), LG_OK);
+    fetch[0] = loss;
+    ck_assert_int_eq(lg_grad(g, loss, wrt, np, fetch + 1), LG_OK);
+    lg_tensor *out[17] = {NULL};
+    lg_tensor *const *grads = lg_optimizer_grads(m.opt);
+    for (int i = 0; i < np; i++) out[1 + i] = grads[i];
+    lg_tensor *x, *y;
+    blobs(&x, &y);
+    lg_feed feeds[2] = {{xv, x}, {yv, y}};
+    lg_compile_opts o = lg_compile_opts_default();
+    o.device = device, o.passes_off = passes_off;
+    lg_program *p = NULL;
+    ck_assert_int_eq(lg_program_compile_opts(g, feeds, 2, fetch, 1 + np, &o, &p), LG_OK);
+    *report = lg_program_report(p);
+    for (int s = 0; s < 4; s++) {
+        if (s == 1) h2d_bytes = d2h_bytes = 0;
+        ck_assert_int_eq(lg_program_run(p, feeds, 2, out), LG_OK);
+        ck_assert(isfinite(lg_tensor_get(out[0], 0)));
+        ck_assert_int_eq(lg_optimizer_step(m.opt), LG_OK);
+        lg_tensor_free(out[0]), out[0] = NULL;
+    }
+    if (device) {
+        ck_assert(!bad_pointer);
+        ck_assert_uint_eq(h2d_bytes, 3 * (lg_tensor_bytes(x) + lg_tensor_bytes(y)));
+        ck_assert_uint_eq(d2h_bytes, 3 * sizeof(float));
+    }
+    unsigned char *st = state_bytes(&m, len);
+    lg_program_free(p);
+    lg_tensor_free(x), lg_tensor_free(y);
+    lg_optimizer_free(m.opt), lg_cell_free(m.cell), lg_graph_free(g);
+    return st;
+}
+
+/* hostdev:0 runs the fused LSTM kernels, hostdev:1 has none, so its
+ * program keeps the loop (with hoisted chunks) and the executor drives it
+ * over device memory: each equals the CPU's program of the same shape. */
 START_TEST(only_feeds_and_fetches_cross)
 {
+    static const struct {
+        const char *device, *passes_off, *note;
+    } runs[] = {
+        {NULL, NULL, "on cpu"},
+        {"hostdev:0", NULL, "on hostdev:0"},
+        {NULL, "fuse_rnn", "on cpu"},
+        {"hostdev:1", NULL, "the hostdev:1 backend has no fused rnn kernel"},
+    };
+    unsigned char *st[4];
+    size_t len[4];
+    for (int k = 0; k < 4; k++) {
+        char *rep = NULL;
+        st[k] = lstm_steps(runs[k].device, runs[k].passes_off, &len[k], &rep);
+        ck_assert_msg(rep && strstr(rep, runs[k].note), "%s", rep);
+        free(rep);
+    }
+    for (int k = 0; k < 4; k += 2) {
+        ck_assert_uint_eq(len[k], len[k + 1]);
+        ck_assert(memcmp(st[k], st[k + 1], len[k]) == 0);
+    }
+    for (int k = 0; k < 4; k++) free(st[k]);
+}
+END_TEST
+
+/* A loop with a stop condition on the device: the same values as on the
+ * CPU, and the one copy back per step is its stop flag. An op the device
+ * has no kernel for is an error naming the op, the node and the device. */
+START_TEST(stop_condition_and_missing_kernel)
+{
+    lg_graph *g = lg_graph_new();
+    lg_value c0 = lg_input(g, "c0", LG_F64, lg_shape_of(2, 2, 1));
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.max_steps = 6;
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value c = lg_loop_state(l, c0);
+    lg_value next = lg_add_scalar(c, 1);
+    lg_loop_next(l, c, next);
+    lg_loop_emit(l, lg_scale(next, 10));
+    lg_loop_until(l, lg_compare(lg_sum(next, NULL, 0, false), lg_scalar(lg_loop_body(l), LG_F64, 6), LG_CMP_GE));
+    lg_value fetch[2];
+    ck_assert_int_eq(lg_loop_end(l, &fetch[0], &fetch[1]), LG_OK);
+    lg_tensor *c0t = lg_test_uniform(LG_F64, lg_shape_of(2, 2, 1), 1, 2, 0, 0.5);
+    lg_feed f = {c0, c0t};
+    lg_tensor *out[2][2] = {{NULL}};
     const char *dev[2] = {NULL, "hostdev:0"};
-    unsigned char *st[2];
-    size_t len[2];
     for (int k = 0; k < 2; k++) {
-        model m = {.g = lg_graph_new()};
-        lg_graph *g = m.g;
-        lg_value xv = lg_input(g, "x", LG_F32, lg_shape_of(2, -1, F)), yv = lg_input(g, "y", LG_I32, lg_shape_of(1, -1));
-        lg_value steps[T];
-        for (int t = 0; t < T; t++) steps[t] = lg_scale(lg_expand_dims(xv, 1), 1.0 - 0.1 * t);
-        lg_cell_opts co = lg_cell_opts_default(LG_CELL_LSTM, U);
-        co.seed = 7;
-        m.cell = lg_cell_new(g, "lstm", F, co);
-        lg_rnn_result r;
-        ck_assert_int_eq(lg_rnn(g, m.cell, lg_concat(steps, T, 1), lg_rnn_opts_default(), &r), LG_OK);
-        lg_dense_opts d = lg_dense_opts_default();
-        d.seed = 3;
-        lg_value loss = lg_sparse_categorical_crossentropy(yv, lg_dense(g, "out", r.output, C, d), true);
-        ck_assert_ptr_null(lg_graph_error(g));
-        int np = lg_graph_param_count(g);
-        ck_assert_int_le(np, 16);
-        lg_value wrt[16], fetch[17];
-        for (int i = 0; i < np; i++) wrt[i] = lg_graph_param(g, i);
-        lg_adam_opts ao = lg_adam_opts_default();
-        ao.clip.clipnorm = 0.1;
-        ck_assert_int_eq(lg_optimizer_adam(g, wrt, np, &ao, &m.opt), LG_OK);
-        fetch[0] = loss;
-        ck_assert_int_eq(lg_grad(g, loss, wrt, np, fetch + 1), LG_OK);
-        lg_tensor *out[17] = {NULL};
-        lg_tensor *const *grads = lg_optimizer_grads(m.opt);
-        for (int i = 0; i < np; i++) out[1 + i] = grads[i];
-        lg_tensor *x, *y;
-        blobs(&x, &y);
-        lg_feed feeds[2] = {{xv, x}, {yv, y}};
         lg_compile_opts o = lg_compile_opts_default();
         o.device = dev[k];
         lg_program *p = NULL;
-        ck_assert_int_eq(lg_program_compile_opts(g, feeds, 2, fetch, 1 + np, &o, &p), LG_OK);
-        char *rep = lg_program_report(p);
-        ck_assert_ptr_nonnull(strstr(rep, k ? "on hostdev:0" : "on cpu"));
-        free(rep);
-        for (int s = 0; s < 4; s++) {
-            if (s == 1) h2d_bytes = d2h_bytes = 0;
-            ck_assert_int_eq(lg_program_run(p, feeds, 2, out), LG_OK);
-            ck_assert(isfinite(lg_tensor_get(out[0], 0)));
-            ck_assert_int_eq(lg_optimizer_step(m.opt), LG_OK);
-            lg_tensor_free(out[0]), out[0] = NULL;
-        }
-        if (k) {
-            ck_assert(!bad_pointer);
-            ck_assert_uint_eq(h2d_bytes, 3 * (lg_tensor_bytes(x) + lg_tensor_bytes(y)));
-            ck_assert_uint_eq(d2h_bytes, 3 * sizeof(float));
-        }
-        st[k] = state_bytes(&m, &len[k]);
+        ck_assert_int_eq(lg_program_compile_opts(g, &f, 1, fetch, 2, &o, &p), LG_OK);
+        h2d_bytes = d2h_bytes = 0;
+        ck_assert_int_eq(lg_program_run(p, &f, 1, out[k]), LG_OK);
         lg_program_free(p);
-        lg_tensor_free(x), lg_tensor_free(y);
-        lg_optimizer_free(m.opt), lg_cell_free(m.cell), lg_graph_free(g);
     }
-    ck_assert_uint_eq(len[0], len[1]);
-    ck_assert(memcmp(st[0], st[1], len[0]) == 0);
-    free(st[0]), free(st[1]);
+    ck_assert(!bad_pointer);
+    size_t last = lg_tensor_bytes(out[1][0]), seq = lg_tensor_bytes(out[1][1]);
+    ck_assert_uint_eq(h2d_bytes, lg_tensor_bytes(c0t));
+    ck_assert_uint_eq(d2h_bytes, last + seq + 3 * sizeof(double)); /* three steps ran, a flag each */
+    ck_assert_double_eq(lg_tensor_get(out[1][0], 0), lg_tensor_get(c0t, 0) + 3);
+    ck_assert_double_eq(lg_tensor_get(out[1][1], 2), 10 * (lg_tensor_get(c0t, 0) + 3)); /* [2, 6, 1]: b 0, t 2 */
+    ck_assert_double_eq(lg_tensor_get(out[1][1], 3), 0);                                 /* t 3: after the stop */
+    for (int i = 0; i < 2; i++) {
+        ck_assert(memcmp(lg_tensor_cdata(out[0][i]), lg_tensor_cdata(out[1][i]), lg_tensor_bytes(out[0][i])) == 0);
+        lg_tensor_free(out[0][i]), lg_tensor_free(out[1][i]);
+    }
+    /* softsign: no kernel on hostdev:1 */
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(1, 3));
+    lg_value y = lg_softsign(lg_scale(x, 2));
+    lg_tensor *xt = lg_test_uniform(LG_F32, lg_shape_of(1, 3), 1, 3, -1, 1);
+    lg_feed fx = {x, xt};
+    lg_compile_opts o = lg_compile_opts_default();
+    o.device = "hostdev:1";
+    lg_program *p = NULL;
+    ck_assert_int_eq(lg_program_compile_opts(g, &fx, 1, &y, 1, &o, &p), LG_ERR_UNSUPPORTED);
+    ck_assert_ptr_null(p);
+    ck_assert_msg(strstr(lg_last_error(), "softsign '") && strstr(lg_last_error(), "no kernel on the hostdev:1 backend"),
+                  "%s", lg_last_error());
+    o.device = "hostdev:0"; /* the other device has it */
+    ck_assert_int_eq(lg_program_compile_opts(g, &fx, 1, &y, 1, &o, &p), LG_OK);
+    lg_program_free(p);
+    lg_tensor_free(xt);
+    lg_graph_free(g);
+    lg_tensor_free(c0t);
 }
 END_TEST
 
@@ -522,6 +613,7 @@ static Suite *backend_suite(void)
     tcase_add_test(tc, cuda_device_errors);
     tcase_add_test(tc, fit_and_checkpoint_on_a_device);
     tcase_add_test(tc, only_feeds_and_fetches_cross);
+    tcase_add_test(tc, stop_condition_and_missing_kernel);
     suite_add_tcase(s, tc);
     return s;
 }
