@@ -399,6 +399,13 @@ START_TEST(fit_and_checkpoint_on_a_device)
     unsigned char *st[2];
     size_t len[2];
     double loss[2][3], acc[2][3];
+    {   /* a device that cannot be had fails the fit before it starts */
+        model m = gru_model();
+        ck_assert_int_eq(lg_fit(m.tr, ds, NULL, quiet(1, "tpu:0")), LG_ERR_INVALID_ARGUMENT);
+        ck_assert_ptr_nonnull(strstr(lg_last_error(), "'tpu:0'"));
+        ck_assert_int_eq(lg_trainer_history_count(m.tr), 0);
+        model_free(&m);
+    }
     for (int k = 0; k < 2; k++) {
         snprintf(path[k], sizeof path[k], "%s/best%d.safetensors", dir, k);
         model m = gru_model();
@@ -456,9 +463,10 @@ END_TEST
 /* A training step by hand (a program compiled for the device, the
  * optimizer's gradient tensors as outs, lg_optimizer_step), four times: once
  * the parameters are on the device, a step copies in only the feeds and
- * out only the loss. Returns every parameter and optimizer state's bytes;
+ * out only the loss. *grad_norm is the last step's gradient norm. Returns every parameter and optimizer state's bytes;
  * *report gets the program's report. */
-static unsigned char *lstm_steps(const char *device, const char *passes_off, size_t *len, char **report)
+static unsigned char *lstm_steps(const char *device, const char *passes_off, size_t *len, char **report,
+                                 double *grad_norm)
 {
     lg_graph *g = lg_graph_new();
     lg_value xv = lg_input(g, "x", LG_F32, lg_shape_of(2, -1, F)), yv = lg_input(g, "y", LG_I32, lg_shape_of(1, -1));
@@ -497,6 +505,10 @@ static unsigned char *lstm_steps(const char *device, const char *passes_off, siz
         if (s == 1) h2d_bytes = d2h_bytes = 0;
         ck_assert_int_eq(lg_program_run(p, feeds, 2, out), LG_OK);
         ck_assert(isfinite(lg_tensor_get(out[0], 0)));
+        double norm = 0;
+        ck_assert_int_eq(lg_optimizer_grad_norm(m.opt, &norm), LG_OK); /* on the device: only the norm returns */
+        ck_assert(norm > 0 && isfinite(norm));
+        if (s == 3) *grad_norm = norm;
         ck_assert_int_eq(lg_optimizer_step(m.opt), LG_OK);
         lg_tensor_free(out[0]), out[0] = NULL;
     }
@@ -527,13 +539,15 @@ START_TEST(only_feeds_and_fetches_cross)
     };
     unsigned char *st[4];
     size_t len[4];
+    double norm[4];
     for (int k = 0; k < 4; k++) {
         char *rep = NULL;
-        st[k] = lstm_steps(runs[k].device, runs[k].passes_off, &len[k], &rep);
+        st[k] = lstm_steps(runs[k].device, runs[k].passes_off, &len[k], &rep, &norm[k]);
         ck_assert_msg(rep && strstr(rep, runs[k].note), "%s", rep);
         free(rep);
     }
     for (int k = 0; k < 4; k += 2) {
+        ck_assert_double_eq(norm[k], norm[k + 1]);
         ck_assert_uint_eq(len[k], len[k + 1]);
         ck_assert(memcmp(st[k], st[k + 1], len[k]) == 0);
     }

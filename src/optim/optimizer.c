@@ -196,6 +196,16 @@ static double rate_at(const lg_optimizer *o, int64_t step)
 
 double lg_optimizer_learning_rate(const lg_optimizer *o) { return o ? rate_at(o, iterations_of(o)) : NAN; }
 
+lg_status lg_optimizer_grad_norm(lg_optimizer *o, double *norm)
+{
+    if (!o || !norm) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_optimizer_grad_norm: NULL argument");
+    const lg_backend *b = grads_backend(o);
+    size_t bytes = (size_t)o->offsets[o->n] * lg_dtype_size(o->dtype);
+    void *g = NULL;
+    lg_status st = lg_mirror_place(&o->grad_mirror, b, 0, bytes, &g);
+    return st ? st : b->grad_norm(b, o->dtype, g, o->offsets[o->n], norm);
+}
+
 lg_status lg_optimizer_step(lg_optimizer *o)
 {
     if (!o) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_optimizer_step: optimizer is NULL");
