@@ -878,13 +878,13 @@ static lg_status run_loop(const lg_backend *be, const step *sp, const lg_node *n
     size_t seq_block[s->n_seq > 0 ? s->n_seq : 1], y_block[s->n_y + s->n_res + 1];
     unsigned char *buf = sp->states;
     bool in_stack = !s->has_stop && steps > 0;
+    lg_status st = LG_OK;
     for (int k = 0; k < s->n_state; k++) {
         size_t bytes = buf_bytes(&in[s->n_seq + k]);
         ping[k] = buf, buf += align_up(bytes);
         pong[k] = buf, buf += align_up(bytes);
         in_stack = in_stack && buf_bytes(&out[s->n_state + s->n_y + k]) > 0;
-        lg_status st = be->copy_d2d(be, ping[k], in[s->n_seq + k].data, bytes);
-        if (st) return st;
+        if (!st) st = be->copy_d2d(be, ping[k], in[s->n_seq + k].data, bytes);
     }
     unsigned char *stop = buf, *chunk[s->n_pre > 0 ? s->n_pre : 1];
     size_t pre_block[s->n_pre > 0 ? s->n_pre : 1]; /* bytes of one step of pre's output j */
@@ -904,7 +904,6 @@ static lg_status run_loop(const lg_backend *be, const step *sp, const lg_node *n
         emit_block[e] = port_bytes(&b->locs[b->fetch_locs[n_fetch + e]].port);
         emit[e] = buf, buf += align_up((size_t)s->chunk * emit_block[e]);
     }
-    lg_status st = LG_OK;
     for (int j = 0; !st && j < s->n_post; j++) {
         st = be->copy_d2d(be, out[first_post + j].data, in[n_in + j].data, buf_bytes(&out[first_post + j]));
         sp->post->out_data[j] = out[first_post + j].data; /* acc + sum, in place */
