@@ -544,6 +544,7 @@ START_TEST(only_feeds_and_fetches_cross)
         char *rep = NULL;
         st[k] = lstm_steps(runs[k].device, runs[k].passes_off, &len[k], &rep, &norm[k]);
         ck_assert_msg(rep && strstr(rep, runs[k].note), "%s", rep);
+        ck_assert(!runs[k].device == !strstr(rep, "MiB held by this program"));
         free(rep);
     }
     for (int k = 0; k < 4; k += 2) {

@@ -660,6 +660,20 @@ static size_t loop_bytes(const lg_program *p)
 
 size_t lg_program_peak_bytes(const lg_program *p) { return p ? p->arena_bytes : 0; }
 
+/* The constants' device copies and the feeds' buffers of p and its loops'
+ * programs (0 on a host-memory backend). */
+static size_t device_copy_bytes(const lg_program *p)
+{
+    size_t bytes = 0;
+    for (int l = 0; p && l < p->n_locs; l++)
+        if (p->locs[l].dev_const) bytes += lg_tensor_bytes(p->locs[l].tensor);
+    for (int f = 0; p && p->feed_dev && f < p->n_feeds; f++) bytes += port_bytes(&p->feed_ports[f]);
+    for (int s = 0; p && s < p->n_steps; s++)
+        bytes += device_copy_bytes(p->steps[s].body) + device_copy_bytes(p->steps[s].pre) +
+                 device_copy_bytes(p->steps[s].post);
+    return bytes;
+}
+
 /* ---- report -------------------------------------------------------------- */
 
 static const lg_node *loop_step(const lg_program *p, int i, const step **st)
@@ -723,6 +737,9 @@ char *lg_program_report(const lg_program *p)
     fprintf(t, "program: %d kernels on %s, %.2f MiB planned, loops' own buffers %.2f MiB\n", p->n_steps,
             p->backend->name, mib(p->arena_bytes), mib(loop_bytes(p)));
     p->backend->report(p->backend, t);
+    if (!p->backend->host_memory)
+        fprintf(t, "device memory: %.2f MiB held by this program (buffers, loop states, constant and feed copies)\n",
+                mib(p->arena_bytes + loop_bytes(p) + device_copy_bytes(p)));
     for (int i = 0; i < lg_program_loop_count(p); i++) {
         lg_loop_report r;
         if (lg_program_loop_report(p, i, &r) != LG_OK) {
