@@ -3,7 +3,8 @@
  * its op on random data, the optimizer updates and clipping against
  * src/optim, device errors (out of memory, bad indices), and cuDNN LSTM,
  * GRU and SimpleRNN stacks (values and every gradient) against loopgrad's
- * own CPU loop over the same Keras weights.
+ * own CPU loop over the same Keras weights; a training program compiled
+ * for "cuda:0" (the backend seam) against the same program on the CPU.
  *
  * Without a GPU it prints why and exits 77, which meson reports as SKIP;
  * with --host it runs what needs no GPU: CUDA errors as statuses, and the
@@ -312,7 +313,7 @@ static void run_row(const op_row *r, lg_dtype dt)
         gout[k] = (lg_buf){NULL, n->out[k].dtype, n->out[k].shape};
         ck_assert_int_eq(lg_cuda_alloc(ctx, bytes + 1, &gout[k].data), LG_OK);
     }
-    lg_status st = lg_backend_cpu()->kernels[r->op](n, cin, cout);
+    lg_status st = lg_backend_cpu()->run_op(lg_backend_cpu(), n, cin, cout);
     ck_assert_msg(st == LG_OK, "%s: CPU: %s", what, lg_last_error());
     st = lg_cuda_kernel(r->op)(ctx, n, gin, gout);
     if (!st) st = lg_cuda_sync(ctx);
@@ -799,6 +800,84 @@ START_TEST(cudnn_backward_needs_a_training_forward)
 }
 END_TEST
 
+/* ---- programs on "cuda:0" (backends/backend.h) ----------------------------- */
+
+/* Four training steps of an LSTM with a dense head (f64, Adam, clipnorm),
+ * compiled for dev: the loss per step and every parameter and optimizer
+ * state after, as doubles. The loop runs per step on the device (no fused
+ * RNN kernel there yet). */
+static double *train_steps(const char *dev, int *n_out, char **report)
+{
+    enum { B = 8, T = 6, F = 5, U = 7, C = 3 };
+    lg_graph *g = lg_graph_new();
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F)), y = lg_input(g, "y", LG_I32, lg_shape_of(1, B));
+    lg_cell_opts co = lg_cell_opts_default(LG_CELL_LSTM, U);
+    co.seed = 7;
+    lg_cell *cell = lg_cell_new(g, "lstm", F, co);
+    lg_rnn_result r;
+    ck_assert_int_eq(lg_rnn(g, cell, x, lg_rnn_opts_default(), &r), LG_OK);
+    lg_dense_opts d = lg_dense_opts_default();
+    d.seed = 3;
+    lg_value loss = lg_sparse_categorical_crossentropy(y, lg_dense(g, "out", r.output, C, d), true);
+    ck_assert_ptr_null(lg_graph_error(g));
+    int np = lg_graph_param_count(g);
+    lg_value wrt[8], fetch[9];
+    for (int i = 0; i < np; i++) wrt[i] = lg_graph_param(g, i);
+    lg_adam_opts ao = lg_adam_opts_default();
+    ao.learning_rate = 0.01, ao.clip.clipnorm = 0.5;
+    lg_optimizer *opt = NULL;
+    ck_assert_int_eq(lg_optimizer_adam(g, wrt, np, &ao, &opt), LG_OK);
+    fetch[0] = loss;
+    ck_assert_int_eq(lg_grad(g, loss, wrt, np, fetch + 1), LG_OK);
+    lg_tensor *out[9] = {NULL}, *const *grads = lg_optimizer_grads(opt);
+    for (int i = 0; i < np; i++) out[1 + i] = grads[i];
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 5, 1, -1, 1), *yt = NULL;
+    ck_assert_int_eq(lg_tensor_new(LG_I32, lg_shape_of(1, B), &yt), LG_OK);
+    for (int i = 0; i < B; i++) lg_tensor_set(yt, i, i % C);
+    lg_feed feeds[2] = {{x, xt}, {y, yt}};
+    lg_compile_opts o = lg_compile_opts_default();
+    o.device = dev;
+    lg_program *p = NULL;
+    lg_status st = lg_program_compile_opts(g, feeds, 2, fetch, 1 + np, &o, &p);
+    ck_assert_msg(st == LG_OK, "%s", lg_last_error());
+    *report = lg_program_report(p);
+    double *v = malloc(4096 * sizeof *v);
+    int n = 0;
+    for (int s = 0; s < 4; s++) {
+        st = lg_program_run(p, feeds, 2, out);
+        ck_assert_msg(st == LG_OK, "%s", lg_last_error());
+        v[n++] = lg_tensor_get(out[0], 0);
+        lg_tensor_free(out[0]), out[0] = NULL;
+        ck_assert_int_eq(lg_optimizer_step(opt), LG_OK);
+    }
+    for (int i = 0; i < np + lg_optimizer_state_count(opt); i++) {
+        lg_tensor *t = NULL;
+        const char *name;
+        if (i < np) t = lg_param_tensor(wrt[i]);
+        else ck_assert_int_eq(lg_optimizer_state(opt, i - np, &name, &t), LG_OK);
+        for (int64_t k = 0; k < lg_tensor_numel(t) && n < 4096; k++) v[n++] = lg_tensor_get(t, k);
+    }
+    *n_out = n;
+    lg_program_free(p);
+    lg_tensor_free(xt), lg_tensor_free(yt);
+    lg_optimizer_free(opt), lg_cell_free(cell), lg_graph_free(g);
+    return v;
+}
+
+START_TEST(program_on_cuda_against_cpu)
+{
+    int n_cpu = 0, n_gpu = 0;
+    char *rep_cpu = NULL, *rep_gpu = NULL;
+    double *cpu = train_steps(NULL, &n_cpu, &rep_cpu), *gpu = train_steps("cuda:0", &n_gpu, &rep_gpu);
+    ck_assert_int_eq(n_cpu, n_gpu);
+    for (int i = 0; i < n_cpu; i++)
+        ck_assert_msg(fabs(gpu[i] - cpu[i]) <= 1e-9 * fmax(1, fabs(cpu[i])), "value %d: cuda %.17g, cpu %.17g", i,
+                      gpu[i], cpu[i]);
+    ck_assert_msg(strstr(rep_gpu, "on cuda:0") && strstr(rep_gpu, "MiB free"), "%s", rep_gpu);
+    free(cpu), free(gpu), free(rep_cpu), free(rep_gpu);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cuda");
@@ -816,6 +895,7 @@ static Suite *suite(void)
     tcase_add_test(tc, global_norm);
     tcase_add_loop_test(tc, cudnn_rnn_against_cpu, 0, (int)N_RNN_CASES);
     tcase_add_test(tc, cudnn_backward_needs_a_training_forward);
+    tcase_add_test(tc, program_on_cuda_against_cpu);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -157,6 +157,12 @@ typedef struct lg_fit_opts {
     int patience;            /* early stopping after this many epochs without improvement; 0: off */
     bool restore_best;       /* with early stopping: put the best epoch's parameters back */
     bool continue_on_nan;    /* train on past a non-finite batch loss; default false: stop (TerminateOnNaN) */
+    /* Where the steps run: NULL or "cpu" (default), "cuda:0" (lg_compile_opts
+     * .device). On a device the parameters and the optimizer's blocks stay
+     * there between steps (only batches, the loss and the output cross);
+     * they are copied back for checkpoints and when fit returns. Later
+     * lg_evaluate and lg_predict calls run there too. */
+    const char *device;
     /* Called after every epoch's logs are complete; return false to stop. */
     bool (*on_epoch_end)(const lg_epoch_logs *logs, void *ctx);
     void *ctx;

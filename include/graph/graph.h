@@ -108,7 +108,12 @@ int lg_graph_param_count(const lg_graph *g);
 /* The i-th parameter in creation order (invalid if i is out of range). */
 lg_value lg_graph_param(const lg_graph *g, int i);
 /* The tensor holding a parameter's value, owned by the graph (NULL if p is not
- * a parameter). Writing into it changes what every program computes. */
+ * a parameter, or, after training on a device, if copying it back failed:
+ * lg_last_error says why). Writing into it changes what every program
+ * computes. It is the host copy: where a program on a device (lg_compile_opts
+ * .device) updated the parameter, this call copies it back first, and the
+ * device copy is refreshed from it before a program there next reads it, so
+ * call it again after such a run rather than keeping the pointer. */
 lg_tensor *lg_param_tensor(lg_value p);
 /* Find a parameter by full name (invalid if none). */
 lg_value lg_graph_find_param(const lg_graph *g, const char *full_name);

@@ -10,7 +10,10 @@
  * hands out the gradient block as one tensor per parameter: pass them as the
  * `out` tensors of the run that fetches the gradients, and they land in the
  * block. lg_optimizer_step() then clips and updates every parameter in one
- * flat pass over the blocks. The gradient tensors lie back to back, so
+ * flat pass over the blocks, where the gradients were written: after a run
+ * on a device (lg_compile_opts.device) the blocks stay there and the step
+ * runs there too; lg_optimizer_grads() and lg_optimizer_state() copy them
+ * back to the host when called. The gradient tensors lie back to back, so
  * lg_tensor_data(lg_optimizer_grads(opt)[0]) is the whole block (the sum of
  * the parameters' element counts): one buffer for an allreduce between the
  * run and the step.
@@ -209,6 +212,11 @@ void lg_optimizer_set_schedule(lg_optimizer *opt, lg_lr_schedule fn, void *ctx);
 double lg_optimizer_learning_rate(const lg_optimizer *opt);
 /* Steps done (restored state included); 0 for a NULL optimizer. */
 int64_t lg_optimizer_iterations(const lg_optimizer *opt);
+/* The L2 norm of the whole gradient block as it is now (after a step: as
+ * clipped), summed in double where the gradients live (on the device after
+ * a run there; only the norm comes back). LG_ERR_INVALID_ARGUMENT for NULL
+ * arguments, a device's error otherwise. */
+lg_status lg_optimizer_grad_norm(lg_optimizer *opt, double *norm);
 
 /* State tensors for checkpoints (see the overview): their count (0 for a
  * NULL optimizer), and the i-th one's name and tensor, both owned by the

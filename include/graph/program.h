@@ -84,6 +84,18 @@ typedef struct lg_compile_opts {
      * The environment variable LG_PASSES_OFF, same syntax, adds to these.
      * An unknown name, or lower_loops, is LG_ERR_INVALID_ARGUMENT. */
     const char *passes_off;
+    /* Where the program runs: "cpu" (NULL or "" too, the default) or
+     * "cuda:N". On a device the program's buffers live in its memory, the
+     * parameters are read from a device copy of their block (kept there
+     * between runs and copied back by lg_param_tensor and checkpoints),
+     * feeds are copied in and fetches out, and an optimizer's gradient
+     * tensors passed as out stay on the device, where lg_optimizer_step then
+     * runs. Errors: LG_ERR_INVALID_ARGUMENT for an unknown device (named),
+     * LG_ERR_UNSUPPORTED for "cuda:N" in a build without CUDA or an op the
+     * device has no kernel for, and the device's own error (no GPU, an old
+     * driver, out of memory) naming the CUDA call. Never a silent fallback
+     * to the CPU. */
+    const char *device;
 } lg_compile_opts;
 
 lg_compile_opts lg_compile_opts_default(void);

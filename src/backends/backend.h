@@ -1,13 +1,37 @@
 /*
  * backend.h — what a backend gives the executor. Private to the library.
  *
- * A backend is a table: one kernel per compute op (NULL where it has none;
- * the executor then reports LG_ERR_UNSUPPORTED naming the op). A kernel gets
- * its node (for attributes and the name in messages) and buffers with
- * concrete shapes; out[] is preallocated by the executor's memory plan and
- * never aliases in[], except that an elementwise op's output (add through
- * stop_gradient in op_list.h) may be the buffer of an input of the output's
- * shape and dtype: such kernels read element i before writing element i.
+ * A backend is a table of functions over its own memory: allocation and
+ * copies (host to device, device to host, device to device, zeroing, sync),
+ * supports_op so the passes can ask "can you run this node?", one kernel per
+ * compute op (reached through run_op), the optimizer updates and gradient
+ * clipping over the contiguous parameter, gradient and slot blocks, and a
+ * report of its memory. The executor (program.c) and the passes know no
+ * backend by name: a program is compiled for the backend lg_backend_get
+ * opens for the caller's device string ("cpu", "cuda:0").
+ *
+ * Pointers a backend hands out (alloc) are its device pointers: the
+ * executor passes them to the backend's own functions only, offsets them
+ * (p + bytes) and never dereferences them. host_memory backends (the CPU)
+ * hand out host pointers, so host data can be read in place.
+ *
+ * Kernels: a kernel gets its node (for attributes and the name in messages)
+ * and buffers with concrete shapes, whose data are the backend's pointers;
+ * out[] is preallocated by the executor's memory plan and never aliases
+ * in[], except that an elementwise op's output (add through stop_gradient
+ * in op_list.h) may be the buffer of an input of the output's shape and
+ * dtype: such kernels read element i before writing element i.
+ *
+ * Optimizers: the formulas of optim.h over n elements of blocks laid out
+ * alike (p parameters, g gradients, slots as src/optim keeps them: SGD
+ * [momentum], Adam [m, v, v_hat], RMSprop [velocity, momentum?,
+ * average_gradient?], NULL where absent); t is the 1-based step. Clipping is
+ * Keras's over the gradient block laid out by offsets[0..n_params] (at most
+ * one of clipvalue, clipnorm per parameter, global_clipnorm is > 0), on the
+ * backend, with no value coming back to the host.
+ *
+ * Errors: every function returns a status whose message names what failed
+ * (the device's own error name for a device backend); nothing aborts.
  */
 #ifndef LG_BACKEND_H
 #define LG_BACKEND_H
@@ -20,13 +44,70 @@ typedef struct lg_buf {
     lg_shape shape;
 } lg_buf;
 
+/* A CPU-style kernel (the CPU backend's table, cpu.h). */
 typedef lg_status (*lg_kernel_fn)(const lg_node *n, const lg_buf *in, lg_buf *out);
 
-typedef struct lg_backend {
-    const char *name;
-    const lg_kernel_fn *kernels; /* [LG_OP_COUNT] */
-} lg_backend;
+typedef struct lg_backend lg_backend;
+struct lg_backend {
+    const char *name; /* the device string: "cpu", "cuda:0" */
+    bool host_memory; /* its pointers are host pointers */
+    void *ctx;        /* the backend's own state */
 
+    /* memory: alloc gives NULL for 0 bytes and LG_ERR_OUT_OF_MEMORY naming
+     * the bytes; free accepts NULL. Copies are ordered with the kernels;
+     * copy_d2h returns once dst holds the data (and reports an error a
+     * kernel recorded before it), sync waits for all queued work. */
+    lg_status (*alloc)(const lg_backend *b, size_t bytes, void **out);
+    void (*free)(const lg_backend *b, void *p);
+    lg_status (*copy_h2d)(const lg_backend *b, void *dst, const void *src, size_t bytes);
+    lg_status (*copy_d2h)(const lg_backend *b, void *dst, const void *src, size_t bytes);
+    lg_status (*copy_d2d)(const lg_backend *b, void *dst, const void *src, size_t bytes);
+    lg_status (*zero)(const lg_backend *b, void *dst, size_t bytes);
+    lg_status (*sync)(const lg_backend *b);
+
+    /* Whether run_op can run n (its op, dtypes and attributes). */
+    bool (*supports_op)(const lg_backend *b, const lg_node *n);
+    /* n's kernel on buffers of this backend's memory. */
+    lg_status (*run_op)(const lg_backend *b, const lg_node *n, const lg_buf *in, lg_buf *out);
+
+    lg_status (*sgd_update)(const lg_backend *b, lg_dtype dt, int64_t n, void *p, const void *g, void *momentum_slot,
+                            double lr, double momentum, bool nesterov);
+    lg_status (*adam_update)(const lg_backend *b, lg_dtype dt, int64_t n, void *p, const void *g, void *const *slots,
+                             double lr, double beta_1, double beta_2, double epsilon, bool amsgrad, int64_t t);
+    lg_status (*rmsprop_update)(const lg_backend *b, lg_dtype dt, int64_t n, void *p, const void *g,
+                                void *const *slots, double lr, double rho, double momentum, double epsilon,
+                                bool centered);
+    lg_status (*clip_grads)(const lg_backend *b, lg_dtype dt, void *g, const int64_t *offsets, int n_params,
+                            double clipvalue, double clipnorm, double global_clipnorm);
+    /* The L2 norm of g [n], summed in double (a host value). */
+    lg_status (*grad_norm)(const lg_backend *b, lg_dtype dt, const void *g, int64_t n, double *norm);
+
+    /* Lines for lg_program_report: what the backend computes with and its
+     * memory (bytes allocated through it, and the device's free and total). */
+    void (*report)(const lg_backend *b, FILE *out);
+};
+
+/* The CPU backend (always there). */
 const lg_backend *lg_backend_cpu(void);
+
+/* ---- registry (registry.c) ----------------------------------------------
+ * Device strings are "<kind>" or "<kind>:<index>" ("cpu", "cuda:0"); NULL
+ * and "" mean "cpu". A kind's opener makes the backend of one index; an
+ * opened backend lives until the process ends and is shared by every
+ * program on that device. Errors: LG_ERR_INVALID_ARGUMENT for a string
+ * naming no known kind (it names the string and the kinds known), the
+ * opener's status otherwise (for "cuda" in a build without CUDA:
+ * LG_ERR_UNSUPPORTED, saying so; with CUDA but no usable GPU: the CUDA
+ * error). */
+typedef lg_status (*lg_backend_open_fn)(int index, const lg_backend **out);
+lg_status lg_backend_get(const char *device, const lg_backend **out);
+/* Add a kind (tests register backends of their own). LG_ERR_INVALID_ARGUMENT
+ * for a kind known already or a full table. */
+lg_status lg_backend_register(const char *kind, lg_backend_open_fn open);
+
+/* The CUDA opener: the real one where loopgrad was built with CUDA
+ * (backends/cuda/cuda_backend.c), else one that reports LG_ERR_UNSUPPORTED
+ * (backends/no_cuda.c). meson picks the file; nothing else knows which. */
+lg_status lg_backend_cuda_open(int index, const lg_backend **out);
 
 #endif

@@ -1,6 +1,7 @@
 /* graph.c — the node arena, names and scopes, sources, builder errors. */
 #include <string.h>
 
+#include "graph/mirror.h"
 #include "ops/op.h"
 #include "ops/rnn.h"
 
@@ -478,17 +479,25 @@ lg_value lg_graph_param(const lg_graph *g, int i)
     return lg_value_of((lg_graph *)g, g->params[i], 0);
 }
 
-lg_tensor *lg_param_tensor(lg_value p)
+static lg_tensor *param_of(lg_value p)
 {
     if (!value_valid(p) || p.graph->nodes[p.node].op != LG_OP_PARAM) return NULL;
     return p.graph->nodes[p.node].attrs.tensor;
 }
 
-bool lg_param_trainable(lg_value p) { return lg_param_tensor(p) && !p.graph->nodes[p.node].frozen; }
+/* The host copy, made current and marked as the one to write (a program on
+ * a device copies it over before it next reads it). */
+lg_tensor *lg_param_tensor(lg_value p)
+{
+    lg_tensor *t = param_of(p);
+    return t && lg_tensor_to_host(t) == LG_OK ? t : NULL;
+}
+
+bool lg_param_trainable(lg_value p) { return param_of(p) && !p.graph->nodes[p.node].frozen; }
 
 lg_status lg_param_set_trainable(lg_value p, bool trainable)
 {
-    if (!lg_param_tensor(p)) return lg_fail(LG_ERR_INVALID_ARGUMENT, "param_set_trainable: the value is not a parameter");
+    if (!param_of(p)) return lg_fail(LG_ERR_INVALID_ARGUMENT, "param_set_trainable: the value is not a parameter");
     p.graph->nodes[p.node].frozen = !trainable;
     return LG_OK;
 }
@@ -498,7 +507,7 @@ void lg_graph_add_layer(lg_graph *g, const char *type, lg_value output, const lg
     if (!g || g->error || !type || !value_valid(output) || output.graph != g || n_params < 0 || (n_params && !params))
         return;
     for (int k = 0; k < n_params; k++)
-        if (!lg_param_tensor(params[k]) || params[k].graph != g) {
+        if (!param_of(params[k]) || params[k].graph != g) {
             lg_graph_fail(g, "layer '%s': listed value %d is not a parameter of this graph", g->scope, k);
             return;
         }

@@ -326,6 +326,13 @@ lg_status lg_vjp_after(lg_graph *g, int32_t first, const lg_value *ys, const lg_
 lg_status lg_graph_program(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches, int n_fetches,
                            lg_program **out);
 
+/* lg_graph_program and lg_graph_run for a device (lg_compile_opts.device;
+ * NULL: the CPU), cached apart per device. */
+lg_status lg_graph_program_on(lg_graph *g, const char *device, const lg_feed *feeds, int n_feeds,
+                              const lg_value *fetches, int n_fetches, lg_program **out);
+lg_status lg_graph_run_on(lg_graph *g, const char *device, const lg_feed *feeds, int n_feeds, const lg_value *fetches,
+                          int n_fetches, lg_tensor **out);
+
 /* Programs cached on the graph; freed with it (program.c). */
 void lg_program_cache_free(struct lg_program_cache *c);
 
@@ -348,7 +355,20 @@ void *lg_param_block_run(const lg_graph *g, const int32_t *nodes, int n);
 void lg_param_store_free(struct lg_param_store *s);
 
 /* Point t at memory it does not own, freeing the data it owned; the contents
- * are not copied (tensor.c). */
+ * are not copied (tensor.c). It then lives in no mirror. */
 void lg_tensor_borrow(lg_tensor *t, void *data);
+
+/* The mirror (graph/mirror.h: a block with a device copy) t's data lives
+ * in, or NULL; set by the block's owner after pointing t into it. */
+struct lg_mirror *lg_tensor_mirror(const lg_tensor *t);
+void lg_tensor_set_mirror(lg_tensor *t, struct lg_mirror *m);
+
+/* Pack every parameter of g not yet in its dtype's block into it (in
+ * place: the blocks' runs stay), so a program on a device finds each one in
+ * a mirrored block. */
+lg_status lg_param_block_pack_all(lg_graph *g);
+/* Bring every parameter block home from its device copy (checkpoints,
+ * the end of a fit). */
+lg_status lg_param_blocks_to_host(lg_graph *g);
 
 #endif

@@ -7,15 +7,20 @@
  * value over, re-points the tensors and frees the old block, so a failure
  * leaves everything as it was. Parameters created after a packing keep their
  * own memory until the next one.
+ *
+ * Each block is a mirror (mirror.h) with one segment per parameter: a
+ * program on a device reads the device copy, and only the parameters
+ * changed on one side cross. Packing brings the block home first.
  */
 #include <string.h>
 
-#include "graph/internal.h"
+#include "graph/mirror.h"
 
 typedef struct param_block {
     void *data;     /* owned */
     int32_t *nodes; /* parameter node ids in layout order */
     int n;
+    lg_mirror mirror; /* over data, a segment per parameter */
 } param_block;
 
 struct lg_param_store {
@@ -25,7 +30,10 @@ struct lg_param_store {
 void lg_param_store_free(struct lg_param_store *s)
 {
     if (!s) return;
-    for (int d = 0; d < LG_DTYPE_COUNT; d++) free(s->block[d].data), free(s->block[d].nodes);
+    for (int d = 0; d < LG_DTYPE_COUNT; d++) {
+        lg_mirror_release(&s->block[d].mirror);
+        free(s->block[d].data), free(s->block[d].nodes);
+    }
     free(s);
 }
 
@@ -92,22 +100,69 @@ lg_status lg_param_block_pack(lg_graph *g, const int32_t *nodes, int n)
         free(order);
         return LG_OK;
     }
-    size_t bytes = 0;
-    for (int i = 0; i < k; i++) bytes += lg_tensor_bytes(tensor_of(g, order[i]));
-    unsigned char *data = malloc(bytes);
-    if (!data) {
-        free(order);
+    size_t *offs = malloc((size_t)(k + 1) * sizeof *offs);
+    lg_status st = offs ? lg_mirror_to_host(&b->mirror) : LG_OK; /* the values to copy are the newest */
+    if (!offs || st) {
+        free(order), free(offs);
+        return st ? st : lg_fail(LG_ERR_OUT_OF_MEMORY, "packing parameters: out of memory");
+    }
+    offs[0] = 0;
+    for (int i = 0; i < k; i++) offs[i + 1] = offs[i] + lg_tensor_bytes(tensor_of(g, order[i]));
+    size_t bytes = offs[k];
+    unsigned char *data = malloc(bytes ? bytes : 1);
+    lg_mirror mirror;
+    if (!data || !lg_mirror_init(&mirror, data, offs, k)) {
+        free(order), free(offs), free(data);
         return lg_fail(LG_ERR_OUT_OF_MEMORY, "packing parameters: out of memory for %zu bytes of %s", bytes,
                        lg_dtype_name(dtype));
     }
+    free(offs);
+    lg_mirror_release(&b->mirror);
+    b->mirror = mirror;
     size_t off = 0;
     for (int i = 0; i < k; i++) {
         lg_tensor *t = tensor_of(g, order[i]);
         memcpy(data + off, lg_tensor_data(t), lg_tensor_bytes(t));
         lg_tensor_borrow(t, data + off);
+        lg_tensor_set_mirror(t, &b->mirror);
         off += lg_tensor_bytes(t);
     }
     free(b->data), free(b->nodes);
-    *b = (param_block){data, order, k};
+    b->data = data, b->nodes = order, b->n = k;
+    return LG_OK;
+}
+
+lg_status lg_param_block_pack_all(lg_graph *g)
+{
+    for (int d = 0; d < LG_DTYPE_COUNT; d++) {
+        int n = 0, loose = 0;
+        for (int i = 0; i < g->n_params; i++)
+            if (g->nodes[g->params[i]].out[0].dtype == (lg_dtype)d) {
+                n++;
+                loose += !lg_tensor_mirror(tensor_of(g, g->params[i]));
+            }
+        if (!loose) continue;
+        /* the block's own layout as the run keeps it in place; the newcomers follow */
+        const param_block *b = g->param_store ? &g->param_store->block[d] : NULL;
+        int32_t *nodes = malloc((size_t)n * sizeof *nodes);
+        if (!nodes) return lg_fail(LG_ERR_OUT_OF_MEMORY, "packing parameters: out of memory");
+        int k = 0;
+        if (b && b->n) memcpy(nodes, b->nodes, (size_t)(k = b->n) * sizeof *nodes);
+        else
+            for (int i = 0; i < g->n_params; i++)
+                if (g->nodes[g->params[i]].out[0].dtype == (lg_dtype)d) nodes[k++] = g->params[i];
+        lg_status st = lg_param_block_pack(g, nodes, k);
+        free(nodes);
+        if (st) return st;
+    }
+    return LG_OK;
+}
+
+lg_status lg_param_blocks_to_host(lg_graph *g)
+{
+    for (int d = 0; g && g->param_store && d < LG_DTYPE_COUNT; d++) {
+        lg_status st = lg_mirror_to_host(&g->param_store->block[d].mirror);
+        if (st) return st;
+    }
     return LG_OK;
 }

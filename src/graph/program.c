@@ -25,11 +25,19 @@
  * itself touches data only to copy the initial states in and the final ones
  * out and to read a stop condition: with a backend that owns device memory,
  * those few copies are the ones that go through the backend.
+ *
+ * Memory: every buffer a program owns comes from its backend (backend.h)
+ * and every copy of program data goes through it, so on a device the
+ * executor only computes addresses. Parameters and optimizer blocks are
+ * mirrors (mirror.h): a run places what it reads and writes on its backend
+ * first, which copies only what the other side changed. Feeds are copied
+ * in, fetches out (an out tensor that lives in a mirror, an optimizer's
+ * gradient, is written in place on the device instead).
  */
 #include <string.h>
 
 #include "backends/backend.h"
-#include "graph/cpu.h"
+#include "graph/mirror.h"
 #include "graph/passes/passes.h"
 #include "ops/op.h"
 
@@ -44,6 +52,8 @@ typedef struct loc {
     int feed;          /* LOC_FEED: index into prog->feed_data; LOC_OUT: into prog->out_data */
     lg_tensor *tensor; /* LOC_TENSOR: parameter or constant */
     lg_port port;      /* concrete */
+    void *data;        /* LOC_TENSOR: where it is for this run (placed by prepare) */
+    void *dev_const;   /* LOC_TENSOR, a constant on a device: its copy there (owned) */
 } loc;
 
 typedef struct step {
@@ -81,6 +91,8 @@ struct lg_program {
     int max_arity;
     lg_buf *scratch; /* 2 * max_arity buffers for one step's kernel call */
     const void **feed_data;
+    void **feed_dev;  /* top level on a device: per feed, the buffer it is copied into */
+    bool *out_dev;    /* per fetch: out_data is in the backend's memory (else host: copied out) */
     char *notes; /* what the passes did */
 };
 
@@ -155,16 +167,20 @@ static lg_status place_buffers(const lg_graph *g, buffer *bufs, int n, size_t *t
 void lg_program_free(lg_program *p)
 {
     if (!p) return;
+    const lg_backend *b = p->backend;
     for (int s = 0; p->steps && s < p->n_steps; s++) {
         lg_program_free(p->steps[s].body);
         lg_program_free(p->steps[s].pre);
         lg_program_free(p->steps[s].post);
-        free(p->steps[s].states);
+        if (b) b->free(b, p->steps[s].states);
     }
+    for (int l = 0; b && p->locs && l < p->n_locs; l++) b->free(b, p->locs[l].dev_const);
+    for (int f = 0; b && p->feed_dev && f < p->n_feeds; f++) b->free(b, p->feed_dev[f]);
+    if (b) b->free(b, p->arena);
     lg_graph_free(p->graph);
     free(p->steps), free(p->args), free(p->locs), free(p->feed_user), free(p->feed_ports), free(p->feed_of_input);
-    free(p->fetch_locs), free(p->out_data), free(p->out_bound), free(p->arena), free(p->scratch);
-    free((void *)p->feed_data), free(p->notes);
+    free(p->fetch_locs), free(p->out_data), free(p->out_bound), free(p->scratch);
+    free((void *)p->feed_data), free(p->feed_dev), free(p->out_dev), free(p->notes);
     free(p);
 }
 
@@ -313,7 +329,8 @@ static lg_status compile_schedule(compile_state *cs)
     p->fetch_locs = calloc((size_t)n_fetches, sizeof *p->fetch_locs);
     p->out_data = calloc((size_t)n_fetches, sizeof *p->out_data);
     p->out_bound = calloc((size_t)n_fetches, sizeof *p->out_bound);
-    if (!p->steps || !p->args || !cs->last_use || !p->fetch_locs || !p->out_data || !p->out_bound)
+    p->out_dev = calloc((size_t)n_fetches, sizeof *p->out_dev);
+    if (!p->steps || !p->args || !cs->last_use || !p->fetch_locs || !p->out_data || !p->out_bound || !p->out_dev)
         return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
     int s = 0, a = 0;
     for (int32_t i = 0; i < g->n_nodes; i++) {
@@ -412,10 +429,14 @@ static lg_status compile_memory(compile_state *cs, bool reuse)
     free(buf_of), free(bufs);
     if (placed) return placed;
     p->arena_bytes = top;
-    if (top) {
-        p->arena = aligned_alloc(LG_ALIGN, top);
-        if (!p->arena) return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: cannot allocate %zu bytes of buffers", top);
+    void *arena = NULL;
+    lg_status st = p->backend->alloc(p->backend, top, &arena);
+    if (st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", lg_last_error());
+        return lg_fail(st, "compile: the buffers' %zu bytes on %s: %s", top, p->backend->name, msg);
     }
+    p->arena = arena;
     p->scratch = calloc((size_t)(2 * (p->max_arity ? p->max_arity : 1)), sizeof *p->scratch);
     p->feed_data = calloc((size_t)(p->n_feeds ? p->n_feeds : 1), sizeof *p->feed_data);
     if (!p->scratch || !p->feed_data) return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
@@ -489,9 +510,40 @@ static lg_status compile_loop(lg_program *p, step *st, uint32_t off)
     for (int e = 0; !rc && e < s->n_emit; e++)
         bytes += (size_t)s->chunk * port_bytes(&st->body->locs[st->body->fetch_locs[n_fetch + e]].port) + LG_ALIGN;
     st->state_bytes = align_up(bytes);
-    st->states = aligned_alloc(LG_ALIGN, st->state_bytes);
-    if (!st->states) return lg_fail(LG_ERR_OUT_OF_MEMORY, "loop '%s': out of memory", n->name);
+    void *states = NULL;
+    rc = p->backend->alloc(p->backend, st->state_bytes, &states);
+    st->states = states;
+    if (rc) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", lg_last_error());
+        return lg_fail(rc, "loop '%s': its state buffers: %s", n->name, msg);
+    }
     return LG_OK;
+}
+
+/* On a device: a copy there of each constant (parameters are read from
+ * their mirrored blocks), and the buffers feeds are copied into at the top
+ * level. A body's fetches are always written in the backend's memory. */
+static lg_status compile_device_data(lg_program *p, bool body)
+{
+    const lg_backend *b = p->backend;
+    for (int i = 0; body && i < p->n_fetches; i++) p->out_dev[i] = true;
+    if (b->host_memory) return LG_OK;
+    lg_status st = LG_OK;
+    for (int32_t i = 0, k = 0; !st && i < p->graph->n_nodes; k += p->graph->nodes[i].n_out, i++) {
+        const lg_node *n = &p->graph->nodes[i];
+        loc *l = &p->locs[k];
+        if (l->kind != LOC_TENSOR || lg_tensor_mirror(l->tensor)) continue;
+        if (n->op == LG_OP_PARAM)
+            return lg_fail(LG_ERR_UNSUPPORTED, "param '%s': in no parameter block, so not on %s", n->name, b->name);
+        st = b->alloc(b, lg_tensor_bytes(l->tensor), &l->dev_const);
+        if (!st) st = b->copy_h2d(b, l->dev_const, lg_tensor_cdata(l->tensor), lg_tensor_bytes(l->tensor));
+    }
+    if (st || body) return st;
+    p->feed_dev = calloc((size_t)(p->n_feeds ? p->n_feeds : 1), sizeof *p->feed_dev);
+    if (!p->feed_dev) return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
+    for (int f = 0; !st && f < p->n_feeds; f++) st = b->alloc(b, port_bytes(&p->feed_ports[f]), &p->feed_dev[f]);
+    return st;
 }
 
 /* The program for a lowered graph after its passes; takes cg's graph. */
@@ -517,10 +569,11 @@ static lg_status compile_cgraph(lg_cgraph *cg, bool body, lg_program **out)
     for (int s = 0; !st && s < p->n_steps; s++) {
         const lg_node *n = &p->graph->nodes[p->steps[s].node];
         if (n->op == LG_OP_LOOP) st = compile_loop(p, &p->steps[s], cg->off);
-        else if (!p->backend->kernels[n->op])
+        else if (!p->backend->supports_op(p->backend, n))
             st = lg_fail(LG_ERR_UNSUPPORTED, "%s '%s': no kernel on the %s backend", lg_op_defs[n->op]->name, n->name,
                          p->backend->name);
     }
+    if (!st) st = compile_device_data(p, body);
 done:
     free(cs.loc_of_node);
     free(cs.last_use);
@@ -533,7 +586,7 @@ done:
     return LG_OK;
 }
 
-lg_compile_opts lg_compile_opts_default(void) { return (lg_compile_opts){.passes_off = NULL}; }
+lg_compile_opts lg_compile_opts_default(void) { return (lg_compile_opts){.passes_off = NULL, .device = NULL}; }
 
 lg_status lg_program_compile_opts(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches,
                                   int n_fetches, const lg_compile_opts *opts, lg_program **out)
@@ -544,7 +597,11 @@ lg_status lg_program_compile_opts(lg_graph *g, const lg_feed *feeds, int n_feeds
     if (g->error) return lg_fail(LG_ERR_GRAPH, "the graph has a builder error: %s", g->error);
     lg_status st = check_fetches(g, fetches, n_fetches);
     if (!st) st = check_feeds(g, feeds, n_feeds);
-    lg_cgraph cg = {.backend = lg_backend_cpu()};
+    const lg_backend *backend = NULL;
+    if (!st) st = lg_backend_get(opts ? opts->device : NULL, &backend);
+    /* on a device every parameter is read from its block's device copy */
+    if (!st && !backend->host_memory) st = lg_param_block_pack_all(g);
+    lg_cgraph cg = {.backend = backend};
     if (!st) st = lg_passes_off(opts ? opts->passes_off : NULL, &cg.off);
     if (st) return st;
     int32_t inputs[n_feeds > 0 ? n_feeds : 1];
@@ -602,6 +659,20 @@ static size_t loop_bytes(const lg_program *p)
 }
 
 size_t lg_program_peak_bytes(const lg_program *p) { return p ? p->arena_bytes : 0; }
+
+/* The constants' device copies and the feeds' buffers of p and its loops'
+ * programs (0 on a host-memory backend). */
+static size_t device_copy_bytes(const lg_program *p)
+{
+    size_t bytes = 0;
+    for (int l = 0; p && l < p->n_locs; l++)
+        if (p->locs[l].dev_const) bytes += lg_tensor_bytes(p->locs[l].tensor);
+    for (int f = 0; p && p->feed_dev && f < p->n_feeds; f++) bytes += port_bytes(&p->feed_ports[f]);
+    for (int s = 0; p && s < p->n_steps; s++)
+        bytes += device_copy_bytes(p->steps[s].body) + device_copy_bytes(p->steps[s].pre) +
+                 device_copy_bytes(p->steps[s].post);
+    return bytes;
+}
 
 /* ---- report -------------------------------------------------------------- */
 
@@ -663,9 +734,12 @@ char *lg_program_report(const lg_program *p)
     size_t size = 0;
     FILE *t = open_memstream(&s, &size);
     if (!t) return NULL;
-    fprintf(t, "program: %d kernels, %.2f MiB planned, loops' own buffers %.2f MiB\n", p->n_steps, mib(p->arena_bytes),
-             mib(loop_bytes(p)));
-    fprintf(t, "%s\n", lg_cpu_gemm_summary());
+    fprintf(t, "program: %d kernels on %s, %.2f MiB planned, loops' own buffers %.2f MiB\n", p->n_steps,
+            p->backend->name, mib(p->arena_bytes), mib(loop_bytes(p)));
+    p->backend->report(p->backend, t);
+    if (!p->backend->host_memory)
+        fprintf(t, "device memory: %.2f MiB held by this program (buffers, loop states, constant and feed copies)\n",
+                mib(p->arena_bytes + loop_bytes(p) + device_copy_bytes(p)));
     for (int i = 0; i < lg_program_loop_count(p); i++) {
         lg_loop_report r;
         if (lg_program_loop_report(p, i, &r) != LG_OK) {
@@ -699,10 +773,34 @@ static void *loc_data(const lg_program *p, const loc *l)
     switch (l->kind) {
     case LOC_ARENA: return p->arena + l->offset;
     case LOC_FEED: return (void *)p->feed_data[l->feed];
-    case LOC_TENSOR: return lg_tensor_data(l->tensor);
+    case LOC_TENSOR: return l->data;
     case LOC_OUT: return p->out_data[l->feed];
     }
     return NULL;
+}
+
+/* Where each parameter and constant is for this run, in p and its loops'
+ * programs: parameters placed on the backend (mirror.h), constants in
+ * place or in their device copy. */
+static lg_status prepare(lg_program *p)
+{
+    if (!p) return LG_OK;
+    for (int l = 0; l < p->n_locs; l++) {
+        loc *lc = &p->locs[l];
+        if (lc->kind != LOC_TENSOR) continue;
+        if (lc->dev_const) lc->data = lc->dev_const;
+        else {
+            lg_status st = lg_tensor_place(lc->tensor, p->backend, &lc->data);
+            if (st) return st;
+        }
+    }
+    for (int s = 0; s < p->n_steps; s++) {
+        lg_status st = prepare(p->steps[s].body);
+        if (!st) st = prepare(p->steps[s].pre);
+        if (!st) st = prepare(p->steps[s].post);
+        if (st) return st;
+    }
+    return LG_OK;
 }
 
 static lg_status bind_feeds(lg_program *p, const lg_feed *feeds, int n_feeds)
@@ -717,7 +815,16 @@ static lg_status bind_feeds(lg_program *p, const lg_feed *feeds, int n_feeds)
         if (!lg_shape_equal(lg_tensor_shape(feeds[i].tensor), p->feed_ports[f].shape))
             return lg_fail(LG_ERR_FEED, "feed for input '%s': shape %s, the program was compiled for %s", n->name,
                            lg_shape_cstr(lg_tensor_shape(feeds[i].tensor)), lg_shape_cstr(p->feed_ports[f].shape));
-        p->feed_data[f] = lg_tensor_cdata(feeds[i].tensor);
+        const lg_tensor *t = feeds[i].tensor;
+        void *data = NULL;
+        if (p->backend->host_memory || lg_tensor_mirror(t)) {
+            st = lg_tensor_place(t, p->backend, &data);
+        } else { /* copied in */
+            data = p->feed_dev[f];
+            st = p->backend->copy_h2d(p->backend, data, lg_tensor_cdata(t), lg_tensor_bytes(t));
+        }
+        if (st) return st;
+        p->feed_data[f] = data;
     }
     return LG_OK;
 }
@@ -778,7 +885,7 @@ static bool nonzero(const void *v, lg_dtype dt)
  * t and writes the next into the next step's slot (the last step into the
  * final state). Steps after a stop condition fired leave zeros in every
  * stacked output. */
-static lg_status run_loop(const step *sp, const lg_node *n, const lg_buf *in, lg_buf *out)
+static lg_status run_loop(const lg_backend *be, const step *sp, const lg_node *n, const lg_buf *in, lg_buf *out)
 {
     const lg_loop_spec *s = n->attrs.loop;
     lg_program *b = sp->body;
@@ -788,12 +895,13 @@ static lg_status run_loop(const step *sp, const lg_node *n, const lg_buf *in, lg
     size_t seq_block[s->n_seq > 0 ? s->n_seq : 1], y_block[s->n_y + s->n_res + 1];
     unsigned char *buf = sp->states;
     bool in_stack = !s->has_stop && steps > 0;
+    lg_status st = LG_OK;
     for (int k = 0; k < s->n_state; k++) {
         size_t bytes = buf_bytes(&in[s->n_seq + k]);
         ping[k] = buf, buf += align_up(bytes);
         pong[k] = buf, buf += align_up(bytes);
         in_stack = in_stack && buf_bytes(&out[s->n_state + s->n_y + k]) > 0;
-        memcpy(ping[k], in[s->n_seq + k].data, bytes);
+        if (!st) st = be->copy_d2d(be, ping[k], in[s->n_seq + k].data, bytes);
     }
     unsigned char *stop = buf, *chunk[s->n_pre > 0 ? s->n_pre : 1];
     size_t pre_block[s->n_pre > 0 ? s->n_pre : 1]; /* bytes of one step of pre's output j */
@@ -813,8 +921,8 @@ static lg_status run_loop(const step *sp, const lg_node *n, const lg_buf *in, lg
         emit_block[e] = port_bytes(&b->locs[b->fetch_locs[n_fetch + e]].port);
         emit[e] = buf, buf += align_up((size_t)s->chunk * emit_block[e]);
     }
-    for (int j = 0; j < s->n_post; j++) {
-        memcpy(out[first_post + j].data, in[n_in + j].data, buf_bytes(&out[first_post + j]));
+    for (int j = 0; !st && j < s->n_post; j++) {
+        st = be->copy_d2d(be, out[first_post + j].data, in[n_in + j].data, buf_bytes(&out[first_post + j]));
         sp->post->out_data[j] = out[first_post + j].data; /* acc + sum, in place */
     }
     for (int i = 0; i < s->n_seq; i++) seq_block[i] = buf_bytes(&in[i]) / (size_t)steps;
@@ -824,10 +932,9 @@ static lg_status run_loop(const step *sp, const lg_node *n, const lg_buf *in, lg
         y_block[j] = buf_bytes(stack) / (size_t)(steps ? steps : 1);
     }
     if (s->has_stop) {
-        for (int k = s->n_state; k < n->n_out; k++) memset(out[k].data, 0, buf_bytes(&out[k]));
+        for (int k = s->n_state; !st && k < n->n_out; k++) st = be->zero(be, out[k].data, buf_bytes(&out[k]));
         b->out_data[first_res - 1] = stop;
     }
-    lg_status st = LG_OK;
     int64_t t_lo = 0; /* the first time step of pre's current chunk */
     for (int64_t step = 0; !st && step < steps; step++) {
         int64_t t = s->reverse ? steps - 1 - step : step, t_next = s->reverse ? t - 1 : t + 1;
@@ -848,11 +955,11 @@ static lg_status run_loop(const step *sp, const lg_node *n, const lg_buf *in, lg
             size_t block = buf_bytes(saved) / (size_t)steps;
             char *slot = (char *)saved->data + (size_t)t * block;
             if (in_stack) {
-                if (step == 0) memcpy(slot, ping[k], block);
+                if (step == 0 && !st) st = be->copy_d2d(be, slot, ping[k], block);
                 body_feed(b, s->n_seq + k, slot);
                 b->out_data[k] = step + 1 < steps ? (char *)saved->data + (size_t)t_next * block : out[k].data;
             } else {
-                if (block) memcpy(slot, ping[k], block);
+                if (block && !st) st = be->copy_d2d(be, slot, ping[k], block);
                 body_feed(b, s->n_seq + k, ping[k]);
                 b->out_data[k] = pong[k];
             }
@@ -862,7 +969,7 @@ static lg_status run_loop(const step *sp, const lg_node *n, const lg_buf *in, lg
             b->out_data[j < s->n_y ? s->n_state + j : first_res + j - s->n_y] = (char *)stack->data + (size_t)t * y_block[j];
         }
         for (int e = 0; e < s->n_emit; e++) b->out_data[n_fetch + e] = emit[e] + (size_t)(t - t_lo) * emit_block[e];
-        st = exec(b);
+        if (!st) st = exec(b);
         if (!st && s->post && (step + 1) % s->chunk == 0) { /* sum the chunk into the accumulators */
             for (int i = 0; i < s->n_post_in; i++) {
                 lg_post_src src = s->post_src[i];
@@ -878,9 +985,14 @@ static lg_status run_loop(const step *sp, const lg_node *n, const lg_buf *in, lg
             unsigned char *tmp = ping[k];
             ping[k] = pong[k], pong[k] = tmp;
         }
-        if (!st && s->has_stop && nonzero(stop, b->locs[b->fetch_locs[first_res - 1]].port.dtype)) break;
+        if (!st && s->has_stop) { /* the one sync per step a stop condition costs */
+            double flag = 0;
+            const lg_port *pt = &b->locs[b->fetch_locs[first_res - 1]].port;
+            st = be->copy_d2h(be, &flag, stop, port_bytes(pt));
+            if (!st && nonzero(&flag, pt->dtype)) break;
+        }
     }
-    for (int k = 0; !st && !in_stack && k < s->n_state; k++) memcpy(out[k].data, ping[k], buf_bytes(&out[k]));
+    for (int k = 0; !st && !in_stack && k < s->n_state; k++) st = be->copy_d2d(be, out[k].data, ping[k], buf_bytes(&out[k]));
     if (st) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", lg_last_error());
@@ -905,13 +1017,16 @@ static lg_status exec(lg_program *p)
             const loc *l = &p->locs[p->args[sp->first_out + j]];
             o[j] = (lg_buf){loc_data(p, l), l->port.dtype, l->port.shape};
         }
-        lg_status st = n->op == LG_OP_LOOP ? run_loop(sp, n, in, o) : p->backend->kernels[n->op](n, in, o);
+        const lg_backend *be = p->backend;
+        lg_status st = n->op == LG_OP_LOOP ? run_loop(be, sp, n, in, o) : be->run_op(be, n, in, o);
         if (st) return st;
     }
     for (int i = 0; i < p->n_fetches; i++) {
         if (p->out_bound[i] && p->locs[p->fetch_locs[i]].feed == i) continue;
         const loc *l = &p->locs[p->fetch_locs[i]];
-        memcpy(p->out_data[i], loc_data(p, l), port_bytes(&l->port));
+        const lg_backend *be = p->backend;
+        lg_status st = (p->out_dev[i] ? be->copy_d2d : be->copy_d2h)(be, p->out_data[i], loc_data(p, l), port_bytes(&l->port));
+        if (st) return st;
     }
     return LG_OK;
 }
@@ -924,8 +1039,19 @@ lg_status lg_program_run(lg_program *p, const lg_feed *feeds, int n_feeds, lg_te
     if (st) return st;
     bool mine[p->n_fetches];
     st = alloc_outs(p, out, mine);
-    for (int i = 0; !st && i < p->n_fetches; i++) p->out_data[i] = lg_tensor_data(out[i]);
+    if (!st) st = prepare(p);
+    for (int i = 0; !st && i < p->n_fetches; i++) { /* an out in a mirror is written where the program runs */
+        p->out_dev[i] = p->backend->host_memory || lg_tensor_mirror(out[i]);
+        p->out_data[i] = lg_tensor_data(out[i]);
+        if (lg_tensor_mirror(out[i])) st = lg_tensor_place(out[i], p->backend, &p->out_data[i]);
+    }
     if (!st) st = exec(p);
+    if (!st) st = p->backend->sync(p->backend);
+    for (int i = 0; !st && i < p->n_fetches; i++) {
+        size_t at = 0;
+        lg_mirror *m = lg_tensor_mirror_at(out[i], &at);
+        if (m) lg_mirror_wrote(m, p->backend, at, lg_tensor_bytes(out[i]));
+    }
     if (st) free_outs(p, out, mine);
     return st;
 }

@@ -1,6 +1,6 @@
 /*
  * program_cache.c — lg_graph_run(): one compiled program per (fetches, feed
- * shapes) kept on the graph, so a new batch size compiles once and a repeat
+ * shapes, device) kept on the graph, so a new batch size compiles once and a repeat
  * finds its program.
  */
 #include <string.h>
@@ -13,6 +13,7 @@ typedef struct cache_entry {
     lg_ref *feed_nodes; /* (node, 0) of each fed input, sorted by node */
     lg_shape *feed_shapes;
     int n_feeds;
+    char *device; /* NULL: the CPU */
     lg_program *program;
     struct cache_entry *next;
 } cache_entry;
@@ -25,7 +26,7 @@ struct lg_program_cache {
 static void entry_free(cache_entry *e)
 {
     if (!e) return;
-    free(e->fetches), free(e->feed_nodes), free(e->feed_shapes);
+    free(e->fetches), free(e->feed_nodes), free(e->feed_shapes), free(e->device);
     lg_program_free(e->program);
     free(e);
 }
@@ -57,10 +58,11 @@ static void feed_key(const lg_feed *feeds, int n, lg_ref *nodes, lg_shape *shape
     }
 }
 
-static bool entry_matches(const cache_entry *e, const lg_value *fetches, int n_fetches, const lg_ref *nodes,
-                          const lg_shape *shapes, int n_feeds)
+static bool entry_matches(const cache_entry *e, const char *device, const lg_value *fetches, int n_fetches,
+                          const lg_ref *nodes, const lg_shape *shapes, int n_feeds)
 {
     if (e->n_fetches != n_fetches || e->n_feeds != n_feeds) return false;
+    if (!e->device != !device || (device && strcmp(e->device, device))) return false;
     for (int i = 0; i < n_fetches; i++)
         if (e->fetches[i].node != fetches[i].node || e->fetches[i].out != fetches[i].output) return false;
     for (int i = 0; i < n_feeds; i++)
@@ -71,6 +73,13 @@ static bool entry_matches(const cache_entry *e, const lg_value *fetches, int n_f
 lg_status lg_graph_program(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches, int n_fetches,
                            lg_program **out)
 {
+    return lg_graph_program_on(g, NULL, feeds, n_feeds, fetches, n_fetches, out);
+}
+
+lg_status lg_graph_program_on(lg_graph *g, const char *device, const lg_feed *feeds, int n_feeds,
+                              const lg_value *fetches, int n_fetches, lg_program **out)
+{
+    if (device && (!device[0] || !strcmp(device, "cpu"))) device = NULL;
     *out = NULL;
     if (!g) return lg_fail(LG_ERR_INVALID_ARGUMENT, "run: graph is NULL");
     if (g->error) return lg_fail(LG_ERR_GRAPH, "the graph has a builder error: %s", g->error);
@@ -88,13 +97,15 @@ lg_status lg_graph_program(lg_graph *g, const lg_feed *feeds, int n_feeds, const
     feed_key(feeds, n_feeds, nodes, shapes);
     if (g->cache)
         for (cache_entry *e = g->cache->head; e; e = e->next)
-            if (entry_matches(e, fetches, n_fetches, nodes, shapes, n_feeds)) {
+            if (entry_matches(e, device, fetches, n_fetches, nodes, shapes, n_feeds)) {
                 *out = e->program;
                 return LG_OK;
             }
 
     lg_program *p = NULL;
-    lg_status st = lg_program_compile(g, feeds, n_feeds, fetches, n_fetches, &p);
+    lg_compile_opts opts = lg_compile_opts_default();
+    opts.device = device;
+    lg_status st = lg_program_compile_opts(g, feeds, n_feeds, fetches, n_fetches, &opts, &p);
     if (st) return st;
     if (!g->cache) g->cache = calloc(1, sizeof *g->cache);
     cache_entry *e = calloc(1, sizeof *e);
@@ -102,8 +113,9 @@ lg_status lg_graph_program(lg_graph *g, const lg_feed *feeds, int n_feeds, const
         e->fetches = malloc((size_t)n_fetches * sizeof *e->fetches);
         e->feed_nodes = malloc((size_t)(n_feeds ? n_feeds : 1) * sizeof *e->feed_nodes);
         e->feed_shapes = malloc((size_t)(n_feeds ? n_feeds : 1) * sizeof *e->feed_shapes);
+        e->device = device ? strdup(device) : NULL;
     }
-    if (!g->cache || !e || !e->fetches || !e->feed_nodes || !e->feed_shapes) {
+    if (!g->cache || !e || !e->fetches || !e->feed_nodes || !e->feed_shapes || (device && !e->device)) {
         entry_free(e);
         lg_program_free(p);
         return lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
@@ -124,7 +136,13 @@ lg_status lg_graph_program(lg_graph *g, const lg_feed *feeds, int n_feeds, const
 lg_status lg_graph_run(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches, int n_fetches,
                        lg_tensor **out)
 {
+    return lg_graph_run_on(g, NULL, feeds, n_feeds, fetches, n_fetches, out);
+}
+
+lg_status lg_graph_run_on(lg_graph *g, const char *device, const lg_feed *feeds, int n_feeds, const lg_value *fetches,
+                          int n_fetches, lg_tensor **out)
+{
     lg_program *p;
-    lg_status st = lg_graph_program(g, feeds, n_feeds, fetches, n_fetches, &p);
+    lg_status st = lg_graph_program_on(g, device, feeds, n_feeds, fetches, n_fetches, &p);
     return st ? st : lg_program_run(p, feeds, n_feeds, out);
 }

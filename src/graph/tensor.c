@@ -11,6 +11,7 @@ struct lg_tensor {
     int64_t numel;
     void *data;
     bool borrowed; /* a view: data belongs to someone else */
+    struct lg_mirror *mirror; /* the block data lives in, with a device copy (mirror.h); NULL: none */
 };
 
 lg_shape lg_shape_of(int rank, ...)
@@ -166,7 +167,7 @@ lg_tensor *lg_tensor_view(lg_dtype dtype, lg_shape shape, void *data)
 {
     lg_tensor *t = calloc(1, sizeof *t);
     if (!t) return NULL;
-    *t = (lg_tensor){dtype, shape, lg_shape_numel(shape), data, true};
+    *t = (lg_tensor){dtype, shape, lg_shape_numel(shape), data, true, NULL};
     return t;
 }
 
@@ -177,7 +178,11 @@ void lg_tensor_borrow(lg_tensor *t, void *data)
     if (!t->borrowed) free(t->data);
     t->data = data;
     t->borrowed = true;
+    t->mirror = NULL;
 }
+
+struct lg_mirror *lg_tensor_mirror(const lg_tensor *t) { return t ? t->mirror : NULL; }
+void lg_tensor_set_mirror(lg_tensor *t, struct lg_mirror *m) { t->mirror = m; }
 
 lg_dtype lg_tensor_dtype(const lg_tensor *t) { return t ? t->dtype : LG_DTYPE_COUNT; }
 lg_shape lg_tensor_shape(const lg_tensor *t) { return t ? t->shape : (lg_shape){.rank = -1}; }

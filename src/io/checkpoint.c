@@ -38,7 +38,11 @@ static lg_status list_make(const char *fn, lg_graph *g, lg_optimizer *opt, ckpt_
     for (int i = 0; i < n_params; i++) {
         lg_value p = lg_graph_param(g, i);
         l->names[i] = lg_value_name(p);
-        l->tensors[i] = lg_param_tensor(p);
+        l->tensors[i] = lg_param_tensor(p); /* the host copy, brought back from a device */
+        if (!l->tensors[i]) {
+            list_free(l);
+            return lg_fail(LG_ERR_RUNTIME, "%s: parameter '%s': %s", fn, l->names[i], lg_last_error());
+        }
     }
     for (int i = 0; i < n_state; i++) {
         lg_status s = lg_optimizer_state(opt, i, &l->names[n_params + i], &l->tensors[n_params + i]);

@@ -11,31 +11,14 @@ lg_adam_opts lg_adam_opts_default(void)
     return (lg_adam_opts){.learning_rate = 0.001, .beta_1 = 0.9, .beta_2 = 0.999, .epsilon = 1e-7, .amsgrad = false};
 }
 
-/* alpha = lr sqrt(1 - b2^t) / (1 - b1^t); m += (g - m)(1 - b1);
- * v += (g^2 - v)(1 - b2); [v_hat = max(v_hat, v)]; p -= m alpha / (sqrt(v) + eps) */
-#define ADAM_UPDATE(T, SQRT)                                                                                       \
-    static void adam_##T(const lg_optimizer *o, T *p, const T *g, T *const *s, int64_t n, double lr, int64_t t)    \
-    {                                                                                                              \
-        const lg_adam_opts *a = &o->opts.adam;                                                                     \
-        T alpha = (T)(lr * sqrt(1 - pow(a->beta_2, (double)t)) / (1 - pow(a->beta_1, (double)t)));                 \
-        T c1 = (T)(1 - a->beta_1), c2 = (T)(1 - a->beta_2), eps = (T)a->epsilon;                                   \
-        T *m = s[0], *v = s[1], *v_hat = s[2];                                                                     \
-        for (int64_t i = 0; i < n; i++) {                                                                          \
-            m[i] += (g[i] - m[i]) * c1;                                                                            \
-            v[i] += (g[i] * g[i] - v[i]) * c2;                                                                     \
-        }                                                                                                          \
-        if (a->amsgrad)                                                                                            \
-            for (int64_t i = 0; i < n; i++) {                                                                      \
-                v_hat[i] = v_hat[i] > v[i] ? v_hat[i] : v[i];                                                      \
-                p[i] -= m[i] * alpha / (SQRT(v_hat[i]) + eps);                                                     \
-            }                                                                                                      \
-        else                                                                                                       \
-            for (int64_t i = 0; i < n; i++) p[i] -= m[i] * alpha / (SQRT(v[i]) + eps);                             \
-    }
-ADAM_UPDATE(float, sqrtf)
-ADAM_UPDATE(double, sqrt)
+static lg_status adam_update(const lg_optimizer *o, const lg_backend *b, void *p, const void *g, void *const *s,
+                             int64_t n, double lr, int64_t t)
+{
+    const lg_adam_opts *a = &o->opts.adam;
+    return b->adam_update(b, o->dtype, n, p, g, s, lr, a->beta_1, a->beta_2, a->epsilon, a->amsgrad, t);
+}
 
-static const lg_optim_rule adam_rule = {adam_float, adam_double};
+static const lg_optim_rule adam_rule = {adam_update};
 
 lg_status lg_optimizer_adam(lg_graph *g, const lg_value *params, int n, const lg_adam_opts *opts, lg_optimizer **out)
 {

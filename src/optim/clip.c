@@ -1,7 +1,8 @@
 /*
  * clip.c — Keras's gradient clipping over the contiguous gradient block:
  * by value (elementwise), by norm (each parameter's slice) or by global norm
- * (the whole block). Norms are summed in double whatever the dtype.
+ * (the whole block), by the backend where the gradients live (its
+ * clip_grads; the CPU's in src/backends/cpu/cpu_optim.c).
  */
 #include <math.h>
 
@@ -24,49 +25,9 @@ lg_status lg_clip_check(const char *fn, const lg_clip_opts *c)
     return LG_OK;
 }
 
-static double sum_squares(lg_dtype dt, const void *g, int64_t begin, int64_t end)
-{
-    double s = 0;
-    if (dt == LG_F32)
-        for (int64_t i = begin; i < end; i++) s += (double)((const float *)g)[i] * ((const float *)g)[i];
-    else
-        for (int64_t i = begin; i < end; i++) s += ((const double *)g)[i] * ((const double *)g)[i];
-    return s;
-}
-
-static void scale(lg_dtype dt, void *g, int64_t begin, int64_t end, double by)
-{
-    if (dt == LG_F32)
-        for (int64_t i = begin; i < end; i++) ((float *)g)[i] *= (float)by;
-    else
-        for (int64_t i = begin; i < end; i++) ((double *)g)[i] *= by;
-}
-
-static void clamp(lg_dtype dt, void *g, int64_t n, double c)
-{
-    if (dt == LG_F32) {
-        float *x = g, cf = (float)c;
-        for (int64_t i = 0; i < n; i++) x[i] = x[i] < -cf ? -cf : x[i] > cf ? cf : x[i];
-    } else {
-        double *x = g;
-        for (int64_t i = 0; i < n; i++) x[i] = x[i] < -c ? -c : x[i] > c ? c : x[i];
-    }
-}
-
-void lg_clip_apply(const lg_optimizer *o)
+lg_status lg_clip_apply(const lg_optimizer *o, const lg_backend *b, void *g)
 {
     const lg_clip_opts *c = &o->clip;
-    int64_t total = o->offsets[o->n];
-    if (c->clipvalue > 0) clamp(o->dtype, o->grad_block, total, c->clipvalue);
-    if (c->clipnorm > 0)
-        for (int i = 0; i < o->n; i++) {
-            int64_t begin = o->offsets[i], end = o->offsets[i + 1];
-            double norm = sqrt(sum_squares(o->dtype, o->grad_block, begin, end));
-            if (norm > c->clipnorm) scale(o->dtype, o->grad_block, begin, end, c->clipnorm / norm);
-        }
-    if (c->global_clipnorm > 0) {
-        double norm = sqrt(sum_squares(o->dtype, o->grad_block, 0, total));
-        if (!isfinite(norm)) scale(o->dtype, o->grad_block, 0, total, NAN);
-        else if (norm > c->global_clipnorm) scale(o->dtype, o->grad_block, 0, total, c->global_clipnorm / norm);
-    }
+    if (!(c->clipvalue > 0 || c->clipnorm > 0 || c->global_clipnorm > 0)) return LG_OK;
+    return b->clip_grads(b, o->dtype, g, o->offsets, o->n, c->clipvalue, c->clipnorm, c->global_clipnorm);
 }

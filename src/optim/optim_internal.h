@@ -10,16 +10,16 @@
 #ifndef LG_OPTIM_INTERNAL_H
 #define LG_OPTIM_INTERNAL_H
 
-#include "graph/internal.h"
+#include "graph/mirror.h"
 #include "graph/optim.h"
 
 #define LG_OPTIM_MAX_SLOTS 3
 
 typedef struct lg_optim_rule {
-    void (*update_f32)(const lg_optimizer *o, float *p, const float *g, float *const *s, int64_t n, double lr,
-                       int64_t t);
-    void (*update_f64)(const lg_optimizer *o, double *p, const double *g, double *const *s, int64_t n, double lr,
-                       int64_t t);
+    /* The rule's options passed to b's update kernel (backend.h) over blocks
+     * in b's memory. */
+    lg_status (*update)(const lg_optimizer *o, const lg_backend *b, void *p, const void *g, void *const *s,
+                        int64_t n, double lr, int64_t t);
 } lg_optim_rule;
 
 struct lg_optimizer {
@@ -45,6 +45,10 @@ struct lg_optimizer {
     lg_tensor **slot_views; /* n_slots * n, slot-major */
     char **state_names;     /* 1 + n_slots * n */
     lg_tensor *iterations;  /* i32 [] */
+    /* the blocks' device copies, a segment per parameter (mirror.h); the
+     * step runs where the gradients were written */
+    lg_mirror grad_mirror;
+    lg_mirror slot_mirror[LG_OPTIM_MAX_SLOTS];
 };
 
 /* What one constructor hands the common part. */
@@ -66,8 +70,15 @@ lg_status lg_optimizer_create(lg_graph *g, const lg_value *params, int n, const 
  * outside <range>". */
 lg_status lg_optim_check(const char *fn, const char *field, double v, bool ok, const char *range);
 
-/* The clip options' checks, and clipping o's gradient block in place. */
+/* The clip options' checks, and clipping o's gradient block g (in b's
+ * memory) in place. */
 lg_status lg_clip_check(const char *fn, const lg_clip_opts *c);
-void lg_clip_apply(const lg_optimizer *o);
+lg_status lg_clip_apply(const lg_optimizer *o, const lg_backend *b, void *g);
+
+/* The gradient views a program writes (on whichever side it runs), without
+ * bringing them home as lg_optimizer_grads does. */
+lg_tensor *const *lg_optimizer_grad_views(lg_optimizer *o);
+/* Bring the slot blocks home (checkpoints). */
+lg_status lg_optimizer_to_host(lg_optimizer *o);
 
 #endif

@@ -48,6 +48,8 @@ void lg_optimizer_free(lg_optimizer *o)
     for (int i = 0; o->grads && i < o->n; i++) lg_tensor_free(o->grads[i]);
     for (int i = 0; o->slot_views && i < o->n_slots * o->n; i++) lg_tensor_free(o->slot_views[i]);
     for (int i = 0; o->state_names && i < 1 + o->n_slots * o->n; i++) free(o->state_names[i]);
+    lg_mirror_release(&o->grad_mirror);
+    for (int k = 0; k < LG_OPTIM_MAX_SLOTS; k++) lg_mirror_release(&o->slot_mirror[k]);
     for (int k = 0; k < o->n_slots; k++) free(o->slot_block[k]);
     free(o->grads), free(o->slot_views), free(o->state_names), free(o->grad_block);
     free(o->nodes), free(o->offsets);
@@ -79,15 +81,24 @@ static bool alloc_blocks(lg_optimizer *o, const lg_value *params, const lg_optim
         if (!(o->slot_block[k] = calloc((size_t)total, es))) return false;
     if (lg_tensor_new(LG_I32, lg_shape_of(0), &o->iterations) != LG_OK) return false;
     if (!(o->state_names[0] = state_name("iterations", ""))) return false;
+    size_t *bytes = malloc((size_t)(n + 1) * sizeof *bytes);
+    if (!bytes) return false;
+    for (int i = 0; i <= n; i++) bytes[i] = (size_t)o->offsets[i] * es;
+    bool ok = lg_mirror_init(&o->grad_mirror, o->grad_block, bytes, n);
+    for (int k = 0; ok && k < spec->n_slots; k++) ok = lg_mirror_init(&o->slot_mirror[k], o->slot_block[k], bytes, n);
+    free(bytes);
+    if (!ok) return false;
     for (int i = 0; i < n; i++) {
         lg_shape s = lg_value_shape(params[i]);
         size_t off = (size_t)o->offsets[i] * es;
         if (!(o->grads[i] = lg_tensor_view(o->dtype, s, (unsigned char *)o->grad_block + off))) return false;
+        lg_tensor_set_mirror(o->grads[i], &o->grad_mirror);
         for (int k = 0; k < spec->n_slots; k++) {
             int j = k * n + i;
             o->slot_views[j] = lg_tensor_view(o->dtype, s, (unsigned char *)o->slot_block[k] + off);
             o->state_names[1 + j] = state_name(spec->slots[k], lg_value_name(params[i]));
             if (!o->slot_views[j] || !o->state_names[1 + j]) return false;
+            lg_tensor_set_mirror(o->slot_views[j], &o->slot_mirror[k]);
         }
     }
     return true;
@@ -134,7 +145,31 @@ lg_status lg_optimizer_create(lg_graph *g, const lg_value *params, int n, const 
     return LG_OK;
 }
 
-lg_tensor *const *lg_optimizer_grads(lg_optimizer *o) { return o ? o->grads : NULL; }
+lg_tensor *const *lg_optimizer_grad_views(lg_optimizer *o) { return o->grads; }
+
+lg_tensor *const *lg_optimizer_grads(lg_optimizer *o)
+{
+    for (int i = 0; o && i < o->n; i++)
+        if (lg_tensor_to_host(o->grads[i])) return NULL;
+    return o ? o->grads : NULL;
+}
+
+lg_status lg_optimizer_to_host(lg_optimizer *o)
+{
+    lg_status st = lg_mirror_to_host(&o->grad_mirror);
+    for (int k = 0; !st && k < o->n_slots; k++) st = lg_mirror_to_host(&o->slot_mirror[k]);
+    return st;
+}
+
+/* Where the gradients were written last: a device whose copy holds a newer
+ * segment, else the host. */
+static const lg_backend *grads_backend(const lg_optimizer *o)
+{
+    const lg_mirror *m = &o->grad_mirror;
+    for (int s = 0; m->b && s < m->n_seg; s++)
+        if (m->newer[s] == LG_MIRROR_DEV_NEWER) return m->b;
+    return lg_backend_cpu();
+}
 
 int lg_optimizer_param_count(const lg_optimizer *o) { return o ? o->n : 0; }
 
@@ -161,6 +196,16 @@ static double rate_at(const lg_optimizer *o, int64_t step)
 
 double lg_optimizer_learning_rate(const lg_optimizer *o) { return o ? rate_at(o, iterations_of(o)) : NAN; }
 
+lg_status lg_optimizer_grad_norm(lg_optimizer *o, double *norm)
+{
+    if (!o || !norm) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_optimizer_grad_norm: NULL argument");
+    const lg_backend *b = grads_backend(o);
+    size_t bytes = (size_t)o->offsets[o->n] * lg_dtype_size(o->dtype);
+    void *g = NULL;
+    lg_status st = lg_mirror_place(&o->grad_mirror, b, 0, bytes, &g);
+    return st ? st : b->grad_norm(b, o->dtype, g, o->offsets[o->n], norm);
+}
+
 lg_status lg_optimizer_step(lg_optimizer *o)
 {
     if (!o) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_optimizer_step: optimizer is NULL");
@@ -181,17 +226,23 @@ lg_status lg_optimizer_step(lg_optimizer *o)
         if (st) return st;
         p = lg_param_block_run(o->graph, o->nodes, o->n);
     }
-    lg_clip_apply(o);
+    /* the update runs where the gradients are: the parameters and slots
+     * are placed there (copied only where the other side is newer) */
+    const lg_backend *b = grads_backend(o);
     int64_t total = o->offsets[o->n];
-    if (o->dtype == LG_F32) {
-        float *s[LG_OPTIM_MAX_SLOTS] = {NULL};
-        for (int k = 0; k < o->n_slots; k++) s[k] = o->slot_block[k];
-        o->rule->update_f32(o, p, o->grad_block, s, total, lr, (int64_t)it + 1);
-    } else {
-        double *s[LG_OPTIM_MAX_SLOTS] = {NULL};
-        for (int k = 0; k < o->n_slots; k++) s[k] = o->slot_block[k];
-        o->rule->update_f64(o, p, o->grad_block, s, total, lr, (int64_t)it + 1);
-    }
+    size_t bytes = (size_t)total * lg_dtype_size(o->dtype), at = 0;
+    lg_mirror *pm = lg_tensor_mirror_at(o->graph->nodes[o->nodes[0]].attrs.tensor, &at);
+    LG_ASSERT(pm && (unsigned char *)p == pm->host + at); /* packed: the run lives in its block */
+    void *pd = NULL, *gd = NULL, *s[LG_OPTIM_MAX_SLOTS] = {NULL};
+    lg_status st = lg_mirror_place(pm, b, at, bytes, &pd);
+    if (!st) st = lg_mirror_place(&o->grad_mirror, b, 0, bytes, &gd);
+    for (int k = 0; !st && k < o->n_slots; k++) st = lg_mirror_place(&o->slot_mirror[k], b, 0, bytes, &s[k]);
+    if (!st) st = lg_clip_apply(o, b, gd);
+    if (!st) st = o->rule->update(o, b, pd, gd, s, total, lr, (int64_t)it + 1);
+    if (st) return st;
+    lg_mirror_wrote(pm, b, at, bytes);
+    lg_mirror_wrote(&o->grad_mirror, b, 0, bytes);
+    for (int k = 0; k < o->n_slots; k++) lg_mirror_wrote(&o->slot_mirror[k], b, 0, bytes);
     *(int32_t *)lg_tensor_data(o->iterations) = it + 1;
     return LG_OK;
 }
@@ -208,5 +259,5 @@ lg_status lg_optimizer_state(lg_optimizer *o, int i, const char **name, lg_tenso
         return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_optimizer_state: index %d outside 0..%d", i, count - 1);
     *name = o->state_names[i];
     *t = i == 0 ? o->iterations : o->slot_views[i - 1];
-    return LG_OK;
+    return lg_tensor_to_host(*t); /* the host copy, current, for reading or writing */
 }

@@ -12,37 +12,15 @@ lg_rmsprop_opts lg_rmsprop_opts_default(void)
     return (lg_rmsprop_opts){.learning_rate = 0.001, .rho = 0.9, .momentum = 0, .epsilon = 1e-7, .centered = false};
 }
 
-/* v = rho v + (1 - rho) g^2; centered: a = rho a + (1 - rho) g, d = v - a^2 + eps,
- * else d = v + eps; inc = lr g / sqrt(d); momentum: mom = mu mom + inc, p -= mom;
- * else p -= inc */
-#define RMSPROP_UPDATE(T, SQRT)                                                                                    \
-    static void rmsprop_##T(const lg_optimizer *o, T *p, const T *g, T *const *s, int64_t n, double lr_,          \
-                            int64_t t)                                                                             \
-    {                                                                                                              \
-        (void)t;                                                                                                   \
-        const lg_rmsprop_opts *r = &o->opts.rmsprop;                                                               \
-        T rho = (T)r->rho, c = (T)(1 - r->rho), lr = (T)lr_, eps = (T)r->epsilon, mu = (T)r->momentum;             \
-        T *v = s[0], *mom = r->momentum > 0 ? s[1] : NULL, *avg = r->centered ? s[r->momentum > 0 ? 2 : 1] : NULL; \
-        for (int64_t i = 0; i < n; i++) {                                                                          \
-            v[i] = rho * v[i] + c * (g[i] * g[i]);                                                                 \
-            T d = v[i] + eps;                                                                                      \
-            if (avg) {                                                                                             \
-                avg[i] = rho * avg[i] + c * g[i];                                                                  \
-                d = v[i] - avg[i] * avg[i] + eps;                                                                  \
-            }                                                                                                      \
-            T inc = lr * g[i] / SQRT(d);                                                                           \
-            if (mom) {                                                                                             \
-                mom[i] = mu * mom[i] + inc;                                                                        \
-                p[i] -= mom[i];                                                                                    \
-            } else {                                                                                               \
-                p[i] -= inc;                                                                                       \
-            }                                                                                                      \
-        }                                                                                                          \
-    }
-RMSPROP_UPDATE(float, sqrtf)
-RMSPROP_UPDATE(double, sqrt)
+static lg_status rmsprop_update(const lg_optimizer *o, const lg_backend *b, void *p, const void *g, void *const *s,
+                                int64_t n, double lr, int64_t t)
+{
+    (void)t;
+    const lg_rmsprop_opts *r = &o->opts.rmsprop;
+    return b->rmsprop_update(b, o->dtype, n, p, g, s, lr, r->rho, r->momentum, r->epsilon, r->centered);
+}
 
-static const lg_optim_rule rmsprop_rule = {rmsprop_float, rmsprop_double};
+static const lg_optim_rule rmsprop_rule = {rmsprop_update};
 
 lg_status lg_optimizer_rmsprop(lg_graph *g, const lg_value *params, int n, const lg_rmsprop_opts *opts,
                                lg_optimizer **out)

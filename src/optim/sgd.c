@@ -6,30 +6,14 @@
 
 lg_sgd_opts lg_sgd_opts_default(void) { return (lg_sgd_opts){.learning_rate = 0.01, .momentum = 0, .nesterov = false}; }
 
-/* p -= lr g; or m = mu m - lr g, then p += m (Nesterov: p += mu m - lr g). */
-#define SGD_UPDATE(T)                                                                                              \
-    static void sgd_##T(const lg_optimizer *o, T *p, const T *g, T *const *s, int64_t n, double lr_, int64_t t)    \
-    {                                                                                                              \
-        (void)t;                                                                                                   \
-        T lr = (T)lr_, mu = (T)o->opts.sgd.momentum;                                                               \
-        T *m = s[0];                                                                                               \
-        if (o->opts.sgd.momentum == 0)                                                                             \
-            for (int64_t i = 0; i < n; i++) p[i] -= lr * g[i];                                                     \
-        else if (o->opts.sgd.nesterov)                                                                             \
-            for (int64_t i = 0; i < n; i++) {                                                                      \
-                m[i] = mu * m[i] - lr * g[i];                                                                      \
-                p[i] += mu * m[i] - lr * g[i];                                                                     \
-            }                                                                                                      \
-        else                                                                                                       \
-            for (int64_t i = 0; i < n; i++) {                                                                      \
-                m[i] = mu * m[i] - lr * g[i];                                                                      \
-                p[i] += m[i];                                                                                      \
-            }                                                                                                      \
-    }
-SGD_UPDATE(float)
-SGD_UPDATE(double)
+static lg_status sgd_update(const lg_optimizer *o, const lg_backend *b, void *p, const void *g, void *const *s,
+                            int64_t n, double lr, int64_t t)
+{
+    (void)t;
+    return b->sgd_update(b, o->dtype, n, p, g, s[0], lr, o->opts.sgd.momentum, o->opts.sgd.nesterov);
+}
 
-static const lg_optim_rule sgd_rule = {sgd_float, sgd_double};
+static const lg_optim_rule sgd_rule = {sgd_update};
 
 lg_status lg_optimizer_sgd(lg_graph *g, const lg_value *params, int n, const lg_sgd_opts *opts, lg_optimizer **out)
 {

@@ -5,7 +5,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "backends/backend.h"
 #include "graph/checkpoint.h"
+#include "optim/optim_internal.h"
 #include "train/train.h"
 
 lg_fit_opts lg_fit_opts_default(void) { return (lg_fit_opts){.epochs = 1, .verbose = 1}; }
@@ -24,7 +26,10 @@ static lg_status check_opts(const lg_trainer *tr, const lg_fit_opts *o, bool has
         return lg_fail(LG_ERR_INVALID_ARGUMENT, "fit: the monitor is a metric, and the model has none");
     if (o->patience < 0 || !(o->min_delta >= 0))
         return lg_fail(LG_ERR_INVALID_ARGUMENT, "fit: patience %d and min_delta %g must be >= 0", o->patience, o->min_delta);
-    return LG_OK;
+    if (o->device && strlen(o->device) >= sizeof tr->device)
+        return lg_fail(LG_ERR_INVALID_ARGUMENT, "fit: device '%s' is too long", o->device);
+    const lg_backend *b = NULL; /* a device that cannot be had fails here, before any file is touched */
+    return lg_backend_get(o->device, &b);
 }
 
 static double average(double sum, double count) { return count > 0 ? sum / count : NAN; }
@@ -132,6 +137,7 @@ lg_status lg_fit(lg_trainer *tr, lg_dataset *train, lg_dataset *validation, lg_f
     if ((s = lg_trainer_agree(tr, s))) return s;
     tr->seed = o.seed;
     tr->stop_on_nan = !o.continue_on_nan;
+    snprintf(tr->device, sizeof tr->device, "%s", o.device ? o.device : "");
     bool lower_better = o.monitor == LG_MONITOR_LOSS || o.monitor == LG_MONITOR_VAL_LOSS || tr->m.metric == LG_METRIC_MAE;
     double best = NAN;
     int waited = 0;
@@ -174,7 +180,10 @@ lg_status lg_fit(lg_trainer *tr, lg_dataset *train, lg_dataset *validation, lg_f
     }
     if (csv && fclose(csv) != 0 && !s) s = lg_fail(LG_ERR_IO, "fit: cannot write history '%s'", o.history_csv);
     snapshot_free(&snap);
-    return s;
+    /* trained on a device: the host copies are current again when fit returns */
+    lg_status home = lg_param_blocks_to_host(tr->g);
+    if (!home) home = lg_optimizer_to_host(tr->opt);
+    return s ? s : home;
 }
 
 lg_status lg_evaluate(lg_trainer *tr, lg_dataset *ds, lg_eval_result *out)

@@ -32,6 +32,7 @@ struct lg_trainer {
     lg_epoch_logs *history;
     int n_history;
     struct lg_trainer_dist *dist; /* data-parallel state (dist.c); NULL: one process */
+    char device[32]; /* where steps run (lg_fit_opts.device); "": the CPU */
 };
 
 typedef enum lg_step_kind { LG_STEP_TRAIN, LG_STEP_EVAL, LG_STEP_PREDICT } lg_step_kind;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "graph/autodiff.h"
+#include "optim/optim_internal.h"
 #include "train/train.h"
 
 lg_model_spec lg_model_spec_default(void)
@@ -250,7 +251,7 @@ lg_status lg_trainer_run(lg_trainer *tr, const lg_tensor *x, const lg_tensor *y,
     }
     int grads_at = nx;
     if (train) {
-        lg_tensor *const *gv = lg_optimizer_grads(tr->opt);
+        lg_tensor *const *gv = lg_optimizer_grad_views(tr->opt); /* written where the step runs */
         for (int i = 0; i < tr->n_params; i++) out[nx] = gv[i], fetches[nx++] = tr->grads[i];
         for (int i = 0; i < tr->n_bns; i++) {
             fetches[nx++] = tr->bns[i].new_moving_mean;
@@ -262,7 +263,7 @@ lg_status lg_trainer_run(lg_trainer *tr, const lg_tensor *x, const lg_tensor *y,
         s = lg_rnn_state_feeds(tr->states[i], feeds, &nf);
         if (!s) s = lg_rnn_state_fetches(tr->states[i], fetches, &nx);
     }
-    if (!s) s = lg_graph_run(tr->g, feeds, nf, fetches, nx, out);
+    if (!s) s = lg_graph_run_on(tr->g, tr->device, feeds, nf, fetches, nx, out);
     /* Keras's TerminateOnNaN, but before the update: the loss and the
      * gradients come from one run, so a non-finite loss skips the optimizer
      * step and everything after it, and the parameters stay as they were. A

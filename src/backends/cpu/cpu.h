@@ -12,6 +12,18 @@ LG_COMPUTE_OPS(LG_X_DECL)
 LG_FUSED_OPS(LG_X_DECL)
 #undef LG_X_DECL
 
+/* The optimizer updates, clipping and gradient norm over host blocks
+ * (cpu_optim.c), with backend.h's contract. */
+lg_status lg_cpu_sgd_update(const lg_backend *b, lg_dtype dt, int64_t n, void *p, const void *g, void *momentum_slot,
+                            double lr, double momentum, bool nesterov);
+lg_status lg_cpu_adam_update(const lg_backend *b, lg_dtype dt, int64_t n, void *p, const void *g, void *const *slots,
+                             double lr, double beta_1, double beta_2, double epsilon, bool amsgrad, int64_t t);
+lg_status lg_cpu_rmsprop_update(const lg_backend *b, lg_dtype dt, int64_t n, void *p, const void *g, void *const *slots,
+                                double lr, double rho, double momentum, double epsilon, bool centered);
+lg_status lg_cpu_clip_grads(const lg_backend *b, lg_dtype dt, void *g, const int64_t *offsets, int n_params,
+                            double clipvalue, double clipnorm, double global_clipnorm);
+lg_status lg_cpu_grad_norm(const lg_backend *b, lg_dtype dt, const void *g, int64_t n, double *norm);
+
 static inline int64_t lg_buf_numel(const lg_buf *b) { return lg_shape_numel(b->shape); }
 
 /* Row-major strides of a shape, in elements. */

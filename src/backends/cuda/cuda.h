@@ -4,9 +4,9 @@
  * clipping on device blocks. Private to the library; built into
  * loopgrad_cuda only when meson finds the toolkit and cuDNN.
  *
- * Not yet wired into programs: the backend seam (backends/backend.h) is
- * being reshaped, and will take these as its CUDA entries. Until then the
- * GPU suite (tests/test_cuda.c) calls them directly.
+ * Programs reach these through backends/backend.h: cuda_backend.c wraps a
+ * context as the backend "cuda:N". The GPU suite (tests/test_cuda.c) also
+ * calls them directly.
  *
  *     lg_cuda_ctx *c = NULL;
  *     if (lg_cuda_ctx_new(0, &c) != LG_OK) ...;   // "cuda:0"

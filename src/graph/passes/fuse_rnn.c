@@ -97,7 +97,8 @@ static const char *refusal(const lg_cgraph *cg, int32_t node, const lg_rnn_match
 {
     const lg_graph *g = cg->g;
     const lg_loop_spec *s = g->nodes[node].attrs.loop;
-    if (!cg->backend || !cg->backend->kernels[LG_OP_RNN] || !cg->backend->kernels[LG_OP_RNN_GRAD]) {
+    const lg_node fwd = {.op = LG_OP_RNN}, bwd = {.op = LG_OP_RNN_GRAD};
+    if (!cg->backend || !cg->backend->supports_op(cg->backend, &fwd) || !cg->backend->supports_op(cg->backend, &bwd)) {
         snprintf(why, len, "the %s backend has no fused rnn kernel", cg->backend ? cg->backend->name : "(no)");
         return why;
     }

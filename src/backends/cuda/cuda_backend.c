@@ -1,0 +1,112 @@
+/*
+ * cuda_backend.c — the CUDA pieces behind backend.h: "cuda:N" opens a
+ * context on device N (cuda_device.c) and wraps its memory, copies, kernel
+ * table and optimizer functions. Fused RNN ops have no entry yet (cuDNN
+ * is reached through cudnn_rnn.c directly), so fuse_rnn leaves loops as
+ * loops here and the executor runs their bodies per step on the device.
+ */
+#include <string.h>
+
+#include "backends/cuda/cuda.h"
+
+static lg_cuda_ctx *ctx(const lg_backend *b) { return b->ctx; }
+
+static lg_status cu_alloc(const lg_backend *b, size_t bytes, void **out) { return lg_cuda_alloc(ctx(b), bytes, out); }
+static void cu_free(const lg_backend *b, void *p) { lg_cuda_free(ctx(b), p); }
+static lg_status cu_h2d(const lg_backend *b, void *dst, const void *src, size_t bytes)
+{
+    return lg_cuda_copy_h2d(ctx(b), dst, src, bytes);
+}
+static lg_status cu_d2h(const lg_backend *b, void *dst, const void *src, size_t bytes)
+{
+    return lg_cuda_copy_d2h(ctx(b), dst, src, bytes);
+}
+static lg_status cu_d2d(const lg_backend *b, void *dst, const void *src, size_t bytes)
+{
+    return lg_cuda_copy_d2d(ctx(b), dst, src, bytes);
+}
+static lg_status cu_zero(const lg_backend *b, void *dst, size_t bytes) { return lg_cuda_memset0(ctx(b), dst, bytes); }
+static lg_status cu_sync(const lg_backend *b) { return lg_cuda_sync(ctx(b)); }
+
+static bool cu_supports(const lg_backend *b, const lg_node *n)
+{
+    (void)b;
+    return lg_cuda_kernel(n->op) != NULL;
+}
+
+static lg_status cu_run(const lg_backend *b, const lg_node *n, const lg_buf *in, lg_buf *out)
+{
+    return lg_cuda_kernel(n->op)(ctx(b), n, in, out);
+}
+
+static lg_status cu_sgd(const lg_backend *b, lg_dtype dt, int64_t n, void *p, const void *g, void *m, double lr,
+                        double mu, bool nesterov)
+{
+    return lg_cuda_sgd_update(ctx(b), dt, n, p, g, m, lr, mu, nesterov);
+}
+
+static lg_status cu_adam(const lg_backend *b, lg_dtype dt, int64_t n, void *p, const void *g, void *const *slots,
+                         double lr, double b1, double b2, double eps, bool amsgrad, int64_t t)
+{
+    return lg_cuda_adam_update(ctx(b), dt, n, p, g, slots, lr, b1, b2, eps, amsgrad, t);
+}
+
+static lg_status cu_rmsprop(const lg_backend *b, lg_dtype dt, int64_t n, void *p, const void *g, void *const *slots,
+                            double lr, double rho, double mu, double eps, bool centered)
+{
+    return lg_cuda_rmsprop_update(ctx(b), dt, n, p, g, slots, lr, rho, mu, eps, centered);
+}
+
+static lg_status cu_clip(const lg_backend *b, lg_dtype dt, void *g, const int64_t *offsets, int n, double cv, double cn,
+                         double gcn)
+{
+    return lg_cuda_clip_grads(ctx(b), dt, g, offsets, n, cv, cn, gcn);
+}
+
+static lg_status cu_norm(const lg_backend *b, lg_dtype dt, const void *g, int64_t n, double *norm)
+{
+    return lg_cuda_global_norm(ctx(b), dt, g, n, norm);
+}
+
+static void cu_report(const lg_backend *b, FILE *out)
+{
+    struct cudaDeviceProp prop;
+    size_t free_b = 0, total = 0;
+    bool named = cudaGetDeviceProperties(&prop, ctx(b)->device) == cudaSuccess;
+    if (lg_cuda_mem_info(ctx(b), &free_b, &total) != LG_OK) {
+        fprintf(out, "device %s%s%s: memory figures unavailable (%s)\n", b->name, named ? ", " : "",
+                named ? prop.name : "", lg_last_error());
+        return;
+    }
+    fprintf(out, "device %s%s%s: %.1f of %.1f MiB free; f32 matmuls %s\n", b->name, named ? ", " : "",
+            named ? prop.name : "", (double)free_b / (1024.0 * 1024.0), (double)total / (1024.0 * 1024.0),
+            ctx(b)->allow_tf32 ? "may use TF32" : "in FP32");
+}
+
+lg_status lg_backend_cuda_open(int index, const lg_backend **out)
+{
+    *out = NULL;
+    lg_cuda_ctx *c = NULL;
+    lg_status st = lg_cuda_ctx_new(index, &c);
+    if (st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", lg_last_error());
+        return lg_fail(st, "device 'cuda:%d': %s", index, msg);
+    }
+    lg_backend *b = calloc(1, sizeof *b);
+    char *name = malloc(32);
+    if (!b || !name) {
+        free(b), free(name);
+        lg_cuda_ctx_free(c);
+        return lg_fail(LG_ERR_OUT_OF_MEMORY, "device 'cuda:%d': out of host memory", index);
+    }
+    snprintf(name, 32, "cuda:%d", index);
+    *b = (lg_backend){
+        .name = name, .host_memory = false, .ctx = c, .alloc = cu_alloc, .free = cu_free, .copy_h2d = cu_h2d,
+        .copy_d2h = cu_d2h, .copy_d2d = cu_d2d, .zero = cu_zero, .sync = cu_sync, .supports_op = cu_supports,
+        .run_op = cu_run, .sgd_update = cu_sgd, .adam_update = cu_adam, .rmsprop_update = cu_rmsprop,
+        .clip_grads = cu_clip, .grad_norm = cu_norm, .report = cu_report,
+    };
+    *out = b; /* kept for the life of the process (registry.c) */
+    return LG_OK;
+}
