@@ -18,8 +18,8 @@
 LG_TEST_GRAPH_FIXTURE
 
 /* Every switchable pass, and each alone. */
-static const char *const off_sets[] = {"verify,fuse_rnn,hoist,dce,memory_plan", "fuse_rnn", "hoist", "dce",
-                                       "memory_plan", "verify"};
+static const char *const off_sets[] = {"verify,fuse_rnn,hoist,fuse_elementwise,dce,memory_plan", "fuse_rnn", "hoist",
+                                       "fuse_elementwise", "dce", "memory_plan", "verify"};
 #define N_OFF_SETS (sizeof off_sets / sizeof off_sets[0])
 
 static lg_tensor **run_with(const char *off, const lg_feed *f, int n_f, const lg_value *fetch, int n)

@@ -43,14 +43,13 @@ int lg_few_op_count(const lg_node *n)
 typedef struct text {
     char *buf;
     size_t size, len;
+    bool cut;
 } text;
 
 static void put(text *t, const char *s)
 {
-    size_t n = strlen(s);
-    if (t->len + 1 >= t->size) return;
-    size_t room = t->size - t->len - 1;
-    if (n > room) n = room;
+    size_t n = strlen(s), room = t->size - t->len - 1;
+    if (n > room) n = room, t->cut = true;
     memcpy(t->buf + t->len, s, n);
     t->len += n;
     t->buf[t->len] = '\0';
@@ -91,8 +90,9 @@ void lg_few_describe(const lg_node *n, char *buf, size_t size)
 {
     if (!size) return;
     buf[0] = '\0';
-    text t = {buf, size, 0};
+    text t = {buf, size, 0, false};
     if (n->attrs.n_ints >= LG_FEW_WIDTH) describe(n->attrs.ints, n->attrs.n_ints / LG_FEW_WIDTH - 1, &t);
+    if (t.cut && t.len >= 3) memcpy(buf + t.len - 3, "...", 3);
 }
 
 /* ---- inference ------------------------------------------------------------- */

@@ -23,6 +23,7 @@
  * the root's place; its inputs are the values it reads from outside. The
  * pass runs only where the backend has the fused kernel.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,6 +160,9 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
     }
     for (int k = 0; k < cg->n_outputs; k++) f.uses[cg->outputs[k].node] += 2;
     int groups = 0, fused_ops = 0;
+    char *what = NULL; /* the fused programs, for the report */
+    size_t what_len = 0;
+    FILE *w = open_memstream(&what, &what_len);
     for (int32_t i = N - 1; i >= 0; i--) {
         if (f.root[i] >= 0 || !candidate(g, i)) continue;
         f.root[i] = i;
@@ -178,13 +182,22 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
                 if (root >= 0 && size[root] > 1 && root != i) continue; /* inside a group: its root computes it */
                 int32_t id = root == i && size[i] > 1 ? build_fused(&f, &r, i, size[i]) : lg_rewrite_copy(&r, i, NULL, NULL);
                 if (id < 0) st = lg_cgraph_fail(dst, "fuse_elementwise");
+                else if (root == i && size[i] > 1 && w) {
+                    char text[256];
+                    lg_few_describe(&dst->nodes[id], text, sizeof text);
+                    fprintf(w, "%s%s", ftell(w) ? "; " : "", text);
+                }
             }
             if (st) lg_graph_free(dst);
             else lg_cgraph_replace(cg, &r);
             lg_rewrite_free(&r);
         }
     }
-    if (!st && groups) lg_cgraph_note(cg, "fuse_elementwise: %d elementwise ops into %d fused kernels", fused_ops, groups);
+    bool listed = w && !fclose(w); /* false: out of memory, the list is left out */
+    if (!st && groups)
+        lg_cgraph_note(cg, "fuse_elementwise: %d elementwise ops into %d kernels%s%s", fused_ops, groups,
+                       listed ? ": " : "", listed ? what : "");
+    free(what);
     free(f.uses), free(f.root), free(size);
     return st;
 }
