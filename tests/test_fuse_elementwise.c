@@ -75,6 +75,7 @@ static char *report(const lg_feed *f, int n_f, const lg_value *fetch, int n)
 
 enum { B = 5, H = 300 }; /* a row longer than the kernel's 256-element chunk */
 
+
 static lg_value c_scalar(lg_dtype dt, double v)
 {
     lg_tensor *t = lg_test_tensor(dt, lg_shape_of(0), NULL);
@@ -91,7 +92,8 @@ static lg_value c_scalar(lg_dtype dt, double v)
  * the same bits as the ops one by one. */
 START_TEST(test_every_op_same_bits)
 {
-    lg_dtype dt = _i ? LG_F64 : LG_F32;
+    lg_dtype dt = _i % 2 ? LG_F64 : LG_F32;
+    int B = _i < 2 ? 5 : 37, H = _i < 2 ? 300 : 16; /* rows longer than a chunk; many rows a chunk */
     lg_value x = lg_input(g, "x", dt, lg_shape_of(2, B, H)), y = lg_input(g, "y", dt, lg_shape_of(2, B, H));
     lg_value row = lg_input(g, "row", dt, lg_shape_of(1, H)), col = lg_input(g, "col", dt, lg_shape_of(2, B, 1));
     lg_value m = lg_input(g, "m", LG_I32, lg_shape_of(2, B, H));
@@ -100,6 +102,7 @@ START_TEST(test_every_op_same_bits)
     lg_value a = lg_mul(lg_sigmoid(v), lg_tanh(y));
     a = lg_sub(a, lg_div(lg_log(pos), lg_sqrt(pos)));
     a = lg_add(a, lg_mul(lg_square(col), lg_pow(pos, 1.5)));
+    a = lg_add(a, lg_mul(row, col)); /* both gathered */
     a = lg_add(a, lg_abs(lg_neg(lg_hard_sigmoid(lg_scale(v, 2)))));
     a = lg_add(a, lg_relu(y));
     a = lg_add(a, lg_elu(y, 0.7));
@@ -116,11 +119,42 @@ START_TEST(test_every_op_same_bits)
      * [B, 1]: each is a kernel of its own; the rest is one group, and
      * where(m, a, -a) another */
     ck_assert_int_eq(kernels(f, 5, &a, 1), 5);
-    ck_assert_int_lt(check_same_bits(NULL, f, 5, &a, 1), -25);
+    ck_assert_int_lt(check_same_bits(NULL, f, 5, &a, 1), -27);
     char *r = report(f, 5, &a, 1);
     ck_assert_msg(strstr(r, "fuse_elementwise: "), "%s", r);
     free(r);
     lg_tensor_free(xt), lg_tensor_free(yt), lg_tensor_free(rt), lg_tensor_free(ct), lg_tensor_free(mt);
+}
+END_TEST
+
+/* Broadcasts along any dims of [3, 4, 20]: [3, 1, 20], [4, 1], [20], a
+ * scalar, i32 [3, 4, 1] as where's mask. */
+START_TEST(test_broadcasts_same_bits)
+{
+    lg_dtype dt = _i ? LG_F64 : LG_F32;
+    lg_shape sh[5] = {lg_shape_of(3, 3, 4, 20), lg_shape_of(3, 3, 1, 20), lg_shape_of(2, 4, 1), lg_shape_of(1, 20),
+                      lg_shape_of(3, 3, 4, 1)};
+    lg_value in[5];
+    lg_tensor *t[5];
+    lg_feed f[5];
+    for (int k = 0; k < 5; k++) {
+        char name[8];
+        snprintf(name, sizeof name, "in%d", k);
+        in[k] = lg_input(g, name, k == 4 ? LG_I32 : dt, sh[k]);
+        t[k] = lg_test_uniform(k == 4 ? LG_F64 : dt, sh[k], 4, (uint64_t)k, -2, 2);
+        if (k == 4) {
+            lg_tensor *m = lg_test_tensor(LG_I32, sh[k], NULL);
+            for (int64_t e = 0; e < lg_tensor_numel(m); e++) lg_tensor_set(m, e, lg_tensor_get(t[k], e) > 0);
+            lg_tensor_free(t[k]);
+            t[k] = m;
+        }
+        f[k] = (lg_feed){in[k], t[k]};
+    }
+    lg_value y = lg_tanh(lg_add(lg_mul(in[0], in[1]), in[2]));
+    y = lg_where(in[4], lg_sub(y, in[3]), lg_scale(lg_sigmoid(y), 3));
+    ck_assert_int_eq(kernels(f, 5, &y, 1), 2); /* y is read twice */
+    ck_assert_int_eq(check_same_bits(NULL, f, 5, &y, 1), 2 - 7);
+    for (int k = 0; k < 5; k++) lg_tensor_free(t[k]);
 }
 END_TEST
 
@@ -363,7 +397,8 @@ static Suite *fuse_suite(void)
     Suite *s = suite_create("fuse_elementwise");
     TCase *tc = tcase_create("fuse_elementwise");
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_loop_test(tc, test_every_op_same_bits, 0, 2);
+    tcase_add_loop_test(tc, test_every_op_same_bits, 0, 4);
+    tcase_add_loop_test(tc, test_broadcasts_same_bits, 0, 2);
     tcase_add_loop_test(tc, test_special_values_same_bits, 0, 2);
     tcase_add_test(tc, test_two_readers_not_fused);
     tcase_add_test(tc, test_fetched_not_fused);

@@ -4,19 +4,19 @@
  *
  * The output is computed CHUNK elements at a time: the program runs over
  * the chunk with a stack of CHUNK-element temporaries (on the C stack, in
- * L1), so the values between the fused ops never go to memory. An input
- * operand is read where it lies: a pointer with step 1, or step 0 where it
- * broadcasts along the last dim (a scalar; a [B, 1] column within a row).
- * The last op writes the output directly. Each op's expression is the one
+ * L1), so the values between the fused ops never go to memory. The last op
+ * writes the output directly. Each op's expression is the one
  * its own kernel uses (cpu_elementwise.h, and cpu_vmath.h's vector
  * functions for f32 exp, sigmoid and tanh), so results are bit-identical to
  * the ops run one by one.
  *
- * When every input is the output's size or a scalar, the output is walked
- * as one flat array; otherwise row by row (rows of the last dim, offsets
- * stepped like an odometer), chunks within a row. Reading each element of
- * the chunk before writing it, the kernel may write over an input of the
- * output's shape (the executor's in-place elementwise rule).
+ * The output is walked as one flat array, so chunks span rows however short
+ * the rows are (an LSTM of 16 units has rows of 16). An input of the
+ * output's size is read in place, a scalar as a splat; any other broadcast
+ * (a bias row [H] of [B, H], a [B, 1] mask column) is gathered into a chunk
+ * buffer first. Reading each element of the chunk before writing it, the
+ * kernel may write over an input of the output's shape (the executor's
+ * in-place elementwise rule).
  */
 #include <string.h>
 #include <tgmath.h>
@@ -179,6 +179,36 @@ static void run_chunk(lg_dtype dt, const instr *code, int n_code, const operand 
     else run_chunk_double(code, n_code, in, y, len);
 }
 
+/* Input k's elements for output elements [i0, i0 + len) into dst, where
+ * it broadcasts along some dims (steps[d] 0) but is neither the output's
+ * size nor a scalar: walked in runs along the last dim. */
+static void gather(const char *src, size_t esz, const int64_t *steps, lg_shape s, int64_t i0, int64_t len, char *dst)
+{
+    int r = s.rank;
+    int64_t idx[LG_MAX_RANK], rem = i0, off = 0;
+    for (int d = r - 1; d >= 0; d--) {
+        idx[d] = rem % s.dims[d];
+        rem /= s.dims[d];
+        off += idx[d] * steps[d];
+    }
+    int64_t last = s.dims[r - 1], sl = steps[r - 1];
+    for (int64_t e = 0; e < len;) {
+        int64_t run = last - idx[r - 1] < len - e ? last - idx[r - 1] : len - e;
+        if (sl) memcpy(dst + (size_t)e * esz, src + (size_t)off * esz, (size_t)run * esz);
+        else
+            for (int64_t j = 0; j < run; j++) memcpy(dst + (size_t)(e + j) * esz, src + (size_t)off * esz, esz);
+        e += run, off += run * sl, idx[r - 1] += run;
+        if (idx[r - 1] < last) break; /* the chunk ended inside the row */
+        off -= last * sl, idx[r - 1] = 0;
+        for (int d = r - 2; d >= 0; d--) { /* the odometer: next row */
+            off += steps[d];
+            if (++idx[d] < s.dims[d]) break;
+            off -= s.dims[d] * steps[d];
+            idx[d] = 0;
+        }
+    }
+}
+
 lg_status lg_cpu_fused_elementwise(const lg_node *n, const lg_buf *in, lg_buf *out)
 {
     int n_code = n->attrs.n_ints / LG_FEW_WIDTH, n_in = n->n_in;
@@ -191,53 +221,39 @@ lg_status lg_cpu_fused_elementwise(const lg_node *n, const lg_buf *in, lg_buf *o
     size_t esz = dtype_size(dt);
     lg_shape s = out[0].shape;
     int64_t numel = lg_shape_numel(s);
-    operand at[n_in];
-    bool flat = true;
+    /* per input: its elements' steps along the output's dims (0 where it
+     * broadcasts), and a chunk buffer where it needs gathering */
+    enum { FULL, SPLAT, GATHER } kind[n_in > 0 ? n_in : 1];
+    int64_t steps[n_in > 0 ? n_in : 1][LG_MAX_RANK];
+    int n_gather = 0;
     for (int k = 0; k < n_in; k++) {
         int64_t m = lg_shape_numel(in[k].shape);
-        flat = flat && (m == 1 || m == numel);
-    }
-    if (flat) {
-        for (int64_t i0 = 0; i0 < numel; i0 += CHUNK) {
-            for (int k = 0; k < n_in; k++) {
-                int64_t step = lg_shape_numel(in[k].shape) == numel && numel > 1;
-                at[k] = (operand){(const char *)in[k].data + (size_t)(i0 * step) * dtype_size(in[k].dtype), step, in[k].dtype};
-            }
-            run_chunk(dt, code, n_code, at, (char *)out[0].data + (size_t)i0 * esz, numel - i0 < CHUNK ? numel - i0 : CHUNK);
-        }
-        return LG_OK;
-    }
-    /* row by row: strides[k][d] is input k's step along output dim d (0
-     * where it broadcasts), off[k] its offset at the current row's start */
-    int rank = s.rank;
-    int64_t strides[n_in][LG_MAX_RANK], off[n_in], idx[LG_MAX_RANK] = {0};
-    for (int k = 0; k < n_in; k++) {
+        kind[k] = m == numel ? FULL : m == 1 ? SPLAT : GATHER;
+        if (kind[k] != GATHER) continue;
+        n_gather++;
         int64_t st[LG_MAX_RANK];
         lg_strides(in[k].shape, st);
-        int shift = rank - in[k].shape.rank;
-        for (int d = 0; d < rank; d++) {
+        int shift = s.rank - in[k].shape.rank;
+        for (int d = 0; d < s.rank; d++) {
             int j = d - shift;
-            strides[k][d] = j >= 0 && in[k].shape.dims[j] != 1 ? st[j] : 0;
+            steps[k][d] = j >= 0 && in[k].shape.dims[j] != 1 ? st[j] : 0;
         }
-        off[k] = 0;
     }
-    int64_t last = s.dims[rank - 1], rows = numel / last;
-    for (int64_t r = 0; r < rows; r++) {
-        for (int64_t j0 = 0; j0 < last; j0 += CHUNK) {
-            for (int k = 0; k < n_in; k++) {
-                int64_t step = strides[k][rank - 1];
-                at[k] = (operand){(const char *)in[k].data + (size_t)(off[k] + j0 * step) * dtype_size(in[k].dtype), step,
-                                  in[k].dtype};
+    double gathered[n_gather > 0 ? n_gather : 1][CHUNK]; /* room for any dtype */
+    operand at[n_in > 0 ? n_in : 1];
+    for (int64_t i0 = 0; i0 < numel; i0 += CHUNK) {
+        int64_t len = numel - i0 < CHUNK ? numel - i0 : CHUNK;
+        for (int k = 0, g = 0; k < n_in; k++) {
+            const char *data = in[k].data;
+            size_t ek = dtype_size(in[k].dtype);
+            if (kind[k] == FULL) at[k] = (operand){data + (size_t)i0 * ek, 1, in[k].dtype};
+            else if (kind[k] == SPLAT) at[k] = (operand){data, 0, in[k].dtype};
+            else {
+                gather(data, ek, steps[k], s, i0, len, (char *)gathered[g]);
+                at[k] = (operand){gathered[g++], 1, in[k].dtype};
             }
-            run_chunk(dt, code, n_code, at, (char *)out[0].data + (size_t)(r * last + j0) * esz,
-                      last - j0 < CHUNK ? last - j0 : CHUNK);
         }
-        for (int d = rank - 2; d >= 0; d--) { /* the odometer: next row */
-            for (int k = 0; k < n_in; k++) off[k] += strides[k][d];
-            if (++idx[d] < s.dims[d]) break;
-            for (int k = 0; k < n_in; k++) off[k] -= s.dims[d] * strides[k][d];
-            idx[d] = 0;
-        }
+        run_chunk(dt, code, n_code, at, (char *)out[0].data + (size_t)i0 * esz, len);
     }
     return LG_OK;
 }
