@@ -267,6 +267,26 @@ START_TEST(test_limits_split)
 }
 END_TEST
 
+/* The fused kernel writes over an input of its shape that dies there (the
+ * executor's in-place rule): tanh(a) + sigmoid(a) of a = x W needs a's
+ * buffer only, and reads each chunk of a before writing it. */
+START_TEST(test_in_place)
+{
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(2, B, 8)), w = lg_input(g, "w", LG_F32, lg_shape_of(2, 8, H));
+    lg_value a = lg_matmul(x, w, false, false), y = lg_add(lg_tanh(a), lg_sigmoid(a));
+    lg_tensor *xt = x_tensor(LG_F32, lg_shape_of(2, B, 8)), *wt = x_tensor(LG_F32, lg_shape_of(2, 8, H));
+    lg_feed f[2] = {{x, xt}, {w, wt}};
+    lg_program *p = compile_off(NULL, f, 2, &y, 1);
+    ck_assert_int_eq(lg_program_kernel_count(p), 2);
+    size_t one = (B * H * sizeof(float) + 63) / 64 * 64;
+    ck_assert_uint_eq(lg_program_peak_bytes(p), one);
+    lg_program_free(p);
+    ck_assert_int_eq(check_same_bits("memory_plan", f, 2, &y, 1), -2);
+    ck_assert_int_eq(check_same_bits(NULL, f, 2, &y, 1), -2);
+    lg_tensor_free(xt), lg_tensor_free(wt);
+}
+END_TEST
+
 /* ---- loop bodies ----------------------------------------------------------- */
 
 enum { LB = 4, LT = 6, LF = 3, LU = 5 };
@@ -410,6 +430,7 @@ static Suite *fuse_suite(void)
     tcase_add_test(tc, test_fetched_not_fused);
     tcase_add_test(tc, test_shape_and_dtype_boundaries);
     tcase_add_test(tc, test_limits_split);
+    tcase_add_test(tc, test_in_place);
     tcase_add_loop_test(tc, test_peephole_same_bits, 0, 2);
     tcase_add_loop_test(tc, test_hand_cells_same_bits, 0, 2);
     suite_add_tcase(s, tc);
