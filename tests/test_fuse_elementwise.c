@@ -239,12 +239,13 @@ START_TEST(test_shape_and_dtype_boundaries)
 END_TEST
 
 /* The program's limits split a group: a sum of 20 inputs (more than 16
- * inputs) is two kernels; a right-nested sum 12 deep (more than 8 stack
- * values) is two; both equal the ops one by one. */
+ * inputs) is two kernels; a right-nested product 12 deep (more than 8
+ * stack values) is two or more; 100 tanh in a row (more than 64 ops) are
+ * two; all equal the ops one by one. */
 START_TEST(test_limits_split)
 {
     enum { K = 20, D = 12 };
-    lg_value xs[K], fetch[2];
+    lg_value xs[K], fetch[3];
     lg_tensor *ts[K];
     lg_feed f[K];
     for (int k = 0; k < K; k++) {
@@ -263,6 +264,10 @@ START_TEST(test_limits_split)
     ck_assert_int_ge(deep, 2);
     ck_assert_int_le(deep, 5);
     ck_assert_int_eq(check_same_bits(NULL, f, K, fetch, 2), 2 + deep - (K - 1) - (2 * D + 1));
+    fetch[2] = xs[0];
+    for (int k = 0; k < 100; k++) fetch[2] = lg_tanh(fetch[2]);
+    ck_assert_int_eq(kernels(f, K, &fetch[2], 1), 2);
+    ck_assert_int_eq(check_same_bits(NULL, f, K, &fetch[2], 1), 2 - 100);
     for (int k = 0; k < K; k++) lg_tensor_free(ts[k]);
 }
 END_TEST

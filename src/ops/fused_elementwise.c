@@ -129,6 +129,7 @@ static bool infer_fused(const lg_node *n, const lg_port *in, lg_port *out, char 
         depth -= a;
         foreign[depth++] = false;
     }
+    if (lg_few_op_count(n) > LG_FEW_MAX_OPS) LG_INFER_FAIL("bad fused program: too many ops");
     if (depth != 1 || n->attrs.ints[n->attrs.n_ints - LG_FEW_WIDTH] == LG_OP_INPUT)
         LG_INFER_FAIL("bad fused program: it must end with an op and leave one value");
     lg_shape s = in[0].shape;

@@ -18,14 +18,15 @@
  * For add(sigmoid(x), b): {INPUT 0} {SIGMOID} {INPUT 1} {ADD}. Every value
  * on the stack is of attrs.dtype, except that where's mask may be an input
  * of any dtype (it is read as "!= 0"). The program ends with one value, the
- * output; it holds at most LG_FEW_MAX_DEPTH values at a time.
+ * output; it holds at most LG_FEW_MAX_DEPTH values at a time, and runs at
+ * most LG_FEW_MAX_OPS ops.
  */
 #ifndef LG_FUSED_ELEMENTWISE_H
 #define LG_FUSED_ELEMENTWISE_H
 
 #include "ops/op.h"
 
-enum { LG_FEW_WIDTH = 4, LG_FEW_MAX_DEPTH = 8, LG_FEW_MAX_INPUTS = 16 };
+enum { LG_FEW_WIDTH = 4, LG_FEW_MAX_DEPTH = 8, LG_FEW_MAX_INPUTS = 16, LG_FEW_MAX_OPS = 64 };
 
 /* Whether the pass may put op into a fused program: the elementwise ops,
  * cast (which changes the dtype) left out. */

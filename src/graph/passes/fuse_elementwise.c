@@ -18,10 +18,11 @@
  *   - read by nothing else: one reader, its consumer in the group, and not
  *     fetched (a loop's next state, a residual the gradient loop reads,
  *     a fetched value: these keep their buffers),
- * and the group's program stays within LG_FEW_MAX_DEPTH stack values and
- * LG_FEW_MAX_INPUTS inputs. A group of two or more ops becomes one node in
- * the root's place; its inputs are the values it reads from outside. The
- * pass runs only where the backend has the fused kernel.
+ * and the group's program stays within LG_FEW_MAX_DEPTH stack values,
+ * LG_FEW_MAX_INPUTS inputs and LG_FEW_MAX_OPS ops. A group of two or more
+ * ops becomes one node in the root's place; its inputs are the values it
+ * reads from outside. The pass runs only where the backend has the fused
+ * kernel.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ typedef struct fuser {
     int32_t *root; /* per node: the root of its group, or -1 */
     lg_ref leaves[LG_FEW_MAX_INPUTS + 1];
     int n_leaves;
+    int size; /* ops in the group growing */
 } fuser;
 
 static bool candidate(const lg_graph *g, int32_t i)
@@ -78,13 +80,12 @@ static bool fits(fuser *f, int32_t root)
     return depth <= LG_FEW_MAX_DEPTH && f->n_leaves <= LG_FEW_MAX_INPUTS;
 }
 
-/* Grow the group of root from member m; returns the ops it holds. */
-static int grow(fuser *f, int32_t root, int32_t m)
+/* Grow the group of root from member m (f->size counts its ops). */
+static void grow(fuser *f, int32_t root, int32_t m)
 {
     const lg_node *n = &f->g->nodes[m];
     const lg_port *shape = &f->g->nodes[root].out[0];
-    int size = 1;
-    for (int j = 0; j < n->n_in; j++) {
+    for (int j = 0; j < n->n_in && f->size < LG_FEW_MAX_OPS; j++) {
         int32_t p = n->in[j].node;
         const lg_node *pn = &f->g->nodes[p];
         if (n->in[j].out != 0 || f->root[p] >= 0 || f->uses[p] != 1 || !candidate(f->g, p) ||
@@ -95,9 +96,9 @@ static int grow(fuser *f, int32_t root, int32_t m)
             f->root[p] = -1;
             continue;
         }
-        size += grow(f, root, p);
+        f->size++;
+        grow(f, root, p);
     }
-    return size;
 }
 
 /* Append node i's program (operands first) to ins; leaves by index in
@@ -166,7 +167,9 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
     for (int32_t i = N - 1; i >= 0; i--) {
         if (f.root[i] >= 0 || !candidate(g, i)) continue;
         f.root[i] = i;
-        size[i] = grow(&f, i, i);
+        f.size = 1;
+        grow(&f, i, i);
+        size[i] = f.size;
         if (size[i] > 1) groups++, fused_ops += size[i];
     }
     lg_status st = LG_OK;
