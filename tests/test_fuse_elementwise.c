@@ -114,8 +114,10 @@ START_TEST(test_every_op_same_bits)
     a = lg_add(a, lg_softsign(lg_clip(v, -1, 2)));
     a = lg_add(a, lg_stop_gradient(lg_where(lg_compare(x, y, LG_CMP_GT), x, y)));
     a = lg_where(m, a, lg_neg(a));
-    lg_tensor *xt = lg_test_uniform(dt, lg_shape_of(2, B, H), 1, 1, -2, 2), *yt = lg_test_uniform(dt, lg_shape_of(2, B, H), 1, 2, -4, 4);
-    lg_tensor *rt = lg_test_uniform(dt, lg_shape_of(1, H), 1, 3, -1, 1), *ct = lg_test_uniform(dt, lg_shape_of(2, B, 1), 1, 4, -1, 1);
+    lg_tensor *xt = lg_test_uniform(dt, lg_shape_of(2, B, H), 1, 1, -2, 2);
+    lg_tensor *yt = lg_test_uniform(dt, lg_shape_of(2, B, H), 1, 2, -4, 4);
+    lg_tensor *rt = lg_test_uniform(dt, lg_shape_of(1, H), 1, 3, -1, 1);
+    lg_tensor *ct = lg_test_uniform(dt, lg_shape_of(2, B, 1), 1, 4, -1, 1);
     lg_tensor *mt = lg_test_tensor(LG_I32, lg_shape_of(2, B, H), NULL);
     for (int64_t e = 0; e < B * H; e++) lg_tensor_set(mt, e, e % 3 ? 1 : 0);
     lg_tensor_set(xt, 3, NAN), lg_tensor_set(xt, 7, INFINITY), lg_tensor_set(xt, 8, -INFINITY);
@@ -174,7 +176,8 @@ START_TEST(test_special_values_same_bits)
     lg_value x = lg_input(g, "x", dt, lg_shape_of(1, N));
     lg_value y = lg_add(lg_mul(lg_sigmoid(x), lg_tanh(x)), lg_exp(lg_neg(x)));
     lg_tensor *xt = lg_test_uniform(dt, lg_shape_of(1, N), 1, 5, -100, 100);
-    const double special[] = {NAN, INFINITY, -INFINITY, 0.0, -0.0, 88.7, -103.9, 1e-30, -1e-30, 700, -745, 0.624, -0.626};
+    const double special[] = {NAN,   INFINITY, -INFINITY, 0.0, -0.0, 88.7, -103.9,
+                              1e-30, -1e-30,   700,       -745, 0.624, -0.626};
     for (size_t k = 0; k < sizeof special / sizeof special[0]; k++) lg_tensor_set(xt, (int64_t)(k * 37), special[k]);
     lg_feed f[1] = {{x, xt}};
     ck_assert_int_eq(check_same_bits(NULL, f, 1, &y, 1), -5); /* 6 ops, 1 kernel */

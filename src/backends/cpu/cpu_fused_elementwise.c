@@ -50,105 +50,105 @@ typedef struct operand {
 static size_t dtype_size(lg_dtype dt) { return dt == LG_F64 ? 8 : 4; }
 
 /* y[i] = EXPR(a, b) over len elements, a and b of type T with steps sa, sb. */
-#define BINARY_LOOP(TYPE, EXPR)                                                             \
-    do {                                                                                 \
-        typedef TYPE T;                                                                  \
-        const T *A = va.p, *B = vb.p;                                                    \
-        if (va.step && vb.step)                                                          \
-            LG_IVDEP for (int64_t i = 0; i < len; i++) {                                          \
-                T a = A[i], b = B[i];                                                    \
-                y[i] = (EXPR);                                                           \
-            }                                                                            \
-        else if (va.step)                                                                \
-            LG_IVDEP for (int64_t i = 0; i < len; i++) {                                          \
-                T a = A[i], b = B[0];                                                    \
-                y[i] = (EXPR);                                                           \
-            }                                                                            \
-        else if (vb.step)                                                                \
-            LG_IVDEP for (int64_t i = 0; i < len; i++) {                                          \
-                T a = A[0], b = B[i];                                                    \
-                y[i] = (EXPR);                                                           \
-            }                                                                            \
-        else                                                                             \
-            LG_IVDEP for (int64_t i = 0; i < len; i++) {                                          \
-                T a = A[0], b = B[0];                                                    \
-                y[i] = (EXPR);                                                           \
-            }                                                                            \
+#define BINARY_LOOP(TYPE, EXPR)                                                                     \
+    do {                                                                                            \
+        typedef TYPE T;                                                                             \
+        const T *A = va.p, *B = vb.p;                                                               \
+        if (va.step && vb.step)                                                                     \
+            LG_IVDEP for (int64_t i = 0; i < len; i++) {                                            \
+                T a = A[i], b = B[i];                                                               \
+                y[i] = (EXPR);                                                                      \
+            }                                                                                       \
+        else if (va.step)                                                                           \
+            LG_IVDEP for (int64_t i = 0; i < len; i++) {                                            \
+                T a = A[i], b = B[0];                                                               \
+                y[i] = (EXPR);                                                                      \
+            }                                                                                       \
+        else if (vb.step)                                                                           \
+            LG_IVDEP for (int64_t i = 0; i < len; i++) {                                            \
+                T a = A[0], b = B[i];                                                               \
+                y[i] = (EXPR);                                                                      \
+            }                                                                                       \
+        else                                                                                        \
+            LG_IVDEP for (int64_t i = 0; i < len; i++) {                                            \
+                T a = A[0], b = B[0];                                                               \
+                y[i] = (EXPR);                                                                      \
+            }                                                                                       \
     } while (0)
 
 /* y[i] = mask[i] != 0 ? b[i] : c[i], the mask of type TM. */
-#define WHERE_LOOP(TYPE, TM)                                                                \
-    do {                                                                                 \
-        typedef TYPE T;                                                                  \
-        const TM *M = vm.p;                                                              \
-        const T *Bp = vb.p, *Cp = vc.p;                                                  \
-        LG_IVDEP for (int64_t i = 0; i < len; i++) {                                              \
-            TM a = M[i * vm.step];                                                       \
-            T b = Bp[i * vb.step], c = Cp[i * vc.step];                                  \
-            y[i] = LG_CPU_WHERE_EXPR(a, b, c);                                           \
-        }                                                                                \
+#define WHERE_LOOP(TYPE, TM)                                                                        \
+    do {                                                                                            \
+        typedef TYPE T;                                                                             \
+        const TM *M = vm.p;                                                                         \
+        const T *Bp = vb.p, *Cp = vc.p;                                                             \
+        LG_IVDEP for (int64_t i = 0; i < len; i++) {                                                \
+            TM a = M[i * vm.step];                                                                  \
+            T b = Bp[i * vb.step], c = Cp[i * vc.step];                                             \
+            y[i] = LG_CPU_WHERE_EXPR(a, b, c);                                                      \
+        }                                                                                           \
     } while (0)
 
 /* y[i] = EXPR(x[i]); x has step 1 (unary ops see splats expanded). */
-#define UNARY_LOOP(TYPE, EXPR)                                                              \
-    do {                                                                                 \
-        typedef TYPE T;                                                                  \
-        const T *X = vx.p;                                                               \
-        LG_IVDEP for (int64_t i = 0; i < len; i++) {                                              \
-            T x = X[i];                                                                  \
-            (void)x;                                                                     \
-            y[i] = (T)(EXPR);                                                            \
-        }                                                                                \
+#define UNARY_LOOP(TYPE, EXPR)                                                                      \
+    do {                                                                                            \
+        typedef TYPE T;                                                                             \
+        const T *X = vx.p;                                                                          \
+        LG_IVDEP for (int64_t i = 0; i < len; i++) {                                                \
+            T x = X[i];                                                                             \
+            (void)x;                                                                                \
+            y[i] = (T)(EXPR);                                                                       \
+        }                                                                                           \
     } while (0)
 
 /* One op of the program over the chunk: operands v[0 .. arity), result to
  * y (len elements of type T). */
-#define APPLY_OP(T)                                                                             \
-    static void apply_##T(const lg_node *n, const operand *v, T *y, int64_t len)               \
-    {                                                                                           \
-        double r0 = n->attrs.real[0], r1 = n->attrs.real[1];                                    \
-        (void)r0, (void)r1;                                                                     \
-        if (n->op == LG_OP_WHERE) {                                                             \
-            operand vm = v[0], vb = v[1], vc = v[2];                                            \
-            switch (vm.dt) {                                                                    \
-            case LG_I32: WHERE_LOOP(T, int32_t); break;                                         \
-            case LG_F32: WHERE_LOOP(T, float); break;                                           \
-            default: WHERE_LOOP(T, double); break;                                              \
-            }                                                                                   \
-            return;                                                                             \
-        }                                                                                       \
-        if (lg_few_arity(n->op) == 2) {                                                         \
-            operand va = v[0], vb = v[1];                                                       \
-            switch (n->op) {                                                                    \
-                LG_CPU_BINARY_OPS(BINARY_CASE_##T)                                              \
-            default: break;                                                                     \
-            }                                                                                   \
-            return;                                                                             \
-        }                                                                                       \
-        operand vx = v[0];                                                                      \
-        if (!vx.step) { /* a splat: expand it into y, then work in place */                     \
-            T s = *(const T *)vx.p;                                                             \
-            LG_IVDEP for (int64_t i = 0; i < len; i++) y[i] = s;                                         \
-            vx = (operand){y, 1, vx.dt};                                                        \
-        }                                                                                       \
-        switch (n->op) {                                                                        \
-            LG_CPU_UNARY_OPS(UNARY_CASE_##T)                                                    \
-            LG_CPU_VMATH_OPS(VMATH_CASE_##T)                                                    \
-        default: break;                                                                         \
-        }                                                                                       \
+#define APPLY_OP(T)                                                                                 \
+    static void apply_##T(const lg_node *n, const operand *v, T *y, int64_t len)                    \
+    {                                                                                               \
+        double r0 = n->attrs.real[0], r1 = n->attrs.real[1];                                        \
+        (void)r0, (void)r1;                                                                         \
+        if (n->op == LG_OP_WHERE) {                                                                 \
+            operand vm = v[0], vb = v[1], vc = v[2];                                                \
+            switch (vm.dt) {                                                                        \
+            case LG_I32: WHERE_LOOP(T, int32_t); break;                                             \
+            case LG_F32: WHERE_LOOP(T, float); break;                                               \
+            default: WHERE_LOOP(T, double); break;                                                  \
+            }                                                                                       \
+            return;                                                                                 \
+        }                                                                                           \
+        if (lg_few_arity(n->op) == 2) {                                                             \
+            operand va = v[0], vb = v[1];                                                           \
+            switch (n->op) {                                                                        \
+                LG_CPU_BINARY_OPS(BINARY_CASE_##T)                                                  \
+            default: break;                                                                         \
+            }                                                                                       \
+            return;                                                                                 \
+        }                                                                                           \
+        operand vx = v[0];                                                                          \
+        if (!vx.step) { /* a splat: expand it into y, then work in place */                         \
+            T s = *(const T *)vx.p;                                                                 \
+            LG_IVDEP for (int64_t i = 0; i < len; i++) y[i] = s;                                    \
+            vx = (operand){y, 1, vx.dt};                                                            \
+        }                                                                                           \
+        switch (n->op) {                                                                            \
+            LG_CPU_UNARY_OPS(UNARY_CASE_##T)                                                        \
+            LG_CPU_VMATH_OPS(VMATH_CASE_##T)                                                        \
+        default: break;                                                                             \
+        }                                                                                           \
     }
 
-#define BINARY_CASE_float(ID, name, EXPR) \
+#define BINARY_CASE_float(ID, name, EXPR)                                                           \
     case LG_OP_##ID: BINARY_LOOP(float, EXPR); break;
-#define BINARY_CASE_double(ID, name, EXPR) \
+#define BINARY_CASE_double(ID, name, EXPR)                                                          \
     case LG_OP_##ID: BINARY_LOOP(double, EXPR); break;
-#define UNARY_CASE_float(ID, name, EXPR, IEXPR) \
+#define UNARY_CASE_float(ID, name, EXPR, IEXPR)                                                     \
     case LG_OP_##ID: UNARY_LOOP(float, EXPR); break;
-#define UNARY_CASE_double(ID, name, EXPR, IEXPR) \
+#define UNARY_CASE_double(ID, name, EXPR, IEXPR)                                                    \
     case LG_OP_##ID: UNARY_LOOP(double, EXPR); break;
-#define VMATH_CASE_float(ID, name, VEC, EXPR) \
+#define VMATH_CASE_float(ID, name, VEC, EXPR)                                                       \
     case LG_OP_##ID: VEC(vx.p, y, len); break;
-#define VMATH_CASE_double(ID, name, VEC, EXPR) \
+#define VMATH_CASE_double(ID, name, VEC, EXPR)                                                      \
     case LG_OP_##ID: UNARY_LOOP(double, EXPR); break;
 
 APPLY_OP(float)
@@ -164,22 +164,22 @@ typedef struct instr {
  * start; the result (type T, dtype DT) goes to y. A value pushed at depth
  * d lives in tmp[d] (or in its input), so an op's result may overwrite
  * its first operand, element by element, and nothing else. */
-#define RUN_CHUNK(T, DT)                                                                        \
-    static void run_chunk_##T(const instr *code, int n_code, const operand *in, T *y, int64_t len) \
-    {                                                                                           \
-        T tmp[LG_FEW_MAX_DEPTH][CHUNK];                                                         \
-        operand stack[LG_FEW_MAX_DEPTH];                                                        \
-        int depth = 0;                                                                          \
-        for (int i = 0; i < n_code; i++) {                                                      \
-            if (code[i].load >= 0) {                                                            \
-                stack[depth++] = in[code[i].load];                                              \
-                continue;                                                                       \
-            }                                                                                   \
-            depth -= lg_few_arity(code[i].op.op);                                               \
-            T *dst = i == n_code - 1 ? y : tmp[depth];                                          \
-            apply_##T(&code[i].op, &stack[depth], dst, len);                                    \
-            stack[depth++] = (operand){dst, 1, DT};                                             \
-        }                                                                                       \
+#define RUN_CHUNK(T, DT)                                                                            \
+    static void run_chunk_##T(const instr *code, int n_code, const operand *in, T *y, int64_t len)  \
+    {                                                                                               \
+        T tmp[LG_FEW_MAX_DEPTH][CHUNK];                                                             \
+        operand stack[LG_FEW_MAX_DEPTH];                                                            \
+        int depth = 0;                                                                              \
+        for (int i = 0; i < n_code; i++) {                                                          \
+            if (code[i].load >= 0) {                                                                \
+                stack[depth++] = in[code[i].load];                                                  \
+                continue;                                                                           \
+            }                                                                                       \
+            depth -= lg_few_arity(code[i].op.op);                                                   \
+            T *dst = i == n_code - 1 ? y : tmp[depth];                                              \
+            apply_##T(&code[i].op, &stack[depth], dst, len);                                        \
+            stack[depth++] = (operand){dst, 1, DT};                                                 \
+        }                                                                                           \
     }
 
 RUN_CHUNK(float, LG_F32)

@@ -183,9 +183,10 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
             for (int32_t i = 0; i < N && !st; i++) {
                 int32_t root = f.root[i];
                 if (root >= 0 && size[root] > 1 && root != i) continue; /* inside a group: its root computes it */
-                int32_t id = root == i && size[i] > 1 ? build_fused(&f, &r, i, size[i]) : lg_rewrite_copy(&r, i, NULL, NULL);
+                bool fused = root == i && size[i] > 1;
+                int32_t id = fused ? build_fused(&f, &r, i, size[i]) : lg_rewrite_copy(&r, i, NULL, NULL);
                 if (id < 0) st = lg_cgraph_fail(dst, "fuse_elementwise");
-                else if (root == i && size[i] > 1 && w) {
+                else if (fused && w) {
                     char text[256];
                     lg_few_describe(&dst->nodes[id], text, sizeof text);
                     fprintf(w, "%s%s", ftell(w) ? "; " : "", text);
