@@ -314,9 +314,12 @@ START_TEST(test_loop_report)
     ck_assert_int_eq(bwd.steps, T);
     ck_assert_int_eq(fwd.memory, memory);
     ck_assert_uint_eq(fwd.state_bytes, (size_t)T * B * U * sizeof(double));
-    /* two matmuls, an add, a tanh; saving residuals, x_t W runs before the
-     * loop for all steps, and the weight's gradient after the gradient loop */
-    ck_assert_int_eq(fwd.body_kernels, memory == LG_LOOP_RECOMPUTE ? 4 : 3);
+    /* two matmuls, an add, a tanh (fused into one kernel); saving residuals,
+     * x_t W runs before the loop for all steps, and the weight's gradient
+     * after the gradient loop */
+    ck_assert_int_eq(fwd.body_kernels, memory == LG_LOOP_RECOMPUTE ? 3 : 2);
+    ck_assert_int_eq(fwd.fused_ops, 2);
+    ck_assert_int_eq(fwd.fused_kernels, 1);
     ck_assert_int_eq(fwd.n_hoisted, memory == LG_LOOP_RECOMPUTE ? 0 : 1);
     ck_assert_int_eq(bwd.n_sunk, memory == LG_LOOP_RECOMPUTE ? 0 : 2);
     if (memory == LG_LOOP_RECOMPUTE) {

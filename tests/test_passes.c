@@ -18,8 +18,8 @@
 LG_TEST_GRAPH_FIXTURE
 
 /* Every switchable pass, and each alone. */
-static const char *const off_sets[] = {"verify,fuse_rnn,hoist,dce,memory_plan", "fuse_rnn", "hoist", "dce",
-                                       "memory_plan", "verify"};
+static const char *const off_sets[] = {"verify,fuse_rnn,hoist,fuse_elementwise,dce,memory_plan", "fuse_rnn", "hoist",
+                                       "fuse_elementwise", "dce", "memory_plan", "verify"};
 #define N_OFF_SETS (sizeof off_sets / sizeof off_sets[0])
 
 static lg_tensor **run_with(const char *off, const lg_feed *f, int n_f, const lg_value *fetch, int n)
@@ -528,8 +528,9 @@ START_TEST(test_memory_plan_in_place)
     lg_feed f[1] = {{x, xt}};
     lg_program *on = NULL, *off = NULL;
     lg_compile_opts o = lg_compile_opts_default();
-    o.passes_off = "memory_plan";
-    ck_assert_int_eq(lg_program_compile(g, f, 1, &y, 1, &on), LG_OK);
+    o.passes_off = "fuse_elementwise"; /* the ops one by one */
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &y, 1, &o, &on), LG_OK);
+    o.passes_off = "memory_plan,fuse_elementwise";
     ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &y, 1, &o, &off), LG_OK);
     size_t one = (1000 * sizeof(float) + 63) / 64 * 64;
     ck_assert_uint_eq(lg_program_peak_bytes(on), one);

@@ -73,6 +73,11 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
  *                at most 4 MiB; all T at once when T does not split so);
  *                a gradient loop's weight gradients x_t^T dG sum as GEMMs
  *                over the same chunks instead of per step;
+ *   fuse_elementwise  connected elementwise ops of one shape (a cell's
+ *                gate math, sigmoid(a + b) * tanh(c)) whose intermediates
+ *                nothing else reads run as one kernel that keeps them in
+ *                registers, in loop bodies and at the top level, where the
+ *                backend has the kernel (the CPU); results are bit-identical;
  *   dce          values nothing fetched reads are not computed, and a loop
  *                saves for its gradient loop only what that loop reads (a
  *                forward-only program saves nothing);
@@ -136,6 +141,7 @@ typedef struct lg_loop_report {
     int n_hoisted;         /* body values computed before the loop, batched over all steps */
     size_t hoisted_bytes;  /* their stacked bytes */
     int n_sunk;            /* accumulators (weight gradients) summed after the loop as one op */
+    int fused_ops, fused_kernels; /* body elementwise ops run as fused_kernels kernels (fuse_elementwise) */
 } lg_loop_report;
 
 int lg_program_loop_count(const lg_program *p);
@@ -150,7 +156,7 @@ lg_status lg_program_loop_report(const lg_program *p, int i, lg_loop_report *out
  *
  *     program: 9 kernels, 1.50 MiB planned, loops' own buffers 0.02 MiB
  *     GEMM: openblas (SkylakeX), 2 threads; f64: openblas (SkylakeX), 2 threads; ...   (lg_cpu_gemm_summary)
- *     loop 'rnn/loop': 28 steps, 3 kernels per step, save residuals: 3 values, 0.42 MiB saved (states 0.11 MiB); hoisted 1 values, 0.21 MiB
+ *     loop 'rnn/loop': 28 steps, 3 kernels per step, save residuals: 3 values, 0.42 MiB saved (states 0.11 MiB); hoisted 1 values, 0.21 MiB; 4 elementwise ops fused into 1 kernels
  *     loop 'grad/rnn/loop': 28 steps, 9 kernels per step, gradient loop; hoisted 0 values, 0.00 MiB; 2 accumulators summed by batched GEMMs
  *     hoist: loop 'rnn/loop': 1 values batched before the steps (0.21 MiB, 0 of them per chunk of 0 steps); ...
  */

@@ -39,6 +39,7 @@
 #include "backends/backend.h"
 #include "graph/mirror.h"
 #include "graph/passes/passes.h"
+#include "ops/fused_elementwise.h"
 #include "ops/op.h"
 
 #define LG_ALIGN 64
@@ -363,7 +364,10 @@ static lg_status compile_schedule(compile_state *cs)
 
 /* Ops whose output element i reads only element i of each input of the
  * output's shape (others broadcast): op_list.h keeps them in one run. */
-static bool is_elementwise(lg_op op) { return op >= LG_OP_ADD && op <= LG_OP_STOP_GRADIENT; }
+static bool is_elementwise(lg_op op)
+{
+    return (op >= LG_OP_ADD && op <= LG_OP_STOP_GRADIENT) || op == LG_OP_FUSED_ELEMENTWISE;
+}
 
 /* Ops whose kernel only copies: same bytes, a new shape. */
 static bool is_reshape(lg_op op)
@@ -706,6 +710,10 @@ lg_status lg_program_loop_report(const lg_program *p, int i, lg_loop_report *out
                             .n_hoisted = s->n_hoisted, .hoisted_bytes = s->hoisted_bytes, .n_sunk = s->n_sunk,
                             .body_kernels = st->body->n_steps};
     if (s->n_seq) out->steps = p->locs[p->args[st->first_in]].port.shape.dims[0];
+    for (int k = 0; k < st->body->n_steps; k++) {
+        const lg_node *b = &st->body->graph->nodes[st->body->steps[k].node];
+        if (b->op == LG_OP_FUSED_ELEMENTWISE) out->fused_ops += lg_few_op_count(b), out->fused_kernels++;
+    }
     for (int k = 0; k < s->n_state; k++) out->state_bytes += port_bytes(&p->locs[p->args[st->first_out + s->n_state + s->n_y + k]].port);
     for (int r = 0; r < s->n_res; r++)
         out->residual_bytes += port_bytes(&p->locs[p->args[st->first_out + 2 * s->n_state + s->n_y + r]].port);
@@ -757,6 +765,7 @@ char *lg_program_report(const lg_program *p)
                      mib(r.residual_bytes), mib(r.state_bytes));
         fprintf(t, "; hoisted %d values, %.2f MiB", r.n_hoisted, mib(r.hoisted_bytes));
         if (r.n_sunk) fprintf(t, "; %d accumulators summed by batched GEMMs", r.n_sunk);
+        if (r.fused_kernels) fprintf(t, "; %d elementwise ops fused into %d kernels", r.fused_ops, r.fused_kernels);
         fprintf(t, "\n");
     }
     add_notes(t, p, 0);

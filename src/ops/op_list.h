@@ -70,11 +70,13 @@
     X(SPARSE_SOFTMAX_XENT, sparse_softmax_xent)
 
 /* Fused compute ops: only compile passes make them (rnn.c: the fuse_rnn
- * pass's loops). The CPU backend has kernels for them; the CUDA table leaves
- * them empty, so the pass fuses only where the backend has the kernel. */
-#define LG_FUSED_OPS(X) \
-    X(RNN, rnn)         \
-    X(RNN_GRAD, rnn_grad)
+ * pass's loops; fused_elementwise.c: the fuse_elementwise pass's chains of
+ * elementwise ops). The CPU backend has kernels for them; the CUDA table
+ * leaves them empty, so a pass fuses only where the backend has the kernel. */
+#define LG_FUSED_OPS(X)   \
+    X(RNN, rnn)           \
+    X(RNN_GRAD, rnn_grad) \
+    X(FUSED_ELEMENTWISE, fused_elementwise)
 
 /* Control ops: the executor runs them (a loop steps its body's schedule);
  * backends run only the kernels inside. */

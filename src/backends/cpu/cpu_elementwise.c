@@ -9,8 +9,8 @@
 #include <tgmath.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/cpu_elementwise.h"
 #include "backends/cpu/cpu_vmath.h"
-#include "graph/ops.h"
 
 /* out[i] = EXPR(a, b[, c]) with broadcasting, for element type T. */
 #define BCAST_LOOP(T, TA, N_IN, EXPR)                                                               \
@@ -64,24 +64,9 @@
     }
 
 /* i32 div is never built: inference refuses it. */
-BINARY_KERNEL(add, a + b)
-BINARY_KERNEL(sub, a - b)
-BINARY_KERNEL(mul, a * b)
-BINARY_KERNEL(div, a / b)
-
-static inline bool compare(double a, double b, int op)
-{
-    switch (op) {
-    case LG_CMP_GT: return a > b;
-    case LG_CMP_GE: return a >= b;
-    case LG_CMP_LT: return a < b;
-    case LG_CMP_LE: return a <= b;
-    case LG_CMP_EQ: return a == b;
-    default: return a != b;
-    }
-}
-
-BINARY_KERNEL(compare, compare(a, b, n->attrs.cmp))
+#define LG_X_BINARY(ID, name, EXPR) BINARY_KERNEL(name, EXPR)
+LG_CPU_BINARY_OPS(LG_X_BINARY)
+#undef LG_X_BINARY
 
 lg_status lg_cpu_where(const lg_node *n, const lg_buf *in, lg_buf *out)
 {
@@ -89,9 +74,9 @@ lg_status lg_cpu_where(const lg_node *n, const lg_buf *in, lg_buf *out)
     /* a is the mask, with its own dtype; b and c are the two branches */
 #define WHERE(T)                                                                             \
     do {                                                                                     \
-        if (in[0].dtype == LG_I32) BCAST_LOOP(T, int32_t, 3, a != 0 ? b : c);                \
-        else if (in[0].dtype == LG_F32) BCAST_LOOP(T, float, 3, a != 0 ? b : c);             \
-        else BCAST_LOOP(T, double, 3, a != 0 ? b : c);                                       \
+        if (in[0].dtype == LG_I32) BCAST_LOOP(T, int32_t, 3, LG_CPU_WHERE_EXPR(a, b, c));    \
+        else if (in[0].dtype == LG_F32) BCAST_LOOP(T, float, 3, LG_CPU_WHERE_EXPR(a, b, c)); \
+        else BCAST_LOOP(T, double, 3, LG_CPU_WHERE_EXPR(a, b, c));                           \
     } while (0)
     switch (out[0].dtype) {
     case LG_F32: WHERE(float); break;
@@ -134,19 +119,9 @@ lg_status lg_cpu_where(const lg_node *n, const lg_buf *in, lg_buf *out)
         return LG_OK;                                                                        \
     }
 
-UNARY_KERNEL(neg, -x, -x)
-UNARY_KERNEL(log, log(x), 0)
-UNARY_KERNEL(sqrt, sqrt(x), 0)
-UNARY_KERNEL(square, x *x, 0)
-UNARY_KERNEL(pow, pow(x, (T)r0), 0)
-UNARY_KERNEL(abs, fabs(x), x < 0 ? -x : x)
-UNARY_KERNEL(hard_sigmoid, x <= -3 ? 0 : x >= 3 ? 1 : x / 6 + (T)0.5, 0)
-UNARY_KERNEL(relu, x > 0 ? x : 0, 0)
-UNARY_KERNEL(elu, x > 0 ? x : (T)r0 * expm1(x), 0)
-UNARY_KERNEL(softplus, (x > 0 ? x : 0) + log1p(exp(-fabs(x))), 0)
-UNARY_KERNEL(softsign, x / (1 + fabs(x)), 0)
-UNARY_KERNEL(clip, x < (T)r0 ? (T)r0 : x > (T)r1 ? (T)r1 : x, 0)
-UNARY_KERNEL(stop_gradient, x, x)
+#define LG_X_UNARY(ID, name, EXPR, IEXPR) UNARY_KERNEL(name, EXPR, IEXPR)
+LG_CPU_UNARY_OPS(LG_X_UNARY)
+#undef LG_X_UNARY
 
 /* exp, sigmoid and tanh: f32 through the vector kernels (cpu_vmath.h), f64
  * (gradient checks) through libm. */
@@ -160,9 +135,9 @@ UNARY_KERNEL(stop_gradient, x, x)
         return LG_OK;                                                                        \
     }
 
-VMATH_KERNEL(exp, lg_vexpf, exp(x))
-VMATH_KERNEL(sigmoid, lg_vsigmoidf, x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)))
-VMATH_KERNEL(tanh, lg_vtanhf, tanh(x))
+#define LG_X_VMATH(ID, name, VEC, EXPR) VMATH_KERNEL(name, VEC, EXPR)
+LG_CPU_VMATH_OPS(LG_X_VMATH)
+#undef LG_X_VMATH
 
 lg_status lg_cpu_cast(const lg_node *n, const lg_buf *in, lg_buf *out)
 {

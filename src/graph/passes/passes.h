@@ -70,12 +70,14 @@ typedef struct lg_pass {
 extern const lg_pass lg_passes[];
 extern const int lg_pass_count;
 
-/* The passes of one stage: verify, fuse_rnn, lower_loops, hoist, dce
+/* The passes of one stage: verify, fuse_rnn, lower_loops, hoist,
+ * fuse_elementwise, dce
  * (memory_plan is the executor's). */
 lg_status lg_pass_verify(lg_cgraph *cg);
 lg_status lg_pass_fuse_rnn(lg_cgraph *cg);
 lg_status lg_pass_lower_loops(lg_cgraph *cg);
 lg_status lg_pass_hoist(lg_cgraph *cg);
+lg_status lg_pass_fuse_elementwise(lg_cgraph *cg);
 lg_status lg_pass_dce(lg_cgraph *cg);
 
 /* The switched-off set from a comma-separated list of pass names and the

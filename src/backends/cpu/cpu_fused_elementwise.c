@@ -1,0 +1,271 @@
+/*
+ * cpu_fused_elementwise.c — the CPU kernel of the fused elementwise op
+ * (src/ops/fused_elementwise.h).
+ *
+ * The output is computed CHUNK elements at a time: the program runs over
+ * the chunk with a stack of CHUNK-element temporaries (on the C stack, in
+ * L1), so the values between the fused ops never go to memory. The last op
+ * writes the output directly. Each op's expression is the one
+ * its own kernel uses (cpu_elementwise.h, and cpu_vmath.h's vector
+ * functions for f32 exp, sigmoid and tanh), so results are bit-identical to
+ * the ops run one by one.
+ *
+ * The output is walked as one flat array, so chunks span rows however short
+ * the rows are (an LSTM of 16 units has rows of 16). An input of the
+ * output's size is read in place, a scalar as a splat; any other broadcast
+ * (a bias row [H] of [B, H], a [B, 1] mask column) is gathered into a chunk
+ * buffer first. Reading each element of the chunk before writing it, the
+ * kernel may write over an input of the output's shape (the executor's
+ * in-place elementwise rule).
+ */
+#include <string.h>
+#include <tgmath.h>
+
+/* The per-op loops over a chunk vectorise only with GCC's dynamic cost
+ * model (-O2's very cheap one refuses a loop of unknown count); each loop
+ * is "ivdep": element i reads only element i of its operands, so writing
+ * over an operand (in place) is no dependence. Vector +, -, *, / and
+ * selects round as the scalar ones do (no contraction under -std=c11). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("tree-vectorize", "vect-cost-model=dynamic")
+#define LG_IVDEP _Pragma("GCC ivdep")
+#else
+#define LG_IVDEP
+#endif
+
+#include "backends/cpu/cpu.h"
+#include "backends/cpu/cpu_elementwise.h"
+#include "backends/cpu/cpu_vmath.h"
+#include "ops/fused_elementwise.h"
+
+enum { CHUNK = 256 };
+
+/* A stack value over the chunk: element i is p[i * step], step 0 or 1. */
+typedef struct operand {
+    const void *p;
+    int64_t step;
+    lg_dtype dt;
+} operand;
+
+static size_t dtype_size(lg_dtype dt) { return dt == LG_F64 ? 8 : 4; }
+
+/* y[i] = EXPR(a, b) over len elements, a and b of type T with steps sa, sb. */
+#define BINARY_LOOP(TYPE, EXPR)                                                                     \
+    do {                                                                                            \
+        typedef TYPE T;                                                                             \
+        const T *A = va.p, *B = vb.p;                                                               \
+        if (va.step && vb.step)                                                                     \
+            LG_IVDEP for (int64_t i = 0; i < len; i++) {                                            \
+                T a = A[i], b = B[i];                                                               \
+                y[i] = (EXPR);                                                                      \
+            }                                                                                       \
+        else if (va.step)                                                                           \
+            LG_IVDEP for (int64_t i = 0; i < len; i++) {                                            \
+                T a = A[i], b = B[0];                                                               \
+                y[i] = (EXPR);                                                                      \
+            }                                                                                       \
+        else if (vb.step)                                                                           \
+            LG_IVDEP for (int64_t i = 0; i < len; i++) {                                            \
+                T a = A[0], b = B[i];                                                               \
+                y[i] = (EXPR);                                                                      \
+            }                                                                                       \
+        else                                                                                        \
+            LG_IVDEP for (int64_t i = 0; i < len; i++) {                                            \
+                T a = A[0], b = B[0];                                                               \
+                y[i] = (EXPR);                                                                      \
+            }                                                                                       \
+    } while (0)
+
+/* y[i] = mask[i] != 0 ? b[i] : c[i], the mask of type TM. */
+#define WHERE_LOOP(TYPE, TM)                                                                        \
+    do {                                                                                            \
+        typedef TYPE T;                                                                             \
+        const TM *M = vm.p;                                                                         \
+        const T *Bp = vb.p, *Cp = vc.p;                                                             \
+        LG_IVDEP for (int64_t i = 0; i < len; i++) {                                                \
+            TM a = M[i * vm.step];                                                                  \
+            T b = Bp[i * vb.step], c = Cp[i * vc.step];                                             \
+            y[i] = LG_CPU_WHERE_EXPR(a, b, c);                                                      \
+        }                                                                                           \
+    } while (0)
+
+/* y[i] = EXPR(x[i]); x has step 1 (unary ops see splats expanded). */
+#define UNARY_LOOP(TYPE, EXPR)                                                                      \
+    do {                                                                                            \
+        typedef TYPE T;                                                                             \
+        const T *X = vx.p;                                                                          \
+        LG_IVDEP for (int64_t i = 0; i < len; i++) {                                                \
+            T x = X[i];                                                                             \
+            (void)x;                                                                                \
+            y[i] = (T)(EXPR);                                                                       \
+        }                                                                                           \
+    } while (0)
+
+/* One op of the program over the chunk: operands v[0 .. arity), result to
+ * y (len elements of type T). */
+#define APPLY_OP(T)                                                                                 \
+    static void apply_##T(const lg_node *n, const operand *v, T *y, int64_t len)                    \
+    {                                                                                               \
+        double r0 = n->attrs.real[0], r1 = n->attrs.real[1];                                        \
+        (void)r0, (void)r1;                                                                         \
+        if (n->op == LG_OP_WHERE) {                                                                 \
+            operand vm = v[0], vb = v[1], vc = v[2];                                                \
+            switch (vm.dt) {                                                                        \
+            case LG_I32: WHERE_LOOP(T, int32_t); break;                                             \
+            case LG_F32: WHERE_LOOP(T, float); break;                                               \
+            default: WHERE_LOOP(T, double); break;                                                  \
+            }                                                                                       \
+            return;                                                                                 \
+        }                                                                                           \
+        if (lg_few_arity(n->op) == 2) {                                                             \
+            operand va = v[0], vb = v[1];                                                           \
+            switch (n->op) {                                                                        \
+                LG_CPU_BINARY_OPS(BINARY_CASE_##T)                                                  \
+            default: break;                                                                         \
+            }                                                                                       \
+            return;                                                                                 \
+        }                                                                                           \
+        operand vx = v[0];                                                                          \
+        if (!vx.step) { /* a splat: expand it into y, then work in place */                         \
+            T s = *(const T *)vx.p;                                                                 \
+            LG_IVDEP for (int64_t i = 0; i < len; i++) y[i] = s;                                    \
+            vx = (operand){y, 1, vx.dt};                                                            \
+        }                                                                                           \
+        switch (n->op) {                                                                            \
+            LG_CPU_UNARY_OPS(UNARY_CASE_##T)                                                        \
+            LG_CPU_VMATH_OPS(VMATH_CASE_##T)                                                        \
+        default: break;                                                                             \
+        }                                                                                           \
+    }
+
+#define BINARY_CASE_float(ID, name, EXPR)                                                           \
+    case LG_OP_##ID: BINARY_LOOP(float, EXPR); break;
+#define BINARY_CASE_double(ID, name, EXPR)                                                          \
+    case LG_OP_##ID: BINARY_LOOP(double, EXPR); break;
+#define UNARY_CASE_float(ID, name, EXPR, IEXPR)                                                     \
+    case LG_OP_##ID: UNARY_LOOP(float, EXPR); break;
+#define UNARY_CASE_double(ID, name, EXPR, IEXPR)                                                    \
+    case LG_OP_##ID: UNARY_LOOP(double, EXPR); break;
+#define VMATH_CASE_float(ID, name, VEC, EXPR)                                                       \
+    case LG_OP_##ID: VEC(vx.p, y, len); break;
+#define VMATH_CASE_double(ID, name, VEC, EXPR)                                                      \
+    case LG_OP_##ID: UNARY_LOOP(double, EXPR); break;
+
+APPLY_OP(float)
+APPLY_OP(double)
+
+/* An instruction, decoded: load input `load`, or (load < 0) run op. */
+typedef struct instr {
+    int load;
+    lg_node op;
+} instr;
+
+/* The program over one chunk: in[k] is input k's operand at the chunk's
+ * start; the result (type T, dtype DT) goes to y. A value pushed at depth
+ * d lives in tmp[d] (or in its input), so an op's result may overwrite
+ * its first operand, element by element, and nothing else. */
+#define RUN_CHUNK(T, DT)                                                                            \
+    static void run_chunk_##T(const instr *code, int n_code, const operand *in, T *y, int64_t len)  \
+    {                                                                                               \
+        T tmp[LG_FEW_MAX_DEPTH][CHUNK];                                                             \
+        operand stack[LG_FEW_MAX_DEPTH];                                                            \
+        int depth = 0;                                                                              \
+        for (int i = 0; i < n_code; i++) {                                                          \
+            if (code[i].load >= 0) {                                                                \
+                stack[depth++] = in[code[i].load];                                                  \
+                continue;                                                                           \
+            }                                                                                       \
+            depth -= lg_few_arity(code[i].op.op);                                                   \
+            T *dst = i == n_code - 1 ? y : tmp[depth];                                              \
+            apply_##T(&code[i].op, &stack[depth], dst, len);                                        \
+            stack[depth++] = (operand){dst, 1, DT};                                                 \
+        }                                                                                           \
+    }
+
+RUN_CHUNK(float, LG_F32)
+RUN_CHUNK(double, LG_F64)
+
+static void run_chunk(lg_dtype dt, const instr *code, int n_code, const operand *in, void *y, int64_t len)
+{
+    if (dt == LG_F32) run_chunk_float(code, n_code, in, y, len);
+    else run_chunk_double(code, n_code, in, y, len);
+}
+
+/* Input k's elements for output elements [i0, i0 + len) into dst, where
+ * it broadcasts along some dims (steps[d] 0) but is neither the output's
+ * size nor a scalar: walked in runs along the last dim. */
+static void gather(const char *src, size_t esz, const int64_t *steps, lg_shape s, int64_t i0, int64_t len, char *dst)
+{
+    int r = s.rank;
+    int64_t idx[LG_MAX_RANK], rem = i0, off = 0;
+    for (int d = r - 1; d >= 0; d--) {
+        idx[d] = rem % s.dims[d];
+        rem /= s.dims[d];
+        off += idx[d] * steps[d];
+    }
+    int64_t last = s.dims[r - 1], sl = steps[r - 1];
+    for (int64_t e = 0; e < len;) {
+        int64_t run = last - idx[r - 1] < len - e ? last - idx[r - 1] : len - e;
+        if (sl) memcpy(dst + (size_t)e * esz, src + (size_t)off * esz, (size_t)run * esz);
+        else
+            for (int64_t j = 0; j < run; j++) memcpy(dst + (size_t)(e + j) * esz, src + (size_t)off * esz, esz);
+        e += run, off += run * sl, idx[r - 1] += run;
+        if (idx[r - 1] < last) break; /* the chunk ended inside the row */
+        off -= last * sl, idx[r - 1] = 0;
+        for (int d = r - 2; d >= 0; d--) { /* the odometer: next row */
+            off += steps[d];
+            if (++idx[d] < s.dims[d]) break;
+            off -= s.dims[d] * steps[d];
+            idx[d] = 0;
+        }
+    }
+}
+
+lg_status lg_cpu_fused_elementwise(const lg_node *n, const lg_buf *in, lg_buf *out)
+{
+    int n_code = n->attrs.n_ints / LG_FEW_WIDTH, n_in = n->n_in;
+    instr code[n_code];
+    for (int i = 0; i < n_code; i++) {
+        const int64_t *ins = &n->attrs.ints[i * LG_FEW_WIDTH];
+        code[i] = (instr){.load = ins[0] == LG_OP_INPUT ? (int)ins[1] : -1, .op = lg_few_decode(ins)};
+    }
+    lg_dtype dt = out[0].dtype;
+    size_t esz = dtype_size(dt);
+    lg_shape s = out[0].shape;
+    int64_t numel = lg_shape_numel(s);
+    /* per input: its elements' steps along the output's dims (0 where it
+     * broadcasts), and a chunk buffer where it needs gathering */
+    enum { FULL, SPLAT, GATHER } kind[n_in > 0 ? n_in : 1];
+    int64_t steps[n_in > 0 ? n_in : 1][LG_MAX_RANK];
+    int n_gather = 0;
+    for (int k = 0; k < n_in; k++) {
+        int64_t m = lg_shape_numel(in[k].shape);
+        kind[k] = m == numel ? FULL : m == 1 ? SPLAT : GATHER;
+        if (kind[k] != GATHER) continue;
+        n_gather++;
+        int64_t st[LG_MAX_RANK];
+        lg_strides(in[k].shape, st);
+        int shift = s.rank - in[k].shape.rank;
+        for (int d = 0; d < s.rank; d++) {
+            int j = d - shift;
+            steps[k][d] = j >= 0 && in[k].shape.dims[j] != 1 ? st[j] : 0;
+        }
+    }
+    double gathered[n_gather > 0 ? n_gather : 1][CHUNK]; /* room for any dtype */
+    operand at[n_in > 0 ? n_in : 1];
+    for (int64_t i0 = 0; i0 < numel; i0 += CHUNK) {
+        int64_t len = numel - i0 < CHUNK ? numel - i0 : CHUNK;
+        for (int k = 0, g = 0; k < n_in; k++) {
+            const char *data = in[k].data;
+            size_t ek = dtype_size(in[k].dtype);
+            if (kind[k] == FULL) at[k] = (operand){data + (size_t)i0 * ek, 1, in[k].dtype};
+            else if (kind[k] == SPLAT) at[k] = (operand){data, 0, in[k].dtype};
+            else {
+                gather(data, ek, steps[k], s, i0, len, (char *)gathered[g]);
+                at[k] = (operand){gathered[g++], 1, in[k].dtype};
+            }
+        }
+        run_chunk(dt, code, n_code, at, (char *)out[0].data + (size_t)i0 * esz, len);
+    }
+    return LG_OK;
+}

@@ -1,0 +1,142 @@
+/*
+ * fused_elementwise.c — the fused elementwise op (fused_elementwise.h): its
+ * program's encoding, a readable form of it, and shape inference.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "graph/ops.h"
+#include "ops/fused_elementwise.h"
+
+int lg_few_arity(lg_op op)
+{
+    if (op == LG_OP_WHERE) return 3;
+    return lg_op_defs[op]->n_in;
+}
+
+void lg_few_encode(const lg_node *n, int64_t *ins)
+{
+    ins[0] = n->op;
+    ins[1] = n->attrs.cmp;
+    memcpy(&ins[2], &n->attrs.real[0], sizeof(double));
+    memcpy(&ins[3], &n->attrs.real[1], sizeof(double));
+}
+
+lg_node lg_few_decode(const int64_t *ins)
+{
+    lg_node n = {.op = (lg_op)ins[0]};
+    n.attrs.cmp = (int)ins[1];
+    memcpy(&n.attrs.real[0], &ins[2], sizeof(double));
+    memcpy(&n.attrs.real[1], &ins[3], sizeof(double));
+    return n;
+}
+
+int lg_few_op_count(const lg_node *n)
+{
+    int ops = 0;
+    for (int i = 0; i + LG_FEW_WIDTH <= n->attrs.n_ints; i += LG_FEW_WIDTH) ops += n->attrs.ints[i] != LG_OP_INPUT;
+    return ops;
+}
+
+/* ---- text ------------------------------------------------------------------ */
+
+typedef struct text {
+    char *buf;
+    size_t size, len;
+    bool cut;
+} text;
+
+static void put(text *t, const char *s)
+{
+    size_t n = strlen(s), room = t->size - t->len - 1;
+    if (n > room) n = room, t->cut = true;
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+}
+
+/* The instruction where the value that instruction `end` pushes starts. */
+static int start_of(const int64_t *ints, int end)
+{
+    lg_op op = (lg_op)ints[end * LG_FEW_WIDTH];
+    if (op == LG_OP_INPUT) return end;
+    int s = end;
+    for (int k = 0; k < lg_few_arity(op); k++) s = start_of(ints, s - 1);
+    return s;
+}
+
+static void describe(const int64_t *ints, int end, text *t)
+{
+    lg_op op = (lg_op)ints[end * LG_FEW_WIDTH];
+    char s[32];
+    if (op == LG_OP_INPUT) {
+        snprintf(s, sizeof s, "in%lld", (long long)ints[end * LG_FEW_WIDTH + 1]);
+        put(t, s);
+        return;
+    }
+    int a = lg_few_arity(op), ends[3];
+    ends[a - 1] = end - 1;
+    for (int k = a - 1; k > 0; k--) ends[k - 1] = start_of(ints, ends[k]) - 1;
+    put(t, lg_op_defs[op]->name);
+    put(t, "(");
+    for (int k = 0; k < a; k++) {
+        if (k) put(t, ", ");
+        describe(ints, ends[k], t);
+    }
+    put(t, ")");
+}
+
+void lg_few_describe(const lg_node *n, char *buf, size_t size)
+{
+    if (!size) return;
+    buf[0] = '\0';
+    text t = {buf, size, 0, false};
+    if (n->attrs.n_ints >= LG_FEW_WIDTH) describe(n->attrs.ints, n->attrs.n_ints / LG_FEW_WIDTH - 1, &t);
+    if (t.cut && t.len >= 3) memcpy(buf + t.len - 3, "...", 3);
+}
+
+/* ---- inference ------------------------------------------------------------- */
+
+/* The program runs on the stack discipline the header states: every input
+ * it loads exists, every op finds its operands of the element type (where's
+ * mask excepted), and one value remains. Then the output is the broadcast
+ * of the inputs, as it was of the ops the program replaced. */
+static bool infer_fused(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
+{
+    lg_dtype dt = n->attrs.dtype;
+    int n_ins = n->attrs.n_ints / LG_FEW_WIDTH;
+    if (!lg_is_float(dt)) LG_INFER_FAIL("element type must be f32 or f64");
+    if (n->n_in < 1 || n->n_in > LG_FEW_MAX_INPUTS || n_ins < 2 || n->attrs.n_ints % LG_FEW_WIDTH)
+        LG_INFER_FAIL("bad fused program");
+    bool foreign[LG_FEW_MAX_DEPTH]; /* a stack value of another dtype than dt */
+    int depth = 0;
+    for (int i = 0; i < n_ins; i++) {
+        const int64_t *ins = &n->attrs.ints[i * LG_FEW_WIDTH];
+        if (ins[0] == LG_OP_INPUT) {
+            if (ins[1] < 0 || ins[1] >= n->n_in || depth == LG_FEW_MAX_DEPTH) LG_INFER_FAIL("bad fused program: load");
+            foreign[depth++] = in[ins[1]].dtype != dt;
+            continue;
+        }
+        if (ins[0] < 0 || ins[0] >= LG_OP_COUNT || !lg_few_fusible((lg_op)ins[0]))
+            LG_INFER_FAIL("bad fused program: not an elementwise op");
+        lg_op op = (lg_op)ins[0];
+        int a = lg_few_arity(op);
+        if (depth < a) LG_INFER_FAIL("bad fused program: operands missing");
+        if (op == LG_OP_COMPARE && (ins[1] < 0 || ins[1] >= LG_CMP_COUNT))
+            LG_INFER_FAIL("bad fused program: comparison");
+        for (int k = op == LG_OP_WHERE; k < a; k++)
+            if (foreign[depth - a + k]) LG_INFER_FAIL("inputs' dtypes differ from the element type");
+        depth -= a;
+        foreign[depth++] = false;
+    }
+    if (lg_few_op_count(n) > LG_FEW_MAX_OPS) LG_INFER_FAIL("bad fused program: too many ops");
+    if (depth != 1 || n->attrs.ints[n->attrs.n_ints - LG_FEW_WIDTH] == LG_OP_INPUT)
+        LG_INFER_FAIL("bad fused program: it must end with an op and leave one value");
+    lg_shape s = in[0].shape;
+    for (int i = 1; i < n->n_in; i++)
+        if (!lg_broadcast_shapes(s, in[i].shape, &s)) LG_INFER_FAIL("shapes do not broadcast");
+    out[0] = (lg_port){dt, s};
+    return true;
+}
+
+const lg_op_def lg_op_def_fused_elementwise = {"fused_elementwise", -1, infer_fused, NULL};

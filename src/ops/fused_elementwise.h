@@ -1,0 +1,51 @@
+/*
+ * fused_elementwise.h — the fused elementwise op: a chain or tree of
+ * same-shaped elementwise ops run as one kernel. Private to the library.
+ *
+ * Only the fuse_elementwise pass makes it, in compile-time graphs after
+ * autodiff, so it has no gradient rule. Its inputs are the chain's leaves
+ * (values computed outside it); each broadcasts to the output's shape as
+ * the ops it replaced broadcast them (a scalar, a row [H] of [B, H], ...).
+ * attrs.dtype is the element type (f32 or f64); attrs.ints is a postfix
+ * program, LG_FEW_WIDTH ints an instruction:
+ *
+ *     {LG_OP_INPUT, k, 0, 0}      push input k
+ *     {op, cmp, r0, r1}           pop the op's inputs, push its result; op is
+ *                                 an elementwise op (add .. stop_gradient in
+ *                                 op_list.h, not cast), cmp its comparison,
+ *                                 r0 and r1 the bits of its attrs.real
+ *
+ * For add(sigmoid(x), b): {INPUT 0} {SIGMOID} {INPUT 1} {ADD}. Every value
+ * on the stack is of attrs.dtype, except that where's mask may be an input
+ * of any dtype (it is read as "!= 0"). The program ends with one value, the
+ * output; it holds at most LG_FEW_MAX_DEPTH values at a time, and runs at
+ * most LG_FEW_MAX_OPS ops.
+ */
+#ifndef LG_FUSED_ELEMENTWISE_H
+#define LG_FUSED_ELEMENTWISE_H
+
+#include "ops/op.h"
+
+enum { LG_FEW_WIDTH = 4, LG_FEW_MAX_DEPTH = 8, LG_FEW_MAX_INPUTS = 16, LG_FEW_MAX_OPS = 64 };
+
+/* Whether the pass may put op into a fused program: the elementwise ops,
+ * cast (which changes the dtype) left out. */
+static inline bool lg_few_fusible(lg_op op) { return op >= LG_OP_ADD && op <= LG_OP_STOP_GRADIENT && op != LG_OP_CAST; }
+
+/* Inputs op pops: where 3, the binary ops 2, the unary ops 1. */
+int lg_few_arity(lg_op op);
+
+/* The instruction that runs node n (a fusible op) of a graph. */
+void lg_few_encode(const lg_node *n, int64_t *ins);
+/* The node fields an instruction carries (op, cmp and reals), for the
+ * kernel's expressions. */
+lg_node lg_few_decode(const int64_t *ins);
+
+/* Elementwise ops fused into n (its program's op instructions). */
+int lg_few_op_count(const lg_node *n);
+
+/* n's program as text, e.g. "add(sigmoid(in0), in1)", into buf; the text
+ * is cut at size. */
+void lg_few_describe(const lg_node *n, char *buf, size_t size);
+
+#endif
