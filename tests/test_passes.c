@@ -62,7 +62,8 @@ static void check_passes_agree(const lg_feed *f, int n_f, const lg_value *fetch,
     free_outs(on, n);
 }
 
-/* The report line fuse_rnn wrote for each loop, in one string. */
+/* The report line fuse_rnn wrote for each loop, in one string; for each
+ * forward loop, lg_loop_fused (which compiles nothing) says the same. */
 static char *fuse_notes(const lg_feed *f, int n_f, const lg_value *fetch, int n)
 {
     lg_program *p = NULL;
@@ -70,6 +71,15 @@ static char *fuse_notes(const lg_feed *f, int n_f, const lg_value *fetch, int n)
     char *rep = lg_program_report(p);
     lg_program_free(p);
     ck_assert_ptr_nonnull(rep);
+    lg_loop_info s;
+    for (int i = 0; i < lg_graph_node_count(g); i++) {
+        if (!lg_graph_node_loop(g, i, &s) || s.gradient) continue;
+        char what[256], line[512];
+        bool fused = lg_loop_fused(g, i, what, sizeof what);
+        snprintf(line, sizeof line, "fuse_rnn: loop '%s': %s%s\n", lg_graph_node_name(g, i),
+                 fused ? "fused as " : "not fused: ", what);
+        ck_assert_msg(strstr(rep, line), "lg_loop_fused says '%s', the report:\n%s", line, rep);
+    }
     return rep;
 }
 
