@@ -422,13 +422,52 @@ START_TEST(test_hoist_custom_cell)
 }
 END_TEST
 
+/* hoist.c's cost rule on a hand-written RNN (sigmoid: not fused) over a
+ * batch of 256: with 4 input features, moving x_t W out (W [4, 32]) and
+ * summing the weight gradients after the loop would stack more than they
+ * save, so the loops stay as they are; with 2B = 512 features both pay. */
+START_TEST(test_hoist_cost_rule)
+{
+    enum { RB = 256, RT = 3, RU = 32 };
+    int rf = _i ? 2 * RB : 4;
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, RT, RB, rf)); /* time-major */
+    lg_value w = lg_param(g, "w", LG_F64, lg_shape_of(2, rf, RU)), u = lg_param(g, "u", LG_F64, lg_shape_of(2, RU, RU));
+    lg_init_uniform(lg_param_tensor(w), -0.1, 0.1, 6, 1);
+    lg_init_uniform(lg_param_tensor(u), -0.5, 0.5, 6, 2);
+    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, RB, RU), NULL);
+    lg_value h0 = lg_constant(g, "h0", z);
+    lg_tensor_free(z);
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true;
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0);
+    lg_value next = lg_sigmoid(lg_add(lg_matmul(x_t, lg_loop_invariant(l, w), false, false),
+                                      lg_matmul(h, lg_loop_invariant(l, u), false, false)));
+    lg_loop_next(l, h, next);
+    lg_loop_emit(l, next);
+    lg_value hs;
+    ck_assert_int_eq(lg_loop_end(l, NULL, &hs), LG_OK);
+    lg_value loss = weighted_sum(hs, 19), wrt[2] = {w, u}, fetch[3] = {loss};
+    ck_assert_int_eq(lg_grad(g, loss, wrt, 2, fetch + 1), LG_OK);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, RT, RB, rf), 1, 19, -1, 1);
+    lg_feed f[1] = {{x, xt}};
+    lg_loop_report fwd = loop_report(f, 1, fetch, 3, NULL, 0), grad = loop_report(f, 1, fetch, 3, NULL, 1);
+    ck_assert(grad.gradient);
+    ck_assert_int_eq(fwd.n_hoisted, _i ? 1 : 0);
+    ck_assert_int_eq(grad.n_sunk, _i ? 2 : 0);
+    check_passes_agree(f, 1, fetch, 3);
+    lg_tensor_free(xt);
+}
+END_TEST
+
 /* A hoisted value too large to stack for all steps is computed per chunk of
  * steps: z_t = x_t W is [16, 8192] f64 (1 MiB) per step, so 16 steps run in
  * chunks of 4 (the 4 MiB budget), forwards and backwards; W's gradient is
- * summed per chunk the same way. */
+ * summed per chunk the same way. W has 2B rows, so moving x_t W out pays
+ * (hoist.c's cost rule). */
 START_TEST(test_hoist_chunks)
 {
-    enum { CB = 16, CT = 16, CF = 3, CN = 8192 };
+    enum { CB = 16, CT = 16, CF = 2 * CB, CN = 8192 };
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, CT, CB, CF)); /* time-major */
     lg_value w = lg_param(g, "w", LG_F64, lg_shape_of(2, CF, CN));
     lg_init_uniform(lg_param_tensor(w), -1, 1, 5, 1);
@@ -776,6 +815,7 @@ static Suite *passes_suite(void)
     tcase_add_test(tc, test_hoist_embedding);
     tcase_add_loop_test(tc, test_hoist_custom_cell, 0, 2);
     tcase_add_loop_test(tc, test_hoist_chunks, 0, 2);
+    tcase_add_loop_test(tc, test_hoist_cost_rule, 0, 2);
     tcase_add_test(tc, test_forward_only_saves_nothing);
     tcase_add_test(tc, test_memory_plan_in_place);
     tcase_add_test(tc, test_switches);
