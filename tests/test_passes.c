@@ -197,6 +197,27 @@ START_TEST(test_bidirectional_agrees)
 }
 END_TEST
 
+/* x [B, T, F] through the peephole LSTM of examples/cells in a loop made
+ * with lo; *hs gets the stacked h, *c_last (unless NULL) the final c.
+ * Returns x. */
+static lg_value peephole_loop(lg_loop_opts lo, lg_value *hs, lg_value *c_last)
+{
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
+    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
+    lg_value h0 = lg_constant(g, "h0", z), c0 = lg_constant(g, "c0", z);
+    lg_tensor_free(z);
+    peephole cell = peephole_new(g, "peephole", F, U, LG_F64, 11);
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0), hn, cn, st[2];
+    peephole_step(l, &cell, x_t, h, c, &hn, &cn);
+    lg_loop_next(l, h, hn);
+    lg_loop_next(l, c, cn);
+    lg_loop_emit(l, hn);
+    ck_assert_int_eq(lg_loop_end(l, st, hs), LG_OK);
+    if (c_last) *c_last = st[1];
+    return x;
+}
+
 /* Variational dropout: a mask on x_t (hoisted with the input projection)
  * and on h_{t-1}; both masks are invariants whose gradients accumulate. */
 START_TEST(test_dropout_agrees)
@@ -230,22 +251,11 @@ END_TEST
 /* A user-written cell (peephole LSTM) under both memory policies. */
 START_TEST(test_custom_cell_agrees)
 {
-    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
-    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
-    lg_value h0 = lg_constant(g, "h0", z), c0 = lg_constant(g, "c0", z);
-    lg_tensor_free(z);
-    peephole cell = peephole_new(g, "peephole", F, U, LG_F64, 11);
     lg_loop_opts lo = lg_loop_opts_default();
     lo.memory = _i ? LG_LOOP_RECOMPUTE : LG_LOOP_SAVE_RESIDUALS;
-    lg_loop *l = lg_loop_new(g, lo);
-    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0), hn, cn, st[2], hs;
-    peephole_step(l, &cell, x_t, h, c, &hn, &cn);
-    lg_loop_next(l, h, hn);
-    lg_loop_next(l, c, cn);
-    lg_loop_emit(l, hn);
-    ck_assert_int_eq(lg_loop_end(l, st, &hs), LG_OK);
+    lg_value hs, c_last, x = peephole_loop(lo, &hs, &c_last);
     lg_value fetch[64];
-    int n = loss_and_grads(lg_add(weighted_sum(hs, 7), weighted_sum(st[1], 8)), x, fetch);
+    int n = loss_and_grads(lg_add(weighted_sum(hs, 7), weighted_sum(c_last, 8)), x, fetch);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 8, -1, 1);
     lg_feed f[1] = {{x, xt}};
     check_passes_agree(f, 1, fetch, n);
@@ -383,21 +393,10 @@ END_TEST
  * the recompute policy nothing is stacked. */
 START_TEST(test_hoist_custom_cell)
 {
-    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
-    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
-    lg_value h0 = lg_constant(g, "h0", z), c0 = lg_constant(g, "c0", z);
-    lg_tensor_free(z);
-    peephole cell = peephole_new(g, "peephole", F, U, LG_F64, 11);
     lg_loop_opts lo = lg_loop_opts_default();
     bool recompute = _i;
     lo.memory = recompute ? LG_LOOP_RECOMPUTE : LG_LOOP_SAVE_RESIDUALS;
-    lg_loop *l = lg_loop_new(g, lo);
-    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0), hn, cn, hs;
-    peephole_step(l, &cell, x_t, h, c, &hn, &cn);
-    lg_loop_next(l, h, hn);
-    lg_loop_next(l, c, cn);
-    lg_loop_emit(l, hn);
-    ck_assert_int_eq(lg_loop_end(l, NULL, &hs), LG_OK);
+    lg_value hs, x = peephole_loop(lo, &hs, NULL);
     lg_value fetch[64];
     int n = loss_and_grads(weighted_sum(hs, 16), x, fetch);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 16, -1, 1);
@@ -740,20 +739,9 @@ END_TEST
  * and still hoisted. */
 START_TEST(test_peephole_refused_and_hoisted)
 {
-    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
-    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
-    lg_value h0 = lg_constant(g, "h0", z), c0 = lg_constant(g, "c0", z);
-    lg_tensor_free(z);
-    peephole cell = peephole_new(g, "peephole", F, U, LG_F64, 11);
     lg_loop_opts lo = lg_loop_opts_default();
     lo.name = "peep";
-    lg_loop *l = lg_loop_new(g, lo);
-    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0), hn, cn, hs;
-    peephole_step(l, &cell, x_t, h, c, &hn, &cn);
-    lg_loop_next(l, h, hn);
-    lg_loop_next(l, c, cn);
-    lg_loop_emit(l, hn);
-    ck_assert_int_eq(lg_loop_end(l, NULL, &hs), LG_OK);
+    lg_value hs, x = peephole_loop(lo, &hs, NULL);
     lg_value fetch[64];
     int n = loss_and_grads(weighted_sum(hs, 11), x, fetch);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 12, -1, 1);
