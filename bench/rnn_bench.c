@@ -3,13 +3,14 @@
  * of issue 10, timed per training step (forward, backward, optimizer) and per
  * inference step (forward only), median milliseconds.
  *
- *   rnn_bench [--quick] [--steps N] [--only NAME] [--generic | --fused]
+ *   rnn_bench [--quick] [--steps N] [--only NAME] [--generic | --fused] [--off PASSES]
  *
  * Each model runs twice: "generic", compiled with the fuse_rnn pass off
  * (LG_PASSES_OFF=fuse_rnn: the loop node runs the body step by step), and
  * "fused", the library as built (lg_program_compile's fuse_rnn pass replaces
  * each matched loop by the fused rnn op; "refused" gives its reason where it
- * did not). Output, one line each:
+ * did not). --off switches more passes off in both ("hoist": what hoisting
+ * gains). Output, one line each:
  *
  *   core <openblas_get_corename()>
  *   <config> <generic|fused> train_ms M infer_ms M train_cpu_ms M infer_cpu_ms M
@@ -299,7 +300,7 @@ static double gemm_bound_ms(const config *c, int steps)
 int main(int argc, char **argv)
 {
     int steps = 7;
-    const char *only = NULL;
+    const char *only = NULL, *off = "";
     int first_mode = 0, last_mode = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) steps = 2;
@@ -307,8 +308,9 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--generic")) last_mode = 0;
         else if (!strcmp(argv[i], "--fused")) first_mode = 1;
+        else if (!strcmp(argv[i], "--off") && i + 1 < argc) off = argv[++i];
         else {
-            fprintf(stderr, "usage: rnn_bench [--quick] [--steps N] [--only CONFIG] [--generic | --fused]\n");
+            fprintf(stderr, "usage: rnn_bench [--quick] [--steps N] [--only CONFIG] [--generic | --fused] [--off PASSES]\n");
             return 2;
         }
     }
@@ -320,8 +322,9 @@ int main(int argc, char **argv)
         if (only && strcmp(only, c->name)) continue;
         for (int fuse = first_mode; fuse <= last_mode; fuse++) {
             model m;
-            if (fuse) unsetenv("LG_PASSES_OFF");
-            else setenv("LG_PASSES_OFF", "fuse_rnn", 1);
+            char off_list[256];
+            snprintf(off_list, sizeof off_list, "%s,%s", fuse ? "" : "fuse_rnn", off);
+            setenv("LG_PASSES_OFF", off_list, 1);
             model_build(&m, c);
             double ms[4];
             time_model(&m, c, steps, ms);

@@ -53,19 +53,6 @@ static lg_tensor *piece(const lg_tensor *x, int b, int t0, int n, bool reversed)
     return p;
 }
 
-static lg_cell *make_cell(lg_graph *g, const char *name, lg_cell_kind kind, int in, int units, uint64_t seed)
-{
-    lg_cell_opts o = lg_cell_opts_default(kind, units);
-    o.dtype = LG_F64;
-    o.seed = seed;
-    lg_cell *c = lg_cell_new(g, name, in, o);
-    ck_assert_msg(c != NULL, "cell: %s", lg_graph_error(g));
-    /* a nonzero bias so that its gradient and the masking are exercised */
-    lg_tensor *bias = lg_param_tensor(lg_cell_bias(c));
-    if (bias) lg_init_uniform(bias, -0.3, 0.3, seed, 99);
-    return c;
-}
-
 /* sum(y * w) + sum(y^2) / 2 with w [n] along the last axis: a scalar whose
  * gradient differs per element and does not need y's dims. */
 static lg_value test_loss(lg_graph *g, lg_value y)
@@ -117,7 +104,7 @@ START_TEST(rnn_gradcheck)
 {
     const rnn_case *c = &RNN_CASES[_i];
     lg_graph *g = lg_graph_new();
-    lg_cell *cell = make_cell(g, "cell", c->kind, F, U, 3 + (uint64_t)_i);
+    lg_cell *cell = lg_test_cell(g, "cell", c->kind, F, U, 3 + (uint64_t)_i);
     lg_shape xs = c->time_major ? lg_shape_of(3, T, B, F) : lg_shape_of(3, B, c->unknown_t ? -1 : T, F);
     lg_value x = lg_input(g, "x", LG_F64, xs);
     lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
@@ -219,7 +206,7 @@ START_TEST(masking_matches_truncation)
     for (int v = 0; v < 4; v++) {
         bool back = v & 1, zero = v & 2;
         lg_graph *g = lg_graph_new();
-        lg_cell *cell = make_cell(g, "cell", KINDS[_i], F, U, 11);
+        lg_cell *cell = lg_test_cell(g, "cell", KINDS[_i], F, U, 11);
         lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, -1, -1, F));
         lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, -1));
         lg_rnn_opts o = lg_rnn_opts_default();
@@ -273,7 +260,7 @@ END_TEST
 START_TEST(go_backwards_matches_reversed_input)
 {
     lg_graph *g = lg_graph_new();
-    lg_cell *cell = make_cell(g, "cell", KINDS[_i], F, U, 12);
+    lg_cell *cell = lg_test_cell(g, "cell", KINDS[_i], F, U, 12);
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
     lg_rnn_opts o = lg_rnn_opts_default();
     o.return_sequences = true, o.go_backwards = true;
@@ -310,7 +297,7 @@ START_TEST(bidirectional_merge_modes)
         for (int seqs = 0; seqs < 2; seqs++) {
             lg_merge_mode m = modes[mi];
             lg_graph *g = lg_graph_new();
-            lg_cell *fc = make_cell(g, "fwd", KINDS[_i], F, U, 31), *bc = make_cell(g, "bwd", KINDS[_i], F, U, 32);
+            lg_cell *fc = lg_test_cell(g, "fwd", KINDS[_i], F, U, 31), *bc = lg_test_cell(g, "bwd", KINDS[_i], F, U, 32);
             lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
             lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
             lg_rnn_opts o = lg_rnn_opts_default();
@@ -377,7 +364,7 @@ END_TEST
 START_TEST(bidirectional_initial_state)
 {
     lg_graph *g = lg_graph_new();
-    lg_cell *fc = make_cell(g, "fwd", LG_CELL_LSTM, F, U, 51), *bc = make_cell(g, "bwd", LG_CELL_LSTM, F, U, 52);
+    lg_cell *fc = lg_test_cell(g, "fwd", LG_CELL_LSTM, F, U, 51), *bc = lg_test_cell(g, "bwd", LG_CELL_LSTM, F, U, 52);
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
     lg_value s[4];
     for (int k = 0; k < 4; k++) s[k] = lg_input(g, k % 2 ? "c0" : "h0", LG_F64, lg_shape_of(2, B, U));
@@ -412,7 +399,7 @@ END_TEST
 START_TEST(initial_state_continues_a_run)
 {
     lg_graph *g = lg_graph_new();
-    lg_cell *cell = make_cell(g, "cell", KINDS[_i], F, U, 13);
+    lg_cell *cell = lg_test_cell(g, "cell", KINDS[_i], F, U, 13);
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
     lg_rnn_opts o = lg_rnn_opts_default();
     lg_rnn_result full, first, second, zeros;
@@ -446,7 +433,7 @@ END_TEST
 START_TEST(stacked_layers)
 {
     lg_graph *g = lg_graph_new();
-    lg_cell *c1 = make_cell(g, "l1", LG_CELL_LSTM, F, U, 14), *c2 = make_cell(g, "l2", LG_CELL_GRU, U, 2, 15);
+    lg_cell *c1 = lg_test_cell(g, "l1", LG_CELL_LSTM, F, U, 14), *c2 = lg_test_cell(g, "l2", LG_CELL_GRU, U, 2, 15);
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
     lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
     lg_rnn_opts o = lg_rnn_opts_default();
@@ -482,7 +469,7 @@ END_TEST
 START_TEST(dropout_masks)
 {
     lg_graph *g = lg_graph_new();
-    lg_cell *cell = make_cell(g, "cell", LG_CELL_SIMPLE_RNN, F, U, 16);
+    lg_cell *cell = lg_test_cell(g, "cell", LG_CELL_SIMPLE_RNN, F, U, 16);
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
     lg_rnn_opts o = lg_rnn_opts_default();
     o.return_sequences = true, o.dropout = 0.5, o.recurrent_dropout = 0.3;
@@ -563,7 +550,7 @@ START_TEST(unroll_matches_loop)
 {
     bool masked = _i & 1, back = _i & 2, seqs = _i & 4;
     lg_graph *g = lg_graph_new();
-    lg_cell *cell = make_cell(g, "cell", LG_CELL_LSTM, F, U, 71);
+    lg_cell *cell = lg_test_cell(g, "cell", LG_CELL_LSTM, F, U, 71);
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, -1, T, F));
     lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, -1));
     lg_rnn_opts o = lg_rnn_opts_default();
@@ -633,7 +620,7 @@ START_TEST(stateful_matches_one_run)
 {
     for (int batch_known = 0; batch_known < 2; batch_known++) {
         lg_graph *g = lg_graph_new();
-        lg_cell *c1 = make_cell(g, "c1", KINDS[_i], F, U, 81), *c2 = make_cell(g, "c2", LG_CELL_LSTM, U, 2, 82);
+        lg_cell *c1 = lg_test_cell(g, "c1", KINDS[_i], F, U, 81), *c2 = lg_test_cell(g, "c2", LG_CELL_LSTM, U, 2, 82);
         lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, batch_known ? B : -1, -1, F));
         lg_rnn_opts o = lg_rnn_opts_default();
         o.return_sequences = true, o.name = "full1";
@@ -706,7 +693,7 @@ END_TEST
 START_TEST(stateful_by_hand)
 {
     lg_graph *g = lg_graph_new();
-    lg_cell *cell = make_cell(g, "cell", LG_CELL_GRU, F, U, 84);
+    lg_cell *cell = lg_test_cell(g, "cell", LG_CELL_GRU, F, U, 84);
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, 2, F));
     lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
     lg_rnn_opts o = lg_rnn_opts_default();
@@ -771,7 +758,7 @@ END_TEST
 START_TEST(stateful_batch_change)
 {
     lg_graph *g = lg_graph_new();
-    lg_cell *cell = make_cell(g, "cell", LG_CELL_LSTM, F, U, 86);
+    lg_cell *cell = lg_test_cell(g, "cell", LG_CELL_LSTM, F, U, 86);
     lg_value xd = lg_input(g, "xd", LG_F64, lg_shape_of(3, -1, -1, F));
     lg_value xs = lg_input(g, "xs", LG_F64, lg_shape_of(3, B, -1, F));
     lg_rnn_opts o = lg_rnn_opts_default();
@@ -829,7 +816,7 @@ END_TEST
 START_TEST(stateful_gradcheck)
 {
     lg_graph *g = lg_graph_new();
-    lg_cell *cell = make_cell(g, "cell", KINDS[_i], F, U, 89);
+    lg_cell *cell = lg_test_cell(g, "cell", KINDS[_i], F, U, 89);
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, -1, -1, F));
     lg_rnn_opts o = lg_rnn_opts_default();
     o.stateful = true, o.batch_size = B, o.return_sequences = true;
@@ -1005,7 +992,7 @@ START_TEST(rnn_bad_input)
 {
     bad_case c = (bad_case)_i;
     lg_graph *g = lg_graph_new();
-    lg_cell *cell = make_cell(g, "cell", LG_CELL_LSTM, F, U, 17), *other = make_cell(g, "other", LG_CELL_LSTM, F, 2, 18);
+    lg_cell *cell = lg_test_cell(g, "cell", LG_CELL_LSTM, F, U, 17), *other = lg_test_cell(g, "other", LG_CELL_LSTM, F, 2, 18);
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
     lg_value h = lg_input(g, "h", LG_F64, lg_shape_of(2, B, U));
     lg_value init[2] = {h, h};
@@ -1072,7 +1059,7 @@ END_TEST
 START_TEST(lengths_out_of_range)
 {
     lg_graph *g = lg_graph_new();
-    lg_cell *cell = make_cell(g, "cell", LG_CELL_GRU, F, U, 19);
+    lg_cell *cell = lg_test_cell(g, "cell", LG_CELL_GRU, F, U, 19);
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, -1, -1, F));
     lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, -1));
     lg_rnn_opts o = lg_rnn_opts_default();
@@ -1132,8 +1119,8 @@ START_TEST(layer_records)
     lg_embedding_opts eo = lg_embedding_opts_default();
     eo.dtype = LG_F64;
     lg_value e = lg_embedding(g, "embed", ids, 10, F, eo);
-    lg_cell *c1 = make_cell(g, "cell1", LG_CELL_LSTM, F, U, 1), *c2 = make_cell(g, "cell2", LG_CELL_GRU, U, U, 2),
-            *c3 = make_cell(g, "cell3", LG_CELL_SIMPLE_RNN, U, U, 3);
+    lg_cell *c1 = lg_test_cell(g, "cell1", LG_CELL_LSTM, F, U, 1), *c2 = lg_test_cell(g, "cell2", LG_CELL_GRU, U, U, 2),
+            *c3 = lg_test_cell(g, "cell3", LG_CELL_SIMPLE_RNN, U, U, 3);
     lg_rnn_opts o = lg_rnn_opts_default();
     o.return_sequences = true, o.name = "encoder";
     lg_rnn_result r;

@@ -37,18 +37,6 @@ static lg_tensor *mask_tensor(void)
     return t;
 }
 
-static lg_cell *make_cell(lg_graph *g, const char *name, lg_cell_kind kind, uint64_t seed)
-{
-    lg_cell_opts o = lg_cell_opts_default(kind, U);
-    o.dtype = LG_F64;
-    o.seed = seed;
-    lg_cell *c = lg_cell_new(g, name, F, o);
-    ck_assert_msg(c != NULL, "cell: %s", lg_graph_error(g));
-    lg_tensor *bias = lg_param_tensor(lg_cell_bias(c));
-    if (bias) lg_init_uniform(bias, -0.3, 0.3, seed, 99);
-    return c;
-}
-
 static const lg_cell_kind KINDS[3] = {LG_CELL_SIMPLE_RNN, LG_CELL_LSTM, LG_CELL_GRU};
 
 /* The valid steps of example b in processing order; returns their count. */
@@ -116,7 +104,7 @@ START_TEST(rnn_mask_with_holes)
     int variant = _i % 3;
     bool zero = variant == 1, back = variant == 2;
     lg_graph *g = lg_graph_new();
-    lg_cell *cell = make_cell(g, "cell", KINDS[_i / 3], 5);
+    lg_cell *cell = lg_test_cell(g, "cell", KINDS[_i / 3], F, U, 5);
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, -1, -1, F));
     lg_value m = lg_input(g, "m", LG_I32, lg_shape_of(2, -1, -1));
     lg_rnn_opts o = lg_rnn_opts_default();
@@ -153,7 +141,7 @@ END_TEST
 START_TEST(bidirectional_mask_with_holes)
 {
     lg_graph *g = lg_graph_new();
-    lg_cell *fw = make_cell(g, "fw", KINDS[_i], 7), *bw = make_cell(g, "bw", KINDS[_i], 8);
+    lg_cell *fw = lg_test_cell(g, "fw", KINDS[_i], F, U, 7), *bw = lg_test_cell(g, "bw", KINDS[_i], F, U, 8);
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, -1, T, F));
     lg_value m = lg_input(g, "m", LG_F32, lg_shape_of(2, -1, T));
     lg_rnn_opts o = lg_rnn_opts_default();
@@ -193,7 +181,7 @@ START_TEST(mask_gradcheck)
 {
     int variant = _i % 3;
     lg_graph *g = lg_graph_new();
-    lg_cell *fw = make_cell(g, "fw", KINDS[_i / 3], 9), *bw = make_cell(g, "bw", KINDS[_i / 3], 10);
+    lg_cell *fw = lg_test_cell(g, "fw", KINDS[_i / 3], F, U, 9), *bw = lg_test_cell(g, "bw", KINDS[_i / 3], F, U, 10);
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
     lg_value m = lg_input(g, "m", LG_I32, lg_shape_of(2, B, T));
     lg_value h0[2] = {lg_input(g, "h0", LG_F64, lg_shape_of(2, B, U)), lg_input(g, "c0", LG_F64, lg_shape_of(2, B, U))};
@@ -346,7 +334,7 @@ END_TEST
 START_TEST(stateful_bidirectional)
 {
     lg_graph *g = lg_graph_new();
-    lg_cell *fw = make_cell(g, "fw", KINDS[_i], 11), *bw = make_cell(g, "bw", KINDS[_i], 12);
+    lg_cell *fw = lg_test_cell(g, "fw", KINDS[_i], F, U, 11), *bw = lg_test_cell(g, "bw", KINDS[_i], F, U, 12);
     int ns = lg_cell_state_count(fw);
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
     lg_rnn_opts o = lg_rnn_opts_default();
@@ -391,7 +379,7 @@ END_TEST
 START_TEST(errors_name_the_user_values)
 {
     lg_graph *g = lg_graph_new();
-    lg_cell *cell = make_cell(g, "cell", LG_CELL_GRU, 13);
+    lg_cell *cell = lg_test_cell(g, "cell", LG_CELL_GRU, F, U, 13);
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, -1, T, F)), h = lg_input(g, "h", LG_F64, lg_shape_of(2, -1, U));
     lg_rnn_opts o = lg_rnn_opts_default();
     o.initial_state = &h, o.n_initial_state = 1, o.name = "enc";

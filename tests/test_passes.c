@@ -62,7 +62,8 @@ static void check_passes_agree(const lg_feed *f, int n_f, const lg_value *fetch,
     free_outs(on, n);
 }
 
-/* The report line fuse_rnn wrote for each loop, in one string. */
+/* The report line fuse_rnn wrote for each loop, in one string; for each
+ * forward loop, lg_loop_fused (which compiles nothing) says the same. */
 static char *fuse_notes(const lg_feed *f, int n_f, const lg_value *fetch, int n)
 {
     lg_program *p = NULL;
@@ -70,6 +71,15 @@ static char *fuse_notes(const lg_feed *f, int n_f, const lg_value *fetch, int n)
     char *rep = lg_program_report(p);
     lg_program_free(p);
     ck_assert_ptr_nonnull(rep);
+    lg_loop_info s;
+    for (int i = 0; i < lg_graph_node_count(g); i++) {
+        if (!lg_graph_node_loop(g, i, &s) || s.gradient) continue;
+        char what[256], line[512];
+        bool fused = lg_loop_fused(g, i, what, sizeof what);
+        snprintf(line, sizeof line, "fuse_rnn: loop '%s': %s%s\n", lg_graph_node_name(g, i),
+                 fused ? "fused as " : "not fused: ", what);
+        ck_assert_msg(strstr(rep, line), "lg_loop_fused says '%s', the report:\n%s", line, rep);
+    }
     return rep;
 }
 
@@ -187,6 +197,27 @@ START_TEST(test_bidirectional_agrees)
 }
 END_TEST
 
+/* x [B, T, F] through the peephole LSTM of examples/cells in a loop made
+ * with lo; *hs gets the stacked h, *c_last (unless NULL) the final c.
+ * Returns x. */
+static lg_value peephole_loop(lg_loop_opts lo, lg_value *hs, lg_value *c_last)
+{
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
+    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
+    lg_value h0 = lg_constant(g, "h0", z), c0 = lg_constant(g, "c0", z);
+    lg_tensor_free(z);
+    peephole cell = peephole_new(g, "peephole", F, U, LG_F64, 11);
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0), hn, cn, st[2];
+    peephole_step(l, &cell, x_t, h, c, &hn, &cn);
+    lg_loop_next(l, h, hn);
+    lg_loop_next(l, c, cn);
+    lg_loop_emit(l, hn);
+    ck_assert_int_eq(lg_loop_end(l, st, hs), LG_OK);
+    if (c_last) *c_last = st[1];
+    return x;
+}
+
 /* Variational dropout: a mask on x_t (hoisted with the input projection)
  * and on h_{t-1}; both masks are invariants whose gradients accumulate. */
 START_TEST(test_dropout_agrees)
@@ -220,22 +251,11 @@ END_TEST
 /* A user-written cell (peephole LSTM) under both memory policies. */
 START_TEST(test_custom_cell_agrees)
 {
-    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
-    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
-    lg_value h0 = lg_constant(g, "h0", z), c0 = lg_constant(g, "c0", z);
-    lg_tensor_free(z);
-    peephole cell = peephole_new(g, "peephole", F, U, LG_F64, 11);
     lg_loop_opts lo = lg_loop_opts_default();
     lo.memory = _i ? LG_LOOP_RECOMPUTE : LG_LOOP_SAVE_RESIDUALS;
-    lg_loop *l = lg_loop_new(g, lo);
-    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0), hn, cn, st[2], hs;
-    peephole_step(l, &cell, x_t, h, c, &hn, &cn);
-    lg_loop_next(l, h, hn);
-    lg_loop_next(l, c, cn);
-    lg_loop_emit(l, hn);
-    ck_assert_int_eq(lg_loop_end(l, st, &hs), LG_OK);
+    lg_value hs, c_last, x = peephole_loop(lo, &hs, &c_last);
     lg_value fetch[64];
-    int n = loss_and_grads(lg_add(weighted_sum(hs, 7), weighted_sum(st[1], 8)), x, fetch);
+    int n = loss_and_grads(lg_add(weighted_sum(hs, 7), weighted_sum(c_last, 8)), x, fetch);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 8, -1, 1);
     lg_feed f[1] = {{x, xt}};
     check_passes_agree(f, 1, fetch, n);
@@ -373,21 +393,10 @@ END_TEST
  * the recompute policy nothing is stacked. */
 START_TEST(test_hoist_custom_cell)
 {
-    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
-    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
-    lg_value h0 = lg_constant(g, "h0", z), c0 = lg_constant(g, "c0", z);
-    lg_tensor_free(z);
-    peephole cell = peephole_new(g, "peephole", F, U, LG_F64, 11);
     lg_loop_opts lo = lg_loop_opts_default();
     bool recompute = _i;
     lo.memory = recompute ? LG_LOOP_RECOMPUTE : LG_LOOP_SAVE_RESIDUALS;
-    lg_loop *l = lg_loop_new(g, lo);
-    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0), hn, cn, hs;
-    peephole_step(l, &cell, x_t, h, c, &hn, &cn);
-    lg_loop_next(l, h, hn);
-    lg_loop_next(l, c, cn);
-    lg_loop_emit(l, hn);
-    ck_assert_int_eq(lg_loop_end(l, NULL, &hs), LG_OK);
+    lg_value hs, x = peephole_loop(lo, &hs, NULL);
     lg_value fetch[64];
     int n = loss_and_grads(weighted_sum(hs, 16), x, fetch);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 16, -1, 1);
@@ -412,13 +421,52 @@ START_TEST(test_hoist_custom_cell)
 }
 END_TEST
 
+/* hoist.c's cost rule on a hand-written RNN (sigmoid: not fused) over a
+ * batch of 256: with 4 input features, moving x_t W out (W [4, 32]) and
+ * summing the weight gradients after the loop would stack more than they
+ * save, so the loops stay as they are; with 2B = 512 features both pay. */
+START_TEST(test_hoist_cost_rule)
+{
+    enum { RB = 256, RT = 3, RU = 32 };
+    int rf = _i ? 2 * RB : 4;
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, RT, RB, rf)); /* time-major */
+    lg_value w = lg_param(g, "w", LG_F64, lg_shape_of(2, rf, RU)), u = lg_param(g, "u", LG_F64, lg_shape_of(2, RU, RU));
+    lg_init_uniform(lg_param_tensor(w), -0.1, 0.1, 6, 1);
+    lg_init_uniform(lg_param_tensor(u), -0.5, 0.5, 6, 2);
+    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, RB, RU), NULL);
+    lg_value h0 = lg_constant(g, "h0", z);
+    lg_tensor_free(z);
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true;
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0);
+    lg_value next = lg_sigmoid(lg_add(lg_matmul(x_t, lg_loop_invariant(l, w), false, false),
+                                      lg_matmul(h, lg_loop_invariant(l, u), false, false)));
+    lg_loop_next(l, h, next);
+    lg_loop_emit(l, next);
+    lg_value hs;
+    ck_assert_int_eq(lg_loop_end(l, NULL, &hs), LG_OK);
+    lg_value loss = weighted_sum(hs, 19), wrt[2] = {w, u}, fetch[3] = {loss};
+    ck_assert_int_eq(lg_grad(g, loss, wrt, 2, fetch + 1), LG_OK);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, RT, RB, rf), 1, 19, -1, 1);
+    lg_feed f[1] = {{x, xt}};
+    lg_loop_report fwd = loop_report(f, 1, fetch, 3, NULL, 0), grad = loop_report(f, 1, fetch, 3, NULL, 1);
+    ck_assert(grad.gradient);
+    ck_assert_int_eq(fwd.n_hoisted, _i ? 1 : 0);
+    ck_assert_int_eq(grad.n_sunk, _i ? 2 : 0);
+    check_passes_agree(f, 1, fetch, 3);
+    lg_tensor_free(xt);
+}
+END_TEST
+
 /* A hoisted value too large to stack for all steps is computed per chunk of
  * steps: z_t = x_t W is [16, 8192] f64 (1 MiB) per step, so 16 steps run in
  * chunks of 4 (the 4 MiB budget), forwards and backwards; W's gradient is
- * summed per chunk the same way. */
+ * summed per chunk the same way. W has 2B rows, so moving x_t W out pays
+ * (hoist.c's cost rule). */
 START_TEST(test_hoist_chunks)
 {
-    enum { CB = 16, CT = 16, CF = 3, CN = 8192 };
+    enum { CB = 16, CT = 16, CF = 2 * CB, CN = 8192 };
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, CT, CB, CF)); /* time-major */
     lg_value w = lg_param(g, "w", LG_F64, lg_shape_of(2, CF, CN));
     lg_init_uniform(lg_param_tensor(w), -1, 1, 5, 1);
@@ -692,20 +740,9 @@ END_TEST
  * and still hoisted. */
 START_TEST(test_peephole_refused_and_hoisted)
 {
-    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
-    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
-    lg_value h0 = lg_constant(g, "h0", z), c0 = lg_constant(g, "c0", z);
-    lg_tensor_free(z);
-    peephole cell = peephole_new(g, "peephole", F, U, LG_F64, 11);
     lg_loop_opts lo = lg_loop_opts_default();
     lo.name = "peep";
-    lg_loop *l = lg_loop_new(g, lo);
-    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0), hn, cn, hs;
-    peephole_step(l, &cell, x_t, h, c, &hn, &cn);
-    lg_loop_next(l, h, hn);
-    lg_loop_next(l, c, cn);
-    lg_loop_emit(l, hn);
-    ck_assert_int_eq(lg_loop_end(l, NULL, &hs), LG_OK);
+    lg_value hs, x = peephole_loop(lo, &hs, NULL);
     lg_value fetch[64];
     int n = loss_and_grads(weighted_sum(hs, 11), x, fetch);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 12, -1, 1);
@@ -927,6 +964,7 @@ static Suite *passes_suite(void)
     tcase_add_test(tc, test_hoist_embedding);
     tcase_add_loop_test(tc, test_hoist_custom_cell, 0, 2);
     tcase_add_loop_test(tc, test_hoist_chunks, 0, 2);
+    tcase_add_loop_test(tc, test_hoist_cost_rule, 0, 2);
     tcase_add_test(tc, test_forward_only_saves_nothing);
     tcase_add_test(tc, test_memory_plan_in_place);
     tcase_add_test(tc, test_switches);

@@ -51,6 +51,20 @@ static inline lg_tensor *lg_test_uniform(lg_dtype dt, lg_shape s, uint64_t seed,
     return t;
 }
 
+/* An f64 cell of `kind` (in inputs, `units` units, weights from `seed`) with
+ * a nonzero bias, so that its gradient and masking are exercised. */
+static inline lg_cell *lg_test_cell(lg_graph *g, const char *name, lg_cell_kind kind, int in, int units, uint64_t seed)
+{
+    lg_cell_opts o = lg_cell_opts_default(kind, units);
+    o.dtype = LG_F64;
+    o.seed = seed;
+    lg_cell *c = lg_cell_new(g, name, in, o);
+    ck_assert_msg(c != NULL, "cell: %s", lg_graph_error(g));
+    lg_tensor *bias = lg_param_tensor(lg_cell_bias(c));
+    if (bias) lg_init_uniform(bias, -0.3, 0.3, seed, 99);
+    return c;
+}
+
 /* Run g for one fetch, asserting success; the caller frees the result. */
 static inline lg_tensor *lg_test_run1(lg_graph *g, const lg_feed *feeds, int n_feeds, lg_value fetch)
 {

@@ -950,6 +950,119 @@ START_TEST(test_layer_view_expand)
 }
 END_TEST
 
+/* ---- fused loops ------------------------------------------------------------------- */
+
+/* small_model's LSTM (fused) beside a hand-written SimpleRNN with sigmoid
+ * (refused: the fused SimpleRNN has tanh or relu), named "sig", both
+ * differentiated. */
+static lg_graph *fused_and_not(small_model *m)
+{
+    *m = small_model_new();
+    lg_graph *g = m->g;
+    lg_value x = lg_input(g, "xs", LG_F32, lg_shape_of(3, 5, -1, 3)); /* [T, B, F] */
+    lg_value h0 = lg_input(g, "h0", LG_F32, lg_shape_of(2, -1, 4));
+    lg_value w = lg_param(g, "sig_w", LG_F32, lg_shape_of(2, 3, 4)), u = lg_param(g, "sig_u", LG_F32, lg_shape_of(2, 4, 4));
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true, lo.name = "sig";
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0);
+    lg_value h2 = lg_sigmoid(lg_add(lg_matmul(x_t, lg_loop_invariant(l, w), false, false),
+                                    lg_matmul(h, lg_loop_invariant(l, u), false, false)));
+    lg_loop_next(l, h, h2);
+    lg_value last;
+    ck_assert_int_eq(lg_loop_end(l, &last, NULL), LG_OK);
+    lg_value wrt[2] = {w, u}, grads[2];
+    ck_assert_int_eq(lg_grad(g, lg_sum(last, NULL, 0, false), wrt, 2, grads), LG_OK);
+    ck_assert_ptr_null(lg_graph_error(g));
+    return g;
+}
+
+/* The forward loop node named `name` (by prefix) and its gradient loop
+ * (the one reading its stacked states). */
+static void loops_named(const lg_graph *g, const char *name, int *fwd, int *bwd)
+{
+    *fwd = *bwd = -1;
+    lg_loop_info s;
+    for (int i = 0; i < lg_graph_node_count(g); i++) {
+        if (!lg_graph_node_loop(g, i, &s)) continue;
+        if (!s.gradient && strncmp(lg_graph_node_name(g, i), name, strlen(name)) == 0) *fwd = i;
+        for (int k = 0; s.gradient && *fwd >= 0 && k < lg_graph_node_input_count(g, i); k++)
+            if (lg_graph_node_input(g, i, k).node == *fwd) *bwd = i;
+    }
+    ck_assert_msg(*fwd >= 0 && *bwd >= 0, "loops of '%s': %d, %d", name, *fwd, *bwd);
+}
+
+static void expect_text(const char *html, const char *want)
+{
+    char text[2048];
+    label_text(html, text, sizeof text);
+    ck_assert_msg(strstr(text, want), "'%s' not in:\n%s", want, text);
+}
+
+START_TEST(test_fused_loops_marked)
+{
+    small_model m;
+    lg_graph *g = fused_and_not(&m);
+    int lf, lb, sf, sb;
+    loops_named(g, "lstm", &lf, &lb);
+    loops_named(g, "sig", &sf, &sb);
+    char what[256];
+    ck_assert(lg_loop_fused(g, lf, what, sizeof what));
+    ck_assert_str_eq(what, "lstm (4 units, bias)");
+    ck_assert(lg_loop_fused(g, lb, what, sizeof what)); /* with its forward loop */
+    ck_assert(!lg_loop_fused(g, sf, what, sizeof what));
+    ck_assert_str_eq(what, "activation is sigmoid; the fused SimpleRNN has tanh or relu");
+    ck_assert(!lg_loop_fused(g, sb, NULL, 0));
+    ck_assert(!lg_loop_fused(g, find_named(g, "xs"), what, sizeof what));
+    ck_assert_str_eq(what, "not a loop node");
+    ck_assert(!lg_loop_fused(NULL, 0, what, sizeof what));
+
+    /* every op: the clusters' labels and borders */
+    lg_dot_opts o = lg_dot_opts_default();
+    char *dot = dot_of(g, o);
+    Agraph_t *a = parse(dot);
+    const char *yes = "fused: lstm (4 units, bias), CPU kernel",
+               *no = "not fused: activation is sigmoid; the fused SimpleRNN has tanh or relu";
+    for (int k = 0; k < 2; k++) {
+        Agraph_t *c = cluster_of(a, k ? lb : lf), *d = cluster_of(a, k ? sb : sf);
+        ck_assert_ptr_nonnull(c);
+        ck_assert_ptr_nonnull(d);
+        expect_text(attr(c, "label"), yes);
+        ck_assert_str_eq(attr(c, "penwidth"), "3");
+        expect_text(attr(d, "label"), no);
+        ck_assert_str_eq(attr(d, "penwidth"), "1");
+    }
+    expect_text(attr(agnode(a, "legend", 0), "label"), "fused loop");
+    agclose(a);
+    free(dot);
+
+    /* loops as nodes: the node says it */
+    o.expand_loops = false;
+    dot = dot_of(g, o);
+    a = parse(dot);
+    expect_text(attr(node_n(a, lf), "label"), yes);
+    ck_assert_str_eq(attr(node_n(a, lf), "penwidth"), "3");
+    expect_text(attr(node_n(a, sf), "label"), no);
+    ck_assert_str_eq(attr(node_n(a, sf), "penwidth"), "");
+    agclose(a);
+    free(dot);
+
+    /* the layer view: the scope holding the loop */
+    o = lg_dot_opts_default();
+    o.layers = true;
+    dot = dot_of(g, o);
+    a = parse(dot);
+    expect_text(attr(by_tooltip(a, "lstm"), "label"), yes);
+    ck_assert_str_eq(attr(by_tooltip(a, "lstm"), "penwidth"), "3");
+    expect_text(attr(by_tooltip(a, "sig"), "label"), no);
+    ck_assert_str_eq(attr(by_tooltip(a, "sig"), "penwidth"), "");
+    expect_text(attr(agnode(a, "legend", 0), "label"), "fused loop");
+    agclose(a);
+    free(dot);
+    small_model_free(&m);
+}
+END_TEST
+
 START_TEST(test_layer_view_unknown_scope)
 {
     small_model m = small_model_new();
@@ -1017,6 +1130,7 @@ static Suite *viz_suite(void)
     tcase_add_test(dot, test_layer_view_groups);
     tcase_add_test(dot, test_layer_view_expand);
     tcase_add_test(dot, test_layer_view_unknown_scope);
+    tcase_add_test(dot, test_fused_loops_marked);
     suite_add_tcase(s, dot);
     TCase *files = tcase_create("files");
     tcase_add_checked_fixture(files, dir_setup, dir_teardown);

@@ -198,6 +198,18 @@ lg_value lg_loop_body_output(const lg_graph *g, int node, int k);
 /* The body value stacked as residual k (k < n_res; invalid otherwise). */
 lg_value lg_loop_body_residual(const lg_graph *g, int node, int k);
 
+/* Whether lg_program_compile runs loop node `node` of g as the fused rnn op
+ * pair (the fuse_rnn pass, program.h), without compiling: the same matcher
+ * on the same body, on the CPU backend that compiles. True with `what`
+ * getting what it runs as ("lstm (64 units, bias, reverse, masked)"); false
+ * with `what` getting the first reason it is not ("gate 2 uses relu where
+ * LSTM has tanh", "not a loop node"). A gradient loop is fused exactly when
+ * its forward loop is, and says the same. One thing only a compile knows:
+ * a loop in a differentiated loop's body whose saved states the gradient
+ * body reads stays a loop (lg_program_report tells). `what` (len bytes,
+ * truncated to fit) may be NULL. */
+bool lg_loop_fused(const lg_graph *g, int node, char *what, size_t len);
+
 LG_API_END
 #ifdef __cplusplus
 }

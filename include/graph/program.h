@@ -72,7 +72,11 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
  *                batched ops over chunks of steps (a quarter of T or less,
  *                at most 4 MiB; all T at once when T does not split so);
  *                a gradient loop's weight gradients x_t^T dG sum as GEMMs
- *                over the same chunks instead of per step;
+ *                over the same chunks instead of per step; each only where
+ *                it pays by a cost rule (src/graph/passes/hoist.c): the
+ *                weight bytes a step no longer touches against the stack
+ *                it adds, so x_t W moves when W has about 2B rows or more;
+ *                a small model at a large batch B keeps its loops as they are;
  *   fuse_elementwise  connected elementwise ops of one shape (a cell's
  *                gate math, sigmoid(a + b) * tanh(c)) whose intermediates
  *                nothing else reads run as one kernel that keeps them in

@@ -139,6 +139,10 @@ static void put_loop_label(writer *w, const lg_graph *g, int32_t i, const lg_loo
         put_value(w, lg_graph_node_output(g, i, o));
     }
     fprintf(w->f, "<BR/>saves %d states, %d residuals", s->n_state, s->n_res);
+    if (!w->o.expand_loops) { /* else the cluster says it */
+        fputs("<BR/>", w->f);
+        viz_put_fusion(w->f, g, i);
+    }
 }
 
 static void write_node(writer *w, const level *L, int32_t i, int depth)
@@ -150,6 +154,8 @@ static void write_node(writer *w, const level *L, int32_t i, int depth)
     indent(w, depth);
     fprintf(w->f, "%sn%d [", L->prefix, (int)i);
     put_attrs(w, k);
+    if (is_loop && !w->o.expand_loops && lg_loop_fused(L->g, i, NULL, 0))
+        fprintf(w->f, " penwidth=%d", VIZ_FUSED_PENWIDTH);
     fputs(" label=<<B>", w->f);
     if (k == K_PORT) {
         int p = L->port_of[i];
@@ -273,11 +279,14 @@ static void write_loop(writer *w, const level *L, int32_t i, int depth)
     indent(w, depth);
     fprintf(w->f, "subgraph cluster_%sn%d {\n", L->prefix, (int)i);
     indent(w, depth + 1);
-    fprintf(w->f, "class=\"%s\" style=\"rounded,filled\" fillcolor=\"%s\" color=\"%s\" label=<<B>",
-            grad ? "lg-grad-loop" : "lg-loop", CLUSTER_FILL[grad], CLUSTER_COLOR[grad]);
+    fprintf(w->f, "class=\"%s\" style=\"rounded,filled\" fillcolor=\"%s\" color=\"%s\" penwidth=%d label=<<B>",
+            grad ? "lg-grad-loop" : "lg-loop", CLUSTER_FILL[grad], CLUSTER_COLOR[grad],
+            lg_loop_fused(L->g, i, NULL, 0) ? VIZ_FUSED_PENWIDTH : 1);
     put_html(w, lg_graph_node_name(L->g, i));
-    fprintf(w->f, "</B> (%s: %d sequences, %d states, %d invariants)>;\n", grad ? "gradient loop" : "loop", s.n_seq,
+    fprintf(w->f, "</B> (%s: %d sequences, %d states, %d invariants)<BR/>", grad ? "gradient loop" : "loop", s.n_seq,
             s.n_state, s.n_inv);
+    viz_put_fusion(w->f, L->g, i);
+    fputs(">;\n", w->f);
     write_node(w, L, i, depth + 1);
     level B = {.g = body, .prefix = prefix, .draw = draw, .outer = L->g, .loop = i, .port_of = port_of};
     write_level(w, &B, depth + 1);
@@ -322,6 +331,8 @@ static void write_legend(writer *w)
     for (int grad = 0; grad < 2; grad++)
         fprintf(w->f, "<TR><TD BGCOLOR=\"%s\" COLOR=\"%s\">%s body (cluster)</TD></TR>",
                 CLUSTER_FILL[grad], CLUSTER_COLOR[grad], grad ? "gradient loop" : "loop");
+    fprintf(w->f, "<TR><TD BGCOLOR=\"%s\" COLOR=\"%s\" BORDER=\"%d\">fused loop (one rnn kernel on the CPU)</TD></TR>",
+            CLUSTER_FILL[0], CLUSTER_COLOR[0], VIZ_FUSED_PENWIDTH);
     fputs("</TABLE>>];\n", w->f);
 }
 

@@ -50,3 +50,15 @@ bool viz_in_scope(const char *name, const char *scope)
     while (n > 0 && scope[n - 1] == '/') n--;
     return strncmp(name, scope, n) == 0 && (name[n] == '\0' || name[n] == '/');
 }
+
+bool viz_put_fusion(FILE *f, const lg_graph *g, int32_t i)
+{
+    enum { BRIEF = 60 }; /* a reason past this is cut: lg_program_report has it whole */
+    char what[256];
+    bool fused = lg_loop_fused(g, i, what, sizeof what);
+    if (!fused && strlen(what) > BRIEF) strcpy(what + BRIEF - 3, "...");
+    fputs(fused ? "fused: " : "not fused: ", f);
+    viz_put_text(f, what, VIZ_HTML);
+    if (fused) fputs(", CPU kernel", f);
+    return fused;
+}

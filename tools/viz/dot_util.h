@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "graph/loop.h"
 #include "viz.h"
 
 typedef enum viz_text_mode {
@@ -24,6 +25,13 @@ void viz_put_text(FILE *f, const char *s, viz_text_mode mode);
 /* Whether name is `scope` or under "scope/" (a trailing '/' of scope is
  * ignored); NULL or "" holds every name. */
 bool viz_in_scope(const char *name, const char *scope);
+
+/* Loop node i of g fused or not, as lg_program_compile will run it
+ * (lg_loop_fused): the label text "fused: lstm (64 units, bias), CPU
+ * kernel" or "not fused: <the reason, cut to a line>", HTML-escaped.
+ * Fused loops are also drawn with a border VIZ_FUSED_PENWIDTH wide. */
+enum { VIZ_FUSED_PENWIDTH = 3 };
+bool viz_put_fusion(FILE *f, const lg_graph *g, int32_t i);
 
 /* The layer view of g (checked: not NULL, no builder error) to f; fn names
  * the public function in messages. */

@@ -218,6 +218,8 @@ static void put_loop(FILE *f, const lg_graph *g, int32_t i)
     }
     if (s.reverse) fputs(", reverse", f);
     if (s.has_stop) fputs(", until stop", f);
+    fputs("<BR/>", f);
+    viz_put_fusion(f, g, i);
 }
 
 /* The distinct types of the layers in scope gr, as "LSTM, Dense". */
@@ -301,6 +303,8 @@ static void write_group(FILE *f, const view *v, int k, int depth)
     const group *gr = &v->groups[k];
     fprintf(f, "%*ss%d [", 2 * depth, "", k);
     put_attrs(f, kind_of(v, gr));
+    if (!gr->grad && gr->loop >= 0 && lg_loop_fused(v->g, gr->loop, NULL, 0))
+        fprintf(f, " penwidth=%d", VIZ_FUSED_PENWIDTH);
     fputs(" label=<", f);
     if (gr->scope || gr->grad) put_scope_label(f, v, gr);
     else put_op_label(f, v->g, gr->first);
@@ -358,6 +362,8 @@ static void write_legend(FILE *f)
           f);
     for (int k = 0; k < GKIND_COUNT; k++)
         fprintf(f, "<TR><TD BGCOLOR=\"%s\" COLOR=\"%s\">%s</TD></TR>", STYLES[k].fill, STYLES[k].color, STYLES[k].legend);
+    fprintf(f, "<TR><TD BGCOLOR=\"%s\" COLOR=\"%s\" BORDER=\"%d\">fused loop (one rnn kernel on the CPU)</TD></TR>",
+            STYLES[G_SCOPE_LOOP].fill, STYLES[G_SCOPE_LOOP].color, VIZ_FUSED_PENWIDTH);
     fputs("</TABLE>>];\n", f);
 }
 

@@ -31,6 +31,15 @@
  * its gradient loop share one body graph; each cluster shows the part its
  * loop computes, so a body node can appear in both, under two ids.
  *
+ * Each loop says what lg_program_compile will make of it (lg_loop_fused,
+ * loop.h): "fused: lstm (64 units, bias), CPU kernel" for a loop the fuse_rnn
+ * pass runs as one fused rnn op (a gradient loop with its forward loop),
+ * drawn with a border 3 wide (penwidth=3, the legend's "fused loop" row);
+ * otherwise "not fused: " and the matcher's first reason, cut to a line
+ * ("gate 2 uses relu where LSTM has tanh"). The cluster's label carries it,
+ * or the loop node's when loops are not expanded; in the layer view, the
+ * loop's line in its scope's label, and the scope's border.
+ *
  * The layer view (opts.layers) draws what a person reads first, like
  * TensorBoard's grouping: one node per top-level name scope ("lstm",
  * "batch_normalization", "dense", a loss's "sparse_categorical_crossentropy"),

@@ -56,9 +56,8 @@ static bool depends_on(const lg_graph *g, int32_t loop, int a, int b, bool *seen
  * only the loop computes: its saved states and residuals (a loop nested in
  * a differentiated loop's body, whose gradient is in another graph), or a
  * gradient loop's own saved states. */
-static bool read_elsewhere(const lg_cgraph *cg, int32_t loop)
+static bool read_elsewhere(const lg_graph *g, const lg_ref *outputs, int n_outputs, int32_t loop)
 {
-    const lg_graph *g = cg->g;
     const lg_loop_spec *s = g->nodes[loop].attrs.loop;
     int kept = s->n_state + s->n_y;
     bool *grad = calloc((size_t)g->n_nodes, sizeof *grad);
@@ -79,8 +78,8 @@ static bool read_elsewhere(const lg_cgraph *cg, int32_t loop)
                 elsewhere = in.out >= gs->n_state + gs->n_y;
             }
         }
-    for (int k = 0; k < cg->n_outputs && !elsewhere; k++) {
-        lg_ref o = cg->outputs[k];
+    for (int k = 0; k < n_outputs && !elsewhere; k++) {
+        lg_ref o = outputs[k];
         if (o.node == loop) elsewhere = o.out >= kept;
         else if (grad[o.node]) {
             const lg_loop_spec *gs = g->nodes[o.node].attrs.loop;
@@ -91,25 +90,33 @@ static bool read_elsewhere(const lg_cgraph *cg, int32_t loop)
     return elsewhere;
 }
 
-/* Why loop node `node` cannot be fused beyond what the matcher says, or
- * NULL. why holds the text. */
-static const char *refusal(const lg_cgraph *cg, int32_t node, const lg_rnn_match *m, char *why, size_t len)
+/* Why forward loop node `node` of g (whose program fetches outputs) cannot
+ * be fused on backend b, or NULL when it is fused as m. why holds the text. */
+static const char *refusal(const lg_backend *b, const lg_graph *g, const lg_ref *outputs, int n_outputs, int32_t node,
+                           lg_rnn_match *m, char *why, size_t len)
 {
-    const lg_graph *g = cg->g;
     const lg_loop_spec *s = g->nodes[node].attrs.loop;
+    if (!lg_rnn_match_loop(s, m)) return m->reason;
     const lg_node fwd = {.op = LG_OP_RNN}, bwd = {.op = LG_OP_RNN_GRAD};
-    if (!cg->backend || !cg->backend->supports_op(cg->backend, &fwd) || !cg->backend->supports_op(cg->backend, &bwd)) {
-        snprintf(why, len, "the %s backend has no fused rnn kernel", cg->backend ? cg->backend->name : "(no)");
+    if (!b || !b->supports_op(b, &fwd) || !b->supports_op(b, &bwd)) {
+        snprintf(why, len, "the %s backend has no fused rnn kernel", b ? b->name : "(no)");
         return why;
     }
     /* the matcher accepts only loops whose outputs are the cell's */
     LG_ASSERT(s->n_state == lg_rnn_states(m->cell) && s->n_y == (m->y_out >= 0));
-    if (read_elsewhere(cg, node)) {
+    if (read_elsewhere(g, outputs, n_outputs, node)) {
         snprintf(why, len, "its saved states are read outside its gradient loop (a loop in a differentiated loop's "
                            "body, whose gradient is built in another graph)");
         return why;
     }
     return NULL;
+}
+
+/* What a matched loop runs as, for reports: "lstm (64 units, bias)". */
+static void describe(const lg_rnn_match *m, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s (%lld units%s%s%s)", lg_rnn_cell_name(m->cell), (long long)m->units,
+             m->has_bias ? ", bias" : "", m->reverse ? ", reverse" : "", m->mask_seq >= 0 ? ", masked" : "");
 }
 
 /* The gradient loop `node`'s forward loop among the fused ones, or -1. */
@@ -266,16 +273,14 @@ lg_status lg_pass_fuse_rnn(lg_cgraph *cg)
             break;
         }
         char why[256];
-        const char *no = lg_rnn_match_loop(nd->attrs.loop, &x->m) ? refusal(cg, i, &x->m, why, sizeof why)
-                                                                  : x->m.reason;
+        const char *no = refusal(cg->backend, g, cg->outputs, cg->n_outputs, i, &x->m, why, sizeof why);
         if (no) {
             lg_cgraph_note(cg, "fuse_rnn: loop '%s': not fused: %s", nd->name, no);
             free(x->repl), free(x);
             continue;
         }
-        lg_cgraph_note(cg, "fuse_rnn: loop '%s': fused as %s (%lld units%s%s%s)", nd->name,
-                       lg_rnn_cell_name(x->m.cell), (long long)x->m.units, x->m.has_bias ? ", bias" : "",
-                       x->m.reverse ? ", reverse" : "", x->m.mask_seq >= 0 ? ", masked" : "");
+        describe(&x->m, why, sizeof why);
+        lg_cgraph_note(cg, "fuse_rnn: loop '%s': fused as %s", nd->name, why);
         f[i] = x;
         n_fused++;
     }
@@ -292,4 +297,33 @@ lg_status lg_pass_fuse_rnn(lg_cgraph *cg)
         if (f[i]) free(f[i]->repl), free(f[i]);
     free(f), free(seen), free(drop);
     return st;
+}
+
+bool lg_loop_fused(const lg_graph *g, int node, char *what, size_t len)
+{
+    char why[256];
+    const char *no = NULL;
+    lg_rnn_match m;
+    if (!g) no = "graph is NULL";
+    else if (node < 0 || node >= g->n_nodes || g->nodes[node].op != LG_OP_LOOP) no = "not a loop node";
+    else if (g->nodes[node].attrs.loop->gradient) {
+        /* autodiff's gradient loop reads its forward loop's stacked states
+         * right after the forward sequences, and shares its body */
+        const lg_loop_spec *gs = g->nodes[node].attrs.loop;
+        int32_t fw = -1;
+        for (int j = 0; j < g->nodes[node].n_in && fw < 0; j++) {
+            lg_ref in = g->nodes[node].in[j];
+            const lg_loop_spec *s = g->nodes[in.node].op == LG_OP_LOOP ? g->nodes[in.node].attrs.loop : NULL;
+            if (s && !s->gradient && s->body == gs->body && j == s->n_seq && in.out == s->n_state + s->n_y)
+                fw = in.node;
+        }
+        if (fw < 0) no = "a gradient loop whose forward loop is in another graph";
+        else return lg_loop_fused(g, fw, what, len);
+    } else {
+        no = refusal(lg_backend_cpu(), g, NULL, 0, node, &m, why, sizeof why);
+    }
+    if (!what || !len) return !no;
+    if (no) snprintf(what, len, "%s", no);
+    else describe(&m, what, len);
+    return !no;
 }

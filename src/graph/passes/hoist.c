@@ -21,6 +21,28 @@
  * stacked g, when g is stacked for a GEMM anyway. So no weight gradient
  * costs a GEMM and an add per step. Likewise a per-step output y_t = v_t W
  * (a gradient loop's dx_t = dG_t W^T) is one GEMM over the stacked v.
+ *
+ * The cost rule: moving a product out of the loop does the same flops; it
+ * trades what each step does for the weight against a stack. Per step, the
+ * loop's own GEMM v_t W packs all of W [K, N] (OpenBLAS copies it for every
+ * call), an accumulator acc += x_t^T g_t reads and writes all of acc
+ * [K, N], and every kernel call costs about what moving CALL_BYTES does.
+ * Out of the loop, a value [B, N] a step is written to a stack and read
+ * back. So, in bytes per step:
+ *   - a value moves before the loop when CALL_BYTES per op of its cone plus
+ *     the bytes of its products' weights reach twice its own bytes: with
+ *     f32 and few ops, when K >= 2B (input features against the batch);
+ *   - a gradient loop's accumulators are summed after it when twice their
+ *     bytes plus 2 CALL_BYTES each (the matmul and the add) reach twice the
+ *     bytes of the operands they make it emit (g_t): when the weights' rows
+ *     (x's features plus h's units, for an RNN's W and U) reach about B;
+ *   - an output v_t W is one GEMM after the loop when v_t is emitted for
+ *     the accumulators anyway, or W's bytes plus CALL_BYTES reach twice v_t's.
+ * A value the loop fetches (an output, a residual the gradient loop reads)
+ * is stacked either way and always moves. Measured on LSTM(32) at B = 256
+ * (bench/README.md), moving x_t W (K = 14) and the weight gradients out cost
+ * a fifth more time per step than keeping them; LSTM(256) at B = 64 gains
+ * from summing dU (K = 256) after the loop.
  */
 #include <string.h>
 
@@ -71,11 +93,19 @@ typedef struct loop_ctx {
     lg_ref *emit;
     lg_port *emit_port; /* concrete step ports */
     int n_emit;
+    int64_t batch;  /* the first sequence's batch: a body dim unknown until compile */
+    signed char *pays; /* per body node: the cost rule's verdict on moving it (0: not asked yet, 1, -1) */
 } loop_ctx;
 
 /* The most bytes one loop's chunked values take per chunk, and the fewest
  * steps in a chunk and chunks in a loop. */
 enum { CHUNK_BYTES = 4 << 20, MIN_CHUNK = 4 };
+/* The cost rule's price of one kernel call per step, in bytes moved (the
+ * executor's and OpenBLAS's overhead per call), set from measurements: the
+ * peephole example (B = 32, x_t W + b [32, 64] f32, two ops) gains from
+ * moving x_t W + b out, Embedding + SimpleRNN(64) at B = 128 (three ops,
+ * [128, 64]) loses. */
+enum { CALL_BYTES = 8192 };
 
 static bool is_elementwise(lg_op op) { return op >= LG_OP_ADD && op <= LG_OP_STOP_GRADIENT; /* op_list.h order */ }
 
@@ -140,10 +170,46 @@ static void classify(loop_ctx *c)
  * moves out). */
 static bool stacks_ok(const loop_ctx *c) { return c->s->memory != LG_LOOP_RECOMPUTE; }
 
-static bool hoistable(const loop_ctx *c, int32_t i)
+/* Bytes of body value r per step (a dim the user's body leaves unknown, -1,
+ * is the batch). */
+static size_t step_bytes(const loop_ctx *c, lg_ref r)
+{
+    lg_port p = c->body->nodes[r.node].out[r.out];
+    for (int d = 0; d < p.shape.rank; d++)
+        if (p.shape.dims[d] < 0) p.shape.dims[d] = c->batch;
+    return lg_port_bytes(&p);
+}
+
+/* What computing sequence value i before the loop saves per step (the cost
+ * rule, above): a call per op of its cone and each product's weight. */
+static size_t front_gain(const loop_ctx *c, int32_t i, bool *seen)
+{
+    if (seen[i] || c->kind[i] != K_SEQ || c->input_k[i] >= 0) return 0;
+    seen[i] = true;
+    const lg_node *n = &c->body->nodes[i];
+    size_t gain = CALL_BYTES + (n->op == LG_OP_MATMUL ? step_bytes(c, n->in[1]) : 0);
+    for (int j = 0; j < n->n_in; j++) gain += front_gain(c, n->in[j].node, seen);
+    return gain;
+}
+
+/* Whether stacking sequence value i before the loop pays. False when out of
+ * memory (then nothing moves; the loop is right either way). */
+static bool front_pays(loop_ctx *c, int32_t i)
+{
+    if (!c->pays[i]) {
+        bool *seen = calloc((size_t)c->body->n_nodes, sizeof *seen);
+        c->pays[i] = seen && front_gain(c, i, seen) >= 2 * step_bytes(c, (lg_ref){i, 0}) ? 1 : -1;
+        free(seen);
+    }
+    return c->pays[i] > 0;
+}
+
+/* `fetched`: the loop fetches the value, so it is stacked either way. */
+static bool hoistable(loop_ctx *c, int32_t i, bool fetched)
 {
     return lg_op_is_compute(c->body->nodes[i].op) &&
-           ((c->kind[i] == K_SEQ && c->heavy[i] && stacks_ok(c)) || c->kind[i] == K_INV);
+           ((c->kind[i] == K_SEQ && c->heavy[i] && stacks_ok(c) && (fetched || front_pays(c, i))) ||
+            c->kind[i] == K_INV);
 }
 
 static int find_ref(const lg_ref *refs, int n, lg_ref r)
@@ -173,10 +239,10 @@ static bool find_fronts(loop_ctx *c)
         const lg_node *n = &b->nodes[i];
         if (!c->needed[i] || c->kind[i] != K_VAR || !lg_op_is_compute(n->op)) continue;
         for (int j = 0; j < n->n_in; j++)
-            if (hoistable(c, n->in[j].node) && !add_front(c, n->in[j])) return false;
+            if (hoistable(c, n->in[j].node, false) && !add_front(c, n->in[j])) return false;
     }
     for (int k = 0; k < c->n_fetch; k++)
-        if (hoistable(c, c->fetch[k].node) && !add_front(c, c->fetch[k])) return false;
+        if (hoistable(c, c->fetch[k].node, true) && !add_front(c, c->fetch[k])) return false;
     return true;
 }
 
@@ -234,6 +300,23 @@ static bool find_sinks(loop_ctx *c)
         if (pays) c->sinks[kept++] = *sk;
     }
     c->n_sinks = kept;
+    /* the cost rule (above), for all of them at once: they share g_t */
+    size_t gain = 0, cost = 0;
+    lg_ref *emitted = malloc((size_t)(2 * kept + 1) * sizeof *emitted);
+    int n_emitted = 0;
+    if (!emitted) return false;
+    for (int i = 0; i < kept; i++) {
+        const sink *sk = &c->sinks[i];
+        gain += 2 * step_bytes(c, (lg_ref){s->inputs[s->n_seq + sk->state], 0}) + 2 * CALL_BYTES;
+        lg_ref ops[2] = {sk->a, sk->b};
+        for (int j = 0; j < (sk->op == LG_OP_MATMUL ? 2 : 1); j++)
+            if (!stacked_outside(c, ops[j]) && find_ref(emitted, n_emitted, ops[j]) < 0) {
+                emitted[n_emitted++] = ops[j];
+                cost += 2 * step_bytes(c, ops[j]);
+            }
+    }
+    free(emitted);
+    if (gain < cost) c->n_sinks = 0;
     return true;
 }
 
@@ -253,6 +336,12 @@ static bool find_outputs_after(loop_ctx *c)
             c->kind[n->in[1].node] != K_INV || rank_of(c->body, n->in[0]) != 2 || rank_of(c->body, n->in[1]) != 2 ||
             readers(c, y) != 1)
             continue;
+        /* the cost rule (above): free when the accumulators emit v_t anyway */
+        bool emitted = false;
+        for (int i = 0; i < c->n_sinks && !emitted; i++)
+            emitted = c->sinks[i].op == LG_OP_MATMUL &&
+                      (find_ref(&c->sinks[i].a, 1, n->in[0]) >= 0 || find_ref(&c->sinks[i].b, 1, n->in[0]) >= 0);
+        if (!emitted && step_bytes(c, n->in[1]) + CALL_BYTES < 2 * step_bytes(c, n->in[0])) continue;
         c->y_after[j] = true;
         c->n_y_after++;
     }
@@ -854,8 +943,13 @@ static lg_status hoist_loop(lg_cgraph *cg, lg_rewrite *r, int32_t node, const bo
     c.heavy = calloc(nn, sizeof *c.heavy);
     c.front = calloc(nn, sizeof *c.front);
     c.lifted = malloc(nn * sizeof *c.lifted);
+    c.pays = calloc(nn, sizeof *c.pays);
+    if (s->n_seq) { /* sequences are [T, B, ...] */
+        lg_port p = r->src->nodes[r->src->nodes[node].in[0].node].out[r->src->nodes[node].in[0].out];
+        c.batch = p.shape.rank > 1 ? p.shape.dims[1] : 1;
+    }
     lg_status st = LG_OK;
-    if (!c.fetch || !c.input_k || !c.kind || !c.needed || !c.heavy || !c.front || !c.lifted)
+    if (!c.fetch || !c.input_k || !c.kind || !c.needed || !c.heavy || !c.front || !c.lifted || !c.pays)
         st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
     for (int32_t i = 0; !st && i < b->n_nodes; i++) c.input_k[i] = -1, c.lifted[i] = (lg_ref){-1, 0};
     for (int k = 0; !st && k < c.n_in; k++) c.input_k[s->inputs[k]] = k;
@@ -887,7 +981,7 @@ static lg_status hoist_loop(lg_cgraph *cg, lg_rewrite *r, int32_t node, const bo
     }
     free(c.fetch), free(c.input_k), free(c.kind), free(c.needed), free(c.heavy), free(c.front), free(c.lifted);
     free(c.fronts), free(c.sinks), free(c.y_after), free(c.chunked), free(c.pre_lifted), free(c.pre_in);
-    free(c.emit), free(c.emit_port);
+    free(c.emit), free(c.emit_port), free(c.pays);
     lg_graph_free(c.pre);
     return st;
 }

@@ -67,25 +67,26 @@ bool lg_pass_on(const lg_cgraph *cg, const char *name)
 
 void lg_cgraph_note(lg_cgraph *cg, const char *fmt, ...)
 {
+    /* a report line lost to low memory leaves the program unaffected */
+    if (!cg->note_f && (cg->notes || !(cg->note_f = open_memstream(&cg->notes, &cg->notes_len)))) return;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    vfprintf(cg->note_f, fmt, ap);
     va_end(ap);
-    if (n < 0) return;
-    char *s = realloc(cg->notes, cg->notes_len + (size_t)n + 2);
-    if (!s) return; /* a report line lost to low memory; the program is unaffected */
-    cg->notes = s;
-    va_start(ap, fmt);
-    vsnprintf(s + cg->notes_len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    cg->notes_len += (size_t)n;
-    s[cg->notes_len++] = '\n';
-    s[cg->notes_len] = '\0';
+    fputc('\n', cg->note_f);
+}
+
+/* cg->notes as written so far (closing the stream sets it). */
+static void close_notes(lg_cgraph *cg)
+{
+    if (cg->note_f) fclose(cg->note_f);
+    cg->note_f = NULL;
 }
 
 void lg_cgraph_free(lg_cgraph *cg)
 {
     if (!cg) return;
+    close_notes(cg);
     lg_graph_free(cg->g);
     free(cg->inputs), free(cg->outputs), free(cg->notes);
     *cg = (lg_cgraph){0};
@@ -249,5 +250,6 @@ lg_status lg_cgraph_run_passes(lg_cgraph *cg)
         lg_status st = lg_passes[i].run(cg);
         if (st) return st;
     }
+    close_notes(cg);
     return LG_OK;
 }

@@ -57,8 +57,9 @@ typedef struct lg_cgraph {
     int n_outputs;
     uint32_t off;      /* bit i: pass i of the table is switched off */
     const lg_backend *backend;
-    char *notes;       /* owned: lines for lg_program_report */
+    char *notes;       /* owned: lines for lg_program_report, complete after lg_cgraph_run_passes */
     size_t notes_len;
+    FILE *note_f;      /* open_memstream onto notes while the passes write them */
 } lg_cgraph;
 
 typedef struct lg_pass {
@@ -95,6 +96,7 @@ lg_status lg_cgraph_lower(const lg_graph *src, const int32_t *inputs, const lg_p
 /* Run the passes that are on, in order. */
 lg_status lg_cgraph_run_passes(lg_cgraph *cg);
 void lg_cgraph_free(lg_cgraph *cg); /* its contents */
+/* Append a line to cg->notes (the passes' report lines). */
 void lg_cgraph_note(lg_cgraph *cg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- rebuilding a graph ---------------------------------------------------
