@@ -399,6 +399,48 @@ START_TEST(test_parts_equal_bits)
 }
 END_TEST
 
+/* A program that fetches no gradient of a fused loop keeps no workspace for
+ * it (the rnn node is forward-only), plans less memory, and computes the
+ * same values as the training program: _i enumerates variant x {f32, f64}
+ * x {plain, masked and reversed}, with 1 and 2 parts. */
+START_TEST(test_forward_only)
+{
+    const variant *v = &variants[_i / 4];
+    lg_dtype dt = _i % 2 ? LG_F64 : LG_F32;
+    bool odd = (_i / 2) % 2;
+    model m;
+    model_build(&m, v, dt, true, odd, odd, false);
+    lg_value fetch[1 + 6];
+    fetch[0] = m.loss_loop;
+    ck_assert_msg(lg_grad(m.g, m.loss_loop, m.wrt, m.n_wrt, fetch + 1) == LG_OK, "%s", lg_last_error());
+    lg_program *fwd = NULL, *train = NULL;
+    ck_assert_msg(lg_program_compile(m.g, m.feeds, m.n_feeds, fetch, 1, &fwd) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_program_compile(m.g, m.feeds, m.n_feeds, fetch, 1 + m.n_wrt, &train) == LG_OK, "%s",
+                  lg_last_error());
+    char *rf = lg_program_report(fwd), *rt = lg_program_report(train);
+    ck_assert_msg(strstr(rf, "forward only: workspace 0.00 MiB") && !strstr(rf, "saved for its gradient"), "%s", rf);
+    ck_assert_msg(strstr(rt, "saved for its gradient") && !strstr(rt, "forward only"), "%s", rt);
+    free(rf), free(rt);
+    ck_assert_uint_lt(lg_program_peak_bytes(fwd), lg_program_peak_bytes(train));
+    for (int parts = 1; parts <= 2; parts++) {
+        lg_tensor *of[1] = {0}, *ot[7] = {0};
+        lg_cpu_threads_force(parts);
+        lg_status sf = lg_program_run(fwd, m.feeds, m.n_feeds, of);
+        lg_status sr = lg_program_run(train, m.feeds, m.n_feeds, ot);
+        lg_cpu_threads_force(0);
+        ck_assert_msg(sf == LG_OK && sr == LG_OK, "%s", lg_last_error());
+        ck_assert_msg(lg_tensor_get(of[0], 0) == lg_tensor_get(ot[0], 0), "%s %s, %d parts: forward-only %.17g, "
+                      "training %.17g", v->name, lg_dtype_name(dt), parts, lg_tensor_get(of[0], 0),
+                      lg_tensor_get(ot[0], 0));
+        lg_tensor_free(of[0]);
+        for (int k = 0; k < 1 + m.n_wrt; k++) lg_tensor_free(ot[k]);
+    }
+    lg_program_free(fwd);
+    lg_program_free(train);
+    model_free(&m);
+}
+END_TEST
+
 static Suite *rnn_fused_suite(void)
 {
     Suite *s = suite_create("rnn_fused");
@@ -411,6 +453,7 @@ static Suite *rnn_fused_suite(void)
     tcase_add_loop_test(tc, test_gradcheck, 0, N_VARIANTS);
     tcase_add_test(tc, test_bad_shapes);
     tcase_add_loop_test(tc, test_parts_equal_bits, 0, N_VARIANTS * 4);
+    tcase_add_loop_test(tc, test_forward_only, 0, N_VARIANTS * 4);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -76,6 +76,25 @@ static inline void FN(emit)(T *h, T *y, const T *hn, int64_t H, bool valid)
     }
 }
 
+/* Both GRUs' last pass over a step's rows [b0, b0 + nb): h~ (activated,
+ * parked in y) goes back to its gate block, and h' = h~ + z (h - h~). */
+static inline __attribute__((always_inline)) void FN(gru_update)(const rnn_ctx *c, int64_t t, int64_t b0, int64_t nb,
+                                                                 T *g, const T *hp, T *y, T *h)
+{
+    int64_t H = c->H, GH = c->GH;
+    T tmp[H > 0 ? H : 1];
+    for (int64_t b = 0; b < nb; b++) {
+        T *row = g + b * GH;
+        const T *hpb = hp + b * H;
+        memcpy(row + 2 * H, y + b * H, (size_t)H * sizeof(T));
+        FOR_V(H, {
+            VT hh = LD(row + 2 * H + j);
+            ST(tmp + j, hh + LD(row + j) * (LD(hpb + j) - hh));
+        })
+        FN(emit)(h + b * H, y + b * H, tmp, H, rnn_valid(c, t, b0 + b));
+    }
+}
+
 /* The forward's buffers (see cpu_rnn.c): plane bases at row 0 of step 0,
  * and the rows between steps in them: B when they keep every step (the
  * workspace), 0 when they are one step's scratch (forward only; then the
@@ -159,16 +178,7 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
                 FOR_V(H, ST(yb + j, LD(yb + j) + LD(row + H + j) * LD(hgr + 2 * H + j));)
             }
             TANH_ROW(y, nb * H);
-            for (int64_t b = 0; b < nb; b++) {
-                T *row = g + b * GH;
-                const T *hpb = hp + b * H;
-                memcpy(row + 2 * H, y + b * H, (size_t)H * sizeof(T));
-                FOR_V(H, {
-                    VT hh = LD(row + 2 * H + j);
-                    ST(tmp + j, hh + LD(row + j) * (LD(hpb + j) - hh));
-                })
-                FN(emit)(h + b * H, y + b * H, tmp, H, rnn_valid(c, t, b0 + b));
-            }
+            FN(gru_update)(c, t, b0, nb, g, hp, y, h);
             break;
         }
         case LG_RNN_GRU_RESET_BEFORE: {
@@ -183,16 +193,7 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
             GEMM(DT, false, false, nb, H, H, 1, rh, H, U + 2 * H, GH, 1, y, H);
             for (int64_t b = 0; b < nb; b++) FN(add_bias)(y + b * H, bias ? bias + 2 * H : NULL, H);
             TANH_ROW(y, nb * H);
-            for (int64_t b = 0; b < nb; b++) {
-                T *row = g + b * GH;
-                const T *hpb = hp + b * H;
-                memcpy(row + 2 * H, y + b * H, (size_t)H * sizeof(T));
-                FOR_V(H, {
-                    VT hh = LD(row + 2 * H + j);
-                    ST(tmp + j, hh + LD(row + j) * (LD(hpb + j) - hh));
-                })
-                FN(emit)(h + b * H, y + b * H, tmp, H, rnn_valid(c, t, b0 + b));
-            }
+            FN(gru_update)(c, t, b0, nb, g, hp, y, h);
             break;
         }
         case LG_RNN_CELL_COUNT: break;
