@@ -32,17 +32,11 @@ static inline __attribute__((always_inline)) void FN(st)(T *p, VT v, int64_t m)
 
 #define LD(p) FN(ld)(p, m_)
 #define ST(p, v) FN(st)(p, v, m_)
-/* A GEMM whose failure ends the kernel with its status: GEMM inside the
- * steps (one thread each when the steps run in parts, rnn_gemm), GEMM_ALL
- * after them (the GEMM's own threads). */
+/* A GEMM whose failure ends the kernel with its status: one thread each
+ * when the kernel runs in parts (rnn_gemm). */
 #define GEMM(...)                                          \
     do {                                                   \
         lg_status gemm_st_ = rnn_gemm(c, __VA_ARGS__);     \
-        if (gemm_st_) return gemm_st_;                     \
-    } while (0)
-#define GEMM_ALL(...)                                      \
-    do {                                                   \
-        lg_status gemm_st_ = lg_cpu_gemm(__VA_ARGS__);     \
         if (gemm_st_) return gemm_st_;                     \
     } while (0)
 #define FOR_V(n, ...)                                                                      \
@@ -402,6 +396,41 @@ static lg_status FN(backward_part)(void *arg, int k, int n)
     return FN(backward_rows)(a->c, a, b0, rnn_split(B, k + 1, n) - b0);
 }
 
+/* The backward's products over all T B rows. */
+typedef struct FN(wgrad) {
+    const rnn_ctx *c;
+    const T *x, *W, *hprev, *rh, *dG, *dHG, *ones;
+    T *dW, *dU, *db, *dx;
+} FN(wgrad);
+
+/* Part k of n: columns [c0, c1) of dW, dU and db, rows [r0, r1) of dx. */
+static lg_status FN(wgrad_part)(void *arg, int k, int n)
+{
+    const FN(wgrad) *w = arg;
+    const rnn_ctx *c = w->c;
+    int64_t H = c->H, GH = c->GH, I = c->I, TB = c->steps * c->B;
+    int64_t c0 = rnn_split(GH, k, n), c1 = rnn_split(GH, k + 1, n), r0 = rnn_split(TB, k, n);
+    int64_t r1 = rnn_split(TB, k + 1, n);
+    GEMM(DT, true, false, I, c1 - c0, TB, 1, w->x, I, w->dG + c0, GH, 0, w->dW + c0, GH);
+    GEMM(DT, false, true, r1 - r0, I, GH, 1, w->dG + r0 * GH, GH, w->W, GH, 0, w->dx + r0 * I, I);
+    switch (c->cell) {
+    case LG_RNN_GRU: GEMM(DT, true, false, H, c1 - c0, TB, 1, w->hprev, H, w->dHG + c0, GH, 0, w->dU + c0, GH); break;
+    case LG_RNN_GRU_RESET_BEFORE: { /* columns below 2H from h_{t-1}, U_h's from r h */
+        int64_t m = c1 < 2 * H ? c1 : 2 * H, m0 = c0 > 2 * H ? c0 : 2 * H;
+        if (c0 < m) GEMM(DT, true, false, H, m - c0, TB, 1, w->hprev, H, w->dG + c0, GH, 0, w->dU + c0, GH);
+        if (m0 < c1) GEMM(DT, true, false, H, c1 - m0, TB, 1, w->rh, H, w->dG + m0, GH, 0, w->dU + m0, GH);
+        break;
+    }
+    default: GEMM(DT, true, false, H, c1 - c0, TB, 1, w->hprev, H, w->dG + c0, GH, 0, w->dU + c0, GH); break;
+    }
+    if (w->db) {
+        GEMM(DT, true, false, c1 - c0, 1, TB, 1, w->dG + c0, GH, w->ones, 1, 0, w->db + c0, 1);
+        if (c->cell == LG_RNN_GRU)
+            GEMM(DT, true, false, c1 - c0, 1, TB, 1, w->dHG + c0, GH, w->ones, 1, 0, w->db + GH + c0, 1);
+    }
+    return LG_OK;
+}
+
 LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
 {
     const lg_rnn_layout *L = &c->L;
@@ -424,32 +453,19 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
     free(UT);
     if (st) return st;
 
-    /* the weight gradients and dx, one GEMM each over all T B rows, on the
-     * GEMM's own threads */
-    const T *hprev = a.hprev, *rhp = ws + c->planes.rh * TB * H, *dHG = a.dHG;
-    T *dW = out[L->g_dw].data, *dU = out[L->g_du].data;
-    GEMM_ALL(DT, true, false, c->I, GH, TB, 1, x, c->I, dG, GH, 0, dW, GH);
-    GEMM_ALL(DT, false, true, TB, c->I, GH, 1, dG, GH, W, GH, 0, out[L->g_dx].data, c->I);
-    switch (c->cell) {
-    case LG_RNN_GRU: GEMM_ALL(DT, true, false, H, GH, TB, 1, hprev, H, dHG, GH, 0, dU, GH); break;
-    case LG_RNN_GRU_RESET_BEFORE:
-        GEMM_ALL(DT, true, false, H, 2 * H, TB, 1, hprev, H, dG, GH, 0, dU, GH);
-        GEMM_ALL(DT, true, false, H, H, TB, 1, rhp, H, dG + 2 * H, GH, 0, dU + 2 * H, GH);
-        break;
-    default: GEMM_ALL(DT, true, false, H, GH, TB, 1, hprev, H, dG, GH, 0, dU, GH); break;
-    }
-    if (L->g_db >= 0) {
-        T *db = out[L->g_db].data;
+    /* the weight gradients and dx, one GEMM each over all T B rows (split
+     * in parts as the steps were, so OpenBLAS's own pool is never woken
+     * and left spinning beside the next regions) */
+    FN(wgrad) w = {.c = c, .x = x, .W = W, .hprev = a.hprev, .rh = ws + c->planes.rh * TB * H, .dG = dG,
+                   .dHG = a.dHG, .ones = ones, .dW = out[L->g_dw].data, .dU = out[L->g_du].data,
+                   .db = L->g_db >= 0 ? out[L->g_db].data : NULL, .dx = out[L->g_dx].data};
+    if (w.db)
         for (int64_t r = 0; r < TB; r++) ones[r] = 1;
-        GEMM_ALL(DT, true, false, GH, 1, TB, 1, dG, GH, ones, 1, 0, db, 1);
-        if (c->cell == LG_RNN_GRU) GEMM_ALL(DT, true, false, GH, 1, TB, 1, dHG, GH, ones, 1, 0, db + GH, 1);
-    }
-    return LG_OK;
+    return c->parts == 1 ? FN(wgrad_part)(&w, 0, 1) : lg_cpu_parallel(c->parts, FN(wgrad_part), &w);
 }
 
 #undef FOR_V
 #undef GEMM
-#undef GEMM_ALL
 #undef ST
 #undef LD
 #undef VL
