@@ -9,7 +9,8 @@
  * its parts on its own thread.
  *
  * Workers are detached and live until the process ends; a worker blocked on
- * a condition variable costs nothing.
+ * a condition variable costs nothing. A child of fork() has none of them:
+ * it starts its own at its first region.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,7 +20,7 @@
 #include "backends/cpu/cpu_pool.h"
 #include "backends/cpu/gemm.h"
 
-enum { MAX_WORKERS = 64, SPIN_NS = 50000 };
+enum { MAX_WORKERS = 64, SPIN_NS = 20000 };
 
 static struct {
     pthread_mutex_t lock;
@@ -115,6 +116,21 @@ static lg_status grow(int want)
     return LG_OK;
 }
 
+/* In a child of fork(): no workers (a region there must not wait for the
+ * parent's), and fresh synchronisation objects. */
+static void forget_workers(void)
+{
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_cond_init(&pool.wake, NULL);
+    pthread_cond_init(&pool.finished, NULL);
+    pool.n_workers = 0;
+    pool.busy = false;
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void register_atfork(void) { pthread_atfork(NULL, NULL, forget_workers); }
+
 static lg_status run_here(int n, lg_cpu_task task, void *arg)
 {
     lg_status first = LG_OK;
@@ -132,6 +148,7 @@ static lg_status run_here(int n, lg_cpu_task task, void *arg)
 lg_status lg_cpu_parallel(int n, lg_cpu_task task, void *arg)
 {
     if (n > MAX_WORKERS + 1) n = MAX_WORKERS + 1;
+    pthread_once(&atfork_once, register_atfork);
     lg_gemm_one_begin();
     pthread_mutex_lock(&pool.lock);
     lg_status st = n <= 1 || pool.busy ? LG_ERR_RUNTIME : grow(n - 1);

@@ -23,9 +23,9 @@ typedef lg_status (*lg_cpu_task)(void *arg, int k, int n);
 
 /* Run task(arg, k, n) for k = 0..n-1 and return when every part has: the
  * first failing part's status (the others still run), LG_OK otherwise.
- * When another thread holds the pool, or n is 1, the calling thread runs
- * the parts itself, in order: a part must not depend on which thread runs
- * it. LG_ERR_RUNTIME when a worker cannot be started. */
+ * When another thread holds the pool, n is 1, or a worker cannot be
+ * started, the calling thread runs the parts itself, in order: a part must
+ * not depend on which thread runs it, and must not start a region itself. */
 lg_status lg_cpu_parallel(int n, lg_cpu_task task, void *arg);
 
 /* Parts a kernel may split into: the GEMM thread budget for dt (gemm.c:
