@@ -15,6 +15,7 @@
 #include "graph/loopgrad.h"
 #include "graph/gradcheck.h"
 #include "graph/passes/fuse_rnn_match.h"
+#include "backends/cpu/cpu_pool.h"
 #include "ops/rnn.h"
 #include "test_util.h"
 
@@ -75,7 +76,7 @@ static int32_t fuse_last_loop(lg_graph *gr, lg_value *repl)
     ck_assert_int_ge(loop, 0);
     lg_rnn_match mt;
     ck_assert_msg(lg_rnn_match_loop(gr->nodes[loop].attrs.loop, &mt), "refused: %s", mt.reason);
-    int32_t id = lg_rnn_fuse_loop(gr, loop, &mt, repl);
+    int32_t id = lg_rnn_fuse_loop(gr, loop, &mt, false, repl);
     ck_assert_msg(id >= 0, "%s", lg_graph_error(gr));
     return id;
 }
@@ -316,6 +317,130 @@ START_TEST(test_bad_shapes)
 }
 END_TEST
 
+/* The fused op alone on inputs of these sizes: its outputs and the
+ * gradients of a weighted sum of them with respect to every input, with
+ * the batch rows split in `parts` (lg_cpu_threads_force). out gets up to 11
+ * tensors; returns how many. */
+typedef struct sizes {
+    int64_t T, B, I, H;
+} sizes;
+
+static int run_parts(const variant *v, lg_dtype dt, unsigned flags, sizes z, int parts, lg_tensor **out)
+{
+    lg_graph *g = lg_graph_new();
+    int gates = lg_rnn_cell_gates(v->fused);
+    lg_value in[7];
+    lg_shape shp[7] = {lg_shape_of(3, z.T, z.B, z.I), lg_shape_of(2, z.B, z.H), lg_shape_of(2, z.B, z.H),
+                       lg_shape_of(2, z.I, gates * z.H), lg_shape_of(2, z.H, gates * z.H),
+                       v->fused == LG_RNN_GRU ? lg_shape_of(2, 2, gates * z.H) : lg_shape_of(1, gates * z.H),
+                       lg_shape_of(2, z.T, z.B)};
+    const char *names[7] = {"x", "h0", "c0", "W", "U", "b", "mask"};
+    lg_tensor *ft[7] = {0};
+    lg_feed feeds[7];
+    int nf = 0;
+    for (int k = 0; k < 7; k++) {
+        in[k] = lg_input(g, names[k], dt, shp[k]);
+        ft[k] = lg_test_uniform(dt, shp[k], 31, (uint64_t)k, k == 3 || k == 4 ? -0.4 : -1, k == 3 || k == 4 ? 0.4 : 1);
+        if (k == 6)
+            for (int64_t i = 0; i < z.T * z.B; i++) lg_tensor_set(ft[k], i, i / z.B < 1 + (i % z.B) * 5 % z.T);
+        feeds[nf++] = (lg_feed){in[k], ft[k]};
+    }
+    int32_t id = lg_rnn_build(v->fused, flags, in[0], &in[1], in[3], in[4], in[5], in[6], "fused");
+    ck_assert_msg(id >= 0, "%s", lg_graph_error(g));
+    lg_rnn_layout L = lg_rnn_layout_of(v->fused, flags);
+    lg_value fetch[11], wrt[6];
+    int n = 0, nw = 0;
+    fetch[n++] = lg_value_of(g, id, L.ys);
+    fetch[n++] = lg_value_of(g, id, L.h_t);
+    if (L.c_t >= 0) fetch[n++] = lg_value_of(g, id, L.c_t);
+    lg_value loss = weigh(g, fetch[0], 100);
+    for (int k = 1; k < n; k++) loss = lg_add(loss, weigh(g, fetch[k], 100 + (uint64_t)k));
+    for (int k = 0; k < 6; k++)
+        if ((k != 2 || L.c0 >= 0) && (k != 5 || L.b >= 0)) wrt[nw++] = in[k];
+    ck_assert_msg(lg_grad(g, loss, wrt, nw, fetch + n) == LG_OK, "%s", lg_last_error());
+    n += nw;
+    lg_cpu_threads_force(parts);
+    lg_status st = lg_graph_run(g, feeds, nf, fetch, n, out);
+    lg_cpu_threads_force(0);
+    ck_assert_msg(st == LG_OK, "%s", lg_last_error());
+    for (int k = 0; k < 7; k++) lg_tensor_free(ft[k]);
+    lg_graph_free(g);
+    return n;
+}
+
+/* Splitting the batch rows across threads changes no bit of any output or
+ * gradient (the kernels split at multiples of 16 rows: OpenBLAS's results
+ * for a row do depend on where a product's rows end otherwise): _i
+ * enumerates variant x {f32, f64} x {plain, bias + reverse + mask}, each on
+ * a tiny size and GEMM-sized ones. */
+START_TEST(test_parts_equal_bits)
+{
+    const variant *v = &variants[_i / 4];
+    lg_dtype dt = _i % 2 ? LG_F64 : LG_F32;
+    unsigned flags = (_i / 2) % 2 ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK : 0;
+    const sizes all[] = {{T, B, I, H}, {4, 23, 7, 33}, {3, 64, 32, 64}, {6, 37, 20, 48}, {2, 50, 1, 10}};
+    for (size_t zi = 0; zi < sizeof all / sizeof *all; zi++) {
+        lg_tensor *one[11] = {0}, *split[11] = {0};
+        int n = run_parts(v, dt, flags, all[zi], 1, one);
+        for (int parts = 2; parts <= 3; parts++) {
+            ck_assert_int_eq(run_parts(v, dt, flags, all[zi], parts, split), n);
+            for (int k = 0; k < n; k++) {
+                size_t bytes = lg_tensor_bytes(one[k]);
+                ck_assert_msg(bytes == lg_tensor_bytes(split[k]) && bytes > 0 &&
+                                  !memcmp(lg_tensor_cdata(one[k]), lg_tensor_cdata(split[k]), bytes),
+                              "%s %s flags %u, B %lld H %lld, %d parts: fetch %d differs from 1 part", v->name,
+                              lg_dtype_name(dt), flags, (long long)all[zi].B, (long long)all[zi].H, parts, k);
+                lg_tensor_free(split[k]);
+                split[k] = NULL;
+            }
+        }
+        for (int k = 0; k < n; k++) lg_tensor_free(one[k]);
+    }
+}
+END_TEST
+
+/* A program that fetches no gradient of a fused loop keeps no workspace for
+ * it (the rnn node is forward-only), plans less memory, and computes the
+ * same values as the training program: _i enumerates variant x {f32, f64}
+ * x {plain, masked and reversed}, with 1 and 2 parts. */
+START_TEST(test_forward_only)
+{
+    const variant *v = &variants[_i / 4];
+    lg_dtype dt = _i % 2 ? LG_F64 : LG_F32;
+    bool odd = (_i / 2) % 2;
+    model m;
+    model_build(&m, v, dt, true, odd, odd, false);
+    lg_value fetch[1 + 6];
+    fetch[0] = m.loss_loop;
+    ck_assert_msg(lg_grad(m.g, m.loss_loop, m.wrt, m.n_wrt, fetch + 1) == LG_OK, "%s", lg_last_error());
+    lg_program *fwd = NULL, *train = NULL;
+    ck_assert_msg(lg_program_compile(m.g, m.feeds, m.n_feeds, fetch, 1, &fwd) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_program_compile(m.g, m.feeds, m.n_feeds, fetch, 1 + m.n_wrt, &train) == LG_OK, "%s",
+                  lg_last_error());
+    char *rf = lg_program_report(fwd), *rt = lg_program_report(train);
+    ck_assert_msg(strstr(rf, "forward only: workspace 0.00 MiB") && !strstr(rf, "saved for its gradient"), "%s", rf);
+    ck_assert_msg(strstr(rt, "saved for its gradient") && !strstr(rt, "forward only"), "%s", rt);
+    free(rf), free(rt);
+    ck_assert_uint_lt(lg_program_peak_bytes(fwd), lg_program_peak_bytes(train));
+    for (int parts = 1; parts <= 2; parts++) {
+        lg_tensor *of[1] = {0}, *ot[7] = {0};
+        lg_cpu_threads_force(parts);
+        lg_status sf = lg_program_run(fwd, m.feeds, m.n_feeds, of);
+        lg_status sr = lg_program_run(train, m.feeds, m.n_feeds, ot);
+        lg_cpu_threads_force(0);
+        ck_assert_msg(sf == LG_OK && sr == LG_OK, "%s", lg_last_error());
+        ck_assert_msg(lg_tensor_get(of[0], 0) == lg_tensor_get(ot[0], 0), "%s %s, %d parts: forward-only %.17g, "
+                      "training %.17g", v->name, lg_dtype_name(dt), parts, lg_tensor_get(of[0], 0),
+                      lg_tensor_get(ot[0], 0));
+        lg_tensor_free(of[0]);
+        for (int k = 0; k < 1 + m.n_wrt; k++) lg_tensor_free(ot[k]);
+    }
+    lg_program_free(fwd);
+    lg_program_free(train);
+    model_free(&m);
+}
+END_TEST
+
 static Suite *rnn_fused_suite(void)
 {
     Suite *s = suite_create("rnn_fused");
@@ -327,6 +452,8 @@ static Suite *rnn_fused_suite(void)
     tcase_add_test(tc, test_matched_hand_lstm);
     tcase_add_loop_test(tc, test_gradcheck, 0, N_VARIANTS);
     tcase_add_test(tc, test_bad_shapes);
+    tcase_add_loop_test(tc, test_parts_equal_bits, 0, N_VARIANTS * 4);
+    tcase_add_loop_test(tc, test_forward_only, 0, N_VARIANTS * 4);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -24,6 +24,13 @@
  *     loopgrad never leaves another thread count set behind the application:
  *     a call that needs another count sets it for that call only (see
  *     src/backends/cpu/gemm_openblas.c).
+ *   The fused recurrent kernels (fuse_rnn) use the same thread count
+ *     another way: they split the batch rows of every step (and their
+ *     weight gradients' columns) across that many threads of the backend's
+ *     own, each running its products on one thread, where a part's
+ *     recurrent product is at least 2^18 flops and 4 rows. Its workers
+ *     sleep between kernels. Split or not, the results are the same bits
+ *     (tests/test_rnn_fused.c).
  *
  * The two thread pools: with oneDNN serving f32, OpenBLAS runs only f64
  * products, so in an f32 model its pool stays asleep while oneDNN's OpenMP

@@ -155,13 +155,16 @@ int lg_program_loop_count(const lg_program *p);
 lg_status lg_program_loop_report(const lg_program *p, int i, lg_loop_report *out);
 
 /* A human-readable report, one line per item, as new text the caller frees
- * (NULL when out of memory or p is NULL): the program, each loop, then what
- * each pass did (indented for the passes run on loop bodies):
+ * (NULL when out of memory or p is NULL): the program, each loop, each
+ * fused loop (fuse_rnn) with the workspace it keeps for its gradient (none
+ * when the program fetches no gradient of it), then what each pass did
+ * (indented for the passes run on loop bodies):
  *
  *     program: 9 kernels, 1.50 MiB planned, loops' own buffers 0.02 MiB
  *     GEMM: openblas (SkylakeX), 2 threads; f64: openblas (SkylakeX), 2 threads; ...   (lg_cpu_gemm_summary)
  *     loop 'rnn/loop': 28 steps, 3 kernels per step, save residuals: 3 values, 0.42 MiB saved (states 0.11 MiB); hoisted 1 values, 0.21 MiB; 4 elementwise ops fused into 1 kernels
  *     loop 'grad/rnn/loop': 28 steps, 9 kernels per step, gradient loop; hoisted 0 values, 0.00 MiB; 2 accumulators summed by batched GEMMs
+ *     rnn 'lstm/loop': fused lstm, forward only: workspace 0.00 MiB
  *     hoist: loop 'rnn/loop': 1 values batched before the steps (0.21 MiB, 0 of them per chunk of 0 steps); ...
  */
 char *lg_program_report(const lg_program *p);

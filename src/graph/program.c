@@ -41,6 +41,7 @@
 #include "graph/passes/passes.h"
 #include "ops/fused_elementwise.h"
 #include "ops/op.h"
+#include "ops/rnn.h"
 
 #define LG_ALIGN 64
 
@@ -767,6 +768,15 @@ char *lg_program_report(const lg_program *p)
         if (r.n_sunk) fprintf(t, "; %d accumulators summed by batched GEMMs", r.n_sunk);
         if (r.fused_kernels) fprintf(t, "; %d elementwise ops fused into %d kernels", r.fused_ops, r.fused_kernels);
         fprintf(t, "\n");
+    }
+    for (int i = 0; i < p->n_steps; i++) { /* fused loops (fuse_rnn) */
+        const lg_node *n = &p->graph->nodes[p->steps[i].node];
+        if (n->op != LG_OP_RNN) continue;
+        unsigned flags = lg_rnn_node_flags(n);
+        lg_rnn_layout L = lg_rnn_layout_of(lg_rnn_node_cell(n), flags);
+        fprintf(t, "rnn '%s': fused %s, %s: workspace %.2f MiB\n", n->name, lg_rnn_cell_name(lg_rnn_node_cell(n)),
+                (flags & LG_RNN_FORWARD_ONLY) ? "forward only" : "saved for its gradient",
+                mib(port_bytes(&p->locs[p->args[p->steps[i].first_out + L.ws]].port)));
     }
     add_notes(t, p, 0);
     bool ok = !ferror(t);

@@ -66,7 +66,7 @@ static bool port_is(lg_port p, lg_dtype dt, int rank) { return p.dtype == dt && 
 static bool infer_common(const lg_node *n, const lg_port *in, int mask_at, int64_t *T, int64_t *B, int64_t *H,
                          char *err, size_t size)
 {
-    if (n->attrs.n_ints != 2 || (uint64_t)n->attrs.ints[0] >= LG_RNN_CELL_COUNT || (uint64_t)n->attrs.ints[1] > 7)
+    if (n->attrs.n_ints != 2 || (uint64_t)n->attrs.ints[0] >= LG_RNN_CELL_COUNT || (uint64_t)n->attrs.ints[1] > LG_RNN_FLAGS_ALL)
         LG_INFER_FAIL("bad rnn attributes");
     lg_rnn_cell c = lg_rnn_node_cell(n);
     lg_rnn_layout L = lg_rnn_layout_of(c, lg_rnn_node_flags(n));
@@ -113,7 +113,8 @@ static bool infer_rnn(const lg_node *n, const lg_port *in, lg_port *out, char *e
     out[L.h_t] = (lg_port){dt, {2, {B, H}}};
     if (L.c_t >= 0) out[L.c_t] = out[L.h_t];
     out[L.ys] = (lg_port){dt, {3, {T, B, H}}};
-    out[L.ws] = (lg_port){dt, {3, {T, B, (int64_t)lg_rnn_ws_planes(c) * H}}};
+    bool fwd_only = lg_rnn_node_flags(n) & LG_RNN_FORWARD_ONLY;
+    out[L.ws] = (lg_port){dt, {3, {T, B, fwd_only ? 0 : (int64_t)lg_rnn_ws_planes(c) * H}}};
     return true;
 }
 
@@ -124,6 +125,7 @@ static bool infer_rnn_grad(const lg_node *n, const lg_port *in, lg_port *out, ch
     unsigned flags = n->attrs.n_ints == 2 ? (unsigned)n->attrs.ints[1] : 0;
     lg_rnn_layout L = lg_rnn_layout_of(c, flags);
     if (!infer_common(n, in, (flags & LG_RNN_MASK) ? grad_mask_index(&L) : -1, &T, &B, &H, err, size)) return false;
+    if (flags & LG_RNN_FORWARD_ONLY) LG_INFER_FAIL("a forward-only rnn keeps no workspace to differentiate");
     lg_dtype dt = in[L.x].dtype;
     lg_port ws = in[L.g_ws], st = {dt, {2, {B, H}}};
     if (!port_is(ws, dt, 3) || !dim_eq(ws.shape.dims[2], (int64_t)lg_rnn_ws_planes(c) * H))
@@ -147,7 +149,7 @@ static bool infer_rnn_grad(const lg_node *n, const lg_port *in, lg_port *out, ch
 int32_t lg_rnn_build(lg_rnn_cell cell, unsigned flags, lg_value x, const lg_value *states, lg_value w, lg_value u,
                      lg_value b, lg_value mask, const char *name)
 {
-    if ((unsigned)cell >= LG_RNN_CELL_COUNT || flags > 7 || !states) {
+    if ((unsigned)cell >= LG_RNN_CELL_COUNT || flags > LG_RNN_FLAGS_ALL || !states) {
         if (lg_value_ok(x)) lg_graph_fail(x.graph, "rnn: bad cell %d or flags %u", (int)cell, flags);
         return -1;
     }

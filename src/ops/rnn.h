@@ -17,7 +17,8 @@
  *                nonzero where the step is valid)
  *   rnn outputs  h_T [B, H], c_T [B, H] (LSTM only), ys [T, B, H],
  *                ws [T, B, K H]: what the backward kernel reads (planes
- *                per cell, listed in lg_rnn_ws_planes)
+ *                per cell, listed in lg_rnn_ws_planes); [T, B, 0] with
+ *                LG_RNN_FORWARD_ONLY
  *
  * Steps run t = 0..T-1, or T-1..0 with LG_RNN_REVERSE (ys[t] stays at t).
  * Masking is Keras's: where mask[t, b] is 0 the states keep their values and
@@ -45,7 +46,10 @@ typedef enum lg_rnn_cell {
     LG_RNN_CELL_COUNT
 } lg_rnn_cell;
 
-enum { LG_RNN_BIAS = 1, LG_RNN_REVERSE = 2, LG_RNN_MASK = 4 };
+/* LG_RNN_FORWARD_ONLY: no rnn_grad reads this node (fuse_rnn sets it when
+ * the program fetches no gradient of the loop): ws is empty ([T, B, 0]) and
+ * the kernel keeps one step's planes in scratch of its own. */
+enum { LG_RNN_BIAS = 1, LG_RNN_REVERSE = 2, LG_RNN_MASK = 4, LG_RNN_FORWARD_ONLY = 8, LG_RNN_FLAGS_ALL = 15 };
 
 /* A cell's name ("lstm", "gru_reset_after", ...) for reports. */
 const char *lg_rnn_cell_name(lg_rnn_cell c);

@@ -21,9 +21,12 @@
  *   GRU reset before   gate 0, rh 3 (r * h_{t-1}, U_h's input), hprev 4
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backends/cpu/cpu.h"
+#include "backends/cpu/cpu_pool.h"
+#include "backends/cpu/gemm.h"
 #include "backends/cpu/cpu_vmath.h"
 #include "ops/rnn.h"
 
@@ -43,12 +46,16 @@ typedef struct rnn_planes {
 } rnn_planes;
 
 typedef struct rnn_ctx {
+    const char *name;
     lg_rnn_cell cell;
-    bool reverse;
-    int64_t steps, B, I, H, GH, scratch;
+    bool reverse, forward_only;
+    int64_t steps, B, I, H, GH, scratch, ws_width; /* ws_width: K H */
     lg_rnn_layout L;
     rnn_planes planes;
-    const lg_buf *mask; /* NULL: every step valid */
+    const lg_buf *mask;         /* NULL: every step valid */
+    const void *h0, *c0;       /* rnn: the initial states */
+    const void *dh_T, *dc_T;   /* rnn_grad: the final states' cotangents */
+    int parts;                 /* the batch rows split in parts run at once (1: all on this thread) */
 } rnn_ctx;
 
 static const rnn_planes planes_of[] = {
@@ -71,20 +78,60 @@ static inline bool rnn_valid(const rnn_ctx *c, int64_t t, int64_t b)
     }
 }
 
+/* Parts to split the batch into: the thread budget, where each part's
+ * step (its recurrent GEMM) is worth a wake-up: at least RNN_PART_FLOPS
+ * and RNN_PART_ROWS rows. A forced count (tests) is taken as it is. */
+enum { RNN_PART_FLOPS = 1 << 18, RNN_PART_ROWS = 4 };
+
+static int parts_for(const rnn_ctx *c, lg_dtype dt)
+{
+    int forced = lg_cpu_threads_forced();
+    if (forced) return (int)(forced < c->B ? forced : c->B > 0 ? c->B : 1);
+    int n = lg_cpu_threads(dt);
+    while (n > 1 && (c->B / n < RNN_PART_ROWS || 2.0 * (double)(c->B / n) * (double)c->GH * (double)c->H < RNN_PART_FLOPS))
+        n--;
+    return n;
+}
+
+/* Where part k of n of `rows` rows starts: at a multiple of RNN_ROW_ALIGN. */
+enum { RNN_ROW_ALIGN = 16 };
+
+static int64_t rnn_split(int64_t rows, int k, int n)
+{
+    int64_t r = (rows * k / n + RNN_ROW_ALIGN - 1) / RNN_ROW_ALIGN * RNN_ROW_ALIGN;
+    return r < rows ? r : rows;
+}
+
+/* C = alpha op(A) op(B) + beta C inside the steps: on one thread when the
+ * steps run in parts (cpu_pool.h), lg_cpu_gemm's choice otherwise. */
+static lg_status rnn_gemm(const rnn_ctx *c, lg_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                          double alpha, const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *cc,
+                          int64_t ldc)
+{
+    if (c->parts == 1) return lg_cpu_gemm(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc);
+    if (m == 0 || n == 0) return LG_OK;
+    lg_gemm_args g = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc};
+    if (dt == LG_F32) return lg_gemm_f32_one(&g, (float)alpha, a, b, (float)beta, cc);
+    return lg_gemm_f64_one(&g, alpha, a, b, beta, cc);
+}
+
 static rnn_ctx ctx_of(const lg_node *n, const lg_buf *in, int mask_at)
 {
-    rnn_ctx c = {.cell = lg_rnn_node_cell(n)};
+    rnn_ctx c = {.name = n->name, .cell = lg_rnn_node_cell(n)};
     unsigned flags = lg_rnn_node_flags(n);
     c.L = lg_rnn_layout_of(c.cell, flags);
     c.reverse = flags & LG_RNN_REVERSE;
+    c.forward_only = flags & LG_RNN_FORWARD_ONLY;
     c.steps = in[c.L.x].shape.dims[0];
     c.B = in[c.L.x].shape.dims[1];
     c.I = in[c.L.x].shape.dims[2];
     c.H = in[c.L.u].shape.dims[0];
     c.GH = in[c.L.u].shape.dims[1];
     c.scratch = lg_rnn_scratch_width(c.cell);
+    c.ws_width = (int64_t)lg_rnn_ws_planes(c.cell) * c.H;
     c.planes = planes_of[c.cell];
     c.mask = (flags & LG_RNN_MASK) ? &in[mask_at] : NULL;
+    c.parts = parts_for(&c, in[c.L.x].dtype);
     return c;
 }
 
@@ -125,11 +172,15 @@ static void tanh_row_f64(double *p, int64_t n)
 lg_status lg_cpu_rnn(const lg_node *n, const lg_buf *in, lg_buf *out)
 {
     rnn_ctx c = ctx_of(n, in, lg_rnn_layout_of(lg_rnn_node_cell(n), lg_rnn_node_flags(n)).mask);
+    c.h0 = in[c.L.h0].data;
+    c.c0 = c.L.c0 >= 0 ? in[c.L.c0].data : NULL;
     return out[c.L.ys].dtype == LG_F32 ? forward_f32(&c, in, out) : forward_f64(&c, in, out);
 }
 
 lg_status lg_cpu_rnn_grad(const lg_node *n, const lg_buf *in, lg_buf *out)
 {
     rnn_ctx c = ctx_of(n, in, lg_rnn_layout_of(lg_rnn_node_cell(n), lg_rnn_node_flags(n)).u + 1);
+    c.dh_T = in[c.L.g_dh].data;
+    c.dc_T = c.L.g_dc >= 0 ? in[c.L.g_dc].data : NULL;
     return out[c.L.g_dx].dtype == LG_F32 ? backward_f32(&c, in, out) : backward_f64(&c, in, out);
 }

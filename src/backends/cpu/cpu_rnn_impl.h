@@ -32,11 +32,12 @@ static inline __attribute__((always_inline)) void FN(st)(T *p, VT v, int64_t m)
 
 #define LD(p) FN(ld)(p, m_)
 #define ST(p, v) FN(st)(p, v, m_)
-/* A GEMM whose failure ends the kernel with its status. */
-#define GEMM(...)                                 \
-    do {                                          \
-        lg_status gemm_st_ = lg_cpu_gemm(__VA_ARGS__); \
-        if (gemm_st_) return gemm_st_;            \
+/* A GEMM whose failure ends the kernel with its status: one thread each
+ * when the kernel runs in parts (rnn_gemm). */
+#define GEMM(...)                                          \
+    do {                                                   \
+        lg_status gemm_st_ = rnn_gemm(c, __VA_ARGS__);     \
+        if (gemm_st_) return gemm_st_;                     \
     } while (0)
 #define FOR_V(n, ...)                                                                      \
     for (int64_t j = 0, m_; (m_ = (n) - j < VL ? (n) - j : VL) > 0; j += VL) {             \
@@ -69,117 +70,124 @@ static inline void FN(emit)(T *h, T *y, const T *hn, int64_t H, bool valid)
     }
 }
 
-LG_RNN_CLONES static lg_status FN(forward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
+/* Both GRUs' last pass over a step's rows [b0, b0 + nb): h~ (activated,
+ * parked in y) goes back to its gate block, and h' = h~ + z (h - h~). */
+static inline __attribute__((always_inline)) void FN(gru_update)(const rnn_ctx *c, int64_t t, int64_t b0, int64_t nb,
+                                                                 T *g, const T *hp, T *y, T *h)
 {
-    const lg_rnn_layout *L = &c->L;
-    int64_t B = c->B, H = c->H, GH = c->GH, TB = c->steps * c->B;
-    const T *x = in[L->x].data, *W = in[L->w].data, *U = in[L->u].data;
-    const T *bias = L->b >= 0 ? in[L->b].data : NULL;
-    T *h = out[L->h_t].data, *cs = L->c_t >= 0 ? out[L->c_t].data : NULL, *ys = out[L->ys].data;
-    T *ws = out[L->ws].data;
-    T *gate = ws + c->planes.gate * TB * H, *hprev = ws + c->planes.hprev * TB * H;
-    T *cprev = ws + c->planes.cprev * TB * H, *tanhc = ws + c->planes.tanhc * TB * H;
-    T *hgp = ws + c->planes.hg * TB * H, *rhp = ws + c->planes.rh * TB * H;
+    int64_t H = c->H, GH = c->GH;
     T tmp[H > 0 ? H : 1];
+    for (int64_t b = 0; b < nb; b++) {
+        T *row = g + b * GH;
+        const T *hpb = hp + b * H;
+        memcpy(row + 2 * H, y + b * H, (size_t)H * sizeof(T));
+        FOR_V(H, {
+            VT hh = LD(row + 2 * H + j);
+            ST(tmp + j, hh + LD(row + j) * (LD(hpb + j) - hh));
+        })
+        FN(emit)(h + b * H, y + b * H, tmp, H, rnn_valid(c, t, b0 + b));
+    }
+}
 
-    /* the input projection of every step at once; biases join in the gate pass */
-    GEMM(DT, false, false, TB, GH, c->I, 1, x, c->I, W, GH, 0, gate, GH);
-    memcpy(h, in[L->h0].data, (size_t)(B * H) * sizeof(T));
-    if (cs) memcpy(cs, in[L->c0].data, (size_t)(B * H) * sizeof(T));
+/* The forward's buffers (see cpu_rnn.c): plane bases at row 0 of step 0,
+ * and the rows between steps in them: B when they keep every step (the
+ * workspace), 0 when they are one step's scratch (forward only; then the
+ * gate plane holds x_t W too, computed per step). */
+typedef struct FN(fwd) {
+    const T *x, *W, *U, *bias;
+    T *h, *cs, *ys;
+    T *gate, *hprev, *cprev, *tanhc, *hg, *rh;
+    int64_t tstride;
+} FN(fwd);
+
+/* The steps of batch rows [b0, b0 + nb): rows never read other rows, so
+ * any split of the batch gives the same bits. In forward-only scratch, the
+ * planes are this part's own: row 0 is b0. */
+LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) *a, int64_t b0, int64_t nb)
+{
+    int64_t B = c->B, H = c->H, GH = c->GH, ts = a->tstride, o = ts ? b0 : 0;
+    const T *bias = a->bias, *U = a->U;
+    T *h = a->h + b0 * H, *cs = a->cs ? a->cs + b0 * H : NULL;
+    T tmp[H > 0 ? H : 1];
+    memcpy(h, (const T *)c->h0 + b0 * H, (size_t)(nb * H) * sizeof(T));
+    if (cs) memcpy(cs, (const T *)c->c0 + b0 * H, (size_t)(nb * H) * sizeof(T));
 
     for (int64_t s = 0; s < c->steps; s++) {
-        int64_t t = c->reverse ? c->steps - 1 - s : s;
-        T *g = gate + t * B * GH, *hp = hprev + t * B * H, *y = ys + t * B * H;
-        memcpy(hp, h, (size_t)(B * H) * sizeof(T));
+        int64_t t = c->reverse ? c->steps - 1 - s : s, r0 = t * ts + o; /* this step's first row in the planes */
+        T *g = a->gate + r0 * GH, *hp = a->hprev + r0 * H, *y = a->ys + (t * B + b0) * H;
+        if (!ts) GEMM(DT, false, false, nb, GH, c->I, 1, a->x + (t * B + b0) * c->I, c->I, a->W, GH, 0, g, GH);
+        memcpy(hp, h, (size_t)(nb * H) * sizeof(T));
         /* Activations run over the whole step block in one call each (a
          * call per row costs more than the math when H is small): the
          * columns that need another activation than the block's are parked
-         * in y, this step's output block [B, H], which is written last. */
+         * in y, this step's output block [nb, H], which is written last. */
         switch (c->cell) {
         case LG_RNN_SIMPLE_TANH:
         case LG_RNN_SIMPLE_RELU:
-            GEMM(DT, false, false, B, H, H, 1, hp, H, U, H, 1, g, H);
-            for (int64_t b = 0; b < B; b++) FN(add_bias)(g + b * H, bias, H);
-            FN(act_row)(g, B * H, c->cell == LG_RNN_SIMPLE_RELU);
-            for (int64_t b = 0; b < B; b++) FN(emit)(h + b * H, y + b * H, g + b * H, H, rnn_valid(c, t, b));
+            GEMM(DT, false, false, nb, H, H, 1, hp, H, U, H, 1, g, H);
+            for (int64_t b = 0; b < nb; b++) FN(add_bias)(g + b * H, bias, H);
+            FN(act_row)(g, nb * H, c->cell == LG_RNN_SIMPLE_RELU);
+            for (int64_t b = 0; b < nb; b++) FN(emit)(h + b * H, y + b * H, g + b * H, H, rnn_valid(c, t, b0 + b));
             break;
         case LG_RNN_LSTM: {
-            T *cp = cprev + t * B * H, *tc = tanhc + t * B * H;
-            memcpy(cp, cs, (size_t)(B * H) * sizeof(T));
-            GEMM(DT, false, false, B, GH, H, 1, hp, H, U, GH, 1, g, GH);
-            for (int64_t b = 0; b < B; b++) {
+            T *cp = a->cprev + r0 * H, *tc = a->tanhc + r0 * H;
+            memcpy(cp, cs, (size_t)(nb * H) * sizeof(T));
+            GEMM(DT, false, false, nb, GH, H, 1, hp, H, U, GH, 1, g, GH);
+            for (int64_t b = 0; b < nb; b++) {
                 FN(add_bias)(g + b * GH, bias, GH);
                 memcpy(y + b * H, g + b * GH + 2 * H, (size_t)H * sizeof(T)); /* c~ */
             }
-            SIG_ROW(g, B * GH);
-            TANH_ROW(y, B * H);
-            for (int64_t b = 0; b < B; b++) {
+            SIG_ROW(g, nb * GH);
+            TANH_ROW(y, nb * H);
+            for (int64_t b = 0; b < nb; b++) {
                 T *row = g + b * GH, *tcr = tc + b * H;
                 const T *cpb = cp + b * H;
                 memcpy(row + 2 * H, y + b * H, (size_t)H * sizeof(T));
                 FOR_V(H, ST(tcr + j, LD(row + H + j) * LD(cpb + j) + LD(row + j) * LD(row + 2 * H + j));)
-                if (rnn_valid(c, t, b)) memcpy(cs + b * H, tcr, (size_t)H * sizeof(T));
+                if (rnn_valid(c, t, b0 + b)) memcpy(cs + b * H, tcr, (size_t)H * sizeof(T));
             }
-            TANH_ROW(tc, B * H);
-            for (int64_t b = 0; b < B; b++) {
+            TANH_ROW(tc, nb * H);
+            for (int64_t b = 0; b < nb; b++) {
                 const T *row = g + b * GH, *tcr = tc + b * H;
                 FOR_V(H, ST(tmp + j, LD(row + 3 * H + j) * LD(tcr + j));)
-                FN(emit)(h + b * H, y + b * H, tmp, H, rnn_valid(c, t, b));
+                FN(emit)(h + b * H, y + b * H, tmp, H, rnn_valid(c, t, b0 + b));
             }
             break;
         }
         case LG_RNN_GRU: {
-            T *hg = hgp + t * B * GH;
+            T *hg = a->hg + r0 * GH;
             const T *brec = bias ? bias + GH : NULL;
-            GEMM(DT, false, false, B, GH, H, 1, hp, H, U, GH, 0, hg, GH);
-            for (int64_t b = 0; b < B; b++) {
+            GEMM(DT, false, false, nb, GH, H, 1, hp, H, U, GH, 0, hg, GH);
+            for (int64_t b = 0; b < nb; b++) {
                 T *row = g + b * GH, *hgr = hg + b * GH;
                 FN(add_bias)(row, bias, GH);
                 FN(add_bias)(hgr, brec, GH); /* the backward reads h U_h + b_h */
                 FOR_V(2 * H, ST(row + j, LD(row + j) + LD(hgr + j));)
                 memcpy(y + b * H, row + 2 * H, (size_t)H * sizeof(T)); /* x W_h + b_h */
             }
-            SIG_ROW(g, B * GH);
-            for (int64_t b = 0; b < B; b++) {
+            SIG_ROW(g, nb * GH);
+            for (int64_t b = 0; b < nb; b++) {
                 const T *row = g + b * GH, *hgr = hg + b * GH;
                 T *yb = y + b * H;
                 FOR_V(H, ST(yb + j, LD(yb + j) + LD(row + H + j) * LD(hgr + 2 * H + j));)
             }
-            TANH_ROW(y, B * H);
-            for (int64_t b = 0; b < B; b++) {
-                T *row = g + b * GH;
-                const T *hpb = hp + b * H;
-                memcpy(row + 2 * H, y + b * H, (size_t)H * sizeof(T));
-                FOR_V(H, {
-                    VT hh = LD(row + 2 * H + j);
-                    ST(tmp + j, hh + LD(row + j) * (LD(hpb + j) - hh));
-                })
-                FN(emit)(h + b * H, y + b * H, tmp, H, rnn_valid(c, t, b));
-            }
+            TANH_ROW(y, nb * H);
+            FN(gru_update)(c, t, b0, nb, g, hp, y, h);
             break;
         }
         case LG_RNN_GRU_RESET_BEFORE: {
-            T *rh = rhp + t * B * H;
-            GEMM(DT, false, false, B, 2 * H, H, 1, hp, H, U, GH, 1, g, GH);
-            for (int64_t b = 0; b < B; b++) {
+            T *rh = a->rh + r0 * H;
+            GEMM(DT, false, false, nb, 2 * H, H, 1, hp, H, U, GH, 1, g, GH);
+            for (int64_t b = 0; b < nb; b++) {
                 FN(add_bias)(g + b * GH, bias, 2 * H);
                 memcpy(y + b * H, g + b * GH + 2 * H, (size_t)H * sizeof(T)); /* x W_h */
             }
-            SIG_ROW(g, B * GH);
-            for (int64_t b = 0; b < B; b++) FOR_V(H, ST(rh + b * H + j, LD(g + b * GH + H + j) * LD(hp + b * H + j));)
-            GEMM(DT, false, false, B, H, H, 1, rh, H, U + 2 * H, GH, 1, y, H);
-            for (int64_t b = 0; b < B; b++) FN(add_bias)(y + b * H, bias ? bias + 2 * H : NULL, H);
-            TANH_ROW(y, B * H);
-            for (int64_t b = 0; b < B; b++) {
-                T *row = g + b * GH;
-                const T *hpb = hp + b * H;
-                memcpy(row + 2 * H, y + b * H, (size_t)H * sizeof(T));
-                FOR_V(H, {
-                    VT hh = LD(row + 2 * H + j);
-                    ST(tmp + j, hh + LD(row + j) * (LD(hpb + j) - hh));
-                })
-                FN(emit)(h + b * H, y + b * H, tmp, H, rnn_valid(c, t, b));
-            }
+            SIG_ROW(g, nb * GH);
+            for (int64_t b = 0; b < nb; b++) FOR_V(H, ST(rh + b * H + j, LD(g + b * GH + H + j) * LD(hp + b * H + j));)
+            GEMM(DT, false, false, nb, H, H, 1, rh, H, U + 2 * H, GH, 1, y, H);
+            for (int64_t b = 0; b < nb; b++) FN(add_bias)(y + b * H, bias ? bias + 2 * H : NULL, H);
+            TANH_ROW(y, nb * H);
+            FN(gru_update)(c, t, b0, nb, g, hp, y, h);
             break;
         }
         case LG_RNN_CELL_COUNT: break;
@@ -188,37 +196,107 @@ LG_RNN_CLONES static lg_status FN(forward)(const rnn_ctx *c, const lg_buf *in, l
     return LG_OK;
 }
 
-LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
+/* rnn_task arguments of the forward's regions. */
+typedef struct FN(fwd_job) {
+    const rnn_ctx *c;
+    const FN(fwd) *a;
+    T *scratch; /* forward only: [B, K H], part k's planes at its rows' block */
+} FN(fwd_job);
+
+/* Part k of the input projection: a block of the T B rows. */
+static lg_status FN(project_part)(void *arg, int k, int n)
+{
+    const FN(fwd_job) *j = arg;
+    const rnn_ctx *c = j->c;
+    int64_t TB = c->steps * c->B, r0 = rnn_split(TB, k, n), r1 = rnn_split(TB, k + 1, n);
+    GEMM(DT, false, false, r1 - r0, c->GH, c->I, 1, j->a->x + r0 * c->I, c->I, j->a->W, c->GH, 0,
+         j->a->gate + r0 * c->GH, c->GH);
+    return LG_OK;
+}
+
+static lg_status FN(forward_part)(void *arg, int k, int n)
+{
+    const FN(fwd_job) *j = arg;
+    const rnn_ctx *c = j->c;
+    int64_t b0 = rnn_split(c->B, k, n), nb = rnn_split(c->B, k + 1, n) - b0;
+    if (j->a->tstride) return FN(forward_rows)(c, j->a, b0, nb);
+    /* this part's planes in the scratch, each [nb, width H] */
+    FN(fwd) a = *j->a;
+    T *p = j->scratch + b0 * c->ws_width;
+    a.gate = p, a.hg = p + nb * c->planes.hg * c->H, a.hprev = p + nb * c->planes.hprev * c->H;
+    a.cprev = p + nb * c->planes.cprev * c->H, a.tanhc = p + nb * c->planes.tanhc * c->H;
+    a.rh = p + nb * c->planes.rh * c->H;
+    return FN(forward_rows)(c, &a, b0, nb);
+}
+
+LG_RNN_CLONES static lg_status FN(forward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
 {
     const lg_rnn_layout *L = &c->L;
-    int64_t B = c->B, H = c->H, GH = c->GH, TB = c->steps * c->B;
-    const T *x = in[L->x].data, *W = in[L->w].data, *U = in[L->u].data, *ws = in[L->g_ws].data;
-    const T *dys = in[L->g_dys].data;
-    const T *gate = ws + c->planes.gate * TB * H, *hprev = ws + c->planes.hprev * TB * H;
-    const T *cprev = ws + c->planes.cprev * TB * H, *tanhc = ws + c->planes.tanhc * TB * H;
-    const T *hgp = ws + c->planes.hg * TB * H, *rhp = ws + c->planes.rh * TB * H;
-    T *dh = out[L->g_dh0].data, *dc = L->g_dc0 >= 0 ? out[L->g_dc0].data : NULL;
-    T *dG = out[L->g_scratch].data; /* [TB, GH] pre-activation gate gradients */
-    T *dHG = dG + TB * GH;          /* GRU: [TB, GH] of the recurrent projection */
-    T *drh = dG + TB * c->scratch * H; /* [B, H] */
-    T *ones = drh + B * H;              /* [TB]: column sums as GEMMs */
-    memcpy(dh, in[L->g_dh].data, (size_t)(B * H) * sizeof(T));
-    if (dc) memcpy(dc, in[L->g_dc].data, (size_t)(B * H) * sizeof(T));
+    int64_t TB = c->steps * c->B, H = c->H;
+    FN(fwd) a = {.x = in[L->x].data, .W = in[L->w].data, .U = in[L->u].data,
+                 .bias = L->b >= 0 ? in[L->b].data : NULL, .h = out[L->h_t].data,
+                 .cs = L->c_t >= 0 ? out[L->c_t].data : NULL, .ys = out[L->ys].data};
+    FN(fwd_job) job = {.c = c, .a = &a};
+    if (c->forward_only) {
+        job.scratch = malloc((size_t)(c->B * c->ws_width) * sizeof(T));
+        if (!job.scratch && c->B * c->ws_width > 0)
+            return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn '%s': out of memory for a step's scratch", c->name);
+    } else {
+        T *ws = out[L->ws].data;
+        a.tstride = c->B;
+        a.gate = ws + c->planes.gate * TB * H, a.hprev = ws + c->planes.hprev * TB * H;
+        a.cprev = ws + c->planes.cprev * TB * H, a.tanhc = ws + c->planes.tanhc * TB * H;
+        a.hg = ws + c->planes.hg * TB * H, a.rh = ws + c->planes.rh * TB * H;
+    }
+    lg_status st = LG_OK;
+    if (c->parts == 1) {
+        /* the input projection of every step at once; biases join in the gate pass */
+        if (!c->forward_only)
+            st = lg_cpu_gemm(DT, false, false, TB, c->GH, c->I, 1, a.x, c->I, a.W, c->GH, 0, a.gate, c->GH);
+        if (!st) st = FN(forward_part)(&job, 0, 1);
+    } else {
+        if (!c->forward_only) st = lg_cpu_parallel(c->parts, FN(project_part), &job);
+        if (!st) st = lg_cpu_parallel(c->parts, FN(forward_part), &job);
+    }
+    free(job.scratch);
+    return st;
+}
+
+/* The backward's buffers (see cpu_rnn.c and rnn.h). */
+typedef struct FN(bwd) {
+    const rnn_ctx *c;
+    const T *UT, *dys; /* UT [GH, H]: U transposed */
+    const T *gate, *hprev, *cprev, *tanhc, *hg;
+    T *dh, *dc;
+    T *dG;  /* [TB, GH] pre-activation gate gradients */
+    T *dHG; /* GRU: [TB, GH] of the recurrent projection */
+    T *drh; /* [B, H] */
+} FN(bwd);
+
+/* The steps of batch rows [b0, b0 + nb), in reverse: as the forward, rows
+ * never read other rows. */
+LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd) *a, int64_t b0, int64_t nb)
+{
+    int64_t B = c->B, H = c->H, GH = c->GH;
+    const T *UT = a->UT;
+    T *dh = a->dh + b0 * H, *dc = a->dc ? a->dc + b0 * H : NULL, *drh = a->drh + b0 * H;
+    memcpy(dh, (const T *)c->dh_T + b0 * H, (size_t)(nb * H) * sizeof(T));
+    if (dc) memcpy(dc, (const T *)c->dc_T + b0 * H, (size_t)(nb * H) * sizeof(T));
 
     for (int64_t s = c->steps - 1; s >= 0; s--) {
-        int64_t t = c->reverse ? c->steps - 1 - s : s;
-        const T *g = gate + t * B * GH, *hp = hprev + t * B * H, *dy = dys + t * B * H;
-        T *dg = dG + t * B * GH;
-        for (int64_t b = 0; b < B; b++)
-            if (!rnn_valid(c, t, b)) { /* the state passed through: dh, dc stay */
+        int64_t t = c->reverse ? c->steps - 1 - s : s, r0 = t * B + b0;
+        const T *g = a->gate + r0 * GH, *hp = a->hprev + r0 * H, *dy = a->dys + r0 * H;
+        T *dg = a->dG + r0 * GH;
+        for (int64_t b = 0; b < nb; b++)
+            if (!rnn_valid(c, t, b0 + b)) { /* the state passed through: dh, dc stay */
                 memset(dg + b * GH, 0, (size_t)GH * sizeof(T));
-                if (c->cell == LG_RNN_GRU) memset(dHG + (t * B + b) * GH, 0, (size_t)GH * sizeof(T));
+                if (c->cell == LG_RNN_GRU) memset(a->dHG + (r0 + b) * GH, 0, (size_t)GH * sizeof(T));
             }
         switch (c->cell) {
         case LG_RNN_SIMPLE_TANH:
         case LG_RNN_SIMPLE_RELU:
-            for (int64_t b = 0; b < B; b++) {
-                if (!rnn_valid(c, t, b)) continue;
+            for (int64_t b = 0; b < nb; b++) {
+                if (!rnn_valid(c, t, b0 + b)) continue;
                 int64_t i0 = b * H;
                 if (c->cell == LG_RNN_SIMPLE_RELU)
                     for (int64_t i = i0; i < i0 + H; i++) dg[i] = g[i] > 0 ? dh[i] + dy[i] : 0;
@@ -229,12 +307,12 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
                     })
                 memset(dh + i0, 0, (size_t)H * sizeof(T));
             }
-            GEMM(DT, false, true, B, H, H, 1, dg, H, U, H, 1, dh, H);
+            GEMM(DT, false, false, nb, H, H, 1, dg, H, UT, H, 1, dh, H);
             break;
         case LG_RNN_LSTM: {
-            const T *cp = cprev + t * B * H, *tc = tanhc + t * B * H;
-            for (int64_t b = 0; b < B; b++) {
-                if (!rnn_valid(c, t, b)) continue;
+            const T *cp = a->cprev + r0 * H, *tc = a->tanhc + r0 * H;
+            for (int64_t b = 0; b < nb; b++) {
+                if (!rnn_valid(c, t, b0 + b)) continue;
                 const T *row = g + b * GH;
                 T *drow = dg + b * GH;
                 int64_t i0 = b * H;
@@ -250,14 +328,14 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
                 })
                 memset(dh + i0, 0, (size_t)H * sizeof(T));
             }
-            GEMM(DT, false, true, B, H, GH, 1, dg, GH, U, GH, 1, dh, H);
+            GEMM(DT, false, false, nb, H, GH, 1, dg, GH, UT, H, 1, dh, H);
             break;
         }
         case LG_RNN_GRU: {
-            const T *hg = hgp + t * B * GH;
-            T *dhg = dHG + t * B * GH;
-            for (int64_t b = 0; b < B; b++) {
-                if (!rnn_valid(c, t, b)) continue;
+            const T *hg = a->hg + r0 * GH;
+            T *dhg = a->dHG + r0 * GH;
+            for (int64_t b = 0; b < nb; b++) {
+                if (!rnn_valid(c, t, b0 + b)) continue;
                 const T *row = g + b * GH, *hgr = hg + b * GH;
                 T *drow = dg + b * GH, *dhrow = dhg + b * GH;
                 int64_t i0 = b * H;
@@ -276,12 +354,12 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
                     ST(dh + i0 + j, dhv * z);
                 })
             }
-            GEMM(DT, false, true, B, H, GH, 1, dhg, GH, U, GH, 1, dh, H);
+            GEMM(DT, false, false, nb, H, GH, 1, dhg, GH, UT, H, 1, dh, H);
             break;
         }
         case LG_RNN_GRU_RESET_BEFORE:
-            for (int64_t b = 0; b < B; b++) {
-                if (!rnn_valid(c, t, b)) continue;
+            for (int64_t b = 0; b < nb; b++) {
+                if (!rnn_valid(c, t, b0 + b)) continue;
                 const T *row = g + b * GH;
                 int64_t i0 = b * H;
                 FOR_V(H, {
@@ -290,9 +368,9 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
                 })
             }
             /* d(r h) = dhh U_h^T */
-            GEMM(DT, false, true, B, H, H, 1, dg + 2 * H, GH, U + 2 * H, GH, 0, drh, H);
-            for (int64_t b = 0; b < B; b++) {
-                if (!rnn_valid(c, t, b)) continue;
+            GEMM(DT, false, false, nb, H, H, 1, dg + 2 * H, GH, UT + 2 * H * H, H, 0, drh, H);
+            for (int64_t b = 0; b < nb; b++) {
+                if (!rnn_valid(c, t, b0 + b)) continue;
                 const T *row = g + b * GH;
                 int64_t i0 = b * H;
                 FOR_V(H, {
@@ -303,31 +381,87 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
                     ST(dh + i0 + j, dhv * z + d * r);
                 })
             }
-            GEMM(DT, false, true, B, H, 2 * H, 1, dg, GH, U, GH, 1, dh, H);
+            GEMM(DT, false, false, nb, H, 2 * H, 1, dg, GH, UT, H, 1, dh, H);
             break;
         case LG_RNN_CELL_COUNT: break;
         }
     }
+    return LG_OK;
+}
 
-    /* the weight gradients and dx, one GEMM each over all T B rows */
-    T *dW = out[L->g_dw].data, *dU = out[L->g_du].data;
-    GEMM(DT, true, false, c->I, GH, TB, 1, x, c->I, dG, GH, 0, dW, GH);
-    GEMM(DT, false, true, TB, c->I, GH, 1, dG, GH, W, GH, 0, out[L->g_dx].data, c->I);
+static lg_status FN(backward_part)(void *arg, int k, int n)
+{
+    const FN(bwd) *a = arg;
+    int64_t B = a->c->B, b0 = rnn_split(B, k, n);
+    return FN(backward_rows)(a->c, a, b0, rnn_split(B, k + 1, n) - b0);
+}
+
+/* The backward's products over all T B rows. */
+typedef struct FN(wgrad) {
+    const rnn_ctx *c;
+    const T *x, *W, *hprev, *rh, *dG, *dHG, *ones;
+    T *dW, *dU, *db, *dx;
+} FN(wgrad);
+
+/* Part k of n: columns [c0, c1) of dW, dU and db, rows [r0, r1) of dx. */
+static lg_status FN(wgrad_part)(void *arg, int k, int n)
+{
+    const FN(wgrad) *w = arg;
+    const rnn_ctx *c = w->c;
+    int64_t H = c->H, GH = c->GH, I = c->I, TB = c->steps * c->B;
+    int64_t c0 = rnn_split(GH, k, n), c1 = rnn_split(GH, k + 1, n), r0 = rnn_split(TB, k, n);
+    int64_t r1 = rnn_split(TB, k + 1, n);
+    GEMM(DT, true, false, I, c1 - c0, TB, 1, w->x, I, w->dG + c0, GH, 0, w->dW + c0, GH);
+    GEMM(DT, false, true, r1 - r0, I, GH, 1, w->dG + r0 * GH, GH, w->W, GH, 0, w->dx + r0 * I, I);
     switch (c->cell) {
-    case LG_RNN_GRU: GEMM(DT, true, false, H, GH, TB, 1, hprev, H, dHG, GH, 0, dU, GH); break;
-    case LG_RNN_GRU_RESET_BEFORE:
-        GEMM(DT, true, false, H, 2 * H, TB, 1, hprev, H, dG, GH, 0, dU, GH);
-        GEMM(DT, true, false, H, H, TB, 1, rhp, H, dG + 2 * H, GH, 0, dU + 2 * H, GH);
+    case LG_RNN_GRU: GEMM(DT, true, false, H, c1 - c0, TB, 1, w->hprev, H, w->dHG + c0, GH, 0, w->dU + c0, GH); break;
+    case LG_RNN_GRU_RESET_BEFORE: { /* columns below 2H from h_{t-1}, U_h's from r h */
+        int64_t m = c1 < 2 * H ? c1 : 2 * H, m0 = c0 > 2 * H ? c0 : 2 * H;
+        if (c0 < m) GEMM(DT, true, false, H, m - c0, TB, 1, w->hprev, H, w->dG + c0, GH, 0, w->dU + c0, GH);
+        if (m0 < c1) GEMM(DT, true, false, H, c1 - m0, TB, 1, w->rh, H, w->dG + m0, GH, 0, w->dU + m0, GH);
         break;
-    default: GEMM(DT, true, false, H, GH, TB, 1, hprev, H, dG, GH, 0, dU, GH); break;
     }
-    if (L->g_db >= 0) {
-        T *db = out[L->g_db].data;
-        for (int64_t r = 0; r < TB; r++) ones[r] = 1;
-        GEMM(DT, true, false, GH, 1, TB, 1, dG, GH, ones, 1, 0, db, 1);
-        if (c->cell == LG_RNN_GRU) GEMM(DT, true, false, GH, 1, TB, 1, dHG, GH, ones, 1, 0, db + GH, 1);
+    default: GEMM(DT, true, false, H, c1 - c0, TB, 1, w->hprev, H, w->dG + c0, GH, 0, w->dU + c0, GH); break;
+    }
+    if (w->db) {
+        GEMM(DT, true, false, c1 - c0, 1, TB, 1, w->dG + c0, GH, w->ones, 1, 0, w->db + c0, 1);
+        if (c->cell == LG_RNN_GRU)
+            GEMM(DT, true, false, c1 - c0, 1, TB, 1, w->dHG + c0, GH, w->ones, 1, 0, w->db + GH + c0, 1);
     }
     return LG_OK;
+}
+
+LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
+{
+    const lg_rnn_layout *L = &c->L;
+    int64_t B = c->B, H = c->H, GH = c->GH, TB = c->steps * c->B;
+    const T *x = in[L->x].data, *W = in[L->w].data, *ws = in[L->g_ws].data;
+    T *dG = out[L->g_scratch].data;
+    const T *U = in[L->u].data;
+    T *UT = malloc((size_t)(GH * H) * sizeof(T));
+    if (!UT && GH * H > 0) return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn_grad '%s': out of memory for U^T", c->name);
+    for (int64_t i = 0; i < H; i++)
+        for (int64_t j = 0; j < GH; j++) UT[j * H + i] = U[i * GH + j];
+    FN(bwd) a = {.c = c, .UT = UT, .dys = in[L->g_dys].data,
+                 .gate = ws + c->planes.gate * TB * H, .hprev = ws + c->planes.hprev * TB * H,
+                 .cprev = ws + c->planes.cprev * TB * H, .tanhc = ws + c->planes.tanhc * TB * H,
+                 .hg = ws + c->planes.hg * TB * H, .dh = out[L->g_dh0].data,
+                 .dc = L->g_dc0 >= 0 ? out[L->g_dc0].data : NULL, .dG = dG, .dHG = dG + TB * GH,
+                 .drh = dG + TB * c->scratch * H};
+    T *ones = a.drh + B * H; /* [TB]: column sums as GEMMs */
+    lg_status st = c->parts == 1 ? FN(backward_part)(&a, 0, 1) : lg_cpu_parallel(c->parts, FN(backward_part), &a);
+    free(UT);
+    if (st) return st;
+
+    /* the weight gradients and dx, one GEMM each over all T B rows (split
+     * in parts as the steps were, so OpenBLAS's own pool is never woken
+     * and left spinning beside the next regions) */
+    FN(wgrad) w = {.c = c, .x = x, .W = W, .hprev = a.hprev, .rh = ws + c->planes.rh * TB * H, .dG = dG,
+                   .dHG = a.dHG, .ones = ones, .dW = out[L->g_dw].data, .dU = out[L->g_du].data,
+                   .db = L->g_db >= 0 ? out[L->g_db].data : NULL, .dx = out[L->g_dx].data};
+    if (w.db)
+        for (int64_t r = 0; r < TB; r++) ones[r] = 1;
+    return c->parts == 1 ? FN(wgrad_part)(&w, 0, 1) : lg_cpu_parallel(c->parts, FN(wgrad_part), &w);
 }
 
 #undef FOR_V

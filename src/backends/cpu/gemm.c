@@ -172,6 +172,31 @@ lg_status lg_gemm_f64(const lg_gemm_args *g, double alpha, const double *a, cons
     return lg_gemm_openblas.dgemm(g, alpha, a, b, beta, c, lg_gemm_threads_for(g->m, g->n, g->k, state.f64_threads));
 }
 
+int lg_gemm_budget(lg_dtype dt)
+{
+    if (decided()) return 1;
+    return dt == LG_F64 ? state.f64_threads : state.f32_threads;
+}
+
+/* Only OpenBLAS has a process-wide count to pin (oneDNN's is per calling
+ * thread); f64 always runs on it, so it is pinned whatever serves f32. */
+void lg_gemm_one_begin(void) { lg_gemm_openblas.pin_one(true); }
+
+void lg_gemm_one_end(void) { lg_gemm_openblas.pin_one(false); }
+
+lg_status lg_gemm_f32_one(const lg_gemm_args *g, float alpha, const float *a, const float *b, float beta, float *c)
+{
+    lg_status st = decided();
+    return st ? st : providers[state.f32]->sgemm(g, alpha, a, b, beta, c, 1);
+}
+
+lg_status lg_gemm_f64_one(const lg_gemm_args *g, double alpha, const double *a, const double *b, double beta,
+                          double *c)
+{
+    lg_status st = decided();
+    return st ? st : lg_gemm_openblas.dgemm(g, alpha, a, b, beta, c, 1);
+}
+
 static lg_status provider_for(lg_gemm_provider p, bool f64, const lg_gemm_ops **out)
 {
     if ((int)p < 0 || p >= LG_GEMM_PROVIDER_COUNT)

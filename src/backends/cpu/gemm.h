@@ -48,6 +48,10 @@ typedef struct lg_gemm_ops {
                        int threads);
     lg_status (*dgemm)(const lg_gemm_args *g, double alpha, const double *a, const double *b, double beta,
                        double *c, int threads);
+    /* Between pin_one(true) and pin_one(false), calls with threads = 1 from
+     * any number of threads at once run without switching or locking
+     * anything; NULL where that holds anyway (oneDNN: a per-thread count). */
+    void (*pin_one)(bool on);
 } lg_gemm_ops;
 
 extern const lg_gemm_ops lg_gemm_openblas;
@@ -70,6 +74,22 @@ lg_status lg_gemm_f32_with(lg_gemm_provider p, int threads, const lg_gemm_args *
                            const float *b, float beta, float *c);
 lg_status lg_gemm_f64_with(lg_gemm_provider p, int threads, const lg_gemm_args *g, double alpha, const double *a,
                            const double *b, double beta, double *c);
+
+/* The thread budget for dt's GEMMs (LG_NUM_THREADS, or the provider's
+ * own setting at the decision); 1 when the decision failed (the next
+ * product reports why). */
+int lg_gemm_budget(lg_dtype dt);
+
+/* One-thread products for the parts of a parallel region (cpu_pool.h):
+ * the decided provider on one thread. Between lg_gemm_one_begin and
+ * lg_gemm_one_end, several threads may call these at once without
+ * serialising on OpenBLAS's thread-count switch; other lg GEMMs that want
+ * more threads wait for lg_gemm_one_end. Errors as lg_gemm_f32/f64. */
+void lg_gemm_one_begin(void);
+void lg_gemm_one_end(void);
+lg_status lg_gemm_f32_one(const lg_gemm_args *g, float alpha, const float *a, const float *b, float beta, float *c);
+lg_status lg_gemm_f64_one(const lg_gemm_args *g, double alpha, const double *a, const double *b, double beta,
+                          double *c);
 
 /* Threads for one GEMM of this shape, given the thread budget: one below
  * LG_GEMM_SMALL_FLOPS (waking a pool costs more than it saves there), the

@@ -8,6 +8,11 @@
  * pool of one thread (OPENBLAS_NUM_THREADS=1, the setting for applications
  * that run graphs on several threads) nothing is switched and nothing is
  * locked.
+ *
+ * A parallel region of the CPU backend (cpu_pool.h) pins the count to one
+ * for its whole length instead (openblas_pin_one): it takes switch_lock
+ * once, so its parts' one-thread calls take the unlocked path above at once,
+ * and a call that wants more threads waits for the region's end.
  */
 #include <cblas.h>
 #include <limits.h>
@@ -50,6 +55,21 @@ static lg_status check_dims(const lg_gemm_args *g)
         pthread_mutex_unlock(&switch_lock);                                                                    \
     } while (0)
 
+/* The application's count while pinned (under switch_lock). */
+static int pinned_app;
+
+static void openblas_pin_one(bool on)
+{
+    if (on) {
+        pthread_mutex_lock(&switch_lock);
+        pinned_app = openblas_get_num_threads();
+        if (pinned_app != 1) openblas_set_num_threads(1);
+    } else {
+        if (pinned_app != 1) openblas_set_num_threads(pinned_app);
+        pthread_mutex_unlock(&switch_lock);
+    }
+}
+
 static lg_status openblas_sgemm(const lg_gemm_args *g, float alpha, const float *a, const float *b, float beta,
                                 float *c, int threads)
 {
@@ -76,4 +96,5 @@ const lg_gemm_ops lg_gemm_openblas = {
     .default_threads = openblas_threads,
     .sgemm = openblas_sgemm,
     .dgemm = openblas_dgemm,
+    .pin_one = openblas_pin_one,
 };

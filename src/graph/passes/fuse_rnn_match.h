@@ -73,7 +73,9 @@ bool lg_rnn_match_loop(const lg_loop_spec *s, lg_rnn_match *m);
  * n_y, the value that replaces it: the final states, then the stacked
  * per-step output. Nothing of the loop is changed; the caller redirects its
  * readers (fuse_rnn in the compile-time graph, tests and benchmarks in
- * theirs). Returns the rnn node id, or -1 with the error recorded on g. */
-int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, lg_value *repl);
+ * theirs). forward_only: nothing will differentiate the node
+ * (LG_RNN_FORWARD_ONLY, rnn.h: it keeps no workspace). Returns the rnn node
+ * id, or -1 with the error recorded on g. */
+int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, bool forward_only, lg_value *repl);
 
 #endif

@@ -62,7 +62,7 @@ static lg_value bias_row(lg_graph *g, int32_t loop, const lg_rnn_match *m, int s
     return lg_concat(blocks, gates, 0);
 }
 
-int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, lg_value *repl)
+int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, bool forward_only, lg_value *repl)
 {
     const lg_loop_spec *s = lg_node_at(g, loop)->attrs.loop;
     int n_state = s->n_state, n_y = s->n_y;
@@ -87,7 +87,7 @@ int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, lg_va
     if (m->mask_seq >= 0 && s->masking == LG_LOOP_BY_LENGTHS)
         mask = lg_loop_valid_of_lengths(g, lg_node_at(g, loop)->name, mask, x);
     unsigned flags = (m->has_bias ? LG_RNN_BIAS : 0) | (m->reverse ? LG_RNN_REVERSE : 0) |
-                     (m->mask_seq >= 0 ? LG_RNN_MASK : 0);
+                     (m->mask_seq >= 0 ? LG_RNN_MASK : 0) | (forward_only ? LG_RNN_FORWARD_ONLY : 0);
     int32_t id = lg_rnn_build(m->cell, flags, x, states, w, u, b, mask, lg_node_at(g, loop)->name);
     if (id < 0) return -1;
     lg_rnn_layout L = lg_rnn_layout_of(m->cell, flags);
