@@ -1,11 +1,13 @@
 /*
- * test_dnnl_rnn.c — the fused CPU RNN kernels (src/backends/cpu/cpu_rnn.c)
- * against oneDNN's RNN primitives as the reference: LSTM, GRU reset_after
- * (oneDNN's linear-before-reset GRU), GRU reset_before (oneDNN's GRU) and
- * SimpleRNN tanh and relu (vanilla RNN), one forward-training and backward
- * step on the same random f32 data: ys, h_T, c_T, dx, dh0, dc0, dW, dU and db agree to
- * 1e-4 relative (to the largest magnitude of each array). Built only with
- * oneDNN (tests/dnnl_rnn_ref.c runs both sides).
+ * test_dnnl_rnn.c — the fused op's two CPU implementations, each the
+ * other's reference, at the kernel level: the hand-fused kernels
+ * (src/backends/cpu/cpu_rnn.c) and oneDNN's RNN primitives
+ * (cpu_rnn_onednn.c: vanilla RNN, LSTM, GRU, linear-before-reset GRU), one
+ * forward-training and backward step on the same random f32 data, left to
+ * right and right to left: ys, h_T, c_T, dx, dh0, dc0, dW, dU and db agree
+ * to 1e-4 relative (to the largest magnitude of each array), whichever of
+ * the two cpu_rnn_select.c would pick. Built only with oneDNN
+ * (tests/dnnl_rnn_ref.c runs both sides).
  */
 #include <check.h>
 #include <math.h>
@@ -46,9 +48,9 @@ static void check_variant(const variant *v, rnn_problem p)
     rnn_io fused, ref;
     ck_assert_int_eq(rnn_io_alloc(&fused, &p, 11), 0);
     ck_assert_int_eq(rnn_io_alloc(&ref, &p, 11), 0);
-    rnn_runner *rf = rnn_fused_new(&p, err, sizeof err);
+    rnn_runner *rf = rnn_runner_new(&p, LG_RNN_IMPL_FUSED, err, sizeof err);
     ck_assert_msg(rf, "%s", err);
-    rnn_runner *rd = rnn_dnnl_new(&p, err, sizeof err);
+    rnn_runner *rd = rnn_runner_new(&p, LG_RNN_IMPL_ONEDNN, err, sizeof err);
     ck_assert_msg(rd, "%s: %s", v->name, err);
     ck_assert_msg(rnn_runner_step(rf, &fused, err, sizeof err) == 0, "%s fused: %s", v->name, err);
     ck_assert_msg(rnn_runner_step(rd, &ref, err, sizeof err) == 0, "%s oneDNN: %s", v->name, err);
@@ -70,12 +72,15 @@ static void check_variant(const variant *v, rnn_problem p)
     rnn_io_free(&ref);
 }
 
-/* Small shapes, and one whose H is not a multiple of the vector width. */
+/* Small shapes, and one whose H is not a multiple of the vector width;
+ * both directions. */
 START_TEST(matches_onednn)
 {
     const variant *v = &variants[_i];
-    check_variant(v, (rnn_problem){v->cell, 7, 5, 6, 8});
-    check_variant(v, (rnn_problem){v->cell, 12, 3, 1, 19});
+    for (int rev = 0; rev < 2; rev++) {
+        check_variant(v, (rnn_problem){v->cell, 7, 5, 6, 8, rev == 1});
+        check_variant(v, (rnn_problem){v->cell, 12, 3, 1, 19, rev == 1});
+    }
 }
 END_TEST
 
@@ -84,7 +89,7 @@ END_TEST
 START_TEST(matches_onednn_wide_input)
 {
     const variant *v = &variants[_i];
-    check_variant(v, (rnn_problem){v->cell, 9, 4, 40, 33});
+    check_variant(v, (rnn_problem){v->cell, 9, 4, 40, 33, false});
 }
 END_TEST
 
