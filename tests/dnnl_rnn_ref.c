@@ -82,7 +82,6 @@ rnn_runner *rnn_runner_new(const rnn_problem *p, lg_rnn_impl impl, char *err, si
     lg_rnn_problem q = {p->cell, flags_of(p), LG_F32, p->T, p->B, p->I, p->H};
     lg_status st = lg_cpu_rnn_impl_force(impl);
     if (!st) st = lg_cpu_rnn_plan(&q, &r->impl, &r->ws_width, &r->scratch_len);
-    lg_cpu_rnn_impl_force(LG_RNN_IMPL_COUNT);
     if (st || r->impl != impl) {
         fail(err, size, st ? lg_last_error() : "the plan did not take the implementation", st);
         rnn_runner_free(r);
@@ -106,7 +105,7 @@ static lg_buf buf(float *d, int rank, int64_t a, int64_t b, int64_t c)
     return x;
 }
 
-/* The op's kernels with r's implementation forced for the two calls. */
+/* The op's kernels with r's implementation forced (and left forced). */
 int rnn_runner_step(rnn_runner *r, rnn_io *io, char *err, size_t size)
 {
     const rnn_problem *p = &r->p;
@@ -140,7 +139,6 @@ int rnn_runner_step(rnn_runner *r, rnn_io *io, char *err, size_t size)
         out[L.g_scratch] = buf(r->scratch, 1, r->scratch_len, 0, 0);
         st = lg_cpu_rnn_grad(&n, in, out);
     }
-    lg_cpu_rnn_impl_force(LG_RNN_IMPL_COUNT);
     return st ? fail(err, size, lg_last_error(), st) : 0;
 }
 

@@ -41,8 +41,9 @@ void rnn_io_free(rnn_io *io);
 
 typedef struct rnn_runner rnn_runner;
 
-/* A runner for p on impl (planned for p with impl forced): NULL with why in
- * err when impl cannot take p or memory runs out. */
+/* A runner for p on impl (planned for p with impl forced, and
+ * lg_cpu_rnn_impl_force(impl) left set, as rnn_runner_step leaves it): NULL
+ * with why in err when impl cannot take p or memory runs out. */
 rnn_runner *rnn_runner_new(const rnn_problem *p, lg_rnn_impl impl, char *err, size_t size);
 /* Forward then backward on io; 0, or -1 with why in err. */
 int rnn_runner_step(rnn_runner *r, rnn_io *io, char *err, size_t size);

@@ -6,12 +6,14 @@
  * forward-training and backward step on the same random f32 data, left to
  * right and right to left: ys, h_T, c_T, dx, dh0, dc0, dW, dU and db agree
  * to 1e-4 relative (to the largest magnitude of each array), whichever of
- * the two cpu_rnn_select.c would pick. Built only with oneDNN
- * (tests/dnnl_rnn_ref.c runs both sides).
+ * the two cpu_rnn_select.c would pick; and oneDNN's side on two threads at
+ * once. Built only with oneDNN (tests/dnnl_rnn_ref.c runs both sides).
  */
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dnnl_rnn_ref.h"
 #include "test_util.h"
@@ -93,6 +95,58 @@ START_TEST(matches_onednn_wide_input)
 }
 END_TEST
 
+typedef struct worker {
+    rnn_problem p;
+    rnn_io io;
+    int rc;
+    char err[512];
+} worker;
+
+/* Five oneDNN steps on one runner of the thread's own. */
+static void *work(void *arg)
+{
+    worker *w = arg;
+    rnn_runner *r = rnn_runner_new(&w->p, LG_RNN_IMPL_ONEDNN, w->err, sizeof w->err);
+    w->rc = r ? 0 : -1;
+    for (int k = 0; k < 5 && !w->rc; k++) w->rc = rnn_runner_step(r, &w->io, w->err, sizeof w->err);
+    rnn_runner_free(r);
+    return NULL;
+}
+
+/* Two threads running the same problem at once each take their own cached
+ * primitives and scratchpads: both get the single-threaded results, bit for
+ * bit. */
+START_TEST(two_threads_same_problem)
+{
+    rnn_problem p = {_i ? LG_RNN_LSTM : LG_RNN_GRU, 20, 16, 8, 24, false};
+    char err[512];
+    rnn_io ref;
+    ck_assert_int_eq(rnn_io_alloc(&ref, &p, 3), 0);
+    rnn_runner *r = rnn_runner_new(&p, LG_RNN_IMPL_ONEDNN, err, sizeof err);
+    ck_assert_msg(r && rnn_runner_step(r, &ref, err, sizeof err) == 0, "%s", err);
+    rnn_runner_free(r);
+    worker w[2];
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++) {
+        w[k] = (worker){.p = p};
+        ck_assert_int_eq(rnn_io_alloc(&w[k].io, &p, 3), 0);
+        ck_assert_int_eq(pthread_create(&th[k], NULL, work, &w[k]), 0);
+    }
+    int64_t H = p.H, GH = lg_rnn_cell_gates(p.cell) * H;
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(pthread_join(th[k], NULL), 0);
+        ck_assert_msg(w[k].rc == 0, "thread %d: %s", k, w[k].err);
+        ck_assert(!memcmp(w[k].io.ys, ref.ys, (size_t)(p.T * p.B * H) * sizeof(float)));
+        ck_assert(!memcmp(w[k].io.dx, ref.dx, (size_t)(p.T * p.B * p.I) * sizeof(float)));
+        ck_assert(!memcmp(w[k].io.dw, ref.dw, (size_t)(p.I * GH) * sizeof(float)));
+        ck_assert(!memcmp(w[k].io.du, ref.du, (size_t)(H * GH) * sizeof(float)));
+        ck_assert(!memcmp(w[k].io.db, ref.db, (size_t)rnn_bias_len(&p) * sizeof(float)));
+        rnn_io_free(&w[k].io);
+    }
+    rnn_io_free(&ref);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("dnnl_rnn");
@@ -100,6 +154,7 @@ static Suite *suite(void)
     int n = (int)(sizeof variants / sizeof *variants);
     tcase_add_loop_test(tc, matches_onednn, 0, n);
     tcase_add_loop_test(tc, matches_onednn_wide_input, 0, n);
+    tcase_add_loop_test(tc, two_threads_same_problem, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
