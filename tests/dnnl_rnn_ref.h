@@ -1,27 +1,26 @@
 /*
  * dnnl_rnn_ref.h — one recurrent layer's training step (forward, then
- * backward) two ways on the same f32 data: loopgrad's fused CPU kernels
- * (lg_cpu_rnn, lg_cpu_rnn_grad) and oneDNN's RNN primitives (forward
- * training + backward; LSTM, GRU, linear-before-reset GRU, vanilla RNN).
- * Shared by tests/test_dnnl_rnn.c (oneDNN as the reference) and
- * bench/dnnl_rnn.c (their speeds). Built only with oneDNN.
+ * backward) through the fused op's CPU kernels (lg_cpu_rnn,
+ * lg_cpu_rnn_grad) with a chosen implementation forced: the hand-fused
+ * kernels or oneDNN's RNN primitives (src/backends/cpu/cpu_rnn_onednn.c),
+ * on the same f32 data. Shared by tests/test_dnnl_rnn.c (each the other's
+ * reference) and bench/dnnl_rnn.c (their speeds).
  *
  * Everything is in the fused op's layout (src/ops/rnn.h): x [T, B, I],
  * W [I, G H], U [H, G H], b [G H] or [2, 3H] (GRU reset_after), ys
- * [T, B, H]. oneDNN's ldigo weights are the same bytes; its biases differ
- * only for the reset_after GRU (4 rows: z and r summed, h input, h
- * recurrent), converted here both ways.
+ * [T, B, H]; workspace and scratch sized by lg_cpu_rnn_plan.
  */
 #ifndef LG_DNNL_RNN_REF_H
 #define LG_DNNL_RNN_REF_H
 
 #include <stdint.h>
 
-#include "ops/rnn.h"
+#include "backends/cpu/cpu_rnn_select.h"
 
 typedef struct rnn_problem {
-    lg_rnn_cell cell; /* any; SimpleRNN runs on oneDNN's vanilla RNN (tanh or relu, slope 0) */
+    lg_rnn_cell cell;
     int64_t T, B, I, H;
+    bool reverse; /* LG_RNN_REVERSE (the bias is always there) */
 } rnn_problem;
 
 /* A step's inputs and results; c0, dc, c_t, dc0 only for LSTM. */
@@ -42,11 +41,10 @@ void rnn_io_free(rnn_io *io);
 
 typedef struct rnn_runner rnn_runner;
 
-/* The fused kernels' side: workspace and scratch for p. NULL on failure, with
- * why in err. */
-rnn_runner *rnn_fused_new(const rnn_problem *p, char *err, size_t size);
-/* oneDNN's side: primitives created for p (f32, left to right, one layer). */
-rnn_runner *rnn_dnnl_new(const rnn_problem *p, char *err, size_t size);
+/* A runner for p on impl (planned for p with impl forced, and
+ * lg_cpu_rnn_impl_force(impl) left set, as rnn_runner_step leaves it): NULL
+ * with why in err when impl cannot take p or memory runs out. */
+rnn_runner *rnn_runner_new(const rnn_problem *p, lg_rnn_impl impl, char *err, size_t size);
 /* Forward then backward on io; 0, or -1 with why in err. */
 int rnn_runner_step(rnn_runner *r, rnn_io *io, char *err, size_t size);
 void rnn_runner_free(rnn_runner *r);

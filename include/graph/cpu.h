@@ -43,6 +43,16 @@
  * OPENBLAS_NUM_THREADS=1 and OMP_NUM_THREADS=1 (or LG_NUM_THREADS=1): each of
  * its threads then has a core, and no pool spins against another.
  *
+ * Fused recurrent layers (the fuse_rnn pass) run on the CPU either on
+ * loopgrad's own fused kernels or, in builds with oneDNN, on oneDNN's RNN
+ * primitives: f32 layers without lengths whose cell measured faster there
+ * (LSTM of 32 units or more, both GRUs) and whose per-step product runs on
+ * one thread; the rest, f64, masked layers and SimpleRNN stay on the fused
+ * kernels (the table is in src/backends/cpu/cpu_rnn_select.c).
+ * LG_RNN_IMPL=fused or LG_RNN_IMPL=onednn, read when the first such layer is
+ * compiled, overrides the table; another value, or onednn in a build
+ * without it, fails compiling such a layer with a message that names it.
+ *
  *     printf("%s\n", lg_cpu_gemm_summary());
  *     // GEMM: openblas (SkylakeX), 2 threads; f64: openblas (SkylakeX), 2 threads; OpenBLAS's SkylakeX kernels ...
  */

@@ -57,7 +57,6 @@ int lg_rnn_output_count(const lg_attrs *a, bool grad)
 }
 
 static bool dim_eq(int64_t a, int64_t b) { return a == b || a < 0 || b < 0; }
-static int64_t dim_mul(int64_t a, int64_t b) { return a < 0 || b < 0 ? -1 : a * b; }
 
 static bool port_is(lg_port p, lg_dtype dt, int rank) { return p.dtype == dt && p.shape.rank == rank; }
 
@@ -110,11 +109,13 @@ static bool infer_rnn(const lg_node *n, const lg_port *in, lg_port *out, char *e
             LG_INFER_FAIL(two ? "b must be [2, 3H]" : "b must be [G H]");
     }
     lg_dtype dt = in[L.x].dtype;
+    int64_t width, scratch;
+    if (lg_rnn_sizes(c, lg_rnn_node_flags(n), dt, T, B, in[L.x].shape.dims[2], H, &width, &scratch))
+        LG_INFER_FAIL(lg_last_error());
     out[L.h_t] = (lg_port){dt, {2, {B, H}}};
     if (L.c_t >= 0) out[L.c_t] = out[L.h_t];
     out[L.ys] = (lg_port){dt, {3, {T, B, H}}};
-    bool fwd_only = lg_rnn_node_flags(n) & LG_RNN_FORWARD_ONLY;
-    out[L.ws] = (lg_port){dt, {3, {T, B, fwd_only ? 0 : (int64_t)lg_rnn_ws_planes(c) * H}}};
+    out[L.ws] = (lg_port){dt, {3, {T, B, width}}};
     return true;
 }
 
@@ -127,8 +128,10 @@ static bool infer_rnn_grad(const lg_node *n, const lg_port *in, lg_port *out, ch
     if (!infer_common(n, in, (flags & LG_RNN_MASK) ? grad_mask_index(&L) : -1, &T, &B, &H, err, size)) return false;
     if (flags & LG_RNN_FORWARD_ONLY) LG_INFER_FAIL("a forward-only rnn keeps no workspace to differentiate");
     lg_dtype dt = in[L.x].dtype;
+    int64_t width, n_scratch;
+    if (lg_rnn_sizes(c, flags, dt, T, B, in[L.x].shape.dims[2], H, &width, &n_scratch)) LG_INFER_FAIL(lg_last_error());
     lg_port ws = in[L.g_ws], st = {dt, {2, {B, H}}};
-    if (!port_is(ws, dt, 3) || !dim_eq(ws.shape.dims[2], (int64_t)lg_rnn_ws_planes(c) * H))
+    if (!port_is(ws, dt, 3) || !dim_eq(ws.shape.dims[2], width))
         LG_INFER_FAIL("ws must be the rnn's workspace");
     if (!port_is(in[L.g_dys], dt, 3) || !dim_eq(in[L.g_dys].shape.dims[2], H) || !port_is(in[L.g_dh], dt, 2) ||
         (L.g_dc >= 0 && !port_is(in[L.g_dc], dt, 2)))
@@ -140,8 +143,6 @@ static bool infer_rnn_grad(const lg_node *n, const lg_port *in, lg_port *out, ch
     out[L.g_du] = in[L.u];
     int64_t gh = (int64_t)lg_rnn_cell_gates(c) * H;
     if (L.g_db >= 0) out[L.g_db] = c == LG_RNN_GRU ? (lg_port){dt, {2, {2, gh}}} : (lg_port){dt, {1, {gh}}};
-    int64_t rows = dim_mul(T, B);
-    int64_t n_scratch = rows < 0 ? -1 : rows * cell_defs[c].scratch * H + B * H + rows;
     out[L.g_scratch] = (lg_port){dt, {1, {n_scratch}}};
     return true;
 }

@@ -17,8 +17,9 @@
  *                nonzero where the step is valid)
  *   rnn outputs  h_T [B, H], c_T [B, H] (LSTM only), ys [T, B, H],
  *                ws [T, B, K H]: what the backward kernel reads (planes
- *                per cell, listed in lg_rnn_ws_planes); [T, B, 0] with
- *                LG_RNN_FORWARD_ONLY
+ *                per cell, listed in lg_rnn_ws_planes; lg_rnn_sizes gives
+ *                the width, which differs where oneDNN runs the op);
+ *                [T, B, 0] with LG_RNN_FORWARD_ONLY
  *
  * Steps run t = 0..T-1, or T-1..0 with LG_RNN_REVERSE (ys[t] stays at t).
  * Masking is Keras's: where mask[t, b] is 0 the states keep their values and
@@ -60,6 +61,14 @@ int lg_rnn_ws_planes(lg_rnn_cell c);
 /* rnn_grad's scratch per (t, b) row in units of H (plus a [B, H] block and
  * T B ones). */
 int lg_rnn_scratch_width(lg_rnn_cell c);
+
+/* The workspace's width (elements per (t, b) row; K H for the fused
+ * kernels) and rnn_grad's scratch length for a problem: the CPU backend
+ * picks the implementation that runs it, and each needs its own
+ * (src/backends/cpu/cpu_rnn_select.c). -1 for both while a dim is open.
+ * Errors: an unusable LG_RNN_IMPL, oneDNN failing to plan. */
+lg_status lg_rnn_sizes(lg_rnn_cell c, unsigned flags, lg_dtype dt, int64_t T, int64_t B, int64_t I, int64_t H,
+                       int64_t *ws_width, int64_t *scratch);
 
 /* Where each value sits in a node's inputs or outputs; -1 when absent. */
 typedef struct lg_rnn_layout {

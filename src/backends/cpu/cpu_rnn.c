@@ -26,6 +26,7 @@
 
 #include "backends/cpu/cpu.h"
 #include "backends/cpu/cpu_pool.h"
+#include "backends/cpu/cpu_rnn_select.h"
 #include "backends/cpu/gemm.h"
 #include "backends/cpu/cpu_vmath.h"
 #include "ops/rnn.h"
@@ -172,6 +173,12 @@ static void tanh_row_f64(double *p, int64_t n)
 lg_status lg_cpu_rnn(const lg_node *n, const lg_buf *in, lg_buf *out)
 {
     rnn_ctx c = ctx_of(n, in, lg_rnn_layout_of(lg_rnn_node_cell(n), lg_rnn_node_flags(n)).mask);
+    lg_rnn_impl impl; /* cpu_rnn_select.c: these kernels or oneDNN's */
+    lg_status st = lg_cpu_rnn_impl_of(n, in, &out[c.L.ws], &impl);
+    if (st) return st;
+#ifdef LG_HAVE_ONEDNN
+    if (impl == LG_RNN_IMPL_ONEDNN) return lg_rnn_onednn_forward(n, in, out);
+#endif
     c.h0 = in[c.L.h0].data;
     c.c0 = c.L.c0 >= 0 ? in[c.L.c0].data : NULL;
     return out[c.L.ys].dtype == LG_F32 ? forward_f32(&c, in, out) : forward_f64(&c, in, out);
@@ -180,6 +187,12 @@ lg_status lg_cpu_rnn(const lg_node *n, const lg_buf *in, lg_buf *out)
 lg_status lg_cpu_rnn_grad(const lg_node *n, const lg_buf *in, lg_buf *out)
 {
     rnn_ctx c = ctx_of(n, in, lg_rnn_layout_of(lg_rnn_node_cell(n), lg_rnn_node_flags(n)).u + 1);
+    lg_rnn_impl impl;
+    lg_status st = lg_cpu_rnn_impl_of(n, in, &in[c.L.g_ws], &impl);
+    if (st) return st;
+#ifdef LG_HAVE_ONEDNN
+    if (impl == LG_RNN_IMPL_ONEDNN) return lg_rnn_onednn_backward(n, in, out);
+#endif
     c.dh_T = in[c.L.g_dh].data;
     c.dc_T = c.L.g_dc >= 0 ? in[c.L.g_dc].data : NULL;
     return out[c.L.g_dx].dtype == LG_F32 ? backward_f32(&c, in, out) : backward_f64(&c, in, out);
