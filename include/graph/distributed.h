@@ -6,7 +6,11 @@
  * A group (lg_dist) is a set of replicas. Groups of processes come from an
  * engine built into its own library: Open MPI in libloopgrad_mpi
  * (distributed_mpi.h, pkg-config loopgrad-mpi), when loopgrad was built
- * with it (meson option mpi). This header is the engine-free part, in the
+ * with it (meson option mpi), and NCCL on GPUs in libloopgrad_nccl
+ * (distributed_nccl.h, meson option nccl), whose groups sum the gradient
+ * block on the trainer's GPU without a copy to the host (compiled and
+ * tested without a GPU here, not yet run on GPUs; a trainer of such a
+ * group fits on lg_dist_device(d)). This header is the engine-free part, in the
  * core library: what a trainer does with a group, and a local group that
  * runs every replica's share in one process, in turn, and sums the shares
  * in rank order, which is the arithmetic of a 2-process group done in one.
