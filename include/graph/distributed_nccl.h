@@ -55,13 +55,16 @@ LG_API_BEGIN
 /* A group of the processes of comm (MPI must be initialised) summing on
  * GPU `device` ("cuda:<device>"), or, for device -1, on the GPU numbered
  * by this process's rank among comm's processes on its node (one process
- * per GPU, the usual launch). Collective over comm. lg_dist_free destroys
- * the NCCL communicator and the duplicate of comm, not comm. Errors:
+ * per GPU, the usual launch). Collective: every rank of comm calls it
+ * (each with its own device, or -1 everywhere). lg_dist_free, also collective (NCCL's
+ * finalisation flushes the queued sums), destroys the NCCL communicator and
+ * the duplicate of comm, not comm. Errors:
  * LG_ERR_INVALID_ARGUMENT (out NULL, MPI not initialised or finalized,
  * MPI_COMM_NULL, device < -1, the device number not present, with the
- * count: on any rank, reported by every rank), LG_ERR_UNSUPPORTED (no
- * usable GPU or driver), LG_ERR_RUNTIME (an MPI, CUDA or NCCL call failed,
- * naming it), LG_ERR_OUT_OF_MEMORY. */
+ * count), LG_ERR_UNSUPPORTED (no usable GPU or driver), LG_ERR_RUNTIME (an
+ * MPI, CUDA or NCCL call failed, naming it, or another rank could not set
+ * up its GPU: the ranks agree before NCCL's initialisation, so all fail
+ * together), LG_ERR_OUT_OF_MEMORY. */
 lg_status lg_dist_nccl_mpi_new(MPI_Comm comm, int device, lg_dist **out);
 
 /* The same on MPI_COMM_WORLD, calling MPI_Init(argc, argv) when MPI is
