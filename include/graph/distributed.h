@@ -6,7 +6,11 @@
  * A group (lg_dist) is a set of replicas. Groups of processes come from an
  * engine built into its own library: Open MPI in libloopgrad_mpi
  * (distributed_mpi.h, pkg-config loopgrad-mpi), when loopgrad was built
- * with it (meson option mpi). This header is the engine-free part, in the
+ * with it (meson option mpi), and NCCL on GPUs in libloopgrad_nccl
+ * (distributed_nccl.h, meson option nccl), whose groups sum the gradient
+ * block on the trainer's GPU without a copy to the host (compiled and
+ * tested without a GPU here, not yet run on GPUs; a trainer of such a
+ * group fits on lg_dist_device(d)). This header is the engine-free part, in the
  * core library: what a trainer does with a group, and a local group that
  * runs every replica's share in one process, in turn, and sums the shares
  * in rank order, which is the arithmetic of a 2-process group done in one.
@@ -104,6 +108,11 @@ void lg_dist_free(lg_dist *d);
 int lg_dist_rank(const lg_dist *d);
 int lg_dist_size(const lg_dist *d);
 
+/* The device d's engine sums gradients on ("cuda:1" for NCCL), owned by d,
+ * which a trainer of d must fit on (lg_fit_opts.device); NULL for host
+ * engines, local groups and NULL. */
+const char *lg_dist_device(const lg_dist *d);
+
 /* Make fit and evaluate of tr data-parallel over d (see the overview), after
  * copying rank 0's values of every parameter of tr's graph, trained or not
  * (batch norm's moving statistics too), to every rank. Optimizer slots are
@@ -135,11 +144,26 @@ typedef struct lg_dist_ops {
     /* Copy `bytes` at data from rank 0 to every process. */
     lg_status (*broadcast)(void *ctx, void *data, size_t bytes);
     void (*free)(void *ctx);
+    /* Optional, for an engine that moves device memory (NCCL,
+     * distributed_nccl.h); NULL in a host engine. device names the device
+     * this process's collectives run on ("cuda:1"): a trainer of the group
+     * must fit and evaluate on it (else fit fails, LG_ERR_INVALID_ARGUMENT
+     * naming both devices), and the gradient block, scaled and summed where
+     * it lives, never comes to the host. sum_device and broadcast_device are
+     * sum and broadcast over device pointers on that device, queued on
+     * `stream` (the device's queue the block was written on, a cudaStream_t
+     * for CUDA) after the work queued before them; work queued after them
+     * sees the result, and they need not wait for it. sum and broadcast
+     * still serve the small host values (flags, losses, metrics). */
+    const char *(*device)(void *ctx);
+    lg_status (*sum_device)(void *ctx, void *stream, void *data, int64_t n, lg_dtype dt);
+    lg_status (*broadcast_device)(void *ctx, void *stream, void *data, size_t bytes);
 } lg_dist_ops;
 
 /* A group of processes of which this one is `rank`, computing one share of
  * every batch; takes ctx (freed by ops->free, also on failure).
- * Errors: LG_ERR_INVALID_ARGUMENT, LG_ERR_OUT_OF_MEMORY. */
+ * Errors: LG_ERR_INVALID_ARGUMENT (also ops with device but without
+ * sum_device or broadcast_device), LG_ERR_OUT_OF_MEMORY. */
 lg_status lg_dist_wrap(int rank, int size, const lg_dist_ops *ops, void *ctx, lg_dist **out);
 
 LG_API_END

@@ -82,6 +82,17 @@ struct lg_backend {
     /* The L2 norm of g [n], summed in double (a host value). */
     lg_status (*grad_norm)(const lg_backend *b, lg_dtype dt, const void *g, int64_t n, double *norm);
 
+    /* Device backends only (NULL where host_memory, whose blocks the caller
+     * reads in place). data[i] *= w over n elements of data (b's pointer),
+     * rounded as the host's data-parallel code rounds: once, from double
+     * (f32: (float)((double)x * w)), so a block scaled here and one scaled
+     * on the host hold the same bits (src/train/dist.c). */
+    lg_status (*scale)(const lg_backend *b, lg_dtype dt, void *data, int64_t n, double w);
+    /* The native queue b's work is ordered on (a cudaStream_t for CUDA),
+     * for a collective library that enqueues on it beside the kernels
+     * (NCCL, src/dist/nccl.c); NULL where host_memory. */
+    void *(*native_stream)(const lg_backend *b);
+
     /* Lines for lg_program_report: what the backend computes with and its
      * memory (bytes allocated through it, and the device's free and total). */
     void (*report)(const lg_backend *b, FILE *out);

@@ -131,5 +131,7 @@ lg_status lg_cuda_clip_grads(lg_cuda_ctx *c, lg_dtype dt, void *g, const int64_t
                        double clipnorm, double global_clipnorm);
 /* The L2 norm of g [n] (a host value: this one syncs). */
 lg_status lg_cuda_global_norm(lg_cuda_ctx *c, lg_dtype dt, const void *g, int64_t n, double *norm);
+/* x[i] *= w over n elements (backend.h's scale). */
+lg_status lg_cuda_scale(lg_cuda_ctx *c, lg_dtype dt, void *x, int64_t n, double w);
 
 #endif

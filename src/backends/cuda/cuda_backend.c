@@ -68,6 +68,13 @@ static lg_status cu_norm(const lg_backend *b, lg_dtype dt, const void *g, int64_
     return lg_cuda_global_norm(ctx(b), dt, g, n, norm);
 }
 
+static lg_status cu_scale(const lg_backend *b, lg_dtype dt, void *x, int64_t n, double w)
+{
+    return lg_cuda_scale(ctx(b), dt, x, n, w);
+}
+
+static void *cu_stream(const lg_backend *b) { return ctx(b)->stream; }
+
 static void cu_report(const lg_backend *b, FILE *out)
 {
     struct cudaDeviceProp prop;
@@ -106,6 +113,7 @@ lg_status lg_backend_cuda_open(int index, const lg_backend **out)
         .copy_d2h = cu_d2h, .copy_d2d = cu_d2d, .zero = cu_zero, .sync = cu_sync, .supports_op = cu_supports,
         .run_op = cu_run, .sgd_update = cu_sgd, .adam_update = cu_adam, .rmsprop_update = cu_rmsprop,
         .clip_grads = cu_clip, .grad_norm = cu_norm, .report = cu_report,
+        .scale = cu_scale, .native_stream = cu_stream,
     };
     *out = b; /* kept for the life of the process (registry.c) */
     return LG_OK;

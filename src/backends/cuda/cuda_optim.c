@@ -84,3 +84,8 @@ lg_status lg_cuda_global_norm(lg_cuda_ctx *c, lg_dtype dt, const void *g, int64_
     *norm = sqrt(sum);
     return st;
 }
+
+lg_status lg_cuda_scale(lg_cuda_ctx *c, lg_dtype dt, void *x, int64_t n, double w)
+{
+    return launched(lg_cuda_launch_scale(c->stream, dt, n, x, w), "scaling a gradient share");
+}

@@ -151,6 +151,9 @@ cudaError_t lg_cuda_launch_clip_norm(cudaStream_t s, lg_dtype dt, int64_t n, voi
                                      int nan_if_inf);
 /* g = min(max(g, -c), c). */
 cudaError_t lg_cuda_launch_clip_value(cudaStream_t s, lg_dtype dt, int64_t n, void *g, double c);
+/* x[i] = x[i] * w, in double and rounded once to dt (a data-parallel share's
+ * weight, src/train/dist.c). */
+cudaError_t lg_cuda_launch_scale(cudaStream_t s, lg_dtype dt, int64_t n, void *x, double w);
 
 /* dst[i] = map[i] < 0 ? 0 : src[map[i]] (RNN weight packing, rnn_pack.h). */
 cudaError_t lg_cuda_launch_pack(cudaStream_t s, lg_dtype dt, int64_t n, const int64_t *map, const void *src,

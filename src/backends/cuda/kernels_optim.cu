@@ -152,6 +152,20 @@ extern "C" cudaError_t lg_cuda_launch_clip_value(cudaStream_t s, lg_dtype dt, in
     return cudaGetLastError();
 }
 
+/* One product in double, one rounding to T: the host's scale in dist.c. */
+template <typename T> __global__ void scale_kernel(int64_t n, T *x, double w)
+{
+    LG_CUDA_FOR(i, n) x[i] = (T)((double)x[i] * w);
+}
+
+extern "C" cudaError_t lg_cuda_launch_scale(cudaStream_t s, lg_dtype dt, int64_t n, void *x, double w)
+{
+    if (n == 0) return cudaSuccess;
+    if (dt == LG_F32) scale_kernel<float><<<blocks_for(n), threads, 0, s>>>(n, (float *)x, w);
+    else scale_kernel<double><<<blocks_for(n), threads, 0, s>>>(n, (double *)x, w);
+    return cudaGetLastError();
+}
+
 template <typename T> __global__ void pack_kernel(int64_t n, const int64_t *map, const T *src, T *dst)
 {
     LG_CUDA_FOR(i, n) dst[i] = map[i] < 0 ? T(0) : src[map[i]];
