@@ -30,7 +30,11 @@
  *                     scratch [n]: per-step gate gradients, kept so the
  *                     weight gradients are one GEMM over all T B rows
  *
- * Attributes: ints = {lg_rnn_cell, flags}.
+ * Attributes: ints = {lg_rnn_cell, flags}, or {lg_rnn_cell, flags,
+ * ws_width, scratch} where the backend sizes the workspace (ws [T, B,
+ * ws_width]) and rnn_grad's scratch ([scratch]) itself (backend.h's
+ * rnn_plan: cuDNN's reserve space is not the CPU's planes); the CPU's
+ * sizes otherwise.
  */
 #ifndef LG_OPS_RNN_H
 #define LG_OPS_RNN_H
@@ -83,5 +87,26 @@ int lg_rnn_output_count(const lg_attrs *a, bool grad);
  * with the error recorded (shapes named). */
 int32_t lg_rnn_build(lg_rnn_cell cell, unsigned flags, lg_value x, const lg_value *states, lg_value w, lg_value u,
                      lg_value b, lg_value mask, const char *name);
+/* The same with a backend's sizes (lg_rnn_sizes from rnn_plan); NULL or
+ * both 0: the CPU's. */
+typedef struct lg_rnn_sizes {
+    int64_t ws_width; /* ws [T, B, ws_width] */
+    int64_t scratch;  /* rnn_grad's scratch [scratch] */
+} lg_rnn_sizes;
+int32_t lg_rnn_build_sized(lg_rnn_cell cell, unsigned flags, const lg_rnn_sizes *sizes, lg_value x,
+                           const lg_value *states, lg_value w, lg_value u, lg_value b, lg_value mask, const char *name);
+
+/* What a backend's rnn_plan (backend.h) is asked about: a matched loop as
+ * one rnn node (T, B, I, H concrete), with whether its mask comes from
+ * per-example lengths (a prefix of valid steps per example) or may have
+ * holes. */
+typedef struct lg_rnn_desc {
+    lg_rnn_cell cell;
+    unsigned flags; /* LG_RNN_BIAS, LG_RNN_REVERSE, LG_RNN_MASK (not FORWARD_ONLY) */
+    lg_dtype dtype;
+    int64_t T, B, I, H;
+    bool mask_by_lengths;
+    const char *name; /* the loop's, for messages */
+} lg_rnn_desc;
 
 #endif

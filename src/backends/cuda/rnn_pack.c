@@ -9,7 +9,7 @@
 static const char *const refusal_names[] = {
     "eligible",          "no_layers",     "custom_cell",      "dtype",         "activation",
     "recurrent_activation", "gru_reset_before", "peephole",   "recurrent_dropout", "go_backwards",
-    "stop_condition",    "size",          "stack_mismatch",   "stack_dropout", "stack_merge",
+    "hole_mask",         "stop_condition",    "size",          "stack_mismatch",   "stack_dropout", "stack_merge",
 };
 _Static_assert(sizeof refusal_names / sizeof refusal_names[0] == LG_RNN_REFUSAL_COUNT,
                "refusal_names is out of step with lg_rnn_refusal");
@@ -67,9 +67,11 @@ static lg_rnn_refusal layer_eligible(const lg_rnn_layer_desc *d, char *why, size
     if (d->recurrent_dropout)
         return refuse(LG_RNN_RECURRENT_DROPOUT, why, why_len,
                       "layer '%s': recurrent dropout masks h_{t-1}, which cuDNN cannot", nm);
-    if (d->go_backwards && !d->bidirectional)
-        return refuse(LG_RNN_GO_BACKWARDS, why, why_len,
-                      "layer '%s': go_backwards on a unidirectional layer; cuDNN reads forwards", nm);
+    if (d->hole_mask)
+        return refuse(LG_RNN_HOLE_MASK, why, why_len,
+                      "layer '%s': a mask [T, B] that may skip steps mid-sequence; cuDNN takes per-example lengths "
+                      "(mask by lengths instead)",
+                      nm);
     if (d->has_stop)
         return refuse(LG_RNN_STOP_CONDITION, why, why_len,
                       "layer '%s': the loop has a stop condition; cuDNN runs every step", nm);
@@ -98,6 +100,12 @@ lg_rnn_refusal lg_rnn_eligible(const lg_rnn_layer_desc *layers, int n, lg_rnn_sp
                           "units %lld",
                           layer_name(b), i, (long long)(a->units * dirs), (long long)b->input_dim,
                           (long long)b->units);
+        if (!a->bidirectional && b->go_backwards != a->go_backwards)
+            return refuse(LG_RNN_GO_BACKWARDS, why, why_len,
+                          "layer '%s' (stacked %d): go_backwards %s where layer '%s' has %s; one cuDNN stack reads "
+                          "in one direction",
+                          layer_name(b), i, b->go_backwards ? "true" : "false", layer_name(a),
+                          a->go_backwards ? "true" : "false");
         if (b->input_dropout)
             return refuse(LG_RNN_STACK_DROPOUT, why, why_len,
                           "layer '%s' (stacked %d): a dropout mask on its input; cuDNN's stack has no masks between "
@@ -116,7 +124,8 @@ lg_rnn_refusal lg_rnn_eligible(const lg_rnn_layer_desc *layers, int n, lg_rnn_sp
                           .layers = n,
                           .bidirectional = a->bidirectional,
                           .use_bias = a->use_bias,
-                          .relu = a->kind == LG_CELL_SIMPLE_RNN && a->activation == LG_ACT_RELU};
+                          .relu = a->kind == LG_CELL_SIMPLE_RNN && a->activation == LG_ACT_RELU,
+                          .reverse = a->go_backwards && !a->bidirectional};
     if (why && why_len) why[0] = '\0';
     return LG_RNN_ELIGIBLE;
 }

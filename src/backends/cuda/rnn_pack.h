@@ -53,7 +53,8 @@ typedef struct lg_rnn_layer_desc {
     bool peephole;          /* an LSTM whose gates read c */
     bool recurrent_dropout; /* a mask on h_{t-1} */
     bool input_dropout;     /* a mask on x_t (constant over time) */
-    bool go_backwards;
+    bool go_backwards;      /* steps run T-1..0 (each example from its last valid step) */
+    bool hole_mask;         /* a mask [T, B] that may switch steps off mid-sequence */
     bool has_stop;          /* the loop has a stop condition */
     bool bidirectional;
     lg_merge_mode merge;    /* bidirectional */
@@ -68,6 +69,11 @@ typedef struct lg_rnn_spec {
     bool bidirectional;
     bool use_bias;
     bool relu; /* SimpleRNN with relu (CUDNN_RNN_RELU) instead of tanh */
+    /* A unidirectional stack read backwards: cuDNN reads forwards, so the
+     * caller reverses each example's valid steps of x before the call and
+     * of y after it (the whole stack reversed is the stack on reversed
+     * input, reversed). */
+    bool reverse;
 } lg_rnn_spec;
 
 typedef enum lg_rnn_refusal {
@@ -80,7 +86,8 @@ typedef enum lg_rnn_refusal {
     LG_RNN_GRU_RESET_BEFORE,       /* GRU reset_after false: cuDNN resets after */
     LG_RNN_PEEPHOLE,               /* cuDNN's LSTM has no peepholes */
     LG_RNN_RECURRENT_DROPOUT,      /* cuDNN has no mask on h_{t-1} */
-    LG_RNN_GO_BACKWARDS,           /* a unidirectional layer read backwards */
+    LG_RNN_GO_BACKWARDS,           /* stacked layers read in different directions */
+    LG_RNN_HOLE_MASK,              /* a mask cuDNN's per-example lengths cannot express */
     LG_RNN_STOP_CONDITION,         /* cuDNN runs every step */
     LG_RNN_SIZE,                   /* dims beyond cuDNN's int range */
     LG_RNN_STACK_MISMATCH,         /* a stacked layer unlike the first, or not fed its output */
