@@ -119,7 +119,7 @@ static const refusal_row refusals[] = {
     {"relu LSTM", relu_lstm, 2, LG_RNN_ACTIVATION, "tanh"},
     {"sigmoid SimpleRNN", sigmoid_simple, 1, LG_RNN_ACTIVATION, "tanh or relu"},
     {"hard_sigmoid gates", hard_gates, 2, LG_RNN_RECURRENT_ACTIVATION, "sigmoid"},
-    {"GRU reset_after false", gru_before, 2, LG_RNN_GRU_RESET_BEFORE, "reset_after"},
+    {"GRU reset_after false", gru_before, 2, LG_RNN_RESET_BEFORE, "reset_after"},
     {"peephole", peephole, 2, LG_RNN_PEEPHOLE, "peephole"},
     {"recurrent dropout", rec_dropout, 2, LG_RNN_RECURRENT_DROPOUT, "recurrent dropout"},
     {"go_backwards on one stacked layer", backwards, 2, LG_RNN_GO_BACKWARDS, "go_backwards"},
@@ -168,7 +168,7 @@ END_TEST
 /* The map, the dense layout and the dense sources of a spec. */
 typedef struct packing {
     lg_rnn_spec s;
-    lg_rnn_layout l;
+    lg_rnn_wlayout l;
     lg_rnn_src src[8];
     int64_t n_src;
     int64_t *map;
@@ -334,7 +334,7 @@ END_TEST
 START_TEST(layout_mismatches)
 {
     lg_rnn_spec s = spec_of(LG_CELL_LSTM, 5, 3, 1, false, true);
-    lg_rnn_layout l;
+    lg_rnn_wlayout l;
     ck_assert(lg_rnn_layout_dense(&s, &l));
     char why[256];
     l.mats[2].cols = 4;

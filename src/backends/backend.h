@@ -47,6 +47,8 @@ typedef struct lg_buf {
 /* A CPU-style kernel (the CPU backend's table, cpu.h). */
 typedef lg_status (*lg_kernel_fn)(const lg_node *n, const lg_buf *in, lg_buf *out);
 
+struct lg_rnn_desc;  /* ops/rnn.h */
+struct lg_rnn_sizes;
 typedef struct lg_backend lg_backend;
 struct lg_backend {
     const char *name; /* the device string: "cpu", "cuda:0" */

@@ -14,7 +14,7 @@ struct lg_cudnn_rnn {
     cudnnDropoutDescriptor_t dropout;
     cudnnRNNDataDescriptor_t x_desc, y_desc;
     cudnnTensorDescriptor_t h_desc;
-    lg_rnn_layout layout;
+    lg_rnn_wlayout layout;
     size_t weight_bytes, work_bytes;
     size_t reserve_bytes; /* what the current lengths need */
     size_t reserve_max;   /* what max_steps for every example needs */
@@ -122,7 +122,7 @@ static lg_status own_reserve(lg_cudnn_rnn *r)
 /* The layout from cudnnGetRNNWeightParams, checked against the spec. */
 static lg_status read_layout(lg_cudnn_rnn *r, cudnnHandle_t h)
 {
-    lg_rnn_layout *l = &r->layout;
+    lg_rnn_wlayout *l = &r->layout;
     l->n_pseudo = lg_rnn_pseudo_layers(&r->spec);
     l->n_lin = 2 * lg_rnn_gates(r->spec.kind);
     size_t es = lg_dtype_size(r->spec.dtype);
@@ -255,7 +255,7 @@ void lg_cudnn_rnn_free(lg_cudnn_rnn *r)
     free(r);
 }
 
-const lg_rnn_layout *lg_cudnn_rnn_layout(const lg_cudnn_rnn *r) { return &r->layout; }
+const lg_rnn_wlayout *lg_cudnn_rnn_layout(const lg_cudnn_rnn *r) { return &r->layout; }
 
 size_t lg_cudnn_rnn_device_bytes(const lg_cudnn_rnn *r)
 {
@@ -298,12 +298,9 @@ lg_status lg_cudnn_rnn_pack(lg_cudnn_rnn *r, const void *params)
 lg_status lg_cudnn_rnn_forward(lg_cudnn_rnn *r, const int32_t *lengths, bool training, const void *x, const void *hx,
                                const void *cx, void *y, void *hy, void *cy)
 {
-    lg_status st = LG_OK;
-    if (training) {
-        st = lg_cudnn_rnn_set_lengths(r, lengths);
-        if (!st) st = own_reserve(r);
-    }
-    if (!st) st = lg_cudnn_rnn_forward_in(r, lengths, r->weights, training ? r->reserve : NULL, x, hx, cx, y, hy, cy);
+    lg_status st = lg_cudnn_rnn_set_lengths(r, lengths);
+    if (!st && training) st = own_reserve(r);
+    if (!st) st = lg_cudnn_rnn_forward_in(r, r->weights, training ? r->reserve : NULL, x, hx, cx, y, hy, cy);
     r->trained = !st && training;
     return st;
 }
@@ -317,13 +314,13 @@ lg_status lg_cudnn_rnn_set_lengths(lg_cudnn_rnn *r, const int32_t *lengths)
     return st;
 }
 
-lg_status lg_cudnn_rnn_forward_in(lg_cudnn_rnn *r, const int32_t *lengths, const void *weights, void *reserve,
-                                  const void *x, const void *hx, const void *cx, void *y, void *hy, void *cy)
+lg_status lg_cudnn_rnn_forward_in(lg_cudnn_rnn *r, const void *weights, void *reserve, const void *x, const void *hx, const void *cx, void *y, void *hy, void *cy)
 {
-    lg_status st = lg_cudnn_rnn_set_lengths(r, lengths);
+    cudnnHandle_t h;
+    lg_status st = handle(r->ctx, &h);
     if (st) return st;
     bool lstm = r->spec.kind == LG_CELL_LSTM, training = reserve != NULL;
-    return dnn_status(cudnnRNNForward((cudnnHandle_t)r->ctx->dnn, r->rnn,
+    return dnn_status(cudnnRNNForward(h, r->rnn,
                                       training ? CUDNN_FWD_MODE_TRAINING : CUDNN_FWD_MODE_INFERENCE, r->lengths_dev,
                                       r->x_desc, x, r->y_desc, y, r->h_desc, hx, hy, r->h_desc, lstm ? cx : NULL,
                                       lstm ? cy : NULL, r->weight_bytes, weights, r->work_bytes, r->work,

@@ -49,7 +49,7 @@ lg_status lg_cudnn_rnn_new(lg_cuda_ctx *c, const lg_rnn_spec *s, int64_t batch, 
 void lg_cudnn_rnn_free(lg_cudnn_rnn *r); /* NULL is fine */
 
 /* The weight space's layout as cuDNN reported it. */
-const lg_rnn_layout *lg_cudnn_rnn_layout(const lg_cudnn_rnn *r);
+const lg_rnn_wlayout *lg_cudnn_rnn_layout(const lg_cudnn_rnn *r);
 /* Device bytes held: weight space, its gradient, the map, workspace and
  * reserve space (for the program report). */
 size_t lg_cudnn_rnn_device_bytes(const lg_cudnn_rnn *r);
@@ -72,12 +72,12 @@ lg_status lg_cudnn_rnn_backward(lg_cudnn_rnn *r, const void *x, const void *hx, 
 /* The same steps with the caller's spaces: weights (weight_bytes, packed
  * through the bound map), reserve (reserve_bytes; NULL: an inference
  * forward, which keeps none), dweights (weight_bytes, packed; zeroed here
- * before cuDNN accumulates into it). Spaces need 256-byte alignment. The
- * backward uses the lengths of the last set_lengths or forward, which
- * must be those of the forward that filled reserve. */
+ * before cuDNN accumulates into it). Spaces need 256-byte alignment. Both
+ * run over the lengths of the last set_lengths (host i32 [batch] or NULL,
+ * as above), which for a backward must be those of the forward that
+ * filled reserve. */
 lg_status lg_cudnn_rnn_set_lengths(lg_cudnn_rnn *r, const int32_t *lengths);
-lg_status lg_cudnn_rnn_forward_in(lg_cudnn_rnn *r, const int32_t *lengths, const void *weights, void *reserve,
-                                  const void *x, const void *hx, const void *cx, void *y, void *hy, void *cy);
+lg_status lg_cudnn_rnn_forward_in(lg_cudnn_rnn *r, const void *weights, void *reserve, const void *x, const void *hx, const void *cx, void *y, void *hy, void *cy);
 lg_status lg_cudnn_rnn_backward_in(lg_cudnn_rnn *r, const void *weights, void *reserve, void *dweights, const void *x,
                                    const void *hx, const void *cx, const void *y, const void *dy, const void *dhy,
                                    const void *dcy, void *dx, void *dhx, void *dcx);

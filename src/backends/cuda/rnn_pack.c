@@ -58,7 +58,7 @@ static lg_rnn_refusal layer_eligible(const lg_rnn_layer_desc *d, char *why, size
                       "layer '%s': %s recurrent_activation %d; cuDNN's gates use sigmoid", nm, kind,
                       (int)d->recurrent_activation);
     if (d->kind == LG_CELL_GRU && !d->reset_after)
-        return refuse(LG_RNN_GRU_RESET_BEFORE, why, why_len,
+        return refuse(LG_RNN_RESET_BEFORE, why, why_len,
                       "layer '%s': GRU with reset_after false; cuDNN applies the reset gate after the recurrent "
                       "matmul (reset_after true)",
                       nm);
@@ -146,7 +146,7 @@ int64_t lg_rnn_layer_input(const lg_rnn_spec *s, int p)
     return p < lg_rnn_directions(s) ? s->input_dim : s->units * lg_rnn_directions(s);
 }
 
-bool lg_rnn_layout_dense(const lg_rnn_spec *s, lg_rnn_layout *out)
+bool lg_rnn_layout_dense(const lg_rnn_spec *s, lg_rnn_wlayout *out)
 {
     int n_pseudo = lg_rnn_pseudo_layers(s), g = lg_rnn_gates(s->kind), n_lin = 2 * g;
     lg_rnn_mat *m = calloc((size_t)(n_pseudo * n_lin), sizeof *m);
@@ -166,14 +166,14 @@ bool lg_rnn_layout_dense(const lg_rnn_spec *s, lg_rnn_layout *out)
             at += s->units;
         }
     }
-    *out = (lg_rnn_layout){.n_pseudo = n_pseudo, .n_lin = n_lin, .size = at, .mats = m};
+    *out = (lg_rnn_wlayout){.n_pseudo = n_pseudo, .n_lin = n_lin, .size = at, .mats = m};
     return true;
 }
 
 /* Whether [a, a + an) and [b, b + bn) overlap (empty ranges never do). */
 static bool overlap(int64_t a, int64_t an, int64_t b, int64_t bn) { return an && bn && a < b + bn && b < a + an; }
 
-bool lg_rnn_layout_check(const lg_rnn_spec *s, const lg_rnn_layout *l, char *why, size_t why_len)
+bool lg_rnn_layout_check(const lg_rnn_spec *s, const lg_rnn_wlayout *l, char *why, size_t why_len)
 {
     int g = lg_rnn_gates(s->kind);
     if (l->n_pseudo != lg_rnn_pseudo_layers(s) || l->n_lin != 2 * g) {
@@ -213,7 +213,7 @@ bool lg_rnn_layout_check(const lg_rnn_spec *s, const lg_rnn_layout *l, char *why
     return true;
 }
 
-void lg_rnn_layout_free(lg_rnn_layout *l)
+void lg_rnn_layout_free(lg_rnn_wlayout *l)
 {
     if (!l) return;
     free(l->mats);
@@ -251,7 +251,7 @@ int64_t lg_rnn_src_dense(const lg_rnn_spec *s, lg_rnn_src *src)
     return at;
 }
 
-void lg_rnn_pack_map(const lg_rnn_spec *s, const lg_rnn_layout *l, const lg_rnn_src *src, int64_t *map)
+void lg_rnn_pack_map(const lg_rnn_spec *s, const lg_rnn_wlayout *l, const lg_rnn_src *src, int64_t *map)
 {
     int g = lg_rnn_gates(s->kind);
     int64_t u = s->units, gu = g * u;
