@@ -30,7 +30,6 @@
  * have holes) comes to the host as lengths, as cuDNN's data descriptors
  * take them: one small copy and sync per call of a masked loop.
  */
-#include <string.h>
 
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/cudnn_rnn.h"
@@ -44,6 +43,7 @@ static size_t align_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
 struct lg_cuda_rnn_entry {
     lg_rnn_spec spec;
     int64_t B, T;
+    bool tf32; /* the context's math when it was made */
     lg_cudnn_rnn *r;
     struct lg_cuda_rnn_entry *next;
 };
@@ -79,12 +79,19 @@ static lg_rnn_layer_desc layer_of(lg_rnn_cell cell, unsigned flags, lg_dtype dt,
     };
 }
 
+static bool same_spec(const lg_rnn_spec *a, const lg_rnn_spec *b)
+{
+    return a->kind == b->kind && a->dtype == b->dtype && a->input_dim == b->input_dim && a->units == b->units &&
+           a->layers == b->layers && a->bidirectional == b->bidirectional && a->use_bias == b->use_bias &&
+           a->relu == b->relu && a->reverse == b->reverse;
+}
+
 /* The context's cuDNN RNN for spec over [T, B], made (and bound to the
  * [W | U | b] layout) on first use. */
 static lg_status entry(lg_cuda_ctx *c, const lg_rnn_spec *s, int64_t B, int64_t T, lg_cudnn_rnn **out)
 {
     for (struct lg_cuda_rnn_entry *e = c->rnns; e; e = e->next)
-        if (!memcmp(&e->spec, s, sizeof *s) && e->B == B && e->T == T) {
+        if (same_spec(&e->spec, s) && e->B == B && e->T == T && e->tf32 == c->allow_tf32) {
             *out = e->r;
             return LG_OK;
         }
@@ -99,7 +106,7 @@ static lg_status entry(lg_cuda_ctx *c, const lg_rnn_spec *s, int64_t B, int64_t 
         free(e);
         return st;
     }
-    *e = (struct lg_cuda_rnn_entry){.spec = *s, .B = B, .T = T, .r = e->r, .next = c->rnns};
+    *e = (struct lg_cuda_rnn_entry){.spec = *s, .B = B, .T = T, .tf32 = c->allow_tf32, .r = e->r, .next = c->rnns};
     c->rnns = e;
     *out = e->r;
     return LG_OK;
