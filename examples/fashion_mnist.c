@@ -8,7 +8,7 @@
  *                   [--seed N] [--limit N] [--checkpoint FILE]
  *                   [--history FILE] [--plot FILE] [--dot FILE]
  *                   [--svg FILE] [--full-graph] [--expand SCOPE]
- *                   [--data DIR] [--keras FILE]
+ *                   [--data DIR] [--keras FILE] [--device cpu|cuda:N]
  *                   [--distributed]
  *                   (--help: all of them)
  *
@@ -51,7 +51,7 @@ typedef struct args {
     double lr, momentum;
     uint64_t seed;
     long limit;
-    const char *checkpoint, *history, *data, *keras;
+    const char *checkpoint, *history, *data, *keras, *device;
     bool distributed;
     cli_outputs out;
 } args;
@@ -67,6 +67,7 @@ static int parse(int argc, char **argv, args *a)
         {"checkpoint", CLI_TEXT, &a->checkpoint, 0, 0, "FILE", "save the trained weights (safetensors)"},
         {"history", CLI_TEXT, &a->history, 0, 0, "FILE", "write the per-epoch logs as CSV"},
         {"data", CLI_TEXT, &a->data, 0, 0, "DIR", "the Fashion-MNIST IDX files"},
+        {"device", CLI_TEXT, &a->device, 0, 0, "DEV", "where training runs: cpu or cuda:N"},
         CLI_PLOT_FLAG(&a->out), CLI_GRAPH_FLAGS(&a->out),
         {"distributed", CLI_SWITCH, &a->distributed, 0, 0, NULL, "train data-parallel over MPI (under mpirun)"},
 #if LG_KERAS
@@ -241,7 +242,7 @@ static int run(session *S, const args *a)
                lg_dist_size(S->dist), lg_dist_size(S->dist) > 1 ? "es" : "");
 
     lg_fit_opts fo = lg_fit_opts_default();
-    fo.epochs = a->epochs, fo.history_csv = a->history, fo.seed = a->seed + 3;
+    fo.epochs = a->epochs, fo.history_csv = a->history, fo.seed = a->seed + 3, fo.device = a->device;
     bool curves = a->out.plot || a->history;
     if (lg_fit(S->tr, S->train, curves ? S->test : NULL, fo)) return fail("training");
     int epochs = lg_trainer_history_count(S->tr);

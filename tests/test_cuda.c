@@ -20,7 +20,7 @@
  *   shape, index, compare, cast,
  *   i32                          exact
  *   cuDNN RNN f32 (FP32 math)    2e-4; f64 1e-9 (different summation order over T
- *                                steps and B examples)
+ *                                steps and B examples), the wrapper and programs alike
  */
 #include <math.h>
 #include <string.h>
@@ -29,6 +29,7 @@
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/cudnn_rnn.h"
 #include "graph/internal.h"
+#include "ops/rnn.h"
 #include "test_util.h"
 
 static lg_cuda_ctx *ctx;
@@ -800,12 +801,201 @@ START_TEST(cudnn_backward_needs_a_training_forward)
 }
 END_TEST
 
+/* ---- fused loops on cuDNN, through programs --------------------------------
+ * A recurrent layer compiled for the CPU (its fused kernels) and for
+ * "cuda:0" (cuDNN through the rnn op pair): the stacked outputs, the final
+ * h and every gradient (parameters and x) of loss = sum(ys R) + sum(h_T S)
+ * agree; the report says the loop was fused on cuda:0, or why not. */
+typedef struct fused_case {
+    const char *what;
+    lg_cell_kind kind;
+    lg_dtype dt;
+    lg_activation act; /* SimpleRNN */
+    bool reset_before; /* GRU reset_after false: cuDNN refuses */
+    bool lengths, backwards;
+    bool hand;         /* an LSTM step written from ops, not the cell API */
+} fused_case;
+
+static const fused_case fused_cases[] = {
+    {"LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, false},
+    {"LSTM f64", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, false, false, false},
+    {"LSTM f32, lengths", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, false, false},
+    {"LSTM f64, lengths, go_backwards", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, true, false},
+    {"GRU f32", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, false, false, false},
+    {"GRU f64, lengths, go_backwards", LG_CELL_GRU, LG_F64, LG_ACT_TANH, false, true, true, false},
+    {"SimpleRNN tanh f32, go_backwards", LG_CELL_SIMPLE_RNN, LG_F32, LG_ACT_TANH, false, false, true, false},
+    {"SimpleRNN relu f64, lengths", LG_CELL_SIMPLE_RNN, LG_F64, LG_ACT_RELU, false, true, false, false},
+    {"hand-written LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, true},
+    {"hand-written LSTM f64, lengths", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, false, true},
+    {"GRU reset_after false f32 (refused)", LG_CELL_GRU, LG_F32, LG_ACT_TANH, true, false, false, false},
+};
+#define N_FUSED_CASES (sizeof fused_cases / sizeof fused_cases[0])
+
+enum { FB = 5, FT = 7, FF = 6, FU = 8 };
+
+/* The hand-written LSTM step (bench/rnn_bench.c's): one kernel, one
+ * recurrent kernel, one bias, split into gates i, f, c, o. */
+static void hand_lstm_step(lg_loop *l, lg_value W, lg_value U, lg_value b, lg_value x_t, lg_value h, lg_value c,
+                           lg_value *h2, lg_value *c2)
+{
+    lg_value z = lg_add(lg_add(lg_matmul(x_t, lg_loop_invariant(l, W), false, false),
+                               lg_matmul(h, lg_loop_invariant(l, U), false, false)),
+                        lg_loop_invariant(l, b));
+    lg_value zs[4];
+    lg_split(z, -1, NULL, 4, zs);
+    *c2 = lg_add(lg_mul(lg_sigmoid(zs[1]), c), lg_mul(lg_sigmoid(zs[0]), lg_tanh(zs[2])));
+    *h2 = lg_mul(lg_sigmoid(zs[3]), lg_tanh(*c2));
+}
+
+/* The case's layer over x [B, T, F]: ys [B, T, U] and the final h [B, U]. */
+static void fused_layer(lg_graph *g, const fused_case *fc, lg_value x, lg_value lengths, lg_value *ys, lg_value *h)
+{
+    if (fc->hand) {
+        lg_value W = lg_param(g, "hand/kernel", fc->dt, lg_shape_of(2, FF, 4 * FU));
+        lg_value U = lg_param(g, "hand/recurrent_kernel", fc->dt, lg_shape_of(2, FU, 4 * FU));
+        lg_value b = lg_param(g, "hand/bias", fc->dt, lg_shape_of(1, 4 * FU));
+        ck_assert_int_eq(lg_init_uniform(lg_param_tensor(W), -0.4, 0.4, 11, 1), LG_OK);
+        ck_assert_int_eq(lg_init_uniform(lg_param_tensor(U), -0.4, 0.4, 11, 2), LG_OK);
+        ck_assert_int_eq(lg_init_uniform(lg_param_tensor(b), -0.2, 0.2, 11, 3), LG_OK);
+        lg_value zeros = lg_broadcast_to(lg_scalar(g, fc->dt, 0), lg_shape_of(2, FB, FU));
+        lg_loop_opts lo = lg_loop_opts_default();
+        lo.lengths = lengths;
+        lg_loop *l = lg_loop_new(g, lo);
+        lg_value x_t = lg_loop_seq(l, x), hh = lg_loop_state(l, zeros), cc = lg_loop_state(l, zeros), h2, c2;
+        hand_lstm_step(l, W, U, b, x_t, hh, cc, &h2, &c2);
+        lg_loop_next(l, hh, h2);
+        lg_loop_next(l, cc, c2);
+        lg_loop_emit(l, h2);
+        lg_value fin[2];
+        ck_assert_msg(lg_loop_end(l, fin, ys) == LG_OK, "%s", lg_last_error());
+        *h = fin[0];
+        return;
+    }
+    lg_cell_opts co = lg_cell_opts_default(fc->kind, FU);
+    co.seed = 5;
+    co.dtype = fc->dt;
+    if (fc->kind == LG_CELL_SIMPLE_RNN) co.activation = fc->act;
+    if (fc->reset_before) co.reset_after = false;
+    lg_cell *cell = lg_cell_new(g, "rnn", FF, co);
+    ck_assert_ptr_nonnull(cell);
+    lg_rnn_opts ro = lg_rnn_opts_default();
+    ro.return_sequences = true;
+    ro.go_backwards = fc->backwards;
+    ro.lengths = lengths;
+    lg_rnn_result r;
+    ck_assert_msg(lg_rnn(g, cell, x, ro, &r) == LG_OK, "%s", lg_last_error());
+    *ys = r.output;
+    *h = r.states[0];
+    lg_cell_free(cell);
+}
+
+/* Fetched values (ys, h, then the gradients) of the case on dev, as
+ * doubles, and the program's report. */
+static double *fused_run(const fused_case *fc, const char *dev, int *n_out, char **report)
+{
+    lg_graph *g = lg_graph_new();
+    lg_value x = lg_input(g, "x", fc->dt, lg_shape_of(3, FB, FT, FF)), lengths = lg_value_invalid();
+    if (fc->lengths) lengths = lg_input(g, "lengths", LG_I32, lg_shape_of(1, FB));
+    lg_value ys, h;
+    fused_layer(g, fc, x, lengths, &ys, &h);
+    lg_tensor *rt = lg_test_uniform(fc->dt, lg_value_shape(ys), 21, 1, -1, 1),
+              *st = lg_test_uniform(fc->dt, lg_value_shape(h), 21, 2, -1, 1);
+    lg_value loss = lg_add(lg_sum(lg_mul(ys, lg_constant(g, "R", rt)), NULL, 0, false),
+                           lg_sum(lg_mul(h, lg_constant(g, "S", st)), NULL, 0, false));
+    int np = lg_graph_param_count(g);
+    lg_value fetch[8];
+    fetch[0] = ys, fetch[1] = h;
+    lg_value wrt[6];
+    for (int i = 0; i < np; i++) wrt[i] = lg_graph_param(g, i);
+    wrt[np] = x;
+    ck_assert_int_eq(lg_grad(g, loss, wrt, np + 1, fetch + 2), LG_OK);
+    ck_assert_ptr_null(lg_graph_error(g));
+    int n_fetch = 3 + np;
+    lg_tensor *xt = lg_test_uniform(fc->dt, lg_shape_of(3, FB, FT, FF), 21, 3, -1, 1), *lt = NULL;
+    ck_assert_int_eq(lg_tensor_new(LG_I32, lg_shape_of(1, FB), &lt), LG_OK);
+    static const int lens[FB] = {FT, 3, 1, FT - 1, 5};
+    for (int b = 0; b < FB; b++) lg_tensor_set(lt, b, lens[b]);
+    lg_feed feeds[2] = {{x, xt}, {lengths, lt}};
+    lg_compile_opts o = lg_compile_opts_default();
+    o.device = dev;
+    lg_program *p = NULL;
+    lg_status s = lg_program_compile_opts(g, feeds, fc->lengths ? 2 : 1, fetch, n_fetch, &o, &p);
+    ck_assert_msg(s == LG_OK, "%s on %s: %s", fc->what, dev ? dev : "cpu", lg_last_error());
+    *report = lg_program_report(p);
+    lg_tensor *out[8] = {NULL};
+    s = lg_program_run(p, feeds, fc->lengths ? 2 : 1, out);
+    ck_assert_msg(s == LG_OK, "%s on %s: %s", fc->what, dev ? dev : "cpu", lg_last_error());
+    int n = 0;
+    for (int i = 0; i < n_fetch; i++) n += (int)lg_tensor_numel(out[i]);
+    double *v = malloc((size_t)n * sizeof *v);
+    n = 0;
+    for (int i = 0; i < n_fetch; i++) {
+        for (int64_t k = 0; k < lg_tensor_numel(out[i]); k++) v[n++] = lg_tensor_get(out[i], k);
+        lg_tensor_free(out[i]);
+    }
+    *n_out = n;
+    lg_program_free(p);
+    lg_tensor_free(xt), lg_tensor_free(lt), lg_tensor_free(rt), lg_tensor_free(st);
+    lg_graph_free(g);
+    return v;
+}
+
+START_TEST(fused_rnn_on_cudnn_against_cpu)
+{
+    const fused_case *fc = &fused_cases[_i];
+    int n_cpu = 0, n_gpu = 0;
+    char *rep_cpu = NULL, *rep_gpu = NULL;
+    double *cpu = fused_run(fc, NULL, &n_cpu, &rep_cpu), *gpu = fused_run(fc, "cuda:0", &n_gpu, &rep_gpu);
+    ck_assert_int_eq(n_cpu, n_gpu);
+    double tol = fc->dt == LG_F32 ? 2e-4 : 1e-9;
+    for (int i = 0; i < n_cpu; i++)
+        ck_assert_msg(fabs(gpu[i] - cpu[i]) <= tol * fmax(1, fabs(cpu[i])), "%s: value %d: cuda %.17g, cpu %.17g",
+                      fc->what, i, gpu[i], cpu[i]);
+    ck_assert_msg(strstr(rep_cpu, "fused as"), "%s: the CPU did not fuse it:\n%s", fc->what, rep_cpu);
+    if (fc->reset_before)
+        ck_assert_msg(strstr(rep_gpu, "not fused: the cuda:0 backend") && strstr(rep_gpu, "reset_after"),
+                      "%s: no reason from cuDNN:\n%s", fc->what, rep_gpu);
+    else
+        ck_assert_msg(strstr(rep_gpu, "fused as") && !strstr(rep_gpu, "not fused"), "%s: not fused on cuda:0:\n%s",
+                      fc->what, rep_gpu);
+    free(cpu), free(gpu), free(rep_cpu), free(rep_gpu);
+}
+END_TEST
+
+/* rnn_plan's sizes: the workspace holds cuDNN's weight and reserve spaces
+ * (and y), so it is at least that large; forward-only keeps no reserve. */
+START_TEST(rnn_plan_sizes_from_cudnn)
+{
+    const lg_backend *b = NULL;
+    ck_assert_int_eq(lg_backend_get("cuda:0", &b), LG_OK);
+    lg_rnn_desc d = {.cell = LG_RNN_LSTM, .flags = LG_RNN_BIAS, .dtype = LG_F32, .T = 100, .B = 64, .I = 512, .H = 512,
+                     .name = "lstm"};
+    lg_rnn_sizes train = {0}, fwd = {0};
+    char why[256] = "";
+    ck_assert_msg(b->rnn_plan(b, &d, &train, &fwd, why, sizeof why), "%s", why);
+    int64_t weights = 4 * 512 * (512 + 512 + 2);
+    ck_assert_int_ge(train.ws_width * 100 * 64, weights + 100 * 64 * 512);
+    ck_assert_int_gt(train.ws_width, fwd.ws_width);
+    ck_assert_int_ge(fwd.ws_width * 100 * 64, weights);
+    ck_assert_int_ge(train.scratch, weights);
+    d.cell = LG_RNN_GRU_RESET_BEFORE;
+    ck_assert(!b->rnn_plan(b, &d, &train, &fwd, why, sizeof why));
+    ck_assert_msg(strstr(why, "reset_after") && strstr(why, "lstm"), "%s", why);
+    d.cell = LG_RNN_LSTM;
+    d.flags |= LG_RNN_MASK;
+    ck_assert(!b->rnn_plan(b, &d, &train, &fwd, why, sizeof why));
+    ck_assert_msg(strstr(why, "per-example lengths"), "%s", why);
+    d.mask_by_lengths = true;
+    ck_assert_msg(b->rnn_plan(b, &d, &train, &fwd, why, sizeof why), "%s", why);
+}
+END_TEST
+
 /* ---- programs on "cuda:0" (backends/backend.h) ----------------------------- */
 
 /* Four training steps of an LSTM with a dense head (f64, Adam, clipnorm),
  * compiled for dev: the loss per step and every parameter and optimizer
- * state after, as doubles. The loop runs per step on the device (no fused
- * RNN kernel there yet). */
+ * state after, as doubles. The loop is fused on both: the CPU's kernels,
+ * cuDNN on cuda:0. */
 static double *train_steps(const char *dev, int *n_out, char **report)
 {
     enum { B = 8, T = 6, F = 5, U = 7, C = 3 };
@@ -874,6 +1064,7 @@ START_TEST(program_on_cuda_against_cpu)
         ck_assert_msg(fabs(gpu[i] - cpu[i]) <= 1e-9 * fmax(1, fabs(cpu[i])), "value %d: cuda %.17g, cpu %.17g", i,
                       gpu[i], cpu[i]);
     ck_assert_msg(strstr(rep_gpu, "on cuda:0") && strstr(rep_gpu, "MiB free"), "%s", rep_gpu);
+    ck_assert_msg(strstr(rep_gpu, "fused as lstm"), "%s", rep_gpu);
     free(cpu), free(gpu), free(rep_cpu), free(rep_gpu);
 }
 END_TEST
@@ -896,6 +1087,8 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, cudnn_rnn_against_cpu, 0, (int)N_RNN_CASES);
     tcase_add_test(tc, cudnn_backward_needs_a_training_forward);
     tcase_add_test(tc, program_on_cuda_against_cpu);
+    tcase_add_loop_test(tc, fused_rnn_on_cudnn_against_cpu, 0, (int)N_FUSED_CASES);
+    tcase_add_test(tc, rnn_plan_sizes_from_cudnn);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -60,7 +60,11 @@ START_TEST(eligible_simple_relu_and_gru)
     d.dtype = LG_F64;
     d.use_bias = false;
     ck_assert_int_eq(lg_rnn_eligible(&d, 1, &s, why, sizeof why), LG_RNN_ELIGIBLE);
-    ck_assert(s.kind == LG_CELL_GRU && s.dtype == LG_F64 && !s.use_bias && !s.relu);
+    ck_assert(s.kind == LG_CELL_GRU && s.dtype == LG_F64 && !s.use_bias && !s.relu && !s.reverse);
+    /* a unidirectional layer read backwards: the caller reverses x and y */
+    d.go_backwards = true;
+    ck_assert_int_eq(lg_rnn_eligible(&d, 1, &s, why, sizeof why), LG_RNN_ELIGIBLE);
+    ck_assert(s.reverse);
 }
 END_TEST
 
@@ -91,6 +95,7 @@ static void gru_before(lg_rnn_layer_desc *d)
 static void peephole(lg_rnn_layer_desc *d) { d[0].peephole = true; }
 static void rec_dropout(lg_rnn_layer_desc *d) { d[1].recurrent_dropout = true; }
 static void backwards(lg_rnn_layer_desc *d) { d[0].go_backwards = true; }
+static void hole_mask(lg_rnn_layer_desc *d) { d[1].hole_mask = true; }
 static void stop(lg_rnn_layer_desc *d) { d[0].has_stop = true; }
 static void huge(lg_rnn_layer_desc *d) { d[0].input_dim = (int64_t)INT32_MAX + 1; }
 static void zero_units(lg_rnn_layer_desc *d) { d[0].units = 0; }
@@ -114,10 +119,11 @@ static const refusal_row refusals[] = {
     {"relu LSTM", relu_lstm, 2, LG_RNN_ACTIVATION, "tanh"},
     {"sigmoid SimpleRNN", sigmoid_simple, 1, LG_RNN_ACTIVATION, "tanh or relu"},
     {"hard_sigmoid gates", hard_gates, 2, LG_RNN_RECURRENT_ACTIVATION, "sigmoid"},
-    {"GRU reset_after false", gru_before, 2, LG_RNN_GRU_RESET_BEFORE, "reset_after"},
+    {"GRU reset_after false", gru_before, 2, LG_RNN_RESET_BEFORE, "reset_after"},
     {"peephole", peephole, 2, LG_RNN_PEEPHOLE, "peephole"},
     {"recurrent dropout", rec_dropout, 2, LG_RNN_RECURRENT_DROPOUT, "recurrent dropout"},
-    {"go_backwards", backwards, 2, LG_RNN_GO_BACKWARDS, "go_backwards"},
+    {"go_backwards on one stacked layer", backwards, 2, LG_RNN_GO_BACKWARDS, "go_backwards"},
+    {"mask with holes", hole_mask, 2, LG_RNN_HOLE_MASK, "per-example lengths"},
     {"stop condition", stop, 2, LG_RNN_STOP_CONDITION, "stop condition"},
     {"input dim beyond int32", huge, 2, LG_RNN_SIZE, "2147483648"},
     {"zero units", zero_units, 1, LG_RNN_SIZE, "units 0"},
@@ -162,7 +168,7 @@ END_TEST
 /* The map, the dense layout and the dense sources of a spec. */
 typedef struct packing {
     lg_rnn_spec s;
-    lg_rnn_layout l;
+    lg_rnn_wlayout l;
     lg_rnn_src src[8];
     int64_t n_src;
     int64_t *map;
@@ -328,7 +334,7 @@ END_TEST
 START_TEST(layout_mismatches)
 {
     lg_rnn_spec s = spec_of(LG_CELL_LSTM, 5, 3, 1, false, true);
-    lg_rnn_layout l;
+    lg_rnn_wlayout l;
     ck_assert(lg_rnn_layout_dense(&s, &l));
     char why[256];
     l.mats[2].cols = 4;

@@ -9,7 +9,9 @@
 
 #include "common/cli.h"
 #include "graph/cpu.h"
+#if LG_PLOT
 #include "plot/plot.h"
+#endif
 #if LG_VIZ
 #include "viz/viz.h"
 #endif
@@ -160,6 +162,7 @@ lg_status cli_write_graph(const cli_outputs *o, const lg_graph *g)
 lg_status cli_write_plot(const cli_outputs *o, const lg_trainer *tr, lg_metric metric)
 {
     if (!o->plot) return LG_OK;
+#if LG_PLOT
     int n = lg_trainer_history_count(tr);
     lg_epoch_logs *logs = malloc((size_t)(n > 0 ? n : 1) * sizeof *logs);
     if (!logs) return LG_ERR_OUT_OF_MEMORY;
@@ -168,4 +171,9 @@ lg_status cli_write_plot(const cli_outputs *o, const lg_trainer *tr, lg_metric m
     free(logs);
     if (s == LG_OK) printf("learning curves plotted in %s\n", o->plot);
     return s;
+#else
+    (void)tr, (void)metric;
+    return lg_fail(LG_ERR_UNSUPPORTED, "--plot: this loopgrad was built without PLplot (meson option plot; install "
+                   "libplplot-dev)");
+#endif
 }

@@ -47,6 +47,8 @@ typedef struct lg_buf {
 /* A CPU-style kernel (the CPU backend's table, cpu.h). */
 typedef lg_status (*lg_kernel_fn)(const lg_node *n, const lg_buf *in, lg_buf *out);
 
+struct lg_rnn_desc;  /* ops/rnn.h */
+struct lg_rnn_sizes;
 typedef struct lg_backend lg_backend;
 struct lg_backend {
     const char *name; /* the device string: "cpu", "cuda:0" */
@@ -67,6 +69,13 @@ struct lg_backend {
 
     /* Whether run_op can run n (its op, dtypes and attributes). */
     bool (*supports_op)(const lg_backend *b, const lg_node *n);
+    /* Whether run_op runs the fused rnn/rnn_grad pair (ops/rnn.h) for the
+     * loop d describes; if so, the sizes its workspace and scratch need
+     * (train: with a gradient; forward: LG_RNN_FORWARD_ONLY; {0, 0}: the
+     * CPU's), if not, why (for lg_program_report, naming the loop). NULL:
+     * supports_op decides, at the CPU's sizes. The fuse_rnn pass asks. */
+    bool (*rnn_plan)(const lg_backend *b, const struct lg_rnn_desc *d, struct lg_rnn_sizes *train,
+                     struct lg_rnn_sizes *forward, char *why, size_t len);
     /* n's kernel on buffers of this backend's memory. */
     lg_status (*run_op)(const lg_backend *b, const lg_node *n, const lg_buf *in, lg_buf *out);
 

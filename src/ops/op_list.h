@@ -71,8 +71,10 @@
 
 /* Fused compute ops: only compile passes make them (rnn.c: the fuse_rnn
  * pass's loops; fused_elementwise.c: the fuse_elementwise pass's chains of
- * elementwise ops). The CPU backend has kernels for them; the CUDA table
- * leaves them empty, so a pass fuses only where the backend has the kernel. */
+ * elementwise ops). The CPU backend has kernels for them; the CUDA backend
+ * runs rnn and rnn_grad on cuDNN where its rnn_plan agrees, and leaves
+ * fused_elementwise out, so a pass fuses only where the backend has the
+ * kernel. */
 #define LG_FUSED_OPS(X)   \
     X(RNN, rnn)           \
     X(RNN_GRAD, rnn_grad) \

@@ -51,7 +51,8 @@ static int grad_mask_index(const lg_rnn_layout *L) { return L->u + 1; }
 
 int lg_rnn_output_count(const lg_attrs *a, bool grad)
 {
-    if (a->n_ints != 2 || !a->ints || (uint64_t)a->ints[0] >= LG_RNN_CELL_COUNT) return 1; /* infer reports it */
+    if ((a->n_ints != 2 && a->n_ints != 4) || !a->ints || (uint64_t)a->ints[0] >= LG_RNN_CELL_COUNT)
+        return 1; /* infer reports it */
     lg_rnn_layout L = lg_rnn_layout_of((lg_rnn_cell)a->ints[0], (unsigned)a->ints[1]);
     return grad ? L.g_n_out : L.n_out;
 }
@@ -65,7 +66,8 @@ static bool port_is(lg_port p, lg_dtype dt, int rank) { return p.dtype == dt && 
 static bool infer_common(const lg_node *n, const lg_port *in, int mask_at, int64_t *T, int64_t *B, int64_t *H,
                          char *err, size_t size)
 {
-    if (n->attrs.n_ints != 2 || (uint64_t)n->attrs.ints[0] >= LG_RNN_CELL_COUNT || (uint64_t)n->attrs.ints[1] > LG_RNN_FLAGS_ALL)
+    if ((n->attrs.n_ints != 2 && n->attrs.n_ints != 4) || (uint64_t)n->attrs.ints[0] >= LG_RNN_CELL_COUNT ||
+        (uint64_t)n->attrs.ints[1] > LG_RNN_FLAGS_ALL || (n->attrs.n_ints == 4 && (n->attrs.ints[2] < 0 || n->attrs.ints[3] < 0)))
         LG_INFER_FAIL("bad rnn attributes");
     lg_rnn_cell c = lg_rnn_node_cell(n);
     lg_rnn_layout L = lg_rnn_layout_of(c, lg_rnn_node_flags(n));
@@ -94,11 +96,25 @@ static bool infer_common(const lg_node *n, const lg_port *in, int mask_at, int64
     return true;
 }
 
+/* ws's width and rnn_grad's scratch length: the backend's, where its
+ * rnn_plan sized the node (4 attributes), else the CPU's implementation
+ * choice (lg_rnn_cpu_sizes). */
+static lg_status sizes_of(const lg_node *n, lg_dtype dt, int64_t T, int64_t B, int64_t I, int64_t H, int64_t *width,
+                          int64_t *scratch)
+{
+    if (n->attrs.n_ints == 4) {
+        *width = n->attrs.ints[2], *scratch = n->attrs.ints[3];
+        return LG_OK;
+    }
+    return lg_rnn_cpu_sizes(lg_rnn_node_cell(n), lg_rnn_node_flags(n), dt, T, B, I, H, width, scratch);
+}
+
 static bool infer_rnn(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
 {
     int64_t T, B, H;
-    lg_rnn_cell c = (lg_rnn_cell)(n->attrs.n_ints == 2 ? n->attrs.ints[0] : 0);
-    lg_rnn_layout L = lg_rnn_layout_of(c, n->attrs.n_ints == 2 ? (unsigned)n->attrs.ints[1] : 0);
+    bool attrs_ok = n->attrs.n_ints == 2 || n->attrs.n_ints == 4;
+    lg_rnn_cell c = (lg_rnn_cell)(attrs_ok ? n->attrs.ints[0] : 0);
+    lg_rnn_layout L = lg_rnn_layout_of(c, attrs_ok ? (unsigned)n->attrs.ints[1] : 0);
     if (!infer_common(n, in, L.mask, &T, &B, &H, err, size)) return false;
     if (L.b >= 0) {
         lg_port b = in[L.b];
@@ -110,8 +126,7 @@ static bool infer_rnn(const lg_node *n, const lg_port *in, lg_port *out, char *e
     }
     lg_dtype dt = in[L.x].dtype;
     int64_t width, scratch;
-    if (lg_rnn_sizes(c, lg_rnn_node_flags(n), dt, T, B, in[L.x].shape.dims[2], H, &width, &scratch))
-        LG_INFER_FAIL(lg_last_error());
+    if (sizes_of(n, dt, T, B, in[L.x].shape.dims[2], H, &width, &scratch)) LG_INFER_FAIL(lg_last_error());
     out[L.h_t] = (lg_port){dt, {2, {B, H}}};
     if (L.c_t >= 0) out[L.c_t] = out[L.h_t];
     out[L.ys] = (lg_port){dt, {3, {T, B, H}}};
@@ -122,14 +137,15 @@ static bool infer_rnn(const lg_node *n, const lg_port *in, lg_port *out, char *e
 static bool infer_rnn_grad(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
 {
     int64_t T, B, H;
-    lg_rnn_cell c = (lg_rnn_cell)(n->attrs.n_ints == 2 ? n->attrs.ints[0] : 0);
-    unsigned flags = n->attrs.n_ints == 2 ? (unsigned)n->attrs.ints[1] : 0;
+    bool attrs_ok = n->attrs.n_ints == 2 || n->attrs.n_ints == 4;
+    lg_rnn_cell c = (lg_rnn_cell)(attrs_ok ? n->attrs.ints[0] : 0);
+    unsigned flags = attrs_ok ? (unsigned)n->attrs.ints[1] : 0;
     lg_rnn_layout L = lg_rnn_layout_of(c, flags);
     if (!infer_common(n, in, (flags & LG_RNN_MASK) ? grad_mask_index(&L) : -1, &T, &B, &H, err, size)) return false;
     if (flags & LG_RNN_FORWARD_ONLY) LG_INFER_FAIL("a forward-only rnn keeps no workspace to differentiate");
     lg_dtype dt = in[L.x].dtype;
     int64_t width, n_scratch;
-    if (lg_rnn_sizes(c, flags, dt, T, B, in[L.x].shape.dims[2], H, &width, &n_scratch)) LG_INFER_FAIL(lg_last_error());
+    if (sizes_of(n, dt, T, B, in[L.x].shape.dims[2], H, &width, &n_scratch)) LG_INFER_FAIL(lg_last_error());
     lg_port ws = in[L.g_ws], st = {dt, {2, {B, H}}};
     if (!port_is(ws, dt, 3) || !dim_eq(ws.shape.dims[2], width))
         LG_INFER_FAIL("ws must be the rnn's workspace");
@@ -150,6 +166,12 @@ static bool infer_rnn_grad(const lg_node *n, const lg_port *in, lg_port *out, ch
 int32_t lg_rnn_build(lg_rnn_cell cell, unsigned flags, lg_value x, const lg_value *states, lg_value w, lg_value u,
                      lg_value b, lg_value mask, const char *name)
 {
+    return lg_rnn_build_sized(cell, flags, NULL, x, states, w, u, b, mask, name);
+}
+
+int32_t lg_rnn_build_sized(lg_rnn_cell cell, unsigned flags, const lg_rnn_sizes *sizes, lg_value x,
+                           const lg_value *states, lg_value w, lg_value u, lg_value b, lg_value mask, const char *name)
+{
     if ((unsigned)cell >= LG_RNN_CELL_COUNT || flags > LG_RNN_FLAGS_ALL || !states) {
         if (lg_value_ok(x)) lg_graph_fail(x.graph, "rnn: bad cell %d or flags %u", (int)cell, flags);
         return -1;
@@ -160,8 +182,9 @@ int32_t lg_rnn_build(lg_rnn_cell cell, unsigned flags, lg_value x, const lg_valu
     if (L.c0 >= 0) in[L.c0] = states[1];
     if (L.b >= 0) in[L.b] = b;
     if (L.mask >= 0) in[L.mask] = mask;
-    int64_t ints[2] = {cell, flags};
-    return lg_node_build(NULL, LG_OP_RNN, in, L.n_in, &(lg_attrs){.ints = ints, .n_ints = 2}, name);
+    bool sized = sizes && (sizes->ws_width || sizes->scratch);
+    int64_t ints[4] = {cell, flags, sized ? sizes->ws_width : 0, sized ? sizes->scratch : 0};
+    return lg_node_build(NULL, LG_OP_RNN, in, L.n_in, &(lg_attrs){.ints = ints, .n_ints = sized ? 4 : 2}, name);
 }
 
 /* Zeros shaped like output k of node where no gradient reaches it. */
@@ -178,6 +201,11 @@ static void grad_rnn(lg_graph *g, int32_t node, const lg_value *dy, lg_value *dx
     lg_rnn_cell c = lg_rnn_node_cell(n);
     unsigned flags = lg_rnn_node_flags(n);
     lg_rnn_layout L = lg_rnn_layout_of(c, flags);
+    /* the backend's sizes travel with the cell and flags (copied: building
+     * nodes below may move n) */
+    int64_t ints[4];
+    int n_ints = n->attrs.n_ints;
+    memcpy(ints, n->attrs.ints, (size_t)n_ints * sizeof *ints);
     lg_value in[12];
     in[L.x] = lg_node_input(g, node, L.x);
     in[L.h0] = lg_node_input(g, node, L.h0);
@@ -189,8 +217,7 @@ static void grad_rnn(lg_graph *g, int32_t node, const lg_value *dy, lg_value *dx
     in[L.g_dh] = or_zeros(g, node, L.h_t, dy[L.h_t]);
     if (L.g_dc >= 0) in[L.g_dc] = or_zeros(g, node, L.c_t, dy[L.c_t]);
     in[L.g_dys] = or_zeros(g, node, L.ys, dy[L.ys]);
-    int64_t ints[2] = {c, flags};
-    int32_t id = lg_node_build(NULL, LG_OP_RNN_GRAD, in, L.g_n_in, &(lg_attrs){.ints = ints, .n_ints = 2}, NULL);
+    int32_t id = lg_node_build(NULL, LG_OP_RNN_GRAD, in, L.g_n_in, &(lg_attrs){.ints = ints, .n_ints = n_ints}, NULL);
     if (id < 0) return;
     dx[L.x] = lg_value_of(g, id, L.g_dx);
     dx[L.h0] = lg_value_of(g, id, L.g_dh0);

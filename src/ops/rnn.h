@@ -17,7 +17,7 @@
  *                nonzero where the step is valid)
  *   rnn outputs  h_T [B, H], c_T [B, H] (LSTM only), ys [T, B, H],
  *                ws [T, B, K H]: what the backward kernel reads (planes
- *                per cell, listed in lg_rnn_ws_planes; lg_rnn_sizes gives
+ *                per cell, listed in lg_rnn_ws_planes; lg_rnn_cpu_sizes gives
  *                the width, which differs where oneDNN runs the op);
  *                [T, B, 0] with LG_RNN_FORWARD_ONLY
  *
@@ -31,7 +31,11 @@
  *                     scratch [n]: per-step gate gradients, kept so the
  *                     weight gradients are one GEMM over all T B rows
  *
- * Attributes: ints = {lg_rnn_cell, flags}.
+ * Attributes: ints = {lg_rnn_cell, flags}, or {lg_rnn_cell, flags,
+ * ws_width, scratch} where the backend sizes the workspace (ws [T, B,
+ * ws_width]) and rnn_grad's scratch ([scratch]) itself (backend.h's
+ * rnn_plan: cuDNN's reserve space is not the CPU's planes); the CPU's
+ * sizes otherwise.
  */
 #ifndef LG_OPS_RNN_H
 #define LG_OPS_RNN_H
@@ -67,8 +71,8 @@ int lg_rnn_scratch_width(lg_rnn_cell c);
  * picks the implementation that runs it, and each needs its own
  * (src/backends/cpu/cpu_rnn_select.c). -1 for both while a dim is open.
  * Errors: an unusable LG_RNN_IMPL, oneDNN failing to plan. */
-lg_status lg_rnn_sizes(lg_rnn_cell c, unsigned flags, lg_dtype dt, int64_t T, int64_t B, int64_t I, int64_t H,
-                       int64_t *ws_width, int64_t *scratch);
+lg_status lg_rnn_cpu_sizes(lg_rnn_cell c, unsigned flags, lg_dtype dt, int64_t T, int64_t B, int64_t I, int64_t H,
+                           int64_t *ws_width, int64_t *scratch);
 
 /* Where each value sits in a node's inputs or outputs; -1 when absent. */
 typedef struct lg_rnn_layout {
@@ -92,5 +96,26 @@ int lg_rnn_output_count(const lg_attrs *a, bool grad);
  * with the error recorded (shapes named). */
 int32_t lg_rnn_build(lg_rnn_cell cell, unsigned flags, lg_value x, const lg_value *states, lg_value w, lg_value u,
                      lg_value b, lg_value mask, const char *name);
+/* The same with a backend's sizes (lg_rnn_sizes from rnn_plan); NULL or
+ * both 0: the CPU's. */
+typedef struct lg_rnn_sizes {
+    int64_t ws_width; /* ws [T, B, ws_width] */
+    int64_t scratch;  /* rnn_grad's scratch [scratch] */
+} lg_rnn_sizes;
+int32_t lg_rnn_build_sized(lg_rnn_cell cell, unsigned flags, const lg_rnn_sizes *sizes, lg_value x,
+                           const lg_value *states, lg_value w, lg_value u, lg_value b, lg_value mask, const char *name);
+
+/* What a backend's rnn_plan (backend.h) is asked about: a matched loop as
+ * one rnn node (T, B, I, H concrete), with whether its mask comes from
+ * per-example lengths (a prefix of valid steps per example) or may have
+ * holes. */
+typedef struct lg_rnn_desc {
+    lg_rnn_cell cell;
+    unsigned flags; /* LG_RNN_BIAS, LG_RNN_REVERSE, LG_RNN_MASK (not FORWARD_ONLY) */
+    lg_dtype dtype;
+    int64_t T, B, I, H;
+    bool mask_by_lengths;
+    const char *name; /* the loop's, for messages */
+} lg_rnn_desc;
 
 #endif

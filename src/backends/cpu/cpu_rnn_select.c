@@ -145,8 +145,8 @@ lg_status lg_cpu_rnn_impl_of(const lg_node *n, const lg_buf *in, const lg_buf *w
     return LG_OK;
 }
 
-lg_status lg_rnn_sizes(lg_rnn_cell c, unsigned flags, lg_dtype dt, int64_t T, int64_t B, int64_t I, int64_t H,
-                       int64_t *ws_width, int64_t *scratch)
+lg_status lg_rnn_cpu_sizes(lg_rnn_cell c, unsigned flags, lg_dtype dt, int64_t T, int64_t B, int64_t I, int64_t H,
+                           int64_t *ws_width, int64_t *scratch)
 {
     *ws_width = *scratch = -1;
     if (T < 0 || B < 0 || I < 0 || H < 0) return LG_OK;

@@ -9,7 +9,7 @@
  * overrides it for tests and benchmarks. The op's workspace output and
  * rnn_grad's scratch are sized for the implementation picked, so the choice
  * is made when the program is compiled (shape inference asks
- * lg_rnn_sizes) and made again, the same way, by the kernels.
+ * lg_rnn_cpu_sizes) and made again, the same way, by the kernels.
  */
 #ifndef LG_CPU_RNN_SELECT_H
 #define LG_CPU_RNN_SELECT_H

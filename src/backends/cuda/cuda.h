@@ -55,6 +55,7 @@ typedef struct lg_cuda_ctx {
      * kernel's site is its index here. */
     const lg_node **sites;
     int n_sites, cap_sites;
+    struct lg_cuda_rnn_entry *rnns; /* cuda_rnn.c's cuDNN RNNs per shape */
 } lg_cuda_ctx;
 
 /* A context on device `device` (0 for "cuda:0"): its stream, cuBLAS handle
@@ -104,9 +105,20 @@ typedef lg_status (*lg_cuda_kernel_fn)(lg_cuda_ctx *c, const lg_node *n, const l
 LG_COMPUTE_OPS(LG_X_DECL)
 #undef LG_X_DECL
 
-/* The kernel for op, NULL for sources, fused ops and control ops
- * (cuda_device.c). */
+/* The kernel for op, NULL for sources, control ops and the fused ops but
+ * rnn and rnn_grad (cuda_device.c). */
 lg_cuda_kernel_fn lg_cuda_kernel(lg_op op);
+
+/* ---- fused RNNs on cuDNN (cuda_rnn.c) ---------------------------------------
+ * The rnn and rnn_grad ops (ops/rnn.h) of nodes rnn_plan sized; the plan
+ * (backend.h's rnn_plan); the context's cuDNN RNNs, freed with it. */
+struct lg_rnn_desc;
+struct lg_rnn_sizes;
+lg_status lg_cuda_rnn(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf *out);
+lg_status lg_cuda_rnn_grad(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf *out);
+bool lg_cuda_rnn_plan(lg_cuda_ctx *c, const struct lg_rnn_desc *d, struct lg_rnn_sizes *train,
+                      struct lg_rnn_sizes *forward, char *why, size_t len);
+void lg_cuda_rnn_cache_free(lg_cuda_ctx *c);
 
 /* Broadcasting parameters for kernels.h from the CPU's lg_bcast. */
 struct lg_cuda_bcast;

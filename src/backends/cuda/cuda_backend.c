@@ -1,13 +1,15 @@
 /*
  * cuda_backend.c — the CUDA pieces behind backend.h: "cuda:N" opens a
  * context on device N (cuda_device.c) and wraps its memory, copies, kernel
- * table and optimizer functions. Fused RNN ops have no entry yet (cuDNN
- * is reached through cudnn_rnn.c directly), so fuse_rnn leaves loops as
- * loops here and the executor runs their bodies per step on the device.
+ * table and optimizer functions. Loops cuDNN computes exactly become the
+ * fused rnn op pair on cuDNN (cuda_rnn.c, asked through rnn_plan); others
+ * stay loops whose bodies the executor runs per step on the device, and
+ * lg_program_report says why.
  */
 #include <string.h>
 
 #include "backends/cuda/cuda.h"
+#include "ops/rnn.h"
 
 static lg_cuda_ctx *ctx(const lg_backend *b) { return b->ctx; }
 
@@ -31,7 +33,15 @@ static lg_status cu_sync(const lg_backend *b) { return lg_cuda_sync(ctx(b)); }
 static bool cu_supports(const lg_backend *b, const lg_node *n)
 {
     (void)b;
+    /* an rnn pair runs on cuDNN only as rnn_plan sized it */
+    if (n->op == LG_OP_RNN || n->op == LG_OP_RNN_GRAD) return n->attrs.n_ints == 4;
     return lg_cuda_kernel(n->op) != NULL;
+}
+
+static bool cu_rnn_plan(const lg_backend *b, const lg_rnn_desc *d, lg_rnn_sizes *train, lg_rnn_sizes *forward,
+                        char *why, size_t len)
+{
+    return lg_cuda_rnn_plan(ctx(b), d, train, forward, why, len);
 }
 
 static lg_status cu_run(const lg_backend *b, const lg_node *n, const lg_buf *in, lg_buf *out)
@@ -111,7 +121,7 @@ lg_status lg_backend_cuda_open(int index, const lg_backend **out)
     *b = (lg_backend){
         .name = name, .host_memory = false, .ctx = c, .alloc = cu_alloc, .free = cu_free, .copy_h2d = cu_h2d,
         .copy_d2h = cu_d2h, .copy_d2d = cu_d2d, .zero = cu_zero, .sync = cu_sync, .supports_op = cu_supports,
-        .run_op = cu_run, .sgd_update = cu_sgd, .adam_update = cu_adam, .rmsprop_update = cu_rmsprop,
+        .rnn_plan = cu_rnn_plan, .run_op = cu_run, .sgd_update = cu_sgd, .adam_update = cu_adam, .rmsprop_update = cu_rmsprop,
         .clip_grads = cu_clip, .grad_norm = cu_norm, .report = cu_report,
         .scale = cu_scale, .native_stream = cu_stream,
     };

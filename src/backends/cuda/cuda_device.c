@@ -18,7 +18,13 @@ static const lg_cuda_kernel_fn cuda_kernels[] = {
 };
 _Static_assert(LG_ARRAY_LEN(cuda_kernels) == LG_OP_COUNT, "the CUDA kernel table is out of step with op_list.h");
 
-lg_cuda_kernel_fn lg_cuda_kernel(lg_op op) { return op >= 0 && op < LG_OP_COUNT ? cuda_kernels[op] : NULL; }
+lg_cuda_kernel_fn lg_cuda_kernel(lg_op op)
+{
+    /* of the fused ops, cuDNN runs the RNN pair (cuda_rnn.c) */
+    if (op == LG_OP_RNN) return lg_cuda_rnn;
+    if (op == LG_OP_RNN_GRAD) return lg_cuda_rnn_grad;
+    return op >= 0 && op < LG_OP_COUNT ? cuda_kernels[op] : NULL;
+}
 
 lg_status lg_cuda_status(cudaError_t e, const char *call, const char *what)
 {
@@ -88,6 +94,7 @@ void lg_cuda_ctx_free(lg_cuda_ctx *c)
 {
     if (!c) return;
     if (c->stream) cudaStreamSynchronize(c->stream);
+    lg_cuda_rnn_cache_free(c);
     lg_cudnn_handle_free(c->dnn);
     if (c->blas) cublasDestroy(c->blas);
     cudaFree(c->err);

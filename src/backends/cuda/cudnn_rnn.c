@@ -14,8 +14,11 @@ struct lg_cudnn_rnn {
     cudnnDropoutDescriptor_t dropout;
     cudnnRNNDataDescriptor_t x_desc, y_desc;
     cudnnTensorDescriptor_t h_desc;
-    lg_rnn_layout layout;
-    size_t weight_bytes, work_bytes, reserve_bytes;
+    lg_rnn_wlayout layout;
+    size_t weight_bytes, work_bytes;
+    size_t reserve_bytes; /* what the current lengths need */
+    size_t reserve_max;   /* what max_steps for every example needs */
+    size_t reserve_cap;   /* the object's own reserve (calls without _in) */
     void *weights, *dweights, *work, *reserve;
     int64_t *map; /* device [layout.size] */
     int32_t *lengths_dev; /* device [batch] */
@@ -84,7 +87,8 @@ static lg_status set_data(lg_cudnn_rnn *r, const int32_t *lengths)
     return st;
 }
 
-/* Workspace and reserve space large enough for the current descriptors. */
+/* The workspace (grown to fit) and the reserve space a training forward
+ * needs (reserve_bytes) for the current descriptors. */
 static lg_status size_spaces(lg_cudnn_rnn *r, cudnnHandle_t h)
 {
     size_t work = 0, reserve = 0;
@@ -99,21 +103,26 @@ static lg_status size_spaces(lg_cudnn_rnn *r, cudnnHandle_t h)
         if (st) return st;
         r->work_bytes = work;
     }
-    if (reserve > r->reserve_bytes) {
-        lg_cuda_free(r->ctx, r->reserve);
-        r->reserve = NULL;
-        r->reserve_bytes = 0;
-        st = lg_cuda_alloc(r->ctx, reserve, &r->reserve);
-        if (st) return st;
-        r->reserve_bytes = reserve;
-    }
+    r->reserve_bytes = reserve;
     return LG_OK;
+}
+
+/* The object's own reserve space, for the calls without _in. */
+static lg_status own_reserve(lg_cudnn_rnn *r)
+{
+    if (r->reserve_bytes <= r->reserve_cap) return LG_OK;
+    lg_cuda_free(r->ctx, r->reserve);
+    r->reserve = NULL;
+    r->reserve_cap = 0;
+    lg_status st = lg_cuda_alloc(r->ctx, r->reserve_bytes, &r->reserve);
+    if (!st) r->reserve_cap = r->reserve_bytes;
+    return st;
 }
 
 /* The layout from cudnnGetRNNWeightParams, checked against the spec. */
 static lg_status read_layout(lg_cudnn_rnn *r, cudnnHandle_t h)
 {
-    lg_rnn_layout *l = &r->layout;
+    lg_rnn_wlayout *l = &r->layout;
     l->n_pseudo = lg_rnn_pseudo_layers(&r->spec);
     l->n_lin = 2 * lg_rnn_gates(r->spec.kind);
     size_t es = lg_dtype_size(r->spec.dtype);
@@ -217,6 +226,7 @@ lg_status lg_cudnn_rnn_new(lg_cuda_ctx *c, const lg_rnn_spec *s, int64_t batch, 
     if (!st) st = lg_cuda_memset0(c, r->weights, r->weight_bytes);
     if (!st) st = read_layout(r, h);
     if (!st) st = size_spaces(r, h);
+    r->reserve_max = r->reserve_bytes;
     if (st) {
         lg_cudnn_rnn_free(r);
         return st;
@@ -245,11 +255,11 @@ void lg_cudnn_rnn_free(lg_cudnn_rnn *r)
     free(r);
 }
 
-const lg_rnn_layout *lg_cudnn_rnn_layout(const lg_cudnn_rnn *r) { return &r->layout; }
+const lg_rnn_wlayout *lg_cudnn_rnn_layout(const lg_cudnn_rnn *r) { return &r->layout; }
 
 size_t lg_cudnn_rnn_device_bytes(const lg_cudnn_rnn *r)
 {
-    return 2 * r->weight_bytes + r->work_bytes + r->reserve_bytes + (r->map ? (size_t)r->layout.size * sizeof(int64_t) : 0) +
+    return 2 * r->weight_bytes + r->work_bytes + r->reserve_cap + (r->map ? (size_t)r->layout.size * sizeof(int64_t) : 0) +
            (size_t)r->batch * sizeof(int32_t);
 }
 
@@ -288,19 +298,34 @@ lg_status lg_cudnn_rnn_pack(lg_cudnn_rnn *r, const void *params)
 lg_status lg_cudnn_rnn_forward(lg_cudnn_rnn *r, const int32_t *lengths, bool training, const void *x, const void *hx,
                                const void *cx, void *y, void *hy, void *cy)
 {
+    lg_status st = lg_cudnn_rnn_set_lengths(r, lengths);
+    if (!st && training) st = own_reserve(r);
+    if (!st) st = lg_cudnn_rnn_forward_in(r, r->weights, training ? r->reserve : NULL, x, hx, cx, y, hy, cy);
+    r->trained = !st && training;
+    return st;
+}
+
+lg_status lg_cudnn_rnn_set_lengths(lg_cudnn_rnn *r, const int32_t *lengths)
+{
     cudnnHandle_t h;
     lg_status st = handle(r->ctx, &h);
     if (!st) st = set_data(r, lengths);
     if (!st) st = size_spaces(r, h);
-    if (st) return st;
-    bool lstm = r->spec.kind == LG_CELL_LSTM;
-    st = dnn_status(cudnnRNNForward(h, r->rnn, training ? CUDNN_FWD_MODE_TRAINING : CUDNN_FWD_MODE_INFERENCE,
-                                    r->lengths_dev, r->x_desc, x, r->y_desc, y, r->h_desc, hx, hy, r->h_desc,
-                                    lstm ? cx : NULL, lstm ? cy : NULL, r->weight_bytes, r->weights, r->work_bytes,
-                                    r->work, training ? r->reserve_bytes : 0, training ? r->reserve : NULL),
-                    "cudnnRNNForward", kind_name(r->spec.kind));
-    r->trained = !st && training;
     return st;
+}
+
+lg_status lg_cudnn_rnn_forward_in(lg_cudnn_rnn *r, const void *weights, void *reserve, const void *x, const void *hx, const void *cx, void *y, void *hy, void *cy)
+{
+    cudnnHandle_t h;
+    lg_status st = handle(r->ctx, &h);
+    if (st) return st;
+    bool lstm = r->spec.kind == LG_CELL_LSTM, training = reserve != NULL;
+    return dnn_status(cudnnRNNForward(h, r->rnn,
+                                      training ? CUDNN_FWD_MODE_TRAINING : CUDNN_FWD_MODE_INFERENCE, r->lengths_dev,
+                                      r->x_desc, x, r->y_desc, y, r->h_desc, hx, hy, r->h_desc, lstm ? cx : NULL,
+                                      lstm ? cy : NULL, r->weight_bytes, weights, r->work_bytes, r->work,
+                                      training ? r->reserve_bytes : 0, reserve),
+                      "cudnnRNNForward", kind_name(r->spec.kind));
 }
 
 lg_status lg_cudnn_rnn_backward(lg_cudnn_rnn *r, const void *x, const void *hx, const void *cx, const void *y,
@@ -314,25 +339,40 @@ lg_status lg_cudnn_rnn_backward(lg_cudnn_rnn *r, const void *x, const void *hx, 
                        "lg_cudnn_rnn_backward: cuDNN %s has no training forward to differentiate (its reserve space "
                        "is empty)",
                        kind_name(r->spec.kind));
-    cudnnHandle_t h;
-    st = handle(r->ctx, &h);
-    if (st) return st;
-    bool lstm = r->spec.kind == LG_CELL_LSTM;
-    st = dnn_status(cudnnRNNBackwardData_v8(h, r->rnn, r->lengths_dev, r->y_desc, y, dy, r->x_desc, dx, r->h_desc, hx,
-                                            dhy, dhx, r->h_desc, lstm ? cx : NULL, lstm ? dcy : NULL,
-                                            lstm ? dcx : NULL, r->weight_bytes, r->weights, r->work_bytes, r->work,
-                                            r->reserve_bytes, r->reserve),
-                    "cudnnRNNBackwardData_v8", kind_name(r->spec.kind));
-    /* cudnnRNNBackwardWeights_v8 adds into dweights (CUDNN_WGRAD_MODE_ADD) */
-    if (!st) st = lg_cuda_memset0(r->ctx, r->dweights, r->weight_bytes);
-    if (!st)
-        st = dnn_status(cudnnRNNBackwardWeights_v8(h, r->rnn, CUDNN_WGRAD_MODE_ADD, r->lengths_dev, r->x_desc, x,
-                                                   r->h_desc, hx, r->y_desc, y, r->weight_bytes, r->dweights,
-                                                   r->work_bytes, r->work, r->reserve_bytes, r->reserve),
-                        "cudnnRNNBackwardWeights_v8", kind_name(r->spec.kind));
+    st = lg_cudnn_rnn_backward_in(r, r->weights, r->reserve, r->dweights, x, hx, cx, y, dy, dhy, dcy, dx, dhx, dcx);
     if (!st)
         st = lg_cuda_status(lg_cuda_launch_unpack(r->ctx->stream, r->spec.dtype, r->layout.size, r->map, r->dweights,
                                                   dparams),
                             "lg_cuda_launch_unpack", "unpacking RNN weight gradients");
     return st;
 }
+
+lg_status lg_cudnn_rnn_backward_in(lg_cudnn_rnn *r, const void *weights, void *reserve, void *dweights, const void *x,
+                                   const void *hx, const void *cx, const void *y, const void *dy, const void *dhy,
+                                   const void *dcy, void *dx, void *dhx, void *dcx)
+{
+    cudnnHandle_t h;
+    lg_status st = handle(r->ctx, &h);
+    if (st) return st;
+    bool lstm = r->spec.kind == LG_CELL_LSTM;
+    st = dnn_status(cudnnRNNBackwardData_v8(h, r->rnn, r->lengths_dev, r->y_desc, y, dy, r->x_desc, dx, r->h_desc, hx,
+                                            dhy, dhx, r->h_desc, lstm ? cx : NULL, lstm ? dcy : NULL,
+                                            lstm ? dcx : NULL, r->weight_bytes, weights, r->work_bytes, r->work,
+                                            r->reserve_bytes, reserve),
+                    "cudnnRNNBackwardData_v8", kind_name(r->spec.kind));
+    /* cudnnRNNBackwardWeights_v8 adds into dweights (CUDNN_WGRAD_MODE_ADD) */
+    if (!st) st = lg_cuda_memset0(r->ctx, dweights, r->weight_bytes);
+    if (!st)
+        st = dnn_status(cudnnRNNBackwardWeights_v8(h, r->rnn, CUDNN_WGRAD_MODE_ADD, r->lengths_dev, r->x_desc, x,
+                                                   r->h_desc, hx, r->y_desc, y, r->weight_bytes, dweights,
+                                                   r->work_bytes, r->work, r->reserve_bytes, reserve),
+                        "cudnnRNNBackwardWeights_v8", kind_name(r->spec.kind));
+    return st;
+}
+
+size_t lg_cudnn_rnn_weight_bytes(const lg_cudnn_rnn *r) { return r->weight_bytes; }
+size_t lg_cudnn_rnn_reserve_bytes(const lg_cudnn_rnn *r) { return r->reserve_max; }
+size_t lg_cudnn_rnn_reserve_needed(const lg_cudnn_rnn *r) { return r->reserve_bytes; }
+const int64_t *lg_cudnn_rnn_map(const lg_cudnn_rnn *r) { return r->bound ? r->map : NULL; }
+const int32_t *lg_cudnn_rnn_lengths(const lg_cudnn_rnn *r) { return r->lengths_dev; }
+const lg_rnn_spec *lg_cudnn_rnn_spec(const lg_cudnn_rnn *r) { return &r->spec; }

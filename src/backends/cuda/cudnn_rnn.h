@@ -1,8 +1,10 @@
 /*
  * cudnn_rnn.h — a fused LSTM/GRU/SimpleRNN stack on cuDNN 9's RNN API
  * (cudnnRNNForward, cudnnRNNBackwardData_v8, cudnnRNNBackwardWeights_v8),
- * with Keras-layout weights. Private to the library; the fused RNN op pair
- * will call it once the backend seam takes the CUDA backend.
+ * with Keras-layout weights. Private to the library; the fused rnn op pair
+ * runs on it (cuda_rnn.c), with the weight and reserve spaces in the rnn
+ * node's workspace (the _in calls); the calls without _in keep both in
+ * the object (the GPU suite and bench/cudnn_lstm.c use them).
  *
  *     lg_rnn_spec s;                                   // from lg_rnn_eligible
  *     lg_cudnn_rnn *r = NULL;
@@ -47,7 +49,7 @@ lg_status lg_cudnn_rnn_new(lg_cuda_ctx *c, const lg_rnn_spec *s, int64_t batch, 
 void lg_cudnn_rnn_free(lg_cudnn_rnn *r); /* NULL is fine */
 
 /* The weight space's layout as cuDNN reported it. */
-const lg_rnn_layout *lg_cudnn_rnn_layout(const lg_cudnn_rnn *r);
+const lg_rnn_wlayout *lg_cudnn_rnn_layout(const lg_cudnn_rnn *r);
 /* Device bytes held: weight space, its gradient, the map, workspace and
  * reserve space (for the program report). */
 size_t lg_cudnn_rnn_device_bytes(const lg_cudnn_rnn *r);
@@ -66,5 +68,28 @@ lg_status lg_cudnn_rnn_forward(lg_cudnn_rnn *r, const int32_t *lengths, bool tra
 lg_status lg_cudnn_rnn_backward(lg_cudnn_rnn *r, const void *x, const void *hx, const void *cx, const void *y,
                                 const void *dy, const void *dhy, const void *dcy, void *dx, void *dhx, void *dcx,
                                 void *dparams);
+
+/* The same steps with the caller's spaces: weights (weight_bytes, packed
+ * through the bound map), reserve (reserve_bytes; NULL: an inference
+ * forward, which keeps none), dweights (weight_bytes, packed; zeroed here
+ * before cuDNN accumulates into it). Spaces need 256-byte alignment. Both
+ * run over the lengths of the last set_lengths (host i32 [batch] or NULL,
+ * as above), which for a backward must be those of the forward that
+ * filled reserve. */
+lg_status lg_cudnn_rnn_set_lengths(lg_cudnn_rnn *r, const int32_t *lengths);
+lg_status lg_cudnn_rnn_forward_in(lg_cudnn_rnn *r, const void *weights, void *reserve, const void *x, const void *hx, const void *cx, void *y, void *hy, void *cy);
+lg_status lg_cudnn_rnn_backward_in(lg_cudnn_rnn *r, const void *weights, void *reserve, void *dweights, const void *x,
+                                   const void *hx, const void *cx, const void *y, const void *dy, const void *dhy,
+                                   const void *dcy, void *dx, void *dhx, void *dcx);
+/* Its sizes (the reserve space a training forward over every example's
+ * max_steps needs), the bound map (device [layout size]; NULL before
+ * bind), the lengths of the last call (device i32 [batch]) and its spec. */
+size_t lg_cudnn_rnn_weight_bytes(const lg_cudnn_rnn *r);
+size_t lg_cudnn_rnn_reserve_bytes(const lg_cudnn_rnn *r);
+/* The reserve space the last set_lengths's lengths need (at most the above). */
+size_t lg_cudnn_rnn_reserve_needed(const lg_cudnn_rnn *r);
+const int64_t *lg_cudnn_rnn_map(const lg_cudnn_rnn *r);
+const int32_t *lg_cudnn_rnn_lengths(const lg_cudnn_rnn *r);
+const lg_rnn_spec *lg_cudnn_rnn_spec(const lg_cudnn_rnn *r);
 
 #endif

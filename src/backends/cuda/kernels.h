@@ -162,6 +162,26 @@ cudaError_t lg_cuda_launch_pack(cudaStream_t s, lg_dtype dt, int64_t n, const in
 cudaError_t lg_cuda_launch_unpack(cudaStream_t s, lg_dtype dt, int64_t n, const int64_t *map, const void *src,
                                   void *dst);
 
+/* The fused rnn op's three weights W, U, b as one virtual buffer: element
+ * k of [W | U | b] is ptr[j][k - start[j]] for the last j with start[j] <=
+ * k (start[2] -1 and ptr[2] NULL without bias); rnn_pack's map indexes it. */
+typedef struct lg_cuda_parts {
+    void *ptr[3];
+    int64_t start[3];
+} lg_cuda_parts;
+/* dst[i] = map[i] < 0 ? 0 : parts[map[i]] (packing W, U, b for cuDNN). */
+cudaError_t lg_cuda_launch_pack_parts(cudaStream_t s, lg_dtype dt, int64_t n, const int64_t *map,
+                                      const lg_cuda_parts *parts, void *dst);
+/* parts[map[i]] = src[i] where map[i] >= 0 (the weight gradients). */
+cudaError_t lg_cuda_launch_unpack_parts(cudaStream_t s, lg_dtype dt, int64_t n, const int64_t *map, const void *src,
+                                        const lg_cuda_parts *parts);
+/* y [T, B, F] from x [T, B, F] (time-major) with lengths (device i32 [B]):
+ * y[t, b] = x[t, b] (x[len_b - 1 - t, b] with reverse) for t < len_b, 0
+ * past it. Without reverse y may be x (each element is read, then written
+ * by one thread). */
+cudaError_t lg_cuda_launch_seq_order(cudaStream_t s, lg_dtype dt, int64_t T, int64_t B, int64_t F,
+                                     const int32_t *lengths, int reverse, const void *x, void *y);
+
 #ifdef __cplusplus
 }
 #endif

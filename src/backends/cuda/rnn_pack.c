@@ -9,7 +9,7 @@
 static const char *const refusal_names[] = {
     "eligible",          "no_layers",     "custom_cell",      "dtype",         "activation",
     "recurrent_activation", "gru_reset_before", "peephole",   "recurrent_dropout", "go_backwards",
-    "stop_condition",    "size",          "stack_mismatch",   "stack_dropout", "stack_merge",
+    "hole_mask",         "stop_condition",    "size",          "stack_mismatch",   "stack_dropout", "stack_merge",
 };
 _Static_assert(sizeof refusal_names / sizeof refusal_names[0] == LG_RNN_REFUSAL_COUNT,
                "refusal_names is out of step with lg_rnn_refusal");
@@ -58,7 +58,7 @@ static lg_rnn_refusal layer_eligible(const lg_rnn_layer_desc *d, char *why, size
                       "layer '%s': %s recurrent_activation %d; cuDNN's gates use sigmoid", nm, kind,
                       (int)d->recurrent_activation);
     if (d->kind == LG_CELL_GRU && !d->reset_after)
-        return refuse(LG_RNN_GRU_RESET_BEFORE, why, why_len,
+        return refuse(LG_RNN_RESET_BEFORE, why, why_len,
                       "layer '%s': GRU with reset_after false; cuDNN applies the reset gate after the recurrent "
                       "matmul (reset_after true)",
                       nm);
@@ -67,9 +67,11 @@ static lg_rnn_refusal layer_eligible(const lg_rnn_layer_desc *d, char *why, size
     if (d->recurrent_dropout)
         return refuse(LG_RNN_RECURRENT_DROPOUT, why, why_len,
                       "layer '%s': recurrent dropout masks h_{t-1}, which cuDNN cannot", nm);
-    if (d->go_backwards && !d->bidirectional)
-        return refuse(LG_RNN_GO_BACKWARDS, why, why_len,
-                      "layer '%s': go_backwards on a unidirectional layer; cuDNN reads forwards", nm);
+    if (d->hole_mask)
+        return refuse(LG_RNN_HOLE_MASK, why, why_len,
+                      "layer '%s': a mask [T, B] that may skip steps mid-sequence; cuDNN takes per-example lengths "
+                      "(mask by lengths instead)",
+                      nm);
     if (d->has_stop)
         return refuse(LG_RNN_STOP_CONDITION, why, why_len,
                       "layer '%s': the loop has a stop condition; cuDNN runs every step", nm);
@@ -98,6 +100,12 @@ lg_rnn_refusal lg_rnn_eligible(const lg_rnn_layer_desc *layers, int n, lg_rnn_sp
                           "units %lld",
                           layer_name(b), i, (long long)(a->units * dirs), (long long)b->input_dim,
                           (long long)b->units);
+        if (!a->bidirectional && b->go_backwards != a->go_backwards)
+            return refuse(LG_RNN_GO_BACKWARDS, why, why_len,
+                          "layer '%s' (stacked %d): go_backwards %s where layer '%s' has %s; one cuDNN stack reads "
+                          "in one direction",
+                          layer_name(b), i, b->go_backwards ? "true" : "false", layer_name(a),
+                          a->go_backwards ? "true" : "false");
         if (b->input_dropout)
             return refuse(LG_RNN_STACK_DROPOUT, why, why_len,
                           "layer '%s' (stacked %d): a dropout mask on its input; cuDNN's stack has no masks between "
@@ -116,7 +124,8 @@ lg_rnn_refusal lg_rnn_eligible(const lg_rnn_layer_desc *layers, int n, lg_rnn_sp
                           .layers = n,
                           .bidirectional = a->bidirectional,
                           .use_bias = a->use_bias,
-                          .relu = a->kind == LG_CELL_SIMPLE_RNN && a->activation == LG_ACT_RELU};
+                          .relu = a->kind == LG_CELL_SIMPLE_RNN && a->activation == LG_ACT_RELU,
+                          .reverse = a->go_backwards && !a->bidirectional};
     if (why && why_len) why[0] = '\0';
     return LG_RNN_ELIGIBLE;
 }
@@ -137,7 +146,7 @@ int64_t lg_rnn_layer_input(const lg_rnn_spec *s, int p)
     return p < lg_rnn_directions(s) ? s->input_dim : s->units * lg_rnn_directions(s);
 }
 
-bool lg_rnn_layout_dense(const lg_rnn_spec *s, lg_rnn_layout *out)
+bool lg_rnn_layout_dense(const lg_rnn_spec *s, lg_rnn_wlayout *out)
 {
     int n_pseudo = lg_rnn_pseudo_layers(s), g = lg_rnn_gates(s->kind), n_lin = 2 * g;
     lg_rnn_mat *m = calloc((size_t)(n_pseudo * n_lin), sizeof *m);
@@ -157,14 +166,14 @@ bool lg_rnn_layout_dense(const lg_rnn_spec *s, lg_rnn_layout *out)
             at += s->units;
         }
     }
-    *out = (lg_rnn_layout){.n_pseudo = n_pseudo, .n_lin = n_lin, .size = at, .mats = m};
+    *out = (lg_rnn_wlayout){.n_pseudo = n_pseudo, .n_lin = n_lin, .size = at, .mats = m};
     return true;
 }
 
 /* Whether [a, a + an) and [b, b + bn) overlap (empty ranges never do). */
 static bool overlap(int64_t a, int64_t an, int64_t b, int64_t bn) { return an && bn && a < b + bn && b < a + an; }
 
-bool lg_rnn_layout_check(const lg_rnn_spec *s, const lg_rnn_layout *l, char *why, size_t why_len)
+bool lg_rnn_layout_check(const lg_rnn_spec *s, const lg_rnn_wlayout *l, char *why, size_t why_len)
 {
     int g = lg_rnn_gates(s->kind);
     if (l->n_pseudo != lg_rnn_pseudo_layers(s) || l->n_lin != 2 * g) {
@@ -204,7 +213,7 @@ bool lg_rnn_layout_check(const lg_rnn_spec *s, const lg_rnn_layout *l, char *why
     return true;
 }
 
-void lg_rnn_layout_free(lg_rnn_layout *l)
+void lg_rnn_layout_free(lg_rnn_wlayout *l)
 {
     if (!l) return;
     free(l->mats);
@@ -242,7 +251,7 @@ int64_t lg_rnn_src_dense(const lg_rnn_spec *s, lg_rnn_src *src)
     return at;
 }
 
-void lg_rnn_pack_map(const lg_rnn_spec *s, const lg_rnn_layout *l, const lg_rnn_src *src, int64_t *map)
+void lg_rnn_pack_map(const lg_rnn_spec *s, const lg_rnn_wlayout *l, const lg_rnn_src *src, int64_t *map)
 {
     int g = lg_rnn_gates(s->kind);
     int64_t u = s->units, gu = g * u;

@@ -53,7 +53,8 @@ typedef struct lg_rnn_layer_desc {
     bool peephole;          /* an LSTM whose gates read c */
     bool recurrent_dropout; /* a mask on h_{t-1} */
     bool input_dropout;     /* a mask on x_t (constant over time) */
-    bool go_backwards;
+    bool go_backwards;      /* steps run T-1..0 (each example from its last valid step) */
+    bool hole_mask;         /* a mask [T, B] that may switch steps off mid-sequence */
     bool has_stop;          /* the loop has a stop condition */
     bool bidirectional;
     lg_merge_mode merge;    /* bidirectional */
@@ -68,6 +69,11 @@ typedef struct lg_rnn_spec {
     bool bidirectional;
     bool use_bias;
     bool relu; /* SimpleRNN with relu (CUDNN_RNN_RELU) instead of tanh */
+    /* A unidirectional stack read backwards: cuDNN reads forwards, so the
+     * caller reverses each example's valid steps of x before the call and
+     * of y after it (the whole stack reversed is the stack on reversed
+     * input, reversed). */
+    bool reverse;
 } lg_rnn_spec;
 
 typedef enum lg_rnn_refusal {
@@ -77,10 +83,11 @@ typedef enum lg_rnn_refusal {
     LG_RNN_DTYPE,                  /* not f32 or f64 */
     LG_RNN_ACTIVATION,             /* LSTM/GRU not tanh; SimpleRNN not tanh or relu */
     LG_RNN_RECURRENT_ACTIVATION,   /* LSTM/GRU gates not sigmoid */
-    LG_RNN_GRU_RESET_BEFORE,       /* GRU reset_after false: cuDNN resets after */
+    LG_RNN_RESET_BEFORE,       /* GRU reset_after false: cuDNN resets after */
     LG_RNN_PEEPHOLE,               /* cuDNN's LSTM has no peepholes */
     LG_RNN_RECURRENT_DROPOUT,      /* cuDNN has no mask on h_{t-1} */
-    LG_RNN_GO_BACKWARDS,           /* a unidirectional layer read backwards */
+    LG_RNN_GO_BACKWARDS,           /* stacked layers read in different directions */
+    LG_RNN_HOLE_MASK,              /* a mask cuDNN's per-example lengths cannot express */
     LG_RNN_STOP_CONDITION,         /* cuDNN runs every step */
     LG_RNN_SIZE,                   /* dims beyond cuDNN's int range */
     LG_RNN_STACK_MISMATCH,         /* a stacked layer unlike the first, or not fed its output */
@@ -120,22 +127,22 @@ typedef struct lg_rnn_mat {
 
 /* A weight space's layout: mats[p * n_lin + id] for pseudo-layer p and
  * linear layer id; size in elements. */
-typedef struct lg_rnn_layout {
+typedef struct lg_rnn_wlayout {
     int n_pseudo, n_lin;
     int64_t size;
     lg_rnn_mat *mats;
-} lg_rnn_layout;
+} lg_rnn_wlayout;
 
 /* A dense layout of the shapes cuDNN reports (each pseudo-layer's
  * matrices in id order, then its biases): the tests' stand-in for what
  * cudnnGetRNNWeightParams returns. False when out of memory. */
-bool lg_rnn_layout_dense(const lg_rnn_spec *s, lg_rnn_layout *out);
+bool lg_rnn_layout_dense(const lg_rnn_spec *s, lg_rnn_wlayout *out);
 /* Whether a layout (from cuDNN) has the shapes s implies: rows = units,
  * cols = the layer's input dim (x side) or units (h side), b_len = units
  * (0 without bias), inside size, no two matrices overlapping. A mismatch
  * writes what differs into why. */
-bool lg_rnn_layout_check(const lg_rnn_spec *s, const lg_rnn_layout *l, char *why, size_t why_len);
-void lg_rnn_layout_free(lg_rnn_layout *l);
+bool lg_rnn_layout_check(const lg_rnn_spec *s, const lg_rnn_wlayout *l, char *why, size_t why_len);
+void lg_rnn_layout_free(lg_rnn_wlayout *l);
 
 /* Where a pseudo-layer's Keras parameters start in the flat source buffer,
  * in elements; bias -1 without bias. */
@@ -153,7 +160,7 @@ int64_t lg_rnn_bias_size(const lg_rnn_spec *s);
 int64_t lg_rnn_src_dense(const lg_rnn_spec *s, lg_rnn_src *src);
 
 /* map[l->size] (see the overview). */
-void lg_rnn_pack_map(const lg_rnn_spec *s, const lg_rnn_layout *l, const lg_rnn_src *src, int64_t *map);
+void lg_rnn_pack_map(const lg_rnn_spec *s, const lg_rnn_wlayout *l, const lg_rnn_src *src, int64_t *map);
 
 /* The host reference of the device kernels: dst[i] = map[i] < 0 ? 0 :
  * src[map[i]], and src[map[i]] = dst[i], for n elements of dtype f32/f64. */

@@ -100,7 +100,24 @@ static const char *refusal(const lg_backend *b, const lg_graph *g, const lg_ref 
     const lg_loop_spec *s = g->nodes[node].attrs.loop;
     if (!lg_rnn_match_loop(s, m)) return m->reason;
     const lg_node fwd = {.op = LG_OP_RNN}, bwd = {.op = LG_OP_RNN_GRAD};
-    if (!b || !b->supports_op(b, &fwd) || !b->supports_op(b, &bwd)) {
+    if (b && b->rnn_plan) {
+        lg_port x = g->nodes[g->nodes[node].in[m->x_seq].node].out[g->nodes[node].in[m->x_seq].out];
+        lg_rnn_desc d = {.cell = m->cell,
+                         .flags = (m->has_bias ? LG_RNN_BIAS : 0) | (m->reverse ? LG_RNN_REVERSE : 0) |
+                                  (m->mask_seq >= 0 ? LG_RNN_MASK : 0),
+                         .dtype = x.dtype,
+                         .T = x.shape.dims[0],
+                         .B = x.shape.dims[1],
+                         .I = x.shape.rank == 3 ? x.shape.dims[2] : -1,
+                         .H = m->units,
+                         .mask_by_lengths = m->mask_seq >= 0 && s->masking == LG_LOOP_BY_LENGTHS,
+                         .name = g->nodes[node].name};
+        char no[200];
+        if (!b->rnn_plan(b, &d, &m->train_sizes, &m->forward_sizes, no, sizeof no)) {
+            snprintf(why, len, "the %s backend: %s", b->name, no);
+            return why;
+        }
+    } else if (!b || !b->supports_op(b, &fwd) || !b->supports_op(b, &bwd)) {
         snprintf(why, len, "the %s backend has no fused rnn kernel", b ? b->name : "(no)");
         return why;
     }

@@ -59,6 +59,9 @@ typedef struct lg_rnn_match {
     int n_w, n_u, n_b;  /* W and U: one piece per gate; biases: any number */
     lg_rnn_piece w[LG_RNN_MATCH_MAX_PIECES], u[LG_RNN_MATCH_MAX_PIECES], b[LG_RNN_MATCH_MAX_PIECES];
     char reason[256];   /* why not, when lg_rnn_match_loop returns false */
+    /* the backend's sizes for the rnn node (fuse_rnn sets them from
+     * rnn_plan; {0, 0}: the CPU's) with and without a gradient */
+    lg_rnn_sizes train_sizes, forward_sizes;
 } lg_rnn_match;
 
 /* Match the forward loop s. True with m filled in; false with m->reason set

@@ -88,7 +88,8 @@ int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, bool 
         mask = lg_loop_valid_of_lengths(g, lg_node_at(g, loop)->name, mask, x);
     unsigned flags = (m->has_bias ? LG_RNN_BIAS : 0) | (m->reverse ? LG_RNN_REVERSE : 0) |
                      (m->mask_seq >= 0 ? LG_RNN_MASK : 0) | (forward_only ? LG_RNN_FORWARD_ONLY : 0);
-    int32_t id = lg_rnn_build(m->cell, flags, x, states, w, u, b, mask, lg_node_at(g, loop)->name);
+    int32_t id = lg_rnn_build_sized(m->cell, flags, forward_only ? &m->forward_sizes : &m->train_sizes, x, states, w,
+                                    u, b, mask, lg_node_at(g, loop)->name);
     if (id < 0) return -1;
     lg_rnn_layout L = lg_rnn_layout_of(m->cell, flags);
     repl[m->h_state] = lg_value_of(g, id, L.h_t);

@@ -1,0 +1,336 @@
+/*
+ * cuda_rnn.c — the fused rnn/rnn_grad op pair (ops/rnn.h) on cuDNN
+ * (cudnn_rnn.h), and the backend's rnn_plan: whether cuDNN computes a
+ * matched loop exactly (rnn_pack.h's eligibility) and the sizes its rnn
+ * node's workspace and its rnn_grad's scratch take.
+ *
+ * Why the workspace is the rnn node's output, sized by the backend, rather
+ * than memory the kernel keeps aside per node: it is then planned, freed
+ * and reported with the program like any buffer; two rnn nodes of the same
+ * shapes each keep their own reserve space from forward to backward; and
+ * nothing outlives the program (a backend hears nothing when a program is
+ * freed). What is shared lives in the context, one entry per (spec, B, T):
+ * cuDNN's descriptors, the packing map and cuDNN's temporary workspace,
+ * which only the call in flight uses (the context's one stream orders
+ * calls).
+ *
+ * The workspace, from a 256-byte-aligned base inside the buffer (the plan
+ * aligns buffers to 64 bytes):
+ *   weights   cuDNN's weight space, packed from W, U, b by the forward and
+ *             read again by the backward (no repack)
+ *   reserve   cuDNN's reserve space (training forward only)
+ *   y         the output in cuDNN's step order, which its backward calls
+ *             read (rnn_grad has no ys input); training, or reverse
+ *   x         x with each example's valid steps reversed (reverse only)
+ * rnn_grad's scratch: dweights (packed weight gradients, zeroed before
+ * cudnnRNNBackwardWeights_v8, then unpacked into dW, dU, db), and with
+ * reverse dy and dx in cuDNN's order.
+ *
+ * A mask ([T, B], from per-example lengths: the plan refuses one that may
+ * have holes) comes to the host as lengths, as cuDNN's data descriptors
+ * take them: one small copy and sync per call of a masked loop.
+ */
+
+#include "backends/cuda/cuda.h"
+#include "backends/cuda/cudnn_rnn.h"
+#include "backends/cuda/kernels.h"
+#include "ops/rnn.h"
+
+enum { ALIGN = 256 };
+
+static size_t align_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
+
+struct lg_cuda_rnn_entry {
+    lg_rnn_spec spec;
+    int64_t B, T;
+    bool tf32; /* the context's math when it was made */
+    lg_cudnn_rnn *r;
+    struct lg_cuda_rnn_entry *next;
+};
+
+void lg_cuda_rnn_cache_free(lg_cuda_ctx *c)
+{
+    while (c->rnns) {
+        struct lg_cuda_rnn_entry *e = c->rnns;
+        c->rnns = e->next;
+        lg_cudnn_rnn_free(e->r);
+        free(e);
+    }
+}
+
+/* The layer rnn_pack judges: cell, flags and dims of a fused rnn node. */
+static lg_rnn_layer_desc layer_of(lg_rnn_cell cell, unsigned flags, lg_dtype dt, int64_t I, int64_t H,
+                                  bool hole_mask, const char *name)
+{
+    bool simple = cell == LG_RNN_SIMPLE_TANH || cell == LG_RNN_SIMPLE_RELU;
+    return (lg_rnn_layer_desc){
+        .name = name,
+        .kind = simple ? LG_CELL_SIMPLE_RNN : cell == LG_RNN_LSTM ? LG_CELL_LSTM : LG_CELL_GRU,
+        .dtype = dt,
+        .input_dim = I,
+        .units = H,
+        .activation = cell == LG_RNN_SIMPLE_RELU ? LG_ACT_RELU : LG_ACT_TANH,
+        .recurrent_activation = LG_ACT_SIGMOID,
+        .use_bias = flags & LG_RNN_BIAS,
+        .reset_after = cell != LG_RNN_GRU_RESET_BEFORE,
+        .go_backwards = flags & LG_RNN_REVERSE,
+        .hole_mask = hole_mask,
+        .merge = LG_MERGE_CONCAT,
+    };
+}
+
+static bool same_spec(const lg_rnn_spec *a, const lg_rnn_spec *b)
+{
+    return a->kind == b->kind && a->dtype == b->dtype && a->input_dim == b->input_dim && a->units == b->units &&
+           a->layers == b->layers && a->bidirectional == b->bidirectional && a->use_bias == b->use_bias &&
+           a->relu == b->relu && a->reverse == b->reverse;
+}
+
+/* The context's cuDNN RNN for spec over [T, B], made (and bound to the
+ * [W | U | b] layout) on first use. */
+static lg_status entry(lg_cuda_ctx *c, const lg_rnn_spec *s, int64_t B, int64_t T, lg_cudnn_rnn **out)
+{
+    for (struct lg_cuda_rnn_entry *e = c->rnns; e; e = e->next)
+        if (same_spec(&e->spec, s) && e->B == B && e->T == T && e->tf32 == c->allow_tf32) {
+            *out = e->r;
+            return LG_OK;
+        }
+    struct lg_cuda_rnn_entry *e = calloc(1, sizeof *e);
+    if (!e) return lg_fail(LG_ERR_OUT_OF_MEMORY, "cuDNN RNN: out of host memory");
+    lg_rnn_src src[1];
+    lg_rnn_src_dense(s, src);
+    lg_status st = lg_cudnn_rnn_new(c, s, B, T, true, &e->r);
+    if (!st) st = lg_cudnn_rnn_bind(e->r, src);
+    if (st) {
+        lg_cudnn_rnn_free(e->r);
+        free(e);
+        return st;
+    }
+    *e = (struct lg_cuda_rnn_entry){.spec = *s, .B = B, .T = T, .tf32 = c->allow_tf32, .r = e->r, .next = c->rnns};
+    c->rnns = e;
+    *out = e->r;
+    return LG_OK;
+}
+
+/* Byte offsets in the workspace and scratch (see the overview). */
+typedef struct spaces {
+    size_t weights, reserve, y, x, ws_bytes;
+    size_t dweights, dy, dx, scratch_bytes;
+} spaces;
+
+static spaces spaces_of(const lg_cudnn_rnn *r, int64_t T, int64_t B, bool train)
+{
+    const lg_rnn_spec *s = lg_cudnn_rnn_spec(r);
+    size_t es = lg_dtype_size(s->dtype), xb = align_up((size_t)(T * B * s->input_dim) * es),
+           yb = align_up((size_t)(T * B * s->units) * es), wb = align_up(lg_cudnn_rnn_weight_bytes(r));
+    spaces p = {0};
+    p.weights = 0;
+    p.reserve = wb;
+    p.y = p.reserve + (train ? align_up(lg_cudnn_rnn_reserve_bytes(r)) : 0);
+    p.x = p.y + (train || s->reverse ? yb : 0);
+    p.ws_bytes = p.x + (s->reverse ? xb : 0);
+    p.dweights = 0;
+    p.dy = wb;
+    p.dx = p.dy + (s->reverse ? yb : 0);
+    p.scratch_bytes = p.dx + (s->reverse ? xb : 0);
+    return p;
+}
+
+bool lg_cuda_rnn_plan(lg_cuda_ctx *c, const lg_rnn_desc *d, lg_rnn_sizes *train, lg_rnn_sizes *forward, char *why,
+                      size_t len)
+{
+    lg_rnn_layer_desc l =
+        layer_of(d->cell, d->flags, d->dtype, d->I, d->H, (d->flags & LG_RNN_MASK) && !d->mask_by_lengths, d->name);
+    lg_rnn_spec s;
+    if (lg_rnn_eligible(&l, 1, &s, why, len) != LG_RNN_ELIGIBLE) return false;
+    if (d->T < 1 || d->B < 1 || d->T > INT32_MAX || d->B > INT32_MAX) {
+        snprintf(why, len, "loop '%s': %lld steps of batch %lld; cuDNN needs both in [1, 2^31)", d->name,
+                 (long long)d->T, (long long)d->B);
+        return false;
+    }
+    lg_cudnn_rnn *r = NULL;
+    if (entry(c, &s, d->B, d->T, &r)) {
+        snprintf(why, len, "loop '%s': cuDNN could not set it up: %s", d->name, lg_last_error());
+        return false;
+    }
+    size_t es = lg_dtype_size(d->dtype), row = (size_t)(d->T * d->B) * es;
+    for (int k = 0; k < 2; k++) {
+        spaces p = spaces_of(r, d->T, d->B, k == 0);
+        lg_rnn_sizes *z = k == 0 ? train : forward;
+        /* ALIGN more: the kernels align the base up */
+        z->ws_width = (int64_t)((p.ws_bytes + ALIGN + row - 1) / row);
+        z->scratch = (int64_t)((p.scratch_bytes + ALIGN + es - 1) / es);
+    }
+    return true;
+}
+
+static void *aligned(void *p) { return (void *)(((uintptr_t)p + ALIGN - 1) / ALIGN * ALIGN); }
+static size_t buf_bytes(const lg_buf *b) { return (size_t)lg_shape_numel(b->shape) * lg_dtype_size(b->dtype); }
+
+/* Host lengths [B] of a mask [T, B] (any dtype, nonzero where valid): the
+ * valid steps of each example, which the plan made a prefix. NULL mask:
+ * NULL (every example runs T steps). */
+static lg_status lengths_of(lg_cuda_ctx *c, const lg_node *n, const lg_buf *mask, int64_t T, int64_t B,
+                            int32_t **out)
+{
+    *out = NULL;
+    if (!mask) return LG_OK;
+    size_t es = lg_dtype_size(mask->dtype);
+    unsigned char *m = malloc((size_t)(T * B) * es);
+    int32_t *len = calloc((size_t)B, sizeof *len);
+    lg_status st = m && len ? LG_OK : lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn '%s': out of host memory", n->name);
+    if (!st) st = lg_cuda_copy_d2h(c, m, mask->data, (size_t)(T * B) * es);
+    for (int64_t i = 0; !st && i < T * B; i++) {
+        bool on = mask->dtype == LG_F32   ? ((float *)m)[i] != 0
+                  : mask->dtype == LG_F64 ? ((double *)m)[i] != 0
+                                          : ((int32_t *)m)[i] != 0;
+        len[i % B] += on;
+    }
+    for (int64_t b = 0; !st && b < B; b++)
+        if (len[b] < 1)
+            st = lg_fail(LG_ERR_INVALID_ARGUMENT,
+                         "rnn '%s' on cuDNN: example %lld has length 0; cuDNN runs at least one step per example",
+                         n->name, (long long)b);
+    free(m);
+    if (st) {
+        free(len);
+        return st;
+    }
+    *out = len;
+    return LG_OK;
+}
+
+/* The node's cuDNN RNN, dims and lengths; the rnn (grad false) or rnn_grad
+ * (true) node's inputs. */
+typedef struct call {
+    lg_rnn_cell cell;
+    unsigned flags;
+    lg_rnn_layout L;
+    int64_t T, B, I, H;
+    lg_dtype dt;
+    lg_cudnn_rnn *r;
+    int32_t *lengths;
+} call;
+
+static lg_status begin(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, bool grad, call *k)
+{
+    *k = (call){.cell = lg_rnn_node_cell(n), .flags = lg_rnn_node_flags(n)};
+    k->L = lg_rnn_layout_of(k->cell, k->flags);
+    const lg_buf *x = &in[k->L.x];
+    k->dt = x->dtype;
+    k->T = x->shape.dims[0], k->B = x->shape.dims[1], k->I = x->shape.dims[2];
+    k->H = in[k->L.u].shape.dims[0];
+    lg_rnn_layer_desc l = layer_of(k->cell, k->flags, k->dt, k->I, k->H, false, n->name);
+    lg_rnn_spec s;
+    char why[256];
+    if (n->attrs.n_ints != 4 || lg_rnn_eligible(&l, 1, &s, why, sizeof why) != LG_RNN_ELIGIBLE)
+        return lg_fail(LG_ERR_UNSUPPORTED, "%s '%s': not planned for cuDNN on cuda:%d%s%s", grad ? "rnn_grad" : "rnn",
+                       n->name, c->device, n->attrs.n_ints == 4 ? ": " : " (no backend sizes)",
+                       n->attrs.n_ints == 4 ? why : "");
+    lg_status st = entry(c, &s, k->B, k->T, &k->r);
+    int mask_at = !(k->flags & LG_RNN_MASK) ? -1 : grad ? k->L.u + 1 : k->L.mask;
+    if (!st) st = lengths_of(c, n, mask_at >= 0 ? &in[mask_at] : NULL, k->T, k->B, &k->lengths);
+    if (!st) st = lg_cudnn_rnn_set_lengths(k->r, k->lengths);
+    return st;
+}
+
+/* The spaces of node n in buffer b (the workspace or scratch), checked
+ * against its size. */
+static lg_status space_base(const lg_node *n, const lg_buf *b, size_t need, char **out)
+{
+    char *base = aligned(b->data);
+    if ((size_t)(base - (char *)b->data) + need > buf_bytes(b))
+        return lg_fail(LG_ERR_RUNTIME, "'%s': its cuDNN spaces need %zu bytes, the buffer has %zu (sized for other "
+                                       "shapes?)",
+                       n->name, need, buf_bytes(b));
+    *out = base;
+    return LG_OK;
+}
+
+static lg_cuda_parts parts_of(const call *k, void *w, void *u, void *b)
+{
+    int64_t nw = k->I * k->H * lg_rnn_cell_gates(k->cell), nu = k->H * k->H * lg_rnn_cell_gates(k->cell);
+    return (lg_cuda_parts){.ptr = {w, u, b}, .start = {0, nw, b ? nw + nu : -1}};
+}
+
+static lg_status launched(cudaError_t e, const lg_node *n) { return lg_cuda_launched(e, n); }
+
+lg_status lg_cuda_rnn(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf *out)
+{
+    call k;
+    lg_status st = begin(c, n, in, false, &k);
+    const lg_rnn_layout *L = &k.L;
+    bool train = !(k.flags & LG_RNN_FORWARD_ONLY), rev = k.flags & LG_RNN_REVERSE, lstm = L->c0 >= 0;
+    spaces p = {0};
+    char *ws = NULL;
+    if (!st) p = spaces_of(k.r, k.T, k.B, train);
+    if (!st) st = space_base(n, &out[L->ws], p.ws_bytes, &ws);
+    if (!st && train && lg_cudnn_rnn_reserve_needed(k.r) > lg_cudnn_rnn_reserve_bytes(k.r))
+        st = lg_fail(LG_ERR_RUNTIME, "rnn '%s': cuDNN asks %zu reserve bytes for these lengths, more than the %zu of "
+                                     "full lengths",
+                     n->name, lg_cudnn_rnn_reserve_needed(k.r), lg_cudnn_rnn_reserve_bytes(k.r));
+    const int32_t *dev_len = k.r ? lg_cudnn_rnn_lengths(k.r) : NULL;
+    cudaStream_t s = c->stream;
+    if (!st) {
+        lg_cuda_parts parts = parts_of(&k, in[L->w].data, in[L->u].data, L->b >= 0 ? in[L->b].data : NULL);
+        st = launched(lg_cuda_launch_pack_parts(s, k.dt, lg_cudnn_rnn_layout(k.r)->size, lg_cudnn_rnn_map(k.r),
+                                                &parts, ws + p.weights),
+                      n);
+    }
+    const void *x = in[L->x].data;
+    if (!st && rev) {
+        st = launched(lg_cuda_launch_seq_order(s, k.dt, k.T, k.B, k.I, dev_len, 1, x, ws + p.x), n);
+        x = ws + p.x;
+    }
+    void *ys = out[L->ys].data, *y = train || rev ? (void *)(ws + p.y) : ys;
+    if (!st)
+        st = lg_cudnn_rnn_forward_in(k.r, ws + p.weights, train ? ws + p.reserve : NULL, x, in[L->h0].data,
+                                     lstm ? in[L->c0].data : NULL, y, out[L->h_t].data,
+                                     lstm ? out[L->c_t].data : NULL);
+    /* ys in the loop's order, zero past each length */
+    if (!st && (rev || k.lengths))
+        st = launched(lg_cuda_launch_seq_order(s, k.dt, k.T, k.B, k.H, dev_len, rev, y, ys), n);
+    else if (!st && y != ys)
+        st = lg_cuda_copy_d2d(c, ys, y, buf_bytes(&out[L->ys]));
+    free(k.lengths);
+    return st;
+}
+
+lg_status lg_cuda_rnn_grad(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf *out)
+{
+    call k;
+    lg_status st = begin(c, n, in, true, &k);
+    const lg_rnn_layout *L = &k.L;
+    bool rev = k.flags & LG_RNN_REVERSE, lstm = L->c0 >= 0;
+    spaces p = {0};
+    char *ws = NULL, *sc = NULL;
+    if (!st) p = spaces_of(k.r, k.T, k.B, true);
+    if (!st) st = space_base(n, &in[L->g_ws], p.ws_bytes, &ws);
+    if (!st) st = space_base(n, &out[L->g_scratch], p.scratch_bytes, &sc);
+    const int32_t *dev_len = k.r ? lg_cudnn_rnn_lengths(k.r) : NULL;
+    cudaStream_t s = c->stream;
+    const void *x = rev ? (const void *)(ws + p.x) : in[L->x].data, *dy = in[L->g_dys].data;
+    void *dx = out[L->g_dx].data;
+    if (!st && rev) {
+        st = launched(lg_cuda_launch_seq_order(s, k.dt, k.T, k.B, k.H, dev_len, 1, dy, sc + p.dy), n);
+        dy = sc + p.dy;
+        dx = sc + p.dx;
+    }
+    if (!st)
+        st = lg_cudnn_rnn_backward_in(k.r, ws + p.weights, ws + p.reserve, sc + p.dweights, x, in[L->h0].data,
+                                      lstm ? in[L->c0].data : NULL, ws + p.y, dy, in[L->g_dh].data,
+                                      lstm ? in[L->g_dc].data : NULL, dx, out[L->g_dh0].data,
+                                      lstm ? out[L->g_dc0].data : NULL);
+    /* dx in the loop's order, zero past each length */
+    if (!st && (rev || k.lengths))
+        st = launched(lg_cuda_launch_seq_order(s, k.dt, k.T, k.B, k.I, dev_len, rev, dx, out[L->g_dx].data), n);
+    if (!st) {
+        lg_cuda_parts parts =
+            parts_of(&k, out[L->g_dw].data, out[L->g_du].data, L->g_db >= 0 ? out[L->g_db].data : NULL);
+        st = launched(lg_cuda_launch_unpack_parts(s, k.dt, lg_cudnn_rnn_layout(k.r)->size, lg_cudnn_rnn_map(k.r),
+                                                  sc + p.dweights, &parts),
+                      n);
+    }
+    free(k.lengths);
+    return st;
+}
