@@ -325,7 +325,8 @@ typedef struct sizes {
     int64_t T, B, I, H;
 } sizes;
 
-static int run_parts(const variant *v, lg_dtype dt, unsigned flags, sizes z, int parts, lg_tensor **out)
+static int run_parts_as(const variant *v, lg_dtype dt, unsigned flags, sizes z, int parts, bool train,
+                        lg_tensor **out)
 {
     lg_graph *g = lg_graph_new();
     int gates = lg_rnn_cell_gates(v->fused);
@@ -353,12 +354,14 @@ static int run_parts(const variant *v, lg_dtype dt, unsigned flags, sizes z, int
     fetch[n++] = lg_value_of(g, id, L.ys);
     fetch[n++] = lg_value_of(g, id, L.h_t);
     if (L.c_t >= 0) fetch[n++] = lg_value_of(g, id, L.c_t);
-    lg_value loss = weigh(g, fetch[0], 100);
-    for (int k = 1; k < n; k++) loss = lg_add(loss, weigh(g, fetch[k], 100 + (uint64_t)k));
-    for (int k = 0; k < 6; k++)
-        if ((k != 2 || L.c0 >= 0) && (k != 5 || L.b >= 0)) wrt[nw++] = in[k];
-    ck_assert_msg(lg_grad(g, loss, wrt, nw, fetch + n) == LG_OK, "%s", lg_last_error());
-    n += nw;
+    if (train) {
+        lg_value loss = weigh(g, fetch[0], 100);
+        for (int k = 1; k < n; k++) loss = lg_add(loss, weigh(g, fetch[k], 100 + (uint64_t)k));
+        for (int k = 0; k < 6; k++)
+            if ((k != 2 || L.c0 >= 0) && (k != 5 || L.b >= 0)) wrt[nw++] = in[k];
+        ck_assert_msg(lg_grad(g, loss, wrt, nw, fetch + n) == LG_OK, "%s", lg_last_error());
+        n += nw;
+    }
     lg_cpu_threads_force(parts);
     lg_status st = lg_graph_run(g, feeds, nf, fetch, n, out);
     lg_cpu_threads_force(0);
@@ -366,6 +369,11 @@ static int run_parts(const variant *v, lg_dtype dt, unsigned flags, sizes z, int
     for (int k = 0; k < 7; k++) lg_tensor_free(ft[k]);
     lg_graph_free(g);
     return n;
+}
+
+static int run_parts(const variant *v, lg_dtype dt, unsigned flags, sizes z, int parts, lg_tensor **out)
+{
+    return run_parts_as(v, dt, flags, z, parts, true, out);
 }
 
 /* Splitting the batch rows across threads changes no bit of any output or
@@ -398,6 +406,48 @@ START_TEST(test_parts_equal_bits)
             }
         }
         for (int k = 0; k < n; k++) lg_tensor_free(one[k]);
+    }
+}
+END_TEST
+
+/* An LSTM that splits its units (cpu_rnn.c, RNN_COL_UNITS) and fetches no
+ * gradient (its forward-only kernel: per-step input projections, hprev in
+ * two alternating blocks) gives the same bits with 1, 2 and 3 parts, and
+ * the training kernel's values: _i enumerates {f32, f64} x {plain, bias +
+ * reverse + mask}. */
+START_TEST(test_unit_parts_forward_only)
+{
+    const variant *v = &variants[2];
+    ck_assert_int_eq(v->fused, LG_RNN_LSTM);
+    lg_dtype dt = _i % 2 ? LG_F64 : LG_F32;
+    unsigned flags = _i / 2 ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK : 0;
+    const sizes all[] = {{3, 21, 8, 264}, {4, 5, 3, 512}};
+    for (size_t zi = 0; zi < sizeof all / sizeof *all; zi++) {
+        lg_tensor *train[11] = {0}, *one[3] = {0}, *split[3] = {0};
+        int nt = run_parts_as(v, dt, flags, all[zi], 1, true, train);
+        int n = run_parts_as(v, dt, flags, all[zi], 1, false, one);
+        ck_assert_int_eq(n, 3);
+        for (int k = 0; k < n; k++)
+            for (int64_t i = 0; i < lg_tensor_numel(one[k]); i++) {
+                double a = lg_tensor_get(one[k], i), b = lg_tensor_get(train[k], i);
+                ck_assert_msg(fabs(a - b) <= (dt == LG_F32 ? 1e-5 : 1e-12) * (1 + fabs(b)),
+                              "%s H %lld: forward-only fetch %d [%lld] %.17g, training %.17g", lg_dtype_name(dt),
+                              (long long)all[zi].H, k, (long long)i, a, b);
+            }
+        for (int parts = 2; parts <= 3; parts++) {
+            ck_assert_int_eq(run_parts_as(v, dt, flags, all[zi], parts, false, split), n);
+            for (int k = 0; k < n; k++) {
+                size_t bytes = lg_tensor_bytes(one[k]);
+                ck_assert_msg(bytes == lg_tensor_bytes(split[k]) &&
+                                  !memcmp(lg_tensor_cdata(one[k]), lg_tensor_cdata(split[k]), bytes),
+                              "%s flags %u, H %lld, %d parts: forward-only fetch %d differs from 1 part",
+                              lg_dtype_name(dt), flags, (long long)all[zi].H, parts, k);
+                lg_tensor_free(split[k]);
+                split[k] = NULL;
+            }
+        }
+        for (int k = 0; k < n; k++) lg_tensor_free(one[k]);
+        for (int k = 0; k < nt; k++) lg_tensor_free(train[k]);
     }
 }
 END_TEST
@@ -457,6 +507,7 @@ static Suite *rnn_fused_suite(void)
     tcase_add_test(tc, test_bad_shapes);
     tcase_add_loop_test(tc, test_parts_equal_bits, 0, N_VARIANTS * 4);
     tcase_add_loop_test(tc, test_forward_only, 0, N_VARIANTS * 4);
+    tcase_add_loop_test(tc, test_unit_parts_forward_only, 0, 4);
     suite_add_tcase(s, tc);
     return s;
 }

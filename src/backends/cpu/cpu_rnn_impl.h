@@ -44,6 +44,74 @@ static inline __attribute__((always_inline)) void FN(st)(T *p, VT v, int64_t m)
         __VA_ARGS__                                                                        \
     }
 
+
+/* The unit split's products against U (lstm_cols_*): U's columns packed
+ * once per call in panels of NR = 2 VL columns, panel p holding columns
+ * [p NR, p NR + NR) as [k][NR] (zeros past the last column), so that no step
+ * packs U again. C [m, n] += A [m, k] P, for n columns from a panel start:
+ * each element sums its k products in order from zero, then joins C, so its
+ * bits do not depend on m, n or where its panel starts. */
+#define NR (2 * VL)
+
+LG_RNN_CLONES __attribute__((optimize("fp-contract=fast"))) static void FN(pgemm)(int64_t m, int64_t n, int64_t K,
+                                                                                const T *A, int64_t lda,
+                                                                                const T *P, T *C, int64_t ldc)
+{
+    for (int64_t j0 = 0; j0 < n; j0 += NR) {
+        const T *pp = P + j0 * K;
+        int64_t nn = n - j0 < NR ? n - j0 : NR;
+        int64_t i0 = 0;
+        for (; i0 + 4 <= m; i0 += 4) { /* four rows at once */
+            VT c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+            const T *a0 = A + i0 * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+            for (int64_t k = 0; k < K; k++) {
+                VT b0, b1;
+                memcpy(&b0, pp + k * NR, sizeof b0);
+                memcpy(&b1, pp + k * NR + VL, sizeof b1);
+                T x = a0[k];
+                c00 += x * b0, c01 += x * b1;
+                x = a1[k];
+                c10 += x * b0, c11 += x * b1;
+                x = a2[k];
+                c20 += x * b0, c21 += x * b1;
+                x = a3[k];
+                c30 += x * b0, c31 += x * b1;
+            }
+            VT acc[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+            for (int r = 0; r < 4; r++)
+                for (int64_t l = 0; l < nn; l++) C[(i0 + r) * ldc + j0 + l] += acc[r][l / VL][l % VL];
+        }
+        for (; i0 < m; i0++) { /* the last rows, one at a time: the same sums */
+            VT c0 = {0}, c1 = {0};
+            const T *a0 = A + i0 * lda;
+            for (int64_t k = 0; k < K; k++) {
+                VT b0, b1;
+                memcpy(&b0, pp + k * NR, sizeof b0);
+                memcpy(&b1, pp + k * NR + VL, sizeof b1);
+                T x = a0[k];
+                c0 += x * b0, c1 += x * b1;
+            }
+            VT acc[2] = {c0, c1};
+            for (int64_t l = 0; l < nn; l++) C[i0 * ldc + j0 + l] += acc[l / VL][l % VL];
+        }
+    }
+}
+
+/* Packs columns [c0, c1) (c0 at a panel start) of a K-row matrix X, element
+ * (k, c) at X[k sk + c sc], into the panels of P (panel of column c at
+ * c / NR). */
+static void FN(pack)(T *P, const T *X, int64_t K, int64_t sk, int64_t sc, int64_t c0, int64_t c1)
+{
+    for (int64_t j0 = c0; j0 < c1; j0 += NR) {
+        T *pp = P + j0 * K;
+        int64_t nn = c1 - j0 < NR ? c1 - j0 : NR;
+        for (int64_t k = 0; k < K; k++) {
+            for (int64_t l = 0; l < nn; l++) pp[k * NR + l] = X[k * sk + (j0 + l) * sc];
+            for (int64_t l = nn; l < NR; l++) pp[k * NR + l] = 0;
+        }
+    }
+}
+
 /* p[j] += b[j] when there is a bias. */
 static inline void FN(add_bias)(T *p, const T *b, int64_t n)
 {
@@ -98,6 +166,7 @@ typedef struct FN(fwd) {
     T *h, *cs, *ys;
     T *gate, *hprev, *cprev, *tanhc, *hg, *rh;
     int64_t tstride;
+    T *PU; /* c->cols: U packed per gate (pgemm), [4][H][Hp], Hp = H rounded up to NR */
 } FN(fwd);
 
 /* The steps of batch rows [b0, b0 + nb): rows never read other rows, so
@@ -213,6 +282,8 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_fwd)(const rnn_ctx *c, const FN(fwd)
     const T *bias = a->bias, *h0 = c->h0, *c0 = c->c0;
     T *h = a->h, *cs = a->cs;
     T tmp[hu > 0 ? hu : 1];
+    int64_t Hp = (H + NR - 1) / NR * NR;
+    for (int q = 0; q < 4; q++) FN(pack)(a->PU + q * H * Hp, a->U + q * H, H, GH, 1, u0, u1);
     for (int64_t b = 0; b < B; b++) {
         memcpy(h + b * H + u0, h0 + b * H + u0, (size_t)hu * sizeof(T));
         memcpy(cs + b * H + u0, c0 + b * H + u0, (size_t)hu * sizeof(T));
@@ -231,10 +302,7 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_fwd)(const rnn_ctx *c, const FN(fwd)
             memcpy(cp + b * H + u0, cs + b * H + u0, (size_t)hu * sizeof(T));
         }
         if (!lg_cpu_barrier_wait(bar)) return LG_ERR_RUNTIME; /* another part failed and said why */
-        for (int64_t v = u0; v < u1; v += RNN_COL_TILE)
-            for (int q = 0; q < 4; q++)
-                GEMM(DT, false, false, B, u1 - v < RNN_COL_TILE ? u1 - v : RNN_COL_TILE, H, 1, hp, H,
-                     a->U + q * H + v, GH, 1, g + q * H + v, GH);
+        for (int q = 0; q < 4; q++) FN(pgemm)(B, hu, H, hp, H, a->PU + q * H * Hp + u0 * H, g + q * H + u0, GH);
         for (int64_t b = 0; b < B; b++) {
             T *row = g + b * GH, *tcr = tc + b * H + u0;
             const T *cpb = cp + b * H + u0;
@@ -320,6 +388,13 @@ LG_RNN_CLONES static lg_status FN(forward)(const rnn_ctx *c, const lg_buf *in, l
         a.cprev = ws + c->planes.cprev * TB * H, a.tanhc = ws + c->planes.tanhc * TB * H;
         a.hg = ws + c->planes.hg * TB * H, a.rh = ws + c->planes.rh * TB * H;
     }
+    if (c->cols) {
+        a.PU = malloc((size_t)(4 * H * ((H + NR - 1) / NR * NR)) * sizeof(T));
+        if (!a.PU) {
+            free(job.scratch);
+            return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn '%s': out of memory for packed U", c->name);
+        }
+    }
     lg_status st = LG_OK;
     if (c->parts == 1) {
         /* the input projection of every step at once; biases join in the gate pass */
@@ -330,6 +405,7 @@ LG_RNN_CLONES static lg_status FN(forward)(const rnn_ctx *c, const lg_buf *in, l
     }
     if (!st) st = rnn_steps(c, FN(forward_part), &job, &bar);
     free(job.scratch);
+    free(a.PU);
     return st;
 }
 
@@ -343,19 +419,21 @@ typedef struct FN(bwd) {
     T *dHG; /* GRU: [TB, GH] of the recurrent projection */
     T *drh; /* [B, H] */
     const T *U;
+    T *PU; /* c->cols: U^T packed (pgemm), [Hp / NR][GH][NR] */
     lg_cpu_barrier *bar; /* c->cols: the parts' step barrier */
 } FN(bwd);
 
 /* The backward of lstm_cols_fwd: part k of n computes the gate gradients
  * of its units for all rows, waits for the other parts (dh_{t-1} of its
  * units reads every gate's gradient), then its units' dh_{t-1} with one
- * GEMM against its rows of U (read transposed in place). */
+ * product against its rows of U (packed transposed once: pgemm). */
 LG_RNN_CLONES static lg_status FN(lstm_cols_bwd)(const rnn_ctx *c, const FN(bwd) *a, int k, int n)
 {
     int64_t B = c->B, H = c->H, GH = c->GH;
     int64_t u0 = rnn_col_split(c, k, n), u1 = rnn_col_split(c, k + 1, n), hu = u1 - u0;
     const T *dhT = c->dh_T, *dcT = c->dc_T;
     T *dh = a->dh, *dc = a->dc;
+    FN(pack)(a->PU, a->U, GH, 1, GH, u0, u1);
     for (int64_t b = 0; b < B; b++) {
         memcpy(dh + b * H + u0, dhT + b * H + u0, (size_t)hu * sizeof(T));
         memcpy(dc + b * H + u0, dcT + b * H + u0, (size_t)hu * sizeof(T));
@@ -385,9 +463,7 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_bwd)(const rnn_ctx *c, const FN(bwd)
             memset(dh + i0, 0, (size_t)hu * sizeof(T));
         }
         if (!lg_cpu_barrier_wait(a->bar)) return LG_ERR_RUNTIME; /* another part failed and said why */
-        for (int64_t v = u0; v < u1; v += RNN_COL_TILE)
-            GEMM(DT, false, true, B, u1 - v < RNN_COL_TILE ? u1 - v : RNN_COL_TILE, GH, 1, dg, GH, a->U + v * GH,
-                 GH, 1, dh + v, H);
+        FN(pgemm)(B, hu, GH, dg, GH, a->PU + u0 * GH, dh + u0, H);
     }
     return LG_OK;
 }
@@ -562,15 +638,15 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
     const T *x = in[L->x].data, *W = in[L->w].data, *ws = in[L->g_ws].data;
     T *dG = out[L->g_scratch].data;
     const T *U = in[L->u].data;
-    T *UT = NULL; /* the row split's: the column split reads U in place */
-    if (!c->cols) {
-        UT = malloc((size_t)(GH * H) * sizeof(T));
-        if (!UT && GH * H > 0) return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn_grad '%s': out of memory for U^T", c->name);
+    /* U^T for the row split; packed by the parts of the unit split */
+    size_t ut = (size_t)(GH * (c->cols ? (H + NR - 1) / NR * NR : H));
+    T *UT = malloc(ut * sizeof(T));
+    if (!UT && ut > 0) return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn_grad '%s': out of memory for U^T", c->name);
+    if (!c->cols)
         for (int64_t i = 0; i < H; i++)
             for (int64_t j = 0; j < GH; j++) UT[j * H + i] = U[i * GH + j];
-    }
     lg_cpu_barrier bar;
-    FN(bwd) a = {.c = c, .UT = UT, .U = U, .bar = &bar, .dys = in[L->g_dys].data,
+    FN(bwd) a = {.c = c, .UT = UT, .U = U, .PU = UT, .bar = &bar, .dys = in[L->g_dys].data,
                  .gate = ws + c->planes.gate * TB * H, .hprev = ws + c->planes.hprev * TB * H,
                  .cprev = ws + c->planes.cprev * TB * H, .tanhc = ws + c->planes.tanhc * TB * H,
                  .hg = ws + c->planes.hg * TB * H, .dh = out[L->g_dh0].data,
@@ -593,6 +669,7 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
 }
 
 #undef FOR_V
+#undef NR
 #undef GEMM
 #undef ST
 #undef LD
