@@ -452,6 +452,95 @@ START_TEST(test_unit_parts_forward_only)
 }
 END_TEST
 
+/* The weighted loss of run_parts_as on an LSTM, computed here in f64 from
+ * the inputs in[0..5] (x, h0, c0, W, U, b as run_parts_as makes them; b
+ * NULL without a bias). */
+static double lstm_reference_loss(lg_tensor *const *in, unsigned flags, sizes z)
+{
+    int64_t Tn = z.T, Bn = z.B, In = z.I, Hn = z.H, G = 4 * Hn;
+    lg_tensor *w[3] = {lg_test_uniform(LG_F64, lg_shape_of(3, Tn, Bn, Hn), 7, 100, -1, 1),
+                       lg_test_uniform(LG_F64, lg_shape_of(2, Bn, Hn), 7, 101, -1, 1),
+                       lg_test_uniform(LG_F64, lg_shape_of(2, Bn, Hn), 7, 102, -1, 1)};
+    double *h = malloc((size_t)(Bn * Hn) * sizeof(double)), *c = malloc((size_t)(Bn * Hn) * sizeof(double));
+    double *hn = malloc((size_t)(Bn * Hn) * sizeof(double)), *gt = malloc((size_t)G * sizeof(double)), loss = 0;
+    for (int64_t i = 0; i < Bn * Hn; i++) h[i] = lg_tensor_get(in[1], i), c[i] = lg_tensor_get(in[2], i);
+    for (int64_t s = 0; s < Tn; s++) {
+        int64_t t = flags & LG_RNN_REVERSE ? Tn - 1 - s : s;
+        for (int64_t b = 0; b < Bn; b++) {
+            bool valid = !(flags & LG_RNN_MASK) || t < 1 + b * 5 % Tn; /* run_parts_as's mask */
+            for (int64_t j = 0; j < G; j++) {
+                double a = in[5] ? lg_tensor_get(in[5], j) : 0;
+                for (int64_t k = 0; k < In; k++) a += lg_tensor_get(in[0], (t * Bn + b) * In + k) * lg_tensor_get(in[3], k * G + j);
+                for (int64_t k = 0; k < Hn; k++) a += h[b * Hn + k] * lg_tensor_get(in[4], k * G + j);
+                gt[j] = j / Hn == 2 ? tanh(a) : 1 / (1 + exp(-a));
+            }
+            for (int64_t u = 0; u < Hn; u++) {
+                double cn = gt[Hn + u] * c[b * Hn + u] + gt[u] * gt[2 * Hn + u], y = gt[3 * Hn + u] * tanh(cn);
+                if (valid) c[b * Hn + u] = cn;
+                hn[b * Hn + u] = valid ? y : h[b * Hn + u];
+                loss += (valid ? y : 0) * lg_tensor_get(w[0], (t * Bn + b) * Hn + u);
+            }
+        }
+        memcpy(h, hn, (size_t)(Bn * Hn) * sizeof(double));
+    }
+    for (int64_t i = 0; i < Bn * Hn; i++) loss += h[i] * lg_tensor_get(w[1], i) + c[i] * lg_tensor_get(w[2], i);
+    for (int k = 0; k < 3; k++) lg_tensor_free(w[k]);
+    free(h), free(c), free(hn), free(gt);
+    return loss;
+}
+
+/* The unit split (f64, 2 parts) against lstm_reference_loss: every output
+ * within 1e-12 of it, and every gradient's product with a random direction
+ * within 1e-6 of the loss's central difference along it. _i: {plain, bias +
+ * reverse + mask}. */
+START_TEST(test_unit_parts_reference)
+{
+    const variant *v = &variants[2];
+    unsigned flags = _i ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK : 0;
+    sizes z = {3, 21, 8, 264};
+    lg_tensor *out[11] = {0};
+    int n = run_parts_as(v, LG_F64, flags, z, 2, true, out);
+    lg_shape shp[6] = {lg_shape_of(3, z.T, z.B, z.I), lg_shape_of(2, z.B, z.H), lg_shape_of(2, z.B, z.H),
+                       lg_shape_of(2, z.I, 4 * z.H), lg_shape_of(2, z.H, 4 * z.H), lg_shape_of(1, 4 * z.H)};
+    lg_tensor *in[6];
+    for (int k = 0; k < 6; k++)
+        in[k] = k == 5 && !_i ? NULL
+                              : lg_test_uniform(LG_F64, shp[k], 31, (uint64_t)k, k == 3 || k == 4 ? -0.4 : -1,
+                                                k == 3 || k == 4 ? 0.4 : 1);
+    /* the outputs: their weighted sum */
+    lg_tensor *w[3] = {lg_test_uniform(LG_F64, lg_tensor_shape(out[0]), 7, 100, -1, 1),
+                       lg_test_uniform(LG_F64, lg_tensor_shape(out[1]), 7, 101, -1, 1),
+                       lg_test_uniform(LG_F64, lg_tensor_shape(out[2]), 7, 102, -1, 1)};
+    double sum = 0;
+    for (int k = 0; k < 3; k++)
+        for (int64_t i = 0; i < lg_tensor_numel(out[k]); i++) sum += lg_tensor_get(out[k], i) * lg_tensor_get(w[k], i);
+    double ref = lstm_reference_loss(in, flags, z);
+    ck_assert_msg(fabs(sum - ref) <= 1e-12 * (1 + fabs(ref)), "flags %u: loss %.17g, reference %.17g", flags, sum, ref);
+    for (int k = 0, g = 3; k < 6; k++) {
+        if (!in[k]) continue;
+        lg_tensor *d = lg_test_uniform(LG_F64, shp[k], 13, (uint64_t)k, -1, 1);
+        double dot = 0, eps = 1e-6, up, down;
+        for (int64_t i = 0; i < lg_tensor_numel(d); i++) dot += lg_tensor_get(out[g], i) * lg_tensor_get(d, i);
+        for (int64_t i = 0; i < lg_tensor_numel(d); i++)
+            lg_tensor_set(in[k], i, lg_tensor_get(in[k], i) + eps * lg_tensor_get(d, i));
+        up = lstm_reference_loss(in, flags, z);
+        for (int64_t i = 0; i < lg_tensor_numel(d); i++)
+            lg_tensor_set(in[k], i, lg_tensor_get(in[k], i) - 2 * eps * lg_tensor_get(d, i));
+        down = lstm_reference_loss(in, flags, z);
+        for (int64_t i = 0; i < lg_tensor_numel(d); i++)
+            lg_tensor_set(in[k], i, lg_tensor_get(in[k], i) + eps * lg_tensor_get(d, i));
+        double fd = (up - down) / (2 * eps);
+        ck_assert_msg(fabs(fd - dot) <= 1e-6 * (1 + fabs(fd)), "flags %u: input %d: gradient . d %.12g, central "
+                      "difference %.12g", flags, k, dot, fd);
+        lg_tensor_free(d);
+        g++;
+    }
+    for (int k = 0; k < 6; k++) lg_tensor_free(in[k]);
+    for (int k = 0; k < 3; k++) lg_tensor_free(w[k]);
+    for (int k = 0; k < n; k++) lg_tensor_free(out[k]);
+}
+END_TEST
+
 /* A program that fetches no gradient of a fused loop keeps no workspace for
  * it (the rnn node is forward-only), plans less memory, and computes the
  * same values as the training program: _i enumerates variant x {f32, f64}
@@ -508,6 +597,7 @@ static Suite *rnn_fused_suite(void)
     tcase_add_loop_test(tc, test_parts_equal_bits, 0, N_VARIANTS * 4);
     tcase_add_loop_test(tc, test_forward_only, 0, N_VARIANTS * 4);
     tcase_add_loop_test(tc, test_unit_parts_forward_only, 0, 4);
+    tcase_add_loop_test(tc, test_unit_parts_reference, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
