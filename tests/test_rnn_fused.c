@@ -470,7 +470,8 @@ static double lstm_reference_loss(lg_tensor *const *in, unsigned flags, sizes z)
             bool valid = !(flags & LG_RNN_MASK) || t < 1 + b * 5 % Tn; /* run_parts_as's mask */
             for (int64_t j = 0; j < G; j++) {
                 double a = in[5] ? lg_tensor_get(in[5], j) : 0;
-                for (int64_t k = 0; k < In; k++) a += lg_tensor_get(in[0], (t * Bn + b) * In + k) * lg_tensor_get(in[3], k * G + j);
+                for (int64_t k = 0; k < In; k++)
+                    a += lg_tensor_get(in[0], (t * Bn + b) * In + k) * lg_tensor_get(in[3], k * G + j);
                 for (int64_t k = 0; k < Hn; k++) a += h[b * Hn + k] * lg_tensor_get(in[4], k * G + j);
                 gt[j] = j / Hn == 2 ? tanh(a) : 1 / (1 + exp(-a));
             }

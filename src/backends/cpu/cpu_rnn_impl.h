@@ -301,7 +301,8 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_fwd)(const rnn_ctx *c, const FN(fwd)
             memcpy(hp + b * H + u0, h + b * H + u0, (size_t)hu * sizeof(T));
             memcpy(cp + b * H + u0, cs + b * H + u0, (size_t)hu * sizeof(T));
         }
-        if (!lg_cpu_barrier_wait(bar)) return LG_ERR_RUNTIME; /* another part failed and said why */
+        if (!lg_cpu_barrier_wait(bar))
+            return lg_fail(LG_ERR_RUNTIME, "rnn '%s': another part of its steps failed", c->name);
         for (int q = 0; q < 4; q++) FN(pgemm)(B, hu, H, hp, H, a->PU + q * H * Hp + u0 * H, g + q * H + u0, GH);
         for (int64_t b = 0; b < B; b++) {
             T *row = g + b * GH, *tcr = tc + b * H + u0;
@@ -462,7 +463,8 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_bwd)(const rnn_ctx *c, const FN(bwd)
             })
             memset(dh + i0, 0, (size_t)hu * sizeof(T));
         }
-        if (!lg_cpu_barrier_wait(a->bar)) return LG_ERR_RUNTIME; /* another part failed and said why */
+        if (!lg_cpu_barrier_wait(a->bar))
+            return lg_fail(LG_ERR_RUNTIME, "rnn_grad '%s': another part of its steps failed", c->name);
         FN(pgemm)(B, hu, GH, dg, GH, a->PU + u0 * GH, dh + u0, H);
     }
     return LG_OK;
