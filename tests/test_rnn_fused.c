@@ -325,7 +325,8 @@ typedef struct sizes {
     int64_t T, B, I, H;
 } sizes;
 
-static int run_parts(const variant *v, lg_dtype dt, unsigned flags, sizes z, int parts, lg_tensor **out)
+static int run_parts_as(const variant *v, lg_dtype dt, unsigned flags, sizes z, int parts, bool train,
+                        lg_tensor **out)
 {
     lg_graph *g = lg_graph_new();
     int gates = lg_rnn_cell_gates(v->fused);
@@ -353,12 +354,14 @@ static int run_parts(const variant *v, lg_dtype dt, unsigned flags, sizes z, int
     fetch[n++] = lg_value_of(g, id, L.ys);
     fetch[n++] = lg_value_of(g, id, L.h_t);
     if (L.c_t >= 0) fetch[n++] = lg_value_of(g, id, L.c_t);
-    lg_value loss = weigh(g, fetch[0], 100);
-    for (int k = 1; k < n; k++) loss = lg_add(loss, weigh(g, fetch[k], 100 + (uint64_t)k));
-    for (int k = 0; k < 6; k++)
-        if ((k != 2 || L.c0 >= 0) && (k != 5 || L.b >= 0)) wrt[nw++] = in[k];
-    ck_assert_msg(lg_grad(g, loss, wrt, nw, fetch + n) == LG_OK, "%s", lg_last_error());
-    n += nw;
+    if (train) {
+        lg_value loss = weigh(g, fetch[0], 100);
+        for (int k = 1; k < n; k++) loss = lg_add(loss, weigh(g, fetch[k], 100 + (uint64_t)k));
+        for (int k = 0; k < 6; k++)
+            if ((k != 2 || L.c0 >= 0) && (k != 5 || L.b >= 0)) wrt[nw++] = in[k];
+        ck_assert_msg(lg_grad(g, loss, wrt, nw, fetch + n) == LG_OK, "%s", lg_last_error());
+        n += nw;
+    }
     lg_cpu_threads_force(parts);
     lg_status st = lg_graph_run(g, feeds, nf, fetch, n, out);
     lg_cpu_threads_force(0);
@@ -366,6 +369,11 @@ static int run_parts(const variant *v, lg_dtype dt, unsigned flags, sizes z, int
     for (int k = 0; k < 7; k++) lg_tensor_free(ft[k]);
     lg_graph_free(g);
     return n;
+}
+
+static int run_parts(const variant *v, lg_dtype dt, unsigned flags, sizes z, int parts, lg_tensor **out)
+{
+    return run_parts_as(v, dt, flags, z, parts, true, out);
 }
 
 /* Splitting the batch rows across threads changes no bit of any output or
@@ -378,8 +386,11 @@ START_TEST(test_parts_equal_bits)
     const variant *v = &variants[_i / 4];
     lg_dtype dt = _i % 2 ? LG_F64 : LG_F32;
     unsigned flags = (_i / 2) % 2 ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK : 0;
-    const sizes all[] = {{T, B, I, H}, {4, 23, 7, 33}, {3, 64, 32, 64}, {6, 37, 20, 48}, {2, 50, 1, 10}};
-    for (size_t zi = 0; zi < sizeof all / sizeof *all; zi++) {
+    /* the last two for LSTMs only: they split units (cpu_rnn.c, RNN_COL_UNITS), in tiles of 128 */
+    const sizes all[] = {{T, B, I, H}, {4, 23, 7, 33}, {3, 64, 32, 64}, {6, 37, 20, 48}, {2, 50, 1, 10},
+                         {3, 21, 8, 264}, {2, 3, 5, 384}};
+    size_t n_sizes = sizeof all / sizeof *all - (v->fused == LG_RNN_LSTM ? 0 : 2);
+    for (size_t zi = 0; zi < n_sizes; zi++) {
         lg_tensor *one[11] = {0}, *split[11] = {0};
         int n = run_parts(v, dt, flags, all[zi], 1, one);
         for (int parts = 2; parts <= 3; parts++) {
@@ -396,6 +407,138 @@ START_TEST(test_parts_equal_bits)
         }
         for (int k = 0; k < n; k++) lg_tensor_free(one[k]);
     }
+}
+END_TEST
+
+/* An LSTM that splits its units (cpu_rnn.c, RNN_COL_UNITS) and fetches no
+ * gradient (its forward-only kernel: per-step input projections, hprev in
+ * two alternating blocks) gives the same bits with 1, 2 and 3 parts, and
+ * the training kernel's values: _i enumerates {f32, f64} x {plain, bias +
+ * reverse + mask}. */
+START_TEST(test_unit_parts_forward_only)
+{
+    const variant *v = &variants[2];
+    ck_assert_int_eq(v->fused, LG_RNN_LSTM);
+    lg_dtype dt = _i % 2 ? LG_F64 : LG_F32;
+    unsigned flags = _i / 2 ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK : 0;
+    const sizes all[] = {{3, 21, 8, 264}, {4, 5, 3, 512}};
+    for (size_t zi = 0; zi < sizeof all / sizeof *all; zi++) {
+        lg_tensor *train[11] = {0}, *one[3] = {0}, *split[3] = {0};
+        int nt = run_parts_as(v, dt, flags, all[zi], 1, true, train);
+        int n = run_parts_as(v, dt, flags, all[zi], 1, false, one);
+        ck_assert_int_eq(n, 3);
+        for (int k = 0; k < n; k++)
+            for (int64_t i = 0; i < lg_tensor_numel(one[k]); i++) {
+                double a = lg_tensor_get(one[k], i), b = lg_tensor_get(train[k], i);
+                ck_assert_msg(fabs(a - b) <= (dt == LG_F32 ? 1e-5 : 1e-12) * (1 + fabs(b)),
+                              "%s H %lld: forward-only fetch %d [%lld] %.17g, training %.17g", lg_dtype_name(dt),
+                              (long long)all[zi].H, k, (long long)i, a, b);
+            }
+        for (int parts = 2; parts <= 3; parts++) {
+            ck_assert_int_eq(run_parts_as(v, dt, flags, all[zi], parts, false, split), n);
+            for (int k = 0; k < n; k++) {
+                size_t bytes = lg_tensor_bytes(one[k]);
+                ck_assert_msg(bytes == lg_tensor_bytes(split[k]) &&
+                                  !memcmp(lg_tensor_cdata(one[k]), lg_tensor_cdata(split[k]), bytes),
+                              "%s flags %u, H %lld, %d parts: forward-only fetch %d differs from 1 part",
+                              lg_dtype_name(dt), flags, (long long)all[zi].H, parts, k);
+                lg_tensor_free(split[k]);
+                split[k] = NULL;
+            }
+        }
+        for (int k = 0; k < n; k++) lg_tensor_free(one[k]);
+        for (int k = 0; k < nt; k++) lg_tensor_free(train[k]);
+    }
+}
+END_TEST
+
+/* The weighted loss of run_parts_as on an LSTM, computed here in f64 from
+ * the inputs in[0..5] (x, h0, c0, W, U, b as run_parts_as makes them; b
+ * NULL without a bias). */
+static double lstm_reference_loss(lg_tensor *const *in, unsigned flags, sizes z)
+{
+    int64_t Tn = z.T, Bn = z.B, In = z.I, Hn = z.H, G = 4 * Hn;
+    lg_tensor *w[3] = {lg_test_uniform(LG_F64, lg_shape_of(3, Tn, Bn, Hn), 7, 100, -1, 1),
+                       lg_test_uniform(LG_F64, lg_shape_of(2, Bn, Hn), 7, 101, -1, 1),
+                       lg_test_uniform(LG_F64, lg_shape_of(2, Bn, Hn), 7, 102, -1, 1)};
+    double *h = malloc((size_t)(Bn * Hn) * sizeof(double)), *c = malloc((size_t)(Bn * Hn) * sizeof(double));
+    double *hn = malloc((size_t)(Bn * Hn) * sizeof(double)), *gt = malloc((size_t)G * sizeof(double)), loss = 0;
+    for (int64_t i = 0; i < Bn * Hn; i++) h[i] = lg_tensor_get(in[1], i), c[i] = lg_tensor_get(in[2], i);
+    for (int64_t s = 0; s < Tn; s++) {
+        int64_t t = flags & LG_RNN_REVERSE ? Tn - 1 - s : s;
+        for (int64_t b = 0; b < Bn; b++) {
+            bool valid = !(flags & LG_RNN_MASK) || t < 1 + b * 5 % Tn; /* run_parts_as's mask */
+            for (int64_t j = 0; j < G; j++) {
+                double a = in[5] ? lg_tensor_get(in[5], j) : 0;
+                for (int64_t k = 0; k < In; k++)
+                    a += lg_tensor_get(in[0], (t * Bn + b) * In + k) * lg_tensor_get(in[3], k * G + j);
+                for (int64_t k = 0; k < Hn; k++) a += h[b * Hn + k] * lg_tensor_get(in[4], k * G + j);
+                gt[j] = j / Hn == 2 ? tanh(a) : 1 / (1 + exp(-a));
+            }
+            for (int64_t u = 0; u < Hn; u++) {
+                double cn = gt[Hn + u] * c[b * Hn + u] + gt[u] * gt[2 * Hn + u], y = gt[3 * Hn + u] * tanh(cn);
+                if (valid) c[b * Hn + u] = cn;
+                hn[b * Hn + u] = valid ? y : h[b * Hn + u];
+                loss += (valid ? y : 0) * lg_tensor_get(w[0], (t * Bn + b) * Hn + u);
+            }
+        }
+        memcpy(h, hn, (size_t)(Bn * Hn) * sizeof(double));
+    }
+    for (int64_t i = 0; i < Bn * Hn; i++) loss += h[i] * lg_tensor_get(w[1], i) + c[i] * lg_tensor_get(w[2], i);
+    for (int k = 0; k < 3; k++) lg_tensor_free(w[k]);
+    free(h), free(c), free(hn), free(gt);
+    return loss;
+}
+
+/* The unit split (f64, 2 parts) against lstm_reference_loss: every output
+ * within 1e-12 of it, and every gradient's product with a random direction
+ * within 1e-6 of the loss's central difference along it. _i: {plain, bias +
+ * reverse + mask}. */
+START_TEST(test_unit_parts_reference)
+{
+    const variant *v = &variants[2];
+    unsigned flags = _i ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK : 0;
+    sizes z = {3, 21, 8, 264};
+    lg_tensor *out[11] = {0};
+    int n = run_parts_as(v, LG_F64, flags, z, 2, true, out);
+    lg_shape shp[6] = {lg_shape_of(3, z.T, z.B, z.I), lg_shape_of(2, z.B, z.H), lg_shape_of(2, z.B, z.H),
+                       lg_shape_of(2, z.I, 4 * z.H), lg_shape_of(2, z.H, 4 * z.H), lg_shape_of(1, 4 * z.H)};
+    lg_tensor *in[6];
+    for (int k = 0; k < 6; k++)
+        in[k] = k == 5 && !_i ? NULL
+                              : lg_test_uniform(LG_F64, shp[k], 31, (uint64_t)k, k == 3 || k == 4 ? -0.4 : -1,
+                                                k == 3 || k == 4 ? 0.4 : 1);
+    /* the outputs: their weighted sum */
+    lg_tensor *w[3] = {lg_test_uniform(LG_F64, lg_tensor_shape(out[0]), 7, 100, -1, 1),
+                       lg_test_uniform(LG_F64, lg_tensor_shape(out[1]), 7, 101, -1, 1),
+                       lg_test_uniform(LG_F64, lg_tensor_shape(out[2]), 7, 102, -1, 1)};
+    double sum = 0;
+    for (int k = 0; k < 3; k++)
+        for (int64_t i = 0; i < lg_tensor_numel(out[k]); i++) sum += lg_tensor_get(out[k], i) * lg_tensor_get(w[k], i);
+    double ref = lstm_reference_loss(in, flags, z);
+    ck_assert_msg(fabs(sum - ref) <= 1e-12 * (1 + fabs(ref)), "flags %u: loss %.17g, reference %.17g", flags, sum, ref);
+    for (int k = 0, g = 3; k < 6; k++) {
+        if (!in[k]) continue;
+        lg_tensor *d = lg_test_uniform(LG_F64, shp[k], 13, (uint64_t)k, -1, 1);
+        double dot = 0, eps = 1e-6, up, down;
+        for (int64_t i = 0; i < lg_tensor_numel(d); i++) dot += lg_tensor_get(out[g], i) * lg_tensor_get(d, i);
+        for (int64_t i = 0; i < lg_tensor_numel(d); i++)
+            lg_tensor_set(in[k], i, lg_tensor_get(in[k], i) + eps * lg_tensor_get(d, i));
+        up = lstm_reference_loss(in, flags, z);
+        for (int64_t i = 0; i < lg_tensor_numel(d); i++)
+            lg_tensor_set(in[k], i, lg_tensor_get(in[k], i) - 2 * eps * lg_tensor_get(d, i));
+        down = lstm_reference_loss(in, flags, z);
+        for (int64_t i = 0; i < lg_tensor_numel(d); i++)
+            lg_tensor_set(in[k], i, lg_tensor_get(in[k], i) + eps * lg_tensor_get(d, i));
+        double fd = (up - down) / (2 * eps);
+        ck_assert_msg(fabs(fd - dot) <= 1e-6 * (1 + fabs(fd)), "flags %u: input %d: gradient . d %.12g, central "
+                      "difference %.12g", flags, k, dot, fd);
+        lg_tensor_free(d);
+        g++;
+    }
+    for (int k = 0; k < 6; k++) lg_tensor_free(in[k]);
+    for (int k = 0; k < 3; k++) lg_tensor_free(w[k]);
+    for (int k = 0; k < n; k++) lg_tensor_free(out[k]);
 }
 END_TEST
 
@@ -454,6 +597,8 @@ static Suite *rnn_fused_suite(void)
     tcase_add_test(tc, test_bad_shapes);
     tcase_add_loop_test(tc, test_parts_equal_bits, 0, N_VARIANTS * 4);
     tcase_add_loop_test(tc, test_forward_only, 0, N_VARIANTS * 4);
+    tcase_add_loop_test(tc, test_unit_parts_forward_only, 0, 4);
+    tcase_add_loop_test(tc, test_unit_parts_reference, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -13,6 +13,7 @@
  * it starts its own at its first region.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <time.h>
@@ -145,7 +146,9 @@ static lg_status run_here(int n, lg_cpu_task task, void *arg)
     return first ? lg_fail(first, "%s", why) : LG_OK;
 }
 
-lg_status lg_cpu_parallel(int n, lg_cpu_task task, void *arg)
+/* A region of n parts; when they cannot run on threads of their own, this
+ * thread runs them in order (`together` false) or none of them (*ran false). */
+static lg_status region(int n, lg_cpu_task task, void *arg, bool together, bool *ran)
 {
     if (n > MAX_WORKERS + 1) n = MAX_WORKERS + 1;
     pthread_once(&atfork_once, register_atfork);
@@ -154,10 +157,12 @@ lg_status lg_cpu_parallel(int n, lg_cpu_task task, void *arg)
     lg_status st = n <= 1 || pool.busy ? LG_ERR_RUNTIME : grow(n - 1);
     if (st) { /* alone, busy elsewhere, or no threads: this thread runs every part */
         pthread_mutex_unlock(&pool.lock);
-        st = run_here(n, task, arg);
+        st = together ? LG_OK : run_here(n, task, arg);
         lg_gemm_one_end();
+        *ran = !together;
         return st;
     }
+    *ran = true;
     pool.busy = true;
     pool.n = n, pool.task = task, pool.arg = arg, pool.status = LG_OK, pool.caller_sleeps = false;
     atomic_store(&pool.done, 0);
@@ -183,6 +188,42 @@ lg_status lg_cpu_parallel(int n, lg_cpu_task task, void *arg)
     if (!mine && st) return lg_fail(st, "%s", why);
     return st;
 }
+
+lg_status lg_cpu_parallel(int n, lg_cpu_task task, void *arg)
+{
+    bool ran;
+    return region(n, task, arg, false, &ran);
+}
+
+lg_status lg_cpu_parallel_together(int n, lg_cpu_task task, void *arg, bool *ran)
+{
+    return region(n, task, arg, true, ran);
+}
+
+void lg_cpu_barrier_init(lg_cpu_barrier *b, int n)
+{
+    atomic_init(&b->count, 0);
+    atomic_init(&b->phase, 0);
+    atomic_init(&b->broken, false);
+    b->n = n;
+}
+
+bool lg_cpu_barrier_wait(lg_cpu_barrier *b)
+{
+    int phase = atomic_load_explicit(&b->phase, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) + 1 == b->n) {
+        atomic_store_explicit(&b->count, 0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&b->phase, 1, memory_order_release);
+        return !atomic_load(&b->broken);
+    }
+    /* spin for SPIN_NS (the parts of a step are even), then let others run */
+    if (!SPIN_UNTIL(atomic_load_explicit(&b->phase, memory_order_acquire) != phase || atomic_load(&b->broken)))
+        while (atomic_load_explicit(&b->phase, memory_order_acquire) == phase && !atomic_load(&b->broken))
+            sched_yield();
+    return !atomic_load(&b->broken);
+}
+
+void lg_cpu_barrier_break(lg_cpu_barrier *b) { atomic_store(&b->broken, true); }
 
 int lg_cpu_threads(lg_dtype dt)
 {

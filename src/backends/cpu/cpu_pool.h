@@ -28,6 +28,26 @@ typedef lg_status (*lg_cpu_task)(void *arg, int k, int n);
  * not depend on which thread runs it, and must not start a region itself. */
 lg_status lg_cpu_parallel(int n, lg_cpu_task task, void *arg);
 
+/* As lg_cpu_parallel, but only when the n parts run at once, each on its
+ * own thread, so that they may wait for each other (lg_cpu_barrier): then
+ * *ran is true. When they cannot (n is 1, another thread holds the pool, a
+ * worker cannot be started) nothing runs, *ran is false and LG_OK returns. */
+lg_status lg_cpu_parallel_together(int n, lg_cpu_task task, void *arg, bool *ran);
+
+/* A barrier for the n parts of one lg_cpu_parallel_together region: each
+ * wait returns when all n parts have called it as often. Waiters spin
+ * briefly, then yield the CPU. A part that fails calls lg_cpu_barrier_break
+ * before it returns; every wait then returns false at once. */
+typedef struct lg_cpu_barrier {
+    _Atomic int count, phase;
+    _Atomic bool broken;
+    int n;
+} lg_cpu_barrier;
+
+void lg_cpu_barrier_init(lg_cpu_barrier *b, int n);
+bool lg_cpu_barrier_wait(lg_cpu_barrier *b);
+void lg_cpu_barrier_break(lg_cpu_barrier *b);
+
 /* Parts a kernel may split into: the GEMM thread budget for dt (gemm.c:
  * LG_NUM_THREADS, or the provider's own setting), unless a test set
  * lg_cpu_threads_force. */

@@ -57,6 +57,7 @@ typedef struct rnn_ctx {
     const void *h0, *c0;       /* rnn: the initial states */
     const void *dh_T, *dc_T;   /* rnn_grad: the final states' cotangents */
     int parts;                 /* the batch rows split in parts run at once (1: all on this thread) */
+    bool cols;                 /* LSTM: the parts split the units instead (see parts_for) */
 } rnn_ctx;
 
 static const rnn_planes planes_of[] = {
@@ -84,9 +85,33 @@ static inline bool rnn_valid(const rnn_ctx *c, int64_t t, int64_t b)
  * and RNN_PART_ROWS rows. A forced count (tests) is taken as it is. */
 enum { RNN_PART_FLOPS = 1 << 18, RNN_PART_ROWS = 4 };
 
+/* LSTMs of at least RNN_COL_UNITS units, whatever the thread count, split
+ * the units (every gate's columns, h and c) in tiles of RNN_COL_TILE instead
+ * of the batch rows, and the parts take whole tiles: each part packs its
+ * columns of U once per call for its per-step products (pgemm in
+ * cpu_rnn_impl.h; with row parts every part's GEMMs pack all of U, every
+ * step) and multiplies all rows; the parts meet at a barrier per step. The
+ * forward-only input projections are one GEMM per tile (of one gate), so
+ * their shapes, and OpenBLAS's choice of kernel with them, are the same for
+ * any split. */
+enum { RNN_COL_UNITS = 256, RNN_COL_TILE = 128 };
+
+static int64_t rnn_tiles(const rnn_ctx *c) { return (c->H + RNN_COL_TILE - 1) / RNN_COL_TILE; }
+
+/* The first unit of part k of n: a tile boundary. */
+static int64_t rnn_col_split(const rnn_ctx *c, int k, int n)
+{
+    int64_t u = rnn_tiles(c) * k / n * RNN_COL_TILE;
+    return u < c->H ? u : c->H;
+}
+
 static int parts_for(const rnn_ctx *c, lg_dtype dt)
 {
     int forced = lg_cpu_threads_forced();
+    if (c->cols) {
+        int n = forced ? forced : lg_cpu_threads(dt);
+        return (int)(n < rnn_tiles(c) ? n : rnn_tiles(c));
+    }
     if (forced) return (int)(forced < c->B ? forced : c->B > 0 ? c->B : 1);
     int n = lg_cpu_threads(dt);
     while (n > 1 && (c->B / n < RNN_PART_ROWS || 2.0 * (double)(c->B / n) * (double)c->GH * (double)c->H < RNN_PART_FLOPS))
@@ -116,6 +141,21 @@ static lg_status rnn_gemm(const rnn_ctx *c, lg_dtype dt, bool ta, bool tb, int64
     return lg_gemm_f64_one(&g, alpha, a, b, beta, cc);
 }
 
+/* Runs a kernel's step loop `task` in c->parts parts: with split units,
+ * all at once meeting at bar, or as one part on this thread when they
+ * cannot run at once (the same bits); with split rows, as lg_cpu_parallel. */
+static lg_status rnn_steps(const rnn_ctx *c, lg_cpu_task task, void *arg, lg_cpu_barrier *bar)
+{
+    lg_cpu_barrier_init(bar, c->parts);
+    if (c->parts == 1) return task(arg, 0, 1);
+    if (!c->cols) return lg_cpu_parallel(c->parts, task, arg);
+    bool ran;
+    lg_status st = lg_cpu_parallel_together(c->parts, task, arg, &ran);
+    if (ran) return st;
+    lg_cpu_barrier_init(bar, 1);
+    return task(arg, 0, 1);
+}
+
 static rnn_ctx ctx_of(const lg_node *n, const lg_buf *in, int mask_at)
 {
     rnn_ctx c = {.name = n->name, .cell = lg_rnn_node_cell(n)};
@@ -132,6 +172,7 @@ static rnn_ctx ctx_of(const lg_node *n, const lg_buf *in, int mask_at)
     c.ws_width = (int64_t)lg_rnn_ws_planes(c.cell) * c.H;
     c.planes = planes_of[c.cell];
     c.mask = (flags & LG_RNN_MASK) ? &in[mask_at] : NULL;
+    c.cols = c.cell == LG_RNN_LSTM && c.H >= RNN_COL_UNITS;
     c.parts = parts_for(&c, in[c.L.x].dtype);
     return c;
 }

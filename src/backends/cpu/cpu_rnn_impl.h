@@ -44,6 +44,74 @@ static inline __attribute__((always_inline)) void FN(st)(T *p, VT v, int64_t m)
         __VA_ARGS__                                                                        \
     }
 
+
+/* The unit split's products against U (lstm_cols_*): U's columns packed
+ * once per call in panels of NR = 2 VL columns, panel p holding columns
+ * [p NR, p NR + NR) as [k][NR] (zeros past the last column), so that no step
+ * packs U again. C [m, n] += A [m, k] P, for n columns from a panel start:
+ * each element sums its k products in order from zero, then joins C, so its
+ * bits do not depend on m, n or where its panel starts. */
+#define NR (2 * VL)
+
+LG_RNN_CLONES __attribute__((optimize("fp-contract=fast"))) static void FN(pgemm)(int64_t m, int64_t n, int64_t K,
+                                                                                const T *A, int64_t lda,
+                                                                                const T *P, T *C, int64_t ldc)
+{
+    for (int64_t j0 = 0; j0 < n; j0 += NR) {
+        const T *pp = P + j0 * K;
+        int64_t nn = n - j0 < NR ? n - j0 : NR;
+        int64_t i0 = 0;
+        for (; i0 + 4 <= m; i0 += 4) { /* four rows at once */
+            VT c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+            const T *a0 = A + i0 * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+            for (int64_t k = 0; k < K; k++) {
+                VT b0, b1;
+                memcpy(&b0, pp + k * NR, sizeof b0);
+                memcpy(&b1, pp + k * NR + VL, sizeof b1);
+                T x = a0[k];
+                c00 += x * b0, c01 += x * b1;
+                x = a1[k];
+                c10 += x * b0, c11 += x * b1;
+                x = a2[k];
+                c20 += x * b0, c21 += x * b1;
+                x = a3[k];
+                c30 += x * b0, c31 += x * b1;
+            }
+            VT acc[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+            for (int r = 0; r < 4; r++)
+                for (int64_t l = 0; l < nn; l++) C[(i0 + r) * ldc + j0 + l] += acc[r][l / VL][l % VL];
+        }
+        for (; i0 < m; i0++) { /* the last rows, one at a time: the same sums */
+            VT c0 = {0}, c1 = {0};
+            const T *a0 = A + i0 * lda;
+            for (int64_t k = 0; k < K; k++) {
+                VT b0, b1;
+                memcpy(&b0, pp + k * NR, sizeof b0);
+                memcpy(&b1, pp + k * NR + VL, sizeof b1);
+                T x = a0[k];
+                c0 += x * b0, c1 += x * b1;
+            }
+            VT acc[2] = {c0, c1};
+            for (int64_t l = 0; l < nn; l++) C[i0 * ldc + j0 + l] += acc[l / VL][l % VL];
+        }
+    }
+}
+
+/* Packs columns [c0, c1) (c0 at a panel start) of a K-row matrix X, element
+ * (k, c) at X[k sk + c sc], into the panels of P (panel of column c at
+ * c / NR). */
+static void FN(pack)(T *P, const T *X, int64_t K, int64_t sk, int64_t sc, int64_t c0, int64_t c1)
+{
+    for (int64_t j0 = c0; j0 < c1; j0 += NR) {
+        T *pp = P + j0 * K;
+        int64_t nn = c1 - j0 < NR ? c1 - j0 : NR;
+        for (int64_t k = 0; k < K; k++) {
+            for (int64_t l = 0; l < nn; l++) pp[k * NR + l] = X[k * sk + (j0 + l) * sc];
+            for (int64_t l = nn; l < NR; l++) pp[k * NR + l] = 0;
+        }
+    }
+}
+
 /* p[j] += b[j] when there is a bias. */
 static inline void FN(add_bias)(T *p, const T *b, int64_t n)
 {
@@ -98,6 +166,7 @@ typedef struct FN(fwd) {
     T *h, *cs, *ys;
     T *gate, *hprev, *cprev, *tanhc, *hg, *rh;
     int64_t tstride;
+    T *PU; /* c->cols: U packed per gate (pgemm), [4][H][Hp], Hp = H rounded up to NR */
 } FN(fwd);
 
 /* The steps of batch rows [b0, b0 + nb): rows never read other rows, so
@@ -196,11 +265,70 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
     return LG_OK;
 }
 
+
+/* An LSTM's steps split by units (cpu_rnn.c, rnn_ctx.cols): part k of n
+ * owns units [u0, u1) of every gate and of h and c, for all batch rows.
+ * Each step copies its units of h and c into the step's planes, waits for
+ * the other parts (the recurrent GEMM reads all of h_{t-1}), then runs one
+ * GEMM per gate over its columns of U and the gate math of its units. In
+ * forward-only scratch, hprev alternates between two [B, H] blocks, so a
+ * part a step ahead never writes the block another part still reads. The
+ * GEMMs run per tile (cpu_rnn.c): any n gives the same bits. */
+LG_RNN_CLONES static lg_status FN(lstm_cols_fwd)(const rnn_ctx *c, const FN(fwd) *a, int k, int n,
+                                                lg_cpu_barrier *bar)
+{
+    int64_t B = c->B, H = c->H, GH = c->GH, ts = a->tstride;
+    int64_t u0 = rnn_col_split(c, k, n), u1 = rnn_col_split(c, k + 1, n), hu = u1 - u0;
+    const T *bias = a->bias, *h0 = c->h0, *c0 = c->c0;
+    T *h = a->h, *cs = a->cs;
+    T tmp[hu > 0 ? hu : 1];
+    int64_t Hp = (H + NR - 1) / NR * NR;
+    for (int q = 0; q < 4; q++) FN(pack)(a->PU + q * H * Hp, a->U + q * H, H, GH, 1, u0, u1);
+    for (int64_t b = 0; b < B; b++) {
+        memcpy(h + b * H + u0, h0 + b * H + u0, (size_t)hu * sizeof(T));
+        memcpy(cs + b * H + u0, c0 + b * H + u0, (size_t)hu * sizeof(T));
+    }
+    for (int64_t s = 0; s < c->steps; s++) {
+        int64_t t = c->reverse ? c->steps - 1 - s : s, r0 = t * ts;
+        T *g = a->gate + r0 * GH, *hp = a->hprev + (ts ? r0 : (s & 1) * B) * H, *y = a->ys + t * B * H;
+        T *cp = a->cprev + r0 * H, *tc = a->tanhc + r0 * H;
+        if (!ts)
+            for (int64_t v = u0; v < u1; v += RNN_COL_TILE)
+                for (int q = 0; q < 4; q++)
+                    GEMM(DT, false, false, B, u1 - v < RNN_COL_TILE ? u1 - v : RNN_COL_TILE, c->I, 1,
+                         a->x + t * B * c->I, c->I, a->W + q * H + v, GH, 0, g + q * H + v, GH);
+        for (int64_t b = 0; b < B; b++) {
+            memcpy(hp + b * H + u0, h + b * H + u0, (size_t)hu * sizeof(T));
+            memcpy(cp + b * H + u0, cs + b * H + u0, (size_t)hu * sizeof(T));
+        }
+        if (!lg_cpu_barrier_wait(bar))
+            return lg_fail(LG_ERR_RUNTIME, "rnn '%s': another part of its steps failed", c->name);
+        for (int q = 0; q < 4; q++) FN(pgemm)(B, hu, H, hp, H, a->PU + q * H * Hp + u0 * H, g + q * H + u0, GH);
+        for (int64_t b = 0; b < B; b++) {
+            T *row = g + b * GH, *tcr = tc + b * H + u0;
+            const T *cpb = cp + b * H + u0;
+            for (int q = 0; q < 4; q++) FN(add_bias)(row + q * H + u0, bias ? bias + q * H + u0 : NULL, hu);
+            SIG_ROW(row + u0, hu);
+            SIG_ROW(row + H + u0, hu);
+            TANH_ROW(row + 2 * H + u0, hu);
+            SIG_ROW(row + 3 * H + u0, hu);
+            FOR_V(hu, ST(tcr + j, LD(row + H + u0 + j) * LD(cpb + j) + LD(row + u0 + j) * LD(row + 2 * H + u0 + j));)
+            bool valid = rnn_valid(c, t, b);
+            if (valid) memcpy(cs + b * H + u0, tcr, (size_t)hu * sizeof(T));
+            TANH_ROW(tcr, hu);
+            FOR_V(hu, ST(tmp + j, LD(row + 3 * H + u0 + j) * LD(tcr + j));)
+            FN(emit)(h + b * H + u0, y + b * H + u0, tmp, hu, valid);
+        }
+    }
+    return LG_OK;
+}
+
 /* rnn_task arguments of the forward's regions. */
 typedef struct FN(fwd_job) {
     const rnn_ctx *c;
     const FN(fwd) *a;
     T *scratch; /* forward only: [B, K H], part k's planes at its rows' block */
+    lg_cpu_barrier *bar; /* c->cols: the parts' step barrier */
 } FN(fwd_job);
 
 /* Part k of the input projection: a block of the T B rows. */
@@ -218,6 +346,11 @@ static lg_status FN(forward_part)(void *arg, int k, int n)
 {
     const FN(fwd_job) *j = arg;
     const rnn_ctx *c = j->c;
+    if (c->cols) {
+        lg_status st = FN(lstm_cols_fwd)(c, j->a, k, n, j->bar);
+        if (st) lg_cpu_barrier_break(j->bar);
+        return st;
+    }
     int64_t b0 = rnn_split(c->B, k, n), nb = rnn_split(c->B, k + 1, n) - b0;
     if (j->a->tstride) return FN(forward_rows)(c, j->a, b0, nb);
     /* this part's planes in the scratch, each [nb, width H] */
@@ -236,11 +369,19 @@ LG_RNN_CLONES static lg_status FN(forward)(const rnn_ctx *c, const lg_buf *in, l
     FN(fwd) a = {.x = in[L->x].data, .W = in[L->w].data, .U = in[L->u].data,
                  .bias = L->b >= 0 ? in[L->b].data : NULL, .h = out[L->h_t].data,
                  .cs = L->c_t >= 0 ? out[L->c_t].data : NULL, .ys = out[L->ys].data};
-    FN(fwd_job) job = {.c = c, .a = &a};
+    lg_cpu_barrier bar;
+    FN(fwd_job) job = {.c = c, .a = &a, .bar = &bar};
     if (c->forward_only) {
-        job.scratch = malloc((size_t)(c->B * c->ws_width) * sizeof(T));
-        if (!job.scratch && c->B * c->ws_width > 0)
+        /* c->cols: the planes shared by the parts, one more [B, H] for hprev's second block */
+        int64_t width = c->ws_width + (c->cols ? H : 0);
+        job.scratch = malloc((size_t)(c->B * width) * sizeof(T));
+        if (!job.scratch && c->B * width > 0)
             return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn '%s': out of memory for a step's scratch", c->name);
+        if (c->cols) { /* LSTM: hprev's two blocks are planes 5 and 6, tanhc moves past the planes */
+            T *p = job.scratch;
+            a.gate = p, a.cprev = p + c->B * c->planes.cprev * H, a.hprev = p + c->B * c->planes.hprev * H;
+            a.tanhc = p + c->B * c->ws_width;
+        }
     } else {
         T *ws = out[L->ws].data;
         a.tstride = c->B;
@@ -248,17 +389,24 @@ LG_RNN_CLONES static lg_status FN(forward)(const rnn_ctx *c, const lg_buf *in, l
         a.cprev = ws + c->planes.cprev * TB * H, a.tanhc = ws + c->planes.tanhc * TB * H;
         a.hg = ws + c->planes.hg * TB * H, a.rh = ws + c->planes.rh * TB * H;
     }
+    if (c->cols) {
+        a.PU = malloc((size_t)(4 * H * ((H + NR - 1) / NR * NR)) * sizeof(T));
+        if (!a.PU) {
+            free(job.scratch);
+            return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn '%s': out of memory for packed U", c->name);
+        }
+    }
     lg_status st = LG_OK;
     if (c->parts == 1) {
         /* the input projection of every step at once; biases join in the gate pass */
         if (!c->forward_only)
             st = lg_cpu_gemm(DT, false, false, TB, c->GH, c->I, 1, a.x, c->I, a.W, c->GH, 0, a.gate, c->GH);
-        if (!st) st = FN(forward_part)(&job, 0, 1);
-    } else {
-        if (!c->forward_only) st = lg_cpu_parallel(c->parts, FN(project_part), &job);
-        if (!st) st = lg_cpu_parallel(c->parts, FN(forward_part), &job);
+    } else if (!c->forward_only) {
+        st = lg_cpu_parallel(c->parts, FN(project_part), &job);
     }
+    if (!st) st = rnn_steps(c, FN(forward_part), &job, &bar);
     free(job.scratch);
+    free(a.PU);
     return st;
 }
 
@@ -271,7 +419,56 @@ typedef struct FN(bwd) {
     T *dG;  /* [TB, GH] pre-activation gate gradients */
     T *dHG; /* GRU: [TB, GH] of the recurrent projection */
     T *drh; /* [B, H] */
+    const T *U;
+    T *PU; /* c->cols: U^T packed (pgemm), [Hp / NR][GH][NR] */
+    lg_cpu_barrier *bar; /* c->cols: the parts' step barrier */
 } FN(bwd);
+
+/* The backward of lstm_cols_fwd: part k of n computes the gate gradients
+ * of its units for all rows, waits for the other parts (dh_{t-1} of its
+ * units reads every gate's gradient), then its units' dh_{t-1} with one
+ * product against its rows of U (packed transposed once: pgemm). */
+LG_RNN_CLONES static lg_status FN(lstm_cols_bwd)(const rnn_ctx *c, const FN(bwd) *a, int k, int n)
+{
+    int64_t B = c->B, H = c->H, GH = c->GH;
+    int64_t u0 = rnn_col_split(c, k, n), u1 = rnn_col_split(c, k + 1, n), hu = u1 - u0;
+    const T *dhT = c->dh_T, *dcT = c->dc_T;
+    T *dh = a->dh, *dc = a->dc;
+    FN(pack)(a->PU, a->U, GH, 1, GH, u0, u1);
+    for (int64_t b = 0; b < B; b++) {
+        memcpy(dh + b * H + u0, dhT + b * H + u0, (size_t)hu * sizeof(T));
+        memcpy(dc + b * H + u0, dcT + b * H + u0, (size_t)hu * sizeof(T));
+    }
+    for (int64_t s = c->steps - 1; s >= 0; s--) {
+        int64_t t = c->reverse ? c->steps - 1 - s : s, r0 = t * B;
+        const T *g = a->gate + r0 * GH, *dy = a->dys + r0 * H, *cp = a->cprev + r0 * H, *tc = a->tanhc + r0 * H;
+        T *dg = a->dG + r0 * GH;
+        for (int64_t b = 0; b < B; b++) {
+            const T *row = g + b * GH + u0;
+            T *drow = dg + b * GH + u0;
+            int64_t i0 = b * H + u0;
+            if (!rnn_valid(c, t, b)) { /* the state passed through: dh, dc stay */
+                for (int q = 0; q < 4; q++) memset(drow + q * H, 0, (size_t)hu * sizeof(T));
+                continue;
+            }
+            FOR_V(hu, {
+                VT ig = LD(row + j), fg = LD(row + H + j), gg = LD(row + 2 * H + j), og = LD(row + 3 * H + j);
+                VT tcj = LD(tc + i0 + j), dhv = LD(dh + i0 + j) + LD(dy + i0 + j);
+                VT dcv = LD(dc + i0 + j) + dhv * og * (1 - tcj * tcj);
+                ST(drow + j, dcv * gg * ig * (1 - ig));
+                ST(drow + H + j, dcv * LD(cp + i0 + j) * fg * (1 - fg));
+                ST(drow + 2 * H + j, dcv * ig * (1 - gg * gg));
+                ST(drow + 3 * H + j, dhv * tcj * og * (1 - og));
+                ST(dc + i0 + j, dcv * fg);
+            })
+            memset(dh + i0, 0, (size_t)hu * sizeof(T));
+        }
+        if (!lg_cpu_barrier_wait(a->bar))
+            return lg_fail(LG_ERR_RUNTIME, "rnn_grad '%s': another part of its steps failed", c->name);
+        FN(pgemm)(B, hu, GH, dg, GH, a->PU + u0 * GH, dh + u0, H);
+    }
+    return LG_OK;
+}
 
 /* The steps of batch rows [b0, b0 + nb), in reverse: as the forward, rows
  * never read other rows. */
@@ -392,6 +589,11 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
 static lg_status FN(backward_part)(void *arg, int k, int n)
 {
     const FN(bwd) *a = arg;
+    if (a->c->cols) {
+        lg_status st = FN(lstm_cols_bwd)(a->c, a, k, n);
+        if (st) lg_cpu_barrier_break(a->bar);
+        return st;
+    }
     int64_t B = a->c->B, b0 = rnn_split(B, k, n);
     return FN(backward_rows)(a->c, a, b0, rnn_split(B, k + 1, n) - b0);
 }
@@ -438,18 +640,22 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
     const T *x = in[L->x].data, *W = in[L->w].data, *ws = in[L->g_ws].data;
     T *dG = out[L->g_scratch].data;
     const T *U = in[L->u].data;
-    T *UT = malloc((size_t)(GH * H) * sizeof(T));
-    if (!UT && GH * H > 0) return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn_grad '%s': out of memory for U^T", c->name);
-    for (int64_t i = 0; i < H; i++)
-        for (int64_t j = 0; j < GH; j++) UT[j * H + i] = U[i * GH + j];
-    FN(bwd) a = {.c = c, .UT = UT, .dys = in[L->g_dys].data,
+    /* U^T for the row split; packed by the parts of the unit split */
+    size_t ut = (size_t)(GH * (c->cols ? (H + NR - 1) / NR * NR : H));
+    T *UT = malloc(ut * sizeof(T));
+    if (!UT && ut > 0) return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn_grad '%s': out of memory for U^T", c->name);
+    if (!c->cols)
+        for (int64_t i = 0; i < H; i++)
+            for (int64_t j = 0; j < GH; j++) UT[j * H + i] = U[i * GH + j];
+    lg_cpu_barrier bar;
+    FN(bwd) a = {.c = c, .UT = UT, .U = U, .PU = UT, .bar = &bar, .dys = in[L->g_dys].data,
                  .gate = ws + c->planes.gate * TB * H, .hprev = ws + c->planes.hprev * TB * H,
                  .cprev = ws + c->planes.cprev * TB * H, .tanhc = ws + c->planes.tanhc * TB * H,
                  .hg = ws + c->planes.hg * TB * H, .dh = out[L->g_dh0].data,
                  .dc = L->g_dc0 >= 0 ? out[L->g_dc0].data : NULL, .dG = dG, .dHG = dG + TB * GH,
                  .drh = dG + TB * c->scratch * H};
     T *ones = a.drh + B * H; /* [TB]: column sums as GEMMs */
-    lg_status st = c->parts == 1 ? FN(backward_part)(&a, 0, 1) : lg_cpu_parallel(c->parts, FN(backward_part), &a);
+    lg_status st = rnn_steps(c, FN(backward_part), &a, &bar);
     free(UT);
     if (st) return st;
 
@@ -465,6 +671,7 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
 }
 
 #undef FOR_V
+#undef NR
 #undef GEMM
 #undef ST
 #undef LD
