@@ -46,9 +46,12 @@
  * Fused recurrent layers (the fuse_rnn pass) run on the CPU either on
  * loopgrad's own fused kernels or, in builds with oneDNN, on oneDNN's RNN
  * primitives: f32 layers without lengths whose cell measured faster there
- * (LSTM of 32 units or more, both GRUs) and whose per-step product runs on
- * one thread; the rest, f64, masked layers and SimpleRNN stay on the fused
- * kernels (the table is in src/backends/cpu/cpu_rnn_select.c).
+ * (LSTM of 32 units or more, both GRUs) where the fused kernels would run
+ * them on one thread (a thread budget of 1, or a step too small to split;
+ * with two or more threads the fused kernels split each step over their
+ * worker pool and were faster); the rest, f64, masked layers and SimpleRNN
+ * stay on the fused kernels (the table is in
+ * src/backends/cpu/cpu_rnn_select.c).
  * LG_RNN_IMPL=fused or LG_RNN_IMPL=onednn, read when the first such layer is
  * compiled, overrides the table; another value, or onednn in a build
  * without it, fails compiling such a layer with a message that names it.

@@ -177,6 +177,13 @@ static rnn_ctx ctx_of(const lg_node *n, const lg_buf *in, int mask_at)
     return c;
 }
 
+int lg_cpu_rnn_parts(lg_rnn_cell cell, lg_dtype dt, int64_t B, int64_t H)
+{
+    rnn_ctx c = {.cell = cell, .B = B, .H = H, .GH = (int64_t)lg_rnn_cell_gates(cell) * H};
+    c.cols = cell == LG_RNN_LSTM && H >= RNN_COL_UNITS;
+    return parts_for(&c, dt);
+}
+
 static void sigmoid_row_f64(double *p, int64_t n)
 {
     for (int64_t j = 0; j < n; j++) p[j] = p[j] >= 0 ? 1 / (1 + exp(-p[j])) : exp(p[j]) / (1 + exp(p[j]));

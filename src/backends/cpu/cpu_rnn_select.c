@@ -5,17 +5,21 @@
  * The rule: f64, masked (lengths) problems and builds without oneDNN go to
  * the hand-fused kernels (cpu_rnn.c). An f32 problem without a mask goes to
  * oneDNN's primitives (cpu_rnn_onednn.c) where the table below says oneDNN
- * was faster for its cell, the call would run on one thread, and oneDNN can
- * build primitives for it; to the fused kernels otherwise. LG_RNN_IMPL=fused
- * or LG_RNN_IMPL=onednn, read at the first plan, replaces the table and the
- * thread condition (onednn still only where oneDNN can take the problem).
+ * was faster for its cell, the fused kernels would run it on one thread
+ * (lg_cpu_rnn_parts: a thread budget of 1, or a step too small to split),
+ * and oneDNN can build primitives for it; to the fused kernels otherwise.
+ * LG_RNN_IMPL=fused or LG_RNN_IMPL=onednn, read at the first plan, replaces
+ * the table and the thread condition (onednn still only where oneDNN can
+ * take the problem).
  *
- * One thread: a call gets the threads gemm.c gives the step's recurrent
- * product [B, H] x [H, G H] (one below LG_GEMM_SMALL_FLOPS, the budget
- * above). On two threads oneDNN's primitives synchronise their OpenMP team
- * at every step, and on a busy 2-core machine that made LSTM(256) and
- * LSTM(512) steps 4-8 times slower than the fused kernels on OpenBLAS's two
- * threads (bench/dnnl_rnn.c; on one thread oneDNN was 0.72-0.87 of them).
+ * Why the thread condition: on one thread oneDNN's primitives took
+ * 0.72-0.87 of the fused kernels' time (bench/dnnl_rnn.c). Where the fused
+ * kernels split a step over the worker pool they were faster in wall time
+ * than oneDNN on one thread (idle 2-core Xeon, bench/rnn_bench: LSTM(64)
+ * rows 2.5 against 4.2 ms a training step, LSTM(32) 20 against 35, GRU(32)
+ * x2 40 against 66), and oneDNN on two OpenMP threads synchronises its team
+ * at every step, which on a busy 2-core machine made LSTM(256) and
+ * LSTM(512) steps 4-8 times slower.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -24,8 +28,6 @@
 #include <strings.h>
 
 #include "backends/cpu/cpu_rnn_select.h"
-#include "backends/cpu/gemm.h"
-#include "graph/cpu.h"
 
 static const char *const impl_names[LG_RNN_IMPL_COUNT] = {[LG_RNN_IMPL_FUSED] = "fused",
                                                           [LG_RNN_IMPL_ONEDNN] = "onednn"};
@@ -96,12 +98,7 @@ lg_status lg_cpu_rnn_impl_force(lg_rnn_impl impl)
     return LG_OK;
 }
 
-static bool one_thread(const lg_rnn_problem *p)
-{
-    lg_cpu_gemm_info info;
-    int budget = lg_cpu_gemm_info_get(&info) == LG_OK ? info.threads : 1;
-    return lg_gemm_threads_for(p->B, lg_rnn_cell_gates(p->cell) * p->H, p->H, budget) == 1;
-}
+static bool one_thread(const lg_rnn_problem *p) { return lg_cpu_rnn_parts(p->cell, p->dtype, p->B, p->H) == 1; }
 
 lg_status lg_cpu_rnn_plan(const lg_rnn_problem *p, lg_rnn_impl *impl, int64_t *ws_width, int64_t *scratch)
 {

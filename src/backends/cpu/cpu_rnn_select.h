@@ -48,6 +48,11 @@ lg_status lg_cpu_rnn_impl_of(const lg_node *n, const lg_buf *in, const lg_buf *w
  * LG_ERR_UNSUPPORTED for onednn in a build without it. */
 lg_status lg_cpu_rnn_impl_force(lg_rnn_impl impl);
 
+/* The parts the fused kernels (cpu_rnn.c) split a problem of this cell,
+ * dtype, batch B and H units into, from the thread budget: 1 means the
+ * calling thread runs it alone. */
+int lg_cpu_rnn_parts(lg_rnn_cell cell, lg_dtype dt, int64_t B, int64_t H);
+
 #ifdef LG_HAVE_ONEDNN
 /* cpu_rnn_onednn.c. Sizes as in lg_cpu_rnn_plan; LG_ERR_UNSUPPORTED where
  * oneDNN cannot take p (f64, a mask, or its primitives refuse). */
