@@ -16,6 +16,7 @@
 #include "graph/gradcheck.h"
 #include "graph/passes/fuse_rnn_match.h"
 #include "backends/cpu/cpu_pool.h"
+#include "backends/cpu/cpu_rnn_select.h"
 #include "ops/rnn.h"
 #include "test_util.h"
 
@@ -603,4 +604,11 @@ static Suite *rnn_fused_suite(void)
     return s;
 }
 
-int main(void) { return lg_check_run(rnn_fused_suite()); }
+/* The suite tests the hand-fused kernels: oneDNN's primitives, which the
+ * table picks for some f32 layers on one thread (as under CI's
+ * OPENBLAS_NUM_THREADS=1), have their own suites (rnn_impl, dnnl_rnn). */
+int main(void)
+{
+    if (lg_cpu_rnn_impl_force(LG_RNN_IMPL_FUSED)) return 1;
+    return lg_check_run(rnn_fused_suite());
+}

@@ -105,18 +105,21 @@ static int64_t rnn_col_split(const rnn_ctx *c, int k, int n)
     return u < c->H ? u : c->H;
 }
 
-static int parts_for(const rnn_ctx *c, lg_dtype dt)
+/* Parts for a thread count n (see above). */
+static int parts_of(const rnn_ctx *c, int n)
 {
-    int forced = lg_cpu_threads_forced();
-    if (c->cols) {
-        int n = forced ? forced : lg_cpu_threads(dt);
-        return (int)(n < rnn_tiles(c) ? n : rnn_tiles(c));
-    }
-    if (forced) return (int)(forced < c->B ? forced : c->B > 0 ? c->B : 1);
-    int n = lg_cpu_threads(dt);
+    if (c->cols) return (int)(n < rnn_tiles(c) ? n : rnn_tiles(c));
     while (n > 1 && (c->B / n < RNN_PART_ROWS || 2.0 * (double)(c->B / n) * (double)c->GH * (double)c->H < RNN_PART_FLOPS))
         n--;
     return n;
+}
+
+static int parts_for(const rnn_ctx *c, lg_dtype dt)
+{
+    int forced = lg_cpu_threads_forced();
+    if (!forced) return parts_of(c, lg_cpu_threads(dt));
+    if (c->cols) return parts_of(c, forced);
+    return (int)(forced < c->B ? forced : c->B > 0 ? c->B : 1);
 }
 
 /* Where part k of n of `rows` rows starts: at a multiple of RNN_ROW_ALIGN. */
@@ -181,7 +184,7 @@ int lg_cpu_rnn_parts(lg_rnn_cell cell, lg_dtype dt, int64_t B, int64_t H)
 {
     rnn_ctx c = {.cell = cell, .B = B, .H = H, .GH = (int64_t)lg_rnn_cell_gates(cell) * H};
     c.cols = cell == LG_RNN_LSTM && H >= RNN_COL_UNITS;
-    return parts_for(&c, dt);
+    return parts_of(&c, lg_gemm_budget(dt));
 }
 
 static void sigmoid_row_f64(double *p, int64_t n)

@@ -49,8 +49,9 @@ lg_status lg_cpu_rnn_impl_of(const lg_node *n, const lg_buf *in, const lg_buf *w
 lg_status lg_cpu_rnn_impl_force(lg_rnn_impl impl);
 
 /* The parts the fused kernels (cpu_rnn.c) split a problem of this cell,
- * dtype, batch B and H units into, from the thread budget: 1 means the
- * calling thread runs it alone. */
+ * dtype, batch B and H units into under gemm.c's thread budget (not a count
+ * tests force on the pool, so that forcing one does not change which
+ * implementation runs): 1 means the calling thread runs it alone. */
 int lg_cpu_rnn_parts(lg_rnn_cell cell, lg_dtype dt, int64_t B, int64_t H);
 
 #ifdef LG_HAVE_ONEDNN
