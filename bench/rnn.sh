@@ -27,9 +27,14 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
   export OPENBLAS_CORETYPE
 fi
 echo "OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE, $(nproc) cores, load: $(uptime | sed 's/.*load average: //')"
-"$build/bench/rnn_bench" $quick | tee "$tmp/lg"
-OPENBLAS_NUM_THREADS=1 "$python" bench/rnn_torch.py $quick --threads 1 | tee "$tmp/pt1"
-OMP_WAIT_POLICY=PASSIVE "$python" bench/rnn_torch.py $quick --threads 2 | tee "$tmp/pt2"
+# Interleaved per configuration (loopgrad, PyTorch 1 thread, PyTorch 2
+# threads), so that a change in the machine's speed during the run falls on
+# both sides of a ratio alike.
+for cfg in $("$build/bench/rnn_bench" --list); do
+  "$build/bench/rnn_bench" $quick --only "$cfg" | tee -a "$tmp/lg"
+  OPENBLAS_NUM_THREADS=1 "$python" bench/rnn_torch.py $quick --threads 1 --only "$cfg" | tee -a "$tmp/pt1"
+  OMP_WAIT_POLICY=PASSIVE "$python" bench/rnn_torch.py $quick --threads 2 --only "$cfg" | tee -a "$tmp/pt2"
+done
 echo "load after: $(uptime | sed 's/.*load average: //')"
 "$python" - "$tmp/lg" "$tmp/pt1" "$tmp/pt2" <<'PY'
 import math, sys

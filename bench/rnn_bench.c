@@ -4,6 +4,7 @@
  * inference step (forward only), median milliseconds.
  *
  *   rnn_bench [--quick] [--steps N] [--only NAME] [--generic | --fused] [--off PASSES]
+ *   rnn_bench --list          (the configurations' names, one a line)
  *
  * Each model runs twice: "generic", compiled with the fuse_rnn pass off
  * (LG_PASSES_OFF=fuse_rnn: the loop node runs the body step by step), and
@@ -309,8 +310,11 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--generic")) last_mode = 0;
         else if (!strcmp(argv[i], "--fused")) first_mode = 1;
         else if (!strcmp(argv[i], "--off") && i + 1 < argc) off = argv[++i];
-        else {
-            fprintf(stderr, "usage: rnn_bench [--quick] [--steps N] [--only CONFIG] [--generic | --fused] [--off PASSES]\n");
+        else if (!strcmp(argv[i], "--list")) {
+            for (int k = 0; k < N_CONFIGS; k++) printf("%s\n", configs[k].name);
+            return 0;
+        } else {
+            fprintf(stderr, "usage: rnn_bench [--quick] [--steps N] [--only CONFIG] [--generic | --fused] [--off PASSES] | --list\n");
             return 2;
         }
     }
