@@ -57,10 +57,48 @@ LG_RNN_CLONES __attribute__((optimize("fp-contract=fast"))) static void FN(pgemm
                                                                                 const T *A, int64_t lda,
                                                                                 const T *P, T *C, int64_t ldc)
 {
+#if defined(__x86_64__) && defined(__GNUC__)
+    int wide = __builtin_cpu_supports("avx512f");
+#else
+    int wide = 0;
+#endif
     for (int64_t j0 = 0; j0 < n; j0 += NR) {
         const T *pp = P + j0 * K;
         int64_t nn = n - j0 < NR ? n - j0 : NR;
         int64_t i0 = 0;
+        /* eight rows at once where 64-byte vectors are registers (16
+         * accumulators of the 32 AVX-512 registers; fewer registers spill) */
+        for (; wide && i0 + 8 <= m; i0 += 8) {
+            VT c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+            VT c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0}, c60 = {0}, c61 = {0}, c70 = {0}, c71 = {0};
+            const T *a0 = A + i0 * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+            const T *a4 = a3 + lda, *a5 = a4 + lda, *a6 = a5 + lda, *a7 = a6 + lda;
+            for (int64_t k = 0; k < K; k++) {
+                VT b0, b1;
+                memcpy(&b0, pp + k * NR, sizeof b0);
+                memcpy(&b1, pp + k * NR + VL, sizeof b1);
+                T x = a0[k];
+                c00 += x * b0, c01 += x * b1;
+                x = a1[k];
+                c10 += x * b0, c11 += x * b1;
+                x = a2[k];
+                c20 += x * b0, c21 += x * b1;
+                x = a3[k];
+                c30 += x * b0, c31 += x * b1;
+                x = a4[k];
+                c40 += x * b0, c41 += x * b1;
+                x = a5[k];
+                c50 += x * b0, c51 += x * b1;
+                x = a6[k];
+                c60 += x * b0, c61 += x * b1;
+                x = a7[k];
+                c70 += x * b0, c71 += x * b1;
+            }
+            VT acc[8][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
+                            {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
+            for (int r = 0; r < 8; r++)
+                for (int64_t l = 0; l < nn; l++) C[(i0 + r) * ldc + j0 + l] += acc[r][l / VL][l % VL];
+        }
         for (; i0 + 4 <= m; i0 += 4) { /* four rows at once */
             VT c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
             const T *a0 = A + i0 * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
