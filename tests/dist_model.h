@@ -24,6 +24,16 @@ typedef struct dm_spec {
     uint64_t seed;   /* initializers */
 } dm_spec;
 
+/* The models every data-parallel suite checks for bit equality: LSTM and
+ * GRU, SGD and Adam, f64 and f32. */
+enum { DM_GRID_COUNT = 8 };
+static const dm_spec dm_grid[DM_GRID_COUNT] = {
+    {LG_CELL_LSTM, false, LG_F64, 0, false, 1}, {LG_CELL_LSTM, true, LG_F64, 0, false, 1},
+    {LG_CELL_GRU, false, LG_F64, 0, false, 1},  {LG_CELL_GRU, true, LG_F64, 0, false, 1},
+    {LG_CELL_LSTM, false, LG_F32, 0, false, 1}, {LG_CELL_LSTM, true, LG_F32, 0, false, 1},
+    {LG_CELL_GRU, false, LG_F32, 0, false, 1},  {LG_CELL_GRU, true, LG_F32, 0, false, 1},
+};
+
 typedef struct dm_model {
     lg_graph *g;
     lg_cell *cell;

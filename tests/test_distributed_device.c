@@ -209,20 +209,13 @@ static int trained(dm_spec sp, lg_dist *d, const char *device, int n, int epochs
     return k;
 }
 
-static const dm_spec models[] = {
-    {LG_CELL_LSTM, false, LG_F64, 0, false, 1}, {LG_CELL_LSTM, true, LG_F64, 0, false, 1},
-    {LG_CELL_GRU, false, LG_F64, 0, false, 1},  {LG_CELL_GRU, true, LG_F64, 0, false, 1},
-    {LG_CELL_LSTM, false, LG_F32, 0, false, 1}, {LG_CELL_LSTM, true, LG_F32, 0, false, 1},
-    {LG_CELL_GRU, false, LG_F32, 0, false, 1},  {LG_CELL_GRU, true, LG_F32, 0, false, 1},
-};
-
 /* 20 steps (80 examples, batches of 8, 2 epochs), each summing the block on
  * the device once: the local group's bits, and fewer bytes home than one
  * process alone (which brings nothing but losses and the final parameters
  * home; a host sum would bring the whole block every step). */
 START_TEST(device_sums_equal_local_group)
 {
-    dm_spec sp = models[_i];
+    dm_spec sp = dm_grid[_i];
     double dev[CAP], local[CAP];
     size_t home_dist = 0, home_one = 0;
     lg_dist *d = group(), *pair = NULL;
@@ -255,8 +248,8 @@ START_TEST(uneven_and_empty_shares)
             double dev[CAP], local[CAP];
             lg_dist *d = group(), *pair = NULL;
             ck_assert_int_eq(lg_dist_local_new(2, &pair), LG_OK);
-            int n = trained(models[m], d, "simdev:0", sizes[c], 4, dev, NULL);
-            ck_assert_int_eq(trained(models[m], pair, "simdev:0", sizes[c], 4, local, NULL), n);
+            int n = trained(dm_grid[m], d, "simdev:0", sizes[c], 4, dev, NULL);
+            ck_assert_int_eq(trained(dm_grid[m], pair, "simdev:0", sizes[c], 4, local, NULL), n);
             ck_assert_msg(dm_bit_equal(dev, local, n), "%d examples, model %d", sizes[c], m);
             lg_dist_free(pair), lg_dist_free(d);
         }
@@ -268,7 +261,7 @@ END_TEST
  * values on the device, where the parameters live in their block. */
 START_TEST(broadcast_on_the_device)
 {
-    dm_spec sp = models[1], ref_sp = models[1];
+    dm_spec sp = dm_grid[1], ref_sp = dm_grid[1];
     sp.seed = (uint64_t)rank + 1;
     dm_model m = dm_new(sp), ref = dm_new(ref_sp);
     double mine[CAP], want[CAP];
@@ -290,7 +283,7 @@ END_TEST
  * device and read back home. */
 START_TEST(average_gradients_on_the_device)
 {
-    dm_model m = dm_new(models[0]);
+    dm_model m = dm_new(dm_grid[0]);
     lg_tensor *const *g = lg_optimizer_grads(m.opt);
     for (int i = 0; i < lg_optimizer_param_count(m.opt); i++) ck_assert_int_eq(lg_tensor_fill(g[i], rank + 1), LG_OK);
     lg_dist *d = group();
@@ -313,7 +306,7 @@ START_TEST(trainer_off_the_group_device)
     lg_dist *d = group();
     lg_dataset *ds = dm_data(LG_F64, 16, 8);
     for (int c = 0; c < 2; c++) {
-        dm_model m = dm_new(models[0]);
+        dm_model m = dm_new(dm_grid[0]);
         ck_assert_int_eq(lg_trainer_distribute(m.tr, d), LG_OK);
         bool wrong = c == 0 || rank == 1;
         lg_fit_opts o = lg_fit_opts_default();
@@ -364,7 +357,7 @@ int main(int argc, char **argv)
     Suite *s = suite_create("distributed_device");
     TCase *tc = tcase_create("two_ranks");
     tcase_set_timeout(tc, 240);
-    tcase_add_loop_test(tc, device_sums_equal_local_group, 0, 8);
+    tcase_add_loop_test(tc, device_sums_equal_local_group, 0, DM_GRID_COUNT);
     tcase_add_test(tc, uneven_and_empty_shares);
     tcase_add_test(tc, broadcast_on_the_device);
     tcase_add_test(tc, average_gradients_on_the_device);

@@ -37,18 +37,11 @@ static int trained(dm_spec sp, lg_dist *group, int n, int epochs, double *v)
     return k;
 }
 
-static const dm_spec models[] = {
-    {LG_CELL_LSTM, false, LG_F64, 0, false, 1}, {LG_CELL_LSTM, true, LG_F64, 0, false, 1},
-    {LG_CELL_GRU, false, LG_F64, 0, false, 1},  {LG_CELL_GRU, true, LG_F64, 0, false, 1},
-    {LG_CELL_LSTM, false, LG_F32, 0, false, 1}, {LG_CELL_LSTM, true, LG_F32, 0, false, 1},
-    {LG_CELL_GRU, false, LG_F32, 0, false, 1},  {LG_CELL_GRU, true, LG_F32, 0, false, 1},
-};
-
 /* 20 steps (80 examples, batches of 8, 2 epochs): the two ranks' result is
  * the local group's bits, and one process's to 1e-12 (f64) or f32 rounding. */
 START_TEST(two_ranks_equal_one_process)
 {
-    dm_spec sp = models[_i];
+    dm_spec sp = dm_grid[_i];
     double mpi[CAP], local[CAP], one[CAP];
     lg_dist *pair = NULL;
     ck_assert_int_eq(lg_dist_local_new(2, &pair), LG_OK);
@@ -75,9 +68,9 @@ START_TEST(uneven_and_empty_shares)
         double mpi[CAP], local[CAP], one[CAP];
         lg_dist *pair = NULL;
         ck_assert_int_eq(lg_dist_local_new(2, &pair), LG_OK);
-        int n = trained(models[1], world, sizes[c], 4, mpi);
-        ck_assert_int_eq(trained(models[1], pair, sizes[c], 4, local), n);
-        trained(models[1], NULL, sizes[c], 4, one);
+        int n = trained(dm_grid[1], world, sizes[c], 4, mpi);
+        ck_assert_int_eq(trained(dm_grid[1], pair, sizes[c], 4, local), n);
+        trained(dm_grid[1], NULL, sizes[c], 4, one);
         lg_dist_free(pair);
         ck_assert_msg(dm_bit_equal(mpi, local, n), "%d examples", sizes[c]);
         ck_assert_msg(dm_max_rel(mpi, one, n) <= 1e-12, "%d examples: %g", sizes[c], dm_max_rel(mpi, one, n));
@@ -89,7 +82,7 @@ END_TEST
  * norm's moving mean); distribute puts rank 0's values (seed 1) everywhere. */
 START_TEST(broadcast_overrides_seeds)
 {
-    dm_spec sp = models[1];
+    dm_spec sp = dm_grid[1];
     sp.batch_norm = true;
     dm_spec ref_sp = sp;
     sp.seed = (uint64_t)rank + 1;
@@ -124,7 +117,7 @@ START_TEST(only_rank_0_writes)
     snprintf(best, sizeof best, "%s/best.safetensors", dir);
     FILE *out = tmpfile();
     ck_assert_ptr_nonnull(out);
-    dm_model m = dm_new(models[3]);
+    dm_model m = dm_new(dm_grid[3]);
     ck_assert_int_eq(lg_trainer_distribute(m.tr, world), LG_OK);
     lg_dataset *ds = dm_data(LG_F64, 40, 8);
     lg_fit_opts o = lg_fit_opts_default();
@@ -139,7 +132,7 @@ START_TEST(only_rank_0_writes)
     MPI_Bcast(lead, 4, MPI_DOUBLE, 0, MPI_COMM_WORLD);
     ck_assert(dm_bit_equal(logs, lead, 4));
     /* the global numbers: one process's, to rounding */
-    dm_model solo = dm_new(models[3]);
+    dm_model solo = dm_new(dm_grid[3]);
     lg_fit_opts q = lg_fit_opts_default();
     q.epochs = 3, q.verbose = 0;
     ck_assert_int_eq(lg_fit(solo.tr, ds, ds, q), LG_OK);
@@ -155,7 +148,7 @@ END_TEST
  * cannot write its history; rank 1's labels are out of range. */
 START_TEST(failure_stops_every_rank)
 {
-    dm_model m = dm_new(models[0]);
+    dm_model m = dm_new(dm_grid[0]);
     ck_assert_int_eq(lg_trainer_distribute(m.tr, world), LG_OK);
     lg_dataset *ds = dm_data(LG_F64, 16, 8);
     lg_fit_opts o = lg_fit_opts_default();
@@ -181,7 +174,7 @@ END_TEST
  * same epoch (no improvement counts with a huge min_delta). */
 START_TEST(early_stopping_together)
 {
-    dm_model m = dm_new(models[2]);
+    dm_model m = dm_new(dm_grid[2]);
     ck_assert_int_eq(lg_trainer_distribute(m.tr, world), LG_OK);
     lg_dataset *ds = dm_data(LG_F64, 24, 8);
     lg_fit_opts o = lg_fit_opts_default();
@@ -197,7 +190,7 @@ END_TEST
  * so the average is (1 * 1 + 2 * 2) / 3. */
 START_TEST(average_gradients_weighted)
 {
-    dm_model m = dm_new(models[0]);
+    dm_model m = dm_new(dm_grid[0]);
     lg_tensor *const *g = lg_optimizer_grads(m.opt);
     for (int i = 0; i < lg_optimizer_param_count(m.opt); i++) ck_assert_int_eq(lg_tensor_fill(g[i], rank + 1), LG_OK);
     ck_assert_int_eq(lg_dist_average_gradients(world, m.opt, rank + 1), LG_OK);
@@ -238,7 +231,7 @@ int main(int argc, char **argv)
     }
     Suite *s = suite_create("distributed_mpi");
     TCase *tc = tcase_create("two_ranks");
-    tcase_add_loop_test(tc, two_ranks_equal_one_process, 0, 8);
+    tcase_add_loop_test(tc, two_ranks_equal_one_process, 0, DM_GRID_COUNT);
     tcase_add_test(tc, uneven_and_empty_shares);
     tcase_add_test(tc, broadcast_overrides_seeds);
     tcase_add_test(tc, only_rank_0_writes);

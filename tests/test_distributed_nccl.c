@@ -46,19 +46,12 @@ static int trained(dm_spec sp, lg_dist *group, const char *device, int n, int ep
     return k;
 }
 
-static const dm_spec models[] = {
-    {LG_CELL_LSTM, false, LG_F64, 0, false, 1}, {LG_CELL_LSTM, true, LG_F64, 0, false, 1},
-    {LG_CELL_GRU, false, LG_F64, 0, false, 1},  {LG_CELL_GRU, true, LG_F64, 0, false, 1},
-    {LG_CELL_LSTM, false, LG_F32, 0, false, 1}, {LG_CELL_LSTM, true, LG_F32, 0, false, 1},
-    {LG_CELL_GRU, false, LG_F32, 0, false, 1},  {LG_CELL_GRU, true, LG_F32, 0, false, 1},
-};
-
 /* 20 steps (80 examples, batches of 8, 2 epochs) and then 37 and 33
  * examples (the last batch cut 2 + 3, and 0 + 1): the local group's bits. */
 START_TEST(two_ranks_equal_local_group)
 {
     static const int sizes[] = {80, 37, 33};
-    dm_spec sp = models[_i];
+    dm_spec sp = dm_grid[_i];
     const char *dev = lg_dist_device(world);
     for (int c = 0; c < 3; c++) {
         double nccl[CAP], local[CAP];
@@ -80,7 +73,7 @@ END_TEST
  * (ncclBroadcast on the device). */
 START_TEST(broadcast_overrides_seeds)
 {
-    dm_spec sp = models[1], ref_sp = models[1];
+    dm_spec sp = dm_grid[1], ref_sp = dm_grid[1];
     sp.seed = (uint64_t)rank + 1;
     dm_model m = dm_new(sp), ref = dm_new(ref_sp);
     double mine[CAP], want[CAP];
@@ -98,7 +91,7 @@ END_TEST
  * examples; the average (1 + 4) / 3, made on the GPU. */
 START_TEST(average_gradients_weighted)
 {
-    dm_model m = dm_new(models[0]);
+    dm_model m = dm_new(dm_grid[0]);
     lg_tensor *const *g = lg_optimizer_grads(m.opt);
     for (int i = 0; i < lg_optimizer_param_count(m.opt); i++) ck_assert_int_eq(lg_tensor_fill(g[i], rank + 1), LG_OK);
     ck_assert_int_eq(lg_dist_average_gradients(world, m.opt, rank + 1), LG_OK);
@@ -114,7 +107,7 @@ END_TEST
  * devices. */
 START_TEST(trainer_on_the_cpu)
 {
-    dm_model m = dm_new(models[0]);
+    dm_model m = dm_new(dm_grid[0]);
     ck_assert_int_eq(lg_trainer_distribute(m.tr, world), LG_OK);
     lg_dataset *ds = dm_data(LG_F64, 16, 8);
     lg_fit_opts o = lg_fit_opts_default();
@@ -204,7 +197,7 @@ int main(int argc, char **argv)
         Suite *s = suite_create("distributed_nccl");
         TCase *tc = tcase_create("two_gpus");
         tcase_set_timeout(tc, 240);
-        tcase_add_loop_test(tc, two_ranks_equal_local_group, 0, 8);
+        tcase_add_loop_test(tc, two_ranks_equal_local_group, 0, DM_GRID_COUNT);
         tcase_add_test(tc, broadcast_overrides_seeds);
         tcase_add_test(tc, average_gradients_weighted);
         tcase_add_test(tc, trainer_on_the_cpu);
