@@ -301,19 +301,121 @@ START_TEST(test_refuse_simple_sigmoid)
 }
 END_TEST
 
-START_TEST(test_refuse_recurrent_dropout)
+/* A body whose gates read x_t and h through the masks given per gate
+ * (invalid: none), one matmul per gate. */
+static const lg_loop_spec *hand_simple_masked(lg_value xm, lg_value hm)
 {
-    assert_refused(cell_loop(opts_of(LG_CELL_LSTM), false, false, lg_value_invalid(),
-                             lg_input(g, "hm", LG_F32, lg_shape_of(2, B, H))),
-                   "recurrent dropout mask on h");
+    hand hd = hand_begin(LG_F32, 1);
+    lg_value W = inv(&hd, LG_F32, I, H), U = inv(&hd, LG_F32, H, H);
+    lg_value x = lg_value_ok(xm) ? lg_mul(lg_loop_invariant(hd.l, xm), hd.x) : hd.x;
+    lg_value h = lg_value_ok(hm) ? lg_mul(hd.h, lg_loop_invariant(hd.l, hm)) : hd.h;
+    return hand_end(&hd, lg_tanh(lg_add(mm(h, U), mm(x, W))), lg_value_invalid());
+}
+
+/* A hand-written LSTM whose gate k reads h times hm[k] (invalid: plain h;
+ * each mask captured once). */
+static const lg_loop_spec *hand_lstm_h_masks(const lg_value *hm)
+{
+    hand hd = hand_begin(LG_F32, 2);
+    lg_value gate[4], m[4];
+    for (int k = 0; k < 4; k++) {
+        m[k] = hm[k];
+        for (int j = 0; j < k && lg_value_ok(hm[k]); j++)
+            if (hm[j].node == hm[k].node && hm[j].graph == hm[k].graph) m[k] = m[j];
+        if (lg_value_ok(hm[k]) && m[k].graph == g) m[k] = lg_loop_invariant(hd.l, hm[k]);
+    }
+    for (int k = 0; k < 4; k++) {
+        lg_value W = inv(&hd, LG_F32, I, H), U = inv(&hd, LG_F32, H, H);
+        lg_value h = lg_value_ok(m[k]) ? lg_mul(hd.h, m[k]) : hd.h;
+        lg_value pre = lg_add(mm(hd.x, W), mm(h, U));
+        gate[k] = k == 2 ? lg_tanh(pre) : lg_sigmoid(pre);
+    }
+    lg_value c2 = lg_add(lg_mul(gate[1], hd.c), lg_mul(gate[0], gate[2]));
+    return hand_end(&hd, lg_mul(gate[3], lg_tanh(c2)), c2);
+}
+
+/* Keras's dropout and recurrent dropout masks as the cell API applies them:
+ * every cell matches, with the masks' invariants found. _i: cell x {f32,
+ * f64}. */
+START_TEST(test_cell_api_dropout)
+{
+    int c = _i / 2;
+    lg_cell_opts co = lg_cell_opts_default(cells[c].kind, H);
+    co.activation = cells[c].act;
+    co.reset_after = cells[c].reset_after;
+    co.dtype = _i % 2 ? LG_F64 : LG_F32;
+    lg_value xm = lg_input(g, "xm", co.dtype, lg_shape_of(2, B, I)), hm = lg_input(g, "hm", co.dtype, lg_shape_of(2, B, H));
+    const lg_loop_spec *s = cell_loop(co, false, true, xm, hm);
+    lg_rnn_match m;
+    assert_match(s, cells[c].want, true, &m);
+    ck_assert_int_ge(m.x_mask, 0);
+    ck_assert_int_ge(m.h_mask, 0);
+    ck_assert_int_ne(m.x_mask, m.h_mask);
+    /* the invariants standing for xm and hm in the body are mul operands */
+    ck_assert_int_eq(s->body->nodes[s->inputs[s->n_seq + s->n_state + m.x_mask]].out[0].shape.dims[1], I);
+    ck_assert_int_eq(s->body->nodes[s->inputs[s->n_seq + s->n_state + m.h_mask]].out[0].shape.dims[1], H);
 }
 END_TEST
 
-START_TEST(test_refuse_input_dropout)
+/* One mask per gate, the same invariant: matched; a mask broadcast from
+ * [1, H] matches too (fuse_rnn broadcasts it to [B, H]). */
+START_TEST(test_hand_masks_shared)
 {
-    assert_refused(cell_loop(opts_of(LG_CELL_GRU), false, false, lg_input(g, "xm", LG_F32, lg_shape_of(2, B, I)),
-                             lg_value_invalid()),
-                   "dropout mask on x_t in gate");
+    lg_value hm = lg_input(g, "hm", LG_F32, lg_shape_of(2, 1, H));
+    lg_value per_gate[4] = {hm, hm, hm, hm};
+    lg_rnn_match m;
+    assert_match(hand_lstm_h_masks(per_gate), LG_RNN_LSTM, false, &m);
+    ck_assert_int_ge(m.h_mask, 0);
+    ck_assert_int_eq(m.x_mask, -1);
+    assert_match(hand_simple_masked(lg_input(g, "xm", LG_F32, lg_shape_of(2, B, I)), lg_value_invalid()),
+                 LG_RNN_SIMPLE_TANH, false, &m);
+    ck_assert_int_ge(m.x_mask, 0);
+    ck_assert_int_eq(m.h_mask, -1);
+}
+END_TEST
+
+START_TEST(test_refuse_mask_on_some_gates)
+{
+    lg_value hm = lg_input(g, "hm", LG_F32, lg_shape_of(2, B, H));
+    lg_value per_gate[4] = {hm, hm, lg_value_invalid(), hm};
+    assert_refused(hand_lstm_h_masks(per_gate), "gate 2 reads h unmasked where another product reads it times a "
+                                                "dropout mask");
+}
+END_TEST
+
+START_TEST(test_refuse_two_masks)
+{
+    lg_value per_gate[4];
+    for (int k = 0; k < 4; k++) per_gate[k] = lg_input(g, "hm", LG_F32, lg_shape_of(2, B, H));
+    assert_refused(hand_lstm_h_masks(per_gate), "gate 1 reads h times another dropout mask than another product");
+}
+END_TEST
+
+/* x_t times something computed in the body, or a mask that broadcasts it
+ * to another shape, is no dropout mask. */
+START_TEST(test_refuse_x_times_computed)
+{
+    hand hd = hand_begin(LG_F32, 1);
+    lg_value W = inv(&hd, LG_F32, I, H), U = inv(&hd, LG_F32, H, H);
+    lg_value x = lg_mul(hd.x, lg_sigmoid(hd.x));
+    assert_refused(hand_end(&hd, lg_tanh(lg_add(mm(hd.h, U), mm(x, W))), lg_value_invalid()),
+                   "gate 0 multiplies x_t by sigmoid, not by an invariant mask");
+    hand h2 = hand_begin(LG_F32, 1);
+    W = inv(&h2, LG_F32, I, H), U = inv(&h2, LG_F32, H, H);
+    lg_value wide = lg_loop_invariant(h2.l, lg_input(g, "m", LG_F32, lg_shape_of(3, 2, B, I)));
+    lg_value xw = lg_reshape(lg_mul(h2.x, wide), lg_shape_of(2, 2 * B, I));
+    assert_refused(hand_end(&h2, lg_tanh(lg_add(mm(h2.h, U), lg_slice(mm(xw, W), 0, 0, B))), lg_value_invalid()),
+                   "slices a value along axis 0");
+}
+END_TEST
+
+START_TEST(test_refuse_h_times_computed)
+{
+    hand hd = hand_begin(LG_F32, 1);
+    lg_value W = inv(&hd, LG_F32, I, H), U = inv(&hd, LG_F32, H, H);
+    lg_value h = lg_mul(hd.h, lg_add(hd.h, hd.h));
+    assert_refused(hand_end(&hd, lg_tanh(lg_add(mm(h, U), mm(hd.x, W))), lg_value_invalid()),
+                   "gate 0 multiplies h by add (not an invariant dropout mask or the reset gate) before U");
 }
 END_TEST
 
@@ -421,8 +523,12 @@ static Suite *match_suite(void)
     tcase_add_test(tc, test_refuse_activation);
     tcase_add_test(tc, test_refuse_recurrent_activation);
     tcase_add_test(tc, test_refuse_simple_sigmoid);
-    tcase_add_test(tc, test_refuse_recurrent_dropout);
-    tcase_add_test(tc, test_refuse_input_dropout);
+    tcase_add_loop_test(tc, test_cell_api_dropout, 0, 5 * 2);
+    tcase_add_test(tc, test_hand_masks_shared);
+    tcase_add_test(tc, test_refuse_mask_on_some_gates);
+    tcase_add_test(tc, test_refuse_two_masks);
+    tcase_add_test(tc, test_refuse_x_times_computed);
+    tcase_add_test(tc, test_refuse_h_times_computed);
     tcase_add_test(tc, test_refuse_peephole);
     tcase_add_test(tc, test_refuse_no_recurrence);
     tcase_add_test(tc, test_refuse_truncated);

@@ -218,8 +218,10 @@ static lg_value peephole_loop(lg_loop_opts lo, lg_value *hs, lg_value *c_last)
     return x;
 }
 
-/* Variational dropout: a mask on x_t (hoisted with the input projection)
- * and on h_{t-1}; both masks are invariants whose gradients accumulate. */
+/* Variational dropout: a mask on x_t and on h_{t-1}; both masks are
+ * invariants whose gradients accumulate. fuse_rnn reads them as they are:
+ * the loop runs fused, x times its mask before the node, the recurrent
+ * mask as the node's hmask. */
 START_TEST(test_dropout_agrees)
 {
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
@@ -244,6 +246,8 @@ START_TEST(test_dropout_agrees)
     ck_assert_int_eq(lg_dropout_mask_fill(m2, 0.5, 1, 2), LG_OK);
     lg_feed f[3] = {{x, xt}, {r.dropout_mask, m1}, {r.recurrent_dropout_mask, m2}};
     check_passes_agree(f, 3, fetch, n);
+    expect_note(f, 3, fetch, n, _i ? "fused as gru_reset_after (3 units, bias, dropout, recurrent dropout)"
+                                   : "fused as lstm (3 units, bias, dropout, recurrent dropout)");
     lg_tensor_free(xt), lg_tensor_free(m1), lg_tensor_free(m2), lg_cell_free(c);
 }
 END_TEST

@@ -44,14 +44,22 @@ static const int32_t lengths[B] = {5, 2, 4};
  * (states and per-step outputs) with fixed random weights. */
 typedef struct model {
     lg_graph *g;
-    lg_value x, h0, c0, len, mask;
-    lg_value wrt[6];
+    lg_value x, h0, c0, len, mask, xm, hm; /* xm, hm: dropout masks [B, I] and [B, H] */
+    lg_value wrt[8];
     int n_wrt;
     lg_value loss_loop, loss_fused;
-    lg_feed feeds[5];
-    lg_tensor *feed_t[5];
+    lg_feed feeds[7];
+    lg_tensor *feed_t[7];
     int n_feeds;
 } model;
+
+/* A dropout mask's values: uniform in [0, 2) with every third one 0. */
+static lg_tensor *test_mask(lg_dtype dt, lg_shape s, uint64_t key)
+{
+    lg_tensor *t = lg_test_uniform(dt, s, 17, key, 0, 2);
+    for (int64_t i = 0; i < lg_shape_numel(s); i += 3) lg_tensor_set(t, i, 0);
+    return t;
+}
 
 static lg_value weigh(lg_graph *g, lg_value v, uint64_t key)
 {
@@ -83,8 +91,10 @@ static int32_t fuse_last_loop(lg_graph *gr, lg_value *repl)
 }
 
 /* The fused side: lg_rnn_build with the cell's weights, or (via_match) the
- * matcher's reading of the loop and lg_rnn_fuse_loop. */
-static void model_build(model *m, const variant *v, lg_dtype dt, bool bias, bool reverse, bool masked, bool via_match)
+ * matcher's reading of the loop and lg_rnn_fuse_loop. With dropout, the
+ * cell reads Keras's dropout and recurrent dropout masks. */
+static void model_build_as(model *m, const variant *v, lg_dtype dt, bool bias, bool reverse, bool masked,
+                           bool via_match, bool dropout)
 {
     memset(m, 0, sizeof *m);
     lg_graph *g = m->g = lg_graph_new();
@@ -114,7 +124,14 @@ static void model_build(model *m, const variant *v, lg_dtype dt, bool bias, bool
     lg_value x_t = lg_loop_seq(l, m->x), s[2], next[2], y;
     s[0] = lg_loop_state(l, m->h0);
     if (n_states == 2) s[1] = lg_loop_state(l, m->c0);
-    lg_cell_step(cell, l, x_t, s, next, &y, lg_value_invalid(), lg_value_invalid());
+    lg_value xm_b = lg_value_invalid(), hm_b = lg_value_invalid();
+    if (dropout) {
+        m->xm = lg_input(g, "xm", dt, lg_shape_of(2, B, I));
+        m->hm = lg_input(g, "hm", dt, lg_shape_of(2, B, H));
+        xm_b = lg_loop_invariant(l, m->xm);
+        hm_b = lg_loop_invariant(l, m->hm);
+    }
+    lg_cell_step(cell, l, x_t, s, next, &y, xm_b, hm_b);
     for (int k = 0; k < n_states; k++) lg_loop_next(l, s[k], next[k]);
     lg_loop_emit(l, y);
     lg_value fin[2], ys;
@@ -127,9 +144,11 @@ static void model_build(model *m, const variant *v, lg_dtype dt, bool bias, bool
         m->loss_fused = total(g, repl, n_states, repl[n_states]);
     } else {
         if (masked) m->mask = lg_input(g, "mask", dt, lg_shape_of(2, T, B));
-        unsigned flags = (bias ? LG_RNN_BIAS : 0) | (reverse ? LG_RNN_REVERSE : 0) | (masked ? LG_RNN_MASK : 0);
+        unsigned flags = (bias ? LG_RNN_BIAS : 0) | (reverse ? LG_RNN_REVERSE : 0) | (masked ? LG_RNN_MASK : 0) |
+                         (dropout ? LG_RNN_HMASK : 0);
         lg_value st[2] = {m->h0, m->c0};
-        int32_t id = lg_rnn_build(v->fused, flags, m->x, st, W, U, b, m->mask, "fused");
+        lg_value x = dropout ? lg_mul(m->x, m->xm) : m->x;
+        int32_t id = lg_rnn_build(v->fused, flags, x, st, W, U, (lg_rnn_extras){b, m->mask, m->hm}, "fused");
         ck_assert_msg(id >= 0, "%s", lg_graph_error(g));
         lg_rnn_layout L = lg_rnn_layout_of(v->fused, flags);
         lg_value ffin[2] = {lg_value_of(g, id, L.h_t), L.c_t >= 0 ? lg_value_of(g, id, L.c_t) : lg_value_invalid()};
@@ -143,6 +162,7 @@ static void model_build(model *m, const variant *v, lg_dtype dt, bool bias, bool
     m->wrt[m->n_wrt++] = W;
     m->wrt[m->n_wrt++] = U;
     if (bias) m->wrt[m->n_wrt++] = b;
+    if (dropout) m->wrt[m->n_wrt++] = m->xm, m->wrt[m->n_wrt++] = m->hm;
     lg_cell_free(cell);
 
     lg_value ins[3] = {m->x, m->h0, m->c0};
@@ -160,11 +180,22 @@ static void model_build(model *m, const variant *v, lg_dtype dt, bool bias, bool
             for (int i = 0; i < B; i++) lg_tensor_set(m->feed_t[4], t * B + i, t < lengths[i]);
         m->feeds[m->n_feeds++] = (lg_feed){m->mask, m->feed_t[4]};
     }
+    if (dropout) {
+        m->feed_t[5] = test_mask(dt, lg_shape_of(2, B, I), 1);
+        m->feed_t[6] = test_mask(dt, lg_shape_of(2, B, H), 2);
+        m->feeds[m->n_feeds++] = (lg_feed){m->xm, m->feed_t[5]};
+        m->feeds[m->n_feeds++] = (lg_feed){m->hm, m->feed_t[6]};
+    }
+}
+
+static void model_build(model *m, const variant *v, lg_dtype dt, bool bias, bool reverse, bool masked, bool via_match)
+{
+    model_build_as(m, v, dt, bias, reverse, masked, via_match, false);
 }
 
 static void model_free(model *m)
 {
-    for (int k = 0; k < 5; k++) lg_tensor_free(m->feed_t[k]);
+    for (int k = 0; k < 7; k++) lg_tensor_free(m->feed_t[k]);
     lg_graph_free(m->g);
 }
 
@@ -234,6 +265,23 @@ START_TEST(test_matched_equal_to_loop)
 END_TEST
 
 START_TEST(test_equal_to_loop_f32) { check_variant(&variants[_i], LG_F32, true, _i % 2, true, false); }
+END_TEST
+
+/* Keras's dropout and recurrent dropout masks (every product with U reads
+ * h_{t-1} times the mask; the GRU's mix the plain h_{t-1}): equal values
+ * and gradients, the masks' own included. _i enumerates variant x {masked
+ * + reverse} x {built, matched}. */
+START_TEST(test_dropout_equal_to_loop)
+{
+    const variant *v = &variants[_i / 4];
+    bool odd = _i % 2, via_match = (_i / 2) % 2;
+    model m;
+    model_build_as(&m, v, LG_F64, true, odd, odd, via_match, true);
+    char label[160];
+    snprintf(label, sizeof label, "%s dropout%s%s", v->name, odd ? " masked reverse" : "", via_match ? " (matched)" : "");
+    compare(m.g, m.loss_loop, m.loss_fused, m.wrt, m.n_wrt, m.feeds, m.n_feeds, 1e-11, label);
+    model_free(&m);
+}
 END_TEST
 
 /* Central differences through the fused op alone (the gradcheck table's rule
@@ -312,8 +360,22 @@ START_TEST(test_bad_shapes)
     lg_value W = lg_input(g, "W", LG_F32, lg_shape_of(2, I, 4 * H));
     lg_value U = lg_input(g, "U", LG_F32, lg_shape_of(2, H, 3 * H)); /* LSTM needs [H, 4H] */
     lg_value st[2] = {h, h};
-    ck_assert_int_lt(lg_rnn_build(LG_RNN_LSTM, 0, x, st, W, U, lg_value_invalid(), lg_value_invalid(), "r"), 0);
+    lg_rnn_extras none = {lg_value_invalid(), lg_value_invalid(), lg_value_invalid()};
+    ck_assert_int_lt(lg_rnn_build(LG_RNN_LSTM, 0, x, st, W, U, none, "r"), 0);
     ck_assert_ptr_nonnull(strstr(lg_graph_error(g), "U must be [H, G H]"));
+    lg_graph_free(g);
+    /* a recurrent dropout mask of another shape than h */
+    g = lg_graph_new();
+    x = lg_input(g, "x", LG_F32, lg_shape_of(3, T, B, I));
+    h = lg_input(g, "h", LG_F32, lg_shape_of(2, B, H));
+    W = lg_input(g, "W", LG_F32, lg_shape_of(2, I, H));
+    U = lg_input(g, "U", LG_F32, lg_shape_of(2, H, H));
+    lg_value hm = lg_input(g, "hm", LG_F32, lg_shape_of(2, B, H + 1));
+    lg_value st1[1] = {h};
+    ck_assert_int_lt(lg_rnn_build(LG_RNN_SIMPLE_TANH, LG_RNN_HMASK, x, st1, W, U,
+                                  (lg_rnn_extras){lg_value_invalid(), lg_value_invalid(), hm}, "r"),
+                     0);
+    ck_assert_ptr_nonnull(strstr(lg_graph_error(g), "hmask must be [B, H]"));
     lg_graph_free(g);
 }
 END_TEST
@@ -331,26 +393,29 @@ static int run_parts_as(const variant *v, lg_dtype dt, unsigned flags, sizes z, 
 {
     lg_graph *g = lg_graph_new();
     int gates = lg_rnn_cell_gates(v->fused);
-    lg_value in[7];
-    lg_shape shp[7] = {lg_shape_of(3, z.T, z.B, z.I), lg_shape_of(2, z.B, z.H), lg_shape_of(2, z.B, z.H),
+    lg_value in[8];
+    lg_shape shp[8] = {lg_shape_of(3, z.T, z.B, z.I), lg_shape_of(2, z.B, z.H), lg_shape_of(2, z.B, z.H),
                        lg_shape_of(2, z.I, gates * z.H), lg_shape_of(2, z.H, gates * z.H),
                        v->fused == LG_RNN_GRU ? lg_shape_of(2, 2, gates * z.H) : lg_shape_of(1, gates * z.H),
-                       lg_shape_of(2, z.T, z.B)};
-    const char *names[7] = {"x", "h0", "c0", "W", "U", "b", "mask"};
-    lg_tensor *ft[7] = {0};
-    lg_feed feeds[7];
+                       lg_shape_of(2, z.T, z.B), lg_shape_of(2, z.B, z.H)};
+    const char *names[8] = {"x", "h0", "c0", "W", "U", "b", "mask", "hmask"};
+    lg_tensor *ft[8] = {0};
+    lg_feed feeds[8];
     int nf = 0;
-    for (int k = 0; k < 7; k++) {
+    for (int k = 0; k < 8; k++) {
         in[k] = lg_input(g, names[k], dt, shp[k]);
-        ft[k] = lg_test_uniform(dt, shp[k], 31, (uint64_t)k, k == 3 || k == 4 ? -0.4 : -1, k == 3 || k == 4 ? 0.4 : 1);
+        ft[k] = k == 7 ? test_mask(dt, shp[k], 3)
+                       : lg_test_uniform(dt, shp[k], 31, (uint64_t)k, k == 3 || k == 4 ? -0.4 : -1,
+                                         k == 3 || k == 4 ? 0.4 : 1);
         if (k == 6)
             for (int64_t i = 0; i < z.T * z.B; i++) lg_tensor_set(ft[k], i, i / z.B < 1 + (i % z.B) * 5 % z.T);
         feeds[nf++] = (lg_feed){in[k], ft[k]};
     }
-    int32_t id = lg_rnn_build(v->fused, flags, in[0], &in[1], in[3], in[4], in[5], in[6], "fused");
+    int32_t id = lg_rnn_build(v->fused, flags, in[0], &in[1], in[3], in[4], (lg_rnn_extras){in[5], in[6], in[7]},
+                              "fused");
     ck_assert_msg(id >= 0, "%s", lg_graph_error(g));
     lg_rnn_layout L = lg_rnn_layout_of(v->fused, flags);
-    lg_value fetch[11], wrt[6];
+    lg_value fetch[12], wrt[7];
     int n = 0, nw = 0;
     fetch[n++] = lg_value_of(g, id, L.ys);
     fetch[n++] = lg_value_of(g, id, L.h_t);
@@ -360,6 +425,7 @@ static int run_parts_as(const variant *v, lg_dtype dt, unsigned flags, sizes z, 
         for (int k = 1; k < n; k++) loss = lg_add(loss, weigh(g, fetch[k], 100 + (uint64_t)k));
         for (int k = 0; k < 6; k++)
             if ((k != 2 || L.c0 >= 0) && (k != 5 || L.b >= 0)) wrt[nw++] = in[k];
+        if (L.hmask >= 0) wrt[nw++] = in[7];
         ck_assert_msg(lg_grad(g, loss, wrt, nw, fetch + n) == LG_OK, "%s", lg_last_error());
         n += nw;
     }
@@ -367,7 +433,7 @@ static int run_parts_as(const variant *v, lg_dtype dt, unsigned flags, sizes z, 
     lg_status st = lg_graph_run(g, feeds, nf, fetch, n, out);
     lg_cpu_threads_force(0);
     ck_assert_msg(st == LG_OK, "%s", lg_last_error());
-    for (int k = 0; k < 7; k++) lg_tensor_free(ft[k]);
+    for (int k = 0; k < 8; k++) lg_tensor_free(ft[k]);
     lg_graph_free(g);
     return n;
 }
@@ -386,13 +452,13 @@ START_TEST(test_parts_equal_bits)
 {
     const variant *v = &variants[_i / 4];
     lg_dtype dt = _i % 2 ? LG_F64 : LG_F32;
-    unsigned flags = (_i / 2) % 2 ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK : 0;
+    unsigned flags = (_i / 2) % 2 ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK | LG_RNN_HMASK : 0;
     /* the last two for LSTMs only: they split units (cpu_rnn.c, RNN_COL_UNITS), in tiles of 128 */
     const sizes all[] = {{T, B, I, H}, {4, 23, 7, 33}, {3, 64, 32, 64}, {6, 37, 20, 48}, {2, 50, 1, 10},
                          {3, 21, 8, 264}, {2, 3, 5, 384}};
     size_t n_sizes = sizeof all / sizeof *all - (v->fused == LG_RNN_LSTM ? 0 : 2);
     for (size_t zi = 0; zi < n_sizes; zi++) {
-        lg_tensor *one[11] = {0}, *split[11] = {0};
+        lg_tensor *one[12] = {0}, *split[12] = {0};
         int n = run_parts(v, dt, flags, all[zi], 1, one);
         for (int parts = 2; parts <= 3; parts++) {
             ck_assert_int_eq(run_parts(v, dt, flags, all[zi], parts, split), n);
@@ -421,10 +487,10 @@ START_TEST(test_unit_parts_forward_only)
     const variant *v = &variants[2];
     ck_assert_int_eq(v->fused, LG_RNN_LSTM);
     lg_dtype dt = _i % 2 ? LG_F64 : LG_F32;
-    unsigned flags = _i / 2 ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK : 0;
+    unsigned flags = _i / 2 ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK | LG_RNN_HMASK : 0;
     const sizes all[] = {{3, 21, 8, 264}, {4, 5, 3, 512}};
     for (size_t zi = 0; zi < sizeof all / sizeof *all; zi++) {
-        lg_tensor *train[11] = {0}, *one[3] = {0}, *split[3] = {0};
+        lg_tensor *train[12] = {0}, *one[3] = {0}, *split[3] = {0};
         int nt = run_parts_as(v, dt, flags, all[zi], 1, true, train);
         int n = run_parts_as(v, dt, flags, all[zi], 1, false, one);
         ck_assert_int_eq(n, 3);
@@ -454,8 +520,8 @@ START_TEST(test_unit_parts_forward_only)
 END_TEST
 
 /* The weighted loss of run_parts_as on an LSTM, computed here in f64 from
- * the inputs in[0..5] (x, h0, c0, W, U, b as run_parts_as makes them; b
- * NULL without a bias). */
+ * the inputs in[0..7] (x, h0, c0, W, U, b, -, hmask as run_parts_as makes
+ * them; b and hmask NULL without their flags; the mask is the flags'). */
 static double lstm_reference_loss(lg_tensor *const *in, unsigned flags, sizes z)
 {
     int64_t Tn = z.T, Bn = z.B, In = z.I, Hn = z.H, G = 4 * Hn;
@@ -473,7 +539,8 @@ static double lstm_reference_loss(lg_tensor *const *in, unsigned flags, sizes z)
                 double a = in[5] ? lg_tensor_get(in[5], j) : 0;
                 for (int64_t k = 0; k < In; k++)
                     a += lg_tensor_get(in[0], (t * Bn + b) * In + k) * lg_tensor_get(in[3], k * G + j);
-                for (int64_t k = 0; k < Hn; k++) a += h[b * Hn + k] * lg_tensor_get(in[4], k * G + j);
+                for (int64_t k = 0; k < Hn; k++)
+                    a += h[b * Hn + k] * (in[7] ? lg_tensor_get(in[7], b * Hn + k) : 1) * lg_tensor_get(in[4], k * G + j);
                 gt[j] = j / Hn == 2 ? tanh(a) : 1 / (1 + exp(-a));
             }
             for (int64_t u = 0; u < Hn; u++) {
@@ -494,21 +561,23 @@ static double lstm_reference_loss(lg_tensor *const *in, unsigned flags, sizes z)
 /* The unit split (f64, 2 parts) against lstm_reference_loss: every output
  * within 1e-12 of it, and every gradient's product with a random direction
  * within 1e-6 of the loss's central difference along it. _i: {plain, bias +
- * reverse + mask}. */
+ * reverse + mask + recurrent dropout}. */
 START_TEST(test_unit_parts_reference)
 {
     const variant *v = &variants[2];
-    unsigned flags = _i ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK : 0;
+    unsigned flags = _i ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK | LG_RNN_HMASK : 0;
     sizes z = {3, 21, 8, 264};
-    lg_tensor *out[11] = {0};
+    lg_tensor *out[12] = {0};
     int n = run_parts_as(v, LG_F64, flags, z, 2, true, out);
-    lg_shape shp[6] = {lg_shape_of(3, z.T, z.B, z.I), lg_shape_of(2, z.B, z.H), lg_shape_of(2, z.B, z.H),
-                       lg_shape_of(2, z.I, 4 * z.H), lg_shape_of(2, z.H, 4 * z.H), lg_shape_of(1, 4 * z.H)};
-    lg_tensor *in[6];
+    lg_shape shp[8] = {lg_shape_of(3, z.T, z.B, z.I), lg_shape_of(2, z.B, z.H), lg_shape_of(2, z.B, z.H),
+                       lg_shape_of(2, z.I, 4 * z.H), lg_shape_of(2, z.H, 4 * z.H), lg_shape_of(1, 4 * z.H),
+                       lg_shape_of(2, z.T, z.B), lg_shape_of(2, z.B, z.H)};
+    lg_tensor *in[8] = {0};
     for (int k = 0; k < 6; k++)
         in[k] = k == 5 && !_i ? NULL
                               : lg_test_uniform(LG_F64, shp[k], 31, (uint64_t)k, k == 3 || k == 4 ? -0.4 : -1,
                                                 k == 3 || k == 4 ? 0.4 : 1);
+    if (_i) in[7] = test_mask(LG_F64, shp[7], 3);
     /* the outputs: their weighted sum */
     lg_tensor *w[3] = {lg_test_uniform(LG_F64, lg_tensor_shape(out[0]), 7, 100, -1, 1),
                        lg_test_uniform(LG_F64, lg_tensor_shape(out[1]), 7, 101, -1, 1),
@@ -518,7 +587,7 @@ START_TEST(test_unit_parts_reference)
         for (int64_t i = 0; i < lg_tensor_numel(out[k]); i++) sum += lg_tensor_get(out[k], i) * lg_tensor_get(w[k], i);
     double ref = lstm_reference_loss(in, flags, z);
     ck_assert_msg(fabs(sum - ref) <= 1e-12 * (1 + fabs(ref)), "flags %u: loss %.17g, reference %.17g", flags, sum, ref);
-    for (int k = 0, g = 3; k < 6; k++) {
+    for (int k = 0, g = 3; k < 8; k++) {
         if (!in[k]) continue;
         lg_tensor *d = lg_test_uniform(LG_F64, shp[k], 13, (uint64_t)k, -1, 1);
         double dot = 0, eps = 1e-6, up, down;
@@ -537,7 +606,7 @@ START_TEST(test_unit_parts_reference)
         lg_tensor_free(d);
         g++;
     }
-    for (int k = 0; k < 6; k++) lg_tensor_free(in[k]);
+    for (int k = 0; k < 8; k++) lg_tensor_free(in[k]);
     for (int k = 0; k < 3; k++) lg_tensor_free(w[k]);
     for (int k = 0; k < n; k++) lg_tensor_free(out[k]);
 }
@@ -593,6 +662,7 @@ static Suite *rnn_fused_suite(void)
     tcase_add_loop_test(tc, test_equal_to_loop_f64, 0, N_VARIANTS * 8);
     tcase_add_loop_test(tc, test_matched_equal_to_loop, 0, N_VARIANTS * 8);
     tcase_add_loop_test(tc, test_equal_to_loop_f32, 0, N_VARIANTS);
+    tcase_add_loop_test(tc, test_dropout_equal_to_loop, 0, N_VARIANTS * 4);
     tcase_add_test(tc, test_matched_hand_lstm);
     tcase_add_loop_test(tc, test_gradcheck, 0, N_VARIANTS);
     tcase_add_test(tc, test_bad_shapes);

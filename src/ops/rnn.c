@@ -29,25 +29,22 @@ int lg_rnn_scratch_width(lg_rnn_cell c) { return cell_defs[c].scratch; }
 
 lg_rnn_layout lg_rnn_layout_of(lg_rnn_cell c, unsigned flags)
 {
-    bool lstm = c == LG_RNN_LSTM, bias = flags & LG_RNN_BIAS, mask = flags & LG_RNN_MASK;
+    bool lstm = c == LG_RNN_LSTM, bias = flags & LG_RNN_BIAS, mask = flags & LG_RNN_MASK, hmask = flags & LG_RNN_HMASK;
     lg_rnn_layout L;
     int k = 0;
     L.x = k++, L.h0 = k++, L.c0 = lstm ? k++ : -1, L.w = k++, L.u = k++;
-    int grad_mask_at = k;
-    L.b = bias ? k++ : -1, L.mask = mask ? k++ : -1, L.n_in = k;
+    int grad_from = k;
+    L.b = bias ? k++ : -1, L.mask = mask ? k++ : -1, L.hmask = hmask ? k++ : -1, L.n_in = k;
     k = 0;
     L.h_t = k++, L.c_t = lstm ? k++ : -1, L.ys = k++, L.ws = k++, L.n_out = k;
-    k = grad_mask_at; /* rnn_grad: x, h0, c0, W, U as rnn, then mask, ws, cotangents */
-    if (mask) k++;
+    k = grad_from; /* rnn_grad: x, h0, c0, W, U as rnn, then mask, hmask, ws, cotangents */
+    L.g_mask = mask ? k++ : -1, L.g_hmask = hmask ? k++ : -1;
     L.g_ws = k++, L.g_dh = k++, L.g_dc = lstm ? k++ : -1, L.g_dys = k++, L.g_n_in = k;
     k = 0;
     L.g_dx = k++, L.g_dh0 = k++, L.g_dc0 = lstm ? k++ : -1, L.g_dw = k++, L.g_du = k++;
-    L.g_db = bias ? k++ : -1, L.g_scratch = k++, L.g_n_out = k;
+    L.g_db = bias ? k++ : -1, L.g_dhmask = hmask ? k++ : -1, L.g_scratch = k++, L.g_n_out = k;
     return L;
 }
-
-/* rnn_grad reads the mask at this input (just after U). */
-static int grad_mask_index(const lg_rnn_layout *L) { return L->u + 1; }
 
 int lg_rnn_output_count(const lg_attrs *a, bool grad)
 {
@@ -61,10 +58,10 @@ static bool dim_eq(int64_t a, int64_t b) { return a == b || a < 0 || b < 0; }
 
 static bool port_is(lg_port p, lg_dtype dt, int rank) { return p.dtype == dt && p.shape.rank == rank; }
 
-/* Check the inputs rnn and rnn_grad share (x, h0, c0, W, U, mask at mask_at)
- * and find T, B, I, H. */
-static bool infer_common(const lg_node *n, const lg_port *in, int mask_at, int64_t *T, int64_t *B, int64_t *H,
-                         char *err, size_t size)
+/* Check the inputs rnn and rnn_grad share (x, h0, c0, W, U, mask at
+ * mask_at, hmask at hmask_at) and find T, B, I, H. */
+static bool infer_common(const lg_node *n, const lg_port *in, int mask_at, int hmask_at, int64_t *T, int64_t *B,
+                         int64_t *H, char *err, size_t size)
 {
     if ((n->attrs.n_ints != 2 && n->attrs.n_ints != 4) || (uint64_t)n->attrs.ints[0] >= LG_RNN_CELL_COUNT ||
         (uint64_t)n->attrs.ints[1] > LG_RNN_FLAGS_ALL || (n->attrs.n_ints == 4 && (n->attrs.ints[2] < 0 || n->attrs.ints[3] < 0)))
@@ -89,6 +86,11 @@ static bool infer_common(const lg_node *n, const lg_port *in, int mask_at, int64
         if (m.shape.rank != 2 || !dim_eq(m.shape.dims[0], x.shape.dims[0]) || !dim_eq(m.shape.dims[1], x.shape.dims[1]) ||
             (!lg_is_float(m.dtype) && m.dtype != LG_I32))
             LG_INFER_FAIL("mask must be [T, B]");
+    }
+    if (hmask_at >= 0) {
+        lg_port m = in[hmask_at];
+        if (!port_is(m, dt, 2) || !dim_eq(m.shape.dims[0], x.shape.dims[1]) || !dim_eq(m.shape.dims[1], h))
+            LG_INFER_FAIL("hmask must be [B, H] of x's dtype");
     }
     *T = x.shape.dims[0];
     *B = x.shape.dims[1] >= 0 ? x.shape.dims[1] : h0.shape.dims[0];
@@ -115,7 +117,7 @@ static bool infer_rnn(const lg_node *n, const lg_port *in, lg_port *out, char *e
     bool attrs_ok = n->attrs.n_ints == 2 || n->attrs.n_ints == 4;
     lg_rnn_cell c = (lg_rnn_cell)(attrs_ok ? n->attrs.ints[0] : 0);
     lg_rnn_layout L = lg_rnn_layout_of(c, attrs_ok ? (unsigned)n->attrs.ints[1] : 0);
-    if (!infer_common(n, in, L.mask, &T, &B, &H, err, size)) return false;
+    if (!infer_common(n, in, L.mask, L.hmask, &T, &B, &H, err, size)) return false;
     if (L.b >= 0) {
         lg_port b = in[L.b];
         bool two = c == LG_RNN_GRU;
@@ -141,7 +143,7 @@ static bool infer_rnn_grad(const lg_node *n, const lg_port *in, lg_port *out, ch
     lg_rnn_cell c = (lg_rnn_cell)(attrs_ok ? n->attrs.ints[0] : 0);
     unsigned flags = attrs_ok ? (unsigned)n->attrs.ints[1] : 0;
     lg_rnn_layout L = lg_rnn_layout_of(c, flags);
-    if (!infer_common(n, in, (flags & LG_RNN_MASK) ? grad_mask_index(&L) : -1, &T, &B, &H, err, size)) return false;
+    if (!infer_common(n, in, L.g_mask, L.g_hmask, &T, &B, &H, err, size)) return false;
     if (flags & LG_RNN_FORWARD_ONLY) LG_INFER_FAIL("a forward-only rnn keeps no workspace to differentiate");
     lg_dtype dt = in[L.x].dtype;
     int64_t width, n_scratch;
@@ -159,29 +161,31 @@ static bool infer_rnn_grad(const lg_node *n, const lg_port *in, lg_port *out, ch
     out[L.g_du] = in[L.u];
     int64_t gh = (int64_t)lg_rnn_cell_gates(c) * H;
     if (L.g_db >= 0) out[L.g_db] = c == LG_RNN_GRU ? (lg_port){dt, {2, {2, gh}}} : (lg_port){dt, {1, {gh}}};
+    if (L.g_dhmask >= 0) out[L.g_dhmask] = st;
     out[L.g_scratch] = (lg_port){dt, {1, {n_scratch}}};
     return true;
 }
 
 int32_t lg_rnn_build(lg_rnn_cell cell, unsigned flags, lg_value x, const lg_value *states, lg_value w, lg_value u,
-                     lg_value b, lg_value mask, const char *name)
+                     lg_rnn_extras e, const char *name)
 {
-    return lg_rnn_build_sized(cell, flags, NULL, x, states, w, u, b, mask, name);
+    return lg_rnn_build_sized(cell, flags, NULL, x, states, w, u, e, name);
 }
 
 int32_t lg_rnn_build_sized(lg_rnn_cell cell, unsigned flags, const lg_rnn_sizes *sizes, lg_value x,
-                           const lg_value *states, lg_value w, lg_value u, lg_value b, lg_value mask, const char *name)
+                           const lg_value *states, lg_value w, lg_value u, lg_rnn_extras e, const char *name)
 {
     if ((unsigned)cell >= LG_RNN_CELL_COUNT || flags > LG_RNN_FLAGS_ALL || !states) {
         if (lg_value_ok(x)) lg_graph_fail(x.graph, "rnn: bad cell %d or flags %u", (int)cell, flags);
         return -1;
     }
     lg_rnn_layout L = lg_rnn_layout_of(cell, flags);
-    lg_value in[8];
+    lg_value in[9];
     in[L.x] = x, in[L.h0] = states[0], in[L.w] = w, in[L.u] = u;
     if (L.c0 >= 0) in[L.c0] = states[1];
-    if (L.b >= 0) in[L.b] = b;
-    if (L.mask >= 0) in[L.mask] = mask;
+    if (L.b >= 0) in[L.b] = e.b;
+    if (L.mask >= 0) in[L.mask] = e.mask;
+    if (L.hmask >= 0) in[L.hmask] = e.hmask;
     bool sized = sizes && (sizes->ws_width || sizes->scratch);
     int64_t ints[4] = {cell, flags, sized ? sizes->ws_width : 0, sized ? sizes->scratch : 0};
     return lg_node_build(NULL, LG_OP_RNN, in, L.n_in, &(lg_attrs){.ints = ints, .n_ints = sized ? 4 : 2}, name);
@@ -212,7 +216,8 @@ static void grad_rnn(lg_graph *g, int32_t node, const lg_value *dy, lg_value *dx
     if (L.c0 >= 0) in[L.c0] = lg_node_input(g, node, L.c0);
     in[L.w] = lg_node_input(g, node, L.w);
     in[L.u] = lg_node_input(g, node, L.u);
-    if (L.mask >= 0) in[grad_mask_index(&L)] = lg_node_input(g, node, L.mask);
+    if (L.mask >= 0) in[L.g_mask] = lg_node_input(g, node, L.mask);
+    if (L.hmask >= 0) in[L.g_hmask] = lg_node_input(g, node, L.hmask);
     in[L.g_ws] = lg_value_of(g, node, L.ws);
     in[L.g_dh] = or_zeros(g, node, L.h_t, dy[L.h_t]);
     if (L.g_dc >= 0) in[L.g_dc] = or_zeros(g, node, L.c_t, dy[L.c_t]);
@@ -225,6 +230,7 @@ static void grad_rnn(lg_graph *g, int32_t node, const lg_value *dy, lg_value *dx
     dx[L.w] = lg_value_of(g, id, L.g_dw);
     dx[L.u] = lg_value_of(g, id, L.g_du);
     if (L.b >= 0) dx[L.b] = lg_value_of(g, id, L.g_db);
+    if (L.hmask >= 0) dx[L.hmask] = lg_value_of(g, id, L.g_dhmask);
 }
 
 const lg_op_def lg_op_def_rnn = {"rnn", -1, infer_rnn, grad_rnn};

@@ -14,7 +14,8 @@
  *                W [I, G H], U [H, G H], b (with LG_RNN_BIAS: [G H], or
  *                [2, 3H] for the reset_after GRU: row 0 input, row 1
  *                recurrent), mask [T, B] (with LG_RNN_MASK; f32, f64 or i32,
- *                nonzero where the step is valid)
+ *                nonzero where the step is valid), hmask [B, H] (with
+ *                LG_RNN_HMASK: Keras's recurrent dropout, see below)
  *   rnn outputs  h_T [B, H], c_T [B, H] (LSTM only), ys [T, B, H],
  *                ws [T, B, K H]: what the backward kernel reads (planes
  *                per cell, listed in lg_rnn_ws_planes; lg_rnn_cpu_sizes gives
@@ -25,11 +26,19 @@
  * Masking is Keras's: where mask[t, b] is 0 the states keep their values and
  * ys[t, b] is 0.
  *
- *   rnn_grad inputs   x, h0, c0 (LSTM), W, U, mask (LG_RNN_MASK), ws, then
- *                     the cotangents dh_T, dc_T (LSTM), dys
- *   rnn_grad outputs  dx, dh0, dc0 (LSTM), dW, dU, db (LG_RNN_BIAS),
- *                     scratch [n]: per-step gate gradients, kept so the
- *                     weight gradients are one GEMM over all T B rows
+ * Recurrent dropout is Keras 3's: every product with U reads h_{t-1} hmask
+ * (elementwise, the same mask at every step) where the cell reads h_{t-1};
+ * the GRU's mix z h_{t-1} + (1 - z) h~ reads the unmasked h_{t-1}. A
+ * dropout mask on x_t needs no flag: it is constant over time, so x is
+ * multiplied by it before the node.
+ *
+ *   rnn_grad inputs   x, h0, c0 (LSTM), W, U, mask (LG_RNN_MASK), hmask
+ *                     (LG_RNN_HMASK), ws, then the cotangents dh_T, dc_T
+ *                     (LSTM), dys
+ *   rnn_grad outputs  dx, dh0, dc0 (LSTM), dW, dU, db (LG_RNN_BIAS), dhmask
+ *                     (LG_RNN_HMASK), scratch [n]: per-step gate gradients,
+ *                     kept so the weight gradients are one GEMM over all
+ *                     T B rows
  *
  * Attributes: ints = {lg_rnn_cell, flags}, or {lg_rnn_cell, flags,
  * ws_width, scratch} where the backend sizes the workspace (ws [T, B,
@@ -54,7 +63,14 @@ typedef enum lg_rnn_cell {
 /* LG_RNN_FORWARD_ONLY: no rnn_grad reads this node (fuse_rnn sets it when
  * the program fetches no gradient of the loop): ws is empty ([T, B, 0]) and
  * the kernel keeps one step's planes in scratch of its own. */
-enum { LG_RNN_BIAS = 1, LG_RNN_REVERSE = 2, LG_RNN_MASK = 4, LG_RNN_FORWARD_ONLY = 8, LG_RNN_FLAGS_ALL = 15 };
+enum {
+    LG_RNN_BIAS = 1,
+    LG_RNN_REVERSE = 2,
+    LG_RNN_MASK = 4,
+    LG_RNN_FORWARD_ONLY = 8,
+    LG_RNN_HMASK = 16, /* recurrent dropout: the hmask input */
+    LG_RNN_FLAGS_ALL = 31
+};
 
 /* A cell's name ("lstm", "gru_reset_after", ...) for reports. */
 const char *lg_rnn_cell_name(lg_rnn_cell c);
@@ -76,10 +92,10 @@ lg_status lg_rnn_cpu_sizes(lg_rnn_cell c, unsigned flags, lg_dtype dt, int64_t T
 
 /* Where each value sits in a node's inputs or outputs; -1 when absent. */
 typedef struct lg_rnn_layout {
-    int x, h0, c0, w, u, b, mask, n_in;       /* rnn inputs */
-    int h_t, c_t, ys, ws, n_out;             /* rnn outputs */
-    int g_ws, g_dh, g_dc, g_dys, g_n_in;      /* rnn_grad inputs (x..mask as rnn) */
-    int g_dx, g_dh0, g_dc0, g_dw, g_du, g_db, g_scratch, g_n_out; /* rnn_grad outputs */
+    int x, h0, c0, w, u, b, mask, hmask, n_in;            /* rnn inputs */
+    int h_t, c_t, ys, ws, n_out;                          /* rnn outputs */
+    int g_mask, g_hmask, g_ws, g_dh, g_dc, g_dys, g_n_in; /* rnn_grad inputs (x..U as rnn) */
+    int g_dx, g_dh0, g_dc0, g_dw, g_du, g_db, g_dhmask, g_scratch, g_n_out; /* rnn_grad outputs */
 } lg_rnn_layout;
 
 lg_rnn_layout lg_rnn_layout_of(lg_rnn_cell c, unsigned flags);
@@ -91,11 +107,16 @@ static inline unsigned lg_rnn_node_flags(const lg_node *n) { return (unsigned)n-
 /* Outputs of an rnn or rnn_grad node (graph.c sizes nodes with it). */
 int lg_rnn_output_count(const lg_attrs *a, bool grad);
 
-/* Build an rnn node in x's graph: states h0 (and c0), b and mask invalid
- * unless flags say LG_RNN_BIAS / LG_RNN_MASK. Returns the node id, or -1
- * with the error recorded (shapes named). */
+/* An rnn node's optional inputs: each invalid unless flags say
+ * LG_RNN_BIAS / LG_RNN_MASK / LG_RNN_HMASK. */
+typedef struct lg_rnn_extras {
+    lg_value b, mask, hmask;
+} lg_rnn_extras;
+
+/* Build an rnn node in x's graph: states h0 (and c0). Returns the node id,
+ * or -1 with the error recorded (shapes named). */
 int32_t lg_rnn_build(lg_rnn_cell cell, unsigned flags, lg_value x, const lg_value *states, lg_value w, lg_value u,
-                     lg_value b, lg_value mask, const char *name);
+                     lg_rnn_extras e, const char *name);
 /* The same with a backend's sizes (lg_rnn_sizes from rnn_plan); NULL or
  * both 0: the CPU's. */
 typedef struct lg_rnn_sizes {
@@ -103,7 +124,7 @@ typedef struct lg_rnn_sizes {
     int64_t scratch;  /* rnn_grad's scratch [scratch] */
 } lg_rnn_sizes;
 int32_t lg_rnn_build_sized(lg_rnn_cell cell, unsigned flags, const lg_rnn_sizes *sizes, lg_value x,
-                           const lg_value *states, lg_value w, lg_value u, lg_value b, lg_value mask, const char *name);
+                           const lg_value *states, lg_value w, lg_value u, lg_rnn_extras e, const char *name);
 
 /* What a backend's rnn_plan (backend.h) is asked about: a matched loop as
  * one rnn node (T, B, I, H concrete), with whether its mask comes from
@@ -111,7 +132,7 @@ int32_t lg_rnn_build_sized(lg_rnn_cell cell, unsigned flags, const lg_rnn_sizes 
  * holes. */
 typedef struct lg_rnn_desc {
     lg_rnn_cell cell;
-    unsigned flags; /* LG_RNN_BIAS, LG_RNN_REVERSE, LG_RNN_MASK (not FORWARD_ONLY) */
+    unsigned flags; /* LG_RNN_BIAS, LG_RNN_REVERSE, LG_RNN_MASK, LG_RNN_HMASK (not FORWARD_ONLY) */
     lg_dtype dtype;
     int64_t T, B, I, H;
     bool mask_by_lengths;

@@ -54,6 +54,7 @@ typedef struct rnn_ctx {
     lg_rnn_layout L;
     rnn_planes planes;
     const lg_buf *mask;         /* NULL: every step valid */
+    const void *hmask;          /* [B, H] recurrent dropout (rnn.h), or NULL */
     const void *h0, *c0;       /* rnn: the initial states */
     const void *dh_T, *dc_T;   /* rnn_grad: the final states' cotangents */
     int parts;                 /* the batch rows split in parts run at once (1: all on this thread) */
@@ -159,7 +160,8 @@ static lg_status rnn_steps(const rnn_ctx *c, lg_cpu_task task, void *arg, lg_cpu
     return task(arg, 0, 1);
 }
 
-static rnn_ctx ctx_of(const lg_node *n, const lg_buf *in, int mask_at)
+/* The context of an rnn node, or of an rnn_grad node (grad). */
+static rnn_ctx ctx_of(const lg_node *n, const lg_buf *in, bool grad)
 {
     rnn_ctx c = {.name = n->name, .cell = lg_rnn_node_cell(n)};
     unsigned flags = lg_rnn_node_flags(n);
@@ -174,7 +176,9 @@ static rnn_ctx ctx_of(const lg_node *n, const lg_buf *in, int mask_at)
     c.scratch = lg_rnn_scratch_width(c.cell);
     c.ws_width = (int64_t)lg_rnn_ws_planes(c.cell) * c.H;
     c.planes = planes_of[c.cell];
-    c.mask = (flags & LG_RNN_MASK) ? &in[mask_at] : NULL;
+    int mask_at = grad ? c.L.g_mask : c.L.mask, hmask_at = grad ? c.L.g_hmask : c.L.hmask;
+    c.mask = mask_at >= 0 ? &in[mask_at] : NULL;
+    c.hmask = hmask_at >= 0 ? in[hmask_at].data : NULL;
     c.cols = c.cell == LG_RNN_LSTM && c.H >= RNN_COL_UNITS;
     c.parts = parts_for(&c, in[c.L.x].dtype);
     return c;
@@ -223,7 +227,7 @@ static void tanh_row_f64(double *p, int64_t n)
 
 lg_status lg_cpu_rnn(const lg_node *n, const lg_buf *in, lg_buf *out)
 {
-    rnn_ctx c = ctx_of(n, in, lg_rnn_layout_of(lg_rnn_node_cell(n), lg_rnn_node_flags(n)).mask);
+    rnn_ctx c = ctx_of(n, in, false);
     lg_rnn_impl impl; /* cpu_rnn_select.c: these kernels or oneDNN's */
     lg_status st = lg_cpu_rnn_impl_of(n, in, &out[c.L.ws], &impl);
     if (st) return st;
@@ -237,7 +241,7 @@ lg_status lg_cpu_rnn(const lg_node *n, const lg_buf *in, lg_buf *out)
 
 lg_status lg_cpu_rnn_grad(const lg_node *n, const lg_buf *in, lg_buf *out)
 {
-    rnn_ctx c = ctx_of(n, in, lg_rnn_layout_of(lg_rnn_node_cell(n), lg_rnn_node_flags(n)).u + 1);
+    rnn_ctx c = ctx_of(n, in, true);
     lg_rnn_impl impl;
     lg_status st = lg_cpu_rnn_impl_of(n, in, &in[c.L.g_ws], &impl);
     if (st) return st;

@@ -156,6 +156,27 @@ static inline void FN(add_bias)(T *p, const T *b, int64_t n)
     if (b) FOR_V(n, ST(p + j, LD(p + j) + LD(b + j));)
 }
 
+/* Recurrent dropout (rnn.h) on n rows of w units, every array's rows ld
+ * apart: hm = h m. */
+static inline void FN(hmask_rows)(T *hm, const T *h, const T *m, int64_t n, int64_t w, int64_t ld)
+{
+    for (int64_t b = 0; b < n; b++) FOR_V(w, ST(hm + b * ld + j, LD(h + b * ld + j) * LD(m + b * ld + j));)
+}
+
+/* Its backward: given d = dL/d(h m), dh += d m and dmask += d h. */
+static inline void FN(hmask_back)(T *dh, T *dmask, const T *d, const T *h, const T *m, int64_t n, int64_t w,
+                                  int64_t ld)
+{
+    for (int64_t b = 0; b < n; b++) {
+        int64_t i0 = b * ld;
+        FOR_V(w, {
+            VT dv = LD(d + i0 + j);
+            ST(dh + i0 + j, LD(dh + i0 + j) + dv * LD(m + i0 + j));
+            ST(dmask + i0 + j, LD(dmask + i0 + j) + dv * LD(h + i0 + j));
+        })
+    }
+}
+
 static void FN(act_row)(T *p, int64_t n, bool relu)
 {
     if (!relu) {
@@ -205,6 +226,8 @@ typedef struct FN(fwd) {
     T *gate, *hprev, *cprev, *tanhc, *hg, *rh;
     int64_t tstride;
     T *PU; /* c->cols: U packed per gate (pgemm), [4][H][Hp], Hp = H rounded up to NR */
+    const T *hmask; /* recurrent dropout [B, H], or NULL */
+    T *hm;          /* with hmask: h_{t-1} hmask, [B, H] (two blocks with c->cols) */
 } FN(fwd);
 
 /* The steps of batch rows [b0, b0 + nb): rows never read other rows, so
@@ -224,6 +247,12 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
         T *g = a->gate + r0 * GH, *hp = a->hprev + r0 * H, *y = a->ys + (t * B + b0) * H;
         if (!ts) GEMM(DT, false, false, nb, GH, c->I, 1, a->x + (t * B + b0) * c->I, c->I, a->W, GH, 0, g, GH);
         memcpy(hp, h, (size_t)(nb * H) * sizeof(T));
+        /* what the products with U read: h_{t-1}, or h_{t-1} hmask */
+        const T *hr = hp;
+        if (a->hmask) {
+            FN(hmask_rows)(a->hm + b0 * H, hp, a->hmask + b0 * H, nb, H, H);
+            hr = a->hm + b0 * H;
+        }
         /* Activations run over the whole step block in one call each (a
          * call per row costs more than the math when H is small): the
          * columns that need another activation than the block's are parked
@@ -231,7 +260,7 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
         switch (c->cell) {
         case LG_RNN_SIMPLE_TANH:
         case LG_RNN_SIMPLE_RELU:
-            GEMM(DT, false, false, nb, H, H, 1, hp, H, U, H, 1, g, H);
+            GEMM(DT, false, false, nb, H, H, 1, hr, H, U, H, 1, g, H);
             for (int64_t b = 0; b < nb; b++) FN(add_bias)(g + b * H, bias, H);
             FN(act_row)(g, nb * H, c->cell == LG_RNN_SIMPLE_RELU);
             for (int64_t b = 0; b < nb; b++) FN(emit)(h + b * H, y + b * H, g + b * H, H, rnn_valid(c, t, b0 + b));
@@ -239,7 +268,7 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
         case LG_RNN_LSTM: {
             T *cp = a->cprev + r0 * H, *tc = a->tanhc + r0 * H;
             memcpy(cp, cs, (size_t)(nb * H) * sizeof(T));
-            GEMM(DT, false, false, nb, GH, H, 1, hp, H, U, GH, 1, g, GH);
+            GEMM(DT, false, false, nb, GH, H, 1, hr, H, U, GH, 1, g, GH);
             for (int64_t b = 0; b < nb; b++) {
                 FN(add_bias)(g + b * GH, bias, GH);
                 memcpy(y + b * H, g + b * GH + 2 * H, (size_t)H * sizeof(T)); /* c~ */
@@ -264,7 +293,7 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
         case LG_RNN_GRU: {
             T *hg = a->hg + r0 * GH;
             const T *brec = bias ? bias + GH : NULL;
-            GEMM(DT, false, false, nb, GH, H, 1, hp, H, U, GH, 0, hg, GH);
+            GEMM(DT, false, false, nb, GH, H, 1, hr, H, U, GH, 0, hg, GH);
             for (int64_t b = 0; b < nb; b++) {
                 T *row = g + b * GH, *hgr = hg + b * GH;
                 FN(add_bias)(row, bias, GH);
@@ -284,13 +313,13 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
         }
         case LG_RNN_GRU_RESET_BEFORE: {
             T *rh = a->rh + r0 * H;
-            GEMM(DT, false, false, nb, 2 * H, H, 1, hp, H, U, GH, 1, g, GH);
+            GEMM(DT, false, false, nb, 2 * H, H, 1, hr, H, U, GH, 1, g, GH);
             for (int64_t b = 0; b < nb; b++) {
                 FN(add_bias)(g + b * GH, bias, 2 * H);
                 memcpy(y + b * H, g + b * GH + 2 * H, (size_t)H * sizeof(T)); /* x W_h */
             }
             SIG_ROW(g, nb * GH);
-            for (int64_t b = 0; b < nb; b++) FOR_V(H, ST(rh + b * H + j, LD(g + b * GH + H + j) * LD(hp + b * H + j));)
+            for (int64_t b = 0; b < nb; b++) FOR_V(H, ST(rh + b * H + j, LD(g + b * GH + H + j) * LD(hr + b * H + j));)
             GEMM(DT, false, false, nb, H, H, 1, rh, H, U + 2 * H, GH, 1, y, H);
             for (int64_t b = 0; b < nb; b++) FN(add_bias)(y + b * H, bias ? bias + 2 * H : NULL, H);
             TANH_ROW(y, nb * H);
@@ -339,9 +368,16 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_fwd)(const rnn_ctx *c, const FN(fwd)
             memcpy(hp + b * H + u0, h + b * H + u0, (size_t)hu * sizeof(T));
             memcpy(cp + b * H + u0, cs + b * H + u0, (size_t)hu * sizeof(T));
         }
+        /* the products read h_{t-1} hmask: alternating blocks, as hprev's in forward-only scratch */
+        const T *hr = hp;
+        if (a->hmask) {
+            T *hm = a->hm + (s & 1) * B * H;
+            FN(hmask_rows)(hm + u0, hp + u0, a->hmask + u0, B, hu, H);
+            hr = hm;
+        }
         if (!lg_cpu_barrier_wait(bar))
             return lg_fail(LG_ERR_RUNTIME, "rnn '%s': another part of its steps failed", c->name);
-        for (int q = 0; q < 4; q++) FN(pgemm)(B, hu, H, hp, H, a->PU + q * H * Hp + u0 * H, g + q * H + u0, GH);
+        for (int q = 0; q < 4; q++) FN(pgemm)(B, hu, H, hr, H, a->PU + q * H * Hp + u0 * H, g + q * H + u0, GH);
         for (int64_t b = 0; b < B; b++) {
             T *row = g + b * GH, *tcr = tc + b * H + u0;
             const T *cpb = cp + b * H + u0;
@@ -406,15 +442,21 @@ LG_RNN_CLONES static lg_status FN(forward)(const rnn_ctx *c, const lg_buf *in, l
     int64_t TB = c->steps * c->B, H = c->H;
     FN(fwd) a = {.x = in[L->x].data, .W = in[L->w].data, .U = in[L->u].data,
                  .bias = L->b >= 0 ? in[L->b].data : NULL, .h = out[L->h_t].data,
-                 .cs = L->c_t >= 0 ? out[L->c_t].data : NULL, .ys = out[L->ys].data};
+                 .cs = L->c_t >= 0 ? out[L->c_t].data : NULL, .ys = out[L->ys].data, .hmask = c->hmask};
+    if (a.hmask) {
+        a.hm = malloc((size_t)(2 * c->B * H) * sizeof(T));
+        if (!a.hm && c->B * H > 0) return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn '%s': out of memory for h hmask", c->name);
+    }
     lg_cpu_barrier bar;
     FN(fwd_job) job = {.c = c, .a = &a, .bar = &bar};
     if (c->forward_only) {
         /* c->cols: the planes shared by the parts, one more [B, H] for hprev's second block */
         int64_t width = c->ws_width + (c->cols ? H : 0);
         job.scratch = malloc((size_t)(c->B * width) * sizeof(T));
-        if (!job.scratch && c->B * width > 0)
+        if (!job.scratch && c->B * width > 0) {
+            free(a.hm);
             return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn '%s': out of memory for a step's scratch", c->name);
+        }
         if (c->cols) { /* LSTM: hprev's two blocks are planes 5 and 6, tanhc moves past the planes */
             T *p = job.scratch;
             a.gate = p, a.cprev = p + c->B * c->planes.cprev * H, a.hprev = p + c->B * c->planes.hprev * H;
@@ -430,7 +472,7 @@ LG_RNN_CLONES static lg_status FN(forward)(const rnn_ctx *c, const lg_buf *in, l
     if (c->cols) {
         a.PU = malloc((size_t)(4 * H * ((H + NR - 1) / NR * NR)) * sizeof(T));
         if (!a.PU) {
-            free(job.scratch);
+            free(job.scratch), free(a.hm);
             return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn '%s': out of memory for packed U", c->name);
         }
     }
@@ -445,6 +487,7 @@ LG_RNN_CLONES static lg_status FN(forward)(const rnn_ctx *c, const lg_buf *in, l
     if (!st) st = rnn_steps(c, FN(forward_part), &job, &bar);
     free(job.scratch);
     free(a.PU);
+    free(a.hm);
     return st;
 }
 
@@ -456,7 +499,9 @@ typedef struct FN(bwd) {
     T *dh, *dc;
     T *dG;  /* [TB, GH] pre-activation gate gradients */
     T *dHG; /* GRU: [TB, GH] of the recurrent projection */
-    T *drh; /* [B, H] */
+    T *drh; /* [B, H]: d(r h) of the reset-before GRU; with hmask also d(h hmask) */
+    const T *hmask; /* recurrent dropout [B, H], or NULL */
+    T *dhmask;      /* with hmask: its gradient [B, H], summed over the steps */
     const T *U;
     T *PU; /* c->cols: U^T packed (pgemm), [Hp / NR][GH][NR] */
     lg_cpu_barrier *bar; /* c->cols: the parts' step barrier */
@@ -503,7 +548,14 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_bwd)(const rnn_ctx *c, const FN(bwd)
         }
         if (!lg_cpu_barrier_wait(a->bar))
             return lg_fail(LG_ERR_RUNTIME, "rnn_grad '%s': another part of its steps failed", c->name);
-        FN(pgemm)(B, hu, GH, dg, GH, a->PU + u0 * GH, dh + u0, H);
+        if (!a->hmask) {
+            FN(pgemm)(B, hu, GH, dg, GH, a->PU + u0 * GH, dh + u0, H);
+            continue;
+        }
+        /* d(h hmask) in drh, then through the mask */
+        for (int64_t b = 0; b < B; b++) memset(a->drh + b * H + u0, 0, (size_t)hu * sizeof(T));
+        FN(pgemm)(B, hu, GH, dg, GH, a->PU + u0 * GH, a->drh + u0, H);
+        FN(hmask_back)(dh + u0, a->dhmask + u0, a->drh + u0, a->hprev + r0 * H + u0, a->hmask + u0, B, hu, H);
     }
     return LG_OK;
 }
@@ -515,6 +567,10 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
     int64_t B = c->B, H = c->H, GH = c->GH;
     const T *UT = a->UT;
     T *dh = a->dh + b0 * H, *dc = a->dc ? a->dc + b0 * H : NULL, *drh = a->drh + b0 * H;
+    const T *hmask = a->hmask ? a->hmask + b0 * H : NULL;
+    T *dhmask = a->dhmask ? a->dhmask + b0 * H : NULL;
+    /* dh += d(h hmask) hmask from drh (recurrent dropout) */
+#define UNMASK() FN(hmask_back)(dh, dhmask, drh, hp, hmask, nb, H, H)
     memcpy(dh, (const T *)c->dh_T + b0 * H, (size_t)(nb * H) * sizeof(T));
     if (dc) memcpy(dc, (const T *)c->dc_T + b0 * H, (size_t)(nb * H) * sizeof(T));
 
@@ -542,7 +598,12 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
                     })
                 memset(dh + i0, 0, (size_t)H * sizeof(T));
             }
-            GEMM(DT, false, false, nb, H, H, 1, dg, H, UT, H, 1, dh, H);
+            if (!hmask) {
+                GEMM(DT, false, false, nb, H, H, 1, dg, H, UT, H, 1, dh, H);
+                break;
+            }
+            GEMM(DT, false, false, nb, H, H, 1, dg, H, UT, H, 0, drh, H);
+            UNMASK();
             break;
         case LG_RNN_LSTM: {
             const T *cp = a->cprev + r0 * H, *tc = a->tanhc + r0 * H;
@@ -563,7 +624,12 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
                 })
                 memset(dh + i0, 0, (size_t)H * sizeof(T));
             }
-            GEMM(DT, false, false, nb, H, GH, 1, dg, GH, UT, H, 1, dh, H);
+            if (!hmask) {
+                GEMM(DT, false, false, nb, H, GH, 1, dg, GH, UT, H, 1, dh, H);
+                break;
+            }
+            GEMM(DT, false, false, nb, H, GH, 1, dg, GH, UT, H, 0, drh, H);
+            UNMASK();
             break;
         }
         case LG_RNN_GRU: {
@@ -589,7 +655,8 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
                     ST(dh + i0 + j, dhv * z);
                 })
             }
-            GEMM(DT, false, false, nb, H, GH, 1, dhg, GH, UT, H, 1, dh, H);
+            GEMM(DT, false, false, nb, H, GH, 1, dhg, GH, UT, H, hmask ? 0 : 1, hmask ? drh : dh, H);
+            if (hmask) UNMASK();
             break;
         }
         case LG_RNN_GRU_RESET_BEFORE:
@@ -608,6 +675,17 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
                 if (!rnn_valid(c, t, b0 + b)) continue;
                 const T *row = g + b * GH;
                 int64_t i0 = b * H;
+                if (hmask) { /* U's products read h hmask: d(h hmask) joins drh */
+                    FOR_V(H, {
+                        VT z = LD(row + j), r = LD(row + H + j), hh = LD(row + 2 * H + j);
+                        VT dhv = LD(dh + i0 + j) + LD(dy + i0 + j), hpv = LD(hp + i0 + j), d = LD(drh + i0 + j);
+                        ST(dg + b * GH + j, dhv * (hpv - hh) * z * (1 - z));
+                        ST(dg + b * GH + H + j, d * (hpv * LD(hmask + i0 + j)) * r * (1 - r));
+                        ST(dh + i0 + j, dhv * z);
+                        ST(drh + i0 + j, d * r);
+                    })
+                    continue;
+                }
                 FOR_V(H, {
                     VT z = LD(row + j), r = LD(row + H + j), hh = LD(row + 2 * H + j);
                     VT dhv = LD(dh + i0 + j) + LD(dy + i0 + j), hpv = LD(hp + i0 + j), d = LD(drh + i0 + j);
@@ -616,11 +694,13 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
                     ST(dh + i0 + j, dhv * z + d * r);
                 })
             }
-            GEMM(DT, false, false, nb, H, 2 * H, 1, dg, GH, UT, H, 1, dh, H);
+            GEMM(DT, false, false, nb, H, 2 * H, 1, dg, GH, UT, H, 1, hmask ? drh : dh, H);
+            if (hmask) UNMASK();
             break;
         case LG_RNN_CELL_COUNT: break;
         }
     }
+#undef UNMASK
     return LG_OK;
 }
 
@@ -639,7 +719,7 @@ static lg_status FN(backward_part)(void *arg, int k, int n)
 /* The backward's products over all T B rows. */
 typedef struct FN(wgrad) {
     const rnn_ctx *c;
-    const T *x, *W, *hprev, *rh, *dG, *dHG, *ones;
+    const T *x, *W, *hprev, *rh, *dG, *dHG, *ones; /* hprev: what the products with U read */
     T *dW, *dU, *db, *dx;
 } FN(wgrad);
 
@@ -691,21 +771,33 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
                  .cprev = ws + c->planes.cprev * TB * H, .tanhc = ws + c->planes.tanhc * TB * H,
                  .hg = ws + c->planes.hg * TB * H, .dh = out[L->g_dh0].data,
                  .dc = L->g_dc0 >= 0 ? out[L->g_dc0].data : NULL, .dG = dG, .dHG = dG + TB * GH,
-                 .drh = dG + TB * c->scratch * H};
+                 .drh = dG + TB * c->scratch * H, .hmask = c->hmask,
+                 .dhmask = L->g_dhmask >= 0 ? out[L->g_dhmask].data : NULL};
     T *ones = a.drh + B * H; /* [TB]: column sums as GEMMs */
+    if (a.dhmask) memset(a.dhmask, 0, (size_t)(B * H) * sizeof(T));
     lg_status st = rnn_steps(c, FN(backward_part), &a, &bar);
     free(UT);
     if (st) return st;
+    /* dU's rows: h_{t-1}, or h_{t-1} hmask for every step */
+    T *hm = NULL;
+    if (a.hmask) {
+        hm = malloc((size_t)(TB * H) * sizeof(T));
+        if (!hm && TB * H > 0) return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn_grad '%s': out of memory for h hmask", c->name);
+        for (int64_t t = 0; t < c->steps; t++)
+            FN(hmask_rows)(hm + t * B * H, a.hprev + t * B * H, a.hmask, B, H, H);
+    }
 
     /* the weight gradients and dx, one GEMM each over all T B rows (split
      * in parts as the steps were, so OpenBLAS's own pool is never woken
      * and left spinning beside the next regions) */
-    FN(wgrad) w = {.c = c, .x = x, .W = W, .hprev = a.hprev, .rh = ws + c->planes.rh * TB * H, .dG = dG,
+    FN(wgrad) w = {.c = c, .x = x, .W = W, .hprev = hm ? hm : a.hprev, .rh = ws + c->planes.rh * TB * H, .dG = dG,
                    .dHG = a.dHG, .ones = ones, .dW = out[L->g_dw].data, .dU = out[L->g_du].data,
                    .db = L->g_db >= 0 ? out[L->g_db].data : NULL, .dx = out[L->g_dx].data};
     if (w.db)
         for (int64_t r = 0; r < TB; r++) ones[r] = 1;
-    return c->parts == 1 ? FN(wgrad_part)(&w, 0, 1) : lg_cpu_parallel(c->parts, FN(wgrad_part), &w);
+    st = c->parts == 1 ? FN(wgrad_part)(&w, 0, 1) : lg_cpu_parallel(c->parts, FN(wgrad_part), &w);
+    free(hm);
+    return st;
 }
 
 #undef FOR_V

@@ -2,12 +2,13 @@
  * cpu_rnn_select.c — which implementation serves a fused recurrent op pair
  * on the CPU (cpu_rnn_select.h), decided here and nowhere else.
  *
- * The rule: f64, masked (lengths) problems and builds without oneDNN go to
- * the hand-fused kernels (cpu_rnn.c). An f32 problem without a mask goes to
- * oneDNN's primitives (cpu_rnn_onednn.c) where the table below says oneDNN
- * was faster for its cell, the fused kernels would run it on one thread
- * (lg_cpu_rnn_parts: a thread budget of 1, or a step too small to split),
- * and oneDNN can build primitives for it; to the fused kernels otherwise.
+ * The rule: f64, masked (lengths) problems, recurrent dropout (hmask) and
+ * builds without oneDNN go to the hand-fused kernels (cpu_rnn.c). An f32
+ * problem without masks goes to oneDNN's primitives (cpu_rnn_onednn.c)
+ * where the table below says oneDNN was faster for its cell, the fused
+ * kernels would run it on one thread (lg_cpu_rnn_parts: a thread budget of
+ * 1, or a step too small to split), and oneDNN can build primitives for it;
+ * to the fused kernels otherwise.
  * LG_RNN_IMPL=fused or LG_RNN_IMPL=onednn, read at the first plan, replaces
  * the table and the thread condition (onednn still only where oneDNN can
  * take the problem).
@@ -113,7 +114,7 @@ lg_status lg_cpu_rnn_plan(const lg_rnn_problem *p, lg_rnn_impl *impl, int64_t *w
     if (want == LG_RNN_IMPL_COUNT)
         want = table[p->cell].onednn && p->H >= table[p->cell].min_units && one_thread(p) ? LG_RNN_IMPL_ONEDNN
                                                                                           : LG_RNN_IMPL_FUSED;
-    if (want != LG_RNN_IMPL_ONEDNN || p->dtype != LG_F32 || (p->flags & LG_RNN_MASK)) return LG_OK;
+    if (want != LG_RNN_IMPL_ONEDNN || p->dtype != LG_F32 || (p->flags & (LG_RNN_MASK | LG_RNN_HMASK))) return LG_OK;
 #ifdef LG_HAVE_ONEDNN
     int64_t w, s;
     lg_status st = lg_rnn_onednn_sizes(p, &w, &s);

@@ -73,6 +73,7 @@ static lg_rnn_layer_desc layer_of(lg_rnn_cell cell, unsigned flags, lg_dtype dt,
         .recurrent_activation = LG_ACT_SIGMOID,
         .use_bias = flags & LG_RNN_BIAS,
         .reset_after = cell != LG_RNN_GRU_RESET_BEFORE,
+        .recurrent_dropout = flags & LG_RNN_HMASK,
         .go_backwards = flags & LG_RNN_REVERSE,
         .hole_mask = hole_mask,
         .merge = LG_MERGE_CONCAT,
@@ -228,7 +229,7 @@ static lg_status begin(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, bool 
                        n->name, c->device, n->attrs.n_ints == 4 ? ": " : " (no backend sizes)",
                        n->attrs.n_ints == 4 ? why : "");
     lg_status st = entry(c, &s, k->B, k->T, &k->r);
-    int mask_at = !(k->flags & LG_RNN_MASK) ? -1 : grad ? k->L.u + 1 : k->L.mask;
+    int mask_at = grad ? k->L.g_mask : k->L.mask;
     if (!st) st = lengths_of(c, n, mask_at >= 0 ? &in[mask_at] : NULL, k->T, k->B, &k->lengths);
     if (!st) st = lg_cudnn_rnn_set_lengths(k->r, k->lengths);
     return st;

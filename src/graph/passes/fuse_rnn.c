@@ -104,7 +104,7 @@ static const char *refusal(const lg_backend *b, const lg_graph *g, const lg_ref 
         lg_port x = g->nodes[g->nodes[node].in[m->x_seq].node].out[g->nodes[node].in[m->x_seq].out];
         lg_rnn_desc d = {.cell = m->cell,
                          .flags = (m->has_bias ? LG_RNN_BIAS : 0) | (m->reverse ? LG_RNN_REVERSE : 0) |
-                                  (m->mask_seq >= 0 ? LG_RNN_MASK : 0),
+                                  (m->mask_seq >= 0 ? LG_RNN_MASK : 0) | (m->h_mask >= 0 ? LG_RNN_HMASK : 0),
                          .dtype = x.dtype,
                          .T = x.shape.dims[0],
                          .B = x.shape.dims[1],
@@ -134,8 +134,9 @@ static const char *refusal(const lg_backend *b, const lg_graph *g, const lg_ref 
 /* What a matched loop runs as, for reports: "lstm (64 units, bias)". */
 static void describe(const lg_rnn_match *m, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s (%lld units%s%s%s)", lg_rnn_cell_name(m->cell), (long long)m->units,
-             m->has_bias ? ", bias" : "", m->reverse ? ", reverse" : "", m->mask_seq >= 0 ? ", masked" : "");
+    snprintf(buf, len, "%s (%lld units%s%s%s%s%s)", lg_rnn_cell_name(m->cell), (long long)m->units,
+             m->has_bias ? ", bias" : "", m->reverse ? ", reverse" : "", m->mask_seq >= 0 ? ", masked" : "",
+             m->x_mask >= 0 ? ", dropout" : "", m->h_mask >= 0 ? ", recurrent dropout" : "");
 }
 
 /* The gradient loop `node`'s forward loop among the fused ones, or -1. */

@@ -42,8 +42,11 @@ typedef struct mctx {
     const char *cell; /* "LSTM", "GRU", "SimpleRNN", for reasons */
     int gate;         /* the gate being read */
     int32_t r_node;   /* GRU: the reset gate's activation, once seen; -1 */
+    int x_mask, h_mask; /* the dropout masks read so far: MASK_UNSEEN, -1 (unmasked) or the invariant */
     bool failed;
 } mctx;
+
+enum { MASK_UNSEEN = -2 };
 
 static bool fail(mctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static bool fail(mctx *c, const char *fmt, ...)
@@ -85,6 +88,43 @@ static bool is_state(const mctx *c, lg_ref r, int state)
     return role_of(c, r, &k) == ROLE_STATE && k == state;
 }
 
+/* Is r a body input of role `want` (index in *k), alone (*mask -1) or
+ * times an invariant of its shape (*mask: that invariant): Keras's dropout
+ * mask on x_t and recurrent dropout mask on h_{t-1}? */
+static bool masked_read(const mctx *c, lg_ref r, role want, int *k, int *mask)
+{
+    *mask = -1;
+    if (role_of(c, r, k) == want) return true;
+    const lg_node *n = node_of(c, r);
+    if (n->op != LG_OP_MUL) return false;
+    for (int i = 0; i < 2; i++) {
+        const lg_node *in = node_of(c, n->in[i]);
+        if (role_of(c, n->in[i], k) == want && role_of(c, n->in[1 - i], mask) == ROLE_INV &&
+            lg_shape_equal(n->out[0].shape, in->out[n->in[i].out].shape))
+            return true;
+    }
+    *mask = -1;
+    return false;
+}
+
+static bool is_h_read(const mctx *c, lg_ref r)
+{
+    int k, mask;
+    return masked_read(c, r, ROLE_STATE, &k, &mask) && k == c->m->h_state;
+}
+
+/* Every product reads `what` with the same mask (or none): *seen keeps the
+ * first. */
+static bool same_mask(mctx *c, int *seen, int mask, const char *what)
+{
+    if (*seen == MASK_UNSEEN) *seen = mask;
+    if (*seen == mask) return true;
+    if (*seen < 0 || mask < 0)
+        return fail(c, "gate %d reads %s %s where another product reads it %s", c->gate, what,
+                    mask < 0 ? "unmasked" : "times a dropout mask", mask < 0 ? "times a dropout mask" : "unmasked");
+    return fail(c, "gate %d reads %s times another dropout mask than another product", c->gate, what);
+}
+
 static bool is_act(lg_op op)
 {
     switch (op) {
@@ -112,28 +152,34 @@ static bool lform_of(mctx *c, lg_ref r, lform *f, int depth);
 /* The source of a matmul's left operand a. */
 static bool matmul_source(mctx *c, lg_ref a, src_kind *src)
 {
-    int k;
-    role ro = role_of(c, a, &k);
-    if (ro == ROLE_SEQ) {
+    int k, mask;
+    if (masked_read(c, a, ROLE_SEQ, &k, &mask)) {
         if (c->m->x_seq >= 0 && c->m->x_seq != k) return fail(c, "gate %d reads a second sequence", c->gate);
         c->m->x_seq = k;
+        if (!same_mask(c, &c->x_mask, mask, "x_t")) return false;
         return *src = SRC_X, true;
     }
-    if (ro == ROLE_STATE && k == c->m->h_state) return *src = SRC_H, true;
-    if (ro == ROLE_STATE) return fail(c, "gate %d projects the state c through a matmul", c->gate);
+    if (masked_read(c, a, ROLE_STATE, &k, &mask)) {
+        if (k != c->m->h_state) return fail(c, "gate %d projects the state c through a matmul", c->gate);
+        if (!same_mask(c, &c->h_mask, mask, "h")) return false;
+        return *src = SRC_H, true;
+    }
     const lg_node *n = node_of(c, a);
     if (n->op == LG_OP_MUL) {
         for (int i = 0; i < 2; i++) {
             lg_ref p = n->in[i], q = n->in[1 - i];
-            int kp;
-            role rp = role_of(c, p, &kp);
-            if (rp == ROLE_SEQ) return fail(c, "dropout mask on x_t in gate %d", c->gate);
-            if (rp != ROLE_STATE || kp != c->m->h_state) continue;
+            if (node_of(c, p)->op == LG_OP_INPUT && role_of(c, p, &k) == ROLE_SEQ)
+                return fail(c, "gate %d multiplies x_t by %s, not by an invariant mask", c->gate,
+                            op_name(node_of(c, q)->op));
+            if (!masked_read(c, p, ROLE_STATE, &k, &mask) || k != c->m->h_state) continue;
             const lg_node *qn = node_of(c, q);
-            if (!is_act(qn->op)) return fail(c, "recurrent dropout mask on h");
+            if (!is_act(qn->op))
+                return fail(c, "gate %d multiplies h by %s (not an invariant dropout mask or the reset gate) before U",
+                            c->gate, op_name(qn->op));
             if (c->r_node >= 0 && c->r_node != q.node)
                 return fail(c, "h is multiplied by two different gates before U");
             c->r_node = q.node;
+            if (!same_mask(c, &c->h_mask, mask, "h")) return false;
             return *src = SRC_RH, true;
         }
     }
@@ -420,7 +466,7 @@ static bool match_gru(mctx *c, lg_ref nh)
         bool product = false;
         for (int k = 0; ln->op == LG_OP_MUL && !product && k < 2; k++) {
             lg_ref a = ln->in[k], b = ln->in[1 - k];
-            if (!is_act(node_of(c, a)->op) || is_state(c, b, c->m->h_state)) continue;
+            if (!is_act(node_of(c, a)->op) || is_h_read(c, b)) continue;
             if (after) return fail(c, "gate 2 has two reset products");
             after = product = true;
             c->r_node = a.node;
@@ -451,9 +497,10 @@ static bool match_gru(mctx *c, lg_ref nh)
 bool lg_rnn_match_loop(const lg_loop_spec *s, lg_rnn_match *m)
 {
     memset(m, 0, sizeof *m);
-    m->x_seq = m->mask_seq = m->c_state = m->y_out = -1;
+    m->x_seq = m->mask_seq = m->c_state = m->y_out = m->x_mask = m->h_mask = -1;
     m->reverse = s->reverse;
-    mctx c = {.s = s, .body = s->body, .m = m, .cell = "the cell", .r_node = -1};
+    mctx c = {.s = s, .body = s->body, .m = m, .cell = "the cell", .r_node = -1, .x_mask = MASK_UNSEEN,
+              .h_mask = MASK_UNSEEN};
     if (s->gradient) return fail(&c, "a gradient loop (the fused pair replaces it with its forward loop)");
     if (s->has_stop) return fail(&c, "the loop has a stop condition");
     if (s->n_seq < 1) return fail(&c, "the loop has no sequence");
@@ -490,6 +537,8 @@ bool lg_rnn_match_loop(const lg_loop_spec *s, lg_rnn_match *m)
     }
     if (!ok) return false;
     if (m->x_seq < 0) return fail(&c, "no gate reads a sequence");
+    m->x_mask = c.x_mask >= 0 ? c.x_mask : -1;
+    m->h_mask = c.h_mask >= 0 ? c.h_mask : -1;
     if (s->n_y == 1) {
         if (!ref_eq(y, next[m->h_state])) return fail(&c, "the per-step output is not h'");
         m->y_out = 0;

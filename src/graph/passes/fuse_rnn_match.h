@@ -20,11 +20,16 @@
  *
  * Masking (per-example lengths or a mask) and reverse are the loop's
  * attributes (lg_loop_spec), read as they are: the body is the user's step.
- * Truncated BPTT and a mask with repeated outputs are refused.
+ * Truncated BPTT and a mask with repeated outputs are refused. Keras's
+ * dropout masks are read where the body multiplies them in: x_t or h_{t-1}
+ * times a loop invariant of its shape before the products with W or U
+ * (every product reading the same mask), as the cell API builds them
+ * (lg_cell_step's x_mask and h_mask); the GRU's mix reads h unmasked.
  *
  * Where the body differs, the match fails with the first difference found,
- * in words ("gate 2 uses relu where LSTM has tanh", "recurrent dropout mask
- * on h", "peephole term c*w_c in gate 0").
+ * in words ("gate 2 uses relu where LSTM has tanh", "gate 1 reads h times
+ * another dropout mask than another product", "peephole term c*w_c in gate
+ * 0").
  */
 #ifndef LG_FUSE_RNN_MATCH_H
 #define LG_FUSE_RNN_MATCH_H
@@ -55,6 +60,8 @@ typedef struct lg_rnn_match {
     int h_state;        /* which carried state is h */
     int c_state;        /* LSTM: which is c; else -1 */
     int y_out;          /* the per-step output that is h', or -1 (none emitted) */
+    int x_mask, h_mask; /* the invariants multiplied into x_t (dropout) and into
+                           h_{t-1} before U (recurrent dropout), or -1 */
     int64_t units;      /* H */
     int n_w, n_u, n_b;  /* W and U: one piece per gate; biases: any number */
     lg_rnn_piece w[LG_RNN_MATCH_MAX_PIECES], u[LG_RNN_MATCH_MAX_PIECES], b[LG_RNN_MATCH_MAX_PIECES];
@@ -72,8 +79,9 @@ bool lg_rnn_match_loop(const lg_loop_spec *s, lg_rnn_match *m);
 /* Append to g (the graph of loop node `loop`, matched as m) the fused rnn
  * node that computes what the loop computes, with W, U and b assembled
  * from the matched invariants (slices and concats in g, so gradients reach
- * the original parameters). repl gets, per loop output k below n_state +
- * n_y, the value that replaces it: the final states, then the stacked
+ * the original parameters), x times its dropout mask, and the recurrent
+ * dropout mask as the node's hmask (LG_RNN_HMASK). repl gets, per loop
+ * output k below n_state + n_y, the value that replaces it: the final states, then the stacked
  * per-step output. Nothing of the loop is changed; the caller redirects its
  * readers (fuse_rnn in the compile-time graph, tests and benchmarks in
  * theirs). forward_only: nothing will differentiate the node

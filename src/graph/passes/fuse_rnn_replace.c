@@ -70,11 +70,13 @@ int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, bool 
     int gates = lg_rnn_cell_gates(m->cell);
     lg_value x = lg_node_input(g, loop, m->x_seq);
     lg_dtype dt = lg_value_dtype(x);
+    /* the same dropout mask at every step: x [T, B, I] times it before the node */
+    if (m->x_mask >= 0) x = lg_mul(x, outer_inv(g, loop, m->x_mask));
     lg_value states[2] = {lg_node_input(g, loop, s->n_seq + m->h_state), lg_value_invalid()};
     if (m->c_state >= 0) states[1] = lg_node_input(g, loop, s->n_seq + m->c_state);
     lg_value w = weight(g, loop, m->w, m->n_w, gates, m->units);
     lg_value u = weight(g, loop, m->u, m->n_u, gates, m->units);
-    lg_value b = lg_value_invalid(), mask = lg_value_invalid();
+    lg_value b = lg_value_invalid(), mask = lg_value_invalid(), hmask = lg_value_invalid();
     if (m->has_bias) {
         b = bias_row(g, loop, m, 0, gates, dt);
         if (m->cell == LG_RNN_GRU) {
@@ -86,10 +88,15 @@ int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, bool 
     if (m->mask_seq >= 0) mask = lg_node_input(g, loop, m->mask_seq);
     if (m->mask_seq >= 0 && s->masking == LG_LOOP_BY_LENGTHS)
         mask = lg_loop_valid_of_lengths(g, lg_node_at(g, loop)->name, mask, x);
+    if (m->h_mask >= 0) { /* [B, H] as the node reads it */
+        hmask = outer_inv(g, loop, m->h_mask);
+        if (!lg_shape_equal(lg_value_shape(hmask), lg_value_shape(states[0]))) hmask = lg_broadcast_like(hmask, states[0]);
+    }
     unsigned flags = (m->has_bias ? LG_RNN_BIAS : 0) | (m->reverse ? LG_RNN_REVERSE : 0) |
-                     (m->mask_seq >= 0 ? LG_RNN_MASK : 0) | (forward_only ? LG_RNN_FORWARD_ONLY : 0);
+                     (m->mask_seq >= 0 ? LG_RNN_MASK : 0) | (forward_only ? LG_RNN_FORWARD_ONLY : 0) |
+                     (m->h_mask >= 0 ? LG_RNN_HMASK : 0);
     int32_t id = lg_rnn_build_sized(m->cell, flags, forward_only ? &m->forward_sizes : &m->train_sizes, x, states, w,
-                                    u, b, mask, lg_node_at(g, loop)->name);
+                                    u, (lg_rnn_extras){b, mask, hmask}, lg_node_at(g, loop)->name);
     if (id < 0) return -1;
     lg_rnn_layout L = lg_rnn_layout_of(m->cell, flags);
     repl[m->h_state] = lg_value_of(g, id, L.h_t);
