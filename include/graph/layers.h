@@ -60,9 +60,13 @@
  * "<name>/recurrent_dropout_mask" [B, u] (returned in the result), which the
  * caller feeds with 0/1 keep masks, one per example and sequence, e.g. from
  * lg_dropout_mask_fill. The layer scales them by 1 / (1 - rate) and applies
- * the same mask at every step to x_t and h_{t-1}. Without opts.training no
- * mask exists and nothing is dropped (build an inference graph with
- * training false, or feed masks of ones).
+ * the same mask at every step to x_t and h_{t-1}, one mask for all gates
+ * (Gal's tied variant, and Keras's implementation 2 for dropout; Keras 3
+ * switches to implementation 1, one mask per gate, when recurrent_dropout
+ * > 0). Tied masks keep each step one product with U, so these layers run
+ * on the fused kernels (the GRU mixes the unmasked h_{t-1}, as Keras does).
+ * Without opts.training no mask exists and nothing is dropped (build an
+ * inference graph with training false, or feed masks of ones).
  *
  * unroll (Keras): the loop is inlined once per step (loop.h), which gives
  * the same values and gradients; it needs a static T, and a layer over x
