@@ -283,3 +283,22 @@ bool fx_compare(const char *case_name, const char *what, const lg_tensor *got, c
              fabs(g - w), FX_ATOL + FX_RTOL * fabs(w));
     return false;
 }
+
+const fx_array *fx_input(const fx_case *c, const char *name, const fx_array **grad)
+{
+    for (int k = 0; k < c->n_inputs; k++)
+        if (strcmp(c->inputs[k].name, name) == 0) {
+            if (grad) *grad = c->grads[k].v ? &c->grads[k] : NULL;
+            return &c->inputs[k];
+        }
+    if (grad) *grad = NULL;
+    return NULL;
+}
+
+lg_tensor *fx_to_tensor(const fx_array *a)
+{
+    lg_tensor *t = NULL;
+    if (lg_tensor_new(LG_F64, a->shape, &t) != LG_OK) return NULL;
+    for (int64_t i = 0; i < lg_shape_numel(a->shape); i++) lg_tensor_set(t, i, a->v[i]);
+    return t;
+}

@@ -16,7 +16,8 @@
  * The reader checks every count, shape and name, and reports "FILE:LINE:
  * what" on the first problem. Values are compared with
  *     |got - want| <= FX_ATOL + FX_RTOL * |want|.
- * Suites using it: test_fixtures.c (ops.txt), test_cells.c (rnn.txt).
+ * Suites using it: test_fixtures.c (ops.txt), test_cells.c (rnn.txt),
+ * test_keras_dropout.c (keras_dropout.txt).
  */
 #ifndef LG_TEST_FIXTURE_READER_H
 #define LG_TEST_FIXTURE_READER_H
@@ -62,6 +63,11 @@ bool fx_read(FILE *f, const char *path, fx_file *fx);
 void fx_file_free(fx_file *fx);
 /* The case named name, or NULL. */
 const fx_case *fx_find_case(const fx_file *fx, const char *name);
+/* The case's input called name (NULL if it has none), and in *grad (when
+ * grad is not NULL) its grad record or NULL. */
+const fx_array *fx_input(const fx_case *c, const char *name, const fx_array **grad);
+/* A new f64 tensor holding a's values (NULL when out of memory). */
+lg_tensor *fx_to_tensor(const fx_array *a);
 
 /* Compares got with want; on a mismatch appends a line naming the case, what
  * was compared and its worst element to msg. Returns whether all elements

@@ -353,22 +353,11 @@ END_TEST
 static fx_file fx; /* rnn.txt, read once in main() before the runner forks */
 
 /* The case's input called name, and its grad record. */
-static const fx_array *fx_input(const fx_case *c, const char *name, const fx_array **grad)
+static const fx_array *input_of(const fx_case *c, const char *name, const fx_array **grad)
 {
-    for (int k = 0; k < c->n_inputs; k++)
-        if (strcmp(c->inputs[k].name, name) == 0) {
-            if (grad) *grad = c->grads[k].v ? &c->grads[k] : NULL;
-            return &c->inputs[k];
-        }
-    ck_abort_msg("case %s has no input %s", c->name, name);
-    return NULL;
-}
-
-static lg_tensor *fx_to_tensor(const fx_array *a)
-{
-    lg_tensor *t = new_tensor(LG_F64, a->shape);
-    for (int64_t i = 0; i < lg_shape_numel(a->shape); i++) lg_tensor_set(t, i, a->v[i]);
-    return t;
+    const fx_array *a = fx_input(c, name, grad);
+    ck_assert_msg(a, "case %s has no input %s", c->name, name);
+    return a;
 }
 
 START_TEST(test_torch)
@@ -385,10 +374,10 @@ START_TEST(test_torch)
     const int perm[4] = {kind == LG_CELL_GRU ? 1 : 0, kind == LG_CELL_GRU ? 0 : 1, 2, 3};
 
     const fx_array *g_x, *g_h0, *g_c0 = NULL, *g_wih, *g_whh, *g_bih, *g_bhh;
-    const fx_array *x = fx_input(c, "x", &g_x), *h0 = fx_input(c, "h0", &g_h0);
-    const fx_array *c0 = kind == LG_CELL_LSTM ? fx_input(c, "c0", &g_c0) : NULL;
-    const fx_array *wih = fx_input(c, "weight_ih", &g_wih), *whh = fx_input(c, "weight_hh", &g_whh);
-    const fx_array *bih = fx_input(c, "bias_ih", &g_bih), *bhh = fx_input(c, "bias_hh", &g_bhh);
+    const fx_array *x = input_of(c, "x", &g_x), *h0 = input_of(c, "h0", &g_h0);
+    const fx_array *c0 = kind == LG_CELL_LSTM ? input_of(c, "c0", &g_c0) : NULL;
+    const fx_array *wih = input_of(c, "weight_ih", &g_wih), *whh = input_of(c, "weight_hh", &g_whh);
+    const fx_array *bih = input_of(c, "bias_ih", &g_bih), *bhh = input_of(c, "bias_hh", &g_bhh);
     int T = (int)x->shape.dims[1];
     ck_assert_int_eq((int)x->shape.dims[0], B);
     ck_assert_int_eq((int)x->shape.dims[2], IN);
