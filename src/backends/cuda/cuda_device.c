@@ -204,7 +204,9 @@ lg_status lg_cuda_sync(lg_cuda_ctx *c)
     if (st) return st;
     if (rec[0]) {
         st = recorded_error(c, rec);
-        cudaMemset(c->err, 0, sizeof rec);
+        /* on the context's stream: it is non-blocking, so a cudaMemset on the
+         * legacy stream would not be ordered before the next kernels */
+        cudaMemsetAsync(c->err, 0, sizeof rec, c->stream);
     }
     c->n_sites = 0;
     return st;

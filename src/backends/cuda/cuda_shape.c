@@ -37,6 +37,11 @@ static lg_status copy_blocks(lg_cuda_ctx *c, const lg_node *n, char *dst, int64_
 {
     size_t width = (size_t)(len * inner) * es;
     if (width == 0 || outer == 0) return LG_OK;
+    /* one row (a slice of the outermost axis) is a plain copy: cudaMemcpy2D
+     * refuses pitches above cudaDevAttrMaxPitch (2^31 - 1 bytes), and the
+     * pitch of one row is the whole buffer's length along the axis */
+    if (outer == 1)
+        return lg_cuda_copy_d2d(c, dst + dst_start * inner * (int64_t)es, src + src_start * inner * (int64_t)es, width);
     cudaError_t e = cudaMemcpy2DAsync(dst + dst_start * inner * (int64_t)es, (size_t)(dst_dim * inner) * es,
                                       src + src_start * inner * (int64_t)es, (size_t)(src_dim * inner) * es, width,
                                       (size_t)outer, cudaMemcpyDeviceToDevice, c->stream);
