@@ -33,6 +33,7 @@
 
 #include "backends/cuda/cudnn_rnn.h"
 #include "graph/loopgrad.h"
+#include "hand_lstm.h"
 #include "peephole.h"
 
 #define CUDA(call)                                                                                 \
@@ -178,20 +179,6 @@ static double wrapper(const sizes *z, lg_cuda_ctx *c, const void *x, const void 
 typedef enum variant { V_BUILTIN, V_HAND, V_PEEPHOLE, V_COUNT } variant;
 static const char *const variant_names[V_COUNT] = {"builtin lg_lstm", "hand-written LSTM step", "peephole LSTM (examples/cells)"};
 
-/* The hand-written LSTM step: one kernel, one recurrent kernel, one bias,
- * split into gates i, f, c, o. */
-static void hand_step(lg_loop *l, lg_value W, lg_value U, lg_value b, lg_value x_t, lg_value h, lg_value c,
-                      lg_value *h2, lg_value *c2)
-{
-    lg_value z = lg_add(lg_add(lg_matmul(x_t, lg_loop_invariant(l, W), false, false),
-                               lg_matmul(h, lg_loop_invariant(l, U), false, false)),
-                        lg_loop_invariant(l, b));
-    lg_value zs[4];
-    lg_split(z, -1, NULL, 4, zs);
-    *c2 = lg_add(lg_mul(lg_sigmoid(zs[1]), c), lg_mul(lg_sigmoid(zs[0]), lg_tanh(zs[2])));
-    *h2 = lg_mul(lg_sigmoid(zs[3]), lg_tanh(*c2));
-}
-
 static lg_tensor *host_random(lg_shape s, uint64_t key)
 {
     lg_tensor *t = NULL;
@@ -219,21 +206,12 @@ static double program_step(const sizes *z, variant v, bool *fused)
         LG(lg_rnn(g, cell, x, o, &r));
         ys = r.output;
     } else if (v == V_HAND) {
-        lg_value W = lg_param(g, "hand/kernel", LG_F32, lg_shape_of(2, F, 4 * U));
-        lg_value Uw = lg_param(g, "hand/recurrent_kernel", LG_F32, lg_shape_of(2, U, 4 * U));
-        lg_value b = lg_param(g, "hand/bias", LG_F32, lg_shape_of(1, 4 * U));
-        LG(lg_init_uniform(lg_param_tensor(W), -0.05, 0.05, 3, 1));
-        LG(lg_init_uniform(lg_param_tensor(Uw), -0.05, 0.05, 3, 2));
+        hand_lstm cell = hand_lstm_new(g, "hand", F, U, LG_F32);
+        LG(lg_init_uniform(lg_param_tensor(cell.kernel), -0.05, 0.05, 3, 1));
+        LG(lg_init_uniform(lg_param_tensor(cell.recurrent_kernel), -0.05, 0.05, 3, 2));
         lg_loop_opts lo = lg_loop_opts_default();
         lo.time_major = true;
-        lg_loop *l = lg_loop_new(g, lo);
-        lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, zeros), c = lg_loop_state(l, zeros), h2, c2;
-        hand_step(l, W, Uw, b, x_t, h, c, &h2, &c2);
-        lg_loop_next(l, h, h2);
-        lg_loop_next(l, c, c2);
-        lg_loop_emit(l, h2);
-        lg_value fin[2];
-        LG(lg_loop_end(l, fin, &ys));
+        LG(hand_lstm_sequence(g, &cell, x, lo, &ys, NULL));
     } else {
         peephole p = peephole_new(g, "peephole", F, U, LG_F32, 3);
         lg_value xb = lg_transpose(x, (int[]){1, 0, 2}), hs;

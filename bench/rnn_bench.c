@@ -30,6 +30,7 @@
 #include "graph/loopgrad.h"
 #include "graph/optim.h"
 #include "graph/internal.h"
+#include "hand_lstm.h"
 
 typedef enum opt_kind { OPT_SGD, OPT_ADAM, OPT_RMSPROP } opt_kind;
 typedef enum head_kind { HEAD_CLASSES, HEAD_REGRESS, HEAD_BINARY, HEAD_SEQ_REGRESS } head_kind;
@@ -88,20 +89,6 @@ static void check(lg_status s, const char *what)
     exit(1);
 }
 
-/* The hand-written LSTM step of config lstm256_ops: one kernel, one
- * recurrent kernel, one bias, split into gates i, f, c, o. */
-static void hand_lstm_step(lg_loop *l, lg_value W, lg_value U, lg_value b, lg_value x_t, lg_value h, lg_value c,
-                           lg_value *h2, lg_value *c2)
-{
-    lg_value z = lg_add(lg_add(lg_matmul(x_t, lg_loop_invariant(l, W), false, false),
-                               lg_matmul(h, lg_loop_invariant(l, U), false, false)),
-                        lg_loop_invariant(l, b));
-    lg_value zs[4];
-    lg_split(z, -1, NULL, 4, zs);
-    *c2 = lg_add(lg_mul(lg_sigmoid(zs[1]), c), lg_mul(lg_sigmoid(zs[0]), lg_tanh(zs[2])));
-    *h2 = lg_mul(lg_sigmoid(zs[3]), lg_tanh(*c2));
-}
-
 /* One recurrent layer over xs [T, B, F]: the stacked outputs [T, B, u] and
  * the final h [B, u]. */
 static void layer(lg_graph *g, const config *c, int index, lg_value xs, lg_value *ys, lg_value *h_last)
@@ -109,29 +96,24 @@ static void layer(lg_graph *g, const config *c, int index, lg_value xs, lg_value
     char name[32];
     snprintf(name, sizeof name, "rnn%d", index);
     int in_dim = (int)lg_value_shape(xs).dims[2], u = c->units;
-    lg_value zeros = lg_broadcast_to(lg_scalar(g, LG_F32, 0), lg_shape_of(2, c->batch, u));
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
+    if (c->hand_written) {
+        hand_lstm cell = hand_lstm_new(g, name, in_dim, u, LG_F32);
+        check(lg_init_glorot_uniform(lg_param_tensor(cell.kernel), 1, 1), "init");
+        check(lg_init_glorot_uniform(lg_param_tensor(cell.recurrent_kernel), 1, 2), "init");
+        check(hand_lstm_sequence(g, &cell, xs, lo, ys, h_last), "loop");
+        return;
+    }
+    lg_value zeros = lg_broadcast_to(lg_scalar(g, LG_F32, 0), lg_shape_of(2, c->batch, u));
     lg_loop *l = lg_loop_new(g, lo);
-    lg_value x_t = lg_loop_seq(l, xs), h = lg_loop_state(l, zeros), st[2] = {h, lg_value_invalid()}, next[2], y;
+    lg_value x_t = lg_loop_seq(l, xs), st[2] = {lg_loop_state(l, zeros), lg_value_invalid()}, next[2], y;
     int n_states = c->kind == LG_CELL_LSTM ? 2 : 1;
     if (n_states == 2) st[1] = lg_loop_state(l, zeros);
-    if (c->hand_written) {
-        lg_scope_push(g, name);
-        lg_value W = lg_param(g, "kernel", LG_F32, lg_shape_of(2, in_dim, 4 * u));
-        lg_value U = lg_param(g, "recurrent_kernel", LG_F32, lg_shape_of(2, u, 4 * u));
-        lg_value b = lg_param(g, "bias", LG_F32, lg_shape_of(1, 4 * u));
-        lg_scope_pop(g);
-        check(lg_init_glorot_uniform(lg_param_tensor(W), 1, 1), "init");
-        check(lg_init_glorot_uniform(lg_param_tensor(U), 1, 2), "init");
-        hand_lstm_step(l, W, U, b, x_t, st[0], st[1], &next[0], &next[1]);
-        y = next[0];
-    } else {
-        lg_cell *cell = lg_cell_new(g, name, in_dim, lg_cell_opts_default(c->kind, u));
-        if (!cell) check(LG_ERR_GRAPH, "cell");
-        lg_cell_step(cell, l, x_t, st, next, &y, lg_value_invalid(), lg_value_invalid());
-        lg_cell_free(cell);
-    }
+    lg_cell *cell = lg_cell_new(g, name, in_dim, lg_cell_opts_default(c->kind, u));
+    if (!cell) check(LG_ERR_GRAPH, "cell");
+    lg_cell_step(cell, l, x_t, st, next, &y, lg_value_invalid(), lg_value_invalid());
+    lg_cell_free(cell);
     for (int k = 0; k < n_states; k++) lg_loop_next(l, st[k], next[k]);
     lg_loop_emit(l, y);
     lg_value fin[2];

@@ -29,6 +29,7 @@
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/cudnn_rnn.h"
 #include "graph/internal.h"
+#include "hand_lstm.h"
 #include "ops/rnn.h"
 #include "test_util.h"
 
@@ -833,42 +834,17 @@ static const fused_case fused_cases[] = {
 
 enum { FB = 5, FT = 7, FF = 6, FU = 8 };
 
-/* The hand-written LSTM step (bench/rnn_bench.c's): one kernel, one
- * recurrent kernel, one bias, split into gates i, f, c, o. */
-static void hand_lstm_step(lg_loop *l, lg_value W, lg_value U, lg_value b, lg_value x_t, lg_value h, lg_value c,
-                           lg_value *h2, lg_value *c2)
-{
-    lg_value z = lg_add(lg_add(lg_matmul(x_t, lg_loop_invariant(l, W), false, false),
-                               lg_matmul(h, lg_loop_invariant(l, U), false, false)),
-                        lg_loop_invariant(l, b));
-    lg_value zs[4];
-    lg_split(z, -1, NULL, 4, zs);
-    *c2 = lg_add(lg_mul(lg_sigmoid(zs[1]), c), lg_mul(lg_sigmoid(zs[0]), lg_tanh(zs[2])));
-    *h2 = lg_mul(lg_sigmoid(zs[3]), lg_tanh(*c2));
-}
-
 /* The case's layer over x [B, T, F]: ys [B, T, U] and the final h [B, U]. */
 static void fused_layer(lg_graph *g, const fused_case *fc, lg_value x, lg_value lengths, lg_value *ys, lg_value *h)
 {
     if (fc->hand) {
-        lg_value W = lg_param(g, "hand/kernel", fc->dt, lg_shape_of(2, FF, 4 * FU));
-        lg_value U = lg_param(g, "hand/recurrent_kernel", fc->dt, lg_shape_of(2, FU, 4 * FU));
-        lg_value b = lg_param(g, "hand/bias", fc->dt, lg_shape_of(1, 4 * FU));
-        ck_assert_int_eq(lg_init_uniform(lg_param_tensor(W), -0.4, 0.4, 11, 1), LG_OK);
-        ck_assert_int_eq(lg_init_uniform(lg_param_tensor(U), -0.4, 0.4, 11, 2), LG_OK);
-        ck_assert_int_eq(lg_init_uniform(lg_param_tensor(b), -0.2, 0.2, 11, 3), LG_OK);
-        lg_value zeros = lg_broadcast_to(lg_scalar(g, fc->dt, 0), lg_shape_of(2, FB, FU));
+        hand_lstm cell = hand_lstm_new(g, "hand", FF, FU, fc->dt);
+        ck_assert_int_eq(lg_init_uniform(lg_param_tensor(cell.kernel), -0.4, 0.4, 11, 1), LG_OK);
+        ck_assert_int_eq(lg_init_uniform(lg_param_tensor(cell.recurrent_kernel), -0.4, 0.4, 11, 2), LG_OK);
+        ck_assert_int_eq(lg_init_uniform(lg_param_tensor(cell.bias), -0.2, 0.2, 11, 3), LG_OK);
         lg_loop_opts lo = lg_loop_opts_default();
         lo.lengths = lengths;
-        lg_loop *l = lg_loop_new(g, lo);
-        lg_value x_t = lg_loop_seq(l, x), hh = lg_loop_state(l, zeros), cc = lg_loop_state(l, zeros), h2, c2;
-        hand_lstm_step(l, W, U, b, x_t, hh, cc, &h2, &c2);
-        lg_loop_next(l, hh, h2);
-        lg_loop_next(l, cc, c2);
-        lg_loop_emit(l, h2);
-        lg_value fin[2];
-        ck_assert_msg(lg_loop_end(l, fin, ys) == LG_OK, "%s", lg_last_error());
-        *h = fin[0];
+        ck_assert_msg(hand_lstm_sequence(g, &cell, x, lo, ys, h) == LG_OK, "%s", lg_last_error());
         return;
     }
     lg_cell_opts co = lg_cell_opts_default(fc->kind, FU);

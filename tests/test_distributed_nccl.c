@@ -10,8 +10,8 @@
  * every rank. With fewer than 2 GPUs visible it prints why and exits 77,
  * which meson reports as SKIP. Not yet run on a machine with 2 GPUs.
  *
- * --errors: the checks that need no GPU, run everywhere: bad arguments,
- * MPI not initialised, and a device that is absent (or no GPU at all)
+ * --errors: the checks that need no GPU, run everywhere: bad arguments
+ * and options, MPI not initialised, and a device that is absent (or no GPU at all)
  * failing both ranks together, with MPI still usable after.
  *
  * Check runs without fork (MPI and fork do not mix); mpirun's --timeout,
@@ -19,6 +19,7 @@
  */
 #include <check.h>
 #include <cuda_runtime.h>
+#include <math.h>
 #include <string.h>
 
 #include "dist_model.h"
@@ -132,6 +133,33 @@ START_TEST(bad_arguments)
 }
 END_TEST
 
+/* The options' defaults, and a timeout_s that is not a finite number > 0
+ * refused on every rank before anything collective, with MPI going on. */
+START_TEST(bad_timeout)
+{
+    lg_dist_nccl_opts o = lg_dist_nccl_opts_default();
+    ck_assert_int_eq(o.device, -1);
+    ck_assert_double_eq(o.timeout_s, 300);
+    const double bad[] = {0, -1, NAN, INFINITY};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        o.timeout_s = bad[i];
+        lg_dist *d = (lg_dist *)1;
+        ck_assert_int_eq(lg_dist_nccl_mpi_new_opts(MPI_COMM_WORLD, &o, &d), LG_ERR_INVALID_ARGUMENT);
+        ck_assert_ptr_null(d);
+        ck_assert_msg(strstr(lg_last_error(), "timeout_s"), "%s", lg_last_error());
+        d = (lg_dist *)1;
+        ck_assert_int_eq(lg_dist_nccl_mpi_world_opts(NULL, NULL, &o, &d), LG_ERR_INVALID_ARGUMENT);
+        ck_assert_ptr_null(d);
+    }
+    o = lg_dist_nccl_opts_default();
+    o.device = -2;
+    ck_assert_int_eq(lg_dist_nccl_mpi_new_opts(MPI_COMM_WORLD, &o, NULL), LG_ERR_INVALID_ARGUMENT);
+    int one = 1, two = 0;
+    ck_assert_int_eq(MPI_Allreduce(&one, &two, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD), MPI_SUCCESS);
+    ck_assert_int_eq(two, 2);
+}
+END_TEST
+
 /* Device 999 on both ranks: absent (or no GPU at all); both ranks return
  * their own error together, and MPI goes on. */
 START_TEST(absent_device_fails_every_rank)
@@ -182,6 +210,7 @@ int main(int argc, char **argv)
         Suite *s = suite_create("distributed_nccl_errors");
         TCase *tc = tcase_create("no_gpu_needed");
         tcase_add_test(tc, bad_arguments);
+        tcase_add_test(tc, bad_timeout);
         tcase_add_test(tc, absent_device_fails_every_rank);
         suite_add_tcase(s, tc);
         rc = run(s);

@@ -42,6 +42,19 @@ static void free_outs(lg_tensor **out, int n)
     free(out);
 }
 
+/* The first element where a and b (as many elements) differ by more than
+ * 1e-12 relative, or -1. One assertion per tensor, not per element: every
+ * passing ck_assert writes a record to Check's log, which cost this suite
+ * seconds on its megabyte-sized tensors. */
+static int64_t first_difference(const lg_tensor *a, const lg_tensor *b)
+{
+    for (int64_t e = 0; e < lg_tensor_numel(a); e++) {
+        double x = lg_tensor_get(a, e), y = lg_tensor_get(b, e);
+        if (!(fabs(x - y) <= 1e-12 * fmax(1.0, fmax(fabs(x), fabs(y))))) return e;
+    }
+    return -1;
+}
+
 /* The fetches with all passes on equal those with each off set. */
 static void check_passes_agree(const lg_feed *f, int n_f, const lg_value *fetch, int n)
 {
@@ -50,12 +63,9 @@ static void check_passes_agree(const lg_feed *f, int n_f, const lg_value *fetch,
         lg_tensor **off = run_with(off_sets[k], f, n_f, fetch, n);
         for (int i = 0; i < n; i++) {
             ck_assert_int_eq(lg_tensor_numel(on[i]), lg_tensor_numel(off[i]));
-            for (int64_t e = 0; e < lg_tensor_numel(on[i]); e++) {
-                double a = lg_tensor_get(on[i], e), b = lg_tensor_get(off[i], e);
-                ck_assert_msg(fabs(a - b) <= 1e-12 * fmax(1.0, fmax(fabs(a), fabs(b))),
-                              "off %s: fetch %d [%lld]: %.17g with passes on, %.17g off", off_sets[k], i, (long long)e, a,
-                              b);
-            }
+            int64_t e = first_difference(on[i], off[i]);
+            ck_assert_msg(e < 0, "off %s: fetch %d [%lld]: %.17g with passes on, %.17g off", off_sets[k], i, (long long)e,
+                          lg_tensor_get(on[i], e), lg_tensor_get(off[i], e));
         }
         free_outs(off, n);
     }
@@ -463,47 +473,82 @@ START_TEST(test_hoist_cost_rule)
 }
 END_TEST
 
-/* A hoisted value too large to stack for all steps is computed per chunk of
- * steps: z_t = x_t W is [16, 8192] f64 (1 MiB) per step, so 16 steps run in
- * chunks of 4 (the 4 MiB budget), forwards and backwards; W's gradient is
- * summed per chunk the same way. W has 2B rows, so moving x_t W out pays
- * (hoist.c's cost rule). */
-START_TEST(test_hoist_chunks)
+/* h_t = tanh(x_t W + h_{t-1}) over x [ct, cb, 2cb] (time-major), W
+ * [2cb, cn], h0 zero: x_t W is the value hoist moves out (W has 2B rows, so
+ * it pays by hoist.c's cost rule) and the gradient loop never reads; *x and
+ * *w are the input and W, the result every h_t [ct, cb, cn]. */
+static lg_value chunked_loop(int ct, int cb, int cn, bool reverse, lg_value *x, lg_value *w)
 {
-    enum { CB = 16, CT = 16, CF = 2 * CB, CN = 8192 };
-    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, CT, CB, CF)); /* time-major */
-    lg_value w = lg_param(g, "w", LG_F64, lg_shape_of(2, CF, CN));
-    lg_init_uniform(lg_param_tensor(w), -1, 1, 5, 1);
-    lg_tensor *z0 = lg_test_tensor(LG_F64, lg_shape_of(2, CB, CN), NULL);
+    *x = lg_input(g, "x", LG_F64, lg_shape_of(3, ct, cb, 2 * cb));
+    *w = lg_param(g, "w", LG_F64, lg_shape_of(2, 2 * cb, cn));
+    lg_init_uniform(lg_param_tensor(*w), -1, 1, 5, 1);
+    lg_tensor *z0 = lg_test_tensor(LG_F64, lg_shape_of(2, cb, cn), NULL);
     lg_value h0 = lg_constant(g, "h0", z0);
     lg_tensor_free(z0);
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
-    lo.reverse = _i;
+    lo.reverse = reverse;
     lg_loop *l = lg_loop_new(g, lo);
-    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), wb = lg_loop_invariant(l, w);
-    lg_value z = lg_matmul(x_t, wb, false, false); /* [B, N]; the gradient loop does not read it */
-    lg_value next = lg_tanh(lg_add(z, h));
+    lg_value x_t = lg_loop_seq(l, *x), h = lg_loop_state(l, h0), wb = lg_loop_invariant(l, *w);
+    lg_value next = lg_tanh(lg_add(lg_matmul(x_t, wb, false, false), h)); /* [B, N] */
     lg_loop_next(l, h, next);
     lg_loop_emit(l, next);
     lg_value hs;
     ck_assert_int_eq(lg_loop_end(l, NULL, &hs), LG_OK);
-    lg_value loss = weighted_sum(hs, 18), fetch[3] = {loss}, wrt[2] = {w, x};
-    ck_assert_int_eq(lg_grad(g, loss, wrt, 2, fetch + 1), LG_OK);
-    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, CT, CB, CF), 1, 18, -1, 1);
-    lg_feed f[1] = {{x, xt}};
-    check_passes_agree(f, 1, fetch, 3);
+    return hs;
+}
+
+/* The forward loop's hoisted bytes are one chunk of `chunk` steps of x_t W
+ * [cb, cn], and the report says that the hoisted value and the gradient
+ * loop's accumulator (x_t^T dz_t) go per chunk. */
+static void expect_chunks(const lg_feed *f, const lg_value *fetch, int chunk, int cb, int cn)
+{
     lg_loop_report r = loop_report(f, 1, fetch, 3, NULL, 0);
     ck_assert_int_eq(r.n_hoisted, 1);
-    ck_assert_uint_eq(r.hoisted_bytes, (size_t)4 * CB * CN * sizeof(double)); /* one chunk */
+    ck_assert_uint_eq(r.hoisted_bytes, (size_t)chunk * cb * cn * sizeof(double));
     lg_program *p = NULL;
     ck_assert_int_eq(lg_program_compile(g, f, 1, fetch, 3, &p), LG_OK);
-    char *rep = lg_program_report(p);
-    /* and the gradient loop sums x_t^T dz_t per chunk: dz is 1 MiB a step too */
-    ck_assert_msg(rep && strstr(rep, "1 of them per chunk of 4 steps") && strstr(rep, "1 accumulators summed per chunk of steps"),
-                  "%s", rep ? rep : "");
+    char *rep = lg_program_report(p), want[64];
+    snprintf(want, sizeof want, "1 of them per chunk of %d steps", chunk);
+    ck_assert_msg(rep && strstr(rep, want) && strstr(rep, "1 accumulators summed per chunk of steps"), "%s",
+                  rep ? rep : "");
     free(rep);
     lg_program_free(p);
+}
+
+/* Hoisted values computed per chunk of steps, forwards and backwards, equal
+ * the loop's own with every pass set: 16 steps run in chunks of 4 (hoist.c:
+ * at least MIN_CHUNK chunks), and W's gradient is summed per chunk the same
+ * way. Small, so that the values are checked quickly; the byte budget that
+ * bounds a chunk is test_hoist_chunk_budget's. */
+START_TEST(test_hoist_chunks)
+{
+    enum { CT = 16, CB = 2, CN = 8 };
+    lg_value x, w, hs = chunked_loop(CT, CB, CN, _i, &x, &w);
+    lg_value loss = weighted_sum(hs, 18), fetch[3] = {loss}, wrt[2] = {w, x};
+    ck_assert_int_eq(lg_grad(g, loss, wrt, 2, fetch + 1), LG_OK);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, CT, CB, 2 * CB), 1, 18, -1, 1);
+    lg_feed f[1] = {{x, xt}};
+    check_passes_agree(f, 1, fetch, 3);
+    expect_chunks(f, fetch, 4, CB, CN);
+    lg_tensor_free(xt);
+}
+END_TEST
+
+/* A hoisted value too large to stack for all steps is computed per chunk
+ * within the 4 MiB budget: x_t W is [16, 8192] f64 (1 MiB) per step, so 32
+ * steps go in chunks of 4, not of the 8 that the chunk count alone would
+ * allow, forwards and in the gradient loop (dz_t is 1 MiB a step too).
+ * Compiled only: test_hoist_chunks runs chunked loops. */
+START_TEST(test_hoist_chunk_budget)
+{
+    enum { CT = 32, CB = 16, CN = 8192 };
+    lg_value x, w, hs = chunked_loop(CT, CB, CN, false, &x, &w);
+    lg_value loss = lg_sum(hs, NULL, 0, false), fetch[3] = {loss}, wrt[2] = {w, x};
+    ck_assert_int_eq(lg_grad(g, loss, wrt, 2, fetch + 1), LG_OK);
+    lg_tensor *xt = lg_test_tensor(LG_F64, lg_shape_of(3, CT, CB, 2 * CB), NULL);
+    lg_feed f[1] = {{x, xt}};
+    expect_chunks(f, fetch, 4, CB, CN);
     lg_tensor_free(xt);
 }
 END_TEST
@@ -897,12 +942,12 @@ START_TEST(test_loop_attrs_lowered)
     lg_feed f[4] = {{in[0], t[0]}, {in[1], t[1]}, {in[2], t[2]}, {in[3], t[3]}};
     check_passes_agree(f, 4, rolled, 8);
     lg_tensor **a = run_with(NULL, f, 4, rolled, 8), **b = run_with(NULL, f, 4, unrolled, 8);
-    for (int i = 0; i < 8; i++)
-        for (int64_t e = 0; e < lg_tensor_numel(b[i]); e++) {
-            double x = lg_tensor_get(a[i], e), y = lg_tensor_get(b[i], e);
-            ck_assert_msg(fabs(x - y) <= 1e-12 * fmax(1.0, fmax(fabs(x), fabs(y))), "fetch %d [%lld]: rolled %.17g, unrolled %.17g",
-                          i, (long long)e, x, y);
-        }
+    for (int i = 0; i < 8; i++) {
+        ck_assert_int_eq(lg_tensor_numel(a[i]), lg_tensor_numel(b[i]));
+        int64_t e = first_difference(a[i], b[i]);
+        ck_assert_msg(e < 0, "fetch %d [%lld]: rolled %.17g, unrolled %.17g", i, (long long)e,
+                      lg_tensor_get(a[i], e), lg_tensor_get(b[i], e));
+    }
     free_outs(a, 8), free_outs(b, 8);
     for (int k = 0; k < 4; k++) lg_tensor_free(t[k]);
 }
@@ -968,6 +1013,7 @@ static Suite *passes_suite(void)
     tcase_add_test(tc, test_hoist_embedding);
     tcase_add_loop_test(tc, test_hoist_custom_cell, 0, 2);
     tcase_add_loop_test(tc, test_hoist_chunks, 0, 2);
+    tcase_add_test(tc, test_hoist_chunk_budget);
     tcase_add_loop_test(tc, test_hoist_cost_rule, 0, 2);
     tcase_add_test(tc, test_forward_only_saves_nothing);
     tcase_add_test(tc, test_memory_plan_in_place);
