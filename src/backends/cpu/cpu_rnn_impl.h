@@ -14,20 +14,44 @@ typedef T FN(vt) __attribute__((vector_size(64)));
 #define VT FN(vt)
 #define VL ((int64_t)(sizeof(VT) / sizeof(T)))
 
+/* A tail of m < VL lanes moves through a stack copy of the vector in
+ * power-of-two pieces: fixed-size copies, which compile to single moves
+ * (a loop over the lanes compiles to rep movs, whose start-up cost
+ * dominated the gate math of layers under 16 units). */
+#define TAIL_COPY(dst, src, m)                                                                      \
+    do {                                                                                            \
+        int64_t k_ = 0;                                                                             \
+        for (int64_t w_ = VL / 2; w_ >= 1; w_ /= 2)                                                \
+            if ((m) - k_ >= w_) {                                                                   \
+                switch (w_ * (int64_t)sizeof(T)) {                                                  \
+                case 32: memcpy((dst) + k_, (src) + k_, 32); break;                                 \
+                case 16: memcpy((dst) + k_, (src) + k_, 16); break;                                 \
+                case 8: memcpy((dst) + k_, (src) + k_, 8); break;                                   \
+                default: memcpy((dst) + k_, (src) + k_, 4); break;                                  \
+                }                                                                                   \
+                k_ += w_;                                                                           \
+            }                                                                                       \
+    } while (0)
+
 static inline __attribute__((always_inline)) VT FN(ld)(const T *p, int64_t m)
 {
-    VT v = {0};
-    if (m == VL) memcpy(&v, p, sizeof v);
-    else
-        for (int64_t k = 0; k < m; k++) v[k] = p[k]; /* a tail: no call to memcpy */
-    return v;
+    union {
+        VT v;
+        T a[VL];
+    } u = {{0}};
+    if (m == VL) memcpy(&u.v, p, sizeof u.v);
+    else TAIL_COPY(u.a, p, m);
+    return u.v;
 }
 
 static inline __attribute__((always_inline)) void FN(st)(T *p, VT v, int64_t m)
 {
-    if (m == VL) memcpy(p, &v, sizeof v);
-    else
-        for (int64_t k = 0; k < m; k++) p[k] = v[k];
+    union {
+        VT v;
+        T a[VL];
+    } u = {v};
+    if (m == VL) memcpy(p, &u.v, sizeof u.v);
+    else TAIL_COPY(p, u.a, m);
 }
 
 #define LD(p) FN(ld)(p, m_)
@@ -801,6 +825,7 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
 }
 
 #undef FOR_V
+#undef TAIL_COPY
 #undef NR
 #undef GEMM
 #undef ST
