@@ -22,7 +22,8 @@
  * need no synchronisation between them; lg_cuda_copy_d2h and lg_cuda_sync
  * wait for it. A context is used by one thread at a time, with its device
  * current on that thread (lg_cuda_ctx_new makes it current on the calling
- * thread; another thread calls cudaSetDevice(c->device) first).
+ * thread; the backend, cuda_backend.c, makes it current before each call,
+ * so backends of several devices can share a thread).
  *
  * Errors: every CUDA, cuBLAS and cuDNN failure becomes an lg_status whose
  * message names the call and what it was for: no device or a driver older

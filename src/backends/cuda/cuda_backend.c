@@ -11,7 +11,16 @@
 #include "backends/cuda/cuda.h"
 #include "ops/rnn.h"
 
-static lg_cuda_ctx *ctx(const lg_backend *b) { return b->ctx; }
+/* The backend's context with its device current on this thread: CUDA's
+ * current device is per thread, and a process may hold the backends of
+ * several devices (a cheap check when it is current already). */
+static lg_cuda_ctx *ctx(const lg_backend *b)
+{
+    lg_cuda_ctx *c = b->ctx;
+    int current = -1;
+    if (cudaGetDevice(&current) != cudaSuccess || current != c->device) cudaSetDevice(c->device);
+    return c;
+}
 
 static lg_status cu_alloc(const lg_backend *b, size_t bytes, void **out) { return lg_cuda_alloc(ctx(b), bytes, out); }
 static void cu_free(const lg_backend *b, void *p) { lg_cuda_free(ctx(b), p); }
