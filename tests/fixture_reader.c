@@ -302,3 +302,16 @@ lg_tensor *fx_to_tensor(const fx_array *a)
     for (int64_t i = 0; i < lg_shape_numel(a->shape); i++) lg_tensor_set(t, i, a->v[i]);
     return t;
 }
+
+bool fx_load(const char *path, fx_file *fx)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        memset(fx, 0, sizeof *fx);
+        snprintf(fx->error, sizeof fx->error, "%s: cannot open: %s", path, strerror(errno));
+        return false;
+    }
+    bool ok = fx_read(f, path, fx);
+    fclose(f);
+    return ok;
+}

@@ -60,6 +60,9 @@ typedef struct fx_file {
 /* Reads a whole fixture file. On failure fx->error says why and where, and
  * fx holds no cases. */
 bool fx_read(FILE *f, const char *path, fx_file *fx);
+/* fx_read of the file at path; one that cannot be opened is an fx->error
+ * too ("PATH: cannot open: why"). */
+bool fx_load(const char *path, fx_file *fx);
 void fx_file_free(fx_file *fx);
 /* The case named name, or NULL. */
 const fx_case *fx_find_case(const fx_file *fx, const char *name);

@@ -13,7 +13,6 @@
  *   errors     bad options and bad step inputs, each a graph error.
  */
 #include <check.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -757,13 +756,7 @@ END_TEST
 
 int main(void)
 {
-    FILE *f = fopen(RNN_PATH, "r");
-    if (f == NULL) {
-        snprintf(fx.error, sizeof fx.error, "%s: cannot open: %s", RNN_PATH, strerror(errno));
-    } else {
-        fx_read(f, RNN_PATH, &fx);
-        fclose(f);
-    }
+    fx_load(RNN_PATH, &fx);
 
     Suite *s = suite_create("cells");
     TCase *tc = tcase_create("reference");

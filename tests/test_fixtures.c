@@ -30,7 +30,6 @@
  * file without a builder, or a builder without a case, is a failure.
  */
 #include <check.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -375,13 +374,7 @@ END_TEST
 
 int main(void)
 {
-    FILE *f = fopen(FX_PATH, "r");
-    if (f == NULL) {
-        snprintf(fx.error, sizeof fx.error, "%s: cannot open: %s", FX_PATH, strerror(errno));
-    } else {
-        fx_read(f, FX_PATH, &fx);
-        fclose(f);
-    }
+    fx_load(FX_PATH, &fx);
 
     Suite *s = suite_create("fixtures");
     TCase *tc = tcase_create("format");

@@ -8,7 +8,6 @@
  * (the generic loop).
  */
 #include <check.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,13 +111,7 @@ END_TEST
 
 int main(void)
 {
-    FILE *f = fopen(FIXTURE_PATH, "r");
-    if (f == NULL) {
-        snprintf(fx.error, sizeof fx.error, "%s: cannot open: %s", FIXTURE_PATH, strerror(errno));
-    } else {
-        fx_read(f, FIXTURE_PATH, &fx);
-        fclose(f);
-    }
+    fx_load(FIXTURE_PATH, &fx);
     Suite *s = suite_create("keras_dropout");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_fixture_file);
