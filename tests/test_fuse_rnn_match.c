@@ -457,7 +457,9 @@ END_TEST
 
 /* A mask (opts.mask: any step may be masked) is matched as the mask, but
  * not with outputs repeated past masked steps (the fused op gives zeros). */
-START_TEST(test_refuse_mask_repeating)
+/* A mask (not lengths), its masked steps' outputs zeros or repeated: both
+ * match, the repeat read as the loop's attribute. */
+START_TEST(test_mask_repeating)
 {
     lg_cell *cell = lg_cell_new(g, "lstm", I, opts_of(LG_CELL_LSTM));
     lg_loop_opts lo = lg_loop_opts_default();
@@ -472,9 +474,9 @@ START_TEST(test_refuse_mask_repeating)
     lg_loop_emit(l, y);
     ck_assert_int_eq(lg_loop_end(l, NULL, NULL), LG_OK);
     lg_rnn_match m;
-    if (_i) assert_refused(last_loop(g), "a mask (not lengths) with repeated outputs");
-    else assert_match(last_loop(g), LG_RNN_LSTM, true, &m);
-    if (!_i) ck_assert_int_eq(m.mask_seq, 1 + 2 + 3); /* after x, h, c and W, U, b */
+    assert_match(last_loop(g), LG_RNN_LSTM, true, &m);
+    ck_assert_int_eq(m.mask_seq, 1 + 2 + 3); /* after x, h, c and W, U, b */
+    ck_assert_int_eq(m.repeat, _i);
     lg_cell_free(cell);
 }
 END_TEST
@@ -532,7 +534,7 @@ static Suite *match_suite(void)
     tcase_add_test(tc, test_refuse_peephole);
     tcase_add_test(tc, test_refuse_no_recurrence);
     tcase_add_test(tc, test_refuse_truncated);
-    tcase_add_loop_test(tc, test_refuse_mask_repeating, 0, 2);
+    tcase_add_loop_test(tc, test_mask_repeating, 0, 2);
     tcase_add_test(tc, test_refuse_where_in_body);
     tcase_add_test(tc, test_refuse_gradient_loop);
     suite_add_tcase(s, tc);

@@ -262,6 +262,33 @@ START_TEST(test_dropout_agrees)
 }
 END_TEST
 
+/* A layer under a mask with holes (Keras's Masking or mask_zero) that
+ * returns its sequence, masked steps repeating the last valid output
+ * (Keras 3's default): fused, as the loop computes it. _i: LSTM, GRU. */
+START_TEST(test_mask_repeat_agrees)
+{
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
+    lg_value mask = lg_input(g, "mask", LG_F64, lg_shape_of(2, B, T));
+    lg_cell_opts co = lg_cell_opts_default(_i ? LG_CELL_GRU : LG_CELL_LSTM, U);
+    co.dtype = LG_F64;
+    lg_cell *c = lg_cell_new(g, "cell", F, co);
+    lg_rnn_opts o = lg_rnn_opts_default();
+    o.return_sequences = true;
+    o.mask = mask;
+    lg_rnn_result r;
+    ck_assert_int_eq(lg_rnn(g, c, x, o, &r), LG_OK);
+    lg_value fetch[64];
+    int n = loss_and_grads(weighted_sum(r.output, 13), x, fetch);
+    double holes[B * T] = {0, 1, 0, 1, 1, 1, 1, 0, 0, 1, 1, 0, 0, 1, 0};
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 14, -1, 1);
+    lg_tensor *mt = lg_test_tensor(LG_F64, lg_shape_of(2, B, T), holes);
+    lg_feed f[2] = {{x, xt}, {mask, mt}};
+    check_passes_agree(f, 2, fetch, n);
+    expect_note(f, 2, fetch, n, _i ? "fused as gru_reset_after (3 units, bias, masked)" : "fused as lstm (3 units, bias, masked)");
+    lg_tensor_free(xt), lg_tensor_free(mt), lg_cell_free(c);
+}
+END_TEST
+
 /* A user-written cell (peephole LSTM) under both memory policies. */
 START_TEST(test_custom_cell_agrees)
 {
@@ -1007,6 +1034,7 @@ static Suite *passes_suite(void)
     tcase_add_test(tc, test_stacked_masked_agree);
     tcase_add_test(tc, test_bidirectional_agrees);
     tcase_add_loop_test(tc, test_dropout_agrees, 0, 2);
+    tcase_add_loop_test(tc, test_mask_repeat_agrees, 0, 2);
     tcase_add_loop_test(tc, test_custom_cell_agrees, 0, 2);
     tcase_add_test(tc, test_nested_loops_agree);
     tcase_add_test(tc, test_nested_cell_agrees);

@@ -93,8 +93,19 @@ static int32_t fuse_last_loop(lg_graph *gr, lg_value *repl)
 /* The fused side: lg_rnn_build with the cell's weights, or (via_match) the
  * matcher's reading of the loop and lg_rnn_fuse_loop. With dropout, the
  * cell reads Keras's dropout and recurrent dropout masks. */
+/* A mask [T, B] with holes: example i's step t is valid where (t + i) % 3
+ * != 1, and example 0's first step is masked (so a repeat has nothing to
+ * repeat there). */
+static lg_tensor *holes_mask(lg_dtype dt)
+{
+    lg_tensor *t = lg_test_tensor(dt, lg_shape_of(2, T, B), NULL);
+    for (int s = 0; s < T; s++)
+        for (int i = 0; i < B; i++) lg_tensor_set(t, s * B + i, (s + i) % 3 != 1 && !(s == 0 && i == 0));
+    return t;
+}
+
 static void model_build_as(model *m, const variant *v, lg_dtype dt, bool bias, bool reverse, bool masked,
-                           bool via_match, bool dropout)
+                           bool via_match, bool dropout, bool holes)
 {
     memset(m, 0, sizeof *m);
     lg_graph *g = m->g = lg_graph_new();
@@ -116,7 +127,11 @@ static void model_build_as(model *m, const variant *v, lg_dtype dt, bool bias, b
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
     lo.reverse = reverse;
-    if (masked) {
+    if (masked && holes) { /* Keras's zero_output_for_mask=False: masked steps repeat the last output */
+        m->mask = lg_input(g, "mask", dt, lg_shape_of(2, T, B));
+        lo.mask = m->mask;
+        lo.repeat_output_for_mask = true;
+    } else if (masked) {
         m->len = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
         lo.lengths = m->len;
     }
@@ -170,11 +185,14 @@ static void model_build_as(model *m, const variant *v, lg_dtype dt, bool bias, b
         m->feed_t[k] = lg_test_uniform(dt, lg_value_shape(ins[k]), 11, (uint64_t)k, -1, 1);
         m->feeds[m->n_feeds++] = (lg_feed){ins[k], m->feed_t[k]};
     }
-    if (masked) {
+    if (masked && holes) {
+        m->feed_t[4] = holes_mask(dt);
+        m->feeds[m->n_feeds++] = (lg_feed){m->mask, m->feed_t[4]};
+    } else if (masked) {
         m->feed_t[3] = lg_test_tensor(LG_I32, lg_shape_of(1, B), lengths);
         m->feeds[m->n_feeds++] = (lg_feed){m->len, m->feed_t[3]};
     }
-    if (masked && !via_match) {
+    if (masked && !holes && !via_match) {
         m->feed_t[4] = lg_test_tensor(dt, lg_shape_of(2, T, B), NULL);
         for (int t = 0; t < T; t++)
             for (int i = 0; i < B; i++) lg_tensor_set(m->feed_t[4], t * B + i, t < lengths[i]);
@@ -190,7 +208,7 @@ static void model_build_as(model *m, const variant *v, lg_dtype dt, bool bias, b
 
 static void model_build(model *m, const variant *v, lg_dtype dt, bool bias, bool reverse, bool masked, bool via_match)
 {
-    model_build_as(m, v, dt, bias, reverse, masked, via_match, false);
+    model_build_as(m, v, dt, bias, reverse, masked, via_match, false, false);
 }
 
 static void model_free(model *m)
@@ -211,7 +229,8 @@ static void assert_close(const lg_tensor *a, const lg_tensor *b, double tol, con
     }
 }
 
-/* Values and gradients of two losses over the same wrt, equal within tol. */
+/* Values and gradients of two losses over the same wrt, equal within tol,
+ * the loop run as a loop. */
 static void compare(lg_graph *gr, lg_value loss_loop, lg_value loss_fused, const lg_value *wrt, int n_wrt,
                     const lg_feed *feeds, int n_feeds, double tol, const char *label)
 {
@@ -224,8 +243,14 @@ static void compare(lg_graph *gr, lg_value loss_loop, lg_value loss_fused, const
     fetch[nf++] = loss_loop;
     fetch[nf++] = loss_fused;
     for (int k = 0; k < n_wrt; k++) fetch[nf++] = gl[k], fetch[nf++] = gf[k];
+    /* the loop side as a loop: fuse_rnn would make it the fused op too */
+    lg_compile_opts co = lg_compile_opts_default();
+    co.passes_off = "fuse_rnn";
+    lg_program *p = NULL;
+    ck_assert_msg(lg_program_compile_opts(gr, feeds, n_feeds, fetch, nf, &co, &p) == LG_OK, "%s", lg_last_error());
     lg_tensor *out[34] = {0};
-    ck_assert_msg(lg_graph_run(gr, feeds, n_feeds, fetch, nf, out) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_program_run(p, feeds, n_feeds, out) == LG_OK, "%s", lg_last_error());
+    lg_program_free(p);
     char what[200];
     snprintf(what, sizeof what, "%s loss", label);
     assert_close(out[1], out[0], tol, what);
@@ -267,6 +292,23 @@ END_TEST
 START_TEST(test_equal_to_loop_f32) { check_variant(&variants[_i], LG_F32, true, _i % 2, true, false); }
 END_TEST
 
+/* A mask with holes, masked steps repeating the last valid output (Keras
+ * 3's default for a layer): the matched loop as the fused op (LG_RNN_REPEAT)
+ * equals the loop. _i enumerates variant x {forward, reverse} x {plain,
+ * dropout}. */
+START_TEST(test_repeat_equal_to_loop)
+{
+    const variant *v = &variants[_i / 4];
+    bool reverse = _i % 2, dropout = (_i / 2) % 2;
+    model m;
+    model_build_as(&m, v, LG_F64, true, reverse, true, true, dropout, true);
+    char label[160];
+    snprintf(label, sizeof label, "%s holes repeat%s%s", v->name, reverse ? " reverse" : "", dropout ? " dropout" : "");
+    compare(m.g, m.loss_loop, m.loss_fused, m.wrt, m.n_wrt, m.feeds, m.n_feeds, 1e-11, label);
+    model_free(&m);
+}
+END_TEST
+
 /* Keras's dropout and recurrent dropout masks (every product with U reads
  * h_{t-1} times the mask; the GRU's mix the plain h_{t-1}): equal values
  * and gradients, the masks' own included. _i enumerates variant x {masked
@@ -276,7 +318,7 @@ START_TEST(test_dropout_equal_to_loop)
     const variant *v = &variants[_i / 4];
     bool odd = _i % 2, via_match = (_i / 2) % 2;
     model m;
-    model_build_as(&m, v, LG_F64, true, odd, odd, via_match, true);
+    model_build_as(&m, v, LG_F64, true, odd, odd, via_match, true, false);
     char label[160];
     snprintf(label, sizeof label, "%s dropout%s%s", v->name, odd ? " masked reverse" : "", via_match ? " (matched)" : "");
     compare(m.g, m.loss_loop, m.loss_fused, m.wrt, m.n_wrt, m.feeds, m.n_feeds, 1e-11, label);
@@ -388,6 +430,10 @@ typedef struct sizes {
     int64_t T, B, I, H;
 } sizes;
 
+/* run_parts_as's mask: holes, a masked step before and after valid ones in
+ * either run order for most rows. */
+static bool parts_mask(int64_t t, int64_t b) { return (t + 2 * b) % 3 != 0; }
+
 static int run_parts_as(const variant *v, lg_dtype dt, unsigned flags, sizes z, int parts, bool train,
                         lg_tensor **out)
 {
@@ -408,7 +454,7 @@ static int run_parts_as(const variant *v, lg_dtype dt, unsigned flags, sizes z, 
                        : lg_test_uniform(dt, shp[k], 31, (uint64_t)k, k == 3 || k == 4 ? -0.4 : -1,
                                          k == 3 || k == 4 ? 0.4 : 1);
         if (k == 6)
-            for (int64_t i = 0; i < z.T * z.B; i++) lg_tensor_set(ft[k], i, i / z.B < 1 + (i % z.B) * 5 % z.T);
+            for (int64_t i = 0; i < z.T * z.B; i++) lg_tensor_set(ft[k], i, parts_mask(i / z.B, i % z.B));
         feeds[nf++] = (lg_feed){in[k], ft[k]};
     }
     int32_t id = lg_rnn_build(v->fused, flags, in[0], &in[1], in[3], in[4], (lg_rnn_extras){in[5], in[6], in[7]},
@@ -452,7 +498,7 @@ START_TEST(test_parts_equal_bits)
 {
     const variant *v = &variants[_i / 4];
     lg_dtype dt = _i % 2 ? LG_F64 : LG_F32;
-    unsigned flags = (_i / 2) % 2 ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK | LG_RNN_HMASK : 0;
+    unsigned flags = (_i / 2) % 2 ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK | LG_RNN_HMASK | LG_RNN_REPEAT : 0;
     /* the last two for LSTMs only: they split units (cpu_rnn.c, RNN_COL_UNITS), in tiles of 128 */
     const sizes all[] = {{T, B, I, H}, {4, 23, 7, 33}, {3, 64, 32, 64}, {6, 37, 20, 48}, {2, 50, 1, 10},
                          {3, 21, 8, 264}, {2, 3, 5, 384}};
@@ -487,7 +533,7 @@ START_TEST(test_unit_parts_forward_only)
     const variant *v = &variants[2];
     ck_assert_int_eq(v->fused, LG_RNN_LSTM);
     lg_dtype dt = _i % 2 ? LG_F64 : LG_F32;
-    unsigned flags = _i / 2 ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK | LG_RNN_HMASK : 0;
+    unsigned flags = _i / 2 ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK | LG_RNN_HMASK | LG_RNN_REPEAT : 0;
     const sizes all[] = {{3, 21, 8, 264}, {4, 5, 3, 512}};
     for (size_t zi = 0; zi < sizeof all / sizeof *all; zi++) {
         lg_tensor *train[12] = {0}, *one[3] = {0}, *split[3] = {0};
@@ -530,11 +576,12 @@ static double lstm_reference_loss(lg_tensor *const *in, unsigned flags, sizes z)
                        lg_test_uniform(LG_F64, lg_shape_of(2, Bn, Hn), 7, 102, -1, 1)};
     double *h = malloc((size_t)(Bn * Hn) * sizeof(double)), *c = malloc((size_t)(Bn * Hn) * sizeof(double));
     double *hn = malloc((size_t)(Bn * Hn) * sizeof(double)), *gt = malloc((size_t)G * sizeof(double)), loss = 0;
+    bool *seen = calloc((size_t)Bn, sizeof *seen); /* a valid step has run (LG_RNN_REPEAT) */
     for (int64_t i = 0; i < Bn * Hn; i++) h[i] = lg_tensor_get(in[1], i), c[i] = lg_tensor_get(in[2], i);
     for (int64_t s = 0; s < Tn; s++) {
         int64_t t = flags & LG_RNN_REVERSE ? Tn - 1 - s : s;
         for (int64_t b = 0; b < Bn; b++) {
-            bool valid = !(flags & LG_RNN_MASK) || t < 1 + b * 5 % Tn; /* run_parts_as's mask */
+            bool valid = !(flags & LG_RNN_MASK) || parts_mask(t, b);
             for (int64_t j = 0; j < G; j++) {
                 double a = in[5] ? lg_tensor_get(in[5], j) : 0;
                 for (int64_t k = 0; k < In; k++)
@@ -547,14 +594,16 @@ static double lstm_reference_loss(lg_tensor *const *in, unsigned flags, sizes z)
                 double cn = gt[Hn + u] * c[b * Hn + u] + gt[u] * gt[2 * Hn + u], y = gt[3 * Hn + u] * tanh(cn);
                 if (valid) c[b * Hn + u] = cn;
                 hn[b * Hn + u] = valid ? y : h[b * Hn + u];
-                loss += (valid ? y : 0) * lg_tensor_get(w[0], (t * Bn + b) * Hn + u);
+                double out = valid ? y : (flags & LG_RNN_REPEAT) && seen[b] ? h[b * Hn + u] : 0;
+                loss += out * lg_tensor_get(w[0], (t * Bn + b) * Hn + u);
             }
+            seen[b] = seen[b] || valid;
         }
         memcpy(h, hn, (size_t)(Bn * Hn) * sizeof(double));
     }
     for (int64_t i = 0; i < Bn * Hn; i++) loss += h[i] * lg_tensor_get(w[1], i) + c[i] * lg_tensor_get(w[2], i);
     for (int k = 0; k < 3; k++) lg_tensor_free(w[k]);
-    free(h), free(c), free(hn), free(gt);
+    free(h), free(c), free(hn), free(gt), free(seen);
     return loss;
 }
 
@@ -565,7 +614,7 @@ static double lstm_reference_loss(lg_tensor *const *in, unsigned flags, sizes z)
 START_TEST(test_unit_parts_reference)
 {
     const variant *v = &variants[2];
-    unsigned flags = _i ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK | LG_RNN_HMASK : 0;
+    unsigned flags = _i ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK | LG_RNN_HMASK | LG_RNN_REPEAT : 0;
     sizes z = {3, 21, 8, 264};
     lg_tensor *out[12] = {0};
     int n = run_parts_as(v, LG_F64, flags, z, 2, true, out);
@@ -663,6 +712,7 @@ static Suite *rnn_fused_suite(void)
     tcase_add_loop_test(tc, test_matched_equal_to_loop, 0, N_VARIANTS * 8);
     tcase_add_loop_test(tc, test_equal_to_loop_f32, 0, N_VARIANTS);
     tcase_add_loop_test(tc, test_dropout_equal_to_loop, 0, N_VARIANTS * 4);
+    tcase_add_loop_test(tc, test_repeat_equal_to_loop, 0, N_VARIANTS * 4);
     tcase_add_test(tc, test_matched_hand_lstm);
     tcase_add_loop_test(tc, test_gradcheck, 0, N_VARIANTS);
     tcase_add_test(tc, test_bad_shapes);

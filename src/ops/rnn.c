@@ -66,6 +66,8 @@ static bool infer_common(const lg_node *n, const lg_port *in, int mask_at, int h
     if ((n->attrs.n_ints != 2 && n->attrs.n_ints != 4) || (uint64_t)n->attrs.ints[0] >= LG_RNN_CELL_COUNT ||
         (uint64_t)n->attrs.ints[1] > LG_RNN_FLAGS_ALL || (n->attrs.n_ints == 4 && (n->attrs.ints[2] < 0 || n->attrs.ints[3] < 0)))
         LG_INFER_FAIL("bad rnn attributes");
+    if ((n->attrs.ints[1] & LG_RNN_REPEAT) && !(n->attrs.ints[1] & LG_RNN_MASK))
+        LG_INFER_FAIL("LG_RNN_REPEAT repeats outputs at masked steps: it needs LG_RNN_MASK");
     lg_rnn_cell c = lg_rnn_node_cell(n);
     lg_rnn_layout L = lg_rnn_layout_of(c, lg_rnn_node_flags(n));
     lg_port x = in[L.x];

@@ -24,7 +24,9 @@
  *
  * Steps run t = 0..T-1, or T-1..0 with LG_RNN_REVERSE (ys[t] stays at t).
  * Masking is Keras's: where mask[t, b] is 0 the states keep their values and
- * ys[t, b] is 0.
+ * ys[t, b] is 0; with LG_RNN_REPEAT (Keras 3's zero_output_for_mask=False)
+ * ys[t, b] is h as the step leaves it, the output of the last valid step
+ * run before it, or 0 where no step before it (in run order) was valid.
  *
  * Recurrent dropout is Keras 3's: every product with U reads h_{t-1} hmask
  * (elementwise, the same mask at every step) where the cell reads h_{t-1};
@@ -68,8 +70,9 @@ enum {
     LG_RNN_REVERSE = 2,
     LG_RNN_MASK = 4,
     LG_RNN_FORWARD_ONLY = 8,
-    LG_RNN_HMASK = 16, /* recurrent dropout: the hmask input */
-    LG_RNN_FLAGS_ALL = 31
+    LG_RNN_HMASK = 16,  /* recurrent dropout: the hmask input */
+    LG_RNN_REPEAT = 32, /* with LG_RNN_MASK: masked steps repeat h (see above) */
+    LG_RNN_FLAGS_ALL = 63
 };
 
 /* A cell's name ("lstm", "gru_reset_after", ...) for reports. */

@@ -55,6 +55,8 @@ typedef struct rnn_ctx {
     rnn_planes planes;
     const lg_buf *mask;         /* NULL: every step valid */
     const void *hmask;          /* [B, H] recurrent dropout (rnn.h), or NULL */
+    int64_t *first;             /* LG_RNN_REPEAT: per row, the run-order index of its first
+                                   valid step (steps if none); else NULL */
     const void *h0, *c0;       /* rnn: the initial states */
     const void *dh_T, *dc_T;   /* rnn_grad: the final states' cotangents */
     int parts;                 /* the batch rows split in parts run at once (1: all on this thread) */
@@ -79,6 +81,30 @@ static inline bool rnn_valid(const rnn_ctx *c, int64_t t, int64_t b)
     case LG_F64: return ((const double *)c->mask->data)[i] != 0;
     default: return ((const int32_t *)c->mask->data)[i] != 0;
     }
+}
+
+/* What row b's output is at run-order step s (time t): the step's h, zeros,
+ * or (LG_RNN_REPEAT) the state h kept from the last valid step. */
+typedef enum rnn_out { RNN_OUT_STEP, RNN_OUT_ZERO, RNN_OUT_REPEAT } rnn_out;
+
+static inline rnn_out rnn_out_of(const rnn_ctx *c, int64_t s, int64_t t, int64_t b)
+{
+    if (rnn_valid(c, t, b)) return RNN_OUT_STEP;
+    return c->first && s > c->first[b] ? RNN_OUT_REPEAT : RNN_OUT_ZERO;
+}
+
+/* c->first for LG_RNN_REPEAT (freed by the caller); LG_OK without. */
+static lg_status first_valid(rnn_ctx *c, unsigned flags)
+{
+    if (!(flags & LG_RNN_REPEAT)) return LG_OK;
+    c->first = malloc((size_t)(c->B > 0 ? c->B : 1) * sizeof *c->first);
+    if (!c->first) return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn '%s': out of memory", c->name);
+    for (int64_t b = 0; b < c->B; b++) {
+        int64_t s = 0;
+        while (s < c->steps && !rnn_valid(c, c->reverse ? c->steps - 1 - s : s, b)) s++;
+        c->first[b] = s;
+    }
+    return LG_OK;
 }
 
 /* Parts to split the batch into: the thread budget, where each part's
@@ -236,7 +262,10 @@ lg_status lg_cpu_rnn(const lg_node *n, const lg_buf *in, lg_buf *out)
 #endif
     c.h0 = in[c.L.h0].data;
     c.c0 = c.L.c0 >= 0 ? in[c.L.c0].data : NULL;
-    return out[c.L.ys].dtype == LG_F32 ? forward_f32(&c, in, out) : forward_f64(&c, in, out);
+    st = first_valid(&c, lg_rnn_node_flags(n));
+    if (!st) st = out[c.L.ys].dtype == LG_F32 ? forward_f32(&c, in, out) : forward_f64(&c, in, out);
+    free(c.first);
+    return st;
 }
 
 lg_status lg_cpu_rnn_grad(const lg_node *n, const lg_buf *in, lg_buf *out)
@@ -250,5 +279,8 @@ lg_status lg_cpu_rnn_grad(const lg_node *n, const lg_buf *in, lg_buf *out)
 #endif
     c.dh_T = in[c.L.g_dh].data;
     c.dc_T = c.L.g_dc >= 0 ? in[c.L.g_dc].data : NULL;
-    return out[c.L.g_dx].dtype == LG_F32 ? backward_f32(&c, in, out) : backward_f64(&c, in, out);
+    st = first_valid(&c, lg_rnn_node_flags(n));
+    if (!st) st = out[c.L.g_dx].dtype == LG_F32 ? backward_f32(&c, in, out) : backward_f64(&c, in, out);
+    free(c.first);
+    return st;
 }

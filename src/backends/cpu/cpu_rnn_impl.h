@@ -210,21 +210,30 @@ static void FN(act_row)(T *p, int64_t n, bool relu)
     for (int64_t j = 0; j < n; j++) p[j] = p[j] > 0 ? p[j] : 0;
 }
 
-/* h'/y of row b after a step: state kept where the step is masked out. */
-static inline void FN(emit)(T *h, T *y, const T *hn, int64_t H, bool valid)
+/* h'/y of row b after a step (rnn_out): state kept where the step is
+ * masked out, y zeros or the kept h. */
+static inline void FN(emit)(T *h, T *y, const T *hn, int64_t H, rnn_out out)
 {
-    if (valid) {
+    switch (out) {
+    case RNN_OUT_STEP:
         memcpy(h, hn, (size_t)H * sizeof(T));
         memcpy(y, hn, (size_t)H * sizeof(T));
-    } else {
-        memset(y, 0, (size_t)H * sizeof(T));
+        break;
+    case RNN_OUT_ZERO: memset(y, 0, (size_t)H * sizeof(T)); break;
+    case RNN_OUT_REPEAT: memcpy(y, h, (size_t)H * sizeof(T)); break;
     }
+}
+
+/* The backward of a masked step's repeated output: dh += dy. */
+static inline void FN(repeat_back)(T *dh, const T *dy, int64_t H)
+{
+    FOR_V(H, ST(dh + j, LD(dh + j) + LD(dy + j));)
 }
 
 /* Both GRUs' last pass over a step's rows [b0, b0 + nb): h~ (activated,
  * parked in y) goes back to its gate block, and h' = h~ + z (h - h~). */
-static inline __attribute__((always_inline)) void FN(gru_update)(const rnn_ctx *c, int64_t t, int64_t b0, int64_t nb,
-                                                                 T *g, const T *hp, T *y, T *h)
+static inline __attribute__((always_inline)) void FN(gru_update)(const rnn_ctx *c, int64_t s, int64_t t, int64_t b0,
+                                                                 int64_t nb, T *g, const T *hp, T *y, T *h)
 {
     int64_t H = c->H, GH = c->GH;
     T tmp[H > 0 ? H : 1];
@@ -236,7 +245,7 @@ static inline __attribute__((always_inline)) void FN(gru_update)(const rnn_ctx *
             VT hh = LD(row + 2 * H + j);
             ST(tmp + j, hh + LD(row + j) * (LD(hpb + j) - hh));
         })
-        FN(emit)(h + b * H, y + b * H, tmp, H, rnn_valid(c, t, b0 + b));
+        FN(emit)(h + b * H, y + b * H, tmp, H, rnn_out_of(c, s, t, b0 + b));
     }
 }
 
@@ -287,7 +296,7 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
             GEMM(DT, false, false, nb, H, H, 1, hr, H, U, H, 1, g, H);
             for (int64_t b = 0; b < nb; b++) FN(add_bias)(g + b * H, bias, H);
             FN(act_row)(g, nb * H, c->cell == LG_RNN_SIMPLE_RELU);
-            for (int64_t b = 0; b < nb; b++) FN(emit)(h + b * H, y + b * H, g + b * H, H, rnn_valid(c, t, b0 + b));
+            for (int64_t b = 0; b < nb; b++) FN(emit)(h + b * H, y + b * H, g + b * H, H, rnn_out_of(c, s, t, b0 + b));
             break;
         case LG_RNN_LSTM: {
             T *cp = a->cprev + r0 * H, *tc = a->tanhc + r0 * H;
@@ -310,7 +319,7 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
             for (int64_t b = 0; b < nb; b++) {
                 const T *row = g + b * GH, *tcr = tc + b * H;
                 FOR_V(H, ST(tmp + j, LD(row + 3 * H + j) * LD(tcr + j));)
-                FN(emit)(h + b * H, y + b * H, tmp, H, rnn_valid(c, t, b0 + b));
+                FN(emit)(h + b * H, y + b * H, tmp, H, rnn_out_of(c, s, t, b0 + b));
             }
             break;
         }
@@ -332,7 +341,7 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
                 FOR_V(H, ST(yb + j, LD(yb + j) + LD(row + H + j) * LD(hgr + 2 * H + j));)
             }
             TANH_ROW(y, nb * H);
-            FN(gru_update)(c, t, b0, nb, g, hp, y, h);
+            FN(gru_update)(c, s, t, b0, nb, g, hp, y, h);
             break;
         }
         case LG_RNN_GRU_RESET_BEFORE: {
@@ -347,7 +356,7 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
             GEMM(DT, false, false, nb, H, H, 1, rh, H, U + 2 * H, GH, 1, y, H);
             for (int64_t b = 0; b < nb; b++) FN(add_bias)(y + b * H, bias ? bias + 2 * H : NULL, H);
             TANH_ROW(y, nb * H);
-            FN(gru_update)(c, t, b0, nb, g, hp, y, h);
+            FN(gru_update)(c, s, t, b0, nb, g, hp, y, h);
             break;
         }
         case LG_RNN_CELL_COUNT: break;
@@ -415,7 +424,7 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_fwd)(const rnn_ctx *c, const FN(fwd)
             if (valid) memcpy(cs + b * H + u0, tcr, (size_t)hu * sizeof(T));
             TANH_ROW(tcr, hu);
             FOR_V(hu, ST(tmp + j, LD(row + 3 * H + u0 + j) * LD(tcr + j));)
-            FN(emit)(h + b * H + u0, y + b * H + u0, tmp, hu, valid);
+            FN(emit)(h + b * H + u0, y + b * H + u0, tmp, hu, rnn_out_of(c, s, t, b));
         }
     }
     return LG_OK;
@@ -556,6 +565,7 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_bwd)(const rnn_ctx *c, const FN(bwd)
             int64_t i0 = b * H + u0;
             if (!rnn_valid(c, t, b)) { /* the state passed through: dh, dc stay */
                 for (int q = 0; q < 4; q++) memset(drow + q * H, 0, (size_t)hu * sizeof(T));
+                if (rnn_out_of(c, s, t, b) == RNN_OUT_REPEAT) FN(repeat_back)(dh + i0, dy + i0, hu);
                 continue;
             }
             FOR_V(hu, {
@@ -605,6 +615,7 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
         for (int64_t b = 0; b < nb; b++)
             if (!rnn_valid(c, t, b0 + b)) { /* the state passed through: dh, dc stay */
                 memset(dg + b * GH, 0, (size_t)GH * sizeof(T));
+                if (rnn_out_of(c, s, t, b0 + b) == RNN_OUT_REPEAT) FN(repeat_back)(dh + b * H, dy + b * H, H);
                 if (c->cell == LG_RNN_GRU) memset(a->dHG + (r0 + b) * GH, 0, (size_t)GH * sizeof(T));
             }
         switch (c->cell) {

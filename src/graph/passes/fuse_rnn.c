@@ -104,7 +104,8 @@ static const char *refusal(const lg_backend *b, const lg_graph *g, const lg_ref 
         lg_port x = g->nodes[g->nodes[node].in[m->x_seq].node].out[g->nodes[node].in[m->x_seq].out];
         lg_rnn_desc d = {.cell = m->cell,
                          .flags = (m->has_bias ? LG_RNN_BIAS : 0) | (m->reverse ? LG_RNN_REVERSE : 0) |
-                                  (m->mask_seq >= 0 ? LG_RNN_MASK : 0) | (m->h_mask >= 0 ? LG_RNN_HMASK : 0),
+                                  (m->mask_seq >= 0 ? LG_RNN_MASK : 0) | (m->h_mask >= 0 ? LG_RNN_HMASK : 0) |
+                                  (m->repeat ? LG_RNN_REPEAT : 0),
                          .dtype = x.dtype,
                          .T = x.shape.dims[0],
                          .B = x.shape.dims[1],

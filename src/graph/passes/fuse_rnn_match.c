@@ -515,10 +515,9 @@ bool lg_rnn_match_loop(const lg_loop_spec *s, lg_rnn_match *m)
     m->units = c.body->nodes[s->inputs[s->n_seq]].out[0].shape.dims[1];
     /* masking is the loop's attribute (the body is the user's step) */
     if (s->truncate > 0) return fail(&c, "truncated BPTT (gradients stop every %d steps)", s->truncate);
-    /* a mask repeats outputs through a state of its own (lg_loop_lower) */
-    if (s->masking == LG_LOOP_BY_MASK && s->repeat_output)
-        return fail(&c, "a mask (not lengths) with repeated outputs (zero_output_for_mask false)");
     if (s->masking) m->mask_seq = lg_loop_mask_input(s);
+    /* a mask's repeated outputs are the kernel's (lengths': fuse_rnn_replace) */
+    m->repeat = s->masking == LG_LOOP_BY_MASK && s->repeat_output && s->n_y == 1;
     if (s->n_y == 1) y = s->outputs[s->n_state];
     for (int k = 0; k < s->n_state; k++)
         if (c.body->nodes[next[k].node].op == LG_OP_WHERE)

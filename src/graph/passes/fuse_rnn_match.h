@@ -18,12 +18,12 @@
  *              hh = tanh(x W_h + r (h U_h + b_h)) (reset_after) or
  *              tanh(x W_h + (r h) U_h) (reset before); gates z, r, h
  *
- * Masking (per-example lengths or a mask) and reverse are the loop's
- * attributes (lg_loop_spec), read as they are: the body is the user's step.
- * Truncated BPTT and a mask with repeated outputs are refused. Keras's
- * dropout masks are read where the body multiplies them in: x_t or h_{t-1}
- * times a loop invariant of its shape before the products with W or U
- * (every product reading the same mask), as the cell API builds them
+ * Masking (per-example lengths or a mask, zeros or repeated outputs at
+ * masked steps) and reverse are the loop's attributes (lg_loop_spec), read
+ * as they are: the body is the user's step. Truncated BPTT is refused.
+ * Keras's dropout masks are read where the body multiplies them in: x_t or
+ * h_{t-1} times a loop invariant of its shape before the products with W or
+ * U (every product reading the same mask), as the cell API builds them
  * (lg_cell_step's x_mask and h_mask); the GRU's mix reads h unmasked.
  *
  * Where the body differs, the match fails with the first difference found,
@@ -62,6 +62,7 @@ typedef struct lg_rnn_match {
     int y_out;          /* the per-step output that is h', or -1 (none emitted) */
     int x_mask, h_mask; /* the invariants multiplied into x_t (dropout) and into
                            h_{t-1} before U (recurrent dropout), or -1 */
+    bool repeat;        /* a mask's masked steps repeat h (LG_RNN_REPEAT) */
     int64_t units;      /* H */
     int n_w, n_u, n_b;  /* W and U: one piece per gate; biases: any number */
     lg_rnn_piece w[LG_RNN_MATCH_MAX_PIECES], u[LG_RNN_MATCH_MAX_PIECES], b[LG_RNN_MATCH_MAX_PIECES];

@@ -94,7 +94,7 @@ int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, bool 
     }
     unsigned flags = (m->has_bias ? LG_RNN_BIAS : 0) | (m->reverse ? LG_RNN_REVERSE : 0) |
                      (m->mask_seq >= 0 ? LG_RNN_MASK : 0) | (forward_only ? LG_RNN_FORWARD_ONLY : 0) |
-                     (m->h_mask >= 0 ? LG_RNN_HMASK : 0);
+                     (m->h_mask >= 0 ? LG_RNN_HMASK : 0) | (m->repeat ? LG_RNN_REPEAT : 0);
     int32_t id = lg_rnn_build_sized(m->cell, flags, forward_only ? &m->forward_sizes : &m->train_sizes, x, states, w,
                                     u, (lg_rnn_extras){b, mask, hmask}, lg_node_at(g, loop)->name);
     if (id < 0) return -1;
