@@ -104,9 +104,16 @@ static lg_tensor *holes_mask(lg_dtype dt)
     return t;
 }
 
-static void model_build_as(model *m, const variant *v, lg_dtype dt, bool bias, bool reverse, bool masked,
-                           bool via_match, bool dropout, bool holes)
+/* How model_build builds a model: masked by lengths, or by a mask with
+ * holes (holes, which needs via_match); dropout masks on x_t and h. */
+typedef struct model_opts {
+    bool bias, reverse, masked, via_match, dropout, holes;
+} model_opts;
+
+static void model_build(model *m, const variant *v, lg_dtype dt, model_opts o)
 {
+    bool bias = o.bias, reverse = o.reverse, masked = o.masked, via_match = o.via_match, dropout = o.dropout,
+         holes = o.holes;
     memset(m, 0, sizeof *m);
     lg_graph *g = m->g = lg_graph_new();
     m->x = lg_input(g, "x", dt, lg_shape_of(3, T, B, I));
@@ -206,11 +213,6 @@ static void model_build_as(model *m, const variant *v, lg_dtype dt, bool bias, b
     }
 }
 
-static void model_build(model *m, const variant *v, lg_dtype dt, bool bias, bool reverse, bool masked, bool via_match)
-{
-    model_build_as(m, v, dt, bias, reverse, masked, via_match, false, false);
-}
-
 static void model_free(model *m)
 {
     for (int k = 0; k < 7; k++) lg_tensor_free(m->feed_t[k]);
@@ -261,13 +263,14 @@ static void compare(lg_graph *gr, lg_value loss_loop, lg_value loss_fused, const
     for (int k = 0; k < nf; k++) lg_tensor_free(out[k]);
 }
 
-static void check_variant(const variant *v, lg_dtype dt, bool bias, bool reverse, bool masked, bool via_match)
+static void check_variant(const variant *v, lg_dtype dt, model_opts o)
 {
     model m;
-    model_build(&m, v, dt, bias, reverse, masked, via_match);
+    model_build(&m, v, dt, o);
     char label[160];
-    snprintf(label, sizeof label, "%s%s%s%s%s", v->name, bias ? "" : " no-bias", reverse ? " reverse" : "",
-             masked ? " masked" : "", via_match ? " (matched)" : "");
+    snprintf(label, sizeof label, "%s%s%s%s%s%s", v->name, o.bias ? "" : " no-bias", o.reverse ? " reverse" : "",
+             o.masked ? (o.holes ? " holes repeat" : " masked") : "", o.dropout ? " dropout" : "",
+             o.via_match ? " (matched)" : "");
     compare(m.g, m.loss_loop, m.loss_fused, m.wrt, m.n_wrt, m.feeds, m.n_feeds, dt == LG_F64 ? 1e-11 : 1e-4, label);
     model_free(&m);
 }
@@ -276,7 +279,7 @@ static void check_variant(const variant *v, lg_dtype dt, bool bias, bool reverse
 START_TEST(test_equal_to_loop_f64)
 {
     int opts = _i % 8;
-    check_variant(&variants[_i / 8], LG_F64, !(opts & 1), opts & 2, opts & 4, false);
+    check_variant(&variants[_i / 8], LG_F64, (model_opts){.bias = !(opts & 1), .reverse = opts & 2, .masked = opts & 4});
 }
 END_TEST
 
@@ -285,11 +288,15 @@ END_TEST
 START_TEST(test_matched_equal_to_loop)
 {
     int opts = _i % 8;
-    check_variant(&variants[_i / 8], LG_F64, !(opts & 1), opts & 2, opts & 4, true);
+    check_variant(&variants[_i / 8], LG_F64,
+                  (model_opts){.bias = !(opts & 1), .reverse = opts & 2, .masked = opts & 4, .via_match = true});
 }
 END_TEST
 
-START_TEST(test_equal_to_loop_f32) { check_variant(&variants[_i], LG_F32, true, _i % 2, true, false); }
+START_TEST(test_equal_to_loop_f32)
+{
+    check_variant(&variants[_i], LG_F32, (model_opts){.bias = true, .reverse = _i % 2, .masked = true});
+}
 END_TEST
 
 /* A mask with holes, masked steps repeating the last valid output (Keras
@@ -298,14 +305,9 @@ END_TEST
  * dropout}. */
 START_TEST(test_repeat_equal_to_loop)
 {
-    const variant *v = &variants[_i / 4];
-    bool reverse = _i % 2, dropout = (_i / 2) % 2;
-    model m;
-    model_build_as(&m, v, LG_F64, true, reverse, true, true, dropout, true);
-    char label[160];
-    snprintf(label, sizeof label, "%s holes repeat%s%s", v->name, reverse ? " reverse" : "", dropout ? " dropout" : "");
-    compare(m.g, m.loss_loop, m.loss_fused, m.wrt, m.n_wrt, m.feeds, m.n_feeds, 1e-11, label);
-    model_free(&m);
+    check_variant(&variants[_i / 4], LG_F64,
+                  (model_opts){.bias = true, .reverse = _i % 2, .masked = true, .via_match = true,
+                               .dropout = (_i / 2) % 2, .holes = true});
 }
 END_TEST
 
@@ -315,14 +317,9 @@ END_TEST
  * + reverse} x {built, matched}. */
 START_TEST(test_dropout_equal_to_loop)
 {
-    const variant *v = &variants[_i / 4];
-    bool odd = _i % 2, via_match = (_i / 2) % 2;
-    model m;
-    model_build_as(&m, v, LG_F64, true, odd, odd, via_match, true, false);
-    char label[160];
-    snprintf(label, sizeof label, "%s dropout%s%s", v->name, odd ? " masked reverse" : "", via_match ? " (matched)" : "");
-    compare(m.g, m.loss_loop, m.loss_fused, m.wrt, m.n_wrt, m.feeds, m.n_feeds, 1e-11, label);
-    model_free(&m);
+    bool odd = _i % 2;
+    check_variant(&variants[_i / 4], LG_F64,
+                  (model_opts){.bias = true, .reverse = odd, .masked = odd, .via_match = (_i / 2) % 2, .dropout = true});
 }
 END_TEST
 
@@ -331,7 +328,7 @@ END_TEST
 START_TEST(test_gradcheck)
 {
     model m;
-    model_build(&m, &variants[_i], LG_F64, true, _i % 2, true, false);
+    model_build(&m, &variants[_i], LG_F64, (model_opts){.bias = true, .reverse = _i % 2, .masked = true});
     lg_gradcheck_report r;
     ck_assert_msg(lg_gradcheck(m.g, m.loss_fused, m.wrt, m.n_wrt, m.feeds, m.n_feeds, lg_gradcheck_opts_default(),
                                &r) == LG_OK,
@@ -671,7 +668,7 @@ START_TEST(test_forward_only)
     lg_dtype dt = _i % 2 ? LG_F64 : LG_F32;
     bool odd = (_i / 2) % 2;
     model m;
-    model_build(&m, v, dt, true, odd, odd, false);
+    model_build(&m, v, dt, (model_opts){.bias = true, .reverse = odd, .masked = odd});
     lg_value fetch[1 + 6];
     fetch[0] = m.loss_loop;
     ck_assert_msg(lg_grad(m.g, m.loss_loop, m.wrt, m.n_wrt, fetch + 1) == LG_OK, "%s", lg_last_error());
