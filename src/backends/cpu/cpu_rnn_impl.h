@@ -182,14 +182,14 @@ static inline void FN(add_bias)(T *p, const T *b, int64_t n)
 
 /* Recurrent dropout (rnn.h) on n rows of w units, every array's rows ld
  * apart: hm = h m. */
-static inline void FN(hmask_rows)(T *hm, const T *h, const T *m, int64_t n, int64_t w, int64_t ld)
+static inline __attribute__((always_inline)) void FN(hmask_rows)(T *hm, const T *h, const T *m, int64_t n, int64_t w, int64_t ld)
 {
     for (int64_t b = 0; b < n; b++) FOR_V(w, ST(hm + b * ld + j, LD(h + b * ld + j) * LD(m + b * ld + j));)
 }
 
 /* Its backward: given d = dL/d(h m), dh += d m and dmask += d h. */
-static inline void FN(hmask_back)(T *dh, T *dmask, const T *d, const T *h, const T *m, int64_t n, int64_t w,
-                                  int64_t ld)
+static inline __attribute__((always_inline)) void FN(hmask_back)(T *dh, T *dmask, const T *d, const T *h, const T *m,
+                                                                 int64_t n, int64_t w, int64_t ld)
 {
     for (int64_t b = 0; b < n; b++) {
         int64_t i0 = b * ld;
@@ -225,7 +225,7 @@ static inline void FN(emit)(T *h, T *y, const T *hn, int64_t H, rnn_out out)
 }
 
 /* The backward of a masked step's repeated output: dh += dy. */
-static inline void FN(repeat_back)(T *dh, const T *dy, int64_t H)
+static inline __attribute__((always_inline)) void FN(repeat_back)(T *dh, const T *dy, int64_t H)
 {
     FOR_V(H, ST(dh + j, LD(dh + j) + LD(dy + j));)
 }
