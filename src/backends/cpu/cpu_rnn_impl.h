@@ -53,6 +53,39 @@ static inline __attribute__((always_inline)) void FN(st)(T *p, VT v, int64_t m)
  * bits do not depend on m, n or where its panel starts. */
 #define NR (2 * VL)
 
+/* R rows (R <= 8, a constant after inlining) of C [R, nn] += A [R, K] times
+ * one panel pp: 2 R accumulators, kept in registers because the row loops
+ * unroll; a full panel joins C as vectors, lane by lane the same sums. */
+static inline __attribute__((always_inline)) void FN(pgemm_rows)(int R, int64_t K, const T *A, int64_t lda,
+                                                                 const T *pp, T *C, int64_t ldc, int64_t nn)
+{
+    VT acc[8][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = (VT){0};
+    for (int64_t k = 0; k < K; k++) {
+        VT b0, b1;
+        memcpy(&b0, pp + k * NR, sizeof b0);
+        memcpy(&b1, pp + k * NR + VL, sizeof b1);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            T x = A[r * lda + k];
+            acc[r][0] += x * b0, acc[r][1] += x * b1;
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        T *cr = C + r * ldc;
+        if (nn == NR) {
+            VT c0, c1;
+            memcpy(&c0, cr, sizeof c0), memcpy(&c1, cr + VL, sizeof c1);
+            c0 += acc[r][0], c1 += acc[r][1];
+            memcpy(cr, &c0, sizeof c0), memcpy(cr + VL, &c1, sizeof c1);
+        } else {
+            for (int64_t l = 0; l < nn; l++) cr[l] += acc[r][l / VL][l % VL];
+        }
+    }
+}
+
 LG_RNN_CLONES __attribute__((optimize("fp-contract=fast"))) static void FN(pgemm)(int64_t m, int64_t n, int64_t K,
                                                                                 const T *A, int64_t lda,
                                                                                 const T *P, T *C, int64_t ldc)
@@ -64,74 +97,13 @@ LG_RNN_CLONES __attribute__((optimize("fp-contract=fast"))) static void FN(pgemm
 #endif
     for (int64_t j0 = 0; j0 < n; j0 += NR) {
         const T *pp = P + j0 * K;
-        int64_t nn = n - j0 < NR ? n - j0 : NR;
-        int64_t i0 = 0;
+        int64_t nn = n - j0 < NR ? n - j0 : NR, i0 = 0;
         /* eight rows at once where 64-byte vectors are registers (16
-         * accumulators of the 32 AVX-512 registers; fewer registers spill) */
-        for (; wide && i0 + 8 <= m; i0 += 8) {
-            VT c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
-            VT c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0}, c60 = {0}, c61 = {0}, c70 = {0}, c71 = {0};
-            const T *a0 = A + i0 * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-            const T *a4 = a3 + lda, *a5 = a4 + lda, *a6 = a5 + lda, *a7 = a6 + lda;
-            for (int64_t k = 0; k < K; k++) {
-                VT b0, b1;
-                memcpy(&b0, pp + k * NR, sizeof b0);
-                memcpy(&b1, pp + k * NR + VL, sizeof b1);
-                T x = a0[k];
-                c00 += x * b0, c01 += x * b1;
-                x = a1[k];
-                c10 += x * b0, c11 += x * b1;
-                x = a2[k];
-                c20 += x * b0, c21 += x * b1;
-                x = a3[k];
-                c30 += x * b0, c31 += x * b1;
-                x = a4[k];
-                c40 += x * b0, c41 += x * b1;
-                x = a5[k];
-                c50 += x * b0, c51 += x * b1;
-                x = a6[k];
-                c60 += x * b0, c61 += x * b1;
-                x = a7[k];
-                c70 += x * b0, c71 += x * b1;
-            }
-            VT acc[8][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
-                            {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
-            for (int r = 0; r < 8; r++)
-                for (int64_t l = 0; l < nn; l++) C[(i0 + r) * ldc + j0 + l] += acc[r][l / VL][l % VL];
-        }
-        for (; i0 + 4 <= m; i0 += 4) { /* four rows at once */
-            VT c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
-            const T *a0 = A + i0 * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-            for (int64_t k = 0; k < K; k++) {
-                VT b0, b1;
-                memcpy(&b0, pp + k * NR, sizeof b0);
-                memcpy(&b1, pp + k * NR + VL, sizeof b1);
-                T x = a0[k];
-                c00 += x * b0, c01 += x * b1;
-                x = a1[k];
-                c10 += x * b0, c11 += x * b1;
-                x = a2[k];
-                c20 += x * b0, c21 += x * b1;
-                x = a3[k];
-                c30 += x * b0, c31 += x * b1;
-            }
-            VT acc[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
-            for (int r = 0; r < 4; r++)
-                for (int64_t l = 0; l < nn; l++) C[(i0 + r) * ldc + j0 + l] += acc[r][l / VL][l % VL];
-        }
-        for (; i0 < m; i0++) { /* the last rows, one at a time: the same sums */
-            VT c0 = {0}, c1 = {0};
-            const T *a0 = A + i0 * lda;
-            for (int64_t k = 0; k < K; k++) {
-                VT b0, b1;
-                memcpy(&b0, pp + k * NR, sizeof b0);
-                memcpy(&b1, pp + k * NR + VL, sizeof b1);
-                T x = a0[k];
-                c0 += x * b0, c1 += x * b1;
-            }
-            VT acc[2] = {c0, c1};
-            for (int64_t l = 0; l < nn; l++) C[i0 * ldc + j0 + l] += acc[l / VL][l % VL];
-        }
+         * accumulators of the 32 AVX-512 registers; fewer registers spill),
+         * then four, then one */
+        for (; wide && i0 + 8 <= m; i0 += 8) FN(pgemm_rows)(8, K, A + i0 * lda, lda, pp, C + i0 * ldc + j0, ldc, nn);
+        for (; i0 + 4 <= m; i0 += 4) FN(pgemm_rows)(4, K, A + i0 * lda, lda, pp, C + i0 * ldc + j0, ldc, nn);
+        for (; i0 < m; i0++) FN(pgemm_rows)(1, K, A + i0 * lda, lda, pp, C + i0 * ldc + j0, ldc, nn);
     }
 }
 
@@ -151,7 +123,7 @@ static void FN(pack)(T *P, const T *X, int64_t K, int64_t sk, int64_t sc, int64_
 }
 
 /* p[j] += b[j] when there is a bias. */
-static inline void FN(add_bias)(T *p, const T *b, int64_t n)
+static inline __attribute__((always_inline)) void FN(add_bias)(T *p, const T *b, int64_t n)
 {
     if (b) FOR_V(n, ST(p + j, LD(p + j) + LD(b + j));)
 }
@@ -639,9 +611,18 @@ static lg_status FN(backward_part)(void *arg, int k, int n)
 /* The backward's products over all T B rows. */
 typedef struct FN(wgrad) {
     const rnn_ctx *c;
-    const T *x, *W, *hprev, *rh, *dG, *dHG, *ones;
+    const T *x, *W, *hprev, *rh, *dG, *dHG;
     T *dW, *dU, *db, *dx;
 } FN(wgrad);
+
+/* s[j] = the sum of X[r ld + j] over rows r < rows, for j < n: a pass down
+ * the rows (a GEMM against ones packs X first), each column summed in row
+ * order from zero, so any split of the columns gives the same bits. */
+LG_RNN_CLONES static void FN(col_sums)(T *s, const T *X, int64_t ld, int64_t rows, int64_t n)
+{
+    memset(s, 0, (size_t)n * sizeof(T));
+    for (int64_t r = 0; r < rows; r++) FOR_V(n, ST(s + j, LD(s + j) + LD(X + r * ld + j));)
+}
 
 /* Part k of n: columns [c0, c1) of dW, dU and db, rows [r0, r1) of dx. */
 static lg_status FN(wgrad_part)(void *arg, int k, int n)
@@ -664,9 +645,8 @@ static lg_status FN(wgrad_part)(void *arg, int k, int n)
     default: GEMM(DT, true, false, H, c1 - c0, TB, 1, w->hprev, H, w->dG + c0, GH, 0, w->dU + c0, GH); break;
     }
     if (w->db) {
-        GEMM(DT, true, false, c1 - c0, 1, TB, 1, w->dG + c0, GH, w->ones, 1, 0, w->db + c0, 1);
-        if (c->cell == LG_RNN_GRU)
-            GEMM(DT, true, false, c1 - c0, 1, TB, 1, w->dHG + c0, GH, w->ones, 1, 0, w->db + GH + c0, 1);
+        FN(col_sums)(w->db + c0, w->dG + c0, GH, TB, c1 - c0);
+        if (c->cell == LG_RNN_GRU) FN(col_sums)(w->db + GH + c0, w->dHG + c0, GH, TB, c1 - c0);
     }
     return LG_OK;
 }
@@ -674,7 +654,7 @@ static lg_status FN(wgrad_part)(void *arg, int k, int n)
 LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
 {
     const lg_rnn_layout *L = &c->L;
-    int64_t B = c->B, H = c->H, GH = c->GH, TB = c->steps * c->B;
+    int64_t H = c->H, GH = c->GH, TB = c->steps * c->B;
     const T *x = in[L->x].data, *W = in[L->w].data, *ws = in[L->g_ws].data;
     T *dG = out[L->g_scratch].data;
     const T *U = in[L->u].data;
@@ -692,7 +672,6 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
                  .hg = ws + c->planes.hg * TB * H, .dh = out[L->g_dh0].data,
                  .dc = L->g_dc0 >= 0 ? out[L->g_dc0].data : NULL, .dG = dG, .dHG = dG + TB * GH,
                  .drh = dG + TB * c->scratch * H};
-    T *ones = a.drh + B * H; /* [TB]: column sums as GEMMs */
     lg_status st = rnn_steps(c, FN(backward_part), &a, &bar);
     free(UT);
     if (st) return st;
@@ -701,10 +680,8 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
      * in parts as the steps were, so OpenBLAS's own pool is never woken
      * and left spinning beside the next regions) */
     FN(wgrad) w = {.c = c, .x = x, .W = W, .hprev = a.hprev, .rh = ws + c->planes.rh * TB * H, .dG = dG,
-                   .dHG = a.dHG, .ones = ones, .dW = out[L->g_dw].data, .dU = out[L->g_du].data,
+                   .dHG = a.dHG, .dW = out[L->g_dw].data, .dU = out[L->g_du].data,
                    .db = L->g_db >= 0 ? out[L->g_db].data : NULL, .dx = out[L->g_dx].data};
-    if (w.db)
-        for (int64_t r = 0; r < TB; r++) ones[r] = 1;
     return c->parts == 1 ? FN(wgrad_part)(&w, 0, 1) : lg_cpu_parallel(c->parts, FN(wgrad_part), &w);
 }
 
