@@ -45,66 +45,88 @@ static inline __attribute__((always_inline)) void FN(st)(T *p, VT v, int64_t m)
     }
 
 
-/* The unit split's products against U (lstm_cols_*): U's columns packed
- * once per call in panels of NR = 2 VL columns, panel p holding columns
+/* The unit split's products (lstm_cols_*): U's columns packed once per
+ * call in panels of NR = 2 VL columns, panel p holding columns
  * [p NR, p NR + NR) as [k][NR] (zeros past the last column), so that no step
- * packs U again. C [m, n] += A [m, k] P, for n columns from a panel start:
- * each element sums its k products in order from zero, then joins C, so its
- * bits do not depend on m, n or where its panel starts. */
+ * packs U again; the backward's step products with W^T too, and its dW of
+ * a step straight from the rows of x and dG. In C [m, n] += A B each
+ * element sums its k products in order from zero, then joins C, so its bits
+ * do not depend on m, n or where its panel starts. */
 #define NR (2 * VL)
 
 /* R rows (R <= 8, a constant after inlining) of C [R, nn] += A [R, K] times
- * one panel pp: 2 R accumulators, kept in registers because the row loops
- * unroll; a full panel joins C as vectors, lane by lane the same sums. */
-static inline __attribute__((always_inline)) void FN(pgemm_rows)(int R, int64_t K, const T *A, int64_t lda,
-                                                                 const T *pp, T *C, int64_t ldc, int64_t nn)
+ * one panel: A's element (r, k) at A[r ar + k ak], the panel's row k at
+ * pb + k bk. 2 R accumulators, kept in registers because the row loops
+ * unroll; with nn the constant NR, whole vectors move (lane by lane the
+ * same sums), otherwise only nn columns are read and written. */
+static inline __attribute__((always_inline)) void FN(pgemm_rows)(int R, int64_t K, const T *A, int64_t ar,
+                                                                 int64_t ak, const T *pb, int64_t bk, T *C,
+                                                                 int64_t ldc, int64_t nn)
 {
     VT acc[8][2];
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = (VT){0};
     for (int64_t k = 0; k < K; k++) {
-        VT b0, b1;
-        memcpy(&b0, pp + k * NR, sizeof b0);
-        memcpy(&b1, pp + k * NR + VL, sizeof b1);
+        VT b0 = FN(ld)(pb + k * bk, nn < VL ? nn : VL), b1 = FN(ld)(pb + k * bk + VL, nn > VL ? nn - VL : 0);
 #pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
-            T x = A[r * lda + k];
+            T x = A[r * ar + k * ak];
             acc[r][0] += x * b0, acc[r][1] += x * b1;
         }
     }
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
         T *cr = C + r * ldc;
-        if (nn == NR) {
-            VT c0, c1;
-            memcpy(&c0, cr, sizeof c0), memcpy(&c1, cr + VL, sizeof c1);
-            c0 += acc[r][0], c1 += acc[r][1];
-            memcpy(cr, &c0, sizeof c0), memcpy(cr + VL, &c1, sizeof c1);
-        } else {
-            for (int64_t l = 0; l < nn; l++) cr[l] += acc[r][l / VL][l % VL];
-        }
+        int64_t m0 = nn < VL ? nn : VL, m1 = nn > VL ? nn - VL : 0;
+        FN(st)(cr, FN(ld)(cr, m0) + acc[r][0], m0);
+        FN(st)(cr + VL, FN(ld)(cr + VL, m1) + acc[r][1], m1);
     }
 }
 
-LG_RNN_CLONES __attribute__((optimize("fp-contract=fast"))) static void FN(pgemm)(int64_t m, int64_t n, int64_t K,
-                                                                                const T *A, int64_t lda,
-                                                                                const T *P, T *C, int64_t ldc)
+/* C [m, n] += A B, A as in pgemm_rows, panel j (columns [j NR, j NR + NR))
+ * of B at B + j NR bj. */
+LG_RNN_CLONES __attribute__((optimize("fp-contract=fast"))) static void FN(pgemm_of)(int64_t m, int64_t n, int64_t K,
+                                                                                   const T *A, int64_t ar,
+                                                                                   int64_t ak, const T *B,
+                                                                                   int64_t bj, int64_t bk, T *C,
+                                                                                   int64_t ldc)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     int wide = __builtin_cpu_supports("avx512f");
 #else
     int wide = 0;
 #endif
+/* R rows from row i0 of the panel at column j0, nn of its columns real */
+#define PGEMM_ROWS(R)                                                                                           \
+    do {                                                                                                        \
+        if (nn == NR) FN(pgemm_rows)(R, K, A + i0 * ar, ar, ak, pb, bk, C + i0 * ldc + j0, ldc, NR);          \
+        else FN(pgemm_rows)(R, K, A + i0 * ar, ar, ak, pb, bk, C + i0 * ldc + j0, ldc, nn);                   \
+    } while (0)
     for (int64_t j0 = 0; j0 < n; j0 += NR) {
-        const T *pp = P + j0 * K;
+        const T *pb = B + j0 * bj;
         int64_t nn = n - j0 < NR ? n - j0 : NR, i0 = 0;
         /* eight rows at once where 64-byte vectors are registers (16
          * accumulators of the 32 AVX-512 registers; fewer registers spill),
          * then four, then one */
-        for (; wide && i0 + 8 <= m; i0 += 8) FN(pgemm_rows)(8, K, A + i0 * lda, lda, pp, C + i0 * ldc + j0, ldc, nn);
-        for (; i0 + 4 <= m; i0 += 4) FN(pgemm_rows)(4, K, A + i0 * lda, lda, pp, C + i0 * ldc + j0, ldc, nn);
-        for (; i0 < m; i0++) FN(pgemm_rows)(1, K, A + i0 * lda, lda, pp, C + i0 * ldc + j0, ldc, nn);
+        for (; wide && i0 + 8 <= m; i0 += 8) PGEMM_ROWS(8);
+        for (; i0 + 4 <= m; i0 += 4) PGEMM_ROWS(4);
+        for (; i0 < m; i0++) PGEMM_ROWS(1);
     }
+#undef PGEMM_ROWS
+}
+
+/* C [m, n] += A [m, K] P, P packed (pack) from its first column. */
+static inline void FN(pgemm)(int64_t m, int64_t n, int64_t K, const T *A, int64_t lda, const T *P, T *C,
+                             int64_t ldc)
+{
+    FN(pgemm_of)(m, n, K, A, lda, 1, P, K, NR, C, ldc);
+}
+
+/* C [m, n] += A^T B for A [K, m] and B [K, n], row-major as they lie. */
+static inline void FN(pgemm_tn)(int64_t m, int64_t n, int64_t K, const T *A, int64_t lda, const T *B, int64_t ldb,
+                                T *C, int64_t ldc)
+{
+    FN(pgemm_of)(m, n, K, A, 1, lda, B, 1, ldb, C, ldc);
 }
 
 /* Packs columns [c0, c1) (c0 at a panel start) of a K-row matrix X, element
@@ -432,19 +454,33 @@ typedef struct FN(bwd) {
     const T *U;
     T *PU; /* c->cols: U^T packed (pgemm), [Hp / NR][GH][NR] */
     lg_cpu_barrier *bar; /* c->cols: the parts' step barrier */
+    /* c->cols: what lstm_cols_bwd sums step by step (wgrad does the rest) */
+    const T *x;
+    const T *PW; /* W^T packed, [Ip / NR][GH][NR], Ip = I rounded up to NR */
+    T *dW, *db, *dx;
 } FN(bwd);
 
 /* The backward of lstm_cols_fwd: part k of n computes the gate gradients
- * of its units for all rows, waits for the other parts (dh_{t-1} of its
- * units reads every gate's gradient), then its units' dh_{t-1} with one
- * product against its rows of U (packed transposed once: pgemm). */
+ * of its units for all rows, and adds the step's x_t^T dG_t and column sums
+ * to its columns of dW and db while they are in cache (wgrad's GEMMs over
+ * all steps pack dG again for each); waits for the other parts (dh_{t-1} of
+ * its units reads every gate's gradient), then its units' dh_{t-1} with one
+ * product against its rows of U (packed transposed once: pgemm), and dx_t
+ * of its block of rows (rnn_split) against W^T. Each element of dW and db
+ * sums the steps in the same order for any n, so the bits do not depend on
+ * the split. */
 LG_RNN_CLONES static lg_status FN(lstm_cols_bwd)(const rnn_ctx *c, const FN(bwd) *a, int k, int n)
 {
-    int64_t B = c->B, H = c->H, GH = c->GH;
+    int64_t B = c->B, H = c->H, GH = c->GH, I = c->I;
     int64_t u0 = rnn_col_split(c, k, n), u1 = rnn_col_split(c, k + 1, n), hu = u1 - u0;
+    int64_t b0 = rnn_split(B, k, n), nb = rnn_split(B, k + 1, n) - b0;
     const T *dhT = c->dh_T, *dcT = c->dc_T;
-    T *dh = a->dh, *dc = a->dc;
+    T *dh = a->dh, *dc = a->dc, *dW = a->dW, *db = a->db;
     FN(pack)(a->PU, a->U, GH, 1, GH, u0, u1);
+    for (int q = 0; q < 4; q++) {
+        for (int64_t i = 0; i < I; i++) memset(dW + i * GH + q * H + u0, 0, (size_t)hu * sizeof(T));
+        if (db) memset(db + q * H + u0, 0, (size_t)hu * sizeof(T));
+    }
     for (int64_t b = 0; b < B; b++) {
         memcpy(dh + b * H + u0, dhT + b * H + u0, (size_t)hu * sizeof(T));
         memcpy(dc + b * H + u0, dcT + b * H + u0, (size_t)hu * sizeof(T));
@@ -473,9 +509,18 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_bwd)(const rnn_ctx *c, const FN(bwd)
             })
             memset(dh + i0, 0, (size_t)hu * sizeof(T));
         }
+        for (int q = 0; q < 4; q++) {
+            FN(pgemm_tn)(I, hu, B, a->x + r0 * I, I, dg + q * H + u0, GH, dW + q * H + u0, GH);
+            if (!db) continue;
+            T *dbq = db + q * H + u0;
+            for (int64_t b = 0; b < B; b++) FOR_V(hu, ST(dbq + j, LD(dbq + j) + LD(dg + b * GH + q * H + u0 + j));)
+        }
         if (!lg_cpu_barrier_wait(a->bar))
             return lg_fail(LG_ERR_RUNTIME, "rnn_grad '%s': another part of its steps failed", c->name);
         FN(pgemm)(B, hu, GH, dg, GH, a->PU + u0 * GH, dh + u0, H);
+        T *dx = a->dx + (r0 + b0) * I;
+        memset(dx, 0, (size_t)(nb * I) * sizeof(T));
+        FN(pgemm)(nb, I, GH, dg + b0 * GH, GH, a->PW, dx, I);
     }
     return LG_OK;
 }
@@ -632,8 +677,10 @@ static lg_status FN(wgrad_part)(void *arg, int k, int n)
     int64_t H = c->H, GH = c->GH, I = c->I, TB = c->steps * c->B;
     int64_t c0 = rnn_split(GH, k, n), c1 = rnn_split(GH, k + 1, n), r0 = rnn_split(TB, k, n);
     int64_t r1 = rnn_split(TB, k + 1, n);
-    GEMM(DT, true, false, I, c1 - c0, TB, 1, w->x, I, w->dG + c0, GH, 0, w->dW + c0, GH);
-    GEMM(DT, false, true, r1 - r0, I, GH, 1, w->dG + r0 * GH, GH, w->W, GH, 0, w->dx + r0 * I, I);
+    if (!c->cols) { /* the unit split's steps did dW, dx and db (lstm_cols_bwd) */
+        GEMM(DT, true, false, I, c1 - c0, TB, 1, w->x, I, w->dG + c0, GH, 0, w->dW + c0, GH);
+        GEMM(DT, false, true, r1 - r0, I, GH, 1, w->dG + r0 * GH, GH, w->W, GH, 0, w->dx + r0 * I, I);
+    }
     switch (c->cell) {
     case LG_RNN_GRU: GEMM(DT, true, false, H, c1 - c0, TB, 1, w->hprev, H, w->dHG + c0, GH, 0, w->dU + c0, GH); break;
     case LG_RNN_GRU_RESET_BEFORE: { /* columns below 2H from h_{t-1}, U_h's from r h */
@@ -644,7 +691,7 @@ static lg_status FN(wgrad_part)(void *arg, int k, int n)
     }
     default: GEMM(DT, true, false, H, c1 - c0, TB, 1, w->hprev, H, w->dG + c0, GH, 0, w->dU + c0, GH); break;
     }
-    if (w->db) {
+    if (w->db && !c->cols) {
         FN(col_sums)(w->db + c0, w->dG + c0, GH, TB, c1 - c0);
         if (c->cell == LG_RNN_GRU) FN(col_sums)(w->db + GH + c0, w->dHG + c0, GH, TB, c1 - c0);
     }
@@ -654,24 +701,28 @@ static lg_status FN(wgrad_part)(void *arg, int k, int n)
 LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
 {
     const lg_rnn_layout *L = &c->L;
-    int64_t H = c->H, GH = c->GH, TB = c->steps * c->B;
+    int64_t H = c->H, GH = c->GH, TB = c->steps * c->B, Hp = (H + NR - 1) / NR * NR, Ip = (c->I + NR - 1) / NR * NR;
     const T *x = in[L->x].data, *W = in[L->w].data, *ws = in[L->g_ws].data;
     T *dG = out[L->g_scratch].data;
     const T *U = in[L->u].data;
-    /* U^T for the row split; packed by the parts of the unit split */
-    size_t ut = (size_t)(GH * (c->cols ? (H + NR - 1) / NR * NR : H));
+    /* U^T for the row split; for the unit split W^T packed here, then U^T,
+     * packed by its parts */
+    size_t ut = (size_t)(GH * (c->cols ? Ip + Hp : H));
     T *UT = malloc(ut * sizeof(T));
     if (!UT && ut > 0) return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn_grad '%s': out of memory for U^T", c->name);
     if (!c->cols)
         for (int64_t i = 0; i < H; i++)
             for (int64_t j = 0; j < GH; j++) UT[j * H + i] = U[i * GH + j];
+    else
+        FN(pack)(UT, W, GH, 1, GH, 0, c->I);
     lg_cpu_barrier bar;
-    FN(bwd) a = {.c = c, .UT = UT, .U = U, .PU = UT, .bar = &bar, .dys = in[L->g_dys].data,
+    FN(bwd) a = {.c = c, .UT = UT, .U = U, .PU = c->cols ? UT + Ip * GH : UT, .bar = &bar, .dys = in[L->g_dys].data,
                  .gate = ws + c->planes.gate * TB * H, .hprev = ws + c->planes.hprev * TB * H,
                  .cprev = ws + c->planes.cprev * TB * H, .tanhc = ws + c->planes.tanhc * TB * H,
                  .hg = ws + c->planes.hg * TB * H, .dh = out[L->g_dh0].data,
                  .dc = L->g_dc0 >= 0 ? out[L->g_dc0].data : NULL, .dG = dG, .dHG = dG + TB * GH,
-                 .drh = dG + TB * c->scratch * H};
+                 .drh = dG + TB * c->scratch * H, .x = x, .PW = UT, .dW = out[L->g_dw].data,
+                 .db = L->g_db >= 0 ? out[L->g_db].data : NULL, .dx = out[L->g_dx].data};
     lg_status st = rnn_steps(c, FN(backward_part), &a, &bar);
     free(UT);
     if (st) return st;
