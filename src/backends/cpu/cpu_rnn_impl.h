@@ -48,24 +48,37 @@ static inline __attribute__((always_inline)) void FN(st)(T *p, VT v, int64_t m)
 /* The unit split's products (lstm_cols_*): U's columns packed once per
  * call in panels of NR = 2 VL columns, panel p holding columns
  * [p NR, p NR + NR) as [k][NR] (zeros past the last column), so that no step
- * packs U again; the backward's step products with W^T too, and its dW of
- * a step straight from the rows of x and dG. In C [m, n] += A B each
- * element sums its k products in order from zero, then joins C, so its bits
- * do not depend on m, n or where its panel starts. */
+ * packs U again; the forward's panels continue with W's rows (x_t W joins
+ * h_{t-1} U in one product), the backward's step products with W^T have
+ * panels too, and its dW of a step reads x and dG as they lie. In C [m, n]
+ * (+)= A B each element sums its k products in order from zero, then joins
+ * or replaces C, so its bits do not depend on m, n or where its panel
+ * starts. */
 #define NR (2 * VL)
 
-/* R rows (R <= 8, a constant after inlining) of C [R, nn] += A [R, K] times
- * one panel: A's element (r, k) at A[r ar + k ak], the panel's row k at
- * pb + k bk. 2 R accumulators, kept in registers because the row loops
- * unroll; with nn the constant NR, whole vectors move (lane by lane the
- * same sums), otherwise only nn columns are read and written. */
-static inline __attribute__((always_inline)) void FN(pgemm_rows)(int R, int64_t K, const T *A, int64_t ar,
-                                                                 int64_t ak, const T *pb, int64_t bk, T *C,
-                                                                 int64_t ldc, int64_t nn)
+/* C [m, n] = A B (store) or C += A B. A's element (r, k) at A[r ar + k ak]
+ * for k < K, then at A2[r ar2 + (k - K) ak2] for K2 more (the forward's
+ * x_t after h_{t-1}); panel j of B (columns [j NR, j NR + NR)) at
+ * B + j NR bj, its row k at + k bk. */
+typedef struct FN(mm) {
+    int64_t m, n, K, K2;
+    const T *A, *A2;
+    int64_t ar, ak, ar2, ak2;
+    const T *B;
+    int64_t bj, bk;
+    T *C;
+    int64_t ldc;
+    bool store;
+} FN(mm);
+
+/* acc[r] += the K products of row r of A (as in mm) with rows of the
+ * panel pb, for R rows (R <= 8, a constant after inlining: the row loop
+ * unrolls and the 2 R accumulators stay in registers); with nn the
+ * constant NR whole vectors load, otherwise only nn columns. */
+static inline __attribute__((always_inline)) void FN(pgemm_acc)(int R, VT acc[8][2], int64_t K, const T *A,
+                                                                int64_t ar, int64_t ak, const T *pb, int64_t bk,
+                                                                int64_t nn)
 {
-    VT acc[8][2];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = (VT){0};
     for (int64_t k = 0; k < K; k++) {
         VT b0 = FN(ld)(pb + k * bk, nn < VL ? nn : VL), b1 = FN(ld)(pb + k * bk + VL, nn > VL ? nn - VL : 0);
 #pragma GCC unroll 8
@@ -74,68 +87,74 @@ static inline __attribute__((always_inline)) void FN(pgemm_rows)(int R, int64_t 
             acc[r][0] += x * b0, acc[r][1] += x * b1;
         }
     }
+}
+
+/* Rows [i0, i0 + R) of the panel at column j0 of p->C, nn of its columns
+ * real: sums, then one vector add (or store) per row and half panel,
+ * lane by lane the same sums. */
+static inline __attribute__((always_inline)) void FN(pgemm_rows)(const FN(mm) *p, int R, int64_t i0, int64_t j0,
+                                                                 int64_t nn)
+{
+    VT acc[8][2];
+    const T *pb = p->B + j0 * p->bj;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = (VT){0};
+    FN(pgemm_acc)(R, acc, p->K, p->A + i0 * p->ar, p->ar, p->ak, pb, p->bk, nn);
+    if (p->K2) FN(pgemm_acc)(R, acc, p->K2, p->A2 + i0 * p->ar2, p->ar2, p->ak2, pb + p->K * p->bk, p->bk, nn);
+    int64_t m0 = nn < VL ? nn : VL, m1 = nn > VL ? nn - VL : 0;
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
-        T *cr = C + r * ldc;
-        int64_t m0 = nn < VL ? nn : VL, m1 = nn > VL ? nn - VL : 0;
-        FN(st)(cr, FN(ld)(cr, m0) + acc[r][0], m0);
-        FN(st)(cr + VL, FN(ld)(cr + VL, m1) + acc[r][1], m1);
+        T *cr = p->C + (i0 + r) * p->ldc + j0;
+        FN(st)(cr, p->store ? acc[r][0] : FN(ld)(cr, m0) + acc[r][0], m0);
+        FN(st)(cr + VL, p->store ? acc[r][1] : FN(ld)(cr + VL, m1) + acc[r][1], m1);
     }
 }
 
-/* C [m, n] += A B, A as in pgemm_rows, panel j (columns [j NR, j NR + NR))
- * of B at B + j NR bj. */
-LG_RNN_CLONES __attribute__((optimize("fp-contract=fast"))) static void FN(pgemm_of)(int64_t m, int64_t n, int64_t K,
-                                                                                   const T *A, int64_t ar,
-                                                                                   int64_t ak, const T *B,
-                                                                                   int64_t bj, int64_t bk, T *C,
-                                                                                   int64_t ldc)
+LG_RNN_CLONES __attribute__((optimize("fp-contract=fast"))) static void FN(pgemm_of)(const FN(mm) *p)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     int wide = __builtin_cpu_supports("avx512f");
 #else
     int wide = 0;
 #endif
-/* R rows from row i0 of the panel at column j0, nn of its columns real */
-#define PGEMM_ROWS(R)                                                                                           \
-    do {                                                                                                        \
-        if (nn == NR) FN(pgemm_rows)(R, K, A + i0 * ar, ar, ak, pb, bk, C + i0 * ldc + j0, ldc, NR);          \
-        else FN(pgemm_rows)(R, K, A + i0 * ar, ar, ak, pb, bk, C + i0 * ldc + j0, ldc, nn);                   \
-    } while (0)
-    for (int64_t j0 = 0; j0 < n; j0 += NR) {
-        const T *pb = B + j0 * bj;
-        int64_t nn = n - j0 < NR ? n - j0 : NR, i0 = 0;
+/* a full panel with the constant NR: whole vectors, no tails */
+#define PGEMM_ROWS(R) (nn == NR ? FN(pgemm_rows)(p, R, i0, j0, NR) : FN(pgemm_rows)(p, R, i0, j0, nn))
+    for (int64_t j0 = 0; j0 < p->n; j0 += NR) {
+        int64_t nn = p->n - j0 < NR ? p->n - j0 : NR, i0 = 0;
         /* eight rows at once where 64-byte vectors are registers (16
          * accumulators of the 32 AVX-512 registers; fewer registers spill),
          * then four, then one */
-        for (; wide && i0 + 8 <= m; i0 += 8) PGEMM_ROWS(8);
-        for (; i0 + 4 <= m; i0 += 4) PGEMM_ROWS(4);
-        for (; i0 < m; i0++) PGEMM_ROWS(1);
+        for (; wide && i0 + 8 <= p->m; i0 += 8) PGEMM_ROWS(8);
+        for (; i0 + 4 <= p->m; i0 += 4) PGEMM_ROWS(4);
+        for (; i0 < p->m; i0++) PGEMM_ROWS(1);
     }
 #undef PGEMM_ROWS
 }
 
-/* C [m, n] += A [m, K] P, P packed (pack) from its first column. */
+/* C [m, n] += A [m, K] P (C = A P with store), P packed (pack) from its
+ * first column. */
 static inline void FN(pgemm)(int64_t m, int64_t n, int64_t K, const T *A, int64_t lda, const T *P, T *C,
-                             int64_t ldc)
+                             int64_t ldc, bool store)
 {
-    FN(pgemm_of)(m, n, K, A, lda, 1, P, K, NR, C, ldc);
+    FN(pgemm_of)(&(FN(mm)){.m = m, .n = n, .K = K, .A = A, .ar = lda, .ak = 1, .B = P, .bj = K, .bk = NR, .C = C,
+                           .ldc = ldc, .store = store});
 }
 
 /* C [m, n] += A^T B for A [K, m] and B [K, n], row-major as they lie. */
 static inline void FN(pgemm_tn)(int64_t m, int64_t n, int64_t K, const T *A, int64_t lda, const T *B, int64_t ldb,
                                 T *C, int64_t ldc)
 {
-    FN(pgemm_of)(m, n, K, A, 1, lda, B, 1, ldb, C, ldc);
+    FN(pgemm_of)(&(FN(mm)){.m = m, .n = n, .K = K, .A = A, .ar = 1, .ak = lda, .B = B, .bj = 1, .bk = ldb, .C = C,
+                           .ldc = ldc});
 }
 
 /* Packs columns [c0, c1) (c0 at a panel start) of a K-row matrix X, element
- * (k, c) at X[k sk + c sc], into the panels of P (panel of column c at
- * c / NR). */
-static void FN(pack)(T *P, const T *X, int64_t K, int64_t sk, int64_t sc, int64_t c0, int64_t c1)
+ * (k, c) at X[k sk + c sc], into rows [0, K) of the panels of P, kp rows
+ * each (panel of column c at c / NR). */
+static void FN(pack)(T *P, int64_t kp, const T *X, int64_t K, int64_t sk, int64_t sc, int64_t c0, int64_t c1)
 {
     for (int64_t j0 = c0; j0 < c1; j0 += NR) {
-        T *pp = P + j0 * K;
+        T *pp = P + j0 * kp;
         int64_t nn = c1 - j0 < NR ? c1 - j0 : NR;
         for (int64_t k = 0; k < K; k++) {
             for (int64_t l = 0; l < nn; l++) pp[k * NR + l] = X[k * sk + (j0 + l) * sc];
@@ -198,7 +217,7 @@ typedef struct FN(fwd) {
     T *h, *cs, *ys;
     T *gate, *hprev, *cprev, *tanhc, *hg, *rh;
     int64_t tstride;
-    T *PU; /* c->cols: U packed per gate (pgemm), [4][H][Hp], Hp = H rounded up to NR */
+    T *PU; /* c->cols: per gate, U's then W's rows packed (pgemm), [4][Hp / NR][H + I][NR], Hp = H rounded up to NR */
 } FN(fwd);
 
 /* The steps of batch rows [b0, b0 + nb): rows never read other rows, so
@@ -301,11 +320,13 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
 /* An LSTM's steps split by units (cpu_rnn.c, rnn_ctx.cols): part k of n
  * owns units [u0, u1) of every gate and of h and c, for all batch rows.
  * Each step copies its units of h and c into the step's planes, waits for
- * the other parts (the recurrent GEMM reads all of h_{t-1}), then runs one
- * GEMM per gate over its columns of U and the gate math of its units. In
- * forward-only scratch, hprev alternates between two [B, H] blocks, so a
- * part a step ahead never writes the block another part still reads. The
- * GEMMs run per tile (cpu_rnn.c): any n gives the same bits. */
+ * the other parts (the recurrent product reads all of h_{t-1}), then runs
+ * one product per gate, [h_{t-1} | x_t] times its columns of [U; W] (packed
+ * once: pgemm, so the gate plane is written once, not projected before the
+ * steps and read back), and the gate math of its units. In forward-only
+ * scratch, hprev alternates between two [B, H] blocks, so a part a step
+ * ahead never writes the block another part still reads. Any n gives the
+ * same bits, and forward-only the same as training. */
 LG_RNN_CLONES static lg_status FN(lstm_cols_fwd)(const rnn_ctx *c, const FN(fwd) *a, int k, int n,
                                                 lg_cpu_barrier *bar)
 {
@@ -314,8 +335,11 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_fwd)(const rnn_ctx *c, const FN(fwd)
     const T *bias = a->bias, *h0 = c->h0, *c0 = c->c0;
     T *h = a->h, *cs = a->cs;
     T tmp[hu > 0 ? hu : 1];
-    int64_t Hp = (H + NR - 1) / NR * NR;
-    for (int q = 0; q < 4; q++) FN(pack)(a->PU + q * H * Hp, a->U + q * H, H, GH, 1, u0, u1);
+    int64_t I = c->I, Kp = H + I, Hp = (H + NR - 1) / NR * NR;
+    for (int q = 0; q < 4; q++) {
+        FN(pack)(a->PU + q * Kp * Hp, Kp, a->U + q * H, H, GH, 1, u0, u1);
+        FN(pack)(a->PU + q * Kp * Hp + H * NR, Kp, a->W + q * H, I, GH, 1, u0, u1);
+    }
     for (int64_t b = 0; b < B; b++) {
         memcpy(h + b * H + u0, h0 + b * H + u0, (size_t)hu * sizeof(T));
         memcpy(cs + b * H + u0, c0 + b * H + u0, (size_t)hu * sizeof(T));
@@ -324,18 +348,16 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_fwd)(const rnn_ctx *c, const FN(fwd)
         int64_t t = c->reverse ? c->steps - 1 - s : s, r0 = t * ts;
         T *g = a->gate + r0 * GH, *hp = a->hprev + (ts ? r0 : (s & 1) * B) * H, *y = a->ys + t * B * H;
         T *cp = a->cprev + r0 * H, *tc = a->tanhc + r0 * H;
-        if (!ts)
-            for (int64_t v = u0; v < u1; v += RNN_COL_TILE)
-                for (int q = 0; q < 4; q++)
-                    GEMM(DT, false, false, B, u1 - v < RNN_COL_TILE ? u1 - v : RNN_COL_TILE, c->I, 1,
-                         a->x + t * B * c->I, c->I, a->W + q * H + v, GH, 0, g + q * H + v, GH);
         for (int64_t b = 0; b < B; b++) {
             memcpy(hp + b * H + u0, h + b * H + u0, (size_t)hu * sizeof(T));
             memcpy(cp + b * H + u0, cs + b * H + u0, (size_t)hu * sizeof(T));
         }
         if (!lg_cpu_barrier_wait(bar))
             return lg_fail(LG_ERR_RUNTIME, "rnn '%s': another part of its steps failed", c->name);
-        for (int q = 0; q < 4; q++) FN(pgemm)(B, hu, H, hp, H, a->PU + q * H * Hp + u0 * H, g + q * H + u0, GH);
+        for (int q = 0; q < 4; q++)
+            FN(pgemm_of)(&(FN(mm)){.m = B, .n = hu, .K = H, .K2 = I, .A = hp, .ar = H, .ak = 1,
+                                   .A2 = a->x + t * B * I, .ar2 = I, .ak2 = 1, .B = a->PU + q * Kp * Hp + u0 * Kp,
+                                   .bj = Kp, .bk = NR, .C = g + q * H + u0, .ldc = GH, .store = true});
         for (int64_t b = 0; b < B; b++) {
             T *row = g + b * GH, *tcr = tc + b * H + u0;
             const T *cpb = cp + b * H + u0;
@@ -422,20 +444,21 @@ LG_RNN_CLONES static lg_status FN(forward)(const rnn_ctx *c, const lg_buf *in, l
         a.hg = ws + c->planes.hg * TB * H, a.rh = ws + c->planes.rh * TB * H;
     }
     if (c->cols) {
-        a.PU = malloc((size_t)(4 * H * ((H + NR - 1) / NR * NR)) * sizeof(T));
+        a.PU = malloc((size_t)(4 * (H + c->I) * ((H + NR - 1) / NR * NR)) * sizeof(T));
         if (!a.PU) {
             free(job.scratch);
-            return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn '%s': out of memory for packed U", c->name);
+            return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn '%s': out of memory for packed U and W", c->name);
         }
     }
     lg_status st = LG_OK;
-    if (c->parts == 1) {
-        /* the input projection of every step at once; biases join in the gate pass */
-        if (!c->forward_only)
-            st = lg_cpu_gemm(DT, false, false, TB, c->GH, c->I, 1, a.x, c->I, a.W, c->GH, 0, a.gate, c->GH);
-    } else if (!c->forward_only) {
+    /* the input projection of every step at once, where the steps do not
+     * make it (forward only: per step; the unit split: in its products);
+     * biases join in the gate pass */
+    bool project = !c->forward_only && !c->cols;
+    if (project && c->parts == 1)
+        st = lg_cpu_gemm(DT, false, false, TB, c->GH, c->I, 1, a.x, c->I, a.W, c->GH, 0, a.gate, c->GH);
+    else if (project)
         st = lg_cpu_parallel(c->parts, FN(project_part), &job);
-    }
     if (!st) st = rnn_steps(c, FN(forward_part), &job, &bar);
     free(job.scratch);
     free(a.PU);
@@ -476,7 +499,7 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_bwd)(const rnn_ctx *c, const FN(bwd)
     int64_t b0 = rnn_split(B, k, n), nb = rnn_split(B, k + 1, n) - b0;
     const T *dhT = c->dh_T, *dcT = c->dc_T;
     T *dh = a->dh, *dc = a->dc, *dW = a->dW, *db = a->db;
-    FN(pack)(a->PU, a->U, GH, 1, GH, u0, u1);
+    FN(pack)(a->PU, GH, a->U, GH, 1, GH, u0, u1);
     for (int q = 0; q < 4; q++) {
         for (int64_t i = 0; i < I; i++) memset(dW + i * GH + q * H + u0, 0, (size_t)hu * sizeof(T));
         if (db) memset(db + q * H + u0, 0, (size_t)hu * sizeof(T));
@@ -517,10 +540,8 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_bwd)(const rnn_ctx *c, const FN(bwd)
         }
         if (!lg_cpu_barrier_wait(a->bar))
             return lg_fail(LG_ERR_RUNTIME, "rnn_grad '%s': another part of its steps failed", c->name);
-        FN(pgemm)(B, hu, GH, dg, GH, a->PU + u0 * GH, dh + u0, H);
-        T *dx = a->dx + (r0 + b0) * I;
-        memset(dx, 0, (size_t)(nb * I) * sizeof(T));
-        FN(pgemm)(nb, I, GH, dg + b0 * GH, GH, a->PW, dx, I);
+        FN(pgemm)(B, hu, GH, dg, GH, a->PU + u0 * GH, dh + u0, H, false);
+        FN(pgemm)(nb, I, GH, dg + b0 * GH, GH, a->PW, a->dx + (r0 + b0) * I, I, true);
     }
     return LG_OK;
 }
@@ -714,7 +735,7 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
         for (int64_t i = 0; i < H; i++)
             for (int64_t j = 0; j < GH; j++) UT[j * H + i] = U[i * GH + j];
     else
-        FN(pack)(UT, W, GH, 1, GH, 0, c->I);
+        FN(pack)(UT, GH, W, GH, 1, GH, 0, c->I);
     lg_cpu_barrier bar;
     FN(bwd) a = {.c = c, .UT = UT, .U = U, .PU = c->cols ? UT + Ip * GH : UT, .bar = &bar, .dys = in[L->g_dys].data,
                  .gate = ws + c->planes.gate * TB * H, .hprev = ws + c->planes.hprev * TB * H,
