@@ -81,8 +81,7 @@ int lg_rnn_cell_gates(lg_rnn_cell c);  /* G: 1, 4 or 3 */
 int lg_rnn_states(lg_rnn_cell c); /* 1, or 2 for LSTM */
 /* K: the workspace's width in units of H (sum of its planes). */
 int lg_rnn_ws_planes(lg_rnn_cell c);
-/* rnn_grad's scratch per (t, b) row in units of H (plus a [B, H] block and
- * T B ones). */
+/* rnn_grad's scratch per (t, b) row in units of H (plus a [B, H] block). */
 int lg_rnn_scratch_width(lg_rnn_cell c);
 
 /* The workspace's width (elements per (t, b) row; K H for the fused

@@ -115,12 +115,11 @@ enum { RNN_PART_FLOPS = 1 << 18, RNN_PART_ROWS = 4 };
 /* LSTMs of at least RNN_COL_UNITS units, whatever the thread count, split
  * the units (every gate's columns, h and c) in tiles of RNN_COL_TILE instead
  * of the batch rows, and the parts take whole tiles: each part packs its
- * columns of U once per call for its per-step products (pgemm in
- * cpu_rnn_impl.h; with row parts every part's GEMMs pack all of U, every
- * step) and multiplies all rows; the parts meet at a barrier per step. The
- * forward-only input projections are one GEMM per tile (of one gate), so
- * their shapes, and OpenBLAS's choice of kernel with them, are the same for
- * any split. */
+ * columns of U (and, forward, of W: x_t W joins each step's product) once
+ * per call for its per-step products (pgemm in cpu_rnn_impl.h; with row
+ * parts every part's GEMMs pack all of U, every step) and multiplies all
+ * rows; the parts meet at a barrier per step. Every element of those
+ * products sums in the same order for any split. */
 enum { RNN_COL_UNITS = 256, RNN_COL_TILE = 128 };
 
 static int64_t rnn_tiles(const rnn_ctx *c) { return (c->H + RNN_COL_TILE - 1) / RNN_COL_TILE; }

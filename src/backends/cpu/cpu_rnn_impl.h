@@ -69,103 +69,116 @@ static inline __attribute__((always_inline)) void FN(st)(T *p, VT v, int64_t m)
     }
 
 
-/* The unit split's products against U (lstm_cols_*): U's columns packed
- * once per call in panels of NR = 2 VL columns, panel p holding columns
+/* The unit split's products (lstm_cols_*): U's columns packed once per
+ * call in panels of NR = 2 VL columns, panel p holding columns
  * [p NR, p NR + NR) as [k][NR] (zeros past the last column), so that no step
- * packs U again. C [m, n] += A [m, k] P, for n columns from a panel start:
- * each element sums its k products in order from zero, then joins C, so its
- * bits do not depend on m, n or where its panel starts. */
+ * packs U again; the forward's panels continue with W's rows (x_t W joins
+ * h_{t-1} U in one product), the backward's step products with W^T have
+ * panels too, and its dW of a step reads x and dG as they lie. In C [m, n]
+ * (+)= A B each element sums its k products in order from zero, then joins
+ * or replaces C, so its bits do not depend on m, n or where its panel
+ * starts. */
 #define NR (2 * VL)
 
-LG_RNN_CLONES __attribute__((optimize("fp-contract=fast"))) static void FN(pgemm)(int64_t m, int64_t n, int64_t K,
-                                                                                const T *A, int64_t lda,
-                                                                                const T *P, T *C, int64_t ldc)
+/* C [m, n] = A B (store) or C += A B. A's element (r, k) at A[r ar + k ak]
+ * for k < K, then at A2[r ar2 + (k - K) ak2] for K2 more (the forward's
+ * x_t after h_{t-1}); panel j of B (columns [j NR, j NR + NR)) at
+ * B + j NR bj, its row k at + k bk. */
+typedef struct FN(mm) {
+    int64_t m, n, K, K2;
+    const T *A, *A2;
+    int64_t ar, ak, ar2, ak2;
+    const T *B;
+    int64_t bj, bk;
+    T *C;
+    int64_t ldc;
+    bool store;
+} FN(mm);
+
+/* acc[r] += the K products of row r of A (as in mm) with rows of the
+ * panel pb, for R rows (R <= 8, a constant after inlining: the row loop
+ * unrolls and the 2 R accumulators stay in registers); with nn the
+ * constant NR whole vectors load, otherwise only nn columns. */
+static inline __attribute__((always_inline)) void FN(pgemm_acc)(int R, VT acc[8][2], int64_t K, const T *A,
+                                                                int64_t ar, int64_t ak, const T *pb, int64_t bk,
+                                                                int64_t nn)
+{
+    for (int64_t k = 0; k < K; k++) {
+        VT b0 = FN(ld)(pb + k * bk, nn < VL ? nn : VL), b1 = FN(ld)(pb + k * bk + VL, nn > VL ? nn - VL : 0);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; r++) {
+            T x = A[r * ar + k * ak];
+            acc[r][0] += x * b0, acc[r][1] += x * b1;
+        }
+    }
+}
+
+/* Rows [i0, i0 + R) of the panel at column j0 of p->C, nn of its columns
+ * real: sums, then one vector add (or store) per row and half panel,
+ * lane by lane the same sums. */
+static inline __attribute__((always_inline)) void FN(pgemm_rows)(const FN(mm) *p, int R, int64_t i0, int64_t j0,
+                                                                 int64_t nn)
+{
+    VT acc[8][2];
+    const T *pb = p->B + j0 * p->bj;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = (VT){0};
+    FN(pgemm_acc)(R, acc, p->K, p->A + i0 * p->ar, p->ar, p->ak, pb, p->bk, nn);
+    if (p->K2) FN(pgemm_acc)(R, acc, p->K2, p->A2 + i0 * p->ar2, p->ar2, p->ak2, pb + p->K * p->bk, p->bk, nn);
+    int64_t m0 = nn < VL ? nn : VL, m1 = nn > VL ? nn - VL : 0;
+#pragma GCC unroll 8
+    for (int r = 0; r < R; r++) {
+        T *cr = p->C + (i0 + r) * p->ldc + j0;
+        FN(st)(cr, p->store ? acc[r][0] : FN(ld)(cr, m0) + acc[r][0], m0);
+        FN(st)(cr + VL, p->store ? acc[r][1] : FN(ld)(cr + VL, m1) + acc[r][1], m1);
+    }
+}
+
+LG_RNN_CLONES __attribute__((optimize("fp-contract=fast"))) static void FN(pgemm_of)(const FN(mm) *p)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
     int wide = __builtin_cpu_supports("avx512f");
 #else
     int wide = 0;
 #endif
-    for (int64_t j0 = 0; j0 < n; j0 += NR) {
-        const T *pp = P + j0 * K;
-        int64_t nn = n - j0 < NR ? n - j0 : NR;
-        int64_t i0 = 0;
+/* a full panel with the constant NR: whole vectors, no tails */
+#define PGEMM_ROWS(R) (nn == NR ? FN(pgemm_rows)(p, R, i0, j0, NR) : FN(pgemm_rows)(p, R, i0, j0, nn))
+    for (int64_t j0 = 0; j0 < p->n; j0 += NR) {
+        int64_t nn = p->n - j0 < NR ? p->n - j0 : NR, i0 = 0;
         /* eight rows at once where 64-byte vectors are registers (16
-         * accumulators of the 32 AVX-512 registers; fewer registers spill) */
-        for (; wide && i0 + 8 <= m; i0 += 8) {
-            VT c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
-            VT c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0}, c60 = {0}, c61 = {0}, c70 = {0}, c71 = {0};
-            const T *a0 = A + i0 * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-            const T *a4 = a3 + lda, *a5 = a4 + lda, *a6 = a5 + lda, *a7 = a6 + lda;
-            for (int64_t k = 0; k < K; k++) {
-                VT b0, b1;
-                memcpy(&b0, pp + k * NR, sizeof b0);
-                memcpy(&b1, pp + k * NR + VL, sizeof b1);
-                T x = a0[k];
-                c00 += x * b0, c01 += x * b1;
-                x = a1[k];
-                c10 += x * b0, c11 += x * b1;
-                x = a2[k];
-                c20 += x * b0, c21 += x * b1;
-                x = a3[k];
-                c30 += x * b0, c31 += x * b1;
-                x = a4[k];
-                c40 += x * b0, c41 += x * b1;
-                x = a5[k];
-                c50 += x * b0, c51 += x * b1;
-                x = a6[k];
-                c60 += x * b0, c61 += x * b1;
-                x = a7[k];
-                c70 += x * b0, c71 += x * b1;
-            }
-            VT acc[8][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
-                            {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
-            for (int r = 0; r < 8; r++)
-                for (int64_t l = 0; l < nn; l++) C[(i0 + r) * ldc + j0 + l] += acc[r][l / VL][l % VL];
-        }
-        for (; i0 + 4 <= m; i0 += 4) { /* four rows at once */
-            VT c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
-            const T *a0 = A + i0 * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-            for (int64_t k = 0; k < K; k++) {
-                VT b0, b1;
-                memcpy(&b0, pp + k * NR, sizeof b0);
-                memcpy(&b1, pp + k * NR + VL, sizeof b1);
-                T x = a0[k];
-                c00 += x * b0, c01 += x * b1;
-                x = a1[k];
-                c10 += x * b0, c11 += x * b1;
-                x = a2[k];
-                c20 += x * b0, c21 += x * b1;
-                x = a3[k];
-                c30 += x * b0, c31 += x * b1;
-            }
-            VT acc[4][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
-            for (int r = 0; r < 4; r++)
-                for (int64_t l = 0; l < nn; l++) C[(i0 + r) * ldc + j0 + l] += acc[r][l / VL][l % VL];
-        }
-        for (; i0 < m; i0++) { /* the last rows, one at a time: the same sums */
-            VT c0 = {0}, c1 = {0};
-            const T *a0 = A + i0 * lda;
-            for (int64_t k = 0; k < K; k++) {
-                VT b0, b1;
-                memcpy(&b0, pp + k * NR, sizeof b0);
-                memcpy(&b1, pp + k * NR + VL, sizeof b1);
-                T x = a0[k];
-                c0 += x * b0, c1 += x * b1;
-            }
-            VT acc[2] = {c0, c1};
-            for (int64_t l = 0; l < nn; l++) C[i0 * ldc + j0 + l] += acc[l / VL][l % VL];
-        }
+         * accumulators of the 32 AVX-512 registers; fewer registers spill),
+         * then four, then one */
+        for (; wide && i0 + 8 <= p->m; i0 += 8) PGEMM_ROWS(8);
+        for (; i0 + 4 <= p->m; i0 += 4) PGEMM_ROWS(4);
+        for (; i0 < p->m; i0++) PGEMM_ROWS(1);
     }
+#undef PGEMM_ROWS
+}
+
+/* C [m, n] += A [m, K] P (C = A P with store), P packed (pack) from its
+ * first column. */
+static inline void FN(pgemm)(int64_t m, int64_t n, int64_t K, const T *A, int64_t lda, const T *P, T *C,
+                             int64_t ldc, bool store)
+{
+    FN(pgemm_of)(&(FN(mm)){.m = m, .n = n, .K = K, .A = A, .ar = lda, .ak = 1, .B = P, .bj = K, .bk = NR, .C = C,
+                           .ldc = ldc, .store = store});
+}
+
+/* C [m, n] += A^T B for A [K, m] and B [K, n], row-major as they lie. */
+static inline void FN(pgemm_tn)(int64_t m, int64_t n, int64_t K, const T *A, int64_t lda, const T *B, int64_t ldb,
+                                T *C, int64_t ldc)
+{
+    FN(pgemm_of)(&(FN(mm)){.m = m, .n = n, .K = K, .A = A, .ar = 1, .ak = lda, .B = B, .bj = 1, .bk = ldb, .C = C,
+                           .ldc = ldc});
 }
 
 /* Packs columns [c0, c1) (c0 at a panel start) of a K-row matrix X, element
- * (k, c) at X[k sk + c sc], into the panels of P (panel of column c at
- * c / NR). */
-static void FN(pack)(T *P, const T *X, int64_t K, int64_t sk, int64_t sc, int64_t c0, int64_t c1)
+ * (k, c) at X[k sk + c sc], into rows [0, K) of the panels of P, kp rows
+ * each (panel of column c at c / NR). */
+static void FN(pack)(T *P, int64_t kp, const T *X, int64_t K, int64_t sk, int64_t sc, int64_t c0, int64_t c1)
 {
     for (int64_t j0 = c0; j0 < c1; j0 += NR) {
-        T *pp = P + j0 * K;
+        T *pp = P + j0 * kp;
         int64_t nn = c1 - j0 < NR ? c1 - j0 : NR;
         for (int64_t k = 0; k < K; k++) {
             for (int64_t l = 0; l < nn; l++) pp[k * NR + l] = X[k * sk + (j0 + l) * sc];
@@ -175,7 +188,7 @@ static void FN(pack)(T *P, const T *X, int64_t K, int64_t sk, int64_t sc, int64_
 }
 
 /* p[j] += b[j] when there is a bias. */
-static inline void FN(add_bias)(T *p, const T *b, int64_t n)
+static inline __attribute__((always_inline)) void FN(add_bias)(T *p, const T *b, int64_t n)
 {
     if (b) FOR_V(n, ST(p + j, LD(p + j) + LD(b + j));)
 }
@@ -258,7 +271,7 @@ typedef struct FN(fwd) {
     T *h, *cs, *ys;
     T *gate, *hprev, *cprev, *tanhc, *hg, *rh;
     int64_t tstride;
-    T *PU; /* c->cols: U packed per gate (pgemm), [4][H][Hp], Hp = H rounded up to NR */
+    T *PU; /* c->cols: per gate, U's then W's rows packed (pgemm), [4][Hp / NR][H + I][NR], Hp = H rounded up to NR */
     const T *hmask; /* recurrent dropout [B, H], or NULL */
     T *hm;          /* with hmask: h_{t-1} hmask, [B, H] (two blocks with c->cols) */
 } FN(fwd);
@@ -369,11 +382,13 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
 /* An LSTM's steps split by units (cpu_rnn.c, rnn_ctx.cols): part k of n
  * owns units [u0, u1) of every gate and of h and c, for all batch rows.
  * Each step copies its units of h and c into the step's planes, waits for
- * the other parts (the recurrent GEMM reads all of h_{t-1}), then runs one
- * GEMM per gate over its columns of U and the gate math of its units. In
- * forward-only scratch, hprev alternates between two [B, H] blocks, so a
- * part a step ahead never writes the block another part still reads. The
- * GEMMs run per tile (cpu_rnn.c): any n gives the same bits. */
+ * the other parts (the recurrent product reads all of h_{t-1}), then runs
+ * one product per gate, [h_{t-1} | x_t] times its columns of [U; W] (packed
+ * once: pgemm, so the gate plane is written once, not projected before the
+ * steps and read back), and the gate math of its units. In forward-only
+ * scratch, hprev alternates between two [B, H] blocks, so a part a step
+ * ahead never writes the block another part still reads. Any n gives the
+ * same bits, and forward-only the same as training. */
 LG_RNN_CLONES static lg_status FN(lstm_cols_fwd)(const rnn_ctx *c, const FN(fwd) *a, int k, int n,
                                                 lg_cpu_barrier *bar)
 {
@@ -382,8 +397,11 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_fwd)(const rnn_ctx *c, const FN(fwd)
     const T *bias = a->bias, *h0 = c->h0, *c0 = c->c0;
     T *h = a->h, *cs = a->cs;
     T tmp[hu > 0 ? hu : 1];
-    int64_t Hp = (H + NR - 1) / NR * NR;
-    for (int q = 0; q < 4; q++) FN(pack)(a->PU + q * H * Hp, a->U + q * H, H, GH, 1, u0, u1);
+    int64_t I = c->I, Kp = H + I, Hp = (H + NR - 1) / NR * NR;
+    for (int q = 0; q < 4; q++) {
+        FN(pack)(a->PU + q * Kp * Hp, Kp, a->U + q * H, H, GH, 1, u0, u1);
+        FN(pack)(a->PU + q * Kp * Hp + H * NR, Kp, a->W + q * H, I, GH, 1, u0, u1);
+    }
     for (int64_t b = 0; b < B; b++) {
         memcpy(h + b * H + u0, h0 + b * H + u0, (size_t)hu * sizeof(T));
         memcpy(cs + b * H + u0, c0 + b * H + u0, (size_t)hu * sizeof(T));
@@ -392,11 +410,6 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_fwd)(const rnn_ctx *c, const FN(fwd)
         int64_t t = c->reverse ? c->steps - 1 - s : s, r0 = t * ts;
         T *g = a->gate + r0 * GH, *hp = a->hprev + (ts ? r0 : (s & 1) * B) * H, *y = a->ys + t * B * H;
         T *cp = a->cprev + r0 * H, *tc = a->tanhc + r0 * H;
-        if (!ts)
-            for (int64_t v = u0; v < u1; v += RNN_COL_TILE)
-                for (int q = 0; q < 4; q++)
-                    GEMM(DT, false, false, B, u1 - v < RNN_COL_TILE ? u1 - v : RNN_COL_TILE, c->I, 1,
-                         a->x + t * B * c->I, c->I, a->W + q * H + v, GH, 0, g + q * H + v, GH);
         for (int64_t b = 0; b < B; b++) {
             memcpy(hp + b * H + u0, h + b * H + u0, (size_t)hu * sizeof(T));
             memcpy(cp + b * H + u0, cs + b * H + u0, (size_t)hu * sizeof(T));
@@ -410,7 +423,10 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_fwd)(const rnn_ctx *c, const FN(fwd)
         }
         if (!lg_cpu_barrier_wait(bar))
             return lg_fail(LG_ERR_RUNTIME, "rnn '%s': another part of its steps failed", c->name);
-        for (int q = 0; q < 4; q++) FN(pgemm)(B, hu, H, hr, H, a->PU + q * H * Hp + u0 * H, g + q * H + u0, GH);
+        for (int q = 0; q < 4; q++)
+            FN(pgemm_of)(&(FN(mm)){.m = B, .n = hu, .K = H, .K2 = I, .A = hr, .ar = H, .ak = 1,
+                                   .A2 = a->x + t * B * I, .ar2 = I, .ak2 = 1, .B = a->PU + q * Kp * Hp + u0 * Kp,
+                                   .bj = Kp, .bk = NR, .C = g + q * H + u0, .ldc = GH, .store = true});
         for (int64_t b = 0; b < B; b++) {
             T *row = g + b * GH, *tcr = tc + b * H + u0;
             const T *cpb = cp + b * H + u0;
@@ -503,20 +519,21 @@ LG_RNN_CLONES static lg_status FN(forward)(const rnn_ctx *c, const lg_buf *in, l
         a.hg = ws + c->planes.hg * TB * H, a.rh = ws + c->planes.rh * TB * H;
     }
     if (c->cols) {
-        a.PU = malloc((size_t)(4 * H * ((H + NR - 1) / NR * NR)) * sizeof(T));
+        a.PU = malloc((size_t)(4 * (H + c->I) * ((H + NR - 1) / NR * NR)) * sizeof(T));
         if (!a.PU) {
             free(job.scratch), free(a.hm);
-            return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn '%s': out of memory for packed U", c->name);
+            return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn '%s': out of memory for packed U and W", c->name);
         }
     }
     lg_status st = LG_OK;
-    if (c->parts == 1) {
-        /* the input projection of every step at once; biases join in the gate pass */
-        if (!c->forward_only)
-            st = lg_cpu_gemm(DT, false, false, TB, c->GH, c->I, 1, a.x, c->I, a.W, c->GH, 0, a.gate, c->GH);
-    } else if (!c->forward_only) {
+    /* the input projection of every step at once, where the steps do not
+     * make it (forward only: per step; the unit split: in its products);
+     * biases join in the gate pass */
+    bool project = !c->forward_only && !c->cols;
+    if (project && c->parts == 1)
+        st = lg_cpu_gemm(DT, false, false, TB, c->GH, c->I, 1, a.x, c->I, a.W, c->GH, 0, a.gate, c->GH);
+    else if (project)
         st = lg_cpu_parallel(c->parts, FN(project_part), &job);
-    }
     if (!st) st = rnn_steps(c, FN(forward_part), &job, &bar);
     free(job.scratch);
     free(a.PU);
@@ -538,19 +555,33 @@ typedef struct FN(bwd) {
     const T *U;
     T *PU; /* c->cols: U^T packed (pgemm), [Hp / NR][GH][NR] */
     lg_cpu_barrier *bar; /* c->cols: the parts' step barrier */
+    /* c->cols: what lstm_cols_bwd sums step by step (wgrad does the rest) */
+    const T *x;
+    const T *PW; /* W^T packed, [Ip / NR][GH][NR], Ip = I rounded up to NR */
+    T *dW, *db, *dx;
 } FN(bwd);
 
 /* The backward of lstm_cols_fwd: part k of n computes the gate gradients
- * of its units for all rows, waits for the other parts (dh_{t-1} of its
- * units reads every gate's gradient), then its units' dh_{t-1} with one
- * product against its rows of U (packed transposed once: pgemm). */
+ * of its units for all rows, and adds the step's x_t^T dG_t and column sums
+ * to its columns of dW and db while they are in cache (wgrad's GEMMs over
+ * all steps pack dG again for each); waits for the other parts (dh_{t-1} of
+ * its units reads every gate's gradient), then its units' dh_{t-1} with one
+ * product against its rows of U (packed transposed once: pgemm), and dx_t
+ * of its block of rows (rnn_split) against W^T. Each element of dW and db
+ * sums the steps in the same order for any n, so the bits do not depend on
+ * the split. */
 LG_RNN_CLONES static lg_status FN(lstm_cols_bwd)(const rnn_ctx *c, const FN(bwd) *a, int k, int n)
 {
-    int64_t B = c->B, H = c->H, GH = c->GH;
+    int64_t B = c->B, H = c->H, GH = c->GH, I = c->I;
     int64_t u0 = rnn_col_split(c, k, n), u1 = rnn_col_split(c, k + 1, n), hu = u1 - u0;
+    int64_t b0 = rnn_split(B, k, n), nb = rnn_split(B, k + 1, n) - b0;
     const T *dhT = c->dh_T, *dcT = c->dc_T;
-    T *dh = a->dh, *dc = a->dc;
-    FN(pack)(a->PU, a->U, GH, 1, GH, u0, u1);
+    T *dh = a->dh, *dc = a->dc, *dW = a->dW, *db = a->db;
+    FN(pack)(a->PU, GH, a->U, GH, 1, GH, u0, u1);
+    for (int q = 0; q < 4; q++) {
+        for (int64_t i = 0; i < I; i++) memset(dW + i * GH + q * H + u0, 0, (size_t)hu * sizeof(T));
+        if (db) memset(db + q * H + u0, 0, (size_t)hu * sizeof(T));
+    }
     for (int64_t b = 0; b < B; b++) {
         memcpy(dh + b * H + u0, dhT + b * H + u0, (size_t)hu * sizeof(T));
         memcpy(dc + b * H + u0, dcT + b * H + u0, (size_t)hu * sizeof(T));
@@ -568,6 +599,17 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_bwd)(const rnn_ctx *c, const FN(bwd)
                 if (rnn_out_of(c, s, t, b) == RNN_OUT_REPEAT) FN(repeat_back)(dh + i0, dy + i0, hu);
                 continue;
             }
+            /* two rows ahead: a row's segments lie a page apart, too short
+             * for the hardware prefetcher (a quarter of this pass's time) */
+            for (int64_t v = 0; b + 2 < B && v < hu; v += 64 / (int64_t)sizeof(T)) {
+                for (int q = 0; q < 4; q++) {
+                    __builtin_prefetch(row + 2 * GH + q * H + v);
+                    __builtin_prefetch(drow + 2 * GH + q * H + v, 1);
+                }
+                __builtin_prefetch(tc + i0 + 2 * H + v);
+                __builtin_prefetch(cp + i0 + 2 * H + v);
+                __builtin_prefetch(dy + i0 + 2 * H + v);
+            }
             FOR_V(hu, {
                 VT ig = LD(row + j), fg = LD(row + H + j), gg = LD(row + 2 * H + j), og = LD(row + 3 * H + j);
                 VT tcj = LD(tc + i0 + j), dhv = LD(dh + i0 + j) + LD(dy + i0 + j);
@@ -580,15 +622,21 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_bwd)(const rnn_ctx *c, const FN(bwd)
             })
             memset(dh + i0, 0, (size_t)hu * sizeof(T));
         }
+        for (int q = 0; q < 4; q++) {
+            FN(pgemm_tn)(I, hu, B, a->x + r0 * I, I, dg + q * H + u0, GH, dW + q * H + u0, GH);
+            if (!db) continue;
+            T *dbq = db + q * H + u0;
+            for (int64_t b = 0; b < B; b++) FOR_V(hu, ST(dbq + j, LD(dbq + j) + LD(dg + b * GH + q * H + u0 + j));)
+        }
         if (!lg_cpu_barrier_wait(a->bar))
             return lg_fail(LG_ERR_RUNTIME, "rnn_grad '%s': another part of its steps failed", c->name);
+        FN(pgemm)(nb, I, GH, dg + b0 * GH, GH, a->PW, a->dx + (r0 + b0) * I, I, true);
         if (!a->hmask) {
-            FN(pgemm)(B, hu, GH, dg, GH, a->PU + u0 * GH, dh + u0, H);
+            FN(pgemm)(B, hu, GH, dg, GH, a->PU + u0 * GH, dh + u0, H, false);
             continue;
         }
         /* d(h hmask) in drh, then through the mask */
-        for (int64_t b = 0; b < B; b++) memset(a->drh + b * H + u0, 0, (size_t)hu * sizeof(T));
-        FN(pgemm)(B, hu, GH, dg, GH, a->PU + u0 * GH, a->drh + u0, H);
+        FN(pgemm)(B, hu, GH, dg, GH, a->PU + u0 * GH, a->drh + u0, H, true);
         FN(hmask_back)(dh + u0, a->dhmask + u0, a->drh + u0, a->hprev + r0 * H + u0, a->hmask + u0, B, hu, H);
     }
     return LG_OK;
@@ -754,9 +802,18 @@ static lg_status FN(backward_part)(void *arg, int k, int n)
 /* The backward's products over all T B rows. */
 typedef struct FN(wgrad) {
     const rnn_ctx *c;
-    const T *x, *W, *hprev, *rh, *dG, *dHG, *ones; /* hprev: what the products with U read */
+    const T *x, *W, *hprev, *rh, *dG, *dHG; /* hprev: what the products with U read */
     T *dW, *dU, *db, *dx;
 } FN(wgrad);
+
+/* s[j] = the sum of X[r ld + j] over rows r < rows, for j < n: a pass down
+ * the rows (a GEMM against ones packs X first), each column summed in row
+ * order from zero, so any split of the columns gives the same bits. */
+LG_RNN_CLONES static void FN(col_sums)(T *s, const T *X, int64_t ld, int64_t rows, int64_t n)
+{
+    memset(s, 0, (size_t)n * sizeof(T));
+    for (int64_t r = 0; r < rows; r++) FOR_V(n, ST(s + j, LD(s + j) + LD(X + r * ld + j));)
+}
 
 /* Part k of n: columns [c0, c1) of dW, dU and db, rows [r0, r1) of dx. */
 static lg_status FN(wgrad_part)(void *arg, int k, int n)
@@ -766,8 +823,10 @@ static lg_status FN(wgrad_part)(void *arg, int k, int n)
     int64_t H = c->H, GH = c->GH, I = c->I, TB = c->steps * c->B;
     int64_t c0 = rnn_split(GH, k, n), c1 = rnn_split(GH, k + 1, n), r0 = rnn_split(TB, k, n);
     int64_t r1 = rnn_split(TB, k + 1, n);
-    GEMM(DT, true, false, I, c1 - c0, TB, 1, w->x, I, w->dG + c0, GH, 0, w->dW + c0, GH);
-    GEMM(DT, false, true, r1 - r0, I, GH, 1, w->dG + r0 * GH, GH, w->W, GH, 0, w->dx + r0 * I, I);
+    if (!c->cols) { /* the unit split's steps did dW, dx and db (lstm_cols_bwd) */
+        GEMM(DT, true, false, I, c1 - c0, TB, 1, w->x, I, w->dG + c0, GH, 0, w->dW + c0, GH);
+        GEMM(DT, false, true, r1 - r0, I, GH, 1, w->dG + r0 * GH, GH, w->W, GH, 0, w->dx + r0 * I, I);
+    }
     switch (c->cell) {
     case LG_RNN_GRU: GEMM(DT, true, false, H, c1 - c0, TB, 1, w->hprev, H, w->dHG + c0, GH, 0, w->dU + c0, GH); break;
     case LG_RNN_GRU_RESET_BEFORE: { /* columns below 2H from h_{t-1}, U_h's from r h */
@@ -778,10 +837,9 @@ static lg_status FN(wgrad_part)(void *arg, int k, int n)
     }
     default: GEMM(DT, true, false, H, c1 - c0, TB, 1, w->hprev, H, w->dG + c0, GH, 0, w->dU + c0, GH); break;
     }
-    if (w->db) {
-        GEMM(DT, true, false, c1 - c0, 1, TB, 1, w->dG + c0, GH, w->ones, 1, 0, w->db + c0, 1);
-        if (c->cell == LG_RNN_GRU)
-            GEMM(DT, true, false, c1 - c0, 1, TB, 1, w->dHG + c0, GH, w->ones, 1, 0, w->db + GH + c0, 1);
+    if (w->db && !c->cols) {
+        FN(col_sums)(w->db + c0, w->dG + c0, GH, TB, c1 - c0);
+        if (c->cell == LG_RNN_GRU) FN(col_sums)(w->db + GH + c0, w->dHG + c0, GH, TB, c1 - c0);
     }
     return LG_OK;
 }
@@ -789,26 +847,30 @@ static lg_status FN(wgrad_part)(void *arg, int k, int n)
 LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
 {
     const lg_rnn_layout *L = &c->L;
-    int64_t B = c->B, H = c->H, GH = c->GH, TB = c->steps * c->B;
+    int64_t B = c->B, H = c->H, GH = c->GH, TB = c->steps * c->B, Hp = (H + NR - 1) / NR * NR;
+    int64_t Ip = (c->I + NR - 1) / NR * NR;
     const T *x = in[L->x].data, *W = in[L->w].data, *ws = in[L->g_ws].data;
     T *dG = out[L->g_scratch].data;
     const T *U = in[L->u].data;
-    /* U^T for the row split; packed by the parts of the unit split */
-    size_t ut = (size_t)(GH * (c->cols ? (H + NR - 1) / NR * NR : H));
+    /* U^T for the row split; for the unit split W^T packed here, then U^T,
+     * packed by its parts */
+    size_t ut = (size_t)(GH * (c->cols ? Ip + Hp : H));
     T *UT = malloc(ut * sizeof(T));
     if (!UT && ut > 0) return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn_grad '%s': out of memory for U^T", c->name);
     if (!c->cols)
         for (int64_t i = 0; i < H; i++)
             for (int64_t j = 0; j < GH; j++) UT[j * H + i] = U[i * GH + j];
+    else
+        FN(pack)(UT, GH, W, GH, 1, GH, 0, c->I);
     lg_cpu_barrier bar;
-    FN(bwd) a = {.c = c, .UT = UT, .U = U, .PU = UT, .bar = &bar, .dys = in[L->g_dys].data,
+    FN(bwd) a = {.c = c, .UT = UT, .U = U, .PU = c->cols ? UT + Ip * GH : UT, .bar = &bar, .dys = in[L->g_dys].data,
                  .gate = ws + c->planes.gate * TB * H, .hprev = ws + c->planes.hprev * TB * H,
                  .cprev = ws + c->planes.cprev * TB * H, .tanhc = ws + c->planes.tanhc * TB * H,
                  .hg = ws + c->planes.hg * TB * H, .dh = out[L->g_dh0].data,
                  .dc = L->g_dc0 >= 0 ? out[L->g_dc0].data : NULL, .dG = dG, .dHG = dG + TB * GH,
-                 .drh = dG + TB * c->scratch * H, .hmask = c->hmask,
+                 .drh = dG + TB * c->scratch * H, .x = x, .PW = UT, .dW = out[L->g_dw].data,
+                 .db = L->g_db >= 0 ? out[L->g_db].data : NULL, .dx = out[L->g_dx].data, .hmask = c->hmask,
                  .dhmask = L->g_dhmask >= 0 ? out[L->g_dhmask].data : NULL};
-    T *ones = a.drh + B * H; /* [TB]: column sums as GEMMs */
     if (a.dhmask) memset(a.dhmask, 0, (size_t)(B * H) * sizeof(T));
     lg_status st = rnn_steps(c, FN(backward_part), &a, &bar);
     free(UT);
@@ -826,10 +888,8 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
      * in parts as the steps were, so OpenBLAS's own pool is never woken
      * and left spinning beside the next regions) */
     FN(wgrad) w = {.c = c, .x = x, .W = W, .hprev = hm ? hm : a.hprev, .rh = ws + c->planes.rh * TB * H, .dG = dG,
-                   .dHG = a.dHG, .ones = ones, .dW = out[L->g_dw].data, .dU = out[L->g_du].data,
+                   .dHG = a.dHG, .dW = out[L->g_dw].data, .dU = out[L->g_du].data,
                    .db = L->g_db >= 0 ? out[L->g_db].data : NULL, .dx = out[L->g_dx].data};
-    if (w.db)
-        for (int64_t r = 0; r < TB; r++) ones[r] = 1;
     st = c->parts == 1 ? FN(wgrad_part)(&w, 0, 1) : lg_cpu_parallel(c->parts, FN(wgrad_part), &w);
     free(hm);
     return st;

@@ -108,7 +108,7 @@ lg_status lg_cpu_rnn_plan(const lg_rnn_problem *p, lg_rnn_impl *impl, int64_t *w
     int64_t rows = p->T * p->B;
     *impl = LG_RNN_IMPL_FUSED;
     *ws_width = (p->flags & LG_RNN_FORWARD_ONLY) ? 0 : (int64_t)lg_rnn_ws_planes(p->cell) * p->H;
-    *scratch = rows * lg_rnn_scratch_width(p->cell) * p->H + p->B * p->H + rows;
+    *scratch = rows * lg_rnn_scratch_width(p->cell) * p->H + p->B * p->H;
     int want = atomic_load(&forced);
     if (want == LG_RNN_IMPL_COUNT) want = env.env;
     if (want == LG_RNN_IMPL_COUNT)
