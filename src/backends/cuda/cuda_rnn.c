@@ -23,8 +23,11 @@
  *             read (rnn_grad has no ys input); training, or reverse
  *   x         x with each example's valid steps reversed (reverse only)
  * rnn_grad's scratch: dweights (packed weight gradients, zeroed before
- * cudnnRNNBackwardWeights_v8, then unpacked into dW, dU, db), and with
- * reverse dy and dx in cuDNN's order.
+ * cudnnRNNBackwardWeights_v8, then unpacked into dW, dU, db), with
+ * reverse dy and dx in cuDNN's order, and a copy of the reserve space:
+ * cudnnRNNBackwardData_v8 writes into the reserve it is given, and the
+ * workspace is an input that another rnn_grad of the same node (a second
+ * gradient of the loop in one program) reads as the forward left it.
  *
  * A mask ([T, B], from per-example lengths: the plan refuses one that may
  * have holes) comes to the host as lengths, as cuDNN's data descriptors
@@ -116,7 +119,7 @@ static lg_status entry(lg_cuda_ctx *c, const lg_rnn_spec *s, int64_t B, int64_t 
 /* Byte offsets in the workspace and scratch (see the overview). */
 typedef struct spaces {
     size_t weights, reserve, y, x, ws_bytes;
-    size_t dweights, dy, dx, scratch_bytes;
+    size_t dweights, dy, dx, reserve_copy, scratch_bytes;
 } spaces;
 
 static spaces spaces_of(const lg_cudnn_rnn *r, int64_t T, int64_t B, bool train)
@@ -133,7 +136,8 @@ static spaces spaces_of(const lg_cudnn_rnn *r, int64_t T, int64_t B, bool train)
     p.dweights = 0;
     p.dy = wb;
     p.dx = p.dy + (s->reverse ? yb : 0);
-    p.scratch_bytes = p.dx + (s->reverse ? xb : 0);
+    p.reserve_copy = p.dx + (s->reverse ? xb : 0);
+    p.scratch_bytes = p.reserve_copy + (train ? align_up(lg_cudnn_rnn_reserve_bytes(r)) : 0);
     return p;
 }
 
@@ -317,8 +321,10 @@ lg_status lg_cuda_rnn_grad(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, l
         dy = sc + p.dy;
         dx = sc + p.dx;
     }
+    /* the backward's own reserve: the workspace stays as the forward left it */
+    if (!st) st = lg_cuda_copy_d2d(c, sc + p.reserve_copy, ws + p.reserve, lg_cudnn_rnn_reserve_bytes(k.r));
     if (!st)
-        st = lg_cudnn_rnn_backward_in(k.r, ws + p.weights, ws + p.reserve, sc + p.dweights, x, in[L->h0].data,
+        st = lg_cudnn_rnn_backward_in(k.r, ws + p.weights, sc + p.reserve_copy, sc + p.dweights, x, in[L->h0].data,
                                       lstm ? in[L->c0].data : NULL, ws + p.y, dy, in[L->g_dh].data,
                                       lstm ? in[L->g_dc].data : NULL, dx, out[L->g_dh0].data,
                                       lstm ? out[L->g_dc0].data : NULL);
