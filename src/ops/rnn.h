@@ -28,7 +28,8 @@
  * ys[t, b] is h as the step leaves it, the output of the last valid step
  * run before it, or 0 where no step before it (in run order) was valid.
  *
- * Recurrent dropout is Keras 3's: every product with U reads h_{t-1} hmask
+ * Recurrent dropout as the layers apply it (one mask for all gates,
+ * include/graph/layers.h): every product with U reads h_{t-1} hmask
  * (elementwise, the same mask at every step) where the cell reads h_{t-1};
  * the GRU's mix z h_{t-1} + (1 - z) h~ reads the unmasked h_{t-1}. A
  * dropout mask on x_t needs no flag: it is constant over time, so x is
