@@ -416,6 +416,17 @@ START_TEST(test_bad_shapes)
                      0);
     ck_assert_ptr_nonnull(strstr(lg_graph_error(g), "hmask must be [B, H]"));
     lg_graph_free(g);
+    /* repeated outputs without a mask */
+    g = lg_graph_new();
+    x = lg_input(g, "x", LG_F32, lg_shape_of(3, T, B, I));
+    st1[0] = lg_input(g, "h", LG_F32, lg_shape_of(2, B, H));
+    W = lg_input(g, "W", LG_F32, lg_shape_of(2, I, H));
+    U = lg_input(g, "U", LG_F32, lg_shape_of(2, H, H));
+    ck_assert_int_lt(lg_rnn_build(LG_RNN_SIMPLE_TANH, LG_RNN_REPEAT, x, st1, W, U,
+                                  (lg_rnn_extras){lg_value_invalid(), lg_value_invalid(), lg_value_invalid()}, "r"),
+                     0);
+    ck_assert_ptr_nonnull(strstr(lg_graph_error(g), "LG_RNN_REPEAT repeats outputs at masked steps: it needs LG_RNN_MASK"));
+    lg_graph_free(g);
 }
 END_TEST
 
