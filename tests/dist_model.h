@@ -165,4 +165,20 @@ static inline bool dm_bit_equal(const double *a, const double *b, int n)
     return true;
 }
 
+/* This rank's model of sp seeded by its rank (rank 0 with seed 1, sp's
+ * seed in the grid), its parameters in mine and those of sp itself in want,
+ * which differ on every rank but 0 (asserted); returns their count. The
+ * broadcast tests distribute m and expect mine to become want. */
+static inline int dm_seeded_by_rank(dm_spec sp, int rank, dm_model *m, double *mine, double *want, int cap)
+{
+    dm_model ref = dm_new(sp);
+    sp.seed = (uint64_t)rank + 1;
+    *m = dm_new(sp);
+    int n = dm_params(m, mine, cap);
+    ck_assert_int_eq(dm_params(&ref, want, cap), n);
+    dm_free(&ref);
+    ck_assert(rank == 0 ? dm_bit_equal(mine, want, n) : !dm_bit_equal(mine, want, n));
+    return n;
+}
+
 #endif
