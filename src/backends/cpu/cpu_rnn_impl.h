@@ -243,6 +243,26 @@ static inline __attribute__((always_inline)) void FN(repeat_back)(T *dh, const T
     FOR_V(H, ST(dh + j, LD(dh + j) + LD(dy + j));)
 }
 
+/* An LSTM row's backward over w units, gate blocks gs apart in its
+ * activated gates (row) and their gradients (drow): from dh + dy and dc,
+ * the pre-activation gradients and dc's carry f dc; dh is zeroed for the
+ * product that adds dh_{t-1}. tc: tanh(c'); cp: c_{t-1}. */
+static inline __attribute__((always_inline)) void FN(lstm_back_row)(const T *row, T *drow, int64_t gs, const T *tc,
+                                                                    const T *cp, T *dh, const T *dy, T *dc, int64_t w)
+{
+    FOR_V(w, {
+        VT ig = LD(row + j), fg = LD(row + gs + j), gg = LD(row + 2 * gs + j), og = LD(row + 3 * gs + j);
+        VT tcj = LD(tc + j), dhv = LD(dh + j) + LD(dy + j);
+        VT dcv = LD(dc + j) + dhv * og * (1 - tcj * tcj);
+        ST(drow + j, dcv * gg * ig * (1 - ig));
+        ST(drow + gs + j, dcv * LD(cp + j) * fg * (1 - fg));
+        ST(drow + 2 * gs + j, dcv * ig * (1 - gg * gg));
+        ST(drow + 3 * gs + j, dhv * tcj * og * (1 - og));
+        ST(dc + j, dcv * fg);
+    })
+    memset(dh, 0, (size_t)w * sizeof(T));
+}
+
 /* Both GRUs' last pass over a step's rows [b0, b0 + nb): h~ (activated,
  * parked in y) goes back to its gate block, and h' = h~ + z (h - h~). */
 static inline __attribute__((always_inline)) void FN(gru_update)(const rnn_ctx *c, int64_t s, int64_t t, int64_t b0,
@@ -610,17 +630,7 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_bwd)(const rnn_ctx *c, const FN(bwd)
                 __builtin_prefetch(cp + i0 + 2 * H + v);
                 __builtin_prefetch(dy + i0 + 2 * H + v);
             }
-            FOR_V(hu, {
-                VT ig = LD(row + j), fg = LD(row + H + j), gg = LD(row + 2 * H + j), og = LD(row + 3 * H + j);
-                VT tcj = LD(tc + i0 + j), dhv = LD(dh + i0 + j) + LD(dy + i0 + j);
-                VT dcv = LD(dc + i0 + j) + dhv * og * (1 - tcj * tcj);
-                ST(drow + j, dcv * gg * ig * (1 - ig));
-                ST(drow + H + j, dcv * LD(cp + i0 + j) * fg * (1 - fg));
-                ST(drow + 2 * H + j, dcv * ig * (1 - gg * gg));
-                ST(drow + 3 * H + j, dhv * tcj * og * (1 - og));
-                ST(dc + i0 + j, dcv * fg);
-            })
-            memset(dh + i0, 0, (size_t)hu * sizeof(T));
+            FN(lstm_back_row)(row, drow, H, tc + i0, cp + i0, dh + i0, dy + i0, dc + i0, hu);
         }
         for (int q = 0; q < 4; q++) {
             FN(pgemm_tn)(I, hu, B, a->x + r0 * I, I, dg + q * H + u0, GH, dW + q * H + u0, GH);
@@ -695,17 +705,7 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
                 const T *row = g + b * GH;
                 T *drow = dg + b * GH;
                 int64_t i0 = b * H;
-                FOR_V(H, {
-                    VT ig = LD(row + j), fg = LD(row + H + j), gg = LD(row + 2 * H + j), og = LD(row + 3 * H + j);
-                    VT tcj = LD(tc + i0 + j), dhv = LD(dh + i0 + j) + LD(dy + i0 + j);
-                    VT dcv = LD(dc + i0 + j) + dhv * og * (1 - tcj * tcj);
-                    ST(drow + j, dcv * gg * ig * (1 - ig));
-                    ST(drow + H + j, dcv * LD(cp + i0 + j) * fg * (1 - fg));
-                    ST(drow + 2 * H + j, dcv * ig * (1 - gg * gg));
-                    ST(drow + 3 * H + j, dhv * tcj * og * (1 - og));
-                    ST(dc + i0 + j, dcv * fg);
-                })
-                memset(dh + i0, 0, (size_t)H * sizeof(T));
+                FN(lstm_back_row)(row, drow, H, tc + i0, cp + i0, dh + i0, dy + i0, dc + i0, H);
             }
             if (!hmask) {
                 GEMM(DT, false, false, nb, H, GH, 1, dg, GH, UT, H, 1, dh, H);
