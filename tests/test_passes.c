@@ -289,6 +289,30 @@ START_TEST(test_mask_repeat_agrees)
 }
 END_TEST
 
+/* Two gradients of one fused loop (two losses, each differentiated on its
+ * own): two rnn_grad nodes read one workspace (LG_RNN_SHARED_WS), and both
+ * give what the loop gives. */
+START_TEST(test_two_gradients_agree)
+{
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
+    lg_cell_opts co = lg_cell_opts_default(LG_CELL_LSTM, U);
+    co.dtype = LG_F64;
+    lg_cell *c = lg_cell_new(g, "cell", F, co);
+    lg_rnn_opts o = lg_rnn_opts_default();
+    o.return_sequences = true;
+    lg_rnn_result r;
+    ck_assert_int_eq(lg_rnn(g, c, x, o, &r), LG_OK);
+    lg_value fetch[128];
+    int n = loss_and_grads(weighted_sum(r.output, 13), x, fetch);
+    n += loss_and_grads(weighted_sum(r.output, 17), x, fetch + n);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 14, -1, 1);
+    lg_feed f[1] = {{x, xt}};
+    check_passes_agree(f, 1, fetch, n);
+    expect_note(f, 1, fetch, n, "fused as lstm (3 units, bias)");
+    lg_tensor_free(xt), lg_cell_free(c);
+}
+END_TEST
+
 /* A user-written cell (peephole LSTM) under both memory policies. */
 START_TEST(test_custom_cell_agrees)
 {
@@ -1035,6 +1059,7 @@ static Suite *passes_suite(void)
     tcase_add_test(tc, test_bidirectional_agrees);
     tcase_add_loop_test(tc, test_dropout_agrees, 0, 2);
     tcase_add_loop_test(tc, test_mask_repeat_agrees, 0, 2);
+    tcase_add_test(tc, test_two_gradients_agree);
     tcase_add_loop_test(tc, test_custom_cell_agrees, 0, 2);
     tcase_add_test(tc, test_nested_loops_agree);
     tcase_add_test(tc, test_nested_cell_agrees);

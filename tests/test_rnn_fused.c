@@ -85,7 +85,7 @@ static int32_t fuse_last_loop(lg_graph *gr, lg_value *repl)
     ck_assert_int_ge(loop, 0);
     lg_rnn_match mt;
     ck_assert_msg(lg_rnn_match_loop(gr->nodes[loop].attrs.loop, &mt), "refused: %s", mt.reason);
-    int32_t id = lg_rnn_fuse_loop(gr, loop, &mt, false, repl);
+    int32_t id = lg_rnn_fuse_loop(gr, loop, &mt, 1, repl);
     ck_assert_msg(id >= 0, "%s", lg_graph_error(gr));
     return id;
 }
@@ -387,6 +387,29 @@ START_TEST(test_matched_hand_lstm)
     compare(gr, loss_loop, loss_fused, wrt, n_wrt, feeds, 3, 1e-11, "hand-written lstm (matched)");
     for (int k = 0; k < 3; k++) lg_tensor_free(ft[k]);
     lg_graph_free(gr);
+}
+END_TEST
+
+/* lg_rnn_fuse_loop's flags from the gradients the program takes: none
+ * makes the node forward only, two mark its workspace shared. */
+START_TEST(test_fuse_flags_from_gradients)
+{
+    const int n_grads[3] = {0, 1, 2};
+    const unsigned want[3] = {LG_RNN_FORWARD_ONLY, 0, LG_RNN_SHARED_WS};
+    for (int k = 0; k < 3; k++) {
+        model m;
+        model_build(&m, &variants[2], LG_F64, (model_opts){.bias = true});
+        int32_t loop = -1;
+        for (int32_t i = 0; i < m.g->n_nodes; i++)
+            if (m.g->nodes[i].op == LG_OP_LOOP && !m.g->nodes[i].attrs.loop->gradient) loop = i;
+        lg_rnn_match mt;
+        ck_assert(lg_rnn_match_loop(m.g->nodes[loop].attrs.loop, &mt));
+        lg_value repl[3];
+        int32_t id = lg_rnn_fuse_loop(m.g, loop, &mt, n_grads[k], repl);
+        ck_assert_msg(id >= 0, "%s", lg_graph_error(m.g));
+        ck_assert_uint_eq(lg_rnn_node_flags(&m.g->nodes[id]) & (LG_RNN_FORWARD_ONLY | LG_RNN_SHARED_WS), want[k]);
+        model_free(&m);
+    }
 }
 END_TEST
 
@@ -724,6 +747,7 @@ static Suite *rnn_fused_suite(void)
     tcase_add_test(tc, test_matched_hand_lstm);
     tcase_add_loop_test(tc, test_gradcheck, 0, N_VARIANTS);
     tcase_add_test(tc, test_bad_shapes);
+    tcase_add_test(tc, test_fuse_flags_from_gradients);
     tcase_add_loop_test(tc, test_parts_equal_bits, 0, N_VARIANTS * 4);
     tcase_add_loop_test(tc, test_forward_only, 0, N_VARIANTS * 4);
     tcase_add_loop_test(tc, test_unit_parts_forward_only, 0, 4);

@@ -73,7 +73,11 @@ enum {
     LG_RNN_FORWARD_ONLY = 8,
     LG_RNN_HMASK = 16,  /* recurrent dropout: the hmask input */
     LG_RNN_REPEAT = 32, /* with LG_RNN_MASK: masked steps repeat h (see above) */
-    LG_RNN_FLAGS_ALL = 63
+    /* several rnn_grad nodes read the workspace (several gradients of one
+     * loop in a program): one that writes into what it reads (cuDNN's
+     * backward, into its reserve space) works on a copy */
+    LG_RNN_SHARED_WS = 64,
+    LG_RNN_FLAGS_ALL = 127
 };
 
 /* A cell's name ("lstm", "gru_reset_after", ...) for reports. */

@@ -24,10 +24,10 @@
  *   x         x with each example's valid steps reversed (reverse only)
  * rnn_grad's scratch: dweights (packed weight gradients, zeroed before
  * cudnnRNNBackwardWeights_v8, then unpacked into dW, dU, db), with
- * reverse dy and dx in cuDNN's order, and a copy of the reserve space:
- * cudnnRNNBackwardData_v8 writes into the reserve it is given, and the
- * workspace is an input that another rnn_grad of the same node (a second
- * gradient of the loop in one program) reads as the forward left it.
+ * reverse dy and dx in cuDNN's order, and room for a copy of the reserve
+ * space: cudnnRNNBackwardData_v8 writes into the reserve it is given, so
+ * where another rnn_grad reads the same workspace (LG_RNN_SHARED_WS: two
+ * gradients of one loop in a program) each works on a copy.
  *
  * A mask ([T, B], from per-example lengths: the plan refuses one that may
  * have holes) comes to the host as lengths, as cuDNN's data descriptors
@@ -321,10 +321,14 @@ lg_status lg_cuda_rnn_grad(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, l
         dy = sc + p.dy;
         dx = sc + p.dx;
     }
-    /* the backward's own reserve: the workspace stays as the forward left it */
-    if (!st) st = lg_cuda_copy_d2d(c, sc + p.reserve_copy, ws + p.reserve, lg_cudnn_rnn_reserve_bytes(k.r));
+    /* a shared workspace stays as the forward left it: the backward writes into a copy */
+    char *reserve = ws + p.reserve;
+    if (!st && (k.flags & LG_RNN_SHARED_WS)) {
+        reserve = sc + p.reserve_copy;
+        st = lg_cuda_copy_d2d(c, reserve, ws + p.reserve, lg_cudnn_rnn_reserve_bytes(k.r));
+    }
     if (!st)
-        st = lg_cudnn_rnn_backward_in(k.r, ws + p.weights, sc + p.reserve_copy, sc + p.dweights, x, in[L->h0].data,
+        st = lg_cudnn_rnn_backward_in(k.r, ws + p.weights, reserve, sc + p.dweights, x, in[L->h0].data,
                                       lstm ? in[L->c0].data : NULL, ws + p.y, dy, in[L->g_dh].data,
                                       lstm ? in[L->g_dc].data : NULL, dx, out[L->g_dh0].data,
                                       lstm ? out[L->g_dc0].data : NULL);

@@ -29,7 +29,7 @@
 
 typedef struct fused {
     lg_rnn_match m;
-    bool has_grad;  /* a gradient loop of it is in the program */
+    int n_grad;     /* its gradient loops in the program */
     int32_t copy;   /* the loop's copy in the rebuilt graph (dropped after) */
     lg_value *repl; /* per loop output below n_state + n_y: its replacement */
 } fused;
@@ -244,7 +244,7 @@ static lg_status rebuild(lg_cgraph *cg, fused **f, bool *seen)
         if (st || !f[i]) continue;
         const lg_loop_spec *s = g->nodes[i].attrs.loop;
         f[i]->copy = id;
-        if (lg_rnn_fuse_loop(dst, id, &f[i]->m, !f[i]->has_grad, f[i]->repl) < 0) st = lg_cgraph_fail(dst, "fuse_rnn");
+        if (lg_rnn_fuse_loop(dst, id, &f[i]->m, f[i]->n_grad, f[i]->repl) < 0) st = lg_cgraph_fail(dst, "fuse_rnn");
         for (int k = 0; !st && k < s->n_state + s->n_y; k++)
             *lg_rewrite_at(&r, (lg_ref){i, k}) = (lg_ref){f[i]->repl[k].node, f[i]->repl[k].output};
     }
@@ -308,7 +308,7 @@ lg_status lg_pass_fuse_rnn(lg_cgraph *cg)
     /* a fused loop without a gradient loop keeps no workspace */
     for (int32_t i = 0; !st && n_fused && i < n; i++) {
         int32_t fw = forward_of(g, i, f);
-        if (fw >= 0) f[fw]->has_grad = true;
+        if (fw >= 0) f[fw]->n_grad++;
     }
     bool *drop = NULL;
     if (!st && n_fused) st = rebuild(cg, f, seen);

@@ -85,9 +85,10 @@ bool lg_rnn_match_loop(const lg_loop_spec *s, lg_rnn_match *m);
  * output k below n_state + n_y, the value that replaces it: the final states, then the stacked
  * per-step output. Nothing of the loop is changed; the caller redirects its
  * readers (fuse_rnn in the compile-time graph, tests and benchmarks in
- * theirs). forward_only: nothing will differentiate the node
- * (LG_RNN_FORWARD_ONLY, rnn.h: it keeps no workspace). Returns the rnn node
- * id, or -1 with the error recorded on g. */
-int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, bool forward_only, lg_value *repl);
+ * theirs). n_grad: how many gradients of the node the program takes; 0
+ * makes it forward only (LG_RNN_FORWARD_ONLY, rnn.h: it keeps no
+ * workspace), more than 1 marks its workspace shared (LG_RNN_SHARED_WS).
+ * Returns the rnn node id, or -1 with the error recorded on g. */
+int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, int n_grad, lg_value *repl);
 
 #endif

@@ -62,8 +62,9 @@ static lg_value bias_row(lg_graph *g, int32_t loop, const lg_rnn_match *m, int s
     return lg_concat(blocks, gates, 0);
 }
 
-int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, bool forward_only, lg_value *repl)
+int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, int n_grad, lg_value *repl)
 {
+    bool forward_only = n_grad == 0;
     const lg_loop_spec *s = lg_node_at(g, loop)->attrs.loop;
     int n_state = s->n_state, n_y = s->n_y;
     for (int k = 0; k < n_state + n_y; k++) repl[k] = lg_value_invalid();
@@ -94,7 +95,8 @@ int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, bool 
     }
     unsigned flags = (m->has_bias ? LG_RNN_BIAS : 0) | (m->reverse ? LG_RNN_REVERSE : 0) |
                      (m->mask_seq >= 0 ? LG_RNN_MASK : 0) | (forward_only ? LG_RNN_FORWARD_ONLY : 0) |
-                     (m->h_mask >= 0 ? LG_RNN_HMASK : 0) | (m->repeat ? LG_RNN_REPEAT : 0);
+                     (m->h_mask >= 0 ? LG_RNN_HMASK : 0) | (m->repeat ? LG_RNN_REPEAT : 0) |
+                     (n_grad > 1 ? LG_RNN_SHARED_WS : 0);
     int32_t id = lg_rnn_build_sized(m->cell, flags, forward_only ? &m->forward_sizes : &m->train_sizes, x, states, w,
                                     u, (lg_rnn_extras){b, mask, hmask}, lg_node_at(g, loop)->name);
     if (id < 0) return -1;
