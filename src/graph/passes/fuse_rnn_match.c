@@ -168,7 +168,7 @@ static bool matmul_source(mctx *c, lg_ref a, src_kind *src)
     if (n->op == LG_OP_MUL) {
         for (int i = 0; i < 2; i++) {
             lg_ref p = n->in[i], q = n->in[1 - i];
-            if (node_of(c, p)->op == LG_OP_INPUT && role_of(c, p, &k) == ROLE_SEQ)
+            if (role_of(c, p, &k) == ROLE_SEQ)
                 return fail(c, "gate %d multiplies x_t by %s, not by an invariant mask", c->gate,
                             op_name(node_of(c, q)->op));
             if (!masked_read(c, p, ROLE_STATE, &k, &mask) || k != c->m->h_state) continue;
