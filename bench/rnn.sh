@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# loopgrad against PyTorch on issue 10's eight recurrent models, both sides in
+# loopgrad against PyTorch on issue 10's eight recurrent models and a Bidirectional LSTM, both sides in
 # this run, under the same OPENBLAS_CORETYPE (the one OpenBLAS detects here,
 # unless set):
 #   bench/rnn.sh [--quick]          (--quick: 2 timed steps each, < 3 minutes)

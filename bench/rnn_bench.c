@@ -42,20 +42,22 @@ typedef struct config {
     lg_cell_kind kind; /* every layer's cell */
     int units, layers;
     bool hand_written; /* the LSTM body written from ops, not the cell API */
+    bool bidirectional; /* every layer Keras's Bidirectional, outputs concatenated */
     head_kind head;
     int classes;
     opt_kind opt;
 } config;
 
 static const config configs[] = {
-    {"lstm64_rows", 28, 64, 28, 0, LG_CELL_LSTM, 64, 1, false, HEAD_CLASSES, 10, OPT_SGD},
-    {"lstm32_rmsprop", 120, 256, 14, 0, LG_CELL_LSTM, 32, 1, false, HEAD_REGRESS, 1, OPT_RMSPROP},
-    {"gru32x2", 120, 256, 14, 0, LG_CELL_GRU, 32, 2, false, HEAD_REGRESS, 1, OPT_RMSPROP},
-    {"emb_rnn64x2", 80, 128, 10000, 100, LG_CELL_SIMPLE_RNN, 64, 2, false, HEAD_BINARY, 1, OPT_ADAM},
-    {"lstm256", 100, 64, 32, 0, LG_CELL_LSTM, 256, 1, false, HEAD_REGRESS, 1, OPT_ADAM},
-    {"lstm512", 50, 32, 32, 0, LG_CELL_LSTM, 512, 1, false, HEAD_REGRESS, 1, OPT_ADAM},
-    {"lstm256_ops", 100, 64, 32, 0, LG_CELL_LSTM, 256, 1, true, HEAD_REGRESS, 1, OPT_ADAM},
-    {"lstm10_sincos", 20, 50, 1, 0, LG_CELL_LSTM, 10, 1, false, HEAD_SEQ_REGRESS, 1, OPT_ADAM},
+    {"lstm64_rows", 28, 64, 28, 0, LG_CELL_LSTM, 64, 1, false, false, HEAD_CLASSES, 10, OPT_SGD},
+    {"lstm32_rmsprop", 120, 256, 14, 0, LG_CELL_LSTM, 32, 1, false, false, HEAD_REGRESS, 1, OPT_RMSPROP},
+    {"gru32x2", 120, 256, 14, 0, LG_CELL_GRU, 32, 2, false, false, HEAD_REGRESS, 1, OPT_RMSPROP},
+    {"emb_rnn64x2", 80, 128, 10000, 100, LG_CELL_SIMPLE_RNN, 64, 2, false, false, HEAD_BINARY, 1, OPT_ADAM},
+    {"lstm256", 100, 64, 32, 0, LG_CELL_LSTM, 256, 1, false, false, HEAD_REGRESS, 1, OPT_ADAM},
+    {"lstm512", 50, 32, 32, 0, LG_CELL_LSTM, 512, 1, false, false, HEAD_REGRESS, 1, OPT_ADAM},
+    {"lstm256_ops", 100, 64, 32, 0, LG_CELL_LSTM, 256, 1, true, false, HEAD_REGRESS, 1, OPT_ADAM},
+    {"lstm10_sincos", 20, 50, 1, 0, LG_CELL_LSTM, 10, 1, false, false, HEAD_SEQ_REGRESS, 1, OPT_ADAM},
+    {"bilstm64_rows", 28, 64, 28, 0, LG_CELL_LSTM, 64, 1, false, true, HEAD_CLASSES, 10, OPT_ADAM},
 };
 enum { N_CONFIGS = sizeof configs / sizeof *configs };
 
@@ -103,6 +105,26 @@ static void layer(lg_graph *g, const config *c, int index, lg_value xs, lg_value
         check(lg_init_glorot_uniform(lg_param_tensor(cell.kernel), 1, 1), "init");
         check(lg_init_glorot_uniform(lg_param_tensor(cell.recurrent_kernel), 1, 2), "init");
         check(hand_lstm_sequence(g, &cell, xs, lo, ys, h_last), "loop");
+        return;
+    }
+    if (c->bidirectional) {
+        lg_cell *dir[2];
+        for (int d = 0; d < 2; d++) {
+            char scope[48];
+            snprintf(scope, sizeof scope, "%s_%s", name, d ? "backward" : "forward");
+            dir[d] = lg_cell_new(g, scope, in_dim, lg_cell_opts_default(c->kind, u));
+            if (!dir[d]) check(LG_ERR_GRAPH, "cell");
+        }
+        lg_rnn_opts o = lg_rnn_opts_default();
+        o.time_major = o.return_sequences = true;
+        o.name = name;
+        lg_bidirectional_result r;
+        check(lg_bidirectional(g, dir[0], dir[1], xs, o, LG_MERGE_CONCAT, &r), "bidirectional");
+        lg_cell_free(dir[0]);
+        lg_cell_free(dir[1]);
+        /* Keras's Bidirectional(LSTM(u)) output: both directions' final h */
+        *ys = r.output;
+        *h_last = lg_concat((lg_value[]){r.forward.states[0], r.backward.states[0]}, 2, 1);
         return;
     }
     lg_value zeros = lg_broadcast_to(lg_scalar(g, LG_F32, 0), lg_shape_of(2, c->batch, u));

@@ -1,4 +1,4 @@
-"""PyTorch peer of bench/rnn_bench.c: the same eight models, time-major,
+"""PyTorch peer of bench/rnn_bench.c: the same nine models, time-major,
 timed per training step (forward, backward, optimizer) and per inference
 step (forward under no_grad), median milliseconds after one warm-up. Run with
 Debian's python3-torch (a benchmark tool, not a dependency of loopgrad):
@@ -17,16 +17,18 @@ import torch
 from torch import nn
 
 # name, T, B, in (vocabulary with an embedding), embed, kind, units, layers,
-# hand-written, head, classes, optimizer: as configs[] in rnn_bench.c
+# hand-written, bidirectional, head, classes, optimizer: as configs[] in
+# rnn_bench.c
 CONFIGS = [
-    ("lstm64_rows", 28, 64, 28, 0, "lstm", 64, 1, False, "classes", 10, "sgd"),
-    ("lstm32_rmsprop", 120, 256, 14, 0, "lstm", 32, 1, False, "regress", 1, "rmsprop"),
-    ("gru32x2", 120, 256, 14, 0, "gru", 32, 2, False, "regress", 1, "rmsprop"),
-    ("emb_rnn64x2", 80, 128, 10000, 100, "rnn", 64, 2, False, "binary", 1, "adam"),
-    ("lstm256", 100, 64, 32, 0, "lstm", 256, 1, False, "regress", 1, "adam"),
-    ("lstm512", 50, 32, 32, 0, "lstm", 512, 1, False, "regress", 1, "adam"),
-    ("lstm256_ops", 100, 64, 32, 0, "lstm", 256, 1, True, "regress", 1, "adam"),
-    ("lstm10_sincos", 20, 50, 1, 0, "lstm", 10, 1, False, "seq", 1, "adam"),
+    ("lstm64_rows", 28, 64, 28, 0, "lstm", 64, 1, False, False, "classes", 10, "sgd"),
+    ("lstm32_rmsprop", 120, 256, 14, 0, "lstm", 32, 1, False, False, "regress", 1, "rmsprop"),
+    ("gru32x2", 120, 256, 14, 0, "gru", 32, 2, False, False, "regress", 1, "rmsprop"),
+    ("emb_rnn64x2", 80, 128, 10000, 100, "rnn", 64, 2, False, False, "binary", 1, "adam"),
+    ("lstm256", 100, 64, 32, 0, "lstm", 256, 1, False, False, "regress", 1, "adam"),
+    ("lstm512", 50, 32, 32, 0, "lstm", 512, 1, False, False, "regress", 1, "adam"),
+    ("lstm256_ops", 100, 64, 32, 0, "lstm", 256, 1, True, False, "regress", 1, "adam"),
+    ("lstm10_sincos", 20, 50, 1, 0, "lstm", 10, 1, False, False, "seq", 1, "adam"),
+    ("bilstm64_rows", 28, 64, 28, 0, "lstm", 64, 1, False, True, "classes", 10, "adam"),
 ]
 
 
@@ -57,16 +59,16 @@ class HandLSTM(nn.Module):
 class Net(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        _, _, _, n_in, embed, kind, units, layers, hand, head, classes, _ = cfg
+        _, _, _, n_in, embed, kind, units, layers, hand, bidir, head, classes, _ = cfg
         self.emb = nn.Embedding(n_in, embed) if embed else None
         dim = embed or n_in
         make = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[kind]
         self.rnns = nn.ModuleList()
         for _ in range(layers):
-            self.rnns.append(HandLSTM(dim, units) if hand else make(dim, units))
-            dim = units
-        self.kind, self.head = kind, head
-        self.dense = nn.Linear(units, classes)
+            self.rnns.append(HandLSTM(dim, units) if hand else make(dim, units, bidirectional=bidir))
+            dim = units * (2 if bidir else 1)
+        self.kind, self.head, self.bidir = kind, head, bidir
+        self.dense = nn.Linear(dim, classes)
 
     def forward(self, x):
         ys = self.emb(x) if self.emb is not None else x
@@ -75,6 +77,8 @@ class Net(nn.Module):
         if self.head == "seq":
             return self.dense(ys)
         h = hn[0] if self.kind == "lstm" else hn
+        if self.bidir:  # Keras's Bidirectional: both directions' final h
+            return self.dense(torch.cat((h[-2], h[-1]), 1))
         return self.dense(h[-1])
 
 
@@ -101,7 +105,7 @@ def timed(fn, steps):
 
 
 def bench(cfg, steps, threads):
-    name, T, B, n_in, embed, _, _, _, _, head, classes, opt_name = cfg
+    name, T, B, n_in, embed, _, _, _, _, _, head, classes, opt_name = cfg
     torch.manual_seed(0)
     model = Net(cfg)
     x = torch.randint(0, n_in, (T, B)) if embed else torch.rand(T, B, n_in) * 2 - 1
