@@ -57,6 +57,7 @@ static const config configs[] = {
     {"lstm512", 50, 32, 32, 0, LG_CELL_LSTM, 512, 1, false, false, HEAD_REGRESS, 1, OPT_ADAM},
     {"lstm256_ops", 100, 64, 32, 0, LG_CELL_LSTM, 256, 1, true, false, HEAD_REGRESS, 1, OPT_ADAM},
     {"lstm10_sincos", 20, 50, 1, 0, LG_CELL_LSTM, 10, 1, false, false, HEAD_SEQ_REGRESS, 1, OPT_ADAM},
+    {"gru256", 100, 64, 32, 0, LG_CELL_GRU, 256, 1, false, false, HEAD_REGRESS, 1, OPT_ADAM},
     {"bilstm64_rows", 28, 64, 28, 0, LG_CELL_LSTM, 64, 1, false, true, HEAD_CLASSES, 10, OPT_ADAM},
 };
 enum { N_CONFIGS = sizeof configs / sizeof *configs };

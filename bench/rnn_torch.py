@@ -28,6 +28,7 @@ CONFIGS = [
     ("lstm512", 50, 32, 32, 0, "lstm", 512, 1, False, False, "regress", 1, "adam"),
     ("lstm256_ops", 100, 64, 32, 0, "lstm", 256, 1, True, False, "regress", 1, "adam"),
     ("lstm10_sincos", 20, 50, 1, 0, "lstm", 10, 1, False, False, "seq", 1, "adam"),
+    ("gru256", 100, 64, 32, 0, "gru", 256, 1, False, False, "regress", 1, "adam"),
     ("bilstm64_rows", 28, 64, 28, 0, "lstm", 64, 1, False, True, "classes", 10, "adam"),
 ]
 

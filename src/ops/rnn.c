@@ -50,8 +50,20 @@ int lg_rnn_output_count(const lg_attrs *a, bool grad)
 {
     if ((a->n_ints != 2 && a->n_ints != 4) || !a->ints || (uint64_t)a->ints[0] >= LG_RNN_CELL_COUNT)
         return 1; /* infer reports it */
-    lg_rnn_layout L = lg_rnn_layout_of((lg_rnn_cell)a->ints[0], (unsigned)a->ints[1]);
-    return grad ? L.g_n_out : L.n_out;
+    unsigned flags = (unsigned)a->ints[1];
+    lg_rnn_layout L = lg_rnn_layout_of((lg_rnn_cell)a->ints[0], lg_rnn_direction_flags(flags, 0));
+    return (grad ? L.g_n_out : L.n_out) * lg_rnn_node_directions(flags);
+}
+
+lg_node lg_rnn_direction_node(const lg_node *n, int d, int64_t ints[4])
+{
+    lg_node one = *n;
+    if (!(lg_rnn_node_flags(n) & LG_RNN_BIDIR)) return one;
+    memcpy(ints, n->attrs.ints, (size_t)n->attrs.n_ints * sizeof *ints);
+    ints[1] = lg_rnn_direction_flags(lg_rnn_node_flags(n), d);
+    if (d && n->attrs.n_ints == 4) ints[2] = ints[3] = 0; /* direction 0 holds the backend's spaces */
+    one.attrs.ints = ints;
+    return one;
 }
 
 static bool dim_eq(int64_t a, int64_t b) { return a == b || a < 0 || b < 0; }
@@ -113,7 +125,33 @@ static lg_status sizes_of(const lg_node *n, lg_dtype dt, int64_t T, int64_t B, i
     return lg_rnn_cpu_sizes(lg_rnn_node_cell(n), lg_rnn_node_flags(n), dt, T, B, I, H, width, scratch);
 }
 
-static bool infer_rnn(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
+/* A merged node (LG_RNN_BIDIR) as its two directions, each checked by
+ * `one`; a single node by `one` itself. */
+typedef bool (*infer_fn)(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size);
+
+static bool infer_directions(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size, bool grad,
+                             infer_fn one)
+{
+    bool attrs_ok = (n->attrs.n_ints == 2 || n->attrs.n_ints == 4) &&
+                    (uint64_t)n->attrs.ints[0] < LG_RNN_CELL_COUNT;
+    unsigned flags = attrs_ok ? lg_rnn_node_flags(n) : 0;
+    if (!(flags & LG_RNN_BIDIR)) return one(n, in, out, err, size);
+    if (flags & LG_RNN_REVERSE) LG_INFER_FAIL("a bidirectional rnn's directions are forward, then reverse");
+    lg_rnn_layout L = lg_rnn_layout_of(lg_rnn_node_cell(n), lg_rnn_direction_flags(flags, 0));
+    int n_in = grad ? L.g_n_in : L.n_in, n_out = grad ? L.g_n_out : L.n_out;
+    if (n->n_in != 2 * n_in) LG_INFER_FAIL("a bidirectional rnn takes both directions' inputs");
+    for (int d = 0; d < 2; d++) {
+        int64_t ints[4];
+        lg_node dir = lg_rnn_direction_node(n, d, ints);
+        dir.n_in = n_in, dir.n_out = n_out;
+        if (!one(&dir, in + d * n_in, out + d * n_out, err, size)) return false;
+    }
+    if (!lg_shape_equal(in[L.x].shape, in[n_in + L.x].shape))
+        LG_INFER_FAIL("a bidirectional rnn's directions read one x");
+    return true;
+}
+
+static bool infer_rnn_one(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
 {
     int64_t T, B, H;
     bool attrs_ok = n->attrs.n_ints == 2 || n->attrs.n_ints == 4;
@@ -138,7 +176,12 @@ static bool infer_rnn(const lg_node *n, const lg_port *in, lg_port *out, char *e
     return true;
 }
 
-static bool infer_rnn_grad(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
+static bool infer_rnn(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
+{
+    return infer_directions(n, in, out, err, size, false, infer_rnn_one);
+}
+
+static bool infer_rnn_grad_one(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
 {
     int64_t T, B, H;
     bool attrs_ok = n->attrs.n_ints == 2 || n->attrs.n_ints == 4;
@@ -168,6 +211,11 @@ static bool infer_rnn_grad(const lg_node *n, const lg_port *in, lg_port *out, ch
     return true;
 }
 
+static bool infer_rnn_grad(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
+{
+    return infer_directions(n, in, out, err, size, true, infer_rnn_grad_one);
+}
+
 int32_t lg_rnn_build(lg_rnn_cell cell, unsigned flags, lg_value x, const lg_value *states, lg_value w, lg_value u,
                      lg_rnn_extras e, const char *name)
 {
@@ -177,7 +225,7 @@ int32_t lg_rnn_build(lg_rnn_cell cell, unsigned flags, lg_value x, const lg_valu
 int32_t lg_rnn_build_sized(lg_rnn_cell cell, unsigned flags, const lg_rnn_sizes *sizes, lg_value x,
                            const lg_value *states, lg_value w, lg_value u, lg_rnn_extras e, const char *name)
 {
-    if ((unsigned)cell >= LG_RNN_CELL_COUNT || flags > LG_RNN_FLAGS_ALL || !states) {
+    if ((unsigned)cell >= LG_RNN_CELL_COUNT || flags > LG_RNN_FLAGS_ALL || (flags & LG_RNN_BIDIR) || !states) {
         if (lg_value_ok(x)) lg_graph_fail(x.graph, "rnn: bad cell %d or flags %u", (int)cell, flags);
         return -1;
     }
@@ -206,6 +254,11 @@ static void grad_rnn(lg_graph *g, int32_t node, const lg_value *dy, lg_value *dx
     const lg_node *n = lg_node_at(g, node);
     lg_rnn_cell c = lg_rnn_node_cell(n);
     unsigned flags = lg_rnn_node_flags(n);
+    if (flags & LG_RNN_BIDIR) {
+        lg_graph_fail(g, "rnn '%s': a merged bidirectional rnn has no gradient rule (the merge_rnn pass makes it "
+                         "after autodiff)", n->name);
+        return;
+    }
     lg_rnn_layout L = lg_rnn_layout_of(c, flags);
     /* the backend's sizes travel with the cell and flags (copied: building
      * nodes below may move n) */

@@ -48,6 +48,21 @@
  * ws_width]) and rnn_grad's scratch ([scratch]) itself (backend.h's
  * rnn_plan: cuDNN's reserve space is not the CPU's planes); the CPU's
  * sizes otherwise.
+ *
+ * Bidirectional (LG_RNN_BIDIR): a forward and a reverse rnn over the same
+ * x as one node, which a backend may run as one call (cuDNN's
+ * CUDNN_BIDIRECTIONAL), made by the merge_rnn pass from such a pair and,
+ * where both have one, from their rnn_grad pair. Direction d (0 forward,
+ * 1 reverse) is the single node with flags lg_rnn_direction_flags(flags,
+ * d) (never LG_RNN_REVERSE in a merged node's own flags): with L its
+ * layout, inputs [d L.n_in, (d + 1) L.n_in) and outputs [d L.n_out,
+ * (d + 1) L.n_out) are direction d's (rnn_grad: L.g_n_in and L.g_n_out),
+ * so x and mask appear once per direction. With the backend's sizes (4
+ * ints) they size direction 0's ws and scratch, which then hold the whole
+ * call's spaces, and direction 1's are empty ([T, B, 0], [0]); a backend
+ * that differentiates the pair in one call may write the whole dx into
+ * direction 0's and zeros into direction 1's (x's gradient is their sum).
+ * Merged nodes are made after autodiff: they have no gradient rule.
  */
 #ifndef LG_OPS_RNN_H
 #define LG_OPS_RNN_H
@@ -77,8 +92,23 @@ enum {
      * loop in a program): one that writes into what it reads (cuDNN's
      * backward, into its reserve space) works on a copy */
     LG_RNN_SHARED_WS = 64,
-    LG_RNN_FLAGS_ALL = 127
+    LG_RNN_BIDIR = 128, /* both directions in one node (see above) */
+    LG_RNN_FLAGS_ALL = 255
 };
+
+/* 2 with LG_RNN_BIDIR, else 1. */
+static inline int lg_rnn_node_directions(unsigned flags) { return flags & LG_RNN_BIDIR ? 2 : 1; }
+/* Direction d's flags: a merged node's without LG_RNN_BIDIR, with
+ * LG_RNN_REVERSE for d = 1; a single node's own. */
+static inline unsigned lg_rnn_direction_flags(unsigned flags, int d)
+{
+    if (!(flags & LG_RNN_BIDIR)) return flags;
+    return (flags & ~(unsigned)LG_RNN_BIDIR) | (d ? (unsigned)LG_RNN_REVERSE : 0u);
+}
+/* Direction d of a merged rnn or rnn_grad node n as a single node of its
+ * op (n itself for a single node), with its attributes in ints[4]; its
+ * inputs and outputs start at d times the single layout's counts. */
+lg_node lg_rnn_direction_node(const lg_node *n, int d, int64_t ints[4]);
 
 /* A cell's name ("lstm", "gru_reset_after", ...) for reports. */
 const char *lg_rnn_cell_name(lg_rnn_cell c);
@@ -139,7 +169,8 @@ int32_t lg_rnn_build_sized(lg_rnn_cell cell, unsigned flags, const lg_rnn_sizes 
  * holes. */
 typedef struct lg_rnn_desc {
     lg_rnn_cell cell;
-    unsigned flags; /* LG_RNN_BIAS, LG_RNN_REVERSE, LG_RNN_MASK, LG_RNN_HMASK (not FORWARD_ONLY) */
+    unsigned flags; /* LG_RNN_BIAS, LG_RNN_REVERSE, LG_RNN_MASK, LG_RNN_HMASK, LG_RNN_REPEAT (not
+                       FORWARD_ONLY); LG_RNN_BIDIR: a merged pair (I, H each direction's) */
     lg_dtype dtype;
     int64_t T, B, I, H;
     bool mask_by_lengths;

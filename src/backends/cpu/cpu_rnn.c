@@ -250,7 +250,7 @@ static void tanh_row_f64(double *p, int64_t n)
 #undef SIG_ROW
 #undef TANH_ROW
 
-lg_status lg_cpu_rnn(const lg_node *n, const lg_buf *in, lg_buf *out)
+static lg_status rnn_one(const lg_node *n, const lg_buf *in, lg_buf *out)
 {
     rnn_ctx c = ctx_of(n, in, false);
     lg_rnn_impl impl; /* cpu_rnn_select.c: these kernels or oneDNN's */
@@ -267,7 +267,7 @@ lg_status lg_cpu_rnn(const lg_node *n, const lg_buf *in, lg_buf *out)
     return st;
 }
 
-lg_status lg_cpu_rnn_grad(const lg_node *n, const lg_buf *in, lg_buf *out)
+static lg_status rnn_grad_one(const lg_node *n, const lg_buf *in, lg_buf *out)
 {
     rnn_ctx c = ctx_of(n, in, true);
     lg_rnn_impl impl;
@@ -282,4 +282,27 @@ lg_status lg_cpu_rnn_grad(const lg_node *n, const lg_buf *in, lg_buf *out)
     if (!st) st = out[c.L.g_dx].dtype == LG_F32 ? backward_f32(&c, in, out) : backward_f64(&c, in, out);
     free(c.first);
     return st;
+}
+
+/* A merged bidirectional node (rnn.h) runs as its two directions in turn. */
+static lg_status directions(const lg_node *n, const lg_buf *in, lg_buf *out, bool grad, lg_kernel_fn one)
+{
+    unsigned flags = lg_rnn_node_flags(n);
+    if (!(flags & LG_RNN_BIDIR)) return one(n, in, out);
+    lg_rnn_layout L = lg_rnn_layout_of(lg_rnn_node_cell(n), lg_rnn_direction_flags(flags, 0));
+    int n_in = grad ? L.g_n_in : L.n_in, n_out = grad ? L.g_n_out : L.n_out;
+    lg_status st = LG_OK;
+    for (int d = 0; d < 2 && !st; d++) {
+        int64_t ints[4];
+        lg_node dir = lg_rnn_direction_node(n, d, ints);
+        st = one(&dir, in + d * n_in, out + d * n_out);
+    }
+    return st;
+}
+
+lg_status lg_cpu_rnn(const lg_node *n, const lg_buf *in, lg_buf *out) { return directions(n, in, out, false, rnn_one); }
+
+lg_status lg_cpu_rnn_grad(const lg_node *n, const lg_buf *in, lg_buf *out)
+{
+    return directions(n, in, out, true, rnn_grad_one);
 }
