@@ -62,6 +62,11 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
  *                workspace, where the backend has its kernels (the CPU);
  *                lg_program_report says per loop "fused as lstm" or the
  *                first difference that kept it a loop;
+ *   merge_rnn    the two fused directions of a bidirectional layer (a
+ *                forward and a reverse rnn over the same input) become one
+ *                node where the backend takes it, which runs both
+ *                directions as one call (cuDNN's bidirectional RNN);
+ *                lg_program_report says "one bidirectional node" or why not;
  *   lower_loops  a loop's masking (lengths or a mask) and truncated BPTT,
  *                attributes of the loop node until here, become where
  *                nodes in its body and around it, and its gradient loop the

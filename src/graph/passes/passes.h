@@ -71,11 +71,12 @@ typedef struct lg_pass {
 extern const lg_pass lg_passes[];
 extern const int lg_pass_count;
 
-/* The passes of one stage: verify, fuse_rnn, lower_loops, hoist,
+/* The passes of one stage: verify, fuse_rnn, merge_rnn, lower_loops, hoist,
  * fuse_elementwise, dce
  * (memory_plan is the executor's). */
 lg_status lg_pass_verify(lg_cgraph *cg);
 lg_status lg_pass_fuse_rnn(lg_cgraph *cg);
+lg_status lg_pass_merge_rnn(lg_cgraph *cg);
 lg_status lg_pass_lower_loops(lg_cgraph *cg);
 lg_status lg_pass_hoist(lg_cgraph *cg);
 lg_status lg_pass_fuse_elementwise(lg_cgraph *cg);
