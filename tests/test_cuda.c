@@ -806,7 +806,10 @@ END_TEST
  * A recurrent layer compiled for the CPU (its fused kernels) and for
  * "cuda:0" (cuDNN through the rnn op pair): the stacked outputs, the final
  * h and every gradient (parameters and x) of loss = sum(ys R) + sum(h_T S)
- * agree; the report says the loop was fused on cuda:0, or why not. */
+ * agree; the report says the loop was fused on cuda:0, or why not. A
+ * Keras-style Bidirectional layer (concat) becomes one bidirectional node
+ * on cuda:0, one cuDNN call; its final states are those of both
+ * directions (LSTM: h and c). */
 typedef struct fused_case {
     const char *what;
     lg_cell_kind kind;
@@ -815,28 +818,60 @@ typedef struct fused_case {
     bool reset_before; /* GRU reset_after false: cuDNN refuses */
     bool lengths, backwards;
     bool hand;         /* an LSTM step written from ops, not the cell API */
+    bool bidir;        /* lg_bidirectional over two cells of the case */
 } fused_case;
 
 static const fused_case fused_cases[] = {
-    {"LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, false},
-    {"LSTM f64", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, false, false, false},
-    {"LSTM f32, lengths", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, false, false},
-    {"LSTM f64, lengths, go_backwards", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, true, false},
-    {"GRU f32", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, false, false, false},
-    {"GRU f64, lengths, go_backwards", LG_CELL_GRU, LG_F64, LG_ACT_TANH, false, true, true, false},
-    {"SimpleRNN tanh f32, go_backwards", LG_CELL_SIMPLE_RNN, LG_F32, LG_ACT_TANH, false, false, true, false},
-    {"SimpleRNN relu f64, lengths", LG_CELL_SIMPLE_RNN, LG_F64, LG_ACT_RELU, false, true, false, false},
-    {"hand-written LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, true},
-    {"hand-written LSTM f64, lengths", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, false, true},
-    {"GRU reset_after false f32 (refused)", LG_CELL_GRU, LG_F32, LG_ACT_TANH, true, false, false, false},
+    {"LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, false, false},
+    {"LSTM f64", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, false, false, false, false},
+    {"LSTM f32, lengths", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, false, false, false},
+    {"LSTM f64, lengths, go_backwards", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, true, false, false},
+    {"GRU f32", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, false, false, false, false},
+    {"GRU f64, lengths, go_backwards", LG_CELL_GRU, LG_F64, LG_ACT_TANH, false, true, true, false, false},
+    {"SimpleRNN tanh f32, go_backwards", LG_CELL_SIMPLE_RNN, LG_F32, LG_ACT_TANH, false, false, true, false, false},
+    {"SimpleRNN relu f64, lengths", LG_CELL_SIMPLE_RNN, LG_F64, LG_ACT_RELU, false, true, false, false, false},
+    {"hand-written LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, true, false},
+    {"hand-written LSTM f64, lengths", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, false, true, false},
+    {"GRU reset_after false f32 (refused)", LG_CELL_GRU, LG_F32, LG_ACT_TANH, true, false, false, false, false},
+    {"Bidirectional LSTM f32, lengths", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, false, false, true},
+    {"Bidirectional GRU f32, lengths", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, true, false, false, true},
+    {"Bidirectional LSTM f64", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, false, false, false, true},
 };
 #define N_FUSED_CASES (sizeof fused_cases / sizeof fused_cases[0])
 
 enum { FB = 5, FT = 7, FF = 6, FU = 8 };
 
+/* Bidirectional: ys [B, T, 2U] and the final states of both directions
+ * side by side, [B, 2U] (LSTM: h, h', c, c', [B, 4U]). */
+static void bidir_layer(lg_graph *g, const fused_case *fc, lg_value x, lg_value lengths, lg_value *ys, lg_value *h)
+{
+    lg_cell_opts co = lg_cell_opts_default(fc->kind, FU);
+    co.dtype = fc->dt;
+    co.seed = 5;
+    lg_cell *fwd = lg_cell_new(g, "forward", FF, co);
+    co.seed = 6;
+    lg_cell *bwd = lg_cell_new(g, "backward", FF, co);
+    ck_assert(fwd && bwd);
+    lg_rnn_opts ro = lg_rnn_opts_default();
+    ro.return_sequences = true;
+    ro.lengths = lengths;
+    lg_bidirectional_result r;
+    ck_assert_msg(lg_bidirectional(g, fwd, bwd, x, ro, LG_MERGE_CONCAT, &r) == LG_OK, "%s", lg_last_error());
+    *ys = r.output;
+    lg_value states[2 * LG_RNN_MAX_STATES];
+    int n = 0;
+    for (int k = 0; k < r.forward.n_states; k++) states[n++] = r.forward.states[k], states[n++] = r.backward.states[k];
+    *h = lg_concat(states, n, 1);
+    lg_cell_free(fwd), lg_cell_free(bwd);
+}
+
 /* The case's layer over x [B, T, F]: ys [B, T, U] and the final h [B, U]. */
 static void fused_layer(lg_graph *g, const fused_case *fc, lg_value x, lg_value lengths, lg_value *ys, lg_value *h)
 {
+    if (fc->bidir) {
+        bidir_layer(g, fc, x, lengths, ys, h);
+        return;
+    }
     if (fc->hand) {
         hand_lstm cell = hand_lstm_new(g, "hand", FF, FU, fc->dt);
         ck_assert_int_eq(lg_init_uniform(lg_param_tensor(cell.kernel), -0.4, 0.4, 11, 1), LG_OK);
@@ -879,9 +914,9 @@ static double *fused_run(const fused_case *fc, const char *dev, int *n_out, char
     lg_value loss = lg_add(lg_sum(lg_mul(ys, lg_constant(g, "R", rt)), NULL, 0, false),
                            lg_sum(lg_mul(h, lg_constant(g, "S", st)), NULL, 0, false));
     int np = lg_graph_param_count(g);
-    lg_value fetch[8];
+    lg_value fetch[12];
     fetch[0] = ys, fetch[1] = h;
-    lg_value wrt[6];
+    lg_value wrt[8];
     for (int i = 0; i < np; i++) wrt[i] = lg_graph_param(g, i);
     wrt[np] = x;
     ck_assert_int_eq(lg_grad(g, loss, wrt, np + 1, fetch + 2), LG_OK);
@@ -898,7 +933,7 @@ static double *fused_run(const fused_case *fc, const char *dev, int *n_out, char
     lg_status s = lg_program_compile_opts(g, feeds, fc->lengths ? 2 : 1, fetch, n_fetch, &o, &p);
     ck_assert_msg(s == LG_OK, "%s on %s: %s", fc->what, dev ? dev : "cpu", lg_last_error());
     *report = lg_program_report(p);
-    lg_tensor *out[8] = {NULL};
+    lg_tensor *out[12] = {NULL};
     s = lg_program_run(p, feeds, fc->lengths ? 2 : 1, out);
     ck_assert_msg(s == LG_OK, "%s on %s: %s", fc->what, dev ? dev : "cpu", lg_last_error());
     int n = 0;
@@ -934,6 +969,9 @@ START_TEST(fused_rnn_on_cudnn_against_cpu)
     else
         ck_assert_msg(strstr(rep_gpu, "fused as") && !strstr(rep_gpu, "not fused"), "%s: not fused on cuda:0:\n%s",
                       fc->what, rep_gpu);
+    if (fc->bidir)
+        ck_assert_msg(strstr(rep_gpu, "one bidirectional node"), "%s: the directions not merged on cuda:0:\n%s",
+                      fc->what, rep_gpu);
     free(cpu), free(gpu), free(rep_cpu), free(rep_gpu);
 }
 END_TEST
@@ -963,6 +1001,15 @@ START_TEST(rnn_plan_sizes_from_cudnn)
     ck_assert_msg(strstr(why, "per-example lengths"), "%s", why);
     d.mask_by_lengths = true;
     ck_assert_msg(b->rnn_plan(b, &d, &train, &fwd, why, sizeof why), "%s", why);
+    /* a merged pair: direction 0's spaces hold both directions' weights,
+     * y [T, B, 2H] and, in scratch, dy [T, B, 2H] */
+    lg_rnn_sizes bi_train = {0}, bi_fwd = {0};
+    d.flags |= LG_RNN_BIDIR;
+    ck_assert_msg(b->rnn_plan(b, &d, &bi_train, &bi_fwd, why, sizeof why), "%s", why);
+    ck_assert_int_ge(bi_train.ws_width * 100 * 64, 2 * weights + 100 * 64 * 2 * 512);
+    ck_assert_int_ge(bi_fwd.ws_width * 100 * 64, 2 * weights + 100 * 64 * 2 * 512);
+    ck_assert_int_gt(bi_train.ws_width, train.ws_width);
+    ck_assert_int_ge(bi_train.scratch, 2 * weights + 100 * 64 * 2 * 512);
 }
 END_TEST
 

@@ -355,6 +355,107 @@ START_TEST(layout_mismatches)
 }
 END_TEST
 
+/* ---- the spaces of a fused rnn node on cuDNN (lg_rnn_spaces_of) ---------- */
+
+typedef struct space {
+    const char *name;
+    size_t off, need; /* need: the bytes it must hold */
+} space;
+
+/* Each space aligned, holding its bytes, inside total and clear of the
+ * others. */
+static void expect_disjoint(const char *what, const space *sp, int n, size_t total)
+{
+    for (int i = 0; i < n; i++) {
+        ck_assert_msg(sp[i].off % LG_RNN_SPACE_ALIGN == 0, "%s: %s at %zu", what, sp[i].name, sp[i].off);
+        ck_assert_msg(sp[i].off + sp[i].need <= total, "%s: %s [%zu, +%zu) past %zu", what, sp[i].name, sp[i].off,
+                      sp[i].need, total);
+        for (int j = 0; j < i; j++)
+            ck_assert_msg(!sp[i].need || !sp[j].need || sp[i].off + sp[i].need <= sp[j].off ||
+                              sp[j].off + sp[j].need <= sp[i].off,
+                          "%s: %s and %s overlap", what, sp[i].name, sp[j].name);
+    }
+}
+
+static void check_spaces(lg_cell_kind kind, bool bidir, bool reverse, bool train)
+{
+    lg_rnn_spec s = spec_of(kind, 5, 3, 1, bidir, true);
+    s.reverse = reverse;
+    int64_t T = 7, B = 4;
+    size_t es = sizeof(double), wb = 1000, rb = 3000, D = bidir ? 2 : 1;
+    size_t yb = (size_t)(T * B * 3) * D * es, xb = (size_t)(T * B * 5) * es, hb = bidir ? 2 * (size_t)(B * 3) * es : 0,
+           cb = kind == LG_CELL_LSTM ? hb : 0;
+    lg_rnn_spaces p = lg_rnn_spaces_of(&s, T, B, wb, rb, train);
+    char what[96];
+    snprintf(what, sizeof what, "cell kind %d%s%s%s", (int)kind, bidir ? " bidirectional" : "",
+             reverse ? " reverse" : "", train ? " train" : " forward");
+    space ws[] = {{"weights", p.weights, wb},
+                  {"reserve", p.reserve, train ? rb : 0},
+                  {"y", p.y, train || reverse || bidir ? yb : 0},
+                  {"x", p.x, reverse ? xb : 0},
+                  {"hx", p.hx, hb},
+                  {"cx", p.cx, cb},
+                  {"hy", p.hy, hb},
+                  {"cy", p.cy, cb}};
+    expect_disjoint(what, ws, (int)(sizeof ws / sizeof ws[0]), p.ws_bytes);
+    space sc[] = {{"dweights", p.dweights, wb},
+                  {"dy", p.dy, reverse || bidir ? yb : 0},
+                  {"dx", p.dx, reverse ? xb : 0},
+                  {"g_hx", p.g_hx, hb},
+                  {"g_cx", p.g_cx, cb},
+                  {"dhy", p.dhy, hb},
+                  {"dcy", p.dcy, cb},
+                  {"dhx", p.dhx, hb},
+                  {"dcx", p.dcx, cb},
+                  {"reserve_copy", p.reserve_copy, train ? rb : 0}};
+    expect_disjoint(what, sc, (int)(sizeof sc / sizeof sc[0]), p.scratch_bytes);
+    /* nothing beyond what the call uses */
+    size_t used = 0, sc_used = 0;
+    for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++)
+        used += (ws[i].need + LG_RNN_SPACE_ALIGN - 1) / LG_RNN_SPACE_ALIGN * LG_RNN_SPACE_ALIGN;
+    for (size_t i = 0; i < sizeof sc / sizeof sc[0]; i++)
+        sc_used += (sc[i].need + LG_RNN_SPACE_ALIGN - 1) / LG_RNN_SPACE_ALIGN * LG_RNN_SPACE_ALIGN;
+    ck_assert_uint_eq(p.ws_bytes, used);
+    ck_assert_uint_eq(p.scratch_bytes, sc_used);
+}
+
+START_TEST(spaces_disjoint)
+{
+    static const lg_cell_kind kinds[] = {LG_CELL_LSTM, LG_CELL_GRU, LG_CELL_SIMPLE_RNN};
+    for (int k = 0; k < 3; k++)
+        for (int m = 0; m < 8; m++) {
+            bool bidir = m & 1, reverse = m & 2, train = m & 4;
+            if (!(bidir && reverse)) check_spaces(kinds[k], bidir, reverse, train);
+        }
+}
+END_TEST
+
+/* A unidirectional forward stack keeps only the weights (and, training,
+ * the reserve and y); the bidirectional one stages y and its states. */
+START_TEST(spaces_by_direction)
+{
+    lg_rnn_spec s = spec_of(LG_CELL_LSTM, 5, 3, 1, false, true);
+    lg_rnn_spaces p = lg_rnn_spaces_of(&s, 7, 4, 1000, 3000, false);
+    ck_assert_uint_eq(p.ws_bytes, 1024);
+    ck_assert_uint_eq(p.scratch_bytes, 1024);
+    p = lg_rnn_spaces_of(&s, 7, 4, 1000, 3000, true);
+    ck_assert_uint_eq(p.reserve, 1024);
+    ck_assert_uint_eq(p.y, 1024 + 3072);
+    ck_assert_uint_eq(p.ws_bytes, 1024 + 3072 + 768); /* y: 7 * 4 * 3 doubles */
+    ck_assert_uint_eq(p.scratch_bytes, 1024 + 3072);
+    s.bidirectional = true;
+    p = lg_rnn_spaces_of(&s, 7, 4, 1000, 3000, false);
+    ck_assert_uint_eq(p.y, 1024);
+    ck_assert_uint_eq(p.hx, 1024 + 1536); /* y: 7 * 4 * 6 doubles */
+    ck_assert_uint_eq(p.ws_bytes, 1024 + 1536 + 4 * 256); /* hx, cx, hy, cy: 2 * 4 * 3 doubles */
+    s.kind = LG_CELL_GRU;
+    p = lg_rnn_spaces_of(&s, 7, 4, 1000, 3000, true);
+    ck_assert_uint_eq(p.cx, p.hy); /* no c */
+    ck_assert_uint_eq(p.ws_bytes, 1024 + 3072 + 1536 + 2 * 256);
+    ck_assert_uint_eq(p.scratch_bytes, 1024 + 1536 + 3 * 256 + 3072);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("rnn_pack");
@@ -369,6 +470,8 @@ static Suite *suite(void)
     tcase_add_test(tc, round_trips);
     tcase_add_test(tc, stacked_bidirectional_shapes);
     tcase_add_test(tc, layout_mismatches);
+    tcase_add_test(tc, spaces_disjoint);
+    tcase_add_test(tc, spaces_by_direction);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -15,19 +15,35 @@
  * calls).
  *
  * The workspace, from a 256-byte-aligned base inside the buffer (the plan
- * aligns buffers to 64 bytes):
+ * aligns buffers to 64 bytes; rnn_pack.h's lg_rnn_spaces_of places them):
  *   weights   cuDNN's weight space, packed from W, U, b by the forward and
  *             read again by the backward (no repack)
  *   reserve   cuDNN's reserve space (training forward only)
  *   y         the output in cuDNN's step order, which its backward calls
- *             read (rnn_grad has no ys input); training, or reverse
+ *             read (rnn_grad has no ys input); training, reverse or
+ *             bidirectional
  *   x         x with each example's valid steps reversed (reverse only)
+ *   hx, cx, hy, cy  bidirectional only: cuDNN's states [2, B, H]
+ *             (direction 0's, then direction 1's), staged from and to the
+ *             directions' h0, c0, h_T, c_T
  * rnn_grad's scratch: dweights (packed weight gradients, zeroed before
  * cudnnRNNBackwardWeights_v8, then unpacked into dW, dU, db), with
- * reverse dy and dx in cuDNN's order, and room for a copy of the reserve
- * space: cudnnRNNBackwardData_v8 writes into the reserve it is given, so
- * where another rnn_grad reads the same workspace (LG_RNN_SHARED_WS: two
- * gradients of one loop in a program) each works on a copy.
+ * reverse dy and dx in cuDNN's order, bidirectional dy [T, B, 2H] and the
+ * states hx, cx, dhy, dcy, dhx, dcx [2, B, H], and room for a copy of the
+ * reserve space: cudnnRNNBackwardData_v8 writes into the reserve it is
+ * given, so where another rnn_grad reads the same workspace
+ * (LG_RNN_SHARED_WS: two gradients of one loop in a program) each works on
+ * a copy.
+ *
+ * A merged bidirectional node (LG_RNN_BIDIR, ops/rnn.h) is one cuDNN call
+ * with CUDNN_BIDIRECTIONAL: direction 0's workspace and scratch hold the
+ * whole call's spaces above (direction 1's are empty). Its pseudo-layers 0
+ * and 1 are the forward and reverse directions; cuDNN's y [T, B, 2H] holds
+ * per step the forward's H outputs then the reverse's, each aligned with
+ * forward time (the rnn op's convention for a reverse direction), so the
+ * forward splits it into the two ys and the backward joins the two dys
+ * into it. cuDNN's dx is the sum over both directions: it goes into
+ * direction 0's dx, zeros into direction 1's (rnn.h allows it).
  *
  * A mask ([T, B], from per-example lengths: the plan refuses one that may
  * have holes) comes to the host as lengths, as cuDNN's data descriptors
@@ -39,9 +55,7 @@
 #include "backends/cuda/kernels.h"
 #include "ops/rnn.h"
 
-enum { ALIGN = 256 };
-
-static size_t align_up(size_t n) { return (n + ALIGN - 1) / ALIGN * ALIGN; }
+enum { ALIGN = LG_RNN_SPACE_ALIGN };
 
 struct lg_cuda_rnn_entry {
     lg_rnn_spec spec;
@@ -79,6 +93,7 @@ static lg_rnn_layer_desc layer_of(lg_rnn_cell cell, unsigned flags, lg_dtype dt,
         .recurrent_dropout = flags & LG_RNN_HMASK,
         .go_backwards = flags & LG_RNN_REVERSE,
         .hole_mask = hole_mask,
+        .bidirectional = flags & LG_RNN_BIDIR,
         .merge = LG_MERGE_CONCAT,
     };
 }
@@ -117,28 +132,10 @@ static lg_status entry(lg_cuda_ctx *c, const lg_rnn_spec *s, int64_t B, int64_t 
 }
 
 /* Byte offsets in the workspace and scratch (see the overview). */
-typedef struct spaces {
-    size_t weights, reserve, y, x, ws_bytes;
-    size_t dweights, dy, dx, reserve_copy, scratch_bytes;
-} spaces;
-
-static spaces spaces_of(const lg_cudnn_rnn *r, int64_t T, int64_t B, bool train)
+static lg_rnn_spaces spaces_of(const lg_cudnn_rnn *r, int64_t T, int64_t B, bool train)
 {
-    const lg_rnn_spec *s = lg_cudnn_rnn_spec(r);
-    size_t es = lg_dtype_size(s->dtype), xb = align_up((size_t)(T * B * s->input_dim) * es),
-           yb = align_up((size_t)(T * B * s->units) * es), wb = align_up(lg_cudnn_rnn_weight_bytes(r));
-    spaces p = {0};
-    p.weights = 0;
-    p.reserve = wb;
-    p.y = p.reserve + (train ? align_up(lg_cudnn_rnn_reserve_bytes(r)) : 0);
-    p.x = p.y + (train || s->reverse ? yb : 0);
-    p.ws_bytes = p.x + (s->reverse ? xb : 0);
-    p.dweights = 0;
-    p.dy = wb;
-    p.dx = p.dy + (s->reverse ? yb : 0);
-    p.reserve_copy = p.dx + (s->reverse ? xb : 0);
-    p.scratch_bytes = p.reserve_copy + (train ? align_up(lg_cudnn_rnn_reserve_bytes(r)) : 0);
-    return p;
+    return lg_rnn_spaces_of(lg_cudnn_rnn_spec(r), T, B, lg_cudnn_rnn_weight_bytes(r), lg_cudnn_rnn_reserve_bytes(r),
+                            train);
 }
 
 bool lg_cuda_rnn_plan(lg_cuda_ctx *c, const lg_rnn_desc *d, lg_rnn_sizes *train, lg_rnn_sizes *forward, char *why,
@@ -160,7 +157,7 @@ bool lg_cuda_rnn_plan(lg_cuda_ctx *c, const lg_rnn_desc *d, lg_rnn_sizes *train,
     }
     size_t es = lg_dtype_size(d->dtype), row = (size_t)(d->T * d->B) * es;
     for (int k = 0; k < 2; k++) {
-        spaces p = spaces_of(r, d->T, d->B, k == 0);
+        lg_rnn_spaces p = spaces_of(r, d->T, d->B, k == 0);
         lg_rnn_sizes *z = k == 0 ? train : forward;
         /* ALIGN more: the kernels align the base up */
         z->ws_width = (int64_t)((p.ws_bytes + ALIGN + row - 1) / row);
@@ -206,7 +203,8 @@ static lg_status lengths_of(lg_cuda_ctx *c, const lg_node *n, const lg_buf *mask
 }
 
 /* The node's cuDNN RNN, dims and lengths; the rnn (grad false) or rnn_grad
- * (true) node's inputs. */
+ * (true) node's inputs. L: the layout of one direction (a merged node's
+ * direction 1 follows it). */
 typedef struct call {
     lg_rnn_cell cell;
     unsigned flags;
@@ -220,7 +218,7 @@ typedef struct call {
 static lg_status begin(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, bool grad, call *k)
 {
     *k = (call){.cell = lg_rnn_node_cell(n), .flags = lg_rnn_node_flags(n)};
-    k->L = lg_rnn_layout_of(k->cell, k->flags);
+    k->L = lg_rnn_layout_of(k->cell, lg_rnn_direction_flags(k->flags, 0));
     const lg_buf *x = &in[k->L.x];
     k->dt = x->dtype;
     k->T = x->shape.dims[0], k->B = x->shape.dims[1], k->I = x->shape.dims[2];
@@ -252,32 +250,157 @@ static lg_status space_base(const lg_node *n, const lg_buf *b, size_t need, char
     return LG_OK;
 }
 
-static lg_cuda_parts parts_of(const call *k, void *w, void *u, void *b)
+/* Direction d's W, U, b (b NULL without bias) for each of the call's
+ * directions, as the parts of the source buffer the packing map indexes
+ * (lg_rnn_src_dense: pseudo-layer by pseudo-layer). */
+static lg_cuda_parts parts_of(const call *k, void *const *w, void *const *u, void *const *b)
 {
-    int64_t nw = k->I * k->H * lg_rnn_cell_gates(k->cell), nu = k->H * k->H * lg_rnn_cell_gates(k->cell);
-    return (lg_cuda_parts){.ptr = {w, u, b}, .start = {0, nw, b ? nw + nu : -1}};
+    const lg_rnn_spec *s = lg_cudnn_rnn_spec(k->r);
+    lg_rnn_src src[2];
+    lg_rnn_src_dense(s, src);
+    lg_cuda_parts parts;
+    for (int j = 0; j < LG_CUDA_PARTS; j++) parts.ptr[j] = NULL, parts.start[j] = -1;
+    for (int d = 0; d < lg_rnn_directions(s); d++) {
+        parts.ptr[3 * d] = w[d], parts.start[3 * d] = src[d].kernel;
+        parts.ptr[3 * d + 1] = u[d], parts.start[3 * d + 1] = src[d].recurrent_kernel;
+        parts.ptr[3 * d + 2] = b[d], parts.start[3 * d + 2] = b[d] ? src[d].bias : -1;
+    }
+    return parts;
 }
 
 static lg_status launched(cudaError_t e, const lg_node *n) { return lg_cuda_launched(e, n); }
+
+/* A training forward's reserve space is sized for full lengths: shorter
+ * ones must not need more. */
+static lg_status reserve_fits(const lg_node *n, const lg_cudnn_rnn *r)
+{
+    if (lg_cudnn_rnn_reserve_needed(r) <= lg_cudnn_rnn_reserve_bytes(r)) return LG_OK;
+    return lg_fail(LG_ERR_RUNTIME, "rnn '%s': cuDNN asks %zu reserve bytes for these lengths, more than the %zu of "
+                                   "full lengths",
+                   n->name, lg_cudnn_rnn_reserve_needed(r), lg_cudnn_rnn_reserve_bytes(r));
+}
+
+/* dst [2, B, H] = a then b, each [B, H]. */
+static lg_status stack2(lg_cuda_ctx *c, char *dst, const void *a, const void *b, size_t half)
+{
+    lg_status st = lg_cuda_copy_d2d(c, dst, a, half);
+    return st ? st : lg_cuda_copy_d2d(c, dst + half, b, half);
+}
+
+/* a, b [B, H] = src [2, B, H]'s halves. */
+static lg_status unstack2(lg_cuda_ctx *c, void *a, void *b, const char *src, size_t half)
+{
+    lg_status st = lg_cuda_copy_d2d(c, a, src, half);
+    return st ? st : lg_cuda_copy_d2d(c, b, src + half, half);
+}
+
+/* A merged bidirectional rnn node (see the overview): direction d's inputs
+ * and outputs at in + d L.n_in, out + d L.n_out. */
+static lg_status rnn_bidir(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf *out, const call *k)
+{
+    const lg_rnn_layout *L = &k->L;
+    const lg_buf *in1 = in + L->n_in;
+    lg_buf *out1 = out + L->n_out;
+    bool train = !(k->flags & LG_RNN_FORWARD_ONLY), lstm = L->c0 >= 0;
+    size_t half = (size_t)(k->B * k->H) * lg_dtype_size(k->dt);
+    lg_rnn_spaces p = spaces_of(k->r, k->T, k->B, train);
+    char *ws = NULL;
+    lg_status st = space_base(n, &out[L->ws], p.ws_bytes, &ws);
+    if (!st && train) st = reserve_fits(n, k->r);
+    cudaStream_t s = c->stream;
+    if (!st) {
+        void *w[2] = {in[L->w].data, in1[L->w].data}, *u[2] = {in[L->u].data, in1[L->u].data},
+             *b[2] = {L->b >= 0 ? in[L->b].data : NULL, L->b >= 0 ? in1[L->b].data : NULL};
+        lg_cuda_parts parts = parts_of(k, w, u, b);
+        st = launched(lg_cuda_launch_pack_parts(s, k->dt, lg_cudnn_rnn_layout(k->r)->size, lg_cudnn_rnn_map(k->r),
+                                                &parts, ws + p.weights),
+                      n);
+    }
+    if (!st) st = stack2(c, ws + p.hx, in[L->h0].data, in1[L->h0].data, half);
+    if (!st && lstm) st = stack2(c, ws + p.cx, in[L->c0].data, in1[L->c0].data, half);
+    if (!st)
+        st = lg_cudnn_rnn_forward_in(k->r, ws + p.weights, train ? ws + p.reserve : NULL, in[L->x].data, ws + p.hx,
+                                     lstm ? ws + p.cx : NULL, ws + p.y, ws + p.hy, lstm ? ws + p.cy : NULL);
+    /* the two ys, zero past each length */
+    if (!st)
+        st = launched(lg_cuda_launch_bidir_split(s, k->dt, k->T, k->B, k->H, lg_cudnn_rnn_lengths(k->r), ws + p.y,
+                                                 out[L->ys].data, out1[L->ys].data),
+                      n);
+    if (!st) st = unstack2(c, out[L->h_t].data, out1[L->h_t].data, ws + p.hy, half);
+    if (!st && lstm) st = unstack2(c, out[L->c_t].data, out1[L->c_t].data, ws + p.cy, half);
+    return st;
+}
+
+/* A merged bidirectional rnn_grad node: direction d's inputs and outputs
+ * at in + d L.g_n_in, out + d L.g_n_out. */
+static lg_status rnn_grad_bidir(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf *out, const call *k)
+{
+    const lg_rnn_layout *L = &k->L;
+    const lg_buf *in1 = in + L->g_n_in;
+    lg_buf *out1 = out + L->g_n_out;
+    bool lstm = L->c0 >= 0;
+    size_t half = (size_t)(k->B * k->H) * lg_dtype_size(k->dt);
+    lg_rnn_spaces p = spaces_of(k->r, k->T, k->B, true);
+    char *ws = NULL, *sc = NULL;
+    lg_status st = space_base(n, &in[L->g_ws], p.ws_bytes, &ws);
+    if (!st) st = space_base(n, &out[L->g_scratch], p.scratch_bytes, &sc);
+    const int32_t *dev_len = lg_cudnn_rnn_lengths(k->r);
+    cudaStream_t s = c->stream;
+    if (!st)
+        st = launched(lg_cuda_launch_bidir_join(s, k->dt, k->T, k->B, k->H, dev_len, in[L->g_dys].data,
+                                                in1[L->g_dys].data, sc + p.dy),
+                      n);
+    if (!st) st = stack2(c, sc + p.g_hx, in[L->h0].data, in1[L->h0].data, half);
+    if (!st && lstm) st = stack2(c, sc + p.g_cx, in[L->c0].data, in1[L->c0].data, half);
+    if (!st) st = stack2(c, sc + p.dhy, in[L->g_dh].data, in1[L->g_dh].data, half);
+    if (!st && lstm) st = stack2(c, sc + p.dcy, in[L->g_dc].data, in1[L->g_dc].data, half);
+    char *reserve = ws + p.reserve;
+    if (!st && (k->flags & LG_RNN_SHARED_WS)) {
+        reserve = sc + p.reserve_copy;
+        st = lg_cuda_copy_d2d(c, reserve, ws + p.reserve, lg_cudnn_rnn_reserve_bytes(k->r));
+    }
+    void *dx = out[L->g_dx].data;
+    if (!st)
+        st = lg_cudnn_rnn_backward_in(k->r, ws + p.weights, reserve, sc + p.dweights, in[L->x].data, sc + p.g_hx,
+                                      lstm ? sc + p.g_cx : NULL, ws + p.y, sc + p.dy, sc + p.dhy,
+                                      lstm ? sc + p.dcy : NULL, dx, sc + p.dhx, lstm ? sc + p.dcx : NULL);
+    /* x's whole gradient in direction 0's dx, zero past each length */
+    if (!st && k->lengths) st = launched(lg_cuda_launch_seq_order(s, k->dt, k->T, k->B, k->I, dev_len, 0, dx, dx), n);
+    if (!st) st = lg_cuda_memset0(c, out1[L->g_dx].data, buf_bytes(&out1[L->g_dx]));
+    if (!st) st = unstack2(c, out[L->g_dh0].data, out1[L->g_dh0].data, sc + p.dhx, half);
+    if (!st && lstm) st = unstack2(c, out[L->g_dc0].data, out1[L->g_dc0].data, sc + p.dcx, half);
+    if (!st) {
+        void *w[2] = {out[L->g_dw].data, out1[L->g_dw].data}, *u[2] = {out[L->g_du].data, out1[L->g_du].data},
+             *b[2] = {L->g_db >= 0 ? out[L->g_db].data : NULL, L->g_db >= 0 ? out1[L->g_db].data : NULL};
+        lg_cuda_parts parts = parts_of(k, w, u, b);
+        st = launched(lg_cuda_launch_unpack_parts(s, k->dt, lg_cudnn_rnn_layout(k->r)->size, lg_cudnn_rnn_map(k->r),
+                                                  sc + p.dweights, &parts),
+                      n);
+    }
+    return st;
+}
 
 lg_status lg_cuda_rnn(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf *out)
 {
     call k;
     lg_status st = begin(c, n, in, false, &k);
+    if (!st && (k.flags & LG_RNN_BIDIR)) {
+        st = rnn_bidir(c, n, in, out, &k);
+        free(k.lengths);
+        return st;
+    }
     const lg_rnn_layout *L = &k.L;
     bool train = !(k.flags & LG_RNN_FORWARD_ONLY), rev = k.flags & LG_RNN_REVERSE, lstm = L->c0 >= 0;
-    spaces p = {0};
+    lg_rnn_spaces p = {0};
     char *ws = NULL;
     if (!st) p = spaces_of(k.r, k.T, k.B, train);
     if (!st) st = space_base(n, &out[L->ws], p.ws_bytes, &ws);
-    if (!st && train && lg_cudnn_rnn_reserve_needed(k.r) > lg_cudnn_rnn_reserve_bytes(k.r))
-        st = lg_fail(LG_ERR_RUNTIME, "rnn '%s': cuDNN asks %zu reserve bytes for these lengths, more than the %zu of "
-                                     "full lengths",
-                     n->name, lg_cudnn_rnn_reserve_needed(k.r), lg_cudnn_rnn_reserve_bytes(k.r));
+    if (!st && train) st = reserve_fits(n, k.r);
     const int32_t *dev_len = k.r ? lg_cudnn_rnn_lengths(k.r) : NULL;
     cudaStream_t s = c->stream;
     if (!st) {
-        lg_cuda_parts parts = parts_of(&k, in[L->w].data, in[L->u].data, L->b >= 0 ? in[L->b].data : NULL);
+        void *w = in[L->w].data, *u = in[L->u].data, *b = L->b >= 0 ? in[L->b].data : NULL;
+        lg_cuda_parts parts = parts_of(&k, &w, &u, &b);
         st = launched(lg_cuda_launch_pack_parts(s, k.dt, lg_cudnn_rnn_layout(k.r)->size, lg_cudnn_rnn_map(k.r),
                                                 &parts, ws + p.weights),
                       n);
@@ -305,9 +428,14 @@ lg_status lg_cuda_rnn_grad(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, l
 {
     call k;
     lg_status st = begin(c, n, in, true, &k);
+    if (!st && (k.flags & LG_RNN_BIDIR)) {
+        st = rnn_grad_bidir(c, n, in, out, &k);
+        free(k.lengths);
+        return st;
+    }
     const lg_rnn_layout *L = &k.L;
     bool rev = k.flags & LG_RNN_REVERSE, lstm = L->c0 >= 0;
-    spaces p = {0};
+    lg_rnn_spaces p = {0};
     char *ws = NULL, *sc = NULL;
     if (!st) p = spaces_of(k.r, k.T, k.B, true);
     if (!st) st = space_base(n, &in[L->g_ws], p.ws_bytes, &ws);
@@ -336,8 +464,8 @@ lg_status lg_cuda_rnn_grad(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, l
     if (!st && (rev || k.lengths))
         st = launched(lg_cuda_launch_seq_order(s, k.dt, k.T, k.B, k.I, dev_len, rev, dx, out[L->g_dx].data), n);
     if (!st) {
-        lg_cuda_parts parts =
-            parts_of(&k, out[L->g_dw].data, out[L->g_du].data, L->g_db >= 0 ? out[L->g_db].data : NULL);
+        void *w = out[L->g_dw].data, *u = out[L->g_du].data, *b = L->g_db >= 0 ? out[L->g_db].data : NULL;
+        lg_cuda_parts parts = parts_of(&k, &w, &u, &b);
         st = launched(lg_cuda_launch_unpack_parts(s, k.dt, lg_cudnn_rnn_layout(k.r)->size, lg_cudnn_rnn_map(k.r),
                                                   sc + p.dweights, &parts),
                       n);

@@ -162,12 +162,15 @@ cudaError_t lg_cuda_launch_pack(cudaStream_t s, lg_dtype dt, int64_t n, const in
 cudaError_t lg_cuda_launch_unpack(cudaStream_t s, lg_dtype dt, int64_t n, const int64_t *map, const void *src,
                                   void *dst);
 
-/* The fused rnn op's three weights W, U, b as one virtual buffer: element
- * k of [W | U | b] is ptr[j][k - start[j]] for the last j with start[j] <=
- * k (start[2] -1 and ptr[2] NULL without bias); rnn_pack's map indexes it. */
+/* The fused rnn op's weights W, U, b of each direction d (parts 3d, 3d +
+ * 1, 3d + 2; d = 1 only for a bidirectional call) as one virtual buffer
+ * [W | U | b | W' | U' | b']: element k is ptr[j][k - start[j]] for the
+ * last j with 0 <= start[j] <= k (start -1 and ptr NULL for a part that is
+ * absent: no bias, no second direction); rnn_pack's map indexes it. */
+enum { LG_CUDA_PARTS = 6 };
 typedef struct lg_cuda_parts {
-    void *ptr[3];
-    int64_t start[3];
+    void *ptr[LG_CUDA_PARTS];
+    int64_t start[LG_CUDA_PARTS];
 } lg_cuda_parts;
 /* dst[i] = map[i] < 0 ? 0 : parts[map[i]] (packing W, U, b for cuDNN). */
 cudaError_t lg_cuda_launch_pack_parts(cudaStream_t s, lg_dtype dt, int64_t n, const int64_t *map,
@@ -181,6 +184,14 @@ cudaError_t lg_cuda_launch_unpack_parts(cudaStream_t s, lg_dtype dt, int64_t n, 
  * by one thread). */
 cudaError_t lg_cuda_launch_seq_order(cudaStream_t s, lg_dtype dt, int64_t T, int64_t B, int64_t F,
                                      const int32_t *lengths, int reverse, const void *x, void *y);
+/* A bidirectional cuDNN call's y [T, B, 2F] (time-major; per step the
+ * forward direction's F features, then the reverse one's) and the two
+ * directions' [T, B, F], with lengths (device i32 [B]): split writes y0, y1
+ * from y, join writes y from y0, y1; both write 0 at steps t >= len_b. */
+cudaError_t lg_cuda_launch_bidir_split(cudaStream_t s, lg_dtype dt, int64_t T, int64_t B, int64_t F,
+                                       const int32_t *lengths, const void *y, void *y0, void *y1);
+cudaError_t lg_cuda_launch_bidir_join(cudaStream_t s, lg_dtype dt, int64_t T, int64_t B, int64_t F,
+                                      const int32_t *lengths, const void *y0, const void *y1, void *y);
 
 #ifdef __cplusplus
 }

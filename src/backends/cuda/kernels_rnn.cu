@@ -3,11 +3,12 @@
 
 using namespace lg_cuda;
 
-/* The part of the virtual [W | U | b] buffer index k falls in, and its
- * offset there. */
+/* The part of the virtual [W | U | b | ...] buffer index k falls in, and
+ * its offset there (part 0 starts at 0). */
 __device__ inline int part_of(int64_t k, const lg_cuda_parts &p, int64_t *off)
 {
-    int j = k >= p.start[2] && p.start[2] >= 0 ? 2 : k >= p.start[1] ? 1 : 0;
+    int j = LG_CUDA_PARTS - 1;
+    while (j > 0 && (p.start[j] < 0 || k < p.start[j])) j--;
     *off = k - p.start[j];
     return j;
 }
@@ -79,4 +80,47 @@ extern "C" cudaError_t lg_cuda_launch_seq_order(cudaStream_t s, lg_dtype dt, int
         seq_order_kernel<double><<<blocks_for(n), threads, 0, s>>>(T, B, F, lengths, reverse, (const double *)x,
                                                                    (double *)y);
     return cudaGetLastError();
+}
+
+/* One element i of y [T, B, 2F] and its place in y0 or y1 [T, B, F]. */
+template <typename T, bool JOIN>
+__global__ void bidir_kernel(int64_t T_, int64_t B, int64_t F, const int32_t *lengths, T *y, T *y0, T *y1)
+{
+    int64_t n = T_ * B * 2 * F;
+    LG_CUDA_FOR(i, n)
+    {
+        int64_t f2 = i % (2 * F), row = i / (2 * F), b = row % B, t = row / B;
+        T *half = f2 < F ? y0 : y1;
+        int64_t at = row * F + f2 % F;
+        bool on = t < lengths[b];
+        if (JOIN) y[i] = on ? half[at] : T(0);
+        else half[at] = on ? y[i] : T(0);
+    }
+}
+
+template <bool JOIN>
+static cudaError_t bidir(cudaStream_t s, lg_dtype dt, int64_t T, int64_t B, int64_t F, const int32_t *lengths, void *y,
+                         void *y0, void *y1)
+{
+    int64_t n = T * B * 2 * F;
+    if (n == 0) return cudaSuccess;
+    if (dt == LG_F32)
+        bidir_kernel<float, JOIN>
+            <<<blocks_for(n), threads, 0, s>>>(T, B, F, lengths, (float *)y, (float *)y0, (float *)y1);
+    else
+        bidir_kernel<double, JOIN>
+            <<<blocks_for(n), threads, 0, s>>>(T, B, F, lengths, (double *)y, (double *)y0, (double *)y1);
+    return cudaGetLastError();
+}
+
+extern "C" cudaError_t lg_cuda_launch_bidir_split(cudaStream_t s, lg_dtype dt, int64_t T, int64_t B, int64_t F,
+                                                  const int32_t *lengths, const void *y, void *y0, void *y1)
+{
+    return bidir<false>(s, dt, T, B, F, lengths, (void *)y, y0, y1);
+}
+
+extern "C" cudaError_t lg_cuda_launch_bidir_join(cudaStream_t s, lg_dtype dt, int64_t T, int64_t B, int64_t F,
+                                                 const int32_t *lengths, const void *y0, const void *y1, void *y)
+{
+    return bidir<true>(s, dt, T, B, F, lengths, y, (void *)y0, (void *)y1);
 }

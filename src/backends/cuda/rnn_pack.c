@@ -289,3 +289,46 @@ void lg_rnn_unpack(lg_dtype dt, const int64_t *map, int64_t n, const void *packe
         else ((double *)src)[map[i]] = ((const double *)packed)[i];
     }
 }
+
+static size_t space_align(size_t n) { return (n + LG_RNN_SPACE_ALIGN - 1) / LG_RNN_SPACE_ALIGN * LG_RNN_SPACE_ALIGN; }
+
+/* Place a space of bytes at *at (0 bytes: at *at, taking nothing). */
+static size_t place(size_t *at, size_t bytes)
+{
+    size_t off = *at;
+    *at += space_align(bytes);
+    return off;
+}
+
+lg_rnn_spaces lg_rnn_spaces_of(const lg_rnn_spec *s, int64_t T, int64_t B, size_t weight_bytes, size_t reserve_bytes,
+                               bool train)
+{
+    size_t es = lg_dtype_size(s->dtype), dirs = (size_t)lg_rnn_directions(s);
+    size_t xb = (size_t)(T * B * s->input_dim) * es, yb = (size_t)(T * B * s->units) * dirs * es;
+    bool bidir = s->bidirectional, lstm = s->kind == LG_CELL_LSTM;
+    size_t hb = bidir ? dirs * (size_t)(B * s->units) * es : 0, cb = lstm ? hb : 0;
+    lg_rnn_spaces p = {0};
+    size_t at = 0;
+    p.weights = place(&at, weight_bytes);
+    p.reserve = place(&at, train ? reserve_bytes : 0);
+    p.y = place(&at, train || s->reverse || bidir ? yb : 0);
+    p.x = place(&at, s->reverse ? xb : 0);
+    p.hx = place(&at, hb);
+    p.cx = place(&at, cb);
+    p.hy = place(&at, hb);
+    p.cy = place(&at, cb);
+    p.ws_bytes = at;
+    at = 0;
+    p.dweights = place(&at, weight_bytes);
+    p.dy = place(&at, s->reverse || bidir ? yb : 0);
+    p.dx = place(&at, s->reverse ? xb : 0);
+    p.g_hx = place(&at, hb);
+    p.g_cx = place(&at, cb);
+    p.dhy = place(&at, hb);
+    p.dcy = place(&at, cb);
+    p.dhx = place(&at, hb);
+    p.dcx = place(&at, cb);
+    p.reserve_copy = place(&at, train ? reserve_bytes : 0);
+    p.scratch_bytes = at;
+    return p;
+}

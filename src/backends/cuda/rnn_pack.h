@@ -29,6 +29,9 @@
  * weight gradient is src_grad[map[i]] = dst_grad[i], which writes every
  * Keras element exactly once. The device runs the same map
  * (lg_cuda_launch_pack/unpack); lg_rnn_pack/unpack are the host reference.
+ *
+ * Spaces: where a fused rnn node on cuDNN keeps cuDNN's weight and reserve
+ * spaces and its staging in its workspace and scratch (lg_rnn_spaces_of).
  */
 #ifndef LG_RNN_PACK_H
 #define LG_RNN_PACK_H
@@ -166,5 +169,23 @@ void lg_rnn_pack_map(const lg_rnn_spec *s, const lg_rnn_wlayout *l, const lg_rnn
  * src[map[i]], and src[map[i]] = dst[i], for n elements of dtype f32/f64. */
 void lg_rnn_pack(lg_dtype dt, const int64_t *map, int64_t n, const void *src, void *dst);
 void lg_rnn_unpack(lg_dtype dt, const int64_t *map, int64_t n, const void *packed, void *src);
+
+/* Byte offsets of the spaces a fused rnn node (src/ops/rnn.h) on cuDNN
+ * keeps in its workspace and its rnn_grad's scratch (cuda_rnn.c's overview
+ * says what each holds), each LG_RNN_SPACE_ALIGN-aligned from a base of
+ * that alignment; an absent space has the next one's offset and no bytes.
+ * Workspace: weights, reserve (train), y (train, reverse or
+ * bidirectional: [T, B, D u]), x (reverse: [T, B, input_dim]), then with
+ * D = 2 the state staging hx, hy and, for LSTM, cx, cy ([2, B, u] each).
+ * Scratch: dweights, dy (reverse or bidirectional), dx (reverse), with
+ * D = 2 the staging hx, dhy, dhx and, for LSTM, cx, dcy, dcx, and
+ * reserve_copy (train). weight_bytes and reserve_bytes: cuDNN's. */
+enum { LG_RNN_SPACE_ALIGN = 256 };
+typedef struct lg_rnn_spaces {
+    size_t weights, reserve, y, x, hx, cx, hy, cy, ws_bytes;
+    size_t dweights, dy, dx, g_hx, g_cx, dhy, dcy, dhx, dcx, reserve_copy, scratch_bytes;
+} lg_rnn_spaces;
+lg_rnn_spaces lg_rnn_spaces_of(const lg_rnn_spec *s, int64_t T, int64_t B, size_t weight_bytes, size_t reserve_bytes,
+                               bool train);
 
 #endif
