@@ -60,8 +60,6 @@ typedef struct rnn_ctx {
     const void *h0, *c0;       /* rnn: the initial states */
     const void *dh_T, *dc_T;   /* rnn_grad: the final states' cotangents */
     int parts;                 /* the batch rows split in parts run at once (1: all on this thread) */
-    bool alone;                /* a part of a region itself (both directions at once): parts is 1 and
-                                  every GEMM runs on this thread (cpu_pool.h: no region of its own) */
     bool cols;                 /* LSTM: the parts split the units instead (see parts_for) */
 } rnn_ctx;
 
@@ -160,13 +158,12 @@ static int64_t rnn_split(int64_t rows, int k, int n)
 }
 
 /* C = alpha op(A) op(B) + beta C inside the steps: on one thread when the
- * steps run in parts or the kernel alone (cpu_pool.h), lg_cpu_gemm's choice
- * otherwise. */
+ * steps run in parts (cpu_pool.h), lg_cpu_gemm's choice otherwise. */
 static lg_status rnn_gemm(const rnn_ctx *c, lg_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
                           double alpha, const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *cc,
                           int64_t ldc)
 {
-    if (c->parts == 1 && !c->alone) return lg_cpu_gemm(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc);
+    if (c->parts == 1) return lg_cpu_gemm(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc);
     if (m == 0 || n == 0) return LG_OK;
     lg_gemm_args g = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc};
     if (dt == LG_F32) return lg_gemm_f32_one(&g, (float)alpha, a, b, (float)beta, cc);
@@ -188,9 +185,8 @@ static lg_status rnn_steps(const rnn_ctx *c, lg_cpu_task task, void *arg, lg_cpu
     return task(arg, 0, 1);
 }
 
-/* The context of an rnn node, or of an rnn_grad node (grad), run alone or
- * in parts of its own. */
-static rnn_ctx ctx_of(const lg_node *n, const lg_buf *in, bool grad, bool alone)
+/* The context of an rnn node, or of an rnn_grad node (grad). */
+static rnn_ctx ctx_of(const lg_node *n, const lg_buf *in, bool grad)
 {
     rnn_ctx c = {.name = n->name, .cell = lg_rnn_node_cell(n)};
     unsigned flags = lg_rnn_node_flags(n);
@@ -209,8 +205,7 @@ static rnn_ctx ctx_of(const lg_node *n, const lg_buf *in, bool grad, bool alone)
     c.mask = mask_at >= 0 ? &in[mask_at] : NULL;
     c.hmask = hmask_at >= 0 ? in[hmask_at].data : NULL;
     c.cols = c.cell == LG_RNN_LSTM && c.H >= RNN_COL_UNITS;
-    c.alone = alone;
-    c.parts = alone ? 1 : parts_for(&c, in[c.L.x].dtype);
+    c.parts = parts_for(&c, in[c.L.x].dtype);
     return c;
 }
 
@@ -255,9 +250,9 @@ static void tanh_row_f64(double *p, int64_t n)
 #undef SIG_ROW
 #undef TANH_ROW
 
-static lg_status rnn_one(const lg_node *n, const lg_buf *in, lg_buf *out, bool alone)
+static lg_status rnn_one(const lg_node *n, const lg_buf *in, lg_buf *out)
 {
-    rnn_ctx c = ctx_of(n, in, false, alone);
+    rnn_ctx c = ctx_of(n, in, false);
     lg_rnn_impl impl; /* cpu_rnn_select.c: these kernels or oneDNN's */
     lg_status st = lg_cpu_rnn_impl_of(n, in, &out[c.L.ws], &impl);
     if (st) return st;
@@ -272,9 +267,9 @@ static lg_status rnn_one(const lg_node *n, const lg_buf *in, lg_buf *out, bool a
     return st;
 }
 
-static lg_status rnn_grad_one(const lg_node *n, const lg_buf *in, lg_buf *out, bool alone)
+static lg_status rnn_grad_one(const lg_node *n, const lg_buf *in, lg_buf *out)
 {
-    rnn_ctx c = ctx_of(n, in, true, alone);
+    rnn_ctx c = ctx_of(n, in, true);
     lg_rnn_impl impl;
     lg_status st = lg_cpu_rnn_impl_of(n, in, &in[c.L.g_ws], &impl);
     if (st) return st;
@@ -289,47 +284,19 @@ static lg_status rnn_grad_one(const lg_node *n, const lg_buf *in, lg_buf *out, b
     return st;
 }
 
-typedef lg_status (*rnn_fn)(const lg_node *n, const lg_buf *in, lg_buf *out, bool alone);
-
-/* A merged bidirectional node's directions (rnn.h): node, buffers and
- * kernel of direction k at k times the single layout's counts. */
-typedef struct directions_job {
-    const lg_node *n;
-    const lg_buf *in;
-    lg_buf *out;
-    int n_in, n_out;
-    rnn_fn one;
-    bool alone;
-} directions_job;
-
-static lg_status direction_part(void *arg, int k, int n)
-{
-    (void)n;
-    const directions_job *j = arg;
-    int64_t ints[4];
-    lg_node dir = lg_rnn_direction_node(j->n, k, ints);
-    return j->one(&dir, j->in + k * j->n_in, j->out + k * j->n_out, j->alone);
-}
-
-/* A merged node's two directions run at once, one thread each, where the
- * thread budget has two and these kernels (not oneDNN's) run them: no
- * barrier per step, and each direction's products take all its rows.
- * Otherwise in turn, each in parts of its own. */
-static lg_status directions(const lg_node *n, const lg_buf *in, lg_buf *out, bool grad, rnn_fn one)
+/* A merged bidirectional node (rnn.h) runs as its two directions in turn. */
+static lg_status directions(const lg_node *n, const lg_buf *in, lg_buf *out, bool grad, lg_kernel_fn one)
 {
     unsigned flags = lg_rnn_node_flags(n);
-    if (!(flags & LG_RNN_BIDIR)) return one(n, in, out, false);
+    if (!(flags & LG_RNN_BIDIR)) return one(n, in, out);
     lg_rnn_layout L = lg_rnn_layout_of(lg_rnn_node_cell(n), lg_rnn_direction_flags(flags, 0));
-    directions_job j = {.n = n, .in = in, .out = out, .n_in = grad ? L.g_n_in : L.n_in,
-                        .n_out = grad ? L.g_n_out : L.n_out, .one = one};
-    int64_t ints[4];
-    lg_node dir = lg_rnn_direction_node(n, 0, ints);
-    lg_rnn_impl impl;
-    lg_status st = lg_cpu_rnn_impl_of(&dir, in, grad ? &in[L.g_ws] : &out[L.ws], &impl);
-    if (st) return st;
-    j.alone = impl == LG_RNN_IMPL_FUSED && lg_cpu_threads(in[L.x].dtype) >= 2;
-    if (j.alone) return lg_cpu_parallel(2, direction_part, &j);
-    for (int d = 0; d < 2 && !st; d++) st = direction_part(&j, d, 2);
+    int n_in = grad ? L.g_n_in : L.n_in, n_out = grad ? L.g_n_out : L.n_out;
+    lg_status st = LG_OK;
+    for (int d = 0; d < 2 && !st; d++) {
+        int64_t ints[4];
+        lg_node dir = lg_rnn_direction_node(n, d, ints);
+        st = one(&dir, in + d * n_in, out + d * n_out);
+    }
     return st;
 }
 

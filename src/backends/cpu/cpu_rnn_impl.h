@@ -551,7 +551,7 @@ LG_RNN_CLONES static lg_status FN(forward)(const rnn_ctx *c, const lg_buf *in, l
      * biases join in the gate pass */
     bool project = !c->forward_only && !c->cols;
     if (project && c->parts == 1)
-        st = rnn_gemm(c, DT, false, false, TB, c->GH, c->I, 1, a.x, c->I, a.W, c->GH, 0, a.gate, c->GH);
+        st = lg_cpu_gemm(DT, false, false, TB, c->GH, c->I, 1, a.x, c->I, a.W, c->GH, 0, a.gate, c->GH);
     else if (project)
         st = lg_cpu_parallel(c->parts, FN(project_part), &job);
     if (!st) st = rnn_steps(c, FN(forward_part), &job, &bar);
