@@ -16,7 +16,7 @@
  *   core <openblas_get_corename()>
  *   <config> <generic|fused> train_ms M infer_ms M train_cpu_ms M infer_cpu_ms M
  *       [refused: why]    (medians; _cpu_ms: CPU time of all threads)
- *   <config> gemm_bound_ms <ms>   (LSTM(256), LSTM(512): sgemm time alone)
+ *   <config> gemm_bound_ms <ms>   (LSTM(256), LSTM(512), GRU(256): sgemm time alone)
  *
  * Data are uniform noise: the time of a step does not depend on it. Models
  * are time-major ([T, B, ...]) like the PyTorch peer (rnn_torch.py).
@@ -270,12 +270,14 @@ static void time_model(model *m, const config *c, int steps, double *ms)
     free(params), free(fetch), free(out), free(t), free(tc);
 }
 
-/* sgemm alone on the GEMMs of one fused LSTM training step (input projection
- * hoisted): forward x W over T B rows and T steps of h U; backward T steps of
- * dG U^T, then dW, dU and dx over T B rows. */
+/* sgemm alone on the GEMMs of one fused training step (input projection
+ * hoisted; G = 4 H for an LSTM, 3 H for a GRU): forward x W over T B rows
+ * and T steps of h U; backward T steps of dG U^T, then dW, dU and dx over
+ * T B rows. */
 static double gemm_bound_ms(const config *c, int steps)
 {
-    int64_t T = c->steps, B = c->batch, In = c->in, H = c->units, G = 4 * H, TB = T * B;
+    int64_t T = c->steps, B = c->batch, In = c->in, H = c->units, TB = T * B;
+    int64_t G = (c->kind == LG_CELL_LSTM ? 4 : c->kind == LG_CELL_GRU ? 3 : 1) * H;
     float *x = calloc((size_t)(TB * In), 4), *w = calloc((size_t)(In * G), 4), *u = calloc((size_t)(H * G), 4);
     float *gt = calloc((size_t)(TB * G), 4), *h = calloc((size_t)(TB * H), 4), *dw = calloc((size_t)(In * G), 4);
     float *du = calloc((size_t)(H * G), 4), *dx = calloc((size_t)(TB * In), 4);
