@@ -992,6 +992,13 @@ START_TEST(rnn_plan_sizes_from_cudnn)
     ck_assert_int_gt(train.ws_width, fwd.ws_width);
     ck_assert_int_ge(fwd.ws_width * 100 * 64, weights);
     ck_assert_int_ge(train.scratch, weights);
+    /* several gradients of the loop: rnn_grad's scratch holds a copy of the reserve space too */
+    lg_rnn_sizes shared = {0}, shared_fwd = {0};
+    d.flags |= LG_RNN_SHARED_WS;
+    ck_assert_msg(b->rnn_plan(b, &d, &shared, &shared_fwd, why, sizeof why), "%s", why);
+    ck_assert_int_gt(shared.scratch, train.scratch);
+    ck_assert_int_eq(shared.ws_width, train.ws_width);
+    d.flags &= ~(unsigned)LG_RNN_SHARED_WS;
     d.cell = LG_RNN_GRU_RESET_BEFORE;
     ck_assert(!b->rnn_plan(b, &d, &train, &fwd, why, sizeof why));
     ck_assert_msg(strstr(why, "reset_after") && strstr(why, "lstm"), "%s", why);

@@ -377,7 +377,7 @@ static void expect_disjoint(const char *what, const space *sp, int n, size_t tot
     }
 }
 
-static void check_spaces(lg_cell_kind kind, bool bidir, bool reverse, bool train)
+static void check_spaces(lg_cell_kind kind, bool bidir, bool reverse, bool train, bool shared)
 {
     lg_rnn_spec s = spec_of(kind, 5, 3, 1, bidir, true);
     s.reverse = reverse;
@@ -385,10 +385,10 @@ static void check_spaces(lg_cell_kind kind, bool bidir, bool reverse, bool train
     size_t es = sizeof(double), wb = 1000, rb = 3000, D = bidir ? 2 : 1;
     size_t yb = (size_t)(T * B * 3) * D * es, xb = (size_t)(T * B * 5) * es, hb = bidir ? 2 * (size_t)(B * 3) * es : 0,
            cb = kind == LG_CELL_LSTM ? hb : 0;
-    lg_rnn_spaces p = lg_rnn_spaces_of(&s, T, B, wb, rb, train);
+    lg_rnn_spaces p = lg_rnn_spaces_of(&s, T, B, wb, rb, train, shared);
     char what[96];
-    snprintf(what, sizeof what, "cell kind %d%s%s%s", (int)kind, bidir ? " bidirectional" : "",
-             reverse ? " reverse" : "", train ? " train" : " forward");
+    snprintf(what, sizeof what, "cell kind %d%s%s%s%s", (int)kind, bidir ? " bidirectional" : "",
+             reverse ? " reverse" : "", train ? " train" : " forward", shared ? " shared" : "");
     space ws[] = {{"weights", p.weights, wb},
                   {"reserve", p.reserve, train ? rb : 0},
                   {"y", p.y, train || reverse || bidir ? yb : 0},
@@ -407,7 +407,7 @@ static void check_spaces(lg_cell_kind kind, bool bidir, bool reverse, bool train
                   {"dcy", p.dcy, cb},
                   {"dhx", p.dhx, hb},
                   {"dcx", p.dcx, cb},
-                  {"reserve_copy", p.reserve_copy, train ? rb : 0}};
+                  {"reserve_copy", p.reserve_copy, train && shared ? rb : 0}};
     expect_disjoint(what, sc, (int)(sizeof sc / sizeof sc[0]), p.scratch_bytes);
     /* nothing beyond what the call uses */
     size_t used = 0, sc_used = 0;
@@ -423,9 +423,9 @@ START_TEST(spaces_disjoint)
 {
     static const lg_cell_kind kinds[] = {LG_CELL_LSTM, LG_CELL_GRU, LG_CELL_SIMPLE_RNN};
     for (int k = 0; k < 3; k++)
-        for (int m = 0; m < 8; m++) {
-            bool bidir = m & 1, reverse = m & 2, train = m & 4;
-            if (!(bidir && reverse)) check_spaces(kinds[k], bidir, reverse, train);
+        for (int m = 0; m < 16; m++) {
+            bool bidir = m & 1, reverse = m & 2, train = m & 4, shared = m & 8;
+            if (!(bidir && reverse)) check_spaces(kinds[k], bidir, reverse, train, shared);
         }
 }
 END_TEST
@@ -435,24 +435,27 @@ END_TEST
 START_TEST(spaces_by_direction)
 {
     lg_rnn_spec s = spec_of(LG_CELL_LSTM, 5, 3, 1, false, true);
-    lg_rnn_spaces p = lg_rnn_spaces_of(&s, 7, 4, 1000, 3000, false);
+    lg_rnn_spaces p = lg_rnn_spaces_of(&s, 7, 4, 1000, 3000, false, false);
     ck_assert_uint_eq(p.ws_bytes, 1024);
     ck_assert_uint_eq(p.scratch_bytes, 1024);
-    p = lg_rnn_spaces_of(&s, 7, 4, 1000, 3000, true);
+    p = lg_rnn_spaces_of(&s, 7, 4, 1000, 3000, true, false);
     ck_assert_uint_eq(p.reserve, 1024);
     ck_assert_uint_eq(p.y, 1024 + 3072);
     ck_assert_uint_eq(p.ws_bytes, 1024 + 3072 + 768); /* y: 7 * 4 * 3 doubles */
+    ck_assert_uint_eq(p.scratch_bytes, 1024);
+    p = lg_rnn_spaces_of(&s, 7, 4, 1000, 3000, true, true); /* several gradients: a copy of the reserve */
+    ck_assert_uint_eq(p.reserve_copy, 1024);
     ck_assert_uint_eq(p.scratch_bytes, 1024 + 3072);
     s.bidirectional = true;
-    p = lg_rnn_spaces_of(&s, 7, 4, 1000, 3000, false);
+    p = lg_rnn_spaces_of(&s, 7, 4, 1000, 3000, false, false);
     ck_assert_uint_eq(p.y, 1024);
     ck_assert_uint_eq(p.hx, 1024 + 1536); /* y: 7 * 4 * 6 doubles */
     ck_assert_uint_eq(p.ws_bytes, 1024 + 1536 + 4 * 256); /* hx, cx, hy, cy: 2 * 4 * 3 doubles */
     s.kind = LG_CELL_GRU;
-    p = lg_rnn_spaces_of(&s, 7, 4, 1000, 3000, true);
+    p = lg_rnn_spaces_of(&s, 7, 4, 1000, 3000, true, false);
     ck_assert_uint_eq(p.cx, p.hy); /* no c */
     ck_assert_uint_eq(p.ws_bytes, 1024 + 3072 + 1536 + 2 * 256);
-    ck_assert_uint_eq(p.scratch_bytes, 1024 + 1536 + 3 * 256 + 3072);
+    ck_assert_uint_eq(p.scratch_bytes, 1024 + 1536 + 3 * 256);
 }
 END_TEST
 

@@ -169,8 +169,9 @@ int32_t lg_rnn_build_sized(lg_rnn_cell cell, unsigned flags, const lg_rnn_sizes 
  * holes. */
 typedef struct lg_rnn_desc {
     lg_rnn_cell cell;
-    unsigned flags; /* LG_RNN_BIAS, LG_RNN_REVERSE, LG_RNN_MASK, LG_RNN_HMASK, LG_RNN_REPEAT (not
-                       FORWARD_ONLY); LG_RNN_BIDIR: a merged pair (I, H each direction's) */
+    unsigned flags; /* LG_RNN_BIAS, LG_RNN_REVERSE, LG_RNN_MASK, LG_RNN_HMASK, LG_RNN_REPEAT,
+                       LG_RNN_SHARED_WS (not FORWARD_ONLY); LG_RNN_BIDIR: a merged pair (I, H each
+                       direction's) */
     lg_dtype dtype;
     int64_t T, B, I, H;
     bool mask_by_lengths;

@@ -29,11 +29,11 @@
  * rnn_grad's scratch: dweights (packed weight gradients, zeroed before
  * cudnnRNNBackwardWeights_v8, then unpacked into dW, dU, db), with
  * reverse dy and dx in cuDNN's order, bidirectional dy [T, B, 2H] and the
- * states hx, cx, dhy, dcy, dhx, dcx [2, B, H], and room for a copy of the
- * reserve space: cudnnRNNBackwardData_v8 writes into the reserve it is
- * given, so where another rnn_grad reads the same workspace
- * (LG_RNN_SHARED_WS: two gradients of one loop in a program) each works on
- * a copy.
+ * states hx, cx, dhy, dcy, dhx, dcx [2, B, H], and, where another rnn_grad
+ * reads the same workspace (LG_RNN_SHARED_WS: two gradients of one loop in
+ * a program, which fuse_rnn counts before it asks the plan), room for a
+ * copy of the reserve space: cudnnRNNBackwardData_v8 writes into the
+ * reserve it is given, so each works on a copy.
  *
  * A merged bidirectional node (LG_RNN_BIDIR, ops/rnn.h) is one cuDNN call
  * with CUDNN_BIDIRECTIONAL: direction 0's workspace and scratch hold the
@@ -132,10 +132,10 @@ static lg_status entry(lg_cuda_ctx *c, const lg_rnn_spec *s, int64_t B, int64_t 
 }
 
 /* Byte offsets in the workspace and scratch (see the overview). */
-static lg_rnn_spaces spaces_of(const lg_cudnn_rnn *r, int64_t T, int64_t B, bool train)
+static lg_rnn_spaces spaces_of(const lg_cudnn_rnn *r, int64_t T, int64_t B, bool train, unsigned flags)
 {
     return lg_rnn_spaces_of(lg_cudnn_rnn_spec(r), T, B, lg_cudnn_rnn_weight_bytes(r), lg_cudnn_rnn_reserve_bytes(r),
-                            train);
+                            train, flags & LG_RNN_SHARED_WS);
 }
 
 bool lg_cuda_rnn_plan(lg_cuda_ctx *c, const lg_rnn_desc *d, lg_rnn_sizes *train, lg_rnn_sizes *forward, char *why,
@@ -157,7 +157,7 @@ bool lg_cuda_rnn_plan(lg_cuda_ctx *c, const lg_rnn_desc *d, lg_rnn_sizes *train,
     }
     size_t es = lg_dtype_size(d->dtype), row = (size_t)(d->T * d->B) * es;
     for (int k = 0; k < 2; k++) {
-        lg_rnn_spaces p = spaces_of(r, d->T, d->B, k == 0);
+        lg_rnn_spaces p = spaces_of(r, d->T, d->B, k == 0, d->flags);
         lg_rnn_sizes *z = k == 0 ? train : forward;
         /* ALIGN more: the kernels align the base up */
         z->ws_width = (int64_t)((p.ws_bytes + ALIGN + row - 1) / row);
@@ -303,7 +303,7 @@ static lg_status rnn_bidir(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, l
     lg_buf *out1 = out + L->n_out;
     bool train = !(k->flags & LG_RNN_FORWARD_ONLY), lstm = L->c0 >= 0;
     size_t half = (size_t)(k->B * k->H) * lg_dtype_size(k->dt);
-    lg_rnn_spaces p = spaces_of(k->r, k->T, k->B, train);
+    lg_rnn_spaces p = spaces_of(k->r, k->T, k->B, train, k->flags);
     char *ws = NULL;
     lg_status st = space_base(n, &out[L->ws], p.ws_bytes, &ws);
     if (!st && train) st = reserve_fits(n, k->r);
@@ -340,7 +340,7 @@ static lg_status rnn_grad_bidir(lg_cuda_ctx *c, const lg_node *n, const lg_buf *
     lg_buf *out1 = out + L->g_n_out;
     bool lstm = L->c0 >= 0;
     size_t half = (size_t)(k->B * k->H) * lg_dtype_size(k->dt);
-    lg_rnn_spaces p = spaces_of(k->r, k->T, k->B, true);
+    lg_rnn_spaces p = spaces_of(k->r, k->T, k->B, true, k->flags);
     char *ws = NULL, *sc = NULL;
     lg_status st = space_base(n, &in[L->g_ws], p.ws_bytes, &ws);
     if (!st) st = space_base(n, &out[L->g_scratch], p.scratch_bytes, &sc);
@@ -393,7 +393,7 @@ lg_status lg_cuda_rnn(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf
     bool train = !(k.flags & LG_RNN_FORWARD_ONLY), rev = k.flags & LG_RNN_REVERSE, lstm = L->c0 >= 0;
     lg_rnn_spaces p = {0};
     char *ws = NULL;
-    if (!st) p = spaces_of(k.r, k.T, k.B, train);
+    if (!st) p = spaces_of(k.r, k.T, k.B, train, k.flags);
     if (!st) st = space_base(n, &out[L->ws], p.ws_bytes, &ws);
     if (!st && train) st = reserve_fits(n, k.r);
     const int32_t *dev_len = k.r ? lg_cudnn_rnn_lengths(k.r) : NULL;
@@ -437,7 +437,7 @@ lg_status lg_cuda_rnn_grad(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, l
     bool rev = k.flags & LG_RNN_REVERSE, lstm = L->c0 >= 0;
     lg_rnn_spaces p = {0};
     char *ws = NULL, *sc = NULL;
-    if (!st) p = spaces_of(k.r, k.T, k.B, true);
+    if (!st) p = spaces_of(k.r, k.T, k.B, true, k.flags);
     if (!st) st = space_base(n, &in[L->g_ws], p.ws_bytes, &ws);
     if (!st) st = space_base(n, &out[L->g_scratch], p.scratch_bytes, &sc);
     const int32_t *dev_len = k.r ? lg_cudnn_rnn_lengths(k.r) : NULL;

@@ -301,7 +301,7 @@ static size_t place(size_t *at, size_t bytes)
 }
 
 lg_rnn_spaces lg_rnn_spaces_of(const lg_rnn_spec *s, int64_t T, int64_t B, size_t weight_bytes, size_t reserve_bytes,
-                               bool train)
+                               bool train, bool shared_ws)
 {
     size_t es = lg_dtype_size(s->dtype), dirs = (size_t)lg_rnn_directions(s);
     size_t xb = (size_t)(T * B * s->input_dim) * es, yb = (size_t)(T * B * s->units) * dirs * es;
@@ -328,7 +328,7 @@ lg_rnn_spaces lg_rnn_spaces_of(const lg_rnn_spec *s, int64_t T, int64_t B, size_
     p.dcy = place(&at, cb);
     p.dhx = place(&at, hb);
     p.dcx = place(&at, cb);
-    p.reserve_copy = place(&at, train ? reserve_bytes : 0);
+    p.reserve_copy = place(&at, train && shared_ws ? reserve_bytes : 0);
     p.scratch_bytes = at;
     return p;
 }

@@ -179,13 +179,14 @@ void lg_rnn_unpack(lg_dtype dt, const int64_t *map, int64_t n, const void *packe
  * D = 2 the state staging hx, hy and, for LSTM, cx, cy ([2, B, u] each).
  * Scratch: dweights, dy (reverse or bidirectional), dx (reverse), with
  * D = 2 the staging hx, dhy, dhx and, for LSTM, cx, dcy, dcx, and
- * reserve_copy (train). weight_bytes and reserve_bytes: cuDNN's. */
+ * reserve_copy (train, where several gradients read one workspace:
+ * LG_RNN_SHARED_WS). weight_bytes and reserve_bytes: cuDNN's. */
 enum { LG_RNN_SPACE_ALIGN = 256 };
 typedef struct lg_rnn_spaces {
     size_t weights, reserve, y, x, hx, cx, hy, cy, ws_bytes;
     size_t dweights, dy, dx, g_hx, g_cx, dhy, dcy, dhx, dcx, reserve_copy, scratch_bytes;
 } lg_rnn_spaces;
 lg_rnn_spaces lg_rnn_spaces_of(const lg_rnn_spec *s, int64_t T, int64_t B, size_t weight_bytes, size_t reserve_bytes,
-                               bool train);
+                               bool train, bool shared_ws);
 
 #endif

@@ -92,10 +92,11 @@ static bool read_elsewhere(const lg_graph *g, const lg_ref *outputs, int n_outpu
     return elsewhere;
 }
 
-/* Why forward loop node `node` of g (whose program fetches outputs) cannot
- * be fused on backend b, or NULL when it is fused as m. why holds the text. */
+/* Why forward loop node `node` of g (whose program fetches outputs, and
+ * which has n_grad gradient loops) cannot be fused on backend b, or NULL
+ * when it is fused as m. why holds the text. */
 static const char *refusal(const lg_backend *b, const lg_graph *g, const lg_ref *outputs, int n_outputs, int32_t node,
-                           lg_rnn_match *m, char *why, size_t len)
+                           int n_grad, lg_rnn_match *m, char *why, size_t len)
 {
     const lg_loop_spec *s = g->nodes[node].attrs.loop;
     if (!lg_rnn_match_loop(s, m)) return m->reason;
@@ -105,7 +106,7 @@ static const char *refusal(const lg_backend *b, const lg_graph *g, const lg_ref 
         lg_rnn_desc d = {.cell = m->cell,
                          .flags = (m->has_bias ? LG_RNN_BIAS : 0) | (m->reverse ? LG_RNN_REVERSE : 0) |
                                   (m->mask_seq >= 0 ? LG_RNN_MASK : 0) | (m->h_mask >= 0 ? LG_RNN_HMASK : 0) |
-                                  (m->repeat ? LG_RNN_REPEAT : 0),
+                                  (m->repeat ? LG_RNN_REPEAT : 0) | (n_grad > 1 ? LG_RNN_SHARED_WS : 0),
                          .dtype = x.dtype,
                          .T = x.shape.dims[0],
                          .B = x.shape.dims[1],
@@ -283,7 +284,12 @@ lg_status lg_pass_fuse_rnn(lg_cgraph *cg)
     fused **f = calloc((size_t)n, sizeof *f);
     bool *seen = malloc((size_t)n * sizeof *seen);
     lg_status st = f && seen ? LG_OK : lg_fail(LG_ERR_OUT_OF_MEMORY, "fuse_rnn: out of memory");
-    int n_fused = 0;
+    int n_fused = 0, *n_grad = st ? NULL : calloc((size_t)n, sizeof *n_grad);
+    if (!st && !n_grad) st = lg_fail(LG_ERR_OUT_OF_MEMORY, "fuse_rnn: out of memory");
+    for (int32_t i = 0; !st && i < n; i++) {
+        int32_t fw = g->nodes[i].op == LG_OP_LOOP ? lg_loop_forward_of(g, i) : -1;
+        if (fw >= 0) n_grad[fw]++;
+    }
     for (int32_t i = 0; !st && i < n; i++) {
         const lg_node *nd = &g->nodes[i];
         if (nd->op != LG_OP_LOOP || nd->attrs.loop->gradient) continue;
@@ -294,7 +300,7 @@ lg_status lg_pass_fuse_rnn(lg_cgraph *cg)
             break;
         }
         char why[256];
-        const char *no = refusal(cg->backend, g, cg->outputs, cg->n_outputs, i, &x->m, why, sizeof why);
+        const char *no = refusal(cg->backend, g, cg->outputs, cg->n_outputs, i, n_grad[i], &x->m, why, sizeof why);
         if (no) {
             lg_cgraph_note(cg, "fuse_rnn: loop '%s': not fused: %s", nd->name, no);
             free(x->repl), free(x);
@@ -302,13 +308,9 @@ lg_status lg_pass_fuse_rnn(lg_cgraph *cg)
         }
         describe(&x->m, why, sizeof why);
         lg_cgraph_note(cg, "fuse_rnn: loop '%s': fused as %s", nd->name, why);
+        x->n_grad = n_grad[i]; /* none: the rnn node keeps no workspace */
         f[i] = x;
         n_fused++;
-    }
-    /* a fused loop without a gradient loop keeps no workspace */
-    for (int32_t i = 0; !st && n_fused && i < n; i++) {
-        int32_t fw = forward_of(g, i, f);
-        if (fw >= 0) f[fw]->n_grad++;
     }
     bool *drop = NULL;
     if (!st && n_fused) st = rebuild(cg, f, seen);
@@ -321,7 +323,7 @@ lg_status lg_pass_fuse_rnn(lg_cgraph *cg)
     }
     for (int32_t i = 0; f && i < n; i++)
         if (f[i]) free(f[i]->repl), free(f[i]);
-    free(f), free(seen), free(drop);
+    free(f), free(seen), free(drop), free(n_grad);
     return st;
 }
 
@@ -346,7 +348,7 @@ bool lg_loop_fused(const lg_graph *g, int node, char *what, size_t len)
         if (fw < 0) no = "a gradient loop whose forward loop is in another graph";
         else return lg_loop_fused(g, fw, what, len);
     } else {
-        no = refusal(lg_backend_cpu(), g, NULL, 0, node, &m, why, sizeof why);
+        no = refusal(lg_backend_cpu(), g, NULL, 0, node, 0, &m, why, sizeof why);
     }
     if (!what || !len) return !no;
     if (no) snprintf(what, len, "%s", no);
