@@ -773,12 +773,16 @@ char *lg_program_report(const lg_program *p)
         const lg_node *n = &p->graph->nodes[p->steps[i].node];
         if (n->op != LG_OP_RNN) continue;
         unsigned flags = lg_rnn_node_flags(n);
-        lg_rnn_layout L = lg_rnn_layout_of(lg_rnn_node_cell(n), lg_rnn_direction_flags(flags, 0));
+        lg_rnn_layout L = lg_rnn_layout_of(lg_rnn_node_cell(n), lg_rnn_part_flags(flags, 0));
         size_t ws = 0;
-        for (int d = 0; d < lg_rnn_node_directions(flags); d++)
-            ws += port_bytes(&p->locs[p->args[p->steps[i].first_out + d * L.n_out + L.ws]].port);
+        int parts = lg_rnn_parts(&n->attrs);
+        for (int k = 0; k < parts; k++)
+            ws += port_bytes(&p->locs[p->args[p->steps[i].first_out + k * L.n_out + L.ws]].port);
+        char merged[32] = "";
+        if (flags & LG_RNN_BIDIR) snprintf(merged, sizeof merged, " bidirectional");
+        if (flags & LG_RNN_STACK) snprintf(merged, sizeof merged, " %d layers", parts);
         fprintf(t, "rnn '%s': fused %s%s, %s: workspace %.2f MiB\n", n->name, lg_rnn_cell_name(lg_rnn_node_cell(n)),
-                (flags & LG_RNN_BIDIR) ? " bidirectional" : "",
+                merged,
                 (flags & LG_RNN_FORWARD_ONLY) ? "forward only" : "saved for its gradient", mib(ws));
     }
     add_notes(t, p, 0);

@@ -46,24 +46,64 @@ lg_rnn_layout lg_rnn_layout_of(lg_rnn_cell c, unsigned flags)
     return L;
 }
 
-int lg_rnn_output_count(const lg_attrs *a, bool grad)
+bool lg_rnn_attrs_ok(const lg_attrs *a)
 {
-    if ((a->n_ints != 2 && a->n_ints != 4) || !a->ints || (uint64_t)a->ints[0] >= LG_RNN_CELL_COUNT)
-        return 1; /* infer reports it */
+    if (!a->ints || a->n_ints < 2 || (uint64_t)a->ints[0] >= LG_RNN_CELL_COUNT ||
+        (uint64_t)a->ints[1] > LG_RNN_FLAGS_ALL)
+        return false;
     unsigned flags = (unsigned)a->ints[1];
-    lg_rnn_layout L = lg_rnn_layout_of((lg_rnn_cell)a->ints[0], lg_rnn_direction_flags(flags, 0));
-    return (grad ? L.g_n_out : L.n_out) * lg_rnn_node_directions(flags);
+    bool stack = flags & LG_RNN_STACK;
+    if (stack && (flags & LG_RNN_BIDIR)) return false;
+    if (a->n_ints != (stack ? 3 : 2) && a->n_ints != (stack ? 5 : 4)) return false;
+    return !stack || (a->ints[a->n_ints - 1] >= 2 && a->ints[a->n_ints - 1] <= LG_RNN_MAX_LAYERS);
 }
 
-lg_node lg_rnn_direction_node(const lg_node *n, int d, int64_t ints[4])
+int lg_rnn_parts(const lg_attrs *a)
 {
-    lg_node one = *n;
-    if (!(lg_rnn_node_flags(n) & LG_RNN_BIDIR)) return one;
-    memcpy(ints, n->attrs.ints, (size_t)n->attrs.n_ints * sizeof *ints);
-    ints[1] = lg_rnn_direction_flags(lg_rnn_node_flags(n), d);
-    if (d && n->attrs.n_ints == 4) ints[2] = ints[3] = 0; /* direction 0 holds the backend's spaces */
-    one.attrs.ints = ints;
-    return one;
+    unsigned flags = (unsigned)a->ints[1];
+    if (flags & LG_RNN_STACK) return (int)a->ints[a->n_ints - 1];
+    return flags & LG_RNN_BIDIR ? 2 : 1;
+}
+
+int lg_rnn_output_count(const lg_attrs *a, bool grad)
+{
+    if (!lg_rnn_attrs_ok(a)) return 1; /* infer reports it */
+    lg_rnn_layout L = lg_rnn_layout_of((lg_rnn_cell)a->ints[0], lg_rnn_part_flags((unsigned)a->ints[1], 0));
+    return (grad ? L.g_n_out : L.n_out) * lg_rnn_parts(a);
+}
+
+lg_rnn_part lg_rnn_part_of(const lg_node *n, bool grad, int k, int64_t ints[4])
+{
+    unsigned flags = lg_rnn_node_flags(n);
+    bool stack = flags & LG_RNN_STACK, sized = n->attrs.n_ints >= 4;
+    lg_rnn_layout L = lg_rnn_layout_of(lg_rnn_node_cell(n), lg_rnn_part_flags(flags, 0));
+    int n_in = grad ? L.g_n_in : L.n_in, n_out = grad ? L.g_n_out : L.n_out, layers = lg_rnn_parts(&n->attrs);
+    lg_rnn_part p = {.node = *n, .out = k * n_out};
+    ints[0] = n->attrs.ints[0], ints[1] = lg_rnn_part_flags(flags, k);
+    ints[2] = sized && k == 0 ? n->attrs.ints[2] : 0; /* part 0 holds the backend's spaces */
+    ints[3] = sized && k == 0 ? n->attrs.ints[3] : 0;
+    p.node.attrs.ints = ints;
+    p.node.attrs.n_ints = sized ? 4 : 2;
+    p.node.n_in = n_in, p.node.n_out = n_out;
+    for (int j = 0; j < n_in; j++) p.in[j] = (stack ? 0 : k * n_in) + j;
+    if (stack && !grad && k > 0) { /* x: the layer below's ys */
+        p.in[L.x] = -1 - ((k - 1) * n_out + L.ys);
+        for (int j = 1; j < n_in; j++) p.in[j] = n_in + (k - 1) * (n_in - 1) + j - 1;
+    }
+    if (stack && grad) { /* dys (the last input): the layer above's dx, or the node's last input */
+        for (int j = 0; j < n_in - 1; j++) p.in[j] = k * (n_in - 1) + j;
+        p.in[L.g_dys] = k == layers - 1 ? layers * (n_in - 1) : -1 - ((k + 1) * n_out + L.g_dx);
+    }
+    return p;
+}
+
+/* The inputs of a merged node with these attributes. */
+static int merged_inputs(const lg_attrs *a, bool grad)
+{
+    lg_rnn_layout L = lg_rnn_layout_of((lg_rnn_cell)a->ints[0], lg_rnn_part_flags((unsigned)a->ints[1], 0));
+    int n_in = grad ? L.g_n_in : L.n_in, parts = lg_rnn_parts(a);
+    if (!((unsigned)a->ints[1] & LG_RNN_STACK)) return parts * n_in;
+    return grad ? parts * (n_in - 1) + 1 : n_in + (parts - 1) * (n_in - 1);
 }
 
 static bool dim_eq(int64_t a, int64_t b) { return a == b || a < 0 || b < 0; }
@@ -125,28 +165,27 @@ static lg_status sizes_of(const lg_node *n, lg_dtype dt, int64_t T, int64_t B, i
     return lg_rnn_cpu_sizes(lg_rnn_node_cell(n), lg_rnn_node_flags(n), dt, T, B, I, H, width, scratch);
 }
 
-/* A merged node (LG_RNN_BIDIR) as its two directions, each checked by
- * `one`; a single node by `one` itself. */
+/* A merged node as its parts (rnn.h), each checked by `one`; a single
+ * node by `one` itself. */
 typedef bool (*infer_fn)(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size);
 
-static bool infer_directions(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size, bool grad,
-                             infer_fn one)
+static bool infer_parts(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size, bool grad,
+                        infer_fn one)
 {
-    bool attrs_ok = (n->attrs.n_ints == 2 || n->attrs.n_ints == 4) &&
-                    (uint64_t)n->attrs.ints[0] < LG_RNN_CELL_COUNT;
-    unsigned flags = attrs_ok ? lg_rnn_node_flags(n) : 0;
-    if (!(flags & LG_RNN_BIDIR)) return one(n, in, out, err, size);
-    if (flags & LG_RNN_REVERSE) LG_INFER_FAIL("a bidirectional rnn's directions are forward, then reverse");
-    lg_rnn_layout L = lg_rnn_layout_of(lg_rnn_node_cell(n), lg_rnn_direction_flags(flags, 0));
-    int n_in = grad ? L.g_n_in : L.n_in, n_out = grad ? L.g_n_out : L.n_out;
-    if (n->n_in != 2 * n_in) LG_INFER_FAIL("a bidirectional rnn takes both directions' inputs");
-    for (int d = 0; d < 2; d++) {
+    if (!lg_rnn_attrs_ok(&n->attrs)) LG_INFER_FAIL("bad rnn attributes");
+    unsigned flags = lg_rnn_node_flags(n);
+    if (!(flags & (LG_RNN_BIDIR | LG_RNN_STACK))) return one(n, in, out, err, size);
+    if (flags & LG_RNN_REVERSE) LG_INFER_FAIL("a merged rnn's own flags have no LG_RNN_REVERSE");
+    if (n->n_in != merged_inputs(&n->attrs, grad)) LG_INFER_FAIL("a merged rnn takes each part's inputs");
+    int parts = lg_rnn_parts(&n->attrs);
+    for (int i = 0; i < parts; i++) {
         int64_t ints[4];
-        lg_node dir = lg_rnn_direction_node(n, d, ints);
-        dir.n_in = n_in, dir.n_out = n_out;
-        if (!one(&dir, in + d * n_in, out + d * n_out, err, size)) return false;
+        lg_rnn_part p = lg_rnn_part_of(n, grad, lg_rnn_part_order(flags, grad, i, parts), ints);
+        lg_port pin[12];
+        for (int j = 0; j < p.node.n_in; j++) pin[j] = p.in[j] >= 0 ? in[p.in[j]] : out[-1 - p.in[j]];
+        if (!one(&p.node, pin, out + p.out, err, size)) return false;
     }
-    if (!lg_shape_equal(in[L.x].shape, in[n_in + L.x].shape))
+    if ((flags & LG_RNN_BIDIR) && !lg_shape_equal(in[0].shape, in[n->n_in / 2].shape))
         LG_INFER_FAIL("a bidirectional rnn's directions read one x");
     return true;
 }
@@ -178,7 +217,7 @@ static bool infer_rnn_one(const lg_node *n, const lg_port *in, lg_port *out, cha
 
 static bool infer_rnn(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
 {
-    return infer_directions(n, in, out, err, size, false, infer_rnn_one);
+    return infer_parts(n, in, out, err, size, false, infer_rnn_one);
 }
 
 static bool infer_rnn_grad_one(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
@@ -213,7 +252,7 @@ static bool infer_rnn_grad_one(const lg_node *n, const lg_port *in, lg_port *out
 
 static bool infer_rnn_grad(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
 {
-    return infer_directions(n, in, out, err, size, true, infer_rnn_grad_one);
+    return infer_parts(n, in, out, err, size, true, infer_rnn_grad_one);
 }
 
 int32_t lg_rnn_build(lg_rnn_cell cell, unsigned flags, lg_value x, const lg_value *states, lg_value w, lg_value u,
@@ -225,7 +264,8 @@ int32_t lg_rnn_build(lg_rnn_cell cell, unsigned flags, lg_value x, const lg_valu
 int32_t lg_rnn_build_sized(lg_rnn_cell cell, unsigned flags, const lg_rnn_sizes *sizes, lg_value x,
                            const lg_value *states, lg_value w, lg_value u, lg_rnn_extras e, const char *name)
 {
-    if ((unsigned)cell >= LG_RNN_CELL_COUNT || flags > LG_RNN_FLAGS_ALL || (flags & LG_RNN_BIDIR) || !states) {
+    if ((unsigned)cell >= LG_RNN_CELL_COUNT || flags > LG_RNN_FLAGS_ALL || (flags & (LG_RNN_BIDIR | LG_RNN_STACK)) ||
+        !states) {
         if (lg_value_ok(x)) lg_graph_fail(x.graph, "rnn: bad cell %d or flags %u", (int)cell, flags);
         return -1;
     }
@@ -254,9 +294,9 @@ static void grad_rnn(lg_graph *g, int32_t node, const lg_value *dy, lg_value *dx
     const lg_node *n = lg_node_at(g, node);
     lg_rnn_cell c = lg_rnn_node_cell(n);
     unsigned flags = lg_rnn_node_flags(n);
-    if (flags & LG_RNN_BIDIR) {
-        lg_graph_fail(g, "rnn '%s': a merged bidirectional rnn has no gradient rule (the merge_rnn pass makes it "
-                         "after autodiff)", n->name);
+    if (flags & (LG_RNN_BIDIR | LG_RNN_STACK)) {
+        lg_graph_fail(g, "rnn '%s': a merged rnn has no gradient rule (the merge_rnn pass makes it after autodiff)",
+                      n->name);
         return;
     }
     lg_rnn_layout L = lg_rnn_layout_of(c, flags);

@@ -49,19 +49,29 @@
  * rnn_plan: cuDNN's reserve space is not the CPU's planes); the CPU's
  * sizes otherwise.
  *
- * Bidirectional (LG_RNN_BIDIR): a forward and a reverse rnn over the same
- * x as one node, which a backend may run as one call (cuDNN's
- * CUDNN_BIDIRECTIONAL), made by the merge_rnn pass from such a pair and,
- * where both have one, from their rnn_grad pair. Direction d (0 forward,
- * 1 reverse) is the single node with flags lg_rnn_direction_flags(flags,
- * d) (never LG_RNN_REVERSE in a merged node's own flags): with L its
- * layout, inputs [d L.n_in, (d + 1) L.n_in) and outputs [d L.n_out,
- * (d + 1) L.n_out) are direction d's (rnn_grad: L.g_n_in and L.g_n_out),
- * so x and mask appear once per direction. With the backend's sizes (4
- * ints) they size direction 0's ws and scratch, which then hold the whole
- * call's spaces, and direction 1's are empty ([T, B, 0], [0]); a backend
- * that differentiates the pair in one call may write the whole dx into
- * direction 0's and zeros into direction 1's (x's gradient is their sum).
+ * Merged nodes, which the merge_rnn pass makes from single rnn nodes (and,
+ * where each has one, from their rnn_grad nodes) so that a backend may run
+ * them as one call, have parts, each a single node (lg_rnn_part_of):
+ *   - Bidirectional (LG_RNN_BIDIR): a forward and a reverse rnn over the
+ *     same x, cuDNN's CUDNN_BIDIRECTIONAL. Part d (0 forward, 1 reverse)
+ *     has flags lg_rnn_part_flags(flags, d) (a merged node's own flags
+ *     never have LG_RNN_REVERSE); its inputs and outputs are the single
+ *     layout's, direction after direction (x and mask once per direction).
+ *     A backend that differentiates the pair in one call may write the
+ *     whole dx into direction 0's and zeros into direction 1's (x's
+ *     gradient is their sum).
+ *   - Stacked (LG_RNN_STACK, ints = {cell, flags, layers} or {cell, flags,
+ *     ws_width, scratch, layers}): layers of one cell and width, each
+ *     reading the one below's ys, cuDNN's numLayers. Layer l's inputs are
+ *     the single layout's without x for l > 0 (x is layer l - 1's ys, an
+ *     output of the node), layer after layer; its outputs likewise, all of
+ *     them. A stacked rnn_grad takes each layer's single inputs without
+ *     dys below the top layer (layer l's dys is layer l + 1's dx, an output)
+ *     and runs from the top layer down. A backend running the stack in one
+ *     call need not write the layers' ys and dx below the top (nothing
+ *     outside the node reads them).
+ * With the backend's sizes, part 0's ws and scratch hold the whole call's
+ * spaces and the other parts' are empty ([T, B, 0], [0]).
  * Merged nodes are made after autodiff: they have no gradient rule.
  */
 #ifndef LG_OPS_RNN_H
@@ -93,22 +103,46 @@ enum {
      * backward, into its reserve space) works on a copy */
     LG_RNN_SHARED_WS = 64,
     LG_RNN_BIDIR = 128, /* both directions in one node (see above) */
-    LG_RNN_FLAGS_ALL = 255
+    LG_RNN_STACK = 256, /* layers in one node (see above) */
+    LG_RNN_FLAGS_ALL = 511
 };
 
-/* 2 with LG_RNN_BIDIR, else 1. */
-static inline int lg_rnn_node_directions(unsigned flags) { return flags & LG_RNN_BIDIR ? 2 : 1; }
-/* Direction d's flags: a merged node's without LG_RNN_BIDIR, with
- * LG_RNN_REVERSE for d = 1; a single node's own. */
-static inline unsigned lg_rnn_direction_flags(unsigned flags, int d)
+/* Part k's flags: a merged node's without LG_RNN_BIDIR and LG_RNN_STACK,
+ * with LG_RNN_REVERSE for a bidirectional node's k = 1; a single node's
+ * own. */
+static inline unsigned lg_rnn_part_flags(unsigned flags, int k)
 {
-    if (!(flags & LG_RNN_BIDIR)) return flags;
-    return (flags & ~(unsigned)LG_RNN_BIDIR) | (d ? (unsigned)LG_RNN_REVERSE : 0u);
+    unsigned f = flags & ~(unsigned)(LG_RNN_BIDIR | LG_RNN_STACK);
+    return (flags & LG_RNN_BIDIR) && k ? f | LG_RNN_REVERSE : f;
 }
-/* Direction d of a merged rnn or rnn_grad node n as a single node of its
- * op (n itself for a single node), with its attributes in ints[4]; its
- * inputs and outputs start at d times the single layout's counts. */
-lg_node lg_rnn_direction_node(const lg_node *n, int d, int64_t ints[4]);
+
+/* The most layers the merge_rnn pass puts in one stacked node. */
+enum { LG_RNN_MAX_LAYERS = 8 };
+
+/* Whether attributes a are an rnn or rnn_grad node's (see above). */
+bool lg_rnn_attrs_ok(const lg_attrs *a);
+
+/* A merged node's parts (see above): 2 directions, the layers, or 1 for a
+ * single node. Valid attributes only. */
+int lg_rnn_parts(const lg_attrs *a);
+
+/* Part k of a valid rnn (grad false) or rnn_grad node n: as a single node
+ * (n_in, n_out and attributes its own: ints[4] holds them), where its
+ * inputs are (in[j] >= 0: the merged node's input in[j]; < 0: its output
+ * -1 - in[j]) and where its outputs start. Parts run in order, a stacked
+ * rnn_grad's from the last down (lg_rnn_part_order). */
+typedef struct lg_rnn_part {
+    lg_node node;
+    int in[12];
+    int out;
+} lg_rnn_part;
+
+lg_rnn_part lg_rnn_part_of(const lg_node *n, bool grad, int k, int64_t ints[4]);
+/* The part that runs i-th of n parts. */
+static inline int lg_rnn_part_order(unsigned flags, bool grad, int i, int n)
+{
+    return grad && (flags & LG_RNN_STACK) ? n - 1 - i : i;
+}
 
 /* A cell's name ("lstm", "gru_reset_after", ...) for reports. */
 const char *lg_rnn_cell_name(lg_rnn_cell c);

@@ -284,25 +284,24 @@ static lg_status rnn_grad_one(const lg_node *n, const lg_buf *in, lg_buf *out)
     return st;
 }
 
-/* A merged bidirectional node (rnn.h) runs as its two directions in turn. */
-static lg_status directions(const lg_node *n, const lg_buf *in, lg_buf *out, bool grad, lg_kernel_fn one)
+/* A merged node (rnn.h) runs as its parts in turn: both directions, or
+ * the layers (a stacked gradient from the top layer down). */
+static lg_status parts(const lg_node *n, const lg_buf *in, lg_buf *out, bool grad, lg_kernel_fn one)
 {
     unsigned flags = lg_rnn_node_flags(n);
-    if (!(flags & LG_RNN_BIDIR)) return one(n, in, out);
-    lg_rnn_layout L = lg_rnn_layout_of(lg_rnn_node_cell(n), lg_rnn_direction_flags(flags, 0));
-    int n_in = grad ? L.g_n_in : L.n_in, n_out = grad ? L.g_n_out : L.n_out;
+    if (!(flags & (LG_RNN_BIDIR | LG_RNN_STACK))) return one(n, in, out);
+    int count = lg_rnn_parts(&n->attrs);
     lg_status st = LG_OK;
-    for (int d = 0; d < 2 && !st; d++) {
+    for (int i = 0; i < count && !st; i++) {
         int64_t ints[4];
-        lg_node dir = lg_rnn_direction_node(n, d, ints);
-        st = one(&dir, in + d * n_in, out + d * n_out);
+        lg_rnn_part p = lg_rnn_part_of(n, grad, lg_rnn_part_order(flags, grad, i, count), ints);
+        lg_buf pin[12];
+        for (int j = 0; j < p.node.n_in; j++) pin[j] = p.in[j] >= 0 ? in[p.in[j]] : out[-1 - p.in[j]];
+        st = one(&p.node, pin, out + p.out);
     }
     return st;
 }
 
-lg_status lg_cpu_rnn(const lg_node *n, const lg_buf *in, lg_buf *out) { return directions(n, in, out, false, rnn_one); }
+lg_status lg_cpu_rnn(const lg_node *n, const lg_buf *in, lg_buf *out) { return parts(n, in, out, false, rnn_one); }
 
-lg_status lg_cpu_rnn_grad(const lg_node *n, const lg_buf *in, lg_buf *out)
-{
-    return directions(n, in, out, true, rnn_grad_one);
-}
+lg_status lg_cpu_rnn_grad(const lg_node *n, const lg_buf *in, lg_buf *out) { return parts(n, in, out, true, rnn_grad_one); }

@@ -218,7 +218,7 @@ typedef struct call {
 static lg_status begin(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, bool grad, call *k)
 {
     *k = (call){.cell = lg_rnn_node_cell(n), .flags = lg_rnn_node_flags(n)};
-    k->L = lg_rnn_layout_of(k->cell, lg_rnn_direction_flags(k->flags, 0));
+    k->L = lg_rnn_layout_of(k->cell, lg_rnn_part_flags(k->flags, 0));
     const lg_buf *x = &in[k->L.x];
     k->dt = x->dtype;
     k->T = x->shape.dims[0], k->B = x->shape.dims[1], k->I = x->shape.dims[2];
