@@ -62,11 +62,6 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
  *                workspace, where the backend has its kernels (the CPU);
  *                lg_program_report says per loop "fused as lstm" or the
  *                first difference that kept it a loop;
- *   merge_rnn    the two fused directions of a bidirectional layer (a
- *                forward and a reverse rnn over the same input) become one
- *                node where the backend takes it, which runs both
- *                directions as one call (cuDNN's bidirectional RNN);
- *                lg_program_report says "one bidirectional node" or why not;
  *   lower_loops  a loop's masking (lengths or a mask) and truncated BPTT,
  *                attributes of the loop node until here, become where
  *                nodes in its body and around it, and its gradient loop the
@@ -89,7 +84,16 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
  *                backend has the kernel (the CPU); results are bit-identical;
  *   dce          values nothing fetched reads are not computed, and a loop
  *                saves for its gradient loop only what that loop reads (a
- *                forward-only program saves nothing);
+ *                forward-only program saves nothing); a where whose
+ *                branches are one value and a transpose undoing a transpose
+ *                read nothing more than that value;
+ *   merge_rnn    fused layers that one backend call can run together become
+ *                one node where the backend takes it: a bidirectional
+ *                layer's two directions (cuDNN's bidirectional RNN runs them
+ *                at once) and stacked layers of one cell and width whose
+ *                lower outputs nothing else reads (cuDNN's numLayers);
+ *                lg_program_report says "one bidirectional node", "one
+ *                stacked node" or why not;
  *   memory_plan  buffers are reused once their last reader has run.
  * Results are the same with any pass off; switching one off is for tests and
  * for bisecting a wrong result. */

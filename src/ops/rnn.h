@@ -208,6 +208,7 @@ typedef struct lg_rnn_desc {
                        direction's) */
     lg_dtype dtype;
     int64_t T, B, I, H;
+    int layers; /* LG_RNN_STACK: the stack's layers (I the lowest's input, H every layer's); else 0 or 1 */
     bool mask_by_lengths;
     const char *name; /* the loop's, for messages */
 } lg_rnn_desc;

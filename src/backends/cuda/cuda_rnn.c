@@ -141,6 +141,10 @@ static lg_rnn_spaces spaces_of(const lg_cudnn_rnn *r, int64_t T, int64_t B, bool
 bool lg_cuda_rnn_plan(lg_cuda_ctx *c, const lg_rnn_desc *d, lg_rnn_sizes *train, lg_rnn_sizes *forward, char *why,
                       size_t len)
 {
+    if (d->flags & LG_RNN_STACK) {
+        snprintf(why, len, "loop '%s': a stack of %d layers as one cuDNN call is not built", d->name, d->layers);
+        return false;
+    }
     lg_rnn_layer_desc l =
         layer_of(d->cell, d->flags, d->dtype, d->I, d->H, (d->flags & LG_RNN_MASK) && !d->mask_by_lengths, d->name);
     lg_rnn_spec s;

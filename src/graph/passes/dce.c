@@ -6,7 +6,16 @@
  * the saved states (then stacked [0, ...]). This is where a forward loop's
  * residuals are chosen for the fetches asked for: without its gradient
  * loop in the program, nothing reads them and the loop saves none.
+ *
+ * Two identities go too, so that what they read is read by fewer nodes (a
+ * merged rnn node can then keep a stacked layer's output inside, see
+ * merge_rnn.c): a where whose two branches are one value is that value
+ * broadcast to its shape, its condition unread (the layers' zero states
+ * take the batch from x that way, src/nn/layers.c); a transpose of a
+ * transpose that undoes it is the first one's input (a batch-major layer's
+ * output transposed back to time-major by the layer above).
  */
+#include "graph/ops.h"
 #include "graph/passes/passes.h"
 #include "ops/op.h"
 
@@ -49,6 +58,29 @@ static lg_loop_spec *trim_loop(const lg_loop_spec *s, const bool *used, int *to,
     return d;
 }
 
+/* where(c, a, a): a, whatever c is. */
+static bool same_branches(const lg_node *n)
+{
+    return n->op == LG_OP_WHERE && n->in[1].node == n->in[2].node && n->in[1].out == n->in[2].out;
+}
+
+/* transpose(transpose(v, p), q) with p[q[i]] = i: v. */
+static bool undoes(const lg_graph *g, const lg_node *n)
+{
+    if (n->op != LG_OP_TRANSPOSE) return false;
+    const lg_node *m = &g->nodes[n->in[0].node];
+    if (m->op != LG_OP_TRANSPOSE || m->attrs.n_ints != n->attrs.n_ints) return false;
+    for (int i = 0; i < n->attrs.n_ints; i++)
+        if (m->attrs.ints[n->attrs.ints[i]] != i) return false;
+    return true;
+}
+
+/* What node n reads in place of input j (itself but for the identities). */
+static lg_ref read_of(const lg_graph *g, const lg_node *n, int j)
+{
+    return undoes(g, n) ? g->nodes[n->in[0].node].in[0] : n->in[j];
+}
+
 lg_status lg_pass_dce(lg_cgraph *cg)
 {
     const lg_graph *g = cg->g;
@@ -71,7 +103,10 @@ lg_status lg_pass_dce(lg_cgraph *cg)
     for (int32_t i = g->n_nodes - 1; i >= 0; i--) {
         bool any = false;
         for (int o = 0; o < g->nodes[i].n_out; o++) any = any || used[r.base[i] + o];
-        for (int j = 0; any && j < g->nodes[i].n_in; j++) used[r.base[g->nodes[i].in[j].node] + g->nodes[i].in[j].out] = true;
+        for (int j = same_branches(&g->nodes[i]) ? 1 : 0; any && j < g->nodes[i].n_in; j++) {
+            lg_ref in = read_of(g, &g->nodes[i], j);
+            used[r.base[in.node] + in.out] = true;
+        }
     }
     lg_status st = LG_OK;
     int dropped_nodes = 0;
@@ -81,6 +116,17 @@ lg_status lg_pass_dce(lg_cgraph *cg)
         for (int o = 0; o < n->n_out; o++) any = any || used[r.base[i] + o];
         if (!any) {
             dropped_nodes++;
+            continue;
+        }
+        if (undoes(g, n)) {
+            *lg_rewrite_at(&r, (lg_ref){i, 0}) = *lg_rewrite_at(&r, read_of(g, n, 0));
+            continue;
+        }
+        if (same_branches(n)) {
+            lg_value v = lg_rewrite_value(&r, n->in[1]);
+            if (!lg_shape_equal(lg_value_shape(v), n->out[0].shape)) v = lg_broadcast_to(v, n->out[0].shape);
+            if (!lg_value_ok(v)) st = lg_cgraph_fail(dst, "dce");
+            else *lg_rewrite_at(&r, (lg_ref){i, 0}) = (lg_ref){v.node, v.output};
             continue;
         }
         if (n->op != LG_OP_LOOP) {

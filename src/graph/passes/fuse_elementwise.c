@@ -43,12 +43,14 @@ typedef struct fuser {
 
 /* Node i may join a group: a fusible float op that the backend also runs
  * alone (so an op a backend lacks is reported by name, not hidden inside a
- * fused kernel). */
+ * fused kernel), and not a where whose branches are one value (dce drops
+ * its condition, which a fused kernel would read). */
 static bool candidate(const fuser *f, int32_t i)
 {
     const lg_graph *g = f->g;
     const lg_node *n = &g->nodes[i];
     if (!lg_few_fusible(n->op) || n->n_out != 1 || !lg_is_float(n->out[0].dtype)) return false;
+    if (n->op == LG_OP_WHERE && n->in[1].node == n->in[2].node && n->in[1].out == n->in[2].out) return false;
     if (!f->backend->supports_op(f->backend, n)) return false;
     for (int j = n->op == LG_OP_WHERE; j < n->n_in; j++)
         if (g->nodes[n->in[j].node].out[n->in[j].out].dtype != n->out[0].dtype) return false;

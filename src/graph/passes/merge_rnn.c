@@ -1,24 +1,31 @@
 /*
- * merge_rnn.c — merge a forward and a reverse fused rnn over the same x
- * (Keras's Bidirectional, after fuse_rnn) into one bidirectional rnn node
- * (LG_RNN_BIDIR, src/ops/rnn.h), and their rnn_grad pair into one, so a
- * backend runs both directions as one call: cuDNN's CUDNN_BIDIRECTIONAL
- * runs them at once on the GPU.
+ * merge_rnn.c — merge fused rnn nodes (fuse_rnn's) that one backend call
+ * can run together into one merged rnn node (src/ops/rnn.h), and their
+ * rnn_grad nodes into one merged rnn_grad node:
+ *   - a forward and a reverse rnn over the same x (Keras's Bidirectional):
+ *     LG_RNN_BIDIR, cuDNN's CUDNN_BIDIRECTIONAL, which runs both directions
+ *     at once;
+ *   - rnn nodes each reading the one below's ys (stacked return_sequences
+ *     layers of one cell and width): LG_RNN_STACK, cuDNN's numLayers, which
+ *     overlaps the layers' steps.
  *
- * A pair merges when the two nodes have the same cell and flags but
- * LG_RNN_REVERSE, read the same x and mask, have the same units, keep
- * their workspace for one gradient each or for none, and the backend takes
- * the merged node: its rnn_plan (which then sizes the merged workspace;
- * both nodes must have been planned by it, so their masks are per-example
- * lengths) or, without one, its supports_op. Recurrent dropout, repeated
- * outputs and shared workspaces stay single: no backend runs those as one
- * bidirectional call.
+ * Members have the same cell, flags (but a reverse direction's
+ * LG_RNN_REVERSE), units and mask (the same value), keep their workspace
+ * for one gradient each or for none, and nothing outside the group reads
+ * what the merged node keeps inside: a lower layer's ys is read by the
+ * layer above and its gradient only, the upper gradient's dx by the lower
+ * gradient only. Recurrent dropout, repeated outputs and shared workspaces
+ * stay single: no backend runs those as one call. The backend decides: its
+ * rnn_plan, which then sizes the merged workspace (the members must have
+ * been planned by it, so their masks are per-example lengths), or, without
+ * one, its supports_op.
  *
- * The merged node is made once what both nodes read is; the nodes that
- * read the earlier node of the pair (Bidirectional's forward output,
- * transposed before the reverse loop is built) wait for it. Neither node
- * may read the other's outputs: such a pair stays single, with a note.
- * Each node's outputs map to its direction's outputs of the merged node.
+ * A merged node is made once what its members read from outside the group
+ * is; nodes that read an earlier member wait for it (Bidirectional's
+ * forward output is transposed before the reverse loop is built). A group
+ * whose members read a value computed from another member (other than the
+ * stack's own links) stays single, with a note. Each member's outputs map
+ * to its part's outputs of the merged node.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,15 +33,21 @@
 #include "graph/passes/passes.h"
 #include "ops/rnn.h"
 
-/* Node i's partner and role: dir is 0 for the forward node (and its
- * gradient), 1 for the reverse one; other is the pair's other node. The
- * merged node's attributes are the forward node's entry's. */
-typedef struct pair {
-    int32_t other;
-    int dir;
-    int64_t ints[4];
+/* Members in part order (rnn.h), and the merged node's attributes. */
+typedef struct group {
+    int32_t node[LG_RNN_MAX_LAYERS];
+    int n;
+    int64_t ints[5];
     int n_ints;
-} pair;
+} group;
+
+typedef struct merge {
+    lg_cgraph *cg;
+    int *group_of; /* per node: its group, or -1 */
+    group *groups;
+    int n_groups;
+    bool *seen; /* scratch per node */
+} merge;
 
 /* The rnn_grad nodes reading rnn node `node`'s workspace: how many, and the
  * last one. */
@@ -76,7 +89,7 @@ static bool same_constant(const lg_node *x, const lg_node *y)
 
 /* Two nodes that compute the same value: the same node, equal constants,
  * or the same op and attributes over inputs that are (up to `depth` nodes
- * back), as the two directions' masks from one lengths input are. */
+ * back), as the masks two layers make from one lengths input are. */
 static bool same_value(const lg_graph *g, lg_ref a, lg_ref b, int depth)
 {
     if (a.node == b.node && a.out == b.out) return true;
@@ -96,55 +109,73 @@ static bool same_value(const lg_graph *g, lg_ref a, lg_ref b, int depth)
 
 static bool same_ref(lg_ref a, lg_ref b) { return a.node == b.node && a.out == b.out; }
 
-/* Whether forward rnn node a and reverse rnn node b are one layer's
- * directions (see the overview; the backend is asked later). */
-static bool directions_of_one_layer(const lg_graph *g, int32_t a, int32_t b)
+static lg_port port_of(const lg_graph *g, lg_ref r) { return g->nodes[r.node].out[r.out]; }
+
+/* Whether rnn node b can join rnn node a's group: the same cell, the same
+ * flags but `reverse` (b's own LG_RNN_REVERSE, a's none), units and mask,
+ * and nothing a merged node cannot be. */
+static bool alike(const lg_graph *g, int32_t a, int32_t b, unsigned reverse)
 {
     const lg_node *f = &g->nodes[a], *r = &g->nodes[b];
     unsigned ff = lg_rnn_node_flags(f), rf = lg_rnn_node_flags(r);
-    if (lg_rnn_node_cell(f) != lg_rnn_node_cell(r) || rf != (ff | LG_RNN_REVERSE) || (ff & LG_RNN_REVERSE) ||
-        (ff & (LG_RNN_HMASK | LG_RNN_REPEAT | LG_RNN_SHARED_WS | LG_RNN_BIDIR)) || f->attrs.n_ints != r->attrs.n_ints)
+    if (lg_rnn_node_cell(f) != lg_rnn_node_cell(r) || rf != (ff | reverse) || (ff & reverse) ||
+        (ff & (LG_RNN_HMASK | LG_RNN_REPEAT | LG_RNN_SHARED_WS | LG_RNN_BIDIR | LG_RNN_STACK)) ||
+        f->attrs.n_ints != r->attrs.n_ints)
         return false;
     lg_rnn_layout L = lg_rnn_layout_of(lg_rnn_node_cell(f), ff);
-    return same_ref(f->in[L.x], r->in[L.x]) && (L.mask < 0 || same_value(g, f->in[L.mask], r->in[L.mask], 8)) &&
-           lg_shape_equal(g->nodes[f->in[L.u].node].out[f->in[L.u].out].shape,
-                          g->nodes[r->in[L.u].node].out[r->in[L.u].out].shape);
+    return (L.mask < 0 || same_value(g, f->in[L.mask], r->in[L.mask], 8)) &&
+           lg_shape_equal(port_of(g, f->in[L.u]).shape, port_of(g, r->in[L.u]).shape);
 }
 
-/* Whether the backend takes forward node a merged with its reverse
- * partner; fills the merged attributes into p (ints, n_ints) or why. */
-static bool backend_takes(const lg_cgraph *cg, int32_t a, pair *p, char *why, size_t len)
+/* Whether every reader of value v is node r1 at input i1 or node r2 at
+ * input i2 (r2 -1: none). */
+static bool read_only_by(const lg_graph *g, lg_ref v, int32_t r1, int i1, int32_t r2, int i2)
+{
+    for (int32_t j = v.node + 1; j < g->n_nodes; j++)
+        for (int i = 0; i < g->nodes[j].n_in; i++)
+            if (same_ref(g->nodes[j].in[i], v) && !(j == r1 && i == i1) && !(j == r2 && i == i2)) return false;
+    return true;
+}
+
+/* The merged attributes of members n0.. (kind LG_RNN_BIDIR or
+ * LG_RNN_STACK, `parts` of them) into *out, if the backend takes the
+ * merged node; else why. */
+static bool backend_takes(const lg_cgraph *cg, int32_t n0, unsigned kind, int parts, group *out, char *why,
+                          size_t len)
 {
     const lg_graph *g = cg->g;
-    const lg_node *f = &g->nodes[a];
+    const lg_node *f = &g->nodes[n0];
     const lg_backend *b = cg->backend;
-    unsigned flags = (lg_rnn_node_flags(f) & ~(unsigned)LG_RNN_FORWARD_ONLY) | LG_RNN_BIDIR;
-    lg_rnn_layout L = lg_rnn_layout_of(lg_rnn_node_cell(f), lg_rnn_node_flags(f));
-    lg_port x = g->nodes[f->in[L.x].node].out[f->in[L.x].out], u = g->nodes[f->in[L.u].node].out[f->in[L.u].out];
-    p->ints[0] = lg_rnn_node_cell(f), p->ints[1] = lg_rnn_node_flags(f) | LG_RNN_BIDIR;
-    p->n_ints = 2;
+    unsigned flags = lg_rnn_node_flags(f) | kind;
+    bool stack = kind == LG_RNN_STACK;
+    out->ints[0] = lg_rnn_node_cell(f), out->ints[1] = flags;
+    out->n_ints = stack ? 3 : 2;
+    out->ints[2] = parts; /* moves to ints[4] with the backend's sizes */
     if (!b) {
         snprintf(why, len, "no backend");
         return false;
     }
     if (!b->rnn_plan) {
-        lg_node merged = {.op = LG_OP_RNN, .attrs = {.ints = p->ints, .n_ints = 2}};
+        lg_node merged = {.op = LG_OP_RNN, .attrs = {.ints = out->ints, .n_ints = out->n_ints}};
         if (b->supports_op(b, &merged)) return true;
-        snprintf(why, len, "the %s backend has no bidirectional rnn kernel", b->name);
+        snprintf(why, len, "the %s backend has no merged rnn kernel", b->name);
         return false;
     }
-    if (f->attrs.n_ints != 4) { /* the backend planned neither: fuse_rnn gave the CPU's sizes */
-        snprintf(why, len, "the %s backend did not plan the directions", b->name);
+    if (f->attrs.n_ints != 4) { /* fuse_rnn gave the CPU's sizes: the backend did not plan the members */
+        snprintf(why, len, "the %s backend did not plan the layers", b->name);
         return false;
     }
+    lg_rnn_layout L = lg_rnn_layout_of(lg_rnn_node_cell(f), lg_rnn_node_flags(f));
+    lg_port x = port_of(g, f->in[L.x]), u = port_of(g, f->in[L.u]);
     lg_rnn_desc d = {.cell = lg_rnn_node_cell(f),
-                     .flags = flags,
+                     .flags = flags & ~(unsigned)LG_RNN_FORWARD_ONLY,
                      .dtype = x.dtype,
                      .T = x.shape.dims[0],
                      .B = x.shape.dims[1],
                      .I = x.shape.dims[2],
                      .H = u.shape.dims[0],
-                     .mask_by_lengths = true, /* the backend planned both directions with their mask */
+                     .layers = stack ? parts : 1,
+                     .mask_by_lengths = true, /* the backend planned each member with its mask */
                      .name = f->name};
     lg_rnn_sizes train = {0}, forward = {0};
     char no[200];
@@ -152,87 +183,180 @@ static bool backend_takes(const lg_cgraph *cg, int32_t a, pair *p, char *why, si
         snprintf(why, len, "the %s backend: %s", b->name, no);
         return false;
     }
-    const lg_rnn_sizes *z = (lg_rnn_node_flags(f) & LG_RNN_FORWARD_ONLY) ? &forward : &train;
-    p->ints[2] = z->ws_width, p->ints[3] = z->scratch;
-    p->n_ints = 4;
+    const lg_rnn_sizes *z = (flags & LG_RNN_FORWARD_ONLY) ? &forward : &train;
+    out->ints[2] = z->ws_width, out->ints[3] = z->scratch, out->ints[4] = parts;
+    out->n_ints = stack ? 5 : 4;
     return true;
 }
 
-/* Pair forward node a with reverse node b (and their gradients) in p[];
- * false with why when they stay single. */
-static bool pair_up(lg_cgraph *cg, int32_t a, int32_t b, pair *p, bool *seen, char *why, size_t len)
+/* Whether the merged node of group gr (its attributes made) can stand in
+ * the graph: each member reads its part's links (rnn.h: a layer's x, a
+ * gradient's dys) from the member the layout says, and everything else
+ * from outside the group, computed from no member. */
+static bool links_hold(const merge *m, const group *gr, lg_op op)
 {
-    const lg_graph *g = cg->g;
-    int32_t ga, gb;
-    int na = grads_of(g, a, &ga), nb = grads_of(g, b, &gb);
-    if (na != nb || na > 1) {
-        snprintf(why, len, "the directions have %d and %d gradients", na, nb);
-        return false;
-    }
-    if (depends(g, a, b, seen) || depends(g, b, a, seen) ||
-        (na && (depends(g, ga, gb, seen) || depends(g, gb, ga, seen)))) {
-        snprintf(why, len, "one direction reads the other's outputs");
-        return false;
-    }
-    if (!backend_takes(cg, a, &p[a], why, len)) return false;
-    p[a].other = b, p[a].dir = 0;
-    p[b] = (pair){.other = a, .dir = 1};
-    if (na) {
-        p[ga] = p[a], p[ga].other = gb;
-        p[gb] = (pair){.other = ga, .dir = 1};
+    const lg_graph *g = m->cg->g;
+    int64_t attrs[5];
+    memcpy(attrs, gr->ints, sizeof attrs);
+    lg_node proto = {.op = op, .attrs = {.ints = attrs, .n_ints = gr->n_ints}};
+    for (int k = 0; k < gr->n; k++) {
+        int64_t ints[4];
+        lg_rnn_part p = lg_rnn_part_of(&proto, op == LG_OP_RNN_GRAD, k, ints);
+        const lg_node *n = &g->nodes[gr->node[k]];
+        for (int j = 0; j < n->n_in; j++) {
+            lg_ref in = n->in[j];
+            if (p.in[j] < 0) {
+                int from = -1 - p.in[j];
+                if (!same_ref(in, (lg_ref){gr->node[from / p.node.n_out], from % p.node.n_out})) return false;
+                continue;
+            }
+            for (int i = 0; i < gr->n; i++)
+                if (in.node == gr->node[i] || depends(g, gr->node[i], in.node, m->seen)) return false;
+        }
     }
     return true;
 }
 
-/* The merged node of pair (i, p[i].other) in r->dst, made where the later
- * of the two stands; both nodes' outputs mapped to their directions'. */
-static int32_t build_merged(lg_rewrite *r, int32_t i, const pair *p)
+/* Group members fw[0..n) (kind, in part order) and their gradients, if
+ * they can merge; else why. */
+static bool try_group(merge *m, const int32_t *fw, int n, unsigned kind, char *why, size_t len)
+{
+    const lg_graph *g = m->cg->g;
+    group f = {.n = n}, gr = {.n = n};
+    int n_grad = -1;
+    for (int k = 0; k < n; k++) {
+        int32_t grad;
+        int c = grads_of(g, fw[k], &grad);
+        if (n_grad >= 0 && c != n_grad) {
+            snprintf(why, len, "the layers have %d and %d gradients", n_grad, c);
+            return false;
+        }
+        n_grad = c;
+        f.node[k] = fw[k], gr.node[k] = grad;
+    }
+    if (!backend_takes(m->cg, fw[0], kind, n, &f, why, len)) return false;
+    memcpy(gr.ints, f.ints, sizeof f.ints);
+    gr.n_ints = f.n_ints;
+    if (!links_hold(m, &f, LG_OP_RNN) || (n_grad && !links_hold(m, &gr, LG_OP_RNN_GRAD))) {
+        snprintf(why, len, "a layer reads a value computed from another");
+        return false;
+    }
+    for (int k = 0; k < n; k++) {
+        m->group_of[fw[k]] = m->n_groups;
+        if (n_grad) m->group_of[gr.node[k]] = m->n_groups + 1;
+    }
+    m->groups[m->n_groups++] = f;
+    m->groups[m->n_groups++] = gr; /* unused without gradients */
+    return true;
+}
+
+static void note(merge *m, const int32_t *fw, int n, const char *what, const char *why)
+{
+    const lg_graph *g = m->cg->g;
+    char names[256] = "";
+    for (int k = 0; k < n; k++) {
+        size_t at = strlen(names);
+        snprintf(names + at, sizeof names - at, "%s'%s'", k ? (k + 1 < n ? ", " : " and ") : "", g->nodes[fw[k]].name);
+    }
+    if (why) lg_cgraph_note(m->cg, "merge_rnn: rnn %s: not merged: %s", names, why);
+    else lg_cgraph_note(m->cg, "merge_rnn: rnn %s: %s", names, what);
+}
+
+/* The reverse rnn over a's x with a's cell and flags, or -1. */
+static int32_t reverse_of(const merge *m, int32_t a)
+{
+    const lg_graph *g = m->cg->g;
+    lg_rnn_layout L = lg_rnn_layout_of(lg_rnn_node_cell(&g->nodes[a]), lg_rnn_node_flags(&g->nodes[a]));
+    for (int32_t b = 0; b < g->n_nodes; b++)
+        if (b != a && g->nodes[b].op == LG_OP_RNN && m->group_of[b] < 0 &&
+            same_ref(g->nodes[b].in[L.x], g->nodes[a].in[L.x]) && alike(g, a, b, LG_RNN_REVERSE))
+            return b;
+    return -1;
+}
+
+/* The rnn reading a's ys as its x with a's cell and flags, where nothing
+ * else reads that ys but b's gradient (as its x) and nothing reads b's
+ * gradient's dx but a's gradient (as its dys): the link a merged node keeps
+ * inside. Else -1. */
+static int32_t above(const merge *m, int32_t a)
+{
+    const lg_graph *g = m->cg->g;
+    lg_rnn_layout L = lg_rnn_layout_of(lg_rnn_node_cell(&g->nodes[a]), lg_rnn_node_flags(&g->nodes[a]));
+    for (int32_t b = a + 1; b < g->n_nodes; b++) {
+        if (g->nodes[b].op != LG_OP_RNN || m->group_of[b] >= 0 || !same_ref(g->nodes[b].in[L.x], (lg_ref){a, L.ys}) ||
+            !alike(g, a, b, 0))
+            continue;
+        int32_t ga, gb;
+        int na = grads_of(g, a, &ga), nb = grads_of(g, b, &gb);
+        bool private = na == nb && na <= 1 && read_only_by(g, (lg_ref){a, L.ys}, b, L.x, nb ? gb : -1, L.x) &&
+                       (!nb || read_only_by(g, (lg_ref){gb, L.g_dx}, ga, L.g_dys, -1, 0));
+        return private ? b : -1;
+    }
+    return -1;
+}
+
+/* The merged node of group gr (of op) in r->dst, its members' outputs
+ * mapped to their parts'. */
+static int32_t build_merged(lg_rewrite *r, const group *gr, lg_op op)
 {
     const lg_graph *g = r->src;
-    int32_t dirs[2] = {p[i].dir ? p[i].other : i, p[i].dir ? i : p[i].other};
-    const pair *q = &p[dirs[0]];
-    const lg_node *n0 = &g->nodes[dirs[0]];
-    int n_in = n0->n_in, n_out = n0->n_out;
-    lg_value in[2 * n_in];
-    for (int d = 0; d < 2; d++)
-        for (int k = 0; k < n_in; k++) in[d * n_in + k] = lg_rewrite_value(r, g->nodes[dirs[d]].in[k]);
-    int64_t ints[4];
-    memcpy(ints, q->ints, sizeof ints);
-    int32_t id = lg_node_build(r->dst, n0->op, in, 2 * n_in, &(lg_attrs){.ints = ints, .n_ints = q->n_ints},
-                               n0->name);
+    int64_t attrs[5];
+    memcpy(attrs, gr->ints, sizeof attrs);
+    lg_node proto = {.op = op, .attrs = {.ints = attrs, .n_ints = gr->n_ints}};
+    lg_rnn_part p[LG_RNN_MAX_LAYERS];
+    int64_t ints[LG_RNN_MAX_LAYERS][4];
+    int n_in = 0;
+    for (int k = 0; k < gr->n; k++) {
+        p[k] = lg_rnn_part_of(&proto, op == LG_OP_RNN_GRAD, k, ints[k]);
+        for (int j = 0; j < p[k].node.n_in; j++)
+            if (p[k].in[j] >= n_in) n_in = p[k].in[j] + 1;
+    }
+    lg_value in[n_in];
+    for (int k = 0; k < gr->n; k++)
+        for (int j = 0; j < p[k].node.n_in; j++)
+            if (p[k].in[j] >= 0) in[p[k].in[j]] = lg_rewrite_value(r, g->nodes[gr->node[k]].in[j]);
+    int32_t id = lg_node_build(r->dst, op, in, n_in, &(lg_attrs){.ints = attrs, .n_ints = gr->n_ints},
+                               g->nodes[gr->node[0]].name);
     if (id < 0) return -1;
-    for (int d = 0; d < 2; d++)
-        for (int k = 0; k < n_out; k++) *lg_rewrite_at(r, (lg_ref){dirs[d], k}) = (lg_ref){id, d * n_out + k};
+    for (int k = 0; k < gr->n; k++)
+        for (int o = 0; o < p[k].node.n_out; o++) *lg_rewrite_at(r, (lg_ref){gr->node[k], o}) = (lg_ref){id, p[k].out + o};
     return id;
 }
 
-/* Whether node i (with its partner, if paired) can be made: everything it
- * reads is. */
-static bool ready(const lg_graph *g, const pair *p, const bool *made, int32_t i)
+/* Whether node i (with its group) can be made: everything it reads from
+ * outside its group is. */
+static bool ready(const merge *m, const bool *made, int32_t i)
 {
-    for (int m = 0; m < (p[i].other >= 0 ? 2 : 1); m++) {
-        const lg_node *n = &g->nodes[m ? p[i].other : i];
-        for (int k = 0; k < n->n_in; k++)
-            if (!made[n->in[k].node]) return false;
+    const lg_graph *g = m->cg->g;
+    int gi = m->group_of[i];
+    const group *gr = gi >= 0 ? &m->groups[gi] : NULL;
+    for (int k = 0; k < (gr ? gr->n : 1); k++) {
+        const lg_node *n = &g->nodes[gr ? gr->node[k] : i];
+        for (int j = 0; j < n->n_in; j++)
+            if (!made[n->in[j].node] && !(gr && m->group_of[n->in[j].node] == gi)) return false;
     }
     return true;
 }
 
-static int32_t make(lg_rewrite *r, const pair *p, bool *made, int32_t i)
+static int32_t make(lg_rewrite *r, const merge *m, bool *made, int32_t i)
 {
-    made[i] = true;
-    if (p[i].other < 0) return lg_rewrite_copy(r, i, NULL, NULL);
-    made[p[i].other] = true;
-    return build_merged(r, i, p);
+    int gi = m->group_of[i];
+    if (gi < 0) {
+        made[i] = true;
+        return lg_rewrite_copy(r, i, NULL, NULL);
+    }
+    const group *gr = &m->groups[gi];
+    for (int k = 0; k < gr->n; k++) made[gr->node[k]] = true;
+    return build_merged(r, gr, r->src->nodes[i].op);
 }
 
-/* The graph with each pair as its merged node, made once what both nodes
- * read is: nodes in arena order, except those that wait for a pair (they
- * read its first node) until it is made. False in *cycle when pairs wait on
- * each other. */
-static lg_status rebuild(lg_cgraph *cg, const pair *p, bool *made, bool *cycle)
+/* The graph with each group as its merged node, made once what it reads
+ * is: nodes in arena order, except those that wait for a group (they read
+ * an earlier member) until it is made. *cycle when groups wait on each
+ * other (the graph stays as it was). */
+static lg_status rebuild(merge *m, bool *made, bool *cycle)
 {
-    const lg_graph *g = cg->g;
+    const lg_graph *g = m->cg->g;
     int32_t n = g->n_nodes, *waiting = malloc((size_t)n * sizeof *waiting), n_waiting = 0;
     lg_rewrite r;
     lg_graph *dst = lg_graph_new();
@@ -245,26 +369,29 @@ static lg_status rebuild(lg_cgraph *cg, const pair *p, bool *made, bool *cycle)
     lg_status st = LG_OK;
     for (int32_t i = 0; !st && i < n; i++) {
         if (made[i]) continue;
-        if (!ready(g, p, made, i)) {
+        if (!ready(m, made, i)) {
             waiting[n_waiting++] = i;
             continue;
         }
-        if (make(&r, p, made, i) < 0) st = lg_cgraph_fail(dst, "merge_rnn");
+        if (make(&r, m, made, i) < 0) st = lg_cgraph_fail(dst, "merge_rnn");
         /* what waited may be ready now, in arena order */
         for (int32_t k = 0; !st && k < n_waiting;) {
             int32_t w = waiting[k];
-            if (made[w] || !ready(g, p, made, w)) {
-                k += !made[w];
-                if (made[w]) memmove(waiting + k, waiting + k + 1, (size_t)(--n_waiting - k) * sizeof *waiting);
+            if (made[w]) {
+                memmove(waiting + k, waiting + k + 1, (size_t)(--n_waiting - k) * sizeof *waiting);
+                continue;
+            }
+            if (!ready(m, made, w)) {
+                k++;
                 continue;
             }
             memmove(waiting + k, waiting + k + 1, (size_t)(--n_waiting - k) * sizeof *waiting);
-            if (make(&r, p, made, w) < 0) st = lg_cgraph_fail(dst, "merge_rnn");
+            if (make(&r, m, made, w) < 0) st = lg_cgraph_fail(dst, "merge_rnn");
             k = 0;
         }
     }
     *cycle = !st && n_waiting > 0;
-    if (!st && !*cycle) lg_cgraph_replace(cg, &r);
+    if (!st && !*cycle) lg_cgraph_replace(m->cg, &r);
     else lg_graph_free(dst);
     lg_rewrite_free(&r);
     free(waiting);
@@ -275,38 +402,37 @@ lg_status lg_pass_merge_rnn(lg_cgraph *cg)
 {
     const lg_graph *g = cg->g;
     int32_t n = g->n_nodes;
-    int reverse = 0;
-    for (int32_t i = 0; i < n; i++)
-        reverse += g->nodes[i].op == LG_OP_RNN && (lg_rnn_node_flags(&g->nodes[i]) & LG_RNN_REVERSE);
-    if (!reverse) return LG_OK;
-    pair *p = malloc((size_t)n * sizeof *p);
-    bool *seen = malloc((size_t)n * sizeof *seen);
-    if (!p || !seen) {
-        free(p), free(seen);
+    int rnns = 0;
+    for (int32_t i = 0; i < n; i++) rnns += g->nodes[i].op == LG_OP_RNN;
+    if (rnns < 2) return LG_OK;
+    merge m = {.cg = cg,
+               .group_of = malloc((size_t)n * sizeof *m.group_of),
+               .groups = malloc((size_t)rnns * sizeof *m.groups),
+               .seen = malloc((size_t)n * sizeof *m.seen)};
+    if (!m.group_of || !m.groups || !m.seen) {
+        free(m.group_of), free(m.groups), free(m.seen);
         return lg_fail(LG_ERR_OUT_OF_MEMORY, "merge_rnn: out of memory");
     }
-    for (int32_t i = 0; i < n; i++) p[i] = (pair){.other = -1};
-    int merged = 0;
+    for (int32_t i = 0; i < n; i++) m.group_of[i] = -1;
+    char why[256];
+    for (int32_t a = 0; a < n; a++) { /* directions first: a stack of bidirectional layers is not one */
+        int32_t pair[2] = {a, -1};
+        if (g->nodes[a].op != LG_OP_RNN || m.group_of[a] >= 0 || (pair[1] = reverse_of(&m, a)) < 0) continue;
+        bool ok = try_group(&m, pair, 2, LG_RNN_BIDIR, why, sizeof why);
+        note(&m, pair, 2, "one bidirectional node", ok ? NULL : why);
+    }
     for (int32_t a = 0; a < n; a++) {
-        if (g->nodes[a].op != LG_OP_RNN || p[a].other >= 0) continue;
-        for (int32_t b = 0; b < n; b++) {
-            if (b == a || g->nodes[b].op != LG_OP_RNN || p[b].other >= 0 || !directions_of_one_layer(g, a, b))
-                continue;
-            char why[256];
-            if (pair_up(cg, a, b, p, seen, why, sizeof why)) {
-                lg_cgraph_note(cg, "merge_rnn: rnn '%s' and '%s': one bidirectional node", g->nodes[a].name,
-                               g->nodes[b].name);
-                merged++;
-            } else {
-                lg_cgraph_note(cg, "merge_rnn: rnn '%s' and '%s': not merged: %s", g->nodes[a].name,
-                               g->nodes[b].name, why);
-            }
-            break;
-        }
+        int32_t layers[LG_RNN_MAX_LAYERS] = {a};
+        int count = 1;
+        if (g->nodes[a].op != LG_OP_RNN || m.group_of[a] >= 0) continue;
+        while (count < LG_RNN_MAX_LAYERS && (layers[count] = above(&m, layers[count - 1])) >= 0) count++;
+        if (count < 2) continue;
+        bool ok = try_group(&m, layers, count, LG_RNN_STACK, why, sizeof why);
+        note(&m, layers, count, "one stacked node", ok ? NULL : why);
     }
     bool cycle = false;
-    lg_status st = merged ? rebuild(cg, p, seen, &cycle) : LG_OK;
-    if (cycle) lg_cgraph_note(cg, "merge_rnn: not run: merged pairs would read each other's outputs");
-    free(p), free(seen);
+    lg_status st = m.n_groups ? rebuild(&m, m.seen, &cycle) : LG_OK;
+    if (cycle) lg_cgraph_note(cg, "merge_rnn: not run: merged nodes would read each other's outputs");
+    free(m.group_of), free(m.groups), free(m.seen);
     return st;
 }

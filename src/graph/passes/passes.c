@@ -11,11 +11,11 @@
 const lg_pass lg_passes[] = {
     {"verify", lg_pass_verify},
     {"fuse_rnn", lg_pass_fuse_rnn}, /* before hoist, which moves x_t W out of the body it matches */
-    {"merge_rnn", lg_pass_merge_rnn}, /* after fuse_rnn: merges the rnn nodes it made */
     {"lower_loops", lg_pass_lower_loops}, /* after fuse_rnn, which reads masking as attributes */
     {"hoist", lg_pass_hoist},
     {"fuse_elementwise", lg_pass_fuse_elementwise}, /* after hoist: what hoist moves out is batched already */
     {"dce", lg_pass_dce},
+    {"merge_rnn", lg_pass_merge_rnn}, /* after fuse_rnn (its rnn nodes) and dce (gradients nothing reads) */
     {"memory_plan", NULL},
 };
 const int lg_pass_count = (int)LG_ARRAY_LEN(lg_passes);
@@ -38,7 +38,7 @@ static lg_status parse_off(const char *list, const char *where, uint32_t *off)
             while (i < lg_pass_count && !(strlen(lg_passes[i].name) == len && !strncmp(lg_passes[i].name, s, len))) i++;
             if (i == lg_pass_count)
                 return lg_fail(LG_ERR_INVALID_ARGUMENT,
-                               "%s: no pass named '%.*s' (passes: verify, fuse_rnn, merge_rnn, hoist, fuse_elementwise, dce, memory_plan)", where,
+                               "%s: no pass named '%.*s' (passes: verify, fuse_rnn, hoist, fuse_elementwise, dce, merge_rnn, memory_plan)", where,
                                (int)len, s);
             if (lg_passes[i].run == lg_pass_lower_loops)
                 return lg_fail(LG_ERR_INVALID_ARGUMENT,

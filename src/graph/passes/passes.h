@@ -71,16 +71,15 @@ typedef struct lg_pass {
 extern const lg_pass lg_passes[];
 extern const int lg_pass_count;
 
-/* The passes of one stage: verify, fuse_rnn, merge_rnn, lower_loops, hoist,
- * fuse_elementwise, dce
- * (memory_plan is the executor's). */
+/* The passes of one stage: verify, fuse_rnn, lower_loops, hoist,
+ * fuse_elementwise, dce, merge_rnn (memory_plan is the executor's). */
 lg_status lg_pass_verify(lg_cgraph *cg);
 lg_status lg_pass_fuse_rnn(lg_cgraph *cg);
-lg_status lg_pass_merge_rnn(lg_cgraph *cg);
 lg_status lg_pass_lower_loops(lg_cgraph *cg);
 lg_status lg_pass_hoist(lg_cgraph *cg);
 lg_status lg_pass_fuse_elementwise(lg_cgraph *cg);
 lg_status lg_pass_dce(lg_cgraph *cg);
+lg_status lg_pass_merge_rnn(lg_cgraph *cg);
 
 /* The switched-off set from a comma-separated list of pass names and the
  * environment's LG_PASSES_OFF (both count). LG_ERR_INVALID_ARGUMENT naming
