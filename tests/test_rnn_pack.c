@@ -377,17 +377,18 @@ static void expect_disjoint(const char *what, const space *sp, int n, size_t tot
     }
 }
 
-static void check_spaces(lg_cell_kind kind, bool bidir, bool reverse, bool train, bool shared)
+static void check_spaces(lg_cell_kind kind, int layers, bool bidir, bool reverse, bool train, bool shared)
 {
-    lg_rnn_spec s = spec_of(kind, 5, 3, 1, bidir, true);
+    lg_rnn_spec s = spec_of(kind, 5, 3, layers, bidir, true);
     s.reverse = reverse;
     int64_t T = 7, B = 4;
-    size_t es = sizeof(double), wb = 1000, rb = 3000, D = bidir ? 2 : 1;
-    size_t yb = (size_t)(T * B * 3) * D * es, xb = (size_t)(T * B * 5) * es, hb = bidir ? 2 * (size_t)(B * 3) * es : 0,
-           cb = kind == LG_CELL_LSTM ? hb : 0;
+    size_t es = sizeof(double), wb = 1000, rb = 3000, D = bidir ? 2 : 1, LD = (size_t)layers * D;
+    /* y is the top layer's; the states [L D, B, u] are staged where L D > 1 */
+    size_t yb = (size_t)(T * B * 3) * D * es, xb = (size_t)(T * B * 5) * es,
+           hb = LD > 1 ? LD * (size_t)(B * 3) * es : 0, cb = kind == LG_CELL_LSTM ? hb : 0;
     lg_rnn_spaces p = lg_rnn_spaces_of(&s, T, B, wb, rb, train, shared);
     char what[96];
-    snprintf(what, sizeof what, "cell kind %d%s%s%s%s", (int)kind, bidir ? " bidirectional" : "",
+    snprintf(what, sizeof what, "cell kind %d, %d layers%s%s%s%s", (int)kind, layers, bidir ? " bidirectional" : "",
              reverse ? " reverse" : "", train ? " train" : " forward", shared ? " shared" : "");
     space ws[] = {{"weights", p.weights, wb},
                   {"reserve", p.reserve, train ? rb : 0},
@@ -423,9 +424,10 @@ START_TEST(spaces_disjoint)
 {
     static const lg_cell_kind kinds[] = {LG_CELL_LSTM, LG_CELL_GRU, LG_CELL_SIMPLE_RNN};
     for (int k = 0; k < 3; k++)
-        for (int m = 0; m < 16; m++) {
+        for (int m = 0; m < 32; m++) {
             bool bidir = m & 1, reverse = m & 2, train = m & 4, shared = m & 8;
-            if (!(bidir && reverse)) check_spaces(kinds[k], bidir, reverse, train, shared);
+            int layers = m & 16 ? 3 : 1;
+            if (!(bidir && reverse)) check_spaces(kinds[k], layers, bidir, reverse, train, shared);
         }
 }
 END_TEST
@@ -459,6 +461,30 @@ START_TEST(spaces_by_direction)
 }
 END_TEST
 
+/* A stack of L layers stages its states [L, B, u] (cuDNN's numLayers)
+ * while its y is the top layer's only. */
+START_TEST(spaces_by_layers)
+{
+    lg_rnn_spec s = spec_of(LG_CELL_LSTM, 5, 3, 3, false, true);
+    lg_rnn_spaces p = lg_rnn_spaces_of(&s, 7, 4, 1000, 3000, true, false);
+    ck_assert_uint_eq(p.y, 1024 + 3072);
+    ck_assert_uint_eq(p.hx, 1024 + 3072 + 768); /* y: 7 * 4 * 3 doubles */
+    ck_assert_uint_eq(p.cx, p.hx + 512);        /* hx: 3 * 4 * 3 doubles, 288 bytes */
+    ck_assert_uint_eq(p.ws_bytes, 1024 + 3072 + 768 + 4 * 512);
+    ck_assert_uint_eq(p.dhy, 1024 + 2 * 512); /* after dweights, g_hx, g_cx */
+    ck_assert_uint_eq(p.scratch_bytes, 1024 + 6 * 512);
+    s.kind = LG_CELL_GRU, s.reverse = true;
+    p = lg_rnn_spaces_of(&s, 7, 4, 1000, 3000, false, false);
+    ck_assert_uint_eq(p.x, 1024 + 768);       /* no reserve; y the top layer's */
+    ck_assert_uint_eq(p.hx, 1024 + 768 + 1280); /* x: 7 * 4 * 5 doubles */
+    ck_assert_uint_eq(p.cx, p.hy);            /* no c */
+    ck_assert_uint_eq(p.ws_bytes, 1024 + 768 + 1280 + 2 * 512);
+    s.layers = 1;
+    p = lg_rnn_spaces_of(&s, 7, 4, 1000, 3000, false, false);
+    ck_assert_uint_eq(p.ws_bytes, 1024 + 768 + 1280); /* one layer: no staging */
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("rnn_pack");
@@ -475,6 +501,7 @@ static Suite *suite(void)
     tcase_add_test(tc, layout_mismatches);
     tcase_add_test(tc, spaces_disjoint);
     tcase_add_test(tc, spaces_by_direction);
+    tcase_add_test(tc, spaces_by_layers);
     suite_add_tcase(s, tc);
     return s;
 }

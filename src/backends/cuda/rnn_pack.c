@@ -303,10 +303,12 @@ static size_t place(size_t *at, size_t bytes)
 lg_rnn_spaces lg_rnn_spaces_of(const lg_rnn_spec *s, int64_t T, int64_t B, size_t weight_bytes, size_t reserve_bytes,
                                bool train, bool shared_ws)
 {
-    size_t es = lg_dtype_size(s->dtype), dirs = (size_t)lg_rnn_directions(s);
+    size_t es = lg_dtype_size(s->dtype), dirs = (size_t)lg_rnn_directions(s), pseudo = (size_t)lg_rnn_pseudo_layers(s);
     size_t xb = (size_t)(T * B * s->input_dim) * es, yb = (size_t)(T * B * s->units) * dirs * es;
     bool bidir = s->bidirectional, lstm = s->kind == LG_CELL_LSTM;
-    size_t hb = bidir ? dirs * (size_t)(B * s->units) * es : 0, cb = lstm ? hb : 0;
+    /* states are staged where the call has several pseudo-layers, whose
+     * [L D, B, u] gather several nodes' [B, u] */
+    size_t hb = pseudo > 1 ? pseudo * (size_t)(B * s->units) * es : 0, cb = lstm ? hb : 0;
     lg_rnn_spaces p = {0};
     size_t at = 0;
     p.weights = place(&at, weight_bytes);

@@ -175,10 +175,11 @@ void lg_rnn_unpack(lg_dtype dt, const int64_t *map, int64_t n, const void *packe
  * says what each holds), each LG_RNN_SPACE_ALIGN-aligned from a base of
  * that alignment; an absent space has the next one's offset and no bytes.
  * Workspace: weights, reserve (train), y (train, reverse or
- * bidirectional: [T, B, D u]), x (reverse: [T, B, input_dim]), then with
- * D = 2 the state staging hx, hy and, for LSTM, cx, cy ([2, B, u] each).
- * Scratch: dweights, dy (reverse or bidirectional), dx (reverse), with
- * D = 2 the staging hx, dhy, dhx and, for LSTM, cx, dcy, dcx, and
+ * bidirectional: [T, B, D u], the top layer's), x (reverse: [T, B,
+ * input_dim]), then with several pseudo-layers (L D > 1: bidirectional or
+ * stacked) the state staging hx, hy and, for LSTM, cx, cy ([L D, B, u]
+ * each). Scratch: dweights, dy (reverse or bidirectional), dx (reverse),
+ * with L D > 1 the staging hx, dhy, dhx and, for LSTM, cx, dcy, dcx, and
  * reserve_copy (train, where several gradients read one workspace:
  * LG_RNN_SHARED_WS). weight_bytes and reserve_bytes: cuDNN's. */
 enum { LG_RNN_SPACE_ALIGN = 256 };
