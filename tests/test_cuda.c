@@ -809,7 +809,9 @@ END_TEST
  * agree; the report says the loop was fused on cuda:0, or why not. A
  * Keras-style Bidirectional layer (concat) becomes one bidirectional node
  * on cuda:0, one cuDNN call; its final states are those of both
- * directions (LSTM: h and c). */
+ * directions (LSTM: h and c). Stacked return_sequences layers of one cell
+ * and width become one stacked node on cuda:0 (cuDNN's numLayers); their
+ * final states are every layer's (LSTM: h and c). */
 typedef struct fused_case {
     const char *what;
     lg_cell_kind kind;
@@ -819,23 +821,26 @@ typedef struct fused_case {
     bool lengths, backwards;
     bool hand;         /* an LSTM step written from ops, not the cell API */
     bool bidir;        /* lg_bidirectional over two cells of the case */
+    int layers;        /* 1, or that many stacked layers */
 } fused_case;
 
 static const fused_case fused_cases[] = {
-    {"LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, false, false},
-    {"LSTM f64", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, false, false, false, false},
-    {"LSTM f32, lengths", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, false, false, false},
-    {"LSTM f64, lengths, go_backwards", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, true, false, false},
-    {"GRU f32", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, false, false, false, false},
-    {"GRU f64, lengths, go_backwards", LG_CELL_GRU, LG_F64, LG_ACT_TANH, false, true, true, false, false},
-    {"SimpleRNN tanh f32, go_backwards", LG_CELL_SIMPLE_RNN, LG_F32, LG_ACT_TANH, false, false, true, false, false},
-    {"SimpleRNN relu f64, lengths", LG_CELL_SIMPLE_RNN, LG_F64, LG_ACT_RELU, false, true, false, false, false},
-    {"hand-written LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, true, false},
-    {"hand-written LSTM f64, lengths", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, false, true, false},
-    {"GRU reset_after false f32 (refused)", LG_CELL_GRU, LG_F32, LG_ACT_TANH, true, false, false, false, false},
-    {"Bidirectional LSTM f32, lengths", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, false, false, true},
-    {"Bidirectional GRU f32, lengths", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, true, false, false, true},
-    {"Bidirectional LSTM f64", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, false, false, false, true},
+    {"LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, false, false, 1},
+    {"LSTM f64", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, false, false, false, false, 1},
+    {"LSTM f32, lengths", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, false, false, false, 1},
+    {"LSTM f64, lengths, go_backwards", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, true, false, false, 1},
+    {"GRU f32", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, false, false, false, false, 1},
+    {"GRU f64, lengths, go_backwards", LG_CELL_GRU, LG_F64, LG_ACT_TANH, false, true, true, false, false, 1},
+    {"SimpleRNN tanh f32, go_backwards", LG_CELL_SIMPLE_RNN, LG_F32, LG_ACT_TANH, false, false, true, false, false, 1},
+    {"SimpleRNN relu f64, lengths", LG_CELL_SIMPLE_RNN, LG_F64, LG_ACT_RELU, false, true, false, false, false, 1},
+    {"hand-written LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, true, false, 1},
+    {"hand-written LSTM f64, lengths", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, false, true, false, 1},
+    {"GRU reset_after false f32 (refused)", LG_CELL_GRU, LG_F32, LG_ACT_TANH, true, false, false, false, false, 1},
+    {"Bidirectional LSTM f32, lengths", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, false, false, true, 1},
+    {"Bidirectional GRU f32, lengths", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, true, false, false, true, 1},
+    {"Bidirectional LSTM f64", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, false, false, false, true, 1},
+    {"3 stacked LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, false, false, 3},
+    {"2 stacked GRU f32", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, false, false, false, false, 2},
 };
 #define N_FUSED_CASES (sizeof fused_cases / sizeof fused_cases[0])
 
@@ -865,11 +870,44 @@ static void bidir_layer(lg_graph *g, const fused_case *fc, lg_value x, lg_value 
     lg_cell_free(fwd), lg_cell_free(bwd);
 }
 
+/* Stacked: the top layer's ys [B, T, U] and every layer's final states
+ * side by side, [B, layers U] (LSTM: h, c of each, [B, 2 layers U]). */
+static void stacked_layers(lg_graph *g, const fused_case *fc, lg_value x, lg_value lengths, lg_value *ys,
+                           lg_value *h)
+{
+    lg_cell_opts co = lg_cell_opts_default(fc->kind, FU);
+    co.dtype = fc->dt;
+    lg_rnn_opts ro = lg_rnn_opts_default();
+    ro.return_sequences = true;
+    ro.lengths = lengths;
+    lg_value states[LG_RNN_MAX_LAYERS * LG_RNN_MAX_STATES];
+    int n = 0;
+    *ys = x;
+    for (int l = 0; l < fc->layers; l++) {
+        char name[16];
+        snprintf(name, sizeof name, "layer%d", l);
+        co.seed = 5 + (uint64_t)l;
+        lg_cell *cell = lg_cell_new(g, name, l ? FU : FF, co);
+        ck_assert_ptr_nonnull(cell);
+        ro.name = name;
+        lg_rnn_result r;
+        ck_assert_msg(lg_rnn(g, cell, *ys, ro, &r) == LG_OK, "%s", lg_last_error());
+        *ys = r.output;
+        for (int k = 0; k < r.n_states; k++) states[n++] = r.states[k];
+        lg_cell_free(cell);
+    }
+    *h = lg_concat(states, n, 1);
+}
+
 /* The case's layer over x [B, T, F]: ys [B, T, U] and the final h [B, U]. */
 static void fused_layer(lg_graph *g, const fused_case *fc, lg_value x, lg_value lengths, lg_value *ys, lg_value *h)
 {
     if (fc->bidir) {
         bidir_layer(g, fc, x, lengths, ys, h);
+        return;
+    }
+    if (fc->layers > 1) {
+        stacked_layers(g, fc, x, lengths, ys, h);
         return;
     }
     if (fc->hand) {
@@ -914,9 +952,10 @@ static double *fused_run(const fused_case *fc, const char *dev, int *n_out, char
     lg_value loss = lg_add(lg_sum(lg_mul(ys, lg_constant(g, "R", rt)), NULL, 0, false),
                            lg_sum(lg_mul(h, lg_constant(g, "S", st)), NULL, 0, false));
     int np = lg_graph_param_count(g);
-    lg_value fetch[12];
+    lg_value fetch[16];
     fetch[0] = ys, fetch[1] = h;
-    lg_value wrt[8];
+    lg_value wrt[14];
+    ck_assert_int_lt(np, 14);
     for (int i = 0; i < np; i++) wrt[i] = lg_graph_param(g, i);
     wrt[np] = x;
     ck_assert_int_eq(lg_grad(g, loss, wrt, np + 1, fetch + 2), LG_OK);
@@ -933,7 +972,7 @@ static double *fused_run(const fused_case *fc, const char *dev, int *n_out, char
     lg_status s = lg_program_compile_opts(g, feeds, fc->lengths ? 2 : 1, fetch, n_fetch, &o, &p);
     ck_assert_msg(s == LG_OK, "%s on %s: %s", fc->what, dev ? dev : "cpu", lg_last_error());
     *report = lg_program_report(p);
-    lg_tensor *out[12] = {NULL};
+    lg_tensor *out[16] = {NULL};
     s = lg_program_run(p, feeds, fc->lengths ? 2 : 1, out);
     ck_assert_msg(s == LG_OK, "%s on %s: %s", fc->what, dev ? dev : "cpu", lg_last_error());
     int n = 0;
@@ -972,6 +1011,9 @@ START_TEST(fused_rnn_on_cudnn_against_cpu)
     if (fc->bidir)
         ck_assert_msg(strstr(rep_gpu, "one bidirectional node"), "%s: the directions not merged on cuda:0:\n%s",
                       fc->what, rep_gpu);
+    if (fc->layers > 1)
+        ck_assert_msg(strstr(rep_gpu, "one stacked node"), "%s: the layers not merged on cuda:0:\n%s", fc->what,
+                      rep_gpu);
     free(cpu), free(gpu), free(rep_cpu), free(rep_gpu);
 }
 END_TEST
@@ -1017,6 +1059,22 @@ START_TEST(rnn_plan_sizes_from_cudnn)
     ck_assert_int_ge(bi_fwd.ws_width * 100 * 64, 2 * weights + 100 * 64 * 2 * 512);
     ck_assert_int_gt(bi_train.ws_width, train.ws_width);
     ck_assert_int_ge(bi_train.scratch, 2 * weights + 100 * 64 * 2 * 512);
+    /* a stack of 3 layers: layer 0's spaces hold every layer's weights,
+     * the top layer's y and the states [3, B, H] (h, c in and out); its
+     * scratch the weight gradients and hx, cx, dhy, dcy, dhx, dcx */
+    lg_rnn_sizes st_train = {0}, st_fwd = {0};
+    d.flags = (d.flags & ~(unsigned)LG_RNN_BIDIR) | LG_RNN_STACK;
+    d.layers = 3;
+    ck_assert_msg(b->rnn_plan(b, &d, &st_train, &st_fwd, why, sizeof why), "%s", why);
+    int64_t states = 3 * 64 * 512;
+    ck_assert_int_ge(st_train.ws_width * 100 * 64, 3 * weights + 100 * 64 * 512 + 4 * states);
+    ck_assert_int_ge(st_fwd.ws_width * 100 * 64, 3 * weights + 4 * states);
+    ck_assert_int_gt(st_train.ws_width, st_fwd.ws_width);
+    ck_assert_int_ge(st_train.scratch, 3 * weights + 6 * states);
+    /* layers that cuDNN cannot stack are refused with the reason */
+    d.cell = LG_RNN_GRU_RESET_BEFORE;
+    ck_assert(!b->rnn_plan(b, &d, &st_train, &st_fwd, why, sizeof why));
+    ck_assert_msg(strstr(why, "reset_after"), "%s", why);
 }
 END_TEST
 

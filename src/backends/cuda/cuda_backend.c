@@ -43,7 +43,8 @@ static bool cu_supports(const lg_backend *b, const lg_node *n)
 {
     (void)b;
     /* an rnn pair runs on cuDNN only as rnn_plan sized it */
-    if (n->op == LG_OP_RNN || n->op == LG_OP_RNN_GRAD) return n->attrs.n_ints == 4;
+    if (n->op == LG_OP_RNN || n->op == LG_OP_RNN_GRAD)
+        return n->attrs.n_ints >= 2 && n->attrs.n_ints == (lg_rnn_node_flags(n) & LG_RNN_STACK ? 5 : 4);
     return lg_cuda_kernel(n->op) != NULL;
 }
 

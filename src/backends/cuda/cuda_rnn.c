@@ -23,13 +23,15 @@
  *             read (rnn_grad has no ys input); training, reverse or
  *             bidirectional
  *   x         x with each example's valid steps reversed (reverse only)
- *   hx, cx, hy, cy  bidirectional only: cuDNN's states [2, B, H]
- *             (direction 0's, then direction 1's), staged from and to the
- *             directions' h0, c0, h_T, c_T
+ *   hx, cx, hy, cy  bidirectional or stacked only: cuDNN's states
+ *             [P, B, H] over its P pseudo-layers (a bidirectional call's
+ *             direction 0, then 1; a stack's layer 0 up), staged from and to
+ *             the parts' h0, c0, h_T, c_T
  * rnn_grad's scratch: dweights (packed weight gradients, zeroed before
  * cudnnRNNBackwardWeights_v8, then unpacked into dW, dU, db), with
- * reverse dy and dx in cuDNN's order, bidirectional dy [T, B, 2H] and the
- * states hx, cx, dhy, dcy, dhx, dcx [2, B, H], and, where another rnn_grad
+ * reverse dy and dx in cuDNN's order, bidirectional dy [T, B, 2H], with
+ * several pseudo-layers the states hx, cx, dhy, dcy, dhx, dcx [P, B, H],
+ * and, where another rnn_grad
  * reads the same workspace (LG_RNN_SHARED_WS: two gradients of one loop in
  * a program, which fuse_rnn counts before it asks the plan), room for a
  * copy of the reserve space: cudnnRNNBackwardData_v8 writes into the
@@ -44,6 +46,17 @@
  * forward splits it into the two ys and the backward joins the two dys
  * into it. cuDNN's dx is the sum over both directions: it goes into
  * direction 0's dx, zeros into direction 1's (rnn.h allows it).
+ *
+ * A merged stacked node (LG_RNN_STACK) of L layers is one cuDNN call with
+ * numLayers L, on the single node's path: layer 0's workspace and scratch
+ * hold the whole call's spaces (the other layers' are empty), every
+ * layer's W, U, b are packed (pseudo-layer l is layer l), the states are
+ * staged as above, y is the top layer's ys and dy its dys, dx goes into
+ * layer 0's dx. The layers' ys and dx below the top are left unwritten:
+ * cuDNN keeps what lies between layers in its reserve space, and nothing
+ * outside the node reads them (rnn.h; merge_rnn merges only such stacks).
+ * A reversed stack is the stack over reversed x, reversed (rnn_pack.h's
+ * spec.reverse), as a single reversed node.
  *
  * A mask ([T, B], from per-example lengths: the plan refuses one that may
  * have holes) comes to the host as lengths, as cuDNN's data descriptors
@@ -98,6 +111,23 @@ static lg_rnn_layer_desc layer_of(lg_rnn_cell cell, unsigned flags, lg_dtype dt,
     };
 }
 
+/* The spec of the one cuDNN call that computes `layers` layers of this
+ * cell and flags (a single or bidirectional node: 1; a stack's layers
+ * above the first read H-wide ys), if cuDNN computes them exactly; else
+ * false with why. */
+static bool judge(lg_rnn_cell cell, unsigned flags, lg_dtype dt, int64_t I, int64_t H, int layers, bool hole_mask,
+                  const char *name, lg_rnn_spec *s, char *why, size_t len)
+{
+    if (layers < 1 || layers > LG_RNN_MAX_LAYERS) {
+        snprintf(why, len, "loop '%s': a stack of %d layers; one cuDNN call takes 1 to %d here", name, layers,
+                 LG_RNN_MAX_LAYERS);
+        return false;
+    }
+    lg_rnn_layer_desc l[LG_RNN_MAX_LAYERS];
+    for (int k = 0; k < layers; k++) l[k] = layer_of(cell, flags, dt, k ? H : I, H, hole_mask, name);
+    return lg_rnn_eligible(l, layers, s, why, len) == LG_RNN_ELIGIBLE;
+}
+
 static bool same_spec(const lg_rnn_spec *a, const lg_rnn_spec *b)
 {
     return a->kind == b->kind && a->dtype == b->dtype && a->input_dim == b->input_dim && a->units == b->units &&
@@ -141,14 +171,10 @@ static lg_rnn_spaces spaces_of(const lg_cudnn_rnn *r, int64_t T, int64_t B, bool
 bool lg_cuda_rnn_plan(lg_cuda_ctx *c, const lg_rnn_desc *d, lg_rnn_sizes *train, lg_rnn_sizes *forward, char *why,
                       size_t len)
 {
-    if (d->flags & LG_RNN_STACK) {
-        snprintf(why, len, "loop '%s': a stack of %d layers as one cuDNN call is not built", d->name, d->layers);
-        return false;
-    }
-    lg_rnn_layer_desc l =
-        layer_of(d->cell, d->flags, d->dtype, d->I, d->H, (d->flags & LG_RNN_MASK) && !d->mask_by_lengths, d->name);
     lg_rnn_spec s;
-    if (lg_rnn_eligible(&l, 1, &s, why, len) != LG_RNN_ELIGIBLE) return false;
+    if (!judge(d->cell, d->flags, d->dtype, d->I, d->H, d->flags & LG_RNN_STACK ? d->layers : 1,
+               (d->flags & LG_RNN_MASK) && !d->mask_by_lengths, d->name, &s, why, len))
+        return false;
     if (d->T < 1 || d->B < 1 || d->T > INT32_MAX || d->B > INT32_MAX) {
         snprintf(why, len, "loop '%s': %lld steps of batch %lld; cuDNN needs both in [1, 2^31)", d->name,
                  (long long)d->T, (long long)d->B);
@@ -207,11 +233,12 @@ static lg_status lengths_of(lg_cuda_ctx *c, const lg_node *n, const lg_buf *mask
 }
 
 /* The node's cuDNN RNN, dims and lengths; the rnn (grad false) or rnn_grad
- * (true) node's inputs. L: the layout of one direction (a merged node's
- * direction 1 follows it). */
+ * (true) node's inputs. L: the layout of one part (a merged node's other
+ * parts follow it, lg_rnn_part_of); layers: a stack's, else 1. */
 typedef struct call {
     lg_rnn_cell cell;
     unsigned flags;
+    int layers;
     lg_rnn_layout L;
     int64_t T, B, I, H;
     lg_dtype dt;
@@ -222,18 +249,19 @@ typedef struct call {
 static lg_status begin(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, bool grad, call *k)
 {
     *k = (call){.cell = lg_rnn_node_cell(n), .flags = lg_rnn_node_flags(n)};
+    bool stack = k->flags & LG_RNN_STACK;
+    k->layers = stack ? lg_rnn_parts(&n->attrs) : 1;
     k->L = lg_rnn_layout_of(k->cell, lg_rnn_part_flags(k->flags, 0));
     const lg_buf *x = &in[k->L.x];
     k->dt = x->dtype;
     k->T = x->shape.dims[0], k->B = x->shape.dims[1], k->I = x->shape.dims[2];
     k->H = in[k->L.u].shape.dims[0];
-    lg_rnn_layer_desc l = layer_of(k->cell, k->flags, k->dt, k->I, k->H, false, n->name);
     lg_rnn_spec s;
     char why[256];
-    if (n->attrs.n_ints != 4 || lg_rnn_eligible(&l, 1, &s, why, sizeof why) != LG_RNN_ELIGIBLE)
+    bool sized = n->attrs.n_ints == (stack ? 5 : 4);
+    if (!sized || !judge(k->cell, k->flags, k->dt, k->I, k->H, k->layers, false, n->name, &s, why, sizeof why))
         return lg_fail(LG_ERR_UNSUPPORTED, "%s '%s': not planned for cuDNN on cuda:%d%s%s", grad ? "rnn_grad" : "rnn",
-                       n->name, c->device, n->attrs.n_ints == 4 ? ": " : " (no backend sizes)",
-                       n->attrs.n_ints == 4 ? why : "");
+                       n->name, c->device, sized ? ": " : " (no backend sizes)", sized ? why : "");
     lg_status st = entry(c, &s, k->B, k->T, &k->r);
     int mask_at = grad ? k->L.g_mask : k->L.mask;
     if (!st) st = lengths_of(c, n, mask_at >= 0 ? &in[mask_at] : NULL, k->T, k->B, &k->lengths);
@@ -254,17 +282,21 @@ static lg_status space_base(const lg_node *n, const lg_buf *b, size_t need, char
     return LG_OK;
 }
 
-/* Direction d's W, U, b (b NULL without bias) for each of the call's
- * directions, as the parts of the source buffer the packing map indexes
- * (lg_rnn_src_dense: pseudo-layer by pseudo-layer). */
+_Static_assert(LG_CUDA_PARTS >= 3 * LG_RNN_MAX_LAYERS && LG_CUDA_PARTS >= 3 * 2,
+               "lg_cuda_parts holds W, U, b of each pseudo-layer of a stack or a bidirectional call");
+
+/* Pseudo-layer d's W, U, b (b NULL without bias) for each of the call's
+ * pseudo-layers (directions, or a stack's layers), as the parts of the
+ * source buffer the packing map indexes (lg_rnn_src_dense: pseudo-layer by
+ * pseudo-layer). */
 static lg_cuda_parts parts_of(const call *k, void *const *w, void *const *u, void *const *b)
 {
     const lg_rnn_spec *s = lg_cudnn_rnn_spec(k->r);
-    lg_rnn_src src[2];
+    lg_rnn_src src[LG_CUDA_PARTS / 3];
     lg_rnn_src_dense(s, src);
     lg_cuda_parts parts;
     for (int j = 0; j < LG_CUDA_PARTS; j++) parts.ptr[j] = NULL, parts.start[j] = -1;
-    for (int d = 0; d < lg_rnn_directions(s); d++) {
+    for (int d = 0; d < lg_rnn_pseudo_layers(s); d++) {
         parts.ptr[3 * d] = w[d], parts.start[3 * d] = src[d].kernel;
         parts.ptr[3 * d + 1] = u[d], parts.start[3 * d + 1] = src[d].recurrent_kernel;
         parts.ptr[3 * d + 2] = b[d], parts.start[3 * d + 2] = b[d] ? src[d].bias : -1;
@@ -284,18 +316,31 @@ static lg_status reserve_fits(const lg_node *n, const lg_cudnn_rnn *r)
                    n->name, lg_cudnn_rnn_reserve_needed(r), lg_cudnn_rnn_reserve_bytes(r));
 }
 
-/* dst [2, B, H] = a then b, each [B, H]. */
-static lg_status stack2(lg_cuda_ctx *c, char *dst, const void *a, const void *b, size_t half)
+/* dst [n, B, H] = src[0], ..., src[n - 1], each [B, H] of `one` bytes. */
+static lg_status gather(lg_cuda_ctx *c, char *dst, void *const *src, int n, size_t one)
 {
-    lg_status st = lg_cuda_copy_d2d(c, dst, a, half);
-    return st ? st : lg_cuda_copy_d2d(c, dst + half, b, half);
+    lg_status st = LG_OK;
+    for (int i = 0; i < n && !st; i++) st = lg_cuda_copy_d2d(c, dst + (size_t)i * one, src[i], one);
+    return st;
 }
 
-/* a, b [B, H] = src [2, B, H]'s halves. */
+/* dst[0], ..., dst[n - 1] [B, H] = src [n, B, H]'s blocks. */
+static lg_status scatter(lg_cuda_ctx *c, void *const *dst, const char *src, int n, size_t one)
+{
+    lg_status st = LG_OK;
+    for (int i = 0; i < n && !st; i++) st = lg_cuda_copy_d2d(c, dst[i], src + (size_t)i * one, one);
+    return st;
+}
+
+/* dst [2, B, H] = a then b; a, b = src [2, B, H]'s halves. */
+static lg_status stack2(lg_cuda_ctx *c, char *dst, void *a, void *b, size_t half)
+{
+    return gather(c, dst, (void *const[]){a, b}, 2, half);
+}
+
 static lg_status unstack2(lg_cuda_ctx *c, void *a, void *b, const char *src, size_t half)
 {
-    lg_status st = lg_cuda_copy_d2d(c, a, src, half);
-    return st ? st : lg_cuda_copy_d2d(c, b, src + half, half);
+    return scatter(c, (void *const[]){a, b}, src, 2, half);
 }
 
 /* A merged bidirectional rnn node (see the overview): direction d's inputs
@@ -384,27 +429,55 @@ static lg_status rnn_grad_bidir(lg_cuda_ctx *c, const lg_node *n, const lg_buf *
     return st;
 }
 
+/* Layer l's single-layout input j (an input of the node, not another
+ * layer's output) and output j; NULL for j < 0 (absent). A single node is
+ * its own layer 0. */
+static void *in_at(const lg_node *n, const lg_buf *in, bool grad, int l, int j)
+{
+    if (j < 0) return NULL;
+    int64_t ints[4];
+    lg_rnn_part p = lg_rnn_part_of(n, grad, l, ints);
+    LG_ASSERT(p.in[j] >= 0);
+    return in[p.in[j]].data;
+}
+
+static void *out_at(const lg_node *n, lg_buf *out, bool grad, int l, int j)
+{
+    if (j < 0) return NULL;
+    int64_t ints[4];
+    return out[lg_rnn_part_of(n, grad, l, ints).out + j].data;
+}
+
 lg_status lg_cuda_rnn(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf *out)
 {
     call k;
     lg_status st = begin(c, n, in, false, &k);
-    if (!st && (k.flags & LG_RNN_BIDIR)) {
-        st = rnn_bidir(c, n, in, out, &k);
+    if (st || (k.flags & LG_RNN_BIDIR)) {
+        if (!st) st = rnn_bidir(c, n, in, out, &k);
         free(k.lengths);
         return st;
     }
+    /* a single node, or a stack's layers 0..top on the states staged [layers, B, H] */
     const lg_rnn_layout *L = &k.L;
-    bool train = !(k.flags & LG_RNN_FORWARD_ONLY), rev = k.flags & LG_RNN_REVERSE, lstm = L->c0 >= 0;
-    lg_rnn_spaces p = {0};
+    bool train = !(k.flags & LG_RNN_FORWARD_ONLY), rev = k.flags & LG_RNN_REVERSE, lstm = L->c0 >= 0,
+         staged = k.layers > 1;
+    int top = k.layers - 1;
+    size_t es = lg_dtype_size(k.dt), one = (size_t)(k.B * k.H) * es;
+    void *h0[LG_RNN_MAX_LAYERS], *c0[LG_RNN_MAX_LAYERS], *w[LG_RNN_MAX_LAYERS], *u[LG_RNN_MAX_LAYERS],
+        *b[LG_RNN_MAX_LAYERS], *h_t[LG_RNN_MAX_LAYERS], *c_t[LG_RNN_MAX_LAYERS];
+    for (int l = 0; l < k.layers; l++) {
+        h0[l] = in_at(n, in, false, l, L->h0), c0[l] = in_at(n, in, false, l, L->c0);
+        w[l] = in_at(n, in, false, l, L->w), u[l] = in_at(n, in, false, l, L->u), b[l] = in_at(n, in, false, l, L->b);
+        h_t[l] = out_at(n, out, false, l, L->h_t), c_t[l] = out_at(n, out, false, l, L->c_t);
+    }
+    lg_rnn_spaces p = spaces_of(k.r, k.T, k.B, train, k.flags);
     char *ws = NULL;
-    if (!st) p = spaces_of(k.r, k.T, k.B, train, k.flags);
-    if (!st) st = space_base(n, &out[L->ws], p.ws_bytes, &ws);
+    st = space_base(n, &out[L->ws], p.ws_bytes, &ws);
     if (!st && train) st = reserve_fits(n, k.r);
-    const int32_t *dev_len = k.r ? lg_cudnn_rnn_lengths(k.r) : NULL;
+    const int32_t *dev_len = lg_cudnn_rnn_lengths(k.r);
     cudaStream_t s = c->stream;
     if (!st) {
-        void *w = in[L->w].data, *u = in[L->u].data, *b = L->b >= 0 ? in[L->b].data : NULL;
-        lg_cuda_parts parts = parts_of(&k, &w, &u, &b);
+        lg_cuda_parts parts = parts_of(&k, w, u, b);
         st = launched(lg_cuda_launch_pack_parts(s, k.dt, lg_cudnn_rnn_layout(k.r)->size, lg_cudnn_rnn_map(k.r),
                                                 &parts, ws + p.weights),
                       n);
@@ -414,16 +487,22 @@ lg_status lg_cuda_rnn(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf
         st = launched(lg_cuda_launch_seq_order(s, k.dt, k.T, k.B, k.I, dev_len, 1, x, ws + p.x), n);
         x = ws + p.x;
     }
-    void *ys = out[L->ys].data, *y = train || rev ? (void *)(ws + p.y) : ys;
+    void *hx = h0[0], *cx = c0[0], *hy = h_t[0], *cy = c_t[0];
+    if (!st && staged) {
+        hx = ws + p.hx, cx = lstm ? ws + p.cx : NULL, hy = ws + p.hy, cy = lstm ? ws + p.cy : NULL;
+        st = gather(c, hx, h0, k.layers, one);
+        if (!st && lstm) st = gather(c, cx, c0, k.layers, one);
+    }
+    void *ys = out_at(n, out, false, top, L->ys), *y = train || rev ? (void *)(ws + p.y) : ys;
     if (!st)
-        st = lg_cudnn_rnn_forward_in(k.r, ws + p.weights, train ? ws + p.reserve : NULL, x, in[L->h0].data,
-                                     lstm ? in[L->c0].data : NULL, y, out[L->h_t].data,
-                                     lstm ? out[L->c_t].data : NULL);
-    /* ys in the loop's order, zero past each length */
+        st = lg_cudnn_rnn_forward_in(k.r, ws + p.weights, train ? ws + p.reserve : NULL, x, hx, cx, y, hy, cy);
+    /* the top layer's ys in the loop's order, zero past each length */
     if (!st && (rev || k.lengths))
         st = launched(lg_cuda_launch_seq_order(s, k.dt, k.T, k.B, k.H, dev_len, rev, y, ys), n);
     else if (!st && y != ys)
-        st = lg_cuda_copy_d2d(c, ys, y, buf_bytes(&out[L->ys]));
+        st = lg_cuda_copy_d2d(c, ys, y, (size_t)(k.T * k.B * k.H) * es);
+    if (!st && staged) st = scatter(c, h_t, hy, k.layers, one);
+    if (!st && staged && lstm) st = scatter(c, c_t, cy, k.layers, one);
     free(k.lengths);
     return st;
 }
@@ -432,26 +511,48 @@ lg_status lg_cuda_rnn_grad(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, l
 {
     call k;
     lg_status st = begin(c, n, in, true, &k);
-    if (!st && (k.flags & LG_RNN_BIDIR)) {
-        st = rnn_grad_bidir(c, n, in, out, &k);
+    if (st || (k.flags & LG_RNN_BIDIR)) {
+        if (!st) st = rnn_grad_bidir(c, n, in, out, &k);
         free(k.lengths);
         return st;
     }
+    /* a single node, or a stack's layers from the top's dys down to layer 0's dx in one call */
     const lg_rnn_layout *L = &k.L;
-    bool rev = k.flags & LG_RNN_REVERSE, lstm = L->c0 >= 0;
-    lg_rnn_spaces p = {0};
+    bool rev = k.flags & LG_RNN_REVERSE, lstm = L->c0 >= 0, staged = k.layers > 1;
+    int top = k.layers - 1;
+    size_t one = (size_t)(k.B * k.H) * lg_dtype_size(k.dt);
+    void *h0[LG_RNN_MAX_LAYERS], *c0[LG_RNN_MAX_LAYERS], *dh[LG_RNN_MAX_LAYERS], *dc[LG_RNN_MAX_LAYERS],
+        *dh0[LG_RNN_MAX_LAYERS], *dc0[LG_RNN_MAX_LAYERS], *dw[LG_RNN_MAX_LAYERS], *du[LG_RNN_MAX_LAYERS],
+        *db[LG_RNN_MAX_LAYERS];
+    for (int l = 0; l < k.layers; l++) {
+        h0[l] = in_at(n, in, true, l, L->h0), c0[l] = in_at(n, in, true, l, L->c0);
+        dh[l] = in_at(n, in, true, l, L->g_dh), dc[l] = in_at(n, in, true, l, L->g_dc);
+        dh0[l] = out_at(n, out, true, l, L->g_dh0), dc0[l] = out_at(n, out, true, l, L->g_dc0);
+        dw[l] = out_at(n, out, true, l, L->g_dw), du[l] = out_at(n, out, true, l, L->g_du);
+        db[l] = out_at(n, out, true, l, L->g_db);
+    }
+    lg_rnn_spaces p = spaces_of(k.r, k.T, k.B, true, k.flags);
     char *ws = NULL, *sc = NULL;
-    if (!st) p = spaces_of(k.r, k.T, k.B, true, k.flags);
-    if (!st) st = space_base(n, &in[L->g_ws], p.ws_bytes, &ws);
+    st = space_base(n, &in[L->g_ws], p.ws_bytes, &ws);
     if (!st) st = space_base(n, &out[L->g_scratch], p.scratch_bytes, &sc);
-    const int32_t *dev_len = k.r ? lg_cudnn_rnn_lengths(k.r) : NULL;
+    const int32_t *dev_len = lg_cudnn_rnn_lengths(k.r);
     cudaStream_t s = c->stream;
-    const void *x = rev ? (const void *)(ws + p.x) : in[L->x].data, *dy = in[L->g_dys].data;
+    const void *x = rev ? (const void *)(ws + p.x) : in[L->x].data;
+    const void *dy = in_at(n, in, true, top, L->g_dys);
     void *dx = out[L->g_dx].data;
     if (!st && rev) {
         st = launched(lg_cuda_launch_seq_order(s, k.dt, k.T, k.B, k.H, dev_len, 1, dy, sc + p.dy), n);
         dy = sc + p.dy;
         dx = sc + p.dx;
+    }
+    void *hx = h0[0], *cx = c0[0], *dhy = dh[0], *dcy = dc[0], *dhx = dh0[0], *dcx = dc0[0];
+    if (!st && staged) {
+        hx = sc + p.g_hx, dhy = sc + p.dhy, dhx = sc + p.dhx;
+        cx = lstm ? sc + p.g_cx : NULL, dcy = lstm ? sc + p.dcy : NULL, dcx = lstm ? sc + p.dcx : NULL;
+        st = gather(c, hx, h0, k.layers, one);
+        if (!st) st = gather(c, dhy, dh, k.layers, one);
+        if (!st && lstm) st = gather(c, cx, c0, k.layers, one);
+        if (!st && lstm) st = gather(c, dcy, dc, k.layers, one);
     }
     /* a shared workspace stays as the forward left it: the backward writes into a copy */
     char *reserve = ws + p.reserve;
@@ -460,16 +561,15 @@ lg_status lg_cuda_rnn_grad(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, l
         st = lg_cuda_copy_d2d(c, reserve, ws + p.reserve, lg_cudnn_rnn_reserve_bytes(k.r));
     }
     if (!st)
-        st = lg_cudnn_rnn_backward_in(k.r, ws + p.weights, reserve, sc + p.dweights, x, in[L->h0].data,
-                                      lstm ? in[L->c0].data : NULL, ws + p.y, dy, in[L->g_dh].data,
-                                      lstm ? in[L->g_dc].data : NULL, dx, out[L->g_dh0].data,
-                                      lstm ? out[L->g_dc0].data : NULL);
-    /* dx in the loop's order, zero past each length */
+        st = lg_cudnn_rnn_backward_in(k.r, ws + p.weights, reserve, sc + p.dweights, x, hx, cx, ws + p.y, dy, dhy,
+                                      dcy, dx, dhx, dcx);
+    /* layer 0's dx in the loop's order, zero past each length */
     if (!st && (rev || k.lengths))
         st = launched(lg_cuda_launch_seq_order(s, k.dt, k.T, k.B, k.I, dev_len, rev, dx, out[L->g_dx].data), n);
+    if (!st && staged) st = scatter(c, dh0, dhx, k.layers, one);
+    if (!st && staged && lstm) st = scatter(c, dc0, dcx, k.layers, one);
     if (!st) {
-        void *w = out[L->g_dw].data, *u = out[L->g_du].data, *b = L->g_db >= 0 ? out[L->g_db].data : NULL;
-        lg_cuda_parts parts = parts_of(&k, &w, &u, &b);
+        lg_cuda_parts parts = parts_of(&k, dw, du, db);
         st = launched(lg_cuda_launch_unpack_parts(s, k.dt, lg_cudnn_rnn_layout(k.r)->size, lg_cudnn_rnn_map(k.r),
                                                   sc + p.dweights, &parts),
                       n);

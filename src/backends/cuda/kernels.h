@@ -162,12 +162,14 @@ cudaError_t lg_cuda_launch_pack(cudaStream_t s, lg_dtype dt, int64_t n, const in
 cudaError_t lg_cuda_launch_unpack(cudaStream_t s, lg_dtype dt, int64_t n, const int64_t *map, const void *src,
                                   void *dst);
 
-/* The fused rnn op's weights W, U, b of each direction d (parts 3d, 3d +
- * 1, 3d + 2; d = 1 only for a bidirectional call) as one virtual buffer
- * [W | U | b | W' | U' | b']: element k is ptr[j][k - start[j]] for the
- * last j with 0 <= start[j] <= k (start -1 and ptr NULL for a part that is
- * absent: no bias, no second direction); rnn_pack's map indexes it. */
-enum { LG_CUDA_PARTS = 6 };
+/* The fused rnn op's weights W, U, b of each pseudo-layer p (parts 3p,
+ * 3p + 1, 3p + 2; p = 1 for a bidirectional call's reverse direction, p
+ * = l for a stack's layer l) as one virtual buffer [W | U | b | W' | U' |
+ * b' | ...]: element k is ptr[j][k - start[j]] for the last j with 0 <=
+ * start[j] <= k (start -1 and ptr NULL for a part that is absent: no bias,
+ * no such pseudo-layer); rnn_pack's map indexes it. 24 parts: 3 for each
+ * of a stack's at most LG_RNN_MAX_LAYERS (ops/rnn.h) layers. */
+enum { LG_CUDA_PARTS = 24 };
 typedef struct lg_cuda_parts {
     void *ptr[LG_CUDA_PARTS];
     int64_t start[LG_CUDA_PARTS];
