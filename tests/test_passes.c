@@ -198,6 +198,41 @@ START_TEST(test_stacked_agrees)
 }
 END_TEST
 
+/* Two GRU loops written with the loop API, both run backwards (ys[t] stays
+ * at t), the second over the first's ys: one reversed stacked node. */
+START_TEST(test_reversed_stack_agrees)
+{
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, T, B, F)), ys = x;
+    lg_cell_opts co = lg_cell_opts_default(LG_CELL_GRU, U);
+    co.dtype = LG_F64;
+    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
+    lg_value h0 = lg_constant(g, "h0", z);
+    lg_tensor_free(z);
+    for (int l = 0; l < 2; l++) {
+        char name[16];
+        snprintf(name, sizeof name, "gru%d", l);
+        co.seed = (uint64_t)l + 7;
+        lg_cell *c = lg_cell_new(g, name, l ? U : F, co);
+        lg_loop_opts lo = lg_loop_opts_default();
+        lo.time_major = lo.reverse = true;
+        lg_loop *loop = lg_loop_new(g, lo);
+        lg_value x_t = lg_loop_seq(loop, ys), h = lg_loop_state(loop, h0), next, y, fin;
+        lg_cell_step(c, loop, x_t, &h, &next, &y, lg_value_invalid(), lg_value_invalid());
+        lg_loop_next(loop, h, next);
+        lg_loop_emit(loop, y);
+        ck_assert_int_eq(lg_loop_end(loop, &fin, &ys), LG_OK);
+        lg_cell_free(c);
+    }
+    lg_value fetch[64];
+    int n = loss_and_grads(weighted_sum(ys, 8), x, fetch);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, T, B, F), 1, 9, -1, 1);
+    lg_feed f[1] = {{x, xt}};
+    expect_note(f, 1, fetch, n, "': one stacked node");
+    check_passes_agree(f, 1, fetch, n);
+    lg_tensor_free(xt);
+}
+END_TEST
+
 /* Two GRUs (reset_after false, then true) stacked, masked by lengths, one
  * run backwards; and the recompute policy's loop below them. */
 START_TEST(test_stacked_masked_agree)
@@ -1112,6 +1147,7 @@ static Suite *passes_suite(void)
     tcase_add_test(tc, test_stacked_masked_agree);
     tcase_add_loop_test(tc, test_bidirectional_agrees, 0, 6);
     tcase_add_loop_test(tc, test_stacked_agrees, 0, 6);
+    tcase_add_test(tc, test_reversed_stack_agrees);
     tcase_add_loop_test(tc, test_dropout_agrees, 0, 2);
     tcase_add_loop_test(tc, test_mask_repeat_agrees, 0, 2);
     tcase_add_test(tc, test_two_gradients_agree);

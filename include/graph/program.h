@@ -84,9 +84,10 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
  *                backend has the kernel (the CPU); results are bit-identical;
  *   dce          values nothing fetched reads are not computed, and a loop
  *                saves for its gradient loop only what that loop reads (a
- *                forward-only program saves nothing); a where whose
- *                branches are one value and a transpose undoing a transpose
- *                read nothing more than that value;
+ *                forward-only program saves nothing); identities read
+ *                only what they equal (a stop_gradient, the gradients being
+ *                built; a where whose branches are one value; a transpose
+ *                undoing a transpose);
  *   merge_rnn    fused layers that one backend call can run together become
  *                one node where the backend takes it: a bidirectional
  *                layer's two directions (cuDNN's bidirectional RNN runs them

@@ -175,7 +175,8 @@ static bool infer_parts(const lg_node *n, const lg_port *in, lg_port *out, char 
     if (!lg_rnn_attrs_ok(&n->attrs)) LG_INFER_FAIL("bad rnn attributes");
     unsigned flags = lg_rnn_node_flags(n);
     if (!(flags & (LG_RNN_BIDIR | LG_RNN_STACK))) return one(n, in, out, err, size);
-    if (flags & LG_RNN_REVERSE) LG_INFER_FAIL("a merged rnn's own flags have no LG_RNN_REVERSE");
+    if ((flags & LG_RNN_BIDIR) && (flags & LG_RNN_REVERSE))
+        LG_INFER_FAIL("a bidirectional rnn's own flags have no LG_RNN_REVERSE");
     if (n->n_in != merged_inputs(&n->attrs, grad)) LG_INFER_FAIL("a merged rnn takes each part's inputs");
     int parts = lg_rnn_parts(&n->attrs);
     for (int i = 0; i < parts; i++) {

@@ -61,8 +61,9 @@
  *     whole dx into direction 0's and zeros into direction 1's (x's
  *     gradient is their sum).
  *   - Stacked (LG_RNN_STACK, ints = {cell, flags, layers} or {cell, flags,
- *     ws_width, scratch, layers}): layers of one cell and width, each
- *     reading the one below's ys, cuDNN's numLayers. Layer l's inputs are
+ *     ws_width, scratch, layers}): layers of one cell, width and flags
+ *     (all reverse or none), each reading the one below's ys, cuDNN's
+ *     numLayers. Layer l's inputs are
  *     the single layout's without x for l > 0 (x is layer l - 1's ys, an
  *     output of the node), layer after layer; its outputs likewise, all of
  *     them. A stacked rnn_grad takes each layer's single inputs without

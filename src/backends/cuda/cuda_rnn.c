@@ -55,8 +55,9 @@
  * layer 0's dx. The layers' ys and dx below the top are left unwritten:
  * cuDNN keeps what lies between layers in its reserve space, and nothing
  * outside the node reads them (rnn.h; merge_rnn merges only such stacks).
- * A merged node's own flags have no LG_RNN_REVERSE (rnn.h), so a stack
- * runs forwards; spec.reverse is the single node's.
+ * A reversed stack (every layer LG_RNN_REVERSE) runs as a reversed single
+ * node does (spec.reverse): the stack forwards over each example's valid
+ * steps of x reversed, its top ys reversed back.
  *
  * A mask ([T, B], from per-example lengths: the plan refuses one that may
  * have holes) comes to the host as lengths, as cuDNN's data descriptors

@@ -7,13 +7,15 @@
  * residuals are chosen for the fetches asked for: without its gradient
  * loop in the program, nothing reads them and the loop saves none.
  *
- * Two identities go too, so that what they read is read by fewer nodes (a
+ * Identities go too, so that what they read is read by fewer nodes (a
  * merged rnn node can then keep a stacked layer's output inside, see
- * merge_rnn.c): a where whose two branches are one value is that value
- * broadcast to its shape, its condition unread (the layers' zero states
- * take the batch from x that way, src/nn/layers.c); a transpose of a
- * transpose that undoes it is the first one's input (a batch-major layer's
- * output transposed back to time-major by the layer above).
+ * merge_rnn.c): a stop_gradient is its input (the program's gradients are
+ * built: fuse_rnn reads a layer's input through one); a where whose two
+ * branches are one value is that value broadcast to its shape, its
+ * condition unread (the layers' zero states take the batch from x that
+ * way, src/nn/layers.c); a transpose of a transpose that undoes it is the
+ * first one's input (a batch-major layer's output transposed back to
+ * time-major by the layer above).
  */
 #include "graph/ops.h"
 #include "graph/passes/passes.h"
@@ -64,9 +66,11 @@ static bool same_branches(const lg_node *n)
     return n->op == LG_OP_WHERE && n->in[1].node == n->in[2].node && n->in[1].out == n->in[2].out;
 }
 
-/* transpose(transpose(v, p), q) with p[q[i]] = i: v. */
+/* stop_gradient(v) (autodiff is done: it is v), or transpose(transpose(v,
+ * p), q) with p[q[i]] = i: v. */
 static bool undoes(const lg_graph *g, const lg_node *n)
 {
+    if (n->op == LG_OP_STOP_GRADIENT) return true;
     if (n->op != LG_OP_TRANSPOSE) return false;
     const lg_node *m = &g->nodes[n->in[0].node];
     if (m->op != LG_OP_TRANSPOSE || m->attrs.n_ints != n->attrs.n_ints) return false;
@@ -78,7 +82,8 @@ static bool undoes(const lg_graph *g, const lg_node *n)
 /* What node n reads in place of input j (itself but for the identities). */
 static lg_ref read_of(const lg_graph *g, const lg_node *n, int j)
 {
-    return undoes(g, n) ? g->nodes[n->in[0].node].in[0] : n->in[j];
+    if (!undoes(g, n)) return n->in[j];
+    return n->op == LG_OP_STOP_GRADIENT ? n->in[0] : g->nodes[n->in[0].node].in[0];
 }
 
 lg_status lg_pass_dce(lg_cgraph *cg)
