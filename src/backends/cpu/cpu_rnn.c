@@ -115,17 +115,18 @@ static lg_status first_valid(rnn_ctx *c, unsigned flags)
 enum { RNN_PART_FLOPS = 1 << 18, RNN_PART_ROWS = 4 };
 
 /* LSTMs and GRUs (reset_after) of at least RNN_COL_UNITS units, whatever
- * the thread count, split the units (every gate's columns, h and c) in tiles
- * of RNN_COL_TILE instead of the batch rows, and the parts take whole tiles
- * (rnn_cols; the reset-before GRU, whose U_h reads r h, keeps the row
- * split): each part packs its
- * columns of U (and, forward, of W: x_t W joins each step's product) once
- * per call for its per-step products (pgemm in cpu_rnn_impl.h; with row
- * parts every part's GEMMs pack all of U, every step) and multiplies all
- * rows; the parts meet at a barrier per step. Every element of those
- * products sums in the same order for any split. */
+ * the thread count, split the units (every gate's columns, h and c) in
+ * tiles of RNN_COL_TILE instead of the batch rows, and the parts take whole
+ * tiles: each part packs its columns of U (and, forward, of W: x_t W joins
+ * each step's product) once per call for its per-step products (pgemm in
+ * cpu_rnn_impl.h; with row parts every part's GEMMs pack all of U, every
+ * step) and multiplies all rows; the parts meet at a barrier per step.
+ * Every element of those products sums in the same order for any split.
+ * The reset-before GRU keeps the row split: its U_h multiplies r h, which
+ * needs every unit's r first. */
 enum { RNN_COL_UNITS = 256, RNN_COL_TILE = 128 };
 
+/* Whether a cell of H units splits its units (above). */
 static bool rnn_cols(lg_rnn_cell cell, int64_t H)
 {
     return (cell == LG_RNN_LSTM || cell == LG_RNN_GRU) && H >= RNN_COL_UNITS;
