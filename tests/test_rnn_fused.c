@@ -625,8 +625,10 @@ static double reference_loss(lg_rnn_cell cell, lg_tensor *const *in, unsigned fl
                 ha[j] = in[5] && gru ? lg_tensor_get(in[5], G + j) : 0;
                 for (int64_t k = 0; k < In; k++)
                     xa[j] += lg_tensor_get(in[0], (t * Bn + b) * In + k) * lg_tensor_get(in[3], k * G + j);
-                for (int64_t k = 0; k < Hn; k++)
-                    ha[j] += h[b * Hn + k] * (in[7] ? lg_tensor_get(in[7], b * Hn + k) : 1) * lg_tensor_get(in[4], k * G + j);
+                for (int64_t k = 0; k < Hn; k++) {
+                    double hm = h[b * Hn + k] * (in[7] ? lg_tensor_get(in[7], b * Hn + k) : 1);
+                    ha[j] += hm * lg_tensor_get(in[4], k * G + j);
+                }
             }
             for (int64_t u = 0; u < Hn; u++) {
                 double y;
@@ -652,7 +654,8 @@ static double reference_loss(lg_rnn_cell cell, lg_tensor *const *in, unsigned fl
         }
         memcpy(h, hn, (size_t)(Bn * Hn) * sizeof(double));
     }
-    for (int64_t i = 0; i < Bn * Hn; i++) loss += h[i] * lg_tensor_get(w[1], i) + (gru ? 0 : c[i] * lg_tensor_get(w[2], i));
+    for (int64_t i = 0; i < Bn * Hn; i++)
+        loss += h[i] * lg_tensor_get(w[1], i) + (gru ? 0 : c[i] * lg_tensor_get(w[2], i));
     for (int k = 0; k < 3; k++) lg_tensor_free(w[k]);
     free(h), free(c), free(hn), free(xa), free(ha), free(seen);
     return loss;

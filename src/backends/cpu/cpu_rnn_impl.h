@@ -499,7 +499,8 @@ LG_RNN_CLONES static lg_status FN(cols_fwd)(const rnn_ctx *c, const FN(fwd) *a, 
             for (int q = 0; q < G; q++) FN(add_bias)(row + q * H, bias ? bias + q * H + u0 : NULL, hu);
             if (gru) { /* z and r add their recurrent biases; h~ = tanh(x W_h + b_h + r (h U_h + b_rh)) */
                 T *hgh = hg + b * GH + 2 * H + u0;
-                for (int q = 0; q < 3; q++) FN(add_bias)(q < 2 ? row + q * H : hgh, brec ? brec + q * H + u0 : NULL, hu);
+                for (int q = 0; q < 3; q++)
+                    FN(add_bias)(q < 2 ? row + q * H : hgh, brec ? brec + q * H + u0 : NULL, hu);
                 SIG_ROW(row, hu);
                 SIG_ROW(row + H, hu);
                 FOR_V(hu, ST(row + 2 * H + j, LD(row + 2 * H + j) + LD(row + H + j) * LD(hgh + j));)
