@@ -530,10 +530,11 @@ START_TEST(test_parts_equal_bits)
     const variant *v = &variants[_i / 4];
     lg_dtype dt = _i % 2 ? LG_F64 : LG_F32;
     unsigned flags = (_i / 2) % 2 ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK | LG_RNN_HMASK | LG_RNN_REPEAT : 0;
-    /* the last two for LSTMs only: they split units (cpu_rnn.c, RNN_COL_UNITS), in tiles of 128 */
+    /* the last two for LSTMs and GRUs (reset_after) only: they split units (cpu_rnn.c, RNN_COL_UNITS), in
+     * tiles of 128 */
     const sizes all[] = {{T, B, I, H}, {4, 23, 7, 33}, {3, 64, 32, 64}, {6, 37, 20, 48}, {2, 50, 1, 10},
                          {3, 21, 8, 264}, {2, 3, 5, 384}};
-    size_t n_sizes = sizeof all / sizeof *all - (v->fused == LG_RNN_LSTM ? 0 : 2);
+    size_t n_sizes = sizeof all / sizeof *all - (v->fused == LG_RNN_LSTM || v->fused == LG_RNN_GRU ? 0 : 2);
     for (size_t zi = 0; zi < n_sizes; zi++) {
         lg_tensor *one[12] = {0}, *split[12] = {0};
         int n = run_parts(v, dt, flags, all[zi], 1, one);
@@ -554,23 +555,23 @@ START_TEST(test_parts_equal_bits)
 }
 END_TEST
 
-/* An LSTM that splits its units (cpu_rnn.c, RNN_COL_UNITS) and fetches no
- * gradient (its forward-only kernel: per-step input projections, hprev in
+/* An LSTM or a GRU (reset_after) that splits its units (cpu_rnn.c,
+ * RNN_COL_UNITS) and fetches no gradient (its forward-only kernel: hprev in
  * two alternating blocks) gives the same bits with 1, 2 and 3 parts, and
- * the training kernel's values: _i enumerates {f32, f64} x {plain, bias +
- * reverse + mask}. */
+ * the training kernel's values: _i enumerates {LSTM, GRU} x {f32, f64} x
+ * {plain, bias + reverse + mask + recurrent dropout + repeat}. */
 START_TEST(test_unit_parts_forward_only)
 {
-    const variant *v = &variants[2];
-    ck_assert_int_eq(v->fused, LG_RNN_LSTM);
+    const variant *v = &variants[_i / 4 ? 3 : 2];
+    ck_assert_int_eq(v->fused, _i / 4 ? LG_RNN_GRU : LG_RNN_LSTM);
     lg_dtype dt = _i % 2 ? LG_F64 : LG_F32;
-    unsigned flags = _i / 2 ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK | LG_RNN_HMASK | LG_RNN_REPEAT : 0;
+    unsigned flags = (_i / 2) % 2 ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK | LG_RNN_HMASK | LG_RNN_REPEAT : 0;
     const sizes all[] = {{3, 21, 8, 264}, {4, 5, 3, 512}};
     for (size_t zi = 0; zi < sizeof all / sizeof *all; zi++) {
         lg_tensor *train[12] = {0}, *one[3] = {0}, *split[3] = {0};
         int nt = run_parts_as(v, dt, flags, all[zi], 1, true, train);
         int n = run_parts_as(v, dt, flags, all[zi], 1, false, one);
-        ck_assert_int_eq(n, 3);
+        ck_assert_int_eq(n, v->fused == LG_RNN_LSTM ? 3 : 2);
         for (int k = 0; k < n; k++)
             for (int64_t i = 0; i < lg_tensor_numel(one[k]); i++) {
                 double a = lg_tensor_get(one[k], i), b = lg_tensor_get(train[k], i);
@@ -596,34 +597,55 @@ START_TEST(test_unit_parts_forward_only)
 }
 END_TEST
 
-/* The weighted loss of run_parts_as on an LSTM, computed here in f64 from
- * the inputs in[0..7] (x, h0, c0, W, U, b, -, hmask as run_parts_as makes
- * them; b and hmask NULL without their flags; the mask is the flags'). */
-static double lstm_reference_loss(lg_tensor *const *in, unsigned flags, sizes z)
+/* The weighted loss of run_parts_as on an LSTM or a GRU (reset_after:
+ * h~ = tanh(x W_h + b_h + r (h U_h + b_rh)), h' = z h + (1 - z) h~),
+ * computed here in f64 from the inputs in[0..7] (x, h0, c0, W, U, b, -,
+ * hmask as run_parts_as makes them; c0 NULL for the GRU, b and hmask NULL
+ * without their flags; the mask is the flags'). The products with U read
+ * h hmask, the GRU's mix reads h. */
+static double reference_loss(lg_rnn_cell cell, lg_tensor *const *in, unsigned flags, sizes z)
 {
-    int64_t Tn = z.T, Bn = z.B, In = z.I, Hn = z.H, G = 4 * Hn;
+    bool gru = cell == LG_RNN_GRU;
+    int64_t Tn = z.T, Bn = z.B, In = z.I, Hn = z.H, G = (gru ? 3 : 4) * Hn;
     lg_tensor *w[3] = {lg_test_uniform(LG_F64, lg_shape_of(3, Tn, Bn, Hn), 7, 100, -1, 1),
                        lg_test_uniform(LG_F64, lg_shape_of(2, Bn, Hn), 7, 101, -1, 1),
                        lg_test_uniform(LG_F64, lg_shape_of(2, Bn, Hn), 7, 102, -1, 1)};
     double *h = malloc((size_t)(Bn * Hn) * sizeof(double)), *c = malloc((size_t)(Bn * Hn) * sizeof(double));
-    double *hn = malloc((size_t)(Bn * Hn) * sizeof(double)), *gt = malloc((size_t)G * sizeof(double)), loss = 0;
+    double *hn = malloc((size_t)(Bn * Hn) * sizeof(double)), *xa = malloc((size_t)G * sizeof(double));
+    double *ha = malloc((size_t)G * sizeof(double)), loss = 0;
     bool *seen = calloc((size_t)Bn, sizeof *seen); /* a valid step has run (LG_RNN_REPEAT) */
-    for (int64_t i = 0; i < Bn * Hn; i++) h[i] = lg_tensor_get(in[1], i), c[i] = lg_tensor_get(in[2], i);
+    for (int64_t i = 0; i < Bn * Hn; i++) h[i] = lg_tensor_get(in[1], i), c[i] = gru ? 0 : lg_tensor_get(in[2], i);
     for (int64_t s = 0; s < Tn; s++) {
         int64_t t = flags & LG_RNN_REVERSE ? Tn - 1 - s : s;
         for (int64_t b = 0; b < Bn; b++) {
             bool valid = !(flags & LG_RNN_MASK) || parts_mask(t, b);
+            /* the gates' pre-activations from x (with b, or b's input row) and from h (the GRU's recurrent row) */
             for (int64_t j = 0; j < G; j++) {
-                double a = in[5] ? lg_tensor_get(in[5], j) : 0;
+                xa[j] = in[5] ? lg_tensor_get(in[5], j) : 0;
+                ha[j] = in[5] && gru ? lg_tensor_get(in[5], G + j) : 0;
                 for (int64_t k = 0; k < In; k++)
-                    a += lg_tensor_get(in[0], (t * Bn + b) * In + k) * lg_tensor_get(in[3], k * G + j);
-                for (int64_t k = 0; k < Hn; k++)
-                    a += h[b * Hn + k] * (in[7] ? lg_tensor_get(in[7], b * Hn + k) : 1) * lg_tensor_get(in[4], k * G + j);
-                gt[j] = j / Hn == 2 ? tanh(a) : 1 / (1 + exp(-a));
+                    xa[j] += lg_tensor_get(in[0], (t * Bn + b) * In + k) * lg_tensor_get(in[3], k * G + j);
+                for (int64_t k = 0; k < Hn; k++) {
+                    double hm = h[b * Hn + k] * (in[7] ? lg_tensor_get(in[7], b * Hn + k) : 1);
+                    ha[j] += hm * lg_tensor_get(in[4], k * G + j);
+                }
             }
             for (int64_t u = 0; u < Hn; u++) {
-                double cn = gt[Hn + u] * c[b * Hn + u] + gt[u] * gt[2 * Hn + u], y = gt[3 * Hn + u] * tanh(cn);
-                if (valid) c[b * Hn + u] = cn;
+                double y;
+                if (gru) {
+                    double zg = 1 / (1 + exp(-(xa[u] + ha[u]))), rg = 1 / (1 + exp(-(xa[Hn + u] + ha[Hn + u])));
+                    double hh = tanh(xa[2 * Hn + u] + rg * ha[2 * Hn + u]);
+                    y = zg * h[b * Hn + u] + (1 - zg) * hh;
+                } else {
+                    double gt[4];
+                    for (int q = 0; q < 4; q++) {
+                        double a = xa[q * Hn + u] + ha[q * Hn + u];
+                        gt[q] = q == 2 ? tanh(a) : 1 / (1 + exp(-a));
+                    }
+                    double cn = gt[1] * c[b * Hn + u] + gt[0] * gt[2];
+                    y = gt[3] * tanh(cn);
+                    if (valid) c[b * Hn + u] = cn;
+                }
                 hn[b * Hn + u] = valid ? y : h[b * Hn + u];
                 double out = valid ? y : (flags & LG_RNN_REPEAT) && seen[b] ? h[b * Hn + u] : 0;
                 loss += out * lg_tensor_get(w[0], (t * Bn + b) * Hn + u);
@@ -632,57 +654,64 @@ static double lstm_reference_loss(lg_tensor *const *in, unsigned flags, sizes z)
         }
         memcpy(h, hn, (size_t)(Bn * Hn) * sizeof(double));
     }
-    for (int64_t i = 0; i < Bn * Hn; i++) loss += h[i] * lg_tensor_get(w[1], i) + c[i] * lg_tensor_get(w[2], i);
+    for (int64_t i = 0; i < Bn * Hn; i++)
+        loss += h[i] * lg_tensor_get(w[1], i) + (gru ? 0 : c[i] * lg_tensor_get(w[2], i));
     for (int k = 0; k < 3; k++) lg_tensor_free(w[k]);
-    free(h), free(c), free(hn), free(gt), free(seen);
+    free(h), free(c), free(hn), free(xa), free(ha), free(seen);
     return loss;
 }
 
-/* The unit split (f64, 2 parts) against lstm_reference_loss: every output
- * within 1e-12 of it, and every gradient's product with a random direction
- * within 1e-6 of the loss's central difference along it. _i: {plain, bias +
- * reverse + mask + recurrent dropout}. */
+/* The unit split (f64, 2 parts) of an LSTM and a GRU (reset_after) against
+ * reference_loss: every output within 1e-12 of it, and every gradient's
+ * product with a random direction within 1e-6 of the loss's central
+ * difference along it. _i: {LSTM, GRU} x {plain, bias + reverse + mask +
+ * recurrent dropout + repeat}. */
 START_TEST(test_unit_parts_reference)
 {
-    const variant *v = &variants[2];
-    unsigned flags = _i ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK | LG_RNN_HMASK | LG_RNN_REPEAT : 0;
+    const variant *v = &variants[_i / 2 ? 3 : 2];
+    bool gru = v->fused == LG_RNN_GRU, full = _i % 2;
+    unsigned flags = full ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK | LG_RNN_HMASK | LG_RNN_REPEAT : 0;
     sizes z = {3, 21, 8, 264};
+    int64_t G = (gru ? 3 : 4) * z.H;
     lg_tensor *out[12] = {0};
-    int n = run_parts_as(v, LG_F64, flags, z, 2, true, out);
+    int n = run_parts_as(v, LG_F64, flags, z, 2, true, out), n_out = gru ? 2 : 3;
     lg_shape shp[8] = {lg_shape_of(3, z.T, z.B, z.I), lg_shape_of(2, z.B, z.H), lg_shape_of(2, z.B, z.H),
-                       lg_shape_of(2, z.I, 4 * z.H), lg_shape_of(2, z.H, 4 * z.H), lg_shape_of(1, 4 * z.H),
-                       lg_shape_of(2, z.T, z.B), lg_shape_of(2, z.B, z.H)};
+                       lg_shape_of(2, z.I, G), lg_shape_of(2, z.H, G),
+                       gru ? lg_shape_of(2, 2, G) : lg_shape_of(1, G), lg_shape_of(2, z.T, z.B),
+                       lg_shape_of(2, z.B, z.H)};
     lg_tensor *in[8] = {0};
     for (int k = 0; k < 6; k++)
-        in[k] = k == 5 && !_i ? NULL
-                              : lg_test_uniform(LG_F64, shp[k], 31, (uint64_t)k, k == 3 || k == 4 ? -0.4 : -1,
-                                                k == 3 || k == 4 ? 0.4 : 1);
-    if (_i) in[7] = test_mask(LG_F64, shp[7], 3);
+        in[k] = (k == 5 && !full) || (k == 2 && gru)
+                    ? NULL
+                    : lg_test_uniform(LG_F64, shp[k], 31, (uint64_t)k, k == 3 || k == 4 ? -0.4 : -1,
+                                      k == 3 || k == 4 ? 0.4 : 1);
+    if (full) in[7] = test_mask(LG_F64, shp[7], 3);
     /* the outputs: their weighted sum */
     lg_tensor *w[3] = {lg_test_uniform(LG_F64, lg_tensor_shape(out[0]), 7, 100, -1, 1),
                        lg_test_uniform(LG_F64, lg_tensor_shape(out[1]), 7, 101, -1, 1),
-                       lg_test_uniform(LG_F64, lg_tensor_shape(out[2]), 7, 102, -1, 1)};
+                       lg_test_uniform(LG_F64, lg_shape_of(2, z.B, z.H), 7, 102, -1, 1)};
     double sum = 0;
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < n_out; k++)
         for (int64_t i = 0; i < lg_tensor_numel(out[k]); i++) sum += lg_tensor_get(out[k], i) * lg_tensor_get(w[k], i);
-    double ref = lstm_reference_loss(in, flags, z);
-    ck_assert_msg(fabs(sum - ref) <= 1e-12 * (1 + fabs(ref)), "flags %u: loss %.17g, reference %.17g", flags, sum, ref);
-    for (int k = 0, g = 3; k < 8; k++) {
+    double ref = reference_loss(v->fused, in, flags, z);
+    ck_assert_msg(fabs(sum - ref) <= 1e-12 * (1 + fabs(ref)), "%s flags %u: loss %.17g, reference %.17g", v->name,
+                  flags, sum, ref);
+    for (int k = 0, g = n_out; k < 8; k++) {
         if (!in[k]) continue;
         lg_tensor *d = lg_test_uniform(LG_F64, shp[k], 13, (uint64_t)k, -1, 1);
         double dot = 0, eps = 1e-6, up, down;
         for (int64_t i = 0; i < lg_tensor_numel(d); i++) dot += lg_tensor_get(out[g], i) * lg_tensor_get(d, i);
         for (int64_t i = 0; i < lg_tensor_numel(d); i++)
             lg_tensor_set(in[k], i, lg_tensor_get(in[k], i) + eps * lg_tensor_get(d, i));
-        up = lstm_reference_loss(in, flags, z);
+        up = reference_loss(v->fused, in, flags, z);
         for (int64_t i = 0; i < lg_tensor_numel(d); i++)
             lg_tensor_set(in[k], i, lg_tensor_get(in[k], i) - 2 * eps * lg_tensor_get(d, i));
-        down = lstm_reference_loss(in, flags, z);
+        down = reference_loss(v->fused, in, flags, z);
         for (int64_t i = 0; i < lg_tensor_numel(d); i++)
             lg_tensor_set(in[k], i, lg_tensor_get(in[k], i) + eps * lg_tensor_get(d, i));
         double fd = (up - down) / (2 * eps);
-        ck_assert_msg(fabs(fd - dot) <= 1e-6 * (1 + fabs(fd)), "flags %u: input %d: gradient . d %.12g, central "
-                      "difference %.12g", flags, k, dot, fd);
+        ck_assert_msg(fabs(fd - dot) <= 1e-6 * (1 + fabs(fd)), "%s flags %u: input %d: gradient . d %.12g, central "
+                      "difference %.12g", v->name, flags, k, dot, fd);
         lg_tensor_free(d);
         g++;
     }
@@ -750,8 +779,8 @@ static Suite *rnn_fused_suite(void)
     tcase_add_test(tc, test_fuse_flags_from_gradients);
     tcase_add_loop_test(tc, test_parts_equal_bits, 0, N_VARIANTS * 4);
     tcase_add_loop_test(tc, test_forward_only, 0, N_VARIANTS * 4);
-    tcase_add_loop_test(tc, test_unit_parts_forward_only, 0, 4);
-    tcase_add_loop_test(tc, test_unit_parts_reference, 0, 2);
+    tcase_add_loop_test(tc, test_unit_parts_forward_only, 0, 8);
+    tcase_add_loop_test(tc, test_unit_parts_reference, 0, 4);
     suite_add_tcase(s, tc);
     return s;
 }

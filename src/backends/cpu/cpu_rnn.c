@@ -10,6 +10,8 @@
  * rnn_grad's scratch) and dh_{t-1} with one GEMM against U^T; then dW, dU,
  * db and dx are one GEMM or one column sum each over all T B rows. Every
  * GEMM reads its operands in place through gemm.h's transpose flags.
+ * LSTMs and GRUs of RNN_COL_UNITS units or more run their steps split by
+ * units instead, with products of their own (see there).
  *
  * Workspace planes, each [T, B, width H], at these offsets (in H units, times
  * T B H elements):
@@ -17,7 +19,7 @@
  *   LSTM       gate 0 (i, f, c~, o after activation), cprev 4, hprev 5,
  *              tanhc 6 (tanh of the new c)
  *   GRU        gate 0 (z, r, h~ activated), hg 3 (h U + b_rec: r multiplies
- *              its h block), hprev 6
+ *              its h block; the unit split writes only that block), hprev 6
  *   GRU reset before   gate 0, rh 3 (r * h_{t-1}, U_h's input), hprev 4
  */
 #include <math.h>
@@ -60,7 +62,7 @@ typedef struct rnn_ctx {
     const void *h0, *c0;       /* rnn: the initial states */
     const void *dh_T, *dc_T;   /* rnn_grad: the final states' cotangents */
     int parts;                 /* the batch rows split in parts run at once (1: all on this thread) */
-    bool cols;                 /* LSTM: the parts split the units instead (see parts_for) */
+    bool cols;                 /* the parts split the units instead (rnn_cols) */
 } rnn_ctx;
 
 static const rnn_planes planes_of[] = {
@@ -112,15 +114,23 @@ static lg_status first_valid(rnn_ctx *c, unsigned flags)
  * and RNN_PART_ROWS rows. A forced count (tests) is taken as it is. */
 enum { RNN_PART_FLOPS = 1 << 18, RNN_PART_ROWS = 4 };
 
-/* LSTMs of at least RNN_COL_UNITS units, whatever the thread count, split
- * the units (every gate's columns, h and c) in tiles of RNN_COL_TILE instead
- * of the batch rows, and the parts take whole tiles: each part packs its
- * columns of U (and, forward, of W: x_t W joins each step's product) once
- * per call for its per-step products (pgemm in cpu_rnn_impl.h; with row
- * parts every part's GEMMs pack all of U, every step) and multiplies all
- * rows; the parts meet at a barrier per step. Every element of those
- * products sums in the same order for any split. */
+/* LSTMs and GRUs (reset_after) of at least RNN_COL_UNITS units, whatever
+ * the thread count, split the units (every gate's columns, h and c) in
+ * tiles of RNN_COL_TILE instead of the batch rows, and the parts take whole
+ * tiles: each part packs its columns of U (and, forward, of W: x_t W joins
+ * each step's product) once per call for its per-step products (pgemm in
+ * cpu_rnn_impl.h; with row parts every part's GEMMs pack all of U, every
+ * step) and multiplies all rows; the parts meet at a barrier per step.
+ * Every element of those products sums in the same order for any split.
+ * The reset-before GRU keeps the row split: its U_h multiplies r h, which
+ * needs every unit's r first. */
 enum { RNN_COL_UNITS = 256, RNN_COL_TILE = 128 };
+
+/* Whether a cell of H units splits its units (above). */
+static bool rnn_cols(lg_rnn_cell cell, int64_t H)
+{
+    return (cell == LG_RNN_LSTM || cell == LG_RNN_GRU) && H >= RNN_COL_UNITS;
+}
 
 static int64_t rnn_tiles(const rnn_ctx *c) { return (c->H + RNN_COL_TILE - 1) / RNN_COL_TILE; }
 
@@ -204,7 +214,7 @@ static rnn_ctx ctx_of(const lg_node *n, const lg_buf *in, bool grad)
     int mask_at = grad ? c.L.g_mask : c.L.mask, hmask_at = grad ? c.L.g_hmask : c.L.hmask;
     c.mask = mask_at >= 0 ? &in[mask_at] : NULL;
     c.hmask = hmask_at >= 0 ? in[hmask_at].data : NULL;
-    c.cols = c.cell == LG_RNN_LSTM && c.H >= RNN_COL_UNITS;
+    c.cols = rnn_cols(c.cell, c.H);
     c.parts = parts_for(&c, in[c.L.x].dtype);
     return c;
 }
@@ -212,7 +222,7 @@ static rnn_ctx ctx_of(const lg_node *n, const lg_buf *in, bool grad)
 int lg_cpu_rnn_parts(lg_rnn_cell cell, lg_dtype dt, int64_t B, int64_t H)
 {
     rnn_ctx c = {.cell = cell, .B = B, .H = H, .GH = (int64_t)lg_rnn_cell_gates(cell) * H};
-    c.cols = cell == LG_RNN_LSTM && H >= RNN_COL_UNITS;
+    c.cols = rnn_cols(cell, H);
     return parts_of(&c, lg_gemm_budget(dt));
 }
 

@@ -69,7 +69,7 @@ static inline __attribute__((always_inline)) void FN(st)(T *p, VT v, int64_t m)
     }
 
 
-/* The unit split's products (lstm_cols_*): U's columns packed once per
+/* The unit split's products (cols_*): U's columns packed once per
  * call in panels of NR = 2 VL columns, panel p holding columns
  * [p NR, p NR + NR) as [k][NR] (zeros past the last column), so that no step
  * packs U again; the forward's panels continue with W's rows (x_t W joins
@@ -263,8 +263,44 @@ static inline __attribute__((always_inline)) void FN(lstm_back_row)(const T *row
     memset(dh, 0, (size_t)w * sizeof(T));
 }
 
+/* A GRU row's mix over w units, gate blocks gs apart in row (h~ activated
+ * in its block): h' = h~ + z (h - h~) through tmp, then emit. */
+static inline __attribute__((always_inline)) void FN(gru_mix)(const T *row, int64_t gs, const T *hp, T *tmp, T *h,
+                                                              T *y, int64_t w, rnn_out out)
+{
+    FOR_V(w, {
+        VT hh = LD(row + 2 * gs + j);
+        ST(tmp + j, hh + LD(row + j) * (LD(hp + j) - hh));
+    })
+    FN(emit)(h, y, tmp, w, out);
+}
+
+/* A GRU's (reset_after) row backward over w units, gate blocks gs apart
+ * in its activated gates (row) and the gradients of their pre-activations
+ * from x (drow) and from h (dhrow): from dh + dy, hgh (h U_h + b_rh) and
+ * hp (h_{t-1}); dh becomes z (dh + dy), which the product with U joins. */
+static inline __attribute__((always_inline)) void FN(gru_back_row)(const T *row, T *drow, T *dhrow, int64_t gs,
+                                                                   const T *hgh, const T *hp, T *dh, const T *dy,
+                                                                   int64_t w)
+{
+    FOR_V(w, {
+        VT z = LD(row + j), r = LD(row + gs + j), hh = LD(row + 2 * gs + j);
+        VT dhv = LD(dh + j) + LD(dy + j);
+        VT dhh = dhv * (1 - z) * (1 - hh * hh);
+        VT dr = dhh * LD(hgh + j) * r * (1 - r);
+        VT dz = dhv * (LD(hp + j) - hh) * z * (1 - z);
+        ST(drow + j, dz);
+        ST(dhrow + j, dz);
+        ST(drow + gs + j, dr);
+        ST(dhrow + gs + j, dr);
+        ST(drow + 2 * gs + j, dhh);
+        ST(dhrow + 2 * gs + j, dhh * r);
+        ST(dh + j, dhv * z);
+    })
+}
+
 /* Both GRUs' last pass over a step's rows [b0, b0 + nb): h~ (activated,
- * parked in y) goes back to its gate block, and h' = h~ + z (h - h~). */
+ * parked in y) goes back to its gate block, then the mix. */
 static inline __attribute__((always_inline)) void FN(gru_update)(const rnn_ctx *c, int64_t s, int64_t t, int64_t b0,
                                                                  int64_t nb, T *g, const T *hp, T *y, T *h)
 {
@@ -272,13 +308,8 @@ static inline __attribute__((always_inline)) void FN(gru_update)(const rnn_ctx *
     T tmp[H > 0 ? H : 1];
     for (int64_t b = 0; b < nb; b++) {
         T *row = g + b * GH;
-        const T *hpb = hp + b * H;
         memcpy(row + 2 * H, y + b * H, (size_t)H * sizeof(T));
-        FOR_V(H, {
-            VT hh = LD(row + 2 * H + j);
-            ST(tmp + j, hh + LD(row + j) * (LD(hpb + j) - hh));
-        })
-        FN(emit)(h + b * H, y + b * H, tmp, H, rnn_out_of(c, s, t, b0 + b));
+        FN(gru_mix)(row, H, hp + b * H, tmp, h + b * H, y + b * H, H, rnn_out_of(c, s, t, b0 + b));
     }
 }
 
@@ -291,7 +322,7 @@ typedef struct FN(fwd) {
     T *h, *cs, *ys;
     T *gate, *hprev, *cprev, *tanhc, *hg, *rh;
     int64_t tstride;
-    T *PU; /* c->cols: per gate, U's then W's rows packed (pgemm), [4][Hp / NR][H + I][NR], Hp = H rounded up to NR */
+    T *PU; /* c->cols: per gate, U's then W's rows packed (pgemm), [G][Hp / NR][H + I][NR], Hp = H rounded up to NR */
     const T *hmask; /* recurrent dropout [B, H], or NULL */
     T *hm;          /* with hmask: h_{t-1} hmask, [B, H] (two blocks with c->cols) */
 } FN(fwd);
@@ -399,43 +430,54 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
 }
 
 
-/* An LSTM's steps split by units (cpu_rnn.c, rnn_ctx.cols): part k of n
- * owns units [u0, u1) of every gate and of h and c, for all batch rows.
- * Each step copies its units of h and c into the step's planes, waits for
- * the other parts (the recurrent product reads all of h_{t-1}), then runs
- * one product per gate, [h_{t-1} | x_t] times its columns of [U; W] (packed
- * once: pgemm, so the gate plane is written once, not projected before the
- * steps and read back), and the gate math of its units. In forward-only
- * scratch, hprev alternates between two [B, H] blocks, so a part a step
- * ahead never writes the block another part still reads. Any n gives the
- * same bits, and forward-only the same as training. */
-LG_RNN_CLONES static lg_status FN(lstm_cols_fwd)(const rnn_ctx *c, const FN(fwd) *a, int k, int n,
-                                                lg_cpu_barrier *bar)
+/* C [m, n] = A [m, K] (then A2 [m, K2]: rows K and K2 apart) times the
+ * packed panels at P, kp rows each: the unit split's products. */
+static inline void FN(cols_mm)(int64_t m, int64_t n, const T *A, int64_t K, const T *A2, int64_t K2, const T *P,
+                               int64_t kp, T *C, int64_t ldc)
 {
-    int64_t B = c->B, H = c->H, GH = c->GH, ts = a->tstride;
+    FN(pgemm_of)(&(FN(mm)){.m = m, .n = n, .K = K, .K2 = K2, .A = A, .ar = K, .ak = 1, .A2 = A2, .ar2 = K2, .ak2 = 1,
+                           .B = P, .bj = kp, .bk = NR, .C = C, .ldc = ldc, .store = true});
+}
+
+/* The steps split by units (cpu_rnn.c, rnn_ctx.cols: an LSTM or a GRU with
+ * reset_after): part k of n owns units [u0, u1) of every gate and of h (and
+ * c), for all batch rows. Each step copies its units of h (and c) into the
+ * step's planes, waits for the other parts (the recurrent product reads all
+ * of h_{t-1}), then runs one product per gate, [h_{t-1} | x_t] times its
+ * columns of [U; W] (packed once: pgemm, so the gate plane is written once,
+ * not projected before the steps and read back), and the gate math of its
+ * units. The GRU's h~ block takes h_{t-1} U_h (into hg: r multiplies it)
+ * and x_t W_h as two products, so of hg the unit split writes only that
+ * block. In forward-only scratch, hprev alternates between two [B, H]
+ * blocks, so a part a step ahead never writes the block another part still
+ * reads. Any n gives the same bits, and forward-only the same as training. */
+LG_RNN_CLONES static lg_status FN(cols_fwd)(const rnn_ctx *c, const FN(fwd) *a, int k, int n, lg_cpu_barrier *bar)
+{
+    int64_t B = c->B, H = c->H, GH = c->GH, G = GH / H, ts = a->tstride;
     int64_t u0 = rnn_col_split(c, k, n), u1 = rnn_col_split(c, k + 1, n), hu = u1 - u0;
-    const T *bias = a->bias, *h0 = c->h0, *c0 = c->c0;
+    bool gru = c->cell == LG_RNN_GRU;
+    const T *bias = a->bias, *brec = gru && bias ? bias + GH : NULL, *h0 = c->h0, *c0 = c->c0;
     T *h = a->h, *cs = a->cs;
     T tmp[hu > 0 ? hu : 1];
     int64_t I = c->I, Kp = H + I, Hp = (H + NR - 1) / NR * NR;
-    for (int q = 0; q < 4; q++) {
+    for (int q = 0; q < G; q++) {
         FN(pack)(a->PU + q * Kp * Hp, Kp, a->U + q * H, H, GH, 1, u0, u1);
         FN(pack)(a->PU + q * Kp * Hp + H * NR, Kp, a->W + q * H, I, GH, 1, u0, u1);
     }
     for (int64_t b = 0; b < B; b++) {
         memcpy(h + b * H + u0, h0 + b * H + u0, (size_t)hu * sizeof(T));
-        memcpy(cs + b * H + u0, c0 + b * H + u0, (size_t)hu * sizeof(T));
+        if (cs) memcpy(cs + b * H + u0, c0 + b * H + u0, (size_t)hu * sizeof(T));
     }
     for (int64_t s = 0; s < c->steps; s++) {
         int64_t t = c->reverse ? c->steps - 1 - s : s, r0 = t * ts;
         T *g = a->gate + r0 * GH, *hp = a->hprev + (ts ? r0 : (s & 1) * B) * H, *y = a->ys + t * B * H;
-        T *cp = a->cprev + r0 * H, *tc = a->tanhc + r0 * H;
+        T *cp = a->cprev + r0 * H, *tc = a->tanhc + r0 * H, *hg = a->hg + r0 * GH;
         for (int64_t b = 0; b < B; b++) {
             memcpy(hp + b * H + u0, h + b * H + u0, (size_t)hu * sizeof(T));
-            memcpy(cp + b * H + u0, cs + b * H + u0, (size_t)hu * sizeof(T));
+            if (cs) memcpy(cp + b * H + u0, cs + b * H + u0, (size_t)hu * sizeof(T));
         }
         /* the products read h_{t-1} hmask: alternating blocks, as hprev's in forward-only scratch */
-        const T *hr = hp;
+        const T *hr = hp, *xt = a->x + t * B * I;
         if (a->hmask) {
             T *hm = a->hm + (s & 1) * B * H;
             FN(hmask_rows)(hm + u0, hp + u0, a->hmask + u0, B, hu, H);
@@ -443,23 +485,39 @@ LG_RNN_CLONES static lg_status FN(lstm_cols_fwd)(const rnn_ctx *c, const FN(fwd)
         }
         if (!lg_cpu_barrier_wait(bar))
             return lg_fail(LG_ERR_RUNTIME, "rnn '%s': another part of its steps failed", c->name);
-        for (int q = 0; q < 4; q++)
-            FN(pgemm_of)(&(FN(mm)){.m = B, .n = hu, .K = H, .K2 = I, .A = hr, .ar = H, .ak = 1,
-                                   .A2 = a->x + t * B * I, .ar2 = I, .ak2 = 1, .B = a->PU + q * Kp * Hp + u0 * Kp,
-                                   .bj = Kp, .bk = NR, .C = g + q * H + u0, .ldc = GH, .store = true});
+        for (int q = 0; q < G; q++) {
+            const T *P = a->PU + q * Kp * Hp + u0 * Kp;
+            if (gru && q == 2) {
+                FN(cols_mm)(B, hu, hr, H, NULL, 0, P, Kp, hg + 2 * H + u0, GH);
+                FN(cols_mm)(B, hu, xt, I, NULL, 0, P + H * NR, Kp, g + 2 * H + u0, GH);
+            } else {
+                FN(cols_mm)(B, hu, hr, H, xt, I, P, Kp, g + q * H + u0, GH);
+            }
+        }
         for (int64_t b = 0; b < B; b++) {
-            T *row = g + b * GH, *tcr = tc + b * H + u0;
+            T *row = g + b * GH + u0;
+            for (int q = 0; q < G; q++) FN(add_bias)(row + q * H, bias ? bias + q * H + u0 : NULL, hu);
+            if (gru) { /* z and r add their recurrent biases; h~ = tanh(x W_h + b_h + r (h U_h + b_rh)) */
+                T *hgh = hg + b * GH + 2 * H + u0;
+                for (int q = 0; q < 3; q++)
+                    FN(add_bias)(q < 2 ? row + q * H : hgh, brec ? brec + q * H + u0 : NULL, hu);
+                SIG_ROW(row, hu);
+                SIG_ROW(row + H, hu);
+                FOR_V(hu, ST(row + 2 * H + j, LD(row + 2 * H + j) + LD(row + H + j) * LD(hgh + j));)
+                TANH_ROW(row + 2 * H, hu);
+                FN(gru_mix)(row, H, hp + b * H + u0, tmp, h + b * H + u0, y + b * H + u0, hu, rnn_out_of(c, s, t, b));
+                continue;
+            }
+            T *tcr = tc + b * H + u0;
             const T *cpb = cp + b * H + u0;
-            for (int q = 0; q < 4; q++) FN(add_bias)(row + q * H + u0, bias ? bias + q * H + u0 : NULL, hu);
-            SIG_ROW(row + u0, hu);
-            SIG_ROW(row + H + u0, hu);
-            TANH_ROW(row + 2 * H + u0, hu);
-            SIG_ROW(row + 3 * H + u0, hu);
-            FOR_V(hu, ST(tcr + j, LD(row + H + u0 + j) * LD(cpb + j) + LD(row + u0 + j) * LD(row + 2 * H + u0 + j));)
-            bool valid = rnn_valid(c, t, b);
-            if (valid) memcpy(cs + b * H + u0, tcr, (size_t)hu * sizeof(T));
+            SIG_ROW(row, hu);
+            SIG_ROW(row + H, hu);
+            TANH_ROW(row + 2 * H, hu);
+            SIG_ROW(row + 3 * H, hu);
+            FOR_V(hu, ST(tcr + j, LD(row + H + j) * LD(cpb + j) + LD(row + j) * LD(row + 2 * H + j));)
+            if (rnn_valid(c, t, b)) memcpy(cs + b * H + u0, tcr, (size_t)hu * sizeof(T));
             TANH_ROW(tcr, hu);
-            FOR_V(hu, ST(tmp + j, LD(row + 3 * H + u0 + j) * LD(tcr + j));)
+            FOR_V(hu, ST(tmp + j, LD(row + 3 * H + j) * LD(tcr + j));)
             FN(emit)(h + b * H + u0, y + b * H + u0, tmp, hu, rnn_out_of(c, s, t, b));
         }
     }
@@ -490,7 +548,7 @@ static lg_status FN(forward_part)(void *arg, int k, int n)
     const FN(fwd_job) *j = arg;
     const rnn_ctx *c = j->c;
     if (c->cols) {
-        lg_status st = FN(lstm_cols_fwd)(c, j->a, k, n, j->bar);
+        lg_status st = FN(cols_fwd)(c, j->a, k, n, j->bar);
         if (st) lg_cpu_barrier_break(j->bar);
         return st;
     }
@@ -526,10 +584,11 @@ LG_RNN_CLONES static lg_status FN(forward)(const rnn_ctx *c, const lg_buf *in, l
             free(a.hm);
             return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn '%s': out of memory for a step's scratch", c->name);
         }
-        if (c->cols) { /* LSTM: hprev's two blocks are planes 5 and 6, tanhc moves past the planes */
+        if (c->cols) { /* hprev's second block is the plane after it: the GRU's last, the LSTM's tanhc, which
+                          moves past the planes */
             T *p = job.scratch;
             a.gate = p, a.cprev = p + c->B * c->planes.cprev * H, a.hprev = p + c->B * c->planes.hprev * H;
-            a.tanhc = p + c->B * c->ws_width;
+            a.hg = p + c->B * c->planes.hg * H, a.tanhc = p + c->B * c->ws_width;
         }
     } else {
         T *ws = out[L->ws].data;
@@ -539,7 +598,7 @@ LG_RNN_CLONES static lg_status FN(forward)(const rnn_ctx *c, const lg_buf *in, l
         a.hg = ws + c->planes.hg * TB * H, a.rh = ws + c->planes.rh * TB * H;
     }
     if (c->cols) {
-        a.PU = malloc((size_t)(4 * (H + c->I) * ((H + NR - 1) / NR * NR)) * sizeof(T));
+        a.PU = malloc((size_t)(c->GH / H * (H + c->I) * ((H + NR - 1) / NR * NR)) * sizeof(T));
         if (!a.PU) {
             free(job.scratch), free(a.hm);
             return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn '%s': out of memory for packed U and W", c->name);
@@ -575,79 +634,93 @@ typedef struct FN(bwd) {
     const T *U;
     T *PU; /* c->cols: U^T packed (pgemm), [Hp / NR][GH][NR] */
     lg_cpu_barrier *bar; /* c->cols: the parts' step barrier */
-    /* c->cols: what lstm_cols_bwd sums step by step (wgrad does the rest) */
+    /* c->cols: what cols_bwd sums step by step (wgrad does the rest) */
     const T *x;
     const T *PW; /* W^T packed, [Ip / NR][GH][NR], Ip = I rounded up to NR */
     T *dW, *db, *dx;
 } FN(bwd);
 
-/* The backward of lstm_cols_fwd: part k of n computes the gate gradients
- * of its units for all rows, and adds the step's x_t^T dG_t and column sums
- * to its columns of dW and db while they are in cache (wgrad's GEMMs over
- * all steps pack dG again for each); waits for the other parts (dh_{t-1} of
- * its units reads every gate's gradient), then its units' dh_{t-1} with one
- * product against its rows of U (packed transposed once: pgemm), and dx_t
- * of its block of rows (rnn_split) against W^T. Each element of dW and db
- * sums the steps in the same order for any n, so the bits do not depend on
- * the split. */
-LG_RNN_CLONES static lg_status FN(lstm_cols_bwd)(const rnn_ctx *c, const FN(bwd) *a, int k, int n)
+/* The backward of cols_fwd: part k of n computes the gate gradients of
+ * its units for all rows, and adds the step's x_t^T dG_t and column sums
+ * (the GRU's of dHG too, its recurrent biases') to its columns of dW and db
+ * while they are in cache (wgrad's GEMMs over all steps pack dG again for
+ * each); waits for the other parts (dh_{t-1} of its units reads every
+ * gate's gradient), then its units' dh_{t-1} with one product of dG (the
+ * GRU's dHG) against its rows of U (packed transposed once: pgemm), and
+ * dx_t of its block of rows (rnn_split) against W^T. Each element of dW
+ * and db sums the steps in the same order for any n, so the bits do not
+ * depend on the split. */
+LG_RNN_CLONES static lg_status FN(cols_bwd)(const rnn_ctx *c, const FN(bwd) *a, int k, int n)
 {
-    int64_t B = c->B, H = c->H, GH = c->GH, I = c->I;
+    int64_t B = c->B, H = c->H, GH = c->GH, G = GH / H, I = c->I;
     int64_t u0 = rnn_col_split(c, k, n), u1 = rnn_col_split(c, k + 1, n), hu = u1 - u0;
     int64_t b0 = rnn_split(B, k, n), nb = rnn_split(B, k + 1, n) - b0;
+    bool gru = c->cell == LG_RNN_GRU;
     const T *dhT = c->dh_T, *dcT = c->dc_T;
     T *dh = a->dh, *dc = a->dc, *dW = a->dW, *db = a->db;
     FN(pack)(a->PU, GH, a->U, GH, 1, GH, u0, u1);
-    for (int q = 0; q < 4; q++) {
+    for (int q = 0; q < G; q++) {
         for (int64_t i = 0; i < I; i++) memset(dW + i * GH + q * H + u0, 0, (size_t)hu * sizeof(T));
-        if (db) memset(db + q * H + u0, 0, (size_t)hu * sizeof(T));
+        for (int64_t e = 0; db && e < (gru ? 2 : 1); e++) memset(db + e * GH + q * H + u0, 0, (size_t)hu * sizeof(T));
     }
     for (int64_t b = 0; b < B; b++) {
         memcpy(dh + b * H + u0, dhT + b * H + u0, (size_t)hu * sizeof(T));
-        memcpy(dc + b * H + u0, dcT + b * H + u0, (size_t)hu * sizeof(T));
+        if (dc) memcpy(dc + b * H + u0, dcT + b * H + u0, (size_t)hu * sizeof(T));
     }
     for (int64_t s = c->steps - 1; s >= 0; s--) {
         int64_t t = c->reverse ? c->steps - 1 - s : s, r0 = t * B;
         const T *g = a->gate + r0 * GH, *dy = a->dys + r0 * H, *cp = a->cprev + r0 * H, *tc = a->tanhc + r0 * H;
-        T *dg = a->dG + r0 * GH;
+        const T *hp = a->hprev + r0 * H, *hg = a->hg + r0 * GH;
+        T *dg = a->dG + r0 * GH, *dhg = a->dHG + r0 * GH;
         for (int64_t b = 0; b < B; b++) {
             const T *row = g + b * GH + u0;
-            T *drow = dg + b * GH + u0;
+            T *drow = dg + b * GH + u0, *dhrow = dhg + b * GH + u0;
             int64_t i0 = b * H + u0;
             if (!rnn_valid(c, t, b)) { /* the state passed through: dh, dc stay */
-                for (int q = 0; q < 4; q++) memset(drow + q * H, 0, (size_t)hu * sizeof(T));
+                for (int q = 0; q < G; q++) {
+                    memset(drow + q * H, 0, (size_t)hu * sizeof(T));
+                    if (gru) memset(dhrow + q * H, 0, (size_t)hu * sizeof(T));
+                }
                 if (rnn_out_of(c, s, t, b) == RNN_OUT_REPEAT) FN(repeat_back)(dh + i0, dy + i0, hu);
                 continue;
             }
             /* two rows ahead: a row's segments lie a page apart, too short
              * for the hardware prefetcher (a quarter of this pass's time) */
             for (int64_t v = 0; b + 2 < B && v < hu; v += 64 / (int64_t)sizeof(T)) {
-                for (int q = 0; q < 4; q++) {
+                for (int q = 0; q < G; q++) {
                     __builtin_prefetch(row + 2 * GH + q * H + v);
                     __builtin_prefetch(drow + 2 * GH + q * H + v, 1);
+                    if (gru) __builtin_prefetch(dhrow + 2 * GH + q * H + v, 1);
                 }
-                __builtin_prefetch(tc + i0 + 2 * H + v);
-                __builtin_prefetch(cp + i0 + 2 * H + v);
+                if (gru) __builtin_prefetch(hg + (b + 2) * GH + 2 * H + u0 + v);
+                else __builtin_prefetch(tc + i0 + 2 * H + v);
+                __builtin_prefetch((gru ? hp : cp) + i0 + 2 * H + v);
                 __builtin_prefetch(dy + i0 + 2 * H + v);
             }
-            FN(lstm_back_row)(row, drow, H, tc + i0, cp + i0, dh + i0, dy + i0, dc + i0, hu);
+            if (gru)
+                FN(gru_back_row)(row, drow, dhrow, H, hg + b * GH + 2 * H + u0, hp + i0, dh + i0, dy + i0, hu);
+            else
+                FN(lstm_back_row)(row, drow, H, tc + i0, cp + i0, dh + i0, dy + i0, dc + i0, hu);
         }
-        for (int q = 0; q < 4; q++) {
+        for (int q = 0; q < G; q++) {
             FN(pgemm_tn)(I, hu, B, a->x + r0 * I, I, dg + q * H + u0, GH, dW + q * H + u0, GH);
-            if (!db) continue;
-            T *dbq = db + q * H + u0;
-            for (int64_t b = 0; b < B; b++) FOR_V(hu, ST(dbq + j, LD(dbq + j) + LD(dg + b * GH + q * H + u0 + j));)
+            for (int64_t e = 0; db && e < (gru ? 2 : 1); e++) { /* the GRU's recurrent biases from dHG */
+                T *dbq = db + e * GH + q * H + u0;
+                const T *d = (e ? dhg : dg) + q * H + u0;
+                for (int64_t b = 0; b < B; b++) FOR_V(hu, ST(dbq + j, LD(dbq + j) + LD(d + b * GH + j));)
+            }
         }
         if (!lg_cpu_barrier_wait(a->bar))
             return lg_fail(LG_ERR_RUNTIME, "rnn_grad '%s': another part of its steps failed", c->name);
         FN(pgemm)(nb, I, GH, dg + b0 * GH, GH, a->PW, a->dx + (r0 + b0) * I, I, true);
+        const T *dp = gru ? dhg : dg; /* what dh_{t-1} reads */
         if (!a->hmask) {
-            FN(pgemm)(B, hu, GH, dg, GH, a->PU + u0 * GH, dh + u0, H, false);
+            FN(pgemm)(B, hu, GH, dp, GH, a->PU + u0 * GH, dh + u0, H, false);
             continue;
         }
         /* d(h hmask) in drh, then through the mask */
-        FN(pgemm)(B, hu, GH, dg, GH, a->PU + u0 * GH, a->drh + u0, H, true);
-        FN(hmask_back)(dh + u0, a->dhmask + u0, a->drh + u0, a->hprev + r0 * H + u0, a->hmask + u0, B, hu, H);
+        FN(pgemm)(B, hu, GH, dp, GH, a->PU + u0 * GH, a->drh + u0, H, true);
+        FN(hmask_back)(dh + u0, a->dhmask + u0, a->drh + u0, hp + u0, a->hmask + u0, B, hu, H);
     }
     return LG_OK;
 }
@@ -720,23 +793,9 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
             T *dhg = a->dHG + r0 * GH;
             for (int64_t b = 0; b < nb; b++) {
                 if (!rnn_valid(c, t, b0 + b)) continue;
-                const T *row = g + b * GH, *hgr = hg + b * GH;
-                T *drow = dg + b * GH, *dhrow = dhg + b * GH;
                 int64_t i0 = b * H;
-                FOR_V(H, {
-                    VT z = LD(row + j), r = LD(row + H + j), hh = LD(row + 2 * H + j);
-                    VT dhv = LD(dh + i0 + j) + LD(dy + i0 + j);
-                    VT dhh = dhv * (1 - z) * (1 - hh * hh);
-                    VT dr = dhh * LD(hgr + 2 * H + j) * r * (1 - r);
-                    VT dz = dhv * (LD(hp + i0 + j) - hh) * z * (1 - z);
-                    ST(drow + j, dz);
-                    ST(dhrow + j, dz);
-                    ST(drow + H + j, dr);
-                    ST(dhrow + H + j, dr);
-                    ST(drow + 2 * H + j, dhh);
-                    ST(dhrow + 2 * H + j, dhh * r);
-                    ST(dh + i0 + j, dhv * z);
-                })
+                FN(gru_back_row)(g + b * GH, dg + b * GH, dhg + b * GH, H, hg + b * GH + 2 * H, hp + i0, dh + i0,
+                                 dy + i0, H);
             }
             GEMM(DT, false, false, nb, H, GH, 1, dhg, GH, UT, H, hmask ? 0 : 1, hmask ? drh : dh, H);
             if (hmask) UNMASK();
@@ -791,7 +850,7 @@ static lg_status FN(backward_part)(void *arg, int k, int n)
 {
     const FN(bwd) *a = arg;
     if (a->c->cols) {
-        lg_status st = FN(lstm_cols_bwd)(a->c, a, k, n);
+        lg_status st = FN(cols_bwd)(a->c, a, k, n);
         if (st) lg_cpu_barrier_break(a->bar);
         return st;
     }
@@ -815,18 +874,34 @@ LG_RNN_CLONES static void FN(col_sums)(T *s, const T *X, int64_t ld, int64_t row
     for (int64_t r = 0; r < rows; r++) FOR_V(n, ST(s + j, LD(s + j) + LD(X + r * ld + j));)
 }
 
+/* Part k of n of the unit split's dU (its steps did dW, dx and db:
+ * cols_bwd): one GEMM per block of columns, as many blocks as tiles (no
+ * fewer than parts), the parts taking whole ones, so that no GEMM's shape
+ * depends on the split (OpenBLAS's bits for a column depend on where the
+ * product's columns end). */
+static lg_status FN(wgrad_cols)(const FN(wgrad) *w, int k, int n)
+{
+    const rnn_ctx *c = w->c;
+    int64_t H = c->H, GH = c->GH, TB = c->steps * c->B, tiles = rnn_tiles(c);
+    const T *d = c->cell == LG_RNN_GRU ? w->dHG : w->dG;
+    for (int64_t i = tiles * k / n; i < tiles * (k + 1) / n; i++) {
+        int64_t j0 = rnn_split(GH, (int)i, (int)tiles), j1 = rnn_split(GH, (int)i + 1, (int)tiles);
+        GEMM(DT, true, false, H, j1 - j0, TB, 1, w->hprev, H, d + j0, GH, 0, w->dU + j0, GH);
+    }
+    return LG_OK;
+}
+
 /* Part k of n: columns [c0, c1) of dW, dU and db, rows [r0, r1) of dx. */
 static lg_status FN(wgrad_part)(void *arg, int k, int n)
 {
     const FN(wgrad) *w = arg;
     const rnn_ctx *c = w->c;
+    if (c->cols) return FN(wgrad_cols)(w, k, n);
     int64_t H = c->H, GH = c->GH, I = c->I, TB = c->steps * c->B;
     int64_t c0 = rnn_split(GH, k, n), c1 = rnn_split(GH, k + 1, n), r0 = rnn_split(TB, k, n);
     int64_t r1 = rnn_split(TB, k + 1, n);
-    if (!c->cols) { /* the unit split's steps did dW, dx and db (lstm_cols_bwd) */
-        GEMM(DT, true, false, I, c1 - c0, TB, 1, w->x, I, w->dG + c0, GH, 0, w->dW + c0, GH);
-        GEMM(DT, false, true, r1 - r0, I, GH, 1, w->dG + r0 * GH, GH, w->W, GH, 0, w->dx + r0 * I, I);
-    }
+    GEMM(DT, true, false, I, c1 - c0, TB, 1, w->x, I, w->dG + c0, GH, 0, w->dW + c0, GH);
+    GEMM(DT, false, true, r1 - r0, I, GH, 1, w->dG + r0 * GH, GH, w->W, GH, 0, w->dx + r0 * I, I);
     switch (c->cell) {
     case LG_RNN_GRU: GEMM(DT, true, false, H, c1 - c0, TB, 1, w->hprev, H, w->dHG + c0, GH, 0, w->dU + c0, GH); break;
     case LG_RNN_GRU_RESET_BEFORE: { /* columns below 2H from h_{t-1}, U_h's from r h */
@@ -837,7 +912,7 @@ static lg_status FN(wgrad_part)(void *arg, int k, int n)
     }
     default: GEMM(DT, true, false, H, c1 - c0, TB, 1, w->hprev, H, w->dG + c0, GH, 0, w->dU + c0, GH); break;
     }
-    if (w->db && !c->cols) {
+    if (w->db) {
         FN(col_sums)(w->db + c0, w->dG + c0, GH, TB, c1 - c0);
         if (c->cell == LG_RNN_GRU) FN(col_sums)(w->db + GH + c0, w->dHG + c0, GH, TB, c1 - c0);
     }
