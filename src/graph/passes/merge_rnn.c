@@ -14,7 +14,7 @@
  * for one gradient each or for none, and nothing outside the group reads
  * what the merged node keeps inside: a lower layer's ys is read by the
  * layer above and its gradient only, the upper gradient's dx by the lower
- * gradient only. Recurrent dropout, repeated outputs and shared workspaces
+ * gradient only, and the program fetches neither. Recurrent dropout, repeated outputs and shared workspaces
  * stay single: no backend runs those as one call. The backend decides: its
  * rnn_plan, which then sizes the merged workspace (the members must have
  * been planned by it, so their masks are per-example lengths), or, without
@@ -128,9 +128,12 @@ static bool alike(const lg_graph *g, int32_t a, int32_t b, unsigned reverse)
 }
 
 /* Whether every reader of value v is node r1 at input i1 or node r2 at
- * input i2 (r2 -1: none). */
-static bool read_only_by(const lg_graph *g, lg_ref v, int32_t r1, int i1, int32_t r2, int i2)
+ * input i2 (r2 -1: none), and the program does not fetch it. */
+static bool read_only_by(const lg_cgraph *cg, lg_ref v, int32_t r1, int i1, int32_t r2, int i2)
 {
+    const lg_graph *g = cg->g;
+    for (int k = 0; k < cg->n_outputs; k++)
+        if (same_ref(cg->outputs[k], v)) return false;
     for (int32_t j = v.node + 1; j < g->n_nodes; j++)
         for (int i = 0; i < g->nodes[j].n_in; i++)
             if (same_ref(g->nodes[j].in[i], v) && !(j == r1 && i == i1) && !(j == r2 && i == i2)) return false;
@@ -288,8 +291,8 @@ static int32_t above(const merge *m, int32_t a)
             continue;
         int32_t ga, gb;
         int na = grads_of(g, a, &ga), nb = grads_of(g, b, &gb);
-        bool private = na == nb && na <= 1 && read_only_by(g, (lg_ref){a, L.ys}, b, L.x, nb ? gb : -1, L.x) &&
-                       (!nb || read_only_by(g, (lg_ref){gb, L.g_dx}, ga, L.g_dys, -1, 0));
+        bool private = na == nb && na <= 1 && read_only_by(m->cg, (lg_ref){a, L.ys}, b, L.x, nb ? gb : -1, L.x) &&
+                       (!nb || read_only_by(m->cg, (lg_ref){gb, L.g_dx}, ga, L.g_dys, -1, 0));
         return private ? b : -1;
     }
     return -1;
