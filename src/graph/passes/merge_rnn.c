@@ -14,11 +14,11 @@
  * for one gradient each or for none, and nothing outside the group reads
  * what the merged node keeps inside: a lower layer's ys is read by the
  * layer above and its gradient only, the upper gradient's dx by the lower
- * gradient only, and the program fetches neither. Recurrent dropout, repeated outputs and shared workspaces
- * stay single: no backend runs those as one call. The backend decides: its
- * rnn_plan, which then sizes the merged workspace (the members must have
- * been planned by it, so their masks are per-example lengths), or, without
- * one, its supports_op.
+ * gradient only, and the program fetches neither. Recurrent dropout,
+ * repeated outputs and shared workspaces stay single: no backend runs those
+ * as one call. The backend decides: its rnn_plan, which then sizes the
+ * merged workspace (the members must have been planned by it, so their
+ * masks are per-example lengths), or, without one, its supports_op.
  *
  * A merged node is made once what its members read from outside the group
  * is; nodes that read an earlier member wait for it (Bidirectional's
