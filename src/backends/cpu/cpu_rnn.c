@@ -314,4 +314,7 @@ static lg_status parts(const lg_node *n, const lg_buf *in, lg_buf *out, bool gra
 
 lg_status lg_cpu_rnn(const lg_node *n, const lg_buf *in, lg_buf *out) { return parts(n, in, out, false, rnn_one); }
 
-lg_status lg_cpu_rnn_grad(const lg_node *n, const lg_buf *in, lg_buf *out) { return parts(n, in, out, true, rnn_grad_one); }
+lg_status lg_cpu_rnn_grad(const lg_node *n, const lg_buf *in, lg_buf *out)
+{
+    return parts(n, in, out, true, rnn_grad_one);
+}

@@ -100,7 +100,8 @@ static bool same_value(const lg_graph *g, lg_ref a, lg_ref b, int depth)
         x->attrs.trans_a != y->attrs.trans_a || x->attrs.trans_b != y->attrs.trans_b || x->attrs.cmp != y->attrs.cmp ||
         x->attrs.dtype != y->attrs.dtype || x->attrs.real[0] != y->attrs.real[0] ||
         x->attrs.real[1] != y->attrs.real[1] || x->attrs.tensor != y->attrs.tensor || x->attrs.loop || y->attrs.loop ||
-        x->n_in == 0 || (x->attrs.n_ints && memcmp(x->attrs.ints, y->attrs.ints, (size_t)x->attrs.n_ints * sizeof *x->attrs.ints)))
+        x->n_in == 0 ||
+        (x->attrs.n_ints && memcmp(x->attrs.ints, y->attrs.ints, (size_t)x->attrs.n_ints * sizeof *x->attrs.ints)))
         return false;
     for (int i = 0; i < x->n_in; i++)
         if (!same_value(g, x->in[i], y->in[i], depth - 1)) return false;
@@ -322,7 +323,8 @@ static int32_t build_merged(lg_rewrite *r, const group *gr, lg_op op)
                                g->nodes[gr->node[0]].name);
     if (id < 0) return -1;
     for (int k = 0; k < gr->n; k++)
-        for (int o = 0; o < p[k].node.n_out; o++) *lg_rewrite_at(r, (lg_ref){gr->node[k], o}) = (lg_ref){id, p[k].out + o};
+        for (int o = 0; o < p[k].node.n_out; o++)
+            *lg_rewrite_at(r, (lg_ref){gr->node[k], o}) = (lg_ref){id, p[k].out + o};
     return id;
 }
 
