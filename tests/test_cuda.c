@@ -1050,6 +1050,15 @@ START_TEST(rnn_plan_sizes_from_cudnn)
     ck_assert_msg(strstr(why, "per-example lengths"), "%s", why);
     d.mask_by_lengths = true;
     ck_assert_msg(b->rnn_plan(b, &d, &train, &fwd, why, sizeof why), "%s", why);
+    /* masked steps that repeat h (Keras 3's zero_output_for_mask false): cuDNN writes 0 past each length, so a
+     * forward loop is refused; a reversed one runs them before any valid step, where the output is 0 too */
+    lg_rnn_sizes rep = {0}, rep_fwd = {0};
+    d.flags |= LG_RNN_REPEAT;
+    ck_assert(!b->rnn_plan(b, &d, &rep, &rep_fwd, why, sizeof why));
+    ck_assert_msg(strstr(why, "zero_output_for_mask"), "%s", why);
+    d.flags |= LG_RNN_REVERSE;
+    ck_assert_msg(b->rnn_plan(b, &d, &rep, &rep_fwd, why, sizeof why), "%s", why);
+    d.flags &= ~(unsigned)(LG_RNN_REPEAT | LG_RNN_REVERSE);
     /* a merged pair: direction 0's spaces hold both directions' weights,
      * y [T, B, 2H] and, in scratch, dy [T, B, 2H] */
     lg_rnn_sizes bi_train = {0}, bi_fwd = {0};

@@ -65,6 +65,9 @@ START_TEST(eligible_simple_relu_and_gru)
     d.go_backwards = true;
     ck_assert_int_eq(lg_rnn_eligible(&d, 1, &s, why, sizeof why), LG_RNN_ELIGIBLE);
     ck_assert(s.reverse);
+    /* read backwards, masked steps run before any valid one: their repeated output is 0, as cuDNN's */
+    d.repeat_output = true;
+    ck_assert_int_eq(lg_rnn_eligible(&d, 1, &s, why, sizeof why), LG_RNN_ELIGIBLE);
 }
 END_TEST
 
@@ -109,6 +112,11 @@ static void stack_merge(lg_rnn_layer_desc *d)
     d[1].input_dim = 128;
     d[0].merge = LG_MERGE_SUM;
 }
+static void repeat_output(lg_rnn_layer_desc *d) { d[1].repeat_output = true; }
+static void repeat_bidir(lg_rnn_layer_desc *d)
+{
+    d[0].bidirectional = d[0].go_backwards = d[0].repeat_output = true;
+}
 static void none(lg_rnn_layer_desc *d) { (void)d; }
 
 
@@ -132,6 +140,8 @@ static const refusal_row refusals[] = {
     {"stacked kinds differ", other_kind, 2, LG_RNN_STACK_MISMATCH, "one kind"},
     {"dropout between layers", stack_dropout, 2, LG_RNN_STACK_DROPOUT, "dropout mask"},
     {"bidirectional merged by sum below another layer", stack_merge, 2, LG_RNN_STACK_MERGE, "concatenation"},
+    {"masked steps repeat h", repeat_output, 2, LG_RNN_REPEAT_OUTPUT, "zero_output_for_mask"},
+    {"bidirectional, masked steps repeat h", repeat_bidir, 1, LG_RNN_REPEAT_OUTPUT, "past each example's length"},
 };
 #define N_REFUSALS (sizeof refusals / sizeof refusals[0])
 

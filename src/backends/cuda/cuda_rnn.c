@@ -107,6 +107,7 @@ static lg_rnn_layer_desc layer_of(lg_rnn_cell cell, unsigned flags, lg_dtype dt,
         .recurrent_dropout = flags & LG_RNN_HMASK,
         .go_backwards = flags & LG_RNN_REVERSE,
         .hole_mask = hole_mask,
+        .repeat_output = (flags & LG_RNN_REPEAT) && (flags & LG_RNN_MASK),
         .bidirectional = flags & LG_RNN_BIDIR,
         .merge = LG_MERGE_CONCAT,
     };
