@@ -841,6 +841,9 @@ static const fused_case fused_cases[] = {
     {"Bidirectional LSTM f64", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, false, false, false, true, 1},
     {"3 stacked LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, false, false, 3},
     {"2 stacked GRU f32", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, false, false, false, false, 2},
+    {"2 stacked LSTM f64, lengths", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, false, false, false, 2},
+    {"2 stacked GRU f64, lengths, reversed", LG_CELL_GRU, LG_F64, LG_ACT_TANH, false, true, true, false, false, 2},
+    {"3 stacked LSTM f32, lengths, reversed", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, true, false, false, 3},
 };
 #define N_FUSED_CASES (sizeof fused_cases / sizeof fused_cases[0])
 
@@ -871,7 +874,12 @@ static void bidir_layer(lg_graph *g, const fused_case *fc, lg_value x, lg_value 
 }
 
 /* Stacked: the top layer's ys [B, T, U] and every layer's final states
- * side by side, [B, layers U] (LSTM: h, c of each, [B, 2 layers U]). */
+ * side by side, [B, layers U] (LSTM: h, c of each, [B, 2 layers U]).
+ * With lengths, loops each over the one below's outputs, run backwards
+ * where the case says so (lg_loop_opts.reverse, outputs at their steps; a
+ * go_backwards layer's are in its processing order instead, and lg_rnn's
+ * masked layers do not merge today): one stacked node on cuda:0, reversed
+ * (cuDNN forwards over each example's valid steps reversed). */
 static void stacked_layers(lg_graph *g, const fused_case *fc, lg_value x, lg_value lengths, lg_value *ys,
                            lg_value *h)
 {
@@ -889,6 +897,25 @@ static void stacked_layers(lg_graph *g, const fused_case *fc, lg_value x, lg_val
         co.seed = 5 + (uint64_t)l;
         lg_cell *cell = lg_cell_new(g, name, l ? FU : FF, co);
         ck_assert_ptr_nonnull(cell);
+        if (fc->lengths) {
+            lg_loop_opts lo = lg_loop_opts_default();
+            lo.reverse = fc->backwards;
+            lo.lengths = lengths;
+            lo.name = name;
+            lg_loop *loop = lg_loop_new(g, lo);
+            lg_tensor *z = lg_test_tensor(fc->dt, lg_shape_of(2, FB, FU), NULL);
+            lg_value s[LG_RNN_MAX_STATES], next[LG_RNN_MAX_STATES], y, fin[LG_RNN_MAX_STATES];
+            int ns = lg_cell_state_count(cell);
+            for (int k = 0; k < ns; k++) s[k] = lg_loop_state(loop, lg_constant(g, k ? "c0" : "h0", z));
+            lg_tensor_free(z);
+            lg_cell_step(cell, loop, lg_loop_seq(loop, *ys), s, next, &y, lg_value_invalid(), lg_value_invalid());
+            for (int k = 0; k < ns; k++) lg_loop_next(loop, s[k], next[k]);
+            lg_loop_emit(loop, y);
+            ck_assert_msg(lg_loop_end(loop, fin, ys) == LG_OK, "%s", lg_last_error());
+            for (int k = 0; k < ns; k++) states[n++] = fin[k];
+            lg_cell_free(cell);
+            continue;
+        }
         ro.name = name;
         lg_rnn_result r;
         ck_assert_msg(lg_rnn(g, cell, *ys, ro, &r) == LG_OK, "%s", lg_last_error());
