@@ -879,7 +879,9 @@ static void bidir_layer(lg_graph *g, const fused_case *fc, lg_value x, lg_value 
  * where the case says so (lg_loop_opts.reverse, outputs at their steps; a
  * go_backwards layer's are in its processing order instead, and lg_rnn's
  * masked layers do not merge today): one stacked node on cuda:0, reversed
- * (cuDNN forwards over each example's valid steps reversed). */
+ * (cuDNN forwards over each example's valid steps reversed). Their
+ * initial states are random parameters, so the values and gradients check
+ * the order cuda_rnn stages them in ([layers, B, U]). */
 static void stacked_layers(lg_graph *g, const fused_case *fc, lg_value x, lg_value lengths, lg_value *ys,
                            lg_value *h)
 {
@@ -903,11 +905,15 @@ static void stacked_layers(lg_graph *g, const fused_case *fc, lg_value x, lg_val
             lo.lengths = lengths;
             lo.name = name;
             lg_loop *loop = lg_loop_new(g, lo);
-            lg_tensor *z = lg_test_tensor(fc->dt, lg_shape_of(2, FB, FU), NULL);
             lg_value s[LG_RNN_MAX_STATES], next[LG_RNN_MAX_STATES], y, fin[LG_RNN_MAX_STATES];
             int ns = lg_cell_state_count(cell);
-            for (int k = 0; k < ns; k++) s[k] = lg_loop_state(loop, lg_constant(g, k ? "c0" : "h0", z));
-            lg_tensor_free(z);
+            for (int k = 0; k < ns; k++) { /* random, differentiated: each layer's own h0, c0 */
+                char sn[24];
+                snprintf(sn, sizeof sn, "%s/%s", name, k ? "c0" : "h0");
+                lg_value s0 = lg_param(g, sn, fc->dt, lg_shape_of(2, FB, FU));
+                ck_assert_int_eq(lg_init_uniform(lg_param_tensor(s0), -0.5, 0.5, 13, (uint64_t)(2 * l + k)), LG_OK);
+                s[k] = lg_loop_state(loop, s0);
+            }
             lg_cell_step(cell, loop, lg_loop_seq(loop, *ys), s, next, &y, lg_value_invalid(), lg_value_invalid());
             for (int k = 0; k < ns; k++) lg_loop_next(loop, s[k], next[k]);
             lg_loop_emit(loop, y);
@@ -979,10 +985,10 @@ static double *fused_run(const fused_case *fc, const char *dev, int *n_out, char
     lg_value loss = lg_add(lg_sum(lg_mul(ys, lg_constant(g, "R", rt)), NULL, 0, false),
                            lg_sum(lg_mul(h, lg_constant(g, "S", st)), NULL, 0, false));
     int np = lg_graph_param_count(g);
-    lg_value fetch[16];
+    lg_value fetch[32];
     fetch[0] = ys, fetch[1] = h;
-    lg_value wrt[14];
-    ck_assert_int_lt(np, 14);
+    lg_value wrt[29];
+    ck_assert_int_lt(np, 29);
     for (int i = 0; i < np; i++) wrt[i] = lg_graph_param(g, i);
     wrt[np] = x;
     ck_assert_int_eq(lg_grad(g, loss, wrt, np + 1, fetch + 2), LG_OK);
@@ -999,7 +1005,7 @@ static double *fused_run(const fused_case *fc, const char *dev, int *n_out, char
     lg_status s = lg_program_compile_opts(g, feeds, fc->lengths ? 2 : 1, fetch, n_fetch, &o, &p);
     ck_assert_msg(s == LG_OK, "%s on %s: %s", fc->what, dev ? dev : "cpu", lg_last_error());
     *report = lg_program_report(p);
-    lg_tensor *out[16] = {NULL};
+    lg_tensor *out[32] = {NULL};
     s = lg_program_run(p, feeds, fc->lengths ? 2 : 1, out);
     ck_assert_msg(s == LG_OK, "%s on %s: %s", fc->what, dev ? dev : "cpu", lg_last_error());
     int n = 0;
