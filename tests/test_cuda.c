@@ -841,6 +841,9 @@ static const fused_case fused_cases[] = {
     {"Bidirectional LSTM f64", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, false, false, false, true, 1},
     {"3 stacked LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, false, false, 3},
     {"2 stacked GRU f32", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, false, false, false, false, 2},
+    {"2 stacked LSTM f64, lengths", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, false, false, false, 2},
+    {"2 stacked GRU f64, lengths, reversed", LG_CELL_GRU, LG_F64, LG_ACT_TANH, false, true, true, false, false, 2},
+    {"3 stacked LSTM f32, lengths, reversed", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, true, false, false, 3},
 };
 #define N_FUSED_CASES (sizeof fused_cases / sizeof fused_cases[0])
 
@@ -871,7 +874,14 @@ static void bidir_layer(lg_graph *g, const fused_case *fc, lg_value x, lg_value 
 }
 
 /* Stacked: the top layer's ys [B, T, U] and every layer's final states
- * side by side, [B, layers U] (LSTM: h, c of each, [B, 2 layers U]). */
+ * side by side, [B, layers U] (LSTM: h, c of each, [B, 2 layers U]).
+ * With lengths, loops each over the one below's outputs, run backwards
+ * where the case says so (lg_loop_opts.reverse, outputs at their steps; a
+ * go_backwards layer's are in its processing order instead, and lg_rnn's
+ * masked layers do not merge today): one stacked node on cuda:0, reversed
+ * (cuDNN forwards over each example's valid steps reversed). Their
+ * initial states are random parameters, so the values and gradients check
+ * the order cuda_rnn stages them in ([layers, B, U]). */
 static void stacked_layers(lg_graph *g, const fused_case *fc, lg_value x, lg_value lengths, lg_value *ys,
                            lg_value *h)
 {
@@ -889,6 +899,29 @@ static void stacked_layers(lg_graph *g, const fused_case *fc, lg_value x, lg_val
         co.seed = 5 + (uint64_t)l;
         lg_cell *cell = lg_cell_new(g, name, l ? FU : FF, co);
         ck_assert_ptr_nonnull(cell);
+        if (fc->lengths) {
+            lg_loop_opts lo = lg_loop_opts_default();
+            lo.reverse = fc->backwards;
+            lo.lengths = lengths;
+            lo.name = name;
+            lg_loop *loop = lg_loop_new(g, lo);
+            lg_value s[LG_RNN_MAX_STATES], next[LG_RNN_MAX_STATES], y, fin[LG_RNN_MAX_STATES];
+            int ns = lg_cell_state_count(cell);
+            for (int k = 0; k < ns; k++) { /* random, differentiated: each layer's own h0, c0 */
+                char sn[24];
+                snprintf(sn, sizeof sn, "%s/%s", name, k ? "c0" : "h0");
+                lg_value s0 = lg_param(g, sn, fc->dt, lg_shape_of(2, FB, FU));
+                ck_assert_int_eq(lg_init_uniform(lg_param_tensor(s0), -0.5, 0.5, 13, (uint64_t)(2 * l + k)), LG_OK);
+                s[k] = lg_loop_state(loop, s0);
+            }
+            lg_cell_step(cell, loop, lg_loop_seq(loop, *ys), s, next, &y, lg_value_invalid(), lg_value_invalid());
+            for (int k = 0; k < ns; k++) lg_loop_next(loop, s[k], next[k]);
+            lg_loop_emit(loop, y);
+            ck_assert_msg(lg_loop_end(loop, fin, ys) == LG_OK, "%s", lg_last_error());
+            for (int k = 0; k < ns; k++) states[n++] = fin[k];
+            lg_cell_free(cell);
+            continue;
+        }
         ro.name = name;
         lg_rnn_result r;
         ck_assert_msg(lg_rnn(g, cell, *ys, ro, &r) == LG_OK, "%s", lg_last_error());
@@ -952,10 +985,10 @@ static double *fused_run(const fused_case *fc, const char *dev, int *n_out, char
     lg_value loss = lg_add(lg_sum(lg_mul(ys, lg_constant(g, "R", rt)), NULL, 0, false),
                            lg_sum(lg_mul(h, lg_constant(g, "S", st)), NULL, 0, false));
     int np = lg_graph_param_count(g);
-    lg_value fetch[16];
+    lg_value fetch[32];
     fetch[0] = ys, fetch[1] = h;
-    lg_value wrt[14];
-    ck_assert_int_lt(np, 14);
+    lg_value wrt[29];
+    ck_assert_int_lt(np, 29);
     for (int i = 0; i < np; i++) wrt[i] = lg_graph_param(g, i);
     wrt[np] = x;
     ck_assert_int_eq(lg_grad(g, loss, wrt, np + 1, fetch + 2), LG_OK);
@@ -972,7 +1005,7 @@ static double *fused_run(const fused_case *fc, const char *dev, int *n_out, char
     lg_status s = lg_program_compile_opts(g, feeds, fc->lengths ? 2 : 1, fetch, n_fetch, &o, &p);
     ck_assert_msg(s == LG_OK, "%s on %s: %s", fc->what, dev ? dev : "cpu", lg_last_error());
     *report = lg_program_report(p);
-    lg_tensor *out[16] = {NULL};
+    lg_tensor *out[32] = {NULL};
     s = lg_program_run(p, feeds, fc->lengths ? 2 : 1, out);
     ck_assert_msg(s == LG_OK, "%s on %s: %s", fc->what, dev ? dev : "cpu", lg_last_error());
     int n = 0;
@@ -1050,6 +1083,15 @@ START_TEST(rnn_plan_sizes_from_cudnn)
     ck_assert_msg(strstr(why, "per-example lengths"), "%s", why);
     d.mask_by_lengths = true;
     ck_assert_msg(b->rnn_plan(b, &d, &train, &fwd, why, sizeof why), "%s", why);
+    /* masked steps that repeat h (Keras 3's zero_output_for_mask false): cuDNN writes 0 past each length, so a
+     * forward loop is refused; a reversed one runs them before any valid step, where the output is 0 too */
+    lg_rnn_sizes rep = {0}, rep_fwd = {0};
+    d.flags |= LG_RNN_REPEAT;
+    ck_assert(!b->rnn_plan(b, &d, &rep, &rep_fwd, why, sizeof why));
+    ck_assert_msg(strstr(why, "zero_output_for_mask"), "%s", why);
+    d.flags |= LG_RNN_REVERSE;
+    ck_assert_msg(b->rnn_plan(b, &d, &rep, &rep_fwd, why, sizeof why), "%s", why);
+    d.flags &= ~(unsigned)(LG_RNN_REPEAT | LG_RNN_REVERSE);
     /* a merged pair: direction 0's spaces hold both directions' weights,
      * y [T, B, 2H] and, in scratch, dy [T, B, 2H] */
     lg_rnn_sizes bi_train = {0}, bi_fwd = {0};

@@ -65,6 +65,9 @@ START_TEST(eligible_simple_relu_and_gru)
     d.go_backwards = true;
     ck_assert_int_eq(lg_rnn_eligible(&d, 1, &s, why, sizeof why), LG_RNN_ELIGIBLE);
     ck_assert(s.reverse);
+    /* read backwards, masked steps run before any valid one: their repeated output is 0, as cuDNN's */
+    d.repeat_output = true;
+    ck_assert_int_eq(lg_rnn_eligible(&d, 1, &s, why, sizeof why), LG_RNN_ELIGIBLE);
 }
 END_TEST
 
@@ -109,6 +112,11 @@ static void stack_merge(lg_rnn_layer_desc *d)
     d[1].input_dim = 128;
     d[0].merge = LG_MERGE_SUM;
 }
+static void repeat_output(lg_rnn_layer_desc *d) { d[1].repeat_output = true; }
+static void repeat_bidir(lg_rnn_layer_desc *d)
+{
+    d[0].bidirectional = d[0].go_backwards = d[0].repeat_output = true;
+}
 static void none(lg_rnn_layer_desc *d) { (void)d; }
 
 
@@ -132,6 +140,8 @@ static const refusal_row refusals[] = {
     {"stacked kinds differ", other_kind, 2, LG_RNN_STACK_MISMATCH, "one kind"},
     {"dropout between layers", stack_dropout, 2, LG_RNN_STACK_DROPOUT, "dropout mask"},
     {"bidirectional merged by sum below another layer", stack_merge, 2, LG_RNN_STACK_MERGE, "concatenation"},
+    {"masked steps repeat h", repeat_output, 2, LG_RNN_REPEAT_OUTPUT, "zero_output_for_mask"},
+    {"bidirectional, masked steps repeat h", repeat_bidir, 1, LG_RNN_REPEAT_OUTPUT, "past each example's length"},
 };
 #define N_REFUSALS (sizeof refusals / sizeof refusals[0])
 
@@ -316,6 +326,43 @@ START_TEST(round_trips)
 }
 END_TEST
 
+/* Each pseudo-layer (a stack's layer, a direction) packs from its own
+ * sources, pseudo-layer by pseudo-layer as lg_rnn_src_dense lays them out
+ * (cuda_rnn's parts): pseudo-layer p's kernel, recurrent kernel and bias
+ * filled with 10 p + 1, 2, 3. A map that mixed up layers or directions
+ * would still round-trip. */
+static void own_sources(lg_rnn_spec s)
+{
+    packing p;
+    packing_init(&p, s);
+    int n = lg_rnn_pseudo_layers(&s), g = lg_rnn_gates(s.kind);
+    double *src = calloc((size_t)p.n_src, sizeof *src), *packed = calloc((size_t)p.l.size, sizeof *packed);
+    for (int pl = 0; pl < n; pl++) {
+        int64_t end = pl + 1 < n ? p.src[pl + 1].kernel : p.n_src;
+        for (int64_t i = p.src[pl].kernel; i < end; i++)
+            src[i] = 10 * pl + (i < p.src[pl].recurrent_kernel ? 1 : s.use_bias && i >= p.src[pl].bias ? 3 : 2);
+    }
+    lg_rnn_pack(LG_F64, p.map, p.l.size, src, packed);
+    for (int pl = 0; pl < n; pl++)
+        for (int id = 0; id < 2 * g; id++) {
+            bool h_side = id >= g;
+            double b = s.use_bias && (!h_side || s.kind == LG_CELL_GRU) ? 10 * pl + 3 : 0;
+            expect_mat(&p, packed, pl, id, 10 * pl + (h_side ? 2 : 1), b);
+        }
+    free(src), free(packed);
+    packing_free(&p);
+}
+
+START_TEST(pseudo_layers_own_sources)
+{
+    own_sources(spec_of(LG_CELL_LSTM, 5, 3, 3, false, true));
+    own_sources(spec_of(LG_CELL_LSTM, 5, 3, 1, true, true));
+    own_sources(spec_of(LG_CELL_GRU, 4, 6, 2, true, true));
+    own_sources(spec_of(LG_CELL_GRU, 4, 6, 4, false, true));
+    own_sources(spec_of(LG_CELL_SIMPLE_RNN, 7, 2, 3, false, false));
+}
+END_TEST
+
 /* The second layer of a bidirectional stack reads both directions. */
 START_TEST(stacked_bidirectional_shapes)
 {
@@ -497,6 +544,7 @@ static Suite *suite(void)
     tcase_add_test(tc, gru_gate_order);
     tcase_add_test(tc, matrices_transposed);
     tcase_add_test(tc, round_trips);
+    tcase_add_test(tc, pseudo_layers_own_sources);
     tcase_add_test(tc, stacked_bidirectional_shapes);
     tcase_add_test(tc, layout_mismatches);
     tcase_add_test(tc, spaces_disjoint);

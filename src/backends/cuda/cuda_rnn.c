@@ -107,6 +107,7 @@ static lg_rnn_layer_desc layer_of(lg_rnn_cell cell, unsigned flags, lg_dtype dt,
         .recurrent_dropout = flags & LG_RNN_HMASK,
         .go_backwards = flags & LG_RNN_REVERSE,
         .hole_mask = hole_mask,
+        .repeat_output = (flags & LG_RNN_REPEAT) && (flags & LG_RNN_MASK),
         .bidirectional = flags & LG_RNN_BIDIR,
         .merge = LG_MERGE_CONCAT,
     };
@@ -147,7 +148,9 @@ static lg_status entry(lg_cuda_ctx *c, const lg_rnn_spec *s, int64_t B, int64_t 
         }
     struct lg_cuda_rnn_entry *e = calloc(1, sizeof *e);
     if (!e) return lg_fail(LG_ERR_OUT_OF_MEMORY, "cuDNN RNN: out of host memory");
-    lg_rnn_src src[1];
+    /* one source per pseudo-layer: a bidirectional call's 2, a stack's layers */
+    lg_rnn_src src[LG_CUDA_PARTS / 3];
+    LG_ASSERT(lg_rnn_pseudo_layers(s) <= LG_CUDA_PARTS / 3);
     lg_rnn_src_dense(s, src);
     lg_status st = lg_cudnn_rnn_new(c, s, B, T, true, &e->r);
     if (!st) st = lg_cudnn_rnn_bind(e->r, src);

@@ -10,6 +10,7 @@ static const char *const refusal_names[] = {
     "eligible",          "no_layers",     "custom_cell",      "dtype",         "activation",
     "recurrent_activation", "gru_reset_before", "peephole",   "recurrent_dropout", "go_backwards",
     "hole_mask",         "stop_condition",    "size",          "stack_mismatch",   "stack_dropout", "stack_merge",
+    "repeat_output",
 };
 _Static_assert(sizeof refusal_names / sizeof refusal_names[0] == LG_RNN_REFUSAL_COUNT,
                "refusal_names is out of step with lg_rnn_refusal");
@@ -71,6 +72,15 @@ static lg_rnn_refusal layer_eligible(const lg_rnn_layer_desc *d, char *why, size
         return refuse(LG_RNN_HOLE_MASK, why, why_len,
                       "layer '%s': a mask [T, B] that may skip steps mid-sequence; cuDNN takes per-example lengths "
                       "(mask by lengths instead)",
+                      nm);
+    /* Past an example's length a forward layer's steps come after its
+     * valid ones, so they would output the kept h where cuDNN writes its
+     * padding (0); a go_backwards layer runs them before any valid step,
+     * where the repeated output is 0 too. */
+    if (d->repeat_output && (!d->go_backwards || d->bidirectional))
+        return refuse(LG_RNN_REPEAT_OUTPUT, why, why_len,
+                      "layer '%s': masked steps repeat the last valid output (zero_output_for_mask false); cuDNN "
+                      "outputs 0 past each example's length",
                       nm);
     if (d->has_stop)
         return refuse(LG_RNN_STOP_CONDITION, why, why_len,

@@ -58,6 +58,8 @@ typedef struct lg_rnn_layer_desc {
     bool input_dropout;     /* a mask on x_t (constant over time) */
     bool go_backwards;      /* steps run T-1..0 (each example from its last valid step) */
     bool hole_mask;         /* a mask [T, B] that may switch steps off mid-sequence */
+    bool repeat_output;     /* masked steps output the kept h, not 0 (Keras 3's zero_output_for_mask
+                               false; LG_RNN_REPEAT) */
     bool has_stop;          /* the loop has a stop condition */
     bool bidirectional;
     lg_merge_mode merge;    /* bidirectional */
@@ -96,6 +98,7 @@ typedef enum lg_rnn_refusal {
     LG_RNN_STACK_MISMATCH,         /* a stacked layer unlike the first, or not fed its output */
     LG_RNN_STACK_DROPOUT,          /* an input mask between stacked layers */
     LG_RNN_STACK_MERGE,            /* a bidirectional layer feeding the next, merged other than concat */
+    LG_RNN_REPEAT_OUTPUT,          /* masked steps after a valid one output h; cuDNN's padding is 0 */
     LG_RNN_REFUSAL_COUNT
 } lg_rnn_refusal;
 
