@@ -453,6 +453,67 @@ START_TEST(test_bad_shapes)
 }
 END_TEST
 
+/* A merged node (rnn.h's parts) built wrong is a graph error naming what is
+ * wrong; single-node builders refuse merged flags; merged nodes have no
+ * gradient rule (merge_rnn makes them after autodiff). */
+START_TEST(test_merged_errors)
+{
+    struct {
+        unsigned flags;
+        int n_ints, layers; /* STACK: ints[2] */
+        int n_in;           /* inputs given (a SimpleRNN part takes x, h0, W, U) */
+        bool other_t;       /* direction 1's x of another length */
+        const char *error;
+    } cases[] = {
+        {LG_RNN_BIDIR, 2, 0, 4, false, "a merged rnn takes each part's inputs"},
+        {LG_RNN_BIDIR | LG_RNN_REVERSE, 2, 0, 8, false, "a bidirectional rnn's own flags have no LG_RNN_REVERSE"},
+        {LG_RNN_BIDIR, 2, 0, 8, true, "a bidirectional rnn's directions read one x"},
+        {LG_RNN_STACK, 3, 1, 4, false, "bad rnn attributes"},         /* one layer is no stack */
+        {LG_RNN_STACK | LG_RNN_BIDIR, 3, 2, 7, false, "bad rnn attributes"},
+        {LG_RNN_STACK, 2, 2, 7, false, "bad rnn attributes"},         /* the layers missing */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        lg_graph *g = lg_graph_new();
+        lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, T, B, I));
+        lg_value x2 = lg_input(g, "x2", LG_F32, lg_shape_of(3, T + 1, B, I));
+        lg_value h = lg_input(g, "h", LG_F32, lg_shape_of(2, B, H));
+        lg_value W = lg_input(g, "W", LG_F32, lg_shape_of(2, I, H)), Wh = lg_input(g, "Wh", LG_F32, lg_shape_of(2, H, H));
+        lg_value U = lg_input(g, "U", LG_F32, lg_shape_of(2, H, H));
+        /* two SimpleRNN parts: direction after direction, or layer 1 without x */
+        bool stack = cases[k].flags & LG_RNN_STACK;
+        lg_value in[8] = {x, h, W, U, cases[k].other_t ? x2 : x, h, W, U};
+        if (stack) in[4] = h, in[5] = Wh, in[6] = U;
+        int64_t ints[3] = {LG_RNN_SIMPLE_TANH, cases[k].flags, cases[k].layers};
+        int32_t id = lg_node_build(g, LG_OP_RNN, in, cases[k].n_in, &(lg_attrs){.ints = ints, .n_ints = cases[k].n_ints},
+                                   "merged");
+        ck_assert_msg(id < 0, "case %zu built", k);
+        ck_assert_msg(lg_graph_error(g) && strstr(lg_graph_error(g), cases[k].error), "case %zu: %s", k,
+                      lg_graph_error(g) ? lg_graph_error(g) : "(no error)");
+        lg_graph_free(g);
+    }
+    /* single-node builders take no merged flags */
+    lg_graph *g = lg_graph_new();
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, T, B, I)), st[1] = {lg_input(g, "h", LG_F32, lg_shape_of(2, B, H))};
+    lg_value W = lg_input(g, "W", LG_F32, lg_shape_of(2, I, H)), U = lg_input(g, "U", LG_F32, lg_shape_of(2, H, H));
+    lg_rnn_extras none = {lg_value_invalid(), lg_value_invalid(), lg_value_invalid()};
+    ck_assert_int_lt(lg_rnn_build(LG_RNN_SIMPLE_TANH, LG_RNN_BIDIR, x, st, W, U, none, "r"), 0);
+    ck_assert_ptr_nonnull(strstr(lg_graph_error(g), "bad cell 0 or flags 128"));
+    lg_graph_free(g);
+    /* a well-formed bidirectional node, differentiated */
+    g = lg_graph_new();
+    x = lg_input(g, "x", LG_F32, lg_shape_of(3, T, B, I)), st[0] = lg_input(g, "h", LG_F32, lg_shape_of(2, B, H));
+    W = lg_input(g, "W", LG_F32, lg_shape_of(2, I, H)), U = lg_input(g, "U", LG_F32, lg_shape_of(2, H, H));
+    lg_value in[8] = {x, st[0], W, U, x, st[0], W, U};
+    int64_t ints[2] = {LG_RNN_SIMPLE_TANH, LG_RNN_BIDIR};
+    int32_t id = lg_node_build(g, LG_OP_RNN, in, 8, &(lg_attrs){.ints = ints, .n_ints = 2}, "merged");
+    ck_assert_msg(id >= 0, "%s", lg_graph_error(g) ? lg_graph_error(g) : "?");
+    lg_value loss = lg_sum(lg_value_of(g, id, 1), NULL, 0, false), dW;
+    ck_assert_int_ne(lg_grad(g, loss, &W, 1, &dW), LG_OK);
+    ck_assert_ptr_nonnull(strstr(lg_graph_error(g), "a merged rnn has no gradient rule"));
+    lg_graph_free(g);
+}
+END_TEST
+
 /* The fused op alone on inputs of these sizes: its outputs and the
  * gradients of a weighted sum of them with respect to every input, with
  * the batch rows split in `parts` (lg_cpu_threads_force). out gets up to 11
@@ -776,6 +837,7 @@ static Suite *rnn_fused_suite(void)
     tcase_add_test(tc, test_matched_hand_lstm);
     tcase_add_loop_test(tc, test_gradcheck, 0, N_VARIANTS);
     tcase_add_test(tc, test_bad_shapes);
+    tcase_add_test(tc, test_merged_errors);
     tcase_add_test(tc, test_fuse_flags_from_gradients);
     tcase_add_loop_test(tc, test_parts_equal_bits, 0, N_VARIANTS * 4);
     tcase_add_loop_test(tc, test_forward_only, 0, N_VARIANTS * 4);
