@@ -477,15 +477,16 @@ START_TEST(test_merged_errors)
         lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, T, B, I));
         lg_value x2 = lg_input(g, "x2", LG_F32, lg_shape_of(3, T + 1, B, I));
         lg_value h = lg_input(g, "h", LG_F32, lg_shape_of(2, B, H));
-        lg_value W = lg_input(g, "W", LG_F32, lg_shape_of(2, I, H)), Wh = lg_input(g, "Wh", LG_F32, lg_shape_of(2, H, H));
+        lg_value W = lg_input(g, "W", LG_F32, lg_shape_of(2, I, H));
+        lg_value Wh = lg_input(g, "Wh", LG_F32, lg_shape_of(2, H, H));
         lg_value U = lg_input(g, "U", LG_F32, lg_shape_of(2, H, H));
         /* two SimpleRNN parts: direction after direction, or layer 1 without x */
         bool stack = cases[k].flags & LG_RNN_STACK;
         lg_value in[8] = {x, h, W, U, cases[k].other_t ? x2 : x, h, W, U};
         if (stack) in[4] = h, in[5] = Wh, in[6] = U;
         int64_t ints[3] = {LG_RNN_SIMPLE_TANH, cases[k].flags, cases[k].layers};
-        int32_t id = lg_node_build(g, LG_OP_RNN, in, cases[k].n_in, &(lg_attrs){.ints = ints, .n_ints = cases[k].n_ints},
-                                   "merged");
+        lg_attrs a = {.ints = ints, .n_ints = cases[k].n_ints};
+        int32_t id = lg_node_build(g, LG_OP_RNN, in, cases[k].n_in, &a, "merged");
         ck_assert_msg(id < 0, "case %zu built", k);
         ck_assert_msg(lg_graph_error(g) && strstr(lg_graph_error(g), cases[k].error), "case %zu: %s", k,
                       lg_graph_error(g) ? lg_graph_error(g) : "(no error)");
@@ -493,7 +494,8 @@ START_TEST(test_merged_errors)
     }
     /* single-node builders take no merged flags */
     lg_graph *g = lg_graph_new();
-    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, T, B, I)), st[1] = {lg_input(g, "h", LG_F32, lg_shape_of(2, B, H))};
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, T, B, I));
+    lg_value st[1] = {lg_input(g, "h", LG_F32, lg_shape_of(2, B, H))};
     lg_value W = lg_input(g, "W", LG_F32, lg_shape_of(2, I, H)), U = lg_input(g, "U", LG_F32, lg_shape_of(2, H, H));
     lg_rnn_extras none = {lg_value_invalid(), lg_value_invalid(), lg_value_invalid()};
     ck_assert_int_lt(lg_rnn_build(LG_RNN_SIMPLE_TANH, LG_RNN_BIDIR, x, st, W, U, none, "r"), 0);
