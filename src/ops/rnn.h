@@ -63,17 +63,17 @@
  *   - Stacked (LG_RNN_STACK, ints = {cell, flags, layers} or {cell, flags,
  *     ws_width, scratch, layers}): layers of one cell, width and flags
  *     (all reverse or none), each reading the one below's ys, cuDNN's
- *     numLayers. Layer l's inputs are
- *     the single layout's without x for l > 0 (x is layer l - 1's ys, an
- *     output of the node), layer after layer; its outputs likewise, all of
- *     them. A stacked rnn_grad takes each layer's single inputs without
- *     dys below the top layer (layer l's dys is layer l + 1's dx, an output)
- *     and runs from the top layer down. A backend running the stack in one
- *     call need not write the layers' ys and dx below the top (nothing
- *     outside the node reads them).
+ *     numLayers. Layer l's inputs are the single layout's without x for
+ *     l > 0 (x is layer l - 1's ys, an output of the node), layer after
+ *     layer; its outputs likewise, all of them. A stacked rnn_grad takes
+ *     each layer's single inputs without dys below the top layer (layer
+ *     l's dys is layer l + 1's dx, an output) and runs from the top layer
+ *     down. A backend running the stack in one call need not write the
+ *     layers' ys and dx below the top (nothing outside the node reads or
+ *     fetches them).
  * With the backend's sizes, part 0's ws and scratch hold the whole call's
- * spaces and the other parts' are empty ([T, B, 0], [0]).
- * Merged nodes are made after autodiff: they have no gradient rule.
+ * spaces and the other parts' are empty ([T, B, 0], [0]). Merged nodes are
+ * made after autodiff: they have no gradient rule.
  */
 #ifndef LG_OPS_RNN_H
 #define LG_OPS_RNN_H
