@@ -60,30 +60,22 @@ static lg_loop_spec *trim_loop(const lg_loop_spec *s, const bool *used, int *to,
     return d;
 }
 
-/* where(c, a, a): a, whatever c is. */
-static bool same_branches(const lg_node *n)
+/* Whether node n equals a value it reads, and which (*of): stop_gradient(v)
+ * (autodiff is done: it is v), or transpose(transpose(v, p), q) with
+ * p[q[i]] = i. */
+static bool alias_of(const lg_graph *g, const lg_node *n, lg_ref *of)
 {
-    return n->op == LG_OP_WHERE && n->in[1].node == n->in[2].node && n->in[1].out == n->in[2].out;
-}
-
-/* stop_gradient(v) (autodiff is done: it is v), or transpose(transpose(v,
- * p), q) with p[q[i]] = i: v. */
-static bool undoes(const lg_graph *g, const lg_node *n)
-{
-    if (n->op == LG_OP_STOP_GRADIENT) return true;
+    if (n->op == LG_OP_STOP_GRADIENT) {
+        *of = n->in[0];
+        return true;
+    }
     if (n->op != LG_OP_TRANSPOSE) return false;
     const lg_node *m = &g->nodes[n->in[0].node];
     if (m->op != LG_OP_TRANSPOSE || m->attrs.n_ints != n->attrs.n_ints) return false;
     for (int i = 0; i < n->attrs.n_ints; i++)
         if (m->attrs.ints[n->attrs.ints[i]] != i) return false;
+    *of = m->in[0];
     return true;
-}
-
-/* What node n reads in place of input j (itself but for the identities). */
-static lg_ref read_of(const lg_graph *g, const lg_node *n, int j)
-{
-    if (!undoes(g, n)) return n->in[j];
-    return n->op == LG_OP_STOP_GRADIENT ? n->in[0] : g->nodes[n->in[0].node].in[0];
 }
 
 lg_status lg_pass_dce(lg_cgraph *cg)
@@ -108,10 +100,13 @@ lg_status lg_pass_dce(lg_cgraph *cg)
     for (int32_t i = g->n_nodes - 1; i >= 0; i--) {
         bool any = false;
         for (int o = 0; o < g->nodes[i].n_out; o++) any = any || used[r.base[i] + o];
-        for (int j = same_branches(&g->nodes[i]) ? 1 : 0; any && j < g->nodes[i].n_in; j++) {
-            lg_ref in = read_of(g, &g->nodes[i], j);
-            used[r.base[in.node] + in.out] = true;
+        lg_ref of;
+        if (any && alias_of(g, &g->nodes[i], &of)) {
+            used[r.base[of.node] + of.out] = true;
+            continue;
         }
+        for (int j = lg_where_of_one(&g->nodes[i]) ? 1 : 0; any && j < g->nodes[i].n_in; j++)
+            used[r.base[g->nodes[i].in[j].node] + g->nodes[i].in[j].out] = true;
     }
     lg_status st = LG_OK;
     int dropped_nodes = 0;
@@ -123,11 +118,12 @@ lg_status lg_pass_dce(lg_cgraph *cg)
             dropped_nodes++;
             continue;
         }
-        if (undoes(g, n)) {
-            *lg_rewrite_at(&r, (lg_ref){i, 0}) = *lg_rewrite_at(&r, read_of(g, n, 0));
+        lg_ref of;
+        if (alias_of(g, n, &of)) {
+            *lg_rewrite_at(&r, (lg_ref){i, 0}) = *lg_rewrite_at(&r, of);
             continue;
         }
-        if (same_branches(n)) {
+        if (lg_where_of_one(n)) {
             lg_value v = lg_rewrite_value(&r, n->in[1]);
             if (!lg_shape_equal(lg_value_shape(v), n->out[0].shape)) v = lg_broadcast_to(v, n->out[0].shape);
             if (!lg_value_ok(v)) st = lg_cgraph_fail(dst, "dce");

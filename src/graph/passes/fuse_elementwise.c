@@ -50,7 +50,7 @@ static bool candidate(const fuser *f, int32_t i)
     const lg_graph *g = f->g;
     const lg_node *n = &g->nodes[i];
     if (!lg_few_fusible(n->op) || n->n_out != 1 || !lg_is_float(n->out[0].dtype)) return false;
-    if (n->op == LG_OP_WHERE && n->in[1].node == n->in[2].node && n->in[1].out == n->in[2].out) return false;
+    if (lg_where_of_one(n)) return false;
     if (!f->backend->supports_op(f->backend, n)) return false;
     for (int j = n->op == LG_OP_WHERE; j < n->n_in; j++)
         if (g->nodes[n->in[j].node].out[n->in[j].out].dtype != n->out[0].dtype) return false;

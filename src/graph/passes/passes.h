@@ -93,6 +93,13 @@ bool lg_pass_on(const lg_cgraph *cg, const char *name);
  * the concrete shapes do not fit an op. */
 lg_status lg_cgraph_lower(const lg_graph *src, const int32_t *inputs, const lg_port *ports, int n_inputs,
                           const lg_ref *outputs, int n_outputs, lg_cgraph *cg);
+/* where(c, a, a): a, whatever c is (dce drops c; fuse_elementwise leaves
+ * such a where to it). */
+static inline bool lg_where_of_one(const lg_node *n)
+{
+    return n->op == LG_OP_WHERE && n->in[1].node == n->in[2].node && n->in[1].out == n->in[2].out;
+}
+
 /* Run the passes that are on, in order. */
 lg_status lg_cgraph_run_passes(lg_cgraph *cg);
 void lg_cgraph_free(lg_cgraph *cg); /* its contents */
