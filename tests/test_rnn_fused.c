@@ -492,6 +492,21 @@ START_TEST(test_merged_errors)
                       lg_graph_error(g) ? lg_graph_error(g) : "(no error)");
         lg_graph_free(g);
     }
+    /* a single node's attributes: an unknown cell, negative backend sizes */
+    const int64_t bad[2][4] = {{LG_RNN_CELL_COUNT, 0, 0, 0}, {LG_RNN_SIMPLE_TANH, 0, -1, 0}};
+    for (int k = 0; k < 2; k++) {
+        lg_graph *g = lg_graph_new();
+        lg_value in[4] = {lg_input(g, "x", LG_F32, lg_shape_of(3, T, B, I)),
+                          lg_input(g, "h", LG_F32, lg_shape_of(2, B, H)),
+                          lg_input(g, "W", LG_F32, lg_shape_of(2, I, H)),
+                          lg_input(g, "U", LG_F32, lg_shape_of(2, H, H))};
+        int64_t ints[4];
+        memcpy(ints, bad[k], sizeof ints);
+        lg_attrs a = {.ints = ints, .n_ints = 4};
+        ck_assert_int_lt(lg_node_build(g, LG_OP_RNN, in, 4, &a, "single"), 0);
+        ck_assert_ptr_nonnull(strstr(lg_graph_error(g), "bad rnn attributes"));
+        lg_graph_free(g);
+    }
     /* single-node builders take no merged flags */
     lg_graph *g = lg_graph_new();
     lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, T, B, I));

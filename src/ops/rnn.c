@@ -55,6 +55,7 @@ bool lg_rnn_attrs_ok(const lg_attrs *a)
     bool stack = flags & LG_RNN_STACK;
     if (stack && (flags & LG_RNN_BIDIR)) return false;
     if (a->n_ints != (stack ? 3 : 2) && a->n_ints != (stack ? 5 : 4)) return false;
+    if (a->n_ints >= 4 && (a->ints[2] < 0 || a->ints[3] < 0)) return false; /* the backend's sizes */
     return !stack || (a->ints[a->n_ints - 1] >= 2 && a->ints[a->n_ints - 1] <= LG_RNN_MAX_LAYERS);
 }
 
@@ -111,13 +112,11 @@ static bool dim_eq(int64_t a, int64_t b) { return a == b || a < 0 || b < 0; }
 static bool port_is(lg_port p, lg_dtype dt, int rank) { return p.dtype == dt && p.shape.rank == rank; }
 
 /* Check the inputs rnn and rnn_grad share (x, h0, c0, W, U, mask at
- * mask_at, hmask at hmask_at) and find T, B, I, H. */
+ * mask_at, hmask at hmask_at) and find T, B, I, H. n is a single node
+ * (infer_parts checked its attributes). */
 static bool infer_common(const lg_node *n, const lg_port *in, int mask_at, int hmask_at, int64_t *T, int64_t *B,
                          int64_t *H, char *err, size_t size)
 {
-    if ((n->attrs.n_ints != 2 && n->attrs.n_ints != 4) || (uint64_t)n->attrs.ints[0] >= LG_RNN_CELL_COUNT ||
-        (uint64_t)n->attrs.ints[1] > LG_RNN_FLAGS_ALL || (n->attrs.n_ints == 4 && (n->attrs.ints[2] < 0 || n->attrs.ints[3] < 0)))
-        LG_INFER_FAIL("bad rnn attributes");
     if ((n->attrs.ints[1] & LG_RNN_REPEAT) && !(n->attrs.ints[1] & LG_RNN_MASK))
         LG_INFER_FAIL("LG_RNN_REPEAT repeats outputs at masked steps: it needs LG_RNN_MASK");
     lg_rnn_cell c = lg_rnn_node_cell(n);
@@ -194,9 +193,8 @@ static bool infer_parts(const lg_node *n, const lg_port *in, lg_port *out, char 
 static bool infer_rnn_one(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
 {
     int64_t T, B, H;
-    bool attrs_ok = n->attrs.n_ints == 2 || n->attrs.n_ints == 4;
-    lg_rnn_cell c = (lg_rnn_cell)(attrs_ok ? n->attrs.ints[0] : 0);
-    lg_rnn_layout L = lg_rnn_layout_of(c, attrs_ok ? (unsigned)n->attrs.ints[1] : 0);
+    lg_rnn_cell c = lg_rnn_node_cell(n);
+    lg_rnn_layout L = lg_rnn_layout_of(c, lg_rnn_node_flags(n));
     if (!infer_common(n, in, L.mask, L.hmask, &T, &B, &H, err, size)) return false;
     if (L.b >= 0) {
         lg_port b = in[L.b];
@@ -224,9 +222,8 @@ static bool infer_rnn(const lg_node *n, const lg_port *in, lg_port *out, char *e
 static bool infer_rnn_grad_one(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
 {
     int64_t T, B, H;
-    bool attrs_ok = n->attrs.n_ints == 2 || n->attrs.n_ints == 4;
-    lg_rnn_cell c = (lg_rnn_cell)(attrs_ok ? n->attrs.ints[0] : 0);
-    unsigned flags = attrs_ok ? (unsigned)n->attrs.ints[1] : 0;
+    lg_rnn_cell c = lg_rnn_node_cell(n);
+    unsigned flags = lg_rnn_node_flags(n);
     lg_rnn_layout L = lg_rnn_layout_of(c, flags);
     if (!infer_common(n, in, L.g_mask, L.g_hmask, &T, &B, &H, err, size)) return false;
     if (flags & LG_RNN_FORWARD_ONLY) LG_INFER_FAIL("a forward-only rnn keeps no workspace to differentiate");
