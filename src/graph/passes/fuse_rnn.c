@@ -104,9 +104,7 @@ static const char *refusal(const lg_backend *b, const lg_graph *g, const lg_ref 
     if (b && b->rnn_plan) {
         lg_port x = g->nodes[g->nodes[node].in[m->x_seq].node].out[g->nodes[node].in[m->x_seq].out];
         lg_rnn_desc d = {.cell = m->cell,
-                         .flags = (m->has_bias ? LG_RNN_BIAS : 0) | (m->reverse ? LG_RNN_REVERSE : 0) |
-                                  (m->mask_seq >= 0 ? LG_RNN_MASK : 0) | (m->h_mask >= 0 ? LG_RNN_HMASK : 0) |
-                                  (m->repeat ? LG_RNN_REPEAT : 0) | (n_grad > 1 ? LG_RNN_SHARED_WS : 0),
+                         .flags = lg_rnn_match_flags(m, n_grad) & ~(unsigned)LG_RNN_FORWARD_ONLY,
                          .dtype = x.dtype,
                          .T = x.shape.dims[0],
                          .B = x.shape.dims[1],

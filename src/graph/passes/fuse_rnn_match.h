@@ -77,6 +77,13 @@ typedef struct lg_rnn_match {
  * reasons). */
 bool lg_rnn_match_loop(const lg_loop_spec *s, lg_rnn_match *m);
 
+/* The rnn node's flags (ops/rnn.h) for a loop matched as m with n_grad
+ * gradients in the program: none makes it forward only
+ * (LG_RNN_FORWARD_ONLY), more than one marks its workspace shared
+ * (LG_RNN_SHARED_WS). What the backend's plan is asked about and what
+ * lg_rnn_fuse_loop builds. */
+unsigned lg_rnn_match_flags(const lg_rnn_match *m, int n_grad);
+
 /* Append to g (the graph of loop node `loop`, matched as m) the fused rnn
  * node that computes what the loop computes, with W, U and b assembled
  * from the matched invariants (slices and concats in g, so gradients reach
@@ -85,10 +92,7 @@ bool lg_rnn_match_loop(const lg_loop_spec *s, lg_rnn_match *m);
  * output k below n_state + n_y, the value that replaces it: the final states, then the stacked
  * per-step output. Nothing of the loop is changed; the caller redirects its
  * readers (fuse_rnn in the compile-time graph, tests and benchmarks in
- * theirs). n_grad: how many gradients of the node the program takes; 0
- * makes it forward only (LG_RNN_FORWARD_ONLY, rnn.h: it keeps no
- * workspace), more than 1 marks its workspace shared (LG_RNN_SHARED_WS).
- * Returns the rnn node id, or -1 with the error recorded on g. */
+ * theirs), with lg_rnn_match_flags(m, n_grad). Returns the rnn node id, or -1 with the error recorded on g. */
 int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, int n_grad, lg_value *repl);
 
 #endif

@@ -62,6 +62,13 @@ static lg_value bias_row(lg_graph *g, int32_t loop, const lg_rnn_match *m, int s
     return lg_concat(blocks, gates, 0);
 }
 
+unsigned lg_rnn_match_flags(const lg_rnn_match *m, int n_grad)
+{
+    return (m->has_bias ? LG_RNN_BIAS : 0) | (m->reverse ? LG_RNN_REVERSE : 0) | (m->mask_seq >= 0 ? LG_RNN_MASK : 0) |
+           (n_grad == 0 ? LG_RNN_FORWARD_ONLY : 0) | (m->h_mask >= 0 ? LG_RNN_HMASK : 0) |
+           (m->repeat ? LG_RNN_REPEAT : 0) | (n_grad > 1 ? LG_RNN_SHARED_WS : 0);
+}
+
 int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, int n_grad, lg_value *repl)
 {
     bool forward_only = n_grad == 0;
@@ -93,10 +100,7 @@ int32_t lg_rnn_fuse_loop(lg_graph *g, int32_t loop, const lg_rnn_match *m, int n
         hmask = outer_inv(g, loop, m->h_mask);
         if (!lg_shape_equal(lg_value_shape(hmask), lg_value_shape(states[0]))) hmask = lg_broadcast_like(hmask, states[0]);
     }
-    unsigned flags = (m->has_bias ? LG_RNN_BIAS : 0) | (m->reverse ? LG_RNN_REVERSE : 0) |
-                     (m->mask_seq >= 0 ? LG_RNN_MASK : 0) | (forward_only ? LG_RNN_FORWARD_ONLY : 0) |
-                     (m->h_mask >= 0 ? LG_RNN_HMASK : 0) | (m->repeat ? LG_RNN_REPEAT : 0) |
-                     (n_grad > 1 ? LG_RNN_SHARED_WS : 0);
+    unsigned flags = lg_rnn_match_flags(m, n_grad);
     int32_t id = lg_rnn_build_sized(m->cell, flags, forward_only ? &m->forward_sizes : &m->train_sizes, x, states, w,
                                     u, (lg_rnn_extras){b, mask, hmask}, lg_node_at(g, loop)->name);
     if (id < 0) return -1;
