@@ -181,7 +181,7 @@ static bool infer_parts(const lg_node *n, const lg_port *in, lg_port *out, char 
     for (int i = 0; i < parts; i++) {
         int64_t ints[4];
         lg_rnn_part p = lg_rnn_part_of(n, grad, lg_rnn_part_order(flags, grad, i, parts), ints);
-        lg_port pin[12];
+        lg_port pin[LG_ARRAY_LEN(p.in)];
         for (int j = 0; j < p.node.n_in; j++) pin[j] = p.in[j] >= 0 ? in[p.in[j]] : out[-1 - p.in[j]];
         if (!one(&p.node, pin, out + p.out, err, size)) return false;
     }

@@ -305,7 +305,7 @@ static lg_status parts(const lg_node *n, const lg_buf *in, lg_buf *out, bool gra
     for (int i = 0; i < count && !st; i++) {
         int64_t ints[4];
         lg_rnn_part p = lg_rnn_part_of(n, grad, lg_rnn_part_order(flags, grad, i, count), ints);
-        lg_buf pin[12];
+        lg_buf pin[LG_ARRAY_LEN(p.in)];
         for (int j = 0; j < p.node.n_in; j++) pin[j] = p.in[j] >= 0 ? in[p.in[j]] : out[-1 - p.in[j]];
         st = one(&p.node, pin, out + p.out);
     }

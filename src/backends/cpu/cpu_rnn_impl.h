@@ -187,10 +187,10 @@ static void FN(pack)(T *P, int64_t kp, const T *X, int64_t K, int64_t sk, int64_
     }
 }
 
-/* p[j] += b[j] when there is a bias. */
-static inline __attribute__((always_inline)) void FN(add_bias)(T *p, const T *b, int64_t n)
+/* p[j] += q[j] for j < n; nothing when q is NULL (no bias). */
+static inline __attribute__((always_inline)) void FN(add)(T *p, const T *q, int64_t n)
 {
-    if (b) FOR_V(n, ST(p + j, LD(p + j) + LD(b + j));)
+    if (q) FOR_V(n, ST(p + j, LD(p + j) + LD(q + j));)
 }
 
 /* Recurrent dropout (rnn.h) on n rows of w units, every array's rows ld
@@ -235,12 +235,6 @@ static inline void FN(emit)(T *h, T *y, const T *hn, int64_t H, rnn_out out)
     case RNN_OUT_ZERO: memset(y, 0, (size_t)H * sizeof(T)); break;
     case RNN_OUT_REPEAT: memcpy(y, h, (size_t)H * sizeof(T)); break;
     }
-}
-
-/* The backward of a masked step's repeated output: dh += dy. */
-static inline __attribute__((always_inline)) void FN(repeat_back)(T *dh, const T *dy, int64_t H)
-{
-    FOR_V(H, ST(dh + j, LD(dh + j) + LD(dy + j));)
 }
 
 /* An LSTM row's backward over w units, gate blocks gs apart in its
@@ -358,7 +352,7 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
         case LG_RNN_SIMPLE_TANH:
         case LG_RNN_SIMPLE_RELU:
             GEMM(DT, false, false, nb, H, H, 1, hr, H, U, H, 1, g, H);
-            for (int64_t b = 0; b < nb; b++) FN(add_bias)(g + b * H, bias, H);
+            for (int64_t b = 0; b < nb; b++) FN(add)(g + b * H, bias, H);
             FN(act_row)(g, nb * H, c->cell == LG_RNN_SIMPLE_RELU);
             for (int64_t b = 0; b < nb; b++) FN(emit)(h + b * H, y + b * H, g + b * H, H, rnn_out_of(c, s, t, b0 + b));
             break;
@@ -367,7 +361,7 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
             memcpy(cp, cs, (size_t)(nb * H) * sizeof(T));
             GEMM(DT, false, false, nb, GH, H, 1, hr, H, U, GH, 1, g, GH);
             for (int64_t b = 0; b < nb; b++) {
-                FN(add_bias)(g + b * GH, bias, GH);
+                FN(add)(g + b * GH, bias, GH);
                 memcpy(y + b * H, g + b * GH + 2 * H, (size_t)H * sizeof(T)); /* c~ */
             }
             SIG_ROW(g, nb * GH);
@@ -393,9 +387,9 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
             GEMM(DT, false, false, nb, GH, H, 1, hr, H, U, GH, 0, hg, GH);
             for (int64_t b = 0; b < nb; b++) {
                 T *row = g + b * GH, *hgr = hg + b * GH;
-                FN(add_bias)(row, bias, GH);
-                FN(add_bias)(hgr, brec, GH); /* the backward reads h U_h + b_h */
-                FOR_V(2 * H, ST(row + j, LD(row + j) + LD(hgr + j));)
+                FN(add)(row, bias, GH);
+                FN(add)(hgr, brec, GH); /* the backward reads h U_h + b_h */
+                FN(add)(row, hgr, 2 * H);
                 memcpy(y + b * H, row + 2 * H, (size_t)H * sizeof(T)); /* x W_h + b_h */
             }
             SIG_ROW(g, nb * GH);
@@ -412,13 +406,13 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
             T *rh = a->rh + r0 * H;
             GEMM(DT, false, false, nb, 2 * H, H, 1, hr, H, U, GH, 1, g, GH);
             for (int64_t b = 0; b < nb; b++) {
-                FN(add_bias)(g + b * GH, bias, 2 * H);
+                FN(add)(g + b * GH, bias, 2 * H);
                 memcpy(y + b * H, g + b * GH + 2 * H, (size_t)H * sizeof(T)); /* x W_h */
             }
             SIG_ROW(g, nb * GH);
             for (int64_t b = 0; b < nb; b++) FOR_V(H, ST(rh + b * H + j, LD(g + b * GH + H + j) * LD(hr + b * H + j));)
             GEMM(DT, false, false, nb, H, H, 1, rh, H, U + 2 * H, GH, 1, y, H);
-            for (int64_t b = 0; b < nb; b++) FN(add_bias)(y + b * H, bias ? bias + 2 * H : NULL, H);
+            for (int64_t b = 0; b < nb; b++) FN(add)(y + b * H, bias ? bias + 2 * H : NULL, H);
             TANH_ROW(y, nb * H);
             FN(gru_update)(c, s, t, b0, nb, g, hp, y, h);
             break;
@@ -496,11 +490,11 @@ LG_RNN_CLONES static lg_status FN(cols_fwd)(const rnn_ctx *c, const FN(fwd) *a, 
         }
         for (int64_t b = 0; b < B; b++) {
             T *row = g + b * GH + u0;
-            for (int q = 0; q < G; q++) FN(add_bias)(row + q * H, bias ? bias + q * H + u0 : NULL, hu);
+            for (int q = 0; q < G; q++) FN(add)(row + q * H, bias ? bias + q * H + u0 : NULL, hu);
             if (gru) { /* z and r add their recurrent biases; h~ = tanh(x W_h + b_h + r (h U_h + b_rh)) */
                 T *hgh = hg + b * GH + 2 * H + u0;
                 for (int q = 0; q < 3; q++)
-                    FN(add_bias)(q < 2 ? row + q * H : hgh, brec ? brec + q * H + u0 : NULL, hu);
+                    FN(add)(q < 2 ? row + q * H : hgh, brec ? brec + q * H + u0 : NULL, hu);
                 SIG_ROW(row, hu);
                 SIG_ROW(row + H, hu);
                 FOR_V(hu, ST(row + 2 * H + j, LD(row + 2 * H + j) + LD(row + H + j) * LD(hgh + j));)
@@ -515,10 +509,11 @@ LG_RNN_CLONES static lg_status FN(cols_fwd)(const rnn_ctx *c, const FN(fwd) *a, 
             TANH_ROW(row + 2 * H, hu);
             SIG_ROW(row + 3 * H, hu);
             FOR_V(hu, ST(tcr + j, LD(row + H + j) * LD(cpb + j) + LD(row + j) * LD(row + 2 * H + j));)
-            if (rnn_valid(c, t, b)) memcpy(cs + b * H + u0, tcr, (size_t)hu * sizeof(T));
+            rnn_out out = rnn_out_of(c, s, t, b);
+            if (out == RNN_OUT_STEP) memcpy(cs + b * H + u0, tcr, (size_t)hu * sizeof(T));
             TANH_ROW(tcr, hu);
             FOR_V(hu, ST(tmp + j, LD(row + 3 * H + j) * LD(tcr + j));)
-            FN(emit)(h + b * H + u0, y + b * H + u0, tmp, hu, rnn_out_of(c, s, t, b));
+            FN(emit)(h + b * H + u0, y + b * H + u0, tmp, hu, out);
         }
     }
     return LG_OK;
@@ -571,7 +566,7 @@ LG_RNN_CLONES static lg_status FN(forward)(const rnn_ctx *c, const lg_buf *in, l
                  .bias = L->b >= 0 ? in[L->b].data : NULL, .h = out[L->h_t].data,
                  .cs = L->c_t >= 0 ? out[L->c_t].data : NULL, .ys = out[L->ys].data, .hmask = c->hmask};
     if (a.hmask) {
-        a.hm = malloc((size_t)(2 * c->B * H) * sizeof(T));
+        a.hm = malloc((size_t)((c->cols ? 2 : 1) * c->B * H) * sizeof(T)); /* unit split: double-buffered */
         if (!a.hm && c->B * H > 0) return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn '%s': out of memory for h hmask", c->name);
     }
     lg_cpu_barrier bar;
@@ -623,7 +618,7 @@ LG_RNN_CLONES static lg_status FN(forward)(const rnn_ctx *c, const lg_buf *in, l
 /* The backward's buffers (see cpu_rnn.c and rnn.h). */
 typedef struct FN(bwd) {
     const rnn_ctx *c;
-    const T *UT, *dys; /* UT [GH, H]: U transposed */
+    const T *UT, *dys; /* UT [GH, H]: U transposed (unit split: W^T then U^T, packed) */
     const T *gate, *hprev, *cprev, *tanhc, *hg;
     T *dh, *dc;
     T *dG;  /* [TB, GH] pre-activation gate gradients */
@@ -681,7 +676,7 @@ LG_RNN_CLONES static lg_status FN(cols_bwd)(const rnn_ctx *c, const FN(bwd) *a, 
                     memset(drow + q * H, 0, (size_t)hu * sizeof(T));
                     if (gru) memset(dhrow + q * H, 0, (size_t)hu * sizeof(T));
                 }
-                if (rnn_out_of(c, s, t, b) == RNN_OUT_REPEAT) FN(repeat_back)(dh + i0, dy + i0, hu);
+                if (rnn_out_of(c, s, t, b) == RNN_OUT_REPEAT) FN(add)(dh + i0, dy + i0, hu) /* the repeated output's backward */;
                 continue;
             }
             /* two rows ahead: a row's segments lie a page apart, too short
@@ -707,7 +702,7 @@ LG_RNN_CLONES static lg_status FN(cols_bwd)(const rnn_ctx *c, const FN(bwd) *a, 
             for (int64_t e = 0; db && e < (gru ? 2 : 1); e++) { /* the GRU's recurrent biases from dHG */
                 T *dbq = db + e * GH + q * H + u0;
                 const T *d = (e ? dhg : dg) + q * H + u0;
-                for (int64_t b = 0; b < B; b++) FOR_V(hu, ST(dbq + j, LD(dbq + j) + LD(d + b * GH + j));)
+                for (int64_t b = 0; b < B; b++) FN(add)(dbq, d + b * GH, hu);
             }
         }
         if (!lg_cpu_barrier_wait(a->bar))
@@ -746,7 +741,7 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
         for (int64_t b = 0; b < nb; b++)
             if (!rnn_valid(c, t, b0 + b)) { /* the state passed through: dh, dc stay */
                 memset(dg + b * GH, 0, (size_t)GH * sizeof(T));
-                if (rnn_out_of(c, s, t, b0 + b) == RNN_OUT_REPEAT) FN(repeat_back)(dh + b * H, dy + b * H, H);
+                if (rnn_out_of(c, s, t, b0 + b) == RNN_OUT_REPEAT) FN(add)(dh + b * H, dy + b * H, H) /* the repeated output's backward */;
                 if (c->cell == LG_RNN_GRU) memset(a->dHG + (r0 + b) * GH, 0, (size_t)GH * sizeof(T));
             }
         switch (c->cell) {
@@ -871,7 +866,7 @@ typedef struct FN(wgrad) {
 LG_RNN_CLONES static void FN(col_sums)(T *s, const T *X, int64_t ld, int64_t rows, int64_t n)
 {
     memset(s, 0, (size_t)n * sizeof(T));
-    for (int64_t r = 0; r < rows; r++) FOR_V(n, ST(s + j, LD(s + j) + LD(X + r * ld + j));)
+    for (int64_t r = 0; r < rows; r++) FN(add)(s, X + r * ld, n);
 }
 
 /* Part k of n of the unit split's dU (its steps did dW, dx and db:
@@ -959,9 +954,10 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
             FN(hmask_rows)(hm + t * B * H, a.hprev + t * B * H, a.hmask, B, H, H);
     }
 
-    /* the weight gradients and dx, one GEMM each over all T B rows (split
-     * in parts as the steps were, so OpenBLAS's own pool is never woken
-     * and left spinning beside the next regions) */
+    /* the weight gradients and dx, one GEMM each over all T B rows (unit
+     * split: dU only, the steps did the rest), split in parts as the steps
+     * were, so OpenBLAS's own pool is never woken and left spinning beside
+     * the next regions */
     FN(wgrad) w = {.c = c, .x = x, .W = W, .hprev = hm ? hm : a.hprev, .rh = ws + c->planes.rh * TB * H, .dG = dG,
                    .dHG = a.dHG, .dW = out[L->g_dw].data, .dU = out[L->g_du].data,
                    .db = L->g_db >= 0 ? out[L->g_db].data : NULL, .dx = out[L->g_dx].data};
