@@ -22,6 +22,7 @@
 #ifndef LG_TEST_FIXTURE_READER_H
 #define LG_TEST_FIXTURE_READER_H
 
+#include <check.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -69,6 +70,14 @@ const fx_case *fx_find_case(const fx_file *fx, const char *name);
 /* The case's input called name (NULL if it has none), and in *grad (when
  * grad is not NULL) its grad record or NULL. */
 const fx_array *fx_input(const fx_case *c, const char *name, const fx_array **grad);
+/* fx_input of an input the test needs: a Check failure naming the case and
+ * the input when it has none (call it inside a test). */
+static inline const fx_array *fx_need(const fx_case *c, const char *name, const fx_array **grad)
+{
+    const fx_array *a = fx_input(c, name, grad);
+    ck_assert_msg(a, "case %s has no input %s", c->name, name);
+    return a;
+}
 /* A new f64 tensor holding a's values (NULL when out of memory). */
 lg_tensor *fx_to_tensor(const fx_array *a);
 

@@ -351,14 +351,6 @@ END_TEST
 
 static fx_file fx; /* rnn.txt, read once in main() before the runner forks */
 
-/* The case's input called name, and its grad record. */
-static const fx_array *input_of(const fx_case *c, const char *name, const fx_array **grad)
-{
-    const fx_array *a = fx_input(c, name, grad);
-    ck_assert_msg(a, "case %s has no input %s", c->name, name);
-    return a;
-}
-
 START_TEST(test_torch)
 {
     const fx_case *c = &fx.cases[_i];
@@ -373,10 +365,10 @@ START_TEST(test_torch)
     const int perm[4] = {kind == LG_CELL_GRU ? 1 : 0, kind == LG_CELL_GRU ? 0 : 1, 2, 3};
 
     const fx_array *g_x, *g_h0, *g_c0 = NULL, *g_wih, *g_whh, *g_bih, *g_bhh;
-    const fx_array *x = input_of(c, "x", &g_x), *h0 = input_of(c, "h0", &g_h0);
-    const fx_array *c0 = kind == LG_CELL_LSTM ? input_of(c, "c0", &g_c0) : NULL;
-    const fx_array *wih = input_of(c, "weight_ih", &g_wih), *whh = input_of(c, "weight_hh", &g_whh);
-    const fx_array *bih = input_of(c, "bias_ih", &g_bih), *bhh = input_of(c, "bias_hh", &g_bhh);
+    const fx_array *x = fx_need(c, "x", &g_x), *h0 = fx_need(c, "h0", &g_h0);
+    const fx_array *c0 = kind == LG_CELL_LSTM ? fx_need(c, "c0", &g_c0) : NULL;
+    const fx_array *wih = fx_need(c, "weight_ih", &g_wih), *whh = fx_need(c, "weight_hh", &g_whh);
+    const fx_array *bih = fx_need(c, "bias_ih", &g_bih), *bhh = fx_need(c, "bias_hh", &g_bhh);
     int T = (int)x->shape.dims[1];
     ck_assert_int_eq((int)x->shape.dims[0], B);
     ck_assert_int_eq((int)x->shape.dims[2], IN);

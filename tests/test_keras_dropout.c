@@ -26,13 +26,6 @@ static fx_file fx; /* read once in main() before the runner forks */
 
 static const char *const weight_names[3] = {"kernel", "recurrent_kernel", "bias"};
 
-static const fx_array *input_of(const fx_case *c, const char *name, const fx_array **grad)
-{
-    const fx_array *a = fx_input(c, name, grad);
-    ck_assert_msg(a, "case %s has no input %s", c->name, name);
-    return a;
-}
-
 /* _i: case x {fused, fuse_rnn off}. */
 START_TEST(test_keras_dropout)
 {
@@ -40,9 +33,9 @@ START_TEST(test_keras_dropout)
     const char *passes_off = _i % 2 ? "fuse_rnn" : NULL;
     bool lstm = !strncmp(c->name, "lstm", 4), gru = !strncmp(c->name, "gru", 3);
     const fx_array *gx, *gw[3];
-    const fx_array *x = input_of(c, "x", &gx), *dm = input_of(c, "dropout_mask", NULL);
-    const fx_array *rdm = input_of(c, "recurrent_dropout_mask", NULL), *w[3];
-    for (int k = 0; k < 3; k++) w[k] = input_of(c, weight_names[k], &gw[k]);
+    const fx_array *x = fx_need(c, "x", &gx), *dm = fx_need(c, "dropout_mask", NULL);
+    const fx_array *rdm = fx_need(c, "recurrent_dropout_mask", NULL), *w[3];
+    for (int k = 0; k < 3; k++) w[k] = fx_need(c, weight_names[k], &gw[k]);
     int64_t units = rdm->shape.dims[1];
 
     lg_graph *g = lg_graph_new();
