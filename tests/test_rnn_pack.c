@@ -5,6 +5,7 @@
  * the dense stand-in for cuDNN's layout. The GPU suite (test_cuda.c) checks
  * the same map against cuDNN's own layout and numbers.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "backends/cuda/rnn_pack.h"
@@ -532,6 +533,197 @@ START_TEST(spaces_by_layers)
 }
 END_TEST
 
+/* ---- staging between a merged node's parts and cuDNN (lg_rnn_stages_of) -- */
+
+/* A value cuDNN reads or writes whole: at byte `space` of the workspace
+ * (rnn) or scratch (rnn_grad), an input of the node (in) or an output, a
+ * bidirectional y or dy (seq) or a state. */
+typedef struct staged {
+    lg_rnn_value v;
+    bool in;
+    size_t space; /* offsetof(lg_rnn_spaces, the space's field) */
+    bool seq;
+} staged;
+#define SPACE(f) offsetof(lg_rnn_spaces, f)
+
+enum { ST_T = 4, ST_B = 2, ST_U = 3, ST_ELEMS = ST_T * ST_B * ST_U };
+
+/* Element i of part q's value v before the copies: each distinct and
+ * positive, where the spaces hold negative values. */
+static double code(int q, lg_rnn_value v, int64_t i) { return 1000 * q + 100 * (int)v + (double)i + 1; }
+
+/* Each stage run on the host, as cuda_rnn.c runs it on the device: rows
+ * of width bytes between part q's value v (contiguous) and the space,
+ * pitch bytes apart there; after checking each stays inside both. */
+static void run_stages(const lg_rnn_stage *st, int n, bool in, double *space, size_t total,
+                       double (*t)[LG_RNN_VALUE_COUNT][ST_ELEMS], int P)
+{
+    for (int i = 0; i < n; i++) {
+        const lg_rnn_stage *g = &st[i];
+        ck_assert(g->v >= 0 && g->v < LG_RNN_VALUE_COUNT && g->q >= 0 && g->q < P);
+        ck_assert(g->rows >= 1 && g->width <= g->pitch && g->rows * g->width <= sizeof t[0][0]);
+        ck_assert_msg(g->off + (g->rows - 1) * g->pitch + g->width <= total, "stage %d past the space", i);
+        if (g->in != in) continue;
+        for (size_t r = 0; r < g->rows; r++) {
+            char *a = (char *)space + g->off + r * g->pitch, *b = (char *)t[g->q][g->v] + r * g->width;
+            memcpy(in ? a : b, in ? b : a, g->width);
+        }
+    }
+}
+
+/* The stages of a call of `layers` layers (bidirectional or not) of kind
+ * move exactly the values `want` lists, each part's to or from where cuDNN
+ * keeps it: states [P, B, u] with part q (a stack's layer q, or direction
+ * q) at pseudo-layer layer D + direction, cuDNN's layer-major order; a
+ * bidirectional y or dy [T, B, 2u] with direction 0 in columns [0, u)
+ * and direction 1 in [u, 2u). Nothing else in the space is written. */
+static void check_stages(lg_cell_kind kind, int layers, bool bidir, bool grad, const staged *want, int n_want)
+{
+    lg_rnn_spec s = spec_of(kind, 5, ST_U, layers, bidir, true);
+    int D = bidir ? 2 : 1, P = layers * D;
+    lg_rnn_spaces p = lg_rnn_spaces_of(&s, ST_T, ST_B, 1000, 3000, true, false);
+    size_t total = grad ? p.scratch_bytes : p.ws_bytes, n_el = total / sizeof(double);
+    lg_rnn_stage st[LG_RNN_STAGES_PER_LAYER * 8];
+    int n = lg_rnn_stages_of(&s, &p, ST_T, ST_B, grad, st);
+    /* each (part, value) once, in or out as the value is, a y or dy as two stages in a row */
+    int expect = 0;
+    for (int w = 0; w < n_want; w++) expect += want[w].seq ? 2 : P;
+    ck_assert_int_eq(n, expect);
+    for (int i = 0; i < n; i++) {
+        int w = 0;
+        while (w < n_want && want[w].v != st[i].v) w++;
+        ck_assert_msg(w < n_want, "stage %d stages value %d", i, (int)st[i].v);
+        ck_assert(st[i].in == want[w].in);
+        for (int j = 0; j < i; j++) ck_assert(st[j].v != st[i].v || st[j].q != st[i].q);
+        if (want[w].seq && st[i].q == P - 2)
+            ck_assert(i + 1 < n && st[i + 1].v == st[i].v && st[i + 1].q == P - 1);
+    }
+    static double t[16][LG_RNN_VALUE_COUNT][ST_ELEMS];
+    double *space = malloc(total);
+    ck_assert_ptr_nonnull(space);
+    for (int q = 0; q < P; q++)
+        for (int v = 0; v < LG_RNN_VALUE_COUNT; v++)
+            for (int64_t i = 0; i < ST_ELEMS; i++) t[q][v][i] = code(q, (lg_rnn_value)v, i);
+    for (size_t i = 0; i < n_el; i++) space[i] = -1;
+    run_stages(st, n, true, space, total, t, P);
+    size_t moved = 0;
+    for (int pass = 0; pass < 2; pass++) { /* the copies in, then out */
+        if (pass == 1) {
+            /* the copies in wrote nothing but what was checked; then the space's elements go out */
+            size_t touched = 0;
+            for (size_t i = 0; i < n_el; i++) touched += space[i] != -1;
+            ck_assert_uint_eq(touched, moved);
+            for (size_t i = 0; i < n_el; i++) space[i] = -2 - (double)i;
+            run_stages(st, n, false, space, total, t, P);
+        }
+        for (int w = 0; w < n_want; w++) {
+            if (want[w].in != (pass == 0)) continue;
+            const double *at = space + *(const size_t *)((const char *)&p + want[w].space) / sizeof(double);
+            for (int q = want[w].seq ? P - 2 : 0; q < P; q++) {
+                int layer = bidir ? q / 2 : q, d = bidir ? q % 2 : 0;
+                int64_t rows = want[w].seq ? ST_T * ST_B : ST_B;
+                for (int64_t r = 0; r < rows; r++)
+                    for (int64_t j = 0; j < ST_U; j++) {
+                        /* [T, B, 2u]: row r, direction d's columns; [P, B, u]: pseudo-layer layer D + d, row r */
+                        int64_t k = want[w].seq ? (r * 2 + d) * ST_U + j
+                                                : (((int64_t)layer * D + d) * ST_B + r) * ST_U + j;
+                        double got = pass == 0 ? at[k] : t[q][want[w].v][r * ST_U + j];
+                        double exp = pass == 0 ? code(q, want[w].v, r * ST_U + j) : at[k];
+                        ck_assert_msg(got == exp, "value %d of part %d, row %lld, unit %lld: %g, want %g",
+                                      (int)want[w].v, q, (long long)r, (long long)j, got, exp);
+                        moved += pass == 0;
+                    }
+            }
+        }
+    }
+    free(space);
+}
+
+START_TEST(stages_bidirectional)
+{
+    /* with c0 (LSTM) and without (GRU) */
+    const staged lstm[] = {{LG_RNN_V_H0, true, SPACE(hx), false},    {LG_RNN_V_C0, true, SPACE(cx), false},
+                           {LG_RNN_V_YS, false, SPACE(y), true},     {LG_RNN_V_H_T, false, SPACE(hy), false},
+                           {LG_RNN_V_C_T, false, SPACE(cy), false}},
+                 lstm_grad[] = {{LG_RNN_V_DYS, true, SPACE(dy), true},    {LG_RNN_V_H0, true, SPACE(g_hx), false},
+                                {LG_RNN_V_C0, true, SPACE(g_cx), false},  {LG_RNN_V_DH, true, SPACE(dhy), false},
+                                {LG_RNN_V_DC, true, SPACE(dcy), false},   {LG_RNN_V_DH0, false, SPACE(dhx), false},
+                                {LG_RNN_V_DC0, false, SPACE(dcx), false}},
+                 gru[] = {{LG_RNN_V_H0, true, SPACE(hx), false},
+                          {LG_RNN_V_YS, false, SPACE(y), true},
+                          {LG_RNN_V_H_T, false, SPACE(hy), false}},
+                 gru_grad[] = {{LG_RNN_V_DYS, true, SPACE(dy), true},
+                               {LG_RNN_V_H0, true, SPACE(g_hx), false},
+                               {LG_RNN_V_DH, true, SPACE(dhy), false},
+                               {LG_RNN_V_DH0, false, SPACE(dhx), false}};
+    check_stages(LG_CELL_LSTM, 1, true, false, lstm, 5);
+    check_stages(LG_CELL_LSTM, 1, true, true, lstm_grad, 7);
+    check_stages(LG_CELL_GRU, 1, true, false, gru, 3);
+    check_stages(LG_CELL_GRU, 1, true, true, gru_grad, 4);
+    /* the LSTM forward's stages as cuda_rnn.c runs them: [B, u] = 48 bytes
+     * per direction, y rows of 2u = 48 bytes with direction 1 at byte 24 */
+    lg_rnn_spec s = spec_of(LG_CELL_LSTM, 5, ST_U, 1, true, true);
+    lg_rnn_spaces p = lg_rnn_spaces_of(&s, ST_T, ST_B, 1000, 3000, true, false);
+    lg_rnn_stage st[LG_RNN_STAGES_PER_LAYER * 2];
+    ck_assert_int_eq(lg_rnn_stages_of(&s, &p, ST_T, ST_B, false, st), 10);
+    const struct {
+        lg_rnn_value v;
+        int q;
+        size_t off, pitch, width, rows;
+    } runs[10] = {{LG_RNN_V_H0, 0, p.hx, 48, 48, 1},      {LG_RNN_V_H0, 1, p.hx + 48, 48, 48, 1},
+                 {LG_RNN_V_C0, 0, p.cx, 48, 48, 1},      {LG_RNN_V_C0, 1, p.cx + 48, 48, 48, 1},
+                 {LG_RNN_V_YS, 0, p.y, 48, 24, 8},       {LG_RNN_V_YS, 1, p.y + 24, 48, 24, 8},
+                 {LG_RNN_V_H_T, 0, p.hy, 48, 48, 1},     {LG_RNN_V_H_T, 1, p.hy + 48, 48, 48, 1},
+                 {LG_RNN_V_C_T, 0, p.cy, 48, 48, 1},     {LG_RNN_V_C_T, 1, p.cy + 48, 48, 48, 1}};
+    for (int i = 0; i < 10; i++) {
+        ck_assert_msg(st[i].v == runs[i].v && st[i].q == runs[i].q && st[i].off == runs[i].off &&
+                          st[i].pitch == runs[i].pitch && st[i].width == runs[i].width && st[i].rows == runs[i].rows,
+                      "stage %d", i);
+        ck_assert(st[i].in == (i < 4));
+    }
+}
+END_TEST
+
+START_TEST(stages_stacked)
+{
+    /* a 3-layer LSTM: layer l's h0, c0, ... at block l of [3, B, u] */
+    const staged lstm[] = {{LG_RNN_V_H0, true, SPACE(hx), false},
+                           {LG_RNN_V_C0, true, SPACE(cx), false},
+                           {LG_RNN_V_H_T, false, SPACE(hy), false},
+                           {LG_RNN_V_C_T, false, SPACE(cy), false}},
+                 lstm_grad[] = {{LG_RNN_V_H0, true, SPACE(g_hx), false}, {LG_RNN_V_C0, true, SPACE(g_cx), false},
+                                {LG_RNN_V_DH, true, SPACE(dhy), false},  {LG_RNN_V_DC, true, SPACE(dcy), false},
+                                {LG_RNN_V_DH0, false, SPACE(dhx), false}, {LG_RNN_V_DC0, false, SPACE(dcx), false}},
+                 gru[] = {{LG_RNN_V_H0, true, SPACE(hx), false}, {LG_RNN_V_H_T, false, SPACE(hy), false}},
+                 gru_grad[] = {{LG_RNN_V_H0, true, SPACE(g_hx), false},
+                               {LG_RNN_V_DH, true, SPACE(dhy), false},
+                               {LG_RNN_V_DH0, false, SPACE(dhx), false}};
+    check_stages(LG_CELL_LSTM, 3, false, false, lstm, 4);
+    check_stages(LG_CELL_LSTM, 3, false, true, lstm_grad, 6);
+    check_stages(LG_CELL_GRU, 2, false, false, gru, 2);
+    check_stages(LG_CELL_GRU, 2, false, true, gru_grad, 3);
+    /* the top layer's y and dy are the top layer's own: nothing to interleave */
+    lg_rnn_spec s = spec_of(LG_CELL_GRU, 5, ST_U, 2, false, true);
+    lg_rnn_spaces p = lg_rnn_spaces_of(&s, ST_T, ST_B, 1000, 3000, true, false);
+    lg_rnn_stage st[LG_RNN_STAGES_PER_LAYER * 2];
+    ck_assert_int_eq(lg_rnn_stages_of(&s, &p, ST_T, ST_B, true, st), 6);
+    ck_assert(st[3].v == LG_RNN_V_DH && st[3].q == 1 && st[3].off == p.dhy + 48 && st[3].in);
+}
+END_TEST
+
+/* A single node stages nothing: cuDNN reads and writes its own tensors. */
+START_TEST(stages_single)
+{
+    lg_rnn_stage st[LG_RNN_STAGES_PER_LAYER];
+    for (int k = 0; k < 3; k++) {
+        lg_rnn_spec s = spec_of((lg_cell_kind)k, 5, ST_U, 1, false, true);
+        lg_rnn_spaces p = lg_rnn_spaces_of(&s, ST_T, ST_B, 1000, 3000, true, false);
+        ck_assert_int_eq(lg_rnn_stages_of(&s, &p, ST_T, ST_B, false, st), 0);
+        ck_assert_int_eq(lg_rnn_stages_of(&s, &p, ST_T, ST_B, true, st), 0);
+    }
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("rnn_pack");
@@ -550,6 +742,9 @@ static Suite *suite(void)
     tcase_add_test(tc, spaces_disjoint);
     tcase_add_test(tc, spaces_by_direction);
     tcase_add_test(tc, spaces_by_layers);
+    tcase_add_test(tc, stages_bidirectional);
+    tcase_add_test(tc, stages_stacked);
+    tcase_add_test(tc, stages_single);
     suite_add_tcase(s, tc);
     return s;
 }

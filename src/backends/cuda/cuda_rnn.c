@@ -26,7 +26,7 @@
  *   hx, cx, hy, cy  bidirectional or stacked only: cuDNN's states
  *             [P, B, H] over its P pseudo-layers (a bidirectional call's
  *             direction 0, then 1; a stack's layer 0 up), staged from and to
- *             the parts' h0, c0, h_T, c_T
+ *             the parts' h0, c0, h_T, c_T (see below)
  * rnn_grad's scratch: dweights (packed weight gradients, zeroed before
  * cudnnRNNBackwardWeights_v8, then unpacked into dW, dU, db), with
  * reverse dy and dx in cuDNN's order, bidirectional dy [T, B, 2H], with
@@ -46,6 +46,12 @@
  * forward splits it into the two ys and the backward joins the two dys
  * into it. cuDNN's dx is the sum over both directions: it goes into
  * direction 0's dx, zeros into direction 1's (rnn.h allows it).
+ *
+ * What a merged node copies between its parts' tensors and these spaces
+ * (its states; a bidirectional call's y and dy) is rnn_pack.h's staging
+ * plan (lg_rnn_stages_of, which the CPU suite tests), and stage() runs it:
+ * a state as one copy, a y or dy with the bidirectional kernels, which
+ * also zero each example's steps past its length.
  *
  * A merged stacked node (LG_RNN_STACK) of L layers is one cuDNN call with
  * numLayers L, on the single node's path: layer 0's workspace and scratch
@@ -236,23 +242,29 @@ static lg_status lengths_of(lg_cuda_ctx *c, const lg_node *n, const lg_buf *mask
     return LG_OK;
 }
 
-/* The node's cuDNN RNN, dims and lengths; the rnn (grad false) or rnn_grad
- * (true) node's inputs. L: the layout of one part (a merged node's other
- * parts follow it, lg_rnn_part_of); layers: a stack's, else 1. */
+/* The node's cuDNN RNN, dims, spaces and stages (rnn_pack.h; none for a
+ * single node); the rnn (grad false) or rnn_grad (true) node's inputs. L:
+ * the layout of one part (a merged node's other parts follow it,
+ * lg_rnn_part_of); layers: a stack's, else 1; masked: the call runs over
+ * the mask's lengths. */
 typedef struct call {
     lg_rnn_cell cell;
     unsigned flags;
+    bool grad, masked;
     int layers;
     lg_rnn_layout L;
     int64_t T, B, I, H;
     lg_dtype dt;
     lg_cudnn_rnn *r;
-    int32_t *lengths;
+    lg_rnn_spaces p;
+    int n_stages;
+    /* entry makes calls of at most LG_CUDA_PARTS / 3 pseudo-layers */
+    lg_rnn_stage stages[LG_RNN_STAGES_PER_LAYER * (LG_CUDA_PARTS / 3)];
 } call;
 
 static lg_status begin(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, bool grad, call *k)
 {
-    *k = (call){.cell = lg_rnn_node_cell(n), .flags = lg_rnn_node_flags(n)};
+    *k = (call){.cell = lg_rnn_node_cell(n), .flags = lg_rnn_node_flags(n), .grad = grad};
     bool stack = k->flags & LG_RNN_STACK;
     k->layers = stack ? lg_rnn_parts(&n->attrs) : 1;
     k->L = lg_rnn_layout_of(k->cell, lg_rnn_part_flags(k->flags, 0));
@@ -268,9 +280,16 @@ static lg_status begin(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, bool 
                        n->name, c->device, sized ? ": " : " (no backend sizes)", sized ? why : "");
     lg_status st = entry(c, &s, k->B, k->T, &k->r);
     int mask_at = grad ? k->L.g_mask : k->L.mask;
-    if (!st) st = lengths_of(c, n, mask_at >= 0 ? &in[mask_at] : NULL, k->T, k->B, &k->lengths);
-    if (!st) st = lg_cudnn_rnn_set_lengths(k->r, k->lengths);
-    return st;
+    int32_t *lengths = NULL;
+    if (!st) st = lengths_of(c, n, mask_at >= 0 ? &in[mask_at] : NULL, k->T, k->B, &lengths);
+    /* set_lengths keeps a copy */
+    if (!st) st = lg_cudnn_rnn_set_lengths(k->r, lengths);
+    k->masked = lengths != NULL;
+    free(lengths);
+    if (st) return st;
+    k->p = spaces_of(k->r, k->T, k->B, grad || !(k->flags & LG_RNN_FORWARD_ONLY), k->flags);
+    k->n_stages = lg_rnn_stages_of(lg_cudnn_rnn_spec(k->r), &k->p, k->T, k->B, grad, k->stages);
+    return LG_OK;
 }
 
 /* The spaces of node n in buffer b (the workspace or scratch), checked
@@ -289,153 +308,9 @@ static lg_status space_base(const lg_node *n, const lg_buf *b, size_t need, char
 _Static_assert(LG_CUDA_PARTS >= 3 * LG_RNN_MAX_LAYERS && LG_CUDA_PARTS >= 3 * 2,
                "lg_cuda_parts holds W, U, b of each pseudo-layer of a stack or a bidirectional call");
 
-/* Pseudo-layer d's W, U, b (b NULL without bias) for each of the call's
- * pseudo-layers (directions, or a stack's layers), as the parts of the
- * source buffer the packing map indexes (lg_rnn_src_dense: pseudo-layer by
- * pseudo-layer). */
-static lg_cuda_parts parts_of(const call *k, void *const *w, void *const *u, void *const *b)
-{
-    const lg_rnn_spec *s = lg_cudnn_rnn_spec(k->r);
-    lg_rnn_src src[LG_CUDA_PARTS / 3];
-    lg_rnn_src_dense(s, src);
-    lg_cuda_parts parts;
-    for (int j = 0; j < LG_CUDA_PARTS; j++) parts.ptr[j] = NULL, parts.start[j] = -1;
-    for (int d = 0; d < lg_rnn_pseudo_layers(s); d++) {
-        parts.ptr[3 * d] = w[d], parts.start[3 * d] = src[d].kernel;
-        parts.ptr[3 * d + 1] = u[d], parts.start[3 * d + 1] = src[d].recurrent_kernel;
-        parts.ptr[3 * d + 2] = b[d], parts.start[3 * d + 2] = b[d] ? src[d].bias : -1;
-    }
-    return parts;
-}
-
-static lg_status launched(cudaError_t e, const lg_node *n) { return lg_cuda_launched(e, n); }
-
-/* A training forward's reserve space is sized for full lengths: shorter
- * ones must not need more. */
-static lg_status reserve_fits(const lg_node *n, const lg_cudnn_rnn *r)
-{
-    if (lg_cudnn_rnn_reserve_needed(r) <= lg_cudnn_rnn_reserve_bytes(r)) return LG_OK;
-    return lg_fail(LG_ERR_RUNTIME, "rnn '%s': cuDNN asks %zu reserve bytes for these lengths, more than the %zu of "
-                                   "full lengths",
-                   n->name, lg_cudnn_rnn_reserve_needed(r), lg_cudnn_rnn_reserve_bytes(r));
-}
-
-/* dst [n, B, H] = src[0], ..., src[n - 1], each [B, H] of `one` bytes. */
-static lg_status gather(lg_cuda_ctx *c, char *dst, void *const *src, int n, size_t one)
-{
-    lg_status st = LG_OK;
-    for (int i = 0; i < n && !st; i++) st = lg_cuda_copy_d2d(c, dst + (size_t)i * one, src[i], one);
-    return st;
-}
-
-/* dst[0], ..., dst[n - 1] [B, H] = src [n, B, H]'s blocks. */
-static lg_status scatter(lg_cuda_ctx *c, void *const *dst, const char *src, int n, size_t one)
-{
-    lg_status st = LG_OK;
-    for (int i = 0; i < n && !st; i++) st = lg_cuda_copy_d2d(c, dst[i], src + (size_t)i * one, one);
-    return st;
-}
-
-/* dst [2, B, H] = a then b; a, b = src [2, B, H]'s halves. */
-static lg_status stack2(lg_cuda_ctx *c, char *dst, void *a, void *b, size_t half)
-{
-    return gather(c, dst, (void *const[]){a, b}, 2, half);
-}
-
-static lg_status unstack2(lg_cuda_ctx *c, void *a, void *b, const char *src, size_t half)
-{
-    return scatter(c, (void *const[]){a, b}, src, 2, half);
-}
-
-/* A merged bidirectional rnn node (see the overview): direction d's inputs
- * and outputs at in + d L.n_in, out + d L.n_out. */
-static lg_status rnn_bidir(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf *out, const call *k)
-{
-    const lg_rnn_layout *L = &k->L;
-    const lg_buf *in1 = in + L->n_in;
-    lg_buf *out1 = out + L->n_out;
-    bool train = !(k->flags & LG_RNN_FORWARD_ONLY), lstm = L->c0 >= 0;
-    size_t half = (size_t)(k->B * k->H) * lg_dtype_size(k->dt);
-    lg_rnn_spaces p = spaces_of(k->r, k->T, k->B, train, k->flags);
-    char *ws = NULL;
-    lg_status st = space_base(n, &out[L->ws], p.ws_bytes, &ws);
-    if (!st && train) st = reserve_fits(n, k->r);
-    cudaStream_t s = c->stream;
-    if (!st) {
-        void *w[2] = {in[L->w].data, in1[L->w].data}, *u[2] = {in[L->u].data, in1[L->u].data},
-             *b[2] = {L->b >= 0 ? in[L->b].data : NULL, L->b >= 0 ? in1[L->b].data : NULL};
-        lg_cuda_parts parts = parts_of(k, w, u, b);
-        st = launched(lg_cuda_launch_pack_parts(s, k->dt, lg_cudnn_rnn_layout(k->r)->size, lg_cudnn_rnn_map(k->r),
-                                                &parts, ws + p.weights),
-                      n);
-    }
-    if (!st) st = stack2(c, ws + p.hx, in[L->h0].data, in1[L->h0].data, half);
-    if (!st && lstm) st = stack2(c, ws + p.cx, in[L->c0].data, in1[L->c0].data, half);
-    if (!st)
-        st = lg_cudnn_rnn_forward_in(k->r, ws + p.weights, train ? ws + p.reserve : NULL, in[L->x].data, ws + p.hx,
-                                     lstm ? ws + p.cx : NULL, ws + p.y, ws + p.hy, lstm ? ws + p.cy : NULL);
-    /* the two ys, zero past each length */
-    if (!st)
-        st = launched(lg_cuda_launch_bidir_split(s, k->dt, k->T, k->B, k->H, lg_cudnn_rnn_lengths(k->r), ws + p.y,
-                                                 out[L->ys].data, out1[L->ys].data),
-                      n);
-    if (!st) st = unstack2(c, out[L->h_t].data, out1[L->h_t].data, ws + p.hy, half);
-    if (!st && lstm) st = unstack2(c, out[L->c_t].data, out1[L->c_t].data, ws + p.cy, half);
-    return st;
-}
-
-/* A merged bidirectional rnn_grad node: direction d's inputs and outputs
- * at in + d L.g_n_in, out + d L.g_n_out. */
-static lg_status rnn_grad_bidir(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf *out, const call *k)
-{
-    const lg_rnn_layout *L = &k->L;
-    const lg_buf *in1 = in + L->g_n_in;
-    lg_buf *out1 = out + L->g_n_out;
-    bool lstm = L->c0 >= 0;
-    size_t half = (size_t)(k->B * k->H) * lg_dtype_size(k->dt);
-    lg_rnn_spaces p = spaces_of(k->r, k->T, k->B, true, k->flags);
-    char *ws = NULL, *sc = NULL;
-    lg_status st = space_base(n, &in[L->g_ws], p.ws_bytes, &ws);
-    if (!st) st = space_base(n, &out[L->g_scratch], p.scratch_bytes, &sc);
-    const int32_t *dev_len = lg_cudnn_rnn_lengths(k->r);
-    cudaStream_t s = c->stream;
-    if (!st)
-        st = launched(lg_cuda_launch_bidir_join(s, k->dt, k->T, k->B, k->H, dev_len, in[L->g_dys].data,
-                                                in1[L->g_dys].data, sc + p.dy),
-                      n);
-    if (!st) st = stack2(c, sc + p.g_hx, in[L->h0].data, in1[L->h0].data, half);
-    if (!st && lstm) st = stack2(c, sc + p.g_cx, in[L->c0].data, in1[L->c0].data, half);
-    if (!st) st = stack2(c, sc + p.dhy, in[L->g_dh].data, in1[L->g_dh].data, half);
-    if (!st && lstm) st = stack2(c, sc + p.dcy, in[L->g_dc].data, in1[L->g_dc].data, half);
-    char *reserve = ws + p.reserve;
-    if (!st && (k->flags & LG_RNN_SHARED_WS)) {
-        reserve = sc + p.reserve_copy;
-        st = lg_cuda_copy_d2d(c, reserve, ws + p.reserve, lg_cudnn_rnn_reserve_bytes(k->r));
-    }
-    void *dx = out[L->g_dx].data;
-    if (!st)
-        st = lg_cudnn_rnn_backward_in(k->r, ws + p.weights, reserve, sc + p.dweights, in[L->x].data, sc + p.g_hx,
-                                      lstm ? sc + p.g_cx : NULL, ws + p.y, sc + p.dy, sc + p.dhy,
-                                      lstm ? sc + p.dcy : NULL, dx, sc + p.dhx, lstm ? sc + p.dcx : NULL);
-    /* x's whole gradient in direction 0's dx, zero past each length */
-    if (!st && k->lengths) st = launched(lg_cuda_launch_seq_order(s, k->dt, k->T, k->B, k->I, dev_len, 0, dx, dx), n);
-    if (!st) st = lg_cuda_memset0(c, out1[L->g_dx].data, buf_bytes(&out1[L->g_dx]));
-    if (!st) st = unstack2(c, out[L->g_dh0].data, out1[L->g_dh0].data, sc + p.dhx, half);
-    if (!st && lstm) st = unstack2(c, out[L->g_dc0].data, out1[L->g_dc0].data, sc + p.dcx, half);
-    if (!st) {
-        void *w[2] = {out[L->g_dw].data, out1[L->g_dw].data}, *u[2] = {out[L->g_du].data, out1[L->g_du].data},
-             *b[2] = {L->g_db >= 0 ? out[L->g_db].data : NULL, L->g_db >= 0 ? out1[L->g_db].data : NULL};
-        lg_cuda_parts parts = parts_of(k, w, u, b);
-        st = launched(lg_cuda_launch_unpack_parts(s, k->dt, lg_cudnn_rnn_layout(k->r)->size, lg_cudnn_rnn_map(k->r),
-                                                  sc + p.dweights, &parts),
-                      n);
-    }
-    return st;
-}
-
-/* Layer l's single-layout input j (an input of the node, not another
- * layer's output) and output j; NULL for j < 0 (absent). A single node is
- * its own layer 0. */
+/* Part l's single-layout input j (an input of the node, not another
+ * part's output) and output j; NULL for j < 0 (absent). A single node is
+ * its own part 0. */
 static void *in_at(const lg_node *n, const lg_buf *in, bool grad, int l, int j)
 {
     if (j < 0) return NULL;
@@ -452,132 +327,189 @@ static void *out_at(const lg_node *n, lg_buf *out, bool grad, int l, int j)
     return out[lg_rnn_part_of(n, grad, l, ints).out + j].data;
 }
 
-lg_status lg_cuda_rnn(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf *out)
+/* The W, U, b (rnn_grad: dW, dU, db; b NULL without bias) of each of the
+ * call's pseudo-layers (directions, or a stack's layers: part d is
+ * pseudo-layer d) as the parts of the source buffer the packing map
+ * indexes (lg_rnn_src_dense: pseudo-layer by pseudo-layer). */
+static lg_cuda_parts parts_of(const call *k, const lg_node *n, const lg_buf *in, lg_buf *out)
 {
-    call k;
-    lg_status st = begin(c, n, in, false, &k);
-    if (st || (k.flags & LG_RNN_BIDIR)) {
-        if (!st) st = rnn_bidir(c, n, in, out, &k);
-        free(k.lengths);
-        return st;
+    const lg_rnn_spec *s = lg_cudnn_rnn_spec(k->r);
+    const lg_rnn_layout *L = &k->L;
+    lg_rnn_src src[LG_CUDA_PARTS / 3];
+    lg_rnn_src_dense(s, src);
+    lg_cuda_parts parts;
+    for (int j = 0; j < LG_CUDA_PARTS; j++) parts.ptr[j] = NULL, parts.start[j] = -1;
+    for (int d = 0; d < lg_rnn_pseudo_layers(s); d++) {
+        void *b = k->grad ? out_at(n, out, true, d, L->g_db) : in_at(n, in, false, d, L->b);
+        parts.ptr[3 * d] = k->grad ? out_at(n, out, true, d, L->g_dw) : in_at(n, in, false, d, L->w);
+        parts.ptr[3 * d + 1] = k->grad ? out_at(n, out, true, d, L->g_du) : in_at(n, in, false, d, L->u);
+        parts.ptr[3 * d + 2] = b;
+        parts.start[3 * d] = src[d].kernel, parts.start[3 * d + 1] = src[d].recurrent_kernel;
+        parts.start[3 * d + 2] = b ? src[d].bias : -1;
     }
-    /* a single node, or a stack's layers 0..top on the states staged [layers, B, H] */
-    const lg_rnn_layout *L = &k.L;
-    bool train = !(k.flags & LG_RNN_FORWARD_ONLY), rev = k.flags & LG_RNN_REVERSE, lstm = L->c0 >= 0,
-         staged = k.layers > 1;
-    int top = k.layers - 1;
-    size_t es = lg_dtype_size(k.dt), one = (size_t)(k.B * k.H) * es;
-    void *h0[LG_RNN_MAX_LAYERS], *c0[LG_RNN_MAX_LAYERS], *w[LG_RNN_MAX_LAYERS], *u[LG_RNN_MAX_LAYERS],
-        *b[LG_RNN_MAX_LAYERS], *h_t[LG_RNN_MAX_LAYERS], *c_t[LG_RNN_MAX_LAYERS];
-    for (int l = 0; l < k.layers; l++) {
-        h0[l] = in_at(n, in, false, l, L->h0), c0[l] = in_at(n, in, false, l, L->c0);
-        w[l] = in_at(n, in, false, l, L->w), u[l] = in_at(n, in, false, l, L->u), b[l] = in_at(n, in, false, l, L->b);
-        h_t[l] = out_at(n, out, false, l, L->h_t), c_t[l] = out_at(n, out, false, l, L->c_t);
+    return parts;
+}
+
+static lg_status launched(cudaError_t e, const lg_node *n) { return lg_cuda_launched(e, n); }
+
+/* A training forward's reserve space is sized for full lengths: shorter
+ * ones must not need more. */
+static lg_status reserve_fits(const lg_node *n, const lg_cudnn_rnn *r)
+{
+    if (lg_cudnn_rnn_reserve_needed(r) <= lg_cudnn_rnn_reserve_bytes(r)) return LG_OK;
+    return lg_fail(LG_ERR_RUNTIME, "rnn '%s': cuDNN asks %zu reserve bytes for these lengths, more than the %zu of "
+                                   "full lengths",
+                   n->name, lg_cudnn_rnn_reserve_needed(r), lg_cudnn_rnn_reserve_bytes(r));
+}
+
+/* Where a staged value sits in one part's single layout. */
+static int index_of(const lg_rnn_layout *L, lg_rnn_value v)
+{
+    switch (v) {
+    case LG_RNN_V_H0: return L->h0;
+    case LG_RNN_V_C0: return L->c0;
+    case LG_RNN_V_H_T: return L->h_t;
+    case LG_RNN_V_C_T: return L->c_t;
+    case LG_RNN_V_YS: return L->ys;
+    case LG_RNN_V_DH: return L->g_dh;
+    case LG_RNN_V_DC: return L->g_dc;
+    case LG_RNN_V_DYS: return L->g_dys;
+    case LG_RNN_V_DH0: return L->g_dh0;
+    case LG_RNN_V_DC0: return L->g_dc0;
+    case LG_RNN_VALUE_COUNT: LG_ASSERT(!"a staged value"); break;
     }
-    lg_rnn_spaces p = spaces_of(k.r, k.T, k.B, train, k.flags);
-    char *ws = NULL;
-    st = space_base(n, &out[L->ws], p.ws_bytes, &ws);
-    if (!st && train) st = reserve_fits(n, k.r);
-    const int32_t *dev_len = lg_cudnn_rnn_lengths(k.r);
-    cudaStream_t s = c->stream;
-    if (!st) {
-        lg_cuda_parts parts = parts_of(&k, w, u, b);
-        st = launched(lg_cuda_launch_pack_parts(s, k.dt, lg_cudnn_rnn_layout(k.r)->size, lg_cudnn_rnn_map(k.r),
-                                                &parts, ws + p.weights),
+    return -1;
+}
+
+/* The part's tensor a stage reads (an input, into cuDNN's space) or
+ * writes (an output). */
+static void *staged_at(const call *k, const lg_node *n, const lg_buf *in, lg_buf *out, const lg_rnn_stage *g)
+{
+    int j = index_of(&k->L, g->v);
+    return g->in ? in_at(n, in, k->grad, g->q, j) : out_at(n, out, k->grad, g->q, j);
+}
+
+/* The call's stages into its spaces at base (the workspace, or rnn_grad's
+ * scratch) before it (in), or out of them after it: a state is one
+ * contiguous copy; a bidirectional y or dy, two stages in a row, is one
+ * kernel that also zeroes each example's steps past its length. */
+static lg_status stage(lg_cuda_ctx *c, const call *k, const lg_node *n, const lg_buf *in, lg_buf *out, char *base,
+                       bool into)
+{
+    lg_status st = LG_OK;
+    size_t es = lg_dtype_size(k->dt);
+    for (int i = 0; i < k->n_stages && !st; i++) {
+        const lg_rnn_stage *g = &k->stages[i];
+        if (g->in != into) continue;
+        void *t = staged_at(k, n, in, out, g);
+        if (g->rows == 1) {
+            st = into ? lg_cuda_copy_d2d(c, base + g->off, t, g->width)
+                      : lg_cuda_copy_d2d(c, t, base + g->off, g->width);
+            continue;
+        }
+        /* the kernels' layout: [T, B, 2H], direction 0's H columns then direction 1's */
+        const lg_rnn_stage *g1 = &k->stages[++i];
+        LG_ASSERT(i < k->n_stages && g1->v == g->v && g1->q == g->q + 1 && g->width == (size_t)k->H * es &&
+                  g->pitch == 2 * g->width && g1->off == g->off + g->width && g->rows == (size_t)(k->T * k->B));
+        void *t1 = staged_at(k, n, in, out, g1);
+        const int32_t *len = lg_cudnn_rnn_lengths(k->r);
+        st = launched(into ? lg_cuda_launch_bidir_join(c->stream, k->dt, k->T, k->B, k->H, len, t, t1, base + g->off)
+                           : lg_cuda_launch_bidir_split(c->stream, k->dt, k->T, k->B, k->H, len, base + g->off, t, t1),
                       n);
     }
-    const void *x = in[L->x].data;
-    if (!st && rev) {
-        st = launched(lg_cuda_launch_seq_order(s, k.dt, k.T, k.B, k.I, dev_len, 1, x, ws + p.x), n);
-        x = ws + p.x;
-    }
-    void *hx = h0[0], *cx = c0[0], *hy = h_t[0], *cy = c_t[0];
-    if (!st && staged) {
-        hx = ws + p.hx, cx = lstm ? ws + p.cx : NULL, hy = ws + p.hy, cy = lstm ? ws + p.cy : NULL;
-        st = gather(c, hx, h0, k.layers, one);
-        if (!st && lstm) st = gather(c, cx, c0, k.layers, one);
-    }
-    void *ys = out_at(n, out, false, top, L->ys), *y = train || rev ? (void *)(ws + p.y) : ys;
-    if (!st)
-        st = lg_cudnn_rnn_forward_in(k.r, ws + p.weights, train ? ws + p.reserve : NULL, x, hx, cx, y, hy, cy);
-    /* the top layer's ys in the loop's order, zero past each length */
-    if (!st && (rev || k.lengths))
-        st = launched(lg_cuda_launch_seq_order(s, k.dt, k.T, k.B, k.H, dev_len, rev, y, ys), n);
-    else if (!st && y != ys)
-        st = lg_cuda_copy_d2d(c, ys, y, (size_t)(k.T * k.B * k.H) * es);
-    if (!st && staged) st = scatter(c, h_t, hy, k.layers, one);
-    if (!st && staged && lstm) st = scatter(c, c_t, cy, k.layers, one);
-    free(k.lengths);
     return st;
 }
 
+/* A single node, a bidirectional pair (its directions cuDNN's) or a
+ * stack's layers 0..top, in one cuDNN call. */
+lg_status lg_cuda_rnn(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf *out)
+{
+    call k;
+    char *ws = NULL;
+    lg_status st = begin(c, n, in, false, &k);
+    bool train = !(k.flags & LG_RNN_FORWARD_ONLY);
+    if (!st) st = space_base(n, &out[k.L.ws], k.p.ws_bytes, &ws);
+    if (!st && train) st = reserve_fits(n, k.r);
+    if (st) return st;
+    const lg_rnn_layout *L = &k.L;
+    const lg_rnn_spaces *p = &k.p;
+    bool rev = k.flags & LG_RNN_REVERSE, bidir = k.flags & LG_RNN_BIDIR, lstm = L->c0 >= 0;
+    const int32_t *dev_len = lg_cudnn_rnn_lengths(k.r);
+    cudaStream_t s = c->stream;
+    lg_cuda_parts parts = parts_of(&k, n, in, out);
+    st = launched(lg_cuda_launch_pack_parts(s, k.dt, lg_cudnn_rnn_layout(k.r)->size, lg_cudnn_rnn_map(k.r), &parts,
+                                            ws + p->weights),
+                  n);
+    const void *x = rev ? ws + p->x : in[L->x].data;
+    if (!st && rev)
+        st = launched(lg_cuda_launch_seq_order(s, k.dt, k.T, k.B, k.I, dev_len, 1, in[L->x].data, ws + p->x), n);
+    if (!st) st = stage(c, &k, n, in, out, ws, true);
+    void *hx = in_at(n, in, false, 0, L->h0), *cx = in_at(n, in, false, 0, L->c0);
+    void *hy = out_at(n, out, false, 0, L->h_t), *cy = out_at(n, out, false, 0, L->c_t);
+    if (k.n_stages) hx = ws + p->hx, cx = lstm ? ws + p->cx : NULL, hy = ws + p->hy, cy = lstm ? ws + p->cy : NULL;
+    void *ys = out_at(n, out, false, k.layers - 1, L->ys), *y = train || rev || bidir ? (void *)(ws + p->y) : ys;
+    if (!st)
+        st = lg_cudnn_rnn_forward_in(k.r, ws + p->weights, train ? ws + p->reserve : NULL, x, hx, cx, y, hy, cy);
+    /* the top layer's ys in the loop's order, zero past each length (a bidirectional y: staged) */
+    if (!st && !bidir && (rev || k.masked))
+        st = launched(lg_cuda_launch_seq_order(s, k.dt, k.T, k.B, k.H, dev_len, rev, y, ys), n);
+    else if (!st && !bidir && y != ys)
+        st = lg_cuda_copy_d2d(c, ys, y, (size_t)(k.T * k.B * k.H) * lg_dtype_size(k.dt));
+    if (!st) st = stage(c, &k, n, in, out, ws, false);
+    return st;
+}
+
+/* A single node, a bidirectional pair or a stack's layers from the top's
+ * dys down to layer 0's dx, in one cuDNN call. */
 lg_status lg_cuda_rnn_grad(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf *out)
 {
     call k;
-    lg_status st = begin(c, n, in, true, &k);
-    if (st || (k.flags & LG_RNN_BIDIR)) {
-        if (!st) st = rnn_grad_bidir(c, n, in, out, &k);
-        free(k.lengths);
-        return st;
-    }
-    /* a single node, or a stack's layers from the top's dys down to layer 0's dx in one call */
-    const lg_rnn_layout *L = &k.L;
-    bool rev = k.flags & LG_RNN_REVERSE, lstm = L->c0 >= 0, staged = k.layers > 1;
-    int top = k.layers - 1;
-    size_t one = (size_t)(k.B * k.H) * lg_dtype_size(k.dt);
-    void *h0[LG_RNN_MAX_LAYERS], *c0[LG_RNN_MAX_LAYERS], *dh[LG_RNN_MAX_LAYERS], *dc[LG_RNN_MAX_LAYERS],
-        *dh0[LG_RNN_MAX_LAYERS], *dc0[LG_RNN_MAX_LAYERS], *dw[LG_RNN_MAX_LAYERS], *du[LG_RNN_MAX_LAYERS],
-        *db[LG_RNN_MAX_LAYERS];
-    for (int l = 0; l < k.layers; l++) {
-        h0[l] = in_at(n, in, true, l, L->h0), c0[l] = in_at(n, in, true, l, L->c0);
-        dh[l] = in_at(n, in, true, l, L->g_dh), dc[l] = in_at(n, in, true, l, L->g_dc);
-        dh0[l] = out_at(n, out, true, l, L->g_dh0), dc0[l] = out_at(n, out, true, l, L->g_dc0);
-        dw[l] = out_at(n, out, true, l, L->g_dw), du[l] = out_at(n, out, true, l, L->g_du);
-        db[l] = out_at(n, out, true, l, L->g_db);
-    }
-    lg_rnn_spaces p = spaces_of(k.r, k.T, k.B, true, k.flags);
     char *ws = NULL, *sc = NULL;
-    st = space_base(n, &in[L->g_ws], p.ws_bytes, &ws);
-    if (!st) st = space_base(n, &out[L->g_scratch], p.scratch_bytes, &sc);
+    lg_status st = begin(c, n, in, true, &k);
+    if (!st) st = space_base(n, &in[k.L.g_ws], k.p.ws_bytes, &ws);
+    if (!st) st = space_base(n, &out[k.L.g_scratch], k.p.scratch_bytes, &sc);
+    if (st) return st;
+    const lg_rnn_layout *L = &k.L;
+    const lg_rnn_spaces *p = &k.p;
+    bool rev = k.flags & LG_RNN_REVERSE, bidir = k.flags & LG_RNN_BIDIR, lstm = L->c0 >= 0;
     const int32_t *dev_len = lg_cudnn_rnn_lengths(k.r);
     cudaStream_t s = c->stream;
-    const void *x = rev ? (const void *)(ws + p.x) : in[L->x].data;
-    const void *dy = in_at(n, in, true, top, L->g_dys);
-    void *dx = out[L->g_dx].data;
-    if (!st && rev) {
-        st = launched(lg_cuda_launch_seq_order(s, k.dt, k.T, k.B, k.H, dev_len, 1, dy, sc + p.dy), n);
-        dy = sc + p.dy;
-        dx = sc + p.dx;
-    }
-    void *hx = h0[0], *cx = c0[0], *dhy = dh[0], *dcy = dc[0], *dhx = dh0[0], *dcx = dc0[0];
-    if (!st && staged) {
-        hx = sc + p.g_hx, dhy = sc + p.dhy, dhx = sc + p.dhx;
-        cx = lstm ? sc + p.g_cx : NULL, dcy = lstm ? sc + p.dcy : NULL, dcx = lstm ? sc + p.dcx : NULL;
-        st = gather(c, hx, h0, k.layers, one);
-        if (!st) st = gather(c, dhy, dh, k.layers, one);
-        if (!st && lstm) st = gather(c, cx, c0, k.layers, one);
-        if (!st && lstm) st = gather(c, dcy, dc, k.layers, one);
+    const void *x = rev ? ws + p->x : in[L->x].data;
+    /* dy: the top layer's dys, or in the scratch its steps reversed or (staged) both directions' joined */
+    const void *dys = in_at(n, in, true, k.layers - 1, L->g_dys), *dy = rev || bidir ? sc + p->dy : dys;
+    void *dx = rev ? sc + p->dx : out[L->g_dx].data;
+    if (rev) st = launched(lg_cuda_launch_seq_order(s, k.dt, k.T, k.B, k.H, dev_len, 1, dys, sc + p->dy), n);
+    if (!st) st = stage(c, &k, n, in, out, sc, true);
+    void *hx = in_at(n, in, true, 0, L->h0), *cx = in_at(n, in, true, 0, L->c0), *dhy = in_at(n, in, true, 0, L->g_dh),
+         *dcy = in_at(n, in, true, 0, L->g_dc), *dhx = out_at(n, out, true, 0, L->g_dh0),
+         *dcx = out_at(n, out, true, 0, L->g_dc0);
+    if (k.n_stages) {
+        hx = sc + p->g_hx, dhy = sc + p->dhy, dhx = sc + p->dhx;
+        cx = lstm ? sc + p->g_cx : NULL, dcy = lstm ? sc + p->dcy : NULL, dcx = lstm ? sc + p->dcx : NULL;
     }
     /* a shared workspace stays as the forward left it: the backward writes into a copy */
-    char *reserve = ws + p.reserve;
+    char *reserve = ws + p->reserve;
     if (!st && (k.flags & LG_RNN_SHARED_WS)) {
-        reserve = sc + p.reserve_copy;
-        st = lg_cuda_copy_d2d(c, reserve, ws + p.reserve, lg_cudnn_rnn_reserve_bytes(k.r));
+        reserve = sc + p->reserve_copy;
+        st = lg_cuda_copy_d2d(c, reserve, ws + p->reserve, lg_cudnn_rnn_reserve_bytes(k.r));
     }
     if (!st)
-        st = lg_cudnn_rnn_backward_in(k.r, ws + p.weights, reserve, sc + p.dweights, x, hx, cx, ws + p.y, dy, dhy,
+        st = lg_cudnn_rnn_backward_in(k.r, ws + p->weights, reserve, sc + p->dweights, x, hx, cx, ws + p->y, dy, dhy,
                                       dcy, dx, dhx, dcx);
-    /* layer 0's dx in the loop's order, zero past each length */
-    if (!st && (rev || k.lengths))
+    /* layer 0's dx in the loop's order, zero past each length; a
+     * bidirectional pair's whole dx in direction 0's, zeros in 1's */
+    if (!st && (rev || k.masked))
         st = launched(lg_cuda_launch_seq_order(s, k.dt, k.T, k.B, k.I, dev_len, rev, dx, out[L->g_dx].data), n);
-    if (!st && staged) st = scatter(c, dh0, dhx, k.layers, one);
-    if (!st && staged && lstm) st = scatter(c, dc0, dcx, k.layers, one);
+    if (!st && bidir) {
+        lg_buf *dx1 = &out[L->g_n_out + L->g_dx];
+        st = lg_cuda_memset0(c, dx1->data, buf_bytes(dx1));
+    }
+    if (!st) st = stage(c, &k, n, in, out, sc, false);
     if (!st) {
-        lg_cuda_parts parts = parts_of(&k, dw, du, db);
+        lg_cuda_parts parts = parts_of(&k, n, in, out);
         st = launched(lg_cuda_launch_unpack_parts(s, k.dt, lg_cudnn_rnn_layout(k.r)->size, lg_cudnn_rnn_map(k.r),
-                                                  sc + p.dweights, &parts),
+                                                  sc + p->dweights, &parts),
                       n);
     }
-    free(k.lengths);
     return st;
 }

@@ -344,3 +344,49 @@ lg_rnn_spaces lg_rnn_spaces_of(const lg_rnn_spec *s, int64_t T, int64_t B, size_
     p.scratch_bytes = at;
     return p;
 }
+
+/* Value v of each pseudo-layer, [B, u] of `bytes`, and its block of [P,
+ * B, u] at off. */
+static int states(lg_rnn_stage *out, int n, lg_rnn_value v, bool in, size_t off, int P, size_t bytes)
+{
+    for (int q = 0; q < P; q++)
+        out[n++] = (lg_rnn_stage){
+            .v = v, .q = q, .in = in, .off = off + (size_t)q * bytes, .pitch = bytes, .width = bytes, .rows = 1};
+    return n;
+}
+
+/* Value v of the top layer's two directions (pseudo-layers P - 2, P -
+ * 1), [T, B, u] each (rows of `row` bytes), and its columns of [T, B, 2u]
+ * at off. */
+static int directions(lg_rnn_stage *out, int n, lg_rnn_value v, bool in, size_t off, int P, size_t row, size_t rows)
+{
+    for (int d = 0; d < 2; d++)
+        out[n++] = (lg_rnn_stage){
+            .v = v, .q = P - 2 + d, .in = in, .off = off + d * row, .pitch = 2 * row, .width = row, .rows = rows};
+    return n;
+}
+
+int lg_rnn_stages_of(const lg_rnn_spec *s, const lg_rnn_spaces *p, int64_t T, int64_t B, bool grad,
+                     lg_rnn_stage *out)
+{
+    int P = lg_rnn_pseudo_layers(s), n = 0;
+    if (P == 1) return 0;
+    bool lstm = s->kind == LG_CELL_LSTM, bidir = s->bidirectional;
+    size_t row = (size_t)s->units * lg_dtype_size(s->dtype), state = (size_t)B * row, rows = (size_t)(T * B);
+    if (!grad) {
+        n = states(out, n, LG_RNN_V_H0, true, p->hx, P, state);
+        if (lstm) n = states(out, n, LG_RNN_V_C0, true, p->cx, P, state);
+        if (bidir) n = directions(out, n, LG_RNN_V_YS, false, p->y, P, row, rows);
+        n = states(out, n, LG_RNN_V_H_T, false, p->hy, P, state);
+        if (lstm) n = states(out, n, LG_RNN_V_C_T, false, p->cy, P, state);
+        return n;
+    }
+    if (bidir) n = directions(out, n, LG_RNN_V_DYS, true, p->dy, P, row, rows);
+    n = states(out, n, LG_RNN_V_H0, true, p->g_hx, P, state);
+    if (lstm) n = states(out, n, LG_RNN_V_C0, true, p->g_cx, P, state);
+    n = states(out, n, LG_RNN_V_DH, true, p->dhy, P, state);
+    if (lstm) n = states(out, n, LG_RNN_V_DC, true, p->dcy, P, state);
+    n = states(out, n, LG_RNN_V_DH0, false, p->dhx, P, state);
+    if (lstm) n = states(out, n, LG_RNN_V_DC0, false, p->dcx, P, state);
+    return n;
+}

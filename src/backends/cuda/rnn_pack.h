@@ -31,7 +31,9 @@
  * (lg_cuda_launch_pack/unpack); lg_rnn_pack/unpack are the host reference.
  *
  * Spaces: where a fused rnn node on cuDNN keeps cuDNN's weight and reserve
- * spaces and its staging in its workspace and scratch (lg_rnn_spaces_of).
+ * spaces and its staging in its workspace and scratch (lg_rnn_spaces_of),
+ * and what is copied between them and a merged node's parts
+ * (lg_rnn_stages_of).
  */
 #ifndef LG_RNN_PACK_H
 #define LG_RNN_PACK_H
@@ -192,5 +194,37 @@ typedef struct lg_rnn_spaces {
 } lg_rnn_spaces;
 lg_rnn_spaces lg_rnn_spaces_of(const lg_rnn_spec *s, int64_t T, int64_t B, size_t weight_bytes, size_t reserve_bytes,
                                bool train, bool shared_ws);
+
+/* Staging. A call over P > 1 pseudo-layers (a merged bidirectional or
+ * stacked rnn node, ops/rnn.h, whose part q is pseudo-layer q: a
+ * direction, or a stack's layer) reads and writes each state as one [P,
+ * B, u] in the spaces above, pseudo-layer layer * D + direction at
+ * element q B u, where each part has its own [B, u]; a bidirectional
+ * call's y and dy are [T, B, 2u], each row direction 0's u features then
+ * direction 1's, where each direction has its own [T, B, u].
+ * lg_rnn_stages_of lists the copies between the two for an rnn (grad
+ * false) or rnn_grad node: each moves `rows` rows of `width` bytes
+ * between value v of part q (contiguous) and the space at byte `off` of
+ * the workspace (rnn) or scratch (rnn_grad), rows `pitch` bytes apart
+ * there; into the space from one of the node's inputs before the call
+ * (in), or out of it into an output after. Stages come in the order they
+ * run; a bidirectional y or dy is two stages in a row, direction 0 then 1
+ * (cuda_rnn.c moves both with one kernel). A single node (P = 1) has
+ * none: cuDNN reads and writes its tensors. */
+typedef enum lg_rnn_value {
+    LG_RNN_V_H0, LG_RNN_V_C0, LG_RNN_V_H_T, LG_RNN_V_C_T, LG_RNN_V_YS, /* rnn (h0, c0: also rnn_grad) */
+    LG_RNN_V_DH, LG_RNN_V_DC, LG_RNN_V_DYS, LG_RNN_V_DH0, LG_RNN_V_DC0, /* rnn_grad */
+    LG_RNN_VALUE_COUNT
+} lg_rnn_value;
+typedef struct lg_rnn_stage {
+    lg_rnn_value v;
+    int q;
+    bool in;
+    size_t off, pitch, width, rows;
+} lg_rnn_stage;
+/* The most stages per pseudo-layer: out needs room for that times P. */
+enum { LG_RNN_STAGES_PER_LAYER = 7 };
+int lg_rnn_stages_of(const lg_rnn_spec *s, const lg_rnn_spaces *p, int64_t T, int64_t B, bool grad,
+                     lg_rnn_stage *out);
 
 #endif
