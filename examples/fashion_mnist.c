@@ -59,7 +59,8 @@ typedef struct args {
 static int parse(int argc, char **argv, args *a)
 {
     *a = (args){.epochs = 1, .batch = 64, .lr = 0.05, .momentum = 0.9, .seed = 1,
-                .checkpoint = "fashion_mnist.safetensors", .data = "/usr/share/datasets/fashion-mnist"};
+                .checkpoint = "fashion_mnist.safetensors", .data = "/usr/share/datasets/fashion-mnist",
+                .device = "cpu"};
     const cli_flag flags[] = {
         CLI_EPOCHS(&a->epochs), CLI_BATCH(&a->batch), CLI_LR(&a->lr),
         {"momentum", CLI_DOUBLE, &a->momentum, 0, 1, NULL, "SGD momentum"},
