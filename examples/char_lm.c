@@ -25,7 +25,8 @@
  *             [--plot FILE] [--dot FILE] [--svg FILE]   (--help: all)
  *
  * Every tenth block of 1024 characters validates (non-overlapping windows
- * of 64 characters), the rest trains (windows of 64 every 16 characters).
+ * of 64 characters), the rest trains (windows of 64 every 16 characters),
+ * so the text needs 9,281 characters or more.
  * --limit uses only the first N training windows (quick runs); --start,
  * the text the samples continue, needs at least 2 characters, all of them
  * in the text; --seed seeds the weights, the shuffling and the sampling.
@@ -320,6 +321,12 @@ static int run(session *S, const args *a)
     corpus *c = &S->c;
     if (!corpus_read(a->text, c)) {
         fprintf(stderr, "char_lm: reading %s: %s\n", a->text, strerror(errno));
+        return 1;
+    }
+    /* said here, not as the empty dataset lg_dataset_new would refuse later */
+    if (window_starts(c, false, STRIDE, NULL) == 0 || window_starts(c, true, WINDOW, NULL) == 0) {
+        fprintf(stderr, "char_lm: %s: %ld characters are too few; the text needs %d or more (every tenth block of %d "
+                "characters validates, in windows of %d)\n", a->text, c->n, 9 * BLOCK + WINDOW + 1, BLOCK, WINDOW);
         return 1;
     }
     for (const char *p = a->start; *p; p++)

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Run an example and check what it did (the examples' tests).
 
-    check.py [--exit N] [--stdout TEXT] [--stderr TEXT] [--no-stdout TEXT]
+    check.py [--exit N] [--stdout TEXT] [--stderr TEXT] [--no-stdout TEXT] [--no-stderr TEXT]
              [--metric REGEX (--above | --below) [NUMBER]] -- EXAMPLE ARGS...
 
 --exit: the exit status wanted (default 0). Any sanitizer report on stderr
 (a leak, a bad access, undefined behaviour) fails the check whatever the
 status: under ASan a leak exits 1, like the error paths being tested. --stdout/--stderr: text the
-output must contain; --no-stdout: text it must not. --metric: the last
+output must contain; --no-stdout/--no-stderr: text it must not. --metric: the last
 match of REGEX in stdout (DOTALL) names the result in its group "value"
 and, when there is no NUMBER, the baseline to beat in its group "baseline";
 --above/--below say which way beats it.
@@ -24,6 +24,7 @@ def main():
     p.add_argument("--stdout", action="append", default=[])
     p.add_argument("--stderr", action="append", default=[])
     p.add_argument("--no-stdout", action="append", default=[])
+    p.add_argument("--no-stderr", action="append", default=[])
     p.add_argument("--metric")
     way = p.add_mutually_exclusive_group()
     way.add_argument("--above", nargs="?", const="baseline")
@@ -39,6 +40,7 @@ def main():
     problems += ["stdout lacks %r" % t for t in a.stdout if t not in out]
     problems += ["stderr lacks %r" % t for t in a.stderr if t not in err]
     problems += ["stdout has %r" % t for t in a.no_stdout if t in out]
+    problems += ["stderr has %r" % t for t in a.no_stderr if t in err]
     problems += ["a sanitizer report: %r" % t for t in ("ERROR: LeakSanitizer", "ERROR: AddressSanitizer",
                                                         "runtime error:") if t in err]
     if a.metric:

@@ -59,7 +59,8 @@ typedef struct args {
 static int parse(int argc, char **argv, args *a)
 {
     *a = (args){.epochs = 1, .batch = 64, .lr = 0.05, .momentum = 0.9, .seed = 1,
-                .checkpoint = "fashion_mnist.safetensors", .data = "/usr/share/datasets/fashion-mnist"};
+                .checkpoint = "fashion_mnist.safetensors", .data = "/usr/share/datasets/fashion-mnist",
+                .device = "cpu"};
     const cli_flag flags[] = {
         CLI_EPOCHS(&a->epochs), CLI_BATCH(&a->batch), CLI_LR(&a->lr),
         {"momentum", CLI_DOUBLE, &a->momentum, 0, 1, NULL, "SGD momentum"},
@@ -181,7 +182,16 @@ static void session_free(session *S)
     lg_dist_free(S->dist);
 }
 
-/* Test, save the checkpoint and write the graph. */
+/* --dot/--svg: the layer view with the optimizer. */
+static int write_graph(session *S, const args *a)
+{
+    cli_outputs out = a->out;
+    out.optimizer = S->opt;
+    if (cli_write_graph(&out, S->m.g)) return fail("writing the graph");
+    return 0;
+}
+
+/* Test, save the checkpoint and, under mpirun, write the graph (see run). */
 static int report(session *S, const args *a)
 {
     lg_eval_result ev;
@@ -190,10 +200,7 @@ static int report(session *S, const args *a)
     printf("test loss %.4f, test accuracy %.4f\n", ev.loss, ev.metric);
     if (lg_checkpoint_save(a->checkpoint, S->m.g, S->opt)) return fail("saving the checkpoint");
     printf("checkpoint written to %s\n", a->checkpoint);
-    cli_outputs out = a->out;
-    out.optimizer = S->opt; /* the layer view draws it */
-    if (cli_write_graph(&out, S->m.g)) return fail("writing the graph");
-    return 0;
+    return lg_dist_size(S->dist) > 1 ? write_graph(S, a) : 0;
 }
 
 static int run(session *S, const args *a)
@@ -223,6 +230,11 @@ static int run(session *S, const args *a)
         lg_trainer_add_batch_norm(S->tr, &m->bn) ||
         lg_trainer_distribute(S->tr, S->dist))
         return fail("setting up training");
+    /* One process draws the graph before training, as the other examples do,
+     * so a bad --expand or --dot path fails at once, not after the epochs.
+     * Under mpirun rank 0 draws it after the last group step (report): failing
+     * alone before them would leave the other ranks waiting in MPI. */
+    if (lg_dist_size(S->dist) == 1 && write_graph(S, a)) return 1;
 
     lg_dataset_opts dopt = lg_dataset_opts_default();
     dopt.batch_size = a->batch, dopt.seed = a->seed + 2;

@@ -741,6 +741,9 @@ START_TEST(test_bad_step)
     const char *e = lg_graph_error(g);
     ck_assert_msg(e && strstr(e, step_errors[_i]), "fault %d: error \"%s\" lacks \"%s\"", _i, e ? e : "(none)",
                   step_errors[_i]);
+    /* the prefix cells.h documents: the loop, then where the invalid step was
+     * used (here neither lg_loop_next nor lg_loop_emit was called: "body") */
+    if (_i == WRONG_X_DIM) ck_assert_ptr_nonnull(strstr(e, "loop 'loop': body: cell 'lstm': x_t"));
     lg_cell_free(c);
     lg_graph_free(g);
 }

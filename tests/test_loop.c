@@ -333,8 +333,8 @@ START_TEST(test_loop_report)
     char *text = lg_program_report(p);
     ck_assert_ptr_nonnull(text);
     char want[64];
-    snprintf(want, sizeof want, "program: %d kernels", lg_program_kernel_count(p));
-    ck_assert_msg(strstr(text, want) && strstr(text, "loop 'rnn': 7 steps") && strstr(text, "gradient loop"), "%s", text);
+    snprintf(want, sizeof want, "program: %d kernels on cpu,", lg_program_kernel_count(p)); /* program.h's example */
+    ck_assert_msg(strstr(text, want) && strstr(text, "\ndevice cpu: host memory\n") && strstr(text, "loop 'rnn': 7 steps") && strstr(text, "gradient loop"), "%s", text);
     ck_assert_msg(strstr(text, lg_cpu_gemm_summary()) && !strncmp(lg_cpu_gemm_summary(), "GEMM: ", 6), "%s", text);
     ck_assert_msg(strstr(text, memory == LG_LOOP_RECOMPUTE ? "recompute" : "save residuals"), "%s", text);
     free(text);

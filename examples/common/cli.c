@@ -119,17 +119,21 @@ int cli_parse(const cli *c, int argc, char **argv)
     opts[c->n_flags + 1] = (struct option){0};
 
     optind = 1;
-    opterr = 1; /* getopt_long names an unknown flag or a missing value */
-    for (int k; (k = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
+    opterr = 1; /* getopt_long names an unknown flag or a missing value, after argv[0] */
+    char *argv0 = argv[0];
+    argv[0] = (char *)c->prog; /* "fashion_mnist: ...", as the messages below, not the path it ran by */
+    int rc = CLI_RUN;
+    for (int k; rc == CLI_RUN && (k = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         if (k == HELP) {
             usage(c, stdout, defaults);
-            return 0;
-        }
-        if (k < 0 || k >= c->n_flags || !set_value(c, &c->flags[k], optarg)) {
+            rc = 0;
+        } else if (k < 0 || k >= c->n_flags || !set_value(c, &c->flags[k], optarg)) {
             usage(c, stderr, defaults);
-            return 2;
+            rc = 2;
         }
     }
+    argv[0] = argv0;
+    if (rc != CLI_RUN) return rc;
     if (optind < argc) {
         fprintf(stderr, "%s: unexpected argument '%s' (every value follows its flag)\n", c->prog, argv[optind]);
         usage(c, stderr, defaults);

@@ -12,7 +12,8 @@
  *     int rc = cli_parse(&c, argc, argv);
  *     if (rc != CLI_RUN) return rc;   // 0 after --help, 2 after a bad flag
  *
- * Every flag takes a value ("--epochs 3" or "--epochs=3"); the target holds
+ * Every flag but a switch (--full-graph, --distributed: set by the name
+ * alone) takes a value ("--epochs 3" or "--epochs=3"); the target holds
  * the default before parsing and the value after. Numbers must be whole
  * (no trailing text), finite and inside [min, max]; an integer that does
  * not fit its type is out of range, not wrapped. The same names mean the

@@ -45,11 +45,19 @@ def idx(name):
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
+def parse(argv):
+    p = argparse.ArgumentParser(prog="train_fashion_mnist.py",
+                                description="Trains fashion_mnist's model in Keras 3 and saves its weights for "
+                                "fashion_mnist --keras (the first run installs Keras and JAX in $KERAS_VENV, "
+                                "default %s)." % VENV)
+    p.add_argument("--epochs", type=int, default=1, help="epochs to train (default 1)")
+    p.add_argument("--out", default="fashion_mnist.weights.h5", metavar="FILE",
+                   help="the weights file to write (default fashion_mnist.weights.h5)")
+    return p.parse_args(argv)
+
+
 def main(argv):
-    p = argparse.ArgumentParser()
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--out", default="fashion_mnist.weights.h5")
-    a = p.parse_args(argv)
+    a = parse(argv)
     import keras
     x_train = idx("train-images-idx3-ubyte.gz").astype("float32") / 255
     y_train = idx("train-labels-idx1-ubyte.gz").astype("int32")
@@ -76,4 +84,5 @@ if __name__ == "__main__":
     if "--in-venv" in sys.argv:
         main(sys.argv[sys.argv.index("--in-venv") + 1:])
     else:
+        parse(sys.argv[1:])  # --help and bad flags answered before the venv is made (a download)
         in_venv()

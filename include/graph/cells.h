@@ -54,8 +54,10 @@
  * bias) on g, naming the cell, and returns NULL; with g NULL it returns NULL
  * and sets lg_last_error. lg_cell_step records a bad step (x_t or a state of
  * the wrong shape or dtype or not of the body, a NULL argument) on the body
- * graph; lg_loop_end then reports it on the outer graph as "loop '...':
- * body: cell '...': ...".
+ * graph; lg_loop_end then reports it on the outer graph after the loop's
+ * name and where the step's invalid value was first used (lg_loop_next:
+ * "next state", lg_loop_emit: "output", neither: "body"), e.g. "loop 'loop':
+ * next state: cell 'lstm': x_t is f32 [?, 5], the cell needs f32 [B, 3]".
  */
 #ifndef LG_CELLS_H
 #define LG_CELLS_H

@@ -1,6 +1,7 @@
 /*
  * layers.h — Keras-style layers: a recurrent layer over a cell (SimpleRNN,
- * LSTM, GRU), its bidirectional wrapper, Dense and Embedding.
+ * LSTM, GRU), its bidirectional wrapper, Dense, Embedding and Masking
+ * (BatchNormalization is in norm.h).
  *
  * lg_rnn runs a cell (cells.h) over a sequence with a loop node (loop.h) and
  * gives Keras's options: return_sequences, return_state, initial_state,

@@ -124,8 +124,14 @@ lg_status lg_tensor_new(lg_dtype dtype, lg_shape shape, lg_tensor **out)
         return lg_fail(LG_ERR_DTYPE, "lg_tensor_new: invalid dtype %d", (int)dtype);
     if (shape.rank < 0 || shape.rank > LG_MAX_RANK)
         return lg_fail(LG_ERR_SHAPE, "lg_tensor_new: rank %d outside 0..%d", shape.rank, LG_MAX_RANK);
+    /* named apart from the overflow below: a shape string prints any negative dim as '?' */
+    for (int k = 0; k < shape.rank; k++)
+        if (shape.dims[k] < 0)
+            return lg_fail(LG_ERR_SHAPE, "lg_tensor_new: %s %s: dim %d is %lld; a tensor's dims are known and "
+                           ">= 0 (-1, unknown until run time, is for the shapes of lg_input)",
+                           lg_dtype_name(dtype), lg_shape_cstr(shape), k, (long long)shape.dims[k]);
     if (!lg_shape_bytes(shape, dtype, NULL))
-        return lg_fail(LG_ERR_SHAPE, "lg_tensor_new: %s %s has a negative dim or too many elements (dims that "
+        return lg_fail(LG_ERR_SHAPE, "lg_tensor_new: %s %s has too many elements (dims that "
                        "multiply past int64, or more than LG_MAX_BYTES (%zu) bytes)",
                        lg_dtype_name(dtype), lg_shape_cstr(shape), LG_MAX_BYTES);
     int64_t numel = lg_shape_numel(shape);
