@@ -735,7 +735,7 @@ START_TEST(stateful_by_hand)
     lg_tensor *held = NULL;
     lg_tensor_clone(lg_rnn_state_tensor(r.state, 0), &held);
     ck_assert_int_eq(lg_rnn_state_update(r.state, &bad), LG_ERR_SHAPE);
-    ck_assert_msg(strstr(lg_last_error(), "final state 0 is [4, 3], the state 'rnn/state_h' is [3, 3]"), "%s",
+    ck_assert_msg(strstr(lg_last_error(), "final state 0 is [4, 3], the state 'cell/state_h' is [3, 3]"), "%s",
                   lg_last_error());
     expect_close(lg_rnn_state_tensor(r.state, 0), held, 0, "after a refused update");
     ck_assert(lg_rnn_state_tensor(r.state, 1) == NULL && lg_rnn_state_tensor(NULL, 0) == NULL);
@@ -983,7 +983,7 @@ static const struct {
     [BAD_STATEFUL_NO_BATCH] = {LG_ERR_INVALID_ARGUMENT, "stateful needs batch_size >= 1, got 0"},
     [BAD_STATEFUL_BATCH] = {LG_ERR_SHAPE, "x 'x' [3, 4, 2] has batch 3 but the stateful batch_size is 2"},
     [BAD_STATEFUL_INIT] = {LG_ERR_INVALID_ARGUMENT, "stateful takes its initial states from the previous run"},
-    [BAD_BIDI_STATEFUL_NO_BATCH] = {LG_ERR_INVALID_ARGUMENT, "bidirectional 'rnn': stateful needs batch_size >= 1"},
+    [BAD_BIDI_STATEFUL_NO_BATCH] = {LG_ERR_INVALID_ARGUMENT, "bidirectional 'bidirectional_cell': stateful needs batch_size >= 1"},
     [BAD_MASK_SHAPE] = {LG_ERR_SHAPE, "mask 'm' [3, 5] must be [B, T] of x 'x' [3, 4, 2]"},
     [BAD_MASK_AND_LENGTHS] = {LG_ERR_INVALID_ARGUMENT, "lengths and a mask together"},
 };
@@ -1072,7 +1072,7 @@ START_TEST(lengths_out_of_range)
         lg_tensor *lt = i32_tensor(B, bad[k]), *out = NULL;
         lg_feed feeds[2] = {{x, xt}, {len, lt}};
         ck_assert_int_eq(lg_graph_run(g, feeds, 2, &r.output, 1, &out), LG_ERR_RUNTIME);
-        ck_assert_msg(strstr(lg_last_error(), "rnn/loop/lengths_in_1_to_T/"), "%s", lg_last_error());
+        ck_assert_msg(strstr(lg_last_error(), "cell/loop/lengths_in_1_to_T/"), "%s", lg_last_error());
         ck_assert_msg(strstr(lg_last_error(), k == 0 ? "lengths[1] = 5 outside [1, 4]" : "lengths[1] = 0 outside [1, 4]"),
                       "%s", lg_last_error());
         ck_assert_int_eq(lg_lengths_check(lt, T), LG_ERR_FEED);
@@ -1176,6 +1176,36 @@ START_TEST(layer_records)
 }
 END_TEST
 
+/* Without opts.name a layer is named after its cell (Keras names layers
+ * after their weights): two layers over two cells are two records, a cell
+ * run again (shared weights) is one, and a bidirectional layer is
+ * "bidirectional_" and its forward cell's name. */
+START_TEST(default_layer_names)
+{
+    lg_graph *g = lg_graph_new();
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, -1, T, F));
+    lg_cell *c1 = lg_test_cell(g, "lstm", LG_CELL_LSTM, F, U, 1), *c2 = lg_test_cell(g, "lstm_1", LG_CELL_LSTM, U, U, 2),
+            *c3 = lg_test_cell(g, "gru", LG_CELL_GRU, F, U, 3), *c4 = lg_test_cell(g, "gru_back", LG_CELL_GRU, F, U, 4);
+    lg_rnn_opts o = lg_rnn_opts_default();
+    ck_assert_ptr_null(o.name);
+    o.return_sequences = true;
+    lg_rnn_result r1, r2, again;
+    lg_bidirectional_result br;
+    ck_assert_int_eq(lg_rnn(g, c1, x, o, &r1), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, c2, r1.output, o, &r2), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, c1, x, o, &again), LG_OK);
+    ck_assert_int_eq(lg_bidirectional(g, c3, c4, x, o, LG_MERGE_CONCAT, &br), LG_OK);
+    ck_assert_ptr_null(lg_graph_error(g));
+    static const char *const want[] = {"lstm", "lstm_1", "bidirectional_gru"};
+    ck_assert_int_eq(lg_graph_layer_count(g), 3);
+    for (int i = 0; i < 3; i++) ck_assert_str_eq(lg_graph_layer_name(g, i), want[i]);
+    ck_assert_str_eq(lg_cell_name(c2), "lstm_1");
+    ck_assert_ptr_null(lg_cell_name(NULL));
+    lg_cell_free(c1), lg_cell_free(c2), lg_cell_free(c3), lg_cell_free(c4);
+    lg_graph_free(g);
+}
+END_TEST
+
 static Suite *layers_suite(void)
 {
     Suite *s = suite_create("layers");
@@ -1199,6 +1229,7 @@ static Suite *layers_suite(void)
     tcase_add_test(dense, dense_values_and_gradients);
     tcase_add_test(dense, embedding_values_and_gradients);
     tcase_add_test(dense, layer_records);
+    tcase_add_test(dense, default_layer_names);
     suite_add_tcase(s, dense);
     TCase *errors = tcase_create("errors");
     tcase_add_loop_test(errors, rnn_bad_input, 0, BAD_COUNT);

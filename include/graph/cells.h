@@ -120,6 +120,11 @@ lg_cell *lg_cell_new(lg_graph *g, const char *name, int input_dim, lg_cell_opts 
 void lg_cell_free(lg_cell *c); /* NULL is fine; parameters stay in the graph */
 
 int lg_cell_state_count(const lg_cell *c); /* 1, or 2 for LSTM */
+/* The scope the cell's parameters were made under, relative to the scope
+ * lg_cell_new was called in (its name, or the kind's default); owned by c.
+ * A layer over the cell (layers.h) is named after it by default. NULL for
+ * NULL. */
+const char *lg_cell_name(const lg_cell *c);
 int lg_cell_units(const lg_cell *c);
 lg_cell_opts lg_cell_get_opts(const lg_cell *c);
 /* The cell's parameters in the outer graph (invalid if absent: no bias). */

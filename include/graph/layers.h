@@ -37,7 +37,7 @@
  * output is the last step's, zero when it is padded (Keras). Lengths must
  * lie in [1, T]: the layer checks them when the program runs, so a bad
  * length fails the run with LG_ERR_RUNTIME and a message such as
- * "'rnn/loop/lengths_in_1_to_T/gather': lengths[0] = 7 outside [1, 6]".
+ * "'lstm1/loop/lengths_in_1_to_T/gather': lengths[0] = 7 outside [1, 6]".
  * lg_lengths_check checks a tensor before feeding it.
  *
  * A general mask (opts.mask [B, T], e.g. from lg_embedding's mask_zero or
@@ -153,7 +153,11 @@ typedef struct lg_rnn_opts {
     double dropout;           /* rate on x_t, in [0, 1); default 0 */
     double recurrent_dropout; /* rate on h_{t-1}, in [0, 1); default 0 */
     bool training;            /* dropout only when true; default false */
-    const char *name;         /* scope of the layer's nodes; default "rnn" */
+    /* Scope of the layer's nodes. NULL (the default) or "": the cell's name
+     * (lg_cell_name), so a layer is named after its weights as in Keras and a
+     * cell run again (shared weights) is one layer in summaries; for
+     * lg_bidirectional "bidirectional_" and the forward cell's name. */
+    const char *name;
     bool unroll;              /* inline the loop per step (static T only); default false */
     bool stateful;            /* carry the final states to the next run (see the overview) */
     int64_t batch_size;       /* the fixed batch of a stateful layer; required with stateful */

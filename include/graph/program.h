@@ -173,10 +173,10 @@ lg_status lg_program_loop_report(const lg_program *p, int i, lg_loop_report *out
  *     program: 9 kernels on cpu, 1.50 MiB planned, loops' own buffers 0.02 MiB
  *     device cpu: host memory
  *     GEMM: openblas (SkylakeX), 2 threads; f64: openblas (SkylakeX), 2 threads; ...   (lg_cpu_gemm_summary)
- *     loop 'rnn/loop': 28 steps, 3 kernels per step, save residuals: 3 values, 0.42 MiB saved (states 0.11 MiB); hoisted 1 values, 0.21 MiB; 4 elementwise ops fused into 1 kernels
+ *     loop 'lstm/loop': 28 steps, 3 kernels per step, save residuals: 3 values, 0.42 MiB saved (states 0.11 MiB); hoisted 1 values, 0.21 MiB; 4 elementwise ops fused into 1 kernels
  *     loop 'grad/rnn/loop': 28 steps, 9 kernels per step, gradient loop; hoisted 0 values, 0.00 MiB; 2 accumulators summed by batched GEMMs
  *     rnn 'lstm/loop': fused lstm, forward only: workspace 0.00 MiB
- *     hoist: loop 'rnn/loop': 1 values batched before the steps (0.21 MiB, 0 of them per chunk of 0 steps); ...
+ *     hoist: loop 'lstm/loop': 1 values batched before the steps (0.21 MiB, 0 of them per chunk of 0 steps); ...
  */
 char *lg_program_report(const lg_program *p);
 

@@ -251,6 +251,7 @@ void lg_cell_free(lg_cell *c)
 
 int lg_cell_state_count(const lg_cell *c) { return c ? kind_defs[c->opts.kind].states : 0; }
 int lg_cell_units(const lg_cell *c) { return c ? c->opts.units : 0; }
+const char *lg_cell_name(const lg_cell *c) { return c ? c->name : NULL; }
 lg_cell_opts lg_cell_get_opts(const lg_cell *c) { return c ? c->opts : (lg_cell_opts){0}; }
 lg_value lg_cell_kernel(const lg_cell *c) { return c ? c->kernel : lg_value_invalid(); }
 lg_value lg_cell_recurrent_kernel(const lg_cell *c) { return c ? c->recurrent_kernel : lg_value_invalid(); }

@@ -23,7 +23,7 @@
 #include "graph/init.h"
 #include "graph/internal.h"
 
-lg_rnn_opts lg_rnn_opts_default(void) { return (lg_rnn_opts){.name = "rnn"}; }
+lg_rnn_opts lg_rnn_opts_default(void) { return (lg_rnn_opts){0}; }
 
 lg_dense_opts lg_dense_opts_default(void) { return (lg_dense_opts){.activation = LG_ACT_LINEAR, .use_bias = true}; }
 
@@ -433,7 +433,7 @@ lg_status lg_rnn(lg_graph *g, lg_cell *cell, lg_value x, lg_rnn_opts o, lg_rnn_r
 {
     if (r) result_clear(r);
     char layer[160];
-    const char *name = o.name && o.name[0] ? o.name : "rnn";
+    const char *name = o.name && o.name[0] ? o.name : cell ? lg_cell_name(cell) : "rnn";
     snprintf(layer, sizeof layer, "rnn '%s'", name);
     lg_status s = start(g, layer, r);
     if (s != LG_OK) return s;
@@ -498,8 +498,9 @@ lg_status lg_bidirectional(lg_graph *g, lg_cell *fwd, lg_cell *bwd, lg_value x, 
         result_clear(&r->forward), result_clear(&r->backward);
         r->output = lg_value_invalid();
     }
-    char layer[160];
-    const char *name = o.name && o.name[0] ? o.name : "rnn";
+    char layer[160], own[128];
+    snprintf(own, sizeof own, "bidirectional_%s", fwd ? lg_cell_name(fwd) : "rnn");
+    const char *name = o.name && o.name[0] ? o.name : own;
     snprintf(layer, sizeof layer, "bidirectional '%s'", name);
     lg_status s = start(g, layer, r);
     if (s != LG_OK) return s;
