@@ -654,9 +654,12 @@ LG_RNN_CLONES static lg_status FN(cols_bwd)(const rnn_ctx *c, const FN(bwd) *a, 
     const T *dhT = c->dh_T, *dcT = c->dc_T;
     T *dh = a->dh, *dc = a->dc, *dW = a->dW, *db = a->db;
     FN(pack)(a->PU, GH, a->U, GH, 1, GH, u0, u1);
+    /* the GRU's recurrent bias gradients of z and r equal the input bias's
+     * (gru_back_row writes dHG's z and r blocks as dG's): only h~'s is summed */
     for (int q = 0; q < G; q++) {
         for (int64_t i = 0; i < I; i++) memset(dW + i * GH + q * H + u0, 0, (size_t)hu * sizeof(T));
-        for (int64_t e = 0; db && e < (gru ? 2 : 1); e++) memset(db + e * GH + q * H + u0, 0, (size_t)hu * sizeof(T));
+        for (int64_t e = 0; db && e < (gru && q == 2 ? 2 : 1); e++)
+            memset(db + e * GH + q * H + u0, 0, (size_t)hu * sizeof(T));
     }
     for (int64_t b = 0; b < B; b++) {
         memcpy(dh + b * H + u0, dhT + b * H + u0, (size_t)hu * sizeof(T));
@@ -699,7 +702,7 @@ LG_RNN_CLONES static lg_status FN(cols_bwd)(const rnn_ctx *c, const FN(bwd) *a, 
         }
         for (int q = 0; q < G; q++) {
             FN(pgemm_tn)(I, hu, B, a->x + r0 * I, I, dg + q * H + u0, GH, dW + q * H + u0, GH);
-            for (int64_t e = 0; db && e < (gru ? 2 : 1); e++) { /* the GRU's recurrent biases from dHG */
+            for (int64_t e = 0; db && e < (gru && q == 2 ? 2 : 1); e++) { /* the GRU's recurrent h~ bias from dHG */
                 T *dbq = db + e * GH + q * H + u0;
                 const T *d = (e ? dhg : dg) + q * H + u0;
                 for (int64_t b = 0; b < B; b++) FN(add)(dbq, d + b * GH, hu);
@@ -717,6 +720,7 @@ LG_RNN_CLONES static lg_status FN(cols_bwd)(const rnn_ctx *c, const FN(bwd) *a, 
         FN(pgemm)(B, hu, GH, dp, GH, a->PU + u0 * GH, a->drh + u0, H, true);
         FN(hmask_back)(dh + u0, a->dhmask + u0, a->drh + u0, hp + u0, a->hmask + u0, B, hu, H);
     }
+    for (int q = 0; gru && db && q < 2; q++) memcpy(db + GH + q * H + u0, db + q * H + u0, (size_t)hu * sizeof(T));
     return LG_OK;
 }
 
@@ -895,22 +899,25 @@ static lg_status FN(wgrad_part)(void *arg, int k, int n)
     int64_t H = c->H, GH = c->GH, I = c->I, TB = c->steps * c->B;
     int64_t c0 = rnn_split(GH, k, n), c1 = rnn_split(GH, k + 1, n), r0 = rnn_split(TB, k, n);
     int64_t r1 = rnn_split(TB, k + 1, n);
+    /* [c0, m) and [m0, c1): this part's columns below 2 H (the GRUs' z and r) and from 2 H (h~) */
+    int64_t m = c1 < 2 * H ? c1 : 2 * H, m0 = c0 > 2 * H ? c0 : 2 * H;
     GEMM(DT, true, false, I, c1 - c0, TB, 1, w->x, I, w->dG + c0, GH, 0, w->dW + c0, GH);
     GEMM(DT, false, true, r1 - r0, I, GH, 1, w->dG + r0 * GH, GH, w->W, GH, 0, w->dx + r0 * I, I);
     switch (c->cell) {
     case LG_RNN_GRU: GEMM(DT, true, false, H, c1 - c0, TB, 1, w->hprev, H, w->dHG + c0, GH, 0, w->dU + c0, GH); break;
-    case LG_RNN_GRU_RESET_BEFORE: { /* columns below 2H from h_{t-1}, U_h's from r h */
-        int64_t m = c1 < 2 * H ? c1 : 2 * H, m0 = c0 > 2 * H ? c0 : 2 * H;
+    case LG_RNN_GRU_RESET_BEFORE: /* columns below 2H from h_{t-1}, U_h's from r h */
         if (c0 < m) GEMM(DT, true, false, H, m - c0, TB, 1, w->hprev, H, w->dG + c0, GH, 0, w->dU + c0, GH);
         if (m0 < c1) GEMM(DT, true, false, H, c1 - m0, TB, 1, w->rh, H, w->dG + m0, GH, 0, w->dU + m0, GH);
         break;
-    }
     default: GEMM(DT, true, false, H, c1 - c0, TB, 1, w->hprev, H, w->dG + c0, GH, 0, w->dU + c0, GH); break;
     }
-    if (w->db) {
-        FN(col_sums)(w->db + c0, w->dG + c0, GH, TB, c1 - c0);
-        if (c->cell == LG_RNN_GRU) FN(col_sums)(w->db + GH + c0, w->dHG + c0, GH, TB, c1 - c0);
-    }
+    if (!w->db) return LG_OK;
+    FN(col_sums)(w->db + c0, w->dG + c0, GH, TB, c1 - c0);
+    if (c->cell != LG_RNN_GRU) return LG_OK;
+    /* the recurrent biases: z's and r's gradients are the input's (dHG's
+     * columns equal dG's there), h~'s is summed from dHG */
+    if (c0 < m) memcpy(w->db + GH + c0, w->db + c0, (size_t)(m - c0) * sizeof(T));
+    if (m0 < c1) FN(col_sums)(w->db + GH + m0, w->dHG + m0, GH, TB, c1 - m0);
     return LG_OK;
 }
 
