@@ -733,8 +733,6 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
     T *dh = a->dh + b0 * H, *dc = a->dc ? a->dc + b0 * H : NULL, *drh = a->drh + b0 * H;
     const T *hmask = a->hmask ? a->hmask + b0 * H : NULL;
     T *dhmask = a->dhmask ? a->dhmask + b0 * H : NULL;
-    /* dh += d(h hmask) hmask from drh (recurrent dropout) */
-#define UNMASK() FN(hmask_back)(dh, dhmask, drh, hp, hmask, nb, H, H)
     memcpy(dh, (const T *)c->dh_T + b0 * H, (size_t)(nb * H) * sizeof(T));
     if (dc) memcpy(dc, (const T *)c->dc_T + b0 * H, (size_t)(nb * H) * sizeof(T));
 
@@ -763,12 +761,6 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
                     })
                 memset(dh + i0, 0, (size_t)H * sizeof(T));
             }
-            if (!hmask) {
-                GEMM(DT, false, false, nb, H, H, 1, dg, H, UT, H, 1, dh, H);
-                break;
-            }
-            GEMM(DT, false, false, nb, H, H, 1, dg, H, UT, H, 0, drh, H);
-            UNMASK();
             break;
         case LG_RNN_LSTM: {
             const T *cp = a->cprev + r0 * H, *tc = a->tanhc + r0 * H;
@@ -779,12 +771,6 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
                 int64_t i0 = b * H;
                 FN(lstm_back_row)(row, drow, H, tc + i0, cp + i0, dh + i0, dy + i0, dc + i0, H);
             }
-            if (!hmask) {
-                GEMM(DT, false, false, nb, H, GH, 1, dg, GH, UT, H, 1, dh, H);
-                break;
-            }
-            GEMM(DT, false, false, nb, H, GH, 1, dg, GH, UT, H, 0, drh, H);
-            UNMASK();
             break;
         }
         case LG_RNN_GRU: {
@@ -796,8 +782,6 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
                 FN(gru_back_row)(g + b * GH, dg + b * GH, dhg + b * GH, H, hg + b * GH + 2 * H, hp + i0, dh + i0,
                                  dy + i0, H);
             }
-            GEMM(DT, false, false, nb, H, GH, 1, dhg, GH, UT, H, hmask ? 0 : 1, hmask ? drh : dh, H);
-            if (hmask) UNMASK();
             break;
         }
         case LG_RNN_GRU_RESET_BEFORE:
@@ -835,13 +819,18 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
                     ST(dh + i0 + j, dhv * z + d * r);
                 })
             }
-            GEMM(DT, false, false, nb, H, 2 * H, 1, dg, GH, UT, H, 1, hmask ? drh : dh, H);
-            if (hmask) UNMASK();
             break;
         case LG_RNN_CELL_COUNT: break;
         }
+        /* dh_{t-1} += dG U^T (the GRU's dHG; the reset-before GRU's z and r
+         * columns: its d(r h) r is in dh already); with recurrent dropout
+         * that product is d(h hmask): into drh (joining the reset-before
+         * GRU's d(r h) r there), then through the mask */
+        bool rb = c->cell == LG_RNN_GRU_RESET_BEFORE;
+        GEMM(DT, false, false, nb, H, rb ? 2 * H : GH, 1, c->cell == LG_RNN_GRU ? a->dHG + r0 * GH : dg, GH, UT, H,
+             hmask && !rb ? 0 : 1, hmask ? drh : dh, H);
+        if (hmask) FN(hmask_back)(dh, dhmask, drh, hp, hmask, nb, H, H);
     }
-#undef UNMASK
     return LG_OK;
 }
 
