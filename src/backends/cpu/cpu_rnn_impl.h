@@ -626,6 +626,7 @@ typedef struct FN(bwd) {
     T *drh; /* [B, H]: d(r h) of the reset-before GRU; with hmask also d(h hmask) */
     const T *hmask; /* recurrent dropout [B, H], or NULL */
     T *dhmask;      /* with hmask: its gradient [B, H], summed over the steps */
+    T *hm;          /* with hmask: h_{t-1} hmask of every step [TB, H], dU's rows (wgrad); the steps write it */
     const T *U;
     T *PU; /* c->cols: U^T packed (pgemm), [Hp / NR][GH][NR] */
     lg_cpu_barrier *bar; /* c->cols: the parts' step barrier */
@@ -719,6 +720,7 @@ LG_RNN_CLONES static lg_status FN(cols_bwd)(const rnn_ctx *c, const FN(bwd) *a, 
         /* d(h hmask) in drh, then through the mask */
         FN(pgemm)(B, hu, GH, dp, GH, a->PU + u0 * GH, a->drh + u0, H, true);
         FN(hmask_back)(dh + u0, a->dhmask + u0, a->drh + u0, hp + u0, a->hmask + u0, B, hu, H);
+        FN(hmask_rows)(a->hm + r0 * H + u0, hp + u0, a->hmask + u0, B, hu, H);
     }
     for (int q = 0; gru && db && q < 2; q++) memcpy(db + GH + q * H + u0, db + q * H + u0, (size_t)hu * sizeof(T));
     return LG_OK;
@@ -829,7 +831,9 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
         bool rb = c->cell == LG_RNN_GRU_RESET_BEFORE;
         GEMM(DT, false, false, nb, H, rb ? 2 * H : GH, 1, c->cell == LG_RNN_GRU ? a->dHG + r0 * GH : dg, GH, UT, H,
              hmask && !rb ? 0 : 1, hmask ? drh : dh, H);
-        if (hmask) FN(hmask_back)(dh, dhmask, drh, hp, hmask, nb, H, H);
+        if (!hmask) continue;
+        FN(hmask_back)(dh, dhmask, drh, hp, hmask, nb, H, H);
+        FN(hmask_rows)(a->hm + r0 * H, hp, hmask, nb, H, H);
     }
     return LG_OK;
 }
@@ -920,9 +924,13 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
     const T *U = in[L->u].data;
     /* U^T for the row split; for the unit split W^T packed here, then U^T,
      * packed by its parts */
-    size_t ut = (size_t)(GH * (c->cols ? Ip + Hp : H));
-    T *UT = malloc(ut * sizeof(T));
-    if (!UT && ut > 0) return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn_grad '%s': out of memory for U^T", c->name);
+    size_t ut = (size_t)(GH * (c->cols ? Ip + Hp : H)), hms = c->hmask ? (size_t)(TB * H) : 0;
+    /* dU's rows with recurrent dropout: h_{t-1} hmask for every step */
+    T *UT = malloc(ut * sizeof(T)), *hm = hms ? malloc(hms * sizeof(T)) : NULL;
+    if ((!UT && ut > 0) || (!hm && hms > 0)) {
+        free(UT), free(hm);
+        return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn_grad '%s': out of memory for U^T and h hmask", c->name);
+    }
     if (!c->cols)
         for (int64_t i = 0; i < H; i++)
             for (int64_t j = 0; j < GH; j++) UT[j * H + i] = U[i * GH + j];
@@ -936,19 +944,10 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
                  .dc = L->g_dc0 >= 0 ? out[L->g_dc0].data : NULL, .dG = dG, .dHG = dG + TB * GH,
                  .drh = dG + TB * c->scratch * H, .x = x, .PW = UT, .dW = out[L->g_dw].data,
                  .db = L->g_db >= 0 ? out[L->g_db].data : NULL, .dx = out[L->g_dx].data, .hmask = c->hmask,
-                 .dhmask = L->g_dhmask >= 0 ? out[L->g_dhmask].data : NULL};
+                 .dhmask = L->g_dhmask >= 0 ? out[L->g_dhmask].data : NULL, .hm = hm};
     if (a.dhmask) memset(a.dhmask, 0, (size_t)(B * H) * sizeof(T));
     lg_status st = rnn_steps(c, FN(backward_part), &a, &bar);
     free(UT);
-    if (st) return st;
-    /* dU's rows: h_{t-1}, or h_{t-1} hmask for every step */
-    T *hm = NULL;
-    if (a.hmask) {
-        hm = malloc((size_t)(TB * H) * sizeof(T));
-        if (!hm && TB * H > 0) return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn_grad '%s': out of memory for h hmask", c->name);
-        for (int64_t t = 0; t < c->steps; t++)
-            FN(hmask_rows)(hm + t * B * H, a.hprev + t * B * H, a.hmask, B, H, H);
-    }
 
     /* the weight gradients and dx, one GEMM each over all T B rows (unit
      * split: dU only, the steps did the rest), split in parts as the steps
@@ -957,7 +956,7 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
     FN(wgrad) w = {.c = c, .x = x, .W = W, .hprev = hm ? hm : a.hprev, .rh = ws + c->planes.rh * TB * H, .dG = dG,
                    .dHG = a.dHG, .dW = out[L->g_dw].data, .dU = out[L->g_du].data,
                    .db = L->g_db >= 0 ? out[L->g_db].data : NULL, .dx = out[L->g_dx].data};
-    st = c->parts == 1 ? FN(wgrad_part)(&w, 0, 1) : lg_cpu_parallel(c->parts, FN(wgrad_part), &w);
+    if (!st) st = c->parts == 1 ? FN(wgrad_part)(&w, 0, 1) : lg_cpu_parallel(c->parts, FN(wgrad_part), &w);
     free(hm);
     return st;
 }
