@@ -81,13 +81,13 @@ static inline __attribute__((always_inline)) void FN(st)(T *p, VT v, int64_t m)
 #define NR (2 * VL)
 
 /* C [m, n] = A B (store) or C += A B. A's element (r, k) at A[r ar + k ak]
- * for k < K, then at A2[r ar2 + (k - K) ak2] for K2 more (the forward's
- * x_t after h_{t-1}); panel j of B (columns [j NR, j NR + NR)) at
- * B + j NR bj, its row k at + k bk. */
+ * for k < K, then at A2[r K2 + k - K] for K2 more (the forward's x_t after
+ * h_{t-1}); panel j of B (columns [j NR, j NR + NR)) at B + j NR bj, its
+ * row k at + k bk. */
 typedef struct FN(mm) {
     int64_t m, n, K, K2;
     const T *A, *A2;
-    int64_t ar, ak, ar2, ak2;
+    int64_t ar, ak;
     const T *B;
     int64_t bj, bk;
     T *C;
@@ -124,7 +124,7 @@ static inline __attribute__((always_inline)) void FN(pgemm_rows)(const FN(mm) *p
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = (VT){0};
     FN(pgemm_acc)(R, acc, p->K, p->A + i0 * p->ar, p->ar, p->ak, pb, p->bk, nn);
-    if (p->K2) FN(pgemm_acc)(R, acc, p->K2, p->A2 + i0 * p->ar2, p->ar2, p->ak2, pb + p->K * p->bk, p->bk, nn);
+    if (p->K2) FN(pgemm_acc)(R, acc, p->K2, p->A2 + i0 * p->K2, p->K2, 1, pb + p->K * p->bk, p->bk, nn);
     int64_t m0 = nn < VL ? nn : VL, m1 = nn > VL ? nn - VL : 0;
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
@@ -155,13 +155,14 @@ LG_RNN_CLONES __attribute__((optimize("fp-contract=fast"))) static void FN(pgemm
 #undef PGEMM_ROWS
 }
 
-/* C [m, n] += A [m, K] P (C = A P with store), P packed (pack) from its
- * first column. */
-static inline void FN(pgemm)(int64_t m, int64_t n, int64_t K, const T *A, int64_t lda, const T *P, T *C,
-                             int64_t ldc, bool store)
+/* C [m, n] += A [m, K] (then A2 [m, K2], where K2 > 0: one sum per
+ * element; rows K and K2 apart) times the panels at P (pack: from its first
+ * column, kp rows each); C = that with store. */
+static inline void FN(pgemm)(int64_t m, int64_t n, const T *A, int64_t K, const T *A2, int64_t K2, const T *P,
+                             int64_t kp, T *C, int64_t ldc, bool store)
 {
-    FN(pgemm_of)(&(FN(mm)){.m = m, .n = n, .K = K, .A = A, .ar = lda, .ak = 1, .B = P, .bj = K, .bk = NR, .C = C,
-                           .ldc = ldc, .store = store});
+    FN(pgemm_of)(&(FN(mm)){.m = m, .n = n, .K = K, .K2 = K2, .A = A, .ar = K, .ak = 1, .A2 = A2, .B = P, .bj = kp,
+                           .bk = NR, .C = C, .ldc = ldc, .store = store});
 }
 
 /* C [m, n] += A^T B for A [K, m] and B [K, n], row-major as they lie. */
@@ -174,16 +175,16 @@ static inline void FN(pgemm_tn)(int64_t m, int64_t n, int64_t K, const T *A, int
 
 /* Packs columns [c0, c1) (c0 at a panel start) of a K-row matrix X, element
  * (k, c) at X[k sk + c sc], into rows [0, K) of the panels of P, kp rows
- * each (panel of column c at c / NR). */
+ * each (panel of column c at c / NR). A last panel's lanes past c1 stay
+ * unwritten: every product over these columns (pgemm) ends at c1 too and
+ * loads only the lanes before it. */
 static void FN(pack)(T *P, int64_t kp, const T *X, int64_t K, int64_t sk, int64_t sc, int64_t c0, int64_t c1)
 {
     for (int64_t j0 = c0; j0 < c1; j0 += NR) {
         T *pp = P + j0 * kp;
         int64_t nn = c1 - j0 < NR ? c1 - j0 : NR;
-        for (int64_t k = 0; k < K; k++) {
+        for (int64_t k = 0; k < K; k++)
             for (int64_t l = 0; l < nn; l++) pp[k * NR + l] = X[k * sk + (j0 + l) * sc];
-            for (int64_t l = nn; l < NR; l++) pp[k * NR + l] = 0;
-        }
     }
 }
 
@@ -424,15 +425,6 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
 }
 
 
-/* C [m, n] = A [m, K] (then A2 [m, K2]: rows K and K2 apart) times the
- * packed panels at P, kp rows each: the unit split's products. */
-static inline void FN(cols_mm)(int64_t m, int64_t n, const T *A, int64_t K, const T *A2, int64_t K2, const T *P,
-                               int64_t kp, T *C, int64_t ldc)
-{
-    FN(pgemm_of)(&(FN(mm)){.m = m, .n = n, .K = K, .K2 = K2, .A = A, .ar = K, .ak = 1, .A2 = A2, .ar2 = K2, .ak2 = 1,
-                           .B = P, .bj = kp, .bk = NR, .C = C, .ldc = ldc, .store = true});
-}
-
 /* The steps split by units (cpu_rnn.c, rnn_ctx.cols: an LSTM or a GRU with
  * reset_after): part k of n owns units [u0, u1) of every gate and of h (and
  * c), for all batch rows. Each step copies its units of h (and c) into the
@@ -482,10 +474,10 @@ LG_RNN_CLONES static lg_status FN(cols_fwd)(const rnn_ctx *c, const FN(fwd) *a, 
         for (int q = 0; q < G; q++) {
             const T *P = a->PU + q * Kp * Hp + u0 * Kp;
             if (gru && q == 2) {
-                FN(cols_mm)(B, hu, hr, H, NULL, 0, P, Kp, hg + 2 * H + u0, GH);
-                FN(cols_mm)(B, hu, xt, I, NULL, 0, P + H * NR, Kp, g + 2 * H + u0, GH);
+                FN(pgemm)(B, hu, hr, H, NULL, 0, P, Kp, hg + 2 * H + u0, GH, true);
+                FN(pgemm)(B, hu, xt, I, NULL, 0, P + H * NR, Kp, g + 2 * H + u0, GH, true);
             } else {
-                FN(cols_mm)(B, hu, hr, H, xt, I, P, Kp, g + q * H + u0, GH);
+                FN(pgemm)(B, hu, hr, H, xt, I, P, Kp, g + q * H + u0, GH, true);
             }
         }
         for (int64_t b = 0; b < B; b++) {
@@ -711,14 +703,14 @@ LG_RNN_CLONES static lg_status FN(cols_bwd)(const rnn_ctx *c, const FN(bwd) *a, 
         }
         if (!lg_cpu_barrier_wait(a->bar))
             return lg_fail(LG_ERR_RUNTIME, "rnn_grad '%s': another part of its steps failed", c->name);
-        FN(pgemm)(nb, I, GH, dg + b0 * GH, GH, a->PW, a->dx + (r0 + b0) * I, I, true);
+        FN(pgemm)(nb, I, dg + b0 * GH, GH, NULL, 0, a->PW, GH, a->dx + (r0 + b0) * I, I, true);
         const T *dp = gru ? dhg : dg; /* what dh_{t-1} reads */
         if (!a->hmask) {
-            FN(pgemm)(B, hu, GH, dp, GH, a->PU + u0 * GH, dh + u0, H, false);
+            FN(pgemm)(B, hu, dp, GH, NULL, 0, a->PU + u0 * GH, GH, dh + u0, H, false);
             continue;
         }
         /* d(h hmask) in drh, then through the mask */
-        FN(pgemm)(B, hu, GH, dp, GH, a->PU + u0 * GH, a->drh + u0, H, true);
+        FN(pgemm)(B, hu, dp, GH, NULL, 0, a->PU + u0 * GH, GH, a->drh + u0, H, true);
         FN(hmask_back)(dh + u0, a->dhmask + u0, a->drh + u0, hp + u0, a->hmask + u0, B, hu, H);
         FN(hmask_rows)(a->hm + r0 * H + u0, hp + u0, a->hmask + u0, B, hu, H);
     }
