@@ -69,15 +69,15 @@ static inline __attribute__((always_inline)) void FN(st)(T *p, VT v, int64_t m)
     }
 
 
-/* The unit split's products (cols_*): U's columns packed once per
- * call in panels of NR = 2 VL columns, panel p holding columns
- * [p NR, p NR + NR) as [k][NR] (zeros past the last column), so that no step
- * packs U again; the forward's panels continue with W's rows (x_t W joins
- * h_{t-1} U in one product), the backward's step products with W^T have
- * panels too, and its dW of a step reads x and dG as they lie. In C [m, n]
- * (+)= A B each element sums its k products in order from zero, then joins
- * or replaces C, so its bits do not depend on m, n or where its panel
- * starts. */
+/* The unit split's products (cols_*): U's columns packed once per call in
+ * panels of NR = 2 VL columns, panel p holding columns [p NR, p NR + NR) as
+ * [k][NR] (a last panel's lanes past the matrix's columns unwritten and
+ * unread), so that no step packs U again; the forward's panels continue
+ * with W's rows (x_t W joins h_{t-1} U in one product), the backward's step
+ * products with W^T have panels too, and its dW of a step reads x and dG as
+ * they lie. In C [m, n] (+)= A B each element sums its k products in order
+ * from zero, then joins or replaces C, so its bits do not depend on m, n or
+ * where its panel starts. */
 #define NR (2 * VL)
 
 /* C [m, n] = A B (store) or C += A B. A's element (r, k) at A[r ar + k ak]
