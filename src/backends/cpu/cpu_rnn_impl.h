@@ -69,25 +69,25 @@ static inline __attribute__((always_inline)) void FN(st)(T *p, VT v, int64_t m)
     }
 
 
-/* The unit split's products (cols_*): U's columns packed once per
- * call in panels of NR = 2 VL columns, panel p holding columns
- * [p NR, p NR + NR) as [k][NR] (zeros past the last column), so that no step
- * packs U again; the forward's panels continue with W's rows (x_t W joins
- * h_{t-1} U in one product), the backward's step products with W^T have
- * panels too, and its dW of a step reads x and dG as they lie. In C [m, n]
- * (+)= A B each element sums its k products in order from zero, then joins
- * or replaces C, so its bits do not depend on m, n or where its panel
- * starts. */
+/* The unit split's products (cols_*): U's columns packed once per call in
+ * panels of NR = 2 VL columns, panel p holding columns [p NR, p NR + NR) as
+ * [k][NR] (a last panel's lanes past the matrix's columns unwritten and
+ * unread), so that no step packs U again; the forward's panels continue
+ * with W's rows (x_t W joins h_{t-1} U in one product), the backward's step
+ * products with W^T have panels too, and its dW of a step reads x and dG as
+ * they lie. In C [m, n] (+)= A B each element sums its k products in order
+ * from zero, then joins or replaces C, so its bits do not depend on m, n or
+ * where its panel starts. */
 #define NR (2 * VL)
 
 /* C [m, n] = A B (store) or C += A B. A's element (r, k) at A[r ar + k ak]
- * for k < K, then at A2[r ar2 + (k - K) ak2] for K2 more (the forward's
- * x_t after h_{t-1}); panel j of B (columns [j NR, j NR + NR)) at
- * B + j NR bj, its row k at + k bk. */
+ * for k < K, then at A2[r K2 + k - K] for K2 more (the forward's x_t after
+ * h_{t-1}); panel j of B (columns [j NR, j NR + NR)) at B + j NR bj, its
+ * row k at + k bk. */
 typedef struct FN(mm) {
     int64_t m, n, K, K2;
     const T *A, *A2;
-    int64_t ar, ak, ar2, ak2;
+    int64_t ar, ak;
     const T *B;
     int64_t bj, bk;
     T *C;
@@ -124,7 +124,7 @@ static inline __attribute__((always_inline)) void FN(pgemm_rows)(const FN(mm) *p
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = (VT){0};
     FN(pgemm_acc)(R, acc, p->K, p->A + i0 * p->ar, p->ar, p->ak, pb, p->bk, nn);
-    if (p->K2) FN(pgemm_acc)(R, acc, p->K2, p->A2 + i0 * p->ar2, p->ar2, p->ak2, pb + p->K * p->bk, p->bk, nn);
+    if (p->K2) FN(pgemm_acc)(R, acc, p->K2, p->A2 + i0 * p->K2, p->K2, 1, pb + p->K * p->bk, p->bk, nn);
     int64_t m0 = nn < VL ? nn : VL, m1 = nn > VL ? nn - VL : 0;
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
@@ -155,13 +155,14 @@ LG_RNN_CLONES __attribute__((optimize("fp-contract=fast"))) static void FN(pgemm
 #undef PGEMM_ROWS
 }
 
-/* C [m, n] += A [m, K] P (C = A P with store), P packed (pack) from its
- * first column. */
-static inline void FN(pgemm)(int64_t m, int64_t n, int64_t K, const T *A, int64_t lda, const T *P, T *C,
-                             int64_t ldc, bool store)
+/* C [m, n] += A [m, K] (then A2 [m, K2], where K2 > 0: one sum per
+ * element; rows K and K2 apart) times the panels at P (pack: from its first
+ * column, kp rows each); C = that with store. */
+static inline void FN(pgemm)(int64_t m, int64_t n, const T *A, int64_t K, const T *A2, int64_t K2, const T *P,
+                             int64_t kp, T *C, int64_t ldc, bool store)
 {
-    FN(pgemm_of)(&(FN(mm)){.m = m, .n = n, .K = K, .A = A, .ar = lda, .ak = 1, .B = P, .bj = K, .bk = NR, .C = C,
-                           .ldc = ldc, .store = store});
+    FN(pgemm_of)(&(FN(mm)){.m = m, .n = n, .K = K, .K2 = K2, .A = A, .ar = K, .ak = 1, .A2 = A2, .B = P, .bj = kp,
+                           .bk = NR, .C = C, .ldc = ldc, .store = store});
 }
 
 /* C [m, n] += A^T B for A [K, m] and B [K, n], row-major as they lie. */
@@ -174,16 +175,16 @@ static inline void FN(pgemm_tn)(int64_t m, int64_t n, int64_t K, const T *A, int
 
 /* Packs columns [c0, c1) (c0 at a panel start) of a K-row matrix X, element
  * (k, c) at X[k sk + c sc], into rows [0, K) of the panels of P, kp rows
- * each (panel of column c at c / NR). */
+ * each (panel of column c at c / NR). A last panel's lanes past c1 stay
+ * unwritten: every product over these columns (pgemm) ends at c1 too and
+ * loads only the lanes before it. */
 static void FN(pack)(T *P, int64_t kp, const T *X, int64_t K, int64_t sk, int64_t sc, int64_t c0, int64_t c1)
 {
     for (int64_t j0 = c0; j0 < c1; j0 += NR) {
         T *pp = P + j0 * kp;
         int64_t nn = c1 - j0 < NR ? c1 - j0 : NR;
-        for (int64_t k = 0; k < K; k++) {
+        for (int64_t k = 0; k < K; k++)
             for (int64_t l = 0; l < nn; l++) pp[k * NR + l] = X[k * sk + (j0 + l) * sc];
-            for (int64_t l = nn; l < NR; l++) pp[k * NR + l] = 0;
-        }
     }
 }
 
@@ -424,15 +425,6 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
 }
 
 
-/* C [m, n] = A [m, K] (then A2 [m, K2]: rows K and K2 apart) times the
- * packed panels at P, kp rows each: the unit split's products. */
-static inline void FN(cols_mm)(int64_t m, int64_t n, const T *A, int64_t K, const T *A2, int64_t K2, const T *P,
-                               int64_t kp, T *C, int64_t ldc)
-{
-    FN(pgemm_of)(&(FN(mm)){.m = m, .n = n, .K = K, .K2 = K2, .A = A, .ar = K, .ak = 1, .A2 = A2, .ar2 = K2, .ak2 = 1,
-                           .B = P, .bj = kp, .bk = NR, .C = C, .ldc = ldc, .store = true});
-}
-
 /* The steps split by units (cpu_rnn.c, rnn_ctx.cols: an LSTM or a GRU with
  * reset_after): part k of n owns units [u0, u1) of every gate and of h (and
  * c), for all batch rows. Each step copies its units of h (and c) into the
@@ -482,10 +474,10 @@ LG_RNN_CLONES static lg_status FN(cols_fwd)(const rnn_ctx *c, const FN(fwd) *a, 
         for (int q = 0; q < G; q++) {
             const T *P = a->PU + q * Kp * Hp + u0 * Kp;
             if (gru && q == 2) {
-                FN(cols_mm)(B, hu, hr, H, NULL, 0, P, Kp, hg + 2 * H + u0, GH);
-                FN(cols_mm)(B, hu, xt, I, NULL, 0, P + H * NR, Kp, g + 2 * H + u0, GH);
+                FN(pgemm)(B, hu, hr, H, NULL, 0, P, Kp, hg + 2 * H + u0, GH, true);
+                FN(pgemm)(B, hu, xt, I, NULL, 0, P + H * NR, Kp, g + 2 * H + u0, GH, true);
             } else {
-                FN(cols_mm)(B, hu, hr, H, xt, I, P, Kp, g + q * H + u0, GH);
+                FN(pgemm)(B, hu, hr, H, xt, I, P, Kp, g + q * H + u0, GH, true);
             }
         }
         for (int64_t b = 0; b < B; b++) {
@@ -626,6 +618,7 @@ typedef struct FN(bwd) {
     T *drh; /* [B, H]: d(r h) of the reset-before GRU; with hmask also d(h hmask) */
     const T *hmask; /* recurrent dropout [B, H], or NULL */
     T *dhmask;      /* with hmask: its gradient [B, H], summed over the steps */
+    T *hm;          /* with hmask: h_{t-1} hmask of every step [TB, H], dU's rows (wgrad); the steps write it */
     const T *U;
     T *PU; /* c->cols: U^T packed (pgemm), [Hp / NR][GH][NR] */
     lg_cpu_barrier *bar; /* c->cols: the parts' step barrier */
@@ -654,9 +647,12 @@ LG_RNN_CLONES static lg_status FN(cols_bwd)(const rnn_ctx *c, const FN(bwd) *a, 
     const T *dhT = c->dh_T, *dcT = c->dc_T;
     T *dh = a->dh, *dc = a->dc, *dW = a->dW, *db = a->db;
     FN(pack)(a->PU, GH, a->U, GH, 1, GH, u0, u1);
+    /* the GRU's recurrent bias gradients of z and r equal the input bias's
+     * (gru_back_row writes dHG's z and r blocks as dG's): only h~'s is summed */
     for (int q = 0; q < G; q++) {
         for (int64_t i = 0; i < I; i++) memset(dW + i * GH + q * H + u0, 0, (size_t)hu * sizeof(T));
-        for (int64_t e = 0; db && e < (gru ? 2 : 1); e++) memset(db + e * GH + q * H + u0, 0, (size_t)hu * sizeof(T));
+        for (int64_t e = 0; db && e < (gru && q == 2 ? 2 : 1); e++)
+            memset(db + e * GH + q * H + u0, 0, (size_t)hu * sizeof(T));
     }
     for (int64_t b = 0; b < B; b++) {
         memcpy(dh + b * H + u0, dhT + b * H + u0, (size_t)hu * sizeof(T));
@@ -699,7 +695,7 @@ LG_RNN_CLONES static lg_status FN(cols_bwd)(const rnn_ctx *c, const FN(bwd) *a, 
         }
         for (int q = 0; q < G; q++) {
             FN(pgemm_tn)(I, hu, B, a->x + r0 * I, I, dg + q * H + u0, GH, dW + q * H + u0, GH);
-            for (int64_t e = 0; db && e < (gru ? 2 : 1); e++) { /* the GRU's recurrent biases from dHG */
+            for (int64_t e = 0; db && e < (gru && q == 2 ? 2 : 1); e++) { /* the GRU's recurrent h~ bias from dHG */
                 T *dbq = db + e * GH + q * H + u0;
                 const T *d = (e ? dhg : dg) + q * H + u0;
                 for (int64_t b = 0; b < B; b++) FN(add)(dbq, d + b * GH, hu);
@@ -707,16 +703,18 @@ LG_RNN_CLONES static lg_status FN(cols_bwd)(const rnn_ctx *c, const FN(bwd) *a, 
         }
         if (!lg_cpu_barrier_wait(a->bar))
             return lg_fail(LG_ERR_RUNTIME, "rnn_grad '%s': another part of its steps failed", c->name);
-        FN(pgemm)(nb, I, GH, dg + b0 * GH, GH, a->PW, a->dx + (r0 + b0) * I, I, true);
+        FN(pgemm)(nb, I, dg + b0 * GH, GH, NULL, 0, a->PW, GH, a->dx + (r0 + b0) * I, I, true);
         const T *dp = gru ? dhg : dg; /* what dh_{t-1} reads */
         if (!a->hmask) {
-            FN(pgemm)(B, hu, GH, dp, GH, a->PU + u0 * GH, dh + u0, H, false);
+            FN(pgemm)(B, hu, dp, GH, NULL, 0, a->PU + u0 * GH, GH, dh + u0, H, false);
             continue;
         }
         /* d(h hmask) in drh, then through the mask */
-        FN(pgemm)(B, hu, GH, dp, GH, a->PU + u0 * GH, a->drh + u0, H, true);
+        FN(pgemm)(B, hu, dp, GH, NULL, 0, a->PU + u0 * GH, GH, a->drh + u0, H, true);
         FN(hmask_back)(dh + u0, a->dhmask + u0, a->drh + u0, hp + u0, a->hmask + u0, B, hu, H);
+        FN(hmask_rows)(a->hm + r0 * H + u0, hp + u0, a->hmask + u0, B, hu, H);
     }
+    for (int q = 0; gru && db && q < 2; q++) memcpy(db + GH + q * H + u0, db + q * H + u0, (size_t)hu * sizeof(T));
     return LG_OK;
 }
 
@@ -729,8 +727,6 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
     T *dh = a->dh + b0 * H, *dc = a->dc ? a->dc + b0 * H : NULL, *drh = a->drh + b0 * H;
     const T *hmask = a->hmask ? a->hmask + b0 * H : NULL;
     T *dhmask = a->dhmask ? a->dhmask + b0 * H : NULL;
-    /* dh += d(h hmask) hmask from drh (recurrent dropout) */
-#define UNMASK() FN(hmask_back)(dh, dhmask, drh, hp, hmask, nb, H, H)
     memcpy(dh, (const T *)c->dh_T + b0 * H, (size_t)(nb * H) * sizeof(T));
     if (dc) memcpy(dc, (const T *)c->dc_T + b0 * H, (size_t)(nb * H) * sizeof(T));
 
@@ -759,12 +755,6 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
                     })
                 memset(dh + i0, 0, (size_t)H * sizeof(T));
             }
-            if (!hmask) {
-                GEMM(DT, false, false, nb, H, H, 1, dg, H, UT, H, 1, dh, H);
-                break;
-            }
-            GEMM(DT, false, false, nb, H, H, 1, dg, H, UT, H, 0, drh, H);
-            UNMASK();
             break;
         case LG_RNN_LSTM: {
             const T *cp = a->cprev + r0 * H, *tc = a->tanhc + r0 * H;
@@ -775,12 +765,6 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
                 int64_t i0 = b * H;
                 FN(lstm_back_row)(row, drow, H, tc + i0, cp + i0, dh + i0, dy + i0, dc + i0, H);
             }
-            if (!hmask) {
-                GEMM(DT, false, false, nb, H, GH, 1, dg, GH, UT, H, 1, dh, H);
-                break;
-            }
-            GEMM(DT, false, false, nb, H, GH, 1, dg, GH, UT, H, 0, drh, H);
-            UNMASK();
             break;
         }
         case LG_RNN_GRU: {
@@ -792,8 +776,6 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
                 FN(gru_back_row)(g + b * GH, dg + b * GH, dhg + b * GH, H, hg + b * GH + 2 * H, hp + i0, dh + i0,
                                  dy + i0, H);
             }
-            GEMM(DT, false, false, nb, H, GH, 1, dhg, GH, UT, H, hmask ? 0 : 1, hmask ? drh : dh, H);
-            if (hmask) UNMASK();
             break;
         }
         case LG_RNN_GRU_RESET_BEFORE:
@@ -831,13 +813,20 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
                     ST(dh + i0 + j, dhv * z + d * r);
                 })
             }
-            GEMM(DT, false, false, nb, H, 2 * H, 1, dg, GH, UT, H, 1, hmask ? drh : dh, H);
-            if (hmask) UNMASK();
             break;
         case LG_RNN_CELL_COUNT: break;
         }
+        /* dh_{t-1} += dG U^T (the GRU's dHG; the reset-before GRU's z and r
+         * columns: its d(r h) r is in dh already); with recurrent dropout
+         * that product is d(h hmask): into drh (joining the reset-before
+         * GRU's d(r h) r there), then through the mask */
+        bool rb = c->cell == LG_RNN_GRU_RESET_BEFORE;
+        GEMM(DT, false, false, nb, H, rb ? 2 * H : GH, 1, c->cell == LG_RNN_GRU ? a->dHG + r0 * GH : dg, GH, UT, H,
+             hmask && !rb ? 0 : 1, hmask ? drh : dh, H);
+        if (!hmask) continue;
+        FN(hmask_back)(dh, dhmask, drh, hp, hmask, nb, H, H);
+        FN(hmask_rows)(a->hm + r0 * H, hp, hmask, nb, H, H);
     }
-#undef UNMASK
     return LG_OK;
 }
 
@@ -895,22 +884,25 @@ static lg_status FN(wgrad_part)(void *arg, int k, int n)
     int64_t H = c->H, GH = c->GH, I = c->I, TB = c->steps * c->B;
     int64_t c0 = rnn_split(GH, k, n), c1 = rnn_split(GH, k + 1, n), r0 = rnn_split(TB, k, n);
     int64_t r1 = rnn_split(TB, k + 1, n);
+    /* [c0, m) and [m0, c1): this part's columns below 2 H (the GRUs' z and r) and from 2 H (h~) */
+    int64_t m = c1 < 2 * H ? c1 : 2 * H, m0 = c0 > 2 * H ? c0 : 2 * H;
     GEMM(DT, true, false, I, c1 - c0, TB, 1, w->x, I, w->dG + c0, GH, 0, w->dW + c0, GH);
     GEMM(DT, false, true, r1 - r0, I, GH, 1, w->dG + r0 * GH, GH, w->W, GH, 0, w->dx + r0 * I, I);
     switch (c->cell) {
     case LG_RNN_GRU: GEMM(DT, true, false, H, c1 - c0, TB, 1, w->hprev, H, w->dHG + c0, GH, 0, w->dU + c0, GH); break;
-    case LG_RNN_GRU_RESET_BEFORE: { /* columns below 2H from h_{t-1}, U_h's from r h */
-        int64_t m = c1 < 2 * H ? c1 : 2 * H, m0 = c0 > 2 * H ? c0 : 2 * H;
+    case LG_RNN_GRU_RESET_BEFORE: /* columns below 2H from h_{t-1}, U_h's from r h */
         if (c0 < m) GEMM(DT, true, false, H, m - c0, TB, 1, w->hprev, H, w->dG + c0, GH, 0, w->dU + c0, GH);
         if (m0 < c1) GEMM(DT, true, false, H, c1 - m0, TB, 1, w->rh, H, w->dG + m0, GH, 0, w->dU + m0, GH);
         break;
-    }
     default: GEMM(DT, true, false, H, c1 - c0, TB, 1, w->hprev, H, w->dG + c0, GH, 0, w->dU + c0, GH); break;
     }
-    if (w->db) {
-        FN(col_sums)(w->db + c0, w->dG + c0, GH, TB, c1 - c0);
-        if (c->cell == LG_RNN_GRU) FN(col_sums)(w->db + GH + c0, w->dHG + c0, GH, TB, c1 - c0);
-    }
+    if (!w->db) return LG_OK;
+    FN(col_sums)(w->db + c0, w->dG + c0, GH, TB, c1 - c0);
+    if (c->cell != LG_RNN_GRU) return LG_OK;
+    /* the recurrent biases: z's and r's gradients are the input's (dHG's
+     * columns equal dG's there), h~'s is summed from dHG */
+    if (c0 < m) memcpy(w->db + GH + c0, w->db + c0, (size_t)(m - c0) * sizeof(T));
+    if (m0 < c1) FN(col_sums)(w->db + GH + m0, w->dHG + m0, GH, TB, c1 - m0);
     return LG_OK;
 }
 
@@ -924,9 +916,13 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
     const T *U = in[L->u].data;
     /* U^T for the row split; for the unit split W^T packed here, then U^T,
      * packed by its parts */
-    size_t ut = (size_t)(GH * (c->cols ? Ip + Hp : H));
-    T *UT = malloc(ut * sizeof(T));
-    if (!UT && ut > 0) return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn_grad '%s': out of memory for U^T", c->name);
+    size_t ut = (size_t)(GH * (c->cols ? Ip + Hp : H)), hms = c->hmask ? (size_t)(TB * H) : 0;
+    /* dU's rows with recurrent dropout: h_{t-1} hmask for every step */
+    T *UT = malloc(ut * sizeof(T)), *hm = hms ? malloc(hms * sizeof(T)) : NULL;
+    if ((!UT && ut > 0) || (!hm && hms > 0)) {
+        free(UT), free(hm);
+        return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn_grad '%s': out of memory for U^T and h hmask", c->name);
+    }
     if (!c->cols)
         for (int64_t i = 0; i < H; i++)
             for (int64_t j = 0; j < GH; j++) UT[j * H + i] = U[i * GH + j];
@@ -940,19 +936,10 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
                  .dc = L->g_dc0 >= 0 ? out[L->g_dc0].data : NULL, .dG = dG, .dHG = dG + TB * GH,
                  .drh = dG + TB * c->scratch * H, .x = x, .PW = UT, .dW = out[L->g_dw].data,
                  .db = L->g_db >= 0 ? out[L->g_db].data : NULL, .dx = out[L->g_dx].data, .hmask = c->hmask,
-                 .dhmask = L->g_dhmask >= 0 ? out[L->g_dhmask].data : NULL};
+                 .dhmask = L->g_dhmask >= 0 ? out[L->g_dhmask].data : NULL, .hm = hm};
     if (a.dhmask) memset(a.dhmask, 0, (size_t)(B * H) * sizeof(T));
     lg_status st = rnn_steps(c, FN(backward_part), &a, &bar);
     free(UT);
-    if (st) return st;
-    /* dU's rows: h_{t-1}, or h_{t-1} hmask for every step */
-    T *hm = NULL;
-    if (a.hmask) {
-        hm = malloc((size_t)(TB * H) * sizeof(T));
-        if (!hm && TB * H > 0) return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn_grad '%s': out of memory for h hmask", c->name);
-        for (int64_t t = 0; t < c->steps; t++)
-            FN(hmask_rows)(hm + t * B * H, a.hprev + t * B * H, a.hmask, B, H, H);
-    }
 
     /* the weight gradients and dx, one GEMM each over all T B rows (unit
      * split: dU only, the steps did the rest), split in parts as the steps
@@ -961,7 +948,7 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
     FN(wgrad) w = {.c = c, .x = x, .W = W, .hprev = hm ? hm : a.hprev, .rh = ws + c->planes.rh * TB * H, .dG = dG,
                    .dHG = a.dHG, .dW = out[L->g_dw].data, .dU = out[L->g_du].data,
                    .db = L->g_db >= 0 ? out[L->g_db].data : NULL, .dx = out[L->g_dx].data};
-    st = c->parts == 1 ? FN(wgrad_part)(&w, 0, 1) : lg_cpu_parallel(c->parts, FN(wgrad_part), &w);
+    if (!st) st = c->parts == 1 ? FN(wgrad_part)(&w, 0, 1) : lg_cpu_parallel(c->parts, FN(wgrad_part), &w);
     free(hm);
     return st;
 }
