@@ -54,13 +54,14 @@
  *
  * Damaged and crafted files: loopgrad refuses what it checks itself (a
  * group linked twice or by a soft or external link, a "name" attribute that
- * is not one string of at most 255 bytes, a weight with no data), and
- * passes on HDF5's reason when HDF5 refuses the file ("truncated file: eof
- * = ..."). The parsing itself is libhdf5's, and Debian's libhdf5 1.10.8
+ * is not one string of at most 255 bytes, a weight with no data, a global
+ * heap collection, where the "name" strings live, whose object sizes would
+ * send libhdf5 1.10 round forever or past its end: LG_ERR_IO), and passes
+ * on HDF5's reason when HDF5 refuses the file ("truncated file: eof =
+ * ..."). The rest of the parsing is libhdf5's, and Debian's libhdf5 1.10.8
  * does not survive every corrupt file: fuzzing (fuzz/run 200 keras) finds
- * heap overflows, crashes and huge allocations inside it, and an endless
- * loop on a global heap object of size 0 (where the "name" strings live).
- * Load only weights files you trust, or check them in a separate process.
+ * heap overflows, crashes and huge allocations inside it. Load only
+ * weights files you trust, or check them in a separate process.
  *
  * Threading: Debian's libhdf5 is not thread-safe; load from one thread at
  * a time.

@@ -12,6 +12,7 @@
 #define H5_USE_110_API
 #include <hdf5.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,6 +155,88 @@ static int count_vars(hid_t file, const char *group)
     char name[NAME];
     for (;; n++)
         if (!fmt(name, "%s/%d", group, n) || H5Lexists(file, name, H5P_DEFAULT) <= 0) return n;
+}
+
+/* ---- libhdf5's global heap --------------------------------------------------
+ * Variable-length strings (the layers' "name") live in global heap
+ * collections: "GCOL", version 1, 3 reserved bytes and the collection's
+ * size (a length: L bytes, 8 in Keras's files), then objects, each an index
+ * (u16), a reference count (u16), 4 reserved bytes, a size (L bytes) and its
+ * data padded to 8 bytes; index 0 is the free space to the end. libhdf5 1.10
+ * steps from object to object by those sizes unchecked: an index-0 object
+ * of size 0 loops forever, and a size past the collection reads beyond it.
+ * So every collection in the file is walked here first, as libhdf5 walks
+ * it, and such a step is refused. */
+
+static uint64_t le(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+static size_t read_at(FILE *f, uint64_t at, void *buf, size_t n)
+{
+    return at <= INT64_MAX && fseeko(f, (off_t)at, SEEK_SET) == 0 ? fread(buf, 1, n, f) : 0;
+}
+
+/* The superblock's size of lengths, L; 0 when there is no superblock (H5Fopen
+ * will say so) or L is not 2, 4 or 8. */
+static int length_size(FILE *f, uint64_t file_size)
+{
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    unsigned char sb[16];
+    for (uint64_t at = 0; at + sizeof sb <= file_size; at = at ? 2 * at : 512) /* at 0, 512, 1024, 2048, ... */
+        if (read_at(f, at, sb, sizeof sb) == sizeof sb && !memcmp(sb, sig, sizeof sig)) {
+            int n = sb[8] < 2 ? sb[14] : sb[10]; /* superblock versions 0 and 1, then 2 and 3 */
+            return n == 2 || n == 4 || n == 8 ? n : 0;
+        }
+    return 0;
+}
+
+/* The collection whose "GCOL" is at byte at, if libhdf5 would read it. */
+static lg_status check_collection(FILE *f, const char *path, uint64_t at, uint64_t file_size, int L)
+{
+    const uint64_t head = 8 + (uint64_t)L, objhdr = 8 + (uint64_t)L;
+    unsigned char h[16];
+    if (read_at(f, at, h, head) != head || h[4] != 1) return LG_OK;
+    uint64_t size = le(h + 8, L);
+    if (size < head || size > file_size - at) return LG_OK; /* libhdf5 refuses to read past the file */
+    for (uint64_t p = head; p < size && objhdr <= size - p;) {
+        if (read_at(f, at + p, h, objhdr) != objhdr) return LG_OK;
+        uint64_t idx = le(h, 2), n = le(h + 8, L);
+        uint64_t need = n > size - p ? 0 : idx ? objhdr + ((n + 7) & ~(uint64_t)7) : n;
+        if (need == 0 || need > size - p)
+            return lg_fail(LG_ERR_IO,
+                           "keras: '%s': the global heap collection at byte %llu is corrupt: object %llu at byte %llu "
+                           "of its %llu has size %llu (libhdf5 would loop or read past the collection)",
+                           path, (unsigned long long)at, (unsigned long long)idx, (unsigned long long)p,
+                           (unsigned long long)size, (unsigned long long)n);
+        p += need;
+    }
+    return LG_OK;
+}
+
+/* Every "GCOL" in the file, checked; f is open on the file. */
+static lg_status check_global_heaps(FILE *f, const char *path)
+{
+    if (fseeko(f, 0, SEEK_END) != 0) return lg_fail(LG_ERR_IO, "keras: cannot seek in '%s': %s", path, strerror(errno));
+    off_t end = ftello(f);
+    int L = end > 0 ? length_size(f, (uint64_t)end) : 0;
+    static const size_t BLOCK = 1 << 16;
+    unsigned char *buf = L ? malloc(BLOCK) : NULL;
+    if (L && !buf) return lg_fail(LG_ERR_OUT_OF_MEMORY, "keras: out of memory reading '%s'", path);
+    lg_status s = LG_OK;
+    /* blocks overlap by 3 bytes, so a "GCOL" across a boundary is found once */
+    for (uint64_t at = 0; L && s == LG_OK && at < (uint64_t)end; at += BLOCK - 3) {
+        size_t got = read_at(f, at, buf, BLOCK);
+        for (unsigned char *q = buf; s == LG_OK && (q = memchr(q, 'G', (size_t)(buf + got - q))) != NULL; q++)
+            if (q + 4 <= buf + got && !memcmp(q, "GCOL", 4))
+                s = check_collection(f, path, at + (uint64_t)(q - buf), (uint64_t)end, L);
+        if (got < BLOCK) break;
+    }
+    free(buf);
+    return s;
 }
 
 /* ---- pass 1: the layers of the file ------------------------------------------- */
@@ -366,7 +449,7 @@ lg_status lg_keras_load_weights(lg_graph *g, const char *path)
     char why[NAME];
     FILE *f = fopen(path, "rb");
     if (!f) s = lg_fail(LG_ERR_IO, "keras: cannot open '%s': %s", path, strerror(errno));
-    else fclose(f);
+    if (f) s = check_global_heaps(f, path), fclose(f);
     if (s == LG_OK && (w.file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
         s = lg_fail(LG_ERR_IO, "keras: '%s' is not an HDF5 file, or a damaged one (HDF5: %s)", path, hdf5_why(why));
     if (s == LG_OK && !is_group(w.file, "layers"))
