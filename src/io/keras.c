@@ -105,8 +105,9 @@ static lg_status read_name(hid_t a, hid_t t, const char *vars, char *out)
     }
     H5Tclose(mem);
     if (len >= NAME)
-        return lg_fail(LG_ERR_INVALID_ARGUMENT, "keras: %s: the attribute 'name' has %zu bytes, above the %d of a layer name",
-                       vars, len, NAME - 1);
+        return lg_fail(LG_ERR_INVALID_ARGUMENT,
+                       "keras: %s: the attribute 'name' has %zu bytes, above the %d of a layer name", vars, len,
+                       NAME - 1);
     return LG_OK;
 }
 
@@ -133,8 +134,8 @@ static lg_status name_attr(hid_t file, const char *vars, char *out)
 }
 
 /* A group the walk enters must have one hard link: Keras writes each group
- * once, and a group linked again (under itself, or twice from one parent)
- * would make the walk go round or repeat without end. */
+ * once, and a group linked again would be read twice, or, linked under
+ * itself, go round until its path is too long to say what was wrong. */
 static lg_status linked_once(hid_t g, const char *path)
 {
     H5O_info_t info;
@@ -314,7 +315,8 @@ static herr_t visit_child(hid_t group, const char *name, const H5L_info_t *info,
         hid_t g = H5Gopen2(group, name, H5P_DEFAULT);
         hsize_t idx = 0;
         void *sub[2] = {w, path};
-        if (g >= 0 && (w->s = linked_once(g, path)) == LG_OK) H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, visit_child, sub);
+        if (g >= 0 && (w->s = linked_once(g, path)) == LG_OK)
+            H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, visit_child, sub);
         if (g >= 0) H5Gclose(g);
         return w->s != LG_OK;
     }
