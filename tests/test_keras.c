@@ -5,11 +5,14 @@
  * (keras_model.txt) to 1e-6 in f32; and every mismatch is refused, naming
  * the layer, with the parameters left as they were.
  */
+#define _POSIX_C_SOURCE 200809L /* mkstemp */
 #include <check.h>
+#include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "test_util.h"
 #include "graph/keras.h"
@@ -170,6 +173,28 @@ START_TEST(keras_mismatch_refused)
 }
 END_TEST
 
+/* The fixture's bytes into buf; returns how many. */
+static size_t read_fixture(unsigned char *buf, size_t cap)
+{
+    FILE *in = fopen(WEIGHTS, "rb");
+    ck_assert_ptr_nonnull(in);
+    size_t n = fread(buf, 1, cap, in);
+    ck_assert(n > 0 && n < cap && feof(in));
+    fclose(in);
+    return n;
+}
+
+/* n bytes into a new file $TMPDIR/lg_keras_XXXXXX, named in path. */
+static void write_temp(char path[512], const unsigned char *bytes, size_t n)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(path, 512, "%s/lg_keras_XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, bytes, n), (ssize_t)n);
+    close(fd);
+}
+
 START_TEST(keras_bad_files)
 {
     model m = {0};
@@ -178,9 +203,134 @@ START_TEST(keras_bad_files)
     ck_assert(strstr(lg_last_error(), "no_such.weights.h5"));
     ck_assert_int_eq(lg_keras_load_weights(m.g, OUTPUTS), LG_ERR_IO); /* text, not HDF5 */
     ck_assert(strstr(lg_last_error(), "not an HDF5 file"));
+
+    /* the fixture cut short: HDF5's reason is passed on */
+    static unsigned char bytes[1 << 17];
+    size_t n = read_fixture(bytes, sizeof bytes);
+    char path[512];
+    write_temp(path, bytes, 30000);
+    ck_assert_int_eq(lg_keras_load_weights(m.g, path), LG_ERR_IO);
+    ck_assert_msg(strstr(lg_last_error(), "truncated file: eof = 30000"), "%s", lg_last_error());
+    unlink(path);
+
+    /* the global heap's first object (the strings' collection) made a free
+     * space of size 0, on which libhdf5 1.10 loops forever */
+    size_t gcol = 0;
+    while (gcol + 4 <= n && memcmp(bytes + gcol, "GCOL", 4) != 0) gcol++;
+    ck_assert_msg(gcol + 32 <= n && bytes[gcol + 16] == 1, "the fixture's collection of strings is not where expected");
+    memset(bytes + gcol + 16, 0, 16);
+    write_temp(path, bytes, n);
+    ck_assert_int_eq(lg_keras_load_weights(m.g, path), LG_ERR_IO);
+    char want[96];
+    snprintf(want, sizeof want, "global heap collection at byte %zu is corrupt: object 0 at byte 16", gcol);
+    ck_assert_msg(strstr(lg_last_error(), want), "'%s' lacks '%s'", lg_last_error(), want);
+    unlink(path);
+
     ck_assert_int_eq(lg_keras_load_weights(NULL, WEIGHTS), LG_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(lg_keras_load_weights(m.g, NULL), LG_ERR_INVALID_ARGUMENT);
     model_free(&m);
+}
+END_TEST
+
+/* ---- crafted files ------------------------------------------------------------
+ * Files no Keras writes, made here with libhdf5: a Dense layer "dense"
+ * (kernel [2, 3], bias [3], in layers/dense/vars) and one defect each. The
+ * load must refuse them at once with a message naming the defect, and
+ * leave the parameters as they were. */
+
+typedef enum defect {
+    SELF_LINKS,   /* layers/dense/a and /b: hard links to layers/dense (was: walked round to "name too long") */
+    SOFT_LINK,    /* layers/up: a soft link to /layers */
+    NAME_ARRAY,   /* vars' "name" is 3 strings (was: all 3 written over a one-pointer buffer) */
+    NAME_LONG,    /* vars' "name" is a fixed 1000-byte string (was: cut to 255 silently) */
+    NULL_SPACE,   /* layers/s/vars/0 has no data, a null dataspace, for a scalar s/kernel (was: loaded
+                   * uninitialised bytes) */
+    DEFECT_COUNT
+} defect;
+
+static void write_dataset(hid_t vars, const char *name, int rank, const hsize_t *dims)
+{
+    hid_t sp = rank >= 0 ? H5Screate_simple(rank, dims, NULL) : H5Screate(H5S_NULL);
+    hid_t d = H5Dcreate2(vars, name, H5T_NATIVE_FLOAT, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(sp >= 0 && d >= 0);
+    if (rank >= 0) {
+        const float v[6] = {1, 2, 3, 4, 5, 6};
+        ck_assert(H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) >= 0);
+    }
+    H5Dclose(d), H5Sclose(sp);
+}
+
+static void write_name(hid_t vars, size_t fixed, hsize_t count)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, fixed ? fixed : H5T_VARIABLE);
+    hid_t sp = H5Screate_simple(1, &count, NULL);
+    hid_t a = H5Acreate2(vars, "name", t, sp, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(t >= 0 && sp >= 0 && a >= 0);
+    if (fixed) {
+        char *v = calloc(fixed * count, 1);
+        memset(v, 'd', fixed - 1);
+        ck_assert(H5Awrite(a, t, v) >= 0);
+        free(v);
+    } else {
+        const char *v[3] = {"dense", "dense", "dense"};
+        ck_assert(count <= 3 && H5Awrite(a, t, v) >= 0);
+    }
+    H5Aclose(a), H5Sclose(sp), H5Tclose(t);
+}
+
+static void write_crafted(const char *path, defect d)
+{
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(lcpl, 1);
+    hid_t vars = H5Gcreate2(f, d == NULL_SPACE ? "layers/s/vars" : "layers/dense/vars", lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert(f >= 0 && lcpl >= 0 && vars >= 0);
+    if (d == NULL_SPACE) {
+        write_dataset(vars, "0", -1, NULL);
+    } else {
+        write_dataset(vars, "0", 2, (const hsize_t[]){2, 3});
+        write_dataset(vars, "1", 1, (const hsize_t[]){3});
+    }
+    if (d == SELF_LINKS) {
+        ck_assert(H5Lcreate_hard(f, "layers/dense", f, "layers/dense/a", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+        ck_assert(H5Lcreate_hard(f, "layers/dense", f, "layers/dense/b", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    }
+    if (d == SOFT_LINK) ck_assert(H5Lcreate_soft("/layers", f, "layers/up", H5P_DEFAULT, H5P_DEFAULT) >= 0);
+    if (d != NULL_SPACE) write_name(vars, d == NAME_LONG ? 1000 : 0, d == NAME_ARRAY ? 3 : 1);
+    H5Gclose(vars), H5Pclose(lcpl), H5Fclose(f);
+}
+
+static const struct {
+    const char *says[2];
+} CRAFTED[DEFECT_COUNT] = {
+    [SELF_LINKS] = {{"layers/dense' has 3 hard links", "links each group once"}},
+    [SOFT_LINK] = {{"layers/up' is a soft link", "only groups"}},
+    [NAME_ARRAY] = {{"layers/dense/vars", "'name' holds 3 strings, not one"}},
+    [NAME_LONG] = {{"layers/dense/vars", "'name' has 1000 bytes, above the 255"}},
+    [NULL_SPACE] = {{"layer 's'", "layers/s/vars/0 is not an array"}},
+};
+
+START_TEST(keras_crafted_refused)
+{
+    char path[512];
+    write_temp(path, NULL, 0); /* a name for H5Fcreate */
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    write_crafted(path, (defect)_i);
+
+    lg_graph *g = lg_graph_new();
+    lg_value w = _i == NULL_SPACE ? lg_param(g, "s/kernel", LG_F32, lg_shape_of(0))
+                                  : lg_param(g, "dense/kernel", LG_F32, lg_shape_of(2, 2, 3));
+    if (_i != NULL_SPACE) lg_param(g, "dense/bias", LG_F32, lg_shape_of(1, 3));
+    lg_tensor *t = lg_param_tensor(w);
+    ck_assert_int_eq(lg_tensor_fill(t, -7), LG_OK);
+    ck_assert_int_eq(lg_keras_load_weights(g, path), LG_ERR_INVALID_ARGUMENT);
+    for (int k = 0; k < 2; k++)
+        ck_assert_msg(strstr(lg_last_error(), CRAFTED[_i].says[k]), "case %d: '%s' lacks '%s'", _i, lg_last_error(),
+                      CRAFTED[_i].says[k]);
+    for (int64_t i = 0; i < lg_tensor_numel(t); i++) ck_assert(lg_tensor_get(t, i) == -7);
+    lg_graph_free(g);
+    unlink(path);
 }
 END_TEST
 
@@ -191,6 +341,7 @@ int main(void)
     tcase_add_test(tc, keras_outputs_match);
     tcase_add_loop_test(tc, keras_mismatch_refused, 0, (int)(sizeof REFUSALS / sizeof REFUSALS[0]));
     tcase_add_test(tc, keras_bad_files);
+    tcase_add_loop_test(tc, keras_crafted_refused, 0, DEFECT_COUNT);
     suite_add_tcase(s, tc);
     return lg_check_run(s);
 }

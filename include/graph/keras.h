@@ -52,6 +52,17 @@
  * error), LG_ERR_IO (the file cannot be opened or read, or is not HDF5),
  * LG_ERR_OUT_OF_MEMORY.
  *
+ * Damaged and crafted files: loopgrad refuses what it checks itself (a
+ * group linked twice or by a soft or external link, a "name" attribute that
+ * is not one string of at most 255 bytes, a weight with no data, a global
+ * heap collection, where the "name" strings live, whose object sizes would
+ * send libhdf5 1.10 round forever or past its end: LG_ERR_IO), and passes
+ * on HDF5's reason when HDF5 refuses the file ("truncated file: eof =
+ * ..."). The rest of the parsing is libhdf5's, and Debian's libhdf5 1.10.8
+ * does not survive every corrupt file: fuzzing (fuzz/run 200 keras) finds
+ * heap overflows, crashes and huge allocations inside it. Load only
+ * weights files you trust, or check them in a separate process.
+ *
  * Threading: Debian's libhdf5 is not thread-safe; load from one thread at
  * a time.
  */

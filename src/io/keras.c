@@ -8,8 +8,11 @@
  * parameters, so an error anywhere leaves the graph as it was.
  */
 #include <errno.h>
+/* HDF5's 1.10 API (H5O_info_t with rc), which 1.12 and later map to */
+#define H5_USE_110_API
 #include <hdf5.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +59,22 @@ static bool fmt(char *out, const char *f, ...)
     return n >= 0 && n < NAME;
 }
 
+static herr_t innermost(unsigned n, const H5E_error2_t *e, void *why)
+{
+    if (n == 0 && e->desc && e->desc[0]) snprintf(why, NAME, "%s", e->desc);
+    return 0;
+}
+
+/* HDF5's account of its last failure, for messages: the innermost entry of
+ * its error stack ("truncated file: eof = 1000, ...", "file signature not
+ * found"). */
+static const char *hdf5_why(char why[NAME])
+{
+    snprintf(why, NAME, "no reason given");
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost, why);
+    return why;
+}
+
 static bool is_group(hid_t loc, const char *name)
 {
     if (H5Lexists(loc, name, H5P_DEFAULT) <= 0) return false;
@@ -66,41 +85,68 @@ static bool is_group(hid_t loc, const char *name)
     return group;
 }
 
-/* The string attribute attr of object obj (a group path) into out; false if
- * it has none or it is not a string. */
-static bool string_attr(hid_t file, const char *obj, const char *attr, char *out, size_t size)
+/* The string attribute a (of type t, one element) of the group vars into
+ * out[NAME]; a string longer than out holds is an error, found from the
+ * type's size before a fixed-size string is read. */
+static lg_status read_name(hid_t a, hid_t t, const char *vars, char *out)
 {
-    if (H5Aexists_by_name(file, obj, attr, H5P_DEFAULT) <= 0) return false;
-    hid_t a = H5Aopen_by_name(file, obj, attr, H5P_DEFAULT, H5P_DEFAULT);
-    if (a < 0) return false;
-    hid_t t = H5Aget_type(a);
-    bool ok = false;
-    if (t >= 0 && H5Tget_class(t) == H5T_STRING) {
-        hid_t mem = H5Tcopy(H5T_C_S1);
-        H5Tset_cset(mem, H5Tget_cset(t)); /* Keras writes UTF-8; HDF5 does not convert between sets */
-        if (H5Tis_variable_str(t) > 0) {
-            char *s = NULL;
-            H5Tset_size(mem, H5T_VARIABLE);
-            if (H5Aread(a, mem, &s) >= 0 && s) {
-                snprintf(out, size, "%s", s);
-                ok = true;
-            }
-            if (s) H5free_memory(s);
-        } else {
-            size_t n = H5Tget_size(t);
-            char *s = calloc(n + 1, 1);
-            H5Tset_size(mem, n + 1);
-            if (s && H5Aread(a, mem, s) >= 0) {
-                snprintf(out, size, "%s", s);
-                ok = true;
-            }
-            free(s);
-        }
-        H5Tclose(mem);
+    hid_t mem = H5Tcopy(H5T_C_S1);
+    H5Tset_cset(mem, H5Tget_cset(t)); /* Keras writes UTF-8; HDF5 does not convert between sets */
+    size_t len = 0;
+    if (H5Tis_variable_str(t) > 0) {
+        char *v = NULL;
+        H5Tset_size(mem, H5T_VARIABLE);
+        if (H5Aread(a, mem, &v) >= 0 && v && (len = strlen(v)) < NAME) memcpy(out, v, len + 1);
+        if (v) H5free_memory(v);
+    } else if ((len = H5Tget_size(t)) < NAME) {
+        char v[NAME + 1] = {0};
+        H5Tset_size(mem, len + 1);
+        if (H5Aread(a, mem, v) >= 0) memcpy(out, v, strlen(v) + 1);
     }
+    H5Tclose(mem);
+    if (len >= NAME)
+        return lg_fail(LG_ERR_INVALID_ARGUMENT,
+                       "keras: %s: the attribute 'name' has %zu bytes, above the %d of a layer name", vars, len,
+                       NAME - 1);
+    return LG_OK;
+}
+
+/* The string attribute "name" of the group vars into out[NAME], when it has
+ * one; out is left as it is when it has none or it is not a string. */
+static lg_status name_attr(hid_t file, const char *vars, char *out)
+{
+    if (H5Aexists_by_name(file, vars, "name", H5P_DEFAULT) <= 0) return LG_OK;
+    hid_t a = H5Aopen_by_name(file, vars, "name", H5P_DEFAULT, H5P_DEFAULT);
+    if (a < 0) return LG_OK;
+    hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
+    hssize_t count = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    bool string = t >= 0 && H5Tget_class(t) == H5T_STRING;
+    lg_status s = LG_OK;
+    if (string && count != 1) /* H5Aread would write every element */
+        s = lg_fail(LG_ERR_INVALID_ARGUMENT, "keras: %s: the attribute 'name' holds %lld strings, not one", vars,
+                    (long long)count);
+    else if (string)
+        s = read_name(a, t, vars, out);
+    if (sp >= 0) H5Sclose(sp);
     if (t >= 0) H5Tclose(t);
     H5Aclose(a);
-    return ok;
+    return s;
+}
+
+/* A group the walk enters must have one hard link: Keras writes each group
+ * once, and a group linked again would be read twice, or, linked under
+ * itself, go round until its path is too long to say what was wrong. */
+static lg_status linked_once(hid_t g, const char *path)
+{
+    H5O_info_t info;
+    if (H5Oget_info2(g, &info, H5O_INFO_BASIC) < 0)
+        return lg_fail(LG_ERR_IO, "keras: cannot read the object header of the group '%s'", path);
+    if (info.rc != 1)
+        return lg_fail(LG_ERR_INVALID_ARGUMENT,
+                       "keras: the group '%s' has %u hard links: a Keras weights file links each group once (a link "
+                       "back up would be a cycle)",
+                       path, info.rc);
+    return LG_OK;
 }
 
 /* How many datasets "0", "1", ... the group holds (stops at the first gap). */
@@ -110,6 +156,88 @@ static int count_vars(hid_t file, const char *group)
     char name[NAME];
     for (;; n++)
         if (!fmt(name, "%s/%d", group, n) || H5Lexists(file, name, H5P_DEFAULT) <= 0) return n;
+}
+
+/* ---- libhdf5's global heap --------------------------------------------------
+ * Variable-length strings (the layers' "name") live in global heap
+ * collections: "GCOL", version 1, 3 reserved bytes and the collection's
+ * size (a length: L bytes, 8 in Keras's files), then objects, each an index
+ * (u16), a reference count (u16), 4 reserved bytes, a size (L bytes) and its
+ * data padded to 8 bytes; index 0 is the free space to the end. libhdf5 1.10
+ * steps from object to object by those sizes unchecked: an index-0 object
+ * of size 0 loops forever, and a size past the collection reads beyond it.
+ * So every collection in the file is walked here first, as libhdf5 walks
+ * it, and such a step is refused. */
+
+static uint64_t le(const unsigned char *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+static size_t read_at(FILE *f, uint64_t at, void *buf, size_t n)
+{
+    return at <= INT64_MAX && fseeko(f, (off_t)at, SEEK_SET) == 0 ? fread(buf, 1, n, f) : 0;
+}
+
+/* The superblock's size of lengths, L; 0 when there is no superblock (H5Fopen
+ * will say so) or L is not 2, 4 or 8. */
+static int length_size(FILE *f, uint64_t file_size)
+{
+    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    unsigned char sb[16];
+    for (uint64_t at = 0; at + sizeof sb <= file_size; at = at ? 2 * at : 512) /* at 0, 512, 1024, 2048, ... */
+        if (read_at(f, at, sb, sizeof sb) == sizeof sb && !memcmp(sb, sig, sizeof sig)) {
+            int n = sb[8] < 2 ? sb[14] : sb[10]; /* superblock versions 0 and 1, then 2 and 3 */
+            return n == 2 || n == 4 || n == 8 ? n : 0;
+        }
+    return 0;
+}
+
+/* The collection whose "GCOL" is at byte at, if libhdf5 would read it. */
+static lg_status check_collection(FILE *f, const char *path, uint64_t at, uint64_t file_size, int L)
+{
+    const uint64_t head = 8 + (uint64_t)L, objhdr = 8 + (uint64_t)L;
+    unsigned char h[16];
+    if (read_at(f, at, h, head) != head || h[4] != 1) return LG_OK;
+    uint64_t size = le(h + 8, L);
+    if (size < head || size > file_size - at) return LG_OK; /* libhdf5 refuses to read past the file */
+    for (uint64_t p = head; p < size && objhdr <= size - p;) {
+        if (read_at(f, at + p, h, objhdr) != objhdr) return LG_OK;
+        uint64_t idx = le(h, 2), n = le(h + 8, L);
+        uint64_t need = n > size - p ? 0 : idx ? objhdr + ((n + 7) & ~(uint64_t)7) : n;
+        if (need == 0 || need > size - p)
+            return lg_fail(LG_ERR_IO,
+                           "keras: '%s': the global heap collection at byte %llu is corrupt: object %llu at byte %llu "
+                           "of its %llu has size %llu (libhdf5 would loop or read past the collection)",
+                           path, (unsigned long long)at, (unsigned long long)idx, (unsigned long long)p,
+                           (unsigned long long)size, (unsigned long long)n);
+        p += need;
+    }
+    return LG_OK;
+}
+
+/* Every "GCOL" in the file, checked; f is open on the file. */
+static lg_status check_global_heaps(FILE *f, const char *path)
+{
+    if (fseeko(f, 0, SEEK_END) != 0) return lg_fail(LG_ERR_IO, "keras: cannot seek in '%s': %s", path, strerror(errno));
+    off_t end = ftello(f);
+    int L = end > 0 ? length_size(f, (uint64_t)end) : 0;
+    static const size_t BLOCK = 1 << 16;
+    unsigned char *buf = L ? malloc(BLOCK) : NULL;
+    if (L && !buf) return lg_fail(LG_ERR_OUT_OF_MEMORY, "keras: out of memory reading '%s'", path);
+    lg_status s = LG_OK;
+    /* blocks overlap by 3 bytes, so a "GCOL" across a boundary is found once */
+    for (uint64_t at = 0; L && s == LG_OK && at < (uint64_t)end; at += BLOCK - 3) {
+        size_t got = read_at(f, at, buf, BLOCK);
+        for (unsigned char *q = buf; s == LG_OK && (q = memchr(q, 'G', (size_t)(buf + got - q))) != NULL; q++)
+            if (q + 4 <= buf + got && !memcmp(q, "GCOL", 4))
+                s = check_collection(f, path, at + (uint64_t)(q - buf), (uint64_t)end, L);
+        if (got < BLOCK) break;
+    }
+    free(buf);
+    return s;
 }
 
 /* ---- pass 1: the layers of the file ------------------------------------------- */
@@ -127,7 +255,7 @@ static void visit_layer(walk *w, const char *path)
         w->s = lg_fail(LG_ERR_INVALID_ARGUMENT, "keras: the group name '%s' is too long", path);
         return;
     }
-    if (is_group(w->file, L.vars[0])) string_attr(w->file, L.vars[0], "name", L.name, sizeof L.name);
+    if (is_group(w->file, L.vars[0]) && (w->s = name_attr(w->file, L.vars[0], L.name)) != LG_OK) return;
     for (int k = 0; k < 2; k++) /* keep only the groups that hold weights */
         if (!is_group(w->file, L.vars[k]) || !count_vars(w->file, L.vars[k])) L.vars[k][0] = '\0';
     for (int k = 0; k < 2; k++) L.n += L.vars[k][0] ? count_vars(w->file, L.vars[k]) : 0;
@@ -153,6 +281,10 @@ static void visit_layer(walk *w, const char *path)
         w->s = lg_fail(LG_ERR_IO, "keras: cannot open the group '%s'", path);
         return;
     }
+    if ((w->s = linked_once(g, path)) != LG_OK) {
+        H5Gclose(g);
+        return;
+    }
     char *p = strdup(path);
     if (!p) w->s = lg_fail(LG_ERR_OUT_OF_MEMORY, "keras: out of memory");
     hsize_t idx = 0;
@@ -164,11 +296,16 @@ static void visit_layer(walk *w, const char *path)
 
 static herr_t visit_child(hid_t group, const char *name, const H5L_info_t *info, void *ctx)
 {
-    (void)info;
     walk *w = ((void **)ctx)[0];
     const char *parent = ((void **)ctx)[1];
     if (w->s != LG_OK) return 1;
-    if (!strcmp(name, "vars") || !strcmp(name, "cell") || !is_group(group, name)) return 0;
+    if (!strcmp(name, "vars") || !strcmp(name, "cell")) return 0;
+    if (info->type != H5L_TYPE_HARD) { /* a soft link could point back up, an external one at another file */
+        w->s = lg_fail(LG_ERR_INVALID_ARGUMENT, "keras: '%s/%s' is a %s link: a Keras weights file has only groups",
+                       parent, name, info->type == H5L_TYPE_SOFT ? "soft" : "external");
+        return 1;
+    }
+    if (!is_group(group, name)) return 0;
     char path[NAME];
     if (!fmt(path, "%s/%s", parent, name)) {
         w->s = lg_fail(LG_ERR_INVALID_ARGUMENT, "keras: the path '%s/%s' is too long", parent, name);
@@ -178,7 +315,9 @@ static herr_t visit_child(hid_t group, const char *name, const H5L_info_t *info,
         hid_t g = H5Gopen2(group, name, H5P_DEFAULT);
         hsize_t idx = 0;
         void *sub[2] = {w, path};
-        if (g >= 0) H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, visit_child, sub), H5Gclose(g);
+        if (g >= 0 && (w->s = linked_once(g, path)) == LG_OK)
+            H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, visit_child, sub);
+        if (g >= 0) H5Gclose(g);
         return w->s != LG_OK;
     }
     visit_layer(w, path);
@@ -223,7 +362,8 @@ static lg_status match(hid_t file, lg_graph *g, layer *L)
             char ds[NAME];
             hid_t d = fmt(ds, "%s/%d", L->vars[k], j) ? H5Dopen2(file, ds, H5P_DEFAULT) : -1;
             hid_t sp = d >= 0 ? H5Dget_space(d) : -1;
-            int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+            /* a null dataspace (no data, not even a scalar's) counts as no array */
+            int rank = sp >= 0 && H5Sget_simple_extent_type(sp) != H5S_NULL ? H5Sget_simple_extent_ndims(sp) : -1;
             if (rank >= 0 && rank <= LG_MAX_RANK) H5Sget_simple_extent_dims(sp, L->dims[i], NULL);
             if (sp >= 0) H5Sclose(sp);
             if (d >= 0) H5Dclose(d);
@@ -286,9 +426,11 @@ static lg_status read_layer(hid_t file, layer *L)
             herr_t r = d >= 0 ? H5Dread(d, f64 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
                                         L->data[i])
                               : -1;
+            char why[NAME];
+            if (r < 0) hdf5_why(why); /* before H5Dclose, which clears HDF5's error stack */
             if (d >= 0) H5Dclose(d);
             if (r < 0)
-                return lg_fail(LG_ERR_IO, "keras: layer '%s': cannot read %s as numbers", L->name, ds);
+                return lg_fail(LG_ERR_IO, "keras: layer '%s': cannot read %s as numbers (HDF5: %s)", L->name, ds, why);
         }
     }
     return LG_OK;
@@ -306,18 +448,21 @@ lg_status lg_keras_load_weights(lg_graph *g, const char *path)
 
     lg_status s = LG_OK;
     walk w = {.file = -1};
+    char why[NAME];
     FILE *f = fopen(path, "rb");
     if (!f) s = lg_fail(LG_ERR_IO, "keras: cannot open '%s': %s", path, strerror(errno));
-    else fclose(f);
+    if (f) s = check_global_heaps(f, path), fclose(f);
     if (s == LG_OK && (w.file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
-        s = lg_fail(LG_ERR_IO, "keras: '%s' is not an HDF5 file", path);
+        s = lg_fail(LG_ERR_IO, "keras: '%s' is not an HDF5 file, or a damaged one (HDF5: %s)", path, hdf5_why(why));
     if (s == LG_OK && !is_group(w.file, "layers"))
         s = lg_fail(LG_ERR_INVALID_ARGUMENT, "keras: '%s' has no group 'layers': not a Keras 3 .weights.h5 file", path);
     if (s == LG_OK) {
         hid_t top = H5Gopen2(w.file, "layers", H5P_DEFAULT);
         hsize_t idx = 0;
         void *ctx[2] = {&w, "layers"};
-        if (top >= 0) H5Literate(top, H5_INDEX_NAME, H5_ITER_INC, &idx, visit_child, ctx), H5Gclose(top);
+        if (top >= 0 && (w.s = linked_once(top, "layers")) == LG_OK)
+            H5Literate(top, H5_INDEX_NAME, H5_ITER_INC, &idx, visit_child, ctx);
+        if (top >= 0) H5Gclose(top);
         s = w.s;
     }
     for (int l = 0; s == LG_OK && l < w.n; l++) s = match(w.file, g, &w.layers[l]);
