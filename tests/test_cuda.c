@@ -180,6 +180,9 @@ UNARY(cast_f64, lg_cast(x, LG_F64))
 static void b_sum(lg_graph *g, lg_dtype dt) { lg_sum(in(g, dt, 3, 3, 4, 5), (int[]){0, 2}, 2, true); }
 static void b_sum_all(lg_graph *g, lg_dtype dt) { lg_sum(in(g, dt, 2, 60, 70, 0), NULL, 0, false); }
 static void b_max(lg_graph *g, lg_dtype dt) { lg_max(in(g, dt, 3, 3, 4, 5), (int[]){1}, 1, true); }
+/* few outputs of many elements: split into chunks, one block each (kernels_reduce.cu) */
+static void b_sum_rows(lg_graph *g, lg_dtype dt) { lg_sum(in(g, dt, 2, 9000, 3, 0), (int[]){0}, 1, false); }
+static void b_max_all(lg_graph *g, lg_dtype dt) { lg_max(in(g, dt, 2, 60, 70, 0), NULL, 0, false); }
 static void b_numel(lg_graph *g, lg_dtype dt) { lg_numel(in(g, dt, 3, 3, 4, 5), (int[]){0, 1}, 2); }
 static void b_reshape(lg_graph *g, lg_dtype dt) { lg_reshape(in(g, dt, 2, 3, 4, 0), lg_shape_of(2, 2, 6)); }
 static void b_reshape_like(lg_graph *g, lg_dtype dt) { lg_reshape_like(in(g, dt, 2, 3, 4, 0), in(g, dt, 3, 2, 2, 3)); }
@@ -257,6 +260,8 @@ static const op_row rows[] = {
     {"sum axes 0, 2", LG_OP_SUM, F32 | F64 | I32, b_sum, {R(-50, 50)}, 1e-4},
     {"sum all (no cancellation: f32 sums 4200 terms)", LG_OP_SUM, F32 | F64 | I32, b_sum_all, {R(0, 50)}, 1e-4},
     {"max axis 1", LG_OP_MAX, F32 | F64, b_max, {R(-50, 50)}, 0},
+    {"sum axis 0 of [9000, 3] (in chunks)", LG_OP_SUM, F32 | F64 | I32, b_sum_rows, {R(0, 50)}, 1e-4},
+    {"max all of 4200 (in chunks)", LG_OP_MAX, F32 | F64, b_max_all, {R(-50, 50)}, 0},
     {"numel", LG_OP_NUMEL, F32 | F64, b_numel, {R(-2, 2)}, 0},
     {"reshape", LG_OP_RESHAPE, F32 | F64 | I32, b_reshape, {R(-9, 9)}, 0},
     {"reshape_like", LG_OP_RESHAPE_LIKE, F32 | F64 | I32, b_reshape_like, {R(-9, 9)}, 0},

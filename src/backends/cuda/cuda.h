@@ -52,6 +52,7 @@ typedef struct lg_cuda_ctx {
     bool allow_tf32;     /* cuBLAS and cuDNN f32 may use TF32 tensor cores */
     int32_t *err;        /* device int32 [4]: kernels.h's first-error record */
     double *scratch;     /* device double [1]: the gradient-norm accumulator */
+    void *partials;      /* device, LG_CUDA_REDUCE_PARTIALS doubles: split reductions' chunks (kernels.h) */
     /* The nodes whose kernels may record an error since the last sync; a
      * kernel's site is its index here. */
     const lg_node **sites;

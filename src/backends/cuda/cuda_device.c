@@ -77,6 +77,7 @@ lg_status lg_cuda_ctx_new(int device, lg_cuda_ctx **out)
     }
     if (!st) st = lg_cuda_alloc(c, 4 * sizeof(int32_t), (void **)&c->err);
     if (!st) st = lg_cuda_alloc(c, sizeof(double), (void **)&c->scratch);
+    if (!st) st = lg_cuda_alloc(c, LG_CUDA_REDUCE_PARTIALS * sizeof(double), &c->partials);
     if (!st) st = lg_cuda_memset0(c, c->err, 4 * sizeof(int32_t));
     if (st) {
         lg_cuda_ctx_free(c);
@@ -99,6 +100,7 @@ void lg_cuda_ctx_free(lg_cuda_ctx *c)
     if (c->blas) cublasDestroy(c->blas);
     cudaFree(c->err);
     cudaFree(c->scratch);
+    cudaFree(c->partials);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c->sites);
     free(c);

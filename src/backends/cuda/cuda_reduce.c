@@ -9,6 +9,25 @@
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/kernels.h"
 
+/* Merge neighbouring axes of a coordinate system that are one run in x
+ * (stride[i - 1] == dims[i] stride[i]): the same offsets in the same order,
+ * one division per element fewer on the device for each. The new rank. */
+static int merge_runs(int rank, int64_t *dims, int64_t *strides)
+{
+    int m = 0;
+    for (int i = 0; i < rank; i++) {
+        if (m > 0 && strides[m - 1] == dims[i] * strides[i]) {
+            dims[m - 1] *= dims[i];
+            strides[m - 1] = strides[i];
+        } else {
+            dims[m] = dims[i];
+            strides[m] = strides[i];
+            m++;
+        }
+    }
+    return m;
+}
+
 /* x reduced into keep (rank <= x's, aligned right; 1 on the reduced axes). */
 static lg_status reduce(lg_cuda_ctx *c, const lg_node *n, const lg_buf *x, lg_shape keep, lg_buf *y, int max)
 {
@@ -32,7 +51,9 @@ static lg_status reduce(lg_cuda_ctx *c, const lg_node *n, const lg_buf *x, lg_sh
     if (r.n_red == 0) { /* nothing to reduce: sums are 0, maxima -inf, as on the CPU */
         return lg_cuda_launched(lg_cuda_launch_fill(c->stream, y->dtype, r.n_out, y->data, max ? -INFINITY : 0), n);
     }
-    return lg_cuda_launched(lg_cuda_launch_reduce(c->stream, max, x->dtype, &r, x->data, y->data), n);
+    r.kept_rank = merge_runs(r.kept_rank, r.kept_dims, r.kept_strides);
+    r.red_rank = merge_runs(r.red_rank, r.red_dims, r.red_strides);
+    return lg_cuda_launched(lg_cuda_launch_reduce(c->stream, max, x->dtype, &r, x->data, y->data, c->partials), n);
 }
 
 static lg_shape keep_dims(lg_shape s, uint32_t axes)

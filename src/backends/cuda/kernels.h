@@ -93,7 +93,13 @@ cudaError_t lg_cuda_launch_fill(cudaStream_t s, lg_dtype dt, int64_t n, void *y,
 /* A reduction of x into y: y has n_out elements, each the sum (or max) of
  * n_red elements of x. Output element o's kept coordinates (kept_dims,
  * row-major) and a reduced index's coordinates (red_dims) give x's offset
- * through the strides. One block per output element. */
+ * through the strides. One block per output element; where there are few
+ * outputs of many elements (a loss summed over a whole batch), each
+ * output's elements are split into chunks, one block each, whose results
+ * go to partial (device memory for LG_CUDA_REDUCE_PARTIALS elements of
+ * dt) and are reduced by a second pass: the order of the sums depends on
+ * the sizes only, never on the launch. */
+enum { LG_CUDA_REDUCE_PARTIALS = 8192 };
 typedef struct lg_cuda_reduce {
     int64_t n_out, n_red;
     int kept_rank, red_rank;
@@ -102,7 +108,7 @@ typedef struct lg_cuda_reduce {
 } lg_cuda_reduce;
 
 cudaError_t lg_cuda_launch_reduce(cudaStream_t s, int max, lg_dtype dt, const lg_cuda_reduce *r, const void *x,
-                                  void *y);
+                                  void *y, void *partial);
 
 /* y[i] = x[offset of output index i] for a transpose: out_dims of rank, and
  * for each output axis the input's stride along it; elements of es bytes. */
