@@ -34,6 +34,9 @@
 #include "test_util.h"
 
 static lg_cuda_ctx *ctx;
+/* Set by the tests that open the backend "cuda:0" (programs, rnn_plan),
+ * whose context lives until the process ends (registry.c). */
+static bool backend_opened;
 
 static void ctx_setup(void)
 {
@@ -45,6 +48,11 @@ static void ctx_teardown(void)
 {
     lg_cuda_ctx_free(ctx);
     ctx = NULL;
+    /* A kernel that faulted (an illegal address) leaves the process's CUDA
+     * context unusable, and every later test would fail in ctx_setup: reset
+     * it, so that one bad kernel fails its own row only. Not once the
+     * backend is open: its context would dangle. */
+    if (!backend_opened && cudaDeviceSynchronize() != cudaSuccess) cudaDeviceReset();
 }
 
 /* ---- buffers --------------------------------------------------------------- */
@@ -1037,6 +1045,7 @@ START_TEST(fused_rnn_on_cudnn_against_cpu)
     const fused_case *fc = &fused_cases[_i];
     int n_cpu = 0, n_gpu = 0;
     char *rep_cpu = NULL, *rep_gpu = NULL;
+    backend_opened = true;
     double *cpu = fused_run(fc, NULL, &n_cpu, &rep_cpu), *gpu = fused_run(fc, "cuda:0", &n_gpu, &rep_gpu);
     ck_assert_int_eq(n_cpu, n_gpu);
     double tol = fc->dt == LG_F32 ? 2e-4 : 1e-9;
@@ -1065,6 +1074,7 @@ END_TEST
 START_TEST(rnn_plan_sizes_from_cudnn)
 {
     const lg_backend *b = NULL;
+    backend_opened = true;
     ck_assert_int_eq(lg_backend_get("cuda:0", &b), LG_OK);
     lg_rnn_desc d = {.cell = LG_RNN_LSTM, .flags = LG_RNN_BIAS, .dtype = LG_F32, .T = 100, .B = 64, .I = 512, .H = 512,
                      .name = "lstm"};
@@ -1197,6 +1207,7 @@ START_TEST(program_on_cuda_against_cpu)
 {
     int n_cpu = 0, n_gpu = 0;
     char *rep_cpu = NULL, *rep_gpu = NULL;
+    backend_opened = true;
     double *cpu = train_steps(NULL, &n_cpu, &rep_cpu), *gpu = train_steps("cuda:0", &n_gpu, &rep_gpu);
     ck_assert_int_eq(n_cpu, n_gpu);
     for (int i = 0; i < n_cpu; i++)
