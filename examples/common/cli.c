@@ -155,10 +155,9 @@ static bool output_ok(const cli *c, const cli_flag *f, const char *path)
         exts = WRITERS[i].exts;
     }
     if (!path[0]) return bad_output(c, f, path, "no file name");
-    if (exts && !ends_in_one_of(path, exts)) {
+    if (exts && !ends_in_one_of(path, exts))
         return bad_output(c, f, path, "the name must end in %s%s%s (what --%s writes)", exts[0], exts[1] ? " or " : "",
                           exts[1] ? exts[1] : "", f->name);
-    }
     struct stat st;
     bool exists = stat(path, &st) == 0;
     if (exists && S_ISDIR(st.st_mode)) return bad_output(c, f, path, "is a directory");
@@ -168,8 +167,9 @@ static bool output_ok(const cli *c, const cli_flag *f, const char *path)
     char *dir = slash == file ? strdup("/") : slash ? strndup(file, (size_t)(slash - file)) : strdup(".");
     int e = !dir ? ENOMEM : stat(dir, &st) != 0 ? errno : !S_ISDIR(st.st_mode) ? ENOTDIR
           : access(dir, W_OK | X_OK) != 0 ? errno : 0;
-    if (e == ENOENT) bad_output(c, f, path, "the directory '%s' does not exist", dir);
-    else if (e) bad_output(c, f, path, "cannot write in the directory '%s': %s", dir ? dir : ".", strerror(e));
+    if (!dir) bad_output(c, f, path, "out of memory");
+    else if (e == ENOENT) bad_output(c, f, path, "the directory '%s' does not exist", dir);
+    else if (e) bad_output(c, f, path, "cannot write in the directory '%s': %s", dir, strerror(e));
     free(dir);
     free(real);
     return e == 0;
