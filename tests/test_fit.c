@@ -297,6 +297,45 @@ START_TEST(stateful_states_carry_and_reset)
 }
 END_TEST
 
+/* A batch a stateful layer's states do not hold (here the last, partial
+ * one of 3B + 2 examples, x's batch open) fails naming the layer and both
+ * sizes, not the check inside the layer that caught it; the states keep
+ * what the batches before it left. */
+START_TEST(stateful_other_batch)
+{
+    enum { B = 4, T = 3, U = 5 };
+    lg_graph *g = lg_graph_new();
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, -1, T, 1)), y = lg_input(g, "y", LG_F32, lg_shape_of(2, -1, 1));
+    lg_cell *cell = lg_cell_new(g, "cell", 1, lg_cell_opts_default(LG_CELL_LSTM, U));
+    lg_rnn_opts ro = lg_rnn_opts_default();
+    ro.stateful = true, ro.batch_size = B, ro.name = "carry";
+    lg_rnn_result r;
+    ck_assert_int_eq(lg_rnn(g, cell, x, ro, &r), LG_OK);
+    lg_value out = lg_dense(g, "out", r.output, 1, lg_dense_opts_default());
+    lg_value params[4] = {lg_cell_kernel(cell), lg_cell_recurrent_kernel(cell), lg_cell_bias(cell),
+                          lg_graph_find_param(g, "out/kernel")};
+    lg_optimizer *opt = NULL;
+    lg_sgd_opts so = lg_sgd_opts_default();
+    ck_assert_int_eq(lg_optimizer_sgd(g, params, 4, &so, &opt), LG_OK);
+    lg_model_spec s = lg_model_spec_default();
+    s.x = x, s.y = y, s.loss = lg_mse(y, out), s.output = out;
+    lg_trainer *tr = NULL;
+    ck_assert_int_eq(lg_trainer_new(g, s, opt, &tr), LG_OK);
+    ck_assert_int_eq(lg_trainer_add_rnn_state(tr, r.state), LG_OK);
+    lg_tensor *xt = lg_test_uniform(LG_F32, lg_shape_of(3, 3 * B + 2, T, 1), 5, 1, 0, 1);
+    lg_tensor *yt = lg_test_uniform(LG_F32, lg_shape_of(2, 3 * B + 2, 1), 5, 2, 0, 1);
+    lg_dataset *ds = dataset(xt, yt, B, false);
+    ck_assert_int_eq(lg_fit(tr, ds, NULL, quiet(1)), LG_ERR_SHAPE);
+    ck_assert_msg(strstr(lg_last_error(), "stateful layer 'carry': batch 2, its states hold 4 rows"), "%s",
+                  lg_last_error());
+    double h = 0;
+    for (int i = 0; i < B * U; i++) h += fabs(lg_tensor_get(lg_rnn_state_tensor(r.state, 0), i));
+    ck_assert(h > 0);
+    lg_dataset_free(ds), lg_tensor_free(xt), lg_tensor_free(yt);
+    lg_trainer_free(tr), lg_optimizer_free(opt), lg_rnn_state_free(r.state), lg_cell_free(cell), lg_graph_free(g);
+}
+END_TEST
+
 /* Errors name what was wrong. */
 START_TEST(bad_input)
 {
@@ -556,6 +595,7 @@ static Suite *fit_suite(void)
     tcase_add_test(tc, early_stopping_and_checkpoint);
     tcase_add_test(tc, dropout_and_batch_norm);
     tcase_add_test(tc, stateful_states_carry_and_reset);
+    tcase_add_test(tc, stateful_other_batch);
     tcase_add_test(tc, bad_input);
     tcase_add_test(tc, nan_in_x_stops_before_the_step);
     tcase_add_test(tc, inf_in_x_and_continue_on_nan);

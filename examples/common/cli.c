@@ -1,11 +1,17 @@
 /* cli.c — the examples' command line (cli.h). */
+#define _DEFAULT_SOURCE /* realpath */
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "common/cli.h"
 #include "graph/cpu.h"
@@ -20,7 +26,8 @@ enum { MAX_FLAGS = 32, HELP = MAX_FLAGS };
 
 static const char *meta_of(const cli_flag *f)
 {
-    static const char *const by_type[CLI_TYPE_COUNT] = {"N", "N", "X", "N", "TEXT", ""};
+    static const char *const by_type[] = {"N", "N", "X", "N", "TEXT", "", "FILE"};
+    static_assert(sizeof by_type / sizeof by_type[0] == CLI_TYPE_COUNT, "a meta per type");
     return f->meta ? f->meta : by_type[f->type];
 }
 
@@ -32,7 +39,8 @@ static void print_default(FILE *out, const cli_flag *f)
     case CLI_LONG: fprintf(out, "%ld", *(const long *)f->value); break;
     case CLI_DOUBLE: fprintf(out, "%g", *(const double *)f->value); break;
     case CLI_SEED: fprintf(out, "%" PRIu64, *(const uint64_t *)f->value); break;
-    case CLI_TEXT: {
+    case CLI_TEXT:
+    case CLI_OUTPUT: {
         const char *s = *(const char *const *)f->value;
         if (!s) fputs("none", out);
         else fprintf(out, strpbrk(s, " \t") ? "'%s'" : "%s", s); /* quoted when spaces matter */
@@ -86,7 +94,8 @@ static bool set_value(const cli *c, const cli_flag *f, const char *v)
         *(uint64_t *)f->value = (uint64_t)x;
         return true;
     }
-    case CLI_TEXT: *(const char **)f->value = v; return true;
+    case CLI_TEXT:
+    case CLI_OUTPUT: *(const char **)f->value = v; return true;
     case CLI_SWITCH: *(bool *)f->value = true; return true;
     case CLI_TYPE_COUNT: break;
     }
@@ -96,6 +105,81 @@ static bool set_value(const cli *c, const cli_flag *f, const char *v)
         fprintf(stderr, "%s: --%s '%s': not a %s in %.15g to %.15g\n", c->prog, f->name, v,
                 f->type == CLI_DOUBLE ? "number" : "whole number", f->min, f->max);
     return false;
+}
+
+/* The writers behind cli.h's --dot, --svg and --plot: the endings of the
+ * names they take (any case) and whether this build has them. */
+static const struct {
+    const char *flag, *exts[2];
+    bool built;
+    const char *without;
+} WRITERS[] = {
+    {"dot", {".dot", ".gv"}, LG_VIZ, "Graphviz (meson option viz; install libgraphviz-dev)"},
+    {"svg", {".svg", NULL}, LG_VIZ, "Graphviz (meson option viz; install libgraphviz-dev)"},
+    {"plot", {".svg", ".png"}, LG_PLOT, "PLplot (meson option plot; install libplplot-dev)"},
+};
+
+/* "<prog>: --flag 'path': <why>" on stderr; false. */
+static bool bad_output(const cli *c, const cli_flag *f, const char *path, const char *why, ...)
+{
+    fprintf(stderr, "%s: --%s '%s': ", c->prog, f->name, path);
+    va_list ap;
+    va_start(ap, why);
+    vfprintf(stderr, why, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return false;
+}
+
+/* Whether path's name ends in one of exts (NULL ends the list), any case. */
+static bool ends_in_one_of(const char *path, const char *const exts[2])
+{
+    const char *base = strrchr(path, '/'), *dot = strrchr(base ? base + 1 : path, '.');
+    for (int i = 0; dot && i < 2 && exts[i]; i++)
+        if (strcasecmp(dot, exts[i]) == 0) return true;
+    return false;
+}
+
+/* Whether the file that f's value names can be written when the program
+ * gets to it (cli.h); a message naming f and the path when not. Only looks:
+ * creates, opens and changes nothing. */
+static bool output_ok(const cli *c, const cli_flag *f, const char *path)
+{
+    const char *const *exts = NULL;
+    for (size_t i = 0; i < sizeof WRITERS / sizeof WRITERS[0]; i++) {
+        if (strcmp(f->name, WRITERS[i].flag) != 0) continue;
+        if (!WRITERS[i].built) {
+            fprintf(stderr, "%s: --%s: this loopgrad was built without %s\n", c->prog, f->name, WRITERS[i].without);
+            return false;
+        }
+        exts = WRITERS[i].exts;
+    }
+    if (!path[0]) return bad_output(c, f, path, "no file name");
+    if (exts && !ends_in_one_of(path, exts))
+        return bad_output(c, f, path, "the name must end in %s%s%s (what --%s writes)", exts[0], exts[1] ? " or " : "",
+                          exts[1] ? exts[1] : "", f->name);
+    struct stat st;
+    bool exists = stat(path, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode)) return bad_output(c, f, path, "is a directory");
+    /* the writers put a temporary beside the file a link leads to, then rename it */
+    char *real = exists ? realpath(path, NULL) : NULL;
+    const char *file = real ? real : path, *slash = strrchr(file, '/');
+    char *dir = slash == file ? strdup("/") : slash ? strndup(file, (size_t)(slash - file)) : strdup(".");
+    int e = !dir ? ENOMEM : stat(dir, &st) != 0 ? errno : !S_ISDIR(st.st_mode) ? ENOTDIR
+          : access(dir, W_OK | X_OK) != 0 ? errno : 0;
+    if (!dir) bad_output(c, f, path, "out of memory");
+    else if (e == ENOENT) bad_output(c, f, path, "the directory '%s' does not exist", dir);
+    else if (e) bad_output(c, f, path, "cannot write in the directory '%s': %s", dir, strerror(e));
+    free(dir);
+    free(real);
+    return e == 0;
+}
+
+/* GNU's pointer to the usage after an error, which keeps the error in view. */
+static int try_help(const cli *c)
+{
+    fprintf(stderr, "Try '%s --help' for more information.\n", c->prog);
+    return 2;
 }
 
 int cli_parse(const cli *c, int argc, char **argv)
@@ -128,16 +212,20 @@ int cli_parse(const cli *c, int argc, char **argv)
             usage(c, stdout, defaults);
             rc = 0;
         } else if (k < 0 || k >= c->n_flags || !set_value(c, &c->flags[k], optarg)) {
-            usage(c, stderr, defaults);
-            rc = 2;
+            rc = try_help(c);
         }
     }
     argv[0] = argv0;
     if (rc != CLI_RUN) return rc;
     if (optind < argc) {
         fprintf(stderr, "%s: unexpected argument '%s' (every value follows its flag)\n", c->prog, argv[optind]);
-        usage(c, stderr, defaults);
-        return 2;
+        return try_help(c);
+    }
+    /* before any work: a file that cannot be written fails now, not after training */
+    for (int i = 0; i < c->n_flags; i++) {
+        const cli_flag *f = &c->flags[i];
+        const char *path = f->type == CLI_OUTPUT ? *(const char *const *)f->value : NULL;
+        if (path && !output_ok(c, f, path)) return try_help(c);
     }
     printf("%s\n", lg_cpu_gemm_summary()); /* the header names the GEMM that gives every number below */
     return CLI_RUN;

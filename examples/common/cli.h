@@ -22,6 +22,21 @@
  * streams), --limit (use only the first N training examples), --dot and
  * --svg (write the graph: its layers, or every op with --full-graph),
  * --plot (plot the learning curves).
+ *
+ * A file the program writes (CLI_OUTPUT: --checkpoint, --dot, --svg,
+ * --plot, ...) is checked when the flags are parsed, not when training is
+ * over: its directory must exist and be writable, it must not be a
+ * directory, and for --dot, --svg and --plot (cli_write_graph and
+ * cli_write_plot) its name must end in what the writer makes (.dot or .gv;
+ * .svg; .svg or .png, any case) and the writer must be built (Graphviz,
+ * PLplot).
+ * The check only looks (stat, access): it creates, opens and changes no
+ * file. The writers replace the file whole (a temporary beside it, then a
+ * rename), so a file that exists is checked by its directory.
+ *
+ * Errors are GNU-style: "<prog>: <what was wrong>" and "Try '<prog> --help'
+ * for more information." on stderr, exit status 2; --help alone prints the
+ * usage (to stdout, status 0).
  */
 #ifndef EXAMPLES_CLI_H
 #define EXAMPLES_CLI_H
@@ -37,6 +52,7 @@ typedef enum cli_type {
     CLI_SEED,   /* uint64_t *, any value 0 .. 2^64 - 1 */
     CLI_TEXT,   /* const char ** (points into argv) */
     CLI_SWITCH, /* bool *, set by the flag alone (no value) */
+    CLI_OUTPUT, /* const char ** (into argv), a file the program writes: checked as above */
     CLI_TYPE_COUNT
 } cli_type;
 
@@ -74,11 +90,11 @@ typedef struct cli_outputs {
 #define CLI_SEED_FLAG(p) {"seed", CLI_SEED, (p), 0, 0, NULL, "seed of the random streams"}
 #define CLI_LIMIT(p) {"limit", CLI_LONG, (p), 0, 1e12, NULL, "train on the first N examples only, 0 for all"}
 #define CLI_GRAPH_FLAGS(o)                                                                          \
-    {"dot", CLI_TEXT, &(o)->dot, 0, 0, "FILE", "write the graph as Graphviz DOT"},                  \
-    {"svg", CLI_TEXT, &(o)->svg, 0, 0, "FILE", "draw the graph as SVG"},                            \
+    {"dot", CLI_OUTPUT, &(o)->dot, 0, 0, "FILE", "write the graph as Graphviz DOT"},                \
+    {"svg", CLI_OUTPUT, &(o)->svg, 0, 0, "FILE", "draw the graph as SVG"},                          \
     {"full-graph", CLI_SWITCH, &(o)->full_graph, 0, 0, NULL, "--dot/--svg: every op, not the layers"}, \
     {"expand", CLI_TEXT, &(o)->expand, 0, 0, "SCOPE", "--dot/--svg: draw this scope's ops"}
-#define CLI_PLOT_FLAG(o) {"plot", CLI_TEXT, &(o)->plot, 0, 0, "FILE", "plot the learning curves (.svg or .png)"}
+#define CLI_PLOT_FLAG(o) {"plot", CLI_OUTPUT, &(o)->plot, 0, 0, "FILE", "plot the learning curves (.svg or .png)"}
 
 /* The flags of the examples that train by steps without lg_fit
  * (--steps, --lr, --seed, and the graph's --dot/--svg). */
@@ -94,8 +110,9 @@ enum { CLI_RUN = -1 };
 
 /* Parse argv against c's flags (and --help). Returns CLI_RUN to go on; 0
  * after --help (usage printed to stdout); 2 after an unknown flag, a
- * missing or bad value or a positional argument (a message and the usage
- * on stderr). On CLI_RUN it prints the header line naming the GEMM provider,
+ * missing or bad value, an output file that cannot be written (its value or
+ * its default) or a positional argument (a message naming it and a pointer
+ * to --help on stderr). On CLI_RUN it prints the header line naming the GEMM provider,
  * its core and threads (lg_cpu_gemm_summary). Allocates nothing that
  * outlives the call. */
 int cli_parse(const cli *c, int argc, char **argv);

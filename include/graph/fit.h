@@ -124,7 +124,9 @@ lg_status lg_trainer_add_dropout_mask(lg_trainer *tr, lg_value mask, double rate
  * step. The result is copied. Errors: LG_ERR_INVALID_ARGUMENT (NULL, or not
  * a training-mode result of this graph). */
 lg_status lg_trainer_add_batch_norm(lg_trainer *tr, const lg_batch_norm_result *bn);
-/* Carry a stateful layer's states across batches (not owned).
+/* Carry a stateful layer's states across batches (not owned). A batch of
+ * another size than the states' rows (a last partial batch, say) fails
+ * that step with LG_ERR_SHAPE naming the layer and both sizes.
  * Errors: LG_ERR_INVALID_ARGUMENT (NULL), LG_ERR_OUT_OF_MEMORY. */
 lg_status lg_trainer_add_rnn_state(lg_trainer *tr, lg_rnn_state *st);
 

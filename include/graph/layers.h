@@ -98,9 +98,12 @@
  * lg_rnn_state_feeds and, after the run, copy the fetched final states in
  * with lg_rnn_state_update. A batch other than batch_size is an error: at
  * build time when x's batch is static (and then LG_ERR_FEED naming the input
- * that feeds x at run time), otherwise when the run compiles, LG_ERR_SHAPE
- * from a concat in the scope "<name>/x_batch_is_stateful_batch_size" whose
- * message gives both shapes. A run without the state feeds fails with
+ * that feeds x at run time), otherwise when the run compiles, LG_ERR_SHAPE.
+ * lg_rnn_state_run and lg_fit's trainer (lg_trainer_add_rnn_state) say
+ * "stateful layer '<name>': batch 32, its states hold 64 rows ..."; a run
+ * by hand (lg_graph_run with lg_rnn_state_feeds) names the check that
+ * caught it, a concat in the scope "<name>/x_batch_is_stateful_batch_size",
+ * and both shapes. A run without the state feeds fails with
  * LG_ERR_FEED "missing feed for input '<name>/state_h'".
  *
  * Errors: the builders record the first error on the graph (graph.h) and

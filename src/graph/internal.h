@@ -311,6 +311,14 @@ void lg_walk_free(lg_walk *w);
 lg_status lg_body_ports(lg_graph *body, const int32_t *inputs, const lg_port *in, int n_in, const lg_ref *want, int n,
                         lg_port *out);
 
+/* After a run with these feeds failed with status s: when a stateful
+ * layer's x (of states[0..n-1]) has another batch than its states, a
+ * status saying so (LG_ERR_SHAPE, naming the layer and both sizes) instead
+ * of the check inside the layer that caught it (nn/layers.c); s and its
+ * message otherwise. */
+typedef struct lg_rnn_state lg_rnn_state; /* graph/layers.h */
+lg_status lg_rnn_state_explain(lg_rnn_state *const *states, int n, const lg_feed *feeds, int n_feeds, lg_status s);
+
 /* Reverse mode with given cotangents: grads[i] = sum_k dys[k] . d ys[k] / d
  * wrt[i]. An invalid dys[k] counts as zero. lg_grad is this with ys the loss
  * and dys 1. */

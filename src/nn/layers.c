@@ -252,6 +252,7 @@ struct lg_rnn_state {
     int n;
     lg_value input[LG_RNN_MAX_STATES]; /* [batch_size, u], the layer's initial states */
     lg_value final[LG_RNN_MAX_STATES]; /* the layer's final states */
+    lg_value x; /* [B, T, F], the layer's input: B must be batch_size */
     lg_tensor *cur[LG_RNN_MAX_STATES], *next[LG_RNN_MAX_STATES];
 };
 
@@ -289,6 +290,7 @@ static lg_status stateful_begin(lg_graph *g, const char *layer, const lg_cell *c
     lg_rnn_state *st = calloc(1, sizeof *st);
     if (!st) return lg_graph_fail_status(g, LG_ERR_OUT_OF_MEMORY, "%s: out of memory", layer);
     st->g = g;
+    st->x = x;
     st->n = lg_cell_state_count(cell);
     for (int k = 0; k < st->n; k++) {
         lg_status s = lg_tensor_new(dt, shape, &st->cur[k]);
@@ -359,6 +361,35 @@ void lg_rnn_state_reset(lg_rnn_state *st)
     for (int k = 0; st && k < st->n; k++) lg_tensor_fill(st->cur[k], 0);
 }
 
+lg_status lg_rnn_state_explain(lg_rnn_state *const *states, int n, const lg_feed *feeds, int n_feeds, lg_status s)
+{
+    if (s != LG_ERR_SHAPE) return s;
+    char was[1024];
+    snprintf(was, sizeof was, "%s", lg_last_error()); /* the inference below may overwrite it */
+    int32_t inputs[n_feeds > 0 ? n_feeds : 1];
+    lg_port ports[n_feeds > 0 ? n_feeds : 1];
+    for (int i = 0; i < n_feeds; i++) {
+        inputs[i] = feeds[i].input.node;
+        ports[i] = (lg_port){lg_tensor_dtype(feeds[i].tensor), lg_tensor_shape(feeds[i].tensor)};
+    }
+    for (int i = 0; i < n; i++) {
+        const lg_rnn_state *st = states[i];
+        lg_ref want = {st->x.node, st->x.output};
+        lg_port x;
+        if (lg_body_ports(st->g, inputs, ports, n_feeds, &want, 1, &x) != LG_OK) continue; /* x's own error */
+        int64_t rows = lg_value_shape(st->input[0]).dims[0];
+        if (x.shape.dims[0] == rows) continue;
+        /* the layer's scope: its state input's name without "/state_h" */
+        const char *name = lg_value_name(st->input[0]), *slash = strrchr(name, '/');
+        return lg_fail(LG_ERR_SHAPE,
+                       "stateful layer '%.*s': batch %lld, its states hold %lld rows (a stateful layer's batch is "
+                       "fixed: feed batches of %lld, or build the layer again with another batch_size)",
+                       slash ? (int)(slash - name) : (int)strlen(name), name, (long long)x.shape.dims[0],
+                       (long long)rows, (long long)rows);
+    }
+    return lg_fail(s, "%s", was);
+}
+
 lg_status lg_rnn_state_run(lg_graph *g, lg_rnn_state *const *states, int n, const lg_feed *feeds, int n_feeds,
                            const lg_value *fetches, int n_fetches, lg_tensor **out)
 {
@@ -390,7 +421,7 @@ lg_status lg_rnn_state_run(lg_graph *g, lg_rnn_state *const *states, int n, cons
             lg_rnn_state_feeds(states[i], f, &nf);
             lg_rnn_state_fetches(states[i], v, &nv);
         }
-        s = lg_graph_run(g, f, nf, v, nv, o);
+        s = lg_rnn_state_explain(states, n, f, nf, lg_graph_run(g, f, nf, v, nv, o));
     }
     if (s == LG_OK) {
         for (int i = 0; i < n_fetches; i++) out[i] = o[i];

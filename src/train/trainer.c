@@ -264,6 +264,7 @@ lg_status lg_trainer_run(lg_trainer *tr, const lg_tensor *x, const lg_tensor *y,
         if (!s) s = lg_rnn_state_fetches(tr->states[i], fetches, &nx);
     }
     if (!s) s = lg_graph_run_on(tr->g, tr->device, feeds, nf, fetches, nx, out);
+    if (s) s = lg_rnn_state_explain(tr->states, tr->n_states, feeds, nf, s); /* a batch its states do not hold */
     /* Keras's TerminateOnNaN, but before the update: the loss and the
      * gradients come from one run, so a non-finite loss skips the optimizer
      * step and everything after it, and the parameters stay as they were. A
