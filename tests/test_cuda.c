@@ -4,7 +4,9 @@
  * src/optim, device errors (out of memory, bad indices), and cuDNN LSTM,
  * GRU and SimpleRNN stacks (values and every gradient) against loopgrad's
  * own CPU loop over the same Keras weights; a training program compiled
- * for "cuda:0" (the backend seam) against the same program on the CPU.
+ * for "cuda:0" (the backend seam) against the same program on the CPU; and
+ * every gradcheck row (gradcheck_rows.h), its loss and every gradient
+ * element, compiled for "cuda:0" against the CPU.
  *
  * Without a GPU it prints why and exits 77, which meson reports as SKIP;
  * with --host it runs what needs no GPU: CUDA errors as statuses, and the
@@ -13,7 +15,8 @@
  * fork().
  *
  * Tolerances, |cuda - cpu| <= tol * max(1, |cpu|):
- *   f64 kernels and optimizers   1e-10
+ *   f64 kernels and optimizers,
+ *   gradcheck rows (f64)         1e-10
  *   f32 elementwise              1e-5  (CUDA's and glibc's float math differ by ulps)
  *   f32 matmul, reductions,
  *   softmax, cross-entropy       1e-4  (sums in another order, FMA contraction)
@@ -28,6 +31,7 @@
 #include "backends/cpu/cpu.h"
 #include "backends/cuda/cuda.h"
 #include "backends/cuda/cudnn_rnn.h"
+#include "gradcheck_rows.h"
 #include "graph/internal.h"
 #include "hand_lstm.h"
 #include "ops/rnn.h"
@@ -1219,6 +1223,64 @@ START_TEST(program_on_cuda_against_cpu)
 }
 END_TEST
 
+/* ---- every gradcheck row on "cuda:0" (gradcheck_rows.h) ------------------- */
+
+/* Row `row` with its gradients, compiled for dev and run once on the row's
+ * feeds: the loss, then d loss / d wrt[i] for each i in row order, every
+ * element as a double (*n_out of them). A row the device refuses fails the
+ * test, naming the row and the error: no row is skipped. */
+static double *gradcheck_row_run(int row, const char *dev, int *n_out)
+{
+    const char *name = gc_row_name(row), *where = dev ? dev : "cpu";
+    gc_built b;
+    gc_row_build(row, &b);
+    ck_assert_msg(!lg_graph_error(b.graph), "%s: graph error: %s", name, lg_graph_error(b.graph));
+    lg_value fetch[1 + GC_MAX_IN];
+    fetch[0] = b.loss;
+    lg_status st = lg_grad(b.graph, b.loss, b.wrt, b.n_wrt, fetch + 1);
+    ck_assert_msg(st == LG_OK, "%s: lg_grad: %s", name, lg_last_error());
+    lg_compile_opts o = lg_compile_opts_default();
+    o.device = dev;
+    lg_program *p = NULL;
+    st = lg_program_compile_opts(b.graph, b.feeds, b.n_feeds, fetch, 1 + b.n_wrt, &o, &p);
+    ck_assert_msg(st == LG_OK, "%s: compiling for %s: %s: %s", name, where, lg_status_name(st), lg_last_error());
+    lg_tensor *out[1 + GC_MAX_IN] = {NULL};
+    st = lg_program_run(p, b.feeds, b.n_feeds, out);
+    ck_assert_msg(st == LG_OK, "%s: running on %s: %s: %s", name, where, lg_status_name(st), lg_last_error());
+    ck_assert_msg(lg_tensor_numel(out[0]) == 1, "%s: the loss has %lld elements", name,
+                  (long long)lg_tensor_numel(out[0]));
+    double *v = malloc((size_t)(1 + b.wrt_elems) * sizeof *v);
+    ck_assert_ptr_nonnull(v);
+    long long n = 0;
+    for (int i = 0; i <= b.n_wrt; i++) {
+        for (int64_t k = 0; k < lg_tensor_numel(out[i]) && n <= b.wrt_elems; k++) v[n++] = lg_tensor_get(out[i], k);
+        lg_tensor_free(out[i]);
+    }
+    ck_assert_msg(n == 1 + b.wrt_elems, "%s on %s: %lld values fetched, expected the loss and %lld gradient elements",
+                  name, where, n, b.wrt_elems);
+    *n_out = (int)n;
+    lg_program_free(p);
+    gc_built_free(&b);
+    return v;
+}
+
+/* Row _i's loss and every gradient element on cuda:0 against the CPU, in
+ * f64: each row builds the same graph, parameters and feeds every time. */
+START_TEST(gradcheck_rows_against_cpu)
+{
+    const char *name = gc_row_name(_i);
+    int n_cpu = 0, n_gpu = 0;
+    backend_opened = true;
+    double *cpu = gradcheck_row_run(_i, NULL, &n_cpu), *gpu = gradcheck_row_run(_i, "cuda:0", &n_gpu);
+    ck_assert_int_eq(n_cpu, n_gpu);
+    for (int i = 0; i < n_cpu; i++)
+        ck_assert_msg(fabs(gpu[i] - cpu[i]) <= 1e-10 * fmax(1, fabs(cpu[i])),
+                      "%s: %s %d: cuda %.17g, cpu %.17g (value 0 is the loss, then the gradients in wrt order)", name,
+                      i == 0 ? "loss, value" : "gradient, value", i, gpu[i], cpu[i]);
+    free(cpu), free(gpu);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("cuda");
@@ -1239,6 +1301,7 @@ static Suite *suite(void)
     tcase_add_test(tc, program_on_cuda_against_cpu);
     tcase_add_loop_test(tc, fused_rnn_on_cudnn_against_cpu, 0, (int)N_FUSED_CASES);
     tcase_add_test(tc, rnn_plan_sizes_from_cudnn);
+    tcase_add_loop_test(tc, gradcheck_rows_against_cpu, 0, gc_row_count());
     suite_add_tcase(s, tc);
     return s;
 }
