@@ -34,6 +34,7 @@
 #include "gradcheck_rows.h"
 #include "graph/internal.h"
 #include "hand_lstm.h"
+#include "ops/fused_elementwise.h"
 #include "ops/rnn.h"
 #include "test_util.h"
 
@@ -231,6 +232,32 @@ static void b_sigmoid_xent(lg_graph *g, lg_dtype dt) { lg_sigmoid_xent(in(g, dt,
 static void b_softmax_xent(lg_graph *g, lg_dtype dt) { lg_softmax_xent(in(g, dt, 2, 8, 10, 0), in(g, dt, 2, 8, 10, 0)); }
 static void b_sparse_xent(lg_graph *g, lg_dtype dt) { lg_sparse_softmax_xent(in(g, dt, 2, 8, 10, 0), in(g, LG_I32, 1, 8, 0, 0)); }
 
+/* A fused program as the fuse_elementwise pass writes one, over a [4, 3, 5],
+ * a row [5] and an i32 mask [4, 3, 1]: where(mask, tanh(a row) + row,
+ * clip(sigmoid(-a), 0.2, 0.6)) * (a > row), each op encoded from a node
+ * built for it. */
+static void b_fused(lg_graph *g, lg_dtype dt)
+{
+    lg_value a = in(g, dt, 3, 4, 3, 5), row = in(g, dt, 1, 5, 0, 0), mask = in(g, LG_I32, 3, 4, 3, 1);
+    lg_value m = lg_mul(a, row), t = lg_tanh(m), sum = lg_add(t, row), ng = lg_neg(a), sg = lg_sigmoid(ng);
+    lg_value cl = lg_clip(sg, 0.2, 0.6), w = lg_where(mask, sum, cl), gt = lg_compare(a, row, LG_CMP_GT);
+    lg_value y = lg_mul(w, gt);
+    /* postfix: input k as -1 - k */
+    const lg_value prog[] = {mask, a, row, m, t, row, sum, a, ng, sg, cl, w, a, row, gt, y};
+    const lg_value ins[] = {a, row, mask};
+    enum { N = sizeof prog / sizeof prog[0] };
+    int64_t ints[N * LG_FEW_WIDTH];
+    for (int i = 0; i < N; i++) {
+        int64_t *e = &ints[i * LG_FEW_WIDTH];
+        int k = 0;
+        while (k < 3 && !lg_value_same(prog[i], ins[k])) k++;
+        if (k < 3) e[0] = LG_OP_INPUT, e[1] = k, e[2] = e[3] = 0;
+        else lg_few_encode(&g->nodes[prog[i].node], e);
+    }
+    lg_node_build(g, LG_OP_FUSED_ELEMENTWISE, ins, 3, &(lg_attrs){.ints = ints, .n_ints = N * LG_FEW_WIDTH, .dtype = dt},
+                  "fused");
+}
+
 #define R(lo, hi) {lo, hi, false}
 #define RI(lo, hi) {lo, hi, true}
 static const op_row rows[] = {
@@ -295,6 +322,8 @@ static const op_row rows[] = {
     {"sigmoid_xent", LG_OP_SIGMOID_XENT, F32 | F64, b_sigmoid_xent, {R(-30, 30), R(0, 1)}, 1e-4},
     {"softmax_xent", LG_OP_SOFTMAX_XENT, F32 | F64, b_softmax_xent, {R(-20, 20), R(0, 1)}, 1e-4},
     {"sparse_softmax_xent", LG_OP_SPARSE_SOFTMAX_XENT, F32 | F64, b_sparse_xent, {R(-20, 20), R(0, 10)}, 1e-4},
+    {"fused_elementwise (broadcasts, an i32 mask, reals, a comparison)", LG_OP_FUSED_ELEMENTWISE, F32 | F64, b_fused,
+     {R(-2, 2), R(-2, 2), RI(0, 2)}, 1e-5},
 };
 #undef R
 #undef RI
@@ -363,14 +392,15 @@ START_TEST(every_op_against_cpu)
 }
 END_TEST
 
-/* Every compute op has a CUDA kernel and a row above; sources and control
- * ops have no kernel. */
+/* Every compute op, and the fused elementwise op, has a CUDA kernel and a
+ * row above; sources and control ops have no kernel. */
 START_TEST(every_kernel_has_a_row)
 {
     static const lg_op compute[] = {
 #define LG_X_OP(ID, name) LG_OP_##ID,
         LG_COMPUTE_OPS(LG_X_OP)
 #undef LG_X_OP
+        LG_OP_FUSED_ELEMENTWISE, /* of the fused ops; the rnn pair has its own tests below */
     };
     for (size_t i = 0; i < sizeof compute / sizeof compute[0]; i++) {
         lg_op op = compute[i];

@@ -106,9 +106,10 @@ typedef lg_status (*lg_cuda_kernel_fn)(lg_cuda_ctx *c, const lg_node *n, const l
 #define LG_X_DECL(ID, name) lg_status lg_cuda_##name(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf *out);
 LG_COMPUTE_OPS(LG_X_DECL)
 #undef LG_X_DECL
+/* The fused elementwise op (cuda_elementwise.c); the rnn pair is below. */
+lg_status lg_cuda_fused_elementwise(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf *out);
 
-/* The kernel for op, NULL for sources, control ops and the fused ops but
- * rnn and rnn_grad (cuda_device.c). */
+/* The kernel for op, NULL for sources and control ops (cuda_device.c). */
 lg_cuda_kernel_fn lg_cuda_kernel(lg_op op);
 
 /* ---- fused RNNs on cuDNN (cuda_rnn.c) ---------------------------------------

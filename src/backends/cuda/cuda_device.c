@@ -12,7 +12,7 @@
 static const lg_cuda_kernel_fn cuda_kernels[] = {
 #define LG_X_NONE(ID, name) [LG_OP_##ID] = NULL,
 #define LG_X_KERNEL(ID, name) [LG_OP_##ID] = lg_cuda_##name,
-    LG_SOURCE_OPS(LG_X_NONE) LG_COMPUTE_OPS(LG_X_KERNEL) LG_FUSED_OPS(LG_X_NONE) LG_CONTROL_OPS(LG_X_NONE)
+    LG_SOURCE_OPS(LG_X_NONE) LG_COMPUTE_OPS(LG_X_KERNEL) LG_FUSED_OPS(LG_X_KERNEL) LG_CONTROL_OPS(LG_X_NONE)
 #undef LG_X_NONE
 #undef LG_X_KERNEL
 };
@@ -20,9 +20,6 @@ _Static_assert(LG_ARRAY_LEN(cuda_kernels) == LG_OP_COUNT, "the CUDA kernel table
 
 lg_cuda_kernel_fn lg_cuda_kernel(lg_op op)
 {
-    /* of the fused ops, cuDNN runs the RNN pair (cuda_rnn.c) */
-    if (op == LG_OP_RNN) return lg_cuda_rnn;
-    if (op == LG_OP_RNN_GRAD) return lg_cuda_rnn_grad;
     return op >= 0 && op < LG_OP_COUNT ? cuda_kernels[op] : NULL;
 }
 

@@ -267,3 +267,58 @@ extern "C" cudaError_t lg_cuda_launch_fill(cudaStream_t s, lg_dtype dt, int64_t 
     else fill_kernel<int32_t><<<g, threads, 0, s>>>(n, (int32_t *)y, (int32_t)v);
     return cudaGetLastError();
 }
+
+/* ---- the fused elementwise op ----------------------------------------------- */
+
+template <typename T> __device__ inline T few_load(const lg_cuda_few &p, int k, int64_t off, lg_dtype dt)
+{
+    if (p.in_dt[k] == dt) return ((const T *)p.in[k])[off];
+    double m = p.in_dt[k] == LG_I32 ? (double)((const int32_t *)p.in[k])[off]
+               : p.in_dt[k] == LG_F32 ? (double)((const float *)p.in[k])[off]
+                                      : ((const double *)p.in[k])[off];
+    return m != 0 ? T(1) : T(0); /* a where's mask: only != 0 is read */
+}
+
+template <typename T> __global__ void fused_kernel(const lg_cuda_few p, lg_dtype dt, T *y)
+{
+    LG_CUDA_FOR(i, p.numel)
+    {
+        int64_t c[LG_MAX_RANK], rem = i;
+        for (int d = p.rank - 1; d >= 0; d--) {
+            c[d] = rem % p.dims[d];
+            rem /= p.dims[d];
+        }
+        T st[LG_CUDA_FEW_DEPTH];
+        int sp = 0;
+        for (int j = 0; j < p.n_code; j++) {
+            const lg_cuda_few_ins &ins = p.code[j];
+            switch (ins.kind) {
+            case LG_CUDA_FEW_LOAD: {
+                int64_t off = 0;
+                for (int d = 0; d < p.rank; d++) off += c[d] * p.strides[ins.arg][d];
+                st[sp++] = few_load<T>(p, ins.arg, off, dt);
+                break;
+            }
+            case LG_CUDA_FEW_UNARY: st[sp - 1] = unary<T>(ins.arg, st[sp - 1], (T)ins.r0, (T)ins.r1); break;
+            case LG_CUDA_FEW_BINARY:
+                sp--;
+                st[sp - 1] = binary<T>(ins.arg, st[sp - 1], st[sp]);
+                break;
+            default: /* where: mask, b, c */
+                sp -= 2;
+                st[sp - 1] = st[sp - 1] != 0 ? st[sp] : st[sp + 1];
+                break;
+            }
+        }
+        y[i] = st[0];
+    }
+}
+
+extern "C" cudaError_t lg_cuda_launch_fused(cudaStream_t s, lg_dtype dt, const lg_cuda_few *p, void *y)
+{
+    if (p->numel == 0) return cudaSuccess;
+    unsigned g = blocks_for(p->numel);
+    if (dt == LG_F32) fused_kernel<float><<<g, threads, 0, s>>>(*p, dt, (float *)y);
+    else fused_kernel<double><<<g, threads, 0, s>>>(*p, dt, (double *)y);
+    return cudaGetLastError();
+}
