@@ -1186,6 +1186,7 @@ static double *train_steps(const char *dev, int *n_out, char **report)
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F)), y = lg_input(g, "y", LG_I32, lg_shape_of(1, B));
     lg_cell_opts co = lg_cell_opts_default(LG_CELL_LSTM, U);
     co.seed = 7;
+    co.dtype = LG_F64;
     lg_cell *cell = lg_cell_new(g, "lstm", F, co);
     lg_rnn_result r;
     ck_assert_int_eq(lg_rnn(g, cell, x, lg_rnn_opts_default(), &r), LG_OK);
