@@ -1,0 +1,81 @@
+/*
+ * fake_cuda.c — part of the CUDA host emulation (README.md here): the CUDA
+ * runtime and cuBLAS calls the backend's host code makes, on host memory.
+ * One device, "host emulation", 64 GiB; cudaMalloc fills new memory with
+ * 0xA5 bytes, as a GPU leaves it unzeroed, so a kernel reading what nothing
+ * wrote shows up as wrong values; copies and memsets are synchronous.
+ * cublasGemmStridedBatchedEx checks that A, B and C share a type that
+ * matches the compute type and that every leading dimension is at least its
+ * rows (as cuBLAS does, answering CUBLAS_STATUS_INVALID_VALUE), then
+ * multiplies in double with plain loops.
+ */
+#include <cuda_runtime.h>
+#include <cublas_v2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+static size_t live;
+cudaError_t cudaMalloc(void **p, size_t n) {
+    if (n > ((size_t)64 << 30)) return cudaErrorMemoryAllocation;
+    *p = malloc(n ? n : 1); if (!*p) return cudaErrorMemoryAllocation;
+    memset(*p, 0xA5, n); /* device memory is not zeroed: poison */
+    live += n; return cudaSuccess;
+}
+cudaError_t cudaFree(void *p) { free(p); return cudaSuccess; }
+cudaError_t cudaGetDevice(int *d) { *d = 0; return cudaSuccess; }
+cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
+cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return cudaSuccess; }
+cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int d) { memset(p, 0, sizeof *p); strcpy(p->name, "host emulation"); p->major = 9; return d == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
+const char *cudaGetErrorName(cudaError_t e) { static char b[32]; snprintf(b, 32, "cudaError%d", (int)e); return b; }
+const char *cudaGetErrorString(cudaError_t e) { return e ? "emulated error" : "no error"; }
+cudaError_t cudaGetLastError(void) { return cudaSuccess; }
+cudaError_t cudaPeekAtLastError(void) { return cudaSuccess; }
+cudaError_t cudaMemGetInfo(size_t *f, size_t *t) { *t = (size_t)64 << 30; *f = *t - live; return cudaSuccess; }
+cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind k) { (void)k; memmove(d, s, n); return cudaSuccess; }
+cudaError_t cudaMemcpyAsync(void *d, const void *s, size_t n, enum cudaMemcpyKind k, cudaStream_t st) { (void)k; (void)st; memmove(d, s, n); return cudaSuccess; }
+cudaError_t cudaMemcpy2DAsync(void *d, size_t dp, const void *s, size_t sp, size_t w, size_t h, enum cudaMemcpyKind k, cudaStream_t st) {
+    (void)k; (void)st;
+    if (w > dp || w > sp) return cudaErrorInvalidPitchValue;
+    for (size_t r = 0; r < h; r++) memmove((char *)d + r * dp, (const char *)s + r * sp, w);
+    return cudaSuccess;
+}
+cudaError_t cudaMemset(void *d, int v, size_t n) { memset(d, v, n); return cudaSuccess; }
+cudaError_t cudaMemsetAsync(void *d, int v, size_t n, cudaStream_t st) { (void)st; memset(d, v, n); return cudaSuccess; }
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, unsigned f) { (void)f; *s = (cudaStream_t)malloc(8); return cudaSuccess; }
+cudaError_t cudaStreamCreate(cudaStream_t *s) { *s = (cudaStream_t)malloc(8); return cudaSuccess; }
+cudaError_t cudaStreamDestroy(cudaStream_t s) { free(s); return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t s) { (void)s; return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaDeviceReset(void) { return cudaSuccess; }
+
+cublasStatus_t cublasCreate_v2(cublasHandle_t *h) { *h = (cublasHandle_t)malloc(8); return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasDestroy_v2(cublasHandle_t h) { free(h); return CUBLAS_STATUS_SUCCESS; }
+cublasStatus_t cublasSetStream_v2(cublasHandle_t h, cudaStream_t s) { (void)h; (void)s; return CUBLAS_STATUS_SUCCESS; }
+const char *cublasGetStatusName(cublasStatus_t s) { (void)s; return "CUBLAS_STATUS_?"; }
+const char *cublasGetStatusString(cublasStatus_t s) { (void)s; return "emulated"; }
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+    const void *alpha, const void *A, cudaDataType at, int lda, long long sa, const void *B, cudaDataType bt, int ldb,
+    long long sb, const void *beta, void *C, cudaDataType ct, int ldc, long long sc, int batch, cublasComputeType_t comp,
+    cublasGemmAlgo_t algo) {
+    (void)h; (void)algo; 
+    int f32 = at == CUDA_R_32F;
+    if (at != bt || at != ct || (f32 ? (comp != CUBLAS_COMPUTE_32F && comp != CUBLAS_COMPUTE_32F_FAST_TF32) : (at != CUDA_R_64F || comp != CUBLAS_COMPUTE_64F))) { fprintf(stderr, "EMU gemm: bad types %d %d %d comp %d\n", at, bt, ct, comp); return CUBLAS_STATUS_INVALID_VALUE; }
+    int ra = ta == CUBLAS_OP_N ? m : k, rb = tb == CUBLAS_OP_N ? k : n;
+    if (lda < (ra > 1 ? ra : 1) || ldb < (rb > 1 ? rb : 1) || ldc < (m > 1 ? m : 1)) { fprintf(stderr, "EMU gemm: bad ld %d %d %d (m %d n %d k %d)\n", lda, ldb, ldc, m, n, k); return CUBLAS_STATUS_INVALID_VALUE; }
+    for (int b = 0; b < batch; b++)
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < m; i++) {
+                double acc = 0;
+                for (int p = 0; p < k; p++) {
+                    long long ia = ta == CUBLAS_OP_N ? (long long)p * lda + i : (long long)i * lda + p;
+                    long long ib = tb == CUBLAS_OP_N ? (long long)j * ldb + p : (long long)p * ldb + j;
+                    double av = f32 ? ((const float *)A)[b * sa + ia] : ((const double *)A)[b * sa + ia];
+                    double bv = f32 ? ((const float *)B)[b * sb + ib] : ((const double *)B)[b * sb + ib];
+                    acc += av * bv;
+                }
+                long long ic = b * sc + (long long)j * ldc + i;
+                if (f32) { float be = *(const float *)beta; float *c = (float *)C + ic; *c = (float)(*(const float *)alpha * acc + (be != 0 ? be * *c : 0)); }
+                else { double be = *(const double *)beta; double *c = (double *)C + ic; *c = *(const double *)alpha * acc + (be != 0 ? be * *c : 0); }
+            }
+    return CUBLAS_STATUS_SUCCESS;
+}
