@@ -278,6 +278,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    lg_allow_tf32(z.tf32); /* the programs on cuda:0 as the direct calls */
     lg_cuda_ctx *c = NULL;
     if (lg_cuda_ctx_new(0, &c) != LG_OK) {
         printf("cudnn_lstm: nothing measured: %s\n", lg_last_error());

@@ -1249,6 +1249,47 @@ static double *train_steps(const char *dev, int *n_out, char **report)
     return v;
 }
 
+/* lg_allow_tf32 (program.h), the public opt-in: programs on cuda:0 run f32
+ * matmuls in FP32 by default and say so in their report; switched on, the
+ * report says TF32 and the product stays within TF32's rounding of the
+ * CPU's; switched off again, FP32. */
+START_TEST(tf32_for_programs)
+{
+    enum { M = 64, K = 256, N = 64 };
+    backend_opened = true;
+    lg_graph *g = lg_graph_new();
+    lg_value a = lg_input(g, "a", LG_F32, lg_shape_of(2, M, K)), b = lg_input(g, "b", LG_F32, lg_shape_of(2, K, N));
+    lg_value y = lg_matmul(a, b, false, false);
+    lg_tensor *at = lg_test_uniform(LG_F32, lg_shape_of(2, M, K), 3, 1, -1, 1);
+    lg_tensor *bt = lg_test_uniform(LG_F32, lg_shape_of(2, K, N), 3, 2, -1, 1);
+    lg_feed f[2] = {{a, at}, {b, bt}};
+    lg_program *cpu = NULL, *gpu = NULL;
+    lg_compile_opts o = lg_compile_opts_default();
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 2, &y, 1, &o, &cpu), LG_OK);
+    o.device = "cuda:0";
+    ck_assert_msg(lg_program_compile_opts(g, f, 2, &y, 1, &o, &gpu) == LG_OK, "%s", lg_last_error());
+    lg_tensor *ref = NULL;
+    ck_assert_int_eq(lg_program_run(cpu, f, 2, &ref), LG_OK);
+    ck_assert(!lg_tf32_allowed());
+    for (int k = 0; k < 3; k++) {
+        bool tf32 = k == 1;
+        lg_allow_tf32(tf32);
+        ck_assert(lg_tf32_allowed() == tf32);
+        char *rep = lg_program_report(gpu);
+        ck_assert_msg(strstr(rep, tf32 ? "f32 matmuls may use TF32" : "f32 matmuls in FP32"), "%s", rep);
+        free(rep);
+        lg_tensor *got = NULL;
+        ck_assert_msg(lg_program_run(gpu, f, 2, &got) == LG_OK, "%s", lg_last_error());
+        expect_close(tf32 ? "program matmul with TF32" : "program matmul in FP32", LG_F32, lg_tensor_data(got),
+                     lg_tensor_data(ref), M * N, tf32 ? 2e-2 : 1e-4);
+        lg_tensor_free(got);
+    }
+    lg_tensor_free(ref), lg_tensor_free(at), lg_tensor_free(bt);
+    lg_program_free(cpu), lg_program_free(gpu);
+    lg_graph_free(g);
+}
+END_TEST
+
 START_TEST(program_on_cuda_against_cpu)
 {
     int n_cpu = 0, n_gpu = 0;
@@ -1346,6 +1387,7 @@ static Suite *suite(void)
         tcase_add_test(tc, cudnn_backward_needs_a_training_forward);
     }
     tcase_add_test(tc, program_on_cuda_against_cpu);
+    tcase_add_test(tc, tf32_for_programs);
     if (!cuda_emulated) {
         tcase_add_loop_test(tc, fused_rnn_on_cudnn_against_cpu, 0, (int)N_FUSED_CASES);
         tcase_add_test(tc, rnn_plan_sizes_from_cudnn);

@@ -118,6 +118,17 @@ typedef struct lg_compile_opts {
 } lg_compile_opts;
 
 lg_compile_opts lg_compile_opts_default(void);
+
+/* TensorFloat-32 on CUDA devices, for the whole process (as
+ * torch.backends.cuda.matmul.allow_tf32 and TensorFlow's
+ * enable_tensor_float_32_execution): with it, f32 matmuls (cuBLAS) and
+ * cuDNN's f32 RNNs may round their inputs to TF32's 10-bit mantissa (about
+ * 3 significant digits) to use tensor cores. Off by default: f32 runs in
+ * FP32. It applies to every op run after the call; f64, i32 and the CPU
+ * are unaffected. lg_tf32_allowed says which is set. */
+void lg_allow_tf32(bool allow);
+bool lg_tf32_allowed(void);
+
 /* lg_program_compile with options (NULL: the defaults). */
 lg_status lg_program_compile_opts(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches,
                                   int n_fetches, const lg_compile_opts *opts, lg_program **out);

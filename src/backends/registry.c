@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "backends/backend.h"
+#include "graph/program.h"
 
 enum { MAX_KINDS = 8, MAX_OPEN = 32, MAX_NAME = 32 };
 
@@ -21,6 +22,11 @@ typedef struct opened {
     char device[MAX_NAME + 16];
     const lg_backend *b;
 } opened;
+
+static _Atomic bool tf32; /* lg_allow_tf32 (program.h) */
+
+void lg_allow_tf32(bool allow) { tf32 = allow; }
+bool lg_tf32_allowed(void) { return tf32; }
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static kind kinds[MAX_KINDS] = {{"cuda", lg_backend_cuda_open}};

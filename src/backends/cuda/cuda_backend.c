@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "backends/cuda/cuda.h"
+#include "graph/program.h"
 #include "ops/rnn.h"
 
 /* The backend's context with its device current on this thread: CUDA's
@@ -51,11 +52,13 @@ static bool cu_supports(const lg_backend *b, const lg_node *n)
 static bool cu_rnn_plan(const lg_backend *b, const lg_rnn_desc *d, lg_rnn_sizes *train, lg_rnn_sizes *forward,
                         char *why, size_t len)
 {
+    ctx(b)->allow_tf32 = lg_tf32_allowed(); /* cuDNN's spaces depend on its math type */
     return lg_cuda_rnn_plan(ctx(b), d, train, forward, why, len);
 }
 
 static lg_status cu_run(const lg_backend *b, const lg_node *n, const lg_buf *in, lg_buf *out)
 {
+    ctx(b)->allow_tf32 = lg_tf32_allowed(); /* lg_allow_tf32 (program.h), read by the matmuls and cuDNN */
     return lg_cuda_kernel(n->op)(ctx(b), n, in, out);
 }
 
@@ -107,7 +110,7 @@ static void cu_report(const lg_backend *b, FILE *out)
     }
     fprintf(out, "device %s%s%s: %.1f of %.1f MiB free; f32 matmuls %s\n", b->name, named ? ", " : "",
             named ? prop.name : "", (double)free_b / (1024.0 * 1024.0), (double)total / (1024.0 * 1024.0),
-            ctx(b)->allow_tf32 ? "may use TF32" : "in FP32");
+            lg_tf32_allowed() ? "may use TF32" : "in FP32");
 }
 
 lg_status lg_backend_cuda_open(int index, const lg_backend **out)
