@@ -102,6 +102,8 @@ lg_status lg_cuda_fused_elementwise(lg_cuda_ctx *c, const lg_node *n, const lg_b
     memset(&p, 0, sizeof p);
     lg_shape s = out[0].shape;
     p.rank = s.rank, p.n_in = n->n_in, p.n_code = n->attrs.n_ints / LG_FEW_WIDTH, p.numel = lg_shape_numel(s);
+    p.all_full = 1;
+    for (int k = 0; k < n->n_in; k++) p.all_full = p.all_full && lg_shape_equal(in[k].shape, s);
     for (int d = 0; d < s.rank; d++) p.dims[d] = s.dims[d];
     for (int k = 0; k < n->n_in; k++) { /* strides along the output's dims, 0 where input k broadcasts */
         int64_t st[LG_MAX_RANK];

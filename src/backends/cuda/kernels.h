@@ -103,6 +103,7 @@ typedef struct lg_cuda_few_ins {
 } lg_cuda_few_ins;
 typedef struct lg_cuda_few {
     int rank, n_in, n_code;
+    int all_full; /* every input has the output's shape: input k's offset is the element's */
     int64_t numel;
     int64_t dims[LG_MAX_RANK];
     int64_t strides[LG_CUDA_FEW_INPUTS][LG_MAX_RANK]; /* 0 along broadcast dims */

@@ -284,7 +284,7 @@ template <typename T> __global__ void fused_kernel(const lg_cuda_few p, lg_dtype
     LG_CUDA_FOR(i, p.numel)
     {
         int64_t c[LG_MAX_RANK], rem = i;
-        for (int d = p.rank - 1; d >= 0; d--) {
+        for (int d = p.rank - 1; d >= 0 && !p.all_full; d--) { /* coordinates, for broadcast offsets */
             c[d] = rem % p.dims[d];
             rem /= p.dims[d];
         }
@@ -294,8 +294,8 @@ template <typename T> __global__ void fused_kernel(const lg_cuda_few p, lg_dtype
             const lg_cuda_few_ins &ins = p.code[j];
             switch (ins.kind) {
             case LG_CUDA_FEW_LOAD: {
-                int64_t off = 0;
-                for (int d = 0; d < p.rank; d++) off += c[d] * p.strides[ins.arg][d];
+                int64_t off = p.all_full ? i : 0;
+                for (int d = 0; d < p.rank && !p.all_full; d++) off += c[d] * p.strides[ins.arg][d];
                 st[sp++] = few_load<T>(p, ins.arg, off, dt);
                 break;
             }
