@@ -26,6 +26,11 @@ lg_cuda_kernel_fn lg_cuda_kernel(lg_op op)
 lg_status lg_cuda_status(cudaError_t e, const char *call, const char *what)
 {
     if (e == cudaSuccess) return LG_OK;
+    /* A failed runtime call also leaves e as the thread's last error, which
+     * the next launcher's cudaGetLastError (kernels.h) would then report as
+     * its kernel's launch failure: e is reported here, once. (A sticky
+     * error, a faulted context, fails every later call anyway.) */
+    cudaGetLastError();
     const char *name = cudaGetErrorName(e), *msg = cudaGetErrorString(e);
     switch (e) {
     case cudaErrorNoDevice:
