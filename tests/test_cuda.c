@@ -14,8 +14,10 @@
  * Tests run in one process (no fork): a CUDA context does not survive
  * fork().
  * Built with -DLG_CUDA_EMU (tests/cuda_emu: the kernels compiled as host
- * code, a fake CUDA runtime and cuBLAS, a cuDNN whose every call fails) the
- * four cuDNN tests are not registered, and main says so.
+ * code, a fake CUDA runtime and cuBLAS, a host model of cuDNN's RNN API)
+ * everything runs; with LG_CUDA_EMU_CUDNN=refuse there (meson test
+ * cuda_emu_no_cudnn) the fake cuDNN refuses to start, the four cuDNN tests
+ * are not registered, main says so, and programs' loops run step by step.
  *
  * Tolerances, |cuda - cpu| <= tol * max(1, |cpu|):
  *   f64 kernels and optimizers,
@@ -46,13 +48,15 @@ static lg_cuda_ctx *ctx;
  * whose context lives until the process ends (registry.c). */
 static bool backend_opened;
 
-/* tests/cuda_emu builds this file with -DLG_CUDA_EMU: no cuDNN there, so the
- * cuDNN tests are not registered and programs' loops are not fused. */
+/* tests/cuda_emu builds this file with -DLG_CUDA_EMU; its fake cuDNN
+ * refuses to start under LG_CUDA_EMU_CUDNN=refuse: then the cuDNN tests are
+ * not registered and programs' loops are not fused. */
 #ifdef LG_CUDA_EMU
 static const bool cuda_emulated = true;
 #else
 static const bool cuda_emulated = false;
 #endif
+static bool cudnn_refused;
 
 static void ctx_setup(void)
 {
@@ -1301,7 +1305,7 @@ START_TEST(program_on_cuda_against_cpu)
         ck_assert_msg(fabs(gpu[i] - cpu[i]) <= 1e-9 * fmax(1, fabs(cpu[i])), "value %d: cuda %.17g, cpu %.17g", i,
                       gpu[i], cpu[i]);
     ck_assert_msg(strstr(rep_gpu, "on cuda:0") && strstr(rep_gpu, "MiB free"), "%s", rep_gpu);
-    if (cuda_emulated) /* the fake cuDNN refuses: the loop runs step by step, the report says why */
+    if (cudnn_refused) /* the fake cuDNN refuses: the loop runs step by step, the report says why */
         ck_assert_msg(strstr(rep_gpu, "not fused") && strstr(rep_gpu, "cuDNN could not set it up"), "%s", rep_gpu);
     else
         ck_assert_msg(strstr(rep_gpu, "fused as lstm"), "%s", rep_gpu);
@@ -1382,13 +1386,13 @@ static Suite *suite(void)
     tcase_add_test(tc, bad_label_reported_at_sync);
     tcase_add_loop_test(tc, optimizers_against_cpu, 0, OPT_COUNT);
     tcase_add_test(tc, global_norm);
-    if (!cuda_emulated) {
+    if (!cudnn_refused) {
         tcase_add_loop_test(tc, cudnn_rnn_against_cpu, 0, (int)N_RNN_CASES);
         tcase_add_test(tc, cudnn_backward_needs_a_training_forward);
     }
     tcase_add_test(tc, program_on_cuda_against_cpu);
     tcase_add_test(tc, tf32_for_programs);
-    if (!cuda_emulated) {
+    if (!cudnn_refused) {
         tcase_add_loop_test(tc, fused_rnn_on_cudnn_against_cpu, 0, (int)N_FUSED_CASES);
         tcase_add_test(tc, rnn_plan_sizes_from_cudnn);
     }
@@ -1460,10 +1464,14 @@ int main(int argc, char **argv)
                e == cudaSuccess ? "no CUDA device found" : cudaGetErrorString(e));
         return 77;
     }
+    const char *refuse = getenv("LG_CUDA_EMU_CUDNN");
+    cudnn_refused = cuda_emulated && refuse && strcmp(refuse, "refuse") == 0;
     if (cuda_emulated)
-            printf("CUDA emulation (tests/cuda_emu): kernels as host code, fake cudart/cuBLAS; cuDNN fails every call, so "
-               "cudnn_rnn_against_cpu, cudnn_backward_needs_a_training_forward, fused_rnn_on_cudnn_against_cpu and "
-               "rnn_plan_sizes_from_cudnn are not run\n");
+        printf("CUDA emulation (tests/cuda_emu): kernels as host code, fake cudart/cuBLAS, %s\n",
+               cudnn_refused ? "a cuDNN that refuses to start, so cudnn_rnn_against_cpu, "
+                               "cudnn_backward_needs_a_training_forward, fused_rnn_on_cudnn_against_cpu and "
+                               "rnn_plan_sizes_from_cudnn are not run"
+                             : "a host model of cuDNN's RNN API");
     SRunner *sr = srunner_create(suite());
     srunner_set_fork_status(sr, CK_NOFORK); /* CUDA contexts do not survive fork() */
     srunner_run_all(sr, CK_NORMAL);
