@@ -1118,6 +1118,76 @@ START_TEST(fused_rnn_on_cudnn_against_cpu)
 }
 END_TEST
 
+/* Two gradients of one fused loop (two losses, each differentiated on its
+ * own): their rnn_grad nodes read one workspace (LG_RNN_SHARED_WS), and
+ * cudnnRNNBackwardData_v8 writes into the reserve space it is given
+ * (in/out in cuDNN's reference), so each must work on a copy. The losses
+ * and every gradient, dev against the CPU. */
+static double *two_gradients_run(const char *dev, int *n_out, char **report)
+{
+    enum { B = 3, T = 5, F = 4, U = 6 };
+    lg_graph *g = lg_graph_new();
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
+    lg_cell_opts co = lg_cell_opts_default(LG_CELL_LSTM, U);
+    co.dtype = LG_F64;
+    co.seed = 11;
+    lg_cell *cell = lg_cell_new(g, "lstm", F, co);
+    lg_rnn_opts ro = lg_rnn_opts_default();
+    ro.return_sequences = true;
+    lg_rnn_result r;
+    ck_assert_int_eq(lg_rnn(g, cell, x, ro, &r), LG_OK);
+    int np = lg_graph_param_count(g), n_fetch = 0;
+    lg_value wrt[8], fetch[2 * 9];
+    ck_assert_int_lt(np, 8);
+    for (int i = 0; i < np; i++) wrt[i] = lg_graph_param(g, i);
+    wrt[np] = x;
+    lg_tensor *w[2];
+    for (int k = 0; k < 2; k++) {
+        w[k] = lg_test_uniform(LG_F64, lg_value_shape(r.output), 31, (uint64_t)k, -1, 1);
+        lg_value loss = lg_sum(lg_mul(r.output, lg_constant(g, "w", w[k])), NULL, 0, false);
+        fetch[n_fetch++] = loss;
+        ck_assert_int_eq(lg_grad(g, loss, wrt, np + 1, fetch + n_fetch), LG_OK);
+        n_fetch += np + 1;
+    }
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 31, 3, -1, 1);
+    lg_feed feeds[1] = {{x, xt}};
+    lg_compile_opts o = lg_compile_opts_default();
+    o.device = dev;
+    lg_program *p = NULL;
+    ck_assert_msg(lg_program_compile_opts(g, feeds, 1, fetch, n_fetch, &o, &p) == LG_OK, "%s", lg_last_error());
+    *report = lg_program_report(p);
+    lg_tensor *out[2 * 9] = {NULL};
+    ck_assert_msg(lg_program_run(p, feeds, 1, out) == LG_OK, "%s", lg_last_error());
+    int n = 0;
+    for (int i = 0; i < n_fetch; i++) n += (int)lg_tensor_numel(out[i]);
+    double *v = malloc((size_t)n * sizeof *v);
+    n = 0;
+    for (int i = 0; i < n_fetch; i++) {
+        for (int64_t e = 0; e < lg_tensor_numel(out[i]); e++) v[n++] = lg_tensor_get(out[i], e);
+        lg_tensor_free(out[i]);
+    }
+    *n_out = n;
+    lg_program_free(p);
+    lg_tensor_free(xt), lg_tensor_free(w[0]), lg_tensor_free(w[1]);
+    lg_cell_free(cell), lg_graph_free(g);
+    return v;
+}
+
+START_TEST(two_gradients_on_cudnn_against_cpu)
+{
+    int n_cpu = 0, n_gpu = 0;
+    char *rep_cpu = NULL, *rep_gpu = NULL;
+    backend_opened = true;
+    double *cpu = two_gradients_run(NULL, &n_cpu, &rep_cpu), *gpu = two_gradients_run("cuda:0", &n_gpu, &rep_gpu);
+    ck_assert_int_eq(n_cpu, n_gpu);
+    for (int i = 0; i < n_cpu; i++)
+        ck_assert_msg(fabs(gpu[i] - cpu[i]) <= 1e-9 * fmax(1, fabs(cpu[i])), "value %d: cuda %.17g, cpu %.17g", i,
+                      gpu[i], cpu[i]);
+    ck_assert_msg(strstr(rep_gpu, "fused as lstm") && !strstr(rep_gpu, "not fused"), "%s", rep_gpu);
+    free(cpu), free(gpu), free(rep_cpu), free(rep_gpu);
+}
+END_TEST
+
 /* rnn_plan's sizes: the workspace holds cuDNN's weight and reserve spaces
  * (and y), so it is at least that large; forward-only keeps no reserve. */
 START_TEST(rnn_plan_sizes_from_cudnn)
@@ -1395,6 +1465,7 @@ static Suite *suite(void)
     if (!cudnn_refused) {
         tcase_add_loop_test(tc, fused_rnn_on_cudnn_against_cpu, 0, (int)N_FUSED_CASES);
         tcase_add_test(tc, rnn_plan_sizes_from_cudnn);
+        tcase_add_test(tc, two_gradients_on_cudnn_against_cpu);
     }
     tcase_add_loop_test(tc, gradcheck_rows_against_cpu, 0, gc_row_count());
     suite_add_tcase(s, tc);
