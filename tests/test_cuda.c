@@ -1118,12 +1118,13 @@ START_TEST(fused_rnn_on_cudnn_against_cpu)
 }
 END_TEST
 
-/* Two gradients of one fused loop (two losses, each differentiated on its
- * own): their rnn_grad nodes read one workspace (LG_RNN_SHARED_WS), and
- * cudnnRNNBackwardData_v8 writes into the reserve space it is given
- * (in/out in cuDNN's reference), so each must work on a copy. The losses
- * and every gradient, dev against the CPU. */
-static double *two_gradients_run(const char *dev, int *n_out, char **report)
+/* Two losses of one fused LSTM loop, dev against the CPU: with grads, each
+ * differentiated on its own, so their rnn_grad nodes read one workspace
+ * (LG_RNN_SHARED_WS), and cudnnRNNBackwardData_v8 writes into the reserve
+ * space it is given (in/out in cuDNN's reference), so each must work on a
+ * copy; without, the loop runs forward only (CUDNN_FWD_MODE_INFERENCE, no
+ * reserve space). The losses (and every gradient) as doubles. */
+static double *two_losses_run(const char *dev, bool grads, int *n_out, char **report)
 {
     enum { B = 3, T = 5, F = 4, U = 6 };
     lg_graph *g = lg_graph_new();
@@ -1146,6 +1147,7 @@ static double *two_gradients_run(const char *dev, int *n_out, char **report)
         w[k] = lg_test_uniform(LG_F64, lg_value_shape(r.output), 31, (uint64_t)k, -1, 1);
         lg_value loss = lg_sum(lg_mul(r.output, lg_constant(g, "w", w[k])), NULL, 0, false);
         fetch[n_fetch++] = loss;
+        if (!grads) continue;
         ck_assert_int_eq(lg_grad(g, loss, wrt, np + 1, fetch + n_fetch), LG_OK);
         n_fetch += np + 1;
     }
@@ -1173,12 +1175,14 @@ static double *two_gradients_run(const char *dev, int *n_out, char **report)
     return v;
 }
 
-START_TEST(two_gradients_on_cudnn_against_cpu)
+/* _i 0: forward only; 1: two gradients. */
+START_TEST(two_losses_on_cudnn_against_cpu)
 {
     int n_cpu = 0, n_gpu = 0;
     char *rep_cpu = NULL, *rep_gpu = NULL;
     backend_opened = true;
-    double *cpu = two_gradients_run(NULL, &n_cpu, &rep_cpu), *gpu = two_gradients_run("cuda:0", &n_gpu, &rep_gpu);
+    double *cpu = two_losses_run(NULL, _i, &n_cpu, &rep_cpu), *gpu = two_losses_run("cuda:0", _i, &n_gpu, &rep_gpu);
+    ck_assert_int_eq(n_cpu, _i ? 2 * (1 + 4 * 6 * (4 + 6 + 1) + 3 * 5 * 4) : 2);
     ck_assert_int_eq(n_cpu, n_gpu);
     for (int i = 0; i < n_cpu; i++)
         ck_assert_msg(fabs(gpu[i] - cpu[i]) <= 1e-9 * fmax(1, fabs(cpu[i])), "value %d: cuda %.17g, cpu %.17g", i,
@@ -1465,7 +1469,7 @@ static Suite *suite(void)
     if (!cudnn_refused) {
         tcase_add_loop_test(tc, fused_rnn_on_cudnn_against_cpu, 0, (int)N_FUSED_CASES);
         tcase_add_test(tc, rnn_plan_sizes_from_cudnn);
-        tcase_add_test(tc, two_gradients_on_cudnn_against_cpu);
+        tcase_add_loop_test(tc, two_losses_on_cudnn_against_cpu, 0, 2);
     }
     tcase_add_loop_test(tc, gradcheck_rows_against_cpu, 0, gc_row_count());
     suite_add_tcase(s, tc);
