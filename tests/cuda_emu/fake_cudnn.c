@@ -40,8 +40,8 @@
  *     overwrites the activations with the gate gradients that
  *     cudnnRNNBackwardWeights_v8 reads (so a second BackwardData on the
  *     same reserve computes garbage, and BackwardWeights must follow it);
- *   - the workspace is scratch; each call overwrites it (the layer
- *     outputs and their gradients, doubles);
+ *   - the workspace is scratch: the forward and BackwardData overwrite
+ *     it (the layer outputs and their gradients, doubles);
  *   - cudnnRNNBackwardWeights_v8 with CUDNN_WGRAD_MODE_ADD adds to
  *     dweightSpace ("add partial gradients to wgrad output buffers").
  * Computes in double. Refused with BAD_PARAM (and a message for
@@ -65,7 +65,7 @@
 #include <string.h>
 
 struct cudnnContext {
-    cudaStream_t stream;
+    cudaStream_t stream; /* cudnnSetStream's; the fake runtime is synchronous, so nothing waits on it */
 };
 struct cudnnTensorStruct {
     cudnnDataType_t type;
