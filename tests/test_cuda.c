@@ -673,6 +673,16 @@ START_TEST(cudnn_rnn_against_cpu)
     char names[4][16];
     lg_rnn_layer_desc descs[2];
     lg_value cur = x, finals[4][2]; /* per pseudo-layer: h (and c) */
+    /* random initial states, fed and differentiated: cuDNN's hx, cx, dhx, dcx */
+    lg_value s0[4][2];
+    lg_tensor *s0t[4][2];
+    for (int p = 0; p < n_pseudo; p++)
+        for (int k = 0; k < n_states; k++) {
+            char sn[16];
+            snprintf(sn, sizeof sn, "s0_%d_%d", p, k);
+            s0[p][k] = lg_input(g, sn, dt, lg_shape_of(2, B, U));
+            s0t[p][k] = random_tensor(dt, lg_shape_of(2, B, U), -0.5, 0.5);
+        }
     for (int l = 0; l < rc->layers; l++) {
         int64_t in_dim = l == 0 ? F : U * dirs;
         for (int d = 0; d < dirs; d++) {
@@ -697,6 +707,11 @@ START_TEST(cudnn_rnn_against_cpu)
          * valid output there, which the wrapper does not compute */
         ro.zero_output_for_mask = true;
         if (rc->lengths) ro.lengths = len;
+        lg_value init[4]; /* the forward direction's states, then the backward one's */
+        for (int d = 0; d < dirs; d++)
+            for (int k = 0; k < n_states; k++) init[d * n_states + k] = s0[l * dirs + d][k];
+        ro.initial_state = init;
+        ro.n_initial_state = dirs * n_states;
         if (rc->bidi) {
             lg_bidirectional_result br;
             ck_assert_int_eq(lg_bidirectional(g, cells[l * 2], cells[l * 2 + 1], cur, ro, LG_MERGE_CONCAT, &br), LG_OK);
@@ -726,7 +741,7 @@ START_TEST(cudnn_rnn_against_cpu)
             ws[p][k] = random_tensor(dt, lg_shape_of(2, B, U), -1, 1);
             loss = lg_add(loss, lg_sum(lg_mul(finals[p][k], lg_constant(g, "ws", ws[p][k])), NULL, 0, false));
         }
-    lg_value wrt[1 + 4 * 3], grads[1 + 4 * 3];
+    lg_value wrt[1 + 4 * 3 + 4 * 2], grads[1 + 4 * 3 + 4 * 2];
     int n_wrt = 0;
     wrt[n_wrt++] = x;
     for (int p = 0; p < n_pseudo; p++) {
@@ -734,20 +749,25 @@ START_TEST(cudnn_rnn_against_cpu)
         wrt[n_wrt++] = lg_cell_recurrent_kernel(cells[p]);
         if (rc->use_bias) wrt[n_wrt++] = lg_cell_bias(cells[p]);
     }
+    for (int p = 0; p < n_pseudo; p++)
+        for (int k = 0; k < n_states; k++) wrt[n_wrt++] = s0[p][k];
     ck_assert_msg(lg_grad(g, loss, wrt, n_wrt, grads) == LG_OK, "%s", lg_last_error());
-    lg_value fetch[1 + 8 + 13];
+    lg_value fetch[1 + 8 + 21];
     int n_fetch = 0;
     fetch[n_fetch++] = cur;
     for (int p = 0; p < n_pseudo; p++)
         for (int k = 0; k < n_states; k++) fetch[n_fetch++] = finals[p][k];
     for (int i = 0; i < n_wrt; i++) fetch[n_fetch++] = grads[i];
-    lg_tensor *xt = random_tensor(dt, lg_shape_of(3, B, T, F), -1, 1), *lt = NULL, *out[22] = {NULL};
-    lg_feed feeds[2] = {{x, xt}};
+    lg_tensor *xt = random_tensor(dt, lg_shape_of(3, B, T, F), -1, 1), *lt = NULL, *out[30] = {NULL};
+    lg_feed feeds[2 + 8] = {{x, xt}};
+    int n_feeds = 1;
     if (rc->lengths) {
         lt = lg_test_tensor(LG_I32, lg_shape_of(1, B), lengths);
-        feeds[1] = (lg_feed){len, lt};
+        feeds[n_feeds++] = (lg_feed){len, lt};
     }
-    lg_status st = lg_graph_run(g, feeds, rc->lengths ? 2 : 1, fetch, n_fetch, out);
+    for (int p = 0; p < n_pseudo; p++)
+        for (int k = 0; k < n_states; k++) feeds[n_feeds++] = (lg_feed){s0[p][k], s0t[p][k]};
+    lg_status st = lg_graph_run(g, feeds, n_feeds, fetch, n_fetch, out);
     ck_assert_msg(st == LG_OK, "CPU: %s", lg_last_error());
 
     /* The same on cuDNN. */
@@ -772,28 +792,38 @@ START_TEST(cudnn_rnn_against_cpu)
     }
     size_t y_bytes = (size_t)(B * T * U * dirs) * es, s_bytes = (size_t)(n_pseudo * B * U) * es,
            x_bytes = (size_t)(B * T * F) * es;
-    char *dhy_host = malloc(s_bytes), *dcy_host = malloc(s_bytes);
+    /* [P, B, U]: pseudo-layer p's state at p B U */
+    char *dhy_host = malloc(s_bytes), *dcy_host = malloc(s_bytes), *hx_host = malloc(s_bytes), *cx_host = malloc(s_bytes);
     for (int p = 0; p < n_pseudo; p++) {
-        memcpy(dhy_host + (size_t)(p * B * U) * es, lg_tensor_data(ws[p][0]), (size_t)(B * U) * es);
-        if (n_states == 2) memcpy(dcy_host + (size_t)(p * B * U) * es, lg_tensor_data(ws[p][1]), (size_t)(B * U) * es);
+        size_t at_p = (size_t)(p * B * U) * es, n_p = (size_t)(B * U) * es;
+        memcpy(dhy_host + at_p, lg_tensor_data(ws[p][0]), n_p);
+        memcpy(hx_host + at_p, lg_tensor_data(s0t[p][0]), n_p);
+        if (n_states == 2) {
+            memcpy(dcy_host + at_p, lg_tensor_data(ws[p][1]), n_p);
+            memcpy(cx_host + at_p, lg_tensor_data(s0t[p][1]), n_p);
+        }
     }
     void *d_params = dev_copy(params, src_bytes), *d_x = dev_copy(lg_tensor_data(xt), x_bytes);
     void *d_dy = dev_copy(lg_tensor_data(wy), y_bytes), *d_dhy = dev_copy(dhy_host, s_bytes),
-         *d_dcy = dev_copy(dcy_host, s_bytes);
-    void *d_y, *d_hy, *d_cy, *d_dx, *d_dparams;
+         *d_dcy = dev_copy(dcy_host, s_bytes), *d_hx = dev_copy(hx_host, s_bytes), *d_cx = dev_copy(cx_host, s_bytes);
+    void *d_y, *d_hy, *d_cy, *d_dx, *d_dparams, *d_dhx, *d_dcx;
     ck_assert_int_eq(lg_cuda_alloc(ctx, y_bytes, &d_y), LG_OK);
     ck_assert_int_eq(lg_cuda_alloc(ctx, s_bytes, &d_hy), LG_OK);
     ck_assert_int_eq(lg_cuda_alloc(ctx, s_bytes, &d_cy), LG_OK);
+    ck_assert_int_eq(lg_cuda_alloc(ctx, s_bytes, &d_dhx), LG_OK);
+    ck_assert_int_eq(lg_cuda_alloc(ctx, s_bytes, &d_dcx), LG_OK);
     ck_assert_int_eq(lg_cuda_alloc(ctx, x_bytes, &d_dx), LG_OK);
     ck_assert_int_eq(lg_cuda_memset0(ctx, d_dx, x_bytes), LG_OK);
     ck_assert_int_eq(lg_cuda_alloc(ctx, src_bytes, &d_dparams), LG_OK);
     bool lstm = rc->kind == LG_CELL_LSTM;
     st = lg_cudnn_rnn_bind(r, src);
     if (!st) st = lg_cudnn_rnn_pack(r, d_params);
-    if (!st) st = lg_cudnn_rnn_forward(r, rc->lengths ? lengths : NULL, true, d_x, NULL, NULL, d_y, d_hy, lstm ? d_cy : NULL);
     if (!st)
-        st = lg_cudnn_rnn_backward(r, d_x, NULL, NULL, d_y, d_dy, d_dhy, lstm ? d_dcy : NULL, d_dx, NULL, NULL,
-                                   d_dparams);
+        st = lg_cudnn_rnn_forward(r, rc->lengths ? lengths : NULL, true, d_x, d_hx, lstm ? d_cx : NULL, d_y, d_hy,
+                                  lstm ? d_cy : NULL);
+    if (!st)
+        st = lg_cudnn_rnn_backward(r, d_x, d_hx, lstm ? d_cx : NULL, d_y, d_dy, d_dhy, lstm ? d_dcy : NULL, d_dx, d_dhx,
+                                   lstm ? d_dcx : NULL, d_dparams);
     if (!st) st = lg_cuda_sync(ctx);
     ck_assert_msg(st == LG_OK, "%s: %s", rc->name, lg_last_error());
 
@@ -833,15 +863,23 @@ START_TEST(cudnn_rnn_against_cpu)
         }
     }
     free(dp);
+    char *dhx = host_from(d_dhx, s_bytes), *dcx = host_from(d_dcx, s_bytes);
+    for (int p = 0; p < n_pseudo; p++)
+        for (int k = 0; k < n_states; k++, at++) {
+            snprintf(what, sizeof what, "%s: pseudo-layer %d d%s0", rc->name, p, k ? "c" : "h");
+            expect_close(what, dt, (k ? dcx : dhx) + (size_t)(p * B * U) * es, lg_tensor_data(out[at]), B * U, tol);
+        }
+    free(dhx), free(dcx);
     lg_cuda_free(ctx, d_params), lg_cuda_free(ctx, d_x), lg_cuda_free(ctx, d_dy), lg_cuda_free(ctx, d_dhy);
     lg_cuda_free(ctx, d_dcy), lg_cuda_free(ctx, d_y), lg_cuda_free(ctx, d_hy), lg_cuda_free(ctx, d_cy);
-    lg_cuda_free(ctx, d_dx), lg_cuda_free(ctx, d_dparams);
+    lg_cuda_free(ctx, d_dx), lg_cuda_free(ctx, d_dparams), lg_cuda_free(ctx, d_hx), lg_cuda_free(ctx, d_cx);
+    lg_cuda_free(ctx, d_dhx), lg_cuda_free(ctx, d_dcx);
     lg_cudnn_rnn_free(r);
-    free(params), free(dhy_host), free(dcy_host);
+    free(params), free(dhy_host), free(dcy_host), free(hx_host), free(cx_host);
     for (int i = 0; i < n_fetch; i++) lg_tensor_free(out[i]);
     lg_tensor_free(xt), lg_tensor_free(lt), lg_tensor_free(wy);
     for (int p = 0; p < n_pseudo; p++)
-        for (int k = 0; k < n_states; k++) lg_tensor_free(ws[p][k]);
+        for (int k = 0; k < n_states; k++) lg_tensor_free(ws[p][k]), lg_tensor_free(s0t[p][k]);
     for (int p = 0; p < n_pseudo; p++) lg_cell_free(cells[p]);
     lg_graph_free(g);
 }
