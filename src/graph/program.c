@@ -1184,14 +1184,14 @@ static lg_status run_top(lg_program *p)
         c->replays++;
         return be->graph_launch(be, c->graph);
     }
-    lg_status st = be->capture_begin(be);
+    lg_status st = be->capture_begin(be), ran = LG_OK;
     if (!st) {
-        lg_status ran = run_schedule(p);
+        ran = run_schedule(p);
+        if (ran) snprintf(c->why, sizeof c->why, "capture failed: %s", lg_last_error());
         st = be->capture_end(be, ran == LG_OK, &c->graph, &c->n_nodes);
-        if (!st) st = ran;
     }
-    if (st) {
-        snprintf(c->why, sizeof c->why, "capture failed: %s", lg_last_error());
+    if (st) snprintf(c->why, sizeof c->why, "capture failed: %s", lg_last_error());
+    if (st || ran) {
         c->on = false;
         return run_schedule(p);
     }

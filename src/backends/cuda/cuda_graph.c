@@ -38,7 +38,8 @@ lg_status lg_cuda_capture_end(lg_cuda_ctx *c, bool keep, lg_cuda_graph **out, si
     char what[48];
     snprintf(what, sizeof what, "capture on cuda:%d", c->device);
     cudaGraph_t graph = NULL;
-    lg_status st = lg_cuda_status(cudaStreamEndCapture(c->stream, &graph), "cudaStreamEndCapture", what);
+    cudaError_t ended = cudaStreamEndCapture(c->stream, &graph);
+    lg_status st = keep ? lg_cuda_status(ended, "cudaStreamEndCapture", what) : LG_OK; /* discarded: no message */
     int base = c->capture_sites, n = c->n_sites - base;
     c->n_sites = base; /* the captured kernels' sites live in the graph; nothing ran yet */
     lg_cuda_graph *g = NULL;
@@ -55,7 +56,7 @@ lg_status lg_cuda_capture_end(lg_cuda_ctx *c, bool keep, lg_cuda_graph **out, si
         if (g) free(g->sites);
         free(g);
         *n_nodes = 0;
-        return keep ? st : LG_OK;
+        return st;
     }
     memcpy(g->sites, c->sites + base, (size_t)n * sizeof *g->sites);
     g->base = base, g->n_sites = n;
