@@ -1468,25 +1468,41 @@ END_TEST
 
 /* A gather launched from a replayed graph still reports a bad index at the
  * run's sync, naming its node (the graph puts back its kernels' error
- * sites), once: the next run is fine again. */
+ * sites), once: the next run is fine again. Another program's gather,
+ * captured too, runs between them on the same context (as a validation
+ * program between training runs), so the sites must be put back, not
+ * found where the capture left them. */
 START_TEST(replayed_gather_names_a_bad_index)
 {
     backend_opened = true;
     lg_graph *g = lg_graph_new();
     lg_value table = lg_input(g, "table", LG_F32, lg_shape_of(2, 5, 3)), idx = lg_input(g, "idx", LG_I32, lg_shape_of(1, 4));
+    lg_value other_idx = lg_input(g, "other_idx", LG_I32, lg_shape_of(1, 2));
     lg_value y = lg_tanh(lg_gather(table, idx));
+    lg_scope_push(g, "other");
+    lg_value other = lg_gather(table, other_idx);
+    lg_scope_pop(g);
     const char *gather_name = g->nodes[g->nodes[y.node].in[0].node].name;
-    lg_tensor *tt = lg_test_uniform(LG_F32, lg_shape_of(2, 5, 3), 500, 1, -1, 1), *it = NULL;
+    lg_tensor *tt = lg_test_uniform(LG_F32, lg_shape_of(2, 5, 3), 500, 1, -1, 1), *it = NULL, *ot = NULL;
     ck_assert_int_eq(lg_tensor_new(LG_I32, lg_shape_of(1, 4), &it), LG_OK);
-    lg_feed feeds[2] = {{table, tt}, {idx, it}};
+    ck_assert_int_eq(lg_tensor_new(LG_I32, lg_shape_of(1, 2), &ot), LG_OK);
+    lg_feed feeds[2] = {{table, tt}, {idx, it}}, other_feeds[2] = {{table, tt}, {other_idx, ot}};
     lg_compile_opts o = lg_compile_opts_default();
     o.device = "cuda:0";
-    lg_program *p = NULL;
+    lg_program *p = NULL, *q = NULL;
     ck_assert_msg(lg_program_compile_opts(g, feeds, 2, &y, 1, &o, &p) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_program_compile_opts(g, other_feeds, 2, &other, 1, &o, &q) == LG_OK, "%s", lg_last_error());
     static const int32_t runs[5][4] = {{0, 1, 2, 3}, {4, 3, 2, 1}, {1, 1, 4, 0}, {0, 4, 7, 1}, {2, 0, 3, 4}};
     for (int r = 0; r < 5; r++) {
-        for (int k = 0; k < 4; k++) lg_tensor_set(it, k, runs[r][k]);
         lg_tensor *got = NULL;
+        if (r > 0) { /* after p's run r: q is captured after p and writes its own sites over p's */
+            lg_tensor_set(ot, 0, r), lg_tensor_set(ot, 1, 4 - r);
+            ck_assert_msg(lg_program_run(q, other_feeds, 2, &got) == LG_OK, "the other program, run %d: %s", r,
+                          lg_last_error());
+            ck_assert(lg_tensor_get(got, 3) == lg_tensor_get(tt, (4 - r) * 3));
+            lg_tensor_free(got), got = NULL;
+        }
+        for (int k = 0; k < 4; k++) lg_tensor_set(it, k, runs[r][k]);
         lg_status st = lg_program_run(p, feeds, 2, &got);
         if (r == 3) {
             ck_assert_int_eq(st, LG_ERR_RUNTIME);
@@ -1507,8 +1523,11 @@ START_TEST(replayed_gather_names_a_bad_index)
     char *rep = lg_program_report(p);
     ck_assert_msg(strstr(rep, "CUDA graph: captured on run 2") && strstr(rep, "launched on 4 runs"), "%s", rep);
     free(rep);
-    lg_program_free(p);
-    lg_tensor_free(tt), lg_tensor_free(it);
+    rep = lg_program_report(q);
+    ck_assert_msg(strstr(rep, "CUDA graph: captured on run 2") && strstr(rep, "launched on 3 runs"), "%s", rep);
+    free(rep);
+    lg_program_free(p), lg_program_free(q);
+    lg_tensor_free(tt), lg_tensor_free(it), lg_tensor_free(ot);
     lg_graph_free(g);
 }
 END_TEST
