@@ -187,7 +187,9 @@ int lg_program_loop_count(const lg_program *p);
 lg_status lg_program_loop_report(const lg_program *p, int i, lg_loop_report *out);
 
 /* A human-readable report, one line per item, as new text the caller frees
- * (NULL when out of memory or p is NULL): the program, each loop, each
+ * (NULL when out of memory or p is NULL): the program, its device (on one
+ * that captures, "CUDA graph: captured on run 2 ..." or "not captured:
+ * <why>", the graph_capture pass above), each loop, each
  * fused loop (fuse_rnn) with the workspace it keeps for its gradient (none
  * when the program fetches no gradient of it), then what each pass did
  * (indented for the passes run on loop bodies):

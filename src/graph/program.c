@@ -33,6 +33,14 @@
  * first, which copies only what the other side changed. Feeds are copied
  * in, fetches out (an out tensor that lives in a mirror, an optimizer's
  * gradient, is written in place on the device instead).
+ *
+ * Capture: on a backend that can record its work as a graph (CUDA Graphs,
+ * backend.h), the second run of a program records the top level's schedule,
+ * its loops' steps included, between the feed copies and the fetch copies,
+ * and later runs launch that graph instead (run_top), which saves the host
+ * side of every launch. Everything the recorded kernels read and write is
+ * at addresses fixed at compile except the feeds that live in mirrors and
+ * the parameters; a run where those moved runs kernel by kernel.
  */
 #include <string.h>
 
