@@ -1532,6 +1532,41 @@ START_TEST(replayed_gather_names_a_bad_index)
 }
 END_TEST
 
+/* A feed that lives in a mirror (here a parameter's tensor) is read where
+ * the mirror keeps it, so feeding another such tensor moves the feed: that
+ * run goes kernel by kernel, and the graph is kept for runs at the
+ * addresses it was captured with. */
+START_TEST(moved_feed_runs_kernel_by_kernel)
+{
+    backend_opened = true;
+    lg_graph *g = lg_graph_new();
+    lg_value a = lg_param(g, "a", LG_F32, lg_shape_of(1, 6)), b = lg_param(g, "b", LG_F32, lg_shape_of(1, 6));
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(1, 6)), y = lg_add(x, x);
+    for (int k = 0; k < 6; k++) lg_tensor_set(lg_param_tensor(a), k, k), lg_tensor_set(lg_param_tensor(b), k, 10 + k);
+    lg_feed feed = {x, lg_param_tensor(a)};
+    lg_compile_opts o = lg_compile_opts_default();
+    o.device = "cuda:0";
+    lg_program *p = NULL;
+    ck_assert_msg(lg_program_compile_opts(g, &feed, 1, &y, 1, &o, &p) == LG_OK, "%s", lg_last_error());
+    static const bool from_b[5] = {false, false, true, false, true};
+    for (int r = 0; r < 5; r++) {
+        feed.tensor = lg_param_tensor(from_b[r] ? b : a);
+        lg_tensor *got = NULL;
+        ck_assert_msg(lg_program_run(p, &feed, 1, &got) == LG_OK, "run %d: %s", r + 1, lg_last_error());
+        for (int k = 0; k < 6; k++)
+            ck_assert_msg(lg_tensor_get(got, k) == 2.0 * (from_b[r] ? 10 + k : k), "run %d [%d]: %g", r + 1, k,
+                          lg_tensor_get(got, k));
+        lg_tensor_free(got);
+    }
+    char *rep = lg_program_report(p);
+    ck_assert_msg(strstr(rep, "CUDA graph: captured on run 2") && strstr(rep, "launched on 2 runs, kernel by kernel on 2"),
+                  "%s", rep);
+    free(rep);
+    lg_program_free(p);
+    lg_graph_free(g);
+}
+END_TEST
+
 /* "cudasync:N": cuda:N that waits for the device after every kernel (as a
  * debugging mode would), which no capture allows. */
 static lg_backend syncing; /* cuda:N's table (and context), but for run_op */
@@ -1695,6 +1730,7 @@ static Suite *suite(void)
     tcase_add_test(tc, loop_program_replayed_as_a_graph);
     tcase_add_test(tc, stop_condition_not_captured);
     tcase_add_test(tc, replayed_gather_names_a_bad_index);
+    tcase_add_test(tc, moved_feed_runs_kernel_by_kernel);
     tcase_add_test(tc, failed_capture_runs_plainly);
     if (!cuda_emulated) {
         tcase_add_loop_test(tc, fused_rnn_on_cudnn_against_cpu, 0, (int)N_FUSED_CASES);
