@@ -1284,6 +1284,10 @@ START_TEST(tf32_for_programs)
                      lg_tensor_data(ref), M * N, tf32 ? 2e-2 : 1e-4);
         lg_tensor_free(got);
     }
+    /* captured with TF32 on (run 2): the last run, in FP32, is not that graph */
+    char *rep = lg_program_report(gpu);
+    ck_assert_msg(strstr(rep, "CUDA graph: captured on run 2") && strstr(rep, "kernel by kernel on 1"), "%s", rep);
+    free(rep);
     lg_tensor_free(ref), lg_tensor_free(at), lg_tensor_free(bt);
     lg_program_free(cpu), lg_program_free(gpu);
     lg_graph_free(g);
