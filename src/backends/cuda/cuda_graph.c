@@ -58,13 +58,14 @@ lg_status lg_cuda_capture_end(lg_cuda_ctx *c, bool keep, lg_cuda_graph **out, si
         *n_nodes = 0;
         return st;
     }
-    memcpy(g->sites, c->sites + base, (size_t)n * sizeof *g->sites);
+    if (n > 0) memcpy(g->sites, c->sites + base, (size_t)n * sizeof *g->sites);
     g->base = base, g->n_sites = n;
     *out = g;
     return LG_OK;
 }
 
-lg_status lg_cuda_graph_launch(lg_cuda_ctx *c, lg_cuda_graph *g)
+/* g's error sites back at the indices its kernels record under. */
+static lg_status put_sites(lg_cuda_ctx *c, const lg_cuda_graph *g)
 {
     if (c->n_sites > g->base) { /* unsynced kernels hold indices the graph's use */
         lg_status st = lg_cuda_sync(c);
@@ -79,6 +80,13 @@ lg_status lg_cuda_graph_launch(lg_cuda_ctx *c, lg_cuda_graph *g)
     for (int i = c->n_sites; i < g->base; i++) c->sites[i] = NULL; /* no kernel in flight records these */
     memcpy(c->sites + g->base, g->sites, (size_t)g->n_sites * sizeof *g->sites);
     c->n_sites = need;
+    return LG_OK;
+}
+
+lg_status lg_cuda_graph_launch(lg_cuda_ctx *c, lg_cuda_graph *g)
+{
+    lg_status st = g->n_sites > 0 ? put_sites(c, g) : LG_OK;
+    if (st) return st;
     char what[32];
     snprintf(what, sizeof what, "cuda:%d", c->device);
     return lg_cuda_status(cudaGraphLaunch(g->exec, c->stream), "cudaGraphLaunch", what);
