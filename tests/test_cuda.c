@@ -1609,7 +1609,8 @@ START_TEST(failed_capture_runs_plainly)
     double *cpu = cell_runs(NULL, NULL, &n_cpu, &rep_cpu), *gpu = cell_runs("cudasync:0", NULL, &n_gpu, &rep_gpu);
     ck_assert_int_eq(n_cpu, n_gpu);
     expect_runs_equal("after a failed capture", gpu, cpu, n_cpu);
-    ck_assert_msg(strstr(rep_gpu, "CUDA graph: not captured: capture failed: ") && strstr(rep_gpu, "cudaStreamSynchronize"),
+    ck_assert_msg(strstr(rep_gpu, "CUDA graph: not captured: capture failed: ") && strstr(rep_gpu, "cudaStreamSynchronize") &&
+                      strstr(rep_gpu, "cudaErrorStreamCaptureUnsupported"),
                   "%s", rep_gpu);
     free(cpu), free(gpu), free(rep_cpu), free(rep_gpu);
 }
@@ -1627,7 +1628,10 @@ START_TEST(capture_refuses_a_sync)
     ck_assert_int_eq(lg_cuda_capture_begin(ctx), LG_OK);
     ck_assert_int_eq(lg_cuda_memset0(ctx, d, sizeof ones), LG_OK);
     ck_assert_int_eq(lg_cuda_sync(ctx), LG_ERR_RUNTIME);
+    ck_assert_msg(strstr(lg_last_error(), "cudaErrorStreamCaptureUnsupported"), "%s", lg_last_error());
     ck_assert_int_ne(lg_cuda_capture_end(ctx, true, &graph, &nodes), LG_OK);
+    ck_assert_msg(strstr(lg_last_error(), "cudaStreamEndCapture") && strstr(lg_last_error(), "cudaErrorStreamCaptureInvalidated"),
+                  "%s", lg_last_error());
     ck_assert_ptr_null(graph);
     ck_assert_int_eq(nodes, 0);
     ck_assert_msg(lg_cuda_sync(ctx) == LG_OK, "%s", lg_last_error());

@@ -34,7 +34,11 @@ cudaError_t cudaGetDevice(int *d) { *d = 0; return cudaSuccess; }
 cudaError_t cudaSetDevice(int d) { return d == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
 cudaError_t cudaGetDeviceCount(int *n) { *n = 1; return cudaSuccess; }
 cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp *p, int d) { memset(p, 0, sizeof *p); strcpy(p->name, "host emulation"); p->major = 9; return d == 0 ? cudaSuccess : cudaErrorInvalidDevice; }
-const char *cudaGetErrorName(cudaError_t e) { static char b[32]; snprintf(b, 32, "cudaError%d", (int)e); return b; }
+const char *cudaGetErrorName(cudaError_t e) {
+    if (e == cudaErrorStreamCaptureUnsupported) return "cudaErrorStreamCaptureUnsupported"; /* the capture's, by name */
+    if (e == cudaErrorStreamCaptureInvalidated) return "cudaErrorStreamCaptureInvalidated";
+    static char b[32]; snprintf(b, 32, "cudaError%d", (int)e); return b;
+}
 const char *cudaGetErrorString(cudaError_t e) { return e ? "emulated error" : "no error"; }
 cudaError_t cudaMemGetInfo(size_t *f, size_t *t) { *t = (size_t)64 << 30; *f = *t - live; return cudaSuccess; }
 cudaError_t cudaMemcpy(void *d, const void *s, size_t n, enum cudaMemcpyKind k) { (void)k; cudaError_t e = lg_emu_unsafe(); if (e) return e; memmove(d, s, n); return cudaSuccess; }
