@@ -1402,6 +1402,10 @@ START_TEST(tf32_for_programs)
                      lg_tensor_data(ref), M * N, tf32 ? 2e-2 : 1e-4);
         lg_tensor_free(got);
     }
+    /* captured with TF32 on (run 2): the last run, in FP32, is not that graph */
+    char *rep = lg_program_report(gpu);
+    ck_assert_msg(strstr(rep, "CUDA graph: captured on run 2") && strstr(rep, "kernel by kernel on 1"), "%s", rep);
+    free(rep);
     lg_tensor_free(ref), lg_tensor_free(at), lg_tensor_free(bt);
     lg_program_free(cpu), lg_program_free(gpu);
     lg_graph_free(g);
@@ -1426,6 +1430,348 @@ START_TEST(program_on_cuda_against_cpu)
     else
         ck_assert_msg(strstr(rep_gpu, "fused as lstm"), "%s", rep_gpu);
     free(cpu), free(gpu), free(rep_cpu), free(rep_gpu);
+}
+END_TEST
+
+/* ---- programs replayed as CUDA Graphs (backend.h's capture hooks) -------- */
+
+enum { CG_B = 4, CG_T = 5, CG_F = 3, CG_U = 6, CG_RUNS = 4 };
+
+/* CG_RUNS runs of a hand-built recurrent cell that fuse_rnn matches to no
+ * pattern, h' = sigmoid(x_t W) * tanh(h U) + h / 2 over x [B, T, F], with
+ * the gradient of mean(hs^2) (so a forward and a gradient loop), compiled
+ * for dev with passes_off `off`. Every run feeds new x and h0 values of the
+ * same shapes, and after each the parameters take a gradient step on the
+ * host (lg_param_tensor), so neither feeds nor parameters can be built into
+ * a replay. Per run: the loss, h_last and both gradients, as doubles; the
+ * report after the last run. */
+static double *cell_runs(const char *dev, const char *off, int *n_out, char **report)
+{
+    lg_graph *g = lg_graph_new();
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, CG_B, CG_T, CG_F));
+    lg_value h0 = lg_input(g, "h0", LG_F64, lg_shape_of(2, CG_B, CG_U));
+    lg_value w = lg_param(g, "w", LG_F64, lg_shape_of(2, CG_F, CG_U)), u = lg_param(g, "u", LG_F64, lg_shape_of(2, CG_U, CG_U));
+    ck_assert_int_eq(lg_init_uniform(lg_param_tensor(w), -1, 1, 11, 1), LG_OK);
+    ck_assert_int_eq(lg_init_uniform(lg_param_tensor(u), -1, 1, 11, 2), LG_OK);
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.name = "gated";
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0);
+    lg_value wb = lg_loop_invariant(l, w), ub = lg_loop_invariant(l, u);
+    lg_value h_next = lg_add(lg_mul(lg_sigmoid(lg_matmul(x_t, wb, false, false)), lg_tanh(lg_matmul(h, ub, false, false))),
+                             lg_scale(h, 0.5));
+    lg_loop_next(l, h, h_next);
+    lg_loop_emit(l, h_next);
+    lg_value h_last, hs;
+    ck_assert_msg(lg_loop_end(l, &h_last, &hs) == LG_OK, "%s", lg_last_error());
+    lg_value loss = lg_mean(lg_square(hs), NULL, 0, false), wrt[2] = {w, u}, fetch[4] = {loss, h_last};
+    ck_assert_int_eq(lg_grad(g, loss, wrt, 2, fetch + 2), LG_OK);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, CG_B, CG_T, CG_F), 100, 1, -1, 1);
+    lg_tensor *ht = lg_test_uniform(LG_F64, lg_shape_of(2, CG_B, CG_U), 200, 1, -0.5, 0.5);
+    lg_feed feeds[2] = {{x, xt}, {h0, ht}};
+    lg_compile_opts o = lg_compile_opts_default();
+    o.device = dev;
+    o.passes_off = off;
+    lg_program *p = NULL;
+    ck_assert_msg(lg_program_compile_opts(g, feeds, 2, fetch, 4, &o, &p) == LG_OK, "%s", lg_last_error());
+    double *v = malloc(CG_RUNS * (1 + CG_B * CG_U + CG_F * CG_U + CG_U * CG_U) * sizeof *v);
+    int n = 0;
+    for (int r = 0; r < CG_RUNS; r++) {
+        lg_tensor_free(xt), lg_tensor_free(ht);
+        feeds[0].tensor = xt = lg_test_uniform(LG_F64, lg_shape_of(3, CG_B, CG_T, CG_F), 100 + r, 1, -1, 1);
+        feeds[1].tensor = ht = lg_test_uniform(LG_F64, lg_shape_of(2, CG_B, CG_U), 200 + r, 1, -0.5, 0.5);
+        lg_tensor *out[4] = {NULL};
+        ck_assert_msg(lg_program_run(p, feeds, 2, out) == LG_OK, "run %d on %s: %s", r + 1, dev ? dev : "cpu",
+                      lg_last_error());
+        for (int i = 0; i < 4; i++) {
+            for (int64_t k = 0; k < lg_tensor_numel(out[i]); k++) v[n++] = lg_tensor_get(out[i], k);
+            if (i >= 2) { /* a step on the host copy: the device copy is refreshed before the next run */
+                lg_tensor *pt = lg_param_tensor(wrt[i - 2]);
+                for (int64_t k = 0; k < lg_tensor_numel(pt); k++)
+                    lg_tensor_set(pt, k, lg_tensor_get(pt, k) - 0.5 * lg_tensor_get(out[i], k));
+            }
+            lg_tensor_free(out[i]);
+        }
+    }
+    *report = lg_program_report(p);
+    *n_out = n;
+    lg_program_free(p);
+    lg_tensor_free(xt), lg_tensor_free(ht);
+    lg_graph_free(g);
+    return v;
+}
+
+static void expect_runs_equal(const char *what, const double *gpu, const double *cpu, int n)
+{
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(fabs(gpu[i] - cpu[i]) <= 1e-9 * fmax(1, fabs(cpu[i])), "%s: value %d (run %d): cuda %.17g, cpu %.17g",
+                      what, i, 1 + i * CG_RUNS / n, gpu[i], cpu[i]);
+}
+
+/* A loop the executor runs step by step: its second run captured, the
+ * later ones replayed, each with new feeds and parameters and equal to the
+ * CPU; switched off (graph_capture in passes_off), the same values and a
+ * report that says so. */
+START_TEST(loop_program_replayed_as_a_graph)
+{
+    backend_opened = true;
+    int n_cpu = 0, n_gpu = 0, n_off = 0;
+    char *rep_cpu = NULL, *rep_gpu = NULL, *rep_off = NULL;
+    double *cpu = cell_runs(NULL, NULL, &n_cpu, &rep_cpu), *gpu = cell_runs("cuda:0", NULL, &n_gpu, &rep_gpu);
+    double *off = cell_runs("cuda:0", "graph_capture", &n_off, &rep_off);
+    ck_assert_int_eq(n_cpu, n_gpu);
+    ck_assert_int_eq(n_cpu, n_off);
+    expect_runs_equal("captured", gpu, cpu, n_cpu);
+    expect_runs_equal("capture switched off", off, cpu, n_cpu);
+    ck_assert_msg(strstr(rep_gpu, "loop 'gated'") && !strstr(rep_gpu, "fused as"), "%s", rep_gpu);
+    ck_assert_msg(strstr(rep_gpu, "CUDA graph: captured on run 2") && strstr(rep_gpu, "launched on 3 runs, kernel by kernel on 0"),
+                  "%s", rep_gpu);
+    ck_assert_msg(strstr(rep_off, "CUDA graph: not captured: switched off"), "%s", rep_off);
+    ck_assert_msg(!strstr(rep_cpu, "CUDA graph"), "%s", rep_cpu);
+    free(cpu), free(gpu), free(off), free(rep_cpu), free(rep_gpu), free(rep_off);
+}
+END_TEST
+
+/* A loop with a stop condition reads its flag back after every step: not
+ * captured, the report says why, and runs with feeds that stop it at
+ * different steps equal the CPU's. */
+static double *stop_runs(const char *dev, int *n_out, char **report)
+{
+    enum { B = 2, T = 6, F = 3 };
+    lg_graph *g = lg_graph_new();
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F)), s0 = lg_input(g, "s0", LG_F64, lg_shape_of(2, B, F));
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.name = "until";
+    lg_loop *l = lg_loop_new(g, lo);
+    lg_value x_t = lg_loop_seq(l, x), s = lg_loop_state(l, s0);
+    lg_value s_next = lg_add(s, lg_square(x_t));
+    lg_loop_next(l, s, s_next);
+    lg_loop_emit(l, lg_tanh(s_next));
+    lg_loop_until(l, lg_compare(lg_sum(s_next, NULL, 0, false), lg_scalar(lg_loop_body(l), LG_F64, 4.0), LG_CMP_GT));
+    lg_value fetch[2];
+    ck_assert_msg(lg_loop_end(l, &fetch[0], &fetch[1]) == LG_OK, "%s", lg_last_error());
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 300, 1, -1, 1);
+    lg_tensor *st = lg_test_uniform(LG_F64, lg_shape_of(2, B, F), 400, 1, 0, 0.5);
+    lg_feed feeds[2] = {{x, xt}, {s0, st}};
+    lg_compile_opts o = lg_compile_opts_default();
+    o.device = dev;
+    lg_program *p = NULL;
+    ck_assert_msg(lg_program_compile_opts(g, feeds, 2, fetch, 2, &o, &p) == LG_OK, "%s", lg_last_error());
+    double *v = malloc(CG_RUNS * (B * F + B * T * F) * sizeof *v);
+    int n = 0;
+    for (int r = 0; r < CG_RUNS; r++) {
+        lg_tensor_free(xt);
+        feeds[0].tensor = xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 300 + r, 1, -0.5 - r, 0.5 + r);
+        lg_tensor *out[2] = {NULL};
+        ck_assert_msg(lg_program_run(p, feeds, 2, out) == LG_OK, "run %d: %s", r + 1, lg_last_error());
+        for (int i = 0; i < 2; i++) {
+            for (int64_t k = 0; k < lg_tensor_numel(out[i]); k++) v[n++] = lg_tensor_get(out[i], k);
+            lg_tensor_free(out[i]);
+        }
+    }
+    *report = lg_program_report(p);
+    *n_out = n;
+    lg_program_free(p);
+    lg_tensor_free(xt), lg_tensor_free(st);
+    lg_graph_free(g);
+    return v;
+}
+
+START_TEST(stop_condition_not_captured)
+{
+    backend_opened = true;
+    int n_cpu = 0, n_gpu = 0;
+    char *rep_cpu = NULL, *rep_gpu = NULL;
+    double *cpu = stop_runs(NULL, &n_cpu, &rep_cpu), *gpu = stop_runs("cuda:0", &n_gpu, &rep_gpu);
+    ck_assert_int_eq(n_cpu, n_gpu);
+    expect_runs_equal("stop condition", gpu, cpu, n_cpu);
+    ck_assert_msg(strstr(rep_gpu, "CUDA graph: not captured: loop 'until' has a stop condition"), "%s", rep_gpu);
+    free(cpu), free(gpu), free(rep_cpu), free(rep_gpu);
+}
+END_TEST
+
+/* A gather launched from a replayed graph still reports a bad index at the
+ * run's sync, naming its node (the graph puts back its kernels' error
+ * sites), once: the next run is fine again. Another program's gather,
+ * captured too, runs between them on the same context (as a validation
+ * program between training runs), so the sites must be put back, not
+ * found where the capture left them. */
+START_TEST(replayed_gather_names_a_bad_index)
+{
+    backend_opened = true;
+    lg_graph *g = lg_graph_new();
+    lg_value table = lg_input(g, "table", LG_F32, lg_shape_of(2, 5, 3)), idx = lg_input(g, "idx", LG_I32, lg_shape_of(1, 4));
+    lg_value other_idx = lg_input(g, "other_idx", LG_I32, lg_shape_of(1, 2));
+    lg_value y = lg_tanh(lg_gather(table, idx));
+    lg_scope_push(g, "other");
+    lg_value other = lg_gather(table, other_idx);
+    lg_scope_pop(g);
+    const char *gather_name = g->nodes[g->nodes[y.node].in[0].node].name;
+    lg_tensor *tt = lg_test_uniform(LG_F32, lg_shape_of(2, 5, 3), 500, 1, -1, 1), *it = NULL, *ot = NULL;
+    ck_assert_int_eq(lg_tensor_new(LG_I32, lg_shape_of(1, 4), &it), LG_OK);
+    ck_assert_int_eq(lg_tensor_new(LG_I32, lg_shape_of(1, 2), &ot), LG_OK);
+    lg_feed feeds[2] = {{table, tt}, {idx, it}}, other_feeds[2] = {{table, tt}, {other_idx, ot}};
+    lg_compile_opts o = lg_compile_opts_default();
+    o.device = "cuda:0";
+    lg_program *p = NULL, *q = NULL;
+    ck_assert_msg(lg_program_compile_opts(g, feeds, 2, &y, 1, &o, &p) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_program_compile_opts(g, other_feeds, 2, &other, 1, &o, &q) == LG_OK, "%s", lg_last_error());
+    static const int32_t runs[5][4] = {{0, 1, 2, 3}, {4, 3, 2, 1}, {1, 1, 4, 0}, {0, 4, 7, 1}, {2, 0, 3, 4}};
+    for (int r = 0; r < 5; r++) {
+        lg_tensor *got = NULL;
+        if (r > 0) { /* after p's run r: q is captured after p and writes its own sites over p's */
+            lg_tensor_set(ot, 0, r), lg_tensor_set(ot, 1, 4 - r);
+            ck_assert_msg(lg_program_run(q, other_feeds, 2, &got) == LG_OK, "the other program, run %d: %s", r,
+                          lg_last_error());
+            ck_assert(lg_tensor_get(got, 3) == lg_tensor_get(tt, (4 - r) * 3));
+            lg_tensor_free(got), got = NULL;
+        }
+        for (int k = 0; k < 4; k++) lg_tensor_set(it, k, runs[r][k]);
+        lg_status st = lg_program_run(p, feeds, 2, &got);
+        if (r == 3) {
+            ck_assert_int_eq(st, LG_ERR_RUNTIME);
+            char want[160];
+            snprintf(want, sizeof want, "gather '%s': index 7 outside [0, 5)", gather_name);
+            ck_assert_msg(strstr(lg_last_error(), want), "'%s' lacks '%s'", lg_last_error(), want);
+            ck_assert_ptr_null(got);
+            continue;
+        }
+        ck_assert_msg(st == LG_OK, "run %d: %s", r + 1, lg_last_error());
+        for (int k = 0; k < 4; k++)
+            for (int c = 0; c < 3; c++) {
+                double want = tanh(lg_tensor_get(tt, runs[r][k] * 3 + c)), have = lg_tensor_get(got, k * 3 + c);
+                ck_assert_msg(fabs(have - want) <= 1e-6, "run %d [%d, %d]: %.9g, want %.9g", r + 1, k, c, have, want);
+            }
+        lg_tensor_free(got);
+    }
+    char *rep = lg_program_report(p);
+    ck_assert_msg(strstr(rep, "CUDA graph: captured on run 2") && strstr(rep, "launched on 4 runs"), "%s", rep);
+    free(rep);
+    rep = lg_program_report(q);
+    ck_assert_msg(strstr(rep, "CUDA graph: captured on run 2") && strstr(rep, "launched on 3 runs"), "%s", rep);
+    free(rep);
+    lg_program_free(p), lg_program_free(q);
+    lg_tensor_free(tt), lg_tensor_free(it), lg_tensor_free(ot);
+    lg_graph_free(g);
+}
+END_TEST
+
+/* A feed that lives in a mirror (here a parameter's tensor) is read where
+ * the mirror keeps it, so feeding another such tensor moves the feed: that
+ * run goes kernel by kernel, and the graph is kept for runs at the
+ * addresses it was captured with. */
+START_TEST(moved_feed_runs_kernel_by_kernel)
+{
+    backend_opened = true;
+    lg_graph *g = lg_graph_new();
+    lg_value a = lg_param(g, "a", LG_F32, lg_shape_of(1, 6)), b = lg_param(g, "b", LG_F32, lg_shape_of(1, 6));
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(1, 6)), y = lg_add(x, x);
+    for (int k = 0; k < 6; k++) lg_tensor_set(lg_param_tensor(a), k, k), lg_tensor_set(lg_param_tensor(b), k, 10 + k);
+    lg_feed feed = {x, lg_param_tensor(a)};
+    lg_compile_opts o = lg_compile_opts_default();
+    o.device = "cuda:0";
+    lg_program *p = NULL;
+    ck_assert_msg(lg_program_compile_opts(g, &feed, 1, &y, 1, &o, &p) == LG_OK, "%s", lg_last_error());
+    static const bool from_b[5] = {false, false, true, false, true};
+    for (int r = 0; r < 5; r++) {
+        feed.tensor = lg_param_tensor(from_b[r] ? b : a);
+        lg_tensor *got = NULL;
+        ck_assert_msg(lg_program_run(p, &feed, 1, &got) == LG_OK, "run %d: %s", r + 1, lg_last_error());
+        for (int k = 0; k < 6; k++)
+            ck_assert_msg(lg_tensor_get(got, k) == 2.0 * (from_b[r] ? 10 + k : k), "run %d [%d]: %g", r + 1, k,
+                          lg_tensor_get(got, k));
+        lg_tensor_free(got);
+    }
+    char *rep = lg_program_report(p);
+    ck_assert_msg(strstr(rep, "CUDA graph: captured on run 2") && strstr(rep, "launched on 2 runs, kernel by kernel on 2"),
+                  "%s", rep);
+    free(rep);
+    lg_program_free(p);
+    lg_graph_free(g);
+}
+END_TEST
+
+/* "cudasync:N": cuda:N that waits for the device after every kernel (as a
+ * debugging mode would), which no capture allows. */
+static lg_backend syncing; /* cuda:N's table (and context), but for run_op */
+static const lg_backend *syncing_cuda;
+static char syncing_name[32];
+
+static lg_status run_then_sync(const lg_backend *b, const lg_node *n, const lg_buf *in, lg_buf *out)
+{
+    (void)b;
+    lg_status st = syncing_cuda->run_op(syncing_cuda, n, in, out);
+    return st ? st : syncing_cuda->sync(syncing_cuda);
+}
+
+/* Opened with the registry's lock held: cuda:0 is opened before. */
+static lg_status open_syncing(int index, const lg_backend **out)
+{
+    if (index != 0) return lg_fail(LG_ERR_INVALID_ARGUMENT, "cudasync:%d: only cudasync:0 is made", index);
+    syncing = *syncing_cuda;
+    snprintf(syncing_name, sizeof syncing_name, "cudasync:%d", index);
+    syncing.name = syncing_name;
+    syncing.run_op = run_then_sync;
+    *out = &syncing;
+    return LG_OK;
+}
+
+/* A run whose kernels sync cannot be captured: the capture fails, the run
+ * and the later ones go on kernel by kernel, equal to the CPU, and the
+ * report says what failed. */
+START_TEST(failed_capture_runs_plainly)
+{
+    backend_opened = true;
+    ck_assert_msg(lg_backend_get("cuda:0", &syncing_cuda) == LG_OK, "%s", lg_last_error());
+    ck_assert_int_eq(lg_backend_register("cudasync", open_syncing), LG_OK);
+    int n_cpu = 0, n_gpu = 0;
+    char *rep_cpu = NULL, *rep_gpu = NULL;
+    double *cpu = cell_runs(NULL, NULL, &n_cpu, &rep_cpu), *gpu = cell_runs("cudasync:0", NULL, &n_gpu, &rep_gpu);
+    ck_assert_int_eq(n_cpu, n_gpu);
+    expect_runs_equal("after a failed capture", gpu, cpu, n_cpu);
+    ck_assert_msg(strstr(rep_gpu, "CUDA graph: not captured: capture failed: ") && strstr(rep_gpu, "cudaStreamSynchronize") &&
+                      strstr(rep_gpu, "cudaErrorStreamCaptureUnsupported"),
+                  "%s", rep_gpu);
+    free(cpu), free(gpu), free(rep_cpu), free(rep_gpu);
+}
+END_TEST
+
+/* The context's capture (cuda_graph.c): a sync inside it is refused and
+ * breaks it, ending it reports that and leaves the stream usable; a good
+ * capture replays its memset on every launch. */
+START_TEST(capture_refuses_a_sync)
+{
+    float ones[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+    void *d = dev_copy(ones, sizeof ones);
+    lg_cuda_graph *graph = (lg_cuda_graph *)1;
+    size_t nodes = 1;
+    ck_assert_int_eq(lg_cuda_capture_begin(ctx), LG_OK);
+    ck_assert_int_eq(lg_cuda_memset0(ctx, d, sizeof ones), LG_OK);
+    ck_assert_int_eq(lg_cuda_sync(ctx), LG_ERR_RUNTIME);
+    ck_assert_msg(strstr(lg_last_error(), "cudaErrorStreamCaptureUnsupported"), "%s", lg_last_error());
+    ck_assert_int_ne(lg_cuda_capture_end(ctx, true, &graph, &nodes), LG_OK);
+    ck_assert_msg(strstr(lg_last_error(), "cudaStreamEndCapture") && strstr(lg_last_error(), "cudaErrorStreamCaptureInvalidated"),
+                  "%s", lg_last_error());
+    ck_assert_ptr_null(graph);
+    ck_assert_int_eq(nodes, 0);
+    ck_assert_msg(lg_cuda_sync(ctx) == LG_OK, "%s", lg_last_error());
+    float *h = host_from(d, sizeof ones);
+    ck_assert(h[0] == 1 && h[7] == 1); /* the memset was captured, not run */
+    free(h);
+    ck_assert_int_eq(lg_cuda_capture_begin(ctx), LG_OK);
+    ck_assert_int_eq(lg_cuda_memset0(ctx, d, sizeof ones), LG_OK);
+    ck_assert_msg(lg_cuda_capture_end(ctx, true, &graph, &nodes) == LG_OK, "%s", lg_last_error());
+    ck_assert_ptr_nonnull(graph);
+    ck_assert_int_eq(nodes, 1);
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(lg_cuda_copy_h2d(ctx, d, ones, sizeof ones), LG_OK);
+        ck_assert_int_eq(lg_cuda_graph_launch(ctx, graph), LG_OK);
+        h = host_from(d, sizeof ones);
+        ck_assert(h[0] == 0 && h[7] == 0);
+        free(h);
+    }
+    lg_cuda_graph_free(graph);
+    lg_cuda_free(ctx, d);
 }
 END_TEST
 
@@ -1508,6 +1854,12 @@ static Suite *suite(void)
     }
     tcase_add_test(tc, program_on_cuda_against_cpu);
     tcase_add_test(tc, tf32_for_programs);
+    tcase_add_test(tc, capture_refuses_a_sync);
+    tcase_add_test(tc, loop_program_replayed_as_a_graph);
+    tcase_add_test(tc, stop_condition_not_captured);
+    tcase_add_test(tc, replayed_gather_names_a_bad_index);
+    tcase_add_test(tc, moved_feed_runs_kernel_by_kernel);
+    tcase_add_test(tc, failed_capture_runs_plainly);
     if (!cudnn_refused) {
         tcase_add_loop_test(tc, fused_rnn_on_cudnn_against_cpu, 0, (int)N_FUSED_CASES);
         tcase_add_test(tc, rnn_plan_sizes_from_cudnn);

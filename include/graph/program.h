@@ -95,7 +95,18 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
  *                lower outputs nothing else reads (cuDNN's numLayers);
  *                lg_program_report says "one bidirectional node", "one
  *                stacked node" or why not;
- *   memory_plan  buffers are reused once their last reader has run.
+ *   memory_plan  buffers are reused once their last reader has run;
+ *   graph_capture  on a device that can record its work as a graph (CUDA
+ *                Graphs), a program's second run records the kernels of its
+ *                schedule, loops' steps included, and later runs launch that
+ *                graph with one call instead of one launch per kernel (feeds
+ *                are still copied in and fetches out per run); a run whose
+ *                feeds or parameters sit at other device addresses than at
+ *                capture runs kernel by kernel. Not for programs with a loop
+ *                that has a stop condition (it syncs per step) or a fused
+ *                cuDNN RNN; a capture the device refuses falls back to
+ *                kernel by kernel for good. lg_program_report says which
+ *                ("CUDA graph: captured ..." or "not captured: <why>").
  * Results are the same with any pass off; switching one off is for tests and
  * for bisecting a wrong result. */
 typedef struct lg_compile_opts {
@@ -176,7 +187,9 @@ int lg_program_loop_count(const lg_program *p);
 lg_status lg_program_loop_report(const lg_program *p, int i, lg_loop_report *out);
 
 /* A human-readable report, one line per item, as new text the caller frees
- * (NULL when out of memory or p is NULL): the program, each loop, each
+ * (NULL when out of memory or p is NULL): the program, its device (on one
+ * that captures, "CUDA graph: captured on run 2 ..." or "not captured:
+ * <why>", the graph_capture pass above), each loop, each
  * fused loop (fuse_rnn) with the workspace it keeps for its gradient (none
  * when the program fetches no gradient of it), then what each pass did
  * (indented for the passes run on loop bodies):

@@ -105,6 +105,25 @@ struct lg_backend {
     /* Lines for lg_program_report: what the backend computes with and its
      * memory (bytes allocated through it, and the device's free and total). */
     void (*report)(const lg_backend *b, FILE *out);
+
+    /* Graph capture, for a program whose launches cost more host time than
+     * its kernels take (CUDA Graphs); all NULL where the backend has none
+     * (the CPU). graph_name names it in reports ("CUDA graph").
+     * capture_begin: from here the work this thread queues (kernels, d2d
+     * copies, zeroing) is recorded, not run; anything that waits for the
+     * device (copy_d2h, sync) or allocates fails meanwhile, and so makes
+     * capture_end fail. capture_end: ends the capture (always, whether or
+     * not the work queued since succeeded); keep: instantiate it into
+     * *graph, with its node count (kernels and copies), else discard it
+     * (*graph NULL, LG_OK). graph_launch queues one run of the graph's work
+     * on the same pointers and values it was captured with (a kernel's bad
+     * index still names its node at the next sync). graph_free accepts
+     * NULL. */
+    const char *graph_name;
+    lg_status (*capture_begin)(const lg_backend *b);
+    lg_status (*capture_end)(const lg_backend *b, bool keep, void **graph, size_t *n_nodes);
+    lg_status (*graph_launch)(const lg_backend *b, void *graph);
+    void (*graph_free)(const lg_backend *b, void *graph);
 };
 
 /* The CPU backend (always there). */

@@ -33,6 +33,14 @@
  * first, which copies only what the other side changed. Feeds are copied
  * in, fetches out (an out tensor that lives in a mirror, an optimizer's
  * gradient, is written in place on the device instead).
+ *
+ * Capture: on a backend that can record its work as a graph (CUDA Graphs,
+ * backend.h), the second run of a program records the top level's schedule,
+ * its loops' steps included, between the feed copies and the fetch copies,
+ * and later runs launch that graph instead (run_top), which saves the host
+ * side of every launch. Everything the recorded kernels read and write is
+ * at addresses fixed at compile except the feeds that live in mirrors and
+ * the parameters; a run where those moved runs kernel by kernel.
  */
 #include <string.h>
 
@@ -57,6 +65,21 @@ typedef struct loc {
     void *data;        /* LOC_TENSOR: where it is for this run (placed by prepare) */
     void *dev_const;   /* LOC_TENSOR, a constant on a device: its copy there (owned) */
 } loc;
+
+/* The top level's schedule as one captured graph (backend.h's capture
+ * hooks), where the backend has them: see run_top. */
+typedef struct capture {
+    bool on;            /* the backend captures, and nothing rules it out (yet) */
+    int runs;           /* runs so far */
+    void *graph;        /* the backend's (owned); NULL until captured */
+    size_t n_nodes;
+    const void **key;   /* the addresses the graph has built in (bound_addresses), and this run's */
+    const void **now;
+    int n_key;
+    bool tf32;          /* lg_tf32_allowed() when captured: the matmuls' math is built in too */
+    int replays, plain; /* runs since: the graph launched, or the schedule run (other addresses) */
+    char why[320];      /* why not, when !on on a backend that captures */
+} capture;
 
 typedef struct step {
     int32_t node;
@@ -96,6 +119,7 @@ struct lg_program {
     void **feed_dev;  /* top level on a device: per feed, the buffer it is copied into */
     bool *out_dev;    /* per fetch: out_data is in the backend's memory (else host: copied out) */
     char *notes; /* what the passes did */
+    capture cap; /* top level only */
 };
 
 /* ---- memory plan --------------------------------------------------------
@@ -179,6 +203,8 @@ void lg_program_free(lg_program *p)
     for (int l = 0; b && p->locs && l < p->n_locs; l++) b->free(b, p->locs[l].dev_const);
     for (int f = 0; b && p->feed_dev && f < p->n_feeds; f++) b->free(b, p->feed_dev[f]);
     if (b) b->free(b, p->arena);
+    if (b && b->graph_free) b->graph_free(b, p->cap.graph);
+    free(p->cap.key), free(p->cap.now);
     lg_graph_free(p->graph);
     free(p->steps), free(p->args), free(p->locs), free(p->feed_user), free(p->feed_ports), free(p->feed_of_input);
     free(p->fetch_locs), free(p->out_data), free(p->out_bound), free(p->scratch);
@@ -551,6 +577,70 @@ static lg_status compile_device_data(lg_program *p, bool body)
     return st;
 }
 
+/* Why p's schedule cannot be captured, into why: a loop with a stop
+ * condition reads its flag back after every step, and a fused rnn pair is
+ * left to its library (a few calls per sequence: launches are not its
+ * cost). Nested programs too. */
+static bool uncapturable(const lg_program *p, char *why, size_t len)
+{
+    for (int s = 0; p && s < p->n_steps; s++) {
+        const lg_node *n = &p->graph->nodes[p->steps[s].node];
+        if (n->op == LG_OP_LOOP && n->attrs.loop->has_stop) {
+            snprintf(why, len, "loop '%s' has a stop condition, read back after every step", n->name);
+            return true;
+        }
+        if (n->op == LG_OP_RNN || n->op == LG_OP_RNN_GRAD) {
+            snprintf(why, len, "%s '%s' is a fused RNN, left to its library", lg_op_defs[n->op]->name, n->name);
+            return true;
+        }
+        if (uncapturable(p->steps[s].body, why, len) || uncapturable(p->steps[s].pre, why, len) ||
+            uncapturable(p->steps[s].post, why, len))
+            return true;
+    }
+    return false;
+}
+
+/* The addresses a captured schedule has built in, into key[n...] (counted
+ * only when key is NULL): the top level's feeds, then where each parameter
+ * and constant of p and its loops' programs is for this run (prepare).
+ * Everything else it reads and writes (the arena, loop states, feed
+ * buffers, bodies' views of them) is fixed at compile. */
+static int bound_addresses(const lg_program *p, bool top, const void **key, int n)
+{
+    for (int f = 0; top && f < p->n_feeds; f++, n++)
+        if (key) key[n] = p->feed_data[f];
+    for (int l = 0; l < p->n_locs; l++)
+        if (p->locs[l].kind == LOC_TENSOR) {
+            if (key) key[n] = p->locs[l].data;
+            n++;
+        }
+    for (int s = 0; s < p->n_steps; s++) {
+        const step *sp = &p->steps[s];
+        if (sp->body) n = bound_addresses(sp->body, false, key, n);
+        if (sp->pre) n = bound_addresses(sp->pre, false, key, n);
+        if (sp->post) n = bound_addresses(sp->post, false, key, n);
+    }
+    return n;
+}
+
+/* Whether the top level's runs may be captured (run_top): on a backend
+ * with capture hooks, unless switched off (the pass name graph_capture) or
+ * uncapturable. */
+static lg_status compile_capture(lg_program *p, bool switched_on)
+{
+    capture *c = &p->cap;
+    if (!p->backend->capture_begin) return LG_OK;
+    if (!switched_on)
+        snprintf(c->why, sizeof c->why, "switched off (graph_capture in lg_compile_opts.passes_off or LG_PASSES_OFF)");
+    else if (!uncapturable(p, c->why, sizeof c->why))
+        c->on = true;
+    if (!c->on) return LG_OK;
+    c->n_key = bound_addresses(p, true, NULL, 0);
+    c->key = calloc((size_t)(c->n_key ? c->n_key : 1), sizeof *c->key);
+    c->now = calloc((size_t)(c->n_key ? c->n_key : 1), sizeof *c->now);
+    return c->key && c->now ? LG_OK : lg_fail(LG_ERR_OUT_OF_MEMORY, "compile: out of memory");
+}
+
 /* The program for a lowered graph after its passes; takes cg's graph. */
 static lg_status compile_cgraph(lg_cgraph *cg, bool body, lg_program **out)
 {
@@ -579,6 +669,7 @@ static lg_status compile_cgraph(lg_cgraph *cg, bool body, lg_program **out)
                          p->backend->name);
     }
     if (!st) st = compile_device_data(p, body);
+    if (!st && !body) st = compile_capture(p, lg_pass_on(cg, "graph_capture"));
 done:
     free(cs.loc_of_node);
     free(cs.last_use);
@@ -749,6 +840,14 @@ char *lg_program_report(const lg_program *p)
     if (!p->backend->host_memory)
         fprintf(t, "device memory: %.2f MiB held by this program (buffers, loop states, constant and feed copies)\n",
                 mib(p->arena_bytes + loop_bytes(p) + device_copy_bytes(p)));
+    if (p->cap.graph)
+        fprintf(t, "%s: captured on run 2 (%zu nodes); launched on %d runs, kernel by kernel on %d since (other feed "
+                "or parameter addresses, or TF32 switched)\n", p->backend->graph_name, p->cap.n_nodes,
+                p->cap.replays + 1, p->cap.plain);
+    else if (p->cap.on)
+        fprintf(t, "%s: not captured yet: the first run warms up, the second is captured\n", p->backend->graph_name);
+    else if (p->backend->capture_begin)
+        fprintf(t, "%s: not captured: %s\n", p->backend->graph_name, p->cap.why);
     for (int i = 0; i < lg_program_loop_count(p); i++) {
         lg_loop_report r;
         if (lg_program_loop_report(p, i, &r) != LG_OK) {
@@ -1028,7 +1127,7 @@ static lg_status run_loop(const lg_backend *be, const step *sp, const lg_node *n
 }
 
 /* Run p's schedule with its feeds and out_data bound. */
-static lg_status exec(lg_program *p)
+static lg_status run_schedule(lg_program *p)
 {
     for (int s = 0; s < p->n_steps; s++) {
         const step *sp = &p->steps[s];
@@ -1047,6 +1146,12 @@ static lg_status exec(lg_program *p)
         lg_status st = n->op == LG_OP_LOOP ? run_loop(be, sp, n, in, o) : be->run_op(be, n, in, o);
         if (st) return st;
     }
+    return LG_OK;
+}
+
+/* Copy p's fetches that its kernels did not write in place to out_data. */
+static lg_status copy_fetches(lg_program *p)
+{
     for (int i = 0; i < p->n_fetches; i++) {
         if (p->out_bound[i] && p->locs[p->fetch_locs[i]].feed == i) continue;
         const loc *l = &p->locs[p->fetch_locs[i]];
@@ -1055,6 +1160,52 @@ static lg_status exec(lg_program *p)
         if (st) return st;
     }
     return LG_OK;
+}
+
+static lg_status exec(lg_program *p)
+{
+    lg_status st = run_schedule(p);
+    return st ? st : copy_fetches(p);
+}
+
+/* Run the top level's schedule. On a backend that captures (p->cap.on):
+ * the first run plainly, as a warm-up (cuBLAS's workspace and other lazy
+ * setup must not happen inside a capture); the second captured as one
+ * graph, then launched; later runs launch it while every address it has
+ * built in is the same (a feed that lives in a mirror may move) and TF32
+ * is as it was, and run plainly otherwise, without capturing again. Feeds
+ * are copied in before and fetches out after, outside the graph. A capture
+ * that fails (a kernel that syncs, the device refusing) is discarded, its
+ * reason kept for lg_program_report, and not tried again: the run goes on
+ * plainly. */
+static lg_status run_top(lg_program *p)
+{
+    capture *c = &p->cap;
+    const lg_backend *be = p->backend;
+    if (!c->on || c->runs++ == 0) return run_schedule(p);
+    if (c->graph) {
+        bound_addresses(p, true, c->now, 0);
+        if (c->tf32 != lg_tf32_allowed() || memcmp(c->key, c->now, (size_t)c->n_key * sizeof *c->key) != 0) {
+            c->plain++;
+            return run_schedule(p);
+        }
+        c->replays++;
+        return be->graph_launch(be, c->graph);
+    }
+    lg_status st = be->capture_begin(be), ran = LG_OK;
+    if (!st) {
+        ran = run_schedule(p);
+        if (ran) snprintf(c->why, sizeof c->why, "capture failed: %s", lg_last_error());
+        st = be->capture_end(be, ran == LG_OK, &c->graph, &c->n_nodes);
+    }
+    if (st) snprintf(c->why, sizeof c->why, "capture failed: %s", lg_last_error());
+    if (st || ran) {
+        c->on = false;
+        return run_schedule(p);
+    }
+    bound_addresses(p, true, c->key, 0);
+    c->tf32 = lg_tf32_allowed();
+    return be->graph_launch(be, c->graph);
 }
 
 lg_status lg_program_run(lg_program *p, const lg_feed *feeds, int n_feeds, lg_tensor **out)
@@ -1071,7 +1222,8 @@ lg_status lg_program_run(lg_program *p, const lg_feed *feeds, int n_feeds, lg_te
         p->out_data[i] = lg_tensor_data(out[i]);
         if (lg_tensor_mirror(out[i])) st = lg_tensor_place(out[i], p->backend, &p->out_data[i]);
     }
-    if (!st) st = exec(p);
+    if (!st) st = run_top(p);
+    if (!st) st = copy_fetches(p);
     if (!st) st = p->backend->sync(p->backend);
     for (int i = 0; !st && i < p->n_fetches; i++) {
         size_t at = 0;

@@ -5,7 +5,8 @@
  * a static: one block runs at a time), the thread coordinates are globals
  * emu_rt.cpp sets per fiber, __syncthreads yields to the next thread of the
  * block, atomics are plain read-modify-writes (fibers never preempt), and a
- * launch's error is the fake runtime's: none.
+ * launch's error is the fake runtime's (cudaGetLastError: a launch into a
+ * broken capture).
  */
 #ifndef LG_EMU_PRELUDE_H
 #define LG_EMU_PRELUDE_H
@@ -13,6 +14,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <functional>
+#include <tuple>
 #undef __device__
 #undef __global__
 #undef __host__
@@ -29,12 +31,19 @@ void lg_emu_syncthreads(void);
 #define __syncthreads() lg_emu_syncthreads()
 /* Runs f as every thread of every block (1-D grids and blocks), one block at
  * a time, each thread a fiber that __syncthreads switches away from; at once,
- * whatever the stream. Dynamic shared memory is not emulated: shared_bytes
- * must be 0. */
+ * whatever the stream, or, while this thread captures the stream, at each
+ * launch of the graph (emu_capture.h). Dynamic shared memory is not
+ * emulated: shared_bytes must be 0. */
 void lg_emu_launch(unsigned grid, unsigned block, size_t shared_bytes, cudaStream_t stream,
                    const std::function<void()> &f);
+/* A kernel call with its arguments converted to the kernel's parameter
+ * types now, as a launch copies them: a launch that is captured runs later,
+ * when the launching function's locals are gone. */
+template <class... P, class... A> std::function<void()> lg_emu_bind(void (*kernel)(P...), A &&...args)
+{
+    return [kernel, params = std::tuple<P...>(std::forward<A>(args)...)] { std::apply(kernel, params); };
+}
 static inline int atomicCAS(int *p, int cmp, int v) { int o = *p; if (o == cmp) *p = v; return o; }
 static inline float atomicAdd(float *p, float v) { float o = *p; *p = o + v; return o; }
 static inline double atomicAdd(double *p, double v) { double o = *p; *p = o + v; return o; }
-#define cudaGetLastError() cudaSuccess
 #endif

@@ -58,6 +58,7 @@ typedef struct lg_cuda_ctx {
     const lg_node **sites;
     int n_sites, cap_sites;
     struct lg_cuda_rnn_entry *rnns; /* cuda_rnn.c's cuDNN RNNs per shape */
+    int capture_sites;              /* n_sites when the capture under way began (cuda_graph.c) */
 } lg_cuda_ctx;
 
 /* A context on device `device` (0 for "cuda:0"): its stream, cuBLAS handle
@@ -122,6 +123,29 @@ lg_status lg_cuda_rnn_grad(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, l
 bool lg_cuda_rnn_plan(lg_cuda_ctx *c, const struct lg_rnn_desc *d, struct lg_rnn_sizes *train,
                       struct lg_rnn_sizes *forward, char *why, size_t len);
 void lg_cuda_rnn_cache_free(lg_cuda_ctx *c);
+
+/* ---- CUDA Graphs (cuda_graph.c) ---------------------------------------------
+ * backend.h's capture hooks: the work queued on the context's stream
+ * between begin and end (kernels, cuBLAS GEMMs, d2d copies, memsets) is
+ * recorded, not run, and instantiated as one executable graph that
+ * lg_cuda_graph_launch queues with a single call. Capture uses
+ * cudaStreamCaptureModeThreadLocal on the context's own stream (the legacy
+ * default stream cannot be captured): a call on this thread that waits
+ * for the device or allocates (cudaStreamSynchronize, cudaMemcpy,
+ * cudaMalloc: lg_cuda_sync, lg_cuda_copy_d2h, lg_cuda_alloc) fails with
+ * cudaErrorStreamCaptureUnsupported and invalidates the capture, and
+ * lg_cuda_capture_end then reports it. A graph keeps the error sites
+ * (lg_cuda_site) its kernels were captured with and puts them back into
+ * the context before each launch, so a bad index in a replayed gather
+ * still names its node at the next sync. */
+typedef struct lg_cuda_graph lg_cuda_graph;
+lg_status lg_cuda_capture_begin(lg_cuda_ctx *c);
+/* Ends the capture (always). keep: instantiate it into *out with its node
+ * count; else discard it (*out NULL). A failed capture clears the runtime's
+ * last error, so the next launch does not report it. */
+lg_status lg_cuda_capture_end(lg_cuda_ctx *c, bool keep, lg_cuda_graph **out, size_t *n_nodes);
+lg_status lg_cuda_graph_launch(lg_cuda_ctx *c, lg_cuda_graph *g);
+void lg_cuda_graph_free(lg_cuda_graph *g); /* NULL is fine */
 
 /* Broadcasting parameters for kernels.h from the CPU's lg_bcast. */
 struct lg_cuda_bcast;

@@ -4,7 +4,8 @@
  * table and optimizer functions. Loops cuDNN computes exactly become the
  * fused rnn op pair on cuDNN (cuda_rnn.c, asked through rnn_plan); others
  * stay loops whose bodies the executor runs per step on the device, and
- * lg_program_report says why.
+ * lg_program_report says why. A program's schedule can be captured and
+ * replayed as a CUDA Graph (cuda_graph.c, the executor decides when).
  */
 #include <string.h>
 
@@ -98,6 +99,21 @@ static lg_status cu_scale(const lg_backend *b, lg_dtype dt, void *x, int64_t n, 
 
 static void *cu_stream(const lg_backend *b) { return ctx(b)->stream; }
 
+static lg_status cu_capture_begin(const lg_backend *b) { return lg_cuda_capture_begin(ctx(b)); }
+static lg_status cu_capture_end(const lg_backend *b, bool keep, void **graph, size_t *n_nodes)
+{
+    lg_cuda_graph *g = NULL;
+    lg_status st = lg_cuda_capture_end(ctx(b), keep, &g, n_nodes);
+    *graph = g;
+    return st;
+}
+static lg_status cu_graph_launch(const lg_backend *b, void *graph) { return lg_cuda_graph_launch(ctx(b), graph); }
+static void cu_graph_free(const lg_backend *b, void *graph)
+{
+    ctx(b); /* its device current */
+    lg_cuda_graph_free(graph);
+}
+
 static void cu_report(const lg_backend *b, FILE *out)
 {
     struct cudaDeviceProp prop;
@@ -137,6 +153,8 @@ lg_status lg_backend_cuda_open(int index, const lg_backend **out)
         .rnn_plan = cu_rnn_plan, .run_op = cu_run, .sgd_update = cu_sgd, .adam_update = cu_adam, .rmsprop_update = cu_rmsprop,
         .clip_grads = cu_clip, .grad_norm = cu_norm, .report = cu_report,
         .scale = cu_scale, .native_stream = cu_stream,
+        .graph_name = "CUDA graph", .capture_begin = cu_capture_begin, .capture_end = cu_capture_end,
+        .graph_launch = cu_graph_launch, .graph_free = cu_graph_free,
     };
     *out = b; /* kept for the life of the process (registry.c) */
     return LG_OK;

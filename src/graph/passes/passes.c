@@ -17,6 +17,7 @@ const lg_pass lg_passes[] = {
     {"dce", lg_pass_dce},
     {"merge_rnn", lg_pass_merge_rnn}, /* after fuse_rnn (its rnn nodes) and dce (gradients nothing reads) */
     {"memory_plan", NULL},
+    {"graph_capture", NULL}, /* the executor's too: replaying runs as one captured graph (program.c) */
 };
 const int lg_pass_count = (int)LG_ARRAY_LEN(lg_passes);
 _Static_assert(LG_ARRAY_LEN(lg_passes) <= 32, "pass switches are bits of a uint32_t");
@@ -38,7 +39,7 @@ static lg_status parse_off(const char *list, const char *where, uint32_t *off)
             while (i < lg_pass_count && !(strlen(lg_passes[i].name) == len && !strncmp(lg_passes[i].name, s, len))) i++;
             if (i == lg_pass_count)
                 return lg_fail(LG_ERR_INVALID_ARGUMENT,
-                               "%s: no pass named '%.*s' (passes: verify, fuse_rnn, hoist, fuse_elementwise, dce, merge_rnn, memory_plan)", where,
+                               "%s: no pass named '%.*s' (passes: verify, fuse_rnn, hoist, fuse_elementwise, dce, merge_rnn, memory_plan, graph_capture)", where,
                                (int)len, s);
             if (lg_passes[i].run == lg_pass_lower_loops)
                 return lg_fail(LG_ERR_INVALID_ARGUMENT,

@@ -64,7 +64,7 @@ typedef struct lg_cgraph {
 
 typedef struct lg_pass {
     const char *name;
-    lg_status (*run)(lg_cgraph *cg); /* NULL: the executor's (memory_plan) */
+    lg_status (*run)(lg_cgraph *cg); /* NULL: the executor's (memory_plan, graph_capture) */
 } lg_pass;
 
 /* The table, in the order passes run. */
