@@ -24,6 +24,7 @@
 #include "emu_prelude.h"
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <ucontext.h>
 #include <vector>
 
@@ -181,6 +182,23 @@ void lg_emu_launch(unsigned grid, unsigned block, size_t shared_bytes, cudaStrea
     if (!recorded(stream, &e, [=] { run_launch(grid, block, shared_bytes, f); })) run_launch(grid, block, shared_bytes, f);
 }
 
+/* LG_CUDA_EMU_ORDER=reverse: blocks, and a block's threads between
+ * barriers, run last to first. A GPU promises no order, and each order
+ * hides different missing barriers: without the __syncthreads after
+ * reduce_kernel's partial sums are stored, 7 checks fail in order and none
+ * reversed (thread 0 reads part[128] before thread 128 wrote it only in
+ * order); a thread reading a lower thread's store is caught the other way
+ * round. So the suite runs both ways. */
+static bool reversed(void)
+{
+    static int rev = -1;
+    if (rev < 0) {
+        const char *o = getenv("LG_CUDA_EMU_ORDER");
+        rev = o && strcmp(o, "reverse") == 0;
+    }
+    return rev;
+}
+
 static void run_launch(unsigned grid, unsigned block, size_t shared_bytes, const std::function<void()> &f)
 {
     if (grid == 0 || block == 0 || block > MAX_THREADS) {
@@ -195,7 +213,9 @@ static void run_launch(unsigned grid, unsigned block, size_t shared_bytes, const
     body = &f;
     gridDim.x = grid, gridDim.y = gridDim.z = 1;
     blockDim.x = block, blockDim.y = blockDim.z = 1;
-    for (unsigned b = 0; b < grid; b++) {
+    bool rev = reversed();
+    for (unsigned bb = 0; bb < grid; bb++) {
+        unsigned b = rev ? grid - 1 - bb : bb;
         blockIdx.x = b;
         for (unsigned i = 0; i < block; i++) {
             if (!stacks[i] && !(stacks[i] = (char *)malloc(STACK_BYTES))) {
@@ -212,12 +232,14 @@ static void run_launch(unsigned grid, unsigned block, size_t shared_bytes, const
         threads_run += block;
         for (bool any = true; any;) {
             any = false;
-            for (unsigned i = 0; i < block; i++)
+            for (unsigned ii = 0; ii < block; ii++) {
+                unsigned i = rev ? block - 1 - ii : ii;
                 if (!done[i]) {
                     threadIdx.x = i;
                     swapcontext(&sched, &fib[i]);
                     any = true;
                 }
+            }
         }
     }
 }
