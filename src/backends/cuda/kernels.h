@@ -123,7 +123,8 @@ cudaError_t lg_cuda_launch_fill(cudaStream_t s, lg_dtype dt, int64_t n, void *y,
 /* A reduction of x into y: y has n_out elements, each the sum (or max) of
  * n_red elements of x. Output element o's kept coordinates (kept_dims,
  * row-major) and a reduced index's coordinates (red_dims) give x's offset
- * through the strides. One block per output element; where there are few
+ * through the strides. One thread per output element where each reduces
+ * few elements, else one block per output element; where there are few
  * outputs of many elements (a loss summed over a whole batch), each
  * output's elements are split into chunks, one block each, whose results
  * go to partial (device memory for LG_CUDA_REDUCE_PARTIALS elements of

@@ -4,9 +4,12 @@
  * a tree in shared memory. Few outputs of many elements (a loss summed over
  * [T, B, U]) would leave all but a few SMs idle, one block streaming
  * megabytes: their elements are split into chunks of at least CHUNK, one
- * block each, and a second pass reduces the chunks' results. Sums
- * accumulate in the element type as the CPU does (float sums are therefore
- * ordered differently: see the GPU suite's tolerance).
+ * block each, and a second pass reduces the chunks' results. Outputs of at
+ * most SHORT elements each (a bias gradient over a batch, a sum over a
+ * 3-wide axis) take one thread each instead: a block of 256 threads for a
+ * handful of loads would idle almost all of them through eight barriers.
+ * Sums accumulate in the element type as the CPU does (float sums are
+ * therefore ordered differently: see the GPU suite's tolerance).
  */
 #include <math.h>
 
@@ -58,6 +61,19 @@ template <typename T> __global__ void reduce_kernel(lg_cuda_reduce r, int max, c
     }
 }
 
+/* One thread per output, its elements in order. */
+template <typename T> __global__ void reduce_short_kernel(lg_cuda_reduce r, int max, const T *x, T *y)
+{
+    LG_CUDA_FOR(o, r.n_out)
+    {
+        int64_t base = offset_of(o, r.kept_rank, r.kept_dims, r.kept_strides);
+        T acc = init_of<T>(max);
+        for (int64_t j = 0; j < r.n_red; j++)
+            acc = combine<T>(max, acc, x[base + offset_of(j, r.red_rank, r.red_dims, r.red_strides)]);
+        y[o] = acc;
+    }
+}
+
 /* Block b: chunk b % chunks of output b / chunks, the reduced elements
  * [c per, min((c + 1) per, n_red)), into partial[b]. */
 template <typename T>
@@ -80,10 +96,16 @@ __global__ void reduce_chunks_kernel(lg_cuda_reduce r, int max, int64_t chunks, 
  * chunks pay (fewer blocks than a few per SM). */
 constexpr int64_t CHUNK = threads * 16;
 constexpr int64_t FEW_OUTPUTS = 512;
+/* Reduced elements per output up to which a thread takes an output. */
+constexpr int64_t SHORT = 64;
 
 template <typename T>
 static cudaError_t reduce_t(cudaStream_t s, int max, const lg_cuda_reduce *r, const T *x, T *y, T *partial)
 {
+    if (r->n_red <= SHORT) {
+        reduce_short_kernel<T><<<blocks_for(r->n_out), threads, 0, s>>>(*r, max, x, y);
+        return cudaGetLastError();
+    }
     int64_t chunks = (r->n_red + CHUNK - 1) / CHUNK, cap = LG_CUDA_REDUCE_PARTIALS / r->n_out;
     if (chunks > cap) chunks = cap;
     if (r->n_out >= FEW_OUTPUTS || chunks < 2) {
