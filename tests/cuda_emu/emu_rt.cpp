@@ -185,7 +185,7 @@ void lg_emu_launch(unsigned grid, unsigned block, size_t shared_bytes, cudaStrea
 /* LG_CUDA_EMU_ORDER=reverse: blocks, and a block's threads between
  * barriers, run last to first. A GPU promises no order, and each order
  * hides different missing barriers: without the __syncthreads after
- * reduce_kernel's partial sums are stored, 7 checks fail in order and none
+ * reduce_kernel's partial sums are stored, 2 checks fail in order and none
  * reversed (thread 0 reads part[128] before thread 128 wrote it only in
  * order); a thread reading a lower thread's store is caught the other way
  * round. So the suite runs both ways. */
