@@ -465,7 +465,7 @@ START_TEST(test_mask_repeating)
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
     lo.mask = input(LG_F32, 2, T, B, 0);
-    lo.repeat_output_for_mask = _i;
+    lo.zero_output_for_mask = !_i;
     lg_loop *l = lg_loop_new(g, lo);
     lg_value x_t = lg_loop_seq(l, input(LG_F32, 3, T, B, I)), s[2], n[2], y;
     for (int k = 0; k < 2; k++) s[k] = lg_loop_state(l, input(LG_F32, 2, B, H, 0));

@@ -229,7 +229,7 @@ static void running_sum(lg_graph *g, lg_value x, lg_value m, lg_value h0, bool r
                         lg_value *ys)
 {
     lg_loop_opts lo = lg_loop_opts_default();
-    lo.mask = m, lo.repeat_output_for_mask = true, lo.reverse = reverse, lo.unroll = unroll;
+    lo.mask = m, lo.zero_output_for_mask = false, lo.reverse = reverse, lo.unroll = unroll;
     lo.name = unroll ? "unrolled" : "loop";
     lg_loop *l = lg_loop_new(g, lo);
     lg_value xt_ = lg_loop_seq(l, x), h = lg_loop_state(l, h0);
@@ -242,7 +242,7 @@ static void running_sum(lg_graph *g, lg_value x, lg_value m, lg_value h0, bool r
 
 /* Under a general mask a repeated output carries the last valid output as
  * a state of its own, whether or not it is a next state: with
- * repeat_output_for_mask a masked step repeats it (zeros before the first
+ * zero_output_for_mask false a masked step repeats it (zeros before the first
  * valid step, not the initial state), unrolled or not, and gradients
  * pass. */
 START_TEST(loop_output_not_a_state)

@@ -1011,7 +1011,7 @@ static lg_value attr_loop(const attr_case *ac, bool unroll, const lg_value *in, 
     lo.unroll = unroll;
     lo.reverse = ac->reverse;
     lo.truncate = ac->truncate;
-    lo.repeat_output_for_mask = ac->repeat;
+    lo.zero_output_for_mask = !ac->repeat;
     if (ac->lengths) lo.lengths = in[2];
     if (ac->mask) lo.mask = in[3];
     lg_loop *l = lg_loop_new(g, lo);
@@ -1067,7 +1067,7 @@ START_TEST(test_loop_attrs_lowered)
         n_loops++;
         ck_assert_int_eq(info.by_lengths, ac->lengths);
         ck_assert_int_eq(info.by_mask, ac->mask);
-        ck_assert_int_eq(info.repeat_output, ac->repeat);
+        ck_assert_int_eq(info.zero_output_for_mask, !ac->repeat);
         ck_assert_int_eq(info.truncate, ac->truncate);
         ck_assert_int_eq(info.n_state, info.gradient ? 3 : 1); /* h (its cotangent and W's and U's sums) */
         if (!info.gradient) ck_assert_int_eq(info.n_seq, 1); /* x: no validity or boundary sequence */
@@ -1117,7 +1117,7 @@ START_TEST(test_lower_loops_stays_on)
         lg_loop_info info;
         if (!lg_graph_node_loop(g, i, &info) || strstr(lg_graph_node_name(g, i), "iota")) continue;
         n_loops++;
-        ck_assert(info.by_lengths && info.repeat_output && !info.gradient); /* Keras's default for a layer */
+        ck_assert(info.by_lengths && !info.zero_output_for_mask && !info.gradient); /* Keras's default for a layer */
         ck_assert_int_eq(count_op(info.body, "where"), 0);
         ck_assert_int_eq(count_op(info.body, "gather"), 0);
     }

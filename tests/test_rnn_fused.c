@@ -137,7 +137,7 @@ static void model_build(model *m, const variant *v, lg_dtype dt, model_opts o)
     if (masked && holes) { /* Keras's zero_output_for_mask=False: masked steps repeat the last output */
         m->mask = lg_input(g, "mask", dt, lg_shape_of(2, T, B));
         lo.mask = m->mask;
-        lo.repeat_output_for_mask = true;
+        lo.zero_output_for_mask = false;
     } else if (masked) {
         m->len = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
         lo.lengths = m->len;

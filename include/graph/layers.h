@@ -151,7 +151,8 @@ typedef struct lg_rnn_opts {
     /* Keras's zero_output_for_mask, default false: a returned sequence
      * repeats the last valid output at a masked step (zeros before the
      * first valid one); true: zeros. Bidirectional sets it to
-     * return_sequences, as Keras does. */
+     * return_sequences, as Keras does. The layer passes it to its loop
+     * (lg_loop_opts.zero_output_for_mask, whose default is true). */
     bool zero_output_for_mask;
     double dropout;           /* rate on x_t, in [0, 1); default 0 */
     double recurrent_dropout; /* rate on h_{t-1}, in [0, 1); default 0 */

@@ -57,11 +57,12 @@
  * step every state keeps its value. Lengths are the special case of a
  * right-padded mask, and give one or the other, not both.
  *
- * The per-step outputs of a masked step are zeros by default. With
- * opts.repeat_output_for_mask they are the output of the last valid step
- * run before it, or zeros where no step before it was valid: Keras 3's
- * default for an RNN layer (zero_output_for_mask=False, as its TensorFlow
- * and torch backends compute it). Where an output is a next state, as
+ * The per-step outputs of a masked step follow opts.zero_output_for_mask,
+ * Keras's name for the choice (its backend rnn() and its RNN layers).
+ * True, the loop's default: zeros. False: the output of the last valid
+ * step run before it, or zeros where no step before it was valid, Keras 3's
+ * default for an RNN layer (and lg_rnn's, layers.h), as its TensorFlow and
+ * torch backends compute it. Where an output is a next state, as
  * with the cells, and the mask is lengths, that is the state itself (a
  * forward loop) or zeros (a reverse loop, whose padded steps come first);
  * otherwise the loop carries the last valid output as one more state.
@@ -119,9 +120,9 @@ typedef struct lg_loop_opts {
                               overview); zeroed (no graph) for none */
     lg_value mask;         /* [B, T] (time_major: [T, B]) nonzero where a
                               step is valid (see the overview); zeroed for none */
-    bool repeat_output_for_mask; /* masked steps repeat the last valid
-                              output (Keras's zero_output_for_mask=False);
-                              default false: zeros */
+    bool zero_output_for_mask; /* masked steps output zeros (default
+                              true); false: they repeat the last valid
+                              output (Keras 3's layers; see the overview) */
     bool batched;          /* states are [B, ...] with x's batch B, checked
                               when compiled (see the overview) */
 } lg_loop_opts;
@@ -180,7 +181,7 @@ typedef struct lg_loop_info {
     bool gradient;  /* the gradient loop of another loop */
     int64_t steps;  /* the trip count (the most, with a stop) when n_seq is 0 */
     bool by_lengths, by_mask; /* masked by opts.lengths or opts.mask */
-    bool repeat_output;       /* opts.repeat_output_for_mask */
+    bool zero_output_for_mask; /* opts.zero_output_for_mask */
     int truncate;             /* opts.truncate (0: full BPTT) */
 } lg_loop_info;
 

@@ -31,7 +31,7 @@ struct lg_loop {
     bool lower_now; /* lg_loop_lower: masking and truncation become where nodes now */
 };
 
-lg_loop_opts lg_loop_opts_default(void) { return (lg_loop_opts){.name = "loop"}; }
+lg_loop_opts lg_loop_opts_default(void) { return (lg_loop_opts){.name = "loop", .zero_output_for_mask = true}; }
 
 static void loop_free(lg_loop *l)
 {
@@ -419,7 +419,7 @@ static int state_of_output(const lg_value *next, int n, lg_value y)
  * state's final value, filled in after the loop. */
 static bool output_zeros(const lg_loop *l)
 {
-    return !l->opts.repeat_output_for_mask || (l->opts.lengths.graph && l->opts.reverse);
+    return l->opts.zero_output_for_mask || (l->opts.lengths.graph && l->opts.reverse);
 }
 static bool output_repeats_by_state(const lg_loop *l, int k)
 {
@@ -447,7 +447,7 @@ static bool masking_ok(lg_loop *l)
         if (!output_repeats_by_state(l, state_of_output(l->next, n_state, y))) continue;
         for (int i = 1; i < ys.rank && !l->failed; i++)
             if (ys.dims[i] < 0)
-                fail(l, "repeat_output_for_mask: output '%s' %s needs static dims after the batch", lg_value_name(y),
+                fail(l, "zero_output_for_mask false: output '%s' %s needs static dims after the batch", lg_value_name(y),
                      lg_shape_cstr(ys));
     }
     return !l->failed;
@@ -456,7 +456,7 @@ static bool masking_ok(lg_loop *l)
 /* Keras masking from opts.lengths or opts.mask (masking_ok holds): the
  * step's valid m [B] is a sequence of the loop, and per step next' =
  * where(m, next, state) and y' = where(m, y, 0), or with
- * repeat_output_for_mask y' = where(m, y, prev), prev a state holding the
+ * zero_output_for_mask false y' = where(m, y, prev), prev a state holding the
  * last valid output (zeros at first). Lengths keep the body as it is
  * without repeating (what fused RNN kernels match): the valid steps come
  * first, so in a forward loop an output that is a next state repeats that
@@ -615,7 +615,7 @@ static lg_status end(lg_loop *l, lg_value *states_out, lg_value *outputs_out, in
             for (int i = 0; i < P[p].n; i++) in[k++] = P[p].outer[i];
         if (attrs) {
             spec->masking = l->opts.lengths.graph ? LG_LOOP_BY_LENGTHS : masked ? LG_LOOP_BY_MASK : LG_LOOP_UNMASKED;
-            spec->repeat_output = l->opts.repeat_output_for_mask;
+            spec->repeat_output = !l->opts.zero_output_for_mask;
             spec->truncate = l->opts.truncate;
             if (l->opts.lengths.graph) in[k++] = l->opts.lengths;
             else if (masked) in[k++] = l->opts.time_major ? l->opts.mask : swap_batch_time(l->opts.mask);
@@ -661,7 +661,7 @@ int32_t lg_loop_lower(lg_graph *g, const lg_loop_spec *s, const char *name, cons
     o.max_steps = s->steps;
     o.memory = (lg_loop_memory)s->memory;
     o.batched = s->batched;
-    o.repeat_output_for_mask = s->repeat_output;
+    o.zero_output_for_mask = !s->repeat_output;
     int mi = lg_loop_mask_input(s);
     if (s->masking == LG_LOOP_BY_LENGTHS) o.lengths = in[mi];
     if (s->masking == LG_LOOP_BY_MASK) o.mask = in[mi];

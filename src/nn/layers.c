@@ -205,7 +205,7 @@ static lg_status run_direction(lg_graph *g, const char *layer, lg_cell *cell, co
     lo.unroll = o->unroll;
     lo.lengths = o->lengths; /* Keras masking: masked steps keep the states */
     lo.mask = p->mask_tm;
-    lo.repeat_output_for_mask = !zero_output;
+    lo.zero_output_for_mask = zero_output;
     lo.batched = true;
     lg_loop *l = lg_loop_new(g, lo);
     lg_value x_t = lg_loop_seq(l, p->x_tm);
