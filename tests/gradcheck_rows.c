@@ -240,9 +240,9 @@ static lg_value build_nn(const gc_row *r, const lg_value *in)
     switch (r->op) {
     case N_SOFTMAX: return lg_softmax(x, r->axis);
     case N_LOG_SOFTMAX: return lg_log_softmax(x, r->axis);
-    case N_SIGMOID_XENT: return lg_sigmoid_xent(x, t);
-    case N_SOFTMAX_XENT: return lg_softmax_xent(x, t);
-    case N_SPARSE_SOFTMAX_XENT: return lg_sparse_softmax_xent(x, t);
+    case N_SIGMOID_XENT: return lg_sigmoid_xent(t, x);
+    case N_SOFTMAX_XENT: return lg_softmax_xent(t, x);
+    case N_SPARSE_SOFTMAX_XENT: return lg_sparse_softmax_xent(t, x);
     case N_ONE_HOT: return lg_mul(lg_one_hot(x, (int64_t)r->a, LG_F64), t);
     case N_MSE: return lg_mse(x, t);
     case N_MAE: return lg_mae(x, t);

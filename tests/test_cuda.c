@@ -241,7 +241,7 @@ static void b_softmax(lg_graph *g, lg_dtype dt) { lg_softmax(in(g, dt, 3, 3, 6, 
 static void b_log_softmax(lg_graph *g, lg_dtype dt) { lg_log_softmax(in(g, dt, 3, 3, 4, 6), 2); }
 static void b_sigmoid_xent(lg_graph *g, lg_dtype dt) { lg_sigmoid_xent(in(g, dt, 2, 5, 6, 0), in(g, dt, 2, 5, 6, 0)); }
 static void b_softmax_xent(lg_graph *g, lg_dtype dt) { lg_softmax_xent(in(g, dt, 2, 8, 10, 0), in(g, dt, 2, 8, 10, 0)); }
-static void b_sparse_xent(lg_graph *g, lg_dtype dt) { lg_sparse_softmax_xent(in(g, dt, 2, 8, 10, 0), in(g, LG_I32, 1, 8, 0, 0)); }
+static void b_sparse_xent(lg_graph *g, lg_dtype dt) { lg_sparse_softmax_xent(in(g, LG_I32, 1, 8, 0, 0), in(g, dt, 2, 8, 10, 0)); }
 
 /* A fused program as the fuse_elementwise pass writes one, over a [4, 3, 5],
  * a row [5] and an i32 mask [4, 3, 1]: where(mask, tanh(a row) + row,
@@ -505,7 +505,7 @@ END_TEST
 START_TEST(bad_label_reported_at_sync)
 {
     lg_graph *g = lg_graph_new();
-    lg_value v = lg_sparse_softmax_xent(in(g, LG_F64, 2, 2, 3, 0), in(g, LG_I32, 1, 2, 0, 0));
+    lg_value v = lg_sparse_softmax_xent(in(g, LG_I32, 1, 2, 0, 0), in(g, LG_F64, 2, 2, 3, 0));
     const lg_node *n = node_of(g, LG_OP_SPARSE_SOFTMAX_XENT);
     (void)v;
     double x[6] = {0};
