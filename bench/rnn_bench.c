@@ -135,7 +135,7 @@ static void layer(lg_graph *g, const config *c, int index, lg_value xs, lg_value
     if (n_states == 2) st[1] = lg_loop_state(l, zeros);
     lg_cell *cell = lg_cell_new(g, name, in_dim, lg_cell_opts_default(c->kind, u));
     if (!cell) check(LG_ERR_GRAPH, "cell");
-    lg_cell_step(cell, l, x_t, st, next, &y, lg_value_invalid(), lg_value_invalid());
+    lg_cell_step(cell, l, x_t, st, lg_value_invalid(), lg_value_invalid(), next, &y);
     lg_cell_free(cell);
     for (int k = 0; k < n_states; k++) lg_loop_next(l, st[k], next[k]);
     lg_loop_emit(l, y);

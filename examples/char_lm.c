@@ -216,7 +216,7 @@ static lg_value sampler(model *m, int seed_len, int vocab, int newline)
     lg_value kernel = lg_loop_invariant(l, lg_graph_find_param(g, "dense/kernel"));
     lg_value bias = lg_loop_invariant(l, lg_graph_find_param(g, "dense/bias"));
 
-    lg_cell_step(m->cell, l, lg_matmul(prev, table, false, false), s, next, &h, lg_value_invalid(), lg_value_invalid());
+    lg_cell_step(m->cell, l, lg_matmul(prev, table, false, false), s, lg_value_invalid(), lg_value_invalid(), next, &h);
     lg_value z = lg_add(lg_add(lg_matmul(h, kernel, false, false), bias), noise_t); /* [1, V] */
     int axis = -1;
     lg_value token = lg_compare(z, lg_max(z, &axis, 1, true), LG_CMP_EQ);

@@ -197,7 +197,7 @@ static lg_value decode_greedy(model *m, lg_value x, int t_out, const lg_value st
     lg_value kernel = lg_loop_invariant(l, lg_graph_find_param(g, "dense/kernel"));
     lg_value bias = lg_loop_invariant(l, lg_graph_find_param(g, "dense/bias"));
 
-    lg_cell_step(m->dec, l, lg_matmul(prev, table, false, false), s, next, &h, lg_value_invalid(), lg_value_invalid());
+    lg_cell_step(m->dec, l, lg_matmul(prev, table, false, false), s, lg_value_invalid(), lg_value_invalid(), next, &h);
     lg_value logits = lg_add(lg_matmul(h, kernel, false, false), bias); /* [B, VOCAB] */
     int last = -1;
     lg_value token = lg_compare(logits, lg_max(logits, &last, 1, true), LG_CMP_EQ);

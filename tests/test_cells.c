@@ -80,7 +80,7 @@ static void net_loop(net *n, lg_value x_mask, lg_value h_mask)
     for (int k = 0; k < n->n_states; k++) s[k] = lg_loop_state(l, n->s0[k]);
     lg_value xm = lg_value_ok(x_mask) ? lg_loop_invariant(l, x_mask) : lg_value_invalid();
     lg_value hm = lg_value_ok(h_mask) ? lg_loop_invariant(l, h_mask) : lg_value_invalid();
-    lg_cell_step(n->cell, l, x_t, s, next, &y, xm, hm);
+    lg_cell_step(n->cell, l, x_t, s, xm, hm, next, &y);
     for (int k = 0; k < n->n_states; k++) lg_loop_next(l, s[k], next[k]);
     lg_loop_emit(l, y);
     lg_status st = lg_loop_end(l, n->sT, &n->ys);
@@ -733,8 +733,8 @@ START_TEST(test_bad_step)
     lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
     lg_value x_t = lg_loop_seq(l, x), s[2] = {lg_loop_state(l, h0), lg_loop_state(l, c0)}, next[2], y;
     lg_value hm = _i == OUTER_MASK ? h0 : lg_value_invalid();
-    lg_cell_step(_i == NULL_CELL ? NULL : c, l, _i == OUTER_VALUE ? h0 : x_t, _i == NULL_STATES ? NULL : s, next, &y,
-                 lg_value_invalid(), hm);
+    lg_cell_step(_i == NULL_CELL ? NULL : c, l, _i == OUTER_VALUE ? h0 : x_t, _i == NULL_STATES ? NULL : s,
+                 lg_value_invalid(), hm, next, &y);
     ck_assert(!lg_value_ok(y));
     if (_i != NULL_CELL) ck_assert(!lg_value_ok(next[0]) && !lg_value_ok(next[1]));
     ck_assert_int_eq(lg_loop_end(l, NULL, NULL), LG_ERR_GRAPH);

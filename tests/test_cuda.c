@@ -976,7 +976,7 @@ static void stacked_layers(lg_graph *g, const fused_case *fc, lg_value x, lg_val
                 ck_assert_int_eq(lg_init_uniform(lg_param_tensor(s0), -0.5, 0.5, 13, (uint64_t)(2 * l + k)), LG_OK);
                 s[k] = lg_loop_state(loop, s0);
             }
-            lg_cell_step(cell, loop, lg_loop_seq(loop, *ys), s, next, &y, lg_value_invalid(), lg_value_invalid());
+            lg_cell_step(cell, loop, lg_loop_seq(loop, *ys), s, lg_value_invalid(), lg_value_invalid(), next, &y);
             for (int k = 0; k < ns; k++) lg_loop_next(loop, s[k], next[k]);
             lg_loop_emit(loop, y);
             ck_assert_msg(lg_loop_end(loop, fin, ys) == LG_OK, "%s", lg_last_error());

@@ -47,7 +47,7 @@ static const lg_loop_spec *cell_loop(lg_cell_opts co, bool reverse, bool lengths
     for (int k = 0; k < lg_cell_state_count(cell); k++) s[k] = lg_loop_state(l, input(co.dtype, 2, B, H, 0));
     lg_value xm = lg_value_ok(x_mask) ? lg_loop_invariant(l, x_mask) : x_mask;
     lg_value hm = lg_value_ok(h_mask) ? lg_loop_invariant(l, h_mask) : h_mask;
-    lg_cell_step(cell, l, x_t, s, next, &y, xm, hm);
+    lg_cell_step(cell, l, x_t, s, xm, hm, next, &y);
     for (int k = 0; k < lg_cell_state_count(cell); k++) lg_loop_next(l, s[k], next[k]);
     lg_loop_emit(l, y);
     ck_assert_msg(lg_loop_end(l, NULL, NULL) == LG_OK, "%s", lg_last_error());
@@ -446,7 +446,7 @@ START_TEST(test_refuse_truncated)
     lo.truncate = 2;
     lg_loop *l = lg_loop_new(g, lo);
     lg_value x_t = lg_loop_seq(l, input(LG_F32, 3, T, B, I)), s = lg_loop_state(l, input(LG_F32, 2, B, H, 0)), n, y;
-    lg_cell_step(cell, l, x_t, &s, &n, &y, lg_value_invalid(), lg_value_invalid());
+    lg_cell_step(cell, l, x_t, &s, lg_value_invalid(), lg_value_invalid(), &n, &y);
     lg_loop_next(l, s, n);
     lg_loop_emit(l, y);
     ck_assert_int_eq(lg_loop_end(l, NULL, NULL), LG_OK);
@@ -469,7 +469,7 @@ START_TEST(test_mask_repeating)
     lg_loop *l = lg_loop_new(g, lo);
     lg_value x_t = lg_loop_seq(l, input(LG_F32, 3, T, B, I)), s[2], n[2], y;
     for (int k = 0; k < 2; k++) s[k] = lg_loop_state(l, input(LG_F32, 2, B, H, 0));
-    lg_cell_step(cell, l, x_t, s, n, &y, lg_value_invalid(), lg_value_invalid());
+    lg_cell_step(cell, l, x_t, s, lg_value_invalid(), lg_value_invalid(), n, &y);
     for (int k = 0; k < 2; k++) lg_loop_next(l, s[k], n[k]);
     lg_loop_emit(l, y);
     ck_assert_int_eq(lg_loop_end(l, NULL, NULL), LG_OK);

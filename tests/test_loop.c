@@ -184,8 +184,8 @@ START_TEST(test_stacked_cells_in_one_loop)
     lg_value xt = lg_loop_seq(l, x);
     lg_value s1[2] = {lg_loop_state(l, z1), lg_loop_state(l, z1)}, s2 = lg_loop_state(l, z2);
     lg_value n1[2], y1, n2, y2;
-    lg_cell_step(lstm, l, xt, s1, n1, &y1, lg_value_invalid(), lg_value_invalid());
-    lg_cell_step(gru, l, y1, &s2, &n2, &y2, lg_value_invalid(), lg_value_invalid());
+    lg_cell_step(lstm, l, xt, s1, lg_value_invalid(), lg_value_invalid(), n1, &y1);
+    lg_cell_step(gru, l, y1, &s2, lg_value_invalid(), lg_value_invalid(), &n2, &y2);
     lg_loop_next(l, s1[0], n1[0]);
     lg_loop_next(l, s1[1], n1[1]);
     lg_loop_next(l, s2, n2);

@@ -222,7 +222,7 @@ START_TEST(test_reversed_stack_agrees)
         lo.time_major = lo.reverse = true;
         lg_loop *loop = lg_loop_new(g, lo);
         lg_value x_t = lg_loop_seq(loop, ys), h = lg_loop_state(loop, h0), next, y, fin;
-        lg_cell_step(c, loop, x_t, &h, &next, &y, lg_value_invalid(), lg_value_invalid());
+        lg_cell_step(c, loop, x_t, &h, lg_value_invalid(), lg_value_invalid(), &next, &y);
         lg_loop_next(loop, h, next);
         lg_loop_emit(loop, y);
         ck_assert_int_eq(lg_loop_end(loop, &fin, &ys), LG_OK);

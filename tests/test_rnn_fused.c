@@ -153,7 +153,7 @@ static void model_build(model *m, const variant *v, lg_dtype dt, model_opts o)
         xm_b = lg_loop_invariant(l, m->xm);
         hm_b = lg_loop_invariant(l, m->hm);
     }
-    lg_cell_step(cell, l, x_t, s, next, &y, xm_b, hm_b);
+    lg_cell_step(cell, l, x_t, s, xm_b, hm_b, next, &y);
     for (int k = 0; k < n_states; k++) lg_loop_next(l, s[k], next[k]);
     lg_loop_emit(l, y);
     lg_value fin[2], ys;

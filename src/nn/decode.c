@@ -265,7 +265,7 @@ static lg_status build(lg_decoder *d, const char *dec, lg_value x, const lg_deco
         parts[np++] = context(d->opts.attention, lg_loop_invariant(l, o->memory), st[0], &weights);
     lg_value in = np == 1 ? parts[0] : lg_concat(parts, np, -1);
     for (int k = 0; k < n_states; k++) next[k] = lg_value_invalid();
-    lg_cell_step(c, l, in, st, next, &h, lg_value_invalid(), lg_value_invalid());
+    lg_cell_step(c, l, in, st, lg_value_invalid(), lg_value_invalid(), next, &h);
     lg_value k_b = lg_loop_invariant(l, d->kernel), b_b = lg_loop_invariant(l, d->bias);
     lg_value y = lg_activate(lg_add(lg_matmul(h, k_b, false, false), b_b), d->opts.readout_activation);
     for (int k = 0; k < n_states; k++) lg_loop_next(l, st[k], next[k]);

@@ -214,7 +214,7 @@ static lg_status run_direction(lg_graph *g, const char *layer, lg_cell *cell, co
     lg_value xm_b = lg_value_ok(xm) ? lg_loop_invariant(l, xm) : lg_value_invalid();
     lg_value hm_b = lg_value_ok(hm) ? lg_loop_invariant(l, hm) : lg_value_invalid();
     for (int k = 0; k < n_states; k++) next[k] = lg_value_invalid();
-    lg_cell_step(cell, l, x_t, st, next, &y, xm_b, hm_b);
+    lg_cell_step(cell, l, x_t, st, xm_b, hm_b, next, &y);
     for (int k = 0; k < n_states; k++) lg_loop_next(l, st[k], next[k]);
     if (o->return_sequences) lg_loop_emit(l, y);
     lg_value ys = lg_value_invalid();
