@@ -288,10 +288,10 @@ static void result_clear(lg_decode_result *r)
     r->n_states = 0;
 }
 
-lg_status lg_readout_decoder(lg_decoder *d, lg_value x, lg_decode_opts o, lg_decode_result *r)
+lg_status lg_decode(lg_decoder *d, lg_value x, lg_decode_opts o, lg_decode_result *r)
 {
     if (r) result_clear(r);
-    if (!d) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_readout_decoder: decoder is NULL");
+    if (!d) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_decode: decoder is NULL");
     lg_graph *g = d->g;
     char dec[160];
     snprintf(dec, sizeof dec, "decoder '%s'", d->name);
