@@ -243,7 +243,7 @@ static int run(session *S, const args *a)
     if (lg_dataset_new(S->x_test, S->y_test, dopt, &S->test)) return fail("test data");
 #if LG_KERAS
     if (a->keras) {
-        if (lg_keras_load_weights(m->g, a->keras)) return fail("loading the Keras weights");
+        if (lg_keras_load_weights(a->keras, m->g)) return fail("loading the Keras weights");
         printf("weights from %s (Keras), not trained here\n", a->keras);
         return report(S, a);
     }

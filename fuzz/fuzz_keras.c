@@ -119,7 +119,7 @@ lg_status lg_fuzz_one(const uint8_t *data, size_t size)
     if (!m.g) model_build();
     char path[512];
     if (!write_input(data, size, path)) return LG_ERR_IO;
-    lg_status s = lg_keras_load_weights(m.g, path);
+    lg_status s = lg_keras_load_weights(path, m.g);
     unlink(path);
     if (s != LG_OK) {
         REQUIRE(lg_last_error()[0] != '\0' && model_unchanged());
