@@ -129,7 +129,7 @@ static void layer(lg_graph *g, const config *c, int index, lg_value xs, lg_value
         return;
     }
     lg_value zeros = lg_broadcast_to(lg_scalar(g, LG_F32, 0), lg_shape_of(2, c->batch, u));
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value x_t = lg_loop_seq(l, xs), st[2] = {lg_loop_state(l, zeros), lg_value_invalid()}, next[2], y;
     int n_states = c->kind == LG_CELL_LSTM ? 2 : 1;
     if (n_states == 2) st[1] = lg_loop_state(l, zeros);

@@ -207,8 +207,7 @@ static lg_value sampler(model *m, int seed_len, int vocab, int newline)
     lg_value last = lg_squeeze(lg_slice(m->seed, 1, seed_len - 1, 1), 1); /* [1] */
 
     lg_loop_opts lo = lg_loop_opts_default();
-    lo.name = "sample";
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, "sample", lo);
     lg_value noise_t = lg_loop_seq(l, m->noise);
     lg_value prev = lg_loop_state(l, lg_one_hot(last, vocab, LG_F32));
     lg_value s[2] = {lg_loop_state(l, states[0]), lg_loop_state(l, states[1])}, next[2], h;

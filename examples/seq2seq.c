@@ -189,8 +189,8 @@ static lg_value decode_greedy(model *m, lg_value x, int t_out, const lg_value st
     lg_value none_done = lg_broadcast_like(lg_scalar(g, LG_F32, 0), lg_slice(start, 1, 0, 1)); /* [B, 1] */
 
     lg_loop_opts lo = lg_loop_opts_default();
-    lo.name = "greedy", lo.max_steps = t_out;
-    lg_loop *l = lg_loop_new(g, lo);
+    lo.max_steps = t_out;
+    lg_loop *l = lg_loop_new(g, "greedy", lo);
     lg_value prev = lg_loop_state(l, start), done = lg_loop_state(l, none_done);
     lg_value s[2] = {lg_loop_state(l, states[0]), lg_loop_state(l, states[1])}, next[2], h;
     lg_value table = lg_loop_invariant(l, lg_graph_find_param(g, "decoder_embedding/embeddings"));

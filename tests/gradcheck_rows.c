@@ -264,7 +264,7 @@ static lg_value build_loop(const gc_row *r, const lg_value *in)
     lg_graph *g = in[0].graph;
     lg_loop_opts o = lg_loop_opts_default();
     o.reverse = r->op == L_RNN_REVERSE;
-    lg_loop *l = lg_loop_new(g, o);
+    lg_loop *l = lg_loop_new(g, NULL, o);
     lg_value x = lg_loop_seq(l, in[0]), h = lg_loop_state(l, in[1]);
     lg_value w = lg_loop_invariant(l, in[2]), u = lg_loop_invariant(l, in[3]);
     lg_value hn = lg_tanh(lg_add(lg_matmul(x, w, false, false), lg_matmul(h, u, false, false)));

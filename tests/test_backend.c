@@ -565,7 +565,7 @@ START_TEST(stop_condition_and_missing_kernel)
     lg_value c0 = lg_input(g, "c0", LG_F64, lg_shape_of(2, 2, 1));
     lg_loop_opts lo = lg_loop_opts_default();
     lo.max_steps = 6;
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value c = lg_loop_state(l, c0);
     lg_value next = lg_add_scalar(c, 1);
     lg_loop_next(l, c, next);

@@ -965,8 +965,7 @@ static void stacked_layers(lg_graph *g, const fused_case *fc, lg_value x, lg_val
             lg_loop_opts lo = lg_loop_opts_default();
             lo.reverse = fc->backwards;
             lo.lengths = lengths;
-            lo.name = name;
-            lg_loop *loop = lg_loop_new(g, lo);
+            lg_loop *loop = lg_loop_new(g, name, lo);
             lg_value s[LG_RNN_MAX_STATES], next[LG_RNN_MAX_STATES], y, fin[LG_RNN_MAX_STATES];
             int ns = lg_cell_state_count(cell);
             for (int k = 0; k < ns; k++) { /* random, differentiated: each layer's own h0, c0 */

@@ -42,7 +42,7 @@ static const lg_loop_spec *cell_loop(lg_cell_opts co, bool reverse, bool lengths
     lo.time_major = true;
     lo.reverse = reverse;
     if (lengths) lo.lengths = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value x_t = lg_loop_seq(l, input(co.dtype, 3, T, B, I)), s[2], next[2], y;
     for (int k = 0; k < lg_cell_state_count(cell); k++) s[k] = lg_loop_state(l, input(co.dtype, 2, B, H, 0));
     lg_value xm = lg_value_ok(x_mask) ? lg_loop_invariant(l, x_mask) : x_mask;
@@ -171,7 +171,7 @@ static hand hand_begin(lg_dtype dt, int n_states)
 {
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
-    hand hd = {.l = lg_loop_new(g, lo)};
+    hand hd = {.l = lg_loop_new(g, NULL, lo)};
     hd.x = lg_loop_seq(hd.l, input(dt, 3, T, B, I));
     hd.h = lg_loop_state(hd.l, input(dt, 2, B, H, 0));
     if (n_states == 2) hd.c = lg_loop_state(hd.l, input(dt, 2, B, H, 0));
@@ -444,7 +444,7 @@ START_TEST(test_refuse_truncated)
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
     lo.truncate = 2;
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value x_t = lg_loop_seq(l, input(LG_F32, 3, T, B, I)), s = lg_loop_state(l, input(LG_F32, 2, B, H, 0)), n, y;
     lg_cell_step(cell, l, x_t, &s, lg_value_invalid(), lg_value_invalid(), &n, &y);
     lg_loop_next(l, s, n);
@@ -466,7 +466,7 @@ START_TEST(test_mask_repeating)
     lo.time_major = true;
     lo.mask = input(LG_F32, 2, T, B, 0);
     lo.zero_output_for_mask = !_i;
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value x_t = lg_loop_seq(l, input(LG_F32, 3, T, B, I)), s[2], n[2], y;
     for (int k = 0; k < 2; k++) s[k] = lg_loop_state(l, input(LG_F32, 2, B, H, 0));
     lg_cell_step(cell, l, x_t, s, lg_value_invalid(), lg_value_invalid(), n, &y);

@@ -1187,7 +1187,7 @@ START_TEST(layer_records)
 }
 END_TEST
 
-/* Without opts.name a layer is named after its cell (Keras names layers
+/* Without a name a layer is named after its cell (Keras names layers
  * after their weights): two layers over two cells are two records, a cell
  * run again (shared weights) is one, and a bidirectional layer is
  * "bidirectional_" and its forward cell's name. */

@@ -230,8 +230,7 @@ static void running_sum(lg_graph *g, lg_value x, lg_value m, lg_value h0, bool r
 {
     lg_loop_opts lo = lg_loop_opts_default();
     lo.mask = m, lo.zero_output_for_mask = false, lo.reverse = reverse, lo.unroll = unroll;
-    lo.name = unroll ? "unrolled" : "loop";
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, unroll ? "unrolled" : "loop", lo);
     lg_value xt_ = lg_loop_seq(l, x), h = lg_loop_state(l, h0);
     lg_value next = lg_add(h, xt_);
     lg_loop_next(l, h, next);

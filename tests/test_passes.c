@@ -220,7 +220,7 @@ START_TEST(test_reversed_stack_agrees)
         lg_cell *c = lg_cell_new(g, name, l ? U : F, co);
         lg_loop_opts lo = lg_loop_opts_default();
         lo.time_major = lo.reverse = true;
-        lg_loop *loop = lg_loop_new(g, lo);
+        lg_loop *loop = lg_loop_new(g, NULL, lo);
         lg_value x_t = lg_loop_seq(loop, ys), h = lg_loop_state(loop, h0), next, y, fin;
         lg_cell_step(c, loop, x_t, &h, lg_value_invalid(), lg_value_invalid(), &next, &y);
         lg_loop_next(loop, h, next);
@@ -302,16 +302,16 @@ START_TEST(test_bidirectional_agrees)
 END_TEST
 
 /* x [B, T, F] through the peephole LSTM of examples/cells in a loop made
- * with lo; *hs gets the stacked h, *c_last (unless NULL) the final c.
- * Returns x. */
-static lg_value peephole_loop(lg_loop_opts lo, lg_value *hs, lg_value *c_last)
+ * with name and lo; *hs gets the stacked h, *c_last (unless NULL) the final
+ * c. Returns x. */
+static lg_value peephole_loop(const char *name, lg_loop_opts lo, lg_value *hs, lg_value *c_last)
 {
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
     lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
     lg_value h0 = lg_constant(g, "h0", z), c0 = lg_constant(g, "c0", z);
     lg_tensor_free(z);
     peephole cell = peephole_new(g, "peephole", F, U, LG_F64, 11);
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, name, lo);
     lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0), hn, cn, st[2];
     peephole_step(l, &cell, x_t, h, c, &hn, &cn);
     lg_loop_next(l, h, hn);
@@ -412,7 +412,7 @@ START_TEST(test_custom_cell_agrees)
 {
     lg_loop_opts lo = lg_loop_opts_default();
     lo.memory = _i ? LG_LOOP_RECOMPUTE : LG_LOOP_SAVE_RESIDUALS;
-    lg_value hs, c_last, x = peephole_loop(lo, &hs, &c_last);
+    lg_value hs, c_last, x = peephole_loop(NULL, lo, &hs, &c_last);
     lg_value fetch[64];
     int n = loss_and_grads(lg_add(weighted_sum(hs, 7), weighted_sum(c_last, 8)), x, fetch);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 8, -1, 1);
@@ -436,12 +436,10 @@ START_TEST(test_nested_loops_agree)
     lg_cell *cell = lg_cell_new(g, "inner", F, co);
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
-    lo.name = "outer";
-    lg_loop *outer = lg_loop_new(g, lo);
+    lg_loop *outer = lg_loop_new(g, "outer", lo);
     lg_value x_t = lg_loop_seq(outer, x), h = lg_loop_state(outer, h0);
     lg_graph *body = lg_loop_body(outer);
-    lo.name = "inner";
-    lg_loop *inner = lg_loop_new(body, lo);
+    lg_loop *inner = lg_loop_new(body, "inner", lo);
     lg_value xi = lg_loop_seq(inner, x_t), hi = lg_loop_state(inner, h), next;
     /* the cell's parameters live in g; the inner loop captures the outer
      * body's invariants */
@@ -517,7 +515,7 @@ START_TEST(test_hoist_embedding)
     lg_tensor_free(z);
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value id_t = lg_loop_seq(l, ids), h = lg_loop_state(l, h0);
     lg_value tb = lg_loop_invariant(l, table), wb = lg_loop_invariant(l, w), ub = lg_loop_invariant(l, u);
     lg_value x_t = lg_gather(tb, id_t); /* [B, E] */
@@ -555,7 +553,7 @@ START_TEST(test_hoist_custom_cell)
     lg_loop_opts lo = lg_loop_opts_default();
     bool recompute = _i;
     lo.memory = recompute ? LG_LOOP_RECOMPUTE : LG_LOOP_SAVE_RESIDUALS;
-    lg_value hs, x = peephole_loop(lo, &hs, NULL);
+    lg_value hs, x = peephole_loop(NULL, lo, &hs, NULL);
     lg_value fetch[64];
     int n = loss_and_grads(weighted_sum(hs, 16), x, fetch);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 16, -1, 1);
@@ -597,7 +595,7 @@ START_TEST(test_hoist_cost_rule)
     lg_tensor_free(z);
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0);
     lg_value next = lg_sigmoid(lg_add(lg_matmul(x_t, lg_loop_invariant(l, w), false, false),
                                       lg_matmul(h, lg_loop_invariant(l, u), false, false)));
@@ -633,7 +631,7 @@ static lg_value chunked_loop(int ct, int cb, int cn, bool reverse, lg_value *x, 
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
     lo.reverse = reverse;
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value x_t = lg_loop_seq(l, *x), h = lg_loop_state(l, h0), wb = lg_loop_invariant(l, *w);
     lg_value next = lg_tanh(lg_add(lg_matmul(x_t, wb, false, false), h)); /* [B, N] */
     lg_loop_next(l, h, next);
@@ -898,8 +896,7 @@ START_TEST(test_fused_hand_lstm_agrees)
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, T, B, F));
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
-    lo.name = "hand";
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, "hand", lo);
     lg_value xt_ = lg_loop_seq(l, x);
     lg_tensor *zt = NULL;
     lg_tensor_new(LG_F64, lg_shape_of(2, B, U), &zt);
@@ -934,9 +931,7 @@ END_TEST
  * and still hoisted. */
 START_TEST(test_peephole_refused_and_hoisted)
 {
-    lg_loop_opts lo = lg_loop_opts_default();
-    lo.name = "peep";
-    lg_value hs, x = peephole_loop(lo, &hs, NULL);
+    lg_value hs, x = peephole_loop("peep", lg_loop_opts_default(), &hs, NULL);
     lg_value fetch[64];
     int n = loss_and_grads(weighted_sum(hs, 11), x, fetch);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 12, -1, 1);
@@ -957,8 +952,7 @@ START_TEST(test_extra_output_refused)
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, T, B, F));
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
-    lo.name = "two";
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, "two", lo);
     lg_value x_t = lg_loop_seq(l, x);
     lg_tensor *zt = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
     lg_value h = lg_loop_state(l, lg_constant(g, "h0", zt));
@@ -1007,14 +1001,13 @@ static const attr_case ATTR_CASES[] = {
 static lg_value attr_loop(const attr_case *ac, bool unroll, const lg_value *in, lg_value *ys)
 {
     lg_loop_opts lo = lg_loop_opts_default();
-    lo.name = unroll ? "unrolled" : "rolled";
     lo.unroll = unroll;
     lo.reverse = ac->reverse;
     lo.truncate = ac->truncate;
     lo.zero_output_for_mask = !ac->repeat;
     if (ac->lengths) lo.lengths = in[2];
     if (ac->mask) lo.mask = in[3];
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, unroll ? "unrolled" : "rolled", lo);
     lg_value xt = lg_loop_seq(l, in[0]), h = lg_loop_state(l, in[1]);
     lg_value w = lg_loop_invariant(l, in[4]), u = lg_loop_invariant(l, in[5]);
     lg_value n = lg_tanh(lg_add(lg_matmul(xt, w, false, false), lg_matmul(h, u, false, false)));

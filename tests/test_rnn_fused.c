@@ -142,7 +142,7 @@ static void model_build(model *m, const variant *v, lg_dtype dt, model_opts o)
         m->len = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
         lo.lengths = m->len;
     }
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value x_t = lg_loop_seq(l, m->x), s[2], next[2], y;
     s[0] = lg_loop_state(l, m->h0);
     if (n_states == 2) s[1] = lg_loop_state(l, m->c0);
@@ -351,7 +351,7 @@ START_TEST(test_matched_hand_lstm)
     wrt[n_wrt++] = x, wrt[n_wrt++] = h0, wrt[n_wrt++] = c0;
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
-    lg_loop *l = lg_loop_new(gr, lo);
+    lg_loop *l = lg_loop_new(gr, NULL, lo);
     lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0), gate[4];
     for (int k = 0; k < 4; k++) {
         lg_value p[4];

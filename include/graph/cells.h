@@ -8,7 +8,7 @@
  *
  *     lg_cell_opts o = lg_cell_opts_default(LG_CELL_LSTM, 64);
  *     lg_cell *cell = lg_cell_new(g, "lstm", 28, o);   // input dim 28
- *     lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+ *     lg_loop *l = lg_loop_new(g, NULL, lg_loop_opts_default());
  *     lg_value x_t = lg_loop_seq(l, x);                // [B, 28]
  *     lg_value s[2] = {lg_loop_state(l, h0), lg_loop_state(l, c0)};
  *     lg_value next[2], y;

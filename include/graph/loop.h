@@ -8,7 +8,7 @@
  * next value of every state and any number of per-step outputs, which the
  * loop stacks along time.
  *
- *     lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+ *     lg_loop *l = lg_loop_new(g, "rnn", lg_loop_opts_default());
  *     lg_graph *body = lg_loop_body(l);
  *     lg_value x_t = lg_loop_seq(l, x);          // x [B, T, F] -> x_t [B, F]
  *     lg_value h = lg_loop_state(l, h0);         // h0 [B, U]   -> h_{t-1} [B, U]
@@ -112,7 +112,6 @@ typedef struct lg_loop_opts {
     int truncate;    /* truncated BPTT: gradients cross no chunk boundary,
                         chunks of this many steps in run order (static T
                         only); 0 for full BPTT */
-    const char *name; /* the node's name; default "loop" */
     int64_t max_steps; /* the trip count of a loop with no sequences, or the
                           most steps with a stop condition (lg_loop_until) */
     lg_loop_memory memory; /* default LG_LOOP_SAVE_RESIDUALS */
@@ -131,9 +130,12 @@ lg_loop_opts lg_loop_opts_default(void);
 
 typedef struct lg_loop lg_loop;
 
-/* Start a loop in g. NULL if g is NULL, has an error, or memory runs out
- * (then recorded on g). Every other lg_loop_* function accepts NULL. */
-lg_loop *lg_loop_new(lg_graph *g, lg_loop_opts opts);
+/* Start a loop in g named name (the loop node's name and the scope of what
+ * is built around it; NULL or "": "loop"; copied), as every builder takes
+ * its name after the graph. NULL if g is NULL, has an error, or memory
+ * runs out (then recorded on g). Every other lg_loop_* function accepts
+ * NULL. */
+lg_loop *lg_loop_new(lg_graph *g, const char *name, lg_loop_opts opts);
 /* The body graph to build the step in. */
 lg_graph *lg_loop_body(lg_loop *l);
 

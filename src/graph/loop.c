@@ -17,6 +17,7 @@ typedef struct binding {
 
 struct lg_loop {
     lg_graph *g, *body;
+    char *name; /* the node's name, a copy */
     lg_loop_opts opts;
     binding parts[PART_COUNT];
     lg_value *next; /* per state */
@@ -31,23 +32,25 @@ struct lg_loop {
     bool lower_now; /* lg_loop_lower: masking and truncation become where nodes now */
 };
 
-lg_loop_opts lg_loop_opts_default(void) { return (lg_loop_opts){.name = "loop", .zero_output_for_mask = true}; }
+lg_loop_opts lg_loop_opts_default(void) { return (lg_loop_opts){.zero_output_for_mask = true}; }
 
 static void loop_free(lg_loop *l)
 {
     if (!l) return;
     for (int p = 0; p < PART_COUNT; p++) free(l->parts[p].outer), free(l->parts[p].body_in);
-    free(l->next), free(l->ys), free(l->fill_state);
+    free(l->next), free(l->ys), free(l->fill_state), free(l->name);
     lg_graph_free(l->body);
     free(l);
 }
 
-lg_loop *lg_loop_new(lg_graph *g, lg_loop_opts opts)
+lg_loop *lg_loop_new(lg_graph *g, const char *name, lg_loop_opts opts)
 {
     if (!g || g->error) return NULL;
     lg_loop *l = calloc(1, sizeof *l);
     if (l) l->body = lg_graph_new();
-    if (!l || !l->body) {
+    if (l) l->name = strdup(name && name[0] ? name : "loop");
+    if (!l || !l->body || !l->name) {
+        if (l) lg_graph_free(l->body), free(l->name);
         free(l);
         lg_graph_fail(g, "loop: out of memory");
         return NULL;
@@ -56,7 +59,6 @@ lg_loop *lg_loop_new(lg_graph *g, lg_loop_opts opts)
     l->stop = lg_value_invalid();
     l->body->is_body = true;
     l->opts = opts;
-    if (!l->opts.name || !l->opts.name[0]) l->opts.name = "loop";
     return l;
 }
 
@@ -71,7 +73,7 @@ static void fail(lg_loop *l, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    lg_graph_fail(l->g, "loop '%s': %s", l->opts.name, msg);
+    lg_graph_fail(l->g, "loop '%s': %s", l->name, msg);
     l->failed = true;
 }
 
@@ -256,7 +258,7 @@ static void unroll(lg_loop *l, int n_states_out, lg_value *states, lg_value *out
     if (!s || !in || !out || !ys) fail(l, "out of memory");
     for (int p = 0, k = 0; s && in && p < PART_COUNT; p++) /* states and invariants; steps set per step */
         for (int i = 0; i < P[p].n; i++) in[k++] = P[p].outer[i];
-    lg_scope_push(l->g, l->opts.name);
+    lg_scope_push(l->g, l->name);
     for (int64_t step = 0; !l->failed && step < steps; step++) {
         int64_t t = l->opts.reverse ? steps - 1 - step : step;
         char scope[32];
@@ -292,8 +294,7 @@ lg_value lg_time_iota(lg_graph *g, lg_value seq, bool time_major)
     }
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true; /* the counter's stacked output is [T] */
-    lo.name = "iota";
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, "iota", lo);
     /* only sets the number of steps: of a batch-major sequence, example 0's */
     lg_loop_seq(l, time_major ? seq : swap_batch_time(lg_slice(seq, 0, 0, 1)));
     lg_value c = lg_loop_state(l, lg_scalar(g, LG_F32, 0));
@@ -465,7 +466,7 @@ static bool masking_ok(lg_loop *l)
 static void mask_steps(lg_loop *l)
 {
     bool by_lengths = l->opts.lengths.graph != NULL;
-    lg_value valid = by_lengths ? valid_lengths(l->g, l->opts.name, l->opts.lengths, l->parts[SEQ].outer[0],
+    lg_value valid = by_lengths ? valid_lengths(l->g, l->name, l->opts.lengths, l->parts[SEQ].outer[0],
                                                 l->opts.time_major)
                                 : l->opts.mask;
     lg_value m = lg_loop_seq(l, valid); /* [B] */
@@ -517,7 +518,7 @@ lg_value lg_loop_fill_output(lg_value valid, lg_value ys, lg_value fin) { return
 static void fill_outputs(lg_loop *l, const lg_value *states, lg_value *outputs)
 {
     int t_axis = l->opts.time_major ? 0 : 1;
-    lg_scope_push(l->g, l->opts.name);
+    lg_scope_push(l->g, l->name);
     for (int j = 0; l->fill_state && outputs && j < l->n_y; j++)
         if (l->fill_state[j] >= 0) outputs[j] = fill(l->valid, outputs[j], states[l->fill_state[j]], t_axis);
     lg_scope_pop(l->g);
@@ -622,7 +623,7 @@ static lg_status end(lg_loop *l, lg_value *states_out, lg_value *outputs_out, in
         }
         l->body = NULL; /* the spec owns it now */
         if (l->opts.memory == LG_LOOP_SAVE_RESIDUALS) lg_loop_save_residuals(spec); /* else lg_grad recomputes */
-        id = lg_node_build(g, LG_OP_LOOP, in, n_in, &(lg_attrs){.loop = spec}, l->opts.name);
+        id = lg_node_build(g, LG_OP_LOOP, in, n_in, &(lg_attrs){.loop = spec}, l->name);
         if (id < 0) lg_loop_spec_free(spec);
     }
     for (int k = 0; id >= 0 && states_out && k < n_user_states; k++) states_out[k] = lg_value_of(g, id, k);
@@ -654,7 +655,6 @@ int32_t lg_loop_lower(lg_graph *g, const lg_loop_spec *s, const char *name, cons
     const char *last;
     int depth = push_name(g, name, buf, sizeof buf, &last);
     lg_loop_opts o = lg_loop_opts_default();
-    o.name = last;
     o.time_major = true; /* as the node's inputs and outputs are */
     o.reverse = s->reverse;
     o.truncate = s->truncate;
@@ -667,7 +667,7 @@ int32_t lg_loop_lower(lg_graph *g, const lg_loop_spec *s, const char *name, cons
     if (s->masking == LG_LOOP_BY_MASK) o.mask = in[mi];
     int n_in = s->n_seq + s->n_state + s->n_inv, n_out = s->n_state + s->n_y + s->has_stop;
     lg_value *bin = malloc((size_t)(n_in + n_out + 1) * sizeof *bin), *bout = bin ? bin + n_in : NULL;
-    lg_loop *l = bin ? lg_loop_new(g, o) : NULL;
+    lg_loop *l = bin ? lg_loop_new(g, last, o) : NULL;
     if (!bin) lg_graph_fail(g, "loop '%s': out of memory", name);
     int32_t id = -1;
     if (l) {

@@ -251,7 +251,7 @@ static lg_status build(lg_decoder *d, const char *dec, lg_value x, const lg_deco
 
     lg_loop_opts lo = lg_loop_opts_default();
     if (!present(x) && !o->training) lo.max_steps = o->steps;
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value parts[3];
     int np = 0;
     if (present(x)) parts[np++] = lg_loop_seq(l, x);

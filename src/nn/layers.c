@@ -207,7 +207,7 @@ static lg_status run_direction(lg_graph *g, const char *layer, lg_cell *cell, co
     lo.mask = p->mask_tm;
     lo.zero_output_for_mask = zero_output;
     lo.batched = true;
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value x_t = lg_loop_seq(l, p->x_tm);
     lg_value st[LG_RNN_MAX_STATES], next[LG_RNN_MAX_STATES], y = lg_value_invalid();
     for (int k = 0; k < n_states; k++) st[k] = lg_loop_state(l, init_v[k]);
