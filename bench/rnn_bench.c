@@ -118,9 +118,8 @@ static void layer(lg_graph *g, const config *c, int index, lg_value xs, lg_value
         }
         lg_rnn_opts o = lg_rnn_opts_default();
         o.time_major = o.return_sequences = true;
-        o.name = name;
         lg_bidirectional_result r;
-        check(lg_bidirectional(g, dir[0], dir[1], xs, o, LG_MERGE_CONCAT, &r), "bidirectional");
+        check(lg_bidirectional(g, name, dir[0], dir[1], xs, LG_MERGE_CONCAT, o, &r), "bidirectional");
         lg_cell_free(dir[0]);
         lg_cell_free(dir[1]);
         /* Keras's Bidirectional(LSTM(u)) output: both directions' final h */

@@ -121,9 +121,8 @@ static lg_status build(model *m, uint64_t seed)
     co.seed = seed;
     m->cell = lg_cell_new(g, "lstm", COLS, co);
     lg_rnn_opts ro = lg_rnn_opts_default();
-    ro.name = "lstm";
     lg_rnn_result r;
-    lg_status s = m->cell ? lg_rnn(g, m->cell, m->x, ro, &r) : LG_ERR_GRAPH;
+    lg_status s = m->cell ? lg_rnn(g, "lstm", m->cell, m->x, ro, &r) : LG_ERR_GRAPH;
     lg_batch_norm_opts bo = lg_batch_norm_opts_default();
     lg_batch_norm_result bn_eval;
     bo.training = true;

@@ -148,9 +148,9 @@ static void encode(model *m, lg_value x, lg_value states[2])
     eo.seed = m->rng;
     lg_value e = lg_embedding(g, "encoder_embedding", x, VOCAB, EMBED, eo);
     lg_rnn_opts o = lg_rnn_opts_default();
-    o.name = "encoder", o.return_state = true, o.lengths = lengths;
+    o.return_state = true, o.lengths = lengths;
     lg_rnn_result r;
-    if (lg_rnn(g, m->enc, e, o, &r) == LG_OK) states[0] = r.states[0], states[1] = r.states[1];
+    if (lg_rnn(g, "encoder", m->enc, e, o, &r) == LG_OK) states[0] = r.states[0], states[1] = r.states[1];
 }
 
 /* Teacher forcing: the decoder reads [START, y_0 .. y_{T-2}] from the
@@ -164,9 +164,9 @@ static lg_value decode_teacher_forced(model *m, lg_value y, int t_out, const lg_
     eo.seed = m->rng + 1;
     lg_value e = lg_embedding(g, "decoder_embedding", lg_concat(parts, 2, 1), VOCAB, EMBED, eo);
     lg_rnn_opts o = lg_rnn_opts_default();
-    o.name = "decoder", o.return_sequences = true, o.initial_state = states, o.n_initial_state = 2;
+    o.return_sequences = true, o.initial_state = states, o.n_initial_state = 2;
     lg_rnn_result r;
-    if (lg_rnn(g, m->dec, e, o, &r) != LG_OK) return lg_value_invalid();
+    if (lg_rnn(g, "decoder", m->dec, e, o, &r) != LG_OK) return lg_value_invalid();
     lg_dense_opts d = lg_dense_opts_default();
     d.seed = m->rng + 2;
     return lg_dense(g, "dense", r.output, VOCAB, d);

@@ -123,10 +123,10 @@ static lg_status build(model *m, const args *a, bool stateful)
     m->cell = lg_cell_new(g, "lstm", 1, co);
     if (!m->cell) return LG_ERR_GRAPH;
     lg_rnn_opts ro = lg_rnn_opts_default();
-    ro.name = "lstm", ro.return_sequences = true;
+    ro.return_sequences = true;
     ro.stateful = stateful, ro.batch_size = stateful ? a->pieces : 0;
     lg_rnn_result r;
-    lg_status s = lg_rnn(g, m->cell, m->x, ro, &r);
+    lg_status s = lg_rnn(g, "lstm", m->cell, m->x, ro, &r);
     if (s) return s;
     m->state = r.state;
     lg_dense_opts d = lg_dense_opts_default();

@@ -320,9 +320,9 @@ static model gru_model(void)
     co.seed = 7;
     m.cell = lg_cell_new(g, "gru", F, co);
     lg_rnn_opts ro = lg_rnn_opts_default();
-    ro.dropout = 0.3, ro.recurrent_dropout = 0.3, ro.training = true, ro.name = "gru";
+    ro.dropout = 0.3, ro.recurrent_dropout = 0.3, ro.training = true;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, m.cell, seq, ro, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "gru", m.cell, seq, ro, &r), LG_OK);
     lg_batch_norm_opts bo = lg_batch_norm_opts_default();
     bo.training = true;
     ck_assert_int_eq(lg_batch_norm(g, "bn", r.output, bo, &m.bn), LG_OK);
@@ -476,7 +476,7 @@ static unsigned char *lstm_steps(const char *device, const char *passes_off, siz
     co.seed = 7;
     model m = {.g = g, .cell = lg_cell_new(g, "lstm", F, co)};
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, m.cell, lg_concat(steps, T, 1), lg_rnn_opts_default(), &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, m.cell, lg_concat(steps, T, 1), lg_rnn_opts_default(), &r), LG_OK);
     lg_dense_opts d = lg_dense_opts_default();
     d.seed = 3;
     lg_value loss = lg_sparse_categorical_crossentropy(yv, lg_dense(g, "out", r.output, C, d), true);

@@ -695,7 +695,8 @@ START_TEST(cudnn_rnn_against_cpu)
         if (rc->lengths) ro.lengths = len;
         if (rc->bidi) {
             lg_bidirectional_result br;
-            ck_assert_int_eq(lg_bidirectional(g, cells[l * 2], cells[l * 2 + 1], cur, ro, LG_MERGE_CONCAT, &br), LG_OK);
+            ck_assert_int_eq(lg_bidirectional(g, NULL, cells[l * 2], cells[l * 2 + 1], cur, LG_MERGE_CONCAT, ro, &br),
+                             LG_OK);
             cur = br.output;
             for (int k = 0; k < n_states; k++) {
                 finals[l * 2][k] = br.forward.states[k];
@@ -703,7 +704,7 @@ START_TEST(cudnn_rnn_against_cpu)
             }
         } else {
             lg_rnn_result rr;
-            ck_assert_int_eq(lg_rnn(g, cells[l], cur, ro, &rr), LG_OK);
+            ck_assert_int_eq(lg_rnn(g, NULL, cells[l], cur, ro, &rr), LG_OK);
             cur = rr.output;
             for (int k = 0; k < n_states; k++) finals[l][k] = rr.states[k];
         }
@@ -926,7 +927,7 @@ static void bidir_layer(lg_graph *g, const fused_case *fc, lg_value x, lg_value 
     ro.return_sequences = true;
     ro.lengths = lengths;
     lg_bidirectional_result r;
-    ck_assert_msg(lg_bidirectional(g, fwd, bwd, x, ro, LG_MERGE_CONCAT, &r) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_bidirectional(g, NULL, fwd, bwd, x, LG_MERGE_CONCAT, ro, &r) == LG_OK, "%s", lg_last_error());
     *ys = r.output;
     lg_value states[2 * LG_RNN_MAX_STATES];
     int n = 0;
@@ -983,9 +984,8 @@ static void stacked_layers(lg_graph *g, const fused_case *fc, lg_value x, lg_val
             lg_cell_free(cell);
             continue;
         }
-        ro.name = name;
         lg_rnn_result r;
-        ck_assert_msg(lg_rnn(g, cell, *ys, ro, &r) == LG_OK, "%s", lg_last_error());
+        ck_assert_msg(lg_rnn(g, name, cell, *ys, ro, &r) == LG_OK, "%s", lg_last_error());
         *ys = r.output;
         for (int k = 0; k < r.n_states; k++) states[n++] = r.states[k];
         lg_cell_free(cell);
@@ -1026,7 +1026,7 @@ static void fused_layer(lg_graph *g, const fused_case *fc, lg_value x, lg_value 
     ro.go_backwards = fc->backwards;
     ro.lengths = lengths;
     lg_rnn_result r;
-    ck_assert_msg(lg_rnn(g, cell, x, ro, &r) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_rnn(g, NULL, cell, x, ro, &r) == LG_OK, "%s", lg_last_error());
     *ys = r.output;
     *h = r.states[0];
     lg_cell_free(cell);
@@ -1199,7 +1199,7 @@ static double *train_steps(const char *dev, int *n_out, char **report)
     co.dtype = LG_F64;
     lg_cell *cell = lg_cell_new(g, "lstm", F, co);
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, cell, x, lg_rnn_opts_default(), &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, cell, x, lg_rnn_opts_default(), &r), LG_OK);
     lg_dense_opts d = lg_dense_opts_default();
     d.seed = 3;
     lg_value loss = lg_sparse_categorical_crossentropy(y, lg_dense(g, "out", r.output, C, d), true);

@@ -244,7 +244,7 @@ START_TEST(stateful_refused)
     lg_rnn_opts ro = lg_rnn_opts_default();
     ro.stateful = true, ro.batch_size = 4;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, cell, x, ro, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, cell, x, ro, &r), LG_OK);
     lg_value out = lg_dense(g, "out", r.output, 1, lg_dense_opts_default());
     lg_value params[2] = {lg_cell_kernel(cell), lg_graph_find_param(g, "out/kernel")};
     lg_optimizer *opt = NULL;

@@ -135,7 +135,7 @@ START_TEST(test_layers)
     ro.go_backwards = true;
     ro.lengths = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, cell, input(LG_F32, 3, B, T, I), ro, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, cell, input(LG_F32, 3, B, T, I), ro, &r), LG_OK);
     lg_rnn_match m;
     assert_match(last_loop(g), LG_RNN_LSTM, true, &m);
     ck_assert_int_ge(m.mask_seq, 0);
@@ -147,7 +147,7 @@ START_TEST(test_layers)
     int32_t before = g->n_nodes;
     lg_rnn_opts bo = lg_rnn_opts_default();
     bo.lengths = ro.lengths;
-    ck_assert_int_eq(lg_bidirectional(g, f, b, input(LG_F32, 3, B, T, I), bo, LG_MERGE_CONCAT, &br), LG_OK);
+    ck_assert_int_eq(lg_bidirectional(g, NULL, f, b, input(LG_F32, 3, B, T, I), LG_MERGE_CONCAT, bo, &br), LG_OK);
     int n_loops = 0;
     for (int32_t i = before; i < g->n_nodes; i++)
         if (g->nodes[i].op == LG_OP_LOOP) {
@@ -497,7 +497,7 @@ START_TEST(test_refuse_gradient_loop)
     lg_cell *cell = lg_cell_new(g, "lstm", I, opts_of(LG_CELL_LSTM));
     lg_rnn_result r;
     lg_value x = input(LG_F32, 3, B, T, I);
-    ck_assert_int_eq(lg_rnn(g, cell, x, lg_rnn_opts_default(), &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, cell, x, lg_rnn_opts_default(), &r), LG_OK);
     lg_value loss = lg_sum(r.output, NULL, 0, false), dw;
     lg_value w = lg_cell_kernel(cell);
     ck_assert_int_eq(lg_grad(g, loss, &w, 1, &dw), LG_OK);

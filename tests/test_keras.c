@@ -91,22 +91,21 @@ static void build(model *m, variant v)
     m->cells[0] = lg_cell_new(g, "forward_lstm", EMBED, lg_cell_opts_default(LG_CELL_LSTM, v.lstm_units));
     m->cells[1] = lg_cell_new(g, "backward_lstm", EMBED, lg_cell_opts_default(LG_CELL_LSTM, v.lstm_units));
     lg_rnn_opts ro = lg_rnn_opts_default();
-    ro.return_sequences = true, ro.name = "bidirectional";
+    ro.return_sequences = true;
     lg_bidirectional_result br;
-    ck_assert_int_eq(lg_bidirectional(g, m->cells[0], m->cells[1], x, ro, LG_MERGE_CONCAT, &br), LG_OK);
+    ck_assert_int_eq(lg_bidirectional(g, "bidirectional", m->cells[0], m->cells[1], x, LG_MERGE_CONCAT, ro, &br),
+                     LG_OK);
 
     lg_rnn_result r;
     m->cells[2] = lg_cell_new(g, v.gru_name, 2 * v.lstm_units, lg_cell_opts_default(LG_CELL_GRU, 4));
-    ro.name = "gru";
-    ck_assert_int_eq(lg_rnn(g, m->cells[2], br.output, ro, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "gru", m->cells[2], br.output, ro, &r), LG_OK);
     lg_cell_opts go = lg_cell_opts_default(LG_CELL_GRU, 3);
     go.reset_after = v.gru_reset_after;
     m->cells[3] = lg_cell_new(g, "gru_1", 4, go);
-    ro.name = "gru_1";
-    ck_assert_int_eq(lg_rnn(g, m->cells[3], r.output, ro, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "gru_1", m->cells[3], r.output, ro, &r), LG_OK);
     m->cells[4] = lg_cell_new(g, "simple_rnn", 3, lg_cell_opts_default(LG_CELL_SIMPLE_RNN, 5));
-    ro.name = "simple_rnn", ro.return_sequences = false;
-    ck_assert_int_eq(lg_rnn(g, m->cells[4], r.output, ro, &r), LG_OK);
+    ro.return_sequences = false;
+    ck_assert_int_eq(lg_rnn(g, "simple_rnn", m->cells[4], r.output, ro, &r), LG_OK);
 
     lg_batch_norm_result bn;
     ck_assert_int_eq(lg_batch_norm(g, "batch_normalization", r.output, lg_batch_norm_opts_default(), &bn), LG_OK);

@@ -197,10 +197,8 @@ START_TEST(test_stacked_cells_in_one_loop)
     lg_rnn_opts ro = lg_rnn_opts_default();
     ro.return_sequences = true;
     lg_rnn_result r1, r2;
-    ro.name = "layer1";
-    ck_assert_int_eq(lg_rnn(g, lstm, x, ro, &r1), LG_OK);
-    ro.name = "layer2";
-    ck_assert_int_eq(lg_rnn(g, gru, r1.output, ro, &r2), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "layer1", lstm, x, ro, &r1), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "layer2", gru, r1.output, ro, &r2), LG_OK);
 
     lg_tensor *rt = filled(LG_F64, lg_shape_of(3, B, T, U2), 7, -1, 1);
     lg_value rw = lg_constant(g, "r", rt);

@@ -142,7 +142,7 @@ START_TEST(test_lstm_layer_agrees)
     lg_rnn_opts o = lg_rnn_opts_default();
     o.return_sequences = true;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, c, x, o, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, c, x, o, &r), LG_OK);
     lg_value fetch[64];
     int n = loss_and_grads(lg_add(weighted_sum(r.output, 1), weighted_sum(r.states[1], 2)), x, fetch);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 2, -1, 1);
@@ -174,8 +174,7 @@ START_TEST(test_stacked_agrees)
         snprintf(name, sizeof name, "layer%d", l);
         co.seed = (uint64_t)l + 1;
         lg_cell *c = lg_cell_new(g, name, l ? U : F, co);
-        o.name = name;
-        ck_assert_int_eq(lg_rnn(g, c, ys, o, &r[l]), LG_OK);
+        ck_assert_int_eq(lg_rnn(g, name, c, ys, o, &r[l]), LG_OK);
         ys = r[l].output;
         lg_cell_free(c);
     }
@@ -254,13 +253,11 @@ START_TEST(test_stacked_masked_agree)
     lg_rnn_opts o = lg_rnn_opts_default();
     o.return_sequences = true;
     o.lengths = len;
-    o.name = "rnn1";
     lg_rnn_result r1, r2;
-    ck_assert_int_eq(lg_rnn(g, c1, x, o, &r1), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "rnn1", c1, x, o, &r1), LG_OK);
     o.go_backwards = true;
     o.return_sequences = false;
-    o.name = "rnn2";
-    ck_assert_int_eq(lg_rnn(g, c2, r1.output, o, &r2), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "rnn2", c2, r1.output, o, &r2), LG_OK);
     lg_value fetch[64];
     int n = loss_and_grads(weighted_sum(r2.output, 3), x, fetch);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 4, -1, 1), *lt = lengths_tensor();
@@ -287,7 +284,7 @@ START_TEST(test_bidirectional_agrees)
     o.return_sequences = true;
     if (_i % 2) o.lengths = len;
     lg_bidirectional_result r;
-    ck_assert_int_eq(lg_bidirectional(g, fw, bw, x, o, LG_MERGE_CONCAT, &r), LG_OK);
+    ck_assert_int_eq(lg_bidirectional(g, NULL, fw, bw, x, LG_MERGE_CONCAT, o, &r), LG_OK);
     lg_value fetch[64];
     int n = loss_and_grads(weighted_sum(r.output, 5), x, fetch);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 6, -1, 1), *lt = lengths_tensor();
@@ -338,7 +335,7 @@ START_TEST(test_dropout_agrees)
     o.dropout = 0.25;
     o.recurrent_dropout = 0.5;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, c, x, o, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, c, x, o, &r), LG_OK);
     lg_value fetch[64];
     int n = loss_and_grads(weighted_sum(r.output, 13), x, fetch);
     lg_value wrt[2] = {r.dropout_mask, r.recurrent_dropout_mask};
@@ -370,7 +367,7 @@ START_TEST(test_mask_repeat_agrees)
     o.return_sequences = true;
     o.mask = mask;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, c, x, o, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, c, x, o, &r), LG_OK);
     lg_value fetch[64];
     int n = loss_and_grads(weighted_sum(r.output, 13), x, fetch);
     double holes[B * T] = {0, 1, 0, 1, 1, 1, 1, 0, 0, 1, 1, 0, 0, 1, 0};
@@ -395,7 +392,7 @@ START_TEST(test_two_gradients_agree)
     lg_rnn_opts o = lg_rnn_opts_default();
     o.return_sequences = true;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, c, x, o, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, c, x, o, &r), LG_OK);
     lg_value fetch[128];
     int n = loss_and_grads(weighted_sum(r.output, 13), x, fetch);
     n += loss_and_grads(weighted_sum(r.output, 17), x, fetch + n);
@@ -704,7 +701,7 @@ START_TEST(test_forward_only_saves_nothing)
     lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, -1, 28, 28));
     lg_cell *c = lg_cell_new(g, "lstm", 28, lg_cell_opts_default(LG_CELL_LSTM, 64));
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, c, x, lg_rnn_opts_default(), &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, c, x, lg_rnn_opts_default(), &r), LG_OK);
     lg_value loss = lg_sum(r.output, NULL, 0, false), dk;
     lg_value kernel = lg_cell_kernel(c);
     ck_assert_int_eq(lg_grad(g, loss, &kernel, 1, &dk), LG_OK);
@@ -791,7 +788,7 @@ START_TEST(test_switches)
     lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, 2, 3, 4));
     lg_cell *c = lg_cell_new(g, "rnn", 4, lg_cell_opts_default(LG_CELL_SIMPLE_RNN, 5));
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, c, x, lg_rnn_opts_default(), &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, c, x, lg_rnn_opts_default(), &r), LG_OK);
     lg_tensor *xt = lg_test_uniform(LG_F32, lg_shape_of(3, 2, 3, 4), 1, 14, 0, 1);
     lg_feed f[1] = {{x, xt}};
     lg_program *p = NULL;
@@ -862,14 +859,13 @@ START_TEST(test_fused_layers_agree)
     if (fc->bidir) {
         c2 = lg_cell_new(g, "c2", F, co);
         lg_bidirectional_result br;
-        ck_assert_int_eq(lg_bidirectional(g, c1, c2, x, o, LG_MERGE_CONCAT, &br), LG_OK);
+        ck_assert_int_eq(lg_bidirectional(g, NULL, c1, c2, x, LG_MERGE_CONCAT, o, &br), LG_OK);
         r.output = br.output;
     } else {
-        ck_assert_int_eq(lg_rnn(g, c1, x, o, &r), LG_OK);
+        ck_assert_int_eq(lg_rnn(g, NULL, c1, x, o, &r), LG_OK);
         if (fc->stacked) {
             c2 = lg_cell_new(g, "c2", U, co);
-            o.name = "second";
-            ck_assert_int_eq(lg_rnn(g, c2, r.output, o, &r), LG_OK);
+            ck_assert_int_eq(lg_rnn(g, "second", c2, r.output, o, &r), LG_OK);
         }
     }
     lg_value fetch[64];
@@ -1104,7 +1100,7 @@ START_TEST(test_lower_loops_stays_on)
     o.return_sequences = true;
     o.lengths = len;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, c, x, o, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, c, x, o, &r), LG_OK);
     int n_loops = 0;
     for (int i = 0; i < lg_graph_node_count(g); i++) {
         lg_loop_info info;

@@ -200,7 +200,7 @@ START_TEST(test_pad_post_masks_rnn)
     lg_rnn_opts ro = lg_rnn_opts_default();
     ro.lengths = ln;
     lg_rnn_result r;
-    ASSERT_OK(lg_rnn(g, c, emb, ro, &r));
+    ASSERT_OK(lg_rnn(g, NULL, c, emb, ro, &r));
     ck_assert_msg(lg_graph_error(g) == NULL, "%s", lg_graph_error(g));
     for (int p = 0; p < lg_graph_param_count(g); p++)
         ASSERT_OK(lg_init_uniform(lg_param_tensor(lg_graph_param(g, p)), -1, 1, 3, (uint64_t)p));

@@ -69,15 +69,14 @@ static lg_value model(lg_graph *g, const rnn_case *c, lg_value x)
     if (c->bidir) {
         c2 = lg_cell_new(g, "c2", F, co);
         lg_bidirectional_result br;
-        ck_assert_int_eq(lg_bidirectional(g, c1, c2, x, o, LG_MERGE_CONCAT, &br), LG_OK);
+        ck_assert_int_eq(lg_bidirectional(g, NULL, c1, c2, x, LG_MERGE_CONCAT, o, &br), LG_OK);
         y = br.output;
     } else {
         lg_rnn_result r;
-        ck_assert_int_eq(lg_rnn(g, c1, x, o, &r), LG_OK);
+        ck_assert_int_eq(lg_rnn(g, NULL, c1, x, o, &r), LG_OK);
         if (c->stacked) {
             c2 = lg_cell_new(g, "c2", U, co);
-            o.name = "second";
-            ck_assert_int_eq(lg_rnn(g, c2, r.output, o, &r), LG_OK);
+            ck_assert_int_eq(lg_rnn(g, "second", c2, r.output, o, &r), LG_OK);
         }
         y = r.output;
     }

@@ -43,7 +43,7 @@ static lg_status model_new(uint64_t seed, model *m)
     co.seed = seed;
     m->cell = lg_cell_new(m->g, "lstm", F, co);
     lg_rnn_result r;
-    lg_status st = lg_rnn(m->g, m->cell, x, lg_rnn_opts_default(), &r);
+    lg_status st = lg_rnn(m->g, NULL, m->cell, x, lg_rnn_opts_default(), &r);
     if (st) return st;
     lg_dense_opts d = lg_dense_opts_default();
     d.seed = seed + 1;

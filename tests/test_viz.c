@@ -782,9 +782,8 @@ static small_model small_model_new(void)
     m.cell = lg_cell_new(g, "lstm", 3, lg_cell_opts_default(LG_CELL_LSTM, 4));
     ck_assert_ptr_nonnull(m.cell);
     lg_rnn_opts ro = lg_rnn_opts_default();
-    ro.name = "lstm";
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, m.cell, x, ro, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "lstm", m.cell, x, ro, &r), LG_OK);
     lg_value logits = lg_dense(g, "dense", r.output, 2, lg_dense_opts_default());
     lg_value loss = lg_sparse_categorical_crossentropy(y, logits, true);
     lg_value params[5], grads[5];

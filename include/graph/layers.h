@@ -17,10 +17,9 @@
  *     o.return_sequences = true;
  *     o.lengths = len;
  *     lg_rnn_result r1, r2;
- *     lg_rnn(g, c1, x, o, &r1);                 // r1.output [B, T, 64]
+ *     lg_rnn(g, NULL, c1, x, o, &r1);           // layer "lstm1", r1.output [B, T, 64]
  *     o.return_sequences = false;
- *     o.name = "rnn2";
- *     lg_rnn(g, c2, r1.output, o, &r2);         // r2.output [B, 64]
+ *     lg_rnn(g, "rnn2", c2, r1.output, o, &r2); // layer "rnn2", r2.output [B, 64]
  *     lg_dense_opts d = lg_dense_opts_default();
  *     d.activation = LG_ACT_SIGMOID;
  *     lg_value p = lg_dense(g, "out", r2.output, 1, d); // [B, 1]
@@ -88,7 +87,7 @@
  * and fetches and their update:
  *
  *     o.stateful = true, o.batch_size = 32;
- *     lg_rnn(g, cell, x, o, &r);                     // x [32, T, F] or [?, T, F]
+ *     lg_rnn(g, NULL, cell, x, o, &r);               // x [32, T, F] or [?, T, F]
  *     for (each piece of the sequences)
  *         lg_rnn_state_run(g, &r.state, 1, feeds, n_feeds, &loss, 1, out);
  *     lg_rnn_state_reset(r.state);                   // new sequences: zeros
@@ -157,11 +156,6 @@ typedef struct lg_rnn_opts {
     double dropout;           /* rate on x_t, in [0, 1); default 0 */
     double recurrent_dropout; /* rate on h_{t-1}, in [0, 1); default 0 */
     bool training;            /* dropout only when true; default false */
-    /* Scope of the layer's nodes. NULL (the default) or "": the cell's name
-     * (lg_cell_name), so a layer is named after its weights as in Keras and a
-     * cell run again (shared weights) is one layer in summaries; for
-     * lg_bidirectional "bidirectional_" and the forward cell's name. */
-    const char *name;
     bool unroll;              /* inline the loop per step (static T only); default false */
     bool stateful;            /* carry the final states to the next run (see the overview) */
     int64_t batch_size;       /* the fixed batch of a stateful layer; required with stateful */
@@ -189,8 +183,11 @@ typedef struct lg_rnn_result {
  * layers ties their weights. Returns LG_OK, or the error's status
  * (LG_ERR_INVALID_ARGUMENT for NULL arguments and bad options, LG_ERR_SHAPE,
  * LG_ERR_DTYPE, LG_ERR_GRAPH when g already had an error) with the message
- * on g and in lg_last_error(). */
-lg_status lg_rnn(lg_graph *g, lg_cell *cell, lg_value x, lg_rnn_opts opts, lg_rnn_result *r);
+ * on g and in lg_last_error(). name is the layer's, and the scope of its
+ * nodes, given after g as every layer builder takes it; NULL or "": the
+ * cell's name (lg_cell_name), so a layer is named after its weights as in
+ * Keras and a cell run again (shared weights) is one layer in summaries. */
+lg_status lg_rnn(lg_graph *g, const char *name, lg_cell *cell, lg_value x, lg_rnn_opts opts, lg_rnn_result *r);
 
 /* ---- stateful layers -------------------------------------------------------- */
 
@@ -259,9 +256,11 @@ typedef struct lg_bidirectional_result {
  * "<name>/forward/state_h", "<name>/backward/state_h", ...): run with
  * both, reset both. Errors as lg_rnn, plus an unknown merge mode and
  * directions whose outputs do not merge (sum/mul/ave need equal units;
- * the message names the mode, "merge mode 'sum'"). */
-lg_status lg_bidirectional(lg_graph *g, lg_cell *fwd, lg_cell *bwd, lg_value x, lg_rnn_opts opts,
-                           lg_merge_mode merge, lg_bidirectional_result *r);
+ * the message names the mode, "merge mode 'sum'"). name as lg_rnn's; NULL
+ * or "": "bidirectional_" and the forward cell's name. merge comes before
+ * opts, as Keras's Bidirectional(layer, merge_mode) takes it. */
+lg_status lg_bidirectional(lg_graph *g, const char *name, lg_cell *fwd, lg_cell *bwd, lg_value x, lg_merge_mode merge,
+                           lg_rnn_opts opts, lg_bidirectional_result *r);
 
 /* Fill t (float) with 0/1 keep decisions, 1 with probability 1 - rate, from
  * the Philox stream (seed, key) (init.h); a new key or seed per batch.

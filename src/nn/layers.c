@@ -460,11 +460,11 @@ static int cell_params(const lg_cell *c, lg_value *out)
     return n;
 }
 
-lg_status lg_rnn(lg_graph *g, lg_cell *cell, lg_value x, lg_rnn_opts o, lg_rnn_result *r)
+lg_status lg_rnn(lg_graph *g, const char *name, lg_cell *cell, lg_value x, lg_rnn_opts o, lg_rnn_result *r)
 {
     if (r) result_clear(r);
     char layer[160];
-    const char *name = o.name && o.name[0] ? o.name : cell ? lg_cell_name(cell) : "rnn";
+    if (!name || !name[0]) name = cell ? lg_cell_name(cell) : "rnn";
     snprintf(layer, sizeof layer, "rnn '%s'", name);
     lg_status s = start(g, layer, r);
     if (s != LG_OK) return s;
@@ -522,8 +522,8 @@ static lg_value merge(lg_value a, lg_value b, lg_merge_mode m)
     return lg_value_invalid();
 }
 
-lg_status lg_bidirectional(lg_graph *g, lg_cell *fwd, lg_cell *bwd, lg_value x, lg_rnn_opts o, lg_merge_mode m,
-                           lg_bidirectional_result *r)
+lg_status lg_bidirectional(lg_graph *g, const char *name, lg_cell *fwd, lg_cell *bwd, lg_value x, lg_merge_mode m,
+                           lg_rnn_opts o, lg_bidirectional_result *r)
 {
     if (r) {
         result_clear(&r->forward), result_clear(&r->backward);
@@ -531,7 +531,7 @@ lg_status lg_bidirectional(lg_graph *g, lg_cell *fwd, lg_cell *bwd, lg_value x, 
     }
     char layer[160], own[128];
     snprintf(own, sizeof own, "bidirectional_%s", fwd ? lg_cell_name(fwd) : "rnn");
-    const char *name = o.name && o.name[0] ? o.name : own;
+    if (!name || !name[0]) name = own;
     snprintf(layer, sizeof layer, "bidirectional '%s'", name);
     lg_status s = start(g, layer, r);
     if (s != LG_OK) return s;
