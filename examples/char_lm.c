@@ -21,7 +21,7 @@
  * whole decoding in one graph run and makes the sample reproducible.
  *
  *     char_lm [--epochs N] [--batch N] [--lr X] [--seed N] [--limit N]
- *             [--start TEXT] [--temperature X] [--length N] [--text FILE]
+ *             [--start TEXT] [--temperature X] [--length N] [--data FILE]
  *             [--plot FILE] [--dot FILE] [--svg FILE]   (--help: all)
  *
  * Every tenth block of 1024 characters validates (non-overlapping windows
@@ -51,20 +51,20 @@ typedef struct args {
     long limit;
     double lr, temperature;
     uint64_t seed;
-    const char *start, *text;
+    const char *start, *data;
     cli_outputs out;
 } args;
 
 static int parse(int argc, char **argv, args *a)
 {
     *a = (args){.epochs = 20, .batch = 32, .length = 400, .lr = 0.003, .temperature = 0.5, .seed = 1,
-                .start = "This License ", .text = "/usr/share/common-licenses/GPL-3"};
+                .start = "This License ", .data = "/usr/share/common-licenses/GPL-3"};
     const cli_flag flags[] = {
         CLI_EPOCHS(&a->epochs), CLI_BATCH(&a->batch), CLI_LR(&a->lr), CLI_SEED_FLAG(&a->seed), CLI_LIMIT(&a->limit),
         {"start", CLI_TEXT, &a->start, 0, 0, "TEXT", "the text the samples continue, 2 characters or more"},
         {"temperature", CLI_DOUBLE, &a->temperature, 0, 100, NULL, "sampling temperature, 0 for greedy"},
         {"length", CLI_INT, &a->length, 1, 1000000, NULL, "longest sample, in characters"},
-        {"text", CLI_TEXT, &a->text, 0, 0, "FILE", "the text to learn"},
+        {"data", CLI_TEXT, &a->data, 0, 0, "FILE", "the text to learn"},
         CLI_PLOT_FLAG(&a->out), CLI_GRAPH_FLAGS(&a->out),
     };
     const cli c = {"char_lm", "Trains a character-level LSTM language model and samples text from it.", flags,
@@ -318,19 +318,19 @@ static void session_free(session *S)
 static int run(session *S, const args *a)
 {
     corpus *c = &S->c;
-    if (!corpus_read(a->text, c)) {
-        fprintf(stderr, "char_lm: reading %s: %s\n", a->text, strerror(errno));
+    if (!corpus_read(a->data, c)) {
+        fprintf(stderr, "char_lm: reading %s: %s\n", a->data, strerror(errno));
         return 1;
     }
     /* said here, not as the empty dataset lg_dataset_new would refuse later */
     if (window_starts(c, false, STRIDE, NULL) == 0 || window_starts(c, true, WINDOW, NULL) == 0) {
         fprintf(stderr, "char_lm: %s: %ld characters are too few; the text needs %d or more (every tenth block of %d "
-                "characters validates, in windows of %d)\n", a->text, c->n, 9 * BLOCK + WINDOW + 1, BLOCK, WINDOW);
+                "characters validates, in windows of %d)\n", a->data, c->n, 9 * BLOCK + WINDOW + 1, BLOCK, WINDOW);
         return 1;
     }
     for (const char *p = a->start; *p; p++)
         if (c->id[(unsigned char)*p] < 0) {
-            fprintf(stderr, "char_lm: --start: the character '%c' is not in %s\n", *p, a->text);
+            fprintf(stderr, "char_lm: --start: the character '%c' is not in %s\n", *p, a->data);
             return 2;
         }
     if (make_windows(c, false, STRIDE, a->limit, &S->x_train, &S->y_train) ||
@@ -358,7 +358,7 @@ static int run(session *S, const args *a)
     dopt.shuffle = false, dopt.batch_size = 256;
     if (lg_dataset_new(S->x_val, S->y_val, dopt, &S->val)) return fail("validation data", NULL);
     printf("%s: %ld characters, %d distinct; %lld training windows of %d, %lld validation windows "
-           "(batch %d, Adam lr %g)\n", a->text, c->n, c->vocab, (long long)lg_dataset_size(S->train), WINDOW,
+           "(batch %d, Adam lr %g)\n", a->data, c->n, c->vocab, (long long)lg_dataset_size(S->train), WINDOW,
            (long long)lg_dataset_size(S->val), a->batch, a->lr);
 
     lg_fit_opts fo = lg_fit_opts_default();
