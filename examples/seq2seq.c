@@ -19,8 +19,8 @@
  * lg_fit's val_accuracy and lg_evaluate's accuracy measure decoding as it
  * is used, not the teacher-forced shortcut.
  *
- *     seq2seq [--epochs N] [--train N] [--test N] [--batch N] [--lr X]
- *             [--digits N] [--plot FILE] [--dot FILE] [--svg FILE]
+ *     seq2seq [--epochs N] [--questions N] [--test-questions N] [--batch N]
+ *             [--lr X] [--digits N] [--plot FILE] [--dot FILE] [--svg FILE]
  *             (--help: all of them)
  *
  * The questions are generated here from a seeded Philox stream; a pair
@@ -30,7 +30,8 @@
  * the shuffling, not the questions. --digits sets the longest
  * number (1..6). Prints the summary, a line per epoch, the exact-answer
  * and per-token accuracy of greedy decoding on the test questions, and a
- * few decoded examples. Quick run: --epochs 1 --train 2000 --test 200.
+ * few decoded examples. Quick run: --epochs 1 --questions 2000
+ * --test-questions 200.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +48,7 @@ static const char TOKEN_CHARS[VOCAB + 1] = " 0123456789+^$";
 
 typedef struct args {
     int epochs, batch, digits;
-    long train, test;
+    long questions, test_questions;
     double lr;
     uint64_t seed;
     cli_outputs out;
@@ -55,11 +56,11 @@ typedef struct args {
 
 static int parse(int argc, char **argv, args *a)
 {
-    *a = (args){.epochs = 18, .batch = 64, .digits = 3, .train = 20000, .test = 2000, .lr = 0.003, .seed = 1};
+    *a = (args){.epochs = 18, .batch = 64, .digits = 3, .questions = 20000, .test_questions = 2000, .lr = 0.003, .seed = 1};
     const cli_flag flags[] = {
         CLI_EPOCHS(&a->epochs),
-        {"train", CLI_LONG, &a->train, 1, 10000000, NULL, "training questions"},
-        {"test", CLI_LONG, &a->test, 1, 10000000, NULL, "held-out test questions"},
+        {"questions", CLI_LONG, &a->questions, 1, 10000000, NULL, "training questions"},
+        {"test-questions", CLI_LONG, &a->test_questions, 1, 10000000, NULL, "held-out test questions"},
         CLI_BATCH(&a->batch), CLI_LR(&a->lr), CLI_SEED_FLAG(&a->seed),
         {"digits", CLI_INT, &a->digits, 1, MAX_DIGITS, NULL, "digits of the longest number"},
         CLI_PLOT_FLAG(&a->out), CLI_GRAPH_FLAGS(&a->out),
@@ -344,8 +345,8 @@ static int run(session *S, const args *a)
 {
     shapes sh = shapes_for(a->digits);
     uint64_t counter = 0;
-    if (make_data(a->digits, a->train, false, &counter, &S->x_train, &S->y_train) ||
-        make_data(a->digits, a->test, true, &counter, &S->x_test, &S->y_test))
+    if (make_data(a->digits, a->questions, false, &counter, &S->x_train, &S->y_train) ||
+        make_data(a->digits, a->test_questions, true, &counter, &S->x_test, &S->y_test))
         return fail("making the data", NULL);
 
     model *m = &S->m;
@@ -367,7 +368,7 @@ static int run(session *S, const args *a)
     dopt.shuffle = false, dopt.batch_size = 500;
     if (lg_dataset_new(S->x_test, S->y_test, dopt, &S->test)) return fail("test data", NULL);
     printf("Adding numbers of up to %d digits: %ld training questions, %ld held-out test questions "
-           "(batch %d, Adam lr %g)\n", a->digits, a->train, a->test, a->batch, a->lr);
+           "(batch %d, Adam lr %g)\n", a->digits, a->questions, a->test_questions, a->batch, a->lr);
     printf("accuracy is teacher-forced per token; val_accuracy is greedy decoding per position\n");
 
     lg_fit_opts fo = lg_fit_opts_default();
