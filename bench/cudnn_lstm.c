@@ -229,7 +229,7 @@ static double program_step(const sizes *z, variant v, bool *fused)
     lg_sgd_opts so = lg_sgd_opts_default();
     so.learning_rate = 1e-6;
     lg_optimizer *opt = NULL;
-    LG(lg_optimizer_sgd(g, wrt, np, &so, &opt));
+    LG(lg_optimizer_sgd(g, wrt, np, so, &opt));
     LG(lg_grad(g, loss, wrt, np, grads));
     lg_compile_opts co = lg_compile_opts_default();
     co.device = "cuda:0";

@@ -232,13 +232,13 @@ static void time_model(model *m, const config *c, int steps, double *ms)
     if (c->opt == OPT_SGD) {
         lg_sgd_opts o = lg_sgd_opts_default();
         o.momentum = 0.9;
-        check(lg_optimizer_sgd(g, params, n, &o, &opt), "sgd");
+        check(lg_optimizer_sgd(g, params, n, o, &opt), "sgd");
     } else if (c->opt == OPT_ADAM) {
         lg_adam_opts o = lg_adam_opts_default();
-        check(lg_optimizer_adam(g, params, n, &o, &opt), "adam");
+        check(lg_optimizer_adam(g, params, n, o, &opt), "adam");
     } else {
         lg_rmsprop_opts o = lg_rmsprop_opts_default();
-        check(lg_optimizer_rmsprop(g, params, n, &o, &opt), "rmsprop");
+        check(lg_optimizer_rmsprop(g, params, n, o, &opt), "rmsprop");
     }
     for (int i = 0; i < n; i++) out[i + 1] = lg_optimizer_grads(opt)[i];
     /* fuse_rnn's first refusal, from the training program's report */

@@ -348,7 +348,7 @@ static int run(session *S, const args *a)
         if (lg_param_trainable(lg_graph_param(m->g, i))) params[n++] = lg_graph_param(m->g, i);
     lg_adam_opts ao = lg_adam_opts_default();
     ao.learning_rate = a->lr, ao.clip.global_clipnorm = 1.0;
-    if (lg_optimizer_adam(m->g, params, n, &ao, &S->opt) || lg_trainer_new(m->g, m->spec, S->opt, &S->tr))
+    if (lg_optimizer_adam(m->g, params, n, ao, &S->opt) || lg_trainer_new(m->g, m->spec, S->opt, &S->tr))
         return fail("setting up training", m->g);
     if (cli_write_graph(&a->out, m->g)) return fail("writing the graph", NULL);
 

@@ -225,7 +225,7 @@ static int run(session *S, const args *a)
         if (lg_param_trainable(lg_graph_param(m->g, i))) params[n++] = lg_graph_param(m->g, i);
     lg_sgd_opts so = lg_sgd_opts_default();
     so.learning_rate = a->lr, so.momentum = a->momentum;
-    if (lg_optimizer_sgd(m->g, params, n, &so, &S->opt) || lg_trainer_new(m->g, m->spec, S->opt, &S->tr) ||
+    if (lg_optimizer_sgd(m->g, params, n, so, &S->opt) || lg_trainer_new(m->g, m->spec, S->opt, &S->tr) ||
         lg_trainer_add_batch_norm(S->tr, &m->bn) ||
         lg_trainer_distribute(S->tr, S->dist))
         return fail("setting up training");

@@ -215,7 +215,7 @@ static int train_model(model *m, bool gru, const args *a, lg_dataset *train, lg_
         if (lg_param_trainable(lg_graph_param(m->g, i))) params[n++] = lg_graph_param(m->g, i);
     lg_rmsprop_opts ro = lg_rmsprop_opts_default();
     ro.learning_rate = a->lr;
-    if (lg_optimizer_rmsprop(m->g, params, n, &ro, &m->opt) || lg_trainer_new(m->g, m->spec, m->opt, &m->tr))
+    if (lg_optimizer_rmsprop(m->g, params, n, ro, &m->opt) || lg_trainer_new(m->g, m->spec, m->opt, &m->tr))
         return fail("setting up training", m->g);
     for (int i = 0; i < m->n_masks; i++)
         if (lg_trainer_add_dropout_mask(m->tr, m->masks[i], m->rates[i])) return fail("dropout masks", NULL);

@@ -158,7 +158,7 @@ static int train_model(model *m, const args *a, bool stateful, lg_dataset *train
         if (lg_param_trainable(lg_graph_param(m->g, i))) params[n++] = lg_graph_param(m->g, i);
     lg_adam_opts ao = lg_adam_opts_default();
     ao.learning_rate = a->lr;
-    if (lg_optimizer_adam(m->g, params, n, &ao, &m->opt) || lg_trainer_new(m->g, m->spec, m->opt, &m->tr) ||
+    if (lg_optimizer_adam(m->g, params, n, ao, &m->opt) || lg_trainer_new(m->g, m->spec, m->opt, &m->tr) ||
         (stateful && lg_trainer_add_rnn_state(m->tr, m->state)))
         return fail("setting up training", m->g);
     if (stateful && cli_write_graph(&a->out, m->g)) return fail("writing the graph", NULL);

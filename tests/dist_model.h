@@ -78,11 +78,11 @@ static inline dm_model dm_new(dm_spec sp)
     if (sp.adam) {
         lg_adam_opts a = lg_adam_opts_default();
         a.learning_rate = 0.01;
-        ck_assert_int_eq(lg_optimizer_adam(g, params, n, &a, &m.opt), LG_OK);
+        ck_assert_int_eq(lg_optimizer_adam(g, params, n, a, &m.opt), LG_OK);
     } else {
         lg_sgd_opts so = lg_sgd_opts_default();
         so.learning_rate = 0.1, so.momentum = 0.9;
-        ck_assert_int_eq(lg_optimizer_sgd(g, params, n, &so, &m.opt), LG_OK);
+        ck_assert_int_eq(lg_optimizer_sgd(g, params, n, so, &m.opt), LG_OK);
     }
     lg_model_spec s = lg_model_spec_default();
     s.x = x, s.y = y, s.metric = LG_METRIC_ACCURACY;

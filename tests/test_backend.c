@@ -336,7 +336,7 @@ static model gru_model(void)
         if (lg_param_trainable(lg_graph_param(g, i))) params[n++] = lg_graph_param(g, i);
     lg_rmsprop_opts o = lg_rmsprop_opts_default();
     o.momentum = 0.5, o.centered = true, o.clip.global_clipnorm = 0.5;
-    ck_assert_int_eq(lg_optimizer_rmsprop(g, params, n, &o, &m.opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_rmsprop(g, params, n, o, &m.opt), LG_OK);
     lg_model_spec s = lg_model_spec_default();
     s.x = x, s.y = y, s.metric = LG_METRIC_ACCURACY;
     s.loss = lg_sparse_categorical_crossentropy(y, logits, true), s.output = logits;
@@ -487,7 +487,7 @@ static unsigned char *lstm_steps(const char *device, const char *passes_off, siz
     for (int i = 0; i < np; i++) wrt[i] = lg_graph_param(g, i);
     lg_adam_opts ao = lg_adam_opts_default();
     ao.clip.clipnorm = 0.1;
-    ck_assert_int_eq(lg_optimizer_adam(g, wrt, np, &ao, &m.opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_adam(g, wrt, np, ao, &m.opt), LG_OK);
     fetch[0] = loss;
     ck_assert_int_eq(lg_grad(g, loss, wrt, np, fetch + 1), LG_OK);
     lg_tensor *out[17] = {NULL};

@@ -934,7 +934,7 @@ static trainer trainer_new(bool amsgrad)
     lg_adam_opts o = lg_adam_opts_default();
     o.amsgrad = amsgrad;
     o.learning_rate = 0.05;
-    ck_assert_int_eq(lg_optimizer_adam(t.g, t.params, 2, &o, &t.opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_adam(t.g, t.params, 2, o, &t.opt), LG_OK);
     t.xt = lg_test_uniform(LG_F64, lg_shape_of(2, 4, 3), 3, 0, -1, 1);
     return t;
 }

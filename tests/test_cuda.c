@@ -544,9 +544,9 @@ static void optimizer_case(opt_kind kind, lg_dtype dt, lg_clip_opts clip)
     ao.amsgrad = kind == OPT_AMSGRAD;
     ro.momentum = kind == OPT_RMSPROP_MC ? 0.5 : 0;
     ro.centered = kind == OPT_RMSPROP_MC;
-    lg_status st = kind <= OPT_NESTEROV ? lg_optimizer_sgd(g, p, 2, &so, &o)
-                   : kind <= OPT_AMSGRAD ? lg_optimizer_adam(g, p, 2, &ao, &o)
-                                         : lg_optimizer_rmsprop(g, p, 2, &ro, &o);
+    lg_status st = kind <= OPT_NESTEROV ? lg_optimizer_sgd(g, p, 2, so, &o)
+                   : kind <= OPT_AMSGRAD ? lg_optimizer_adam(g, p, 2, ao, &o)
+                                         : lg_optimizer_rmsprop(g, p, 2, ro, &o);
     ck_assert_msg(st == LG_OK, "%s", lg_last_error());
     int64_t n = N0 + N1, offsets[3] = {0, N0, N0 + N1};
     size_t bytes = (size_t)n * lg_dtype_size(dt);
@@ -1210,7 +1210,7 @@ static double *train_steps(const char *dev, int *n_out, char **report)
     lg_adam_opts ao = lg_adam_opts_default();
     ao.learning_rate = 0.01, ao.clip.clipnorm = 0.5;
     lg_optimizer *opt = NULL;
-    ck_assert_int_eq(lg_optimizer_adam(g, wrt, np, &ao, &opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_adam(g, wrt, np, ao, &opt), LG_OK);
     fetch[0] = loss;
     ck_assert_int_eq(lg_grad(g, loss, wrt, np, fetch + 1), LG_OK);
     lg_tensor *out[9] = {NULL}, *const *grads = lg_optimizer_grads(opt);

@@ -52,7 +52,7 @@ static model dense_model(double lr)
     lg_adam_opts a = lg_adam_opts_default();
     a.learning_rate = lr;
     lg_value params[2] = {lg_graph_param(m.g, 0), lg_graph_param(m.g, 1)};
-    ck_assert_int_eq(lg_optimizer_adam(m.g, params, 2, &a, &m.opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_adam(m.g, params, 2, a, &m.opt), LG_OK);
     lg_model_spec s = lg_model_spec_default();
     s.x = m.x, s.y = m.y, s.loss = m.loss, s.output = m.logits, s.metric = LG_METRIC_ACCURACY;
     ck_assert_int_eq(lg_trainer_new(m.g, s, m.opt, &m.tr), LG_OK);
@@ -220,7 +220,7 @@ static double gru_fit(uint64_t seed, double *moving_mean0)
         if (lg_param_trainable(lg_graph_param(g, i))) params[n++] = lg_graph_param(g, i);
     lg_optimizer *opt = NULL;
     lg_rmsprop_opts ro2 = lg_rmsprop_opts_default();
-    ck_assert_int_eq(lg_optimizer_rmsprop(g, params, n, &ro2, &opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_rmsprop(g, params, n, ro2, &opt), LG_OK);
     lg_model_spec s = lg_model_spec_default();
     s.x = x, s.y = y, s.metric = LG_METRIC_ACCURACY;
     s.loss = lg_sparse_categorical_crossentropy(y, logits, true), s.output = logits;
@@ -277,7 +277,7 @@ START_TEST(stateful_states_carry_and_reset)
     lg_optimizer *opt = NULL;
     lg_sgd_opts so = lg_sgd_opts_default();
     so.learning_rate = 0;
-    ck_assert_int_eq(lg_optimizer_sgd(g, params, 4, &so, &opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_sgd(g, params, 4, so, &opt), LG_OK);
     lg_model_spec s = lg_model_spec_default();
     s.x = x, s.y = y, s.loss = lg_mse(y, out), s.output = out, s.metric = LG_METRIC_MAE;
     lg_trainer *tr = NULL;
@@ -316,7 +316,7 @@ START_TEST(stateful_other_batch)
                           lg_graph_find_param(g, "out/kernel")};
     lg_optimizer *opt = NULL;
     lg_sgd_opts so = lg_sgd_opts_default();
-    ck_assert_int_eq(lg_optimizer_sgd(g, params, 4, &so, &opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_sgd(g, params, 4, so, &opt), LG_OK);
     lg_model_spec s = lg_model_spec_default();
     s.x = x, s.y = y, s.loss = lg_mse(y, out), s.output = out;
     lg_trainer *tr = NULL;
@@ -514,7 +514,7 @@ START_TEST(divergent_learning_rate_stops)
     lg_sgd_opts so = lg_sgd_opts_default();
     so.learning_rate = 1e6;
     lg_value params[2] = {lg_graph_param(m.g, 0), lg_graph_param(m.g, 1)};
-    ck_assert_int_eq(lg_optimizer_sgd(m.g, params, 2, &so, &m.opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_sgd(m.g, params, 2, so, &m.opt), LG_OK);
     lg_model_spec s = lg_model_spec_default();
     s.x = m.x, s.y = m.y, s.loss = m.loss;
     ck_assert_int_eq(lg_trainer_new(m.g, s, m.opt, &m.tr), LG_OK);

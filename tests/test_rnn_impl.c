@@ -106,7 +106,7 @@ static void run_case(const rnn_case *c, lg_rnn_impl impl, result *res)
     lg_sgd_opts so = lg_sgd_opts_default();
     so.learning_rate = 0.1;
     lg_optimizer *opt = NULL;
-    ck_assert_int_eq(lg_optimizer_sgd(g, wrt, n_p, &so, &opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_sgd(g, wrt, n_p, so, &opt), LG_OK);
     lg_tensor *xt = lg_test_uniform(LG_F32, lg_shape_of(3, B, T, F), 1, 4, -1, 1);
     lg_feed feed = {x, xt};
     lg_program *prog = NULL; /* the loops became rnn ops */

@@ -792,7 +792,7 @@ static small_model small_model_new(void)
     for (int i = 0; i < lg_graph_param_count(g); i++) params[n++] = lg_graph_param(g, i);
     ck_assert_int_eq(lg_grad(g, loss, params, n, grads), LG_OK);
     lg_sgd_opts so = lg_sgd_opts_default();
-    ck_assert_int_eq(lg_optimizer_sgd(g, params, n, &so, &m.opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_sgd(g, params, n, so, &m.opt), LG_OK);
     ck_assert_ptr_null(lg_graph_error(g));
     return m;
 }

@@ -88,7 +88,7 @@ static int train_and_test(run *r, const args *a)
     for (int i = 0; i < n; i++) params[i] = lg_graph_param(r->g, i);
     lg_adam_opts ao = lg_adam_opts_default();
     ao.learning_rate = a->lr;
-    if (lg_optimizer_adam(r->g, params, n, &ao, &r->opt) || lg_trainer_new(r->g, r->spec, r->opt, &r->tr))
+    if (lg_optimizer_adam(r->g, params, n, ao, &r->opt) || lg_trainer_new(r->g, r->spec, r->opt, &r->tr))
         return fail(r, "setting up training", lg_last_error());
     if (cli_write_graph(&a->out, r->g)) return fail(r, "writing the graph", lg_last_error());
 
