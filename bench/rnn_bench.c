@@ -180,7 +180,7 @@ static void model_build(model *m, const config *c)
     m->feed_t[0] = c->embed ? noise(LG_I32, lg_shape_of(2, c->steps, c->batch), c->in)
                             : noise(LG_F32, lg_shape_of(3, c->steps, c->batch, c->in), 0);
     m->feeds[m->n_feeds++] = (lg_feed){x, m->feed_t[0]};
-    xs = c->embed ? lg_embedding(g, "embedding", x, c->in, c->embed, lg_embedding_opts_default()) : x;
+    xs = c->embed ? lg_embedding(g, "embedding", x, c->in, c->embed, lg_embedding_opts_default(), NULL) : x;
     lg_value ys = xs, h = lg_value_invalid();
     for (int k = 0; k < c->layers; k++) layer(g, c, k, ys, &ys, &h);
     lg_value target;

@@ -186,7 +186,7 @@ static lg_value logits_of(model *m, lg_value x, int vocab, const char *rnn_name,
     lg_rnn_opts o = lg_rnn_opts_default();
     o.return_sequences = true;
     lg_rnn_result r;
-    if (lg_rnn(m->g, rnn_name, m->cell, lg_embedding(m->g, "embedding", x, vocab, EMBED, eo), o, &r) != LG_OK)
+    if (lg_rnn(m->g, rnn_name, m->cell, lg_embedding(m->g, "embedding", x, vocab, EMBED, eo, NULL), o, &r) != LG_OK)
         return lg_value_invalid();
     if (states) states[0] = r.states[0], states[1] = r.states[1];
     lg_dense_opts d = lg_dense_opts_default();

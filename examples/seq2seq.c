@@ -147,7 +147,7 @@ static void encode(model *m, lg_value x, lg_value states[2])
     lg_value lengths = lg_sum(lg_compare(x, lg_scalar(g, LG_I32, PAD), LG_CMP_NE), &axis, 1, false); /* [B] */
     lg_embedding_opts eo = lg_embedding_opts_default();
     eo.seed = m->rng;
-    lg_value e = lg_embedding(g, "encoder_embedding", x, VOCAB, EMBED, eo);
+    lg_value e = lg_embedding(g, "encoder_embedding", x, VOCAB, EMBED, eo, NULL);
     lg_rnn_opts o = lg_rnn_opts_default();
     o.return_state = true, o.lengths = lengths;
     lg_rnn_result r;
@@ -163,7 +163,7 @@ static lg_value decode_teacher_forced(model *m, lg_value y, int t_out, const lg_
     lg_value parts[2] = {lg_broadcast_like(lg_scalar(g, LG_I32, START), first), lg_slice(y, 1, 0, t_out - 1)};
     lg_embedding_opts eo = lg_embedding_opts_default();
     eo.seed = m->rng + 1;
-    lg_value e = lg_embedding(g, "decoder_embedding", lg_concat(parts, 2, 1), VOCAB, EMBED, eo);
+    lg_value e = lg_embedding(g, "decoder_embedding", lg_concat(parts, 2, 1), VOCAB, EMBED, eo, NULL);
     lg_rnn_opts o = lg_rnn_opts_default();
     o.return_sequences = true, o.initial_state = states, o.n_initial_state = 2;
     lg_rnn_result r;

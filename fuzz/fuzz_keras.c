@@ -33,7 +33,7 @@ static void model_build(void)
 {
     lg_graph *g = m.g = lg_graph_new();
     lg_value ids = lg_input(g, "ids", LG_I32, lg_shape_of(2, -1, -1));
-    lg_value x = lg_embedding(g, "embedding", ids, 7, 4, lg_embedding_opts_default());
+    lg_value x = lg_embedding(g, "embedding", ids, 7, 4, lg_embedding_opts_default(), NULL);
     lg_cell *fw = lg_cell_new(g, "forward_lstm", 4, lg_cell_opts_default(LG_CELL_LSTM, 3));
     lg_cell *bw = lg_cell_new(g, "backward_lstm", 4, lg_cell_opts_default(LG_CELL_LSTM, 3));
     lg_rnn_opts ro = lg_rnn_opts_default();

@@ -86,7 +86,7 @@ static void build(model *m, variant v)
 {
     lg_graph *g = m->g = lg_graph_new();
     m->ids = lg_input(g, "ids", LG_I32, lg_shape_of(2, -1, -1));
-    lg_value x = lg_embedding(g, "embedding", m->ids, VOCAB, EMBED, lg_embedding_opts_default());
+    lg_value x = lg_embedding(g, "embedding", m->ids, VOCAB, EMBED, lg_embedding_opts_default(), NULL);
 
     m->cells[0] = lg_cell_new(g, "forward_lstm", EMBED, lg_cell_opts_default(LG_CELL_LSTM, v.lstm_units));
     m->cells[1] = lg_cell_new(g, "backward_lstm", EMBED, lg_cell_opts_default(LG_CELL_LSTM, v.lstm_units));

@@ -897,7 +897,7 @@ START_TEST(embedding_values_and_gradients)
     lg_value ids = lg_input(g, "ids", LG_I32, lg_shape_of(2, 2, 3));
     lg_embedding_opts o = lg_embedding_opts_default();
     o.dtype = LG_F64;
-    lg_value e = lg_embedding(g, "emb", ids, 7, 4, o);
+    lg_value e = lg_embedding(g, "emb", ids, 7, 4, o, NULL);
     ck_assert_msg(lg_value_ok(e), "%s", lg_graph_error(g));
     lg_value table = lg_graph_find_param(g, "emb/embeddings");
     lg_tensor *tt = lg_param_tensor(table);
@@ -1100,7 +1100,7 @@ START_TEST(other_bad_input)
     lg_graph_free(g);
     g = lg_graph_new();
     lg_value f = lg_input(g, "ids", LG_F32, lg_shape_of(1, 4));
-    ck_assert(!lg_value_ok(lg_embedding(g, "e", f, 10, 2, lg_embedding_opts_default())));
+    ck_assert(!lg_value_ok(lg_embedding(g, "e", f, 10, 2, lg_embedding_opts_default(), NULL)));
     ck_assert(strstr(lg_graph_error(g), "ids 'ids' must be i32, got f32"));
     /* a graph with an error refuses further layers with LG_ERR_GRAPH */
     lg_cell *cell = lg_cell_new(g, "cell", 2, lg_cell_opts_default(LG_CELL_GRU, 2));
@@ -1119,7 +1119,7 @@ START_TEST(layer_records)
     lg_value ids = lg_input(g, "ids", LG_I32, lg_shape_of(2, -1, T));
     lg_embedding_opts eo = lg_embedding_opts_default();
     eo.dtype = LG_F64;
-    lg_value e = lg_embedding(g, "embed", ids, 10, F, eo);
+    lg_value e = lg_embedding(g, "embed", ids, 10, F, eo, NULL);
     lg_cell *c1 = lg_test_cell(g, "cell1", LG_CELL_LSTM, F, U, 1), *c2 = lg_test_cell(g, "cell2", LG_CELL_GRU, U, U, 2),
             *c3 = lg_test_cell(g, "cell3", LG_CELL_SIMPLE_RNN, U, U, 3);
     lg_rnn_opts o = lg_rnn_opts_default();

@@ -288,8 +288,8 @@ START_TEST(embedding_and_masking_layers)
     lg_value ids = lg_input(g, "ids", LG_I32, lg_shape_of(2, B, T));
     lg_value emask = lg_value_invalid();
     lg_embedding_opts eo = lg_embedding_opts_default();
-    eo.dtype = LG_F64, eo.mask_zero = true, eo.mask = &emask;
-    lg_value e = lg_embedding(g, "emb", ids, 6, F, eo);
+    eo.dtype = LG_F64, eo.mask_zero = true;
+    lg_value e = lg_embedding(g, "emb", ids, 6, F, eo, &emask);
     ck_assert(lg_value_ok(e) && lg_value_ok(emask));
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F)), xmask = lg_value_invalid();
     lg_value xm = lg_masking(g, "masking", x, 0.5, &xmask);
@@ -312,9 +312,9 @@ START_TEST(embedding_and_masking_layers)
     }
     for (int k = 0; k < 3; k++) lg_tensor_free(out[k]);
     /* errors */
-    eo.mask = NULL;
-    ck_assert(!lg_value_ok(lg_embedding(g, "emb2", ids, 6, F, eo)));
-    ck_assert_msg(strstr(lg_graph_error(g), "embedding 'emb2': mask_zero needs opts.mask"), "%s", lg_graph_error(g));
+    ck_assert(!lg_value_ok(lg_embedding(g, "emb2", ids, 6, F, eo, NULL)));
+    ck_assert_msg(strstr(lg_graph_error(g), "embedding 'emb2': mask_zero needs a mask to put it in"), "%s",
+                  lg_graph_error(g));
     lg_graph *g2 = lg_graph_new();
     lg_value xi = lg_input(g2, "xi", LG_I32, lg_shape_of(3, B, T, F)), mk;
     ck_assert(!lg_value_ok(lg_masking(g2, "masking", xi, 0, &mk)));

@@ -53,7 +53,7 @@ static lg_status build(run *r, uint64_t seed)
     lg_value y = lg_input(g, "licence", LG_I32, lg_shape_of(1, -1)); /* [B] */
     lg_embedding_opts eo = lg_embedding_opts_default();
     eo.seed = seed;
-    lg_value emb = lg_embedding(g, "embedding", x, r->data.vocab_size, TEXT_EMBED, eo); /* [B, T, 32] */
+    lg_value emb = lg_embedding(g, "embedding", x, r->data.vocab_size, TEXT_EMBED, eo, NULL); /* [B, T, 32] */
     lg_value features;
     lg_status s = r->ex->layers(g, emb, licences_mask_lengths(x), seed + 1, r->cells, &features);
     if (s != LG_OK) return s;

@@ -10,7 +10,7 @@
  *
  *     lg_value ids = lg_input(g, "ids", LG_I32, lg_shape_of(2, -1, -1));     // [B, T]
  *     lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, -1));         // [B]
- *     lg_value x = lg_embedding(g, "emb", ids, 1000, 32, lg_embedding_opts_default()); // [B, T, 32]
+ *     lg_value x = lg_embedding(g, "emb", ids, 1000, 32, lg_embedding_opts_default(), NULL); // [B, T, 32]
  *     lg_cell *c1 = lg_cell_new(g, "lstm1", 32, lg_cell_opts_default(LG_CELL_LSTM, 64));
  *     lg_cell *c2 = lg_cell_new(g, "lstm2", 64, lg_cell_opts_default(LG_CELL_LSTM, 64));
  *     lg_rnn_opts o = lg_rnn_opts_default();
@@ -295,19 +295,22 @@ lg_value lg_dense(lg_graph *g, const char *name, lg_value x, int units, lg_dense
 typedef struct lg_embedding_opts {
     lg_dtype dtype; /* default f32 */
     uint64_t seed;  /* default 0 */
-    /* Keras mask_zero: id 0 is padding. *mask (required then) gets the
-     * mask ids != 0, i32 of ids' shape ([B, T] for lg_rnn_opts.mask). */
+    /* Keras mask_zero: id 0 is padding, and lg_embedding's *mask (required
+     * then) gets the mask ids != 0, i32 of ids' shape ([B, T] for
+     * lg_rnn_opts.mask). */
     bool mask_zero;
-    lg_value *mask;
 } lg_embedding_opts;
 
 lg_embedding_opts lg_embedding_opts_default(void);
 
 /* Rows of "<name>/embeddings" [vocab, dim] (Keras's uniform(-0.05, 0.05))
  * picked by ids (i32 [...]) -> [..., dim]. An id outside [0, vocab) fails
- * the run (LG_ERR_RUNTIME). Shared on a second call as lg_dense. Invalid
- * value on error (recorded on g). */
-lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, int dim, lg_embedding_opts opts);
+ * the run (LG_ERR_RUNTIME). Shared on a second call as lg_dense. With
+ * opts.mask_zero, *mask gets the padding mask, as lg_masking's; mask may
+ * be NULL otherwise. Invalid value on error (recorded on g), and mask_zero
+ * with mask NULL is one. */
+lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, int dim, lg_embedding_opts opts,
+                      lg_value *mask);
 
 /* Keras Masking: a step of x [B, T, F] whose features all equal mask_value
  * is masked. Returns x with masked steps zeroed (as Keras does) and puts

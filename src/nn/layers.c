@@ -686,7 +686,8 @@ lg_value lg_dense(lg_graph *g, const char *name, lg_value x, int units, lg_dense
     return y;
 }
 
-lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, int dim, lg_embedding_opts o)
+lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, int dim, lg_embedding_opts o,
+                      lg_value *mask)
 {
     if (!g || g->error) return lg_value_invalid();
     if (!name_ok(name)) return lg_graph_fail(g, "embedding: a name without '/' is required");
@@ -700,14 +701,14 @@ lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, in
         return lg_graph_fail(g, "embedding '%s': vocab %d and dim %d must be >= 1", name, vocab, dim);
     if (o.dtype != LG_F32 && o.dtype != LG_F64)
         return lg_graph_fail(g, "embedding '%s': dtype must be f32 or f64", name);
-    if (o.mask_zero && !o.mask) return lg_graph_fail(g, "embedding '%s': mask_zero needs opts.mask to put it in", name);
+    if (o.mask_zero && !mask) return lg_graph_fail(g, "embedding '%s': mask_zero needs a mask to put it in", name);
     lg_scope_push(g, name);
     bool fresh = false;
     lg_value table = layer_param(g, "embeddings", o.dtype, lg_shape_of(2, vocab, dim), &fresh);
     if (!g->error && fresh && lg_init_uniform(lg_param_tensor(table), -0.05, 0.05, o.seed, 0) != LG_OK)
         lg_graph_fail(g, "embedding '%s': %s", name, lg_last_error());
     lg_value y = lg_gather(table, ids);
-    if (o.mask_zero) *o.mask = lg_compare(ids, lg_scalar(g, LG_I32, 0), LG_CMP_NE);
+    if (o.mask_zero) *mask = lg_compare(ids, lg_scalar(g, LG_I32, 0), LG_CMP_NE);
     lg_graph_add_layer(g, "Embedding", y, &table, 1);
     lg_scope_pop(g);
     return y;
