@@ -63,6 +63,7 @@
 #define LG_CELLS_H
 
 #include "api.h"
+#include "init.h"
 #include "loop.h"
 
 #ifdef __cplusplus
@@ -83,14 +84,6 @@ typedef enum lg_activation {
 
 /* act(x) for an activation (an invalid enum is a graph error). */
 lg_value lg_activate(lg_value x, lg_activation a);
-
-typedef enum lg_initializer {
-    LG_INIT_GLOROT_UNIFORM,
-    LG_INIT_ORTHOGONAL,
-    LG_INIT_ZEROS,
-    LG_INIT_ONES,
-    LG_INIT_COUNT
-} lg_initializer;
 
 typedef struct lg_cell_opts {
     lg_cell_kind kind;
@@ -145,14 +138,6 @@ lg_value lg_cell_bias(const lg_cell *c);
  * h = z h_{t-1} + (1 - z) h~ mixes the unmasked h_{t-1}. */
 void lg_cell_step(lg_cell *c, lg_loop *l, lg_value x_t, const lg_value *states, lg_value x_mask, lg_value h_mask,
                   lg_value *next, lg_value *output);
-
-/* Fill t (f32 or f64) with the initializer's values from stream (seed, key).
- * Orthogonal is Keras's (gain 1): on the [rows, cols] view of t (cols = its
- * last dim), the Q of the QR of a normal [max, min] matrix (lg_init_normal),
- * with R's diagonal made positive, transposed when rows < cols; rank >= 2.
- * Errors: LG_ERR_INVALID_ARGUMENT (NULL, not an lg_initializer),
- * LG_ERR_DTYPE (i32), LG_ERR_SHAPE (orthogonal on rank < 2). */
-lg_status lg_init_apply(lg_tensor *t, lg_initializer init, uint64_t seed, uint64_t key);
 
 LG_API_END
 #ifdef __cplusplus
