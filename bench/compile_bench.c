@@ -89,7 +89,7 @@ int main(int argc, char **argv)
     lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, batch, steps, input));
     lg_cell *cell = lg_cell_new(g, "lstm", input, lg_cell_opts_default(LG_CELL_LSTM, units));
     lg_rnn_result r;
-    if (!cell || lg_rnn(g, cell, x, lg_rnn_opts_default(), &r) != LG_OK) {
+    if (!cell || lg_rnn(g, NULL, cell, x, lg_rnn_opts_default(), &r) != LG_OK) {
         fprintf(stderr, "build: %s\n", lg_last_error());
         return 1;
     }

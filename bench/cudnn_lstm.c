@@ -203,7 +203,7 @@ static double program_step(const sizes *z, variant v, bool *fused)
         o.return_sequences = true;
         o.time_major = true;
         lg_rnn_result r;
-        LG(lg_rnn(g, cell, x, o, &r));
+        LG(lg_rnn(g, NULL, cell, x, o, &r));
         ys = r.output;
     } else if (v == V_HAND) {
         hand_lstm cell = hand_lstm_new(g, "hand", F, U, LG_F32);
@@ -229,7 +229,7 @@ static double program_step(const sizes *z, variant v, bool *fused)
     lg_sgd_opts so = lg_sgd_opts_default();
     so.learning_rate = 1e-6;
     lg_optimizer *opt = NULL;
-    LG(lg_optimizer_sgd(g, wrt, np, &so, &opt));
+    LG(lg_optimizer_sgd(g, wrt, np, so, &opt));
     LG(lg_grad(g, loss, wrt, np, grads));
     lg_compile_opts co = lg_compile_opts_default();
     co.device = "cuda:0";

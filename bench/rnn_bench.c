@@ -118,9 +118,8 @@ static void layer(lg_graph *g, const config *c, int index, lg_value xs, lg_value
         }
         lg_rnn_opts o = lg_rnn_opts_default();
         o.time_major = o.return_sequences = true;
-        o.name = name;
         lg_bidirectional_result r;
-        check(lg_bidirectional(g, dir[0], dir[1], xs, o, LG_MERGE_CONCAT, &r), "bidirectional");
+        check(lg_bidirectional(g, name, dir[0], dir[1], xs, LG_MERGE_CONCAT, o, &r), "bidirectional");
         lg_cell_free(dir[0]);
         lg_cell_free(dir[1]);
         /* Keras's Bidirectional(LSTM(u)) output: both directions' final h */
@@ -129,13 +128,13 @@ static void layer(lg_graph *g, const config *c, int index, lg_value xs, lg_value
         return;
     }
     lg_value zeros = lg_broadcast_to(lg_scalar(g, LG_F32, 0), lg_shape_of(2, c->batch, u));
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value x_t = lg_loop_seq(l, xs), st[2] = {lg_loop_state(l, zeros), lg_value_invalid()}, next[2], y;
     int n_states = c->kind == LG_CELL_LSTM ? 2 : 1;
     if (n_states == 2) st[1] = lg_loop_state(l, zeros);
     lg_cell *cell = lg_cell_new(g, name, in_dim, lg_cell_opts_default(c->kind, u));
     if (!cell) check(LG_ERR_GRAPH, "cell");
-    lg_cell_step(cell, l, x_t, st, next, &y, lg_value_invalid(), lg_value_invalid());
+    lg_cell_step(cell, l, x_t, st, lg_value_invalid(), lg_value_invalid(), next, &y);
     lg_cell_free(cell);
     for (int k = 0; k < n_states; k++) lg_loop_next(l, st[k], next[k]);
     lg_loop_emit(l, y);
@@ -181,7 +180,7 @@ static void model_build(model *m, const config *c)
     m->feed_t[0] = c->embed ? noise(LG_I32, lg_shape_of(2, c->steps, c->batch), c->in)
                             : noise(LG_F32, lg_shape_of(3, c->steps, c->batch, c->in), 0);
     m->feeds[m->n_feeds++] = (lg_feed){x, m->feed_t[0]};
-    xs = c->embed ? lg_embedding(g, "embedding", x, c->in, c->embed, lg_embedding_opts_default()) : x;
+    xs = c->embed ? lg_embedding(g, "embedding", x, c->in, c->embed, lg_embedding_opts_default(), NULL) : x;
     lg_value ys = xs, h = lg_value_invalid();
     for (int k = 0; k < c->layers; k++) layer(g, c, k, ys, &ys, &h);
     lg_value target;
@@ -233,13 +232,13 @@ static void time_model(model *m, const config *c, int steps, double *ms)
     if (c->opt == OPT_SGD) {
         lg_sgd_opts o = lg_sgd_opts_default();
         o.momentum = 0.9;
-        check(lg_optimizer_sgd(g, params, n, &o, &opt), "sgd");
+        check(lg_optimizer_sgd(g, params, n, o, &opt), "sgd");
     } else if (c->opt == OPT_ADAM) {
         lg_adam_opts o = lg_adam_opts_default();
-        check(lg_optimizer_adam(g, params, n, &o, &opt), "adam");
+        check(lg_optimizer_adam(g, params, n, o, &opt), "adam");
     } else {
         lg_rmsprop_opts o = lg_rmsprop_opts_default();
-        check(lg_optimizer_rmsprop(g, params, n, &o, &opt), "rmsprop");
+        check(lg_optimizer_rmsprop(g, params, n, o, &opt), "rmsprop");
     }
     for (int i = 0; i < n; i++) out[i + 1] = lg_optimizer_grads(opt)[i];
     /* fuse_rnn's first refusal, from the training program's report */

@@ -21,7 +21,7 @@
  * whole decoding in one graph run and makes the sample reproducible.
  *
  *     char_lm [--epochs N] [--batch N] [--lr X] [--seed N] [--limit N]
- *             [--start TEXT] [--temperature X] [--length N] [--text FILE]
+ *             [--start TEXT] [--temperature X] [--length N] [--data FILE]
  *             [--plot FILE] [--dot FILE] [--svg FILE]   (--help: all)
  *
  * Every tenth block of 1024 characters validates (non-overlapping windows
@@ -51,20 +51,20 @@ typedef struct args {
     long limit;
     double lr, temperature;
     uint64_t seed;
-    const char *start, *text;
+    const char *start, *data;
     cli_outputs out;
 } args;
 
 static int parse(int argc, char **argv, args *a)
 {
     *a = (args){.epochs = 20, .batch = 32, .length = 400, .lr = 0.003, .temperature = 0.5, .seed = 1,
-                .start = "This License ", .text = "/usr/share/common-licenses/GPL-3"};
+                .start = "This License ", .data = "/usr/share/common-licenses/GPL-3"};
     const cli_flag flags[] = {
         CLI_EPOCHS(&a->epochs), CLI_BATCH(&a->batch), CLI_LR(&a->lr), CLI_SEED_FLAG(&a->seed), CLI_LIMIT(&a->limit),
         {"start", CLI_TEXT, &a->start, 0, 0, "TEXT", "the text the samples continue, 2 characters or more"},
         {"temperature", CLI_DOUBLE, &a->temperature, 0, 100, NULL, "sampling temperature, 0 for greedy"},
         {"length", CLI_INT, &a->length, 1, 1000000, NULL, "longest sample, in characters"},
-        {"text", CLI_TEXT, &a->text, 0, 0, "FILE", "the text to learn"},
+        {"data", CLI_TEXT, &a->data, 0, 0, "FILE", "the text to learn"},
         CLI_PLOT_FLAG(&a->out), CLI_GRAPH_FLAGS(&a->out),
     };
     const cli c = {"char_lm", "Trains a character-level LSTM language model and samples text from it.", flags,
@@ -184,9 +184,9 @@ static lg_value logits_of(model *m, lg_value x, int vocab, const char *rnn_name,
     lg_embedding_opts eo = lg_embedding_opts_default();
     eo.seed = m->rng;
     lg_rnn_opts o = lg_rnn_opts_default();
-    o.name = rnn_name, o.return_sequences = true;
+    o.return_sequences = true;
     lg_rnn_result r;
-    if (lg_rnn(m->g, m->cell, lg_embedding(m->g, "embedding", x, vocab, EMBED, eo), o, &r) != LG_OK)
+    if (lg_rnn(m->g, rnn_name, m->cell, lg_embedding(m->g, "embedding", x, vocab, EMBED, eo, NULL), o, &r) != LG_OK)
         return lg_value_invalid();
     if (states) states[0] = r.states[0], states[1] = r.states[1];
     lg_dense_opts d = lg_dense_opts_default();
@@ -207,8 +207,7 @@ static lg_value sampler(model *m, int seed_len, int vocab, int newline)
     lg_value last = lg_squeeze(lg_slice(m->seed, 1, seed_len - 1, 1), 1); /* [1] */
 
     lg_loop_opts lo = lg_loop_opts_default();
-    lo.name = "sample";
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, "sample", lo);
     lg_value noise_t = lg_loop_seq(l, m->noise);
     lg_value prev = lg_loop_state(l, lg_one_hot(last, vocab, LG_F32));
     lg_value s[2] = {lg_loop_state(l, states[0]), lg_loop_state(l, states[1])}, next[2], h;
@@ -216,7 +215,7 @@ static lg_value sampler(model *m, int seed_len, int vocab, int newline)
     lg_value kernel = lg_loop_invariant(l, lg_graph_find_param(g, "dense/kernel"));
     lg_value bias = lg_loop_invariant(l, lg_graph_find_param(g, "dense/bias"));
 
-    lg_cell_step(m->cell, l, lg_matmul(prev, table, false, false), s, next, &h, lg_value_invalid(), lg_value_invalid());
+    lg_cell_step(m->cell, l, lg_matmul(prev, table, false, false), s, lg_value_invalid(), lg_value_invalid(), next, &h);
     lg_value z = lg_add(lg_add(lg_matmul(h, kernel, false, false), bias), noise_t); /* [1, V] */
     int axis = -1;
     lg_value token = lg_compare(z, lg_max(z, &axis, 1, true), LG_CMP_EQ);
@@ -319,19 +318,19 @@ static void session_free(session *S)
 static int run(session *S, const args *a)
 {
     corpus *c = &S->c;
-    if (!corpus_read(a->text, c)) {
-        fprintf(stderr, "char_lm: reading %s: %s\n", a->text, strerror(errno));
+    if (!corpus_read(a->data, c)) {
+        fprintf(stderr, "char_lm: reading %s: %s\n", a->data, strerror(errno));
         return 1;
     }
     /* said here, not as the empty dataset lg_dataset_new would refuse later */
     if (window_starts(c, false, STRIDE, NULL) == 0 || window_starts(c, true, WINDOW, NULL) == 0) {
         fprintf(stderr, "char_lm: %s: %ld characters are too few; the text needs %d or more (every tenth block of %d "
-                "characters validates, in windows of %d)\n", a->text, c->n, 9 * BLOCK + WINDOW + 1, BLOCK, WINDOW);
+                "characters validates, in windows of %d)\n", a->data, c->n, 9 * BLOCK + WINDOW + 1, BLOCK, WINDOW);
         return 1;
     }
     for (const char *p = a->start; *p; p++)
         if (c->id[(unsigned char)*p] < 0) {
-            fprintf(stderr, "char_lm: --start: the character '%c' is not in %s\n", *p, a->text);
+            fprintf(stderr, "char_lm: --start: the character '%c' is not in %s\n", *p, a->data);
             return 2;
         }
     if (make_windows(c, false, STRIDE, a->limit, &S->x_train, &S->y_train) ||
@@ -349,7 +348,7 @@ static int run(session *S, const args *a)
         if (lg_param_trainable(lg_graph_param(m->g, i))) params[n++] = lg_graph_param(m->g, i);
     lg_adam_opts ao = lg_adam_opts_default();
     ao.learning_rate = a->lr, ao.clip.global_clipnorm = 1.0;
-    if (lg_optimizer_adam(m->g, params, n, &ao, &S->opt) || lg_trainer_new(m->g, m->spec, S->opt, &S->tr))
+    if (lg_optimizer_adam(m->g, params, n, ao, &S->opt) || lg_trainer_new(m->g, m->spec, S->opt, &S->tr))
         return fail("setting up training", m->g);
     if (cli_write_graph(&a->out, m->g)) return fail("writing the graph", NULL);
 
@@ -359,7 +358,7 @@ static int run(session *S, const args *a)
     dopt.shuffle = false, dopt.batch_size = 256;
     if (lg_dataset_new(S->x_val, S->y_val, dopt, &S->val)) return fail("validation data", NULL);
     printf("%s: %ld characters, %d distinct; %lld training windows of %d, %lld validation windows "
-           "(batch %d, Adam lr %g)\n", a->text, c->n, c->vocab, (long long)lg_dataset_size(S->train), WINDOW,
+           "(batch %d, Adam lr %g)\n", a->data, c->n, c->vocab, (long long)lg_dataset_size(S->train), WINDOW,
            (long long)lg_dataset_size(S->val), a->batch, a->lr);
 
     lg_fit_opts fo = lg_fit_opts_default();

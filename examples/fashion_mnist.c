@@ -121,9 +121,8 @@ static lg_status build(model *m, uint64_t seed)
     co.seed = seed;
     m->cell = lg_cell_new(g, "lstm", COLS, co);
     lg_rnn_opts ro = lg_rnn_opts_default();
-    ro.name = "lstm";
     lg_rnn_result r;
-    lg_status s = m->cell ? lg_rnn(g, m->cell, m->x, ro, &r) : LG_ERR_GRAPH;
+    lg_status s = m->cell ? lg_rnn(g, "lstm", m->cell, m->x, ro, &r) : LG_ERR_GRAPH;
     lg_batch_norm_opts bo = lg_batch_norm_opts_default();
     lg_batch_norm_result bn_eval;
     bo.training = true;
@@ -226,7 +225,7 @@ static int run(session *S, const args *a)
         if (lg_param_trainable(lg_graph_param(m->g, i))) params[n++] = lg_graph_param(m->g, i);
     lg_sgd_opts so = lg_sgd_opts_default();
     so.learning_rate = a->lr, so.momentum = a->momentum;
-    if (lg_optimizer_sgd(m->g, params, n, &so, &S->opt) || lg_trainer_new(m->g, m->spec, S->opt, &S->tr) ||
+    if (lg_optimizer_sgd(m->g, params, n, so, &S->opt) || lg_trainer_new(m->g, m->spec, S->opt, &S->tr) ||
         lg_trainer_add_batch_norm(S->tr, &m->bn) ||
         lg_trainer_distribute(S->tr, S->dist))
         return fail("setting up training");
@@ -243,7 +242,7 @@ static int run(session *S, const args *a)
     if (lg_dataset_new(S->x_test, S->y_test, dopt, &S->test)) return fail("test data");
 #if LG_KERAS
     if (a->keras) {
-        if (lg_keras_load_weights(m->g, a->keras)) return fail("loading the Keras weights");
+        if (lg_keras_load_weights(a->keras, m->g)) return fail("loading the Keras weights");
         printf("weights from %s (Keras), not trained here\n", a->keras);
         return report(S, a);
     }

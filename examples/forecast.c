@@ -143,10 +143,10 @@ static lg_status recurrent(model *m, lg_cell_kind kind, const char *name, int un
     lg_cell *cell = m->cells[m->n_cells++] = lg_cell_new(m->g, name, (int)lg_value_shape(*xt).dims[2], co);
     if (!cell) return LG_ERR_GRAPH;
     lg_rnn_result rt, re;
-    o.name = name, o.training = true;
-    lg_status s = lg_rnn(m->g, cell, *xt, o, &rt);
+    o.training = true;
+    lg_status s = lg_rnn(m->g, name, cell, *xt, o, &rt);
     o.training = false;
-    if (!s) s = lg_rnn(m->g, cell, *xe, o, &re);
+    if (!s) s = lg_rnn(m->g, name, cell, *xe, o, &re);
     if (s) return s;
     add_mask(m, rt.dropout_mask, o.dropout);
     add_mask(m, rt.recurrent_dropout_mask, o.recurrent_dropout);
@@ -215,7 +215,7 @@ static int train_model(model *m, bool gru, const args *a, lg_dataset *train, lg_
         if (lg_param_trainable(lg_graph_param(m->g, i))) params[n++] = lg_graph_param(m->g, i);
     lg_rmsprop_opts ro = lg_rmsprop_opts_default();
     ro.learning_rate = a->lr;
-    if (lg_optimizer_rmsprop(m->g, params, n, &ro, &m->opt) || lg_trainer_new(m->g, m->spec, m->opt, &m->tr))
+    if (lg_optimizer_rmsprop(m->g, params, n, ro, &m->opt) || lg_trainer_new(m->g, m->spec, m->opt, &m->tr))
         return fail("setting up training", m->g);
     for (int i = 0; i < m->n_masks; i++)
         if (lg_trainer_add_dropout_mask(m->tr, m->masks[i], m->rates[i])) return fail("dropout masks", NULL);

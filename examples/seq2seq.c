@@ -19,8 +19,8 @@
  * lg_fit's val_accuracy and lg_evaluate's accuracy measure decoding as it
  * is used, not the teacher-forced shortcut.
  *
- *     seq2seq [--epochs N] [--train N] [--test N] [--batch N] [--lr X]
- *             [--digits N] [--plot FILE] [--dot FILE] [--svg FILE]
+ *     seq2seq [--epochs N] [--questions N] [--test-questions N] [--batch N]
+ *             [--lr X] [--digits N] [--plot FILE] [--dot FILE] [--svg FILE]
  *             (--help: all of them)
  *
  * The questions are generated here from a seeded Philox stream; a pair
@@ -30,7 +30,8 @@
  * the shuffling, not the questions. --digits sets the longest
  * number (1..6). Prints the summary, a line per epoch, the exact-answer
  * and per-token accuracy of greedy decoding on the test questions, and a
- * few decoded examples. Quick run: --epochs 1 --train 2000 --test 200.
+ * few decoded examples. Quick run: --epochs 1 --questions 2000
+ * --test-questions 200.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,7 +48,7 @@ static const char TOKEN_CHARS[VOCAB + 1] = " 0123456789+^$";
 
 typedef struct args {
     int epochs, batch, digits;
-    long train, test;
+    long questions, test_questions;
     double lr;
     uint64_t seed;
     cli_outputs out;
@@ -55,11 +56,11 @@ typedef struct args {
 
 static int parse(int argc, char **argv, args *a)
 {
-    *a = (args){.epochs = 18, .batch = 64, .digits = 3, .train = 20000, .test = 2000, .lr = 0.003, .seed = 1};
+    *a = (args){.epochs = 18, .batch = 64, .digits = 3, .questions = 20000, .test_questions = 2000, .lr = 0.003, .seed = 1};
     const cli_flag flags[] = {
         CLI_EPOCHS(&a->epochs),
-        {"train", CLI_LONG, &a->train, 1, 10000000, NULL, "training questions"},
-        {"test", CLI_LONG, &a->test, 1, 10000000, NULL, "held-out test questions"},
+        {"questions", CLI_LONG, &a->questions, 1, 10000000, NULL, "training questions"},
+        {"test-questions", CLI_LONG, &a->test_questions, 1, 10000000, NULL, "held-out test questions"},
         CLI_BATCH(&a->batch), CLI_LR(&a->lr), CLI_SEED_FLAG(&a->seed),
         {"digits", CLI_INT, &a->digits, 1, MAX_DIGITS, NULL, "digits of the longest number"},
         CLI_PLOT_FLAG(&a->out), CLI_GRAPH_FLAGS(&a->out),
@@ -146,11 +147,11 @@ static void encode(model *m, lg_value x, lg_value states[2])
     lg_value lengths = lg_sum(lg_compare(x, lg_scalar(g, LG_I32, PAD), LG_CMP_NE), &axis, 1, false); /* [B] */
     lg_embedding_opts eo = lg_embedding_opts_default();
     eo.seed = m->rng;
-    lg_value e = lg_embedding(g, "encoder_embedding", x, VOCAB, EMBED, eo);
+    lg_value e = lg_embedding(g, "encoder_embedding", x, VOCAB, EMBED, eo, NULL);
     lg_rnn_opts o = lg_rnn_opts_default();
-    o.name = "encoder", o.return_state = true, o.lengths = lengths;
+    o.return_state = true, o.lengths = lengths;
     lg_rnn_result r;
-    if (lg_rnn(g, m->enc, e, o, &r) == LG_OK) states[0] = r.states[0], states[1] = r.states[1];
+    if (lg_rnn(g, "encoder", m->enc, e, o, &r) == LG_OK) states[0] = r.states[0], states[1] = r.states[1];
 }
 
 /* Teacher forcing: the decoder reads [START, y_0 .. y_{T-2}] from the
@@ -162,11 +163,11 @@ static lg_value decode_teacher_forced(model *m, lg_value y, int t_out, const lg_
     lg_value parts[2] = {lg_broadcast_like(lg_scalar(g, LG_I32, START), first), lg_slice(y, 1, 0, t_out - 1)};
     lg_embedding_opts eo = lg_embedding_opts_default();
     eo.seed = m->rng + 1;
-    lg_value e = lg_embedding(g, "decoder_embedding", lg_concat(parts, 2, 1), VOCAB, EMBED, eo);
+    lg_value e = lg_embedding(g, "decoder_embedding", lg_concat(parts, 2, 1), VOCAB, EMBED, eo, NULL);
     lg_rnn_opts o = lg_rnn_opts_default();
-    o.name = "decoder", o.return_sequences = true, o.initial_state = states, o.n_initial_state = 2;
+    o.return_sequences = true, o.initial_state = states, o.n_initial_state = 2;
     lg_rnn_result r;
-    if (lg_rnn(g, m->dec, e, o, &r) != LG_OK) return lg_value_invalid();
+    if (lg_rnn(g, "decoder", m->dec, e, o, &r) != LG_OK) return lg_value_invalid();
     lg_dense_opts d = lg_dense_opts_default();
     d.seed = m->rng + 2;
     return lg_dense(g, "dense", r.output, VOCAB, d);
@@ -189,15 +190,15 @@ static lg_value decode_greedy(model *m, lg_value x, int t_out, const lg_value st
     lg_value none_done = lg_broadcast_like(lg_scalar(g, LG_F32, 0), lg_slice(start, 1, 0, 1)); /* [B, 1] */
 
     lg_loop_opts lo = lg_loop_opts_default();
-    lo.name = "greedy", lo.max_steps = t_out;
-    lg_loop *l = lg_loop_new(g, lo);
+    lo.max_steps = t_out;
+    lg_loop *l = lg_loop_new(g, "greedy", lo);
     lg_value prev = lg_loop_state(l, start), done = lg_loop_state(l, none_done);
     lg_value s[2] = {lg_loop_state(l, states[0]), lg_loop_state(l, states[1])}, next[2], h;
     lg_value table = lg_loop_invariant(l, lg_graph_find_param(g, "decoder_embedding/embeddings"));
     lg_value kernel = lg_loop_invariant(l, lg_graph_find_param(g, "dense/kernel"));
     lg_value bias = lg_loop_invariant(l, lg_graph_find_param(g, "dense/bias"));
 
-    lg_cell_step(m->dec, l, lg_matmul(prev, table, false, false), s, next, &h, lg_value_invalid(), lg_value_invalid());
+    lg_cell_step(m->dec, l, lg_matmul(prev, table, false, false), s, lg_value_invalid(), lg_value_invalid(), next, &h);
     lg_value logits = lg_add(lg_matmul(h, kernel, false, false), bias); /* [B, VOCAB] */
     int last = -1;
     lg_value token = lg_compare(logits, lg_max(logits, &last, 1, true), LG_CMP_EQ);
@@ -344,8 +345,8 @@ static int run(session *S, const args *a)
 {
     shapes sh = shapes_for(a->digits);
     uint64_t counter = 0;
-    if (make_data(a->digits, a->train, false, &counter, &S->x_train, &S->y_train) ||
-        make_data(a->digits, a->test, true, &counter, &S->x_test, &S->y_test))
+    if (make_data(a->digits, a->questions, false, &counter, &S->x_train, &S->y_train) ||
+        make_data(a->digits, a->test_questions, true, &counter, &S->x_test, &S->y_test))
         return fail("making the data", NULL);
 
     model *m = &S->m;
@@ -357,7 +358,7 @@ static int run(session *S, const args *a)
     int n = trainable(m->g, params, 16);
     lg_adam_opts ao = lg_adam_opts_default();
     ao.learning_rate = a->lr, ao.clip.global_clipnorm = 1.0;
-    if (lg_optimizer_adam(m->g, params, n, &ao, &S->opt) || lg_trainer_new(m->g, m->spec, S->opt, &S->tr))
+    if (lg_optimizer_adam(m->g, params, n, ao, &S->opt) || lg_trainer_new(m->g, m->spec, S->opt, &S->tr))
         return fail("setting up training", m->g);
     if (cli_write_graph(&a->out, m->g)) return fail("writing the graph", NULL);
 
@@ -367,7 +368,7 @@ static int run(session *S, const args *a)
     dopt.shuffle = false, dopt.batch_size = 500;
     if (lg_dataset_new(S->x_test, S->y_test, dopt, &S->test)) return fail("test data", NULL);
     printf("Adding numbers of up to %d digits: %ld training questions, %ld held-out test questions "
-           "(batch %d, Adam lr %g)\n", a->digits, a->train, a->test, a->batch, a->lr);
+           "(batch %d, Adam lr %g)\n", a->digits, a->questions, a->test_questions, a->batch, a->lr);
     printf("accuracy is teacher-forced per token; val_accuracy is greedy decoding per position\n");
 
     lg_fit_opts fo = lg_fit_opts_default();

@@ -3,7 +3,7 @@
  * predicts cos(t) at every step, over windows of 20 steps cut from one long
  * stretch of the sine, with the states carried from batch to batch.
  *
- *     sin_cos [--epochs N] [--pieces N] [--windows N] [--test-windows N]
+ *     sin_cos [--epochs N] [--batch N] [--windows N] [--test-windows N]
  *             [--units N] [--lr X] [--plot FILE] [--dot FILE] [--svg FILE]
  *             (--help: all of them)
  *
@@ -12,11 +12,11 @@
  * batch_input_shape, fed consecutive pieces of long sequences without
  * shuffling, states reset at each epoch.
  *
- * Data: one stretch sin(phi + t dt), dt 0.1, is cut into --pieces
- * contiguous pieces (the batch size), each into --windows windows of 20
- * steps. Batch k holds window k of every piece, so example b of batch k + 1
- * continues example b of batch k, as a stateful layer needs. The test data
- * is another stretch (another phase) cut the same way.
+ * Data: one stretch sin(phi + t dt), dt 0.1, is cut into --batch
+ * contiguous pieces (one per row of a batch), each into --windows windows
+ * of 20 steps. Batch k holds window k of every piece, so example b of
+ * batch k + 1 continues example b of batch k, as a stateful layer needs.
+ * The test data is another stretch (another phase) cut the same way.
  *
  * Why a target at every step: cos(t) is the derivative of sin(t), and one
  * value of sin(t) does not give its sign, so a network needs at least the
@@ -43,7 +43,7 @@
 enum { STEPS = 20 };
 
 typedef struct args {
-    int epochs, pieces, windows, test_windows, units;
+    int epochs, batch, windows, test_windows, units;
     double lr;
     uint64_t seed;
     cli_outputs out;
@@ -51,10 +51,10 @@ typedef struct args {
 
 static int parse(int argc, char **argv, args *a)
 {
-    *a = (args){.epochs = 20, .pieces = 32, .windows = 100, .test_windows = 50, .units = 32, .lr = 0.005, .seed = 1};
+    *a = (args){.epochs = 20, .batch = 32, .windows = 100, .test_windows = 50, .units = 32, .lr = 0.005, .seed = 1};
     const cli_flag flags[] = {
         CLI_EPOCHS(&a->epochs),
-        {"pieces", CLI_INT, &a->pieces, 1, 4096, NULL, "contiguous pieces of the sine (the batch size)"},
+        {"batch", CLI_INT, &a->batch, 1, 4096, NULL, "examples per step, the contiguous pieces the sine is cut into"},
         {"windows", CLI_INT, &a->windows, 1, 100000, NULL, "training windows of 20 steps per piece"},
         {"test-windows", CLI_INT, &a->test_windows, 1, 100000, NULL, "test windows per piece"},
         {"units", CLI_INT, &a->units, 1, 4096, NULL, "LSTM units"},
@@ -108,14 +108,14 @@ static void model_free(model *m)
 }
 
 /* LSTM(units, return_sequences) -> Dense(1) at every step, x [B, 20, 1] ->
- * [B, 20, 1], mean squared error. Stateful, the batch is fixed at `pieces`
+ * [B, 20, 1], mean squared error. Stateful, the batch is fixed at --batch
  * (Keras batch_input_shape) and the states carry over; otherwise each run
  * starts from zeros. No dropout, so one branch serves training and
  * inference. */
 static lg_status build(model *m, const args *a, bool stateful)
 {
     lg_graph *g = m->g = lg_graph_new();
-    int64_t batch = stateful ? a->pieces : -1;
+    int64_t batch = stateful ? a->batch : -1;
     m->x = lg_input(g, "x", LG_F32, lg_shape_of(3, batch, (int64_t)STEPS, 1));
     m->y = lg_input(g, "y", LG_F32, lg_shape_of(3, batch, (int64_t)STEPS, 1));
     lg_cell_opts co = lg_cell_opts_default(LG_CELL_LSTM, a->units);
@@ -123,10 +123,10 @@ static lg_status build(model *m, const args *a, bool stateful)
     m->cell = lg_cell_new(g, "lstm", 1, co);
     if (!m->cell) return LG_ERR_GRAPH;
     lg_rnn_opts ro = lg_rnn_opts_default();
-    ro.name = "lstm", ro.return_sequences = true;
-    ro.stateful = stateful, ro.batch_size = stateful ? a->pieces : 0;
+    ro.return_sequences = true;
+    ro.stateful = stateful, ro.batch_size = stateful ? a->batch : 0;
     lg_rnn_result r;
-    lg_status s = lg_rnn(g, m->cell, m->x, ro, &r);
+    lg_status s = lg_rnn(g, "lstm", m->cell, m->x, ro, &r);
     if (s) return s;
     m->state = r.state;
     lg_dense_opts d = lg_dense_opts_default();
@@ -158,7 +158,7 @@ static int train_model(model *m, const args *a, bool stateful, lg_dataset *train
         if (lg_param_trainable(lg_graph_param(m->g, i))) params[n++] = lg_graph_param(m->g, i);
     lg_adam_opts ao = lg_adam_opts_default();
     ao.learning_rate = a->lr;
-    if (lg_optimizer_adam(m->g, params, n, &ao, &m->opt) || lg_trainer_new(m->g, m->spec, m->opt, &m->tr) ||
+    if (lg_optimizer_adam(m->g, params, n, ao, &m->opt) || lg_trainer_new(m->g, m->spec, m->opt, &m->tr) ||
         (stateful && lg_trainer_add_rnn_state(m->tr, m->state)))
         return fail("setting up training", m->g);
     if (stateful && cli_write_graph(&a->out, m->g)) return fail("writing the graph", NULL);
@@ -213,16 +213,16 @@ static void session_free(session *s)
 
 static int run(session *S, const args *a)
 {
-    if (stateful_windows(a->pieces, a->windows, 11, &S->x_train, &S->y_train) ||
-        stateful_windows(a->pieces, a->test_windows, 12, &S->x_test, &S->y_test))
+    if (stateful_windows(a->batch, a->windows, 11, &S->x_train, &S->y_train) ||
+        stateful_windows(a->batch, a->test_windows, 12, &S->x_test, &S->y_test))
         return fail("making the data", NULL);
     /* In order and whole batches of `pieces`: the layout above depends on it. */
     lg_dataset_opts dopt = lg_dataset_opts_default();
-    dopt.batch_size = a->pieces, dopt.shuffle = false;
+    dopt.batch_size = a->batch, dopt.shuffle = false;
     if (lg_dataset_new(S->x_train, S->y_train, dopt, &S->train) || lg_dataset_new(S->x_test, S->y_test, dopt, &S->test))
         return fail("datasets", NULL);
-    printf("Training on %d pieces x %d windows of %d steps (batch %d, Adam lr %g), testing on %d x %d\n", a->pieces,
-           a->windows, STEPS, a->pieces, a->lr, a->pieces, a->test_windows);
+    printf("Training on %d pieces x %d windows of %d steps (batch %d, Adam lr %g), testing on %d x %d\n", a->batch,
+           a->windows, STEPS, a->batch, a->lr, a->batch, a->test_windows);
 
     int rc = train_model(&S->stateful, a, true, S->train, S->test);
     if (!rc) rc = train_model(&S->stateless, a, false, S->train, S->test);

@@ -42,9 +42,8 @@ static lg_status layers(lg_graph *g, lg_value emb, lg_value lengths, uint64_t se
     if (!cells[0] || !cells[1]) return LG_ERR_GRAPH;
     lg_rnn_opts ro = lg_rnn_opts_default();
     ro.lengths = lengths;
-    ro.name = "bidirectional";
     lg_bidirectional_result r;
-    lg_status s = lg_bidirectional(g, cells[0], cells[1], emb, ro, LG_MERGE_CONCAT, &r); /* [B, 64] */
+    lg_status s = lg_bidirectional(g, "bidirectional", cells[0], cells[1], emb, LG_MERGE_CONCAT, ro, &r); /* [B, 64] */
     if (s == LG_OK) *features = r.output;
     return s;
 }

@@ -43,11 +43,11 @@ static lg_status layers(lg_graph *g, lg_value emb, lg_value lengths, uint64_t se
     if (!cells[0] || !cells[1]) return LG_ERR_GRAPH;
     lg_rnn_opts ro = lg_rnn_opts_default();
     ro.lengths = lengths;
-    ro.return_sequences = true, ro.name = "simple_rnn";
+    ro.return_sequences = true;
     lg_rnn_result r1, r2;
-    lg_status s = lg_rnn(g, cells[0], emb, ro, &r1); /* [B, T, 32] */
-    ro.return_sequences = false, ro.name = "simple_rnn_1";
-    if (s == LG_OK) s = lg_rnn(g, cells[1], r1.output, ro, &r2); /* [B, 32] */
+    lg_status s = lg_rnn(g, "simple_rnn", cells[0], emb, ro, &r1); /* [B, T, 32] */
+    ro.return_sequences = false;
+    if (s == LG_OK) s = lg_rnn(g, "simple_rnn_1", cells[1], r1.output, ro, &r2); /* [B, 32] */
     if (s == LG_OK) *features = r2.output;
     return s;
 }

@@ -65,7 +65,7 @@ static void model_build(void)
         REQUIRE(lg_init_uniform(lg_param_tensor(params[i]), -1, 1, 7, (uint64_t)i) == LG_OK);
     }
     lg_adam_opts a = lg_adam_opts_default();
-    REQUIRE(lg_optimizer_adam(m.g, params, n_params, &a, &m.opt) == LG_OK);
+    REQUIRE(lg_optimizer_adam(m.g, params, n_params, a, &m.opt) == LG_OK);
     int n_state = lg_optimizer_state_count(m.opt);
     m.n = n_params + n_state;
     m.t = calloc((size_t)m.n, sizeof *m.t);

@@ -33,25 +33,23 @@ static void model_build(void)
 {
     lg_graph *g = m.g = lg_graph_new();
     lg_value ids = lg_input(g, "ids", LG_I32, lg_shape_of(2, -1, -1));
-    lg_value x = lg_embedding(g, "embedding", ids, 7, 4, lg_embedding_opts_default());
+    lg_value x = lg_embedding(g, "embedding", ids, 7, 4, lg_embedding_opts_default(), NULL);
     lg_cell *fw = lg_cell_new(g, "forward_lstm", 4, lg_cell_opts_default(LG_CELL_LSTM, 3));
     lg_cell *bw = lg_cell_new(g, "backward_lstm", 4, lg_cell_opts_default(LG_CELL_LSTM, 3));
     lg_rnn_opts ro = lg_rnn_opts_default();
-    ro.return_sequences = true, ro.name = "bidirectional";
+    ro.return_sequences = true;
     lg_bidirectional_result br;
-    REQUIRE(lg_bidirectional(g, fw, bw, x, ro, LG_MERGE_CONCAT, &br) == LG_OK);
+    REQUIRE(lg_bidirectional(g, "bidirectional", fw, bw, x, LG_MERGE_CONCAT, ro, &br) == LG_OK);
     lg_rnn_result r;
     lg_cell *gru = lg_cell_new(g, "gru", 6, lg_cell_opts_default(LG_CELL_GRU, 4));
-    ro.name = "gru";
-    REQUIRE(lg_rnn(g, gru, br.output, ro, &r) == LG_OK);
+    REQUIRE(lg_rnn(g, "gru", gru, br.output, ro, &r) == LG_OK);
     lg_cell_opts go = lg_cell_opts_default(LG_CELL_GRU, 3);
     go.reset_after = false;
     lg_cell *gru_1 = lg_cell_new(g, "gru_1", 4, go);
-    ro.name = "gru_1";
-    REQUIRE(lg_rnn(g, gru_1, r.output, ro, &r) == LG_OK);
+    REQUIRE(lg_rnn(g, "gru_1", gru_1, r.output, ro, &r) == LG_OK);
     lg_cell *rnn = lg_cell_new(g, "simple_rnn", 3, lg_cell_opts_default(LG_CELL_SIMPLE_RNN, 5));
-    ro.name = "simple_rnn", ro.return_sequences = false;
-    REQUIRE(lg_rnn(g, rnn, r.output, ro, &r) == LG_OK);
+    ro.return_sequences = false;
+    REQUIRE(lg_rnn(g, "simple_rnn", rnn, r.output, ro, &r) == LG_OK);
     lg_batch_norm_result bn;
     REQUIRE(lg_batch_norm(g, "batch_normalization", r.output, lg_batch_norm_opts_default(), &bn) == LG_OK);
     lg_dense(g, "dense", bn.output, 2, lg_dense_opts_default());
@@ -119,7 +117,7 @@ lg_status lg_fuzz_one(const uint8_t *data, size_t size)
     if (!m.g) model_build();
     char path[512];
     if (!write_input(data, size, path)) return LG_ERR_IO;
-    lg_status s = lg_keras_load_weights(m.g, path);
+    lg_status s = lg_keras_load_weights(path, m.g);
     unlink(path);
     if (s != LG_OK) {
         REQUIRE(lg_last_error()[0] != '\0' && model_unchanged());

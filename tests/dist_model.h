@@ -52,11 +52,11 @@ static inline dm_model dm_new(dm_spec sp)
     m.cell = lg_cell_new(g, "rnn", DM_F, co);
     ck_assert_ptr_nonnull(m.cell);
     lg_rnn_opts ro = lg_rnn_opts_default();
-    ro.dropout = sp.dropout, ro.recurrent_dropout = sp.dropout, ro.training = true, ro.name = "rnn";
+    ro.dropout = sp.dropout, ro.recurrent_dropout = sp.dropout, ro.training = true;
     lg_rnn_result r, re;
-    ck_assert_int_eq(lg_rnn(g, m.cell, x, ro, &r), LG_OK);
-    ro.training = false, ro.name = "rnn_eval";
-    ck_assert_int_eq(lg_rnn(g, m.cell, x, ro, &re), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "rnn", m.cell, x, ro, &r), LG_OK);
+    ro.training = false;
+    ck_assert_int_eq(lg_rnn(g, "rnn_eval", m.cell, x, ro, &re), LG_OK);
     lg_value h = r.output, he = re.output;
     lg_batch_norm_result bn = {0}, bne;
     if (sp.batch_norm) {
@@ -78,11 +78,11 @@ static inline dm_model dm_new(dm_spec sp)
     if (sp.adam) {
         lg_adam_opts a = lg_adam_opts_default();
         a.learning_rate = 0.01;
-        ck_assert_int_eq(lg_optimizer_adam(g, params, n, &a, &m.opt), LG_OK);
+        ck_assert_int_eq(lg_optimizer_adam(g, params, n, a, &m.opt), LG_OK);
     } else {
         lg_sgd_opts so = lg_sgd_opts_default();
         so.learning_rate = 0.1, so.momentum = 0.9;
-        ck_assert_int_eq(lg_optimizer_sgd(g, params, n, &so, &m.opt), LG_OK);
+        ck_assert_int_eq(lg_optimizer_sgd(g, params, n, so, &m.opt), LG_OK);
     }
     lg_model_spec s = lg_model_spec_default();
     s.x = x, s.y = y, s.metric = LG_METRIC_ACCURACY;

@@ -240,9 +240,9 @@ static lg_value build_nn(const gc_row *r, const lg_value *in)
     switch (r->op) {
     case N_SOFTMAX: return lg_softmax(x, r->axis);
     case N_LOG_SOFTMAX: return lg_log_softmax(x, r->axis);
-    case N_SIGMOID_XENT: return lg_sigmoid_xent(x, t);
-    case N_SOFTMAX_XENT: return lg_softmax_xent(x, t);
-    case N_SPARSE_SOFTMAX_XENT: return lg_sparse_softmax_xent(x, t);
+    case N_SIGMOID_XENT: return lg_sigmoid_xent(t, x);
+    case N_SOFTMAX_XENT: return lg_softmax_xent(t, x);
+    case N_SPARSE_SOFTMAX_XENT: return lg_sparse_softmax_xent(t, x);
     case N_ONE_HOT: return lg_mul(lg_one_hot(x, (int64_t)r->a, LG_F64), t);
     case N_MSE: return lg_mse(x, t);
     case N_MAE: return lg_mae(x, t);
@@ -264,7 +264,7 @@ static lg_value build_loop(const gc_row *r, const lg_value *in)
     lg_graph *g = in[0].graph;
     lg_loop_opts o = lg_loop_opts_default();
     o.reverse = r->op == L_RNN_REVERSE;
-    lg_loop *l = lg_loop_new(g, o);
+    lg_loop *l = lg_loop_new(g, NULL, o);
     lg_value x = lg_loop_seq(l, in[0]), h = lg_loop_state(l, in[1]);
     lg_value w = lg_loop_invariant(l, in[2]), u = lg_loop_invariant(l, in[3]);
     lg_value hn = lg_tanh(lg_add(lg_matmul(x, w, false, false), lg_matmul(h, u, false, false)));

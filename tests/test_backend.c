@@ -320,9 +320,9 @@ static model gru_model(void)
     co.seed = 7;
     m.cell = lg_cell_new(g, "gru", F, co);
     lg_rnn_opts ro = lg_rnn_opts_default();
-    ro.dropout = 0.3, ro.recurrent_dropout = 0.3, ro.training = true, ro.name = "gru";
+    ro.dropout = 0.3, ro.recurrent_dropout = 0.3, ro.training = true;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, m.cell, seq, ro, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "gru", m.cell, seq, ro, &r), LG_OK);
     lg_batch_norm_opts bo = lg_batch_norm_opts_default();
     bo.training = true;
     ck_assert_int_eq(lg_batch_norm(g, "bn", r.output, bo, &m.bn), LG_OK);
@@ -336,7 +336,7 @@ static model gru_model(void)
         if (lg_param_trainable(lg_graph_param(g, i))) params[n++] = lg_graph_param(g, i);
     lg_rmsprop_opts o = lg_rmsprop_opts_default();
     o.momentum = 0.5, o.centered = true, o.clip.global_clipnorm = 0.5;
-    ck_assert_int_eq(lg_optimizer_rmsprop(g, params, n, &o, &m.opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_rmsprop(g, params, n, o, &m.opt), LG_OK);
     lg_model_spec s = lg_model_spec_default();
     s.x = x, s.y = y, s.metric = LG_METRIC_ACCURACY;
     s.loss = lg_sparse_categorical_crossentropy(y, logits, true), s.output = logits;
@@ -476,7 +476,7 @@ static unsigned char *lstm_steps(const char *device, const char *passes_off, siz
     co.seed = 7;
     model m = {.g = g, .cell = lg_cell_new(g, "lstm", F, co)};
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, m.cell, lg_concat(steps, T, 1), lg_rnn_opts_default(), &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, m.cell, lg_concat(steps, T, 1), lg_rnn_opts_default(), &r), LG_OK);
     lg_dense_opts d = lg_dense_opts_default();
     d.seed = 3;
     lg_value loss = lg_sparse_categorical_crossentropy(yv, lg_dense(g, "out", r.output, C, d), true);
@@ -487,7 +487,7 @@ static unsigned char *lstm_steps(const char *device, const char *passes_off, siz
     for (int i = 0; i < np; i++) wrt[i] = lg_graph_param(g, i);
     lg_adam_opts ao = lg_adam_opts_default();
     ao.clip.clipnorm = 0.1;
-    ck_assert_int_eq(lg_optimizer_adam(g, wrt, np, &ao, &m.opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_adam(g, wrt, np, ao, &m.opt), LG_OK);
     fetch[0] = loss;
     ck_assert_int_eq(lg_grad(g, loss, wrt, np, fetch + 1), LG_OK);
     lg_tensor *out[17] = {NULL};
@@ -565,7 +565,7 @@ START_TEST(stop_condition_and_missing_kernel)
     lg_value c0 = lg_input(g, "c0", LG_F64, lg_shape_of(2, 2, 1));
     lg_loop_opts lo = lg_loop_opts_default();
     lo.max_steps = 6;
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value c = lg_loop_state(l, c0);
     lg_value next = lg_add_scalar(c, 1);
     lg_loop_next(l, c, next);

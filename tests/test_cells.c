@@ -74,13 +74,13 @@ static void net_build(net *n, lg_cell_opts o, int t)
 /* The loop over n's inputs; masks are outer values (or invalid). */
 static void net_loop(net *n, lg_value x_mask, lg_value h_mask)
 {
-    lg_loop *l = lg_loop_new(n->g, lg_loop_opts_default());
+    lg_loop *l = lg_loop_new(n->g, NULL, lg_loop_opts_default());
     ck_assert_ptr_nonnull(l);
     lg_value x_t = lg_loop_seq(l, n->x), s[2], next[2], y;
     for (int k = 0; k < n->n_states; k++) s[k] = lg_loop_state(l, n->s0[k]);
     lg_value xm = lg_value_ok(x_mask) ? lg_loop_invariant(l, x_mask) : lg_value_invalid();
     lg_value hm = lg_value_ok(h_mask) ? lg_loop_invariant(l, h_mask) : lg_value_invalid();
-    lg_cell_step(n->cell, l, x_t, s, next, &y, xm, hm);
+    lg_cell_step(n->cell, l, x_t, s, xm, hm, next, &y);
     for (int k = 0; k < n->n_states; k++) lg_loop_next(l, s[k], next[k]);
     lg_loop_emit(l, y);
     lg_status st = lg_loop_end(l, n->sT, &n->ys);
@@ -730,11 +730,11 @@ START_TEST(test_bad_step)
     lg_value x = lg_input(g, "x", x_dt, lg_shape_of(3, B, 5, _i == WRONG_X_DIM ? 5 : IN));
     lg_value h0 = lg_input(g, "h0", LG_F64, lg_shape_of(2, B, U));
     lg_value c0 = lg_input(g, "c0", LG_F64, lg_shape_of(2, B, _i == WRONG_STATE_SHAPE ? 6 : U));
-    lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+    lg_loop *l = lg_loop_new(g, NULL, lg_loop_opts_default());
     lg_value x_t = lg_loop_seq(l, x), s[2] = {lg_loop_state(l, h0), lg_loop_state(l, c0)}, next[2], y;
     lg_value hm = _i == OUTER_MASK ? h0 : lg_value_invalid();
-    lg_cell_step(_i == NULL_CELL ? NULL : c, l, _i == OUTER_VALUE ? h0 : x_t, _i == NULL_STATES ? NULL : s, next, &y,
-                 lg_value_invalid(), hm);
+    lg_cell_step(_i == NULL_CELL ? NULL : c, l, _i == OUTER_VALUE ? h0 : x_t, _i == NULL_STATES ? NULL : s,
+                 lg_value_invalid(), hm, next, &y);
     ck_assert(!lg_value_ok(y));
     if (_i != NULL_CELL) ck_assert(!lg_value_ok(next[0]) && !lg_value_ok(next[1]));
     ck_assert_int_eq(lg_loop_end(l, NULL, NULL), LG_ERR_GRAPH);

@@ -934,7 +934,7 @@ static trainer trainer_new(bool amsgrad)
     lg_adam_opts o = lg_adam_opts_default();
     o.amsgrad = amsgrad;
     o.learning_rate = 0.05;
-    ck_assert_int_eq(lg_optimizer_adam(t.g, t.params, 2, &o, &t.opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_adam(t.g, t.params, 2, o, &t.opt), LG_OK);
     t.xt = lg_test_uniform(LG_F64, lg_shape_of(2, 4, 3), 3, 0, -1, 1);
     return t;
 }
@@ -1140,20 +1140,16 @@ START_TEST(test_torch_outputs)
     lg_cell *l1 = torch_cell(g, "lstm1", LG_CELL_LSTM, TIN, LG_ACT_TANH, "lstm.", 0, false);
     lg_cell *l2 = torch_cell(g, "lstm2", LG_CELL_LSTM, TU, LG_ACT_TANH, "lstm.", 1, false);
     lg_rnn_result r1, r2, rr;
-    o.name = "lstm_layer1";
-    ck_assert_int_eq(lg_rnn(g, l1, x, o, &r1), LG_OK);
-    o.name = "lstm_layer2";
-    ck_assert_int_eq(lg_rnn(g, l2, r1.output, o, &r2), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "lstm_layer1", l1, x, o, &r1), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "lstm_layer2", l2, r1.output, o, &r2), LG_OK);
 
     lg_cell *gf = torch_cell(g, "gru_fwd", LG_CELL_GRU, TIN, LG_ACT_TANH, "gru.", 0, false);
     lg_cell *gb = torch_cell(g, "gru_bwd", LG_CELL_GRU, TIN, LG_ACT_TANH, "gru.", 0, true);
     lg_bidirectional_result rb;
-    o.name = "gru_layer";
-    ck_assert_int_eq(lg_bidirectional(g, gf, gb, x, o, LG_MERGE_CONCAT, &rb), LG_OK);
+    ck_assert_int_eq(lg_bidirectional(g, "gru_layer", gf, gb, x, LG_MERGE_CONCAT, o, &rb), LG_OK);
 
     lg_cell *rn = torch_cell(g, "rnn", LG_CELL_SIMPLE_RNN, TIN, LG_ACT_RELU, "rnn.", 0, false);
-    o.name = "rnn_layer";
-    ck_assert_int_eq(lg_rnn(g, rn, x, o, &rr), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "rnn_layer", rn, x, o, &rr), LG_OK);
 
     lg_feed feed = {x, rec[0].t};
     lg_value fetch[3] = {r2.output, rb.output, rr.output};

@@ -247,7 +247,7 @@ static void b_softmax(lg_graph *g, lg_dtype dt) { lg_softmax(in(g, dt, 3, 3, 6, 
 static void b_log_softmax(lg_graph *g, lg_dtype dt) { lg_log_softmax(in(g, dt, 3, 3, 4, 6), 2); }
 static void b_sigmoid_xent(lg_graph *g, lg_dtype dt) { lg_sigmoid_xent(in(g, dt, 2, 5, 6, 0), in(g, dt, 2, 5, 6, 0)); }
 static void b_softmax_xent(lg_graph *g, lg_dtype dt) { lg_softmax_xent(in(g, dt, 2, 8, 10, 0), in(g, dt, 2, 8, 10, 0)); }
-static void b_sparse_xent(lg_graph *g, lg_dtype dt) { lg_sparse_softmax_xent(in(g, dt, 2, 8, 10, 0), in(g, LG_I32, 1, 8, 0, 0)); }
+static void b_sparse_xent(lg_graph *g, lg_dtype dt) { lg_sparse_softmax_xent(in(g, LG_I32, 1, 8, 0, 0), in(g, dt, 2, 8, 10, 0)); }
 
 /* A fused program as the fuse_elementwise pass writes one, over a [4, 3, 5],
  * a row [5] and an i32 mask [4, 3, 1]: where(mask, tanh(a row) + row,
@@ -511,7 +511,7 @@ END_TEST
 START_TEST(bad_label_reported_at_sync)
 {
     lg_graph *g = lg_graph_new();
-    lg_value v = lg_sparse_softmax_xent(in(g, LG_F64, 2, 2, 3, 0), in(g, LG_I32, 1, 2, 0, 0));
+    lg_value v = lg_sparse_softmax_xent(in(g, LG_I32, 1, 2, 0, 0), in(g, LG_F64, 2, 2, 3, 0));
     const lg_node *n = node_of(g, LG_OP_SPARSE_SOFTMAX_XENT);
     (void)v;
     double x[6] = {0};
@@ -550,9 +550,9 @@ static void optimizer_case(opt_kind kind, lg_dtype dt, lg_clip_opts clip)
     ao.amsgrad = kind == OPT_AMSGRAD;
     ro.momentum = kind == OPT_RMSPROP_MC ? 0.5 : 0;
     ro.centered = kind == OPT_RMSPROP_MC;
-    lg_status st = kind <= OPT_NESTEROV ? lg_optimizer_sgd(g, p, 2, &so, &o)
-                   : kind <= OPT_AMSGRAD ? lg_optimizer_adam(g, p, 2, &ao, &o)
-                                         : lg_optimizer_rmsprop(g, p, 2, &ro, &o);
+    lg_status st = kind <= OPT_NESTEROV ? lg_optimizer_sgd(g, p, 2, so, &o)
+                   : kind <= OPT_AMSGRAD ? lg_optimizer_adam(g, p, 2, ao, &o)
+                                         : lg_optimizer_rmsprop(g, p, 2, ro, &o);
     ck_assert_msg(st == LG_OK, "%s", lg_last_error());
     int64_t n = N0 + N1, offsets[3] = {0, N0, N0 + N1};
     size_t bytes = (size_t)n * lg_dtype_size(dt);
@@ -716,7 +716,8 @@ START_TEST(cudnn_rnn_against_cpu)
         ro.n_initial_state = dirs * n_states;
         if (rc->bidi) {
             lg_bidirectional_result br;
-            ck_assert_int_eq(lg_bidirectional(g, cells[l * 2], cells[l * 2 + 1], cur, ro, LG_MERGE_CONCAT, &br), LG_OK);
+            ck_assert_int_eq(lg_bidirectional(g, NULL, cells[l * 2], cells[l * 2 + 1], cur, LG_MERGE_CONCAT, ro, &br),
+                             LG_OK);
             cur = br.output;
             for (int k = 0; k < n_states; k++) {
                 finals[l * 2][k] = br.forward.states[k];
@@ -724,7 +725,7 @@ START_TEST(cudnn_rnn_against_cpu)
             }
         } else {
             lg_rnn_result rr;
-            ck_assert_int_eq(lg_rnn(g, cells[l], cur, ro, &rr), LG_OK);
+            ck_assert_int_eq(lg_rnn(g, NULL, cells[l], cur, ro, &rr), LG_OK);
             cur = rr.output;
             for (int k = 0; k < n_states; k++) finals[l][k] = rr.states[k];
         }
@@ -972,7 +973,7 @@ static void bidir_layer(lg_graph *g, const fused_case *fc, lg_value x, lg_value 
     ro.return_sequences = true;
     ro.lengths = lengths;
     lg_bidirectional_result r;
-    ck_assert_msg(lg_bidirectional(g, fwd, bwd, x, ro, LG_MERGE_CONCAT, &r) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_bidirectional(g, NULL, fwd, bwd, x, LG_MERGE_CONCAT, ro, &r) == LG_OK, "%s", lg_last_error());
     *ys = r.output;
     lg_value states[2 * LG_RNN_MAX_STATES];
     int n = 0;
@@ -1011,8 +1012,7 @@ static void stacked_layers(lg_graph *g, const fused_case *fc, lg_value x, lg_val
             lg_loop_opts lo = lg_loop_opts_default();
             lo.reverse = fc->backwards;
             lo.lengths = lengths;
-            lo.name = name;
-            lg_loop *loop = lg_loop_new(g, lo);
+            lg_loop *loop = lg_loop_new(g, name, lo);
             lg_value s[LG_RNN_MAX_STATES], next[LG_RNN_MAX_STATES], y, fin[LG_RNN_MAX_STATES];
             int ns = lg_cell_state_count(cell);
             for (int k = 0; k < ns; k++) { /* random, differentiated: each layer's own h0, c0 */
@@ -1022,7 +1022,7 @@ static void stacked_layers(lg_graph *g, const fused_case *fc, lg_value x, lg_val
                 ck_assert_int_eq(lg_init_uniform(lg_param_tensor(s0), -0.5, 0.5, 13, (uint64_t)(2 * l + k)), LG_OK);
                 s[k] = lg_loop_state(loop, s0);
             }
-            lg_cell_step(cell, loop, lg_loop_seq(loop, *ys), s, next, &y, lg_value_invalid(), lg_value_invalid());
+            lg_cell_step(cell, loop, lg_loop_seq(loop, *ys), s, lg_value_invalid(), lg_value_invalid(), next, &y);
             for (int k = 0; k < ns; k++) lg_loop_next(loop, s[k], next[k]);
             lg_loop_emit(loop, y);
             ck_assert_msg(lg_loop_end(loop, fin, ys) == LG_OK, "%s", lg_last_error());
@@ -1030,9 +1030,8 @@ static void stacked_layers(lg_graph *g, const fused_case *fc, lg_value x, lg_val
             lg_cell_free(cell);
             continue;
         }
-        ro.name = name;
         lg_rnn_result r;
-        ck_assert_msg(lg_rnn(g, cell, *ys, ro, &r) == LG_OK, "%s", lg_last_error());
+        ck_assert_msg(lg_rnn(g, name, cell, *ys, ro, &r) == LG_OK, "%s", lg_last_error());
         *ys = r.output;
         for (int k = 0; k < r.n_states; k++) states[n++] = r.states[k];
         lg_cell_free(cell);
@@ -1073,7 +1072,7 @@ static void fused_layer(lg_graph *g, const fused_case *fc, lg_value x, lg_value 
     ro.go_backwards = fc->backwards;
     ro.lengths = lengths;
     lg_rnn_result r;
-    ck_assert_msg(lg_rnn(g, cell, x, ro, &r) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_rnn(g, NULL, cell, x, ro, &r) == LG_OK, "%s", lg_last_error());
     *ys = r.output;
     *h = r.states[0];
     lg_cell_free(cell);
@@ -1320,7 +1319,7 @@ static double *train_steps(const char *dev, int *n_out, char **report)
     co.dtype = LG_F64;
     lg_cell *cell = lg_cell_new(g, "lstm", F, co);
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, cell, x, lg_rnn_opts_default(), &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, cell, x, lg_rnn_opts_default(), &r), LG_OK);
     lg_dense_opts d = lg_dense_opts_default();
     d.seed = 3;
     lg_value loss = lg_sparse_categorical_crossentropy(y, lg_dense(g, "out", r.output, C, d), true);
@@ -1331,7 +1330,7 @@ static double *train_steps(const char *dev, int *n_out, char **report)
     lg_adam_opts ao = lg_adam_opts_default();
     ao.learning_rate = 0.01, ao.clip.clipnorm = 0.5;
     lg_optimizer *opt = NULL;
-    ck_assert_int_eq(lg_optimizer_adam(g, wrt, np, &ao, &opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_adam(g, wrt, np, ao, &opt), LG_OK);
     fetch[0] = loss;
     ck_assert_int_eq(lg_grad(g, loss, wrt, np, fetch + 1), LG_OK);
     lg_tensor *out[9] = {NULL}, *const *grads = lg_optimizer_grads(opt);

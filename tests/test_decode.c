@@ -72,7 +72,7 @@ START_TEST(test_values_match_hand_recurrence)
     lg_decode_opts o = lg_decode_opts_default();
     o.memory = mem, o.start = start, o.initial_state = &h0, o.n_initial_state = 1;
     lg_decode_result r;
-    ck_assert_msg(lg_readout_decoder(d, x, o, &r) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_decode(d, x, o, &r) == LG_OK, "%s", lg_last_error());
     ck_assert_int_eq(r.n_states, 1);
 
     lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, F), 1), *mt = rand_tensor(lg_shape_of(3, B, TE, U), 2);
@@ -144,7 +144,7 @@ START_TEST(test_teacher_forcing_shift)
     lg_decode_opts o = lg_decode_opts_default();
     o.training = true, o.targets = y;
     lg_decode_result r;
-    ck_assert_msg(lg_readout_decoder(d, x, o, &r) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_decode(d, x, o, &r) == LG_OK, "%s", lg_last_error());
     lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, F), 5), *yt = rand_tensor(lg_shape_of(3, B, T, O), 6);
     lg_tensor *out[3] = {NULL};
     for (int run = 0; run < 3; run++) {
@@ -204,9 +204,9 @@ START_TEST(test_inference_matches_teacher_forcing_on_own_predictions)
     o.steps = T;
     if (cc->attention != LG_ATTENTION_NONE) o.memory = mem;
     lg_decode_result inf, tf;
-    ck_assert_msg(lg_readout_decoder(d, x, o, &inf) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_decode(d, x, o, &inf) == LG_OK, "%s", lg_last_error());
     o.training = true, o.targets = y;
-    ck_assert_msg(lg_readout_decoder(d, x, o, &tf) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_decode(d, x, o, &tf) == LG_OK, "%s", lg_last_error());
 
     lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, F), 7), *mt = rand_tensor(lg_shape_of(3, B, TE, U), 8);
     lg_tensor *st = rand_tensor(lg_shape_of(2, B, O), 9);
@@ -278,7 +278,7 @@ START_TEST(test_gradcheck)
     if (gc->init) o.initial_state = s0, o.n_initial_state = ns;
     if (gc->attention != LG_ATTENTION_NONE) o.memory = mem;
     lg_decode_result r;
-    ck_assert_msg(lg_readout_decoder(d, gc->has_x ? x : lg_value_invalid(), o, &r) == LG_OK, "%s: %s", gc->name,
+    ck_assert_msg(lg_decode(d, gc->has_x ? x : lg_value_invalid(), o, &r) == LG_OK, "%s: %s", gc->name,
                   lg_last_error());
     /* sum(y * w) + sum(y^2) / 2 + the final h: every output and state counts */
     lg_tensor *w = rand_tensor(lg_shape_of(1, O), 11);
@@ -404,7 +404,7 @@ START_TEST(test_errors)
     }
     ck_assert_ptr_null(lg_graph_error(g));
     lg_decode_result r;
-    lg_status s = lg_readout_decoder(d, x, o, &r);
+    lg_status s = lg_decode(d, x, o, &r);
     ck_assert_msg(s == ec->want, "case %d: got %s: %s", (int)ec->what, lg_status_name(s), lg_last_error());
     const char *err = lg_graph_error(g);
     ck_assert_msg(err && strstr(err, ec->message) && strstr(err, "decoder 'dec'"), "case %d: message '%s'",
@@ -412,7 +412,7 @@ START_TEST(test_errors)
     ck_assert_str_eq(lg_last_error(), err);
     ck_assert(!lg_value_ok(r.output) && !lg_value_ok(r.states[0]) && r.n_states == 0);
     /* the graph refuses further decoders but stays inspectable */
-    ck_assert_int_eq(lg_readout_decoder(d, x, o, &r), LG_ERR_GRAPH);
+    ck_assert_int_eq(lg_decode(d, x, o, &r), LG_ERR_GRAPH);
     lg_decoder_free(d), lg_cell_free(c);
     lg_graph_free(g), lg_graph_free(other);
 }
@@ -424,7 +424,7 @@ START_TEST(test_decoder_new_errors)
     ck_assert(strstr(lg_last_error(), "graph is NULL"));
     lg_decoder_free(NULL);
     ck_assert(!lg_value_ok(lg_decoder_readout_kernel(NULL)));
-    ck_assert_int_eq(lg_readout_decoder(NULL, lg_value_invalid(), lg_decode_opts_default(), NULL),
+    ck_assert_int_eq(lg_decode(NULL, lg_value_invalid(), lg_decode_opts_default(), NULL),
                      LG_ERR_INVALID_ARGUMENT);
 
     struct {

@@ -244,11 +244,11 @@ START_TEST(stateful_refused)
     lg_rnn_opts ro = lg_rnn_opts_default();
     ro.stateful = true, ro.batch_size = 4;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, cell, x, ro, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, cell, x, ro, &r), LG_OK);
     lg_value out = lg_dense(g, "out", r.output, 1, lg_dense_opts_default());
     lg_value params[2] = {lg_cell_kernel(cell), lg_graph_find_param(g, "out/kernel")};
     lg_optimizer *opt = NULL;
-    ck_assert_int_eq(lg_optimizer_sgd(g, params, 2, NULL, &opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_sgd(g, params, 2, lg_sgd_opts_default(), &opt), LG_OK);
     lg_model_spec s = lg_model_spec_default();
     s.x = x, s.y = y, s.loss = lg_mse(y, out);
     lg_trainer *tr = NULL;

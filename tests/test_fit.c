@@ -52,7 +52,7 @@ static model dense_model(double lr)
     lg_adam_opts a = lg_adam_opts_default();
     a.learning_rate = lr;
     lg_value params[2] = {lg_graph_param(m.g, 0), lg_graph_param(m.g, 1)};
-    ck_assert_int_eq(lg_optimizer_adam(m.g, params, 2, &a, &m.opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_adam(m.g, params, 2, a, &m.opt), LG_OK);
     lg_model_spec s = lg_model_spec_default();
     s.x = m.x, s.y = m.y, s.loss = m.loss, s.output = m.logits, s.metric = LG_METRIC_ACCURACY;
     ck_assert_int_eq(lg_trainer_new(m.g, s, m.opt, &m.tr), LG_OK);
@@ -197,11 +197,11 @@ static double gru_fit(uint64_t seed, double *moving_mean0)
     co.seed = 7;
     lg_cell *cell = lg_cell_new(g, "gru", F, co);
     lg_rnn_opts ro = lg_rnn_opts_default();
-    ro.dropout = 0.3, ro.recurrent_dropout = 0.3, ro.training = true, ro.name = "gru";
+    ro.dropout = 0.3, ro.recurrent_dropout = 0.3, ro.training = true;
     lg_rnn_result tr_r, ev_r;
-    ck_assert_int_eq(lg_rnn(g, cell, seq, ro, &tr_r), LG_OK);
-    ro.training = false, ro.name = "gru_eval";
-    ck_assert_int_eq(lg_rnn(g, cell, seq, ro, &ev_r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "gru", cell, seq, ro, &tr_r), LG_OK);
+    ro.training = false;
+    ck_assert_int_eq(lg_rnn(g, "gru_eval", cell, seq, ro, &ev_r), LG_OK);
     lg_batch_norm_opts bo = lg_batch_norm_opts_default();
     bo.training = true;
     lg_batch_norm_result bn_t, bn_e;
@@ -220,7 +220,7 @@ static double gru_fit(uint64_t seed, double *moving_mean0)
         if (lg_param_trainable(lg_graph_param(g, i))) params[n++] = lg_graph_param(g, i);
     lg_optimizer *opt = NULL;
     lg_rmsprop_opts ro2 = lg_rmsprop_opts_default();
-    ck_assert_int_eq(lg_optimizer_rmsprop(g, params, n, &ro2, &opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_rmsprop(g, params, n, ro2, &opt), LG_OK);
     lg_model_spec s = lg_model_spec_default();
     s.x = x, s.y = y, s.metric = LG_METRIC_ACCURACY;
     s.loss = lg_sparse_categorical_crossentropy(y, logits, true), s.output = logits;
@@ -269,7 +269,7 @@ START_TEST(stateful_states_carry_and_reset)
     lg_rnn_opts ro = lg_rnn_opts_default();
     ro.stateful = true, ro.batch_size = B;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, cell, x, ro, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, cell, x, ro, &r), LG_OK);
     lg_dense_opts d = lg_dense_opts_default();
     lg_value out = lg_dense(g, "out", r.output, 1, d);
     lg_value params[4] = {lg_cell_kernel(cell), lg_cell_recurrent_kernel(cell), lg_cell_bias(cell),
@@ -277,7 +277,7 @@ START_TEST(stateful_states_carry_and_reset)
     lg_optimizer *opt = NULL;
     lg_sgd_opts so = lg_sgd_opts_default();
     so.learning_rate = 0;
-    ck_assert_int_eq(lg_optimizer_sgd(g, params, 4, &so, &opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_sgd(g, params, 4, so, &opt), LG_OK);
     lg_model_spec s = lg_model_spec_default();
     s.x = x, s.y = y, s.loss = lg_mse(y, out), s.output = out, s.metric = LG_METRIC_MAE;
     lg_trainer *tr = NULL;
@@ -308,15 +308,15 @@ START_TEST(stateful_other_batch)
     lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, -1, T, 1)), y = lg_input(g, "y", LG_F32, lg_shape_of(2, -1, 1));
     lg_cell *cell = lg_cell_new(g, "cell", 1, lg_cell_opts_default(LG_CELL_LSTM, U));
     lg_rnn_opts ro = lg_rnn_opts_default();
-    ro.stateful = true, ro.batch_size = B, ro.name = "carry";
+    ro.stateful = true, ro.batch_size = B;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, cell, x, ro, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "carry", cell, x, ro, &r), LG_OK);
     lg_value out = lg_dense(g, "out", r.output, 1, lg_dense_opts_default());
     lg_value params[4] = {lg_cell_kernel(cell), lg_cell_recurrent_kernel(cell), lg_cell_bias(cell),
                           lg_graph_find_param(g, "out/kernel")};
     lg_optimizer *opt = NULL;
     lg_sgd_opts so = lg_sgd_opts_default();
-    ck_assert_int_eq(lg_optimizer_sgd(g, params, 4, &so, &opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_sgd(g, params, 4, so, &opt), LG_OK);
     lg_model_spec s = lg_model_spec_default();
     s.x = x, s.y = y, s.loss = lg_mse(y, out), s.output = out;
     lg_trainer *tr = NULL;
@@ -514,7 +514,7 @@ START_TEST(divergent_learning_rate_stops)
     lg_sgd_opts so = lg_sgd_opts_default();
     so.learning_rate = 1e6;
     lg_value params[2] = {lg_graph_param(m.g, 0), lg_graph_param(m.g, 1)};
-    ck_assert_int_eq(lg_optimizer_sgd(m.g, params, 2, &so, &m.opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_sgd(m.g, params, 2, so, &m.opt), LG_OK);
     lg_model_spec s = lg_model_spec_default();
     s.x = m.x, s.y = m.y, s.loss = m.loss;
     ck_assert_int_eq(lg_trainer_new(m.g, s, m.opt, &m.tr), LG_OK);

@@ -101,9 +101,9 @@
     X(log_softmax_last, lg_log_softmax(in[0], -1))                                      \
     X(log_softmax_axis0, lg_log_softmax(in[0], 0))                                      \
     X(log_softmax_large, lg_log_softmax(in[0], -1))                                     \
-    X(sigmoid_xent, lg_sigmoid_xent(in[0], in[1]))                                      \
-    X(softmax_xent, lg_softmax_xent(in[0], in[1]))                                      \
-    X(sparse_softmax_xent, lg_sparse_softmax_xent(in[0], in[1]))                        \
+    X(sigmoid_xent, lg_sigmoid_xent(in[1], in[0]))                                      \
+    X(softmax_xent, lg_softmax_xent(in[1], in[0]))                                      \
+    X(sparse_softmax_xent, lg_sparse_softmax_xent(in[1], in[0]))                        \
     X(loss_mse, lg_mse(in[0], in[1]))                                                   \
     X(loss_mae, lg_mae(in[0], in[1]))                                                   \
     X(loss_bce_logits, lg_binary_crossentropy(in[0], in[1], true))                      \

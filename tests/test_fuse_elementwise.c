@@ -382,7 +382,7 @@ START_TEST(test_hand_cells_same_bits)
     lg_value x = lg_input(g, "x", dt, lg_shape_of(3, LB, LT, LF)), len = lg_input(g, "len", LG_I32, lg_shape_of(1, LB));
     lg_loop_opts lo = lg_loop_opts_default();
     if (gru) lo.lengths = len;
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value xt_ = lg_loop_seq(l, x), h = lg_loop_state(l, zeros_state(dt)), c = lg_value_invalid();
     int gates = gru ? 3 : 4;
     lg_value W = lg_loop_invariant(l, param("W", dt, lg_shape_of(2, LF, gates * LU), 0));

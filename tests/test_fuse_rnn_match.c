@@ -42,12 +42,12 @@ static const lg_loop_spec *cell_loop(lg_cell_opts co, bool reverse, bool lengths
     lo.time_major = true;
     lo.reverse = reverse;
     if (lengths) lo.lengths = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value x_t = lg_loop_seq(l, input(co.dtype, 3, T, B, I)), s[2], next[2], y;
     for (int k = 0; k < lg_cell_state_count(cell); k++) s[k] = lg_loop_state(l, input(co.dtype, 2, B, H, 0));
     lg_value xm = lg_value_ok(x_mask) ? lg_loop_invariant(l, x_mask) : x_mask;
     lg_value hm = lg_value_ok(h_mask) ? lg_loop_invariant(l, h_mask) : h_mask;
-    lg_cell_step(cell, l, x_t, s, next, &y, xm, hm);
+    lg_cell_step(cell, l, x_t, s, xm, hm, next, &y);
     for (int k = 0; k < lg_cell_state_count(cell); k++) lg_loop_next(l, s[k], next[k]);
     lg_loop_emit(l, y);
     ck_assert_msg(lg_loop_end(l, NULL, NULL) == LG_OK, "%s", lg_last_error());
@@ -135,7 +135,7 @@ START_TEST(test_layers)
     ro.go_backwards = true;
     ro.lengths = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, cell, input(LG_F32, 3, B, T, I), ro, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, cell, input(LG_F32, 3, B, T, I), ro, &r), LG_OK);
     lg_rnn_match m;
     assert_match(last_loop(g), LG_RNN_LSTM, true, &m);
     ck_assert_int_ge(m.mask_seq, 0);
@@ -147,7 +147,7 @@ START_TEST(test_layers)
     int32_t before = g->n_nodes;
     lg_rnn_opts bo = lg_rnn_opts_default();
     bo.lengths = ro.lengths;
-    ck_assert_int_eq(lg_bidirectional(g, f, b, input(LG_F32, 3, B, T, I), bo, LG_MERGE_CONCAT, &br), LG_OK);
+    ck_assert_int_eq(lg_bidirectional(g, NULL, f, b, input(LG_F32, 3, B, T, I), LG_MERGE_CONCAT, bo, &br), LG_OK);
     int n_loops = 0;
     for (int32_t i = before; i < g->n_nodes; i++)
         if (g->nodes[i].op == LG_OP_LOOP) {
@@ -171,7 +171,7 @@ static hand hand_begin(lg_dtype dt, int n_states)
 {
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
-    hand hd = {.l = lg_loop_new(g, lo)};
+    hand hd = {.l = lg_loop_new(g, NULL, lo)};
     hd.x = lg_loop_seq(hd.l, input(dt, 3, T, B, I));
     hd.h = lg_loop_state(hd.l, input(dt, 2, B, H, 0));
     if (n_states == 2) hd.c = lg_loop_state(hd.l, input(dt, 2, B, H, 0));
@@ -444,9 +444,9 @@ START_TEST(test_refuse_truncated)
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
     lo.truncate = 2;
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value x_t = lg_loop_seq(l, input(LG_F32, 3, T, B, I)), s = lg_loop_state(l, input(LG_F32, 2, B, H, 0)), n, y;
-    lg_cell_step(cell, l, x_t, &s, &n, &y, lg_value_invalid(), lg_value_invalid());
+    lg_cell_step(cell, l, x_t, &s, lg_value_invalid(), lg_value_invalid(), &n, &y);
     lg_loop_next(l, s, n);
     lg_loop_emit(l, y);
     ck_assert_int_eq(lg_loop_end(l, NULL, NULL), LG_OK);
@@ -465,11 +465,11 @@ START_TEST(test_mask_repeating)
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
     lo.mask = input(LG_F32, 2, T, B, 0);
-    lo.repeat_output_for_mask = _i;
-    lg_loop *l = lg_loop_new(g, lo);
+    lo.zero_output_for_mask = !_i;
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value x_t = lg_loop_seq(l, input(LG_F32, 3, T, B, I)), s[2], n[2], y;
     for (int k = 0; k < 2; k++) s[k] = lg_loop_state(l, input(LG_F32, 2, B, H, 0));
-    lg_cell_step(cell, l, x_t, s, n, &y, lg_value_invalid(), lg_value_invalid());
+    lg_cell_step(cell, l, x_t, s, lg_value_invalid(), lg_value_invalid(), n, &y);
     for (int k = 0; k < 2; k++) lg_loop_next(l, s[k], n[k]);
     lg_loop_emit(l, y);
     ck_assert_int_eq(lg_loop_end(l, NULL, NULL), LG_OK);
@@ -497,7 +497,7 @@ START_TEST(test_refuse_gradient_loop)
     lg_cell *cell = lg_cell_new(g, "lstm", I, opts_of(LG_CELL_LSTM));
     lg_rnn_result r;
     lg_value x = input(LG_F32, 3, B, T, I);
-    ck_assert_int_eq(lg_rnn(g, cell, x, lg_rnn_opts_default(), &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, cell, x, lg_rnn_opts_default(), &r), LG_OK);
     lg_value loss = lg_sum(r.output, NULL, 0, false), dw;
     lg_value w = lg_cell_kernel(cell);
     ck_assert_int_eq(lg_grad(g, loss, &w, 1, &dw), LG_OK);

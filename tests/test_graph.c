@@ -398,7 +398,7 @@ START_TEST(test_infer_index_and_nn)
     lg_value logits = lg_input(g, "logits", LG_F32, lg_shape_of(3, -1, 3, 5));
     ck_assert_value(lg_softmax(logits, -1), LG_F32, lg_shape_of(3, -1, 3, 5));
     ck_assert_value(lg_log_softmax(logits, 1), LG_F32, lg_shape_of(3, -1, 3, 5));
-    ck_assert_value(lg_sparse_softmax_xent(logits, idx), LG_F32, lg_shape_of(2, -1, 3));
+    ck_assert_value(lg_sparse_softmax_xent(idx, logits), LG_F32, lg_shape_of(2, -1, 3));
     ck_assert_value(lg_softmax_xent(logits, logits), LG_F32, lg_shape_of(2, -1, 3));
     ck_assert_value(lg_sigmoid_xent(logits, logits), LG_F32, lg_shape_of(3, -1, 3, 5));
     ck_assert_value(lg_mse(logits, logits), LG_F32, lg_shape_of(0));

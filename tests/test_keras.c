@@ -86,27 +86,26 @@ static void build(model *m, variant v)
 {
     lg_graph *g = m->g = lg_graph_new();
     m->ids = lg_input(g, "ids", LG_I32, lg_shape_of(2, -1, -1));
-    lg_value x = lg_embedding(g, "embedding", m->ids, VOCAB, EMBED, lg_embedding_opts_default());
+    lg_value x = lg_embedding(g, "embedding", m->ids, VOCAB, EMBED, lg_embedding_opts_default(), NULL);
 
     m->cells[0] = lg_cell_new(g, "forward_lstm", EMBED, lg_cell_opts_default(LG_CELL_LSTM, v.lstm_units));
     m->cells[1] = lg_cell_new(g, "backward_lstm", EMBED, lg_cell_opts_default(LG_CELL_LSTM, v.lstm_units));
     lg_rnn_opts ro = lg_rnn_opts_default();
-    ro.return_sequences = true, ro.name = "bidirectional";
+    ro.return_sequences = true;
     lg_bidirectional_result br;
-    ck_assert_int_eq(lg_bidirectional(g, m->cells[0], m->cells[1], x, ro, LG_MERGE_CONCAT, &br), LG_OK);
+    ck_assert_int_eq(lg_bidirectional(g, "bidirectional", m->cells[0], m->cells[1], x, LG_MERGE_CONCAT, ro, &br),
+                     LG_OK);
 
     lg_rnn_result r;
     m->cells[2] = lg_cell_new(g, v.gru_name, 2 * v.lstm_units, lg_cell_opts_default(LG_CELL_GRU, 4));
-    ro.name = "gru";
-    ck_assert_int_eq(lg_rnn(g, m->cells[2], br.output, ro, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "gru", m->cells[2], br.output, ro, &r), LG_OK);
     lg_cell_opts go = lg_cell_opts_default(LG_CELL_GRU, 3);
     go.reset_after = v.gru_reset_after;
     m->cells[3] = lg_cell_new(g, "gru_1", 4, go);
-    ro.name = "gru_1";
-    ck_assert_int_eq(lg_rnn(g, m->cells[3], r.output, ro, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "gru_1", m->cells[3], r.output, ro, &r), LG_OK);
     m->cells[4] = lg_cell_new(g, "simple_rnn", 3, lg_cell_opts_default(LG_CELL_SIMPLE_RNN, 5));
-    ro.name = "simple_rnn", ro.return_sequences = false;
-    ck_assert_int_eq(lg_rnn(g, m->cells[4], r.output, ro, &r), LG_OK);
+    ro.return_sequences = false;
+    ck_assert_int_eq(lg_rnn(g, "simple_rnn", m->cells[4], r.output, ro, &r), LG_OK);
 
     lg_batch_norm_result bn;
     ck_assert_int_eq(lg_batch_norm(g, "batch_normalization", r.output, lg_batch_norm_opts_default(), &bn), LG_OK);
@@ -121,7 +120,7 @@ START_TEST(keras_outputs_match)
     read_outputs(rec);
     model m = {0};
     build(&m, SAME);
-    lg_status s = lg_keras_load_weights(m.g, WEIGHTS);
+    lg_status s = lg_keras_load_weights(WEIGHTS, m.g);
     ck_assert_msg(s == LG_OK, "%s", lg_last_error());
 
     lg_tensor *ids = NULL, *y = NULL;
@@ -165,7 +164,7 @@ START_TEST(keras_mismatch_refused)
     build(&m, r->v);
     lg_tensor *emb = lg_param_tensor(lg_graph_find_param(m.g, "embedding/embeddings"));
     float before = lg_tensor_get(emb, 0);
-    ck_assert_int_eq(lg_keras_load_weights(m.g, WEIGHTS), r->status);
+    ck_assert_int_eq(lg_keras_load_weights(WEIGHTS, m.g), r->status);
     for (int k = 0; k < 2; k++)
         ck_assert_msg(strstr(lg_last_error(), r->says[k]), "case %d: '%s' lacks '%s'", _i, lg_last_error(), r->says[k]);
     ck_assert(lg_tensor_get(emb, 0) == before);
@@ -199,9 +198,9 @@ START_TEST(keras_bad_files)
 {
     model m = {0};
     build(&m, SAME);
-    ck_assert_int_eq(lg_keras_load_weights(m.g, LG_TEST_DATA_DIR "/no_such.weights.h5"), LG_ERR_IO);
+    ck_assert_int_eq(lg_keras_load_weights(LG_TEST_DATA_DIR "/no_such.weights.h5", m.g), LG_ERR_IO);
     ck_assert(strstr(lg_last_error(), "no_such.weights.h5"));
-    ck_assert_int_eq(lg_keras_load_weights(m.g, OUTPUTS), LG_ERR_IO); /* text, not HDF5 */
+    ck_assert_int_eq(lg_keras_load_weights(OUTPUTS, m.g), LG_ERR_IO); /* text, not HDF5 */
     ck_assert(strstr(lg_last_error(), "not an HDF5 file"));
 
     /* the fixture cut short: HDF5's reason is passed on */
@@ -209,7 +208,7 @@ START_TEST(keras_bad_files)
     size_t n = read_fixture(bytes, sizeof bytes);
     char path[512];
     write_temp(path, bytes, 30000);
-    ck_assert_int_eq(lg_keras_load_weights(m.g, path), LG_ERR_IO);
+    ck_assert_int_eq(lg_keras_load_weights(path, m.g), LG_ERR_IO);
     ck_assert_msg(strstr(lg_last_error(), "truncated file: eof = 30000"), "%s", lg_last_error());
     unlink(path);
 
@@ -220,14 +219,14 @@ START_TEST(keras_bad_files)
     ck_assert_msg(gcol + 32 <= n && bytes[gcol + 16] == 1, "the fixture's collection of strings is not where expected");
     memset(bytes + gcol + 16, 0, 16);
     write_temp(path, bytes, n);
-    ck_assert_int_eq(lg_keras_load_weights(m.g, path), LG_ERR_IO);
+    ck_assert_int_eq(lg_keras_load_weights(path, m.g), LG_ERR_IO);
     char want[96];
     snprintf(want, sizeof want, "global heap collection at byte %zu is corrupt: object 0 at byte 16", gcol);
     ck_assert_msg(strstr(lg_last_error(), want), "'%s' lacks '%s'", lg_last_error(), want);
     unlink(path);
 
-    ck_assert_int_eq(lg_keras_load_weights(NULL, WEIGHTS), LG_ERR_INVALID_ARGUMENT);
-    ck_assert_int_eq(lg_keras_load_weights(m.g, NULL), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(lg_keras_load_weights(WEIGHTS, NULL), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(lg_keras_load_weights(NULL, m.g), LG_ERR_INVALID_ARGUMENT);
     model_free(&m);
 }
 END_TEST
@@ -324,7 +323,7 @@ START_TEST(keras_crafted_refused)
     if (_i != NULL_SPACE) lg_param(g, "dense/bias", LG_F32, lg_shape_of(1, 3));
     lg_tensor *t = lg_param_tensor(w);
     ck_assert_int_eq(lg_tensor_fill(t, -7), LG_OK);
-    ck_assert_int_eq(lg_keras_load_weights(g, path), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(lg_keras_load_weights(path, g), LG_ERR_INVALID_ARGUMENT);
     for (int k = 0; k < 2; k++)
         ck_assert_msg(strstr(lg_last_error(), CRAFTED[_i].says[k]), "case %d: '%s' lacks '%s'", _i, lg_last_error(),
                       CRAFTED[_i].says[k]);

@@ -56,7 +56,7 @@ START_TEST(test_keras_dropout)
     o.training = true;
     o.dropout = 0.25, o.recurrent_dropout = 0.4; /* the script's RATE, RECURRENT_RATE */
     lg_rnn_result r;
-    ck_assert_msg(lg_rnn(g, cell, xv, o, &r) == LG_OK, "%s: %s", c->name, lg_last_error());
+    ck_assert_msg(lg_rnn(g, NULL, cell, xv, o, &r) == LG_OK, "%s: %s", c->name, lg_last_error());
     lg_tensor *ct = fx_to_tensor(&c->cotangent);
     lg_value loss = lg_sum(lg_mul(r.output, lg_constant(g, "ct", ct)), NULL, 0, false);
     lg_value wrt[4] = {xv, params[0], params[1], params[2]}, fetch[5] = {r.output};

@@ -117,7 +117,7 @@ START_TEST(rnn_gradcheck)
     if (c->init) o.initial_state = h0, o.n_initial_state = lg_cell_state_count(cell);
     if (c->dropout) o.dropout = 0.25, o.recurrent_dropout = 0.4, o.training = true;
     lg_rnn_result r;
-    ck_assert_msg(lg_rnn(g, cell, x, o, &r) == LG_OK, "%s: %s", c->name, lg_last_error());
+    ck_assert_msg(lg_rnn(g, NULL, cell, x, o, &r) == LG_OK, "%s: %s", c->name, lg_last_error());
     lg_value loss = test_loss(g, r.output);
 
     lg_tensor *xt = rand_tensor(c->time_major ? lg_shape_of(3, T, B, F) : lg_shape_of(3, B, T, F), 1);
@@ -171,9 +171,8 @@ static ref_layer ref_new(lg_graph *g, lg_cell *cell, const char *name)
     ref_layer r = {.x = lg_input(g, name, LG_F64, lg_shape_of(3, -1, -1, F))};
     lg_rnn_opts o = lg_rnn_opts_default();
     o.return_sequences = true;
-    o.name = name;
     lg_rnn_result res;
-    ck_assert_msg(lg_rnn(g, cell, r.x, o, &res) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_rnn(g, name, cell, r.x, o, &res) == LG_OK, "%s", lg_last_error());
     r.seq = res.output;
     r.n_states = res.n_states;
     for (int k = 0; k < res.n_states; k++) r.states[k] = res.states[k];
@@ -213,10 +212,9 @@ START_TEST(masking_matches_truncation)
         o.return_sequences = true, o.return_state = true, o.lengths = len, o.go_backwards = back;
         o.zero_output_for_mask = zero;
         lg_rnn_result seq, last;
-        ck_assert_int_eq(lg_rnn(g, cell, x, o, &seq), LG_OK);
+        ck_assert_int_eq(lg_rnn(g, NULL, cell, x, o, &seq), LG_OK);
         o.return_sequences = false;
-        o.name = "last";
-        ck_assert_int_eq(lg_rnn(g, cell, x, o, &last), LG_OK);
+        ck_assert_int_eq(lg_rnn(g, "last", cell, x, o, &last), LG_OK);
         ref_layer ref = ref_new(g, cell, "ref");
 
         lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, F), 21), *lt = i32_tensor(B, LENGTHS);
@@ -265,7 +263,7 @@ START_TEST(go_backwards_matches_reversed_input)
     lg_rnn_opts o = lg_rnn_opts_default();
     o.return_sequences = true, o.go_backwards = true;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, cell, x, o, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, cell, x, o, &r), LG_OK);
     ref_layer ref = ref_new(g, cell, "ref");
     lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, F), 22);
     lg_feed feed = {x, xt};
@@ -303,7 +301,7 @@ START_TEST(bidirectional_merge_modes)
             lg_rnn_opts o = lg_rnn_opts_default();
             o.return_sequences = seqs, o.lengths = len;
             lg_bidirectional_result r;
-            ck_assert_msg(lg_bidirectional(g, fc, bc, x, o, m, &r) == LG_OK, "%s", lg_last_error());
+            ck_assert_msg(lg_bidirectional(g, NULL, fc, bc, x, m, o, &r) == LG_OK, "%s", lg_last_error());
             ck_assert(lg_value_ok(r.output) == (m != LG_MERGE_NONE));
             ref_layer rf = ref_new(g, fc, "ref_f"), rb = ref_new(g, bc, "ref_b");
             lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, F), 40 + (uint64_t)mi), *lt = i32_tensor(B, LENGTHS);
@@ -371,12 +369,12 @@ START_TEST(bidirectional_initial_state)
     lg_rnn_opts o = lg_rnn_opts_default();
     o.initial_state = s, o.n_initial_state = 4;
     lg_bidirectional_result r;
-    ck_assert_int_eq(lg_bidirectional(g, fc, bc, x, o, LG_MERGE_NONE, &r), LG_OK);
+    ck_assert_int_eq(lg_bidirectional(g, NULL, fc, bc, x, LG_MERGE_NONE, o, &r), LG_OK);
     lg_rnn_result rf, rb;
-    o.name = "f", o.n_initial_state = 2;
-    ck_assert_int_eq(lg_rnn(g, fc, x, o, &rf), LG_OK);
-    o.initial_state = s + 2, o.go_backwards = true, o.name = "b";
-    ck_assert_int_eq(lg_rnn(g, bc, x, o, &rb), LG_OK);
+    o.n_initial_state = 2;
+    ck_assert_int_eq(lg_rnn(g, "f", fc, x, o, &rf), LG_OK);
+    o.initial_state = s + 2, o.go_backwards = true;
+    ck_assert_int_eq(lg_rnn(g, "b", bc, x, o, &rb), LG_OK);
     lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, F), 61), *st[4];
     lg_feed feeds[5] = {{x, xt}};
     for (int k = 0; k < 4; k++) st[k] = rand_tensor(lg_shape_of(2, B, U), 62 + (uint64_t)k), feeds[1 + k] = (lg_feed){s[k], st[k]};
@@ -403,16 +401,15 @@ START_TEST(initial_state_continues_a_run)
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
     lg_rnn_opts o = lg_rnn_opts_default();
     lg_rnn_result full, first, second, zeros;
-    ck_assert_int_eq(lg_rnn(g, cell, x, o, &full), LG_OK);
-    o.name = "first";
-    ck_assert_int_eq(lg_rnn(g, cell, lg_slice(x, 1, 0, 2), o, &first), LG_OK);
-    o.name = "second", o.initial_state = first.states, o.n_initial_state = first.n_states;
-    ck_assert_int_eq(lg_rnn(g, cell, lg_slice(x, 1, 2, -1), o, &second), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, cell, x, o, &full), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "first", cell, lg_slice(x, 1, 0, 2), o, &first), LG_OK);
+    o.initial_state = first.states, o.n_initial_state = first.n_states;
+    ck_assert_int_eq(lg_rnn(g, "second", cell, lg_slice(x, 1, 2, -1), o, &second), LG_OK);
     lg_tensor *zt = NULL;
     lg_tensor_new(LG_F64, lg_shape_of(2, B, U), &zt);
     lg_value z = lg_constant(g, "zeros", zt), zs[2] = {z, z};
-    o.name = "zeros", o.initial_state = zs;
-    ck_assert_int_eq(lg_rnn(g, cell, x, o, &zeros), LG_OK);
+    o.initial_state = zs;
+    ck_assert_int_eq(lg_rnn(g, "zeros", cell, x, o, &zeros), LG_OK);
     lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, F), 23);
     lg_feed feed = {x, xt};
     lg_value fetch[3] = {full.output, second.output, zeros.output};
@@ -437,14 +434,13 @@ START_TEST(stacked_layers)
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
     lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
     lg_rnn_opts o = lg_rnn_opts_default();
-    o.return_sequences = true, o.lengths = len, o.name = "l1";
+    o.return_sequences = true, o.lengths = len;
     lg_rnn_result r1, r2, r2b;
-    ck_assert_int_eq(lg_rnn(g, c1, x, o, &r1), LG_OK);
-    o.return_sequences = false, o.name = "l2";
-    ck_assert_int_eq(lg_rnn(g, c2, r1.output, o, &r2), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "l1", c1, x, o, &r1), LG_OK);
+    o.return_sequences = false;
+    ck_assert_int_eq(lg_rnn(g, "l2", c2, r1.output, o, &r2), LG_OK);
     lg_value mid = lg_input(g, "mid", LG_F64, lg_shape_of(3, B, T, U));
-    o.name = "l2b";
-    ck_assert_int_eq(lg_rnn(g, c2, mid, o, &r2b), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "l2b", c2, mid, o, &r2b), LG_OK);
     lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, F), 24), *lt = i32_tensor(B, LENGTHS);
     lg_feed feeds[3] = {{x, xt}, {len, lt}};
     lg_tensor *h1 = run1(g, feeds, 2, r1.output), *y = run1(g, feeds, 2, r2.output);
@@ -474,17 +470,16 @@ START_TEST(dropout_masks)
     lg_rnn_opts o = lg_rnn_opts_default();
     o.return_sequences = true, o.dropout = 0.5, o.recurrent_dropout = 0.3;
     lg_rnn_result off, on, plain, one_step;
-    ck_assert_int_eq(lg_rnn(g, cell, x, o, &off), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, cell, x, o, &off), LG_OK);
     ck_assert(!lg_value_ok(off.dropout_mask) && !lg_value_ok(off.recurrent_dropout_mask));
-    o.training = true, o.name = "train";
-    ck_assert_int_eq(lg_rnn(g, cell, x, o, &on), LG_OK);
+    o.training = true;
+    ck_assert_int_eq(lg_rnn(g, "train", cell, x, o, &on), LG_OK);
     ck_assert(lg_value_ok(on.dropout_mask) && lg_value_ok(on.recurrent_dropout_mask));
     lg_rnn_opts p = lg_rnn_opts_default();
-    p.return_sequences = true, p.name = "plain";
-    ck_assert_int_eq(lg_rnn(g, cell, lg_scale(x, 2), p, &plain), LG_OK);
-    p.name = "one_step";
+    p.return_sequences = true;
+    ck_assert_int_eq(lg_rnn(g, "plain", cell, lg_scale(x, 2), p, &plain), LG_OK);
     lg_value xs = lg_input(g, "xs", LG_F64, lg_shape_of(3, B, 1, F));
-    ck_assert_int_eq(lg_rnn(g, cell, lg_scale(xs, 2), p, &one_step), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "one_step", cell, lg_scale(xs, 2), p, &one_step), LG_OK);
 
     lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, F), 25), *ones = NULL, *zeros = NULL;
     lg_tensor_new(LG_F64, lg_shape_of(2, B, F), &ones);
@@ -557,10 +552,10 @@ START_TEST(unroll_matches_loop)
     o.return_sequences = seqs, o.go_backwards = back;
     if (masked) o.lengths = len;
     lg_rnn_result rolled, unrolled;
-    ck_assert_int_eq(lg_rnn(g, cell, x, o, &rolled), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, cell, x, o, &rolled), LG_OK);
     int before = lg_graph_node_count(g);
-    o.unroll = true, o.name = "unrolled";
-    ck_assert_msg(lg_rnn(g, cell, x, o, &unrolled) == LG_OK, "%s", lg_last_error());
+    o.unroll = true;
+    ck_assert_msg(lg_rnn(g, "unrolled", cell, x, o, &unrolled) == LG_OK, "%s", lg_last_error());
     ck_assert_int_eq(count_ops(g, 0, "loop"), 1);
     ck_assert_int_eq(count_ops(g, before, "loop"), 0);
     ck_assert_int_eq(unrolled.n_states, 2);
@@ -623,16 +618,14 @@ START_TEST(stateful_matches_one_run)
         lg_cell *c1 = lg_test_cell(g, "c1", KINDS[_i], F, U, 81), *c2 = lg_test_cell(g, "c2", LG_CELL_LSTM, U, 2, 82);
         lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, batch_known ? B : -1, -1, F));
         lg_rnn_opts o = lg_rnn_opts_default();
-        o.return_sequences = true, o.name = "full1";
+        o.return_sequences = true;
         lg_rnn_result f1, f2, s1, s2;
-        ck_assert_int_eq(lg_rnn(g, c1, x, o, &f1), LG_OK);
-        o.name = "full2";
-        ck_assert_int_eq(lg_rnn(g, c2, f1.output, o, &f2), LG_OK);
+        ck_assert_int_eq(lg_rnn(g, "full1", c1, x, o, &f1), LG_OK);
+        ck_assert_int_eq(lg_rnn(g, "full2", c2, f1.output, o, &f2), LG_OK);
         ck_assert(f1.state == NULL);
-        o.stateful = true, o.batch_size = B, o.name = "s1";
-        ck_assert_msg(lg_rnn(g, c1, x, o, &s1) == LG_OK, "%s", lg_last_error());
-        o.name = "s2";
-        ck_assert_int_eq(lg_rnn(g, c2, s1.output, o, &s2), LG_OK);
+        o.stateful = true, o.batch_size = B;
+        ck_assert_msg(lg_rnn(g, "s1", c1, x, o, &s1) == LG_OK, "%s", lg_last_error());
+        ck_assert_int_eq(lg_rnn(g, "s2", c2, s1.output, o, &s2), LG_OK);
         ck_assert(s1.state && s2.state);
         ck_assert_int_eq(lg_rnn_state_count(s1.state), lg_cell_state_count(c1));
         ck_assert_int_eq(lg_rnn_state_count(s2.state), 2);
@@ -699,9 +692,8 @@ START_TEST(stateful_by_hand)
     lg_rnn_opts o = lg_rnn_opts_default();
     o.stateful = true, o.batch_size = B, o.lengths = len, o.go_backwards = true;
     lg_rnn_result r, h;
-    ck_assert_int_eq(lg_rnn(g, cell, x, o, &r), LG_OK);
-    o.name = "helper";
-    ck_assert_int_eq(lg_rnn(g, cell, x, o, &h), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, cell, x, o, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "helper", cell, x, o, &h), LG_OK);
     lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, F), 85), *xa = steps_of(xt, 0, 2), *xb = steps_of(xt, 2, 2);
     const int lv[B] = {2, 1, 2};
     lg_tensor *lt = i32_tensor(B, lv);
@@ -762,11 +754,10 @@ START_TEST(stateful_batch_change)
     lg_value xd = lg_input(g, "xd", LG_F64, lg_shape_of(3, -1, -1, F));
     lg_value xs = lg_input(g, "xs", LG_F64, lg_shape_of(3, B, -1, F));
     lg_rnn_opts o = lg_rnn_opts_default();
-    o.stateful = true, o.batch_size = B, o.name = "dyn";
+    o.stateful = true, o.batch_size = B;
     lg_rnn_result rd, rs;
-    ck_assert_int_eq(lg_rnn(g, cell, xd, o, &rd), LG_OK);
-    o.name = "stat";
-    ck_assert_int_eq(lg_rnn(g, cell, xs, o, &rs), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "dyn", cell, xd, o, &rd), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "stat", cell, xs, o, &rs), LG_OK);
     lg_tensor *ok = rand_tensor(lg_shape_of(3, B, T, F), 87);
     lg_feed f = {xd, ok};
     lg_tensor *out = NULL;
@@ -789,9 +780,8 @@ START_TEST(stateful_batch_change)
         lg_tensor_free(xt);
     }
     /* a bidirectional layer's directions hold states each: the first named */
-    o.name = "bi";
     lg_bidirectional_result rb;
-    ck_assert_int_eq(lg_bidirectional(g, cell, cell, xd, o, LG_MERGE_SUM, &rb), LG_OK);
+    ck_assert_int_eq(lg_bidirectional(g, "bi", cell, cell, xd, LG_MERGE_SUM, o, &rb), LG_OK);
     lg_tensor *x1 = rand_tensor(lg_shape_of(3, 1, T, F), 89), *o1 = NULL;
     f = (lg_feed){xd, x1};
     ck_assert_int_eq(lg_rnn_state_run(g, (lg_rnn_state *[2]){rb.forward.state, rb.backward.state}, 2, &f, 1,
@@ -832,7 +822,7 @@ START_TEST(stateful_gradcheck)
     lg_rnn_opts o = lg_rnn_opts_default();
     o.stateful = true, o.batch_size = B, o.return_sequences = true;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, cell, x, o, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, cell, x, o, &r), LG_OK);
     lg_value loss = test_loss(g, r.output);
     lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, F), 90), *l1 = NULL;
     lg_feed feeds[1 + LG_RNN_MAX_STATES] = {{x, xt}};
@@ -907,7 +897,7 @@ START_TEST(embedding_values_and_gradients)
     lg_value ids = lg_input(g, "ids", LG_I32, lg_shape_of(2, 2, 3));
     lg_embedding_opts o = lg_embedding_opts_default();
     o.dtype = LG_F64;
-    lg_value e = lg_embedding(g, "emb", ids, 7, 4, o);
+    lg_value e = lg_embedding(g, "emb", ids, 7, 4, o, NULL);
     ck_assert_msg(lg_value_ok(e), "%s", lg_graph_error(g));
     lg_value table = lg_graph_find_param(g, "emb/embeddings");
     lg_tensor *tt = lg_param_tensor(table);
@@ -1049,11 +1039,11 @@ START_TEST(rnn_bad_input)
     lg_status s;
     if (bidi) {
         lg_bidirectional_result r;
-        s = lg_bidirectional(g, cell, c == BAD_BIDI_UNITS ? other : cell, x, o, m, &r);
+        s = lg_bidirectional(g, NULL, cell, c == BAD_BIDI_UNITS ? other : cell, x, m, o, &r);
         ck_assert(!lg_value_ok(r.output) && !lg_value_ok(r.forward.output));
     } else {
         lg_rnn_result r;
-        s = lg_rnn(g, use, x, o, &r);
+        s = lg_rnn(g, NULL, use, x, o, &r);
         ck_assert(!lg_value_ok(r.output) && !lg_value_ok(r.states[0]) && r.state == NULL);
     }
     ck_assert_msg(s == BAD[c].status, "case %d: %s (%s)", c, lg_status_name(s), lg_last_error());
@@ -1076,7 +1066,7 @@ START_TEST(lengths_out_of_range)
     lg_rnn_opts o = lg_rnn_opts_default();
     o.lengths = len;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, cell, x, o, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, cell, x, o, &r), LG_OK);
     lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, F), 28);
     const int bad[2][B] = {{4, 5, 1}, {4, 0, 1}};
     for (int k = 0; k < 2; k++) {
@@ -1102,7 +1092,7 @@ END_TEST
 START_TEST(other_bad_input)
 {
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(NULL, NULL, lg_value_invalid(), lg_rnn_opts_default(), &r), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(lg_rnn(NULL, NULL, NULL, lg_value_invalid(), lg_rnn_opts_default(), &r), LG_ERR_INVALID_ARGUMENT);
     lg_graph *g = lg_graph_new();
     lg_value x2 = lg_input(g, "x", LG_F64, lg_shape_of(1, 4));
     ck_assert(!lg_value_ok(lg_dense(g, "d", x2, 3, lg_dense_opts_default())));
@@ -1110,11 +1100,11 @@ START_TEST(other_bad_input)
     lg_graph_free(g);
     g = lg_graph_new();
     lg_value f = lg_input(g, "ids", LG_F32, lg_shape_of(1, 4));
-    ck_assert(!lg_value_ok(lg_embedding(g, "e", f, 10, 2, lg_embedding_opts_default())));
+    ck_assert(!lg_value_ok(lg_embedding(g, "e", f, 10, 2, lg_embedding_opts_default(), NULL)));
     ck_assert(strstr(lg_graph_error(g), "ids 'ids' must be i32, got f32"));
     /* a graph with an error refuses further layers with LG_ERR_GRAPH */
     lg_cell *cell = lg_cell_new(g, "cell", 2, lg_cell_opts_default(LG_CELL_GRU, 2));
-    ck_assert_int_eq(lg_rnn(g, cell, f, lg_rnn_opts_default(), &r), LG_ERR_GRAPH);
+    ck_assert_int_eq(lg_rnn(g, NULL, cell, f, lg_rnn_opts_default(), &r), LG_ERR_GRAPH);
     lg_cell_free(cell);
     lg_graph_free(g);
 }
@@ -1129,16 +1119,16 @@ START_TEST(layer_records)
     lg_value ids = lg_input(g, "ids", LG_I32, lg_shape_of(2, -1, T));
     lg_embedding_opts eo = lg_embedding_opts_default();
     eo.dtype = LG_F64;
-    lg_value e = lg_embedding(g, "embed", ids, 10, F, eo);
+    lg_value e = lg_embedding(g, "embed", ids, 10, F, eo, NULL);
     lg_cell *c1 = lg_test_cell(g, "cell1", LG_CELL_LSTM, F, U, 1), *c2 = lg_test_cell(g, "cell2", LG_CELL_GRU, U, U, 2),
             *c3 = lg_test_cell(g, "cell3", LG_CELL_SIMPLE_RNN, U, U, 3);
     lg_rnn_opts o = lg_rnn_opts_default();
-    o.return_sequences = true, o.name = "encoder";
+    o.return_sequences = true;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, c1, e, o, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "encoder", c1, e, o, &r), LG_OK);
     lg_bidirectional_result br;
-    o.name = "bi", o.return_sequences = false;
-    ck_assert_int_eq(lg_bidirectional(g, c2, c3, r.output, o, LG_MERGE_SUM, &br), LG_OK);
+    o.return_sequences = false;
+    ck_assert_int_eq(lg_bidirectional(g, "bi", c2, c3, r.output, LG_MERGE_SUM, o, &br), LG_OK);
     lg_dense_opts d = lg_dense_opts_default();
     d.use_bias = false;
     lg_scope_push(g, "head");
@@ -1187,7 +1177,7 @@ START_TEST(layer_records)
 }
 END_TEST
 
-/* Without opts.name a layer is named after its cell (Keras names layers
+/* Without a name a layer is named after its cell (Keras names layers
  * after their weights): two layers over two cells are two records, a cell
  * run again (shared weights) is one, and a bidirectional layer is
  * "bidirectional_" and its forward cell's name. */
@@ -1198,14 +1188,13 @@ START_TEST(default_layer_names)
     lg_cell *c1 = lg_test_cell(g, "lstm", LG_CELL_LSTM, F, U, 1), *c2 = lg_test_cell(g, "lstm_1", LG_CELL_LSTM, U, U, 2),
             *c3 = lg_test_cell(g, "gru", LG_CELL_GRU, F, U, 3), *c4 = lg_test_cell(g, "gru_back", LG_CELL_GRU, F, U, 4);
     lg_rnn_opts o = lg_rnn_opts_default();
-    ck_assert_ptr_null(o.name);
     o.return_sequences = true;
     lg_rnn_result r1, r2, again;
     lg_bidirectional_result br;
-    ck_assert_int_eq(lg_rnn(g, c1, x, o, &r1), LG_OK);
-    ck_assert_int_eq(lg_rnn(g, c2, r1.output, o, &r2), LG_OK);
-    ck_assert_int_eq(lg_rnn(g, c1, x, o, &again), LG_OK);
-    ck_assert_int_eq(lg_bidirectional(g, c3, c4, x, o, LG_MERGE_CONCAT, &br), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, c1, x, o, &r1), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, c2, r1.output, o, &r2), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, c1, x, o, &again), LG_OK);
+    ck_assert_int_eq(lg_bidirectional(g, NULL, c3, c4, x, LG_MERGE_CONCAT, o, &br), LG_OK);
     ck_assert_ptr_null(lg_graph_error(g));
     static const char *const want[] = {"lstm", "lstm_1", "bidirectional_gru"};
     ck_assert_int_eq(lg_graph_layer_count(g), 3);

@@ -25,7 +25,7 @@ typedef struct rnn {
     lg_value x, h0, w, u, last, seq;
 } rnn;
 
-static rnn build_rnn(lg_loop_opts o, int b, int t, int f, int units)
+static rnn build_rnn(const char *name, lg_loop_opts o, int b, int t, int f, int units)
 {
     rnn r;
     r.x = lg_input(g, "x", LG_F64, lg_shape_of(3, b, t, f));
@@ -38,7 +38,7 @@ static rnn build_rnn(lg_loop_opts o, int b, int t, int f, int units)
     lg_scope_pop(g);
     lg_init_uniform(lg_param_tensor(r.w), -0.7, 0.7, 1, 0);
     lg_init_uniform(lg_param_tensor(r.u), -0.7, 0.7, 1, 1);
-    lg_loop *l = lg_loop_new(g, o);
+    lg_loop *l = lg_loop_new(g, name, o);
     lg_value xt = lg_loop_seq(l, r.x), h = lg_loop_state(l, r.h0);
     lg_value w = lg_loop_invariant(l, r.w), u = lg_loop_invariant(l, r.u);
     lg_value hn = lg_tanh(lg_add(lg_matmul(xt, w, false, false), lg_matmul(h, u, false, false)));
@@ -51,7 +51,7 @@ static rnn build_rnn(lg_loop_opts o, int b, int t, int f, int units)
 START_TEST(test_values_match_hand_recurrence)
 {
     enum { B = 2, T = 4, F = 3, U = 2 };
-    rnn r = build_rnn(lg_loop_opts_default(), B, T, F, U);
+    rnn r = build_rnn(NULL, lg_loop_opts_default(), B, T, F, U);
     lg_tensor *x = filled(LG_F64, lg_shape_of(3, B, T, F), 1, -1, 1), *h0 = filled(LG_F64, lg_shape_of(2, B, U), 2, -1, 1);
     lg_feed f[2] = {{r.x, x}, {r.h0, h0}};
     lg_value fetch[2] = {r.last, r.seq};
@@ -87,9 +87,9 @@ START_TEST(test_rolled_equals_unrolled)
     enum { B = 3, T = 5, F = 2, U = 4 };
     lg_loop_opts o = lg_loop_opts_default();
     o.reverse = _i == 1;
-    rnn a = build_rnn(o, B, T, F, U);
+    rnn a = build_rnn(NULL, o, B, T, F, U);
     o.unroll = true;
-    rnn b = build_rnn(o, B, T, F, U);
+    rnn b = build_rnn(NULL, o, B, T, F, U);
     lg_tensor *x = filled(LG_F64, lg_shape_of(3, B, T, F), 3, -1, 1), *h0 = filled(LG_F64, lg_shape_of(2, B, U), 4, -1, 1);
     lg_tensor *rt = filled(LG_F64, lg_shape_of(3, B, T, U), 6, -1, 1);
     lg_value rw = lg_constant(g, "weights", rt);
@@ -126,11 +126,11 @@ START_TEST(test_nested_loops_and_integer_sequences)
     lg_value h0 = lg_input(g, "h0", LG_F64, lg_shape_of(2, B, E));
     lg_init_uniform(lg_param_tensor(table), -1, 1, 2, 0);
 
-    lg_loop *outer = lg_loop_new(g, lg_loop_opts_default());
+    lg_loop *outer = lg_loop_new(g, NULL, lg_loop_opts_default());
     lg_value sent = lg_loop_seq(outer, tok); /* [B, W] */
     lg_value h = lg_loop_state(outer, h0);
     lg_value tab = lg_loop_invariant(outer, table);
-    lg_loop *inner = lg_loop_new(lg_loop_body(outer), lg_loop_opts_default());
+    lg_loop *inner = lg_loop_new(lg_loop_body(outer), NULL, lg_loop_opts_default());
     lg_value word = lg_loop_seq(inner, sent); /* [B] i32 */
     lg_value hi = lg_loop_state(inner, h);
     lg_value tab2 = lg_loop_invariant(inner, tab);
@@ -180,12 +180,12 @@ START_TEST(test_stacked_cells_in_one_loop)
     lg_tensor_free(zt);
 
     /* one loop, both cells */
-    lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+    lg_loop *l = lg_loop_new(g, NULL, lg_loop_opts_default());
     lg_value xt = lg_loop_seq(l, x);
     lg_value s1[2] = {lg_loop_state(l, z1), lg_loop_state(l, z1)}, s2 = lg_loop_state(l, z2);
     lg_value n1[2], y1, n2, y2;
-    lg_cell_step(lstm, l, xt, s1, n1, &y1, lg_value_invalid(), lg_value_invalid());
-    lg_cell_step(gru, l, y1, &s2, &n2, &y2, lg_value_invalid(), lg_value_invalid());
+    lg_cell_step(lstm, l, xt, s1, lg_value_invalid(), lg_value_invalid(), n1, &y1);
+    lg_cell_step(gru, l, y1, &s2, lg_value_invalid(), lg_value_invalid(), &n2, &y2);
     lg_loop_next(l, s1[0], n1[0]);
     lg_loop_next(l, s1[1], n1[1]);
     lg_loop_next(l, s2, n2);
@@ -197,10 +197,8 @@ START_TEST(test_stacked_cells_in_one_loop)
     lg_rnn_opts ro = lg_rnn_opts_default();
     ro.return_sequences = true;
     lg_rnn_result r1, r2;
-    ro.name = "layer1";
-    ck_assert_int_eq(lg_rnn(g, lstm, x, ro, &r1), LG_OK);
-    ro.name = "layer2";
-    ck_assert_int_eq(lg_rnn(g, gru, r1.output, ro, &r2), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "layer1", lstm, x, ro, &r1), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "layer2", gru, r1.output, ro, &r2), LG_OK);
 
     lg_tensor *rt = filled(LG_F64, lg_shape_of(3, B, T, U2), 7, -1, 1);
     lg_value rw = lg_constant(g, "r", rt);
@@ -233,7 +231,7 @@ static size_t grad_peak_with(int steps, lg_loop_memory memory)
     g = lg_graph_new();
     lg_loop_opts o = lg_loop_opts_default();
     o.memory = memory;
-    rnn r = build_rnn(o, B, steps, F, U);
+    rnn r = build_rnn(NULL, o, B, steps, F, U);
     lg_value loss = lg_sum(r.seq, NULL, 0, false), gw;
     ck_assert_int_eq(lg_grad(g, loss, &r.w, 1, &gw), LG_OK);
     lg_tensor *x = filled(LG_F64, lg_shape_of(3, B, steps, F), 1, -1, 1), *h0 = filled(LG_F64, lg_shape_of(2, B, U), 2, -1, 1);
@@ -256,9 +254,9 @@ START_TEST(test_memory_policies_agree)
 {
     enum { B = 2, T = 6, F = 3, U = 4 };
     lg_loop_opts o = lg_loop_opts_default();
-    rnn a = build_rnn(o, B, T, F, U);
+    rnn a = build_rnn(NULL, o, B, T, F, U);
     o.memory = LG_LOOP_RECOMPUTE;
-    rnn b = build_rnn(o, B, T, F, U);
+    rnn b = build_rnn(NULL, o, B, T, F, U);
     lg_tensor *rt = filled(LG_F64, lg_shape_of(3, B, T, U), 6, -1, 1);
     lg_value rw = lg_constant(g, "weights", rt);
     lg_value la = lg_add(lg_sum(lg_mul(a.seq, rw), NULL, 0, false), lg_sum(a.last, NULL, 0, false));
@@ -294,8 +292,7 @@ START_TEST(test_loop_report)
     lg_loop_memory memory = _i ? LG_LOOP_RECOMPUTE : LG_LOOP_SAVE_RESIDUALS;
     lg_loop_opts o = lg_loop_opts_default();
     o.memory = memory;
-    o.name = "rnn";
-    rnn r = build_rnn(o, B, T, F, U);
+    rnn r = build_rnn("rnn", o, B, T, F, U);
     lg_value loss = lg_sum(r.seq, NULL, 0, false), gw;
     ck_assert_int_eq(lg_grad(g, loss, &r.w, 1, &gw), LG_OK);
     lg_tensor *x = filled(LG_F64, lg_shape_of(3, B, T, F), 1, -1, 1), *h0 = filled(LG_F64, lg_shape_of(2, B, U), 2, -1, 1);
@@ -369,9 +366,9 @@ START_TEST(test_truncated_bptt)
     enum { B = 2, T = 6, F = 3, U = 4, K = 3 };
     lg_loop_opts o = lg_loop_opts_default();
     o.unroll = _i == 1;
-    rnn full = build_rnn(o, B, T, F, U);
+    rnn full = build_rnn(NULL, o, B, T, F, U);
     o.truncate = K;
-    rnn cut = build_rnn(o, B, T, F, U);
+    rnn cut = build_rnn(NULL, o, B, T, F, U);
     lg_value lf = lg_sum(full.last, NULL, 0, false), lc = lg_sum(cut.last, NULL, 0, false), gf, gc;
     ck_assert_int_eq(lg_grad(g, lf, &full.x, 1, &gf), LG_OK);
     ck_assert_int_eq(lg_grad(g, lc, &cut.x, 1, &gc), LG_OK);
@@ -417,7 +414,7 @@ static masked build_masked(lg_value w, lg_value u, int batch, int steps, lg_valu
     m.c0 = lg_input(g, "c0", LG_F64, lg_shape_of(3, batch, 2, U));
     lg_loop_opts o = lg_loop_opts_default();
     o.lengths = lengths, o.reverse = reverse;
-    lg_loop *l = lg_loop_new(g, o);
+    lg_loop *l = lg_loop_new(g, NULL, o);
     lg_value xt = lg_loop_seq(l, m.x), h = lg_loop_state(l, m.h0), c = lg_loop_state(l, m.c0);
     lg_value hn = lg_tanh(lg_add(lg_matmul(xt, lg_loop_invariant(l, w), false, false),
                                  lg_matmul(h, lg_loop_invariant(l, u), false, false)));
@@ -524,7 +521,7 @@ START_TEST(test_stop_condition)
     lg_value c0 = lg_input(g, "c0", LG_F64, lg_shape_of(2, 2, 1));
     lg_loop_opts o = lg_loop_opts_default();
     o.max_steps = 6;
-    lg_loop *l = lg_loop_new(g, o);
+    lg_loop *l = lg_loop_new(g, NULL, o);
     lg_value c = lg_loop_state(l, c0);
     lg_value next = lg_add_scalar(c, 1);
     lg_loop_next(l, c, next);
@@ -556,7 +553,7 @@ START_TEST(test_stop_condition_not_scalar)
     lg_value c0 = lg_input(g, "c0", LG_F64, lg_shape_of(2, 2, 1));
     lg_loop_opts o = lg_loop_opts_default();
     o.max_steps = 4;
-    lg_loop *l = lg_loop_new(g, o);
+    lg_loop *l = lg_loop_new(g, NULL, o);
     lg_value c = lg_loop_state(l, c0);
     lg_loop_next(l, c, c);
     lg_loop_until(l, c);
@@ -574,8 +571,7 @@ START_TEST(test_too_many_steps)
     lg_value h0 = lg_input(g, "h0", LG_F32, lg_shape_of(1, 1));
     lg_loop_opts o = lg_loop_opts_default();
     o.max_steps = 1LL << 62;
-    o.name = "counter";
-    lg_loop *l = lg_loop_new(g, o);
+    lg_loop *l = lg_loop_new(g, "counter", o);
     lg_value h = lg_loop_state(l, h0);
     lg_loop_next(l, h, lg_add_scalar(h, 1));
     expect_error(lg_loop_end(l, NULL, NULL), "loop 'counter': output 1 would be f32 [4611686018427387904, 1]");
@@ -585,7 +581,7 @@ END_TEST
 START_TEST(test_state_without_next)
 {
     lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, 2, 3, 4)), h0 = lg_input(g, "h0", LG_F32, lg_shape_of(2, 2, 4));
-    lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+    lg_loop *l = lg_loop_new(g, NULL, lg_loop_opts_default());
     lg_loop_seq(l, x);
     lg_loop_state(l, h0);
     expect_error(lg_loop_end(l, NULL, NULL), "no next value");
@@ -595,7 +591,7 @@ END_TEST
 START_TEST(test_next_of_other_shape)
 {
     lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, 2, 3, 4)), h0 = lg_input(g, "h0", LG_F32, lg_shape_of(2, 2, 5));
-    lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+    lg_loop *l = lg_loop_new(g, NULL, lg_loop_opts_default());
     lg_value xt = lg_loop_seq(l, x), h = lg_loop_state(l, h0);
     lg_loop_next(l, h, lg_tanh(xt)); /* [2, 4] for a [2, 5] state */
     expect_error(lg_loop_end(l, NULL, NULL), "next state is f32 [2, 4]");
@@ -605,7 +601,7 @@ END_TEST
 START_TEST(test_no_sequence)
 {
     lg_value h0 = lg_input(g, "h0", LG_F32, lg_shape_of(2, 2, 5));
-    lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+    lg_loop *l = lg_loop_new(g, NULL, lg_loop_opts_default());
     lg_value h = lg_loop_state(l, h0);
     lg_loop_next(l, h, h);
     expect_error(lg_loop_end(l, NULL, NULL), "needs a sequence or max_steps");
@@ -615,7 +611,7 @@ END_TEST
 START_TEST(test_sequences_of_different_lengths)
 {
     lg_value a = lg_input(g, "a", LG_F32, lg_shape_of(3, 2, 3, 4)), b = lg_input(g, "b", LG_F32, lg_shape_of(3, 2, 5, 4));
-    lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+    lg_loop *l = lg_loop_new(g, NULL, lg_loop_opts_default());
     lg_loop_emit(l, lg_add(lg_loop_seq(l, a), lg_loop_seq(l, b)));
     expect_error(lg_loop_end(l, NULL, NULL), "differ in length");
 }
@@ -625,7 +621,7 @@ START_TEST(test_value_of_other_graph)
 {
     lg_graph *h = lg_graph_new();
     lg_value x = lg_input(h, "x", LG_F32, lg_shape_of(3, 2, 3, 4));
-    lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+    lg_loop *l = lg_loop_new(g, NULL, lg_loop_opts_default());
     lg_loop_seq(l, x);
     expect_error(lg_loop_end(l, NULL, NULL), "another graph");
     lg_graph_free(h);
@@ -635,7 +631,7 @@ END_TEST
 START_TEST(test_body_error_and_body_params)
 {
     lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, 2, 3, 4));
-    lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+    lg_loop *l = lg_loop_new(g, NULL, lg_loop_opts_default());
     lg_value xt = lg_loop_seq(l, x);
     lg_value w = lg_param(lg_loop_body(l), "w", LG_F32, lg_shape_of(2, 4, 4));
     lg_loop_emit(l, lg_matmul(xt, w, false, false));
@@ -646,7 +642,7 @@ END_TEST
 START_TEST(test_sequence_without_time_axis)
 {
     lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(1, 4));
-    lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+    lg_loop *l = lg_loop_new(g, NULL, lg_loop_opts_default());
     lg_loop_seq(l, x);
     expect_error(lg_loop_end(l, NULL, NULL), "needs [B, T, ...]");
 }
@@ -657,7 +653,7 @@ START_TEST(test_unroll_needs_static_length)
     lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, 2, -1, 4));
     lg_loop_opts o = lg_loop_opts_default();
     o.unroll = true;
-    lg_loop *l = lg_loop_new(g, o);
+    lg_loop *l = lg_loop_new(g, NULL, o);
     lg_loop_emit(l, lg_tanh(lg_loop_seq(l, x)));
     expect_error(lg_loop_end(l, NULL, NULL), "static number of steps");
 }
@@ -694,7 +690,7 @@ START_TEST(test_bad_loops)
     if (_i >= E_LENGTHS_F32)
         o.lengths = lg_input(g, "len", _i == E_LENGTHS_F32 ? LG_F32 : LG_I32, lg_shape_of(1, _i == E_LENGTHS_BATCH ? 5 : 2));
     if (_i == E_LENGTHS_SCALAR_STATE) h0 = lg_sum(h0, NULL, 0, false); /* a state without a batch dim */
-    lg_loop *l = lg_loop_new(g, o);
+    lg_loop *l = lg_loop_new(g, NULL, o);
     lg_value h = lg_loop_state(l, h0);
     bool no_seq = _i == E_TRUNCATE_NO_SEQ || _i == E_LENGTHS_NO_SEQ || _i == E_LENGTHS_SCALAR_STATE;
     lg_value next = no_seq ? lg_tanh(h) : lg_add(lg_tanh(h), lg_loop_seq(l, x));
@@ -713,7 +709,7 @@ START_TEST(test_bad_memory_policy)
     lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, 2, 3, 4));
     lg_loop_opts o = lg_loop_opts_default();
     o.memory = LG_LOOP_MEMORY_COUNT;
-    lg_loop *l = lg_loop_new(g, o);
+    lg_loop *l = lg_loop_new(g, NULL, o);
     lg_loop_emit(l, lg_tanh(lg_loop_seq(l, x)));
     expect_error(lg_loop_end(l, NULL, NULL), "not an lg_loop_memory");
 }
@@ -723,7 +719,7 @@ END_TEST
  * differentiating it again is refused with a clear error. */
 START_TEST(test_second_order_refused)
 {
-    rnn r = build_rnn(lg_loop_opts_default(), 2, 3, 2, 2);
+    rnn r = build_rnn(NULL, lg_loop_opts_default(), 2, 3, 2, 2);
     lg_value gw, ggw;
     ck_assert_int_eq(lg_grad(g, lg_sum(r.last, NULL, 0, false), &r.w, 1, &gw), LG_OK);
     ck_assert_int_eq(lg_grad(g, lg_sum(gw, NULL, 0, false), &r.u, 1, &ggw), LG_ERR_GRAPH);
@@ -733,7 +729,7 @@ END_TEST
 
 START_TEST(test_null_loop_is_harmless)
 {
-    ck_assert_ptr_null(lg_loop_new(NULL, lg_loop_opts_default()));
+    ck_assert_ptr_null(lg_loop_new(NULL, NULL, lg_loop_opts_default()));
     ck_assert_ptr_null(lg_loop_body(NULL));
     ck_assert(!lg_value_ok(lg_loop_seq(NULL, lg_value_invalid())));
     lg_loop_emit(NULL, lg_value_invalid());

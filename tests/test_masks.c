@@ -61,9 +61,8 @@ static void reference(lg_graph *g, lg_cell *cell, const lg_tensor *x, int b, con
     lg_value xi = lg_input(g, name, LG_F64, lg_shape_of(3, 1, n, F));
     lg_rnn_opts o = lg_rnn_opts_default();
     o.return_sequences = true;
-    o.name = name;
     lg_rnn_result r;
-    ck_assert_msg(lg_rnn(g, cell, xi, o, &r) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_rnn(g, name, cell, xi, o, &r) == LG_OK, "%s", lg_last_error());
     lg_tensor *p = NULL, *out[2] = {NULL};
     ck_assert_int_eq(lg_tensor_new(LG_F64, lg_shape_of(3, 1, n, F), &p), LG_OK);
     for (int j = 0; j < n; j++)
@@ -110,9 +109,9 @@ START_TEST(rnn_mask_with_holes)
     lg_rnn_opts o = lg_rnn_opts_default();
     o.return_sequences = true, o.mask = m, o.zero_output_for_mask = zero, o.go_backwards = back;
     lg_rnn_result seq, last;
-    ck_assert_msg(lg_rnn(g, cell, x, o, &seq) == LG_OK, "%s", lg_last_error());
-    o.return_sequences = false, o.name = "last";
-    ck_assert_msg(lg_rnn(g, cell, x, o, &last) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_rnn(g, NULL, cell, x, o, &seq) == LG_OK, "%s", lg_last_error());
+    o.return_sequences = false;
+    ck_assert_msg(lg_rnn(g, "last", cell, x, o, &last) == LG_OK, "%s", lg_last_error());
     lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, F), 1), *mt = mask_tensor(), *out[3] = {NULL};
     lg_feed feeds[2] = {{x, xt}, {m, mt}};
     ck_assert_int_eq(lg_graph_run(g, feeds, 2, (lg_value[3]){seq.output, seq.states[0], last.output}, 3, out), LG_OK);
@@ -145,11 +144,11 @@ START_TEST(bidirectional_mask_with_holes)
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, -1, T, F));
     lg_value m = lg_input(g, "m", LG_F32, lg_shape_of(2, -1, T));
     lg_rnn_opts o = lg_rnn_opts_default();
-    o.return_sequences = true, o.mask = m, o.name = "bi";
+    o.return_sequences = true, o.mask = m;
     lg_bidirectional_result seq, last;
-    ck_assert_msg(lg_bidirectional(g, fw, bw, x, o, LG_MERGE_CONCAT, &seq) == LG_OK, "%s", lg_last_error());
-    o.return_sequences = false, o.name = "bi_last";
-    ck_assert_msg(lg_bidirectional(g, fw, bw, x, o, LG_MERGE_SUM, &last) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_bidirectional(g, "bi", fw, bw, x, LG_MERGE_CONCAT, o, &seq) == LG_OK, "%s", lg_last_error());
+    o.return_sequences = false;
+    ck_assert_msg(lg_bidirectional(g, "bi_last", fw, bw, x, LG_MERGE_SUM, o, &last) == LG_OK, "%s", lg_last_error());
     lg_tensor *xt = rand_tensor(lg_shape_of(3, B, T, F), 2), *mt = NULL, *out[2] = {NULL};
     ck_assert_int_eq(lg_tensor_new(LG_F32, lg_shape_of(2, B, T), &mt), LG_OK);
     for (int i = 0; i < B * T; i++) lg_tensor_set(mt, i, MASK[i / T][i % T]);
@@ -191,13 +190,13 @@ START_TEST(mask_gradcheck)
     lg_value y;
     if (variant == 2) {
         lg_bidirectional_result r;
-        ck_assert_msg(lg_bidirectional(g, fw, bw, x, o, LG_MERGE_MUL, &r) == LG_OK, "%s", lg_last_error());
+        ck_assert_msg(lg_bidirectional(g, NULL, fw, bw, x, LG_MERGE_MUL, o, &r) == LG_OK, "%s", lg_last_error());
         y = r.output;
     } else {
         if (variant == 0) o.initial_state = h0, o.n_initial_state = n_states;
         o.go_backwards = variant == 1;
         lg_rnn_result r;
-        ck_assert_msg(lg_rnn(g, fw, x, o, &r) == LG_OK, "%s", lg_last_error());
+        ck_assert_msg(lg_rnn(g, NULL, fw, x, o, &r) == LG_OK, "%s", lg_last_error());
         y = lg_add(lg_sum(r.output, NULL, 0, false), lg_sum(lg_square(r.states[n_states - 1]), NULL, 0, false));
     }
     lg_tensor *wt = rand_tensor(lg_value_shape(y).rank ? lg_shape_of(1, U) : lg_shape_of(1, 1), 3);
@@ -229,9 +228,8 @@ static void running_sum(lg_graph *g, lg_value x, lg_value m, lg_value h0, bool r
                         lg_value *ys)
 {
     lg_loop_opts lo = lg_loop_opts_default();
-    lo.mask = m, lo.repeat_output_for_mask = true, lo.reverse = reverse, lo.unroll = unroll;
-    lo.name = unroll ? "unrolled" : "loop";
-    lg_loop *l = lg_loop_new(g, lo);
+    lo.mask = m, lo.zero_output_for_mask = false, lo.reverse = reverse, lo.unroll = unroll;
+    lg_loop *l = lg_loop_new(g, unroll ? "unrolled" : "loop", lo);
     lg_value xt_ = lg_loop_seq(l, x), h = lg_loop_state(l, h0);
     lg_value next = lg_add(h, xt_);
     lg_loop_next(l, h, next);
@@ -242,7 +240,7 @@ static void running_sum(lg_graph *g, lg_value x, lg_value m, lg_value h0, bool r
 
 /* Under a general mask a repeated output carries the last valid output as
  * a state of its own, whether or not it is a next state: with
- * repeat_output_for_mask a masked step repeats it (zeros before the first
+ * zero_output_for_mask false a masked step repeats it (zeros before the first
  * valid step, not the initial state), unrolled or not, and gradients
  * pass. */
 START_TEST(loop_output_not_a_state)
@@ -290,8 +288,8 @@ START_TEST(embedding_and_masking_layers)
     lg_value ids = lg_input(g, "ids", LG_I32, lg_shape_of(2, B, T));
     lg_value emask = lg_value_invalid();
     lg_embedding_opts eo = lg_embedding_opts_default();
-    eo.dtype = LG_F64, eo.mask_zero = true, eo.mask = &emask;
-    lg_value e = lg_embedding(g, "emb", ids, 6, F, eo);
+    eo.dtype = LG_F64, eo.mask_zero = true;
+    lg_value e = lg_embedding(g, "emb", ids, 6, F, eo, &emask);
     ck_assert(lg_value_ok(e) && lg_value_ok(emask));
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F)), xmask = lg_value_invalid();
     lg_value xm = lg_masking(g, "masking", x, 0.5, &xmask);
@@ -314,9 +312,9 @@ START_TEST(embedding_and_masking_layers)
     }
     for (int k = 0; k < 3; k++) lg_tensor_free(out[k]);
     /* errors */
-    eo.mask = NULL;
-    ck_assert(!lg_value_ok(lg_embedding(g, "emb2", ids, 6, F, eo)));
-    ck_assert_msg(strstr(lg_graph_error(g), "embedding 'emb2': mask_zero needs opts.mask"), "%s", lg_graph_error(g));
+    ck_assert(!lg_value_ok(lg_embedding(g, "emb2", ids, 6, F, eo, NULL)));
+    ck_assert_msg(strstr(lg_graph_error(g), "embedding 'emb2': mask_zero needs a mask to put it in"), "%s",
+                  lg_graph_error(g));
     lg_graph *g2 = lg_graph_new();
     lg_value xi = lg_input(g2, "xi", LG_I32, lg_shape_of(3, B, T, F)), mk;
     ck_assert(!lg_value_ok(lg_masking(g2, "masking", xi, 0, &mk)));
@@ -338,16 +336,16 @@ START_TEST(stateful_bidirectional)
     int ns = lg_cell_state_count(fw);
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
     lg_rnn_opts o = lg_rnn_opts_default();
-    o.return_sequences = true, o.stateful = true, o.batch_size = B, o.name = "sbi";
+    o.return_sequences = true, o.stateful = true, o.batch_size = B;
     lg_bidirectional_result sr;
-    ck_assert_msg(lg_bidirectional(g, fw, bw, x, o, LG_MERGE_CONCAT, &sr) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_bidirectional(g, "sbi", fw, bw, x, LG_MERGE_CONCAT, o, &sr) == LG_OK, "%s", lg_last_error());
     ck_assert(sr.forward.state && sr.backward.state);
     lg_value init[4];
     for (int k = 0; k < 2 * ns; k++) init[k] = lg_input(g, k < ns ? "if" : "ib", LG_F64, lg_shape_of(2, B, U));
     lg_rnn_opts p = lg_rnn_opts_default();
-    p.return_sequences = true, p.initial_state = init, p.n_initial_state = 2 * ns, p.name = "plain";
+    p.return_sequences = true, p.initial_state = init, p.n_initial_state = 2 * ns;
     lg_bidirectional_result pr;
-    ck_assert_msg(lg_bidirectional(g, fw, bw, x, p, LG_MERGE_CONCAT, &pr) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_bidirectional(g, "plain", fw, bw, x, LG_MERGE_CONCAT, p, &pr) == LG_OK, "%s", lg_last_error());
     lg_rnn_state *states[2] = {sr.forward.state, sr.backward.state};
     for (int run = 0; run < 3; run++) {
         if (run == 2) lg_rnn_state_reset(sr.forward.state), lg_rnn_state_reset(sr.backward.state);
@@ -382,9 +380,9 @@ START_TEST(errors_name_the_user_values)
     lg_cell *cell = lg_test_cell(g, "cell", LG_CELL_GRU, F, U, 13);
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, -1, T, F)), h = lg_input(g, "h", LG_F64, lg_shape_of(2, -1, U));
     lg_rnn_opts o = lg_rnn_opts_default();
-    o.initial_state = &h, o.n_initial_state = 1, o.name = "enc";
+    o.initial_state = &h, o.n_initial_state = 1;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, cell, x, o, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "enc", cell, x, o, &r), LG_OK);
     lg_tensor *xt = rand_tensor(lg_shape_of(3, 3, T, F), 1), *ht = rand_tensor(lg_shape_of(2, 2, U), 2), *out = NULL;
     lg_feed feeds[2] = {{x, xt}, {h, ht}};
     ck_assert_int_eq(lg_graph_run(g, feeds, 2, &r.output, 1, &out), LG_ERR_SHAPE);

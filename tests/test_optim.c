@@ -34,9 +34,9 @@ static cfg cfg_default(kind k)
 static lg_status make(const cfg *c, lg_graph *g, const lg_value *params, int n, lg_optimizer **out)
 {
     switch (c->k) {
-    case SGD: return lg_optimizer_sgd(g, params, n, &c->sgd, out);
-    case ADAM: return lg_optimizer_adam(g, params, n, &c->adam, out);
-    default: return lg_optimizer_rmsprop(g, params, n, &c->rms, out);
+    case SGD: return lg_optimizer_sgd(g, params, n, c->sgd, out);
+    case ADAM: return lg_optimizer_adam(g, params, n, c->adam, out);
+    default: return lg_optimizer_rmsprop(g, params, n, c->rms, out);
     }
 }
 
@@ -267,12 +267,12 @@ START_TEST(test_defaults)
     lg_clip_opts c[3] = {s.clip, a.clip, r.clip};
     for (int i = 0; i < 3; i++) ck_assert(c[i].clipvalue == 0 && c[i].clipnorm == 0 && c[i].global_clipnorm == 0);
 
-    /* NULL options are the defaults: Adam's first step moves each weight by
-     * about lr whatever the gradient's size */
+    /* the default options step as Keras's: Adam's first step moves each
+     * weight by about lr whatever the gradient's size */
     lg_graph *g = lg_graph_new();
     lg_value w = lg_param(g, "w", LG_F64, lg_shape_of(1, 2));
     lg_optimizer *o = NULL;
-    ck_assert_int_eq(lg_optimizer_adam(g, &w, 1, NULL, &o), LG_OK);
+    ck_assert_int_eq(lg_optimizer_adam(g, &w, 1, lg_adam_opts_default(), &o), LG_OK);
     ck_assert_double_eq(lg_optimizer_learning_rate(o), 0.001);
     lg_tensor_set(lg_optimizer_grads(o)[0], 0, 5);
     lg_tensor_set(lg_optimizer_grads(o)[0], 1, -0.5);

@@ -142,7 +142,7 @@ START_TEST(test_lstm_layer_agrees)
     lg_rnn_opts o = lg_rnn_opts_default();
     o.return_sequences = true;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, c, x, o, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, c, x, o, &r), LG_OK);
     lg_value fetch[64];
     int n = loss_and_grads(lg_add(weighted_sum(r.output, 1), weighted_sum(r.states[1], 2)), x, fetch);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 2, -1, 1);
@@ -174,8 +174,7 @@ START_TEST(test_stacked_agrees)
         snprintf(name, sizeof name, "layer%d", l);
         co.seed = (uint64_t)l + 1;
         lg_cell *c = lg_cell_new(g, name, l ? U : F, co);
-        o.name = name;
-        ck_assert_int_eq(lg_rnn(g, c, ys, o, &r[l]), LG_OK);
+        ck_assert_int_eq(lg_rnn(g, name, c, ys, o, &r[l]), LG_OK);
         ys = r[l].output;
         lg_cell_free(c);
     }
@@ -220,9 +219,9 @@ START_TEST(test_reversed_stack_agrees)
         lg_cell *c = lg_cell_new(g, name, l ? U : F, co);
         lg_loop_opts lo = lg_loop_opts_default();
         lo.time_major = lo.reverse = true;
-        lg_loop *loop = lg_loop_new(g, lo);
+        lg_loop *loop = lg_loop_new(g, NULL, lo);
         lg_value x_t = lg_loop_seq(loop, ys), h = lg_loop_state(loop, h0), next, y, fin;
-        lg_cell_step(c, loop, x_t, &h, &next, &y, lg_value_invalid(), lg_value_invalid());
+        lg_cell_step(c, loop, x_t, &h, lg_value_invalid(), lg_value_invalid(), &next, &y);
         lg_loop_next(loop, h, next);
         lg_loop_emit(loop, y);
         ck_assert_int_eq(lg_loop_end(loop, &fin, &ys), LG_OK);
@@ -254,13 +253,11 @@ START_TEST(test_stacked_masked_agree)
     lg_rnn_opts o = lg_rnn_opts_default();
     o.return_sequences = true;
     o.lengths = len;
-    o.name = "rnn1";
     lg_rnn_result r1, r2;
-    ck_assert_int_eq(lg_rnn(g, c1, x, o, &r1), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "rnn1", c1, x, o, &r1), LG_OK);
     o.go_backwards = true;
     o.return_sequences = false;
-    o.name = "rnn2";
-    ck_assert_int_eq(lg_rnn(g, c2, r1.output, o, &r2), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "rnn2", c2, r1.output, o, &r2), LG_OK);
     lg_value fetch[64];
     int n = loss_and_grads(weighted_sum(r2.output, 3), x, fetch);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 4, -1, 1), *lt = lengths_tensor();
@@ -287,7 +284,7 @@ START_TEST(test_bidirectional_agrees)
     o.return_sequences = true;
     if (_i % 2) o.lengths = len;
     lg_bidirectional_result r;
-    ck_assert_int_eq(lg_bidirectional(g, fw, bw, x, o, LG_MERGE_CONCAT, &r), LG_OK);
+    ck_assert_int_eq(lg_bidirectional(g, NULL, fw, bw, x, LG_MERGE_CONCAT, o, &r), LG_OK);
     lg_value fetch[64];
     int n = loss_and_grads(weighted_sum(r.output, 5), x, fetch);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 6, -1, 1), *lt = lengths_tensor();
@@ -302,16 +299,16 @@ START_TEST(test_bidirectional_agrees)
 END_TEST
 
 /* x [B, T, F] through the peephole LSTM of examples/cells in a loop made
- * with lo; *hs gets the stacked h, *c_last (unless NULL) the final c.
- * Returns x. */
-static lg_value peephole_loop(lg_loop_opts lo, lg_value *hs, lg_value *c_last)
+ * with name and lo; *hs gets the stacked h, *c_last (unless NULL) the final
+ * c. Returns x. */
+static lg_value peephole_loop(const char *name, lg_loop_opts lo, lg_value *hs, lg_value *c_last)
 {
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
     lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
     lg_value h0 = lg_constant(g, "h0", z), c0 = lg_constant(g, "c0", z);
     lg_tensor_free(z);
     peephole cell = peephole_new(g, "peephole", F, U, LG_F64, 11);
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, name, lo);
     lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0), hn, cn, st[2];
     peephole_step(l, &cell, x_t, h, c, &hn, &cn);
     lg_loop_next(l, h, hn);
@@ -338,7 +335,7 @@ START_TEST(test_dropout_agrees)
     o.dropout = 0.25;
     o.recurrent_dropout = 0.5;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, c, x, o, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, c, x, o, &r), LG_OK);
     lg_value fetch[64];
     int n = loss_and_grads(weighted_sum(r.output, 13), x, fetch);
     lg_value wrt[2] = {r.dropout_mask, r.recurrent_dropout_mask};
@@ -370,7 +367,7 @@ START_TEST(test_mask_repeat_agrees)
     o.return_sequences = true;
     o.mask = mask;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, c, x, o, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, c, x, o, &r), LG_OK);
     lg_value fetch[64];
     int n = loss_and_grads(weighted_sum(r.output, 13), x, fetch);
     double holes[B * T] = {0, 1, 0, 1, 1, 1, 1, 0, 0, 1, 1, 0, 0, 1, 0};
@@ -395,7 +392,7 @@ START_TEST(test_two_gradients_agree)
     lg_rnn_opts o = lg_rnn_opts_default();
     o.return_sequences = true;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, c, x, o, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, c, x, o, &r), LG_OK);
     lg_value fetch[128];
     int n = loss_and_grads(weighted_sum(r.output, 13), x, fetch);
     n += loss_and_grads(weighted_sum(r.output, 17), x, fetch + n);
@@ -412,7 +409,7 @@ START_TEST(test_custom_cell_agrees)
 {
     lg_loop_opts lo = lg_loop_opts_default();
     lo.memory = _i ? LG_LOOP_RECOMPUTE : LG_LOOP_SAVE_RESIDUALS;
-    lg_value hs, c_last, x = peephole_loop(lo, &hs, &c_last);
+    lg_value hs, c_last, x = peephole_loop(NULL, lo, &hs, &c_last);
     lg_value fetch[64];
     int n = loss_and_grads(lg_add(weighted_sum(hs, 7), weighted_sum(c_last, 8)), x, fetch);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 8, -1, 1);
@@ -436,12 +433,10 @@ START_TEST(test_nested_loops_agree)
     lg_cell *cell = lg_cell_new(g, "inner", F, co);
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
-    lo.name = "outer";
-    lg_loop *outer = lg_loop_new(g, lo);
+    lg_loop *outer = lg_loop_new(g, "outer", lo);
     lg_value x_t = lg_loop_seq(outer, x), h = lg_loop_state(outer, h0);
     lg_graph *body = lg_loop_body(outer);
-    lo.name = "inner";
-    lg_loop *inner = lg_loop_new(body, lo);
+    lg_loop *inner = lg_loop_new(body, "inner", lo);
     lg_value xi = lg_loop_seq(inner, x_t), hi = lg_loop_state(inner, h), next;
     /* the cell's parameters live in g; the inner loop captures the outer
      * body's invariants */
@@ -517,7 +512,7 @@ START_TEST(test_hoist_embedding)
     lg_tensor_free(z);
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value id_t = lg_loop_seq(l, ids), h = lg_loop_state(l, h0);
     lg_value tb = lg_loop_invariant(l, table), wb = lg_loop_invariant(l, w), ub = lg_loop_invariant(l, u);
     lg_value x_t = lg_gather(tb, id_t); /* [B, E] */
@@ -555,7 +550,7 @@ START_TEST(test_hoist_custom_cell)
     lg_loop_opts lo = lg_loop_opts_default();
     bool recompute = _i;
     lo.memory = recompute ? LG_LOOP_RECOMPUTE : LG_LOOP_SAVE_RESIDUALS;
-    lg_value hs, x = peephole_loop(lo, &hs, NULL);
+    lg_value hs, x = peephole_loop(NULL, lo, &hs, NULL);
     lg_value fetch[64];
     int n = loss_and_grads(weighted_sum(hs, 16), x, fetch);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 16, -1, 1);
@@ -597,7 +592,7 @@ START_TEST(test_hoist_cost_rule)
     lg_tensor_free(z);
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0);
     lg_value next = lg_sigmoid(lg_add(lg_matmul(x_t, lg_loop_invariant(l, w), false, false),
                                       lg_matmul(h, lg_loop_invariant(l, u), false, false)));
@@ -633,7 +628,7 @@ static lg_value chunked_loop(int ct, int cb, int cn, bool reverse, lg_value *x, 
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
     lo.reverse = reverse;
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value x_t = lg_loop_seq(l, *x), h = lg_loop_state(l, h0), wb = lg_loop_invariant(l, *w);
     lg_value next = lg_tanh(lg_add(lg_matmul(x_t, wb, false, false), h)); /* [B, N] */
     lg_loop_next(l, h, next);
@@ -706,7 +701,7 @@ START_TEST(test_forward_only_saves_nothing)
     lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, -1, 28, 28));
     lg_cell *c = lg_cell_new(g, "lstm", 28, lg_cell_opts_default(LG_CELL_LSTM, 64));
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, c, x, lg_rnn_opts_default(), &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, c, x, lg_rnn_opts_default(), &r), LG_OK);
     lg_value loss = lg_sum(r.output, NULL, 0, false), dk;
     lg_value kernel = lg_cell_kernel(c);
     ck_assert_int_eq(lg_grad(g, loss, &kernel, 1, &dk), LG_OK);
@@ -793,7 +788,7 @@ START_TEST(test_switches)
     lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, 2, 3, 4));
     lg_cell *c = lg_cell_new(g, "rnn", 4, lg_cell_opts_default(LG_CELL_SIMPLE_RNN, 5));
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, c, x, lg_rnn_opts_default(), &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, c, x, lg_rnn_opts_default(), &r), LG_OK);
     lg_tensor *xt = lg_test_uniform(LG_F32, lg_shape_of(3, 2, 3, 4), 1, 14, 0, 1);
     lg_feed f[1] = {{x, xt}};
     lg_program *p = NULL;
@@ -864,14 +859,13 @@ START_TEST(test_fused_layers_agree)
     if (fc->bidir) {
         c2 = lg_cell_new(g, "c2", F, co);
         lg_bidirectional_result br;
-        ck_assert_int_eq(lg_bidirectional(g, c1, c2, x, o, LG_MERGE_CONCAT, &br), LG_OK);
+        ck_assert_int_eq(lg_bidirectional(g, NULL, c1, c2, x, LG_MERGE_CONCAT, o, &br), LG_OK);
         r.output = br.output;
     } else {
-        ck_assert_int_eq(lg_rnn(g, c1, x, o, &r), LG_OK);
+        ck_assert_int_eq(lg_rnn(g, NULL, c1, x, o, &r), LG_OK);
         if (fc->stacked) {
             c2 = lg_cell_new(g, "c2", U, co);
-            o.name = "second";
-            ck_assert_int_eq(lg_rnn(g, c2, r.output, o, &r), LG_OK);
+            ck_assert_int_eq(lg_rnn(g, "second", c2, r.output, o, &r), LG_OK);
         }
     }
     lg_value fetch[64];
@@ -898,8 +892,7 @@ START_TEST(test_fused_hand_lstm_agrees)
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, T, B, F));
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
-    lo.name = "hand";
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, "hand", lo);
     lg_value xt_ = lg_loop_seq(l, x);
     lg_tensor *zt = NULL;
     lg_tensor_new(LG_F64, lg_shape_of(2, B, U), &zt);
@@ -934,9 +927,7 @@ END_TEST
  * and still hoisted. */
 START_TEST(test_peephole_refused_and_hoisted)
 {
-    lg_loop_opts lo = lg_loop_opts_default();
-    lo.name = "peep";
-    lg_value hs, x = peephole_loop(lo, &hs, NULL);
+    lg_value hs, x = peephole_loop("peep", lg_loop_opts_default(), &hs, NULL);
     lg_value fetch[64];
     int n = loss_and_grads(weighted_sum(hs, 11), x, fetch);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 12, -1, 1);
@@ -957,8 +948,7 @@ START_TEST(test_extra_output_refused)
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, T, B, F));
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
-    lo.name = "two";
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, "two", lo);
     lg_value x_t = lg_loop_seq(l, x);
     lg_tensor *zt = lg_test_tensor(LG_F64, lg_shape_of(2, B, U), NULL);
     lg_value h = lg_loop_state(l, lg_constant(g, "h0", zt));
@@ -1007,14 +997,13 @@ static const attr_case ATTR_CASES[] = {
 static lg_value attr_loop(const attr_case *ac, bool unroll, const lg_value *in, lg_value *ys)
 {
     lg_loop_opts lo = lg_loop_opts_default();
-    lo.name = unroll ? "unrolled" : "rolled";
     lo.unroll = unroll;
     lo.reverse = ac->reverse;
     lo.truncate = ac->truncate;
-    lo.repeat_output_for_mask = ac->repeat;
+    lo.zero_output_for_mask = !ac->repeat;
     if (ac->lengths) lo.lengths = in[2];
     if (ac->mask) lo.mask = in[3];
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, unroll ? "unrolled" : "rolled", lo);
     lg_value xt = lg_loop_seq(l, in[0]), h = lg_loop_state(l, in[1]);
     lg_value w = lg_loop_invariant(l, in[4]), u = lg_loop_invariant(l, in[5]);
     lg_value n = lg_tanh(lg_add(lg_matmul(xt, w, false, false), lg_matmul(h, u, false, false)));
@@ -1067,7 +1056,7 @@ START_TEST(test_loop_attrs_lowered)
         n_loops++;
         ck_assert_int_eq(info.by_lengths, ac->lengths);
         ck_assert_int_eq(info.by_mask, ac->mask);
-        ck_assert_int_eq(info.repeat_output, ac->repeat);
+        ck_assert_int_eq(info.zero_output_for_mask, !ac->repeat);
         ck_assert_int_eq(info.truncate, ac->truncate);
         ck_assert_int_eq(info.n_state, info.gradient ? 3 : 1); /* h (its cotangent and W's and U's sums) */
         if (!info.gradient) ck_assert_int_eq(info.n_seq, 1); /* x: no validity or boundary sequence */
@@ -1111,13 +1100,13 @@ START_TEST(test_lower_loops_stays_on)
     o.return_sequences = true;
     o.lengths = len;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, c, x, o, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, c, x, o, &r), LG_OK);
     int n_loops = 0;
     for (int i = 0; i < lg_graph_node_count(g); i++) {
         lg_loop_info info;
         if (!lg_graph_node_loop(g, i, &info) || strstr(lg_graph_node_name(g, i), "iota")) continue;
         n_loops++;
-        ck_assert(info.by_lengths && info.repeat_output && !info.gradient); /* Keras's default for a layer */
+        ck_assert(info.by_lengths && !info.zero_output_for_mask && !info.gradient); /* Keras's default for a layer */
         ck_assert_int_eq(count_op(info.body, "where"), 0);
         ck_assert_int_eq(count_op(info.body, "gather"), 0);
     }

@@ -195,12 +195,12 @@ START_TEST(test_pad_post_masks_rnn)
     lg_graph *g = lg_graph_new();
     lg_value in = lg_input(g, "ids", LG_I32, lg_shape_of(2, -1, -1));
     lg_value ln = lg_input(g, "len", LG_I32, lg_shape_of(1, -1));
-    lg_value emb = lg_embedding(g, "emb", in, 4, 3, lg_embedding_opts_default());
+    lg_value emb = lg_embedding(g, "emb", in, 4, 3, lg_embedding_opts_default(), NULL);
     lg_cell *c = lg_cell_new(g, "rnn", 3, lg_cell_opts_default(LG_CELL_SIMPLE_RNN, 2));
     lg_rnn_opts ro = lg_rnn_opts_default();
     ro.lengths = ln;
     lg_rnn_result r;
-    ASSERT_OK(lg_rnn(g, c, emb, ro, &r));
+    ASSERT_OK(lg_rnn(g, NULL, c, emb, ro, &r));
     ck_assert_msg(lg_graph_error(g) == NULL, "%s", lg_graph_error(g));
     for (int p = 0; p < lg_graph_param_count(g); p++)
         ASSERT_OK(lg_init_uniform(lg_param_tensor(lg_graph_param(g, p)), -1, 1, 3, (uint64_t)p));

@@ -731,7 +731,7 @@ START_TEST(test_sparse_xent_label_out_of_range)
 {
     lg_value logits = lg_input(g, "logits", LG_F32, lg_shape_of(2, -1, 3));
     lg_value labels = lg_input(g, "labels", LG_I32, lg_shape_of(1, -1));
-    lg_value y = lg_sparse_softmax_xent(logits, labels);
+    lg_value y = lg_sparse_softmax_xent(labels, logits);
     lg_tensor *lt = tensor_f32(lg_shape_of(2, 2, 3), (const float[]){1, 2, 3, 0, 0, 0});
     lg_tensor *bt = tensor_i32(lg_shape_of(1, 2), (const int32_t[]){2, 0});
     lg_feed f[2] = {{logits, lt}, {labels, bt}};

@@ -137,12 +137,12 @@ static void model_build(model *m, const variant *v, lg_dtype dt, model_opts o)
     if (masked && holes) { /* Keras's zero_output_for_mask=False: masked steps repeat the last output */
         m->mask = lg_input(g, "mask", dt, lg_shape_of(2, T, B));
         lo.mask = m->mask;
-        lo.repeat_output_for_mask = true;
+        lo.zero_output_for_mask = false;
     } else if (masked) {
         m->len = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
         lo.lengths = m->len;
     }
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value x_t = lg_loop_seq(l, m->x), s[2], next[2], y;
     s[0] = lg_loop_state(l, m->h0);
     if (n_states == 2) s[1] = lg_loop_state(l, m->c0);
@@ -153,7 +153,7 @@ static void model_build(model *m, const variant *v, lg_dtype dt, model_opts o)
         xm_b = lg_loop_invariant(l, m->xm);
         hm_b = lg_loop_invariant(l, m->hm);
     }
-    lg_cell_step(cell, l, x_t, s, next, &y, xm_b, hm_b);
+    lg_cell_step(cell, l, x_t, s, xm_b, hm_b, next, &y);
     for (int k = 0; k < n_states; k++) lg_loop_next(l, s[k], next[k]);
     lg_loop_emit(l, y);
     lg_value fin[2], ys;
@@ -351,7 +351,7 @@ START_TEST(test_matched_hand_lstm)
     wrt[n_wrt++] = x, wrt[n_wrt++] = h0, wrt[n_wrt++] = c0;
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
-    lg_loop *l = lg_loop_new(gr, lo);
+    lg_loop *l = lg_loop_new(gr, NULL, lo);
     lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0), gate[4];
     for (int k = 0; k < 4; k++) {
         lg_value p[4];

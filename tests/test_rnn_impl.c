@@ -69,15 +69,14 @@ static lg_value model(lg_graph *g, const rnn_case *c, lg_value x)
     if (c->bidir) {
         c2 = lg_cell_new(g, "c2", F, co);
         lg_bidirectional_result br;
-        ck_assert_int_eq(lg_bidirectional(g, c1, c2, x, o, LG_MERGE_CONCAT, &br), LG_OK);
+        ck_assert_int_eq(lg_bidirectional(g, NULL, c1, c2, x, LG_MERGE_CONCAT, o, &br), LG_OK);
         y = br.output;
     } else {
         lg_rnn_result r;
-        ck_assert_int_eq(lg_rnn(g, c1, x, o, &r), LG_OK);
+        ck_assert_int_eq(lg_rnn(g, NULL, c1, x, o, &r), LG_OK);
         if (c->stacked) {
             c2 = lg_cell_new(g, "c2", U, co);
-            o.name = "second";
-            ck_assert_int_eq(lg_rnn(g, c2, r.output, o, &r), LG_OK);
+            ck_assert_int_eq(lg_rnn(g, "second", c2, r.output, o, &r), LG_OK);
         }
         y = r.output;
     }
@@ -107,7 +106,7 @@ static void run_case(const rnn_case *c, lg_rnn_impl impl, result *res)
     lg_sgd_opts so = lg_sgd_opts_default();
     so.learning_rate = 0.1;
     lg_optimizer *opt = NULL;
-    ck_assert_int_eq(lg_optimizer_sgd(g, wrt, n_p, &so, &opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_sgd(g, wrt, n_p, so, &opt), LG_OK);
     lg_tensor *xt = lg_test_uniform(LG_F32, lg_shape_of(3, B, T, F), 1, 4, -1, 1);
     lg_feed feed = {x, xt};
     lg_program *prog = NULL; /* the loops became rnn ops */

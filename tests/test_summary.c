@@ -33,13 +33,13 @@ START_TEST(test_model_rows_and_totals)
     lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, -1, 5, 3));
     lg_cell *c1 = cell(g, "rnn_cell", LG_CELL_SIMPLE_RNN, 3, 4), *c2 = cell(g, "lstm_cell", LG_CELL_LSTM, 4, 2);
     lg_rnn_opts o = lg_rnn_opts_default();
-    o.name = "rnn", o.return_sequences = true;
+    o.return_sequences = true;
     lg_rnn_result r1, r2;
-    ck_assert_int_eq(lg_rnn(g, c1, x, o, &r1), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "rnn", c1, x, o, &r1), LG_OK);
     lg_batch_norm_result bn;
     ck_assert_int_eq(lg_batch_norm(g, "bn", r1.output, lg_batch_norm_opts_default(), &bn), LG_OK);
-    o.name = "lstm", o.return_sequences = false;
-    ck_assert_int_eq(lg_rnn(g, c2, bn.output, o, &r2), LG_OK);
+    o.return_sequences = false;
+    ck_assert_int_eq(lg_rnn(g, "lstm", c2, bn.output, o, &r2), LG_OK);
     lg_dense(g, "out", r2.output, 3, lg_dense_opts_default());
     lg_param(g, "temperature", LG_F32, lg_shape_of(1, 1));
     lg_param(g, "scale", LG_F32, lg_shape_of(2, 2, 2));
@@ -84,10 +84,8 @@ START_TEST(test_shared_cell)
     lg_cell *c = cell(g, "gru_cell", LG_CELL_GRU, 2, 3);
     lg_rnn_opts o = lg_rnn_opts_default();
     lg_rnn_result r;
-    o.name = "left";
-    ck_assert_int_eq(lg_rnn(g, c, a, o, &r), LG_OK);
-    o.name = "right";
-    ck_assert_int_eq(lg_rnn(g, c, b, o, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "left", c, a, o, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "right", c, b, o, &r), LG_OK);
     /* GRU (reset_after): kernel 2x9 + recurrent 3x9 + bias 2x9 = 63 */
     char *s = summary_of(g);
     ck_assert_ptr_nonnull(strstr(s, "\n left (GRU)                   (None, 3)                 63\n"));

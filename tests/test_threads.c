@@ -43,7 +43,7 @@ static lg_status model_new(uint64_t seed, model *m)
     co.seed = seed;
     m->cell = lg_cell_new(m->g, "lstm", F, co);
     lg_rnn_result r;
-    lg_status st = lg_rnn(m->g, m->cell, x, lg_rnn_opts_default(), &r);
+    lg_status st = lg_rnn(m->g, NULL, m->cell, x, lg_rnn_opts_default(), &r);
     if (st) return st;
     lg_dense_opts d = lg_dense_opts_default();
     d.seed = seed + 1;
@@ -53,7 +53,7 @@ static lg_status model_new(uint64_t seed, model *m)
     for (int i = 0; i < lg_graph_param_count(m->g) && n < 8; i++) params[n++] = lg_graph_param(m->g, i);
     lg_adam_opts a = lg_adam_opts_default();
     a.learning_rate = 0.02;
-    if ((st = lg_optimizer_adam(m->g, params, n, &a, &m->opt))) return st;
+    if ((st = lg_optimizer_adam(m->g, params, n, a, &m->opt))) return st;
     lg_model_spec s = lg_model_spec_default();
     s.x = x, s.y = y, s.output = logits, s.metric = LG_METRIC_ACCURACY;
     s.loss = lg_sparse_categorical_crossentropy(y, logits, true);

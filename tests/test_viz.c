@@ -118,12 +118,11 @@ static lg_graph *nested_graph(void)
     lg_value table = lg_param(g, "table", LG_F32, lg_shape_of(2, 5, 3));
     lg_value h0 = lg_input(g, "h0", LG_F32, lg_shape_of(2, -1, 3));
     lg_loop_opts oo = lg_loop_opts_default(), io = lg_loop_opts_default();
-    oo.name = "sentences", io.name = "words";
-    lg_loop *outer = lg_loop_new(g, oo);
+    lg_loop *outer = lg_loop_new(g, "sentences", oo);
     lg_value sent = lg_loop_seq(outer, tok); /* [B, W] */
     lg_value h = lg_loop_state(outer, h0);
     lg_value tab = lg_loop_invariant(outer, table);
-    lg_loop *inner = lg_loop_new(lg_loop_body(outer), io);
+    lg_loop *inner = lg_loop_new(lg_loop_body(outer), "words", io);
     lg_value word = lg_loop_seq(inner, sent); /* [B] */
     lg_value hi = lg_loop_state(inner, h);
     lg_value tab2 = lg_loop_invariant(inner, tab);
@@ -479,10 +478,9 @@ START_TEST(test_odd_names_survive)
     int n = (int)(sizeof ODD_NAMES / sizeof ODD_NAMES[0]);
     lg_value sum = lg_param(g, "p", LG_F32, lg_shape_of(1, 2));
     for (int k = 0; k < n; k++) sum = lg_add(sum, lg_input(g, ODD_NAMES[k].name, LG_F32, lg_shape_of(1, 2)));
-    lg_loop_opts lo = lg_loop_opts_default();
-    lo.name = "loop \"odd\" {name}\n<2>";
+    const char *loop_name = "loop \"odd\" {name}\n<2>";
     lg_value xs = lg_input(g, "xs", LG_F32, lg_shape_of(2, 2, 4)); /* x_t [2] */
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, loop_name, lg_loop_opts_default());
     lg_value h = lg_loop_state(l, sum);
     lg_loop_next(l, h, lg_add(h, lg_loop_seq(l, xs)));
     ck_assert_int_eq(lg_loop_end(l, NULL, NULL), LG_OK);
@@ -497,7 +495,7 @@ START_TEST(test_odd_names_survive)
         ck_assert_msg(strncmp(text, shown, strlen(shown)) == 0, "'%s' shows as '%s'", ODD_NAMES[k].name, text);
     }
     label_text(attr(cluster_of(a, find_node(g, "loop", false)), "label"), text, sizeof text);
-    ck_assert_ptr_nonnull(strstr(text, lo.name));
+    ck_assert_ptr_nonnull(strstr(text, loop_name));
     agclose(a);
     free(dot);
     /* Graphviz lays every label out without an error (it checks HTML-like
@@ -784,9 +782,8 @@ static small_model small_model_new(void)
     m.cell = lg_cell_new(g, "lstm", 3, lg_cell_opts_default(LG_CELL_LSTM, 4));
     ck_assert_ptr_nonnull(m.cell);
     lg_rnn_opts ro = lg_rnn_opts_default();
-    ro.name = "lstm";
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, m.cell, x, ro, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, "lstm", m.cell, x, ro, &r), LG_OK);
     lg_value logits = lg_dense(g, "dense", r.output, 2, lg_dense_opts_default());
     lg_value loss = lg_sparse_categorical_crossentropy(y, logits, true);
     lg_value params[5], grads[5];
@@ -795,7 +792,7 @@ static small_model small_model_new(void)
     for (int i = 0; i < lg_graph_param_count(g); i++) params[n++] = lg_graph_param(g, i);
     ck_assert_int_eq(lg_grad(g, loss, params, n, grads), LG_OK);
     lg_sgd_opts so = lg_sgd_opts_default();
-    ck_assert_int_eq(lg_optimizer_sgd(g, params, n, &so, &m.opt), LG_OK);
+    ck_assert_int_eq(lg_optimizer_sgd(g, params, n, so, &m.opt), LG_OK);
     ck_assert_ptr_null(lg_graph_error(g));
     return m;
 }
@@ -963,8 +960,8 @@ static lg_graph *fused_and_not(small_model *m)
     lg_value h0 = lg_input(g, "h0", LG_F32, lg_shape_of(2, -1, 4));
     lg_value w = lg_param(g, "sig_w", LG_F32, lg_shape_of(2, 3, 4)), u = lg_param(g, "sig_u", LG_F32, lg_shape_of(2, 4, 4));
     lg_loop_opts lo = lg_loop_opts_default();
-    lo.time_major = true, lo.name = "sig";
-    lg_loop *l = lg_loop_new(g, lo);
+    lo.time_major = true;
+    lg_loop *l = lg_loop_new(g, "sig", lo);
     lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0);
     lg_value h2 = lg_sigmoid(lg_add(lg_matmul(x_t, lg_loop_invariant(l, w), false, false),
                                     lg_matmul(h, lg_loop_invariant(l, u), false, false)));

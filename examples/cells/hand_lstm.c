@@ -29,7 +29,7 @@ lg_status hand_lstm_sequence(lg_graph *g, const hand_lstm *cell, lg_value x, lg_
 {
     int batch = (int)lg_value_shape(x).dims[lo.time_major ? 1 : 0];
     lg_value zeros = lg_broadcast_to(lg_scalar(g, lg_value_dtype(x), 0), lg_shape_of(2, batch, cell->units));
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, zeros), c = lg_loop_state(l, zeros);
     lg_value h_next, c_next;
     hand_lstm_step(l, cell, x_t, h, c, &h_next, &c_next);

@@ -31,7 +31,7 @@ void nested_cell_step(lg_loop *l, const nested_cell *cell, lg_value x1_t, lg_val
 lg_status nested_cell_sequence(lg_graph *g, const nested_cell *cell, lg_value x1, lg_value x2, lg_value s1_0,
                                lg_value s2_0, lg_value outs[2], lg_value states[2])
 {
-    lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+    lg_loop *l = lg_loop_new(g, NULL, lg_loop_opts_default());
     lg_value x1_t = lg_loop_seq(l, x1), x2_t = lg_loop_seq(l, x2);
     lg_value s1 = lg_loop_state(l, s1_0), s2 = lg_loop_state(l, s2_0);
     lg_value out[2], next[2];

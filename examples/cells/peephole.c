@@ -45,7 +45,7 @@ void peephole_step(lg_loop *l, const peephole *cell, lg_value x_t, lg_value h, l
 lg_status peephole_sequence(lg_graph *g, const peephole *cell, lg_value x, lg_value h0, lg_value c0, lg_value *hs,
                             lg_value *h_last, lg_value *c_last)
 {
-    lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+    lg_loop *l = lg_loop_new(g, NULL, lg_loop_opts_default());
     lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0);
     lg_value h_next, c_next;
     peephole_step(l, cell, x_t, h, c, &h_next, &c_next);

@@ -15,7 +15,7 @@
  * Use the step inside any loop (it captures the parameters as invariants):
  *
  *     peephole cell = peephole_new(g, "peephole", 1, 16, LG_F32, seed);
- *     lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+ *     lg_loop *l = lg_loop_new(g, NULL, lg_loop_opts_default());
  *     lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), c = lg_loop_state(l, c0);
  *     lg_value h_next, c_next;
  *     peephole_step(l, &cell, x_t, h, c, &h_next, &c_next);

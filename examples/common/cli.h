@@ -19,7 +19,8 @@
  * not fit its type is out of range, not wrapped. The same names mean the
  * same thing in every example: --epochs, --batch (examples per step), --lr
  * (learning rate), --seed (an integer seeding the example's random
- * streams), --limit (use only the first N training examples), --dot and
+ * streams), --data (the file or directory of data read), --limit (use
+ * only the first N training examples), --dot and
  * --svg (write the graph: its layers, or every op with --full-graph),
  * --plot (plot the learning curves).
  *

@@ -53,7 +53,7 @@ static lg_status build(run *r, uint64_t seed)
     lg_value y = lg_input(g, "licence", LG_I32, lg_shape_of(1, -1)); /* [B] */
     lg_embedding_opts eo = lg_embedding_opts_default();
     eo.seed = seed;
-    lg_value emb = lg_embedding(g, "embedding", x, r->data.vocab_size, TEXT_EMBED, eo); /* [B, T, 32] */
+    lg_value emb = lg_embedding(g, "embedding", x, r->data.vocab_size, TEXT_EMBED, eo, NULL); /* [B, T, 32] */
     lg_value features;
     lg_status s = r->ex->layers(g, emb, licences_mask_lengths(x), seed + 1, r->cells, &features);
     if (s != LG_OK) return s;
@@ -88,7 +88,7 @@ static int train_and_test(run *r, const args *a)
     for (int i = 0; i < n; i++) params[i] = lg_graph_param(r->g, i);
     lg_adam_opts ao = lg_adam_opts_default();
     ao.learning_rate = a->lr;
-    if (lg_optimizer_adam(r->g, params, n, &ao, &r->opt) || lg_trainer_new(r->g, r->spec, r->opt, &r->tr))
+    if (lg_optimizer_adam(r->g, params, n, ao, &r->opt) || lg_trainer_new(r->g, r->spec, r->opt, &r->tr))
         return fail(r, "setting up training", lg_last_error());
     if (cli_write_graph(&a->out, r->g)) return fail(r, "writing the graph", lg_last_error());
 

@@ -8,11 +8,11 @@
  *
  *     lg_cell_opts o = lg_cell_opts_default(LG_CELL_LSTM, 64);
  *     lg_cell *cell = lg_cell_new(g, "lstm", 28, o);   // input dim 28
- *     lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+ *     lg_loop *l = lg_loop_new(g, NULL, lg_loop_opts_default());
  *     lg_value x_t = lg_loop_seq(l, x);                // [B, 28]
  *     lg_value s[2] = {lg_loop_state(l, h0), lg_loop_state(l, c0)};
  *     lg_value next[2], y;
- *     lg_cell_step(cell, l, x_t, s, next, &y, lg_value_invalid(), lg_value_invalid());
+ *     lg_cell_step(cell, l, x_t, s, lg_value_invalid(), lg_value_invalid(), next, &y);
  *     lg_loop_next(l, s[0], next[0]); lg_loop_next(l, s[1], next[1]);
  *     lg_loop_emit(l, y);
  *     ...
@@ -63,6 +63,7 @@
 #define LG_CELLS_H
 
 #include "api.h"
+#include "init.h"
 #include "loop.h"
 
 #ifdef __cplusplus
@@ -83,14 +84,6 @@ typedef enum lg_activation {
 
 /* act(x) for an activation (an invalid enum is a graph error). */
 lg_value lg_activate(lg_value x, lg_activation a);
-
-typedef enum lg_initializer {
-    LG_INIT_GLOROT_UNIFORM,
-    LG_INIT_ORTHOGONAL,
-    LG_INIT_ZEROS,
-    LG_INIT_ONES,
-    LG_INIT_COUNT
-} lg_initializer;
 
 typedef struct lg_cell_opts {
     lg_cell_kind kind;
@@ -132,9 +125,10 @@ lg_value lg_cell_kernel(const lg_cell *c);
 lg_value lg_cell_recurrent_kernel(const lg_cell *c);
 lg_value lg_cell_bias(const lg_cell *c);
 
-/* Build one step in l's body: x_t [B, in], states[k] body values
- * [B, u] (lg_cell_state_count of them). Writes next[k] and *output (the new
- * h; output may be NULL), all invalid on error. l must be a loop of the
+/* Build one step in l's body from x_t [B, in], states[k] body values
+ * [B, u] (lg_cell_state_count of them) and the optional masks (inputs
+ * first, outputs last, as every builder); writes next[k] and *output (the
+ * new h; output may be NULL), all invalid on error. l must be a loop of the
  * cell's graph; each call captures the parameters as new invariants of l, so
  * call it once per loop. x_mask and h_mask are optional body values (invalid
  * for none) multiplied into x_t and h_{t-1} before the input and recurrent
@@ -142,16 +136,8 @@ lg_value lg_cell_bias(const lg_cell *c);
  * by 1 / (1 - rate), e.g. [B, in] and [B, u] captured with
  * lg_loop_invariant. As in Keras 3's GRUCell, the GRU's
  * h = z h_{t-1} + (1 - z) h~ mixes the unmasked h_{t-1}. */
-void lg_cell_step(lg_cell *c, lg_loop *l, lg_value x_t, const lg_value *states, lg_value *next, lg_value *output,
-                  lg_value x_mask, lg_value h_mask);
-
-/* Fill t (f32 or f64) with the initializer's values from stream (seed, key).
- * Orthogonal is Keras's (gain 1): on the [rows, cols] view of t (cols = its
- * last dim), the Q of the QR of a normal [max, min] matrix (lg_init_normal),
- * with R's diagonal made positive, transposed when rows < cols; rank >= 2.
- * Errors: LG_ERR_INVALID_ARGUMENT (NULL, not an lg_initializer),
- * LG_ERR_DTYPE (i32), LG_ERR_SHAPE (orthogonal on rank < 2). */
-lg_status lg_init_apply(lg_tensor *t, lg_initializer init, uint64_t seed, uint64_t key);
+void lg_cell_step(lg_cell *c, lg_loop *l, lg_value x_t, const lg_value *states, lg_value x_mask, lg_value h_mask,
+                  lg_value *next, lg_value *output);
 
 LG_API_END
 #ifdef __cplusplus

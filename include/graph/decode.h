@@ -36,10 +36,10 @@
  *     o.initial_state = enc_states, o.n_initial_state = 2;
  *     o.training = true, o.targets = y;       // [B, T, O]
  *     lg_decode_result train;
- *     lg_readout_decoder(dec, x, o, &train);  // train.output [B, T, O]
+ *     lg_decode(dec, x, o, &train);           // train.output [B, T, O]
  *     o.training = false, o.targets = lg_value_invalid();
  *     lg_decode_result infer;                 // same weights, own predictions
- *     lg_readout_decoder(dec, x, o, &infer);
+ *     lg_decode(dec, x, o, &infer);
  *     lg_decoder_free(dec), lg_cell_free(cell);
  *
  * x may be left out (lg_value_invalid()) for a decoder driven by its
@@ -50,7 +50,7 @@
  * Errors: lg_decoder_new records bad arguments on g (a NULL or foreign
  * cell, output_dim < 1, an activation or attention outside its enum, a bad
  * name, a readout parameter name already taken) and returns NULL.
- * lg_readout_decoder records the first error on the decoder's graph and
+ * lg_decode records the first error on the decoder's graph and
  * returns its status (message in lg_last_error() too), naming the decoder
  * and the shapes: LG_ERR_INVALID_ARGUMENT (NULL arguments, training without
  * targets, memory missing with attention or given without, no steps and no
@@ -96,7 +96,7 @@ typedef struct lg_decoder lg_decoder;
  * with an output of output_dim O. Creates the readout parameters in the
  * cell's graph, "<name>/readout/kernel" [u, O] (glorot_uniform from
  * opts.seed) and "<name>/readout/bias" [O] (zeros), in the cell's dtype.
- * Each lg_readout_decoder call builds a loop with these weights and the
+ * Each lg_decode call builds a loop with these weights and the
  * cell's. The decoder is the caller's to free; NULL on error (recorded on
  * g, or in lg_last_error when g is NULL). */
 lg_decoder *lg_decoder_new(lg_graph *g, const char *name, lg_cell *cell, int output_dim, lg_decoder_opts opts);
@@ -129,7 +129,7 @@ typedef struct lg_decode_result {
 /* Build one decoding loop over x [B, T, F] (or no x: lg_value_invalid())
  * under the decoder's name scope. Returns LG_OK or an error (see Errors
  * above). */
-lg_status lg_readout_decoder(lg_decoder *d, lg_value x, lg_decode_opts opts, lg_decode_result *r);
+lg_status lg_decode(lg_decoder *d, lg_value x, lg_decode_opts opts, lg_decode_result *r);
 
 LG_API_END
 #ifdef __cplusplus

@@ -34,6 +34,23 @@ lg_status lg_init_normal(lg_tensor *t, double mean, double stddev, uint64_t seed
  * leading dims (rank 1: fan_in = fan_out = dims[0]). */
 lg_status lg_init_glorot_uniform(lg_tensor *t, uint64_t seed, uint64_t key);
 
+/* The initializers a cell's options name (cells.h), Keras's names. */
+typedef enum lg_initializer {
+    LG_INIT_GLOROT_UNIFORM,
+    LG_INIT_ORTHOGONAL,
+    LG_INIT_ZEROS,
+    LG_INIT_ONES,
+    LG_INIT_COUNT
+} lg_initializer;
+
+/* Fill t (f32 or f64) with the initializer's values from stream (seed, key).
+ * Orthogonal is Keras's (gain 1): on the [rows, cols] view of t (cols = its
+ * last dim), the Q of the QR of a normal [max, min] matrix (lg_init_normal),
+ * with R's diagonal made positive, transposed when rows < cols; rank >= 2.
+ * Errors: LG_ERR_INVALID_ARGUMENT (NULL, not an lg_initializer),
+ * LG_ERR_DTYPE (i32), LG_ERR_SHAPE (orthogonal on rank < 2). */
+lg_status lg_init_apply(lg_tensor *t, lg_initializer init, uint64_t seed, uint64_t key);
+
 /* The block function: Philox-4x32-10 of the counter ctr under key, as
  * Random123's philox4x32 (R = 10) computes it, so its published known-answer
  * vectors check it (tests/test_init.c). The streams below are built on it:

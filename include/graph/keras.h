@@ -11,7 +11,7 @@
  *     lg_cell *cell = lg_cell_new(g, "lstm", 28, lg_cell_opts_default(LG_CELL_LSTM, 64));
  *     ...
  *     lg_value logits = lg_dense(g, "dense", h, 10, lg_dense_opts_default());
- *     if (lg_keras_load_weights(g, "model.weights.h5") != LG_OK)
+ *     if (lg_keras_load_weights("model.weights.h5", g) != LG_OK)
  *         fprintf(stderr, "%s\n", lg_last_error());
  *
  * Matching, by name and order. The file holds, under "layers/", a group per
@@ -77,8 +77,9 @@ extern "C" {
 #endif
 LG_API_BEGIN
 
-/* Load the Keras 3 weights file at path into g's parameters (see above). */
-lg_status lg_keras_load_weights(lg_graph *g, const char *path);
+/* Load the Keras 3 weights file at path into g's parameters (see above).
+ * The path comes first, as in lg_checkpoint_load and the other readers. */
+lg_status lg_keras_load_weights(const char *path, lg_graph *g);
 
 LG_API_END
 #ifdef __cplusplus

@@ -10,17 +10,16 @@
  *
  *     lg_value ids = lg_input(g, "ids", LG_I32, lg_shape_of(2, -1, -1));     // [B, T]
  *     lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, -1));         // [B]
- *     lg_value x = lg_embedding(g, "emb", ids, 1000, 32, lg_embedding_opts_default()); // [B, T, 32]
+ *     lg_value x = lg_embedding(g, "emb", ids, 1000, 32, lg_embedding_opts_default(), NULL); // [B, T, 32]
  *     lg_cell *c1 = lg_cell_new(g, "lstm1", 32, lg_cell_opts_default(LG_CELL_LSTM, 64));
  *     lg_cell *c2 = lg_cell_new(g, "lstm2", 64, lg_cell_opts_default(LG_CELL_LSTM, 64));
  *     lg_rnn_opts o = lg_rnn_opts_default();
  *     o.return_sequences = true;
  *     o.lengths = len;
  *     lg_rnn_result r1, r2;
- *     lg_rnn(g, c1, x, o, &r1);                 // r1.output [B, T, 64]
+ *     lg_rnn(g, NULL, c1, x, o, &r1);           // layer "lstm1", r1.output [B, T, 64]
  *     o.return_sequences = false;
- *     o.name = "rnn2";
- *     lg_rnn(g, c2, r1.output, o, &r2);         // r2.output [B, 64]
+ *     lg_rnn(g, "rnn2", c2, r1.output, o, &r2); // layer "rnn2", r2.output [B, 64]
  *     lg_dense_opts d = lg_dense_opts_default();
  *     d.activation = LG_ACT_SIGMOID;
  *     lg_value p = lg_dense(g, "out", r2.output, 1, d); // [B, 1]
@@ -88,7 +87,7 @@
  * and fetches and their update:
  *
  *     o.stateful = true, o.batch_size = 32;
- *     lg_rnn(g, cell, x, o, &r);                     // x [32, T, F] or [?, T, F]
+ *     lg_rnn(g, NULL, cell, x, o, &r);               // x [32, T, F] or [?, T, F]
  *     for (each piece of the sequences)
  *         lg_rnn_state_run(g, &r.state, 1, feeds, n_feeds, &loss, 1, out);
  *     lg_rnn_state_reset(r.state);                   // new sequences: zeros
@@ -151,16 +150,12 @@ typedef struct lg_rnn_opts {
     /* Keras's zero_output_for_mask, default false: a returned sequence
      * repeats the last valid output at a masked step (zeros before the
      * first valid one); true: zeros. Bidirectional sets it to
-     * return_sequences, as Keras does. */
+     * return_sequences, as Keras does. The layer passes it to its loop
+     * (lg_loop_opts.zero_output_for_mask, whose default is true). */
     bool zero_output_for_mask;
     double dropout;           /* rate on x_t, in [0, 1); default 0 */
     double recurrent_dropout; /* rate on h_{t-1}, in [0, 1); default 0 */
     bool training;            /* dropout only when true; default false */
-    /* Scope of the layer's nodes. NULL (the default) or "": the cell's name
-     * (lg_cell_name), so a layer is named after its weights as in Keras and a
-     * cell run again (shared weights) is one layer in summaries; for
-     * lg_bidirectional "bidirectional_" and the forward cell's name. */
-    const char *name;
     bool unroll;              /* inline the loop per step (static T only); default false */
     bool stateful;            /* carry the final states to the next run (see the overview) */
     int64_t batch_size;       /* the fixed batch of a stateful layer; required with stateful */
@@ -188,8 +183,11 @@ typedef struct lg_rnn_result {
  * layers ties their weights. Returns LG_OK, or the error's status
  * (LG_ERR_INVALID_ARGUMENT for NULL arguments and bad options, LG_ERR_SHAPE,
  * LG_ERR_DTYPE, LG_ERR_GRAPH when g already had an error) with the message
- * on g and in lg_last_error(). */
-lg_status lg_rnn(lg_graph *g, lg_cell *cell, lg_value x, lg_rnn_opts opts, lg_rnn_result *r);
+ * on g and in lg_last_error(). name is the layer's, and the scope of its
+ * nodes, given after g as every layer builder takes it; NULL or "": the
+ * cell's name (lg_cell_name), so a layer is named after its weights as in
+ * Keras and a cell run again (shared weights) is one layer in summaries. */
+lg_status lg_rnn(lg_graph *g, const char *name, lg_cell *cell, lg_value x, lg_rnn_opts opts, lg_rnn_result *r);
 
 /* ---- stateful layers -------------------------------------------------------- */
 
@@ -258,9 +256,11 @@ typedef struct lg_bidirectional_result {
  * "<name>/forward/state_h", "<name>/backward/state_h", ...): run with
  * both, reset both. Errors as lg_rnn, plus an unknown merge mode and
  * directions whose outputs do not merge (sum/mul/ave need equal units;
- * the message names the mode, "merge mode 'sum'"). */
-lg_status lg_bidirectional(lg_graph *g, lg_cell *fwd, lg_cell *bwd, lg_value x, lg_rnn_opts opts,
-                           lg_merge_mode merge, lg_bidirectional_result *r);
+ * the message names the mode, "merge mode 'sum'"). name as lg_rnn's; NULL
+ * or "": "bidirectional_" and the forward cell's name. merge comes before
+ * opts, as Keras's Bidirectional(layer, merge_mode) takes it. */
+lg_status lg_bidirectional(lg_graph *g, const char *name, lg_cell *fwd, lg_cell *bwd, lg_value x, lg_merge_mode merge,
+                           lg_rnn_opts opts, lg_bidirectional_result *r);
 
 /* Fill t (float) with 0/1 keep decisions, 1 with probability 1 - rate, from
  * the Philox stream (seed, key) (init.h); a new key or seed per batch.
@@ -295,19 +295,22 @@ lg_value lg_dense(lg_graph *g, const char *name, lg_value x, int units, lg_dense
 typedef struct lg_embedding_opts {
     lg_dtype dtype; /* default f32 */
     uint64_t seed;  /* default 0 */
-    /* Keras mask_zero: id 0 is padding. *mask (required then) gets the
-     * mask ids != 0, i32 of ids' shape ([B, T] for lg_rnn_opts.mask). */
+    /* Keras mask_zero: id 0 is padding, and lg_embedding's *mask (required
+     * then) gets the mask ids != 0, i32 of ids' shape ([B, T] for
+     * lg_rnn_opts.mask). */
     bool mask_zero;
-    lg_value *mask;
 } lg_embedding_opts;
 
 lg_embedding_opts lg_embedding_opts_default(void);
 
 /* Rows of "<name>/embeddings" [vocab, dim] (Keras's uniform(-0.05, 0.05))
  * picked by ids (i32 [...]) -> [..., dim]. An id outside [0, vocab) fails
- * the run (LG_ERR_RUNTIME). Shared on a second call as lg_dense. Invalid
- * value on error (recorded on g). */
-lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, int dim, lg_embedding_opts opts);
+ * the run (LG_ERR_RUNTIME). Shared on a second call as lg_dense. With
+ * opts.mask_zero, *mask gets the padding mask, as lg_masking's; mask may
+ * be NULL otherwise. Invalid value on error (recorded on g), and mask_zero
+ * with mask NULL is one. */
+lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, int dim, lg_embedding_opts opts,
+                      lg_value *mask);
 
 /* Keras Masking: a step of x [B, T, F] whose features all equal mask_value
  * is masked. Returns x with masked steps zeroed (as Keras does) and puts

@@ -8,7 +8,7 @@
  * next value of every state and any number of per-step outputs, which the
  * loop stacks along time.
  *
- *     lg_loop *l = lg_loop_new(g, lg_loop_opts_default());
+ *     lg_loop *l = lg_loop_new(g, "rnn", lg_loop_opts_default());
  *     lg_graph *body = lg_loop_body(l);
  *     lg_value x_t = lg_loop_seq(l, x);          // x [B, T, F] -> x_t [B, F]
  *     lg_value h = lg_loop_state(l, h0);         // h0 [B, U]   -> h_{t-1} [B, U]
@@ -57,11 +57,12 @@
  * step every state keeps its value. Lengths are the special case of a
  * right-padded mask, and give one or the other, not both.
  *
- * The per-step outputs of a masked step are zeros by default. With
- * opts.repeat_output_for_mask they are the output of the last valid step
- * run before it, or zeros where no step before it was valid: Keras 3's
- * default for an RNN layer (zero_output_for_mask=False, as its TensorFlow
- * and torch backends compute it). Where an output is a next state, as
+ * The per-step outputs of a masked step follow opts.zero_output_for_mask,
+ * Keras's name for the choice (its backend rnn() and its RNN layers).
+ * True, the loop's default: zeros. False: the output of the last valid
+ * step run before it, or zeros where no step before it was valid, Keras 3's
+ * default for an RNN layer (and lg_rnn's, layers.h), as its TensorFlow and
+ * torch backends compute it. Where an output is a next state, as
  * with the cells, and the mask is lengths, that is the state itself (a
  * forward loop) or zeros (a reverse loop, whose padded steps come first);
  * otherwise the loop carries the last valid output as one more state.
@@ -111,7 +112,6 @@ typedef struct lg_loop_opts {
     int truncate;    /* truncated BPTT: gradients cross no chunk boundary,
                         chunks of this many steps in run order (static T
                         only); 0 for full BPTT */
-    const char *name; /* the node's name; default "loop" */
     int64_t max_steps; /* the trip count of a loop with no sequences, or the
                           most steps with a stop condition (lg_loop_until) */
     lg_loop_memory memory; /* default LG_LOOP_SAVE_RESIDUALS */
@@ -119,9 +119,9 @@ typedef struct lg_loop_opts {
                               overview); zeroed (no graph) for none */
     lg_value mask;         /* [B, T] (time_major: [T, B]) nonzero where a
                               step is valid (see the overview); zeroed for none */
-    bool repeat_output_for_mask; /* masked steps repeat the last valid
-                              output (Keras's zero_output_for_mask=False);
-                              default false: zeros */
+    bool zero_output_for_mask; /* masked steps output zeros (default
+                              true); false: they repeat the last valid
+                              output (Keras 3's layers; see the overview) */
     bool batched;          /* states are [B, ...] with x's batch B, checked
                               when compiled (see the overview) */
 } lg_loop_opts;
@@ -130,9 +130,12 @@ lg_loop_opts lg_loop_opts_default(void);
 
 typedef struct lg_loop lg_loop;
 
-/* Start a loop in g. NULL if g is NULL, has an error, or memory runs out
- * (then recorded on g). Every other lg_loop_* function accepts NULL. */
-lg_loop *lg_loop_new(lg_graph *g, lg_loop_opts opts);
+/* Start a loop in g named name (the loop node's name and the scope of what
+ * is built around it; NULL or "": "loop"; copied), as every builder takes
+ * its name after the graph. NULL if g is NULL, has an error, or memory
+ * runs out (then recorded on g). Every other lg_loop_* function accepts
+ * NULL. */
+lg_loop *lg_loop_new(lg_graph *g, const char *name, lg_loop_opts opts);
 /* The body graph to build the step in. */
 lg_graph *lg_loop_body(lg_loop *l);
 
@@ -180,7 +183,7 @@ typedef struct lg_loop_info {
     bool gradient;  /* the gradient loop of another loop */
     int64_t steps;  /* the trip count (the most, with a stop) when n_seq is 0 */
     bool by_lengths, by_mask; /* masked by opts.lengths or opts.mask */
-    bool repeat_output;       /* opts.repeat_output_for_mask */
+    bool zero_output_for_mask; /* opts.zero_output_for_mask */
     int truncate;             /* opts.truncate (0: full BPTT) */
 } lg_loop_info;
 

@@ -140,6 +140,13 @@ lg_value lg_log_softmax(lg_value x, int axis);
 lg_value lg_dropout(lg_value x, lg_value mask, double rate);
 
 /* ---- losses --------------------------------------------------------------
+ * Two layers, on purpose, as TensorFlow has keras.losses over
+ * tf.nn.*_cross_entropy_with_logits and PyTorch nn.CrossEntropyLoss over
+ * F.cross_entropy: the losses, named as Keras names them, give the scalar a
+ * model trains on; the *_xent ops below them give the unreduced per-element
+ * cross-entropy terms, for a reduction of your own (weights, a mask). Both
+ * take the targets first.
+ *
  * Keras semantics: (y_true, y_pred) order, the per-example loss averaged over
  * all examples (Keras "sum_over_batch_size"), a rank-0 result. Probabilities
  * are clipped to [1e-7, 1 - 1e-7] like Keras; the from_logits forms use
@@ -157,14 +164,17 @@ lg_value lg_categorical_crossentropy(lg_value y_true, lg_value y_pred, bool from
 /* labels: i32 class ids shaped like y_pred without its last axis. */
 lg_value lg_sparse_categorical_crossentropy(lg_value labels, lg_value y_pred, bool from_logits);
 
-/* The fused per-element / per-row terms behind the from_logits losses:
- *   sigmoid_xent:        [...] -> [...], max(x,0) - x z + log(1 + e^-|x|)
- *   softmax_xent:        [..., C] -> [...], -sum z log_softmax(x)
- *   sparse_softmax_xent: [..., C], i32 [...] -> [...]; a label outside
- *                        [0, C) is a run-time error (LG_ERR_RUNTIME). */
-lg_value lg_sigmoid_xent(lg_value logits, lg_value targets);
-lg_value lg_softmax_xent(lg_value logits, lg_value targets);
-lg_value lg_sparse_softmax_xent(lg_value logits, lg_value labels);
+/* The fused per-element / per-row terms behind the from_logits losses, not
+ * reduced (the losses above are their mean), targets z first as in the
+ * losses, logits x second:
+ *   sigmoid_xent:        [...], [...] -> [...], max(x,0) - x z + log(1 + e^-|x|)
+ *   softmax_xent:        [..., C], [..., C] -> [...], -sum z log_softmax(x)
+ *   sparse_softmax_xent: i32 [...], [..., C] -> [...]; a label outside
+ *                        [0, C) is a run-time error (LG_ERR_RUNTIME).
+ * No gradient reaches the i32 labels. */
+lg_value lg_sigmoid_xent(lg_value targets, lg_value logits);
+lg_value lg_softmax_xent(lg_value targets, lg_value logits);
+lg_value lg_sparse_softmax_xent(lg_value labels, lg_value logits);
 
 LG_API_END
 #ifdef __cplusplus

@@ -23,7 +23,7 @@
  *     lg_adam_opts o = lg_adam_opts_default();
  *     o.clip.global_clipnorm = 1.0;
  *     lg_optimizer *opt = NULL;
- *     if (lg_optimizer_adam(g, params, 2, &o, &opt) != LG_OK) ...;
+ *     if (lg_optimizer_adam(g, params, 2, o, &opt) != LG_OK) ...;
  *     lg_value fetch[3] = {loss, grads[0], grads[1]};
  *     lg_tensor *out[3] = {NULL, lg_optimizer_grads(opt)[0], lg_optimizer_grads(opt)[1]};
  *     for (int it = 0; it < steps; it++) {
@@ -170,12 +170,13 @@ lg_adam_opts lg_adam_opts_default(void);
 lg_rmsprop_opts lg_rmsprop_opts_default(void);
 
 /* A new optimizer training params[0..n) (parameters of g, see the
- * overview for which) with options o (NULL: the defaults). Slots start at
- * zero, iterations at 0. Packs g's parameters of their dtype (see Parameter
+ * overview for which) with options opts, by value as every options struct
+ * (lg_sgd_opts_default() and so on for Keras's). Slots start at zero,
+ * iterations at 0. Packs g's parameters of their dtype (see Parameter
  * storage). Errors: see the overview. */
-lg_status lg_optimizer_sgd(lg_graph *g, const lg_value *params, int n, const lg_sgd_opts *o, lg_optimizer **out);
-lg_status lg_optimizer_adam(lg_graph *g, const lg_value *params, int n, const lg_adam_opts *o, lg_optimizer **out);
-lg_status lg_optimizer_rmsprop(lg_graph *g, const lg_value *params, int n, const lg_rmsprop_opts *o,
+lg_status lg_optimizer_sgd(lg_graph *g, const lg_value *params, int n, lg_sgd_opts opts, lg_optimizer **out);
+lg_status lg_optimizer_adam(lg_graph *g, const lg_value *params, int n, lg_adam_opts opts, lg_optimizer **out);
+lg_status lg_optimizer_rmsprop(lg_graph *g, const lg_value *params, int n, lg_rmsprop_opts opts,
                                lg_optimizer **out);
 
 void lg_optimizer_free(lg_optimizer *opt); /* NULL is fine */

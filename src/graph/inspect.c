@@ -33,7 +33,7 @@ bool lg_graph_node_loop(const lg_graph *g, int i, lg_loop_info *info)
                                .n_y = s->n_y, .n_res = s->n_res, .reverse = s->reverse, .has_stop = s->has_stop,
                                .gradient = s->gradient, .steps = s->steps,
                                .by_lengths = s->masking == LG_LOOP_BY_LENGTHS, .by_mask = s->masking == LG_LOOP_BY_MASK,
-                               .repeat_output = s->repeat_output, .truncate = s->truncate};
+                               .zero_output_for_mask = !s->repeat_output, .truncate = s->truncate};
     return true;
 }
 

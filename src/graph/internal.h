@@ -84,7 +84,7 @@ typedef struct lg_loop_spec {
      * [T, B]) as one more node input, after all others; its gradient loop
      * carries the same attributes (it is lowered with it) and no such input. */
     lg_loop_masking masking;
-    bool repeat_output; /* lg_loop_opts.repeat_output_for_mask */
+    bool repeat_output; /* !lg_loop_opts.zero_output_for_mask */
     int truncate;       /* lg_loop_opts.truncate; 0: full BPTT */
     /* Set by compile passes on compile-time copies (src/graph/passes): */
     bool drop_states;     /* nothing reads the saved states: stacked [0, ...] */

@@ -17,6 +17,7 @@ typedef struct binding {
 
 struct lg_loop {
     lg_graph *g, *body;
+    char *name; /* the node's name, a copy */
     lg_loop_opts opts;
     binding parts[PART_COUNT];
     lg_value *next; /* per state */
@@ -31,23 +32,25 @@ struct lg_loop {
     bool lower_now; /* lg_loop_lower: masking and truncation become where nodes now */
 };
 
-lg_loop_opts lg_loop_opts_default(void) { return (lg_loop_opts){.name = "loop"}; }
+lg_loop_opts lg_loop_opts_default(void) { return (lg_loop_opts){.zero_output_for_mask = true}; }
 
 static void loop_free(lg_loop *l)
 {
     if (!l) return;
     for (int p = 0; p < PART_COUNT; p++) free(l->parts[p].outer), free(l->parts[p].body_in);
-    free(l->next), free(l->ys), free(l->fill_state);
+    free(l->next), free(l->ys), free(l->fill_state), free(l->name);
     lg_graph_free(l->body);
     free(l);
 }
 
-lg_loop *lg_loop_new(lg_graph *g, lg_loop_opts opts)
+lg_loop *lg_loop_new(lg_graph *g, const char *name, lg_loop_opts opts)
 {
     if (!g || g->error) return NULL;
     lg_loop *l = calloc(1, sizeof *l);
     if (l) l->body = lg_graph_new();
-    if (!l || !l->body) {
+    if (l) l->name = strdup(name && name[0] ? name : "loop");
+    if (!l || !l->body || !l->name) {
+        if (l) lg_graph_free(l->body), free(l->name);
         free(l);
         lg_graph_fail(g, "loop: out of memory");
         return NULL;
@@ -56,7 +59,6 @@ lg_loop *lg_loop_new(lg_graph *g, lg_loop_opts opts)
     l->stop = lg_value_invalid();
     l->body->is_body = true;
     l->opts = opts;
-    if (!l->opts.name || !l->opts.name[0]) l->opts.name = "loop";
     return l;
 }
 
@@ -71,7 +73,7 @@ static void fail(lg_loop *l, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    lg_graph_fail(l->g, "loop '%s': %s", l->opts.name, msg);
+    lg_graph_fail(l->g, "loop '%s': %s", l->name, msg);
     l->failed = true;
 }
 
@@ -256,7 +258,7 @@ static void unroll(lg_loop *l, int n_states_out, lg_value *states, lg_value *out
     if (!s || !in || !out || !ys) fail(l, "out of memory");
     for (int p = 0, k = 0; s && in && p < PART_COUNT; p++) /* states and invariants; steps set per step */
         for (int i = 0; i < P[p].n; i++) in[k++] = P[p].outer[i];
-    lg_scope_push(l->g, l->opts.name);
+    lg_scope_push(l->g, l->name);
     for (int64_t step = 0; !l->failed && step < steps; step++) {
         int64_t t = l->opts.reverse ? steps - 1 - step : step;
         char scope[32];
@@ -292,8 +294,7 @@ lg_value lg_time_iota(lg_graph *g, lg_value seq, bool time_major)
     }
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true; /* the counter's stacked output is [T] */
-    lo.name = "iota";
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, "iota", lo);
     /* only sets the number of steps: of a batch-major sequence, example 0's */
     lg_loop_seq(l, time_major ? seq : swap_batch_time(lg_slice(seq, 0, 0, 1)));
     lg_value c = lg_loop_state(l, lg_scalar(g, LG_F32, 0));
@@ -419,7 +420,7 @@ static int state_of_output(const lg_value *next, int n, lg_value y)
  * state's final value, filled in after the loop. */
 static bool output_zeros(const lg_loop *l)
 {
-    return !l->opts.repeat_output_for_mask || (l->opts.lengths.graph && l->opts.reverse);
+    return l->opts.zero_output_for_mask || (l->opts.lengths.graph && l->opts.reverse);
 }
 static bool output_repeats_by_state(const lg_loop *l, int k)
 {
@@ -447,7 +448,7 @@ static bool masking_ok(lg_loop *l)
         if (!output_repeats_by_state(l, state_of_output(l->next, n_state, y))) continue;
         for (int i = 1; i < ys.rank && !l->failed; i++)
             if (ys.dims[i] < 0)
-                fail(l, "repeat_output_for_mask: output '%s' %s needs static dims after the batch", lg_value_name(y),
+                fail(l, "zero_output_for_mask false: output '%s' %s needs static dims after the batch", lg_value_name(y),
                      lg_shape_cstr(ys));
     }
     return !l->failed;
@@ -456,7 +457,7 @@ static bool masking_ok(lg_loop *l)
 /* Keras masking from opts.lengths or opts.mask (masking_ok holds): the
  * step's valid m [B] is a sequence of the loop, and per step next' =
  * where(m, next, state) and y' = where(m, y, 0), or with
- * repeat_output_for_mask y' = where(m, y, prev), prev a state holding the
+ * zero_output_for_mask false y' = where(m, y, prev), prev a state holding the
  * last valid output (zeros at first). Lengths keep the body as it is
  * without repeating (what fused RNN kernels match): the valid steps come
  * first, so in a forward loop an output that is a next state repeats that
@@ -465,7 +466,7 @@ static bool masking_ok(lg_loop *l)
 static void mask_steps(lg_loop *l)
 {
     bool by_lengths = l->opts.lengths.graph != NULL;
-    lg_value valid = by_lengths ? valid_lengths(l->g, l->opts.name, l->opts.lengths, l->parts[SEQ].outer[0],
+    lg_value valid = by_lengths ? valid_lengths(l->g, l->name, l->opts.lengths, l->parts[SEQ].outer[0],
                                                 l->opts.time_major)
                                 : l->opts.mask;
     lg_value m = lg_loop_seq(l, valid); /* [B] */
@@ -517,7 +518,7 @@ lg_value lg_loop_fill_output(lg_value valid, lg_value ys, lg_value fin) { return
 static void fill_outputs(lg_loop *l, const lg_value *states, lg_value *outputs)
 {
     int t_axis = l->opts.time_major ? 0 : 1;
-    lg_scope_push(l->g, l->opts.name);
+    lg_scope_push(l->g, l->name);
     for (int j = 0; l->fill_state && outputs && j < l->n_y; j++)
         if (l->fill_state[j] >= 0) outputs[j] = fill(l->valid, outputs[j], states[l->fill_state[j]], t_axis);
     lg_scope_pop(l->g);
@@ -615,14 +616,14 @@ static lg_status end(lg_loop *l, lg_value *states_out, lg_value *outputs_out, in
             for (int i = 0; i < P[p].n; i++) in[k++] = P[p].outer[i];
         if (attrs) {
             spec->masking = l->opts.lengths.graph ? LG_LOOP_BY_LENGTHS : masked ? LG_LOOP_BY_MASK : LG_LOOP_UNMASKED;
-            spec->repeat_output = l->opts.repeat_output_for_mask;
+            spec->repeat_output = !l->opts.zero_output_for_mask;
             spec->truncate = l->opts.truncate;
             if (l->opts.lengths.graph) in[k++] = l->opts.lengths;
             else if (masked) in[k++] = l->opts.time_major ? l->opts.mask : swap_batch_time(l->opts.mask);
         }
         l->body = NULL; /* the spec owns it now */
         if (l->opts.memory == LG_LOOP_SAVE_RESIDUALS) lg_loop_save_residuals(spec); /* else lg_grad recomputes */
-        id = lg_node_build(g, LG_OP_LOOP, in, n_in, &(lg_attrs){.loop = spec}, l->opts.name);
+        id = lg_node_build(g, LG_OP_LOOP, in, n_in, &(lg_attrs){.loop = spec}, l->name);
         if (id < 0) lg_loop_spec_free(spec);
     }
     for (int k = 0; id >= 0 && states_out && k < n_user_states; k++) states_out[k] = lg_value_of(g, id, k);
@@ -654,20 +655,19 @@ int32_t lg_loop_lower(lg_graph *g, const lg_loop_spec *s, const char *name, cons
     const char *last;
     int depth = push_name(g, name, buf, sizeof buf, &last);
     lg_loop_opts o = lg_loop_opts_default();
-    o.name = last;
     o.time_major = true; /* as the node's inputs and outputs are */
     o.reverse = s->reverse;
     o.truncate = s->truncate;
     o.max_steps = s->steps;
     o.memory = (lg_loop_memory)s->memory;
     o.batched = s->batched;
-    o.repeat_output_for_mask = s->repeat_output;
+    o.zero_output_for_mask = !s->repeat_output;
     int mi = lg_loop_mask_input(s);
     if (s->masking == LG_LOOP_BY_LENGTHS) o.lengths = in[mi];
     if (s->masking == LG_LOOP_BY_MASK) o.mask = in[mi];
     int n_in = s->n_seq + s->n_state + s->n_inv, n_out = s->n_state + s->n_y + s->has_stop;
     lg_value *bin = malloc((size_t)(n_in + n_out + 1) * sizeof *bin), *bout = bin ? bin + n_in : NULL;
-    lg_loop *l = bin ? lg_loop_new(g, o) : NULL;
+    lg_loop *l = bin ? lg_loop_new(g, last, o) : NULL;
     if (!bin) lg_graph_fail(g, "loop '%s': out of memory", name);
     int32_t id = -1;
     if (l) {

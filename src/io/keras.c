@@ -436,7 +436,7 @@ static lg_status read_layer(hid_t file, layer *L)
     return LG_OK;
 }
 
-lg_status lg_keras_load_weights(lg_graph *g, const char *path)
+lg_status lg_keras_load_weights(const char *path, lg_graph *g)
 {
     if (!g || !path) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_keras_load_weights: a NULL argument");
     if (lg_graph_error(g)) return lg_fail(LG_ERR_GRAPH, "lg_keras_load_weights: the graph has an error: %s", lg_graph_error(g));

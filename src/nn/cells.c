@@ -286,8 +286,8 @@ static lg_value affine(lg_value x, lg_value w, lg_value b, bool has_b)
     return has_b ? lg_add(y, b) : y;
 }
 
-void lg_cell_step(lg_cell *c, lg_loop *l, lg_value x_t, const lg_value *states, lg_value *next, lg_value *output,
-                  lg_value x_mask, lg_value h_mask)
+void lg_cell_step(lg_cell *c, lg_loop *l, lg_value x_t, const lg_value *states, lg_value x_mask, lg_value h_mask,
+                  lg_value *next, lg_value *output)
 {
     int n_states = c ? kind_defs[c->opts.kind].states : 0;
     for (int k = 0; next && k < n_states; k++) next[k] = lg_value_invalid();

@@ -251,7 +251,7 @@ static lg_status build(lg_decoder *d, const char *dec, lg_value x, const lg_deco
 
     lg_loop_opts lo = lg_loop_opts_default();
     if (!present(x) && !o->training) lo.max_steps = o->steps;
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value parts[3];
     int np = 0;
     if (present(x)) parts[np++] = lg_loop_seq(l, x);
@@ -265,7 +265,7 @@ static lg_status build(lg_decoder *d, const char *dec, lg_value x, const lg_deco
         parts[np++] = context(d->opts.attention, lg_loop_invariant(l, o->memory), st[0], &weights);
     lg_value in = np == 1 ? parts[0] : lg_concat(parts, np, -1);
     for (int k = 0; k < n_states; k++) next[k] = lg_value_invalid();
-    lg_cell_step(c, l, in, st, next, &h, lg_value_invalid(), lg_value_invalid());
+    lg_cell_step(c, l, in, st, lg_value_invalid(), lg_value_invalid(), next, &h);
     lg_value k_b = lg_loop_invariant(l, d->kernel), b_b = lg_loop_invariant(l, d->bias);
     lg_value y = lg_activate(lg_add(lg_matmul(h, k_b, false, false), b_b), d->opts.readout_activation);
     for (int k = 0; k < n_states; k++) lg_loop_next(l, st[k], next[k]);
@@ -288,10 +288,10 @@ static void result_clear(lg_decode_result *r)
     r->n_states = 0;
 }
 
-lg_status lg_readout_decoder(lg_decoder *d, lg_value x, lg_decode_opts o, lg_decode_result *r)
+lg_status lg_decode(lg_decoder *d, lg_value x, lg_decode_opts o, lg_decode_result *r)
 {
     if (r) result_clear(r);
-    if (!d) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_readout_decoder: decoder is NULL");
+    if (!d) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_decode: decoder is NULL");
     lg_graph *g = d->g;
     char dec[160];
     snprintf(dec, sizeof dec, "decoder '%s'", d->name);

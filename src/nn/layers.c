@@ -205,16 +205,16 @@ static lg_status run_direction(lg_graph *g, const char *layer, lg_cell *cell, co
     lo.unroll = o->unroll;
     lo.lengths = o->lengths; /* Keras masking: masked steps keep the states */
     lo.mask = p->mask_tm;
-    lo.repeat_output_for_mask = !zero_output;
+    lo.zero_output_for_mask = zero_output;
     lo.batched = true;
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, NULL, lo);
     lg_value x_t = lg_loop_seq(l, p->x_tm);
     lg_value st[LG_RNN_MAX_STATES], next[LG_RNN_MAX_STATES], y = lg_value_invalid();
     for (int k = 0; k < n_states; k++) st[k] = lg_loop_state(l, init_v[k]);
     lg_value xm_b = lg_value_ok(xm) ? lg_loop_invariant(l, xm) : lg_value_invalid();
     lg_value hm_b = lg_value_ok(hm) ? lg_loop_invariant(l, hm) : lg_value_invalid();
     for (int k = 0; k < n_states; k++) next[k] = lg_value_invalid();
-    lg_cell_step(cell, l, x_t, st, next, &y, xm_b, hm_b);
+    lg_cell_step(cell, l, x_t, st, xm_b, hm_b, next, &y);
     for (int k = 0; k < n_states; k++) lg_loop_next(l, st[k], next[k]);
     if (o->return_sequences) lg_loop_emit(l, y);
     lg_value ys = lg_value_invalid();
@@ -460,11 +460,11 @@ static int cell_params(const lg_cell *c, lg_value *out)
     return n;
 }
 
-lg_status lg_rnn(lg_graph *g, lg_cell *cell, lg_value x, lg_rnn_opts o, lg_rnn_result *r)
+lg_status lg_rnn(lg_graph *g, const char *name, lg_cell *cell, lg_value x, lg_rnn_opts o, lg_rnn_result *r)
 {
     if (r) result_clear(r);
     char layer[160];
-    const char *name = o.name && o.name[0] ? o.name : cell ? lg_cell_name(cell) : "rnn";
+    if (!name || !name[0]) name = cell ? lg_cell_name(cell) : "rnn";
     snprintf(layer, sizeof layer, "rnn '%s'", name);
     lg_status s = start(g, layer, r);
     if (s != LG_OK) return s;
@@ -522,8 +522,8 @@ static lg_value merge(lg_value a, lg_value b, lg_merge_mode m)
     return lg_value_invalid();
 }
 
-lg_status lg_bidirectional(lg_graph *g, lg_cell *fwd, lg_cell *bwd, lg_value x, lg_rnn_opts o, lg_merge_mode m,
-                           lg_bidirectional_result *r)
+lg_status lg_bidirectional(lg_graph *g, const char *name, lg_cell *fwd, lg_cell *bwd, lg_value x, lg_merge_mode m,
+                           lg_rnn_opts o, lg_bidirectional_result *r)
 {
     if (r) {
         result_clear(&r->forward), result_clear(&r->backward);
@@ -531,7 +531,7 @@ lg_status lg_bidirectional(lg_graph *g, lg_cell *fwd, lg_cell *bwd, lg_value x, 
     }
     char layer[160], own[128];
     snprintf(own, sizeof own, "bidirectional_%s", fwd ? lg_cell_name(fwd) : "rnn");
-    const char *name = o.name && o.name[0] ? o.name : own;
+    if (!name || !name[0]) name = own;
     snprintf(layer, sizeof layer, "bidirectional '%s'", name);
     lg_status s = start(g, layer, r);
     if (s != LG_OK) return s;
@@ -686,7 +686,8 @@ lg_value lg_dense(lg_graph *g, const char *name, lg_value x, int units, lg_dense
     return y;
 }
 
-lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, int dim, lg_embedding_opts o)
+lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, int dim, lg_embedding_opts o,
+                      lg_value *mask)
 {
     if (!g || g->error) return lg_value_invalid();
     if (!name_ok(name)) return lg_graph_fail(g, "embedding: a name without '/' is required");
@@ -700,14 +701,14 @@ lg_value lg_embedding(lg_graph *g, const char *name, lg_value ids, int vocab, in
         return lg_graph_fail(g, "embedding '%s': vocab %d and dim %d must be >= 1", name, vocab, dim);
     if (o.dtype != LG_F32 && o.dtype != LG_F64)
         return lg_graph_fail(g, "embedding '%s': dtype must be f32 or f64", name);
-    if (o.mask_zero && !o.mask) return lg_graph_fail(g, "embedding '%s': mask_zero needs opts.mask to put it in", name);
+    if (o.mask_zero && !mask) return lg_graph_fail(g, "embedding '%s': mask_zero needs a mask to put it in", name);
     lg_scope_push(g, name);
     bool fresh = false;
     lg_value table = layer_param(g, "embeddings", o.dtype, lg_shape_of(2, vocab, dim), &fresh);
     if (!g->error && fresh && lg_init_uniform(lg_param_tensor(table), -0.05, 0.05, o.seed, 0) != LG_OK)
         lg_graph_fail(g, "embedding '%s': %s", name, lg_last_error());
     lg_value y = lg_gather(table, ids);
-    if (o.mask_zero) *o.mask = lg_compare(ids, lg_scalar(g, LG_I32, 0), LG_CMP_NE);
+    if (o.mask_zero) *mask = lg_compare(ids, lg_scalar(g, LG_I32, 0), LG_CMP_NE);
     lg_graph_add_layer(g, "Embedding", y, &table, 1);
     lg_scope_pop(g);
     return y;

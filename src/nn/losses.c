@@ -18,7 +18,7 @@ static lg_value mae_ops(lg_value y_true, lg_value y_pred) { return mean_all(lg_a
 
 static lg_value binary_crossentropy_ops(lg_value y_true, lg_value y_pred, bool from_logits)
 {
-    if (from_logits) return mean_all(lg_sigmoid_xent(y_pred, y_true));
+    if (from_logits) return mean_all(lg_sigmoid_xent(y_true, y_pred));
     lg_value p = lg_clip(y_pred, LG_PROB_EPS, 1 - LG_PROB_EPS);
     lg_value one_minus_z = lg_add_scalar(lg_neg(y_true), 1);
     lg_value one_minus_p = lg_add_scalar(lg_neg(p), 1);
@@ -28,7 +28,7 @@ static lg_value binary_crossentropy_ops(lg_value y_true, lg_value y_pred, bool f
 
 static lg_value categorical_crossentropy_ops(lg_value y_true, lg_value y_pred, bool from_logits)
 {
-    if (from_logits) return mean_all(lg_softmax_xent(y_pred, y_true));
+    if (from_logits) return mean_all(lg_softmax_xent(y_true, y_pred));
     int last = -1;
     lg_value p = lg_div(y_pred, lg_sum(y_pred, &last, 1, true));
     p = lg_clip(p, LG_PROB_EPS, 1 - LG_PROB_EPS);
@@ -37,7 +37,7 @@ static lg_value categorical_crossentropy_ops(lg_value y_true, lg_value y_pred, b
 
 static lg_value sparse_categorical_crossentropy_ops(lg_value labels, lg_value y_pred, bool from_logits)
 {
-    if (from_logits) return mean_all(lg_sparse_softmax_xent(y_pred, labels));
+    if (from_logits) return mean_all(lg_sparse_softmax_xent(labels, y_pred));
     /* Keras normalises, clips and takes -log p[label]. The fused op does the
      * picking and checks the labels' range; the log-sum-exp it adds is
      * log(sum of clipped p) = 0, off by at most classes * 1e-7 when the
@@ -45,7 +45,7 @@ static lg_value sparse_categorical_crossentropy_ops(lg_value labels, lg_value y_
     int last = -1;
     lg_value p = lg_div(y_pred, lg_sum(y_pred, &last, 1, true));
     p = lg_clip(p, LG_PROB_EPS, 1 - LG_PROB_EPS);
-    return mean_all(lg_sparse_softmax_xent(lg_log(p), labels));
+    return mean_all(lg_sparse_softmax_xent(labels, lg_log(p)));
 }
 
 /* A loss's ops go under the scope `name` of y_pred's graph: enter, then

@@ -75,19 +75,19 @@ static bool infer_xent(const lg_node *n, const lg_port *in, lg_port *out, char *
     return true;
 }
 
-lg_value lg_sigmoid_xent(lg_value logits, lg_value targets)
+lg_value lg_sigmoid_xent(lg_value targets, lg_value logits)
 {
     lg_value in[2] = {logits, targets};
     return lg_build(LG_OP_SIGMOID_XENT, in, 2, NULL);
 }
 
-lg_value lg_softmax_xent(lg_value logits, lg_value targets)
+lg_value lg_softmax_xent(lg_value targets, lg_value logits)
 {
     lg_value in[2] = {logits, targets};
     return lg_build(LG_OP_SOFTMAX_XENT, in, 2, NULL);
 }
 
-lg_value lg_sparse_softmax_xent(lg_value logits, lg_value labels)
+lg_value lg_sparse_softmax_xent(lg_value labels, lg_value logits)
 {
     lg_value in[2] = {logits, labels};
     return lg_build(LG_OP_SPARSE_SOFTMAX_XENT, in, 2, NULL);

@@ -20,10 +20,9 @@ static lg_status adam_update(const lg_optimizer *o, const lg_backend *b, void *p
 
 static const lg_optim_rule adam_rule = {adam_update};
 
-lg_status lg_optimizer_adam(lg_graph *g, const lg_value *params, int n, const lg_adam_opts *opts, lg_optimizer **out)
+lg_status lg_optimizer_adam(lg_graph *g, const lg_value *params, int n, lg_adam_opts o, lg_optimizer **out)
 {
     const char *fn = "lg_optimizer_adam";
-    lg_adam_opts o = opts ? *opts : lg_adam_opts_default();
     if (out) *out = NULL;
     lg_status st = lg_optim_check(fn, "beta_1", o.beta_1, o.beta_1 >= 0 && o.beta_1 < 1, "[0, 1)");
     if (!st) st = lg_optim_check(fn, "beta_2", o.beta_2, o.beta_2 >= 0 && o.beta_2 < 1, "[0, 1)");

@@ -22,11 +22,10 @@ static lg_status rmsprop_update(const lg_optimizer *o, const lg_backend *b, void
 
 static const lg_optim_rule rmsprop_rule = {rmsprop_update};
 
-lg_status lg_optimizer_rmsprop(lg_graph *g, const lg_value *params, int n, const lg_rmsprop_opts *opts,
+lg_status lg_optimizer_rmsprop(lg_graph *g, const lg_value *params, int n, lg_rmsprop_opts o,
                                lg_optimizer **out)
 {
     const char *fn = "lg_optimizer_rmsprop";
-    lg_rmsprop_opts o = opts ? *opts : lg_rmsprop_opts_default();
     if (out) *out = NULL;
     lg_status st = lg_optim_check(fn, "rho", o.rho, o.rho >= 0 && o.rho < 1, "[0, 1)");
     if (!st) st = lg_optim_check(fn, "momentum", o.momentum, o.momentum >= 0 && o.momentum < 1, "[0, 1)");

@@ -15,10 +15,9 @@ static lg_status sgd_update(const lg_optimizer *o, const lg_backend *b, void *p,
 
 static const lg_optim_rule sgd_rule = {sgd_update};
 
-lg_status lg_optimizer_sgd(lg_graph *g, const lg_value *params, int n, const lg_sgd_opts *opts, lg_optimizer **out)
+lg_status lg_optimizer_sgd(lg_graph *g, const lg_value *params, int n, lg_sgd_opts o, lg_optimizer **out)
 {
     const char *fn = "lg_optimizer_sgd";
-    lg_sgd_opts o = opts ? *opts : lg_sgd_opts_default();
     if (out) *out = NULL;
     lg_status st = lg_optim_check(fn, "momentum", o.momentum, o.momentum >= 0 && o.momentum < 1, "[0, 1)");
     if (st) return st;
