@@ -1177,7 +1177,7 @@ static double *two_losses_run(const char *dev, bool grads, int *n_out, char **re
     lg_rnn_opts ro = lg_rnn_opts_default();
     ro.return_sequences = true;
     lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, cell, x, ro, &r), LG_OK);
+    ck_assert_int_eq(lg_rnn(g, NULL, cell, x, ro, &r), LG_OK);
     int np = lg_graph_param_count(g), n_fetch = 0;
     lg_value wrt[8], fetch[2 * 9];
     ck_assert_int_lt(np, 8);
@@ -1454,9 +1454,7 @@ static double *cell_runs(const char *dev, const char *off, int *n_out, char **re
     lg_value w = lg_param(g, "w", LG_F64, lg_shape_of(2, CG_F, CG_U)), u = lg_param(g, "u", LG_F64, lg_shape_of(2, CG_U, CG_U));
     ck_assert_int_eq(lg_init_uniform(lg_param_tensor(w), -1, 1, 11, 1), LG_OK);
     ck_assert_int_eq(lg_init_uniform(lg_param_tensor(u), -1, 1, 11, 2), LG_OK);
-    lg_loop_opts lo = lg_loop_opts_default();
-    lo.name = "gated";
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, "gated", lg_loop_opts_default());
     lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0);
     lg_value wb = lg_loop_invariant(l, w), ub = lg_loop_invariant(l, u);
     lg_value h_next = lg_add(lg_mul(lg_sigmoid(lg_matmul(x_t, wb, false, false)), lg_tanh(lg_matmul(h, ub, false, false))),
@@ -1622,9 +1620,7 @@ static double *stop_runs(const char *dev, int *n_out, char **report)
     enum { B = 2, T = 6, F = 3 };
     lg_graph *g = lg_graph_new();
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F)), s0 = lg_input(g, "s0", LG_F64, lg_shape_of(2, B, F));
-    lg_loop_opts lo = lg_loop_opts_default();
-    lo.name = "until";
-    lg_loop *l = lg_loop_new(g, lo);
+    lg_loop *l = lg_loop_new(g, "until", lg_loop_opts_default());
     lg_value x_t = lg_loop_seq(l, x), s = lg_loop_state(l, s0);
     lg_value s_next = lg_add(s, lg_square(x_t));
     lg_loop_next(l, s, s_next);
