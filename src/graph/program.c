@@ -580,7 +580,11 @@ static lg_status compile_device_data(lg_program *p, bool body)
 /* Why p's schedule cannot be captured, into why: a loop with a stop
  * condition reads its flag back after every step, and a fused rnn pair is
  * left to its library (a few calls per sequence: launches are not its
- * cost). Nested programs too. */
+ * cost). A replay would also be wrong for the pair: its backend may read
+ * the per-example lengths back to the host and set them in the library's
+ * descriptors, and grow its work space, on every run (cuDNN: cuda_rnn.c,
+ * cudnn_rnn.c), and a graph would keep the first capture's lengths.
+ * Nested programs too. */
 static bool uncapturable(const lg_program *p, char *why, size_t len)
 {
     for (int s = 0; p && s < p->n_steps; s++) {
