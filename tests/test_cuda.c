@@ -1511,7 +1511,7 @@ static void expect_runs_equal(const char *what, const double *gpu, const double 
 
 /* lg_fit with .device "cuda:0" against the CPU (the path behind issue 12's
  * "the fit loop runs on the GPU with one option" and the Fashion-MNIST
- * line): dist_model.h's classifiers, 3 epochs of 64 shuffled examples in
+ * line): dist_model.h's classifiers, 3 epochs of 72 shuffled examples in
  * batches of 16 with a last batch of 8; per epoch the training loss and
  * the validation loss, then every parameter and the evaluation, agree
  * (f64: 1e-8 relative, f32: 1e-3: 3 epochs of updates compound the
