@@ -124,7 +124,10 @@ typedef struct lg_compile_opts {
      * LG_ERR_UNSUPPORTED for "cuda:N" in a build without CUDA or an op the
      * device has no kernel for, and the device's own error (no GPU, an old
      * driver, out of memory) naming the CUDA call. Never a silent fallback
-     * to the CPU. */
+     * to the CPU. Threading: every program on one "cuda:N" queues its work
+     * on that device's one stream, unlocked: run them from one thread at a
+     * time (a graph being captured would take in another thread's kernels,
+     * which then never run on their own). */
     const char *device;
 } lg_compile_opts;
 
