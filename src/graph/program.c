@@ -70,7 +70,7 @@ typedef struct loc {
  * hooks), where the backend has them: see run_top. */
 typedef struct capture {
     bool on;            /* the backend captures, and nothing rules it out (yet) */
-    int runs;           /* runs so far */
+    bool warmed;        /* the first run, plain, is done */
     void *graph;        /* the backend's (owned); NULL until captured */
     size_t n_nodes;
     const void **key;   /* the addresses the graph has built in (bound_addresses), and this run's */
@@ -1186,7 +1186,10 @@ static lg_status run_top(lg_program *p)
 {
     capture *c = &p->cap;
     const lg_backend *be = p->backend;
-    if (!c->on || c->runs++ == 0) return run_schedule(p);
+    if (!c->on || !c->warmed) {
+        c->warmed = true;
+        return run_schedule(p);
+    }
     if (c->graph) {
         bound_addresses(p, true, c->now, 0);
         if (c->tf32 != lg_tf32_allowed() || memcmp(c->key, c->now, (size_t)c->n_key * sizeof *c->key) != 0) {
