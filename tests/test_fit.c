@@ -254,46 +254,73 @@ START_TEST(dropout_and_batch_norm)
 }
 END_TEST
 
+/* The stateful tests' model: a stateful layer of `kind` (SF_U units, its
+ * cell "rnn") over x [x_batch, SF_T, 1] with batch_size SF_B, Dense(1), MSE
+ * and MAE, SGD at lr, the layer's states registered with the trainer. */
+enum { SF_B = 4, SF_T = 3, SF_U = 5 };
+typedef struct stateful_model {
+    lg_graph *g;
+    lg_cell *cell;
+    lg_rnn_result r;
+    lg_optimizer *opt;
+    lg_trainer *tr;
+} stateful_model;
+
+static stateful_model stateful_new(lg_cell_kind kind, int64_t x_batch, const char *layer, double lr)
+{
+    stateful_model m = {.g = lg_graph_new()};
+    lg_graph *g = m.g;
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, x_batch, SF_T, 1));
+    lg_value y = lg_input(g, "y", LG_F32, lg_shape_of(2, x_batch, 1));
+    lg_cell_opts co = lg_cell_opts_default(kind, SF_U);
+    co.seed = 2;
+    m.cell = lg_cell_new(g, "rnn", 1, co);
+    lg_rnn_opts ro = lg_rnn_opts_default();
+    ro.stateful = true, ro.batch_size = SF_B;
+    ck_assert_int_eq(lg_rnn(g, layer, m.cell, x, ro, &m.r), LG_OK);
+    lg_value out = lg_dense(g, "out", m.r.output, 1, lg_dense_opts_default());
+    lg_value params[4] = {lg_cell_kernel(m.cell), lg_cell_recurrent_kernel(m.cell), lg_cell_bias(m.cell),
+                          lg_graph_find_param(g, "out/kernel")};
+    lg_sgd_opts so = lg_sgd_opts_default();
+    so.learning_rate = lr;
+    ck_assert_int_eq(lg_optimizer_sgd(g, params, 4, so, &m.opt), LG_OK);
+    lg_model_spec s = lg_model_spec_default();
+    s.x = x, s.y = y, s.loss = lg_mse(y, out), s.output = out, s.metric = LG_METRIC_MAE;
+    ck_assert_int_eq(lg_trainer_new(g, s, m.opt, &m.tr), LG_OK);
+    ck_assert_int_eq(lg_trainer_add_rnn_state(m.tr, m.r.state), LG_OK);
+    return m;
+}
+
+/* The sum of |h| over the layer's first state. */
+static double stateful_h_sum(const stateful_model *m)
+{
+    double h = 0;
+    for (int i = 0; i < SF_B * SF_U; i++) h += fabs(lg_tensor_get(lg_rnn_state_tensor(m->r.state, 0), i));
+    return h;
+}
+
+static void stateful_free(stateful_model *m)
+{
+    lg_trainer_free(m->tr), lg_optimizer_free(m->opt), lg_rnn_state_free(m->r.state), lg_cell_free(m->cell);
+    lg_graph_free(m->g);
+}
+
 /* A stateful SimpleRNN over consecutive pieces: within an epoch the states
  * carry over (the final state after the epoch is not zero), and fit resets
  * them at each epoch start, so two one-epoch fits with lr 0 give the same
  * loss. */
 START_TEST(stateful_states_carry_and_reset)
 {
-    enum { B = 4, T = 3, U = 5 };
-    lg_graph *g = lg_graph_new();
-    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, B, T, 1)), y = lg_input(g, "y", LG_F32, lg_shape_of(2, B, 1));
-    lg_cell_opts co = lg_cell_opts_default(LG_CELL_SIMPLE_RNN, U);
-    co.seed = 2;
-    lg_cell *cell = lg_cell_new(g, "rnn", 1, co);
-    lg_rnn_opts ro = lg_rnn_opts_default();
-    ro.stateful = true, ro.batch_size = B;
-    lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, NULL, cell, x, ro, &r), LG_OK);
-    lg_dense_opts d = lg_dense_opts_default();
-    lg_value out = lg_dense(g, "out", r.output, 1, d);
-    lg_value params[4] = {lg_cell_kernel(cell), lg_cell_recurrent_kernel(cell), lg_cell_bias(cell),
-                          lg_graph_find_param(g, "out/kernel")};
-    lg_optimizer *opt = NULL;
-    lg_sgd_opts so = lg_sgd_opts_default();
-    so.learning_rate = 0;
-    ck_assert_int_eq(lg_optimizer_sgd(g, params, 4, so, &opt), LG_OK);
-    lg_model_spec s = lg_model_spec_default();
-    s.x = x, s.y = y, s.loss = lg_mse(y, out), s.output = out, s.metric = LG_METRIC_MAE;
-    lg_trainer *tr = NULL;
-    ck_assert_int_eq(lg_trainer_new(g, s, opt, &tr), LG_OK);
-    ck_assert_int_eq(lg_trainer_add_rnn_state(tr, r.state), LG_OK);
-    lg_tensor *xt = lg_test_uniform(LG_F32, lg_shape_of(3, 3 * B, T, 1), 4, 1, 0, 1);
-    lg_tensor *yt = lg_test_uniform(LG_F32, lg_shape_of(2, 3 * B, 1), 4, 2, 0, 1);
-    lg_dataset *ds = dataset(xt, yt, B, false);
-    ck_assert_msg(lg_fit(tr, ds, NULL, quiet(1)) == LG_OK, "%s", lg_last_error());
-    ck_assert_msg(lg_fit(tr, ds, NULL, quiet(1)) == LG_OK, "%s", lg_last_error());
-    ck_assert_double_eq(lg_trainer_history(tr, 0)->loss, lg_trainer_history(tr, 1)->loss);
-    double h = 0;
-    for (int i = 0; i < B * U; i++) h += fabs(lg_tensor_get(lg_rnn_state_tensor(r.state, 0), i));
-    ck_assert(h > 0);
+    stateful_model m = stateful_new(LG_CELL_SIMPLE_RNN, SF_B, NULL, 0);
+    lg_tensor *xt = lg_test_uniform(LG_F32, lg_shape_of(3, 3 * SF_B, SF_T, 1), 4, 1, 0, 1);
+    lg_tensor *yt = lg_test_uniform(LG_F32, lg_shape_of(2, 3 * SF_B, 1), 4, 2, 0, 1);
+    lg_dataset *ds = dataset(xt, yt, SF_B, false);
+    ck_assert_msg(lg_fit(m.tr, ds, NULL, quiet(1)) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_fit(m.tr, ds, NULL, quiet(1)) == LG_OK, "%s", lg_last_error());
+    ck_assert_double_eq(lg_trainer_history(m.tr, 0)->loss, lg_trainer_history(m.tr, 1)->loss);
+    ck_assert(stateful_h_sum(&m) > 0);
     lg_dataset_free(ds), lg_tensor_free(xt), lg_tensor_free(yt);
-    lg_trainer_free(tr), lg_optimizer_free(opt), lg_rnn_state_free(r.state), lg_cell_free(cell), lg_graph_free(g);
+    stateful_free(&m);
 }
 END_TEST
 
@@ -303,36 +330,16 @@ END_TEST
  * what the batches before it left. */
 START_TEST(stateful_other_batch)
 {
-    enum { B = 4, T = 3, U = 5 };
-    lg_graph *g = lg_graph_new();
-    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, -1, T, 1)), y = lg_input(g, "y", LG_F32, lg_shape_of(2, -1, 1));
-    lg_cell *cell = lg_cell_new(g, "cell", 1, lg_cell_opts_default(LG_CELL_LSTM, U));
-    lg_rnn_opts ro = lg_rnn_opts_default();
-    ro.stateful = true, ro.batch_size = B;
-    lg_rnn_result r;
-    ck_assert_int_eq(lg_rnn(g, "carry", cell, x, ro, &r), LG_OK);
-    lg_value out = lg_dense(g, "out", r.output, 1, lg_dense_opts_default());
-    lg_value params[4] = {lg_cell_kernel(cell), lg_cell_recurrent_kernel(cell), lg_cell_bias(cell),
-                          lg_graph_find_param(g, "out/kernel")};
-    lg_optimizer *opt = NULL;
-    lg_sgd_opts so = lg_sgd_opts_default();
-    ck_assert_int_eq(lg_optimizer_sgd(g, params, 4, so, &opt), LG_OK);
-    lg_model_spec s = lg_model_spec_default();
-    s.x = x, s.y = y, s.loss = lg_mse(y, out), s.output = out;
-    lg_trainer *tr = NULL;
-    ck_assert_int_eq(lg_trainer_new(g, s, opt, &tr), LG_OK);
-    ck_assert_int_eq(lg_trainer_add_rnn_state(tr, r.state), LG_OK);
-    lg_tensor *xt = lg_test_uniform(LG_F32, lg_shape_of(3, 3 * B + 2, T, 1), 5, 1, 0, 1);
-    lg_tensor *yt = lg_test_uniform(LG_F32, lg_shape_of(2, 3 * B + 2, 1), 5, 2, 0, 1);
-    lg_dataset *ds = dataset(xt, yt, B, false);
-    ck_assert_int_eq(lg_fit(tr, ds, NULL, quiet(1)), LG_ERR_SHAPE);
+    stateful_model m = stateful_new(LG_CELL_LSTM, -1, "carry", 0.01);
+    lg_tensor *xt = lg_test_uniform(LG_F32, lg_shape_of(3, 3 * SF_B + 2, SF_T, 1), 5, 1, 0, 1);
+    lg_tensor *yt = lg_test_uniform(LG_F32, lg_shape_of(2, 3 * SF_B + 2, 1), 5, 2, 0, 1);
+    lg_dataset *ds = dataset(xt, yt, SF_B, false);
+    ck_assert_int_eq(lg_fit(m.tr, ds, NULL, quiet(1)), LG_ERR_SHAPE);
     ck_assert_msg(strstr(lg_last_error(), "stateful layer 'carry': batch 2, its states hold 4 rows"), "%s",
                   lg_last_error());
-    double h = 0;
-    for (int i = 0; i < B * U; i++) h += fabs(lg_tensor_get(lg_rnn_state_tensor(r.state, 0), i));
-    ck_assert(h > 0);
+    ck_assert(stateful_h_sum(&m) > 0);
     lg_dataset_free(ds), lg_tensor_free(xt), lg_tensor_free(yt);
-    lg_trainer_free(tr), lg_optimizer_free(opt), lg_rnn_state_free(r.state), lg_cell_free(cell), lg_graph_free(g);
+    stateful_free(&m);
 }
 END_TEST
 
