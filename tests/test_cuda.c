@@ -1814,6 +1814,70 @@ START_TEST(failed_capture_runs_plainly)
 }
 END_TEST
 
+/* "cudafail:N": cuda:N whose tanh kernels fail on the host, as a launch or a
+ * library call can, after the kernels before them were queued. */
+static lg_backend failing;
+static const lg_backend *failing_cuda;
+
+static lg_status run_or_fail(const lg_backend *b, const lg_node *n, const lg_buf *in, lg_buf *out)
+{
+    (void)b;
+    if (n->op == LG_OP_TANH) return lg_fail(LG_ERR_RUNTIME, "tanh '%s': an injected failure", n->name);
+    return failing_cuda->run_op(failing_cuda, n, in, out);
+}
+
+static lg_status open_failing(int index, const lg_backend **out)
+{
+    if (index != 0) return lg_fail(LG_ERR_INVALID_ARGUMENT, "cudafail:%d: only cudafail:0 is made", index);
+    failing = *failing_cuda;
+    failing.name = "cudafail:0";
+    failing.run_op = run_or_fail;
+    *out = &failing;
+    return LG_OK;
+}
+
+/* A gather records a bad index, then the run fails before its sync, and its
+ * program is freed. The run reports its own failure, freeing keeps that
+ * message, and the next program's run on the same device neither reports
+ * the freed program's bad index as its own nor reads its freed nodes. */
+START_TEST(failed_run_leaves_nothing_behind)
+{
+    backend_opened = true;
+    ck_assert_msg(lg_backend_get("cuda:0", &failing_cuda) == LG_OK, "%s", lg_last_error());
+    ck_assert_int_eq(lg_backend_register("cudafail", open_failing), LG_OK);
+    lg_tensor *tt = lg_test_uniform(LG_F32, lg_shape_of(2, 5, 3), 501, 1, -1, 1), *it = NULL, *got = NULL;
+    ck_assert_int_eq(lg_tensor_new(LG_I32, lg_shape_of(1, 4), &it), LG_OK);
+    static const int32_t bad[4] = {0, 4, 7, 1}, good[4] = {3, 0, 4, 2};
+    for (int pass = 0; pass < 2; pass++) {
+        lg_graph *g = lg_graph_new();
+        lg_value table = lg_input(g, "table", LG_F32, lg_shape_of(2, 5, 3)), idx = lg_input(g, "idx", LG_I32, lg_shape_of(1, 4));
+        lg_value y = lg_tanh(lg_gather(table, idx));
+        lg_feed feeds[2] = {{table, tt}, {idx, it}};
+        lg_compile_opts o = lg_compile_opts_default();
+        o.device = pass == 0 ? "cudafail:0" : "cuda:0";
+        lg_program *p = NULL;
+        ck_assert_msg(lg_program_compile_opts(g, feeds, 2, &y, 1, &o, &p) == LG_OK, "%s", lg_last_error());
+        for (int k = 0; k < 4; k++) lg_tensor_set(it, k, pass == 0 ? bad[k] : good[k]);
+        lg_status st = lg_program_run(p, feeds, 2, &got);
+        lg_program_free(p);
+        lg_graph_free(g);
+        if (pass == 0) {
+            ck_assert_int_eq(st, LG_ERR_RUNTIME);
+            ck_assert_msg(strstr(lg_last_error(), "an injected failure"), "%s", lg_last_error());
+            ck_assert_ptr_null(got);
+            continue;
+        }
+        ck_assert_msg(st == LG_OK, "the next program's run: %s", lg_last_error());
+        for (int k = 0; k < 4; k++)
+            for (int c = 0; c < 3; c++) {
+                double want = tanh(lg_tensor_get(tt, good[k] * 3 + c)), have = lg_tensor_get(got, k * 3 + c);
+                ck_assert_msg(fabs(have - want) <= 1e-6, "[%d, %d]: %.9g, want %.9g", k, c, have, want);
+            }
+    }
+    lg_tensor_free(got), lg_tensor_free(tt), lg_tensor_free(it);
+}
+END_TEST
+
 /* The context's capture (cuda_graph.c): a sync inside it is refused and
  * breaks it, ending it reports that and leaves the stream usable; a good
  * capture replays its memset on every launch. */
@@ -1938,6 +2002,7 @@ static Suite *suite(void)
     tcase_add_test(tc, replayed_gather_names_a_bad_index);
     tcase_add_test(tc, moved_feed_runs_kernel_by_kernel);
     tcase_add_test(tc, failed_capture_runs_plainly);
+    tcase_add_test(tc, failed_run_leaves_nothing_behind);
     tcase_add_loop_test(tc, fit_on_cuda_against_cpu, 0, (int)(sizeof fit_specs / sizeof fit_specs[0]));
     if (!cudnn_refused) {
         tcase_add_loop_test(tc, fused_rnn_on_cudnn_against_cpu, 0, (int)N_FUSED_CASES);

@@ -1215,6 +1215,18 @@ static lg_status run_top(lg_program *p)
     return be->graph_launch(be, c->graph);
 }
 
+/* After a failed run on a device: wait for the kernels it queued and let
+ * the sync consume what they recorded. Their error sites name this
+ * program's nodes, which may be freed before anything else syncs the
+ * device (lg_program_free), and a later run would otherwise report this
+ * one's bad index as its own. The run's error stays the one reported. */
+static void settle_failed_run(const lg_backend *be)
+{
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", lg_last_error());
+    if (be->sync(be) != LG_OK) lg_fail(LG_OK, "%s", msg);
+}
+
 lg_status lg_program_run(lg_program *p, const lg_feed *feeds, int n_feeds, lg_tensor **out)
 {
     if (!p) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_program_run: program is NULL");
@@ -1237,6 +1249,7 @@ lg_status lg_program_run(lg_program *p, const lg_feed *feeds, int n_feeds, lg_te
         lg_mirror *m = lg_tensor_mirror_at(out[i], &at);
         if (m) lg_mirror_wrote(m, p->backend, at, lg_tensor_bytes(out[i]));
     }
+    if (st && !p->backend->host_memory) settle_failed_run(p->backend);
     if (st) free_outs(p, out, mine);
     return st;
 }
