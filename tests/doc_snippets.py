@@ -3,7 +3,8 @@
 
     doc_snippets.py SOURCE_ROOT BUILD_ROOT CC [CC_ARG...]
 
-Reads the READMEs (README.md, bench/README.md, tests/cuda_emu/README.md),
+Reads the READMEs (README.md, bench/README.md, tests/cuda_emu/README.md,
+data/README.md),
 the comments of the public headers (include/graph/*.h, tools/viz/viz.h,
 tools/plot/plot.h) and of examples/common/cli.h, and the header comments of
 the examples, and fails, listing each stale place as FILE:LINE, when
@@ -23,8 +24,10 @@ the examples, and fails, listing each stale place as FILE:LINE, when
           scripts/ or fuzz/ passes a --flag the program does not know: an
           example's flags are what its --help lists (BUILD_ROOT/examples),
           another program's are the "--flag" strings of its source;
+  tests   a `meson test` line names a test or suite no meson.build has;
   paths   a path into the repository (src/..., tests/test_x.c, ...) names
-          nothing that exists.
+          nothing that exists, or build/examples/X, build/bench/X or
+          build/tools/X no program.
 
 Exit status 0 when everything holds, 1 otherwise, 77 (skip) when CC cannot
 be run. Fast: one compiler run and one --help per example.
@@ -36,7 +39,7 @@ import subprocess
 import sys
 import tempfile
 
-READMES = ["README.md", "bench/README.md", "tests/cuda_emu/README.md"]
+READMES = ["README.md", "bench/README.md", "tests/cuda_emu/README.md", "data/README.md"]
 HEADER_GLOBS = ["include/graph/*.h", "tools/viz/viz.h", "tools/plot/plot.h", "examples/common/cli.h"]
 
 # What every snippet may use without declaring it: the values, handles and
@@ -451,8 +454,43 @@ def check_flags(root, build):
     return count, stale
 
 
+def meson_names(root):
+    """The quoted strings of every meson.build: test and suite names."""
+    names = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith((".", "build"))]
+        if "meson.build" in filenames:
+            names.update(re.findall(r"'([\w-]+)'", open(os.path.join(dirpath, "meson.build")).read()))
+    return names
+
+
+def check_meson_tests(root):
+    """`meson test [-C DIR] [--suite S] [NAME]`: S and NAME are registered."""
+    known, stale, count = meson_names(root), [], 0
+    for rel in READMES:
+        for line, span in code_spans(read(root, rel)):
+            for m in re.finditer(r"meson test((?:\s+\S+)*)", span):
+                words = m.group(1).split()
+                k = 0
+                while k < len(words):
+                    word = words[k]
+                    if word in ("-C", "--suite", "--no-suite", "--setup") and k + 1 < len(words):
+                        if word != "-C":
+                            count += 1
+                            if words[k + 1] not in known:
+                                stale.append("%s:%d: no test suite %s" % (rel, line, words[k + 1]))
+                        k += 2
+                        continue
+                    if re.fullmatch(r"\w[\w-]*", word):
+                        count += 1
+                        if word not in known:
+                            stale.append("%s:%d: no test %s" % (rel, line, word))
+                    k += 1
+    return count, stale
+
+
 def check_paths(root):
-    stale, count = [], 0
+    stale, count, progs = [], 0, programs(root)
     pattern = re.compile(r"(?<![\w./-])((?:%s)/[\w./*-]*[\w*/])" % TOP_DIRS)
     for rel, first, text in documents(root):
         for m in pattern.finditer(text):
@@ -460,6 +498,10 @@ def check_paths(root):
             count += 1
             if path not in MADE_PATHS and not any(glob.glob(os.path.join(root, path + ext)) for ext in ("", ".c")):
                 stale.append("%s:%d: %s does not exist" % (rel, line_of(text, m.start(), first), path))
+        for m in re.finditer(r"(?<![\w/.-])build/(?:examples|bench|tools)/([\w.-]+)", text):
+            count += 1
+            if m.group(1) not in progs:
+                stale.append("%s:%d: %s is no program" % (rel, line_of(text, m.start(), first), m.group(0)))
     return count, stale
 
 
@@ -485,6 +527,9 @@ def main():
     failures += errors
     n, stale = check_flags(root, build)
     print("flags: %d checked" % n)
+    failures += stale
+    n, stale = check_meson_tests(root)
+    print("meson tests: %d checked" % n)
     failures += stale
     n, stale = check_paths(root)
     print("paths: %d checked" % n)
