@@ -23,7 +23,9 @@ the examples, and fails, listing each stale place as FILE:LINE, when
   flags   a command line shown for a program of examples/, bench/, tools/,
           scripts/ or fuzz/ passes a --flag the program does not know: an
           example's flags are what its --help lists (BUILD_ROOT/examples),
-          another program's are the "--flag" strings of its source;
+          another program's are the "--flag" strings of its source; a
+          --flag a README shows alone must be some program's (or meson
+          test's, mpirun's);
   tests   a `meson test` line names a test or suite no meson.build has;
   paths   a path into the repository (src/..., tests/test_x.c, ...) names
           nothing that exists, or build/examples/X, build/bench/X or
@@ -120,6 +122,9 @@ NAMES_NOT_IN_CODE = {
 # Paths a document may name that a checkout does not hold: what a script
 # makes, and programs, named by their source without its extension.
 MADE_PATHS = {"bench/.venv"}  # bench/keras_venv.sh
+# Flags of tools that are not the repository's: meson test's and mpirun's.
+OTHER_TOOLS_FLAGS = {"print-errorlogs", "suite", "no-suite", "setup", "timeout-multiplier", "reconfigure",
+                     "allow-run-as-root", "oversubscribe", "mca", "timeout"}
 TOP_DIRS = "include|src|tests|examples|bench|tools|scripts|fuzz|docs|data"
 CODE_EXTS = (".c", ".h", ".cu", ".cpp")
 SCRIPT_EXTS = (".py", ".sh", ".pl")
@@ -213,24 +218,50 @@ def elide(line):
     return re.sub(r"(?<![\w.])\.\.\.(?![\w.])", "/* ... */", line)
 
 
-def snippet_source(snippets):
-    """One translation unit: the prelude, then each snippet in a function."""
-    parts = []
-    groups = {}
-    for doc, line, body in snippets:
-        groups.setdefault(doc, []).append((line, body))
-    for k, (doc, blocks) in enumerate(sorted(groups.items())):
-        names = dict(PRELUDE_VARS)
-        names.update(PRELUDE_OVERRIDES.get(doc, {}))
-        decls = " ".join(names.values())
-        for j, (line, body) in enumerate(blocks):
-            # the snippet in an inner block, so that it may declare the
-            # prelude's names again
-            parts.append("int doc_%d_snippet_%d(void) { %s {" % (k, j, decls))
-            parts.append('#line %d "%s"' % (line, doc))
-            parts.extend(elide(s) for s in body)
-            parts.append("} return 0; }")
+def snippet_source(doc, blocks):
+    """A translation unit of one document's snippets, each in a function."""
+    names = dict(PRELUDE_VARS)
+    names.update(PRELUDE_OVERRIDES.get(doc, {}))
+    decls = " ".join(names.values())
+    parts = [prelude()]
+    for j, (line, body) in enumerate(blocks):
+        # the snippet in an inner block, so that it may declare the
+        # prelude's names again
+        parts.append("int snippet_%d(void) { %s {" % (j, decls))
+        parts.append('#line %d "%s"' % (line, doc))
+        parts.extend(elide(s) for s in body)
+        parts.append("} return 0; }")
     return "\n".join(parts) + "\n"
+
+
+def compile_all(root, cc, units):
+    """Compile the sources (one per document, so that an error in one does
+    not hide another's) side by side; the compilers' error lines."""
+    errors = []
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "mpi.h"), "w") as f:
+            f.write(MPI_STUB)
+        includes = ["-I" + tmp] + ["-I" + os.path.join(root, d) for d in ("include", "tools", "examples")]
+        running = []
+        for k, source in enumerate(units):
+            src = os.path.join(tmp, "doc_%d.c" % k)
+            with open(src, "w") as f:
+                f.write(source)
+            running.append(subprocess.Popen(cc + CC_FLAGS + includes + [src], cwd=root, text=True,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+            if len(running) >= (os.cpu_count() or 1):
+                errors += compiler_errors(running.pop(0))
+        for p in running:
+            errors += compiler_errors(p)
+    return errors
+
+
+def compiler_errors(p):
+    err = p.communicate()[1]
+    lines = [l for l in err.splitlines() if re.search(r"\berror\b", l)]
+    if p.returncode != 0 and not lines:
+        lines = err.splitlines() or ["compiler failed with status %d" % p.returncode]
+    return lines
 
 
 def prelude():
@@ -356,30 +387,19 @@ def line_of(text, pos, first):
 
 
 def check_code(root, cc):
-    snippets = []
+    docs = {}
     for rel in READMES:
         for line, body in markdown_c_blocks(read(root, rel)):
-            snippets.append((rel, line, body))
+            docs.setdefault(rel, []).append((line, body))
     for pattern in HEADER_GLOBS:
         for path in sorted(glob.glob(os.path.join(root, pattern))):
             rel = os.path.relpath(path, root)
             for cline, comment in c_comments(read(root, rel)):
                 for line, body in comment_blocks(cline, comment):
                     if is_c_block(body):
-                        snippets.append((rel, line, body))
-    with tempfile.TemporaryDirectory() as tmp:
-        with open(os.path.join(tmp, "mpi.h"), "w") as f:
-            f.write(MPI_STUB)
-        src = os.path.join(tmp, "doc_snippets.c")
-        with open(src, "w") as f:
-            f.write(prelude() + snippet_source(snippets))
-        args = cc + CC_FLAGS + ["-I" + tmp, "-I" + os.path.join(root, "include"),
-                                "-I" + os.path.join(root, "tools"), "-I" + os.path.join(root, "examples"), src]
-        r = subprocess.run(args, capture_output=True, text=True, cwd=root)
-    errors = [l for l in r.stderr.splitlines() if re.search(r"\berror\b", l)]
-    if r.returncode != 0 and not errors:
-        errors = r.stderr.splitlines() or ["compiler failed with status %d" % r.returncode]
-    return len(snippets), errors
+                        docs.setdefault(rel, []).append((line, body))
+    units = [snippet_source(doc, blocks) for doc, blocks in sorted(docs.items())]
+    return sum(len(b) for b in docs.values()), compile_all(root, cc, units)
 
 
 def check_names(root, known):
@@ -406,17 +426,7 @@ def check_fields(root, cc, types):
     for k, (rel, line, typ, field) in enumerate(checks):
         body.append('#line %d "%s"' % (line, rel))
         body.append("enum { field_%d = sizeof(((%s *)0)->%s) };" % (k, typ, field))
-    with tempfile.TemporaryDirectory() as tmp:
-        with open(os.path.join(tmp, "mpi.h"), "w") as f:
-            f.write(MPI_STUB)
-        src = os.path.join(tmp, "doc_fields.c")
-        with open(src, "w") as f:
-            f.write(prelude() + "\n".join(body) + "\n")
-        r = subprocess.run(cc + CC_FLAGS + ["-I" + tmp, "-I" + os.path.join(root, "include"),
-                                            "-I" + os.path.join(root, "tools"),
-                                            "-I" + os.path.join(root, "examples"), src],
-                           capture_output=True, text=True, cwd=root)
-    return len(checks), [l for l in r.stderr.splitlines() if re.search(r"\berror\b", l)]
+    return len(checks), compile_all(root, cc, [prelude() + "\n".join(body) + "\n"])
 
 
 def check_flags(root, build):
@@ -442,6 +452,16 @@ def check_flags(root, build):
                     count += 1
                     if flag not in flags_of(name):
                         stale.append("%s:%d: %s has no --%s" % (rel, line, name, flag))
+    # A flag shown alone (`--data`, "(was `--text`)") must be some program's.
+    every = set(OTHER_TOOLS_FLAGS)
+    for name in progs:
+        every |= flags_of(name)
+    for rel in READMES:
+        for line, span in code_spans(read(root, rel)):
+            for m in re.finditer(r"(?<![\w-])--([a-z][\w-]*)", span):
+                count += 1
+                if m.group(1) not in every:
+                    stale.append("%s:%d: no program has --%s" % (rel, line, m.group(1)))
     for path in sorted(glob.glob(os.path.join(root, "examples", "*.c"))):
         rel, name = os.path.relpath(path, root), os.path.basename(path)[:-2]
         found = first_comment(read(root, rel))
