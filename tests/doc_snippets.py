@@ -9,8 +9,9 @@ the comments of the public headers (include/graph/*.h, tools/viz/viz.h,
 tools/plot/plot.h) and of examples/common/cli.h, and the header comments of
 the examples, and fails, listing each stale place as FILE:LINE, when
 
-  code    a ```c block of a README, or an indented C block of a header
-          comment, does not compile: each becomes the body of a function
+  code    a ```c block of a README, a call shown inline in one
+          (`lg_f(a, b)`), or an indented C block of a header comment,
+          does not compile: each becomes the body of a function
           after PRELUDE (every public header, and the variables the
           examples assume: g, x, tr, ...), compiled with CC -fsyntax-only
           -std=c11, with implicit declarations and incompatible pointers as
@@ -288,6 +289,15 @@ def code_names(root):
     return names
 
 
+def public_names(root):
+    """The lg_ names the public headers declare (comments stripped)."""
+    names = set()
+    for pattern in HEADER_GLOBS:
+        for path in glob.glob(os.path.join(root, pattern)):
+            names.update(re.findall(r"\blg_\w+", strip_c_comments(read(root, os.path.relpath(path, root)))))
+    return names
+
+
 def struct_types(root):
     types = set()
     for pattern in HEADER_GLOBS:
@@ -387,10 +397,17 @@ def line_of(text, pos, first):
 
 
 def check_code(root, cc):
-    docs = {}
+    docs, public = {}, public_names(root)
     for rel in READMES:
-        for line, body in markdown_c_blocks(read(root, rel)):
+        text = read(root, rel)
+        for line, body in markdown_c_blocks(text):
             docs.setdefault(rel, []).append((line, body))
+        # a call of the API shown inline, `lg_dist_local_new(2, &d)`, with
+        # its arguments
+        for line, span in code_spans(text):
+            m = re.fullmatch(r"(lg_\w+)\((?!\)).*\)", span)
+            if m and m.group(1) in public and "..." not in span:
+                docs.setdefault(rel, []).append((line, [span + ";"]))
     for pattern in HEADER_GLOBS:
         for path in sorted(glob.glob(os.path.join(root, pattern))):
             rel = os.path.relpath(path, root)
