@@ -4,10 +4,10 @@
     doc_snippets.py SOURCE_ROOT BUILD_ROOT CC [CC_ARG...]
 
 Reads the READMEs (README.md, bench/README.md, tests/cuda_emu/README.md,
-data/README.md),
-the comments of the public headers (include/graph/*.h, tools/viz/viz.h,
-tools/plot/plot.h) and of examples/common/cli.h, and the header comments of
-the examples, and fails, listing each stale place as FILE:LINE, when
+data/README.md), the comments of the public headers (include/graph/*.h,
+tools/viz/viz.h, tools/plot/plot.h) and of the examples' shared headers
+(examples/common, cells and text), and the examples' header comments, and
+fails, listing each stale place as FILE:LINE, when
 
   code    a ```c block of a README, a call shown inline in one
           (`lg_f(a, b)`), or an indented C block of a header comment,
@@ -17,7 +17,8 @@ the examples, and fails, listing each stale place as FILE:LINE, when
           -std=c11, with implicit declarations and incompatible pointers as
           errors; #line makes the compiler name the document's own lines.
           Blocks that are not C (formulas, file layouts, prose) are told
-          apart by their line endings (is_c_block);
+          apart by an lg_ call or declaration and their line endings
+          (is_c_block);
   names   an lg_*/LG_* name the documents mention is nowhere in the code
           (comments stripped), e.g. a function renamed away;
   fields  an `lg_type.field` mention names no field of that struct;
@@ -33,7 +34,8 @@ the examples, and fails, listing each stale place as FILE:LINE, when
           build/tools/X no program.
 
 Exit status 0 when everything holds, 1 otherwise, 77 (skip) when CC cannot
-be run. Fast: one compiler run and one --help per example.
+be run. About a second: one syntax-only compile per document, side by
+side, and one --help per example.
 """
 import glob
 import os
@@ -43,7 +45,8 @@ import sys
 import tempfile
 
 READMES = ["README.md", "bench/README.md", "tests/cuda_emu/README.md", "data/README.md"]
-HEADER_GLOBS = ["include/graph/*.h", "tools/viz/viz.h", "tools/plot/plot.h", "examples/common/cli.h"]
+HEADER_GLOBS = ["include/graph/*.h", "tools/viz/viz.h", "tools/plot/plot.h", "examples/common/cli.h",
+                "examples/cells/*.h", "examples/text/*.h"]
 
 # What every snippet may use without declaring it: the values, handles and
 # counts the examples' prose has just introduced.
@@ -71,6 +74,15 @@ PRELUDE_VARS = {
     "enc_seq": "lg_value enc_seq;",
     "enc_states": "lg_value enc_states[2];",
     "params": "lg_value params[2];",
+    "states": "lg_value states[2];",
+    "x1": "lg_value x1;",
+    "x2": "lg_value x2;",
+    "s1_0": "lg_value s1_0;",
+    "s2_0": "lg_value s2_0;",
+    "ys": "lg_value ys;",
+    "hs": "lg_value hs;",
+    "h_last": "lg_value h_last;",
+    "seed": "uint64_t seed;",
     "x_batch": "lg_tensor *x_batch;",
     "y_batch": "lg_tensor *y_batch;",
     "x_tensor": "lg_tensor *x_tensor;",
@@ -108,6 +120,7 @@ PRELUDE_OVERRIDES = {
 PRELUDE_TYPES = "typedef struct lg_thing lg_thing;\n"
 PRELUDE_HEADERS = ["graph/loopgrad.h", "graph/keras.h", "graph/distributed_mpi.h",
                    "graph/distributed_nccl.h", "viz/viz.h", "plot/plot.h", "common/cli.h",
+                   "cells/hand_lstm.h", "cells/nested.h", "cells/peephole.h", "text/classify.h", "text/licences.h",
                    "stdio.h", "stddef.h"]
 # distributed_mpi.h and distributed_nccl.h need MPI_Comm; the snippets check
 # loopgrad's declarations, not MPI's, so a stub stands in for <mpi.h>.
