@@ -134,7 +134,8 @@ NAMES_NOT_IN_CODE = {
     "lg_thing", "lg_thing_do",  # api.h's template of a declaration
 }
 # Paths a document may name that a checkout does not hold: what a script
-# makes, and programs, named by their source without its extension.
+# makes. (A program is named by its source without the extension, and
+# passes: bench/cudnn_lstm for bench/cudnn_lstm.c.)
 MADE_PATHS = {"bench/.venv"}  # bench/keras_venv.sh
 # Flags of tools that are not the repository's: meson test's and mpirun's.
 OTHER_TOOLS_FLAGS = {"print-errorlogs", "suite", "no-suite", "setup", "timeout-multiplier", "reconfigure",
@@ -151,7 +152,7 @@ def read(root, rel):
 
 def strip_c_comments(text):
     """C source without its comments; strings kept (env names live there)."""
-    out, i, n = [], 0, len(text)
+    out, i = [], 0
     pattern = re.compile(r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'|/\*.*?\*/|//[^\n]*', re.S)
     for m in pattern.finditer(text):
         out.append(text[i:m.start()])
@@ -302,39 +303,38 @@ def code_names(root):
     return names
 
 
+def header_code(root):
+    """The documented headers' text, comments stripped."""
+    return "\n".join(strip_c_comments(read(root, os.path.relpath(path, root)))
+                     for pattern in HEADER_GLOBS for path in glob.glob(os.path.join(root, pattern)))
+
+
 def public_names(root):
-    """The lg_ names the public headers declare (comments stripped)."""
-    names = set()
-    for pattern in HEADER_GLOBS:
-        for path in glob.glob(os.path.join(root, pattern)):
-            names.update(re.findall(r"\blg_\w+", strip_c_comments(read(root, os.path.relpath(path, root)))))
-    return names
+    """The lg_ names the headers declare."""
+    return set(re.findall(r"\blg_\w+", header_code(root)))
 
 
 def struct_types(root):
-    types = set()
-    for pattern in HEADER_GLOBS:
-        for path in glob.glob(os.path.join(root, pattern)):
-            types.update(re.findall(r"\}\s*(lg_\w+)\s*;", strip_c_comments(read(root, os.path.relpath(path, root)))))
-    return types
+    """The struct types the headers define (typedef struct ... { } lg_x;)."""
+    return set(re.findall(r"\}\s*(lg_\w+)\s*;", header_code(root)))
 
 
 # ---- command lines -------------------------------------------------------
 
 def programs(root):
-    """name -> (kind, source files): the repository's runnable programs."""
+    """name -> (kind, source): the repository's runnable programs."""
     progs = {}
     for path in glob.glob(os.path.join(root, "examples", "*.c")):
-        progs[os.path.basename(path)[:-2]] = ("example", [path])
+        progs[os.path.basename(path)[:-2]] = ("example", path)
     for path in glob.glob(os.path.join(root, "bench", "*")):
         name, ext = os.path.splitext(os.path.basename(path))
         if ext in (".c", ".sh", ".py"):
-            progs.setdefault(name if ext == ".c" else name + ext, ("source", [path]))
-    progs["lg-plot"] = ("source", [os.path.join(root, "tools/plot/lg_plot.c")])
-    progs["lg-render"] = ("source", [os.path.join(root, "tools/viz/lg_render.c")])
+            progs.setdefault(name if ext == ".c" else name + ext, ("source", path))
+    progs["lg-plot"] = ("source", os.path.join(root, "tools/plot/lg_plot.c"))
+    progs["lg-render"] = ("source", os.path.join(root, "tools/viz/lg_render.c"))
     for path in glob.glob(os.path.join(root, "scripts", "*")):
-        progs[os.path.basename(path)] = ("source", [path])
-    progs["fuzz/run"] = ("source", [os.path.join(root, "fuzz/run")])
+        progs[os.path.basename(path)] = ("source", path)
+    progs["fuzz/run"] = ("source", os.path.join(root, "fuzz/run"))
     return progs
 
 
@@ -349,11 +349,9 @@ def example_flags(build, name):
     return set(re.findall(r"(?<![\w-])--([a-z][\w-]*)", r.stdout)) | {"help"}
 
 
-def source_flags(sources):
-    flags = set()
-    for path in sources:
-        flags.update(re.findall(r"--([a-z][\w-]*)", open(path, encoding="utf-8", errors="replace").read()))
-    return flags
+def source_flags(path):
+    """Another program's flags: the --flag strings of its source."""
+    return set(re.findall(r"--([a-z][\w-]*)", open(path, encoding="utf-8", errors="replace").read()))
 
 
 def code_spans(text):
@@ -465,14 +463,14 @@ def check_flags(root, build):
 
     def flags_of(name):
         if name not in known:
-            kind, sources = progs[name]
+            kind, source = progs[name]
             if kind == "example":
                 known[name] = example_flags(build, name)
                 if known[name] is None:
                     stale.append("%s/examples/%s --help failed: its flags cannot be checked" % (build, name))
                     known[name] = set()
             else:
-                known[name] = source_flags(sources)
+                known[name] = source_flags(source)
         return known[name]
 
     for rel in READMES:
