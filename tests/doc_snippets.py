@@ -30,8 +30,9 @@ fails, listing each stale place as FILE:LINE, when
           test's, mpirun's);
   tests   a `meson test` line names a test or suite no meson.build has;
   paths   a path into the repository (src/..., tests/test_x.c, ...) names
-          nothing that exists, or build/examples/X, build/bench/X or
-          build/tools/X no program.
+          nothing that exists, a file named alone (fake_cudnn.c) is
+          nowhere in it, or build/examples/X, build/bench/X or
+          build/tools/X is no program.
 
 Exit status 0 when everything holds, 1 otherwise, 77 (skip) when CC cannot
 be run. About a second: one syntax-only compile per document, side by
@@ -137,6 +138,8 @@ NAMES_NOT_IN_CODE = {
 # makes. (A program is named by its source without the extension, and
 # passes: bench/cudnn_lstm for bench/cudnn_lstm.c.)
 MADE_PATHS = {"bench/.venv"}  # bench/keras_venv.sh
+# Files named without a directory that are not the repository's.
+OTHER_FILES = {"nccl.h", "lstm_stateful.py"}  # NCCL's header; keras-team's example
 # Flags of tools that are not the repository's: meson test's and mpirun's.
 OTHER_TOOLS_FLAGS = {"print-errorlogs", "suite", "no-suite", "setup", "timeout-multiplier", "reconfigure",
                      "allow-run-as-root", "oversubscribe", "mca", "timeout"}
@@ -537,8 +540,17 @@ def check_meson_tests(root):
     return count, stale
 
 
+def file_names(root):
+    """The base names of the repository's files."""
+    names = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith((".", "build"))]
+        names.update(filenames)
+    return names
+
+
 def check_paths(root):
-    stale, count, progs = [], 0, programs(root)
+    stale, count, progs, files = [], 0, programs(root), file_names(root)
     pattern = re.compile(r"(?<![\w./-])((?:%s)/[\w./*-]*[\w*/])" % TOP_DIRS)
     for rel, first, text in documents(root):
         for m in pattern.finditer(text):
@@ -546,6 +558,11 @@ def check_paths(root):
             count += 1
             if path not in MADE_PATHS and not any(glob.glob(os.path.join(root, path + ext)) for ext in ("", ".c")):
                 stale.append("%s:%d: %s does not exist" % (rel, line_of(text, m.start(), first), path))
+        # a source named alone (`rnn_bench.c`, "fake_cudnn.c") is somewhere
+        for m in re.finditer(r"(?<![\w/.-])([\w-]+\.(?:c|h|cu|cpp|py|sh|pl))\b(?![\w/-])", text):
+            count += 1
+            if m.group(1) not in files and m.group(1) not in OTHER_FILES:
+                stale.append("%s:%d: no file %s" % (rel, line_of(text, m.start(), first), m.group(1)))
         for m in re.finditer(r"(?<![\w/.-])build/(?:examples|bench|tools)/([\w.-]+)", text):
             count += 1
             if m.group(1) not in progs:
