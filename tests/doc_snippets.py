@@ -20,7 +20,9 @@ fails, listing each stale place as FILE:LINE, when
           apart by an lg_ call or declaration and their line endings
           (is_c_block);
   names   an lg_*/LG_* name the documents mention is nowhere in the code
-          (comments stripped), e.g. a function renamed away;
+          (comments stripped), e.g. a function renamed away, or a value
+          shown for an environment variable (LG_GEMM=onednn) is no string
+          of the code;
   fields  an `lg_type.field` mention names no field of that struct;
   flags   a command line shown for a program of examples/, bench/, tools/,
           scripts/ or fuzz/ passes a --flag the program does not know: an
@@ -290,20 +292,22 @@ def prelude():
 # ---- names and fields ----------------------------------------------------
 
 def code_names(root):
-    """Every lg_/LG_ name in the tree's code, comments stripped."""
-    names = set()
+    """Every lg_/LG_ name in the tree's code (comments stripped), and every
+    C string literal's text (an environment variable's values live there)."""
+    names, strings = set(), set()
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith((".", "build"))]
         for f in filenames:
             path = os.path.join(dirpath, f)
             if f.endswith(CODE_EXTS):
                 text = strip_c_comments(open(path, encoding="utf-8", errors="replace").read())
+                strings.update(re.findall(r'"((?:\\.|[^"\\\n])*)"', text))
             elif f.endswith(SCRIPT_EXTS) or f in ("meson.build", "run", "setup", "gpu-check", "gpu-deps"):
                 text = re.sub(r"(^|\s)#[^\n]*", " ", open(path, encoding="utf-8", errors="replace").read())
             else:
                 continue
             names.update(re.findall(r"\b(?:lg|LG)_\w+", text))
-    return names
+    return names, strings
 
 
 def header_code(root):
@@ -433,9 +437,15 @@ def check_code(root, cc):
     return sum(len(b) for b in docs.values()), compile_all(root, cc, units)
 
 
-def check_names(root, known):
+def check_names(root, known, strings):
     stale = []
     for rel, first, text in documents(root):
+        # an environment variable's values, LG_GEMM=openblas|onednn
+        for m in re.finditer(r"\b(LG_[A-Z0-9_]+)=([\w,|]+)", text):
+            for value in re.split(r"[,|]", m.group(2)):
+                if value and not value.isdigit() and value not in strings:
+                    stale.append("%s:%d: %s takes no value %s" % (rel, line_of(text, m.start(), first),
+                                                                m.group(1), value))
         for m in re.finditer(r"\b(?:lg|LG)_\w+", text):
             name = m.group(0)
             if name in known or name in NAMES_NOT_IN_CODE:
@@ -579,12 +589,12 @@ def main():
     except (OSError, subprocess.CalledProcessError):
         print("SKIP: cannot run the C compiler %s" % " ".join(cc))
         sys.exit(77)
-    known = code_names(root)
+    known, strings = code_names(root)
     failures = []
     n, errors = check_code(root, cc)
     print("code: %d snippets compiled" % n)
     failures += errors
-    stale = check_names(root, known)
+    stale = check_names(root, known, strings)
     print("names: %d stale" % len(stale))
     failures += stale
     n, errors = check_fields(root, cc, struct_types(root))
