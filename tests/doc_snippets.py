@@ -28,8 +28,8 @@ fails, listing each stale place as FILE:LINE, when
           scripts/ or fuzz/ passes a --flag the program does not know: an
           example's flags are what its --help lists (BUILD_ROOT/examples),
           another program's are the "--flag" strings of its source; a
-          --flag a README shows alone must be some program's (or meson
-          test's, mpirun's);
+          --flag shown alone must be some program's (or meson test's,
+          mpirun's, pkg-config's);
   tests   a `meson test` line names a test or suite no meson.build has;
   paths   a path into the repository (src/..., tests/test_x.c, ...) names
           nothing that exists, a file named alone (fake_cudnn.c) is
@@ -142,9 +142,10 @@ NAMES_NOT_IN_CODE = {
 MADE_PATHS = {"bench/.venv"}  # bench/keras_venv.sh
 # Files named without a directory that are not the repository's.
 OTHER_FILES = {"nccl.h", "lstm_stateful.py"}  # NCCL's header; keras-team's example
-# Flags of tools that are not the repository's: meson test's and mpirun's.
+# Flags of tools that are not the repository's (meson test's, mpirun's,
+# pkg-config's), and viz.h's "--flag FILE", any flag.
 OTHER_TOOLS_FLAGS = {"print-errorlogs", "suite", "no-suite", "setup", "timeout-multiplier", "reconfigure",
-                     "allow-run-as-root", "oversubscribe", "mca", "timeout"}
+                     "allow-run-as-root", "oversubscribe", "mca", "timeout", "cflags", "libs", "flag"}
 TOP_DIRS = "include|src|tests|examples|bench|tools|scripts|fuzz|docs|data"
 CODE_EXTS = (".c", ".h", ".cu", ".cpp")
 SCRIPT_EXTS = (".py", ".sh", ".pl")
@@ -497,12 +498,11 @@ def check_flags(root, build):
     every = set(OTHER_TOOLS_FLAGS)
     for name in progs:
         every |= flags_of(name)
-    for rel in READMES:
-        for line, span in code_spans(read(root, rel)):
-            for m in re.finditer(r"(?<![\w-])--([a-z][\w-]*)", span):
-                count += 1
-                if m.group(1) not in every:
-                    stale.append("%s:%d: no program has --%s" % (rel, line, m.group(1)))
+    for rel, first, text in documents(root):
+        for m in re.finditer(r"(?<![\w-])--([a-z][\w-]*)", text):
+            count += 1
+            if m.group(1) not in every:
+                stale.append("%s:%d: no program has --%s" % (rel, line_of(text, m.start(), first), m.group(1)))
     for path in sorted(glob.glob(os.path.join(root, "examples", "*.c"))):
         rel, name = os.path.relpath(path, root), os.path.basename(path)[:-2]
         found = first_comment(read(root, rel))
