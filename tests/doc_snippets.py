@@ -292,22 +292,29 @@ def prelude():
 
 # ---- names and fields ----------------------------------------------------
 
+def tree_files(root):
+    """(directory, file name) of every file of the checkout, build trees and
+    dot directories left out."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith((".", "build"))]
+        for f in filenames:
+            yield dirpath, f
+
+
 def code_names(root):
     """Every lg_/LG_ name in the tree's code (comments stripped), and every
     C string literal's text (an environment variable's values live there)."""
     names, strings = set(), set()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith((".", "build"))]
-        for f in filenames:
-            path = os.path.join(dirpath, f)
-            if f.endswith(CODE_EXTS):
-                text = strip_c_comments(open(path, encoding="utf-8", errors="replace").read())
-                strings.update(re.findall(r'"((?:\\.|[^"\\\n])*)"', text))
-            elif f.endswith(SCRIPT_EXTS) or f in ("meson.build", "run", "setup", "gpu-check", "gpu-deps"):
-                text = re.sub(r"(^|\s)#[^\n]*", " ", open(path, encoding="utf-8", errors="replace").read())
-            else:
-                continue
-            names.update(re.findall(r"\b(?:lg|LG)_\w+", text))
+    for dirpath, f in tree_files(root):
+        path = os.path.join(dirpath, f)
+        if f.endswith(CODE_EXTS):
+            text = strip_c_comments(open(path, encoding="utf-8", errors="replace").read())
+            strings.update(re.findall(r'"((?:\\.|[^"\\\n])*)"', text))
+        elif f.endswith(SCRIPT_EXTS) or f in ("meson.build", "run", "setup", "gpu-check", "gpu-deps"):
+            text = re.sub(r"(^|\s)#[^\n]*", " ", open(path, encoding="utf-8", errors="replace").read())
+        else:
+            continue
+        names.update(re.findall(r"\b(?:lg|LG)_\w+", text))
     return names, strings
 
 
@@ -518,10 +525,9 @@ def check_flags(root, build):
 def meson_names(root):
     """The quoted strings of every meson.build: test and suite names."""
     names = set()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith((".", "build"))]
-        if "meson.build" in filenames:
-            names.update(re.findall(r"'([\w-]+)'", open(os.path.join(dirpath, "meson.build")).read()))
+    for dirpath, f in tree_files(root):
+        if f == "meson.build":
+            names.update(re.findall(r"'([\w-]+)'", open(os.path.join(dirpath, f)).read()))
     return names
 
 
@@ -550,17 +556,8 @@ def check_meson_tests(root):
     return count, stale
 
 
-def file_names(root):
-    """The base names of the repository's files."""
-    names = set()
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith((".", "build"))]
-        names.update(filenames)
-    return names
-
-
 def check_paths(root):
-    stale, count, progs, files = [], 0, programs(root), file_names(root)
+    stale, count, progs, files = [], 0, programs(root), {f for _, f in tree_files(root)}
     pattern = re.compile(r"(?<![\w./-])((?:%s)/[\w./*-]*[\w*/])" % TOP_DIRS)
     for rel, first, text in documents(root):
         for m in pattern.finditer(text):
