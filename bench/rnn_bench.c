@@ -1,7 +1,8 @@
 /*
- * rnn_bench.c — loopgrad's side of bench/rnn.sh: the eight recurrent models
- * of issue 10, timed per training step (forward, backward, optimizer) and per
- * inference step (forward only), median milliseconds.
+ * rnn_bench.c — loopgrad's side of bench/rnn.sh: ten recurrent models
+ * (issue 10's eight, a GRU(256) and a Bidirectional LSTM), timed per
+ * training step (forward, backward, optimizer) and per inference step
+ * (forward only), median milliseconds.
  *
  *   rnn_bench [--quick] [--steps N] [--only NAME] [--generic | --fused] [--off PASSES]
  *   rnn_bench --list          (the configurations' names, one a line)

@@ -9,8 +9,9 @@
  *
  * trained with Adam on sparse categorical cross-entropy.
  *
- *     text_birnn [--epochs N] [--batch N] [--lr X] [--limit N] [--data DIR]
- *                [--dot FILE] [--svg FILE]
+ *     text_birnn [--epochs N] [--batch N] [--lr X] [--seed N] [--limit N]
+ *                [--data DIR] [--plot FILE] [--dot FILE] [--svg FILE]
+ *                (--help: all of them)
  *
  * Data (examples/text/licences.h): Apache-2.0, MPL-2.0, GPL-2 and GFDL-1.3
  * from /usr/share/common-licenses (--data DIR), cut into pieces of 20 to 60

@@ -9,8 +9,9 @@
  *
  * trained with Adam on sparse categorical cross-entropy.
  *
- *     text_rnn [--epochs N] [--batch N] [--lr X] [--limit N] [--data DIR]
- *              [--dot FILE] [--svg FILE]
+ *     text_rnn [--epochs N] [--batch N] [--lr X] [--seed N] [--limit N]
+ *              [--data DIR] [--plot FILE] [--dot FILE] [--svg FILE]
+ *              (--help: all of them)
  *
  * Data (examples/text/licences.h): Apache-2.0, MPL-2.0, GPL-2 and GFDL-1.3
  * from /usr/share/common-licenses (--data DIR), cut into pieces of 20 to 60
@@ -19,8 +20,10 @@
  * ids are padded after the words to 60 steps.
  * Masking: each row's length is computed in the graph from its ids (the
  * count of nonzero ids, Keras's mask_zero), so the dataset carries only ids
- * and labels. Both layers take the lengths: padding never changes a state,
- * and the first layer's outputs past a row's length are zero.
+ * and labels. Both layers take the lengths: padding never changes a state.
+ * The first layer's outputs past a row's length repeat its last valid
+ * output (Keras 3's default, zero_output_for_mask false); the second layer,
+ * masked by the same lengths, never reads them.
  *
  * --limit N trains on N training passages only (quick runs). Prints the
  * model summary, a progress line per epoch, the test accuracy beside the

@@ -86,9 +86,11 @@
  * to run is lg_rnn_state_run, which is lg_graph_run plus the states' feeds
  * and fetches and their update:
  *
+ *     lg_rnn_opts o = lg_rnn_opts_default();
  *     o.stateful = true, o.batch_size = 32;
+ *     lg_rnn_result r;
  *     lg_rnn(g, NULL, cell, x, o, &r);               // x [32, T, F] or [?, T, F]
- *     for (each piece of the sequences)
+ *     for (int piece = 0; piece < n_pieces; piece++) // consecutive pieces of the sequences
  *         lg_rnn_state_run(g, &r.state, 1, feeds, n_feeds, &loss, 1, out);
  *     lg_rnn_state_reset(r.state);                   // new sequences: zeros
  *     lg_rnn_state_free(r.state);

@@ -45,8 +45,9 @@
  *
  * Per-example lengths (opts.lengths, i32 [B]) give Keras masking: example b
  * takes steps t < lengths[b] (valid steps first, right padding); past its
- * length its states keep their values and its per-step outputs are zero, so
- * its final states are those after its last valid step. Every state and
+ * length its states keep their values and its per-step outputs are zero (by
+ * default; see zero_output_for_mask below), so its final states are those
+ * after its last valid step. Every state and
  * output must then have the batch as its first dim. A length outside
  * [1, T] is a run-time error (LG_ERR_RUNTIME "... lengths[b] = 7 outside
  * [1, 6]", in the loop's scope "lengths_in_1_to_T").

@@ -15,6 +15,7 @@
  *
  * Example:
  *
+ *     lg_tensor *out = NULL;
  *     lg_status s = lg_graph_run(g, feeds, 1, &loss, 1, &out);
  *     if (s != LG_OK) fprintf(stderr, "%s: %s\n", lg_status_name(s), lg_last_error());
  *
