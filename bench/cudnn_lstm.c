@@ -234,7 +234,7 @@ static double program_step(const sizes *z, variant v, bool *fused)
     lg_compile_opts co = lg_compile_opts_default();
     co.device = "cuda:0";
     lg_program *prog = NULL;
-    LG(lg_program_compile_opts(g, NULL, 0, grads, np, &co, &prog));
+    LG(lg_program_compile_opts(g, NULL, 0, grads, np, co, &prog));
     char *report = lg_program_report(prog);
     *fused = report && strstr(report, "fused as lstm") && !strstr(report, "not fused");
     free(report);

@@ -269,12 +269,12 @@ START_TEST(cuda_device_errors)
     lg_compile_opts o = lg_compile_opts_default();
     lg_program *p = NULL;
     o.device = "cuda:0";
-    lg_status cs = lg_program_compile_opts(g, &f, 1, &y, 1, &o, &p);
+    lg_status cs = lg_program_compile_opts(g, &f, 1, &y, 1, o, &p);
     if (st != LG_OK) ck_assert_int_eq(cs, st);
     lg_program_free(p);
     p = NULL;
     o.device = "tpu:0";
-    ck_assert_int_eq(lg_program_compile_opts(g, &f, 1, &y, 1, &o, &p), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(lg_program_compile_opts(g, &f, 1, &y, 1, o, &p), LG_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(lg_last_error(), "'tpu:0'"));
     ck_assert_ptr_null(p);
     lg_tensor_free(xt);
@@ -499,7 +499,7 @@ static unsigned char *lstm_steps(const char *device, const char *passes_off, siz
     lg_compile_opts o = lg_compile_opts_default();
     o.device = device, o.passes_off = passes_off;
     lg_program *p = NULL;
-    ck_assert_int_eq(lg_program_compile_opts(g, feeds, 2, fetch, 1 + np, &o, &p), LG_OK);
+    ck_assert_int_eq(lg_program_compile_opts(g, feeds, 2, fetch, 1 + np, o, &p), LG_OK);
     *report = lg_program_report(p);
     for (int s = 0; s < 4; s++) {
         if (s == 1) h2d_bytes = d2h_bytes = 0;
@@ -581,7 +581,7 @@ START_TEST(stop_condition_and_missing_kernel)
         lg_compile_opts o = lg_compile_opts_default();
         o.device = dev[k];
         lg_program *p = NULL;
-        ck_assert_int_eq(lg_program_compile_opts(g, &f, 1, fetch, 2, &o, &p), LG_OK);
+        ck_assert_int_eq(lg_program_compile_opts(g, &f, 1, fetch, 2, o, &p), LG_OK);
         h2d_bytes = d2h_bytes = 0;
         ck_assert_int_eq(lg_program_run(p, &f, 1, out[k]), LG_OK);
         lg_program_free(p);
@@ -605,12 +605,12 @@ START_TEST(stop_condition_and_missing_kernel)
     lg_compile_opts o = lg_compile_opts_default();
     o.device = "hostdev:1";
     lg_program *p = NULL;
-    ck_assert_int_eq(lg_program_compile_opts(g, &fx, 1, &y, 1, &o, &p), LG_ERR_UNSUPPORTED);
+    ck_assert_int_eq(lg_program_compile_opts(g, &fx, 1, &y, 1, o, &p), LG_ERR_UNSUPPORTED);
     ck_assert_ptr_null(p);
     ck_assert_msg(strstr(lg_last_error(), "softsign '") && strstr(lg_last_error(), "no kernel on the hostdev:1 backend"),
                   "%s", lg_last_error());
     o.device = "hostdev:0"; /* the other device has it */
-    ck_assert_int_eq(lg_program_compile_opts(g, &fx, 1, &y, 1, &o, &p), LG_OK);
+    ck_assert_int_eq(lg_program_compile_opts(g, &fx, 1, &y, 1, o, &p), LG_OK);
     lg_program_free(p);
     lg_tensor_free(xt);
     lg_graph_free(g);

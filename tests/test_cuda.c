@@ -1109,7 +1109,7 @@ static double *fused_run(const fused_case *fc, const char *dev, int *n_out, char
     lg_compile_opts o = lg_compile_opts_default();
     o.device = dev;
     lg_program *p = NULL;
-    lg_status s = lg_program_compile_opts(g, feeds, fc->lengths ? 2 : 1, fetch, n_fetch, &o, &p);
+    lg_status s = lg_program_compile_opts(g, feeds, fc->lengths ? 2 : 1, fetch, n_fetch, o, &p);
     ck_assert_msg(s == LG_OK, "%s on %s: %s", fc->what, dev ? dev : "cpu", lg_last_error());
     *report = lg_program_report(p);
     lg_tensor *out[32] = {NULL};
@@ -1197,7 +1197,7 @@ static double *two_losses_run(const char *dev, bool grads, int *n_out, char **re
     lg_compile_opts o = lg_compile_opts_default();
     o.device = dev;
     lg_program *p = NULL;
-    ck_assert_msg(lg_program_compile_opts(g, feeds, 1, fetch, n_fetch, &o, &p) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_program_compile_opts(g, feeds, 1, fetch, n_fetch, o, &p) == LG_OK, "%s", lg_last_error());
     *report = lg_program_report(p);
     lg_tensor *out[2 * 9] = {NULL};
     ck_assert_msg(lg_program_run(p, feeds, 1, out) == LG_OK, "%s", lg_last_error());
@@ -1342,7 +1342,7 @@ static double *train_steps(const char *dev, int *n_out, char **report)
     lg_compile_opts o = lg_compile_opts_default();
     o.device = dev;
     lg_program *p = NULL;
-    lg_status st = lg_program_compile_opts(g, feeds, 2, fetch, 1 + np, &o, &p);
+    lg_status st = lg_program_compile_opts(g, feeds, 2, fetch, 1 + np, o, &p);
     ck_assert_msg(st == LG_OK, "%s", lg_last_error());
     *report = lg_program_report(p);
     double *v = malloc(4096 * sizeof *v);
@@ -1384,9 +1384,9 @@ START_TEST(tf32_for_programs)
     lg_feed f[2] = {{a, at}, {b, bt}};
     lg_program *cpu = NULL, *gpu = NULL;
     lg_compile_opts o = lg_compile_opts_default();
-    ck_assert_int_eq(lg_program_compile_opts(g, f, 2, &y, 1, &o, &cpu), LG_OK);
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 2, &y, 1, o, &cpu), LG_OK);
     o.device = "cuda:0";
-    ck_assert_msg(lg_program_compile_opts(g, f, 2, &y, 1, &o, &gpu) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_program_compile_opts(g, f, 2, &y, 1, o, &gpu) == LG_OK, "%s", lg_last_error());
     lg_tensor *ref = NULL;
     ck_assert_int_eq(lg_program_run(cpu, f, 2, &ref), LG_OK);
     ck_assert(!lg_tf32_allowed());
@@ -1472,7 +1472,7 @@ static double *cell_runs(const char *dev, const char *off, int *n_out, char **re
     o.device = dev;
     o.passes_off = off;
     lg_program *p = NULL;
-    ck_assert_msg(lg_program_compile_opts(g, feeds, 2, fetch, 4, &o, &p) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_program_compile_opts(g, feeds, 2, fetch, 4, o, &p) == LG_OK, "%s", lg_last_error());
     double *v = malloc(CG_RUNS * (1 + CG_B * CG_U + CG_F * CG_U + CG_U * CG_U) * sizeof *v);
     int n = 0;
     for (int r = 0; r < CG_RUNS; r++) {
@@ -1634,7 +1634,7 @@ static double *stop_runs(const char *dev, int *n_out, char **report)
     lg_compile_opts o = lg_compile_opts_default();
     o.device = dev;
     lg_program *p = NULL;
-    ck_assert_msg(lg_program_compile_opts(g, feeds, 2, fetch, 2, &o, &p) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_program_compile_opts(g, feeds, 2, fetch, 2, o, &p) == LG_OK, "%s", lg_last_error());
     double *v = malloc(CG_RUNS * (B * F + B * T * F) * sizeof *v);
     int n = 0;
     for (int r = 0; r < CG_RUNS; r++) {
@@ -1692,8 +1692,8 @@ START_TEST(replayed_gather_names_a_bad_index)
     lg_compile_opts o = lg_compile_opts_default();
     o.device = "cuda:0";
     lg_program *p = NULL, *q = NULL;
-    ck_assert_msg(lg_program_compile_opts(g, feeds, 2, &y, 1, &o, &p) == LG_OK, "%s", lg_last_error());
-    ck_assert_msg(lg_program_compile_opts(g, other_feeds, 2, &other, 1, &o, &q) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_program_compile_opts(g, feeds, 2, &y, 1, o, &p) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_program_compile_opts(g, other_feeds, 2, &other, 1, o, &q) == LG_OK, "%s", lg_last_error());
     static const int32_t runs[5][4] = {{0, 1, 2, 3}, {4, 3, 2, 1}, {1, 1, 4, 0}, {0, 4, 7, 1}, {2, 0, 3, 4}};
     for (int r = 0; r < 5; r++) {
         lg_tensor *got = NULL;
@@ -1749,7 +1749,7 @@ START_TEST(moved_feed_runs_kernel_by_kernel)
     lg_compile_opts o = lg_compile_opts_default();
     o.device = "cuda:0";
     lg_program *p = NULL;
-    ck_assert_msg(lg_program_compile_opts(g, &feed, 1, &y, 1, &o, &p) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_program_compile_opts(g, &feed, 1, &y, 1, o, &p) == LG_OK, "%s", lg_last_error());
     static const bool from_b[5] = {false, false, true, false, true};
     for (int r = 0; r < 5; r++) {
         feed.tensor = lg_param_tensor(from_b[r] ? b : a);
@@ -1856,7 +1856,7 @@ START_TEST(failed_run_leaves_nothing_behind)
         lg_compile_opts o = lg_compile_opts_default();
         o.device = pass == 0 ? "cudafail:0" : "cuda:0";
         lg_program *p = NULL;
-        ck_assert_msg(lg_program_compile_opts(g, feeds, 2, &y, 1, &o, &p) == LG_OK, "%s", lg_last_error());
+        ck_assert_msg(lg_program_compile_opts(g, feeds, 2, &y, 1, o, &p) == LG_OK, "%s", lg_last_error());
         for (int k = 0; k < 4; k++) lg_tensor_set(it, k, pass == 0 ? bad[k] : good[k]);
         lg_status st = lg_program_run(p, feeds, 2, &got);
         lg_program_free(p);
@@ -1936,7 +1936,7 @@ static double *gradcheck_row_run(int row, const char *dev, int *n_out)
     lg_compile_opts o = lg_compile_opts_default();
     o.device = dev;
     lg_program *p = NULL;
-    st = lg_program_compile_opts(b.graph, b.feeds, b.n_feeds, fetch, 1 + b.n_wrt, &o, &p);
+    st = lg_program_compile_opts(b.graph, b.feeds, b.n_feeds, fetch, 1 + b.n_wrt, o, &p);
     ck_assert_msg(st == LG_OK, "%s: compiling for %s: %s: %s", name, where, lg_status_name(st), lg_last_error());
     lg_tensor *out[1 + GC_MAX_IN] = {NULL};
     st = lg_program_run(p, b.feeds, b.n_feeds, out);

@@ -140,16 +140,16 @@ START_TEST(bad_timeout)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         o.timeout_s = bad[i];
         lg_dist *d = (lg_dist *)1;
-        ck_assert_int_eq(lg_dist_nccl_mpi_new_opts(MPI_COMM_WORLD, &o, &d), LG_ERR_INVALID_ARGUMENT);
+        ck_assert_int_eq(lg_dist_nccl_mpi_new_opts(MPI_COMM_WORLD, o, &d), LG_ERR_INVALID_ARGUMENT);
         ck_assert_ptr_null(d);
         ck_assert_msg(strstr(lg_last_error(), "timeout_s"), "%s", lg_last_error());
         d = (lg_dist *)1;
-        ck_assert_int_eq(lg_dist_nccl_mpi_world_opts(NULL, NULL, &o, &d), LG_ERR_INVALID_ARGUMENT);
+        ck_assert_int_eq(lg_dist_nccl_mpi_world_opts(NULL, NULL, o, &d), LG_ERR_INVALID_ARGUMENT);
         ck_assert_ptr_null(d);
     }
     o = lg_dist_nccl_opts_default();
     o.device = -2;
-    ck_assert_int_eq(lg_dist_nccl_mpi_new_opts(MPI_COMM_WORLD, &o, NULL), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(lg_dist_nccl_mpi_new_opts(MPI_COMM_WORLD, o, NULL), LG_ERR_INVALID_ARGUMENT);
     int one = 1, two = 0;
     ck_assert_int_eq(MPI_Allreduce(&one, &two, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD), MPI_SUCCESS);
     ck_assert_int_eq(two, 2);

@@ -21,7 +21,7 @@ static lg_program *compile_off(const char *off, const lg_feed *f, int n_f, const
     lg_compile_opts o = lg_compile_opts_default();
     o.passes_off = off;
     lg_program *p = NULL;
-    lg_status s = lg_program_compile_opts(g, f, n_f, fetch, n, &o, &p);
+    lg_status s = lg_program_compile_opts(g, f, n_f, fetch, n, o, &p);
     ck_assert_msg(s == LG_OK, "compile (off: %s): %s", off ? off : "none", lg_last_error());
     return p;
 }

@@ -67,7 +67,7 @@ START_TEST(test_keras_dropout)
     lg_compile_opts co_opts = lg_compile_opts_default();
     co_opts.passes_off = passes_off;
     lg_program *p = NULL;
-    ck_assert_msg(lg_program_compile_opts(g, feeds, 3, fetch, 5, &co_opts, &p) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_program_compile_opts(g, feeds, 3, fetch, 5, co_opts, &p) == LG_OK, "%s", lg_last_error());
     char *rep = lg_program_report(p);
     ck_assert_msg(passes_off ? !strstr(rep, "fused as") : strstr(rep, "recurrent dropout)") != NULL,
                   "%s (%s): the report:\n%s", c->name, passes_off ? "fuse_rnn off" : "fused", rep);

@@ -239,7 +239,7 @@ static size_t grad_peak_with(int steps, lg_loop_memory memory)
     lg_program *p = NULL;
     lg_compile_opts co = lg_compile_opts_default();
     co.passes_off = "fuse_rnn"; /* the loop's own memory policies, not the fused op's */
-    ck_assert_int_eq(lg_program_compile_opts(g, f, 2, &gw, 1, &co, &p), LG_OK);
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 2, &gw, 1, co, &p), LG_OK);
     size_t peak = lg_program_peak_bytes(p);
     lg_program_free(p), lg_tensor_free(x), lg_tensor_free(h0), lg_graph_free(g);
     g = saved;
@@ -300,7 +300,7 @@ START_TEST(test_loop_report)
     lg_program *p = NULL;
     lg_compile_opts co = lg_compile_opts_default();
     co.passes_off = "fuse_rnn"; /* the loops themselves (fused, none would be left) */
-    ck_assert_int_eq(lg_program_compile_opts(g, f, 2, &gw, 1, &co, &p), LG_OK);
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 2, &gw, 1, co, &p), LG_OK);
     ck_assert_int_eq(lg_program_loop_count(p), 2);
     lg_loop_report fwd, bwd;
     ck_assert_int_eq(lg_program_loop_report(p, 0, &fwd), LG_OK);

@@ -28,7 +28,7 @@ static lg_tensor **run_with(const char *off, const lg_feed *f, int n_f, const lg
     lg_compile_opts o = lg_compile_opts_default();
     o.passes_off = off;
     lg_program *p = NULL;
-    lg_status s = lg_program_compile_opts(g, f, n_f, fetch, n, &o, &p);
+    lg_status s = lg_program_compile_opts(g, f, n_f, fetch, n, o, &p);
     ck_assert_msg(s == LG_OK, "compile (off: %s): %s", off ? off : "none", lg_last_error());
     lg_tensor **out = calloc((size_t)n, sizeof *out);
     s = lg_program_run(p, f, n_f, out);
@@ -488,7 +488,7 @@ static lg_loop_report loop_report(const lg_feed *f, int n_f, const lg_value *fet
     lg_compile_opts o = lg_compile_opts_default();
     o.passes_off = off;
     lg_program *p = NULL;
-    ck_assert_int_eq(lg_program_compile_opts(g, f, n_f, fetch, n, &o, &p), LG_OK);
+    ck_assert_int_eq(lg_program_compile_opts(g, f, n_f, fetch, n, o, &p), LG_OK);
     lg_loop_report r;
     ck_assert_int_eq(lg_program_loop_report(p, i, &r), LG_OK);
     lg_program_free(p);
@@ -712,9 +712,9 @@ START_TEST(test_forward_only_saves_nothing)
     lg_compile_opts o = lg_compile_opts_default(), unfused = lg_compile_opts_default();
     o.passes_off = "hoist,dce,fuse_rnn"; /* hoist and dce both leave out the residuals nothing reads */
     unfused.passes_off = "fuse_rnn";
-    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &r.output, 1, &unfused, &fwd), LG_OK);
-    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &r.output, 1, &o, &fwd_all), LG_OK);
-    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &dk, 1, &unfused, &train), LG_OK);
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &r.output, 1, unfused, &fwd), LG_OK);
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &r.output, 1, o, &fwd_all), LG_OK);
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &dk, 1, unfused, &train), LG_OK);
     lg_loop_report rf, ra, rt;
     ck_assert_int_eq(lg_program_loop_report(fwd, 0, &rf), LG_OK);
     ck_assert_int_eq(lg_program_loop_report(fwd_all, 0, &ra), LG_OK);
@@ -766,9 +766,9 @@ START_TEST(test_memory_plan_in_place)
     lg_program *on = NULL, *off = NULL;
     lg_compile_opts o = lg_compile_opts_default();
     o.passes_off = "fuse_elementwise"; /* the ops one by one */
-    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &y, 1, &o, &on), LG_OK);
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &y, 1, o, &on), LG_OK);
     o.passes_off = "memory_plan,fuse_elementwise";
-    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &y, 1, &o, &off), LG_OK);
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &y, 1, o, &off), LG_OK);
     size_t one = (1000 * sizeof(float) + 63) / 64 * 64;
     ck_assert_uint_eq(lg_program_peak_bytes(on), one);
     ck_assert_uint_eq(lg_program_peak_bytes(off), 4 * one);
@@ -794,7 +794,7 @@ START_TEST(test_switches)
     lg_program *p = NULL;
     lg_compile_opts o = lg_compile_opts_default();
     o.passes_off = "dce,fold";
-    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &r.output, 1, &o, &p), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &r.output, 1, o, &p), LG_ERR_INVALID_ARGUMENT);
     ck_assert_msg(strstr(lg_last_error(), "no pass named 'fold'"), "%s", lg_last_error());
     ck_assert_ptr_null(p);
     setenv("LG_PASSES_OFF", "nonsense", 1);
@@ -808,7 +808,7 @@ START_TEST(test_switches)
     lg_program_free(p);
     unsetenv("LG_PASSES_OFF");
     o.passes_off = "fuse_rnn";
-    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &r.output, 1, &o, &p), LG_OK);
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 1, &r.output, 1, o, &p), LG_OK);
     ck_assert_int_eq(lg_program_loop_report(p, 0, &rep), LG_OK);
     ck_assert_uint_eq(rep.state_bytes, 0);
     lg_program_free(p);
@@ -1117,7 +1117,7 @@ START_TEST(test_lower_loops_stays_on)
     lg_program *p = NULL;
     lg_compile_opts co2 = lg_compile_opts_default();
     co2.passes_off = "hoist,lower_loops";
-    ck_assert_int_eq(lg_program_compile_opts(g, f, 2, &r.output, 1, &co2, &p), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(lg_program_compile_opts(g, f, 2, &r.output, 1, co2, &p), LG_ERR_INVALID_ARGUMENT);
     ck_assert_msg(strstr(lg_last_error(), "'lower_loops' cannot be switched off"), "%s", lg_last_error());
     ck_assert_ptr_null(p);
     setenv("LG_PASSES_OFF", "lower_loops", 1);

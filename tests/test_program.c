@@ -648,7 +648,7 @@ START_TEST(test_liveness_and_schedule)
     lg_program *p = NULL;
     lg_compile_opts o = lg_compile_opts_default();
     o.passes_off = "fuse_elementwise"; /* the chain op by op, each value a buffer */
-    ck_assert_int_eq(lg_program_compile_opts(g, &f, 1, &v, 1, &o, &p), LG_OK);
+    ck_assert_int_eq(lg_program_compile_opts(g, &f, 1, &v, 1, o, &p), LG_OK);
     ck_assert_int_eq(lg_program_kernel_count(p), CHAIN);
 
     size_t one = WIDTH * sizeof(float);

@@ -249,7 +249,7 @@ static void compare(lg_graph *gr, lg_value loss_loop, lg_value loss_fused, const
     lg_compile_opts co = lg_compile_opts_default();
     co.passes_off = "fuse_rnn";
     lg_program *p = NULL;
-    ck_assert_msg(lg_program_compile_opts(gr, feeds, n_feeds, fetch, nf, &co, &p) == LG_OK, "%s", lg_last_error());
+    ck_assert_msg(lg_program_compile_opts(gr, feeds, n_feeds, fetch, nf, co, &p) == LG_OK, "%s", lg_last_error());
     lg_tensor *out[34] = {0};
     ck_assert_msg(lg_program_run(p, feeds, n_feeds, out) == LG_OK, "%s", lg_last_error());
     lg_program_free(p);

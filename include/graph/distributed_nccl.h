@@ -50,7 +50,7 @@
  *
  *     lg_dist_nccl_opts o = lg_dist_nccl_opts_default();
  *     o.timeout_s = 60;                      // a cluster that starts slowly wants more
- *     lg_dist_nccl_mpi_world_opts(&argc, &argv, &o, &d);
+ *     lg_dist_nccl_mpi_world_opts(&argc, &argv, o, &d);
  */
 #ifndef LG_DISTRIBUTED_NCCL_H
 #define LG_DISTRIBUTED_NCCL_H
@@ -99,16 +99,17 @@ lg_dist_nccl_opts lg_dist_nccl_opts_default(void);
  * (lg_dist_nccl_opts). */
 lg_status lg_dist_nccl_mpi_new(MPI_Comm comm, int device, lg_dist **out);
 
-/* lg_dist_nccl_mpi_new with options (NULL: the defaults); every rank
+/* lg_dist_nccl_mpi_new with options (lg_dist_nccl_opts_default and
+ * changes, by value as every options struct); every rank
  * passes the same timeout_s. LG_ERR_INVALID_ARGUMENT also for a timeout_s
  * that is not a finite number > 0. */
-lg_status lg_dist_nccl_mpi_new_opts(MPI_Comm comm, const lg_dist_nccl_opts *opts, lg_dist **out);
+lg_status lg_dist_nccl_mpi_new_opts(MPI_Comm comm, lg_dist_nccl_opts opts, lg_dist **out);
 
 /* The same on MPI_COMM_WORLD, calling MPI_Init(argc, argv) when MPI is
  * not initialised yet (argc and argv may be NULL); then lg_dist_free calls
  * MPI_Finalize. */
 lg_status lg_dist_nccl_mpi_world(int *argc, char ***argv, int device, lg_dist **out);
-lg_status lg_dist_nccl_mpi_world_opts(int *argc, char ***argv, const lg_dist_nccl_opts *opts, lg_dist **out);
+lg_status lg_dist_nccl_mpi_world_opts(int *argc, char ***argv, lg_dist_nccl_opts opts, lg_dist **out);
 
 LG_API_END
 #ifdef __cplusplus

@@ -143,9 +143,10 @@ lg_compile_opts lg_compile_opts_default(void);
 void lg_allow_tf32(bool allow);
 bool lg_tf32_allowed(void);
 
-/* lg_program_compile with options (NULL: the defaults). */
+/* lg_program_compile with options (lg_compile_opts_default and changes,
+ * by value as every options struct). */
 lg_status lg_program_compile_opts(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches,
-                                  int n_fetches, const lg_compile_opts *opts, lg_program **out);
+                                  int n_fetches, lg_compile_opts opts, lg_program **out);
 void lg_program_free(lg_program *p); /* NULL is fine */
 
 /* Run with feeds of exactly the compiled shapes. out[i] NULL gets a new

@@ -220,10 +220,9 @@ static lg_status init_nccl(nccl_group *g, int device)
 
 lg_dist_nccl_opts lg_dist_nccl_opts_default(void) { return (lg_dist_nccl_opts){.device = -1, .timeout_s = 300}; }
 
-static lg_status group_new(MPI_Comm comm, const lg_dist_nccl_opts *opts, bool finalize, lg_dist **out)
+static lg_status group_new(MPI_Comm comm, lg_dist_nccl_opts o, bool finalize, lg_dist **out)
 {
     if (out) *out = NULL;
-    lg_dist_nccl_opts o = opts ? *opts : lg_dist_nccl_opts_default();
     bool usable_mpi = lg_mpi_usable();
     if (!out || !usable_mpi || comm == MPI_COMM_NULL || o.device < -1)
         return lg_fail(LG_ERR_INVALID_ARGUMENT, "dist_nccl_mpi_new: %s", !out ? "out is NULL"
@@ -255,7 +254,7 @@ static lg_status group_new(MPI_Comm comm, const lg_dist_nccl_opts *opts, bool fi
     return lg_dist_wrap(g->rank, g->size, &nccl_ops, g, out);
 }
 
-lg_status lg_dist_nccl_mpi_new_opts(MPI_Comm comm, const lg_dist_nccl_opts *opts, lg_dist **out)
+lg_status lg_dist_nccl_mpi_new_opts(MPI_Comm comm, lg_dist_nccl_opts opts, lg_dist **out)
 {
     return group_new(comm, opts, false, out);
 }
@@ -264,10 +263,10 @@ lg_status lg_dist_nccl_mpi_new(MPI_Comm comm, int device, lg_dist **out)
 {
     lg_dist_nccl_opts o = lg_dist_nccl_opts_default();
     o.device = device;
-    return group_new(comm, &o, false, out);
+    return group_new(comm, o, false, out);
 }
 
-lg_status lg_dist_nccl_mpi_world_opts(int *argc, char ***argv, const lg_dist_nccl_opts *opts, lg_dist **out)
+lg_status lg_dist_nccl_mpi_world_opts(int *argc, char ***argv, lg_dist_nccl_opts opts, lg_dist **out)
 {
     int init = 0, finalized = 0;
     MPI_Initialized(&init);
@@ -283,5 +282,5 @@ lg_status lg_dist_nccl_mpi_world(int *argc, char ***argv, int device, lg_dist **
 {
     lg_dist_nccl_opts o = lg_dist_nccl_opts_default();
     o.device = device;
-    return lg_dist_nccl_mpi_world_opts(argc, argv, &o, out);
+    return lg_dist_nccl_mpi_world_opts(argc, argv, o, out);
 }

@@ -689,7 +689,7 @@ done:
 lg_compile_opts lg_compile_opts_default(void) { return (lg_compile_opts){.passes_off = NULL, .device = NULL}; }
 
 lg_status lg_program_compile_opts(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches,
-                                  int n_fetches, const lg_compile_opts *opts, lg_program **out)
+                                  int n_fetches, lg_compile_opts opts, lg_program **out)
 {
     if (!out) return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_program_compile: out is NULL");
     *out = NULL;
@@ -698,11 +698,11 @@ lg_status lg_program_compile_opts(lg_graph *g, const lg_feed *feeds, int n_feeds
     lg_status st = check_fetches(g, fetches, n_fetches);
     if (!st) st = check_feeds(g, feeds, n_feeds);
     const lg_backend *backend = NULL;
-    if (!st) st = lg_backend_get(opts ? opts->device : NULL, &backend);
+    if (!st) st = lg_backend_get(opts.device, &backend);
     /* on a device every parameter is read from its block's device copy */
     if (!st && !backend->host_memory) st = lg_param_block_pack_all(g);
     lg_cgraph cg = {.backend = backend};
-    if (!st) st = lg_passes_off(opts ? opts->passes_off : NULL, &cg.off);
+    if (!st) st = lg_passes_off(opts.passes_off, &cg.off);
     if (st) return st;
     int32_t inputs[n_feeds > 0 ? n_feeds : 1];
     lg_port ports[n_feeds > 0 ? n_feeds : 1];
@@ -742,7 +742,7 @@ lg_status lg_program_compile_opts(lg_graph *g, const lg_feed *feeds, int n_feeds
 lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches, int n_fetches,
                              lg_program **out)
 {
-    return lg_program_compile_opts(g, feeds, n_feeds, fetches, n_fetches, NULL, out);
+    return lg_program_compile_opts(g, feeds, n_feeds, fetches, n_fetches, lg_compile_opts_default(), out);
 }
 
 int lg_program_kernel_count(const lg_program *p) { return p ? p->n_steps : 0; }

@@ -105,7 +105,7 @@ lg_status lg_graph_program_on(lg_graph *g, const char *device, const lg_feed *fe
     lg_program *p = NULL;
     lg_compile_opts opts = lg_compile_opts_default();
     opts.device = device;
-    lg_status st = lg_program_compile_opts(g, feeds, n_feeds, fetches, n_fetches, &opts, &p);
+    lg_status st = lg_program_compile_opts(g, feeds, n_feeds, fetches, n_fetches, opts, &p);
     if (st) return st;
     if (!g->cache) g->cache = calloc(1, sizeof *g->cache);
     cache_entry *e = calloc(1, sizeof *e);
