@@ -920,7 +920,12 @@ END_TEST
  * on cuda:0, one cuDNN call; its final states are those of both
  * directions (LSTM: h and c). Stacked return_sequences layers of one cell
  * and width become one stacked node on cuda:0 (cuDNN's numLayers); their
- * final states are every layer's (LSTM: h and c). */
+ * final states are every layer's (LSTM: h and c). So do stacked
+ * Bidirectional layers (concat), numLayers with CUDNN_BIDIRECTIONAL,
+ * unless their merge mode or widths differ: then each pair is one
+ * bidirectional node and the report says why they were not stacked. The
+ * CPU runs with merge_rnn off, so cuDNN's calls are compared with each
+ * loop's own fused kernels. */
 typedef struct fused_case {
     const char *what;
     lg_cell_kind kind;
@@ -931,55 +936,99 @@ typedef struct fused_case {
     bool hand;         /* an LSTM step written from ops, not the cell API */
     bool bidir;        /* lg_bidirectional over two cells of the case */
     int layers;        /* 1, or that many stacked layers */
+    lg_merge_mode merge; /* bidirectional */
+    int units_above;   /* the layers' units above the first; 0: FU */
+    const char *no_stack; /* stacked bidirectional layers that must stay pairs: the report's reason */
 } fused_case;
 
 static const fused_case fused_cases[] = {
-    {"LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, false, false, 1},
-    {"LSTM f64", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, false, false, false, false, 1},
-    {"LSTM f32, lengths", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, false, false, false, 1},
-    {"LSTM f64, lengths, go_backwards", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, true, false, false, 1},
-    {"GRU f32", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, false, false, false, false, 1},
-    {"GRU f64, lengths, go_backwards", LG_CELL_GRU, LG_F64, LG_ACT_TANH, false, true, true, false, false, 1},
-    {"SimpleRNN tanh f32, go_backwards", LG_CELL_SIMPLE_RNN, LG_F32, LG_ACT_TANH, false, false, true, false, false, 1},
-    {"SimpleRNN relu f64, lengths", LG_CELL_SIMPLE_RNN, LG_F64, LG_ACT_RELU, false, true, false, false, false, 1},
-    {"hand-written LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, true, false, 1},
-    {"hand-written LSTM f64, lengths", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, false, true, false, 1},
-    {"GRU reset_after false f32 (refused)", LG_CELL_GRU, LG_F32, LG_ACT_TANH, true, false, false, false, false, 1},
-    {"Bidirectional LSTM f32, lengths", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, false, false, true, 1},
-    {"Bidirectional GRU f32, lengths", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, true, false, false, true, 1},
-    {"Bidirectional LSTM f64", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, false, false, false, true, 1},
-    {"3 stacked LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, false, false, 3},
-    {"2 stacked GRU f32", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, false, false, false, false, 2},
-    {"2 stacked LSTM f64, lengths", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, false, false, false, 2},
-    {"2 stacked GRU f64, lengths, reversed", LG_CELL_GRU, LG_F64, LG_ACT_TANH, false, true, true, false, false, 2},
-    {"3 stacked LSTM f32, lengths, reversed", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, true, false, false, 3},
+    {"LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, false, false, 1, LG_MERGE_CONCAT, 0, NULL},
+    {"LSTM f64", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, false, false, false, false, 1, LG_MERGE_CONCAT, 0, NULL},
+    {"LSTM f32, lengths", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, false, false, false, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"LSTM f64, lengths, go_backwards", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, true, false, false, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"GRU f32", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, false, false, false, false, 1, LG_MERGE_CONCAT, 0, NULL},
+    {"GRU f64, lengths, go_backwards", LG_CELL_GRU, LG_F64, LG_ACT_TANH, false, true, true, false, false, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"SimpleRNN tanh f32, go_backwards", LG_CELL_SIMPLE_RNN, LG_F32, LG_ACT_TANH, false, false, true, false, false, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"SimpleRNN relu f64, lengths", LG_CELL_SIMPLE_RNN, LG_F64, LG_ACT_RELU, false, true, false, false, false, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"hand-written LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, true, false, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"hand-written LSTM f64, lengths", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, false, true, false, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"GRU reset_after false f32 (refused)", LG_CELL_GRU, LG_F32, LG_ACT_TANH, true, false, false, false, false, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"Bidirectional LSTM f32, lengths", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, false, false, true, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"Bidirectional GRU f32, lengths", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, true, false, false, true, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"Bidirectional LSTM f64", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, false, false, false, true, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"2 stacked bidirectional LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, false, true, 2,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"2 stacked bidirectional GRU f64, lengths", LG_CELL_GRU, LG_F64, LG_ACT_TANH, false, true, false, false, true, 2,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"3 stacked bidirectional LSTM f64, lengths", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, false, false, true, 3,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"2 stacked bidirectional SimpleRNN relu f32", LG_CELL_SIMPLE_RNN, LG_F32, LG_ACT_RELU, false, false, false, false,
+     true, 2, LG_MERGE_CONCAT, 0, NULL},
+    {"2 bidirectional LSTM f32 merged by sum (not stacked)", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false,
+     false, true, 2, LG_MERGE_SUM, 0, "reads add of the ys below, not their concatenation"},
+    {"2 bidirectional GRU f64, lengths, 8 then 6 units (not stacked)", LG_CELL_GRU, LG_F64, LG_ACT_TANH, false, true,
+     false, false, true, 2, LG_MERGE_CONCAT, 6, "has 6 units, 'bidirectional_forward0/forward/loop' 8"},
+    {"3 stacked LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, false, false, 3,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"2 stacked GRU f32", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, false, false, false, false, 2,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"2 stacked LSTM f64, lengths", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, false, false, false, 2,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"2 stacked GRU f64, lengths, reversed", LG_CELL_GRU, LG_F64, LG_ACT_TANH, false, true, true, false, false, 2,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"3 stacked LSTM f32, lengths, reversed", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, true, false, false, 3,
+     LG_MERGE_CONCAT, 0, NULL},
 };
 #define N_FUSED_CASES (sizeof fused_cases / sizeof fused_cases[0])
 
 enum { FB = 5, FT = 7, FF = 6, FU = 8 };
 
-/* Bidirectional: ys [B, T, 2U] and the final states of both directions
- * side by side, [B, 2U] (LSTM: h, h', c, c', [B, 4U]). */
+/* Bidirectional: ys [B, T, 2U] (merged by concat) and the final states
+ * of both directions side by side, [B, 2U] (LSTM: h, h', c, c', [B,
+ * 4U]); with layers > 1, each layer (merged as the case says) reads the
+ * one below's ys, and the states are every layer's. */
 static void bidir_layer(lg_graph *g, const fused_case *fc, lg_value x, lg_value lengths, lg_value *ys, lg_value *h)
 {
-    lg_cell_opts co = lg_cell_opts_default(fc->kind, FU);
-    co.dtype = fc->dt;
-    co.seed = 5;
-    lg_cell *fwd = lg_cell_new(g, "forward", FF, co);
-    co.seed = 6;
-    lg_cell *bwd = lg_cell_new(g, "backward", FF, co);
-    ck_assert(fwd && bwd);
-    lg_rnn_opts ro = lg_rnn_opts_default();
-    ro.return_sequences = true;
-    ro.lengths = lengths;
-    lg_bidirectional_result r;
-    ck_assert_msg(lg_bidirectional(g, NULL, fwd, bwd, x, LG_MERGE_CONCAT, ro, &r) == LG_OK, "%s", lg_last_error());
-    *ys = r.output;
-    lg_value states[2 * LG_RNN_MAX_STATES];
-    int n = 0;
-    for (int k = 0; k < r.forward.n_states; k++) states[n++] = r.forward.states[k], states[n++] = r.backward.states[k];
+    lg_value states[2 * LG_RNN_MAX_LAYERS * LG_RNN_MAX_STATES];
+    int n = 0, in_dim = FF;
+    *ys = x;
+    for (int l = 0; l < fc->layers; l++) {
+        int units = l && fc->units_above ? fc->units_above : FU;
+        lg_cell_opts co = lg_cell_opts_default(fc->kind, units);
+        co.dtype = fc->dt;
+        if (fc->kind == LG_CELL_SIMPLE_RNN) co.activation = fc->act;
+        co.seed = 5 + 2 * (uint64_t)l;
+        char name[32];
+        snprintf(name, sizeof name, "forward%d", l);
+        lg_cell *fwd = lg_cell_new(g, name, in_dim, co);
+        co.seed = 6 + 2 * (uint64_t)l;
+        snprintf(name, sizeof name, "backward%d", l);
+        lg_cell *bwd = lg_cell_new(g, name, in_dim, co);
+        ck_assert(fwd && bwd);
+        lg_rnn_opts ro = lg_rnn_opts_default();
+        ro.return_sequences = true;
+        ro.lengths = lengths;
+        lg_bidirectional_result r;
+        lg_merge_mode m = l + 1 < fc->layers ? fc->merge : LG_MERGE_CONCAT;
+        ck_assert_msg(lg_bidirectional(g, NULL, fwd, bwd, *ys, m, ro, &r) == LG_OK, "%s", lg_last_error());
+        *ys = r.output;
+        in_dim = m == LG_MERGE_CONCAT ? 2 * units : units;
+        for (int k = 0; k < r.forward.n_states; k++)
+            states[n++] = r.forward.states[k], states[n++] = r.backward.states[k];
+        lg_cell_free(fwd), lg_cell_free(bwd);
+    }
     *h = lg_concat(states, n, 1);
-    lg_cell_free(fwd), lg_cell_free(bwd);
 }
 
 /* Stacked: the top layer's ys [B, T, U] and every layer's final states
@@ -1108,6 +1157,7 @@ static double *fused_run(const fused_case *fc, const char *dev, int *n_out, char
     lg_feed feeds[2] = {{x, xt}, {lengths, lt}};
     lg_compile_opts o = lg_compile_opts_default();
     o.device = dev;
+    o.passes_off = dev ? NULL : "merge_rnn"; /* the reference: each loop's own fused kernels */
     lg_program *p = NULL;
     lg_status s = lg_program_compile_opts(g, feeds, fc->lengths ? 2 : 1, fetch, n_fetch, &o, &p);
     ck_assert_msg(s == LG_OK, "%s on %s: %s", fc->what, dev ? dev : "cpu", lg_last_error());
@@ -1149,10 +1199,21 @@ START_TEST(fused_rnn_on_cudnn_against_cpu)
     else
         ck_assert_msg(strstr(rep_gpu, "fused as") && !strstr(rep_gpu, "not fused"), "%s: not fused on cuda:0:\n%s",
                       fc->what, rep_gpu);
-    if (fc->bidir)
-        ck_assert_msg(strstr(rep_gpu, "one bidirectional node"), "%s: the directions not merged on cuda:0:\n%s",
-                      fc->what, rep_gpu);
-    if (fc->layers > 1)
+    if (fc->bidir) {
+        char stacked[64];
+        snprintf(stacked, sizeof stacked, "one stacked bidirectional node (%d layers)", fc->layers);
+        bool stack = fc->layers > 1 && !fc->no_stack;
+        int pairs = 0;
+        for (const char *at = rep_gpu; (at = strstr(at, "one bidirectional node")); at++) pairs++;
+        ck_assert_msg(stack ? strstr(rep_gpu, stacked) && pairs == 0 : pairs == fc->layers,
+                      "%s: not %s on cuda:0:\n%s", fc->what, stack ? stacked : "one bidirectional node per layer",
+                      rep_gpu);
+        snprintf(stacked, sizeof stacked, "bidirectional, %d layers, saved for its gradient", fc->layers);
+        ck_assert_msg(!stack || strstr(rep_gpu, stacked), "%s: not run as one node:\n%s", fc->what, rep_gpu);
+        ck_assert_msg(!fc->no_stack || (strstr(rep_gpu, "not stacked on") && strstr(rep_gpu, fc->no_stack)),
+                      "%s: no reason why not stacked:\n%s", fc->what, rep_gpu);
+    }
+    if (fc->layers > 1 && !fc->bidir)
         ck_assert_msg(strstr(rep_gpu, "one stacked node"), "%s: the layers not merged on cuda:0:\n%s", fc->what,
                       rep_gpu);
     free(cpu), free(gpu), free(rep_cpu), free(rep_gpu);
