@@ -1220,6 +1220,63 @@ START_TEST(fused_rnn_on_cudnn_against_cpu)
 }
 END_TEST
 
+/* "cudanostack:N": cuda:N whose rnn_plan takes no stacked bidirectional
+ * call (as a backend or cuDNN version might not): the stack's pairs are
+ * then one bidirectional node each, the report says why, and the values
+ * are still the CPU's. */
+static lg_backend nostack; /* cuda:N's table (and context), but for rnn_plan */
+static const lg_backend *nostack_cuda;
+static char nostack_name[32];
+
+static bool plan_no_bidir_stack(const lg_backend *b, const lg_rnn_desc *d, lg_rnn_sizes *train,
+                                lg_rnn_sizes *forward, char *why, size_t len)
+{
+    (void)b;
+    if ((d->flags & LG_RNN_BIDIR) && (d->flags & LG_RNN_STACK)) {
+        snprintf(why, len, "loop '%s': no stacked bidirectional calls here", d->name);
+        return false;
+    }
+    return nostack_cuda->rnn_plan(nostack_cuda, d, train, forward, why, len);
+}
+
+static lg_status open_nostack(int index, const lg_backend **out)
+{
+    if (index != 0) return lg_fail(LG_ERR_INVALID_ARGUMENT, "cudanostack:%d: only cudanostack:0 is made", index);
+    nostack = *nostack_cuda;
+    snprintf(nostack_name, sizeof nostack_name, "cudanostack:%d", index);
+    nostack.name = nostack_name;
+    nostack.rnn_plan = plan_no_bidir_stack;
+    *out = &nostack;
+    return LG_OK;
+}
+
+START_TEST(bidirectional_stack_refused_by_the_plan)
+{
+    backend_opened = true;
+    ck_assert_msg(lg_backend_get("cuda:0", &nostack_cuda) == LG_OK, "%s", lg_last_error());
+    ck_assert_int_eq(lg_backend_register("cudanostack", open_nostack), LG_OK);
+    const fused_case *fc = NULL;
+    for (size_t i = 0; i < N_FUSED_CASES; i++)
+        if (!strcmp(fused_cases[i].what, "2 stacked bidirectional GRU f64, lengths")) fc = &fused_cases[i];
+    ck_assert_ptr_nonnull(fc);
+    int n_cpu = 0, n_gpu = 0;
+    char *rep_cpu = NULL, *rep_gpu = NULL;
+    double *cpu = fused_run(fc, NULL, &n_cpu, &rep_cpu), *gpu = fused_run(fc, "cudanostack:0", &n_gpu, &rep_gpu);
+    ck_assert_int_eq(n_cpu, n_gpu);
+    for (int i = 0; i < n_cpu; i++)
+        ck_assert_msg(fabs(gpu[i] - cpu[i]) <= 1e-9 * fmax(1, fabs(cpu[i])), "value %d: cuda %.17g, cpu %.17g", i,
+                      gpu[i], cpu[i]);
+    int pairs = 0;
+    for (const char *at = rep_gpu; (at = strstr(at, "one bidirectional node")); at++) pairs++;
+    ck_assert_msg(pairs == 2 &&
+                      strstr(rep_gpu, "/backward/loop': not merged: the cudanostack:0 backend: loop "
+                                      "'bidirectional_forward0/forward/loop': no stacked bidirectional calls here") &&
+                      !strstr(rep_gpu, "layers, saved"),
+                  "%s", rep_gpu);
+    free(cpu), free(gpu), free(rep_cpu), free(rep_gpu);
+}
+END_TEST
+
 /* Two losses of one fused LSTM loop, dev against the CPU: with grads, each
  * differentiated on its own, so their rnn_grad nodes read one workspace
  * (LG_RNN_SHARED_WS), and cudnnRNNBackwardData_v8 writes into the reserve
@@ -1357,6 +1414,23 @@ START_TEST(rnn_plan_sizes_from_cudnn)
     ck_assert_int_ge(st_fwd.ws_width * 100 * 64, 3 * weights + 4 * states);
     ck_assert_int_gt(st_train.ws_width, st_fwd.ws_width);
     ck_assert_int_ge(st_train.scratch, 3 * weights + 6 * states);
+    /* a stack of 2 bidirectional layers: layer 0's spaces hold all four
+     * pseudo-layers' weights (layer 1's reading [T, B, 2H]), the top
+     * layer's y [T, B, 2H] and the states [4, B, H] */
+    lg_rnn_sizes bs_train = {0}, bs_fwd = {0};
+    d.flags |= LG_RNN_BIDIR;
+    d.layers = 2;
+    ck_assert_msg(b->rnn_plan(b, &d, &bs_train, &bs_fwd, why, sizeof why), "%s", why);
+    int64_t upper = 4 * 512 * (1024 + 512 + 2), bstates = 4 * 64 * 512;
+    ck_assert_int_ge(bs_train.ws_width * 100 * 64, 2 * weights + 2 * upper + 100 * 64 * 2 * 512 + 4 * bstates);
+    ck_assert_int_ge(bs_fwd.ws_width * 100 * 64, 2 * weights + 2 * upper + 4 * bstates);
+    ck_assert_int_ge(bs_train.scratch, 2 * weights + 2 * upper + 100 * 64 * 2 * 512 + 6 * bstates);
+    /* pseudo-layers past what one call takes here: 5 bidirectional layers are 10 */
+    d.layers = 5;
+    ck_assert(!b->rnn_plan(b, &d, &bs_train, &bs_fwd, why, sizeof why));
+    ck_assert_msg(strstr(why, "a stack of 5 layers; one cuDNN call takes 1 to 4 here"), "%s", why);
+    d.flags &= ~(unsigned)LG_RNN_BIDIR;
+    d.layers = 3;
     /* layers that cuDNN cannot stack are refused with the reason */
     d.cell = LG_RNN_GRU_RESET_BEFORE;
     ck_assert(!b->rnn_plan(b, &d, &st_train, &st_fwd, why, sizeof why));
@@ -2002,6 +2076,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, fit_on_cuda_against_cpu, 0, (int)(sizeof fit_specs / sizeof fit_specs[0]));
     if (!cudnn_refused) {
         tcase_add_loop_test(tc, fused_rnn_on_cudnn_against_cpu, 0, (int)N_FUSED_CASES);
+        tcase_add_test(tc, bidirectional_stack_refused_by_the_plan);
         tcase_add_test(tc, rnn_plan_sizes_from_cudnn);
         tcase_add_loop_test(tc, two_losses_on_cudnn_against_cpu, 0, 2);
     }
