@@ -65,6 +65,16 @@
  * node does (spec.reverse): the stack forwards over each example's valid
  * steps of x reversed, its top ys reversed back.
  *
+ * A merged stacked bidirectional node (LG_RNN_BIDIR | LG_RNN_STACK) of L
+ * layers is one cuDNN call with numLayers L and CUDNN_BIDIRECTIONAL: part
+ * q = 2 l + d is cuDNN's pseudo-layer q (its W, U, b packed there, its
+ * states staged at [q, B, H]), layer l > 0 reads in cuDNN what the node's
+ * join says (layer l - 1's outputs, forward then reverse features), the
+ * top layer's two ys and dys are staged as a bidirectional node's, layer
+ * 0's dx goes into part 0's and zeros into part 1's. The joins themselves,
+ * and the ys and dx below the top, are never read or written here (rnn.h
+ * allows it: merge_rnn dropped what read them).
+ *
  * A mask ([T, B], from per-example lengths: the plan refuses one that may
  * have holes) comes to the host as lengths, as cuDNN's data descriptors
  * take them: one small copy and sync per call of a masked loop.
