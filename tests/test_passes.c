@@ -346,6 +346,19 @@ START_TEST(test_bidirectional_stack_agrees)
     expect_note(f, n_f, fetch, 1, "/backward/loop': one stacked bidirectional node (3 layers)");
     check_passes_agree(f, n_f, fetch, n);
     check_passes_agree(f, n_f, fetch, 1);
+    /* the links between the layers (the concatenations, the dx sums and
+     * their slices) are not computed: merging saves more kernels than the
+     * 5 rnn and 5 rnn_grad nodes it folds in */
+    int kernels[2];
+    for (int k = 0; k < 2; k++) {
+        lg_compile_opts co = lg_compile_opts_default();
+        co.passes_off = k ? "merge_rnn" : NULL;
+        lg_program *p = NULL;
+        ck_assert_int_eq(lg_program_compile_opts(g, f, n_f, fetch, n, &co, &p), LG_OK);
+        kernels[k] = lg_program_kernel_count(p);
+        lg_program_free(p);
+    }
+    ck_assert_msg(kernels[1] - kernels[0] > 10, "%d kernels merged, %d not", kernels[0], kernels[1]);
     /* the middle layer's output fetched, then read by the loss */
     fetch[n] = r[1].output;
     expect_note(f, n_f, fetch, n + 1, "/backward/loop': one stacked bidirectional node (2 layers)");
