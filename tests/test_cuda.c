@@ -920,7 +920,12 @@ END_TEST
  * on cuda:0, one cuDNN call; its final states are those of both
  * directions (LSTM: h and c). Stacked return_sequences layers of one cell
  * and width become one stacked node on cuda:0 (cuDNN's numLayers); their
- * final states are every layer's (LSTM: h and c). */
+ * final states are every layer's (LSTM: h and c). So do stacked
+ * Bidirectional layers (concat), numLayers with CUDNN_BIDIRECTIONAL,
+ * unless their merge mode or widths differ: then each pair is one
+ * bidirectional node and the report says why they were not stacked. The
+ * CPU runs with merge_rnn off, so cuDNN's calls are compared with each
+ * loop's own fused kernels. */
 typedef struct fused_case {
     const char *what;
     lg_cell_kind kind;
@@ -931,55 +936,99 @@ typedef struct fused_case {
     bool hand;         /* an LSTM step written from ops, not the cell API */
     bool bidir;        /* lg_bidirectional over two cells of the case */
     int layers;        /* 1, or that many stacked layers */
+    lg_merge_mode merge; /* bidirectional */
+    int units_above;   /* the layers' units above the first; 0: FU */
+    const char *no_stack; /* stacked bidirectional layers that must stay pairs: the report's reason */
 } fused_case;
 
 static const fused_case fused_cases[] = {
-    {"LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, false, false, 1},
-    {"LSTM f64", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, false, false, false, false, 1},
-    {"LSTM f32, lengths", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, false, false, false, 1},
-    {"LSTM f64, lengths, go_backwards", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, true, false, false, 1},
-    {"GRU f32", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, false, false, false, false, 1},
-    {"GRU f64, lengths, go_backwards", LG_CELL_GRU, LG_F64, LG_ACT_TANH, false, true, true, false, false, 1},
-    {"SimpleRNN tanh f32, go_backwards", LG_CELL_SIMPLE_RNN, LG_F32, LG_ACT_TANH, false, false, true, false, false, 1},
-    {"SimpleRNN relu f64, lengths", LG_CELL_SIMPLE_RNN, LG_F64, LG_ACT_RELU, false, true, false, false, false, 1},
-    {"hand-written LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, true, false, 1},
-    {"hand-written LSTM f64, lengths", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, false, true, false, 1},
-    {"GRU reset_after false f32 (refused)", LG_CELL_GRU, LG_F32, LG_ACT_TANH, true, false, false, false, false, 1},
-    {"Bidirectional LSTM f32, lengths", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, false, false, true, 1},
-    {"Bidirectional GRU f32, lengths", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, true, false, false, true, 1},
-    {"Bidirectional LSTM f64", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, false, false, false, true, 1},
-    {"3 stacked LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, false, false, 3},
-    {"2 stacked GRU f32", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, false, false, false, false, 2},
-    {"2 stacked LSTM f64, lengths", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, false, false, false, 2},
-    {"2 stacked GRU f64, lengths, reversed", LG_CELL_GRU, LG_F64, LG_ACT_TANH, false, true, true, false, false, 2},
-    {"3 stacked LSTM f32, lengths, reversed", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, true, false, false, 3},
+    {"LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, false, false, 1, LG_MERGE_CONCAT, 0, NULL},
+    {"LSTM f64", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, false, false, false, false, 1, LG_MERGE_CONCAT, 0, NULL},
+    {"LSTM f32, lengths", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, false, false, false, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"LSTM f64, lengths, go_backwards", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, true, false, false, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"GRU f32", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, false, false, false, false, 1, LG_MERGE_CONCAT, 0, NULL},
+    {"GRU f64, lengths, go_backwards", LG_CELL_GRU, LG_F64, LG_ACT_TANH, false, true, true, false, false, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"SimpleRNN tanh f32, go_backwards", LG_CELL_SIMPLE_RNN, LG_F32, LG_ACT_TANH, false, false, true, false, false, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"SimpleRNN relu f64, lengths", LG_CELL_SIMPLE_RNN, LG_F64, LG_ACT_RELU, false, true, false, false, false, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"hand-written LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, true, false, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"hand-written LSTM f64, lengths", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, false, true, false, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"GRU reset_after false f32 (refused)", LG_CELL_GRU, LG_F32, LG_ACT_TANH, true, false, false, false, false, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"Bidirectional LSTM f32, lengths", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, false, false, true, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"Bidirectional GRU f32, lengths", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, true, false, false, true, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"Bidirectional LSTM f64", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, false, false, false, true, 1,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"2 stacked bidirectional LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, false, true, 2,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"2 stacked bidirectional GRU f64, lengths", LG_CELL_GRU, LG_F64, LG_ACT_TANH, false, true, false, false, true, 2,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"3 stacked bidirectional LSTM f64, lengths", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, false, false, true, 3,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"2 stacked bidirectional SimpleRNN relu f32", LG_CELL_SIMPLE_RNN, LG_F32, LG_ACT_RELU, false, false, false, false,
+     true, 2, LG_MERGE_CONCAT, 0, NULL},
+    {"2 bidirectional LSTM f32 merged by sum (not stacked)", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false,
+     false, true, 2, LG_MERGE_SUM, 0, "reads add of the ys below, not their concatenation"},
+    {"2 bidirectional GRU f64, lengths, 8 then 6 units (not stacked)", LG_CELL_GRU, LG_F64, LG_ACT_TANH, false, true,
+     false, false, true, 2, LG_MERGE_CONCAT, 6, "has 6 units, 'bidirectional_forward0/forward/loop' 8"},
+    {"3 stacked LSTM f32", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, false, false, false, false, 3,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"2 stacked GRU f32", LG_CELL_GRU, LG_F32, LG_ACT_TANH, false, false, false, false, false, 2,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"2 stacked LSTM f64, lengths", LG_CELL_LSTM, LG_F64, LG_ACT_TANH, false, true, false, false, false, 2,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"2 stacked GRU f64, lengths, reversed", LG_CELL_GRU, LG_F64, LG_ACT_TANH, false, true, true, false, false, 2,
+     LG_MERGE_CONCAT, 0, NULL},
+    {"3 stacked LSTM f32, lengths, reversed", LG_CELL_LSTM, LG_F32, LG_ACT_TANH, false, true, true, false, false, 3,
+     LG_MERGE_CONCAT, 0, NULL},
 };
 #define N_FUSED_CASES (sizeof fused_cases / sizeof fused_cases[0])
 
 enum { FB = 5, FT = 7, FF = 6, FU = 8 };
 
-/* Bidirectional: ys [B, T, 2U] and the final states of both directions
- * side by side, [B, 2U] (LSTM: h, h', c, c', [B, 4U]). */
+/* Bidirectional: ys [B, T, 2U] (merged by concat) and the final states
+ * of both directions side by side, [B, 2U] (LSTM: h, h', c, c', [B,
+ * 4U]); with layers > 1, each layer (merged as the case says) reads the
+ * one below's ys, and the states are every layer's. */
 static void bidir_layer(lg_graph *g, const fused_case *fc, lg_value x, lg_value lengths, lg_value *ys, lg_value *h)
 {
-    lg_cell_opts co = lg_cell_opts_default(fc->kind, FU);
-    co.dtype = fc->dt;
-    co.seed = 5;
-    lg_cell *fwd = lg_cell_new(g, "forward", FF, co);
-    co.seed = 6;
-    lg_cell *bwd = lg_cell_new(g, "backward", FF, co);
-    ck_assert(fwd && bwd);
-    lg_rnn_opts ro = lg_rnn_opts_default();
-    ro.return_sequences = true;
-    ro.lengths = lengths;
-    lg_bidirectional_result r;
-    ck_assert_msg(lg_bidirectional(g, NULL, fwd, bwd, x, LG_MERGE_CONCAT, ro, &r) == LG_OK, "%s", lg_last_error());
-    *ys = r.output;
-    lg_value states[2 * LG_RNN_MAX_STATES];
-    int n = 0;
-    for (int k = 0; k < r.forward.n_states; k++) states[n++] = r.forward.states[k], states[n++] = r.backward.states[k];
+    lg_value states[2 * LG_RNN_MAX_LAYERS * LG_RNN_MAX_STATES];
+    int n = 0, in_dim = FF;
+    *ys = x;
+    for (int l = 0; l < fc->layers; l++) {
+        int units = l && fc->units_above ? fc->units_above : FU;
+        lg_cell_opts co = lg_cell_opts_default(fc->kind, units);
+        co.dtype = fc->dt;
+        if (fc->kind == LG_CELL_SIMPLE_RNN) co.activation = fc->act;
+        co.seed = 5 + 2 * (uint64_t)l;
+        char name[32];
+        snprintf(name, sizeof name, "forward%d", l);
+        lg_cell *fwd = lg_cell_new(g, name, in_dim, co);
+        co.seed = 6 + 2 * (uint64_t)l;
+        snprintf(name, sizeof name, "backward%d", l);
+        lg_cell *bwd = lg_cell_new(g, name, in_dim, co);
+        ck_assert(fwd && bwd);
+        lg_rnn_opts ro = lg_rnn_opts_default();
+        ro.return_sequences = true;
+        ro.lengths = lengths;
+        lg_bidirectional_result r;
+        lg_merge_mode m = l + 1 < fc->layers ? fc->merge : LG_MERGE_CONCAT;
+        ck_assert_msg(lg_bidirectional(g, NULL, fwd, bwd, *ys, m, ro, &r) == LG_OK, "%s", lg_last_error());
+        *ys = r.output;
+        in_dim = m == LG_MERGE_CONCAT ? 2 * units : units;
+        for (int k = 0; k < r.forward.n_states; k++)
+            states[n++] = r.forward.states[k], states[n++] = r.backward.states[k];
+        lg_cell_free(fwd), lg_cell_free(bwd);
+    }
     *h = lg_concat(states, n, 1);
-    lg_cell_free(fwd), lg_cell_free(bwd);
 }
 
 /* Stacked: the top layer's ys [B, T, U] and every layer's final states
@@ -1108,6 +1157,7 @@ static double *fused_run(const fused_case *fc, const char *dev, int *n_out, char
     lg_feed feeds[2] = {{x, xt}, {lengths, lt}};
     lg_compile_opts o = lg_compile_opts_default();
     o.device = dev;
+    o.passes_off = dev ? NULL : "merge_rnn"; /* the reference: each loop's own fused kernels */
     lg_program *p = NULL;
     lg_status s = lg_program_compile_opts(g, feeds, fc->lengths ? 2 : 1, fetch, n_fetch, o, &p);
     ck_assert_msg(s == LG_OK, "%s on %s: %s", fc->what, dev ? dev : "cpu", lg_last_error());
@@ -1149,12 +1199,80 @@ START_TEST(fused_rnn_on_cudnn_against_cpu)
     else
         ck_assert_msg(strstr(rep_gpu, "fused as") && !strstr(rep_gpu, "not fused"), "%s: not fused on cuda:0:\n%s",
                       fc->what, rep_gpu);
-    if (fc->bidir)
-        ck_assert_msg(strstr(rep_gpu, "one bidirectional node"), "%s: the directions not merged on cuda:0:\n%s",
-                      fc->what, rep_gpu);
-    if (fc->layers > 1)
+    if (fc->bidir) {
+        char stacked[64];
+        snprintf(stacked, sizeof stacked, "one stacked bidirectional node (%d layers)", fc->layers);
+        bool stack = fc->layers > 1 && !fc->no_stack;
+        int pairs = 0;
+        for (const char *at = rep_gpu; (at = strstr(at, "one bidirectional node")); at++) pairs++;
+        ck_assert_msg(stack ? strstr(rep_gpu, stacked) && pairs == 0 : pairs == fc->layers,
+                      "%s: not %s on cuda:0:\n%s", fc->what, stack ? stacked : "one bidirectional node per layer",
+                      rep_gpu);
+        snprintf(stacked, sizeof stacked, "bidirectional, %d layers, saved for its gradient", fc->layers);
+        ck_assert_msg(!stack || strstr(rep_gpu, stacked), "%s: not run as one node:\n%s", fc->what, rep_gpu);
+        ck_assert_msg(!fc->no_stack || (strstr(rep_gpu, "not stacked on") && strstr(rep_gpu, fc->no_stack)),
+                      "%s: no reason why not stacked:\n%s", fc->what, rep_gpu);
+    }
+    if (fc->layers > 1 && !fc->bidir)
         ck_assert_msg(strstr(rep_gpu, "one stacked node"), "%s: the layers not merged on cuda:0:\n%s", fc->what,
                       rep_gpu);
+    free(cpu), free(gpu), free(rep_cpu), free(rep_gpu);
+}
+END_TEST
+
+/* "cudanostack:N": cuda:N whose rnn_plan takes no stacked bidirectional
+ * call (as a backend or cuDNN version might not): the stack's pairs are
+ * then one bidirectional node each, the report says why, and the values
+ * are still the CPU's. */
+static lg_backend nostack; /* cuda:N's table (and context), but for rnn_plan */
+static const lg_backend *nostack_cuda;
+static char nostack_name[32];
+
+static bool plan_no_bidir_stack(const lg_backend *b, const lg_rnn_desc *d, lg_rnn_sizes *train,
+                                lg_rnn_sizes *forward, char *why, size_t len)
+{
+    (void)b;
+    if ((d->flags & LG_RNN_BIDIR) && (d->flags & LG_RNN_STACK)) {
+        snprintf(why, len, "loop '%s': no stacked bidirectional calls here", d->name);
+        return false;
+    }
+    return nostack_cuda->rnn_plan(nostack_cuda, d, train, forward, why, len);
+}
+
+static lg_status open_nostack(int index, const lg_backend **out)
+{
+    if (index != 0) return lg_fail(LG_ERR_INVALID_ARGUMENT, "cudanostack:%d: only cudanostack:0 is made", index);
+    nostack = *nostack_cuda;
+    snprintf(nostack_name, sizeof nostack_name, "cudanostack:%d", index);
+    nostack.name = nostack_name;
+    nostack.rnn_plan = plan_no_bidir_stack;
+    *out = &nostack;
+    return LG_OK;
+}
+
+START_TEST(bidirectional_stack_refused_by_the_plan)
+{
+    backend_opened = true;
+    ck_assert_msg(lg_backend_get("cuda:0", &nostack_cuda) == LG_OK, "%s", lg_last_error());
+    ck_assert_int_eq(lg_backend_register("cudanostack", open_nostack), LG_OK);
+    const fused_case *fc = NULL;
+    for (size_t i = 0; i < N_FUSED_CASES; i++)
+        if (!strcmp(fused_cases[i].what, "2 stacked bidirectional GRU f64, lengths")) fc = &fused_cases[i];
+    ck_assert_ptr_nonnull(fc);
+    int n_cpu = 0, n_gpu = 0;
+    char *rep_cpu = NULL, *rep_gpu = NULL;
+    double *cpu = fused_run(fc, NULL, &n_cpu, &rep_cpu), *gpu = fused_run(fc, "cudanostack:0", &n_gpu, &rep_gpu);
+    ck_assert_int_eq(n_cpu, n_gpu);
+    for (int i = 0; i < n_cpu; i++)
+        ck_assert_msg(fabs(gpu[i] - cpu[i]) <= 1e-9 * fmax(1, fabs(cpu[i])), "value %d: cuda %.17g, cpu %.17g", i,
+                      gpu[i], cpu[i]);
+    int pairs = 0;
+    for (const char *at = rep_gpu; (at = strstr(at, "one bidirectional node")); at++) pairs++;
+    ck_assert_msg(pairs == 2 &&
+                      strstr(rep_gpu, "/backward/loop': not merged: the cudanostack:0 backend: loop "
+                                      "'bidirectional_forward0/forward/loop': no stacked bidirectional calls here") &&
+                      !strstr(rep_gpu, "layers, saved"),
+                  "%s", rep_gpu);
     free(cpu), free(gpu), free(rep_cpu), free(rep_gpu);
 }
 END_TEST
@@ -1296,6 +1414,23 @@ START_TEST(rnn_plan_sizes_from_cudnn)
     ck_assert_int_ge(st_fwd.ws_width * 100 * 64, 3 * weights + 4 * states);
     ck_assert_int_gt(st_train.ws_width, st_fwd.ws_width);
     ck_assert_int_ge(st_train.scratch, 3 * weights + 6 * states);
+    /* a stack of 2 bidirectional layers: layer 0's spaces hold all four
+     * pseudo-layers' weights (layer 1's reading [T, B, 2H]), the top
+     * layer's y [T, B, 2H] and the states [4, B, H] */
+    lg_rnn_sizes bs_train = {0}, bs_fwd = {0};
+    d.flags |= LG_RNN_BIDIR;
+    d.layers = 2;
+    ck_assert_msg(b->rnn_plan(b, &d, &bs_train, &bs_fwd, why, sizeof why), "%s", why);
+    int64_t upper = 4 * 512 * (1024 + 512 + 2), bstates = 4 * 64 * 512;
+    ck_assert_int_ge(bs_train.ws_width * 100 * 64, 2 * weights + 2 * upper + 100 * 64 * 2 * 512 + 4 * bstates);
+    ck_assert_int_ge(bs_fwd.ws_width * 100 * 64, 2 * weights + 2 * upper + 4 * bstates);
+    ck_assert_int_ge(bs_train.scratch, 2 * weights + 2 * upper + 100 * 64 * 2 * 512 + 6 * bstates);
+    /* pseudo-layers past what one call takes here: 5 bidirectional layers are 10 */
+    d.layers = 5;
+    ck_assert(!b->rnn_plan(b, &d, &bs_train, &bs_fwd, why, sizeof why));
+    ck_assert_msg(strstr(why, "a stack of 5 layers; one cuDNN call takes 1 to 4 here"), "%s", why);
+    d.flags &= ~(unsigned)LG_RNN_BIDIR;
+    d.layers = 3;
     /* layers that cuDNN cannot stack are refused with the reason */
     d.cell = LG_RNN_GRU_RESET_BEFORE;
     ck_assert(!b->rnn_plan(b, &d, &st_train, &st_fwd, why, sizeof why));
@@ -2006,6 +2141,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, fit_on_cuda_against_cpu, 0, (int)(sizeof fit_specs / sizeof fit_specs[0]));
     if (!cudnn_refused) {
         tcase_add_loop_test(tc, fused_rnn_on_cudnn_against_cpu, 0, (int)N_FUSED_CASES);
+        tcase_add_test(tc, bidirectional_stack_refused_by_the_plan);
         tcase_add_test(tc, rnn_plan_sizes_from_cudnn);
         tcase_add_loop_test(tc, two_losses_on_cudnn_against_cpu, 0, 2);
     }

@@ -298,6 +298,120 @@ START_TEST(test_bidirectional_agrees)
 }
 END_TEST
 
+/* Three Bidirectional layers (concat) of each cell, each reading the one
+ * below's output (masked by lengths for _i odd, time-major for _i 0 and
+ * 3), fuse into one stacked bidirectional rnn node (merge_rnn) for
+ * training and for inference, with the values of every pass switched off
+ * in turn: the node's joins (each layer's x, each gradient's dys) equal
+ * the concatenation and its gradient it replaces. The middle layer's
+ * output fetched, or read by the loss too, stops the stack below it, and
+ * the report says why. */
+START_TEST(test_bidirectional_stack_agrees)
+{
+    lg_cell_kind kinds[] = {LG_CELL_LSTM, LG_CELL_GRU, LG_CELL_SIMPLE_RNN};
+    bool time_major = _i % 3 == 0;
+    lg_value x = lg_input(g, "x", LG_F64, time_major ? lg_shape_of(3, T, B, F) : lg_shape_of(3, B, T, F));
+    lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, B));
+    lg_rnn_opts o = lg_rnn_opts_default();
+    o.return_sequences = true;
+    o.time_major = time_major;
+    if (_i % 2) o.lengths = len;
+    lg_bidirectional_result r[3];
+    lg_value ys = x, loss = lg_value_invalid();
+    for (int l = 0; l < 3; l++) {
+        lg_cell_opts co = lg_cell_opts_default(kinds[_i / 2], U);
+        co.dtype = LG_F64;
+        char name[16];
+        snprintf(name, sizeof name, "fw%d", l);
+        co.seed = 2 * (uint64_t)l + 1;
+        lg_cell *fw = lg_cell_new(g, name, l ? 2 * U : F, co);
+        snprintf(name, sizeof name, "bw%d", l);
+        co.seed = 2 * (uint64_t)l + 2;
+        lg_cell *bw = lg_cell_new(g, name, l ? 2 * U : F, co);
+        ck_assert_int_eq(lg_bidirectional(g, NULL, fw, bw, ys, LG_MERGE_CONCAT, o, &r[l]), LG_OK);
+        ys = r[l].output;
+        /* every layer's final h: each part's h_T comes out of the merged node */
+        lg_value h = lg_add(weighted_sum(r[l].forward.states[0], 10 + (uint64_t)l),
+                            weighted_sum(r[l].backward.states[0], 20 + (uint64_t)l));
+        loss = l ? lg_add(loss, h) : h;
+        lg_cell_free(fw), lg_cell_free(bw);
+    }
+    loss = lg_add(loss, weighted_sum(ys, 5));
+    lg_value fetch[64];
+    int n = loss_and_grads(loss, x, fetch);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_value_shape(x), 1, 6, -1, 1), *lt = lengths_tensor();
+    lg_feed f[2] = {{x, xt}, {len, lt}};
+    int n_f = _i % 2 ? 2 : 1;
+    expect_note(f, n_f, fetch, n, "/backward/loop': one stacked bidirectional node (3 layers)");
+    expect_note(f, n_f, fetch, 1, "/backward/loop': one stacked bidirectional node (3 layers)");
+    check_passes_agree(f, n_f, fetch, n);
+    check_passes_agree(f, n_f, fetch, 1);
+    /* the links between the layers (the concatenations, the dx sums and
+     * their slices) are not computed: merging saves more kernels than the
+     * 5 rnn and 5 rnn_grad nodes it folds in */
+    int kernels[2];
+    for (int k = 0; k < 2; k++) {
+        lg_compile_opts co = lg_compile_opts_default();
+        co.passes_off = k ? "merge_rnn" : NULL;
+        lg_program *p = NULL;
+        ck_assert_int_eq(lg_program_compile_opts(g, f, n_f, fetch, n, co, &p), LG_OK);
+        kernels[k] = lg_program_kernel_count(p);
+        lg_program_free(p);
+    }
+    ck_assert_msg(kernels[1] - kernels[0] > 10, "%d kernels merged, %d not", kernels[0], kernels[1]);
+    /* the middle layer's output fetched, then read by the loss */
+    fetch[n] = r[1].output;
+    expect_note(f, n_f, fetch, n + 1, "/backward/loop': one stacked bidirectional node (2 layers)");
+    expect_note(f, n_f, fetch, n + 1, "or their concatenation is read elsewhere or fetched");
+    check_passes_agree(f, n_f, fetch, n + 1);
+    n = loss_and_grads(lg_add(loss, weighted_sum(r[1].output, 7)), x, fetch);
+    expect_note(f, n_f, fetch, n, "/backward/loop': one stacked bidirectional node (2 layers)");
+    expect_note(f, n_f, fetch, n, "or their concatenation is read elsewhere or fetched");
+    check_passes_agree(f, n_f, fetch, n);
+    lg_tensor_free(xt), lg_tensor_free(lt);
+}
+END_TEST
+
+/* Two Bidirectional GRU layers, the lower merged by mul (_i 0) or by
+ * concat but 2 units wide (_i 1): each a bidirectional node, not a stack,
+ * and the report says why; the values are those of every pass off. */
+START_TEST(test_bidirectional_not_stacked)
+{
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, B, T, F));
+    lg_rnn_opts o = lg_rnn_opts_default();
+    o.return_sequences = true;
+    lg_value ys = x;
+    int in = F;
+    for (int l = 0; l < 2; l++) {
+        int units = l && _i ? 2 : U;
+        lg_cell_opts co = lg_cell_opts_default(LG_CELL_GRU, units);
+        co.dtype = LG_F64;
+        co.seed = (uint64_t)l + 3;
+        lg_cell *fw = lg_cell_new(g, l ? "fw1" : "fw0", in, co), *bw = lg_cell_new(g, l ? "bw1" : "bw0", in, co);
+        lg_merge_mode m = l == 0 && _i == 0 ? LG_MERGE_MUL : LG_MERGE_CONCAT;
+        lg_bidirectional_result r;
+        ck_assert_int_eq(lg_bidirectional(g, NULL, fw, bw, ys, m, o, &r), LG_OK);
+        ys = r.output;
+        in = m == LG_MERGE_CONCAT ? 2 * units : units;
+        lg_cell_free(fw), lg_cell_free(bw);
+    }
+    lg_value fetch[64];
+    int n = loss_and_grads(weighted_sum(ys, 9), x, fetch);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_value_shape(x), 1, 6, -1, 1);
+    lg_feed f[1] = {{x, xt}};
+    expect_note(f, 1, fetch, n, _i ? "'bidirectional_fw1/forward/loop' has 2 units, 'bidirectional_fw0/forward/loop' 3"
+                                   : "'bidirectional_fw1/forward/loop' reads mul of the ys below");
+    expect_note(f, 1, fetch, n, "'bidirectional_fw1/forward/loop' and 'bidirectional_fw1/backward/loop': not stacked on "
+                                "'bidirectional_fw0/forward/loop' and 'bidirectional_fw0/backward/loop'");
+    expect_note(f, 1, fetch, n, "'bidirectional_fw1/forward/loop' and 'bidirectional_fw1/backward/loop': one "
+                                "bidirectional node");
+    expect_note(f, 1, fetch, n, "'bidirectional_fw0/forward/loop' and 'bidirectional_fw0/backward/loop': one "
+                                "bidirectional node");
+    check_passes_agree(f, 1, fetch, n);
+    lg_tensor_free(xt);
+}
+END_TEST
+
 /* x [B, T, F] through the peephole LSTM of examples/cells in a loop made
  * with name and lo; *hs gets the stacked h, *c_last (unless NULL) the final
  * c. Returns x. */
@@ -1140,6 +1254,8 @@ static Suite *passes_suite(void)
     tcase_add_test(tc, test_lstm_layer_agrees);
     tcase_add_test(tc, test_stacked_masked_agree);
     tcase_add_loop_test(tc, test_bidirectional_agrees, 0, 6);
+    tcase_add_loop_test(tc, test_bidirectional_stack_agrees, 0, 6);
+    tcase_add_loop_test(tc, test_bidirectional_not_stacked, 0, 2);
     tcase_add_loop_test(tc, test_stacked_agrees, 0, 6);
     tcase_add_test(tc, test_reversed_stack_agrees);
     tcase_add_loop_test(tc, test_dropout_agrees, 0, 2);

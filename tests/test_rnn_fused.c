@@ -469,7 +469,8 @@ START_TEST(test_merged_errors)
         {LG_RNN_BIDIR | LG_RNN_REVERSE, 2, 0, 8, false, "a bidirectional rnn's own flags have no LG_RNN_REVERSE"},
         {LG_RNN_BIDIR, 2, 0, 8, true, "a bidirectional rnn's directions read one x"},
         {LG_RNN_STACK, 3, 1, 4, false, "bad rnn attributes"},         /* one layer is no stack */
-        {LG_RNN_STACK | LG_RNN_BIDIR, 3, 2, 7, false, "bad rnn attributes"},
+        {LG_RNN_STACK | LG_RNN_BIDIR, 3, 2, 7, false, "a merged rnn takes each part's inputs"}, /* 14 */
+        {LG_RNN_STACK | LG_RNN_BIDIR, 3, 5, 7, false, "bad rnn attributes"}, /* 10 parts */
         {LG_RNN_STACK, 2, 2, 7, false, "bad rnn attributes"},         /* the layers missing */
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
@@ -528,6 +529,30 @@ START_TEST(test_merged_errors)
     ck_assert_int_ne(lg_grad(g, loss, &W, 1, &dW), LG_OK);
     ck_assert_ptr_nonnull(strstr(lg_graph_error(g), "a merged rnn has no gradient rule"));
     lg_graph_free(g);
+    /* two stacked bidirectional layers: layer 1's directions read layer
+     * 0's ys joined, [T, B, 2H], so their W is [2H, H] (an [H, H] is
+     * refused); every part's h_T, ys, ws come out */
+    for (int k = 0; k < 2; k++) {
+        g = lg_graph_new();
+        x = lg_input(g, "x", LG_F32, lg_shape_of(3, T, B, I)), st[0] = lg_input(g, "h", LG_F32, lg_shape_of(2, B, H));
+        W = lg_input(g, "W", LG_F32, lg_shape_of(2, I, H)), U = lg_input(g, "U", LG_F32, lg_shape_of(2, H, H));
+        lg_value W1 = lg_input(g, "W1", LG_F32, lg_shape_of(2, k ? H : 2 * H, H));
+        lg_value bs[14] = {x, st[0], W, U, x, st[0], W, U, st[0], W1, U, st[0], W1, U};
+        int64_t bints[3] = {LG_RNN_SIMPLE_TANH, LG_RNN_BIDIR | LG_RNN_STACK, 2};
+        id = lg_node_build(g, LG_OP_RNN, bs, 14, &(lg_attrs){.ints = bints, .n_ints = 3}, "stacked");
+        if (k) {
+            ck_assert_int_lt(id, 0);
+            ck_assert_msg(strstr(lg_graph_error(g), "W must be [I, G H]"), "%s", lg_graph_error(g));
+        } else {
+            ck_assert_msg(id >= 0, "%s", lg_graph_error(g) ? lg_graph_error(g) : "?");
+            ck_assert_int_eq(lg_graph_node_output_count(g, id), 4 * 3);
+            for (int q = 0; q < 4; q++) {
+                lg_shape ys = lg_value_shape(lg_value_of(g, id, 3 * q + 1));
+                ck_assert(lg_shape_equal(ys, lg_shape_of(3, T, B, H)));
+            }
+        }
+        lg_graph_free(g);
+    }
 }
 END_TEST
 

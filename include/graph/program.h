@@ -92,9 +92,11 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
  *                one node where the backend takes it: a bidirectional
  *                layer's two directions (cuDNN's bidirectional RNN runs them
  *                at once) and stacked layers of one cell and width whose
- *                lower outputs nothing else reads (cuDNN's numLayers);
+ *                lower outputs nothing else reads (cuDNN's numLayers),
+ *                bidirectional ones (merge mode concat) too;
  *                lg_program_report says "one bidirectional node", "one
- *                stacked node" or why not;
+ *                stacked node", "one stacked bidirectional node" or why
+ *                not;
  *   memory_plan  buffers are reused once their last reader has run;
  *   graph_capture  on a device that can record its work as a graph (CUDA
  *                Graphs), a program's second run records the kernels of its

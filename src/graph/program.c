@@ -881,9 +881,11 @@ char *lg_program_report(const lg_program *p)
         int parts = lg_rnn_parts(&n->attrs);
         for (int k = 0; k < parts; k++)
             ws += port_bytes(&p->locs[p->args[p->steps[i].first_out + k * L.n_out + L.ws]].port);
-        char merged[32] = "";
+        char merged[48] = "";
         if (flags & LG_RNN_BIDIR) snprintf(merged, sizeof merged, " bidirectional");
-        if (flags & LG_RNN_STACK) snprintf(merged, sizeof merged, " %d layers", parts);
+        if (flags & LG_RNN_STACK)
+            snprintf(merged + strlen(merged), sizeof merged - strlen(merged), "%s %d layers",
+                     flags & LG_RNN_BIDIR ? "," : "", lg_rnn_layer_count(&n->attrs));
         fprintf(t, "rnn '%s': fused %s%s, %s: workspace %.2f MiB\n", n->name, lg_rnn_cell_name(lg_rnn_node_cell(n)),
                 merged,
                 (flags & LG_RNN_FORWARD_ONLY) ? "forward only" : "saved for its gradient", mib(ws));

@@ -53,17 +53,34 @@ bool lg_rnn_attrs_ok(const lg_attrs *a)
         return false;
     unsigned flags = (unsigned)a->ints[1];
     bool stack = flags & LG_RNN_STACK;
-    if (stack && (flags & LG_RNN_BIDIR)) return false;
     if (a->n_ints != (stack ? 3 : 2) && a->n_ints != (stack ? 5 : 4)) return false;
     if (a->n_ints >= 4 && (a->ints[2] < 0 || a->ints[3] < 0)) return false; /* the backend's sizes */
-    return !stack || (a->ints[a->n_ints - 1] >= 2 && a->ints[a->n_ints - 1] <= LG_RNN_MAX_LAYERS);
+    int dirs = flags & LG_RNN_BIDIR ? 2 : 1;
+    return !stack || (a->ints[a->n_ints - 1] >= 2 && a->ints[a->n_ints - 1] <= LG_RNN_MAX_LAYERS / dirs);
+}
+
+int lg_rnn_layer_count(const lg_attrs *a)
+{
+    return (unsigned)a->ints[1] & LG_RNN_STACK ? (int)a->ints[a->n_ints - 1] : 1;
 }
 
 int lg_rnn_parts(const lg_attrs *a)
 {
-    unsigned flags = (unsigned)a->ints[1];
-    if (flags & LG_RNN_STACK) return (int)a->ints[a->n_ints - 1];
-    return flags & LG_RNN_BIDIR ? 2 : 1;
+    return lg_rnn_layer_count(a) * ((unsigned)a->ints[1] & LG_RNN_BIDIR ? 2 : 1);
+}
+
+bool lg_rnn_join_port(const lg_rnn_join *j, lg_port a, lg_port b, lg_port *out)
+{
+    if (a.dtype != b.dtype || a.shape.rank != 3 || b.shape.rank != 3 || a.shape.dims[0] != b.shape.dims[0] ||
+        a.shape.dims[1] != b.shape.dims[1])
+        return false;
+    *out = a;
+    if (j->half < 0) {
+        out->shape.dims[2] = a.shape.dims[2] + b.shape.dims[2];
+        return a.shape.dims[2] == b.shape.dims[2];
+    }
+    out->shape.dims[2] = a.shape.dims[2] / 2;
+    return a.shape.dims[2] == b.shape.dims[2] && a.shape.dims[2] % 2 == 0;
 }
 
 int lg_rnn_output_count(const lg_attrs *a, bool grad)
@@ -73,19 +90,51 @@ int lg_rnn_output_count(const lg_attrs *a, bool grad)
     return (grad ? L.g_n_out : L.n_out) * lg_rnn_parts(a);
 }
 
+/* Part q = 2 l + d of a stacked bidirectional node (rnn.h) with single
+ * layout L and P parts. */
+static void bidir_stack_part(lg_rnn_part *p, const lg_rnn_layout *L, bool grad, int q, int P)
+{
+    int n_in = grad ? L->g_n_in : L->n_in, n_out = grad ? L->g_n_out : L->n_out, l = q / 2;
+    if (!grad) {
+        for (int j = 0; j < n_in; j++) p->in[j] = q < 2 ? q * n_in + j : 2 * n_in + (q - 2) * (n_in - 1) + j - 1;
+        if (q >= 2) { /* x: layer l - 1's ys joined */
+            p->in[L->x] = LG_RNN_JOINED;
+            p->join[0] = (lg_rnn_join){L->x, {-1 - ((2 * l - 2) * n_out + L->ys), -1 - ((2 * l - 1) * n_out + L->ys)}, -1};
+        }
+        return;
+    }
+    for (int j = 0; j < n_in - 1; j++) p->in[j] = q * (n_in - 1) + j;
+    if (q >= 2) { /* x: its layer's two x slots (layer l - 1's ys) joined */
+        p->in[L->x] = LG_RNN_JOINED;
+        p->join[0] = (lg_rnn_join){L->x, {2 * l * (n_in - 1) + L->x, (2 * l + 1) * (n_in - 1) + L->x}, -1};
+    }
+    if (q >= P - 2) {
+        p->in[L->g_dys] = P * (n_in - 1) + q - (P - 2);
+        return;
+    }
+    /* dys: its direction's half of layer l + 1's dx summed */
+    p->in[L->g_dys] = LG_RNN_JOINED;
+    p->join[1] = (lg_rnn_join){L->g_dys, {-1 - ((2 * l + 2) * n_out + L->g_dx), -1 - ((2 * l + 3) * n_out + L->g_dx)},
+                               q & 1};
+}
+
 lg_rnn_part lg_rnn_part_of(const lg_node *n, bool grad, int k, int64_t ints[4])
 {
     unsigned flags = lg_rnn_node_flags(n);
     bool stack = flags & LG_RNN_STACK, sized = n->attrs.n_ints >= 4;
     lg_rnn_layout L = lg_rnn_layout_of(lg_rnn_node_cell(n), lg_rnn_part_flags(flags, 0));
     int n_in = grad ? L.g_n_in : L.n_in, n_out = grad ? L.g_n_out : L.n_out, layers = lg_rnn_parts(&n->attrs);
-    lg_rnn_part p = {.node = *n, .out = k * n_out};
+    lg_rnn_part p = {.node = *n, .out = k * n_out, .join = {{.at = -1}, {.at = -1}}};
     ints[0] = n->attrs.ints[0], ints[1] = lg_rnn_part_flags(flags, k);
     ints[2] = sized && k == 0 ? n->attrs.ints[2] : 0; /* part 0 holds the backend's spaces */
     ints[3] = sized && k == 0 ? n->attrs.ints[3] : 0;
     p.node.attrs.ints = ints;
     p.node.attrs.n_ints = sized ? 4 : 2;
     p.node.n_in = n_in, p.node.n_out = n_out;
+    if (stack && (flags & LG_RNN_BIDIR)) {
+        bidir_stack_part(&p, &L, grad, k, layers);
+        return p;
+    }
     for (int j = 0; j < n_in; j++) p.in[j] = (stack ? 0 : k * n_in) + j;
     if (stack && !grad && k > 0) { /* x: the layer below's ys */
         p.in[L.x] = -1 - ((k - 1) * n_out + L.ys);
@@ -102,9 +151,9 @@ lg_rnn_part lg_rnn_part_of(const lg_node *n, bool grad, int k, int64_t ints[4])
 static int merged_inputs(const lg_attrs *a, bool grad)
 {
     lg_rnn_layout L = lg_rnn_layout_of((lg_rnn_cell)a->ints[0], lg_rnn_part_flags((unsigned)a->ints[1], 0));
-    int n_in = grad ? L.g_n_in : L.n_in, parts = lg_rnn_parts(a);
+    int n_in = grad ? L.g_n_in : L.n_in, parts = lg_rnn_parts(a), dirs = (unsigned)a->ints[1] & LG_RNN_BIDIR ? 2 : 1;
     if (!((unsigned)a->ints[1] & LG_RNN_STACK)) return parts * n_in;
-    return grad ? parts * (n_in - 1) + 1 : n_in + (parts - 1) * (n_in - 1);
+    return grad ? parts * (n_in - 1) + dirs : dirs * n_in + (parts - dirs) * (n_in - 1);
 }
 
 static bool dim_eq(int64_t a, int64_t b) { return a == b || a < 0 || b < 0; }
@@ -182,10 +231,21 @@ static bool infer_parts(const lg_node *n, const lg_port *in, lg_port *out, char 
         int64_t ints[4];
         lg_rnn_part p = lg_rnn_part_of(n, grad, lg_rnn_part_order(flags, grad, i, parts), ints);
         lg_port pin[LG_ARRAY_LEN(p.in)];
-        for (int j = 0; j < p.node.n_in; j++) pin[j] = p.in[j] >= 0 ? in[p.in[j]] : out[-1 - p.in[j]];
+        for (int j = 0; j < p.node.n_in; j++)
+            if (p.in[j] != LG_RNN_JOINED) pin[j] = p.in[j] >= 0 ? in[p.in[j]] : out[-1 - p.in[j]];
+        for (int k = 0; k < 2; k++) {
+            const lg_rnn_join *jn = &p.join[k];
+            if (jn->at < 0) continue;
+            lg_port a = jn->from[0] >= 0 ? in[jn->from[0]] : out[-1 - jn->from[0]];
+            lg_port b = jn->from[1] >= 0 ? in[jn->from[1]] : out[-1 - jn->from[1]];
+            if (!lg_rnn_join_port(jn, a, b, &pin[jn->at]))
+                LG_INFER_FAIL(jn->half < 0 ? "a stacked bidirectional layer reads the two [T, B, H] ys below"
+                                           : "a stacked bidirectional layer's dys is half of the two [T, B, 2H] dx above");
+        }
         if (!one(&p.node, pin, out + p.out, err, size)) return false;
     }
-    if ((flags & LG_RNN_BIDIR) && !lg_shape_equal(in[0].shape, in[n->n_in / 2].shape))
+    int64_t ints[4];
+    if ((flags & LG_RNN_BIDIR) && !lg_shape_equal(in[0].shape, in[lg_rnn_part_of(n, grad, 1, ints).in[0]].shape))
         LG_INFER_FAIL("a bidirectional rnn's directions read one x");
     return true;
 }

@@ -71,6 +71,28 @@
  *     down. A backend running the stack in one call need not write the
  *     layers' ys and dx below the top (nothing outside the node reads or
  *     fetches them).
+ *   - Stacked bidirectional (LG_RNN_BIDIR | LG_RNN_STACK, ints as
+ *     stacked, layers L at most LG_RNN_MAX_LAYERS / 2): Keras's
+ *     Bidirectional layers (concat merge), each pair reading the
+ *     concatenation of the pair below's ys, cuDNN's numLayers with
+ *     CUDNN_BIDIRECTIONAL. Part q = 2 l + d is layer l's direction d
+ *     (cuDNN's pseudo-layer), flags lg_rnn_part_flags(flags, q). Layer
+ *     0's parts take the single inputs as a bidirectional node's (x and
+ *     mask once per direction); each part above takes the single inputs
+ *     without x, part after part, its x being the join [T, B, 2H] of
+ *     layer l - 1's ys, direction 0's H features then direction 1's (see
+ *     lg_rnn_join). Outputs: every part's single outputs, part after
+ *     part. The rnn_grad takes each part's single inputs without dys,
+ *     part after part, then the top layer's two dys; a part above layer
+ *     0 gets in its x slot layer l - 1's ys of its direction (the rnn's
+ *     output) and reads as x the join of its layer's two x slots; a part
+ *     below the top reads as dys its direction's H-wide half of the sum
+ *     of layer l + 1's two dx (outputs). Parts run from q = 0 up, the
+ *     rnn_grad's from the top down. A backend running the stack in one
+ *     call need not write the ys and dx of the layers below the top
+ *     (merge_rnn drops what read them between the layers: the
+ *     concatenation, its transposes, the dx sum and its slices) and may
+ *     write layer 0's whole dx into part 0's, zeros into part 1's.
  * With the backend's sizes, part 0's ws and scratch hold the whole call's
  * spaces and the other parts' are empty ([T, B, 0], [0]). Merged nodes are
  * made after autodiff: they have no gradient rule.
@@ -109,33 +131,54 @@ enum {
 };
 
 /* Part k's flags: a merged node's without LG_RNN_BIDIR and LG_RNN_STACK,
- * with LG_RNN_REVERSE for a bidirectional node's k = 1; a single node's
- * own. */
+ * with LG_RNN_REVERSE for a bidirectional node's odd k (direction 1); a
+ * single node's own. */
 static inline unsigned lg_rnn_part_flags(unsigned flags, int k)
 {
     unsigned f = flags & ~(unsigned)(LG_RNN_BIDIR | LG_RNN_STACK);
-    return (flags & LG_RNN_BIDIR) && k ? f | LG_RNN_REVERSE : f;
+    return (flags & LG_RNN_BIDIR) && (k & 1) ? f | LG_RNN_REVERSE : f;
 }
 
-/* The most layers the merge_rnn pass puts in one stacked node. */
+/* The most parts (layers, or directions of layers) the merge_rnn pass
+ * puts in one merged node. */
 enum { LG_RNN_MAX_LAYERS = 8 };
 
 /* Whether attributes a are an rnn or rnn_grad node's (see above). */
 bool lg_rnn_attrs_ok(const lg_attrs *a);
 
-/* A merged node's parts (see above): 2 directions, the layers, or 1 for a
- * single node. Valid attributes only. */
+/* A merged node's parts (see above): 2 directions, the layers (times 2
+ * when bidirectional), or 1 for a single node. Valid attributes only. */
 int lg_rnn_parts(const lg_attrs *a);
+/* Its layers: a stack's, else 1. */
+int lg_rnn_layer_count(const lg_attrs *a);
+
+/* A part's input made from two values of the merged node (a stacked
+ * bidirectional node's, see above), each as lg_rnn_part's in[] names
+ * them: with half < 0 the two [T, B, H] side by side, [T, B, 2H]; with
+ * half 0 or 1 that H-wide half (of the last dim) of their sum, two [T, B,
+ * 2H] in, [T, B, H] out. at: the part's input it is, -1 for none. */
+typedef struct lg_rnn_join {
+    int at;
+    int from[2];
+    int half;
+} lg_rnn_join;
+
+/* A join's port from its two values' ports; false where they are not
+ * what the join takes. */
+bool lg_rnn_join_port(const lg_rnn_join *j, lg_port a, lg_port b, lg_port *out);
 
 /* Part k of a valid rnn (grad false) or rnn_grad node n: as a single node
  * (n_in, n_out and attributes its own: ints[4] holds them), where its
- * inputs are (in[j] >= 0: the merged node's input in[j]; < 0: its output
- * -1 - in[j]) and where its outputs start. Parts run in order, a stacked
- * rnn_grad's from the last down (lg_rnn_part_order). */
+ * inputs are (in[j] >= 0: the merged node's input in[j]; LG_RNN_JOINED:
+ * the join whose at is j; else its output -1 - in[j]) and where its
+ * outputs start. Parts run in order, a stacked rnn_grad's from the last
+ * down (lg_rnn_part_order). */
+enum { LG_RNN_JOINED = -(1 << 30) };
 typedef struct lg_rnn_part {
     lg_node node;
     int in[12];
     int out;
+    lg_rnn_join join[2]; /* x (rnn, rnn_grad) and dys (rnn_grad) of a stacked bidirectional node's parts */
 } lg_rnn_part;
 
 lg_rnn_part lg_rnn_part_of(const lg_node *n, bool grad, int k, int64_t ints[4]);
@@ -209,7 +252,8 @@ typedef struct lg_rnn_desc {
                        direction's) */
     lg_dtype dtype;
     int64_t T, B, I, H;
-    int layers; /* LG_RNN_STACK: the stack's layers (I the lowest's input, H every layer's); else 0 or 1 */
+    int layers; /* LG_RNN_STACK: the stack's layers (I the lowest's input, H every layer's; with
+                   LG_RNN_BIDIR each layer above the lowest reads 2H); else 0 or 1 */
     bool mask_by_lengths;
     const char *name; /* the loop's, for messages */
 } lg_rnn_desc;

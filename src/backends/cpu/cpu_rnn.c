@@ -294,8 +294,39 @@ static lg_status rnn_grad_one(const lg_node *n, const lg_buf *in, lg_buf *out)
     return st;
 }
 
-/* A merged node (rnn.h) runs as its parts in turn: both directions, or
- * the layers (a stacked gradient from the top layer down). */
+/* A join's value (rnn.h's lg_rnn_join: [T, B, H] side by side, or half
+ * of a sum) in a buffer of its own, which the caller frees. */
+static lg_status join(const lg_node *n, const lg_rnn_join *j, const lg_buf *a, const lg_buf *b, lg_buf *out)
+{
+    lg_port port;
+    bool ok = lg_rnn_join_port(j, (lg_port){a->dtype, a->shape}, (lg_port){b->dtype, b->shape}, &port);
+    LG_ASSERT(ok); /* inferred so */
+    size_t es = lg_dtype_size(port.dtype);
+    int64_t rows = port.shape.dims[0] * port.shape.dims[1], w = port.shape.dims[2];
+    *out = (lg_buf){malloc((size_t)(rows * w) * es + 1), port.dtype, port.shape};
+    if (!out->data) return lg_fail(LG_ERR_OUT_OF_MEMORY, "rnn '%s': out of memory joining its layers", n->name);
+    char *y = out->data;
+    const char *pa = a->data, *pb = b->data;
+    for (int64_t r = 0; r < rows; r++) {
+        if (j->half < 0) { /* a's row, then b's */
+            int64_t wa = a->shape.dims[2];
+            memcpy(y + (size_t)(r * w) * es, pa + (size_t)(r * wa) * es, (size_t)wa * es);
+            memcpy(y + (size_t)(r * w + wa) * es, pb + (size_t)(r * (w - wa)) * es, (size_t)(w - wa) * es);
+            continue;
+        }
+        int64_t at = r * 2 * w + j->half * w;
+        for (int64_t i = 0; i < w; i++)
+            if (port.dtype == LG_F32)
+                ((float *)y)[r * w + i] = ((const float *)pa)[at + i] + ((const float *)pb)[at + i];
+            else
+                ((double *)y)[r * w + i] = ((const double *)pa)[at + i] + ((const double *)pb)[at + i];
+    }
+    return LG_OK;
+}
+
+/* A merged node (rnn.h) runs as its parts in turn: both directions, the
+ * layers, or a bidirectional stack's directions layer by layer (a stacked
+ * gradient from the top down), its joins made as each part needs them. */
 static lg_status parts(const lg_node *n, const lg_buf *in, lg_buf *out, bool grad, lg_kernel_fn one)
 {
     unsigned flags = lg_rnn_node_flags(n);
@@ -305,9 +336,19 @@ static lg_status parts(const lg_node *n, const lg_buf *in, lg_buf *out, bool gra
     for (int i = 0; i < count && !st; i++) {
         int64_t ints[4];
         lg_rnn_part p = lg_rnn_part_of(n, grad, lg_rnn_part_order(flags, grad, i, count), ints);
-        lg_buf pin[LG_ARRAY_LEN(p.in)];
-        for (int j = 0; j < p.node.n_in; j++) pin[j] = p.in[j] >= 0 ? in[p.in[j]] : out[-1 - p.in[j]];
-        st = one(&p.node, pin, out + p.out);
+        lg_buf pin[LG_ARRAY_LEN(p.in)], joined[2] = {{0}};
+        for (int j = 0; j < p.node.n_in; j++)
+            if (p.in[j] != LG_RNN_JOINED) pin[j] = p.in[j] >= 0 ? in[p.in[j]] : out[-1 - p.in[j]];
+        for (int k = 0; k < 2 && !st; k++) {
+            const lg_rnn_join *jn = &p.join[k];
+            if (jn->at < 0) continue;
+            const lg_buf *a = jn->from[0] >= 0 ? &in[jn->from[0]] : &out[-1 - jn->from[0]];
+            const lg_buf *b = jn->from[1] >= 0 ? &in[jn->from[1]] : &out[-1 - jn->from[1]];
+            st = join(n, jn, a, b, &joined[k]);
+            pin[jn->at] = joined[k];
+        }
+        if (!st) st = one(&p.node, pin, out + p.out);
+        free(joined[0].data), free(joined[1].data);
     }
     return st;
 }

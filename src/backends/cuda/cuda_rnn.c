@@ -65,6 +65,16 @@
  * node does (spec.reverse): the stack forwards over each example's valid
  * steps of x reversed, its top ys reversed back.
  *
+ * A merged stacked bidirectional node (LG_RNN_BIDIR | LG_RNN_STACK) of L
+ * layers is one cuDNN call with numLayers L and CUDNN_BIDIRECTIONAL: part
+ * q = 2 l + d is cuDNN's pseudo-layer q (its W, U, b packed there, its
+ * states staged at [q, B, H]), layer l > 0 reads in cuDNN what the node's
+ * join says (layer l - 1's outputs, forward then reverse features), the
+ * top layer's two ys and dys are staged as a bidirectional node's, layer
+ * 0's dx goes into part 0's and zeros into part 1's. The joins themselves,
+ * and the ys and dx below the top, are never read or written here (rnn.h
+ * allows it: merge_rnn dropped what read them).
+ *
  * A mask ([T, B], from per-example lengths: the plan refuses one that may
  * have holes) comes to the host as lengths, as cuDNN's data descriptors
  * take them: one small copy and sync per call of a masked loop.
@@ -121,18 +131,20 @@ static lg_rnn_layer_desc layer_of(lg_rnn_cell cell, unsigned flags, lg_dtype dt,
 
 /* The spec of the one cuDNN call that computes `layers` layers of this
  * cell and flags (a single or bidirectional node: 1; a stack's layers
- * above the first read H-wide ys), if cuDNN computes them exactly; else
- * false with why. */
+ * above the first read H-wide ys, 2H-wide where bidirectional: the
+ * directions concatenated), if cuDNN computes them exactly; else false
+ * with why. */
 static bool judge(lg_rnn_cell cell, unsigned flags, lg_dtype dt, int64_t I, int64_t H, int layers, bool hole_mask,
                   const char *name, lg_rnn_spec *s, char *why, size_t len)
 {
-    if (layers < 1 || layers > LG_RNN_MAX_LAYERS) {
+    int dirs = flags & LG_RNN_BIDIR ? 2 : 1;
+    if (layers < 1 || layers * dirs > LG_RNN_MAX_LAYERS) {
         snprintf(why, len, "loop '%s': a stack of %d layers; one cuDNN call takes 1 to %d here", name, layers,
-                 LG_RNN_MAX_LAYERS);
+                 LG_RNN_MAX_LAYERS / dirs);
         return false;
     }
     lg_rnn_layer_desc l[LG_RNN_MAX_LAYERS];
-    for (int k = 0; k < layers; k++) l[k] = layer_of(cell, flags, dt, k ? H : I, H, hole_mask, name);
+    for (int k = 0; k < layers; k++) l[k] = layer_of(cell, flags, dt, k ? dirs * H : I, H, hole_mask, name);
     return lg_rnn_eligible(l, layers, s, why, len) == LG_RNN_ELIGIBLE;
 }
 
@@ -245,13 +257,14 @@ static lg_status lengths_of(lg_cuda_ctx *c, const lg_node *n, const lg_buf *mask
 /* The node's cuDNN RNN, dims, spaces and stages (rnn_pack.h; none for a
  * single node); the rnn (grad false) or rnn_grad (true) node's inputs. L:
  * the layout of one part (a merged node's other parts follow it,
- * lg_rnn_part_of); layers: a stack's, else 1; masked: the call runs over
- * the mask's lengths. */
+ * lg_rnn_part_of); layers: a stack's, else 1; top: the last part (the
+ * top layer's, or its direction 1); masked: the call runs over the mask's
+ * lengths. */
 typedef struct call {
     lg_rnn_cell cell;
     unsigned flags;
     bool grad, masked;
-    int layers;
+    int layers, top;
     lg_rnn_layout L;
     int64_t T, B, I, H;
     lg_dtype dt;
@@ -266,7 +279,8 @@ static lg_status begin(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, bool 
 {
     *k = (call){.cell = lg_rnn_node_cell(n), .flags = lg_rnn_node_flags(n), .grad = grad};
     bool stack = k->flags & LG_RNN_STACK;
-    k->layers = stack ? lg_rnn_parts(&n->attrs) : 1;
+    k->layers = lg_rnn_layer_count(&n->attrs);
+    k->top = lg_rnn_parts(&n->attrs) - 1;
     k->L = lg_rnn_layout_of(k->cell, lg_rnn_part_flags(k->flags, 0));
     const lg_buf *x = &in[k->L.x];
     k->dt = x->dtype;
@@ -447,7 +461,7 @@ lg_status lg_cuda_rnn(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf
     void *hx = in_at(n, in, false, 0, L->h0), *cx = in_at(n, in, false, 0, L->c0);
     void *hy = out_at(n, out, false, 0, L->h_t), *cy = out_at(n, out, false, 0, L->c_t);
     if (k.n_stages) hx = ws + p->hx, cx = lstm ? ws + p->cx : NULL, hy = ws + p->hy, cy = lstm ? ws + p->cy : NULL;
-    void *ys = out_at(n, out, false, k.layers - 1, L->ys), *y = train || rev || bidir ? (void *)(ws + p->y) : ys;
+    void *ys = out_at(n, out, false, k.top, L->ys), *y = train || rev || bidir ? (void *)(ws + p->y) : ys;
     if (!st)
         st = lg_cudnn_rnn_forward_in(k.r, ws + p->weights, train ? ws + p->reserve : NULL, x, hx, cx, y, hy, cy);
     /* the top layer's ys in the loop's order, zero past each length (a bidirectional y: staged) */
@@ -476,7 +490,7 @@ lg_status lg_cuda_rnn_grad(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, l
     cudaStream_t s = c->stream;
     const void *x = rev ? ws + p->x : in[L->x].data;
     /* dy: the top layer's dys, or in the scratch its steps reversed or (staged) both directions' joined */
-    const void *dys = in_at(n, in, true, k.layers - 1, L->g_dys), *dy = rev || bidir ? sc + p->dy : dys;
+    const void *dys = in_at(n, in, true, k.top, L->g_dys), *dy = rev || bidir ? sc + p->dy : dys;
     void *dx = rev ? sc + p->dx : out[L->g_dx].data;
     if (rev) st = launched(lg_cuda_launch_seq_order(s, k.dt, k.T, k.B, k.H, dev_len, 1, dys, sc + p->dy), n);
     if (!st) st = stage(c, &k, n, in, out, sc, true);

@@ -197,11 +197,13 @@ lg_rnn_spaces lg_rnn_spaces_of(const lg_rnn_spec *s, int64_t T, int64_t B, size_
 
 /* Staging. A call over P > 1 pseudo-layers (a merged bidirectional or
  * stacked rnn node, ops/rnn.h, whose part q is pseudo-layer q: a
- * direction, or a stack's layer) reads and writes each state as one [P,
- * B, u] in the spaces above, pseudo-layer layer * D + direction at
- * element q B u, where each part has its own [B, u]; a bidirectional
- * call's y and dy are [T, B, 2u], each row direction 0's u features then
- * direction 1's, where each direction has its own [T, B, u].
+ * direction, a stack's layer, or a bidirectional stack's layer q / 2,
+ * direction q % 2; y and dy are the top layer's) reads and writes each
+ * state as one [P, B, u] in the spaces above, pseudo-layer layer * D +
+ * direction at element q B u, where each part has its own [B, u]; a
+ * bidirectional call's y and dy are [T, B, 2u], each row direction 0's u
+ * features then direction 1's, where each direction has its own [T, B,
+ * u].
  * lg_rnn_stages_of lists the copies between the two for an rnn (grad
  * false) or rnn_grad node: each moves `rows` rows of `width` bytes
  * between value v of part q (contiguous) and the space at byte `off` of

@@ -7,7 +7,10 @@
  *     at once;
  *   - rnn nodes each reading the one below's ys (stacked return_sequences
  *     layers of one cell and width): LG_RNN_STACK, cuDNN's numLayers, which
- *     overlaps the layers' steps.
+ *     overlaps the layers' steps;
+ *   - such pairs each reading the concatenation of the pair below's ys
+ *     (stacked Keras Bidirectional layers, merge mode concat): LG_RNN_BIDIR
+ *     | LG_RNN_STACK, numLayers with CUDNN_BIDIRECTIONAL.
  *
  * Members have the same cell, flags (but a reverse direction's
  * LG_RNN_REVERSE), units and mask (the same value), keep their workspace
@@ -26,6 +29,18 @@
  * whose members read a value computed from another member (other than the
  * stack's own links) stays single, with a note. Each member's outputs map
  * to its part's outputs of the merged node.
+ *
+ * Between two bidirectional layers the graph has the concatenation of the
+ * lower pair's ys (in Keras's batch-major layout: each ys transposed, the
+ * concat, its transpose back) and, for the gradients, the upper pair's dx
+ * summed and split into the lower pair's dys (with their transposes). A
+ * stacked bidirectional node computes both itself (rnn.h's joins), so
+ * they merge only where nothing else reads any of it; the pass then drops
+ * those nodes (a backend running the stack in one call leaves the values
+ * they would read unwritten). Pairs that read each other otherwise (a
+ * merge mode other than concat, another width, a middle output read
+ * elsewhere) stay bidirectional nodes of one layer each, as do the pairs
+ * of a stack the backend does not take, with a note saying why.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +54,9 @@ typedef struct group {
     int n;
     int64_t ints[5];
     int n_ints;
+    /* a stacked bidirectional rnn_grad's rnn members (part q's x slot
+     * holds rnn part q - 2's ys) */
+    int32_t fw[LG_RNN_MAX_LAYERS];
 } group;
 
 typedef struct merge {
@@ -46,7 +64,8 @@ typedef struct merge {
     int *group_of; /* per node: its group, or -1 */
     group *groups;
     int n_groups;
-    bool *seen; /* scratch per node */
+    bool *seen;    /* scratch per node */
+    bool *dropped; /* per node: a link between stacked bidirectional layers, not copied */
 } merge;
 
 /* The rnn_grad nodes reading rnn node `node`'s workspace: how many, and the
@@ -151,10 +170,11 @@ static bool backend_takes(const lg_cgraph *cg, int32_t n0, unsigned kind, int pa
     const lg_node *f = &g->nodes[n0];
     const lg_backend *b = cg->backend;
     unsigned flags = lg_rnn_node_flags(f) | kind;
-    bool stack = kind == LG_RNN_STACK;
+    bool stack = kind & LG_RNN_STACK;
+    int layers = stack ? parts / (kind & LG_RNN_BIDIR ? 2 : 1) : 1;
     out->ints[0] = lg_rnn_node_cell(f), out->ints[1] = flags;
     out->n_ints = stack ? 3 : 2;
-    out->ints[2] = parts; /* moves to ints[4] with the backend's sizes */
+    out->ints[2] = layers; /* moves to ints[4] with the backend's sizes */
     if (!b) {
         snprintf(why, len, "no backend");
         return false;
@@ -178,7 +198,7 @@ static bool backend_takes(const lg_cgraph *cg, int32_t n0, unsigned kind, int pa
                      .B = x.shape.dims[1],
                      .I = x.shape.dims[2],
                      .H = u.shape.dims[0],
-                     .layers = stack ? parts : 1,
+                     .layers = layers,
                      .mask_by_lengths = true, /* the backend planned each member with its mask */
                      .name = f->name};
     lg_rnn_sizes train = {0}, forward = {0};
@@ -188,7 +208,7 @@ static bool backend_takes(const lg_cgraph *cg, int32_t n0, unsigned kind, int pa
         return false;
     }
     const lg_rnn_sizes *z = (flags & LG_RNN_FORWARD_ONLY) ? &forward : &train;
-    out->ints[2] = z->ws_width, out->ints[3] = z->scratch, out->ints[4] = parts;
+    out->ints[2] = z->ws_width, out->ints[3] = z->scratch, out->ints[4] = layers;
     out->n_ints = stack ? 5 : 4;
     return true;
 }
@@ -209,6 +229,7 @@ static bool links_hold(const merge *m, const group *gr, lg_op op)
         const lg_node *n = &g->nodes[gr->node[k]];
         for (int j = 0; j < n->n_in; j++) {
             lg_ref in = n->in[j];
+            if (p.in[j] == LG_RNN_JOINED) continue; /* a link between bidirectional layers, matched */
             if (p.in[j] < 0) {
                 int from = -1 - p.in[j];
                 if (!same_ref(in, (lg_ref){gr->node[from / p.node.n_out], from % p.node.n_out})) return false;
@@ -236,7 +257,7 @@ static bool try_group(merge *m, const int32_t *fw, int n, unsigned kind, char *w
             return false;
         }
         n_grad = c;
-        f.node[k] = fw[k], gr.node[k] = grad;
+        f.node[k] = fw[k], gr.node[k] = grad, gr.fw[k] = fw[k];
     }
     if (!backend_takes(m->cg, fw[0], kind, n, &f, why, len)) return false;
     memcpy(gr.ints, f.ints, sizeof f.ints);
@@ -257,7 +278,7 @@ static bool try_group(merge *m, const int32_t *fw, int n, unsigned kind, char *w
 static void note(merge *m, const int32_t *fw, int n, const char *what, const char *why)
 {
     const lg_graph *g = m->cg->g;
-    char names[256] = "";
+    char names[640] = "";
     for (int k = 0; k < n; k++) {
         size_t at = strlen(names);
         snprintf(names + at, sizeof names - at, "%s'%s'", k ? (k + 1 < n ? ", " : " and ") : "", g->nodes[fw[k]].name);
@@ -266,13 +287,14 @@ static void note(merge *m, const int32_t *fw, int n, const char *what, const cha
     else lg_cgraph_note(m->cg, "merge_rnn: rnn %s: %s", names, what);
 }
 
-/* The reverse rnn over a's x with a's cell and flags, or -1. */
-static int32_t reverse_of(const merge *m, int32_t a)
+/* The reverse rnn over a's x with a's cell and flags, not in a pair
+ * (paired: per node), or -1. */
+static int32_t reverse_of(const merge *m, int32_t a, const bool *paired)
 {
     const lg_graph *g = m->cg->g;
     lg_rnn_layout L = lg_rnn_layout_of(lg_rnn_node_cell(&g->nodes[a]), lg_rnn_node_flags(&g->nodes[a]));
     for (int32_t b = 0; b < g->n_nodes; b++)
-        if (b != a && g->nodes[b].op == LG_OP_RNN && m->group_of[b] < 0 &&
+        if (b != a && g->nodes[b].op == LG_OP_RNN && !paired[b] &&
             same_ref(g->nodes[b].in[L.x], g->nodes[a].in[L.x]) && alike(g, a, b, LG_RNN_REVERSE))
             return b;
     return -1;
@@ -299,6 +321,170 @@ static int32_t above(const merge *m, int32_t a)
     return -1;
 }
 
+/* ---- links between bidirectional layers ----------------------------------- */
+
+/* The nodes a link between two stacked bidirectional layers is made of. */
+typedef struct links {
+    int32_t node[32];
+    int n;
+} links;
+
+static bool in_links(const links *lk, int32_t node)
+{
+    for (int i = 0; i < lk->n; i++)
+        if (lk->node[i] == node) return true;
+    return false;
+}
+
+static bool links_add(links *lk, int32_t node)
+{
+    if (in_links(lk, node)) return true;
+    if (lk->n == (int)LG_ARRAY_LEN(lk->node)) return false;
+    lk->node[lk->n++] = node;
+    return true;
+}
+
+/* v under any transposes of its first two dims (of a [T, B, .] or [B, T,
+ * .] value), each added to lk and flipping *flip. */
+static lg_ref peel(const lg_graph *g, lg_ref v, bool *flip, links *lk)
+{
+    for (;;) {
+        const lg_node *n = &g->nodes[v.node];
+        if (n->op != LG_OP_TRANSPOSE || n->attrs.n_ints != 3 || n->attrs.ints[0] != 1 || n->attrs.ints[1] != 0 ||
+            n->attrs.ints[2] != 2 || !links_add(lk, v.node))
+            return v;
+        *flip = !*flip;
+        v = n->in[0];
+    }
+}
+
+/* Whether x is ys[0] and ys[1] ([T, B, H] each) side by side in the last
+ * dim, transposed back and forth (lk gets the nodes); else *op is the node
+ * under x's transposes. */
+static bool joins_ys(const lg_graph *g, lg_ref x, const lg_ref ys[2], links *lk, const lg_node **op)
+{
+    bool flip = false;
+    lg_ref c = peel(g, x, &flip, lk);
+    const lg_node *n = *op = &g->nodes[c.node];
+    if (n->op != LG_OP_CONCAT || n->n_in != 2 || n->out[0].shape.rank != 3 || lg_axis_norm(n->attrs.axis, 3) != 2 ||
+        !links_add(lk, c.node))
+        return false;
+    for (int d = 0; d < 2; d++) {
+        bool f = flip;
+        if (!same_ref(peel(g, n->in[d], &f, lk), ys[d]) || f) return false;
+    }
+    return true;
+}
+
+/* Whether dys is the H-wide half `half` (last dim) of dx[0] + dx[1] ([T,
+ * B, 2H] each), transposed back and forth (lk gets the nodes). */
+static bool halves_dx(const lg_graph *g, lg_ref dys, int half, int64_t H, const lg_ref dx[2], links *lk)
+{
+    bool flip = false;
+    lg_ref s = peel(g, dys, &flip, lk);
+    const lg_node *n = &g->nodes[s.node];
+    if (n->op != LG_OP_SLICE || n->n_in != 1 || n->out[0].shape.rank != 3 || lg_axis_norm(n->attrs.axis, 3) != 2 ||
+        port_of(g, n->in[0]).shape.dims[2] != 2 * H || n->attrs.ints[0] != half * H || n->out[0].shape.dims[2] != H ||
+        !links_add(lk, s.node))
+        return false;
+    lg_ref a = peel(g, n->in[0], &flip, lk);
+    const lg_node *sum = &g->nodes[a.node];
+    if (flip || sum->op != LG_OP_ADD || sum->n_in != 2 || !links_add(lk, a.node)) return false;
+    return (same_ref(sum->in[0], dx[0]) && same_ref(sum->in[1], dx[1])) ||
+           (same_ref(sum->in[0], dx[1]) && same_ref(sum->in[1], dx[0]));
+}
+
+/* Value v may be read by node `node` at input `in`. */
+typedef struct reader {
+    lg_ref v;
+    int32_t node;
+    int in;
+} reader;
+
+/* Whether the values vs[0..n) and the outputs of lk's nodes are read only
+ * by lk's nodes and the readers ok[0..n_ok), and none is fetched. */
+static bool private_link(const lg_cgraph *cg, const links *lk, const lg_ref *vs, int n, const reader *ok, int n_ok)
+{
+    const lg_graph *g = cg->g;
+    for (int i = 0; i < n + lk->n; i++) {
+        lg_ref v = i < n ? vs[i] : (lg_ref){lk->node[i - n], 0};
+        for (int k = 0; k < cg->n_outputs; k++)
+            if (same_ref(cg->outputs[k], v)) return false;
+        for (int32_t j = v.node + 1; j < g->n_nodes; j++)
+            for (int e = 0; e < g->nodes[j].n_in; e++) {
+                if (!same_ref(g->nodes[j].in[e], v) || in_links(lk, j)) continue;
+                bool allowed = false;
+                for (int r = 0; r < n_ok && !allowed; r++)
+                    allowed = same_ref(ok[r].v, v) && ok[r].node == j && ok[r].in == e;
+                if (!allowed) return false;
+            }
+    }
+    return true;
+}
+
+/* Whether bidirectional pair hi (forward, reverse rnn nodes) stacks on pair
+ * lo: hi reads the concatenation of lo's ys, the gradients (one per node,
+ * or none) pass the sum of hi's dx halved back to lo, and nothing else
+ * reads any of it. *lk gets the link's nodes. Where hi reads lo but does
+ * not stack, why says so; where it does not read lo, why is empty. */
+static bool stacks_on(const merge *m, const int32_t lo[2], const int32_t hi[2], links *lk, char *why, size_t len)
+{
+    const lg_graph *g = m->cg->g;
+    const lg_node *f = &g->nodes[lo[0]], *u = &g->nodes[hi[0]];
+    lg_rnn_layout L = lg_rnn_layout_of(lg_rnn_node_cell(f), lg_rnn_node_flags(f));
+    lg_ref x = u->in[L.x];
+    why[0] = '\0';
+    lk->n = 0;
+    if (!depends(g, lo[0], x.node, m->seen) && !depends(g, lo[1], x.node, m->seen)) return false;
+    if (!alike(g, lo[0], hi[0], 0)) {
+        int64_t hl = port_of(g, f->in[L.u]).shape.dims[0], hh = port_of(g, u->in[L.u]).shape.dims[0];
+        if (hl != hh) snprintf(why, len, "'%s' has %lld units, '%s' %lld; a stack has one width", u->name,
+                               (long long)hh, f->name, (long long)hl);
+        else snprintf(why, len, "'%s' and '%s' differ in cell, flags or mask", u->name, f->name);
+        return false;
+    }
+    const lg_ref ys[2] = {{lo[0], L.ys}, {lo[1], L.ys}};
+    const lg_node *op = NULL;
+    if (!joins_ys(g, x, ys, lk, &op)) {
+        snprintf(why, len, "'%s' reads %s of the ys below, not their concatenation (a merge mode other than concat?)",
+                 u->name, lg_op_defs[op->op]->name);
+        return false;
+    }
+    int32_t grad[4];
+    const int32_t node[4] = {lo[0], lo[1], hi[0], hi[1]};
+    int n_grad = grads_of(g, node[0], &grad[0]);
+    for (int k = 1; k < 4; k++)
+        if (grads_of(g, node[k], &grad[k]) != n_grad || n_grad > 1) {
+            snprintf(why, len, "its layers have 0, 1 or more gradients each, not one each or none");
+            return false;
+        }
+    reader ok[4] = {{x, hi[0], L.x}, {x, hi[1], L.x}};
+    if (n_grad) ok[2] = (reader){x, grad[2], L.x}, ok[3] = (reader){x, grad[3], L.x};
+    if (!private_link(m->cg, lk, ys, 2, ok, n_grad ? 4 : 2)) {
+        snprintf(why, len, "the ys of '%s' and '%s' or their concatenation is read elsewhere or fetched", f->name,
+                 g->nodes[lo[1]].name);
+        return false;
+    }
+    if (!n_grad) return true;
+    links back = {.n = 0};
+    const lg_ref dx[2] = {{grad[2], L.g_dx}, {grad[3], L.g_dx}};
+    int64_t H = port_of(g, f->in[L.u]).shape.dims[0];
+    lg_ref dys[2] = {g->nodes[grad[0]].in[L.g_dys], g->nodes[grad[1]].in[L.g_dys]};
+    reader back_ok[2] = {{dys[0], grad[0], L.g_dys}, {dys[1], grad[1], L.g_dys}};
+    if (!halves_dx(g, dys[0], 0, H, dx, &back) || !halves_dx(g, dys[1], 1, H, dx, &back) ||
+        !private_link(m->cg, &back, dx, 2, back_ok, 2)) {
+        snprintf(why, len, "the gradients of '%s' and '%s' are not the halves of the dx above alone", f->name,
+                 g->nodes[lo[1]].name);
+        return false;
+    }
+    for (int i = 0; i < back.n; i++)
+        if (!links_add(lk, back.node[i])) {
+            snprintf(why, len, "the link between the layers has too many nodes");
+            return false;
+        }
+    return true;
+}
+
 /* The merged node of group gr (of op) in r->dst, its members' outputs
  * mapped to their parts'. */
 static int32_t build_merged(lg_rewrite *r, const group *gr, lg_op op)
@@ -319,6 +505,11 @@ static int32_t build_merged(lg_rewrite *r, const group *gr, lg_op op)
     for (int k = 0; k < gr->n; k++)
         for (int j = 0; j < p[k].node.n_in; j++)
             if (p[k].in[j] >= 0) in[p[k].in[j]] = lg_rewrite_value(r, g->nodes[gr->node[k]].in[j]);
+    /* a stacked bidirectional gradient's x slots above layer 0: the ys of
+     * the rnn part two below (the member reads their join) */
+    lg_rnn_layout L = lg_rnn_layout_of(lg_rnn_node_cell(&proto), lg_rnn_part_flags(lg_rnn_node_flags(&proto), 0));
+    for (int k = 2; op == LG_OP_RNN_GRAD && k < gr->n; k++)
+        if (p[k].join[0].at == L.x) in[p[k].join[0].from[k & 1]] = lg_rewrite_value(r, (lg_ref){gr->fw[k - 2], L.ys});
     int32_t id = lg_node_build(r->dst, op, in, n_in, &(lg_attrs){.ints = attrs, .n_ints = gr->n_ints},
                                g->nodes[gr->node[0]].name);
     if (id < 0) return -1;
@@ -370,7 +561,7 @@ static lg_status rebuild(merge *m, bool *made, bool *cycle)
         lg_graph_free(dst);
         return lg_fail(LG_ERR_OUT_OF_MEMORY, "merge_rnn: out of memory");
     }
-    memset(made, 0, (size_t)n * sizeof *made);
+    memcpy(made, m->dropped, (size_t)n * sizeof *made); /* dropped: never copied */
     lg_status st = LG_OK;
     for (int32_t i = 0; !st && i < n; i++) {
         if (made[i]) continue;
@@ -403,6 +594,46 @@ static lg_status rebuild(merge *m, bool *made, bool *cycle)
     return st;
 }
 
+/* Bidirectional pairs pairs[0..n) (in arena order) stacked where they
+ * stack (stacks_on) and the backend takes the stack: each stack's pairs
+ * are used (in used[]), and its links dropped. */
+static void stack_pairs(merge *m, int32_t (*pairs)[2], int n, bool *used)
+{
+    char why[256], what[320];
+    for (int lo = 0; lo < n; lo++) {
+        if (used[lo]) continue;
+        int chain[LG_RNN_MAX_LAYERS / 2] = {lo}, layers = 1;
+        links lk[LG_RNN_MAX_LAYERS / 2];
+        while (layers < LG_RNN_MAX_LAYERS / 2) {
+            int next = -1;
+            const int32_t *top = pairs[chain[layers - 1]];
+            for (int hi = lo + 1; hi < n && next < 0; hi++) {
+                if (used[hi]) continue;
+                if (stacks_on(m, top, pairs[hi], &lk[layers - 1], why, sizeof why)) {
+                    next = hi;
+                } else if (why[0]) { /* it reads the pair below, but not as a stacked layer */
+                    const lg_graph *g = m->cg->g;
+                    snprintf(what, sizeof what, "not stacked on '%s' and '%s': %s", g->nodes[top[0]].name,
+                             g->nodes[top[1]].name, why);
+                    note(m, pairs[hi], 2, what, NULL);
+                }
+            }
+            if (next < 0) break;
+            chain[layers++] = next;
+            used[next] = true;
+        }
+        if (layers < 2) continue;
+        used[lo] = true;
+        int32_t members[LG_RNN_MAX_LAYERS];
+        for (int l = 0; l < layers; l++) members[2 * l] = pairs[chain[l]][0], members[2 * l + 1] = pairs[chain[l]][1];
+        bool ok = try_group(m, members, 2 * layers, LG_RNN_BIDIR | LG_RNN_STACK, why, sizeof why);
+        snprintf(what, sizeof what, "one stacked bidirectional node (%d layers)", layers);
+        note(m, members, 2 * layers, what, ok ? NULL : why); /* refused: its pairs merge one by one */
+        for (int l = 0; ok && l + 1 < layers; l++)
+            for (int i = 0; i < lk[l].n; i++) m->dropped[lk[l].node[i]] = true;
+    }
+}
+
 lg_status lg_pass_merge_rnn(lg_cgraph *cg)
 {
     const lg_graph *g = cg->g;
@@ -413,18 +644,28 @@ lg_status lg_pass_merge_rnn(lg_cgraph *cg)
     merge m = {.cg = cg,
                .group_of = malloc((size_t)n * sizeof *m.group_of),
                .groups = malloc((size_t)rnns * sizeof *m.groups),
-               .seen = malloc((size_t)n * sizeof *m.seen)};
-    if (!m.group_of || !m.groups || !m.seen) {
-        free(m.group_of), free(m.groups), free(m.seen);
+               .seen = malloc((size_t)n * sizeof *m.seen),
+               .dropped = calloc((size_t)n, sizeof *m.dropped)};
+    bool *paired = calloc((size_t)n, sizeof *paired), *used = calloc((size_t)rnns, sizeof *used);
+    int32_t(*pairs)[2] = malloc((size_t)rnns * sizeof *pairs);
+    if (!m.group_of || !m.groups || !m.seen || !m.dropped || !paired || !used || !pairs) {
+        free(m.group_of), free(m.groups), free(m.seen), free(m.dropped), free(paired), free(used), free(pairs);
         return lg_fail(LG_ERR_OUT_OF_MEMORY, "merge_rnn: out of memory");
     }
     for (int32_t i = 0; i < n; i++) m.group_of[i] = -1;
+    int n_pairs = 0;
+    for (int32_t a = 0; a < n; a++) { /* directions first, then stacks of them */
+        int32_t b;
+        if (g->nodes[a].op != LG_OP_RNN || paired[a] || (b = reverse_of(&m, a, paired)) < 0) continue;
+        pairs[n_pairs][0] = a, pairs[n_pairs++][1] = b;
+        paired[a] = paired[b] = true;
+    }
+    stack_pairs(&m, pairs, n_pairs, used);
     char why[256];
-    for (int32_t a = 0; a < n; a++) { /* directions first: a stack of bidirectional layers is not one */
-        int32_t pair[2] = {a, -1};
-        if (g->nodes[a].op != LG_OP_RNN || m.group_of[a] >= 0 || (pair[1] = reverse_of(&m, a)) < 0) continue;
-        bool ok = try_group(&m, pair, 2, LG_RNN_BIDIR, why, sizeof why);
-        note(&m, pair, 2, "one bidirectional node", ok ? NULL : why);
+    for (int k = 0; k < n_pairs; k++) {
+        if (m.group_of[pairs[k][0]] >= 0) continue;
+        bool ok = try_group(&m, pairs[k], 2, LG_RNN_BIDIR, why, sizeof why);
+        note(&m, pairs[k], 2, "one bidirectional node", ok ? NULL : why);
     }
     for (int32_t a = 0; a < n; a++) {
         int32_t layers[LG_RNN_MAX_LAYERS] = {a};
@@ -438,6 +679,6 @@ lg_status lg_pass_merge_rnn(lg_cgraph *cg)
     bool cycle = false;
     lg_status st = m.n_groups ? rebuild(&m, m.seen, &cycle) : LG_OK;
     if (cycle) lg_cgraph_note(cg, "merge_rnn: not run: merged nodes would read each other's outputs");
-    free(m.group_of), free(m.groups), free(m.seen);
+    free(m.group_of), free(m.groups), free(m.seen), free(m.dropped), free(paired), free(used), free(pairs);
     return st;
 }
