@@ -1220,13 +1220,43 @@ START_TEST(fused_rnn_on_cudnn_against_cpu)
 }
 END_TEST
 
-/* "cudanostack:N": cuda:N whose rnn_plan takes no stacked bidirectional
+/* ---- cuda:0 with entries replaced ---------------------------------------------
+ * A test of what programs do when the device refuses or fails registers a
+ * device kind of its own ("cudasync") whose "<kind>:0" is cuda:0's table
+ * (and context) with some entries replaced by the test's, which reach
+ * cuda:0's own through `cuda0`. Each test runs in a process of its own
+ * (Check's fork mode), so one table serves them all. */
+static const lg_backend *cuda0;
+static lg_backend wrapped;
+static char wrapped_kind[24], wrapped_name[32];
+static void (*wrapped_edit)(lg_backend *b);
+
+/* Opened with the registry's lock held: cuda:0 is opened before. */
+static lg_status open_wrapped(int index, const lg_backend **out)
+{
+    if (index != 0) return lg_fail(LG_ERR_INVALID_ARGUMENT, "%s:%d: only %s:0 is made", wrapped_kind, index, wrapped_kind);
+    wrapped = *cuda0;
+    snprintf(wrapped_name, sizeof wrapped_name, "%s:0", wrapped_kind);
+    wrapped.name = wrapped_name;
+    wrapped_edit(&wrapped);
+    *out = &wrapped;
+    return LG_OK;
+}
+
+/* Register kind as cuda:0 changed by edit. */
+static void register_wrapped(const char *kind, void (*edit)(lg_backend *b))
+{
+    backend_opened = true;
+    ck_assert_msg(lg_backend_get("cuda:0", &cuda0) == LG_OK, "%s", lg_last_error());
+    snprintf(wrapped_kind, sizeof wrapped_kind, "%s", kind);
+    wrapped_edit = edit;
+    ck_assert_int_eq(lg_backend_register(kind, open_wrapped), LG_OK);
+}
+
+/* "cudanostack:0": cuda:0 whose rnn_plan takes no stacked bidirectional
  * call (as a backend or cuDNN version might not): the stack's pairs are
  * then one bidirectional node each, the report says why, and the values
  * are still the CPU's. */
-static lg_backend nostack; /* cuda:N's table (and context), but for rnn_plan */
-static const lg_backend *nostack_cuda;
-static char nostack_name[32];
 
 static bool plan_no_bidir_stack(const lg_backend *b, const lg_rnn_desc *d, lg_rnn_sizes *train,
                                 lg_rnn_sizes *forward, char *why, size_t len)
@@ -1236,25 +1266,14 @@ static bool plan_no_bidir_stack(const lg_backend *b, const lg_rnn_desc *d, lg_rn
         snprintf(why, len, "loop '%s': no stacked bidirectional calls here", d->name);
         return false;
     }
-    return nostack_cuda->rnn_plan(nostack_cuda, d, train, forward, why, len);
+    return cuda0->rnn_plan(cuda0, d, train, forward, why, len);
 }
 
-static lg_status open_nostack(int index, const lg_backend **out)
-{
-    if (index != 0) return lg_fail(LG_ERR_INVALID_ARGUMENT, "cudanostack:%d: only cudanostack:0 is made", index);
-    nostack = *nostack_cuda;
-    snprintf(nostack_name, sizeof nostack_name, "cudanostack:%d", index);
-    nostack.name = nostack_name;
-    nostack.rnn_plan = plan_no_bidir_stack;
-    *out = &nostack;
-    return LG_OK;
-}
+static void no_bidir_stack(lg_backend *b) { b->rnn_plan = plan_no_bidir_stack; }
 
 START_TEST(bidirectional_stack_refused_by_the_plan)
 {
-    backend_opened = true;
-    ck_assert_msg(lg_backend_get("cuda:0", &nostack_cuda) == LG_OK, "%s", lg_last_error());
-    ck_assert_int_eq(lg_backend_register("cudanostack", open_nostack), LG_OK);
+    register_wrapped("cudanostack", no_bidir_stack);
     const fused_case *fc = NULL;
     for (size_t i = 0; i < N_FUSED_CASES; i++)
         if (!strcmp(fused_cases[i].what, "2 stacked bidirectional GRU f64, lengths")) fc = &fused_cases[i];
@@ -1904,39 +1923,24 @@ START_TEST(moved_feed_runs_kernel_by_kernel)
 }
 END_TEST
 
-/* "cudasync:N": cuda:N that waits for the device after every kernel (as a
+/* "cudasync:0": cuda:0 that waits for the device after every kernel (as a
  * debugging mode would), which no capture allows. */
-static lg_backend syncing; /* cuda:N's table (and context), but for run_op */
-static const lg_backend *syncing_cuda;
-static char syncing_name[32];
 
 static lg_status run_then_sync(const lg_backend *b, const lg_node *n, const lg_buf *in, lg_buf *out)
 {
     (void)b;
-    lg_status st = syncing_cuda->run_op(syncing_cuda, n, in, out);
-    return st ? st : syncing_cuda->sync(syncing_cuda);
+    lg_status st = cuda0->run_op(cuda0, n, in, out);
+    return st ? st : cuda0->sync(cuda0);
 }
 
-/* Opened with the registry's lock held: cuda:0 is opened before. */
-static lg_status open_syncing(int index, const lg_backend **out)
-{
-    if (index != 0) return lg_fail(LG_ERR_INVALID_ARGUMENT, "cudasync:%d: only cudasync:0 is made", index);
-    syncing = *syncing_cuda;
-    snprintf(syncing_name, sizeof syncing_name, "cudasync:%d", index);
-    syncing.name = syncing_name;
-    syncing.run_op = run_then_sync;
-    *out = &syncing;
-    return LG_OK;
-}
+static void sync_after_each_kernel(lg_backend *b) { b->run_op = run_then_sync; }
 
 /* A run whose kernels sync cannot be captured: the capture fails, the run
  * and the later ones go on kernel by kernel, equal to the CPU, and the
  * report says what failed. */
 START_TEST(failed_capture_runs_plainly)
 {
-    backend_opened = true;
-    ck_assert_msg(lg_backend_get("cuda:0", &syncing_cuda) == LG_OK, "%s", lg_last_error());
-    ck_assert_int_eq(lg_backend_register("cudasync", open_syncing), LG_OK);
+    register_wrapped("cudasync", sync_after_each_kernel);
     int n_cpu = 0, n_gpu = 0;
     char *rep_cpu = NULL, *rep_gpu = NULL;
     double *cpu = cell_runs(NULL, NULL, &n_cpu, &rep_cpu), *gpu = cell_runs("cudasync:0", NULL, &n_gpu, &rep_gpu);
@@ -1949,27 +1953,17 @@ START_TEST(failed_capture_runs_plainly)
 }
 END_TEST
 
-/* "cudafail:N": cuda:N whose tanh kernels fail on the host, as a launch or a
+/* "cudafail:0": cuda:0 whose tanh kernels fail on the host, as a launch or a
  * library call can, after the kernels before them were queued. */
-static lg_backend failing;
-static const lg_backend *failing_cuda;
 
 static lg_status run_or_fail(const lg_backend *b, const lg_node *n, const lg_buf *in, lg_buf *out)
 {
     (void)b;
     if (n->op == LG_OP_TANH) return lg_fail(LG_ERR_RUNTIME, "tanh '%s': an injected failure", n->name);
-    return failing_cuda->run_op(failing_cuda, n, in, out);
+    return cuda0->run_op(cuda0, n, in, out);
 }
 
-static lg_status open_failing(int index, const lg_backend **out)
-{
-    if (index != 0) return lg_fail(LG_ERR_INVALID_ARGUMENT, "cudafail:%d: only cudafail:0 is made", index);
-    failing = *failing_cuda;
-    failing.name = "cudafail:0";
-    failing.run_op = run_or_fail;
-    *out = &failing;
-    return LG_OK;
-}
+static void fail_tanh(lg_backend *b) { b->run_op = run_or_fail; }
 
 /* A gather records a bad index, then the run fails before its sync, and its
  * program is freed. The run reports its own failure, freeing keeps that
@@ -1977,9 +1971,7 @@ static lg_status open_failing(int index, const lg_backend **out)
  * the freed program's bad index as its own nor reads its freed nodes. */
 START_TEST(failed_run_leaves_nothing_behind)
 {
-    backend_opened = true;
-    ck_assert_msg(lg_backend_get("cuda:0", &failing_cuda) == LG_OK, "%s", lg_last_error());
-    ck_assert_int_eq(lg_backend_register("cudafail", open_failing), LG_OK);
+    register_wrapped("cudafail", fail_tanh);
     lg_tensor *tt = lg_test_uniform(LG_F32, lg_shape_of(2, 5, 3), 501, 1, -1, 1), *it = NULL, *got = NULL;
     ck_assert_int_eq(lg_tensor_new(LG_I32, lg_shape_of(1, 4), &it), LG_OK);
     static const int32_t bad[4] = {0, 4, 7, 1}, good[4] = {3, 0, 4, 2};
