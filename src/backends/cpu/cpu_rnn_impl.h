@@ -884,15 +884,19 @@ static lg_status FN(wgrad_part)(void *arg, int k, int n)
     int64_t H = c->H, GH = c->GH, I = c->I, TB = c->steps * c->B;
     int64_t c0 = rnn_split(GH, k, n), c1 = rnn_split(GH, k + 1, n), r0 = rnn_split(TB, k, n);
     int64_t r1 = rnn_split(TB, k + 1, n);
-    /* [c0, m) and [m0, c1): this part's columns below 2 H (the GRUs' z and r) and from 2 H (h~) */
-    int64_t m = c1 < 2 * H ? c1 : 2 * H, m0 = c0 > 2 * H ? c0 : 2 * H;
+    /* the reset-before GRU's dU is two products, columns below 2 H (z and
+     * r, from h_{t-1}) and from 2 H (h~, from r h), each split on its own
+     * (a block's columns must start at a multiple of RNN_ROW_ALIGN from its
+     * product's first: OpenBLAS's tail kernels round otherwise) */
+    int64_t z0 = rnn_split(2 * H, k, n), z1 = rnn_split(2 * H, k + 1, n);
+    int64_t h0 = 2 * H + rnn_split(H, k, n), h1 = 2 * H + rnn_split(H, k + 1, n);
     GEMM(DT, true, false, I, c1 - c0, TB, 1, w->x, I, w->dG + c0, GH, 0, w->dW + c0, GH);
     GEMM(DT, false, true, r1 - r0, I, GH, 1, w->dG + r0 * GH, GH, w->W, GH, 0, w->dx + r0 * I, I);
     switch (c->cell) {
     case LG_RNN_GRU: GEMM(DT, true, false, H, c1 - c0, TB, 1, w->hprev, H, w->dHG + c0, GH, 0, w->dU + c0, GH); break;
     case LG_RNN_GRU_RESET_BEFORE: /* columns below 2H from h_{t-1}, U_h's from r h */
-        if (c0 < m) GEMM(DT, true, false, H, m - c0, TB, 1, w->hprev, H, w->dG + c0, GH, 0, w->dU + c0, GH);
-        if (m0 < c1) GEMM(DT, true, false, H, c1 - m0, TB, 1, w->rh, H, w->dG + m0, GH, 0, w->dU + m0, GH);
+        if (z0 < z1) GEMM(DT, true, false, H, z1 - z0, TB, 1, w->hprev, H, w->dG + z0, GH, 0, w->dU + z0, GH);
+        if (h0 < h1) GEMM(DT, true, false, H, h1 - h0, TB, 1, w->rh, H, w->dG + h0, GH, 0, w->dU + h0, GH);
         break;
     default: GEMM(DT, true, false, H, c1 - c0, TB, 1, w->hprev, H, w->dG + c0, GH, 0, w->dU + c0, GH); break;
     }
@@ -900,7 +904,9 @@ static lg_status FN(wgrad_part)(void *arg, int k, int n)
     FN(col_sums)(w->db + c0, w->dG + c0, GH, TB, c1 - c0);
     if (c->cell != LG_RNN_GRU) return LG_OK;
     /* the recurrent biases: z's and r's gradients are the input's (dHG's
-     * columns equal dG's there), h~'s is summed from dHG */
+     * columns equal dG's there), h~'s is summed from dHG; [c0, m) and
+     * [m0, c1) are this part's columns below 2 H and from 2 H */
+    int64_t m = c1 < 2 * H ? c1 : 2 * H, m0 = c0 > 2 * H ? c0 : 2 * H;
     if (c0 < m) memcpy(w->db + GH + c0, w->db + c0, (size_t)(m - c0) * sizeof(T));
     if (m0 < c1) FN(col_sums)(w->db + GH + m0, w->dHG + m0, GH, TB, c1 - m0);
     return LG_OK;
