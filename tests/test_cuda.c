@@ -275,6 +275,27 @@ static void b_fused(lg_graph *g, lg_dtype dt)
                   "fused");
 }
 
+/* A fused program with more outputs, over a [4, 3, 5] and a row [5]:
+ * s = sigmoid(a row) stored as output 1, tanh(s) as output 2, and
+ * tanh(s) s + s, reading s twice more. */
+static void b_fused_stores(lg_graph *g, lg_dtype dt)
+{
+    lg_value a = in(g, dt, 3, 4, 3, 5), row = in(g, dt, 1, 5, 0, 0);
+    lg_value m = lg_mul(a, row), s = lg_sigmoid(m), t = lg_tanh(s), p = lg_mul(t, s), y = lg_add(p, s);
+    const lg_value ops[] = {m, s, t, p, y};
+    int64_t ints[11 * LG_FEW_WIDTH] = {0}, *e = ints;
+    e[0] = LG_OP_INPUT, e[1] = 0, e += LG_FEW_WIDTH;
+    e[0] = LG_OP_INPUT, e[1] = 1, e += LG_FEW_WIDTH;
+    for (int i = 0; i < 5; i++) {
+        lg_few_encode(&g->nodes[ops[i].node], e), e += LG_FEW_WIDTH;
+        if (i == 1 || i == 2) e[0] = LG_FEW_STORE, e[1] = i, e += LG_FEW_WIDTH; /* s, t */
+        if (i == 2 || i == 3) e[0] = LG_FEW_RELOAD, e[1] = 1, e += LG_FEW_WIDTH; /* s again */
+    }
+    const lg_value ins[] = {a, row};
+    lg_node_build(g, LG_OP_FUSED_ELEMENTWISE, ins, 2, &(lg_attrs){.ints = ints, .n_ints = 11 * LG_FEW_WIDTH, .dtype = dt},
+                  "fused");
+}
+
 #define R(lo, hi) {lo, hi, false}
 #define RI(lo, hi) {lo, hi, true}
 static const op_row rows[] = {
@@ -341,6 +362,8 @@ static const op_row rows[] = {
     {"sparse_softmax_xent", LG_OP_SPARSE_SOFTMAX_XENT, F32 | F64, b_sparse_xent, {R(-20, 20), R(0, 10)}, 1e-4},
     {"fused_elementwise (broadcasts, an i32 mask, reals, a comparison)", LG_OP_FUSED_ELEMENTWISE, F32 | F64, b_fused,
      {R(-2, 2), R(-2, 2), RI(0, 2)}, 1e-5},
+    {"fused_elementwise (stores, values read again)", LG_OP_FUSED_ELEMENTWISE, F32 | F64, b_fused_stores,
+     {R(-2, 2), R(-2, 2)}, 1e-5},
 };
 #undef R
 #undef RI

@@ -1,7 +1,9 @@
 /*
  * test_fuse_elementwise.c — the fuse_elementwise pass and the fused
  * elementwise kernel: what gets fused and what does not (values read
- * twice, fetched, of another shape or dtype; the program's limits), and
+ * twice or fetched are stored as more outputs, values read before the
+ * group's end stay out, as do those of another shape or dtype; the
+ * program's limits), and
  * that fused results are bit-identical to the ops run one by one: every
  * fusible op in f32 and f64, broadcasts of scalars, rows and columns, and
  * the loop bodies of the peephole cell and hand-written LSTM and GRU cells
@@ -123,10 +125,10 @@ START_TEST(test_every_op_same_bits)
     lg_tensor_set(xt, 3, NAN), lg_tensor_set(xt, 7, INFINITY), lg_tensor_set(xt, 8, -INFINITY);
     lg_tensor_set(yt, 11, -INFINITY), lg_tensor_set(yt, 13, NAN), lg_tensor_set(yt, 17, INFINITY);
     lg_feed f[5] = {{x, xt}, {y, yt}, {row, rt}, {col, ct}, {m, mt}};
-    /* x + row and exp(.) + 0.5 are read several times, square(col) is
-     * [B, 1]: each is a kernel of its own; the rest is one group, and
-     * where(m, a, -a) another */
-    ck_assert_int_eq(kernels(f, 5, &a, 1), 5);
+    /* square(col) is [B, 1]: a kernel of its own; the rest is one group,
+     * which stores x + row, exp(.) + 0.5 and a (each read several times)
+     * once and reads them again */
+    ck_assert_int_eq(kernels(f, 5, &a, 1), 2);
     ck_assert_int_lt(check_same_bits(NULL, f, 5, &a, 1), -27);
     char *r = report(f, 5, &a, 1);
     ck_assert_msg(strstr(r, "fuse_elementwise: "), "%s", r);
@@ -160,8 +162,8 @@ START_TEST(test_broadcasts_same_bits)
     }
     lg_value y = lg_tanh(lg_add(lg_mul(in[0], in[1]), in[2]));
     y = lg_where(in[4], lg_sub(y, in[3]), lg_scale(lg_sigmoid(y), 3));
-    ck_assert_int_eq(kernels(f, 5, &y, 1), 2); /* y is read twice */
-    ck_assert_int_eq(check_same_bits(NULL, f, 5, &y, 1), 2 - 7);
+    ck_assert_int_eq(kernels(f, 5, &y, 1), 1); /* y is read twice: stored, read again */
+    ck_assert_int_eq(check_same_bits(NULL, f, 5, &y, 1), 1 - 7);
     for (int k = 0; k < 5; k++) lg_tensor_free(t[k]);
 }
 END_TEST
@@ -189,33 +191,60 @@ END_TEST
 
 static lg_tensor *x_tensor(lg_dtype dt, lg_shape s) { return lg_test_uniform(dt, s, 2, 9, -1, 1); }
 
-/* A value read twice stays a buffer: tanh(s) + s is two kernels, s's and
- * the fused add(tanh) reading it. */
-START_TEST(test_two_readers_not_fused)
+/* A value read twice inside a group is stored once and read again:
+ * tanh(s) + s is one kernel with s as its second output. */
+START_TEST(test_two_readers_stored)
 {
     lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(2, B, H));
     lg_value s = lg_sigmoid(x), y = lg_add(lg_tanh(s), s);
     lg_tensor *xt = x_tensor(LG_F32, lg_shape_of(2, B, H));
     lg_feed f[1] = {{x, xt}};
-    ck_assert_int_eq(kernels(f, 1, &y, 1), 2);
-    ck_assert_int_eq(check_same_bits(NULL, f, 1, &y, 1), -1);
+    ck_assert_int_eq(kernels(f, 1, &y, 1), 1);
+    ck_assert_int_eq(check_same_bits(NULL, f, 1, &y, 1), -2);
+    char *r = report(f, 1, &y, 1);
+    ck_assert_msg(strstr(r, "add(tanh(out1=sigmoid(in0)), out1)"), "%s", r);
+    free(r);
     lg_tensor_free(xt);
 }
 END_TEST
 
-/* A fetched value keeps its buffer: fetching sigmoid(x) and tanh of it
- * leaves both ops their own kernels. */
-START_TEST(test_fetched_not_fused)
+/* A fetched member is one more output: fetching sigmoid(x) and tanh of it
+ * (in either order, and tanh twice) is one kernel. */
+START_TEST(test_fetched_stored)
 {
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(2, B, H));
-    lg_value fetch[2];
+    lg_value fetch[3];
     fetch[0] = lg_sigmoid(x);
     fetch[1] = lg_tanh(fetch[0]);
+    fetch[2] = fetch[1];
     lg_tensor *xt = x_tensor(LG_F64, lg_shape_of(2, B, H));
     lg_feed f[1] = {{x, xt}};
-    ck_assert_int_eq(kernels(f, 1, fetch, 2), 2);
-    ck_assert_int_eq(check_same_bits(NULL, f, 1, fetch, 2), 0);
+    ck_assert_int_eq(kernels(f, 1, fetch, 3), 1);
+    ck_assert_int_eq(check_same_bits(NULL, f, 1, fetch, 3), -1);
+    lg_value swapped[2] = {fetch[1], fetch[0]};
+    ck_assert_int_eq(check_same_bits(NULL, f, 1, swapped, 2), -1);
     lg_tensor_free(xt);
+}
+END_TEST
+
+/* A member read outside the group before the root would have to be
+ * computed before the fused node: s = sigmoid(x) feeds a product that the
+ * root reads, so s stays out (three kernels: s, the product, and the
+ * fused tanh(s) + s W), with the same bits; and a member read before the
+ * root by an op that the root does not read drops out as well. */
+START_TEST(test_read_before_root_stays_out)
+{
+    lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(2, B, 8)), w = lg_input(g, "w", LG_F32, lg_shape_of(2, 8, 8));
+    lg_value s = lg_sigmoid(x), y = lg_add(lg_tanh(s), lg_matmul(s, w, false, false));
+    lg_tensor *xt = x_tensor(LG_F32, lg_shape_of(2, B, 8)), *wt = x_tensor(LG_F32, lg_shape_of(2, 8, 8));
+    lg_feed f[2] = {{x, xt}, {w, wt}};
+    ck_assert_int_eq(kernels(f, 2, &y, 1), 3);
+    ck_assert_int_eq(check_same_bits(NULL, f, 2, &y, 1), -1);
+    lg_value e = lg_exp(x), fetch[2] = {lg_sum(e, NULL, 0, false), lg_add(lg_neg(e), x)};
+    /* exp, sum, fused add(neg(exp), x): exp is read by the sum, which comes before the root */
+    ck_assert_int_eq(kernels(f, 2, fetch, 2), 3);
+    ck_assert_int_eq(check_same_bits(NULL, f, 2, fetch, 2), -1);
+    lg_tensor_free(xt), lg_tensor_free(wt);
 }
 END_TEST
 
@@ -434,8 +463,9 @@ static Suite *fuse_suite(void)
     tcase_add_loop_test(tc, test_every_op_same_bits, 0, 4);
     tcase_add_loop_test(tc, test_broadcasts_same_bits, 0, 2);
     tcase_add_loop_test(tc, test_special_values_same_bits, 0, 2);
-    tcase_add_test(tc, test_two_readers_not_fused);
-    tcase_add_test(tc, test_fetched_not_fused);
+    tcase_add_test(tc, test_two_readers_stored);
+    tcase_add_test(tc, test_fetched_stored);
+    tcase_add_test(tc, test_read_before_root_stays_out);
     tcase_add_test(tc, test_shape_and_dtype_boundaries);
     tcase_add_test(tc, test_limits_split);
     tcase_add_test(tc, test_in_place);

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "graph/mirror.h"
+#include "ops/fused_elementwise.h"
 #include "ops/op.h"
 #include "ops/rnn.h"
 
@@ -241,12 +242,14 @@ lg_graph *lg_values_graph(const lg_value *v, int n, const char *op)
 }
 
 /* split has one output per piece, a loop its states, outputs and saved
- * states; every other op has one. */
+ * states, a fused elementwise op its stores and its result; every other
+ * op has one. */
 static int output_count(lg_op op, const lg_attrs *a)
 {
     if (op == LG_OP_SPLIT) return a->n_ints;
     if (op == LG_OP_LOOP) return 2 * a->loop->n_state + a->loop->n_y + a->loop->n_res + a->loop->n_post;
     if (op == LG_OP_RNN || op == LG_OP_RNN_GRAD) return lg_rnn_output_count(a, op == LG_OP_RNN_GRAD);
+    if (op == LG_OP_FUSED_ELEMENTWISE) return lg_few_output_count(a);
     return 1;
 }
 

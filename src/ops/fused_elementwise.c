@@ -31,11 +31,24 @@ lg_node lg_few_decode(const int64_t *ins)
     return n;
 }
 
+/* Whether instruction ins runs an op (not a load, store or reload). */
+static bool is_op(const int64_t *ins) { return ins[0] >= 0 && ins[0] != LG_OP_INPUT; }
+
+/* Whether instruction ins pushes a value from memory (input or output). */
+static bool is_load(const int64_t *ins) { return ins[0] == LG_OP_INPUT || ins[0] == LG_FEW_RELOAD; }
+
 int lg_few_op_count(const lg_node *n)
 {
     int ops = 0;
-    for (int i = 0; i + LG_FEW_WIDTH <= n->attrs.n_ints; i += LG_FEW_WIDTH) ops += n->attrs.ints[i] != LG_OP_INPUT;
+    for (int i = 0; i + LG_FEW_WIDTH <= n->attrs.n_ints; i += LG_FEW_WIDTH) ops += is_op(&n->attrs.ints[i]);
     return ops;
+}
+
+int lg_few_output_count(const lg_attrs *a)
+{
+    int outs = 1;
+    for (int i = 0; i + LG_FEW_WIDTH <= a->n_ints; i += LG_FEW_WIDTH) outs += a->ints[i] == LG_FEW_STORE;
+    return outs;
 }
 
 /* ---- text ------------------------------------------------------------------ */
@@ -55,25 +68,30 @@ static void put(text *t, const char *s)
     t->buf[t->len] = '\0';
 }
 
-/* The instruction where the value that instruction `end` pushes starts. */
+/* The instruction where the value that instruction `end` pushes starts (a
+ * store belongs to the value under it). */
 static int start_of(const int64_t *ints, int end)
 {
-    lg_op op = (lg_op)ints[end * LG_FEW_WIDTH];
-    if (op == LG_OP_INPUT) return end;
+    const int64_t *ins = &ints[end * LG_FEW_WIDTH];
+    if (is_load(ins)) return end;
+    if (ins[0] == LG_FEW_STORE) return start_of(ints, end - 1);
     int s = end;
-    for (int k = 0; k < lg_few_arity(op); k++) s = start_of(ints, s - 1);
+    for (int k = 0; k < lg_few_arity((lg_op)ins[0]); k++) s = start_of(ints, s - 1);
     return s;
 }
 
 static void describe(const int64_t *ints, int end, text *t)
 {
-    lg_op op = (lg_op)ints[end * LG_FEW_WIDTH];
+    const int64_t *ins = &ints[end * LG_FEW_WIDTH];
     char s[32];
-    if (op == LG_OP_INPUT) {
-        snprintf(s, sizeof s, "in%lld", (long long)ints[end * LG_FEW_WIDTH + 1]);
+    if (is_load(ins) || ins[0] == LG_FEW_STORE) {
+        snprintf(s, sizeof s, "%s%lld%s", ins[0] == LG_OP_INPUT ? "in" : "out", (long long)ins[1],
+                 ins[0] == LG_FEW_STORE ? "=" : "");
         put(t, s);
+        if (ins[0] == LG_FEW_STORE) describe(ints, end - 1, t);
         return;
     }
+    lg_op op = (lg_op)ins[0];
     int a = lg_few_arity(op), ends[3];
     ends[a - 1] = end - 1;
     for (int k = a - 1; k > 0; k--) ends[k - 1] = start_of(ints, ends[k]) - 1;
@@ -99,22 +117,31 @@ void lg_few_describe(const lg_node *n, char *buf, size_t size)
 
 /* The program runs on the stack discipline the header states: every input
  * it loads exists, every op finds its operands of the element type (where's
- * mask excepted), and one value remains. Then the output is the broadcast
+ * mask excepted), each output from 1 is stored once, in order, right
+ * after the op that computes it and before it is read again, and one value remains. Then every output is the broadcast
  * of the inputs, as it was of the ops the program replaced. */
 static bool infer_fused(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
 {
     lg_dtype dt = n->attrs.dtype;
     int n_ins = n->attrs.n_ints / LG_FEW_WIDTH;
     if (!lg_is_float(dt)) LG_INFER_FAIL("element type must be f32 or f64");
-    if (n->n_in < 1 || n->n_in > LG_FEW_MAX_INPUTS || n_ins < 2 || n->attrs.n_ints % LG_FEW_WIDTH)
+    if (n->n_in < 1 || n->n_in > LG_FEW_MAX_INPUTS || n_ins < 2 || n->attrs.n_ints % LG_FEW_WIDTH ||
+        n->n_out > LG_FEW_MAX_OUTPUTS)
         LG_INFER_FAIL("bad fused program");
     bool foreign[LG_FEW_MAX_DEPTH]; /* a stack value of another dtype than dt */
-    int depth = 0;
+    int depth = 0, stored = 0;
     for (int i = 0; i < n_ins; i++) {
         const int64_t *ins = &n->attrs.ints[i * LG_FEW_WIDTH];
-        if (ins[0] == LG_OP_INPUT) {
-            if (ins[1] < 0 || ins[1] >= n->n_in || depth == LG_FEW_MAX_DEPTH) LG_INFER_FAIL("bad fused program: load");
-            foreign[depth++] = in[ins[1]].dtype != dt;
+        if (ins[0] == LG_OP_INPUT || ins[0] == LG_FEW_RELOAD) {
+            bool input = ins[0] == LG_OP_INPUT;
+            if (ins[1] < (input ? 0 : 1) || ins[1] >= (input ? n->n_in : stored + 1) || depth == LG_FEW_MAX_DEPTH)
+                LG_INFER_FAIL("bad fused program: load");
+            foreign[depth++] = input && in[ins[1]].dtype != dt;
+            continue;
+        }
+        if (ins[0] == LG_FEW_STORE) {
+            if (ins[1] != ++stored || i == 0 || !is_op(ins - LG_FEW_WIDTH))
+                LG_INFER_FAIL("bad fused program: a store must follow an op");
             continue;
         }
         if (ins[0] < 0 || ins[0] >= LG_OP_COUNT || !lg_few_fusible((lg_op)ins[0]))
@@ -130,12 +157,13 @@ static bool infer_fused(const lg_node *n, const lg_port *in, lg_port *out, char 
         foreign[depth++] = false;
     }
     if (lg_few_op_count(n) > LG_FEW_MAX_OPS) LG_INFER_FAIL("bad fused program: too many ops");
-    if (depth != 1 || n->attrs.ints[n->attrs.n_ints - LG_FEW_WIDTH] == LG_OP_INPUT)
+    if (stored != n->n_out - 1) LG_INFER_FAIL("bad fused program: outputs not stored");
+    if (depth != 1 || !is_op(&n->attrs.ints[n->attrs.n_ints - LG_FEW_WIDTH]))
         LG_INFER_FAIL("bad fused program: it must end with an op and leave one value");
     lg_shape s = in[0].shape;
     for (int i = 1; i < n->n_in; i++)
         if (!lg_broadcast_shapes(s, in[i].shape, &s)) LG_INFER_FAIL("shapes do not broadcast");
-    out[0] = (lg_port){dt, s};
+    for (int o = 0; o < n->n_out; o++) out[o] = (lg_port){dt, s};
     return true;
 }
 

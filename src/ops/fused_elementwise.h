@@ -1,9 +1,9 @@
 /*
- * fused_elementwise.h — the fused elementwise op: a chain or tree of
+ * fused_elementwise.h — the fused elementwise op: a tree or DAG of
  * same-shaped elementwise ops run as one kernel. Private to the library.
  *
  * Only the fuse_elementwise pass makes it, in compile-time graphs after
- * autodiff, so it has no gradient rule. Its inputs are the chain's leaves
+ * autodiff, so it has no gradient rule. Its inputs are the group's leaves
  * (values computed outside it); each broadcasts to the output's shape as
  * the ops it replaced broadcast them (a scalar, a row [H] of [B, H], ...).
  * attrs.dtype is the element type (f32 or f64); attrs.ints is a postfix
@@ -14,19 +14,29 @@
  *                                 an elementwise op (add .. stop_gradient in
  *                                 op_list.h, not cast), cmp its comparison,
  *                                 r0 and r1 the bits of its attrs.real
+ *     {LG_FEW_STORE, k, 0, 0}     write the top value to output k (k >= 1),
+ *                                 leaving it on the stack; it follows an op
+ *     {LG_FEW_RELOAD, k, 0, 0}    push output k again (stored before)
  *
- * For add(sigmoid(x), b): {INPUT 0} {SIGMOID} {INPUT 1} {ADD}. Every value
- * on the stack is of attrs.dtype, except that where's mask may be an input
- * of any dtype (it is read as "!= 0"). The program ends with one value, the
- * output; it holds at most LG_FEW_MAX_DEPTH values at a time, and runs at
- * most LG_FEW_MAX_OPS ops.
+ * For add(sigmoid(x), b): {INPUT 0} {SIGMOID} {INPUT 1} {ADD}. The value
+ * left at the end is output 0; outputs 1 .. are the group's values that
+ * are read outside it (a loop's next state, a residual its gradient reads,
+ * a fetch), or read twice inside it, stored once each, in order. All
+ * outputs have output 0's shape. Every value on the stack is of
+ * attrs.dtype, except that where's mask may be an input of any dtype (it
+ * is read as "!= 0"). The program holds at most LG_FEW_MAX_DEPTH values at
+ * a time, runs at most LG_FEW_MAX_OPS ops and has at most LG_FEW_MAX_OUTPUTS
+ * outputs.
  */
 #ifndef LG_FUSED_ELEMENTWISE_H
 #define LG_FUSED_ELEMENTWISE_H
 
 #include "ops/op.h"
 
-enum { LG_FEW_WIDTH = 4, LG_FEW_MAX_DEPTH = 8, LG_FEW_MAX_INPUTS = 16, LG_FEW_MAX_OPS = 64 };
+enum { LG_FEW_WIDTH = 4, LG_FEW_MAX_DEPTH = 8, LG_FEW_MAX_INPUTS = 16, LG_FEW_MAX_OPS = 64, LG_FEW_MAX_OUTPUTS = 8 };
+
+/* The instructions that are not ops (op codes are >= 0). */
+enum { LG_FEW_STORE = -1, LG_FEW_RELOAD = -2 };
 
 /* Whether the pass may put op into a fused program: the elementwise ops,
  * cast (which changes the dtype) left out. */
@@ -44,8 +54,12 @@ lg_node lg_few_decode(const int64_t *ins);
 /* Elementwise ops fused into n (its program's op instructions). */
 int lg_few_op_count(const lg_node *n);
 
-/* n's program as text, e.g. "add(sigmoid(in0), in1)", into buf; the text
- * is cut at size. */
+/* The outputs a program with attrs a has: 1 + its stores. */
+int lg_few_output_count(const lg_attrs *a);
+
+/* n's program as text, e.g. "add(sigmoid(in0), in1)", a stored value as
+ * "out1=tanh(in2)" where it is computed and "out1" where it is read again,
+ * into buf; the text is cut at size. */
 void lg_few_describe(const lg_node *n, char *buf, size_t size);
 
 #endif

@@ -5,7 +5,8 @@
  * The output is computed CHUNK elements at a time: the program runs over
  * the chunk with a stack of CHUNK-element temporaries (on the C stack, in
  * L1), so the values between the fused ops never go to memory. The last op
- * writes the output directly. Each op's expression is the one
+ * writes output 0 directly, and an op whose value is stored (an output
+ * from 1) writes that output directly. Each op's expression is the one
  * its own kernel uses (cpu_elementwise.h, and cpu_vmath.h's vector
  * functions for f32 exp, sigmoid and tanh), so results are bit-identical to
  * the ops run one by one.
@@ -15,8 +16,8 @@
  * output's size is read in place, a scalar as a splat; any other broadcast
  * (a bias row [H] of [B, H], a [B, 1] mask column) is gathered into a chunk
  * buffer first. Reading each element of the chunk before writing it, the
- * kernel may write over an input of the output's shape (the executor's
- * in-place elementwise rule).
+ * kernel may write output 0 over an input of the output's shape (the
+ * executor's in-place elementwise rule; outputs from 1 never share).
  */
 #include <string.h>
 #include <tgmath.h>
@@ -154,30 +155,36 @@ static size_t dtype_size(lg_dtype dt) { return dt == LG_F64 ? 8 : 4; }
 APPLY_OP(float)
 APPLY_OP(double)
 
-/* An instruction, decoded: load input `load`, or (load < 0) run op. */
+/* An instruction, decoded: load input arg, store to or reload output arg,
+ * or run op. */
 typedef struct instr {
-    int load;
+    enum { LOAD, STORE, RELOAD, OP } kind;
+    int arg;
     lg_node op;
 } instr;
 
 /* The program over one chunk: in[k] is input k's operand at the chunk's
- * start; the result (type T, dtype DT) goes to y. A value pushed at depth
- * d lives in tmp[d] (or in its input), so an op's result may overwrite
- * its first operand, element by element, and nothing else. */
+ * start, y[k] output k's elements there (type T, dtype DT). A value pushed
+ * at depth d lives in tmp[d] (or in its input, or in the output it is
+ * stored to: an op followed by a store writes there directly, and the last
+ * op into y[0]), so an op's result may overwrite its first operand,
+ * element by element, and nothing else. */
 #define RUN_CHUNK(T, DT)                                                                            \
-    static void run_chunk_##T(const instr *code, int n_code, const operand *in, T *y, int64_t len)  \
+    static void run_chunk_##T(const instr *code, int n_code, const operand *in, T *const *y, int64_t len) \
     {                                                                                               \
         T tmp[LG_FEW_MAX_DEPTH][CHUNK];                                                             \
         operand stack[LG_FEW_MAX_DEPTH];                                                            \
         int depth = 0;                                                                              \
         for (int i = 0; i < n_code; i++) {                                                          \
-            if (code[i].load >= 0) {                                                                \
-                stack[depth++] = in[code[i].load];                                                  \
+            const instr *c = &code[i];                                                              \
+            if (c->kind == LOAD || c->kind == RELOAD) {                                             \
+                stack[depth++] = c->kind == LOAD ? in[c->arg] : (operand){y[c->arg], 1, DT};        \
                 continue;                                                                           \
             }                                                                                       \
-            depth -= lg_few_arity(code[i].op.op);                                                   \
-            T *dst = i == n_code - 1 ? y : tmp[depth];                                              \
-            apply_##T(&code[i].op, &stack[depth], dst, len);                                        \
+            if (c->kind == STORE) continue; /* the op before it wrote there */                      \
+            depth -= lg_few_arity(c->op.op);                                                        \
+            T *dst = i == n_code - 1 ? y[0] : code[i + 1].kind == STORE ? y[code[i + 1].arg] : tmp[depth]; \
+            apply_##T(&c->op, &stack[depth], dst, len);                                             \
             stack[depth++] = (operand){dst, 1, DT};                                                 \
         }                                                                                           \
     }
@@ -185,10 +192,10 @@ typedef struct instr {
 RUN_CHUNK(float, LG_F32)
 RUN_CHUNK(double, LG_F64)
 
-static void run_chunk(lg_dtype dt, const instr *code, int n_code, const operand *in, void *y, int64_t len)
+static void run_chunk(lg_dtype dt, const instr *code, int n_code, const operand *in, void *const *y, int64_t len)
 {
-    if (dt == LG_F32) run_chunk_float(code, n_code, in, y, len);
-    else run_chunk_double(code, n_code, in, y, len);
+    if (dt == LG_F32) run_chunk_float(code, n_code, in, (float *const *)y, len);
+    else run_chunk_double(code, n_code, in, (double *const *)y, len);
 }
 
 /* Input k's elements for output elements [i0, i0 + len) into dst, where
@@ -227,7 +234,10 @@ lg_status lg_cpu_fused_elementwise(const lg_node *n, const lg_buf *in, lg_buf *o
     instr code[n_code];
     for (int i = 0; i < n_code; i++) {
         const int64_t *ins = &n->attrs.ints[i * LG_FEW_WIDTH];
-        code[i] = (instr){.load = ins[0] == LG_OP_INPUT ? (int)ins[1] : -1, .op = lg_few_decode(ins)};
+        code[i] = ins[0] == LG_OP_INPUT    ? (instr){LOAD, (int)ins[1], {0}}
+                  : ins[0] == LG_FEW_STORE  ? (instr){STORE, (int)ins[1], {0}}
+                  : ins[0] == LG_FEW_RELOAD ? (instr){RELOAD, (int)ins[1], {0}}
+                                            : (instr){OP, 0, lg_few_decode(ins)};
     }
     lg_dtype dt = out[0].dtype;
     size_t esz = dtype_size(dt);
@@ -253,6 +263,7 @@ lg_status lg_cpu_fused_elementwise(const lg_node *n, const lg_buf *in, lg_buf *o
     }
     double gathered[n_gather > 0 ? n_gather : 1][CHUNK]; /* room for any dtype */
     operand at[n_in > 0 ? n_in : 1];
+    void *y[LG_FEW_MAX_OUTPUTS];
     for (int64_t i0 = 0; i0 < numel; i0 += CHUNK) {
         int64_t len = numel - i0 < CHUNK ? numel - i0 : CHUNK;
         for (int k = 0, g = 0; k < n_in; k++) {
@@ -265,7 +276,8 @@ lg_status lg_cpu_fused_elementwise(const lg_node *n, const lg_buf *in, lg_buf *o
                 at[k] = (operand){gathered[g++], 1, in[k].dtype};
             }
         }
-        run_chunk(dt, code, n_code, at, (char *)out[0].data + (size_t)i0 * esz, len);
+        for (int o = 0; o < n->n_out; o++) y[o] = (char *)out[o].data + (size_t)i0 * esz;
+        run_chunk(dt, code, n_code, at, y, len);
     }
     return LG_OK;
 }

@@ -72,7 +72,8 @@ lg_status lg_cuda_cast(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_bu
 /* ---- the fused elementwise op ----------------------------------------------- */
 
 _Static_assert((int)LG_CUDA_FEW_INPUTS >= (int)LG_FEW_MAX_INPUTS && (int)LG_CUDA_FEW_DEPTH >= (int)LG_FEW_MAX_DEPTH &&
-                   (int)LG_CUDA_FEW_CODE >= 3 * (int)LG_FEW_MAX_OPS + 1,
+                   (int)LG_CUDA_FEW_CODE >= 3 * (int)LG_FEW_MAX_OPS + (int)LG_FEW_MAX_OUTPUTS &&
+                   (int)LG_CUDA_FEW_OUTPUTS >= (int)LG_FEW_MAX_OUTPUTS,
                "the CUDA kernel holds every program fused_elementwise.h allows");
 _Static_assert(LG_OP_DIV - LG_OP_ADD == LG_CUDA_DIV - LG_CUDA_ADD && LG_OP_CLIP - LG_OP_NEG == LG_CUDA_CLIP - LG_CUDA_NEG,
                "lg_cuda_binary_op and lg_cuda_unary_op follow op_list.h");
@@ -81,6 +82,8 @@ _Static_assert(LG_OP_DIV - LG_OP_ADD == LG_CUDA_DIV - LG_CUDA_ADD && LG_OP_CLIP 
 static lg_cuda_few_ins few_ins(const int64_t *ins)
 {
     if (ins[0] == LG_OP_INPUT) return (lg_cuda_few_ins){LG_CUDA_FEW_LOAD, (int8_t)ins[1], 0, 0};
+    if (ins[0] == LG_FEW_STORE) return (lg_cuda_few_ins){LG_CUDA_FEW_STORE, (int8_t)ins[1], 0, 0};
+    if (ins[0] == LG_FEW_RELOAD) return (lg_cuda_few_ins){LG_CUDA_FEW_RELOAD, (int8_t)ins[1], 0, 0};
     lg_node op = lg_few_decode(ins);
     double r0 = op.attrs.real[0], r1 = op.attrs.real[1];
     switch (op.op) {
@@ -114,6 +117,7 @@ lg_status lg_cuda_fused_elementwise(lg_cuda_ctx *c, const lg_node *n, const lg_b
         p.in_dt[k] = (int8_t)in[k].dtype;
         p.in[k] = in[k].data;
     }
+    for (int o = 0; o < n->n_out; o++) p.out[o] = out[o].data;
     for (int i = 0; i < p.n_code; i++) p.code[i] = few_ins(&n->attrs.ints[i * LG_FEW_WIDTH]);
-    return lg_cuda_launched(lg_cuda_launch_fused(c->stream, out[0].dtype, &p, out[0].data), n);
+    return lg_cuda_launched(lg_cuda_launch_fused(c->stream, out[0].dtype, &p), n);
 }

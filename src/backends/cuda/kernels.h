@@ -88,15 +88,23 @@ cudaError_t lg_cuda_launch_unary(cudaStream_t s, lg_cuda_unary_op op, lg_dtype d
 /* The fused elementwise op (ops/fused_elementwise.h) as its kernel runs
  * it: each output element runs the postfix program on a stack of its own,
  * with the expressions of the unary and binary kernels above, so a fused
- * chain gives what its ops give one by one. An instruction loads input
+ * group gives what its ops give one by one. An instruction loads input
  * `arg` (at its broadcast offset; an input of another dtype than the
  * element type, which only a where's mask is, loads as 1 or 0 for != 0),
- * or applies unary op `arg` (lg_cuda_unary_op, reals r0 and r1), binary op
+ * stores the top value to output `arg` (from 1) or loads it again, or
+ * applies unary op `arg` (lg_cuda_unary_op, reals r0 and r1), binary op
  * `arg` (lg_cuda_binary_op) or where (mask, b, c popped). Sizes: the
  * program's bounds (at most 64 ops, each popping at most 3 values, so at
- * most 129 loads), checked by the host side. */
-enum { LG_CUDA_FEW_INPUTS = 16, LG_CUDA_FEW_DEPTH = 8, LG_CUDA_FEW_CODE = 193 };
-typedef enum lg_cuda_few_kind { LG_CUDA_FEW_LOAD, LG_CUDA_FEW_UNARY, LG_CUDA_FEW_BINARY, LG_CUDA_FEW_WHERE } lg_cuda_few_kind;
+ * most 129 loads, and 7 stores), checked by the host side. */
+enum { LG_CUDA_FEW_INPUTS = 16, LG_CUDA_FEW_DEPTH = 8, LG_CUDA_FEW_CODE = 200, LG_CUDA_FEW_OUTPUTS = 8 };
+typedef enum lg_cuda_few_kind {
+    LG_CUDA_FEW_LOAD,
+    LG_CUDA_FEW_UNARY,
+    LG_CUDA_FEW_BINARY,
+    LG_CUDA_FEW_WHERE,
+    LG_CUDA_FEW_STORE,
+    LG_CUDA_FEW_RELOAD
+} lg_cuda_few_kind;
 typedef struct lg_cuda_few_ins {
     int8_t kind, arg;
     double r0, r1;
@@ -109,12 +117,13 @@ typedef struct lg_cuda_few {
     int64_t strides[LG_CUDA_FEW_INPUTS][LG_MAX_RANK]; /* 0 along broadcast dims */
     int8_t in_dt[LG_CUDA_FEW_INPUTS];                 /* lg_dtype */
     const void *in[LG_CUDA_FEW_INPUTS];
+    void *out[LG_CUDA_FEW_OUTPUTS]; /* out[0] is the launch's y */
     lg_cuda_few_ins code[LG_CUDA_FEW_CODE];
 } lg_cuda_few;
-/* y (numel elements of dt, f32 or f64) = program p over its inputs. y may
- * be an input of the output's shape (each element is read before it is
- * written, by the same thread). */
-cudaError_t lg_cuda_launch_fused(cudaStream_t s, lg_dtype dt, const lg_cuda_few *p, void *y);
+/* y = out[0] (numel elements of dt, f32 or f64) and the outputs stored =
+ * program p over its inputs. y may be an input of the output's shape (each
+ * element is read before it is written, by the same thread). */
+cudaError_t lg_cuda_launch_fused(cudaStream_t s, lg_dtype dt, const lg_cuda_few *p);
 /* y = x converted; to i32, floats saturate and NaN gives 0 (lg_i32_saturate). */
 cudaError_t lg_cuda_launch_cast(cudaStream_t s, lg_dtype from, lg_dtype to, int64_t n, const void *x, void *y);
 /* y[0..n) = v in dt. */

@@ -279,7 +279,7 @@ template <typename T> __device__ inline T few_load(const lg_cuda_few &p, int k, 
     return m != 0 ? T(1) : T(0); /* a where's mask: only != 0 is read */
 }
 
-template <typename T> __global__ void fused_kernel(const lg_cuda_few p, lg_dtype dt, T *y)
+template <typename T> __global__ void fused_kernel(const lg_cuda_few p, lg_dtype dt)
 {
     LG_CUDA_FOR(i, p.numel)
     {
@@ -299,6 +299,8 @@ template <typename T> __global__ void fused_kernel(const lg_cuda_few p, lg_dtype
                 st[sp++] = few_load<T>(p, ins.arg, off, dt);
                 break;
             }
+            case LG_CUDA_FEW_STORE: ((T *)p.out[ins.arg])[i] = st[sp - 1]; break;
+            case LG_CUDA_FEW_RELOAD: st[sp++] = ((const T *)p.out[ins.arg])[i]; break;
             case LG_CUDA_FEW_UNARY: st[sp - 1] = unary<T>(ins.arg, st[sp - 1], (T)ins.r0, (T)ins.r1); break;
             case LG_CUDA_FEW_BINARY:
                 sp--;
@@ -310,15 +312,15 @@ template <typename T> __global__ void fused_kernel(const lg_cuda_few p, lg_dtype
                 break;
             }
         }
-        y[i] = st[0];
+        ((T *)p.out[0])[i] = st[0];
     }
 }
 
-extern "C" cudaError_t lg_cuda_launch_fused(cudaStream_t s, lg_dtype dt, const lg_cuda_few *p, void *y)
+extern "C" cudaError_t lg_cuda_launch_fused(cudaStream_t s, lg_dtype dt, const lg_cuda_few *p)
 {
     if (p->numel == 0) return cudaSuccess;
     unsigned g = blocks_for(p->numel);
-    if (dt == LG_F32) fused_kernel<float><<<g, threads, 0, s>>>(*p, dt, (float *)y);
-    else fused_kernel<double><<<g, threads, 0, s>>>(*p, dt, (double *)y);
+    if (dt == LG_F32) fused_kernel<float><<<g, threads, 0, s>>>(*p, dt);
+    else fused_kernel<double><<<g, threads, 0, s>>>(*p, dt);
     return cudaGetLastError();
 }

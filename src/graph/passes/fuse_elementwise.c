@@ -15,14 +15,17 @@
  *     inputs have that dtype (where's mask may have any),
  *   - of the root's shape (its operands may broadcast: a scalar, a bias
  *     row, a [B, 1] mask column),
- *   - read by nothing else: one reader, its consumer in the group, and not
- *     fetched (a loop's next state, a residual the gradient loop reads,
- *     a fetched value: these keep their buffers),
- * and the group's program stays within LG_FEW_MAX_DEPTH stack values,
- * LG_FEW_MAX_INPUTS inputs and LG_FEW_MAX_OPS ops. A group of two or more
- * ops becomes one node in the root's place; its inputs are the values it
- * reads from outside. The pass runs only where the backend has the fused
- * kernel.
+ *   - in no other group,
+ * and the group's program stays within fused_elementwise.h's limits. A
+ * member's value that is read outside the group (a loop's next state, a
+ * residual the gradient loop reads, a fetch) or twice inside it is stored
+ * as one more output of the kernel. Since the fused node runs where the
+ * root was, a member stays only if everything outside that reads it comes
+ * after the root (so nothing the group reads can depend on it), and only
+ * while the root still reads it through the group; the group then settles
+ * by dropping members until both hold. A group of two or more ops becomes
+ * one node in the root's place; its inputs are the values it reads from
+ * outside. The pass runs only where the backend has the fused kernel.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,11 +37,17 @@
 typedef struct fuser {
     const lg_graph *g;
     const lg_backend *backend;
-    int *uses;     /* per node: reads of its output 0, a fetch counting as two */
-    int32_t *root; /* per node: the root of its group, or -1 */
+    int *uses;            /* per node: reads of its output 0, a fetch counting as two */
+    int32_t *read_at;     /* per node: where its readers start in readers (n_nodes + 1) */
+    int32_t *readers;     /* the nodes reading each node's output 0, once per read */
+    int32_t *root;        /* per node: the root of its group, or -1 */
+    int32_t *members;     /* the group growing, in the order its members joined */
+    int n_members;
+    int *in_reads;        /* per node: reads by members of the group planned */
+    int *seen, stamp;     /* per node: the walk (stamp) that reached it last */
+    int *slot;            /* per member: the output it is stored to, or 0 */
     lg_ref leaves[LG_FEW_MAX_INPUTS + 1];
     int n_leaves;
-    int size; /* ops in the group growing */
 } fuser;
 
 /* Node i may join a group: a fusible float op that the backend also runs
@@ -59,97 +68,184 @@ static bool candidate(const fuser *f, int32_t i)
 
 static bool in_group(const fuser *f, lg_ref r, int32_t root) { return r.out == 0 && f->root[r.node] == root; }
 
-/* The stack values group `root`'s program needs to compute node i (its
- * operands in order, each held while the next is computed); the leaves
- * it reads are collected in f->leaves (at most one past the limit). */
-static int depth_of(fuser *f, int32_t i, int32_t root)
+/* A group's program, counted (and written to code when it is not NULL). */
+typedef struct plan {
+    int64_t *code;
+    int n_code, depth, max_depth, ops, stores;
+} plan;
+
+static void put(plan *p, int64_t op, int64_t arg)
+{
+    if (p->code) {
+        int64_t *ins = &p->code[p->n_code * LG_FEW_WIDTH];
+        ins[0] = op, ins[1] = arg, ins[2] = 0, ins[3] = 0;
+    }
+    p->n_code++;
+}
+
+static void push(plan *p)
+{
+    if (++p->depth > p->max_depth) p->max_depth = p->depth;
+}
+
+/* Node i's program (operands first): a member computed before is read
+ * again from its output, a leaf loaded by its index in f->leaves (at most
+ * one past the limit is collected). */
+static void walk(fuser *f, int32_t i, int32_t root, plan *p)
 {
     const lg_node *n = &f->g->nodes[i];
-    int depth = 0;
     for (int j = 0; j < n->n_in; j++) {
-        int d;
-        if (in_group(f, n->in[j], root) && n->in[j].node != root) {
-            d = depth_of(f, n->in[j].node, root);
-        } else {
-            d = 1;
-            int k = 0;
-            while (k < f->n_leaves && !(f->leaves[k].node == n->in[j].node && f->leaves[k].out == n->in[j].out)) k++;
-            if (k == f->n_leaves && f->n_leaves <= LG_FEW_MAX_INPUTS) f->leaves[f->n_leaves++] = n->in[j];
+        lg_ref r = n->in[j];
+        if (in_group(f, r, root)) {
+            if (f->seen[r.node] != f->stamp) walk(f, r.node, root, p);
+            else put(p, LG_FEW_RELOAD, f->slot[r.node]), push(p);
+            continue;
         }
-        if (j + d > depth) depth = j + d;
+        int k = 0;
+        while (k < f->n_leaves && !(f->leaves[k].node == r.node && f->leaves[k].out == r.out)) k++;
+        if (k == f->n_leaves && f->n_leaves <= LG_FEW_MAX_INPUTS) f->leaves[f->n_leaves++] = r;
+        put(p, LG_OP_INPUT, k), push(p);
     }
-    return depth;
+    if (p->code) lg_few_encode(n, &p->code[p->n_code * LG_FEW_WIDTH]);
+    p->n_code++, p->ops++;
+    p->depth -= lg_few_arity(n->op) - 1;
+    f->seen[i] = f->stamp;
+    f->slot[i] = 0;
+    if (i != root && (f->in_reads[i] > 1 || f->uses[i] > f->in_reads[i])) { /* read again, or outside */
+        f->slot[i] = ++p->stores;
+        put(p, LG_FEW_STORE, f->slot[i]);
+    }
+}
+
+/* Plans group root's program into p (code NULL: only counted); whether it
+ * is within the limits. The leaves are collected in f->leaves. */
+static bool plan_group(fuser *f, int32_t root, plan *p)
+{
+    for (int m = 0; m < f->n_members; m++) {
+        const lg_node *n = &f->g->nodes[f->members[m]];
+        for (int j = 0; j < n->n_in && f->root[f->members[m]] == root; j++)
+            f->in_reads[n->in[j].node] += in_group(f, n->in[j], root);
+    }
+    f->n_leaves = 0;
+    f->stamp++;
+    walk(f, root, root, p);
+    for (int m = 0; m < f->n_members; m++) {
+        const lg_node *n = &f->g->nodes[f->members[m]];
+        for (int j = 0; j < n->n_in; j++) f->in_reads[n->in[j].node] = 0;
+    }
+    return p->max_depth <= LG_FEW_MAX_DEPTH && f->n_leaves <= LG_FEW_MAX_INPUTS && p->ops <= LG_FEW_MAX_OPS &&
+           p->stores < LG_FEW_MAX_OUTPUTS;
 }
 
 static bool fits(fuser *f, int32_t root)
 {
-    f->n_leaves = 0;
-    int depth = depth_of(f, root, root);
-    return depth <= LG_FEW_MAX_DEPTH && f->n_leaves <= LG_FEW_MAX_INPUTS;
+    plan p = {0};
+    return plan_group(f, root, &p);
 }
 
-/* Grow the group of root from member m (f->size counts its ops). */
+/* Grow the group of root from member m. */
 static void grow(fuser *f, int32_t root, int32_t m)
 {
     const lg_node *n = &f->g->nodes[m];
     const lg_port *shape = &f->g->nodes[root].out[0];
-    for (int j = 0; j < n->n_in && f->size < LG_FEW_MAX_OPS; j++) {
+    for (int j = 0; j < n->n_in && f->n_members < LG_FEW_MAX_OPS; j++) {
         int32_t p = n->in[j].node;
         const lg_node *pn = &f->g->nodes[p];
-        if (n->in[j].out != 0 || f->root[p] >= 0 || f->uses[p] != 1 || !candidate(f, p) ||
-            pn->out[0].dtype != shape->dtype || !lg_shape_equal(pn->out[0].shape, shape->shape))
+        if (n->in[j].out != 0 || f->root[p] >= 0 || !candidate(f, p) || pn->out[0].dtype != shape->dtype ||
+            !lg_shape_equal(pn->out[0].shape, shape->shape))
             continue;
         f->root[p] = root;
+        f->members[f->n_members++] = p;
         if (!fits(f, root)) {
             f->root[p] = -1;
+            f->n_members--;
             continue;
         }
-        f->size++;
         grow(f, root, p);
     }
 }
 
-/* Append node i's program (operands first) to ins; leaves by index in
- * f->leaves. */
-static int emit(const fuser *f, int32_t i, int32_t root, int64_t *ins, int at)
+/* Drops the members the group cannot keep (see the top), and the last
+ * joined while the program is past the limits; leaves f->members the
+ * members that remain. */
+static void settle(fuser *f, int32_t root)
 {
-    const lg_node *n = &f->g->nodes[i];
-    for (int j = 0; j < n->n_in; j++) {
-        if (in_group(f, n->in[j], root) && n->in[j].node != root) {
-            at = emit(f, n->in[j].node, root, ins, at);
-            continue;
+    for (bool changed = true; changed;) {
+        changed = false;
+        plan p = {0};
+        if (!plan_group(f, root, &p)) { /* p's walk marked the members root reaches */
+            int m = f->n_members - 1;
+            while (m > 0 && f->root[f->members[m]] != root) m--;
+            if (m > 0) f->root[f->members[m]] = -1, changed = true;
         }
-        int k = 0;
-        while (!(f->leaves[k].node == n->in[j].node && f->leaves[k].out == n->in[j].out)) k++;
-        int64_t *load = &ins[at++ * LG_FEW_WIDTH];
-        load[0] = LG_OP_INPUT, load[1] = k, load[2] = 0, load[3] = 0;
+        for (int m = 1; m < f->n_members; m++) { /* members[0] is the root */
+            int32_t i = f->members[m];
+            if (f->root[i] != root) continue;
+            bool keep = f->seen[i] == f->stamp;
+            for (int32_t k = f->read_at[i]; keep && k < f->read_at[i + 1]; k++)
+                keep = f->root[f->readers[k]] == root || f->readers[k] > root;
+            if (!keep) f->root[i] = -1, changed = true;
+        }
+        int kept = 0;
+        for (int m = 0; m < f->n_members; m++)
+            if (f->root[f->members[m]] == root) f->members[kept++] = f->members[m];
+        f->n_members = kept;
     }
-    lg_few_encode(n, &ins[at++ * LG_FEW_WIDTH]);
-    return at;
 }
 
-/* The fused node for group `root` in r's graph; -1 on error (recorded). */
-static int32_t build_fused(fuser *f, lg_rewrite *r, int32_t root, int size)
+/* The fused node for group `root` in r's graph (its members' outside
+ * reads mapped to its outputs); -1 on error (recorded). */
+static int32_t build_fused(fuser *f, lg_rewrite *r, int32_t root)
 {
-    bool ok = fits(f, root); /* collects the leaves in program order */
-    LG_ASSERT(ok);
-    /* size ops, and a load per operand from outside: at most 3 per op */
-    int64_t *ins = malloc((size_t)(4 * size) * LG_FEW_WIDTH * sizeof *ins);
-    if (!ins) {
+    /* an op, a load per operand (at most 3) and a store each */
+    int64_t *code = malloc((size_t)(5 * f->n_members) * LG_FEW_WIDTH * sizeof *code);
+    if (!code) {
         lg_graph_fail(r->dst, "compile: out of memory");
         return -1;
     }
-    int n_code = emit(f, root, root, ins, 0);
+    plan p = {.code = code};
+    bool ok = plan_group(f, root, &p);
+    LG_ASSERT(ok);
     lg_value in[LG_FEW_MAX_INPUTS];
     for (int k = 0; k < f->n_leaves; k++) in[k] = lg_rewrite_value(r, f->leaves[k]);
     const lg_node *n = &f->g->nodes[root];
-    lg_attrs a = {.ints = ins, .n_ints = n_code * LG_FEW_WIDTH, .dtype = n->out[0].dtype};
+    lg_attrs a = {.ints = code, .n_ints = p.n_code * LG_FEW_WIDTH, .dtype = n->out[0].dtype};
     int32_t id = lg_node_build(r->dst, LG_OP_FUSED_ELEMENTWISE, in, f->n_leaves, &a, n->name);
-    free(ins);
+    free(code);
     if (id < 0) return -1;
     r->dst->nodes[id].is_grad = n->is_grad;
     *lg_rewrite_at(r, (lg_ref){root, 0}) = (lg_ref){id, 0};
+    for (int m = 1; m < f->n_members; m++)
+        if (f->slot[f->members[m]]) *lg_rewrite_at(r, (lg_ref){f->members[m], 0}) = (lg_ref){id, f->slot[f->members[m]]};
     return id;
+}
+
+/* The readers of each node's output 0 (a CSR in f); false: out of memory. */
+static bool index_readers(fuser *f)
+{
+    const lg_graph *g = f->g;
+    int32_t N = g->n_nodes;
+    for (int32_t i = 0; i < N; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++) f->read_at[g->nodes[i].in[j].node + 1] += g->nodes[i].in[j].out == 0;
+    for (int32_t i = 0; i < N; i++) f->read_at[i + 1] += f->read_at[i];
+    f->readers = malloc(((size_t)f->read_at[N] + 1) * sizeof *f->readers);
+    int32_t *at = malloc(((size_t)N + 1) * sizeof *at);
+    if (!f->readers || !at) {
+        free(at);
+        return false;
+    }
+    memcpy(at, f->read_at, (size_t)N * sizeof *at);
+    for (int32_t i = 0; i < N; i++)
+        for (int j = 0; j < g->nodes[i].n_in; j++)
+            if (g->nodes[i].in[j].out == 0) f->readers[at[g->nodes[i].in[j].node]++] = i;
+    free(at);
+    return true;
+}
+
+static void fuser_free(fuser *f)
+{
+    free(f->uses), free(f->read_at), free(f->readers), free(f->root), free(f->members), free(f->in_reads);
+    free(f->seen), free(f->slot);
 }
 
 lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
@@ -158,30 +254,44 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
     if (!cg->backend || !cg->backend->supports_op(cg->backend, &probe)) return LG_OK;
     const lg_graph *g = cg->g;
     int32_t N = g->n_nodes;
+    size_t n1 = (size_t)N + 1;
     fuser f = {.g = g,
                .backend = cg->backend,
-               .uses = calloc((size_t)N + 1, sizeof *f.uses),
-               .root = malloc(((size_t)N + 1) * sizeof *f.root)};
-    int *size = calloc((size_t)N + 1, sizeof *size);
-    if (!f.uses || !f.root || !size) {
-        free(f.uses), free(f.root), free(size);
+               .uses = calloc(n1, sizeof *f.uses),
+               .read_at = calloc(n1, sizeof *f.read_at),
+               .root = malloc(n1 * sizeof *f.root),
+               .members = malloc(n1 * sizeof *f.members),
+               .in_reads = calloc(n1, sizeof *f.in_reads),
+               .seen = calloc(n1, sizeof *f.seen),
+               .slot = calloc(n1, sizeof *f.slot)};
+    /* per root: its group's members (the root first) from flat[first[root]] on, size[root] of them */
+    int *size = calloc(n1, sizeof *size);
+    int32_t *first = malloc(n1 * sizeof *first), *flat = malloc(n1 * sizeof *flat);
+    if (!f.uses || !f.read_at || !f.root || !f.members || !f.in_reads || !f.seen || !f.slot || !size || !first ||
+        !flat || !index_readers(&f)) {
+        fuser_free(&f), free(size), free(first), free(flat);
         return lg_fail(LG_ERR_OUT_OF_MEMORY, "fuse_elementwise: out of memory");
     }
     for (int32_t i = 0; i < N; i++) {
         f.root[i] = -1;
-        for (int j = 0; j < g->nodes[i].n_in; j++) f.uses[g->nodes[i].in[j].node] += g->nodes[i].in[j].out == 0;
+        f.uses[i] = f.read_at[i + 1] - f.read_at[i];
     }
     for (int k = 0; k < cg->n_outputs; k++) f.uses[cg->outputs[k].node] += 2;
-    int groups = 0, fused_ops = 0;
+    int groups = 0, fused_ops = 0, n_flat = 0;
     char *what = NULL; /* the fused programs, for the report */
     size_t what_len = 0;
     FILE *w = open_memstream(&what, &what_len);
     for (int32_t i = N - 1; i >= 0; i--) {
         if (f.root[i] >= 0 || !candidate(&f, i)) continue;
         f.root[i] = i;
-        f.size = 1;
+        f.members[0] = i;
+        f.n_members = 1;
         grow(&f, i, i);
-        size[i] = f.size;
+        settle(&f, i);
+        size[i] = f.n_members;
+        first[i] = n_flat;
+        memcpy(flat + n_flat, f.members, (size_t)f.n_members * sizeof *flat);
+        n_flat += f.n_members;
         if (size[i] > 1) groups++, fused_ops += size[i];
     }
     lg_status st = LG_OK;
@@ -196,7 +306,11 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
                 int32_t root = f.root[i];
                 if (root >= 0 && size[root] > 1 && root != i) continue; /* inside a group: its root computes it */
                 bool fused = root == i && size[i] > 1;
-                int32_t id = fused ? build_fused(&f, &r, i, size[i]) : lg_rewrite_copy(&r, i, NULL, NULL);
+                if (fused) {
+                    f.n_members = size[i];
+                    memcpy(f.members, flat + first[i], (size_t)size[i] * sizeof *flat);
+                }
+                int32_t id = fused ? build_fused(&f, &r, i) : lg_rewrite_copy(&r, i, NULL, NULL);
                 if (id < 0) st = lg_cgraph_fail(dst, "fuse_elementwise");
                 else if (fused && w) {
                     char text[256];
@@ -214,6 +328,6 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
         lg_cgraph_note(cg, "fuse_elementwise: %d elementwise ops into %d kernels%s%s", fused_ops, groups,
                        listed ? ": " : "", listed ? what : "");
     free(what);
-    free(f.uses), free(f.root), free(size);
+    fuser_free(&f), free(size), free(first), free(flat);
     return st;
 }
