@@ -296,6 +296,23 @@ static void b_fused_stores(lg_graph *g, lg_dtype dt)
                   "fused");
 }
 
+/* A fused program reading windows (split pieces in place): over a
+ * [4, 3, 20] and a row [20], tanh(a[..., 5:10] a[..., 10:15] + row[15:]),
+ * a an input twice at two starts. */
+static void b_fused_windows(lg_graph *g, lg_dtype dt)
+{
+    lg_value a = in(g, dt, 3, 4, 3, 20), row = in(g, dt, 1, 20, 0, 0);
+    lg_value m = lg_mul(a, a), s = lg_add(m, row), t = lg_tanh(s);
+    int64_t ints[6 * LG_FEW_WIDTH] = {LG_OP_INPUT, 0, 5, 0, LG_OP_INPUT, 1, 10, 0};
+    lg_few_encode(&g->nodes[m.node], &ints[2 * LG_FEW_WIDTH]);
+    ints[3 * LG_FEW_WIDTH] = LG_OP_INPUT, ints[3 * LG_FEW_WIDTH + 1] = 2, ints[3 * LG_FEW_WIDTH + 2] = 15;
+    lg_few_encode(&g->nodes[s.node], &ints[4 * LG_FEW_WIDTH]);
+    lg_few_encode(&g->nodes[t.node], &ints[5 * LG_FEW_WIDTH]);
+    const lg_value ins[] = {a, a, row};
+    lg_node_build(g, LG_OP_FUSED_ELEMENTWISE, ins, 3,
+                  &(lg_attrs){.ints = ints, .n_ints = 6 * LG_FEW_WIDTH, .dtype = dt, .axis = 5}, "fused");
+}
+
 #define R(lo, hi) {lo, hi, false}
 #define RI(lo, hi) {lo, hi, true}
 static const op_row rows[] = {
@@ -364,6 +381,8 @@ static const op_row rows[] = {
      {R(-2, 2), R(-2, 2), RI(0, 2)}, 1e-5},
     {"fused_elementwise (stores, values read again)", LG_OP_FUSED_ELEMENTWISE, F32 | F64, b_fused_stores,
      {R(-2, 2), R(-2, 2)}, 1e-5},
+    {"fused_elementwise (windows)", LG_OP_FUSED_ELEMENTWISE, F32 | F64, b_fused_windows, {R(-2, 2), R(-2, 2), R(-2, 2)},
+     1e-5},
 };
 #undef R
 #undef RI

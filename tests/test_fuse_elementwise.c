@@ -14,6 +14,8 @@
 #include <string.h>
 
 #include "../examples/cells/peephole.h"
+#include "graph/internal.h"
+#include "ops/fused_elementwise.h"
 #include "test_util.h"
 
 LG_TEST_GRAPH_FIXTURE
@@ -270,13 +272,13 @@ START_TEST(test_shape_and_dtype_boundaries)
 }
 END_TEST
 
-/* The program's limits split a group: a sum of 20 inputs (more than 16
+/* The program's limits split a group: a sum of 30 inputs (more than 24
  * inputs) is two kernels; a right-nested product 12 deep (more than 8
  * stack values) is two or more; 100 tanh in a row (more than 64 ops) are
  * two; all equal the ops one by one. */
 START_TEST(test_limits_split)
 {
-    enum { K = 20, D = 12 };
+    enum { K = 30, D = 12 };
     lg_value xs[K], fetch[3];
     lg_tensor *ts[K];
     lg_feed f[K];
@@ -321,6 +323,100 @@ START_TEST(test_in_place)
     ck_assert_int_eq(check_same_bits("memory_plan", f, 2, &y, 1), -2);
     ck_assert_int_eq(check_same_bits(NULL, f, 2, &y, 1), -2);
     lg_tensor_free(xt), lg_tensor_free(wt);
+}
+END_TEST
+
+/* ---- windows ------------------------------------------------------------- */
+
+/* An LSTM's gate math on the pieces of z = a + bias split along the last
+ * axis: the pieces are read in place as windows of a and the bias (the
+ * sum and the split run in no kernel of their own), one kernel in all, with
+ * the unfused bits; rows longer than a chunk, and many rows a chunk. */
+START_TEST(test_split_windows_same_bits)
+{
+    lg_dtype dt = _i % 2 ? LG_F64 : LG_F32;
+    int B = _i < 2 ? 5 : 37, H = _i < 2 ? 300 : 16;
+    lg_value a = lg_input(g, "a", dt, lg_shape_of(2, B, 4 * H)), bias = lg_input(g, "bias", dt, lg_shape_of(1, 4 * H));
+    lg_value c = lg_input(g, "c", dt, lg_shape_of(2, B, H)), z[4];
+    lg_split(lg_add(a, bias), -1, NULL, 4, z);
+    lg_value c2 = lg_add(lg_mul(lg_sigmoid(z[1]), c), lg_mul(lg_sigmoid(z[0]), lg_tanh(z[2])));
+    lg_value fetch[2] = {lg_mul(lg_sigmoid(z[3]), lg_tanh(c2)), c2};
+    lg_tensor *at = lg_test_uniform(dt, lg_shape_of(2, B, 4 * H), 1, 1, -3, 3);
+    lg_tensor *bt = lg_test_uniform(dt, lg_shape_of(1, 4 * H), 1, 2, -1, 1);
+    lg_tensor *ct = lg_test_uniform(dt, lg_shape_of(2, B, H), 1, 3, -2, 2);
+    lg_feed f[3] = {{a, at}, {bias, bt}, {c, ct}};
+    ck_assert_int_eq(kernels(f, 3, fetch, 2), 1);
+    ck_assert_int_eq(check_same_bits(NULL, f, 3, fetch, 2), 1 - 2 - 9); /* add, split and 9 gate ops */
+    char *r = report(f, 3, fetch, 2);
+    ck_assert_msg(strstr(r, "[..., 32:]") || strstr(r, "[..., 600:]"), "%s", r);
+    free(r);
+    lg_tensor_free(at), lg_tensor_free(bt), lg_tensor_free(ct);
+}
+END_TEST
+
+/* A split whose piece is fetched, or read by a product, keeps its kernel:
+ * its pieces are read as they are, with the same bits. */
+START_TEST(test_split_kept)
+{
+    lg_value a = lg_input(g, "a", LG_F64, lg_shape_of(2, B, 2 * H)), w = lg_input(g, "w", LG_F64, lg_shape_of(2, H, 3));
+    lg_value z[2], fetch[3];
+    lg_split(lg_neg(a), -1, NULL, 2, z);
+    fetch[0] = lg_add(lg_tanh(z[0]), z[1]);
+    fetch[1] = z[1]; /* fetched */
+    lg_tensor *at = x_tensor(LG_F64, lg_shape_of(2, B, 2 * H)), *wt = x_tensor(LG_F64, lg_shape_of(2, H, 3));
+    lg_feed f[2] = {{a, at}, {w, wt}};
+    ck_assert_int_eq(kernels(f, 2, fetch, 2), 3); /* neg, split, fused add(tanh) */
+    ck_assert_int_eq(check_same_bits(NULL, f, 2, fetch, 2), -1);
+    fetch[1] = lg_matmul(z[1], w, false, false); /* a piece read by a product */
+    ck_assert_int_eq(kernels(f, 2, fetch, 2), 4);
+    ck_assert_int_eq(check_same_bits(NULL, f, 2, fetch, 2), -1);
+    lg_tensor_free(at), lg_tensor_free(wt);
+}
+END_TEST
+
+/* ---- the program's validation ---------------------------------------------- */
+
+/* A fused node over x [2, 8] (twice) with program code and attrs.axis
+ * axis; whether it builds, the error (if any) in err. */
+static bool build_program(const int64_t (*code)[LG_FEW_WIDTH], int n, int axis, char *err, size_t size)
+{
+    lg_graph *h = lg_graph_new();
+    lg_value x = lg_input(h, "x", LG_F32, lg_shape_of(2, 2, 8)), ins[2] = {x, x};
+    lg_attrs a = {.ints = (int64_t *)code, .n_ints = n * LG_FEW_WIDTH, .dtype = LG_F32, .axis = axis};
+    int32_t id = lg_node_build(h, LG_OP_FUSED_ELEMENTWISE, ins, 2, &a, "fused");
+    snprintf(err, size, "%s", lg_graph_error(h) ? lg_graph_error(h) : "");
+    lg_graph_free(h);
+    return id >= 0;
+}
+
+/* Programs the pass never writes are refused with what is wrong: a store
+ * not right after an op, stores out of order, a reload before its store,
+ * an input's loads at two starts, a window past the last dim or without
+ * the output's width; and the good ones build. */
+START_TEST(test_bad_programs)
+{
+    enum { IN = LG_OP_INPUT, ST = LG_FEW_STORE, RE = LG_FEW_RELOAD, TANH = LG_OP_TANH, ADD = LG_OP_ADD };
+    char err[512];
+    const int64_t good[][LG_FEW_WIDTH] = {{IN, 0, 0, 0}, {TANH}, {ST, 1}, {RE, 1}, {ADD}};
+    ck_assert_msg(build_program(good, 5, 0, err, sizeof err), "%s", err);
+    const int64_t window[][LG_FEW_WIDTH] = {{IN, 0, 4, 0}, {IN, 1, 0, 0}, {ADD}};
+    ck_assert_msg(build_program(window, 3, 4, err, sizeof err), "%s", err);
+    const struct {
+        const int64_t (*code)[LG_FEW_WIDTH];
+        int n, axis;
+        const char *why;
+    } bad[] = {
+        {(const int64_t[][LG_FEW_WIDTH]){{IN, 0, 0, 0}, {ST, 1}, {TANH}}, 3, 0, "a store must follow an op"},
+        {(const int64_t[][LG_FEW_WIDTH]){{IN, 0, 0, 0}, {TANH}, {ST, 2}, {TANH}}, 4, 0, "a store must follow an op"},
+        {(const int64_t[][LG_FEW_WIDTH]){{IN, 0, 0, 0}, {RE, 1}, {ADD}}, 3, 0, "load"},
+        {(const int64_t[][LG_FEW_WIDTH]){{IN, 0, 0, 0}, {IN, 0, 4, 0}, {ADD}}, 3, 4, "different columns"},
+        {(const int64_t[][LG_FEW_WIDTH]){{IN, 0, 6, 0}, {TANH}}, 2, 4, "past an input's last dim"},
+        {(const int64_t[][LG_FEW_WIDTH]){{IN, 0, 4, 0}, {TANH}}, 2, 0, "a window"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        ck_assert_msg(!build_program(bad[k].code, bad[k].n, bad[k].axis, err, sizeof err), "program %zu built", k);
+        ck_assert_msg(strstr(err, bad[k].why), "program %zu: %s", k, err);
+    }
 }
 END_TEST
 
@@ -469,6 +565,9 @@ static Suite *fuse_suite(void)
     tcase_add_test(tc, test_shape_and_dtype_boundaries);
     tcase_add_test(tc, test_limits_split);
     tcase_add_test(tc, test_in_place);
+    tcase_add_loop_test(tc, test_split_windows_same_bits, 0, 4);
+    tcase_add_test(tc, test_split_kept);
+    tcase_add_test(tc, test_bad_programs);
     tcase_add_loop_test(tc, test_peephole_same_bits, 0, 2);
     tcase_add_loop_test(tc, test_hand_cells_same_bits, 0, 2);
     suite_add_tcase(s, tc);

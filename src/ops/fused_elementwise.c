@@ -87,6 +87,8 @@ static void describe(const int64_t *ints, int end, text *t)
     if (is_load(ins) || ins[0] == LG_FEW_STORE) {
         snprintf(s, sizeof s, "%s%lld%s", ins[0] == LG_OP_INPUT ? "in" : "out", (long long)ins[1],
                  ins[0] == LG_FEW_STORE ? "=" : "");
+        if (ins[0] == LG_OP_INPUT && ins[2])
+            snprintf(s + strlen(s), sizeof s - strlen(s), "[..., %lld:]", (long long)ins[2]);
         put(t, s);
         if (ins[0] == LG_FEW_STORE) describe(ints, end - 1, t);
         return;
@@ -118,8 +120,9 @@ void lg_few_describe(const lg_node *n, char *buf, size_t size)
 /* The program runs on the stack discipline the header states: every input
  * it loads exists, every op finds its operands of the element type (where's
  * mask excepted), each output from 1 is stored once, in order, right
- * after the op that computes it and before it is read again, and one value remains. Then every output is the broadcast
- * of the inputs, as it was of the ops the program replaced. */
+ * after the op that computes it and before it is read again, and one
+ * value remains. Then every output is the broadcast of the inputs (of
+ * their windows), as it was of the ops the program replaced. */
 static bool infer_fused(const lg_node *n, const lg_port *in, lg_port *out, char *err, size_t size)
 {
     lg_dtype dt = n->attrs.dtype;
@@ -129,6 +132,8 @@ static bool infer_fused(const lg_node *n, const lg_port *in, lg_port *out, char 
         n->n_out > LG_FEW_MAX_OUTPUTS)
         LG_INFER_FAIL("bad fused program");
     bool foreign[LG_FEW_MAX_DEPTH]; /* a stack value of another dtype than dt */
+    int64_t c0[LG_FEW_MAX_INPUTS];   /* per input: its window's start, or -1 before its first load */
+    for (int k = 0; k < n->n_in; k++) c0[k] = -1;
     int depth = 0, stored = 0;
     for (int i = 0; i < n_ins; i++) {
         const int64_t *ins = &n->attrs.ints[i * LG_FEW_WIDTH];
@@ -136,6 +141,9 @@ static bool infer_fused(const lg_node *n, const lg_port *in, lg_port *out, char 
             bool input = ins[0] == LG_OP_INPUT;
             if (ins[1] < (input ? 0 : 1) || ins[1] >= (input ? n->n_in : stored + 1) || depth == LG_FEW_MAX_DEPTH)
                 LG_INFER_FAIL("bad fused program: load");
+            if (input && (ins[2] < 0 || (c0[ins[1]] >= 0 && c0[ins[1]] != ins[2])))
+                LG_INFER_FAIL("bad fused program: an input's loads start at different columns");
+            if (input) c0[ins[1]] = ins[2];
             foreign[depth++] = input && in[ins[1]].dtype != dt;
             continue;
         }
@@ -160,9 +168,23 @@ static bool infer_fused(const lg_node *n, const lg_port *in, lg_port *out, char 
     if (stored != n->n_out - 1) LG_INFER_FAIL("bad fused program: outputs not stored");
     if (depth != 1 || !is_op(&n->attrs.ints[n->attrs.n_ints - LG_FEW_WIDTH]))
         LG_INFER_FAIL("bad fused program: it must end with an op and leave one value");
-    lg_shape s = in[0].shape;
-    for (int i = 1; i < n->n_in; i++)
-        if (!lg_broadcast_shapes(s, in[i].shape, &s)) LG_INFER_FAIL("shapes do not broadcast");
+    /* with windows, each input of last dim W != 1 counts as W = width, its
+     * window [c0, c0 + width) within W */
+    int64_t width = n->attrs.axis;
+    lg_shape s = {0};
+    for (int i = 0; i < n->n_in; i++) {
+        lg_shape si = in[i].shape;
+        int64_t start = c0[i] > 0 ? c0[i] : 0, *last = si.rank ? &si.dims[si.rank - 1] : NULL;
+        if (width < 0 || (!width && start) || (start && (!last || *last == 1)))
+            LG_INFER_FAIL("bad fused program: a window");
+        if (width && last && *last != 1) {
+            if (*last >= 0 && start + width > *last) LG_INFER_FAIL("a window past an input's last dim");
+            *last = width;
+        }
+        if (i == 0) s = si;
+        else if (!lg_broadcast_shapes(s, si, &s)) LG_INFER_FAIL("shapes do not broadcast");
+    }
+    if (width && (!s.rank || s.dims[s.rank - 1] != width)) LG_INFER_FAIL("bad fused program: the window's width");
     for (int o = 0; o < n->n_out; o++) out[o] = (lg_port){dt, s};
     return true;
 }

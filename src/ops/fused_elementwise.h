@@ -6,10 +6,15 @@
  * autodiff, so it has no gradient rule. Its inputs are the group's leaves
  * (values computed outside it); each broadcasts to the output's shape as
  * the ops it replaced broadcast them (a scalar, a row [H] of [B, H], ...).
- * attrs.dtype is the element type (f32 or f64); attrs.ints is a postfix
- * program, LG_FEW_WIDTH ints an instruction:
+ * attrs.dtype is the element type (f32 or f64); attrs.axis is 0, or the
+ * output's last dim when inputs are read in windows (below); attrs.ints is
+ * a postfix program, LG_FEW_WIDTH ints an instruction:
  *
- *     {LG_OP_INPUT, k, 0, 0}      push input k
+ *     {LG_OP_INPUT, k, c0, 0}     push input k; c0 > 0 reads a window of it:
+ *                                 along the last dim, the output's element
+ *                                 j is the input's c0 + j (a piece of a
+ *                                 split along the last axis, read in place;
+ *                                 every load of input k has the same c0)
  *     {op, cmp, r0, r1}           pop the op's inputs, push its result; op is
  *                                 an elementwise op (add .. stop_gradient in
  *                                 op_list.h, not cast), cmp its comparison,
@@ -33,7 +38,7 @@
 
 #include "ops/op.h"
 
-enum { LG_FEW_WIDTH = 4, LG_FEW_MAX_DEPTH = 8, LG_FEW_MAX_INPUTS = 16, LG_FEW_MAX_OPS = 64, LG_FEW_MAX_OUTPUTS = 8 };
+enum { LG_FEW_WIDTH = 4, LG_FEW_MAX_DEPTH = 8, LG_FEW_MAX_INPUTS = 24, LG_FEW_MAX_OPS = 64, LG_FEW_MAX_OUTPUTS = 8 };
 
 /* The instructions that are not ops (op codes are >= 0). */
 enum { LG_FEW_STORE = -1, LG_FEW_RELOAD = -2 };

@@ -14,10 +14,11 @@
  * The output is walked as one flat array, so chunks span rows however short
  * the rows are (an LSTM of 16 units has rows of 16). An input of the
  * output's size is read in place, a scalar as a splat; any other broadcast
- * (a bias row [H] of [B, H], a [B, 1] mask column) is gathered into a chunk
- * buffer first. Reading each element of the chunk before writing it, the
- * kernel may write output 0 over an input of the output's shape (the
- * executor's in-place elementwise rule; outputs from 1 never share).
+ * (a bias row [H] of [B, H], a [B, 1] mask column, a window of a split's
+ * input) is gathered into a chunk buffer first. Reading each element of
+ * the chunk before writing it, the kernel may write output 0 over an input
+ * of the output's shape (the executor's in-place elementwise rule; outputs
+ * from 1 never share).
  */
 #include <string.h>
 #include <tgmath.h>
@@ -232,8 +233,11 @@ lg_status lg_cpu_fused_elementwise(const lg_node *n, const lg_buf *in, lg_buf *o
 {
     int n_code = n->attrs.n_ints / LG_FEW_WIDTH, n_in = n->n_in;
     instr code[n_code];
+    int64_t c0[n_in > 0 ? n_in : 1]; /* per input: where its window starts along the last dim */
+    memset(c0, 0, sizeof c0);
     for (int i = 0; i < n_code; i++) {
         const int64_t *ins = &n->attrs.ints[i * LG_FEW_WIDTH];
+        if (ins[0] == LG_OP_INPUT) c0[ins[1]] = ins[2];
         code[i] = ins[0] == LG_OP_INPUT    ? (instr){LOAD, (int)ins[1], {0}}
                   : ins[0] == LG_FEW_STORE  ? (instr){STORE, (int)ins[1], {0}}
                   : ins[0] == LG_FEW_RELOAD ? (instr){RELOAD, (int)ins[1], {0}}
@@ -244,13 +248,16 @@ lg_status lg_cpu_fused_elementwise(const lg_node *n, const lg_buf *in, lg_buf *o
     lg_shape s = out[0].shape;
     int64_t numel = lg_shape_numel(s);
     /* per input: its elements' steps along the output's dims (0 where it
-     * broadcasts), and a chunk buffer where it needs gathering */
+     * broadcasts), and a chunk buffer where it needs gathering (a window
+     * always does) */
     enum { FULL, SPLAT, GATHER } kind[n_in > 0 ? n_in : 1];
     int64_t steps[n_in > 0 ? n_in : 1][LG_MAX_RANK];
     int n_gather = 0;
     for (int k = 0; k < n_in; k++) {
         int64_t m = lg_shape_numel(in[k].shape);
-        kind[k] = m == numel ? FULL : m == 1 ? SPLAT : GATHER;
+        const lg_shape *sk = &in[k].shape;
+        bool window = c0[k] || (sk->rank && s.rank && sk->dims[sk->rank - 1] != s.dims[s.rank - 1]);
+        kind[k] = m == numel && !window ? FULL : m == 1 ? SPLAT : GATHER;
         if (kind[k] != GATHER) continue;
         n_gather++;
         int64_t st[LG_MAX_RANK];
@@ -267,8 +274,8 @@ lg_status lg_cpu_fused_elementwise(const lg_node *n, const lg_buf *in, lg_buf *o
     for (int64_t i0 = 0; i0 < numel; i0 += CHUNK) {
         int64_t len = numel - i0 < CHUNK ? numel - i0 : CHUNK;
         for (int k = 0, g = 0; k < n_in; k++) {
-            const char *data = in[k].data;
             size_t ek = dtype_size(in[k].dtype);
+            const char *data = (const char *)in[k].data + (size_t)c0[k] * ek;
             if (kind[k] == FULL) at[k] = (operand){data + (size_t)i0 * ek, 1, in[k].dtype};
             else if (kind[k] == SPLAT) at[k] = (operand){data, 0, in[k].dtype};
             else {

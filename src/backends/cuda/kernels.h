@@ -96,7 +96,7 @@ cudaError_t lg_cuda_launch_unary(cudaStream_t s, lg_cuda_unary_op op, lg_dtype d
  * `arg` (lg_cuda_binary_op) or where (mask, b, c popped). Sizes: the
  * program's bounds (at most 64 ops, each popping at most 3 values, so at
  * most 129 loads, and 7 stores), checked by the host side. */
-enum { LG_CUDA_FEW_INPUTS = 16, LG_CUDA_FEW_DEPTH = 8, LG_CUDA_FEW_CODE = 200, LG_CUDA_FEW_OUTPUTS = 8 };
+enum { LG_CUDA_FEW_INPUTS = 24, LG_CUDA_FEW_DEPTH = 8, LG_CUDA_FEW_CODE = 200, LG_CUDA_FEW_OUTPUTS = 8 };
 typedef enum lg_cuda_few_kind {
     LG_CUDA_FEW_LOAD,
     LG_CUDA_FEW_UNARY,

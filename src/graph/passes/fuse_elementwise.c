@@ -46,7 +46,10 @@ typedef struct fuser {
     int *in_reads;        /* per node: reads by members of the group planned */
     int *seen, stamp;     /* per node: the walk (stamp) that reached it last */
     int *slot;            /* per member: the output it is stored to, or 0 */
+    bool *split_ok;       /* per split node: its pieces may be read as windows (see window_of) */
+    bool no_windows;      /* the group planned reads split pieces as they are */
     lg_ref leaves[LG_FEW_MAX_INPUTS + 1];
+    int64_t leaf_c0[LG_FEW_MAX_INPUTS + 1]; /* where each leaf's window starts (0: none) */
     int n_leaves;
 } fuser;
 
@@ -72,13 +75,14 @@ static bool in_group(const fuser *f, lg_ref r, int32_t root) { return r.out == 0
 typedef struct plan {
     int64_t *code;
     int n_code, depth, max_depth, ops, stores;
+    bool windows; /* a load reads a split's piece as a window */
 } plan;
 
-static void put(plan *p, int64_t op, int64_t arg)
+static void put(plan *p, int64_t op, int64_t arg, int64_t c0)
 {
     if (p->code) {
         int64_t *ins = &p->code[p->n_code * LG_FEW_WIDTH];
-        ins[0] = op, ins[1] = arg, ins[2] = 0, ins[3] = 0;
+        ins[0] = op, ins[1] = arg, ins[2] = c0, ins[3] = 0;
     }
     p->n_code++;
 }
@@ -86,6 +90,53 @@ static void put(plan *p, int64_t op, int64_t arg)
 static void push(plan *p)
 {
     if (++p->depth > p->max_depth) p->max_depth = p->depth;
+}
+
+/* Loads leaf r (a window from column c0 along the last dim when c0 > 0),
+ * collecting it in f->leaves (at most one past the limit). */
+static void load_leaf(fuser *f, lg_ref r, int64_t c0, plan *p)
+{
+    int k = 0;
+    while (k < f->n_leaves && !(f->leaves[k].node == r.node && f->leaves[k].out == r.out && f->leaf_c0[k] == c0)) k++;
+    if (k == f->n_leaves && f->n_leaves <= LG_FEW_MAX_INPUTS) f->leaves[f->n_leaves] = r, f->leaf_c0[f->n_leaves++] = c0;
+    put(p, LG_OP_INPUT, k, c0), push(p);
+}
+
+/* Whether r is a piece of a split along the last axis that may be read in
+ * place, as a window of the split's input (*src, from column *c0): every
+ * reader of every piece is an elementwise op that may join a group of the
+ * piece's shape, and no piece is fetched (split_ok), so the split and its
+ * input are left unread once the groups read them. */
+static bool window_of(const fuser *f, lg_ref r, const lg_port *shape, lg_ref *src, int64_t *c0)
+{
+    const lg_node *n = &f->g->nodes[r.node];
+    if (n->op != LG_OP_SPLIT || !f->split_ok[r.node] || n->attrs.axis != n->out[r.out].shape.rank - 1 ||
+        n->out[r.out].dtype != shape->dtype || !lg_shape_equal(n->out[r.out].shape, shape->shape))
+        return false;
+    *src = n->in[0];
+    *c0 = 0;
+    for (int k = 0; k < r.out; k++) *c0 += n->attrs.ints[k];
+    return true;
+}
+
+/* The program of the window from column c0 of value r, which a split
+ * along the last axis cuts: an elementwise op of r's node's shape read by
+ * the split alone runs over the window (its operands' windows, a broadcast
+ * operand as it is), anything else is loaded as a window leaf. */
+static void walk_window(fuser *f, lg_ref r, int64_t c0, const lg_port *full, plan *p)
+{
+    const lg_node *n = &f->g->nodes[r.node];
+    p->windows = true; /* the output's last dim is set, even where c0 is 0 */
+    if (r.out != 0 || f->uses[r.node] != 1 || !candidate(f, r.node) ||
+        n->out[0].dtype != full->dtype || !lg_shape_equal(n->out[0].shape, full->shape)) {
+        const lg_shape *s = &n->out[r.out].shape;
+        load_leaf(f, r, s->rank && s->dims[s->rank - 1] != 1 ? c0 : 0, p);
+        return;
+    }
+    for (int j = 0; j < n->n_in; j++) walk_window(f, n->in[j], c0, full, p);
+    if (p->code) lg_few_encode(n, &p->code[p->n_code * LG_FEW_WIDTH]);
+    p->n_code++, p->ops++;
+    p->depth -= lg_few_arity(n->op) - 1;
 }
 
 /* Node i's program (operands first): a member computed before is read
@@ -98,13 +149,14 @@ static void walk(fuser *f, int32_t i, int32_t root, plan *p)
         lg_ref r = n->in[j];
         if (in_group(f, r, root)) {
             if (f->seen[r.node] != f->stamp) walk(f, r.node, root, p);
-            else put(p, LG_FEW_RELOAD, f->slot[r.node]), push(p);
+            else put(p, LG_FEW_RELOAD, f->slot[r.node], 0), push(p);
             continue;
         }
-        int k = 0;
-        while (k < f->n_leaves && !(f->leaves[k].node == r.node && f->leaves[k].out == r.out)) k++;
-        if (k == f->n_leaves && f->n_leaves <= LG_FEW_MAX_INPUTS) f->leaves[f->n_leaves++] = r;
-        put(p, LG_OP_INPUT, k), push(p);
+        lg_ref src;
+        int64_t c0;
+        if (!f->no_windows && window_of(f, r, &f->g->nodes[root].out[0], &src, &c0))
+            walk_window(f, src, c0, &f->g->nodes[src.node].out[src.out], p);
+        else load_leaf(f, r, 0, p);
     }
     if (p->code) lg_few_encode(n, &p->code[p->n_code * LG_FEW_WIDTH]);
     p->n_code++, p->ops++;
@@ -113,7 +165,7 @@ static void walk(fuser *f, int32_t i, int32_t root, plan *p)
     f->slot[i] = 0;
     if (i != root && (f->in_reads[i] > 1 || f->uses[i] > f->in_reads[i])) { /* read again, or outside */
         f->slot[i] = ++p->stores;
-        put(p, LG_FEW_STORE, f->slot[i]);
+        put(p, LG_FEW_STORE, f->slot[i], 0);
     }
 }
 
@@ -197,19 +249,24 @@ static void settle(fuser *f, int32_t root)
  * reads mapped to its outputs); -1 on error (recorded). */
 static int32_t build_fused(fuser *f, lg_rewrite *r, int32_t root)
 {
-    /* an op, a load per operand (at most 3) and a store each */
-    int64_t *code = malloc((size_t)(5 * f->n_members) * LG_FEW_WIDTH * sizeof *code);
+    plan p = {0};
+    bool ok = plan_group(f, root, &p);
+    LG_ASSERT(ok);
+    int64_t *code = malloc((size_t)p.n_code * LG_FEW_WIDTH * sizeof *code);
     if (!code) {
         lg_graph_fail(r->dst, "compile: out of memory");
         return -1;
     }
-    plan p = {.code = code};
-    bool ok = plan_group(f, root, &p);
-    LG_ASSERT(ok);
+    p = (plan){.code = code};
+    plan_group(f, root, &p);
     lg_value in[LG_FEW_MAX_INPUTS];
     for (int k = 0; k < f->n_leaves; k++) in[k] = lg_rewrite_value(r, f->leaves[k]);
     const lg_node *n = &f->g->nodes[root];
-    lg_attrs a = {.ints = code, .n_ints = p.n_code * LG_FEW_WIDTH, .dtype = n->out[0].dtype};
+    const lg_shape *s = &n->out[0].shape;
+    lg_attrs a = {.ints = code,
+                  .n_ints = p.n_code * LG_FEW_WIDTH,
+                  .dtype = n->out[0].dtype,
+                  .axis = p.windows ? (int)s->dims[s->rank - 1] : 0};
     int32_t id = lg_node_build(r->dst, LG_OP_FUSED_ELEMENTWISE, in, f->n_leaves, &a, n->name);
     free(code);
     if (id < 0) return -1;
@@ -218,6 +275,24 @@ static int32_t build_fused(fuser *f, lg_rewrite *r, int32_t root)
     for (int m = 1; m < f->n_members; m++)
         if (f->slot[f->members[m]]) *lg_rewrite_at(r, (lg_ref){f->members[m], 0}) = (lg_ref){id, f->slot[f->members[m]]};
     return id;
+}
+
+/* Which splits' pieces may be read as windows (window_of). */
+static void find_windows(fuser *f, const lg_cgraph *cg)
+{
+    const lg_graph *g = f->g;
+    for (int32_t i = 0; i < g->n_nodes; i++) f->split_ok[i] = g->nodes[i].op == LG_OP_SPLIT && lg_is_float(g->nodes[i].out[0].dtype);
+    for (int32_t i = 0; i < g->n_nodes; i++) {
+        const lg_node *n = &g->nodes[i];
+        for (int j = 0; j < n->n_in; j++) {
+            lg_ref r = n->in[j];
+            if (!f->split_ok[r.node]) continue;
+            const lg_port *piece = &g->nodes[r.node].out[r.out];
+            if (!candidate(f, i) || n->out[0].dtype != piece->dtype || !lg_shape_equal(n->out[0].shape, piece->shape))
+                f->split_ok[r.node] = false;
+        }
+    }
+    for (int k = 0; k < cg->n_outputs; k++) f->split_ok[cg->outputs[k].node] = false;
 }
 
 /* The readers of each node's output 0 (a CSR in f); false: out of memory. */
@@ -245,7 +320,7 @@ static bool index_readers(fuser *f)
 static void fuser_free(fuser *f)
 {
     free(f->uses), free(f->read_at), free(f->readers), free(f->root), free(f->members), free(f->in_reads);
-    free(f->seen), free(f->slot);
+    free(f->seen), free(f->slot), free(f->split_ok);
 }
 
 lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
@@ -263,13 +338,16 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
                .members = malloc(n1 * sizeof *f.members),
                .in_reads = calloc(n1, sizeof *f.in_reads),
                .seen = calloc(n1, sizeof *f.seen),
-               .slot = calloc(n1, sizeof *f.slot)};
-    /* per root: its group's members (the root first) from flat[first[root]] on, size[root] of them */
-    int *size = calloc(n1, sizeof *size);
+               .slot = calloc(n1, sizeof *f.slot),
+               .split_ok = calloc(n1, sizeof *f.split_ok)};
+    /* per root: its group's members (the root first) from flat[first[root]] on, size[root] of them; the
+     * ops its kernel runs, 0 where it is no fused kernel (one op reading no window); plain: no windows */
+    int *size = calloc(n1, sizeof *size), *ops = calloc(n1, sizeof *ops);
     int32_t *first = malloc(n1 * sizeof *first), *flat = malloc(n1 * sizeof *flat);
-    if (!f.uses || !f.read_at || !f.root || !f.members || !f.in_reads || !f.seen || !f.slot || !size || !first ||
-        !flat || !index_readers(&f)) {
-        fuser_free(&f), free(size), free(first), free(flat);
+    bool *plain = calloc(n1, sizeof *plain);
+    if (!f.uses || !f.read_at || !f.root || !f.members || !f.in_reads || !f.seen || !f.slot || !f.split_ok || !size ||
+        !ops || !first || !flat || !plain || !index_readers(&f)) {
+        fuser_free(&f), free(size), free(ops), free(first), free(flat), free(plain);
         return lg_fail(LG_ERR_OUT_OF_MEMORY, "fuse_elementwise: out of memory");
     }
     for (int32_t i = 0; i < N; i++) {
@@ -277,6 +355,7 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
         f.uses[i] = f.read_at[i + 1] - f.read_at[i];
     }
     for (int k = 0; k < cg->n_outputs; k++) f.uses[cg->outputs[k].node] += 2;
+    find_windows(&f, cg);
     int groups = 0, fused_ops = 0, n_flat = 0;
     char *what = NULL; /* the fused programs, for the report */
     size_t what_len = 0;
@@ -286,13 +365,16 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
         f.root[i] = i;
         f.members[0] = i;
         f.n_members = 1;
+        f.no_windows = plain[i] = !fits(&f, i); /* the windows' programs alone are past the limits */
         grow(&f, i, i);
         settle(&f, i);
         size[i] = f.n_members;
         first[i] = n_flat;
         memcpy(flat + n_flat, f.members, (size_t)f.n_members * sizeof *flat);
         n_flat += f.n_members;
-        if (size[i] > 1) groups++, fused_ops += size[i];
+        plan p = {0};
+        plan_group(&f, i, &p);
+        if (p.ops > 1 || p.windows) groups++, fused_ops += ops[i] = p.ops;
     }
     lg_status st = LG_OK;
     if (groups) {
@@ -304,10 +386,11 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
         } else {
             for (int32_t i = 0; i < N && !st; i++) {
                 int32_t root = f.root[i];
-                if (root >= 0 && size[root] > 1 && root != i) continue; /* inside a group: its root computes it */
-                bool fused = root == i && size[i] > 1;
+                if (root >= 0 && ops[root] && root != i) continue; /* inside a group: its root computes it */
+                bool fused = root == i && ops[i];
                 if (fused) {
                     f.n_members = size[i];
+                    f.no_windows = plain[i];
                     memcpy(f.members, flat + first[i], (size_t)size[i] * sizeof *flat);
                 }
                 int32_t id = fused ? build_fused(&f, &r, i) : lg_rewrite_copy(&r, i, NULL, NULL);
@@ -328,6 +411,6 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
         lg_cgraph_note(cg, "fuse_elementwise: %d elementwise ops into %d kernels%s%s", fused_ops, groups,
                        listed ? ": " : "", listed ? what : "");
     free(what);
-    fuser_free(&f), free(size), free(first), free(flat);
+    fuser_free(&f), free(size), free(ops), free(first), free(flat), free(plain);
     return st;
 }
