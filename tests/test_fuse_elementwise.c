@@ -14,16 +14,34 @@
 #include <string.h>
 
 #include "../examples/cells/peephole.h"
+#include "backends/backend.h"
 #include "graph/internal.h"
 #include "ops/fused_elementwise.h"
 #include "test_util.h"
 
 LG_TEST_GRAPH_FIXTURE
 
+/* The device programs compile for: "cpu", or "cpuwin:0", the CPU backend
+ * claiming window_loads (backend.h), so that fuse_elementwise reads split
+ * pieces as windows as it does on CUDA. */
+static const char *device = "cpu";
+
+static lg_backend cpuwin;
+
+static lg_status cpuwin_open(int index, const lg_backend **out)
+{
+    if (index != 0) return lg_fail(LG_ERR_INVALID_ARGUMENT, "cpuwin:%d: only cpuwin:0", index);
+    cpuwin = *lg_backend_cpu();
+    cpuwin.name = "cpuwin:0", cpuwin.window_loads = true;
+    *out = &cpuwin;
+    return LG_OK;
+}
+
 static lg_program *compile_off(const char *off, const lg_feed *f, int n_f, const lg_value *fetch, int n)
 {
     lg_compile_opts o = lg_compile_opts_default();
     o.passes_off = off;
+    o.device = device;
     lg_program *p = NULL;
     lg_status s = lg_program_compile_opts(g, f, n_f, fetch, n, o, &p);
     ck_assert_msg(s == LG_OK, "compile (off: %s): %s", off ? off : "none", lg_last_error());
@@ -328,10 +346,21 @@ END_TEST
 
 /* ---- windows ------------------------------------------------------------- */
 
+static void window_setup(void)
+{
+    static bool registered;
+    if (!registered) ck_assert_int_eq(lg_backend_register("cpuwin", cpuwin_open), LG_OK);
+    registered = true;
+    device = "cpuwin:0";
+}
+
+static void window_teardown(void) { device = "cpu"; }
+
 /* An LSTM's gate math on the pieces of z = a + bias split along the last
- * axis: the pieces are read in place as windows of a and the bias (the
- * sum and the split run in no kernel of their own), one kernel in all, with
- * the unfused bits; rows longer than a chunk, and many rows a chunk. */
+ * axis, on a backend with window_loads: the pieces are read in place as
+ * windows of a and the bias (the sum and the split run in no kernel of
+ * their own), one kernel in all, with the unfused bits; rows longer than a
+ * chunk, and many rows a chunk. On the CPU itself the split stays. */
 START_TEST(test_split_windows_same_bits)
 {
     lg_dtype dt = _i % 2 ? LG_F64 : LG_F32;
@@ -350,6 +379,8 @@ START_TEST(test_split_windows_same_bits)
     char *r = report(f, 3, fetch, 2);
     ck_assert_msg(strstr(r, "[..., 32:]") || strstr(r, "[..., 600:]"), "%s", r);
     free(r);
+    device = "cpu";
+    ck_assert_int_eq(kernels(f, 3, fetch, 2), 3); /* add, split, the gates */
     lg_tensor_free(at), lg_tensor_free(bt), lg_tensor_free(ct);
 }
 END_TEST
@@ -565,9 +596,13 @@ static Suite *fuse_suite(void)
     tcase_add_test(tc, test_shape_and_dtype_boundaries);
     tcase_add_test(tc, test_limits_split);
     tcase_add_test(tc, test_in_place);
+    tcase_add_test(tc, test_bad_programs);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("windows");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_checked_fixture(tc, window_setup, window_teardown);
     tcase_add_loop_test(tc, test_split_windows_same_bits, 0, 4);
     tcase_add_test(tc, test_split_kept);
-    tcase_add_test(tc, test_bad_programs);
     tcase_add_loop_test(tc, test_peephole_same_bits, 0, 2);
     tcase_add_loop_test(tc, test_hand_cells_same_bits, 0, 2);
     suite_add_tcase(s, tc);

@@ -78,10 +78,16 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
  *                it adds, so x_t W moves when W has about 2B rows or more;
  *                a small model at a large batch B keeps its loops as they are;
  *   fuse_elementwise  connected elementwise ops of one shape (a cell's
- *                gate math, sigmoid(a + b) * tanh(c)) whose intermediates
- *                nothing else reads run as one kernel that keeps them in
- *                registers, in loop bodies and at the top level, where the
- *                backend has the kernel (the CPU); results are bit-identical;
+ *                gate math, sigmoid(a + b) * tanh(c)) run as one kernel
+ *                that keeps their intermediates in registers, in loop
+ *                bodies and at the top level, where the backend has the
+ *                kernel (CPU, CUDA); a value also read elsewhere (a next
+ *                state, a residual the gradient loop saves, a fetch) is
+ *                one more output of that kernel; on CUDA the pieces of a
+ *                split along the last axis (a cell's gates) are read in
+ *                place from the split's input, whose own elementwise sum
+ *                (x W + h U + b) the kernel computes; results are
+ *                bit-identical;
  *   dce          values nothing fetched reads are not computed, and a loop
  *                saves for its gradient loop only what that loop reads (a
  *                forward-only program saves nothing); identities read

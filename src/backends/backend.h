@@ -53,6 +53,11 @@ typedef struct lg_backend lg_backend;
 struct lg_backend {
     const char *name; /* the device string: "cpu", "cuda:0" */
     bool host_memory; /* its pointers are host pointers */
+    /* its fused elementwise kernel reads an input in a window (a split's
+     * piece) as cheaply as a whole one, so fuse_elementwise reads split
+     * pieces in place: a GPU thread computes each load's offset anyway,
+     * where the CPU kernel would gather each window row by row */
+    bool window_loads;
     void *ctx;        /* the backend's own state */
 
     /* memory: alloc gives NULL for 0 bytes and LG_ERR_OUT_OF_MEMORY naming

@@ -199,9 +199,27 @@ static void run_chunk(lg_dtype dt, const instr *code, int n_code, const operand 
     else run_chunk_double(code, n_code, in, (double *const *)y, len);
 }
 
+/* n elements of esz bytes from src, step sl (0 or 1), to dst: inline
+ * loops, as the runs are often short (a row of an LSTM's gate window). */
+static void copy_run(char *dst, const char *src, int64_t n, size_t esz, int64_t sl)
+{
+    if (esz == 8) {
+        uint64_t *d = (uint64_t *)dst;
+        const uint64_t *x = (const uint64_t *)src;
+        if (sl) LG_IVDEP for (int64_t j = 0; j < n; j++) d[j] = x[j];
+        else LG_IVDEP for (int64_t j = 0; j < n; j++) d[j] = x[0];
+    } else {
+        uint32_t *d = (uint32_t *)dst;
+        const uint32_t *x = (const uint32_t *)src;
+        if (sl) LG_IVDEP for (int64_t j = 0; j < n; j++) d[j] = x[j];
+        else LG_IVDEP for (int64_t j = 0; j < n; j++) d[j] = x[0];
+    }
+}
+
 /* Input k's elements for output elements [i0, i0 + len) into dst, where
- * it broadcasts along some dims (steps[d] 0) but is neither the output's
- * size nor a scalar: walked in runs along the last dim. */
+ * it broadcasts along some dims (steps[d] 0) or is read in a window, but
+ * is neither the output's size nor a scalar: walked in runs along the
+ * last dim. */
 static void gather(const char *src, size_t esz, const int64_t *steps, lg_shape s, int64_t i0, int64_t len, char *dst)
 {
     int r = s.rank;
@@ -214,9 +232,7 @@ static void gather(const char *src, size_t esz, const int64_t *steps, lg_shape s
     int64_t last = s.dims[r - 1], sl = steps[r - 1];
     for (int64_t e = 0; e < len;) {
         int64_t run = last - idx[r - 1] < len - e ? last - idx[r - 1] : len - e;
-        if (sl) memcpy(dst + (size_t)e * esz, src + (size_t)off * esz, (size_t)run * esz);
-        else
-            for (int64_t j = 0; j < run; j++) memcpy(dst + (size_t)(e + j) * esz, src + (size_t)off * esz, esz);
+        copy_run(dst + (size_t)e * esz, src + (size_t)off * esz, run, esz, sl);
         e += run, off += run * sl, idx[r - 1] += run;
         if (idx[r - 1] < last) break; /* the chunk ended inside the row */
         off -= last * sl, idx[r - 1] = 0;

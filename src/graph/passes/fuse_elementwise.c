@@ -23,9 +23,16 @@
  * root was, a member stays only if everything outside that reads it comes
  * after the root (so nothing the group reads can depend on it), and only
  * while the root still reads it through the group; the group then settles
- * by dropping members until both hold. A group of two or more ops becomes
- * one node in the root's place; its inputs are the values it reads from
- * outside. The pass runs only where the backend has the fused kernel.
+ * by dropping members until both hold.
+ *
+ * Where the backend reads windows cheaply (window_loads: CUDA), a split
+ * along the last axis whose pieces all go to elementwise ops of the
+ * piece's shape is not run: each group reads its pieces in place from the
+ * split's input, computing that input's own elementwise expression
+ * (x W + h U + b) over the window. A group of two or more ops, or reading
+ * a window, becomes one node in the root's place; its inputs are the
+ * values it reads from outside. The pass runs only where the backend has
+ * the fused kernel.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -365,7 +372,8 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
         f.root[i] = i;
         f.members[0] = i;
         f.n_members = 1;
-        f.no_windows = plain[i] = !fits(&f, i); /* the windows' programs alone are past the limits */
+        /* no windows on a backend that gathers them, or where the windows' programs alone are past the limits */
+        f.no_windows = plain[i] = !cg->backend->window_loads || !fits(&f, i);
         grow(&f, i, i);
         settle(&f, i);
         size[i] = f.n_members;
