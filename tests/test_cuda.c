@@ -313,6 +313,24 @@ static void b_fused_windows(lg_graph *g, lg_dtype dt)
                   &(lg_attrs){.ints = ints, .n_ints = 6 * LG_FEW_WIDTH, .dtype = dt, .axis = 5}, "fused");
 }
 
+/* A fused program that puts: over a [4, 3, 5] and a row [5], the
+ * concatenation [tanh(a), a row] along the last axis, [4, 3, 10]. */
+static void b_fused_puts(lg_graph *g, lg_dtype dt)
+{
+    lg_value a = in(g, dt, 3, 4, 3, 5), row = in(g, dt, 1, 5, 0, 0);
+    lg_value t = lg_tanh(a), m = lg_mul(a, row);
+    int64_t ints[7 * LG_FEW_WIDTH] = {LG_OP_INPUT, 0, 0, 0};
+    lg_few_encode(&g->nodes[t.node], &ints[1 * LG_FEW_WIDTH]);
+    ints[2 * LG_FEW_WIDTH] = LG_FEW_PUT, ints[2 * LG_FEW_WIDTH + 1] = 0;
+    ints[3 * LG_FEW_WIDTH] = LG_OP_INPUT, ints[3 * LG_FEW_WIDTH + 1] = 0;
+    ints[4 * LG_FEW_WIDTH] = LG_OP_INPUT, ints[4 * LG_FEW_WIDTH + 1] = 1;
+    lg_few_encode(&g->nodes[m.node], &ints[5 * LG_FEW_WIDTH]);
+    ints[6 * LG_FEW_WIDTH] = LG_FEW_PUT, ints[6 * LG_FEW_WIDTH + 1] = 5;
+    const lg_value ins[] = {a, row};
+    lg_node_build(g, LG_OP_FUSED_ELEMENTWISE, ins, 2,
+                  &(lg_attrs){.ints = ints, .n_ints = 7 * LG_FEW_WIDTH, .dtype = dt, .axis = 5}, "fused");
+}
+
 #define R(lo, hi) {lo, hi, false}
 #define RI(lo, hi) {lo, hi, true}
 static const op_row rows[] = {
@@ -383,6 +401,7 @@ static const op_row rows[] = {
      {R(-2, 2), R(-2, 2)}, 1e-5},
     {"fused_elementwise (windows)", LG_OP_FUSED_ELEMENTWISE, F32 | F64, b_fused_windows, {R(-2, 2), R(-2, 2), R(-2, 2)},
      1e-5},
+    {"fused_elementwise (puts)", LG_OP_FUSED_ELEMENTWISE, F32 | F64, b_fused_puts, {R(-2, 2), R(-2, 2)}, 1e-5},
 };
 #undef R
 #undef RI

@@ -405,6 +405,70 @@ START_TEST(test_split_kept)
 }
 END_TEST
 
+/* A concatenation along the last axis of elementwise pieces, on a backend
+ * with window_loads: one kernel puts each piece into its window of the
+ * result (a piece also fetched is one more output), with the unfused bits;
+ * on the CPU the pieces and the concatenation stay kernels. */
+START_TEST(test_concat_puts_same_bits)
+{
+    lg_dtype dt = _i % 2 ? LG_F64 : LG_F32;
+    int B = _i < 2 ? 5 : 37, H = _i < 2 ? 300 : 16;
+    lg_value a = lg_input(g, "a", dt, lg_shape_of(2, B, H)), b = lg_input(g, "b", dt, lg_shape_of(2, B, H));
+    lg_value t = lg_tanh(b);
+    lg_value pieces[4] = {lg_sigmoid(a), lg_mul(t, a), lg_add(a, b), lg_neg(t)};
+    lg_value fetch[2] = {lg_concat(pieces, 4, -1), pieces[2]};
+    lg_tensor *at = lg_test_uniform(dt, lg_shape_of(2, B, H), 1, 1, -3, 3);
+    lg_tensor *bt = lg_test_uniform(dt, lg_shape_of(2, B, H), 1, 2, -3, 3);
+    lg_feed f[2] = {{a, at}, {b, bt}};
+    ck_assert_int_eq(kernels(f, 2, fetch, 2), 1);
+    ck_assert_int_eq(check_same_bits(NULL, f, 2, fetch, 2), 1 - 6);
+    char buf[64];
+    snprintf(buf, sizeof buf, "out0[..., %d:]=neg(", 3 * H);
+    char *r = report(f, 2, fetch, 2);
+    ck_assert_msg(strstr(r, buf), "%s", r);
+    free(r);
+    device = "cpu";
+    ck_assert_int_eq(kernels(f, 2, fetch, 2), 5); /* tanh(b) with neg, stored for the mul */
+    lg_tensor_free(at), lg_tensor_free(bt);
+}
+END_TEST
+
+/* The peephole cell's loops on a backend with window_loads: the forward
+ * step is its recurrent product and one kernel, the gradient step puts
+ * its gates' gradients into dG; the same bits as unfused. */
+START_TEST(test_peephole_windows)
+{
+    lg_dtype dt = _i ? LG_F64 : LG_F32;
+    enum { PB = 4, PT = 6, PF = 3, PU = 5 };
+    lg_value x = lg_input(g, "x", dt, lg_shape_of(3, PB, PT, PF));
+    peephole cell = peephole_new(g, "peephole", PF, PU, dt, 11);
+    lg_tensor *z = lg_test_tensor(dt, lg_shape_of(2, PB, PU), NULL);
+    lg_value zeros = lg_constant(g, "zeros", z), hs;
+    lg_tensor_free(z);
+    ck_assert_int_eq(peephole_sequence(g, &cell, x, zeros, zeros, &hs, NULL, NULL), LG_OK);
+    lg_value fetch[16], wrt[16];
+    fetch[0] = lg_sum(lg_mul(hs, hs), NULL, 0, false);
+    int n_p = lg_graph_param_count(g);
+    for (int i = 0; i < n_p; i++) wrt[i] = lg_graph_param(g, i);
+    ck_assert_int_eq(lg_grad(g, fetch[0], wrt, n_p, fetch + 1), LG_OK);
+    lg_tensor *xt = lg_test_uniform(dt, lg_shape_of(3, PB, PT, PF), 1, 8, -1, 1);
+    lg_feed f[1] = {{x, xt}};
+    lg_program *p = compile_off(NULL, f, 1, fetch, n_p + 1);
+    int fwd = -1, grad = -1;
+    for (int i = 0; i < lg_program_loop_count(p); i++) {
+        lg_loop_report r;
+        ck_assert_int_eq(lg_program_loop_report(p, i, &r), LG_OK);
+        *(r.gradient ? &grad : &fwd) = r.body_kernels;
+    }
+    lg_program_free(p);
+    ck_assert_int_eq(fwd, 2);
+    ck_assert_int_le(grad, 14); /* 15 on the CPU; dG's pieces that the peephole weights' products read
+                                   first stay their kernels' outputs, and the concatenation copies them */
+    check_same_bits(NULL, f, 1, fetch, n_p + 1);
+    lg_tensor_free(xt);
+}
+END_TEST
+
 /* ---- the program's validation ---------------------------------------------- */
 
 /* A fused node over x [2, 8] (twice) with program code and attrs.axis
@@ -423,15 +487,18 @@ static bool build_program(const int64_t (*code)[LG_FEW_WIDTH], int n, int axis, 
 /* Programs the pass never writes are refused with what is wrong: a store
  * not right after an op, stores out of order, a reload before its store,
  * an input's loads at two starts, a window past the last dim or without
- * the output's width; and the good ones build. */
+ * the output's width, a put off the width's columns or twice at one, puts
+ * leaving a column out or a value behind; and the good ones build. */
 START_TEST(test_bad_programs)
 {
-    enum { IN = LG_OP_INPUT, ST = LG_FEW_STORE, RE = LG_FEW_RELOAD, TANH = LG_OP_TANH, ADD = LG_OP_ADD };
+    enum { IN = LG_OP_INPUT, ST = LG_FEW_STORE, RE = LG_FEW_RELOAD, PUT = LG_FEW_PUT, TANH = LG_OP_TANH, ADD = LG_OP_ADD };
     char err[512];
     const int64_t good[][LG_FEW_WIDTH] = {{IN, 0, 0, 0}, {TANH}, {ST, 1}, {RE, 1}, {ADD}};
     ck_assert_msg(build_program(good, 5, 0, err, sizeof err), "%s", err);
     const int64_t window[][LG_FEW_WIDTH] = {{IN, 0, 4, 0}, {IN, 1, 0, 0}, {ADD}};
     ck_assert_msg(build_program(window, 3, 4, err, sizeof err), "%s", err);
+    const int64_t puts[][LG_FEW_WIDTH] = {{IN, 0, 0, 0}, {TANH}, {PUT, 4}, {IN, 1, 0, 0}, {PUT, 0}};
+    ck_assert_msg(build_program(puts, 5, 4, err, sizeof err), "%s", err);
     const struct {
         const int64_t (*code)[LG_FEW_WIDTH];
         int n, axis;
@@ -443,6 +510,10 @@ START_TEST(test_bad_programs)
         {(const int64_t[][LG_FEW_WIDTH]){{IN, 0, 0, 0}, {IN, 0, 4, 0}, {ADD}}, 3, 4, "different columns"},
         {(const int64_t[][LG_FEW_WIDTH]){{IN, 0, 6, 0}, {TANH}}, 2, 4, "past an input's last dim"},
         {(const int64_t[][LG_FEW_WIDTH]){{IN, 0, 4, 0}, {TANH}}, 2, 0, "a window"},
+        {(const int64_t[][LG_FEW_WIDTH]){{IN, 0, 0, 0}, {PUT, 2}}, 2, 4, "a put"},
+        {(const int64_t[][LG_FEW_WIDTH]){{IN, 0, 0, 0}, {PUT, 4}}, 2, 4, "leave columns out"},
+        {(const int64_t[][LG_FEW_WIDTH]){{IN, 0, 0, 0}, {PUT, 0}, {IN, 1, 0, 0}, {PUT, 0}}, 4, 4, "a put"},
+        {(const int64_t[][LG_FEW_WIDTH]){{IN, 0, 0, 0}, {IN, 1, 0, 0}, {PUT, 0}}, 3, 4, "a put and none"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         ck_assert_msg(!build_program(bad[k].code, bad[k].n, bad[k].axis, err, sizeof err), "program %zu built", k);
@@ -603,6 +674,8 @@ static Suite *fuse_suite(void)
     tcase_add_checked_fixture(tc, window_setup, window_teardown);
     tcase_add_loop_test(tc, test_split_windows_same_bits, 0, 4);
     tcase_add_test(tc, test_split_kept);
+    tcase_add_loop_test(tc, test_concat_puts_same_bits, 0, 4);
+    tcase_add_loop_test(tc, test_peephole_windows, 0, 2);
     tcase_add_loop_test(tc, test_peephole_same_bits, 0, 2);
     tcase_add_loop_test(tc, test_hand_cells_same_bits, 0, 2);
     suite_add_tcase(s, tc);

@@ -86,8 +86,10 @@ lg_status lg_program_compile(lg_graph *g, const lg_feed *feeds, int n_feeds, con
  *                one more output of that kernel; on CUDA the pieces of a
  *                split along the last axis (a cell's gates) are read in
  *                place from the split's input, whose own elementwise sum
- *                (x W + h U + b) the kernel computes; results are
- *                bit-identical;
+ *                (x W + h U + b) the kernel computes, and a concatenation
+ *                along the last axis of elementwise pieces (the gates'
+ *                gradients) is written by the kernel that computes them;
+ *                results are bit-identical;
  *   dce          values nothing fetched reads are not computed, and a loop
  *                saves for its gradient loop only what that loop reads (a
  *                forward-only program saves nothing); identities read

@@ -54,9 +54,11 @@ struct lg_backend {
     const char *name; /* the device string: "cpu", "cuda:0" */
     bool host_memory; /* its pointers are host pointers */
     /* its fused elementwise kernel reads an input in a window (a split's
-     * piece) as cheaply as a whole one, so fuse_elementwise reads split
-     * pieces in place: a GPU thread computes each load's offset anyway,
-     * where the CPU kernel would gather each window row by row */
+     * piece) and writes output 0 in windows (a concatenation's pieces) as
+     * cheaply as whole ones, so fuse_elementwise reads split pieces in
+     * place and puts concatenated ones: a GPU thread computes each
+     * element's offset anyway, where the CPU kernel would gather and
+     * scatter each window row by row */
     bool window_loads;
     void *ctx;        /* the backend's own state */
 

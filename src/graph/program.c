@@ -430,9 +430,12 @@ static lg_status compile_memory(compile_state *cs, bool reuse)
             continue;
         }
         /* an elementwise op writes over an input of its own shape that
-         * dies here (each element is read before it is written) */
+         * dies here (each element is read before it is written; not a
+         * fused program that puts, which writes columns that later
+         * windows of the input would read) */
         int over = sp->alias ? in0 : -1;
-        for (int j = 0; reuse && over < 0 && is_elementwise(n->op) && p->locs[out0].kind == LOC_ARENA && j < n->n_in; j++) {
+        bool elementwise = is_elementwise(n->op) && !(n->op == LG_OP_FUSED_ELEMENTWISE && lg_few_puts(n));
+        for (int j = 0; reuse && over < 0 && elementwise && p->locs[out0].kind == LOC_ARENA && j < n->n_in; j++) {
             int li = p->args[sp->first_in + j];
             const loc *l = &p->locs[li];
             if (l->kind == LOC_ARENA && cs->last_use[li] == s && l->port.dtype == p->locs[out0].port.dtype &&

@@ -44,6 +44,11 @@ int lg_few_op_count(const lg_node *n)
     return ops;
 }
 
+bool lg_few_puts(const lg_node *n)
+{
+    return n->attrs.n_ints >= LG_FEW_WIDTH && n->attrs.ints[n->attrs.n_ints - LG_FEW_WIDTH] == LG_FEW_PUT;
+}
+
 int lg_few_output_count(const lg_attrs *a)
 {
     int outs = 1;
@@ -111,7 +116,16 @@ void lg_few_describe(const lg_node *n, char *buf, size_t size)
     if (!size) return;
     buf[0] = '\0';
     text t = {buf, size, 0, false};
-    if (n->attrs.n_ints >= LG_FEW_WIDTH) describe(n->attrs.ints, n->attrs.n_ints / LG_FEW_WIDTH - 1, &t);
+    int n_ins = n->attrs.n_ints / LG_FEW_WIDTH;
+    if (n_ins && !lg_few_puts(n)) describe(n->attrs.ints, n_ins - 1, &t);
+    for (int e = 0; e < n_ins && lg_few_puts(n); e++) { /* "out0[..., c0:]=value" per put */
+        const int64_t *ins = &n->attrs.ints[e * LG_FEW_WIDTH];
+        if (ins[0] != LG_FEW_PUT) continue;
+        char s[48];
+        snprintf(s, sizeof s, "%sout0[..., %lld:]=", t.len ? ", " : "", (long long)ins[1]);
+        put(&t, s);
+        describe(n->attrs.ints, e - 1, &t);
+    }
     if (t.cut && t.len >= 3) memcpy(buf + t.len - 3, "...", 3);
 }
 
@@ -134,7 +148,10 @@ static bool infer_fused(const lg_node *n, const lg_port *in, lg_port *out, char 
     bool foreign[LG_FEW_MAX_DEPTH]; /* a stack value of another dtype than dt */
     int64_t c0[LG_FEW_MAX_INPUTS];   /* per input: its window's start, or -1 before its first load */
     for (int k = 0; k < n->n_in; k++) c0[k] = -1;
-    int depth = 0, stored = 0;
+    int depth = 0, stored = 0, puts = 0;
+    int64_t width = n->attrs.axis;
+    bool put_at[n_ins]; /* put_at[j]: a put at column j width */
+    memset(put_at, 0, sizeof put_at);
     for (int i = 0; i < n_ins; i++) {
         const int64_t *ins = &n->attrs.ints[i * LG_FEW_WIDTH];
         if (ins[0] == LG_OP_INPUT || ins[0] == LG_FEW_RELOAD) {
@@ -152,6 +169,13 @@ static bool infer_fused(const lg_node *n, const lg_port *in, lg_port *out, char 
                 LG_INFER_FAIL("bad fused program: a store must follow an op");
             continue;
         }
+        if (ins[0] == LG_FEW_PUT) {
+            int64_t j = width > 0 && ins[1] >= 0 && ins[1] % width == 0 ? ins[1] / width : -1;
+            if (j < 0 || j >= n_ins || put_at[j] || depth < 1 || foreign[depth - 1])
+                LG_INFER_FAIL("bad fused program: a put");
+            put_at[j] = true, puts++, depth--;
+            continue;
+        }
         if (ins[0] < 0 || ins[0] >= LG_OP_COUNT || !lg_few_fusible((lg_op)ins[0]))
             LG_INFER_FAIL("bad fused program: not an elementwise op");
         lg_op op = (lg_op)ins[0];
@@ -166,11 +190,13 @@ static bool infer_fused(const lg_node *n, const lg_port *in, lg_port *out, char 
     }
     if (lg_few_op_count(n) > LG_FEW_MAX_OPS) LG_INFER_FAIL("bad fused program: too many ops");
     if (stored != n->n_out - 1) LG_INFER_FAIL("bad fused program: outputs not stored");
-    if (depth != 1 || !is_op(&n->attrs.ints[n->attrs.n_ints - LG_FEW_WIDTH]))
-        LG_INFER_FAIL("bad fused program: it must end with an op and leave one value");
+    const int64_t *end = &n->attrs.ints[n->attrs.n_ints - LG_FEW_WIDTH];
+    if (puts ? depth != 0 || end[0] != LG_FEW_PUT : depth != 1 || !is_op(end))
+        LG_INFER_FAIL("bad fused program: it must end with an op and leave one value, or with a put and none");
+    for (int j = 0; j < puts; j++)
+        if (!put_at[j]) LG_INFER_FAIL("bad fused program: the puts leave columns out");
     /* with windows, each input of last dim W != 1 counts as W = width, its
      * window [c0, c0 + width) within W */
-    int64_t width = n->attrs.axis;
     lg_shape s = {0};
     for (int i = 0; i < n->n_in; i++) {
         lg_shape si = in[i].shape;
@@ -186,6 +212,7 @@ static bool infer_fused(const lg_node *n, const lg_port *in, lg_port *out, char 
     }
     if (width && (!s.rank || s.dims[s.rank - 1] != width)) LG_INFER_FAIL("bad fused program: the window's width");
     for (int o = 0; o < n->n_out; o++) out[o] = (lg_port){dt, s};
+    if (puts) out[0].shape.dims[s.rank - 1] = puts * width;
     return true;
 }
 

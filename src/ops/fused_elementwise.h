@@ -22,16 +22,21 @@
  *     {LG_FEW_STORE, k, 0, 0}     write the top value to output k (k >= 1),
  *                                 leaving it on the stack; it follows an op
  *     {LG_FEW_RELOAD, k, 0, 0}    push output k again (stored before)
+ *     {LG_FEW_PUT, c0, 0, 0}      pop the top value into output 0's window
+ *                                 from column c0 (a concatenation's piece)
  *
  * For add(sigmoid(x), b): {INPUT 0} {SIGMOID} {INPUT 1} {ADD}. The value
- * left at the end is output 0; outputs 1 .. are the group's values that
- * are read outside it (a loop's next state, a residual its gradient reads,
- * a fetch), or read twice inside it, stored once each, in order. All
- * outputs have output 0's shape. Every value on the stack is of
- * attrs.dtype, except that where's mask may be an input of any dtype (it
- * is read as "!= 0"). The program holds at most LG_FEW_MAX_DEPTH values at
- * a time, runs at most LG_FEW_MAX_OPS ops and has at most LG_FEW_MAX_OUTPUTS
- * outputs.
+ * left at the end is output 0; outputs 1 .. are the group's values that are
+ * read outside it (a loop's next state, a residual its gradient reads, a
+ * fetch), or read twice inside it, stored once each, in order. The outputs
+ * have the shape the inputs broadcast to (with windows: last dim
+ * attrs.axis), except that in a program that puts, nothing is left at the
+ * end: its P puts fill output 0 at columns 0, w, 2 w, .. (w = attrs.axis),
+ * so output 0's last dim is P w (a concatenation along the last axis).
+ * Every value on the stack is of attrs.dtype, except that where's mask may
+ * be an input of any dtype (it is read as "!= 0"). The program holds at
+ * most LG_FEW_MAX_DEPTH values at a time, runs at most LG_FEW_MAX_OPS ops
+ * and has at most LG_FEW_MAX_OUTPUTS outputs.
  */
 #ifndef LG_FUSED_ELEMENTWISE_H
 #define LG_FUSED_ELEMENTWISE_H
@@ -41,7 +46,7 @@
 enum { LG_FEW_WIDTH = 4, LG_FEW_MAX_DEPTH = 8, LG_FEW_MAX_INPUTS = 24, LG_FEW_MAX_OPS = 64, LG_FEW_MAX_OUTPUTS = 8 };
 
 /* The instructions that are not ops (op codes are >= 0). */
-enum { LG_FEW_STORE = -1, LG_FEW_RELOAD = -2 };
+enum { LG_FEW_STORE = -1, LG_FEW_RELOAD = -2, LG_FEW_PUT = -3 };
 
 /* Whether the pass may put op into a fused program: the elementwise ops,
  * cast (which changes the dtype) left out. */
@@ -61,6 +66,10 @@ int lg_few_op_count(const lg_node *n);
 
 /* The outputs a program with attrs a has: 1 + its stores. */
 int lg_few_output_count(const lg_attrs *a);
+
+/* Whether n's program puts its pieces into output 0 (and so writes it in
+ * windows, not element by element). */
+bool lg_few_puts(const lg_node *n);
 
 /* n's program as text, e.g. "add(sigmoid(in0), in1)", a stored value as
  * "out1=tanh(in2)" where it is computed and "out1" where it is read again,

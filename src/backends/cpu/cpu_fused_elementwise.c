@@ -18,7 +18,8 @@
  * input) is gathered into a chunk buffer first. Reading each element of
  * the chunk before writing it, the kernel may write output 0 over an input
  * of the output's shape (the executor's in-place elementwise rule; outputs
- * from 1 never share).
+ * from 1 never share, nor does a program that puts, whose pieces are
+ * scattered into output 0's windows row by row).
  */
 #include <string.h>
 #include <tgmath.h>
@@ -156,49 +157,6 @@ static size_t dtype_size(lg_dtype dt) { return dt == LG_F64 ? 8 : 4; }
 APPLY_OP(float)
 APPLY_OP(double)
 
-/* An instruction, decoded: load input arg, store to or reload output arg,
- * or run op. */
-typedef struct instr {
-    enum { LOAD, STORE, RELOAD, OP } kind;
-    int arg;
-    lg_node op;
-} instr;
-
-/* The program over one chunk: in[k] is input k's operand at the chunk's
- * start, y[k] output k's elements there (type T, dtype DT). A value pushed
- * at depth d lives in tmp[d] (or in its input, or in the output it is
- * stored to: an op followed by a store writes there directly, and the last
- * op into y[0]), so an op's result may overwrite its first operand,
- * element by element, and nothing else. */
-#define RUN_CHUNK(T, DT)                                                                            \
-    static void run_chunk_##T(const instr *code, int n_code, const operand *in, T *const *y, int64_t len) \
-    {                                                                                               \
-        T tmp[LG_FEW_MAX_DEPTH][CHUNK];                                                             \
-        operand stack[LG_FEW_MAX_DEPTH];                                                            \
-        int depth = 0;                                                                              \
-        for (int i = 0; i < n_code; i++) {                                                          \
-            const instr *c = &code[i];                                                              \
-            if (c->kind == LOAD || c->kind == RELOAD) {                                             \
-                stack[depth++] = c->kind == LOAD ? in[c->arg] : (operand){y[c->arg], 1, DT};        \
-                continue;                                                                           \
-            }                                                                                       \
-            if (c->kind == STORE) continue; /* the op before it wrote there */                      \
-            depth -= lg_few_arity(c->op.op);                                                        \
-            T *dst = i == n_code - 1 ? y[0] : code[i + 1].kind == STORE ? y[code[i + 1].arg] : tmp[depth]; \
-            apply_##T(&c->op, &stack[depth], dst, len);                                             \
-            stack[depth++] = (operand){dst, 1, DT};                                                 \
-        }                                                                                           \
-    }
-
-RUN_CHUNK(float, LG_F32)
-RUN_CHUNK(double, LG_F64)
-
-static void run_chunk(lg_dtype dt, const instr *code, int n_code, const operand *in, void *const *y, int64_t len)
-{
-    if (dt == LG_F32) run_chunk_float(code, n_code, in, (float *const *)y, len);
-    else run_chunk_double(code, n_code, in, (double *const *)y, len);
-}
-
 /* n elements of esz bytes from src, step sl (0 or 1), to dst: inline
  * loops, as the runs are often short (a row of an LSTM's gate window). */
 static void copy_run(char *dst, const char *src, int64_t n, size_t esz, int64_t sl)
@@ -214,6 +172,75 @@ static void copy_run(char *dst, const char *src, int64_t n, size_t esz, int64_t 
         if (sl) LG_IVDEP for (int64_t j = 0; j < n; j++) d[j] = x[j];
         else LG_IVDEP for (int64_t j = 0; j < n; j++) d[j] = x[0];
     }
+}
+
+/* Where a program that puts writes: output 0 at base, of last dim W, for
+ * the chunk from element i0 of the pieces' shape (last dim w). */
+typedef struct put_to {
+    char *base;
+    int64_t i0, w, W;
+} put_to;
+
+/* Value v (len elements of esz bytes) into output 0's window from column
+ * c0: element i0 + e of the pieces is output element (row, c0 + col). */
+static void scatter(const put_to *pt, int64_t c0, operand v, int64_t len, size_t esz)
+{
+    int64_t row = pt->i0 / pt->w, col = pt->i0 % pt->w;
+    for (int64_t e = 0; e < len; row++, col = 0) {
+        int64_t run = pt->w - col < len - e ? pt->w - col : len - e;
+        copy_run(pt->base + (size_t)(row * pt->W + c0 + col) * esz, (const char *)v.p + (size_t)(e * v.step) * esz,
+                 run, esz, v.step);
+        e += run;
+    }
+}
+
+/* An instruction, decoded: load input arg, store to or reload output arg,
+ * put into output 0 from column arg, or run op. */
+typedef struct instr {
+    enum { LOAD, STORE, RELOAD, PUT, OP } kind;
+    int arg;
+    lg_node op;
+} instr;
+
+/* The program over one chunk: in[k] is input k's operand at the chunk's
+ * start, y[k] output k's elements there (type T, dtype DT). A value pushed
+ * at depth d lives in tmp[d] (or in its input, or in the output it is
+ * stored to: an op followed by a store writes there directly, and the last
+ * op into y[0]), so an op's result may overwrite its first operand,
+ * element by element, and nothing else. */
+#define RUN_CHUNK(T, DT)                                                                            \
+    static void run_chunk_##T(const instr *code, int n_code, const operand *in, T *const *y, const put_to *pt, \
+                              int64_t len)                                                          \
+    {                                                                                               \
+        T tmp[LG_FEW_MAX_DEPTH][CHUNK];                                                             \
+        operand stack[LG_FEW_MAX_DEPTH];                                                            \
+        int depth = 0;                                                                              \
+        for (int i = 0; i < n_code; i++) {                                                          \
+            const instr *c = &code[i];                                                              \
+            if (c->kind == LOAD || c->kind == RELOAD) {                                             \
+                stack[depth++] = c->kind == LOAD ? in[c->arg] : (operand){y[c->arg], 1, DT};        \
+                continue;                                                                           \
+            }                                                                                       \
+            if (c->kind == STORE) continue; /* the op before it wrote there */                      \
+            if (c->kind == PUT) {                                                                   \
+                scatter(pt, c->arg, stack[--depth], len, sizeof(T));                                \
+                continue;                                                                           \
+            }                                                                                       \
+            depth -= lg_few_arity(c->op.op);                                                        \
+            T *dst = i == n_code - 1 ? y[0] : code[i + 1].kind == STORE ? y[code[i + 1].arg] : tmp[depth]; \
+            apply_##T(&c->op, &stack[depth], dst, len);                                             \
+            stack[depth++] = (operand){dst, 1, DT};                                                 \
+        }                                                                                           \
+    }
+
+RUN_CHUNK(float, LG_F32)
+RUN_CHUNK(double, LG_F64)
+
+static void run_chunk(lg_dtype dt, const instr *code, int n_code, const operand *in, void *const *y, const put_to *pt,
+                      int64_t len)
+{
+    if (dt == LG_F32) run_chunk_float(code, n_code, in, (float *const *)y, pt, len);
+    else run_chunk_double(code, n_code, in, (double *const *)y, pt, len);
 }
 
 /* Input k's elements for output elements [i0, i0 + len) into dst, where
@@ -257,11 +284,19 @@ lg_status lg_cpu_fused_elementwise(const lg_node *n, const lg_buf *in, lg_buf *o
         code[i] = ins[0] == LG_OP_INPUT    ? (instr){LOAD, (int)ins[1], {0}}
                   : ins[0] == LG_FEW_STORE  ? (instr){STORE, (int)ins[1], {0}}
                   : ins[0] == LG_FEW_RELOAD ? (instr){RELOAD, (int)ins[1], {0}}
+                  : ins[0] == LG_FEW_PUT    ? (instr){PUT, (int)ins[1], {0}}
                                             : (instr){OP, 0, lg_few_decode(ins)};
     }
     lg_dtype dt = out[0].dtype;
     size_t esz = dtype_size(dt);
+    /* the shape the program runs over: output 0's, with last dim w for a
+     * program that puts */
     lg_shape s = out[0].shape;
+    put_to pt = {out[0].data, 0, 1, 1};
+    if (lg_few_puts(n)) {
+        s.dims[s.rank - 1] = pt.w = n->attrs.axis;
+        pt.W = out[0].shape.dims[s.rank - 1];
+    }
     int64_t numel = lg_shape_numel(s);
     /* per input: its elements' steps along the output's dims (0 where it
      * broadcasts), and a chunk buffer where it needs gathering (a window
@@ -300,7 +335,8 @@ lg_status lg_cpu_fused_elementwise(const lg_node *n, const lg_buf *in, lg_buf *o
             }
         }
         for (int o = 0; o < n->n_out; o++) y[o] = (char *)out[o].data + (size_t)i0 * esz;
-        run_chunk(dt, code, n_code, at, y, len);
+        pt.i0 = i0;
+        run_chunk(dt, code, n_code, at, y, &pt, len);
     }
     return LG_OK;
 }

@@ -84,6 +84,7 @@ static lg_cuda_few_ins few_ins(const int64_t *ins)
     if (ins[0] == LG_OP_INPUT) return (lg_cuda_few_ins){LG_CUDA_FEW_LOAD, (int8_t)ins[1], 0, 0};
     if (ins[0] == LG_FEW_STORE) return (lg_cuda_few_ins){LG_CUDA_FEW_STORE, (int8_t)ins[1], 0, 0};
     if (ins[0] == LG_FEW_RELOAD) return (lg_cuda_few_ins){LG_CUDA_FEW_RELOAD, (int8_t)ins[1], 0, 0};
+    if (ins[0] == LG_FEW_PUT) return (lg_cuda_few_ins){LG_CUDA_FEW_PUT, 0, (double)ins[1], 0};
     lg_node op = lg_few_decode(ins);
     double r0 = op.attrs.real[0], r1 = op.attrs.real[1];
     switch (op.op) {
@@ -103,7 +104,8 @@ lg_status lg_cuda_fused_elementwise(lg_cuda_ctx *c, const lg_node *n, const lg_b
 {
     lg_cuda_few p;
     memset(&p, 0, sizeof p);
-    lg_shape s = out[0].shape;
+    lg_shape s = out[0].shape; /* the shape the program runs over: last dim w where it puts */
+    if (lg_few_puts(n)) p.put_w = s.dims[s.rank - 1] = n->attrs.axis, p.put_W = out[0].shape.dims[s.rank - 1];
     p.rank = s.rank, p.n_in = n->n_in, p.n_code = n->attrs.n_ints / LG_FEW_WIDTH, p.numel = lg_shape_numel(s);
     p.all_full = 1;
     for (int k = 0; k < n->n_in; k++) p.all_full = p.all_full && lg_shape_equal(in[k].shape, s);

@@ -91,7 +91,9 @@ cudaError_t lg_cuda_launch_unary(cudaStream_t s, lg_cuda_unary_op op, lg_dtype d
  * group gives what its ops give one by one. An instruction loads input
  * `arg` (at its broadcast offset; an input of another dtype than the
  * element type, which only a where's mask is, loads as 1 or 0 for != 0),
- * stores the top value to output `arg` (from 1) or loads it again, or
+ * stores the top value to output `arg` (from 1) or loads it again, puts
+ * it into output 0's window from column r0 (row i / put_w of put_W
+ * columns), or
  * applies unary op `arg` (lg_cuda_unary_op, reals r0 and r1), binary op
  * `arg` (lg_cuda_binary_op) or where (mask, b, c popped). Sizes: the
  * program's bounds (at most 64 ops, each popping at most 3 values, so at
@@ -103,7 +105,8 @@ typedef enum lg_cuda_few_kind {
     LG_CUDA_FEW_BINARY,
     LG_CUDA_FEW_WHERE,
     LG_CUDA_FEW_STORE,
-    LG_CUDA_FEW_RELOAD
+    LG_CUDA_FEW_RELOAD,
+    LG_CUDA_FEW_PUT
 } lg_cuda_few_kind;
 typedef struct lg_cuda_few_ins {
     int8_t kind, arg;
@@ -112,8 +115,9 @@ typedef struct lg_cuda_few_ins {
 typedef struct lg_cuda_few {
     int rank, n_in, n_code;
     int all_full; /* every input has the output's shape: input k's offset is the element's */
-    int64_t numel;
+    int64_t numel;                                    /* of the shape the program runs over */
     int64_t dims[LG_MAX_RANK];
+    int64_t put_w, put_W; /* a program that puts: the pieces' and output 0's last dims */
     int64_t strides[LG_CUDA_FEW_INPUTS][LG_MAX_RANK]; /* 0 along broadcast dims */
     int8_t in_dt[LG_CUDA_FEW_INPUTS];                 /* lg_dtype */
     const void *in[LG_CUDA_FEW_INPUTS];

@@ -301,6 +301,7 @@ template <typename T> __global__ void fused_kernel(const lg_cuda_few p, lg_dtype
             }
             case LG_CUDA_FEW_STORE: ((T *)p.out[ins.arg])[i] = st[sp - 1]; break;
             case LG_CUDA_FEW_RELOAD: st[sp++] = ((const T *)p.out[ins.arg])[i]; break;
+            case LG_CUDA_FEW_PUT: ((T *)p.out[0])[i / p.put_w * p.put_W + (int64_t)ins.r0 + i % p.put_w] = st[--sp]; break;
             case LG_CUDA_FEW_UNARY: st[sp - 1] = unary<T>(ins.arg, st[sp - 1], (T)ins.r0, (T)ins.r1); break;
             case LG_CUDA_FEW_BINARY:
                 sp--;
@@ -312,7 +313,7 @@ template <typename T> __global__ void fused_kernel(const lg_cuda_few p, lg_dtype
                 break;
             }
         }
-        ((T *)p.out[0])[i] = st[0];
+        if (!p.put_w) ((T *)p.out[0])[i] = st[0];
     }
 }
 

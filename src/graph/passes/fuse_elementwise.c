@@ -29,10 +29,13 @@
  * along the last axis whose pieces all go to elementwise ops of the
  * piece's shape is not run: each group reads its pieces in place from the
  * split's input, computing that input's own elementwise expression
- * (x W + h U + b) over the window. A group of two or more ops, or reading
- * a window, becomes one node in the root's place; its inputs are the
- * values it reads from outside. The pass runs only where the backend has
- * the fused kernel.
+ * (x W + h U + b) over the window; and a concatenation along the last
+ * axis of pieces of one shape roots a group (formed before all others, to
+ * take its pieces first) whose kernel puts each piece into its window of
+ * the result (a gradient loop's dG from its gates' gradients). A group of
+ * two or more ops, or reading a window, or putting pieces, becomes one
+ * node in the root's place; its inputs are the values it reads from
+ * outside. The pass runs only where the backend has the fused kernel.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +58,7 @@ typedef struct fuser {
     int *slot;            /* per member: the output it is stored to, or 0 */
     bool *split_ok;       /* per split node: its pieces may be read as windows (see window_of) */
     bool no_windows;      /* the group planned reads split pieces as they are */
+    const lg_port *shape; /* the group planned runs over: its root's, or a concatenation's pieces' */
     lg_ref leaves[LG_FEW_MAX_INPUTS + 1];
     int64_t leaf_c0[LG_FEW_MAX_INPUTS + 1]; /* where each leaf's window starts (0: none) */
     int n_leaves;
@@ -149,22 +153,36 @@ static void walk_window(fuser *f, lg_ref r, int64_t c0, const lg_port *full, pla
 /* Node i's program (operands first): a member computed before is read
  * again from its output, a leaf loaded by its index in f->leaves (at most
  * one past the limit is collected). */
+static void walk(fuser *f, int32_t i, int32_t root, plan *p);
+
+/* Pushes operand r of a member of group root. */
+static void walk_operand(fuser *f, lg_ref r, int32_t root, plan *p)
+{
+    if (in_group(f, r, root)) {
+        if (f->seen[r.node] != f->stamp) walk(f, r.node, root, p);
+        else put(p, LG_FEW_RELOAD, f->slot[r.node], 0), push(p);
+        return;
+    }
+    lg_ref src;
+    int64_t c0;
+    if (!f->no_windows && window_of(f, r, f->shape, &src, &c0))
+        walk_window(f, src, c0, &f->g->nodes[src.node].out[src.out], p);
+    else load_leaf(f, r, 0, p);
+}
+
 static void walk(fuser *f, int32_t i, int32_t root, plan *p)
 {
     const lg_node *n = &f->g->nodes[i];
-    for (int j = 0; j < n->n_in; j++) {
-        lg_ref r = n->in[j];
-        if (in_group(f, r, root)) {
-            if (f->seen[r.node] != f->stamp) walk(f, r.node, root, p);
-            else put(p, LG_FEW_RELOAD, f->slot[r.node], 0), push(p);
-            continue;
+    if (n->op == LG_OP_CONCAT) { /* a concatenation root: each piece put into its window */
+        for (int j = 0; j < n->n_in; j++) {
+            walk_operand(f, n->in[j], root, p);
+            put(p, LG_FEW_PUT, j * f->shape->shape.dims[f->shape->shape.rank - 1], 0);
+            p->depth--;
         }
-        lg_ref src;
-        int64_t c0;
-        if (!f->no_windows && window_of(f, r, &f->g->nodes[root].out[0], &src, &c0))
-            walk_window(f, src, c0, &f->g->nodes[src.node].out[src.out], p);
-        else load_leaf(f, r, 0, p);
+        f->seen[i] = f->stamp;
+        return;
     }
+    for (int j = 0; j < n->n_in; j++) walk_operand(f, n->in[j], root, p);
     if (p->code) lg_few_encode(n, &p->code[p->n_code * LG_FEW_WIDTH]);
     p->n_code++, p->ops++;
     p->depth -= lg_few_arity(n->op) - 1;
@@ -206,7 +224,7 @@ static bool fits(fuser *f, int32_t root)
 static void grow(fuser *f, int32_t root, int32_t m)
 {
     const lg_node *n = &f->g->nodes[m];
-    const lg_port *shape = &f->g->nodes[root].out[0];
+    const lg_port *shape = f->shape;
     for (int j = 0; j < n->n_in && f->n_members < LG_FEW_MAX_OPS; j++) {
         int32_t p = n->in[j].node;
         const lg_node *pn = &f->g->nodes[p];
@@ -269,11 +287,11 @@ static int32_t build_fused(fuser *f, lg_rewrite *r, int32_t root)
     lg_value in[LG_FEW_MAX_INPUTS];
     for (int k = 0; k < f->n_leaves; k++) in[k] = lg_rewrite_value(r, f->leaves[k]);
     const lg_node *n = &f->g->nodes[root];
-    const lg_shape *s = &n->out[0].shape;
+    const lg_shape *w = &f->shape->shape;
     lg_attrs a = {.ints = code,
                   .n_ints = p.n_code * LG_FEW_WIDTH,
                   .dtype = n->out[0].dtype,
-                  .axis = p.windows ? (int)s->dims[s->rank - 1] : 0};
+                  .axis = p.windows || n->op == LG_OP_CONCAT ? (int)w->dims[w->rank - 1] : 0};
     int32_t id = lg_node_build(r->dst, LG_OP_FUSED_ELEMENTWISE, in, f->n_leaves, &a, n->name);
     free(code);
     if (id < 0) return -1;
@@ -282,6 +300,28 @@ static int32_t build_fused(fuser *f, lg_rewrite *r, int32_t root)
     for (int m = 1; m < f->n_members; m++)
         if (f->slot[f->members[m]]) *lg_rewrite_at(r, (lg_ref){f->members[m], 0}) = (lg_ref){id, f->slot[f->members[m]]};
     return id;
+}
+
+/* Whether node i, a concatenation along the last axis of pieces of one
+ * shape, may root a group that puts each piece into its window: where the
+ * backend writes windows as cheaply as it reads them (window_loads). */
+static bool concat_root(const fuser *f, int32_t i)
+{
+    const lg_node *n = &f->g->nodes[i];
+    if (n->op != LG_OP_CONCAT || !f->backend->window_loads || n->n_in < 2 || !lg_is_float(n->out[0].dtype) ||
+        n->attrs.axis != n->out[0].shape.rank - 1)
+        return false;
+    const lg_port *piece = &f->g->nodes[n->in[0].node].out[n->in[0].out];
+    for (int j = 1; j < n->n_in; j++)
+        if (!lg_shape_equal(f->g->nodes[n->in[j].node].out[n->in[j].out].shape, piece->shape)) return false;
+    return piece->shape.dims[piece->shape.rank - 1] > 0;
+}
+
+/* The port group root runs over: the root's, or its pieces'. */
+static const lg_port *group_shape(const fuser *f, int32_t root)
+{
+    const lg_node *n = &f->g->nodes[root];
+    return n->op == LG_OP_CONCAT ? &f->g->nodes[n->in[0].node].out[n->in[0].out] : &n->out[0];
 }
 
 /* Which splits' pieces may be read as windows (window_of). */
@@ -367,9 +407,13 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
     char *what = NULL; /* the fused programs, for the report */
     size_t what_len = 0;
     FILE *w = open_memstream(&what, &what_len);
-    for (int32_t i = N - 1; i >= 0; i--) {
-        if (f.root[i] >= 0 || !candidate(&f, i)) continue;
+    /* concatenations first, so that they take their pieces before the
+     * pieces' other readers do */
+    for (int32_t k = 2 * N - 1; k >= 0; k--) {
+        int32_t i = k % N;
+        if (f.root[i] >= 0 || !(k >= N ? concat_root(&f, i) : candidate(&f, i))) continue;
         f.root[i] = i;
+        f.shape = group_shape(&f, i);
         f.members[0] = i;
         f.n_members = 1;
         /* no windows on a backend that gathers them, or where the windows' programs alone are past the limits */
@@ -382,7 +426,8 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
         n_flat += f.n_members;
         plan p = {0};
         plan_group(&f, i, &p);
-        if (p.ops > 1 || p.windows) groups++, fused_ops += ops[i] = p.ops;
+        bool concat = g->nodes[i].op == LG_OP_CONCAT;
+        if (concat ? p.ops > 0 : p.ops > 1 || p.windows) groups++, fused_ops += ops[i] = p.ops;
     }
     lg_status st = LG_OK;
     if (groups) {
@@ -399,6 +444,7 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
                 if (fused) {
                     f.n_members = size[i];
                     f.no_windows = plain[i];
+                    f.shape = group_shape(&f, i);
                     memcpy(f.members, flat + first[i], (size_t)size[i] * sizeof *flat);
                 }
                 int32_t id = fused ? build_fused(&f, &r, i) : lg_rewrite_copy(&r, i, NULL, NULL);
