@@ -89,7 +89,7 @@ typedef struct plan {
     bool windows; /* a load reads a split's piece as a window */
 } plan;
 
-static void put(plan *p, int64_t op, int64_t arg, int64_t c0)
+static void emit(plan *p, int64_t op, int64_t arg, int64_t c0)
 {
     if (p->code) {
         int64_t *ins = &p->code[p->n_code * LG_FEW_WIDTH];
@@ -110,7 +110,7 @@ static void load_leaf(fuser *f, lg_ref r, int64_t c0, plan *p)
     int k = 0;
     while (k < f->n_leaves && !(f->leaves[k].node == r.node && f->leaves[k].out == r.out && f->leaf_c0[k] == c0)) k++;
     if (k == f->n_leaves && f->n_leaves <= LG_FEW_MAX_INPUTS) f->leaves[f->n_leaves] = r, f->leaf_c0[f->n_leaves++] = c0;
-    put(p, LG_OP_INPUT, k, c0), push(p);
+    emit(p, LG_OP_INPUT, k, c0), push(p);
 }
 
 /* Whether r is a piece of a split along the last axis that may be read in
@@ -160,7 +160,7 @@ static void walk_operand(fuser *f, lg_ref r, int32_t root, plan *p)
 {
     if (in_group(f, r, root)) {
         if (f->seen[r.node] != f->stamp) walk(f, r.node, root, p);
-        else put(p, LG_FEW_RELOAD, f->slot[r.node], 0), push(p);
+        else emit(p, LG_FEW_RELOAD, f->slot[r.node], 0), push(p);
         return;
     }
     lg_ref src;
@@ -176,7 +176,7 @@ static void walk(fuser *f, int32_t i, int32_t root, plan *p)
     if (n->op == LG_OP_CONCAT) { /* a concatenation root: each piece put into its window */
         for (int j = 0; j < n->n_in; j++) {
             walk_operand(f, n->in[j], root, p);
-            put(p, LG_FEW_PUT, j * f->shape->shape.dims[f->shape->shape.rank - 1], 0);
+            emit(p, LG_FEW_PUT, j * f->shape->shape.dims[f->shape->shape.rank - 1], 0);
             p->depth--;
         }
         f->seen[i] = f->stamp;
@@ -190,7 +190,7 @@ static void walk(fuser *f, int32_t i, int32_t root, plan *p)
     f->slot[i] = 0;
     if (i != root && (f->in_reads[i] > 1 || f->uses[i] > f->in_reads[i])) { /* read again, or outside */
         f->slot[i] = ++p->stores;
-        put(p, LG_FEW_STORE, f->slot[i], 0);
+        emit(p, LG_FEW_STORE, f->slot[i], 0);
     }
 }
 
