@@ -4,7 +4,7 @@
  * training step (forward, backward, optimizer) and per inference step
  * (forward only), median milliseconds.
  *
- *   rnn_bench [--quick] [--steps N] [--only NAME] [--generic | --fused] [--off PASSES]
+ *   rnn_bench [--quick] [--steps N] [--only NAME] [--generic | --fused] [--off PASSES] [--report]
  *   rnn_bench --list          (the configurations' names, one a line)
  *
  * Each model runs twice: "generic", compiled with the fuse_rnn pass off
@@ -12,7 +12,8 @@
  * "fused", the library as built (lg_program_compile's fuse_rnn pass replaces
  * each matched loop by the fused rnn op; "refused" gives its reason where it
  * did not). --off switches more passes off in both ("hoist": what hoisting
- * gains). Output, one line each:
+ * gains). --report writes each training program's lg_program_report to
+ * stderr (kernels per loop step, what each pass did). Output, one line each:
  *
  *   core <openblas_get_corename()>
  *   <config> <generic|fused> train_ms M infer_ms M train_cpu_ms M infer_cpu_ms M
@@ -216,6 +217,8 @@ static void model_free(model *m)
     lg_graph_free(m->g);
 }
 
+static bool show_report; /* --report */
+
 /* Median ms (wall, then CPU) of a training and of an inference step, after
  * one warm-up each: ms[0..1] train, ms[2..3] inference. */
 static void time_model(model *m, const config *c, int steps, double *ms)
@@ -246,6 +249,7 @@ static void time_model(model *m, const config *c, int steps, double *ms)
     lg_program *p = NULL;
     check(lg_program_compile(g, m->feeds, m->n_feeds, fetch, n + 1, &p), "compile");
     char *rep = lg_program_report(p), *no = rep ? strstr(rep, "not fused: ") : NULL;
+    if (show_report && rep) fprintf(stderr, "%s, training program:\n%s\n", c->name, rep);
     if (no) snprintf(m->refused, sizeof m->refused, "%.*s", (int)strcspn(no + 11, "\n"), no + 11);
     free(rep);
     lg_program_free(p);
@@ -307,6 +311,8 @@ static double gemm_bound_ms(const config *c, int steps)
 
 int main(int argc, char **argv)
 {
+    const char *usage =
+        "usage: rnn_bench [--quick] [--steps N] [--only CONFIG] [--generic | --fused] [--off PASSES] [--report] | --list\n";
     int steps = 7;
     const char *only = NULL, *off = "";
     int first_mode = 0, last_mode = 1;
@@ -317,11 +323,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--generic")) last_mode = 0;
         else if (!strcmp(argv[i], "--fused")) first_mode = 1;
         else if (!strcmp(argv[i], "--off") && i + 1 < argc) off = argv[++i];
+        else if (!strcmp(argv[i], "--report")) show_report = true;
         else if (!strcmp(argv[i], "--list")) {
             for (int k = 0; k < N_CONFIGS; k++) printf("%s\n", configs[k].name);
             return 0;
         } else {
-            fprintf(stderr, "usage: rnn_bench [--quick] [--steps N] [--only CONFIG] [--generic | --fused] [--off PASSES] | --list\n");
+            fputs(usage, stderr);
             return 2;
         }
     }
