@@ -471,12 +471,13 @@ END_TEST
 
 /* ---- the program's validation ---------------------------------------------- */
 
-/* A fused node over x [2, 8] (twice) with program code and attrs.axis
- * axis; whether it builds, the error (if any) in err. */
-static bool build_program(const int64_t (*code)[LG_FEW_WIDTH], int n, int axis, char *err, size_t size)
+/* A fused node over x [2, 8] (twice; [2, 1] where narrow) with program
+ * code and attrs.axis axis; whether it builds, the error (if any) in err. */
+static bool build_program_over(const int64_t (*code)[LG_FEW_WIDTH], int n, int axis, bool narrow, char *err,
+                               size_t size)
 {
     lg_graph *h = lg_graph_new();
-    lg_value x = lg_input(h, "x", LG_F32, lg_shape_of(2, 2, 8)), ins[2] = {x, x};
+    lg_value x = lg_input(h, "x", LG_F32, lg_shape_of(2, 2, narrow ? 1 : 8)), ins[2] = {x, x};
     lg_attrs a = {.ints = (int64_t *)code, .n_ints = n * LG_FEW_WIDTH, .dtype = LG_F32, .axis = axis};
     int32_t id = lg_node_build(h, LG_OP_FUSED_ELEMENTWISE, ins, 2, &a, "fused");
     snprintf(err, size, "%s", lg_graph_error(h) ? lg_graph_error(h) : "");
@@ -484,11 +485,17 @@ static bool build_program(const int64_t (*code)[LG_FEW_WIDTH], int n, int axis, 
     return id >= 0;
 }
 
+static bool build_program(const int64_t (*code)[LG_FEW_WIDTH], int n, int axis, char *err, size_t size)
+{
+    return build_program_over(code, n, axis, false, err, size);
+}
+
 /* Programs the pass never writes are refused with what is wrong: a store
  * not right after an op, stores out of order, a reload before its store,
  * an input's loads at two starts, a window past the last dim or without
  * the output's width, a put off the width's columns or twice at one, puts
- * leaving a column out or a value behind; and the good ones build. */
+ * leaving a column out or a value behind, a width no input has, more
+ * outputs than the limit; and the good ones build. */
 START_TEST(test_bad_programs)
 {
     enum { IN = LG_OP_INPUT, ST = LG_FEW_STORE, RE = LG_FEW_RELOAD, PUT = LG_FEW_PUT, TANH = LG_OP_TANH, ADD = LG_OP_ADD };
@@ -519,6 +526,22 @@ START_TEST(test_bad_programs)
         ck_assert_msg(!build_program(bad[k].code, bad[k].n, bad[k].axis, err, sizeof err), "program %zu built", k);
         ck_assert_msg(strstr(err, bad[k].why), "program %zu: %s", k, err);
     }
+    /* a width no input has: every input's last dim is 1 */
+    const int64_t narrow[][LG_FEW_WIDTH] = {{IN, 0, 0, 0}, {TANH}};
+    ck_assert(!build_program_over(narrow, 2, 4, true, err, sizeof err));
+    ck_assert_msg(strstr(err, "the window's width"), "%s", err);
+    /* more outputs than LG_FEW_MAX_OUTPUTS: a store after each of 8 tanh */
+    int64_t many[1 + 2 * LG_FEW_MAX_OUTPUTS + 1][LG_FEW_WIDTH] = {{IN, 0, 0, 0}};
+    for (int k = 0; k < LG_FEW_MAX_OUTPUTS; k++) {
+        many[1 + 2 * k][0] = TANH;
+        many[2 + 2 * k][0] = ST, many[2 + 2 * k][1] = k + 1;
+    }
+    many[1 + 2 * LG_FEW_MAX_OUTPUTS][0] = TANH;
+    ck_assert(!build_program((const int64_t(*)[LG_FEW_WIDTH])many, 2 + 2 * LG_FEW_MAX_OUTPUTS, 0, err, sizeof err));
+    ck_assert_msg(strstr(err, "bad fused program"), "%s", err);
+    many[2 * LG_FEW_MAX_OUTPUTS - 1][0] = TANH, many[2 * LG_FEW_MAX_OUTPUTS][0] = TANH; /* 7 stores: builds */
+    ck_assert_msg(build_program((const int64_t(*)[LG_FEW_WIDTH])many, 2 + 2 * LG_FEW_MAX_OUTPUTS, 0, err, sizeof err),
+                  "%s", err);
 }
 END_TEST
 

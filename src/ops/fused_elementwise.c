@@ -189,7 +189,6 @@ static bool infer_fused(const lg_node *n, const lg_port *in, lg_port *out, char 
         foreign[depth++] = false;
     }
     if (lg_few_op_count(n) > LG_FEW_MAX_OPS) LG_INFER_FAIL("bad fused program: too many ops");
-    if (stored != n->n_out - 1) LG_INFER_FAIL("bad fused program: outputs not stored");
     const int64_t *end = &n->attrs.ints[n->attrs.n_ints - LG_FEW_WIDTH];
     if (puts ? depth != 0 || end[0] != LG_FEW_PUT : depth != 1 || !is_op(end))
         LG_INFER_FAIL("bad fused program: it must end with an op and leave one value, or with a put and none");

@@ -119,13 +119,12 @@ lg_status lg_cuda_fused_elementwise(lg_cuda_ctx *c, const lg_node *n, const lg_b
         p.in_dt[k] = (int8_t)in[k].dtype;
         p.in[k] = in[k].data;
     }
-    for (int i = 0; i < p.n_code; i++) { /* a window starts c0 elements in */
-        const int64_t *ins = &n->attrs.ints[i * LG_FEW_WIDTH];
-        if (ins[0] != LG_OP_INPUT) continue;
-        const lg_buf *b = &in[ins[1]];
-        p.in[ins[1]] = (const char *)b->data + (size_t)ins[2] * lg_dtype_size(b->dtype);
-    }
     for (int o = 0; o < n->n_out; o++) p.out[o] = out[o].data;
-    for (int i = 0; i < p.n_code; i++) p.code[i] = few_ins(&n->attrs.ints[i * LG_FEW_WIDTH]);
+    for (int i = 0; i < p.n_code; i++) {
+        const int64_t *ins = &n->attrs.ints[i * LG_FEW_WIDTH];
+        p.code[i] = few_ins(ins);
+        if (ins[0] == LG_OP_INPUT) /* a window starts c0 elements in */
+            p.in[ins[1]] = (const char *)in[ins[1]].data + (size_t)ins[2] * lg_dtype_size(in[ins[1]].dtype);
+    }
     return lg_cuda_launched(lg_cuda_launch_fused(c->stream, out[0].dtype, &p), n);
 }

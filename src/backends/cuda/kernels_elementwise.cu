@@ -290,6 +290,7 @@ template <typename T> __global__ void fused_kernel(const lg_cuda_few p, lg_dtype
         }
         T st[LG_CUDA_FEW_DEPTH];
         int sp = 0;
+        int64_t put_at = p.put_w ? i / p.put_w * p.put_W + i % p.put_w : 0; /* element i's place in output 0, column 0 */
         for (int j = 0; j < p.n_code; j++) {
             const lg_cuda_few_ins &ins = p.code[j];
             switch (ins.kind) {
@@ -301,7 +302,7 @@ template <typename T> __global__ void fused_kernel(const lg_cuda_few p, lg_dtype
             }
             case LG_CUDA_FEW_STORE: ((T *)p.out[ins.arg])[i] = st[sp - 1]; break;
             case LG_CUDA_FEW_RELOAD: st[sp++] = ((const T *)p.out[ins.arg])[i]; break;
-            case LG_CUDA_FEW_PUT: ((T *)p.out[0])[i / p.put_w * p.put_W + (int64_t)ins.r0 + i % p.put_w] = st[--sp]; break;
+            case LG_CUDA_FEW_PUT: ((T *)p.out[0])[put_at + (int64_t)ins.r0] = st[--sp]; break;
             case LG_CUDA_FEW_UNARY: st[sp - 1] = unary<T>(ins.arg, st[sp - 1], (T)ins.r0, (T)ins.r1); break;
             case LG_CUDA_FEW_BINARY:
                 sp--;

@@ -244,12 +244,13 @@ static void grow(fuser *f, int32_t root, int32_t m)
 
 /* Drops the members the group cannot keep (see the top), and the last
  * joined while the program is past the limits; leaves f->members the
- * members that remain. */
-static void settle(fuser *f, int32_t root)
+ * members that remain, and returns their program, counted. */
+static plan settle(fuser *f, int32_t root)
 {
+    plan p;
     for (bool changed = true; changed;) {
         changed = false;
-        plan p = {0};
+        p = (plan){0};
         if (!plan_group(f, root, &p)) { /* p's walk marked the members root reaches */
             int m = f->n_members - 1;
             while (m > 0 && f->root[f->members[m]] != root) m--;
@@ -268,6 +269,7 @@ static void settle(fuser *f, int32_t root)
             if (f->root[f->members[m]] == root) f->members[kept++] = f->members[m];
         f->n_members = kept;
     }
+    return p;
 }
 
 /* The fused node for group `root` in r's graph (its members' outside
@@ -364,6 +366,15 @@ static bool index_readers(fuser *f)
     return true;
 }
 
+/* A group, once formed: its members from flat[first] on, size of them;
+ * the ops its kernel runs (0: no fused kernel, a lone op reading no
+ * window); plain: it reads split pieces as they are. */
+typedef struct group {
+    int32_t first;
+    int size, ops;
+    bool plain;
+} group;
+
 static void fuser_free(fuser *f)
 {
     free(f->uses), free(f->read_at), free(f->readers), free(f->root), free(f->members), free(f->in_reads);
@@ -387,14 +398,12 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
                .seen = calloc(n1, sizeof *f.seen),
                .slot = calloc(n1, sizeof *f.slot),
                .split_ok = calloc(n1, sizeof *f.split_ok)};
-    /* per root: its group's members (the root first) from flat[first[root]] on, size[root] of them; the
-     * ops its kernel runs, 0 where it is no fused kernel (one op reading no window); plain: no windows */
-    int *size = calloc(n1, sizeof *size), *ops = calloc(n1, sizeof *ops);
-    int32_t *first = malloc(n1 * sizeof *first), *flat = malloc(n1 * sizeof *flat);
-    bool *plain = calloc(n1, sizeof *plain);
-    if (!f.uses || !f.read_at || !f.root || !f.members || !f.in_reads || !f.seen || !f.slot || !f.split_ok || !size ||
-        !ops || !first || !flat || !plain || !index_readers(&f)) {
-        fuser_free(&f), free(size), free(ops), free(first), free(flat), free(plain);
+    /* per root: its group (members in flat), and all groups' members, the root first */
+    group *grp = calloc(n1, sizeof *grp);
+    int32_t *flat = malloc(n1 * sizeof *flat);
+    if (!f.uses || !f.read_at || !f.root || !f.members || !f.in_reads || !f.seen || !f.slot || !f.split_ok || !grp ||
+        !flat || !index_readers(&f)) {
+        fuser_free(&f), free(grp), free(flat);
         return lg_fail(LG_ERR_OUT_OF_MEMORY, "fuse_elementwise: out of memory");
     }
     for (int32_t i = 0; i < N; i++) {
@@ -417,17 +426,14 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
         f.members[0] = i;
         f.n_members = 1;
         /* no windows on a backend that gathers them, or where the windows' programs alone are past the limits */
-        f.no_windows = plain[i] = !cg->backend->window_loads || !fits(&f, i);
+        f.no_windows = !cg->backend->window_loads || !fits(&f, i);
         grow(&f, i, i);
-        settle(&f, i);
-        size[i] = f.n_members;
-        first[i] = n_flat;
+        plan p = settle(&f, i);
+        bool concat = g->nodes[i].op == LG_OP_CONCAT;
+        grp[i] = (group){.first = n_flat, .size = f.n_members, .plain = f.no_windows};
+        if (concat ? p.ops > 0 : p.ops > 1 || p.windows) groups++, fused_ops += grp[i].ops = p.ops;
         memcpy(flat + n_flat, f.members, (size_t)f.n_members * sizeof *flat);
         n_flat += f.n_members;
-        plan p = {0};
-        plan_group(&f, i, &p);
-        bool concat = g->nodes[i].op == LG_OP_CONCAT;
-        if (concat ? p.ops > 0 : p.ops > 1 || p.windows) groups++, fused_ops += ops[i] = p.ops;
     }
     lg_status st = LG_OK;
     if (groups) {
@@ -439,13 +445,13 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
         } else {
             for (int32_t i = 0; i < N && !st; i++) {
                 int32_t root = f.root[i];
-                if (root >= 0 && ops[root] && root != i) continue; /* inside a group: its root computes it */
-                bool fused = root == i && ops[i];
+                if (root >= 0 && grp[root].ops && root != i) continue; /* inside a group: its root computes it */
+                bool fused = root == i && grp[i].ops;
                 if (fused) {
-                    f.n_members = size[i];
-                    f.no_windows = plain[i];
+                    f.n_members = grp[i].size;
+                    f.no_windows = grp[i].plain;
                     f.shape = group_shape(&f, i);
-                    memcpy(f.members, flat + first[i], (size_t)size[i] * sizeof *flat);
+                    memcpy(f.members, flat + grp[i].first, (size_t)grp[i].size * sizeof *flat);
                 }
                 int32_t id = fused ? build_fused(&f, &r, i) : lg_rewrite_copy(&r, i, NULL, NULL);
                 if (id < 0) st = lg_cgraph_fail(dst, "fuse_elementwise");
@@ -465,6 +471,6 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
         lg_cgraph_note(cg, "fuse_elementwise: %d elementwise ops into %d kernels%s%s", fused_ops, groups,
                        listed ? ": " : "", listed ? what : "");
     free(what);
-    fuser_free(&f), free(size), free(ops), free(first), free(flat), free(plain);
+    fuser_free(&f), free(grp), free(flat);
     return st;
 }
