@@ -11,7 +11,10 @@
  * db and dx are one GEMM or one column sum each over all T B rows. Every
  * GEMM reads its operands in place through gemm.h's transpose flags.
  * LSTMs and GRUs of RNN_COL_UNITS units or more run their steps split by
- * units instead, with products of their own (see there).
+ * units instead, with products of their own (see cpu_rnn_kernels.h).
+ * The kernels themselves are cpu_rnn_impl.h, built once per element type
+ * (cpu_rnn_f32.c, cpu_rnn_f64.c); this file builds a node's context and
+ * runs merged nodes (both directions, stacks) part by part.
  *
  * Workspace planes, each [T, B, width H], at these offsets (in H units, times
  * T B H elements):
@@ -22,50 +25,13 @@
  *              its h block; the unit split writes only that block), hprev 6
  *   GRU reset before   gate 0, rh 3 (r * h_{t-1}, U_h's input), hprev 4
  */
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "backends/cpu/cpu.h"
-#include "backends/cpu/cpu_pool.h"
+#include "backends/cpu/cpu_rnn_kernels.h"
 #include "backends/cpu/cpu_rnn_select.h"
-#include "backends/cpu/gemm.h"
-#include "backends/cpu/cpu_vmath.h"
-#include "ops/rnn.h"
 
-/* The kernels in AVX-512 and AVX2 clones too, picked at load time on x86-64,
- * so the gate math's vectors (cpu_rnn_impl.h) use the machine's width (as in
- * cpu_vmath.c). */
-/* Not under ThreadSanitizer: an ifunc resolver runs before its runtime is
- * up, and an instrumented one crashes the process at load. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
-#define LG_RNN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define LG_RNN_CLONES
-#endif
-
-typedef struct rnn_planes {
-    int64_t gate, hprev, cprev, tanhc, hg, rh;
-} rnn_planes;
-
-typedef struct rnn_ctx {
-    const char *name;
-    lg_rnn_cell cell;
-    bool reverse, forward_only;
-    int64_t steps, B, I, H, GH, scratch, ws_width; /* ws_width: K H */
-    lg_rnn_layout L;
-    rnn_planes planes;
-    const lg_buf *mask;         /* NULL: every step valid */
-    const void *hmask;          /* [B, H] recurrent dropout (rnn.h), or NULL */
-    int64_t *first;             /* LG_RNN_REPEAT: per row, the run-order index of its first
-                                   valid step (steps if none); else NULL */
-    const void *h0, *c0;       /* rnn: the initial states */
-    const void *dh_T, *dc_T;   /* rnn_grad: the final states' cotangents */
-    int parts;                 /* the batch rows split in parts run at once (1: all on this thread) */
-    bool cols;                 /* the parts split the units instead (rnn_cols) */
-} rnn_ctx;
-
-static const rnn_planes planes_of[] = {
+static const lg_rnn_planes planes_of[] = {
     [LG_RNN_SIMPLE_TANH] = {.gate = 0, .hprev = 1},
     [LG_RNN_SIMPLE_RELU] = {.gate = 0, .hprev = 1},
     [LG_RNN_LSTM] = {.gate = 0, .cprev = 4, .hprev = 5, .tanhc = 6},
@@ -74,29 +40,8 @@ static const rnn_planes planes_of[] = {
 };
 _Static_assert(LG_ARRAY_LEN(planes_of) == LG_RNN_CELL_COUNT, "a planes_of row per lg_rnn_cell");
 
-static inline bool rnn_valid(const rnn_ctx *c, int64_t t, int64_t b)
-{
-    if (!c->mask) return true;
-    int64_t i = t * c->B + b;
-    switch (c->mask->dtype) {
-    case LG_F32: return ((const float *)c->mask->data)[i] != 0;
-    case LG_F64: return ((const double *)c->mask->data)[i] != 0;
-    default: return ((const int32_t *)c->mask->data)[i] != 0;
-    }
-}
-
-/* What row b's output is at run-order step s (time t): the step's h, zeros,
- * or (LG_RNN_REPEAT) the state h kept from the last valid step. */
-typedef enum rnn_out { RNN_OUT_STEP, RNN_OUT_ZERO, RNN_OUT_REPEAT } rnn_out;
-
-static inline rnn_out rnn_out_of(const rnn_ctx *c, int64_t s, int64_t t, int64_t b)
-{
-    if (rnn_valid(c, t, b)) return RNN_OUT_STEP;
-    return c->first && s > c->first[b] ? RNN_OUT_REPEAT : RNN_OUT_ZERO;
-}
-
 /* c->first for LG_RNN_REPEAT (freed by the caller); LG_OK without. */
-static lg_status first_valid(rnn_ctx *c, unsigned flags)
+static lg_status first_valid(lg_rnn_ctx *c, unsigned flags)
 {
     if (!(flags & LG_RNN_REPEAT)) return LG_OK;
     c->first = malloc((size_t)(c->B > 0 ? c->B : 1) * sizeof *c->first);
@@ -114,35 +59,14 @@ static lg_status first_valid(rnn_ctx *c, unsigned flags)
  * and RNN_PART_ROWS rows. A forced count (tests) is taken as it is. */
 enum { RNN_PART_FLOPS = 1 << 18, RNN_PART_ROWS = 4 };
 
-/* LSTMs and GRUs (reset_after) of at least RNN_COL_UNITS units, whatever
- * the thread count, split the units (every gate's columns, h and c) in
- * tiles of RNN_COL_TILE instead of the batch rows, and the parts take whole
- * tiles: each part packs its columns of U (and, forward, of W: x_t W joins
- * each step's product) once per call for its per-step products (pgemm in
- * cpu_rnn_impl.h; with row parts every part's GEMMs pack all of U, every
- * step) and multiplies all rows; the parts meet at a barrier per step.
- * Every element of those products sums in the same order for any split.
- * The reset-before GRU keeps the row split: its U_h multiplies r h, which
- * needs every unit's r first. */
-enum { RNN_COL_UNITS = 256, RNN_COL_TILE = 128 };
-
 /* Whether a cell of H units splits its units (above). */
 static bool rnn_cols(lg_rnn_cell cell, int64_t H)
 {
     return (cell == LG_RNN_LSTM || cell == LG_RNN_GRU) && H >= RNN_COL_UNITS;
 }
 
-static int64_t rnn_tiles(const rnn_ctx *c) { return (c->H + RNN_COL_TILE - 1) / RNN_COL_TILE; }
-
-/* The first unit of part k of n: a tile boundary. */
-static int64_t rnn_col_split(const rnn_ctx *c, int k, int n)
-{
-    int64_t u = rnn_tiles(c) * k / n * RNN_COL_TILE;
-    return u < c->H ? u : c->H;
-}
-
 /* Parts for a thread count n (see above). */
-static int parts_of(const rnn_ctx *c, int n)
+static int parts_of(const lg_rnn_ctx *c, int n)
 {
     if (c->cols) return (int)(n < rnn_tiles(c) ? n : rnn_tiles(c));
     while (n > 1 && (c->B / n < RNN_PART_ROWS || 2.0 * (double)(c->B / n) * (double)c->GH * (double)c->H < RNN_PART_FLOPS))
@@ -150,7 +74,7 @@ static int parts_of(const rnn_ctx *c, int n)
     return n;
 }
 
-static int parts_for(const rnn_ctx *c, lg_dtype dt)
+static int parts_for(const lg_rnn_ctx *c, lg_dtype dt)
 {
     int forced = lg_cpu_threads_forced();
     if (!forced) return parts_of(c, lg_cpu_threads(dt));
@@ -158,47 +82,10 @@ static int parts_for(const rnn_ctx *c, lg_dtype dt)
     return (int)(forced < c->B ? forced : c->B > 0 ? c->B : 1);
 }
 
-/* Where part k of n of `rows` rows starts: at a multiple of RNN_ROW_ALIGN. */
-enum { RNN_ROW_ALIGN = 16 };
-
-static int64_t rnn_split(int64_t rows, int k, int n)
-{
-    int64_t r = (rows * k / n + RNN_ROW_ALIGN - 1) / RNN_ROW_ALIGN * RNN_ROW_ALIGN;
-    return r < rows ? r : rows;
-}
-
-/* C = alpha op(A) op(B) + beta C inside the steps: on one thread when the
- * steps run in parts (cpu_pool.h), lg_cpu_gemm's choice otherwise. */
-static lg_status rnn_gemm(const rnn_ctx *c, lg_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
-                          double alpha, const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *cc,
-                          int64_t ldc)
-{
-    if (c->parts == 1) return lg_cpu_gemm(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc);
-    if (m == 0 || n == 0) return LG_OK;
-    lg_gemm_args g = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc};
-    if (dt == LG_F32) return lg_gemm_f32_one(&g, (float)alpha, a, b, (float)beta, cc);
-    return lg_gemm_f64_one(&g, alpha, a, b, beta, cc);
-}
-
-/* Runs a kernel's step loop `task` in c->parts parts: with split units,
- * all at once meeting at bar, or as one part on this thread when they
- * cannot run at once (the same bits); with split rows, as lg_cpu_parallel. */
-static lg_status rnn_steps(const rnn_ctx *c, lg_cpu_task task, void *arg, lg_cpu_barrier *bar)
-{
-    lg_cpu_barrier_init(bar, c->parts);
-    if (c->parts == 1) return task(arg, 0, 1);
-    if (!c->cols) return lg_cpu_parallel(c->parts, task, arg);
-    bool ran;
-    lg_status st = lg_cpu_parallel_together(c->parts, task, arg, &ran);
-    if (ran) return st;
-    lg_cpu_barrier_init(bar, 1);
-    return task(arg, 0, 1);
-}
-
 /* The context of an rnn node, or of an rnn_grad node (grad). */
-static rnn_ctx ctx_of(const lg_node *n, const lg_buf *in, bool grad)
+static lg_rnn_ctx ctx_of(const lg_node *n, const lg_buf *in, bool grad)
 {
-    rnn_ctx c = {.name = n->name, .cell = lg_rnn_node_cell(n)};
+    lg_rnn_ctx c = {.name = n->name, .cell = lg_rnn_node_cell(n)};
     unsigned flags = lg_rnn_node_flags(n);
     c.L = lg_rnn_layout_of(c.cell, flags);
     c.reverse = flags & LG_RNN_REVERSE;
@@ -221,48 +108,14 @@ static rnn_ctx ctx_of(const lg_node *n, const lg_buf *in, bool grad)
 
 int lg_cpu_rnn_parts(lg_rnn_cell cell, lg_dtype dt, int64_t B, int64_t H)
 {
-    rnn_ctx c = {.cell = cell, .B = B, .H = H, .GH = (int64_t)lg_rnn_cell_gates(cell) * H};
+    lg_rnn_ctx c = {.cell = cell, .B = B, .H = H, .GH = (int64_t)lg_rnn_cell_gates(cell) * H};
     c.cols = rnn_cols(cell, H);
     return parts_of(&c, lg_gemm_budget(dt));
 }
 
-static void sigmoid_row_f64(double *p, int64_t n)
-{
-    for (int64_t j = 0; j < n; j++) p[j] = p[j] >= 0 ? 1 / (1 + exp(-p[j])) : exp(p[j]) / (1 + exp(p[j]));
-}
-
-static void tanh_row_f64(double *p, int64_t n)
-{
-    for (int64_t j = 0; j < n; j++) p[j] = tanh(p[j]);
-}
-
-#define T float
-#define FN(name) name##_f32
-#define DT LG_F32
-#define SIG_ROW(p, n) lg_vsigmoidf(p, p, n)
-#define TANH_ROW(p, n) lg_vtanhf(p, p, n)
-#include "backends/cpu/cpu_rnn_impl.h"
-#undef T
-#undef FN
-#undef DT
-#undef SIG_ROW
-#undef TANH_ROW
-
-#define T double
-#define FN(name) name##_f64
-#define DT LG_F64
-#define SIG_ROW(p, n) sigmoid_row_f64(p, n)
-#define TANH_ROW(p, n) tanh_row_f64(p, n)
-#include "backends/cpu/cpu_rnn_impl.h"
-#undef T
-#undef FN
-#undef DT
-#undef SIG_ROW
-#undef TANH_ROW
-
 static lg_status rnn_one(const lg_node *n, const lg_buf *in, lg_buf *out)
 {
-    rnn_ctx c = ctx_of(n, in, false);
+    lg_rnn_ctx c = ctx_of(n, in, false);
     lg_rnn_impl impl; /* cpu_rnn_select.c: these kernels or oneDNN's */
     lg_status st = lg_cpu_rnn_impl_of(n, in, &out[c.L.ws], &impl);
     if (st) return st;
@@ -272,14 +125,14 @@ static lg_status rnn_one(const lg_node *n, const lg_buf *in, lg_buf *out)
     c.h0 = in[c.L.h0].data;
     c.c0 = c.L.c0 >= 0 ? in[c.L.c0].data : NULL;
     st = first_valid(&c, lg_rnn_node_flags(n));
-    if (!st) st = out[c.L.ys].dtype == LG_F32 ? forward_f32(&c, in, out) : forward_f64(&c, in, out);
+    if (!st) st = out[c.L.ys].dtype == LG_F32 ? lg_cpu_rnn_forward_f32(&c, in, out) : lg_cpu_rnn_forward_f64(&c, in, out);
     free(c.first);
     return st;
 }
 
 static lg_status rnn_grad_one(const lg_node *n, const lg_buf *in, lg_buf *out)
 {
-    rnn_ctx c = ctx_of(n, in, true);
+    lg_rnn_ctx c = ctx_of(n, in, true);
     lg_rnn_impl impl;
     lg_status st = lg_cpu_rnn_impl_of(n, in, &in[c.L.g_ws], &impl);
     if (st) return st;
@@ -289,7 +142,7 @@ static lg_status rnn_grad_one(const lg_node *n, const lg_buf *in, lg_buf *out)
     c.dh_T = in[c.L.g_dh].data;
     c.dc_T = c.L.g_dc >= 0 ? in[c.L.g_dc].data : NULL;
     st = first_valid(&c, lg_rnn_node_flags(n));
-    if (!st) st = out[c.L.g_dx].dtype == LG_F32 ? backward_f32(&c, in, out) : backward_f64(&c, in, out);
+    if (!st) st = out[c.L.g_dx].dtype == LG_F32 ? lg_cpu_rnn_backward_f32(&c, in, out) : lg_cpu_rnn_backward_f64(&c, in, out);
     free(c.first);
     return st;
 }

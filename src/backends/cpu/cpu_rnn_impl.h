@@ -1,6 +1,6 @@
 /*
  * cpu_rnn_impl.h — the fused RNN kernels for one element type, included by
- * cpu_rnn.c once per dtype with T (the type), FN(name) (suffixes names),
+ * cpu_rnn_f32.c and cpu_rnn_f64.c with T (the type), FN(name) (suffixes names),
  * DT (its lg_dtype), SIG_ROW and TANH_ROW (in-place activations of n
  * elements) defined. See cpu_rnn.c for the workspace layout.
  *
@@ -224,17 +224,17 @@ static void FN(act_row)(T *p, int64_t n, bool relu)
     for (int64_t j = 0; j < n; j++) p[j] = p[j] > 0 ? p[j] : 0;
 }
 
-/* h'/y of row b after a step (rnn_out): state kept where the step is
+/* h'/y of row b after a step (lg_rnn_out): state kept where the step is
  * masked out, y zeros or the kept h. */
-static inline void FN(emit)(T *h, T *y, const T *hn, int64_t H, rnn_out out)
+static inline void FN(emit)(T *h, T *y, const T *hn, int64_t H, lg_rnn_out out)
 {
     switch (out) {
-    case RNN_OUT_STEP:
+    case LG_RNN_OUT_STEP:
         memcpy(h, hn, (size_t)H * sizeof(T));
         memcpy(y, hn, (size_t)H * sizeof(T));
         break;
-    case RNN_OUT_ZERO: memset(y, 0, (size_t)H * sizeof(T)); break;
-    case RNN_OUT_REPEAT: memcpy(y, h, (size_t)H * sizeof(T)); break;
+    case LG_RNN_OUT_ZERO: memset(y, 0, (size_t)H * sizeof(T)); break;
+    case LG_RNN_OUT_REPEAT: memcpy(y, h, (size_t)H * sizeof(T)); break;
     }
 }
 
@@ -261,7 +261,7 @@ static inline __attribute__((always_inline)) void FN(lstm_back_row)(const T *row
 /* A GRU row's mix over w units, gate blocks gs apart in row (h~ activated
  * in its block): h' = h~ + z (h - h~) through tmp, then emit. */
 static inline __attribute__((always_inline)) void FN(gru_mix)(const T *row, int64_t gs, const T *hp, T *tmp, T *h,
-                                                              T *y, int64_t w, rnn_out out)
+                                                              T *y, int64_t w, lg_rnn_out out)
 {
     FOR_V(w, {
         VT hh = LD(row + 2 * gs + j);
@@ -296,7 +296,7 @@ static inline __attribute__((always_inline)) void FN(gru_back_row)(const T *row,
 
 /* Both GRUs' last pass over a step's rows [b0, b0 + nb): h~ (activated,
  * parked in y) goes back to its gate block, then the mix. */
-static inline __attribute__((always_inline)) void FN(gru_update)(const rnn_ctx *c, int64_t s, int64_t t, int64_t b0,
+static inline __attribute__((always_inline)) void FN(gru_update)(const lg_rnn_ctx *c, int64_t s, int64_t t, int64_t b0,
                                                                  int64_t nb, T *g, const T *hp, T *y, T *h)
 {
     int64_t H = c->H, GH = c->GH;
@@ -325,7 +325,7 @@ typedef struct FN(fwd) {
 /* The steps of batch rows [b0, b0 + nb): rows never read other rows, so
  * any split of the batch gives the same bits. In forward-only scratch, the
  * planes are this part's own: row 0 is b0. */
-LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) *a, int64_t b0, int64_t nb)
+LG_RNN_CLONES static lg_status FN(forward_rows)(const lg_rnn_ctx *c, const FN(fwd) *a, int64_t b0, int64_t nb)
 {
     int64_t B = c->B, H = c->H, GH = c->GH, ts = a->tstride, o = ts ? b0 : 0;
     const T *bias = a->bias, *U = a->U;
@@ -425,7 +425,7 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
 }
 
 
-/* The steps split by units (cpu_rnn.c, rnn_ctx.cols: an LSTM or a GRU with
+/* The steps split by units (cpu_rnn_kernels.h, lg_rnn_ctx.cols: an LSTM or a GRU with
  * reset_after): part k of n owns units [u0, u1) of every gate and of h (and
  * c), for all batch rows. Each step copies its units of h (and c) into the
  * step's planes, waits for the other parts (the recurrent product reads all
@@ -437,7 +437,7 @@ LG_RNN_CLONES static lg_status FN(forward_rows)(const rnn_ctx *c, const FN(fwd) 
  * block. In forward-only scratch, hprev alternates between two [B, H]
  * blocks, so a part a step ahead never writes the block another part still
  * reads. Any n gives the same bits, and forward-only the same as training. */
-LG_RNN_CLONES static lg_status FN(cols_fwd)(const rnn_ctx *c, const FN(fwd) *a, int k, int n, lg_cpu_barrier *bar)
+LG_RNN_CLONES static lg_status FN(cols_fwd)(const lg_rnn_ctx *c, const FN(fwd) *a, int k, int n, lg_cpu_barrier *bar)
 {
     int64_t B = c->B, H = c->H, GH = c->GH, G = GH / H, ts = a->tstride;
     int64_t u0 = rnn_col_split(c, k, n), u1 = rnn_col_split(c, k + 1, n), hu = u1 - u0;
@@ -501,8 +501,8 @@ LG_RNN_CLONES static lg_status FN(cols_fwd)(const rnn_ctx *c, const FN(fwd) *a, 
             TANH_ROW(row + 2 * H, hu);
             SIG_ROW(row + 3 * H, hu);
             FOR_V(hu, ST(tcr + j, LD(row + H + j) * LD(cpb + j) + LD(row + j) * LD(row + 2 * H + j));)
-            rnn_out out = rnn_out_of(c, s, t, b);
-            if (out == RNN_OUT_STEP) memcpy(cs + b * H + u0, tcr, (size_t)hu * sizeof(T));
+            lg_rnn_out out = rnn_out_of(c, s, t, b);
+            if (out == LG_RNN_OUT_STEP) memcpy(cs + b * H + u0, tcr, (size_t)hu * sizeof(T));
             TANH_ROW(tcr, hu);
             FOR_V(hu, ST(tmp + j, LD(row + 3 * H + j) * LD(tcr + j));)
             FN(emit)(h + b * H + u0, y + b * H + u0, tmp, hu, out);
@@ -513,7 +513,7 @@ LG_RNN_CLONES static lg_status FN(cols_fwd)(const rnn_ctx *c, const FN(fwd) *a, 
 
 /* rnn_task arguments of the forward's regions. */
 typedef struct FN(fwd_job) {
-    const rnn_ctx *c;
+    const lg_rnn_ctx *c;
     const FN(fwd) *a;
     T *scratch; /* forward only: [B, K H], part k's planes at its rows' block */
     lg_cpu_barrier *bar; /* c->cols: the parts' step barrier */
@@ -523,7 +523,7 @@ typedef struct FN(fwd_job) {
 static lg_status FN(project_part)(void *arg, int k, int n)
 {
     const FN(fwd_job) *j = arg;
-    const rnn_ctx *c = j->c;
+    const lg_rnn_ctx *c = j->c;
     int64_t TB = c->steps * c->B, r0 = rnn_split(TB, k, n), r1 = rnn_split(TB, k + 1, n);
     GEMM(DT, false, false, r1 - r0, c->GH, c->I, 1, j->a->x + r0 * c->I, c->I, j->a->W, c->GH, 0,
          j->a->gate + r0 * c->GH, c->GH);
@@ -533,7 +533,7 @@ static lg_status FN(project_part)(void *arg, int k, int n)
 static lg_status FN(forward_part)(void *arg, int k, int n)
 {
     const FN(fwd_job) *j = arg;
-    const rnn_ctx *c = j->c;
+    const lg_rnn_ctx *c = j->c;
     if (c->cols) {
         lg_status st = FN(cols_fwd)(c, j->a, k, n, j->bar);
         if (st) lg_cpu_barrier_break(j->bar);
@@ -550,7 +550,7 @@ static lg_status FN(forward_part)(void *arg, int k, int n)
     return FN(forward_rows)(c, &a, b0, nb);
 }
 
-LG_RNN_CLONES static lg_status FN(forward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
+LG_RNN_CLONES static lg_status FN(forward)(const lg_rnn_ctx *c, const lg_buf *in, lg_buf *out)
 {
     const lg_rnn_layout *L = &c->L;
     int64_t TB = c->steps * c->B, H = c->H;
@@ -609,7 +609,7 @@ LG_RNN_CLONES static lg_status FN(forward)(const rnn_ctx *c, const lg_buf *in, l
 
 /* The backward's buffers (see cpu_rnn.c and rnn.h). */
 typedef struct FN(bwd) {
-    const rnn_ctx *c;
+    const lg_rnn_ctx *c;
     const T *UT, *dys; /* UT [GH, H]: U transposed (unit split: W^T then U^T, packed) */
     const T *gate, *hprev, *cprev, *tanhc, *hg;
     T *dh, *dc;
@@ -638,7 +638,7 @@ typedef struct FN(bwd) {
  * dx_t of its block of rows (rnn_split) against W^T. Each element of dW
  * and db sums the steps in the same order for any n, so the bits do not
  * depend on the split. */
-LG_RNN_CLONES static lg_status FN(cols_bwd)(const rnn_ctx *c, const FN(bwd) *a, int k, int n)
+LG_RNN_CLONES static lg_status FN(cols_bwd)(const lg_rnn_ctx *c, const FN(bwd) *a, int k, int n)
 {
     int64_t B = c->B, H = c->H, GH = c->GH, G = GH / H, I = c->I;
     int64_t u0 = rnn_col_split(c, k, n), u1 = rnn_col_split(c, k + 1, n), hu = u1 - u0;
@@ -672,7 +672,7 @@ LG_RNN_CLONES static lg_status FN(cols_bwd)(const rnn_ctx *c, const FN(bwd) *a, 
                     memset(drow + q * H, 0, (size_t)hu * sizeof(T));
                     if (gru) memset(dhrow + q * H, 0, (size_t)hu * sizeof(T));
                 }
-                if (rnn_out_of(c, s, t, b) == RNN_OUT_REPEAT) FN(add)(dh + i0, dy + i0, hu) /* the repeated output's backward */;
+                if (rnn_out_of(c, s, t, b) == LG_RNN_OUT_REPEAT) FN(add)(dh + i0, dy + i0, hu) /* the repeated output's backward */;
                 continue;
             }
             /* two rows ahead: a row's segments lie a page apart, too short
@@ -720,7 +720,7 @@ LG_RNN_CLONES static lg_status FN(cols_bwd)(const rnn_ctx *c, const FN(bwd) *a, 
 
 /* The steps of batch rows [b0, b0 + nb), in reverse: as the forward, rows
  * never read other rows. */
-LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd) *a, int64_t b0, int64_t nb)
+LG_RNN_CLONES static lg_status FN(backward_rows)(const lg_rnn_ctx *c, const FN(bwd) *a, int64_t b0, int64_t nb)
 {
     int64_t B = c->B, H = c->H, GH = c->GH;
     const T *UT = a->UT;
@@ -737,7 +737,7 @@ LG_RNN_CLONES static lg_status FN(backward_rows)(const rnn_ctx *c, const FN(bwd)
         for (int64_t b = 0; b < nb; b++)
             if (!rnn_valid(c, t, b0 + b)) { /* the state passed through: dh, dc stay */
                 memset(dg + b * GH, 0, (size_t)GH * sizeof(T));
-                if (rnn_out_of(c, s, t, b0 + b) == RNN_OUT_REPEAT) FN(add)(dh + b * H, dy + b * H, H) /* the repeated output's backward */;
+                if (rnn_out_of(c, s, t, b0 + b) == LG_RNN_OUT_REPEAT) FN(add)(dh + b * H, dy + b * H, H) /* the repeated output's backward */;
                 if (c->cell == LG_RNN_GRU) memset(a->dHG + (r0 + b) * GH, 0, (size_t)GH * sizeof(T));
             }
         switch (c->cell) {
@@ -844,7 +844,7 @@ static lg_status FN(backward_part)(void *arg, int k, int n)
 
 /* The backward's products over all T B rows. */
 typedef struct FN(wgrad) {
-    const rnn_ctx *c;
+    const lg_rnn_ctx *c;
     const T *x, *W, *hprev, *rh, *dG, *dHG; /* hprev: what the products with U read */
     T *dW, *dU, *db, *dx;
 } FN(wgrad);
@@ -865,7 +865,7 @@ LG_RNN_CLONES static void FN(col_sums)(T *s, const T *X, int64_t ld, int64_t row
  * product's columns end). */
 static lg_status FN(wgrad_cols)(const FN(wgrad) *w, int k, int n)
 {
-    const rnn_ctx *c = w->c;
+    const lg_rnn_ctx *c = w->c;
     int64_t H = c->H, GH = c->GH, TB = c->steps * c->B, tiles = rnn_tiles(c);
     const T *d = c->cell == LG_RNN_GRU ? w->dHG : w->dG;
     for (int64_t i = tiles * k / n; i < tiles * (k + 1) / n; i++) {
@@ -879,7 +879,7 @@ static lg_status FN(wgrad_cols)(const FN(wgrad) *w, int k, int n)
 static lg_status FN(wgrad_part)(void *arg, int k, int n)
 {
     const FN(wgrad) *w = arg;
-    const rnn_ctx *c = w->c;
+    const lg_rnn_ctx *c = w->c;
     if (c->cols) return FN(wgrad_cols)(w, k, n);
     int64_t H = c->H, GH = c->GH, I = c->I, TB = c->steps * c->B;
     int64_t c0 = rnn_split(GH, k, n), c1 = rnn_split(GH, k + 1, n), r0 = rnn_split(TB, k, n);
@@ -912,7 +912,7 @@ static lg_status FN(wgrad_part)(void *arg, int k, int n)
     return LG_OK;
 }
 
-LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, lg_buf *out)
+LG_RNN_CLONES static lg_status FN(backward)(const lg_rnn_ctx *c, const lg_buf *in, lg_buf *out)
 {
     const lg_rnn_layout *L = &c->L;
     int64_t B = c->B, H = c->H, GH = c->GH, TB = c->steps * c->B, Hp = (H + NR - 1) / NR * NR;
@@ -967,3 +967,15 @@ LG_RNN_CLONES static lg_status FN(backward)(const rnn_ctx *c, const lg_buf *in, 
 #undef LD
 #undef VL
 #undef VT
+
+/* The entry points (cpu_rnn_kernels.h), not cloned themselves: GCC gives a
+ * cloned function's resolver default visibility, which would export it. */
+lg_status FN(lg_cpu_rnn_forward)(const lg_rnn_ctx *c, const lg_buf *in, lg_buf *out)
+{
+    return FN(forward)(c, in, out);
+}
+
+lg_status FN(lg_cpu_rnn_backward)(const lg_rnn_ctx *c, const lg_buf *in, lg_buf *out)
+{
+    return FN(backward)(c, in, out);
+}

@@ -1,0 +1,138 @@
+/*
+ * cpu_rnn_kernels.h — what the fused RNN kernels' two element types share:
+ * cpu_rnn.c builds the context of a node (lg_rnn_ctx) and calls the
+ * kernels, which cpu_rnn_f32.c and cpu_rnn_f64.c instantiate from
+ * cpu_rnn_impl.h, one translation unit per type so the two compile at once.
+ * Private to src/backends/cpu/.
+ */
+#ifndef LG_CPU_RNN_KERNELS_H
+#define LG_CPU_RNN_KERNELS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backends/cpu/cpu.h"
+#include "backends/cpu/cpu_pool.h"
+#include "backends/cpu/gemm.h"
+#include "ops/rnn.h"
+
+/* The kernels in AVX-512 and AVX2 clones too, picked at load time on x86-64,
+ * so the gate math's vectors (cpu_rnn_impl.h) use the machine's width (as in
+ * cpu_vmath.c). */
+/* Not under ThreadSanitizer: an ifunc resolver runs before its runtime is
+ * up, and an instrumented one crashes the process at load. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
+#define LG_RNN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define LG_RNN_CLONES
+#endif
+
+typedef struct lg_rnn_planes {
+    int64_t gate, hprev, cprev, tanhc, hg, rh;
+} lg_rnn_planes;
+
+typedef struct lg_rnn_ctx {
+    const char *name;
+    lg_rnn_cell cell;
+    bool reverse, forward_only;
+    int64_t steps, B, I, H, GH, scratch, ws_width; /* ws_width: K H */
+    lg_rnn_layout L;
+    lg_rnn_planes planes;
+    const lg_buf *mask;         /* NULL: every step valid */
+    const void *hmask;          /* [B, H] recurrent dropout (rnn.h), or NULL */
+    int64_t *first;             /* LG_RNN_REPEAT: per row, the run-order index of its first
+                                   valid step (steps if none); else NULL */
+    const void *h0, *c0;       /* rnn: the initial states */
+    const void *dh_T, *dc_T;   /* rnn_grad: the final states' cotangents */
+    int parts;                 /* the batch rows split in parts run at once (1: all on this thread) */
+    bool cols;                 /* the parts split the units instead (rnn_cols) */
+} lg_rnn_ctx;
+
+static inline bool rnn_valid(const lg_rnn_ctx *c, int64_t t, int64_t b)
+{
+    if (!c->mask) return true;
+    int64_t i = t * c->B + b;
+    switch (c->mask->dtype) {
+    case LG_F32: return ((const float *)c->mask->data)[i] != 0;
+    case LG_F64: return ((const double *)c->mask->data)[i] != 0;
+    default: return ((const int32_t *)c->mask->data)[i] != 0;
+    }
+}
+
+/* What row b's output is at run-order step s (time t): the step's h, zeros,
+ * or (LG_RNN_REPEAT) the state h kept from the last valid step. */
+typedef enum lg_rnn_out { LG_RNN_OUT_STEP, LG_RNN_OUT_ZERO, LG_RNN_OUT_REPEAT } lg_rnn_out;
+
+static inline lg_rnn_out rnn_out_of(const lg_rnn_ctx *c, int64_t s, int64_t t, int64_t b)
+{
+    if (rnn_valid(c, t, b)) return LG_RNN_OUT_STEP;
+    return c->first && s > c->first[b] ? LG_RNN_OUT_REPEAT : LG_RNN_OUT_ZERO;
+}
+
+/* LSTMs and GRUs (reset_after) of at least RNN_COL_UNITS units, whatever
+ * the thread count, split the units (every gate's columns, h and c) in
+ * tiles of RNN_COL_TILE instead of the batch rows, and the parts take whole
+ * tiles: each part packs its columns of U (and, forward, of W: x_t W joins
+ * each step's product) once per call for its per-step products (pgemm in
+ * cpu_rnn_impl.h; with row parts every part's GEMMs pack all of U, every
+ * step) and multiplies all rows; the parts meet at a barrier per step.
+ * Every element of those products sums in the same order for any split.
+ * The reset-before GRU keeps the row split: its U_h multiplies r h, which
+ * needs every unit's r first. */
+enum { RNN_COL_UNITS = 256, RNN_COL_TILE = 128 };
+
+static inline int64_t rnn_tiles(const lg_rnn_ctx *c) { return (c->H + RNN_COL_TILE - 1) / RNN_COL_TILE; }
+
+/* The first unit of part k of n: a tile boundary. */
+static inline int64_t rnn_col_split(const lg_rnn_ctx *c, int k, int n)
+{
+    int64_t u = rnn_tiles(c) * k / n * RNN_COL_TILE;
+    return u < c->H ? u : c->H;
+}
+
+/* Where part k of n of `rows` rows starts: at a multiple of RNN_ROW_ALIGN. */
+enum { RNN_ROW_ALIGN = 16 };
+
+static inline int64_t rnn_split(int64_t rows, int k, int n)
+{
+    int64_t r = (rows * k / n + RNN_ROW_ALIGN - 1) / RNN_ROW_ALIGN * RNN_ROW_ALIGN;
+    return r < rows ? r : rows;
+}
+
+/* C = alpha op(A) op(B) + beta C inside the steps: on one thread when the
+ * steps run in parts (cpu_pool.h), lg_cpu_gemm's choice otherwise. */
+static inline lg_status rnn_gemm(const lg_rnn_ctx *c, lg_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                          double alpha, const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *cc,
+                          int64_t ldc)
+{
+    if (c->parts == 1) return lg_cpu_gemm(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc);
+    if (m == 0 || n == 0) return LG_OK;
+    lg_gemm_args g = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc};
+    if (dt == LG_F32) return lg_gemm_f32_one(&g, (float)alpha, a, b, (float)beta, cc);
+    return lg_gemm_f64_one(&g, alpha, a, b, beta, cc);
+}
+
+/* Runs a kernel's step loop `task` in c->parts parts: with split units,
+ * all at once meeting at bar, or as one part on this thread when they
+ * cannot run at once (the same bits); with split rows, as lg_cpu_parallel. */
+static inline lg_status rnn_steps(const lg_rnn_ctx *c, lg_cpu_task task, void *arg, lg_cpu_barrier *bar)
+{
+    lg_cpu_barrier_init(bar, c->parts);
+    if (c->parts == 1) return task(arg, 0, 1);
+    if (!c->cols) return lg_cpu_parallel(c->parts, task, arg);
+    bool ran;
+    lg_status st = lg_cpu_parallel_together(c->parts, task, arg, &ran);
+    if (ran) return st;
+    lg_cpu_barrier_init(bar, 1);
+    return task(arg, 0, 1);
+}
+
+/* The kernels for f32 and f64 (cpu_rnn_impl.h): an rnn node's forward over
+ * its inputs in[] into out[], and an rnn_grad node's backward; c from
+ * cpu_rnn.c. */
+lg_status lg_cpu_rnn_forward_f32(const lg_rnn_ctx *c, const lg_buf *in, lg_buf *out);
+lg_status lg_cpu_rnn_forward_f64(const lg_rnn_ctx *c, const lg_buf *in, lg_buf *out);
+lg_status lg_cpu_rnn_backward_f32(const lg_rnn_ctx *c, const lg_buf *in, lg_buf *out);
+lg_status lg_cpu_rnn_backward_f64(const lg_rnn_ctx *c, const lg_buf *in, lg_buf *out);
+
+#endif
