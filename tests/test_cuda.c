@@ -9,8 +9,8 @@
  * element, compiled for "cuda:0" against the CPU.
  *
  * Without a GPU it prints why and exits 77, which meson reports as SKIP;
- * with --host it runs what needs no GPU: CUDA errors as statuses, and the
- * refusal a machine without a GPU gets.
+ * with --host it runs what needs no GPU: CUDA errors as statuses, the
+ * refusal a machine without a GPU gets, and cuBLAS opened on demand.
  * Tests run in one process (no fork): a CUDA context does not survive
  * fork().
  * Built with -DLG_CUDA_EMU (tests/cuda_emu: the kernels compiled as host
@@ -30,6 +30,7 @@
  *   cuDNN RNN f32 (FP32 math)    2e-4; f64 1e-9 (different summation order over T
  *                                steps and B examples), the wrapper and programs alike
  */
+#include <dlfcn.h>
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
@@ -2245,12 +2246,40 @@ START_TEST(no_gpu_refusal)
 }
 END_TEST
 
+/* cuBLAS (about 210 MB with cuBLASLt) is not mapped until a device asks
+ * for it (cuda_cublas.h), and a library that is missing, or is not cuBLAS,
+ * is refused naming it. */
+START_TEST(cublas_opened_on_demand)
+{
+#define STR_(x) #x
+#define STR(x) STR_(x)
+    const char *soname = "libcublas.so." STR(CUBLAS_VER_MAJOR);
+    ck_assert_msg(!dlopen(soname, RTLD_NOW | RTLD_NOLOAD), "%s is loaded before any device asked for it", soname);
+    lg_cublas_api api;
+    ck_assert_int_eq(lg_cublas_open(&api, NULL), LG_OK);
+    ck_assert(api.create && api.destroy && api.set_stream && api.gemm_strided_batched && api.status_string);
+    ck_assert_str_eq(api.status_name(CUBLAS_STATUS_NOT_INITIALIZED), "CUBLAS_STATUS_NOT_INITIALIZED");
+    ck_assert_msg(dlopen(soname, RTLD_NOW | RTLD_NOLOAD), "%s is not loaded after lg_cublas_open", soname);
+
+    ck_assert_int_eq(lg_cublas_open(&api, "libcublas_absent.so.0"), LG_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(lg_last_error(), "cuBLAS could not be loaded") && strstr(lg_last_error(), "libcublas_absent.so.0"),
+                  "%s", lg_last_error());
+    ck_assert_ptr_null(api.create);
+    ck_assert_int_eq(lg_cublas_open(&api, "libm.so.6"), LG_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(lg_last_error(), "lacks cublasCreate_v2"), "%s", lg_last_error());
+    ck_assert_ptr_null(api.create);
+#undef STR
+#undef STR_
+}
+END_TEST
+
 static Suite *host_suite(void)
 {
     Suite *s = suite_create("cuda_host");
     TCase *tc = tcase_create("host");
     tcase_add_test(tc, cuda_errors_as_status);
     tcase_add_test(tc, no_gpu_refusal);
+    tcase_add_test(tc, cublas_opened_on_demand);
     suite_add_tcase(s, tc);
     return s;
 }

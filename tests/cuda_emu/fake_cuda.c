@@ -14,6 +14,8 @@
  * synchronizations go through lg_emu_unsafe, so a capture refuses them.
  * Copies to or from host memory are refused in a capture too (pageable
  * memory; the executor never captures them).
+ * lg_cublas_open (cuda_cublas.h, whose dlopen loader is left out here)
+ * hands out these cuBLAS functions.
  */
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
@@ -21,6 +23,7 @@
 #include <string.h>
 #include <stdio.h>
 #include "emu_capture.h"
+#include "backends/cuda/cuda_cublas.h"
 static size_t live;
 cudaError_t cudaMalloc(void **p, size_t n) {
     cudaError_t e = lg_emu_unsafe(); if (e) return e;
@@ -117,4 +120,14 @@ static void run_gemm(const void *arg) {
                 if (f32) { float be = (float)g->beta; float *c = (float *)C + ic; *c = (float)((float)g->alpha * acc + (be != 0 ? be * *c : 0)); }
                 else { double be = g->beta; double *c = (double *)C + ic; *c = g->alpha * acc + (be != 0 ? be * *c : 0); }
             }
+}
+
+/* cuda_cublas.h's loader: the fakes above for cuBLAS (library NULL), and
+ * any other library refused as dlopen would refuse a missing one. */
+lg_status lg_cublas_open(lg_cublas_api *api, const char *library) {
+    memset(api, 0, sizeof *api);
+    if (library) return lg_fail(LG_ERR_UNSUPPORTED, "cuBLAS could not be loaded, and the CUDA backend needs it: %s: emulated, no such library", library);
+    *api = (lg_cublas_api){cublasCreate_v2, cublasDestroy_v2, cublasSetStream_v2, cublasGemmStridedBatchedEx,
+                           cublasGetStatusName, cublasGetStatusString};
+    return LG_OK;
 }

@@ -37,16 +37,17 @@
 #ifndef LG_CUDA_H
 #define LG_CUDA_H
 
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include "backends/backend.h"
+#include "backends/cuda/cuda_cublas.h"
 
 typedef struct cudnnContext *lg_cudnn_handle; /* cudnnHandle_t, without cudnn.h here */
 
 typedef struct lg_cuda_ctx {
     int device;
     cudaStream_t stream;
+    lg_cublas_api cublas; /* opened with the context (cuda_cublas.h) */
     cublasHandle_t blas;
     lg_cudnn_handle dnn; /* made on first use (cudnn_rnn.c) */
     bool allow_tf32;     /* cuBLAS and cuDNN f32 may use TF32 tensor cores */

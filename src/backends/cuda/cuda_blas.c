@@ -12,12 +12,12 @@
  */
 #include "backends/cuda/cuda.h"
 
-static lg_status blas_status(cublasStatus_t s, const lg_node *n, int64_t m, int64_t nn, int64_t k)
+static lg_status blas_status(const lg_cuda_ctx *c, cublasStatus_t s, const lg_node *n, int64_t m, int64_t nn, int64_t k)
 {
     if (s == CUBLAS_STATUS_SUCCESS) return LG_OK;
     return lg_fail(s == CUBLAS_STATUS_ALLOC_FAILED ? LG_ERR_OUT_OF_MEMORY : LG_ERR_RUNTIME,
                    "matmul '%s': cublasGemmStridedBatchedEx (m %lld, n %lld, k %lld): %s: %s", n->name, (long long)m,
-                   (long long)nn, (long long)k, cublasGetStatusName(s), cublasGetStatusString(s));
+                   (long long)nn, (long long)k, c->cublas.status_name(s), c->cublas.status_string(s));
 }
 
 lg_status lg_cuda_matmul(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_buf *out)
@@ -44,9 +44,9 @@ lg_status lg_cuda_matmul(lg_cuda_ctx *c, const lg_node *n, const lg_buf *in, lg_
     double alpha_d = 1, beta_d = 0;
     cudaDataType_t t = f32 ? CUDA_R_32F : CUDA_R_64F;
     cublasComputeType_t ct = !f32 ? CUBLAS_COMPUTE_64F : c->allow_tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
-    cublasStatus_t s = cublasGemmStridedBatchedEx(
+    cublasStatus_t s = c->cublas.gemm_strided_batched(
         c->blas, op_b, op_a, (int)nn, (int)m, (int)k, f32 ? (const void *)&alpha_f : (const void *)&alpha_d,
         in[1].data, t, (int)ldb, b_step, in[0].data, t, (int)lda, a_step, f32 ? (const void *)&beta_f : (const void *)&beta_d,
         out[0].data, t, (int)nn, c_step, (int)batch, ct, CUBLAS_GEMM_DEFAULT);
-    return blas_status(s, n, m, nn, k);
+    return blas_status(c, s, n, m, nn, k);
 }

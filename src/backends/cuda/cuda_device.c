@@ -68,13 +68,14 @@ lg_status lg_cuda_ctx_new(int device, lg_cuda_ctx **out)
     snprintf(what, sizeof what, "cuda:%d", device);
     st = lg_cuda_status(cudaSetDevice(device), "cudaSetDevice", what);
     if (!st) st = lg_cuda_status(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "cudaStreamCreate", what);
+    if (!st) st = lg_cublas_open(&c->cublas, NULL);
     if (!st) {
-        cublasStatus_t b = cublasCreate(&c->blas);
-        if (b == CUBLAS_STATUS_SUCCESS) b = cublasSetStream(c->blas, c->stream);
+        cublasStatus_t b = c->cublas.create(&c->blas);
+        if (b == CUBLAS_STATUS_SUCCESS) b = c->cublas.set_stream(c->blas, c->stream);
         if (b != CUBLAS_STATUS_SUCCESS) {
             c->blas = NULL;
             st = lg_fail(b == CUBLAS_STATUS_ALLOC_FAILED ? LG_ERR_OUT_OF_MEMORY : LG_ERR_RUNTIME,
-                         "cublasCreate (%s): %s: %s", what, cublasGetStatusName(b), cublasGetStatusString(b));
+                         "cublasCreate (%s): %s: %s", what, c->cublas.status_name(b), c->cublas.status_string(b));
         }
     }
     if (!st) st = lg_cuda_alloc(c, 4 * sizeof(int32_t), (void **)&c->err);
@@ -99,7 +100,7 @@ void lg_cuda_ctx_free(lg_cuda_ctx *c)
     if (c->stream) cudaStreamSynchronize(c->stream);
     lg_cuda_rnn_cache_free(c);
     lg_cudnn_handle_free(c->dnn);
-    if (c->blas) cublasDestroy(c->blas);
+    if (c->blas) c->cublas.destroy(c->blas);
     cudaFree(c->err);
     cudaFree(c->scratch);
     cudaFree(c->partials);
