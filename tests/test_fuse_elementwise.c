@@ -22,7 +22,7 @@
 LG_TEST_GRAPH_FIXTURE
 
 /* The device programs compile for: "cpu", or "cpuwin:0", the CPU backend
- * claiming window_loads (backend.h), so that fuse_elementwise reads split
+ * claiming window_access (backend.h), so that fuse_elementwise reads split
  * pieces as windows as it does on CUDA. */
 static const char *device = "cpu";
 
@@ -32,7 +32,7 @@ static lg_status cpuwin_open(int index, const lg_backend **out)
 {
     if (index != 0) return lg_fail(LG_ERR_INVALID_ARGUMENT, "cpuwin:%d: only cpuwin:0", index);
     cpuwin = *lg_backend_cpu();
-    cpuwin.name = "cpuwin:0", cpuwin.window_loads = true;
+    cpuwin.name = "cpuwin:0", cpuwin.window_access = true;
     *out = &cpuwin;
     return LG_OK;
 }
@@ -357,7 +357,7 @@ static void window_setup(void)
 static void window_teardown(void) { device = "cpu"; }
 
 /* An LSTM's gate math on the pieces of z = a + bias split along the last
- * axis, on a backend with window_loads: the pieces are read in place as
+ * axis, on a backend with window_access: the pieces are read in place as
  * windows of a and the bias (the sum and the split run in no kernel of
  * their own), one kernel in all, with the unfused bits; rows longer than a
  * chunk, and many rows a chunk. On the CPU itself the split stays. */
@@ -406,7 +406,7 @@ START_TEST(test_split_kept)
 END_TEST
 
 /* A concatenation along the last axis of elementwise pieces, on a backend
- * with window_loads: one kernel puts each piece into its window of the
+ * with window_access: one kernel puts each piece into its window of the
  * result (a piece also fetched is one more output), with the unfused bits;
  * on the CPU the pieces and the concatenation stay kernels. */
 START_TEST(test_concat_puts_same_bits)
@@ -433,7 +433,7 @@ START_TEST(test_concat_puts_same_bits)
 }
 END_TEST
 
-/* The peephole cell's loops on a backend with window_loads: the forward
+/* The peephole cell's loops on a backend with window_access: the forward
  * step is its recurrent product and one kernel, the gradient step puts
  * its gates' gradients into dG; the same bits as unfused. */
 START_TEST(test_peephole_windows)

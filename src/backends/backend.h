@@ -59,7 +59,7 @@ struct lg_backend {
      * place and puts concatenated ones: a GPU thread computes each
      * element's offset anyway, where the CPU kernel would gather and
      * scatter each window row by row */
-    bool window_loads;
+    bool window_access;
     void *ctx;        /* the backend's own state */
 
     /* memory: alloc gives NULL for 0 bytes and LG_ERR_OUT_OF_MEMORY naming

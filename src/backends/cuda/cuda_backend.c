@@ -148,7 +148,7 @@ lg_status lg_backend_cuda_open(int index, const lg_backend **out)
     }
     snprintf(name, 32, "cuda:%d", index);
     *b = (lg_backend){
-        .name = name, .host_memory = false, .window_loads = true, .ctx = c, .alloc = cu_alloc, .free = cu_free,
+        .name = name, .host_memory = false, .window_access = true, .ctx = c, .alloc = cu_alloc, .free = cu_free,
         .copy_h2d = cu_h2d, .copy_d2h = cu_d2h, .copy_d2d = cu_d2d, .zero = cu_zero, .sync = cu_sync, .supports_op = cu_supports,
         .rnn_plan = cu_rnn_plan, .run_op = cu_run, .sgd_update = cu_sgd, .adam_update = cu_adam, .rmsprop_update = cu_rmsprop,
         .clip_grads = cu_clip, .grad_norm = cu_norm, .report = cu_report,

@@ -25,7 +25,7 @@
  * while the root still reads it through the group; the group then settles
  * by dropping members until both hold.
  *
- * Where the backend reads windows cheaply (window_loads: CUDA), a split
+ * Where the backend reads windows cheaply (window_access: CUDA), a split
  * along the last axis whose pieces all go to elementwise ops of the
  * piece's shape is not run: each group reads its pieces in place from the
  * split's input, computing that input's own elementwise expression
@@ -306,11 +306,11 @@ static int32_t build_fused(fuser *f, lg_rewrite *r, int32_t root)
 
 /* Whether node i, a concatenation along the last axis of pieces of one
  * shape, may root a group that puts each piece into its window: where the
- * backend writes windows as cheaply as it reads them (window_loads). */
+ * backend writes windows as cheaply as it reads them (window_access). */
 static bool concat_root(const fuser *f, int32_t i)
 {
     const lg_node *n = &f->g->nodes[i];
-    if (n->op != LG_OP_CONCAT || !f->backend->window_loads || n->n_in < 2 || !lg_is_float(n->out[0].dtype) ||
+    if (n->op != LG_OP_CONCAT || !f->backend->window_access || n->n_in < 2 || !lg_is_float(n->out[0].dtype) ||
         n->attrs.axis != n->out[0].shape.rank - 1)
         return false;
     const lg_port *piece = &f->g->nodes[n->in[0].node].out[n->in[0].out];
@@ -426,7 +426,7 @@ lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
         f.members[0] = i;
         f.n_members = 1;
         /* no windows on a backend that gathers them, or where the windows' programs alone are past the limits */
-        f.no_windows = !cg->backend->window_loads || !fits(&f, i);
+        f.no_windows = !cg->backend->window_access || !fits(&f, i);
         grow(&f, i, i);
         plan p = settle(&f, i);
         bool concat = g->nodes[i].op == LG_OP_CONCAT;
