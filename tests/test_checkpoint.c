@@ -435,8 +435,8 @@ static const save_error_case SAVE_ERRORS[] = {
     {"reserved_name", "%s/out", 1, {"__metadata__"}, 1, false, false, "reserved '__metadata__'"},
     {"duplicate", "%s/out", 2, {"w", "w"}, 2, false, false, "name 'w' is given twice (0 and 1)"},
     {"not_utf8", "%s/out", 1, {"bad\xff"}, 1, false, false, "is not valid UTF-8"},
-    {"empty_path", "", 1, {"a"}, 1, false, false, "path '' names no file"},
-    {"path_is_dir_slash", "%s/out/", 1, {"a"}, 1, false, false, "names no file"},
+    {"empty_path", "", 1, {"a"}, 1, false, false, "safetensors file '': the path names no file"},
+    {"path_is_dir_slash", "%s/out/", 1, {"a"}, 1, false, false, "/out/': the path names no file"},
 };
 
 /* Each bad argument: LG_ERR_INVALID_ARGUMENT naming it, and no file made. */

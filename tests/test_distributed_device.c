@@ -180,6 +180,8 @@ static const lg_dist_ops engine = {
     .device = eng_device, .sum_device = eng_sum_device, .broadcast_device = eng_broadcast_device,
 };
 
+static const char *eng_host_device(void *ctx) { return (void)ctx, "cpu"; }
+
 static lg_dist *group(void)
 {
     int size = 0;
@@ -319,7 +321,8 @@ START_TEST(trainer_off_the_group_device)
 }
 END_TEST
 
-/* An engine with a device but without its device collectives is refused. */
+/* An engine with a device but without its device collectives is refused,
+ * as are a rank outside the group and an engine whose device is the host. */
 START_TEST(incomplete_engine)
 {
     lg_dist_ops half = engine;
@@ -327,6 +330,19 @@ START_TEST(incomplete_engine)
     lg_dist *d = (lg_dist *)1;
     ck_assert_int_eq(lg_dist_wrap(0, 2, &half, NULL, &d), LG_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(lg_last_error(), "broadcast_device"));
+    ck_assert_int_eq(lg_dist_wrap(2, 2, &engine, NULL, &d), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(lg_last_error(), "dist: rank 2 outside a group of 2, or out NULL");
+    ck_assert_int_eq(lg_dist_wrap(0, 2, &engine, NULL, NULL), LG_ERR_INVALID_ARGUMENT);
+    /* an engine whose device is host memory: its device collectives would
+     * be handed host pointers, so the group refuses to work */
+    lg_dist_ops hosted = engine;
+    hosted.device = eng_host_device;
+    ck_assert_int_eq(lg_dist_wrap(0, 1, &hosted, NULL, &d), LG_OK);
+    dm_model m = dm_new(dm_grid[0]);
+    ck_assert_int_eq(lg_dist_broadcast_parameters(d, m.opt), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(lg_last_error(), "dist: the engine's device 'cpu' is host memory (leave ops.device NULL)");
+    dm_free(&m);
+    lg_dist_free(d);
     ck_assert_ptr_null(lg_dist_device(NULL));
     ck_assert_int_eq(lg_dist_local_new(2, &d), LG_OK);
     ck_assert_ptr_null(lg_dist_device(d));

@@ -374,6 +374,26 @@ START_TEST(bad_input)
     o.monitor = LG_MONITOR_LOSS, o.patience = -1;
     ck_assert_int_eq(lg_fit(m.tr, ds, NULL, o), LG_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(lg_last_error(), "patience -1"));
+    o.patience = 0;
+    char device[80];
+    memset(device, 'c', sizeof device - 1), device[sizeof device - 1] = '\0';
+    o.device = device;
+    ck_assert_int_eq(lg_fit(m.tr, ds, NULL, o), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(lg_last_error(), "is too long"));
+    o.device = "tpu:0";
+    ck_assert_int_ne(lg_fit(m.tr, ds, NULL, o), LG_OK);
+    ck_assert_ptr_nonnull(strstr(lg_last_error(), "tpu:0"));
+    o = quiet(1);
+    {   /* the same model without a metric cannot monitor one */
+        lg_model_spec bare = lg_model_spec_default();
+        bare.x = m.x, bare.y = m.y, bare.loss = m.loss;
+        lg_trainer *plain = NULL;
+        ck_assert_int_eq(lg_trainer_new(m.g, bare, m.opt, &plain), LG_OK);
+        o.monitor = LG_MONITOR_METRIC, o.patience = 2;
+        ck_assert_int_eq(lg_fit(plain, ds, NULL, o), LG_ERR_INVALID_ARGUMENT);
+        ck_assert_str_eq(lg_last_error(), "fit: the monitor is a metric, and the model has none");
+        lg_trainer_free(plain);
+    }
     ck_assert_int_eq(lg_trainer_history_count(m.tr), ran); /* no epoch ran */
     /* a label out of range stops the run, naming epoch and batch */
     lg_tensor_set(y, 40, 7);
@@ -401,7 +421,13 @@ START_TEST(bad_input)
     ck_assert_ptr_nonnull(strstr(lg_last_error(), "needs an output"));
     s.metric = LG_METRIC_COUNT;
     ck_assert_int_eq(lg_trainer_new(m.g, s, m.opt, &tr), LG_ERR_INVALID_ARGUMENT);
-    s.metric = LG_METRIC_NONE, s.x = m.logits;
+    s.metric = LG_METRIC_NONE;
+    lg_graph *other = lg_graph_new();
+    s.output = lg_input(other, "o", LG_F32, lg_shape_of(2, -1, C));
+    ck_assert_int_eq(lg_trainer_new(m.g, s, m.opt, &tr), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(lg_last_error(), "trainer: output is a value of another graph");
+    lg_graph_free(other);
+    s.output = lg_value_invalid(), s.x = m.logits;
     ck_assert_int_eq(lg_trainer_new(m.g, s, m.opt, &tr), LG_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_nonnull(strstr(lg_last_error(), "must be inputs"));
     ck_assert_ptr_null(tr);

@@ -185,6 +185,39 @@ START_TEST(test_rejects_missing_feed)
 }
 END_TEST
 
+/* Each refusal names what was wrong: NULL or empty arguments, a tolerance
+ * out of range, a wrt that is neither a parameter nor a fed input. */
+START_TEST(test_rejects_bad_arguments)
+{
+    lg_graph *g = lg_graph_new();
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(1, 6));
+    lg_value h = lg_tanh(x);
+    lg_value loss = lg_sum(lg_square(h), NULL, 0, false);
+    lg_tensor *t = tensor_of(LG_F64, lg_shape_of(1, 6), SIX);
+    lg_feed f = {x, t};
+    lg_gradcheck_opts o = lg_gradcheck_opts_default();
+    lg_gradcheck_report rep;
+    ck_assert_int_eq(lg_gradcheck(NULL, loss, &x, 1, &f, 1, o, &rep), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(lg_last_error(), "NULL graph, wrt or feeds"));
+    ck_assert_int_eq(lg_gradcheck(g, loss, &x, 0, &f, 1, o, &rep), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(lg_gradcheck(g, loss, &x, 1, NULL, 1, o, &rep), LG_ERR_INVALID_ARGUMENT);
+    o.eps = 0;
+    ck_assert_int_eq(lg_gradcheck(g, loss, &x, 1, &f, 1, o, &rep), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(lg_last_error(), "eps must be > 0"));
+    o = lg_gradcheck_opts_default();
+    o.rtol = -1;
+    ck_assert_int_eq(lg_gradcheck(g, loss, &x, 1, &f, 1, o, &rep), LG_ERR_INVALID_ARGUMENT);
+    o = lg_gradcheck_opts_default();
+    lg_status s = lg_gradcheck(g, loss, &h, 1, &f, 1, o, &rep);
+    ck_assert_msg(s == LG_ERR_INVALID_ARGUMENT && strstr(lg_last_error(), "is neither a parameter nor a fed input"),
+                  "%s: %s", lg_status_name(s), lg_last_error());
+    ck_assert_int_eq(lg_gradcheck(g, loss, &x, 1, &f, 1, o, NULL), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(lg_last_error(), "report is NULL"));
+    lg_tensor_free(t);
+    lg_graph_free(g);
+}
+END_TEST
+
 /* A loss of shape [1, 1] counts as a scalar (autodiff.h). */
 START_TEST(test_accepts_all_ones_loss)
 {
@@ -265,6 +298,7 @@ int main(void)
     tcase_add_test(checker, test_rejects_i32_wrt);
     tcase_add_test(checker, test_rejects_nonscalar_loss);
     tcase_add_test(checker, test_rejects_missing_feed);
+    tcase_add_test(checker, test_rejects_bad_arguments);
     tcase_add_test(checker, test_accepts_all_ones_loss);
     tcase_add_test(checker, test_detects_wrong_gradient);
     tcase_add_test(checker, test_detects_nonfinite);

@@ -729,6 +729,19 @@ START_TEST(stateful_by_hand)
     ck_assert_int_eq(lg_rnn_state_update(r.state, &bad), LG_ERR_SHAPE);
     ck_assert_msg(strstr(lg_last_error(), "final state 0 is [4, 3], the state 'cell/state_h' is [3, 3]"), "%s",
                   lg_last_error());
+    lg_tensor *f32 = NULL, *none[1] = {NULL};
+    lg_tensor_new(LG_F32, lg_shape_of(2, B, U), &f32);
+    ck_assert_int_eq(lg_rnn_state_update(r.state, &f32), LG_ERR_DTYPE);
+    ck_assert_msg(strstr(lg_last_error(), "final state 0 is f32, the state 'cell/state_h' is f64"), "%s",
+                  lg_last_error());
+    ck_assert_int_eq(lg_rnn_state_update(r.state, none), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(lg_rnn_state_update(r.state, NULL), LG_ERR_INVALID_ARGUMENT);
+    lg_tensor_free(f32);
+    lg_tensor *fetched = NULL;
+    ck_assert_int_eq(lg_rnn_state_run(g, &r.state, 1, NULL, 0, &r.output, 0, &fetched), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(lg_last_error(), "NULL array or bad count"), "%s", lg_last_error());
+    ck_assert_int_eq(lg_rnn_state_run(NULL, &r.state, 1, NULL, 0, &r.output, 1, &fetched), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(fetched);
     expect_close(lg_rnn_state_tensor(r.state, 0), held, 0, "after a refused update");
     ck_assert(lg_rnn_state_tensor(r.state, 1) == NULL && lg_rnn_state_tensor(NULL, 0) == NULL);
     ck_assert_int_eq(lg_rnn_state_count(NULL), 0);
@@ -1083,6 +1096,14 @@ START_TEST(lengths_out_of_range)
     }
     lg_tensor *ok = i32_tensor(B, LENGTHS);
     ck_assert_int_eq(lg_lengths_check(ok, T), LG_OK);
+    ck_assert_int_eq(lg_lengths_check(xt, T), LG_ERR_DTYPE);
+    ck_assert_str_eq(lg_last_error(), "lg_lengths_check: lengths must be i32, got f64");
+    lg_tensor *rows = NULL;
+    lg_tensor_new(LG_I32, lg_shape_of(2, B, 1), &rows);
+    ck_assert_int_eq(lg_lengths_check(rows, T), LG_ERR_SHAPE);
+    ck_assert_str_eq(lg_last_error(), "lg_lengths_check: lengths must be [B], got [3, 1]");
+    ck_assert_int_eq(lg_lengths_check(NULL, T), LG_ERR_INVALID_ARGUMENT);
+    lg_tensor_free(rows);
     lg_tensor_free(ok), lg_tensor_free(xt);
     lg_cell_free(cell);
     lg_graph_free(g);

@@ -408,6 +408,9 @@ START_TEST(test_feed_not_an_input)
     f[1].input = lg_input(other, "x", LG_F32, lg_shape_of(1, 3));
     ck_assert_int_eq(lg_graph_run(g, f, 2, &y, 1, &out), LG_ERR_FEED);
     lg_graph_free(other);
+    f[1].input = x;
+    ck_assert_int_eq(lg_graph_run(g, f, 2, &y, 1, &out), LG_ERR_FEED);
+    ck_assert_str_eq(lg_last_error(), "input 'x' is fed twice");
     ck_assert_ptr_null(out);
     lg_tensor_free(t);
 }
@@ -441,6 +444,10 @@ START_TEST(test_fetch_errors)
     lg_value inv = lg_value_invalid();
     ck_assert_int_eq(lg_graph_run(g, &f, 1, &inv, 1, &out), LG_ERR_INVALID_ARGUMENT);
     ck_assert_ptr_null(out);
+    lg_value second = y; /* tanh has one output */
+    second.output = 1;
+    ck_assert_int_eq(lg_graph_run(g, &f, 1, &second, 1, &out), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_str_eq(lg_last_error(), "fetch 0: no such node output");
     ck_assert_int_eq(lg_graph_run(NULL, &f, 1, &y, 1, &out), LG_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(lg_graph_run(g, &f, 1, &y, 1, NULL), LG_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(lg_program_compile(g, &f, 1, &y, 1, NULL), LG_ERR_INVALID_ARGUMENT);

@@ -486,8 +486,6 @@ lg_status lg_safetensors_save(const char *path, const char *const *names, lg_ten
 {
     lg_status s = check_save_args(path, names, tensors, n);
     if (s != LG_OK) return s;
-    if (!path[0] || path[strlen(path) - 1] == '/')
-        return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_safetensors_save: path '%s' names no file", path);
     char *header = NULL;
     size_t header_len = 0;
     s = build_header(names, tensors, n, &header, &header_len);
