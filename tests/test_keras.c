@@ -244,6 +244,9 @@ typedef enum defect {
     NAME_LONG,    /* vars' "name" is a fixed 1000-byte string (was: cut to 255 silently) */
     NULL_SPACE,   /* layers/s/vars/0 has no data, a null dataspace, for a scalar s/kernel (was: loaded
                    * uninitialised bytes) */
+    NO_LAYERS,    /* the layer under model/ instead of layers/: some other HDF5 file */
+    EXTRA_WEIGHT, /* a third weight, vars/2, for a graph layer of two */
+    I32_PARAM,    /* the graph's dense/kernel is i32 */
     DEFECT_COUNT
 } defect;
 
@@ -283,13 +286,15 @@ static void write_crafted(const char *path, defect d)
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
     H5Pset_create_intermediate_group(lcpl, 1);
-    hid_t vars = H5Gcreate2(f, d == NULL_SPACE ? "layers/s/vars" : "layers/dense/vars", lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    const char *at = d == NULL_SPACE ? "layers/s/vars" : d == NO_LAYERS ? "model/dense/vars" : "layers/dense/vars";
+    hid_t vars = H5Gcreate2(f, at, lcpl, H5P_DEFAULT, H5P_DEFAULT);
     ck_assert(f >= 0 && lcpl >= 0 && vars >= 0);
     if (d == NULL_SPACE) {
         write_dataset(vars, "0", -1, NULL);
     } else {
         write_dataset(vars, "0", 2, (const hsize_t[]){2, 3});
         write_dataset(vars, "1", 1, (const hsize_t[]){3});
+        if (d == EXTRA_WEIGHT) write_dataset(vars, "2", 1, (const hsize_t[]){3});
     }
     if (d == SELF_LINKS) {
         ck_assert(H5Lcreate_hard(f, "layers/dense", f, "layers/dense/a", H5P_DEFAULT, H5P_DEFAULT) >= 0);
@@ -308,6 +313,9 @@ static const struct {
     [NAME_ARRAY] = {{"layers/dense/vars", "'name' holds 3 strings, not one"}},
     [NAME_LONG] = {{"layers/dense/vars", "'name' has 1000 bytes, above the 255"}},
     [NULL_SPACE] = {{"layer 's'", "layers/s/vars/0 is not an array"}},
+    [NO_LAYERS] = {{"has no group 'layers'", "not a Keras 3 .weights.h5 file"}},
+    [EXTRA_WEIGHT] = {{"layer 'dense' (layers/dense)", "the file has 3 weights, the graph 2 (kernel, bias)"}},
+    [I32_PARAM] = {{"layer 'dense'", "parameter 'dense/kernel' is not f32 or f64"}},
 };
 
 START_TEST(keras_crafted_refused)
@@ -319,7 +327,7 @@ START_TEST(keras_crafted_refused)
 
     lg_graph *g = lg_graph_new();
     lg_value w = _i == NULL_SPACE ? lg_param(g, "s/kernel", LG_F32, lg_shape_of(0))
-                                  : lg_param(g, "dense/kernel", LG_F32, lg_shape_of(2, 2, 3));
+                                  : lg_param(g, "dense/kernel", _i == I32_PARAM ? LG_I32 : LG_F32, lg_shape_of(2, 2, 3));
     if (_i != NULL_SPACE) lg_param(g, "dense/bias", LG_F32, lg_shape_of(1, 3));
     lg_tensor *t = lg_param_tensor(w);
     ck_assert_int_eq(lg_tensor_fill(t, -7), LG_OK);
