@@ -83,6 +83,32 @@ START_TEST(test_matmul_transposes_f64)
 }
 END_TEST
 
+/* lg_allow_tf32 is a process-wide switch, off by default, that only the
+ * CUDA backend reads: a CPU f32 matmul keeps its bits with it on. */
+START_TEST(test_tf32_switch_leaves_cpu_alone)
+{
+    ck_assert(!lg_tf32_allowed());
+    lg_value a = lg_input(g, "a", LG_F32, lg_shape_of(2, 3, 5));
+    lg_value c = lg_matmul(a, a, false, true);
+    float av[15];
+    for (int i = 0; i < 15; i++) av[i] = 1.0f / (float)(i + 3);
+    lg_tensor *at = tensor_f32(lg_shape_of(2, 3, 5), av);
+    lg_feed f = {a, at};
+    lg_tensor *exact = run1(&f, 1, c);
+    lg_allow_tf32(true);
+    ck_assert(lg_tf32_allowed());
+    lg_graph *h = lg_graph_new(); /* a fresh program, compiled with the switch on */
+    lg_value a2 = lg_input(h, "a", LG_F32, lg_shape_of(2, 3, 5));
+    lg_feed f2 = {a2, at};
+    lg_tensor *on = lg_test_run1(h, &f2, 1, lg_matmul(a2, a2, false, true));
+    lg_allow_tf32(false);
+    ck_assert(!lg_tf32_allowed());
+    ck_assert_mem_eq(lg_tensor_cdata(on), lg_tensor_cdata(exact), lg_tensor_bytes(exact));
+    lg_tensor_free(exact), lg_tensor_free(on), lg_tensor_free(at);
+    lg_graph_free(h);
+}
+END_TEST
+
 START_TEST(test_elementwise_f64)
 {
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(1, 4));
@@ -814,6 +840,7 @@ static Suite *program_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_dense_f32);
     tcase_add_test(tc, test_matmul_transposes_f64);
+    tcase_add_test(tc, test_tf32_switch_leaves_cpu_alone);
     tcase_add_test(tc, test_elementwise_f64);
     tcase_add_test(tc, test_broadcast_and_reduce_f64);
     tcase_add_test(tc, test_i32);

@@ -287,9 +287,8 @@ static inline int32_t lg_i32_saturate(double x)
 const char *lg_shape_cstr(lg_shape s);
 
 /* A tensor handle over memory it does not own (freed with lg_tensor_free,
- * which leaves the data alone); NULL when out of memory. _point moves it. */
+ * which leaves the data alone); NULL when out of memory. */
 lg_tensor *lg_tensor_view(lg_dtype dtype, lg_shape shape, void *data);
-void lg_tensor_view_point(lg_tensor *view, void *data);
 
 /* The nodes some values need: end is one past the last wanted node,
  * needed[i] says whether node i feeds them (the wanted nodes included),
@@ -329,13 +328,9 @@ lg_status lg_vjp(lg_graph *g, const lg_value *ys, const lg_value *dys, int n_y, 
 lg_status lg_vjp_after(lg_graph *g, int32_t first, const lg_value *ys, const lg_value *dys, int n_y, const lg_value *wrt,
                        int n, lg_value *grads);
 
-/* The program lg_graph_run would use for these feeds and fetches, compiled
- * and cached on g if new. The graph owns it. */
-lg_status lg_graph_program(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches, int n_fetches,
-                           lg_program **out);
-
-/* lg_graph_program and lg_graph_run for a device (lg_compile_opts.device;
- * NULL: the CPU), cached apart per device. */
+/* The program lg_graph_run would use on a device (lg_compile_opts.device;
+ * NULL: the CPU) for these feeds and fetches, compiled and cached on g if
+ * new, apart per device; the graph owns it. lg_graph_run_on runs it. */
 lg_status lg_graph_program_on(lg_graph *g, const char *device, const lg_feed *feeds, int n_feeds,
                               const lg_value *fetches, int n_fetches, lg_program **out);
 lg_status lg_graph_run_on(lg_graph *g, const char *device, const lg_feed *feeds, int n_feeds, const lg_value *fetches,

@@ -70,12 +70,6 @@ static bool entry_matches(const cache_entry *e, const char *device, const lg_val
     return true;
 }
 
-lg_status lg_graph_program(lg_graph *g, const lg_feed *feeds, int n_feeds, const lg_value *fetches, int n_fetches,
-                           lg_program **out)
-{
-    return lg_graph_program_on(g, NULL, feeds, n_feeds, fetches, n_fetches, out);
-}
-
 lg_status lg_graph_program_on(lg_graph *g, const char *device, const lg_feed *feeds, int n_feeds,
                               const lg_value *fetches, int n_fetches, lg_program **out)
 {

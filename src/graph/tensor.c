@@ -177,8 +177,6 @@ lg_tensor *lg_tensor_view(lg_dtype dtype, lg_shape shape, void *data)
     return t;
 }
 
-void lg_tensor_view_point(lg_tensor *view, void *data) { view->data = data; }
-
 void lg_tensor_borrow(lg_tensor *t, void *data)
 {
     if (!t->borrowed) free(t->data);

@@ -4,13 +4,15 @@
  * A region publishes its task under `lock` and bumps `generation`; worker w
  * (1..) runs part w when w < n, then counts itself done. Workers that see no
  * new generation poll it for SPIN_NS, then sleep on `wake`; the caller runs
- * part 0, polls `done` for SPIN_NS, then sleeps on `finished`. `busy`
- * keeps regions of different application threads apart: a second one runs
- * its parts on its own thread.
+ * part 0, polls `done` for SPIN_NS, then sleeps on `finished`. Regions
+ * of different application threads never overlap: each holds the GEMM
+ * providers' one-thread pin (lg_gemm_one_begin, gemm.h) for its length, so
+ * a second thread's region waits for the first's to end.
  *
  * Workers are detached and live until the process ends; a worker blocked on
  * a condition variable costs nothing. A child of fork() has none of them:
- * it starts its own at its first region.
+ * it starts its own at its first region (a fork while another thread is
+ * inside a region leaves the child's pin held; fork between calls).
  */
 #include <pthread.h>
 #include <sched.h>
@@ -27,7 +29,6 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake, finished;
     int n_workers;                 /* started, under lock */
-    bool busy;                     /* a region runs, under lock */
     atomic_uint_fast64_t generation; /* bumped per region */
     atomic_int done;               /* workers done with this region */
     int n;                         /* parts of this region */
@@ -125,7 +126,6 @@ static void forget_workers(void)
     pthread_cond_init(&pool.wake, NULL);
     pthread_cond_init(&pool.finished, NULL);
     pool.n_workers = 0;
-    pool.busy = false;
 }
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -154,8 +154,8 @@ static lg_status region(int n, lg_cpu_task task, void *arg, bool together, bool 
     pthread_once(&atfork_once, register_atfork);
     lg_gemm_one_begin();
     pthread_mutex_lock(&pool.lock);
-    lg_status st = n <= 1 || pool.busy ? LG_ERR_RUNTIME : grow(n - 1);
-    if (st) { /* alone, busy elsewhere, or no threads: this thread runs every part */
+    lg_status st = n <= 1 ? LG_ERR_RUNTIME : grow(n - 1);
+    if (st) { /* alone, or no threads: this thread runs every part */
         pthread_mutex_unlock(&pool.lock);
         st = together ? LG_OK : run_here(n, task, arg);
         lg_gemm_one_end();
@@ -163,7 +163,6 @@ static lg_status region(int n, lg_cpu_task task, void *arg, bool together, bool 
         return st;
     }
     *ran = true;
-    pool.busy = true;
     pool.n = n, pool.task = task, pool.arg = arg, pool.status = LG_OK, pool.caller_sleeps = false;
     atomic_store(&pool.done, 0);
     atomic_fetch_add_explicit(&pool.generation, 1, memory_order_release);
@@ -171,7 +170,7 @@ static lg_status region(int n, lg_cpu_task task, void *arg, bool together, bool 
     pthread_mutex_unlock(&pool.lock);
 
     lg_status mine = task(arg, 0, n);
-    int all = pool.n_workers; /* fixed while busy */
+    int all = pool.n_workers; /* fixed until the region ends */
     if (!SPIN_UNTIL(atomic_load_explicit(&pool.done, memory_order_acquire) == all)) {
         pthread_mutex_lock(&pool.lock);
         pool.caller_sleeps = true;
@@ -182,7 +181,6 @@ static lg_status region(int n, lg_cpu_task task, void *arg, bool together, bool 
     st = mine ? mine : pool.status;
     char why[sizeof pool.why];
     snprintf(why, sizeof why, "%s", pool.why);
-    pool.busy = false;
     pthread_mutex_unlock(&pool.lock);
     lg_gemm_one_end();
     if (!mine && st) return lg_fail(st, "%s", why);

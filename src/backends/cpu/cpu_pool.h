@@ -23,15 +23,16 @@ typedef lg_status (*lg_cpu_task)(void *arg, int k, int n);
 
 /* Run task(arg, k, n) for k = 0..n-1 and return when every part has: the
  * first failing part's status (the others still run), LG_OK otherwise.
- * When another thread holds the pool, n is 1, or a worker cannot be
- * started, the calling thread runs the parts itself, in order: a part must
- * not depend on which thread runs it, and must not start a region itself. */
+ * When n is 1 or a worker cannot be started, the calling thread runs the
+ * parts itself, in order: a part must not depend on which thread runs it,
+ * and must not start a region itself (it would wait for its own). A region
+ * on another application thread waits until this one has ended. */
 lg_status lg_cpu_parallel(int n, lg_cpu_task task, void *arg);
 
 /* As lg_cpu_parallel, but only when the n parts run at once, each on its
  * own thread, so that they may wait for each other (lg_cpu_barrier): then
- * *ran is true. When they cannot (n is 1, another thread holds the pool, a
- * worker cannot be started) nothing runs, *ran is false and LG_OK returns. */
+ * *ran is true. When they cannot (n is 1, a worker cannot be started)
+ * nothing runs, *ran is false and LG_OK returns. */
 lg_status lg_cpu_parallel_together(int n, lg_cpu_task task, void *arg, bool *ran);
 
 /* A barrier for the n parts of one lg_cpu_parallel_together region: each
