@@ -8,6 +8,7 @@ starts with a PREFIX: libloopgrad opens cuBLAS (about 210 MB with cuBLASLt,
 0.3 s to load) when a program opens "cuda:N" (src/backends/cuda/cuda_cublas.h),
 so a CPU-only program must not map it.
 """
+import os
 import re
 import subprocess
 import sys
@@ -15,7 +16,8 @@ import sys
 
 def main(argv):
     readelf, lib, prefixes = argv[1], argv[2], argv[3:]
-    out = subprocess.run([readelf, "-d", lib], check=True, capture_output=True, text=True).stdout
+    env = {**os.environ, "LC_ALL": "C"}  # readelf translates "Shared library"
+    out = subprocess.run([readelf, "-d", lib], check=True, capture_output=True, text=True, env=env).stdout
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out)
     if not needed:
         print(f"{lib}: readelf listed no NEEDED entries; is it a shared library?")

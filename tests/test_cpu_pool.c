@@ -1,12 +1,13 @@
 /*
  * test_cpu_pool.c — the CPU worker pool (src/backends/cpu/cpu_pool.h): a
- * region's parts each run once, on threads of their own or, when they
- * cannot (one part, another application thread's region holding the
- * pool), on the calling thread in order; the first failing part's status and message come back;
- * a together-region that cannot run together runs nothing; a broken
- * barrier releases every waiter; and a child of fork(), taken after the
- * pool's workers started, runs regions on workers of its own instead of
- * waiting for its parent's (which it does not have).
+ * region's parts each run once, on threads of their own (one part: on the
+ * calling thread); regions of two application threads run one after the
+ * other; the first failing part's status and message come back; a
+ * together-region of one part runs nothing; a broken barrier releases
+ * every waiter; and a child of fork(), taken after the pool's workers
+ * started, runs regions on workers of its own instead of waiting for its
+ * parent's (which it does not have). Parts record what they see; the
+ * checks run on the test's thread.
  */
 #include <check.h>
 #include <pthread.h>
@@ -27,6 +28,7 @@ typedef struct record {
     _Atomic int runs[N];
     pthread_t thread[N];
     int fail_part; /* -1: none */
+    _Atomic bool bad_n;   /* a part was told another part count than N */
     lg_cpu_barrier barrier;
     _Atomic int released; /* parts whose barrier wait returned false */
 } record;
@@ -34,7 +36,10 @@ typedef struct record {
 static lg_status note(void *arg, int k, int n)
 {
     record *r = arg;
-    ck_assert_int_eq(n, N);
+    if (n != N || k < 0 || k >= N) {
+        atomic_store(&r->bad_n, true);
+        return LG_OK;
+    }
     atomic_fetch_add(&r->runs[k], 1);
     r->thread[k] = pthread_self();
     if (k == r->fail_part) return lg_fail(LG_ERR_RUNTIME, "part %d of %d failed", k, n);
@@ -45,6 +50,7 @@ static void nap_us(long us) { nanosleep(&(struct timespec){0, us * 1000}, NULL);
 
 static void ran_once(record *r)
 {
+    ck_assert(!atomic_load(&r->bad_n));
     for (int k = 0; k < N; k++) ck_assert_int_eq(atomic_load(&r->runs[k]), 1);
 }
 
@@ -73,7 +79,9 @@ END_TEST
 
 /* Two application threads' regions do not overlap: the second waits until
  * the first has ended, then runs on workers. Part 0 of the first region
- * holds it open for 50 ms after the second thread has started its own. */
+ * holds it open for 50 ms once the second thread is about to start its
+ * own (on a loaded machine it may start later: the check then shows
+ * less, but cannot fail wrongly). */
 typedef struct two {
     record first, second;
     _Atomic bool holding, second_started, second_done, overlapped;
@@ -121,8 +129,7 @@ END_TEST
 
 static lg_status one_part(void *arg, int k, int n)
 {
-    ck_assert(k == 0 && n == 1);
-    atomic_fetch_add((_Atomic int *)arg, 1);
+    atomic_fetch_add((_Atomic int *)arg, k == 0 && n == 1 ? 1 : 100);
     return LG_OK;
 }
 

@@ -633,7 +633,7 @@ START_TEST(test_parts_equal_bits)
     const variant *v = &variants[_i / 4];
     lg_dtype dt = _i % 2 ? LG_F64 : LG_F32;
     unsigned flags = (_i / 2) % 2 ? LG_RNN_BIAS | LG_RNN_REVERSE | LG_RNN_MASK | LG_RNN_HMASK | LG_RNN_REPEAT : 0;
-    /* the last two for LSTMs and GRUs (reset_after) only: they split units (cpu_rnn.c, RNN_COL_UNITS), in
+    /* the last two for LSTMs and GRUs (reset_after) only: they split units (cpu_rnn_kernels.h, RNN_COL_UNITS), in
      * tiles of 128 */
     const sizes all[] = {{T, B, I, H}, {4, 23, 7, 33}, {3, 64, 32, 64}, {6, 37, 20, 48}, {2, 50, 1, 10},
                          {3, 21, 8, 264}, {2, 3, 5, 384}};
@@ -658,7 +658,7 @@ START_TEST(test_parts_equal_bits)
 }
 END_TEST
 
-/* An LSTM or a GRU (reset_after) that splits its units (cpu_rnn.c,
+/* An LSTM or a GRU (reset_after) that splits its units (cpu_rnn_kernels.h,
  * RNN_COL_UNITS) and fetches no gradient (its forward-only kernel: hprev in
  * two alternating blocks) gives the same bits with 1, 2 and 3 parts, and
  * the training kernel's values: _i enumerates {LSTM, GRU} x {f32, f64} x

@@ -84,7 +84,11 @@ int lg_gemm_budget(lg_dtype dt);
  * the decided provider on one thread. Between lg_gemm_one_begin and
  * lg_gemm_one_end, several threads may call these at once without
  * serialising on OpenBLAS's thread-count switch; other lg GEMMs that want
- * more threads wait for lg_gemm_one_end. Errors as lg_gemm_f32/f64. */
+ * more threads wait for lg_gemm_one_end. Errors as lg_gemm_f32/f64.
+ * lg_gemm_one_begin takes a process-wide lock, whatever the provider, that
+ * lg_gemm_one_end releases: begin/end pairs of different threads never
+ * overlap, and cpu_pool.c relies on that to keep regions apart (a second
+ * begin on the same thread deadlocks). */
 void lg_gemm_one_begin(void);
 void lg_gemm_one_end(void);
 lg_status lg_gemm_f32_one(const lg_gemm_args *g, float alpha, const float *a, const float *b, float beta, float *c);

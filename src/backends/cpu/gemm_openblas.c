@@ -12,7 +12,9 @@
  * A parallel region of the CPU backend (cpu_pool.h) pins the count to one
  * for its whole length instead (openblas_pin_one): it takes switch_lock
  * once, so its parts' one-thread calls take the unlocked path above at once,
- * and a call that wants more threads waits for the region's end.
+ * and a call that wants more threads waits for the region's end. It always
+ * locks, even when the count is already one: regions of different threads
+ * must not overlap (gemm.h, lg_gemm_one_begin).
  */
 #include <cblas.h>
 #include <limits.h>

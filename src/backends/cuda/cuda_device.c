@@ -71,9 +71,9 @@ lg_status lg_cuda_ctx_new(int device, lg_cuda_ctx **out)
     if (!st) st = lg_cublas_open(&c->cublas, NULL);
     if (!st) {
         cublasStatus_t b = c->cublas.create(&c->blas);
-        if (b == CUBLAS_STATUS_SUCCESS) b = c->cublas.set_stream(c->blas, c->stream);
+        if (b != CUBLAS_STATUS_SUCCESS) c->blas = NULL;
+        else b = c->cublas.set_stream(c->blas, c->stream); /* on failure lg_cuda_ctx_free destroys the handle */
         if (b != CUBLAS_STATUS_SUCCESS) {
-            c->blas = NULL;
             st = lg_fail(b == CUBLAS_STATUS_ALLOC_FAILED ? LG_ERR_OUT_OF_MEMORY : LG_ERR_RUNTIME,
                          "cublasCreate (%s): %s: %s", what, c->cublas.status_name(b), c->cublas.status_string(b));
         }
