@@ -127,6 +127,32 @@ START_TEST(a_second_threads_region_waits_its_turn)
 }
 END_TEST
 
+/* A part that starts a region of its own: refused, not a hang (it would
+ * wait for the region it is part of). */
+static lg_status nest(void *arg, int k, int n)
+{
+    record *inner = (record *)arg + 1 + k;
+    inner->fail_part = -1;
+    bool ran = true;
+    lg_status st = k % 2 ? lg_cpu_parallel(n, note, inner) : lg_cpu_parallel_together(n, note, inner, &ran);
+    return st == LG_ERR_RUNTIME && ran == (k % 2 == 1) ? LG_OK : lg_fail(LG_ERR_INVALID_ARGUMENT, "part %d: %d", k, st);
+}
+
+START_TEST(a_region_inside_a_part_is_refused)
+{
+    record r[1 + N];
+    memset(r, 0, sizeof r);
+    lg_status st = lg_cpu_parallel(N, nest, r);
+    ck_assert_msg(st == LG_OK, "%s", lg_last_error());
+    for (int k = 0; k < N; k++)
+        for (int j = 0; j < N; j++) ck_assert_int_eq(atomic_load(&r[1 + k].runs[j]), 0);
+    ck_assert_int_eq(lg_cpu_parallel(N, nest, r), LG_OK); /* again: the refusals left nothing held */
+    record after = {.fail_part = -1};
+    ck_assert_int_eq(lg_cpu_parallel(N, note, &after), LG_OK);
+    ran_once(&after);
+}
+END_TEST
+
 static lg_status one_part(void *arg, int k, int n)
 {
     atomic_fetch_add((_Atomic int *)arg, k == 0 && n == 1 ? 1 : 100);
@@ -203,6 +229,7 @@ int main(void)
     tcase_add_test(tc, parts_run_once_on_threads_of_their_own);
     tcase_add_test(tc, a_failing_part_is_reported);
     tcase_add_test(tc, a_second_threads_region_waits_its_turn);
+    tcase_add_test(tc, a_region_inside_a_part_is_refused);
     tcase_add_test(tc, one_part_runs_here_and_never_together);
     tcase_add_test(tc, a_broken_barrier_releases_the_waiters);
     tcase_add_test(tc, a_forked_child_starts_its_own_workers);

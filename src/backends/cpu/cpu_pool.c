@@ -41,6 +41,18 @@ static struct {
 
 static atomic_int forced;
 
+/* This thread is running a part: a region started there would wait for
+ * the one it is part of (the pin, gemm.h), so it is refused instead. */
+static _Thread_local bool in_part;
+
+static lg_status run_part(lg_cpu_task task, void *arg, int k, int n)
+{
+    in_part = true;
+    lg_status st = task(arg, k, n);
+    in_part = false;
+    return st;
+}
+
 static int64_t now_ns(void)
 {
     struct timespec ts;
@@ -82,7 +94,7 @@ static void *worker(void *p)
         }
         seen = atomic_load_explicit(&pool.generation, memory_order_acquire);
         if (w < pool.n) {
-            lg_status st = pool.task(pool.arg, w, pool.n);
+            lg_status st = run_part(pool.task, pool.arg, w, pool.n);
             if (st) {
                 pthread_mutex_lock(&pool.lock);
                 if (!pool.status) {
@@ -137,7 +149,7 @@ static lg_status run_here(int n, lg_cpu_task task, void *arg)
     lg_status first = LG_OK;
     char why[1024] = "";
     for (int k = 0; k < n; k++) {
-        lg_status st = task(arg, k, n);
+        lg_status st = run_part(task, arg, k, n);
         if (st && !first) {
             first = st;
             snprintf(why, sizeof why, "%s", lg_last_error());
@@ -150,6 +162,10 @@ static lg_status run_here(int n, lg_cpu_task task, void *arg)
  * thread runs them in order (`together` false) or none of them (*ran false). */
 static lg_status region(int n, lg_cpu_task task, void *arg, bool together, bool *ran)
 {
+    if (in_part) {
+        *ran = false;
+        return lg_fail(LG_ERR_RUNTIME, "CPU worker pool: a part of a region started a region of its own");
+    }
     if (n > MAX_WORKERS + 1) n = MAX_WORKERS + 1;
     pthread_once(&atfork_once, register_atfork);
     lg_gemm_one_begin();
@@ -169,7 +185,7 @@ static lg_status region(int n, lg_cpu_task task, void *arg, bool together, bool 
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
 
-    lg_status mine = task(arg, 0, n);
+    lg_status mine = run_part(task, arg, 0, n);
     int all = pool.n_workers; /* fixed until the region ends */
     if (!SPIN_UNTIL(atomic_load_explicit(&pool.done, memory_order_acquire) == all)) {
         pthread_mutex_lock(&pool.lock);

@@ -25,8 +25,9 @@ typedef lg_status (*lg_cpu_task)(void *arg, int k, int n);
  * first failing part's status (the others still run), LG_OK otherwise.
  * When n is 1 or a worker cannot be started, the calling thread runs the
  * parts itself, in order: a part must not depend on which thread runs it,
- * and must not start a region itself (it would wait for its own). A region
- * on another application thread waits until this one has ended. */
+ * and must not start a region itself (that region fails with LG_ERR_RUNTIME
+ * and runs nothing). A region on another application thread waits until
+ * this one has ended. */
 lg_status lg_cpu_parallel(int n, lg_cpu_task task, void *arg);
 
 /* As lg_cpu_parallel, but only when the n parts run at once, each on its
