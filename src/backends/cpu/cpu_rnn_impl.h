@@ -858,57 +858,79 @@ LG_RNN_CLONES static void FN(col_sums)(T *s, const T *X, int64_t ld, int64_t row
     for (int64_t r = 0; r < rows; r++) FN(add)(s, X + r * ld, n);
 }
 
-/* Part k of n of the unit split's dU (its steps did dW, dx and db:
- * cols_bwd): one GEMM per block of columns, as many blocks as tiles (no
- * fewer than parts), the parts taking whole ones, so that no GEMM's shape
- * depends on the split (OpenBLAS's bits for a column depend on where the
- * product's columns end). */
-static lg_status FN(wgrad_cols)(const FN(wgrad) *w, int k, int n)
+/* How many blocks the backward's products over all T B rows come in
+ * (RNN_WG_COLS, cpu_rnn_kernels.h): dW's column blocks (db's columns with
+ * them), dU's, then dx's row blocks; the unit split's steps did dW, db and
+ * dx, so there dU's only. The reset-before GRU's dU is two products,
+ * columns below 2 H (z and r, from h_{t-1}) and from 2 H (h~, from r h),
+ * each in blocks from its own first column. */
+static int64_t FN(wgrad_count)(const lg_rnn_ctx *c)
+{
+    int64_t H = c->H, GH = c->GH, TB = c->steps * c->B;
+    int64_t du = c->cell == LG_RNN_GRU_RESET_BEFORE ? rnn_blocks(2 * H, RNN_WG_COLS) + rnn_blocks(H, RNN_WG_COLS)
+                                                    : rnn_blocks(GH, RNN_WG_COLS);
+    return c->cols ? du : rnn_blocks(GH, RNN_WG_COLS) + du + rnn_blocks(TB, RNN_WG_ROWS);
+}
+
+/* A GEMM on this thread alone whose failure ends the block with its status. */
+#define GEMM1(...)                                         \
+    do {                                                   \
+        lg_status gemm_st_ = rnn_gemm_one(__VA_ARGS__);    \
+        if (gemm_st_) return gemm_st_;                     \
+    } while (0)
+
+/* Block i of FN(wgrad_count)'s, in its order. */
+static lg_status FN(wgrad_block)(const FN(wgrad) *w, int64_t i)
 {
     const lg_rnn_ctx *c = w->c;
-    int64_t H = c->H, GH = c->GH, TB = c->steps * c->B, tiles = rnn_tiles(c);
-    const T *d = c->cell == LG_RNN_GRU ? w->dHG : w->dG;
-    for (int64_t i = tiles * k / n; i < tiles * (k + 1) / n; i++) {
-        int64_t j0 = rnn_split(GH, (int)i, (int)tiles), j1 = rnn_split(GH, (int)i + 1, (int)tiles);
-        GEMM(DT, true, false, H, j1 - j0, TB, 1, w->hprev, H, d + j0, GH, 0, w->dU + j0, GH);
+    int64_t H = c->H, GH = c->GH, I = c->I, TB = c->steps * c->B;
+    int64_t nw = c->cols ? 0 : rnn_blocks(GH, RNN_WG_COLS);
+    if (i < nw) { /* dW's and db's columns [c0, c1) */
+        int64_t c0 = i * RNN_WG_COLS, c1 = c0 + RNN_WG_COLS < GH ? c0 + RNN_WG_COLS : GH;
+        GEMM1(DT, true, false, I, c1 - c0, TB, 1, w->x, I, w->dG + c0, GH, 0, w->dW + c0, GH);
+        if (!w->db) return LG_OK;
+        FN(col_sums)(w->db + c0, w->dG + c0, GH, TB, c1 - c0);
+        if (c->cell != LG_RNN_GRU) return LG_OK;
+        /* the recurrent biases: z's and r's gradients are the input's (dHG's
+         * columns equal dG's there), h~'s is summed from dHG; [c0, m) and
+         * [m0, c1) are this block's columns below 2 H and from 2 H */
+        int64_t m = c1 < 2 * H ? c1 : 2 * H, m0 = c0 > 2 * H ? c0 : 2 * H;
+        if (c0 < m) memcpy(w->db + GH + c0, w->db + c0, (size_t)(m - c0) * sizeof(T));
+        if (m0 < c1) FN(col_sums)(w->db + GH + m0, w->dHG + m0, GH, TB, c1 - m0);
+        return LG_OK;
     }
+    i -= nw;
+    bool rb = c->cell == LG_RNN_GRU_RESET_BEFORE;
+    int64_t span = rb ? 2 * H : GH, nu = rnn_blocks(span, RNN_WG_COLS), nh = rb ? rnn_blocks(H, RNN_WG_COLS) : 0;
+    if (i < nu) { /* dU's columns [j0, j1) from h_{t-1} */
+        int64_t j0 = i * RNN_WG_COLS, j1 = j0 + RNN_WG_COLS < span ? j0 + RNN_WG_COLS : span;
+        const T *d = c->cell == LG_RNN_GRU ? w->dHG : w->dG;
+        GEMM1(DT, true, false, H, j1 - j0, TB, 1, w->hprev, H, d + j0, GH, 0, w->dU + j0, GH);
+        return LG_OK;
+    }
+    i -= nu;
+    if (i < nh) { /* the reset-before GRU's U_h columns [j0, j1), from r h */
+        int64_t j0 = 2 * H + i * RNN_WG_COLS, j1 = j0 + RNN_WG_COLS < GH ? j0 + RNN_WG_COLS : GH;
+        GEMM1(DT, true, false, H, j1 - j0, TB, 1, w->rh, H, w->dG + j0, GH, 0, w->dU + j0, GH);
+        return LG_OK;
+    }
+    i -= nh; /* dx's rows [r0, r1) */
+    int64_t r0 = i * RNN_WG_ROWS, r1 = r0 + RNN_WG_ROWS < TB ? r0 + RNN_WG_ROWS : TB;
+    GEMM1(DT, false, true, r1 - r0, I, GH, 1, w->dG + r0 * GH, GH, w->W, GH, 0, w->dx + r0 * I, I);
     return LG_OK;
 }
 
-/* Part k of n: columns [c0, c1) of dW, dU and db, rows [r0, r1) of dx. */
+#undef GEMM1
+
+/* Part k of n: the blocks [count k / n, count (k + 1) / n). */
 static lg_status FN(wgrad_part)(void *arg, int k, int n)
 {
     const FN(wgrad) *w = arg;
-    const lg_rnn_ctx *c = w->c;
-    if (c->cols) return FN(wgrad_cols)(w, k, n);
-    int64_t H = c->H, GH = c->GH, I = c->I, TB = c->steps * c->B;
-    int64_t c0 = rnn_split(GH, k, n), c1 = rnn_split(GH, k + 1, n), r0 = rnn_split(TB, k, n);
-    int64_t r1 = rnn_split(TB, k + 1, n);
-    /* the reset-before GRU's dU is two products, columns below 2 H (z and
-     * r, from h_{t-1}) and from 2 H (h~, from r h), each split on its own
-     * (a block's columns must start at a multiple of RNN_ROW_ALIGN from its
-     * product's first: OpenBLAS's tail kernels round otherwise) */
-    int64_t z0 = rnn_split(2 * H, k, n), z1 = rnn_split(2 * H, k + 1, n);
-    int64_t h0 = 2 * H + rnn_split(H, k, n), h1 = 2 * H + rnn_split(H, k + 1, n);
-    GEMM(DT, true, false, I, c1 - c0, TB, 1, w->x, I, w->dG + c0, GH, 0, w->dW + c0, GH);
-    GEMM(DT, false, true, r1 - r0, I, GH, 1, w->dG + r0 * GH, GH, w->W, GH, 0, w->dx + r0 * I, I);
-    switch (c->cell) {
-    case LG_RNN_GRU: GEMM(DT, true, false, H, c1 - c0, TB, 1, w->hprev, H, w->dHG + c0, GH, 0, w->dU + c0, GH); break;
-    case LG_RNN_GRU_RESET_BEFORE: /* columns below 2H from h_{t-1}, U_h's from r h */
-        if (z0 < z1) GEMM(DT, true, false, H, z1 - z0, TB, 1, w->hprev, H, w->dG + z0, GH, 0, w->dU + z0, GH);
-        if (h0 < h1) GEMM(DT, true, false, H, h1 - h0, TB, 1, w->rh, H, w->dG + h0, GH, 0, w->dU + h0, GH);
-        break;
-    default: GEMM(DT, true, false, H, c1 - c0, TB, 1, w->hprev, H, w->dG + c0, GH, 0, w->dU + c0, GH); break;
+    int64_t count = FN(wgrad_count)(w->c);
+    for (int64_t i = count * k / n; i < count * (k + 1) / n; i++) {
+        lg_status st = FN(wgrad_block)(w, i);
+        if (st) return st;
     }
-    if (!w->db) return LG_OK;
-    FN(col_sums)(w->db + c0, w->dG + c0, GH, TB, c1 - c0);
-    if (c->cell != LG_RNN_GRU) return LG_OK;
-    /* the recurrent biases: z's and r's gradients are the input's (dHG's
-     * columns equal dG's there), h~'s is summed from dHG; [c0, m) and
-     * [m0, c1) are this part's columns below 2 H and from 2 H */
-    int64_t m = c1 < 2 * H ? c1 : 2 * H, m0 = c0 > 2 * H ? c0 : 2 * H;
-    if (c0 < m) memcpy(w->db + GH + c0, w->db + c0, (size_t)(m - c0) * sizeof(T));
-    if (m0 < c1) FN(col_sums)(w->db + GH + m0, w->dHG + m0, GH, TB, c1 - m0);
     return LG_OK;
 }
 
@@ -947,14 +969,17 @@ LG_RNN_CLONES static lg_status FN(backward)(const lg_rnn_ctx *c, const lg_buf *i
     lg_status st = rnn_steps(c, FN(backward_part), &a, &bar);
     free(UT);
 
-    /* the weight gradients and dx, one GEMM each over all T B rows (unit
-     * split: dU only, the steps did the rest), split in parts as the steps
-     * were, so OpenBLAS's own pool is never woken and left spinning beside
-     * the next regions */
+    /* the weight gradients and dx over all T B rows (unit split: dU only,
+     * the steps did the rest), in fixed blocks over the thread budget's
+     * parts, each on one thread, so OpenBLAS's own pool is never woken and
+     * left spinning beside the next regions */
     FN(wgrad) w = {.c = c, .x = x, .W = W, .hprev = hm ? hm : a.hprev, .rh = ws + c->planes.rh * TB * H, .dG = dG,
                    .dHG = a.dHG, .dW = out[L->g_dw].data, .dU = out[L->g_du].data,
                    .db = L->g_db >= 0 ? out[L->g_db].data : NULL, .dx = out[L->g_dx].data};
-    if (!st) st = c->parts == 1 ? FN(wgrad_part)(&w, 0, 1) : lg_cpu_parallel(c->parts, FN(wgrad_part), &w);
+    int64_t blocks = FN(wgrad_count)(c);
+    int wparts = lg_cpu_threads(DT);
+    if (wparts > blocks) wparts = (int)blocks;
+    if (!st) st = wparts <= 1 ? FN(wgrad_part)(&w, 0, 1) : lg_cpu_parallel(wparts, FN(wgrad_part), &w);
     free(hm);
     return st;
 }

@@ -99,6 +99,18 @@ static inline int64_t rnn_split(int64_t rows, int k, int n)
     return r < rows ? r : rows;
 }
 
+/* C = alpha op(A) op(B) + beta C on this thread alone (gemm.h's one-thread
+ * products). */
+static inline lg_status rnn_gemm_one(lg_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+                                     const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *cc,
+                                     int64_t ldc)
+{
+    if (m == 0 || n == 0) return LG_OK;
+    lg_gemm_args g = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc};
+    if (dt == LG_F32) return lg_gemm_f32_one(&g, (float)alpha, a, b, (float)beta, cc);
+    return lg_gemm_f64_one(&g, alpha, a, b, beta, cc);
+}
+
 /* C = alpha op(A) op(B) + beta C inside the steps: on one thread when the
  * steps run in parts (cpu_pool.h), lg_cpu_gemm's choice otherwise. */
 static inline lg_status rnn_gemm(const lg_rnn_ctx *c, lg_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
@@ -106,11 +118,21 @@ static inline lg_status rnn_gemm(const lg_rnn_ctx *c, lg_dtype dt, bool ta, bool
                           int64_t ldc)
 {
     if (c->parts == 1) return lg_cpu_gemm(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc);
-    if (m == 0 || n == 0) return LG_OK;
-    lg_gemm_args g = {.trans_a = ta, .trans_b = tb, .m = m, .n = n, .k = k, .lda = lda, .ldb = ldb, .ldc = ldc};
-    if (dt == LG_F32) return lg_gemm_f32_one(&g, (float)alpha, a, b, (float)beta, cc);
-    return lg_gemm_f64_one(&g, alpha, a, b, beta, cc);
+    return rnn_gemm_one(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc);
 }
+
+/* The backward's products over all T B rows (dW, dU, db, dx) come in
+ * blocks whose shapes do not depend on the thread count: RNN_WG_COLS
+ * columns of a weight gradient, RNN_WG_ROWS rows of dx, each one GEMM on
+ * one thread, spread over the thread budget's parts whole. OpenBLAS's bits
+ * for an element can depend on where its product's rows and columns end
+ * (Haswell's sgemm does, and a multithreaded GEMM cuts its product where
+ * its threads' shares end), so shapes that followed the split would change
+ * bits with the thread count. Multiples of 16; large enough that packing a
+ * block's other operand again costs little. */
+enum { RNN_WG_COLS = 512, RNN_WG_ROWS = 1024 };
+
+static inline int64_t rnn_blocks(int64_t n, int64_t block) { return (n + block - 1) / block; }
 
 /* Runs a kernel's step loop `task` in c->parts parts: with split units,
  * all at once meeting at bar, or as one part on this thread when they
