@@ -519,14 +519,20 @@ typedef struct FN(fwd_job) {
     lg_cpu_barrier *bar; /* c->cols: the parts' step barrier */
 } FN(fwd_job);
 
-/* Part k of the input projection: a block of the T B rows. */
+/* Part k of n of the input projection: its share of the T B rows' blocks
+ * of RNN_WG_ROWS (cpu_rnn_kernels.h), each one GEMM on this thread, so that
+ * no product's shape depends on the thread count. */
 static lg_status FN(project_part)(void *arg, int k, int n)
 {
     const FN(fwd_job) *j = arg;
     const lg_rnn_ctx *c = j->c;
-    int64_t TB = c->steps * c->B, r0 = rnn_split(TB, k, n), r1 = rnn_split(TB, k + 1, n);
-    GEMM(DT, false, false, r1 - r0, c->GH, c->I, 1, j->a->x + r0 * c->I, c->I, j->a->W, c->GH, 0,
-         j->a->gate + r0 * c->GH, c->GH);
+    int64_t TB = c->steps * c->B, blocks = rnn_blocks(TB, RNN_WG_ROWS);
+    for (int64_t i = blocks * k / n; i < blocks * (k + 1) / n; i++) {
+        int64_t r0 = i * RNN_WG_ROWS, r1 = r0 + RNN_WG_ROWS < TB ? r0 + RNN_WG_ROWS : TB;
+        lg_status st = rnn_gemm_one(DT, false, false, r1 - r0, c->GH, c->I, 1, j->a->x + r0 * c->I, c->I, j->a->W,
+                                    c->GH, 0, j->a->gate + r0 * c->GH, c->GH);
+        if (st) return st;
+    }
     return LG_OK;
 }
 
@@ -595,11 +601,12 @@ LG_RNN_CLONES static lg_status FN(forward)(const lg_rnn_ctx *c, const lg_buf *in
     /* the input projection of every step at once, where the steps do not
      * make it (forward only: per step; the unit split: in its products);
      * biases join in the gate pass */
-    bool project = !c->forward_only && !c->cols;
-    if (project && c->parts == 1)
-        st = lg_cpu_gemm(DT, false, false, TB, c->GH, c->I, 1, a.x, c->I, a.W, c->GH, 0, a.gate, c->GH);
-    else if (project)
-        st = lg_cpu_parallel(c->parts, FN(project_part), &job);
+    if (!c->forward_only && !c->cols) {
+        int64_t blocks = rnn_blocks(TB, RNN_WG_ROWS);
+        int pparts = lg_cpu_threads(DT);
+        if (pparts > blocks) pparts = (int)blocks;
+        st = pparts <= 1 ? FN(project_part)(&job, 0, 1) : lg_cpu_parallel(pparts, FN(project_part), &job);
+    }
     if (!st) st = rnn_steps(c, FN(forward_part), &job, &bar);
     free(job.scratch);
     free(a.PU);
@@ -858,20 +865,6 @@ LG_RNN_CLONES static void FN(col_sums)(T *s, const T *X, int64_t ld, int64_t row
     for (int64_t r = 0; r < rows; r++) FN(add)(s, X + r * ld, n);
 }
 
-/* How many blocks the backward's products over all T B rows come in
- * (RNN_WG_COLS, cpu_rnn_kernels.h): dW's column blocks (db's columns with
- * them), dU's, then dx's row blocks; the unit split's steps did dW, db and
- * dx, so there dU's only. The reset-before GRU's dU is two products,
- * columns below 2 H (z and r, from h_{t-1}) and from 2 H (h~, from r h),
- * each in blocks from its own first column. */
-static int64_t FN(wgrad_count)(const lg_rnn_ctx *c)
-{
-    int64_t H = c->H, GH = c->GH, TB = c->steps * c->B;
-    int64_t du = c->cell == LG_RNN_GRU_RESET_BEFORE ? rnn_blocks(2 * H, RNN_WG_COLS) + rnn_blocks(H, RNN_WG_COLS)
-                                                    : rnn_blocks(GH, RNN_WG_COLS);
-    return c->cols ? du : rnn_blocks(GH, RNN_WG_COLS) + du + rnn_blocks(TB, RNN_WG_ROWS);
-}
-
 /* A GEMM on this thread alone whose failure ends the block with its status. */
 #define GEMM1(...)                                         \
     do {                                                   \
@@ -879,56 +872,50 @@ static int64_t FN(wgrad_count)(const lg_rnn_ctx *c)
         if (gemm_st_) return gemm_st_;                     \
     } while (0)
 
-/* Block i of FN(wgrad_count)'s, in its order. */
-static lg_status FN(wgrad_block)(const FN(wgrad) *w, int64_t i)
+/* One of the backward's blocks (rnn_wg_block, cpu_rnn_kernels.h). */
+static lg_status FN(wgrad_block)(const FN(wgrad) *w, const lg_rnn_wg_block *b)
 {
     const lg_rnn_ctx *c = w->c;
-    int64_t H = c->H, GH = c->GH, I = c->I, TB = c->steps * c->B;
-    int64_t nw = c->cols ? 0 : rnn_blocks(GH, RNN_WG_COLS);
-    if (i < nw) { /* dW's and db's columns [c0, c1) */
-        int64_t c0 = i * RNN_WG_COLS, c1 = c0 + RNN_WG_COLS < GH ? c0 + RNN_WG_COLS : GH;
-        GEMM1(DT, true, false, I, c1 - c0, TB, 1, w->x, I, w->dG + c0, GH, 0, w->dW + c0, GH);
+    int64_t H = c->H, GH = c->GH, I = c->I, TB = c->steps * c->B, lo = b->lo, hi = b->hi;
+    switch (b->kind) {
+    case LG_RNN_WG_DW: {
+        GEMM1(DT, true, false, I, hi - lo, TB, 1, w->x, I, w->dG + lo, GH, 0, w->dW + lo, GH);
         if (!w->db) return LG_OK;
-        FN(col_sums)(w->db + c0, w->dG + c0, GH, TB, c1 - c0);
+        FN(col_sums)(w->db + lo, w->dG + lo, GH, TB, hi - lo);
         if (c->cell != LG_RNN_GRU) return LG_OK;
         /* the recurrent biases: z's and r's gradients are the input's (dHG's
-         * columns equal dG's there), h~'s is summed from dHG; [c0, m) and
-         * [m0, c1) are this block's columns below 2 H and from 2 H */
-        int64_t m = c1 < 2 * H ? c1 : 2 * H, m0 = c0 > 2 * H ? c0 : 2 * H;
-        if (c0 < m) memcpy(w->db + GH + c0, w->db + c0, (size_t)(m - c0) * sizeof(T));
-        if (m0 < c1) FN(col_sums)(w->db + GH + m0, w->dHG + m0, GH, TB, c1 - m0);
+         * columns equal dG's there), h~'s is summed from dHG; [lo, m) and
+         * [m0, hi) are this block's columns below 2 H and from 2 H */
+        int64_t m = hi < 2 * H ? hi : 2 * H, m0 = lo > 2 * H ? lo : 2 * H;
+        if (lo < m) memcpy(w->db + GH + lo, w->db + lo, (size_t)(m - lo) * sizeof(T));
+        if (m0 < hi) FN(col_sums)(w->db + GH + m0, w->dHG + m0, GH, TB, hi - m0);
         return LG_OK;
     }
-    i -= nw;
-    bool rb = c->cell == LG_RNN_GRU_RESET_BEFORE;
-    int64_t span = rb ? 2 * H : GH, nu = rnn_blocks(span, RNN_WG_COLS), nh = rb ? rnn_blocks(H, RNN_WG_COLS) : 0;
-    if (i < nu) { /* dU's columns [j0, j1) from h_{t-1} */
-        int64_t j0 = i * RNN_WG_COLS, j1 = j0 + RNN_WG_COLS < span ? j0 + RNN_WG_COLS : span;
-        const T *d = c->cell == LG_RNN_GRU ? w->dHG : w->dG;
-        GEMM1(DT, true, false, H, j1 - j0, TB, 1, w->hprev, H, d + j0, GH, 0, w->dU + j0, GH);
+    case LG_RNN_WG_DU: /* from h_{t-1} */
+        GEMM1(DT, true, false, H, hi - lo, TB, 1, w->hprev, H, (c->cell == LG_RNN_GRU ? w->dHG : w->dG) + lo, GH, 0,
+              w->dU + lo, GH);
+        return LG_OK;
+    case LG_RNN_WG_DU_RH: /* the reset-before GRU's U_h columns, from r h */
+        GEMM1(DT, true, false, H, hi - lo, TB, 1, w->rh, H, w->dG + lo, GH, 0, w->dU + lo, GH);
+        return LG_OK;
+    default: /* dx's rows */
+        GEMM1(DT, false, true, hi - lo, I, GH, 1, w->dG + lo * GH, GH, w->W, GH, 0, w->dx + lo * I, I);
         return LG_OK;
     }
-    i -= nu;
-    if (i < nh) { /* the reset-before GRU's U_h columns [j0, j1), from r h */
-        int64_t j0 = 2 * H + i * RNN_WG_COLS, j1 = j0 + RNN_WG_COLS < GH ? j0 + RNN_WG_COLS : GH;
-        GEMM1(DT, true, false, H, j1 - j0, TB, 1, w->rh, H, w->dG + j0, GH, 0, w->dU + j0, GH);
-        return LG_OK;
-    }
-    i -= nh; /* dx's rows [r0, r1) */
-    int64_t r0 = i * RNN_WG_ROWS, r1 = r0 + RNN_WG_ROWS < TB ? r0 + RNN_WG_ROWS : TB;
-    GEMM1(DT, false, true, r1 - r0, I, GH, 1, w->dG + r0 * GH, GH, w->W, GH, 0, w->dx + r0 * I, I);
-    return LG_OK;
 }
 
 #undef GEMM1
 
-/* Part k of n: the blocks [count k / n, count (k + 1) / n). */
+/* Part k of n: its blocks (rnn_wg_mine). */
 static lg_status FN(wgrad_part)(void *arg, int k, int n)
 {
     const FN(wgrad) *w = arg;
-    int64_t count = FN(wgrad_count)(w->c);
-    for (int64_t i = count * k / n; i < count * (k + 1) / n; i++) {
-        lg_status st = FN(wgrad_block)(w, i);
+    double load[n];
+    memset(load, 0, sizeof load);
+    lg_rnn_wg_block b;
+    for (int64_t i = 0; rnn_wg_block(w->c, i, &b); i++) {
+        if (!rnn_wg_mine(load, k, n, b.cost)) continue;
+        lg_status st = FN(wgrad_block)(w, &b);
         if (st) return st;
     }
     return LG_OK;
@@ -976,7 +963,8 @@ LG_RNN_CLONES static lg_status FN(backward)(const lg_rnn_ctx *c, const lg_buf *i
     FN(wgrad) w = {.c = c, .x = x, .W = W, .hprev = hm ? hm : a.hprev, .rh = ws + c->planes.rh * TB * H, .dG = dG,
                    .dHG = a.dHG, .dW = out[L->g_dw].data, .dU = out[L->g_du].data,
                    .db = L->g_db >= 0 ? out[L->g_db].data : NULL, .dx = out[L->g_dx].data};
-    int64_t blocks = FN(wgrad_count)(c);
+    int64_t blocks = 0;
+    for (lg_rnn_wg_block b; rnn_wg_block(c, blocks, &b);) blocks++;
     int wparts = lg_cpu_threads(DT);
     if (wparts > blocks) wparts = (int)blocks;
     if (!st) st = wparts <= 1 ? FN(wgrad_part)(&w, 0, 1) : lg_cpu_parallel(wparts, FN(wgrad_part), &w);

@@ -121,18 +121,82 @@ static inline lg_status rnn_gemm(const lg_rnn_ctx *c, lg_dtype dt, bool ta, bool
     return rnn_gemm_one(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, cc, ldc);
 }
 
-/* The backward's products over all T B rows (dW, dU, db, dx) come in
- * blocks whose shapes do not depend on the thread count: RNN_WG_COLS
- * columns of a weight gradient, RNN_WG_ROWS rows of dx, each one GEMM on
- * one thread, spread over the thread budget's parts whole. OpenBLAS's bits
- * for an element can depend on where its product's rows and columns end
- * (Haswell's sgemm does, and a multithreaded GEMM cuts its product where
- * its threads' shares end), so shapes that followed the split would change
- * bits with the thread count. Multiples of 16; large enough that packing a
- * block's other operand again costs little. */
-enum { RNN_WG_COLS = 512, RNN_WG_ROWS = 1024 };
+/* The products over all T B rows (the forward's input projection; the
+ * backward's dW, dU, db, dx) come in blocks whose shapes follow from the
+ * layer's shape alone, never from the thread count: columns of a weight
+ * gradient in blocks of rnn_wg_cols, rows of dx or of the projection in
+ * blocks of RNN_WG_ROWS, each one GEMM on one thread, the parts running
+ * whole blocks. OpenBLAS's bits for an element can depend on where its
+ * product's rows and columns end (Haswell's sgemm does, and a multithreaded
+ * GEMM cuts its product where its threads' shares end), so shapes that
+ * followed the split would change bits with the thread count. */
+enum { RNN_WG_ROWS = 1024 };
 
 static inline int64_t rnn_blocks(int64_t n, int64_t block) { return (n + block - 1) / block; }
+
+/* The column block for a product of n columns: about an eighth of them, a
+ * multiple of 16 from 64 to 512 (enough blocks to share, few enough that
+ * packing the other operand once per block costs little). */
+static inline int64_t rnn_wg_cols(int64_t n)
+{
+    int64_t w = ((n + 7) / 8 + 15) / 16 * 16;
+    return w < 64 ? 64 : w > 512 ? 512 : w;
+}
+
+/* The backward's blocks, in order: dW's column blocks (db's columns with
+ * them), dU's, then dx's row blocks; the unit split's steps did dW, db and
+ * dx, so there dU's only. The reset-before GRU's dU is two products,
+ * columns below 2 H (z and r, from h_{t-1}) and from 2 H (h~, from r h),
+ * each in blocks from its own first column. */
+typedef enum lg_rnn_wg_kind { LG_RNN_WG_DW, LG_RNN_WG_DU, LG_RNN_WG_DU_RH, LG_RNN_WG_DX } lg_rnn_wg_kind;
+
+typedef struct lg_rnn_wg_block {
+    lg_rnn_wg_kind kind;
+    int64_t lo, hi; /* columns of the gradient (dx: rows) */
+    double cost;    /* multiply-adds */
+} lg_rnn_wg_block;
+
+/* Block i into *b; false past the last. */
+static inline bool rnn_wg_block(const lg_rnn_ctx *c, int64_t i, lg_rnn_wg_block *b)
+{
+    int64_t H = c->H, GH = c->GH, TB = c->steps * c->B;
+    bool rb = c->cell == LG_RNN_GRU_RESET_BEFORE;
+    int64_t span = rb ? 2 * H : GH;
+    struct {
+        lg_rnn_wg_kind kind;
+        int64_t first, end, width;
+        double per; /* multiply-adds per column (dx: per row) */
+    } runs[4] = {{LG_RNN_WG_DW, 0, c->cols ? 0 : GH, rnn_wg_cols(GH), (double)c->I * (double)TB},
+                 {LG_RNN_WG_DU, 0, span, rnn_wg_cols(span), (double)H * (double)TB},
+                 {LG_RNN_WG_DU_RH, 2 * H, rb ? GH : 2 * H, rnn_wg_cols(H), (double)H * (double)TB},
+                 {LG_RNN_WG_DX, 0, c->cols ? 0 : TB, RNN_WG_ROWS, (double)GH * (double)c->I}};
+    for (int r = 0; r < 4; r++) {
+        int64_t n = runs[r].end > runs[r].first ? rnn_blocks(runs[r].end - runs[r].first, runs[r].width) : 0;
+        if (i >= n) {
+            i -= n;
+            continue;
+        }
+        b->kind = runs[r].kind;
+        b->lo = runs[r].first + i * runs[r].width;
+        b->hi = b->lo + runs[r].width < runs[r].end ? b->lo + runs[r].width : runs[r].end;
+        b->cost = runs[r].per * (double)(b->hi - b->lo);
+        return true;
+    }
+    return false;
+}
+
+/* Whether part k of n runs block i: each block in order goes to the part
+ * with the least work so far (the lowest such part), so the parts' shares
+ * balance whatever the blocks' sizes. Callers walk i from 0 with load[n]
+ * zeroed. */
+static inline bool rnn_wg_mine(double *load, int k, int n, double cost)
+{
+    int least = 0;
+    for (int p = 1; p < n; p++)
+        if (load[p] < load[least]) least = p;
+    load[least] += cost;
+    return least == k;
+}
 
 /* Runs a kernel's step loop `task` in c->parts parts: with split units,
  * all at once meeting at bar, or as one part on this thread when they
