@@ -5,8 +5,9 @@
  * other; the first failing part's status and message come back; a
  * together-region of one part runs nothing; a broken barrier releases
  * every waiter; and a child of fork(), taken after the pool's workers
- * started, runs regions on workers of its own instead of waiting for its
- * parent's (which it does not have). Parts record what they see; the
+ * started or while another thread is inside a region, runs regions on
+ * workers of its own instead of waiting for its parent's (which it does
+ * not have). Parts record what they see; the
  * checks run on the test's thread.
  */
 #include <check.h>
@@ -222,6 +223,57 @@ START_TEST(a_forked_child_starts_its_own_workers)
 }
 END_TEST
 
+/* fork() while another thread is inside a region: the fork waits for the
+ * region's end (gemm_openblas.c's atfork handlers), so the child's first
+ * region finds the GEMM pin free. (Before, the child waited forever for a
+ * pin held by a thread it did not have.) */
+typedef struct busy_region {
+    record r;
+    _Atomic bool started;
+} busy_region;
+
+static lg_status linger(void *arg, int k, int n)
+{
+    busy_region *b = arg;
+    note(&b->r, k, n);
+    if (k == 0) {
+        atomic_store(&b->started, true);
+        nap_us(100000);
+    }
+    return LG_OK;
+}
+
+static void *run_lingering(void *arg)
+{
+    busy_region *b = arg;
+    lg_status st = lg_cpu_parallel(N, linger, b);
+    return st == LG_OK ? arg : NULL;
+}
+
+START_TEST(a_fork_during_a_region_waits_for_it)
+{
+    busy_region b = {.r = {.fail_part = -1}};
+    pthread_t other;
+    ck_assert_int_eq(pthread_create(&other, NULL, run_lingering, &b), 0);
+    while (!atomic_load(&b.started)) nap_us(100);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        alarm(10);
+        record c = {.fail_part = -1};
+        _exit(lg_cpu_parallel(N, note, &c) == LG_OK && atomic_load(&c.runs[N - 1]) == 1 ? 0 : 1);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    void *ok = NULL;
+    ck_assert_int_eq(pthread_join(other, &ok), 0);
+    ck_assert_ptr_nonnull(ok);
+    ran_once(&b.r);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child %s",
+                  WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? "hung in its first region" : "failed");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cpu_pool");
@@ -233,6 +285,7 @@ int main(void)
     tcase_add_test(tc, one_part_runs_here_and_never_together);
     tcase_add_test(tc, a_broken_barrier_releases_the_waiters);
     tcase_add_test(tc, a_forked_child_starts_its_own_workers);
+    tcase_add_test(tc, a_fork_during_a_region_waits_for_it);
     suite_add_tcase(s, tc);
     return lg_check_run(s);
 }

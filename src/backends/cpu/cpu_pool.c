@@ -12,7 +12,7 @@
  * Workers are detached and live until the process ends; a worker blocked on
  * a condition variable costs nothing. A child of fork() has none of them:
  * it starts its own at its first region (a fork while another thread is
- * inside a region leaves the child's pin held; fork between calls).
+ * inside a region waits for the region's end: gemm_openblas.c).
  */
 #include <pthread.h>
 #include <sched.h>

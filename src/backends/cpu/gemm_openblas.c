@@ -24,6 +24,20 @@
 
 static pthread_mutex_t switch_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* fork() waits until no thread holds switch_lock (a region, a switched
+ * call), so a child never starts with it held by a thread it does not
+ * have: its first region would wait forever. */
+static void fork_prepare(void) { pthread_mutex_lock(&switch_lock); }
+static void fork_release(void) { pthread_mutex_unlock(&switch_lock); }
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static void register_fork(void) { pthread_atfork(fork_prepare, fork_release, fork_release); }
+
+static void lock_switch(void)
+{
+    pthread_once(&fork_once, register_fork);
+    pthread_mutex_lock(&switch_lock);
+}
+
 static const char *openblas_core(void) { return openblas_get_corename(); }
 
 static int openblas_threads(void) { return openblas_get_num_threads(); }
@@ -49,7 +63,7 @@ static lg_status check_dims(const lg_gemm_args *g)
             call;                                                                                              \
             break;                                                                                             \
         }                                                                                                      \
-        pthread_mutex_lock(&switch_lock);                                                                      \
+        lock_switch();                                                                                         \
         int app = openblas_get_num_threads();                                                                  \
         if ((threads) != app) openblas_set_num_threads(threads);                                               \
         call;                                                                                                  \
@@ -63,7 +77,7 @@ static int pinned_app;
 static void openblas_pin_one(bool on)
 {
     if (on) {
-        pthread_mutex_lock(&switch_lock);
+        lock_switch();
         pinned_app = openblas_get_num_threads();
         if (pinned_app != 1) openblas_set_num_threads(1);
     } else {
