@@ -216,8 +216,8 @@ START_TEST(test_csv_nonfinite)
         ck_assert_int_eq(isnan(v) != 0, cases[i].says[3] == 'n');
         if (!isnan(v)) ck_assert_int_eq(v < 0, cases[i].cell[0] == '-');
         lg_tensor_free(t);
-        free(tmpfiles[--n_tmpfiles]);
         unlink(path);
+        free(tmpfiles[--n_tmpfiles]); /* path itself */
     }
     /* 1e39 and 3.4e38 (just below FLT_MAX) are finite in f64; 3.4e38 also in f32 */
     lg_csv_opts o = lg_csv_opts_default();
