@@ -209,6 +209,7 @@ START_TEST(a_forked_child_starts_its_own_workers)
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
+        signal(SIGALRM, SIG_DFL); /* not Check's handler, which kills the process group */
         alarm(10);
         record c = {.fail_part = -1};
         lg_status st = lg_cpu_parallel(N, note, &c);
@@ -259,6 +260,7 @@ START_TEST(a_fork_during_a_region_waits_for_it)
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
+        signal(SIGALRM, SIG_DFL); /* not Check's handler, which kills the process group */
         alarm(10);
         record c = {.fail_part = -1};
         _exit(lg_cpu_parallel(N, note, &c) == LG_OK && atomic_load(&c.runs[N - 1]) == 1 ? 0 : 1);
