@@ -199,13 +199,10 @@ START_TEST(a_broken_barrier_releases_the_waiters)
 }
 END_TEST
 
-/* The parent's workers started, then fork(): the child's first region must
- * start workers of its own. (Before forget_workers it waited for workers
- * that the child does not have.) The child gets 10 s, then is killed. */
-START_TEST(a_forked_child_starts_its_own_workers)
+/* fork(), and the child runs a region: every part once, parts 1.. on
+ * workers of its own. The child gets 10 s, then is killed. */
+static void child_runs_a_region(void)
 {
-    record r = {.fail_part = -1};
-    ck_assert_int_eq(lg_cpu_parallel(N, note, &r), LG_OK);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -221,6 +218,16 @@ START_TEST(a_forked_child_starts_its_own_workers)
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child %s",
                   WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? "hung in its first region" : "failed");
+}
+
+/* The parent's workers started, then fork(): the child's first region must
+ * start workers of its own. (Before forget_workers it waited for workers
+ * that the child does not have.) */
+START_TEST(a_forked_child_starts_its_own_workers)
+{
+    record r = {.fail_part = -1};
+    ck_assert_int_eq(lg_cpu_parallel(N, note, &r), LG_OK);
+    child_runs_a_region();
 }
 END_TEST
 
@@ -257,22 +264,11 @@ START_TEST(a_fork_during_a_region_waits_for_it)
     pthread_t other;
     ck_assert_int_eq(pthread_create(&other, NULL, run_lingering, &b), 0);
     while (!atomic_load(&b.started)) nap_us(100);
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0) {
-        signal(SIGALRM, SIG_DFL); /* not Check's handler, which kills the process group */
-        alarm(10);
-        record c = {.fail_part = -1};
-        _exit(lg_cpu_parallel(N, note, &c) == LG_OK && atomic_load(&c.runs[N - 1]) == 1 ? 0 : 1);
-    }
-    int status = 0;
-    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    child_runs_a_region();
     void *ok = NULL;
     ck_assert_int_eq(pthread_join(other, &ok), 0);
     ck_assert_ptr_nonnull(ok);
     ran_once(&b.r);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child %s",
-                  WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM ? "hung in its first region" : "failed");
 }
 END_TEST
 

@@ -56,13 +56,15 @@ static inline __attribute__((always_inline)) void FN(st)(T *p, VT v, int64_t m)
 
 #define LD(p) FN(ld)(p, m_)
 #define ST(p, v) FN(st)(p, v, m_)
-/* A GEMM whose failure ends the kernel with its status: one thread each
- * when the kernel runs in parts (rnn_gemm). */
-#define GEMM(...)                                          \
+/* A call whose failure ends the function with its status. */
+#define TRY(call)                                          \
     do {                                                   \
-        lg_status gemm_st_ = rnn_gemm(c, __VA_ARGS__);     \
-        if (gemm_st_) return gemm_st_;                     \
+        lg_status try_st_ = (call);                        \
+        if (try_st_) return try_st_;                       \
     } while (0)
+/* A GEMM of the steps: one thread each when the kernel runs in parts
+ * (rnn_gemm). */
+#define GEMM(...) TRY(rnn_gemm(c, __VA_ARGS__))
 #define FOR_V(n, ...)                                                                      \
     for (int64_t j = 0, m_; (m_ = (n) - j < VL ? (n) - j : VL) > 0; j += VL) {             \
         __VA_ARGS__                                                                        \
@@ -520,18 +522,17 @@ typedef struct FN(fwd_job) {
 } FN(fwd_job);
 
 /* Part k of n of the input projection: its share of the T B rows' blocks
- * of RNN_WG_ROWS (cpu_rnn_kernels.h), each one GEMM on this thread, so that
+ * (rnn_wg_width, cpu_rnn_kernels.h), each one GEMM on this thread, so that
  * no product's shape depends on the thread count. */
 static lg_status FN(project_part)(void *arg, int k, int n)
 {
     const FN(fwd_job) *j = arg;
     const lg_rnn_ctx *c = j->c;
-    int64_t TB = c->steps * c->B, blocks = rnn_blocks(TB, RNN_WG_ROWS);
+    int64_t TB = c->steps * c->B, rows = rnn_wg_width(TB), blocks = rnn_blocks(TB, rows);
     for (int64_t i = blocks * k / n; i < blocks * (k + 1) / n; i++) {
-        int64_t r0 = i * RNN_WG_ROWS, r1 = r0 + RNN_WG_ROWS < TB ? r0 + RNN_WG_ROWS : TB;
-        lg_status st = rnn_gemm_one(DT, false, false, r1 - r0, c->GH, c->I, 1, j->a->x + r0 * c->I, c->I, j->a->W,
-                                    c->GH, 0, j->a->gate + r0 * c->GH, c->GH);
-        if (st) return st;
+        int64_t r0 = i * rows, r1 = r0 + rows < TB ? r0 + rows : TB;
+        TRY(rnn_gemm_one(DT, false, false, r1 - r0, c->GH, c->I, 1, j->a->x + r0 * c->I, c->I, j->a->W, c->GH, 0,
+                         j->a->gate + r0 * c->GH, c->GH));
     }
     return LG_OK;
 }
@@ -601,12 +602,7 @@ LG_RNN_CLONES static lg_status FN(forward)(const lg_rnn_ctx *c, const lg_buf *in
     /* the input projection of every step at once, where the steps do not
      * make it (forward only: per step; the unit split: in its products);
      * biases join in the gate pass */
-    if (!c->forward_only && !c->cols) {
-        int64_t blocks = rnn_blocks(TB, RNN_WG_ROWS);
-        int pparts = lg_cpu_threads(DT);
-        if (pparts > blocks) pparts = (int)blocks;
-        st = pparts <= 1 ? FN(project_part)(&job, 0, 1) : lg_cpu_parallel(pparts, FN(project_part), &job);
-    }
+    if (!c->forward_only && !c->cols) st = rnn_blocks_run(DT, rnn_blocks(TB, rnn_wg_width(TB)), FN(project_part), &job);
     if (!st) st = rnn_steps(c, FN(forward_part), &job, &bar);
     free(job.scratch);
     free(a.PU);
@@ -865,13 +861,6 @@ LG_RNN_CLONES static void FN(col_sums)(T *s, const T *X, int64_t ld, int64_t row
     for (int64_t r = 0; r < rows; r++) FN(add)(s, X + r * ld, n);
 }
 
-/* A GEMM on this thread alone whose failure ends the block with its status. */
-#define GEMM1(...)                                         \
-    do {                                                   \
-        lg_status gemm_st_ = rnn_gemm_one(__VA_ARGS__);    \
-        if (gemm_st_) return gemm_st_;                     \
-    } while (0)
-
 /* One of the backward's blocks (rnn_wg_block, cpu_rnn_kernels.h). */
 static lg_status FN(wgrad_block)(const FN(wgrad) *w, const lg_rnn_wg_block *b)
 {
@@ -879,7 +868,7 @@ static lg_status FN(wgrad_block)(const FN(wgrad) *w, const lg_rnn_wg_block *b)
     int64_t H = c->H, GH = c->GH, I = c->I, TB = c->steps * c->B, lo = b->lo, hi = b->hi;
     switch (b->kind) {
     case LG_RNN_WG_DW: {
-        GEMM1(DT, true, false, I, hi - lo, TB, 1, w->x, I, w->dG + lo, GH, 0, w->dW + lo, GH);
+        TRY(rnn_gemm_one(DT, true, false, I, hi - lo, TB, 1, w->x, I, w->dG + lo, GH, 0, w->dW + lo, GH));
         if (!w->db) return LG_OK;
         FN(col_sums)(w->db + lo, w->dG + lo, GH, TB, hi - lo);
         if (c->cell != LG_RNN_GRU) return LG_OK;
@@ -892,19 +881,17 @@ static lg_status FN(wgrad_block)(const FN(wgrad) *w, const lg_rnn_wg_block *b)
         return LG_OK;
     }
     case LG_RNN_WG_DU: /* from h_{t-1} */
-        GEMM1(DT, true, false, H, hi - lo, TB, 1, w->hprev, H, (c->cell == LG_RNN_GRU ? w->dHG : w->dG) + lo, GH, 0,
-              w->dU + lo, GH);
+        TRY(rnn_gemm_one(DT, true, false, H, hi - lo, TB, 1, w->hprev, H, (c->cell == LG_RNN_GRU ? w->dHG : w->dG) + lo,
+                         GH, 0, w->dU + lo, GH));
         return LG_OK;
     case LG_RNN_WG_DU_RH: /* the reset-before GRU's U_h columns, from r h */
-        GEMM1(DT, true, false, H, hi - lo, TB, 1, w->rh, H, w->dG + lo, GH, 0, w->dU + lo, GH);
+        TRY(rnn_gemm_one(DT, true, false, H, hi - lo, TB, 1, w->rh, H, w->dG + lo, GH, 0, w->dU + lo, GH));
         return LG_OK;
     default: /* dx's rows */
-        GEMM1(DT, false, true, hi - lo, I, GH, 1, w->dG + lo * GH, GH, w->W, GH, 0, w->dx + lo * I, I);
+        TRY(rnn_gemm_one(DT, false, true, hi - lo, I, GH, 1, w->dG + lo * GH, GH, w->W, GH, 0, w->dx + lo * I, I));
         return LG_OK;
     }
 }
-
-#undef GEMM1
 
 /* Part k of n: its blocks (rnn_wg_mine). */
 static lg_status FN(wgrad_part)(void *arg, int k, int n)
@@ -963,11 +950,7 @@ LG_RNN_CLONES static lg_status FN(backward)(const lg_rnn_ctx *c, const lg_buf *i
     FN(wgrad) w = {.c = c, .x = x, .W = W, .hprev = hm ? hm : a.hprev, .rh = ws + c->planes.rh * TB * H, .dG = dG,
                    .dHG = a.dHG, .dW = out[L->g_dw].data, .dU = out[L->g_du].data,
                    .db = L->g_db >= 0 ? out[L->g_db].data : NULL, .dx = out[L->g_dx].data};
-    int64_t blocks = 0;
-    for (lg_rnn_wg_block b; rnn_wg_block(c, blocks, &b);) blocks++;
-    int wparts = lg_cpu_threads(DT);
-    if (wparts > blocks) wparts = (int)blocks;
-    if (!st) st = wparts <= 1 ? FN(wgrad_part)(&w, 0, 1) : lg_cpu_parallel(wparts, FN(wgrad_part), &w);
+    if (!st) st = rnn_blocks_run(DT, rnn_wg_count(c), FN(wgrad_part), &w);
     free(hm);
     return st;
 }
@@ -976,6 +959,7 @@ LG_RNN_CLONES static lg_status FN(backward)(const lg_rnn_ctx *c, const lg_buf *i
 #undef TAIL_COPY
 #undef NR
 #undef GEMM
+#undef TRY
 #undef ST
 #undef LD
 #undef VL

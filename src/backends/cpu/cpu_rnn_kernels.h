@@ -123,24 +123,31 @@ static inline lg_status rnn_gemm(const lg_rnn_ctx *c, lg_dtype dt, bool ta, bool
 
 /* The products over all T B rows (the forward's input projection; the
  * backward's dW, dU, db, dx) come in blocks whose shapes follow from the
- * layer's shape alone, never from the thread count: columns of a weight
- * gradient in blocks of rnn_wg_cols, rows of dx or of the projection in
- * blocks of RNN_WG_ROWS, each one GEMM on one thread, the parts running
- * whole blocks. OpenBLAS's bits for an element can depend on where its
- * product's rows and columns end (Haswell's sgemm does, and a multithreaded
- * GEMM cuts its product where its threads' shares end), so shapes that
- * followed the split would change bits with the thread count. */
-enum { RNN_WG_ROWS = 1024 };
-
+ * layer's shape alone, never from the thread count (rnn_wg_width), each
+ * one GEMM on one thread, the parts running whole blocks (rnn_blocks_run).
+ * OpenBLAS's bits for an element can depend on where its product's rows
+ * and columns end (Haswell's sgemm does, and a multithreaded GEMM cuts its
+ * product where its threads' shares end), so shapes that followed the
+ * split would change bits with the thread count. */
 static inline int64_t rnn_blocks(int64_t n, int64_t block) { return (n + block - 1) / block; }
 
-/* The column block for a product of n columns: about an eighth of them, a
- * multiple of 16 from 64 to 512 (enough blocks to share, few enough that
- * packing the other operand once per block costs little). */
-static inline int64_t rnn_wg_cols(int64_t n)
+/* The block for n rows or columns of such a product: about an eighth of
+ * them, a multiple of 16 from 64 to 512 (enough blocks to share, few
+ * enough that packing the other operand once per block costs little). */
+static inline int64_t rnn_wg_width(int64_t n)
 {
     int64_t w = ((n + 7) / 8 + 15) / 16 * 16;
     return w < 64 ? 64 : w > 512 ? 512 : w;
+}
+
+/* Runs task over a product's `blocks` blocks in as many parts as the
+ * thread budget for dt allows and there are blocks; one part on this
+ * thread. */
+static inline lg_status rnn_blocks_run(lg_dtype dt, int64_t blocks, lg_cpu_task task, void *arg)
+{
+    int n = lg_cpu_threads(dt);
+    if (n > blocks) n = (int)blocks;
+    return n <= 1 ? task(arg, 0, 1) : lg_cpu_parallel(n, task, arg);
 }
 
 /* The backward's blocks, in order: dW's column blocks (db's columns with
@@ -166,10 +173,10 @@ static inline bool rnn_wg_block(const lg_rnn_ctx *c, int64_t i, lg_rnn_wg_block 
         lg_rnn_wg_kind kind;
         int64_t first, end, width;
         double per; /* multiply-adds per column (dx: per row) */
-    } runs[4] = {{LG_RNN_WG_DW, 0, c->cols ? 0 : GH, rnn_wg_cols(GH), (double)c->I * (double)TB},
-                 {LG_RNN_WG_DU, 0, span, rnn_wg_cols(span), (double)H * (double)TB},
-                 {LG_RNN_WG_DU_RH, 2 * H, rb ? GH : 2 * H, rnn_wg_cols(H), (double)H * (double)TB},
-                 {LG_RNN_WG_DX, 0, c->cols ? 0 : TB, RNN_WG_ROWS, (double)GH * (double)c->I}};
+    } runs[4] = {{LG_RNN_WG_DW, 0, c->cols ? 0 : GH, rnn_wg_width(GH), (double)c->I * (double)TB},
+                 {LG_RNN_WG_DU, 0, span, rnn_wg_width(span), (double)H * (double)TB},
+                 {LG_RNN_WG_DU_RH, 2 * H, rb ? GH : 2 * H, rnn_wg_width(H), (double)H * (double)TB},
+                 {LG_RNN_WG_DX, 0, c->cols ? 0 : TB, rnn_wg_width(TB), (double)GH * (double)c->I}};
     for (int r = 0; r < 4; r++) {
         int64_t n = runs[r].end > runs[r].first ? rnn_blocks(runs[r].end - runs[r].first, runs[r].width) : 0;
         if (i >= n) {
@@ -183,6 +190,13 @@ static inline bool rnn_wg_block(const lg_rnn_ctx *c, int64_t i, lg_rnn_wg_block 
         return true;
     }
     return false;
+}
+
+static inline int64_t rnn_wg_count(const lg_rnn_ctx *c)
+{
+    int64_t n = 0;
+    for (lg_rnn_wg_block b; rnn_wg_block(c, n, &b);) n++;
+    return n;
 }
 
 /* Whether part k of n runs block i: each block in order goes to the part
