@@ -602,7 +602,9 @@ LG_RNN_CLONES static lg_status FN(forward)(const lg_rnn_ctx *c, const lg_buf *in
     /* the input projection of every step at once, where the steps do not
      * make it (forward only: per step; the unit split: in its products);
      * biases join in the gate pass */
-    if (!c->forward_only && !c->cols) st = rnn_blocks_run(DT, rnn_blocks(TB, rnn_wg_width(TB)), FN(project_part), &job);
+    if (!c->forward_only && !c->cols)
+        st = rnn_blocks_run(DT, rnn_blocks(TB, rnn_wg_width(TB)), (double)TB * (double)c->I * (double)c->GH,
+                            FN(project_part), &job);
     if (!st) st = rnn_steps(c, FN(forward_part), &job, &bar);
     free(job.scratch);
     free(a.PU);
@@ -950,7 +952,9 @@ LG_RNN_CLONES static lg_status FN(backward)(const lg_rnn_ctx *c, const lg_buf *i
     FN(wgrad) w = {.c = c, .x = x, .W = W, .hprev = hm ? hm : a.hprev, .rh = ws + c->planes.rh * TB * H, .dG = dG,
                    .dHG = a.dHG, .dW = out[L->g_dw].data, .dU = out[L->g_du].data,
                    .db = L->g_db >= 0 ? out[L->g_db].data : NULL, .dx = out[L->g_dx].data};
-    if (!st) st = rnn_blocks_run(DT, rnn_wg_count(c), FN(wgrad_part), &w);
+    double madds;
+    int64_t blocks = rnn_wg_count(c, &madds);
+    if (!st) st = rnn_blocks_run(DT, blocks, madds, FN(wgrad_part), &w);
     free(hm);
     return st;
 }

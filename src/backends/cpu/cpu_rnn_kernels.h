@@ -140,12 +140,14 @@ static inline int64_t rnn_wg_width(int64_t n)
     return w < 64 ? 64 : w > 512 ? 512 : w;
 }
 
-/* Runs task over a product's `blocks` blocks in as many parts as the
- * thread budget for dt allows and there are blocks; one part on this
- * thread. */
-static inline lg_status rnn_blocks_run(lg_dtype dt, int64_t blocks, lg_cpu_task task, void *arg)
+/* Runs task over a product's `blocks` blocks, `madds` multiply-adds in
+ * all, in as many parts as the thread budget for dt allows and there are
+ * blocks; one part on this thread, as for a GEMM under LG_GEMM_SMALL_FLOPS
+ * (waking the pool would cost more than it saves; the blocks are the same,
+ * so are the bits). */
+static inline lg_status rnn_blocks_run(lg_dtype dt, int64_t blocks, double madds, lg_cpu_task task, void *arg)
 {
-    int n = lg_cpu_threads(dt);
+    int n = 2 * madds < LG_GEMM_SMALL_FLOPS ? 1 : lg_cpu_threads(dt);
     if (n > blocks) n = (int)blocks;
     return n <= 1 ? task(arg, 0, 1) : lg_cpu_parallel(n, task, arg);
 }
@@ -192,10 +194,12 @@ static inline bool rnn_wg_block(const lg_rnn_ctx *c, int64_t i, lg_rnn_wg_block 
     return false;
 }
 
-static inline int64_t rnn_wg_count(const lg_rnn_ctx *c)
+/* The backward's block count, and their multiply-adds in *madds. */
+static inline int64_t rnn_wg_count(const lg_rnn_ctx *c, double *madds)
 {
     int64_t n = 0;
-    for (lg_rnn_wg_block b; rnn_wg_block(c, n, &b);) n++;
+    *madds = 0;
+    for (lg_rnn_wg_block b; rnn_wg_block(c, n, &b);) n++, *madds += b.cost;
     return n;
 }
 
