@@ -68,6 +68,9 @@ static void *device_random(size_t n, unsigned seed)
     void *d = NULL;
     CUDA(cudaMalloc(&d, n * sizeof *h));
     CUDA(cudaMemcpy(d, h, n * sizeof *h, cudaMemcpyHostToDevice));
+    /* a copy from pageable memory may return before it lands, and the
+     * readers run on a non-blocking stream, which does not wait for it */
+    CUDA(cudaDeviceSynchronize());
     free(h);
     return d;
 }
@@ -104,6 +107,7 @@ static double direct(const sizes *z, cudaStream_t stream, const void *x, const v
     int32_t *dev_lengths;
     CUDA(cudaMalloc((void **)&dev_lengths, (size_t)z->batch * sizeof *dev_lengths));
     CUDA(cudaMemcpy(dev_lengths, lengths, (size_t)z->batch * sizeof *lengths, cudaMemcpyHostToDevice));
+    CUDA(cudaDeviceSynchronize()); /* as in device_random */
     float fill = 0;
     cudnnRNNDataDescriptor_t xd, yd;
     DNN(cudnnCreateRNNDataDescriptor(&xd));

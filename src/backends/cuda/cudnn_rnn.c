@@ -23,6 +23,7 @@ struct lg_cudnn_rnn {
     int64_t *map; /* device [layout.size] */
     int32_t *lengths_dev; /* device [batch] */
     int32_t *lengths; /* host [batch]: those of the descriptors */
+    bool described;      /* the data descriptors, lengths_dev and the spaces are set for `lengths` */
     bool bound, trained; /* a map is bound; a training forward filled the reserve */
 };
 
@@ -59,22 +60,32 @@ static lg_status handle(lg_cuda_ctx *c, cudnnHandle_t *out)
 
 static const char *kind_name(lg_cell_kind k) { return k == LG_CELL_LSTM ? "LSTM" : k == LG_CELL_GRU ? "GRU" : "SimpleRNN"; }
 
-/* x and y descriptors for lengths (host [batch]). */
-static lg_status set_data(lg_cudnn_rnn *r, const int32_t *lengths)
+/* x and y descriptors for lengths (host [batch]); *same: they were set
+ * for these lengths already, and nothing was done. Every training step
+ * calls this, and most pass the lengths of the step before: resetting the
+ * descriptors and copying the lengths to the device each time is work the
+ * direct cuDNN sequence does not do (cudnnGetRNNTempSpaceSizes, and a copy
+ * from pageable memory that may wait for the stream). */
+static lg_status set_data(lg_cudnn_rnn *r, const int32_t *lengths, bool *same)
 {
     cudnnDataType_t t = r->spec.dtype == LG_F32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
     cudnnRNNDataLayout_t lay =
         r->time_major ? CUDNN_RNN_DATA_LAYOUT_SEQ_MAJOR_UNPACKED : CUDNN_RNN_DATA_LAYOUT_BATCH_MAJOR_UNPACKED;
     int dirs = lg_rnn_directions(&r->spec);
+    *same = r->described;
     for (int64_t b = 0; b < r->batch; b++) {
         int32_t len = lengths ? lengths[b] : (int32_t)r->max_steps;
         if (len < 1 || len > r->max_steps)
             return lg_fail(LG_ERR_INVALID_ARGUMENT, "cuDNN %s: length %d of example %lld outside [1, %lld]",
                            kind_name(r->spec.kind), (int)len, (long long)b, (long long)r->max_steps);
-        r->lengths[b] = len;
+        *same = *same && r->lengths[b] == len;
     }
-    float fill_f = 0;
-    double fill_d = 0;
+    if (*same) return LG_OK;
+    r->described = false;
+    for (int64_t b = 0; b < r->batch; b++) r->lengths[b] = lengths ? lengths[b] : (int32_t)r->max_steps;
+    /* the descriptors keep where their padding fill is, not only its value */
+    static float fill_f = 0;
+    static double fill_d = 0;
     void *fill = r->spec.dtype == LG_F32 ? (void *)&fill_f : (void *)&fill_d;
     lg_status st = dnn_status(cudnnSetRNNDataDescriptor(r->x_desc, t, lay, (int)r->max_steps, (int)r->batch,
                                                         (int)r->spec.input_dim, r->lengths, fill),
@@ -147,13 +158,19 @@ static lg_status read_layout(lg_cudnn_rnn *r, cudnnHandle_t h)
             st = dnn_status(cudnnGetTensorNdDescriptor(m_desc, 8, &t, &nb, dims, strides), "cudnnGetTensorNdDescriptor",
                             what);
             if (st) break;
+            if (nb < 2 || !m_addr) {
+                st = lg_fail(LG_ERR_RUNTIME, "cuDNN %s: %s: a weight matrix of %d dimensions at %p", kind_name(r->spec.kind),
+                             what, nb, m_addr);
+                break;
+            }
             m->w_off = (int64_t)(((char *)m_addr - (char *)r->weights) / (ptrdiff_t)es);
-            m->rows = nb >= 2 ? dims[nb - 2] : 1;
+            m->rows = dims[nb - 2];
             m->cols = dims[nb - 1];
             if (b_addr) {
                 st = dnn_status(cudnnGetTensorNdDescriptor(b_desc, 8, &t, &nb, dims, strides),
                                 "cudnnGetTensorNdDescriptor", what);
                 if (st) break;
+                if (nb < 1) continue; /* an empty descriptor: no bias */
                 m->b_off = (int64_t)(((char *)b_addr - (char *)r->weights) / (ptrdiff_t)es);
                 m->b_len = 1;
                 for (int i = 0; i < nb; i++) m->b_len *= dims[i];
@@ -177,6 +194,12 @@ lg_status lg_cudnn_rnn_new(lg_cuda_ctx *c, const lg_rnn_spec *s, int64_t batch, 
         (s->dtype != LG_F32 && s->dtype != LG_F64))
         return lg_fail(LG_ERR_INVALID_ARGUMENT, "cuDNN %s: batch %lld, steps %lld, %d layers or dtype %d not usable",
                        kind_name(s->kind), (long long)batch, (long long)max_steps, s->layers, (int)s->dtype);
+    /* cuDNN's tensor descriptors take int dimensions and strides: the
+     * states' [L*D, B, u] stride B u, and a step's rows of features */
+    int64_t widest = s->units * lg_rnn_directions(s) > s->input_dim ? s->units * lg_rnn_directions(s) : s->input_dim;
+    if (widest > INT32_MAX / batch)
+        return lg_fail(LG_ERR_UNSUPPORTED, "cuDNN %s: batch %lld times %lld features is past cuDNN's int sizes",
+                       kind_name(s->kind), (long long)batch, (long long)widest);
     cudnnHandle_t h;
     lg_status st = handle(c, &h);
     if (st) return st;
@@ -218,14 +241,16 @@ lg_status lg_cudnn_rnn_new(lg_cuda_ctx *c, const lg_rnn_spec *s, int64_t batch, 
         st = dnn_status(cudnnSetTensorNdDescriptor(r->h_desc, t, 3, dims, strides), "cudnnSetTensorNdDescriptor",
                         "states [L*D, B, u]");
     }
+    bool same;
     if (!st) st = lg_cuda_alloc(c, (size_t)batch * sizeof(int32_t), (void **)&r->lengths_dev);
-    if (!st) st = set_data(r, NULL);
+    if (!st) st = set_data(r, NULL, &same);
     if (!st) st = dnn_status(cudnnGetRNNWeightSpaceSize(h, r->rnn, &r->weight_bytes), "cudnnGetRNNWeightSpaceSize", kind_name(s->kind));
     if (!st) st = lg_cuda_alloc(c, r->weight_bytes, &r->weights);
     if (!st) st = lg_cuda_alloc(c, r->weight_bytes, &r->dweights);
     if (!st) st = lg_cuda_memset0(c, r->weights, r->weight_bytes);
     if (!st) st = read_layout(r, h);
     if (!st) st = size_spaces(r, h);
+    r->described = !st;
     r->reserve_max = r->reserve_bytes;
     if (st) {
         lg_cudnn_rnn_free(r);
@@ -308,9 +333,11 @@ lg_status lg_cudnn_rnn_forward(lg_cudnn_rnn *r, const int32_t *lengths, bool tra
 lg_status lg_cudnn_rnn_set_lengths(lg_cudnn_rnn *r, const int32_t *lengths)
 {
     cudnnHandle_t h;
+    bool same = false;
     lg_status st = handle(r->ctx, &h);
-    if (!st) st = set_data(r, lengths);
-    if (!st) st = size_spaces(r, h);
+    if (!st) st = set_data(r, lengths, &same);
+    if (!st && !same) st = size_spaces(r, h);
+    if (!st) r->described = true;
     return st;
 }
 
