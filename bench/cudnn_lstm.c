@@ -17,6 +17,7 @@
  *              cuDNN cannot compute: the generic CUDA path, per-step kernels
  *
  *     bench/cudnn_lstm [--units 512] [--batch 64] [--steps 100] [--input 512] [--iters 20] [--tf32]
+ *                      [--report]   (--report: each program's lg_program_report on stderr)
  *
  * Time-major data (cuDNN's SEQ_MAJOR layout, the rnn op's) on every side.
  * Each is timed by the wall clock over --iters steps after 3 warm-up steps,
@@ -77,7 +78,7 @@ static void *device_random(size_t n, unsigned seed)
 
 typedef struct sizes {
     int units, batch, steps, input, iters;
-    bool tf32;
+    bool tf32, report;
 } sizes;
 
 static double now_ms(void)
@@ -241,6 +242,7 @@ static double program_step(const sizes *z, variant v, bool *fused)
     LG(lg_program_compile_opts(g, NULL, 0, grads, np, co, &prog));
     char *report = lg_program_report(prog);
     *fused = report && strstr(report, "fused as lstm") && !strstr(report, "not fused");
+    if (z->report) fprintf(stderr, "---- %s on cuda:0\n%s\n", variant_names[v], report ? report : lg_last_error());
     free(report);
     lg_tensor *out[8];
     for (int i = 0; i < np; i++) out[i] = lg_optimizer_grads(opt)[i];
@@ -275,10 +277,12 @@ int main(int argc, char **argv)
                                                    : NULL;
         if (!strcmp(argv[i], "--tf32")) {
             z.tf32 = true;
+        } else if (!strcmp(argv[i], "--report")) {
+            z.report = true;
         } else if (field && i + 1 < argc && atoi(argv[i + 1]) > 0) {
             *field = atoi(argv[++i]);
         } else {
-            fprintf(stderr, "usage: cudnn_lstm [--units N] [--batch N] [--steps N] [--input N] [--iters N] [--tf32]\n");
+            fprintf(stderr, "usage: cudnn_lstm [--units N] [--batch N] [--steps N] [--input N] [--iters N] [--tf32] [--report]\n");
             return 2;
         }
     }

@@ -670,6 +670,13 @@ START_TEST(test_hoist_custom_cell)
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, B, T, F), 1, 16, -1, 1);
     lg_feed f[1] = {{x, xt}};
     lg_loop_report fwd = loop_report(f, 1, fetch, n, NULL, 0), grad = loop_report(f, 1, fetch, n, NULL, 1);
+    /* the peephole weights' gradients, kept per example; so without
+     * fuse_elementwise too, their [B, U] being small; under recompute also
+     * the bias's, which no GEMM sums after the loop there */
+    int wide = recompute ? 4 : 3;
+    ck_assert_int_eq(grad.n_wide, wide);
+    ck_assert_int_eq(loop_report(f, 1, fetch, n, "fuse_elementwise", 1).n_wide, wide);
+    ck_assert_int_eq(loop_report(f, 1, fetch, n, "hoist", 1).n_wide, 0);
     if (recompute) {
         ck_assert_uint_eq(fwd.hoisted_bytes + grad.hoisted_bytes, 0);
         ck_assert_int_eq(grad.n_sunk, 0);
@@ -685,6 +692,42 @@ START_TEST(test_hoist_custom_cell)
         free(rep);
         lg_program_free(p);
     }
+    lg_tensor_free(xt);
+}
+END_TEST
+
+/* A parameter broadcast over the batch (h' = tanh(x_t W + h p), p [U]):
+ * its gradient accumulator is kept per example, [B, U], when the add joins
+ * the fused kernel that makes its term, or without fusion when [B, U] is
+ * at most hoist.c's CALL_BYTES; here [64, 64] f64 is 32 KiB. The gradients
+ * are the same with hoist off (to 1e-12: the sum runs over the steps, then
+ * the batch). */
+START_TEST(test_hoist_wide_accumulator)
+{
+    enum { WB = 64, WU = 64, WT = 5 };
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, WT, WB, WU)); /* time-major */
+    lg_value w = lg_param(g, "w", LG_F64, lg_shape_of(2, WU, WU)), pw = lg_param(g, "p", LG_F64, lg_shape_of(1, WU));
+    lg_init_uniform(lg_param_tensor(w), -0.2, 0.2, 5, 1);
+    lg_init_uniform(lg_param_tensor(pw), -0.5, 0.5, 5, 2);
+    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, WB, WU), NULL);
+    lg_value h0 = lg_constant(g, "h0", z);
+    lg_tensor_free(z);
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true;
+    lg_loop *l = lg_loop_new(g, "wide", lo);
+    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0);
+    lg_value next = lg_tanh(lg_add(lg_matmul(x_t, lg_loop_invariant(l, w), false, false), lg_mul(h, lg_loop_invariant(l, pw))));
+    lg_loop_next(l, h, next);
+    lg_loop_emit(l, next);
+    lg_value hs;
+    ck_assert_int_eq(lg_loop_end(l, NULL, &hs), LG_OK);
+    lg_value wrt[2] = {w, pw}, fetch[3] = {weighted_sum(hs, 21)};
+    ck_assert_int_eq(lg_grad(g, fetch[0], wrt, 2, fetch + 1), LG_OK);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, WT, WB, WU), 1, 21, -1, 1);
+    lg_feed f[1] = {{x, xt}};
+    check_passes_agree(f, 1, fetch, 3);
+    ck_assert_int_eq(loop_report(f, 1, fetch, 3, NULL, 1).n_wide, 1);
+    ck_assert_int_eq(loop_report(f, 1, fetch, 3, "fuse_elementwise", 1).n_wide, 0);
     lg_tensor_free(xt);
 }
 END_TEST
@@ -1268,6 +1311,7 @@ static Suite *passes_suite(void)
     tcase_add_loop_test(tc, test_hoist_custom_cell, 0, 2);
     tcase_add_loop_test(tc, test_hoist_chunks, 0, 2);
     tcase_add_test(tc, test_hoist_chunk_budget);
+    tcase_add_test(tc, test_hoist_wide_accumulator);
     tcase_add_loop_test(tc, test_hoist_cost_rule, 0, 2);
     tcase_add_test(tc, test_forward_only_saves_nothing);
     tcase_add_test(tc, test_memory_plan_in_place);

@@ -91,6 +91,7 @@ typedef struct lg_loop_spec {
     int n_hoisted;        /* body values computed before the loop as batched ops */
     size_t hoisted_bytes; /* their stacked [T, ...] bytes */
     int n_sunk;           /* accumulators summed after the loop as one op */
+    int n_wide;           /* accumulators kept per example, summed over the batch after the loop */
     /* Hoisted work run per chunk of steps (hoist): before each run of
      * `chunk` steps the executor runs `pre` over those steps of the loop's
      * inputs (a sequence as its [chunk, ...] slice: time-major, so one

@@ -807,7 +807,7 @@ lg_status lg_program_loop_report(const lg_program *p, int i, lg_loop_report *out
     *out = (lg_loop_report){.name = n->name, .gradient = s->gradient, .has_stop = s->has_stop,
                             .memory = (lg_loop_memory)s->memory, .n_residuals = s->n_res, .steps = s->steps,
                             .n_hoisted = s->n_hoisted, .hoisted_bytes = s->hoisted_bytes, .n_sunk = s->n_sunk,
-                            .body_kernels = st->body->n_steps};
+                            .n_wide = s->n_wide, .body_kernels = st->body->n_steps};
     if (s->n_seq) out->steps = p->locs[p->args[st->first_in]].port.shape.dims[0];
     for (int k = 0; k < st->body->n_steps; k++) {
         const lg_node *b = &st->body->graph->nodes[st->body->steps[k].node];
@@ -872,6 +872,7 @@ char *lg_program_report(const lg_program *p)
                      mib(r.residual_bytes), mib(r.state_bytes));
         fprintf(t, "; hoisted %d values, %.2f MiB", r.n_hoisted, mib(r.hoisted_bytes));
         if (r.n_sunk) fprintf(t, "; %d accumulators summed by batched GEMMs", r.n_sunk);
+        if (r.n_wide) fprintf(t, "; %d accumulators kept per example", r.n_wide);
         if (r.fused_kernels) fprintf(t, "; %d elementwise ops fused into %d kernels", r.fused_ops, r.fused_kernels);
         fprintf(t, "\n");
     }

@@ -22,6 +22,15 @@
  * costs a GEMM and an add per step. Likewise a per-step output y_t = v_t W
  * (a gradient loop's dx_t = dG_t W^T) is one GEMM over the stacked v.
  *
+ * Kept per example (gradient loops): an accumulator acc' = acc +
+ * sum_to(g_t, like) that is not summed after the loop (its g_t is not
+ * stacked: a peephole or layer-norm weight's gradient) becomes a state of
+ * g_t's shape, acc_w' = acc_w + g_t, from zeros, and acc + sum_to(acc_w,
+ * like) after the loop: per step one add that joins the fused kernel making
+ * g_t, instead of a reduction over the batch and an add of two more calls
+ * (on a GPU, two launches). Only where that holds, or g_t is at most
+ * CALL_BYTES, and nothing reads the accumulator's saved states.
+ *
  * The cost rule: moving a product out of the loop does the same flops; it
  * trades what each step does for the weight against a stack. Per step, the
  * loop's own GEMM v_t W packs all of W [K, N] (OpenBLAS copies it for every
@@ -77,6 +86,9 @@ typedef struct loop_ctx {
     int n_fronts;
     sink *sinks;
     int n_sinks;
+    sink *wides; /* sum_to accumulators kept per example (find_wides) */
+    int n_wides;
+    const bool *read; /* per output of the loop node: whether anything reads it */
     bool *y_after; /* per per-step output: computed after the loop */
     int n_y_after;
     /* Frontier values computed per chunk of steps (see lg_loop_spec.pre):
@@ -170,13 +182,19 @@ static void classify(loop_ctx *c)
  * moves out). */
 static bool stacks_ok(const loop_ctx *c) { return c->s->memory != LG_LOOP_RECOMPUTE; }
 
-/* Bytes of body value r per step (a dim the user's body leaves unknown, -1,
- * is the batch). */
-static size_t step_bytes(const loop_ctx *c, lg_ref r)
+/* Body value r's port in a step (a dim the user's body leaves unknown, -1,
+ * is the batch), and its bytes. */
+static lg_port step_port(const loop_ctx *c, lg_ref r)
 {
     lg_port p = c->body->nodes[r.node].out[r.out];
     for (int d = 0; d < p.shape.rank; d++)
         if (p.shape.dims[d] < 0) p.shape.dims[d] = c->batch;
+    return p;
+}
+
+static size_t step_bytes(const loop_ctx *c, lg_ref r)
+{
+    lg_port p = step_port(c, r);
     return lg_port_bytes(&p);
 }
 
@@ -259,35 +277,37 @@ static int readers(const loop_ctx *c, lg_ref r)
     return n;
 }
 
-/* Accumulators of a gradient loop: state k with next = add(state, f), the
- * state read by nothing else, f = matmul(a [B, I], g [B, N], trans_a) or
- * sum_to(g, like) with `like` invariant. */
-static bool find_sinks(loop_ctx *c)
+/* Whether state k of a gradient loop is an accumulator: next = add(state,
+ * f), the state read by nothing else, f = matmul(a [B, I], g [B, N],
+ * trans_a) or sum_to(g, like) with `like` invariant; *sk says which. */
+static bool accumulator(const loop_ctx *c, int k, sink *sk)
 {
     const lg_loop_spec *s = c->s;
     const lg_graph *b = c->body;
+    int32_t acc = s->inputs[s->n_seq + k];
+    lg_ref next = s->outputs[k];
+    const lg_node *add = &b->nodes[next.node];
+    if (!s->gradient || add->op != LG_OP_ADD || readers(c, (lg_ref){acc, 0}) != 1 || readers(c, next) != 1) return false;
+    int other = add->in[0].node == acc ? 1 : add->in[1].node == acc ? 0 : -1;
+    if (other < 0) return false;
+    lg_ref f = add->in[other];
+    const lg_node *fn = &b->nodes[f.node];
+    if (!lg_shape_equal(fn->out[0].shape, add->out[0].shape)) return false; /* no broadcasting in the add */
+    *sk = (sink){.state = k, .op = fn->op, .a = fn->in[0], .b = fn->in[1]};
+    if (fn->op == LG_OP_MATMUL)
+        return fn->attrs.trans_a && !fn->attrs.trans_b && rank_of(b, fn->in[0]) == 2 && rank_of(b, fn->in[1]) == 2 &&
+               c->kind[fn->in[0].node] != K_INV && c->kind[fn->in[1].node] != K_INV;
+    return fn->op == LG_OP_SUM_TO && c->kind[fn->in[0].node] != K_INV && c->kind[fn->in[1].node] == K_INV;
+}
+
+/* The accumulators summed after the loop (the sinks; see the top). */
+static bool find_sinks(loop_ctx *c)
+{
+    const lg_loop_spec *s = c->s;
     c->sinks = calloc((size_t)(s->n_state ? s->n_state : 1), sizeof *c->sinks);
     if (!c->sinks) return false;
-    for (int k = 0; s->gradient && stacks_ok(c) && k < s->n_state; k++) {
-        int32_t acc = s->inputs[s->n_seq + k];
-        lg_ref next = s->outputs[k];
-        const lg_node *add = &b->nodes[next.node];
-        if (add->op != LG_OP_ADD || readers(c, (lg_ref){acc, 0}) != 1 || readers(c, next) != 1) continue;
-        int other = add->in[0].node == acc ? 1 : add->in[1].node == acc ? 0 : -1;
-        if (other < 0) continue;
-        lg_ref f = add->in[other];
-        const lg_node *fn = &b->nodes[f.node];
-        if (!lg_shape_equal(fn->out[0].shape, add->out[0].shape)) continue; /* no broadcasting in the add */
-        sink sk = {.state = k, .op = fn->op};
-        if (fn->op == LG_OP_MATMUL && fn->attrs.trans_a && !fn->attrs.trans_b && rank_of(b, fn->in[0]) == 2 &&
-            rank_of(b, fn->in[1]) == 2 && c->kind[fn->in[0].node] != K_INV && c->kind[fn->in[1].node] != K_INV)
-            sk.a = fn->in[0], sk.b = fn->in[1];
-        else if (fn->op == LG_OP_SUM_TO && c->kind[fn->in[0].node] != K_INV && c->kind[fn->in[1].node] == K_INV)
-            sk.a = fn->in[0], sk.b = fn->in[1];
-        else
-            continue;
-        c->sinks[c->n_sinks++] = sk;
-    }
+    for (int k = 0; stacks_ok(c) && k < s->n_state; k++)
+        if (accumulator(c, k, &c->sinks[c->n_sinks])) c->n_sinks++;
     /* a sum_to pays only when its g is stacked anyway (a sequence, or the g
      * of a matmul sink): stacking g for it alone costs T*B rows of memory to
      * save one small add per step */
@@ -318,6 +338,45 @@ static bool find_sinks(loop_ctx *c)
     free(emitted);
     if (gain < cost) c->n_sinks = 0;
     return true;
+}
+
+static bool is_sunk_state(const loop_ctx *c, int k);
+
+/* The accumulators kept per example (see the top): the sum_to ones that
+ * are not sinks, whose saved states nothing reads, where the wide add
+ * costs no more than the two calls it saves: fused into the kernel that
+ * makes g (the backend fuses elementwise ops), or g small. */
+static bool find_wides(loop_ctx *c)
+{
+    const lg_loop_spec *s = c->s;
+    c->wides = calloc((size_t)(s->n_state ? s->n_state : 1), sizeof *c->wides);
+    if (!c->wides) return false;
+    const lg_node probe = {.op = LG_OP_FUSED_ELEMENTWISE};
+    bool fuses = c->cg->backend && c->cg->backend->supports_op(c->cg->backend, &probe) &&
+                 lg_pass_on(c->cg, "fuse_elementwise");
+    for (int k = 0; k < s->n_state; k++) {
+        sink sk;
+        if (is_sunk_state(c, k) || !accumulator(c, k, &sk) || sk.op != LG_OP_SUM_TO || c->read[s->n_state + s->n_y + k])
+            continue;
+        if (fuses || step_bytes(c, sk.a) <= CALL_BYTES) c->wides[c->n_wides++] = sk;
+    }
+    return true;
+}
+
+/* The wide accumulator whose next value body node i makes, or NULL. */
+static const sink *wide_at(const loop_ctx *c, int32_t i)
+{
+    for (int w = 0; w < c->n_wides; w++)
+        if (c->s->outputs[c->wides[w].state].node == i) return &c->wides[w];
+    return NULL;
+}
+
+/* The wide accumulator of state k, or NULL. */
+static const sink *wide_state(const loop_ctx *c, int k)
+{
+    for (int w = 0; w < c->n_wides; w++)
+        if (c->wides[w].state == k) return &c->wides[w];
+    return NULL;
 }
 
 /* Per-step outputs y_t = v_t W (W invariant), read by nothing else in the
@@ -623,6 +682,14 @@ static lg_status build_post(loop_ctx *c, lg_loop_spec *d, const lg_rewrite *br)
     return LG_OK;
 }
 
+/* A wide accumulator's initial value: zeros of its g's step shape. Its
+ * own initial value joins after the loop (wide_value). */
+static lg_value wide_zeros(loop_ctx *c, const sink *w)
+{
+    lg_port p = step_port(c, w->a);
+    return lg_broadcast_to(lg_scalar(c->r->dst, p.dtype, 0), p.shape);
+}
+
 /* The new body: the old one's needed nodes with the frontier values read
  * from new inputs, the sunk states gone. Fills rb->spec. */
 static lg_status build_body(loop_ctx *c, rebuilt *rb)
@@ -659,8 +726,14 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
     for (int k = 0; !st && k < c->n_in; k++)
         if (!(k >= s->n_seq && k < s->n_seq + s->n_state && is_sunk_state(c, k - s->n_seq))) need[s->inputs[k]] = true;
     for (int f = 0; !st && f < c->n_fronts; f++) need[c->fronts[f].node] = true; /* each becomes an input */
-    for (int32_t i = b->n_nodes - 1; !st && i >= 0; i--)
+    for (int32_t i = b->n_nodes - 1; !st && i >= 0; i--) {
+        const sink *w = need[i] ? wide_at(c, i) : NULL;
+        if (w) { /* acc + a, not acc + sum_to(a, like) */
+            need[s->inputs[s->n_seq + w->state]] = need[w->a.node] = true;
+            continue;
+        }
         for (int j = 0; need[i] && !c->front[i] && j < b->nodes[i].n_in; j++) need[b->nodes[i].in[j].node] = true;
+    }
     /* copy; a frontier node's values become new inputs (one per output) */
     int32_t *front_in = malloc((size_t)(c->n_fronts ? c->n_fronts : 1) * sizeof *front_in);
     if (!st && !front_in) st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
@@ -686,6 +759,14 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
             }
             continue;
         }
+        const sink *w = wide_at(c, i);
+        if (w) {
+            lg_value acc = lg_rewrite_value(&br, (lg_ref){s->inputs[s->n_seq + w->state], 0});
+            lg_value next = lg_add(acc, lg_rewrite_value(&br, w->a));
+            if (!lg_value_ok(next)) st = lg_cgraph_fail(nb, "hoist");
+            else *lg_rewrite_at(&br, (lg_ref){i, 0}) = (lg_ref){next.node, next.output};
+            continue;
+        }
         int k = c->input_k[i];
         lg_port port;
         if (k >= 0) { /* the concrete step port */
@@ -694,6 +775,8 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
                 for (int d = 0; d + 1 < port.shape.rank; d++) port.shape.dims[d] = port.shape.dims[d + 1];
                 port.shape.rank--;
             }
+            w = k >= s->n_seq && k < s->n_seq + s->n_state ? wide_state(c, k - s->n_seq) : NULL;
+            if (w) port = step_port(c, w->a); /* a wide accumulator: g's shape */
         }
         if (lg_rewrite_copy(&br, i, NULL, k >= 0 ? &port : NULL) < 0) st = lg_cgraph_fail(nb, "hoist");
     }
@@ -722,7 +805,8 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
             if (part == 1 && is_sunk_state(c, k - first)) continue;
             if (pre_inputs) pre_inputs[ni] = c->pre_in[k];
             inputs[ni] = lg_rewrite_at(&br, (lg_ref){s->inputs[k], 0})->node;
-            rb->in[ni++] = lg_rewrite_value(c->r, loop->in[k]);
+            const sink *w = part == 1 ? wide_state(c, k - first) : NULL;
+            rb->in[ni++] = w ? wide_zeros(c, w) : lg_rewrite_value(c->r, loop->in[k]);
         }
         for (int f = 0; part != 1 && f < c->n_fronts; f++)
             if (!c->chunked[f] && (c->kind[c->fronts[f].node] == K_SEQ) == (part == 0)) {
@@ -778,6 +862,7 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
         d->n_y = n_y + rb->n_emit, d->n_res = n_res;
         d->n_hoisted = s->n_hoisted + c->n_fronts;
         d->n_sunk = s->n_sunk + c->n_sinks;
+        d->n_wide = s->n_wide + c->n_wides;
         for (int f = 0; f < c->n_fronts; f++)
             if (c->kind[c->fronts[f].node] == K_SEQ)
                 d->hoisted_bytes += lg_port_bytes(lg_value_port(c->chunked[f] ? pre_value(c, c->fronts[f]) : lifted_value(c, c->fronts[f])));
@@ -842,14 +927,29 @@ static lg_value rows_of(loop_ctx *c, rebuilt *rb, int32_t id, lg_ref v)
     return rows;
 }
 
+/* init + sum for state k's initial value init, or sum where init is zeros
+ * of sum's shape. */
+static lg_value plus_init(loop_ctx *c, int k, lg_value sum)
+{
+    lg_ref init_ref = c->r->src->nodes[c->node].in[c->s->n_seq + k];
+    lg_value init = lg_rewrite_value(c->r, init_ref);
+    return is_zeros(c->r->src, init_ref) && lg_value_ok(sum) && lg_shape_equal(lg_value_shape(sum), lg_value_shape(init))
+               ? sum
+               : lg_add(init, sum);
+}
+
+/* After the loop: a wide accumulator's final value, init + sum_to(acc, like)
+ * of the loop's output k_new (its sum over all steps, per example). */
+static lg_value wide_value(loop_ctx *c, int32_t id, int k_new, const sink *w)
+{
+    return plus_init(c, w->state, lg_sum_to(lg_value_of(c->r->dst, id, k_new), lifted_value(c, w->b)));
+}
+
 /* After the loop: each sunk state's final value, init + X^T G or
  * init + sum_to(G, like), with X, G as rows [T*B, ...] over all steps (the
  * add goes when init is zeros). */
 static lg_value sink_value(loop_ctx *c, rebuilt *rb, int32_t id, const sink *sk)
 {
-    const lg_node *loop = &c->r->src->nodes[c->node];
-    lg_ref init_ref = loop->in[c->s->n_seq + sk->state];
-    lg_value init = lg_rewrite_value(c->r, init_ref);
     lg_value sum;
     if (sk->op == LG_OP_MATMUL) {
         sum = lg_matmul(rows_of(c, rb, id, sk->a), rows_of(c, rb, id, sk->b), true, false);
@@ -859,9 +959,7 @@ static lg_value sink_value(loop_ctx *c, rebuilt *rb, int32_t id, const sink *sk)
         bool rows = ls.rank <= 1 || (ls.rank == 2 && ls.dims[0] == 1);
         sum = lg_sum_to(rows ? rows_of(c, rb, id, sk->a) : stacked(c, rb, id, sk->a), like);
     }
-    return is_zeros(c->r->src, init_ref) && lg_value_ok(sum) && lg_shape_equal(lg_value_shape(sum), lg_value_shape(init))
-               ? sum
-               : lg_add(init, sum);
+    return plus_init(c, sk->state, sum);
 }
 
 static lg_status rebuild_loop(loop_ctx *c)
@@ -881,8 +979,15 @@ static lg_status rebuild_loop(loop_ctx *c)
         dst->nodes[id].is_grad = loop->is_grad;
         const lg_loop_spec *d = dst->nodes[id].attrs.loop;
         int k_new = 0;
-        for (int k = 0; k < s->n_state; k++) {
+        for (int k = 0; !st && k < s->n_state; k++) {
             if (is_sunk_state(c, k)) continue;
+            const sink *w = wide_state(c, k);
+            if (w) { /* its saved states are unread (find_wides) */
+                lg_value v = wide_value(c, id, k_new++, w);
+                if (!lg_value_ok(v)) st = lg_cgraph_fail(dst, "hoist");
+                else *lg_rewrite_at(c->r, (lg_ref){c->node, k}) = (lg_ref){v.node, v.output};
+                continue;
+            }
             *lg_rewrite_at(c->r, (lg_ref){c->node, k}) = (lg_ref){id, k_new};
             *lg_rewrite_at(c->r, (lg_ref){c->node, s->n_state + s->n_y + k}) = (lg_ref){id, d->n_state + d->n_y + k_new};
             k_new++;
@@ -917,10 +1022,11 @@ static lg_status rebuild_loop(loop_ctx *c)
         if (!st && dst->error) st = lg_cgraph_fail(dst, "hoist");
         if (!st)
             lg_cgraph_note(c->cg, "hoist: loop '%s': %d values batched before the steps (%.2f MiB, %d of them per chunk "
-                                  "of %lld steps); %d accumulators summed %s; %d outputs batched after the loop",
+                                  "of %lld steps); %d accumulators summed %s; %d outputs batched after the loop; %d "
+                                  "accumulators kept per example",
                            loop->name, c->n_fronts, (double)d->hoisted_bytes / 1048576.0, c->n_chunked,
                            (long long)(c->n_chunked ? c->chunk : 0), c->n_sinks,
-                           c->sinks_chunked ? "per chunk of steps" : "after the loop", c->n_y_after);
+                           c->sinks_chunked ? "per chunk of steps" : "after the loop", c->n_y_after, c->n_wides);
     }
     rebuilt_free(&rb);
     return st;
@@ -931,7 +1037,7 @@ static lg_status hoist_loop(lg_cgraph *cg, lg_rewrite *r, int32_t node, const bo
 {
     const lg_loop_spec *s = r->src->nodes[node].attrs.loop;
     const lg_graph *b = s->body;
-    loop_ctx c = {.cg = cg, .r = r, .node = node, .s = s, .body = b};
+    loop_ctx c = {.cg = cg, .r = r, .node = node, .s = s, .body = b, .read = read};
     c.res_read = read + 2 * s->n_state + s->n_y;
     c.n_in = s->n_seq + s->n_state + s->n_inv;
     c.n_fetch = s->n_state + s->n_y + s->has_stop + s->n_res;
@@ -964,7 +1070,7 @@ static lg_status hoist_loop(lg_cgraph *cg, lg_rewrite *r, int32_t node, const bo
     for (int32_t i = b->n_nodes - 1; !st && i >= 0; i--)
         for (int j = 0; c.needed[i] && j < b->nodes[i].n_in; j++) c.needed[b->nodes[i].in[j].node] = true;
     if (!st) classify(&c);
-    if (!st && (!find_fronts(&c) || !find_sinks(&c) || !find_outputs_after(&c) || !choose_chunks(&c)))
+    if (!st && (!find_fronts(&c) || !find_sinks(&c) || !find_wides(&c) || !find_outputs_after(&c) || !choose_chunks(&c)))
         st = lg_fail(LG_ERR_OUT_OF_MEMORY, "hoist: out of memory");
     if (!st && c.n_chunked) {
         c.pre = lg_graph_new();
@@ -976,11 +1082,11 @@ static lg_status hoist_loop(lg_cgraph *cg, lg_rewrite *r, int32_t node, const bo
         if (!st) c.pre->is_body = true;
     }
     if (!st) {
-        if (c.n_fronts || c.n_sinks || c.n_y_after) st = rebuild_loop(&c);
+        if (c.n_fronts || c.n_sinks || c.n_wides || c.n_y_after) st = rebuild_loop(&c);
         else if (lg_rewrite_copy(r, node, NULL, NULL) < 0) st = lg_cgraph_fail(r->dst, "hoist");
     }
     free(c.fetch), free(c.input_k), free(c.kind), free(c.needed), free(c.heavy), free(c.front), free(c.lifted);
-    free(c.fronts), free(c.sinks), free(c.y_after), free(c.chunked), free(c.pre_lifted), free(c.pre_in);
+    free(c.fronts), free(c.sinks), free(c.wides), free(c.y_after), free(c.chunked), free(c.pre_lifted), free(c.pre_in);
     free(c.emit), free(c.emit_port), free(c.pays);
     lg_graph_free(c.pre);
     return st;
