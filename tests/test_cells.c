@@ -521,6 +521,17 @@ START_TEST(test_init_apply_errors)
     for (int i = 0; i < 5; i++) ck_assert(lg_tensor_get(t, i) == 1.0);
     ck_assert_int_eq(lg_init_apply(t, LG_INIT_ZEROS, 0, 0), LG_OK);
     for (int i = 0; i < 5; i++) ck_assert(lg_tensor_get(t, i) == 0.0);
+    /* ranges and spreads that describe no distribution; the tensor is left as it was */
+    ck_assert_int_eq(lg_init_uniform(t, 1, 0, 0, 0), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(lg_last_error(), "lg_init_uniform: range [1, 0]: needs finite lo <= hi"), "%s", lg_last_error());
+    ck_assert_int_eq(lg_init_uniform(t, 0, INFINITY, 0, 0), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(lg_init_normal(t, 0, -1, 0, 0), LG_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(lg_last_error(), "lg_init_normal: mean 0, stddev -1"), "%s", lg_last_error());
+    ck_assert_int_eq(lg_init_normal(t, NAN, 1, 0, 0), LG_ERR_INVALID_ARGUMENT);
+    for (int i = 0; i < 5; i++) ck_assert(lg_tensor_get(t, i) == 0.0);
+    ck_assert_int_eq(lg_init_uniform(t, 2, 2, 0, 0), LG_OK); /* a point is a range */
+    ck_assert_int_eq(lg_init_normal(t, 1, 0, 0, 0), LG_OK);
+    for (int i = 0; i < 5; i++) ck_assert(lg_tensor_get(t, i) == 1.0);
     lg_tensor_free(t), lg_tensor_free(i32);
 }
 END_TEST

@@ -662,13 +662,14 @@ END_TEST
 /* The remaining loop-builder errors, one row each: what is built, and the
  * fragment the error must contain. */
 enum {
-    E_TRUNCATE_DYNAMIC, E_TRUNCATE_NO_SEQ, E_TWO_STOPS, E_NEXT_NOT_STATE, E_NEXT_TWICE, E_UNROLL_STOP,
+    E_TRUNCATE_DYNAMIC, E_TRUNCATE_NO_SEQ, E_TRUNCATE_NEGATIVE, E_TWO_STOPS, E_NEXT_NOT_STATE, E_NEXT_TWICE, E_UNROLL_STOP,
     E_LENGTHS_F32, E_LENGTHS_BATCH, E_LENGTHS_NO_SEQ, E_LENGTHS_SCALAR_STATE, E_COUNT
 };
 
 static const char *const bad_loop_fragment[E_COUNT] = {
     [E_TRUNCATE_DYNAMIC] = "truncated BPTT needs a static number of steps",
     [E_TRUNCATE_NO_SEQ] = "truncated BPTT needs sequences",
+    [E_TRUNCATE_NEGATIVE] = "truncate -3: expected 0 (full BPTT) or a chunk of steps >= 1",
     [E_TWO_STOPS] = "a second stop condition",
     [E_NEXT_NOT_STATE] = "is not a state of this loop",
     [E_NEXT_TWICE] = "has a next value already",
@@ -684,7 +685,7 @@ START_TEST(test_bad_loops)
     lg_value x = lg_input(g, "x", LG_F32, lg_shape_of(3, 2, _i == E_TRUNCATE_DYNAMIC ? -1 : 3, 4));
     lg_value h0 = lg_input(g, "h0", LG_F32, lg_shape_of(2, 2, 4));
     lg_loop_opts o = lg_loop_opts_default();
-    o.truncate = _i == E_TRUNCATE_DYNAMIC || _i == E_TRUNCATE_NO_SEQ ? 2 : 0;
+    o.truncate = _i == E_TRUNCATE_DYNAMIC || _i == E_TRUNCATE_NO_SEQ ? 2 : _i == E_TRUNCATE_NEGATIVE ? -3 : 0;
     o.unroll = _i == E_UNROLL_STOP;
     o.max_steps = 3;
     if (_i >= E_LENGTHS_F32)

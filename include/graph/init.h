@@ -25,9 +25,11 @@ extern "C" {
 #endif
 LG_API_BEGIN
 
-/* Uniform in [lo, hi). */
+/* Uniform in [lo, hi). LG_ERR_INVALID_ARGUMENT unless lo <= hi, both
+ * finite (t unchanged). */
 lg_status lg_init_uniform(lg_tensor *t, double lo, double hi, uint64_t seed, uint64_t key);
-/* Normal(mean, stddev), Box-Muller over the same stream. */
+/* Normal(mean, stddev), Box-Muller over the same stream.
+ * LG_ERR_INVALID_ARGUMENT unless mean is finite and stddev finite and >= 0. */
 lg_status lg_init_normal(lg_tensor *t, double mean, double stddev, uint64_t seed, uint64_t key);
 /* Keras glorot_uniform: U(-l, l), l = sqrt(6 / (fan_in + fan_out)), with
  * Keras's fans: a kernel [.., fan_in, fan_out] times the product of the

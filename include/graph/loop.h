@@ -112,7 +112,7 @@ typedef struct lg_loop_opts {
                         only); same values and gradients as the loop node */
     int truncate;    /* truncated BPTT: gradients cross no chunk boundary,
                         chunks of this many steps in run order (static T
-                        only); 0 for full BPTT */
+                        only); 0 for full BPTT; negative: an error */
     int64_t max_steps; /* the trip count of a loop with no sequences, or the
                           most steps with a stop condition (lg_loop_until) */
     lg_loop_memory memory; /* default LG_LOOP_SAVE_RESIDUALS */

@@ -1,5 +1,8 @@
 /*
- * loopgrad.h — everything public, in one include.
+ * loopgrad.h — everything public, in one include, but for the headers of
+ * optional parts, which a build may lack: keras.h (built with libhdf5),
+ * distributed_mpi.h and distributed_nccl.h (their own libraries and
+ * pkg-config names), and the viz and plot tools' headers.
  *
  *     #include <graph/loopgrad.h>    // with pkg-config --cflags loopgrad
  */

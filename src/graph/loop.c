@@ -578,6 +578,7 @@ static lg_status end(lg_loop *l, lg_value *states_out, lg_value *outputs_out, in
         fail(l, "unroll needs sequences and no stop condition");
     for (int k = 0; !l->failed && k < P[STATE].n; k++)
         if (!lg_value_ok(l->next[k])) fail(l, "state %d has no next value (lg_loop_next)", k);
+    if (!l->failed && l->opts.truncate < 0) fail(l, "truncate %d: expected 0 (full BPTT) or a chunk of steps >= 1", l->opts.truncate);
     if (!l->failed && l->opts.truncate > 0 && P[SEQ].n == 0) fail(l, "truncated BPTT needs sequences");
     bool masked = l->opts.lengths.graph || l->opts.mask.graph;
     if (!l->failed && masked && P[SEQ].n == 0) fail(l, "%s need sequences", l->opts.mask.graph ? "masks" : "lengths");

@@ -63,6 +63,8 @@ lg_status lg_init_uniform(lg_tensor *t, double lo, double hi, uint64_t seed, uin
 {
     lg_status st = check_float(t, "lg_init_uniform");
     if (st) return st;
+    if (!(lo <= hi) || !isfinite(lo) || !isfinite(hi))
+        return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_init_uniform: range [%g, %g]: needs finite lo <= hi", lo, hi);
     for (int64_t i = 0; i < lg_tensor_numel(t); i++) lg_tensor_set(t, i, lo + (hi - lo) * lg_philox_uniform(seed, key, i));
     return LG_OK;
 }
@@ -71,6 +73,9 @@ lg_status lg_init_normal(lg_tensor *t, double mean, double stddev, uint64_t seed
 {
     lg_status st = check_float(t, "lg_init_normal");
     if (st) return st;
+    if (!isfinite(mean) || !(stddev >= 0) || !isfinite(stddev))
+        return lg_fail(LG_ERR_INVALID_ARGUMENT, "lg_init_normal: mean %g, stddev %g: needs a finite mean and stddev >= 0",
+                       mean, stddev);
     for (int64_t i = 0; i < lg_tensor_numel(t); i++) {
         uint32_t w[4];
         philox(seed, key, (uint64_t)i, w);
