@@ -68,7 +68,7 @@ static int parse(int argc, char **argv, args *a)
         {"checkpoint", CLI_OUTPUT, &a->checkpoint, 0, 0, "FILE", "save the trained weights (safetensors)"},
         {"history", CLI_OUTPUT, &a->history, 0, 0, "FILE", "write the per-epoch logs as CSV"},
         {"data", CLI_TEXT, &a->data, 0, 0, "DIR", "the Fashion-MNIST IDX files"},
-        {"device", CLI_TEXT, &a->device, 0, 0, "DEV", "where training runs: cpu or cuda:N"},
+        {"device", CLI_DEVICE, &a->device, 0, 0, NULL, "where training runs: cpu or cuda:N"},
         CLI_PLOT_FLAG(&a->out), CLI_GRAPH_FLAGS(&a->out),
         {"distributed", CLI_SWITCH, &a->distributed, 0, 0, NULL, "train data-parallel over MPI (under mpirun)"},
 #if LG_KERAS

@@ -26,7 +26,7 @@ enum { MAX_FLAGS = 32, HELP = MAX_FLAGS };
 
 static const char *meta_of(const cli_flag *f)
 {
-    static const char *const by_type[] = {"N", "N", "X", "N", "TEXT", "", "FILE"};
+    static const char *const by_type[] = {"N", "N", "X", "N", "TEXT", "", "FILE", "DEV"};
     static_assert(sizeof by_type / sizeof by_type[0] == CLI_TYPE_COUNT, "a meta per type");
     return f->meta ? f->meta : by_type[f->type];
 }
@@ -40,7 +40,8 @@ static void print_default(FILE *out, const cli_flag *f)
     case CLI_DOUBLE: fprintf(out, "%g", *(const double *)f->value); break;
     case CLI_SEED: fprintf(out, "%" PRIu64, *(const uint64_t *)f->value); break;
     case CLI_TEXT:
-    case CLI_OUTPUT: {
+    case CLI_OUTPUT:
+    case CLI_DEVICE: {
         const char *s = *(const char *const *)f->value;
         if (!s) fputs("none", out);
         else fprintf(out, strpbrk(s, " \t") ? "'%s'" : "%s", s); /* quoted when spaces matter */
@@ -97,9 +98,19 @@ static bool set_value(const cli *c, const cli_flag *f, const char *v)
     case CLI_TEXT:
     case CLI_OUTPUT: *(const char **)f->value = v; return true;
     case CLI_SWITCH: *(bool *)f->value = true; return true;
+    case CLI_DEVICE: {
+        int n = -1;
+        if (strcmp(v, "cpu") && !(sscanf(v, "cuda:%d%n", &(int){0}, &n) == 1 && n == (int)strlen(v) && v[5] >= '0' &&
+                                  v[5] <= '9'))
+            break;
+        *(const char **)f->value = v;
+        return true;
+    }
     case CLI_TYPE_COUNT: break;
     }
-    if (f->type == CLI_SEED)
+    if (f->type == CLI_DEVICE)
+        fprintf(stderr, "%s: --%s '%s': not a device (cpu or cuda:N, N the GPU's number)\n", c->prog, f->name, v);
+    else if (f->type == CLI_SEED)
         fprintf(stderr, "%s: --%s '%s': not an integer in 0 to %" PRIu64 "\n", c->prog, f->name, v, UINT64_MAX);
     else
         fprintf(stderr, "%s: --%s '%s': not a %s in %.15g to %.15g\n", c->prog, f->name, v,
@@ -226,6 +237,12 @@ int cli_parse(const cli *c, int argc, char **argv)
         const cli_flag *f = &c->flags[i];
         const char *path = f->type == CLI_OUTPUT ? *(const char *const *)f->value : NULL;
         if (path && !output_ok(c, f, path)) return try_help(c);
+    }
+    /* a bad LG_GEMM or LG_NUM_THREADS fails now too, not at the first product */
+    lg_cpu_gemm_info gemm;
+    if (lg_cpu_gemm_info_get(&gemm) != LG_OK) {
+        fprintf(stderr, "%s: %s\n", c->prog, lg_last_error());
+        return 2;
     }
     printf("%s\n", lg_cpu_gemm_summary()); /* the header names the GEMM that gives every number below */
     return CLI_RUN;

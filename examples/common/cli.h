@@ -54,6 +54,8 @@ typedef enum cli_type {
     CLI_TEXT,   /* const char ** (points into argv) */
     CLI_SWITCH, /* bool *, set by the flag alone (no value) */
     CLI_OUTPUT, /* const char ** (into argv), a file the program writes: checked as above */
+    CLI_DEVICE, /* const char ** (into argv): "cpu" or "cuda:N", checked as spelled (not
+                   whether the device is there: compiling for it says) */
     CLI_TYPE_COUNT
 } cli_type;
 
@@ -113,7 +115,8 @@ enum { CLI_RUN = -1 };
  * after --help (usage printed to stdout); 2 after an unknown flag, a
  * missing or bad value, an output file that cannot be written (its value or
  * its default) or a positional argument (a message naming it and a pointer
- * to --help on stderr). On CLI_RUN it prints the header line naming the GEMM provider,
+ * to --help on stderr), or after a bad LG_GEMM or LG_NUM_THREADS (the
+ * message from lg_cpu_gemm_info_get). On CLI_RUN it prints the header line naming the GEMM provider,
  * its core and threads (lg_cpu_gemm_summary). Allocates nothing that
  * outlives the call. */
 int cli_parse(const cli *c, int argc, char **argv);
