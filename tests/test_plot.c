@@ -90,6 +90,22 @@ END_TEST
 
 static unsigned be32(const unsigned char *p) { return (unsigned)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
 
+/* Keras 3's CSVLogger adds learning_rate beside a schedule (Keras 2: lr):
+ * read past, not taken for a second metric. */
+START_TEST(plot_keras_learning_rate_column)
+{
+    write_file(in_dir("k.csv"), "epoch,accuracy,learning_rate,loss,val_accuracy,val_loss\n0,.5,.001,1.2,.6,1.1\n"
+                                "1,.6,.0005,1.0,.65,1.0\n");
+    ck_assert_msg(lg_plot_history_csv(in_dir("k.csv"), in_dir("k.svg")) == LG_OK, "%s", lg_last_error());
+    write_file(in_dir("k2.csv"), "epoch,loss,lr\n0,1.2,0.01\n");
+    ck_assert_msg(lg_plot_history_csv(in_dir("k2.csv"), in_dir("k2.svg")) == LG_OK, "%s", lg_last_error());
+    long n;
+    char *svg = slurp(in_dir("k.svg"), &n);
+    ck_assert(svg && strstr(svg, "&#x61;&#x63;&#x63;&#x75;&#x72;&#x61;&#x63;&#x79;")); /* "accuracy" is the metric */
+    free(svg);
+}
+END_TEST
+
 START_TEST(plot_png_from_logs)
 {
     lg_epoch_logs logs[3] = {{0, 1.0, 0.5, NAN, NAN, 1}, {1, 0.7, 0.6, NAN, NAN, 1}, {2, 0.5, 0.7, NAN, NAN, 1}};
@@ -197,6 +213,7 @@ int main(void)
     tcase_add_test(tc, plot_svg_is_well_formed);
     tcase_add_test(tc, plot_png_from_logs);
     tcase_add_loop_test(tc, plot_bad_csv_refused, 0, (int)(sizeof BAD / sizeof BAD[0]));
+    tcase_add_test(tc, plot_keras_learning_rate_column);
     tcase_add_test(tc, plot_other_errors);
     tcase_add_test(tc, plot_tool);
     suite_add_tcase(s, tc);

@@ -256,6 +256,7 @@ static lg_status read_header(char *line, const char *path, layout *L, history *h
         if (!strcmp(f[i], "epoch")) slot = &L->epoch;
         else if (!strcmp(f[i], "loss")) slot = &L->col[LOSS];
         else if (!strcmp(f[i], "val_loss")) slot = &L->col[VAL_LOSS];
+        else if (!strcmp(f[i], "lr") || !strcmp(f[i], "learning_rate")) continue; /* Keras's schedule, not a metric */
         else if (!strncmp(f[i], "val_", 4)) slot = &L->col[VAL_METRIC];
         else if (*f[i]) {
             slot = &L->col[METRIC];

@@ -25,7 +25,9 @@
  *
  * The CSV: a header row naming the columns (epoch, loss, val_loss and at
  * most one metric with its val_ column, in any order; Keras's CSVLogger
- * writes the same), then one row per epoch of numbers ("nan" allowed).
+ * writes the same, with a learning_rate or lr column where a schedule or
+ * ReduceLROnPlateau ran, which is read past), then one row per epoch of
+ * numbers ("nan" allowed).
  *
  * Errors (lg_status, message in lg_last_error()): LG_ERR_INVALID_ARGUMENT
  * (NULL arguments, an extension other than .svg/.png, a history with no
