@@ -21,7 +21,8 @@
  * and saves the checkpoint (default fashion_mnist.safetensors) and, when
  * asked, the graph and the learning curves. --keras FILE (when built with
  * HDF5) loads weights trained by Keras (keras/train_fashion_mnist.py) into
- * the same layers instead of training, and reports their test accuracy.
+ * the same layers instead of training, and reports their test accuracy; it
+ * saves them only to a --checkpoint given (the default is for training).
  * Defaults: batch 64, SGD lr 0.05 momentum 0.9; one epoch reaches about
  * 0.82 test accuracy (see the README on OpenBLAS cores), --epochs 12
  * reaches 0.890.
@@ -56,10 +57,15 @@ typedef struct args {
     cli_outputs out;
 } args;
 
+/* --checkpoint's default: training writes it; --keras writes a checkpoint
+ * only when --checkpoint is given (then a->checkpoint points into argv),
+ * so testing Keras's weights never replaces a model trained here. */
+static const char default_checkpoint[] = "fashion_mnist.safetensors";
+
 static int parse(int argc, char **argv, args *a)
 {
     *a = (args){.epochs = 1, .batch = 64, .lr = 0.05, .momentum = 0.9, .seed = 1,
-                .checkpoint = "fashion_mnist.safetensors", .data = "/usr/share/datasets/fashion-mnist",
+                .checkpoint = default_checkpoint, .data = "/usr/share/datasets/fashion-mnist",
                 .device = "cpu"};
     const cli_flag flags[] = {
         CLI_EPOCHS(&a->epochs), CLI_BATCH(&a->batch), CLI_LR(&a->lr),
@@ -72,7 +78,8 @@ static int parse(int argc, char **argv, args *a)
         CLI_PLOT_FLAG(&a->out), CLI_GRAPH_FLAGS(&a->out),
         {"distributed", CLI_SWITCH, &a->distributed, 0, 0, NULL, "train data-parallel over MPI (under mpirun)"},
 #if LG_KERAS
-        {"keras", CLI_TEXT, &a->keras, 0, 0, "FILE", "test Keras's weights (.weights.h5) instead of training"},
+        {"keras", CLI_TEXT, &a->keras, 0, 0, "FILE",
+         "test Keras's weights (.weights.h5) instead of training (saved only with --checkpoint)"},
 #endif
     };
     const cli c = {"fashion_mnist", "Trains the Keras RNN guide's LSTM model on Fashion-MNIST and reports test accuracy.",
@@ -197,8 +204,12 @@ static int report(session *S, const args *a)
     if (lg_evaluate(S->tr, S->test, &ev)) return fail("evaluating"); /* every rank: a group step */
     if (lg_dist_rank(S->dist) != 0) return 0;                          /* rank 0 prints and writes */
     printf("test loss %.4f, test accuracy %.4f\n", ev.loss, ev.metric);
-    if (lg_checkpoint_save(a->checkpoint, S->m.g, S->opt)) return fail("saving the checkpoint");
-    printf("checkpoint written to %s\n", a->checkpoint);
+    if (a->keras && a->checkpoint == default_checkpoint) {
+        printf("no checkpoint written (--keras: give --checkpoint FILE to save these weights)\n");
+    } else {
+        if (lg_checkpoint_save(a->checkpoint, S->m.g, S->opt)) return fail("saving the checkpoint");
+        printf("checkpoint written to %s\n", a->checkpoint);
+    }
     return lg_dist_size(S->dist) > 1 ? write_graph(S, a) : 0;
 }
 
