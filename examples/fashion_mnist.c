@@ -275,11 +275,24 @@ static int run(session *S, const args *a)
     return report(S, a);
 }
 
+/* Under mpirun (Open MPI, or a PMI launcher) with more than one process
+ * and no --distributed, each process trains alone on all the data and all
+ * write the same files: say so. */
+static void warn_lone_ranks(const args *a)
+{
+    const char *size = getenv("OMPI_COMM_WORLD_SIZE");
+    if (!size) size = getenv("PMI_SIZE");
+    if (a->distributed || !size || atoi(size) < 2) return;
+    fprintf(stderr, "fashion_mnist: warning: %s processes under mpirun without --distributed: each trains alone and "
+                    "they write the same files\n", size);
+}
+
 int main(int argc, char **argv)
 {
     args a;
     int rc = parse(argc, argv, &a);
     if (rc != CLI_RUN) return rc;
+    warn_lone_ranks(&a);
     session S = {0};
     rc = a.distributed ? join_mpi(&S.dist) : 0;
     if (!rc) rc = run(&S, &a);
