@@ -62,6 +62,28 @@ static bool infer_loop(const lg_node *n, const lg_port *in, lg_port *out, char *
             return false;
         }
     }
+    if (s->masking != LG_LOOP_UNMASKED && !s->gradient && n->n_in > n_in && s->n_seq && in[0].shape.rank >= 2) {
+        /* the lengths (i32 [B]) or the mask (time-major [T, B]) against the
+         * first sequence, as the loop's builder checked what it knew */
+        const lg_port *m = &in[n_in];
+        int64_t T = in[0].shape.dims[0], B = in[0].shape.dims[1];
+        bool by_len = s->masking == LG_LOOP_BY_LENGTHS;
+        int64_t mt = by_len ? T : m->shape.rank == 2 ? m->shape.dims[0] : -2, mb = m->shape.rank ? m->shape.dims[m->shape.rank - 1] : -2;
+        bool fits = (by_len ? m->dtype == LG_I32 && m->shape.rank == 1 : m->shape.rank == 2) && (mt == T || mt < 0 || T < 0) &&
+                    (mb == B || mb < 0 || B < 0);
+        if (!fits && by_len) {
+            snprintf(err, size, "the lengths, %s %s, are not one per example of a batch of %lld (the sequences are %s, "
+                                "time-major)", lg_dtype_name(m->dtype), lg_shape_cstr(m->shape), (long long)B,
+                     lg_shape_cstr(in[0].shape));
+            return false;
+        }
+        if (!fits) {
+            snprintf(err, size, "the mask, %s time-major, does not have the sequences' %lld steps and batch %lld (they "
+                                "are %s, time-major)", lg_shape_cstr(m->shape), (long long)T, (long long)B,
+                     lg_shape_cstr(in[0].shape));
+            return false;
+        }
+    }
     lg_port ports[n_in > 0 ? n_in : 1], body_out[n_body_out > 0 ? n_body_out : 1];
     for (int k = 0; k < n_in; k++) ports[k] = k < s->n_seq ? step_port(in[k]) : in[k];
     if (lg_body_ports(s->body, s->inputs, ports, n_in, s->outputs, n_body_out, body_out)) {
