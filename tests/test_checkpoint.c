@@ -479,9 +479,9 @@ static const broken_case BROKEN[] = {
     {"empty_file", NULL, 0, 0, 0, LG_ERR_IO, "0 bytes, shorter than the 8-byte header length"},
     {"five_bytes", NULL, 0, 5, 0, LG_ERR_IO, "5 bytes, shorter than the 8-byte header length"},
     {"huge_header_length", "{}", UINT64_MAX, 0, 0, LG_ERR_IO,
-     "header length 18446744073709551615 is beyond the 2 bytes"},
-    {"header_length_2_63", "{}", (uint64_t)1 << 63, 0, 0, LG_ERR_IO, "header length 9223372036854775808 is beyond"},
-    {"header_beyond_file", "{}", 3, 0, 0, LG_ERR_IO, "header length 3 is beyond the 2 bytes that follow it"},
+     "not a safetensors file (its header length, 18446744073709551615, is beyond the 2 bytes"},
+    {"header_length_2_63", "{}", (uint64_t)1 << 63, 0, 0, LG_ERR_IO, "header length, 9223372036854775808, is beyond"},
+    {"header_beyond_file", "{}", 3, 0, 0, LG_ERR_IO, "its header length, 3, is beyond the 2 bytes that follow it"},
     {"truncated_header", ONE(F32_2(0, 8)), 0, 8, 20, LG_ERR_IO, "is beyond the"},
     {"truncated_data", ONE(F32_2(0, 8)), 0, 8, 3, LG_ERR_IO, "'a': data_offsets [0, 8] beyond the 5 data bytes"},
     /* the JSON */

@@ -275,6 +275,7 @@ START_TEST(test_null_scope_name_is_error)
 {
     lg_scope_push(g, NULL);
     ck_assert_ptr_nonnull(lg_graph_error(g));
+    ck_assert_str_eq(lg_graph_error(g), "lg_scope_push: the scope name is NULL");
 }
 END_TEST
 

@@ -672,7 +672,7 @@ static const char *const bad_loop_fragment[E_COUNT] = {
     [E_TRUNCATE_NEGATIVE] = "truncate -3: expected 0 (full BPTT) or a chunk of steps >= 1",
     [E_TWO_STOPS] = "a second stop condition",
     [E_NEXT_NOT_STATE] = "is not a state of this loop",
-    [E_NEXT_TWICE] = "has a next value already",
+    [E_NEXT_TWICE] = "state 0 (initial value 'h0') has a next value already",
     [E_UNROLL_STOP] = "unroll needs sequences and no stop condition",
     [E_LENGTHS_F32] = "lengths 'len' must be i32 [B] with the batch of sequence 'x' [2, 3, 4], got f32 [2]",
     [E_LENGTHS_BATCH] = "got i32 [5]",

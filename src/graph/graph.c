@@ -165,8 +165,12 @@ lg_status lg_graph_fail_status(lg_graph *g, lg_status s, const char *fmt, ...)
 void lg_scope_push(lg_graph *g, const char *name)
 {
     if (!g) return;
-    if (!name || !name[0] || strchr(name, '/')) {
-        lg_graph_fail(g, "lg_scope_push: scope name '%s' must be non-empty and contain no '/'", name ? name : "(null)");
+    if (!name) {
+        lg_graph_fail(g, "lg_scope_push: the scope name is NULL");
+        return;
+    }
+    if (!name[0] || strchr(name, '/')) {
+        lg_graph_fail(g, "lg_scope_push: scope name '%s' must be non-empty and contain no '/'", name);
         return;
     }
     size_t a = strlen(g->scope), b = strlen(name);

@@ -157,7 +157,7 @@ void lg_loop_next(lg_loop *l, lg_value state, lg_value next)
     const binding *b = &l->parts[STATE];
     for (int k = 0; k < b->n; k++)
         if (state.graph == l->body && state.node == b->body_in[k]) {
-            if (lg_value_ok(l->next[k])) fail(l, "state %s has a next value already", lg_value_name(state));
+            if (lg_value_ok(l->next[k])) fail(l, "state %d (initial value '%s') has a next value already", k, lg_value_name(b->outer[k]));
             l->next[k] = next;
             return;
         }

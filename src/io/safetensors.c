@@ -244,8 +244,8 @@ static lg_status parse(const char *src, const unsigned char *buf, size_t len, bo
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = n << 8 | buf[i];
     if (n > len - 8)
-        return lg_fail(LG_ERR_IO, "%s: header length %llu is beyond the %zu bytes that follow it",
-                       src, (unsigned long long)n, len - 8);
+        return lg_fail(LG_ERR_IO, "%s: not a safetensors file (its header length, %llu, is beyond the %zu bytes that "
+                                  "follow it)", src, (unsigned long long)n, len - 8);
     json_error_t jerr;
     json_t *root = json_loadb((const char *)buf + 8, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
