@@ -508,6 +508,29 @@ START_TEST(test_orthogonal)
 }
 END_TEST
 
+/* From 512 columns on, the Q comes from LAPACK's Householder QR (cells.c):
+ * the same Q as Gram-Schmidt's to rounding: orthonormal, and R = Q^T A
+ * upper triangular with a positive diagonal (sampled rows and columns). */
+START_TEST(test_orthogonal_householder)
+{
+    enum { M = 600, N = 512 };
+    lg_tensor *q = new_tensor(LG_F64, lg_shape_of(2, M, N)), *a = new_tensor(LG_F64, lg_shape_of(2, M, N));
+    ck_assert_int_eq(lg_init_apply(q, LG_INIT_ORTHOGONAL, 5, 6), LG_OK);
+    ck_assert_int_eq(lg_init_normal(a, 0, 1, 5, 6), LG_OK);
+    double err = orthogonality_error(q, true);
+    ck_assert_msg(err < 1e-13, "Q^T Q - I: %g", err);
+    const double *qd = lg_tensor_cdata(q), *ad = lg_tensor_cdata(a);
+    for (int i = 0; i < N; i += 7)
+        for (int j = 0; j < N; j += 5) {
+            double r = 0;
+            for (int k = 0; k < M; k++) r += qd[k * N + i] * ad[k * N + j];
+            if (i == j) ck_assert_msg(r > 1e-3, "R[%d][%d] = %g, want > 0", i, j, r);
+            if (i > j) ck_assert_msg(fabs(r) < 1e-11, "R[%d][%d] = %g, want 0", i, j, r);
+        }
+    lg_tensor_free(q), lg_tensor_free(a);
+}
+END_TEST
+
 START_TEST(test_init_apply_errors)
 {
     lg_tensor *t = new_tensor(LG_F64, lg_shape_of(1, 5)), *i32 = new_tensor(LG_I32, lg_shape_of(2, 2, 2));
@@ -781,6 +804,7 @@ int main(void)
 
     tc = tcase_create("init");
     tcase_add_test(tc, test_orthogonal);
+    tcase_add_test(tc, test_orthogonal_householder);
     tcase_add_test(tc, test_init_apply_errors);
     tcase_add_test(tc, test_cell_init);
     tcase_add_test(tc, test_seed_determinism);

@@ -49,6 +49,10 @@ typedef enum lg_initializer {
  * Orthogonal is Keras's (gain 1): on the [rows, cols] view of t (cols = its
  * last dim), the Q of the QR of a normal [max, min] matrix (lg_init_normal),
  * with R's diagonal made positive, transposed when rows < cols; rank >= 2.
+ * Below 512 columns of that matrix (an LSTM or GRU of fewer than 512 units)
+ * the Q comes from Gram-Schmidt, from LAPACK's Householder QR above (the
+ * same Q to rounding, in a fraction of the time: an LSTM(2048)'s in
+ * seconds, not minutes).
  * Errors: LG_ERR_INVALID_ARGUMENT (NULL, not an lg_initializer),
  * LG_ERR_DTYPE (i32), LG_ERR_SHAPE (orthogonal on rank < 2). */
 lg_status lg_init_apply(lg_tensor *t, lg_initializer init, uint64_t seed, uint64_t key);

@@ -10,6 +10,7 @@
  */
 #include <assert.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "graph/cells.h"
@@ -84,11 +85,78 @@ lg_cell_opts lg_cell_opts_default(lg_cell_kind kind, int units)
 
 /* ---- initializers -------------------------------------------------------- */
 
+/* LAPACK's Householder QR (in OpenBLAS, which every build links). */
+void dgeqrf_(const int *m, const int *n, double *a, const int *lda, double *tau, double *work, const int *lwork,
+             int *info);
+void dorgqr_(const int *m, const int *n, const int *k, double *a, const int *lda, const double *tau, double *work,
+             const int *lwork, int *info);
+
+/* From this many columns on, the Q comes from Householder QR (LAPACK,
+ * blocked: seconds for an LSTM(4096)'s [4096, 16384]); below, from
+ * Gram-Schmidt, whose cost, 8 m n^2 flops in dependent sums, grows to
+ * minutes there (U 1024: 4.8 s). Both give the Q of A's QR whose R has a
+ * positive diagonal, to rounding; the switch keeps the bits of every
+ * model below it. */
+enum { ORTHO_QR_COLS = 512 };
+
+/* The m x n column-major q (column j at q + j m) orthonormalised in place
+ * by modified Gram-Schmidt, run twice per column ("twice is enough"); its
+ * R has a positive diagonal by construction. False for a rank-deficient
+ * draw (probability zero). */
+static bool gram_schmidt(double *q, int64_t m, int64_t n)
+{
+    for (int64_t j = 0; j < n; j++) {
+        double *qj = q + j * m;
+        for (int pass = 0; pass < 2; pass++)
+            for (int64_t k = 0; k < j; k++) {
+                const double *qk = q + k * m;
+                double dot = 0;
+                for (int64_t i = 0; i < m; i++) dot += qk[i] * qj[i];
+                for (int64_t i = 0; i < m; i++) qj[i] -= dot * qk[i];
+            }
+        double norm = 0;
+        for (int64_t i = 0; i < m; i++) norm += qj[i] * qj[i];
+        norm = sqrt(norm);
+        if (!(norm > 0)) return false;
+        for (int64_t i = 0; i < m; i++) qj[i] /= norm;
+    }
+    return true;
+}
+
+/* The same Q by Householder QR: dgeqrf, R's diagonal signs, dorgqr, and
+ * each column times its sign (as Keras does). */
+static lg_status householder(double *q, int64_t m, int64_t n, bool *full_rank)
+{
+    if (m > INT32_MAX / 2 || n > INT32_MAX / 2)
+        return lg_fail(LG_ERR_SHAPE, "orthogonal initializer: %lld x %lld is past LAPACK's int", (long long)m, (long long)n);
+    int M = (int)m, N = (int)n, info = 0, lwork = -1;
+    double query = 0;
+    dgeqrf_(&M, &N, q, &M, NULL, &query, &lwork, &info);
+    double q2 = 0;
+    dorgqr_(&M, &N, &N, q, &M, NULL, &q2, &lwork, &info);
+    lwork = (int)(query > q2 ? query : q2);
+    double *tau = malloc((size_t)n * sizeof *tau), *work = malloc((size_t)(lwork > 1 ? lwork : 1) * sizeof *work);
+    signed char *sign = malloc((size_t)n);
+    lg_status st = tau && work && sign ? LG_OK : lg_fail(LG_ERR_OUT_OF_MEMORY, "orthogonal initializer: out of memory");
+    if (!st) dgeqrf_(&M, &N, q, &M, tau, work, &lwork, &info);
+    *full_rank = true;
+    for (int64_t j = 0; !st && !info && j < n; j++) {
+        double r = q[j * m + j];
+        *full_rank = *full_rank && r != 0;
+        sign[j] = r < 0 ? -1 : 1;
+    }
+    if (!st && !info) dorgqr_(&M, &N, &N, q, &M, tau, work, &lwork, &info);
+    if (!st && info) st = lg_fail(LG_ERR_RUNTIME, "orthogonal initializer: LAPACK's QR failed (info %d)", info);
+    for (int64_t j = 0; !st && j < n; j++)
+        if (sign[j] < 0)
+            for (int64_t i = 0; i < m; i++) q[j * m + i] = -q[j * m + i];
+    free(tau), free(work), free(sign);
+    return st;
+}
+
 /* Keras Orthogonal (gain 1): a normal [max(r, c), min(r, c)] matrix A, its
  * thin QR with R's diagonal made positive (Keras multiplies Q by sign(diag
- * R)), Q transposed when r < c. Modified Gram-Schmidt run twice per column
- * ("twice is enough") yields that same Q directly, its R having a positive
- * diagonal by construction. */
+ * R)), Q transposed when r < c. */
 static lg_status init_orthogonal(lg_tensor *t, uint64_t seed, uint64_t key)
 {
     lg_shape s = lg_tensor_shape(t);
@@ -100,32 +168,19 @@ static lg_status init_orthogonal(lg_tensor *t, uint64_t seed, uint64_t key)
     lg_status st = lg_tensor_new(LG_F64, (lg_shape){2, {m, n}}, &a);
     if (st) return st;
     st = lg_init_normal(a, 0, 1, seed, key);
-    /* A's columns, each contiguous (qc[j m + i] = A[i, j]): the loops below
-     * walk columns, which in A's row-major order missed the cache at every
-     * element (an LSTM(1024)'s took two minutes) */
+    /* A's columns, each contiguous (qc[j m + i] = A[i, j]): both ways walk
+     * columns, which in A's row-major order missed the cache at every
+     * element */
     double *qc = st ? NULL : malloc((size_t)(m * n) * sizeof *qc);
     if (!st && !qc) st = lg_fail(LG_ERR_OUT_OF_MEMORY, "orthogonal initializer: out of memory for %s", lg_shape_cstr(s));
     const double *ar = lg_tensor_data(a);
     for (int64_t i = 0; !st && i < m; i++)
         for (int64_t j = 0; j < n; j++) qc[j * m + i] = ar[i * n + j];
-    for (int64_t j = 0; !st && j < n; j++) { /* orthonormalised in place, column by column */
-        double *qj = qc + j * m;
-        for (int pass = 0; pass < 2; pass++)
-            for (int64_t k = 0; k < j; k++) {
-                const double *qk = qc + k * m;
-                double dot = 0;
-                for (int64_t i = 0; i < m; i++) dot += qk[i] * qj[i];
-                for (int64_t i = 0; i < m; i++) qj[i] -= dot * qk[i];
-            }
-        double norm = 0;
-        for (int64_t i = 0; i < m; i++) norm += qj[i] * qj[i];
-        norm = sqrt(norm);
-        if (!(norm > 0)) { /* a normal draw in the span of the others: probability zero */
-            st = lg_fail(LG_ERR_RUNTIME, "orthogonal initializer: a rank-deficient draw for %s", lg_shape_cstr(s));
-            break;
-        }
-        for (int64_t i = 0; i < m; i++) qj[i] /= norm;
-    }
+    bool full_rank = true;
+    if (!st && n >= ORTHO_QR_COLS) st = householder(qc, m, n, &full_rank);
+    else if (!st) full_rank = gram_schmidt(qc, m, n);
+    if (!st && !full_rank) /* a normal draw in the span of the others: probability zero */
+        st = lg_fail(LG_ERR_RUNTIME, "orthogonal initializer: a rank-deficient draw for %s", lg_shape_cstr(s));
     for (int64_t i = 0; !st && i < rows; i++) /* t[i, j] = rows >= cols ? Q[i, j] : Q[j, i] */
         for (int64_t j = 0; j < cols; j++) lg_tensor_set(t, i * cols + j, rows >= cols ? qc[j * m + i] : qc[i * m + j]);
     free(qc);

@@ -340,7 +340,40 @@ static bool find_sinks(loop_ctx *c)
     return true;
 }
 
-static bool is_sunk_state(const loop_ctx *c, int k);
+/* Per-step outputs y_t = v_t W (W invariant), read by nothing else in the
+ * body: the loop emits v_t and y is one batched GEMM after it, V W over all
+ * T*B rows (a gradient loop's dx_t = dG_t W^T, whose dG_t is emitted for the
+ * weight gradients anyway). */
+static bool find_outputs_after(loop_ctx *c)
+{
+    const lg_loop_spec *s = c->s;
+    c->y_after = calloc((size_t)(s->n_y ? s->n_y : 1), sizeof *c->y_after);
+    if (!c->y_after) return false;
+    for (int j = 0; !s->has_stop && stacks_ok(c) && j < s->n_y; j++) {
+        lg_ref y = s->outputs[s->n_state + j];
+        const lg_node *n = &c->body->nodes[y.node];
+        if (n->op != LG_OP_MATMUL || n->attrs.trans_a || c->kind[y.node] != K_VAR || c->kind[n->in[0].node] != K_VAR ||
+            c->kind[n->in[1].node] != K_INV || rank_of(c->body, n->in[0]) != 2 || rank_of(c->body, n->in[1]) != 2 ||
+            readers(c, y) != 1)
+            continue;
+        /* the cost rule (above): free when the accumulators emit v_t anyway */
+        bool emitted = false;
+        for (int i = 0; i < c->n_sinks && !emitted; i++)
+            emitted = c->sinks[i].op == LG_OP_MATMUL &&
+                      (find_ref(&c->sinks[i].a, 1, n->in[0]) >= 0 || find_ref(&c->sinks[i].b, 1, n->in[0]) >= 0);
+        if (!emitted && step_bytes(c, n->in[1]) + CALL_BYTES < 2 * step_bytes(c, n->in[0])) continue;
+        c->y_after[j] = true;
+        c->n_y_after++;
+    }
+    return true;
+}
+
+static bool is_sunk_state(const loop_ctx *c, int k)
+{
+    for (int i = 0; i < c->n_sinks; i++)
+        if (c->sinks[i].state == k) return true;
+    return false;
+}
 
 /* The accumulators kept per example (see the top): the sum_to ones that
  * are not sinks, whose saved states nothing reads, where the wide add
@@ -377,41 +410,6 @@ static const sink *wide_state(const loop_ctx *c, int k)
     for (int w = 0; w < c->n_wides; w++)
         if (c->wides[w].state == k) return &c->wides[w];
     return NULL;
-}
-
-/* Per-step outputs y_t = v_t W (W invariant), read by nothing else in the
- * body: the loop emits v_t and y is one batched GEMM after it, V W over all
- * T*B rows (a gradient loop's dx_t = dG_t W^T, whose dG_t is emitted for the
- * weight gradients anyway). */
-static bool find_outputs_after(loop_ctx *c)
-{
-    const lg_loop_spec *s = c->s;
-    c->y_after = calloc((size_t)(s->n_y ? s->n_y : 1), sizeof *c->y_after);
-    if (!c->y_after) return false;
-    for (int j = 0; !s->has_stop && stacks_ok(c) && j < s->n_y; j++) {
-        lg_ref y = s->outputs[s->n_state + j];
-        const lg_node *n = &c->body->nodes[y.node];
-        if (n->op != LG_OP_MATMUL || n->attrs.trans_a || c->kind[y.node] != K_VAR || c->kind[n->in[0].node] != K_VAR ||
-            c->kind[n->in[1].node] != K_INV || rank_of(c->body, n->in[0]) != 2 || rank_of(c->body, n->in[1]) != 2 ||
-            readers(c, y) != 1)
-            continue;
-        /* the cost rule (above): free when the accumulators emit v_t anyway */
-        bool emitted = false;
-        for (int i = 0; i < c->n_sinks && !emitted; i++)
-            emitted = c->sinks[i].op == LG_OP_MATMUL &&
-                      (find_ref(&c->sinks[i].a, 1, n->in[0]) >= 0 || find_ref(&c->sinks[i].b, 1, n->in[0]) >= 0);
-        if (!emitted && step_bytes(c, n->in[1]) + CALL_BYTES < 2 * step_bytes(c, n->in[0])) continue;
-        c->y_after[j] = true;
-        c->n_y_after++;
-    }
-    return true;
-}
-
-static bool is_sunk_state(const loop_ctx *c, int k)
-{
-    for (int i = 0; i < c->n_sinks; i++)
-        if (c->sinks[i].state == k) return true;
-    return false;
 }
 
 /* The batched copy of body node i (built on first use) in the outer graph,
