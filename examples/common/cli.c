@@ -187,6 +187,14 @@ static bool output_ok(const cli *c, const cli_flag *f, const char *path)
 }
 
 /* GNU's pointer to the usage after an error, which keeps the error in view. */
+/* c's flag of that name, or NULL. */
+static const cli_flag *flag_named(const cli *c, const char *name)
+{
+    for (int i = 0; i < c->n_flags; i++)
+        if (!strcmp(c->flags[i].name, name)) return &c->flags[i];
+    return NULL;
+}
+
 static int try_help(const cli *c)
 {
     fprintf(stderr, "Try '%s --help' for more information.\n", c->prog);
@@ -237,6 +245,17 @@ int cli_parse(const cli *c, int argc, char **argv)
         const cli_flag *f = &c->flags[i];
         const char *path = f->type == CLI_OUTPUT ? *(const char *const *)f->value : NULL;
         if (path && !output_ok(c, f, path)) return try_help(c);
+    }
+    /* --expand and --full-graph shape what --dot or --svg draw: alone they would do nothing */
+    const cli_flag *dot = flag_named(c, "dot"), *svg = flag_named(c, "svg"), *expand = flag_named(c, "expand"),
+                   *full = flag_named(c, "full-graph");
+    bool drawn = (dot && *(const char *const *)dot->value) || (svg && *(const char *const *)svg->value);
+    const char *idle = expand && *(const char *const *)expand->value ? "--expand"
+                       : full && *(const bool *)full->value          ? "--full-graph"
+                                                                     : NULL;
+    if (idle && !drawn) {
+        fprintf(stderr, "%s: %s shapes the graph that --dot or --svg draws; give one of them\n", c->prog, idle);
+        return try_help(c);
     }
     /* a bad LG_GEMM or LG_NUM_THREADS fails now too, not at the first product */
     lg_cpu_gemm_info gemm;

@@ -115,7 +115,8 @@ enum { CLI_RUN = -1 };
  * after --help (usage printed to stdout); 2 after an unknown flag, a
  * missing or bad value, an output file that cannot be written (its value or
  * its default) or a positional argument (a message naming it and a pointer
- * to --help on stderr), or after a bad LG_GEMM or LG_NUM_THREADS (the
+ * to --help on stderr), --expand or --full-graph without --dot or --svg
+ * (they would draw nothing), or after a bad LG_GEMM or LG_NUM_THREADS (the
  * message from lg_cpu_gemm_info_get). On CLI_RUN it prints the header line naming the GEMM provider,
  * its core and threads (lg_cpu_gemm_summary). Allocates nothing that
  * outlives the call. */
