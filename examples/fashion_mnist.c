@@ -57,16 +57,21 @@ typedef struct args {
     cli_outputs out;
 } args;
 
-/* --checkpoint's default: training writes it; --keras writes a checkpoint
- * only when --checkpoint is given (then a->checkpoint points into argv),
- * so testing Keras's weights never replaces a model trained here. */
-static const char default_checkpoint[] = "fashion_mnist.safetensors";
+/* Whether argv holds --keras: then --checkpoint has no default, so testing
+ * Keras's weights never replaces (or needs to be able to write) a model
+ * trained here. */
+static bool keras_asked(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "--keras") || !strncmp(argv[i], "--keras=", 8)) return true;
+    return false;
+}
 
 static int parse(int argc, char **argv, args *a)
 {
     *a = (args){.epochs = 1, .batch = 64, .lr = 0.05, .momentum = 0.9, .seed = 1,
-                .checkpoint = default_checkpoint, .data = "/usr/share/datasets/fashion-mnist",
-                .device = "cpu"};
+                .checkpoint = keras_asked(argc, argv) ? NULL : "fashion_mnist.safetensors",
+                .data = "/usr/share/datasets/fashion-mnist", .device = "cpu"};
     const cli_flag flags[] = {
         CLI_EPOCHS(&a->epochs), CLI_BATCH(&a->batch), CLI_LR(&a->lr),
         {"momentum", CLI_DOUBLE, &a->momentum, 0, 1, NULL, "SGD momentum"},
@@ -79,7 +84,7 @@ static int parse(int argc, char **argv, args *a)
         {"distributed", CLI_SWITCH, &a->distributed, 0, 0, NULL, "train data-parallel over MPI (under mpirun)"},
 #if LG_KERAS
         {"keras", CLI_TEXT, &a->keras, 0, 0, "FILE",
-         "test Keras's weights (.weights.h5) instead of training (saved only with --checkpoint)"},
+         "test Keras's weights (.weights.h5) instead of training (saved only to a --checkpoint given)"},
 #endif
     };
     const cli c = {"fashion_mnist", "Trains the Keras RNN guide's LSTM model on Fashion-MNIST and reports test accuracy.",
@@ -204,7 +209,7 @@ static int report(session *S, const args *a)
     if (lg_evaluate(S->tr, S->test, &ev)) return fail("evaluating"); /* every rank: a group step */
     if (lg_dist_rank(S->dist) != 0) return 0;                          /* rank 0 prints and writes */
     printf("test loss %.4f, test accuracy %.4f\n", ev.loss, ev.metric);
-    if (a->keras && a->checkpoint == default_checkpoint) {
+    if (!a->checkpoint) { /* --keras without --checkpoint */
         printf("no checkpoint written (--keras: give --checkpoint FILE to save these weights)\n");
     } else {
         if (lg_checkpoint_save(a->checkpoint, S->m.g, S->opt)) return fail("saving the checkpoint");

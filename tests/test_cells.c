@@ -509,17 +509,37 @@ START_TEST(test_orthogonal)
 END_TEST
 
 /* From 512 columns on, the Q comes from LAPACK's Householder QR (cells.c):
- * the same Q as Gram-Schmidt's to rounding: orthonormal, and R = Q^T A
- * upper triangular with a positive diagonal (sampled rows and columns). */
+ * the same Q as Gram-Schmidt's to rounding. Q's first K columns depend only
+ * on A's first K, so Gram-Schmidt here over those K gives them (to 1e-12);
+ * and Q is orthonormal with R = Q^T A upper triangular, its diagonal
+ * positive (sampled rows and columns). */
 START_TEST(test_orthogonal_householder)
 {
-    enum { M = 600, N = 512 };
+    enum { M = 600, N = 512, K = 48 };
     lg_tensor *q = new_tensor(LG_F64, lg_shape_of(2, M, N)), *a = new_tensor(LG_F64, lg_shape_of(2, M, N));
     ck_assert_int_eq(lg_init_apply(q, LG_INIT_ORTHOGONAL, 5, 6), LG_OK);
     ck_assert_int_eq(lg_init_normal(a, 0, 1, 5, 6), LG_OK);
     double err = orthogonality_error(q, true);
     ck_assert_msg(err < 1e-13, "Q^T Q - I: %g", err);
     const double *qd = lg_tensor_cdata(q), *ad = lg_tensor_cdata(a);
+    static double g[K][M]; /* A's first K columns, Gram-Schmidt twice */
+    double worst = 0;
+    for (int j = 0; j < K; j++) {
+        for (int i = 0; i < M; i++) g[j][i] = ad[i * N + j];
+        for (int pass = 0; pass < 2; pass++)
+            for (int k = 0; k < j; k++) {
+                double dot = 0;
+                for (int i = 0; i < M; i++) dot += g[k][i] * g[j][i];
+                for (int i = 0; i < M; i++) g[j][i] -= dot * g[k][i];
+            }
+        double norm = 0;
+        for (int i = 0; i < M; i++) norm += g[j][i] * g[j][i];
+        for (int i = 0; i < M; i++) {
+            g[j][i] /= sqrt(norm);
+            worst = fmax(worst, fabs(qd[i * N + j] - g[j][i]));
+        }
+    }
+    ck_assert_msg(worst < 1e-12, "Q's first %d columns against Gram-Schmidt's: %g apart", K, worst);
     for (int i = 0; i < N; i += 7)
         for (int j = 0; j < N; j += 5) {
             double r = 0;

@@ -894,6 +894,13 @@ START_TEST(cudnn_rnn_against_cpu)
         if (!st)
             st = lg_cudnn_rnn_backward(r, d_x, d_hx, lstm ? d_cx : NULL, d_y, d_dy, d_dhy, lstm ? d_dcy : NULL, d_dx,
                                        d_dhx, lstm ? d_dcx : NULL, d_dparams);
+        if (!st && rc->lengths && rep == 1) { /* full lengths: example 1 (length 2) has a real last step, not the fill */
+            char *y1 = host_from(d_y, y_bytes);
+            size_t at = (size_t)((1 * T + T - 1) * U * dirs) * es;
+            double v = dt == LG_F64 ? *(const double *)(y1 + at) : *(const float *)(y1 + at);
+            free(y1);
+            ck_assert_msg(v != 0, "%s: full lengths after lengths: example 1's last step is still padding", rc->name);
+        }
     }
     if (!st) st = lg_cuda_sync(ctx);
     ck_assert_msg(st == LG_OK, "%s: %s", rc->name, lg_last_error());

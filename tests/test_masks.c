@@ -401,7 +401,8 @@ END_TEST
  * the feeds, on the fused path (the default) and the generic loop alike. */
 START_TEST(lengths_and_mask_checked_against_x_at_run_time)
 {
-    bool mask = _i & 1, generic = _i & 2;
+    bool mask = _i & 1, generic = _i & 2, mask_batch = _i == 4; /* 4: a mask of the right steps, the wrong batch */
+    mask = mask || mask_batch;
     lg_graph *g = lg_graph_new();
     lg_cell *cell = lg_test_cell(g, "cell", LG_CELL_LSTM, F, U, 14);
     lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, -1, T, F));
@@ -412,17 +413,22 @@ START_TEST(lengths_and_mask_checked_against_x_at_run_time)
     lg_rnn_result r;
     ck_assert_int_eq(lg_rnn(g, "rnn", cell, x, o, &r), LG_OK);
     lg_tensor *xt = rand_tensor(lg_shape_of(3, 2, T, F), 1);
-    lg_tensor *mt = mask ? rand_tensor(lg_shape_of(2, 2, T + 1), 2) : lg_test_tensor(LG_I32, lg_shape_of(1, 3), (int32_t[]){1, 2, 3});
+    lg_tensor *mt = mask_batch ? rand_tensor(lg_shape_of(2, 3, T), 2)
+                    : mask     ? rand_tensor(lg_shape_of(2, 2, T + 1), 2)
+                               : lg_test_tensor(LG_I32, lg_shape_of(1, 3), (int32_t[]){1, 2, 3});
     lg_feed feeds[2] = {{x, xt}, {m, mt}};
     lg_compile_opts co = lg_compile_opts_default();
     co.passes_off = generic ? "fuse_rnn" : NULL;
     lg_program *p = NULL;
     ck_assert_int_eq(lg_program_compile_opts(g, feeds, 2, &r.output, 1, co, &p), LG_ERR_SHAPE);
-    const char *want = mask ? "loop 'rnn/loop': the mask, [6, 2] time-major, does not have the sequences' 5 steps and batch 2"
-                            : "loop 'rnn/loop': the lengths, i32 [3], are not one per example of a batch of 2";
+    const char *want = mask_batch ? "loop 'rnn/loop': the mask, [5, 3] time-major, does not have the sequences' 5 steps and batch 2"
+                       : mask     ? "loop 'rnn/loop': the mask, [6, 2] time-major, does not have the sequences' 5 steps and batch 2"
+                                  : "loop 'rnn/loop': the lengths, i32 [3], are not one per example of a batch of 2";
     ck_assert_msg(strstr(lg_last_error(), want), "%s", lg_last_error());
-    ck_assert_msg(strstr(lg_last_error(), mask ? "(feeds: 'x' [2, 5, 2], 'm' [2, 6])" : "(feeds: 'x' [2, 5, 2], 'len' [3])"),
-                  "%s", lg_last_error());
+    const char *fed = mask_batch ? "(feeds: 'x' [2, 5, 2], 'm' [3, 5])"
+                      : mask     ? "(feeds: 'x' [2, 5, 2], 'm' [2, 6])"
+                                 : "(feeds: 'x' [2, 5, 2], 'len' [3])";
+    ck_assert_msg(strstr(lg_last_error(), fed), "%s", lg_last_error());
     ck_assert_ptr_null(p);
     lg_tensor_free(xt), lg_tensor_free(mt);
     lg_cell_free(cell);
@@ -442,7 +448,7 @@ static Suite *masks_suite(void)
     tcase_add_test(tc, embedding_and_masking_layers);
     tcase_add_loop_test(tc, stateful_bidirectional, 0, 3);
     tcase_add_test(tc, errors_name_the_user_values);
-    tcase_add_loop_test(tc, lengths_and_mask_checked_against_x_at_run_time, 0, 4);
+    tcase_add_loop_test(tc, lengths_and_mask_checked_against_x_at_run_time, 0, 5);
     suite_add_tcase(s, tc);
     return s;
 }

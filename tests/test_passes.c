@@ -732,6 +732,82 @@ START_TEST(test_hoist_wide_accumulator)
 }
 END_TEST
 
+/* A wide accumulator beside chunked sinks (_i 0, 1: reversed), under
+ * lengths (_i 2) and under recompute (_i 3): h' = tanh(x_t W + h p), p
+ * [N] broadcast; x_t W is hoisted per chunk of steps and W's gradient
+ * summed per chunk, p's kept per example. Equal with every pass set off. */
+START_TEST(test_hoist_wide_with_chunks)
+{
+    enum { CT = 16, CB = 2, CN = 8 };
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, CT, CB, 2 * CB));
+    lg_value w = lg_param(g, "w", LG_F64, lg_shape_of(2, 2 * CB, CN)), p = lg_param(g, "p", LG_F64, lg_shape_of(1, CN));
+    lg_init_uniform(lg_param_tensor(w), -1, 1, 5, 1);
+    lg_init_uniform(lg_param_tensor(p), -1, 1, 5, 2);
+    lg_tensor *z0 = lg_test_tensor(LG_F64, lg_shape_of(2, CB, CN), NULL);
+    lg_value h0 = lg_constant(g, "h0", z0);
+    lg_tensor_free(z0);
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true;
+    lo.reverse = _i == 1;
+    lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, CB));
+    if (_i == 2) lo.lengths = len;
+    if (_i == 3) lo.memory = LG_LOOP_RECOMPUTE;
+    lg_loop *l = lg_loop_new(g, NULL, lo);
+    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), wb = lg_loop_invariant(l, w);
+    lg_value next = lg_tanh(lg_add(lg_matmul(x_t, wb, false, false), lg_mul(h, lg_loop_invariant(l, p))));
+    lg_loop_next(l, h, next);
+    lg_loop_emit(l, next);
+    lg_value hs;
+    ck_assert_int_eq(lg_loop_end(l, NULL, &hs), LG_OK);
+    lg_value loss = weighted_sum(hs, 18), fetch[4] = {loss}, wrt[3] = {w, x, p};
+    ck_assert_int_eq(lg_grad(g, loss, wrt, 3, fetch + 1), LG_OK);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, CT, CB, 2 * CB), 1, 18, -1, 1);
+    lg_tensor *lt = lg_test_tensor(LG_I32, lg_shape_of(1, CB), (int32_t[]){16, 9});
+    lg_feed f[2] = {{x, xt}, {len, lt}};
+    int n_f = _i == 2 ? 2 : 1;
+    check_passes_agree(f, n_f, fetch, 4);
+    ck_assert_int_eq(loop_report(f, n_f, fetch, 4, NULL, 1).n_wide, 1);
+    lg_tensor_free(xt), lg_tensor_free(lt);
+}
+END_TEST
+
+/* A broadcast parameter whose gradient term has an open dim that is not
+ * the batch (attention-like, over memory [B, S, H] with B and S open): the
+ * wide accumulator takes g_t's step shape [B, S, H] from the loop's inputs,
+ * not the batch for every open dim ([B, B, H] doubled v's gradient at S = 1
+ * and failed to compile at S = 5). */
+START_TEST(test_hoist_wide_open_dim)
+{
+    enum { OT = 3, OB = 2, OH = 4 };
+    int S = _i ? 5 : 1;
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, OT, -1, OH));
+    lg_value mem = lg_input(g, "mem", LG_F64, lg_shape_of(3, -1, -1, OH));
+    lg_value h0 = lg_input(g, "h0", LG_F64, lg_shape_of(2, -1, OH));
+    lg_value v = lg_param(g, "v", LG_F64, lg_shape_of(1, OH));
+    lg_init_uniform(lg_param_tensor(v), -0.5, 0.5, 1, 1);
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.time_major = true;
+    lg_loop *l = lg_loop_new(g, "att", lo);
+    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0);
+    lg_value z = lg_tanh(lg_mul(lg_mul(lg_loop_invariant(l, mem), lg_loop_invariant(l, v)), lg_expand_dims(h, 1)));
+    lg_value next = lg_tanh(lg_add(x_t, lg_sum(z, (int[]){1}, 1, false)));
+    lg_loop_next(l, h, next);
+    lg_loop_emit(l, next);
+    lg_value hs;
+    ck_assert_int_eq(lg_loop_end(l, NULL, &hs), LG_OK);
+    lg_value fetch[2] = {lg_sum(lg_mul(hs, hs), NULL, 0, false)};
+    ck_assert_int_eq(lg_grad(g, fetch[0], &v, 1, fetch + 1), LG_OK);
+    lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, OT, OB, OH), 1, 1, -1, 1);
+    lg_tensor *mt = lg_test_uniform(LG_F64, lg_shape_of(3, OB, S, OH), 1, 2, -1, 1);
+    lg_tensor *ht = lg_test_uniform(LG_F64, lg_shape_of(2, OB, OH), 1, 3, -1, 1);
+    lg_feed f[3] = {{x, xt}, {mem, mt}, {h0, ht}};
+    check_passes_agree(f, 3, fetch, 2);
+    /* v's, and that of mem v (hoisted before the loop: an invariant [B, S, H]) */
+    ck_assert_int_eq(loop_report(f, 3, fetch, 2, NULL, 1).n_wide, 2);
+    lg_tensor_free(xt), lg_tensor_free(mt), lg_tensor_free(ht);
+}
+END_TEST
+
 /* hoist.c's cost rule on a hand-written RNN (sigmoid: not fused) over a
  * batch of 256: with 4 input features, moving x_t W out (W [4, 32]) and
  * summing the weight gradients after the loop would stack more than they
@@ -1312,6 +1388,8 @@ static Suite *passes_suite(void)
     tcase_add_loop_test(tc, test_hoist_chunks, 0, 2);
     tcase_add_test(tc, test_hoist_chunk_budget);
     tcase_add_test(tc, test_hoist_wide_accumulator);
+    tcase_add_loop_test(tc, test_hoist_wide_with_chunks, 0, 4);
+    tcase_add_loop_test(tc, test_hoist_wide_open_dim, 0, 2);
     tcase_add_loop_test(tc, test_hoist_cost_rule, 0, 2);
     tcase_add_test(tc, test_forward_only_saves_nothing);
     tcase_add_test(tc, test_memory_plan_in_place);

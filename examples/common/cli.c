@@ -99,17 +99,20 @@ static bool set_value(const cli *c, const cli_flag *f, const char *v)
     case CLI_OUTPUT: *(const char **)f->value = v; return true;
     case CLI_SWITCH: *(bool *)f->value = true; return true;
     case CLI_DEVICE: {
-        int n = -1;
-        if (strcmp(v, "cpu") && !(sscanf(v, "cuda:%d%n", &(int){0}, &n) == 1 && n == (int)strlen(v) && v[5] >= '0' &&
-                                  v[5] <= '9'))
-            break;
+        /* as the library spells devices: cpu, cuda (cuda:0) or cuda:N, N from 0 to 1024 */
+        bool ok = !strcmp(v, "cpu") || !strcmp(v, "cuda");
+        if (!ok && !strncmp(v, "cuda:", 5) && v[5] >= '0' && v[5] <= '9') {
+            long n = strtol(v + 5, &end, 10);
+            ok = !*end && errno != ERANGE && n <= 1024;
+        }
+        if (!ok) break;
         *(const char **)f->value = v;
         return true;
     }
     case CLI_TYPE_COUNT: break;
     }
     if (f->type == CLI_DEVICE)
-        fprintf(stderr, "%s: --%s '%s': not a device (cpu or cuda:N, N the GPU's number)\n", c->prog, f->name, v);
+        fprintf(stderr, "%s: --%s '%s': not a device (cpu, cuda or cuda:N, N the GPU's number)\n", c->prog, f->name, v);
     else if (f->type == CLI_SEED)
         fprintf(stderr, "%s: --%s '%s': not an integer in 0 to %" PRIu64 "\n", c->prog, f->name, v, UINT64_MAX);
     else
@@ -186,15 +189,15 @@ static bool output_ok(const cli *c, const cli_flag *f, const char *path)
     return e == 0;
 }
 
-/* GNU's pointer to the usage after an error, which keeps the error in view. */
-/* c's flag of that name, or NULL. */
-static const cli_flag *flag_named(const cli *c, const char *name)
+/* c's flag of that name and type, or NULL. */
+static const cli_flag *flag_named(const cli *c, const char *name, cli_type type)
 {
     for (int i = 0; i < c->n_flags; i++)
-        if (!strcmp(c->flags[i].name, name)) return &c->flags[i];
+        if (!strcmp(c->flags[i].name, name) && c->flags[i].type == type) return &c->flags[i];
     return NULL;
 }
 
+/* GNU's pointer to the usage after an error, which keeps the error in view. */
 static int try_help(const cli *c)
 {
     fprintf(stderr, "Try '%s --help' for more information.\n", c->prog);
@@ -247,8 +250,8 @@ int cli_parse(const cli *c, int argc, char **argv)
         if (path && !output_ok(c, f, path)) return try_help(c);
     }
     /* --expand and --full-graph shape what --dot or --svg draw: alone they would do nothing */
-    const cli_flag *dot = flag_named(c, "dot"), *svg = flag_named(c, "svg"), *expand = flag_named(c, "expand"),
-                   *full = flag_named(c, "full-graph");
+    const cli_flag *dot = flag_named(c, "dot", CLI_OUTPUT), *svg = flag_named(c, "svg", CLI_OUTPUT),
+                   *expand = flag_named(c, "expand", CLI_TEXT), *full = flag_named(c, "full-graph", CLI_SWITCH);
     bool drawn = (dot && *(const char *const *)dot->value) || (svg && *(const char *const *)svg->value);
     const char *idle = expand && *(const char *const *)expand->value ? "--expand"
                        : full && *(const bool *)full->value          ? "--full-graph"

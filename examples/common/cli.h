@@ -54,8 +54,8 @@ typedef enum cli_type {
     CLI_TEXT,   /* const char ** (points into argv) */
     CLI_SWITCH, /* bool *, set by the flag alone (no value) */
     CLI_OUTPUT, /* const char ** (into argv), a file the program writes: checked as above */
-    CLI_DEVICE, /* const char ** (into argv): "cpu" or "cuda:N", checked as spelled (not
-                   whether the device is there: compiling for it says) */
+    CLI_DEVICE, /* const char ** (into argv): "cpu", "cuda" or "cuda:N", checked as spelled
+                   (not whether the device is there: compiling for it says) */
     CLI_TYPE_COUNT
 } cli_type;
 

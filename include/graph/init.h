@@ -54,7 +54,9 @@ typedef enum lg_initializer {
  * same Q to rounding, in a fraction of the time: an LSTM(2048)'s in
  * seconds, not minutes).
  * Errors: LG_ERR_INVALID_ARGUMENT (NULL, not an lg_initializer),
- * LG_ERR_DTYPE (i32), LG_ERR_SHAPE (orthogonal on rank < 2). */
+ * LG_ERR_DTYPE (i32), LG_ERR_SHAPE (orthogonal on rank < 2, or past
+ * LAPACK's int), LG_ERR_OUT_OF_MEMORY, LG_ERR_RUNTIME (orthogonal: a
+ * rank-deficient draw, probability zero, or LAPACK failing). */
 lg_status lg_init_apply(lg_tensor *t, lg_initializer init, uint64_t seed, uint64_t key);
 
 /* The block function: Philox-4x32-10 of the counter ctr under key, as

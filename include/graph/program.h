@@ -191,10 +191,10 @@ typedef struct lg_loop_report {
     int n_hoisted;         /* body values computed before the loop, batched over all steps */
     size_t hoisted_bytes;  /* their stacked bytes */
     int n_sunk;            /* accumulators (weight gradients) summed after the loop as one op */
+    int fused_ops, fused_kernels; /* body elementwise ops run as fused_kernels kernels (fuse_elementwise) */
     int n_wide;            /* accumulators of parameters broadcast over the batch (a peephole or
                               layer-norm weight's gradient) kept per example through the steps and
                               summed over the batch once after the loop */
-    int fused_ops, fused_kernels; /* body elementwise ops run as fused_kernels kernels (fuse_elementwise) */
 } lg_loop_report;
 
 int lg_program_loop_count(const lg_program *p);

@@ -62,10 +62,11 @@ static bool infer_loop(const lg_node *n, const lg_port *in, lg_port *out, char *
             return false;
         }
     }
-    if (s->masking != LG_LOOP_UNMASKED && !s->gradient && n->n_in > n_in && s->n_seq && in[0].shape.rank >= 2) {
+    int mask_at = lg_loop_mask_input(s);
+    if (mask_at >= 0 && mask_at < n->n_in && s->n_seq && in[0].shape.rank >= 2) {
         /* the lengths (i32 [B]) or the mask (time-major [T, B]) against the
          * first sequence, as the loop's builder checked what it knew */
-        const lg_port *m = &in[n_in];
+        const lg_port *m = &in[mask_at];
         int64_t T = in[0].shape.dims[0], B = in[0].shape.dims[1];
         bool by_len = s->masking == LG_LOOP_BY_LENGTHS;
         int64_t mt = by_len ? T : m->shape.rank == 2 ? m->shape.dims[0] : -2, mb = m->shape.rank ? m->shape.dims[m->shape.rank - 1] : -2;

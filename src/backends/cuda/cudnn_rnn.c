@@ -83,7 +83,7 @@ static lg_status set_data(lg_cudnn_rnn *r, const int32_t *lengths, bool *same)
     if (*same) return LG_OK;
     r->described = false;
     for (int64_t b = 0; b < r->batch; b++) r->lengths[b] = lengths ? lengths[b] : (int32_t)r->max_steps;
-    /* the descriptors keep where their padding fill is, not only its value */
+    /* static: no lifetime question, whether cuDNN copies the value or not */
     static float fill_f = 0;
     static double fill_d = 0;
     void *fill = r->spec.dtype == LG_F32 ? (void *)&fill_f : (void *)&fill_d;

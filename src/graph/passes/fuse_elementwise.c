@@ -383,8 +383,7 @@ static void fuser_free(fuser *f)
 
 lg_status lg_pass_fuse_elementwise(lg_cgraph *cg)
 {
-    const lg_node probe = {.op = LG_OP_FUSED_ELEMENTWISE};
-    if (!cg->backend || !cg->backend->supports_op(cg->backend, &probe)) return LG_OK;
+    if (!lg_pass_fuses(cg)) return LG_OK;
     const lg_graph *g = cg->g;
     int32_t N = g->n_nodes;
     size_t n1 = (size_t)N + 1;

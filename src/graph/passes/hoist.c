@@ -26,10 +26,13 @@
  * sum_to(g_t, like) that is not summed after the loop (its g_t is not
  * stacked: a peephole or layer-norm weight's gradient) becomes a state of
  * g_t's shape, acc_w' = acc_w + g_t, from zeros, and acc + sum_to(acc_w,
- * like) after the loop: per step one add that joins the fused kernel making
- * g_t, instead of a reduction over the batch and an add of two more calls
- * (on a GPU, two launches). Only where that holds, or g_t is at most
- * CALL_BYTES, and nothing reads the accumulator's saved states.
+ * like) after the loop. Per step, one add of g_t's shape (fuse_elementwise
+ * puts the product making g_t in its kernel) replaces a reduction over the
+ * batch and an add: a call fewer per accumulator (on a GPU, a launch), for
+ * about g_t's bytes moved once more. Where the backend fuses elementwise
+ * ops that paid at any size measured (the peephole cell on the CPU, g_t
+ * [64, 128] and [64, 512] f32, 4 and 16 times CALL_BYTES: 1-3 % faster
+ * steps); without fusion, where g_t is at most CALL_BYTES.
  *
  * The cost rule: moving a product out of the loop does the same flops; it
  * trades what each step does for the weight against a stack. Per step, the
@@ -61,8 +64,9 @@
 
 typedef enum kind { K_VAR, K_SEQ, K_INV } kind;
 
-/* An accumulator summed after the loop: state's next = state + f with
- * f = matmul(a, b, trans_a) or sum_to(a, b). */
+/* An accumulator, state's next = state + f with f = matmul(a, b, trans_a)
+ * or sum_to(a, b): summed after the loop (a sink) or kept per example (a
+ * wide one, sum_to only). */
 typedef struct sink {
     int state;
     lg_op op;
@@ -86,7 +90,8 @@ typedef struct loop_ctx {
     int n_fronts;
     sink *sinks;
     int n_sinks;
-    sink *wides; /* sum_to accumulators kept per example (find_wides) */
+    sink *wides;        /* sum_to accumulators kept per example (find_wides) */
+    lg_port *wide_port; /* per wide: its g_t's concrete step port (its state's) */
     int n_wides;
     const bool *read; /* per output of the loop node: whether anything reads it */
     bool *y_after; /* per per-step output: computed after the loop */
@@ -182,19 +187,13 @@ static void classify(loop_ctx *c)
  * moves out). */
 static bool stacks_ok(const loop_ctx *c) { return c->s->memory != LG_LOOP_RECOMPUTE; }
 
-/* Body value r's port in a step (a dim the user's body leaves unknown, -1,
- * is the batch), and its bytes. */
-static lg_port step_port(const loop_ctx *c, lg_ref r)
+/* Bytes of body value r per step (a dim the user's body leaves unknown, -1,
+ * is the batch: an estimate for the cost rule). */
+static size_t step_bytes(const loop_ctx *c, lg_ref r)
 {
     lg_port p = c->body->nodes[r.node].out[r.out];
     for (int d = 0; d < p.shape.rank; d++)
         if (p.shape.dims[d] < 0) p.shape.dims[d] = c->batch;
-    return p;
-}
-
-static size_t step_bytes(const loop_ctx *c, lg_ref r)
-{
-    lg_port p = step_port(c, r);
     return lg_port_bytes(&p);
 }
 
@@ -376,22 +375,36 @@ static bool is_sunk_state(const loop_ctx *c, int k)
 }
 
 /* The accumulators kept per example (see the top): the sum_to ones that
- * are not sinks, whose saved states nothing reads, where the wide add
- * costs no more than the two calls it saves: fused into the kernel that
- * makes g (the backend fuses elementwise ops), or g small. */
+ * are not sinks, where the backend fuses elementwise ops or g is small,
+ * whose saved states nothing reads (gradient loops save none today; a loop
+ * that did would need them [H]) and whose g's step shape the loop's input
+ * ports give (wide_port). */
 static bool find_wides(loop_ctx *c)
 {
     const lg_loop_spec *s = c->s;
     c->wides = calloc((size_t)(s->n_state ? s->n_state : 1), sizeof *c->wides);
     if (!c->wides) return false;
-    const lg_node probe = {.op = LG_OP_FUSED_ELEMENTWISE};
-    bool fuses = c->cg->backend && c->cg->backend->supports_op(c->cg->backend, &probe) &&
-                 lg_pass_on(c->cg, "fuse_elementwise");
+    bool fuses = lg_pass_fuses(c->cg);
+    c->wide_port = calloc((size_t)(s->n_state ? s->n_state : 1), sizeof *c->wide_port);
+    if (!c->wide_port) return false;
+    /* g_t's step port from the loop's concrete input ports: a dim the body
+     * leaves open need not be the batch (an encoder's steps) */
+    const lg_node *loop = &c->r->src->nodes[c->node];
+    lg_port in[c->n_in > 0 ? c->n_in : 1];
+    for (int k = 0; k < c->n_in; k++) {
+        in[k] = c->r->src->nodes[loop->in[k].node].out[loop->in[k].out];
+        if (k < s->n_seq) {
+            for (int d = 0; d + 1 < in[k].shape.rank; d++) in[k].shape.dims[d] = in[k].shape.dims[d + 1];
+            in[k].shape.rank--;
+        }
+    }
     for (int k = 0; k < s->n_state; k++) {
         sink sk;
         if (is_sunk_state(c, k) || !accumulator(c, k, &sk) || sk.op != LG_OP_SUM_TO || c->read[s->n_state + s->n_y + k])
             continue;
-        if (fuses || step_bytes(c, sk.a) <= CALL_BYTES) c->wides[c->n_wides++] = sk;
+        lg_port p;
+        if (lg_body_ports((lg_graph *)c->body, s->inputs, in, c->n_in, &sk.a, 1, &p)) continue;
+        if (fuses || lg_port_bytes(&p) <= CALL_BYTES) c->wide_port[c->n_wides] = p, c->wides[c->n_wides++] = sk;
     }
     return true;
 }
@@ -684,7 +697,7 @@ static lg_status build_post(loop_ctx *c, lg_loop_spec *d, const lg_rewrite *br)
  * own initial value joins after the loop (wide_value). */
 static lg_value wide_zeros(loop_ctx *c, const sink *w)
 {
-    lg_port p = step_port(c, w->a);
+    lg_port p = c->wide_port[w - c->wides];
     return lg_broadcast_to(lg_scalar(c->r->dst, p.dtype, 0), p.shape);
 }
 
@@ -774,7 +787,7 @@ static lg_status build_body(loop_ctx *c, rebuilt *rb)
                 port.shape.rank--;
             }
             w = k >= s->n_seq && k < s->n_seq + s->n_state ? wide_state(c, k - s->n_seq) : NULL;
-            if (w) port = step_port(c, w->a); /* a wide accumulator: g's shape */
+            if (w) port = c->wide_port[w - c->wides]; /* a wide accumulator: g's shape */
         }
         if (lg_rewrite_copy(&br, i, NULL, k >= 0 ? &port : NULL) < 0) st = lg_cgraph_fail(nb, "hoist");
     }
@@ -1084,7 +1097,8 @@ static lg_status hoist_loop(lg_cgraph *cg, lg_rewrite *r, int32_t node, const bo
         else if (lg_rewrite_copy(r, node, NULL, NULL) < 0) st = lg_cgraph_fail(r->dst, "hoist");
     }
     free(c.fetch), free(c.input_k), free(c.kind), free(c.needed), free(c.heavy), free(c.front), free(c.lifted);
-    free(c.fronts), free(c.sinks), free(c.wides), free(c.y_after), free(c.chunked), free(c.pre_lifted), free(c.pre_in);
+    free(c.fronts), free(c.sinks), free(c.wides), free(c.wide_port), free(c.y_after), free(c.chunked);
+    free(c.pre_lifted), free(c.pre_in);
     free(c.emit), free(c.emit_port), free(c.pays);
     lg_graph_free(c.pre);
     return st;

@@ -67,6 +67,12 @@ bool lg_pass_on(const lg_cgraph *cg, const char *name)
     return true;
 }
 
+bool lg_pass_fuses(const lg_cgraph *cg)
+{
+    const lg_node probe = {.op = LG_OP_FUSED_ELEMENTWISE};
+    return cg->backend && cg->backend->supports_op(cg->backend, &probe) && lg_pass_on(cg, "fuse_elementwise");
+}
+
 void lg_cgraph_note(lg_cgraph *cg, const char *fmt, ...)
 {
     /* a report line lost to low memory leaves the program unaffected */

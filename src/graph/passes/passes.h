@@ -86,6 +86,9 @@ lg_status lg_pass_merge_rnn(lg_cgraph *cg);
  * an unknown pass. */
 lg_status lg_passes_off(const char *list, uint32_t *off);
 bool lg_pass_on(const lg_cgraph *cg, const char *name);
+/* Whether cg's elementwise ops will be fused: the backend has the fused
+ * kernel and fuse_elementwise is on. */
+bool lg_pass_fuses(const lg_cgraph *cg);
 
 /* Lower into cg the nodes of src that outputs need, with src's input nodes
  * inputs[k] given ports ports[k] (the feeds' shapes; a body's step shapes).
