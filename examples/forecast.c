@@ -288,7 +288,11 @@ static int run(session *S, const args *a)
         return fail("reading the data", NULL);
     int64_t T = lg_tensor_shape(S->series).dims[0];
     if (T <= VAL_END + WINDOW)
-        return fprintf(stderr, "forecast: %s has %lld months, expected 1950-2010 (732)\n", a->data, (long long)T), 1;
+        return fprintf(stderr,
+                       "forecast: %s has %lld months; needs at least %d (training on the first %d, validating on the "
+                       "next %d, testing on the rest; the shipped series, 1950-2010, has 732)\n",
+                       a->data, (long long)T, VAL_END + WINDOW + 1, TRAIN_END, VAL_END - TRAIN_END),
+               1;
     if (lg_standardize(S->series, TRAIN_END, &S->mean, &S->std) ||
         tail_rows(S->series, WINDOW - 1 + a->ahead, &S->targets))
         return fail("preparing the series", NULL);
