@@ -8,12 +8,15 @@
  * beta. The decision tests set LG_GEMM and read the result in a fresh
  * process: Check forks each test, and nothing in the parent multiplies.
  */
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "backends/cpu/gemm.h"
+#include "backends/cpu/qr.h"
 #include "test_util.h"
 
 typedef struct dims {
@@ -147,6 +150,31 @@ START_TEST(test_large_two_threads)
 }
 END_TEST
 
+/* lg_cpu_qr_q (qr.h) runs LAPACK on one OpenBLAS thread whatever the
+ * pool, so the orthogonal initializer's weights do not depend on the
+ * thread count (OpenBLAS's threaded QR of this shape gave other bits on 2
+ * threads), and leaves the application's count as it was. */
+START_TEST(test_qr_one_thread)
+{
+    enum { M = 4096, N = 1024 };
+    double *a = malloc(sizeof(double) * M * N), *b = malloc(sizeof(double) * M * N);
+    ck_assert(a && b);
+    for (int64_t i = 0; i < (int64_t)M * N; i++) a[i] = b[i] = sin(0.37 * (double)i) + cos(1e-3 * (double)(i % 977));
+    bool full_a = false, full_b = false;
+    openblas_set_num_threads(2);
+    ck_assert_int_eq(lg_cpu_qr_q(a, M, N, &full_a), LG_OK);
+    ck_assert_int_eq(openblas_get_num_threads(), 2);
+    openblas_set_num_threads(1);
+    ck_assert_int_eq(lg_cpu_qr_q(b, M, N, &full_b), LG_OK);
+    ck_assert(full_a && full_b);
+    ck_assert_msg(!memcmp(a, b, sizeof(double) * M * N), "QR on 2 threads and on 1 differ");
+    double d = 0; /* and it is a Q: column 0 of unit norm, columns 0 and 1 orthogonal */
+    for (int i = 0; i < M; i++) d += a[i] * a[M + i];
+    ck_assert_msg(fabs(d) < 1e-12, "q0 . q1 = %g", d);
+    free(a), free(b);
+}
+END_TEST
+
 START_TEST(test_threads_rule)
 {
     ck_assert_int_eq(lg_gemm_threads_for(64, 256, 64, 2), 1);         /* a recurrent step: 2.1 M flops */
@@ -265,6 +293,7 @@ static Suite *gemm_suite(void)
     tcase_add_loop_test(tc, test_against_reference, 0, 2 * LG_GEMM_PROVIDER_COUNT);
     tcase_add_loop_test(tc, test_large_two_threads, 0, LG_GEMM_PROVIDER_COUNT);
     tcase_add_test(tc, test_threads_rule);
+    tcase_add_test(tc, test_qr_one_thread);
     tcase_add_test(tc, test_unknown_provider);
     suite_add_tcase(s, tc);
     TCase *dec = tcase_create("decision");

@@ -50,9 +50,10 @@ typedef enum lg_initializer {
  * last dim), the Q of the QR of a normal [max, min] matrix (lg_init_normal),
  * with R's diagonal made positive, transposed when rows < cols; rank >= 2.
  * Below 512 columns of that matrix (an LSTM or GRU of fewer than 512 units)
- * the Q comes from Gram-Schmidt, from LAPACK's Householder QR above (the
- * same Q to rounding, in a fraction of the time: an LSTM(2048)'s in
- * seconds, not minutes).
+ * the Q comes from Gram-Schmidt, from LAPACK's Householder QR above, run
+ * on one thread (the same Q to rounding, in a fraction of the time: an
+ * LSTM(2048)'s in 4 s, not minutes; the same bits at any thread count,
+ * other bits on another OpenBLAS core).
  * Errors: LG_ERR_INVALID_ARGUMENT (NULL, not an lg_initializer),
  * LG_ERR_DTYPE (i32), LG_ERR_SHAPE (orthogonal on rank < 2, or past
  * LAPACK's int), LG_ERR_OUT_OF_MEMORY, LG_ERR_RUNTIME (orthogonal: a

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/cpu/qr.h"
 #include "graph/cells.h"
 #include "graph/init.h"
 #include "graph/ops.h"
@@ -85,18 +86,13 @@ lg_cell_opts lg_cell_opts_default(lg_cell_kind kind, int units)
 
 /* ---- initializers -------------------------------------------------------- */
 
-/* LAPACK's Householder QR (in OpenBLAS, which every build links). */
-void dgeqrf_(const int *m, const int *n, double *a, const int *lda, double *tau, double *work, const int *lwork,
-             int *info);
-void dorgqr_(const int *m, const int *n, const int *k, double *a, const int *lda, const double *tau, double *work,
-             const int *lwork, int *info);
-
-/* From this many columns on, the Q comes from Householder QR (LAPACK,
- * blocked: seconds for an LSTM(4096)'s [4096, 16384]); below, from
- * Gram-Schmidt, whose cost, 8 m n^2 flops in dependent sums, grows to
- * minutes there (U 1024: 4.8 s). Both give the Q of A's QR whose R has a
- * positive diagonal, to rounding; the switch keeps the bits of every
- * model below it. */
+/* From this many columns on, the Q comes from Householder QR (LAPACK on
+ * one thread, qr.h: an LSTM(1024)'s recurrent kernel in 0.6 s, an
+ * LSTM(4096)'s in 30 s); below, from Gram-Schmidt, whose 8 m n^2 flops in
+ * dependent sums grow faster (LSTM(1024): 4.8 s; LSTM(4096): minutes).
+ * Both give the Q of A's QR whose R has a positive diagonal, to rounding;
+ * the switch keeps the bits of every model below it. Gram-Schmidt's bits
+ * are the same on every OpenBLAS core, LAPACK's only on the same core. */
 enum { ORTHO_QR_COLS = 512 };
 
 /* The m x n column-major q (column j at q + j m) orthonormalised in place
@@ -123,37 +119,6 @@ static bool gram_schmidt(double *q, int64_t m, int64_t n)
     return true;
 }
 
-/* The same Q by Householder QR: dgeqrf, R's diagonal signs, dorgqr, and
- * each column times its sign (as Keras does). */
-static lg_status householder(double *q, int64_t m, int64_t n, bool *full_rank)
-{
-    if (m > INT32_MAX / 2 || n > INT32_MAX / 2)
-        return lg_fail(LG_ERR_SHAPE, "orthogonal initializer: %lld x %lld is past LAPACK's int", (long long)m, (long long)n);
-    int M = (int)m, N = (int)n, info = 0, lwork = -1;
-    double query = 0;
-    dgeqrf_(&M, &N, q, &M, NULL, &query, &lwork, &info);
-    double q2 = 0;
-    dorgqr_(&M, &N, &N, q, &M, NULL, &q2, &lwork, &info);
-    lwork = (int)(query > q2 ? query : q2);
-    double *tau = malloc((size_t)n * sizeof *tau), *work = malloc((size_t)(lwork > 1 ? lwork : 1) * sizeof *work);
-    signed char *sign = malloc((size_t)n);
-    lg_status st = tau && work && sign ? LG_OK : lg_fail(LG_ERR_OUT_OF_MEMORY, "orthogonal initializer: out of memory");
-    if (!st) dgeqrf_(&M, &N, q, &M, tau, work, &lwork, &info);
-    *full_rank = true;
-    for (int64_t j = 0; !st && !info && j < n; j++) {
-        double r = q[j * m + j];
-        *full_rank = *full_rank && r != 0;
-        sign[j] = r < 0 ? -1 : 1;
-    }
-    if (!st && !info) dorgqr_(&M, &N, &N, q, &M, tau, work, &lwork, &info);
-    if (!st && info) st = lg_fail(LG_ERR_RUNTIME, "orthogonal initializer: LAPACK's QR failed (info %d)", info);
-    for (int64_t j = 0; !st && j < n; j++)
-        if (sign[j] < 0)
-            for (int64_t i = 0; i < m; i++) q[j * m + i] = -q[j * m + i];
-    free(tau), free(work), free(sign);
-    return st;
-}
-
 /* Keras Orthogonal (gain 1): a normal [max(r, c), min(r, c)] matrix A, its
  * thin QR with R's diagonal made positive (Keras multiplies Q by sign(diag
  * R)), Q transposed when r < c. */
@@ -177,7 +142,7 @@ static lg_status init_orthogonal(lg_tensor *t, uint64_t seed, uint64_t key)
     for (int64_t i = 0; !st && i < m; i++)
         for (int64_t j = 0; j < n; j++) qc[j * m + i] = ar[i * n + j];
     bool full_rank = true;
-    if (!st && n >= ORTHO_QR_COLS) st = householder(qc, m, n, &full_rank);
+    if (!st && n >= ORTHO_QR_COLS) st = lg_cpu_qr_q(qc, m, n, &full_rank);
     else if (!st) full_rank = gram_schmidt(qc, m, n);
     if (!st && !full_rank) /* a normal draw in the span of the others: probability zero */
         st = lg_fail(LG_ERR_RUNTIME, "orthogonal initializer: a rank-deficient draw for %s", lg_shape_cstr(s));

@@ -19,8 +19,10 @@
 #include <cblas.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdlib.h>
 
 #include "backends/cpu/gemm.h"
+#include "backends/cpu/qr.h"
 
 static pthread_mutex_t switch_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -114,3 +116,41 @@ const lg_gemm_ops lg_gemm_openblas = {
     .dgemm = openblas_dgemm,
     .pin_one = openblas_pin_one,
 };
+
+/* ---- the Q of a QR (qr.h) ------------------------------------------------- */
+
+/* LAPACK's Householder QR, in OpenBLAS (meson checks it is there). */
+void dgeqrf_(const int *m, const int *n, double *a, const int *lda, double *tau, double *work, const int *lwork,
+             int *info);
+void dorgqr_(const int *m, const int *n, const int *k, double *a, const int *lda, const double *tau, double *work,
+             const int *lwork, int *info);
+
+lg_status lg_cpu_qr_q(double *q, int64_t m, int64_t n, bool *full_rank)
+{
+    if (m > INT_MAX / 2 || n > INT_MAX / 2)
+        return lg_fail(LG_ERR_SHAPE, "QR of %lld x %lld: past LAPACK's int", (long long)m, (long long)n);
+    int M = (int)m, N = (int)n, info = 0, lwork = -1;
+    double qr_size = 0, q_size = 0;
+    dgeqrf_(&M, &N, q, &M, NULL, &qr_size, &lwork, &info); /* workspace queries */
+    dorgqr_(&M, &N, &N, q, &M, NULL, &q_size, &lwork, &info);
+    lwork = (int)(qr_size > q_size ? qr_size : q_size);
+    double *tau = malloc((size_t)n * sizeof *tau), *work = malloc((size_t)(lwork > 1 ? lwork : 1) * sizeof *work);
+    signed char *sign = malloc((size_t)n);
+    lg_status st = tau && work && sign ? LG_OK : lg_fail(LG_ERR_OUT_OF_MEMORY, "QR of %lld x %lld: out of memory",
+                                                         (long long)m, (long long)n);
+    if (!st) WITH_THREADS(1, dgeqrf_(&M, &N, q, &M, tau, work, &lwork, &info));
+    *full_rank = true;
+    for (int64_t j = 0; !st && !info && j < n; j++) {
+        double r = q[j * m + j];
+        *full_rank = *full_rank && r != 0;
+        sign[j] = r < 0 ? -1 : 1;
+    }
+    if (!st && !info) WITH_THREADS(1, dorgqr_(&M, &N, &N, q, &M, tau, work, &lwork, &info));
+    if (!st && info)
+        st = lg_fail(LG_ERR_RUNTIME, "QR of %lld x %lld: LAPACK reports error %d", (long long)m, (long long)n, info);
+    for (int64_t j = 0; !st && j < n; j++)
+        if (sign[j] < 0)
+            for (int64_t i = 0; i < m; i++) q[j * m + i] = -q[j * m + i];
+    free(tau), free(work), free(sign);
+    return st;
+}
