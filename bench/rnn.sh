@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# loopgrad against PyTorch on ten recurrent models (issue 10's eight, a
-# GRU(256) and a Bidirectional LSTM), both sides in this run, under the
-# same OPENBLAS_CORETYPE (the one OpenBLAS detects here, unless set):
+# loopgrad against PyTorch on eleven recurrent models (issue 10's eight, a
+# GRU(256), a Bidirectional LSTM and a custom peephole cell), both sides in
+# this run, under the same OPENBLAS_CORETYPE (the one OpenBLAS detects here,
+# unless set):
 #   bench/rnn.sh [--quick]          (--quick: 2 timed steps each, < 3 minutes)
 # loopgrad runs with the fuse_rnn pass off ("generic": loops stepped by the
 # executor) and as built ("fused": compile replaces matched loops by the fused

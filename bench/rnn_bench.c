@@ -1,6 +1,7 @@
 /*
- * rnn_bench.c — loopgrad's side of bench/rnn.sh: ten recurrent models
- * (issue 10's eight, a GRU(256) and a Bidirectional LSTM), timed per
+ * rnn_bench.c — loopgrad's side of bench/rnn.sh: eleven recurrent models
+ * (issue 10's eight, a GRU(256), a Bidirectional LSTM, and a peephole LSTM
+ * written as a custom cell, which nothing fuses), timed per
  * training step (forward, backward, optimizer) and per inference step
  * (forward only), median milliseconds.
  *
@@ -33,8 +34,13 @@
 #include "graph/optim.h"
 #include "graph/internal.h"
 #include "hand_lstm.h"
+#include "peephole.h"
 
 typedef enum opt_kind { OPT_SGD, OPT_ADAM, OPT_RMSPROP } opt_kind;
+/* The loop body: the cell API's, or written from ops (examples/cells):
+ * an LSTM (fuse_rnn matches it) or a peephole LSTM (nothing matches it: the
+ * generic loop in both columns). */
+typedef enum body_kind { BODY_CELL, BODY_HAND_LSTM, BODY_PEEPHOLE } body_kind;
 typedef enum head_kind { HEAD_CLASSES, HEAD_REGRESS, HEAD_BINARY, HEAD_SEQ_REGRESS } head_kind;
 
 typedef struct config {
@@ -43,7 +49,7 @@ typedef struct config {
     int embed;         /* embedding dim, 0 for none */
     lg_cell_kind kind; /* every layer's cell */
     int units, layers;
-    bool hand_written; /* the LSTM body written from ops, not the cell API */
+    body_kind body;
     bool bidirectional; /* every layer Keras's Bidirectional, outputs concatenated */
     head_kind head;
     int classes;
@@ -51,16 +57,17 @@ typedef struct config {
 } config;
 
 static const config configs[] = {
-    {"lstm64_rows", 28, 64, 28, 0, LG_CELL_LSTM, 64, 1, false, false, HEAD_CLASSES, 10, OPT_SGD},
-    {"lstm32_rmsprop", 120, 256, 14, 0, LG_CELL_LSTM, 32, 1, false, false, HEAD_REGRESS, 1, OPT_RMSPROP},
-    {"gru32x2", 120, 256, 14, 0, LG_CELL_GRU, 32, 2, false, false, HEAD_REGRESS, 1, OPT_RMSPROP},
-    {"emb_rnn64x2", 80, 128, 10000, 100, LG_CELL_SIMPLE_RNN, 64, 2, false, false, HEAD_BINARY, 1, OPT_ADAM},
-    {"lstm256", 100, 64, 32, 0, LG_CELL_LSTM, 256, 1, false, false, HEAD_REGRESS, 1, OPT_ADAM},
-    {"lstm512", 50, 32, 32, 0, LG_CELL_LSTM, 512, 1, false, false, HEAD_REGRESS, 1, OPT_ADAM},
-    {"lstm256_ops", 100, 64, 32, 0, LG_CELL_LSTM, 256, 1, true, false, HEAD_REGRESS, 1, OPT_ADAM},
-    {"lstm10_sincos", 20, 50, 1, 0, LG_CELL_LSTM, 10, 1, false, false, HEAD_SEQ_REGRESS, 1, OPT_ADAM},
-    {"gru256", 100, 64, 32, 0, LG_CELL_GRU, 256, 1, false, false, HEAD_REGRESS, 1, OPT_ADAM},
-    {"bilstm64_rows", 28, 64, 28, 0, LG_CELL_LSTM, 64, 1, false, true, HEAD_CLASSES, 10, OPT_ADAM},
+    {"lstm64_rows", 28, 64, 28, 0, LG_CELL_LSTM, 64, 1, BODY_CELL, false, HEAD_CLASSES, 10, OPT_SGD},
+    {"lstm32_rmsprop", 120, 256, 14, 0, LG_CELL_LSTM, 32, 1, BODY_CELL, false, HEAD_REGRESS, 1, OPT_RMSPROP},
+    {"gru32x2", 120, 256, 14, 0, LG_CELL_GRU, 32, 2, BODY_CELL, false, HEAD_REGRESS, 1, OPT_RMSPROP},
+    {"emb_rnn64x2", 80, 128, 10000, 100, LG_CELL_SIMPLE_RNN, 64, 2, BODY_CELL, false, HEAD_BINARY, 1, OPT_ADAM},
+    {"lstm256", 100, 64, 32, 0, LG_CELL_LSTM, 256, 1, BODY_CELL, false, HEAD_REGRESS, 1, OPT_ADAM},
+    {"lstm512", 50, 32, 32, 0, LG_CELL_LSTM, 512, 1, BODY_CELL, false, HEAD_REGRESS, 1, OPT_ADAM},
+    {"lstm256_ops", 100, 64, 32, 0, LG_CELL_LSTM, 256, 1, BODY_HAND_LSTM, false, HEAD_REGRESS, 1, OPT_ADAM},
+    {"lstm10_sincos", 20, 50, 1, 0, LG_CELL_LSTM, 10, 1, BODY_CELL, false, HEAD_SEQ_REGRESS, 1, OPT_ADAM},
+    {"gru256", 100, 64, 32, 0, LG_CELL_GRU, 256, 1, BODY_CELL, false, HEAD_REGRESS, 1, OPT_ADAM},
+    {"bilstm64_rows", 28, 64, 28, 0, LG_CELL_LSTM, 64, 1, BODY_CELL, true, HEAD_CLASSES, 10, OPT_ADAM},
+    {"peephole256", 100, 64, 32, 0, LG_CELL_LSTM, 256, 1, BODY_PEEPHOLE, false, HEAD_REGRESS, 1, OPT_ADAM},
 };
 enum { N_CONFIGS = sizeof configs / sizeof *configs };
 
@@ -103,7 +110,21 @@ static void layer(lg_graph *g, const config *c, int index, lg_value xs, lg_value
     int in_dim = (int)lg_value_shape(xs).dims[2], u = c->units;
     lg_loop_opts lo = lg_loop_opts_default();
     lo.time_major = true;
-    if (c->hand_written) {
+    if (c->body == BODY_PEEPHOLE) {
+        peephole cell = peephole_new(g, name, in_dim, u, LG_F32, 1);
+        lg_value zeros = lg_broadcast_to(lg_scalar(g, LG_F32, 0), lg_shape_of(2, c->batch, u));
+        lg_loop *l = lg_loop_new(g, NULL, lo);
+        lg_value x_t = lg_loop_seq(l, xs), h = lg_loop_state(l, zeros), cs = lg_loop_state(l, zeros), hn, cn;
+        peephole_step(l, &cell, x_t, h, cs, &hn, &cn);
+        lg_loop_next(l, h, hn);
+        lg_loop_next(l, cs, cn);
+        lg_loop_emit(l, hn);
+        lg_value fin[2];
+        check(lg_loop_end(l, fin, ys), "loop");
+        *h_last = fin[0];
+        return;
+    }
+    if (c->body == BODY_HAND_LSTM) {
         hand_lstm cell = hand_lstm_new(g, name, in_dim, u, LG_F32);
         check(lg_init_glorot_uniform(lg_param_tensor(cell.kernel), 1, 1), "init");
         check(lg_init_glorot_uniform(lg_param_tensor(cell.recurrent_kernel), 1, 2), "init");
@@ -353,7 +374,7 @@ int main(int argc, char **argv)
             fflush(stdout);
             model_free(&m);
         }
-        if (c->units >= 256 && !c->hand_written) printf("%s gemm_bound_ms %.2f\n", c->name, gemm_bound_ms(c, steps));
+        if (c->units >= 256 && c->body == BODY_CELL) printf("%s gemm_bound_ms %.2f\n", c->name, gemm_bound_ms(c, steps));
         fflush(stdout);
     }
     return 0;

@@ -1,4 +1,4 @@
-"""PyTorch peer of bench/rnn_bench.c: the same nine models, time-major,
+"""PyTorch peer of bench/rnn_bench.c: the same eleven models, time-major,
 timed per training step (forward, backward, optimizer) and per inference
 step (forward under no_grad), median milliseconds after one warm-up. Run with
 Debian's python3-torch (a benchmark tool, not a dependency of loopgrad):
@@ -17,19 +17,21 @@ import torch
 from torch import nn
 
 # name, T, B, in (vocabulary with an embedding), embed, kind, units, layers,
-# hand-written, bidirectional, head, classes, optimizer: as configs[] in
-# rnn_bench.c
+# body ("cell": torch.nn's layer; "hand": the LSTM from ops; "peephole": the
+# peephole LSTM from ops), bidirectional, head, classes, optimizer: as
+# configs[] in rnn_bench.c
 CONFIGS = [
-    ("lstm64_rows", 28, 64, 28, 0, "lstm", 64, 1, False, False, "classes", 10, "sgd"),
-    ("lstm32_rmsprop", 120, 256, 14, 0, "lstm", 32, 1, False, False, "regress", 1, "rmsprop"),
-    ("gru32x2", 120, 256, 14, 0, "gru", 32, 2, False, False, "regress", 1, "rmsprop"),
-    ("emb_rnn64x2", 80, 128, 10000, 100, "rnn", 64, 2, False, False, "binary", 1, "adam"),
-    ("lstm256", 100, 64, 32, 0, "lstm", 256, 1, False, False, "regress", 1, "adam"),
-    ("lstm512", 50, 32, 32, 0, "lstm", 512, 1, False, False, "regress", 1, "adam"),
-    ("lstm256_ops", 100, 64, 32, 0, "lstm", 256, 1, True, False, "regress", 1, "adam"),
-    ("lstm10_sincos", 20, 50, 1, 0, "lstm", 10, 1, False, False, "seq", 1, "adam"),
-    ("gru256", 100, 64, 32, 0, "gru", 256, 1, False, False, "regress", 1, "adam"),
-    ("bilstm64_rows", 28, 64, 28, 0, "lstm", 64, 1, False, True, "classes", 10, "adam"),
+    ("lstm64_rows", 28, 64, 28, 0, "lstm", 64, 1, "cell", False, "classes", 10, "sgd"),
+    ("lstm32_rmsprop", 120, 256, 14, 0, "lstm", 32, 1, "cell", False, "regress", 1, "rmsprop"),
+    ("gru32x2", 120, 256, 14, 0, "gru", 32, 2, "cell", False, "regress", 1, "rmsprop"),
+    ("emb_rnn64x2", 80, 128, 10000, 100, "rnn", 64, 2, "cell", False, "binary", 1, "adam"),
+    ("lstm256", 100, 64, 32, 0, "lstm", 256, 1, "cell", False, "regress", 1, "adam"),
+    ("lstm512", 50, 32, 32, 0, "lstm", 512, 1, "cell", False, "regress", 1, "adam"),
+    ("lstm256_ops", 100, 64, 32, 0, "lstm", 256, 1, "hand", False, "regress", 1, "adam"),
+    ("lstm10_sincos", 20, 50, 1, 0, "lstm", 10, 1, "cell", False, "seq", 1, "adam"),
+    ("gru256", 100, 64, 32, 0, "gru", 256, 1, "cell", False, "regress", 1, "adam"),
+    ("bilstm64_rows", 28, 64, 28, 0, "lstm", 64, 1, "cell", True, "classes", 10, "adam"),
+    ("peephole256", 100, 64, 32, 0, "lstm", 256, 1, "peephole", False, "regress", 1, "adam"),
 ]
 
 
@@ -57,16 +59,40 @@ class HandLSTM(nn.Module):
         return torch.stack(ys), (h[None], c[None])
 
 
+class PeepholeLSTM(HandLSTM):
+    """examples/cells/peephole.c's cell in a Python loop: i and f see
+    c_{t-1}, o sees c_t, through elementwise weights."""
+
+    def __init__(self, n_in, units):
+        super().__init__(n_in, units)
+        self.p = nn.Parameter(torch.empty(3, units).uniform_(-0.1, 0.1))
+
+    def forward(self, x):
+        h = x.new_zeros(x.shape[1], self.units)
+        c = x.new_zeros(x.shape[1], self.units)
+        ys = []
+        for t in range(x.shape[0]):
+            z = x[t] @ self.w + h @ self.u + self.b
+            zi, zf, zc, zo = z.chunk(4, 1)
+            i = torch.sigmoid(zi + self.p[0] * c)
+            f = torch.sigmoid(zf + self.p[1] * c)
+            c = f * c + i * torch.tanh(zc)
+            h = torch.sigmoid(zo + self.p[2] * c) * torch.tanh(c)
+            ys.append(h)
+        return torch.stack(ys), (h[None], c[None])
+
+
 class Net(nn.Module):
     def __init__(self, cfg):
         super().__init__()
-        _, _, _, n_in, embed, kind, units, layers, hand, bidir, head, classes, _ = cfg
+        _, _, _, n_in, embed, kind, units, layers, body, bidir, head, classes, _ = cfg
         self.emb = nn.Embedding(n_in, embed) if embed else None
         dim = embed or n_in
         make = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[kind]
         self.rnns = nn.ModuleList()
         for _ in range(layers):
-            self.rnns.append(HandLSTM(dim, units) if hand else make(dim, units, bidirectional=bidir))
+            own = {"hand": HandLSTM, "peephole": PeepholeLSTM}.get(body)
+            self.rnns.append(own(dim, units) if own else make(dim, units, bidirectional=bidir))
             dim = units * (2 if bidir else 1)
         self.kind, self.head, self.bidir = kind, head, bidir
         self.dense = nn.Linear(dim, classes)
