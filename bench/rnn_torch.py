@@ -46,15 +46,18 @@ class HandLSTM(nn.Module):
         self.b = nn.Parameter(torch.zeros(4 * units))
         self.units = units
 
+    def gates(self, z, c):
+        """The new h and c from a step's z = x W + h U + b and c_{t-1}."""
+        i, f, g, o = z.chunk(4, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
     def forward(self, x):
         h = x.new_zeros(x.shape[1], self.units)
         c = x.new_zeros(x.shape[1], self.units)
         ys = []
         for t in range(x.shape[0]):
-            z = x[t] @ self.w + h @ self.u + self.b
-            i, f, g, o = z.chunk(4, 1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
+            h, c = self.gates(x[t] @ self.w + h @ self.u + self.b, c)
             ys.append(h)
         return torch.stack(ys), (h[None], c[None])
 
@@ -67,19 +70,12 @@ class PeepholeLSTM(HandLSTM):
         super().__init__(n_in, units)
         self.p = nn.Parameter(torch.empty(3, units).uniform_(-0.1, 0.1))
 
-    def forward(self, x):
-        h = x.new_zeros(x.shape[1], self.units)
-        c = x.new_zeros(x.shape[1], self.units)
-        ys = []
-        for t in range(x.shape[0]):
-            z = x[t] @ self.w + h @ self.u + self.b
-            zi, zf, zc, zo = z.chunk(4, 1)
-            i = torch.sigmoid(zi + self.p[0] * c)
-            f = torch.sigmoid(zf + self.p[1] * c)
-            c = f * c + i * torch.tanh(zc)
-            h = torch.sigmoid(zo + self.p[2] * c) * torch.tanh(c)
-            ys.append(h)
-        return torch.stack(ys), (h[None], c[None])
+    def gates(self, z, c):
+        zi, zf, zc, zo = z.chunk(4, 1)
+        i = torch.sigmoid(zi + self.p[0] * c)
+        f = torch.sigmoid(zf + self.p[1] * c)
+        c = f * c + i * torch.tanh(zc)
+        return torch.sigmoid(zo + self.p[2] * c) * torch.tanh(c), c
 
 
 class Net(nn.Module):

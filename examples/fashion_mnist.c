@@ -57,13 +57,16 @@ typedef struct args {
     cli_outputs out;
 } args;
 
-/* Whether argv holds --keras: then --checkpoint has no default, so testing
- * Keras's weights never replaces (or needs to be able to write) a model
- * trained here. */
+/* Whether argv holds --keras (as getopt_long reads it: "--k" is enough,
+ * no other flag starting with k): then --checkpoint has no default, so
+ * testing Keras's weights never replaces (or needs to be able to write) a
+ * model trained here. */
 static bool keras_asked(int argc, char **argv)
 {
-    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
-        if (!strcmp(argv[i], "--keras") || !strncmp(argv[i], "--keras=", 8)) return true;
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++) {
+        size_t len = strcspn(argv[i], "=");
+        if (len >= 3 && len <= 7 && !strncmp(argv[i], "--keras", len)) return true;
+    }
     return false;
 }
 

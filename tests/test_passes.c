@@ -696,6 +696,29 @@ START_TEST(test_hoist_custom_cell)
 }
 END_TEST
 
+/* h' = tanh(x_t W + h p) over x [T, B, I] (time-major), h0 zeros, W [I, N]
+ * and p [N] (broadcast over the batch) new parameters: the stacked h. */
+static lg_value broadcast_param_loop(lg_value x, int n, lg_loop_opts lo, lg_value *w, lg_value *p)
+{
+    lg_shape xs = lg_value_shape(x);
+    *w = lg_param(g, "w", LG_F64, lg_shape_of(2, (int)xs.dims[2], n));
+    *p = lg_param(g, "p", LG_F64, lg_shape_of(1, n));
+    lg_init_uniform(lg_param_tensor(*w), -0.5, 0.5, 5, 1);
+    lg_init_uniform(lg_param_tensor(*p), -0.5, 0.5, 5, 2);
+    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, (int)xs.dims[1], n), NULL);
+    lg_value h0 = lg_constant(g, "h0", z);
+    lg_tensor_free(z);
+    lo.time_major = true;
+    lg_loop *l = lg_loop_new(g, "wide", lo);
+    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0);
+    lg_value next = lg_tanh(lg_add(lg_matmul(x_t, lg_loop_invariant(l, *w), false, false), lg_mul(h, lg_loop_invariant(l, *p))));
+    lg_loop_next(l, h, next);
+    lg_loop_emit(l, next);
+    lg_value hs;
+    ck_assert_int_eq(lg_loop_end(l, NULL, &hs), LG_OK);
+    return hs;
+}
+
 /* A parameter broadcast over the batch (h' = tanh(x_t W + h p), p [U]):
  * its gradient accumulator is kept per example, [B, U], when the add joins
  * the fused kernel that makes its term, or without fusion when [B, U] is
@@ -705,22 +728,8 @@ END_TEST
 START_TEST(test_hoist_wide_accumulator)
 {
     enum { WB = 64, WU = 64, WT = 5 };
-    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, WT, WB, WU)); /* time-major */
-    lg_value w = lg_param(g, "w", LG_F64, lg_shape_of(2, WU, WU)), pw = lg_param(g, "p", LG_F64, lg_shape_of(1, WU));
-    lg_init_uniform(lg_param_tensor(w), -0.2, 0.2, 5, 1);
-    lg_init_uniform(lg_param_tensor(pw), -0.5, 0.5, 5, 2);
-    lg_tensor *z = lg_test_tensor(LG_F64, lg_shape_of(2, WB, WU), NULL);
-    lg_value h0 = lg_constant(g, "h0", z);
-    lg_tensor_free(z);
-    lg_loop_opts lo = lg_loop_opts_default();
-    lo.time_major = true;
-    lg_loop *l = lg_loop_new(g, "wide", lo);
-    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0);
-    lg_value next = lg_tanh(lg_add(lg_matmul(x_t, lg_loop_invariant(l, w), false, false), lg_mul(h, lg_loop_invariant(l, pw))));
-    lg_loop_next(l, h, next);
-    lg_loop_emit(l, next);
-    lg_value hs;
-    ck_assert_int_eq(lg_loop_end(l, NULL, &hs), LG_OK);
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, WT, WB, WU)), w, pw; /* time-major */
+    lg_value hs = broadcast_param_loop(x, WU, lg_loop_opts_default(), &w, &pw);
     lg_value wrt[2] = {w, pw}, fetch[3] = {weighted_sum(hs, 21)};
     ck_assert_int_eq(lg_grad(g, fetch[0], wrt, 2, fetch + 1), LG_OK);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, WT, WB, WU), 1, 21, -1, 1);
@@ -739,26 +748,13 @@ END_TEST
 START_TEST(test_hoist_wide_with_chunks)
 {
     enum { CT = 16, CB = 2, CN = 8 };
-    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, CT, CB, 2 * CB));
-    lg_value w = lg_param(g, "w", LG_F64, lg_shape_of(2, 2 * CB, CN)), p = lg_param(g, "p", LG_F64, lg_shape_of(1, CN));
-    lg_init_uniform(lg_param_tensor(w), -1, 1, 5, 1);
-    lg_init_uniform(lg_param_tensor(p), -1, 1, 5, 2);
-    lg_tensor *z0 = lg_test_tensor(LG_F64, lg_shape_of(2, CB, CN), NULL);
-    lg_value h0 = lg_constant(g, "h0", z0);
-    lg_tensor_free(z0);
-    lg_loop_opts lo = lg_loop_opts_default();
-    lo.time_major = true;
-    lo.reverse = _i == 1;
+    lg_value x = lg_input(g, "x", LG_F64, lg_shape_of(3, CT, CB, 2 * CB)), w, p;
     lg_value len = lg_input(g, "len", LG_I32, lg_shape_of(1, CB));
+    lg_loop_opts lo = lg_loop_opts_default();
+    lo.reverse = _i == 1;
     if (_i == 2) lo.lengths = len;
     if (_i == 3) lo.memory = LG_LOOP_RECOMPUTE;
-    lg_loop *l = lg_loop_new(g, NULL, lo);
-    lg_value x_t = lg_loop_seq(l, x), h = lg_loop_state(l, h0), wb = lg_loop_invariant(l, w);
-    lg_value next = lg_tanh(lg_add(lg_matmul(x_t, wb, false, false), lg_mul(h, lg_loop_invariant(l, p))));
-    lg_loop_next(l, h, next);
-    lg_loop_emit(l, next);
-    lg_value hs;
-    ck_assert_int_eq(lg_loop_end(l, NULL, &hs), LG_OK);
+    lg_value hs = broadcast_param_loop(x, CN, lo, &w, &p);
     lg_value loss = weighted_sum(hs, 18), fetch[4] = {loss}, wrt[3] = {w, x, p};
     ck_assert_int_eq(lg_grad(g, loss, wrt, 3, fetch + 1), LG_OK);
     lg_tensor *xt = lg_test_uniform(LG_F64, lg_shape_of(3, CT, CB, 2 * CB), 1, 18, -1, 1);
